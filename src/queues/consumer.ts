@@ -1,0 +1,201 @@
+import { ConfigError } from '../errors.js';
+import type { BoundCodec } from './codec.js';
+import type { QueueCore } from './queue-core.js';
+import { QueueHeader as H, QueueKind } from './queue-header.js';
+import { AdaptiveWaitStrategy, type WaitCondition, type WaitStrategy } from './wait-strategy.js';
+
+const { SLOT_MESSAGE_BYTE } = H;
+
+/** Where a new consumer starts reading. */
+export type ConsumerStart = 'head' | 'oldest';
+
+export interface ConsumerOptions {
+  /** `'head'` (default): what is published next. `'oldest'`: the oldest message still in the ring. */
+  readonly from?: ConsumerStart;
+  /** How `take` waits when the queue is empty. Default: `AdaptiveWaitStrategy`. */
+  readonly wait?: WaitStrategy;
+}
+
+/**
+ * One reader of a queue. Every consumer sees every message (broadcast), keeps its own position
+ * and never slows the producer down. When the producer laps it, it jumps forward by itself and
+ * adds what it skipped to `lost`: it never returns a torn or stale message, and it never loses
+ * a message without counting it.
+ */
+export class Consumer<M> implements WaitCondition {
+  private readonly core: QueueCore;
+  private readonly codec: BoundCodec<M>;
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly strategy: WaitStrategy;
+  /** Consumer table entry: Int32 index of POSITION, Float64 indices of RECEIVED and LOST. */
+  private readonly positionIndex: number;
+  private readonly receivedIndex: number;
+  private readonly lostIndex: number;
+  private readonly entry: number;
+  private seq: number;
+  private receivedCount = 0;
+  private lostCount = 0;
+  private released = false;
+
+  /** @internal use `queue.consumer()`. */
+  constructor(core: QueueCore, codec: BoundCodec<M>, options: ConsumerOptions = {}) {
+    this.core = core;
+    this.codec = codec;
+    this.i32 = core.views.i32;
+    this.f64 = core.views.f64;
+    this.strategy = options.wait ?? new AdaptiveWaitStrategy();
+    this.entry = claimEntry(core);
+    const byte = core.consumerEntryByte(this.entry);
+    this.positionIndex = (byte + H.CONSUMER_POSITION_BYTE) >> 2;
+    this.receivedIndex = (byte + H.CONSUMER_RECEIVED_BYTE) >> 3;
+    this.lostIndex = (byte + H.CONSUMER_LOST_BYTE) >> 3;
+    const head = core.head();
+    const from = options.from ?? 'head';
+    if (from !== 'head' && from !== 'oldest') {
+      throw new ConfigError(`consumer option 'from' must be 'head' or 'oldest', got ${String(from)}`);
+    }
+    this.seq = from === 'head' ? head : oldestInRing(core, head);
+    this.f64[this.receivedIndex] = 0;
+    this.f64[this.lostIndex] = 0;
+    // SC store: monitoring threads see where this consumer starts.
+    Atomics.store(this.i32, this.positionIndex, this.seq | 0);
+  }
+
+  /**
+   * Reads the next message into `out` and returns true, or returns false when there is none yet.
+   * `out` is meaningful only after `true`. Never blocks, never throws, never allocates (beyond
+   * a changed string or an i64 field).
+   */
+  poll(out: M): boolean {
+    const core = this.core;
+    const i32 = this.i32;
+    for (;;) {
+      const seq = this.seq;
+      const slot = core.slotsByte + (seq & core.seq.mask) * core.stride;
+      const versionIndex = slot >> 2;
+      const expected = core.seq.doneVersion(seq);
+      // SC load (an acquire): if it reads `expected`, every message byte the producer wrote
+      // before its release store of `expected` is visible to the reads below.
+      const before = Atomics.load(i32, versionIndex);
+      const distance = core.seq.compare(before, expected);
+      if (distance < 0) return false;
+      if (distance === 0) {
+        this.codec.read(slot + SLOT_MESSAGE_BYTE, out);
+        const next = (seq + 1) >>> 0;
+        // SC store (a release) of our position: the plain message reads above cannot be
+        // satisfied after it, and the SC load below cannot move before it (store→load order
+        // between SC operations; on ARM64, STLR then LDAR). So the re-read of the version
+        // happens after the copy, which a plain fence-less seqlock does not guarantee.
+        // It also publishes our position, which makes lag observable from other threads.
+        Atomics.store(i32, this.positionIndex, next | 0);
+        // SC load: unchanged means no producer store to this slot overlapped the copy.
+        if (Atomics.load(i32, versionIndex) === before) {
+          this.seq = next;
+          this.f64[this.receivedIndex] = ++this.receivedCount;
+          return true;
+        }
+      }
+      // The slot holds (or is being overwritten with) a later lap: our message is gone.
+      this.resynchronize(seq);
+    }
+  }
+
+  /**
+   * Like `poll`, but when the queue is empty waits with the consumer's wait strategy until a
+   * message arrives, the queue is closed, or `timeoutMs` passes. Returns false in the last two cases.
+   */
+  take(out: M, timeoutMs = Number.POSITIVE_INFINITY): boolean {
+    if (this.poll(out)) return true;
+    while (this.strategy.wait(this, this.core.signal, timeoutMs)) {
+      if (this.poll(out)) return true;
+      if (this.core.closed) return this.poll(out);
+    }
+    return false;
+  }
+
+  /**
+   * True when a message is there or being written (it completes within a copy), a lap is to
+   * be recovered from, or the queue is closed. Counting "being written" as ready is what lets
+   * the producer check for sleepers right after its odd store (see Signal).
+   */
+  ready(): boolean {
+    const core = this.core;
+    const seq = this.seq;
+    const versionIndex = (core.slotsByte + (seq & core.seq.mask) * core.stride) >> 2;
+    const expected = core.seq.doneVersion(seq);
+    // SC load: the sleeper's half of the wake-up handshake (see Signal).
+    const version = Atomics.load(this.i32, versionIndex);
+    return (
+      version === core.seq.writingVersion(expected) || core.seq.compare(version, expected) >= 0 || core.closed
+    );
+  }
+
+  /** Messages this consumer received. */
+  get received(): number {
+    return this.receivedCount;
+  }
+
+  /** Messages skipped because the producer lapped this consumer. */
+  get lost(): number {
+    return this.lostCount;
+  }
+
+  /** Next sequence this consumer will read (mod 2^32). */
+  get position(): number {
+    return this.seq;
+  }
+
+  /** Messages published but not read yet (from the producer's head hint). */
+  get lag(): number {
+    return Math.max(0, (this.core.head() - this.seq) | 0);
+  }
+
+  /** Index of this consumer in the queue's consumer table (what `queue.stats()` lists). */
+  get index(): number {
+    return this.entry;
+  }
+
+  /** Releases the consumer's table entry. The consumer must not be used afterwards. */
+  close(): void {
+    if (this.released) return;
+    this.released = true;
+    // SC store: a later `claimEntry` CAS in any thread sees the entry free.
+    Atomics.store(this.i32, this.core.consumerEntryByte(this.entry) >> 2, 0);
+  }
+
+  /**
+   * We were lapped at `seq`. Resume half a ring behind the producer: far enough back to read
+   * the newest messages, far enough ahead not to be lapped again at once. Everything between
+   * is counted as lost.
+   */
+  private resynchronize(seq: number): void {
+    const capacity = this.core.seq.capacity;
+    let ahead = (this.core.head() - seq) | 0;
+    // The slot we read already holds a later lap, so the producer is at least a ring ahead,
+    // whatever the head hint (which may trail) says.
+    if (ahead < capacity) ahead = capacity;
+    const skip = ahead - (capacity >> 1);
+    this.seq = (seq + skip) >>> 0;
+    this.lostCount += skip;
+    // Plain store: LOST is a monitoring figure, written only on this rare path.
+    this.f64[this.lostIndex] = this.lostCount;
+  }
+}
+
+function claimEntry(core: QueueCore): number {
+  for (let i = 0; i < core.maxConsumers; i++) {
+    // SC compare-exchange: exactly one consumer, in any thread, takes a free entry.
+    if (Atomics.compareExchange(core.views.i32, core.consumerEntryByte(i) >> 2, 0, 1) === 0) return i;
+  }
+  throw new ConfigError(
+    `the queue already has ${core.maxConsumers} consumers (raise maxConsumers, or close consumers you no longer use)`,
+  );
+}
+
+function oldestInRing(core: QueueCore, head: number): number {
+  // Until the ring has wrapped, the oldest message is sequence 0. A multi-producer queue has
+  // no exact count, only its claim counter (mod 2^32), which is exact until it wraps.
+  const total = core.kind === QueueKind.SINGLE_PRODUCER ? core.views.f64[H.PUBLISHED_F64]! : head;
+  return (head - Math.min(total, core.seq.capacity - 1)) >>> 0;
+}

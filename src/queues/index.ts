@@ -1,0 +1,28 @@
+export type { BoundCodec, BufferViews } from './codec.js';
+export type { ConsumerOptions, ConsumerStart } from './consumer.js';
+export { Consumer } from './consumer.js';
+export type {
+  FieldDescription,
+  FieldSpec,
+  FieldSpecs,
+  FieldTypeName,
+  FieldValue,
+  LayoutDescription,
+  MessageOf,
+  ScalarType,
+} from './field-types.js';
+export { defineMessage, Layout, type MessageOfLayout } from './layout.js';
+export { MultiProducer, Producer, type QueueProducer } from './producer.js';
+export type { QueueOptions } from './queue-core.js';
+export { type ConsumerStats, type QueueStats, SeqlockQueue } from './seqlock-queue.js';
+export { SeqlockVector, SeqlockVectorReader } from './seqlock-vector.js';
+export { Signal } from './signal.js';
+export {
+  AdaptiveWaitStrategy,
+  BlockingWaitStrategy,
+  BusySpinWaitStrategy,
+  SpinThenYieldWaitStrategy,
+  type WaitCondition,
+  type WaitStrategy,
+  waitStrategyNamed,
+} from './wait-strategy.js';

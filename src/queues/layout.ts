@@ -1,0 +1,202 @@
+import { LayoutError } from '../errors.js';
+import { type BoundCodec, type BufferViews, compileCodec } from './codec.js';
+import {
+  type FieldDescription,
+  type FieldSpecs,
+  type FieldTypeName,
+  fieldFootprint,
+  type LayoutDescription,
+  type MessageOf,
+  normalizeField,
+} from './field-types.js';
+
+/**
+ * A fixed-size message layout, compiled once to allocation-free encode/decode.
+ *
+ * @example
+ * const Tick = defineMessage('Tick', {
+ *   symbol: { type: 'string', bytes: 8 },
+ *   price: 'f64',
+ *   size: 'u32',
+ *   ts: 'i64',
+ * });
+ * const tick = Tick.create();      // { symbol: '', price: 0, size: 0, ts: 0n }
+ * Tick.size;                       // bytes per message
+ * Tick.describe();                 // the layout as plain data
+ */
+export class Layout<M extends object = Record<string, unknown>> {
+  /** Byte size of one encoded message (a multiple of 8). */
+  readonly size: number;
+  /** A 32-bit fingerprint of the description: a queue refuses to attach with another layout. */
+  readonly fingerprint: number;
+  private readonly description: LayoutDescription;
+  private readonly factory: <T>(views: BufferViews) => BoundCodec<T>;
+  private readonly blank: () => M;
+
+  /** Use `defineMessage` or `Layout.fromDescription`. */
+  private constructor(description: LayoutDescription) {
+    this.description = deepFreeze(description);
+    this.size = description.size;
+    this.fingerprint = fingerprintOf(description);
+    this.factory = compileCodec(description);
+    this.blank = blankFactory(description.fields);
+  }
+
+  /** The message type's name. */
+  get name(): string {
+    return this.description.name;
+  }
+
+  /** A new message object holding default values (0, 0n, false, '', zeroed bytes). Reuse it. */
+  create(): M {
+    return this.blank();
+  }
+
+  /** The layout as plain data (JSON- and CBOR-safe), enough to decode raw message bytes. */
+  describe(): LayoutDescription {
+    return this.description;
+  }
+
+  /** Binds encode/decode to a buffer. Internal to queues; each handle binds its own. */
+  bind(views: BufferViews): BoundCodec<M> {
+    return this.factory<M>(views);
+  }
+
+  /**
+   * Rebuilds a layout from its description (for example one read back from the lake). Offsets
+   * are validated, not trusted: a description that overlaps fields or overruns its size throws.
+   */
+  static fromDescription<T extends object = Record<string, unknown>>(
+    description: LayoutDescription,
+  ): Layout<T> {
+    return new Layout<T>(validateDescription(description));
+  }
+
+  /** @internal used by `defineMessage`. */
+  static fromSpecs<F extends FieldSpecs>(name: string, fields: F): Layout<MessageOf<F>> {
+    return new Layout<MessageOf<F>>(planLayout(name, fields));
+  }
+}
+
+/**
+ * Declares a message layout. Field types: `f64 f32 i8 u8 i16 u16 i32 u32 i64 u64 bool`
+ * (`i64`/`u64` are bigints), `{ type: 'string', bytes: N }` (UTF-8, at most N bytes; a longer
+ * value is an error, never silently cut) and `{ type: 'bytes', bytes: N }` (a Uint8Array of
+ * exactly N bytes when read; a shorter one is zero-padded when written).
+ */
+export function defineMessage<const F extends FieldSpecs>(name: string, fields: F): Layout<MessageOf<F>> {
+  return Layout.fromSpecs(name, fields);
+}
+
+/** The message object type of a layout. */
+export type MessageOfLayout<L> = L extends Layout<infer M> ? M : never;
+
+function planLayout(name: string, fields: FieldSpecs): LayoutDescription {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new LayoutError('a message needs a non-empty name');
+  }
+  if (fields === null || typeof fields !== 'object') {
+    throw new LayoutError(`message '${name}': fields must be an object of { name: type }`);
+  }
+  const entries = Object.entries(fields).map(([fieldName, spec], order) => {
+    const { type, bytes } = normalizeField(name, fieldName, spec);
+    return { name: fieldName, type, bytes, order, ...fieldFootprint(type, bytes) };
+  });
+  if (entries.length === 0) throw new LayoutError(`message '${name}' has no fields`);
+  // Largest alignment first: every field lands on its natural alignment with no padding
+  // between them; declaration order breaks ties so the plan is deterministic.
+  entries.sort((a, b) => b.align - a.align || a.order - b.order);
+  let offset = 0;
+  const planned: FieldDescription[] = entries.map((e) => {
+    const field: FieldDescription =
+      e.bytes === undefined
+        ? { name: e.name, type: e.type, offset }
+        : { name: e.name, type: e.type, offset, bytes: e.bytes };
+    offset += e.size;
+    return field;
+  });
+  return { name, size: roundUp(offset, 8), fields: planned };
+}
+
+function validateDescription(d: LayoutDescription): LayoutDescription {
+  if (d === null || typeof d !== 'object' || !Array.isArray(d.fields)) {
+    throw new LayoutError('a layout description needs { name, size, fields: [...] }');
+  }
+  const name = String(d.name);
+  if (!Number.isInteger(d.size) || d.size < 0 || d.size % 8 !== 0) {
+    throw new LayoutError(`layout '${name}': size must be a non-negative multiple of 8, got ${d.size}`);
+  }
+  const fields: FieldDescription[] = [];
+  const seen = new Set<string>();
+  const used = new Uint8Array(d.size);
+  for (const f of d.fields) {
+    const { type, bytes } = normalizeField(name, String(f?.name), f?.bytes === undefined ? f?.type : f);
+    const { size, align } = fieldFootprint(type as FieldTypeName, bytes);
+    if (seen.has(f.name)) throw new LayoutError(`layout '${name}': field '${f.name}' appears twice`);
+    seen.add(f.name);
+    if (!Number.isInteger(f.offset) || f.offset < 0 || f.offset % align !== 0 || f.offset + size > d.size) {
+      throw new LayoutError(`layout '${name}': field '${f.name}' has a bad offset ${f.offset}`);
+    }
+    for (let i = f.offset; i < f.offset + size; i++) {
+      if (used[i]) throw new LayoutError(`layout '${name}': field '${f.name}' overlaps another field`);
+      used[i] = 1;
+    }
+    fields.push(
+      bytes === undefined
+        ? { name: f.name, type, offset: f.offset }
+        : { name: f.name, type, offset: f.offset, bytes },
+    );
+  }
+  if (fields.length === 0) throw new LayoutError(`layout '${name}' has no fields`);
+  return { name, size: d.size, fields };
+}
+
+function blankFactory<M>(fields: readonly FieldDescription[]): () => M {
+  const body = fields
+    .map((f) => {
+      const key = JSON.stringify(f.name);
+      switch (f.type) {
+        case 'i64':
+        case 'u64':
+          return `${key}: 0n`;
+        case 'bool':
+          return `${key}: false`;
+        case 'string':
+          return `${key}: ''`;
+        case 'bytes':
+          return `${key}: new Uint8Array(${f.bytes})`;
+        default:
+          return `${key}: 0`;
+      }
+    })
+    .join(', ');
+  // A literal with every field present gives all messages of a layout one hidden class.
+  return new Function(`return { ${body} };`) as () => M;
+}
+
+function fingerprintOf(d: LayoutDescription): number {
+  // FNV-1a over the canonical description: cheap, stable across threads and processes.
+  const text = JSON.stringify([
+    d.name,
+    d.size,
+    d.fields.map((f) => [f.name, f.type, f.offset, f.bytes ?? 0]),
+  ]);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h | 0;
+}
+
+function roundUp(n: number, multiple: number): number {
+  return Math.ceil(n / multiple) * multiple;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

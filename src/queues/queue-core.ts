@@ -1,0 +1,129 @@
+import { ConfigError } from '../errors.js';
+import { type BufferViews, viewsOf } from './codec.js';
+import type { Layout } from './layout.js';
+import {
+  DEFAULT_MAX_CONSUMERS,
+  QueueHeader as H,
+  QUEUE_FORMAT,
+  QUEUE_MAGIC,
+  QueueKind,
+  type QueueKindValue,
+  queueGeometry,
+} from './queue-header.js';
+import { SequenceMath } from './sequence.js';
+import { Signal } from './signal.js';
+
+/** Options of `SeqlockQueue.create`. */
+export interface QueueOptions {
+  /** Number of slots, a power of two. */
+  readonly capacity: number;
+  /** Consumers that can be attached at once (each takes a 64-byte entry). Default 64. */
+  readonly maxConsumers?: number;
+  /** Several producers claiming slots with an atomic add (default: a single producer). */
+  readonly multiProducer?: boolean;
+}
+
+/**
+ * The state every handle on a queue buffer shares: views, geometry and the signal. Created once
+ * per buffer per thread; producers and consumers read their constants from here.
+ */
+export class QueueCore {
+  readonly views: BufferViews;
+  readonly seq: SequenceMath;
+  readonly kind: QueueKindValue;
+  readonly stride: number;
+  readonly slotsByte: number;
+  readonly maxConsumers: number;
+  readonly signal: Signal;
+  /** Int32 index of the word consumers read as "where the producer is" (a hint). */
+  readonly headIndex: number;
+
+  private constructor(views: BufferViews) {
+    const i32 = views.i32;
+    this.views = views;
+    this.kind = i32[H.KIND] as QueueKindValue;
+    this.seq = new SequenceMath(i32[H.CAPACITY]!);
+    this.stride = i32[H.STRIDE]!;
+    this.maxConsumers = i32[H.MAX_CONSUMERS]!;
+    this.slotsByte = H.CONSUMERS_BYTE + this.maxConsumers * H.CONSUMER_ENTRY_BYTES;
+    this.signal = new Signal(i32, H.WAKE, H.SLEEPERS);
+    this.headIndex = this.kind === QueueKind.MULTI_PRODUCER ? H.CLAIM : H.HEAD;
+  }
+
+  /** Allocates and initializes a queue buffer for `layout`. */
+  static create(layout: Layout<object>, options: QueueOptions): QueueCore {
+    if (options === null || typeof options !== 'object') {
+      throw new ConfigError('queue options must be an object like { capacity: 4096 }');
+    }
+    const seq = new SequenceMath(options.capacity);
+    const maxConsumers = options.maxConsumers ?? DEFAULT_MAX_CONSUMERS;
+    if (!Number.isInteger(maxConsumers) || maxConsumers < 1 || maxConsumers > 4096) {
+      throw new ConfigError(`maxConsumers must be an integer from 1 to 4096, got ${maxConsumers}`);
+    }
+    const geometry = queueGeometry(seq.capacity, layout.size, maxConsumers);
+    const buffer = new SharedArrayBuffer(geometry.byteLength);
+    const i32 = new Int32Array(buffer);
+    // Written before the buffer is shared with any other thread (postMessage orders it).
+    i32[H.MAGIC] = QUEUE_MAGIC;
+    i32[H.FORMAT] = QUEUE_FORMAT;
+    i32[H.KIND] = options.multiProducer ? QueueKind.MULTI_PRODUCER : QueueKind.SINGLE_PRODUCER;
+    i32[H.CAPACITY] = seq.capacity;
+    i32[H.STRIDE] = geometry.stride;
+    i32[H.MESSAGE_SIZE] = layout.size;
+    i32[H.FINGERPRINT] = layout.fingerprint;
+    i32[H.MAX_CONSUMERS] = maxConsumers;
+    return new QueueCore(viewsOf(buffer));
+  }
+
+  /** Opens an existing queue buffer, checking that it was made for `layout`. */
+  static attach(layout: Layout<object>, buffer: SharedArrayBuffer): QueueCore {
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      throw new ConfigError(`SeqlockQueue.attach(${layout.name}) needs the queue's SharedArrayBuffer`);
+    }
+    if (buffer.byteLength < H.CONSUMERS_BYTE) {
+      throw new ConfigError(`SeqlockQueue.attach(${layout.name}): the buffer is too small to be a queue`);
+    }
+    const i32 = new Int32Array(buffer);
+    if (i32[H.MAGIC] !== QUEUE_MAGIC || i32[H.FORMAT] !== QUEUE_FORMAT) {
+      throw new ConfigError(
+        `SeqlockQueue.attach(${layout.name}): the buffer is not a dorsal queue of this version`,
+      );
+    }
+    if (i32[H.FINGERPRINT] !== layout.fingerprint || i32[H.MESSAGE_SIZE] !== layout.size) {
+      throw new ConfigError(
+        `SeqlockQueue.attach(${layout.name}): layout mismatch, the queue was created for another message layout`,
+      );
+    }
+    const geometry = queueGeometry(i32[H.CAPACITY]!, layout.size, i32[H.MAX_CONSUMERS]!);
+    if (geometry.byteLength !== buffer.byteLength || geometry.stride !== i32[H.STRIDE]) {
+      throw new ConfigError(`SeqlockQueue.attach(${layout.name}): the buffer size does not match its header`);
+    }
+    return new QueueCore(viewsOf(buffer));
+  }
+
+  get buffer(): SharedArrayBuffer {
+    return this.views.buffer as SharedArrayBuffer;
+  }
+
+  /** The producer's next sequence as a hint (mod 2^32; may trail by a message in flight). */
+  head(): number {
+    // SC load of a word the producer stores plainly: the freshest value this thread can see.
+    return Atomics.load(this.views.i32, this.headIndex) >>> 0;
+  }
+
+  get closed(): boolean {
+    // SC load: pairs with the SC store in `close`.
+    return Atomics.load(this.views.i32, H.CLOSED) !== 0;
+  }
+
+  close(): void {
+    // SC store, then a wake-up: a sleeper re-checks `closed` after waking.
+    Atomics.store(this.views.i32, H.CLOSED, 1);
+    this.signal.wakeAll();
+  }
+
+  /** Byte offset of consumer entry `index`. */
+  consumerEntryByte(index: number): number {
+    return H.CONSUMERS_BYTE + index * H.CONSUMER_ENTRY_BYTES;
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Where everything lives in a queue's SharedArrayBuffer. Indices are Int32 word indices unless
+ * the name ends in `_F64` (a Float64 index). Each region that one thread writes often sits on
+ * its own 64-byte cache line, so that writers do not invalidate each other's lines.
+ *
+ * ```
+ * byte 0    ┌ line 0: written once at create ──────────────────────────────────────────────┐
+ *           │ MAGIC FORMAT KIND CAPACITY STRIDE MESSAGE_SIZE FINGERPRINT MAX_CONSUMERS      │
+ *           │ CLOSED PRODUCER_ATTACHED                                                        │
+ * byte 64   ├ line 1: the producer's ─────────────────────────────────────────────────────────┤
+ *           │ HEAD (next sequence, mod 2^32)   ·   PUBLISHED_F64 (messages published, exact)  │
+ * byte 128  ├ line 2: CLAIM (multi-producer: next sequence to claim, Atomics.add)            ─┤
+ * byte 192  ├ line 3: the wake-up signal: WAKE (futex word), SLEEPERS (parked consumers)      ─┤
+ * byte 256  ├ consumer table: MAX_CONSUMERS entries of 64 bytes ─────────────────────────────┤
+ *           │ +0 STATE (0 free, 1 taken) +4 POSITION (mod 2^32) +8 RECEIVED_F64 +16 LOST_F64   │
+ *           ├ slots: CAPACITY × STRIDE bytes ─────────────────────────────────────────────────┤
+ *           │ +0 VERSION (odd while written) +8 message bytes … (STRIDE: multiple of 64)      │
+ *           └──────────────────────────────────────────────────────────────────────────────────┘
+ * ```
+ */
+export const QueueHeader = {
+  MAGIC: 0,
+  FORMAT: 1,
+  KIND: 2,
+  CAPACITY: 3,
+  STRIDE: 4,
+  MESSAGE_SIZE: 5,
+  FINGERPRINT: 6,
+  MAX_CONSUMERS: 7,
+  CLOSED: 8,
+  PRODUCER_ATTACHED: 9,
+  HEAD: 16,
+  PUBLISHED_F64: 9,
+  CLAIM: 32,
+  WAKE: 48,
+  SLEEPERS: 49,
+  /** Byte offset of the consumer table. */
+  CONSUMERS_BYTE: 256,
+  CONSUMER_ENTRY_BYTES: 64,
+  /** Offsets inside a consumer entry, in bytes. */
+  CONSUMER_STATE_BYTE: 0,
+  CONSUMER_POSITION_BYTE: 4,
+  CONSUMER_RECEIVED_BYTE: 8,
+  CONSUMER_LOST_BYTE: 16,
+  /** Offset of the message inside a slot, in bytes (the version word comes first). */
+  SLOT_MESSAGE_BYTE: 8,
+} as const;
+
+export const QUEUE_MAGIC = 0x64727371; // 'drsq'
+export const QUEUE_FORMAT = 1;
+export const DEFAULT_MAX_CONSUMERS = 64;
+
+export const QueueKind = { SINGLE_PRODUCER: 1, MULTI_PRODUCER: 2 } as const;
+export type QueueKindValue = (typeof QueueKind)[keyof typeof QueueKind];
+
+export const CACHE_LINE = 64;
+
+/** Geometry of a queue buffer, derived from its capacity, message size and consumer slots. */
+export interface QueueGeometry {
+  readonly capacity: number;
+  readonly stride: number;
+  readonly maxConsumers: number;
+  readonly slotsByte: number;
+  readonly byteLength: number;
+}
+
+export function queueGeometry(capacity: number, messageSize: number, maxConsumers: number): QueueGeometry {
+  const stride = Math.ceil((QueueHeader.SLOT_MESSAGE_BYTE + messageSize) / CACHE_LINE) * CACHE_LINE;
+  const slotsByte = QueueHeader.CONSUMERS_BYTE + maxConsumers * QueueHeader.CONSUMER_ENTRY_BYTES;
+  return { capacity, stride, maxConsumers, slotsByte, byteLength: slotsByte + capacity * stride };
+}

@@ -1,0 +1,134 @@
+import { ConfigError } from '../errors.js';
+import { Consumer, type ConsumerOptions } from './consumer.js';
+import type { Layout } from './layout.js';
+import { MultiProducer, Producer, type QueueProducer } from './producer.js';
+import { QueueCore, type QueueOptions } from './queue-core.js';
+import { QueueHeader as H, QueueKind } from './queue-header.js';
+
+/** A consumer's entry in `QueueStats`. */
+export interface ConsumerStats {
+  readonly index: number;
+  /** Next sequence it will read (mod 2^32). */
+  readonly position: number;
+  readonly received: number;
+  readonly lost: number;
+  /** Messages published that it has not read yet. */
+  readonly lag: number;
+}
+
+/** What a monitoring tool sees of a queue, from any thread. */
+export interface QueueStats {
+  readonly name: string;
+  readonly capacity: number;
+  readonly multiProducer: boolean;
+  /** Messages published so far (single producer: exact; multi-producer: claimed, mod 2^32). */
+  readonly published: number;
+  readonly closed: boolean;
+  /** Consumers parked on the queue's signal right now. */
+  readonly sleeping: number;
+  readonly consumers: readonly ConsumerStats[];
+}
+
+/**
+ * A single-producer (or multi-producer), multi-consumer broadcast ring over one
+ * SharedArrayBuffer: create it in one thread, `attach` it in others from `queue.buffer`.
+ *
+ * @example
+ * const queue = SeqlockQueue.create(Tick, { capacity: 4096 });
+ * const same = SeqlockQueue.attach(Tick, queue.buffer);   // e.g. in a worker
+ * queue.producer().publish({ symbol: 'ABC', price: 101.5, size: 10, ts: 0n });
+ * const consumer = same.consumer();
+ * const out = Tick.create();
+ * while (consumer.poll(out)) { ... }
+ */
+export class SeqlockQueue<M extends object> {
+  readonly layout: Layout<M>;
+  private readonly core: QueueCore;
+
+  private constructor(layout: Layout<M>, core: QueueCore) {
+    this.layout = layout;
+    this.core = core;
+  }
+
+  /** Creates a queue of `capacity` slots (a power of two) for messages of `layout`. */
+  static create<M extends object>(layout: Layout<M>, options: QueueOptions): SeqlockQueue<M> {
+    return new SeqlockQueue(layout, QueueCore.create(layout, options));
+  }
+
+  /** Opens a queue from its buffer. Throws a `ConfigError` if it was made for another layout. */
+  static attach<M extends object>(layout: Layout<M>, buffer: SharedArrayBuffer): SeqlockQueue<M> {
+    return new SeqlockQueue(layout, QueueCore.attach(layout, buffer));
+  }
+
+  /** The shared memory of the queue: post it to a worker and `attach` there. */
+  get buffer(): SharedArrayBuffer {
+    return this.core.buffer;
+  }
+
+  get capacity(): number {
+    return this.core.seq.capacity;
+  }
+
+  get multiProducer(): boolean {
+    return this.core.kind === QueueKind.MULTI_PRODUCER;
+  }
+
+  /**
+   * The producer of this queue. A single-producer queue has one producer at a time, across all
+   * threads: a second one is refused until the first is closed.
+   */
+  producer(): QueueProducer<M> {
+    if (this.multiProducer) return new MultiProducer(this.core, this.layout.bind(this.core.views));
+    // SC compare-exchange: one producer role per queue, whichever thread asks first.
+    if (Atomics.compareExchange(this.core.views.i32, H.PRODUCER_ATTACHED, 0, 1) !== 0) {
+      throw new ConfigError(
+        `queue of '${this.layout.name}' already has a producer (close it first, or create the queue with multiProducer: true)`,
+      );
+    }
+    return new Producer(this.core, this.layout.bind(this.core.views));
+  }
+
+  /** A new consumer; by default it starts at the head and sees what is published next. */
+  consumer(options?: ConsumerOptions): Consumer<M> {
+    return new Consumer(this.core, this.layout.bind(this.core.views), options);
+  }
+
+  /** Marks the end of the stream and wakes every parked consumer (`take` then returns false once drained). */
+  close(): void {
+    this.core.close();
+  }
+
+  get closed(): boolean {
+    return this.core.closed;
+  }
+
+  /** The producer's count and every attached consumer's position, lag and loss. */
+  stats(): QueueStats {
+    const core = this.core;
+    const { i32, f64 } = core.views;
+    const head = core.head();
+    const consumers: ConsumerStats[] = [];
+    for (let index = 0; index < core.maxConsumers; index++) {
+      const byte = core.consumerEntryByte(index);
+      // SC loads: a monitoring snapshot; each figure is one the owner wrote recently.
+      if (Atomics.load(i32, (byte + H.CONSUMER_STATE_BYTE) >> 2) === 0) continue;
+      const position = Atomics.load(i32, (byte + H.CONSUMER_POSITION_BYTE) >> 2) >>> 0;
+      consumers.push({
+        index,
+        position,
+        received: f64[(byte + H.CONSUMER_RECEIVED_BYTE) >> 3]!,
+        lost: f64[(byte + H.CONSUMER_LOST_BYTE) >> 3]!,
+        lag: Math.max(0, (head - position) | 0),
+      });
+    }
+    return {
+      name: this.layout.name,
+      capacity: core.seq.capacity,
+      multiProducer: this.multiProducer,
+      published: this.multiProducer ? head : f64[H.PUBLISHED_F64]!,
+      closed: core.closed,
+      sleeping: core.signal.sleeping,
+      consumers,
+    };
+  }
+}

@@ -1,0 +1,236 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, defineMessage, Layout, LayoutError, SeqlockQueue } from '../../src/index.js';
+
+const Everything = defineMessage('Everything', {
+  f64: 'f64',
+  f32: 'f32',
+  i8: 'i8',
+  u8: 'u8',
+  i16: 'i16',
+  u16: 'u16',
+  i32: 'i32',
+  u32: 'u32',
+  i64: 'i64',
+  u64: 'u64',
+  flag: 'bool',
+  name: { type: 'string', bytes: 12 },
+  blob: { type: 'bytes', bytes: 5 },
+});
+type Everything = ReturnType<typeof Everything.create>;
+
+/** Publishes one message through a real queue and reads it back. */
+function roundTrip(value: Everything): Everything {
+  const queue = SeqlockQueue.create(Everything, { capacity: 4 });
+  const producer = queue.producer();
+  const consumer = queue.consumer();
+  producer.publish(value);
+  const out = Everything.create();
+  expect(consumer.poll(out)).toBe(true);
+  return out;
+}
+
+const base: Everything = {
+  f64: 0,
+  f32: 0,
+  i8: 0,
+  u8: 0,
+  i16: 0,
+  u16: 0,
+  i32: 0,
+  u32: 0,
+  i64: 0n,
+  u64: 0n,
+  flag: false,
+  name: '',
+  blob: new Uint8Array(5),
+};
+
+describe('field types round-trip', () => {
+  it('f64 keeps NaN, -0, ±Infinity and the extremes exactly', () => {
+    for (const f64 of [
+      Number.NaN,
+      -0,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      Number.MAX_VALUE,
+      Number.MIN_VALUE,
+      -Number.MAX_VALUE,
+      0.1,
+    ]) {
+      expect(Object.is(roundTrip({ ...base, f64 }).f64, f64)).toBe(true);
+    }
+  });
+
+  it('f32 stores the nearest float32', () => {
+    for (const f32 of [
+      Number.NaN,
+      -0,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      3.4028234663852886e38,
+      0.1,
+    ]) {
+      expect(Object.is(roundTrip({ ...base, f32 }).f32, Math.fround(f32))).toBe(true);
+    }
+  });
+
+  it('integers keep their minimum and maximum', () => {
+    const extremes = {
+      i8: [-128, 127],
+      u8: [0, 255],
+      i16: [-32768, 32767],
+      u16: [0, 65535],
+      i32: [-2147483648, 2147483647],
+      u32: [0, 4294967295],
+    } as const;
+    for (const [field, values] of Object.entries(extremes)) {
+      for (const v of values) {
+        expect(roundTrip({ ...base, [field]: v })[field as keyof typeof extremes]).toBe(v);
+      }
+    }
+  });
+
+  it('i64 and u64 keep bigint extremes', () => {
+    for (const i64 of [-(2n ** 63n), 2n ** 63n - 1n, -1n, 0n])
+      expect(roundTrip({ ...base, i64 }).i64).toBe(i64);
+    for (const u64 of [0n, 2n ** 64n - 1n, 2n ** 63n]) expect(roundTrip({ ...base, u64 }).u64).toBe(u64);
+  });
+
+  it('bool, bytes (zero-padded) and strings at the byte limit with multi-byte characters', () => {
+    const out = roundTrip({ ...base, flag: true, name: 'é€😀ab', blob: new Uint8Array([1, 2, 3]) });
+    expect(Buffer.byteLength('é€😀ab')).toBe(11);
+    expect(out.flag).toBe(true);
+    expect(out.name).toBe('é€😀ab');
+    expect([...out.blob]).toEqual([1, 2, 3, 0, 0]);
+    const exact = '€€€€'; // 12 bytes, exactly the limit
+    expect(roundTrip({ ...base, name: exact }).name).toBe(exact);
+    expect(roundTrip({ ...base, name: '' }).name).toBe('');
+  });
+
+  it('decoding reuses the string object while the bytes do not change', () => {
+    const queue = SeqlockQueue.create(Everything, { capacity: 8 });
+    const producer = queue.producer();
+    const consumer = queue.consumer();
+    const out = Everything.create();
+    producer.publish({ ...base, name: `AB${'C'}` });
+    producer.publish({ ...base, name: `A${'BC'}` });
+    producer.publish({ ...base, name: 'XYZ' });
+    expect(consumer.poll(out)).toBe(true);
+    const first = out.name;
+    expect(consumer.poll(out)).toBe(true);
+    expect(out.name).toBe(first);
+    expect(consumer.poll(out)).toBe(true);
+    expect(out.name).toBe('XYZ');
+  });
+});
+
+describe('bad layouts and values get a clear error naming the culprit', () => {
+  it('an unknown field type', () => {
+    expect(() => defineMessage('Bad', { x: 'f128' as never })).toThrow(
+      /field 'x' of message 'Bad': unknown field type 'f128'/,
+    );
+  });
+
+  it('a string without a valid size', () => {
+    expect(() => defineMessage('Bad', { s: { type: 'string', bytes: 0 } })).toThrow(LayoutError);
+    expect(() => defineMessage('Bad', { s: { type: 'string' } as never })).toThrow(/field 's'.*'bytes'/);
+  });
+
+  it('a message without fields, or with a field name that is not an identifier', () => {
+    expect(() => defineMessage('Empty', {})).toThrow(/no fields/);
+    expect(() => defineMessage('Bad', { 'a-b': 'u8' })).toThrow(/field 'a-b'/);
+  });
+
+  const Small = defineMessage('Small', { n: 'u8', s: { type: 'string', bytes: 4 }, big: 'i64', ok: 'bool' });
+  const good = { n: 1, s: 'abcd', big: 1n, ok: true };
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    [
+      'a string over its size',
+      { s: 'abcde' },
+      /field 's' of message 'Small': expected a string of at most 4 UTF-8 bytes/,
+    ],
+    [
+      'a multi-byte string over its size',
+      { s: 'ab€' },
+      /field 's'.*at most 4 UTF-8 bytes \(this one has 5\)/,
+    ],
+    ['a number that is not an integer', { n: 1.5 }, /field 'n'.*an integer from 0 to 255/],
+    ['an integer out of range', { n: 256 }, /field 'n'.*an integer from 0 to 255, got 256/],
+    ['a number where a bigint belongs', { big: 1 }, /field 'big'.*a bigint/],
+    ['a bigint out of range', { big: 2n ** 63n }, /field 'big'.*-2\^63 to 2\^63-1/],
+    ['a string where a boolean belongs', { ok: 'yes' }, /field 'ok'.*a boolean, got "yes"/],
+    ['a missing field', { n: undefined }, /field 'n'.*got undefined/],
+  ];
+  for (const [what, patch, message] of cases) {
+    it(`${what} is refused and the queue is left untouched`, () => {
+      const queue = SeqlockQueue.create(Small, { capacity: 4 });
+      const producer = queue.producer();
+      const consumer = queue.consumer();
+      expect(() => producer.publish({ ...good, ...patch } as typeof good)).toThrow(message);
+      producer.publish(good);
+      const out = Small.create();
+      expect(consumer.poll(out)).toBe(true);
+      expect(out).toEqual(good);
+      expect(consumer.poll(out)).toBe(false);
+      expect(consumer.lost).toBe(0);
+    });
+  }
+
+  it('a capacity that is not a power of two names the option', () => {
+    expect(() => SeqlockQueue.create(Small, { capacity: 1000 })).toThrow(ConfigError);
+    expect(() => SeqlockQueue.create(Small, { capacity: 1000 })).toThrow(
+      /capacity must be a power of two.*got 1000/,
+    );
+    expect(() => SeqlockQueue.create(Small, { capacity: 0 })).toThrow(/capacity/);
+  });
+});
+
+describe('layouts as data', () => {
+  it('fields are placed largest alignment first, and the plan is pinned', () => {
+    expect(Everything.describe()).toEqual({
+      name: 'Everything',
+      size: 64,
+      fields: [
+        { name: 'f64', type: 'f64', offset: 0 },
+        { name: 'i64', type: 'i64', offset: 8 },
+        { name: 'u64', type: 'u64', offset: 16 },
+        { name: 'f32', type: 'f32', offset: 24 },
+        { name: 'i32', type: 'i32', offset: 28 },
+        { name: 'u32', type: 'u32', offset: 32 },
+        { name: 'i16', type: 'i16', offset: 36 },
+        { name: 'u16', type: 'u16', offset: 38 },
+        { name: 'name', type: 'string', offset: 40, bytes: 12 },
+        { name: 'i8', type: 'i8', offset: 54 },
+        { name: 'u8', type: 'u8', offset: 55 },
+        { name: 'flag', type: 'bool', offset: 56 },
+        { name: 'blob', type: 'bytes', offset: 57, bytes: 5 },
+      ],
+    });
+  });
+
+  it('a description rebuilds an equivalent layout that decodes the same bytes', () => {
+    const copy = Layout.fromDescription(JSON.parse(JSON.stringify(Everything.describe())));
+    expect(copy.fingerprint).toBe(Everything.fingerprint);
+    expect(copy.size).toBe(Everything.size);
+    const queue = SeqlockQueue.create(Everything, { capacity: 4 });
+    const same = SeqlockQueue.attach(copy, queue.buffer);
+    const consumer = same.consumer();
+    queue.producer().publish({ ...base, u32: 7, name: 'x' });
+    const out = copy.create();
+    expect(consumer.poll(out)).toBe(true);
+    expect(out).toMatchObject({ u32: 7, name: 'x' });
+  });
+
+  it('a description with overlapping fields is refused', () => {
+    expect(() =>
+      Layout.fromDescription({
+        name: 'Overlap',
+        size: 8,
+        fields: [
+          { name: 'a', type: 'u32', offset: 0 },
+          { name: 'b', type: 'u32', offset: 2 },
+        ],
+      }),
+    ).toThrow(/field 'b'/);
+  });
+});

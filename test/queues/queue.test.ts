@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, defineMessage, SeqlockQueue } from '../../src/index.js';
+
+const Seq = defineMessage('Seq', { n: 'u32', check: 'f64' });
+const Other = defineMessage('Other', { n: 'u32', check: 'f32' });
+
+function drain(consumer: { poll(out: { n: number }): boolean }, out: { n: number }): number[] {
+  const seen: number[] = [];
+  while (consumer.poll(out)) seen.push(out.n);
+  return seen;
+}
+
+describe('SeqlockQueue in one thread', () => {
+  it('an empty queue polls false; a consumer starts at the head', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    const producer = queue.producer();
+    producer.publish({ n: 1, check: 1 });
+    const consumer = queue.consumer();
+    const out = Seq.create();
+    expect(consumer.poll(out)).toBe(false);
+    producer.publish({ n: 2, check: 2 });
+    expect(drain(consumer, out)).toEqual([2]);
+  });
+
+  it("'oldest' starts at the oldest message still in the ring", () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    const producer = queue.producer();
+    for (let n = 0; n < 5; n++) producer.publish({ n, check: n });
+    expect(drain(queue.consumer({ from: 'oldest' }), Seq.create())).toEqual([0, 1, 2, 3, 4]);
+    for (let n = 5; n < 20; n++) producer.publish({ n, check: n });
+    expect(drain(queue.consumer({ from: 'oldest' }), Seq.create())).toEqual([13, 14, 15, 16, 17, 18, 19]);
+  });
+
+  it('a lapped consumer jumps forward, returns only intact messages in order, and counts what it lost', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    const producer = queue.producer();
+    const consumer = queue.consumer();
+    const out = Seq.create();
+    for (let n = 0; n < 3; n++) producer.publish({ n, check: n });
+    expect(consumer.poll(out)).toBe(true);
+    for (let n = 3; n < 30; n++) producer.publish({ n, check: n });
+    const seen = [0, ...drain(consumer, out)];
+    expect(seen.length + consumer.lost).toBe(30);
+    expect(consumer.lost).toBeGreaterThan(0);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThan(seen[i - 1]!);
+    expect(seen.at(-1)).toBe(29);
+    expect(consumer.received).toBe(seen.length);
+  });
+
+  it('every consumer sees every message (broadcast)', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 64 });
+    const a = queue.consumer();
+    const b = queue.consumer();
+    const producer = queue.producer();
+    for (let n = 0; n < 40; n++) producer.publish({ n, check: n });
+    const expected = Array.from({ length: 40 }, (_, n) => n);
+    expect(drain(a, Seq.create())).toEqual(expected);
+    expect(drain(b, Seq.create())).toEqual(expected);
+  });
+
+  it('sequences keep working across the 32-bit wrap of the version space', () => {
+    // With capacity 2^20, versions wrap every 2^13 laps; run a small ring through many laps.
+    const queue = SeqlockQueue.create(Seq, { capacity: 2 });
+    const producer = queue.producer();
+    const consumer = queue.consumer();
+    const out = Seq.create();
+    for (let n = 0; n < 50_000; n++) {
+      producer.publish({ n, check: n });
+      expect(consumer.poll(out)).toBe(true);
+      expect(out.n).toBe(n);
+    }
+    expect(consumer.lost).toBe(0);
+  });
+
+  it('stats show the producer count and each consumer position, lag and loss', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    const producer = queue.producer();
+    const fast = queue.consumer();
+    const slow = queue.consumer();
+    const out = Seq.create();
+    for (let n = 0; n < 20; n++) {
+      producer.publish({ n, check: n });
+      fast.poll(out);
+    }
+    slow.poll(out);
+    const stats = SeqlockQueue.attach(Seq, queue.buffer).stats();
+    expect(stats.published).toBe(20);
+    expect(stats.consumers).toHaveLength(2);
+    const [f, s] = stats.consumers;
+    expect(f).toMatchObject({ index: fast.index, received: 20, lost: 0, lag: 0 });
+    expect(s!.lost).toBe(slow.lost);
+    expect(s!.received + s!.lost + s!.lag).toBe(20);
+    slow.close();
+    expect(queue.stats().consumers.map((c) => c.index)).toEqual([fast.index]);
+  });
+
+  it('a single-producer queue refuses a second producer until the first closes', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    const first = queue.producer();
+    first.publish({ n: 1, check: 1 });
+    expect(() => SeqlockQueue.attach(Seq, queue.buffer).producer()).toThrow(/already has a producer/);
+    first.close();
+    const consumer = queue.consumer();
+    const second = queue.producer();
+    second.publish({ n: 2, check: 2 });
+    expect(drain(consumer, Seq.create())).toEqual([2]);
+    expect(queue.stats().published).toBe(2);
+  });
+
+  it('attach checks the layout, the buffer and the consumer table', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8, maxConsumers: 1 });
+    expect(() => SeqlockQueue.attach(Other, queue.buffer)).toThrow(/layout mismatch/);
+    expect(() => SeqlockQueue.attach(Seq, new SharedArrayBuffer(1024))).toThrow(/not a dorsal queue/);
+    expect(() => SeqlockQueue.attach(Seq, new ArrayBuffer(1024) as SharedArrayBuffer)).toThrow(ConfigError);
+    queue.consumer();
+    expect(() => queue.consumer()).toThrow(/already has 1 consumers/);
+  });
+
+  it('a multi-producer queue accepts several producers and keeps one order for all consumers', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 16, multiProducer: true });
+    const a = queue.producer();
+    const b = SeqlockQueue.attach(Seq, queue.buffer).producer();
+    const consumer = queue.consumer();
+    for (let n = 0; n < 10; n++) (n % 2 ? a : b).publish({ n, check: n });
+    expect(drain(consumer, Seq.create())).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(a.published + b.published).toBe(10);
+  });
+
+  it('take returns false on timeout and after close once drained', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    const producer = queue.producer();
+    const consumer = queue.consumer();
+    const out = Seq.create();
+    expect(consumer.take(out, 1)).toBe(false);
+    producer.publish({ n: 5, check: 5 });
+    queue.close();
+    expect(consumer.take(out)).toBe(true);
+    expect(out.n).toBe(5);
+    expect(consumer.take(out)).toBe(false);
+  });
+});
