@@ -1,0 +1,86 @@
+import { DorsalError } from '../errors.js';
+
+/**
+ * Bytes that are not a valid telemetry record: malformed CBOR, a missing or mistyped field, a bad
+ * UUID or time, a truncated or oversized lz4 part. The message names the field and what was wrong.
+ */
+export class WireFormatError extends DorsalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DORSAL_WIRE_FORMAT', message, options);
+  }
+}
+
+/** A record written in a wire format version this reader does not know. */
+export class WireVersionError extends DorsalError {
+  readonly version: unknown;
+
+  constructor(version: unknown, known: number) {
+    super(
+      'DORSAL_WIRE_VERSION',
+      `unsupported telemetry wire format version ${String(version)} (this reader knows version ${known})`,
+    );
+    this.version = version;
+  }
+}
+
+/** A stream or block that refers to a process the lake has never seen. */
+export class UnknownProcessError extends DorsalError {
+  constructor(processId: string) {
+    super('DORSAL_UNKNOWN_PROCESS', `unknown process ${processId}: insert the process before its streams`);
+  }
+}
+
+/** A block that refers to a stream the lake has never seen, or to another process's stream. */
+export class UnknownStreamError extends DorsalError {
+  constructor(streamId: string, detail = 'insert the stream before its blocks') {
+    super('DORSAL_UNKNOWN_STREAM', `unknown stream ${streamId}: ${detail}`);
+  }
+}
+
+/** A body or a declared size over the configured limit. */
+export class PayloadTooLargeError extends DorsalError {
+  constructor(message: string) {
+    super('DORSAL_PAYLOAD_TOO_LARGE', message);
+  }
+}
+
+/** A request body that is not declared as `application/cbor`. */
+export class UnsupportedMediaTypeError extends DorsalError {
+  constructor(contentType: string | undefined) {
+    super(
+      'DORSAL_UNSUPPORTED_MEDIA_TYPE',
+      `expected content-type application/cbor, got ${contentType === undefined ? 'none' : JSON.stringify(contentType)}`,
+    );
+  }
+}
+
+/**
+ * The metadata database or the blob store could not be reached or refused a write. Retrying
+ * later may succeed; nothing was recorded as stored.
+ */
+export class LakeUnavailableError extends DorsalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DORSAL_LAKE_UNAVAILABLE', message, options);
+  }
+}
+
+/** A lake URL or option that cannot be understood, or a lake schema newer than this code. */
+export class LakeConfigError extends DorsalError {
+  constructor(message: string) {
+    super('DORSAL_LAKE_CONFIG', message);
+  }
+}
+
+/** A block, stream or process asked of the lake that it does not hold. */
+export class LakeNotFoundError extends DorsalError {
+  constructor(message: string) {
+    super('DORSAL_LAKE_NOT_FOUND', message);
+  }
+}
+
+/** Wraps any failure of a store call as `LakeUnavailableError`, keeping typed lake errors as they are. */
+export function asLakeError(what: string, error: unknown): DorsalError {
+  if (error instanceof DorsalError) return error;
+  const detail = error instanceof Error ? error.message : String(error);
+  return new LakeUnavailableError(`${what}: ${detail}`, { cause: error });
+}

@@ -1,0 +1,38 @@
+/**
+ * The telemetry wire format: records, their validation, CBOR + lz4 encoding. Imports no database,
+ * HTTP or file-system code; every other part of the telemetry imports it from here.
+ */
+export {
+  decodeBlock,
+  decodeProcessInfo,
+  decodeStreamInfo,
+  encodeBlock,
+  encodeProcessInfo,
+  encodeStreamInfo,
+} from './codec.js';
+export { validateLayout } from './layouts.js';
+export {
+  compressPart,
+  DEFAULT_MAX_PART_BYTES,
+  decodePayload,
+  decodePayloadBlob,
+  decompressPart,
+  encodePayloadBlob,
+  verifyPayload,
+} from './payload.js';
+export { validateBlock, validateProcessInfo, validateStreamInfo } from './records.js';
+export { formatRfc3339Ns, normalizeRfc3339, nowRfc3339Ns, rfc3339ToEpochNs } from './time.js';
+export {
+  type Block,
+  type BlockHeader,
+  type BlockPayload,
+  type ClockDescription,
+  type DecodedPayload,
+  type LayoutDescription,
+  type LayoutFieldDescription,
+  type LayoutFieldType,
+  type ProcessInfo,
+  type StreamInfo,
+  type StreamTag,
+  WIRE_FORMAT_VERSION,
+} from './types.js';

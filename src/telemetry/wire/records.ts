@@ -1,0 +1,101 @@
+import { WireFormatError } from '../errors.js';
+import {
+  expectObject,
+  readArray,
+  readBytes,
+  readInteger,
+  readOptionalUuid,
+  readPositiveNumber,
+  readString,
+  readStringArray,
+  readStringMap,
+  readTime,
+  readUuid,
+  type WireObject,
+} from './fields.js';
+import { validateLayouts } from './layouts.js';
+import type { Block, BlockHeader, ProcessInfo, StreamInfo } from './types.js';
+
+/**
+ * Validation of the three records, from decoded CBOR (or from objects handed over in-process):
+ * both paths go through these functions, so the embedded lake accepts exactly what HTTP accepts.
+ * Ids come back lowercase and times normalized to UTC with nine fraction digits.
+ */
+
+const MAX_OBJECT_COUNT = 2 ** 31 - 1;
+
+/** Validates a process record. */
+export function validateProcessInfo(value: unknown): ProcessInfo {
+  const what = 'process';
+  const obj = expectObject(value, what);
+  const clock = expectObject(obj.clock, `${what}.clock`);
+  const parentProcessId = readOptionalUuid(obj, 'parentProcessId', what);
+  return {
+    processId: readUuid(obj, 'processId', what),
+    exe: readString(obj, 'exe', what),
+    host: readString(obj, 'host', what),
+    username: readString(obj, 'username', what),
+    startTime: readTime(obj, 'startTime', what),
+    startTicks: readInteger(obj, 'startTicks', what),
+    clock: {
+      name: readString(clock, 'name', `${what}.clock`, 256),
+      ticksPerSecond: readPositiveNumber(clock, 'ticksPerSecond', `${what}.clock`),
+    },
+    ...(parentProcessId === undefined ? {} : { parentProcessId }),
+    properties: readStringMap(obj, 'properties', what),
+  };
+}
+
+/** Validates a stream record, including its layouts. */
+export function validateStreamInfo(value: unknown): StreamInfo {
+  const what = 'stream';
+  const obj = expectObject(value, what);
+  return {
+    streamId: readUuid(obj, 'streamId', what),
+    processId: readUuid(obj, 'processId', what),
+    tags: readStringArray(obj, 'tags', what),
+    dependenciesLayouts: validateLayouts(
+      readArray(obj, 'dependenciesLayouts', what),
+      `${what}.dependenciesLayouts`,
+    ),
+    objectsLayouts: validateLayouts(readArray(obj, 'objectsLayouts', what), `${what}.objectsLayouts`),
+    properties: readStringMap(obj, 'properties', what),
+  };
+}
+
+function validateHeader(obj: WireObject, what: string): BlockHeader {
+  const header: BlockHeader = {
+    blockId: readUuid(obj, 'blockId', what),
+    streamId: readUuid(obj, 'streamId', what),
+    processId: readUuid(obj, 'processId', what),
+    beginTime: readTime(obj, 'beginTime', what),
+    beginTicks: readInteger(obj, 'beginTicks', what),
+    endTime: readTime(obj, 'endTime', what),
+    endTicks: readInteger(obj, 'endTicks', what),
+    objectCount: readInteger(obj, 'objectCount', what, 0, MAX_OBJECT_COUNT),
+  };
+  // Normalized times compare as text.
+  if (header.endTime < header.beginTime) {
+    throw new WireFormatError(`${what}: endTime ${header.endTime} is before beginTime ${header.beginTime}`);
+  }
+  if (header.endTicks < header.beginTicks) {
+    throw new WireFormatError(
+      `${what}: endTicks ${header.endTicks} is before beginTicks ${header.beginTicks}`,
+    );
+  }
+  return header;
+}
+
+/** Validates a block record: its header, and that its payload holds two byte strings. */
+export function validateBlock(value: unknown): Block {
+  const what = 'block';
+  const obj = expectObject(value, what);
+  const payload = expectObject(obj.payload, `${what}.payload`);
+  return {
+    ...validateHeader(obj, what),
+    payload: {
+      dependencies: readBytes(payload, 'dependencies', `${what}.payload`),
+      objects: readBytes(payload, 'objects', `${what}.payload`),
+    },
+  };
+}

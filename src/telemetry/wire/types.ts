@@ -1,0 +1,111 @@
+/**
+ * The records of the telemetry wire format, as plain data. Ids are lowercase UUID strings; times
+ * are RFC 3339 in UTC with nanoseconds (`2025-01-02T03:04:05.123456789Z`); ticks are integer
+ * readings of the process's clock, sent beside the times so that readers can calibrate it.
+ */
+
+/** The version this code writes and the only one it reads. */
+export const WIRE_FORMAT_VERSION = 1;
+
+/** Well-known stream tags; any other string is allowed too. */
+export type StreamTag = 'messages' | 'timings' | 'log' | 'metrics' | 'spans' | (string & {});
+
+/** Field types a message layout may use. */
+export type LayoutFieldType =
+  | 'f64'
+  | 'f32'
+  | 'i8'
+  | 'u8'
+  | 'i16'
+  | 'u16'
+  | 'i32'
+  | 'u32'
+  | 'i64'
+  | 'u64'
+  | 'bool'
+  | 'string'
+  | 'bytes';
+
+/** One field of a message layout, as data. */
+export interface LayoutFieldDescription {
+  readonly name: string;
+  readonly type: LayoutFieldType;
+  /** Byte offset inside the message. */
+  readonly offset: number;
+  /** For `string` (a u16 length, then the bytes) and `bytes`: the capacity in bytes. */
+  readonly bytes?: number;
+}
+
+/**
+ * A fixed-size message layout described as data: everything a reader needs to decode the raw
+ * bytes of a block without the code that wrote them.
+ */
+export interface LayoutDescription {
+  readonly name: string;
+  /** Byte size of one message. */
+  readonly size: number;
+  readonly fields: readonly LayoutFieldDescription[];
+}
+
+/** How a process's ticks relate to time. */
+export interface ClockDescription {
+  /** What the ticks count, e.g. `'dorsal-monotonic-ns'`. */
+  readonly name: string;
+  /** Ticks per second (1e9 for a nanosecond clock). */
+  readonly ticksPerSecond: number;
+}
+
+/** An instrumented process. */
+export interface ProcessInfo {
+  readonly processId: string;
+  readonly exe: string;
+  readonly host: string;
+  readonly username: string;
+  /** RFC 3339 with nanoseconds. */
+  readonly startTime: string;
+  readonly startTicks: number;
+  readonly clock: ClockDescription;
+  readonly parentProcessId?: string;
+  readonly properties: Readonly<Record<string, string>>;
+}
+
+/** A stream of blocks of one process, with the layouts needed to read them. */
+export interface StreamInfo {
+  readonly streamId: string;
+  readonly processId: string;
+  readonly tags: readonly StreamTag[];
+  /** Layouts of the objects in a block's `dependencies` part. */
+  readonly dependenciesLayouts: readonly LayoutDescription[];
+  /** Layouts of the objects in a block's `objects` part. */
+  readonly objectsLayouts: readonly LayoutDescription[];
+  readonly properties: Readonly<Record<string, string>>;
+}
+
+/** A block's two byte parts, each lz4-compressed (block format, size-prepended). */
+export interface BlockPayload {
+  readonly dependencies: Uint8Array;
+  readonly objects: Uint8Array;
+}
+
+/** A block's two byte parts, decompressed. */
+export interface DecodedPayload {
+  readonly dependencies: Uint8Array;
+  readonly objects: Uint8Array;
+}
+
+/** The header of a block: what the lake keeps in its `blocks` table. */
+export interface BlockHeader {
+  readonly blockId: string;
+  readonly streamId: string;
+  readonly processId: string;
+  readonly beginTime: string;
+  readonly beginTicks: number;
+  readonly endTime: string;
+  readonly endTicks: number;
+  readonly objectCount: number;
+}
+
+/** A block as sent to ingestion: its header and its compressed payload. */
+export interface Block extends BlockHeader {
+  readonly payload: BlockPayload;
+}
