@@ -1,0 +1,102 @@
+import { LakeNotFoundError } from '../errors.js';
+import { DEFAULT_MAX_PART_BYTES, type DecodedPayload, decodePayload } from '../wire/index.js';
+import { type LakeLocation, openBlobStore, openMetadataStore } from './open.js';
+import {
+  type BlobStore,
+  type BlockFilter,
+  type BlockRow,
+  blobPath,
+  type MetadataStore,
+  type ProcessRow,
+  type StreamFilter,
+  type StreamRow,
+} from './types.js';
+
+/** A block read back from the lake: its row and its decompressed payload. */
+export interface StoredBlock {
+  readonly block: BlockRow;
+  readonly payload: DecodedPayload;
+}
+
+/**
+ * The lake: metadata tables plus blob storage. Opening it connects to nothing; the first call
+ * does, so a lake whose database is down can be opened and answers `LakeUnavailableError` until
+ * the database is back.
+ *
+ * @example
+ * const lake = Lake.open({ data: './dorsal-data' });
+ * for (const block of await lake.blocks({ streamId })) {
+ *   const { payload } = await lake.readBlock(block.blockId);
+ * }
+ * await lake.close();
+ */
+export class Lake {
+  readonly metadata: MetadataStore;
+  readonly blobs: BlobStore;
+
+  constructor(metadata: MetadataStore, blobs: BlobStore) {
+    this.metadata = metadata;
+    this.blobs = blobs;
+  }
+
+  /** Opens the lake at a location (default: the embedded lake in `./dorsal-data`). */
+  static open(location: LakeLocation = {}): Lake {
+    return new Lake(openMetadataStore(location), openBlobStore(location));
+  }
+
+  /** Connects and migrates the metadata database, and checks the blob store. */
+  async ready(): Promise<void> {
+    await this.metadata.ready();
+    await Promise.all([this.metadata.ping(), this.blobs.ping()]);
+  }
+
+  /** All processes, by start time. */
+  processes(): Promise<ProcessRow[]> {
+    return this.metadata.listProcesses();
+  }
+
+  /** Streams, optionally of one process or with one tag. */
+  streams(filter?: StreamFilter): Promise<StreamRow[]> {
+    return this.metadata.listStreams(filter);
+  }
+
+  /** Blocks by begin time, optionally of one process or stream, in a time range. */
+  blocks(filter?: BlockFilter): Promise<BlockRow[]> {
+    return this.metadata.listBlocks(filter);
+  }
+
+  /** One process, or `undefined`. */
+  process(processId: string): Promise<ProcessRow | undefined> {
+    return this.metadata.findProcess(processId.toLowerCase());
+  }
+
+  /** One stream, or `undefined`. */
+  stream(streamId: string): Promise<StreamRow | undefined> {
+    return this.metadata.findStream(streamId.toLowerCase());
+  }
+
+  /** One block row, or `undefined`. */
+  block(blockId: string): Promise<BlockRow | undefined> {
+    return this.metadata.findBlock(blockId.toLowerCase());
+  }
+
+  /** The raw stored blob of a block (CBOR, parts still compressed). */
+  async readBlob(block: BlockRow): Promise<Uint8Array> {
+    return this.blobs.get(blobPath(block.processId, block.streamId, block.blockId));
+  }
+
+  /**
+   * Reads a block and decompresses its payload. Rejects with `LakeNotFoundError` for an unknown
+   * block id.
+   */
+  async readBlock(block: string | BlockRow, maxPartBytes = DEFAULT_MAX_PART_BYTES): Promise<StoredBlock> {
+    const row = typeof block === 'string' ? await this.block(block) : block;
+    if (row === undefined) throw new LakeNotFoundError(`no block ${String(block)} in the lake`);
+    return { block: row, payload: decodePayload(await this.readBlob(row), maxPartBytes) };
+  }
+
+  /** Closes the database connections and the blob store client. */
+  async close(): Promise<void> {
+    await Promise.all([this.metadata.close(), this.blobs.close()]);
+  }
+}

@@ -1,0 +1,69 @@
+import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LakeConfigError } from '../errors.js';
+import { type DirectoryBlobOptions, DirectoryBlobStore } from './directory-blobs.js';
+import { PostgresMetadataStore, type PostgresStoreOptions } from './postgres-store.js';
+import { type S3BlobOptions, S3BlobStore } from './s3-blobs.js';
+import { SqliteMetadataStore } from './sqlite-store.js';
+import type { BlobStore, MetadataStore } from './types.js';
+
+/** Default data directory of the embedded lake. */
+export const DEFAULT_DATA_DIR = './dorsal-data';
+
+/** Name of the SQLite file inside the data directory. */
+export const SQLITE_FILE = 'lake.sqlite';
+
+/**
+ * Where a lake lives. Nothing given: SQLite + blobs in `./dorsal-data`. `db` and `blobs`, when
+ * given, override each part: `postgres://…` (or `postgresql://…`, with `?schema=`) or
+ * `sqlite:path`/a file path; `s3://bucket/prefix?endpoint=…` or `file:path`/a directory.
+ */
+export interface LakeLocation {
+  /** Data directory of the embedded lake (default `./dorsal-data`). */
+  readonly data?: string;
+  /** Metadata database URL or SQLite file path (default `{data}/lake.sqlite`). */
+  readonly db?: string;
+  /** Blob store URL or directory (default `{data}`; payloads go under `{data}/blobs`). */
+  readonly blobs?: string;
+  readonly s3?: S3BlobOptions;
+  readonly directory?: DirectoryBlobOptions;
+  readonly postgres?: PostgresStoreOptions;
+}
+
+const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
+
+function localPath(value: string, scheme: string): string {
+  if (value.startsWith(`${scheme}://`)) return fileURLToPath(value.replace(/^sqlite:/, 'file:'));
+  const path = value.slice(scheme.length + 1);
+  return isAbsolute(path) ? path : resolve(path);
+}
+
+/** Chooses the metadata store for a location. */
+export function openMetadataStore(location: LakeLocation = {}): MetadataStore {
+  const db = location.db ?? join(location.data ?? DEFAULT_DATA_DIR, SQLITE_FILE);
+  const scheme = SCHEME.exec(db)?.[1]?.toLowerCase();
+  if (scheme === 'postgres' || scheme === 'postgresql')
+    return new PostgresMetadataStore(db, location.postgres);
+  if (scheme === 'sqlite' || scheme === 'file') return new SqliteMetadataStore(localPath(db, scheme));
+  // A one-letter "scheme" is a Windows drive letter.
+  if (scheme !== undefined && scheme.length > 1) {
+    throw new LakeConfigError(
+      `unsupported metadata database URL ${JSON.stringify(db)}: use postgres://… or a SQLite file path`,
+    );
+  }
+  return new SqliteMetadataStore(resolve(db));
+}
+
+/** Chooses the blob store for a location. */
+export function openBlobStore(location: LakeLocation = {}): BlobStore {
+  const blobs = location.blobs ?? location.data ?? DEFAULT_DATA_DIR;
+  const scheme = SCHEME.exec(blobs)?.[1]?.toLowerCase();
+  if (scheme === 's3') return S3BlobStore.fromUrl(blobs, location.s3);
+  if (scheme === 'file') return new DirectoryBlobStore(localPath(blobs, scheme), location.directory);
+  if (scheme !== undefined && scheme.length > 1) {
+    throw new LakeConfigError(
+      `unsupported blob store URL ${JSON.stringify(blobs)}: use s3://bucket/prefix or a directory`,
+    );
+  }
+  return new DirectoryBlobStore(resolve(blobs), location.directory);
+}

@@ -1,0 +1,181 @@
+import pg from 'pg';
+import { asLakeError, LakeConfigError } from '../errors.js';
+import type { BlockHeader, ProcessInfo, StreamInfo } from '../wire/index.js';
+import { nowRfc3339Ns } from '../wire/index.js';
+import {
+  BLOCK_COLUMNS,
+  blockParams,
+  blockWhere,
+  PROCESS_COLUMNS,
+  processParams,
+  type RawRow,
+  STREAM_COLUMNS,
+  streamParams,
+  streamWhere,
+  toBlockRow,
+  toProcessRow,
+  toStreamRow,
+} from './rows.js';
+import { MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE } from './schema.js';
+import type { BlockFilter, BlockRow, MetadataStore, ProcessRow, StreamFilter, StreamRow } from './types.js';
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const placeholder = (i: number): string => `$${i}`;
+
+/** Options of the PostgreSQL store beyond its URL. */
+export interface PostgresStoreOptions {
+  /** Pool size (default 10). */
+  readonly maxConnections?: number;
+  /** How long to wait for a connection before failing a call (default 5000 ms). */
+  readonly connectTimeoutMs?: number;
+}
+
+/**
+ * The scale-out metadata store. Several ingestion servers may share one database: inserts are
+ * `ON CONFLICT DO NOTHING` and migrations run under an advisory lock. The URL may name a schema
+ * with `?schema=name` (created if missing), e.g. `postgres://user@db:5432/lake?schema=dorsal`.
+ *
+ * @example
+ * const store = new PostgresMetadataStore('postgres://dorsal@127.0.0.1:5432/lake?schema=dorsal');
+ */
+export class PostgresMetadataStore implements MetadataStore {
+  readonly kind = 'postgres';
+  /** The schema tables live in (`public` unless the URL names one). */
+  readonly schema: string;
+  private readonly pool: pg.Pool;
+  private migrated: Promise<void> | undefined;
+
+  constructor(url: string, options: PostgresStoreOptions = {}) {
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get('schema') ?? 'public';
+    if (!SCHEMA_NAME.test(schema))
+      throw new LakeConfigError(`invalid PostgreSQL schema name ${JSON.stringify(schema)}`);
+    parsed.searchParams.delete('schema');
+    this.schema = schema;
+    this.pool = new pg.Pool({
+      connectionString: parsed.toString(),
+      options: `-c search_path=${schema}`,
+      max: options.maxConnections ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    });
+    // An idle connection dropped by the server must not become an uncaught error: the next
+    // query gets a fresh connection, or fails and is answered with 503.
+    this.pool.on('error', () => {});
+  }
+
+  ready(): Promise<void> {
+    if (this.migrated === undefined) {
+      this.migrated = this.migrate().catch((error: unknown) => {
+        this.migrated = undefined;
+        throw asLakeError('PostgreSQL lake: migrating the schema', error);
+      });
+    }
+    return this.migrated;
+  }
+
+  async ping(): Promise<void> {
+    await this.query('checking the database', 'SELECT 1', []);
+  }
+
+  async insertProcess(process: ProcessInfo): Promise<boolean> {
+    const sql = `INSERT INTO processes (${PROCESS_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING`;
+    return (
+      (await this.query('inserting a process', sql, processParams(process, nowRfc3339Ns()))).rowCount === 1
+    );
+  }
+
+  async insertStream(stream: StreamInfo): Promise<boolean> {
+    const sql = `INSERT INTO streams (${STREAM_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT DO NOTHING`;
+    return (await this.query('inserting a stream', sql, streamParams(stream, nowRfc3339Ns()))).rowCount === 1;
+  }
+
+  async insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
+    const sql = `INSERT INTO blocks (${BLOCK_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING`;
+    const params = blockParams(block, payloadSize, nowRfc3339Ns());
+    return (await this.query('inserting a block', sql, params)).rowCount === 1;
+  }
+
+  async findProcess(processId: string): Promise<ProcessRow | undefined> {
+    const sql = `SELECT ${PROCESS_COLUMNS} FROM processes WHERE process_id = $1`;
+    const row = (await this.query('reading a process', sql, [processId])).rows[0];
+    return row === undefined ? undefined : toProcessRow(row);
+  }
+
+  async findStream(streamId: string): Promise<StreamRow | undefined> {
+    const sql = `SELECT ${STREAM_COLUMNS} FROM streams WHERE stream_id = $1`;
+    const row = (await this.query('reading a stream', sql, [streamId])).rows[0];
+    return row === undefined ? undefined : toStreamRow(row);
+  }
+
+  async findBlock(blockId: string): Promise<BlockRow | undefined> {
+    const sql = `SELECT ${BLOCK_COLUMNS} FROM blocks WHERE block_id = $1`;
+    const row = (await this.query('reading a block', sql, [blockId])).rows[0];
+    return row === undefined ? undefined : toBlockRow(row);
+  }
+
+  async listProcesses(): Promise<ProcessRow[]> {
+    const sql = `SELECT ${PROCESS_COLUMNS} FROM processes ORDER BY start_time, process_id`;
+    return (await this.query('listing processes', sql, [])).rows.map(toProcessRow);
+  }
+
+  async listStreams(filter: StreamFilter = {}): Promise<StreamRow[]> {
+    const where = streamWhere(filter, placeholder);
+    const sql = `SELECT ${STREAM_COLUMNS} FROM streams ${where.sql} ORDER BY insert_time, stream_id`;
+    const rows = (await this.query('listing streams', sql, where.params)).rows.map(toStreamRow);
+    return filter.tag === undefined ? rows : rows.filter((s) => s.tags.includes(filter.tag as string));
+  }
+
+  async listBlocks(filter: BlockFilter = {}): Promise<BlockRow[]> {
+    const where = blockWhere(filter, placeholder);
+    const sql = `SELECT ${BLOCK_COLUMNS} FROM blocks ${where.sql}`;
+    return (await this.query('listing blocks', sql, where.params)).rows.map(toBlockRow);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private async query(what: string, sql: string, params: unknown[]): Promise<pg.QueryResult<RawRow>> {
+    await this.ready();
+    try {
+      return await this.pool.query<RawRow>(sql, params);
+    } catch (error) {
+      throw asLakeError(`PostgreSQL lake ${what}`, error);
+    }
+  }
+
+  /** Applies missing migrations in one transaction, under an advisory lock per schema. */
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`dorsal-migrate:${this.schema}`]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL)`,
+      );
+      const { rows } = await client.query<{ v: number | null }>(
+        `SELECT MAX(version) AS v FROM ${VERSION_TABLE}`,
+      );
+      const current = rows[0]?.v ?? 0;
+      if (current > SCHEMA_VERSION) {
+        throw new LakeConfigError(
+          `the PostgreSQL lake has schema version ${current}, newer than this dorsal knows (${SCHEMA_VERSION})`,
+        );
+      }
+      for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
+        for (const sql of MIGRATIONS[version - 1] ?? []) await client.query(sql);
+        await client.query(`INSERT INTO ${VERSION_TABLE} (version, applied_time) VALUES ($1, $2)`, [
+          version,
+          nowRfc3339Ns(),
+        ]);
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}

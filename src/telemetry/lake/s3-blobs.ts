@@ -1,0 +1,146 @@
+import {
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { asLakeError, LakeConfigError, LakeNotFoundError, LakeUnavailableError } from '../errors.js';
+import { BLOB_PATH, type BlobStore } from './types.js';
+
+/** Options of the S3 blob store; URL query parameters of the same names override them. */
+export interface S3BlobOptions {
+  /** Endpoint of an S3-compatible store, e.g. `http://127.0.0.1:9000` (default: AWS). */
+  readonly endpoint?: string;
+  /** Region (default `us-east-1`). */
+  readonly region?: string;
+  /** Path-style addressing, needed by most S3-compatible stores (default: true with an endpoint). */
+  readonly forcePathStyle?: boolean;
+  /** Credentials; default: the AWS SDK's chain (environment, profile, instance role). */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /**
+   * Create-only writes with `If-None-Match: *` (default true, supported by AWS S3 and most
+   * compatible stores). `false`: HEAD, then PUT when absent — for stores without conditional
+   * writes. Two writers may then both PUT; the content of a block is identical, so it is harmless.
+   */
+  readonly conditionalWrites?: boolean;
+  /** Attempts per request by the SDK (default 2). */
+  readonly maxAttempts?: number;
+}
+
+const statusOf = (error: unknown): number | undefined =>
+  error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+
+/**
+ * Blobs in an S3-compatible bucket, under `s3://bucket/prefix`.
+ *
+ * @example
+ * const blobs = S3BlobStore.fromUrl('s3://telemetry/lake?endpoint=http://127.0.0.1:9000');
+ */
+export class S3BlobStore implements BlobStore {
+  readonly kind = 's3';
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly client: S3Client;
+  private readonly conditional: boolean;
+
+  constructor(bucket: string, prefix: string, options: S3BlobOptions = {}) {
+    this.bucket = bucket;
+    this.prefix = prefix.replace(/^\/+|\/+$/g, '');
+    this.conditional = options.conditionalWrites ?? true;
+    const config: S3ClientConfig = {
+      region: options.region ?? 'us-east-1',
+      maxAttempts: options.maxAttempts ?? 2,
+      forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+      // Checksums only where the API requires them: many S3-compatible stores reject the newer
+      // default trailing checksums.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    };
+    if (options.endpoint !== undefined) config.endpoint = options.endpoint;
+    if (options.credentials !== undefined) config.credentials = { ...options.credentials };
+    this.client = new S3Client(config);
+  }
+
+  /** Parses `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=true&conditionalWrites=false`. */
+  static fromUrl(url: string, options: S3BlobOptions = {}): S3BlobStore {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 's3:' || parsed.hostname === '') {
+      throw new LakeConfigError(`not an S3 URL (s3://bucket/prefix): ${JSON.stringify(url)}`);
+    }
+    const q = parsed.searchParams;
+    const flag = (name: string): boolean | undefined => (q.has(name) ? q.get(name) !== 'false' : undefined);
+    return new S3BlobStore(parsed.hostname, decodeURIComponent(parsed.pathname), {
+      ...options,
+      ...(q.has('endpoint') ? { endpoint: q.get('endpoint') as string } : {}),
+      ...(q.has('region') ? { region: q.get('region') as string } : {}),
+      ...(flag('forcePathStyle') === undefined ? {} : { forcePathStyle: flag('forcePathStyle') }),
+      ...(flag('conditionalWrites') === undefined ? {} : { conditionalWrites: flag('conditionalWrites') }),
+    });
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      throw this.unavailable(`checking bucket ${this.bucket}`, error);
+    }
+  }
+
+  async putIfAbsent(path: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
+    const Key = this.key(path);
+    try {
+      if (!this.conditional) {
+        if (await this.exists(Key)) return 'exists';
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes }));
+        return 'created';
+      }
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes, IfNoneMatch: '*' }),
+      );
+      return 'created';
+    } catch (error) {
+      // 412: the object exists. (409 means a concurrent conditional write is in progress: it is
+      // reported as unavailable so that the client retries and then sees 412.)
+      if (statusOf(error) === 412) return 'exists';
+      throw this.unavailable(`writing ${Key}`, error);
+    }
+  }
+
+  async get(path: string): Promise<Uint8Array> {
+    const Key = this.key(path);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      if (out.Body === undefined) throw new LakeUnavailableError(`S3 returned no body for ${Key}`);
+      return await out.Body.transformToByteArray();
+    } catch (error) {
+      if (statusOf(error) === 404) throw new LakeNotFoundError(`no blob at ${path}`);
+      throw this.unavailable(`reading ${Key}`, error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private async exists(Key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
+  }
+
+  private key(path: string): string {
+    if (!BLOB_PATH.test(path)) throw new LakeConfigError(`not a blob path: ${JSON.stringify(path)}`);
+    return this.prefix === '' ? path : `${this.prefix}/${path}`;
+  }
+
+  private unavailable(what: string, error: unknown): Error {
+    return asLakeError(`S3 bucket ${this.bucket}: ${what}`, error);
+  }
+}

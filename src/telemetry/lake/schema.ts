@@ -1,0 +1,54 @@
+/**
+ * The lake's schema, as numbered migrations shared by SQLite and PostgreSQL. The tables are the
+ * stable interface readers build on: a later migration adds columns at the end, never reorders or
+ * renames. Times are normalized RFC 3339 text (text order is time order); JSON columns hold the
+ * clock, properties, tags and layouts.
+ */
+
+/** Name of the table recording applied migrations. */
+export const VERSION_TABLE = 'dorsal_schema_version';
+
+/** Migrations in order; migration `i` brings the schema to version `i + 1`. */
+export const MIGRATIONS: readonly (readonly string[])[] = [
+  [
+    `CREATE TABLE processes (
+      process_id TEXT PRIMARY KEY,
+      exe TEXT NOT NULL,
+      username TEXT NOT NULL,
+      host TEXT NOT NULL,
+      start_time TEXT NOT NULL,
+      start_ticks BIGINT NOT NULL,
+      clock TEXT NOT NULL,
+      parent_process_id TEXT,
+      properties TEXT NOT NULL,
+      insert_time TEXT NOT NULL
+    )`,
+    `CREATE TABLE streams (
+      stream_id TEXT PRIMARY KEY,
+      process_id TEXT NOT NULL,
+      tags TEXT NOT NULL,
+      dependencies_layouts TEXT NOT NULL,
+      objects_layouts TEXT NOT NULL,
+      properties TEXT NOT NULL,
+      insert_time TEXT NOT NULL
+    )`,
+    'CREATE INDEX streams_process ON streams (process_id)',
+    `CREATE TABLE blocks (
+      block_id TEXT PRIMARY KEY,
+      stream_id TEXT NOT NULL,
+      process_id TEXT NOT NULL,
+      begin_time TEXT NOT NULL,
+      begin_ticks BIGINT NOT NULL,
+      end_time TEXT NOT NULL,
+      end_ticks BIGINT NOT NULL,
+      object_count INTEGER NOT NULL,
+      payload_size BIGINT NOT NULL,
+      insert_time TEXT NOT NULL
+    )`,
+    'CREATE INDEX blocks_stream_time ON blocks (stream_id, begin_time)',
+    'CREATE INDEX blocks_process_time ON blocks (process_id, begin_time)',
+  ],
+];
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;

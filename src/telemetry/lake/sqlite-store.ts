@@ -1,0 +1,193 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { asLakeError, LakeConfigError } from '../errors.js';
+import type { BlockHeader, ProcessInfo, StreamInfo } from '../wire/index.js';
+import { nowRfc3339Ns } from '../wire/index.js';
+import {
+  BLOCK_COLUMNS,
+  blockParams,
+  blockWhere,
+  PROCESS_COLUMNS,
+  processParams,
+  type RawRow,
+  STREAM_COLUMNS,
+  streamParams,
+  streamWhere,
+  toBlockRow,
+  toProcessRow,
+  toStreamRow,
+} from './rows.js';
+import { MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE } from './schema.js';
+import type { BlockFilter, BlockRow, MetadataStore, ProcessRow, StreamFilter, StreamRow } from './types.js';
+
+type Statement = Database.Statement<unknown[], RawRow>;
+
+interface Prepared {
+  readonly db: Database.Database;
+  readonly insertProcess: Statement;
+  readonly insertStream: Statement;
+  readonly insertBlock: Statement;
+  readonly findProcess: Statement;
+  readonly findStream: Statement;
+  readonly findBlock: Statement;
+}
+
+const placeholder = (): string => '?';
+
+/**
+ * The embedded metadata store: one SQLite file in WAL mode (readers never block the writer).
+ * `synchronous = NORMAL`: a commit survives a crash of the process; after a power loss the last
+ * commits may be missing, which leaves blobs without rows — never rows without blobs.
+ *
+ * @example
+ * const store = new SqliteMetadataStore('./dorsal-data/lake.sqlite');
+ * await store.ready();
+ */
+export class SqliteMetadataStore implements MetadataStore {
+  readonly kind = 'sqlite';
+  readonly path: string;
+  private prepared: Prepared | undefined;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  async ready(): Promise<void> {
+    this.open();
+  }
+
+  async ping(): Promise<void> {
+    this.run('checking the SQLite database', (p) => p.db.prepare('SELECT 1').get());
+  }
+
+  async insertProcess(process: ProcessInfo): Promise<boolean> {
+    return this.run(
+      'inserting a process',
+      (p) => p.insertProcess.run(...processParams(process, nowRfc3339Ns())).changes > 0,
+    );
+  }
+
+  async insertStream(stream: StreamInfo): Promise<boolean> {
+    return this.run(
+      'inserting a stream',
+      (p) => p.insertStream.run(...streamParams(stream, nowRfc3339Ns())).changes > 0,
+    );
+  }
+
+  async insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
+    return this.run(
+      'inserting a block',
+      (p) => p.insertBlock.run(...blockParams(block, payloadSize, nowRfc3339Ns())).changes > 0,
+    );
+  }
+
+  async findProcess(processId: string): Promise<ProcessRow | undefined> {
+    const row = this.run('reading a process', (p) => p.findProcess.get(processId));
+    return row === undefined ? undefined : toProcessRow(row);
+  }
+
+  async findStream(streamId: string): Promise<StreamRow | undefined> {
+    const row = this.run('reading a stream', (p) => p.findStream.get(streamId));
+    return row === undefined ? undefined : toStreamRow(row);
+  }
+
+  async findBlock(blockId: string): Promise<BlockRow | undefined> {
+    const row = this.run('reading a block', (p) => p.findBlock.get(blockId));
+    return row === undefined ? undefined : toBlockRow(row);
+  }
+
+  async listProcesses(): Promise<ProcessRow[]> {
+    const sql = `SELECT ${PROCESS_COLUMNS} FROM processes ORDER BY start_time, process_id`;
+    return this.all('listing processes', sql, []).map(toProcessRow);
+  }
+
+  async listStreams(filter: StreamFilter = {}): Promise<StreamRow[]> {
+    const where = streamWhere(filter, placeholder);
+    const sql = `SELECT ${STREAM_COLUMNS} FROM streams ${where.sql} ORDER BY insert_time, stream_id`;
+    const rows = this.all('listing streams', sql, where.params).map(toStreamRow);
+    return filter.tag === undefined ? rows : rows.filter((s) => s.tags.includes(filter.tag as string));
+  }
+
+  async listBlocks(filter: BlockFilter = {}): Promise<BlockRow[]> {
+    const where = blockWhere(filter, placeholder);
+    return this.all('listing blocks', `SELECT ${BLOCK_COLUMNS} FROM blocks ${where.sql}`, where.params).map(
+      toBlockRow,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.prepared?.db.close();
+    this.prepared = undefined;
+  }
+
+  private all(what: string, sql: string, params: unknown[]): RawRow[] {
+    return this.run(what, (p) => p.db.prepare<unknown[], RawRow>(sql).all(...params));
+  }
+
+  private run<T>(what: string, fn: (p: Prepared) => T): T {
+    try {
+      return fn(this.open());
+    } catch (error) {
+      throw asLakeError(`SQLite lake ${what}`, error);
+    }
+  }
+
+  /** Opens the file and migrates on first use; a failure is retried on the next call. */
+  private open(): Prepared {
+    if (this.prepared !== undefined) return this.prepared;
+    let db: Database.Database | undefined;
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      db = new Database(this.path);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+      migrate(db);
+      const prep = (sql: string): Statement => (db as Database.Database).prepare<unknown[], RawRow>(sql);
+      this.prepared = {
+        db,
+        insertProcess: prep(
+          `INSERT INTO processes (${PROCESS_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+        ),
+        insertStream: prep(
+          `INSERT INTO streams (${STREAM_COLUMNS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+        ),
+        insertBlock: prep(
+          `INSERT INTO blocks (${BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+        ),
+        findProcess: prep(`SELECT ${PROCESS_COLUMNS} FROM processes WHERE process_id = ?`),
+        findStream: prep(`SELECT ${STREAM_COLUMNS} FROM streams WHERE stream_id = ?`),
+        findBlock: prep(`SELECT ${BLOCK_COLUMNS} FROM blocks WHERE block_id = ?`),
+      };
+      return this.prepared;
+    } catch (error) {
+      db?.close();
+      throw asLakeError(`opening the SQLite lake at ${this.path}`, error);
+    }
+  }
+}
+
+/** Applies missing migrations in one IMMEDIATE transaction, so two processes cannot both apply one. */
+function migrate(db: Database.Database): void {
+  db.exec(
+    `CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL)`,
+  );
+  const apply = db.transaction(() => {
+    const row = db.prepare<[], { v: number | null }>(`SELECT MAX(version) AS v FROM ${VERSION_TABLE}`).get();
+    const current = row?.v ?? 0;
+    if (current > SCHEMA_VERSION) {
+      throw new LakeConfigError(
+        `the SQLite lake has schema version ${current}, newer than this dorsal knows (${SCHEMA_VERSION})`,
+      );
+    }
+    for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
+      for (const sql of MIGRATIONS[version - 1] ?? []) db.exec(sql);
+      db.prepare(`INSERT INTO ${VERSION_TABLE} (version, applied_time) VALUES (?, ?)`).run(
+        version,
+        nowRfc3339Ns(),
+      );
+    }
+  });
+  apply.immediate();
+}

@@ -1,0 +1,15 @@
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import { lakeSuite } from './lake-suite.js';
+import { scaleOutLocation, startS3, uniqueSchema } from './services.js';
+
+lakeSuite('PostgreSQL + S3', async () => {
+  const schema = uniqueSchema();
+  const s3 = await startS3();
+  return {
+    open: async () => Lake.open(scaleOutLocation(schema.url, s3.endpoint, 'suite')),
+    cleanup: async () => {
+      await schema.drop();
+      await s3.stop();
+    },
+  };
+});

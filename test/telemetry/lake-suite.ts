@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UnknownProcessError, UnknownStreamError } from '../../src/telemetry/errors.js';
+import { IngestionService } from '../../src/telemetry/ingestion/service.js';
+import type { Lake } from '../../src/telemetry/lake/lake.js';
+import {
+  encodeBlock,
+  encodeProcessInfo,
+  encodeStreamInfo,
+  formatRfc3339Ns,
+} from '../../src/telemetry/wire/index.js';
+import { makeBlock, makeProcess, makeStream } from './fixtures.js';
+
+/** How a lake under test is made and cleaned up. */
+export interface LakeFixture {
+  readonly open: () => Promise<Lake>;
+  readonly cleanup: () => Promise<void>;
+}
+
+/**
+ * The behaviour every lake must have, run against each implementation: round trips of every
+ * record, idempotent re-sends, references checked, listings.
+ */
+export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): void {
+  describe(`lake: ${name}`, () => {
+    let lake: Lake;
+    let service: IngestionService;
+    let made: LakeFixture;
+
+    beforeAll(async () => {
+      made = await fixture();
+      lake = await made.open();
+      service = new IngestionService(lake);
+    });
+
+    afterAll(async () => {
+      await service.close();
+      await made.cleanup();
+    });
+
+    it('is ready', async () => {
+      await expect(service.ready()).resolves.toBeUndefined();
+    });
+
+    it('round-trips a process, a stream and a block', async () => {
+      const process = makeProcess({ parentProcessId: randomUUID() });
+      const stream = makeStream(process.processId, { tags: ['messages', 'log'] });
+      const { block, dependencies, objects } = makeBlock(stream, 500);
+      expect(await service.insertProcess(encodeProcessInfo(process))).toEqual({ inserted: true });
+      expect(await service.insertStream(encodeStreamInfo(stream))).toEqual({ inserted: true });
+      expect(await service.insertBlock(encodeBlock(block))).toEqual({ inserted: true });
+
+      const storedProcess = await lake.process(process.processId);
+      expect(storedProcess).toMatchObject(process);
+      expect(storedProcess?.insertTime).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
+      expect(await lake.stream(stream.streamId)).toMatchObject(stream);
+      const rows = await lake.blocks({ streamId: stream.streamId });
+      expect(rows).toHaveLength(1);
+      const { payload, ...header } = block;
+      expect(rows[0]).toMatchObject(header);
+      expect(rows[0]?.payloadSize).toBeGreaterThan(0);
+      const read = await lake.readBlock(block.blockId);
+      expect(Buffer.from(read.payload.objects)).toEqual(Buffer.from(objects));
+      expect(Buffer.from(read.payload.dependencies)).toEqual(Buffer.from(dependencies));
+    });
+
+    it('stores a re-sent record once', async () => {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const { block } = makeBlock(stream, 100);
+      await service.ingestProcess(process);
+      expect(await service.ingestProcess(process)).toEqual({ inserted: false });
+      await service.ingestStream(stream);
+      expect(await service.ingestStream(stream)).toEqual({ inserted: false });
+      const bytes = encodeBlock(block);
+      const results = await Promise.all([1, 2, 3, 4].map(() => service.insertBlock(bytes)));
+      expect(results.filter((r) => r.inserted)).toHaveLength(1);
+      expect(await service.insertBlock(bytes)).toEqual({ inserted: false });
+      expect(await lake.blocks({ streamId: stream.streamId })).toHaveLength(1);
+      expect((await lake.readBlock(block.blockId)).payload.objects.length).toBe(100 * 32);
+    });
+
+    it('refuses a stream of an unknown process and a block of an unknown stream', async () => {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await expect(service.ingestStream(stream)).rejects.toThrow(UnknownProcessError);
+      await expect(service.ingestStream(stream)).rejects.toThrow(`unknown process ${process.processId}`);
+      await service.ingestProcess(process);
+      const { block } = makeBlock(stream);
+      await expect(service.ingestBlock(block)).rejects.toThrow(UnknownStreamError);
+      await service.ingestStream(stream);
+      const other = makeProcess();
+      await service.ingestProcess(other);
+      await expect(service.ingestBlock({ ...block, processId: other.processId })).rejects.toThrow(
+        `it belongs to process ${process.processId}, not ${other.processId}`,
+      );
+      expect(await lake.block(block.blockId)).toBeUndefined();
+      await service.ingestBlock(block);
+      expect(await lake.block(block.blockId)).toBeDefined();
+    });
+
+    it('lists streams and blocks by process, tag, stream and time', async () => {
+      const process = makeProcess();
+      await service.ingestProcess(process);
+      const logs = makeStream(process.processId, { tags: ['log'] });
+      const ticks = makeStream(process.processId, { tags: ['messages'] });
+      await service.ingestStream(logs);
+      await service.ingestStream(ticks);
+      const blocks = [1, 2, 3].map((seed) => makeBlock(ticks, 10, seed).block);
+      for (const block of blocks.reverse()) await service.ingestBlock(block);
+      await service.ingestBlock(makeBlock(logs, 5).block);
+
+      expect((await lake.streams({ processId: process.processId })).map((s) => s.streamId).sort()).toEqual(
+        [logs.streamId, ticks.streamId].sort(),
+      );
+      expect(
+        (await lake.streams({ processId: process.processId, tag: 'log' })).map((s) => s.streamId),
+      ).toEqual([logs.streamId]);
+      expect((await lake.processes()).map((p) => p.processId)).toContain(process.processId);
+      const listed = await lake.blocks({ streamId: ticks.streamId });
+      expect(listed.map((b) => b.beginTicks)).toEqual([1000, 2000, 3000]);
+      expect(await lake.blocks({ processId: process.processId })).toHaveLength(4);
+      const from = formatRfc3339Ns(1_700_000_001_002_000_000n);
+      expect((await lake.blocks({ streamId: ticks.streamId, from })).map((b) => b.beginTicks)).toEqual([
+        2000, 3000,
+      ]);
+      expect(await lake.blocks({ streamId: ticks.streamId, limit: 1 })).toHaveLength(1);
+    });
+  });
+}
