@@ -1,0 +1,81 @@
+/**
+ * The telemetry side of dorsal: the wire format, the lake, the ingestion service and the sink.
+ * Every export is named here explicitly.
+ */
+export {
+  LakeConfigError,
+  LakeNotFoundError,
+  LakeUnavailableError,
+  PayloadTooLargeError,
+  UnknownProcessError,
+  UnknownStreamError,
+  UnsupportedMediaTypeError,
+  WireFormatError,
+  WireVersionError,
+} from './errors.js';
+export { DEFAULT_BODY_LIMIT, type IngestionRoutesOptions, ingestionRoutes } from './ingestion/http.js';
+export {
+  type IngestionServer,
+  type IngestionServerOptions,
+  startIngestionServer,
+} from './ingestion/server.js';
+export { type IngestionOptions, IngestionService, type InsertResult } from './ingestion/service.js';
+export { STATUS_BY_CODE } from './ingestion/status.js';
+export { type DirectoryBlobOptions, DirectoryBlobStore } from './lake/directory-blobs.js';
+export { Lake, type StoredBlock } from './lake/lake.js';
+export { DEFAULT_DATA_DIR, type LakeLocation, openBlobStore, openMetadataStore } from './lake/open.js';
+export { PostgresMetadataStore, type PostgresStoreOptions } from './lake/postgres-store.js';
+export { type S3BlobOptions, S3BlobStore } from './lake/s3-blobs.js';
+export { SCHEMA_VERSION } from './lake/schema.js';
+export { SqliteMetadataStore } from './lake/sqlite-store.js';
+export {
+  type BlobStore,
+  type BlockFilter,
+  type BlockRow,
+  blobPath,
+  type MetadataStore,
+  type ProcessRow,
+  type StreamFilter,
+  type StreamRow,
+} from './lake/types.js';
+export { type SinkOptions, TelemetrySink } from './sink/sink.js';
+export type { DropEvent, DropReason, SinkStats } from './sink/stats.js';
+export {
+  HttpTransport,
+  type HttpTransportOptions,
+  InProcessTransport,
+  type RecordKind,
+  SinkSendError,
+  type SinkTransport,
+} from './sink/transport.js';
+export {
+  type Block,
+  type BlockHeader,
+  type BlockPayload,
+  type ClockDescription,
+  compressPart,
+  type DecodedPayload,
+  decodeBlock,
+  decodePayload,
+  decodeProcessInfo,
+  decodeStreamInfo,
+  decompressPart,
+  encodeBlock,
+  encodeProcessInfo,
+  encodeStreamInfo,
+  formatRfc3339Ns,
+  type LayoutDescription,
+  type LayoutFieldDescription,
+  type LayoutFieldType,
+  normalizeRfc3339,
+  nowRfc3339Ns,
+  type ProcessInfo,
+  rfc3339ToEpochNs,
+  type StreamInfo,
+  type StreamTag,
+  validateBlock,
+  validateLayout,
+  validateProcessInfo,
+  validateStreamInfo,
+  WIRE_FORMAT_VERSION,
+} from './wire/index.js';

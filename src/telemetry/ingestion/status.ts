@@ -1,0 +1,36 @@
+import { DorsalError } from '../../errors.js';
+
+/**
+ * The one table mapping typed errors to HTTP statuses. 4xx: the client sent something wrong and
+ * must not retry it as is; 503: the lake is unavailable, retry later.
+ */
+export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  DORSAL_WIRE_FORMAT: 400,
+  DORSAL_WIRE_VERSION: 400,
+  DORSAL_LAKE_NOT_FOUND: 404,
+  DORSAL_PAYLOAD_TOO_LARGE: 413,
+  DORSAL_UNSUPPORTED_MEDIA_TYPE: 415,
+  DORSAL_UNKNOWN_PROCESS: 422,
+  DORSAL_UNKNOWN_STREAM: 422,
+  DORSAL_LAKE_UNAVAILABLE: 503,
+};
+
+/** An HTTP answer to an error: status, a JSON body, and whether to say `Retry-After`. */
+export interface ErrorAnswer {
+  readonly status: number;
+  readonly body: { readonly error: { readonly code: string; readonly message: string } };
+  readonly retry: boolean;
+}
+
+/** Maps any thrown value to its HTTP answer; an unexpected error is a 500 without its details. */
+export function answerFor(error: unknown): ErrorAnswer {
+  if (error instanceof DorsalError) {
+    const status = STATUS_BY_CODE[error.code] ?? 500;
+    return { status, body: { error: { code: error.code, message: error.message } }, retry: status === 503 };
+  }
+  return {
+    status: 500,
+    body: { error: { code: 'DORSAL_INTERNAL', message: 'internal error while handling the request' } },
+    retry: false,
+  };
+}

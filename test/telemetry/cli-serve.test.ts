@@ -1,0 +1,85 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/telemetry/wire/index.js';
+import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
+import { get, post } from './http-helpers.js';
+
+const BIN = fileURLToPath(new URL('../../src/cli/dorsal.ts', import.meta.url));
+
+/** Spawns `dorsal serve …` and resolves with its URL once it says it listens. */
+async function serve(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /dorsal ingestion listening on (http:\/\/\S+)/.exec(out);
+      if (match?.[1] !== undefined) resolve(match[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`dorsal serve exited with ${code}: ${out}`)));
+  });
+  return { child, url };
+}
+
+describe('dorsal serve', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+
+  it('serves ingestion on loopback and stops on SIGTERM', async () => {
+    const { child, url } = await serve(['--port', '0', '--data', dir]);
+    try {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect((await get(url, '/health')).body).toEqual({ status: 'ok' });
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const { block, objects } = makeBlock(stream, 64);
+      expect((await post(url, 'process', encodeProcessInfo(process))).status).toBe(200);
+      expect((await post(url, 'stream', encodeStreamInfo(stream))).status).toBe(200);
+      expect((await post(url, 'block', encodeBlock(block))).body).toEqual({ inserted: true });
+      const lake = Lake.open({ data: dir });
+      const read = await lake.readBlock(block.blockId);
+      expect(Buffer.from(read.payload.objects)).toEqual(Buffer.from(objects));
+      await lake.close();
+    } finally {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      expect(code).toBe(0);
+    }
+  });
+
+  it('refuses a bad option with a message and a non-zero exit', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', '--port', 'eighty'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    const [code] = await once(child, 'exit');
+    expect(code).not.toBe(0);
+    expect(err).toContain("option '--port <port>' argument 'eighty' is invalid");
+  });
+
+  it('refuses an unknown lake URL scheme', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', BIN, 'serve', '--port', '0', '--db', 'mysql://db/lake'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let err = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(1);
+    expect(err).toContain('unsupported metadata database URL "mysql://db/lake"');
+  });
+});

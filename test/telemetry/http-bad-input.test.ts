@@ -1,0 +1,225 @@
+import { connect } from 'node:net';
+import { encode } from 'cbor-x';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import {
+  type Block,
+  compressPart,
+  encodeBlock,
+  encodeProcessInfo,
+  encodeStreamInfo,
+} from '../../src/telemetry/wire/index.js';
+import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
+import { get, post, postDeclaring } from './http-helpers.js';
+
+const BODY_LIMIT = 1024 * 1024;
+
+/** A block record with some fields replaced, encoded as CBOR as a client could send it. */
+function tampered(
+  block: Block,
+  changes: Record<string, unknown>,
+  payload?: Record<string, unknown>,
+): Uint8Array {
+  return encode({
+    formatVersion: 1,
+    kind: 'block',
+    ...block,
+    ...changes,
+    payload: { ...block.payload, ...payload },
+  });
+}
+
+describe('ingestion over HTTP: bad input', () => {
+  const { dir, cleanup } = tempDir();
+  let server: IngestionServer;
+  let lake: Lake;
+  const process = makeProcess();
+  const stream = makeStream(process.processId);
+  const stored = makeBlock(stream, 200);
+
+  beforeAll(async () => {
+    server = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      bodyLimit: BODY_LIMIT,
+      maxPartBytes: 4 << 20,
+    });
+    lake = Lake.open({ data: dir });
+    expect((await post(server.url, 'process', encodeProcessInfo(process))).body).toEqual({ inserted: true });
+    expect((await post(server.url, 'stream', encodeStreamInfo(stream))).body).toEqual({ inserted: true });
+    expect((await post(server.url, 'block', encodeBlock(stored.block))).body).toEqual({ inserted: true });
+  });
+
+  afterAll(async () => {
+    await server.close();
+    await lake.close();
+    cleanup();
+  });
+
+  /** What was stored before stays readable, and the server still answers. */
+  async function lakeStillReadable(): Promise<void> {
+    const read = await lake.readBlock(stored.block.blockId);
+    expect(Buffer.from(read.payload.objects)).toEqual(Buffer.from(stored.objects));
+    expect(await lake.blocks({ streamId: stream.streamId })).toHaveLength(1);
+    expect((await get(server.url, '/ready')).status).toBe(200);
+  }
+
+  const { block } = makeBlock(stream, 50, 7);
+  const objects = block.payload.objects;
+  const huge = Buffer.from(objects);
+  huge.writeUInt32LE(0xffff_fff0, 0);
+  const unknownStream = makeStream(process.processId);
+  const orphan = makeStream(makeProcess().processId);
+
+  it.each([
+    [
+      'malformed CBOR',
+      'block',
+      Buffer.from([0xa3, 0x61, 0x61]),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      'block: malformed CBOR',
+    ],
+    ['a CBOR string', 'block', encode('hello'), 400, 'DORSAL_WIRE_FORMAT', 'block must be a CBOR map'],
+    [
+      'a missing field',
+      'block',
+      tampered(block, { objectCount: undefined }),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      'block: missing field "objectCount"',
+    ],
+    [
+      'a bad UUID',
+      'block',
+      tampered(block, { blockId: 'not-a-uuid' }),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      'field "blockId" must be a UUID, got "not-a-uuid"',
+    ],
+    [
+      'a bad time',
+      'block',
+      tampered(block, { beginTime: 'yesterday' }),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      'field "beginTime" must be an RFC 3339 time',
+    ],
+    [
+      'a payload that is not bytes',
+      'block',
+      tampered(block, {}, { objects: 'text' }),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      'block.payload: field "objects" must be a byte string',
+    ],
+    [
+      'an unknown version',
+      'block',
+      tampered(block, { formatVersion: 2 }),
+      400,
+      'DORSAL_WIRE_VERSION',
+      'unsupported telemetry wire format version 2',
+    ],
+    [
+      'a stream record sent as a block',
+      'block',
+      encodeStreamInfo(stream),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      'expected a block record, got kind "stream"',
+    ],
+    [
+      'truncated lz4',
+      'block',
+      tampered(block, {}, { objects: objects.subarray(0, objects.length - 7) }),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      'block.payload.objects: corrupt or truncated lz4 data',
+    ],
+    [
+      'a huge declared lz4 size',
+      'block',
+      tampered(block, {}, { objects: huge }),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      'lz4 part declares 4294967280 decompressed bytes, over the limit of 4194304',
+    ],
+    [
+      'a block of an unknown stream',
+      'block',
+      encodeBlock({ ...block, streamId: unknownStream.streamId }),
+      422,
+      'DORSAL_UNKNOWN_STREAM',
+      `unknown stream ${unknownStream.streamId}`,
+    ],
+    [
+      'a stream of an unknown process',
+      'stream',
+      encodeStreamInfo(orphan),
+      422,
+      'DORSAL_UNKNOWN_PROCESS',
+      `unknown process ${orphan.processId}`,
+    ],
+    [
+      'a body over the limit',
+      'block',
+      encodeBlock({
+        ...block,
+        payload: { dependencies: compressPart(new Uint8Array(0)), objects: Buffer.alloc(BODY_LIMIT + 1) },
+      }),
+      413,
+      'DORSAL_PAYLOAD_TOO_LARGE',
+      `over the limit of ${BODY_LIMIT} bytes`,
+    ],
+  ])('answers %s with its status and message', async (_name, kind, body, status, code, message) => {
+    const answer = await post(server.url, kind, body);
+    expect(answer.status).toBe(status);
+    expect(answer.body.error?.code).toBe(code);
+    expect(answer.body.error?.message).toContain(message);
+    await lakeStillReadable();
+  });
+
+  it('refuses a wrong or missing content type with 415', async () => {
+    const wrong = await post(server.url, 'block', encodeBlock(block), 'application/json');
+    expect(wrong.status).toBe(415);
+    expect(wrong.body.error?.message).toBe('expected content-type application/cbor, got "application/json"');
+    const missing = await post(server.url, 'block', encodeBlock(block), null);
+    expect(missing.body.error?.message).toBe('expected content-type application/cbor, got none');
+    expect(missing.status).toBe(415);
+    await lakeStillReadable();
+  });
+
+  it('refuses a huge declared Content-Length with 413 before reading the body', async () => {
+    const answer = await postDeclaring(server.url, 'block', 50 * 1024 * 1024 * 1024);
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body).error.message).toBe(
+      `body of ${50 * 1024 ** 3} bytes is over the limit of ${BODY_LIMIT} bytes`,
+    );
+    await lakeStillReadable();
+  });
+
+  it('answers unknown routes, wrong methods and garbage requests without crashing', async () => {
+    expect((await get(server.url, '/nope')).status).toBe(404);
+    const wrongMethod = await get(server.url, '/ingestion/insert_block');
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.body.error?.message).toBe('use POST');
+    const garbage = await new Promise<string>((resolve) => {
+      const socket = connect(server.port, '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d) => {
+        text += d.toString();
+      });
+      socket.on('close', () => resolve(text));
+    });
+    expect(garbage).toMatch(/^HTTP\/1\.1 400/);
+    expect((await get(server.url, '/health')).body).toEqual({ status: 'ok' });
+    await lakeStillReadable();
+  });
+
+  it('stores the block once its errors are fixed', async () => {
+    expect((await post(server.url, 'block', encodeBlock(block))).body).toEqual({ inserted: true });
+    expect(await lake.blocks({ streamId: stream.streamId })).toHaveLength(2);
+  });
+});

@@ -1,0 +1,58 @@
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+
+/** An answer as the tests look at it. */
+export interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: { error?: { code: string; message: string }; inserted?: boolean; status?: string };
+}
+
+/** POSTs bytes to an ingestion route. */
+export async function post(
+  base: string,
+  kind: string,
+  body: Uint8Array | string,
+  contentType: string | null = 'application/cbor',
+): Promise<Answer> {
+  const headers: Record<string, string> = contentType === null ? {} : { 'content-type': contentType };
+  const res = await fetch(`${base}/ingestion/insert_${kind}`, { method: 'POST', headers, body });
+  return { status: res.status, headers: res.headers, body: (await res.json()) as Answer['body'] };
+}
+
+/** GETs a path. */
+export async function get(base: string, path: string): Promise<Answer> {
+  const res = await fetch(`${base}${path}`);
+  return { status: res.status, headers: res.headers, body: (await res.json()) as Answer['body'] };
+}
+
+/** Sends a request with a declared Content-Length but (almost) no body, and returns the status. */
+export function postDeclaring(
+  base: string,
+  kind: string,
+  declared: number,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}/ingestion/insert_${kind}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cbor', 'content-length': declared },
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.write(Buffer.alloc(16));
+  });
+}
+
+/** A loopback port nothing listens on (taken, then released). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
