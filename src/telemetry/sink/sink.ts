@@ -1,0 +1,357 @@
+import { DorsalError } from '../../errors.js';
+import { IngestionService } from '../ingestion/service.js';
+import {
+  type Block,
+  decodeBlock,
+  encodeBlock,
+  encodeProcessInfo,
+  encodeStreamInfo,
+  type ProcessInfo,
+  type StreamInfo,
+} from '../wire/index.js';
+import { Deliverer, type EncodedRecord, sleep } from './delivery.js';
+import { Spool } from './spool.js';
+import { type DropEvent, type DropReason, SinkCounters, type SinkStats } from './stats.js';
+import { HttpTransport, InProcessTransport, type SinkTransport } from './transport.js';
+
+/** Options of a telemetry sink. */
+export interface SinkOptions {
+  /** Where to send: an ingestion URL (`http://127.0.0.1:8081`), a service in this process, or a transport. */
+  readonly target: string | IngestionService | SinkTransport;
+  /** The process whose blocks this sink sends; sent first, never dropped. */
+  readonly process: ProcessInfo;
+  /** Bytes of encoded blocks kept in memory (default 64 MiB). */
+  readonly maxBufferBytes?: number;
+  /** Requests in flight at once (default 3). */
+  readonly maxInFlight?: number;
+  /** Attempts per block before the server is considered down (default 4). */
+  readonly maxAttempts?: number;
+  /** Backoff between attempts: doubles from `initialMs` up to `maxMs`, with jitter (default 100 ms, 5 s). */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** A directory for blocks that could not be sent while the server is down (default: none). */
+  readonly spool?: { readonly dir: string; readonly maxBytes?: number };
+  /** Called for every dropped block. */
+  readonly onDrop?: (event: DropEvent) => void;
+}
+
+/** A block waiting in memory or read back from the spool. */
+interface Entry {
+  readonly blockId: string;
+  readonly processId: string;
+  readonly streamId: string;
+  readonly bytes: Uint8Array;
+  readonly spoolName?: string;
+  /** Counted in `bufferedBytes`. */
+  counted?: boolean;
+  /** Handed to the spool or dropped by `close` while in flight. */
+  abandoned?: boolean;
+}
+
+/**
+ * The client side of ingestion. `push` never blocks and never throws for a full buffer: the block
+ * is queued, spooled or dropped — and every drop is counted (`stats`, `onDrop`). The process is
+ * sent first, each stream before its first block; at most `maxInFlight` requests run at once;
+ * 5xx and network errors are retried with backoff, 4xx are not. When the server stays down,
+ * blocks go to the spool directory and are sent, oldest first, once it is back (by this sink or
+ * by a later one on the same directory).
+ *
+ * @example
+ * const sink = new TelemetrySink({ target: 'http://127.0.0.1:8081', process, spool: { dir: './dorsal-spool' } });
+ * sink.addStream(stream);
+ * sink.push(block);
+ * const stats = await sink.close({ timeoutMs: 5000 });
+ * if (stats.droppedTotal > 0) console.warn(`telemetry: ${stats.droppedTotal} blocks dropped`);
+ */
+export class TelemetrySink {
+  private readonly transport: SinkTransport;
+  private readonly options: SinkOptions;
+  private readonly maxBufferBytes: number;
+  private readonly maxInFlight: number;
+  private readonly counters = new SinkCounters();
+  private readonly records = new Map<string, EncodedRecord>();
+  private readonly deliverer: Deliverer;
+  private readonly queue: Entry[] = [];
+  private readonly active = new Set<Entry>();
+  private readonly spoolWrites = new Set<Promise<void>>();
+  private readonly spool: Promise<Spool | undefined>;
+  private spoolReady: Spool | undefined;
+  private waiters: (() => void)[] = [];
+  private bufferedBytes = 0;
+  private inFlight = 0;
+  private down = false;
+  private downProbes = 0;
+  private closed = false;
+
+  constructor(options: SinkOptions) {
+    this.options = options;
+    const { target } = options;
+    this.transport =
+      typeof target === 'string'
+        ? new HttpTransport(target, { maxSockets: options.maxInFlight ?? 3 })
+        : target instanceof IngestionService
+          ? new InProcessTransport(target)
+          : target;
+    this.maxBufferBytes = options.maxBufferBytes ?? 64 * 1024 * 1024;
+    this.maxInFlight = options.maxInFlight ?? 3;
+    this.records.set(options.process.processId.toLowerCase(), {
+      kind: 'process',
+      bytes: encodeProcessInfo(options.process),
+    });
+    this.deliverer = new Deliverer(this.transport, this.records, this.counters, {
+      maxAttempts: options.maxAttempts ?? 4,
+      backoff: options.backoff ?? { initialMs: 100, maxMs: 5000 },
+      spool: () => this.spoolReady,
+      closed: () => this.closed,
+    });
+    this.spool = this.openSpool();
+  }
+
+  /** Registers a stream; it is sent before its first block. */
+  addStream(stream: StreamInfo): void {
+    this.records.set(stream.streamId.toLowerCase(), { kind: 'stream', bytes: encodeStreamInfo(stream) });
+  }
+
+  /**
+   * Queues a block. Returns false if it was dropped (counted). Throws only for a block of a stream
+   * that was never registered with `addStream` — a setup error.
+   */
+  push(block: Block): boolean {
+    const streamId = block.streamId.toLowerCase();
+    if (this.records.get(streamId)?.kind !== 'stream') {
+      throw new DorsalError(
+        'DORSAL_SINK_UNKNOWN_STREAM',
+        `block ${block.blockId}: stream ${block.streamId} was not added to the sink`,
+      );
+    }
+    this.counters.pushed += 1;
+    const entry: Entry = {
+      blockId: block.blockId,
+      processId: block.processId.toLowerCase(),
+      streamId,
+      bytes: encodeBlock(block),
+    };
+    if (this.closed) return this.drop('shutdown', entry, 'the sink is closed');
+    const spooling = this.down && this.options.spool !== undefined;
+    if (!spooling && this.bufferedBytes + entry.bytes.length <= this.maxBufferBytes) {
+      this.enqueue(entry);
+      this.pump();
+      return true;
+    }
+    if (this.options.spool !== undefined) {
+      this.toSpool(entry);
+      return true;
+    }
+    return this.drop('bufferFull', entry, `in-memory buffer of ${this.maxBufferBytes} bytes is full`);
+  }
+
+  /** What the sink did so far. */
+  get stats(): SinkStats {
+    const c = this.counters;
+    return {
+      pushed: c.pushed,
+      sent: c.sent,
+      spooled: c.spooled,
+      retries: c.retries,
+      dropped: { ...c.dropped },
+      droppedTotal: c.droppedTotal,
+      buffered: this.queue.length + this.active.size,
+      bufferedBytes: this.bufferedBytes,
+      inFlight: this.inFlight,
+      spoolBlocks: this.spoolReady?.count ?? 0,
+      spoolBytes: this.spoolReady?.size ?? 0,
+      serverDown: this.down,
+      ...(c.lastError === undefined ? {} : { lastError: c.lastError }),
+    };
+  }
+
+  /** Waits until nothing is buffered, in flight or (while the server is up) spooled; false on timeout. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    await this.spool;
+    while (!this.drained()) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await Promise.race([
+        new Promise<void>((resolve) => this.waiters.push(resolve)),
+        sleep(Math.min(left, 1000)),
+      ]);
+    }
+    return true;
+  }
+
+  /**
+   * Flushes until the deadline, then spools what is left (or drops it, counted as `shutdown`),
+   * and closes the transport. Returns the final stats.
+   */
+  async close(options: { readonly timeoutMs?: number } = {}): Promise<SinkStats> {
+    if (!this.closed) {
+      await this.flush(options.timeoutMs ?? 5000);
+      this.closed = true;
+      // What is still in memory (in flight included: re-sending a stored block is harmless).
+      const left = [...this.active].filter((e) => e.spoolName === undefined);
+      left.push(...this.queue.splice(0));
+      for (const entry of left) {
+        entry.abandoned = true;
+        this.release(entry);
+        if (this.options.spool !== undefined) this.toSpool(entry);
+        else this.drop('shutdown', entry, 'not sent before the close deadline');
+      }
+      await Promise.all(this.spoolWrites);
+      await this.transport.close();
+    }
+    return this.stats;
+  }
+
+  private drained(): boolean {
+    const spoolWaiting = this.spoolReady?.waiting ?? 0;
+    return (
+      this.queue.length === 0 &&
+      this.inFlight === 0 &&
+      this.spoolWrites.size === 0 &&
+      (spoolWaiting === 0 || this.down)
+    );
+  }
+
+  private changed(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private enqueue(entry: Entry, front = false): void {
+    if (front) this.queue.unshift(entry);
+    else this.queue.push(entry);
+    entry.counted = true;
+    this.bufferedBytes += entry.bytes.length;
+  }
+
+  /** Takes a memory entry out of the buffer accounting (once). */
+  private release(entry: Entry): void {
+    this.active.delete(entry);
+    if (entry.counted === true) {
+      entry.counted = false;
+      this.bufferedBytes -= entry.bytes.length;
+    }
+  }
+
+  private drop(reason: DropReason, entry: Entry, error?: string): false {
+    this.counters.dropped[reason] += 1;
+    if (error !== undefined) this.counters.lastError = error;
+    this.options.onDrop?.({ reason, blockId: entry.blockId, ...(error === undefined ? {} : { error }) });
+    this.changed();
+    return false;
+  }
+
+  /** Starts senders while there is room in flight and work to do. While down, only one probes. */
+  private pump(): void {
+    while (!this.closed && this.inFlight < this.maxInFlight && !(this.down && this.inFlight > 0)) {
+      const entry = this.queue.shift();
+      const fromSpool = entry === undefined && (this.spoolReady?.waiting ?? 0) > 0;
+      if (entry === undefined && !fromSpool) return;
+      this.inFlight += 1;
+      if (entry !== undefined) this.active.add(entry);
+      void this.run(entry).finally(() => {
+        this.inFlight -= 1;
+        this.changed();
+        this.pump();
+      });
+    }
+  }
+
+  private async run(memoryEntry: Entry | undefined): Promise<void> {
+    const entry = memoryEntry ?? (await this.takeFromSpool());
+    if (entry === undefined) return;
+    const { outcome, error } = await this.deliverer.deliver(entry);
+    if (outcome === 'sent') this.counters.sent += 1;
+    if (entry.abandoned === true) return;
+    if (outcome === 'sent') {
+      this.down = false;
+      this.downProbes = 0;
+    } else if (outcome === 'rejected') {
+      this.drop('rejected', entry, error);
+    }
+    if (entry.spoolName !== undefined) {
+      if (outcome === 'unavailable') this.spoolReady?.release(entry.spoolName);
+      else await this.spoolReady?.remove(entry.spoolName);
+    } else {
+      this.release(entry);
+      if (outcome === 'unavailable') {
+        if (this.options.spool !== undefined) this.toSpool(entry);
+        else this.enqueue(entry, true);
+      }
+    }
+    if (outcome === 'unavailable') {
+      this.down = true;
+      this.downProbes += 1;
+      await sleep(this.deliverer.backoff(this.downProbes));
+    }
+  }
+
+  /** The oldest spooled block; one that no longer decodes is deleted and counted as rejected. */
+  private async takeFromSpool(): Promise<Entry | undefined> {
+    const spool = this.spoolReady;
+    const taken = await spool?.take();
+    if (spool === undefined || taken === undefined) return undefined;
+    try {
+      const block = decodeBlock(taken.bytes);
+      return {
+        blockId: block.blockId,
+        processId: block.processId,
+        streamId: block.streamId,
+        bytes: taken.bytes,
+        spoolName: taken.name,
+      };
+    } catch (error) {
+      await spool.remove(taken.name);
+      const blockId = taken.name.replace(/\.cbor$/, '');
+      this.drop(
+        'rejected',
+        { blockId, processId: '', streamId: '', bytes: taken.bytes },
+        `unreadable spool file: ${String(error)}`,
+      );
+      return undefined;
+    }
+  }
+
+  private toSpool(entry: Entry): void {
+    const write = (async () => {
+      const spool = await this.spool;
+      if (spool === undefined) return void this.drop('spoolFull', entry, this.counters.lastError);
+      for (const id of [entry.processId, entry.streamId]) {
+        const record = this.records.get(id);
+        if (record !== undefined) await spool.putMeta(id, record.kind, record.bytes);
+      }
+      if (!spool.fits(entry.bytes.length)) {
+        return void this.drop('spoolFull', entry, `spool of ${spool.maxBytes} bytes is full`);
+      }
+      await spool.put(entry.blockId, entry.bytes);
+      this.counters.spooled += 1;
+    })().catch((error: unknown) => {
+      this.drop(
+        'spoolFull',
+        entry,
+        `spool write failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    });
+    this.spoolWrites.add(write);
+    void write.finally(() => {
+      this.spoolWrites.delete(write);
+      this.changed();
+      this.pump();
+    });
+  }
+
+  private async openSpool(): Promise<Spool | undefined> {
+    const config = this.options.spool;
+    if (config === undefined) return undefined;
+    try {
+      this.spoolReady = await Spool.open(config.dir, config.maxBytes ?? 256 * 1024 * 1024);
+      // Blocks left by an earlier run are sent as soon as the server answers.
+      this.pump();
+      return this.spoolReady;
+    } catch (error) {
+      this.counters.lastError = `cannot open the spool ${config.dir}: ${error instanceof Error ? error.message : String(error)}`;
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,141 @@
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** The kinds of records kept beside spooled blocks. */
+export type MetaKind = 'process' | 'stream';
+
+/** A spooled block: its file name and its encoded bytes. */
+export interface SpoolEntry {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * A directory of encoded blocks waiting for ingestion to come back, plus the process and stream
+ * records they need (`meta/{kind}-{id}.cbor`), so that a later run can send what an earlier one could
+ * not. Files are named by a time-ordered sequence, so the oldest is sent first. One sink per
+ * directory at a time.
+ */
+export class Spool {
+  readonly dir: string;
+  readonly maxBytes: number;
+  private bytes = 0;
+  private readonly sizes = new Map<string, number>();
+  private readonly pending: string[] = [];
+  private readonly leased = new Set<string>();
+  private sequence = 0;
+  private readonly metaWritten = new Map<string, Promise<void>>();
+
+  private constructor(dir: string, maxBytes: number) {
+    this.dir = dir;
+    this.maxBytes = maxBytes;
+  }
+
+  /** Opens (creating) a spool directory and indexes what it already holds. */
+  static async open(dir: string, maxBytes: number): Promise<Spool> {
+    const spool = new Spool(dir, maxBytes);
+    await mkdir(join(dir, 'blocks'), { recursive: true });
+    await mkdir(join(dir, 'meta'), { recursive: true });
+    const names = (await readdir(join(dir, 'blocks'))).filter((n) => n.endsWith('.cbor')).sort();
+    for (const name of names) {
+      const size = (await stat(join(dir, 'blocks', name))).size;
+      spool.sizes.set(name, size);
+      spool.bytes += size;
+      spool.pending.push(name);
+    }
+    return spool;
+  }
+
+  /** Bytes of blocks held. */
+  get size(): number {
+    return this.bytes;
+  }
+
+  /** Blocks held, leased ones included. */
+  get count(): number {
+    return this.sizes.size;
+  }
+
+  /** Blocks waiting to be taken. */
+  get waiting(): number {
+    return this.pending.length;
+  }
+
+  /** Whether a block of this size fits. */
+  fits(size: number): boolean {
+    return this.bytes + size <= this.maxBytes;
+  }
+
+  /** Stores a process or stream record (once per id and run; concurrent calls share one write). */
+  putMeta(id: string, kind: MetaKind, bytes: Uint8Array): Promise<void> {
+    let written = this.metaWritten.get(id);
+    if (written === undefined) {
+      const path = join(this.dir, 'meta', `${kind}-${id}.cbor`);
+      written = writeFile(`${path}.tmp`, bytes).then(() => rename(`${path}.tmp`, path));
+      written.catch(() => this.metaWritten.delete(id));
+      this.metaWritten.set(id, written);
+    }
+    return written;
+  }
+
+  /** A process or stream record, if held. */
+  async getMeta(id: string): Promise<{ kind: MetaKind; bytes: Uint8Array } | undefined> {
+    for (const kind of ['process', 'stream'] as const) {
+      try {
+        return { kind, bytes: await readFile(join(this.dir, 'meta', `${kind}-${id}.cbor`)) };
+      } catch {
+        // not this kind
+      }
+    }
+    return undefined;
+  }
+
+  /** Adds a block (the caller checked `fits`); written to a temp name, then renamed. */
+  async put(blockId: string, bytes: Uint8Array): Promise<void> {
+    this.sequence += 1;
+    const stamp = `${Date.now().toString().padStart(15, '0')}-${this.sequence.toString().padStart(9, '0')}`;
+    const name = `${stamp}-${blockId}.cbor`;
+    this.bytes += bytes.length;
+    this.sizes.set(name, bytes.length);
+    try {
+      const path = join(this.dir, 'blocks', name);
+      await writeFile(`${path}.tmp`, bytes);
+      await rename(`${path}.tmp`, path);
+    } catch (error) {
+      this.forget(name);
+      throw error;
+    }
+    this.pending.push(name);
+  }
+
+  /** Takes the oldest waiting block; it stays on disk until `remove` or `release`. */
+  async take(): Promise<SpoolEntry | undefined> {
+    const name = this.pending.shift();
+    if (name === undefined) return undefined;
+    this.leased.add(name);
+    try {
+      return { name, bytes: await readFile(join(this.dir, 'blocks', name)) };
+    } catch {
+      this.forget(name);
+      return this.take();
+    }
+  }
+
+  /** Deletes a block that was sent (or rejected). */
+  async remove(name: string): Promise<void> {
+    this.forget(name);
+    await unlink(join(this.dir, 'blocks', name)).catch(() => {});
+  }
+
+  /** Puts a taken block back, to be taken again later. */
+  release(name: string): void {
+    if (!this.leased.delete(name)) return;
+    this.pending.unshift(name);
+  }
+
+  private forget(name: string): void {
+    this.leased.delete(name);
+    this.bytes -= this.sizes.get(name) ?? 0;
+    this.sizes.delete(name);
+  }
+}

@@ -1,0 +1,57 @@
+/** Why a block was dropped. */
+export type DropReason =
+  /** The in-memory buffer was full (and there is no spool). */
+  | 'bufferFull'
+  /** The server was down and the spool was full (or could not be written). */
+  | 'spoolFull'
+  /** Ingestion refused the block (4xx): re-sending it would not help. */
+  | 'rejected'
+  /** The sink was closed before the block could be sent or spooled. */
+  | 'shutdown';
+
+/** One dropped block, reported to `onDrop`. */
+export interface DropEvent {
+  readonly reason: DropReason;
+  readonly blockId: string;
+  /** What went wrong, when known (the server's message for `rejected`). */
+  readonly error?: string;
+}
+
+/** A snapshot of what a sink did. Every block pushed ends up sent, spooled (waiting) or dropped. */
+export interface SinkStats {
+  /** Blocks handed to `push`. */
+  readonly pushed: number;
+  /** Blocks stored by ingestion (those read back from the spool included). */
+  readonly sent: number;
+  /** Blocks written to the spool. */
+  readonly spooled: number;
+  /** Requests repeated after a retryable failure. */
+  readonly retries: number;
+  /** Dropped blocks by reason. */
+  readonly dropped: Readonly<Record<DropReason, number>>;
+  readonly droppedTotal: number;
+  /** Blocks and bytes in memory, waiting or being sent. */
+  readonly buffered: number;
+  readonly bufferedBytes: number;
+  readonly inFlight: number;
+  /** Blocks and bytes in the spool directory. */
+  readonly spoolBlocks: number;
+  readonly spoolBytes: number;
+  /** True after a block failed every attempt, until a send succeeds again. */
+  readonly serverDown: boolean;
+  readonly lastError?: string;
+}
+
+/** Mutable counters behind `SinkStats`. */
+export class SinkCounters {
+  pushed = 0;
+  sent = 0;
+  spooled = 0;
+  retries = 0;
+  readonly dropped: Record<DropReason, number> = { bufferFull: 0, spoolFull: 0, rejected: 0, shutdown: 0 };
+  lastError: string | undefined;
+
+  get droppedTotal(): number {
+    return this.dropped.bufferFull + this.dropped.spoolFull + this.dropped.rejected + this.dropped.shutdown;
+  }
+}

@@ -1,0 +1,223 @@
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
+import { IngestionService } from '../../src/telemetry/ingestion/service.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import { TelemetrySink } from '../../src/telemetry/sink/sink.js';
+import type { DropEvent } from '../../src/telemetry/sink/stats.js';
+import { type Block, encodeBlock } from '../../src/telemetry/wire/index.js';
+import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
+import { freePort } from './http-helpers.js';
+
+const FAST = { initialMs: 10, maxMs: 100 };
+
+describe('telemetry sink', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+
+  async function storedIds(data: string, processId: string): Promise<string[]> {
+    const lake = Lake.open({ data });
+    try {
+      return (await lake.blocks({ processId })).map((b) => b.blockId).sort();
+    } finally {
+      await lake.close();
+    }
+  }
+
+  it('sends process, stream and blocks in process (no HTTP hop)', async () => {
+    const data = join(dir, 'embedded');
+    const service = new IngestionService({ data });
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({ target: service, process });
+    sink.addStream(stream);
+    const blocks = [1, 2, 3, 4, 5].map((seed) => makeBlock(stream, 10, seed).block);
+    for (const block of blocks) expect(sink.push(block)).toBe(true);
+    const stats = await sink.close({ timeoutMs: 30_000 });
+    expect(stats).toMatchObject({ pushed: 5, sent: 5, droppedTotal: 0, buffered: 0, bufferedBytes: 0 });
+    expect(await storedIds(data, process.processId)).toEqual(blocks.map((b) => b.blockId).sort());
+    await service.close();
+  });
+
+  it('loses nothing when the server goes down and comes back on the same port', async () => {
+    const data = join(dir, 'down-up');
+    const port = await freePort();
+    let server: IngestionServer | undefined = await startIngestionServer({ port, lake: { data } });
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const drops: DropEvent[] = [];
+    const sink = new TelemetrySink({
+      target: server.url,
+      process,
+      backoff: FAST,
+      maxAttempts: 2,
+      spool: { dir: join(dir, 'spool-down-up') },
+      onDrop: (event) => drops.push(event),
+    });
+    sink.addStream(stream);
+    const blocks: Block[] = [];
+    const push = (n: number): void => {
+      for (let i = 0; i < n; i++) {
+        const { block } = makeBlock(stream, 32, blocks.length + 1);
+        blocks.push(block);
+        sink.push(block);
+      }
+    };
+    push(10);
+    expect(await sink.flush(30_000)).toBe(true);
+    expect(sink.stats.sent).toBe(10);
+
+    await server.close();
+    server = undefined;
+    push(20);
+    await vi.waitFor(() => expect(sink.stats.serverDown).toBe(true), { timeout: 30_000, interval: 20 });
+    push(10);
+    await vi.waitFor(() => expect(sink.stats.spooled).toBeGreaterThan(0), { timeout: 30_000, interval: 20 });
+
+    server = await startIngestionServer({ port, lake: { data } });
+    try {
+      await vi.waitFor(() => expect(sink.stats.sent).toBe(40), { timeout: 30_000, interval: 50 });
+      const stats = await sink.close({ timeoutMs: 30_000 });
+      expect(stats).toMatchObject({
+        pushed: 40,
+        sent: 40,
+        droppedTotal: 0,
+        spoolBlocks: 0,
+        serverDown: false,
+      });
+      expect(stats.retries).toBeGreaterThan(0);
+      expect(drops).toEqual([]);
+      expect(await storedIds(data, process.processId)).toEqual(blocks.map((b) => b.blockId).sort());
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('counts every drop when the spool is full, and a later sink sends what was spooled', async () => {
+    const data = join(dir, 'full-spool');
+    const spoolDir = join(dir, 'spool-full');
+    const port = await freePort();
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const drops: DropEvent[] = [];
+    const blocks = Array.from({ length: 20 }, (_, i) => makeBlock(stream, 256, i + 1).block);
+    const blockSize = encodeBlock(blocks[0] as Block).length;
+    const sink = new TelemetrySink({
+      target: `http://127.0.0.1:${port}`,
+      process,
+      backoff: FAST,
+      maxAttempts: 2,
+      maxBufferBytes: 3 * blockSize,
+      spool: { dir: spoolDir, maxBytes: 4 * blockSize },
+      onDrop: (event) => drops.push(event),
+    });
+    sink.addStream(stream);
+    for (const block of blocks) sink.push(block);
+    const stats = await sink.close({ timeoutMs: 500 });
+    expect(stats.pushed).toBe(20);
+    expect(stats.sent).toBe(0);
+    expect(stats.dropped.spoolFull).toBeGreaterThan(0);
+    expect(stats.spoolBlocks).toBeGreaterThan(0);
+    expect(stats.spoolBlocks + stats.droppedTotal).toBe(20);
+    expect(drops).toHaveLength(stats.droppedTotal);
+    expect(
+      drops.every(
+        (d) => d.reason === 'spoolFull' && d.error?.includes(`spool of ${4 * blockSize} bytes is full`),
+      ),
+    ).toBe(true);
+
+    const server = await startIngestionServer({ port, lake: { data } });
+    try {
+      const later = new TelemetrySink({
+        target: server.url,
+        process: makeProcess(),
+        spool: { dir: spoolDir },
+      });
+      expect(await later.flush(30_000)).toBe(true);
+      const after = await later.close();
+      expect(after).toMatchObject({ sent: stats.spoolBlocks, spoolBlocks: 0, droppedTotal: 0 });
+      const dropped = new Set(drops.map((d) => d.blockId));
+      const expected = blocks.map((b) => b.blockId).filter((id) => !dropped.has(id));
+      expect(await storedIds(data, process.processId)).toEqual(expected.sort());
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('drops a block refused with 4xx without retrying it, and counts it', async () => {
+    const data = join(dir, 'rejected');
+    const server = await startIngestionServer({ port: 0, lake: { data } });
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const drops: DropEvent[] = [];
+      const sink = new TelemetrySink({
+        target: server.url,
+        process,
+        backoff: FAST,
+        onDrop: (e) => drops.push(e),
+      });
+      sink.addStream(stream);
+      const good = makeBlock(stream, 8, 1).block;
+      const bad = makeBlock(stream, 8, 2).block;
+      const truncated = { ...bad, payload: { ...bad.payload, objects: bad.payload.objects.subarray(0, 10) } };
+      sink.push(good);
+      sink.push(truncated);
+      const stats = await sink.close({ timeoutMs: 30_000 });
+      expect(stats).toMatchObject({ sent: 1, retries: 0, dropped: { rejected: 1 } });
+      expect(drops).toEqual([
+        expect.objectContaining({
+          reason: 'rejected',
+          blockId: bad.blockId,
+          error: expect.stringContaining('ingestion answered 400'),
+        }),
+      ]);
+      expect(await storedIds(data, process.processId)).toEqual([good.blockId]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('sends the process and stream again to a server that lost them', async () => {
+    const port = await freePort();
+    let server = await startIngestionServer({ port, lake: { data: join(dir, 'first') } });
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({ target: server.url, process, backoff: FAST });
+    sink.addStream(stream);
+    sink.push(makeBlock(stream, 8, 1).block);
+    expect(await sink.flush(30_000)).toBe(true);
+    await server.close();
+    server = await startIngestionServer({ port, lake: { data: join(dir, 'second') } });
+    try {
+      const block = makeBlock(stream, 8, 2).block;
+      sink.push(block);
+      const stats = await sink.close({ timeoutMs: 30_000 });
+      expect(stats).toMatchObject({ sent: 2, droppedTotal: 0 });
+      expect(await storedIds(join(dir, 'second'), process.processId)).toEqual([block.blockId]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('without a spool, drops what does not fit in memory and counts it', async () => {
+    const port = await freePort();
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({
+      target: `http://127.0.0.1:${port}`,
+      process,
+      backoff: FAST,
+      maxBufferBytes: 5000,
+    });
+    sink.addStream(stream);
+    const results = Array.from({ length: 10 }, (_, i) => sink.push(makeBlock(stream, 256, i + 1).block));
+    expect(results.filter((r) => !r).length).toBeGreaterThan(0);
+    const stats = await sink.close({ timeoutMs: 200 });
+    expect(stats.sent).toBe(0);
+    expect(stats.dropped.bufferFull).toBe(results.filter((r) => !r).length);
+    expect(stats.dropped.shutdown).toBe(results.filter((r) => r).length);
+    expect(stats.droppedTotal).toBe(10);
+    expect(stats.bufferedBytes).toBe(0);
+  });
+});
