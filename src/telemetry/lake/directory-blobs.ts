@@ -27,6 +27,7 @@ export class DirectoryBlobStore implements BlobStore {
   readonly root: string;
   private readonly fsync: boolean;
   private readonly knownDirs = new Set<string>();
+  private readonly dirSyncs = new Map<string, { started: boolean; done: Promise<void> }>();
 
   constructor(root: string, options: DirectoryBlobOptions = {}) {
     this.root = root;
@@ -61,7 +62,7 @@ export class DirectoryBlobStore implements BlobStore {
         if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
         throw error;
       }
-      if (this.fsync) await syncDir(dirname(final));
+      if (this.fsync) await this.syncDir(dirname(final));
       return 'created';
     } catch (error) {
       throw asLakeError(`writing blob ${path} under ${this.root}`, error);
@@ -87,6 +88,28 @@ export class DirectoryBlobStore implements BlobStore {
     return join(this.root, path);
   }
 
+  /**
+   * fsyncs a directory after a new entry was linked into it. Blocks of one stream share a
+   * directory, so concurrent writers share one fsync: a sync that has not started yet covers every
+   * link made before it starts (group commit).
+   */
+  private syncDir(dir: string): Promise<void> {
+    const pending = this.dirSyncs.get(dir);
+    if (pending !== undefined && !pending.started) return pending.done;
+    const state = { started: false, done: Promise.resolve() };
+    state.done = (pending?.done ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => {
+        state.started = true;
+        return fsyncDir(dir);
+      })
+      .finally(() => {
+        if (this.dirSyncs.get(dir) === state) this.dirSyncs.delete(dir);
+      });
+    this.dirSyncs.set(dir, state);
+    return state.done;
+  }
+
   private async ensureDir(dir: string): Promise<void> {
     if (this.knownDirs.has(dir)) return;
     await mkdir(dir, { recursive: true });
@@ -95,7 +118,7 @@ export class DirectoryBlobStore implements BlobStore {
 }
 
 /** fsync a directory so that a new entry in it survives a power loss. */
-async function syncDir(dir: string): Promise<void> {
+async function fsyncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();
