@@ -1,0 +1,154 @@
+/**
+ * Ingest throughput: blocks of 1k, 16k and 64k events (32 bytes each) stored into the embedded
+ * lake (SQLite + blob directory, blobs fsynced), in process and over HTTP on loopback (a
+ * `dorsal serve` child process, so client and server each have a core).
+ *
+ * Baselines measured in the same run: writing the same blobs alone (the disk's floor) for the
+ * embedded rows; the embedded rows for the HTTP rows.
+ *
+ * Run alone: `npm run build && node dist/bench/ingest.js [--quick]`; in the suite: `npm run bench`.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { IngestionService } from '../src/telemetry/ingestion/service.js';
+import { DirectoryBlobStore } from '../src/telemetry/lake/directory-blobs.js';
+import { blobPath } from '../src/telemetry/lake/types.js';
+import { HttpTransport } from '../src/telemetry/sink/transport.js';
+import { encodePayloadBlob, encodeProcessInfo, encodeStreamInfo } from '../src/telemetry/wire/index.js';
+import { benchProcess, blockTemplate, EVENT_BYTES, encodedTemplate, stampId } from './ingest/data.js';
+import { spawnServer } from './ingest/server-child.js';
+import type { BenchRow, BenchSection } from './types.js';
+
+const GROUP = 'ingest';
+const SIZES = [1024, 16_384, 65_536] as const;
+const IN_FLIGHT = 4;
+
+/** Runs `op` from `concurrency` loops for `seconds`; returns operations per second. */
+async function rate(seconds: number, concurrency: number, op: () => Promise<void>): Promise<number> {
+  for (let i = 0; i < concurrency; i++) await op(); // warm-up
+  let done = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        await op();
+        done += 1;
+      }
+    }),
+  );
+  return done / ((performance.now() - start) / 1000);
+}
+
+function rows(label: string, events: number, blocksPerSecond: number, extra: Partial<BenchRow>): BenchRow[] {
+  const eventsPerSecond = blocksPerSecond * events;
+  const name = `${label}, ${events / 1024}k events/block`;
+  return [
+    { group: GROUP, name, value: Math.round(eventsPerSecond), unit: 'events/s', ...extra },
+    { group: GROUP, name: `${name} (raw bytes)`, value: (eventsPerSecond * EVENT_BYTES) / 1e6, unit: 'MB/s' },
+  ];
+}
+
+function withRatio(row: BenchRow, baseline: BenchRow, target: string, goal: number): BenchRow {
+  return {
+    ...row,
+    baseline: baseline.name,
+    ratio: row.value / baseline.value,
+    target,
+    met: row.value >= goal,
+  };
+}
+
+async function embedded(seconds: number, dir: string): Promise<BenchRow[]> {
+  const out: BenchRow[] = [];
+  for (const events of SIZES) {
+    const service = new IngestionService({ data: join(dir, `embedded-${events}`) });
+    const { process, stream } = benchProcess();
+    await service.ingestProcess(process);
+    await service.ingestStream(stream);
+    const template = blockTemplate(stream, events);
+    const blob = encodePayloadBlob(template.payload);
+    const blobs = new DirectoryBlobStore(join(dir, `blobs-only-${events}`));
+    const floor = await rate(seconds, IN_FLIGHT, async () => {
+      await blobs.putIfAbsent(blobPath(process.processId, stream.streamId, randomUUID()), blob);
+    });
+    const ingest = await rate(seconds, IN_FLIGHT, async () => {
+      await service.ingestBlock({ ...template, blockId: randomUUID() });
+    });
+    const [base] = rows('blob writes alone (fsync)', events, floor, {});
+    const [row, mb] = rows('embedded ingest', events, ingest, {
+      note: `${IN_FLIGHT} in flight; block of ${template.payload.objects.length} bytes compressed`,
+    });
+    out.push(
+      base as BenchRow,
+      withRatio(row as BenchRow, base as BenchRow, '≥ 2 M events/s', 2e6),
+      mb as BenchRow,
+    );
+    await service.close();
+  }
+  return out;
+}
+
+async function overHttp(seconds: number, dir: string, embeddedRows: BenchRow[]): Promise<BenchRow[]> {
+  const out: BenchRow[] = [];
+  const server = await spawnServer(join(dir, 'http'));
+  const transport = new HttpTransport(server.url, { maxSockets: IN_FLIGHT });
+  try {
+    for (const events of SIZES) {
+      const { process, stream } = benchProcess();
+      await transport.send('process', encodeProcessInfo(process));
+      await transport.send('stream', encodeStreamInfo(stream));
+      const { bytes, idAt } = encodedTemplate(blockTemplate(stream, events));
+      const copies = Array.from({ length: IN_FLIGHT }, () => Uint8Array.from(bytes));
+      let next = 0;
+      const ingest = await rate(seconds, IN_FLIGHT, async () => {
+        const body = copies[next++ % IN_FLIGHT] as Uint8Array;
+        stampId(body, idAt);
+        await transport.send('block', body);
+      });
+      const base = embeddedRows.find((r) => r.name === `embedded ingest, ${events / 1024}k events/block`);
+      const [row, mb] = rows('HTTP ingest (loopback)', events, ingest, {
+        note: `${IN_FLIGHT} requests in flight; server in a child process`,
+      });
+      out.push(
+        base === undefined ? (row as BenchRow) : withRatio(row as BenchRow, base, '≥ 1 M events/s', 1e6),
+      );
+      out.push(mb as BenchRow);
+    }
+  } finally {
+    await transport.close();
+    await server.stop();
+  }
+  return out;
+}
+
+/** The ingest section of the bench suite. */
+export const ingestBench: BenchSection = {
+  group: GROUP,
+  async run({ quick }) {
+    const seconds = quick ? 1 : 3;
+    const dir = mkdtempSync(join(tmpdir(), 'dorsal-bench-ingest-'));
+    try {
+      const local = await embedded(seconds, dir);
+      return [...local, ...(await overHttp(seconds, dir, local))];
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const quick = process.argv.includes('--quick');
+  console.log(`dorsal bench: ingest throughput${quick ? ' (quick)' : ''}`);
+  const results = await ingestBench.run({ quick });
+  console.log('| name | value | unit | target | met | ratio vs baseline |');
+  console.log('|---|---:|---|---|---|---|');
+  for (const r of results) {
+    const value = r.unit === 'MB/s' ? r.value.toFixed(1) : r.value.toLocaleString('en-US');
+    const ratio = r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}× ${r.baseline}`;
+    console.log(`| ${r.name} | ${value} | ${r.unit} | ${r.target ?? ''} | ${r.met ?? ''} | ${ratio} |`);
+  }
+}
