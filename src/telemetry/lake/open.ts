@@ -32,6 +32,9 @@ export interface LakeLocation {
 
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
 
+/** A URL fit for an error message: a password in it is masked. */
+const redact = (url: string): string => JSON.stringify(url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@'));
+
 function localPath(value: string, scheme: string): string {
   if (value.startsWith(`${scheme}://`)) return fileURLToPath(value.replace(/^sqlite:/, 'file:'));
   const path = value.slice(scheme.length + 1);
@@ -48,7 +51,7 @@ export function openMetadataStore(location: LakeLocation = {}): MetadataStore {
   // A one-letter "scheme" is a Windows drive letter.
   if (scheme !== undefined && scheme.length > 1) {
     throw new LakeConfigError(
-      `unsupported metadata database URL ${JSON.stringify(db)}: use postgres://… or a SQLite file path`,
+      `unsupported metadata database URL ${redact(db)}: use postgres://… or a SQLite file path`,
     );
   }
   return new SqliteMetadataStore(resolve(db));
@@ -62,7 +65,7 @@ export function openBlobStore(location: LakeLocation = {}): BlobStore {
   if (scheme === 'file') return new DirectoryBlobStore(localPath(blobs, scheme), location.directory);
   if (scheme !== undefined && scheme.length > 1) {
     throw new LakeConfigError(
-      `unsupported blob store URL ${JSON.stringify(blobs)}: use s3://bucket/prefix or a directory`,
+      `unsupported blob store URL ${redact(blobs)}: use s3://bucket/prefix or a directory`,
     );
   }
   return new DirectoryBlobStore(resolve(blobs), location.directory);

@@ -171,11 +171,12 @@ export class PostgresMetadataStore implements MetadataStore {
         ]);
       }
       await client.query('COMMIT');
+      client.release();
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
+      // A connection that failed mid-transaction is discarded, not returned to the pool.
+      client.release(error instanceof Error ? error : true);
       throw error;
-    } finally {
-      client.release();
     }
   }
 }

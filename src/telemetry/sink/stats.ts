@@ -17,7 +17,11 @@ export interface DropEvent {
   readonly error?: string;
 }
 
-/** A snapshot of what a sink did. Every block pushed ends up sent, spooled (waiting) or dropped. */
+/**
+ * A snapshot of what a sink did. Every block pushed ends up sent, spooled (waiting) or dropped.
+ * A block still in flight at the close deadline is spooled or counted as dropped even if its
+ * request succeeds afterwards: counted twice rather than lost without a count.
+ */
 export interface SinkStats {
   /** Blocks handed to `push`. */
   readonly pushed: number;
