@@ -85,7 +85,7 @@ export function normalizeField(
   if (typeof type !== 'string') {
     throw new LayoutError(`${where}: expected a type name or { type, bytes }, got ${describe(spec)}`);
   }
-  if (type in SCALAR_SIZES) return { type: type as ScalarType };
+  if (Object.hasOwn(SCALAR_SIZES, type)) return { type: type as ScalarType };
   if (type === 'string' || type === 'bytes') {
     const bytes = (spec as { bytes?: unknown }).bytes;
     if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 1 || bytes > MAX_SIZED_FIELD_BYTES) {

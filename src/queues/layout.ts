@@ -103,11 +103,13 @@ function planLayout(name: string, fields: FieldSpecs): LayoutDescription {
     return { name: fieldName, type, bytes, order, ...fieldFootprint(type, bytes) };
   });
   if (entries.length === 0) throw new LayoutError(`message '${name}' has no fields`);
-  // Largest alignment first: every field lands on its natural alignment with no padding
-  // between them; declaration order breaks ties so the plan is deterministic.
+  // Largest alignment first keeps padding rare; declaration order breaks ties so the plan is
+  // deterministic. A string's size can be odd, so each offset is still rounded up to its
+  // field's alignment.
   entries.sort((a, b) => b.align - a.align || a.order - b.order);
   let offset = 0;
   const planned: FieldDescription[] = entries.map((e) => {
+    offset = roundUp(offset, e.align);
     const field: FieldDescription =
       e.bytes === undefined
         ? { name: e.name, type: e.type, offset }

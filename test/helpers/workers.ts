@@ -26,3 +26,30 @@ export function exited(worker: Worker): Promise<number> {
     worker.once('exit', resolve);
   });
 }
+
+/** Resolves with the worker's first message whose `type` is `type`; rejects if it errors or exits first. */
+export function messageOfType<T extends { type: string }>(worker: Worker, type: T['type']): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onMessage = (message: T) => {
+      if (message?.type !== type) return;
+      cleanup();
+      resolve(message);
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const onExit = (code: number) => {
+      cleanup();
+      reject(new Error(`worker exited with code ${code} before sending '${type}'`));
+    };
+    const cleanup = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
+}

@@ -129,6 +129,9 @@ describe('bad layouts and values get a clear error naming the culprit', () => {
     expect(() => defineMessage('Bad', { x: 'f128' as never })).toThrow(
       /field 'x' of message 'Bad': unknown field type 'f128'/,
     );
+    expect(() => defineMessage('Bad', { x: 'constructor' as never })).toThrow(
+      /unknown field type 'constructor'/,
+    );
   });
 
   it('a string without a valid size', () => {
@@ -219,6 +222,25 @@ describe('layouts as data', () => {
     const out = copy.create();
     expect(consumer.poll(out)).toBe(true);
     expect(out).toMatchObject({ u32: 7, name: 'x' });
+  });
+
+  it('strings of odd sizes are padded so every length word stays aligned', () => {
+    const Odd = defineMessage('Odd', {
+      a: { type: 'string', bytes: 3 },
+      b: { type: 'string', bytes: 1 },
+      c: 'u8',
+    });
+    expect(Odd.describe().fields.map((f) => [f.name, f.offset])).toEqual([
+      ['a', 0],
+      ['b', 6],
+      ['c', 9],
+    ]);
+    const queue = SeqlockQueue.create(Odd, { capacity: 2 });
+    const consumer = queue.consumer();
+    queue.producer().publish({ a: 'xé', b: 'y', c: 7 });
+    const out = Odd.create();
+    expect(consumer.poll(out)).toBe(true);
+    expect(out).toEqual({ a: 'xé', b: 'y', c: 7 });
   });
 
   it('a description with overlapping fields is refused', () => {

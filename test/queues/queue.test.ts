@@ -111,7 +111,9 @@ describe('SeqlockQueue in one thread', () => {
     const queue = SeqlockQueue.create(Seq, { capacity: 8, maxConsumers: 1 });
     expect(() => SeqlockQueue.attach(Other, queue.buffer)).toThrow(/layout mismatch/);
     expect(() => SeqlockQueue.attach(Seq, new SharedArrayBuffer(1024))).toThrow(/not a dorsal queue/);
-    expect(() => SeqlockQueue.attach(Seq, new ArrayBuffer(1024) as SharedArrayBuffer)).toThrow(ConfigError);
+    expect(() => SeqlockQueue.attach(Seq, new ArrayBuffer(1024) as unknown as SharedArrayBuffer)).toThrow(
+      ConfigError,
+    );
     queue.consumer();
     expect(() => queue.consumer()).toThrow(/already has 1 consumers/);
   });

@@ -1,40 +1,24 @@
+import { fieldFootprint, SCALAR_SIZES } from '../../queues/field-types.js';
 import { WireFormatError } from '../errors.js';
 import { expectObject, readArray, readInteger, readString, show } from './fields.js';
 import type { LayoutDescription, LayoutFieldDescription, LayoutFieldType } from './types.js';
-
-/** Byte size of each scalar field type. */
-const SCALAR_BYTES: Readonly<Record<string, number>> = {
-  f64: 8,
-  f32: 4,
-  i8: 1,
-  u8: 1,
-  i16: 2,
-  u16: 2,
-  i32: 4,
-  u32: 4,
-  i64: 8,
-  u64: 8,
-  bool: 1,
-};
 
 /** Largest message a layout may describe, and largest `bytes` of a sized field (a u16 length). */
 const MAX_MESSAGE_BYTES = 1 << 20;
 const MAX_SIZED_BYTES = 65_535;
 
-/** Bytes a field occupies: a `string` is a u16 length followed by its capacity. */
+/** Bytes a field occupies, as the queues lay it out. */
 function footprint(type: LayoutFieldType, bytes: number): number {
-  if (type === 'string') return 2 + bytes;
-  if (type === 'bytes') return bytes;
-  return SCALAR_BYTES[type] ?? 0;
+  return fieldFootprint(type, bytes).size;
 }
 
 function validateField(value: unknown, what: string, size: number): LayoutFieldDescription {
   const obj = expectObject(value, what);
   const name = readString(obj, 'name', what, 256);
   const type = readString(obj, 'type', what, 16);
-  if (type !== 'string' && type !== 'bytes' && SCALAR_BYTES[type] === undefined) {
+  if (type !== 'string' && type !== 'bytes' && !Object.hasOwn(SCALAR_SIZES, type)) {
     throw new WireFormatError(
-      `${what}: field "type" must be one of ${Object.keys(SCALAR_BYTES).join(' ')} string bytes, got ${show(type)}`,
+      `${what}: field "type" must be one of ${Object.keys(SCALAR_SIZES).join(' ')} string bytes, got ${show(type)}`,
     );
   }
   const fieldType = type as LayoutFieldType;

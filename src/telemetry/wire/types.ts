@@ -4,48 +4,23 @@
  * readings of the process's clock, sent beside the times so that readers can calibrate it.
  */
 
+import type { FieldDescription, FieldTypeName, LayoutDescription } from '../../queues/field-types.js';
+
 /** The version this code writes and the only one it reads. */
 export const WIRE_FORMAT_VERSION = 1;
 
 /** Well-known stream tags; any other string is allowed too. */
 export type StreamTag = 'messages' | 'timings' | 'log' | 'metrics' | 'spans' | (string & {});
 
-/** Field types a message layout may use. */
-export type LayoutFieldType =
-  | 'f64'
-  | 'f32'
-  | 'i8'
-  | 'u8'
-  | 'i16'
-  | 'u16'
-  | 'i32'
-  | 'u32'
-  | 'i64'
-  | 'u64'
-  | 'bool'
-  | 'string'
-  | 'bytes';
-
-/** One field of a message layout, as data. */
-export interface LayoutFieldDescription {
-  readonly name: string;
-  readonly type: LayoutFieldType;
-  /** Byte offset inside the message. */
-  readonly offset: number;
-  /** For `string` (a u16 length, then the bytes) and `bytes`: the capacity in bytes. */
-  readonly bytes?: number;
-}
-
 /**
- * A fixed-size message layout described as data: everything a reader needs to decode the raw
- * bytes of a block without the code that wrote them.
+ * Layouts travel as the queues describe them (`Layout.describe()`): everything a reader needs to
+ * decode the raw bytes of a block without the code that wrote them.
  */
-export interface LayoutDescription {
-  readonly name: string;
-  /** Byte size of one message. */
-  readonly size: number;
-  readonly fields: readonly LayoutFieldDescription[];
-}
+export type {
+  FieldDescription as LayoutFieldDescription,
+  FieldTypeName as LayoutFieldType,
+  LayoutDescription,
+};
 
 /** How a process's ticks relate to time. */
 export interface ClockDescription {

@@ -1,0 +1,97 @@
+import type { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, SeqlockQueue, SeqlockVector } from '../../src/index.js';
+import { Tagged } from '../fixtures/mp-producer.js';
+import { isIntact, Stress } from '../fixtures/stress-message.js';
+import { messageOfType, startWorker } from '../helpers/workers.js';
+
+const workers: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.terminate()));
+});
+
+describe('multi-producer queue across threads', () => {
+  it('three producers publish at once: every message arrives once, each producer in its own order', async () => {
+    const PER = 50_000;
+    const queue = SeqlockQueue.create(Tagged, { capacity: 1 << 19, multiProducer: true });
+    const consumer = queue.consumer();
+    const producers = [1, 2, 3].map((id) =>
+      startWorker(new URL('../fixtures/mp-producer.ts', import.meta.url), {
+        role: 'mp-producer',
+        buffer: queue.buffer,
+        id,
+        count: PER,
+      }),
+    );
+    workers.push(...producers);
+    await Promise.all(producers.map((w) => messageOfType(w, 'done')));
+    const next = new Map([
+      [1, 0],
+      [2, 0],
+      [3, 0],
+    ]);
+    const out = Tagged.create();
+    let received = 0;
+    while (consumer.poll(out)) {
+      received++;
+      expect(out.n).toBe(next.get(out.producer));
+      expect(out.check).toBe(out.producer * 1e7 + out.n);
+      next.set(out.producer, out.n + 1);
+    }
+    expect(received).toBe(3 * PER);
+    expect(consumer.lost).toBe(0);
+    expect([...next.values()]).toEqual([PER, PER, PER]);
+  });
+});
+
+describe('SeqlockVector', () => {
+  it('a reader on another thread always gets the newest complete value per key, never a torn one', async () => {
+    const COUNT = 300_000;
+    const vector = SeqlockVector.create(Stress, { length: 4 });
+    const reader = vector.reader();
+    const writer = startWorker(new URL('../fixtures/vector-writer.ts', import.meta.url), {
+      buffer: vector.buffer,
+      count: COUNT,
+    });
+    workers.push(writer);
+    const done = messageOfType(writer, 'done');
+    let finished = false;
+    done.then(() => {
+      finished = true;
+    });
+    const out = Stress.create();
+    const lastSeen = [0, 0, 0, 0];
+    let reads = 0;
+    let torn = 0;
+    let backwards = 0;
+    for (let round = 1; !finished; round++) {
+      for (let key = 0; key < 4; key++) {
+        if (!reader.read(key, out)) continue;
+        reads++;
+        if (!isIntact(out) || out.seq % 4 !== key) torn++;
+        if (out.seq < lastSeen[key]!) backwards++;
+        lastSeen[key] = out.seq;
+      }
+      // Let the event loop deliver the writer's 'done' now and then.
+      if (round % 256 === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect(torn).toBe(0);
+    expect(backwards).toBe(0);
+    expect(reads).toBeGreaterThan(0);
+    for (let key = 0; key < 4; key++) {
+      expect(reader.read(key, out)).toBe(true);
+      expect(isIntact(out)).toBe(true);
+      expect(out.seq).toBe(COUNT - ((COUNT - key) % 4));
+    }
+  });
+
+  it('unwritten keys read false; indices and layouts are checked', () => {
+    const vector = SeqlockVector.create(Stress, { length: 2 });
+    const reader = vector.reader();
+    expect(reader.read(1, Stress.create())).toBe(false);
+    expect(vector.version(1)).toBe(0);
+    expect(() => vector.version(2)).toThrow(/index must be an integer from 0 to 1, got 2/);
+    expect(() => SeqlockVector.create(Stress, { length: 0 })).toThrow(ConfigError);
+    expect(() => SeqlockVector.attach(Tagged, vector.buffer)).toThrow(/layout mismatch/);
+  });
+});
