@@ -66,6 +66,7 @@ type CodecFactory = (
 interface CodecHelpers {
   fail(field: string, expected: string, value: unknown): never;
   utf8Length(s: string): number;
+  Buffer: typeof Buffer;
 }
 
 const I64_MIN = -(2n ** 63n);
@@ -107,6 +108,7 @@ export function compileCodec(layout: LayoutDescription): <M>(views: BufferViews)
 
   const source = `
 const { u8, i8, u16, i16, u32, i32, f32, f64, i64, u64, bytes } = views;
+const Buffer = helpers.Buffer;
 const { fail, utf8Length } = helpers;
 const I64_MIN = ${I64_MIN}n, I64_MAX = ${I64_MAX}n, U64_MAX = ${U64_MAX}n;
 ${state.join('\n')}
@@ -129,6 +131,7 @@ ${reads.join('\n')}
       throw new LayoutError(`${where}: expected ${expected}, got ${describe(value)}`);
     },
     utf8Length,
+    Buffer,
   };
   return <M>(views: BufferViews) => factory(views, helpers) as BoundCodec<M>;
 }
@@ -195,7 +198,8 @@ function emitField(
         `u8.set(${p}, ${at}); if (${p}.length < ${n}) u8.fill(0, ${at} + ${p}.length, ${at} + ${n});`,
       );
       reads.push(
-        `{ let d = o.${f.name}; if (!(d instanceof Uint8Array) || d.length !== ${n}) d = o.${f.name} = new Uint8Array(${n}); d.set(u8.subarray(${at}, ${at} + ${n})); }`,
+        `{ let d = o.${f.name}; if (!(d instanceof Uint8Array) || d.length !== ${n}) d = o.${f.name} = new Uint8Array(${n});` +
+          ` const at = ${at}; for (let i = 0; i < ${n}; i++) d[i] = u8[at + i]; }`,
       );
       return;
     }
@@ -230,12 +234,15 @@ function emitString(
       ` if (len === s.length) { for (let i = 0; i < len; i++) u8[at + 2 + i] = s.charCodeAt(i); }` +
       ` else bytes.write(s, at + 2, len, 'utf8'); }`,
   );
+  // The string is decoded from the private copy, never from the slot a second time: a producer
+  // may be overwriting the slot, and the cache must pair a string with the bytes it came from.
+  state.push(`const lastText_${k} = Buffer.from(lastBytes_${k}.buffer);`);
   reads.push(
     `{ const at = base + ${f.offset}; let len = u16[at >> 1]; if (len > ${n}) len = ${n};` +
       ` let same = len === lastLen_${k};` +
       ` for (let i = 0; same && i < len; i++) same = u8[at + 2 + i] === lastBytes_${k}[i];` +
       ` if (!same) { for (let i = 0; i < len; i++) lastBytes_${k}[i] = u8[at + 2 + i];` +
-      ` lastLen_${k} = len; lastStr_${k} = bytes.toString('utf8', at + 2, at + 2 + len); }` +
+      ` lastLen_${k} = len; lastStr_${k} = lastText_${k}.toString('utf8', 0, len); }` +
       ` o.${k} = lastStr_${k}; }`,
   );
 }

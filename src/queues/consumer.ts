@@ -1,19 +1,27 @@
 import { ConfigError } from '../errors.js';
 import type { BoundCodec } from './codec.js';
+import type { Layout } from './layout.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
+import type { Signal } from './signal.js';
 import { AdaptiveWaitStrategy, type WaitCondition, type WaitStrategy } from './wait-strategy.js';
 
-const { SLOT_MESSAGE_BYTE } = H;
+const { SLOT_PAYLOAD_BYTE } = H;
 
-/** Where a new consumer starts reading. */
-export type ConsumerStart = 'head' | 'oldest';
+/**
+ * Where a new consumer starts reading: `'head'`, what is published next; `'oldest'`, the oldest
+ * message still in the ring; a number, that exact sequence (if the ring has moved past it, the
+ * first poll counts the gap as lost).
+ */
+export type ConsumerStart = 'head' | 'oldest' | number;
 
 export interface ConsumerOptions {
-  /** `'head'` (default): what is published next. `'oldest'`: the oldest message still in the ring. */
+  /** Default `'head'`. */
   readonly from?: ConsumerStart;
   /** How `take` waits when the queue is empty. Default: `AdaptiveWaitStrategy`. */
   readonly wait?: WaitStrategy;
+  /** The signal `take` parks on: the one the producers wake (default: the queue's own). */
+  readonly signal?: Signal;
 }
 
 /**
@@ -22,40 +30,50 @@ export interface ConsumerOptions {
  * adds what it skipped to `lost`: it never returns a torn or stale message, and it never loses
  * a message without counting it.
  */
-export class Consumer<M> implements WaitCondition {
+export class Consumer<M, E = null> implements WaitCondition {
+  /** The envelope of the last message read (decoded into this object); `null` without one. */
+  readonly envelope: E;
   private readonly core: QueueCore;
   private readonly codec: BoundCodec<M>;
+  private readonly envelopeCodec: BoundCodec<E> | null;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly strategy: WaitStrategy;
+  private readonly signal: Signal;
   /** Consumer table entry: Int32 index of POSITION, Float64 indices of RECEIVED and LOST. */
   private readonly positionIndex: number;
   private readonly receivedIndex: number;
   private readonly lostIndex: number;
   private readonly entry: number;
   private seq: number;
+  /** The exact sequence of the next message (seq is its low 32 bits). */
+  private next: number;
   private receivedCount = 0;
   private lostCount = 0;
   private released = false;
 
   /** @internal use `queue.consumer()`. */
-  constructor(core: QueueCore, codec: BoundCodec<M>, options: ConsumerOptions = {}) {
+  constructor(
+    core: QueueCore,
+    layout: Layout<M & object>,
+    envelope: Layout<E & object> | null,
+    options: ConsumerOptions = {},
+  ) {
     this.core = core;
-    this.codec = codec;
+    this.codec = layout.bind(core.views);
+    this.envelopeCodec = envelope ? envelope.bind(core.views) : null;
+    this.envelope = (envelope ? envelope.create() : null) as E;
     this.i32 = core.views.i32;
     this.f64 = core.views.f64;
     this.strategy = options.wait ?? new AdaptiveWaitStrategy();
+    this.signal = options.signal ?? core.signal;
     this.entry = claimEntry(core);
     const byte = core.consumerEntryByte(this.entry);
     this.positionIndex = (byte + H.CONSUMER_POSITION_BYTE) >> 2;
     this.receivedIndex = (byte + H.CONSUMER_RECEIVED_BYTE) >> 3;
     this.lostIndex = (byte + H.CONSUMER_LOST_BYTE) >> 3;
-    const head = core.head();
-    const from = options.from ?? 'head';
-    if (from !== 'head' && from !== 'oldest') {
-      throw new ConfigError(`consumer option 'from' must be 'head' or 'oldest', got ${String(from)}`);
-    }
-    this.seq = from === 'head' ? head : oldestInRing(core, head);
+    this.next = startSequence(core, options.from ?? 'head');
+    this.seq = this.next >>> 0;
     this.f64[this.receivedIndex] = 0;
     this.f64[this.lostIndex] = 0;
     // SC store: monitoring threads see where this consumer starts.
@@ -81,7 +99,8 @@ export class Consumer<M> implements WaitCondition {
       const distance = core.seq.compare(before, expected);
       if (distance < 0) return false;
       if (distance === 0) {
-        this.codec.read(slot + SLOT_MESSAGE_BYTE, out);
+        if (this.envelopeCodec !== null) this.envelopeCodec.read(slot + SLOT_PAYLOAD_BYTE, this.envelope);
+        this.codec.read(slot + core.messageByte, out);
         const next = (seq + 1) >>> 0;
         // SC store (a release) of our position: the plain message reads above cannot be
         // satisfied after it, and the SC load below cannot move before it (store→load order
@@ -92,6 +111,7 @@ export class Consumer<M> implements WaitCondition {
         // SC load: unchanged means no producer store to this slot overlapped the copy.
         if (Atomics.load(i32, versionIndex) === before) {
           this.seq = next;
+          this.next++;
           this.f64[this.receivedIndex] = ++this.receivedCount;
           return true;
         }
@@ -107,7 +127,7 @@ export class Consumer<M> implements WaitCondition {
    */
   take(out: M, timeoutMs = Number.POSITIVE_INFINITY): boolean {
     if (this.poll(out)) return true;
-    while (this.strategy.wait(this, this.core.signal, timeoutMs)) {
+    while (this.strategy.wait(this, this.signal, timeoutMs)) {
       if (this.poll(out)) return true;
       if (this.core.closed) return this.poll(out);
     }
@@ -146,6 +166,15 @@ export class Consumer<M> implements WaitCondition {
     return this.seq;
   }
 
+  /**
+   * The exact sequence of the next message this consumer will read; after a successful poll,
+   * `sequence - 1` is the sequence of the message just read (its id in its queue). Exact for a
+   * single-producer queue; for a multi-producer queue, exact below 2^32 messages.
+   */
+  get sequence(): number {
+    return this.next;
+  }
+
   /** Messages published but not read yet (from the producer's head hint). */
   get lag(): number {
     return Math.max(0, (this.core.head() - this.seq) | 0);
@@ -177,6 +206,7 @@ export class Consumer<M> implements WaitCondition {
     if (ahead < capacity) ahead = capacity;
     const skip = ahead - (capacity >> 1);
     this.seq = (seq + skip) >>> 0;
+    this.next += skip;
     this.lostCount += skip;
     // Plain store: LOST is a monitoring figure, written only on this rare path.
     this.f64[this.lostIndex] = this.lostCount;
@@ -193,9 +223,21 @@ function claimEntry(core: QueueCore): number {
   );
 }
 
-function oldestInRing(core: QueueCore, head: number): number {
-  // Until the ring has wrapped, the oldest message is sequence 0. A multi-producer queue has
-  // no exact count, only its claim counter (mod 2^32), which is exact until it wraps.
-  const total = core.kind === QueueKind.SINGLE_PRODUCER ? core.views.f64[H.PUBLISHED_F64]! : head;
-  return (head - Math.min(total, core.seq.capacity - 1)) >>> 0;
+function startSequence(core: QueueCore, from: ConsumerStart): number {
+  if (typeof from === 'number') {
+    if (!Number.isSafeInteger(from) || from < 0) {
+      throw new ConfigError(`consumer option 'from' must be a non-negative integer sequence, got ${from}`);
+    }
+    return from;
+  }
+  if (from !== 'head' && from !== 'oldest') {
+    throw new ConfigError(
+      `consumer option 'from' must be 'head', 'oldest' or a sequence, got ${String(from)}`,
+    );
+  }
+  // A single-producer queue keeps an exact count; a multi-producer one only its claim counter
+  // (mod 2^32), which is exact until it wraps.
+  const total = core.kind === QueueKind.SINGLE_PRODUCER ? core.views.f64[H.PUBLISHED_F64]! : core.head();
+  if (from === 'head') return total;
+  return total - Math.min(total, core.seq.capacity - 1);
 }

@@ -12,8 +12,8 @@ export type {
   ScalarType,
 } from './field-types.js';
 export { defineMessage, Layout, type MessageOfLayout } from './layout.js';
-export { MultiProducer, Producer, type QueueProducer } from './producer.js';
-export type { QueueOptions } from './queue-core.js';
+export { MultiProducer, Producer, type ProducerOptions, type QueueProducer } from './producer.js';
+export type { AttachOptions, QueueOptions } from './queue-core.js';
 export { type ConsumerStats, type QueueStats, SeqlockQueue } from './seqlock-queue.js';
 export { SeqlockVector, SeqlockVectorReader } from './seqlock-vector.js';
 export { Signal } from './signal.js';

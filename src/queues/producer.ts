@@ -1,21 +1,74 @@
 import type { BoundCodec } from './codec.js';
+import type { Layout } from './layout.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H } from './queue-header.js';
+import type { Signal } from './signal.js';
 
 // Header indices as module constants: the hot path reads no namespace object.
-const { HEAD, PUBLISHED_F64, SLEEPERS, CLAIM, SLOT_MESSAGE_BYTE } = H;
+const { HEAD, PUBLISHED_F64, CLAIM, SLOT_PAYLOAD_BYTE } = H;
 
 /** What every producer offers; `publish` is the whole hot path. */
-export interface QueueProducer<M> {
+export interface QueueProducer<M, E = unknown> {
   /**
-   * Publishes one message and returns its sequence (mod 2^32). Never waits for a consumer.
-   * Throws a `LayoutError` naming the field, before touching the queue, if `msg` does not fit.
+   * Publishes one message (and the current `envelope`, if the queue has one) and returns its
+   * sequence (mod 2^32). Never waits for a consumer. Throws a `LayoutError` naming the field,
+   * before touching the queue, if `msg` does not fit.
    */
   publish(msg: M): number;
+  /** The envelope written with every message; fill it before `publish`. `null` without one. */
+  readonly envelope: E;
   /** Messages published through this producer. */
   readonly published: number;
   /** Gives the producer role back (a single-producer queue accepts a new producer after this). */
   close(): void;
+}
+
+export interface ProducerOptions {
+  /**
+   * The signal whose sleepers this producer wakes (default: the queue's own). Several queues
+   * that share one signal let a thread that consumes all of them park on a single word.
+   */
+  readonly signal?: Signal;
+}
+
+/** What both producer kinds share: codecs, the envelope, and the wake-up target. */
+abstract class ProducerBase<M, E> {
+  readonly envelope: E;
+  protected readonly core: QueueCore;
+  protected readonly codec: BoundCodec<M>;
+  protected readonly envelopeCodec: BoundCodec<E> | null;
+  protected readonly i32: Int32Array;
+  protected readonly signal: Signal;
+  /** The signal's words and the index of its sleeper count, read on every publish. */
+  protected readonly signalWords: Int32Array;
+  protected readonly sleepersIndex: number;
+  protected count = 0;
+
+  constructor(
+    core: QueueCore,
+    layout: Layout<M & object>,
+    envelope: Layout<E & object> | null,
+    options: ProducerOptions,
+  ) {
+    this.core = core;
+    this.codec = layout.bind(core.views);
+    this.envelopeCodec = envelope ? envelope.bind(core.views) : null;
+    this.envelope = (envelope ? envelope.create() : null) as E;
+    this.i32 = core.views.i32;
+    this.signal = options.signal ?? core.signal;
+    this.signalWords = this.signal.words;
+    this.sleepersIndex = this.signal.sleepersIndex;
+  }
+
+  /** Copies envelope and message into a slot whose version is odd. Never throws. */
+  protected writePayload(slot: number, msg: M): void {
+    if (this.envelopeCodec !== null) this.envelopeCodec.write(slot + SLOT_PAYLOAD_BYTE, this.envelope);
+    this.codec.write(slot + this.core.messageByte, msg);
+  }
+
+  get published(): number {
+    return this.count;
+  }
 }
 
 /**
@@ -23,32 +76,32 @@ export interface QueueProducer<M> {
  * the version goes odd, the message is copied, the version goes even. The producer never looks
  * at consumers: a consumer that falls a lap behind finds out by itself and counts its loss.
  */
-export class Producer<M> implements QueueProducer<M> {
-  private readonly core: QueueCore;
-  private readonly codec: BoundCodec<M>;
-  private readonly i32: Int32Array;
+export class Producer<M, E = null> extends ProducerBase<M, E> implements QueueProducer<M, E> {
   private readonly f64: Float64Array;
   // Geometry copied into fields: the hot path reads no object but `this`.
   private readonly slotsByte: number;
   private readonly stride: number;
   private readonly mask: number;
   private seq: number;
-  private count = 0;
   private total: number;
   private closed = false;
 
   /** @internal use `queue.producer()`. */
-  constructor(core: QueueCore, codec: BoundCodec<M>) {
-    this.core = core;
-    this.codec = codec;
-    this.i32 = core.views.i32;
+  constructor(
+    core: QueueCore,
+    layout: Layout<M & object>,
+    envelope: Layout<E & object> | null,
+    options: ProducerOptions = {},
+  ) {
+    super(core, layout, envelope, options);
     this.f64 = core.views.f64;
     this.slotsByte = core.slotsByte;
     this.stride = core.stride;
     this.mask = core.seq.mask;
-    // SC load: resume after whatever an earlier producer of this queue published.
-    this.seq = Atomics.load(this.i32, H.HEAD) >>> 0;
-    this.total = this.f64[H.PUBLISHED_F64]!;
+    // Resume after whatever an earlier producer of this queue published (plain read: the role
+    // was handed over through the SC compare-exchange that made us the producer).
+    this.total = this.f64[PUBLISHED_F64]!;
+    this.seq = this.total >>> 0;
   }
 
   publish(msg: M): number {
@@ -67,23 +120,19 @@ export class Producer<M> implements QueueProducer<M> {
     // (on ARM64, STLR then LDAR), so no message byte is visible before the odd version.
     // As the producer half of the wake-up handshake (see Signal): a consumer that announced
     // itself before this load is woken below; one that announces later sees the odd version.
-    const sleeping = Atomics.load(i32, SLEEPERS);
-    this.codec.write(slot + SLOT_MESSAGE_BYTE, msg);
-    // SC store (a release): every message byte above is visible to a reader that sees `done`.
+    const sleeping = Atomics.load(this.signalWords, this.sleepersIndex);
+    this.writePayload(slot, msg);
+    // SC store (a release): every payload byte above is visible to a reader that sees `done`.
     Atomics.store(i32, versionIndex, done);
     const next = (seq + 1) >>> 0;
     this.seq = next;
-    // Plain stores: HEAD is a hint for consumers that start or resynchronize (the slot
-    // versions are the protocol), PUBLISHED is for monitoring. Neither needs ordering.
+    // Plain stores: HEAD is a hint for consumers that resynchronize (the slot versions are the
+    // protocol), PUBLISHED is the exact count for monitoring and for new consumers' start.
     i32[HEAD] = next;
     this.f64[PUBLISHED_F64] = ++this.total;
     this.count++;
-    if (sleeping !== 0) this.core.signal.wakeAll();
+    if (sleeping !== 0) this.signal.wakeAll();
     return seq;
-  }
-
-  get published(): number {
-    return this.count;
   }
 
   close(): void {
@@ -100,19 +149,7 @@ export class Producer<M> implements QueueProducer<M> {
  * the previous lap being written by a slower producer waits for it (producers wait on
  * producers, never on consumers).
  */
-export class MultiProducer<M> implements QueueProducer<M> {
-  private readonly core: QueueCore;
-  private readonly codec: BoundCodec<M>;
-  private readonly i32: Int32Array;
-  private count = 0;
-
-  /** @internal use `queue.producer()`. */
-  constructor(core: QueueCore, codec: BoundCodec<M>) {
-    this.core = core;
-    this.codec = codec;
-    this.i32 = core.views.i32;
-  }
-
+export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements QueueProducer<M, E> {
   publish(msg: M): number {
     this.codec.check(msg);
     const core = this.core;
@@ -131,17 +168,13 @@ export class MultiProducer<M> implements QueueProducer<M> {
     }
     // SC load of the sleeper count: the fence after the odd version and the producer half of
     // the wake-up handshake, exactly as in Producer.publish.
-    const sleeping = Atomics.load(i32, SLEEPERS);
-    this.codec.write(slot + SLOT_MESSAGE_BYTE, msg);
-    // SC store (release): the message bytes are visible to whoever sees `done`.
+    const sleeping = Atomics.load(this.signalWords, this.sleepersIndex);
+    this.writePayload(slot, msg);
+    // SC store (release): the payload bytes are visible to whoever sees `done`.
     Atomics.store(i32, versionIndex, done);
     this.count++;
-    if (sleeping !== 0) core.signal.wakeAll();
+    if (sleeping !== 0) this.signal.wakeAll();
     return seq;
-  }
-
-  get published(): number {
-    return this.count;
   }
 
   close(): void {}

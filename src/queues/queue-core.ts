@@ -21,6 +21,18 @@ export interface QueueOptions {
   readonly maxConsumers?: number;
   /** Several producers claiming slots with an atomic add (default: a single producer). */
   readonly multiProducer?: boolean;
+  /**
+   * A second, fixed layout written before every message in the same seqlocked slot: metadata
+   * that travels with each message (the spine's tracking header) without touching its fields.
+   * Producers fill `producer.envelope` before `publish`; consumers read `consumer.envelope`.
+   */
+  readonly envelope?: Layout<object>;
+}
+
+/** Options of `SeqlockQueue.attach`. */
+export interface AttachOptions {
+  /** The envelope layout the queue was created with, if any. */
+  readonly envelope?: Layout<object>;
 }
 
 /**
@@ -37,6 +49,8 @@ export class QueueCore {
   readonly signal: Signal;
   /** Int32 index of the word consumers read as "where the producer is" (a hint). */
   readonly headIndex: number;
+  /** Byte offset of the message inside a slot (after the version word and the envelope). */
+  readonly messageByte: number;
 
   private constructor(views: BufferViews) {
     const i32 = views.i32;
@@ -48,6 +62,7 @@ export class QueueCore {
     this.slotsByte = H.CONSUMERS_BYTE + this.maxConsumers * H.CONSUMER_ENTRY_BYTES;
     this.signal = new Signal(i32, H.WAKE, H.SLEEPERS);
     this.headIndex = this.kind === QueueKind.MULTI_PRODUCER ? H.CLAIM : H.HEAD;
+    this.messageByte = H.SLOT_PAYLOAD_BYTE + i32[H.ENVELOPE_SIZE]!;
   }
 
   /** Allocates and initializes a queue buffer for `layout`. */
@@ -60,7 +75,8 @@ export class QueueCore {
     if (!Number.isInteger(maxConsumers) || maxConsumers < 1 || maxConsumers > 4096) {
       throw new ConfigError(`maxConsumers must be an integer from 1 to 4096, got ${maxConsumers}`);
     }
-    const geometry = queueGeometry(seq.capacity, layout.size, maxConsumers);
+    const envelopeSize = options.envelope?.size ?? 0;
+    const geometry = queueGeometry(seq.capacity, envelopeSize + layout.size, maxConsumers);
     const buffer = new SharedArrayBuffer(geometry.byteLength);
     const i32 = new Int32Array(buffer);
     // Written before the buffer is shared with any other thread (postMessage orders it).
@@ -72,11 +88,13 @@ export class QueueCore {
     i32[H.MESSAGE_SIZE] = layout.size;
     i32[H.FINGERPRINT] = layout.fingerprint;
     i32[H.MAX_CONSUMERS] = maxConsumers;
+    i32[H.ENVELOPE_SIZE] = envelopeSize;
+    i32[H.ENVELOPE_FINGERPRINT] = options.envelope?.fingerprint ?? 0;
     return new QueueCore(viewsOf(buffer));
   }
 
   /** Opens an existing queue buffer, checking that it was made for `layout`. */
-  static attach(layout: Layout<object>, buffer: SharedArrayBuffer): QueueCore {
+  static attach(layout: Layout<object>, buffer: SharedArrayBuffer, options: AttachOptions = {}): QueueCore {
     if (!(buffer instanceof SharedArrayBuffer)) {
       throw new ConfigError(`SeqlockQueue.attach(${layout.name}) needs the queue's SharedArrayBuffer`);
     }
@@ -94,7 +112,16 @@ export class QueueCore {
         `SeqlockQueue.attach(${layout.name}): layout mismatch, the queue was created for another message layout`,
       );
     }
-    const geometry = queueGeometry(i32[H.CAPACITY]!, layout.size, i32[H.MAX_CONSUMERS]!);
+    const envelopeSize = options.envelope?.size ?? 0;
+    if (
+      i32[H.ENVELOPE_SIZE] !== envelopeSize ||
+      i32[H.ENVELOPE_FINGERPRINT] !== (options.envelope?.fingerprint ?? 0)
+    ) {
+      throw new ConfigError(
+        `SeqlockQueue.attach(${layout.name}): envelope mismatch, attach with the envelope layout the queue was created with`,
+      );
+    }
+    const geometry = queueGeometry(i32[H.CAPACITY]!, envelopeSize + layout.size, i32[H.MAX_CONSUMERS]!);
     if (geometry.byteLength !== buffer.byteLength || geometry.stride !== i32[H.STRIDE]) {
       throw new ConfigError(`SeqlockQueue.attach(${layout.name}): the buffer size does not match its header`);
     }

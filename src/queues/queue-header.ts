@@ -6,7 +6,7 @@
  * ```
  * byte 0    ┌ line 0: written once at create ──────────────────────────────────────────────┐
  *           │ MAGIC FORMAT KIND CAPACITY STRIDE MESSAGE_SIZE FINGERPRINT MAX_CONSUMERS      │
- *           │ CLOSED PRODUCER_ATTACHED                                                        │
+ *           │ CLOSED PRODUCER_ATTACHED ENVELOPE_SIZE ENVELOPE_FINGERPRINT                     │
  * byte 64   ├ line 1: the producer's ─────────────────────────────────────────────────────────┤
  *           │ HEAD (next sequence, mod 2^32)   ·   PUBLISHED_F64 (messages published, exact)  │
  * byte 128  ├ line 2: CLAIM (multi-producer: next sequence to claim, Atomics.add)            ─┤
@@ -14,7 +14,8 @@
  * byte 256  ├ consumer table: MAX_CONSUMERS entries of 64 bytes ─────────────────────────────┤
  *           │ +0 STATE (0 free, 1 taken) +4 POSITION (mod 2^32) +8 RECEIVED_F64 +16 LOST_F64   │
  *           ├ slots: CAPACITY × STRIDE bytes ─────────────────────────────────────────────────┤
- *           │ +0 VERSION (odd while written) +8 message bytes … (STRIDE: multiple of 64)      │
+ *           │ +0 VERSION (odd while written) +8 envelope (optional) then message bytes …      │
+ *           │ (STRIDE: a multiple of 64)                                                       │
  *           └──────────────────────────────────────────────────────────────────────────────────┘
  * ```
  */
@@ -29,6 +30,8 @@ export const QueueHeader = {
   MAX_CONSUMERS: 7,
   CLOSED: 8,
   PRODUCER_ATTACHED: 9,
+  ENVELOPE_SIZE: 10,
+  ENVELOPE_FINGERPRINT: 11,
   HEAD: 16,
   PUBLISHED_F64: 9,
   CLAIM: 32,
@@ -42,8 +45,8 @@ export const QueueHeader = {
   CONSUMER_POSITION_BYTE: 4,
   CONSUMER_RECEIVED_BYTE: 8,
   CONSUMER_LOST_BYTE: 16,
-  /** Offset of the message inside a slot, in bytes (the version word comes first). */
-  SLOT_MESSAGE_BYTE: 8,
+  /** Offset of the envelope (or of the message without one) inside a slot: after the version word. */
+  SLOT_PAYLOAD_BYTE: 8,
 } as const;
 
 export const QUEUE_MAGIC = 0x64727371; // 'drsq'
@@ -64,8 +67,9 @@ export interface QueueGeometry {
   readonly byteLength: number;
 }
 
-export function queueGeometry(capacity: number, messageSize: number, maxConsumers: number): QueueGeometry {
-  const stride = Math.ceil((QueueHeader.SLOT_MESSAGE_BYTE + messageSize) / CACHE_LINE) * CACHE_LINE;
+/** `payloadSize`: the envelope's size plus the message's size. */
+export function queueGeometry(capacity: number, payloadSize: number, maxConsumers: number): QueueGeometry {
+  const stride = Math.ceil((QueueHeader.SLOT_PAYLOAD_BYTE + payloadSize) / CACHE_LINE) * CACHE_LINE;
   const slotsByte = QueueHeader.CONSUMERS_BYTE + maxConsumers * QueueHeader.CONSUMER_ENTRY_BYTES;
   return { capacity, stride, maxConsumers, slotsByte, byteLength: slotsByte + capacity * stride };
 }

@@ -1,9 +1,10 @@
 import { ConfigError } from '../errors.js';
 import { Consumer, type ConsumerOptions } from './consumer.js';
 import type { Layout } from './layout.js';
-import { MultiProducer, Producer, type QueueProducer } from './producer.js';
+import { MultiProducer, Producer, type ProducerOptions, type QueueProducer } from './producer.js';
 import { QueueCore, type QueueOptions } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
+import type { Signal } from './signal.js';
 
 /** A consumer's entry in `QueueStats`. */
 export interface ConsumerStats {
@@ -41,23 +42,36 @@ export interface QueueStats {
  * const out = Tick.create();
  * while (consumer.poll(out)) { ... }
  */
-export class SeqlockQueue<M extends object> {
+export class SeqlockQueue<M extends object, E extends object | null = null> {
   readonly layout: Layout<M>;
+  readonly envelope: Layout<E & object> | null;
   private readonly core: QueueCore;
 
-  private constructor(layout: Layout<M>, core: QueueCore) {
+  private constructor(layout: Layout<M>, envelope: Layout<E & object> | null, core: QueueCore) {
     this.layout = layout;
+    this.envelope = envelope;
     this.core = core;
   }
 
   /** Creates a queue of `capacity` slots (a power of two) for messages of `layout`. */
-  static create<M extends object>(layout: Layout<M>, options: QueueOptions): SeqlockQueue<M> {
-    return new SeqlockQueue(layout, QueueCore.create(layout, options));
+  static create<M extends object, E extends object | null = null>(
+    layout: Layout<M>,
+    options: QueueOptions & { envelope?: Layout<E & object> },
+  ): SeqlockQueue<M, E> {
+    return new SeqlockQueue<M, E>(layout, options?.envelope ?? null, QueueCore.create(layout, options));
   }
 
   /** Opens a queue from its buffer. Throws a `ConfigError` if it was made for another layout. */
-  static attach<M extends object>(layout: Layout<M>, buffer: SharedArrayBuffer): SeqlockQueue<M> {
-    return new SeqlockQueue(layout, QueueCore.attach(layout, buffer));
+  static attach<M extends object, E extends object | null = null>(
+    layout: Layout<M>,
+    buffer: SharedArrayBuffer,
+    options: { envelope?: Layout<E & object> } = {},
+  ): SeqlockQueue<M, E> {
+    return new SeqlockQueue<M, E>(
+      layout,
+      options.envelope ?? null,
+      QueueCore.attach(layout, buffer, options),
+    );
   }
 
   /** The shared memory of the queue: post it to a worker and `attach` there. */
@@ -77,20 +91,25 @@ export class SeqlockQueue<M extends object> {
    * The producer of this queue. A single-producer queue has one producer at a time, across all
    * threads: a second one is refused until the first is closed.
    */
-  producer(): QueueProducer<M> {
-    if (this.multiProducer) return new MultiProducer(this.core, this.layout.bind(this.core.views));
+  producer(options: ProducerOptions = {}): QueueProducer<M, E> {
+    if (this.multiProducer) return new MultiProducer<M, E>(this.core, this.layout, this.envelope, options);
     // SC compare-exchange: one producer role per queue, whichever thread asks first.
     if (Atomics.compareExchange(this.core.views.i32, H.PRODUCER_ATTACHED, 0, 1) !== 0) {
       throw new ConfigError(
         `queue of '${this.layout.name}' already has a producer (close it first, or create the queue with multiProducer: true)`,
       );
     }
-    return new Producer(this.core, this.layout.bind(this.core.views));
+    return new Producer<M, E>(this.core, this.layout, this.envelope, options);
   }
 
   /** A new consumer; by default it starts at the head and sees what is published next. */
-  consumer(options?: ConsumerOptions): Consumer<M> {
-    return new Consumer(this.core, this.layout.bind(this.core.views), options);
+  consumer(options?: ConsumerOptions): Consumer<M, E> {
+    return new Consumer<M, E>(this.core, this.layout, this.envelope, options);
+  }
+
+  /** The signal this queue's producers wake by default (its consumers park on it). */
+  get signal(): Signal {
+    return this.core.signal;
   }
 
   /** Marks the end of the stream and wakes every parked consumer (`take` then returns false once drained). */

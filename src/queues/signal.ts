@@ -13,15 +13,16 @@
  * and the wait returns at once.
  */
 export class Signal {
-  private readonly words: Int32Array;
-  private readonly wake: number;
-  private readonly sleepers: number;
+  /** The shared words; producers load `words[sleepersIndex]` inline on their hot path. */
+  readonly words: Int32Array;
+  readonly wakeIndex: number;
+  readonly sleepersIndex: number;
 
-  /** `wake` and `sleepers` are Int32 indices into `words` (a view of shared memory). */
-  constructor(words: Int32Array, wake: number, sleepers: number) {
+  /** `wakeIndex` and `sleepersIndex` are Int32 indices into `words` (a view of shared memory). */
+  constructor(words: Int32Array, wakeIndex: number, sleepersIndex: number) {
     this.words = words;
-    this.wake = wake;
-    this.sleepers = sleepers;
+    this.wakeIndex = wakeIndex;
+    this.sleepersIndex = sleepersIndex;
   }
 
   /**
@@ -30,14 +31,14 @@ export class Signal {
    */
   notify(): void {
     // SC load, after the caller's SC store in the total order (see the class comment).
-    if (Atomics.load(this.words, this.sleepers) !== 0) this.wakeAll();
+    if (Atomics.load(this.words, this.sleepersIndex) !== 0) this.wakeAll();
   }
 
   /** Wakes every sleeper unconditionally (used by close and stop). */
   wakeAll(): void {
     // Changing the word first makes a sleeper that has read WAKE but not yet slept return at once.
-    Atomics.add(this.words, this.wake, 1);
-    Atomics.notify(this.words, this.wake);
+    Atomics.add(this.words, this.wakeIndex, 1);
+    Atomics.notify(this.words, this.wakeIndex);
   }
 
   /**
@@ -46,25 +47,25 @@ export class Signal {
    */
   announce(): number {
     // SC read-modify-write: ordered before the caller's re-check of its condition.
-    Atomics.add(this.words, this.sleepers, 1);
+    Atomics.add(this.words, this.sleepersIndex, 1);
     // The ticket: a wake-up after this load changes the word and `park` returns immediately.
-    return Atomics.load(this.words, this.wake);
+    return Atomics.load(this.words, this.wakeIndex);
   }
 
   /** Parks until notified or `timeoutMs` passes (Infinity: no timeout). */
   park(ticket: number, timeoutMs: number): void {
-    Atomics.wait(this.words, this.wake, ticket, timeoutMs);
+    Atomics.wait(this.words, this.wakeIndex, ticket, timeoutMs);
   }
 
   /** Sleeper side: the sleeper is awake again. */
   retire(): void {
     // SC RMW; the producer reads it with an SC load and skips notify once it reaches zero.
-    Atomics.sub(this.words, this.sleepers, 1);
+    Atomics.sub(this.words, this.sleepersIndex, 1);
   }
 
   /** How many threads are parked on this signal now (for monitoring). */
   get sleeping(): number {
     // SC load; a monitoring read, any recent value will do.
-    return Atomics.load(this.words, this.sleepers);
+    return Atomics.load(this.words, this.sleepersIndex);
   }
 }

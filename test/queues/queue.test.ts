@@ -141,3 +141,47 @@ describe('SeqlockQueue in one thread', () => {
     expect(consumer.take(out)).toBe(false);
   });
 });
+
+describe('envelopes and exact sequences', () => {
+  const Tracking = defineMessage('Tracking', { origin: 'f64', parent: 'u32' });
+
+  it('an envelope travels in the same slot as its message, and consumers count exact sequences', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 4, envelope: Tracking });
+    const consumer = SeqlockQueue.attach(Seq, queue.buffer, { envelope: Tracking }).consumer();
+    const producer = queue.producer();
+    const out = Seq.create();
+    for (let n = 0; n < 10; n++) {
+      producer.envelope.origin = n * 10;
+      producer.envelope.parent = n + 100;
+      producer.publish({ n, check: n });
+    }
+    const seen: Array<[number, number, number, number]> = [];
+    while (consumer.poll(out)) {
+      seen.push([out.n, consumer.envelope.origin, consumer.envelope.parent, consumer.sequence - 1]);
+    }
+    // Capacity 4, ten messages: lapped once, resumed half a ring behind the head.
+    expect(seen).toEqual([
+      [8, 80, 108, 8],
+      [9, 90, 109, 9],
+    ]);
+    expect(consumer.lost).toBe(8);
+  });
+
+  it('a consumer can start at an exact sequence, and the gap it cannot read is counted lost', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    const producer = queue.producer();
+    for (let n = 0; n < 6; n++) producer.publish({ n, check: n });
+    expect(drain(queue.consumer({ from: 2 }), Seq.create())).toEqual([2, 3, 4, 5]);
+    for (let n = 6; n < 20; n++) producer.publish({ n, check: n });
+    const late = queue.consumer({ from: 1 });
+    const seen = drain(late, Seq.create());
+    expect(seen.at(-1)).toBe(19);
+    expect(late.lost + seen.length).toBe(19);
+    expect(() => queue.consumer({ from: -1 })).toThrow(/'from' must be/);
+  });
+
+  it('attaching without the envelope the queue was made with is refused', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 4, envelope: Tracking });
+    expect(() => SeqlockQueue.attach(Seq, queue.buffer)).toThrow(/envelope mismatch/);
+  });
+});
