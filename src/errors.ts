@@ -25,7 +25,7 @@ export class LayoutError extends DorsalError {
 
 /** An option out of range: a capacity that is not a power of two, a buffer of the wrong size. */
 export class ConfigError extends DorsalError {
-  constructor(message: string) {
-    super('DORSAL_CONFIG', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DORSAL_CONFIG', message, options);
   }
 }

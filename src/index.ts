@@ -1,6 +1,19 @@
 /**
  * dorsal — the public face. Every export is named here explicitly.
  */
+
+export {
+  Actor,
+  ActorCrashedError,
+  ActorModuleError,
+  type ActorReport,
+  LIVE_STATS_ACTOR,
+  type SpawnOptions,
+  System,
+  type SystemOptions,
+  type SystemReport,
+  SystemStateError,
+} from './actors/index.js';
 export { ConfigError, DorsalError, LayoutError } from './errors.js';
 export {
   AdaptiveWaitStrategy,
@@ -35,6 +48,27 @@ export {
   type WaitStrategy,
   waitStrategyNamed,
 } from './queues/index.js';
+export {
+  type AdapterStreamStats,
+  Clock,
+  defineSpine,
+  type Handler,
+  type MessageMeta,
+  type MessageOf as StreamMessageOf,
+  NO_PARENT,
+  Spine,
+  SpineAdapter,
+  SpineDefinition,
+  type SpineDescriptor,
+  type SpineOptions,
+  type SpineProducers,
+  type StreamMessage,
+  type StreamName,
+  type StreamSpec,
+  type StreamSpecs,
+  TimingRecord,
+  Tracking,
+} from './spine/index.js';
 export {
   type BlobStore,
   type Block,

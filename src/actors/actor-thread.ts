@@ -1,0 +1,93 @@
+import { AdaptiveWaitStrategy, type WaitCondition } from '../queues/index.js';
+import { Phase, type Spine, type SpineAdapter } from '../spine/index.js';
+import type { Actor } from './actor.js';
+
+/** An actor and its adapter, as a thread runs them. */
+export interface RunningActor {
+  readonly id: number;
+  readonly actor: Actor<unknown>;
+  readonly adapter: SpineAdapter<unknown>;
+}
+
+/** How often a busy thread lets its event loop run (timers, I/O, messages from the System). */
+const EVENT_LOOP_EVERY_NS = 5e6;
+
+/**
+ * Runs the actors of one thread round-robin until the system's phase says exit. A round in
+ * which no actor handled or produced anything is idle: the thread then parks on the spine
+ * signal (spin a little, then `Atomics.wait`) until a message it consumes arrives, the phase
+ * changes, or the shortest `idleTimeoutMs` of its actors passes.
+ *
+ * Throws whatever an actor throws; `current` then names the culprit.
+ */
+export class ActorThread implements WaitCondition {
+  /** The actor whose `loopBody` runs now (for crash reports). */
+  current: RunningActor | undefined;
+  private readonly spine: Spine;
+  private readonly worker: number;
+  private readonly actors: readonly RunningActor[];
+  private readonly idleTimeoutMs: number;
+  private readonly strategy = new AdaptiveWaitStrategy();
+  private parkedPhase: number = Phase.STARTING;
+
+  constructor(spine: Spine, worker: number, actors: readonly RunningActor[]) {
+    this.spine = spine;
+    this.worker = worker;
+    this.actors = actors;
+    this.idleTimeoutMs = Math.min(...actors.map((a) => a.actor.idleTimeoutMs));
+  }
+
+  /** Parks until the system leaves the STARTING phase. */
+  async untilStarted(): Promise<void> {
+    const control = this.spine.control;
+    while (control.phase === Phase.STARTING) {
+      this.parkedPhase = Phase.STARTING;
+      this.strategy.wait(this, control.signal, 20);
+      await yieldToEventLoop();
+    }
+  }
+
+  async run(): Promise<void> {
+    const control = this.spine.control;
+    const clock = this.spine.clock;
+    let idle = false;
+    let lastYield = clock.now();
+    for (;;) {
+      const phase = control.phase;
+      if (phase === Phase.EXITING) return;
+      let work = 0;
+      for (const running of this.actors) {
+        this.current = running;
+        running.actor.loopBody(running.adapter);
+        work += running.adapter.takeWork();
+      }
+      this.current = undefined;
+      let timedOut = false;
+      if (work === 0) {
+        if (!idle) control.setIdle(this.worker, (idle = true));
+        this.parkedPhase = phase;
+        timedOut = !this.strategy.wait(this, control.signal, this.idleTimeoutMs);
+      } else if (idle) {
+        control.setIdle(this.worker, (idle = false));
+      }
+      // A wake-up by a message goes straight back to the actors; the event loop gets its turn
+      // after a timed-out park or every few milliseconds of work.
+      const now = clock.now();
+      if (timedOut || now - lastYield > EVENT_LOOP_EVERY_NS) {
+        await yieldToEventLoop();
+        lastYield = now;
+      }
+    }
+  }
+
+  /** The parking condition: a consumer has something, or the phase moved on. */
+  ready(): boolean {
+    if (this.spine.control.phase !== this.parkedPhase) return true;
+    for (const running of this.actors) if (running.adapter.hasPending()) return true;
+    return false;
+  }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

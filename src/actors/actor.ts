@@ -1,0 +1,35 @@
+import type { SpineAdapter, SpineDefinition } from '../spine/index.js';
+
+/**
+ * A unit of work on a worker thread. Extend it in a module of its own and export the class as
+ * the module's default; `system.spawn(new URL('./my-actor.js', import.meta.url))` runs it.
+ *
+ * The thread calls `loopBody` over and over; an iteration that handles or produces nothing
+ * counts as idle, and a thread whose actors are all idle parks until a message arrives (or
+ * `idleTimeoutMs` passes: timer-driven actors lower it).
+ *
+ * @example
+ * export default class Strategy extends Actor<typeof spine> {
+ *   readonly name = 'strategy';
+ *   loopBody(adapter: SpineAdapter<typeof spine>) {
+ *     adapter.consume('ticks', (tick, producers) => {
+ *       if (tick.price > 100) producers.produce('orders', { ... });
+ *     });
+ *   }
+ * }
+ */
+export abstract class Actor<D = SpineDefinition> {
+  /** Unique in the system: names the actor's timing queue, its stats and its crash reports. */
+  abstract readonly name: string;
+  /** Longest the thread parks when idle, in ms. Default 50; an actor driven by time lowers it. */
+  readonly idleTimeoutMs: number = 50;
+
+  /** Called once on the actor's thread before the first `loopBody`. May be async. */
+  onInit(_adapter: SpineAdapter<D>): void | Promise<void> {}
+
+  /** One iteration of the actor's work: consume, produce. Keep it short and never block. */
+  abstract loopBody(adapter: SpineAdapter<D>): void;
+
+  /** Called once after the last `loopBody` of a graceful stop. May be async. */
+  onExit(_adapter: SpineAdapter<D>): void | Promise<void> {}
+}

@@ -1,0 +1,10 @@
+export { Actor } from './actor.js';
+export { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
+export type { ActorReport } from './protocol.js';
+export { type SpawnOptions, System, type SystemOptions, type SystemReport } from './system.js';
+
+/** The module URL of the live-stats observer: `system.spawn(LIVE_STATS_ACTOR)`. */
+export const LIVE_STATS_ACTOR: URL = new URL(
+  `./live-stats${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
+  import.meta.url,
+);

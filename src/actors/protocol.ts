@@ -1,0 +1,55 @@
+/**
+ * The protocol between the System (main thread) and its worker threads, as typed unions.
+ * Control that must be fast (phase changes, wake-ups, idle flags) goes through the spine's
+ * shared control block instead; these messages carry setup, names, reports and crashes.
+ */
+import type { AdapterStart, AdapterStreamStats, SpineDescriptor } from '../spine/index.js';
+
+export interface ActorAssignment {
+  readonly id: number;
+  /** The actor module's URL (href). */
+  readonly module: string;
+  /** Structured-cloned and passed to the actor's constructor. */
+  readonly args: unknown;
+  readonly start: AdapterStart;
+}
+
+export interface ActorWorkerData {
+  readonly worker: number;
+  readonly thread: string;
+  readonly spine: SpineDescriptor;
+  readonly actors: readonly ActorAssignment[];
+  /** Names of the actors known when this worker starts, by id (for observers). */
+  readonly names: Readonly<Record<number, string>>;
+}
+
+export interface ErrorInfo {
+  readonly message: string;
+  readonly stack?: string;
+}
+
+export type FromWorker =
+  | { readonly type: 'initialized'; readonly actors: readonly { id: number; name: string }[] }
+  | { readonly type: 'init-failed'; readonly module: string; readonly error: ErrorInfo }
+  | {
+      readonly type: 'crashed';
+      readonly actor: number;
+      readonly name: string;
+      readonly stream?: string;
+      readonly error: ErrorInfo;
+    }
+  | { readonly type: 'exited'; readonly actors: readonly ActorReport[] };
+
+export type ToWorker = { readonly type: 'names'; readonly names: Readonly<Record<number, string>> };
+
+export interface ActorReport {
+  readonly id: number;
+  readonly name: string;
+  readonly streams: readonly AdapterStreamStats[];
+}
+
+export function errorInfo(error: unknown): ErrorInfo {
+  if (error instanceof Error)
+    return { message: error.message, ...(error.stack ? { stack: error.stack } : {}) };
+  return { message: String(error) };
+}

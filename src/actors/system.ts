@@ -1,0 +1,326 @@
+import type { Worker } from 'node:worker_threads';
+import { ConfigError } from '../errors.js';
+import type { QueueStats } from '../queues/index.js';
+import {
+  type AdapterStart,
+  MAX_WORKERS,
+  Phase,
+  Spine,
+  type SpineDefinition,
+  type SpineOptions,
+  type StreamSpecs,
+} from '../spine/index.js';
+import { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
+import { actorModuleHref, launchActorWorker } from './launch.js';
+import type { ActorReport, FromWorker, ToWorker } from './protocol.js';
+
+export interface SpawnOptions {
+  /** Actors spawned with the same thread name share one worker, run round-robin. */
+  readonly thread?: string;
+  /** Passed (structured-cloned) to the actor's constructor. */
+  readonly args?: unknown;
+  /** Restart the actor this many times if it crashes (single-actor threads only). Default 0. */
+  readonly restarts?: number;
+}
+
+export interface SystemOptions {
+  readonly spine?: SpineOptions;
+  /** How long `stop` lets consumers drain before it tells threads to exit, in ms. Default 3000. */
+  readonly drainTimeoutMs?: number;
+  /** How long `stop` waits for threads to exit before terminating them, in ms. Default 5000. */
+  readonly exitTimeoutMs?: number;
+}
+
+/** What `stop` (and `run`) return: every actor's per-stream figures and how the stop went. */
+export interface SystemReport {
+  readonly actors: readonly ActorReport[];
+  readonly streams: readonly QueueStats[];
+  /** Ingress messages refused because they came after `stop` began. */
+  readonly refused: number;
+  /** False if consumers were still busy when the drain timeout ran out. */
+  readonly drained: boolean;
+  /** Threads that did not exit in time and were terminated. */
+  readonly terminated: readonly string[];
+  readonly crashes: readonly ActorCrashedError[];
+}
+
+interface ActorEntry {
+  readonly id: number;
+  readonly module: string;
+  readonly options: SpawnOptions;
+  restartsLeft: number;
+  name?: string;
+}
+
+interface ThreadState {
+  readonly index: number;
+  readonly name: string;
+  readonly actors: ActorEntry[];
+  worker?: Worker;
+  status: 'pending' | 'starting' | 'running' | 'exited' | 'crashed';
+  report?: readonly ActorReport[];
+  initialized?: Promise<void>;
+  exit?: Promise<void>;
+}
+
+type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * Runs actors on worker threads around one spine: spawn by module URL, start, stop gracefully.
+ *
+ * @example
+ * const system = new System(spine);
+ * system.spawn(new URL('./feed.js', import.meta.url));
+ * system.spawn(new URL('./strategy.js', import.meta.url));
+ * const report = await system.run({ seconds: 5 });   // rejects naming the actor if one crashed
+ */
+export class System<D extends SpineDefinition<StreamSpecs>> {
+  readonly spine: Spine;
+  private readonly options: SystemOptions;
+  private readonly actors: ActorEntry[] = [];
+  private readonly threads = new Map<string, ThreadState>();
+  private readonly crashes: ActorCrashedError[] = [];
+  private state: State = 'created';
+  private stopping?: Promise<SystemReport>;
+  private wakeOnCrash?: () => void;
+  private readonly crashed = new Promise<void>((resolve) => {
+    this.wakeOnCrash = resolve;
+  });
+
+  constructor(definition: D, options: SystemOptions = {}) {
+    this.spine = Spine.create(definition, options.spine);
+    this.options = options;
+  }
+
+  /** Registers an actor module; after `start`, launches it at once (its consumers start at the head). */
+  spawn(
+    module: URL | string,
+    options: SpawnOptions = {},
+  ): { readonly id: number; readonly ready: Promise<void> } {
+    if (this.state === 'stopping' || this.state === 'stopped')
+      throw new SystemStateError('cannot spawn: the system is stopping');
+    const entry: ActorEntry = {
+      id: this.actors.length,
+      module: actorModuleHref(module),
+      options,
+      restartsLeft: options.restarts ?? 0,
+    };
+    const threadName = options.thread ?? `actor-${entry.id}`;
+    let thread = this.threads.get(threadName);
+    if (thread !== undefined && thread.status !== 'pending') {
+      throw new SystemStateError(`thread '${threadName}' is already running: spawn onto a new thread name`);
+    }
+    if (thread === undefined) {
+      if (this.threads.size >= MAX_WORKERS)
+        throw new ConfigError(`a system runs at most ${MAX_WORKERS} threads`);
+      thread = { index: this.threads.size, name: threadName, actors: [], status: 'pending' };
+      this.threads.set(threadName, thread);
+    }
+    thread.actors.push(entry);
+    this.actors.push(entry);
+    this.spine.addTimingQueue(entry.id);
+    const ready = this.state === 'running' ? this.launch(thread, 'head') : Promise.resolve();
+    ready.catch(() => {});
+    return { id: entry.id, ready };
+  }
+
+  /** Starts every spawned actor; resolves once all ran `onInit` and the system is running. */
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new SystemStateError(`cannot start: the system is ${this.state}`);
+    if (this.actors.length === 0) throw new SystemStateError('cannot start: no actor was spawned');
+    this.state = 'starting';
+    // Consumers created before any actor runs start where the streams are now: nothing
+    // published after the start is missed, even by an actor whose first loop comes late.
+    const startAt = this.spine.names.map((_, i) => this.spine.queue(i).stats().published);
+    try {
+      await Promise.all([...this.threads.values()].map((t) => this.launch(t, startAt)));
+      const byName = new Map<string, number>();
+      for (const a of this.actors) {
+        const other = byName.get(a.name!);
+        if (other !== undefined)
+          throw new ConfigError(`two actors are named '${a.name}' (ids ${other} and ${a.id})`);
+        byName.set(a.name!, a.id);
+      }
+    } catch (error) {
+      await this.abort();
+      throw error;
+    }
+    this.broadcastNames();
+    this.state = 'running';
+    this.spine.control.setPhase(Phase.RUNNING);
+  }
+
+  /** Starts, runs for `seconds` (or until an actor crashes), then stops gracefully. */
+  async run(options: { seconds: number }): Promise<SystemReport> {
+    await this.start();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((r) => (timer = setTimeout(r, options.seconds * 1000))),
+      this.crashed,
+    ]);
+    clearTimeout(timer);
+    const report = await this.stop();
+    if (this.crashes.length > 0) throw this.crashes[0];
+    return report;
+  }
+
+  /**
+   * Graceful stop: new ingress is refused, consumers drain, then every thread leaves its loop,
+   * runs `onExit` and ends. Threads that do not end in time are terminated (and reported).
+   */
+  stop(): Promise<SystemReport> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  /** Crashes seen so far (an actor that crashed and was restarted is listed too). */
+  get crashReports(): readonly ActorCrashedError[] {
+    return this.crashes;
+  }
+
+  private async shutdown(): Promise<SystemReport> {
+    if (this.state === 'created') throw new SystemStateError('cannot stop: the system was never started');
+    this.state = 'stopping';
+    const control = this.spine.control;
+    control.setPhase(Phase.DRAINING);
+    const drained = await this.untilQuiet(this.options.drainTimeoutMs ?? 3000);
+    control.setPhase(Phase.EXITING);
+    const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
+    this.state = 'stopped';
+    return {
+      actors: [...this.threads.values()].flatMap((t) => t.report ?? []),
+      streams: this.spine.names.map((_, i) => this.spine.queue(i).stats()),
+      refused: control.refused,
+      drained,
+      terminated,
+      crashes: [...this.crashes],
+    };
+  }
+
+  private launch(thread: ThreadState, start: AdapterStart): Promise<void> {
+    thread.status = 'starting';
+    const worker = launchActorWorker({
+      worker: thread.index,
+      thread: thread.name,
+      spine: this.spine.descriptor(),
+      actors: thread.actors.map((a) => ({ id: a.id, module: a.module, args: a.options.args, start })),
+      names: this.names(),
+    });
+    thread.worker = worker;
+    let settle: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+    thread.initialized = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    thread.exit = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    // A restarted thread gets a new worker: events of the old one are no longer ours.
+    const current = () => thread.worker === worker;
+    worker.on('message', (message: FromWorker) => {
+      if (!current()) return;
+      if (message.type === 'initialized') {
+        for (const { id, name } of message.actors) this.actors[id]!.name = name;
+        if (this.state === 'running') this.broadcastNames();
+        thread.status = 'running';
+        settle?.resolve();
+      } else if (message.type === 'init-failed') {
+        thread.status = 'crashed';
+        settle?.reject(new ActorModuleError(message.module, message.error.message));
+      } else if (message.type === 'crashed') {
+        const crash = new ActorCrashedError(
+          message.name,
+          message.stream,
+          message.error.message,
+          message.error.stack,
+        );
+        settle?.reject(crash);
+        this.onCrash(thread, crash);
+      } else if (message.type === 'exited') {
+        thread.report = message.actors;
+        thread.status = 'exited';
+      }
+    });
+    worker.on('error', (error) => {
+      if (!current()) return;
+      const name = thread.actors[0]?.name ?? thread.name;
+      const crash = new ActorCrashedError(name, undefined, error.message, error.stack);
+      settle?.reject(crash);
+      this.onCrash(thread, crash);
+    });
+    worker.once('exit', (code) => {
+      if (!current() || thread.status === 'exited' || thread.status === 'crashed') return;
+      const crash = new ActorCrashedError(
+        thread.actors[0]?.name ?? thread.name,
+        undefined,
+        `thread exited with code ${code}`,
+        undefined,
+      );
+      settle?.reject(crash);
+      this.onCrash(thread, crash);
+    });
+    return thread.initialized;
+  }
+
+  private onCrash(thread: ThreadState, crash: ActorCrashedError): void {
+    if (thread.status === 'crashed' || thread.status === 'exited') return;
+    thread.status = 'crashed';
+    this.crashes.push(crash);
+    const [only] = thread.actors;
+    if (this.state === 'running' && thread.actors.length === 1 && only!.restartsLeft > 0) {
+      only!.restartsLeft--;
+      void thread.worker?.terminate();
+      this.launch(thread, 'head').catch(() => {});
+      return;
+    }
+    this.wakeOnCrash?.();
+    if (this.state === 'running') void this.stop();
+  }
+
+  /** Waits until every live thread is idle and no stream moved for two checks in a row. */
+  private async untilQuiet(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    let previous = '';
+    let calm = 0;
+    while (Date.now() < deadline) {
+      const live = [...this.threads.values()].filter((t) => t.status === 'running');
+      const idle = live.every((t) => this.spine.control.isIdle(t.index));
+      const heads = this.spine.names.map((_, i) => this.spine.queue(i).stats().published).join(',');
+      calm = idle && heads === previous ? calm + 1 : 0;
+      if (calm >= 2) return true;
+      previous = heads;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return false;
+  }
+
+  /** Waits for every thread to end; terminates and names those that do not in time. */
+  private async untilExited(timeoutMs: number): Promise<string[]> {
+    const terminated: string[] = [];
+    await Promise.all(
+      [...this.threads.values()].map(async (t) => {
+        if (t.worker === undefined) return;
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), timeoutMs)));
+        const outcome = await Promise.race([t.exit!.then(() => 'exited' as const), late]);
+        clearTimeout(timer);
+        if (outcome === 'late') {
+          terminated.push(t.name);
+          await t.worker.terminate();
+        }
+      }),
+    );
+    return terminated;
+  }
+
+  /** Stops whatever started, after a failed start. */
+  private async abort(): Promise<void> {
+    this.spine.control.setPhase(Phase.EXITING);
+    this.state = 'stopped';
+    await Promise.all([...this.threads.values()].map((t) => t.worker?.terminate()));
+  }
+
+  private names(): Record<number, string> {
+    return Object.fromEntries(this.actors.filter((a) => a.name !== undefined).map((a) => [a.id, a.name!]));
+  }
+
+  private broadcastNames(): void {
+    const message: ToWorker = { type: 'names', names: this.names() };
+    for (const t of this.threads.values()) if (t.status === 'running') t.worker?.postMessage(message);
+  }
+}

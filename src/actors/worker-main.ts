@@ -1,0 +1,91 @@
+/**
+ * The entry of every actor worker thread: attach the spine, load the actor modules, run
+ * `onInit`, wait for the start, run the actors until told to exit, run `onExit`, report.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Spine, SpineAdapter } from '../spine/index.js';
+import { Actor } from './actor.js';
+import { ActorThread, type RunningActor } from './actor-thread.js';
+import {
+  type ActorAssignment,
+  type ActorWorkerData,
+  errorInfo,
+  type FromWorker,
+  type ToWorker,
+} from './protocol.js';
+
+const data = workerData as ActorWorkerData;
+const port = parentPort!;
+const post = (message: FromWorker) => port.postMessage(message);
+const names = new Map<number, string>(Object.entries(data.names).map(([id, name]) => [Number(id), name]));
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'names')
+    for (const [id, name] of Object.entries(message.names)) names.set(Number(id), name);
+});
+
+async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningActor> {
+  const module = (await import(assignment.module)) as { default?: unknown };
+  const ActorClass = module.default;
+  if (typeof ActorClass !== 'function' || !(ActorClass.prototype instanceof Actor)) {
+    throw new TypeError('its default export is not a class that extends Actor');
+  }
+  const actor = new (ActorClass as new (args: unknown) => Actor<unknown>)(assignment.args);
+  if (typeof actor.name !== 'string' || actor.name.length === 0) {
+    throw new TypeError('the actor has no name (declare `readonly name = "…"`)');
+  }
+  names.set(assignment.id, actor.name);
+  const adapter = new SpineAdapter<unknown>(spine, assignment.id, actor.name, assignment.start, names);
+  return { id: assignment.id, actor, adapter };
+}
+
+async function main(): Promise<void> {
+  const spine = Spine.attach(data.spine);
+  const actors: RunningActor[] = [];
+  for (const assignment of data.actors) {
+    try {
+      actors.push(await load(spine, assignment));
+    } catch (error) {
+      post({ type: 'init-failed', module: assignment.module, error: errorInfo(error) });
+      return;
+    }
+  }
+  const thread = new ActorThread(spine, data.worker, actors);
+  let stage: 'init' | 'run' | 'exit' = 'init';
+  try {
+    for (const running of actors) {
+      thread.current = running;
+      await running.actor.onInit(running.adapter);
+    }
+    thread.current = undefined;
+    post({ type: 'initialized', actors: actors.map((a) => ({ id: a.id, name: a.actor.name })) });
+    await thread.untilStarted();
+    stage = 'run';
+    await thread.run();
+    stage = 'exit';
+    for (const running of actors) {
+      thread.current = running;
+      await running.actor.onExit(running.adapter);
+    }
+  } catch (error) {
+    const culprit = thread.current ?? actors[0]!;
+    const stream = stage === 'run' ? culprit.adapter.currentStream : undefined;
+    post({
+      type: 'crashed',
+      actor: culprit.id,
+      name: culprit.actor.name,
+      ...(stream === undefined ? {} : { stream }),
+      error: errorInfo(error),
+    });
+    for (const running of actors) running.adapter.close();
+    port.close();
+    return;
+  }
+  for (const running of actors) running.adapter.close();
+  post({
+    type: 'exited',
+    actors: actors.map((a) => ({ id: a.id, name: a.actor.name, streams: a.adapter.stats() })),
+  });
+  port.close();
+}
+
+await main();

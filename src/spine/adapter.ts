@@ -1,0 +1,361 @@
+import { ConfigError } from '../errors.js';
+import type { Consumer, QueueProducer } from '../queues/index.js';
+import { Phase } from './control.js';
+import type { SpineDefinition, StreamMessage, StreamSpecs } from './definition.js';
+import type { Spine } from './spine.js';
+import { NO_PARENT, TimingRecord, type Tracking } from './tracking.js';
+
+type StreamsOf<D> = D extends SpineDefinition<infer S> ? S : StreamSpecs;
+/** Names of the streams of spine definition `D`. */
+export type StreamName<D> = keyof StreamsOf<D> & string;
+/** Message type of stream `K` of spine definition `D`. */
+export type MessageOf<D, K extends StreamName<D>> = StreamMessage<StreamsOf<D>, K>;
+
+/** What a handler learns about the message besides its fields. Valid during the handler only. */
+export interface MessageMeta {
+  /** Stream name and index, and the message's sequence in it: together, its id. */
+  readonly stream: string;
+  readonly streamIndex: number;
+  readonly seq: number;
+  /** The tracking envelope: origin_t, publish_t, parent, producing actor. */
+  readonly tracking: Readonly<Tracking>;
+}
+
+/** What a handler produces with: every message it produces is a child of the one it handles. */
+export interface SpineProducers<D> {
+  /** Publishes `value` on `stream`; returns false only when the system refuses new ingress (stopping). */
+  produce<K extends StreamName<D>>(stream: K, value: MessageOf<D, K>): boolean;
+}
+
+export type Handler<D, K extends StreamName<D>> = (
+  msg: MessageOf<D, K>,
+  producers: SpineProducers<D>,
+  meta: MessageMeta,
+) => void;
+
+/** Per stream, what this adapter did: for monitoring and the system's report. */
+export interface AdapterStreamStats {
+  readonly stream: string;
+  readonly handled: number;
+  /** Read but not handled: filtered out, or older than the newest in `consumeLast`. */
+  readonly skipped: number;
+  /** Skipped because a producer lapped this actor's consumer. */
+  readonly lost: number;
+  readonly produced: number;
+}
+
+/** Where an actor's lazily created consumers start. */
+export type AdapterStart = 'head' | readonly number[];
+
+/**
+ * An actor's view of the spine. `consume` drains a stream through a handler: before each call it
+ * sets the tracking context, so whatever the handler produces carries the message's origin and
+ * its id as parent; after each call it writes a timing record to the actor's timing queue.
+ * Outside a handler, `produce` is ingress: a new origin.
+ */
+export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
+  readonly actorId: number;
+  readonly actorName: string;
+  private readonly spine: Spine;
+  private readonly start: AdapterStart;
+  private readonly consumers: (Consumer<object, Tracking> | undefined)[] = [];
+  private readonly outs: object[][] = [];
+  private readonly producers: (QueueProducer<object, Tracking> | undefined)[] = [];
+  private readonly handled: number[] = [];
+  private readonly skipped: number[] = [];
+  private readonly produced: number[] = [];
+  private readonly timing: QueueProducer<TimingRecord> | undefined;
+  private readonly record = TimingRecord.create();
+  private readonly timingConsumers: Consumer<TimingRecord>[] = [];
+  private readonly timingOut = TimingRecord.create();
+  private readonly meta: { stream: string; streamIndex: number; seq: number; tracking: Tracking };
+  // The tracking context: set from the message being handled, read by `produce`.
+  private inHandler = false;
+  private contextOrigin = 0;
+  private contextStream = NO_PARENT;
+  private contextSeq = 0;
+  private work = 0;
+  /** Stream being handled right now (for crash reports); -1 outside handlers. */
+  private current = -1;
+
+  private readonly names: ReadonlyMap<number, string>;
+
+  constructor(
+    spine: Spine,
+    actorId: number,
+    actorName: string,
+    start: AdapterStart = 'head',
+    names: ReadonlyMap<number, string> = new Map(),
+  ) {
+    this.spine = spine;
+    this.names = names;
+    this.actorId = actorId;
+    this.actorName = actorName;
+    this.start = start;
+    this.timing = spine.timingQueue(actorId)?.producer();
+    this.meta = { stream: '', streamIndex: 0, seq: 0, tracking: undefined as unknown as Tracking };
+    for (let i = 0; i < spine.names.length; i++) {
+      this.handled.push(0);
+      this.skipped.push(0);
+      this.produced.push(0);
+    }
+  }
+
+  /** Handles every message waiting on `stream`, in order. Returns how many were handled. */
+  consume<K extends StreamName<D>>(stream: K, handler: Handler<D, K>): number {
+    return this.drain(stream, Number.POSITIVE_INFINITY, undefined, handler);
+  }
+
+  /** Handles at most `max` waiting messages of `stream`. */
+  consumeN<K extends StreamName<D>>(stream: K, max: number, handler: Handler<D, K>): number {
+    return this.drain(stream, max, undefined, handler);
+  }
+
+  /** Reads every waiting message of `stream` and handles those `filter` accepts. */
+  consumeFiltered<K extends StreamName<D>>(
+    stream: K,
+    filter: (msg: MessageOf<D, K>) => boolean,
+    handler: Handler<D, K>,
+  ): number {
+    return this.drain(stream, Number.POSITIVE_INFINITY, filter, handler);
+  }
+
+  /** Reads every waiting message of `stream` and handles only the newest (the rest count as skipped). */
+  consumeLast<K extends StreamName<D>>(stream: K, handler: Handler<D, K>): boolean {
+    const index = this.spine.indexOf(stream);
+    const consumer = this.consumerOf(index);
+    const [a, b] = this.outs[index]!;
+    // Two message objects in turn: a failed poll may leave garbage in the one it read into.
+    let out = a!;
+    let last: object | undefined;
+    const tracking = this.lastTracking;
+    let seq = 0;
+    while (consumer.poll(out)) {
+      if (last !== undefined) this.skipped[index]!++;
+      last = out;
+      out = out === a ? b! : a!;
+      copyTracking(consumer.envelope, tracking);
+      seq = consumer.sequence - 1;
+    }
+    if (last === undefined) return false;
+    this.handle(index, last, tracking, seq, handler as Handler<D, StreamName<D>>);
+    return true;
+  }
+
+  private readonly lastTracking: Tracking = {
+    origin_t: 0,
+    publish_t: 0,
+    parent_seq: 0,
+    parent_stream: 0,
+    actor: 0,
+  };
+
+  produce<K extends StreamName<D>>(stream: K, value: MessageOf<D, K>): boolean {
+    const index = this.spine.indexOf(stream);
+    let producer = this.producers[index];
+    if (producer === undefined) producer = this.producerOf(index);
+    const envelope = producer.envelope;
+    const now = this.spine.clock.now();
+    if (this.inHandler) {
+      envelope.origin_t = this.contextOrigin;
+      envelope.parent_stream = this.contextStream;
+      envelope.parent_seq = this.contextSeq;
+    } else {
+      // Ingress: a new origin. While stopping, new ingress is refused (and counted).
+      if (this.spine.control.phase >= Phase.DRAINING) {
+        this.spine.control.countRefused();
+        return false;
+      }
+      envelope.origin_t = now;
+      envelope.parent_stream = NO_PARENT;
+      envelope.parent_seq = 0;
+    }
+    envelope.publish_t = now;
+    envelope.actor = this.actorId;
+    producer.publish(value as object);
+    this.produced[index]!++;
+    this.work++;
+    return true;
+  }
+
+  /**
+   * Handles every waiting timing record of every actor known to this thread (observers).
+   * `nameOf(record.actor)` names the actor, `streamNames[record.stream]` the stream.
+   */
+  consumeTimings(handler: (record: Readonly<TimingRecord>) => void): number {
+    if (this.timingConsumers.length !== this.spine.timings.size) this.attachTimings();
+    let n = 0;
+    for (const consumer of this.timingConsumers) {
+      while (consumer.poll(this.timingOut)) {
+        handler(this.timingOut);
+        n++;
+      }
+    }
+    this.work += n;
+    return n;
+  }
+
+  /** The name of actor `id` (as in timing records), or `actor-<id>` if this thread does not know it yet. */
+  nameOf(actorId: number): string {
+    return this.names.get(actorId) ?? `actor-${actorId}`;
+  }
+
+  /** Stream names of the spine, in index order (as in `parent_stream` and timing records). */
+  get streamNames(): readonly string[] {
+    return this.spine.names;
+  }
+
+  /** The spine clock: ns since the spine was created, comparable across threads. */
+  now(): number {
+    return this.spine.clock.now();
+  }
+
+  /** True once the system is stopping: ingress actors should stop producing. */
+  get stopping(): boolean {
+    return this.spine.control.phase >= Phase.DRAINING;
+  }
+
+  /** @internal work done since the last call (messages handled or produced). */
+  takeWork(): number {
+    const work = this.work;
+    this.work = 0;
+    return work;
+  }
+
+  /** @internal the stream whose handler is running, for crash reports. */
+  get currentStream(): string | undefined {
+    return this.current < 0 ? undefined : this.spine.names[this.current];
+  }
+
+  /** @internal true when a consumer of this adapter has something to read (or a lap to recover). */
+  hasPending(): boolean {
+    for (const consumer of this.consumers) if (consumer?.ready()) return true;
+    for (const consumer of this.timingConsumers) if (consumer.ready()) return true;
+    return false;
+  }
+
+  stats(): AdapterStreamStats[] {
+    return this.spine.names.map((stream, i) => ({
+      stream,
+      handled: this.handled[i]!,
+      skipped: this.skipped[i]!,
+      lost: this.consumers[i]?.lost ?? 0,
+      produced: this.produced[i]!,
+    }));
+  }
+
+  /** Gives back every consumer entry and producer role (at exit). */
+  close(): void {
+    for (const c of this.consumers) c?.close();
+    for (const c of this.timingConsumers) c.close();
+    for (const p of this.producers) p?.close();
+    this.timing?.close();
+  }
+
+  private drain(
+    stream: string,
+    max: number,
+    filter: ((msg: never) => boolean) | undefined,
+    handler: Handler<D, never>,
+  ): number {
+    const index = this.spine.indexOf(stream);
+    const consumer = this.consumerOf(index);
+    const out = this.outs[index]![0]!;
+    let n = 0;
+    while (n < max && consumer.poll(out)) {
+      if (filter !== undefined && !filter(out as never)) {
+        this.skipped[index]!++;
+        continue;
+      }
+      this.handle(index, out, consumer.envelope, consumer.sequence - 1, handler as Handler<D, StreamName<D>>);
+      n++;
+    }
+    return n;
+  }
+
+  private handle(
+    index: number,
+    msg: object,
+    tracking: Tracking,
+    seq: number,
+    handler: Handler<D, StreamName<D>>,
+  ): void {
+    const clock = this.spine.clock;
+    this.contextOrigin = tracking.origin_t;
+    this.contextStream = index;
+    this.contextSeq = seq;
+    const meta = this.meta;
+    meta.stream = this.spine.names[index]!;
+    meta.streamIndex = index;
+    meta.seq = seq;
+    meta.tracking = tracking;
+    this.inHandler = true;
+    this.current = index;
+    const start = clock.now();
+    handler(msg as MessageOf<D, StreamName<D>>, this, meta);
+    const end = clock.now();
+    // Not reached if the handler throws: the crash report then names `current`.
+    this.inHandler = false;
+    this.current = -1;
+    this.handled[index]!++;
+    this.work++;
+    const timing = this.timing;
+    if (timing !== undefined) {
+      const r = this.record;
+      r.seq = seq;
+      r.origin_t = tracking.origin_t;
+      r.publish_t = tracking.publish_t;
+      r.start_t = start;
+      r.end_t = end;
+      r.stream = index;
+      r.actor = this.actorId;
+      timing.publish(r);
+    }
+  }
+
+  private consumerOf(index: number): Consumer<object, Tracking> {
+    const existing = this.consumers[index];
+    if (existing !== undefined) return existing;
+    const queue = this.spine.queue(index);
+    const from = this.start === 'head' ? 'head' : (this.start[index] ?? 'head');
+    const consumer = queue.consumer({ from, signal: this.spine.control.signal });
+    this.consumers[index] = consumer;
+    this.outs[index] = [queue.layout.create(), queue.layout.create()];
+    return consumer;
+  }
+
+  private producerOf(index: number): QueueProducer<object, Tracking> {
+    const queue = this.spine.queue(index);
+    try {
+      const producer = queue.producer({ signal: this.spine.control.signal });
+      this.producers[index] = producer;
+      return producer;
+    } catch (error) {
+      throw new ConfigError(
+        `actor '${this.actorName}' cannot produce stream '${this.spine.names[index]}': another actor already does (declare the stream with multiProducer: true to allow several)`,
+        { cause: error },
+      );
+    }
+  }
+
+  private attachTimings(): void {
+    const attached = new Set(this.timingConsumerActors);
+    for (const [actor, queue] of this.spine.timings) {
+      if (attached.has(actor)) continue;
+      this.timingConsumers.push(
+        queue.consumer({ from: this.start === 'head' ? 'head' : 0, signal: this.spine.control.signal }),
+      );
+      this.timingConsumerActors.push(actor);
+    }
+  }
+
+  private readonly timingConsumerActors: number[] = [];
+}
+
+function copyTracking(from: Tracking, to: Tracking): void {
+  to.origin_t = from.origin_t;
+  to.publish_t = from.publish_t;
+  to.parent_seq = from.parent_seq;
+  to.parent_stream = from.parent_stream;
+  to.actor = from.actor;
+}

@@ -1,0 +1,83 @@
+import { ConfigError } from '../errors.js';
+import { Layout } from '../queues/index.js';
+import { MAX_STREAMS } from './tracking.js';
+
+/** One stream of a spine: its message layout and ring capacity (a power of two). */
+export interface StreamSpec<M extends object = object> {
+  readonly message: Layout<M>;
+  readonly capacity: number;
+  /** Several actors may produce this stream (slots claimed with an atomic add). */
+  readonly multiProducer?: boolean;
+}
+
+export type StreamSpecs = Readonly<Record<string, StreamSpec>>;
+
+/** The message type of stream `K`. */
+export type StreamMessage<S extends StreamSpecs, K extends keyof S> =
+  S[K]['message'] extends Layout<infer M> ? M : never;
+
+/**
+ * A spine as declared: one queue per stream. Create it in the main thread with `Spine.create`
+ * (a `System` does that for you); actors are typed against it with `Actor<typeof spine>`.
+ */
+export class SpineDefinition<S extends StreamSpecs = StreamSpecs> {
+  readonly streams: S;
+  /** Stream names in declaration order; a stream's index is its position here. */
+  readonly names: readonly (keyof S & string)[];
+
+  /** Use `defineSpine`. */
+  constructor(streams: S) {
+    this.streams = streams;
+    this.names = Object.keys(streams) as (keyof S & string)[];
+  }
+}
+
+const STREAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Declares a spine from its streams.
+ *
+ * @example
+ * export const spine = defineSpine({
+ *   ticks:  { message: Tick,  capacity: 1 << 14 },
+ *   orders: { message: Order, capacity: 1 << 12 },
+ * });
+ */
+export function defineSpine<const S extends StreamSpecs>(streams: S): SpineDefinition<S> {
+  if (streams === null || typeof streams !== 'object' || Array.isArray(streams)) {
+    throw new ConfigError('defineSpine takes an object of { streamName: { message, capacity } }');
+  }
+  const names = Object.keys(streams);
+  if (names.length === 0) throw new ConfigError('a spine needs at least one stream');
+  if (names.length > MAX_STREAMS)
+    throw new ConfigError(`a spine has at most ${MAX_STREAMS} streams, got ${names.length}`);
+  const seen = new Map<string, string>();
+  for (const name of names) {
+    if (!STREAM_NAME.test(name)) {
+      throw new ConfigError(
+        `stream '${name}': a stream name is letters, digits and '_', not starting with a digit`,
+      );
+    }
+    // Names end up as table names and CLI arguments, where case does not tell streams apart.
+    const folded = name.toLowerCase();
+    const other = seen.get(folded);
+    if (other !== undefined) throw new ConfigError(`duplicate stream name: '${name}' and '${other}'`);
+    seen.set(folded, name);
+    const spec = streams[name];
+    if (!spec || !(spec.message instanceof Layout)) {
+      throw new ConfigError(`stream '${name}': 'message' must be a layout made with defineMessage`);
+    }
+    const { capacity } = spec;
+    if (
+      !Number.isInteger(capacity) ||
+      capacity < 2 ||
+      capacity > 2 ** 30 ||
+      (capacity & (capacity - 1)) !== 0
+    ) {
+      throw new ConfigError(
+        `stream '${name}': capacity must be a power of two from 2 to 2^30, got ${capacity}`,
+      );
+    }
+  }
+  return new SpineDefinition(streams);
+}

@@ -1,0 +1,27 @@
+export {
+  type AdapterStart,
+  type AdapterStreamStats,
+  type Handler,
+  type MessageMeta,
+  type MessageOf,
+  SpineAdapter,
+  type SpineProducers,
+  type StreamName,
+} from './adapter.js';
+export { Clock } from './clock.js';
+export { MAX_WORKERS, Phase, type PhaseValue, SpineControl } from './control.js';
+export {
+  defineSpine,
+  SpineDefinition,
+  type StreamMessage,
+  type StreamSpec,
+  type StreamSpecs,
+} from './definition.js';
+export {
+  Spine,
+  type SpineDescriptor,
+  type SpineOptions,
+  type StreamQueue,
+  type TimingQueue,
+} from './spine.js';
+export { MAX_STREAMS, NO_PARENT, TimingRecord, Tracking } from './tracking.js';

@@ -1,0 +1,135 @@
+import { ConfigError } from '../errors.js';
+import { Layout, type LayoutDescription, SeqlockQueue } from '../queues/index.js';
+import { Clock } from './clock.js';
+import { SpineControl } from './control.js';
+import type { SpineDefinition, StreamSpecs } from './definition.js';
+import { TimingRecord, Tracking } from './tracking.js';
+
+/** A stream queue: user messages with the tracking envelope. */
+export type StreamQueue = SeqlockQueue<object, Tracking>;
+export type TimingQueue = SeqlockQueue<TimingRecord>;
+
+/** Everything a worker needs to attach to a spine: plain data and shared buffers, postable. */
+export interface SpineDescriptor {
+  readonly streams: readonly {
+    readonly name: string;
+    readonly layout: LayoutDescription;
+    readonly multiProducer: boolean;
+    readonly buffer: SharedArrayBuffer;
+  }[];
+  /** One timing queue per actor, keyed by actor id. */
+  readonly timings: readonly { readonly actor: number; readonly buffer: SharedArrayBuffer }[];
+  readonly control: SharedArrayBuffer;
+}
+
+export interface SpineOptions {
+  /** Capacity of each actor's timing queue (a power of two). Default 2^14. */
+  readonly timingCapacity?: number;
+  /** Consumers each stream accepts (actors and observers). Default 64. */
+  readonly maxConsumers?: number;
+}
+
+/**
+ * A spine in one thread: its stream queues, the actors' timing queues, the shared signal and
+ * the clock. Created once in the main thread, attached in every worker from its descriptor —
+ * the worker rebuilds the layouts from their descriptions, so it needs none of the user's code.
+ */
+export class Spine {
+  readonly names: readonly string[];
+  readonly control: SpineControl;
+  readonly clock: Clock;
+  private readonly queues: readonly StreamQueue[];
+  private readonly byName: ReadonlyMap<string, number>;
+  private readonly timingQueues = new Map<number, TimingQueue>();
+  private readonly timingCapacity: number;
+
+  private constructor(
+    names: readonly string[],
+    queues: readonly StreamQueue[],
+    control: SpineControl,
+    timingCapacity: number,
+  ) {
+    this.names = names;
+    this.queues = queues;
+    this.control = control;
+    this.byName = new Map(names.map((name, index) => [name, index]));
+    this.clock = new Clock(control.clockBaseNs);
+    this.timingCapacity = timingCapacity;
+  }
+
+  /** Allocates every stream queue and the control block (main thread). */
+  static create(definition: SpineDefinition<StreamSpecs>, options: SpineOptions = {}): Spine {
+    const names = definition.names;
+    const queues = names.map((name) => {
+      const spec = definition.streams[name]!;
+      return SeqlockQueue.create<object, Tracking>(spec.message, {
+        capacity: spec.capacity,
+        multiProducer: spec.multiProducer ?? false,
+        maxConsumers: options.maxConsumers ?? 64,
+        envelope: Tracking,
+      });
+    });
+    const timingCapacity = options.timingCapacity ?? 1 << 14;
+    return new Spine(names, queues, SpineControl.create(Clock.newBase()), timingCapacity);
+  }
+
+  /** Attaches to a spine created elsewhere (a worker). */
+  static attach(descriptor: SpineDescriptor): Spine {
+    const queues = descriptor.streams.map((s) =>
+      SeqlockQueue.attach<object, Tracking>(Layout.fromDescription(s.layout), s.buffer, {
+        envelope: Tracking,
+      }),
+    );
+    const spine = new Spine(
+      descriptor.streams.map((s) => s.name),
+      queues,
+      SpineControl.attach(descriptor.control),
+      0,
+    );
+    for (const t of descriptor.timings)
+      spine.timingQueues.set(t.actor, SeqlockQueue.attach(TimingRecord, t.buffer));
+    return spine;
+  }
+
+  /** Index of stream `name`; throws a `ConfigError` naming it and the known streams if unknown. */
+  indexOf(name: string): number {
+    const index = this.byName.get(name);
+    if (index === undefined) {
+      throw new ConfigError(`unknown stream '${String(name)}' (this spine has: ${this.names.join(', ')})`);
+    }
+    return index;
+  }
+
+  queue(index: number): StreamQueue {
+    return this.queues[index]!;
+  }
+
+  /** Creates the timing queue of actor `actor` (main thread, at spawn). */
+  addTimingQueue(actor: number): TimingQueue {
+    const queue = SeqlockQueue.create(TimingRecord, { capacity: this.timingCapacity });
+    this.timingQueues.set(actor, queue);
+    return queue;
+  }
+
+  timingQueue(actor: number): TimingQueue | undefined {
+    return this.timingQueues.get(actor);
+  }
+
+  /** Timing queues known to this thread, by actor id. */
+  get timings(): ReadonlyMap<number, TimingQueue> {
+    return this.timingQueues;
+  }
+
+  descriptor(): SpineDescriptor {
+    return {
+      streams: this.names.map((name, i) => ({
+        name,
+        layout: this.queues[i]!.layout.describe(),
+        multiProducer: this.queues[i]!.multiProducer,
+        buffer: this.queues[i]!.buffer,
+      })),
+      timings: [...this.timingQueues].map(([actor, q]) => ({ actor, buffer: q.buffer })),
+      control: this.control.buffer,
+    };
+  }
+}
