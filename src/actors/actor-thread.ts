@@ -64,11 +64,15 @@ export class ActorThread implements WaitCondition {
       this.current = undefined;
       let timedOut = false;
       if (work === 0) {
-        if (!idle) control.setIdle(this.worker, (idle = true));
+        if (!idle) {
+          idle = true;
+          control.setIdle(this.worker, true);
+        }
         this.parkedPhase = phase;
         timedOut = !this.strategy.wait(this, control.signal, this.idleTimeoutMs);
       } else if (idle) {
-        control.setIdle(this.worker, (idle = false));
+        idle = false;
+        control.setIdle(this.worker, false);
       }
       // A wake-up by a message goes straight back to the actors; the event loop gets its turn
       // after a timed-out park or every few milliseconds of work.

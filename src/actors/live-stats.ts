@@ -51,7 +51,10 @@ export default class LiveStats extends Actor {
     adapter.consumeTimings((t) => {
       const key = `${adapter.nameOf(t.actor)} · ${adapter.streamNames[t.stream] ?? t.stream}`;
       let cell = this.cells.get(key);
-      if (cell === undefined) this.cells.set(key, (cell = { latency: histogram(), processing: histogram() }));
+      if (cell === undefined) {
+        cell = { latency: histogram(), processing: histogram() };
+        this.cells.set(key, cell);
+      }
       cell.latency.recordValue(Math.max(1, Math.round(t.end_t - t.origin_t)));
       cell.processing.recordValue(Math.max(1, Math.round(t.end_t - t.start_t)));
     });

@@ -61,6 +61,7 @@ interface ThreadState {
   report?: readonly ActorReport[];
   initialized?: Promise<void>;
   exit?: Promise<void>;
+  ended?: boolean;
 }
 
 type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -80,6 +81,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private readonly actors: ActorEntry[] = [];
   private readonly threads = new Map<string, ThreadState>();
   private readonly crashes: ActorCrashedError[] = [];
+  /** The first crash that was not healed by a restart: it stops the system and fails `run`. */
+  private fatal?: ActorCrashedError;
   private state: State = 'created';
   private stopping?: Promise<SystemReport>;
   private wakeOnCrash?: () => void;
@@ -160,7 +163,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     ]);
     clearTimeout(timer);
     const report = await this.stop();
-    if (this.crashes.length > 0) throw this.crashes[0];
+    if (this.fatal !== undefined) throw this.fatal;
     return report;
   }
 
@@ -171,6 +174,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   stop(): Promise<SystemReport> {
     this.stopping ??= this.shutdown();
     return this.stopping;
+  }
+
+  /** Names of the threads whose worker has not ended yet. */
+  get liveThreads(): string[] {
+    return [...this.threads.values()].filter((t) => t.worker !== undefined && !t.ended).map((t) => t.name);
   }
 
   /** Crashes seen so far (an actor that crashed and was restarted is listed too). */
@@ -207,11 +215,17 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       names: this.names(),
     });
     thread.worker = worker;
-    let settle: { resolve: () => void; reject: (e: unknown) => void } | undefined;
-    thread.initialized = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-    thread.exit = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     // A restarted thread gets a new worker: events of the old one are no longer ours.
     const current = () => thread.worker === worker;
+    let settle: { resolve: () => void; reject: (e: unknown) => void } | undefined;
+    thread.initialized = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    thread.ended = false;
+    thread.exit = new Promise<void>((resolve) =>
+      worker.once('exit', () => {
+        if (current()) thread.ended = true;
+        resolve();
+      }),
+    );
     worker.on('message', (message: FromWorker) => {
       if (!current()) return;
       if (message.type === 'initialized') {
@@ -264,10 +278,30 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const [only] = thread.actors;
     if (this.state === 'running' && thread.actors.length === 1 && only!.restartsLeft > 0) {
       only!.restartsLeft--;
-      void thread.worker?.terminate();
-      this.launch(thread, 'head').catch(() => {});
+      void this.restart(thread, only!);
       return;
     }
+    this.fail(crash);
+  }
+
+  /** Relaunches a crashed single-actor thread once its worker has ended; its consumers start at the head. */
+  private async restart(thread: ThreadState, actor: ActorEntry): Promise<void> {
+    await thread.exit;
+    // The dead worker may not have given back its timing queue's producer role.
+    this.spine.timingQueue(actor.id)?.releaseProducer();
+    try {
+      await this.launch(thread, 'head');
+    } catch (error) {
+      const crash =
+        error instanceof ActorCrashedError
+          ? error
+          : new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined);
+      this.fail(crash);
+    }
+  }
+
+  private fail(crash: ActorCrashedError): void {
+    this.fatal ??= crash;
     this.wakeOnCrash?.();
     if (this.state === 'running') void this.stop();
   }

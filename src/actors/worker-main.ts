@@ -69,6 +69,8 @@ async function main(): Promise<void> {
   } catch (error) {
     const culprit = thread.current ?? actors[0]!;
     const stream = stage === 'run' ? culprit.adapter.currentStream : undefined;
+    // Give back consumer entries and producer roles first: a restarted actor needs them.
+    for (const running of actors) running.adapter.close();
     post({
       type: 'crashed',
       actor: culprit.id,
@@ -76,7 +78,6 @@ async function main(): Promise<void> {
       ...(stream === undefined ? {} : { stream }),
       error: errorInfo(error),
     });
-    for (const running of actors) running.adapter.close();
     port.close();
     return;
   }

@@ -102,6 +102,15 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
     return new Producer<M, E>(this.core, this.layout, this.envelope, options);
   }
 
+  /**
+   * Frees the single-producer role without the producer's `close`: only for a producer whose
+   * thread is known to be dead (a crashed worker), so that a replacement can take over.
+   */
+  releaseProducer(): void {
+    // SC store: the replacement's compare-exchange on the same word sees the role free.
+    Atomics.store(this.core.views.i32, H.PRODUCER_ATTACHED, 0);
+  }
+
   /** A new consumer; by default it starts at the head and sees what is published next. */
   consumer(options?: ConsumerOptions): Consumer<M, E> {
     return new Consumer<M, E>(this.core, this.layout, this.envelope, options);

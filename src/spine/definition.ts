@@ -23,12 +23,12 @@ export type StreamMessage<S extends StreamSpecs, K extends keyof S> =
 export class SpineDefinition<S extends StreamSpecs = StreamSpecs> {
   readonly streams: S;
   /** Stream names in declaration order; a stream's index is its position here. */
-  readonly names: readonly (keyof S & string)[];
+  readonly names: readonly string[];
 
   /** Use `defineSpine`. */
   constructor(streams: S) {
     this.streams = streams;
-    this.names = Object.keys(streams) as (keyof S & string)[];
+    this.names = Object.keys(streams);
   }
 }
 

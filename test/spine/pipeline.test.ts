@@ -8,7 +8,7 @@ const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, impor
 function listen<T>(channel: string): { result: Promise<T>; close(): void } {
   const bc = new BroadcastChannel(channel);
   const result = new Promise<T>((resolve) => {
-    bc.onmessage = (event) => resolve((event as MessageEvent<T>).data);
+    bc.onmessage = (event) => resolve((event as unknown as { data: T }).data);
   });
   return { result, close: () => bc.close() };
 }

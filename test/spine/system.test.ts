@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ActorCrashedError,
+  ActorModuleError,
+  ConfigError,
+  defineMessage,
+  defineSpine,
+  System,
+} from '../../src/index.js';
+import type { Recorded } from '../fixtures/actors/recorder.js';
+import { spine } from '../fixtures/actors/spine.js';
+
+const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+
+describe('System lifecycle', () => {
+  it('a crashing actor is reported with its name, stream and stack; the system stops and no thread is left', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('feed'), { args: { count: 10 } });
+    system.spawn(fixture('crasher'));
+    system.spawn(fixture('strategy'));
+    const failure = await system.run({ seconds: 30 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ActorCrashedError);
+    const crash = failure as ActorCrashedError;
+    expect(crash.actor).toBe('crasher');
+    expect(crash.stream).toBe('ticks');
+    expect(crash.message).toMatch(
+      /actor 'crasher' crashed while handling stream 'ticks': boom at the third tick/,
+    );
+    expect(crash.actorStack).toMatch(/crasher\.ts/);
+    expect(system.liveThreads).toEqual([]);
+  });
+
+  it('a crashed actor with restarts left is started again and the others keep running', async () => {
+    const system = new System(spine);
+    // Five ticks: the crasher dies at the third; restarted at the head, it sees at most two more.
+    system.spawn(fixture('feed'), { args: { count: 5 } });
+    system.spawn(fixture('crasher'), { restarts: 1 });
+    const report = await system.run({ seconds: 1 });
+    expect(system.crashReports.map((c) => c.actor)).toEqual(['crasher']);
+    expect(report.actors.map((a) => a.name).sort()).toEqual(['crasher', 'feed']);
+    expect(system.liveThreads).toEqual([]);
+  });
+
+  it('a module without a default Actor export, or a missing module, is refused naming the module', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('not-an-actor'));
+    const failure = await system.start().catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ActorModuleError);
+    expect((failure as Error).message).toMatch(
+      /not-an-actor\.ts: its default export is not a class that extends Actor/,
+    );
+    expect(system.liveThreads).toEqual([]);
+    expect(() => new System(spine).spawn(fixture('no-such-actor'))).toThrow(
+      /no-such-actor\.ts: no such file/,
+    );
+  });
+
+  it('an unknown stream in produce crashes the actor with an error naming the stream and the known ones', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('wrong-stream'));
+    const failure = (await system.run({ seconds: 30 }).catch((e: unknown) => e)) as Error;
+    expect(failure.message).toMatch(/unknown stream 'quotes' \(this spine has: ticks, orders, fills\)/);
+  });
+
+  it('two actors with the same name are refused at start', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('idle'), { args: { name: 'twin' } });
+    system.spawn(fixture('idle'), { args: { name: 'twin' } });
+    await expect(system.start()).rejects.toThrow(/two actors are named 'twin'/);
+    expect(system.liveThreads).toEqual([]);
+  });
+
+  it('idle actors park on the spine signal, several light actors can share a thread', async () => {
+    const system = new System(spine);
+    for (const name of ['a', 'b', 'c']) system.spawn(fixture('idle'), { args: { name } });
+    system.spawn(fixture('idle'), { args: { name: 'd' }, thread: 'shared' });
+    system.spawn(fixture('idle'), { args: { name: 'e' }, thread: 'shared' });
+    await system.start();
+    let sleeping = 0;
+    for (let i = 0; i < 400 && sleeping !== 4; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      sleeping = system.spine.control.signal.sleeping;
+    }
+    expect(sleeping).toBe(4); // five actors, four threads, all parked
+    const report = await system.stop();
+    expect(report.actors.map((a) => a.name).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(system.liveThreads).toEqual([]);
+  });
+
+  it('an observer attached mid-run sees subsequent messages and changes nothing for the consumers', async () => {
+    const channel = `observer-${Math.random()}`;
+    const bc = new BroadcastChannel(channel);
+    const observed = new Promise<Recorded[]>((resolve) => {
+      bc.onmessage = (event) =>
+        resolve((event as unknown as { data: { messages: Recorded[] } }).data.messages);
+    });
+    const system = new System(spine);
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 1 } });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    const before = system.spine.queue(0).stats().published;
+    await new Promise((r) => setTimeout(r, 100));
+    const observer = system.spawn(fixture('recorder'), { args: { channel, name: 'late' } });
+    await observer.ready;
+    await new Promise((r) => setTimeout(r, 200));
+    const report = await system.stop();
+    const messages = await observed;
+    bc.close();
+    const ticks = messages.filter((m) => m.stream === 'ticks');
+    expect(ticks.length).toBeGreaterThan(0);
+    expect(Math.min(...ticks.map((t) => t.seq))).toBeGreaterThan(before);
+    const seqs = ticks.map((t) => t.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    const produced = report.actors.find((a) => a.name === 'feed')!.streams[0]!.produced;
+    const strategy = report.actors.find((a) => a.name === 'strategy')!.streams[0]!;
+    expect(strategy.handled + strategy.lost).toBe(produced);
+    expect(report.refused).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('bad spine definitions get a clear error naming the culprit', () => {
+  const M = defineMessage('M', { x: 'u8' });
+  it('duplicate stream names (differing only in case)', () => {
+    expect(() =>
+      defineSpine({ ticks: { message: M, capacity: 8 }, Ticks: { message: M, capacity: 8 } }),
+    ).toThrow(/duplicate stream name: 'Ticks' and 'ticks'/);
+  });
+  it('a capacity that is not a power of two, a message that is not a layout, a bad name', () => {
+    expect(() => defineSpine({ ticks: { message: M, capacity: 100 } })).toThrow(/stream 'ticks': capacity/);
+    expect(() => defineSpine({ ticks: { message: {} as typeof M, capacity: 8 } })).toThrow(
+      /stream 'ticks': 'message'/,
+    );
+    expect(() => defineSpine({ 'bad-name': { message: M, capacity: 8 } })).toThrow(ConfigError);
+    expect(() => defineSpine({})).toThrow(/at least one stream/);
+  });
+});
