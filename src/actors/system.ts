@@ -34,7 +34,8 @@ export interface SystemOptions {
 /** What `stop` (and `run`) return: every actor's per-stream figures and how the stop went. */
 export interface SystemReport {
   readonly actors: readonly ActorReport[];
-  readonly streams: readonly QueueStats[];
+  /** Per stream (by stream name): the queue's count and every consumer's position and loss. */
+  readonly streams: readonly (QueueStats & { readonly stream: string })[];
   /** Ingress messages refused because they came after `stop` began. */
   readonly refused: number;
   /** False if consumers were still busy when the drain timeout ran out. */
@@ -197,7 +198,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     this.state = 'stopped';
     return {
       actors: [...this.threads.values()].flatMap((t) => t.report ?? []),
-      streams: this.spine.names.map((_, i) => this.spine.queue(i).stats()),
+      streams: this.spine.names.map((stream, i) => ({ stream, ...this.spine.queue(i).stats() })),
       refused: control.refused,
       drained,
       terminated,
