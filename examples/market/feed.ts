@@ -30,7 +30,8 @@ export default class Feed extends Actor<MarketSpine> {
     // Catch up with the clock, a bounded burst at a time.
     for (let burst = 0; this.next <= now && burst < 64; burst++) {
       const i = this.n++ % SYMBOLS.length;
-      const mid = (this.mids[i]! *= 1 + (Math.random() - 0.5) * 1e-3);
+      const mid = this.mids[i]! * (1 + (Math.random() - 0.5) * 1e-3);
+      this.mids[i] = mid;
       const tick = this.tick;
       tick.symbol = SYMBOLS[i]!;
       tick.bid = mid - 0.01;
