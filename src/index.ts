@@ -46,6 +46,7 @@ export {
   SpinThenYieldWaitStrategy,
   type WaitCondition,
   type WaitStrategy,
+  type WaitStrategyName,
   waitStrategyNamed,
 } from './queues/index.js';
 export {

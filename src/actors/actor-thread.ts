@@ -1,4 +1,9 @@
-import { AdaptiveWaitStrategy, type WaitCondition } from '../queues/index.js';
+import {
+  type WaitCondition,
+  type WaitStrategy,
+  type WaitStrategyName,
+  waitStrategyNamed,
+} from '../queues/index.js';
 import { Phase, type Spine, type SpineAdapter } from '../spine/index.js';
 import type { Actor } from './actor.js';
 
@@ -27,11 +32,17 @@ export class ActorThread implements WaitCondition {
   private readonly worker: number;
   private readonly actors: readonly RunningActor[];
   private readonly idleTimeoutMs: number;
-  private readonly strategy = new AdaptiveWaitStrategy();
+  private readonly strategy: WaitStrategy;
   private parkedPhase: number = Phase.STARTING;
 
-  constructor(spine: Spine, worker: number, actors: readonly RunningActor[]) {
+  constructor(
+    spine: Spine,
+    worker: number,
+    actors: readonly RunningActor[],
+    wait: WaitStrategyName = 'adaptive',
+  ) {
     this.spine = spine;
+    this.strategy = waitStrategyNamed(wait);
     this.worker = worker;
     this.actors = actors;
     this.idleTimeoutMs = Math.min(...actors.map((a) => a.actor.idleTimeoutMs));
@@ -88,6 +99,12 @@ export class ActorThread implements WaitCondition {
   ready(): boolean {
     if (this.spine.control.phase !== this.parkedPhase) return true;
     for (const running of this.actors) if (running.adapter.hasPending()) return true;
+    return false;
+  }
+
+  readyToPark(): boolean {
+    if (this.spine.control.phase !== this.parkedPhase) return true;
+    for (const running of this.actors) if (running.adapter.hasPendingExactly()) return true;
     return false;
   }
 }

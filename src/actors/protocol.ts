@@ -3,6 +3,7 @@
  * Control that must be fast (phase changes, wake-ups, idle flags) goes through the spine's
  * shared control block instead; these messages carry setup, names, reports and crashes.
  */
+import type { WaitStrategyName } from '../queues/index.js';
 import type { AdapterStart, AdapterStreamStats, SpineDescriptor } from '../spine/index.js';
 
 export interface ActorAssignment {
@@ -17,6 +18,8 @@ export interface ActorAssignment {
 export interface ActorWorkerData {
   readonly worker: number;
   readonly thread: string;
+  /** The wait strategy's name: how the thread parks when idle. */
+  readonly wait: WaitStrategyName;
   readonly spine: SpineDescriptor;
   readonly actors: readonly ActorAssignment[];
   /** Names of the actors known when this worker starts, by id (for observers). */

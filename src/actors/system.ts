@@ -1,6 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
-import type { QueueStats } from '../queues/index.js';
+import { type QueueStats, type WaitStrategyName, waitStrategyNamed } from '../queues/index.js';
 import {
   type AdapterStart,
   MAX_WORKERS,
@@ -21,6 +21,12 @@ export interface SpawnOptions {
   readonly args?: unknown;
   /** Restart the actor this many times if it crashes (single-actor threads only). Default 0. */
   readonly restarts?: number;
+  /**
+   * How the actor's thread waits when idle: 'adaptive' (default: spin ~10 µs, then park),
+   * 'blocking', 'spin-then-yield' or 'busy-spin' (lowest latency; only while busy-spinning
+   * threads are fewer than cores). Actors sharing a thread must agree.
+   */
+  readonly wait?: WaitStrategyName;
 }
 
 export interface SystemOptions {
@@ -57,6 +63,7 @@ interface ThreadState {
   readonly index: number;
   readonly name: string;
   readonly actors: ActorEntry[];
+  wait: WaitStrategyName;
   worker?: Worker;
   status: 'pending' | 'starting' | 'running' | 'exited' | 'crashed';
   report?: readonly ActorReport[];
@@ -110,14 +117,21 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       restartsLeft: options.restarts ?? 0,
     };
     const threadName = options.thread ?? `actor-${entry.id}`;
+    waitStrategyNamed(options.wait ?? 'adaptive');
     let thread = this.threads.get(threadName);
+    const wait = options.wait ?? thread?.wait ?? 'adaptive';
+    if (thread !== undefined && options.wait !== undefined && thread.wait !== options.wait) {
+      throw new ConfigError(
+        `thread '${threadName}' already waits with '${thread.wait}', not '${options.wait}'`,
+      );
+    }
     if (thread !== undefined && thread.status !== 'pending') {
       throw new SystemStateError(`thread '${threadName}' is already running: spawn onto a new thread name`);
     }
     if (thread === undefined) {
       if (this.threads.size >= MAX_WORKERS)
         throw new ConfigError(`a system runs at most ${MAX_WORKERS} threads`);
-      thread = { index: this.threads.size, name: threadName, actors: [], status: 'pending' };
+      thread = { index: this.threads.size, name: threadName, actors: [], status: 'pending', wait };
       this.threads.set(threadName, thread);
     }
     thread.actors.push(entry);
@@ -211,6 +225,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const worker = launchActorWorker({
       worker: thread.index,
       thread: thread.name,
+      wait: thread.wait,
       spine: this.spine.descriptor(),
       actors: thread.actors.map((a) => ({ id: a.id, module: a.module, args: a.options.args, start })),
       names: this.names(),

@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       return;
     }
   }
-  const thread = new ActorThread(spine, data.worker, actors);
+  const thread = new ActorThread(spine, data.worker, actors, data.wait);
   let stage: 'init' | 'run' | 'exit' = 'init';
   try {
     for (const running of actors) {

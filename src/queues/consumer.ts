@@ -45,6 +45,8 @@ export class Consumer<M, E = null> implements WaitCondition {
   private readonly receivedIndex: number;
   private readonly lostIndex: number;
   private readonly entry: number;
+  /** Int32 index of the producer's head hint (HEAD, or CLAIM for a multi-producer queue). */
+  private readonly headIndex: number;
   private seq: number;
   /** The exact sequence of the next message (seq is its low 32 bits). */
   private next: number;
@@ -68,6 +70,7 @@ export class Consumer<M, E = null> implements WaitCondition {
     this.strategy = options.wait ?? new AdaptiveWaitStrategy();
     this.signal = options.signal ?? core.signal;
     this.entry = claimEntry(core);
+    this.headIndex = core.headIndex;
     const byte = core.consumerEntryByte(this.entry);
     this.positionIndex = (byte + H.CONSUMER_POSITION_BYTE) >> 2;
     this.receivedIndex = (byte + H.CONSUMER_RECEIVED_BYTE) >> 3;
@@ -88,6 +91,10 @@ export class Consumer<M, E = null> implements WaitCondition {
   poll(out: M): boolean {
     const core = this.core;
     const i32 = this.i32;
+    // Plain read of the producer's head hint: when it says "nothing new", do not touch the
+    // slot line the producer is about to write (each look there costs the producer a cache
+    // line transfer). A stale hint only delays a message to the next poll.
+    if (i32[this.headIndex] === (this.seq | 0)) return false;
     for (;;) {
       const seq = this.seq;
       const slot = core.slotsByte + (seq & core.seq.mask) * core.stride;
@@ -135,11 +142,22 @@ export class Consumer<M, E = null> implements WaitCondition {
   }
 
   /**
-   * True when a message is there or being written (it completes within a copy), a lap is to
-   * be recovered from, or the queue is closed. Counting "being written" as ready is what lets
-   * the producer check for sleepers right after its odd store (see Signal).
+   * The cheap check a spinning waiter repeats: the producer's head hint has moved past us, or
+   * the queue is closed. It reads one word the producer writes once per message, not the slot
+   * it writes three times.
    */
   ready(): boolean {
+    // Plain read of a hint (see poll); `readyToPark` makes the exact check before sleeping.
+    return this.i32[this.headIndex] !== (this.seq | 0) || this.core.closed;
+  }
+
+  /**
+   * The exact check made after announcing a sleeper: a message is there or being written (it
+   * completes within a copy), a lap is to be recovered from, or the queue is closed. Counting
+   * "being written" as ready is what lets the producer check for sleepers right after its odd
+   * store (see Signal).
+   */
+  readyToPark(): boolean {
     const core = this.core;
     const seq = this.seq;
     const versionIndex = (core.slotsByte + (seq & core.seq.mask) * core.stride) >> 2;

@@ -24,5 +24,6 @@ export {
   SpinThenYieldWaitStrategy,
   type WaitCondition,
   type WaitStrategy,
+  type WaitStrategyName,
   waitStrategyNamed,
 } from './wait-strategy.js';

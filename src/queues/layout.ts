@@ -39,7 +39,7 @@ export class Layout<M extends object = Record<string, unknown>> {
     this.size = description.size;
     this.fingerprint = fingerprintOf(description);
     this.factory = compileCodec(description);
-    this.blank = blankFactory(description.fields);
+    this.blank = blankFactory(description.name, description.fields);
   }
 
   /** The message type's name. */
@@ -153,27 +153,39 @@ function validateDescription(d: LayoutDescription): LayoutDescription {
   return { name, size: d.size, fields };
 }
 
-function blankFactory<M>(fields: readonly FieldDescription[]): () => M {
+function blankFactory<M>(name: string, fields: readonly FieldDescription[]): () => M {
   const body = fields
     .map((f) => {
-      const key = JSON.stringify(f.name);
+      const key = `this[${JSON.stringify(f.name)}]`;
       switch (f.type) {
         case 'i64':
         case 'u64':
-          return `${key}: 0n`;
+          return `${key} = 0n;`;
         case 'bool':
-          return `${key}: false`;
+          return `${key} = false;`;
         case 'string':
-          return `${key}: ''`;
+          return `${key} = '';`;
         case 'bytes':
-          return `${key}: new Uint8Array(${f.bytes})`;
+          return `${key} = new Uint8Array(${f.bytes});`;
         default:
-          return `${key}: 0`;
+          // 0.5 then 0: the field starts as a double, so V8 stores it unboxed from the start
+          // instead of as a small integer that a decoded double would have to widen.
+          return `${key} = ${f.type === 'f64' || f.type === 'f32' ? '0.5' : '0'}; ${key} = 0;`;
       }
     })
-    .join(', ');
-  // A literal with every field present gives all messages of a layout one hidden class.
-  return new Function(`return { ${body} };`) as () => M;
+    .join(' ');
+  // A class per layout: its instances get a hidden class of their own, instead of sharing one
+  // with every object literal of the same shape in the program, whose field representations
+  // other code may have widened (a decoded f64 stored into a widened field allocates).
+  const MessageClass = new Function(
+    `return class ${safeClassName(name)} { constructor() { ${body} } };`,
+  )() as new () => M;
+  return () => new MessageClass();
+}
+
+function safeClassName(name: string): string {
+  const cleaned = name.replace(/[^A-Za-z0-9_$]/g, '_');
+  return /^[A-Za-z_$]/.test(cleaned) ? cleaned : `_${cleaned}`;
 }
 
 function fingerprintOf(d: LayoutDescription): number {

@@ -227,10 +227,17 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     return this.current < 0 ? undefined : this.spine.names[this.current];
   }
 
-  /** @internal true when a consumer of this adapter has something to read (or a lap to recover). */
+  /** @internal true when a consumer of this adapter has something to read (or a lap to recover); a cheap hint. */
   hasPending(): boolean {
     for (const consumer of this.consumers) if (consumer?.ready()) return true;
     for (const consumer of this.timingConsumers) if (consumer.ready()) return true;
+    return false;
+  }
+
+  /** @internal the exact check before a thread parks (see WaitCondition.readyToPark). */
+  hasPendingExactly(): boolean {
+    for (const consumer of this.consumers) if (consumer?.readyToPark()) return true;
+    for (const consumer of this.timingConsumers) if (consumer.readyToPark()) return true;
     return false;
   }
 

@@ -1,0 +1,41 @@
+/** The 3-hop pipeline's spine: source → hop1 → hop2 → hop3 (the sink reads hop3). */
+import * as hdr from 'hdr-histogram-js';
+import { defineMessage, defineSpine } from '../../src/index.js';
+
+export const Hop = defineMessage('Hop', { n: 'u32', a: 'f64', b: 'f64', c: 'f64' });
+
+export const pipelineSpine = defineSpine({
+  hop1: { message: Hop, capacity: 1 << 14 },
+  hop2: { message: Hop, capacity: 1 << 14 },
+  hop3: { message: Hop, capacity: 1 << 14 },
+});
+export type PipelineSpine = typeof pipelineSpine;
+
+/** An HDR histogram of nanoseconds, as every variant's sink keeps one. */
+export function latencyHistogram(): hdr.Histogram {
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 1e10,
+    numberOfSignificantValueDigits: 3,
+  });
+}
+
+/** The sink's report from its histogram. */
+export function latencyReport(h: hdr.Histogram): LatencyReport {
+  return {
+    type: 'latency',
+    count: h.totalCount,
+    p50: h.getValueAtPercentile(50),
+    p99: h.getValueAtPercentile(99),
+    p999: h.getValueAtPercentile(99.9),
+  };
+}
+
+/** What the sink of every variant reports: end-to-end latencies in ns, as HDR percentiles. */
+export interface LatencyReport {
+  readonly type: 'latency';
+  readonly count: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly p999: number;
+}

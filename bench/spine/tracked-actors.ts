@@ -1,0 +1,71 @@
+/**
+ * The tracked pipeline's actors, in one module: `args.role` picks one. The source publishes
+ * `count` messages spaced `intervalNs` apart (latency, not queueing); each relay handles one
+ * stream and produces the next (origin and parent ride along); the sink records, per message,
+ * spine clock now − origin_t into an HDR histogram and broadcasts the percentiles at exit.
+ */
+import { Actor, type SpineAdapter } from '../../src/index.js';
+import { latencyHistogram, latencyReport, type PipelineSpine } from './spine.js';
+
+type Role = 'source' | 'relay1' | 'relay2' | 'sink';
+interface Args {
+  role: Role;
+  count: number;
+  intervalNs: number;
+  channel: string;
+}
+
+export default class HopActor extends Actor<PipelineSpine> {
+  readonly name: string;
+  override readonly idleTimeoutMs: number;
+  private readonly args: Args;
+  private readonly histogram = latencyHistogram();
+  private readonly msg = { n: 0, a: 1, b: 2, c: 3 };
+  private sent = 0;
+  private next = 0;
+
+  constructor(args: Args) {
+    super();
+    this.args = args;
+    this.name = args.role;
+    this.idleTimeoutMs = args.role === 'source' ? 0.05 : Number(process.env.RELAY_IDLE ?? 50);
+  }
+
+  loopBody(adapter: SpineAdapter<PipelineSpine>): void {
+    switch (this.args.role) {
+      case 'source': {
+        if (this.sent >= this.args.count) return;
+        const now = adapter.now();
+        if (this.next === 0) this.next = now;
+        if (now < this.next) return;
+        this.msg.n = this.sent++;
+        adapter.produce('hop1', this.msg);
+        this.next = now + this.args.intervalNs;
+        return;
+      }
+      case 'relay1':
+        adapter.consume('hop1', (m, producers) => {
+          producers.produce('hop2', m);
+        });
+        return;
+      case 'relay2':
+        adapter.consume('hop2', (m, producers) => {
+          producers.produce('hop3', m);
+        });
+        return;
+      case 'sink':
+        adapter.consume('hop3', (_m, _producers, meta) => {
+          this.histogram.recordValue(Math.max(1, Math.round(adapter.now() - meta.tracking.origin_t)));
+        });
+    }
+  }
+
+  override onExit(): void {
+    if (this.args.role !== 'sink') return;
+    const h = this.histogram;
+    const report = latencyReport(h);
+    const channel = new BroadcastChannel(this.args.channel);
+    channel.postMessage(report);
+    channel.close();
+  }
+}
