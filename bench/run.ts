@@ -3,6 +3,8 @@
  * - queue: publish/consume ns per 64-byte message (tinybench), cross-thread throughput and loss
  *   (flat out and paced at 10 M msg/s), one-way latency p50/p99/p99.9 (HDR histogram); against
  *   raw Atomics, MessagePort, BroadcastChannel and ringbuf.js measured in the same run;
+ * - spine: the cost of tracking per hop, and a 3-hop pipeline end to end (tracked actors, bare
+ *   queues, MessagePort) with HDR percentiles;
  * - ingest: telemetry blocks stored into the lake, embedded and over HTTP.
  * Every row carries its ratio against a baseline from the same run, and its target where the
  * issue sets one, met or not. Results go to bench/results/latest.json and latest.md.
@@ -13,10 +15,11 @@
 import { ingestBench } from './ingest.js';
 import { queueBench } from './queue.js';
 import { describeMachine, machineLine, markdownTable, writeResults } from './report.js';
+import { spineBench } from './spine.js';
 import type { BenchRow, BenchSection } from './types.js';
 
 /** The sections, in the order they run. A new section goes here (e.g. the spine's, after queue). */
-const SECTIONS: readonly BenchSection[] = [queueBench, ingestBench];
+const SECTIONS: readonly BenchSection[] = [queueBench, spineBench, ingestBench];
 
 function parseArgs(argv: readonly string[]): { quick: boolean; only: string | undefined } {
   const at = argv.indexOf('--only');
