@@ -2,7 +2,7 @@
  * One-way latency of a 64-byte message between two threads, p50/p99/p99.9 from an HDR
  * histogram (hdr-histogram-js), and ping-pong round trips of the peers.
  *
- * The sender stamps the shared clock (clock.ts) into the message and sends one every SPACING
+ * The sender stamps the shared clock (the spine's Clock) into the message and sends one every SPACING
  * (so the queue is empty at each send: latency, not queueing); the receiver busy-spins and keeps
  * receive − send. The first WARMUP_SHARE of each run is dropped (JIT warm-up). Baselines in the
  * same run, interleaved round by round with dorsal so drift on the VM hits all alike:

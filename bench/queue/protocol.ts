@@ -62,8 +62,8 @@ export interface Envelope<J> {
   readonly job: J;
   /** Int32[0]: 0 until the main thread opens the gate (Atomics.store + notify). */
   readonly gate: SharedArrayBuffer;
-  /** Base of the shared clock (see clock.ts). */
-  readonly base: bigint;
+  /** Base of the shared clock (the spine's `Clock`: hrtime ns when the run started). */
+  readonly base: number;
 }
 
 /** What a worker reports when its job is done. Times are on the shared clock, in ns. */

@@ -1,6 +1,6 @@
 /** The worker half of protocol.ts: read the job, say ready, wait for the gate, report. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { calibratedClock } from './clock.js';
+import { Clock } from '../../src/spine/clock.js';
 import type { Envelope, FromWorker, WorkerResult } from './protocol.js';
 
 export interface WorkerContext<J> {
@@ -21,7 +21,7 @@ export function workerContext<J>(): WorkerContext<J> {
   const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
   return {
     job: envelope.job,
-    now: calibratedClock(envelope.base),
+    now: clockNow(new Clock(envelope.base)),
     ready: () => post({ type: 'ready' }),
     waitForGate: () => {
       // SC load in the loop: returns once the main thread's SC store of 1 is visible.
@@ -32,4 +32,9 @@ export function workerContext<J>(): WorkerContext<J> {
       post({ type: 'done', result }, samples instanceof ArrayBuffer ? [samples] : []);
     },
   };
+}
+
+/** The library's spine clock as a plain function (ns since the base handed over in workerData). */
+function clockNow(clock: Clock): () => number {
+  return () => clock.now();
 }

@@ -4,7 +4,7 @@
  * gate, collects every result and terminates every worker, even on failure or timeout.
  */
 import { type MessagePort, type Transferable, Worker } from 'node:worker_threads';
-import { clockBase } from './clock.js';
+import { Clock } from '../../src/spine/clock.js';
 import type { Envelope, FromWorker, WorkerResult } from './protocol.js';
 
 export interface Side<J> {
@@ -61,7 +61,7 @@ export async function runSides<J>(
   timeoutMs: number,
 ): Promise<WorkerResult[]> {
   const gate = new SharedArrayBuffer(4);
-  const base = clockBase();
+  const base = Clock.newBase();
   const started: Started[] = [];
   const limit = deadline(
     timeoutMs,
