@@ -48,6 +48,8 @@ export class Consumer<M, E = null> implements WaitCondition {
   /** Int32 index of the producer's head hint (HEAD, or CLAIM for a multi-producer queue). */
   private readonly headIndex: number;
   private seq: number;
+  /** Messages the head hint announced beyond `seq` that this consumer has not read yet. */
+  private announced = 0;
   /** The exact sequence of the next message (seq is its low 32 bits). */
   private next: number;
   private receivedCount = 0;
@@ -91,10 +93,15 @@ export class Consumer<M, E = null> implements WaitCondition {
   poll(out: M): boolean {
     const core = this.core;
     const i32 = this.i32;
-    // Plain read of the producer's head hint: when it says "nothing new", do not touch the
-    // slot line the producer is about to write (each look there costs the producer a cache
-    // line transfer). A stale hint only delays a message to the next poll.
-    if (i32[this.headIndex] === (this.seq | 0)) return false;
+    // Plain read of the producer's head hint, only once the messages it announced last time
+    // are read: when it says "nothing new", do not touch the slot line the producer is about
+    // to write, and while it says "more", do not touch the head line either (each look at a
+    // line the producer writes costs it a cache line transfer). A stale hint only delays a
+    // message to the next poll; the slot versions decide what is read.
+    if (this.announced <= 0) {
+      this.announced = (i32[this.headIndex]! - this.seq) | 0;
+      if (this.announced <= 0) return false;
+    }
     for (;;) {
       const seq = this.seq;
       const slot = core.slotsByte + (seq & core.seq.mask) * core.stride;
@@ -117,6 +124,7 @@ export class Consumer<M, E = null> implements WaitCondition {
         Atomics.store(i32, this.positionIndex, next | 0);
         // SC load: unchanged means no producer store to this slot overlapped the copy.
         if (Atomics.load(i32, versionIndex) === before) {
+          this.announced--;
           this.seq = next;
           this.next++;
           this.f64[this.receivedIndex] = ++this.receivedCount;
@@ -148,7 +156,7 @@ export class Consumer<M, E = null> implements WaitCondition {
    */
   ready(): boolean {
     // Plain read of a hint (see poll); `readyToPark` makes the exact check before sleeping.
-    return this.i32[this.headIndex] !== (this.seq | 0) || this.core.closed;
+    return this.announced > 0 || this.i32[this.headIndex] !== (this.seq | 0) || this.core.closed;
   }
 
   /**
@@ -225,6 +233,7 @@ export class Consumer<M, E = null> implements WaitCondition {
     const skip = ahead - (capacity >> 1);
     this.seq = (seq + skip) >>> 0;
     this.next += skip;
+    this.announced = 0;
     this.lostCount += skip;
     // Plain store: LOST is a monitoring figure, written only on this rare path.
     this.f64[this.lostIndex] = this.lostCount;

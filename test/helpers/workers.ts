@@ -7,8 +7,19 @@ import { Worker } from 'node:worker_threads';
 export function startWorker(module: URL, workerData: unknown): Worker {
   // An eval'd worker resolves bare specifiers from the working directory: the repository root.
   const code = `import { register } from 'tsx/esm/api'; register(); await import(${JSON.stringify(module.href)});`;
-  return new Worker(code, { eval: true, workerData });
+  const worker = new Worker(code, { eval: true, workerData });
+  // Listen for the exit from the start: a worker may be gone before a test asks.
+  exits.set(
+    worker,
+    new Promise<number>((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('exit', resolve);
+    }),
+  );
+  return worker;
 }
+
+const exits = new WeakMap<Worker, Promise<number>>();
 
 /** Resolves with the worker's first message; rejects if it errors or exits first. */
 export function firstMessage<T>(worker: Worker): Promise<T> {
@@ -19,12 +30,11 @@ export function firstMessage<T>(worker: Worker): Promise<T> {
   });
 }
 
-/** Resolves when the worker exits (rejects on an error event). */
+/** Resolves with the exit code once the worker has exited, even if it exited before this call. */
 export function exited(worker: Worker): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    worker.once('error', reject);
-    worker.once('exit', resolve);
-  });
+  const exit = exits.get(worker);
+  if (exit === undefined) throw new Error('exited() only knows workers made by startWorker()');
+  return exit;
 }
 
 /** Resolves with the worker's first message whose `type` is `type`; rejects if it errors or exits first. */

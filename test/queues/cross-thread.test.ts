@@ -37,6 +37,8 @@ describe('one producer, consumers on other worker threads', () => {
     const fast = start(consumerModule, { buffer: queue.buffer, mode: 'fast' });
     const fast2 = start(consumerModule, { buffer: queue.buffer, mode: 'fast' });
     const slow = start(consumerModule, { buffer: queue.buffer, mode: 'slow', napEvery: 2000, napMs: 2 });
+    // Listen for the exits now: a worker that is done may exit before we would ask later.
+    const exits = [fast, fast2, slow].map(exited);
     const ready = await Promise.all(
       [fast, fast2, slow].map((w) => messageOfType<{ type: 'ready'; index: number }>(w, 'ready')),
     );
@@ -83,7 +85,7 @@ describe('one producer, consumers on other worker threads', () => {
     expect(s!.lost).toBeGreaterThan(0);
     expect(s!.received + s!.lost).toBe(COUNT);
     expect(producer.published).toBe(COUNT);
-    await Promise.all([fast, fast2, slow].map(exited));
+    expect(await Promise.all(exits)).toEqual([0, 0, 0]);
   });
 
   it('torn-read stress: a producer flat out on a tiny ring, a spinning and a slowed reader, never a torn message', async () => {
