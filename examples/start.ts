@@ -28,7 +28,10 @@ for (const actor of report.actors) {
       (s) =>
         `${s.stream}: ${s.handled ? `handled ${s.handled}` : ''}${s.produced ? `produced ${s.produced}` : ''}${s.lost ? `, lost ${s.lost}` : ''}`,
     );
-  console.log(`  ${actor.name.padEnd(13)} ${parts.join(' · ') || '(timing queues only)'}`);
+  const read = actor.timings.reduce((n, t) => n + t.handled, 0);
+  const lost = actor.timings.reduce((n, t) => n + t.lost, 0);
+  if (actor.timings.length > 0) parts.push(`timing records: read ${read}, lost ${lost}`);
+  console.log(`  ${actor.name.padEnd(13)} ${parts.join(' · ')}`);
 }
 for (const stream of report.streams) {
   console.log(

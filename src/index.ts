@@ -51,6 +51,7 @@ export {
 } from './queues/index.js';
 export {
   type AdapterStreamStats,
+  type AdapterTimingStats,
   Clock,
   defineSpine,
   type Handler,

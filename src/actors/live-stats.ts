@@ -29,12 +29,20 @@ export function formatNs(ns: number): string {
   return `${(ns / 1e9).toFixed(2)} s`;
 }
 
+/** A map whose missing entries read as 0. */
+class DefaultZeroMap extends Map<string, number> {
+  override get(key: string): number {
+    return super.get(key) ?? 0;
+  }
+}
+
 export default class LiveStats extends Actor {
   readonly name = 'live-stats';
   override readonly idleTimeoutMs: number;
   private readonly periodNs: number;
   private readonly cells = new Map<string, Cell>();
   private nextPrint = 0;
+  private readonly reportedLost = new DefaultZeroMap();
 
   constructor(args?: { periodMs?: number }) {
     super();
@@ -59,16 +67,16 @@ export default class LiveStats extends Actor {
       cell.processing.recordValue(Math.max(1, Math.round(t.end_t - t.start_t)));
     });
     if (adapter.now() >= this.nextPrint) {
-      this.print();
+      this.print(adapter);
       this.nextPrint += this.periodNs;
     }
   }
 
-  override onExit(): void {
-    this.print();
+  override onExit(adapter: SpineAdapter): void {
+    this.print(adapter);
   }
 
-  private print(): void {
+  private print(adapter: SpineAdapter): void {
     if (this.cells.size === 0) return;
     const rows = [...this.cells].map(([key, c]) => [
       key,
@@ -89,7 +97,17 @@ export default class LiveStats extends Actor {
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]) =>
       cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-    console.log([line(header), ...rows.map(line)].join('\n'));
+    // Timing records this observer missed (lapped on a timing queue): said, never hidden.
+    const lost = adapter
+      .timingStats()
+      .filter((t) => t.lost > this.reportedLost.get(t.actor)!)
+      .map((t) => {
+        const fresh = t.lost - this.reportedLost.get(t.actor)!;
+        this.reportedLost.set(t.actor, t.lost);
+        return `${t.actor}: ${fresh}`;
+      });
+    const note = lost.length > 0 ? `\n(timing records missed, lapped: ${lost.join(', ')})` : '';
+    console.log([line(header), ...rows.map(line)].join('\n') + note);
     for (const cell of this.cells.values()) {
       cell.latency.reset();
       cell.processing.reset();

@@ -4,7 +4,12 @@
  * shared control block instead; these messages carry setup, names, reports and crashes.
  */
 import type { WaitStrategyName } from '../queues/index.js';
-import type { AdapterStart, AdapterStreamStats, SpineDescriptor } from '../spine/index.js';
+import type {
+  AdapterStart,
+  AdapterStreamStats,
+  AdapterTimingStats,
+  SpineDescriptor,
+} from '../spine/index.js';
 
 export interface ActorAssignment {
   readonly id: number;
@@ -43,12 +48,17 @@ export type FromWorker =
     }
   | { readonly type: 'exited'; readonly actors: readonly ActorReport[] };
 
-export type ToWorker = { readonly type: 'names'; readonly names: Readonly<Record<number, string>> };
+export type ToWorker =
+  | { readonly type: 'names'; readonly names: Readonly<Record<number, string>> }
+  /** An actor spawned after this worker started: its timing queue, for observers. */
+  | { readonly type: 'timing-queue'; readonly actor: number; readonly buffer: SharedArrayBuffer };
 
 export interface ActorReport {
   readonly id: number;
   readonly name: string;
   readonly streams: readonly AdapterStreamStats[];
+  /** For observers: what they read of each actor's timing queue, losses included. */
+  readonly timings: readonly AdapterTimingStats[];
 }
 
 export function errorInfo(error: unknown): ErrorInfo {

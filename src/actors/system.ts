@@ -136,7 +136,12 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     }
     thread.actors.push(entry);
     this.actors.push(entry);
-    this.spine.addTimingQueue(entry.id);
+    const timing = this.spine.addTimingQueue(entry.id);
+    if (this.state === 'running') {
+      // Observers already running learn of the newcomer's timing queue.
+      const message: ToWorker = { type: 'timing-queue', actor: entry.id, buffer: timing.buffer };
+      for (const t of this.threads.values()) if (t.status === 'running') t.worker?.postMessage(message);
+    }
     const ready = this.state === 'running' ? this.launch(thread, 'head') : Promise.resolve();
     ready.catch(() => {});
     return { id: entry.id, ready };

@@ -18,9 +18,13 @@ const data = workerData as ActorWorkerData;
 const port = parentPort!;
 const post = (message: FromWorker) => port.postMessage(message);
 const names = new Map<number, string>(Object.entries(data.names).map(([id, name]) => [Number(id), name]));
+const spine = Spine.attach(data.spine);
 port.on('message', (message: ToWorker) => {
-  if (message.type === 'names')
+  if (message.type === 'names') {
     for (const [id, name] of Object.entries(message.names)) names.set(Number(id), name);
+  } else if (message.type === 'timing-queue') {
+    spine.attachTimingQueue(message.actor, message.buffer);
+  }
 });
 
 async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningActor> {
@@ -39,7 +43,6 @@ async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningA
 }
 
 async function main(): Promise<void> {
-  const spine = Spine.attach(data.spine);
   const actors: RunningActor[] = [];
   for (const assignment of data.actors) {
     try {
@@ -84,7 +87,12 @@ async function main(): Promise<void> {
   for (const running of actors) running.adapter.close();
   post({
     type: 'exited',
-    actors: actors.map((a) => ({ id: a.id, name: a.actor.name, streams: a.adapter.stats() })),
+    actors: actors.map((a) => ({
+      id: a.id,
+      name: a.actor.name,
+      streams: a.adapter.stats(),
+      timings: a.adapter.timingStats(),
+    })),
   });
   port.close();
 }

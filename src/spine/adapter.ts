@@ -44,6 +44,14 @@ export interface AdapterStreamStats {
   readonly produced: number;
 }
 
+/** What an observer read of one actor's timing queue. */
+export interface AdapterTimingStats {
+  readonly actor: string;
+  readonly handled: number;
+  /** Timing records skipped because the actor lapped this observer. */
+  readonly lost: number;
+}
+
 /** Where an actor's lazily created consumers start. */
 export type AdapterStart = 'head' | readonly number[];
 
@@ -67,6 +75,16 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private readonly timing: QueueProducer<TimingRecord> | undefined;
   private readonly record = TimingRecord.create();
   private readonly timingConsumers: Consumer<TimingRecord>[] = [];
+  /** Actor ids of `timingConsumers`, in the same order. */
+  private readonly timingConsumerActors: number[] = [];
+  /** The envelope of the newest message in `consumeLast`, copied out of the consumer. */
+  private readonly lastTracking: Tracking = {
+    origin_t: 0,
+    publish_t: 0,
+    parent_seq: 0,
+    parent_stream: 0,
+    actor: 0,
+  };
   private readonly timingOut = TimingRecord.create();
   private readonly meta: { stream: string; streamIndex: number; seq: number; tracking: Tracking };
   // The tracking context: set from the message being handled, read by `produce`.
@@ -143,14 +161,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.handle(index, last, tracking, seq, handler as Handler<D, StreamName<D>>);
     return true;
   }
-
-  private readonly lastTracking: Tracking = {
-    origin_t: 0,
-    publish_t: 0,
-    parent_seq: 0,
-    parent_stream: 0,
-    actor: 0,
-  };
 
   produce<K extends StreamName<D>>(stream: K, value: MessageOf<D, K>): boolean {
     // A handler produces to the same stream over and over: remember the last name's index.
@@ -256,6 +266,15 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       skipped: this.skipped[i]!,
       lost: this.consumers[i]?.lost ?? 0,
       produced: this.produced[i]!,
+    }));
+  }
+
+  /** Per actor whose timing queue this adapter reads: records handled and records lost to laps. */
+  timingStats(): AdapterTimingStats[] {
+    return this.timingConsumers.map((c, i) => ({
+      actor: this.nameOf(this.timingConsumerActors[i]!),
+      handled: c.received,
+      lost: c.lost,
     }));
   }
 
@@ -377,8 +396,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       this.timingConsumerActors.push(actor);
     }
   }
-
-  private readonly timingConsumerActors: number[] = [];
 }
 
 function copyTracking(from: Tracking, to: Tracking): void {

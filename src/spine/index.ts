@@ -1,6 +1,7 @@
 export {
   type AdapterStart,
   type AdapterStreamStats,
+  type AdapterTimingStats,
   type Handler,
   type MessageMeta,
   type MessageOf,

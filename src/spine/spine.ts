@@ -111,6 +111,12 @@ export class Spine {
     return queue;
   }
 
+  /** Attaches the timing queue of an actor spawned after this thread attached (a worker). */
+  attachTimingQueue(actor: number, buffer: SharedArrayBuffer): void {
+    if (!this.timingQueues.has(actor))
+      this.timingQueues.set(actor, SeqlockQueue.attach(TimingRecord, buffer));
+  }
+
   timingQueue(actor: number): TimingQueue | undefined {
     return this.timingQueues.get(actor);
   }

@@ -118,6 +118,33 @@ describe('System lifecycle', () => {
   });
 });
 
+describe('observers and actors spawned mid-run', () => {
+  it('an observer running from the start reads the timing queue of an actor spawned later', async () => {
+    const channel = `timings-${Math.random()}`;
+    const bc = new BroadcastChannel(channel);
+    const recorded = new Promise<{ timings: { actor: string }[] }>((resolve) => {
+      bc.onmessage = (event) =>
+        resolve((event as unknown as { data: { timings: { actor: string }[] } }).data);
+    });
+    const system = new System(spine);
+    system.spawn(fixture('recorder'), { args: { channel } });
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 1 } });
+    await system.start();
+    const late = system.spawn(fixture('strategy'));
+    await late.ready;
+    await new Promise((r) => setTimeout(r, 200));
+    const report = await system.stop();
+    const { timings } = await recorded;
+    bc.close();
+    const handled = report.actors.find((a) => a.name === 'strategy')!.streams[0]!.handled;
+    expect(handled).toBeGreaterThan(0);
+    // A slow observer may be lapped on a timing queue: what it misses is counted, never silent.
+    const observer = report.actors.find((a) => a.name === 'recorder')!;
+    const lost = observer.timings.find((t) => t.actor === 'strategy')!.lost;
+    expect(timings.filter((t) => t.actor === 'strategy').length + lost).toBe(handled);
+  });
+});
+
 describe('bad spine definitions get a clear error naming the culprit', () => {
   const M = defineMessage('M', { x: 'u8' });
   it('duplicate stream names (differing only in case)', () => {
