@@ -34,6 +34,7 @@ export {
   type MessageOf,
   type MessageOfLayout,
   MultiProducer,
+  type Parker,
   Producer,
   type QueueOptions,
   type QueueProducer,

@@ -1,4 +1,5 @@
 import {
+  type Parker,
   type WaitCondition,
   type WaitStrategy,
   type WaitStrategyName,
@@ -33,6 +34,7 @@ export class ActorThread implements WaitCondition {
   private readonly actors: readonly RunningActor[];
   private readonly idleTimeoutMs: number;
   private readonly strategy: WaitStrategy;
+  private readonly parker: Parker;
   private parkedPhase: number = Phase.STARTING;
 
   constructor(
@@ -43,6 +45,10 @@ export class ActorThread implements WaitCondition {
   ) {
     this.spine = spine;
     this.strategy = waitStrategyNamed(wait);
+    // Parked, the thread is woken by producers of the streams its actors consume, on its own word.
+    this.parker = spine.control.parker(worker, () => [
+      ...new Set(actors.flatMap((a) => a.adapter.consumedStreams)),
+    ]);
     this.worker = worker;
     this.actors = actors;
     this.idleTimeoutMs = Math.min(...actors.map((a) => a.actor.idleTimeoutMs));
@@ -53,7 +59,7 @@ export class ActorThread implements WaitCondition {
     const control = this.spine.control;
     while (control.phase === Phase.STARTING) {
       this.parkedPhase = Phase.STARTING;
-      this.strategy.wait(this, control.signal, 20);
+      this.strategy.wait(this, this.parker, 20);
       await yieldToEventLoop();
     }
   }
@@ -80,7 +86,7 @@ export class ActorThread implements WaitCondition {
           control.setIdle(this.worker, true);
         }
         this.parkedPhase = phase;
-        timedOut = !this.strategy.wait(this, control.signal, this.idleTimeoutMs);
+        timedOut = !this.strategy.wait(this, this.parker, this.idleTimeoutMs);
       } else if (idle) {
         idle = false;
         control.setIdle(this.worker, false);

@@ -16,7 +16,7 @@ export { MultiProducer, Producer, type ProducerOptions, type QueueProducer } fro
 export type { AttachOptions, QueueOptions } from './queue-core.js';
 export { type ConsumerStats, type QueueStats, SeqlockQueue } from './seqlock-queue.js';
 export { SeqlockVector, SeqlockVectorReader } from './seqlock-vector.js';
-export { Signal } from './signal.js';
+export { type Parker, Signal } from './signal.js';
 export {
   AdaptiveWaitStrategy,
   BlockingWaitStrategy,

@@ -12,7 +12,17 @@
  * its re-check, so a wake-up landing between the re-check and `Atomics.wait` changes the word
  * and the wait returns at once.
  */
-export class Signal {
+/** What a waiter needs to park: announce itself, sleep, and retire. `Signal` is one. */
+export interface Parker {
+  /** Announces a sleeper; returns the ticket `park` waits on. Re-check the condition after it. */
+  announce(): number;
+  /** Sleeps until woken or `timeoutMs` passes (Infinity: no timeout). */
+  park(ticket: number, timeoutMs: number): void;
+  /** Undoes `announce`. */
+  retire(): void;
+}
+
+export class Signal implements Parker {
   /** The shared words; producers load `words[sleepersIndex]` inline on their hot path. */
   readonly words: Int32Array;
   readonly wakeIndex: number;

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import type { Signal } from './signal.js';
+import type { Parker } from './signal.js';
 
 /** What a wait strategy waits for: a consumer has a message, or its queue was closed. */
 export interface WaitCondition {
@@ -18,7 +18,7 @@ export interface WaitCondition {
  */
 export interface WaitStrategy {
   readonly name: string;
-  wait(condition: WaitCondition, signal: Signal, timeoutMs: number): boolean;
+  wait(condition: WaitCondition, parker: Parker, timeoutMs: number): boolean;
 }
 
 const CLOCK_CHECK_EVERY = 256;
@@ -31,7 +31,7 @@ function deadlineOf(timeoutMs: number): number {
 export class BusySpinWaitStrategy implements WaitStrategy {
   readonly name = 'busy-spin';
 
-  wait(condition: WaitCondition, _signal: Signal, timeoutMs: number): boolean {
+  wait(condition: WaitCondition, _parker: Parker, timeoutMs: number): boolean {
     const deadline = deadlineOf(timeoutMs);
     for (let i = 1; ; i++) {
       if (condition.ready()) return true;
@@ -55,7 +55,7 @@ export class SpinThenYieldWaitStrategy implements WaitStrategy {
     this.napMs = nonNegative('napMs', options.napMs ?? 0.05);
   }
 
-  wait(condition: WaitCondition, _signal: Signal, timeoutMs: number): boolean {
+  wait(condition: WaitCondition, _parker: Parker, timeoutMs: number): boolean {
     for (let i = 0; i < this.spins; i++) if (condition.ready()) return true;
     const deadline = deadlineOf(timeoutMs);
     for (;;) {
@@ -75,7 +75,7 @@ export class SpinThenYieldWaitStrategy implements WaitStrategy {
 export class BlockingWaitStrategy implements WaitStrategy {
   readonly name: string = 'blocking';
 
-  wait(condition: WaitCondition, signal: Signal, timeoutMs: number): boolean {
+  wait(condition: WaitCondition, signal: Parker, timeoutMs: number): boolean {
     return park(condition, signal, deadlineOf(timeoutMs));
   }
 }
@@ -96,7 +96,7 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
     this.spinMs = nonNegative('spinMicros', options.spinMicros ?? 10) / 1000;
   }
 
-  wait(condition: WaitCondition, signal: Signal, timeoutMs: number): boolean {
+  wait(condition: WaitCondition, signal: Parker, timeoutMs: number): boolean {
     // A short timeout means a thread driven by time: it gets a short spin, not a busy loop.
     const spinMs = Math.min(this.spinMs, timeoutMs / 4);
     const spinUntil = performance.now() + spinMs;
@@ -109,7 +109,7 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
   }
 }
 
-function park(condition: WaitCondition, signal: Signal, deadline: number): boolean {
+function park(condition: WaitCondition, signal: Parker, deadline: number): boolean {
   for (;;) {
     if (condition.ready()) return true;
     const ticket = signal.announce();

@@ -67,6 +67,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private readonly spine: Spine;
   private readonly start: AdapterStart;
   private readonly consumers: (Consumer<object, Tracking> | undefined)[] = [];
+  private readonly consumed: number[] = [];
   private readonly outs: object[][] = [];
   private readonly producers: (QueueProducer<object, Tracking> | undefined)[] = [];
   private readonly handled: number[] = [];
@@ -252,6 +253,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     return false;
   }
 
+  /** @internal indices of the streams this adapter consumes (a thread parks on them). */
+  get consumedStreams(): readonly number[] {
+    return this.consumed;
+  }
+
   /** @internal the exact check before a thread parks (see WaitCondition.readyToPark). */
   hasPendingExactly(): boolean {
     for (const consumer of this.consumers) if (consumer?.readyToPark()) return true;
@@ -366,8 +372,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     if (existing !== undefined) return existing;
     const queue = this.spine.queue(index);
     const from = this.start === 'head' ? 'head' : (this.start[index] ?? 'head');
-    const consumer = queue.consumer({ from, signal: this.spine.control.signal });
+    const consumer = queue.consumer({ from, signal: this.spine.control.streamSignal(index) });
     this.consumers[index] = consumer;
+    this.consumed.push(index);
     this.outs[index] = [queue.layout.create(), queue.layout.create()];
     return consumer;
   }
@@ -375,7 +382,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private producerOf(index: number): QueueProducer<object, Tracking> {
     const queue = this.spine.queue(index);
     try {
-      const producer = queue.producer({ signal: this.spine.control.signal });
+      const producer = queue.producer({ signal: this.spine.control.streamSignal(index) });
       this.producers[index] = producer;
       return producer;
     } catch (error) {
@@ -391,7 +398,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     for (const [actor, queue] of this.spine.timings) {
       if (attached.has(actor)) continue;
       this.timingConsumers.push(
-        queue.consumer({ from: this.start === 'head' ? 'head' : 0, signal: this.spine.control.signal }),
+        // Timing queues wake nobody (their producers use the queue's own, unwatched signal):
+        // a side channel at the rate of the handlers must not cost a wake-up per record.
+        queue.consumer({ from: this.start === 'head' ? 'head' : 0 }),
       );
       this.timingConsumerActors.push(actor);
     }

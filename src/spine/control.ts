@@ -1,26 +1,35 @@
-import { Signal } from '../queues/index.js';
+import { type Parker, Signal } from '../queues/index.js';
 
 /**
- * The spine's control block, shared by every thread of a system:
+ * The spine's control block, shared by every thread of a system (Int32 word indices):
  *
  * ```
- * byte 0    ┌ MAGIC · PHASE · WAKE · SLEEPERS (the spine signal) · REFUSED ────────────────┐
- * byte 32   ├ CLOCK_BASE_F64 (hrtime ns at creation: every thread's clock counts from it)  ─┤
- * byte 64   ├ worker table: MAX_WORKERS Int32 words, 1 while that worker's last round was idle ┤
- *           └────────────────────────────────────────────────────────────────────────────────┘
+ * byte 0    ┌ MAGIC · PHASE · REFUSED ───────────────────────────────────────────────────────┐
+ * byte 32   ├ CLOCK_BASE_F64 (hrtime ns at creation: every thread's clock counts from it)     ─┤
+ * byte 64   ├ IDLE: MAX_WORKERS words, 1 while that worker's last round was idle               ─┤
+ *           ├ WAKE: MAX_WORKERS words, the futex word each worker parks on                      ─┤
+ *           ├ per stream, a 64-byte line: SLEEPERS (parked workers that consume it), then      ─┤
+ *           │ WAITERS: 8 words, a 256-bit mask of which workers those are                        │
+ *           └────────────────────────────────────────────────────────────────────────────────────┘
  * ```
+ *
+ * A publish wakes only the workers parked on *its* stream, each on its own word: on 2 cores,
+ * waking every parked thread for every message (one spine-wide futex word) costs a context
+ * switch per sleeper and per message.
  */
 const C = {
   MAGIC: 0,
   PHASE: 1,
-  WAKE: 2,
-  SLEEPERS: 3,
-  REFUSED: 4,
+  REFUSED: 2,
   CLOCK_BASE_F64: 4,
-  WORKERS: 16,
+  IDLE: 16,
 } as const;
-const CONTROL_MAGIC = 0x64727370; // 'drsp'
+const CONTROL_MAGIC = 0x64727371; // 'drsq'
 export const MAX_WORKERS = 256;
+const WAKE = C.IDLE + MAX_WORKERS;
+const STREAMS = WAKE + MAX_WORKERS;
+const STREAM_WORDS = 16;
+const MASK_WORDS = MAX_WORKERS / 32;
 
 /** Life of a system, as every thread sees it. */
 export const Phase = {
@@ -36,20 +45,22 @@ export type PhaseValue = (typeof Phase)[keyof typeof Phase];
 
 export class SpineControl {
   readonly buffer: SharedArrayBuffer;
-  /** The signal every spine producer wakes and every idle worker parks on. */
-  readonly signal: Signal;
+  readonly streams: number;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
+  private readonly signals: StreamSignal[] = [];
 
   private constructor(buffer: SharedArrayBuffer) {
     this.buffer = buffer;
     this.i32 = new Int32Array(buffer);
     this.f64 = new Float64Array(buffer);
-    this.signal = new Signal(this.i32, C.WAKE, C.SLEEPERS);
+    this.streams = (this.i32.length - STREAMS) / STREAM_WORDS;
+    for (let s = 0; s < this.streams; s++)
+      this.signals.push(new StreamSignal(this.i32, STREAMS + s * STREAM_WORDS));
   }
 
-  static create(clockBaseNs: number): SpineControl {
-    const control = new SpineControl(new SharedArrayBuffer((C.WORKERS + MAX_WORKERS) * 4));
+  static create(clockBaseNs: number, streams: number): SpineControl {
+    const control = new SpineControl(new SharedArrayBuffer((STREAMS + streams * STREAM_WORDS) * 4));
     // Plain stores before the buffer is shared (postMessage orders them).
     control.i32[C.MAGIC] = CONTROL_MAGIC;
     control.f64[C.CLOCK_BASE_F64] = clockBaseNs;
@@ -71,11 +82,29 @@ export class SpineControl {
     return Atomics.load(this.i32, C.PHASE) as PhaseValue;
   }
 
-  /** Moves every thread to `phase` and wakes the ones that are parked. */
+  /** Moves every thread to `phase` and wakes every worker, parked or about to park. */
   setPhase(phase: PhaseValue): void {
-    // SC store, then a wake-up: a parked worker re-reads the phase when it wakes.
+    // SC store, then a wake-up of every worker word: a parked worker re-reads the phase.
     Atomics.store(this.i32, C.PHASE, phase);
-    this.signal.wakeAll();
+    for (let w = 0; w < MAX_WORKERS; w++) wake(this.i32, WAKE + w);
+  }
+
+  /** The signal producers of stream `index` wake: it reaches the workers parked on that stream. */
+  streamSignal(index: number): Signal {
+    return this.signals[index]!;
+  }
+
+  /** How worker `worker` parks: announced on the streams it consumes, asleep on its own word. */
+  parker(worker: number, streams: () => readonly number[]): Parker {
+    return new WorkerParker(this.i32, worker, streams);
+  }
+
+  /** Workers parked right now on any stream (for monitoring and tests). */
+  get sleeping(): number {
+    let n = 0;
+    // SC loads of counters changed only by atomic adds.
+    for (let s = 0; s < this.streams; s++) n += Atomics.load(this.i32, STREAMS + s * STREAM_WORDS);
+    return n;
   }
 
   /** Ingress messages refused because the system was stopping. */
@@ -91,11 +120,93 @@ export class SpineControl {
 
   setIdle(worker: number, idle: boolean): void {
     // SC store; read by the main thread when it looks for quiescence.
-    Atomics.store(this.i32, C.WORKERS + worker, idle ? 1 : 0);
+    Atomics.store(this.i32, C.IDLE + worker, idle ? 1 : 0);
   }
 
   isIdle(worker: number): boolean {
     // SC load: pairs with `setIdle`.
-    return Atomics.load(this.i32, C.WORKERS + worker) === 1;
+    return Atomics.load(this.i32, C.IDLE + worker) === 1;
+  }
+}
+
+function wake(i32: Int32Array, word: number): void {
+  // SC add before the notify: a worker that read the word as its ticket but has not slept yet
+  // finds it changed and does not sleep.
+  Atomics.add(i32, word, 1);
+  Atomics.notify(i32, word);
+}
+
+/**
+ * A stream's signal as its producers see it: SLEEPERS is the word they load after their odd
+ * store (see Signal); waking reads the WAITERS mask and wakes each parked worker's own word.
+ */
+class StreamSignal extends Signal {
+  private readonly masks: number;
+
+  constructor(i32: Int32Array, base: number) {
+    super(i32, WAKE, base);
+    this.masks = base + 1;
+  }
+
+  override wakeAll(): void {
+    const i32 = this.words;
+    for (let m = 0; m < MASK_WORDS; m++) {
+      // SC load: a worker sets its bit before it counts itself in SLEEPERS, which the producer
+      // loaded before calling here, so every worker it must wake has its bit visible.
+      let bits = Atomics.load(i32, this.masks + m);
+      while (bits !== 0) {
+        const bit = 31 - Math.clz32(bits);
+        bits &= ~(1 << bit);
+        wake(i32, WAKE + m * 32 + bit);
+      }
+    }
+  }
+}
+
+/**
+ * How a worker parks. `announce` sets its bit in the WAITERS mask and counts it in SLEEPERS of
+ * every stream it consumes, then reads its own WAKE word as the ticket; the caller re-checks
+ * its consumers and sleeps on that word; `retire` undoes the announcement.
+ */
+class WorkerParker implements Parker {
+  private readonly i32: Int32Array;
+  private readonly word: number;
+  private readonly maskWord: number;
+  private readonly bit: number;
+  private readonly streams: () => readonly number[];
+  private announced: readonly number[] = [];
+
+  constructor(i32: Int32Array, worker: number, streams: () => readonly number[]) {
+    this.i32 = i32;
+    this.word = WAKE + worker;
+    this.maskWord = worker >> 5;
+    this.bit = 1 << (worker & 31);
+    this.streams = streams;
+  }
+
+  announce(): number {
+    this.announced = this.streams();
+    for (const s of this.announced) {
+      const base = STREAMS + s * STREAM_WORDS;
+      // SC or, then SC add: the bit is visible to any producer that sees the count.
+      Atomics.or(this.i32, base + 1 + this.maskWord, this.bit);
+      Atomics.add(this.i32, base, 1);
+    }
+    // SC load: the ticket; a wake-up after this changes the word and `park` returns at once.
+    return Atomics.load(this.i32, this.word);
+  }
+
+  park(ticket: number, timeoutMs: number): void {
+    Atomics.wait(this.i32, this.word, ticket, timeoutMs);
+  }
+
+  retire(): void {
+    for (const s of this.announced) {
+      const base = STREAMS + s * STREAM_WORDS;
+      // SC sub, then SC and: counted out first, so a producer never misses a counted sleeper.
+      Atomics.sub(this.i32, base, 1);
+      Atomics.and(this.i32, base + 1 + this.maskWord, ~this.bit);
+    }
+    this.announced = [];
   }
 }

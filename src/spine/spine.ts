@@ -70,7 +70,7 @@ export class Spine {
       });
     });
     const timingCapacity = options.timingCapacity ?? 1 << 14;
-    return new Spine(names, queues, SpineControl.create(Clock.newBase()), timingCapacity);
+    return new Spine(names, queues, SpineControl.create(Clock.newBase(), names.length), timingCapacity);
   }
 
   /** Attaches to a spine created elsewhere (a worker). */

@@ -79,7 +79,7 @@ describe('System lifecycle', () => {
     let sleeping = 0;
     for (let i = 0; i < 400 && sleeping !== 4; i++) {
       await new Promise((r) => setTimeout(r, 5));
-      sleeping = system.spine.control.signal.sleeping;
+      sleeping = system.spine.control.sleeping;
     }
     expect(sleeping).toBe(4); // five actors, four threads, all parked
     const report = await system.stop();
