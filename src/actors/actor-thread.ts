@@ -20,9 +20,10 @@ const EVENT_LOOP_EVERY_NS = 5e6;
 
 /**
  * Runs the actors of one thread round-robin until the system's phase says exit. A round in
- * which no actor handled or produced anything is idle: the thread then parks on the spine
- * signal (spin a little, then `Atomics.wait`) until a message it consumes arrives, the phase
- * changes, or the shortest `idleTimeoutMs` of its actors passes.
+ * which no actor handled or produced anything is idle: the thread then waits with its wait
+ * strategy (by default spin a little, then sleep on its own futex word, announced on the
+ * streams its actors consume) until a message arrives on one of them, the phase changes, or
+ * the shortest `idleTimeoutMs` of its actors passes.
  *
  * Throws whatever an actor throws; `current` then names the culprit.
  */
@@ -87,6 +88,12 @@ export class ActorThread implements WaitCondition {
         }
         this.parkedPhase = phase;
         timedOut = !this.strategy.wait(this, this.parker, this.idleTimeoutMs);
+        if (!timedOut) {
+          // Woken because something is waiting: not idle any more, before the work starts, so
+          // that a stop never takes a thread busy in a long handler for a drained one.
+          idle = false;
+          control.setIdle(this.worker, false);
+        }
       } else if (idle) {
         idle = false;
         control.setIdle(this.worker, false);
@@ -100,6 +107,19 @@ export class ActorThread implements WaitCondition {
       }
     }
   }
+
+  /** The streams this thread's actors consume (cached: it grows only when an actor starts a new one). */
+  private consumedStreams(): readonly number[] {
+    const count = this.actors.reduce((n, a) => n + a.adapter.consumedStreams.length, 0);
+    if (count !== this.streamCount) {
+      this.streamCount = count;
+      this.streams = [...new Set(this.actors.flatMap((a) => a.adapter.consumedStreams))];
+    }
+    return this.streams;
+  }
+
+  private streamCount = 0;
+  private streams: readonly number[] = [];
 
   /** The parking condition: a consumer has something, or the phase moved on. */
   ready(): boolean {

@@ -22,7 +22,6 @@ export interface ActorAssignment {
 
 export interface ActorWorkerData {
   readonly worker: number;
-  readonly thread: string;
   /** The wait strategy's name: how the thread parks when idle. */
   readonly wait: WaitStrategyName;
   readonly spine: SpineDescriptor;
@@ -45,6 +44,8 @@ export type FromWorker =
       readonly name: string;
       readonly stream?: string;
       readonly error: ErrorInfo;
+      /** Where the crashed actor's consumers were, per stream index: a restart resumes there. */
+      readonly positions: readonly (number | null)[];
     }
   | { readonly type: 'exited'; readonly actors: readonly ActorReport[] };
 

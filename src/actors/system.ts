@@ -140,7 +140,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     if (this.state === 'running') {
       // Observers already running learn of the newcomer's timing queue.
       const message: ToWorker = { type: 'timing-queue', actor: entry.id, buffer: timing.buffer };
-      for (const t of this.threads.values()) if (t.status === 'running') t.worker?.postMessage(message);
+      for (const t of this.threads.values()) {
+        if (t.status === 'running' || t.status === 'starting') t.worker?.postMessage(message);
+      }
     }
     const ready = this.state === 'running' ? this.launch(thread, 'head') : Promise.resolve();
     ready.catch(() => {});
@@ -229,7 +231,6 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     thread.status = 'starting';
     const worker = launchActorWorker({
       worker: thread.index,
-      thread: thread.name,
       wait: thread.wait,
       spine: this.spine.descriptor(),
       actors: thread.actors.map((a) => ({ id: a.id, module: a.module, args: a.options.args, start })),
@@ -265,7 +266,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
           message.error.stack,
         );
         settle?.reject(crash);
-        this.onCrash(thread, crash);
+        this.onCrash(thread, crash, message.positions);
       } else if (message.type === 'exited') {
         thread.report = message.actors;
         thread.status = 'exited';
@@ -292,26 +293,49 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     return thread.initialized;
   }
 
-  private onCrash(thread: ThreadState, crash: ActorCrashedError): void {
+  /**
+   * `positions`: where the crashed actor's consumers were, reported by a worker that caught the
+   * throw and gave back everything it held. Only such a crash is restartable: a worker that died
+   * otherwise may still hold producer roles and consumer entries.
+   */
+  private onCrash(
+    thread: ThreadState,
+    crash: ActorCrashedError,
+    positions?: readonly (number | null)[],
+  ): void {
     if (thread.status === 'crashed' || thread.status === 'exited') return;
     thread.status = 'crashed';
     this.crashes.push(crash);
     const [only] = thread.actors;
-    if (this.state === 'running' && thread.actors.length === 1 && only!.restartsLeft > 0) {
+    if (
+      this.state === 'running' &&
+      positions !== undefined &&
+      thread.actors.length === 1 &&
+      only!.restartsLeft > 0
+    ) {
       only!.restartsLeft--;
-      void this.restart(thread, only!);
+      void this.restart(thread, only!, positions);
       return;
     }
     this.fail(crash);
   }
 
-  /** Relaunches a crashed single-actor thread once its worker has ended; its consumers start at the head. */
-  private async restart(thread: ThreadState, actor: ActorEntry): Promise<void> {
-    await thread.exit;
+  /**
+   * Relaunches a crashed single-actor thread once its worker has ended. Its consumers resume
+   * where the crashed ones were: what the ring overwrote meanwhile is counted as lost.
+   */
+  private async restart(
+    thread: ThreadState,
+    actor: ActorEntry,
+    positions: readonly (number | null)[],
+  ): Promise<void> {
+    const ended = await Promise.race([thread.exit!.then(() => true), sleep(1000).then(() => false)]);
+    // A crashed worker kept alive by a timer or a socket of the actor's is ended here.
+    if (!ended) await thread.worker?.terminate();
     // The dead worker may not have given back its timing queue's producer role.
     this.spine.timingQueue(actor.id)?.releaseProducer();
     try {
-      await this.launch(thread, 'head');
+      await this.launch(thread, positions);
     } catch (error) {
       const crash =
         error instanceof ActorCrashedError
@@ -327,7 +351,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     if (this.state === 'running') void this.stop();
   }
 
-  /** Waits until every live thread is idle and no stream moved for two checks in a row. */
+  /**
+   * Waits until every live thread is idle, every consumer of every stream and timing queue has
+   * read all, and no stream moved for two checks in a row.
+   */
   private async untilQuiet(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     let previous = '';
@@ -335,8 +362,12 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     while (Date.now() < deadline) {
       const live = [...this.threads.values()].filter((t) => t.status === 'running');
       const idle = live.every((t) => this.spine.control.isIdle(t.index));
-      const heads = this.spine.names.map((_, i) => this.spine.queue(i).stats().published).join(',');
-      calm = idle && heads === previous ? calm + 1 : 0;
+      const streams = this.spine.names.map((_, i) => this.spine.queue(i).stats());
+      // Observers of timing queues drain too: the last handlers' records are read before exit.
+      const timings = [...this.spine.timings.values()].map((q) => q.stats());
+      const caughtUp = [...streams, ...timings].every((s) => s.consumers.every((c) => c.lag === 0));
+      const heads = streams.map((s) => s.published).join(',');
+      calm = idle && caughtUp && heads === previous ? calm + 1 : 0;
       if (calm >= 2) return true;
       previous = heads;
       await new Promise((r) => setTimeout(r, 10));
@@ -378,4 +409,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const message: ToWorker = { type: 'names', names: this.names() };
     for (const t of this.threads.values()) if (t.status === 'running') t.worker?.postMessage(message);
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -48,7 +48,10 @@ async function main(): Promise<void> {
     try {
       actors.push(await load(spine, assignment));
     } catch (error) {
+      // Give back what the actors loaded so far hold, and let the thread end.
+      for (const running of actors) running.adapter.close();
       post({ type: 'init-failed', module: assignment.module, error: errorInfo(error) });
+      port.close();
       return;
     }
   }
@@ -72,9 +75,11 @@ async function main(): Promise<void> {
   } catch (error) {
     const culprit = thread.current ?? actors[0]!;
     const stream = stage === 'run' ? culprit.adapter.currentStream : undefined;
+    const positions = culprit.adapter.positions();
     // Give back consumer entries and producer roles first: a restarted actor needs them.
     for (const running of actors) running.adapter.close();
     post({
+      positions,
       type: 'crashed',
       actor: culprit.id,
       name: culprit.actor.name,

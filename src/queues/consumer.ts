@@ -9,9 +9,10 @@ import { AdaptiveWaitStrategy, type WaitCondition, type WaitStrategy } from './w
 const { SLOT_PAYLOAD_BYTE } = H;
 
 /**
- * Where a new consumer starts reading: `'head'`, what is published next; `'oldest'`, the oldest
- * message still in the ring; a number, that exact sequence (if the ring has moved past it, the
- * first poll counts the gap as lost).
+ * Where a new consumer starts reading: `'head'`, what is published next; `'oldest'`, the
+ * oldest message that cannot be overwritten before it is read (capacity - 1 back); a number,
+ * that exact sequence, not beyond what was published (if the ring has moved past it, the first
+ * poll jumps forward as after a lap and counts what it skipped as lost).
  */
 export type ConsumerStart = 'head' | 'oldest' | number;
 
@@ -156,7 +157,7 @@ export class Consumer<M, E = null> implements WaitCondition {
    */
   ready(): boolean {
     // Plain read of a hint (see poll); `readyToPark` makes the exact check before sleeping.
-    return this.announced > 0 || this.i32[this.headIndex] !== (this.seq | 0) || this.core.closed;
+    return this.announced > 0 || ((this.i32[this.headIndex]! - this.seq) | 0) > 0 || this.core.closed;
   }
 
   /**
@@ -251,9 +252,14 @@ function claimEntry(core: QueueCore): number {
 }
 
 function startSequence(core: QueueCore, from: ConsumerStart): number {
+  // A single-producer queue keeps an exact count; a multi-producer one only its claim counter
+  // (mod 2^32), which is exact until it wraps.
+  const total = core.kind === QueueKind.SINGLE_PRODUCER ? core.views.f64[H.PUBLISHED_F64]! : core.head();
   if (typeof from === 'number') {
-    if (!Number.isSafeInteger(from) || from < 0) {
-      throw new ConfigError(`consumer option 'from' must be a non-negative integer sequence, got ${from}`);
+    if (!Number.isSafeInteger(from) || from < 0 || from > total) {
+      throw new ConfigError(
+        `consumer option 'from' must be a sequence from 0 to ${total} (what was published so far), got ${from}`,
+      );
     }
     return from;
   }
@@ -262,9 +268,6 @@ function startSequence(core: QueueCore, from: ConsumerStart): number {
       `consumer option 'from' must be 'head', 'oldest' or a sequence, got ${String(from)}`,
     );
   }
-  // A single-producer queue keeps an exact count; a multi-producer one only its claim counter
-  // (mod 2^32), which is exact until it wraps.
-  const total = core.kind === QueueKind.SINGLE_PRODUCER ? core.views.f64[H.PUBLISHED_F64]! : core.head();
   if (from === 'head') return total;
   return total - Math.min(total, core.seq.capacity - 1);
 }

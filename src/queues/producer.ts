@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors.js';
 import type { BoundCodec } from './codec.js';
 import type { Layout } from './layout.js';
 import type { QueueCore } from './queue-core.js';
@@ -78,7 +79,7 @@ abstract class ProducerBase<M, E> {
  */
 export class Producer<M, E = null> extends ProducerBase<M, E> implements QueueProducer<M, E> {
   private readonly f64: Float64Array;
-  // Geometry copied into fields: the hot path reads no object but `this`.
+  // Geometry copied into fields, read on every publish.
   private readonly slotsByte: number;
   private readonly stride: number;
   private readonly mask: number;
@@ -105,6 +106,7 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
   }
 
   publish(msg: M): number {
+    if (this.closed) throw new ConfigError(`this producer of '${this.core.layoutName}' is closed`);
     // Validation throws before the slot is touched: a slot is never left odd by a bad message.
     this.codec.check(msg);
     const i32 = this.i32;

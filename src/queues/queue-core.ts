@@ -51,9 +51,12 @@ export class QueueCore {
   readonly headIndex: number;
   /** Byte offset of the message inside a slot (after the version word and the envelope). */
   readonly messageByte: number;
+  /** The message layout's name, for error messages. */
+  readonly layoutName: string;
 
-  private constructor(views: BufferViews) {
+  private constructor(views: BufferViews, layoutName: string) {
     const i32 = views.i32;
+    this.layoutName = layoutName;
     this.views = views;
     this.kind = i32[H.KIND] as QueueKindValue;
     this.seq = new SequenceMath(i32[H.CAPACITY]!);
@@ -90,7 +93,7 @@ export class QueueCore {
     i32[H.MAX_CONSUMERS] = maxConsumers;
     i32[H.ENVELOPE_SIZE] = envelopeSize;
     i32[H.ENVELOPE_FINGERPRINT] = options.envelope?.fingerprint ?? 0;
-    return new QueueCore(viewsOf(buffer));
+    return new QueueCore(viewsOf(buffer), layout.name);
   }
 
   /** Opens an existing queue buffer, checking that it was made for `layout`. */
@@ -125,7 +128,7 @@ export class QueueCore {
     if (geometry.byteLength !== buffer.byteLength || geometry.stride !== i32[H.STRIDE]) {
       throw new ConfigError(`SeqlockQueue.attach(${layout.name}): the buffer size does not match its header`);
     }
-    return new QueueCore(viewsOf(buffer));
+    return new QueueCore(viewsOf(buffer), layout.name);
   }
 
   get buffer(): SharedArrayBuffer {

@@ -4,7 +4,7 @@
  * its own 64-byte cache line, so that writers do not invalidate each other's lines.
  *
  * ```
- * byte 0    ┌ line 0: written once at create ──────────────────────────────────────────────┐
+ * byte 0    ┌ line 0: written at create, but CLOSED and PRODUCER_ATTACHED ────────────────┐
  *           │ MAGIC FORMAT KIND CAPACITY STRIDE MESSAGE_SIZE FINGERPRINT MAX_CONSUMERS      │
  *           │ CLOSED PRODUCER_ATTACHED ENVELOPE_SIZE ENVELOPE_FINGERPRINT                     │
  * byte 64   ├ line 1: the producer's ─────────────────────────────────────────────────────────┤

@@ -30,7 +30,7 @@ const VECTOR_FORMAT = 1;
 
 /**
  * A fixed array of seqlocked values, one per key: writers overwrite, readers always get the
- * newest complete value of a key (like a SeqlockVector). Nothing queues, nothing is lost by
+ * newest complete value of a key (flux's SeqlockVector). Nothing queues, nothing is lost by
  * design: only the latest value per key matters (prices per instrument, state per actor).
  *
  * @example

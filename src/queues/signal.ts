@@ -35,15 +35,6 @@ export class Signal implements Parker {
     this.sleepersIndex = sleepersIndex;
   }
 
-  /**
-   * Producer side, for producers that have no cheaper place for the check: wakes sleepers if
-   * there are any. Call it after an SC store the sleepers' condition reads.
-   */
-  notify(): void {
-    // SC load, after the caller's SC store in the total order (see the class comment).
-    if (Atomics.load(this.words, this.sleepersIndex) !== 0) this.wakeAll();
-  }
-
   /** Wakes every sleeper unconditionally (used by close and stop). */
   wakeAll(): void {
     // Changing the word first makes a sleeper that has read WAKE but not yet slept return at once.

@@ -52,8 +52,11 @@ export interface AdapterTimingStats {
   readonly lost: number;
 }
 
-/** Where an actor's lazily created consumers start. */
-export type AdapterStart = 'head' | readonly number[];
+/**
+ * Where an actor's lazily created consumers start: at the head, or per stream index at an exact
+ * sequence (`null`/missing: the head).
+ */
+export type AdapterStart = 'head' | readonly (number | null)[];
 
 /**
  * An actor's view of the spine. `consume` drains a stream through a handler: before each call it
@@ -253,6 +256,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     return false;
   }
 
+  /** Per stream index, the sequence this adapter's consumer reads next (`null`: no consumer). */
+  positions(): (number | null)[] {
+    return this.spine.names.map((_, i) => this.consumers[i]?.sequence ?? null);
+  }
+
   /** @internal indices of the streams this adapter consumes (a thread parks on them). */
   get consumedStreams(): readonly number[] {
     return this.consumed;
@@ -345,10 +353,14 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.inHandler = true;
     this.current = index;
     const start = Number.isNaN(startHint) ? clock.now() : startHint;
-    handler(msg as MessageOf<D, StreamName<D>>, this, meta);
+    try {
+      handler(msg as MessageOf<D, StreamName<D>>, this, meta);
+    } finally {
+      // Even when the handler throws (and the actor catches it), what follows is not a child.
+      this.inHandler = false;
+    }
     const end = clock.now();
     // Not reached if the handler throws: the crash report then names `current`.
-    this.inHandler = false;
     this.current = -1;
     this.handled[index]!++;
     this.work++;

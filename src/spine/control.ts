@@ -24,7 +24,7 @@ const C = {
   CLOCK_BASE_F64: 4,
   IDLE: 16,
 } as const;
-const CONTROL_MAGIC = 0x64727371; // 'drsq'
+const CONTROL_MAGIC = 0x64727363; // 'drsc'
 export const MAX_WORKERS = 256;
 const WAKE = C.IDLE + MAX_WORKERS;
 const STREAMS = WAKE + MAX_WORKERS;
@@ -146,6 +146,11 @@ class StreamSignal extends Signal {
   constructor(i32: Int32Array, base: number) {
     super(i32, WAKE, base);
     this.masks = base + 1;
+  }
+
+  // Only the producer side of a Signal: workers park through `SpineControl.parker`.
+  override announce(): number {
+    throw new Error('a stream signal is woken by producers only; workers park with SpineControl.parker');
   }
 
   override wakeAll(): void {

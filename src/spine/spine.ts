@@ -14,7 +14,6 @@ export interface SpineDescriptor {
   readonly streams: readonly {
     readonly name: string;
     readonly layout: LayoutDescription;
-    readonly multiProducer: boolean;
     readonly buffer: SharedArrayBuffer;
   }[];
   /** One timing queue per actor, keyed by actor id. */
@@ -131,7 +130,6 @@ export class Spine {
       streams: this.names.map((name, i) => ({
         name,
         layout: this.queues[i]!.layout.describe(),
-        multiProducer: this.queues[i]!.multiProducer,
         buffer: this.queues[i]!.buffer,
       })),
       timings: [...this.timingQueues].map(([actor, q]) => ({ actor, buffer: q.buffer })),

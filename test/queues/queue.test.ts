@@ -178,6 +178,7 @@ describe('envelopes and exact sequences', () => {
     expect(seen.at(-1)).toBe(19);
     expect(late.lost + seen.length).toBe(19);
     expect(() => queue.consumer({ from: -1 })).toThrow(/'from' must be/);
+    expect(() => queue.consumer({ from: 21 })).toThrow(/'from' must be a sequence from 0 to 20/);
   });
 
   it('attaching without the envelope the queue was made with is refused', () => {
