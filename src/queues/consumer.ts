@@ -27,9 +27,17 @@ export interface ConsumerOptions {
 
 /**
  * One reader of a queue. Every consumer sees every message (broadcast), keeps its own position
- * and never slows the producer down. When the producer laps it, it jumps forward by itself and
- * adds what it skipped to `lost`: it never returns a torn or stale message, and it never loses
- * a message without counting it.
+ * and never slows the producer down. When the producer laps it, it jumps to half a ring behind
+ * the head and adds everything it skipped to `lost`: it never returns a torn or stale message,
+ * and it never loses a message without counting it.
+ *
+ * On the orderings argued next to each `Atomics` call: the ECMAScript memory model orders
+ * plain accesses only through synchronizing pairs, so the arguments are made in the terms of
+ * the hardware V8 compiles to — `Atomics.load` is a load-acquire (LDAR on ARM64, a plain load
+ * on x86), `Atomics.store` a sequentially consistent store (STLR; XCHG), and V8 does not move
+ * TypedArray accesses across them. Under those (documented, stable) compilations, a store-
+ * release keeps earlier loads before it and a load-acquire after a store-release stays after
+ * it, which is what the seqlock needs.
  */
 export class Consumer<M, E = null> implements WaitCondition {
   /** The envelope of the last message read (decoded into this object); `null` without one. */
