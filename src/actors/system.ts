@@ -70,6 +70,8 @@ interface ThreadState {
   initialized?: Promise<void>;
   exit?: Promise<void>;
   ended?: boolean;
+  /** Between a crash and the relaunch that replaces it. */
+  restarting?: boolean;
 }
 
 type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -329,6 +331,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     actor: ActorEntry,
     positions: readonly (number | null)[],
   ): Promise<void> {
+    thread.restarting = true;
     const ended = await Promise.race([thread.exit!.then(() => true), sleep(1000).then(() => false)]);
     // A crashed worker kept alive by a timer or a socket of the actor's is ended here.
     if (!ended) await thread.worker?.terminate();
@@ -342,6 +345,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
           ? error
           : new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined);
       this.fail(crash);
+    } finally {
+      thread.restarting = false;
     }
   }
 
@@ -360,8 +365,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     let previous = '';
     let calm = 0;
     while (Date.now() < deadline) {
-      const live = [...this.threads.values()].filter((t) => t.status === 'running');
-      const idle = live.every((t) => this.spine.control.isIdle(t.index));
+      const threads = [...this.threads.values()];
+      // A thread coming up (a restart, a late spawn) has work to drain once it runs.
+      const coming = threads.some((t) => t.restarting || t.status === 'starting');
+      const idle =
+        !coming && threads.every((t) => t.status !== 'running' || this.spine.control.isIdle(t.index));
       const streams = this.spine.names.map((_, i) => this.spine.queue(i).stats());
       // Observers of timing queues drain too: the last handlers' records are read before exit.
       const timings = [...this.spine.timings.values()].map((q) => q.stats());
