@@ -3,6 +3,7 @@ import type { Consumer, QueueProducer } from '../queues/index.js';
 import { Phase } from './control.js';
 import type { SpineDefinition, StreamMessage, StreamSpecs } from './definition.js';
 import type { Spine } from './spine.js';
+import { type AdapterTimingStats, TimingReader } from './timing-reader.js';
 import { NO_PARENT, TimingRecord, type Tracking } from './tracking.js';
 
 type StreamsOf<D> = D extends SpineDefinition<infer S> ? S : StreamSpecs;
@@ -44,14 +45,6 @@ export interface AdapterStreamStats {
   readonly produced: number;
 }
 
-/** What an observer read of one actor's timing queue. */
-export interface AdapterTimingStats {
-  readonly actor: string;
-  readonly handled: number;
-  /** Timing records skipped because the actor lapped this observer. */
-  readonly lost: number;
-}
-
 /**
  * Where an actor's lazily created consumers start: at the head, or per stream index at an exact
  * sequence (`null`/missing: the head).
@@ -78,9 +71,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private readonly produced: number[] = [];
   private readonly timing: QueueProducer<TimingRecord> | undefined;
   private readonly record = TimingRecord.create();
-  private readonly timingConsumers: Consumer<TimingRecord>[] = [];
-  /** Actor ids of `timingConsumers`, in the same order. */
-  private readonly timingConsumerActors: number[] = [];
+  private readonly timings: TimingReader;
   /** The envelope of the newest message in `consumeLast`, copied out of the consumer. */
   private readonly lastTracking: Tracking = {
     origin_t: 0,
@@ -89,7 +80,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     parent_stream: 0,
     actor: 0,
   };
-  private readonly timingOut = TimingRecord.create();
   private readonly meta: { stream: string; streamIndex: number; seq: number; tracking: Tracking };
   // The tracking context: set from the message being handled, read by `produce`.
   private inHandler = false;
@@ -117,6 +107,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.actorName = actorName;
     this.start = start;
     this.timing = spine.timingQueue(actorId)?.producer();
+    this.timings = new TimingReader(spine, start !== 'head');
     this.meta = { stream: '', streamIndex: 0, seq: 0, tracking: undefined as unknown as Tracking };
     for (let i = 0; i < spine.names.length; i++) {
       this.handled.push(0);
@@ -205,14 +196,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    * `nameOf(record.actor)` names the actor, `streamNames[record.stream]` the stream.
    */
   consumeTimings(handler: (record: Readonly<TimingRecord>) => void): number {
-    if (this.timingConsumers.length !== this.spine.timings.size) this.attachTimings();
-    let n = 0;
-    for (const consumer of this.timingConsumers) {
-      while (consumer.poll(this.timingOut)) {
-        handler(this.timingOut);
-        n++;
-      }
-    }
+    const n = this.timings.drain(handler);
     this.work += n;
     return n;
   }
@@ -252,8 +236,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   /** @internal true when a consumer of this adapter has something to read (or a lap to recover); a cheap hint. */
   hasPending(): boolean {
     for (const consumer of this.consumers) if (consumer?.ready()) return true;
-    for (const consumer of this.timingConsumers) if (consumer.ready()) return true;
-    return false;
+    return this.timings.ready();
   }
 
   /** Per stream index, the sequence this adapter's consumer reads next (`null`: no consumer). */
@@ -269,8 +252,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   /** @internal the exact check before a thread parks (see WaitCondition.readyToPark). */
   hasPendingExactly(): boolean {
     for (const consumer of this.consumers) if (consumer?.readyToPark()) return true;
-    for (const consumer of this.timingConsumers) if (consumer.readyToPark()) return true;
-    return false;
+    return this.timings.readyToPark();
   }
 
   stats(): AdapterStreamStats[] {
@@ -285,17 +267,13 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   /** Per actor whose timing queue this adapter reads: records handled and records lost to laps. */
   timingStats(): AdapterTimingStats[] {
-    return this.timingConsumers.map((c, i) => ({
-      actor: this.nameOf(this.timingConsumerActors[i]!),
-      handled: c.received,
-      lost: c.lost,
-    }));
+    return this.timings.stats((id) => this.nameOf(id));
   }
 
   /** Gives back every consumer entry and producer role (at exit). */
   close(): void {
     for (const c of this.consumers) c?.close();
-    for (const c of this.timingConsumers) c.close();
+    this.timings.close();
     for (const p of this.producers) p?.close();
     this.timing?.close();
   }
@@ -402,19 +380,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
         `actor '${this.actorName}' cannot produce stream '${this.spine.names[index]}': another actor already does (declare the stream with multiProducer: true to allow several)`,
         { cause: error },
       );
-    }
-  }
-
-  private attachTimings(): void {
-    const attached = new Set(this.timingConsumerActors);
-    for (const [actor, queue] of this.spine.timings) {
-      if (attached.has(actor)) continue;
-      this.timingConsumers.push(
-        // Timing queues wake nobody (their producers use the queue's own, unwatched signal):
-        // a side channel at the rate of the handlers must not cost a wake-up per record.
-        queue.consumer({ from: this.start === 'head' ? 'head' : 0 }),
-      );
-      this.timingConsumerActors.push(actor);
     }
   }
 }

@@ -1,7 +1,6 @@
 export {
   type AdapterStart,
   type AdapterStreamStats,
-  type AdapterTimingStats,
   type Handler,
   type MessageMeta,
   type MessageOf,
@@ -25,4 +24,5 @@ export {
   type StreamQueue,
   type TimingQueue,
 } from './spine.js';
+export { type AdapterTimingStats, TimingReader } from './timing-reader.js';
 export { MAX_STREAMS, NO_PARENT, TimingRecord, Tracking } from './tracking.js';

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { NO_PARENT, System } from '../../src/index.js';
 import type { Recorded, RecordedTiming } from '../fixtures/actors/recorder.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 
@@ -23,7 +24,10 @@ describe('a three-hop pipeline on real worker threads', () => {
     system.spawn(fixture('strategy'));
     system.spawn(fixture('gateway'));
     system.spawn(fixture('recorder'), { args: { channel } });
-    const report = await system.run({ seconds: 0.5 });
+    await system.start();
+    // Stop once the last hop has everything: the fills stream is published by the gateway.
+    await until(() => system.spine.queue(2).stats().published === 2 * COUNT, 'all fills');
+    const report = await system.stop();
     const { messages, timings } = await listener.result;
     listener.close();
 

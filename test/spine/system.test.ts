@@ -9,6 +9,7 @@ import {
 } from '../../src/index.js';
 import type { Recorded } from '../fixtures/actors/recorder.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 
@@ -35,7 +36,18 @@ describe('System lifecycle', () => {
     // Five ticks: the crasher dies at the third; restarted, it sees the two after it.
     system.spawn(fixture('feed'), { args: { count: 5 } });
     system.spawn(fixture('crasher'), { restarts: 1 });
-    const report = await system.run({ seconds: 1 });
+    await system.start();
+    // The restarted crasher's consumer (a fresh table entry) reaches the fifth tick.
+    await until(
+      () =>
+        system.crashReports.length === 1 &&
+        system.spine
+          .queue(0)
+          .stats()
+          .consumers.some((c) => c.received === 2),
+      'the restarted crasher to read the last two ticks',
+    );
+    const report = await system.stop();
     expect(system.crashReports.map((c) => c.actor)).toEqual(['crasher']);
     // The restarted crasher resumed after the tick it crashed on: the last two, none lost.
     const restarted = report.actors.find((a) => a.name === 'crasher')!.streams[0]!;
@@ -101,11 +113,15 @@ describe('System lifecycle', () => {
     system.spawn(fixture('feed'), { args: { count: 0, perLoop: 1 } });
     system.spawn(fixture('strategy'));
     await system.start();
+    await until(() => system.spine.queue(0).stats().published > 100, 'the feed to publish');
     const before = system.spine.queue(0).stats().published;
-    await new Promise((r) => setTimeout(r, 100));
     const observer = system.spawn(fixture('recorder'), { args: { channel, name: 'late' } });
     await observer.ready;
-    await new Promise((r) => setTimeout(r, 200));
+    // Ticks have two consumers: the strategy's entry, then the observer's.
+    await until(
+      () => (system.spine.queue(0).stats().consumers[1]?.received ?? 0) > 50,
+      'the observer to read ticks',
+    );
     const report = await system.stop();
     const messages = await observed;
     bc.close();
@@ -135,7 +151,7 @@ describe('observers and actors spawned mid-run', () => {
     await system.start();
     const late = system.spawn(fixture('strategy'));
     await late.ready;
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => system.spine.queue(1).stats().published > 100, 'the late strategy to produce orders');
     const report = await system.stop();
     const { timings } = await recorded;
     bc.close();

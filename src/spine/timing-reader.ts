@@ -1,0 +1,78 @@
+import type { Consumer } from '../queues/index.js';
+import type { Spine } from './spine.js';
+import { TimingRecord } from './tracking.js';
+
+/** What an observer read of one actor's timing queue. */
+export interface AdapterTimingStats {
+  readonly actor: string;
+  readonly handled: number;
+  /** Timing records skipped because the actor lapped this observer. */
+  readonly lost: number;
+}
+
+/**
+ * An observer's reader of every actor's timing queue known to its thread. It attaches to a
+ * queue the first time it is asked after the queue appears (actors spawned mid-run included).
+ * Timing queues wake nobody — their producers use the queue's own, unwatched signal — so that
+ * a side channel at the rate of the handlers never costs a wake-up per record.
+ */
+export class TimingReader {
+  private readonly spine: Spine;
+  private readonly fromStart: boolean;
+  private readonly consumers: Consumer<TimingRecord>[] = [];
+  /** Actor ids of `consumers`, in the same order. */
+  private readonly actors: number[] = [];
+  private readonly out = TimingRecord.create();
+
+  /** `fromStart`: read each queue from its first record (an observer spawned before the start). */
+  constructor(spine: Spine, fromStart: boolean) {
+    this.spine = spine;
+    this.fromStart = fromStart;
+  }
+
+  /** Hands every waiting record to `handler`; returns how many. */
+  drain(handler: (record: Readonly<TimingRecord>) => void): number {
+    if (this.consumers.length !== this.spine.timings.size) this.attach();
+    let n = 0;
+    for (const consumer of this.consumers) {
+      while (consumer.poll(this.out)) {
+        handler(this.out);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** A cheap hint that a record is waiting (see `Consumer.ready`). */
+  ready(): boolean {
+    for (const consumer of this.consumers) if (consumer.ready()) return true;
+    return false;
+  }
+
+  /** The exact check before parking (see `Consumer.readyToPark`). */
+  readyToPark(): boolean {
+    for (const consumer of this.consumers) if (consumer.readyToPark()) return true;
+    return false;
+  }
+
+  stats(nameOf: (actor: number) => string): AdapterTimingStats[] {
+    return this.consumers.map((c, i) => ({
+      actor: nameOf(this.actors[i]!),
+      handled: c.received,
+      lost: c.lost,
+    }));
+  }
+
+  close(): void {
+    for (const c of this.consumers) c.close();
+  }
+
+  private attach(): void {
+    const attached = new Set(this.actors);
+    for (const [actor, queue] of this.spine.timings) {
+      if (attached.has(actor)) continue;
+      this.consumers.push(queue.consumer({ from: this.fromStart ? 0 : 'head' }));
+      this.actors.push(actor);
+    }
+  }
+}
