@@ -1,7 +1,7 @@
 /**
  * The queue on its own, across threads: one producer here, two consumers on worker threads —
- * one keeps up, one is deliberately slow and gets lapped. Prints throughput and what each
- * consumer received and lost.
+ * one reads as fast as it can, one is deliberately slow and gets lapped. Prints throughput and
+ * what each consumer received and lost (the producer never waits for them).
  *
  *   npm run build && node dist/examples/queue-demo.js
  */
