@@ -148,10 +148,14 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
 /**
  * One of several producers of a multi-producer queue. Each publish claims a sequence with an
  * atomic add, so producers never write the same sequence; a producer whose slot still holds
- * the previous lap being written by a slower producer waits for it (producers wait on
- * producers, never on consumers).
+ * the previous lap, claimed by a slower producer that has not finished writing it, waits for
+ * it (producers wait on producers, never on consumers). A producer that dies between its claim
+ * and its write blocks the producers that reach that slot a lap later.
  */
 export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements QueueProducer<M, E> {
+  /** A private word to nap on while a slower producer finishes the slot this one needs. */
+  private readonly nap = new Int32Array(new SharedArrayBuffer(4));
+
   publish(msg: M): number {
     this.codec.check(msg);
     const core = this.core;
@@ -165,8 +169,10 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
     const writing = core.seq.writingVersion(done);
     // SC compare-exchange from "previous lap done" to odd: fails while a producer one lap
     // behind is still writing this slot, and only one producer can win it.
-    while (Atomics.compareExchange(i32, versionIndex, previous, writing) !== previous) {
-      // A slower producer still owns this slot; it finishes in a bounded number of stores.
+    for (let spins = 0; Atomics.compareExchange(i32, versionIndex, previous, writing) !== previous; spins++) {
+      // A producer one lap behind has claimed this slot and not finished (or not started)
+      // writing it. Spin briefly, then nap so that a descheduled writer gets the core back.
+      if (spins > 1000) Atomics.wait(this.nap, 0, 0, 0.01);
     }
     // SC load of the sleeper count: the fence after the odd version and the producer half of
     // the wake-up handshake, exactly as in Producer.publish.
