@@ -184,7 +184,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       envelope.parent_seq = 0;
     }
     envelope.publish_t = now;
-    envelope.actor = this.actorId;
     producer.publish(value as object);
     this.produced[index]!++;
     this.work++;
@@ -373,6 +372,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const queue = this.spine.queue(index);
     try {
       const producer = queue.producer({ signal: this.spine.control.streamSignal(index) });
+      // The envelope object belongs to this producer: its actor never changes.
+      producer.envelope.actor = this.actorId;
       this.producers[index] = producer;
       return producer;
     } catch (error) {
