@@ -40,6 +40,8 @@ class Recorded {
     numberOfSignificantValueDigits: 3,
   });
   negative = 0;
+  /** Messages the receiver lost to laps (dorsal only). */
+  lost = 0;
 
   add(samples: Float64Array | undefined): void {
     if (samples === undefined) throw new Error('a latency worker returned no samples');
@@ -66,9 +68,10 @@ async function dorsalOneWay(count: number, target: 'layout' | 'class', into: Rec
     ],
     TIMEOUT_MS,
   );
-  if (receiver!.lost !== 0 || receiver!.count !== count)
-    throw new Error(`dorsal one-way: received ${receiver!.count}, lost ${receiver!.lost}`);
-  into.add(receiver!.samples);
+  // A receiver descheduled for longer than the ring lasts (1024 × 20 µs) is lapped: its loss is
+  // counted and reported with the row, and the latency is that of what it received.
+  into.lost += receiver!.lost;
+  into.add(receiver!.samples?.subarray(0, receiver!.count));
 }
 
 async function atomicsOneWay(count: number, into: Recorded): Promise<void> {
@@ -127,7 +130,9 @@ const PERCENTILES = [
 ] as const;
 
 function percentileRows(label: string, r: Recorded, note: string): BenchRow[] {
-  const extra = r.negative > 0 ? `; ${r.negative} samples < 0 (clock skew) recorded as 1 ns` : '';
+  const extra =
+    (r.negative > 0 ? `; ${r.negative} samples < 0 (clock skew) recorded as 1 ns` : '') +
+    (r.lost > 0 ? `; ${r.lost} messages lost to laps (receiver descheduled)` : '');
   return PERCENTILES.map(([name, p]) => row(`${label} ${name}`, r.at(p), 'ns', `${note}${extra}`));
 }
 
