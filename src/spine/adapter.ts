@@ -234,7 +234,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   /** @internal true when a consumer of this adapter has something to read (or a lap to recover); a cheap hint. */
   hasPending(): boolean {
-    for (const consumer of this.consumers) if (consumer?.ready()) return true;
+    for (const index of this.consumed) if (this.consumers[index]!.ready()) return true;
     return this.timings.ready();
   }
 
@@ -250,7 +250,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   /** @internal the exact check before a thread parks (see WaitCondition.readyToPark). */
   hasPendingExactly(): boolean {
-    for (const consumer of this.consumers) if (consumer?.readyToPark()) return true;
+    for (const index of this.consumed) if (this.consumers[index]!.readyToPark()) return true;
     return this.timings.readyToPark();
   }
 
