@@ -67,9 +67,17 @@ export interface QueueGeometry {
   readonly byteLength: number;
 }
 
+/**
+ * Bytes per slot: an 8-byte version word then `payloadSize` bytes, rounded up to whole cache
+ * lines so that neighbouring slots never share a line (queues and vectors alike).
+ */
+export function slotStride(payloadSize: number): number {
+  return Math.ceil((QueueHeader.SLOT_PAYLOAD_BYTE + payloadSize) / CACHE_LINE) * CACHE_LINE;
+}
+
 /** `payloadSize`: the envelope's size plus the message's size. */
 export function queueGeometry(capacity: number, payloadSize: number, maxConsumers: number): QueueGeometry {
-  const stride = Math.ceil((QueueHeader.SLOT_PAYLOAD_BYTE + payloadSize) / CACHE_LINE) * CACHE_LINE;
+  const stride = slotStride(payloadSize);
   const slotsByte = QueueHeader.CONSUMERS_BYTE + maxConsumers * QueueHeader.CONSUMER_ENTRY_BYTES;
   return { capacity, stride, maxConsumers, slotsByte, byteLength: slotsByte + capacity * stride };
 }

@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { type BoundCodec, viewsOf } from './codec.js';
 import type { Layout } from './layout.js';
-import { CACHE_LINE } from './queue-header.js';
+import { slotStride } from './queue-header.js';
 
 /**
  * Where everything lives in a vector's SharedArrayBuffer (Int32 word indices):
@@ -73,7 +73,7 @@ export class SeqlockVector<M extends object> {
     if (!Number.isInteger(maxReaders) || maxReaders < 1 || maxReaders > 4096) {
       throw new ConfigError(`maxReaders must be an integer from 1 to 4096, got ${maxReaders}`);
     }
-    const stride = Math.ceil((V.VALUE_BYTE + layout.size) / CACHE_LINE) * CACHE_LINE;
+    const stride = slotStride(layout.size);
     const slotsByte = V.READERS_BYTE + maxReaders * V.READER_ENTRY_BYTES;
     const buffer = new SharedArrayBuffer(slotsByte + length * stride);
     const i32 = new Int32Array(buffer);

@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { Layout } from '../queues/index.js';
+import { SequenceMath } from '../queues/sequence.js';
 import { MAX_STREAMS } from './tracking.js';
 
 /** One stream of a spine: its message layout and ring capacity (a power of two). */
@@ -67,16 +68,11 @@ export function defineSpine<const S extends StreamSpecs>(streams: S): SpineDefin
     if (!spec || !(spec.message instanceof Layout)) {
       throw new ConfigError(`stream '${name}': 'message' must be a layout made with defineMessage`);
     }
-    const { capacity } = spec;
-    if (
-      !Number.isInteger(capacity) ||
-      capacity < 2 ||
-      capacity > 2 ** 30 ||
-      (capacity & (capacity - 1)) !== 0
-    ) {
-      throw new ConfigError(
-        `stream '${name}': capacity must be a power of two from 2 to 2^30, got ${capacity}`,
-      );
+    try {
+      // The queue's own check, run early so that the error names the stream.
+      new SequenceMath(spec.capacity);
+    } catch (error) {
+      throw new ConfigError(`stream '${name}': ${(error as Error).message}`, { cause: error });
     }
   }
   return new SpineDefinition(streams);

@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { Layout, type LayoutDescription, SeqlockQueue } from '../queues/index.js';
+import { DEFAULT_MAX_CONSUMERS } from '../queues/queue-header.js';
 import { Clock } from './clock.js';
 import { SpineControl } from './control.js';
 import type { SpineDefinition, StreamSpecs } from './definition.js';
@@ -64,7 +65,7 @@ export class Spine {
       return SeqlockQueue.create<object, Tracking>(spec.message, {
         capacity: spec.capacity,
         multiProducer: spec.multiProducer ?? false,
-        maxConsumers: options.maxConsumers ?? 64,
+        maxConsumers: options.maxConsumers ?? DEFAULT_MAX_CONSUMERS,
         envelope: Tracking,
       });
     });
