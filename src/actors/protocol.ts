@@ -47,10 +47,12 @@ export type FromWorker =
       /** Where the crashed actor's consumers were, per stream index: a restart resumes there. */
       readonly positions: readonly (number | null)[];
     }
-  | { readonly type: 'exited'; readonly actors: readonly ActorReport[] };
+  | { readonly type: 'exited'; readonly actors: readonly ActorReport[] }
+  | { readonly type: 'names-received' };
 
 export type ToWorker =
-  | { readonly type: 'names'; readonly names: Readonly<Record<number, string>> }
+  /** `ack`: answer 'names-received' (at start, before any actor runs). */
+  | { readonly type: 'names'; readonly names: Readonly<Record<number, string>>; readonly ack?: boolean }
   /** An actor spawned after this worker started: its timing queue, for observers. */
   | { readonly type: 'timing-queue'; readonly actor: number; readonly buffer: SharedArrayBuffer };
 

@@ -72,6 +72,8 @@ interface ThreadState {
   ended?: boolean;
   /** Between a crash and the relaunch that replaces it. */
   restarting?: boolean;
+  /** Resolves `start`'s wait for this thread to have the actors' names. */
+  namesReceived?: () => void;
 }
 
 type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -172,7 +174,21 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       await this.abort();
       throw error;
     }
-    this.broadcastNames();
+    // Every thread knows every actor's name before any actor runs: observers label from the start.
+    await Promise.all(
+      [...this.threads.values()].map(
+        (t) =>
+          new Promise<void>((resolve) => {
+            t.namesReceived = resolve;
+            t.worker?.postMessage({ type: 'names', names: this.names(), ack: true } satisfies ToWorker);
+          }),
+      ),
+    );
+    const failure = this.fatal ?? this.crashes[0];
+    if (failure !== undefined) {
+      await this.abort();
+      throw failure;
+    }
     this.state = 'running';
     this.spine.control.setPhase(Phase.RUNNING);
   }
@@ -247,6 +263,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     thread.exit = new Promise<void>((resolve) =>
       worker.once('exit', () => {
         if (current()) thread.ended = true;
+        thread.namesReceived?.();
         resolve();
       }),
     );
@@ -269,6 +286,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         );
         settle?.reject(crash);
         this.onCrash(thread, crash, message.positions);
+      } else if (message.type === 'names-received') {
+        thread.namesReceived?.();
       } else if (message.type === 'exited') {
         thread.report = message.actors;
         thread.status = 'exited';
@@ -307,6 +326,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   ): void {
     if (thread.status === 'crashed' || thread.status === 'exited') return;
     thread.status = 'crashed';
+    thread.namesReceived?.();
     this.crashes.push(crash);
     const [only] = thread.actors;
     if (

@@ -22,6 +22,7 @@ const spine = Spine.attach(data.spine);
 port.on('message', (message: ToWorker) => {
   if (message.type === 'names') {
     for (const [id, name] of Object.entries(message.names)) names.set(Number(id), name);
+    if (message.ack) post({ type: 'names-received' });
   } else if (message.type === 'timing-queue') {
     spine.attachTimingQueue(message.actor, message.buffer);
   }
