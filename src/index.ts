@@ -23,6 +23,7 @@ export {
   type ConsumerOptions,
   type ConsumerStart,
   type ConsumerStats,
+  CoreBudget,
   defineMessage,
   type FieldDescription,
   type FieldSpec,

@@ -4,11 +4,13 @@
  * the same adaptive strategy the actors use.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { AdaptiveWaitStrategy, Clock, SeqlockQueue } from '../../src/index.js';
+import { AdaptiveWaitStrategy, Clock, CoreBudget, SeqlockQueue } from '../../src/index.js';
 import { Hop, latencyHistogram, latencyReport } from './spine.js';
 
-const { role, input, output, count, intervalNs, clockBase } = workerData as {
+const { role, input, output, count, intervalNs, clockBase, budget, member } = workerData as {
   role: 'source' | 'relay' | 'sink';
+  budget: SharedArrayBuffer;
+  member: number;
   input?: SharedArrayBuffer;
   output?: SharedArrayBuffer;
   count: number;
@@ -18,6 +20,9 @@ const { role, input, output, count, intervalNs, clockBase } = workerData as {
 const clock = new Clock(clockBase);
 const msg = Hop.create();
 const wait = new AdaptiveWaitStrategy();
+// Counted against the cores as an actor thread is: the long spin only with a core per thread.
+const cores = CoreBudget.attach(budget);
+cores.join(member);
 
 if (role === 'source') {
   const producer = SeqlockQueue.attach(Hop, output!).producer();
@@ -35,7 +40,7 @@ if (role === 'source') {
   parentPort!.postMessage({ type: 'done' });
 } else {
   const queue = SeqlockQueue.attach(Hop, input!);
-  const consumer = queue.consumer({ wait });
+  const consumer = queue.consumer({ wait, signal: cores.parker(queue.signal) });
   const producer = output ? SeqlockQueue.attach(Hop, output).producer() : undefined;
   const histogram = latencyHistogram();
   parentPort!.postMessage({ type: 'ready' });

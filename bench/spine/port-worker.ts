@@ -1,12 +1,18 @@
-/** The same 3-hop pipeline over MessagePorts: each hop forwards the message object to the next port. */
+/**
+ * The same 3-hop pipeline over MessagePorts: each hop forwards the message object to the next
+ * port. A worker plays one or more roles (`roles`), as the actors of a thread do.
+ */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { Clock } from '../../src/index.js';
 import { latencyHistogram, latencyReport } from './spine.js';
 
-const { role, input, output, count, intervalNs, clockBase } = workerData as {
+interface RoleSpec {
   role: 'source' | 'relay' | 'sink';
   input?: MessagePort;
   output?: MessagePort;
+}
+const { roles, count, intervalNs, clockBase } = workerData as {
+  roles: RoleSpec[];
   count: number;
   intervalNs: number;
   clockBase: number;
@@ -14,29 +20,25 @@ const { role, input, output, count, intervalNs, clockBase } = workerData as {
 const clock = new Clock(clockBase);
 type Msg = { n: number; a: number; b: number; c: number };
 
-if (role === 'source') {
-  parentPort!.postMessage({ type: 'ready' });
-  let n = 0;
-  const send = () => {
-    if (n >= count) return parentPort!.postMessage({ type: 'done' });
-    output!.postMessage({ n: n++, a: clock.now(), b: 2, c: 3 } satisfies Msg);
-    setTimeout(send, intervalNs / 1e6);
-  };
-  send();
-} else if (role === 'relay') {
-  input!.on('message', (m: Msg) => output!.postMessage(m));
-  parentPort!.postMessage({ type: 'ready' });
-  parentPort!.on('message', () => process.exit(0));
-} else {
-  const histogram = latencyHistogram();
-  let seen = 0;
-  input!.on('message', (m: Msg) => {
-    histogram.recordValue(Math.max(1, Math.round(clock.now() - m.a)));
-    if (++seen === count) {
-      const report = latencyReport(histogram);
-      parentPort!.postMessage(report);
-      process.exit(0);
-    }
-  });
-  parentPort!.postMessage({ type: 'ready' });
+for (const { role, input, output } of roles) {
+  if (role === 'source') {
+    let n = 0;
+    const send = () => {
+      if (n >= count) return parentPort!.postMessage({ type: 'done' });
+      output!.postMessage({ n: n++, a: clock.now(), b: 2, c: 3 } satisfies Msg);
+      setTimeout(send, intervalNs / 1e6);
+    };
+    // Starts once every worker is ready (the main thread says so).
+    parentPort!.once('message', send);
+  } else if (role === 'relay') {
+    input!.on('message', (m: Msg) => output!.postMessage(m));
+  } else {
+    const histogram = latencyHistogram();
+    let seen = 0;
+    input!.on('message', (m: Msg) => {
+      histogram.recordValue(Math.max(1, Math.round(clock.now() - m.a)));
+      if (++seen === count) parentPort!.postMessage(latencyReport(histogram));
+    });
+  }
 }
+parentPort!.postMessage({ type: 'ready' });

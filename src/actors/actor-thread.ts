@@ -17,6 +17,8 @@ export interface RunningActor {
 
 /** How often a busy thread lets its event loop run (timers, I/O, messages from the System). */
 const EVENT_LOOP_EVERY_NS = 5e6;
+/** The least time between two turns of the event loop of an idle thread. */
+const EVENT_LOOP_MIN_GAP_NS = 1e6;
 
 /**
  * Runs the actors of one thread round-robin until the system's phase says exit. A round in
@@ -53,7 +55,18 @@ export class ActorThread implements WaitCondition {
     this.worker = worker;
     this.actors = actors;
     this.idleTimeoutMs = Math.min(...actors.map((a) => a.actor.idleTimeoutMs));
+    // Awake from now until `close`; the parker counts the thread out while it sleeps.
+    spine.control.coreBudget.join(worker);
   }
+
+  /** The thread ends (after `onExit`, or a crash): its core is free for the others' spins. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.spine.control.coreBudget.leave(this.worker);
+  }
+
+  private closed = false;
 
   /** Parks until the system leaves the STARTING phase. */
   async untilStarted(): Promise<void> {
@@ -99,9 +112,11 @@ export class ActorThread implements WaitCondition {
         control.setIdle(this.worker, false);
       }
       // A wake-up by a message goes straight back to the actors; the event loop gets its turn
-      // after a timed-out park or every few milliseconds of work.
+      // after a timed-out park or every few milliseconds of work, but not more than once per
+      // EVENT_LOOP_MIN_GAP_NS: a time-driven actor (a short idleTimeoutMs) times out often.
       const now = clock.now();
-      if (timedOut || now - lastYield > EVENT_LOOP_EVERY_NS) {
+      const sinceYield = now - lastYield;
+      if ((timedOut && sinceYield > EVENT_LOOP_MIN_GAP_NS) || sinceYield > EVENT_LOOP_EVERY_NS) {
         await yieldToEventLoop();
         lastYield = now;
       }

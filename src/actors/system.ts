@@ -262,7 +262,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     thread.ended = false;
     thread.exit = new Promise<void>((resolve) =>
       worker.once('exit', () => {
-        if (current()) thread.ended = true;
+        if (current()) {
+          thread.ended = true;
+          // A thread terminated, or dead before it could count itself out, holds no core.
+          this.spine.control.coreBudget.leave(thread.index);
+        }
         thread.namesReceived?.();
         resolve();
       }),

@@ -79,6 +79,7 @@ async function main(): Promise<void> {
     const positions = culprit.adapter.positions();
     // Give back consumer entries and producer roles first: a restarted actor needs them.
     for (const running of actors) running.adapter.close();
+    thread.close();
     post({
       positions,
       type: 'crashed',
@@ -91,6 +92,7 @@ async function main(): Promise<void> {
     return;
   }
   for (const running of actors) running.adapter.close();
+  thread.close();
   post({
     type: 'exited',
     actors: actors.map((a) => ({

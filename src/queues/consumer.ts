@@ -3,7 +3,7 @@ import type { BoundCodec } from './codec.js';
 import type { Layout } from './layout.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
-import type { Signal } from './signal.js';
+import type { Parker } from './signal.js';
 import { AdaptiveWaitStrategy, type WaitCondition, type WaitStrategy } from './wait-strategy.js';
 
 const { SLOT_PAYLOAD_BYTE } = H;
@@ -21,8 +21,11 @@ export interface ConsumerOptions {
   readonly from?: ConsumerStart;
   /** How `take` waits when the queue is empty. Default: `AdaptiveWaitStrategy`. */
   readonly wait?: WaitStrategy;
-  /** The signal `take` parks on: the one the producers wake (default: the queue's own). */
-  readonly signal?: Signal;
+  /**
+   * What `take` parks on: the signal the producers wake (default: the queue's own), or a parker
+   * built on it (`coreBudget.parker(queue.signal)`).
+   */
+  readonly signal?: Parker;
 }
 
 /**
@@ -48,7 +51,7 @@ export class Consumer<M, E = null> implements WaitCondition {
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly strategy: WaitStrategy;
-  private readonly signal: Signal;
+  private readonly signal: Parker;
   /** Consumer table entry: Int32 index of POSITION, Float64 indices of RECEIVED and LOST. */
   private readonly positionIndex: number;
   private readonly receivedIndex: number;

@@ -1,6 +1,7 @@
 export type { BoundCodec, BufferViews } from './codec.js';
 export type { ConsumerOptions, ConsumerStart } from './consumer.js';
 export { Consumer } from './consumer.js';
+export { CoreBudget } from './core-budget.js';
 export type {
   FieldDescription,
   FieldSpec,

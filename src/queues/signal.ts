@@ -20,6 +20,11 @@ export interface Parker {
   park(ticket: number, timeoutMs: number): void;
   /** Undoes `announce`. */
   retire(): void;
+  /**
+   * True while a core is free for this thread to keep spinning (see CoreBudget). A parker
+   * without it never lets an adaptive wait spin past its short spin.
+   */
+  coreFree?(): boolean;
 }
 
 export class Signal implements Parker {

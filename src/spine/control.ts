@@ -1,4 +1,5 @@
-import { type Parker, Signal } from '../queues/index.js';
+import { availableParallelism } from 'node:os';
+import { CoreBudget, type Parker, Signal } from '../queues/index.js';
 
 /**
  * The spine's control block, shared by every thread of a system (Int32 word indices):
@@ -6,8 +7,10 @@ import { type Parker, Signal } from '../queues/index.js';
  * ```
  * byte 0    ┌ MAGIC · PHASE · REFUSED ───────────────────────────────────────────────────────┐
  * byte 32   ├ CLOCK_BASE_F64 (hrtime ns at creation: every thread's clock counts from it)     ─┤
+ * byte 48   ├ THREADS · CORES: the CoreBudget (worker threads alive, against the cores)          ─┤
  * byte 64   ├ IDLE: MAX_WORKERS words, 1 while that worker's last round was idle               ─┤
  *           ├ WAKE: MAX_WORKERS words, the futex word each worker parks on                      ─┤
+ *           ├ ALIVE: MAX_WORKERS words, 1 while the CoreBudget counts that worker's thread       ─┤
  *           ├ per stream, a 64-byte line: SLEEPERS (parked workers that consume it), then      ─┤
  *           │ WAITERS: 8 words, a 256-bit mask of which workers those are                        │
  *           └────────────────────────────────────────────────────────────────────────────────────┘
@@ -22,12 +25,14 @@ const C = {
   PHASE: 1,
   REFUSED: 2,
   CLOCK_BASE_F64: 4,
+  CORE_BUDGET: 12,
   IDLE: 16,
 } as const;
 const CONTROL_MAGIC = 0x64727363; // 'drsc'
 export const MAX_WORKERS = 256;
 const WAKE = C.IDLE + MAX_WORKERS;
-const STREAMS = WAKE + MAX_WORKERS;
+const ALIVE = WAKE + MAX_WORKERS;
+const STREAMS = ALIVE + MAX_WORKERS;
 const STREAM_WORDS = 16;
 const MASK_WORDS = MAX_WORKERS / 32;
 
@@ -46,6 +51,8 @@ export type PhaseValue = (typeof Phase)[keyof typeof Phase];
 export class SpineControl {
   readonly buffer: SharedArrayBuffer;
   readonly streams: number;
+  /** Worker threads against the cores: an adaptive wait spins long only while each has a core. */
+  readonly coreBudget: CoreBudget;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly signals: StreamSignal[] = [];
@@ -55,15 +62,17 @@ export class SpineControl {
     this.i32 = new Int32Array(buffer);
     this.f64 = new Float64Array(buffer);
     this.streams = (this.i32.length - STREAMS) / STREAM_WORDS;
+    this.coreBudget = new CoreBudget(this.i32, C.CORE_BUDGET, ALIVE, MAX_WORKERS);
     for (let s = 0; s < this.streams; s++)
       this.signals.push(new StreamSignal(this.i32, STREAMS + s * STREAM_WORDS));
   }
 
-  static create(clockBaseNs: number, streams: number): SpineControl {
+  static create(clockBaseNs: number, streams: number, cores = availableParallelism()): SpineControl {
     const control = new SpineControl(new SharedArrayBuffer((STREAMS + streams * STREAM_WORDS) * 4));
     // Plain stores before the buffer is shared (postMessage orders them).
     control.i32[C.MAGIC] = CONTROL_MAGIC;
     control.f64[C.CLOCK_BASE_F64] = clockBaseNs;
+    control.coreBudget.initialize(cores);
     return control;
   }
 
@@ -94,9 +103,11 @@ export class SpineControl {
     return this.signals[index]!;
   }
 
-  /** How worker `worker` parks: announced on the streams it consumes, asleep on its own word. */
+  /**
+   * How worker `worker` parks: announced on the streams it consumes, asleep on its own word.
+   */
   parker(worker: number, streams: () => readonly number[]): Parker {
-    return new WorkerParker(this.i32, worker, streams);
+    return new WorkerParker(this.i32, worker, streams, this.coreBudget);
   }
 
   /** Workers parked right now on any stream (for monitoring and tests). */
@@ -171,7 +182,8 @@ class StreamSignal extends Signal {
 /**
  * How a worker parks. `announce` sets its bit in the WAITERS mask and counts it in SLEEPERS of
  * every stream it consumes, then reads its own WAKE word as the ticket; the caller re-checks
- * its consumers and sleeps on that word; `retire` undoes the announcement.
+ * its consumers and sleeps on that word; `retire` undoes the announcement. It tells the adaptive
+ * wait whether the system's core budget allows a long spin.
  */
 class WorkerParker implements Parker {
   private readonly i32: Int32Array;
@@ -179,14 +191,16 @@ class WorkerParker implements Parker {
   private readonly maskWord: number;
   private readonly bit: number;
   private readonly streams: () => readonly number[];
+  private readonly budget: CoreBudget;
   private announced: readonly number[] = [];
 
-  constructor(i32: Int32Array, worker: number, streams: () => readonly number[]) {
+  constructor(i32: Int32Array, worker: number, streams: () => readonly number[], budget: CoreBudget) {
     this.i32 = i32;
     this.word = WAKE + worker;
     this.maskWord = worker >> 5;
     this.bit = 1 << (worker & 31);
     this.streams = streams;
+    this.budget = budget;
   }
 
   announce(): number {
@@ -203,6 +217,10 @@ class WorkerParker implements Parker {
 
   park(ticket: number, timeoutMs: number): void {
     Atomics.wait(this.i32, this.word, ticket, timeoutMs);
+  }
+
+  coreFree(): boolean {
+    return this.budget.coreFree();
   }
 
   retire(): void {

@@ -27,6 +27,11 @@ export interface SpineOptions {
   readonly timingCapacity?: number;
   /** Consumers each stream accepts (actors and observers). Default 64. */
   readonly maxConsumers?: number;
+  /**
+   * Cores the system's threads share, for the adaptive wait's long spin (see CoreBudget).
+   * Default: `os.availableParallelism()`.
+   */
+  readonly cores?: number;
 }
 
 /**
@@ -70,7 +75,12 @@ export class Spine {
       });
     });
     const timingCapacity = options.timingCapacity ?? 1 << 14;
-    return new Spine(names, queues, SpineControl.create(Clock.newBase(), names.length), timingCapacity);
+    return new Spine(
+      names,
+      queues,
+      SpineControl.create(Clock.newBase(), names.length, options.cores),
+      timingCapacity,
+    );
   }
 
   /** Attaches to a spine created elsewhere (a worker). */

@@ -54,6 +54,8 @@ describe('System lifecycle', () => {
     expect(restarted).toMatchObject({ handled: 2, lost: 0 });
     expect(report.actors.map((a) => a.name).sort()).toEqual(['crasher', 'feed']);
     expect(system.liveThreads).toEqual([]);
+    // The crashed thread counted itself out once, its replacement in and out again.
+    expect(system.spine.control.coreBudget.threads).toBe(0);
   });
 
   it('a module without a default Actor export, or a missing module, is refused naming the module', async () => {
@@ -97,7 +99,10 @@ describe('System lifecycle', () => {
       sleeping = system.spine.control.sleeping;
     }
     expect(sleeping).toBe(4); // five actors, four threads, all parked
+    // Four threads on the core budget: more than this machine's cores, so no long spins.
+    expect(system.spine.control.coreBudget.threads).toBe(4);
     const report = await system.stop();
+    expect(system.spine.control.coreBudget.threads).toBe(0);
     expect(report.actors.map((a) => a.name).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
     expect(system.liveThreads).toEqual([]);
   });

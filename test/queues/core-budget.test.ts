@@ -1,0 +1,85 @@
+import type { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AdaptiveWaitStrategy, ConfigError, CoreBudget, SeqlockQueue } from '../../src/index.js';
+import { fillStress, Stress } from '../fixtures/stress-message.js';
+import { until } from '../helpers/until.js';
+import { exited, messageOfType, startWorker } from '../helpers/workers.js';
+
+const budgetConsumer = new URL('../fixtures/budget-consumer.ts', import.meta.url);
+const workers: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.terminate()));
+});
+
+describe('CoreBudget', () => {
+  it('counts each member once, however often it joins or leaves', () => {
+    const budget = CoreBudget.create({ cores: 2, members: 4 });
+    expect(budget.cores).toBe(2);
+    budget.join(0);
+    budget.join(0);
+    budget.join(3);
+    expect(budget.threads).toBe(2);
+    expect(budget.coreFree()).toBe(true);
+    budget.join(1);
+    expect(budget.coreFree()).toBe(false);
+    budget.leave(1);
+    budget.leave(1);
+    budget.leave(2); // never joined
+    expect(budget.threads).toBe(2);
+    expect(CoreBudget.attach(budget.buffer).threads).toBe(2);
+  });
+
+  it('refuses bad cores, member counts and members with errors naming them', () => {
+    expect(() => CoreBudget.create({ cores: 0 })).toThrow(ConfigError);
+    expect(() => CoreBudget.create({ cores: 1.5 })).toThrow(/option 'cores'/);
+    expect(() => CoreBudget.create({ members: 0 })).toThrow(/option 'members'/);
+    const budget = CoreBudget.create({ members: 2 });
+    expect(() => budget.join(2)).toThrow(/member must be a whole number from 0 to 1, got 2/);
+    expect(() => budget.leave(-1)).toThrow(ConfigError);
+    expect(() => new AdaptiveWaitStrategy({ freeCoreSpinMicros: -1 })).toThrow(/freeCoreSpinMicros/);
+  });
+
+  it('with a core per thread, an adaptive consumer keeps spinning instead of parking', async () => {
+    const queue = SeqlockQueue.create(Stress, { capacity: 8 });
+    const budget = CoreBudget.create({ cores: 2, members: 2 });
+    // A long spin of a minute: the consumer parks only if the budget says no.
+    const worker = startWorker(budgetConsumer, {
+      buffer: queue.buffer,
+      budget: budget.buffer,
+      member: 0,
+      freeCoreSpinMicros: 60e6,
+    });
+    workers.push(worker);
+    await messageOfType(worker, 'ready');
+    expect(budget.threads).toBe(1);
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      expect(queue.stats().sleeping).toBe(0);
+    }
+    const got = messageOfType<{ type: 'got'; got: boolean; seq: number }>(worker, 'got');
+    queue.producer().publish(fillStress(Stress.create(), 7));
+    expect(await got).toMatchObject({ got: true, seq: 7 });
+    expect(await exited(worker)).toBe(0);
+    expect(budget.threads).toBe(0);
+  });
+
+  it('with more threads than cores, the same consumer parks and a publish wakes it', async () => {
+    const queue = SeqlockQueue.create(Stress, { capacity: 8 });
+    const budget = CoreBudget.create({ cores: 1, members: 2 });
+    budget.join(1); // this thread: with the consumer's, two threads on one core
+    const worker = startWorker(budgetConsumer, {
+      buffer: queue.buffer,
+      budget: budget.buffer,
+      member: 0,
+      freeCoreSpinMicros: 60e6,
+    });
+    workers.push(worker);
+    await messageOfType(worker, 'ready');
+    await until(() => queue.stats().sleeping === 1, 'the consumer to park');
+    const got = messageOfType<{ type: 'got'; got: boolean; seq: number }>(worker, 'got');
+    queue.producer().publish(fillStress(Stress.create(), 9));
+    expect(await got).toMatchObject({ got: true, seq: 9 });
+    expect(await exited(worker)).toBe(0);
+    expect(budget.threads).toBe(1);
+  });
+});
