@@ -58,10 +58,24 @@ function dorsalReceive(ctx: Ctx, job: JobOf<'dorsal-receive'>): void {
 function atomicsSend(ctx: Ctx, job: JobOf<'atomics-send'>): void {
   const i32 = new Int32Array(job.buffer);
   const f64 = new Float64Array(job.buffer);
+  const msg = sampleMessage();
+  const at = RawSlot.STAMP_F64;
   const { now } = ctx;
+  const whole = job.payload === 'message';
   spaced(ctx, job.count, job.spacingNs, (i) => {
-    f64[RawSlot.STAMP_F64] = now();
-    // SC store (a release): the stamp above is visible to a reader that sees i + 1.
+    if (whole) {
+      msg.seq = i;
+      msg.sentNs = now();
+      f64[at] = msg.seq;
+      f64[at + 1] = msg.sentNs;
+      f64[at + 2] = msg.a;
+      f64[at + 3] = msg.b;
+      f64[at + 4] = msg.c;
+      f64[at + 5] = msg.d;
+      f64[at + 6] = msg.e;
+      f64[at + 7] = msg.f;
+    } else f64[at] = now();
+    // SC store (a release): the stamp or message above is visible to a reader that sees i + 1.
     Atomics.store(i32, RawSlot.FLAG, i + 1);
   });
 }
@@ -70,6 +84,9 @@ function atomicsReceive(ctx: Ctx, job: JobOf<'atomics-receive'>): void {
   const i32 = new Int32Array(job.buffer);
   const f64 = new Float64Array(job.buffer);
   const samples = new Float64Array(job.count);
+  const out = new Bench64Class();
+  const at = RawSlot.STAMP_F64;
+  const whole = job.payload === 'message';
   const { now } = ctx;
   ctx.ready();
   let seen = 0;
@@ -79,10 +96,21 @@ function atomicsReceive(ctx: Ctx, job: JobOf<'atomics-receive'>): void {
     // SC load (an acquire) in the spin: once it reads a new value, the stamp written before is visible.
     let flag = Atomics.load(i32, RawSlot.FLAG);
     while (flag === seen) flag = Atomics.load(i32, RawSlot.FLAG);
+    let sent: number;
+    if (whole) {
+      out.seq = f64[at]!;
+      out.sentNs = f64[at + 1]!;
+      out.a = f64[at + 2]!;
+      out.b = f64[at + 3]!;
+      out.c = f64[at + 4]!;
+      out.d = f64[at + 5]!;
+      out.e = f64[at + 6]!;
+      out.f = f64[at + 7]!;
+      sent = out.sentNs;
+    } else sent = f64[at]!;
     const t = now();
-    const stamp = f64[RawSlot.STAMP_F64]!;
-    // SC load: unchanged means the stamp read belongs to `flag`, not to a later send.
-    if (Atomics.load(i32, RawSlot.FLAG) === flag) samples[n++] = t - stamp;
+    // SC load: unchanged means what was read belongs to `flag`, not to a later send.
+    if (Atomics.load(i32, RawSlot.FLAG) === flag) samples[n++] = t - sent;
     missed += flag - seen - 1;
     seen = flag;
   }

@@ -43,8 +43,15 @@ export type LatencyJob =
       readonly buffer: SharedArrayBuffer;
       readonly count: number;
       readonly spacingNs: number;
+      /** 'stamp': an 8-byte stamp; 'message': the 64-byte message, field by field. */
+      readonly payload: RawPayload;
     }
-  | { readonly kind: 'atomics-receive'; readonly buffer: SharedArrayBuffer; readonly count: number }
+  | {
+      readonly kind: 'atomics-receive';
+      readonly buffer: SharedArrayBuffer;
+      readonly count: number;
+      readonly payload: RawPayload;
+    }
   | {
       readonly kind: 'port-send';
       readonly port: MessagePort;
@@ -86,11 +93,17 @@ export type FromWorker =
   | { readonly type: 'ready' }
   | { readonly type: 'done'; readonly result: WorkerResult };
 
-/** Int32 slots of the raw Atomics peers' 16-byte buffer. */
+/** What a raw Atomics one-way send moves besides its flag. */
+export type RawPayload = 'stamp' | 'message';
+
+/**
+ * The raw Atomics peers' buffer: a flag word, then the stamp or the 64-byte message — 72 bytes
+ * over two cache lines, as a dorsal slot of a 64-byte message.
+ */
 export const RawSlot = {
   /** Int32 index of the flag word (sequence of the last send, or of the ping-pong step). */
   FLAG: 0,
-  /** Float64 index of the timestamp (bytes 8..15). */
+  /** Float64 index of the timestamp (bytes 8..15), or of the message's first field. */
   STAMP_F64: 1,
-  BYTES: 16,
+  BYTES: 128,
 } as const;

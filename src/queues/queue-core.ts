@@ -27,6 +27,12 @@ export interface QueueOptions {
    * Producers fill `producer.envelope` before `publish`; consumers read `consumer.envelope`.
    */
   readonly envelope?: Layout<object>;
+  /**
+   * Touch every page of the buffer now (default false), as Aeron and Chronicle pre-touch their
+   * mapped memory: the OS maps a new buffer's pages on first write, and a big ring's first lap
+   * would otherwise pay a page fault every 4 KiB on the producer's hot path.
+   */
+  readonly preTouch?: boolean;
 }
 
 /** Options of `SeqlockQueue.attach`. */
@@ -81,6 +87,7 @@ export class QueueCore {
     const envelopeSize = options.envelope?.size ?? 0;
     const geometry = queueGeometry(seq.capacity, envelopeSize + layout.size, maxConsumers);
     const buffer = new SharedArrayBuffer(geometry.byteLength);
+    if (options.preTouch === true) preTouch(buffer);
     const i32 = new Int32Array(buffer);
     // Written before the buffer is shared with any other thread (postMessage orders it).
     i32[H.MAGIC] = QUEUE_MAGIC;
@@ -156,4 +163,10 @@ export class QueueCore {
   consumerEntryByte(index: number): number {
     return H.CONSUMERS_BYTE + index * H.CONSUMER_ENTRY_BYTES;
   }
+}
+
+/** Writes a zero to each page of a fresh (all-zero) buffer, so that the OS maps them all now. */
+function preTouch(buffer: SharedArrayBuffer): void {
+  const bytes = new Uint8Array(buffer);
+  for (let at = 0; at < bytes.length; at += 4096) bytes[at] = 0;
 }

@@ -128,6 +128,17 @@ describe('SeqlockQueue in one thread', () => {
     expect(a.published + b.published).toBe(10);
   });
 
+  it('preTouch maps the whole ring at creation, and the queue works as usual', () => {
+    // 2^19 slots of 64 bytes: a 32 MiB ring.
+    const before = process.memoryUsage().rss;
+    const queue = SeqlockQueue.create(Seq, { capacity: 1 << 19, preTouch: true });
+    const grown = process.memoryUsage().rss - before;
+    expect(grown).toBeGreaterThan(0.9 * queue.buffer.byteLength);
+    const consumer = queue.consumer();
+    queue.producer().publish({ n: 5, check: 0.5 });
+    expect(drain(consumer, Seq.create())).toEqual([5]);
+  });
+
   it('take returns false on timeout and after close once drained', () => {
     const queue = SeqlockQueue.create(Seq, { capacity: 8 });
     const producer = queue.producer();
