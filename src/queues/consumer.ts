@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import type { BoundCodec } from './codec.js';
 import type { Layout } from './layout.js';
+import { TOTAL_STORE_ORDER } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
 import type { Parker } from './signal.js';
@@ -40,7 +41,8 @@ export interface ConsumerOptions {
  * on x86), `Atomics.store` a sequentially consistent store (STLR; XCHG), and V8 does not move
  * TypedArray accesses across them. Under those (documented, stable) compilations, a store-
  * release keeps earlier loads before it and a load-acquire after a store-release stays after
- * it, which is what the seqlock needs.
+ * it, which is what the seqlock needs. On x86 two of those operations are not needed and are
+ * plain accesses instead (see memory-order.ts).
  */
 export class Consumer<M, E = null> implements WaitCondition {
   /** The envelope of the last message read (decoded into this object); `null` without one. */
@@ -118,12 +120,17 @@ export class Consumer<M, E = null> implements WaitCondition {
         if (this.envelopeCodec !== null) this.envelopeCodec.read(slot + SLOT_PAYLOAD_BYTE, this.envelope);
         this.codec.read(slot + core.messageByte, out);
         const next = (seq + 1) >>> 0;
-        // SC store (a release) of our position: the plain message reads above cannot be
-        // satisfied after it, and the SC load below cannot move before it (store→load order
-        // between SC operations; on ARM64, STLR then LDAR). So the re-read of the version
-        // happens after the copy, which a plain fence-less seqlock does not guarantee.
-        // It also publishes our position, which makes lag observable from other threads.
-        Atomics.store(i32, this.positionIndex, next | 0);
+        // Our position, for monitoring (lag is observable from other threads), and where
+        // needed the fence that keeps the copy before the re-read of the version.
+        if (TOTAL_STORE_ORDER) {
+          // x86 keeps loads in order: the re-read below cannot pass the copy. A plain store.
+          i32[this.positionIndex] = next | 0;
+        } else {
+          // SC store (a release): the plain message reads above cannot be satisfied after it,
+          // and the SC load below cannot move before it (STLR then LDAR on ARM64). A fence-less
+          // seqlock read does not guarantee that the re-read comes after the copy.
+          Atomics.store(i32, this.positionIndex, next | 0);
+        }
         // SC load: unchanged means no producer store to this slot overlapped the copy.
         if (Atomics.load(i32, versionIndex) === before) {
           this.seq = next;
@@ -169,21 +176,18 @@ export class Consumer<M, E = null> implements WaitCondition {
   }
 
   /**
-   * The exact check made after announcing a sleeper: a message is there or being written (it
-   * completes within a copy), a lap is to be recovered from, or the queue is closed. Counting
-   * "being written" as ready is what lets the producer check for sleepers right after its odd
-   * store (see Signal).
+   * The exact check made after announcing a sleeper: the message is there (or a later lap: one
+   * to recover from), or the queue is closed. A slot still being written does not count: its
+   * producer loads the sleeper count after its store of `done` and wakes us (see Signal), so a
+   * producer that died mid-write leaves a parked consumer, not a spinning one.
    */
   readyToPark(): boolean {
     const core = this.core;
     const seq = this.seq;
     const versionIndex = (core.slotsByte + (seq & core.seq.mask) * core.stride) >> 2;
-    const expected = core.seq.doneVersion(seq);
     // SC load: the sleeper's half of the wake-up handshake (see Signal).
     const version = Atomics.load(this.i32, versionIndex);
-    return (
-      version === core.seq.writingVersion(expected) || core.seq.compare(version, expected) >= 0 || core.closed
-    );
+    return core.seq.compare(version, core.seq.doneVersion(seq)) >= 0 || core.closed;
   }
 
   /** Messages this consumer received. */

@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import type { BoundCodec } from './codec.js';
 import type { Layout } from './layout.js';
+import { TOTAL_STORE_ORDER } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H } from './queue-header.js';
 import type { Signal } from './signal.js';
@@ -114,18 +115,30 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
     const slot = this.slotsByte + (seq & this.mask) * this.stride;
     const versionIndex = slot >> 2;
     const done = this.core.seq.doneVersion(seq);
-    // SC store of the odd version: a reader that sees it, or anything written after it, knows
-    // the slot is being overwritten.
-    Atomics.store(i32, versionIndex, this.core.seq.writingVersion(done));
-    // SC load of the sleeper count, doing two jobs. As a fence: an acquire load keeps the plain
-    // message stores below after it, and SC store→load order keeps it after the odd store
-    // (on ARM64, STLR then LDAR), so no message byte is visible before the odd version.
-    // As the producer half of the wake-up handshake (see Signal): a consumer that announced
-    // itself before this load is woken below; one that announces later sees the odd version.
-    const sleeping = Atomics.load(this.signalWords, this.sleepersIndex);
+    const writing = this.core.seq.writingVersion(done);
+    // The odd version must be visible before any message byte (see memory-order.ts).
+    if (TOTAL_STORE_ORDER) {
+      // x86: stores become visible in program order; a plain store is enough.
+      i32[versionIndex] = writing;
+    } else {
+      // SC store (STLR on ARM64), then an SC load (LDAR) of the same word: STLR→LDAR stays in
+      // order, and no later access, the plain message stores included, moves above an LDAR.
+      Atomics.store(i32, versionIndex, writing);
+      Atomics.load(i32, versionIndex);
+    }
     this.writePayload(slot, msg);
-    // SC store (a release): every payload byte above is visible to a reader that sees `done`.
+    // SC store (a release, and on x86 an XCHG: a full fence): every payload byte above is
+    // visible to a reader that sees `done`.
     Atomics.store(i32, versionIndex, done);
+    // The sleeper count, loaded after the store of `done`: the producer half of the wake-up
+    // handshake (see Signal). A consumer that announced itself before this load is woken below;
+    // one that announces later sees `done` in its re-check and does not sleep. On x86 the XCHG
+    // above already orders this load after the store, and a plain load costs ~2 ns where
+    // `Atomics.load` costs ~10 (V8 does not inline it); V8 cannot move a load above an Atomics
+    // store, nor reuse an earlier load across one. Elsewhere, an SC load.
+    const sleeping = TOTAL_STORE_ORDER
+      ? this.signalWords[this.sleepersIndex]!
+      : Atomics.load(this.signalWords, this.sleepersIndex);
     const next = (seq + 1) >>> 0;
     this.seq = next;
     // Plain stores: HEAD is a hint for consumers that resynchronize (the slot versions are the
@@ -174,12 +187,13 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
       // writing it. Spin briefly, then nap so that a descheduled writer gets the core back.
       if (spins > 1000) Atomics.wait(this.nap, 0, 0, 0.01);
     }
-    // SC load of the sleeper count: the fence after the odd version and the producer half of
-    // the wake-up handshake, exactly as in Producer.publish.
-    const sleeping = Atomics.load(this.signalWords, this.sleepersIndex);
+    // The compare-exchange is a full fence on x86 and an acquire on ARM64: the payload stores
+    // below stay after the odd version.
     this.writePayload(slot, msg);
     // SC store (release): the payload bytes are visible to whoever sees `done`.
     Atomics.store(i32, versionIndex, done);
+    // SC load after the SC store of `done`: the producer half of the wake-up handshake.
+    const sleeping = Atomics.load(this.signalWords, this.sleepersIndex);
     this.count++;
     if (sleeping !== 0) this.signal.wakeAll();
     return seq;

@@ -3,14 +3,13 @@
  * so that a producer pays for `Atomics.notify` (~36 ns) only when somebody is parked.
  *
  * Lost wake-ups are excluded by a Dekker-style pair of sequentially consistent operations.
- * Producer: SC store of something a sleeper's condition can see (a queue producer: the odd
- * version of the slot it is about to fill), then SC load of SLEEPERS, and a wake-up after the
- * message is complete if that load saw a sleeper. Sleeper: SC increment of SLEEPERS (`announce`),
- * then an SC re-check of its condition, which counts "being written" as ready. In the single total
- * order of SC operations one of the two comes first: either the producer sees the sleeper and
- * wakes it, or the sleeper sees the slot change and does not park. The sleeper reads WAKE before
- * its re-check, so a wake-up landing between the re-check and `Atomics.wait` changes the word
- * and the wait returns at once.
+ * Producer: SC store of something a sleeper's condition can see (a queue producer: the done
+ * version of the slot it just filled), then SC load of SLEEPERS, and a wake-up if that load saw
+ * a sleeper. Sleeper: SC increment of SLEEPERS (`announce`), then an SC re-check of its
+ * condition. In the single total order of SC operations one of the two comes first: either the
+ * producer sees the sleeper and wakes it, or the sleeper sees the message and does not park. The
+ * sleeper reads WAKE before its re-check, so a wake-up landing between the re-check and
+ * `Atomics.wait` changes the word and the wait returns at once.
  */
 /** What a waiter needs to park: announce itself, sleep, and retire. `Signal` is one. */
 export interface Parker {

@@ -4,10 +4,14 @@ import { Worker } from 'node:worker_threads';
  * Starts a real worker thread on a TypeScript module. Node 20 does not carry `--import tsx`
  * into workers, so the worker is bootstrapped with a one-line ESM that registers tsx first.
  */
-export function startWorker(module: URL, workerData: unknown): Worker {
+export function startWorker(module: URL, workerData: unknown, env?: Record<string, string>): Worker {
   // An eval'd worker resolves bare specifiers from the working directory: the repository root.
   const code = `import { register } from 'tsx/esm/api'; register(); await import(${JSON.stringify(module.href)});`;
-  const worker = new Worker(code, { eval: true, workerData });
+  const worker = new Worker(code, {
+    eval: true,
+    workerData,
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   // Listen for the exit from the start: a worker may be gone before a test asks.
   exits.set(
     worker,
