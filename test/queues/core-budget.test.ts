@@ -1,6 +1,14 @@
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AdaptiveWaitStrategy, ConfigError, CoreBudget, SeqlockQueue } from '../../src/index.js';
+import {
+  AdaptiveWaitStrategy,
+  ConfigError,
+  CoreBudget,
+  defineMessage,
+  defineSpine,
+  SeqlockQueue,
+  Spine,
+} from '../../src/index.js';
 import { fillStress, Stress } from '../fixtures/stress-message.js';
 import { until } from '../helpers/until.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
@@ -37,6 +45,12 @@ describe('CoreBudget', () => {
     expect(() => budget.join(2)).toThrow(/member must be a whole number from 0 to 1, got 2/);
     expect(() => budget.leave(-1)).toThrow(ConfigError);
     expect(() => new AdaptiveWaitStrategy({ freeCoreSpinMicros: -1 })).toThrow(/freeCoreSpinMicros/);
+    const Ping = defineMessage('Ping', { n: 'u32' });
+    const definition = defineSpine({ pings: { message: Ping, capacity: 8 } });
+    expect(() => Spine.create(definition, { cores: 0 })).toThrow(
+      /option 'cores' must be a positive whole number, got 0/,
+    );
+    expect(Spine.create(definition, { cores: 3 }).control.coreBudget.cores).toBe(3);
   });
 
   it('with a core per thread, an adaptive consumer keeps spinning instead of parking', async () => {
