@@ -6,7 +6,14 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { BusySpinWaitStrategy, SeqlockQueue } from '../../src/queues/index.js';
-import { Bench64, Bench64Class, type Bench64Message, sampleMessage } from './message.js';
+import {
+  Bench64,
+  Bench64Class,
+  type Bench64Message,
+  readFields,
+  sampleMessage,
+  writeFields,
+} from './message.js';
 import { type LatencyJob, RawSlot } from './protocol.js';
 import { type WorkerContext, workerContext } from './worker-side.js';
 
@@ -66,14 +73,7 @@ function atomicsSend(ctx: Ctx, job: JobOf<'atomics-send'>): void {
     if (whole) {
       msg.seq = i;
       msg.sentNs = now();
-      f64[at] = msg.seq;
-      f64[at + 1] = msg.sentNs;
-      f64[at + 2] = msg.a;
-      f64[at + 3] = msg.b;
-      f64[at + 4] = msg.c;
-      f64[at + 5] = msg.d;
-      f64[at + 6] = msg.e;
-      f64[at + 7] = msg.f;
+      writeFields(f64, at, msg);
     } else f64[at] = now();
     // SC store (a release): the stamp or message above is visible to a reader that sees i + 1.
     Atomics.store(i32, RawSlot.FLAG, i + 1);
@@ -98,14 +98,7 @@ function atomicsReceive(ctx: Ctx, job: JobOf<'atomics-receive'>): void {
     while (flag === seen) flag = Atomics.load(i32, RawSlot.FLAG);
     let sent: number;
     if (whole) {
-      out.seq = f64[at]!;
-      out.sentNs = f64[at + 1]!;
-      out.a = f64[at + 2]!;
-      out.b = f64[at + 3]!;
-      out.c = f64[at + 4]!;
-      out.d = f64[at + 5]!;
-      out.e = f64[at + 6]!;
-      out.f = f64[at + 7]!;
+      readFields(f64, at, out);
       sent = out.sentNs;
     } else sent = f64[at]!;
     const t = now();

@@ -15,7 +15,14 @@
 import { Bench, type FnReturnedObject } from 'tinybench';
 import { type Consumer, SeqlockQueue } from '../../src/index.js';
 import type { BenchRow } from '../types.js';
-import { Bench64, Bench64Class, type Bench64Message, sampleMessage } from './message.js';
+import {
+  Bench64,
+  Bench64Class,
+  type Bench64Message,
+  readFields,
+  sampleMessage,
+  writeFields,
+} from './message.js';
 import { against, row, target } from './rows.js';
 
 const BATCH = 1024;
@@ -104,14 +111,7 @@ export async function microRows(quick: boolean): Promise<BenchRow[]> {
         for (let i = 0; i < BATCH; i++) {
           const at = (k++ & mask) * SLOT_F64 + 1;
           msg.seq = k;
-          f64[at] = msg.seq;
-          f64[at + 1] = msg.sentNs;
-          f64[at + 2] = msg.a;
-          f64[at + 3] = msg.b;
-          f64[at + 4] = msg.c;
-          f64[at + 5] = msg.d;
-          f64[at + 6] = msg.e;
-          f64[at + 7] = msg.f;
+          writeFields(f64, at, msg);
         }
         n = k;
       }),
@@ -123,14 +123,7 @@ export async function microRows(quick: boolean): Promise<BenchRow[]> {
         let s = 0;
         for (let i = 0; i < BATCH; i++) {
           const at = (k++ & mask) * SLOT_F64 + 1;
-          out.seq = f64[at]!;
-          out.sentNs = f64[at + 1]!;
-          out.a = f64[at + 2]!;
-          out.b = f64[at + 3]!;
-          out.c = f64[at + 4]!;
-          out.d = f64[at + 5]!;
-          out.e = f64[at + 6]!;
-          out.f = f64[at + 7]!;
+          readFields(f64, at, out);
           s += out.seq;
         }
         n = k;
@@ -146,14 +139,7 @@ export async function microRows(quick: boolean): Promise<BenchRow[]> {
           const version = (k++ >>> 12) * 2 + 2;
           Atomics.store(i32, slot << 1, version - 1);
           msg.seq = k;
-          f64[slot + 1] = msg.seq;
-          f64[slot + 2] = msg.sentNs;
-          f64[slot + 3] = msg.a;
-          f64[slot + 4] = msg.b;
-          f64[slot + 5] = msg.c;
-          f64[slot + 6] = msg.d;
-          f64[slot + 7] = msg.e;
-          f64[slot + 8] = msg.f;
+          writeFields(f64, slot + 1, msg);
           Atomics.store(i32, slot << 1, version);
         }
         n = k;
@@ -167,14 +153,7 @@ export async function microRows(quick: boolean): Promise<BenchRow[]> {
         for (let i = 0; i < BATCH; i++) {
           const slot = (k++ & mask) * SLOT_F64;
           const before = Atomics.load(i32, slot << 1);
-          out.seq = f64[slot + 1]!;
-          out.sentNs = f64[slot + 2]!;
-          out.a = f64[slot + 3]!;
-          out.b = f64[slot + 4]!;
-          out.c = f64[slot + 5]!;
-          out.d = f64[slot + 6]!;
-          out.e = f64[slot + 7]!;
-          out.f = f64[slot + 8]!;
+          readFields(f64, slot + 1, out);
           if (Atomics.load(i32, slot << 1) !== before) s++;
           s += out.seq;
         }

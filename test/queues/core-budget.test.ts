@@ -19,6 +19,21 @@ afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.terminate()));
 });
 
+/**
+ * A consumer in a worker (member 0) with a long spin of a minute: it parks only if the budget
+ * says no. `alsoJoin` counts this thread in too.
+ */
+async function startConsumer(options: { cores: number; members: number }, alsoJoin?: number) {
+  const queue = SeqlockQueue.create(Stress, { capacity: 8 });
+  const budget = CoreBudget.create(options);
+  if (alsoJoin !== undefined) budget.join(alsoJoin);
+  const data = { buffer: queue.buffer, budget: budget.buffer, member: 0, freeCoreSpinMicros: 60e6 };
+  const worker = startWorker(budgetConsumer, data);
+  workers.push(worker);
+  await messageOfType(worker, 'ready');
+  return { queue, budget, worker };
+}
+
 describe('CoreBudget', () => {
   it('counts each member once, however often it joins or leaves', () => {
     const budget = CoreBudget.create({ cores: 2, members: 4 });
@@ -54,17 +69,7 @@ describe('CoreBudget', () => {
   });
 
   it('with a core per thread, an adaptive consumer keeps spinning instead of parking', async () => {
-    const queue = SeqlockQueue.create(Stress, { capacity: 8 });
-    const budget = CoreBudget.create({ cores: 2, members: 2 });
-    // A long spin of a minute: the consumer parks only if the budget says no.
-    const worker = startWorker(budgetConsumer, {
-      buffer: queue.buffer,
-      budget: budget.buffer,
-      member: 0,
-      freeCoreSpinMicros: 60e6,
-    });
-    workers.push(worker);
-    await messageOfType(worker, 'ready');
+    const { queue, budget, worker } = await startConsumer({ cores: 2, members: 2 });
     expect(budget.threads).toBe(1);
     for (let i = 0; i < 5; i++) {
       await new Promise((r) => setTimeout(r, 10));
@@ -78,17 +83,8 @@ describe('CoreBudget', () => {
   });
 
   it('with more threads than cores, the same consumer parks and a publish wakes it', async () => {
-    const queue = SeqlockQueue.create(Stress, { capacity: 8 });
-    const budget = CoreBudget.create({ cores: 1, members: 2 });
-    budget.join(1); // this thread: with the consumer's, two threads on one core
-    const worker = startWorker(budgetConsumer, {
-      buffer: queue.buffer,
-      budget: budget.buffer,
-      member: 0,
-      freeCoreSpinMicros: 60e6,
-    });
-    workers.push(worker);
-    await messageOfType(worker, 'ready');
+    // This thread (member 1) and the consumer's: two threads on one core.
+    const { queue, budget, worker } = await startConsumer({ cores: 1, members: 2 }, 1);
     await until(() => queue.stats().sleeping === 1, 'the consumer to park');
     const got = messageOfType<{ type: 'got'; got: boolean; seq: number }>(worker, 'got');
     queue.producer().publish(fillStress(Stress.create(), 9));
