@@ -1,7 +1,8 @@
 export { Actor } from './actor.js';
 export { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 export type { ActorReport } from './protocol.js';
-export { type SpawnOptions, System, type SystemOptions, type SystemReport } from './system.js';
+export { System } from './system.js';
+export type { SpawnOptions, SystemOptions, SystemReport } from './system-options.js';
 
 /** The module URL of the live-stats observer: `system.spawn(LIVE_STATS_ACTOR)`. */
 export const LIVE_STATS_ACTOR: URL = new URL(

@@ -1,55 +1,19 @@
 import type { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
-import { type QueueStats, type WaitStrategyName, waitStrategyNamed } from '../queues/index.js';
+import { type WaitStrategyName, waitStrategyNamed } from '../queues/index.js';
 import {
   type AdapterStart,
   MAX_WORKERS,
   Phase,
   Spine,
   type SpineDefinition,
-  type SpineOptions,
   type StreamSpecs,
 } from '../spine/index.js';
 import { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 import { actorModuleHref, launchActorWorker } from './launch.js';
 import type { ActorReport, FromWorker, ToWorker } from './protocol.js';
-
-export interface SpawnOptions {
-  /** Actors spawned with the same thread name share one worker, run round-robin. */
-  readonly thread?: string;
-  /** Passed (structured-cloned) to the actor's constructor. */
-  readonly args?: unknown;
-  /** Restart the actor this many times if it crashes (single-actor threads only). Default 0. */
-  readonly restarts?: number;
-  /**
-   * How the actor's thread waits when idle: 'adaptive' (default: spin ~10 µs, then park),
-   * 'blocking', 'spin-then-yield' or 'busy-spin' (lowest latency; only while busy-spinning
-   * threads are fewer than cores). Actors sharing a thread must agree.
-   */
-  readonly wait?: WaitStrategyName;
-}
-
-export interface SystemOptions {
-  readonly spine?: SpineOptions;
-  /** How long `stop` lets consumers drain before it tells threads to exit, in ms. Default 3000. */
-  readonly drainTimeoutMs?: number;
-  /** How long `stop` waits for threads to exit before terminating them, in ms. Default 5000. */
-  readonly exitTimeoutMs?: number;
-}
-
-/** What `stop` (and `run`) return: every actor's per-stream figures and how the stop went. */
-export interface SystemReport {
-  readonly actors: readonly ActorReport[];
-  /** Per stream (by stream name): the queue's count and every consumer's position and loss. */
-  readonly streams: readonly (QueueStats & { readonly stream: string })[];
-  /** Ingress messages refused because they came after `stop` began. */
-  readonly refused: number;
-  /** False if consumers were still busy when the drain timeout ran out. */
-  readonly drained: boolean;
-  /** Threads that did not exit in time and were terminated. */
-  readonly terminated: readonly string[];
-  readonly crashes: readonly ActorCrashedError[];
-}
+import { untilQuiet } from './quiescence.js';
+import type { SpawnOptions, SystemOptions, SystemReport } from './system-options.js';
 
 interface ActorEntry {
   readonly id: number;
@@ -231,7 +195,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     this.state = 'stopping';
     const control = this.spine.control;
     control.setPhase(Phase.DRAINING);
-    const drained = await this.untilQuiet(this.options.drainTimeoutMs ?? 3000);
+    const drained = await this.quiet(this.options.drainTimeoutMs ?? 3000);
     control.setPhase(Phase.EXITING);
     const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
     this.state = 'stopped';
@@ -380,31 +344,18 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     if (this.state === 'running') void this.stop();
   }
 
-  /**
-   * Waits until every live thread is idle, every consumer of every stream and timing queue has
-   * read all, and no stream moved for two checks in a row.
-   */
-  private async untilQuiet(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    let previous = '';
-    let calm = 0;
-    while (Date.now() < deadline) {
-      const threads = [...this.threads.values()];
-      // A thread coming up (a restart, a late spawn) has work to drain once it runs.
-      const coming = threads.some((t) => t.restarting || t.status === 'starting');
-      const idle =
-        !coming && threads.every((t) => t.status !== 'running' || this.spine.control.isIdle(t.index));
-      const streams = this.spine.names.map((_, i) => this.spine.queue(i).stats());
-      // Observers of timing queues drain too: the last handlers' records are read before exit.
-      const timings = [...this.spine.timings.values()].map((q) => q.stats());
-      const caughtUp = [...streams, ...timings].every((s) => s.consumers.every((c) => c.lag === 0));
-      const heads = streams.map((s) => s.published).join(',');
-      calm = idle && caughtUp && heads === previous ? calm + 1 : 0;
-      if (calm >= 2) return true;
-      previous = heads;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    return false;
+  /** Waits until the spine is quiet (see `untilQuiet`), counting threads coming up as busy. */
+  private quiet(timeoutMs: number): Promise<boolean> {
+    return untilQuiet(
+      this.spine,
+      () => {
+        const threads = [...this.threads.values()];
+        // A thread coming up (a restart, a late spawn) has work to drain once it runs.
+        if (threads.some((t) => t.restarting || t.status === 'starting')) return false;
+        return threads.every((t) => t.status !== 'running' || this.spine.control.isIdle(t.index));
+      },
+      timeoutMs,
+    );
   }
 
   /** Waits for every thread to end; terminates and names those that do not in time. */

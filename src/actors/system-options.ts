@@ -1,0 +1,43 @@
+/** What `System` takes and returns: spawn and system options, the stop report. */
+import type { QueueStats, WaitStrategyName } from '../queues/index.js';
+import type { SpineOptions } from '../spine/index.js';
+import type { ActorCrashedError } from './errors.js';
+import type { ActorReport } from './protocol.js';
+
+export interface SpawnOptions {
+  /** Actors spawned with the same thread name share one worker, run round-robin. */
+  readonly thread?: string;
+  /** Passed (structured-cloned) to the actor's constructor. */
+  readonly args?: unknown;
+  /** Restart the actor this many times if it crashes (single-actor threads only). Default 0. */
+  readonly restarts?: number;
+  /**
+   * How the actor's thread waits when idle: 'adaptive' (default: spin ~10 µs, then park; up to
+   * 200 µs while the system has no more threads than cores), 'blocking', 'spin-then-yield' or
+   * 'busy-spin' (lowest latency; only while busy-spinning threads are fewer than cores). Actors
+   * sharing a thread must agree.
+   */
+  readonly wait?: WaitStrategyName;
+}
+
+export interface SystemOptions {
+  readonly spine?: SpineOptions;
+  /** How long `stop` lets consumers drain before it tells threads to exit, in ms. Default 3000. */
+  readonly drainTimeoutMs?: number;
+  /** How long `stop` waits for threads to exit before terminating them, in ms. Default 5000. */
+  readonly exitTimeoutMs?: number;
+}
+
+/** What `stop` (and `run`) return: every actor's per-stream figures and how the stop went. */
+export interface SystemReport {
+  readonly actors: readonly ActorReport[];
+  /** Per stream (by stream name): the queue's count and every consumer's position and loss. */
+  readonly streams: readonly (QueueStats & { readonly stream: string })[];
+  /** Ingress messages refused because they came after `stop` began. */
+  readonly refused: number;
+  /** False if consumers were still busy when the drain timeout ran out. */
+  readonly drained: boolean;
+  /** Threads that did not exit in time and were terminated. */
+  readonly terminated: readonly string[];
+  readonly crashes: readonly ActorCrashedError[];
+}
