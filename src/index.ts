@@ -55,6 +55,7 @@ export {
   type AdapterStreamStats,
   type AdapterTimingStats,
   Clock,
+  type ClockSource,
   defineSpine,
   type Handler,
   type MessageMeta,

@@ -1,37 +1,51 @@
+import { type NativeClock, nativeClock, nativeClockMissing } from './native-clock.js';
+
+/** Where a Clock reads the time: the native addon (no allocation) or `performance.now()`. */
+export type ClockSource = 'native' | 'performance.now';
+
 /**
  * One clock for every thread of a process: nanoseconds since a base taken when the spine was
  * created, monotonic, comparable between workers.
  *
- * `performance.now()` is the cheapest clock Node has (~40–60 ns here; it returns a boxed double,
- * 16 bytes of garbage per read) but counts from each thread's own time origin.
- * `process.hrtime.bigint()` reads the process-wide monotonic clock but allocates a BigInt. So each thread calibrates once: it brackets `performance.now()` between
- * two hrtime reads and keeps the offset; afterwards `now()` is one `performance.now()`, one
- * multiply and one add. Both clocks are CLOCK_MONOTONIC underneath, so the offset does not drift.
+ * Read from `native/clock.c` when it was built on install: one Node-API call that writes
+ * CLOCK_MONOTONIC into a Float64Array this thread owns, read back unboxed — no allocation, ~30–50
+ * ns here. Otherwise from `performance.now()`, which is slower here (~50–90 ns) and returns a boxed
+ * double: 16 bytes of garbage per read, a scavenge every ~64k reads on a hot path.
+ * `process.hrtime.bigint()` reads the process-wide monotonic clock but allocates a BigInt.
  *
- * Resolution: `performance.now()` in Node is not coarsened; the calibration error is at most half
- * the bracketing interval (well under a microsecond here), the same for every reading of a
- * thread. Values are Float64 nanoseconds, exact to the nanosecond for 104 days after the base.
+ * Either source is calibrated once per thread: a read is bracketed between two hrtime reads and
+ * the offset kept; afterwards `now()` is one read and one add (and a multiply for
+ * performance.now). All are CLOCK_MONOTONIC underneath, so the offset does not drift.
+ *
+ * Resolution: 1 ns for the native source, and `performance.now()` is not coarsened in Node; the
+ * calibration error is at most half the bracketing interval (`uncertaintyNs`, well under a
+ * microsecond here), the same for every reading of a thread. Values are Float64 nanoseconds,
+ * exact to the nanosecond for 104 days after the base.
  */
 export class Clock {
   /** hrtime at the base, in ns (as a Float64: the same value in every thread). */
   readonly baseNs: number;
   /** Half-width of the best calibration bracket, in ns: the error bound of this thread's offset. */
   readonly uncertaintyNs: number;
+  readonly source: ClockSource;
   private readonly offsetNs: number;
+  private readonly native: NativeClock | undefined;
 
   constructor(baseNs: number) {
     this.baseNs = baseNs;
+    this.native = nativeClock;
+    this.source = nativeClock === undefined ? 'performance.now' : 'native';
     const base = BigInt(Math.round(baseNs));
     let best = Number.POSITIVE_INFINITY;
     let offset = 0;
     for (let i = 0; i < 9; i++) {
       const before = process.hrtime.bigint();
-      const perf = performance.now();
+      const raw = this.raw();
       const after = process.hrtime.bigint();
       const width = Number(after - before);
       if (width < best) {
         best = width;
-        offset = Number((before + after) / 2n - base) - perf * 1e6;
+        offset = Number((before + after) / 2n - base) - raw;
       }
     }
     this.offsetNs = offset;
@@ -43,8 +57,26 @@ export class Clock {
     return Number(process.hrtime.bigint());
   }
 
+  /** Why this thread reads `performance.now()` instead of the native clock ('' if it does not). */
+  static get nativeMissing(): string {
+    return nativeClockMissing;
+  }
+
   /** Nanoseconds since the base. */
   now(): number {
+    const native = this.native;
+    if (native !== undefined) {
+      native.tick();
+      return native.slot[0]! + this.offsetNs;
+    }
     return performance.now() * 1e6 + this.offsetNs;
+  }
+
+  /** The source's own reading, in ns, before the offset. */
+  private raw(): number {
+    const native = this.native;
+    if (native === undefined) return performance.now() * 1e6;
+    native.tick();
+    return native.slot[0]!;
   }
 }

@@ -8,7 +8,7 @@ export {
   type SpineProducers,
   type StreamName,
 } from './adapter.js';
-export { Clock } from './clock.js';
+export { Clock, type ClockSource } from './clock.js';
 export { MAX_WORKERS, Phase, type PhaseValue, SpineControl } from './control.js';
 export {
   defineSpine,

@@ -1,0 +1,60 @@
+import { existsSync } from 'node:fs';
+import type { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Clock } from '../../src/index.js';
+import { exited, messageOfType, startWorker } from '../helpers/workers.js';
+
+const reader = new URL('../fixtures/clock-reader.ts', import.meta.url);
+const addon = new URL('../../build/Release/dorsal_clock.node', import.meta.url);
+const workers: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.terminate()));
+});
+
+interface Ready {
+  type: 'ready';
+  source: string;
+  uncertaintyNs: number;
+}
+
+describe('the spine clock', () => {
+  it('reads the native clock when the addon was built, and never goes back', () => {
+    const clock = new Clock(Clock.newBase());
+    expect(clock.source).toBe(existsSync(addon) ? 'native' : 'performance.now');
+    expect(Clock.nativeMissing === '').toBe(clock.source === 'native');
+    let last = clock.now();
+    expect(last).toBeGreaterThanOrEqual(-clock.uncertaintyNs);
+    let backwards = 0;
+    for (let i = 0; i < 100_000; i++) {
+      const now = clock.now();
+      if (now < last) backwards++;
+      last = now;
+    }
+    expect(backwards).toBe(0);
+  });
+
+  // 'native' where the addon was built; 'performance.now' forced: both must agree with this thread.
+  for (const forced of [false, true]) {
+    it(`a worker's reading falls between two readings of this thread (${forced ? 'performance.now forced' : 'default source'})`, async () => {
+      const base = Clock.newBase();
+      const clock = new Clock(base);
+      const env = forced ? { DORSAL_CLOCK: 'performance.now' } : undefined;
+      const worker = startWorker(reader, { base }, env);
+      workers.push(worker);
+      const ready = await messageOfType<Ready>(worker, 'ready');
+      if (forced) expect(ready.source).toBe('performance.now');
+      const slack = clock.uncertaintyNs + ready.uncertaintyNs;
+      for (let i = 0; i < 20; i++) {
+        const before = clock.now();
+        const reading = messageOfType<{ type: 'reading'; now: number }>(worker, 'reading');
+        worker.postMessage('read');
+        const { now } = await reading;
+        const after = clock.now();
+        expect(now).toBeGreaterThanOrEqual(before - slack);
+        expect(now).toBeLessThanOrEqual(after + slack);
+      }
+      worker.postMessage('done');
+      expect(await exited(worker)).toBe(0);
+    });
+  }
+});
