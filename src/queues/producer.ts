@@ -7,7 +7,7 @@ import { QueueHeader as H } from './queue-header.js';
 import type { Signal } from './signal.js';
 
 // Header indices as module constants: the hot path reads no namespace object.
-const { HEAD, PUBLISHED_F64, CLAIM, SLOT_PAYLOAD_BYTE } = H;
+const { PUBLISHED_F64, CLAIM, SLOT_PAYLOAD_BYTE } = H;
 
 /** What every producer offers; `publish` is the whole hot path. */
 export interface QueueProducer<M, E = unknown> {
@@ -37,7 +37,8 @@ export interface ProducerOptions {
 abstract class ProducerBase<M, E> {
   readonly envelope: E;
   protected readonly core: QueueCore;
-  protected readonly codec: BoundCodec<M>;
+  /** Replaced by one that refuses every message once the producer is closed (see `close`). */
+  protected codec: BoundCodec<M>;
   protected readonly envelopeCodec: BoundCodec<E> | null;
   protected readonly i32: Int32Array;
   protected readonly signal: Signal;
@@ -107,8 +108,8 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
   }
 
   publish(msg: M): number {
-    if (this.closed) throw new ConfigError(`this producer of '${this.core.layoutName}' is closed`);
     // Validation throws before the slot is touched: a slot is never left odd by a bad message.
+    // A closed producer's codec refuses every message, so the hot path tests no flag.
     this.codec.check(msg);
     const i32 = this.i32;
     const seq = this.seq;
@@ -141,9 +142,8 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
       : Atomics.load(this.signalWords, this.sleepersIndex);
     const next = (seq + 1) >>> 0;
     this.seq = next;
-    // Plain stores: HEAD is a hint for consumers that resynchronize (the slot versions are the
-    // protocol), PUBLISHED is the exact count for monitoring and for new consumers' start.
-    i32[HEAD] = next;
+    // Plain store of the exact count, for monitoring, new consumers' start and lapped consumers'
+    // resynchronization (the slot versions are the protocol; this is a hint for them).
     this.f64[PUBLISHED_F64] = ++this.total;
     this.count++;
     if (sleeping !== 0) this.signal.wakeAll();
@@ -153,6 +153,7 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.codec = closedCodec(this.core.layoutName);
     // SC store: the next producer's attach (a CAS on the same word) sees the role released.
     Atomics.store(this.i32, H.PRODUCER_ATTACHED, 0);
   }
@@ -200,4 +201,12 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
   }
 
   close(): void {}
+}
+
+/** The codec of a closed producer: its check throws, so nothing is ever written. */
+function closedCodec<M>(layoutName: string): BoundCodec<M> {
+  const refuse = (): never => {
+    throw new ConfigError(`this producer of '${layoutName}' is closed`);
+  };
+  return { check: refuse, write: refuse, read: refuse };
 }

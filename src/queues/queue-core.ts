@@ -53,8 +53,6 @@ export class QueueCore {
   readonly slotsByte: number;
   readonly maxConsumers: number;
   readonly signal: Signal;
-  /** Int32 index of the word consumers read as "where the producer is" (a hint). */
-  readonly headIndex: number;
   /** Byte offset of the message inside a slot (after the version word and the envelope). */
   readonly messageByte: number;
   /** The message layout's name, for error messages. */
@@ -70,7 +68,6 @@ export class QueueCore {
     this.maxConsumers = i32[H.MAX_CONSUMERS]!;
     this.slotsByte = H.CONSUMERS_BYTE + this.maxConsumers * H.CONSUMER_ENTRY_BYTES;
     this.signal = new Signal(i32, H.WAKE, H.SLEEPERS);
-    this.headIndex = this.kind === QueueKind.MULTI_PRODUCER ? H.CLAIM : H.HEAD;
     this.messageByte = H.SLOT_PAYLOAD_BYTE + i32[H.ENVELOPE_SIZE]!;
   }
 
@@ -144,8 +141,10 @@ export class QueueCore {
 
   /** The producer's next sequence as a hint (mod 2^32; may trail by a message in flight). */
   head(): number {
-    // SC load of a word the producer stores plainly: the freshest value this thread can see.
-    return Atomics.load(this.views.i32, this.headIndex) >>> 0;
+    // A single producer's exact count (a plain read of a Float64 the producer stores plainly:
+    // a hint, as stale as a cache line can be); several producers' claim counter (an SC load).
+    if (this.kind === QueueKind.SINGLE_PRODUCER) return this.views.f64[H.PUBLISHED_F64]! >>> 0;
+    return Atomics.load(this.views.i32, H.CLAIM) >>> 0;
   }
 
   get closed(): boolean {

@@ -8,7 +8,7 @@
  *           │ MAGIC FORMAT KIND CAPACITY STRIDE MESSAGE_SIZE FINGERPRINT MAX_CONSUMERS      │
  *           │ CLOSED PRODUCER_ATTACHED ENVELOPE_SIZE ENVELOPE_FINGERPRINT                     │
  * byte 64   ├ line 1: the producer's ─────────────────────────────────────────────────────────┤
- *           │ HEAD (next sequence, mod 2^32)   ·   PUBLISHED_F64 (messages published, exact)  │
+ *           │ PUBLISHED_F64 at byte 72 (messages published, exact; its low 32 bits: the head)  │
  * byte 128  ├ line 2: CLAIM (multi-producer: next sequence to claim, Atomics.add)            ─┤
  * byte 192  ├ line 3: the wake-up signal: WAKE (futex word), SLEEPERS (parked consumers)      ─┤
  * byte 256  ├ consumer table: MAX_CONSUMERS entries of 64 bytes ─────────────────────────────┤
@@ -32,7 +32,6 @@ export const QueueHeader = {
   PRODUCER_ATTACHED: 9,
   ENVELOPE_SIZE: 10,
   ENVELOPE_FINGERPRINT: 11,
-  HEAD: 16,
   PUBLISHED_F64: 9,
   CLAIM: 32,
   WAKE: 48,

@@ -100,11 +100,15 @@ describe('SeqlockQueue in one thread', () => {
     first.publish({ n: 1, check: 1 });
     expect(() => SeqlockQueue.attach(Seq, queue.buffer).producer()).toThrow(/already has a producer/);
     first.close();
+    // A closed producer refuses, before touching the ring, and says so.
+    expect(() => first.publish({ n: 9, check: 9 })).toThrow(/this producer of 'Seq' is closed/);
+    expect(first.published).toBe(1);
     const consumer = queue.consumer();
     const second = queue.producer();
     second.publish({ n: 2, check: 2 });
     expect(drain(consumer, Seq.create())).toEqual([2]);
     expect(queue.stats().published).toBe(2);
+    expect(second.published).toBe(1);
   });
 
   it('attach checks the layout, the buffer and the consumer table', () => {
