@@ -188,8 +188,11 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
       // writing it. Spin briefly, then nap so that a descheduled writer gets the core back.
       if (spins > 1000) Atomics.wait(this.nap, 0, 0, 0.01);
     }
-    // The compare-exchange is a full fence on x86 and an acquire on ARM64: the payload stores
-    // below stay after the odd version.
+    // The odd version must be visible before any message byte. On x86 the compare-exchange is a
+    // LOCK CMPXCHG, a full fence. On ARM64 its store half is only a release, which later stores
+    // may pass; an SC load (LDAR) after it stays after it (release→acquire order) and keeps the
+    // payload stores below after itself.
+    if (!TOTAL_STORE_ORDER) Atomics.load(i32, versionIndex);
     this.writePayload(slot, msg);
     // SC store (release): the payload bytes are visible to whoever sees `done`.
     Atomics.store(i32, versionIndex, done);
