@@ -55,7 +55,7 @@ export class ActorThread implements WaitCondition {
     this.worker = worker;
     this.actors = actors;
     this.idleTimeoutMs = Math.min(...actors.map((a) => a.actor.idleTimeoutMs));
-    // Awake from now until `close`; the parker counts the thread out while it sleeps.
+    // Counted in the system's core budget from now until `close` (see CoreBudget).
     spine.control.coreBudget.join(worker);
   }
 
