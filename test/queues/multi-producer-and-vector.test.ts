@@ -11,37 +11,45 @@ afterEach(async () => {
 });
 
 describe('multi-producer queue across threads', () => {
-  it('three producers publish at once: every message arrives once, each producer in its own order', async () => {
-    const PER = 50_000;
-    const queue = SeqlockQueue.create(Tagged, { capacity: 1 << 19, multiProducer: true });
-    const consumer = queue.consumer();
-    const producers = [1, 2, 3].map((id) =>
-      startWorker(new URL('../fixtures/mp-producer.ts', import.meta.url), {
-        role: 'mp-producer',
-        buffer: queue.buffer,
-        id,
-        count: PER,
-      }),
-    );
-    workers.push(...producers);
-    await Promise.all(producers.map((w) => messageOfType(w, 'done')));
-    const next = new Map([
-      [1, 0],
-      [2, 0],
-      [3, 0],
-    ]);
-    const out = Tagged.create();
-    let received = 0;
-    while (consumer.poll(out)) {
-      received++;
-      expect(out.n).toBe(next.get(out.producer));
-      expect(out.check).toBe(out.producer * 1e7 + out.n);
-      next.set(out.producer, out.n + 1);
-    }
-    expect(received).toBe(3 * PER);
-    expect(consumer.lost).toBe(0);
-    expect([...next.values()]).toEqual([PER, PER, PER]);
-  });
+  // 'weak' forces the fenced path of weakly ordered CPUs in the producers (see memory-order.ts).
+  for (const order of ['native', 'weak'] as const) {
+    it(`three producers publish at once (${order} memory order): every message arrives once, each producer in its own order`, async () => {
+      const env = order === 'weak' ? { DORSAL_MEMORY_ORDER: 'weak' } : undefined;
+      const PER = 50_000;
+      const queue = SeqlockQueue.create(Tagged, { capacity: 1 << 19, multiProducer: true });
+      const consumer = queue.consumer();
+      const producers = [1, 2, 3].map((id) =>
+        startWorker(
+          new URL('../fixtures/mp-producer.ts', import.meta.url),
+          {
+            role: 'mp-producer',
+            buffer: queue.buffer,
+            id,
+            count: PER,
+          },
+          env,
+        ),
+      );
+      workers.push(...producers);
+      await Promise.all(producers.map((w) => messageOfType(w, 'done')));
+      const next = new Map([
+        [1, 0],
+        [2, 0],
+        [3, 0],
+      ]);
+      const out = Tagged.create();
+      let received = 0;
+      while (consumer.poll(out)) {
+        received++;
+        expect(out.n).toBe(next.get(out.producer));
+        expect(out.check).toBe(out.producer * 1e7 + out.n);
+        next.set(out.producer, out.n + 1);
+      }
+      expect(received).toBe(3 * PER);
+      expect(consumer.lost).toBe(0);
+      expect([...next.values()]).toEqual([PER, PER, PER]);
+    });
+  }
 });
 
 describe('SeqlockVector', () => {
