@@ -3,7 +3,7 @@ import type { BoundCodec } from './codec.js';
 import type { Layout } from './layout.js';
 import { TOTAL_STORE_ORDER } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
-import { QueueHeader as H, QueueKind } from './queue-header.js';
+import { QueueHeader as H } from './queue-header.js';
 import type { Parker } from './signal.js';
 import { AdaptiveWaitStrategy, type WaitCondition, type WaitStrategy } from './wait-strategy.js';
 
@@ -265,9 +265,7 @@ function claimEntry(core: QueueCore): number {
 }
 
 function startSequence(core: QueueCore, from: ConsumerStart): number {
-  // A single-producer queue keeps an exact count; a multi-producer one only its claim counter
-  // (mod 2^32), which is exact until it wraps.
-  const total = core.kind === QueueKind.SINGLE_PRODUCER ? core.views.f64[H.PUBLISHED_F64]! : core.head();
+  const total = core.published();
   if (typeof from === 'number') {
     if (!Number.isSafeInteger(from) || from < 0 || from > total) {
       throw new ConfigError(

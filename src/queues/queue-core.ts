@@ -139,12 +139,19 @@ export class QueueCore {
     return this.views.buffer as SharedArrayBuffer;
   }
 
+  /**
+   * Messages published: a single producer's exact count (a plain read of a Float64 the producer
+   * stores plainly: as stale as a cache line can be), or several producers' claim counter (an
+   * SC load; mod 2^32, exact until it wraps).
+   */
+  published(): number {
+    if (this.kind === QueueKind.SINGLE_PRODUCER) return this.views.f64[H.PUBLISHED_F64]!;
+    return Atomics.load(this.views.i32, H.CLAIM) >>> 0;
+  }
+
   /** The producer's next sequence as a hint (mod 2^32; may trail by a message in flight). */
   head(): number {
-    // A single producer's exact count (a plain read of a Float64 the producer stores plainly:
-    // a hint, as stale as a cache line can be); several producers' claim counter (an SC load).
-    if (this.kind === QueueKind.SINGLE_PRODUCER) return this.views.f64[H.PUBLISHED_F64]! >>> 0;
-    return Atomics.load(this.views.i32, H.CLAIM) >>> 0;
+    return this.published() >>> 0;
   }
 
   get closed(): boolean {

@@ -153,7 +153,7 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
       name: this.layout.name,
       capacity: core.seq.capacity,
       multiProducer: this.multiProducer,
-      published: this.multiProducer ? head : f64[H.PUBLISHED_F64]!,
+      published: core.published(),
       closed: core.closed,
       sleeping: core.signal.sleeping,
       consumers,

@@ -8,8 +8,8 @@ export type ClockSource = 'native' | 'performance.now';
  * created, monotonic, comparable between workers.
  *
  * Read from `native/clock.c` when it was built on install: one Node-API call that writes
- * CLOCK_MONOTONIC into a Float64Array this thread owns, read back unboxed — no allocation, ~30–50
- * ns here. Otherwise from `performance.now()`, which is slower here (~50–90 ns) and returns a boxed
+ * CLOCK_MONOTONIC into a Float64Array this thread owns, read back unboxed — no allocation, ~45–60
+ * ns here. Otherwise from `performance.now()`, which is slower here (~55–90 ns) and returns a boxed
  * double: 16 bytes of garbage per read, a scavenge every ~64k reads on a hot path.
  * `process.hrtime.bigint()` reads the process-wide monotonic clock but allocates a BigInt.
  *
@@ -64,12 +64,7 @@ export class Clock {
 
   /** Nanoseconds since the base. */
   now(): number {
-    const native = this.native;
-    if (native !== undefined) {
-      native.tick();
-      return native.slot[0]! + this.offsetNs;
-    }
-    return performance.now() * 1e6 + this.offsetNs;
+    return this.raw() + this.offsetNs;
   }
 
   /** The source's own reading, in ns, before the offset. */
