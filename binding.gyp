@@ -2,9 +2,9 @@
   "targets": [
     {
       "target_name": "dorsal_clock",
-      "sources": ["native/clock.c"],
-      "cflags": ["-O2", "-std=c11"],
-      "xcode_settings": { "OTHER_CFLAGS": ["-O2", "-std=c11"] }
+      "sources": ["native/clock.cc"],
+      "cflags_cc": ["-O2", "-Wno-cast-function-type"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O2"] }
     }
   ]
 }

@@ -3,16 +3,22 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The addon of `native/clock.c`: `tick()` writes CLOCK_MONOTONIC ns into the bound array. */
+/** The addon of `native/clock.cc`: `tick()` writes the time in ns into the bound array. */
 interface ClockAddon {
   tick(): void;
   bind(slot: Float64Array): void;
+  /** Where the time comes from: RDTSC scaled to CLOCK_MONOTONIC, or clock_gettime itself. */
+  readonly source: string;
+  /** How `tick` is called from optimized code: a V8 fast call or a V8 function call. */
+  readonly call: string;
 }
 
-/** A thread's native clock: call `tick()`, then read `slot[0]` (ns, CLOCK_MONOTONIC). */
+/** A thread's native clock: call `tick()`, then read `slot[0]` (ns on CLOCK_MONOTONIC's line). */
 export interface NativeClock {
   readonly tick: () => void;
   readonly slot: Float64Array;
+  readonly source: string;
+  readonly call: string;
 }
 
 const ADDON = join('build', 'Release', 'dorsal_clock.node');
@@ -34,7 +40,7 @@ function load(): NativeClock | string {
       addon.bind(slot);
       addon.tick();
       if (!(slot[0]! > 0)) return `${path} did not tick`;
-      return { tick: addon.tick, slot };
+      return { tick: addon.tick, slot, source: addon.source, call: addon.call };
     } catch (error) {
       return `${path} did not load: ${(error as Error).message}`;
     }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Clock } from '../../src/index.js';
@@ -31,6 +31,33 @@ describe('the spine clock', () => {
       last = now;
     }
     expect(backwards).toBe(0);
+  });
+
+  it('the native clock says where it reads the time, and its readings stay on the monotonic clock', () => {
+    const clock = new Clock(Clock.newBase());
+    if (clock.source !== 'native') {
+      expect(Clock.nativeSource).toBe('');
+      return;
+    }
+    const kernelClock = '/sys/devices/system/clocksource/clocksource0/current_clocksource';
+    const tsc =
+      process.platform === 'linux' &&
+      process.arch === 'x64' &&
+      existsSync(kernelClock) &&
+      readFileSync(kernelClock, 'utf8').trim() === 'tsc';
+    const fast = process.versions.v8.startsWith('11.3.');
+    expect(Clock.nativeSource).toBe(
+      `${tsc ? 'rdtsc, calibrated against CLOCK_MONOTONIC' : 'clock_gettime(CLOCK_MONOTONIC)'} · V8 ${fast ? 'fast' : 'function'} call`,
+    );
+    // base + now() is a CLOCK_MONOTONIC reading (hrtime's clock), to within the TSC calibration.
+    const tolerance = 50_000;
+    for (let i = 0; i < 100; i++) {
+      const before = Number(process.hrtime.bigint());
+      const reading = clock.baseNs + clock.now();
+      const after = Number(process.hrtime.bigint());
+      expect(reading).toBeGreaterThanOrEqual(before - tolerance);
+      expect(reading).toBeLessThanOrEqual(after + tolerance);
+    }
   });
 
   // 'native' where the addon was built; 'performance.now' forced: both must agree with this thread.
