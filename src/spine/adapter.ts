@@ -106,7 +106,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.actorId = actorId;
     this.actorName = actorName;
     this.start = start;
-    this.timing = spine.timingQueue(actorId)?.producer();
+    // Timing records wake no one: their readers poll them whenever their thread is awake, and no
+    // thread parks on a timing queue's signal. On x86 that saves a fence per handler call.
+    this.timing = spine.timingQueue(actorId)?.producer({ wakes: false });
     this.timings = new TimingReader(spine, start !== 'head');
     this.meta = { stream: '', streamIndex: 0, seq: 0, tracking: undefined as unknown as Tracking };
     for (let i = 0; i < spine.names.length; i++) {
@@ -329,7 +331,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     meta.tracking = tracking;
     this.inHandler = true;
     this.current = index;
-    const start = Number.isNaN(startHint) ? clock.now() : startHint;
+    // A hint was read before the poll that found this message, which may have been published
+    // between the two: the handler cannot have started before its message was published.
+    const start = Number.isNaN(startHint) ? clock.now() : Math.max(startHint, tracking.publish_t);
     try {
       handler(msg as MessageOf<D, StreamName<D>>, this, meta);
     } finally {
