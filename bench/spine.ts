@@ -8,9 +8,12 @@
  * - end-to-end latency of source → relay → relay → sink, p50/p99/p99.9 (HDR), with full tracking
  *   (a System of actors), on bare queues (no tracking, same adaptive wait) and over MessagePort,
  *   in the same run; on four threads (one role each: more threads than cores, every hop a
- *   wake-up) and on two (source+relay2 and relay1+sink: a thread per core, as a pipeline is
- *   deployed on this machine). The targets are judged on two threads.
+ *   wake-up), on two (source+relay2 and relay1+sink: a thread per core) and on one (all four
+ *   actors share a thread). The targets are judged on the two- and one-thread deployments, each
+ *   against MessagePort on the same threads. Each pipeline first runs a warm-up second, not
+ *   recorded (JIT compilation), then the recorded messages.
  */
+import { readFileSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { Clock, CoreBudget, SeqlockQueue, Spine, SpineAdapter, System } from '../src/index.js';
 import { Hop, type LatencyReport, pipelineSpine } from './spine/spine.js';
@@ -78,7 +81,7 @@ function trackingRows(quick: boolean): BenchRow[] {
     },
   );
   const clock = new Clock(Clock.newBase());
-  const clockCost = readCost(rounds, BATCH, () => clock.now());
+  const clockCost = readCost(rounds, BATCH, readLoops(clock).spine);
   const bareRow = row('hop on bare queues (poll + publish), one thread', bare, 'ns/msg');
   const overhead = tracked - bare;
   return [
@@ -98,27 +101,43 @@ function trackingRows(quick: boolean): BenchRow[] {
 /** Where the clock results land: a typed array, so that storing them allocates nothing. */
 const clockOut = new Float64Array(8);
 
-/** ns per call of `read`, median of `rounds` batches of `batch`. */
-function readCost(rounds: number, batch: number, read: () => number): number {
+/**
+ * A loop of `n` reads of one clock into `clockOut`. One function per clock, so that the read's
+ * call site sees one target and V8 inlines it: a double returned by a call it does not inline is
+ * boxed, which would count the loop's garbage against the clock.
+ */
+type ReadLoop = (n: number) => void;
+
+function readLoops(clock: Clock): { spine: ReadLoop; perf: ReadLoop } {
+  return {
+    spine: (n) => {
+      for (let i = 0; i < n; i++) clockOut[i & 7] = clock.now();
+    },
+    perf: (n) => {
+      for (let i = 0; i < n; i++) clockOut[i & 7] = performance.now() * 1e6;
+    },
+  };
+}
+
+/** ns per read of `loop`'s clock, median of `rounds` batches of `batch`. */
+function readCost(rounds: number, batch: number, loop: ReadLoop): number {
   return perMessage(
     rounds,
     batch,
     () => {},
-    () => {
-      for (let i = 0; i < batch; i++) clockOut[i & 7] = read();
-    },
+    () => loop(batch),
   );
 }
 
-/** Garbage collections (scavenges included) while `read` runs `count` times, after a warm-up. */
-async function collectionsDuring(count: number, read: () => number): Promise<number> {
-  for (let i = 0; i < 100_000; i++) clockOut[i & 7] = read();
+/** Garbage collections (scavenges included) while `loop` reads its clock `count` times, after a warm-up. */
+async function collectionsDuring(count: number, loop: ReadLoop): Promise<number> {
+  loop(100_000);
   let collections = 0;
   const observer = new PerformanceObserver((list) => {
     collections += list.getEntries().length;
   });
   observer.observe({ entryTypes: ['gc'] });
-  for (let i = 0; i < count; i++) clockOut[i & 7] = read();
+  loop(count);
   // GC entries are delivered asynchronously.
   await new Promise((r) => setTimeout(r, 50));
   observer.disconnect();
@@ -130,10 +149,9 @@ async function clockRows(quick: boolean): Promise<BenchRow[]> {
   const rounds = quick ? 300 : 3000;
   const reads = quick ? 1_000_000 : 10_000_000;
   const clock = new Clock(Clock.newBase());
-  const perf = () => performance.now() * 1e6;
-  const spine = () => clock.now();
+  const { perf, spine } = readLoops(clock);
   const perfRow = row('performance.now() read', readCost(rounds, 1000, perf), 'ns');
-  const name = `spine clock read (${clock.source}${clock.source === 'native' ? '' : `: ${Clock.nativeMissing}`})`;
+  const name = `spine clock read (${clock.source}: ${clock.source === 'native' ? Clock.nativeSource : Clock.nativeMissing})`;
   const spineCost = readCost(rounds, 1000, spine);
   const [perfCollections, spineCollections] = [
     await collectionsDuring(reads, perf),
@@ -152,8 +170,69 @@ async function clockRows(quick: boolean): Promise<BenchRow[]> {
   ];
 }
 
-/** The tracked pipeline; with `threads: 2`, source+relay2 share one thread and relay1+sink the other. */
-async function tracked(count: number, intervalNs: number, threads: 2 | 4): Promise<LatencyReport> {
+/** A pipeline run: `warmup` messages first, not recorded, then `count` recorded ones, `intervalNs` apart. */
+interface PipelineRun {
+  readonly count: number;
+  readonly warmup: number;
+  readonly intervalNs: number;
+}
+
+/** A run of `seconds` measured after `warmupSeconds`, at one message per `intervalNs`. */
+function pipelineRun(seconds: number, warmupSeconds: number, intervalNs: number): PipelineRun {
+  const perSecond = 1e9 / intervalNs;
+  return {
+    count: Math.round(seconds * perSecond),
+    warmup: Math.round(warmupSeconds * perSecond),
+    intervalNs,
+  };
+}
+
+/** Busy CPU time of the whole machine and of this process, in ms (Linux; undefined elsewhere). */
+function cpuTimes(): { machine: number; process: number } | undefined {
+  let line: string;
+  try {
+    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  } catch {
+    return undefined;
+  }
+  // cpu user nice system idle iowait irq softirq steal ... in USER_HZ (100 per second) ticks.
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  const busyTicks = user! + nice! + system! + irq! + softirq! + steal!;
+  const usage = process.cpuUsage();
+  return { machine: busyTicks * 10, process: (usage.user + usage.system) / 1000 };
+}
+
+/**
+ * Runs `work` and measures what the rest of the machine (other processes, the kernel, the
+ * hypervisor's steal) used of the CPUs meanwhile, in ms per second: a spinning pipeline thread
+ * loses its core to such work for a scheduler slice, which is what its p99 shows.
+ */
+async function withForeignCpu<T>(
+  work: () => Promise<T>,
+): Promise<{ result: T; foreignMsPerSecond?: number }> {
+  const before = cpuTimes();
+  const start = performance.now();
+  const result = await work();
+  const after = cpuTimes();
+  const seconds = (performance.now() - start) / 1000;
+  if (before === undefined || after === undefined) return { result };
+  const foreign = after.machine - before.machine - (after.process - before.process);
+  return { result, foreignMsPerSecond: Math.max(0, foreign) / seconds };
+}
+
+/** Actor threads of a pipeline run: one role each, a pair per core, or all four on one. */
+type Threads = 1 | 2 | 4;
+
+/** Thread names per role: with 2, source+relay2 share one thread and relay1+sink the other. */
+const THREAD_OF: Record<Threads, Record<string, string> | undefined> = {
+  1: { source: 'one', relay1: 'one', relay2: 'one', sink: 'one' },
+  2: { source: 'left', relay2: 'left', relay1: 'right', sink: 'right' },
+  4: undefined,
+};
+
+/** The tracked pipeline: a System of actors placed on threads as `THREAD_OF` says. */
+async function tracked(run: PipelineRun, threads: Threads): Promise<LatencyReport> {
+  const { count, warmup, intervalNs } = run;
   const channel = `dorsal-bench-${process.pid}-${Math.random()}`;
   const bc = new BroadcastChannel(channel);
   const report = new Promise<LatencyReport>((resolve) => {
@@ -161,10 +240,10 @@ async function tracked(count: number, intervalNs: number, threads: 2 | 4): Promi
   });
   const system = new System(pipelineSpine);
   const actors = new URL('./spine/tracked-actors.js', import.meta.url);
-  const pairs: Record<string, string> = { source: 'left', relay2: 'left', relay1: 'right', sink: 'right' };
+  const placement = THREAD_OF[threads];
   for (const role of ['source', 'relay1', 'relay2', 'sink']) {
-    const args = { role, count, intervalNs, channel };
-    system.spawn(actors, threads === 2 ? { args, thread: pairs[role]! } : { args });
+    const args = { role, count: warmup + count, warmup, intervalNs, channel };
+    system.spawn(actors, placement === undefined ? { args } : { args, thread: placement[role]! });
   }
   await system.start();
   // Run until the sink saw everything (the source paces itself), then stop gracefully.
@@ -172,7 +251,7 @@ async function tracked(count: number, intervalNs: number, threads: 2 | 4): Promi
     system.spine
       .queue(2)
       .stats()
-      .consumers.every((c) => c.position < count)
+      .consumers.every((c) => c.position < warmup + count)
   )
     await sleep(20);
   await system.stop();
@@ -183,14 +262,10 @@ async function tracked(count: number, intervalNs: number, threads: 2 | 4): Promi
 
 /**
  * The pipeline on bare queues (one role per thread) or over MessagePorts, on 4 threads (one role
- * each) or 2 (source+relay2 and relay1+sink, as the 2-thread tracked pipeline pairs its actors).
+ * each), 2 (source+relay2 and relay1+sink, as the 2-thread tracked pipeline pairs its actors) or 1.
  */
-async function chain(
-  kind: 'bare' | 'ports',
-  count: number,
-  intervalNs: number,
-  threads: 2 | 4,
-): Promise<LatencyReport> {
+async function chain(kind: 'bare' | 'ports', run: PipelineRun, threads: Threads): Promise<LatencyReport> {
+  const { count, warmup, intervalNs } = run;
   const ports = kind === 'ports';
   const url = new URL(ports ? './spine/port-worker.js' : './spine/bare-worker.js', import.meta.url);
   const clockBase = Clock.newBase();
@@ -206,13 +281,14 @@ async function chain(
   const relay1: RoleSpec = { role: 'relay', input: input(0), output: output(1) };
   const source: RoleSpec = { role: 'source', output: output(0) };
   // The source's thread starts last: a bare source publishes as soon as it runs.
-  const groups: RoleSpec[][] =
-    threads === 4
-      ? [[sink], [relay2], [relay1], [source]]
-      : [
-          [relay1, sink],
-          [source, relay2],
-        ];
+  const groups: RoleSpec[][] = {
+    4: [[sink], [relay2], [relay1], [source]],
+    2: [
+      [relay1, sink],
+      [source, relay2],
+    ],
+    1: [[relay1, sink, relay2, source]],
+  }[threads];
   if (!ports && threads !== 4) throw new Error('the bare pipeline runs one role per thread');
   const budget = CoreBudget.create({ members: groups.length });
   const workers: Worker[] = [];
@@ -222,7 +298,7 @@ async function chain(
     const worker = new Worker(url, {
       workerData: {
         ...(ports ? { roles: group } : group[0]),
-        ...{ count, intervalNs, clockBase, budget: budget.buffer, member },
+        ...{ count: warmup + count, warmup, intervalNs, clockBase, budget: budget.buffer, member },
       },
       transferList: transfer as MessagePort[],
     });
@@ -253,21 +329,61 @@ function latencyRows(name: string, r: LatencyReport, extra: Partial<BenchRow> = 
   ];
 }
 
+/**
+ * A deployment judged against the targets: tracked and MessagePort latencies on the same
+ * threads, the ratio of their p50s (≥ 20×), the tracked p99 ÷ p50 (≤ 3×), and the CPU the rest
+ * of the machine used meanwhile.
+ */
+function deploymentRows(
+  name: string,
+  tracked: { result: LatencyReport; foreignMsPerSecond?: number },
+  ports: LatencyReport,
+  warmupSeconds: number,
+  note: string,
+): BenchRow[] {
+  const t = tracked.result;
+  const foreign = tracked.foreignMsPerSecond;
+  return [
+    ...latencyRows(`${name}, tracked actors (adaptive wait)`, t),
+    ...latencyRows(`${name}, MessagePort`, ports),
+    row(`${name}: MessagePort p50 ÷ tracked p50`, ports.p50 / t.p50, '×', {
+      target: '≥ 20×',
+      met: ports.p50 / t.p50 >= 20,
+      note,
+    }),
+    row(`${name}: tracked p99 ÷ tracked p50`, t.p99 / t.p50, '×', {
+      target: '≤ 3×',
+      met: t.p99 / t.p50 <= 3,
+      note: `after a ${warmupSeconds} s warm-up`,
+    }),
+    ...(foreign === undefined
+      ? []
+      : [
+          row(`${name}: CPU used by the rest of the machine meanwhile`, foreign, 'ms/s', {
+            note: "other processes, the kernel and steal; at one message per 50 µs, 10 ms/s of it on the pipeline's cores delays 1 % of the messages: p99",
+          }),
+        ]),
+  ];
+}
+
 export const spineBench: BenchSection = {
   group: GROUP,
   async run({ quick }) {
     const rows = [...trackingRows(quick), ...(await clockRows(quick))];
-    const count = quick ? 2_000 : 20_000;
-    const intervalNs = 50_000;
-    const portCount = quick ? 300 : 2_000;
-    const tracked4 = await tracked(count, intervalNs, 4);
-    const tracked2 = await tracked(count, intervalNs, 2);
-    const bare4 = await chain('bare', count, intervalNs, 4);
+    // Latency in the steady state, as after JMH's warm-up iterations: in the first second the
+    // JIT compiles on V8's background threads, which take the cores from spinning actors.
+    const [seconds, warmupSeconds] = quick ? [0.1, 0.2] : [1, 1];
+    const run = pipelineRun(seconds, warmupSeconds, 50_000);
     // setTimeout paces the MessagePort source: 1 ms is its finest step.
-    const ports4 = await chain('ports', portCount, 1e6, 4);
-    const ports2 = await chain('ports', portCount, 1e6, 2);
+    const portRun = pipelineRun(quick ? 0.3 : 2, warmupSeconds, 1e6);
+    const tracked4 = await tracked(run, 4);
+    const on2 = await withForeignCpu(() => tracked(run, 2));
+    const on1 = await withForeignCpu(() => tracked(run, 1));
+    const bare4 = await chain('bare', run, 4);
+    const ports4 = await chain('ports', portRun, 4);
+    const ports2 = await chain('ports', portRun, 2);
+    const ports1 = await chain('ports', portRun, 1);
     const on4 = '3-hop pipeline on 4 threads';
-    const on2 = '3-hop pipeline on 2 threads';
     const bare4Name = `${on4}, bare queues (adaptive wait)`;
     rows.push(
       ...latencyRows(bare4Name, bare4),
@@ -280,17 +396,20 @@ export const spineBench: BenchSection = {
       row(`${on4}: MessagePort p50 ÷ tracked p50`, ports4.p50 / tracked4.p50, '×', {
         note: 'more threads than cores: every hop is a futex wake-up',
       }),
-      ...latencyRows(`${on2}, tracked actors (adaptive wait)`, tracked2),
-      ...latencyRows(`${on2}, MessagePort`, ports2),
-      row(`${on2}: MessagePort p50 ÷ tracked p50`, ports2.p50 / tracked2.p50, '×', {
-        target: '≥ 20×',
-        met: ports2.p50 / tracked2.p50 >= 20,
-        note: 'one thread per core, as a pipeline is deployed on 2 cores: the adaptive wait spins between messages',
-      }),
-      row(`${on2}: tracked p99 ÷ tracked p50`, tracked2.p99 / tracked2.p50, '×', {
-        target: '≤ 3×',
-        met: tracked2.p99 / tracked2.p50 <= 3,
-      }),
+      ...deploymentRows(
+        '3-hop pipeline on 2 threads',
+        on2,
+        ports2,
+        warmupSeconds,
+        'one thread per core: the adaptive wait spins between messages, and whatever else the machine runs takes a core from a spinning actor',
+      ),
+      ...deploymentRows(
+        '3-hop pipeline on 1 thread',
+        on1,
+        ports1,
+        warmupSeconds,
+        'the four actors share one thread (hops do not cross threads); the other core is left to the rest of the machine',
+      ),
     );
     return rows;
   },

@@ -1,19 +1,20 @@
 /**
  * The same 3-hop pipeline on bare SeqlockQueues, without tracking: the source stamps the send
  * time in the message itself, relays copy, the sink records now − sent. Each thread waits with
- * the same adaptive strategy the actors use.
+ * the same adaptive strategy the actors use. The first `warmup` messages are not recorded.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AdaptiveWaitStrategy, Clock, CoreBudget, SeqlockQueue } from '../../src/index.js';
 import { Hop, latencyHistogram, latencyReport } from './spine.js';
 
-const { role, input, output, count, intervalNs, clockBase, budget, member } = workerData as {
+const { role, input, output, count, warmup, intervalNs, clockBase, budget, member } = workerData as {
   role: 'source' | 'relay' | 'sink';
   budget: SharedArrayBuffer;
   member: number;
   input?: SharedArrayBuffer;
   output?: SharedArrayBuffer;
   count: number;
+  warmup: number;
   intervalNs: number;
   clockBase: number;
 };
@@ -46,7 +47,7 @@ if (role === 'source') {
   parentPort!.postMessage({ type: 'ready' });
   for (let seen = 0; seen < count && consumer.take(msg); seen++) {
     if (producer) producer.publish(msg);
-    else histogram.recordValue(Math.max(1, Math.round(clock.now() - msg.a)));
+    else if (msg.n >= warmup) histogram.recordValue(Math.max(1, Math.round(clock.now() - msg.a)));
   }
   if (producer) parentPort!.postMessage({ type: 'done' });
   else {

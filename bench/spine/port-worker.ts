@@ -1,6 +1,7 @@
 /**
  * The same 3-hop pipeline over MessagePorts: each hop forwards the message object to the next
- * port. A worker plays one or more roles (`roles`), as the actors of a thread do.
+ * port. A worker plays one or more roles (`roles`), as the actors of a thread do. The first
+ * `warmup` messages are not recorded.
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { Clock } from '../../src/index.js';
@@ -11,9 +12,10 @@ interface RoleSpec {
   input?: MessagePort;
   output?: MessagePort;
 }
-const { roles, count, intervalNs, clockBase } = workerData as {
+const { roles, count, warmup, intervalNs, clockBase } = workerData as {
   roles: RoleSpec[];
   count: number;
+  warmup: number;
   intervalNs: number;
   clockBase: number;
 };
@@ -36,7 +38,7 @@ for (const { role, input, output } of roles) {
     const histogram = latencyHistogram();
     let seen = 0;
     input!.on('message', (m: Msg) => {
-      histogram.recordValue(Math.max(1, Math.round(clock.now() - m.a)));
+      if (m.n >= warmup) histogram.recordValue(Math.max(1, Math.round(clock.now() - m.a)));
       if (++seen === count) parentPort!.postMessage(latencyReport(histogram));
     });
   }

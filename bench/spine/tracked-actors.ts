@@ -2,7 +2,8 @@
  * The tracked pipeline's actors, in one module: `args.role` picks one. The source publishes
  * `count` messages spaced `intervalNs` apart (latency, not queueing); each relay handles one
  * stream and produces the next (origin and parent ride along); the sink records, per message,
- * spine clock now − origin_t into an HDR histogram and broadcasts the percentiles at exit.
+ * spine clock now − origin_t into an HDR histogram and broadcasts the percentiles at exit. The
+ * first `warmup` messages are not recorded.
  */
 import { Actor, type SpineAdapter } from '../../src/index.js';
 import { latencyHistogram, latencyReport, type PipelineSpine } from './spine.js';
@@ -11,6 +12,7 @@ type Role = 'source' | 'relay1' | 'relay2' | 'sink';
 interface Args {
   role: Role;
   count: number;
+  warmup: number;
   intervalNs: number;
   channel: string;
 }
@@ -54,7 +56,8 @@ export default class HopActor extends Actor<PipelineSpine> {
         });
         return;
       case 'sink':
-        adapter.consume('hop3', (_m, _producers, meta) => {
+        adapter.consume('hop3', (m, _producers, meta) => {
+          if (m.n < this.args.warmup) return;
           this.histogram.recordValue(Math.max(1, Math.round(adapter.now() - meta.tracking.origin_t)));
         });
     }
