@@ -13,7 +13,6 @@
  *   against MessagePort on the same threads. Each pipeline first runs a warm-up second, not
  *   recorded (JIT compilation), then the recorded messages.
  */
-import { readFileSync } from 'node:fs';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { Clock, CoreBudget, SeqlockQueue, Spine, SpineAdapter, System } from '../src/index.js';
 import { Hop, type LatencyReport, pipelineSpine } from './spine/spine.js';
@@ -187,39 +186,6 @@ function pipelineRun(seconds: number, warmupSeconds: number, intervalNs: number)
   };
 }
 
-/** Busy CPU time of the whole machine and of this process, in ms (Linux; undefined elsewhere). */
-function cpuTimes(): { machine: number; process: number } | undefined {
-  let line: string;
-  try {
-    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-  } catch {
-    return undefined;
-  }
-  // cpu user nice system idle iowait irq softirq steal ... in USER_HZ (100 per second) ticks.
-  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-  const busyTicks = user! + nice! + system! + irq! + softirq! + steal!;
-  const usage = process.cpuUsage();
-  return { machine: busyTicks * 10, process: (usage.user + usage.system) / 1000 };
-}
-
-/**
- * Runs `work` and measures what the rest of the machine (other processes, the kernel, the
- * hypervisor's steal) used of the CPUs meanwhile, in ms per second: a spinning pipeline thread
- * loses its core to such work for a scheduler slice, which is what its p99 shows.
- */
-async function withForeignCpu<T>(
-  work: () => Promise<T>,
-): Promise<{ result: T; foreignMsPerSecond?: number }> {
-  const before = cpuTimes();
-  const start = performance.now();
-  const result = await work();
-  const after = cpuTimes();
-  const seconds = (performance.now() - start) / 1000;
-  if (before === undefined || after === undefined) return { result };
-  const foreign = after.machine - before.machine - (after.process - before.process);
-  return { result, foreignMsPerSecond: Math.max(0, foreign) / seconds };
-}
-
 /** Actor threads of a pipeline run: one role each, a pair per core, or all four on one. */
 type Threads = 1 | 2 | 4;
 
@@ -331,38 +297,28 @@ function latencyRows(name: string, r: LatencyReport, extra: Partial<BenchRow> = 
 
 /**
  * A deployment judged against the targets: tracked and MessagePort latencies on the same
- * threads, the ratio of their p50s (≥ 20×), the tracked p99 ÷ p50 (≤ 3×), and the CPU the rest
- * of the machine used meanwhile.
+ * threads, the ratio of their p50s (≥ 20×) and the tracked p99 ÷ p50 (≤ 3×).
  */
 function deploymentRows(
   name: string,
-  tracked: { result: LatencyReport; foreignMsPerSecond?: number },
+  tracked: LatencyReport,
   ports: LatencyReport,
   warmupSeconds: number,
   note: string,
 ): BenchRow[] {
-  const t = tracked.result;
-  const foreign = tracked.foreignMsPerSecond;
   return [
-    ...latencyRows(`${name}, tracked actors (adaptive wait)`, t),
+    ...latencyRows(`${name}, tracked actors (adaptive wait)`, tracked),
     ...latencyRows(`${name}, MessagePort`, ports),
-    row(`${name}: MessagePort p50 ÷ tracked p50`, ports.p50 / t.p50, '×', {
+    row(`${name}: MessagePort p50 ÷ tracked p50`, ports.p50 / tracked.p50, '×', {
       target: '≥ 20×',
-      met: ports.p50 / t.p50 >= 20,
+      met: ports.p50 / tracked.p50 >= 20,
       note,
     }),
-    row(`${name}: tracked p99 ÷ tracked p50`, t.p99 / t.p50, '×', {
+    row(`${name}: tracked p99 ÷ tracked p50`, tracked.p99 / tracked.p50, '×', {
       target: '≤ 3×',
-      met: t.p99 / t.p50 <= 3,
+      met: tracked.p99 / tracked.p50 <= 3,
       note: `after a ${warmupSeconds} s warm-up`,
     }),
-    ...(foreign === undefined
-      ? []
-      : [
-          row(`${name}: CPU used by the rest of the machine meanwhile`, foreign, 'ms/s', {
-            note: "other processes, the kernel and steal; at one message per 50 µs, 10 ms/s of it on the pipeline's cores delays 1 % of the messages: p99",
-          }),
-        ]),
   ];
 }
 
@@ -377,8 +333,8 @@ export const spineBench: BenchSection = {
     // setTimeout paces the MessagePort source: 1 ms is its finest step.
     const portRun = pipelineRun(quick ? 0.3 : 2, warmupSeconds, 1e6);
     const tracked4 = await tracked(run, 4);
-    const on2 = await withForeignCpu(() => tracked(run, 2));
-    const on1 = await withForeignCpu(() => tracked(run, 1));
+    const on2 = await tracked(run, 2);
+    const on1 = await tracked(run, 1);
     const bare4 = await chain('bare', run, 4);
     const ports4 = await chain('ports', portRun, 4);
     const ports2 = await chain('ports', portRun, 2);
