@@ -25,7 +25,7 @@ const ADDON = join('build', 'Release', 'dorsal_clock.node');
 
 /**
  * Loads the native clock for this thread, or returns why it cannot: the addon is built on
- * install when a C compiler is there, and is optional. Looked for in the package root, which is
+ * install when a C++ compiler is there, and is optional. Looked for in the package root, which is
  * two folders up from `src/spine` and three from `dist/src/spine`.
  */
 function load(): NativeClock | string {
@@ -45,7 +45,7 @@ function load(): NativeClock | string {
       return `${path} did not load: ${(error as Error).message}`;
     }
   }
-  return `${ADDON} was not built (no C compiler at install?)`;
+  return `${ADDON} was not built (no C++ compiler at install?)`;
 }
 
 const loaded = load();
