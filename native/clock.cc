@@ -119,8 +119,9 @@ double OnLine(const Line *l, uint64_t tsc) {
  * Called by the first read past `refineAt`: measures a new pair, derives the TSC's rate from the
  * previous pair, and publishes a line that starts where the current one is now and reaches
  * CLOCK_MONOTONIC (which NTP may slew) one interval later. Intervals grow 1 s, 10 s, ... 1000 s.
- * A rate more than 1 % off the current one (a suspended VM, say) is not trusted: the line keeps
- * its rate and only its interval is renewed.
+ * A rate more than 1 % off the current one (a VM paused or moved, say) is not trusted: the line
+ * keeps its rate and is only steered. The steered slope stays within 0.5–2× the rate, so the
+ * clock never stands still or runs backwards, however far off it was.
  */
 const Line *Refine(const Line *current) {
   if (refining.test_and_set(std::memory_order_acquire)) return current;  // another thread is at it
@@ -135,8 +136,10 @@ const Line *Refine(const Line *current) {
     const double intervalNs = l->intervalNs * 10 < kLongestIntervalNs ? l->intervalNs * 10 : kLongestIntervalNs;
     const double intervalTicks = intervalNs / rate;
     const double at = OnLine(l, tsc);
-    const double steer = plausible ? (ns - at) / intervalTicks : 0;
-    l = new Line{tsc, at, rate + steer, tsc + static_cast<uint64_t>(intervalTicks), intervalNs};
+    double slope = rate + (ns - at) / intervalTicks;
+    if (slope < rate * 0.5) slope = rate * 0.5;
+    if (slope > rate * 2) slope = rate * 2;
+    l = new Line{tsc, at, slope, tsc + static_cast<uint64_t>(intervalTicks), intervalNs};
     pairTsc = tsc;
     pairNs = ns;
     line.store(l, std::memory_order_release);
