@@ -331,9 +331,10 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     meta.tracking = tracking;
     this.inHandler = true;
     this.current = index;
-    // A hint was read before the poll that found this message, which may have been published
-    // between the two: the handler cannot have started before its message was published.
-    const start = Number.isNaN(startHint) ? clock.now() : Math.max(startHint, tracking.publish_t);
+    // The handler cannot have started before its message was published. A hint was read before
+    // the poll that found the message, which may have been published between the two; a fresh
+    // RDTSC reading is not ordered after the poll's loads (native/clock.cc).
+    const start = Math.max(Number.isNaN(startHint) ? clock.now() : startHint, tracking.publish_t);
     try {
       handler(msg as MessageOf<D, StreamName<D>>, this, meta);
     } finally {

@@ -22,7 +22,9 @@ export type ClockSource = 'native' | 'performance.now';
  * hrtime reads and the offset kept.
  *
  * Resolution: 1 ns for the native source, and `performance.now()` is not coarsened in Node. Two
- * threads on the native source read the same line (`uncertaintyNs` 0); a thread on
+ * threads on the native source read the same line (`uncertaintyNs` 0), though an RDTSC reading
+ * may be taken up to the CPU's out-of-order window (tens of ns) ahead of the instruction before
+ * it, so readings on two threads order events only to within that; a thread on
  * `performance.now()` is off by at most half its bracketing interval (`uncertaintyNs`, well under
  * a microsecond here). Values are Float64 nanoseconds, exact to the nanosecond for 104 days
  * after the base.
@@ -66,8 +68,8 @@ export class Clock {
 
   /**
    * A base for a new clock domain: now, in ns, on the native clock's line when this process has
-   * one, else on the process-wide monotonic clock (hrtime). The two lines agree to within the
-   * native calibration's drift (a few ms an hour at most).
+   * one, else on the process-wide monotonic clock (hrtime). The two lines agree to within
+   * microseconds: the TSC's line is steered back to CLOCK_MONOTONIC (native/clock.cc).
    */
   static newBase(): number {
     if (nativeClock === undefined) return Number(process.hrtime.bigint());
