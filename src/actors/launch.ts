@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { isTypeScriptModule, startModuleWorker } from '../module-worker.js';
 import { ActorModuleError } from './errors.js';
 import type { ActorWorkerData } from './protocol.js';
-
-const TYPESCRIPT = /\.[mc]?ts$/;
 
 /**
  * Starts an actor worker. When dorsal itself runs from TypeScript sources (its tests) or an
@@ -12,13 +11,10 @@ const TYPESCRIPT = /\.[mc]?ts$/;
  * `--import tsx` into workers.
  */
 export function launchActorWorker(data: ActorWorkerData): Worker {
-  const extension = TYPESCRIPT.test(import.meta.url) ? '.ts' : '.js';
+  const extension = isTypeScriptModule(import.meta.url) ? '.ts' : '.js';
   const entry = new URL(`./worker-main${extension}`, import.meta.url);
-  const needsTsx =
-    extension === '.ts' || data.actors.some((a) => TYPESCRIPT.test(new URL(a.module).pathname));
-  if (!needsTsx) return new Worker(entry, { workerData: data });
-  const code = `import { register } from 'tsx/esm/api'; register(); await import(${JSON.stringify(entry.href)});`;
-  return new Worker(code, { eval: true, workerData: data });
+  const typescript = extension === '.ts' || data.actors.some((a) => isTypeScriptModule(a.module));
+  return startModuleWorker(entry, { workerData: data }, typescript);
 }
 
 /** Normalizes a module given to `spawn` to a URL href, and checks a file module exists. */

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, link, mkdir, open, readFile, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { access, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { asLakeError, LakeConfigError, LakeNotFoundError } from '../errors.js';
+import { BlobWriter } from './blob-writer.js';
 import { BLOB_PATH, type BlobStore } from './types.js';
 
 /** Options of the directory blob store. */
@@ -12,12 +13,18 @@ export interface DirectoryBlobOptions {
    * trades durability across power loss for speed; a crash of the process loses nothing either way.
    */
   readonly fsync?: boolean;
+  /**
+   * Threads that write blobs (default 2). Writes that arrive while they are busy are batched:
+   * their directories are synced once per batch.
+   */
+  readonly writerThreads?: number;
 }
 
 /**
  * Blobs as files under a root directory (`{root}/blobs/{process}/{stream}/{block}`). A write goes
  * to a temporary file, is fsynced, then hard-linked to its final name: `link()` fails with EEXIST
- * if the blob exists, so the write is create-only, and a reader never sees a partial blob.
+ * if the blob exists, so the write is create-only, and a reader never sees a partial blob. Writes
+ * run on writer threads of the store's own (see BlobWriter); reads on the libuv pool.
  *
  * @example
  * const blobs = new DirectoryBlobStore('./dorsal-data');
@@ -25,13 +32,11 @@ export interface DirectoryBlobOptions {
 export class DirectoryBlobStore implements BlobStore {
   readonly kind = 'directory';
   readonly root: string;
-  private readonly fsync: boolean;
-  private readonly knownDirs = new Set<string>();
-  private readonly dirSyncs = new Map<string, { started: boolean; done: Promise<void> }>();
+  private readonly writer: BlobWriter;
 
   constructor(root: string, options: DirectoryBlobOptions = {}) {
     this.root = root;
-    this.fsync = options.fsync ?? true;
+    this.writer = new BlobWriter({ threads: options.writerThreads ?? 2, fsync: options.fsync ?? true });
   }
 
   async ping(): Promise<void> {
@@ -47,27 +52,9 @@ export class DirectoryBlobStore implements BlobStore {
     const final = this.resolve(path);
     const tmp = join(this.root, 'tmp', `${randomUUID()}.tmp`);
     try {
-      await this.ensureDir(join(this.root, 'tmp'));
-      await this.ensureDir(dirname(final));
-      const file = await open(tmp, 'wx');
-      try {
-        await file.writeFile(bytes);
-        if (this.fsync) await file.datasync();
-      } finally {
-        await file.close();
-      }
-      try {
-        await link(tmp, final);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
-        throw error;
-      }
-      if (this.fsync) await this.syncDir(dirname(final));
-      return 'created';
+      return await this.writer.write(tmp, final, bytes);
     } catch (error) {
       throw asLakeError(`writing blob ${path} under ${this.root}`, error);
-    } finally {
-      await unlink(tmp).catch(() => {});
     }
   }
 
@@ -81,48 +68,13 @@ export class DirectoryBlobStore implements BlobStore {
     }
   }
 
-  async close(): Promise<void> {}
+  /** Waits for the writes under way and stops the writer threads. */
+  close(): Promise<void> {
+    return this.writer.close();
+  }
 
   private resolve(path: string): string {
     if (!BLOB_PATH.test(path)) throw new LakeConfigError(`not a blob path: ${JSON.stringify(path)}`);
     return join(this.root, path);
-  }
-
-  /**
-   * fsyncs a directory after a new entry was linked into it. Blocks of one stream share a
-   * directory, so concurrent writers share one fsync: a sync that has not started yet covers every
-   * link made before it starts (group commit).
-   */
-  private syncDir(dir: string): Promise<void> {
-    const pending = this.dirSyncs.get(dir);
-    if (pending !== undefined && !pending.started) return pending.done;
-    const state = { started: false, done: Promise.resolve() };
-    state.done = (pending?.done ?? Promise.resolve())
-      .catch(() => {})
-      .then(() => {
-        state.started = true;
-        return fsyncDir(dir);
-      })
-      .finally(() => {
-        if (this.dirSyncs.get(dir) === state) this.dirSyncs.delete(dir);
-      });
-    this.dirSyncs.set(dir, state);
-    return state.done;
-  }
-
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.knownDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true });
-    this.knownDirs.add(dir);
-  }
-}
-
-/** fsync a directory so that a new entry in it survives a power loss. */
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -1,0 +1,23 @@
+import { Worker, type WorkerOptions } from 'node:worker_threads';
+
+const TYPESCRIPT = /\.[mc]?ts$/;
+
+/** True when `url` names a TypeScript module. */
+export function isTypeScriptModule(url: URL | string): boolean {
+  return TYPESCRIPT.test(new URL(url).pathname);
+}
+
+/**
+ * Starts a worker thread on an ES module. When the module (or one it loads) is TypeScript, as
+ * when dorsal runs from its sources in its tests, the worker first registers tsx: Node 20 does
+ * not carry `--import tsx` into workers.
+ */
+export function startModuleWorker(
+  entry: URL,
+  options: WorkerOptions = {},
+  typescript = isTypeScriptModule(entry),
+): Worker {
+  if (!typescript) return new Worker(entry, options);
+  const code = `import { register } from 'tsx/esm/api'; register(); await import(${JSON.stringify(entry.href)});`;
+  return new Worker(code, { ...options, eval: true });
+}

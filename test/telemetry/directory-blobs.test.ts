@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { LakeUnavailableError } from '../../src/telemetry/errors.js';
+import { DirectoryBlobStore } from '../../src/telemetry/lake/directory-blobs.js';
+import { blobPath } from '../../src/telemetry/lake/types.js';
+import { tempDir } from './fixtures.js';
+
+const STORE = fileURLToPath(new URL('../../src/telemetry/lake/directory-blobs.ts', import.meta.url));
+
+function blob(seed: number, size = 1000): Uint8Array {
+  return Uint8Array.from({ length: size }, (_, i) => (seed * 31 + i) & 0xff);
+}
+
+describe('DirectoryBlobStore writer threads', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+
+  it('stores concurrent writes in batches, each blob once, and leaves no temporary file', async () => {
+    const root = join(dir, 'batches');
+    const store = new DirectoryBlobStore(root, { writerThreads: 2 });
+    const processId = randomUUID();
+    const streams = [randomUUID(), randomUUID(), randomUUID()];
+    const paths = Array.from({ length: 90 }, (_, i) => blobPath(processId, streams[i % 3]!, randomUUID()));
+    const shared = blobPath(processId, streams[0]!, randomUUID());
+    try {
+      // A slice of a larger Buffer, as request bodies often are: only its own bytes are stored.
+      const big = Buffer.concat([Buffer.from([9, 9, 9]), Buffer.from(blob(7)), Buffer.from([9, 9, 9])]);
+      const results = await Promise.all([
+        ...paths.map((path, i) => store.putIfAbsent(path, blob(i))),
+        ...Array.from({ length: 10 }, () => store.putIfAbsent(shared, big.subarray(3, 1003))),
+      ]);
+      expect(results.slice(0, 90).every((r) => r === 'created')).toBe(true);
+      expect(results.slice(90).filter((r) => r === 'created')).toHaveLength(1);
+      expect(results.slice(90).filter((r) => r === 'exists')).toHaveLength(9);
+      for (const [i, path] of paths.entries()) expect(await store.get(path)).toEqual(Buffer.from(blob(i)));
+      expect(await store.get(shared)).toEqual(Buffer.from(blob(7)));
+      expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('fails one write of a batch with its path and errno, and stores the others', async () => {
+    const root = join(dir, 'one-fails');
+    const processId = randomUUID();
+    const blocked = randomUUID();
+    // A file where the stream's directory should be: that stream's blobs cannot be written.
+    mkdirSync(join(root, 'blobs', processId), { recursive: true });
+    writeFileSync(join(root, 'blobs', processId, blocked), 'in the way');
+    const store = new DirectoryBlobStore(root);
+    try {
+      const good = Array.from({ length: 8 }, () => blobPath(processId, randomUUID(), randomUUID()));
+      const bad = blobPath(processId, blocked, randomUUID());
+      const settled = await Promise.allSettled([
+        ...good.map((path, i) => store.putIfAbsent(path, blob(i))),
+        store.putIfAbsent(bad, blob(99)),
+      ]);
+      expect(settled.slice(0, 8).every((s) => s.status === 'fulfilled' && s.value === 'created')).toBe(true);
+      const failed = settled[8];
+      expect(failed?.status).toBe('rejected');
+      const reason = (failed as PromiseRejectedResult).reason as LakeUnavailableError;
+      expect(reason).toBeInstanceOf(LakeUnavailableError);
+      expect(reason.message).toContain(`writing blob ${bad}`);
+      expect(reason.message).toMatch(/ENOTDIR|EEXIST/);
+      // The store goes on: a later write to a good directory succeeds.
+      expect(await store.putIfAbsent(blobPath(processId, randomUUID(), randomUUID()), blob(1))).toBe(
+        'created',
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('writes again after close, on new threads', async () => {
+    const store = new DirectoryBlobStore(join(dir, 'reopen'));
+    const processId = randomUUID();
+    const first = blobPath(processId, randomUUID(), randomUUID());
+    expect(await store.putIfAbsent(first, blob(1))).toBe('created');
+    await store.close();
+    const second = blobPath(processId, randomUUID(), randomUUID());
+    expect(await store.putIfAbsent(second, blob(2))).toBe('created');
+    await store.close();
+    expect(await store.get(second)).toEqual(Buffer.from(blob(2)));
+  });
+
+  it('does not keep a process alive once its writes are done, even unclosed', async () => {
+    const root = join(dir, 'unclosed');
+    const path = blobPath(randomUUID(), randomUUID(), randomUUID());
+    const script = `
+      const { DirectoryBlobStore } = await import(${JSON.stringify(STORE)});
+      const store = new DirectoryBlobStore(${JSON.stringify(root)});
+      console.log(await store.putIfAbsent(${JSON.stringify(path)}, new Uint8Array([1, 2, 3])));`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      timeout: 30_000, // then killed: exits with a signal, not 0
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    // If the writer threads held the process open, it would not exit until killed.
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+    expect(out.trim()).toBe('created');
+  });
+
+  it('refuses a thread count that is not a positive integer', () => {
+    expect(() => new DirectoryBlobStore(dir, { writerThreads: 0 })).toThrow(ConfigError);
+    expect(() => new DirectoryBlobStore(dir, { writerThreads: 1.5 })).toThrow(/writerThreads/);
+  });
+});
