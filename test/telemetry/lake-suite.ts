@@ -64,6 +64,23 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       expect(Buffer.from(read.payload.dependencies)).toEqual(Buffer.from(dependencies));
     });
 
+    it('stores blocks that arrive together each once, re-sends among them included', async () => {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await service.ingestProcess(process);
+      await service.ingestStream(stream);
+      const blocks = Array.from({ length: 24 }, () => makeBlock(stream, 10).block);
+      const sends = [...blocks, ...blocks.slice(0, 8)].map((block) => service.ingestBlock(block));
+      const results = await Promise.all(sends);
+      // Per block, exactly one of its sends inserted it.
+      for (let i = 0; i < 24; i++) {
+        const mine = i < 8 ? [results[i], results[24 + i]] : [results[i]];
+        expect(mine.filter((r) => r?.inserted)).toHaveLength(1);
+      }
+      const rows = await lake.blocks({ streamId: stream.streamId });
+      expect(rows.map((r) => r.blockId).sort()).toEqual(blocks.map((b) => b.blockId).sort());
+    });
+
     it('stores a re-sent record once', async () => {
       const process = makeProcess();
       const stream = makeStream(process.processId);

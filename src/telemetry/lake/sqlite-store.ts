@@ -28,12 +28,21 @@ interface Prepared {
   readonly insertProcess: Statement;
   readonly insertStream: Statement;
   readonly insertBlock: Statement;
+  /** Inserts rows in one transaction; returns each row's change count. */
+  readonly insertBlocks: (rows: readonly unknown[][]) => number[];
   readonly findProcess: Statement;
   readonly findStream: Statement;
   readonly findBlock: Statement;
 }
 
 const placeholder = (): string => '?';
+
+/** A block row waiting for its group's transaction. */
+interface PendingRow {
+  readonly params: unknown[];
+  readonly resolve: (inserted: boolean) => void;
+  readonly reject: (error: unknown) => void;
+}
 
 /**
  * The embedded metadata store: one SQLite file in WAL mode (readers never block the writer).
@@ -48,6 +57,7 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly kind = 'sqlite';
   readonly path: string;
   private prepared: Prepared | undefined;
+  private blockRows: PendingRow[] = [];
 
   constructor(path: string) {
     this.path = path;
@@ -75,11 +85,39 @@ export class SqliteMetadataStore implements MetadataStore {
     );
   }
 
-  async insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
-    return this.run(
-      'inserting a block',
-      (p) => p.insertBlock.run(...blockParams(block, payloadSize, nowRfc3339Ns())).changes > 0,
-    );
+  /**
+   * Block rows are inserted in groups: the rows that arrive within one turn of the event loop go
+   * in one transaction (one WAL commit instead of one each).
+   */
+  insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
+    const params = blockParams(block, payloadSize, nowRfc3339Ns());
+    return new Promise((resolve, reject) => {
+      this.blockRows.push({ params, resolve, reject });
+      if (this.blockRows.length === 1) setImmediate(() => this.flushBlockRows());
+    });
+  }
+
+  private flushBlockRows(): void {
+    const rows = this.blockRows;
+    if (rows.length === 0) return;
+    this.blockRows = [];
+    let changes: number[] | undefined;
+    if (rows.length > 1) {
+      try {
+        changes = this.run('inserting blocks', (p) => p.insertBlocks(rows.map((r) => r.params)));
+      } catch {
+        // One row that fails must not fail the others: each is tried on its own below.
+      }
+    }
+    rows.forEach((row, i) => {
+      try {
+        const changed =
+          changes?.[i] ?? this.run('inserting a block', (p) => p.insertBlock.run(...row.params).changes);
+        row.resolve(changed > 0);
+      } catch (error) {
+        row.reject(error);
+      }
+    });
   }
 
   async findProcess(processId: string): Promise<ProcessRow | undefined> {
@@ -117,6 +155,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
+    this.flushBlockRows();
     this.prepared?.db.close();
     this.prepared = undefined;
   }
@@ -145,16 +184,20 @@ export class SqliteMetadataStore implements MetadataStore {
       db.pragma('busy_timeout = 5000');
       migrate(db);
       const prep = (sql: string): Statement => (db as Database.Database).prepare<unknown[], RawRow>(sql);
+      const insertBlock = prep(
+        `INSERT INTO blocks (${BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+      );
       this.prepared = {
         db,
+        insertBlock,
+        insertBlocks: db.transaction((rows: readonly unknown[][]) =>
+          rows.map((r) => insertBlock.run(...r).changes),
+        ),
         insertProcess: prep(
           `INSERT INTO processes (${PROCESS_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
         ),
         insertStream: prep(
           `INSERT INTO streams (${STREAM_COLUMNS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
-        ),
-        insertBlock: prep(
-          `INSERT INTO blocks (${BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
         ),
         findProcess: prep(`SELECT ${PROCESS_COLUMNS} FROM processes WHERE process_id = ?`),
         findStream: prep(`SELECT ${STREAM_COLUMNS} FROM streams WHERE stream_id = ?`),
