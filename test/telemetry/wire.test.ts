@@ -1,4 +1,5 @@
 import { encode } from 'cbor-x';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WireFormatError, WireVersionError } from '../../src/telemetry/errors.js';
 import {
@@ -157,5 +158,24 @@ describe('wire format', () => {
     ]) {
       expect(normalizeRfc3339(bad), bad).toBeUndefined();
     }
+  });
+
+  it('normalizes an already normalized time to itself, and still refuses bad times of the same day', () => {
+    const day = '2025-03-04';
+    expect(normalizeRfc3339(`${day}T05:06:07+00:00`)).toBe(`${day}T05:06:07.000000000Z`);
+    // The same day again, normalized: the fast path; out-of-range fields must still be refused.
+    for (const bad of ['T24:00:00.000000000Z', 'T23:60:00.000000000Z', 'T23:59:60.000000000Z']) {
+      expect(normalizeRfc3339(`${day}${bad}`), bad).toBeUndefined();
+    }
+    expect(normalizeRfc3339(`${day}T23:59:59.5Z`)).toBe(`${day}T23:59:59.500000000Z`);
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 18n), max: 10n ** 19n * 25n }), (ns) => {
+        const text = formatRfc3339Ns(ns);
+        // Twice: once maybe the long way, then on a day it has just validated.
+        expect(normalizeRfc3339(text)).toBe(text);
+        expect(normalizeRfc3339(text)).toBe(text);
+        expect(rfc3339ToEpochNs(text)).toBe(ns);
+      }),
+    );
   });
 });

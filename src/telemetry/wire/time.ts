@@ -64,13 +64,32 @@ export function formatRfc3339Ns(epochNs: bigint): string {
   return `${iso.slice(0, 19)}.${fraction.toString().padStart(9, '0')}Z`;
 }
 
+/** Already normalized: UTC, nine fraction digits. */
+const NORMALIZED = /^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{9}Z$/;
+/** The date part (`YYYY-MM-DD`) of the last time normalized the long way: a valid day. */
+let lastValidDay = '';
+
 /** Normalizes an RFC 3339 time to UTC with nine fraction digits, or `undefined` if invalid. */
 export function normalizeRfc3339(text: string): string | undefined {
+  // Fast path, for what dorsal's sinks send: a normalized time on a day already validated (the
+  // hour, minute and second ranges are in the pattern). ~20× cheaper than parsing.
+  if (lastValidDay !== '' && text.startsWith(lastValidDay) && NORMALIZED.test(text)) return text;
   const ns = rfc3339ToEpochNs(text);
-  return ns === undefined ? undefined : formatRfc3339Ns(ns);
+  if (ns === undefined) return undefined;
+  const normalized = formatRfc3339Ns(ns);
+  lastValidDay = normalized.slice(0, 10);
+  return normalized;
 }
+
+let lastNowMs = Number.NaN;
+let lastNow = '';
 
 /** The current wall-clock time as RFC 3339 with nine fraction digits (millisecond resolution). */
 export function nowRfc3339Ns(): string {
-  return formatRfc3339Ns(BigInt(Date.now()) * NS_PER_MS);
+  const ms = Date.now();
+  if (ms !== lastNowMs) {
+    lastNow = formatRfc3339Ns(BigInt(ms) * NS_PER_MS);
+    lastNowMs = ms;
+  }
+  return lastNow;
 }
