@@ -17,7 +17,10 @@ export function startModuleWorker(
   options: WorkerOptions = {},
   typescript = isTypeScriptModule(entry),
 ): Worker {
-  if (!typescript) return new Worker(entry, options);
+  // A worker inherits the process's flags, but `--input-type` (of `node -e`) makes a worker
+  // that starts from a file fail.
+  const execArgv = options.execArgv ?? process.execArgv.filter((flag) => !flag.startsWith('--input-type'));
+  if (!typescript) return new Worker(entry, { ...options, execArgv });
   const code = `import { register } from 'tsx/esm/api'; register(); await import(${JSON.stringify(entry.href)});`;
-  return new Worker(code, { ...options, eval: true });
+  return new Worker(code, { ...options, execArgv, eval: true });
 }
