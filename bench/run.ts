@@ -9,7 +9,7 @@
  * Every row carries its ratio against a baseline from the same run, and its target where the
  * issue sets one, met or not. Results go to bench/results/latest.json and latest.md.
  *
- * Run: `npm run bench` (~4 min) · `npm run bench -- --quick` (~30 s smoke run) ·
+ * Run: `npm run bench` (~2–3 min) · `npm run bench -- --quick` (~30 s smoke run) ·
  *      `npm run bench -- --only queue` (one group). Run nothing else meanwhile: 2 cores.
  */
 import { ingestBench } from './ingest.js';

@@ -27,17 +27,31 @@ const row = (name: string, value: number, unit: string, extra: Partial<BenchRow>
   ...extra,
 });
 
-/** ns per message of `step` (which handles `batch` messages), median of `rounds`. */
-function perMessage(rounds: number, batch: number, refill: () => void, step: () => void): number {
-  const samples: number[] = [];
+/** A measured step: `refill` prepares `batch` messages (not timed), `step` handles them. */
+interface Step {
+  readonly refill: () => void;
+  readonly step: () => void;
+}
+
+/**
+ * ns per message of each step, median of `rounds` each. The steps take turns round by round, so
+ * that a slow phase of the VM (it comes and goes within seconds) weighs on all of them alike
+ * and their difference stays meaningful.
+ */
+function perMessage(rounds: number, batch: number, ...steps: readonly Step[]): number[] {
+  const samples = steps.map((): number[] => []);
   for (let r = 0; r < rounds; r++) {
-    refill();
-    const start = performance.now();
-    step();
-    samples.push(((performance.now() - start) * 1e6) / batch);
+    steps.forEach(({ refill, step }, i) => {
+      refill();
+      const start = performance.now();
+      step();
+      samples[i]!.push(((performance.now() - start) * 1e6) / batch);
+    });
   }
-  samples.sort((a, b) => a - b);
-  return samples[samples.length >> 1]!;
+  return samples.map((s) => {
+    s.sort((a, b) => a - b);
+    return s[s.length >> 1]!;
+  });
 }
 
 function trackingRows(quick: boolean): BenchRow[] {
@@ -50,18 +64,16 @@ function trackingRows(quick: boolean): BenchRow[] {
   const adapter = new SpineAdapter<typeof pipelineSpine>(spine, 0, 'bench', 'head');
   const source = new SpineAdapter<typeof pipelineSpine>(spine, 1, 'source', 'head');
   adapter.consume('hop1', () => {});
-  const tracked = perMessage(
-    rounds,
-    BATCH,
-    () => {
+  const trackedHop: Step = {
+    refill: () => {
       for (let i = 0; i < BATCH; i++) source.produce('hop1', msg);
     },
-    () => {
+    step: () => {
       adapter.consume('hop1', (m, producers) => {
         producers.produce('hop2', m);
       });
     },
-  );
+  };
 
   const a = SeqlockQueue.create(Hop, { capacity: 1 << 14 });
   const b = SeqlockQueue.create(Hop, { capacity: 1 << 14 });
@@ -69,16 +81,15 @@ function trackingRows(quick: boolean): BenchRow[] {
   const consumer = a.consumer();
   const outB = b.producer();
   const out = Hop.create();
-  const bare = perMessage(
-    rounds,
-    BATCH,
-    () => {
+  const bareHop: Step = {
+    refill: () => {
       for (let i = 0; i < BATCH; i++) inA.publish(msg);
     },
-    () => {
+    step: () => {
       while (consumer.poll(out)) outB.publish(out);
     },
-  );
+  };
+  const [tracked, bare] = perMessage(rounds, BATCH, trackedHop, bareHop) as [number, number];
   const clock = new Clock(Clock.newBase());
   const clockCost = readCost(rounds, BATCH, readLoops(clock).spine);
   const bareRow = row('hop on bare queues (poll + publish), one thread', bare, 'ns/msg');
@@ -120,12 +131,7 @@ function readLoops(clock: Clock): { spine: ReadLoop; perf: ReadLoop } {
 
 /** ns per read of `loop`'s clock, median of `rounds` batches of `batch`. */
 function readCost(rounds: number, batch: number, loop: ReadLoop): number {
-  return perMessage(
-    rounds,
-    batch,
-    () => {},
-    () => loop(batch),
-  );
+  return perMessage(rounds, batch, { refill: () => {}, step: () => loop(batch) })[0]!;
 }
 
 /** Garbage collections (scavenges included) while `loop` reads its clock `count` times, after a warm-up. */
