@@ -89,7 +89,7 @@ export class SqliteMetadataStore implements MetadataStore {
    * Block rows are inserted in groups: the rows that arrive within one turn of the event loop go
    * in one transaction (one WAL commit instead of one each).
    */
-  insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
+  async insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
     const params = blockParams(block, payloadSize, nowRfc3339Ns());
     return new Promise((resolve, reject) => {
       this.blockRows.push({ params, resolve, reject });
