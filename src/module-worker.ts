@@ -17,10 +17,19 @@ export function startModuleWorker(
   options: WorkerOptions = {},
   typescript = isTypeScriptModule(entry),
 ): Worker {
-  // A worker inherits the process's flags, but `--input-type` (of `node -e`) makes a worker
-  // that starts from a file fail.
-  const execArgv = options.execArgv ?? process.execArgv.filter((flag) => !flag.startsWith('--input-type'));
+  const execArgv = options.execArgv ?? inheritedFlags();
   if (!typescript) return new Worker(entry, { ...options, execArgv });
   const code = `import { register } from 'tsx/esm/api'; register(); await import(${JSON.stringify(entry.href)});`;
   return new Worker(code, { ...options, execArgv, eval: true });
+}
+
+/**
+ * The flags a worker gets: the process's own, inherited (`undefined`: Node passes them on
+ * unchecked; a list given explicitly may only hold per-thread flags, and `--trace-gc` or
+ * `--max-old-space-size` would be refused). But `--input-type` (of `node -e`) makes a worker that
+ * starts from a file fail: without it, the rest is passed explicitly.
+ */
+function inheritedFlags(): string[] | undefined {
+  if (!process.execArgv.some((flag) => flag.startsWith('--input-type'))) return undefined;
+  return process.execArgv.filter((flag) => !flag.startsWith('--input-type'));
 }

@@ -6,24 +6,40 @@ import { describe, expect, it } from 'vitest';
 const MODULE_WORKER = fileURLToPath(new URL('../src/module-worker.ts', import.meta.url));
 const HELLO = new URL('./fixtures/hello-worker.mjs', import.meta.url).href;
 
+/** Runs `script` in a child `node --import tsx <flags> -e`; resolves with its output and exit code. */
+async function runChild(flags: string[], script: string): Promise<{ out: string; code: number | null }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...flags, '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 30_000,
+  });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { out: out.trim(), code };
+}
+
+/** Starts the hello worker through startModuleWorker and prints what it says (or its error). */
+const HELLO_SCRIPT = `
+  import(${JSON.stringify(MODULE_WORKER)}).then(({ startModuleWorker }) => {
+    const worker = startModuleWorker(new URL(${JSON.stringify(HELLO)}));
+    worker.once('error', (error) => { console.log('error: ' + error.message); process.exit(1); });
+    worker.once('message', (text) => { console.log(text); worker.terminate(); });
+  });`;
+
 describe('startModuleWorker', () => {
   it('starts a worker from a file in a process started with `node --input-type=module -e`', async () => {
     // Workers inherit the process's flags; `--input-type` would make this one fail to start.
-    const script = `
-      const { startModuleWorker } = await import(${JSON.stringify(MODULE_WORKER)});
-      const worker = startModuleWorker(new URL(${JSON.stringify(HELLO)}));
-      worker.once('error', (error) => { console.log('error: ' + error.message); process.exit(1); });
-      worker.once('message', (text) => { console.log(text); worker.terminate(); });`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      timeout: 30_000,
-    });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    const [code] = (await once(child, 'exit')) as [number | null];
-    expect(out.trim()).toBe('hello from a module worker');
+    const { out, code } = await runChild(['--input-type=module'], HELLO_SCRIPT);
+    expect(out).toBe('hello from a module worker');
+    expect(code).toBe(0);
+  });
+
+  it('starts a worker in a process run with a per-process flag, which a worker inherits', async () => {
+    // Listed explicitly in a worker's execArgv, `--max-old-space-size` would be refused.
+    const { out, code } = await runChild(['--max-old-space-size=512'], HELLO_SCRIPT);
+    expect(out).toBe('hello from a module worker');
     expect(code).toBe(0);
   });
 });
