@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { LakeUnavailableError } from '../../src/telemetry/errors.js';
+import { BlobWriter } from '../../src/telemetry/lake/blob-writer.js';
 import { DirectoryBlobStore } from '../../src/telemetry/lake/directory-blobs.js';
 import { blobPath } from '../../src/telemetry/lake/types.js';
 import { tempDir } from './fixtures.js';
@@ -108,6 +109,25 @@ describe('DirectoryBlobStore writer threads', () => {
     const [code] = (await once(child, 'exit')) as [number | null];
     expect(code).toBe(0);
     expect(out.trim()).toBe('created');
+  });
+
+  it('fails the batch of a writer thread that dies, starts another for the next, and closes', async () => {
+    const writer = new BlobWriter({
+      threads: 1,
+      fsync: false,
+      entry: new URL('../fixtures/dying-blob-writer.mjs', import.meta.url),
+    });
+    const at = (name: string): [string, string] => [join(dir, `${name}.tmp`), join(dir, name)];
+    const first = Promise.allSettled([writer.write(...at('a'), blob(1)), writer.write(...at('b'), blob(2))]);
+    for (const settled of await first) {
+      expect(settled.status).toBe('rejected');
+      expect(String((settled as PromiseRejectedResult).reason)).toContain(
+        'blob writer thread exited with code 7',
+      );
+    }
+    // A new thread for the next write (which dies too): an answer, not a hang.
+    await expect(writer.write(...at('c'), blob(3))).rejects.toThrow('exited with code 7');
+    await writer.close();
   });
 
   it('refuses a thread count that is not a positive integer', () => {

@@ -46,16 +46,21 @@ const MAX_BATCH_BYTES = 64 * 1024 * 1024;
 export class BlobWriter {
   private readonly threadCount: number;
   private readonly fsync: boolean;
+  private readonly entry: URL;
   private readonly threads: WriterThread[] = [];
   private readonly queue: Pending[] = [];
   private idleWaiters: (() => void)[] = [];
 
-  constructor(options: { threads: number; fsync: boolean }) {
+  /** `entry`: @internal the writer thread's module (a test starts one that dies). */
+  constructor(options: { threads: number; fsync: boolean; entry?: URL }) {
     if (!Number.isSafeInteger(options.threads) || options.threads < 1 || options.threads > 64) {
       throw new ConfigError(`writerThreads must be an integer in [1, 64], got ${options.threads}`);
     }
     this.threadCount = options.threads;
     this.fsync = options.fsync;
+    this.entry =
+      options.entry ??
+      new URL(`./blob-writer-thread${isTypeScriptModule(import.meta.url) ? '.ts' : '.js'}`, import.meta.url);
   }
 
   /** Stores one blob; rejects with an Error carrying the errno `code` of what failed. */
@@ -118,11 +123,7 @@ export class BlobWriter {
   }
 
   private startThread(): WriterThread {
-    const entry = new URL(
-      `./blob-writer-thread${isTypeScriptModule(import.meta.url) ? '.ts' : '.js'}`,
-      import.meta.url,
-    );
-    const thread: WriterThread = { worker: startModuleWorker(entry), batch: null };
+    const thread: WriterThread = { worker: startModuleWorker(this.entry), batch: null };
     thread.worker.on('message', (results: BlobWriteResult[]) => this.finished(thread, results));
     // A thread that fails or exits on its own fails its batch; the next write starts another.
     thread.worker.on('error', (error) => this.lost(thread, error));
