@@ -75,8 +75,8 @@ export async function decompressPartAsync(
 
 /**
  * Parts that declare at most this many bytes are decompressed on the calling thread: lz4 does a
- * megabyte in well under a millisecond, less than a trip through the libuv pool costs when its
- * four threads are busy in the blob store's fsyncs.
+ * megabyte in well under a millisecond, and a trip through the libuv pool (30–50 µs here, more
+ * when its four threads are busy with other I/O) costs more than a small part takes.
  */
 export const INLINE_DECOMPRESS_BYTES = 1024 * 1024;
 
