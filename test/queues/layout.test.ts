@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, defineMessage, Layout, LayoutError, SeqlockQueue } from '../../src/index.js';
 
@@ -254,5 +255,70 @@ describe('layouts as data', () => {
         ],
       }),
     ).toThrow(/field 'b'/);
+  });
+});
+
+describe('the check before a publish (fast path and explanation agree)', () => {
+  const RANGES: Record<string, readonly [number, number]> = {
+    i8: [-128, 127],
+    u8: [0, 255],
+    i16: [-32768, 32767],
+    u16: [0, 65535],
+    i32: [-(2 ** 31), 2 ** 31 - 1],
+    u32: [0, 2 ** 32 - 1],
+  };
+  let valueOfCalls = 0;
+  const tricky = { valueOf: () => ++valueOfCalls };
+  // Numbers near every range's edges, fractions, NaN, -0, infinities, and values of other types.
+  const candidate = fc.oneof(
+    fc.integer({ min: -(2 ** 33), max: 2 ** 33 }),
+    fc.constantFrom(...Object.values(RANGES).flatMap(([lo, hi]) => [lo - 1, lo, hi, hi + 1])),
+    fc.double(),
+    fc.constantFrom(Number.NaN, -0, Number.POSITIVE_INFINITY, 0.5, '1', 1n, true, null, undefined, tricky),
+  );
+
+  it('an integer field takes exactly the integers of its range, and never runs valueOf', () => {
+    const queue = SeqlockQueue.create(Everything, { capacity: 4 });
+    const producer = queue.producer();
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.keys(RANGES)), candidate, (field, value) => {
+        const [lo, hi] = RANGES[field]!;
+        const fits = typeof value === 'number' && Number.isInteger(value) && value >= lo && value <= hi;
+        const message = { ...base, [field]: value } as Everything;
+        if (fits) expect(() => producer.publish(message)).not.toThrow();
+        else
+          expect(() => producer.publish(message)).toThrow(
+            new RegExp(`field '${field}' of message 'Everything': expected an integer from ${lo} to ${hi}`),
+          );
+      }),
+      { numRuns: 2000 },
+    );
+    expect(valueOfCalls).toBe(0);
+  });
+
+  it('the other field types refuse what does not fit, naming the field', () => {
+    const queue = SeqlockQueue.create(Everything, { capacity: 4 });
+    const producer = queue.producer();
+    const wrong: Array<[keyof Everything, unknown, RegExp]> = [
+      ['f64', '1', /field 'f64'.*a number/],
+      ['f32', 1n, /field 'f32'.*a number/],
+      ['i64', 2n ** 63n, /field 'i64'.*-2\^63 to 2\^63-1/],
+      ['u64', -1n, /field 'u64'.*0 to 2\^64-1/],
+      ['u64', 1, /field 'u64'.*a bigint/],
+      ['flag', 0, /field 'flag'.*a boolean/],
+      ['name', 'x'.repeat(13), /field 'name'.*at most 12 UTF-8 bytes \(this one has 13\)/],
+      ['blob', new Uint8Array(6), /field 'blob'.*a Uint8Array of at most 5 bytes/],
+      ['blob', [1, 2], /field 'blob'.*a Uint8Array/],
+    ];
+    for (const [field, value, message] of wrong) {
+      expect(() => producer.publish({ ...base, [field]: value } as Everything)).toThrow(message);
+    }
+    // The string measured last is cached: the same string passes again, a longer one does not.
+    producer.publish({ ...base, name: 'x'.repeat(12) });
+    producer.publish({ ...base, name: 'x'.repeat(12) });
+    expect(() => producer.publish({ ...base, name: '€'.repeat(5) })).toThrow(/this one has 15/);
+    expect(() => producer.publish(null as unknown as Everything)).toThrow(
+      /message 'Everything': expected an object/,
+    );
   });
 });
