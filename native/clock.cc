@@ -48,7 +48,13 @@
 
 namespace {
 
-thread_local double *slot = nullptr;
+/*
+ * The calling thread's bound array. Initial-exec TLS: an offset from the thread pointer, where the
+ * default model for a shared object calls __tls_get_addr on every read (~0.6 ns of a ~10 ns tick
+ * here). It takes 8 bytes of the static TLS that glibc keeps for objects loaded later; should that
+ * ever run out, the addon fails to load and the spine clock reads performance.now() instead.
+ */
+thread_local double *slot __attribute__((tls_model("initial-exec"))) = nullptr;
 
 double MonotonicNs() {
   timespec ts;

@@ -1,4 +1,4 @@
-import { type NativeClock, nativeClock, nativeClockMissing } from './native-clock.js';
+import { nativeClock, nativeClockMissing } from './native-clock.js';
 
 /** Where a Clock reads the time: the native addon (no allocation) or `performance.now()`. */
 export type ClockSource = 'native' | 'performance.now';
@@ -11,8 +11,8 @@ export type ClockSource = 'native' | 'performance.now';
  * Float64Array this thread owns, read back unboxed, so nothing is allocated. On x86-64 Linux with
  * a TSC clock source it reads RDTSC, scaled to CLOCK_MONOTONIC nanoseconds by one process-wide
  * calibration that every thread shares; elsewhere it calls clock_gettime(CLOCK_MONOTONIC). On
- * Node 20 optimized code calls it as a V8 fast call. ~15–25 ns a read here, where the Node-API
- * version cost ~45–60. Otherwise from `performance.now()`, which is slower here (~55–90 ns) and
+ * Node 20 optimized code calls it as a V8 fast call. ~10–25 ns a read on these machines (RDTSC
+ * alone takes ~10 ns on the AMD EPYC ones), where the Node-API version cost ~45–60. Otherwise from `performance.now()`, which is slower here (~55–90 ns) and
  * returns a boxed double: 16 bytes of garbage per read, a scavenge every ~64k reads on a hot path.
  * `process.hrtime.bigint()` reads the process-wide monotonic clock but allocates a BigInt.
  *
@@ -36,25 +36,34 @@ export class Clock {
   readonly uncertaintyNs: number;
   readonly source: ClockSource;
   private readonly offsetNs: number;
-  private readonly native: NativeClock | undefined;
+  /** Writes the source's reading, in ns, into `slot[0]`: the native tick, or a performance.now() read. */
+  private readonly tick: () => void;
+  private readonly slot: Float64Array;
 
   constructor(baseNs: number) {
     this.baseNs = baseNs;
-    this.native = nativeClock;
     this.source = nativeClock === undefined ? 'performance.now' : 'native';
     if (nativeClock !== undefined) {
+      this.tick = nativeClock.tick;
+      this.slot = nativeClock.slot;
       // Every thread computes the same function of the same counter: nothing to calibrate.
       this.offsetNs = -baseNs;
       this.uncertaintyNs = 0;
       return;
     }
+    const slot = new Float64Array(1);
+    this.slot = slot;
+    this.tick = () => {
+      slot[0] = performance.now() * 1e6;
+    };
     // performance.now() counts from this thread's own time origin: place it on the base's line.
     const base = BigInt(Math.round(baseNs));
     let best = Number.POSITIVE_INFINITY;
     let offset = 0;
     for (let i = 0; i < 9; i++) {
       const before = process.hrtime.bigint();
-      const raw = this.raw();
+      this.tick();
+      const raw = slot[0]!;
       const after = process.hrtime.bigint();
       const width = Number(after - before);
       if (width < best) {
@@ -87,16 +96,12 @@ export class Clock {
     return nativeClockMissing;
   }
 
-  /** Nanoseconds since the base. */
+  /**
+   * Nanoseconds since the base. Kept under V8's "small function" size (27 bytes of bytecode), so
+   * that every call site inlines it whatever else competes for the inlining budget.
+   */
   now(): number {
-    return this.raw() + this.offsetNs;
-  }
-
-  /** The source's own reading, in ns, before the offset. */
-  private raw(): number {
-    const native = this.native;
-    if (native === undefined) return performance.now() * 1e6;
-    native.tick();
-    return native.slot[0]!;
+    this.tick();
+    return this.slot[0]! + this.offsetNs;
   }
 }
