@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import type { Consumer, QueueProducer } from '../queues/index.js';
+import type { Clock } from './clock.js';
 import { Phase } from './control.js';
 import type { SpineDefinition, StreamMessage, StreamSpecs } from './definition.js';
 import type { Spine } from './spine.js';
@@ -61,6 +62,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   readonly actorId: number;
   readonly actorName: string;
   private readonly spine: Spine;
+  private readonly clock: Clock;
   private readonly start: AdapterStart;
   private readonly consumers: (Consumer<object, Tracking> | undefined)[] = [];
   private readonly consumed: number[] = [];
@@ -80,17 +82,15 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     parent_stream: 0,
     actor: 0,
   };
-  private readonly meta: { stream: string; streamIndex: number; seq: number; tracking: Tracking };
-  // The tracking context: set from the message being handled, read by `produce`.
+  /** The tracking context of the handler running now, which is also its `meta`. */
+  private readonly context: HandlerContext;
+  /** True while a handler runs: what `produce` publishes then is a child of `context`. */
   private inHandler = false;
-  private contextOrigin = 0;
-  private contextStream = NO_PARENT;
-  private contextSeq = 0;
   private work = 0;
   private lastProducedName = '';
   private lastProducedIndex = 0;
-  /** Stream being handled right now (for crash reports); -1 outside handlers. */
-  private current = -1;
+  /** Stream whose handler threw since the last consume began (for crash reports), or -1. */
+  private failed = -1;
 
   private readonly names: ReadonlyMap<number, string>;
 
@@ -102,6 +102,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     names: ReadonlyMap<number, string> = new Map(),
   ) {
     this.spine = spine;
+    this.clock = spine.clock;
     this.names = names;
     this.actorId = actorId;
     this.actorName = actorName;
@@ -110,7 +111,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // thread parks on a timing queue's signal. On x86 that saves a fence per handler call.
     this.timing = spine.timingQueue(actorId)?.producer({ wakes: false });
     this.timings = new TimingReader(spine, start !== 'head');
-    this.meta = { stream: '', streamIndex: 0, seq: 0, tracking: undefined as unknown as Tracking };
+    this.context = new HandlerContext(spine.names, this.lastTracking);
     for (let i = 0; i < spine.names.length; i++) {
       this.handled.push(0);
       this.skipped.push(0);
@@ -141,6 +142,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   consumeLast<K extends StreamName<D>>(stream: K, handler: Handler<D, K>): boolean {
     const index = this.spine.indexOf(stream);
     const consumer = this.consumerOf(index);
+    this.failed = -1;
     const [a, b] = this.outs[index]!;
     // Two message objects in turn: a failed poll may leave garbage in the one it read into.
     let out = a!;
@@ -160,31 +162,19 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   }
 
   produce<K extends StreamName<D>>(stream: K, value: MessageOf<D, K>): boolean {
-    // A handler produces to the same stream over and over: remember the last name's index.
-    let index = this.lastProducedIndex;
-    if (stream !== this.lastProducedName) {
-      index = this.spine.indexOf(stream);
-      this.lastProducedName = stream;
-      this.lastProducedIndex = index;
-    }
-    let producer = this.producers[index];
-    if (producer === undefined) producer = this.producerOf(index);
+    // A handler produces to the same stream over and over: the last name's index is remembered.
+    // The rare paths are methods of their own, so that this one stays small enough for V8 to
+    // inline it into the handler, with `publish` inside it.
+    const index = stream === this.lastProducedName ? this.lastProducedIndex : this.rememberStream(stream);
+    const producer = this.producers[index] ?? this.producerOf(index);
     const envelope = producer.envelope;
-    const now = this.spine.clock.now();
+    const now = this.clock.now();
     if (this.inHandler) {
-      envelope.origin_t = this.contextOrigin;
-      envelope.parent_stream = this.contextStream;
-      envelope.parent_seq = this.contextSeq;
-    } else {
-      // Ingress: a new origin. While stopping, new ingress is refused (and counted).
-      if (this.spine.control.phase >= Phase.DRAINING) {
-        this.spine.control.countRefused();
-        return false;
-      }
-      envelope.origin_t = now;
-      envelope.parent_stream = NO_PARENT;
-      envelope.parent_seq = 0;
-    }
+      const context = this.context;
+      envelope.origin_t = context.tracking.origin_t;
+      envelope.parent_stream = context.streamIndex;
+      envelope.parent_seq = context.seq;
+    } else if (!this.stampIngress(envelope, now)) return false;
     envelope.publish_t = now;
     producer.publish(value as object);
     this.produced[index]!++;
@@ -229,9 +219,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     return work;
   }
 
-  /** @internal the stream whose handler is running, for crash reports. */
+  /** @internal the stream whose handler threw (since the current consume began), for crash reports. */
   get currentStream(): string | undefined {
-    return this.current < 0 ? undefined : this.spine.names[this.current];
+    return this.failed < 0 ? undefined : this.spine.names[this.failed];
   }
 
   /** @internal true when a consumer of this adapter has something to read (or a lap to recover); a cheap hint. */
@@ -287,6 +277,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   ): number {
     const index = this.spine.indexOf(stream);
     const consumer = this.consumerOf(index);
+    this.failed = -1;
     const out = this.outs[index]![0]!;
     let n = 0;
     // Back to back, one clock read serves as the end of a handler and the start of the next:
@@ -320,30 +311,28 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     handler: Handler<D, StreamName<D>>,
     startHint = Number.NaN,
   ): number {
-    const clock = this.spine.clock;
-    this.contextOrigin = tracking.origin_t;
-    this.contextStream = index;
-    this.contextSeq = seq;
-    const meta = this.meta;
-    meta.stream = this.spine.names[index]!;
-    meta.streamIndex = index;
-    meta.seq = seq;
-    meta.tracking = tracking;
+    const clock = this.clock;
+    // The context is the handler's `meta` too: three stores serve both.
+    const context = this.context;
+    context.streamIndex = index;
+    context.seq = seq;
+    context.tracking = tracking;
     this.inHandler = true;
-    this.current = index;
     // The handler cannot have started before its message was published. A hint was read before
     // the poll that found the message, which may have been published between the two; a fresh
     // RDTSC reading is not ordered after the poll's loads (native/clock.cc).
     const start = Math.max(Number.isNaN(startHint) ? clock.now() : startHint, tracking.publish_t);
     try {
-      handler(msg as MessageOf<D, StreamName<D>>, this, meta);
-    } finally {
-      // Even when the handler throws (and the actor catches it), what follows is not a child.
+      handler(msg as MessageOf<D, StreamName<D>>, this, context);
+    } catch (error) {
+      // Even when the actor catches it, what it produces next is not a child; the crash report
+      // names this stream.
       this.inHandler = false;
+      this.failed = index;
+      throw error;
     }
+    this.inHandler = false;
     const end = clock.now();
-    // Not reached if the handler throws: the crash report then names `current`.
-    this.current = -1;
     this.handled[index]!++;
     this.work++;
     const timing = this.timing;
@@ -359,6 +348,29 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       timing.publish(r);
     }
     return end;
+  }
+
+  /** Looks a produced stream's name up and remembers it for the next `produce`. */
+  private rememberStream(stream: string): number {
+    const index = this.spine.indexOf(stream);
+    this.lastProducedName = stream;
+    this.lastProducedIndex = index;
+    return index;
+  }
+
+  /**
+   * Stamps an ingress message (produced outside any handler) as a new origin, or refuses it
+   * (and counts it) once the system is stopping.
+   */
+  private stampIngress(envelope: Tracking, now: number): boolean {
+    if (this.spine.control.phase >= Phase.DRAINING) {
+      this.spine.control.countRefused();
+      return false;
+    }
+    envelope.origin_t = now;
+    envelope.parent_stream = NO_PARENT;
+    envelope.parent_seq = 0;
+    return true;
   }
 
   private consumerOf(index: number): Consumer<object, Tracking> {
@@ -387,6 +399,26 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
         { cause: error },
       );
     }
+  }
+}
+
+/**
+ * What `produce` reads while a handler runs (the parent's id and origin), and what the handler
+ * gets as `meta`: the same object, so that a handler call costs three stores, not seven.
+ */
+class HandlerContext implements MessageMeta {
+  streamIndex = NO_PARENT;
+  seq = 0;
+  tracking: Tracking;
+  private readonly names: readonly string[];
+
+  constructor(names: readonly string[], tracking: Tracking) {
+    this.names = names;
+    this.tracking = tracking;
+  }
+
+  get stream(): string {
+    return this.names[this.streamIndex] ?? '';
   }
 }
 
