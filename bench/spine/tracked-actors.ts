@@ -2,8 +2,9 @@
  * The tracked pipeline's actors, in one module: `args.role` picks one. The source publishes
  * `count` messages spaced `intervalNs` apart (latency, not queueing); each relay handles one
  * stream and produces the next (origin and parent ride along); the sink records, per message,
- * spine clock now − origin_t into an HDR histogram and broadcasts the percentiles at exit. The
- * first `warmup` messages are not recorded.
+ * spine clock now − origin_t into an HDR histogram and broadcasts the percentiles once it has
+ * seen the last message (or at exit, if that one never came). The first `warmup` messages are not
+ * recorded.
  */
 import { Actor, type SpineAdapter } from '../../src/index.js';
 import { latencyHistogram, latencyReport, type PipelineSpine } from './spine.js';
@@ -25,6 +26,7 @@ export default class HopActor extends Actor<PipelineSpine> {
   private readonly msg = { n: 0, a: 1, b: 2, c: 3 };
   private sent = 0;
   private next = 0;
+  private reported = false;
 
   constructor(args: Args) {
     super();
@@ -59,16 +61,21 @@ export default class HopActor extends Actor<PipelineSpine> {
         adapter.consume('hop3', (m, _producers, meta) => {
           if (m.n < this.args.warmup) return;
           this.histogram.recordValue(Math.max(1, Math.round(adapter.now() - meta.tracking.origin_t)));
+          if (m.n === this.args.count - 1) this.report();
         });
     }
   }
 
   override onExit(): void {
-    if (this.args.role !== 'sink') return;
-    const h = this.histogram;
-    const report = latencyReport(h);
+    if (this.args.role === 'sink') this.report();
+  }
+
+  /** Broadcasts the percentiles to the bench's main thread, once. */
+  private report(): void {
+    if (this.reported) return;
+    this.reported = true;
     const channel = new BroadcastChannel(this.args.channel);
-    channel.postMessage(report);
+    channel.postMessage(latencyReport(this.histogram));
     channel.close();
   }
 }
