@@ -11,25 +11,26 @@ export function isTypeScriptModule(url: URL | string): boolean {
  * Starts a worker thread on an ES module. When the module (or one it loads) is TypeScript, as
  * when dorsal runs from its sources in its tests, the worker first registers tsx: Node 20 does
  * not carry `--import tsx` into workers.
+ *
+ * The worker inherits the process's flags: Node passes them on unchecked, where an explicit
+ * `execArgv` may hold only per-thread flags (`--max-old-space-size` or `--trace-gc` would be
+ * refused). One inherited flag breaks a worker that starts from a file: `--input-type` (of
+ * `node --input-type=module -e`). Then, and for TypeScript, the worker starts from a line of
+ * code instead, which loads the module with a dynamic `import()`: valid as a script and as a
+ * module, so it runs whichever `--input-type` says.
  */
 export function startModuleWorker(
   entry: URL,
   options: WorkerOptions = {},
   typescript = isTypeScriptModule(entry),
 ): Worker {
-  const execArgv = options.execArgv ?? inheritedFlags();
-  if (!typescript) return new Worker(entry, { ...options, execArgv });
-  const code = `import { register } from 'tsx/esm/api'; register(); await import(${JSON.stringify(entry.href)});`;
-  return new Worker(code, { ...options, execArgv, eval: true });
-}
-
-/**
- * The flags a worker gets: the process's own, inherited (`undefined`: Node passes them on
- * unchecked; a list given explicitly may only hold per-thread flags, and `--trace-gc` or
- * `--max-old-space-size` would be refused). But `--input-type` (of `node -e`) makes a worker that
- * starts from a file fail: without it, the rest is passed explicitly.
- */
-function inheritedFlags(): string[] | undefined {
-  if (!process.execArgv.some((flag) => flag.startsWith('--input-type'))) return undefined;
-  return process.execArgv.filter((flag) => !flag.startsWith('--input-type'));
+  const load = `import(${JSON.stringify(entry.href)})`;
+  if (typescript) {
+    const code = `import('tsx/esm/api').then(({ register }) => { register(); return ${load}; });`;
+    return new Worker(code, { ...options, eval: true });
+  }
+  if (options.execArgv === undefined && process.execArgv.some((flag) => flag.startsWith('--input-type'))) {
+    return new Worker(`${load};`, { ...options, eval: true });
+  }
+  return new Worker(entry, options);
 }

@@ -36,6 +36,14 @@ describe('startModuleWorker', () => {
     expect(code).toBe(0);
   });
 
+  it('starts a worker under `--input-type` together with a per-process flag', async () => {
+    // Neither may be passed on as is: the first breaks a worker started from a file, the second
+    // is refused in an explicit execArgv.
+    const { out, code } = await runChild(['--input-type=module', '--max-old-space-size=512'], HELLO_SCRIPT);
+    expect(out).toBe('hello from a module worker');
+    expect(code).toBe(0);
+  });
+
   it('starts a worker in a process run with a per-process flag, which a worker inherits', async () => {
     // Listed explicitly in a worker's execArgv, `--max-old-space-size` would be refused.
     const { out, code } = await runChild(['--max-old-space-size=512'], HELLO_SCRIPT);
