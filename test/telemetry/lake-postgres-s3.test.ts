@@ -1,5 +1,6 @@
 import { Lake } from '../../src/telemetry/lake/lake.js';
-import { lakeSuite } from './lake-suite.js';
+import { PostgresMetadataStore } from '../../src/telemetry/lake/postgres-store.js';
+import { blockRowGroupSuite, lakeSuite } from './lake-suite.js';
 import { scaleOutLocation, startS3, uniqueSchema } from './services.js';
 
 lakeSuite('PostgreSQL + S3', async () => {
@@ -11,5 +12,14 @@ lakeSuite('PostgreSQL + S3', async () => {
       await schema.drop();
       await s3.stop();
     },
+  };
+});
+
+blockRowGroupSuite('PostgreSQL', async () => {
+  const schema = uniqueSchema();
+  return {
+    open: () => new PostgresMetadataStore(schema.url),
+    refusal: /inserting a block: .*null value in column "stream_id"/,
+    cleanup: async () => schema.drop(),
   };
 });

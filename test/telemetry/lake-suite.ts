@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UnknownProcessError, UnknownStreamError } from '../../src/telemetry/errors.js';
+import { LakeUnavailableError, UnknownProcessError, UnknownStreamError } from '../../src/telemetry/errors.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import type { Lake } from '../../src/telemetry/lake/lake.js';
+import type { MetadataStore } from '../../src/telemetry/lake/types.js';
 import {
+  type BlockHeader,
   encodeBlock,
   encodeProcessInfo,
   encodeStreamInfo,
@@ -142,6 +144,88 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
         2000, 3000,
       ]);
       expect(await lake.blocks({ streamId: ticks.streamId, limit: 1 })).toHaveLength(1);
+    });
+  });
+}
+
+/** A metadata store to test on its own, and the message its database gives for a NOT NULL refusal. */
+export interface StoreFixture {
+  /** A new store on the fixture's database (each call). */
+  readonly open: () => MetadataStore;
+  readonly refusal: RegExp;
+  readonly cleanup: () => Promise<void>;
+}
+
+/** Block rows written in groups (RowGroups), against one metadata store. */
+export function blockRowGroupSuite(name: string, fixture: () => Promise<StoreFixture>): void {
+  describe(`${name} block rows inserted together`, () => {
+    let open: () => MetadataStore;
+    let store: MetadataStore;
+    let refusal: RegExp;
+    let cleanup: () => Promise<void>;
+
+    beforeAll(async () => {
+      ({ open, refusal, cleanup } = await fixture());
+      store = open();
+      await store.ready();
+    });
+    afterAll(async () => {
+      await store.close();
+      await cleanup();
+    });
+
+    const headers = (n: number, streamId: string): BlockHeader[] =>
+      Array.from({ length: n }, () => {
+        const { payload: _payload, ...header } = makeBlock(makeStream(makeProcess().processId), 4).block;
+        return { ...header, streamId } as BlockHeader;
+      });
+
+    it('fail one bad row alone: the rows that arrived with it are stored', async () => {
+      const stream = makeStream(makeProcess().processId);
+      const good = headers(5, stream.streamId);
+      // A row the database refuses (NOT NULL), in the same turn of the event loop as the others.
+      const bad = { ...good[0]!, blockId: randomUUID(), streamId: null } as unknown as BlockHeader;
+      const settled = await Promise.allSettled([
+        ...good.map((h) => store.insertBlock(h, 10)),
+        store.insertBlock(bad, 10),
+      ]);
+      expect(settled.slice(0, 5).map((s) => s.status === 'fulfilled' && s.value)).toEqual([
+        true,
+        true,
+        true,
+        true,
+        true,
+      ]);
+      const failed = settled[5] as PromiseRejectedResult;
+      expect(failed.status).toBe('rejected');
+      expect(failed.reason).toBeInstanceOf(LakeUnavailableError);
+      expect(String(failed.reason.message)).toMatch(refusal);
+      const rows = await store.listBlocks({ streamId: stream.streamId });
+      expect(rows.map((r) => r.blockId).sort()).toEqual(good.map((h) => h.blockId).sort());
+    });
+
+    it('a block sent twice in one group is inserted by exactly one of its sends', async () => {
+      const stream = makeStream(makeProcess().processId);
+      const blocks = headers(6, stream.streamId);
+      const sends = [...blocks, blocks[0]!, blocks[3]!, blocks[3]!];
+      const results = await Promise.all(sends.map((h) => store.insertBlock(h, 10)));
+      expect(results.slice(0, 6)).toEqual([true, true, true, true, true, true]);
+      expect(results.slice(6)).toEqual([false, false, false]);
+      expect(await store.listBlocks({ streamId: stream.streamId })).toHaveLength(6);
+      // Sent again later, alone: not inserted.
+      expect(await store.insertBlock(blocks[5]!, 10)).toBe(false);
+    });
+
+    it('close() writes the rows still waiting for their group', async () => {
+      const stream = makeStream(makeProcess().processId);
+      const blocks = headers(3, stream.streamId);
+      const closing = open();
+      await closing.ready();
+      const inserts = blocks.map((h) => closing.insertBlock(h, 10));
+      await closing.close();
+      expect(await Promise.all(inserts)).toEqual([true, true, true]);
+      const rows = await store.listBlocks({ streamId: stream.streamId });
+      expect(rows.map((r) => r.blockId).sort()).toEqual(blocks.map((h) => h.blockId).sort());
     });
   });
 }

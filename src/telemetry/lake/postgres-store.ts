@@ -2,6 +2,7 @@ import pg from 'pg';
 import { asLakeError, LakeConfigError } from '../errors.js';
 import type { BlockHeader, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
+import { RowGroups } from './row-groups.js';
 import {
   BLOCK_COLUMNS,
   blockParams,
@@ -21,6 +22,17 @@ import type { BlockFilter, BlockRow, MetadataStore, ProcessRow, StreamFilter, St
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const placeholder = (i: number): string => `$${i}`;
+const BLOCK_COLUMN_COUNT = BLOCK_COLUMNS.split(',').length;
+
+/** `INSERT … ON CONFLICT DO NOTHING` of `rows` block rows, numbered $1, $2, … in column order. */
+function insertSql(rows: number): string {
+  const values = Array.from(
+    { length: rows },
+    (_, r) =>
+      `(${Array.from({ length: BLOCK_COLUMN_COUNT }, (_, c) => placeholder(r * BLOCK_COLUMN_COUNT + c + 1)).join(',')})`,
+  );
+  return `INSERT INTO blocks (${BLOCK_COLUMNS}) VALUES ${values.join(',')} ON CONFLICT DO NOTHING`;
+}
 
 /** Options of the PostgreSQL store beyond its URL. */
 export interface PostgresStoreOptions {
@@ -44,6 +56,11 @@ export class PostgresMetadataStore implements MetadataStore {
   readonly schema: string;
   private readonly pool: pg.Pool;
   private migrated: Promise<void> | undefined;
+  /** Block rows that arrive together go in one multi-row INSERT (one round trip). */
+  private readonly blockRows = new RowGroups<unknown[]>({
+    group: (rows) => this.insertBlockRows(rows),
+    one: async (row) => (await this.query('inserting a block', insertSql(1), row)).rowCount === 1,
+  });
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
     const parsed = new URL(url);
@@ -89,10 +106,9 @@ export class PostgresMetadataStore implements MetadataStore {
     return (await this.query('inserting a stream', sql, streamParams(stream, nowRfc3339Ns()))).rowCount === 1;
   }
 
+  /** Block rows are inserted in groups (see RowGroups). */
   async insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
-    const sql = `INSERT INTO blocks (${BLOCK_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING`;
-    const params = blockParams(block, payloadSize, nowRfc3339Ns());
-    return (await this.query('inserting a block', sql, params)).rowCount === 1;
+    return this.blockRows.add(blockParams(block, payloadSize, nowRfc3339Ns()));
   }
 
   async findProcess(processId: string): Promise<ProcessRow | undefined> {
@@ -132,7 +148,19 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
+    await this.blockRows.flush();
     await this.pool.end();
+  }
+
+  /**
+   * Inserts block rows in one statement. `RETURNING` names the rows it inserted; a block sent
+   * twice in the same group is inserted by its first occurrence only.
+   */
+  private async insertBlockRows(rows: readonly unknown[][]): Promise<boolean[]> {
+    const sql = `${insertSql(rows.length)} RETURNING block_id`;
+    const result = await this.query('inserting blocks', sql, rows.flat());
+    const inserted = new Set(result.rows.map((r) => String(r.block_id)));
+    return rows.map((row) => inserted.delete(String(row[0])));
   }
 
   private async query(what: string, sql: string, params: unknown[]): Promise<pg.QueryResult<RawRow>> {

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { asLakeError, LakeConfigError } from '../errors.js';
 import type { BlockHeader, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
+import { RowGroups } from './row-groups.js';
 import {
   BLOCK_COLUMNS,
   blockParams,
@@ -37,13 +38,6 @@ interface Prepared {
 
 const placeholder = (): string => '?';
 
-/** A block row waiting for its group's transaction. */
-interface PendingRow {
-  readonly params: unknown[];
-  readonly resolve: (inserted: boolean) => void;
-  readonly reject: (error: unknown) => void;
-}
-
 /**
  * The embedded metadata store: one SQLite file in WAL mode (readers never block the writer).
  * `synchronous = NORMAL`: a commit survives a crash of the process; after a power loss the last
@@ -57,7 +51,11 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly kind = 'sqlite';
   readonly path: string;
   private prepared: Prepared | undefined;
-  private blockRows: PendingRow[] = [];
+  /** Block rows that arrive together share one transaction (one WAL commit). */
+  private readonly blockRows = new RowGroups<unknown[]>({
+    group: (rows) => this.run('inserting blocks', (p) => p.insertBlocks(rows)).map((changes) => changes > 0),
+    one: (row) => this.run('inserting a block', (p) => p.insertBlock.run(...row).changes > 0),
+  });
 
   constructor(path: string) {
     this.path = path;
@@ -85,39 +83,9 @@ export class SqliteMetadataStore implements MetadataStore {
     );
   }
 
-  /**
-   * Block rows are inserted in groups: the rows that arrive within one turn of the event loop go
-   * in one transaction (one WAL commit instead of one each).
-   */
+  /** Block rows are inserted in groups (see RowGroups). */
   async insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
-    const params = blockParams(block, payloadSize, nowRfc3339Ns());
-    return new Promise((resolve, reject) => {
-      this.blockRows.push({ params, resolve, reject });
-      if (this.blockRows.length === 1) setImmediate(() => this.flushBlockRows());
-    });
-  }
-
-  private flushBlockRows(): void {
-    const rows = this.blockRows;
-    if (rows.length === 0) return;
-    this.blockRows = [];
-    let changes: number[] | undefined;
-    if (rows.length > 1) {
-      try {
-        changes = this.run('inserting blocks', (p) => p.insertBlocks(rows.map((r) => r.params)));
-      } catch {
-        // One row that fails must not fail the others: each is tried on its own below.
-      }
-    }
-    rows.forEach((row, i) => {
-      try {
-        const changed =
-          changes?.[i] ?? this.run('inserting a block', (p) => p.insertBlock.run(...row.params).changes);
-        row.resolve(changed > 0);
-      } catch (error) {
-        row.reject(error);
-      }
-    });
+    return this.blockRows.add(blockParams(block, payloadSize, nowRfc3339Ns()));
   }
 
   async findProcess(processId: string): Promise<ProcessRow | undefined> {
@@ -155,7 +123,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
-    this.flushBlockRows();
+    await this.blockRows.flush();
     this.prepared?.db.close();
     this.prepared = undefined;
   }
