@@ -144,21 +144,29 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const index = this.spine.indexOf(stream);
     const consumer = this.consumerOf(index);
     this.failed = -1;
-    const [a, b] = this.outs[index]!;
+    // A consume nested in a handler leaves the handler's context as it found it (the polls below
+    // may refill the very envelope that handler is reading), and reads into message objects of
+    // its own (the handler's may be one of this stream's).
+    const outer = this.inHandler ? this.saveContext() : undefined;
+    const [a, b] = outer === undefined ? this.outs[index]! : this.freshOuts(index);
     // Two message objects in turn: a failed poll may leave garbage in the one it read into.
     let out = a!;
     let last: object | undefined;
-    const tracking = this.lastTracking;
+    const tracking = outer === undefined ? this.lastTracking : { ...this.lastTracking };
     let seq = 0;
-    while (consumer.poll(out)) {
-      if (last !== undefined) this.skipped[index]!++;
-      last = out;
-      out = out === a ? b! : a!;
-      copyTracking(consumer.envelope, tracking);
-      seq = consumer.sequence - 1;
+    try {
+      while (consumer.poll(out)) {
+        if (last !== undefined) this.skipped[index]!++;
+        last = out;
+        out = out === a ? b! : a!;
+        copyTracking(consumer.envelope, tracking);
+        seq = consumer.sequence - 1;
+      }
+      if (last === undefined) return false;
+      this.handle(index, last, tracking, seq, handler as Handler<D, StreamName<D>>);
+    } finally {
+      if (outer !== undefined) this.restoreContext(outer);
     }
-    if (last === undefined) return false;
-    this.handle(index, last, tracking, seq, handler as Handler<D, StreamName<D>>);
     this.handled[index]!++;
     this.work++;
     return true;
@@ -283,7 +291,10 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const index = this.spine.indexOf(stream);
     const consumer = this.consumerOf(index);
     this.failed = -1;
-    const out = this.outs[index]![0]!;
+    // A consume nested in a handler leaves the handler's context as it found it, and reads into a
+    // message object of its own (the handler's may be one of this stream's).
+    const outer = this.inHandler ? this.saveContext() : undefined;
+    const out = outer === undefined ? this.outs[index]![0]! : this.freshOuts(index)[0];
     let n = 0;
     // Back to back, one clock read serves as the end of a handler and the start of the next:
     // between them there is only a poll (tens of ns), and each read costs ~10 ns.
@@ -309,6 +320,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       // Counted once per drain, not per message; a handler that threw is not counted.
       this.handled[index]! += n;
       this.work += n;
+      if (outer !== undefined) this.restoreContext(outer);
     }
     return n;
   }
@@ -332,7 +344,10 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // The handler cannot have started before its message was published. A hint was read before
     // the poll that found the message, which may have been published between the two; a fresh
     // RDTSC reading is not ordered after the poll's loads (native/clock.cc).
-    const start = Math.max(Number.isNaN(startHint) ? clock.now() : startHint, tracking.publish_t);
+    // Read before the handler runs: a consume nested in it may reuse the envelope object.
+    const origin = tracking.origin_t;
+    const published = tracking.publish_t;
+    const start = Math.max(Number.isNaN(startHint) ? clock.now() : startHint, published);
     try {
       handler(msg as MessageOf<D, StreamName<D>>, this, context);
     } catch (error) {
@@ -348,8 +363,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     if (timing !== undefined) {
       const r = this.record;
       r.seq = seq;
-      r.origin_t = tracking.origin_t;
-      r.publish_t = tracking.publish_t;
+      r.origin_t = origin;
+      r.publish_t = published;
       r.start_t = start;
       r.end_t = end;
       r.stream = index;
@@ -357,6 +372,31 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       timing.publish(r);
     }
     return end;
+  }
+
+  /**
+   * The context of the handler running now, copied: a consume nested in a handler runs handlers
+   * of its own, which set the context (and may refill the envelope object it points to).
+   */
+  private saveContext(): { streamIndex: number; seq: number; tracking: Tracking } {
+    const context = this.context;
+    const tracking = { ...context.tracking };
+    return { streamIndex: context.streamIndex, seq: context.seq, tracking };
+  }
+
+  /** Back in the outer handler: what it produces next is again a child of its message. */
+  private restoreContext(saved: { streamIndex: number; seq: number; tracking: Tracking }): void {
+    const context = this.context;
+    context.streamIndex = saved.streamIndex;
+    context.seq = saved.seq;
+    context.tracking = saved.tracking;
+    this.inHandler = true;
+  }
+
+  /** Two new message objects of stream `index` (for a nested consume; allocated, but rare). */
+  private freshOuts(index: number): [object, object] {
+    const layout = this.spine.queue(index).layout;
+    return [layout.create(), layout.create()];
   }
 
   /** Looks a produced stream's name up and remembers it for the next `produce`. */

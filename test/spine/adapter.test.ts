@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import { NO_PARENT, Spine, SpineAdapter, type TimingRecord } from '../../src/index.js';
+import { spine as definition, type TestSpine } from '../fixtures/actors/spine.js';
+
+/**
+ * The SpineAdapter's consume variants, on a real spine (SharedArrayBuffer queues) in this thread:
+ * a feed adapter publishes ticks (ingress), the adapter under test handles them and produces
+ * orders, and a third adapter reads the orders back with their tracking envelopes.
+ */
+function rig() {
+  const spine = Spine.create(definition);
+  spine.addTimingQueue(1);
+  const feed = new SpineAdapter<TestSpine>(spine, 0, 'feed');
+  const actor = new SpineAdapter<TestSpine>(spine, 1, 'actor');
+  const reader = new SpineAdapter<TestSpine>(spine, 2, 'reader');
+  // Consumers start at the head when first used: attach them before anything is published.
+  actor.consume('ticks', () => {});
+  reader.consume('orders', () => {});
+  reader.consumeTimings(() => {});
+  const publishTicks = (n: number, from = 0) => {
+    for (let i = 0; i < n; i++) feed.produce('ticks', { n: from + i, price: 100 + from + i });
+  };
+  /** The orders published so far, with their parent ids. */
+  const orders = () => {
+    const out: { tick: number; parentStream: number; parentSeq: number; origin: number }[] = [];
+    reader.consume('orders', (order, _producers, meta) =>
+      out.push({
+        tick: order.tick,
+        parentStream: meta.tracking.parent_stream,
+        parentSeq: meta.tracking.parent_seq,
+        origin: meta.tracking.origin_t,
+      }),
+    );
+    return out;
+  };
+  /** The timing records the actor wrote, as (stream, seq) pairs. */
+  const timings = () => {
+    const out: Pick<TimingRecord, 'stream' | 'seq' | 'origin_t'>[] = [];
+    reader.consumeTimings((r) => {
+      if (r.actor === 1) out.push({ stream: r.stream, seq: r.seq, origin_t: r.origin_t });
+    });
+    return out;
+  };
+  const ticksIndex = spine.indexOf('ticks');
+  return { feed, actor, publishTicks, orders, timings, ticksIndex };
+}
+
+describe('SpineAdapter consume variants', () => {
+  it('consumeN handles at most N messages, in order, and leaves the rest for the next call', () => {
+    const { actor, publishTicks, orders, timings, ticksIndex } = rig();
+    publishTicks(5);
+    const seen: number[] = [];
+    const handler = (tick: { n: number }, producers: { produce: SpineAdapter<TestSpine>['produce'] }) => {
+      seen.push(tick.n);
+      producers.produce('orders', { tick: tick.n, side: 1 });
+    };
+    expect(actor.consumeN('ticks', 2, handler)).toBe(2);
+    expect(seen).toEqual([0, 1]);
+    expect(actor.consumeN('ticks', 10, handler)).toBe(3);
+    expect(seen).toEqual([0, 1, 2, 3, 4]);
+    expect(actor.consumeN('ticks', 10, handler)).toBe(0);
+    expect(orders().map((o) => [o.tick, o.parentStream, o.parentSeq])).toEqual(
+      [0, 1, 2, 3, 4].map((n) => [n, ticksIndex, n]),
+    );
+    expect(timings().map(({ stream, seq }) => ({ stream, seq }))).toEqual(
+      [0, 1, 2, 3, 4].map((seq) => ({ stream: ticksIndex, seq })),
+    );
+    const stats = actor.stats().find((s) => s.stream === 'ticks')!;
+    expect(stats).toMatchObject({ handled: 5, skipped: 0, lost: 0 });
+    expect(actor.stats().find((s) => s.stream === 'orders')!.produced).toBe(5);
+  });
+
+  it('consumeFiltered handles only what the filter accepts and counts the rest as skipped', () => {
+    const { actor, publishTicks, orders, timings, ticksIndex } = rig();
+    publishTicks(6);
+    const handled = actor.consumeFiltered(
+      'ticks',
+      (tick) => tick.n % 3 === 0,
+      (tick, producers) => {
+        producers.produce('orders', { tick: tick.n, side: 2 });
+      },
+    );
+    expect(handled).toBe(2);
+    expect(orders().map((o) => [o.tick, o.parentSeq])).toEqual([
+      [0, 0],
+      [3, 3],
+    ]);
+    // One timing record per handler call, none for a message the filter refused.
+    expect(timings().map(({ stream, seq }) => ({ stream, seq }))).toEqual([
+      { stream: ticksIndex, seq: 0 },
+      { stream: ticksIndex, seq: 3 },
+    ]);
+    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 2, skipped: 4 });
+  });
+
+  it('consumeLast handles only the newest message, with its own envelope and sequence', () => {
+    const { feed, actor, publishTicks, orders, timings, ticksIndex } = rig();
+    expect(actor.consumeLast('ticks', () => expect.unreachable())).toBe(false);
+    publishTicks(4);
+    const metas: { seq: number; stream: string; n: number }[] = [];
+    expect(
+      actor.consumeLast('ticks', (tick, producers, meta) => {
+        metas.push({ seq: meta.seq, stream: meta.stream, n: tick.n });
+        producers.produce('orders', { tick: tick.n, side: 1 });
+      }),
+    ).toBe(true);
+    expect(metas).toEqual([{ seq: 3, stream: 'ticks', n: 3 }]);
+    const [order] = orders();
+    expect(order).toMatchObject({ tick: 3, parentStream: ticksIndex, parentSeq: 3 });
+    expect(timings().map(({ stream, seq }) => ({ stream, seq }))).toEqual([{ stream: ticksIndex, seq: 3 }]);
+    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 1, skipped: 3 });
+    // Outside any handler, produce is ingress again: a new origin, no parent.
+    feed.produce('ticks', { n: 9, price: 1 });
+    actor.produce('orders', { tick: 9, side: 0 });
+    expect(orders().at(-1)).toMatchObject({ tick: 9, parentStream: NO_PARENT });
+  });
+
+  it('a consume nested in a handler leaves the outer message as the parent of what follows', () => {
+    const { actor, publishTicks, orders, timings, ticksIndex } = rig();
+    publishTicks(2);
+    // A second adapter's ticks would do as well; the nested read here is the actor's own
+    // consumer of another stream: it reads the orders it produced so far.
+    actor.consume('orders', () => {});
+    actor.consume('ticks', (tick, producers) => {
+      producers.produce('orders', { tick: tick.n, side: 1 });
+      actor.consumeLast('orders', () => {});
+      producers.produce('orders', { tick: tick.n, side: 2 });
+    });
+    const produced = orders();
+    expect(produced.map((o) => [o.tick, o.parentStream, o.parentSeq])).toEqual([
+      [0, ticksIndex, 0],
+      [0, ticksIndex, 0],
+      [1, ticksIndex, 1],
+      [1, ticksIndex, 1],
+    ]);
+    // Every order carries the origin of its tick, and so does the tick's timing record, though
+    // the nested consume handled messages of its own in between.
+    const tickTimings = timings().filter((t) => t.stream === ticksIndex);
+    expect(tickTimings.map((t) => t.seq)).toEqual([0, 1]);
+    expect(produced.map((o) => o.origin)).toEqual([
+      tickTimings[0]!.origin_t,
+      tickTimings[0]!.origin_t,
+      tickTimings[1]!.origin_t,
+      tickTimings[1]!.origin_t,
+    ]);
+  });
+
+  it('a consume of the same stream nested in its own handler keeps the outer envelope', () => {
+    const { actor, publishTicks, orders, timings, ticksIndex } = rig();
+    publishTicks(3);
+    let outerOrigin = 0;
+    actor.consumeN('ticks', 1, (tick, producers, meta) => {
+      outerOrigin = meta.tracking.origin_t;
+      // Reads the rest of the ticks through the same consumer (and envelope object).
+      actor.consumeLast('ticks', () => {});
+      producers.produce('orders', { tick: tick.n, side: 1 });
+    });
+    const [order] = orders();
+    expect(order).toMatchObject({ tick: 0, parentStream: ticksIndex, parentSeq: 0, origin: outerOrigin });
+    const outer = timings().find((t) => t.seq === 0)!;
+    expect(outer.origin_t).toBe(outerOrigin);
+  });
+});
