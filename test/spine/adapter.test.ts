@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NO_PARENT, Spine, SpineAdapter, type TimingRecord } from '../../src/index.js';
+import { ConfigError, NO_PARENT, Spine, SpineAdapter, type TimingRecord } from '../../src/index.js';
 import { spine as definition, type TestSpine } from '../fixtures/actors/spine.js';
 
 /**
@@ -42,7 +42,7 @@ function rig() {
     return out;
   };
   const ticksIndex = spine.indexOf('ticks');
-  return { feed, actor, publishTicks, orders, timings, ticksIndex };
+  return { spine, feed, actor, publishTicks, orders, timings, ticksIndex };
 }
 
 describe('SpineAdapter consume variants', () => {
@@ -159,5 +159,38 @@ describe('SpineAdapter consume variants', () => {
     expect(order).toMatchObject({ tick: 0, parentStream: ticksIndex, parentSeq: 0, origin: outerOrigin });
     const outer = timings().find((t) => t.seq === 0)!;
     expect(outer.origin_t).toBe(outerOrigin);
+  });
+
+  it('an unknown stream, in any consume or produce, is refused naming it and the known ones', () => {
+    const { actor } = rig();
+    const unknown = /unknown stream 'quotes' \(this spine has: ticks, orders, fills\)/;
+    const quotes = 'quotes' as 'ticks';
+    for (const call of [
+      () => actor.consume(quotes, () => {}),
+      () => actor.consumeN(quotes, 1, () => {}),
+      () =>
+        actor.consumeFiltered(
+          quotes,
+          () => true,
+          () => {},
+        ),
+      () => actor.consumeLast(quotes, () => {}),
+      () => actor.produce(quotes, { n: 1, price: 1 }),
+    ]) {
+      expect(call).toThrow(ConfigError);
+      expect(call).toThrow(unknown);
+    }
+  });
+
+  it('a second actor producing a single-producer stream is refused, naming both', () => {
+    const { spine, feed } = rig();
+    // The feed takes the producer role of 'ticks' with its first message.
+    expect(feed.produce('ticks', { n: 0, price: 1 })).toBe(true);
+    const other = new SpineAdapter<TestSpine>(spine, 3, 'second-feed');
+    expect(() => other.produce('ticks', { n: 1, price: 1 })).toThrow(
+      /actor 'second-feed' cannot produce stream 'ticks': another actor already does/,
+    );
+    // The first producer is unaffected.
+    expect(feed.produce('ticks', { n: 2, price: 1 })).toBe(true);
   });
 });
