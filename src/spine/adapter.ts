@@ -341,12 +341,12 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     context.seq = seq;
     context.tracking = tracking;
     this.inHandler = true;
+    // Read before the handler runs: a consume nested in it may refill the envelope object.
+    const origin = tracking.origin_t;
+    const published = tracking.publish_t;
     // The handler cannot have started before its message was published. A hint was read before
     // the poll that found the message, which may have been published between the two; a fresh
     // RDTSC reading is not ordered after the poll's loads (native/clock.cc).
-    // Read before the handler runs: a consume nested in it may reuse the envelope object.
-    const origin = tracking.origin_t;
-    const published = tracking.publish_t;
     const start = Math.max(Number.isNaN(startHint) ? clock.now() : startHint, published);
     try {
       handler(msg as MessageOf<D, StreamName<D>>, this, context);
