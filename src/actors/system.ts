@@ -159,12 +159,15 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
   /** Starts, runs for `seconds` (or until an actor crashes), then stops gracefully. */
   async run(options: { seconds: number }): Promise<SystemReport> {
+    const seconds = options?.seconds;
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
+      throw new ConfigError(
+        `run needs { seconds } as a finite number of seconds ≥ 0, got ${String(seconds)}`,
+      );
+    }
     await this.start();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      new Promise<void>((r) => (timer = setTimeout(r, options.seconds * 1000))),
-      this.crashed,
-    ]);
+    await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, seconds * 1000))), this.crashed]);
     clearTimeout(timer);
     const report = await this.stop();
     if (this.fatal !== undefined) throw this.fatal;

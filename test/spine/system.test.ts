@@ -14,6 +14,40 @@ import { until } from '../helpers/until.js';
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 describe('System lifecycle', () => {
+  it('run({ seconds }) runs the actors, then stops gracefully and reports what each did', async () => {
+    const system = new System(spine);
+    // count 0: the feed publishes until the system stops, paced.
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 1 } });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('gateway'));
+    const report = await system.run({ seconds: 0.5 });
+    expect(report.drained).toBe(true);
+    expect(report.terminated).toEqual([]);
+    expect(report.crashes).toEqual([]);
+    const of = (actor: string, stream: string) =>
+      report.actors.find((a) => a.name === actor)!.streams.find((s) => s.stream === stream)!;
+    const published = (stream: string) => report.streams.find((s) => s.stream === stream)!.published;
+    expect(published('ticks')).toBeGreaterThan(0);
+    // Drained: every message published was handled, or counted lost if a consumer was lapped.
+    const strategy = of('strategy', 'ticks');
+    expect(strategy.handled).toBeGreaterThan(0);
+    expect(strategy.handled + strategy.lost).toBe(published('ticks'));
+    expect(published('orders')).toBe(2 * strategy.handled);
+    const gateway = of('gateway', 'orders');
+    expect(gateway.handled + gateway.lost).toBe(published('orders'));
+    expect(system.liveThreads).toEqual([]);
+  });
+
+  it('run refuses a duration that is not a finite number of seconds, before starting anything', async () => {
+    for (const seconds of [Number.NaN, -1, Number.POSITIVE_INFINITY, '1' as unknown as number]) {
+      const system = new System(spine);
+      system.spawn(fixture('feed'), { args: { count: 1 } });
+      await expect(system.run({ seconds })).rejects.toThrow(ConfigError);
+      await expect(system.run({ seconds })).rejects.toThrow(/run needs \{ seconds \}/);
+      expect(system.liveThreads).toEqual([]);
+    }
+  });
+
   it('a crashing actor is reported with its name, stream and stack; the system stops and no thread is left', async () => {
     const system = new System(spine);
     system.spawn(fixture('feed'), { args: { count: 10 } });
