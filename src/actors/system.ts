@@ -78,6 +78,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   ): { readonly id: number; readonly ready: Promise<void> } {
     if (this.state === 'stopping' || this.state === 'stopped')
       throw new SystemStateError('cannot spawn: the system is stopping');
+    checkSpawnOptions(options);
     const entry: ActorEntry = {
       id: this.actors.length,
       module: actorModuleHref(module),
@@ -399,4 +400,18 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Refuses spawn options of the wrong kind, naming the option, before anything is registered. */
+function checkSpawnOptions(options: SpawnOptions): void {
+  if (options === null || typeof options !== 'object') {
+    throw new ConfigError(`spawn options must be an object like { thread: 'name' }, got ${String(options)}`);
+  }
+  const { restarts, thread } = options;
+  if (restarts !== undefined && !(Number.isSafeInteger(restarts) && restarts >= 0)) {
+    throw new ConfigError(`spawn option 'restarts' must be an integer ≥ 0, got ${String(restarts)}`);
+  }
+  if (thread !== undefined && (typeof thread !== 'string' || thread.length === 0)) {
+    throw new ConfigError(`spawn option 'thread' must be a non-empty string, got ${String(thread)}`);
+  }
 }

@@ -38,6 +38,25 @@ describe('System lifecycle', () => {
     expect(system.liveThreads).toEqual([]);
   });
 
+  it('spawn refuses options of the wrong kind, naming the option', () => {
+    const system = new System(spine);
+    const bad: Array<[unknown, RegExp]> = [
+      [{ restarts: -1 }, /spawn option 'restarts' must be an integer ≥ 0, got -1/],
+      [{ restarts: 1.5 }, /'restarts'.*got 1\.5/],
+      [{ restarts: '2' }, /'restarts'.*got 2/],
+      [{ thread: '' }, /spawn option 'thread' must be a non-empty string/],
+      [{ thread: 7 }, /'thread'.*got 7/],
+      [{ wait: 'sometimes' }, /sometimes/],
+      [null, /spawn options must be an object/],
+    ];
+    for (const [options, message] of bad) {
+      expect(() => system.spawn(fixture('feed'), options as never)).toThrow(ConfigError);
+      expect(() => system.spawn(fixture('feed'), options as never)).toThrow(message);
+    }
+    // Nothing was registered by the refused calls.
+    expect(system.spawn(fixture('feed')).id).toBe(0);
+  });
+
   it('run refuses a duration that is not a finite number of seconds, before starting anything', async () => {
     for (const seconds of [Number.NaN, -1, Number.POSITIVE_INFINITY, '1' as unknown as number]) {
       const system = new System(spine);
