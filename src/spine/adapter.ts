@@ -127,6 +127,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   /** Handles at most `max` waiting messages of `stream`. */
   consumeN<K extends StreamName<D>>(stream: K, max: number, handler: Handler<D, K>): number {
+    if (!(Number.isSafeInteger(max) && max >= 0)) {
+      throw new ConfigError(`consumeN('${stream}') needs a count that is an integer ≥ 0, got ${String(max)}`);
+    }
     return this.drain(stream, max, undefined, handler);
   }
 

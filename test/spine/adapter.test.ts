@@ -59,6 +59,11 @@ describe('SpineAdapter consume variants', () => {
     expect(actor.consumeN('ticks', 10, handler)).toBe(3);
     expect(seen).toEqual([0, 1, 2, 3, 4]);
     expect(actor.consumeN('ticks', 10, handler)).toBe(0);
+    for (const max of [-1, 1.5, Number.NaN, '2' as unknown as number]) {
+      expect(() => actor.consumeN('ticks', max, handler)).toThrow(
+        /consumeN\('ticks'\) needs a count that is an integer ≥ 0/,
+      );
+    }
     expect(orders().map((o) => [o.tick, o.parentStream, o.parentSeq])).toEqual(
       [0, 1, 2, 3, 4].map((n) => [n, ticksIndex, n]),
     );
