@@ -55,7 +55,8 @@ function perMessage(rounds: number, batch: number, ...steps: readonly Step[]): n
   });
 }
 
-function trackingRows(quick: boolean): BenchRow[] {
+/** `clockCost`: one spine clock read, in ns, as the clock rows measured it. */
+function trackingRows(quick: boolean, clockCost: number): BenchRow[] {
   const BATCH = 1000;
   const rounds = quick ? 300 : 3000;
   const msg = { n: 0, a: 1, b: 2, c: 3 };
@@ -135,8 +136,6 @@ function trackingRows(quick: boolean): BenchRow[] {
     number,
     number,
   ];
-  const clock = new Clock(Clock.newBase());
-  const clockCost = readCost(rounds, BATCH, readLoops(clock).spine);
   const bareRow = row('hop on bare queues (poll + publish), one thread', bare, 'ns/msg');
   const handRow = row(
     'hop with all of tracking written out by hand (envelope, two clock reads, timing record; no adapter), one thread',
@@ -206,7 +205,7 @@ async function collectionsDuring(count: number, loop: ReadLoop): Promise<number>
 }
 
 /** The spine clock against `performance.now()`: cost per read and garbage per read. */
-async function clockRows(quick: boolean): Promise<BenchRow[]> {
+async function clockRows(quick: boolean): Promise<{ rows: BenchRow[]; spineCost: number }> {
   const rounds = quick ? 300 : 3000;
   const reads = quick ? 1_000_000 : 10_000_000;
   const clock = new Clock(Clock.newBase());
@@ -219,7 +218,7 @@ async function clockRows(quick: boolean): Promise<BenchRow[]> {
     await collectionsDuring(reads, spine),
   ];
   const millions = `${reads / 1e6} M reads`;
-  return [
+  const rows = [
     row(name, spineCost, 'ns', { baseline: perfRow.name, ratio: spineCost / perfRow.value }),
     perfRow,
     row(`garbage collections during ${millions} of the spine clock`, spineCollections, 'GCs', {
@@ -229,6 +228,7 @@ async function clockRows(quick: boolean): Promise<BenchRow[]> {
       note: 'a boxed double per read',
     }),
   ];
+  return { rows, spineCost };
 }
 
 /** A pipeline run: `warmup` messages first, not recorded, then `count` recorded ones, `intervalNs` apart. */
@@ -394,7 +394,8 @@ function deploymentRows(
 export const spineBench: BenchSection = {
   group: GROUP,
   async run({ quick }) {
-    const rows = [...trackingRows(quick), ...(await clockRows(quick))];
+    const clock = await clockRows(quick);
+    const rows = [...trackingRows(quick, clock.spineCost), ...clock.rows];
     // Latency in the steady state, as after JMH's warm-up iterations: in the first second the
     // JIT compiles on V8's background threads, which take the cores from spinning actors.
     const [seconds, warmupSeconds] = quick ? [0.1, 0.2] : [1, 1];

@@ -1,22 +1,13 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runTsxChild } from './helpers/child.js';
 
 const MODULE_WORKER = fileURLToPath(new URL('../src/module-worker.ts', import.meta.url));
 const HELLO = new URL('./fixtures/hello-worker.mjs', import.meta.url).href;
 
 /** Runs `script` in a child `node --import tsx <flags> -e`; resolves with its output and exit code. */
 async function runChild(flags: string[], script: string): Promise<{ out: string; code: number | null }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...flags, '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    timeout: 30_000,
-  });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  const [code] = (await once(child, 'exit')) as [number | null];
+  const { out, code } = await runTsxChild([...flags, '-e', script], 30_000);
   return { out: out.trim(), code };
 }
 

@@ -155,7 +155,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // Two message objects in turn: a failed poll may leave garbage in the one it read into.
     let out = a!;
     let last: object | undefined;
-    const tracking = outer === undefined ? this.lastTracking : { ...this.lastTracking };
+    const tracking = this.lastTracking;
     let seq = 0;
     try {
       while (consumer.poll(out)) {

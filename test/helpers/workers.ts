@@ -1,14 +1,12 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../../src/module-worker.js';
 
 /**
- * Starts a real worker thread on a TypeScript module. Node 20 does not carry `--import tsx`
- * into workers, so the worker is bootstrapped with a one-line ESM that registers tsx first.
+ * Starts a real worker thread on a TypeScript module, with dorsal's own bootstrap (Node 20 does
+ * not carry `--import tsx` into workers: see startModuleWorker).
  */
 export function startWorker(module: URL, workerData: unknown, env?: Record<string, string>): Worker {
-  // An eval'd worker resolves bare specifiers from the working directory: the repository root.
-  const code = `import { register } from 'tsx/esm/api'; register(); await import(${JSON.stringify(module.href)});`;
-  const worker = new Worker(code, {
-    eval: true,
+  const worker = startModuleWorker(module, {
     workerData,
     ...(env ? { env: { ...process.env, ...env } } : {}),
   });

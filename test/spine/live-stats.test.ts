@@ -1,22 +1,13 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runTsxChild } from '../helpers/child.js';
 
 const RUN = fileURLToPath(new URL('../fixtures/live-stats-run.ts', import.meta.url));
 
 /** Runs the fixture pipeline in a child process (the observer prints to stdout) and returns its output. */
 async function run(ticks: number, timingCapacity?: number): Promise<string> {
   const args = [RUN, String(ticks), ...(timingCapacity === undefined ? [] : [String(timingCapacity)])];
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    timeout: 60_000,
-  });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  const [code] = (await once(child, 'exit')) as [number | null];
+  const { out, code } = await runTsxChild(args, 60_000);
   expect(code).toBe(0);
   return out;
 }

@@ -76,7 +76,11 @@ function writeBatch(batch: BlobWriteBatch): BlobWriteResult[] {
       writeTemporary(job, batch.fsync);
       const result = linkFinal(job);
       results.push(result);
-      if (result === 'created') linkedInto.set(dir, [...(linkedInto.get(dir) ?? []), index]);
+      if (result === 'created') {
+        const indices = linkedInto.get(dir);
+        if (indices === undefined) linkedInto.set(dir, [index]);
+        else indices.push(index);
+      }
     } catch (error) {
       results.push(failure(error));
     }
