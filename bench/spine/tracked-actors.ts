@@ -6,7 +6,7 @@
  * seen the last message (or at exit, if that one never came). The first `warmup` messages are not
  * recorded.
  */
-import { Actor, type SpineAdapter } from '../../src/index.js';
+import { Actor, type Handler, type SpineAdapter } from '../../src/index.js';
 import { latencyHistogram, latencyReport, type PipelineSpine } from './spine.js';
 
 type Role = 'source' | 'relay1' | 'relay2' | 'sink';
@@ -35,6 +35,26 @@ export default class HopActor extends Actor<PipelineSpine> {
     this.idleTimeoutMs = args.role === 'source' ? 0.05 : Number(process.env.RELAY_IDLE ?? 50);
   }
 
+  // The handlers are made once: an arrow written in `loopBody` would be a new closure on every
+  // round, garbage the sink would then measure as collection pauses.
+  private readonly relay1: Handler<PipelineSpine, 'hop1'> = (m, producers) => {
+    producers.produce('hop2', m);
+  };
+  private readonly relay2: Handler<PipelineSpine, 'hop2'> = (m, producers) => {
+    producers.produce('hop3', m);
+  };
+  private readonly sink: Handler<PipelineSpine, 'hop3'> = (m, _producers, meta) => {
+    if (m.n < this.args.warmup) return;
+    this.histogram.recordValue(Math.max(1, Math.round(this.adapter!.now() - meta.tracking.origin_t)));
+    if (m.n === this.args.count - 1) this.report();
+  };
+
+  private adapter: SpineAdapter<PipelineSpine> | undefined;
+
+  override onInit(adapter: SpineAdapter<PipelineSpine>): void {
+    this.adapter = adapter;
+  }
+
   loopBody(adapter: SpineAdapter<PipelineSpine>): void {
     switch (this.args.role) {
       case 'source': {
@@ -48,21 +68,13 @@ export default class HopActor extends Actor<PipelineSpine> {
         return;
       }
       case 'relay1':
-        adapter.consume('hop1', (m, producers) => {
-          producers.produce('hop2', m);
-        });
+        adapter.consume('hop1', this.relay1);
         return;
       case 'relay2':
-        adapter.consume('hop2', (m, producers) => {
-          producers.produce('hop3', m);
-        });
+        adapter.consume('hop2', this.relay2);
         return;
       case 'sink':
-        adapter.consume('hop3', (m, _producers, meta) => {
-          if (m.n < this.args.warmup) return;
-          this.histogram.recordValue(Math.max(1, Math.round(adapter.now() - meta.tracking.origin_t)));
-          if (m.n === this.args.count - 1) this.report();
-        });
+        adapter.consume('hop3', this.sink);
     }
   }
 

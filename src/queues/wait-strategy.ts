@@ -22,26 +22,47 @@ export interface WaitStrategy {
 }
 
 /**
+ * The clock a wait reads for its spins and deadlines: monotonic milliseconds. The default,
+ * `performance.now()`, allocates on every read (a boxed double); a thread that has an
+ * allocation-free clock (an actor thread has the spine clock) passes it, and its waits then make
+ * no garbage at all.
+ */
+export type MillisecondClock = () => number;
+
+/** Options every wait strategy takes. */
+export interface WaitClockOptions {
+  /** Monotonic milliseconds; default `performance.now()`. */
+  readonly now?: MillisecondClock;
+}
+
+const performanceNow: MillisecondClock = () => performance.now();
+
+/**
  * Spinning waits look at the clock once per this many checks of their condition (~1 µs). Not
- * for its cost (~40 ns) but for its garbage: `performance.now()` returns a boxed double, 16
- * bytes, and a spin that read it every 16 checks allocated tens of MB/s (a scavenge every ~15 ms
- * per spinning thread, measured with --trace-gc).
+ * for its cost (~40 ns) but for the default clock's garbage: `performance.now()` returns a boxed
+ * double, and a spin that read it every 16 checks allocated tens of MB/s (a scavenge every
+ * ~15 ms per spinning thread, measured with --trace-gc).
  */
 const CLOCK_CHECK_EVERY = 256;
 
-function deadlineOf(timeoutMs: number): number {
-  return timeoutMs === Number.POSITIVE_INFINITY ? timeoutMs : performance.now() + timeoutMs;
+function deadlineOf(now: MillisecondClock, timeoutMs: number): number {
+  return timeoutMs === Number.POSITIVE_INFINITY ? timeoutMs : now() + timeoutMs;
 }
 
 /** Spins as long as it waits: lowest latency, one core burnt. Only when threads < cores. */
 export class BusySpinWaitStrategy implements WaitStrategy {
   readonly name = 'busy-spin';
+  private readonly now: MillisecondClock;
+
+  constructor(options: WaitClockOptions = {}) {
+    this.now = options.now ?? performanceNow;
+  }
 
   wait(condition: WaitCondition, _parker: Parker, timeoutMs: number): boolean {
-    const deadline = deadlineOf(timeoutMs);
+    const deadline = deadlineOf(this.now, timeoutMs);
     for (let i = 1; ; i++) {
       if (condition.ready()) return true;
-      if (i % CLOCK_CHECK_EVERY === 0 && performance.now() >= deadline) return condition.ready();
+      if (i % CLOCK_CHECK_EVERY === 0 && this.now() >= deadline) return condition.ready();
     }
   }
 }
@@ -55,18 +76,20 @@ export class SpinThenYieldWaitStrategy implements WaitStrategy {
   private readonly spins: number;
   private readonly napMs: number;
   private readonly nap = new Int32Array(new SharedArrayBuffer(4));
+  private readonly now: MillisecondClock;
 
-  constructor(options: { spins?: number; napMs?: number } = {}) {
+  constructor(options: { spins?: number; napMs?: number } & WaitClockOptions = {}) {
     this.spins = nonNegative('spins', options.spins ?? 100);
     this.napMs = nonNegative('napMs', options.napMs ?? 0.05);
+    this.now = options.now ?? performanceNow;
   }
 
   wait(condition: WaitCondition, _parker: Parker, timeoutMs: number): boolean {
     for (let i = 0; i < this.spins; i++) if (condition.ready()) return true;
-    const deadline = deadlineOf(timeoutMs);
+    const deadline = deadlineOf(this.now, timeoutMs);
     for (;;) {
       if (condition.ready()) return true;
-      const left = deadline - performance.now();
+      const left = deadline - this.now();
       if (left <= 0) return false;
       // Nobody notifies this private word: the wait is a bounded sleep.
       Atomics.wait(this.nap, 0, 0, Math.min(this.napMs, left));
@@ -80,9 +103,14 @@ export class SpinThenYieldWaitStrategy implements WaitStrategy {
  */
 export class BlockingWaitStrategy implements WaitStrategy {
   readonly name: string = 'blocking';
+  private readonly now: MillisecondClock;
+
+  constructor(options: WaitClockOptions = {}) {
+    this.now = options.now ?? performanceNow;
+  }
 
   wait(condition: WaitCondition, signal: Parker, timeoutMs: number): boolean {
-    return park(condition, signal, deadlineOf(timeoutMs));
+    return park(condition, signal, deadlineOf(this.now, timeoutMs), this.now);
   }
 }
 
@@ -104,14 +132,16 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
   readonly name = 'adaptive';
   private readonly spinMs: number;
   private readonly freeCoreSpinMs: number;
+  private readonly now: MillisecondClock;
 
-  constructor(options: { spinMicros?: number; freeCoreSpinMicros?: number } = {}) {
+  constructor(options: { spinMicros?: number; freeCoreSpinMicros?: number } & WaitClockOptions = {}) {
     this.spinMs = nonNegative('spinMicros', options.spinMicros ?? 10) / 1000;
     this.freeCoreSpinMs = nonNegative('freeCoreSpinMicros', options.freeCoreSpinMicros ?? 200) / 1000;
+    this.now = options.now ?? performanceNow;
   }
 
   wait(condition: WaitCondition, parker: Parker, timeoutMs: number): boolean {
-    const start = performance.now();
+    const start = this.now();
     const deadline = start + timeoutMs;
     // A short timeout means a thread driven by time: it gets a short spin, not a busy loop,
     // unless a core is free, and then spinning to the deadline is the precise timer it wants.
@@ -120,24 +150,25 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
     for (let i = 1; ; i++) {
       if (condition.ready()) return true;
       if (i % CLOCK_CHECK_EVERY === 0) {
-        const now = performance.now();
+        const now = this.now();
         if (now >= spinUntil && (now >= longSpinUntil || parker.coreFree === undefined || !parker.coreFree()))
           break;
       }
     }
-    return park(condition, parker, deadline);
+    return park(condition, parker, deadline, this.now);
   }
 }
 
-function park(condition: WaitCondition, signal: Parker, deadline: number): boolean {
+function park(condition: WaitCondition, signal: Parker, deadline: number, now: MillisecondClock): boolean {
   for (;;) {
     if (condition.ready()) return true;
+    // A deadline already passed (a time-driven thread's usual case) needs no announcement.
+    const left = deadline === Number.POSITIVE_INFINITY ? deadline : deadline - now();
+    if (left <= 0) return false;
     const ticket = signal.announce();
     try {
       // The exact re-check after announcing closes the race with a producer that published just now.
       if (condition.readyToPark ? condition.readyToPark() : condition.ready()) return true;
-      const left = deadline === Number.POSITIVE_INFINITY ? deadline : deadline - performance.now();
-      if (left <= 0) return false;
       signal.park(ticket, left);
     } finally {
       signal.retire();
@@ -156,16 +187,19 @@ function nonNegative(name: string, value: number): number {
 export type WaitStrategyName = 'busy-spin' | 'spin-then-yield' | 'blocking' | 'adaptive';
 
 /** A wait strategy by name, for options given as strings (`'adaptive'`, `'blocking'`, …). */
-export function waitStrategyNamed(name: WaitStrategyName | string): WaitStrategy {
+export function waitStrategyNamed(
+  name: WaitStrategyName | string,
+  options: WaitClockOptions = {},
+): WaitStrategy {
   switch (name) {
     case 'busy-spin':
-      return new BusySpinWaitStrategy();
+      return new BusySpinWaitStrategy(options);
     case 'spin-then-yield':
-      return new SpinThenYieldWaitStrategy();
+      return new SpinThenYieldWaitStrategy(options);
     case 'blocking':
-      return new BlockingWaitStrategy();
+      return new BlockingWaitStrategy(options);
     case 'adaptive':
-      return new AdaptiveWaitStrategy();
+      return new AdaptiveWaitStrategy(options);
     default:
       throw new ConfigError(
         `unknown wait strategy '${name}' (known: busy-spin, spin-then-yield, blocking, adaptive)`,

@@ -151,9 +151,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // may refill the very envelope that handler is reading), and reads into message objects of
     // its own (the handler's may be one of this stream's).
     const outer = this.inHandler ? this.saveContext() : undefined;
-    const [a, b] = outer === undefined ? this.outs[index]! : this.freshOuts(index);
+    const pair = outer === undefined ? this.outs[index]! : this.freshOuts(index);
+    const a = pair[0]!;
+    const b = pair[1]!;
     // Two message objects in turn: a failed poll may leave garbage in the one it read into.
-    let out = a!;
+    let out = a;
     let last: object | undefined;
     const tracking = this.lastTracking;
     let seq = 0;
@@ -161,12 +163,14 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       while (consumer.poll(out)) {
         if (last !== undefined) this.skipped[index]!++;
         last = out;
-        out = out === a ? b! : a!;
+        out = out === a ? b : a;
         copyTracking(consumer.envelope, tracking);
         seq = consumer.sequence - 1;
       }
       if (last === undefined) return false;
-      this.handle(index, last, tracking, seq, handler as Handler<D, StreamName<D>>);
+      this.clockHint = Number.NaN;
+      this.handlingSeq = seq;
+      this.handle(index, last, tracking, handler as Handler<D, StreamName<D>>);
     } finally {
       if (outer !== undefined) this.restoreContext(outer);
     }
@@ -228,7 +232,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   takeWork(): number {
     // Messages produced are counted by the producers themselves (one count fewer per message).
     let published = 0;
-    for (const producer of this.producers) if (producer !== undefined) published += producer.published;
+    const producers = this.producers;
+    for (let i = 0; i < producers.length; i++) {
+      const producer = producers[i];
+      if (producer !== undefined) published += producer.published;
+    }
     const work = this.work + published - this.publishedBefore;
     this.work = 0;
     this.publishedBefore = published;
@@ -242,7 +250,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   /** @internal true when a consumer of this adapter has something to read (or a lap to recover); a cheap hint. */
   hasPending(): boolean {
-    for (const index of this.consumed) if (this.consumers[index]!.ready()) return true;
+    const consumed = this.consumed;
+    for (let i = 0; i < consumed.length; i++) if (this.consumers[consumed[i]!]!.ready()) return true;
     return this.timings.ready();
   }
 
@@ -258,7 +267,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   /** @internal the exact check before a thread parks (see WaitCondition.readyToPark). */
   hasPendingExactly(): boolean {
-    for (const index of this.consumed) if (this.consumers[index]!.readyToPark()) return true;
+    const consumed = this.consumed;
+    for (let i = 0; i < consumed.length; i++) if (this.consumers[consumed[i]!]!.readyToPark()) return true;
     return this.timings.readyToPark();
   }
 
@@ -301,22 +311,16 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     let n = 0;
     // Back to back, one clock read serves as the end of a handler and the start of the next:
     // between them there is only a poll (tens of ns), and each read costs ~10 ns.
-    let start = Number.NaN;
+    this.clockHint = Number.NaN;
     try {
       while (n < max && consumer.poll(out)) {
         if (filter !== undefined && !filter(out as never)) {
           this.skipped[index]!++;
-          start = Number.NaN;
+          this.clockHint = Number.NaN;
           continue;
         }
-        start = this.handle(
-          index,
-          out,
-          consumer.envelope,
-          consumer.sequence - 1,
-          handler as Handler<D, StreamName<D>>,
-          start,
-        );
+        this.handlingSeq = consumer.sequence - 1;
+        this.handle(index, out, consumer.envelope, handler as Handler<D, StreamName<D>>);
         n++;
       }
     } finally {
@@ -328,15 +332,20 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     return n;
   }
 
-  /** Runs one handler; returns the clock read that ended it. `start` is NaN unless a read just happened. */
-  private handle(
-    index: number,
-    msg: object,
-    tracking: Tracking,
-    seq: number,
-    handler: Handler<D, StreamName<D>>,
-    startHint = Number.NaN,
-  ): number {
+  /**
+   * What `handle` takes and leaves in fields, not in arguments or a return value: a double passed
+   * to or returned from a call V8 does not inline is boxed, 16 bytes of garbage per message (a
+   * sequence is a double: it counts past 2^31).
+   *
+   * `clockHint`: a clock read the next handler may take as its start (the end of the handler
+   * before it in the same drain), or NaN. `handlingSeq`: the sequence of the message handled.
+   */
+  private clockHint = Number.NaN;
+  private handlingSeq = Number.NaN;
+
+  /** Runs one handler on message `handlingSeq`, timed from `clockHint` (a fresh read if NaN); leaves its end there. */
+  private handle(index: number, msg: object, tracking: Tracking, handler: Handler<D, StreamName<D>>): void {
+    const seq = this.handlingSeq;
     const clock = this.clock;
     // The context is the handler's `meta` too: three stores serve both.
     const context = this.context;
@@ -350,7 +359,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // The handler cannot have started before its message was published. A hint was read before
     // the poll that found the message, which may have been published between the two; a fresh
     // RDTSC reading is not ordered after the poll's loads (native/clock.cc).
-    const start = Math.max(Number.isNaN(startHint) ? clock.now() : startHint, published);
+    const hint = this.clockHint;
+    const start = Math.max(Number.isNaN(hint) ? clock.now() : hint, published);
     try {
       handler(msg as MessageOf<D, StreamName<D>>, this, context);
     } catch (error) {
@@ -374,7 +384,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       r.actor = this.actorId;
       timing.publish(r);
     }
-    return end;
+    this.clockHint = end;
   }
 
   /**

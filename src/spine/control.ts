@@ -185,6 +185,9 @@ class StreamSignal extends Signal {
  * its consumers and sleeps on that word; `retire` undoes the announcement. It tells the adaptive
  * wait whether the system's core budget allows a long spin.
  */
+/** No streams announced (one shared list: a fresh `[]` per park was garbage). */
+const NONE: readonly number[] = [];
+
 class WorkerParker implements Parker {
   private readonly i32: Int32Array;
   private readonly word: number;
@@ -192,7 +195,7 @@ class WorkerParker implements Parker {
   private readonly bit: number;
   private readonly streams: () => readonly number[];
   private readonly budget: CoreBudget;
-  private announced: readonly number[] = [];
+  private announced: readonly number[] = NONE;
 
   constructor(i32: Int32Array, worker: number, streams: () => readonly number[], budget: CoreBudget) {
     this.i32 = i32;
@@ -204,9 +207,10 @@ class WorkerParker implements Parker {
   }
 
   announce(): number {
-    this.announced = this.streams();
-    for (const s of this.announced) {
-      const base = STREAMS + s * STREAM_WORDS;
+    const announced = this.streams();
+    this.announced = announced;
+    for (let i = 0; i < announced.length; i++) {
+      const base = STREAMS + announced[i]! * STREAM_WORDS;
       // SC or, then SC add: the bit is visible to any producer that sees the count.
       Atomics.or(this.i32, base + 1 + this.maskWord, this.bit);
       Atomics.add(this.i32, base, 1);
@@ -224,12 +228,13 @@ class WorkerParker implements Parker {
   }
 
   retire(): void {
-    for (const s of this.announced) {
-      const base = STREAMS + s * STREAM_WORDS;
+    const announced = this.announced;
+    for (let i = 0; i < announced.length; i++) {
+      const base = STREAMS + announced[i]! * STREAM_WORDS;
       // SC sub, then SC and: counted out first, so a producer never misses a counted sleeper.
       Atomics.sub(this.i32, base, 1);
       Atomics.and(this.i32, base + 1 + this.maskWord, ~this.bit);
     }
-    this.announced = [];
+    this.announced = NONE;
   }
 }

@@ -45,13 +45,17 @@ export class TimingReader {
 
   /** A cheap hint that a record is waiting (see `Consumer.ready`). */
   ready(): boolean {
-    for (const consumer of this.consumers) if (consumer.ready()) return true;
+    // Indexed loops here and in every check a spin repeats: a for-of that V8 has not optimized
+    // yet allocates an iterator per call.
+    const consumers = this.consumers;
+    for (let i = 0; i < consumers.length; i++) if (consumers[i]!.ready()) return true;
     return false;
   }
 
   /** The exact check before parking (see `Consumer.readyToPark`). */
   readyToPark(): boolean {
-    for (const consumer of this.consumers) if (consumer.readyToPark()) return true;
+    const consumers = this.consumers;
+    for (let i = 0; i < consumers.length; i++) if (consumers[i]!.readyToPark()) return true;
     return false;
   }
 
