@@ -1,4 +1,4 @@
-import { Actor, type SpineAdapter } from 'dorsal';
+import { Actor, type Handler, type SpineAdapter } from 'dorsal';
 import type { MarketSpine } from './spine.js';
 
 /**
@@ -10,20 +10,23 @@ export default class Strategy extends Actor<MarketSpine> {
   private nextId = 0;
   private readonly order = { symbol: '', id: 0, side: 0, price: 0, qty: 0 };
 
+  // Made once: an arrow written inside loopBody would be a new closure on every round.
+  private readonly onBook: Handler<MarketSpine, 'books'> = (book, producers) => {
+    if (book.ask - book.bid < 0.04) return;
+    const order = this.order;
+    order.symbol = book.symbol;
+    order.qty = 10;
+    order.id = this.nextId++;
+    order.side = 0;
+    order.price = book.bid + 0.01;
+    producers.produce('orders', order);
+    order.id = this.nextId++;
+    order.side = 1;
+    order.price = book.ask - 0.01;
+    producers.produce('orders', order);
+  };
+
   loopBody(adapter: SpineAdapter<MarketSpine>): void {
-    adapter.consume('books', (book, producers) => {
-      if (book.ask - book.bid < 0.04) return;
-      const order = this.order;
-      order.symbol = book.symbol;
-      order.qty = 10;
-      order.id = this.nextId++;
-      order.side = 0;
-      order.price = book.bid + 0.01;
-      producers.produce('orders', order);
-      order.id = this.nextId++;
-      order.side = 1;
-      order.price = book.ask - 0.01;
-      producers.produce('orders', order);
-    });
+    adapter.consume('books', this.onBook);
   }
 }

@@ -8,13 +8,18 @@ import type { SpineAdapter, SpineDefinition } from '../spine/index.js';
  * counts as idle, and a thread whose actors are all idle parks until a message arrives (or
  * `idleTimeoutMs` passes: timer-driven actors lower it).
  *
+ * Handlers made once (fields) and message objects filled again and again keep the thread free of
+ * garbage: an arrow written inside `loopBody` is a new closure on every round.
+ *
  * @example
  * export default class Strategy extends Actor<typeof spine> {
  *   readonly name = 'strategy';
+ *   private readonly order = { qty: 0 };
+ *   private readonly onTick: Handler<typeof spine, 'ticks'> = (tick, producers) => {
+ *     if (tick.price > 100) producers.produce('orders', this.order);
+ *   };
  *   loopBody(adapter: SpineAdapter<typeof spine>) {
- *     adapter.consume('ticks', (tick, producers) => {
- *       if (tick.price > 100) producers.produce('orders', { ... });
- *     });
+ *     adapter.consume('ticks', this.onTick);
  *   }
  * }
  */
