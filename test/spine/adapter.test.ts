@@ -166,6 +166,84 @@ describe('SpineAdapter consume variants', () => {
     expect(outer.origin_t).toBe(outerOrigin);
   });
 
+  it('a handler that throws ends its drain: what it handled before is counted, and nothing is left half set', () => {
+    const { actor, feed, publishTicks, orders, ticksIndex } = rig();
+    publishTicks(5);
+    const boom = new Error('boom');
+    expect(() =>
+      actor.consume('ticks', (tick, producers) => {
+        if (tick.n === 2) throw boom;
+        producers.produce('orders', { tick: tick.n, side: 1 });
+      }),
+    ).toThrow(boom);
+    // Ticks 0 and 1 were handled; the handler that threw is not counted.
+    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 2 });
+    expect(actor.currentStream).toBe('ticks');
+    // The next consume starts afresh: tick 3 and 4, children of their own ticks.
+    expect(
+      actor.consume('ticks', (tick, producers) => producers.produce('orders', { tick: tick.n, side: 1 })),
+    ).toBe(2);
+    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 4 });
+    // Outside any handler a produce is ingress again: no parent.
+    expect(actor.produce('orders', { tick: 99, side: 0 })).toBe(true);
+    const got = orders();
+    expect(got.map((o) => [o.tick, o.parentStream, o.parentSeq])).toEqual([
+      [0, ticksIndex, 0],
+      [1, ticksIndex, 1],
+      [3, ticksIndex, 3],
+      [4, ticksIndex, 4],
+      [99, NO_PARENT, 0],
+    ]);
+    expect(feed.stats().find((s) => s.stream === 'ticks')?.produced).toBe(5);
+  });
+
+  it('a filter that throws ends its drain the same way', () => {
+    const { actor, publishTicks } = rig();
+    publishTicks(4);
+    const seen: number[] = [];
+    expect(() =>
+      actor.consumeFiltered(
+        'ticks',
+        (tick) => {
+          if (tick.n === 3) throw new Error('bad filter');
+          return tick.n % 2 === 0;
+        },
+        (tick) => seen.push(tick.n),
+      ),
+    ).toThrow('bad filter');
+    expect(seen).toEqual([0, 2]);
+    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 2, skipped: 1 });
+    expect(actor.produce('orders', { tick: 7, side: 0 })).toBe(true);
+  });
+
+  it('a nested consume whose handler throws, caught by the outer handler, gives the outer context back', () => {
+    const { actor, feed, publishTicks, orders, ticksIndex } = rig();
+    publishTicks(2);
+    // A fill for the nested consume to read (and fail on); its consumer starts at the head.
+    expect(actor.consume('fills', () => {})).toBe(0);
+    expect(feed.produce('fills', { order: 1 })).toBe(true);
+    let caught = 0;
+    actor.consume('ticks', (tick, producers) => {
+      try {
+        actor.consume('fills', () => {
+          throw new Error('inner');
+        });
+      } catch {
+        caught++;
+      }
+      // Still the tick's child, after the inner handler threw.
+      producers.produce('orders', { tick: tick.n, side: 1 });
+    });
+    expect(caught).toBe(1);
+    expect(orders().map((o) => [o.tick, o.parentStream, o.parentSeq])).toEqual([
+      [0, ticksIndex, 0],
+      [1, ticksIndex, 1],
+    ]);
+    const stats = actor.stats();
+    expect(stats.find((s) => s.stream === 'ticks')).toMatchObject({ handled: 2 });
+    expect(stats.find((s) => s.stream === 'fills')).toMatchObject({ handled: 0 });
+  });
+
   it('an unknown stream, in any consume or produce, is refused naming it and the known ones', () => {
     const { actor } = rig();
     const unknown = /unknown stream 'quotes' \(this spine has: ticks, orders, fills\)/;
