@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { System } from '../../src/index.js';
+import type { HeapWindow } from '../fixtures/actors/heap-probe.js';
+import { spine } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
+
+const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+
+describe('the hot path makes no garbage', () => {
+  it('an actor thread relaying tracked, timed messages allocates next to nothing per message', async () => {
+    const channel = `heap-probe-${Math.random()}`;
+    const bc = new BroadcastChannel(channel);
+    const windows = new Promise<HeapWindow[]>((resolve) => {
+      bc.onmessage = (event) => resolve((event as unknown as { data: HeapWindow[] }).data);
+    });
+    const WARMUP = 30_000;
+    const PER_WINDOW = 10_000;
+    const WINDOWS = 4;
+    const system = new System(spine);
+    // The feed, on a thread of its own, publishes bursts of 100 ticks, about one per ms.
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 100 } });
+    system.spawn(fixture('heap-probe'), {
+      args: { channel, warmup: WARMUP, perWindow: PER_WINDOW, windows: WINDOWS },
+    });
+    await system.start();
+    const total = WARMUP + PER_WINDOW * WINDOWS;
+    await until(
+      () => system.spine.queue(1).stats().published >= total,
+      'the probe relayed every window',
+      60_000,
+    );
+    const report = await system.stop();
+    const measured = await windows;
+    bc.close();
+
+    expect(report.drained).toBe(true);
+    expect(measured).toHaveLength(WINDOWS);
+    // A collection inside a window hides what was allocated before it: such a window says
+    // nothing. A thread that makes no garbage has none.
+    const clean = measured.filter((w) => w.collections === 0 && w.bytes >= 0);
+    expect(clean.length, JSON.stringify(measured)).toBeGreaterThan(0);
+    const best = Math.min(...clean.map((w) => w.bytes / w.messages));
+    // Two states of V8 are seen from run to run. In one the handler is optimized, and what is
+    // left is per wake-up, not per message: ~2 bytes per message at 100 per burst. In the other
+    // V8 leaves the actor's handler in baseline code (it is never marked for optimization, not
+    // yet understood), which boxes every double it reads: ~20 bytes per message. Either is under
+    // the bound; each boxed double the hot path adds per message (16 bytes, as the drain loop
+    // inside a try block did) takes the second over it, and the code before this session's
+    // fixes measured 39-48.
+    expect(best, JSON.stringify(measured)).toBeLessThan(32);
+  });
+});
