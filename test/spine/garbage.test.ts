@@ -42,8 +42,8 @@ describe('the hot path makes no garbage', () => {
     const best = Math.min(...clean.map((w) => w.bytes / w.messages));
     // Two states of V8 are seen from run to run. In one the handler is optimized, and what is
     // left is per wake-up, not per message: ~2 bytes per message at 100 per burst. In the other
-    // V8 leaves the actor's handler in baseline code (it is never marked for optimization, not
-    // yet understood), which boxes every double it reads: ~20 bytes per message. Either is under
+    // the actor's handler is never marked for optimization and `clock.now()` runs as a call from
+    // `handle`, which boxes doubles (not yet understood): ~20 bytes per message. Either is under
     // the bound; each boxed double the hot path adds per message (16 bytes, as the drain loop
     // inside a try block did) takes the second over it, and the code before this session's
     // fixes measured 39-48.
