@@ -24,8 +24,8 @@ export interface WaitStrategy {
 /**
  * The clock a wait reads for its spins and deadlines: monotonic milliseconds. The default,
  * `performance.now()`, allocates on every read (a boxed double); a thread that has an
- * allocation-free clock (an actor thread has the spine clock) passes it, and its waits then make
- * no garbage at all.
+ * allocation-free clock (an actor thread has the spine clock) passes it, and its spins then make
+ * no garbage.
  */
 export type MillisecondClock = () => number;
 
@@ -36,6 +36,17 @@ export interface WaitClockOptions {
 }
 
 const performanceNow: MillisecondClock = () => performance.now();
+
+/** The `now` option, checked: a strategy given something else would fail mid-spin. */
+function clockOf(options: WaitClockOptions): MillisecondClock {
+  const now = options.now ?? performanceNow;
+  if (typeof now !== 'function') {
+    throw new ConfigError(
+      `wait strategy option 'now' must be a function returning milliseconds, got ${String(now)}`,
+    );
+  }
+  return now;
+}
 
 /**
  * Spinning waits look at the clock once per this many checks of their condition (~1 µs). Not
@@ -55,7 +66,7 @@ export class BusySpinWaitStrategy implements WaitStrategy {
   private readonly now: MillisecondClock;
 
   constructor(options: WaitClockOptions = {}) {
-    this.now = options.now ?? performanceNow;
+    this.now = clockOf(options);
   }
 
   wait(condition: WaitCondition, _parker: Parker, timeoutMs: number): boolean {
@@ -81,7 +92,7 @@ export class SpinThenYieldWaitStrategy implements WaitStrategy {
   constructor(options: { spins?: number; napMs?: number } & WaitClockOptions = {}) {
     this.spins = nonNegative('spins', options.spins ?? 100);
     this.napMs = nonNegative('napMs', options.napMs ?? 0.05);
-    this.now = options.now ?? performanceNow;
+    this.now = clockOf(options);
   }
 
   wait(condition: WaitCondition, _parker: Parker, timeoutMs: number): boolean {
@@ -106,7 +117,7 @@ export class BlockingWaitStrategy implements WaitStrategy {
   private readonly now: MillisecondClock;
 
   constructor(options: WaitClockOptions = {}) {
-    this.now = options.now ?? performanceNow;
+    this.now = clockOf(options);
   }
 
   wait(condition: WaitCondition, signal: Parker, timeoutMs: number): boolean {
@@ -137,7 +148,7 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
   constructor(options: { spinMicros?: number; freeCoreSpinMicros?: number } & WaitClockOptions = {}) {
     this.spinMs = nonNegative('spinMicros', options.spinMicros ?? 10) / 1000;
     this.freeCoreSpinMs = nonNegative('freeCoreSpinMicros', options.freeCoreSpinMicros ?? 200) / 1000;
-    this.now = options.now ?? performanceNow;
+    this.now = clockOf(options);
   }
 
   wait(condition: WaitCondition, parker: Parker, timeoutMs: number): boolean {

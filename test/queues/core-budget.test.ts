@@ -7,7 +7,9 @@ import {
   defineMessage,
   defineSpine,
   SeqlockQueue,
+  Signal,
   Spine,
+  waitStrategyNamed,
 } from '../../src/index.js';
 import { fillStress, Stress } from '../fixtures/stress-message.js';
 import { until } from '../helpers/until.js';
@@ -60,6 +62,11 @@ describe('CoreBudget', () => {
     expect(() => budget.join(2)).toThrow(/member must be a whole number from 0 to 1, got 2/);
     expect(() => budget.leave(-1)).toThrow(ConfigError);
     expect(() => new AdaptiveWaitStrategy({ freeCoreSpinMicros: -1 })).toThrow(/freeCoreSpinMicros/);
+    for (const name of ['busy-spin', 'spin-then-yield', 'blocking', 'adaptive']) {
+      expect(() => waitStrategyNamed(name, { now: 5 as unknown as () => number })).toThrow(
+        /wait strategy option 'now' must be a function returning milliseconds, got 5/,
+      );
+    }
     const Ping = defineMessage('Ping', { n: 'u32' });
     const definition = defineSpine({ pings: { message: Ping, capacity: 8 } });
     expect(() => Spine.create(definition, { cores: 0 })).toThrow(
@@ -92,4 +99,19 @@ describe('CoreBudget', () => {
     expect(await exited(worker)).toBe(0);
     expect(budget.threads).toBe(1);
   });
+});
+
+describe('wait strategies read the clock they are given', () => {
+  for (const name of ['busy-spin', 'spin-then-yield', 'blocking', 'adaptive']) {
+    it(`${name}: a deadline passes when the given clock says so`, () => {
+      // A clock that jumps a day ahead after its first read: with performance.now() this wait
+      // would take its whole 10 minutes.
+      let reads = 0;
+      const now = () => (reads++ === 0 ? 0 : 86_400_000);
+      const strategy = waitStrategyNamed(name, { now });
+      const signal = new Signal(new Int32Array(new SharedArrayBuffer(8)), 0, 1);
+      expect(strategy.wait({ ready: () => false }, signal, 600_000)).toBe(false);
+      expect(reads).toBeGreaterThan(1);
+    });
+  }
 });
