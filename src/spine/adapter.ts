@@ -165,7 +165,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       seq = consumer.sequence - 1;
     }
     if (last !== undefined) {
-      this.clockHint = Number.NaN;
+      this.clockHint = this.clock.now();
       this.handlingSeq = seq;
       this.handle(index, last, tracking, handler as Handler<D, StreamName<D>>);
       this.drainCount = 1;
@@ -301,20 +301,26 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // A consume nested in a handler leaves the handler's context as it found it, and reads into a
     // message object of its own (the handler's may be one of this stream's).
     const out = this.beginDrain(index) ? this.freshOuts(index)[0] : this.outs[index]![0]!;
-    // Back to back, one clock read serves as the end of a handler and the start of the next:
-    // between them there is only a poll (tens of ns), and each read costs ~10 ns.
-    this.clockHint = Number.NaN;
     // No try block around this loop (see `drainIndex`): if the actor's code throws, `handle` or
     // `passes` ends the drain before the error goes on.
-    while (this.drainCount < max && consumer.poll(out)) {
-      if (filter !== undefined && !this.passes(filter, out)) {
-        this.skipped[index]!++;
-        this.clockHint = Number.NaN;
-        continue;
-      }
-      this.handlingSeq = consumer.sequence - 1;
-      this.handle(index, out, consumer.envelope, handler as Handler<D, StreamName<D>>);
-      this.drainCount++;
+    if (max > 0 && consumer.poll(out)) {
+      // The first handler starts after the poll that found its message; back to back, the end
+      // of a handler is the start of the next (between them only a poll, tens of ns; a read
+      // costs ~10). Read here, unconditionally, not in `handle` behind a test: `handle` often got
+      // compiled before that branch had run, deoptimized on it, and in some runs V8 then kept
+      // calling what it had inlined before (Math.max, clock.now) as generic calls with boxed
+      // doubles: ~20 bytes of garbage per message, and slower.
+      this.clockHint = this.clock.now();
+      do {
+        if (filter !== undefined && !this.passes(filter, out)) {
+          this.skipped[index]!++;
+          this.clockHint = this.clock.now();
+          continue;
+        }
+        this.handlingSeq = consumer.sequence - 1;
+        this.handle(index, out, consumer.envelope, handler as Handler<D, StreamName<D>>);
+        this.drainCount++;
+      } while (this.drainCount < max && consumer.poll(out));
     }
     const n = this.drainCount;
     this.endDrain();
@@ -367,8 +373,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    * to or returned from a call V8 does not inline is boxed, 16 bytes of garbage per message (a
    * sequence is a double: it counts past 2^31).
    *
-   * `clockHint`: a clock read the next handler may take as its start (the end of the handler
-   * before it in the same drain), or NaN. `handlingSeq`: the sequence of the message handled.
+   * `clockHint`: the clock read the next handler takes as its start (read after the drain's
+   * first poll, then the end of the handler before). `handlingSeq`: the message's sequence.
    */
   private clockHint = Number.NaN;
   private handlingSeq = Number.NaN;
@@ -384,7 +390,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private drainCount = 0;
   private drainOuter: SavedContext | undefined = undefined;
 
-  /** Runs one handler on message `handlingSeq`, timed from `clockHint` (a fresh read if NaN); leaves its end there. */
+  /** Runs one handler on message `handlingSeq`, timed from `clockHint`; leaves its end there. */
   private handle(index: number, msg: object, tracking: Tracking, handler: Handler<D, StreamName<D>>): void {
     const seq = this.handlingSeq;
     const clock = this.clock;
@@ -397,11 +403,13 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // Read before the handler runs: a consume nested in it may refill the envelope object.
     const origin = tracking.origin_t;
     const published = tracking.publish_t;
-    // The handler cannot have started before its message was published. A hint was read before
-    // the poll that found the message, which may have been published between the two; a fresh
-    // RDTSC reading is not ordered after the poll's loads (native/clock.cc).
+    // The handler cannot have started before its message was published: the clock read was
+    // made before the poll that found the message (the end of the handler before), or after it
+    // but not ordered after its loads (an RDTSC reading; native/clock.cc). A comparison, not
+    // Math.max: a call whose speculation once failed may be compiled as a generic call after.
     const hint = this.clockHint;
-    const start = Math.max(Number.isNaN(hint) ? clock.now() : hint, published);
+    // biome-ignore lint/complexity/useMathMinMax: deliberate, see above
+    const start = hint > published ? hint : published;
     try {
       handler(msg as MessageOf<D, StreamName<D>>, this, context);
     } catch (error) {
