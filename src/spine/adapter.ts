@@ -525,10 +525,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   }
 }
 
-/**
- * What `produce` reads while a handler runs (the parent's id and origin), and what the handler
- * gets as `meta`: the same object, so that a handler call costs three stores, not seven.
- */
 /** What a consume nested in a handler (or a filter) gives back when it ends. */
 interface SavedContext {
   readonly streamIndex: number;
@@ -540,6 +536,10 @@ interface SavedContext {
   readonly drainOuter: SavedContext | undefined;
 }
 
+/**
+ * What `produce` reads while a handler runs (the parent's id and origin), and what the handler
+ * gets as `meta`: the same object, so that a handler call costs three stores, not seven.
+ */
 class HandlerContext implements MessageMeta {
   streamIndex = NO_PARENT;
   seq = 0;

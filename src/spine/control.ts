@@ -179,15 +179,15 @@ class StreamSignal extends Signal {
   }
 }
 
+/** No streams announced (one shared list: a fresh `[]` per park was garbage). */
+const NONE: readonly number[] = [];
+
 /**
  * How a worker parks. `announce` sets its bit in the WAITERS mask and counts it in SLEEPERS of
  * every stream it consumes, then reads its own WAKE word as the ticket; the caller re-checks
  * its consumers and sleeps on that word; `retire` undoes the announcement. It tells the adaptive
  * wait whether the system's core budget allows a long spin.
  */
-/** No streams announced (one shared list: a fresh `[]` per park was garbage). */
-const NONE: readonly number[] = [];
-
 class WorkerParker implements Parker {
   private readonly i32: Int32Array;
   private readonly word: number;
