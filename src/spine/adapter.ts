@@ -122,7 +122,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   /** Handles every message waiting on `stream`, in order. Returns how many were handled. */
   consume<K extends StreamName<D>>(stream: K, handler: Handler<D, K>): number {
-    return this.drain(stream, Number.POSITIVE_INFINITY, undefined, handler);
+    return this.drain(stream, ALL, undefined, handler);
   }
 
   /** Handles at most `max` waiting messages of `stream`. */
@@ -139,7 +139,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     filter: (msg: MessageOf<D, K>) => boolean,
     handler: Handler<D, K>,
   ): number {
-    return this.drain(stream, Number.POSITIVE_INFINITY, filter, handler);
+    return this.drain(stream, ALL, filter, handler);
   }
 
   /** Reads every waiting message of `stream` and handles only the newest (the rest count as skipped). */
@@ -524,6 +524,13 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     }
   }
 }
+
+/**
+ * The count a drain of "everything waiting" stops at (2^30 - 1; a drain that reaches it returns
+ * and the next round goes on, nothing skipped). A small integer: Infinity was a double, boxed on
+ * every call to `drain`, 16 bytes of garbage per round.
+ */
+const ALL = 0x3fffffff;
 
 /** What a consume nested in a handler (or a filter) gives back when it ends. */
 interface SavedContext {
