@@ -45,6 +45,11 @@ function rig() {
   return { spine, feed, actor, publishTicks, orders, timings, ticksIndex };
 }
 
+/** Each order as [tick, parent stream, parent sequence]: the tree, in publication order. */
+function idsOf(orders: { tick: number; parentStream: number; parentSeq: number }[]): number[][] {
+  return orders.map((o) => [o.tick, o.parentStream, o.parentSeq]);
+}
+
 describe('SpineAdapter consume variants', () => {
   it('consumeN handles at most N messages, in order, and leaves the rest for the next call', () => {
     const { actor, publishTicks, orders, timings, ticksIndex } = rig();
@@ -64,9 +69,7 @@ describe('SpineAdapter consume variants', () => {
         /consumeN\('ticks'\) needs a count that is an integer ≥ 0/,
       );
     }
-    expect(orders().map((o) => [o.tick, o.parentStream, o.parentSeq])).toEqual(
-      [0, 1, 2, 3, 4].map((n) => [n, ticksIndex, n]),
-    );
+    expect(idsOf(orders())).toEqual([0, 1, 2, 3, 4].map((n) => [n, ticksIndex, n]));
     expect(timings().map(({ stream, seq }) => ({ stream, seq }))).toEqual(
       [0, 1, 2, 3, 4].map((seq) => ({ stream: ticksIndex, seq })),
     );
@@ -132,7 +135,7 @@ describe('SpineAdapter consume variants', () => {
       producers.produce('orders', { tick: tick.n, side: 2 });
     });
     const produced = orders();
-    expect(produced.map((o) => [o.tick, o.parentStream, o.parentSeq])).toEqual([
+    expect(idsOf(produced)).toEqual([
       [0, ticksIndex, 0],
       [0, ticksIndex, 0],
       [1, ticksIndex, 1],
@@ -187,7 +190,7 @@ describe('SpineAdapter consume variants', () => {
     // Outside any handler a produce is ingress again: no parent.
     expect(actor.produce('orders', { tick: 99, side: 0 })).toBe(true);
     const got = orders();
-    expect(got.map((o) => [o.tick, o.parentStream, o.parentSeq])).toEqual([
+    expect(idsOf(got)).toEqual([
       [0, ticksIndex, 0],
       [1, ticksIndex, 1],
       [3, ticksIndex, 3],
@@ -235,7 +238,7 @@ describe('SpineAdapter consume variants', () => {
       producers.produce('orders', { tick: tick.n, side: 1 });
     });
     expect(caught).toBe(1);
-    expect(orders().map((o) => [o.tick, o.parentStream, o.parentSeq])).toEqual([
+    expect(idsOf(orders())).toEqual([
       [0, ticksIndex, 0],
       [1, ticksIndex, 1],
     ]);
