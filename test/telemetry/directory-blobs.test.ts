@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -41,6 +41,35 @@ describe('DirectoryBlobStore writer threads', () => {
       expect(results.slice(90).filter((r) => r === 'exists')).toHaveLength(9);
       for (const [i, path] of paths.entries()) expect(await store.get(path)).toEqual(Buffer.from(blob(i)));
       expect(await store.get(shared)).toEqual(Buffer.from(blob(7)));
+      expect(existsSync(join(root, 'tmp'))).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('answers exists for the same bytes, differs for other bytes, and replaces atomically', async () => {
+    const root = join(dir, 'compare');
+    const store = new DirectoryBlobStore(root);
+    const processId = randomUUID();
+    const streamId = randomUUID();
+    const at = (): string => blobPath(processId, streamId, randomUUID());
+    try {
+      const stored = at();
+      expect(await store.putIfAbsent(stored, blob(1))).toBe('created');
+      expect(await store.putIfAbsent(stored, blob(1))).toBe('exists');
+      expect(await store.putIfAbsent(stored, blob(2))).toBe('differs');
+      expect(await store.get(stored)).toEqual(Buffer.from(blob(1)));
+      // What a crash leaves under a final name: nothing written yet, the first part, or (after a
+      // power loss) the right size with other bytes.
+      const torn = [new Uint8Array(0), blob(3).subarray(0, 400), blob(4)];
+      for (const bytes of torn) {
+        const path = at();
+        writeFileSync(join(root, path), bytes);
+        expect(await store.putIfAbsent(path, blob(3))).toBe('differs');
+        await store.replace(path, blob(3));
+        expect(await store.get(path)).toEqual(Buffer.from(blob(3)));
+        expect(await store.putIfAbsent(path, blob(3))).toBe('exists');
+      }
       expect(readdirSync(join(root, 'tmp'))).toEqual([]);
     } finally {
       await store.close();

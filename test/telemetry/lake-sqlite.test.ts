@@ -1,7 +1,12 @@
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import { SqliteMetadataStore } from '../../src/telemetry/lake/sqlite-store.js';
-import { tempDir } from './fixtures.js';
+import { blobPath } from '../../src/telemetry/lake/types.js';
+import { encodePayloadBlob } from '../../src/telemetry/wire/index.js';
+import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { blockRowGroupSuite, lakeSuite } from './lake-suite.js';
 
 lakeSuite('SQLite + directory', async () => {
@@ -16,4 +21,39 @@ blockRowGroupSuite('SQLite', async () => {
     refusal: /inserting a block: NOT NULL constraint failed: blocks\.stream_id/,
     cleanup: async () => cleanup(),
   };
+});
+
+describe('SQLite + directory lake after a crash', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+
+  it('replaces a blob file that a crash left torn, or leaves a whole one, when the block comes again', async () => {
+    const service = new IngestionService({ data: dir });
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await service.ingestProcess(process);
+      await service.ingestStream(stream);
+      // What a crash between the blob write and the row insert leaves: no row, and under the
+      // block's name a file cut short, empty, of the right size with other bytes (a power loss),
+      // or whole but perhaps never synced.
+      const cases = [
+        (blob: Uint8Array) => blob.subarray(0, blob.length >> 1),
+        () => new Uint8Array(0),
+        (blob: Uint8Array) => new Uint8Array(blob.length).fill(0x5a),
+        (blob: Uint8Array) => blob,
+      ];
+      for (const [i, leftOver] of cases.entries()) {
+        const { block, objects } = makeBlock(stream, 200, i + 1);
+        const file = join(dir, blobPath(block.processId, block.streamId, block.blockId));
+        mkdirSync(dirname(file), { recursive: true });
+        writeFileSync(file, leftOver(encodePayloadBlob(block.payload)));
+        expect(await service.ingestBlock(block)).toEqual({ inserted: true });
+        const read = await service.lake.readBlock(block.blockId);
+        expect(Buffer.from(read.payload.objects)).toEqual(Buffer.from(objects));
+      }
+    } finally {
+      await service.close();
+    }
+  });
 });

@@ -99,6 +99,21 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       expect((await lake.readBlock(block.blockId)).payload.objects.length).toBe(100 * 32);
     });
 
+    it('keeps the first payload stored under a block id when another comes with the same id', async () => {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await service.ingestProcess(process);
+      await service.ingestStream(stream);
+      const first = makeBlock(stream, 20, 1);
+      const second = makeBlock(stream, 30, 2);
+      expect(await service.ingestBlock(first.block)).toEqual({ inserted: true });
+      const again = { ...second.block, blockId: first.block.blockId };
+      expect(await service.ingestBlock(again)).toEqual({ inserted: false });
+      const read = await lake.readBlock(first.block.blockId);
+      expect(Buffer.from(read.payload.objects)).toEqual(Buffer.from(first.objects));
+      expect(read.block.objectCount).toBe(20);
+    });
+
     it('refuses a stream of an unknown process and a block of an unknown stream', async () => {
       const process = makeProcess();
       const stream = makeStream(process.processId);

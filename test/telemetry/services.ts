@@ -37,6 +37,49 @@ export function uniqueSchema(): { url: string; drop: () => Promise<void> } {
 /** The credentials s3rver accepts. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
+interface KoaContext {
+  readonly method: string;
+  readonly path: string;
+  readonly store: { existsObject(bucket: string, key: string): Promise<boolean> };
+  get(header: string): string;
+  status: number;
+  type: string;
+  body: unknown;
+}
+type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
+
+/**
+ * s3rver honours `If-None-Match` on GET only. S3 (since 2024) and MinIO refuse a PUT with
+ * `If-None-Match: *` over an existing object with 412, and the lake's create-only blob writes
+ * rely on it: this adds that to the stand-in, ahead of its routes. Conditional PUTs of one key
+ * run one after the other, so that of two at once exactly one creates the object.
+ */
+function honourIfNoneMatch(server: S3rver): void {
+  const last = new Map<string, Promise<void>>();
+  const conditionalPut: KoaMiddleware = async (ctx, next) => {
+    if (ctx.method !== 'PUT' || ctx.get('if-none-match') !== '*') return next();
+    const [, bucket = '', ...key] = decodeURIComponent(ctx.path).split('/');
+    const id = `${bucket}/${key.join('/')}`;
+    const before = last.get(id) ?? Promise.resolve();
+    const mine = before.then(async () => {
+      if (await ctx.store.existsObject(bucket, key.join('/'))) {
+        ctx.status = 412;
+        ctx.type = 'application/xml';
+        ctx.body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code></Error>';
+        return;
+      }
+      await next();
+    });
+    const settled = mine.catch(() => undefined);
+    last.set(id, settled);
+    void settled.then(() => {
+      if (last.get(id) === settled) last.delete(id);
+    });
+    return mine;
+  };
+  (server as unknown as { middleware: KoaMiddleware[] }).middleware.unshift(conditionalPut);
+}
+
 /** A local S3-compatible server on loopback with one bucket, `lake`. */
 export async function startS3(): Promise<{ endpoint: string; stop: () => Promise<void> }> {
   const { dir, cleanup } = tempDir('dorsal-s3-');
@@ -47,6 +90,7 @@ export async function startS3(): Promise<{ endpoint: string; stop: () => Promise
     directory: dir,
     configureBuckets: [{ name: 'lake' }],
   });
+  honourIfNoneMatch(server);
   const { port } = await server.run();
   return {
     endpoint: `http://127.0.0.1:${port}`,

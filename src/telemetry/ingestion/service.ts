@@ -36,7 +36,8 @@ export interface InsertResult {
  *
  * Order of a block write: the blob is written (create-only, durable), then the row is inserted
  * (`ON CONFLICT DO NOTHING`). A reader listing rows therefore never meets a block without its
- * payload, and a re-sent block is stored once.
+ * payload, and a re-sent block is stored once. A blob file that a crash left torn has no row (the
+ * crash came before it): a re-send replaces it.
  *
  * @example
  * const ingestion = new IngestionService(Lake.open({ data: './dorsal-data' }));
@@ -126,8 +127,14 @@ export class IngestionService {
     this.remember(this.knownStreams, block.streamId, stream);
     await verifyPayload(block.payload, this.maxPartBytes);
     const blob = encodePayloadBlob(block.payload);
+    const path = blobPath(block.processId, block.streamId, block.blockId);
     try {
-      await this.lake.blobs.putIfAbsent(blobPath(block.processId, block.streamId, block.blockId), blob);
+      const stored = await this.lake.blobs.putIfAbsent(path, blob);
+      // Other bytes under this block's name: a payload stored before (its row is there: the first
+      // one wins), or a write that a crash cut short (no row: nobody was told it was stored).
+      if (stored === 'differs' && (await this.lake.metadata.findBlock(block.blockId)) === undefined) {
+        await this.lake.blobs.replace(path, blob);
+      }
     } catch (error) {
       throw asLakeError('storing a block payload', error);
     }

@@ -2,11 +2,15 @@ import type { Worker } from 'node:worker_threads';
 import { ConfigError } from '../../errors.js';
 import { isTypeScriptModule, startModuleWorker } from '../../module-worker.js';
 
-/** One blob to store: written to `tmp`, then linked to `final`. */
+/**
+ * One blob to store at `final`: written there directly (create-only), or, for a replacement,
+ * written to `tmp` and renamed over `final` once synced.
+ */
 export interface BlobWriteJob {
   readonly tmp: string;
   readonly final: string;
   readonly bytes: Uint8Array;
+  readonly replace: boolean;
 }
 
 /** What a writer thread receives: jobs written together, their directories synced once. */
@@ -15,15 +19,17 @@ export interface BlobWriteBatch {
   readonly fsync: boolean;
 }
 
-/** Per job: stored, already there, or the error (errno code and message: errors do not cross threads whole). */
+/** What a create-only write found: see `BlobStore.putIfAbsent`. */
+export type BlobWriteOutcome = 'created' | 'exists' | 'differs';
+
+/** Per job: its outcome, or the error (errno code and message: errors do not cross threads whole). */
 export type BlobWriteResult =
-  | 'created'
-  | 'exists'
+  | BlobWriteOutcome
   | { readonly code: string | undefined; readonly message: string };
 
 interface Pending {
   readonly job: BlobWriteJob;
-  readonly resolve: (result: 'created' | 'exists') => void;
+  readonly resolve: (result: BlobWriteOutcome) => void;
   readonly reject: (error: Error) => void;
 }
 
@@ -33,12 +39,12 @@ interface WriterThread {
   batch: Pending[] | null;
 }
 
-/** At most this many blobs, or about this many bytes, in one batch. */
-const MAX_BATCH_JOBS = 256;
+/** At most this many blobs (a thread holds a file open for each until the batch is synced), or about this many bytes, in one batch. */
+const MAX_BATCH_JOBS = 64;
 const MAX_BATCH_BYTES = 64 * 1024 * 1024;
 
 /**
- * Durable blob writes on a few threads of their own (default 2), batched: blobs that arrive while
+ * Durable blob writes on a few threads of their own (default 4), batched: blobs that arrive while
  * every thread is busy go out together, and the directories they land in are synced once per
  * batch (group commit). Threads start on the first write and hold the process open only while
  * they have a batch.
@@ -49,6 +55,8 @@ export class BlobWriter {
   private readonly entry: URL;
   private readonly threads: WriterThread[] = [];
   private readonly queue: Pending[] = [];
+  /** The last write to each path still under way: a write to the same path waits for it. */
+  private readonly writing = new Map<string, Promise<unknown>>();
   private idleWaiters: (() => void)[] = [];
 
   /** `entry`: @internal the writer thread's module (a test starts one that dies). */
@@ -63,22 +71,40 @@ export class BlobWriter {
       new URL(`./blob-writer-thread${isTypeScriptModule(import.meta.url) ? '.ts' : '.js'}`, import.meta.url);
   }
 
-  /** Stores one blob; rejects with an Error carrying the errno `code` of what failed. */
-  write(tmp: string, final: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
+  /**
+   * Stores one blob at `final` unless a file is there (see `BlobWriteOutcome`), or, with
+   * `replace`, over whatever is there; rejects with an Error carrying the errno `code` of what
+   * failed. Writes to one path run one after the other, so that a second finds the first's file
+   * whole.
+   */
+  write(tmp: string, final: string, bytes: Uint8Array, replace = false): Promise<BlobWriteOutcome> {
     // A copy of exactly the blob, transferred to the thread without a second copy. (A view may
     // share a larger buffer, which a transfer would take away from its owner, and a clone would
     // copy whole. Not `slice()`: on a Buffer it shares memory.)
-    const job: BlobWriteJob = { tmp, final, bytes: new Uint8Array(bytes) };
-    return new Promise((resolve, reject) => {
-      this.queue.push({ job, resolve, reject });
-      this.dispatch();
+    const job: BlobWriteJob = { tmp, final, bytes: new Uint8Array(bytes), replace };
+    const start = (): Promise<BlobWriteOutcome> =>
+      new Promise((resolve, reject) => {
+        this.queue.push({ job, resolve, reject });
+        this.dispatch();
+      });
+    const before = this.writing.get(final);
+    const result = before === undefined ? start() : before.then(start, start);
+    const done = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.writing.set(final, done);
+    void done.then(() => {
+      if (this.writing.get(final) === done) this.writing.delete(final);
     });
+    return result;
   }
 
   /** Waits for the writes under way, then stops the threads (a later write starts new ones). */
   async close(): Promise<void> {
-    while (this.queue.length > 0 || this.threads.some((t) => t.batch !== null)) {
-      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    while (this.writing.size > 0 || this.queue.length > 0 || this.threads.some((t) => t.batch !== null)) {
+      if (this.writing.size > 0) await Promise.all(this.writing.values());
+      else await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
     const threads = this.threads.splice(0);
     await Promise.all(threads.map((t) => t.worker.terminate()));
@@ -140,7 +166,7 @@ export class BlobWriter {
     thread.worker.unref();
     batch.forEach((pending, i) => {
       const result = results[i];
-      if (result === 'created' || result === 'exists') pending.resolve(result);
+      if (typeof result === 'string') pending.resolve(result);
       else
         pending.reject(errnoError(result ?? { code: undefined, message: 'no answer from the blob writer' }));
     });

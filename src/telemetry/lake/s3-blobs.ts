@@ -89,7 +89,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async putIfAbsent(path: string, bytes: Uint8Array): Promise<'created' | 'exists'> {
+  async putIfAbsent(path: string, bytes: Uint8Array): Promise<'created' | 'exists' | 'differs'> {
     const Key = this.key(path);
     try {
       if (!this.conditional) {
@@ -105,6 +105,16 @@ export class S3BlobStore implements BlobStore {
       // 412: the object exists. (409 means a concurrent conditional write is in progress: it is
       // reported as unavailable so that the client retries and then sees 412.)
       if (statusOf(error) === 412) return 'exists';
+      throw this.unavailable(`writing ${Key}`, error);
+    }
+  }
+
+  /** A plain PUT: S3 replaces an object atomically. (`putIfAbsent` never answers `'differs'` here.) */
+  async replace(path: string, bytes: Uint8Array): Promise<void> {
+    const Key = this.key(path);
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes }));
+    } catch (error) {
       throw this.unavailable(`writing ${Key}`, error);
     }
   }

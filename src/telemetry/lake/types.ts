@@ -71,8 +71,15 @@ export interface BlobStore {
   readonly kind: string;
   /** Checks the store is reachable and writable. */
   ping(): Promise<void>;
-  /** Writes the blob unless one exists at that path: `'created'` or `'exists'`. */
-  putIfAbsent(path: string, bytes: Uint8Array): Promise<'created' | 'exists'>;
+  /**
+   * Writes the blob unless one exists at that path. `'created'`; `'exists'`: a blob is there (an
+   * object store's writes are atomic; a directory store checked that it holds these bytes, and
+   * made it durable); `'differs'`: a file with other bytes is there, which a crash may have left
+   * torn. Whoever knows whether that blob was ever acknowledged decides: keep it, or `replace` it.
+   */
+  putIfAbsent(path: string, bytes: Uint8Array): Promise<'created' | 'exists' | 'differs'>;
+  /** Writes the blob over whatever is at that path, atomically (a reader sees the old or the new). */
+  replace(path: string, bytes: Uint8Array): Promise<void>;
   /** Reads a blob; rejects with `LakeNotFoundError` if absent. */
   get(path: string): Promise<Uint8Array>;
   close(): Promise<void>;
