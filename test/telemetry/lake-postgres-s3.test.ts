@@ -15,6 +15,20 @@ lakeSuite('PostgreSQL + S3', async () => {
   };
 });
 
+// For stores without conditional PUTs: HEAD, then PUT when absent.
+lakeSuite('PostgreSQL + S3 without conditional writes', async () => {
+  const schema = uniqueSchema();
+  const s3 = await startS3();
+  return {
+    open: async () =>
+      Lake.open(scaleOutLocation(schema.url, s3.endpoint, 'suite', '?conditionalWrites=false')),
+    cleanup: async () => {
+      await schema.drop();
+      await s3.stop();
+    },
+  };
+});
+
 blockRowGroupSuite('PostgreSQL', async () => {
   const schema = uniqueSchema();
   return {

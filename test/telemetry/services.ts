@@ -101,11 +101,11 @@ export async function startS3(): Promise<{ endpoint: string; stop: () => Promise
   };
 }
 
-/** A lake location on PostgreSQL + s3rver. */
-export function scaleOutLocation(dbUrl: string, endpoint: string, prefix: string): LakeLocation {
+/** A lake location on PostgreSQL + s3rver; `query`: options of the `s3://` URL, e.g. `?conditionalWrites=false`. */
+export function scaleOutLocation(dbUrl: string, endpoint: string, prefix: string, query = ''): LakeLocation {
   return {
     db: dbUrl,
-    blobs: `s3://lake/${prefix}`,
+    blobs: `s3://lake/${prefix}${query}`,
     s3: { endpoint, credentials: S3RVER_CREDENTIALS },
   };
 }

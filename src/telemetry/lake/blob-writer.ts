@@ -39,7 +39,10 @@ interface WriterThread {
   batch: Pending[] | null;
 }
 
-/** At most this many blobs (a thread holds a file open for each until the batch is synced), or about this many bytes, in one batch. */
+/**
+ * At most this many blobs (a thread holds a file open for each until its batch is synced), or
+ * about this many bytes, in one batch.
+ */
 const MAX_BATCH_JOBS = 64;
 const MAX_BATCH_BYTES = 64 * 1024 * 1024;
 
