@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { LakeUnavailableError } from '../../src/telemetry/errors.js';
-import { BlobWriter } from '../../src/telemetry/lake/blob-writer.js';
 import { DirectoryBlobStore } from '../../src/telemetry/lake/directory-blobs.js';
+import { DirectorySyncs } from '../../src/telemetry/lake/directory-syncs.js';
 import { blobPath } from '../../src/telemetry/lake/types.js';
 import { tempDir } from './fixtures.js';
 
@@ -18,13 +18,13 @@ function blob(seed: number, size = 1000): Uint8Array {
   return Uint8Array.from({ length: size }, (_, i) => (seed * 31 + i) & 0xff);
 }
 
-describe('DirectoryBlobStore writer threads', () => {
+describe('DirectoryBlobStore', () => {
   const { dir, cleanup } = tempDir();
   afterAll(cleanup);
 
-  it('stores concurrent writes in batches, each blob once, and leaves no temporary file', async () => {
+  it('stores concurrent writes each once, and leaves no temporary file', async () => {
     const root = join(dir, 'batches');
-    const store = new DirectoryBlobStore(root, { writerThreads: 2 });
+    const store = new DirectoryBlobStore(root, { maxConcurrentWrites: 2 });
     const processId = randomUUID();
     const streams = [randomUUID(), randomUUID(), randomUUID()];
     const paths = Array.from({ length: 90 }, (_, i) => blobPath(processId, streams[i % 3]!, randomUUID()));
@@ -76,7 +76,7 @@ describe('DirectoryBlobStore writer threads', () => {
     }
   });
 
-  it('fails one write of a batch with its path and errno, and stores the others', async () => {
+  it('fails one write with its path and errno, and stores the others', async () => {
     const root = join(dir, 'one-fails');
     const processId = randomUUID();
     const blocked = randomUUID();
@@ -107,7 +107,7 @@ describe('DirectoryBlobStore writer threads', () => {
     }
   });
 
-  it('writes again after close, on new threads', async () => {
+  it('writes again after close', async () => {
     const store = new DirectoryBlobStore(join(dir, 'reopen'));
     const processId = randomUUID();
     const first = blobPath(processId, randomUUID(), randomUUID());
@@ -140,27 +140,50 @@ describe('DirectoryBlobStore writer threads', () => {
     expect(out.trim()).toBe('created');
   });
 
-  it('fails the batch of a writer thread that dies, starts another for the next, and closes', async () => {
-    const writer = new BlobWriter({
-      threads: 1,
-      fsync: false,
-      entry: new URL('../fixtures/dying-blob-writer.mjs', import.meta.url),
-    });
-    const at = (name: string): [string, string] => [join(dir, `${name}.tmp`), join(dir, name)];
-    const first = Promise.allSettled([writer.write(...at('a'), blob(1)), writer.write(...at('b'), blob(2))]);
-    for (const settled of await first) {
-      expect(settled.status).toBe('rejected');
-      expect(String((settled as PromiseRejectedResult).reason)).toContain(
-        'blob writer thread exited with code 7',
-      );
+  it('refuses a concurrency that is not a positive integer', () => {
+    expect(() => new DirectoryBlobStore(dir, { maxConcurrentWrites: 0 })).toThrow(ConfigError);
+    expect(() => new DirectoryBlobStore(dir, { maxConcurrentWrites: 1.5 })).toThrow(/maxConcurrentWrites/);
+  });
+});
+
+describe('DirectorySyncs', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+
+  it('shares one directory sync between the writers whose names it covers', async () => {
+    const syncs = new DirectorySyncs();
+    try {
+      const mark = syncs.mark();
+      await Promise.all(Array.from({ length: 10 }, () => syncs.sync(dir, mark)));
+      expect(syncs.completed).toBe(1);
+      // Covered already: no new sync.
+      await syncs.sync(dir, mark);
+      expect(syncs.completed).toBe(1);
+      // A name made while a sync runs may have missed it: the next sync covers it, once for all.
+      const running = syncs.sync(dir, syncs.mark());
+      const during = syncs.mark();
+      await Promise.all([running, ...Array.from({ length: 5 }, () => syncs.sync(dir, during))]);
+      expect(syncs.completed).toBe(3);
+    } finally {
+      await syncs.close();
     }
-    // A new thread for the next write (which dies too): an answer, not a hang.
-    await expect(writer.write(...at('c'), blob(3))).rejects.toThrow('exited with code 7');
-    await writer.close();
   });
 
-  it('refuses a thread count that is not a positive integer', () => {
-    expect(() => new DirectoryBlobStore(dir, { writerThreads: 0 })).toThrow(ConfigError);
-    expect(() => new DirectoryBlobStore(dir, { writerThreads: 1.5 })).toThrow(/writerThreads/);
+  it('rejects the writers of a sync that fails, and syncs again once the directory is back', async () => {
+    const syncs = new DirectorySyncs();
+    const gone = join(dir, 'not-yet');
+    try {
+      const mark = syncs.mark();
+      const failed = await Promise.allSettled([syncs.sync(gone, mark), syncs.sync(gone, mark)]);
+      for (const result of failed) {
+        expect(result.status).toBe('rejected');
+        expect(String((result as PromiseRejectedResult).reason)).toContain('ENOENT');
+      }
+      mkdirSync(gone);
+      await syncs.sync(gone, mark);
+      expect(syncs.completed).toBe(1);
+    } finally {
+      await syncs.close();
+    }
   });
 });
