@@ -1,7 +1,4 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../native-addon.js';
 
 /** The addon of `native/clock.cc`: `tick()` writes the time in ns into the bound array. */
 interface ClockAddon {
@@ -21,31 +18,17 @@ export interface NativeClock {
   readonly call: string;
 }
 
-const ADDON = join('build', 'Release', 'dorsal_clock.node');
-
-/**
- * Loads the native clock for this thread, or returns why it cannot: the addon is built on
- * install when a C++ compiler is there, and is optional. Looked for in the package root, which is
- * two folders up from `src/spine` and three from `dist/src/spine`.
- */
+/** Loads the native clock for this thread, or returns why it cannot (see loadAddon). */
 function load(): NativeClock | string {
   if (process.env.DORSAL_CLOCK === 'performance.now') return 'DORSAL_CLOCK=performance.now';
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let up = 0; up < 4; up++, dir = dirname(dir)) {
-    const path = join(dir, ADDON);
-    if (!existsSync(path)) continue;
-    try {
-      const addon = createRequire(import.meta.url)(path) as ClockAddon;
-      const slot = new Float64Array(1);
-      addon.bind(slot);
-      addon.tick();
-      if (!(slot[0]! > 0)) return `${path} did not tick`;
-      return { tick: addon.tick, slot, source: addon.source, call: addon.call };
-    } catch (error) {
-      return `${path} did not load: ${(error as Error).message}`;
-    }
-  }
-  return `${ADDON} was not built (no C++ compiler at install?)`;
+  const slot = new Float64Array(1);
+  const addon = loadAddon<ClockAddon>('dorsal_clock', (clock) => {
+    clock.bind(slot);
+    clock.tick();
+    return slot[0]! > 0 ? undefined : 'did not tick';
+  });
+  if (typeof addon === 'string') return addon;
+  return { tick: addon.tick, slot, source: addon.source, call: addon.call };
 }
 
 const loaded = load();

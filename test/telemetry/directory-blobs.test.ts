@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { ConfigError } from '../../src/errors.js';
 import { LakeUnavailableError } from '../../src/telemetry/errors.js';
 import { DirectoryBlobStore } from '../../src/telemetry/lake/directory-blobs.js';
 import { DirectorySyncs } from '../../src/telemetry/lake/directory-syncs.js';
+import { createDurable, createDurableMissing } from '../../src/telemetry/lake/durable-file.js';
 import { blobPath } from '../../src/telemetry/lake/types.js';
 import { tempDir } from './fixtures.js';
 
@@ -18,13 +19,17 @@ function blob(seed: number, size = 1000): Uint8Array {
   return Uint8Array.from({ length: size }, (_, i) => (seed * 31 + i) & 0xff);
 }
 
-describe('DirectoryBlobStore', () => {
+// Both ways of creating a blob file: the native addon (when it was built) and `fs` calls.
+describe.each([
+  { native: true, how: createDurable === undefined ? 'fs (the addon was not built)' : 'the native addon' },
+  { native: false, how: 'fs calls' },
+])('DirectoryBlobStore, files made with $how', ({ native }) => {
   const { dir, cleanup } = tempDir();
   afterAll(cleanup);
 
   it('stores concurrent writes each once, and leaves no temporary file', async () => {
     const root = join(dir, 'batches');
-    const store = new DirectoryBlobStore(root, { maxConcurrentWrites: 2 });
+    const store = new DirectoryBlobStore(root, { maxConcurrentWrites: 2, native });
     const processId = randomUUID();
     const streams = [randomUUID(), randomUUID(), randomUUID()];
     const paths = Array.from({ length: 90 }, (_, i) => blobPath(processId, streams[i % 3]!, randomUUID()));
@@ -49,7 +54,7 @@ describe('DirectoryBlobStore', () => {
 
   it('answers exists for the same bytes, differs for other bytes, and replaces atomically', async () => {
     const root = join(dir, 'compare');
-    const store = new DirectoryBlobStore(root);
+    const store = new DirectoryBlobStore(root, { native });
     const processId = randomUUID();
     const streamId = randomUUID();
     const at = (): string => blobPath(processId, streamId, randomUUID());
@@ -83,7 +88,7 @@ describe('DirectoryBlobStore', () => {
     // A file where the stream's directory should be: that stream's blobs cannot be written.
     mkdirSync(join(root, 'blobs', processId), { recursive: true });
     writeFileSync(join(root, 'blobs', processId, blocked), 'in the way');
-    const store = new DirectoryBlobStore(root);
+    const store = new DirectoryBlobStore(root, { native });
     try {
       const good = Array.from({ length: 8 }, () => blobPath(processId, randomUUID(), randomUUID()));
       const bad = blobPath(processId, blocked, randomUUID());
@@ -108,7 +113,7 @@ describe('DirectoryBlobStore', () => {
   });
 
   it('writes again after close', async () => {
-    const store = new DirectoryBlobStore(join(dir, 'reopen'));
+    const store = new DirectoryBlobStore(join(dir, 'reopen'), { native });
     const processId = randomUUID();
     const first = blobPath(processId, randomUUID(), randomUUID());
     expect(await store.putIfAbsent(first, blob(1))).toBe('created');
@@ -143,6 +148,35 @@ describe('DirectoryBlobStore', () => {
   it('refuses a concurrency that is not a positive integer', () => {
     expect(() => new DirectoryBlobStore(dir, { maxConcurrentWrites: 0 })).toThrow(ConfigError);
     expect(() => new DirectoryBlobStore(dir, { maxConcurrentWrites: 1.5 })).toThrow(/maxConcurrentWrites/);
+  });
+});
+
+describe('createDurable (native/durable-file.cc)', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+  const addon = new URL('../../build/Release/dorsal_durable_file.node', import.meta.url);
+
+  it('is there when the addon was built, and says why when it is not', () => {
+    expect(createDurable !== undefined).toBe(existsSync(addon));
+    expect(createDurableMissing === '').toBe(createDurable !== undefined);
+  });
+
+  it('creates a file once, leaves one that is there, and fails like Node with the failing call', async () => {
+    if (createDurable === undefined) return;
+    const path = join(dir, 'one');
+    await createDurable(path, blob(1, 70_000), true);
+    expect(readFileSync(path)).toEqual(Buffer.from(blob(1, 70_000)));
+    const exists = await createDurable(path, blob(2), false).catch((e: NodeJS.ErrnoException) => e);
+    expect(exists).toMatchObject({ code: 'EEXIST', syscall: 'open', path, errno: -17 });
+    expect(String(exists)).toBe(`Error: EEXIST: file already exists, open '${path}'`);
+    expect(readFileSync(path)).toEqual(Buffer.from(blob(1, 70_000)));
+    const missing = join(dir, 'no-such-dir', 'two');
+    await expect(createDurable(missing, blob(3), true)).rejects.toMatchObject({
+      code: 'ENOENT',
+      path: missing,
+    });
+    await expect(createDurable(join(dir, 'three'), new Uint8Array(0), true)).resolves.toBeUndefined();
+    expect(readFileSync(join(dir, 'three')).length).toBe(0);
   });
 });
 

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { ConfigError } from '../../errors.js';
 import { asLakeError, LakeConfigError, LakeNotFoundError } from '../errors.js';
 import { DirectorySyncs } from './directory-syncs.js';
+import { type CreateDurable, createDurable } from './durable-file.js';
 import { BLOB_PATH, type BlobStore } from './types.js';
 
 /** Options of the directory blob store. */
@@ -21,6 +22,12 @@ export interface DirectoryBlobOptions {
    * can lower this, or enlarge the pool.
    */
   readonly maxConcurrentWrites?: number;
+  /**
+   * Create each blob file with dorsal's native addon when it was built (default true): open,
+   * write, fdatasync and close in one task on the pool instead of four round trips. `false`:
+   * with `fs` calls.
+   */
+  readonly native?: boolean;
 }
 
 /** What a create-only write found: see `BlobStore.putIfAbsent`. */
@@ -38,9 +45,10 @@ const MAX_KNOWN_DIRS = 10_000;
  * temporary file, synced, then renamed over the final name. Readers find blobs through block
  * rows, which are inserted only once a write resolved, so they never meet a blob being written.
  *
- * Each file call is one round trip to libuv's thread pool (~25 µs here); none blocks the event
- * loop. (Writer threads of the store's own cost more: a message each way woke a thread, 150–350 µs
- * under load on a 2-core VM.)
+ * A new blob is one task on libuv's thread pool (create, write, fdatasync, close: the native addon,
+ * see durable-file.ts), or, without the addon, four `fs` calls; nothing blocks the event loop.
+ * (Writer threads of the store's own cost more: a message each way woke a thread, 150–350 µs
+ * under load on a 2-core VM; so does each pool round trip under load, 100–300 µs.)
  *
  * @example
  * const blobs = new DirectoryBlobStore('./dorsal-data');
@@ -50,6 +58,7 @@ export class DirectoryBlobStore implements BlobStore {
   readonly root: string;
   private readonly fsync: boolean;
   private readonly maxConcurrent: number;
+  private readonly createFile: CreateDurable | undefined;
   private readonly syncs = new DirectorySyncs();
   /** Directories made (and their new names synced), or being made. */
   private readonly dirs = new Map<string, Promise<void>>();
@@ -66,6 +75,7 @@ export class DirectoryBlobStore implements BlobStore {
     this.root = root;
     this.fsync = options.fsync ?? true;
     this.maxConcurrent = max;
+    this.createFile = options.native === false ? undefined : createDurable;
   }
 
   async ping(): Promise<void> {
@@ -136,6 +146,16 @@ export class DirectoryBlobStore implements BlobStore {
   private async create(final: string, bytes: Uint8Array): Promise<BlobWriteOutcome> {
     const dir = dirname(final);
     await this.ensureDir(dir);
+    if (this.createFile !== undefined) {
+      try {
+        await this.createFile(final, bytes, this.fsync);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') return this.compare(final, bytes);
+        throw error;
+      }
+      if (this.fsync) await this.syncs.sync(dir, this.syncs.mark());
+      return 'created';
+    }
     let file: FileHandle;
     try {
       file = await open(final, 'wx');

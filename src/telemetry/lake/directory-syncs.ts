@@ -2,11 +2,14 @@ import { type FileHandle, open } from 'node:fs/promises';
 
 /** One directory's sync state. */
 interface DirectoryState {
-  handle: FileHandle | undefined;
-  /** Generation of the last sync of this directory that completed. */
+  /** The directory, opened once for all its syncs. */
+  handle: Promise<FileHandle> | undefined;
+  /** The highest generation of a sync of this directory that completed. */
   done: number;
-  /** The sync under way, if any. */
-  running: Promise<void> | null;
+  /** The sync started last, while it runs. */
+  latest: { readonly generation: number; readonly synced: Promise<void> } | null;
+  /** Syncs under way. */
+  running: number;
 }
 
 /** Directories whose handles stay open; beyond that, idle ones are closed (and reopened when needed). */
@@ -15,9 +18,10 @@ const MAX_OPEN = 64;
 /**
  * Group commit of directory syncs. A new name in a directory is durable once the directory is
  * synced after the name was created. A writer takes a `mark()` once its name exists, and
- * `sync(dir, mark)` resolves when a sync of `dir` that started after the mark has completed:
- * writers whose names were created while a sync ran share the next one, and a writer whose name
- * an earlier sync already covered issues none.
+ * `sync(dir, mark)` resolves when a sync of `dir` that started after the mark has completed: the
+ * writers whose names were made before a sync started share it, and a writer whose name a
+ * completed sync covered issues none. A writer that a running sync does not cover starts the
+ * next one at once rather than waiting for it: it waits for one sync, not one and a half.
  *
  * Generations are one sequence for all directories, so a directory whose state was dropped and
  * made again can never count an old mark as covered.
@@ -38,39 +42,43 @@ export class DirectorySyncs {
   }
 
   /** Resolves once a sync of `dir` that started after `mark` has completed; rejects with its error. */
-  async sync(dir: string, mark: number): Promise<void> {
-    for (;;) {
-      // Looked up again each round: an idle state may have been dropped meanwhile.
-      const state = this.state(dir);
-      if (state.done > mark) return;
-      state.running ??= this.start(state, dir);
-      await state.running;
-    }
+  sync(dir: string, mark: number): Promise<void> {
+    const state = this.state(dir);
+    if (state.done > mark) return Promise.resolve();
+    if (state.latest !== null && state.latest.generation > mark) return state.latest.synced;
+    // Taken before the call: names made from now on may or may not be in this sync.
+    const generation = ++this.generation;
+    const synced = this.run(state, dir, generation);
+    state.latest = { generation, synced };
+    return synced;
   }
 
   /** Closes the directory handles (after the syncs under way). */
   async close(): Promise<void> {
     const states = [...this.states.values()];
     this.states.clear();
-    await Promise.allSettled(states.map((s) => s.running));
-    await Promise.allSettled(states.map((s) => s.handle?.close()));
+    await Promise.allSettled(states.map((s) => s.latest?.synced));
+    await Promise.allSettled(states.map(async (s) => (await s.handle)?.close()));
   }
 
-  private async start(state: DirectoryState, dir: string): Promise<void> {
-    // Taken before the call: names created from now on may or may not be in this sync.
-    const generation = ++this.generation;
+  private async run(state: DirectoryState, dir: string, generation: number): Promise<void> {
+    state.running += 1;
     try {
-      state.handle ??= await open(dir, 'r');
-      await state.handle.sync();
-      state.done = generation;
+      state.handle ??= open(dir, 'r');
+      let handle: FileHandle;
+      try {
+        handle = await state.handle;
+      } catch (error) {
+        // Opened afresh next time: the directory may be made meanwhile.
+        state.handle = undefined;
+        throw error;
+      }
+      await handle.sync();
+      if (generation > state.done) state.done = generation;
       this.syncs += 1;
-    } catch (error) {
-      // Opened afresh next time: the directory may have been replaced.
-      void state.handle?.close().catch(() => undefined);
-      state.handle = undefined;
-      throw error;
     } finally {
-      state.running = null;
+      state.running -= 1;
+      if (state.latest?.generation === generation) state.latest = null;
     }
   }
 
@@ -78,7 +86,7 @@ export class DirectorySyncs {
     let state = this.states.get(dir);
     if (state === undefined) {
       if (this.states.size >= MAX_OPEN) this.closeIdle();
-      state = { handle: undefined, done: 0, running: null };
+      state = { handle: undefined, done: 0, latest: null, running: 0 };
       this.states.set(dir, state);
     }
     return state;
@@ -88,9 +96,9 @@ export class DirectorySyncs {
   private closeIdle(): void {
     for (const [dir, state] of this.states) {
       if (this.states.size < MAX_OPEN / 2) return;
-      if (state.running !== null) continue;
+      if (state.running > 0) continue;
       this.states.delete(dir);
-      void state.handle?.close().catch(() => undefined);
+      void state.handle?.then((h) => h.close()).catch(() => undefined);
     }
   }
 }
