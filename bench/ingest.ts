@@ -27,8 +27,7 @@ const SIZES = [1024, 16_384, 65_536] as const;
 const IN_FLIGHT = 4;
 
 /** Runs `op` from `concurrency` loops for `seconds`; returns operations per second. */
-async function rate(seconds: number, concurrency: number, op: () => Promise<void>): Promise<number> {
-  for (let i = 0; i < concurrency; i++) await op(); // warm-up
+async function loops(seconds: number, concurrency: number, op: () => Promise<void>): Promise<number> {
   let done = 0;
   const start = performance.now();
   const end = start + seconds * 1000;
@@ -41,6 +40,15 @@ async function rate(seconds: number, concurrency: number, op: () => Promise<void
     }),
   );
   return done / ((performance.now() - start) / 1000);
+}
+
+/**
+ * Operations per second over `seconds`, after a quarter as long unrecorded: V8 compiles the
+ * paths (in the server too) on the same two cores while they first run.
+ */
+async function rate(seconds: number, concurrency: number, op: () => Promise<void>): Promise<number> {
+  await loops(seconds / 4, concurrency, op);
+  return loops(seconds, concurrency, op);
 }
 
 function rows(label: string, events: number, blocksPerSecond: number, extra: Partial<BenchRow>): BenchRow[] {
@@ -65,35 +73,39 @@ function withRatio(row: BenchRow, baseline: BenchRow, target: string, goal: numb
 /**
  * µs to create an empty file in a new directory of the bench's disk. Every block is a new file,
  * so this bounds every ingest row. On ext4 without a journal (this VM's), the kernel skips inodes
- * freed in the last minutes when it allocates one, so the cost climbs after many deletions (an
- * earlier run's cleanup, an `npm ci`): hundreds of µs instead of tens.
+ * freed in the last minutes when it allocates one, and scans past them again for every file it
+ * creates: after many deletions (an earlier run's cleanup, an `npm ci`) the cost is hundreds of µs
+ * instead of tens, and it climbs as a run creates files.
  */
-function fileCreation(dir: string): BenchRow {
-  const at = join(dir, 'create-probe');
+function fileCreationUs(dir: string, name: string): number {
+  const at = join(dir, name);
   mkdirSync(at);
   const n = 500;
   const start = performance.now();
   for (let i = 0; i < n; i++) closeSync(openSync(join(at, String(i)), 'wx'));
-  const us = ((performance.now() - start) * 1000) / n;
+  return ((performance.now() - start) * 1000) / n;
+}
+
+function fileCreation(us: number): BenchRow {
   return {
     group: GROUP,
     name: 'creating an empty file on the bench disk (the state of the disk: every block is a new file)',
     value: us,
     unit: 'µs',
-    note: 'ext4 without a journal creates files slowly for minutes after many deletions',
+    note: "ext4 without a journal creates files slowly for minutes after many deletions; each size's embedded row notes the cost measured just before it",
   };
 }
 
-async function embedded(seconds: number, dir: string): Promise<BenchRow[]> {
-  const out: BenchRow[] = [];
-  for (const events of SIZES) {
-    const service = new IngestionService({ data: join(dir, `embedded-${events}`) });
-    const { process, stream } = benchProcess();
-    await service.ingestProcess(process);
-    await service.ingestStream(stream);
-    const template = blockTemplate(stream, events);
-    const blob = encodePayloadBlob(template.payload);
-    const blobs = new DirectoryBlobStore(join(dir, `blobs-only-${events}`));
+/** The lake's blob store alone, then the embedded ingestion service, for blocks of `events`. */
+async function embedded(seconds: number, dir: string, events: number, diskUs: number): Promise<BenchRow[]> {
+  const service = new IngestionService({ data: join(dir, `embedded-${events}`) });
+  const { process, stream } = benchProcess();
+  await service.ingestProcess(process);
+  await service.ingestStream(stream);
+  const template = blockTemplate(stream, events);
+  const blob = encodePayloadBlob(template.payload);
+  const blobs = new DirectoryBlobStore(join(dir, `blobs-only-${events}`));
+  try {
     const floor = await rate(seconds, IN_FLIGHT, async () => {
       await blobs.putIfAbsent(blobPath(process.processId, stream.streamId, randomUUID()), blob);
     });
@@ -102,49 +114,47 @@ async function embedded(seconds: number, dir: string): Promise<BenchRow[]> {
     });
     const [base] = rows('blob writes alone (fsync)', events, floor, {});
     const [row, mb] = rows('embedded ingest', events, ingest, {
-      note: `${IN_FLIGHT} in flight; block of ${template.payload.objects.length} bytes compressed`,
+      note: `${IN_FLIGHT} in flight; block of ${template.payload.objects.length} bytes compressed; creating a file took ${diskUs.toFixed(0)} µs just before`,
     });
-    out.push(
+    return [
       base as BenchRow,
       withRatio(row as BenchRow, base as BenchRow, '≥ 2 M events/s', 2e6),
       mb as BenchRow,
-    );
+    ];
+  } finally {
+    await blobs.close();
     await service.close();
   }
-  return out;
 }
 
-async function overHttp(seconds: number, dir: string, embeddedRows: BenchRow[]): Promise<BenchRow[]> {
-  const out: BenchRow[] = [];
-  const server = await spawnServer(join(dir, 'http'));
-  const transport = new HttpTransport(server.url, { maxSockets: IN_FLIGHT });
-  try {
-    for (const events of SIZES) {
-      const { process, stream } = benchProcess();
-      await transport.send('process', encodeProcessInfo(process));
-      await transport.send('stream', encodeStreamInfo(stream));
-      const { bytes, idAt } = encodedTemplate(blockTemplate(stream, events));
-      const copies = Array.from({ length: IN_FLIGHT }, () => Uint8Array.from(bytes));
-      let next = 0;
-      const ingest = await rate(seconds, IN_FLIGHT, async () => {
-        const body = copies[next++ % IN_FLIGHT] as Uint8Array;
-        stampId(body, idAt);
-        await transport.send('block', body);
-      });
-      const base = embeddedRows.find((r) => r.name === `embedded ingest, ${events / 1024}k events/block`);
-      const [row, mb] = rows('HTTP ingest (loopback)', events, ingest, {
-        note: `${IN_FLIGHT} requests in flight; server in a child process`,
-      });
-      out.push(
-        base === undefined ? (row as BenchRow) : withRatio(row as BenchRow, base, '≥ 1 M events/s', 1e6),
-      );
-      out.push(mb as BenchRow);
-    }
-  } finally {
-    await transport.close();
-    await server.stop();
-  }
-  return out;
+/** The same blocks through `dorsal serve` on loopback; the baseline is the embedded row just before. */
+async function overHttp(
+  seconds: number,
+  transport: HttpTransport,
+  events: number,
+  embeddedRow: BenchRow | undefined,
+  diskUs: number,
+): Promise<BenchRow[]> {
+  const { process, stream } = benchProcess();
+  await transport.send('process', encodeProcessInfo(process));
+  await transport.send('stream', encodeStreamInfo(stream));
+  const { bytes, idAt } = encodedTemplate(blockTemplate(stream, events));
+  const copies = Array.from({ length: IN_FLIGHT }, () => Uint8Array.from(bytes));
+  let next = 0;
+  const ingest = await rate(seconds, IN_FLIGHT, async () => {
+    const body = copies[next++ % IN_FLIGHT] as Uint8Array;
+    stampId(body, idAt);
+    await transport.send('block', body);
+  });
+  const [row, mb] = rows('HTTP ingest (loopback)', events, ingest, {
+    note: `${IN_FLIGHT} requests in flight; server in a child process; creating a file took ${diskUs.toFixed(0)} µs just before`,
+  });
+  return [
+    embeddedRow === undefined
+      ? (row as BenchRow)
+      : withRatio(row as BenchRow, embeddedRow, '≥ 1 M events/s', 1e6),
+    mb as BenchRow,
+  ];
 }
 
 /** The ingest section of the bench suite. */
@@ -153,11 +163,21 @@ export const ingestBench: BenchSection = {
   async run({ quick }) {
     const seconds = quick ? 1 : 3;
     const dir = mkdtempSync(join(tmpdir(), 'dorsal-bench-ingest-'));
+    const server = await spawnServer(join(dir, 'http'));
+    const transport = new HttpTransport(server.url, { maxSockets: IN_FLIGHT });
     try {
-      const disk = fileCreation(dir);
-      const local = await embedded(seconds, dir);
-      return [disk, ...local, ...(await overHttp(seconds, dir, local))];
+      const out = [fileCreation(fileCreationUs(dir, 'create-probe'))];
+      // Each size's rows run one after the other, so that the HTTP row and the embedded row it is
+      // compared with meet the same state of the disk (which degrades as a run creates files).
+      for (const events of SIZES) {
+        const local = await embedded(seconds, dir, events, fileCreationUs(dir, `create-probe-${events}`));
+        const diskUs = fileCreationUs(dir, `create-probe-http-${events}`);
+        out.push(...local, ...(await overHttp(seconds, transport, events, local[1], diskUs)));
+      }
+      return out;
     } finally {
+      await transport.close();
+      await server.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   },
@@ -174,4 +194,5 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const ratio = r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}× ${r.baseline}`;
     console.log(`| ${r.name} | ${value} | ${r.unit} | ${r.target ?? ''} | ${r.met ?? ''} | ${ratio} |`);
   }
+  for (const r of results) if (r.note !== undefined) console.log(`- ${r.name}: ${r.note}`);
 }
