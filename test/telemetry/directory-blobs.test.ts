@@ -9,7 +9,11 @@ import { ConfigError } from '../../src/errors.js';
 import { LakeUnavailableError } from '../../src/telemetry/errors.js';
 import { DirectoryBlobStore } from '../../src/telemetry/lake/directory-blobs.js';
 import { DirectorySyncs } from '../../src/telemetry/lake/directory-syncs.js';
-import { createDurable, createDurableMissing } from '../../src/telemetry/lake/durable-file.js';
+import {
+  type CreateDurable,
+  createDurable,
+  createDurableMissing,
+} from '../../src/telemetry/lake/durable-file.js';
 import { blobPath } from '../../src/telemetry/lake/types.js';
 import { tempDir } from './fixtures.js';
 
@@ -177,6 +181,15 @@ describe('createDurable (native/durable-file.cc)', () => {
     });
     await expect(createDurable(join(dir, 'three'), new Uint8Array(0), true)).resolves.toBeUndefined();
     expect(readFileSync(join(dir, 'three')).length).toBe(0);
+  });
+
+  it('creates many files at once in one directory, sharing its syncs, each whole', async () => {
+    if (createDurable === undefined) return;
+    const many = join(dir, 'many');
+    mkdirSync(many);
+    const files = Array.from({ length: 64 }, (_, i) => join(many, String(i)));
+    await Promise.all(files.map((file, i) => (createDurable as CreateDurable)(file, blob(i, 5000), true)));
+    for (const [i, file] of files.entries()) expect(readFileSync(file)).toEqual(Buffer.from(blob(i, 5000)));
   });
 });
 

@@ -40,13 +40,14 @@ const MAX_KNOWN_DIRS = 10_000;
  * Blobs as files under a root directory (`{root}/blobs/{process}/{stream}/{block}`). A write
  * creates its final name with `O_EXCL` (create-only: it fails if a file is there), writes,
  * fdatasyncs the file, then syncs its directory; the directory syncs of writes under way at once
- * are shared (see DirectorySyncs: a group commit). A file that is already there is compared with
+ * are shared (a group commit: in the addon, or DirectorySyncs). A file that is already there is compared with
  * the blob (`'exists'` or `'differs'`, see `BlobStore.putIfAbsent`). A replacement goes to a
  * temporary file, synced, then renamed over the final name. Readers find blobs through block
  * rows, which are inserted only once a write resolved, so they never meet a blob being written.
  *
- * A new blob is one task on libuv's thread pool (create, write, fdatasync, close: the native addon,
- * see durable-file.ts), or, without the addon, four `fs` calls; nothing blocks the event loop.
+ * A new blob is one task on libuv's thread pool (create, write, fdatasync, close, the directory's
+ * sync: the native addon, see durable-file.ts), or, without the addon, five `fs` calls; nothing
+ * blocks the event loop.
  * (Writer threads of the store's own cost more: a message each way woke a thread, 150–350 µs
  * under load on a 2-core VM; so does each pool round trip under load, 100–300 µs.)
  *
@@ -148,12 +149,16 @@ export class DirectoryBlobStore implements BlobStore {
     await this.ensureDir(dir);
     if (this.createFile !== undefined) {
       try {
+        // The file and its directory, synced (the addon shares directory syncs too).
         await this.createFile(final, bytes, this.fsync);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') return this.compare(final, bytes);
+        if (
+          (error as NodeJS.ErrnoException).code === 'EEXIST' &&
+          (error as NodeJS.ErrnoException).syscall === 'open'
+        )
+          return this.compare(final, bytes);
         throw error;
       }
-      if (this.fsync) await this.syncs.sync(dir, this.syncs.mark());
       return 'created';
     }
     let file: FileHandle;

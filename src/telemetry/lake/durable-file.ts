@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import { loadAddon } from '../../native-addon.js';
 
@@ -7,18 +8,21 @@ interface DurableFileAddon {
   createDurable(path: string, bytes: Uint8Array, sync: boolean): Promise<number>;
 }
 
-const STEPS = ['', 'open', 'write', 'fdatasync', 'close'] as const;
+const STEPS = ['', 'open', 'write', 'fdatasync', 'close', 'fsync'] as const;
+const DIRECTORY_SYNC = 5;
 
 /**
- * Creates `path` (failing with EEXIST if a file is there), writes `bytes`, fdatasyncs it when
- * `sync`, and closes it, in one task on libuv's thread pool; a file it created is removed if a
- * later step fails. Rejects with an Error like Node's (`code`, `errno`, `syscall`, `path`).
- * Keep `bytes` unchanged until it settles.
+ * Creates `path` (failing with EEXIST if a file is there), writes `bytes`, and closes it; with
+ * `sync`, fdatasyncs it and syncs its directory (shared with the calls under way at once), so
+ * that both the bytes and the name are durable when it resolves. One task on libuv's thread pool.
+ * A file it created is removed if a later call on it fails. Rejects with an Error like Node's
+ * (`code`, `errno`, `syscall`, `path`). Keep `bytes` unchanged until it settles.
  */
 export type CreateDurable = (path: string, bytes: Uint8Array, sync: boolean) => Promise<void>;
 
-function errnoError(result: number, path: string): NodeJS.ErrnoException {
+function errnoError(result: number, file: string): NodeJS.ErrnoException {
   const errno = result & 0xffff;
+  const path = result >> 16 === DIRECTORY_SYNC ? dirname(file) : file;
   const syscall = STEPS[result >> 16] ?? 'create';
   const [code, description] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, 'unknown error'];
   const error: NodeJS.ErrnoException = new Error(`${code}: ${description}, ${syscall} '${path}'`);
