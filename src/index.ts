@@ -78,6 +78,7 @@ export {
 } from './spine/index.js';
 export {
   type BlobStore,
+  type BlobWriteOutcome,
   type Block,
   type BlockFilter,
   type BlockHeader,

@@ -30,6 +30,7 @@ export { SCHEMA_VERSION } from './lake/schema.js';
 export { SqliteMetadataStore } from './lake/sqlite-store.js';
 export {
   type BlobStore,
+  type BlobWriteOutcome,
   type BlockFilter,
   type BlockRow,
   blobPath,

@@ -6,7 +6,7 @@ import { ConfigError } from '../../errors.js';
 import { asLakeError, LakeConfigError, LakeNotFoundError } from '../errors.js';
 import { DirectorySyncs } from './directory-syncs.js';
 import { type CreateDurable, createDurable } from './durable-file.js';
-import { BLOB_PATH, type BlobStore } from './types.js';
+import { BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
 
 /** Options of the directory blob store. */
 export interface DirectoryBlobOptions {
@@ -24,14 +24,11 @@ export interface DirectoryBlobOptions {
   readonly maxConcurrentWrites?: number;
   /**
    * Create each blob file with dorsal's native addon when it was built (default true): open,
-   * write, fdatasync and close in one task on the pool instead of four round trips. `false`:
-   * with `fs` calls.
+   * write, fdatasync, close and the directory's sync in one task on the pool instead of five
+   * round trips. `false`: with `fs` calls.
    */
   readonly native?: boolean;
 }
-
-/** What a create-only write found: see `BlobStore.putIfAbsent`. */
-export type BlobWriteOutcome = 'created' | 'exists' | 'differs';
 
 /** Known directories stop being remembered beyond this many (then they are checked again). */
 const MAX_KNOWN_DIRS = 10_000;

@@ -8,7 +8,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { asLakeError, LakeConfigError, LakeNotFoundError, LakeUnavailableError } from '../errors.js';
-import { BLOB_PATH, type BlobStore } from './types.js';
+import { BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
 
 /** Options of the S3 blob store; URL query parameters of the same names override them. */
 export interface S3BlobOptions {
@@ -89,7 +89,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async putIfAbsent(path: string, bytes: Uint8Array): Promise<'created' | 'exists' | 'differs'> {
+  async putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome> {
     const Key = this.key(path);
     try {
       if (!this.conditional) {

@@ -61,6 +61,9 @@ export interface MetadataStore {
   close(): Promise<void>;
 }
 
+/** What a create-only blob write found: see `BlobStore.putIfAbsent`. */
+export type BlobWriteOutcome = 'created' | 'exists' | 'differs';
+
 /**
  * Blob storage for block payloads, addressed by relative paths such as
  * `blobs/{process_id}/{stream_id}/{block_id}`. Writes are create-only and durable when they
@@ -77,7 +80,7 @@ export interface BlobStore {
    * made it durable); `'differs'`: a file with other bytes is there, which a crash may have left
    * torn. Whoever knows whether that blob was ever acknowledged decides: keep it, or `replace` it.
    */
-  putIfAbsent(path: string, bytes: Uint8Array): Promise<'created' | 'exists' | 'differs'>;
+  putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome>;
   /** Writes the blob over whatever is at that path, atomically (a reader sees the old or the new). */
   replace(path: string, bytes: Uint8Array): Promise<void>;
   /** Reads a blob; rejects with `LakeNotFoundError` if absent. */
