@@ -29,3 +29,18 @@ export class ConfigError extends DorsalError {
     super('DORSAL_CONFIG', message, options);
   }
 }
+
+/**
+ * A slot whose writer died half way: a `SeqlockVector` key left half written for longer than the
+ * vector's poison timeout. Names the layout and the key; the next write takes the key over.
+ */
+export class PoisonedSlotError extends DorsalError {
+  readonly layout: string;
+  readonly index: number;
+
+  constructor(message: string, layout: string, index: number) {
+    super('DORSAL_POISONED_SLOT', message);
+    this.layout = layout;
+    this.index = index;
+  }
+}

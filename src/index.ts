@@ -14,7 +14,7 @@ export {
   type SystemReport,
   SystemStateError,
 } from './actors/index.js';
-export { ConfigError, DorsalError, LayoutError } from './errors.js';
+export { ConfigError, DorsalError, LayoutError, PoisonedSlotError } from './errors.js';
 export {
   AdaptiveWaitStrategy,
   BlockingWaitStrategy,
@@ -37,6 +37,7 @@ export {
   type MillisecondClock,
   MultiProducer,
   type Parker,
+  type PoisonedSlot,
   Producer,
   type QueueOptions,
   type QueueProducer,

@@ -1,13 +1,15 @@
 import { ConfigError } from '../errors.js';
 import type { BoundCodec } from './codec.js';
 import type { Layout } from './layout.js';
-import { TOTAL_STORE_ORDER } from './memory-order.js';
+import { V8_X86_ORDERING } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
-import { QueueHeader as H } from './queue-header.js';
+import { QueueHeader as H, QueueKind } from './queue-header.js';
+import { epochOf, WRAP } from './sequence.js';
 import type { Parker } from './signal.js';
+import { type PoisonedSlot, SlotStall } from './stall.js';
 import { AdaptiveWaitStrategy, type WaitCondition, type WaitStrategy } from './wait-strategy.js';
 
-const { SLOT_PAYLOAD_BYTE } = H;
+const { SLOT_PAYLOAD_BYTE, CLAIM } = H;
 
 /**
  * Where a new consumer starts reading: `'head'`, what is published next; `'oldest'`, the
@@ -27,22 +29,37 @@ export interface ConsumerOptions {
    * built on it (`coreBudget.parker(queue.signal)`).
    */
   readonly signal?: Parker;
+  /**
+   * Called when the consumer skips a message whose writer it takes for dead (see
+   * `QueueOptions.poisonTimeoutMs`); the message is counted in `lost` and `poisoned` first. An
+   * error it throws comes out of the `poll` that skipped.
+   */
+  readonly onPoisoned?: (event: PoisonedSlot) => void;
 }
+
+/** What a consumer's next slot holds. */
+const READY = 0;
+/** An older lap: nothing yet. */
+const EMPTY = 1;
+/** Our message, claimed by a producer (several producers) or being written, not done yet. */
+const STUCK = 2;
+/** A later lap: the producer lapped this consumer. */
+const LATER = 3;
+
+/** How many empty polls of a multi-producer queue pass between two looks at its claim counter. */
+const CLAIM_CHECK_EVERY = 16;
 
 /**
  * One reader of a queue. Every consumer sees every message (broadcast), keeps its own position
  * and never slows the producer down. When the producer laps it, it jumps to half a ring behind
  * the head and adds everything it skipped to `lost`: it never returns a torn or stale message,
- * and it never loses a message without counting it.
+ * and it never loses a message without counting it. A message whose writer died half way (its
+ * slot claimed or odd for longer than the queue's poison timeout) is skipped, and counted as
+ * lost and poisoned.
  *
- * On the orderings argued next to each `Atomics` call: the ECMAScript memory model orders
- * plain accesses only through synchronizing pairs, so the arguments are made in the terms of
- * the hardware V8 compiles to — `Atomics.load` is a load-acquire (LDAR on ARM64, a plain load
- * on x86), `Atomics.store` a sequentially consistent store (STLR; XCHG), and V8 does not move
- * TypedArray accesses across them. Under those (documented, stable) compilations, a store-
- * release keeps earlier loads before it and a load-acquire after a store-release stays after
- * it, which is what the seqlock needs. On x86 two of those operations are not needed and are
- * plain accesses instead (see memory-order.ts).
+ * Every ordering is argued next to its `Atomics` call in the terms of the ECMAScript memory model
+ * (see memory-order.ts): an SC load that reads the producer's SC store of the done version makes
+ * the payload visible; a read-modify-write re-check makes the next lap's stores invisible.
  */
 export class Consumer<M, E = null> implements WaitCondition {
   /** The envelope of the last message read (decoded into this object); `null` without one. */
@@ -54,16 +71,28 @@ export class Consumer<M, E = null> implements WaitCondition {
   private readonly f64: Float64Array;
   private readonly strategy: WaitStrategy;
   private readonly signal: Parker;
-  /** Consumer table entry: Int32 index of POSITION, Float64 indices of RECEIVED and LOST. */
+  private readonly multi: boolean;
+  private readonly stall: SlotStall;
+  private readonly onPoisoned: ((event: PoisonedSlot) => void) | undefined;
+  /** Consumer table entry: Float64 indices of POSITION, RECEIVED, LOST and POISONED. */
   private readonly positionIndex: number;
   private readonly receivedIndex: number;
   private readonly lostIndex: number;
+  private readonly poisonedIndex: number;
   private readonly entry: number;
-  private seq: number;
-  /** The exact sequence of the next message (seq is its low 32 bits). */
-  private next: number;
+  /** The exact sequence of the next message, and what its slot holds for each state (see `moveTo`). */
+  private next = 0;
+  private seq = 0;
+  private versionIndex = 0;
+  private expected = 0;
+  private previous = 0;
+  private writing = 0;
+  private epoch = 0;
+  private previousEpoch = 0;
   private receivedCount = 0;
   private lostCount = 0;
+  private poisonedCount = 0;
+  private emptyChecks = 0;
   private released = false;
 
   /** @internal use `queue.consumer()`. */
@@ -81,66 +110,58 @@ export class Consumer<M, E = null> implements WaitCondition {
     this.f64 = core.views.f64;
     this.strategy = options.wait ?? new AdaptiveWaitStrategy();
     this.signal = options.signal ?? core.signal;
+    this.multi = core.kind === QueueKind.MULTI_PRODUCER;
+    this.stall = new SlotStall(core.poisonTimeoutMs);
+    this.onPoisoned = options.onPoisoned;
+    const start = startSequence(core, options.from ?? 'head');
     this.entry = claimEntry(core);
     const byte = core.consumerEntryByte(this.entry);
-    this.positionIndex = (byte + H.CONSUMER_POSITION_BYTE) >> 2;
+    this.positionIndex = (byte + H.CONSUMER_POSITION_BYTE) >> 3;
     this.receivedIndex = (byte + H.CONSUMER_RECEIVED_BYTE) >> 3;
     this.lostIndex = (byte + H.CONSUMER_LOST_BYTE) >> 3;
-    this.next = startSequence(core, options.from ?? 'head');
-    this.seq = this.next >>> 0;
+    this.poisonedIndex = (byte + H.CONSUMER_POISONED_BYTE) >> 3;
     this.f64[this.receivedIndex] = 0;
     this.f64[this.lostIndex] = 0;
-    // SC store: monitoring threads see where this consumer starts.
-    Atomics.store(this.i32, this.positionIndex, this.seq | 0);
+    this.f64[this.poisonedIndex] = 0;
+    this.moveTo(start);
   }
 
   /**
    * Reads the next message into `out` and returns true, or returns false when there is none yet.
-   * `out` is meaningful only after `true`. Never blocks, never throws, never allocates (beyond
-   * a changed string or an i64 field).
+   * `out` is meaningful only after `true`. Never blocks, never throws (but for an `onPoisoned`
+   * listener's error), never allocates (beyond a changed string or an i64 field).
    */
   poll(out: M): boolean {
-    const core = this.core;
     const i32 = this.i32;
-    // The slot's version is the only thing looked at: when the queue is empty, the consumer
-    // waits on the very line the next message arrives in, so a hand-over is one cache line
-    // transfer. (Reading the producer's head word first, as this did, added a second transfer:
-    // one-way p50 770 → 260 ns, against 145–240 ns for a raw 64-byte hand-over, same run.)
+    // The slot's words are the only thing looked at: when the queue is empty, the consumer waits
+    // on the very line the next message arrives in, so a hand-over is one cache line transfer.
     for (;;) {
-      const seq = this.seq;
-      const slot = core.slotsByte + (seq & core.seq.mask) * core.stride;
-      const versionIndex = slot >> 2;
-      const expected = core.seq.doneVersion(seq);
-      // SC load (an acquire): if it reads `expected`, every message byte the producer wrote
-      // before its release store of `expected` is visible to the reads below.
+      const versionIndex = this.versionIndex;
+      // SC load: if it reads the done version, it synchronizes-with the producer's SC store of
+      // it, and every epoch and payload byte stored before that store is visible to the reads below.
       const before = Atomics.load(i32, versionIndex);
-      const distance = core.seq.compare(before, expected);
-      if (distance < 0) return false;
-      if (distance === 0) {
-        if (this.envelopeCodec !== null) this.envelopeCodec.read(slot + SLOT_PAYLOAD_BYTE, this.envelope);
-        this.codec.read(slot + core.messageByte, out);
-        const next = (seq + 1) >>> 0;
-        // Our position, for monitoring (lag is observable from other threads), and where
-        // needed the fence that keeps the copy before the re-read of the version.
-        if (TOTAL_STORE_ORDER) {
-          // x86 keeps loads in order: the re-read below cannot pass the copy. A plain store.
-          i32[this.positionIndex] = next | 0;
-        } else {
-          // SC store (a release): the plain message reads above cannot be satisfied after it,
-          // and the SC load below cannot move before it (STLR then LDAR on ARM64). A fence-less
-          // seqlock read does not guarantee that the re-read comes after the copy.
-          Atomics.store(i32, this.positionIndex, next | 0);
-        }
-        // SC load: unchanged means no producer store to this slot overlapped the copy.
-        if (Atomics.load(i32, versionIndex) === before) {
-          this.seq = next;
-          this.next++;
+      if (before === this.expected) {
+        const epoch = i32[versionIndex + 1];
+        if (this.envelopeCodec !== null)
+          this.envelopeCodec.read((versionIndex << 2) + SLOT_PAYLOAD_BYTE, this.envelope);
+        this.codec.read((versionIndex << 2) + this.core.messageByte, out);
+        // The re-check. Opted-in x86 path: an SC load, kept after the copy by x86 and V8's order.
+        // Otherwise an SC read-modify-write that writes back what it reads: if it reads `before`,
+        // the next lap's claim (an RMW) reads from it or a later re-check and synchronizes-with
+        // it, so the copy happens-before every store of that lap and read none of them.
+        const after = V8_X86_ORDERING ? Atomics.load(i32, versionIndex) : Atomics.add(i32, versionIndex, 0);
+        if (after === before && epoch === this.epoch) {
           this.f64[this.receivedIndex] = ++this.receivedCount;
+          this.moveTo(this.next + 1);
           return true;
         }
+        // Overwritten during the copy, or the same low 32 bits of another epoch: lapped.
+      } else {
+        const state = this.classify(before, CLAIM_CHECK_EVERY);
+        if (state === EMPTY) return false;
+        if (state === STUCK && !this.stall.expired()) return false;
       }
-      // The slot holds (or is being overwritten with) a later lap: our message is gone.
-      this.resynchronize(seq);
+      if (!this.recover()) return false;
     }
   }
 
@@ -150,46 +171,54 @@ export class Consumer<M, E = null> implements WaitCondition {
    */
   take(out: M, timeoutMs = Number.POSITIVE_INFINITY): boolean {
     if (this.poll(out)) return true;
-    while (this.strategy.wait(this, this.signal, timeoutMs)) {
+    const deadline = timeoutMs === Number.POSITIVE_INFINITY ? timeoutMs : performance.now() + timeoutMs;
+    for (;;) {
+      const left = deadline === Number.POSITIVE_INFINITY ? deadline : deadline - performance.now();
+      if (left <= 0) return false;
+      // While a writer is timed for dead, wait no longer than its time left: the poll after the
+      // wait skips its slot once the timeout has passed, even if nothing wakes this consumer.
+      const stalled = this.stallRemainingMs();
+      this.strategy.wait(this, this.signal, stalled < left ? stalled + 1 : left);
       if (this.poll(out)) return true;
       if (this.core.closed) return this.poll(out);
     }
-    return false;
   }
 
   /**
-   * The cheap check a spinning waiter repeats: the next slot holds our message (or a later lap),
-   * or the queue is closed. A read of the line the message arrives in: when it lands, the
-   * waiter sees it with that one transfer, and `poll` finds the line already here.
+   * The cheap check a spinning waiter repeats: the next slot holds our message (or a later lap,
+   * or a writer stuck past the poison timeout), or the queue is closed. A read of the line the
+   * message arrives in: when it lands, the waiter sees it with that one transfer.
    */
   ready(): boolean {
-    return this.slotReady() || this.core.closed;
-  }
-
-  /** The next slot's version is done (or later) for our sequence. */
-  private slotReady(): boolean {
-    const core = this.core;
-    const seq = this.seq;
-    // SC load, though a plain one would do as a hint: it is repeated in spin loops, and an
-    // optimizing compiler may reuse a plain load of the same element across iterations of a
-    // loop that stores nothing; no compiler reuses an Atomics.load. Spinning, 10 ns is free.
-    const version = Atomics.load(this.i32, (core.slotsByte + (seq & core.seq.mask) * core.stride) >> 2);
-    return core.seq.compare(version, core.seq.doneVersion(seq)) >= 0;
+    // SC load, though a plain one would do as a hint: it is repeated in spin loops, and a
+    // compiler may reuse a plain load of the same element across iterations of a loop that
+    // stores nothing; no compiler reuses an Atomics.load.
+    const state = this.classify(Atomics.load(this.i32, this.versionIndex), CLAIM_CHECK_EVERY);
+    if (state === READY || state === LATER) return true;
+    if (state === STUCK && this.stall.expiredSometimes()) return true;
+    return this.core.closed;
   }
 
   /**
    * The exact check made after announcing a sleeper: the message is there (or a later lap: one
    * to recover from), or the queue is closed. A slot still being written does not count: its
-   * producer loads the sleeper count after its store of `done` and wakes us (see Signal), so a
-   * producer that died mid-write leaves a parked consumer, not a spinning one.
+   * producer loads the sleeper count after its store of `done` and wakes us (see Signal). A
+   * writer that died instead is timed: `take` (and an actor thread) park no longer than its time left.
    */
   readyToPark(): boolean {
-    const core = this.core;
-    const seq = this.seq;
-    const versionIndex = (core.slotsByte + (seq & core.seq.mask) * core.stride) >> 2;
     // SC load: the sleeper's half of the wake-up handshake (see Signal).
-    const version = Atomics.load(this.i32, versionIndex);
-    return core.seq.compare(version, core.seq.doneVersion(seq)) >= 0 || core.closed;
+    const state = this.classify(Atomics.load(this.i32, this.versionIndex), 1);
+    if (state === READY || state === LATER) return true;
+    if (state === STUCK && this.stall.expired()) return true;
+    return this.core.closed;
+  }
+
+  /**
+   * Milliseconds until the writer this consumer waits for is taken for dead, or Infinity when it
+   * waits for no writer (for threads that park: they wait no longer than this).
+   */
+  stallRemainingMs(): number {
+    return this.stall.timing(this.next) ? this.stall.remainingMs() : Number.POSITIVE_INFINITY;
   }
 
   /** Messages this consumer received. */
@@ -197,9 +226,14 @@ export class Consumer<M, E = null> implements WaitCondition {
     return this.receivedCount;
   }
 
-  /** Messages skipped because the producer lapped this consumer. */
+  /** Messages skipped: lapped by the producer, or poisoned. */
   get lost(): number {
     return this.lostCount;
+  }
+
+  /** Messages skipped because their writer was taken for dead (counted in `lost` too). */
+  get poisoned(): number {
+    return this.poisonedCount;
   }
 
   /** Next sequence this consumer will read (mod 2^32). */
@@ -209,16 +243,15 @@ export class Consumer<M, E = null> implements WaitCondition {
 
   /**
    * The exact sequence of the next message this consumer will read; after a successful poll,
-   * `sequence - 1` is the sequence of the message just read (its id in its queue). Exact for a
-   * single-producer queue; for a multi-producer queue, exact below 2^32 messages.
+   * `sequence - 1` is the sequence of the message just read (its id in its queue).
    */
   get sequence(): number {
     return this.next;
   }
 
-  /** Messages published but not read yet (from the producer's head hint). */
+  /** Messages published but not read yet, exact (from the producer's count, a hint). */
   get lag(): number {
-    return Math.max(0, (this.core.head() - this.seq) | 0);
+    return Math.max(0, this.core.published() - this.next);
   }
 
   /** Index of this consumer in the queue's consumer table (what `queue.stats()` lists). */
@@ -234,23 +267,132 @@ export class Consumer<M, E = null> implements WaitCondition {
     Atomics.store(this.i32, this.core.consumerEntryByte(this.entry) >> 2, 0);
   }
 
+  /** Points every field at exact sequence `next`, and publishes it as this consumer's position. */
+  private moveTo(next: number): void {
+    const core = this.core;
+    const seq = next >>> 0;
+    const capacity = core.seq.capacity;
+    this.next = next;
+    this.seq = seq;
+    this.versionIndex = (core.slotsByte + (seq & core.seq.mask) * core.stride) >> 2;
+    const expected = core.seq.doneVersion(seq);
+    this.expected = expected;
+    this.previous = core.seq.previousVersion(expected);
+    this.writing = core.seq.writingVersion(expected);
+    this.epoch = epochOf(next);
+    this.previousEpoch = epochOf(next - capacity);
+    // Plain store: a monitoring figure; the slot words are the protocol.
+    this.f64[this.positionIndex] = next;
+  }
+
   /**
-   * We were lapped at `seq`. Resume half a ring behind the producer: far enough back to read
-   * the newest messages, far enough ahead not to be lapped again at once. Everything between
-   * is counted as lost.
+   * What the next slot holds, from its `version` and its epoch word. `claimCheckEvery`: how many
+   * empty looks at a multi-producer queue pass before one at its claim counter (1: every time).
    */
-  private resynchronize(seq: number): void {
+  private classify(version: number, claimCheckEvery: number): number {
+    const i32 = this.i32;
+    const versionIndex = this.versionIndex;
+    // Plain read of the epoch word: a hint here; `poll` and `recover` decide on consistent reads.
+    const epoch = i32[versionIndex + 1]!;
+    if (version === this.expected && epoch === this.epoch) return READY;
+    if (version === this.previous && epoch === this.previousEpoch)
+      return this.emptyOrClaimed(claimCheckEvery);
+    // Our lap (mod 2^32) being written: its epoch may not be stored yet.
+    if (version === this.writing) return this.stuck();
+    const exact = this.core.seq.exactOf(version, epoch, this.seq & this.core.seq.mask);
+    if (exact > this.next) return LATER;
+    if (exact === this.next) return version & 1 ? this.stuck() : READY;
+    return this.emptyOrClaimed(claimCheckEvery);
+  }
+
+  private stuck(): number {
+    this.stall.begin(this.next);
+    return STUCK;
+  }
+
+  /**
+   * An older lap in our slot. With one producer, nothing is published yet. With several, our
+   * sequence may be claimed by a producer that has not written it (or never will).
+   */
+  private emptyOrClaimed(claimCheckEvery: number): number {
+    if (!this.multi) return EMPTY;
+    if (!this.stall.timing(this.next) && ++this.emptyChecks < claimCheckEvery) return EMPTY;
+    this.emptyChecks = 0;
+    // SC load of the claim counter: a sequence below it was handed to a producer.
+    if (((Atomics.load(this.i32, CLAIM) - this.seq) | 0) > 0) return this.stuck();
+    this.stall.clear();
+    return EMPTY;
+  }
+
+  /**
+   * The slot holds something other than our message: jump forward after a lap, or skip a message
+   * whose writer timed out. Returns false if, looked at closely, there is nothing to do yet.
+   */
+  private recover(): boolean {
+    const exact = this.slotSequence();
+    if (exact > this.next) {
+      this.resynchronize(exact);
+      return true;
+    }
+    // Our message, done after all: read it.
+    if (exact === this.next && (this.slotVersion & 1) === 0) return true;
+    if (this.stall.timing(this.next) && this.stall.expired()) {
+      this.skipPoisoned();
+      return true;
+    }
+    return false;
+  }
+
+  /** The version `slotSequence` read last. */
+  private slotVersion = 0;
+
+  /**
+   * The exact sequence of what the next slot holds (done or being written), from a consistent
+   * read of its version and epoch; NaN if writers kept changing it.
+   */
+  private slotSequence(): number {
+    const i32 = this.i32;
+    const versionIndex = this.versionIndex;
+    for (let attempt = 0; attempt < 16; attempt++) {
+      // SC load, then a plain read of the epoch, then an SC read-modify-write re-check: as in
+      // poll, an unchanged version means the epoch read belongs to it.
+      const version = Atomics.load(i32, versionIndex);
+      const epoch = i32[versionIndex + 1]!;
+      if (Atomics.add(i32, versionIndex, 0) === version) {
+        this.slotVersion = version;
+        return this.core.seq.exactOf(version, epoch, this.seq & this.core.seq.mask);
+      }
+    }
+    return Number.NaN;
+  }
+
+  /**
+   * The slot holds message `seen`, a later one than ours: the producer lapped us. Resume half a
+   * ring behind the producer: far enough back to read the newest messages, far enough ahead not
+   * to be lapped again at once. Everything between is counted as lost, exactly.
+   */
+  private resynchronize(seen: number): void {
     const capacity = this.core.seq.capacity;
-    let ahead = (this.core.head() - seq) | 0;
-    // The slot we read already holds a later lap, so the producer is at least a ring ahead,
-    // whatever the head hint (which may trail) says.
-    if (ahead < capacity) ahead = capacity;
-    const skip = ahead - (capacity >> 1);
-    this.seq = (seq + skip) >>> 0;
-    this.next += skip;
-    this.lostCount += skip;
+    let head = seen + 1;
+    // The producer's count, a hint read without synchronization: used only when plausible.
+    const hint = this.core.published();
+    if (hint > head && hint - head < WRAP) head = hint;
+    this.skipTo(Math.max(this.next + 1, head - (capacity >> 1)));
+  }
+
+  private skipPoisoned(): void {
+    const sequence = this.next;
+    this.stall.clear();
+    this.f64[this.poisonedIndex] = ++this.poisonedCount;
+    this.skipTo(sequence + 1);
+    this.onPoisoned?.({ queue: this.core.layoutName, sequence, what: 'skipped' });
+  }
+
+  private skipTo(next: number): void {
+    this.lostCount += next - this.next;
     // Plain store: LOST is a monitoring figure, written only on this rare path.
     this.f64[this.lostIndex] = this.lostCount;
+    this.moveTo(next);
   }
 }
 

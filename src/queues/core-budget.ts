@@ -151,4 +151,8 @@ class BudgetedParker implements Parker {
   coreFree(): boolean {
     return this.budget.coreFree();
   }
+
+  wakeAll(): void {
+    this.inner.wakeAll?.();
+  }
 }

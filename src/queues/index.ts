@@ -18,6 +18,7 @@ export type { AttachOptions, QueueOptions } from './queue-core.js';
 export { type ConsumerStats, type QueueStats, SeqlockQueue } from './seqlock-queue.js';
 export { SeqlockVector, SeqlockVectorReader } from './seqlock-vector.js';
 export { type Parker, Signal } from './signal.js';
+export type { PoisonedSlot } from './stall.js';
 export {
   AdaptiveWaitStrategy,
   BlockingWaitStrategy,

@@ -1,20 +1,26 @@
 /**
- * Which fences the seqlock needs on this CPU.
+ * Which orderings the seqlock relies on.
  *
- * On x86 (total store order) the hardware keeps stores in program order with other stores, and
- * loads with other loads; only a store followed by a load of another address may be reordered.
- * So a seqlock writer needs no fence between its odd version store and the payload stores, and
- * a reader none between the payload loads and its version re-check — exactly what a Rust or C++
- * seqlock compiles to there (its fences are compiler barriers only). What keeps V8 from
- * reordering those plain TypedArray accesses is that it emits memory accesses in program order
- * around `Atomics` operations, which sit on the same effect chain.
+ * The default is sound by the ECMAScript memory model on every CPU and engine. Plain TypedArray
+ * accesses are Unordered events: they are ordered across threads only through happens-before,
+ * which only `Atomics` operations create (an SC write synchronizes-with the SC read that reads
+ * from it). So:
+ * - a writer publishes with an SC store of the done version: a reader whose SC load reads it sees
+ *   every payload byte stored before it;
+ * - a reader re-checks the version with a read-modify-write that writes back what it reads
+ *   (`Atomics.add(…, 0)`), and a writer claims a slot with a read-modify-write (`Atomics.exchange`
+ *   or `compareExchange`): if the re-check read the version from before the claim, the claim reads
+ *   from the re-check (or from a later one), which therefore synchronizes-with it, and the reader's
+ *   copy happens-before every store of the later lap: the copy cannot have read any of them.
+ * A plain store, or an SC load as the re-check, creates no edge from reader to writer, and the
+ * model then lets a reader accept bytes of a later lap (what a fence gives in C++, JavaScript
+ * only gives through a read-modify-write).
  *
- * On ARM64 (and any other CPU, to be safe) plain stores and loads may be reordered by the
- * hardware, so the queue pays for SC `Atomics` operations at those two places (see Producer and
- * Consumer for what each orders).
- *
- * `DORSAL_MEMORY_ORDER=weak` in the environment forces the fenced path on x86 too, so that the
- * tests run both paths on the machines CI has.
+ * `DORSAL_MEMORY_ORDER=x86-v8` in the environment opts into the older, faster path on x86: the
+ * odd version, the re-check and (for a producer that wakes no one) the done version become plain
+ * stores and loads. It is correct only because x86 keeps stores in order with stores and loads
+ * with loads, and because V8 happens to emit TypedArray accesses in program order around `Atomics`
+ * calls; nothing in the language promises the second. Elsewhere the variable is ignored.
  */
-export const TOTAL_STORE_ORDER: boolean =
-  (process.arch === 'x64' || process.arch === 'ia32') && process.env.DORSAL_MEMORY_ORDER !== 'weak';
+export const V8_X86_ORDERING: boolean =
+  (process.arch === 'x64' || process.arch === 'ia32') && process.env.DORSAL_MEMORY_ORDER === 'x86-v8';

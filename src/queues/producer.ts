@@ -1,13 +1,15 @@
 import { ConfigError } from '../errors.js';
 import type { BoundCodec } from './codec.js';
 import type { Layout } from './layout.js';
-import { TOTAL_STORE_ORDER } from './memory-order.js';
+import { V8_X86_ORDERING } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H } from './queue-header.js';
+import { epochOf, WRAP } from './sequence.js';
 import type { Signal } from './signal.js';
+import { type PoisonedSlot, SlotStall } from './stall.js';
 
 // Header indices as module constants: the hot path reads no namespace object.
-const { PUBLISHED_F64, CLAIM, SLOT_PAYLOAD_BYTE } = H;
+const { PUBLISHED_F64, CLAIM, CLAIMED_F64, SLOT_PAYLOAD_BYTE } = H;
 
 /** What every producer offers; `publish` is the whole hot path. */
 export interface QueueProducer<M, E = unknown> {
@@ -21,22 +23,32 @@ export interface QueueProducer<M, E = unknown> {
   readonly envelope: E;
   /** Messages published through this producer. */
   readonly published: number;
-  /** Gives the producer role back (a single-producer queue accepts a new producer after this). */
+  /**
+   * Gives the producer role back (a single-producer queue accepts a new producer after this); the
+   * producer refuses every later message with a `ConfigError`.
+   */
   close(): void;
 }
 
 export interface ProducerOptions {
   /**
    * The signal whose sleepers this producer wakes (default: the queue's own). Several queues
-   * that share one signal let a thread that consumes all of them park on a single word.
+   * that share one signal let a thread that consumes all of them park on a single word. The
+   * queue's `close` wakes it too, when called through the same queue object.
    */
   readonly signal?: Signal;
   /**
    * false: this producer never wakes a sleeper, and its consumers must poll (or park with a
-   * timeout). It then skips the wake-up handshake: on x86 its done store is a plain store, ~12 ns
-   * less per publish. The spine's timing queues are written this way: their readers poll.
+   * timeout). It then skips the wake-up handshake, an SC load per publish. The spine's timing
+   * queues are written this way: their readers poll.
    */
   readonly wakes?: boolean;
+  /**
+   * Called when a producer of a multi-producer queue takes over a slot whose writer died (the
+   * event names the dead writer's sequence), or finds that another producer took over the slot it
+   * claimed (its own message is then dropped, and counted). Both are counted in `poisoned`.
+   */
+  readonly onPoisoned?: (event: PoisonedSlot) => void;
 }
 
 /** What both producer kinds share: codecs, the envelope, and the wake-up target. */
@@ -53,6 +65,7 @@ abstract class ProducerBase<M, E> {
   protected readonly sleepersIndex: number;
   protected readonly wakes: boolean;
   protected count = 0;
+  private closed = false;
 
   constructor(
     core: QueueCore,
@@ -77,22 +90,18 @@ abstract class ProducerBase<M, E> {
    */
   protected finish(i32: Int32Array, versionIndex: number, done: number): number {
     if (!this.wakes) {
-      // x86 keeps stores in program order and V8 does not reorder them: a plain store is a
-      // release there. Elsewhere an SC store (STLR).
-      if (TOTAL_STORE_ORDER) i32[versionIndex] = done;
+      // Opted-in x86 path: a plain store, kept after the payload stores by x86 and by V8's order.
+      if (V8_X86_ORDERING) i32[versionIndex] = done;
+      // SC store: every payload store above happens-before a consumer's SC load that reads `done`.
       else Atomics.store(i32, versionIndex, done);
       return 0;
     }
-    // SC store (a release, and on x86 an XCHG: a full fence): every payload byte above is
-    // visible to a reader that sees `done`.
+    // SC store: every payload store above happens-before a consumer's SC load that reads `done`.
     Atomics.store(i32, versionIndex, done);
-    // The sleeper count, loaded after the store of `done`: the producer half of the wake-up
-    // handshake (see Signal). A consumer that announced itself before this load is woken by the
-    // caller; one that announces later sees `done` in its re-check and does not sleep. On x86 the
-    // XCHG above already orders this load after the store, and a plain load costs ~2 ns where
-    // `Atomics.load` costs ~10 (V8 does not inline it); V8 cannot move a load above an Atomics
-    // store, nor reuse an earlier load across one. Elsewhere, an SC load.
-    return TOTAL_STORE_ORDER
+    // SC load of the sleeper count after the SC store of `done`: the producer half of the wake-up
+    // handshake (see Signal); in the total order of SC operations either this load sees a
+    // sleeper's announcement, or that sleeper's re-check sees `done`.
+    return V8_X86_ORDERING
       ? this.signalWords[this.sleepersIndex]!
       : Atomics.load(this.signalWords, this.sleepersIndex);
   }
@@ -106,12 +115,21 @@ abstract class ProducerBase<M, E> {
   get published(): number {
     return this.count;
   }
+
+  /** Refuses every later message; true the first time. */
+  protected closeCodec(): boolean {
+    if (this.closed) return false;
+    this.closed = true;
+    this.codec = closedCodec(this.core.layoutName);
+    return true;
+  }
 }
 
 /**
  * The single producer of a queue. Publishing is a seqlock write of the slot the sequence maps to:
- * the version goes odd, the message is copied, the version goes even. The producer never looks
- * at consumers: a consumer that falls a lap behind finds out by itself and counts its loss.
+ * the version goes odd, the epoch and the message are copied, the version goes even. The producer
+ * never looks at consumers: a consumer that falls a lap behind finds out by itself and counts its
+ * loss.
  */
 export class Producer<M, E = null> extends ProducerBase<M, E> implements QueueProducer<M, E> {
   private readonly f64: Float64Array;
@@ -121,7 +139,8 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
   private readonly mask: number;
   private seq: number;
   private total: number;
-  private closed = false;
+  /** The epoch word of `total`'s message (see SequenceMath). */
+  private epoch: number;
 
   /** @internal use `queue.producer()`. */
   constructor(
@@ -139,6 +158,7 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
     // was handed over through the SC compare-exchange that made us the producer).
     this.total = this.f64[PUBLISHED_F64]!;
     this.seq = this.total >>> 0;
+    this.epoch = epochOf(this.total);
   }
 
   publish(msg: M): number {
@@ -151,20 +171,17 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
     const versionIndex = slot >> 2;
     const done = this.core.seq.doneVersion(seq);
     const writing = this.core.seq.writingVersion(done);
-    // The odd version must be visible before any message byte (see memory-order.ts).
-    if (TOTAL_STORE_ORDER) {
-      // x86: stores become visible in program order; a plain store is enough.
-      i32[versionIndex] = writing;
-    } else {
-      // SC store (STLR on ARM64), then an SC load (LDAR) of the same word: STLR→LDAR stays in
-      // order, and no later access, the plain message stores included, moves above an LDAR.
-      Atomics.store(i32, versionIndex, writing);
-      Atomics.load(i32, versionIndex);
-    }
+    // Opted-in x86 path: a plain store, kept before the payload stores by x86 and by V8's order.
+    if (V8_X86_ORDERING) i32[versionIndex] = writing;
+    // SC read-modify-write to odd: it reads from the last consumer re-check of this slot (an RMW
+    // too), which synchronizes-with it, so no consumer's copy can read the stores below.
+    else Atomics.exchange(i32, versionIndex, writing);
+    i32[versionIndex + 1] = this.epoch;
     this.writePayload(slot, msg);
     const sleeping = this.finish(i32, versionIndex, done);
     const next = (seq + 1) >>> 0;
     this.seq = next;
+    if (next === 0) this.epoch++;
     // Plain store of the exact count, for monitoring, new consumers' start and lapped consumers'
     // resynchronization (the slot versions are the protocol; this is a hint for them).
     this.f64[PUBLISHED_F64] = ++this.total;
@@ -174,25 +191,39 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.codec = closedCodec(this.core.layoutName);
     // SC store: the next producer's attach (a CAS on the same word) sees the role released.
-    Atomics.store(this.i32, H.PRODUCER_ATTACHED, 0);
+    if (this.closeCodec()) Atomics.store(this.i32, H.PRODUCER_ATTACHED, 0);
   }
 }
+
+/** `publish` of a multi-producer queue that found its slot taken over returns this sequence. */
+const DROPPED = -1;
 
 /**
  * One of several producers of a multi-producer queue. Each publish claims a sequence with an
  * atomic add, so producers never write the same sequence; a producer whose slot still holds
- * the previous lap, claimed by a slower producer that has not finished writing it, waits for
- * it (producers wait on producers, never on consumers). A producer that dies between its claim
- * and its write blocks the producers that reach that slot a lap later.
+ * the previous lap, claimed by a slower producer that has not finished writing it, waits for it
+ * (producers wait on producers, never on consumers) — up to the queue's poison timeout, after
+ * which it takes the slot over from the writer it takes for dead and counts it.
  */
 export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements QueueProducer<M, E> {
-  /** A private word to nap on while a slower producer finishes the slot this one needs. */
-  private readonly nap = new Int32Array(new SharedArrayBuffer(4));
+  private readonly stall: SlotStall;
+  private readonly onPoisoned: ((event: PoisonedSlot) => void) | undefined;
+  private droppedCount = 0;
 
+  /** @internal use `queue.producer()`. */
+  constructor(
+    core: QueueCore,
+    layout: Layout<M & object>,
+    envelope: Layout<E & object> | null,
+    options: ProducerOptions = {},
+  ) {
+    super(core, layout, envelope, options);
+    this.stall = new SlotStall(core.poisonTimeoutMs);
+    this.onPoisoned = options.onPoisoned;
+  }
+
+  /** Returns the sequence (mod 2^32), or -1 if another producer took the claimed slot over (counted). */
   publish(msg: M): number {
     this.codec.check(msg);
     const core = this.core;
@@ -204,26 +235,99 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
     const done = core.seq.doneVersion(seq);
     const previous = core.seq.previousVersion(done);
     const writing = core.seq.writingVersion(done);
-    // SC compare-exchange from "previous lap done" to odd: fails while a producer one lap
-    // behind is still writing this slot, and only one producer can win it.
-    for (let spins = 0; Atomics.compareExchange(i32, versionIndex, previous, writing) !== previous; spins++) {
-      // A producer one lap behind has claimed this slot and not finished (or not started)
-      // writing it. Spin briefly, then nap so that a descheduled writer gets the core back.
-      if (spins > 1000) Atomics.wait(this.nap, 0, 0, 0.01);
+    // SC compare-exchange from "previous lap done" to odd: only one producer can win it, and as
+    // a read-modify-write it reads from the last consumer re-check of the slot, which therefore
+    // synchronizes-with it (see memory-order.ts). It fails while a producer one lap behind has
+    // not finished writing this slot.
+    let replaced = Atomics.compareExchange(i32, versionIndex, previous, writing);
+    if (replaced !== previous) {
+      replaced = this.claimSlot(versionIndex, seq, previous, writing, replaced);
+      if (replaced === DROPPED) return DROPPED;
     }
-    // The odd version must be visible before any message byte. On x86 the compare-exchange is a
-    // LOCK CMPXCHG, a full fence. On ARM64 its store half is only a release, which later stores
-    // may pass; an SC load (LDAR) after it stays after it (release→acquire order) and keeps the
-    // payload stores below after itself.
-    if (!TOTAL_STORE_ORDER) Atomics.load(i32, versionIndex);
+    // The epoch of the lap replaced was stored before its done version, which the
+    // compare-exchange read: it happens-before this plain read.
+    const exact = this.exactSequence(seq, replaced, i32[versionIndex + 1]!);
+    i32[versionIndex + 1] = epochOf(exact);
     this.writePayload(slot, msg);
     const sleeping = this.finish(i32, versionIndex, done);
+    // Plain store of an exact sequence recently claimed: it widens the 32-bit claim counter for
+    // `published()` (any recent value does).
+    core.views.f64[CLAIMED_F64] = exact + 1;
     this.count++;
     if (sleeping !== 0) this.signal.wakeAll();
     return seq;
   }
 
-  close(): void {}
+  /** Messages this producer dropped because another producer took over the slot it had claimed. */
+  get dropped(): number {
+    return this.droppedCount;
+  }
+
+  close(): void {
+    this.closeCodec();
+  }
+
+  /**
+   * The slot still holds an older lap, or is being written: wait for its writer, or after the
+   * poison timeout take the slot over. Returns the version replaced, or DROPPED if the slot
+   * already holds our lap or a later one (another producer took it over while we were away).
+   */
+  private claimSlot(
+    versionIndex: number,
+    seq: number,
+    previous: number,
+    writing: number,
+    seen: number,
+  ): number {
+    const i32 = this.i32;
+    const math = this.core.seq;
+    const done = math.doneVersion(seq);
+    let replaced = seen;
+    this.stall.begin(seq);
+    for (let spins = 0; ; spins++) {
+      if (replaced === previous) break;
+      // Our lap, being written or done, or a later one: the slot went on without us.
+      if (math.compare(replaced, done) >= 0 || replaced === writing) {
+        this.droppedCount++;
+        this.poisoned(seq, 'dropped');
+        return DROPPED;
+      }
+      if (spins > 1000) {
+        if (this.stall.expired()) {
+          // SC compare-exchange from the stuck version: exactly one producer takes the slot over.
+          if (Atomics.compareExchange(i32, versionIndex, replaced, writing) === replaced) {
+            this.poisoned(seq - this.core.seq.capacity, 'taken-over');
+            return replaced;
+          }
+        } else {
+          // A slower producer holds the slot: nap so that a descheduled writer gets the core back.
+          Atomics.wait(this.stall.nap, 0, 0, 0.01);
+        }
+      }
+      // SC compare-exchange, as in publish.
+      replaced = Atomics.compareExchange(i32, versionIndex, previous, writing);
+    }
+    return replaced;
+  }
+
+  /**
+   * The exact sequence of the message claimed as `seq` (mod 2^32): the slot held an earlier lap,
+   * whose exact sequence its version and epoch give, and ours is the first after it that is
+   * congruent to `seq`. A slot never written is on the first lap. (A slot taken over from a writer
+   * that died after its claim but before its epoch store may be dated one epoch early, if that
+   * lap crossed a multiple of 2^32: consumers then skip it as poisoned.)
+   */
+  private exactSequence(seq: number, replaced: number, epoch: number): number {
+    const index = seq & this.core.seq.mask;
+    const before = this.core.seq.exactOf(replaced, epoch, index);
+    if (before === Number.NEGATIVE_INFINITY) return seq;
+    return before + ((seq - (before % WRAP)) >>> 0);
+  }
+
+  private poisoned(sequence: number, what: PoisonedSlot['what']): void {
+    this.core.countPoisoned();
+    this.onPoisoned?.({ queue: this.core.layoutName, sequence: sequence >>> 0, what });
+  }
 }
 
 /** The codec of a closed producer: its check throws, so nothing is ever written. */

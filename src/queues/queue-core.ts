@@ -3,6 +3,7 @@ import { type BufferViews, viewsOf } from './codec.js';
 import type { Layout } from './layout.js';
 import {
   DEFAULT_MAX_CONSUMERS,
+  DEFAULT_POISON_TIMEOUT_MS,
   QueueHeader as H,
   QUEUE_FORMAT,
   QUEUE_MAGIC,
@@ -10,7 +11,7 @@ import {
   type QueueKindValue,
   queueGeometry,
 } from './queue-header.js';
-import { SequenceMath } from './sequence.js';
+import { closestExact, SequenceMath } from './sequence.js';
 import { Signal } from './signal.js';
 
 /** Options of `SeqlockQueue.create`. */
@@ -33,6 +34,14 @@ export interface QueueOptions {
    * would otherwise pay a page fault every 4 KiB on the producer's hot path.
    */
   readonly preTouch?: boolean;
+  /**
+   * How long a slot may stay claimed or half written before its writer is taken for dead, in ms
+   * (default 1000). Consumers then skip the slot and count it as poisoned (and lost), and
+   * producers of a multi-producer queue take it over. A writer only descheduled for that long
+   * loses its message the same way, counted: keep it well above the longest pause a live thread
+   * can take on the machine.
+   */
+  readonly poisonTimeoutMs?: number;
 }
 
 /** Options of `SeqlockQueue.attach`. */
@@ -57,6 +66,8 @@ export class QueueCore {
   readonly messageByte: number;
   /** The message layout's name, for error messages. */
   readonly layoutName: string;
+  /** See `QueueOptions.poisonTimeoutMs`. */
+  readonly poisonTimeoutMs: number;
 
   private constructor(views: BufferViews, layoutName: string) {
     const i32 = views.i32;
@@ -69,6 +80,7 @@ export class QueueCore {
     this.slotsByte = H.CONSUMERS_BYTE + this.maxConsumers * H.CONSUMER_ENTRY_BYTES;
     this.signal = new Signal(i32, H.WAKE, H.SLEEPERS);
     this.messageByte = H.SLOT_PAYLOAD_BYTE + i32[H.ENVELOPE_SIZE]!;
+    this.poisonTimeoutMs = i32[H.POISON_TIMEOUT_MS]!;
   }
 
   /** Allocates and initializes a queue buffer for `layout`. */
@@ -80,6 +92,12 @@ export class QueueCore {
     const maxConsumers = options.maxConsumers ?? DEFAULT_MAX_CONSUMERS;
     if (!Number.isInteger(maxConsumers) || maxConsumers < 1 || maxConsumers > 4096) {
       throw new ConfigError(`maxConsumers must be an integer from 1 to 4096, got ${maxConsumers}`);
+    }
+    const poisonTimeoutMs = options.poisonTimeoutMs ?? DEFAULT_POISON_TIMEOUT_MS;
+    if (!Number.isSafeInteger(poisonTimeoutMs) || poisonTimeoutMs < 1 || poisonTimeoutMs > 2 ** 31 - 1) {
+      throw new ConfigError(
+        `poisonTimeoutMs must be a whole number of milliseconds from 1 to 2^31 - 1, got ${poisonTimeoutMs}`,
+      );
     }
     const envelopeSize = options.envelope?.size ?? 0;
     const geometry = queueGeometry(seq.capacity, envelopeSize + layout.size, maxConsumers);
@@ -97,6 +115,7 @@ export class QueueCore {
     i32[H.MAX_CONSUMERS] = maxConsumers;
     i32[H.ENVELOPE_SIZE] = envelopeSize;
     i32[H.ENVELOPE_FINGERPRINT] = options.envelope?.fingerprint ?? 0;
+    i32[H.POISON_TIMEOUT_MS] = poisonTimeoutMs;
     return new QueueCore(viewsOf(buffer), layout.name);
   }
 
@@ -140,18 +159,28 @@ export class QueueCore {
   }
 
   /**
-   * Messages published: a single producer's exact count (a plain read of a Float64 the producer
-   * stores plainly: as stale as a cache line can be), or several producers' claim counter (an
-   * SC load; mod 2^32, exact until it wraps).
+   * Messages published, exact to 2^53: a single producer's count (a plain read of a Float64 the
+   * producer stores plainly after each message: as fresh as a cache line can be), or several
+   * producers' claim counter, widened from 32 bits with an exact sequence recently claimed (the
+   * count then includes messages claimed and still being written). A hint for monitoring and for
+   * where consumers start: the slots' versions and epochs are the protocol.
    */
   published(): number {
-    if (this.kind === QueueKind.SINGLE_PRODUCER) return this.views.f64[H.PUBLISHED_F64]!;
-    return Atomics.load(this.views.i32, H.CLAIM) >>> 0;
+    const { i32, f64 } = this.views;
+    if (this.kind === QueueKind.SINGLE_PRODUCER) return f64[H.PUBLISHED_F64]!;
+    // SC load of the claim counter, the only word producers change with an atomic add.
+    return closestExact(Atomics.load(i32, H.CLAIM) >>> 0, f64[H.CLAIMED_F64]!);
   }
 
-  /** The producer's next sequence as a hint (mod 2^32; may trail by a message in flight). */
-  head(): number {
-    return this.published() >>> 0;
+  /** Slots producers took over from a dead writer, or gave up because another took theirs. */
+  get poisoned(): number {
+    // SC load of a counter only changed by atomic adds.
+    return Atomics.load(this.views.i32, H.POISONED);
+  }
+
+  countPoisoned(): void {
+    // SC add: producers in several threads may count at once.
+    Atomics.add(this.views.i32, H.POISONED, 1);
   }
 
   get closed(): boolean {

@@ -4,15 +4,18 @@ import type { Layout } from './layout.js';
 import { MultiProducer, Producer, type ProducerOptions, type QueueProducer } from './producer.js';
 import { QueueCore, type QueueOptions } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
-import type { Signal } from './signal.js';
+import type { Parker, Signal } from './signal.js';
 
 /** A consumer's entry in `QueueStats`. */
 export interface ConsumerStats {
   readonly index: number;
-  /** Next sequence it will read (mod 2^32). */
+  /** Exact sequence of the next message it will read. */
   readonly position: number;
   readonly received: number;
+  /** Messages it skipped: lapped, or poisoned. */
   readonly lost: number;
+  /** Of those, messages whose writer it took for dead. */
+  readonly poisoned: number;
   /** Messages published that it has not read yet. */
   readonly lag: number;
 }
@@ -22,8 +25,10 @@ export interface QueueStats {
   readonly name: string;
   readonly capacity: number;
   readonly multiProducer: boolean;
-  /** Messages published so far (single producer: exact; multi-producer: claimed, mod 2^32). */
+  /** Messages published so far (multi-producer: claimed, including messages still being written). */
   readonly published: number;
+  /** Slots producers took over from a dead writer, or gave up because another producer took theirs. */
+  readonly poisoned: number;
   readonly closed: boolean;
   /** Consumers parked on the queue's signal right now. */
   readonly sleeping: number;
@@ -46,6 +51,8 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
   readonly layout: Layout<M>;
   readonly envelope: Layout<E & object> | null;
   private readonly core: QueueCore;
+  /** Signals other than the queue's own that producers and consumers made here wake or park on. */
+  private readonly signals = new Set<Parker>();
 
   private constructor(layout: Layout<M>, envelope: Layout<E & object> | null, core: QueueCore) {
     this.layout = layout;
@@ -92,6 +99,7 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
    * threads: a second one is refused until the first is closed.
    */
   producer(options: ProducerOptions = {}): QueueProducer<M, E> {
+    if (options.signal !== undefined) this.signals.add(options.signal);
     if (this.multiProducer) return new MultiProducer<M, E>(this.core, this.layout, this.envelope, options);
     // SC compare-exchange: one producer role per queue, whichever thread asks first.
     if (Atomics.compareExchange(this.core.views.i32, H.PRODUCER_ATTACHED, 0, 1) !== 0) {
@@ -113,6 +121,7 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
 
   /** A new consumer; by default it starts at the head and sees what is published next. */
   consumer(options?: ConsumerOptions): Consumer<M, E> {
+    if (options?.signal !== undefined) this.signals.add(options.signal);
     return new Consumer<M, E>(this.core, this.layout, this.envelope, options);
   }
 
@@ -121,9 +130,15 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
     return this.core.signal;
   }
 
-  /** Marks the end of the stream and wakes every parked consumer (`take` then returns false once drained). */
+  /**
+   * Marks the end of the stream and wakes every parked consumer (`take` then returns false once
+   * drained): those parked on the queue's own signal, and those parked on a signal given to a
+   * producer or consumer made through this object. A signal only another thread's queue object
+   * knows is woken by that thread's producers, or by `signal.wakeAll()`.
+   */
   close(): void {
     this.core.close();
+    for (const parker of this.signals) parker.wakeAll?.();
   }
 
   get closed(): boolean {
@@ -134,26 +149,29 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
   stats(): QueueStats {
     const core = this.core;
     const { i32, f64 } = core.views;
-    const head = core.head();
+    const published = core.published();
     const consumers: ConsumerStats[] = [];
     for (let index = 0; index < core.maxConsumers; index++) {
       const byte = core.consumerEntryByte(index);
-      // SC loads: a monitoring snapshot; each figure is one the owner wrote recently.
+      // SC load of the entry's state; the figures after it are plain reads of what the owner
+      // stores plainly: a monitoring snapshot, each figure recent, not all of one instant.
       if (Atomics.load(i32, (byte + H.CONSUMER_STATE_BYTE) >> 2) === 0) continue;
-      const position = Atomics.load(i32, (byte + H.CONSUMER_POSITION_BYTE) >> 2) >>> 0;
+      const position = f64[(byte + H.CONSUMER_POSITION_BYTE) >> 3]!;
       consumers.push({
         index,
         position,
         received: f64[(byte + H.CONSUMER_RECEIVED_BYTE) >> 3]!,
         lost: f64[(byte + H.CONSUMER_LOST_BYTE) >> 3]!,
-        lag: Math.max(0, (head - position) | 0),
+        poisoned: f64[(byte + H.CONSUMER_POISONED_BYTE) >> 3]!,
+        lag: Math.max(0, published - position),
       });
     }
     return {
       name: this.layout.name,
       capacity: core.seq.capacity,
       multiProducer: this.multiProducer,
-      published: core.published(),
+      published,
+      poisoned: core.poisoned,
       closed: core.closed,
       sleeping: core.signal.sleeping,
       consumers,

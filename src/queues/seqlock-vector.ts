@@ -1,14 +1,17 @@
-import { ConfigError } from '../errors.js';
+import { ConfigError, PoisonedSlotError } from '../errors.js';
 import { type BoundCodec, viewsOf } from './codec.js';
 import type { Layout } from './layout.js';
-import { slotStride } from './queue-header.js';
+import { V8_X86_ORDERING } from './memory-order.js';
+import { DEFAULT_POISON_TIMEOUT_MS, slotStride } from './queue-header.js';
+import { SlotStall } from './stall.js';
 
 /**
  * Where everything lives in a vector's SharedArrayBuffer (Int32 word indices):
  *
  * ```
- * byte 0    ┌ line 0: MAGIC FORMAT LENGTH STRIDE MESSAGE_SIZE FINGERPRINT MAX_READERS ─────┐
- * byte 64   ├ reader table: MAX_READERS entries of 64 bytes: +0 STATE +4 READS            ─┤
+ * byte 0    ┌ line 0: MAGIC FORMAT LENGTH STRIDE MESSAGE_SIZE FINGERPRINT MAX_READERS ────────┐
+ *           │ POISON_TIMEOUT_MS POISONED (keys taken over from a writer that died mid-write)  │
+ * byte 64   ├ reader table: MAX_READERS entries of 64 bytes: +0 STATE                       ─┤
  *           ├ slots: LENGTH × STRIDE bytes: +0 VERSION (odd while written, 0 never) +8 value ┤
  *           └──────────────────────────────────────────────────────────────────────────────┘
  * ```
@@ -21,17 +24,22 @@ const V = {
   MESSAGE_SIZE: 4,
   FINGERPRINT: 5,
   MAX_READERS: 6,
+  POISON_TIMEOUT_MS: 7,
+  POISONED: 8,
   READERS_BYTE: 64,
   READER_ENTRY_BYTES: 64,
   VALUE_BYTE: 8,
 } as const;
 const VECTOR_MAGIC = 0x64727376; // 'drsv'
-const VECTOR_FORMAT = 1;
+const VECTOR_FORMAT = 2;
 
 /**
  * A fixed array of seqlocked values, one per key: writers overwrite, readers always get the
  * newest complete value of a key (flux's SeqlockVector). Nothing queues, nothing is lost by
  * design: only the latest value per key matters (prices per instrument, state per actor).
+ *
+ * A key left odd for longer than the poison timeout (its writer died mid-write) is taken over by
+ * the next writer (and counted in `poisoned`); a reader of it gets a `PoisonedSlotError` meanwhile.
  *
  * @example
  * const prices = SeqlockVector.create(Quote, { length: 1024 });
@@ -48,6 +56,7 @@ export class SeqlockVector<M extends object> {
   private readonly slotsByte: number;
   private readonly maxReaders: number;
   private readonly codec: BoundCodec<M>;
+  private readonly stall: SlotStall;
 
   private constructor(layout: Layout<M>, buffer: SharedArrayBuffer) {
     const views = viewsOf(buffer);
@@ -58,15 +67,22 @@ export class SeqlockVector<M extends object> {
     this.maxReaders = this.i32[V.MAX_READERS]!;
     this.slotsByte = V.READERS_BYTE + this.maxReaders * V.READER_ENTRY_BYTES;
     this.codec = layout.bind(views);
+    this.stall = new SlotStall(this.i32[V.POISON_TIMEOUT_MS]!);
   }
 
   /** Creates a vector of `length` values of `layout`, all unwritten. */
   static create<M extends object>(
     layout: Layout<M>,
-    options: { length: number; maxReaders?: number },
+    options: { length: number; maxReaders?: number; poisonTimeoutMs?: number },
   ): SeqlockVector<M> {
     const length = options?.length;
     const maxReaders = options?.maxReaders ?? 64;
+    const poisonTimeoutMs = options?.poisonTimeoutMs ?? DEFAULT_POISON_TIMEOUT_MS;
+    if (!Number.isSafeInteger(poisonTimeoutMs) || poisonTimeoutMs < 1 || poisonTimeoutMs > 2 ** 31 - 1) {
+      throw new ConfigError(
+        `poisonTimeoutMs must be a whole number of milliseconds from 1 to 2^31 - 1, got ${poisonTimeoutMs}`,
+      );
+    }
     if (!Number.isInteger(length) || length < 1 || length > 2 ** 24) {
       throw new ConfigError(`SeqlockVector length must be an integer from 1 to 2^24, got ${length}`);
     }
@@ -85,6 +101,7 @@ export class SeqlockVector<M extends object> {
     i32[V.MESSAGE_SIZE] = layout.size;
     i32[V.FINGERPRINT] = layout.fingerprint;
     i32[V.MAX_READERS] = maxReaders;
+    i32[V.POISON_TIMEOUT_MS] = poisonTimeoutMs;
     return new SeqlockVector(layout, buffer);
   }
 
@@ -109,28 +126,58 @@ export class SeqlockVector<M extends object> {
 
   /**
    * Overwrites the value of `index`. Several threads may write the same index: a writer that
-   * meets another one mid-write waits for it (writers wait on writers, never on readers).
+   * meets another one mid-write waits for it (writers wait on writers, never on readers), and
+   * after the poison timeout takes the key over from it.
    */
   write(index: number, value: M): void {
     const versionIndex = this.versionIndex(index);
     this.codec.check(value);
     const i32 = this.i32;
-    let version: number;
-    for (;;) {
-      // SC load: the current version; odd means another writer is mid-write.
-      version = Atomics.load(i32, versionIndex);
-      // SC compare-exchange to odd: exactly one writer owns the slot until it stores even.
-      if ((version & 1) === 0 && Atomics.compareExchange(i32, versionIndex, version, version + 1) === version)
+    // SC load: the current version; odd means another writer is mid-write.
+    let version = Atomics.load(i32, versionIndex);
+    for (let spins = 0; ; spins++) {
+      if ((version & 1) === 0) {
+        // SC compare-exchange to odd: exactly one writer owns the key until it stores even. As
+        // a read-modify-write it reads from the last reader's re-check (an RMW), which thereby
+        // synchronizes-with it: no reader's copy can read the stores below.
+        if (Atomics.compareExchange(i32, versionIndex, version, version + 1) === version) break;
+      } else if (spins > 1000 && this.writerDied(index, versionIndex, version)) {
+        // Taken over: still odd, with a version no other writer holds.
+        version += 1;
         break;
+      }
+      // SC load, again.
+      version = Atomics.load(i32, versionIndex);
     }
-    // SC load after the SC read-modify-write, as a fence: the value stores below cannot become
-    // visible before the odd version (the acquire keeps them after it).
-    Atomics.load(i32, versionIndex);
     this.codec.write(versionIndex * 4 + V.VALUE_BYTE, value);
     // Skip 0 when the 32-bit version wraps: 0 means "never written".
     const next = (version + 2) | 0 || 2;
-    // SC store (a release): the value bytes are visible to any reader that sees `next`.
+    // SC store: the value stores above happen-before a reader's SC load that reads `next`.
     Atomics.store(i32, versionIndex, next);
+  }
+
+  /** Keys taken over from a writer that died mid-write. */
+  get poisoned(): number {
+    // SC load of a counter only changed by atomic adds.
+    return Atomics.load(this.i32, V.POISONED);
+  }
+
+  /**
+   * A writer has held key `index` odd (at `version`) since the stall began: once it has for the
+   * poison timeout, take the key over (from odd to the next odd) and count it. Naps meanwhile.
+   */
+  private writerDied(index: number, versionIndex: number, version: number): boolean {
+    this.stall.begin(version, index);
+    if (!this.stall.expired()) {
+      Atomics.wait(this.stall.nap, 0, 0, 0.01);
+      return false;
+    }
+    // SC compare-exchange from the stuck odd version: one writer takes the key over.
+    if (Atomics.compareExchange(this.i32, versionIndex, version, (version + 2) | 0) !== version) return false;
+    this.stall.clear();
+    // SC add: writers in several threads may count at once.
+    Atomics.add(this.i32, V.POISONED, 1);
+    return true;
   }
 
   /** The version of `index`: 0 if never written, odd while being written; changes on every write. */
@@ -139,7 +186,7 @@ export class SeqlockVector<M extends object> {
     return Atomics.load(this.i32, this.versionIndex(index));
   }
 
-  /** A reader handle: each reader owns a word it stores to, which orders its reads (see read). */
+  /** A reader handle (each takes an entry in the vector's reader table). */
   reader(): SeqlockVectorReader<M> {
     for (let i = 0; i < this.maxReaders; i++) {
       const entry = (V.READERS_BYTE + i * V.READER_ENTRY_BYTES) >> 2;
@@ -168,7 +215,7 @@ export class SeqlockVectorReader<M extends object> {
   private readonly i32: Int32Array;
   private readonly entry: number;
   private readonly codec: BoundCodec<M>;
-  private reads = 0;
+  private readonly stall: SlotStall;
   private retriedCount = 0;
 
   /** @internal use `vector.reader()`. */
@@ -177,23 +224,38 @@ export class SeqlockVectorReader<M extends object> {
     this.i32 = i32;
     this.entry = entry;
     this.codec = codec;
+    this.stall = new SlotStall(i32[V.POISON_TIMEOUT_MS]!);
   }
 
-  /** Reads the newest value of `index` into `out`; false if it was never written. Never torn. */
+  /**
+   * Reads the newest value of `index` into `out`; false if it was never written. Never torn.
+   * Throws a `PoisonedSlotError` if a writer has held the key half written for the vector's
+   * poison timeout (a writer that died mid-write; the next write takes the key over).
+   */
   read(index: number, out: M): boolean {
     const i32 = this.i32;
     const versionIndex = this.vector.versionIndex(index);
-    for (;;) {
-      // SC load (acquire): seeing an even version makes that write's value bytes visible.
+    for (let spins = 0; ; spins++) {
+      // SC load: if it reads an even version, it synchronizes-with the writer's SC store of it,
+      // and that write's value bytes are visible to the reads below.
       const before = Atomics.load(i32, versionIndex);
       if (before === 0) return false;
       if ((before & 1) === 0) {
         this.codec.read(versionIndex * 4 + V.VALUE_BYTE, out);
-        // SC store (release) to our own word: the value reads above cannot be satisfied after
-        // it, and the SC load below cannot move before it, so the re-check follows the copy.
-        Atomics.store(i32, this.entry + 1, ++this.reads);
-        // SC load: unchanged means no write overlapped the copy.
-        if (Atomics.load(i32, versionIndex) === before) return true;
+        // The re-check. Opted-in x86 path: an SC load, kept after the copy by x86 and V8's order.
+        // Otherwise an SC read-modify-write that writes back what it reads: the next writer's
+        // claim (an RMW) reads from it and synchronizes-with it, so the copy read none of its stores.
+        const after = V8_X86_ORDERING ? Atomics.load(i32, versionIndex) : Atomics.add(i32, versionIndex, 0);
+        if (after === before) return true;
+      } else if (spins > 1000) {
+        this.stall.begin(before, index);
+        if (this.stall.expired()) {
+          throw new PoisonedSlotError(
+            `SeqlockVector of '${this.vector.layout.name}': key ${index} has been half written for ${this.stall.timeoutMs} ms (its writer died?); the next write takes it over`,
+            this.vector.layout.name,
+            index,
+          );
+        }
       }
       this.retriedCount++;
     }

@@ -24,6 +24,8 @@ export interface Parker {
    * without it never lets an adaptive wait spin past its short spin.
    */
   coreFree?(): boolean;
+  /** Wakes every thread parked here (a queue's `close` calls it on the parkers of its consumers). */
+  wakeAll?(): void;
 }
 
 export class Signal implements Parker {

@@ -42,6 +42,70 @@ describe('parked consumers', () => {
     });
   }
 
+  it('close wakes a consumer parked on a signal its queue shares with another queue', async () => {
+    // Queue b's producer wakes queue a's signal, which b's consumer parks on: one word for both.
+    const a = SeqlockQueue.create(Stress, { capacity: 8 });
+    const b = SeqlockQueue.create(Stress, { capacity: 8 });
+    const producer = b.producer({ signal: a.signal });
+    const worker = startWorker(sleepy, { buffer: b.buffer, strategy: 'blocking', signalOf: a.buffer });
+    workers.push(worker);
+    await messageOfType(worker, 'ready');
+    await untilSleeping(a, 1);
+    const got = messageOfType<{ type: 'got'; got: boolean; seq: number }>(worker, 'got');
+    producer.publish(fillStress(Stress.create(), 7));
+    expect(await got).toMatchObject({ got: true, seq: 7 });
+
+    await untilSleeping(a, 1);
+    const closed = messageOfType<{ type: 'closed'; more: boolean }>(worker, 'closed');
+    b.close();
+    const outcome = await Promise.race([
+      closed,
+      new Promise((r) => setTimeout(() => r('still parked'), 10_000)),
+    ]);
+    expect(outcome).toMatchObject({ more: false });
+    expect(await exited(worker)).toBe(0);
+  });
+
+  it('a ping-pong where each side parks with no timeout: every message wakes its sleeper, none is missed', async () => {
+    // A lost wake-up (a producer that looked for sleepers before its done store) leaves one side
+    // asleep for good: the exchange then stops. Nothing else wakes them. Stuck means no round
+    // for 10 s (a slow machine only makes the rounds slower).
+    const ROUNDS = 20_000;
+    const ping = SeqlockQueue.create(Stress, { capacity: 8 });
+    const pong = SeqlockQueue.create(Stress, { capacity: 8 });
+    const progress = new Int32Array(new SharedArrayBuffer(4));
+    const module = new URL('../fixtures/ping-pong.ts', import.meta.url);
+    const sides = ['ponger', 'pinger'].map((role) =>
+      startWorker(module, {
+        role,
+        ping: ping.buffer,
+        pong: pong.buffer,
+        rounds: ROUNDS,
+        progress: progress.buffer,
+      }),
+    );
+    workers.push(...sides);
+    const [ponger, pinger] = sides as [Worker, Worker];
+    await messageOfType(ponger, 'ready');
+    const done = Promise.all(sides.map((w) => messageOfType<{ type: 'done'; received: number }>(w, 'done')));
+    let finished = false;
+    void done.then(() => (finished = true));
+    for (let seen = -1; !finished; ) {
+      const before = Atomics.load(progress, 0);
+      if (before === seen) break;
+      seen = before;
+      for (let waited = 0; waited < 10_000 && !finished && Atomics.load(progress, 0) === seen; waited += 20) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    expect(finished ? 'finished' : `stuck after ${Atomics.load(progress, 0)} rounds`).toBe('finished');
+    expect(await done).toEqual([
+      { type: 'done', received: ROUNDS },
+      { type: 'done', received: ROUNDS },
+    ]);
+    expect(await exited(pinger)).toBe(0);
+  });
+
   it('close wakes every sleeper at once', async () => {
     const queue = SeqlockQueue.create(Stress, { capacity: 8 });
     const sleepers = [0, 1, 2].map(() => startWorker(sleepy, { buffer: queue.buffer, strategy: 'blocking' }));
