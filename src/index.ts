@@ -55,6 +55,7 @@ export {
   waitStrategyNamed,
 } from './queues/index.js';
 export {
+  type AdapterPositions,
   type AdapterStreamStats,
   type AdapterTimingStats,
   Clock,

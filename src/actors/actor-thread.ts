@@ -82,7 +82,6 @@ export class ActorThread implements WaitCondition {
   async run(): Promise<void> {
     const control = this.spine.control;
     const clock = this.spine.clock;
-    let idle = false;
     let lastYield = clock.now();
     for (;;) {
       const phase = control.phase;
@@ -97,20 +96,13 @@ export class ActorThread implements WaitCondition {
       this.current = undefined;
       let timedOut = false;
       if (work === 0) {
-        if (!idle) {
-          idle = true;
-          control.setIdle(this.worker, true);
-        }
+        // Idle only while it waits: whatever ends the wait (a message, the timeout of a thread
+        // driven by time, a phase change), the next round may run a handler, and it is marked
+        // busy before that round starts, so that a stop never takes a thread in a handler (or
+        // a message about to be polled) for an idle one.
+        control.setIdle(this.worker, true);
         this.parkedPhase = phase;
-        timedOut = !this.strategy.wait(this, this.parker, this.idleTimeoutMs);
-        if (!timedOut) {
-          // Woken because something is waiting: not idle any more, before the work starts, so
-          // that a stop never takes a thread busy in a long handler for a drained one.
-          idle = false;
-          control.setIdle(this.worker, false);
-        }
-      } else if (idle) {
-        idle = false;
+        timedOut = !this.strategy.wait(this, this.parker, this.parkTimeoutMs());
         control.setIdle(this.worker, false);
       }
       // A wake-up by a message goes straight back to the actors; the event loop gets its turn
@@ -123,6 +115,21 @@ export class ActorThread implements WaitCondition {
         lastYield = now;
       }
     }
+  }
+
+  /**
+   * The longest park: the shortest idle timeout of the thread's actors, or less while a consumer
+   * waits for a writer that may have died (its slot is skipped once the poison timeout passes,
+   * and only a round that polls it can do so).
+   */
+  private parkTimeoutMs(): number {
+    let timeout = this.idleTimeoutMs;
+    const actors = this.actors;
+    for (let i = 0; i < actors.length; i++) {
+      const stalled = actors[i]!.adapter.stallRemainingMs();
+      if (stalled + 1 < timeout) timeout = stalled + 1;
+    }
+    return timeout;
   }
 
   /** The streams this thread's actors consume (cached: it grows only when an actor starts a new one). */

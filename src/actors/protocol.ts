@@ -5,6 +5,7 @@
  */
 import type { WaitStrategyName } from '../queues/index.js';
 import type {
+  AdapterPositions,
   AdapterStart,
   AdapterStreamStats,
   AdapterTimingStats,
@@ -44,8 +45,10 @@ export type FromWorker =
       readonly name: string;
       readonly stream?: string;
       readonly error: ErrorInfo;
-      /** Where the crashed actor's consumers were, per stream index: a restart resumes there. */
-      readonly positions: readonly (number | null)[];
+      /** Where the crashed actor's consumers were: a restart resumes there. */
+      readonly positions: AdapterPositions;
+      /** What every actor of the thread did until the crash (a restart starts counting anew). */
+      readonly actors: readonly ActorReport[];
     }
   | { readonly type: 'exited'; readonly actors: readonly ActorReport[] }
   | { readonly type: 'names-received' };

@@ -2,6 +2,7 @@ import type { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
 import { type WaitStrategyName, waitStrategyNamed } from '../queues/index.js';
 import {
+  type AdapterPositions,
   type AdapterStart,
   MAX_WORKERS,
   Phase,
@@ -38,6 +39,8 @@ interface ThreadState {
   restarting?: boolean;
   /** Resolves `start`'s wait for this thread to have the actors' names. */
   namesReceived?: () => void;
+  /** What earlier incarnations of the thread's actors did, reported at their crash. */
+  readonly earlier: ActorReport[];
 }
 
 type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -78,6 +81,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   ): { readonly id: number; readonly ready: Promise<void> } {
     if (this.state === 'stopping' || this.state === 'stopped')
       throw new SystemStateError('cannot spawn: the system is stopping');
+    if (this.state === 'starting') {
+      throw new SystemStateError(
+        'cannot spawn while start() is under way: spawn before start(), or await it and spawn then (the actor starts at once)',
+      );
+    }
     checkSpawnOptions(options);
     const entry: ActorEntry = {
       id: this.actors.length,
@@ -100,7 +108,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     if (thread === undefined) {
       if (this.threads.size >= MAX_WORKERS)
         throw new ConfigError(`a system runs at most ${MAX_WORKERS} threads`);
-      thread = { index: this.threads.size, name: threadName, actors: [], status: 'pending', wait };
+      thread = {
+        index: this.threads.size,
+        name: threadName,
+        actors: [],
+        status: 'pending',
+        wait,
+        earlier: [],
+      };
       this.threads.set(threadName, thread);
     }
     thread.actors.push(entry);
@@ -125,7 +140,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     this.state = 'starting';
     // Consumers created before any actor runs start where the streams are now: nothing
     // published after the start is missed, even by an actor whose first loop comes late.
-    const startAt = this.spine.names.map((_, i) => this.spine.queue(i).stats().published);
+    const startAt: AdapterPositions = {
+      streams: this.spine.names.map((_, i) => this.spine.queue(i).stats().published),
+    };
     try {
       await Promise.all([...this.threads.values()].map((t) => this.launch(t, startAt)));
       const byName = new Map<string, number>();
@@ -204,7 +221,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
     this.state = 'stopped';
     return {
-      actors: [...this.threads.values()].flatMap((t) => t.report ?? []),
+      actors: [...this.threads.values()].flatMap((t) => mergeReports([...t.earlier, ...(t.report ?? [])])),
       streams: this.spine.names.map((stream, i) => ({ stream, ...this.spine.queue(i).stats() })),
       refused: control.refused,
       drained,
@@ -215,6 +232,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
   private launch(thread: ThreadState, start: AdapterStart): Promise<void> {
     thread.status = 'starting';
+    // Busy until the new worker says otherwise: an idle word left by a crashed predecessor
+    // would let a stop take a thread coming up for a drained one.
+    this.spine.control.setIdle(thread.index, false);
     const worker = launchActorWorker({
       worker: thread.index,
       wait: thread.wait,
@@ -257,6 +277,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
           message.error.stack,
         );
         settle?.reject(crash);
+        thread.earlier.push(...message.actors);
         this.onCrash(thread, crash, message.positions);
       } else if (message.type === 'names-received') {
         thread.namesReceived?.();
@@ -291,11 +312,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
    * throw and gave back everything it held. Only such a crash is restartable: a worker that died
    * otherwise may still hold producer roles and consumer entries.
    */
-  private onCrash(
-    thread: ThreadState,
-    crash: ActorCrashedError,
-    positions?: readonly (number | null)[],
-  ): void {
+  private onCrash(thread: ThreadState, crash: ActorCrashedError, positions?: AdapterPositions): void {
     if (thread.status === 'crashed' || thread.status === 'exited') return;
     thread.status = 'crashed';
     thread.namesReceived?.();
@@ -318,11 +335,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
    * Relaunches a crashed single-actor thread once its worker has ended. Its consumers resume
    * where the crashed ones were: what the ring overwrote meanwhile is counted as lost.
    */
-  private async restart(
-    thread: ThreadState,
-    actor: ActorEntry,
-    positions: readonly (number | null)[],
-  ): Promise<void> {
+  private async restart(thread: ThreadState, actor: ActorEntry, positions: AdapterPositions): Promise<void> {
     thread.restarting = true;
     const ended = await Promise.race([thread.exit!.then(() => true), sleep(1000).then(() => false)]);
     // A crashed worker kept alive by a timer or a socket of the actor's is ended here.
@@ -396,6 +409,45 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const message: ToWorker = { type: 'names', names: this.names() };
     for (const t of this.threads.values()) if (t.status === 'running') t.worker?.postMessage(message);
   }
+}
+
+/**
+ * One report per actor: the figures of its incarnations (a restarted actor's crashed runs, then
+ * its last) summed stream by stream and actor by actor.
+ */
+function mergeReports(reports: readonly ActorReport[]): ActorReport[] {
+  const byId = new Map<number, ActorReport>();
+  for (const report of reports) {
+    const before = byId.get(report.id);
+    byId.set(report.id, before === undefined ? report : sumReports(before, report));
+  }
+  return [...byId.values()];
+}
+
+function sumReports(a: ActorReport, b: ActorReport): ActorReport {
+  const streams = a.streams.map((s, i) => {
+    const t = b.streams[i]!;
+    return {
+      stream: s.stream,
+      handled: s.handled + t.handled,
+      skipped: s.skipped + t.skipped,
+      lost: s.lost + t.lost,
+      poisoned: s.poisoned + t.poisoned,
+      failed: s.failed + t.failed,
+      produced: s.produced + t.produced,
+    };
+  });
+  const timings = new Map(a.timings.map((t) => [t.actor, t]));
+  for (const t of b.timings) {
+    const earlier = timings.get(t.actor);
+    timings.set(
+      t.actor,
+      earlier === undefined
+        ? t
+        : { actor: t.actor, handled: earlier.handled + t.handled, lost: earlier.lost + t.lost },
+    );
+  }
+  return { id: b.id, name: b.name, streams, timings: [...timings.values()] };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -8,6 +8,7 @@ import { Actor } from './actor.js';
 import { ActorThread, type RunningActor } from './actor-thread.js';
 import {
   type ActorAssignment,
+  type ActorReport,
   type ActorWorkerData,
   errorInfo,
   type FromWorker,
@@ -77,11 +78,13 @@ async function main(): Promise<void> {
     const culprit = thread.current ?? actors[0]!;
     const stream = stage === 'run' ? culprit.adapter.currentStream : undefined;
     const positions = culprit.adapter.positions();
+    const reports = actors.map(report);
     // Give back consumer entries and producer roles first: a restarted actor needs them.
     for (const running of actors) running.adapter.close();
     thread.close();
     post({
       positions,
+      actors: reports,
       type: 'crashed',
       actor: culprit.id,
       name: culprit.actor.name,
@@ -93,16 +96,17 @@ async function main(): Promise<void> {
   }
   for (const running of actors) running.adapter.close();
   thread.close();
-  post({
-    type: 'exited',
-    actors: actors.map((a) => ({
-      id: a.id,
-      name: a.actor.name,
-      streams: a.adapter.stats(),
-      timings: a.adapter.timingStats(),
-    })),
-  });
+  post({ type: 'exited', actors: actors.map(report) });
   port.close();
+}
+
+function report(running: RunningActor): ActorReport {
+  return {
+    id: running.id,
+    name: running.actor.name,
+    streams: running.adapter.stats(),
+    timings: running.adapter.timingStats(),
+  };
 }
 
 await main();

@@ -41,16 +41,27 @@ export interface AdapterStreamStats {
   readonly handled: number;
   /** Read but not handled: filtered out, or older than the newest in `consumeLast`. */
   readonly skipped: number;
-  /** Skipped because a producer lapped this actor's consumer. */
+  /** Skipped because a producer lapped this actor's consumer, or because their writer died. */
   readonly lost: number;
+  /** Of those lost, messages whose writer died half way (see `QueueOptions.poisonTimeoutMs`). */
+  readonly poisoned: number;
+  /** Read and handed to the handler, which threw: neither handled nor lost. */
+  readonly failed: number;
   readonly produced: number;
 }
 
 /**
- * Where an actor's lazily created consumers start: at the head, or per stream index at an exact
- * sequence (`null`/missing: the head).
+ * Where an actor's lazily created consumers start: at the head, or at exact sequences: per
+ * stream index (`null`/missing: the head), and per actor id on the timing queues it observes
+ * (missing: the first record).
  */
-export type AdapterStart = 'head' | readonly (number | null)[];
+export type AdapterStart = 'head' | AdapterPositions;
+
+/** Exact sequences an adapter's consumers read next (see `AdapterStart`). */
+export interface AdapterPositions {
+  readonly streams: readonly (number | null)[];
+  readonly timings?: Readonly<Record<number, number>>;
+}
 
 /**
  * An actor's view of the spine. `consume` drains a stream through a handler: before each call it
@@ -70,6 +81,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private readonly producers: (QueueProducer<object, Tracking> | undefined)[] = [];
   private readonly handled: number[] = [];
   private readonly skipped: number[] = [];
+  private readonly failures: number[] = [];
   private readonly timing: QueueProducer<TimingRecord> | undefined;
   private readonly record = TimingRecord.create();
   private readonly timings: TimingReader;
@@ -112,11 +124,12 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // Timing records wake no one: their readers poll them whenever their thread is awake, and no
     // thread parks on a timing queue's signal. On x86 that saves a fence per handler call.
     this.timing = spine.timingQueue(actorId)?.producer({ wakes: false });
-    this.timings = new TimingReader(spine, start !== 'head');
+    this.timings = new TimingReader(spine, start === 'head' ? 'head' : (start.timings ?? {}));
     this.context = new HandlerContext(spine.names, this.lastTracking);
     for (let i = 0; i < spine.names.length; i++) {
       this.handled.push(0);
       this.skipped.push(0);
+      this.failures.push(0);
     }
   }
 
@@ -187,8 +200,14 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       envelope.origin_t = context.tracking.origin_t;
       envelope.parent_stream = context.streamIndex;
       envelope.parent_seq = context.seq;
-    } else if (!this.stampIngress(envelope, now)) return false;
-    envelope.publish_t = now;
+      // Never before the handler's start (itself never before its message's publish time, read
+      // on another thread's clock): every message keeps origin_t ≤ publish_t. A comparison, not
+      // Math.max (see `handle`).
+      const start = context.start;
+      // biome-ignore lint/complexity/useMathMinMax: deliberate, see above
+      envelope.publish_t = now > start ? now : start;
+    } else if (this.stampIngress(envelope, now)) envelope.publish_t = now;
+    else return false;
     producer.publish(value as object);
     return true;
   }
@@ -250,9 +269,24 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     return this.timings.ready();
   }
 
-  /** Per stream index, the sequence this adapter's consumer reads next (`null`: no consumer). */
-  positions(): (number | null)[] {
-    return this.spine.names.map((_, i) => this.consumers[i]?.sequence ?? null);
+  /** Where this adapter's consumers read next, spine streams and timing queues (where a restart resumes). */
+  positions(): AdapterPositions {
+    return {
+      streams: this.spine.names.map((_, i) => this.consumers[i]?.sequence ?? null),
+      timings: this.timings.positions(),
+    };
+  }
+
+  /**
+   * @internal milliseconds until a writer one of this adapter's consumers waits for is taken for
+   * dead (Infinity: none): a thread parks no longer than this.
+   */
+  stallRemainingMs(): number {
+    let least = this.timings.stallRemainingMs();
+    const consumed = this.consumed;
+    for (let i = 0; i < consumed.length; i++)
+      least = Math.min(least, this.consumers[consumed[i]!]!.stallRemainingMs());
+    return least;
   }
 
   /** @internal indices of the streams this adapter consumes (a thread parks on them). */
@@ -273,6 +307,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       handled: this.handled[i]!,
       skipped: this.skipped[i]!,
       lost: this.consumers[i]?.lost ?? 0,
+      poisoned: this.consumers[i]?.poisoned ?? 0,
+      failed: this.failures[i]!,
       produced: this.producers[i]?.published ?? 0,
     }));
   }
@@ -410,18 +446,23 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const hint = this.clockHint;
     // biome-ignore lint/complexity/useMathMinMax: deliberate, see above
     const start = hint > published ? hint : published;
+    context.start = start;
     try {
       handler(msg as MessageOf<D, StreamName<D>>, this, context);
     } catch (error) {
       // Even when the actor catches it, what it produces next is not a child; the crash report
-      // names this stream.
+      // names this stream, and the message is counted as failed.
       this.inHandler = false;
       this.failed = index;
+      this.failures[index]!++;
       this.endDrain();
       throw error;
     }
     this.inHandler = false;
-    const end = clock.now();
+    // Never before the start, which may come from another thread's clock.
+    const now = clock.now();
+    // biome-ignore lint/complexity/useMathMinMax: as for `start`
+    const end = now > start ? now : start;
     const timing = this.timing;
     if (timing !== undefined) {
       const r = this.record;
@@ -447,6 +488,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     return {
       streamIndex: context.streamIndex,
       seq: context.seq,
+      start: context.start,
       tracking,
       inHandler: this.inHandler,
       drainIndex: this.drainIndex,
@@ -460,6 +502,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const context = this.context;
     context.streamIndex = saved.streamIndex;
     context.seq = saved.seq;
+    context.start = saved.start;
     context.tracking = saved.tracking;
     this.inHandler = saved.inHandler;
     this.drainIndex = saved.drainIndex;
@@ -500,7 +543,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const existing = this.consumers[index];
     if (existing !== undefined) return existing;
     const queue = this.spine.queue(index);
-    const from = this.start === 'head' ? 'head' : (this.start[index] ?? 'head');
+    const from = this.start === 'head' ? 'head' : (this.start.streams[index] ?? 'head');
     const consumer = queue.consumer({ from, signal: this.spine.control.streamSignal(index) });
     this.consumers[index] = consumer;
     this.consumed.push(index);
@@ -536,6 +579,7 @@ const ALL = 0x3fffffff;
 interface SavedContext {
   readonly streamIndex: number;
   readonly seq: number;
+  readonly start: number;
   readonly tracking: Tracking;
   readonly inHandler: boolean;
   readonly drainIndex: number;
@@ -550,6 +594,8 @@ interface SavedContext {
 class HandlerContext implements MessageMeta {
   streamIndex = NO_PARENT;
   seq = 0;
+  /** When the running handler started (ns, spine clock): what it produces is published no earlier. */
+  start = 0;
   tracking: Tracking;
   private readonly names: readonly string[];
 

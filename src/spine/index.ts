@@ -1,4 +1,5 @@
 export {
+  type AdapterPositions,
   type AdapterStart,
   type AdapterStreamStats,
   type Handler,
@@ -24,5 +25,5 @@ export {
   type StreamQueue,
   type TimingQueue,
 } from './spine.js';
-export { type AdapterTimingStats, TimingReader } from './timing-reader.js';
+export { type AdapterTimingStats, TimingReader, type TimingStart } from './timing-reader.js';
 export { MAX_STREAMS, NO_PARENT, TimingRecord, Tracking } from './tracking.js';

@@ -11,6 +11,13 @@ export interface AdapterTimingStats {
 }
 
 /**
+ * Where a timing reader starts on each actor's queue: `'head'` (an observer spawned mid-run), or
+ * per actor id an exact sequence, and 0 for an actor not listed (an observer running from the
+ * start, or restarted where its predecessor stopped).
+ */
+export type TimingStart = 'head' | Readonly<Record<number, number>>;
+
+/**
  * An observer's reader of every actor's timing queue known to its thread. It attaches to a
  * queue the first time it is asked after the queue appears (actors spawned mid-run included).
  * Timing queues wake nobody — their producers use the queue's own, unwatched signal — so that
@@ -18,16 +25,15 @@ export interface AdapterTimingStats {
  */
 export class TimingReader {
   private readonly spine: Spine;
-  private readonly fromStart: boolean;
+  private readonly start: TimingStart;
   private readonly consumers: Consumer<TimingRecord>[] = [];
   /** Actor ids of `consumers`, in the same order. */
   private readonly actors: number[] = [];
   private readonly out = TimingRecord.create();
 
-  /** `fromStart`: read each queue from its first record (an observer spawned before the start). */
-  constructor(spine: Spine, fromStart: boolean) {
+  constructor(spine: Spine, start: TimingStart) {
     this.spine = spine;
-    this.fromStart = fromStart;
+    this.start = start;
   }
 
   /** Hands every waiting record to `handler`; returns how many. */
@@ -67,6 +73,21 @@ export class TimingReader {
     }));
   }
 
+  /** Per actor id, the exact sequence this reader reads next (where a restart resumes). */
+  positions(): Record<number, number> {
+    const positions: Record<number, number> = {};
+    for (let i = 0; i < this.consumers.length; i++) positions[this.actors[i]!] = this.consumers[i]!.sequence;
+    return positions;
+  }
+
+  /** Milliseconds until a writer this reader waits for is taken for dead (Infinity: none). */
+  stallRemainingMs(): number {
+    let least = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < this.consumers.length; i++)
+      least = Math.min(least, this.consumers[i]!.stallRemainingMs());
+    return least;
+  }
+
   close(): void {
     for (const c of this.consumers) c.close();
   }
@@ -75,7 +96,8 @@ export class TimingReader {
     const attached = new Set(this.actors);
     for (const [actor, queue] of this.spine.timings) {
       if (attached.has(actor)) continue;
-      this.consumers.push(queue.consumer({ from: this.fromStart ? 0 : 'head' }));
+      const from = this.start === 'head' ? 'head' : (this.start[actor] ?? 0);
+      this.consumers.push(queue.consumer({ from }));
       this.actors.push(actor);
     }
   }

@@ -179,14 +179,14 @@ describe('SpineAdapter consume variants', () => {
         producers.produce('orders', { tick: tick.n, side: 1 });
       }),
     ).toThrow(boom);
-    // Ticks 0 and 1 were handled; the handler that threw is not counted.
-    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 2 });
+    // Ticks 0 and 1 were handled; the tick whose handler threw is counted as failed.
+    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 2, failed: 1, lost: 0 });
     expect(actor.currentStream).toBe('ticks');
     // The next consume starts afresh: tick 3 and 4, children of their own ticks.
     expect(
       actor.consume('ticks', (tick, producers) => producers.produce('orders', { tick: tick.n, side: 1 })),
     ).toBe(2);
-    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 4 });
+    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 4, failed: 1 });
     // Outside any handler a produce is ingress again: no parent.
     expect(actor.produce('orders', { tick: 99, side: 0 })).toBe(true);
     const got = orders();
@@ -278,5 +278,45 @@ describe('SpineAdapter consume variants', () => {
     );
     // The first producer is unaffected.
     expect(feed.produce('ticks', { n: 2, price: 1 })).toBe(true);
+  });
+
+  it('every timing record keeps origin ≤ publish ≤ start ≤ end, and every child publish ≥ its parent, across clocks', () => {
+    const { spine, actor, ticksIndex } = rig();
+    // A tick stamped by another thread whose clock runs ahead of this one by a second: its
+    // publish time lies in this thread's future.
+    const producer = spine.queue(ticksIndex).producer({ signal: spine.control.streamSignal(ticksIndex) });
+    const ahead = spine.clock.now() + 1e9;
+    Object.assign(producer.envelope, {
+      origin_t: ahead - 10,
+      publish_t: ahead,
+      parent_stream: NO_PARENT,
+      parent_seq: 0,
+      actor: 0,
+    });
+    producer.publish({ n: 1, price: 1 });
+    const reader = new SpineAdapter<TestSpine>(spine, 3, 'reader-2');
+    reader.consume('orders', () => {});
+    const records: TimingRecord[] = [];
+    reader.consumeTimings((r) => {
+      records.push({ ...r });
+    });
+    expect(
+      actor.consume('ticks', (tick, producers) => producers.produce('orders', { tick: tick.n, side: 0 })),
+    ).toBe(1);
+    reader.consumeTimings((r) => {
+      records.push({ ...r });
+    });
+    const [record] = records.filter((r) => r.actor === 1);
+    expect(record).toBeDefined();
+    const { origin_t, publish_t, start_t, end_t } = record!;
+    expect(origin_t).toBeLessThanOrEqual(publish_t);
+    expect(publish_t).toBeLessThanOrEqual(start_t);
+    expect(start_t).toBeLessThanOrEqual(end_t);
+    let child = { origin: 0, publish: 0 };
+    reader.consume('orders', (_order, _producers, meta) => {
+      child = { origin: meta.tracking.origin_t, publish: meta.tracking.publish_t };
+    });
+    expect(child.origin).toBe(ahead - 10);
+    expect(child.publish).toBeGreaterThanOrEqual(start_t);
   });
 });

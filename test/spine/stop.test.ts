@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { SpineAdapter, System, SystemStateError } from '../../src/index.js';
+import { spine, type TestSpine } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
+
+const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+
+describe('a graceful stop', () => {
+  it('waits for a handler in flight on a thread shared with an actor driven by time, and for what it produces', async () => {
+    const trigger = new SharedArrayBuffer(4);
+    const entered = new SharedArrayBuffer(4);
+    const system = new System(spine);
+    // One thread: an ingress actor that wakes every millisecond, and a handler that works 300 ms.
+    system.spawn(fixture('trigger-feed'), { args: { trigger }, thread: 'shared' });
+    system.spawn(fixture('relay'), {
+      args: { name: 'slow', from: 'ticks', workMs: 300, entered },
+      thread: 'shared',
+    });
+    // The consumer of the slow handler's output, on a thread of its own.
+    system.spawn(fixture('relay'), { args: { name: 'sink', from: 'orders' } });
+    await system.start();
+    // Let the shared thread go idle between its timed-out parks, then feed it one tick.
+    await new Promise((r) => setTimeout(r, 50));
+    Atomics.store(new Int32Array(trigger), 0, 1);
+    await until(() => Atomics.load(new Int32Array(entered), 0) === 1, 'the slow handler to start');
+    const report = await system.stop();
+    const of = (actor: string, stream: string) =>
+      report.actors.find((a) => a.name === actor)!.streams.find((s) => s.stream === stream)!;
+    const published = (stream: string) => report.streams.find((s) => s.stream === stream)!.published;
+    expect(published('ticks')).toBe(1);
+    expect(of('slow', 'ticks')).toMatchObject({ handled: 1, lost: 0 });
+    // The order the slow handler produced after the stop began was handled before the threads left.
+    expect(published('orders')).toBe(1);
+    expect(of('sink', 'orders')).toMatchObject({ handled: 1, lost: 0 });
+    expect(published('fills')).toBe(1);
+    expect(report.drained).toBe(true);
+  });
+
+  it('ingress after the stop began is refused, and every attempt counted', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('exit-ingress'), { args: { count: 2, atExit: 3 } });
+    system.spawn(fixture('relay'), { args: { name: 'strategy', from: 'ticks' } });
+    await system.start();
+    await until(() => system.spine.queue(0).stats().published === 2, 'the two ticks');
+    const report = await system.stop();
+    expect(report.refused).toBe(3);
+    expect(report.crashes).toEqual([]);
+    expect(report.streams.find((s) => s.stream === 'ticks')!.published).toBe(2);
+    expect(report.actors.find((a) => a.name === 'strategy')!.streams[0]).toMatchObject({
+      handled: 2,
+      lost: 0,
+    });
+  });
+
+  it('spawn while start() is under way is refused with a clear error, and start() settles', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('idle'), { args: { name: 'first' } });
+    const starting = system.start();
+    expect(() => system.spawn(fixture('idle'), { args: { name: 'late' } })).toThrow(SystemStateError);
+    expect(() => system.spawn(fixture('idle'), { args: { name: 'late' } })).toThrow(/start\(\) is under way/);
+    await starting;
+    // Once running, a spawn starts the actor at once.
+    await system.spawn(fixture('idle'), { args: { name: 'after' } }).ready;
+    const report = await system.stop();
+    expect(report.actors.map((a) => a.name).sort()).toEqual(['after', 'first']);
+    expect(system.liveThreads).toEqual([]);
+  });
+});
+
+describe('wake-ups', () => {
+  it('parked actors are woken by every message, with the idle timeout out of reach', async () => {
+    // The actors park for up to ten minutes: only a producer's wake-up brings a message to them.
+    const system = new System(spine);
+    for (const [name, from] of [
+      ['strategy', 'ticks'],
+      ['gateway', 'orders'],
+    ] as const) {
+      system.spawn(fixture('relay'), { args: { name, from, idleTimeoutMs: 600_000 }, wait: 'blocking' });
+    }
+    const main = new SpineAdapter<TestSpine>(system.spine, 255, 'test');
+    const fills: number[] = [];
+    const onFill = (fill: { order: number }) => {
+      fills.push(fill.order);
+    };
+    main.consume('fills', onFill);
+    await system.start();
+    for (let n = 0; n < 30; n++) {
+      // Both actors are parked before each tick.
+      await until(() => system.spine.control.sleeping === 2, 'both actors to park', 10_000);
+      expect(main.produce('ticks', { n, price: 1 })).toBe(true);
+      await until(
+        () => main.consume('fills', onFill) > 0 || fills.length > n,
+        `the fill of tick ${n}`,
+        10_000,
+      );
+    }
+    expect(fills).toEqual(Array.from({ length: 30 }, (_, n) => n));
+    main.close();
+    await system.stop();
+  });
+});
+
+describe('a restarted actor', () => {
+  it('an observer restarted after a crash resumes every timing queue where it stopped: no record twice, none lost', async () => {
+    const channel = `timing-observer-${Math.random()}`;
+    const bc = new BroadcastChannel(channel);
+    const lastIncarnation = new Promise<number>((resolve) => {
+      bc.onmessage = (event) => resolve((event as unknown as { data: { records: number } }).data.records);
+    });
+    const system = new System(spine);
+    // A feed that runs until the stop (paced), so that records keep coming after the restart.
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 1 } });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('timing-observer'), {
+      args: { crashAt: 50, crashed: new SharedArrayBuffer(4), channel },
+      restarts: 1,
+    });
+    await system.start();
+    await until(() => system.crashReports.length === 1, 'the observer to crash once');
+    const strategyRecords = () => system.spine.timingQueue(1)!.stats().published;
+    const atCrash = strategyRecords();
+    await until(() => strategyRecords() > atCrash + 200, 'records after the restart');
+    const report = await system.stop();
+    const published = strategyRecords();
+    // Both incarnations together read each of the strategy's records once.
+    const observer = report.actors.find((a) => a.name === 'timing-observer')!;
+    expect(observer.timings.find((t) => t.actor === 'strategy')).toEqual({
+      actor: 'strategy',
+      handled: published,
+      lost: 0,
+    });
+    // The restarted one read only what the crashed one had not: at least 50 fewer.
+    const records = await lastIncarnation;
+    bc.close();
+    expect(records).toBeGreaterThan(0);
+    expect(records).toBeLessThanOrEqual(published - 50);
+    expect(report.drained).toBe(true);
+  });
+});
