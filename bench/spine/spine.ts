@@ -39,3 +39,14 @@ export interface LatencyReport {
   readonly p99: number;
   readonly p999: number;
 }
+
+/** The floor pipeline's hops (spine/floor-worker.ts): slots per ring, Float64 words per slot. */
+export const FLOOR_SLOTS = 1 << 14;
+export const FLOOR_SLOT_F64 = 8;
+/** Float64 index of a hop's first slot: its head word sits alone on the first cache line. */
+export const FLOOR_SLOTS_F64 = 8;
+
+/** A floor hop's buffer: its head word, then its slots. */
+export function floorLink(): SharedArrayBuffer {
+  return new SharedArrayBuffer((FLOOR_SLOTS_F64 + FLOOR_SLOTS * FLOOR_SLOT_F64) * 8);
+}

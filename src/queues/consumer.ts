@@ -72,6 +72,9 @@ export class Consumer<M, E = null> implements WaitCondition {
   private readonly strategy: WaitStrategy;
   private readonly signal: Parker;
   private readonly multi: boolean;
+  private readonly mask: number;
+  /** Int32 words from one slot to the next. */
+  private readonly strideWords: number;
   private readonly stall: SlotStall;
   private readonly onPoisoned: ((event: PoisonedSlot) => void) | undefined;
   /** Consumer table entry: Float64 indices of POSITION, RECEIVED, LOST and POISONED. */
@@ -111,6 +114,8 @@ export class Consumer<M, E = null> implements WaitCondition {
     this.strategy = options.wait ?? new AdaptiveWaitStrategy();
     this.signal = options.signal ?? core.signal;
     this.multi = core.kind === QueueKind.MULTI_PRODUCER;
+    this.mask = core.seq.mask;
+    this.strideWords = core.stride >> 2;
     this.stall = new SlotStall(core.poisonTimeoutMs);
     this.onPoisoned = options.onPoisoned;
     const start = startSequence(core, options.from ?? 'head');
@@ -152,7 +157,7 @@ export class Consumer<M, E = null> implements WaitCondition {
         const after = V8_X86_ORDERING ? Atomics.load(i32, versionIndex) : Atomics.add(i32, versionIndex, 0);
         if (after === before && epoch === this.epoch) {
           this.f64[this.receivedIndex] = ++this.receivedCount;
-          this.moveTo(this.next + 1);
+          this.advance();
           return true;
         }
         // Overwritten during the copy, or the same low 32 bits of another epoch: lapped.
@@ -265,6 +270,24 @@ export class Consumer<M, E = null> implements WaitCondition {
     this.released = true;
     // SC store: a later `claimEntry` CAS in any thread sees the entry free.
     Atomics.store(this.i32, this.core.consumerEntryByte(this.entry) >> 2, 0);
+  }
+
+  /**
+   * Moves on by one message: within a lap only the slot changes (the versions and epochs
+   * expected change at a lap's first slot, where `moveTo` recomputes them).
+   */
+  private advance(): void {
+    const next = this.next + 1;
+    const seq = (this.seq + 1) >>> 0;
+    if ((seq & this.mask) === 0) {
+      this.moveTo(next);
+      return;
+    }
+    this.next = next;
+    this.seq = seq;
+    this.versionIndex += this.strideWords;
+    // Plain store: a monitoring figure; the slot words are the protocol.
+    this.f64[this.positionIndex] = next;
   }
 
   /** Points every field at exact sequence `next`, and publishes it as this consumer's position. */
