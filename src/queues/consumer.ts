@@ -4,7 +4,7 @@ import type { Layout } from './layout.js';
 import { V8_X86_ORDERING } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
-import { epochOf, WRAP } from './sequence.js';
+import { ABANDONED_VERSION, epochOf, WRAP } from './sequence.js';
 import type { Parker } from './signal.js';
 import { type PoisonedSlot, SlotStall } from './stall.js';
 import { AdaptiveWaitStrategy, type WaitCondition, type WaitStrategy } from './wait-strategy.js';
@@ -35,6 +35,13 @@ export interface ConsumerOptions {
    * error it throws comes out of the `poll` that skipped.
    */
   readonly onPoisoned?: (event: PoisonedSlot) => void;
+  /**
+   * How the consumer's position reaches `queue.stats()`: `'poll'` (default), stored plainly by
+   * every poll, a monitoring hint; `'commit'`, only by `commit()`, with an SC store, so that a
+   * thread that reads the position with an SC load also sees everything the owner did before
+   * committing (the spine's adapters commit after their handlers: a stop waits for handlers).
+   */
+  readonly positions?: 'poll' | 'commit';
 }
 
 /** What a consumer's next slot holds. */
@@ -45,6 +52,8 @@ const EMPTY = 1;
 const STUCK = 2;
 /** A later lap: the producer lapped this consumer. */
 const LATER = 3;
+/** A multi-producer slot abandoned half written: none of its sequences carries a message. */
+const ABANDONED = 4;
 
 /** How many empty polls of a multi-producer queue pass between two looks at its claim counter. */
 const CLAIM_CHECK_EVERY = 16;
@@ -77,7 +86,9 @@ export class Consumer<M, E = null> implements WaitCondition {
   private readonly strideWords: number;
   private readonly stall: SlotStall;
   private readonly onPoisoned: ((event: PoisonedSlot) => void) | undefined;
-  /** Consumer table entry: Float64 indices of POSITION, RECEIVED, LOST and POISONED. */
+  /** Consumer table entry: Int32 index of COMMITTED; Float64 indices of POSITION, RECEIVED, LOST, POISONED. */
+  private readonly committedIndex: number;
+  private readonly commits: boolean;
   private readonly positionIndex: number;
   private readonly receivedIndex: number;
   private readonly lostIndex: number;
@@ -96,6 +107,10 @@ export class Consumer<M, E = null> implements WaitCondition {
   private lostCount = 0;
   private poisonedCount = 0;
   private emptyChecks = 0;
+  /** The position the last `commit` published. */
+  private committed = Number.NaN;
+  /** Set when a stall starts: the next wait check returns, so that its caller bounds its park. */
+  private freshStall = false;
   private released = false;
 
   /** @internal use `queue.consumer()`. */
@@ -121,6 +136,8 @@ export class Consumer<M, E = null> implements WaitCondition {
     const start = startSequence(core, options.from ?? 'head');
     this.entry = claimEntry(core);
     const byte = core.consumerEntryByte(this.entry);
+    this.committedIndex = (byte + H.CONSUMER_COMMITTED_BYTE) >> 2;
+    this.commits = options.positions === 'commit';
     this.positionIndex = (byte + H.CONSUMER_POSITION_BYTE) >> 3;
     this.receivedIndex = (byte + H.CONSUMER_RECEIVED_BYTE) >> 3;
     this.lostIndex = (byte + H.CONSUMER_LOST_BYTE) >> 3;
@@ -129,6 +146,7 @@ export class Consumer<M, E = null> implements WaitCondition {
     this.f64[this.lostIndex] = 0;
     this.f64[this.poisonedIndex] = 0;
     this.moveTo(start);
+    this.commit();
   }
 
   /**
@@ -164,6 +182,10 @@ export class Consumer<M, E = null> implements WaitCondition {
       } else {
         const state = this.classify(before, CLAIM_CHECK_EVERY);
         if (state === EMPTY) return false;
+        if (state === ABANDONED) {
+          this.skipPoisoned();
+          continue;
+        }
         if (state === STUCK && !this.stall.expired()) return false;
       }
       if (!this.recover()) return false;
@@ -181,11 +203,13 @@ export class Consumer<M, E = null> implements WaitCondition {
       const left = deadline === Number.POSITIVE_INFINITY ? deadline : deadline - performance.now();
       if (left <= 0) return false;
       // While a writer is timed for dead, wait no longer than its time left: the poll after the
-      // wait skips its slot once the timeout has passed, even if nothing wakes this consumer.
+      // wait skips its slot once its time is up, even if nothing wakes this consumer. (A stall
+      // that starts during the wait ends it: see `ready`.)
       const stalled = this.stallRemainingMs();
       this.strategy.wait(this, this.signal, stalled < left ? stalled + 1 : left);
       if (this.poll(out)) return true;
-      if (this.core.closed) return this.poll(out);
+      // Closed: what is left was published before the close; a stuck slot is waited out first.
+      if (this.core.closed && this.stallRemainingMs() === Number.POSITIVE_INFINITY) return this.poll(out);
     }
   }
 
@@ -199,8 +223,8 @@ export class Consumer<M, E = null> implements WaitCondition {
     // compiler may reuse a plain load of the same element across iterations of a loop that
     // stores nothing; no compiler reuses an Atomics.load.
     const state = this.classify(Atomics.load(this.i32, this.versionIndex), CLAIM_CHECK_EVERY);
-    if (state === READY || state === LATER) return true;
-    if (state === STUCK && this.stall.expiredSometimes()) return true;
+    if (state !== EMPTY && state !== STUCK) return true;
+    if (state === STUCK && (this.takeFreshStall() || this.stall.expiredSometimes())) return true;
     return this.core.closed;
   }
 
@@ -213,9 +237,16 @@ export class Consumer<M, E = null> implements WaitCondition {
   readyToPark(): boolean {
     // SC load: the sleeper's half of the wake-up handshake (see Signal).
     const state = this.classify(Atomics.load(this.i32, this.versionIndex), 1);
-    if (state === READY || state === LATER) return true;
-    if (state === STUCK && this.stall.expired()) return true;
+    if (state !== EMPTY && state !== STUCK) return true;
+    if (state === STUCK && (this.takeFreshStall() || this.stall.expired())) return true;
     return this.core.closed;
+  }
+
+  /** True once after a stall started: a waiter returns, and its caller parks no longer than the stall's time left. */
+  private takeFreshStall(): boolean {
+    const fresh = this.freshStall;
+    this.freshStall = false;
+    return fresh;
   }
 
   /**
@@ -264,6 +295,20 @@ export class Consumer<M, E = null> implements WaitCondition {
     return this.entry;
   }
 
+  /**
+   * Publishes the consumer's position with an SC store (see `ConsumerOptions.positions`): a
+   * monitor's SC load that reads it synchronizes-with it, and sees everything this thread did
+   * before. With `positions: 'poll'` the position is published anyway; this adds the store.
+   */
+  commit(): void {
+    if (this.next === this.committed) return;
+    this.committed = this.next;
+    this.f64[this.positionIndex] = this.next;
+    // SC store of the low 32 bits: the plain store of the exact position above, and whatever
+    // this thread stored before (a handler's children), happen-before a monitor's SC load of it.
+    Atomics.store(this.i32, this.committedIndex, this.next | 0);
+  }
+
   /** Releases the consumer's table entry. The consumer must not be used afterwards. */
   close(): void {
     if (this.released) return;
@@ -287,10 +332,10 @@ export class Consumer<M, E = null> implements WaitCondition {
     this.seq = seq;
     this.versionIndex += this.strideWords;
     // Plain store: a monitoring figure; the slot words are the protocol.
-    this.f64[this.positionIndex] = next;
+    if (!this.commits) this.f64[this.positionIndex] = next;
   }
 
-  /** Points every field at exact sequence `next`, and publishes it as this consumer's position. */
+  /** Points every field at exact sequence `next` (and publishes it, unless positions are committed). */
   private moveTo(next: number): void {
     const core = this.core;
     const seq = next >>> 0;
@@ -305,7 +350,7 @@ export class Consumer<M, E = null> implements WaitCondition {
     this.epoch = epochOf(next);
     this.previousEpoch = epochOf(next - capacity);
     // Plain store: a monitoring figure; the slot words are the protocol.
-    this.f64[this.positionIndex] = next;
+    if (!this.commits) this.f64[this.positionIndex] = next;
   }
 
   /**
@@ -321,15 +366,17 @@ export class Consumer<M, E = null> implements WaitCondition {
     if (version === this.previous && epoch === this.previousEpoch)
       return this.emptyOrClaimed(claimCheckEvery);
     // Our lap (mod 2^32) being written: its epoch may not be stored yet.
-    if (version === this.writing) return this.stuck();
+    if (version === this.writing) return this.stuck(this.stall.timeoutMs);
+    if (version === ABANDONED_VERSION && this.multi) return ABANDONED;
     const exact = this.core.seq.exactOf(version, epoch, this.seq & this.core.seq.mask);
     if (exact > this.next) return LATER;
-    if (exact === this.next) return version & 1 ? this.stuck() : READY;
+    if (exact === this.next) return version & 1 ? this.stuck(this.stall.timeoutMs) : READY;
     return this.emptyOrClaimed(claimCheckEvery);
   }
 
-  private stuck(): number {
-    this.stall.begin(this.next);
+  /** Our message is claimed or being written: time its writer against `limitMs`. */
+  private stuck(limitMs: number): number {
+    if (this.stall.begin(this.next, 0, limitMs)) this.freshStall = true;
     return STUCK;
   }
 
@@ -341,8 +388,10 @@ export class Consumer<M, E = null> implements WaitCondition {
     if (!this.multi) return EMPTY;
     if (!this.stall.timing(this.next) && ++this.emptyChecks < claimCheckEvery) return EMPTY;
     this.emptyChecks = 0;
-    // SC load of the claim counter: a sequence below it was handed to a producer.
-    if (((Atomics.load(this.i32, CLAIM) - this.seq) | 0) > 0) return this.stuck();
+    // SC load of the claim counter: a sequence below it was handed to a producer. That producer
+    // may itself be waiting a poison timeout for the writer of the lap before (to take its slot
+    // over, or abandon it): the consumer gives it twice as long before it skips the message.
+    if (((Atomics.load(this.i32, CLAIM) - this.seq) | 0) > 0) return this.stuck(2 * this.stall.timeoutMs);
     this.stall.clear();
     return EMPTY;
   }
@@ -353,12 +402,18 @@ export class Consumer<M, E = null> implements WaitCondition {
    */
   private recover(): boolean {
     const exact = this.slotSequence();
+    if (this.multi && this.slotVersion === ABANDONED_VERSION) {
+      this.skipPoisoned();
+      return true;
+    }
     if (exact > this.next) {
       this.resynchronize(exact);
       return true;
     }
     // Our message, done after all: read it.
     if (exact === this.next && (this.slotVersion & 1) === 0) return true;
+    // An older lap: with several producers, ours may be claimed by one that never writes it.
+    if (!this.stall.timing(this.next) && this.multi) this.emptyOrClaimed(1);
     if (this.stall.timing(this.next) && this.stall.expired()) {
       this.skipPoisoned();
       return true;
@@ -430,11 +485,14 @@ function claimEntry(core: QueueCore): number {
 }
 
 function startSequence(core: QueueCore, from: ConsumerStart): number {
+  // The producer's count: a hint read without synchronization (see QueueCore.published).
   const total = core.published();
   if (typeof from === 'number') {
-    if (!Number.isSafeInteger(from) || from < 0 || from > total) {
+    // One past the count too: a consumer that skipped a last message whose writer died stands
+    // there (the count never included it), and resumes there.
+    if (!Number.isSafeInteger(from) || from < 0 || from > total + 1) {
       throw new ConfigError(
-        `consumer option 'from' must be a sequence from 0 to ${total} (what was published so far), got ${from}`,
+        `consumer option 'from' must be a sequence from 0 to ${total + 1} (one past the ${total} published so far), got ${from}`,
       );
     }
     return from;

@@ -4,7 +4,7 @@ import type { Layout } from './layout.js';
 import { V8_X86_ORDERING } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H } from './queue-header.js';
-import { epochOf, WRAP } from './sequence.js';
+import { ABANDONED_VERSION, epochOf, WRAP } from './sequence.js';
 import type { Signal } from './signal.js';
 import { type PoisonedSlot, SlotStall } from './stall.js';
 
@@ -44,9 +44,10 @@ export interface ProducerOptions {
    */
   readonly wakes?: boolean;
   /**
-   * Called when a producer of a multi-producer queue takes over a slot whose writer died (the
-   * event names the dead writer's sequence), or finds that another producer took over the slot it
-   * claimed (its own message is then dropped, and counted). Both are counted in `poisoned`.
+   * Called when a producer of a multi-producer queue takes over a slot whose writer claimed it and
+   * never wrote, abandons a slot left half written (both events name that writer's sequence), or
+   * finds the slot it claimed taken over (its own message is then dropped, and counted). Each is
+   * counted in the queue's `poisoned`.
    */
   readonly onPoisoned?: (event: PoisonedSlot) => void;
 }
@@ -196,15 +197,23 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
   }
 }
 
-/** `publish` of a multi-producer queue that found its slot taken over returns this sequence. */
+/** `publish` of a multi-producer queue returns this when its message was dropped (see `dropped`). */
 const DROPPED = -1;
+/** `claimSlot`'s answer when the slot claimed is abandoned: claim another sequence. */
+const CLAIM_AGAIN = -2;
 
 /**
  * One of several producers of a multi-producer queue. Each publish claims a sequence with an
- * atomic add, so producers never write the same sequence; a producer whose slot still holds
- * the previous lap, claimed by a slower producer that has not finished writing it, waits for it
- * (producers wait on producers, never on consumers) — up to the queue's poison timeout, after
- * which it takes the slot over from the writer it takes for dead and counts it.
+ * atomic add, so producers never write the same sequence; a producer whose slot still holds the
+ * previous lap, claimed by a slower producer that has not finished writing it, waits for it
+ * (producers wait on producers, never on consumers) — up to the queue's poison timeout:
+ * - a slot whose writer claimed it but never started (it still holds an older lap) is taken
+ *   over: should that writer come back, its claim fails and it drops its message;
+ * - a slot left half written is abandoned (`ABANDONED_VERSION`): its writer may only be
+ *   paused, and its late stores must never mix with another message, so no message is written
+ *   there again. Producers claim the next sequence instead, consumers skip the slot's sequences,
+ *   and a writer that comes back finds its slot abandoned and drops its message.
+ * Each such event is counted in the queue's `poisoned`.
  */
 export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements QueueProducer<M, E> {
   private readonly stall: SlotStall;
@@ -223,42 +232,51 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
     this.onPoisoned = options.onPoisoned;
   }
 
-  /** Returns the sequence (mod 2^32), or -1 if another producer took the claimed slot over (counted). */
+  /** Returns the sequence (mod 2^32), or -1 if the message was dropped (counted in `dropped`). */
   publish(msg: M): number {
     this.codec.check(msg);
     const core = this.core;
     const i32 = this.i32;
-    // SC read-modify-write: each sequence is handed to exactly one producer.
-    const seq = Atomics.add(i32, CLAIM, 1) >>> 0;
-    const slot = core.slotsByte + (seq & core.seq.mask) * core.stride;
-    const versionIndex = slot >> 2;
-    const done = core.seq.doneVersion(seq);
-    const previous = core.seq.previousVersion(done);
-    const writing = core.seq.writingVersion(done);
-    // SC compare-exchange from "previous lap done" to odd: only one producer can win it, and as
-    // a read-modify-write it reads from the last consumer re-check of the slot, which therefore
-    // synchronizes-with it (see memory-order.ts). It fails while a producer one lap behind has
-    // not finished writing this slot.
-    let replaced = Atomics.compareExchange(i32, versionIndex, previous, writing);
-    if (replaced !== previous) {
-      replaced = this.claimSlot(versionIndex, seq, previous, writing, replaced);
-      if (replaced === DROPPED) return DROPPED;
+    for (let attempt = 0; ; attempt++) {
+      // SC read-modify-write: each sequence is handed to exactly one producer.
+      const seq = Atomics.add(i32, CLAIM, 1) >>> 0;
+      const slot = core.slotsByte + (seq & core.seq.mask) * core.stride;
+      const versionIndex = slot >> 2;
+      const done = core.seq.doneVersion(seq);
+      const previous = core.seq.previousVersion(done);
+      const writing = core.seq.writingVersion(done);
+      // SC compare-exchange from "previous lap done" to odd: only one producer can win it, and as
+      // a read-modify-write it reads from the last consumer re-check of the slot, which therefore
+      // synchronizes-with it (see memory-order.ts). It fails while a producer one lap behind has
+      // not finished writing this slot.
+      let replaced = Atomics.compareExchange(i32, versionIndex, previous, writing);
+      if (replaced !== previous) {
+        replaced = this.claimSlot(versionIndex, seq, previous, writing, replaced);
+        if (replaced === CLAIM_AGAIN && attempt < core.seq.capacity) continue;
+        if (replaced === CLAIM_AGAIN || replaced === DROPPED) return this.drop(seq);
+      }
+      // The epoch of the lap replaced was stored before its done version, which the
+      // compare-exchange read: it happens-before this plain read.
+      const exact = this.exactSequence(seq, replaced, i32[versionIndex + 1]!);
+      i32[versionIndex + 1] = epochOf(exact);
+      this.writePayload(slot, msg);
+      // SC compare-exchange from our odd version to done: every payload store above
+      // happens-before a consumer's SC load that reads `done`. It fails only if the slot was
+      // abandoned meanwhile (we were taken for dead): then the message is dropped, and the slot
+      // is never rolled back.
+      if (Atomics.compareExchange(i32, versionIndex, writing, done) !== writing) return this.drop(seq);
+      // SC load of the sleeper count after the SC write of `done` (see Signal).
+      const sleeping = this.wakes ? Atomics.load(this.signalWords, this.sleepersIndex) : 0;
+      // Plain store of an exact sequence recently claimed: it widens the 32-bit claim counter for
+      // `published()` (any recent value does).
+      core.views.f64[CLAIMED_F64] = exact + 1;
+      this.count++;
+      if (sleeping !== 0) this.signal.wakeAll();
+      return seq;
     }
-    // The epoch of the lap replaced was stored before its done version, which the
-    // compare-exchange read: it happens-before this plain read.
-    const exact = this.exactSequence(seq, replaced, i32[versionIndex + 1]!);
-    i32[versionIndex + 1] = epochOf(exact);
-    this.writePayload(slot, msg);
-    const sleeping = this.finish(i32, versionIndex, done);
-    // Plain store of an exact sequence recently claimed: it widens the 32-bit claim counter for
-    // `published()` (any recent value does).
-    core.views.f64[CLAIMED_F64] = exact + 1;
-    this.count++;
-    if (sleeping !== 0) this.signal.wakeAll();
-    return seq;
   }
 
-  /** Messages this producer dropped because another producer took over the slot it had claimed. */
+  /** Messages this producer dropped: its slot was abandoned or taken over while it was away. */
   get dropped(): number {
     return this.droppedCount;
   }
@@ -267,10 +285,17 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
     this.closeCodec();
   }
 
+  private drop(seq: number): number {
+    this.droppedCount++;
+    this.poisoned(seq, 'dropped');
+    return DROPPED;
+  }
+
   /**
-   * The slot still holds an older lap, or is being written: wait for its writer, or after the
-   * poison timeout take the slot over. Returns the version replaced, or DROPPED if the slot
-   * already holds our lap or a later one (another producer took it over while we were away).
+   * The slot still holds an older lap, or is being written: wait for its writer, and after the
+   * poison timeout take a never-started slot over, or abandon a half-written one. Returns the
+   * version replaced, CLAIM_AGAIN (the slot is abandoned), or DROPPED (the slot already holds
+   * our lap or a later one: it went on without us).
    */
   private claimSlot(
     versionIndex: number,
@@ -285,37 +310,46 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
     let replaced = seen;
     this.stall.begin(seq);
     for (let spins = 0; ; spins++) {
-      if (replaced === previous) break;
+      if (replaced === previous) return replaced;
+      if (replaced === ABANDONED_VERSION) return CLAIM_AGAIN;
       // Our lap, being written or done, or a later one: the slot went on without us.
-      if (math.compare(replaced, done) >= 0 || replaced === writing) {
-        this.droppedCount++;
-        this.poisoned(seq, 'dropped');
-        return DROPPED;
-      }
+      if (math.compare(replaced, done) >= 0 || replaced === writing) return DROPPED;
       if (spins > 1000) {
-        if (this.stall.expired()) {
-          // SC compare-exchange from the stuck version: exactly one producer takes the slot over.
+        if (!this.stall.expired()) {
+          // A slower producer holds the slot: nap so that a descheduled writer gets the core back.
+          Atomics.wait(this.stall.nap, 0, 0, 0.01);
+        } else if ((replaced & 1) === 0) {
+          // Claimed and never started: SC compare-exchange from that older lap to our odd
+          // version; exactly one producer takes the slot over, and the absent writer's own
+          // compare-exchange will fail.
           if (Atomics.compareExchange(i32, versionIndex, replaced, writing) === replaced) {
-            this.poisoned(seq - this.core.seq.capacity, 'taken-over');
+            this.poisoned(this.lapSequence(seq, replaced) + this.core.seq.capacity, 'taken-over');
             return replaced;
           }
         } else {
-          // A slower producer holds the slot: nap so that a descheduled writer gets the core back.
-          Atomics.wait(this.stall.nap, 0, 0, 0.01);
+          // Half written: SC compare-exchange to the abandoned mark; the writer's late stores, if
+          // it is only paused, go to a slot no one reads again.
+          if (Atomics.compareExchange(i32, versionIndex, replaced, ABANDONED_VERSION) === replaced) {
+            this.poisoned(this.lapSequence(seq, replaced + 1), 'abandoned');
+          }
+          return CLAIM_AGAIN;
         }
       }
       // SC compare-exchange, as in publish.
       replaced = Atomics.compareExchange(i32, versionIndex, previous, writing);
     }
-    return replaced;
+  }
+
+  /** The sequence (mod 2^32) of the lap whose done version is `done` in `seq`'s slot. */
+  private lapSequence(seq: number, done: number): number {
+    const math = this.core.seq;
+    return seq - math.capacity * math.lapsBetween(done, math.doneVersion(seq));
   }
 
   /**
-   * The exact sequence of the message claimed as `seq` (mod 2^32): the slot held an earlier lap,
-   * whose exact sequence its version and epoch give, and ours is the first after it that is
-   * congruent to `seq`. A slot never written is on the first lap. (A slot taken over from a writer
-   * that died after its claim but before its epoch store may be dated one epoch early, if that
-   * lap crossed a multiple of 2^32: consumers then skip it as poisoned.)
+   * The exact sequence of the message claimed as `seq` (mod 2^32): the slot held an earlier lap
+   * (done: its epoch word is that lap's), whose exact sequence its version and epoch give, and
+   * ours is the first after it that is congruent to `seq`. A slot never written is on the first lap.
    */
   private exactSequence(seq: number, replaced: number, epoch: number): number {
     const index = seq & this.core.seq.mask;

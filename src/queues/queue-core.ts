@@ -89,6 +89,10 @@ export class QueueCore {
       throw new ConfigError('queue options must be an object like { capacity: 4096 }');
     }
     const seq = new SequenceMath(options.capacity);
+    if (options.multiProducer && seq.capacity < 4) {
+      // Below 4 slots every 32-bit version is some lap's: none is left to mark an abandoned slot.
+      throw new ConfigError(`a multi-producer queue needs a capacity of at least 4, got ${seq.capacity}`);
+    }
     const maxConsumers = options.maxConsumers ?? DEFAULT_MAX_CONSUMERS;
     if (!Number.isInteger(maxConsumers) || maxConsumers < 1 || maxConsumers > 4096) {
       throw new ConfigError(`maxConsumers must be an integer from 1 to 4096, got ${maxConsumers}`);

@@ -15,8 +15,9 @@
  *           │ (an exact sequence recently claimed, to widen CLAIM to 53 bits)                     │
  * byte 192  ├ line 3: the wake-up signal: WAKE (futex word), SLEEPERS (parked consumers)        ─┤
  * byte 256  ├ consumer table: MAX_CONSUMERS entries of 64 bytes ───────────────────────────────┤
- *           │ +0 STATE (0 free, 1 taken) +8 POSITION_F64 (exact next sequence) +16 RECEIVED_F64  │
- *           │ +24 LOST_F64 (poisoned included) +32 POISONED_F64                                   │
+ *           │ +0 STATE (0 free, 1 taken) +4 COMMITTED (low 32 bits of POSITION, SC-stored on commit)│
+ *           │ +8 POSITION_F64 (exact next sequence) +16 RECEIVED_F64 +24 LOST_F64 (poisoned      │
+ *           │ included) +32 POISONED_F64                                                          │
  *           ├ slots: CAPACITY × STRIDE bytes ───────────────────────────────────────────────────┤
  *           │ +0 VERSION (odd while written) +4 EPOCH (exact sequence ÷ 2^32, + 1; 0: never     │
  *           │ written) +8 envelope (optional) then message bytes … (STRIDE: a multiple of 64)    │
@@ -48,6 +49,7 @@ export const QueueHeader = {
   CONSUMER_ENTRY_BYTES: 64,
   /** Offsets inside a consumer entry, in bytes. */
   CONSUMER_STATE_BYTE: 0,
+  CONSUMER_COMMITTED_BYTE: 4,
   CONSUMER_POSITION_BYTE: 8,
   CONSUMER_RECEIVED_BYTE: 16,
   CONSUMER_LOST_BYTE: 24,

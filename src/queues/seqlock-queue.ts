@@ -149,23 +149,30 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
   stats(): QueueStats {
     const core = this.core;
     const { i32, f64 } = core.views;
-    const published = core.published();
-    const consumers: ConsumerStats[] = [];
+    const entries: { index: number; position: number; received: number; lost: number; poisoned: number }[] =
+      [];
     for (let index = 0; index < core.maxConsumers; index++) {
       const byte = core.consumerEntryByte(index);
-      // SC load of the entry's state; the figures after it are plain reads of what the owner
-      // stores plainly: a monitoring snapshot, each figure recent, not all of one instant.
+      // SC load of the entry's state, then of its committed position: the latter synchronizes
+      // with the owner's commit (see Consumer.commit), so the exact position after it and what
+      // the owner published before committing are seen. The other figures are plain reads of
+      // what the owner stores plainly: a snapshot of recent values, not of one instant.
       if (Atomics.load(i32, (byte + H.CONSUMER_STATE_BYTE) >> 2) === 0) continue;
-      const position = f64[(byte + H.CONSUMER_POSITION_BYTE) >> 3]!;
-      consumers.push({
+      Atomics.load(i32, (byte + H.CONSUMER_COMMITTED_BYTE) >> 2);
+      entries.push({
         index,
-        position,
+        position: f64[(byte + H.CONSUMER_POSITION_BYTE) >> 3]!,
         received: f64[(byte + H.CONSUMER_RECEIVED_BYTE) >> 3]!,
         lost: f64[(byte + H.CONSUMER_LOST_BYTE) >> 3]!,
         poisoned: f64[(byte + H.CONSUMER_POISONED_BYTE) >> 3]!,
-        lag: Math.max(0, published - position),
       });
     }
+    // Read after the positions: a count at least as recent as what their commits made visible.
+    const published = core.published();
+    const consumers: ConsumerStats[] = entries.map((e) => ({
+      ...e,
+      lag: Math.max(0, published - e.position),
+    }));
     return {
       name: this.layout.name,
       capacity: core.seq.capacity,

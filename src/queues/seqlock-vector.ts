@@ -38,8 +38,10 @@ const VECTOR_FORMAT = 2;
  * newest complete value of a key (flux's SeqlockVector). Nothing queues, nothing is lost by
  * design: only the latest value per key matters (prices per instrument, state per actor).
  *
- * A key left odd for longer than the poison timeout (its writer died mid-write) is taken over by
- * the next writer (and counted in `poisoned`); a reader of it gets a `PoisonedSlotError` meanwhile.
+ * A key left half written for longer than the poison timeout (its writer died mid-write, or is
+ * paused) is never written over: a paused writer's late stores would mix with the new value. Its
+ * readers and writers get a `PoisonedSlotError` naming it; `reset(index)` gives the key back once
+ * its writer's thread is known to be dead.
  *
  * @example
  * const prices = SeqlockVector.create(Quote, { length: 1024 });
@@ -126,8 +128,8 @@ export class SeqlockVector<M extends object> {
 
   /**
    * Overwrites the value of `index`. Several threads may write the same index: a writer that
-   * meets another one mid-write waits for it (writers wait on writers, never on readers), and
-   * after the poison timeout takes the key over from it.
+   * meets another one mid-write waits for it (writers wait on writers, never on readers), up to
+   * the poison timeout; then it throws a `PoisonedSlotError`.
    */
   write(index: number, value: M): void {
     const versionIndex = this.versionIndex(index);
@@ -141,10 +143,8 @@ export class SeqlockVector<M extends object> {
         // a read-modify-write it reads from the last reader's re-check (an RMW), which thereby
         // synchronizes-with it: no reader's copy can read the stores below.
         if (Atomics.compareExchange(i32, versionIndex, version, version + 1) === version) break;
-      } else if (spins > 1000 && this.writerDied(index, versionIndex, version)) {
-        // Taken over: still odd, with a version no other writer holds.
-        version += 1;
-        break;
+      } else if (spins > 1000) {
+        waitForWriter(this.stall, this.layout.name, index, version);
       }
       // SC load, again.
       version = Atomics.load(i32, versionIndex);
@@ -152,32 +152,39 @@ export class SeqlockVector<M extends object> {
     this.codec.write(versionIndex * 4 + V.VALUE_BYTE, value);
     // Skip 0 when the 32-bit version wraps: 0 means "never written".
     const next = (version + 2) | 0 || 2;
-    // SC store: the value stores above happen-before a reader's SC load that reads `next`.
-    Atomics.store(i32, versionIndex, next);
-  }
-
-  /** Keys taken over from a writer that died mid-write. */
-  get poisoned(): number {
-    // SC load of a counter only changed by atomic adds.
-    return Atomics.load(this.i32, V.POISONED);
+    // SC compare-exchange from our odd version: the value stores above happen-before a reader's
+    // SC load that reads `next`. It fails only if the key was reset meanwhile (we were taken for
+    // dead): then the value is discarded, never rolling the version back.
+    if (Atomics.compareExchange(i32, versionIndex, version + 1, next) !== version + 1) {
+      throw new PoisonedSlotError(
+        `SeqlockVector of '${this.layout.name}': key ${index} was reset while this write was under way; the value was discarded`,
+        this.layout.name,
+        index,
+      );
+    }
   }
 
   /**
-   * A writer has held key `index` odd (at `version`) since the stall began: once it has for the
-   * poison timeout, take the key over (from odd to the next odd) and count it. Naps meanwhile.
+   * Gives back key `index` left half written by a writer whose thread is known to be dead (as
+   * `SeqlockQueue.releaseProducer` does for a queue): it reads as never written again, and counts
+   * in `poisoned`. Returns false if the key was not half written. Never reset a key whose writer
+   * may be alive: its late stores would mix with the next value.
    */
-  private writerDied(index: number, versionIndex: number, version: number): boolean {
-    this.stall.begin(version, index);
-    if (!this.stall.expired()) {
-      Atomics.wait(this.stall.nap, 0, 0, 0.01);
+  reset(index: number): boolean {
+    const versionIndex = this.versionIndex(index);
+    // SC load, then SC compare-exchange from that odd version to "never written".
+    const version = Atomics.load(this.i32, versionIndex);
+    if ((version & 1) === 0 || Atomics.compareExchange(this.i32, versionIndex, version, 0) !== version)
       return false;
-    }
-    // SC compare-exchange from the stuck odd version: one writer takes the key over.
-    if (Atomics.compareExchange(this.i32, versionIndex, version, (version + 2) | 0) !== version) return false;
-    this.stall.clear();
-    // SC add: writers in several threads may count at once.
+    // SC add: resets in several threads may count at once.
     Atomics.add(this.i32, V.POISONED, 1);
     return true;
+  }
+
+  /** Keys reset after their writer died half way. */
+  get poisoned(): number {
+    // SC load of a counter only changed by atomic adds.
+    return Atomics.load(this.i32, V.POISONED);
   }
 
   /** The version of `index`: 0 if never written, odd while being written; changes on every write. */
@@ -248,14 +255,7 @@ export class SeqlockVectorReader<M extends object> {
         const after = V8_X86_ORDERING ? Atomics.load(i32, versionIndex) : Atomics.add(i32, versionIndex, 0);
         if (after === before) return true;
       } else if (spins > 1000) {
-        this.stall.begin(before, index);
-        if (this.stall.expired()) {
-          throw new PoisonedSlotError(
-            `SeqlockVector of '${this.vector.layout.name}': key ${index} has been half written for ${this.stall.timeoutMs} ms (its writer died?); the next write takes it over`,
-            this.vector.layout.name,
-            index,
-          );
-        }
+        waitForWriter(this.stall, this.vector.layout.name, index, before);
       }
       this.retriedCount++;
     }
@@ -271,4 +271,20 @@ export class SeqlockVectorReader<M extends object> {
     // SC store: the entry is free for a later reader in any thread.
     Atomics.store(this.i32, this.entry, 0);
   }
+}
+
+/**
+ * A writer holds key `index` odd at `version`: nap (so that a descheduled writer gets the core
+ * back), and once it has held it so for the poison timeout, throw a `PoisonedSlotError`.
+ */
+function waitForWriter(stall: SlotStall, layout: string, index: number, version: number): void {
+  stall.begin(version, index);
+  if (stall.expired()) {
+    throw new PoisonedSlotError(
+      `SeqlockVector of '${layout}': key ${index} has been half written for ${stall.timeoutMs} ms (its writer died, or is paused); reset(${index}) gives it back once its writer is known to be dead`,
+      layout,
+      index,
+    );
+  }
+  Atomics.wait(stall.nap, 0, 0, 0.01);
 }

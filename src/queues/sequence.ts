@@ -4,6 +4,12 @@ import { ConfigError } from '../errors.js';
 export const WRAP = 4294967296;
 
 /**
+ * The version of a multi-producer slot abandoned half written (see MultiProducer): -1, which no
+ * lap's version takes in a ring of 4 slots or more (versions then fit in 31 bits).
+ */
+export const ABANDONED_VERSION = -1;
+
+/**
  * Sequence and version arithmetic of a ring of `capacity` slots.
  *
  * A message's sequence is exact up to 2^53. In shared memory a slot holds it in two words: the
@@ -62,6 +68,11 @@ export class SequenceMath {
    */
   compare(version: number, expected: number): number {
     return ((version - expected) << this.compareShift) | 0;
+  }
+
+  /** Laps from done version `older` to done version `newer` of the same slot (both within 2^31 messages). */
+  lapsBetween(older: number, newer: number): number {
+    return ((newer - older) & this.versionMask) >>> 1;
   }
 
   /**

@@ -8,11 +8,11 @@ import {
   SeqlockVector,
 } from '../../src/index.js';
 import { QueueHeader } from '../../src/queues/queue-header.js';
-import { Numbered } from '../fixtures/dying-writer.js';
+import { Numbered, numbered } from '../fixtures/dying-writer.js';
 import { until } from '../helpers/until.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
 
-const dyingWriter = new URL('../fixtures/dying-writer.ts', import.meta.url);
+const stoppedWriter = new URL('../fixtures/dying-writer.ts', import.meta.url);
 const numberedProducer = new URL('../fixtures/numbered-producer.ts', import.meta.url);
 const workers: Worker[] = [];
 afterEach(async () => {
@@ -25,14 +25,38 @@ function start(module: URL, data: object): Worker {
   return worker;
 }
 
-/** Starts a writer that writes `before` messages, then dies with its next slot half written. */
-async function dieMidWrite(kind: 'queue' | 'multi' | 'vector', buffer: SharedArrayBuffer, before: number) {
-  const writer = start(dyingWriter, { role: 'dying-writer', kind, buffer, before });
-  await messageOfType(writer, 'dying');
+type Kind = 'queue' | 'multi' | 'vector';
+
+/** A writer that writes `before` messages, then dies with its next slot half written. */
+async function dieMidWrite(kind: Kind, buffer: SharedArrayBuffer, before: number): Promise<void> {
+  const writer = start(stoppedWriter, { role: 'stopped-writer', kind, buffer, before, mode: 'die' });
+  await messageOfType(writer, 'stopping');
   expect(await exited(writer)).toBe(0);
 }
 
-/** Polls `consumer` until `condition` holds (bounded), collecting what it reads. */
+/** A writer paused half way through its write; `resume()` lets it finish and says what became of it. */
+async function pauseMidWrite(kind: Kind, buffer: SharedArrayBuffer, before: number) {
+  const gate = new Int32Array(new SharedArrayBuffer(4));
+  const writer = start(stoppedWriter, {
+    role: 'stopped-writer',
+    kind,
+    buffer,
+    before,
+    mode: 'pause',
+    gate: gate.buffer,
+  });
+  await messageOfType(writer, 'paused');
+  return {
+    resume: async () => {
+      const resumed = messageOfType<{ type: 'resumed'; result: number | string }>(writer, 'resumed');
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      return (await resumed).result;
+    },
+  };
+}
+
+/** Polls `consumer` until `condition` holds (bounded), checking each message is whole, and collecting their n. */
 async function pollUntil(
   consumer: { poll(out: Numbered): boolean },
   condition: () => boolean,
@@ -41,7 +65,10 @@ async function pollUntil(
   const out = Numbered.create();
   const seen: number[] = [];
   await until(() => {
-    while (consumer.poll(out)) seen.push(out.n);
+    while (consumer.poll(out)) {
+      expect(out.check).toBe(out.n * 3 + 1);
+      seen.push(out.n);
+    }
     return condition();
   }, what);
   return seen;
@@ -62,6 +89,8 @@ describe('a slot whose writer died half way', () => {
     ]);
     expect(events).toEqual([{ queue: 'Numbered', sequence: 5, what: 'skipped' }]);
     expect(polled).toMatchObject({ received: 5, lost: 1, sequence: 6 });
+    // A consumer restarted where this one stands (one past the count: the dead message was never counted).
+    const restarted = queue.consumer({ from: polled.sequence });
 
     // A consumer parked in take() with no timeout: nothing will ever wake it for the dead slot,
     // yet it skips it once the timeout has passed, and then gives up at its own deadline.
@@ -73,86 +102,162 @@ describe('a slot whose writer died half way', () => {
     // The dead thread's role is given back; its replacement resumes at the sequence that died.
     queue.releaseProducer();
     const producer = queue.producer();
-    for (let n = 5; n < 8; n++) producer.publish({ n });
+    for (let n = 5; n < 8; n++) producer.publish(numbered(n));
     expect(await pollUntil(polled, () => polled.sequence === 8, 'the replacement messages')).toEqual([6, 7]);
+    expect(await pollUntil(restarted, () => restarted.sequence === 8, 'the same, restarted')).toEqual([6, 7]);
     expect(waiting.take(out, 5000) && out.n).toBe(6);
     const [stats] = queue.stats().consumers;
     expect(stats).toMatchObject({ received: 7, lost: 1, poisoned: 1, lag: 0 });
     expect(stats!.received + stats!.lost).toBe(queue.stats().published);
   });
 
-  const multiCases = [
-    {
-      what: 'a producer died after its claim, before writing',
-      kill: async (queue: SeqlockQueue<Numbered>) => {
-        // What a producer killed right after its claim leaves: the claim counter past a slot nobody writes.
-        Atomics.add(new Int32Array(queue.buffer), QueueHeader.CLAIM, 1);
-      },
-    },
-    {
-      what: 'a producer died half way through its write',
-      kill: (queue: SeqlockQueue<Numbered>) => dieMidWrite('multi', queue.buffer, 0),
-    },
-  ];
-  for (const { what, kill } of multiCases) {
-    it(`multi-producer, ${what}: consumers skip the slot, and the producer a lap later takes it over`, async () => {
-      const capacity = 8;
-      const queue = SeqlockQueue.create(Numbered, {
-        capacity,
-        multiProducer: true,
-        poisonTimeoutMs: TIMEOUT,
-      });
-      const consumer = queue.consumer();
-      const producer = queue.producer();
-      for (let n = 0; n < 3; n++) producer.publish({ n });
-      expect(await pollUntil(consumer, () => consumer.sequence === 3, 'the first messages')).toEqual([
-        0, 1, 2,
-      ]);
-      await kill(queue);
-      // Up to a lap after the dead slot (3): none of these needs slot 3 again.
-      for (let n = 4; n < 3 + capacity; n++) producer.publish({ n });
-      const seen = await pollUntil(
-        consumer,
-        () => consumer.sequence === 3 + capacity,
-        'the dead slot to be skipped',
-      );
-      expect(seen).toEqual([4, 5, 6, 7, 8, 9, 10]);
-      expect(consumer).toMatchObject({ lost: 1, poisoned: 1 });
+  it('multi-producer, a producer died after its claim: consumers skip the slot; the producer a lap later takes it over', async () => {
+    const capacity = 8;
+    const queue = SeqlockQueue.create(Numbered, { capacity, multiProducer: true, poisonTimeoutMs: TIMEOUT });
+    const consumer = queue.consumer();
+    const producer = queue.producer();
+    for (let n = 0; n < 3; n++) producer.publish(numbered(n));
+    expect(await pollUntil(consumer, () => consumer.sequence === 3, 'the first messages')).toEqual([0, 1, 2]);
+    // What a producer killed right after its claim leaves: the claim counter past a slot nobody writes.
+    Atomics.add(new Int32Array(queue.buffer), QueueHeader.CLAIM, 1);
+    // Up to a lap after the dead slot (3): none of these needs slot 3 again.
+    for (let n = 4; n < 11; n++) producer.publish(numbered(n));
+    const seen = await pollUntil(consumer, () => consumer.sequence === 11, 'the dead slot to be skipped');
+    expect(seen).toEqual([4, 5, 6, 7, 8, 9, 10]);
+    expect(consumer).toMatchObject({ lost: 1, poisoned: 1 });
 
-      // Sequence 11 maps to slot 3: its producer (on another thread: it waits) takes it over.
-      const next = start(numberedProducer, { buffer: queue.buffer, from: 11, count: 5 });
-      const poisoned = messageOfType<{ type: 'poisoned' } & PoisonedSlot>(next, 'poisoned');
-      expect(await messageOfType<{ type: 'done'; published: number }>(next, 'done')).toMatchObject({
-        published: 5,
-      });
-      expect(await poisoned).toMatchObject({ queue: 'Numbered', sequence: 3, what: 'taken-over' });
-      expect(await pollUntil(consumer, () => consumer.sequence === 16, 'the messages after it')).toEqual([
-        11, 12, 13, 14, 15,
-      ]);
-      expect(queue.stats()).toMatchObject({ published: 16, poisoned: 1 });
-      expect(consumer.received + consumer.lost).toBe(16);
+    // Sequence 11 maps to slot 3: its producer (on another thread: it waits) takes it over.
+    const next = start(numberedProducer, { buffer: queue.buffer, from: 11, count: 5 });
+    const poisoned = messageOfType<{ type: 'poisoned' } & PoisonedSlot>(next, 'poisoned');
+    expect(await messageOfType<{ type: 'done'; published: number }>(next, 'done')).toMatchObject({
+      published: 5,
     });
-  }
+    expect(await poisoned).toMatchObject({ queue: 'Numbered', sequence: 3, what: 'taken-over' });
+    expect(await pollUntil(consumer, () => consumer.sequence === 16, 'the messages after it')).toEqual([
+      11, 12, 13, 14, 15,
+    ]);
+    expect(queue.stats()).toMatchObject({ published: 16, poisoned: 1 });
+    expect(consumer.received + consumer.lost).toBe(16);
+  });
 
-  it('SeqlockVector: a reader gets a PoisonedSlotError instead of spinning, and the next writer takes the key over', async () => {
+  it('multi-producer, a producer died half way: the slot is abandoned, its sequences skipped, the queue goes on', async () => {
+    const capacity = 8;
+    const queue = SeqlockQueue.create(Numbered, { capacity, multiProducer: true, poisonTimeoutMs: TIMEOUT });
+    const consumer = queue.consumer();
+    const producer = queue.producer();
+    for (let n = 0; n < 3; n++) producer.publish(numbered(n));
+    expect(await pollUntil(consumer, () => consumer.sequence === 3, 'the first messages')).toEqual([0, 1, 2]);
+    await dieMidWrite('multi', queue.buffer, 0);
+    for (let n = 4; n < 11; n++) producer.publish(numbered(n));
+    expect(await pollUntil(consumer, () => consumer.sequence === 11, 'the dead slot to be skipped')).toEqual([
+      4, 5, 6, 7, 8, 9, 10,
+    ]);
+
+    // The producer of sequence 11 finds slot 3 half written: it abandons it and claims 12.
+    const next = start(numberedProducer, { buffer: queue.buffer, from: 11, count: 5 });
+    const poisoned = messageOfType<{ type: 'poisoned' } & PoisonedSlot>(next, 'poisoned');
+    expect(await messageOfType<{ type: 'done'; published: number }>(next, 'done')).toMatchObject({
+      published: 5,
+    });
+    expect(await poisoned).toMatchObject({ queue: 'Numbered', sequence: 3, what: 'abandoned' });
+    // Sequence 11 carries no message: skipped at once, counted.
+    expect(await pollUntil(consumer, () => consumer.sequence === 17, 'the messages after it')).toEqual([
+      11, 12, 13, 14, 15,
+    ]);
+    expect(consumer).toMatchObject({ lost: 2, poisoned: 2 });
+    expect(queue.stats()).toMatchObject({ published: 17, poisoned: 1 });
+    expect(consumer.received + consumer.lost).toBe(17);
+  });
+
+  it('multi-producer, a producer paused half way for longer than the timeout: no message ever mixes with its late stores', async () => {
+    const capacity = 8;
+    const queue = SeqlockQueue.create(Numbered, { capacity, multiProducer: true, poisonTimeoutMs: TIMEOUT });
+    const consumer = queue.consumer();
+    const producer = queue.producer();
+    for (let n = 0; n < 3; n++) producer.publish(numbered(n));
+    expect(await pollUntil(consumer, () => consumer.sequence === 3, 'the first messages')).toEqual([0, 1, 2]);
+    const paused = await pauseMidWrite('multi', queue.buffer, 0);
+    for (let n = 4; n < 11; n++) producer.publish(numbered(n));
+    await pollUntil(consumer, () => consumer.sequence === 11, 'the paused slot to be skipped');
+    // Another producer laps the ring: it abandons the paused writer's slot.
+    const next = start(numberedProducer, { buffer: queue.buffer, from: 11, count: 5 });
+    await messageOfType(next, 'done');
+    // The paused writer comes back: its slot was abandoned, it drops its message.
+    expect(await paused.resume()).toBe(-1);
+    // Every lap now skips slot 3: producers claim the next sequence, consumers skip it. (One
+    // message at a time, read at once: a ring of 8 would lap the consumer otherwise.)
+    const seen = await pollUntil(consumer, () => consumer.sequence === 17, 'the messages before');
+    for (let n = 16; n < 30; n++) {
+      producer.publish(numbered(n));
+      seen.push(...(await pollUntil(consumer, () => consumer.lag === 0, `message ${n}`)));
+    }
+    // Every message read is whole (pollUntil checks), and every sequence is accounted for.
+    expect(seen).toEqual([11, 12, 13, 14, 15, ...Array.from({ length: 14 }, (_, i) => 16 + i)]);
+    const { published, poisoned } = queue.stats();
+    // Skipped: the paused writer's sequence, then every sequence of its slot from the abandonment on.
+    expect(consumer).toMatchObject({ received: 29, lost: published - 29 });
+    expect(consumer.poisoned).toBe(consumer.lost);
+    // Abandoned once, dropped once.
+    expect(poisoned).toBe(2);
+  });
+
+  it('take() with no timeout skips a slot whose writer claimed it and never wrote, though a stall starts while it waits', () => {
+    const queue = SeqlockQueue.create(Numbered, {
+      capacity: 8,
+      multiProducer: true,
+      poisonTimeoutMs: TIMEOUT,
+    });
+    const producer = queue.producer();
+    producer.publish(numbered(0));
+    Atomics.add(new Int32Array(queue.buffer), QueueHeader.CLAIM, 1);
+    producer.publish(numbered(2));
+    for (const wait of [new BlockingWaitStrategy(), undefined]) {
+      const consumer = queue.consumer({ from: 0, ...(wait ? { wait } : {}) });
+      const out = Numbered.create();
+      expect(consumer.take(out)).toBe(true);
+      expect(out.n).toBe(0);
+      expect(consumer.take(out)).toBe(true);
+      expect(out.n).toBe(2);
+      expect(consumer).toMatchObject({ received: 2, lost: 1, poisoned: 1 });
+    }
+  });
+
+  it('SeqlockVector: readers and writers of a half-written key get a PoisonedSlotError; reset gives it back', async () => {
     const vector = SeqlockVector.create(Numbered, { length: 2, poisonTimeoutMs: TIMEOUT });
     const reader = vector.reader();
     await dieMidWrite('vector', vector.buffer, 0);
     const out = Numbered.create();
+    expect(() => reader.read(0, out)).toThrow(PoisonedSlotError);
+    expect(() => vector.write(0, numbered(42))).toThrow(PoisonedSlotError);
     let error: unknown;
     try {
       reader.read(0, out);
     } catch (e) {
       error = e;
     }
-    expect(error).toBeInstanceOf(PoisonedSlotError);
     expect(error).toMatchObject({ layout: 'Numbered', index: 0, code: 'DORSAL_POISONED_SLOT' });
     // The other key is untouched.
     expect(reader.read(1, out)).toBe(false);
 
-    vector.write(0, { n: 42 });
+    // Its writer is known dead: the key is given back, and reads as never written.
+    expect(vector.reset(0)).toBe(true);
     expect(vector.poisoned).toBe(1);
+    expect(reader.read(0, out)).toBe(false);
+    vector.write(0, numbered(42));
     expect(reader.read(0, out)).toBe(true);
-    expect(out.n).toBe(42);
+    expect(out).toEqual(numbered(42));
+    expect(vector.reset(0)).toBe(false);
+  });
+
+  it('SeqlockVector: a writer paused half way holds its key; back, it completes, and nothing mixed meanwhile', async () => {
+    const vector = SeqlockVector.create(Numbered, { length: 1, poisonTimeoutMs: TIMEOUT });
+    const reader = vector.reader();
+    const paused = await pauseMidWrite('vector', vector.buffer, 7);
+    const out = Numbered.create();
+    expect(() => reader.read(0, out)).toThrow(PoisonedSlotError);
+    expect(() => vector.write(0, numbered(42))).toThrow(PoisonedSlotError);
+    expect(await paused.resume()).toBe('written');
+    expect(reader.read(0, out)).toBe(true);
+    expect(out).toEqual(numbered(7));
   });
 });
