@@ -5,7 +5,7 @@ import {
   type WaitStrategyName,
   waitStrategyNamed,
 } from '../queues/index.js';
-import { Phase, type Spine, type SpineAdapter } from '../spine/index.js';
+import { Phase, type Spine, type SpineAdapter, ThreadActivity } from '../spine/index.js';
 import type { Actor } from './actor.js';
 
 /** An actor and its adapter, as a thread runs them. */
@@ -40,11 +40,13 @@ export class ActorThread implements WaitCondition {
   private readonly parker: Parker;
   private parkedPhase: number = Phase.STARTING;
 
+  /** `activity`: the thread's, shared with its actors' adapters. */
   constructor(
     spine: Spine,
     worker: number,
     actors: readonly RunningActor[],
     wait: WaitStrategyName = 'adaptive',
+    private readonly activity: ThreadActivity = new ThreadActivity(spine.control, worker),
   ) {
     this.spine = spine;
     const clock = spine.clock;
@@ -96,14 +98,11 @@ export class ActorThread implements WaitCondition {
       this.current = undefined;
       let timedOut = false;
       if (work === 0) {
-        // Idle only while it waits: whatever ends the wait (a message, the timeout of a thread
-        // driven by time, a phase change), the next round may run a handler, and it is marked
-        // busy before that round starts, so that a stop never takes a thread in a handler (or
-        // a message about to be polled) for an idle one.
-        control.setIdle(this.worker, true);
+        // At rest until an ingress produce marks the thread busy (see ThreadActivity); handlers
+        // are seen by a stop through their consumers' committed positions.
+        this.activity.rest();
         this.parkedPhase = phase;
         timedOut = !this.strategy.wait(this, this.parker, this.parkTimeoutMs());
-        control.setIdle(this.worker, false);
       }
       // A wake-up by a message goes straight back to the actors; the event loop gets its turn
       // after a timed-out park or every few milliseconds of work, but not more than once per

@@ -345,11 +345,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     try {
       await this.launch(thread, positions);
     } catch (error) {
-      const crash =
-        error instanceof ActorCrashedError
-          ? error
-          : new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined);
-      this.fail(crash);
+      // A crash of the new incarnation went through onCrash already (restarted again, or failed);
+      // anything else (its module no longer loads) fails the system here.
+      if (!(error instanceof ActorCrashedError)) {
+        this.fail(new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined));
+      }
     } finally {
       thread.restarting = false;
     }
@@ -437,14 +437,12 @@ function sumReports(a: ActorReport, b: ActorReport): ActorReport {
       produced: s.produced + t.produced,
     };
   });
-  const timings = new Map(a.timings.map((t) => [t.actor, t]));
+  const timings = new Map(a.timings.map((t) => [t.actorId, t]));
   for (const t of b.timings) {
-    const earlier = timings.get(t.actor);
+    const earlier = timings.get(t.actorId);
     timings.set(
-      t.actor,
-      earlier === undefined
-        ? t
-        : { actor: t.actor, handled: earlier.handled + t.handled, lost: earlier.lost + t.lost },
+      t.actorId,
+      earlier === undefined ? t : { ...t, handled: earlier.handled + t.handled, lost: earlier.lost + t.lost },
     );
   }
   return { id: b.id, name: b.name, streams, timings: [...timings.values()] };

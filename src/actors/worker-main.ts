@@ -3,7 +3,7 @@
  * `onInit`, wait for the start, run the actors until told to exit, run `onExit`, report.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Spine, SpineAdapter } from '../spine/index.js';
+import { Spine, SpineAdapter, ThreadActivity } from '../spine/index.js';
 import { Actor } from './actor.js';
 import { ActorThread, type RunningActor } from './actor-thread.js';
 import {
@@ -20,6 +20,7 @@ const port = parentPort!;
 const post = (message: FromWorker) => port.postMessage(message);
 const names = new Map<number, string>(Object.entries(data.names).map(([id, name]) => [Number(id), name]));
 const spine = Spine.attach(data.spine);
+const activity = new ThreadActivity(spine.control, data.worker);
 port.on('message', (message: ToWorker) => {
   if (message.type === 'names') {
     for (const [id, name] of Object.entries(message.names)) names.set(Number(id), name);
@@ -40,7 +41,14 @@ async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningA
     throw new TypeError('the actor has no name (declare `readonly name = "…"`)');
   }
   names.set(assignment.id, actor.name);
-  const adapter = new SpineAdapter<unknown>(spine, assignment.id, actor.name, assignment.start, names);
+  const adapter = new SpineAdapter<unknown>(
+    spine,
+    assignment.id,
+    actor.name,
+    assignment.start,
+    names,
+    activity,
+  );
   return { id: assignment.id, actor, adapter };
 }
 
@@ -57,7 +65,7 @@ async function main(): Promise<void> {
       return;
     }
   }
-  const thread = new ActorThread(spine, data.worker, actors, data.wait);
+  const thread = new ActorThread(spine, data.worker, actors, data.wait, activity);
   let stage: 'init' | 'run' | 'exit' = 'init';
   try {
     for (const running of actors) {

@@ -4,6 +4,7 @@ import type { Clock } from './clock.js';
 import { Phase } from './control.js';
 import type { SpineDefinition, StreamMessage, StreamSpecs } from './definition.js';
 import type { Spine } from './spine.js';
+import type { ThreadActivity } from './thread-activity.js';
 import { type AdapterTimingStats, TimingReader } from './timing-reader.js';
 import { NO_PARENT, TimingRecord, type Tracking } from './tracking.js';
 
@@ -25,7 +26,11 @@ export interface MessageMeta {
 
 /** What a handler produces with: every message it produces is a child of the one it handles. */
 export interface SpineProducers<D> {
-  /** Publishes `value` on `stream`; returns false only when the system refuses new ingress (stopping). */
+  /**
+   * Publishes `value` on `stream`. Returns false when the system refuses new ingress (stopping;
+   * counted in the report's `refused`), or when a multi-producer stream dropped the message
+   * (its slot was taken for dead; counted in the queue's `poisoned`).
+   */
   produce<K extends StreamName<D>>(stream: K, value: MessageOf<D, K>): boolean;
 }
 
@@ -61,6 +66,8 @@ export type AdapterStart = 'head' | AdapterPositions;
 export interface AdapterPositions {
   readonly streams: readonly (number | null)[];
   readonly timings?: Readonly<Record<number, number>>;
+  /** Where a timing queue not listed is read from (default `'first'`: its first record). */
+  readonly otherTimings?: 'head' | 'first';
 }
 
 /**
@@ -107,13 +114,16 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private failed = -1;
 
   private readonly names: ReadonlyMap<number, string>;
+  private readonly activity: ThreadActivity | undefined;
 
+  /** `activity`: the thread's, when the adapter runs on an actor thread (ingress marks it busy). */
   constructor(
     spine: Spine,
     actorId: number,
     actorName: string,
     start: AdapterStart = 'head',
     names: ReadonlyMap<number, string> = new Map(),
+    activity?: ThreadActivity,
   ) {
     this.spine = spine;
     this.clock = spine.clock;
@@ -121,10 +131,16 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.actorId = actorId;
     this.actorName = actorName;
     this.start = start;
+    this.activity = activity;
     // Timing records wake no one: their readers poll them whenever their thread is awake, and no
-    // thread parks on a timing queue's signal. On x86 that saves a fence per handler call.
+    // thread parks on a timing queue's signal. That saves the sleeper-count load per handler call.
     this.timing = spine.timingQueue(actorId)?.producer({ wakes: false });
-    this.timings = new TimingReader(spine, start === 'head' ? 'head' : (start.timings ?? {}));
+    this.timings = new TimingReader(
+      spine,
+      start === 'head'
+        ? 'head'
+        : { at: start.timings ?? {}, others: start.otherTimings === 'head' ? 'head' : 'first' },
+    );
     this.context = new HandlerContext(spine.names, this.lastTracking);
     for (let i = 0; i < spine.names.length; i++) {
       this.handled.push(0);
@@ -208,8 +224,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       envelope.publish_t = now > start ? now : start;
     } else if (this.stampIngress(envelope, now)) envelope.publish_t = now;
     else return false;
-    producer.publish(value as object);
-    return true;
+    // -1: a multi-producer stream dropped it (counted there).
+    return producer.publish(value as object) !== -1;
   }
 
   /**
@@ -274,6 +290,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     return {
       streams: this.spine.names.map((_, i) => this.consumers[i]?.sequence ?? null),
       timings: this.timings.positions(),
+      otherTimings: this.start === 'head' || this.start.otherTimings === 'head' ? 'head' : 'first',
     };
   }
 
@@ -385,6 +402,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const n = this.drainCount;
     this.handled[this.drainIndex]! += n;
     this.work += n;
+    // What was handled (or skipped) is committed only now, after the handlers and what they
+    // produced: a stop reads the committed position (see ConsumerOptions.positions).
+    this.consumers[this.drainIndex]!.commit();
     const outer = this.drainOuter;
     if (outer !== undefined) {
       this.restoreContext(outer);
@@ -399,6 +419,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     try {
       return filter(msg as never);
     } catch (error) {
+      // The message was read, and neither handled nor skipped: counted as failed.
+      this.failures[this.drainIndex]!++;
       this.endDrain();
       throw error;
     }
@@ -529,8 +551,12 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    * (and counts it) once the system is stopping.
    */
   private stampIngress(envelope: Tracking, now: number): boolean {
-    if (this.spine.control.phase >= Phase.DRAINING) {
-      this.spine.control.countRefused();
+    const control = this.spine.control;
+    // Busy before the phase is read (see ThreadActivity): a stop that saw this thread at rest
+    // after its phase change is sure that this read sees it.
+    this.activity?.busy();
+    if (control.phase >= Phase.DRAINING) {
+      control.countRefused();
       return false;
     }
     envelope.origin_t = now;
@@ -544,7 +570,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     if (existing !== undefined) return existing;
     const queue = this.spine.queue(index);
     const from = this.start === 'head' ? 'head' : (this.start.streams[index] ?? 'head');
-    const consumer = queue.consumer({ from, signal: this.spine.control.streamSignal(index) });
+    const consumer = queue.consumer({
+      from,
+      signal: this.spine.control.streamSignal(index),
+      positions: 'commit',
+    });
     this.consumers[index] = consumer;
     this.consumed.push(index);
     this.outs[index] = [queue.layout.create(), queue.layout.create()];

@@ -9,6 +9,8 @@ export interface StreamSpec<M extends object = object> {
   readonly capacity: number;
   /** Several actors may produce this stream (slots claimed with an atomic add). */
   readonly multiProducer?: boolean;
+  /** See `QueueOptions.poisonTimeoutMs`; default: the spine's (`SpineOptions.poisonTimeoutMs`). */
+  readonly poisonTimeoutMs?: number;
 }
 
 export type StreamSpecs = Readonly<Record<string, StreamSpec>>;

@@ -25,5 +25,6 @@ export {
   type StreamQueue,
   type TimingQueue,
 } from './spine.js';
+export { ThreadActivity } from './thread-activity.js';
 export { type AdapterTimingStats, TimingReader, type TimingStart } from './timing-reader.js';
 export { MAX_STREAMS, NO_PARENT, TimingRecord, Tracking } from './tracking.js';

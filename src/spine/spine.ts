@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import { Layout, type LayoutDescription, SeqlockQueue } from '../queues/index.js';
+import { Layout, type LayoutDescription, type QueueOptions, SeqlockQueue } from '../queues/index.js';
 import { DEFAULT_MAX_CONSUMERS } from '../queues/queue-header.js';
 import { Clock } from './clock.js';
 import { SpineControl } from './control.js';
@@ -27,6 +27,8 @@ export interface SpineOptions {
   readonly timingCapacity?: number;
   /** Consumers each stream accepts (actors and observers). Default 64. */
   readonly maxConsumers?: number;
+  /** See `QueueOptions.poisonTimeoutMs`: the default of every stream and timing queue (1000 ms). */
+  readonly poisonTimeoutMs?: number;
   /**
    * Cores the system's threads share, for the adaptive wait's long spin (see CoreBudget).
    * Default: `os.availableParallelism()`.
@@ -46,20 +48,21 @@ export class Spine {
   private readonly queues: readonly StreamQueue[];
   private readonly byName: ReadonlyMap<string, number>;
   private readonly timingQueues = new Map<number, TimingQueue>();
-  private readonly timingCapacity: number;
+  /** How this thread creates timing queues (the main thread's; a worker creates none). */
+  private readonly timingOptions: Omit<QueueOptions, 'envelope'>;
 
   private constructor(
     names: readonly string[],
     queues: readonly StreamQueue[],
     control: SpineControl,
-    timingCapacity: number,
+    timingOptions: Omit<QueueOptions, 'envelope'>,
   ) {
     this.names = names;
     this.queues = queues;
     this.control = control;
     this.byName = new Map(names.map((name, index) => [name, index]));
     this.clock = new Clock(control.clockBaseNs);
-    this.timingCapacity = timingCapacity;
+    this.timingOptions = timingOptions;
   }
 
   /** Allocates every stream queue and the control block (main thread). */
@@ -72,15 +75,13 @@ export class Spine {
         multiProducer: spec.multiProducer ?? false,
         maxConsumers: options.maxConsumers ?? DEFAULT_MAX_CONSUMERS,
         envelope: Tracking,
+        ...poisonTimeout(spec.poisonTimeoutMs ?? options.poisonTimeoutMs),
       });
     });
-    const timingCapacity = options.timingCapacity ?? 1 << 14;
-    return new Spine(
-      names,
-      queues,
-      SpineControl.create(Clock.newBase(), names.length, options.cores),
-      timingCapacity,
-    );
+    return new Spine(names, queues, SpineControl.create(Clock.newBase(), names.length, options.cores), {
+      capacity: options.timingCapacity ?? 1 << 14,
+      ...poisonTimeout(options.poisonTimeoutMs),
+    });
   }
 
   /** Attaches to a spine created elsewhere (a worker). */
@@ -94,7 +95,7 @@ export class Spine {
       descriptor.streams.map((s) => s.name),
       queues,
       SpineControl.attach(descriptor.control),
-      0,
+      { capacity: 2 },
     );
     for (const t of descriptor.timings)
       spine.timingQueues.set(t.actor, SeqlockQueue.attach(TimingRecord, t.buffer));
@@ -116,7 +117,7 @@ export class Spine {
 
   /** Creates the timing queue of actor `actor` (main thread, at spawn). */
   addTimingQueue(actor: number): TimingQueue {
-    const queue = SeqlockQueue.create(TimingRecord, { capacity: this.timingCapacity });
+    const queue = SeqlockQueue.create(TimingRecord, this.timingOptions);
     this.timingQueues.set(actor, queue);
     return queue;
   }
@@ -147,4 +148,9 @@ export class Spine {
       control: this.control.buffer,
     };
   }
+}
+
+/** The poison timeout option, when one is set. */
+function poisonTimeout(ms: number | undefined): { poisonTimeoutMs?: number } {
+  return ms === undefined ? {} : { poisonTimeoutMs: ms };
 }

@@ -8,14 +8,18 @@ export interface AdapterTimingStats {
   readonly handled: number;
   /** Timing records skipped because the actor lapped this observer. */
   readonly lost: number;
+  /** The actor's id (names may be unknown to the thread when it reports). */
+  readonly actorId: number;
 }
 
 /**
  * Where a timing reader starts on each actor's queue: `'head'` (an observer spawned mid-run), or
- * per actor id an exact sequence, and 0 for an actor not listed (an observer running from the
- * start, or restarted where its predecessor stopped).
+ * per actor id an exact sequence (an observer restarted where its predecessor stopped), and for
+ * an actor not listed the head or the first record (an observer running from the start).
  */
-export type TimingStart = 'head' | Readonly<Record<number, number>>;
+export type TimingStart =
+  | 'head'
+  | { readonly at: Readonly<Record<number, number>>; readonly others: 'head' | 'first' };
 
 /**
  * An observer's reader of every actor's timing queue known to its thread. It attaches to a
@@ -45,6 +49,8 @@ export class TimingReader {
         handler(this.out);
         n++;
       }
+      // After the handler, as the adapter does for streams (see ConsumerOptions.positions).
+      consumer.commit();
     }
     return n;
   }
@@ -68,6 +74,7 @@ export class TimingReader {
   stats(nameOf: (actor: number) => string): AdapterTimingStats[] {
     return this.consumers.map((c, i) => ({
       actor: nameOf(this.actors[i]!),
+      actorId: this.actors[i]!,
       handled: c.received,
       lost: c.lost,
     }));
@@ -96,8 +103,9 @@ export class TimingReader {
     const attached = new Set(this.actors);
     for (const [actor, queue] of this.spine.timings) {
       if (attached.has(actor)) continue;
-      const from = this.start === 'head' ? 'head' : (this.start[actor] ?? 0);
-      this.consumers.push(queue.consumer({ from }));
+      const start = this.start;
+      const from = start === 'head' ? 'head' : (start.at[actor] ?? (start.others === 'head' ? 'head' : 0));
+      this.consumers.push(queue.consumer({ from, positions: 'commit' }));
       this.actors.push(actor);
     }
   }

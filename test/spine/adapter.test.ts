@@ -215,7 +215,12 @@ describe('SpineAdapter consume variants', () => {
       ),
     ).toThrow('bad filter');
     expect(seen).toEqual([0, 2]);
-    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({ handled: 2, skipped: 1 });
+    // Read four: two handled, one filtered out, and the one whose filter threw counted as failed.
+    expect(actor.stats().find((s) => s.stream === 'ticks')).toMatchObject({
+      handled: 2,
+      skipped: 1,
+      failed: 1,
+    });
     expect(actor.produce('orders', { tick: 7, side: 0 })).toBe(true);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SpineAdapter, System, SystemStateError } from '../../src/index.js';
-import { spine, type TestSpine } from '../fixtures/actors/spine.js';
+import { defineSpine, SpineAdapter, System, SystemStateError } from '../../src/index.js';
+import { Fill, Order, spine, type TestSpine, Tick } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
@@ -34,6 +34,22 @@ describe('a graceful stop', () => {
     expect(of('sink', 'orders')).toMatchObject({ handled: 1, lost: 0 });
     expect(published('fills')).toBe(1);
     expect(report.drained).toBe(true);
+  });
+
+  it('drains beside an actor driven by time whose rounds work long and produce nothing', async () => {
+    const system = new System(spine);
+    // At rest (it produces nothing), though it is in a round most of the time.
+    system.spawn(fixture('grinder'), { args: { workMs: 20 } });
+    system.spawn(fixture('feed'), { args: { count: 50 } });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    await until(() => system.spine.queue(1).stats().published === 100, 'the orders of 50 ticks');
+    const report = await system.stop();
+    expect(report.drained).toBe(true);
+    expect(report.actors.find((a) => a.name === 'strategy')!.streams[0]).toMatchObject({
+      handled: 50,
+      lost: 0,
+    });
   });
 
   it('ingress after the stop began is refused, and every attempt counted', async () => {
@@ -100,6 +116,47 @@ describe('wake-ups', () => {
   });
 });
 
+describe('a writer that died, seen from actors', () => {
+  it('a parked actor skips a slot claimed by a producer that never wrote it, and the report counts it', async () => {
+    // Ticks from several producers, with a short poison timeout.
+    const mp = defineSpine({
+      ticks: { message: Tick, capacity: 8, multiProducer: true, poisonTimeoutMs: 40 },
+      orders: { message: Order, capacity: 1 << 8 },
+      fills: { message: Fill, capacity: 1 << 8 },
+    });
+    const system = new System(mp);
+    for (const [name, from] of [
+      ['strategy', 'ticks'],
+      ['gateway', 'orders'],
+    ] as const) {
+      system.spawn(fixture('relay'), { args: { name, from, idleTimeoutMs: 600_000 }, wait: 'blocking' });
+    }
+    const main = new SpineAdapter<typeof mp>(system.spine, 255, 'test');
+    const fills: number[] = [];
+    const onFill = (fill: { order: number }) => {
+      fills.push(fill.order);
+    };
+    main.consume('fills', onFill);
+    await system.start();
+    main.produce('ticks', { n: 0, price: 1 });
+    await until(() => main.consume('fills', onFill) > 0 || fills.length === 1, 'the first fill');
+    // A producer of ticks that died right after its claim: sequence 1 is never written.
+    Atomics.add(new Int32Array(system.spine.queue(0).buffer), 32, 1);
+    await until(() => system.spine.control.sleeping === 2, 'both actors to park', 10_000);
+    for (let n = 2; n < 6; n++) main.produce('ticks', { n, price: 1 });
+    await until(() => main.consume('fills', onFill) > 0 && fills.length === 5, 'the fills after the hole');
+    expect(fills).toEqual([0, 2, 3, 4, 5]);
+    main.close();
+    const report = await system.stop();
+    expect(report.actors.find((a) => a.name === 'strategy')!.streams[0]).toMatchObject({
+      handled: 5,
+      lost: 1,
+      poisoned: 1,
+    });
+    expect(report.drained).toBe(true);
+  });
+});
+
 describe('a restarted actor', () => {
   it('an observer restarted after a crash resumes every timing queue where it stopped: no record twice, none lost', async () => {
     const channel = `timing-observer-${Math.random()}`;
@@ -126,6 +183,7 @@ describe('a restarted actor', () => {
     const observer = report.actors.find((a) => a.name === 'timing-observer')!;
     expect(observer.timings.find((t) => t.actor === 'strategy')).toEqual({
       actor: 'strategy',
+      actorId: 1,
       handled: published,
       lost: 0,
     });
