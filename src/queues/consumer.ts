@@ -424,24 +424,11 @@ export class Consumer<M, E = null> implements WaitCondition {
   /** The version `slotSequence` read last. */
   private slotVersion = 0;
 
-  /**
-   * The exact sequence of what the next slot holds (done or being written), from a consistent
-   * read of its version and epoch; NaN if writers kept changing it.
-   */
+  /** The exact sequence of what the next slot holds (see `QueueCore.slotSequence`). */
   private slotSequence(): number {
-    const i32 = this.i32;
-    const versionIndex = this.versionIndex;
-    for (let attempt = 0; attempt < 16; attempt++) {
-      // SC load, then a plain read of the epoch, then an SC read-modify-write re-check: as in
-      // poll, an unchanged version means the epoch read belongs to it.
-      const version = Atomics.load(i32, versionIndex);
-      const epoch = i32[versionIndex + 1]!;
-      if (Atomics.add(i32, versionIndex, 0) === version) {
-        this.slotVersion = version;
-        return this.core.seq.exactOf(version, epoch, this.seq & this.core.seq.mask);
-      }
-    }
-    return Number.NaN;
+    const exact = this.core.slotSequence(this.seq);
+    this.slotVersion = this.core.lastSlotVersion;
+    return exact;
   }
 
   /**
@@ -485,8 +472,8 @@ function claimEntry(core: QueueCore): number {
 }
 
 function startSequence(core: QueueCore, from: ConsumerStart): number {
-  // The producer's count: a hint read without synchronization (see QueueCore.published).
-  const total = core.published();
+  // The producer's count: a hint read without synchronization, checked against the slots.
+  const total = core.checkedPublished();
   if (typeof from === 'number') {
     // One past the count too: a consumer that skipped a last message whose writer died stands
     // there (the count never included it), and resumes there.

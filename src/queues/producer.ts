@@ -155,9 +155,9 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
     this.slotsByte = core.slotsByte;
     this.stride = core.stride;
     this.mask = core.seq.mask;
-    // Resume after whatever an earlier producer of this queue published (plain read: the role
-    // was handed over through the SC compare-exchange that made us the producer).
-    this.total = this.f64[PUBLISHED_F64]!;
+    // Resume after whatever an earlier producer of this queue published: its count, checked
+    // against the slots (a predecessor that died stored it without synchronizing with us).
+    this.total = core.checkedPublished();
     this.seq = this.total >>> 0;
     this.epoch = epochOf(this.total);
   }

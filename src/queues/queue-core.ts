@@ -176,6 +176,51 @@ export class QueueCore {
     return closestExact(Atomics.load(i32, H.CLAIM) >>> 0, f64[H.CLAIMED_F64]!);
   }
 
+  /**
+   * `published()` as a start: where a new consumer at the head, or a replacement producer, begins.
+   * The count is a plain Float64 that the writer stores without synchronizing with the reader (a
+   * predecessor that died, say), so the language lets the reader see it stale: it is moved past
+   * every message that the slots, read consistently, show was published after it. (The language
+   * would also let a Float64 read tear; V8 on 64-bit CPUs reads it whole, and a count that
+   * claimed too much could only start a consumer late.) Several producers' count comes from the
+   * SC-loaded claim counter.
+   */
+  checkedPublished(): number {
+    const hint = this.published();
+    let total = Number.isSafeInteger(hint) && hint >= 0 ? hint : 0;
+    if (this.kind !== QueueKind.SINGLE_PRODUCER) return total;
+    for (let steps = 0; steps < this.seq.capacity; steps++) {
+      const next = this.slotSequence(total);
+      if (!(next >= total) || (this.lastSlotVersion & 1) !== 0) break;
+      total = next + 1;
+    }
+    return total;
+  }
+
+  /** The version `slotSequence` read last. */
+  lastSlotVersion = 0;
+
+  /**
+   * The exact sequence of the message the slot of `seq` (mod 2^32) holds, done or being written,
+   * from a consistent read of its version and epoch; -Infinity for a slot never written, NaN if
+   * writers kept changing it.
+   */
+  slotSequence(seq: number): number {
+    const i32 = this.views.i32;
+    const versionIndex = (this.slotsByte + (seq & this.seq.mask) * this.stride) >> 2;
+    for (let attempt = 0; attempt < 16; attempt++) {
+      // SC load, then a plain read of the epoch, then an SC read-modify-write re-check: as in
+      // Consumer.poll, an unchanged version means the epoch read belongs to it.
+      const version = Atomics.load(i32, versionIndex);
+      const epoch = i32[versionIndex + 1]!;
+      if (Atomics.add(i32, versionIndex, 0) === version) {
+        this.lastSlotVersion = version;
+        return this.seq.exactOf(version, epoch, seq & this.seq.mask);
+      }
+    }
+    return Number.NaN;
+  }
+
   /** Slots producers took over from a dead writer, or gave up because another took theirs. */
   get poisoned(): number {
     // SC load of a counter only changed by atomic adds.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, defineMessage, SeqlockQueue } from '../../src/index.js';
+import { QueueHeader } from '../../src/queues/queue-header.js';
 
 const Seq = defineMessage('Seq', { n: 'u32', check: 'f64' });
 const Other = defineMessage('Other', { n: 'u32', check: 'f32' });
@@ -78,6 +79,23 @@ describe('SeqlockQueue in one thread', () => {
     expect(s!.received + s!.lost + s!.lag).toBe(20);
     slow.close();
     expect(queue.stats().consumers.map((c) => c.index)).toEqual([fast.index]);
+  });
+
+  it('a new producer or consumer checks the count against the slots: a stale count is moved past what was published', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    const first = queue.producer();
+    const early = queue.consumer();
+    for (let n = 0; n < 5; n++) first.publish({ n, check: n });
+    first.close();
+    // What a reader may see of a predecessor's count, stored without synchronization: an old value.
+    new Float64Array(queue.buffer)[QueueHeader.PUBLISHED_F64] = 3;
+    const late = queue.consumer();
+    const next = queue.producer();
+    for (let n = 5; n < 7; n++) next.publish({ n, check: n });
+    // Nothing overwritten, nothing read twice.
+    expect(drain(early, Seq.create())).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(drain(late, Seq.create())).toEqual([5, 6]);
+    expect(queue.stats().published).toBe(7);
   });
 
   it('a single-producer queue refuses a second producer until the first closes', () => {
