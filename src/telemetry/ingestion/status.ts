@@ -22,11 +22,22 @@ export interface ErrorAnswer {
   readonly retry: boolean;
 }
 
+/**
+ * Longest error message sent to a client, in UTF-16 code units: a message may quote what the
+ * client sent (a field name, a library's complaint), and an answer must not grow with it.
+ */
+export const MAX_ERROR_MESSAGE = 1024;
+
+function bounded(message: string): string {
+  return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE - 1)}…` : message;
+}
+
 /** Maps any thrown value to its HTTP answer; an unexpected error is a 500 without its details. */
 export function answerFor(error: unknown): ErrorAnswer {
   if (error instanceof DorsalError) {
     const status = STATUS_BY_CODE[error.code] ?? 500;
-    return { status, body: { error: { code: error.code, message: error.message } }, retry: status === 503 };
+    const message = bounded(error.message);
+    return { status, body: { error: { code: error.code, message } }, retry: status === 503 };
   }
   return {
     status: 500,

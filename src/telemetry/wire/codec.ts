@@ -1,7 +1,9 @@
 import { Decoder, Encoder } from 'cbor-x';
 import { WireFormatError, WireVersionError } from '../errors.js';
 import { expectObject, show } from './fields.js';
+import { RECORD_LIMITS } from './limits.js';
 import { validateBlock, validateProcessInfo, validateStreamInfo } from './records.js';
+import { checkStrictCbor } from './strict-cbor.js';
 import { type Block, type ProcessInfo, type StreamInfo, WIRE_FORMAT_VERSION } from './types.js';
 
 /**
@@ -11,7 +13,7 @@ import { type Block, type ProcessInfo, type StreamInfo, WIRE_FORMAT_VERSION } fr
  */
 
 /** What an encoded record is. */
-export type RecordKind = 'process' | 'stream' | 'block' | 'payload';
+export type RecordKind = 'process' | 'stream' | 'block' | 'payload' | 'drops';
 
 // Plain CBOR: no cbor-x record extension and no typed-array tags, so any CBOR library can read it.
 const encoder = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true });
@@ -23,11 +25,12 @@ export function encodeRecord(kind: RecordKind, record: object): Uint8Array {
 }
 
 /**
- * Decodes CBOR bytes and checks the envelope: one CBOR item, a map, the known version, the
- * expected kind. Returns the map, whose fields are still to be validated.
+ * Decodes CBOR bytes and checks the envelope: one CBOR item of plain types within the kind's
+ * limits (checked before decoding, see strict-cbor.ts), a map, the known version, the expected
+ * kind. Returns the map, whose fields are still to be validated.
  */
 export function decodeRecord(bytes: Uint8Array, kind: RecordKind): Readonly<Record<string, unknown>> {
-  if (bytes.length === 0) throw new WireFormatError(`${kind}: empty body, expected a CBOR map`);
+  checkStrictCbor(bytes, RECORD_LIMITS[kind], kind);
   let value: unknown;
   try {
     value = decoder.decode(bytes);

@@ -14,6 +14,7 @@ import {
   type WireObject,
 } from './fields.js';
 import { validateLayouts } from './layouts.js';
+import { MAX_LAYOUTS, MAX_STREAM_FIELDS } from './limits.js';
 import type { Block, BlockHeader, ProcessInfo, StreamInfo } from './types.js';
 
 /**
@@ -50,15 +51,25 @@ export function validateProcessInfo(value: unknown): ProcessInfo {
 export function validateStreamInfo(value: unknown): StreamInfo {
   const what = 'stream';
   const obj = expectObject(value, what);
+  const dependencies = readArray(obj, 'dependenciesLayouts', what, MAX_LAYOUTS);
+  const objects = readArray(obj, 'objectsLayouts', what, MAX_LAYOUTS);
+  // Counted before any layout is validated: a record handed over in-process was not checked as CBOR.
+  let fields = 0;
+  for (const layout of [...dependencies, ...objects]) {
+    const list = typeof layout === 'object' && layout !== null ? (layout as WireObject).fields : undefined;
+    fields += Array.isArray(list) ? list.length : 0;
+  }
+  if (fields > MAX_STREAM_FIELDS) {
+    throw new WireFormatError(
+      `${what}: its layouts have ${fields} fields, over the limit of ${MAX_STREAM_FIELDS}`,
+    );
+  }
   return {
     streamId: readUuid(obj, 'streamId', what),
     processId: readUuid(obj, 'processId', what),
     tags: readStringArray(obj, 'tags', what),
-    dependenciesLayouts: validateLayouts(
-      readArray(obj, 'dependenciesLayouts', what),
-      `${what}.dependenciesLayouts`,
-    ),
-    objectsLayouts: validateLayouts(readArray(obj, 'objectsLayouts', what), `${what}.objectsLayouts`),
+    dependenciesLayouts: validateLayouts(dependencies, `${what}.dependenciesLayouts`),
+    objectsLayouts: validateLayouts(objects, `${what}.objectsLayouts`),
     properties: readStringMap(obj, 'properties', what),
   };
 }
