@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DorsalError } from '../errors.js';
 import { startIngestionServer } from '../telemetry/ingestion/server.js';
 import type { LakeLocation } from '../telemetry/lake/open.js';
+import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
 
 function integer(min: number, max: number) {
   return (value: string): number => {
@@ -20,6 +21,8 @@ interface ServeOptions {
   readonly db?: string;
   readonly blobs?: string;
   readonly bodyLimit: number;
+  readonly maxBlockBytes: number;
+  readonly maxRatio: number;
 }
 
 /** `dorsal serve`: the ingestion service over HTTP until SIGINT or SIGTERM. */
@@ -32,6 +35,19 @@ export function serveCommand(): Command {
     .option('--db <url>', 'metadata database: postgres://…[?schema=name] or a SQLite file')
     .option('--blobs <url>', 'blob store: s3://bucket/prefix[?endpoint=…&region=…] or a directory')
     .option('--body-limit <bytes>', 'largest request body', integer(1, 2 ** 31), 100 * 1024 * 1024)
+    .option(
+      '--max-block-bytes <bytes>',
+      "largest decompressed size of a block's payload",
+      integer(1, 2 ** 32),
+      DEFAULT_MAX_BLOCK_BYTES,
+    )
+    .option(
+      '--max-ratio <n>',
+      'largest decompressed / compressed size of a payload part over 1 MiB',
+      integer(1, 1024),
+      DEFAULT_MAX_COMPRESSION_RATIO,
+    )
+
     .action(async (options: ServeOptions) => {
       const lake: LakeLocation = {
         data: options.data,
@@ -43,6 +59,8 @@ export function serveCommand(): Command {
         port: options.port,
         lake,
         bodyLimit: options.bodyLimit,
+        maxBlockBytes: options.maxBlockBytes,
+        maxCompressionRatio: options.maxRatio,
         onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
       });
       console.log(`dorsal ingestion listening on ${server.url}`);

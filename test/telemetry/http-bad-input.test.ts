@@ -43,7 +43,7 @@ describe('ingestion over HTTP: bad input', () => {
       port: 0,
       lake: { data: dir },
       bodyLimit: BODY_LIMIT,
-      maxPartBytes: 4 << 20,
+      maxBlockBytes: 4 << 20,
     });
     lake = Lake.open({ data: dir });
     expect((await post(server.url, 'process', encodeProcessInfo(process))).body).toEqual({ inserted: true });
@@ -69,6 +69,7 @@ describe('ingestion over HTTP: bad input', () => {
   const objects = block.payload.objects;
   const huge = Buffer.from(objects);
   huge.writeUInt32LE(0xffff_fff0, 0);
+  const bomb = compressPart(new Uint8Array(4 << 20));
   const unknownStream = makeStream(process.processId);
   const orphan = makeStream(makeProcess().processId);
 
@@ -145,6 +146,14 @@ describe('ingestion over HTTP: bad input', () => {
       400,
       'DORSAL_WIRE_FORMAT',
       'lz4 part declares 4294967280 decompressed bytes, over the limit of 4194304',
+    ],
+    [
+      'an lz4 bomb',
+      'block',
+      tampered(block, {}, { objects: bomb }),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      `block.payload.objects: lz4 part of ${bomb.length} bytes declares ${4 << 20} decompressed bytes, more than 64 times its size`,
     ],
     [
       'a block of an unknown stream',

@@ -1,14 +1,23 @@
-import { asLakeError, UnknownProcessError, UnknownStreamError } from '../errors.js';
+import {
+  asLakeError,
+  BlockConflictError,
+  LakeUnavailableError,
+  UnknownProcessError,
+  UnknownStreamError,
+} from '../errors.js';
 import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
-import { blobPath, type StreamRow } from '../lake/types.js';
+import { type BlobWriteOutcome, type BlockRow, blobPath, type StreamRow } from '../lake/types.js';
 import {
   type Block,
-  DEFAULT_MAX_PART_BYTES,
+  checkPayloadSizes,
+  DEFAULT_MAX_BLOCK_BYTES,
+  DEFAULT_MAX_COMPRESSION_RATIO,
   decodeBlock,
   decodeProcessInfo,
   decodeStreamInfo,
   encodePayloadBlob,
+  type PayloadLimits,
   type ProcessInfo,
   type StreamInfo,
   validateBlock,
@@ -18,12 +27,21 @@ import {
 } from '../wire/index.js';
 
 /** Options of the ingestion service. */
-export interface IngestionOptions {
-  /** Largest decompressed size of one payload part (default 256 MiB). */
-  readonly maxPartBytes?: number;
+export interface IngestionOptions extends PayloadLimits {
   /** How many known streams and processes to remember (default 10 000 each). */
   readonly cacheSize?: number;
 }
+
+/** Header fields a re-sent block must repeat exactly. */
+const HEADER_FIELDS = [
+  'streamId',
+  'processId',
+  'beginTime',
+  'beginTicks',
+  'endTime',
+  'endTicks',
+  'objectCount',
+] as const;
 
 /** What an insert did: `inserted` is false when the record was already stored (an idempotent re-send). */
 export interface InsertResult {
@@ -46,7 +64,7 @@ export interface InsertResult {
  */
 export class IngestionService {
   readonly lake: Lake;
-  private readonly maxPartBytes: number;
+  private readonly limits: PayloadLimits;
   private readonly cacheSize: number;
   // Rows never change once stored, so what was seen once can be trusted afterwards.
   private readonly knownProcesses = new Set<string>();
@@ -54,7 +72,10 @@ export class IngestionService {
 
   constructor(lake: Lake | LakeLocation, options: IngestionOptions = {}) {
     this.lake = lake instanceof Lake ? lake : Lake.open(lake);
-    this.maxPartBytes = options.maxPartBytes ?? DEFAULT_MAX_PART_BYTES;
+    this.limits = {
+      maxBlockBytes: options.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES,
+      maxCompressionRatio: options.maxCompressionRatio ?? DEFAULT_MAX_COMPRESSION_RATIO,
+    };
     this.cacheSize = options.cacheSize ?? 10_000;
   }
 
@@ -115,6 +136,8 @@ export class IngestionService {
   }
 
   private async storeBlock(block: Block): Promise<InsertResult> {
+    // The sizes first: refusing a bomb costs nothing.
+    checkPayloadSizes(block.payload, this.limits);
     const stream =
       this.knownStreams.get(block.streamId) ?? (await this.lake.metadata.findStream(block.streamId));
     if (stream === undefined) throw new UnknownStreamError(block.streamId);
@@ -125,21 +148,67 @@ export class IngestionService {
       );
     }
     this.remember(this.knownStreams, block.streamId, stream);
-    await verifyPayload(block.payload, this.maxPartBytes);
+    await verifyPayload(block.payload, this.limits);
     const blob = encodePayloadBlob(block.payload);
     const path = blobPath(block.processId, block.streamId, block.blockId);
+    let outcome: BlobWriteOutcome;
     try {
-      const stored = await this.lake.blobs.putIfAbsent(path, blob);
+      outcome = await this.lake.blobs.putIfAbsent(path, blob);
       // Other bytes under this block's name: a payload stored before (its row is there: the first
-      // one wins), or a write that a crash cut short (no row: nobody was told it was stored).
-      if (stored === 'differs' && (await this.lake.metadata.findBlock(block.blockId)) === undefined) {
+      // one stays, and the sender learns its new bytes were refused), or a write that a crash cut
+      // short (no row: nobody was told it was stored).
+      if (outcome === 'differs') {
+        if ((await this.lake.metadata.findBlock(block.blockId)) !== undefined) {
+          throw new BlockConflictError(block.blockId, 'with another payload');
+        }
         await this.lake.blobs.replace(path, blob);
       }
     } catch (error) {
       throw asLakeError('storing a block payload', error);
     }
-    const inserted = await this.lake.metadata.insertBlock(block, blob.length);
-    return { inserted };
+    if (await this.lake.metadata.insertBlock(block, blob.length)) return { inserted: true };
+    return this.storedBefore(block, blob, path, outcome);
+  }
+
+  /**
+   * The block id has a row already: the same block sent again (`inserted: false`), or another
+   * block under its id (409). A blob this request created at a path no row points at (the id is
+   * stored under another stream) is deleted, so that a refused request leaves nothing behind.
+   */
+  private async storedBefore(
+    block: Block,
+    blob: Uint8Array,
+    path: string,
+    outcome: BlobWriteOutcome,
+  ): Promise<InsertResult> {
+    const row = await this.lake.metadata.findBlock(block.blockId);
+    if (row === undefined) throw new LakeUnavailableError(`block ${block.blockId}: its row vanished: retry`);
+    const differs = HEADER_FIELDS.find((field) => row[field] !== block[field]);
+    if (differs === undefined && row.payloadSize === blob.length) return { inserted: false };
+    const rowPath = blobPath(row.processId, row.streamId, row.blockId);
+    if (outcome === 'created' && rowPath !== path) await this.removeOrphan(block.blockId, path, blob);
+    throw new BlockConflictError(
+      block.blockId,
+      differs === 'streamId' || differs === 'processId'
+        ? `under stream ${row.streamId} of process ${row.processId}`
+        : `with another ${differs ?? 'payload'}`,
+    );
+  }
+
+  /**
+   * Deletes a blob no row points at. Should retention have deleted the other row meanwhile and a
+   * re-send stored a row for this very path, the blob is put back: a row never loses its blob.
+   */
+  private async removeOrphan(blockId: string, path: string, blob: Uint8Array): Promise<void> {
+    try {
+      await this.lake.blobs.delete([path]);
+      const now: BlockRow | undefined = await this.lake.metadata.findBlock(blockId);
+      if (now !== undefined && blobPath(now.processId, now.streamId, now.blockId) === path) {
+        await this.lake.blobs.putIfAbsent(path, blob);
+      }
+    } catch (error) {
+      throw asLakeError('removing a refused block payload', error);
+    }
   }
 
   private remember<V>(cache: Set<string> | Map<string, V>, key: string, value?: V): void {

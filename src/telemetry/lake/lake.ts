@@ -1,5 +1,5 @@
 import { LakeNotFoundError } from '../errors.js';
-import { DEFAULT_MAX_PART_BYTES, type DecodedPayload, decodePayload } from '../wire/index.js';
+import { DEFAULT_MAX_BLOCK_BYTES, type DecodedPayload, decodePayloadAsync } from '../wire/index.js';
 import { type LakeLocation, openBlobStore, openMetadataStore } from './open.js';
 import {
   type BlobStore,
@@ -86,13 +86,13 @@ export class Lake {
   }
 
   /**
-   * Reads a block and decompresses its payload. Rejects with `LakeNotFoundError` for an unknown
-   * block id.
+   * Reads a block and decompresses its payload (a large part on the thread pool). Rejects with
+   * `LakeNotFoundError` for an unknown block id.
    */
-  async readBlock(block: string | BlockRow, maxPartBytes = DEFAULT_MAX_PART_BYTES): Promise<StoredBlock> {
+  async readBlock(block: string | BlockRow, maxPartBytes = DEFAULT_MAX_BLOCK_BYTES): Promise<StoredBlock> {
     const row = typeof block === 'string' ? await this.block(block) : block;
     if (row === undefined) throw new LakeNotFoundError(`no block ${String(block)} in the lake`);
-    return { block: row, payload: decodePayload(await this.readBlob(row), maxPartBytes) };
+    return { block: row, payload: await decodePayloadAsync(await this.readBlob(row), maxPartBytes) };
   }
 
   /** Closes the database connections and the blob store client. */

@@ -75,16 +75,21 @@ export interface BlobStore {
   /** Checks the store is reachable and writable. */
   ping(): Promise<void>;
   /**
-   * Writes the blob unless one exists at that path. `'created'`; `'exists'`: a blob is there (an
-   * object store's writes are atomic; a directory store checked that it holds these bytes, and
-   * made it durable); `'differs'`: a file with other bytes is there, which a crash may have left
-   * torn. Whoever knows whether that blob was ever acknowledged decides: keep it, or `replace` it.
+   * Writes the blob unless one exists at that path. `'created'`; `'exists'`: a blob with these
+   * very bytes is there (a directory store also made it durable); `'differs'`: a blob with other
+   * bytes is there — another payload sent under the same block id, or a file a crash left torn.
+   * Whoever knows whether that blob was ever acknowledged decides: keep it, or `replace` it.
    */
   putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome>;
   /** Writes the blob over whatever is at that path, atomically (a reader sees the old or the new). */
   replace(path: string, bytes: Uint8Array): Promise<void>;
   /** Reads a blob; rejects with `LakeNotFoundError` if absent. */
   get(path: string): Promise<Uint8Array>;
+  /**
+   * Deletes blobs (absent ones are skipped). A directory store also removes the directories this
+   * leaves empty. Only for blobs no block row points at: rows are deleted first.
+   */
+  delete(paths: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -12,12 +12,17 @@ export {
 } from './codec.js';
 export { validateLayout } from './layouts.js';
 export {
+  checkPayloadSizes,
   compressPart,
-  DEFAULT_MAX_PART_BYTES,
+  DEFAULT_MAX_BLOCK_BYTES,
+  DEFAULT_MAX_COMPRESSION_RATIO,
   decodePayload,
+  decodePayloadAsync,
   decodePayloadBlob,
   decompressPart,
   encodePayloadBlob,
+  type PayloadLimits,
+  RATIO_FREE_BYTES,
   verifyPayload,
 } from './payload.js';
 export { validateBlock, validateProcessInfo, validateStreamInfo } from './records.js';
