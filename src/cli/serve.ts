@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { DorsalError } from '../errors.js';
-import { startIngestionServer } from '../telemetry/ingestion/server.js';
+import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
+import { DEFAULT_MAX_CONNECTIONS, startIngestionServer } from '../telemetry/ingestion/server.js';
 import type { LakeLocation } from '../telemetry/lake/open.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
 
@@ -23,6 +24,9 @@ interface ServeOptions {
   readonly bodyLimit: number;
   readonly maxBlockBytes: number;
   readonly maxRatio: number;
+  readonly stallTimeout: number;
+  readonly maxConnections: number;
+  readonly largeBodyBudget: number;
 }
 
 /** `dorsal serve`: the ingestion service over HTTP until SIGINT or SIGTERM. */
@@ -47,7 +51,24 @@ export function serveCommand(): Command {
       integer(1, 1024),
       DEFAULT_MAX_COMPRESSION_RATIO,
     )
-
+    .option(
+      '--stall-timeout <ms>',
+      'headers must arrive, and a body bring 16 KiB, within this many ms; else 408',
+      integer(10, 3_600_000),
+      DEFAULT_STALL_TIMEOUT_MS,
+    )
+    .option(
+      '--max-connections <n>',
+      'connections open at once',
+      integer(1, 1_000_000),
+      DEFAULT_MAX_CONNECTIONS,
+    )
+    .option(
+      '--large-body-budget <bytes>',
+      'bytes of bodies over 1 MiB held at once (more get 503)',
+      integer(1, 2 ** 40),
+      DEFAULT_LARGE_BODY_BUDGET_BYTES,
+    )
     .action(async (options: ServeOptions) => {
       const lake: LakeLocation = {
         data: options.data,
@@ -61,6 +82,9 @@ export function serveCommand(): Command {
         bodyLimit: options.bodyLimit,
         maxBlockBytes: options.maxBlockBytes,
         maxCompressionRatio: options.maxRatio,
+        stallTimeoutMs: options.stallTimeout,
+        maxConnections: options.maxConnections,
+        largeBodyBudgetBytes: options.largeBodyBudget,
         onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
       });
       console.log(`dorsal ingestion listening on ${server.url}`);

@@ -3,18 +3,34 @@
  * Every export is named here explicitly.
  */
 export {
+  ApiKeyError,
+  BlockConflictError,
+  HostNotAllowedError,
+  InsecureBindError,
+  KeyRevokedError,
   LakeConfigError,
   LakeNotFoundError,
   LakeUnavailableError,
   PayloadTooLargeError,
+  RequestTimeoutError,
+  ServerBusyError,
+  UnauthorizedError,
   UnknownProcessError,
   UnknownStreamError,
   UnsupportedMediaTypeError,
   WireFormatError,
   WireVersionError,
 } from './errors.js';
-export { DEFAULT_BODY_LIMIT, type IngestionRoutesOptions, ingestionRoutes } from './ingestion/http.js';
 export {
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_LARGE_BODY_BUDGET_BYTES,
+  DEFAULT_RECORD_BODY_LIMIT,
+  DEFAULT_STALL_TIMEOUT_MS,
+  type IngestionRoutesOptions,
+  ingestionRoutes,
+} from './ingestion/http.js';
+export {
+  DEFAULT_MAX_CONNECTIONS,
   type IngestionServer,
   type IngestionServerOptions,
   startIngestionServer,
@@ -55,6 +71,8 @@ export {
   type BlockPayload,
   type ClockDescription,
   compressPart,
+  DEFAULT_MAX_BLOCK_BYTES,
+  DEFAULT_MAX_COMPRESSION_RATIO,
   type DecodedPayload,
   decodeBlock,
   decodePayload,
@@ -67,6 +85,7 @@ export {
   formatRfc3339Ns,
   normalizeRfc3339,
   nowRfc3339Ns,
+  type PayloadLimits,
   type ProcessInfo,
   rfc3339ToEpochNs,
   type StreamInfo,
