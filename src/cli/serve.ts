@@ -1,26 +1,13 @@
-import { Command, InvalidArgumentError } from 'commander';
-import { DorsalError } from '../errors.js';
+import { Command } from 'commander';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
 import { DEFAULT_MAX_CONNECTIONS, startIngestionServer } from '../telemetry/ingestion/server.js';
-import type { LakeLocation } from '../telemetry/lake/open.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
+import { integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
 
-function integer(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer in [${min}, ${max}]`);
-    }
-    return n;
-  };
-}
-
-interface ServeOptions {
+interface ServeOptions extends LakeOptions {
   readonly host: string;
   readonly port: number;
-  readonly data?: string;
-  readonly db?: string;
-  readonly blobs?: string;
+  readonly insecure: boolean;
   readonly bodyLimit: number;
   readonly maxBlockBytes: number;
   readonly maxRatio: number;
@@ -31,13 +18,13 @@ interface ServeOptions {
 
 /** `dorsal serve`: the ingestion service over HTTP until SIGINT or SIGTERM. */
 export function serveCommand(): Command {
-  return new Command('serve')
-    .description('run the ingestion service (HTTP) in front of a lake')
-    .option('--host <host>', 'interface to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (0: any free port)', integer(0, 65_535), 8081)
-    .option('--data <dir>', 'embedded lake: SQLite file and blobs in this directory', './dorsal-data')
-    .option('--db <url>', 'metadata database: postgres://…[?schema=name] or a SQLite file')
-    .option('--blobs <url>', 'blob store: s3://bucket/prefix[?endpoint=…&region=…] or a directory')
+  return withLakeOptions(
+    new Command('serve')
+      .description('run the ingestion service (HTTP) in front of a lake')
+      .option('--host <host>', 'interface to listen on', '127.0.0.1')
+      .option('--port <port>', 'port to listen on (0: any free port)', integer(0, 65_535), 8081),
+  )
+    .option('--insecure', 'listen beyond loopback although the lake has no API key', false)
     .option('--body-limit <bytes>', 'largest request body', integer(1, 2 ** 31), 100 * 1024 * 1024)
     .option(
       '--max-block-bytes <bytes>',
@@ -70,15 +57,11 @@ export function serveCommand(): Command {
       DEFAULT_LARGE_BODY_BUDGET_BYTES,
     )
     .action(async (options: ServeOptions) => {
-      const lake: LakeLocation = {
-        data: options.data,
-        ...(options.db === undefined ? {} : { db: options.db }),
-        ...(options.blobs === undefined ? {} : { blobs: options.blobs }),
-      };
       const server = await startIngestionServer({
         host: options.host,
         port: options.port,
-        lake,
+        lake: lakeLocation(options),
+        insecure: options.insecure,
         bodyLimit: options.bodyLimit,
         maxBlockBytes: options.maxBlockBytes,
         maxCompressionRatio: options.maxRatio,
@@ -87,6 +70,11 @@ export function serveCommand(): Command {
         largeBodyBudgetBytes: options.largeBodyBudget,
         onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
       });
+      if (options.insecure) {
+        console.error(
+          'dorsal: --insecure: anyone who reaches this server may write to the lake unless it has keys',
+        );
+      }
       console.log(`dorsal ingestion listening on ${server.url}`);
       const stop = (): void => {
         server.close().then(
@@ -97,13 +85,4 @@ export function serveCommand(): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-}
-
-/** One line for a failure: the message of a typed error, the stack of anything else. */
-export function describeFailure(error: unknown): string {
-  if (error instanceof DorsalError) return `dorsal: ${error.message} (${error.code})`;
-  if (error instanceof Error && 'code' in error && typeof error.code === 'string') {
-    return `dorsal: ${error.message}`;
-  }
-  return `dorsal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
 }

@@ -37,6 +37,8 @@ export {
 } from './ingestion/server.js';
 export { type IngestionOptions, IngestionService, type InsertResult } from './ingestion/service.js';
 export { STATUS_BY_CODE } from './ingestion/status.js';
+export { API_KEY_PREFIX, createApiKey, hashApiKey, newApiKey, revokeApiKey } from './keys/api-keys.js';
+export { DEFAULT_KEY_CACHE_MS, KeyGate } from './keys/key-gate.js';
 export { type DirectoryBlobOptions, DirectoryBlobStore } from './lake/directory-blobs.js';
 export { Lake, type StoredBlock } from './lake/lake.js';
 export { DEFAULT_DATA_DIR, type LakeLocation, openBlobStore, openMetadataStore } from './lake/open.js';
@@ -45,11 +47,13 @@ export { type S3BlobOptions, S3BlobStore } from './lake/s3-blobs.js';
 export { SCHEMA_VERSION } from './lake/schema.js';
 export { SqliteMetadataStore } from './lake/sqlite-store.js';
 export {
+  type ApiKeyRow,
   type BlobStore,
   type BlobWriteOutcome,
   type BlockFilter,
   type BlockRow,
   blobPath,
+  type DropReportRow,
   type MetadataStore,
   type ProcessRow,
   type StreamFilter,
@@ -74,12 +78,15 @@ export {
   DEFAULT_MAX_BLOCK_BYTES,
   DEFAULT_MAX_COMPRESSION_RATIO,
   type DecodedPayload,
+  type DropReport,
   decodeBlock,
+  decodeDropReport,
   decodePayload,
   decodeProcessInfo,
   decodeStreamInfo,
   decompressPart,
   encodeBlock,
+  encodeDropReport,
   encodeProcessInfo,
   encodeStreamInfo,
   formatRfc3339Ns,
@@ -91,6 +98,7 @@ export {
   type StreamInfo,
   type StreamTag,
   validateBlock,
+  validateDropReport,
   validateLayout,
   validateProcessInfo,
   validateStreamInfo,

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { UnsupportedMediaTypeError } from '../errors.js';
+import { HostNotAllowedError, UnsupportedMediaTypeError } from '../errors.js';
+import { KeyGate } from '../keys/key-gate.js';
+import { loopbackHostAllowed } from '../keys/loopback.js';
 import { type BodyRules, readBody } from './body.js';
 import { ByteBudget } from './byte-budget.js';
 import type { IngestionService, InsertResult } from './service.js';
@@ -21,6 +23,13 @@ export interface IngestionRoutesOptions {
    * that does not fit gets 503 with `Retry-After`.
    */
   readonly largeBodyBudgetBytes?: number;
+  /**
+   * Answer only requests whose `Host` is a loopback name or address (403 otherwise): for a server
+   * listening on loopback, against DNS rebinding (`startIngestionServer` sets it then).
+   */
+  readonly loopbackHostsOnly?: boolean;
+  /** How long the lake's answers about API keys are trusted (default 1000 ms). */
+  readonly keyCacheMs?: number;
   /** Seconds announced in `Retry-After` when the lake is unavailable (default 1). */
   readonly retryAfterSeconds?: number;
   /** Called with errors that are not the client's fault (500s), e.g. to log them. */
@@ -60,7 +69,8 @@ interface Answer {
 /**
  * The HTTP routes of the ingestion service as a request listener for `http.createServer`:
  * `POST /ingestion/insert_process|insert_stream|insert_block` (CBOR bodies), `GET /health`,
- * `GET /ready`. Every answer is JSON; errors are `{ error: { code, message } }`.
+ * `GET /ready`. Every answer is JSON; errors are `{ error: { code, message } }`. Once the lake
+ * has an API key, every route but `/health` needs `Authorization: Bearer KEY`.
  */
 export function ingestionRoutes(
   service: IngestionService,
@@ -80,8 +90,12 @@ export function ingestionRoutes(
     },
   };
   const retryAfter = String(options.retryAfterSeconds ?? 1);
+  const guard: Guard = {
+    keys: new KeyGate(service.lake.metadata, options.keyCacheMs),
+    loopbackHostsOnly: options.loopbackHostsOnly === true,
+  };
   return (req, res) => {
-    route(service, req, rules)
+    route(service, req, rules, guard)
       .catch((error: unknown): Answer => {
         const answer = answerFor(error);
         if (answer.status === 500) options.onInternalError?.(error);
@@ -91,12 +105,27 @@ export function ingestionRoutes(
   };
 }
 
+/** What every request passes before its route: its `Host`, then (except `/health`) its key. */
+interface Guard {
+  readonly keys: KeyGate;
+  readonly loopbackHostsOnly: boolean;
+}
+
 async function route(
   service: IngestionService,
   req: IncomingMessage,
   rules: { readonly block: BodyRules; readonly record: BodyRules },
+  guard: Guard,
 ): Promise<Answer> {
+  if (guard.loopbackHostsOnly && !loopbackHostAllowed(req.headers.host)) {
+    throw new HostNotAllowedError(req.headers.host ?? '');
+  }
   const path = (req.url ?? '/').split('?')[0] ?? '/';
+  if (path === '/health') {
+    return req.method === 'GET' ? { status: 200, body: { status: 'ok' } } : methodNotAllowed('GET');
+  }
+  // Before anything is read or looked up: a client without a valid key learns nothing else.
+  await guard.keys.check(req.headers.authorization);
   const insert = INSERTS[path];
   if (insert !== undefined) {
     if (req.method !== 'POST') return methodNotAllowed('POST');
@@ -109,9 +138,6 @@ async function route(
     } finally {
       body.release();
     }
-  }
-  if (path === '/health') {
-    return req.method === 'GET' ? { status: 200, body: { status: 'ok' } } : methodNotAllowed('GET');
   }
   if (path === '/ready') {
     if (req.method !== 'GET') return methodNotAllowed('GET');
@@ -135,6 +161,7 @@ function send(req: IncomingMessage, res: ServerResponse, answer: Answer, retryAf
   res.setHeader('content-type', 'application/json');
   res.setHeader('content-length', Buffer.byteLength(body));
   if (answer.retry === true) res.setHeader('retry-after', retryAfter);
+  if (answer.status === 401) res.setHeader('www-authenticate', 'Bearer realm="dorsal"');
   // A body not read to its end (refused, timed out) leaves the connection unusable: close it.
   if (!req.complete) {
     res.setHeader('connection', 'close');

@@ -1,6 +1,8 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Lake } from '../lake/lake.js';
+import { InsecureBindError } from '../errors.js';
+import { isLoopbackHost } from '../keys/loopback.js';
+import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
 import { DEFAULT_STALL_TIMEOUT_MS, type IngestionRoutesOptions, ingestionRoutes } from './http.js';
 import { type IngestionOptions, IngestionService } from './service.js';
@@ -17,6 +19,11 @@ export interface IngestionServerOptions extends IngestionRoutesOptions, Ingestio
   readonly maxConnections?: number;
   /** A request must be received whole within this many ms, however steadily it comes (default 300 s). */
   readonly requestTimeoutMs?: number;
+  /**
+   * Listen beyond loopback although the lake has no API key, so that anyone who reaches the port
+   * can write (default false: refused with `InsecureBindError`).
+   */
+  readonly insecure?: boolean;
 }
 
 /** Default cap on open connections. */
@@ -34,8 +41,10 @@ export interface IngestionServer {
 }
 
 /**
- * Starts the HTTP ingestion service. The lake is not contacted at start: a database that is down
- * makes inserts answer 503 until it is back, and `/ready` says so.
+ * Starts the HTTP ingestion service. On loopback (the default) the lake is not contacted at start:
+ * a database that is down makes requests answer 503 until it is back, and `/ready` says so. On
+ * any other address the lake must hold an API key (see `createApiKey`), or `insecure` be set:
+ * otherwise it rejects with `InsecureBindError`.
  *
  * @example
  * const server = await startIngestionServer({ port: 0, lake: { data: './dorsal-data' } });
@@ -43,7 +52,18 @@ export interface IngestionServer {
  * await server.close();
  */
 export async function startIngestionServer(options: IngestionServerOptions = {}): Promise<IngestionServer> {
+  const host = options.host ?? '127.0.0.1';
   const service = new IngestionService(options.lake ?? {}, options);
+  const loopback = isLoopbackHost(host.replace(/^\[|\]$/g, ''));
+  if (!loopback && options.insecure !== true) {
+    try {
+      await service.lake.metadata.ready();
+      if ((await service.lake.metadata.countApiKeys()) === 0) throw new InsecureBindError(host);
+    } catch (error) {
+      if (!(options.lake instanceof Lake)) await service.close();
+      throw error;
+    }
+  }
   const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const server = createServer(
     {
@@ -53,11 +73,10 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       // How often Node checks those two timeouts (30 s by default, which would stretch them).
       connectionsCheckingInterval: Math.min(Math.max(stallMs / 4, 50), 5000),
     },
-    ingestionRoutes(service, options),
+    ingestionRoutes(service, { ...options, loopbackHostsOnly: options.loopbackHostsOnly ?? loopback }),
   );
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   server.on('clientError', answerClientError);
-  const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 8081, host, () => {

@@ -6,6 +6,7 @@ import {
   type BlockFilter,
   type BlockRow,
   blobPath,
+  type DropReportRow,
   type MetadataStore,
   type ProcessRow,
   type StreamFilter,
@@ -78,6 +79,11 @@ export class Lake {
   /** One block row, or `undefined`. */
   block(blockId: string): Promise<BlockRow | undefined> {
     return this.metadata.findBlock(blockId.toLowerCase());
+  }
+
+  /** What sinks reported they dropped, optionally for one process, by report time. */
+  drops(processId?: string): Promise<DropReportRow[]> {
+    return this.metadata.listDropReports(processId?.toLowerCase());
   }
 
   /** The raw stored blob of a block (CBOR, parts still compressed). */

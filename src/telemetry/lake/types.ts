@@ -1,4 +1,4 @@
-import type { BlockHeader, ProcessInfo, StreamInfo } from '../wire/index.js';
+import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 
 /** A process as the lake holds it. */
 export interface ProcessRow extends ProcessInfo {
@@ -15,6 +15,23 @@ export interface StreamRow extends StreamInfo {
 export interface BlockRow extends BlockHeader {
   /** Size of the stored blob in bytes. */
   readonly payloadSize: number;
+  readonly insertTime: string;
+}
+
+/** An API key as the lake holds it: a name and the key's SHA-256, never the key. */
+export interface ApiKeyRow {
+  readonly name: string;
+  /** Hex SHA-256 of the key. */
+  readonly keyHash: string;
+  readonly createdTime: string;
+  /** When it was revoked; absent while it is valid. */
+  readonly revokedTime?: string;
+}
+
+/** A sink's drop report as the lake holds it. */
+export interface DropReportRow extends DropReport {
+  /** Sum of the counts. */
+  readonly total: number;
   readonly insertTime: string;
 }
 
@@ -58,6 +75,35 @@ export interface MetadataStore {
   listProcesses(): Promise<ProcessRow[]>;
   listStreams(filter?: StreamFilter): Promise<StreamRow[]>;
   listBlocks(filter?: BlockFilter): Promise<BlockRow[]>;
+
+  /** Stores a key's hash under a name; false if the name is taken. */
+  insertApiKey(name: string, keyHash: string, createdTime: string): Promise<boolean>;
+  findApiKey(keyHash: string): Promise<ApiKeyRow | undefined>;
+  listApiKeys(): Promise<ApiKeyRow[]>;
+  /** Marks a key revoked (once: a second call keeps the first time); the row after, if any. */
+  revokeApiKey(name: string, time: string): Promise<ApiKeyRow | undefined>;
+  /** Keys stored, revoked ones included. */
+  countApiKeys(): Promise<number>;
+
+  /** Stores a drop report; false if one with its id is there. */
+  insertDropReport(report: DropReport): Promise<boolean>;
+  listDropReports(processId?: string): Promise<DropReportRow[]>;
+
+  /**
+   * Deletes up to `limit` block rows inserted before `cutoff` and records their blob paths as
+   * garbage, in one transaction; returns those paths.
+   */
+  deleteBlocksBefore(cutoff: string, limit: number): Promise<string[]>;
+  /** Blob paths recorded as garbage (oldest first), whose blobs may still be there. */
+  listGarbage(limit: number): Promise<string[]>;
+  /** Forgets garbage paths whose blobs are deleted. */
+  forgetGarbage(paths: readonly string[]): Promise<void>;
+  /** Deletes up to `limit` streams inserted before `cutoff` that have no blocks; returns how many. */
+  deleteEmptyStreamsBefore(cutoff: string, limit: number): Promise<number>;
+  /** Deletes up to `limit` processes inserted before `cutoff` that have no streams; returns how many. */
+  deleteEmptyProcessesBefore(cutoff: string, limit: number): Promise<number>;
+  /** Deletes up to `limit` drop reports inserted before `cutoff`; returns how many. */
+  deleteDropReportsBefore(cutoff: string, limit: number): Promise<number>;
   close(): Promise<void>;
 }
 

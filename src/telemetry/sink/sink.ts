@@ -18,6 +18,8 @@ import { HttpTransport, InProcessTransport, type SinkTransport } from './transpo
 export interface SinkOptions {
   /** Where to send: an ingestion URL (`http://127.0.0.1:8081`), a service in this process, or a transport. */
   readonly target: string | IngestionService | SinkTransport;
+  /** The API key for an HTTP target (default: the `DORSAL_KEY` environment variable). */
+  readonly key?: string;
   /** The process whose blocks this sink sends; sent first, never dropped. */
   readonly process: ProcessInfo;
   /** Bytes of encoded blocks kept in memory (default 64 MiB). */
@@ -87,7 +89,10 @@ export class TelemetrySink {
     const { target } = options;
     this.transport =
       typeof target === 'string'
-        ? new HttpTransport(target, { maxSockets: options.maxInFlight ?? 3 })
+        ? new HttpTransport(target, {
+            maxSockets: options.maxInFlight ?? 3,
+            ...(options.key === undefined ? {} : { key: options.key }),
+          })
         : target instanceof IngestionService
           ? new InProcessTransport(target)
           : target;

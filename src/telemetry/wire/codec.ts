@@ -2,9 +2,15 @@ import { Decoder, Encoder } from 'cbor-x';
 import { WireFormatError, WireVersionError } from '../errors.js';
 import { expectObject, show } from './fields.js';
 import { RECORD_LIMITS } from './limits.js';
-import { validateBlock, validateProcessInfo, validateStreamInfo } from './records.js';
+import { validateBlock, validateDropReport, validateProcessInfo, validateStreamInfo } from './records.js';
 import { checkStrictCbor } from './strict-cbor.js';
-import { type Block, type ProcessInfo, type StreamInfo, WIRE_FORMAT_VERSION } from './types.js';
+import {
+  type Block,
+  type DropReport,
+  type ProcessInfo,
+  type StreamInfo,
+  WIRE_FORMAT_VERSION,
+} from './types.js';
 
 /**
  * CBOR encoding of the records. Every record travels in an envelope `{ formatVersion, kind, …fields }`:
@@ -82,4 +88,14 @@ export function encodeBlock(block: Block): Uint8Array {
  */
 export function decodeBlock(bytes: Uint8Array): Block {
   return validateBlock(decodeRecord(bytes, 'block'));
+}
+
+/** Encodes a drop report. */
+export function encodeDropReport(report: DropReport): Uint8Array {
+  return encodeRecord('drops', report);
+}
+
+/** Decodes and validates a drop report. */
+export function decodeDropReport(bytes: Uint8Array): DropReport {
+  return validateDropReport(decodeRecord(bytes, 'drops'));
 }

@@ -4,9 +4,11 @@
  */
 export {
   decodeBlock,
+  decodeDropReport,
   decodeProcessInfo,
   decodeStreamInfo,
   encodeBlock,
+  encodeDropReport,
   encodeProcessInfo,
   encodeStreamInfo,
 } from './codec.js';
@@ -25,7 +27,7 @@ export {
   RATIO_FREE_BYTES,
   verifyPayload,
 } from './payload.js';
-export { validateBlock, validateProcessInfo, validateStreamInfo } from './records.js';
+export { validateBlock, validateDropReport, validateProcessInfo, validateStreamInfo } from './records.js';
 export { formatRfc3339Ns, normalizeRfc3339, nowRfc3339Ns, rfc3339ToEpochNs } from './time.js';
 export {
   type Block,
@@ -33,6 +35,7 @@ export {
   type BlockPayload,
   type ClockDescription,
   type DecodedPayload,
+  type DropReport,
   type LayoutDescription,
   type LayoutFieldDescription,
   type LayoutFieldType,
