@@ -1,8 +1,10 @@
 import { Command } from 'commander';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
 import { DEFAULT_MAX_CONNECTIONS, startIngestionServer } from '../telemetry/ingestion/server.js';
+import type { RetentionReport } from '../telemetry/lake/retention.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
-import { integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
+import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
+import { describeRetention } from './retention.js';
 
 interface ServeOptions extends LakeOptions {
   readonly host: string;
@@ -14,6 +16,7 @@ interface ServeOptions extends LakeOptions {
   readonly stallTimeout: number;
   readonly maxConnections: number;
   readonly largeBodyBudget: number;
+  readonly retentionDays?: number;
 }
 
 /** `dorsal serve`: the ingestion service over HTTP until SIGINT or SIGTERM. */
@@ -56,6 +59,11 @@ export function serveCommand(): Command {
       integer(1, 2 ** 40),
       DEFAULT_LARGE_BODY_BUDGET_BYTES,
     )
+    .option(
+      '--retention-days <n>',
+      'delete what was inserted more than N days ago, at start and hourly',
+      atLeast(0),
+    )
     .action(async (options: ServeOptions) => {
       const server = await startIngestionServer({
         host: options.host,
@@ -68,6 +76,12 @@ export function serveCommand(): Command {
         stallTimeoutMs: options.stallTimeout,
         maxConnections: options.maxConnections,
         largeBodyBudgetBytes: options.largeBodyBudget,
+        ...(options.retentionDays === undefined
+          ? {}
+          : {
+              retentionDays: options.retentionDays,
+              onRetention: (report: RetentionReport) => console.error(`dorsal ${describeRetention(report)}`),
+            }),
         onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
       });
       if (options.insecure) {

@@ -43,6 +43,13 @@ export { type DirectoryBlobOptions, DirectoryBlobStore } from './lake/directory-
 export { Lake, type StoredBlock } from './lake/lake.js';
 export { DEFAULT_DATA_DIR, type LakeLocation, openBlobStore, openMetadataStore } from './lake/open.js';
 export { PostgresMetadataStore, type PostgresStoreOptions } from './lake/postgres-store.js';
+export {
+  applyRetention,
+  type RetentionOptions,
+  type RetentionReport,
+  type RetentionSchedule,
+  scheduleRetention,
+} from './lake/retention.js';
 export { type S3BlobOptions, S3BlobStore } from './lake/s3-blobs.js';
 export { SCHEMA_VERSION } from './lake/schema.js';
 export { SqliteMetadataStore } from './lake/sqlite-store.js';

@@ -4,6 +4,7 @@ import { InsecureBindError } from '../errors.js';
 import { isLoopbackHost } from '../keys/loopback.js';
 import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
+import { type RetentionReport, scheduleRetention } from '../lake/retention.js';
 import { DEFAULT_STALL_TIMEOUT_MS, type IngestionRoutesOptions, ingestionRoutes } from './http.js';
 import { type IngestionOptions, IngestionService } from './service.js';
 
@@ -24,6 +25,15 @@ export interface IngestionServerOptions extends IngestionRoutesOptions, Ingestio
    * can write (default false: refused with `InsecureBindError`).
    */
   readonly insecure?: boolean;
+  /**
+   * Deletes what was inserted more than this many days ago, at start and then every
+   * `retentionIntervalMs` (default: keep everything). See `applyRetention`.
+   */
+  readonly retentionDays?: number;
+  /** Time between two retention passes (default 1 h). */
+  readonly retentionIntervalMs?: number;
+  /** Called after each retention pass. */
+  readonly onRetention?: (report: RetentionReport) => void;
 }
 
 /** Default cap on open connections. */
@@ -84,6 +94,18 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       resolve();
     });
   });
+  const retention =
+    options.retentionDays === undefined
+      ? undefined
+      : scheduleRetention(service.lake, {
+          days: options.retentionDays,
+          ...(options.retentionIntervalMs === undefined ? {} : { intervalMs: options.retentionIntervalMs }),
+          onPass: (report) => {
+            if (report.streams > 0 || report.processes > 0) service.forgetKnown();
+            options.onRetention?.(report);
+          },
+          onError: (error) => options.onInternalError?.(error),
+        });
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   return {
@@ -92,6 +114,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
     service,
     server,
     close: async () => {
+      await retention?.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -114,6 +114,16 @@ export class IngestionService {
     return this.lake.ready();
   }
 
+  /**
+   * Forgets the processes and streams known to exist, so that each is looked up again: after
+   * retention deleted some, a block of a deleted stream gets 422 (and a sink sends the stream
+   * again) instead of a row whose stream is gone.
+   */
+  forgetKnown(): void {
+    this.knownProcesses.clear();
+    this.knownStreams.clear();
+  }
+
   /** Closes the lake. */
   close(): Promise<void> {
     return this.lake.close();

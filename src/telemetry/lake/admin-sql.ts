@@ -27,7 +27,9 @@ export function adminSql(p: (i: number) => string) {
     listProcessDropReports: `SELECT ${DROP_COLUMNS} FROM sink_drops WHERE process_id = ${p(1)} ORDER BY time, report_id`,
     /** The oldest block rows, deleted; returns what names their blobs. */
     deleteOldBlocks: `DELETE FROM blocks WHERE block_id IN (SELECT block_id FROM blocks WHERE insert_time < ${p(1)} ORDER BY insert_time LIMIT ${p(2)}) RETURNING process_id, stream_id, block_id`,
-    insertGarbage: `INSERT INTO blob_garbage (path, since) VALUES (${p(1)}, ${p(2)}) ON CONFLICT DO NOTHING`,
+    insertGarbage: `INSERT INTO blob_garbage (path, block_id, since) VALUES (${p(1)}, ${p(2)}, ${p(3)}) ON CONFLICT DO NOTHING`,
+    /** Garbage whose block was stored again since (a re-send): its blob is a live row's again. */
+    forgetRevivedGarbage: `DELETE FROM blob_garbage WHERE EXISTS (SELECT 1 FROM blocks b WHERE b.block_id = blob_garbage.block_id AND 'blobs/' || b.process_id || '/' || b.stream_id || '/' || b.block_id = blob_garbage.path)`,
     listGarbage: `SELECT path FROM blob_garbage ORDER BY since, path LIMIT ${p(1)}`,
     forgetGarbage: `DELETE FROM blob_garbage WHERE path = ${p(1)}`,
     deleteEmptyStreams: `DELETE FROM streams WHERE stream_id IN (SELECT s.stream_id FROM streams s WHERE s.insert_time < ${p(1)} AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.stream_id = s.stream_id) LIMIT ${p(2)})`,

@@ -42,10 +42,10 @@ const SQL = adminSql(placeholder);
 const DELETE_OLD_BLOCKS = `WITH gone AS (
   DELETE FROM blocks WHERE block_id IN (
     SELECT block_id FROM blocks WHERE insert_time < $1 ORDER BY insert_time LIMIT $2 FOR UPDATE SKIP LOCKED)
-  RETURNING process_id, stream_id, block_id)
-INSERT INTO blob_garbage (path, since)
-SELECT 'blobs/' || process_id || '/' || stream_id || '/' || block_id, $3 FROM gone
-ON CONFLICT DO NOTHING RETURNING path`;
+  RETURNING 'blobs/' || process_id || '/' || stream_id || '/' || block_id AS path, block_id),
+recorded AS (
+  INSERT INTO blob_garbage (path, block_id, since) SELECT path, block_id, $3 FROM gone ON CONFLICT DO NOTHING)
+SELECT path FROM gone`;
 
 /** `INSERT … ON CONFLICT DO NOTHING` of `rows` block rows, numbered $1, $2, … in column order. */
 function insertSql(rows: number): string {
@@ -218,6 +218,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async listGarbage(limit: number): Promise<string[]> {
+    await this.query('forgetting revived blob garbage', SQL.forgetRevivedGarbage, []);
     return (await this.query('listing blob garbage', SQL.listGarbage, [limit])).rows.map((row) =>
       String(row.path),
     );

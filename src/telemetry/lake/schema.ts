@@ -59,6 +59,7 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     // Blobs whose rows retention deleted, until the blobs are deleted too (see retention.ts).
     `CREATE TABLE blob_garbage (
       path TEXT PRIMARY KEY,
+      block_id TEXT NOT NULL,
       since TEXT NOT NULL
     )`,
     // What sinks dropped, as they reported it: one row per report.

@@ -172,20 +172,18 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.run('deleting old blocks', (p) =>
       p.db
         .transaction(() => {
-          const paths = p.db
-            .prepare<unknown[], RawRow>(SQL.deleteOldBlocks)
-            .all(cutoff, limit)
-            .map(garbagePath);
+          const rows = p.db.prepare<unknown[], RawRow>(SQL.deleteOldBlocks).all(cutoff, limit);
           const insert = p.db.prepare(SQL.insertGarbage);
           const since = nowRfc3339Ns();
-          for (const path of paths) insert.run(path, since);
-          return paths;
+          for (const row of rows) insert.run(garbagePath(row), String(row.block_id), since);
+          return rows.map(garbagePath);
         })
         .immediate(),
     );
   }
 
   async listGarbage(limit: number): Promise<string[]> {
+    this.change('forgetting revived blob garbage', SQL.forgetRevivedGarbage, []);
     return this.all('listing blob garbage', SQL.listGarbage, [limit]).map((row) => String(row.path));
   }
 

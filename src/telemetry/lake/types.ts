@@ -94,7 +94,11 @@ export interface MetadataStore {
    * garbage, in one transaction; returns those paths.
    */
   deleteBlocksBefore(cutoff: string, limit: number): Promise<string[]>;
-  /** Blob paths recorded as garbage (oldest first), whose blobs may still be there. */
+  /**
+   * Blob paths recorded as garbage (oldest first), whose blobs may still be there. Garbage whose
+   * block was stored again since (a re-send, which found its blob still there) is forgotten first:
+   * that blob is a live row's again.
+   */
   listGarbage(limit: number): Promise<string[]>;
   /** Forgets garbage paths whose blobs are deleted. */
   forgetGarbage(paths: readonly string[]): Promise<void>;
