@@ -57,6 +57,7 @@ const INSERTS: Readonly<Record<string, InsertRoute>> = {
   '/ingestion/insert_process': { insert: (s, body) => s.insertProcess(body), block: false },
   '/ingestion/insert_stream': { insert: (s, body) => s.insertStream(body), block: false },
   '/ingestion/insert_block': { insert: (s, body) => s.insertBlock(body), block: true },
+  '/ingestion/insert_drops': { insert: (s, body) => s.insertDrops(body), block: false },
 };
 
 /** What a route resolved to: a status and a JSON body. */
@@ -68,7 +69,7 @@ interface Answer {
 
 /**
  * The HTTP routes of the ingestion service as a request listener for `http.createServer`:
- * `POST /ingestion/insert_process|insert_stream|insert_block` (CBOR bodies), `GET /health`,
+ * `POST /ingestion/insert_process|insert_stream|insert_block|insert_drops` (CBOR bodies), `GET /health`,
  * `GET /ready`. Every answer is JSON; errors are `{ error: { code, message } }`. Once the lake
  * has an API key, every route but `/health` needs `Authorization: Bearer KEY`.
  */

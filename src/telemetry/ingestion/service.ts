@@ -13,7 +13,9 @@ import {
   checkPayloadSizes,
   DEFAULT_MAX_BLOCK_BYTES,
   DEFAULT_MAX_COMPRESSION_RATIO,
+  type DropReport,
   decodeBlock,
+  decodeDropReport,
   decodeProcessInfo,
   decodeStreamInfo,
   encodePayloadBlob,
@@ -21,6 +23,7 @@ import {
   type ProcessInfo,
   type StreamInfo,
   validateBlock,
+  validateDropReport,
   validateProcessInfo,
   validateStreamInfo,
   verifyPayload,
@@ -94,6 +97,16 @@ export class IngestionService {
     return this.storeBlock(decodeBlock(bytes));
   }
 
+  /** Decodes and stores a CBOR drop report. */
+  insertDrops(bytes: Uint8Array): Promise<InsertResult> {
+    return this.storeDrops(decodeDropReport(bytes));
+  }
+
+  /** Validates and stores a drop report handed over in-process. */
+  ingestDrops(report: DropReport): Promise<InsertResult> {
+    return this.storeDrops(validateDropReport(report));
+  }
+
   /** Validates and stores a process record handed over in-process. */
   ingestProcess(process: ProcessInfo): Promise<InsertResult> {
     return this.storeProcess(validateProcessInfo(process));
@@ -136,13 +149,21 @@ export class IngestionService {
   }
 
   private async storeStream(stream: StreamInfo): Promise<InsertResult> {
-    if (!this.knownProcesses.has(stream.processId)) {
-      const process = await this.lake.metadata.findProcess(stream.processId);
-      if (process === undefined) throw new UnknownProcessError(stream.processId);
-      this.remember(this.knownProcesses, stream.processId);
-    }
+    await this.requireProcess(stream.processId);
     const inserted = await this.lake.metadata.insertStream(stream);
     return { inserted };
+  }
+
+  private async storeDrops(report: DropReport): Promise<InsertResult> {
+    await this.requireProcess(report.processId);
+    return { inserted: await this.lake.metadata.insertDropReport(report) };
+  }
+
+  private async requireProcess(processId: string): Promise<void> {
+    if (this.knownProcesses.has(processId)) return;
+    if ((await this.lake.metadata.findProcess(processId)) === undefined)
+      throw new UnknownProcessError(processId);
+    this.remember(this.knownProcesses, processId);
   }
 
   private async storeBlock(block: Block): Promise<InsertResult> {

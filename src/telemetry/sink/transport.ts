@@ -3,8 +3,8 @@ import { DorsalError } from '../../errors.js';
 import type { IngestionService } from '../ingestion/service.js';
 import { answerFor } from '../ingestion/status.js';
 
-/** The three kinds of records a sink sends. */
-export type RecordKind = 'process' | 'stream' | 'block';
+/** The kinds of records a sink sends. */
+export type RecordKind = 'process' | 'stream' | 'block' | 'drops';
 
 /**
  * A failed send. `retryable` is true for network errors, timeouts, 5xx, 429, 401 and 403 (the
@@ -151,6 +151,7 @@ export class InProcessTransport implements SinkTransport {
     try {
       if (kind === 'process') await this.service.insertProcess(bytes);
       else if (kind === 'stream') await this.service.insertStream(bytes);
+      else if (kind === 'drops') await this.service.insertDrops(bytes);
       else await this.service.insertBlock(bytes);
     } catch (error) {
       const answer = answerFor(error);
