@@ -83,42 +83,42 @@ export class IngestionService {
   }
 
   /** Decodes and stores a CBOR process record. */
-  insertProcess(bytes: Uint8Array): Promise<InsertResult> {
+  async insertProcess(bytes: Uint8Array): Promise<InsertResult> {
     return this.storeProcess(decodeProcessInfo(bytes));
   }
 
   /** Decodes and stores a CBOR stream record. */
-  insertStream(bytes: Uint8Array): Promise<InsertResult> {
+  async insertStream(bytes: Uint8Array): Promise<InsertResult> {
     return this.storeStream(decodeStreamInfo(bytes));
   }
 
   /** Decodes and stores a CBOR block record. */
-  insertBlock(bytes: Uint8Array): Promise<InsertResult> {
+  async insertBlock(bytes: Uint8Array): Promise<InsertResult> {
     return this.storeBlock(decodeBlock(bytes));
   }
 
   /** Decodes and stores a CBOR drop report. */
-  insertDrops(bytes: Uint8Array): Promise<InsertResult> {
+  async insertDrops(bytes: Uint8Array): Promise<InsertResult> {
     return this.storeDrops(decodeDropReport(bytes));
   }
 
   /** Validates and stores a drop report handed over in-process. */
-  ingestDrops(report: DropReport): Promise<InsertResult> {
+  async ingestDrops(report: DropReport): Promise<InsertResult> {
     return this.storeDrops(validateDropReport(report));
   }
 
   /** Validates and stores a process record handed over in-process. */
-  ingestProcess(process: ProcessInfo): Promise<InsertResult> {
+  async ingestProcess(process: ProcessInfo): Promise<InsertResult> {
     return this.storeProcess(validateProcessInfo(process));
   }
 
   /** Validates and stores a stream record handed over in-process. */
-  ingestStream(stream: StreamInfo): Promise<InsertResult> {
+  async ingestStream(stream: StreamInfo): Promise<InsertResult> {
     return this.storeStream(validateStreamInfo(stream));
   }
 
   /** Validates and stores a block handed over in-process. */
-  ingestBlock(block: Block): Promise<InsertResult> {
+  async ingestBlock(block: Block): Promise<InsertResult> {
     return this.storeBlock(validateBlock(block));
   }
 
