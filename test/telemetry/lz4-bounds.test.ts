@@ -7,6 +7,7 @@ import {
   checkPayloadSizes,
   compressPart,
   DEFAULT_MAX_BLOCK_BYTES,
+  decompressPart,
   RATIO_FREE_BYTES,
   verifyPayload,
 } from '../../src/telemetry/wire/index.js';
@@ -102,6 +103,12 @@ describe('lz4 parts: sizes bounded, checked without decompressing', () => {
       'block.payload.objects: lz4 part declares 3200000 decompressed bytes, over the limit of 3000000',
     );
     expect(DEFAULT_MAX_BLOCK_BYTES).toBe(64 * 1024 * 1024);
+  });
+
+  it('still reads back a part stored under the former limit of 256 MiB per part', () => {
+    const part = compressPart(new Uint8Array(DEFAULT_MAX_BLOCK_BYTES + 1));
+    expect(decompressPart(part, 'old').length).toBe(DEFAULT_MAX_BLOCK_BYTES + 1);
+    expect(() => decompressPart(part, 'old', DEFAULT_MAX_BLOCK_BYTES)).toThrow('over the limit');
   });
 
   it('walks a large part in slices to the same verdict', async () => {

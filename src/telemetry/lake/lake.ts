@@ -1,5 +1,5 @@
 import { LakeNotFoundError } from '../errors.js';
-import { DEFAULT_MAX_BLOCK_BYTES, type DecodedPayload, decodePayloadAsync } from '../wire/index.js';
+import { type DecodedPayload, decodePayloadAsync, MAX_STORED_PART_BYTES } from '../wire/index.js';
 import { type LakeLocation, openBlobStore, openMetadataStore } from './open.js';
 import {
   type BlobStore,
@@ -95,7 +95,7 @@ export class Lake {
    * Reads a block and decompresses its payload (a large part on the thread pool). Rejects with
    * `LakeNotFoundError` for an unknown block id.
    */
-  async readBlock(block: string | BlockRow, maxPartBytes = DEFAULT_MAX_BLOCK_BYTES): Promise<StoredBlock> {
+  async readBlock(block: string | BlockRow, maxPartBytes = MAX_STORED_PART_BYTES): Promise<StoredBlock> {
     const row = typeof block === 'string' ? await this.block(block) : block;
     if (row === undefined) throw new LakeNotFoundError(`no block ${String(block)} in the lake`);
     return { block: row, payload: await decodePayloadAsync(await this.readBlob(row), maxPartBytes) };

@@ -23,6 +23,7 @@ export {
   decodePayloadBlob,
   decompressPart,
   encodePayloadBlob,
+  MAX_STORED_PART_BYTES,
   type PayloadLimits,
   RATIO_FREE_BYTES,
   verifyPayload,

@@ -21,6 +21,13 @@ export const DEFAULT_MAX_BLOCK_BYTES = 64 * 1024 * 1024;
  */
 export const DEFAULT_MAX_COMPRESSION_RATIO = 64;
 
+/**
+ * Default limit of a part when reading a stored block back: the largest part ingestion has ever
+ * accepted (before `maxBlockBytes` there was a 256 MiB limit per part), so that older lakes stay
+ * readable. What ingestion accepts now is bounded by `maxBlockBytes`.
+ */
+export const MAX_STORED_PART_BYTES = 256 * 1024 * 1024;
+
 /** A part that decompresses to at most this many bytes passes whatever its ratio (small blocks of zeros do). */
 export const RATIO_FREE_BYTES = 1024 * 1024;
 
@@ -91,11 +98,7 @@ function lz4Error(what: string, error: unknown): WireFormatError {
 }
 
 /** Decompresses one part, synchronously. */
-export function decompressPart(
-  part: Uint8Array,
-  what: string,
-  maxBytes = DEFAULT_MAX_BLOCK_BYTES,
-): Uint8Array {
+export function decompressPart(part: Uint8Array, what: string, maxBytes = MAX_STORED_PART_BYTES): Uint8Array {
   const size = declaredSize(part, what, maxBytes);
   try {
     return checked(uncompressSync(part), size, what);
@@ -113,7 +116,7 @@ export function decompressPart(
 export async function decompressPartAsync(
   part: Uint8Array,
   what: string,
-  maxBytes = DEFAULT_MAX_BLOCK_BYTES,
+  maxBytes = MAX_STORED_PART_BYTES,
 ): Promise<Uint8Array> {
   const size = declaredSize(part, what, maxBytes);
   if (size <= INLINE_DECOMPRESS_BYTES) return decompressPart(part, what, maxBytes);
@@ -159,7 +162,7 @@ export function decodePayloadBlob(blob: Uint8Array): BlockPayload {
 }
 
 /** Decodes a stored blob and decompresses both parts. */
-export function decodePayload(blob: Uint8Array, maxBytes = DEFAULT_MAX_BLOCK_BYTES): DecodedPayload {
+export function decodePayload(blob: Uint8Array, maxBytes = MAX_STORED_PART_BYTES): DecodedPayload {
   const parts = decodePayloadBlob(blob);
   return {
     dependencies: decompressPart(parts.dependencies, 'payload.dependencies', maxBytes),
@@ -170,7 +173,7 @@ export function decodePayload(blob: Uint8Array, maxBytes = DEFAULT_MAX_BLOCK_BYT
 /** Decodes a stored blob and decompresses both parts, large ones on the thread pool. */
 export async function decodePayloadAsync(
   blob: Uint8Array,
-  maxBytes = DEFAULT_MAX_BLOCK_BYTES,
+  maxBytes = MAX_STORED_PART_BYTES,
 ): Promise<DecodedPayload> {
   const parts = decodePayloadBlob(blob);
   return {
