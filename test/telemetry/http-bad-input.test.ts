@@ -211,6 +211,9 @@ describe('ingestion over HTTP: bad input', () => {
 
   it('answers unknown routes, wrong methods and garbage requests without crashing', async () => {
     expect((await get(server.url, '/nope')).status).toBe(404);
+    const long = await get(server.url, `/${'x'.repeat(5000)}`);
+    expect(long.status).toBe(404);
+    expect(long.body.error?.message).toBe(`no route GET /${'x'.repeat(99)}`);
     const wrongMethod = await get(server.url, '/ingestion/insert_block');
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.body.error?.message).toBe('use POST');

@@ -147,7 +147,7 @@ async function route(
   }
   return {
     status: 404,
-    body: { error: { code: 'DORSAL_NOT_FOUND', message: `no route ${req.method} ${path}` } },
+    body: { error: { code: 'DORSAL_NOT_FOUND', message: `no route ${req.method} ${path.slice(0, 100)}` } },
   };
 }
 
