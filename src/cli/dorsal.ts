@@ -2,19 +2,33 @@
 /**
  * The `dorsal` command.
  *
- *   dorsal serve [--host 127.0.0.1] [--port 8081] [--data DIR | --db URL --blobs URL] [--body-limit BYTES]
+ *   dorsal serve [--host 127.0.0.1] [--port 8081] [--data DIR | --db URL --blobs URL] [--insecure]
+ *                [--body-limit B] [--max-block-bytes B] [--max-ratio N] [--stall-timeout MS]
+ *                [--max-connections N] [--large-body-budget B] [--retention-days N]
+ *   dorsal keys create --name NAME | keys list | keys revoke NAME     [lake options]
+ *   dorsal status [--url http://127.0.0.1:8081] [--key KEY]           (or DORSAL_KEY)
+ *   dorsal retention --days N [--batch N] [--pause-ms MS] [--verbose] [lake options]
  *
  * `serve` runs the ingestion service: HTTP on loopback by default, in front of the embedded lake
  * (`./dorsal-data`: SQLite + blob files) or of PostgreSQL (`--db postgres://…?schema=…`) and an
  * S3-compatible bucket (`--blobs s3://bucket/prefix?endpoint=…`; credentials from the usual AWS_*
- * environment). It prints `dorsal ingestion listening on http://HOST:PORT` once it listens.
+ * environment). It prints `dorsal ingestion listening on http://HOST:PORT` once it listens. Once
+ * the lake has an API key (`keys create`), every route but `/health` needs it; another address
+ * than loopback is refused while the lake has none, unless `--insecure`.
  */
 import { Command } from 'commander';
-import { describeFailure, serveCommand } from './serve.js';
+import { describeFailure } from './failure.js';
+import { keysCommand } from './keys.js';
+import { retentionCommand } from './retention.js';
+import { serveCommand } from './serve.js';
+import { statusCommand } from './status.js';
 
 const program = new Command('dorsal')
   .description('dorsal: low-latency in-process message systems with telemetry in the backbone')
-  .addCommand(serveCommand());
+  .addCommand(serveCommand())
+  .addCommand(keysCommand())
+  .addCommand(statusCommand())
+  .addCommand(retentionCommand());
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(describeFailure(error));

@@ -1,50 +1,94 @@
-import { Command, InvalidArgumentError } from 'commander';
-import { DorsalError } from '../errors.js';
-import { startIngestionServer } from '../telemetry/ingestion/server.js';
-import type { LakeLocation } from '../telemetry/lake/open.js';
+import { Command } from 'commander';
+import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
+import { DEFAULT_MAX_CONNECTIONS, startIngestionServer } from '../telemetry/ingestion/server.js';
+import type { RetentionReport } from '../telemetry/lake/retention.js';
+import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
+import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
+import { describeRetention } from './retention.js';
 
-function integer(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer in [${min}, ${max}]`);
-    }
-    return n;
-  };
-}
-
-interface ServeOptions {
+interface ServeOptions extends LakeOptions {
   readonly host: string;
   readonly port: number;
-  readonly data?: string;
-  readonly db?: string;
-  readonly blobs?: string;
+  readonly insecure: boolean;
   readonly bodyLimit: number;
+  readonly maxBlockBytes: number;
+  readonly maxRatio: number;
+  readonly stallTimeout: number;
+  readonly maxConnections: number;
+  readonly largeBodyBudget: number;
+  readonly retentionDays?: number;
 }
 
 /** `dorsal serve`: the ingestion service over HTTP until SIGINT or SIGTERM. */
 export function serveCommand(): Command {
-  return new Command('serve')
-    .description('run the ingestion service (HTTP) in front of a lake')
-    .option('--host <host>', 'interface to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (0: any free port)', integer(0, 65_535), 8081)
-    .option('--data <dir>', 'embedded lake: SQLite file and blobs in this directory', './dorsal-data')
-    .option('--db <url>', 'metadata database: postgres://…[?schema=name] or a SQLite file')
-    .option('--blobs <url>', 'blob store: s3://bucket/prefix[?endpoint=…&region=…] or a directory')
+  return withLakeOptions(
+    new Command('serve')
+      .description('run the ingestion service (HTTP) in front of a lake')
+      .option('--host <host>', 'interface to listen on', '127.0.0.1')
+      .option('--port <port>', 'port to listen on (0: any free port)', integer(0, 65_535), 8081),
+  )
+    .option('--insecure', 'listen beyond loopback although the lake has no API key', false)
     .option('--body-limit <bytes>', 'largest request body', integer(1, 2 ** 31), 100 * 1024 * 1024)
+    .option(
+      '--max-block-bytes <bytes>',
+      "largest decompressed size of a block's payload",
+      integer(1, 2 ** 32),
+      DEFAULT_MAX_BLOCK_BYTES,
+    )
+    .option(
+      '--max-ratio <n>',
+      'largest decompressed / compressed size of a payload part over 1 MiB',
+      integer(1, 1024),
+      DEFAULT_MAX_COMPRESSION_RATIO,
+    )
+    .option(
+      '--stall-timeout <ms>',
+      'headers must arrive, and a body bring 16 KiB, within this many ms; else 408',
+      integer(10, 3_600_000),
+      DEFAULT_STALL_TIMEOUT_MS,
+    )
+    .option(
+      '--max-connections <n>',
+      'connections open at once',
+      integer(1, 1_000_000),
+      DEFAULT_MAX_CONNECTIONS,
+    )
+    .option(
+      '--large-body-budget <bytes>',
+      'bytes of bodies over 1 MiB held at once (more get 503)',
+      integer(1, 2 ** 40),
+      DEFAULT_LARGE_BODY_BUDGET_BYTES,
+    )
+    .option(
+      '--retention-days <n>',
+      'delete what was inserted more than N days ago, at start and hourly',
+      atLeast(0),
+    )
     .action(async (options: ServeOptions) => {
-      const lake: LakeLocation = {
-        data: options.data,
-        ...(options.db === undefined ? {} : { db: options.db }),
-        ...(options.blobs === undefined ? {} : { blobs: options.blobs }),
-      };
       const server = await startIngestionServer({
         host: options.host,
         port: options.port,
-        lake,
+        lake: lakeLocation(options),
+        insecure: options.insecure,
         bodyLimit: options.bodyLimit,
+        maxBlockBytes: options.maxBlockBytes,
+        maxCompressionRatio: options.maxRatio,
+        stallTimeoutMs: options.stallTimeout,
+        maxConnections: options.maxConnections,
+        largeBodyBudgetBytes: options.largeBodyBudget,
+        ...(options.retentionDays === undefined
+          ? {}
+          : {
+              retentionDays: options.retentionDays,
+              onRetention: (report: RetentionReport) => console.error(`dorsal ${describeRetention(report)}`),
+            }),
         onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
       });
+      if (options.insecure) {
+        console.error(
+          'dorsal: --insecure: anyone who reaches this server may write to the lake unless it has keys',
+        );
+      }
       console.log(`dorsal ingestion listening on ${server.url}`);
       const stop = (): void => {
         server.close().then(
@@ -55,13 +99,4 @@ export function serveCommand(): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-}
-
-/** One line for a failure: the message of a typed error, the stack of anything else. */
-export function describeFailure(error: unknown): string {
-  if (error instanceof DorsalError) return `dorsal: ${error.message} (${error.code})`;
-  if (error instanceof Error && 'code' in error && typeof error.code === 'string') {
-    return `dorsal: ${error.message}`;
-  }
-  return `dorsal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
 }

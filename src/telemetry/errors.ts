@@ -37,6 +37,74 @@ export class UnknownStreamError extends DorsalError {
   }
 }
 
+/**
+ * A block id already stored with another payload or header, or under another stream: a block id
+ * names one block, so the new bytes are refused rather than silently dropped.
+ */
+export class BlockConflictError extends DorsalError {
+  constructor(blockId: string, detail: string) {
+    super(
+      'DORSAL_BLOCK_CONFLICT',
+      `block ${blockId} is already stored ${detail}; send new data under a new id`,
+    );
+  }
+}
+
+/** A request whose headers or body stopped coming before they were complete. */
+export class RequestTimeoutError extends DorsalError {
+  constructor(message: string) {
+    super('DORSAL_REQUEST_TIMEOUT', message);
+  }
+}
+
+/** The server holds as many large bodies as it takes at once: retry later. */
+export class ServerBusyError extends DorsalError {
+  constructor(message: string) {
+    super('DORSAL_BUSY', message);
+  }
+}
+
+/** A request without a key, or with one the lake does not know, to a server whose lake has keys. */
+export class UnauthorizedError extends DorsalError {
+  constructor(message: string) {
+    super('DORSAL_UNAUTHORIZED', message);
+  }
+}
+
+/** A request with a key that was revoked. */
+export class KeyRevokedError extends DorsalError {
+  constructor(name: string) {
+    super('DORSAL_KEY_REVOKED', `the API key ${JSON.stringify(name)} was revoked`);
+  }
+}
+
+/** A request to a loopback server naming another host: a page in a browser, by DNS rebinding. */
+export class HostNotAllowedError extends DorsalError {
+  constructor(host: string) {
+    super(
+      'DORSAL_HOST_NOT_ALLOWED',
+      `this server listens on loopback and answers only requests for a loopback host, not ${JSON.stringify(host.slice(0, 100))}`,
+    );
+  }
+}
+
+/** Listening beyond loopback while anyone could write: the lake has no key. */
+export class InsecureBindError extends DorsalError {
+  constructor(host: string) {
+    super(
+      'DORSAL_INSECURE_BIND',
+      `refusing to listen on ${host}: the lake has no API key, so anyone who reaches the port could write to it. Create one with \`dorsal keys create --name NAME\` (same lake options), or pass --insecure`,
+    );
+  }
+}
+
+/** An API key name that is taken, or unknown, or malformed. */
+export class ApiKeyError extends DorsalError {
+  constructor(message: string) {
+    super('DORSAL_API_KEY', message);
+  }
+}
+
 /** A body or a declared size over the configured limit. */
 export class PayloadTooLargeError extends DorsalError {
   constructor(message: string) {

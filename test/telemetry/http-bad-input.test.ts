@@ -43,7 +43,7 @@ describe('ingestion over HTTP: bad input', () => {
       port: 0,
       lake: { data: dir },
       bodyLimit: BODY_LIMIT,
-      maxPartBytes: 4 << 20,
+      maxBlockBytes: 4 << 20,
     });
     lake = Lake.open({ data: dir });
     expect((await post(server.url, 'process', encodeProcessInfo(process))).body).toEqual({ inserted: true });
@@ -69,6 +69,7 @@ describe('ingestion over HTTP: bad input', () => {
   const objects = block.payload.objects;
   const huge = Buffer.from(objects);
   huge.writeUInt32LE(0xffff_fff0, 0);
+  const bomb = compressPart(new Uint8Array(4 << 20));
   const unknownStream = makeStream(process.processId);
   const orphan = makeStream(makeProcess().processId);
 
@@ -147,6 +148,14 @@ describe('ingestion over HTTP: bad input', () => {
       'lz4 part declares 4294967280 decompressed bytes, over the limit of 4194304',
     ],
     [
+      'an lz4 bomb',
+      'block',
+      tampered(block, {}, { objects: bomb }),
+      400,
+      'DORSAL_WIRE_FORMAT',
+      `block.payload.objects: lz4 part of ${bomb.length} bytes declares ${4 << 20} decompressed bytes, more than 64 times its size`,
+    ],
+    [
       'a block of an unknown stream',
       'block',
       encodeBlock({ ...block, streamId: unknownStream.streamId }),
@@ -202,6 +211,9 @@ describe('ingestion over HTTP: bad input', () => {
 
   it('answers unknown routes, wrong methods and garbage requests without crashing', async () => {
     expect((await get(server.url, '/nope')).status).toBe(404);
+    const long = await get(server.url, `/${'x'.repeat(5000)}`);
+    expect(long.status).toBe(404);
+    expect(long.body.error?.message).toBe(`no route GET /${'x'.repeat(99)}`);
     const wrongMethod = await get(server.url, '/ingestion/insert_block');
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.body.error?.message).toBe('use POST');

@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 
 /** An answer as the tests look at it. */
 export interface Answer {
@@ -55,4 +55,40 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
+}
+
+/** A raw TCP connection to a server: what it was sent, piece by piece, and all it answered. */
+export interface RawConnection {
+  readonly socket: Socket;
+  /** Everything the server sent, once it closed the connection. */
+  readonly answer: Promise<string>;
+  /** True once the server closed (or reset) the connection. */
+  closed(): boolean;
+}
+
+/** Opens a raw connection to a loopback port, writing `first` once connected. */
+export function rawConnection(port: number, first: string | Uint8Array = ''): RawConnection {
+  const socket = connect(port, '127.0.0.1');
+  // Written at once: the socket keeps what is written before it connects, in order.
+  if (first.length > 0) socket.write(first);
+  let text = '';
+  let done = false;
+  socket.on('data', (d: Buffer) => {
+    text += d.toString();
+  });
+  const answer = new Promise<string>((resolve) => {
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      done = true;
+      resolve(text);
+    });
+  });
+  return { socket, answer, closed: () => done };
+}
+
+/** The status and JSON body of a raw HTTP/1.1 answer. */
+export function parseRaw(text: string): { status: number; body: Answer['body'] } {
+  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+  const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+  return { status, body: body === '' ? {} : (JSON.parse(body) as Answer['body']) };
 }

@@ -1,9 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LakeUnavailableError, UnknownProcessError, UnknownStreamError } from '../../src/telemetry/errors.js';
+import {
+  BlockConflictError,
+  LakeNotFoundError,
+  LakeUnavailableError,
+  UnknownProcessError,
+  UnknownStreamError,
+} from '../../src/telemetry/errors.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import type { Lake } from '../../src/telemetry/lake/lake.js';
-import type { MetadataStore } from '../../src/telemetry/lake/types.js';
+import { blobPath, type MetadataStore } from '../../src/telemetry/lake/types.js';
 import {
   type BlockHeader,
   encodeBlock,
@@ -99,7 +105,7 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       expect((await lake.readBlock(block.blockId)).payload.objects.length).toBe(100 * 32);
     });
 
-    it('keeps the first payload stored under a block id when another comes with the same id', async () => {
+    it('keeps the first block stored under an id and refuses another under it with a conflict', async () => {
       const process = makeProcess();
       const stream = makeStream(process.processId);
       await service.ingestProcess(process);
@@ -107,11 +113,38 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       const first = makeBlock(stream, 20, 1);
       const second = makeBlock(stream, 30, 2);
       expect(await service.ingestBlock(first.block)).toEqual({ inserted: true });
+      expect(await service.ingestBlock(first.block)).toEqual({ inserted: false });
       const again = { ...second.block, blockId: first.block.blockId };
-      expect(await service.ingestBlock(again)).toEqual({ inserted: false });
+      await expect(service.ingestBlock(again)).rejects.toThrow(BlockConflictError);
+      await expect(service.ingestBlock(again)).rejects.toThrow(
+        `block ${first.block.blockId} is already stored with another payload`,
+      );
+      const retimed = { ...first.block, endTime: formatRfc3339Ns(1_800_000_000_000_000_000n) };
+      await expect(service.ingestBlock(retimed)).rejects.toThrow('is already stored with another endTime');
       const read = await lake.readBlock(first.block.blockId);
       expect(Buffer.from(read.payload.objects)).toEqual(Buffer.from(first.objects));
       expect(read.block.objectCount).toBe(20);
+    });
+
+    it('refuses a block id stored under another stream and leaves no blob behind', async () => {
+      const process = makeProcess();
+      const [one, two] = [makeStream(process.processId), makeStream(process.processId)];
+      await service.ingestProcess(process);
+      await service.ingestStream(one);
+      await service.ingestStream(two);
+      const { block } = makeBlock(one, 20, 1);
+      expect(await service.ingestBlock(block)).toEqual({ inserted: true });
+      const moved = { ...block, streamId: two.streamId };
+      for (let i = 0; i < 2; i++) {
+        await expect(service.ingestBlock(moved)).rejects.toThrow(
+          `block ${block.blockId} is already stored under stream ${one.streamId}`,
+        );
+      }
+      await expect(lake.blobs.get(blobPath(process.processId, two.streamId, block.blockId))).rejects.toThrow(
+        LakeNotFoundError,
+      );
+      expect(await lake.blocks({ streamId: two.streamId })).toEqual([]);
+      expect((await lake.readBlock(block.blockId)).block.streamId).toBe(one.streamId);
     });
 
     it('refuses a stream of an unknown process and a block of an unknown stream', async () => {

@@ -15,6 +15,16 @@ describe('telemetry sink', () => {
   const { dir, cleanup } = tempDir();
   afterAll(cleanup);
 
+  /** The drops the lake was told of for a process, all reasons together. */
+  async function droppedInLake(data: string, processId: string): Promise<number> {
+    const lake = Lake.open({ data });
+    try {
+      return (await lake.drops(processId)).reduce((sum, report) => sum + report.total, 0);
+    } finally {
+      await lake.close();
+    }
+  }
+
   async function storedIds(data: string, processId: string): Promise<string[]> {
     const lake = Lake.open({ data });
     try {
@@ -139,6 +149,10 @@ describe('telemetry sink', () => {
       const dropped = new Set(drops.map((d) => d.blockId));
       const expected = blocks.map((b) => b.blockId).filter((id) => !dropped.has(id));
       expect(await storedIds(data, process.processId)).toEqual(expected.sort());
+      // The first sink could not report its drops: it kept the count in the spool, and the later
+      // sink delivered it.
+      expect(stats.reportedDrops).toBe(0);
+      expect(await droppedInLake(data, process.processId)).toBe(stats.droppedTotal);
     } finally {
       await server.close();
     }
@@ -173,6 +187,8 @@ describe('telemetry sink', () => {
         }),
       ]);
       expect(await storedIds(data, process.processId)).toEqual([good.blockId]);
+      expect(stats.reportedDrops).toBe(1);
+      expect(await droppedInLake(data, process.processId)).toBe(1);
     } finally {
       await server.close();
     }

@@ -1,5 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PayloadTooLargeError, UnsupportedMediaTypeError, WireFormatError } from '../errors.js';
+import { HostNotAllowedError, UnsupportedMediaTypeError } from '../errors.js';
+import { KeyGate } from '../keys/key-gate.js';
+import { loopbackHostAllowed } from '../keys/loopback.js';
+import { type BodyRules, readBody } from './body.js';
+import { ByteBudget } from './byte-budget.js';
 import type { IngestionService, InsertResult } from './service.js';
 import { answerFor } from './status.js';
 
@@ -7,6 +11,25 @@ import { answerFor } from './status.js';
 export interface IngestionRoutesOptions {
   /** Largest request body in bytes (default 100 MiB); larger gets 413. */
   readonly bodyLimit?: number;
+  /** Largest body of a process or stream record (default 1 MiB, at most `bodyLimit`). */
+  readonly recordBodyLimit?: number;
+  /**
+   * A request's headers must arrive within this many ms, and its body must bring 16 KiB (or its
+   * end) in every such window; otherwise 408 (default 10 s).
+   */
+  readonly stallTimeoutMs?: number;
+  /**
+   * Bytes of bodies over 1 MiB held at once (default 256 MiB, at least `bodyLimit`); a large body
+   * that does not fit gets 503 with `Retry-After`.
+   */
+  readonly largeBodyBudgetBytes?: number;
+  /**
+   * Answer only requests whose `Host` is a loopback name or address (403 otherwise): for a server
+   * listening on loopback, against DNS rebinding (`startIngestionServer` sets it then).
+   */
+  readonly loopbackHostsOnly?: boolean;
+  /** How long the lake's answers about API keys are trusted (default 1000 ms). */
+  readonly keyCacheMs?: number;
   /** Seconds announced in `Retry-After` when the lake is unavailable (default 1). */
   readonly retryAfterSeconds?: number;
   /** Called with errors that are not the client's fault (500s), e.g. to log them. */
@@ -15,13 +38,26 @@ export interface IngestionRoutesOptions {
 
 /** Default body limit: 100 MiB. */
 export const DEFAULT_BODY_LIMIT = 100 * 1024 * 1024;
+/** Default body limit of a process or stream record: 1 MiB. */
+export const DEFAULT_RECORD_BODY_LIMIT = 1024 * 1024;
+/** Default stall timeout: 10 s. */
+export const DEFAULT_STALL_TIMEOUT_MS = 10_000;
+/** Default bytes of large bodies held at once: 256 MiB. */
+export const DEFAULT_LARGE_BODY_BUDGET_BYTES = 256 * 1024 * 1024;
 
 type Insert = (service: IngestionService, body: Uint8Array) => Promise<InsertResult>;
 
-const INSERTS: Readonly<Record<string, Insert>> = {
-  '/ingestion/insert_process': (s, body) => s.insertProcess(body),
-  '/ingestion/insert_stream': (s, body) => s.insertStream(body),
-  '/ingestion/insert_block': (s, body) => s.insertBlock(body),
+/** An insert route: what it calls, and whether its body is a block (larger limit) or a record. */
+interface InsertRoute {
+  readonly insert: Insert;
+  readonly block: boolean;
+}
+
+const INSERTS: Readonly<Record<string, InsertRoute>> = {
+  '/ingestion/insert_process': { insert: (s, body) => s.insertProcess(body), block: false },
+  '/ingestion/insert_stream': { insert: (s, body) => s.insertStream(body), block: false },
+  '/ingestion/insert_block': { insert: (s, body) => s.insertBlock(body), block: true },
+  '/ingestion/insert_drops': { insert: (s, body) => s.insertDrops(body), block: false },
 };
 
 /** What a route resolved to: a status and a JSON body. */
@@ -29,45 +65,80 @@ interface Answer {
   readonly status: number;
   readonly body: unknown;
   readonly retry?: boolean;
-  readonly close?: boolean;
 }
 
 /**
  * The HTTP routes of the ingestion service as a request listener for `http.createServer`:
- * `POST /ingestion/insert_process|insert_stream|insert_block` (CBOR bodies), `GET /health`,
- * `GET /ready`. Every answer is JSON; errors are `{ error: { code, message } }`.
+ * `POST /ingestion/insert_process|insert_stream|insert_block|insert_drops` (CBOR bodies), `GET /health`,
+ * `GET /ready`. Every answer is JSON; errors are `{ error: { code, message } }`. Once the lake
+ * has an API key, every route but `/health` needs `Authorization: Bearer KEY`.
  */
 export function ingestionRoutes(
   service: IngestionService,
   options: IngestionRoutesOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  const largeBodies = new ByteBudget(
+    Math.max(options.largeBodyBudgetBytes ?? DEFAULT_LARGE_BODY_BUDGET_BYTES, bodyLimit),
+  );
+  const rules = {
+    block: { limit: bodyLimit, stallMs, largeBodies },
+    record: {
+      limit: Math.min(bodyLimit, options.recordBodyLimit ?? DEFAULT_RECORD_BODY_LIMIT),
+      stallMs,
+      largeBodies,
+    },
+  };
   const retryAfter = String(options.retryAfterSeconds ?? 1);
+  const guard: Guard = {
+    keys: new KeyGate(service.lake.metadata, options.keyCacheMs),
+    loopbackHostsOnly: options.loopbackHostsOnly === true,
+  };
   return (req, res) => {
-    route(service, req, bodyLimit)
+    route(service, req, rules, guard)
       .catch((error: unknown): Answer => {
         const answer = answerFor(error);
         if (answer.status === 500) options.onInternalError?.(error);
-        // After a refused body the rest of it is not read: close the connection.
-        return { ...answer, close: error instanceof PayloadTooLargeError };
+        return answer;
       })
       .then((answer) => send(req, res, answer, retryAfter));
   };
 }
 
-async function route(service: IngestionService, req: IncomingMessage, bodyLimit: number): Promise<Answer> {
+/** What every request passes before its route: its `Host`, then (except `/health`) its key. */
+interface Guard {
+  readonly keys: KeyGate;
+  readonly loopbackHostsOnly: boolean;
+}
+
+async function route(
+  service: IngestionService,
+  req: IncomingMessage,
+  rules: { readonly block: BodyRules; readonly record: BodyRules },
+  guard: Guard,
+): Promise<Answer> {
+  if (guard.loopbackHostsOnly && !loopbackHostAllowed(req.headers.host)) {
+    throw new HostNotAllowedError(req.headers.host ?? '');
+  }
   const path = (req.url ?? '/').split('?')[0] ?? '/';
+  if (path === '/health') {
+    return req.method === 'GET' ? { status: 200, body: { status: 'ok' } } : methodNotAllowed('GET');
+  }
+  // Before anything is read or looked up: a client without a valid key learns nothing else.
+  await guard.keys.check(req.headers.authorization);
   const insert = INSERTS[path];
   if (insert !== undefined) {
     if (req.method !== 'POST') return methodNotAllowed('POST');
     const type = req.headers['content-type'];
     if (type?.split(';')[0]?.trim().toLowerCase() !== 'application/cbor')
       throw new UnsupportedMediaTypeError(type);
-    const result = await insert(service, await readBody(req, bodyLimit));
-    return { status: 200, body: result };
-  }
-  if (path === '/health') {
-    return req.method === 'GET' ? { status: 200, body: { status: 'ok' } } : methodNotAllowed('GET');
+    const body = await readBody(req, insert.block ? rules.block : rules.record);
+    try {
+      return { status: 200, body: await insert.insert(service, body.bytes) };
+    } finally {
+      body.release();
+    }
   }
   if (path === '/ready') {
     if (req.method !== 'GET') return methodNotAllowed('GET');
@@ -76,43 +147,12 @@ async function route(service: IngestionService, req: IncomingMessage, bodyLimit:
   }
   return {
     status: 404,
-    body: { error: { code: 'DORSAL_NOT_FOUND', message: `no route ${req.method} ${path}` } },
+    body: { error: { code: 'DORSAL_NOT_FOUND', message: `no route ${req.method} ${path.slice(0, 100)}` } },
   };
 }
 
 function methodNotAllowed(allowed: string): Answer {
   return { status: 405, body: { error: { code: 'DORSAL_METHOD_NOT_ALLOWED', message: `use ${allowed}` } } };
-}
-
-/** Reads a body up to `limit` bytes; a declared or actual size over it is refused before buffering it. */
-function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
-  const declared = Number(req.headers['content-length'] ?? Number.NaN);
-  if (declared > limit) {
-    return Promise.reject(
-      new PayloadTooLargeError(`body of ${declared} bytes is over the limit of ${limit} bytes`),
-    );
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.pause();
-        reject(new PayloadTooLargeError(`body is over the limit of ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
-    req.once('error', reject);
-    // A client that goes away mid-body: nothing to answer, but the promise must settle.
-    req.once('close', () => {
-      if (!req.complete) reject(new WireFormatError('request body aborted by the client'));
-    });
-  });
 }
 
 function send(req: IncomingMessage, res: ServerResponse, answer: Answer, retryAfter: string): void {
@@ -122,7 +162,9 @@ function send(req: IncomingMessage, res: ServerResponse, answer: Answer, retryAf
   res.setHeader('content-type', 'application/json');
   res.setHeader('content-length', Buffer.byteLength(body));
   if (answer.retry === true) res.setHeader('retry-after', retryAfter);
-  if (answer.close === true) {
+  if (answer.status === 401) res.setHeader('www-authenticate', 'Bearer realm="dorsal"');
+  // A body not read to its end (refused, timed out) leaves the connection unusable: close it.
+  if (!req.complete) {
     res.setHeader('connection', 'close');
     res.once('finish', () => req.socket.destroySoon());
   }

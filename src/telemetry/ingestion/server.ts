@@ -1,8 +1,11 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Lake } from '../lake/lake.js';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { InsecureBindError } from '../errors.js';
+import { isLoopbackHost } from '../keys/loopback.js';
+import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
-import { type IngestionRoutesOptions, ingestionRoutes } from './http.js';
+import { type RetentionReport, scheduleRetention } from '../lake/retention.js';
+import { DEFAULT_STALL_TIMEOUT_MS, type IngestionRoutesOptions, ingestionRoutes } from './http.js';
 import { type IngestionOptions, IngestionService } from './service.js';
 
 /** Options of `startIngestionServer`. */
@@ -13,7 +16,28 @@ export interface IngestionServerOptions extends IngestionRoutesOptions, Ingestio
   readonly port?: number;
   /** Where the lake is (default: the embedded lake in `./dorsal-data`), or an open lake. */
   readonly lake?: Lake | LakeLocation;
+  /** Connections open at once (default 512); more are closed as they arrive. */
+  readonly maxConnections?: number;
+  /** A request must be received whole within this many ms, however steadily it comes (default 300 s). */
+  readonly requestTimeoutMs?: number;
+  /**
+   * Listen beyond loopback although the lake has no API key, so that anyone who reaches the port
+   * can write (default false: refused with `InsecureBindError`).
+   */
+  readonly insecure?: boolean;
+  /**
+   * Deletes what was inserted more than this many days ago, at start and then every
+   * `retentionIntervalMs` (default: keep everything). See `applyRetention`.
+   */
+  readonly retentionDays?: number;
+  /** Time between two retention passes (default 1 h). */
+  readonly retentionIntervalMs?: number;
+  /** Called after each retention pass. */
+  readonly onRetention?: (report: RetentionReport) => void;
 }
+
+/** Default cap on open connections. */
+export const DEFAULT_MAX_CONNECTIONS = 512;
 
 /** A running ingestion server. */
 export interface IngestionServer {
@@ -27,8 +51,10 @@ export interface IngestionServer {
 }
 
 /**
- * Starts the HTTP ingestion service. The lake is not contacted at start: a database that is down
- * makes inserts answer 503 until it is back, and `/ready` says so.
+ * Starts the HTTP ingestion service. On loopback (the default) the lake is not contacted at start:
+ * a database that is down makes requests answer 503 until it is back, and `/ready` says so. On
+ * any other address the lake must hold an API key (see `createApiKey`), or `insecure` be set:
+ * otherwise it rejects with `InsecureBindError`.
  *
  * @example
  * const server = await startIngestionServer({ port: 0, lake: { data: './dorsal-data' } });
@@ -36,15 +62,31 @@ export interface IngestionServer {
  * await server.close();
  */
 export async function startIngestionServer(options: IngestionServerOptions = {}): Promise<IngestionServer> {
-  const service = new IngestionService(options.lake ?? {}, options);
-  const server = createServer(ingestionRoutes(service, options));
-  // A malformed request line or header never reaches the routes: answer 400 and drop the socket.
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable)
-      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
-  });
   const host = options.host ?? '127.0.0.1';
+  const service = new IngestionService(options.lake ?? {}, options);
+  const loopback = isLoopbackHost(host.replace(/^\[|\]$/g, ''));
+  if (!loopback && options.insecure !== true) {
+    try {
+      await service.lake.metadata.ready();
+      if ((await service.lake.metadata.countApiKeys()) === 0) throw new InsecureBindError(host);
+    } catch (error) {
+      if (!(options.lake instanceof Lake)) await service.close();
+      throw error;
+    }
+  }
+  const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  const server = createServer(
+    {
+      // Headers that do not arrive whole within the stall timeout get 408 (see clientError).
+      headersTimeout: stallMs,
+      requestTimeout: Math.max(options.requestTimeoutMs ?? 300_000, stallMs),
+      // How often Node checks those two timeouts (30 s by default, which would stretch them).
+      connectionsCheckingInterval: Math.min(Math.max(stallMs / 4, 50), 5000),
+    },
+    ingestionRoutes(service, { ...options, loopbackHostsOnly: options.loopbackHostsOnly ?? loopback }),
+  );
+  server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 8081, host, () => {
@@ -52,6 +94,18 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       resolve();
     });
   });
+  const retention =
+    options.retentionDays === undefined
+      ? undefined
+      : scheduleRetention(service.lake, {
+          days: options.retentionDays,
+          ...(options.retentionIntervalMs === undefined ? {} : { intervalMs: options.retentionIntervalMs }),
+          onPass: (report) => {
+            if (report.streams > 0 || report.processes > 0) service.forgetKnown();
+            options.onRetention?.(report);
+          },
+          onError: (error) => options.onInternalError?.(error),
+        });
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   return {
@@ -60,6 +114,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
     service,
     server,
     close: async () => {
+      await retention?.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -67,4 +122,27 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       await service.close();
     },
   };
+}
+
+/**
+ * A request that never reached the routes: a malformed request line or header (400), headers too
+ * large (431), or headers or a body that did not arrive in time (408). Answered in the routes'
+ * JSON, and the socket is dropped.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  const response = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (!socket.writable || response?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, code, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', 'DORSAL_REQUEST_TIMEOUT', 'request headers or body did not arrive in time']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'DORSAL_BAD_REQUEST', 'request headers too large']
+        : [400, 'Bad Request', 'DORSAL_BAD_REQUEST', 'malformed HTTP request'];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }

@@ -7,12 +7,18 @@ import { DorsalError } from '../../errors.js';
 export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   DORSAL_WIRE_FORMAT: 400,
   DORSAL_WIRE_VERSION: 400,
+  DORSAL_UNAUTHORIZED: 401,
+  DORSAL_KEY_REVOKED: 403,
+  DORSAL_HOST_NOT_ALLOWED: 403,
   DORSAL_LAKE_NOT_FOUND: 404,
+  DORSAL_REQUEST_TIMEOUT: 408,
+  DORSAL_BLOCK_CONFLICT: 409,
   DORSAL_PAYLOAD_TOO_LARGE: 413,
   DORSAL_UNSUPPORTED_MEDIA_TYPE: 415,
   DORSAL_UNKNOWN_PROCESS: 422,
   DORSAL_UNKNOWN_STREAM: 422,
   DORSAL_LAKE_UNAVAILABLE: 503,
+  DORSAL_BUSY: 503,
 };
 
 /** An HTTP answer to an error: status, a JSON body, and whether to say `Retry-After`. */
@@ -22,11 +28,22 @@ export interface ErrorAnswer {
   readonly retry: boolean;
 }
 
+/**
+ * Longest error message sent to a client, in UTF-16 code units: a message may quote what the
+ * client sent (a field name, a library's complaint), and an answer must not grow with it.
+ */
+export const MAX_ERROR_MESSAGE = 1024;
+
+function bounded(message: string): string {
+  return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE - 1)}…` : message;
+}
+
 /** Maps any thrown value to its HTTP answer; an unexpected error is a 500 without its details. */
 export function answerFor(error: unknown): ErrorAnswer {
   if (error instanceof DorsalError) {
     const status = STATUS_BY_CODE[error.code] ?? 500;
-    return { status, body: { error: { code: error.code, message: error.message } }, retry: status === 503 };
+    const message = bounded(error.message);
+    return { status, body: { error: { code: error.code, message } }, retry: status === 503 };
   }
   return {
     status: 500,

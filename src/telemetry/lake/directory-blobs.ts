@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, type FileHandle, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { access, type FileHandle, mkdir, open, readFile, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ConfigError } from '../../errors.js';
 import { asLakeError, LakeConfigError, LakeNotFoundError } from '../errors.js';
@@ -32,6 +32,18 @@ export interface DirectoryBlobOptions {
 
 /** Known directories stop being remembered beyond this many (then they are checked again). */
 const MAX_KNOWN_DIRS = 10_000;
+
+/** Unlinks under way at once when deleting: each is a trip through libuv's pool. */
+const DELETES_AT_ONCE = 8;
+
+const ifMissing = (error: NodeJS.ErrnoException): void => {
+  if (error.code !== 'ENOENT') throw error;
+};
+const ifMissingOrNotEmpty = (error: NodeJS.ErrnoException): void => {
+  if (error.code !== 'ENOENT' && error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+};
+const isMissingDirectory = (error: unknown): boolean =>
+  (error as NodeJS.ErrnoException).code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'open';
 
 /**
  * Blobs as files under a root directory (`{root}/blobs/{process}/{stream}/{block}`). A write
@@ -86,7 +98,16 @@ export class DirectoryBlobStore implements BlobStore {
   }
 
   putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome> {
-    return this.write(path, (final) => this.create(final, bytes));
+    return this.write(path, async (final) => {
+      try {
+        return await this.create(final, bytes);
+      } catch (error) {
+        // Retention (perhaps in another process) removed the directory since it was made here.
+        if (!isMissingDirectory(error)) throw error;
+        this.dirs.delete(dirname(final));
+        return this.create(final, bytes);
+      }
+    });
   }
 
   async replace(path: string, bytes: Uint8Array): Promise<void> {
@@ -100,6 +121,27 @@ export class DirectoryBlobStore implements BlobStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT')
         throw new LakeNotFoundError(`no blob at ${path}`);
       throw asLakeError(`reading blob ${path} under ${this.root}`, error);
+    }
+  }
+
+  /**
+   * Unlinks the blobs, then removes their stream and process directories if that left them empty
+   * (`rmdir` refuses a directory that is not, so one a write is filling stays). A write into a
+   * directory removed under it makes the directory again.
+   */
+  async delete(paths: readonly string[]): Promise<void> {
+    const files = paths.map((path) => this.resolve(path));
+    const dirs = new Set(files.map((file) => dirname(file)));
+    try {
+      for (let at = 0; at < files.length; at += DELETES_AT_ONCE) {
+        await Promise.all(files.slice(at, at + DELETES_AT_ONCE).map((file) => unlink(file).catch(ifMissing)));
+      }
+      for (const dir of [...dirs, ...new Set([...dirs].map((d) => dirname(d)))]) {
+        this.dirs.delete(dir);
+        await rmdir(dir).catch(ifMissingOrNotEmpty);
+      }
+    } catch (error) {
+      throw asLakeError(`deleting blobs under ${this.root}`, error);
     }
   }
 

@@ -1,11 +1,12 @@
 import { LakeNotFoundError } from '../errors.js';
-import { DEFAULT_MAX_PART_BYTES, type DecodedPayload, decodePayload } from '../wire/index.js';
+import { type DecodedPayload, decodePayloadAsync, MAX_STORED_PART_BYTES } from '../wire/index.js';
 import { type LakeLocation, openBlobStore, openMetadataStore } from './open.js';
 import {
   type BlobStore,
   type BlockFilter,
   type BlockRow,
   blobPath,
+  type DropReportRow,
   type MetadataStore,
   type ProcessRow,
   type StreamFilter,
@@ -80,19 +81,24 @@ export class Lake {
     return this.metadata.findBlock(blockId.toLowerCase());
   }
 
+  /** What sinks reported they dropped, optionally for one process, by report time. */
+  drops(processId?: string): Promise<DropReportRow[]> {
+    return this.metadata.listDropReports(processId?.toLowerCase());
+  }
+
   /** The raw stored blob of a block (CBOR, parts still compressed). */
   async readBlob(block: BlockRow): Promise<Uint8Array> {
     return this.blobs.get(blobPath(block.processId, block.streamId, block.blockId));
   }
 
   /**
-   * Reads a block and decompresses its payload. Rejects with `LakeNotFoundError` for an unknown
-   * block id.
+   * Reads a block and decompresses its payload (a large part on the thread pool). Rejects with
+   * `LakeNotFoundError` for an unknown block id.
    */
-  async readBlock(block: string | BlockRow, maxPartBytes = DEFAULT_MAX_PART_BYTES): Promise<StoredBlock> {
+  async readBlock(block: string | BlockRow, maxPartBytes = MAX_STORED_PART_BYTES): Promise<StoredBlock> {
     const row = typeof block === 'string' ? await this.block(block) : block;
     if (row === undefined) throw new LakeNotFoundError(`no block ${String(block)} in the lake`);
-    return { block: row, payload: decodePayload(await this.readBlob(row), maxPartBytes) };
+    return { block: row, payload: await decodePayloadAsync(await this.readBlob(row), maxPartBytes) };
   }
 
   /** Closes the database connections and the blob store client. */

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { asLakeError, LakeConfigError } from '../errors.js';
-import type { BlockHeader, ProcessInfo, StreamInfo } from '../wire/index.js';
+import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
+import { adminSql, dropParams, toApiKeyRow, toDropReportRow } from './admin-sql.js';
 import { RowGroups } from './row-groups.js';
 import {
   BLOCK_COLUMNS,
@@ -18,11 +19,33 @@ import {
   toStreamRow,
 } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE } from './schema.js';
-import type { BlockFilter, BlockRow, MetadataStore, ProcessRow, StreamFilter, StreamRow } from './types.js';
+import type {
+  ApiKeyRow,
+  BlockFilter,
+  BlockRow,
+  DropReportRow,
+  MetadataStore,
+  ProcessRow,
+  StreamFilter,
+  StreamRow,
+} from './types.js';
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const placeholder = (i: number): string => `$${i}`;
 const BLOCK_COLUMN_COUNT = BLOCK_COLUMNS.split(',').length;
+const SQL = adminSql(placeholder);
+
+/**
+ * Retention's batch in one statement: the oldest block rows deleted (rows another pass holds are
+ * skipped) and their blob paths recorded as garbage, atomically.
+ */
+const DELETE_OLD_BLOCKS = `WITH gone AS (
+  DELETE FROM blocks WHERE block_id IN (
+    SELECT block_id FROM blocks WHERE insert_time < $1 ORDER BY insert_time LIMIT $2 FOR UPDATE SKIP LOCKED)
+  RETURNING 'blobs/' || process_id || '/' || stream_id || '/' || block_id AS path, block_id),
+recorded AS (
+  INSERT INTO blob_garbage (path, block_id, since) SELECT path, block_id, $3 FROM gone ON CONFLICT DO NOTHING)
+SELECT path FROM gone`;
 
 /** `INSERT … ON CONFLICT DO NOTHING` of `rows` block rows, numbered $1, $2, … in column order. */
 function insertSql(rows: number): string {
@@ -145,6 +168,82 @@ export class PostgresMetadataStore implements MetadataStore {
     const where = blockWhere(filter, placeholder);
     const sql = `SELECT ${BLOCK_COLUMNS} FROM blocks ${where.sql}`;
     return (await this.query('listing blocks', sql, where.params)).rows.map(toBlockRow);
+  }
+
+  async insertApiKey(name: string, keyHash: string, createdTime: string): Promise<boolean> {
+    return (
+      (await this.query('storing an API key', SQL.insertApiKey, [name, keyHash, createdTime])).rowCount === 1
+    );
+  }
+
+  async findApiKey(keyHash: string): Promise<ApiKeyRow | undefined> {
+    const row = (await this.query('reading an API key', SQL.findApiKey, [keyHash])).rows[0];
+    return row === undefined ? undefined : toApiKeyRow(row);
+  }
+
+  async listApiKeys(): Promise<ApiKeyRow[]> {
+    return (await this.query('listing API keys', SQL.listApiKeys, [])).rows.map(toApiKeyRow);
+  }
+
+  async revokeApiKey(name: string, time: string): Promise<ApiKeyRow | undefined> {
+    await this.query('revoking an API key', SQL.revokeApiKey, [time, name]);
+    const row = (await this.query('reading an API key', SQL.findApiKeyByName, [name])).rows[0];
+    return row === undefined ? undefined : toApiKeyRow(row);
+  }
+
+  async countApiKeys(): Promise<number> {
+    return Number((await this.query('counting API keys', SQL.countApiKeys, [])).rows[0]?.n ?? 0);
+  }
+
+  async insertDropReport(report: DropReport): Promise<boolean> {
+    const params = dropParams(report, nowRfc3339Ns());
+    return (await this.query('storing a drop report', SQL.insertDropReport, params)).rowCount === 1;
+  }
+
+  async listDropReports(processId?: string): Promise<DropReportRow[]> {
+    const result =
+      processId === undefined
+        ? await this.query('listing drop reports', SQL.listDropReports, [])
+        : await this.query('listing drop reports', SQL.listProcessDropReports, [processId]);
+    return result.rows.map(toDropReportRow);
+  }
+
+  async deleteBlocksBefore(cutoff: string, limit: number): Promise<string[]> {
+    const result = await this.query('deleting old blocks', DELETE_OLD_BLOCKS, [
+      cutoff,
+      limit,
+      nowRfc3339Ns(),
+    ]);
+    return result.rows.map((row) => String(row.path));
+  }
+
+  async listGarbage(limit: number): Promise<string[]> {
+    await this.query('forgetting revived blob garbage', SQL.forgetRevivedGarbage, []);
+    return (await this.query('listing blob garbage', SQL.listGarbage, [limit])).rows.map((row) =>
+      String(row.path),
+    );
+  }
+
+  async forgetGarbage(paths: readonly string[]): Promise<void> {
+    await this.query('forgetting blob garbage', 'DELETE FROM blob_garbage WHERE path = ANY($1)', [
+      [...paths],
+    ]);
+  }
+
+  async deleteEmptyStreamsBefore(cutoff: string, limit: number): Promise<number> {
+    return (await this.query('deleting old streams', SQL.deleteEmptyStreams, [cutoff, limit])).rowCount ?? 0;
+  }
+
+  async deleteEmptyProcessesBefore(cutoff: string, limit: number): Promise<number> {
+    return (
+      (await this.query('deleting old processes', SQL.deleteEmptyProcesses, [cutoff, limit])).rowCount ?? 0
+    );
+  }
+
+  async deleteDropReportsBefore(cutoff: string, limit: number): Promise<number> {
+    return (
+      (await this.query('deleting old drop reports', SQL.deleteDropReports, [cutoff, limit])).rowCount ?? 0
+    );
   }
 
   async close(): Promise<void> {

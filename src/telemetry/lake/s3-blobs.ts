@@ -1,4 +1,5 @@
 import {
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -89,11 +90,16 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * An object that is already there is read and compared: `'exists'` for the same bytes (a
+   * re-send), `'differs'` for others. Objects are written whole, so other bytes are another
+   * payload under the same block id, never a torn write.
+   */
   async putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome> {
     const Key = this.key(path);
     try {
       if (!this.conditional) {
-        if (await this.exists(Key)) return 'exists';
+        if (await this.exists(Key)) return await this.compare(path, bytes);
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes }));
         return 'created';
       }
@@ -104,12 +110,12 @@ export class S3BlobStore implements BlobStore {
     } catch (error) {
       // 412: the object exists. (409 means a concurrent conditional write is in progress: it is
       // reported as unavailable so that the client retries and then sees 412.)
-      if (statusOf(error) === 412) return 'exists';
+      if (statusOf(error) === 412) return this.compare(path, bytes);
       throw this.unavailable(`writing ${Key}`, error);
     }
   }
 
-  /** A plain PUT: S3 replaces an object atomically. (`putIfAbsent` never answers `'differs'` here.) */
+  /** A plain PUT: S3 replaces an object atomically. */
   async replace(path: string, bytes: Uint8Array): Promise<void> {
     const Key = this.key(path);
     try {
@@ -131,8 +137,34 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /** Deletes in requests of up to 1,000 keys (S3's limit for one DeleteObjects). */
+  async delete(paths: readonly string[]): Promise<void> {
+    const keys = paths.map((path) => this.key(path));
+    for (let at = 0; at < keys.length; at += 1000) {
+      const Objects = keys.slice(at, at + 1000).map((Key) => ({ Key }));
+      try {
+        const out = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects, Quiet: true } }),
+        );
+        const failed = out.Errors?.[0];
+        if (failed !== undefined) {
+          throw new LakeUnavailableError(
+            `S3 bucket ${this.bucket}: deleting ${failed.Key}: ${failed.Code} ${failed.Message ?? ''}`,
+          );
+        }
+      } catch (error) {
+        throw this.unavailable(`deleting ${Objects.length} objects`, error);
+      }
+    }
+  }
+
   async close(): Promise<void> {
     this.client.destroy();
+  }
+
+  private async compare(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome> {
+    const found = await this.get(path);
+    return Buffer.from(found.buffer, found.byteOffset, found.byteLength).equals(bytes) ? 'exists' : 'differs';
   }
 
   private async exists(Key: string): Promise<boolean> {

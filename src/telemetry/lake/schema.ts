@@ -48,6 +48,33 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     'CREATE INDEX blocks_stream_time ON blocks (stream_id, begin_time)',
     'CREATE INDEX blocks_process_time ON blocks (process_id, begin_time)',
   ],
+  [
+    // API keys, stored as the SHA-256 of the key: the lake never holds a key itself.
+    `CREATE TABLE api_keys (
+      name TEXT PRIMARY KEY,
+      key_hash TEXT NOT NULL UNIQUE,
+      created_time TEXT NOT NULL,
+      revoked_time TEXT
+    )`,
+    // Blobs whose rows retention deleted, until the blobs are deleted too (see retention.ts).
+    `CREATE TABLE blob_garbage (
+      path TEXT PRIMARY KEY,
+      block_id TEXT NOT NULL,
+      since TEXT NOT NULL
+    )`,
+    // What sinks dropped, as they reported it: one row per report.
+    `CREATE TABLE sink_drops (
+      report_id TEXT PRIMARY KEY,
+      process_id TEXT NOT NULL,
+      time TEXT NOT NULL,
+      counts TEXT NOT NULL,
+      total BIGINT NOT NULL,
+      insert_time TEXT NOT NULL
+    )`,
+    'CREATE INDEX sink_drops_process ON sink_drops (process_id)',
+    'CREATE INDEX sink_drops_insert_time ON sink_drops (insert_time)',
+    'CREATE INDEX blocks_insert_time ON blocks (insert_time)',
+  ],
 ];
 
 /** The schema version this code writes. */

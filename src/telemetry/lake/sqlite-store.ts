@@ -2,8 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { asLakeError, LakeConfigError } from '../errors.js';
-import type { BlockHeader, ProcessInfo, StreamInfo } from '../wire/index.js';
+import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
+import { adminSql, dropParams, garbagePath, toApiKeyRow, toDropReportRow } from './admin-sql.js';
 import { RowGroups } from './row-groups.js';
 import {
   BLOCK_COLUMNS,
@@ -20,7 +21,16 @@ import {
   toStreamRow,
 } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE } from './schema.js';
-import type { BlockFilter, BlockRow, MetadataStore, ProcessRow, StreamFilter, StreamRow } from './types.js';
+import type {
+  ApiKeyRow,
+  BlockFilter,
+  BlockRow,
+  DropReportRow,
+  MetadataStore,
+  ProcessRow,
+  StreamFilter,
+  StreamRow,
+} from './types.js';
 
 type Statement = Database.Statement<unknown[], RawRow>;
 
@@ -37,6 +47,7 @@ interface Prepared {
 }
 
 const placeholder = (): string => '?';
+const SQL = adminSql(placeholder);
 
 /**
  * The embedded metadata store: one SQLite file in WAL mode (readers never block the writer).
@@ -122,6 +133,81 @@ export class SqliteMetadataStore implements MetadataStore {
     );
   }
 
+  async insertApiKey(name: string, keyHash: string, createdTime: string): Promise<boolean> {
+    return this.change('storing an API key', SQL.insertApiKey, [name, keyHash, createdTime]) > 0;
+  }
+
+  async findApiKey(keyHash: string): Promise<ApiKeyRow | undefined> {
+    const row = this.all('reading an API key', SQL.findApiKey, [keyHash])[0];
+    return row === undefined ? undefined : toApiKeyRow(row);
+  }
+
+  async listApiKeys(): Promise<ApiKeyRow[]> {
+    return this.all('listing API keys', SQL.listApiKeys, []).map(toApiKeyRow);
+  }
+
+  async revokeApiKey(name: string, time: string): Promise<ApiKeyRow | undefined> {
+    this.change('revoking an API key', SQL.revokeApiKey, [time, name]);
+    const row = this.all('reading an API key', SQL.findApiKeyByName, [name])[0];
+    return row === undefined ? undefined : toApiKeyRow(row);
+  }
+
+  async countApiKeys(): Promise<number> {
+    return Number(this.all('counting API keys', SQL.countApiKeys, [])[0]?.n ?? 0);
+  }
+
+  async insertDropReport(report: DropReport): Promise<boolean> {
+    return this.change('storing a drop report', SQL.insertDropReport, dropParams(report, nowRfc3339Ns())) > 0;
+  }
+
+  async listDropReports(processId?: string): Promise<DropReportRow[]> {
+    const rows =
+      processId === undefined
+        ? this.all('listing drop reports', SQL.listDropReports, [])
+        : this.all('listing drop reports', SQL.listProcessDropReports, [processId]);
+    return rows.map(toDropReportRow);
+  }
+
+  async deleteBlocksBefore(cutoff: string, limit: number): Promise<string[]> {
+    return this.run('deleting old blocks', (p) =>
+      p.db
+        .transaction(() => {
+          const rows = p.db.prepare<unknown[], RawRow>(SQL.deleteOldBlocks).all(cutoff, limit);
+          const insert = p.db.prepare(SQL.insertGarbage);
+          const since = nowRfc3339Ns();
+          for (const row of rows) insert.run(garbagePath(row), String(row.block_id), since);
+          return rows.map(garbagePath);
+        })
+        .immediate(),
+    );
+  }
+
+  async listGarbage(limit: number): Promise<string[]> {
+    this.change('forgetting revived blob garbage', SQL.forgetRevivedGarbage, []);
+    return this.all('listing blob garbage', SQL.listGarbage, [limit]).map((row) => String(row.path));
+  }
+
+  async forgetGarbage(paths: readonly string[]): Promise<void> {
+    this.run('forgetting blob garbage', (p) => {
+      const forget = p.db.prepare(SQL.forgetGarbage);
+      p.db.transaction(() => {
+        for (const path of paths) forget.run(path);
+      })();
+    });
+  }
+
+  async deleteEmptyStreamsBefore(cutoff: string, limit: number): Promise<number> {
+    return this.change('deleting old streams', SQL.deleteEmptyStreams, [cutoff, limit]);
+  }
+
+  async deleteEmptyProcessesBefore(cutoff: string, limit: number): Promise<number> {
+    return this.change('deleting old processes', SQL.deleteEmptyProcesses, [cutoff, limit]);
+  }
+
+  async deleteDropReportsBefore(cutoff: string, limit: number): Promise<number> {
+    return this.change('deleting old drop reports', SQL.deleteDropReports, [cutoff, limit]);
+  }
+
   async close(): Promise<void> {
     await this.blockRows.flush();
     this.prepared?.db.close();
@@ -130,6 +216,11 @@ export class SqliteMetadataStore implements MetadataStore {
 
   private all(what: string, sql: string, params: unknown[]): RawRow[] {
     return this.run(what, (p) => p.db.prepare<unknown[], RawRow>(sql).all(...params));
+  }
+
+  /** Runs a statement; returns how many rows it changed. */
+  private change(what: string, sql: string, params: unknown[]): number {
+    return this.run(what, (p) => p.db.prepare(sql).run(...params).changes);
   }
 
   private run<T>(what: string, fn: (p: Prepared) => T): T {

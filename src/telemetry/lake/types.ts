@@ -1,4 +1,4 @@
-import type { BlockHeader, ProcessInfo, StreamInfo } from '../wire/index.js';
+import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 
 /** A process as the lake holds it. */
 export interface ProcessRow extends ProcessInfo {
@@ -15,6 +15,23 @@ export interface StreamRow extends StreamInfo {
 export interface BlockRow extends BlockHeader {
   /** Size of the stored blob in bytes. */
   readonly payloadSize: number;
+  readonly insertTime: string;
+}
+
+/** An API key as the lake holds it: a name and the key's SHA-256, never the key. */
+export interface ApiKeyRow {
+  readonly name: string;
+  /** Hex SHA-256 of the key. */
+  readonly keyHash: string;
+  readonly createdTime: string;
+  /** When it was revoked; absent while it is valid. */
+  readonly revokedTime?: string;
+}
+
+/** A sink's drop report as the lake holds it. */
+export interface DropReportRow extends DropReport {
+  /** Sum of the counts. */
+  readonly total: number;
   readonly insertTime: string;
 }
 
@@ -58,6 +75,39 @@ export interface MetadataStore {
   listProcesses(): Promise<ProcessRow[]>;
   listStreams(filter?: StreamFilter): Promise<StreamRow[]>;
   listBlocks(filter?: BlockFilter): Promise<BlockRow[]>;
+
+  /** Stores a key's hash under a name; false if the name is taken. */
+  insertApiKey(name: string, keyHash: string, createdTime: string): Promise<boolean>;
+  findApiKey(keyHash: string): Promise<ApiKeyRow | undefined>;
+  listApiKeys(): Promise<ApiKeyRow[]>;
+  /** Marks a key revoked (once: a second call keeps the first time); the row after, if any. */
+  revokeApiKey(name: string, time: string): Promise<ApiKeyRow | undefined>;
+  /** Keys stored, revoked ones included. */
+  countApiKeys(): Promise<number>;
+
+  /** Stores a drop report; false if one with its id is there. */
+  insertDropReport(report: DropReport): Promise<boolean>;
+  listDropReports(processId?: string): Promise<DropReportRow[]>;
+
+  /**
+   * Deletes up to `limit` block rows inserted before `cutoff` and records their blob paths as
+   * garbage, in one transaction; returns those paths.
+   */
+  deleteBlocksBefore(cutoff: string, limit: number): Promise<string[]>;
+  /**
+   * Blob paths recorded as garbage (oldest first), whose blobs may still be there. Garbage whose
+   * block was stored again since (a re-send, which found its blob still there) is forgotten first:
+   * that blob is a live row's again.
+   */
+  listGarbage(limit: number): Promise<string[]>;
+  /** Forgets garbage paths whose blobs are deleted. */
+  forgetGarbage(paths: readonly string[]): Promise<void>;
+  /** Deletes up to `limit` streams inserted before `cutoff` that have no blocks; returns how many. */
+  deleteEmptyStreamsBefore(cutoff: string, limit: number): Promise<number>;
+  /** Deletes up to `limit` processes inserted before `cutoff` that have no streams; returns how many. */
+  deleteEmptyProcessesBefore(cutoff: string, limit: number): Promise<number>;
+  /** Deletes up to `limit` drop reports inserted before `cutoff`; returns how many. */
+  deleteDropReportsBefore(cutoff: string, limit: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -75,16 +125,21 @@ export interface BlobStore {
   /** Checks the store is reachable and writable. */
   ping(): Promise<void>;
   /**
-   * Writes the blob unless one exists at that path. `'created'`; `'exists'`: a blob is there (an
-   * object store's writes are atomic; a directory store checked that it holds these bytes, and
-   * made it durable); `'differs'`: a file with other bytes is there, which a crash may have left
-   * torn. Whoever knows whether that blob was ever acknowledged decides: keep it, or `replace` it.
+   * Writes the blob unless one exists at that path. `'created'`; `'exists'`: a blob with these
+   * very bytes is there (a directory store also made it durable); `'differs'`: a blob with other
+   * bytes is there — another payload sent under the same block id, or a file a crash left torn.
+   * Whoever knows whether that blob was ever acknowledged decides: keep it, or `replace` it.
    */
   putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome>;
   /** Writes the blob over whatever is at that path, atomically (a reader sees the old or the new). */
   replace(path: string, bytes: Uint8Array): Promise<void>;
   /** Reads a blob; rejects with `LakeNotFoundError` if absent. */
   get(path: string): Promise<Uint8Array>;
+  /**
+   * Deletes blobs (absent ones are skipped). A directory store also removes the directories this
+   * leaves empty. Only for blobs no block row points at: rows are deleted first.
+   */
+  delete(paths: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -88,6 +88,24 @@ export class Deliverer {
     return delay / 2 + (Math.random() * delay) / 2;
   }
 
+  /**
+   * Sends a drop report after its process record. Rejects with a `SinkSendError`; a lake that
+   * does not know the process gets it again, once.
+   */
+  async deliverReport(processId: string, bytes: Uint8Array): Promise<void> {
+    for (let resent = false; ; resent = true) {
+      try {
+        await this.ensureStored(processId);
+        await this.transport.send('drops', bytes);
+        return;
+      } catch (error) {
+        const unknown = error instanceof SinkSendError && error.serverCode === 'DORSAL_UNKNOWN_PROCESS';
+        if (resent || !unknown) throw error;
+        this.stored.delete(processId);
+      }
+    }
+  }
+
   /** Sends a process or stream record once (single flight per id). */
   private ensureStored(id: string): Promise<void> {
     if (this.stored.has(id)) return Promise.resolve();

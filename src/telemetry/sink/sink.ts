@@ -10,6 +10,7 @@ import {
   type StreamInfo,
 } from '../wire/index.js';
 import { Deliverer, type EncodedRecord, sleep } from './delivery.js';
+import { SinkDropReports } from './sink-drop-reports.js';
 import { Spool } from './spool.js';
 import { type DropEvent, type DropReason, SinkCounters, type SinkStats } from './stats.js';
 import { HttpTransport, InProcessTransport, type SinkTransport } from './transport.js';
@@ -18,6 +19,8 @@ import { HttpTransport, InProcessTransport, type SinkTransport } from './transpo
 export interface SinkOptions {
   /** Where to send: an ingestion URL (`http://127.0.0.1:8081`), a service in this process, or a transport. */
   readonly target: string | IngestionService | SinkTransport;
+  /** The API key for an HTTP target (default: the `DORSAL_KEY` environment variable). */
+  readonly key?: string;
   /** The process whose blocks this sink sends; sent first, never dropped. */
   readonly process: ProcessInfo;
   /** Bytes of encoded blocks kept in memory (default 64 MiB). */
@@ -70,6 +73,7 @@ export class TelemetrySink {
   private readonly counters = new SinkCounters();
   private readonly records = new Map<string, EncodedRecord>();
   private readonly deliverer: Deliverer;
+  private readonly reports: SinkDropReports;
   private readonly queue: Entry[] = [];
   private readonly active = new Set<Entry>();
   private readonly spoolWrites = new Set<Promise<void>>();
@@ -87,7 +91,10 @@ export class TelemetrySink {
     const { target } = options;
     this.transport =
       typeof target === 'string'
-        ? new HttpTransport(target, { maxSockets: options.maxInFlight ?? 3 })
+        ? new HttpTransport(target, {
+            maxSockets: options.maxInFlight ?? 3,
+            ...(options.key === undefined ? {} : { key: options.key }),
+          })
         : target instanceof IngestionService
           ? new InProcessTransport(target)
           : target;
@@ -103,6 +110,11 @@ export class TelemetrySink {
       spool: () => this.spoolReady,
       closed: () => this.closed,
     });
+    this.reports = new SinkDropReports(
+      options.process.processId.toLowerCase(),
+      this.deliverer,
+      this.counters,
+    );
     this.spool = this.openSpool();
   }
 
@@ -159,6 +171,7 @@ export class TelemetrySink {
       inFlight: this.inFlight,
       spoolBlocks: this.spoolReady?.count ?? 0,
       spoolBytes: this.spoolReady?.size ?? 0,
+      reportedDrops: this.reports.reported,
       serverDown: this.down,
       ...(c.lastError === undefined ? {} : { lastError: c.lastError }),
     };
@@ -181,10 +194,12 @@ export class TelemetrySink {
 
   /**
    * Flushes until the deadline, then spools what is left (or drops it, counted as `shutdown`),
-   * and closes the transport. Returns the final stats.
+   * sends the drop counts not reported yet (for at least a second more), keeps those it could
+   * not send in the spool, and closes the transport. Returns the final stats.
    */
   async close(options: { readonly timeoutMs?: number } = {}): Promise<SinkStats> {
     if (!this.closed) {
+      const deadline = Date.now() + (options.timeoutMs ?? 5000);
       await this.flush(options.timeoutMs ?? 5000);
       this.closed = true;
       // What is still in memory (in flight included: re-sending a stored block is harmless).
@@ -197,6 +212,7 @@ export class TelemetrySink {
         else this.drop('shutdown', entry, 'not sent before the close deadline');
       }
       await Promise.all(this.spoolWrites);
+      await this.reports.finish(Math.max(1000, deadline - Date.now()), await this.spool);
       await this.transport.close();
     }
     return this.stats;
@@ -236,6 +252,7 @@ export class TelemetrySink {
 
   private drop(reason: DropReason, entry: Entry, error?: string): false {
     this.counters.dropped[reason] += 1;
+    this.reports.note(reason);
     if (error !== undefined) this.counters.lastError = error;
     this.options.onDrop?.({ reason, blockId: entry.blockId, ...(error === undefined ? {} : { error }) });
     this.changed();
@@ -346,8 +363,9 @@ export class TelemetrySink {
     if (config === undefined) return undefined;
     try {
       this.spoolReady = await Spool.open(config.dir, config.maxBytes ?? 256 * 1024 * 1024);
-      // Blocks left by an earlier run are sent as soon as the server answers.
+      // Blocks and drop reports left by an earlier run are sent as soon as the server answers.
       this.pump();
+      this.reports.resume(this.spoolReady, await this.spoolReady.reports());
       return this.spoolReady;
     } catch (error) {
       this.counters.lastError = `cannot open the spool ${config.dir}: ${error instanceof Error ? error.message : String(error)}`;

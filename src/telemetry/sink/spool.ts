@@ -12,8 +12,8 @@ export interface SpoolEntry {
 
 /**
  * A directory of encoded blocks waiting for ingestion to come back, plus the process and stream
- * records they need (`meta/{kind}-{id}.cbor`), so that a later run can send what an earlier one could
- * not. Files are named by a time-ordered sequence, so the oldest is sent first. One sink per
+ * records they need (`meta/{kind}-{id}.cbor`) and the drop reports not sent yet
+ * (`meta/drops-{id}.cbor`), so that a later run can send what an earlier one could not. Files are named by a time-ordered sequence, so the oldest is sent first. One sink per
  * directory at a time.
  */
 export class Spool {
@@ -88,6 +88,26 @@ export class Spool {
       }
     }
     return undefined;
+  }
+
+  /** Keeps a drop report that could not be sent (`meta/drops-{id}.cbor`), for a later run. */
+  async putReport(reportId: string, bytes: Uint8Array): Promise<void> {
+    const path = join(this.dir, 'meta', `drops-${reportId}.cbor`);
+    await writeFile(`${path}.tmp`, bytes);
+    await rename(`${path}.tmp`, path);
+  }
+
+  /** The drop reports kept by earlier runs, by file name. */
+  async reports(): Promise<SpoolEntry[]> {
+    const names = (await readdir(join(this.dir, 'meta'))).filter((n) => /^drops-.*\.cbor$/.test(n)).sort();
+    return Promise.all(
+      names.map(async (name) => ({ name, bytes: await readFile(join(this.dir, 'meta', name)) })),
+    );
+  }
+
+  /** Deletes a kept drop report once the lake has it. */
+  async removeReport(name: string): Promise<void> {
+    await unlink(join(this.dir, 'meta', name)).catch(() => {});
   }
 
   /** Adds a block (the caller checked `fits`); written to a temp name, then renamed. */

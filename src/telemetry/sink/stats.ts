@@ -41,6 +41,11 @@ export interface SinkStats {
   /** Blocks and bytes in the spool directory. */
   readonly spoolBlocks: number;
   readonly spoolBytes: number;
+  /**
+   * Dropped blocks whose count reached the lake (`insert_drops`). What is left when the sink
+   * closes is kept in the spool for a later run, if there is one.
+   */
+  readonly reportedDrops: number;
   /** True after a block failed every attempt, until a send succeeds again. */
   readonly serverDown: boolean;
   readonly lastError?: string;

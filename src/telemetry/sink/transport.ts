@@ -3,12 +3,13 @@ import { DorsalError } from '../../errors.js';
 import type { IngestionService } from '../ingestion/service.js';
 import { answerFor } from '../ingestion/status.js';
 
-/** The three kinds of records a sink sends. */
-export type RecordKind = 'process' | 'stream' | 'block';
+/** The kinds of records a sink sends. */
+export type RecordKind = 'process' | 'stream' | 'block' | 'drops';
 
 /**
- * A failed send. `retryable` is true for network errors, timeouts and 5xx (the same request may
- * succeed later), false for 4xx (it never will). `code` is the server's error code when it gave one.
+ * A failed send. `retryable` is true for network errors, timeouts, 5xx, 429, 401 and 403 (the
+ * same request may succeed later, once the server is back or its key fixed), false for other 4xx
+ * (it never will). `code` is the server's error code when it gave one.
  */
 export class SinkSendError extends DorsalError {
   readonly retryable: boolean;
@@ -35,7 +36,22 @@ export interface HttpTransportOptions {
   readonly timeoutMs?: number;
   /** Sockets kept open (default 4). */
   readonly maxSockets?: number;
+  /**
+   * The API key sent as `Authorization: Bearer KEY` (default: the `DORSAL_KEY` environment
+   * variable; none if that is unset or empty).
+   */
+  readonly key?: string;
 }
+
+/** Largest error answer read from a server: an answer is a short JSON error, not a stream. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+/**
+ * Statuses worth retrying: 5xx, 429, and 401/403 — a key that is missing, wrong or revoked is
+ * fixed by an operator, not by the blocks, which wait (spooled) instead of being dropped.
+ */
+const retryable = (status: number): boolean =>
+  status >= 500 || status === 429 || status === 401 || status === 403;
 
 /**
  * Sends records to an ingestion server over HTTP (keep-alive connections).
@@ -47,11 +63,14 @@ export class HttpTransport implements SinkTransport {
   readonly url: URL;
   private readonly agent: Agent;
   private readonly timeoutMs: number;
+  private readonly authorization: string | undefined;
 
   constructor(url: string, options: HttpTransportOptions = {}) {
     this.url = new URL(url);
     this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 4 });
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    const key = options.key ?? process.env.DORSAL_KEY;
+    this.authorization = key === undefined || key === '' ? undefined : `Bearer ${key}`;
   }
 
   send(kind: RecordKind, bytes: Uint8Array): Promise<void> {
@@ -65,24 +84,27 @@ export class HttpTransport implements SinkTransport {
         {
           method: 'POST',
           agent: this.agent,
-          headers: { 'content-type': 'application/cbor', 'content-length': bytes.length },
+          headers: {
+            'content-type': 'application/cbor',
+            'content-length': bytes.length,
+            ...(this.authorization === undefined ? {} : { authorization: this.authorization }),
+          },
           timeout: this.timeoutMs,
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size <= MAX_ANSWER_BYTES) chunks.push(chunk);
+          });
           res.on('error', (error) => reject(new SinkSendError(`reading the answer: ${error.message}`, true)));
           res.on('end', () => {
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) return resolve();
             const { code, message } = parseError(Buffer.concat(chunks).toString('utf8'));
             reject(
-              new SinkSendError(
-                `ingestion answered ${status}: ${message}`,
-                status >= 500 || status === 429,
-                status,
-                code,
-              ),
+              new SinkSendError(`ingestion answered ${status}: ${message}`, retryable(status), status, code),
             );
           });
         },
@@ -105,7 +127,7 @@ function parseError(text: string): { code: string | undefined; message: string }
     const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
     const code = typeof body.error?.code === 'string' ? body.error.code : undefined;
     const message = typeof body.error?.message === 'string' ? body.error.message : text;
-    return { code, message };
+    return { code, message: message.slice(0, 1024) };
   } catch {
     return { code: undefined, message: text.slice(0, 200) };
   }
@@ -129,12 +151,13 @@ export class InProcessTransport implements SinkTransport {
     try {
       if (kind === 'process') await this.service.insertProcess(bytes);
       else if (kind === 'stream') await this.service.insertStream(bytes);
+      else if (kind === 'drops') await this.service.insertDrops(bytes);
       else await this.service.insertBlock(bytes);
     } catch (error) {
       const answer = answerFor(error);
       throw new SinkSendError(
         answer.body.error.message,
-        answer.status >= 500,
+        retryable(answer.status),
         answer.status,
         answer.body.error.code,
       );

@@ -1,8 +1,16 @@
 import { Decoder, Encoder } from 'cbor-x';
 import { WireFormatError, WireVersionError } from '../errors.js';
 import { expectObject, show } from './fields.js';
-import { validateBlock, validateProcessInfo, validateStreamInfo } from './records.js';
-import { type Block, type ProcessInfo, type StreamInfo, WIRE_FORMAT_VERSION } from './types.js';
+import { RECORD_LIMITS } from './limits.js';
+import { validateBlock, validateDropReport, validateProcessInfo, validateStreamInfo } from './records.js';
+import { checkStrictCbor } from './strict-cbor.js';
+import {
+  type Block,
+  type DropReport,
+  type ProcessInfo,
+  type StreamInfo,
+  WIRE_FORMAT_VERSION,
+} from './types.js';
 
 /**
  * CBOR encoding of the records. Every record travels in an envelope `{ formatVersion, kind, …fields }`:
@@ -11,7 +19,7 @@ import { type Block, type ProcessInfo, type StreamInfo, WIRE_FORMAT_VERSION } fr
  */
 
 /** What an encoded record is. */
-export type RecordKind = 'process' | 'stream' | 'block' | 'payload';
+export type RecordKind = 'process' | 'stream' | 'block' | 'payload' | 'drops';
 
 // Plain CBOR: no cbor-x record extension and no typed-array tags, so any CBOR library can read it.
 const encoder = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true });
@@ -23,11 +31,12 @@ export function encodeRecord(kind: RecordKind, record: object): Uint8Array {
 }
 
 /**
- * Decodes CBOR bytes and checks the envelope: one CBOR item, a map, the known version, the
- * expected kind. Returns the map, whose fields are still to be validated.
+ * Decodes CBOR bytes and checks the envelope: one CBOR item of plain types within the kind's
+ * limits (checked before decoding, see strict-cbor.ts), a map, the known version, the expected
+ * kind. Returns the map, whose fields are still to be validated.
  */
 export function decodeRecord(bytes: Uint8Array, kind: RecordKind): Readonly<Record<string, unknown>> {
-  if (bytes.length === 0) throw new WireFormatError(`${kind}: empty body, expected a CBOR map`);
+  checkStrictCbor(bytes, RECORD_LIMITS[kind], kind);
   let value: unknown;
   try {
     value = decoder.decode(bytes);
@@ -79,4 +88,14 @@ export function encodeBlock(block: Block): Uint8Array {
  */
 export function decodeBlock(bytes: Uint8Array): Block {
   return validateBlock(decodeRecord(bytes, 'block'));
+}
+
+/** Encodes a drop report. */
+export function encodeDropReport(report: DropReport): Uint8Array {
+  return encodeRecord('drops', report);
+}
+
+/** Decodes and validates a drop report. */
+export function decodeDropReport(bytes: Uint8Array): DropReport {
+  return validateDropReport(decodeRecord(bytes, 'drops'));
 }

@@ -11,9 +11,15 @@ export type WireObject = Readonly<Record<string, unknown>>;
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
+/** Entries of a string map (properties). */
+const MAX_MAP_ENTRIES = 1024;
+
+/** A client's text cut short for an error message. */
+const clip = (text: string): string => (text.length > 60 ? `${text.slice(0, 60)}…` : text);
+
 /** A short, safe rendering of a value for error messages. */
 export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (typeof value === 'string') return JSON.stringify(clip(value));
   if (typeof value === 'bigint') return `${value}n`;
   if (value === null || value === undefined) return String(value);
   if (value instanceof Uint8Array) return `bytes(${value.length})`;
@@ -129,9 +135,11 @@ export function readStringMap(obj: WireObject, key: string, what: string): Recor
   const raw = Object.hasOwn(obj, key) ? obj[key] : undefined;
   if (raw === undefined || raw === null) return {};
   if (!isWireObject(raw)) fail(what, key, 'a map of strings to strings', raw);
+  const entries = Object.entries(raw);
+  if (entries.length > MAX_MAP_ENTRIES) fail(what, key, `a map of at most ${MAX_MAP_ENTRIES} entries`, raw);
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(raw)) {
-    if (typeof v !== 'string') fail(what, `${key}.${k}`, 'a string', v);
+  for (const [k, v] of entries) {
+    if (typeof v !== 'string') fail(what, `${key}.${clip(k)}`, 'a string', v);
     out[k] = v;
   }
   return out;

@@ -4,23 +4,31 @@
  */
 export {
   decodeBlock,
+  decodeDropReport,
   decodeProcessInfo,
   decodeStreamInfo,
   encodeBlock,
+  encodeDropReport,
   encodeProcessInfo,
   encodeStreamInfo,
 } from './codec.js';
 export { validateLayout } from './layouts.js';
 export {
+  checkPayloadSizes,
   compressPart,
-  DEFAULT_MAX_PART_BYTES,
+  DEFAULT_MAX_BLOCK_BYTES,
+  DEFAULT_MAX_COMPRESSION_RATIO,
   decodePayload,
+  decodePayloadAsync,
   decodePayloadBlob,
   decompressPart,
   encodePayloadBlob,
+  MAX_STORED_PART_BYTES,
+  type PayloadLimits,
+  RATIO_FREE_BYTES,
   verifyPayload,
 } from './payload.js';
-export { validateBlock, validateProcessInfo, validateStreamInfo } from './records.js';
+export { validateBlock, validateDropReport, validateProcessInfo, validateStreamInfo } from './records.js';
 export { formatRfc3339Ns, normalizeRfc3339, nowRfc3339Ns, rfc3339ToEpochNs } from './time.js';
 export {
   type Block,
@@ -28,6 +36,7 @@ export {
   type BlockPayload,
   type ClockDescription,
   type DecodedPayload,
+  type DropReport,
   type LayoutDescription,
   type LayoutFieldDescription,
   type LayoutFieldType,

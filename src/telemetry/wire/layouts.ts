@@ -1,6 +1,7 @@
 import { fieldFootprint, SCALAR_SIZES } from '../../queues/field-types.js';
 import { WireFormatError } from '../errors.js';
 import { expectObject, readArray, readInteger, readString, show } from './fields.js';
+import { MAX_LAYOUT_FIELDS } from './limits.js';
 import type { LayoutDescription, LayoutFieldDescription, LayoutFieldType } from './types.js';
 
 /** Largest message a layout may describe, and largest `bytes` of a sized field (a u16 length). */
@@ -41,7 +42,7 @@ export function validateLayout(value: unknown, what: string): LayoutDescription 
   const obj = expectObject(value, what);
   const name = readString(obj, 'name', what, 256);
   const size = readInteger(obj, 'size', what, 1, MAX_MESSAGE_BYTES);
-  const fields = readArray(obj, 'fields', what, 4096).map((f, i) =>
+  const fields = readArray(obj, 'fields', what, MAX_LAYOUT_FIELDS).map((f, i) =>
     validateField(f, `${what}.fields[${i}]`, size),
   );
   const names = new Set<string>();

@@ -11,10 +11,12 @@ import {
   readStringMap,
   readTime,
   readUuid,
+  show,
   type WireObject,
 } from './fields.js';
 import { validateLayouts } from './layouts.js';
-import type { Block, BlockHeader, ProcessInfo, StreamInfo } from './types.js';
+import { MAX_LAYOUTS, MAX_STREAM_FIELDS } from './limits.js';
+import type { Block, BlockHeader, DropReport, ProcessInfo, StreamInfo } from './types.js';
 
 /**
  * Validation of the three records, from decoded CBOR (or from objects handed over in-process):
@@ -50,15 +52,25 @@ export function validateProcessInfo(value: unknown): ProcessInfo {
 export function validateStreamInfo(value: unknown): StreamInfo {
   const what = 'stream';
   const obj = expectObject(value, what);
+  const dependencies = readArray(obj, 'dependenciesLayouts', what, MAX_LAYOUTS);
+  const objects = readArray(obj, 'objectsLayouts', what, MAX_LAYOUTS);
+  // Counted before any layout is validated: a record handed over in-process was not checked as CBOR.
+  let fields = 0;
+  for (const layout of [...dependencies, ...objects]) {
+    const list = typeof layout === 'object' && layout !== null ? (layout as WireObject).fields : undefined;
+    fields += Array.isArray(list) ? list.length : 0;
+  }
+  if (fields > MAX_STREAM_FIELDS) {
+    throw new WireFormatError(
+      `${what}: its layouts have ${fields} fields, over the limit of ${MAX_STREAM_FIELDS}`,
+    );
+  }
   return {
     streamId: readUuid(obj, 'streamId', what),
     processId: readUuid(obj, 'processId', what),
     tags: readStringArray(obj, 'tags', what),
-    dependenciesLayouts: validateLayouts(
-      readArray(obj, 'dependenciesLayouts', what),
-      `${what}.dependenciesLayouts`,
-    ),
-    objectsLayouts: validateLayouts(readArray(obj, 'objectsLayouts', what), `${what}.objectsLayouts`),
+    dependenciesLayouts: validateLayouts(dependencies, `${what}.dependenciesLayouts`),
+    objectsLayouts: validateLayouts(objects, `${what}.objectsLayouts`),
     properties: readStringMap(obj, 'properties', what),
   };
 }
@@ -97,5 +109,31 @@ export function validateBlock(value: unknown): Block {
       dependencies: readBytes(payload, 'dependencies', `${what}.payload`),
       objects: readBytes(payload, 'objects', `${what}.payload`),
     },
+  };
+}
+
+/** Reasons a drop report may count: short names with a count each. */
+const MAX_DROP_REASONS = 16;
+const REASON = /^[A-Za-z][A-Za-z0-9]{0,31}$/;
+
+/** Validates a drop report: its ids, time, and a map of reasons to non-negative counts. */
+export function validateDropReport(value: unknown): DropReport {
+  const what = 'drops';
+  const obj = expectObject(value, what);
+  const countsObj = expectObject(obj.counts, `${what}.counts`);
+  const reasons = Object.keys(countsObj);
+  if (reasons.length === 0 || reasons.length > MAX_DROP_REASONS) {
+    throw new WireFormatError(`${what}: field "counts" must hold 1 to ${MAX_DROP_REASONS} reasons`);
+  }
+  const counts: Record<string, number> = {};
+  for (const reason of reasons) {
+    if (!REASON.test(reason)) throw new WireFormatError(`${what}.counts: invalid reason ${show(reason)}`);
+    counts[reason] = readInteger(countsObj, reason, `${what}.counts`, 0);
+  }
+  return {
+    reportId: readUuid(obj, 'reportId', what),
+    processId: readUuid(obj, 'processId', what),
+    time: readTime(obj, 'time', what),
+    counts,
   };
 }

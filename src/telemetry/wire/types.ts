@@ -84,3 +84,16 @@ export interface BlockHeader {
 export interface Block extends BlockHeader {
   readonly payload: BlockPayload;
 }
+
+/**
+ * How many blocks a sink dropped since its previous report, by reason (`bufferFull`, `spoolFull`,
+ * `rejected`, `shutdown`). A sink sends one whenever it has dropped blocks and the server answers,
+ * so that the lake knows what it is missing; `reportId` makes a re-send count once.
+ */
+export interface DropReport {
+  readonly reportId: string;
+  readonly processId: string;
+  /** When the report was made (RFC 3339 with nanoseconds). */
+  readonly time: string;
+  readonly counts: Readonly<Record<string, number>>;
+}

@@ -1,0 +1,53 @@
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { LakeLocation } from '../telemetry/lake/open.js';
+
+/** A parser for an integer option within `[min, max]`. */
+export function integer(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer in [${min}, ${max}]`);
+    }
+    return n;
+  };
+}
+
+/** A parser for a number option of at least `min` (fractions allowed). */
+export function atLeast(min: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min) {
+      throw new InvalidArgumentError(`expected a number of at least ${min}`);
+    }
+    return n;
+  };
+}
+
+/** The options naming a lake, as every command that opens one takes them. */
+export interface LakeOptions {
+  readonly data: string;
+  readonly db?: string;
+  readonly blobs?: string;
+}
+
+/** Adds `--data`, `--db` and `--blobs` to a command. */
+export function withLakeOptions(command: Command): Command {
+  return command
+    .option('--data <dir>', 'embedded lake: SQLite file and blobs in this directory', './dorsal-data')
+    .option('--db <url>', 'metadata database: postgres://…[?schema=name] or a SQLite file')
+    .option('--blobs <url>', 'blob store: s3://bucket/prefix[?endpoint=…&region=…] or a directory');
+}
+
+/** The lake those options name. */
+export function lakeLocation(options: LakeOptions): LakeLocation {
+  return {
+    data: options.data,
+    ...(options.db === undefined ? {} : { db: options.db }),
+    ...(options.blobs === undefined ? {} : { blobs: options.blobs }),
+  };
+}
+
+/** `--key`, for commands that talk to a server; `DORSAL_KEY` when it is not given. */
+export function keyOption(): Option {
+  return new Option('--key <key>', 'API key sent to the server').env('DORSAL_KEY');
+}

@@ -1,0 +1,48 @@
+import { Command } from 'commander';
+import { Lake } from '../telemetry/lake/lake.js';
+import { applyRetention, type RetentionReport } from '../telemetry/lake/retention.js';
+import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
+
+/** One line for a retention pass. */
+export function describeRetention(report: RetentionReport): string {
+  return `retention: deleted ${report.blocks} blocks, ${report.blobs} blobs, ${report.streams} streams, ${report.processes} processes, ${report.dropReports} drop reports inserted before ${report.cutoff}`;
+}
+
+interface RetentionCliOptions extends LakeOptions {
+  readonly days: number;
+  readonly batch: number;
+  readonly pauseMs: number;
+  readonly verbose: boolean;
+}
+
+/** `dorsal retention --days N`: one retention pass over a lake (see `applyRetention`). */
+export function retentionCommand(): Command {
+  return withLakeOptions(new Command('retention'))
+    .description(
+      'delete what a lake received more than N days ago: blocks and their blobs, then empty streams and processes',
+    )
+    .requiredOption(
+      '--days <n>',
+      'keep what was inserted in the last N days (fractions allowed; 0: delete all)',
+      atLeast(0),
+    )
+    .option('--batch <n>', 'rows deleted per batch', integer(1, 100_000), 256)
+    .option('--pause-ms <ms>', 'pause between batches', integer(0, 60_000), 50)
+    .option('--verbose', 'print the totals after each batch (standard error)', false)
+    .action(async (options: RetentionCliOptions) => {
+      const lake = Lake.open(lakeLocation(options));
+      try {
+        const report = await applyRetention(lake, {
+          days: options.days,
+          batchSize: options.batch,
+          pauseMs: options.pauseMs,
+          ...(options.verbose
+            ? { onBatch: (r: RetentionReport) => console.error(describeRetention(r)) }
+            : {}),
+        });
+        console.log(describeRetention(report));
+      } finally {
+        await lake.close();
+      }
+    });
+}

@@ -1,0 +1,114 @@
+import type { IncomingMessage } from 'node:http';
+import { PayloadTooLargeError, RequestTimeoutError, ServerBusyError, WireFormatError } from '../errors.js';
+import type { ByteBudget, Release } from './byte-budget.js';
+
+/** How a request body is read. */
+export interface BodyRules {
+  /** Largest body in bytes; larger gets 413 before it is buffered. */
+  readonly limit: number;
+  /** A body must bring `MIN_PROGRESS_BYTES` (or its end) within every window of this many ms. */
+  readonly stallMs: number;
+  /** Bytes of large bodies held at once, shared by all requests; a body that does not fit gets 503. */
+  readonly largeBodies: ByteBudget;
+}
+
+/** A body over this many bytes takes its size from the large-body budget. */
+export const LARGE_BODY_BYTES = 1024 * 1024;
+
+/**
+ * What a body must bring per stall window: a client sending less is holding a connection and
+ * memory rather than uploading (16 KiB per 10 s is 1.6 KB/s).
+ */
+export const MIN_PROGRESS_BYTES = 16 * 1024;
+
+/** A body read whole, and the budget it holds until the request is answered. */
+export interface Body {
+  readonly bytes: Uint8Array;
+  readonly release: Release;
+}
+
+/**
+ * Reads a request body within the rules. Refuses before buffering: a declared size over the
+ * limit (413), a large body the budget has no room for (503, retry later). While reading: a body
+ * that grows past the limit (413), or that brings less than 16 KiB in a stall window (408). The
+ * caller must answer with `connection: close` when the body was not read to its end.
+ */
+export function readBody(req: IncomingMessage, rules: BodyRules): Promise<Body> {
+  const { limit, stallMs, largeBodies } = rules;
+  const declared = Number(req.headers['content-length'] ?? Number.NaN);
+  if (declared > limit) {
+    return Promise.reject(
+      new PayloadTooLargeError(`body of ${declared} bytes is over the limit of ${limit} bytes`),
+    );
+  }
+  const releases: Release[] = [];
+  const releaseAll: Release = () => {
+    for (const release of releases.splice(0)) release();
+  };
+  if (declared > LARGE_BODY_BYTES) {
+    const release = largeBodies.tryAcquire(declared);
+    if (release === undefined) return Promise.reject(busy(declared));
+    releases.push(release);
+  }
+  return new Promise<Body>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let counted = Math.max(LARGE_BODY_BYTES, Number.isNaN(declared) ? 0 : declared);
+    let atLastCheck = 0;
+    const stop = (error: Error): void => {
+      req.off('data', onData);
+      req.pause();
+      clearInterval(timer);
+      releaseAll();
+      reject(error);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        stop(new PayloadTooLargeError(`body is over the limit of ${limit} bytes`));
+        return;
+      }
+      // A body of undeclared size takes from the budget as it grows past the large-body size.
+      if (size > counted) {
+        const release = largeBodies.tryAcquire(size - counted);
+        if (release === undefined) {
+          stop(busy(size));
+          return;
+        }
+        releases.push(release);
+        counted = size;
+      }
+      chunks.push(chunk);
+    };
+    const timer = setInterval(() => {
+      const left = Number.isNaN(declared) ? MIN_PROGRESS_BYTES : declared - atLastCheck;
+      if (size - atLastCheck < Math.min(MIN_PROGRESS_BYTES, left)) {
+        stop(
+          new RequestTimeoutError(
+            `request body stalled: ${size - atLastCheck} bytes in the last ${stallMs} ms, ${size} in all; a body must bring ${MIN_PROGRESS_BYTES} bytes or its end every ${stallMs} ms`,
+          ),
+        );
+      }
+      atLastCheck = size;
+    }, stallMs).unref();
+    req.on('data', onData);
+    req.once('end', () => {
+      clearInterval(timer);
+      resolve({
+        bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
+        release: releaseAll,
+      });
+    });
+    req.once('error', stop);
+    // A client that goes away mid-body: nothing to answer, but the promise must settle.
+    req.once('close', () => {
+      if (!req.complete) stop(new WireFormatError('request body aborted by the client'));
+    });
+  });
+}
+
+function busy(size: number): ServerBusyError {
+  return new ServerBusyError(
+    `the server is receiving as many large bodies as it holds at once; retry this one (${size} bytes) later`,
+  );
+}

@@ -1,0 +1,65 @@
+import { KeyRevokedError, UnauthorizedError } from '../errors.js';
+import type { ApiKeyRow, MetadataStore } from '../lake/types.js';
+import { hashApiKey } from './api-keys.js';
+
+/** How long what the lake said about keys is trusted before it is asked again (default 1 s). */
+export const DEFAULT_KEY_CACHE_MS = 1000;
+
+/** Keys remembered at once; unknown keys sent by a client are remembered too, so this is a cap. */
+const MAX_REMEMBERED = 1000;
+/** Longest `Authorization` header looked at. */
+const MAX_AUTHORIZATION = 512;
+
+interface Remembered<T> {
+  readonly value: T;
+  readonly until: number;
+}
+
+/**
+ * Decides whether a request may go on, from its `Authorization` header and the lake's keys. A lake
+ * with no key lets everyone in; once it has one (revoked keys count: revoking the last key must
+ * not open the server), every request needs `Bearer KEY` with a key the lake knows and has not
+ * revoked. What the lake answered is trusted for `cacheMs`, so a key created or revoked takes
+ * effect within that time, and a request costs one SHA-256 and a map lookup.
+ */
+export class KeyGate {
+  private readonly store: MetadataStore;
+  private readonly cacheMs: number;
+  private keysExist: Remembered<boolean> | undefined;
+  private readonly keys = new Map<string, Remembered<ApiKeyRow | undefined>>();
+
+  constructor(store: MetadataStore, cacheMs = DEFAULT_KEY_CACHE_MS) {
+    this.store = store;
+    this.cacheMs = cacheMs;
+  }
+
+  /** Resolves if the request may go on; rejects with 401, 403 or 503 (the lake is down) errors. */
+  async check(authorization: string | undefined): Promise<void> {
+    const now = Date.now();
+    if (this.keysExist === undefined || this.keysExist.until <= now) {
+      const count = await this.store.countApiKeys();
+      this.keysExist = { value: count > 0, until: now + this.cacheMs };
+    }
+    if (!this.keysExist.value) return;
+    const key = bearer(authorization);
+    if (key === undefined) {
+      throw new UnauthorizedError('this server needs an API key: send it as "Authorization: Bearer KEY"');
+    }
+    const hash = hashApiKey(key);
+    let known = this.keys.get(hash);
+    if (known === undefined || known.until <= now) {
+      known = { value: await this.store.findApiKey(hash), until: now + this.cacheMs };
+      if (this.keys.size >= MAX_REMEMBERED) this.keys.clear();
+      this.keys.set(hash, known);
+    }
+    if (known.value === undefined) throw new UnauthorizedError('unknown API key');
+    if (known.value.revokedTime !== undefined) throw new KeyRevokedError(known.value.name);
+  }
+}
+
+/** The key of a `Bearer` authorization, if that is what the header holds. */
+function bearer(authorization: string | undefined): string | undefined {
+  if (authorization === undefined || authorization.length > MAX_AUTHORIZATION) return undefined;
+  const match = /^Bearer +(\S+) *$/i.exec(authorization);
+  return match?.[1];
+}

@@ -1,0 +1,34 @@
+import { isIPv4, isIPv6 } from 'node:net';
+
+/**
+ * Loopback names and addresses. A server bound to loopback is reachable from this machine only,
+ * but a page in a browser here can still reach it by DNS rebinding: its own name resolves to
+ * 127.0.0.1, and its requests carry that name in `Host`. Answering only loopback hosts stops it.
+ */
+
+/** `localhost` (and `*.localhost`, which browsers resolve to loopback themselves), 127.0.0.0/8, ::1. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  if (isIPv4(name)) return name.startsWith('127.');
+  if (isIPv6(name)) return name === '::1' || /^::ffff:127\.\d+\.\d+\.\d+$/.test(name);
+  return false;
+}
+
+/** The host name of a `Host` header (`name`, `name:port`, `[v6]`, `[v6]:port`). */
+export function hostOfHeader(header: string): string {
+  if (header.startsWith('[')) {
+    const end = header.indexOf(']');
+    return header.slice(1, end < 0 ? undefined : end);
+  }
+  const colon = header.lastIndexOf(':');
+  return colon < 0 ? header : header.slice(0, colon);
+}
+
+/**
+ * Whether a loopback server may answer a request with this `Host` header. A request without one
+ * (HTTP/1.0) passes: browsers always send it.
+ */
+export function loopbackHostAllowed(header: string | undefined): boolean {
+  return header === undefined || isLoopbackHost(hostOfHeader(header));
+}

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import { encodeDropReport, nowRfc3339Ns } from '../wire/index.js';
+import type { DropReason } from './stats.js';
+
+/** A report being sent: its id stays the same across attempts, so the lake counts it once. */
+export interface PendingReport {
+  readonly reportId: string;
+  readonly processId: string;
+  readonly total: number;
+  readonly bytes: Uint8Array;
+  /** The spool file it was read from (a report an earlier run could not send). */
+  readonly spoolName?: string;
+}
+
+/**
+ * How a report reaches the lake (after its process record): resolves true once stored, false if
+ * the lake refused it for good (a 4xx: sending it again would not help); rejects to be retried.
+ */
+export type SendReport = (report: PendingReport) => Promise<boolean>;
+
+const REASONS: readonly DropReason[] = ['bufferFull', 'spoolFull', 'rejected', 'shutdown'];
+
+/**
+ * Carries a sink's drop counts to the lake, so that what the lake misses is known there, not only
+ * in the program that dropped it. Drops are counted as they happen; whenever some are unreported
+ * and no report is under way, they become one report (`insert_drops`), sent until the lake takes
+ * it — retried with backoff while ingestion is down, never dropped. Drops counted meanwhile go
+ * into the next report. Reports an earlier run left in the spool go first.
+ */
+export class DropReporter {
+  private readonly processId: string;
+  private readonly send: SendReport;
+  private readonly retryMs: (attempt: number) => number;
+  private unreported: Record<DropReason, number> = { bufferFull: 0, spoolFull: 0, rejected: 0, shutdown: 0 };
+  /** Reports made and not yet taken by the lake, oldest first. */
+  private readonly queue: PendingReport[] = [];
+  private sending: Promise<boolean> | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private stopped = false;
+  /** Dropped blocks whose count the lake has. */
+  reported = 0;
+
+  constructor(processId: string, send: SendReport, retryMs: (attempt: number) => number) {
+    this.processId = processId;
+    this.send = send;
+    this.retryMs = retryMs;
+  }
+
+  /** Counts a drop and starts a report if none is under way (after `stop`: counted only). */
+  note(reason: DropReason): void {
+    this.unreported[reason] += 1;
+    if (!this.stopped) void this.flush();
+  }
+
+  /** Queues a report an earlier run left in the spool. */
+  resume(report: PendingReport): void {
+    this.queue.push(report);
+    if (!this.stopped) void this.flush();
+  }
+
+  /** Dropped blocks whose count has not reached the lake yet. */
+  get outstanding(): number {
+    return this.queue.reduce((sum, r) => sum + r.total, 0) + this.unreportedTotal();
+  }
+
+  /** Sends what is outstanding (one report at a time); resolves true once nothing is left. */
+  flush(): Promise<boolean> {
+    if (this.sending !== undefined) return this.sending;
+    if (this.outstanding === 0) return Promise.resolve(true);
+    clearTimeout(this.retry);
+    if (this.unreportedTotal() > 0) this.queue.push(this.makeReport());
+    const report = this.queue[0] as PendingReport;
+    this.sending = this.send(report).then(
+      (stored) => {
+        this.queue.shift();
+        if (stored && report.spoolName === undefined) this.reported += report.total;
+        this.failures = 0;
+        this.sending = undefined;
+        if (this.outstanding > 0 && !this.stopped) return this.flush();
+        return this.outstanding === 0;
+      },
+      () => {
+        this.sending = undefined;
+        this.failures += 1;
+        if (!this.stopped)
+          this.retry = setTimeout(() => void this.flush(), this.retryMs(this.failures)).unref();
+        return false;
+      },
+    );
+    return this.sending;
+  }
+
+  /**
+   * Stops sending, and hands back the reports still outstanding that are not in the spool yet
+   * (one under way included: should it reach the lake too, its id makes it count once), for the
+   * caller to keep there.
+   */
+  stop(): PendingReport[] {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    if (this.unreportedTotal() > 0) this.queue.push(this.makeReport());
+    return this.queue.filter((report) => report.spoolName === undefined);
+  }
+
+  private unreportedTotal(): number {
+    return REASONS.reduce((sum, r) => sum + this.unreported[r], 0);
+  }
+
+  private makeReport(): PendingReport {
+    const counts: Record<string, number> = {};
+    let total = 0;
+    for (const reason of REASONS) {
+      if (this.unreported[reason] > 0) counts[reason] = this.unreported[reason];
+      total += this.unreported[reason];
+    }
+    this.unreported = { bufferFull: 0, spoolFull: 0, rejected: 0, shutdown: 0 };
+    const reportId = randomUUID();
+    const bytes = encodeDropReport({ reportId, processId: this.processId, time: nowRfc3339Ns(), counts });
+    return { reportId, processId: this.processId, total, bytes };
+  }
+}

@@ -1,0 +1,89 @@
+import { decodeDropReport } from '../wire/index.js';
+import { type Deliverer, sleep } from './delivery.js';
+import { DropReporter, type PendingReport } from './drop-reports.js';
+import type { Spool, SpoolEntry } from './spool.js';
+import type { DropReason, SinkCounters } from './stats.js';
+import { SinkSendError } from './transport.js';
+
+/**
+ * A sink's drop reports: counted as blocks are dropped, sent after the process record through the
+ * sink's deliverer, kept in the spool when the sink closes before the lake took them, and sent by
+ * the next sink on that spool.
+ */
+export class SinkDropReports {
+  private readonly reporter: DropReporter;
+  private spool: Spool | undefined;
+
+  constructor(
+    processId: string,
+    private readonly deliverer: Deliverer,
+    private readonly counters: SinkCounters,
+  ) {
+    this.reporter = new DropReporter(
+      processId,
+      (report) => this.send(report),
+      (attempt) => deliverer.backoff(attempt),
+    );
+  }
+
+  /** Dropped blocks whose count the lake has. */
+  get reported(): number {
+    return this.reporter.reported;
+  }
+
+  /** Counts a dropped block. */
+  note(reason: DropReason): void {
+    this.reporter.note(reason);
+  }
+
+  /** Queues the reports an earlier sink kept in the spool; one that no longer decodes is deleted. */
+  resume(spool: Spool, entries: readonly SpoolEntry[]): void {
+    this.spool = spool;
+    for (const { name, bytes } of entries) {
+      try {
+        const report = decodeDropReport(bytes);
+        const total = Object.values(report.counts).reduce((sum, n) => sum + n, 0);
+        this.reporter.resume({
+          reportId: report.reportId,
+          processId: report.processId,
+          total,
+          bytes,
+          spoolName: name,
+        });
+      } catch (error) {
+        this.counters.lastError = `unreadable drop report ${name} in the spool: ${String(error)}`;
+        void spool.removeReport(name);
+      }
+    }
+  }
+
+  /**
+   * At close: sends what is unreported within `timeoutMs`, then keeps the rest in the spool (or,
+   * without one, says in `lastError` how many drops the lake will not know of).
+   */
+  async finish(timeoutMs: number, spool: Spool | undefined): Promise<void> {
+    if (this.reporter.outstanding > 0) await Promise.race([this.reporter.flush(), sleep(timeoutMs)]);
+    const left = this.reporter.stop();
+    if (left.length === 0) return;
+    if (spool !== undefined) {
+      for (const report of left) await spool.putReport(report.reportId, report.bytes).catch(() => {});
+      return;
+    }
+    const total = left.reduce((sum, r) => sum + r.total, 0);
+    this.counters.lastError = `${total} dropped blocks were not reported to the lake (no spool to keep the count)`;
+  }
+
+  /** Sends a report: true once stored, false if refused for good; rejects to be retried. */
+  private async send(report: PendingReport): Promise<boolean> {
+    try {
+      await this.deliverer.deliverReport(report.processId, report.bytes);
+    } catch (error) {
+      const sendError = error instanceof SinkSendError ? error : new SinkSendError(String(error), true);
+      this.counters.lastError = `drop report: ${sendError.message}`;
+      if (sendError.retryable) throw sendError;
+      return false;
+    }
+    if (report.spoolName !== undefined) await this.spool?.removeReport(report.spoolName);
+    return true;
+  }
+}

@@ -1,0 +1,49 @@
+import type { RecordKind } from './codec.js';
+import type { CborLimits } from './strict-cbor.js';
+
+/**
+ * How much a record of each kind may hold, checked on its CBOR before it is decoded. The limits
+ * are far above what dorsal's sinks send and low enough that no record costs more than a few
+ * milliseconds or megabytes to decode, validate and store.
+ */
+
+/** Layouts in one stream record (dependencies and objects counted apart). */
+export const MAX_LAYOUTS = 1024;
+/** Fields of one layout. */
+export const MAX_LAYOUT_FIELDS = 4096;
+/** Fields of all the layouts of one stream. */
+export const MAX_STREAM_FIELDS = 16_384;
+
+/** Processes and streams: a few dozen fields, properties, layouts of up to 4,096 fields. */
+const METADATA: CborLimits = {
+  maxDepth: 8,
+  maxItems: 200_000,
+  maxArrayLength: MAX_LAYOUT_FIELDS,
+  maxMapEntries: 1024,
+  maxTextBytes: 256 * 1024,
+  maxKeyBytes: 1024,
+  maxByteStringBytes: 64 * 1024,
+};
+
+/** Blocks and stored payloads: a header and two byte strings, as large as the body allows. */
+const BLOCK: CborLimits = {
+  maxDepth: 8,
+  maxItems: 256,
+  maxArrayLength: 64,
+  maxMapEntries: 64,
+  maxTextBytes: 4096,
+  maxKeyBytes: 256,
+  maxByteStringBytes: Number.MAX_SAFE_INTEGER,
+};
+
+/** Drop reports: a header and a map of counts. */
+const DROPS: CborLimits = { ...BLOCK, maxByteStringBytes: 4096 };
+
+/** The limits of each kind of record. */
+export const RECORD_LIMITS: Readonly<Record<RecordKind, CborLimits>> = {
+  process: METADATA,
+  stream: METADATA,
+  block: BLOCK,
+  payload: BLOCK,
+  drops: DROPS,
+};

@@ -1,0 +1,71 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+/** The `dorsal` command, run from its TypeScript source. */
+export const DORSAL_BIN = fileURLToPath(new URL('../../src/cli/dorsal.ts', import.meta.url));
+
+/** What a finished `dorsal` run printed, and how it exited. */
+export interface DorsalRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Spawns `dorsal ARGS…` (with extra environment variables). */
+export function spawnDorsal(args: readonly string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', DORSAL_BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, DORSAL_KEY: '', ...env },
+  });
+}
+
+/** Runs `dorsal ARGS…` to its end. */
+export async function runDorsal(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<DorsalRun> {
+  const child = spawnDorsal(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+/** Spawns `dorsal serve ARGS…` and resolves once it says where it listens. */
+export async function startDorsalServe(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string; stop: () => Promise<number | null> }> {
+  const child = spawnDorsal(['serve', ...args], env);
+  let out = '';
+  let err = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /dorsal ingestion listening on (http:\/\/\S+)/.exec(out);
+      if (match?.[1] !== undefined) resolve(match[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`dorsal serve exited with ${code}: ${out}${err}`)));
+  });
+  return {
+    child,
+    url,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      return code;
+    },
+  };
+}

@@ -1,0 +1,142 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
+import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/telemetry/wire/index.js';
+import { until } from '../helpers/until.js';
+import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
+import { get, parseRaw, post, rawConnection } from './http-helpers.js';
+
+const STALL_MS = 400;
+const PATIENT_STALL_MS = 1000;
+const MiB = 1024 * 1024;
+
+/** The head of a block POST declaring `length` bytes. */
+const head = (length: number, path = '/ingestion/insert_block'): string =>
+  `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/cbor\r\ncontent-length: ${length}\r\n\r\n`;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('ingestion over HTTP: slow and many clients', () => {
+  const { dir, cleanup } = tempDir();
+  let server: IngestionServer;
+  /** A server with a longer stall timeout, for clients that must not time out on a busy machine. */
+  let patient: IngestionServer;
+  const process = makeProcess();
+  const stream = makeStream(process.processId);
+
+  beforeAll(async () => {
+    server = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      stallTimeoutMs: STALL_MS,
+      bodyLimit: 4 * MiB,
+      largeBodyBudgetBytes: 4 * MiB,
+      maxConnections: 16,
+    });
+    patient = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      stallTimeoutMs: PATIENT_STALL_MS,
+      bodyLimit: 4 * MiB,
+      largeBodyBudgetBytes: 4 * MiB,
+    });
+    expect((await post(server.url, 'process', encodeProcessInfo(process))).status).toBe(200);
+    expect((await post(server.url, 'stream', encodeStreamInfo(stream))).status).toBe(200);
+  });
+
+  afterAll(async () => {
+    await server.close();
+    await patient.close();
+    cleanup();
+  });
+
+  it('answers 408 in JSON to a body that declares 4 MiB and sends 16 bytes, and stays responsive', async () => {
+    const conn = rawConnection(server.port, head(4 * MiB));
+    conn.socket.write(Buffer.alloc(16));
+    // While the body hangs, the server answers others.
+    expect((await get(server.url, '/health')).status).toBe(200);
+    const answer = parseRaw(await conn.answer);
+    expect(answer.status).toBe(408);
+    expect(answer.body.error?.code).toBe('DORSAL_REQUEST_TIMEOUT');
+    expect(answer.body.error?.message).toContain(
+      `request body stalled: 16 bytes in the last ${STALL_MS} ms, 16 in all`,
+    );
+  });
+
+  it('answers 408 to a body that trickles a byte at a time', async () => {
+    const conn = rawConnection(server.port, head(1000));
+    while (!conn.closed()) {
+      conn.socket.write(Buffer.alloc(1));
+      await sleep(20);
+    }
+    const answer = parseRaw(await conn.answer);
+    expect(answer.status).toBe(408);
+    expect(answer.body.error?.message).toContain('a body must bring 16384 bytes or its end');
+  });
+
+  it('answers 408 in JSON to headers that stop half-way', async () => {
+    const conn = rawConnection(server.port, 'POST /ingestion/insert_block HTTP/1.1\r\nhost: 127.0.0.1\r\n');
+    const answer = parseRaw(await conn.answer);
+    expect(answer.status).toBe(408);
+    expect(answer.body.error?.code).toBe('DORSAL_REQUEST_TIMEOUT');
+  });
+
+  it('stores a block whose body comes slowly but steadily', async () => {
+    const { block } = makeBlock(stream, 60_000);
+    const bytes = encodeBlock(block);
+    expect(bytes.length).toBeGreaterThan(600_000);
+    const conn = rawConnection(patient.port, head(bytes.length));
+    // 20 KiB every 50 ms or more: 30 writes, longer in all than the stall timeout, but never
+    // stalled for a window.
+    for (let at = 0; at < bytes.length; at += 20 * 1024) {
+      conn.socket.write(bytes.subarray(at, at + 20 * 1024));
+      await sleep(50);
+    }
+    await until(() => conn.socket.bytesRead > 0, 'the answer');
+    conn.socket.end();
+    expect(parseRaw(await conn.answer)).toEqual({ status: 200, body: { inserted: true } });
+  });
+
+  it('refuses a large body with 503 and Retry-After while the large-body budget is taken', async () => {
+    const first = rawConnection(patient.port, head(3 * MiB));
+    // Keep the first one alive: 32 KiB every 50 ms.
+    const feeding = setInterval(() => first.socket.write(Buffer.alloc(32 * 1024)), 50);
+    try {
+      await until(() => first.socket.bytesWritten > 100_000, 'the first body under way');
+      const second = rawConnection(patient.port, head(3 * MiB));
+      const text = await second.answer;
+      expect(parseRaw(text).status).toBe(503);
+      expect(parseRaw(text).body.error?.code).toBe('DORSAL_BUSY');
+      expect(text).toMatch(/\r\nretry-after: 1\r\n/i);
+      // Small bodies are not held back by large ones.
+      expect((await post(patient.url, 'block', encodeBlock(makeBlock(stream, 10).block))).status).toBe(200);
+    } finally {
+      clearInterval(feeding);
+    }
+    // The first one ends (its body stalls now); the budget is free again.
+    expect(parseRaw(await first.answer).status).toBe(408);
+    const third = rawConnection(patient.port, head(3 * MiB));
+    expect(parseRaw(await third.answer).status).toBe(408);
+  });
+
+  it('refuses a process or stream record over 1 MiB with 413', async () => {
+    const big = encodeProcessInfo({ ...makeProcess(), properties: { blob: 'x'.repeat(200_000) } });
+    expect(big.length).toBeLessThan(MiB);
+    expect((await post(server.url, 'process', big)).status).toBe(200);
+    const conn = rawConnection(server.port, head(MiB + 1, '/ingestion/insert_stream'));
+    const answer = parseRaw(await conn.answer);
+    expect(answer.status).toBe(413);
+    expect(answer.body.error?.message).toBe(`body of ${MiB + 1} bytes is over the limit of ${MiB} bytes`);
+  });
+
+  it('caps open connections, and serves again once they close', async () => {
+    // Connections that start a request and stall: each is held until its headers time out, or
+    // closed at once, unanswered, when 16 are open (the test's own keep-alive ones included).
+    const conns = Array.from({ length: 24 }, () => rawConnection(server.port, 'GET /health HTTP/1.1\r\n'));
+    const answers = await Promise.all(conns.map((c) => c.answer));
+    const held = answers.filter((text) => text !== '');
+    expect(held.length).toBeLessThanOrEqual(16);
+    expect(held.length).toBeGreaterThan(0);
+    for (const text of held) expect(parseRaw(text).status).toBe(408);
+    expect((await get(server.url, '/health')).status).toBe(200);
+  });
+});

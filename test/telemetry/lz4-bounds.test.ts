@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { uncompressSync } from 'lz4-napi';
+import { describe, expect, it } from 'vitest';
+import { WireFormatError } from '../../src/telemetry/errors.js';
+import {
+  checkPayloadSizes,
+  compressPart,
+  DEFAULT_MAX_BLOCK_BYTES,
+  decompressPart,
+  RATIO_FREE_BYTES,
+  verifyPayload,
+} from '../../src/telemetry/wire/index.js';
+import { checkLz4Block, checkLz4BlockSliced } from '../../src/telemetry/wire/lz4-check.js';
+import { eventBytes } from './fixtures.js';
+
+const declared = (part: Uint8Array): number =>
+  new DataView(part.buffer, part.byteOffset, 4).getUint32(0, true);
+
+/** What lz4-napi makes of a part: decompresses to exactly its declared size, or not. */
+function decompresses(part: Uint8Array): boolean {
+  try {
+    return uncompressSync(part).length === declared(part);
+  } catch {
+    return false;
+  }
+}
+
+function walks(part: Uint8Array): boolean {
+  try {
+    checkLz4Block(part, declared(part), 'part');
+    return true;
+  } catch (error) {
+    expect(error).toBeInstanceOf(WireFormatError);
+    return false;
+  }
+}
+
+describe('lz4 parts: sizes bounded, checked without decompressing', () => {
+  it.each([
+    ['an empty part', '0000000000', true],
+    ['no token at all', '00000000', false],
+    ['one literal', '010000001061', true],
+    ['an end on a match', '0500000010610100', false],
+    ['a stray byte after the last literals', '01000000106100', false],
+    ['a zero offset', '0500000010610000', false],
+    ['an offset past the bytes made', '0500000010610200', false],
+    ['a declared size too large', '0a000000106101000f', false],
+    ['a declared size too small', '0400000010610100', false],
+    ['literals past the end', '03000000306162', false],
+    ['a missing literal', '0100000010', false],
+  ])('agrees with lz4-napi on %s', (_name, hex, ok) => {
+    const part = Buffer.from(hex, 'hex');
+    expect(decompresses(part)).toBe(ok);
+    expect(walks(part)).toBe(ok);
+  });
+
+  it('agrees with lz4-napi on every corruption of real parts', () => {
+    const input = fc.oneof(
+      fc.uint8Array({ maxLength: 4096 }),
+      fc.integer({ min: 1, max: 2000 }).map((n) => eventBytes(n, n)),
+      fc.integer({ min: 0, max: 65_536 }).map((n) => new Uint8Array(n)),
+    );
+    const change = fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }));
+    let checked = 0;
+    fc.assert(
+      fc.property(input, fc.array(change, { maxLength: 6 }), fc.nat(), (bytes, changes, cut) => {
+        const part = Buffer.from(compressPart(bytes));
+        expect(walks(part)).toBe(true);
+        const corrupt = Buffer.from(part.subarray(0, cut % 3 === 0 ? part.length : 4 + (cut % part.length)));
+        for (const [at, value] of changes) corrupt[at % corrupt.length] = value;
+        // A corrupted size prefix may declare gigabytes, which lz4-napi would allocate.
+        if (corrupt.length < 4 || declared(corrupt) > 1 << 20) return;
+        checked += 1;
+        expect(walks(corrupt)).toBe(decompresses(corrupt));
+      }),
+      { numRuns: 3000 },
+    );
+    expect(checked).toBeGreaterThan(2000);
+  });
+
+  it('refuses a part that declares more than 64 times its size once over 1 MiB, and a block over its limit', () => {
+    const zeros = compressPart(new Uint8Array(4 * RATIO_FREE_BYTES));
+    const small = compressPart(new Uint8Array(RATIO_FREE_BYTES));
+    const events = compressPart(eventBytes(100_000));
+    expect(zeros.length * 64).toBeLessThan(4 * RATIO_FREE_BYTES);
+    expect(() => checkPayloadSizes({ dependencies: small, objects: zeros })).toThrow(
+      `block.payload.objects: lz4 part of ${zeros.length} bytes declares ${4 * RATIO_FREE_BYTES} decompressed bytes, more than 64 times its size`,
+    );
+    // Up to 1 MiB the ratio does not matter; a higher ratio can be allowed.
+    expect(checkPayloadSizes({ dependencies: small, objects: events })).toBe(RATIO_FREE_BYTES + 3_200_000);
+    expect(checkPayloadSizes({ dependencies: small, objects: zeros }, { maxCompressionRatio: 256 })).toBe(
+      5 * RATIO_FREE_BYTES,
+    );
+    expect(() =>
+      checkPayloadSizes({ dependencies: events, objects: events }, { maxBlockBytes: 6_000_000 }),
+    ).toThrow(
+      'block.payload: its parts declare 6400000 decompressed bytes in all, over the limit of 6000000',
+    );
+    expect(() =>
+      checkPayloadSizes({ dependencies: small, objects: events }, { maxBlockBytes: 3_000_000 }),
+    ).toThrow(
+      'block.payload.objects: lz4 part declares 3200000 decompressed bytes, over the limit of 3000000',
+    );
+    expect(DEFAULT_MAX_BLOCK_BYTES).toBe(64 * 1024 * 1024);
+  });
+
+  it('still reads back a part stored under the former limit of 256 MiB per part', () => {
+    const part = compressPart(new Uint8Array(DEFAULT_MAX_BLOCK_BYTES + 1));
+    expect(decompressPart(part, 'old').length).toBe(DEFAULT_MAX_BLOCK_BYTES + 1);
+    expect(() => decompressPart(part, 'old', DEFAULT_MAX_BLOCK_BYTES)).toThrow('over the limit');
+  });
+
+  it('walks a large part in slices to the same verdict', async () => {
+    const part = Buffer.from(compressPart(Buffer.concat([randomBytes(9 << 20), eventBytes(200_000)])));
+    expect(part.length).toBeGreaterThan(8 * 1024 * 1024);
+    await expect(checkLz4BlockSliced(part, declared(part), 'big')).resolves.toBeUndefined();
+    for (const at of [part.length - 20, part.length - 21]) part.writeUInt8(part.readUInt8(at) ^ 0xff, at);
+    const sliced = await checkLz4BlockSliced(part, declared(part), 'big').then(
+      () => true,
+      () => false,
+    );
+    expect(sliced).toBe(walks(part));
+    expect(sliced).toBe(decompresses(part));
+  });
+
+  it('verifies a payload: a lying part is refused without being decompressed', async () => {
+    const objects = Buffer.from(compressPart(eventBytes(1000)));
+    const dependencies = compressPart(new Uint8Array(0));
+    await expect(verifyPayload({ dependencies, objects })).resolves.toBeUndefined();
+    objects.writeUInt32LE(64_000, 0);
+    await expect(verifyPayload({ dependencies, objects })).rejects.toThrow(
+      'block.payload.objects: lz4 part declares 64000 bytes but decompresses to 32000',
+    );
+  });
+});

@@ -1,0 +1,310 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LakeNotFoundError } from '../../src/telemetry/errors.js';
+import { IngestionService } from '../../src/telemetry/ingestion/service.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import { applyRetention } from '../../src/telemetry/lake/retention.js';
+import { blobPath } from '../../src/telemetry/lake/types.js';
+import { type Block, nowRfc3339Ns, type StreamInfo } from '../../src/telemetry/wire/index.js';
+import { until } from '../helpers/until.js';
+import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
+import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
+import { POSTGRES_URL, scaleOutLocation, startS3, uniqueSchema } from './services.js';
+
+const LONG_AGO = '2000-01-01T00:00:00.000000000Z';
+
+/** Sets `insert_time` of some rows to long ago, through the database itself. */
+type Age = (
+  table: 'processes' | 'streams' | 'blocks' | 'sink_drops',
+  ids: readonly string[],
+) => Promise<void>;
+
+const ID_COLUMN = {
+  processes: 'process_id',
+  streams: 'stream_id',
+  blocks: 'block_id',
+  sink_drops: 'report_id',
+};
+
+function sqliteAge(data: string): Age {
+  return async (table, ids) => {
+    const db = new Database(join(data, 'lake.sqlite'));
+    try {
+      const update = db.prepare(`UPDATE ${table} SET insert_time = ? WHERE ${ID_COLUMN[table]} = ?`);
+      for (const id of ids) update.run(LONG_AGO, id);
+    } finally {
+      db.close();
+    }
+  };
+}
+
+function postgresAge(url: string): Age {
+  const schema = new URL(url).searchParams.get('schema') as string;
+  return async (table, ids) => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      await client.query(
+        `UPDATE "${schema}".${table} SET insert_time = $1 WHERE ${ID_COLUMN[table]} = ANY($2)`,
+        [LONG_AGO, [...ids]],
+      );
+    } finally {
+      await client.end();
+    }
+  };
+}
+
+/** Blocks of a stream, stored. */
+async function store(service: IngestionService, stream: StreamInfo, n: number): Promise<Block[]> {
+  const blocks = Array.from({ length: n }, (_, i) => makeBlock(stream, 8, i + 1).block);
+  for (const block of blocks) await service.ingestBlock(block);
+  return blocks;
+}
+
+/**
+ * A lake with an old process (all old), a mixed one (a stream with old and new blocks, an old
+ * empty stream, an old stream of old blocks) and a new one, and an old and a new drop report.
+ */
+async function seed(service: IngestionService, age: Age) {
+  const [oldProc, mixed, fresh] = [makeProcess(), makeProcess(), makeProcess()];
+  const oldStream = makeStream(oldProc.processId);
+  const [live, empty, spent] = [
+    makeStream(mixed.processId),
+    makeStream(mixed.processId),
+    makeStream(mixed.processId),
+  ];
+  const freshStream = makeStream(fresh.processId);
+  for (const p of [oldProc, mixed, fresh]) await service.ingestProcess(p);
+  for (const s of [oldStream, live, empty, spent, freshStream]) await service.ingestStream(s);
+  const old = [
+    ...(await store(service, oldStream, 6)),
+    ...(await store(service, live, 4)),
+    ...(await store(service, spent, 2)),
+  ];
+  const kept = [...(await store(service, freshStream, 2))];
+  for (let i = 0; i < 3; i++) {
+    const block = { ...makeBlock(live, 8, 100 + i).block };
+    await service.ingestBlock(block);
+    kept.push(block);
+  }
+  const reports = [oldProc, fresh].map((p) => ({
+    reportId: randomUUID(),
+    processId: p.processId,
+    time: nowRfc3339Ns(),
+    counts: { spoolFull: 2 },
+  }));
+  for (const report of reports) await service.lake.metadata.insertDropReport(report);
+  await age('processes', [oldProc.processId, mixed.processId]);
+  await age('streams', [oldStream.streamId, empty.streamId, spent.streamId, live.streamId]);
+  await age(
+    'blocks',
+    old.map((b) => b.blockId),
+  );
+  await age('sink_drops', [reports[0]?.reportId as string]);
+  return { oldProc, mixed, fresh, oldStream, live, empty, spent, old, kept };
+}
+
+type Seeded = Awaited<ReturnType<typeof seed>>;
+
+/** What must be left after a pass with a cutoff between the old and the new rows. */
+async function expectOnlyNewLeft(lake: Lake, s: Seeded): Promise<void> {
+  expect((await lake.processes()).map((p) => p.processId).sort()).toEqual(
+    [s.mixed.processId, s.fresh.processId].sort(),
+  );
+  expect(await lake.stream(s.live.streamId)).toBeDefined();
+  for (const gone of [s.oldStream, s.empty, s.spent])
+    expect(await lake.stream(gone.streamId)).toBeUndefined();
+  expect((await lake.blocks()).map((b) => b.blockId).sort()).toEqual(s.kept.map((b) => b.blockId).sort());
+  for (const block of s.kept) expect((await lake.readBlock(block.blockId)).block.blockId).toBe(block.blockId);
+  for (const block of s.old) {
+    await expect(lake.blobs.get(blobPath(block.processId, block.streamId, block.blockId))).rejects.toThrow(
+      LakeNotFoundError,
+    );
+  }
+  expect((await lake.drops()).map((d) => d.processId)).toEqual([s.fresh.processId]);
+  expect(await lake.metadata.listGarbage(10)).toEqual([]);
+}
+
+describe('retention', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+
+  it('`dorsal retention --days N` deletes old blocks, blobs, streams, processes and drop reports (SQLite + directory)', async () => {
+    const data = join(dir, 'sqlite');
+    const service = new IngestionService({ data });
+    const seeded = await seed(service, sqliteAge(data));
+    await service.close();
+    const run = await runDorsal([
+      'retention',
+      '--days',
+      '7',
+      '--data',
+      data,
+      '--batch',
+      '5',
+      '--pause-ms',
+      '0',
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(
+      /^retention: deleted 12 blocks, 12 blobs, 3 streams, 1 processes, 1 drop reports inserted before \S+Z\n$/,
+    );
+    const lake = Lake.open({ data });
+    try {
+      await expectOnlyNewLeft(lake, seeded);
+      // The directories left empty are gone too.
+      expect(existsSync(join(data, 'blobs', seeded.oldProc.processId))).toBe(false);
+      expect(existsSync(join(data, 'blobs', seeded.mixed.processId, seeded.spent.streamId))).toBe(false);
+      expect(existsSync(join(data, 'blobs', seeded.mixed.processId, seeded.live.streamId))).toBe(true);
+      // A second pass finds nothing to do, and ingestion into a removed directory makes it again.
+      expect(await applyRetention(lake, { days: 7, pauseMs: 0 })).toMatchObject({ blocks: 0, blobs: 0 });
+    } finally {
+      await lake.close();
+    }
+    const again = new IngestionService({ data });
+    await again.ingestProcess(seeded.oldProc);
+    await again.ingestStream(seeded.oldStream);
+    const { block } = makeBlock(seeded.oldStream, 8, 77);
+    expect(await again.ingestBlock(block)).toEqual({ inserted: true });
+    await again.close();
+  }, 60_000);
+
+  it('deletes the same from PostgreSQL + S3', async () => {
+    const { url, drop } = uniqueSchema();
+    const s3 = await startS3();
+    const lake = Lake.open(scaleOutLocation(url, s3.endpoint, `retention-${randomUUID()}`));
+    const service = new IngestionService(lake);
+    try {
+      const seeded = await seed(service, postgresAge(url));
+      const report = await applyRetention(lake, { days: 7, batchSize: 5, pauseMs: 0 });
+      expect(report).toMatchObject({ blocks: 12, blobs: 12, streams: 3, processes: 1, dropReports: 1 });
+      await expectOnlyNewLeft(lake, seeded);
+    } finally {
+      await service.close();
+      await s3.stop();
+      await drop();
+    }
+  }, 60_000);
+
+  it('gives a blob back to a block stored again between the deletion of its row and of its blob', async () => {
+    const data = join(dir, 'revived');
+    const service = new IngestionService({ data });
+    const proc = makeProcess();
+    const stream = makeStream(proc.processId);
+    await service.ingestProcess(proc);
+    await service.ingestStream(stream);
+    const blocks = await store(service, stream, 3);
+    await sqliteAge(data)(
+      'blocks',
+      blocks.map((b) => b.blockId),
+    );
+    // The first half of a batch, as a pass killed right after its transaction leaves it.
+    expect(await service.lake.metadata.deleteBlocksBefore('2001-01-01T00:00:00.000000000Z', 10)).toHaveLength(
+      3,
+    );
+    const [revived, ...gone] = blocks as [Block, ...Block[]];
+    expect(await service.ingestBlock(revived)).toEqual({ inserted: true });
+    const report = await applyRetention(service.lake, { days: 1, pauseMs: 0 });
+    expect(report).toMatchObject({ blocks: 0, blobs: 2 });
+    expect((await service.lake.readBlock(revived.blockId)).block.blockId).toBe(revived.blockId);
+    for (const block of gone) {
+      await expect(
+        service.lake.blobs.get(blobPath(proc.processId, stream.streamId, block.blockId)),
+      ).rejects.toThrow(LakeNotFoundError);
+    }
+    await service.close();
+  });
+
+  it('leaves no row without its blob when killed mid-way, and the next pass finishes', async () => {
+    const data = join(dir, 'killed');
+    const service = new IngestionService({ data, directory: { fsync: false } });
+    const proc = makeProcess();
+    const stream = makeStream(proc.processId);
+    await service.ingestProcess(proc);
+    await service.ingestStream(stream);
+    const blocks = await store(service, stream, 600);
+    await service.close();
+    await sqliteAge(data)(
+      'blocks',
+      blocks.map((b) => b.blockId),
+    );
+    // Each run is killed as soon as a batch's rows are deleted and its blob paths recorded: while
+    // it deletes the blobs (a few ms for 100 files).
+    const watch = new Database(join(data, 'lake.sqlite'), { readonly: true });
+    const garbage = watch.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM blob_garbage');
+    let garbageSeen = 0;
+    try {
+      for (let kill = 0; kill < 3; kill++) {
+        const child = spawnDorsal([
+          'retention',
+          '--days',
+          '1',
+          '--data',
+          data,
+          '--batch',
+          '100',
+          '--pause-ms',
+          '0',
+        ]);
+        while (child.exitCode === null && child.signalCode === null) {
+          if ((garbage.get()?.n ?? 0) > 0) child.kill('SIGKILL');
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        expect(child.signalCode).toBe('SIGKILL');
+        const lake = Lake.open({ data });
+        try {
+          const rows = await lake.blocks({ streamId: stream.streamId });
+          expect(rows.length).toBeGreaterThan(0);
+          for (const row of rows) expect((await lake.readBlock(row)).payload.objects.length).toBe(8 * 32);
+          garbageSeen += (await lake.metadata.listGarbage(1000)).length;
+        } finally {
+          await lake.close();
+        }
+      }
+    } finally {
+      watch.close();
+    }
+    // At least one kill landed between a batch's rows and its blobs.
+    expect(garbageSeen).toBeGreaterThan(0);
+    const lake = Lake.open({ data });
+    try {
+      const report = await applyRetention(lake, { days: 1, pauseMs: 0 });
+      expect(await lake.blocks()).toEqual([]);
+      expect(report.blobs).toBeGreaterThanOrEqual(report.blocks);
+      expect(await lake.metadata.listGarbage(10)).toEqual([]);
+      // Every blob is gone with its row (and its emptied directories).
+      expect(existsSync(join(data, 'blobs', proc.processId))).toBe(false);
+      expect(readdirSync(join(data, 'blobs'))).toEqual([]);
+    } finally {
+      await lake.close();
+    }
+  }, 90_000);
+
+  it('`dorsal serve --retention-days N` runs a pass at start', async () => {
+    const data = join(dir, 'served');
+    const service = new IngestionService({ data });
+    const seeded = await seed(service, sqliteAge(data));
+    await service.close();
+    const served = await startDorsalServe(['--port', '0', '--data', data, '--retention-days', '7']);
+    let stderr = '';
+    served.child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    try {
+      await until(() => stderr.includes('dorsal retention: deleted'), 'the retention pass', 30_000);
+      expect(stderr).toContain('dorsal retention: deleted 12 blocks, 12 blobs, 3 streams, 1 processes');
+      const lake = Lake.open({ data });
+      try {
+        await expectOnlyNewLeft(lake, seeded);
+      } finally {
+        await lake.close();
+      }
+    } finally {
+      expect(await served.stop()).toBe(0);
+    }
+  }, 60_000);
+});
