@@ -2,12 +2,25 @@
  * dorsal — the public face. Every export is named here explicitly.
  */
 
+import { registerSystemOption } from './actors/index.js';
+import { checkPersistOptions } from './telemetry/persist/options.js';
+
+// `persist` loads the telemetry layer (the lake, the sink, compression) only when a system uses it;
+// its options are checked when the system is made.
+registerSystemOption('persist', {
+  check: checkPersistOptions,
+  load: async () => (await import('./telemetry/persist/index.js')).persistAttachment,
+});
+
 export {
   Actor,
   ActorCrashedError,
   ActorModuleError,
   type ActorReport,
   LIVE_STATS_ACTOR,
+  type PersistedSource,
+  type PersistOptions,
+  type PersistReport,
   type SpawnOptions,
   System,
   type SystemOptions,

@@ -1,8 +1,17 @@
 export { Actor } from './actor.js';
+export {
+  type AttachedActor,
+  type AttachmentFactory,
+  type AttachmentHost,
+  type PersistedSource,
+  type PersistReport,
+  registerSystemOption,
+  type SystemAttachment,
+} from './attachments.js';
 export { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 export type { ActorReport } from './protocol.js';
 export { System } from './system.js';
-export type { SpawnOptions, SystemOptions, SystemReport } from './system-options.js';
+export type { PersistOptions, SpawnOptions, SystemOptions, SystemReport } from './system-options.js';
 
 /** The module URL of the live-stats observer: `system.spawn(LIVE_STATS_ACTOR)`. */
 export const LIVE_STATS_ACTOR: URL = new URL(

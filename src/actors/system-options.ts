@@ -1,6 +1,7 @@
 /** What `System` takes and returns: spawn and system options, the stop report. */
 import type { QueueStats, WaitStrategyName } from '../queues/index.js';
 import type { SpineOptions } from '../spine/index.js';
+import type { PersistReport } from './attachments.js';
 import type { ActorCrashedError } from './errors.js';
 import type { ActorReport } from './protocol.js';
 
@@ -22,6 +23,11 @@ export interface SpawnOptions {
 
 export interface SystemOptions {
   readonly spine?: SpineOptions;
+  /**
+   * Persist every message, timing record and instrumentation event of the run: `{ data: dir }`
+   * (the embedded lake) or `{ url }` (an ingestion server). See `PersistOptions`.
+   */
+  readonly persist?: PersistOptions;
   /** How long `stop` lets consumers drain before it tells threads to exit, in ms. Default 3000. */
   readonly drainTimeoutMs?: number;
   /** How long `stop` waits for threads to exit before terminating them, in ms. Default 5000. */
@@ -40,4 +46,22 @@ export interface SystemReport {
   /** Threads that did not exit in time and were terminated. */
   readonly terminated: readonly string[];
   readonly crashes: readonly ActorCrashedError[];
+  /** What the persister recorded and missed, with `persist`. */
+  readonly persist?: PersistReport;
+}
+
+/** Where and how a system persists its run (`SystemOptions.persist`). */
+export interface PersistOptions {
+  /** The embedded lake's directory (SQLite + blob files), e.g. `'./dorsal-data'`. */
+  readonly data?: string;
+  /** An ingestion server, e.g. `'http://127.0.0.1:8081'` (instead of `data`). */
+  readonly url?: string;
+  /** The server's API key (default: the `DORSAL_KEY` environment variable). */
+  readonly key?: string;
+  /** A block is cut at this many bytes of records (default 1 MiB)… */
+  readonly blockBytes?: number;
+  /** …or once its first record is this old, in ms (default 1000): a quiet stream reaches the lake within about that. */
+  readonly blockMs?: number;
+  /** How long `stop` waits for the last blocks to reach the lake, in ms (default 10 000). */
+  readonly flushTimeoutMs?: number;
 }

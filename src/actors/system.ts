@@ -10,6 +10,12 @@ import {
   type SpineDefinition,
   type StreamSpecs,
 } from '../spine/index.js';
+import {
+  type AttachedActor,
+  type PersistReport,
+  type SystemAttachment,
+  systemOptionHandler,
+} from './attachments.js';
 import { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 import { actorModuleHref, launchActorWorker } from './launch.js';
 import type { ActorReport, FromWorker, ToWorker } from './protocol.js';
@@ -45,6 +51,9 @@ interface ThreadState {
 
 type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
+/** The control block's last worker word is the attachments' (the persister's thread parks on it). */
+const ATTACHMENT_WORKER = MAX_WORKERS - 1;
+
 /**
  * Runs actors on worker threads around one spine: spawn by module URL, start, stop gracefully.
  *
@@ -60,6 +69,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private readonly actors: ActorEntry[] = [];
   private readonly threads = new Map<string, ThreadState>();
   private readonly crashes: ActorCrashedError[] = [];
+  /** What runs beside the actors, by system option (the persister). */
+  private readonly attachments = new Map<string, SystemAttachment>();
   /** The first crash that was not healed by a restart: it stops the system and fails `run`. */
   private fatal?: ActorCrashedError;
   private state: State = 'created';
@@ -70,6 +81,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   });
 
   constructor(definition: D, options: SystemOptions = {}) {
+    for (const [name, value] of Object.entries(options ?? {})) {
+      if (value !== undefined) systemOptionHandler(name)?.check(value);
+    }
     this.spine = Spine.create(definition, options.spine);
     this.options = options;
   }
@@ -106,8 +120,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       throw new SystemStateError(`thread '${threadName}' is already running: spawn onto a new thread name`);
     }
     if (thread === undefined) {
-      if (this.threads.size >= MAX_WORKERS)
-        throw new ConfigError(`a system runs at most ${MAX_WORKERS} threads`);
+      if (this.threads.size >= ATTACHMENT_WORKER)
+        throw new ConfigError(`a system runs at most ${ATTACHMENT_WORKER} threads`);
       thread = {
         index: this.threads.size,
         name: threadName,
@@ -121,6 +135,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     thread.actors.push(entry);
     this.actors.push(entry);
     const timing = this.spine.addTimingQueue(entry.id);
+    for (const attachment of this.attachments.values()) {
+      attachment.actorSpawned({ id: entry.id, name: undefined, module: entry.module });
+    }
     if (this.state === 'running') {
       // Observers already running learn of the newcomer's timing queue.
       const message: ToWorker = { type: 'timing-queue', actor: entry.id, buffer: timing.buffer };
@@ -144,6 +161,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       streams: this.spine.names.map((_, i) => this.spine.queue(i).stats().published),
     };
     try {
+      // Attachments (the persister) first: their consumers exist before any actor can publish.
+      await this.startAttachments(startAt.streams as number[]);
       await Promise.all([...this.threads.values()].map((t) => this.launch(t, startAt)));
       const byName = new Map<string, number>();
       for (const a of this.actors) {
@@ -172,6 +191,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       throw failure;
     }
     this.state = 'running';
+    for (const attachment of this.attachments.values()) attachment.actorsNamed(this.attachedActors());
     this.spine.control.setPhase(Phase.RUNNING);
   }
 
@@ -219,6 +239,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const drained = await this.quiet(this.options.drainTimeoutMs ?? 3000);
     control.setPhase(Phase.EXITING);
     const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
+    // After the actors: everything they published is in the attachments' queues by now.
+    const attached: Record<string, unknown> = {};
+    for (const [name, attachment] of this.attachments) attached[name] = await attachment.stop();
     this.state = 'stopped';
     return {
       actors: [...this.threads.values()].flatMap((t) => mergeReports([...t.earlier, ...(t.report ?? [])])),
@@ -227,7 +250,29 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       drained,
       terminated,
       crashes: [...this.crashes],
+      ...(attached.persist === undefined ? {} : { persist: attached.persist as PersistReport }),
     };
+  }
+
+  /** Starts the attachment of every registered option the system was given (the persister). */
+  private async startAttachments(startAt: readonly number[]): Promise<void> {
+    const options = this.options as Record<string, unknown>;
+    for (const name of Object.keys(options)) {
+      const handler = systemOptionHandler(name);
+      if (handler === undefined || options[name] === undefined) continue;
+      const attachment = (await handler.load())(options[name]);
+      this.attachments.set(name, attachment);
+      await attachment.start({
+        spine: this.spine,
+        actors: () => this.attachedActors(),
+        startAt,
+        worker: ATTACHMENT_WORKER,
+      });
+    }
+  }
+
+  private attachedActors(): AttachedActor[] {
+    return this.actors.map((a) => ({ id: a.id, name: a.name, module: a.module }));
   }
 
   private launch(thread: ThreadState, start: AdapterStart): Promise<void> {
@@ -263,7 +308,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       if (!current()) return;
       if (message.type === 'initialized') {
         for (const { id, name } of message.actors) this.actors[id]!.name = name;
-        if (this.state === 'running') this.broadcastNames();
+        if (this.state === 'running') {
+          this.broadcastNames();
+          for (const attachment of this.attachments.values()) attachment.actorsNamed(this.attachedActors());
+        }
         thread.status = 'running';
         settle?.resolve();
       } else if (message.type === 'init-failed') {
@@ -399,6 +447,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     this.spine.control.setPhase(Phase.EXITING);
     this.state = 'stopped';
     await Promise.all([...this.threads.values()].map((t) => t.worker?.terminate()));
+    await Promise.all([...this.attachments.values()].map((a) => a.abort()));
   }
 
   private names(): Record<number, string> {

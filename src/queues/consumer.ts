@@ -1,9 +1,9 @@
 import { ConfigError } from '../errors.js';
 import type { BoundCodec } from './codec.js';
-import type { Layout } from './layout.js';
 import { V8_X86_ORDERING } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
+import type { CodecSource } from './raw-slot.js';
 import { ABANDONED_VERSION, epochOf, WRAP } from './sequence.js';
 import type { Parker } from './signal.js';
 import { type PoisonedSlot, SlotStall } from './stall.js';
@@ -116,8 +116,8 @@ export class Consumer<M, E = null> implements WaitCondition {
   /** @internal use `queue.consumer()`. */
   constructor(
     core: QueueCore,
-    layout: Layout<M & object>,
-    envelope: Layout<E & object> | null,
+    layout: CodecSource<M>,
+    envelope: (CodecSource<E> & { create(): E & object }) | null,
     options: ConsumerOptions = {},
   ) {
     this.core = core;

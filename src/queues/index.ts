@@ -15,6 +15,7 @@ export type {
 export { defineMessage, Layout, type MessageOfLayout } from './layout.js';
 export { MultiProducer, Producer, type ProducerOptions, type QueueProducer } from './producer.js';
 export type { AttachOptions, QueueOptions } from './queue-core.js';
+export type { RawSlot } from './raw-slot.js';
 export { type ConsumerStats, type QueueStats, SeqlockQueue } from './seqlock-queue.js';
 export { SeqlockVector, SeqlockVectorReader } from './seqlock-vector.js';
 export { type Parker, Signal } from './signal.js';

@@ -4,6 +4,7 @@ import type { Layout } from './layout.js';
 import { MultiProducer, Producer, type ProducerOptions, type QueueProducer } from './producer.js';
 import { QueueCore, type QueueOptions } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
+import { type RawSlot, rawSlotSource, rawSlotWords } from './raw-slot.js';
 import type { Parker, Signal } from './signal.js';
 
 /** A consumer's entry in `QueueStats`. */
@@ -123,6 +124,21 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
   consumer(options?: ConsumerOptions): Consumer<M, E> {
     if (options?.signal !== undefined) this.signals.add(options.signal);
     return new Consumer<M, E>(this.core, this.layout, this.envelope, options);
+  }
+
+  /**
+   * A consumer that copies each message's bytes instead of decoding them: the envelope (if any)
+   * then the message, `rawWords` Int32 words, into `out.words` from `out.at` (see `RawSlot`). The
+   * persister's: it ships slots as they are.
+   */
+  rawConsumer(options?: ConsumerOptions): Consumer<RawSlot> {
+    if (options?.signal !== undefined) this.signals.add(options.signal);
+    return new Consumer<RawSlot>(this.core, rawSlotSource(this.core), null, options);
+  }
+
+  /** Int32 words a raw consumer copies per message. */
+  get rawWords(): number {
+    return rawSlotWords(this.core);
   }
 
   /** The signal this queue's producers wake by default (its consumers park on it). */

@@ -16,6 +16,7 @@ export { validateLayout } from './layouts.js';
 export {
   checkPayloadSizes,
   compressPart,
+  compressPartAsync,
   DEFAULT_MAX_BLOCK_BYTES,
   DEFAULT_MAX_COMPRESSION_RATIO,
   decodePayload,

@@ -1,4 +1,4 @@
-import { compressSync, uncompress, uncompressSync } from 'lz4-napi';
+import { compress, compressSync, uncompress, uncompressSync } from 'lz4-napi';
 import { WireFormatError } from '../errors.js';
 import { decodeRecord, encodeRecord } from './codec.js';
 import { readBytes } from './fields.js';
@@ -42,6 +42,11 @@ export interface PayloadLimits {
 /** Compresses one part of a block payload. */
 export function compressPart(bytes: Uint8Array): Uint8Array {
   return compressSync(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+/** Compresses one part of a block payload on the libuv thread pool (the persister's blocks). */
+export function compressPartAsync(bytes: Uint8Array): Promise<Uint8Array> {
+  return compress(bytes);
 }
 
 /** The decompressed size a compressed part declares, checked against a limit before allocating. */

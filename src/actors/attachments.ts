@@ -1,0 +1,92 @@
+import type { Spine } from '../spine/index.js';
+
+/** An actor of the system, as an attachment sees it. */
+export interface AttachedActor {
+  readonly id: number;
+  /** Known once the actor's thread has loaded it. */
+  readonly name: string | undefined;
+  /** The module's URL (href). */
+  readonly module: string;
+}
+
+/** What the system offers an attachment. */
+export interface AttachmentHost {
+  readonly spine: Spine;
+  /** The actors spawned so far, by id. */
+  actors(): readonly AttachedActor[];
+  /** Per stream index, the sequence where the system's consumers start. */
+  readonly startAt: readonly number[];
+  /**
+   * A worker index of the spine's control block reserved for the attachment's thread: its own
+   * futex word, which a phase change wakes (see `SpineControl.parker`).
+   */
+  readonly worker: number;
+}
+
+/**
+ * Something a system runs beside its actors for its whole life (the persister). `start` runs
+ * before any actor runs, `stop` after every actor thread has ended; what `stop` returns goes into
+ * the report under the attachment's option name.
+ */
+export interface SystemAttachment {
+  start(host: AttachmentHost): Promise<void>;
+  /** An actor was spawned after the start (its timing queue exists). */
+  actorSpawned(actor: AttachedActor): void;
+  /** Every actor's name is known (the start is complete). */
+  actorsNamed(actors: readonly AttachedActor[]): void;
+  stop(): Promise<unknown>;
+  /** The system failed to start: give back whatever was started, fast. */
+  abort(): Promise<void>;
+}
+
+/** What the persister says at stop, per source (a spine stream, an actor's timing queue, a thread's instrumentation). */
+export interface PersistedSource {
+  /** `'messages'`, `'timings'` or an instrumentation kind. */
+  readonly kind: string;
+  /** The spine stream, the actor, or the thread. */
+  readonly name: string;
+  /** Records that reached the lake's blocks (handed to the sink). */
+  readonly persisted: number;
+  /** Records the persister missed (lapped, or their writer died), recorded in the lake too. */
+  readonly lost: number;
+}
+
+/** The persister's part of a stop report (`report.persist`). */
+export interface PersistReport {
+  /** Where the records went: a lake directory or an ingestion URL. */
+  readonly target: string;
+  readonly processId: string;
+  readonly sources: readonly PersistedSource[];
+  /** Blocks handed to the sink, and blocks it could not deliver (counted, reported to the lake when it can). */
+  readonly blocks: number;
+  readonly blocksDropped: number;
+  /** False if the flush to the lake did not finish before its deadline. */
+  readonly flushed: boolean;
+}
+
+/** Makes an attachment from the value of its system option (checked there). */
+export type AttachmentFactory = (options: unknown) => SystemAttachment;
+
+/** A system option backed by an attachment: a light check of its value, and the loader of its code. */
+export interface SystemOptionHandler {
+  /** Throws a `ConfigError` naming what is wrong with the option's value (when the system is made). */
+  check(value: unknown): void;
+  /** Loads the attachment's code (when the system starts). */
+  load(): Promise<AttachmentFactory>;
+}
+
+const registry = new Map<string, SystemOptionHandler>();
+
+/**
+ * Registers a system option backed by an attachment. The public face registers `persist`, whose
+ * loader imports the telemetry layer only when a system uses it, so that importing the actors
+ * loads no database or compression code, and no lower layer imports a higher one.
+ */
+export function registerSystemOption(name: string, handler: SystemOptionHandler): void {
+  registry.set(name, handler);
+}
+
+/** The handler registered for `name`, if any. */
+export function systemOptionHandler(name: string): SystemOptionHandler | undefined {
+  return registry.get(name);
+}

@@ -1,0 +1,135 @@
+import { type Consumer, Layout, type RawSlot, SeqlockQueue } from '../../queues/index.js';
+import { Tracking } from '../../spine/index.js';
+import type { PersistSource, RawBlock } from './protocol.js';
+import { HEADER_WORDS } from './records.js';
+
+/**
+ * One source of the persister, in its thread: a raw consumer of the queue and the block being
+ * filled. `copy` moves records from the slots into the block, word for word (the record header,
+ * the sequence, written beside them); a block is cut when full, when its first record is
+ * `blockMs` old, or at the stop.
+ */
+export class SourceReader {
+  readonly key: string;
+  private readonly consumer: Consumer<RawSlot>;
+  private readonly recordWords: number;
+  private readonly capacityWords: number;
+  private readonly timeIndex: number;
+  private readonly slot: RawSlot;
+  private f64: Float64Array;
+  /** Int32 index of the next record in `slot.words`. */
+  private at = 0;
+  private count = 0;
+  private begin = Number.POSITIVE_INFINITY;
+  private end = Number.NEGATIVE_INFINITY;
+  /** Sequence where the block under way starts accounting, and the losses before it. */
+  private firstSeq: number;
+  /** Wall clock (ms) when the block under way got its first record, or NaN. */
+  private startedMs = Number.NaN;
+  /** Losses already carried by a block (a block is cut at the stop only if this moved). */
+  private reportedLost = 0;
+  private persisted = 0;
+
+  constructor(source: PersistSource, blockBytes: number) {
+    this.key = source.key;
+    const layout = Layout.fromDescription(source.layout);
+    const queue = source.envelope
+      ? SeqlockQueue.attach(layout, source.buffer, { envelope: Tracking })
+      : SeqlockQueue.attach(layout, source.buffer);
+    // Positions committed after each pass (see `commit`): a stop waits for the persister too.
+    this.consumer = queue.rawConsumer({ from: source.from, positions: 'commit' });
+    this.recordWords = HEADER_WORDS + queue.rawWords;
+    this.capacityWords = Math.max(1, Math.floor(blockBytes / 4 / this.recordWords)) * this.recordWords;
+    this.timeIndex = source.timeIndex;
+    this.slot = { words: new Int32Array(this.capacityWords), at: 0 };
+    this.f64 = new Float64Array(this.slot.words.buffer);
+    this.firstSeq = source.from;
+  }
+
+  /**
+   * Copies waiting records into the block; calls `cut` with each block that fills up. Returns
+   * how many records it copied.
+   */
+  copy(cut: (block: RawBlock, transfer: ArrayBuffer) => void, nowMs: number): number {
+    const consumer = this.consumer;
+    const slot = this.slot;
+    const recordWords = this.recordWords;
+    let copied = 0;
+    for (;;) {
+      if (this.at + recordWords > this.capacityWords) this.cut(cut);
+      const at = this.at;
+      slot.at = at + HEADER_WORDS;
+      if (!consumer.poll(slot)) break;
+      const f64 = this.f64;
+      const index = at >> 1;
+      f64[index] = consumer.sequence - 1;
+      const time = f64[index + this.timeIndex]!;
+      if (time < this.begin) this.begin = time;
+      if (time > this.end) this.end = time;
+      if (this.count === 0) this.startedMs = nowMs;
+      this.at = at + recordWords;
+      this.count++;
+      copied++;
+    }
+    consumer.commit();
+    return copied;
+  }
+
+  /** Cuts the block under way if its first record is older than `blockMs`. */
+  cutIfOld(cut: (block: RawBlock, transfer: ArrayBuffer) => void, nowMs: number, blockMs: number): void {
+    if (this.count > 0 && nowMs - this.startedMs >= blockMs) this.cut(cut);
+  }
+
+  /** Cuts what is left at the stop: records, or losses no block has carried yet. */
+  flush(cut: (block: RawBlock, transfer: ArrayBuffer) => void): void {
+    if (this.count > 0 || this.consumer.lost !== this.reportedLost) this.cut(cut);
+  }
+
+  totals(): { key: string; persisted: number; lost: number; poisoned: number } {
+    return {
+      key: this.key,
+      persisted: this.persisted,
+      lost: this.consumer.lost,
+      poisoned: this.consumer.poisoned,
+    };
+  }
+
+  close(): void {
+    this.consumer.close();
+  }
+
+  private cut(cut: (block: RawBlock, transfer: ArrayBuffer) => void): void {
+    const consumer = this.consumer;
+    const records = this.slot.words.buffer as ArrayBuffer;
+    const now = Date.now();
+    cut(
+      {
+        type: 'block',
+        key: this.key,
+        records,
+        bytes: this.at * 4,
+        count: this.count,
+        beginTicks: this.count > 0 ? this.begin : 0,
+        endTicks: this.count > 0 ? this.end : 0,
+        coverage: {
+          firstSeq: this.firstSeq,
+          endSeq: consumer.sequence,
+          lostTotal: consumer.lost,
+          poisonedTotal: consumer.poisoned,
+        },
+      },
+      records,
+    );
+    this.persisted += this.count;
+    this.reportedLost = consumer.lost;
+    this.firstSeq = consumer.sequence;
+    // The old buffer was transferred away: a fresh one for the next block.
+    this.slot.words = new Int32Array(this.capacityWords);
+    this.f64 = new Float64Array(this.slot.words.buffer);
+    this.at = 0;
+    this.count = 0;
+    this.begin = Number.POSITIVE_INFINITY;
+    this.end = Number.NEGATIVE_INFINITY;
+    this.startedMs = now;
+  }
+}

@@ -1,0 +1,237 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, defineSpine, type PersistReport, System, type SystemReport } from '../../src/index.js';
+import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import type { LakeLocation } from '../../src/telemetry/lake/open.js';
+import { type PersistedSourceData, readPersisted } from '../../src/telemetry/persist/index.js';
+import type { Recorded, RecordedTiming } from '../fixtures/actors/recorder.js';
+import { Fill, Order, spine, Tick } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
+import { tempDir } from './fixtures.js';
+import { scaleOutLocation, startS3, uniqueSchema } from './services.js';
+
+const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+/** A tick → two orders → a fill each, with an observer recording every message and timing record as it runs. */
+async function runPipeline(persist: object, ticks: number) {
+  const channel = `persist-${Math.random()}`;
+  const bc = new BroadcastChannel(channel);
+  const observed = new Promise<{ messages: Recorded[]; timings: RecordedTiming[] }>((resolve) => {
+    bc.onmessage = (event) =>
+      resolve((event as unknown as { data: { messages: Recorded[]; timings: RecordedTiming[] } }).data);
+  });
+  const system = new System(spine, { persist });
+  system.spawn(fixture('feed'), { args: { count: ticks, perLoop: 10 } });
+  system.spawn(fixture('strategy'));
+  system.spawn(fixture('gateway'));
+  system.spawn(fixture('recorder'), { args: { channel } });
+  await system.start();
+  await until(() => system.spine.queue(2).stats().published === 2 * ticks, 'every fill');
+  const report = await system.stop();
+  const recorded = await observed;
+  bc.close();
+  return { report, recorded };
+}
+
+const source = (data: PersistedSourceData[], tag: string, key: string, value: string) =>
+  data.find((d) => d.stream.tags.includes(tag) && d.stream.properties[key] === value)!;
+
+/** Every check a persisted run must pass, whatever carried it to the lake. */
+function checkRun(
+  report: SystemReport,
+  data: PersistedSourceData[],
+  recorded: { messages: Recorded[] },
+  ticks: number,
+) {
+  const persist = report.persist as PersistReport;
+  expect(persist.flushed).toBe(true);
+  expect(persist.blocksDropped).toBe(0);
+  for (const name of ['ticks', 'orders', 'fills']) {
+    const published = report.streams.find((s) => s.stream === name)!.published;
+    const stored = source(data, 'messages', 'name', name);
+    // Every message published is in the lake or counted as lost there, and the report agrees.
+    expect(stored.records.length + stored.lost).toBe(published);
+    expect(stored.covered).toBe(published);
+    expect(persist.sources.find((s) => s.kind === 'messages' && s.name === name)).toMatchObject({
+      persisted: stored.records.length,
+      lost: stored.lost,
+    });
+    // Each message's envelope and fields come back exactly as the observer saw them live.
+    const live = new Map(recorded.messages.filter((m) => m.stream === name).map((m) => [m.seq, m]));
+    for (const record of stored.records) {
+      const seen = live.get(record.seq);
+      if (seen === undefined) continue;
+      const tracking = record.parts.Tracking!;
+      expect([
+        tracking.origin_t,
+        tracking.publish_t,
+        tracking.parent_stream,
+        tracking.parent_seq,
+        tracking.actor,
+      ]).toEqual([seen.origin, seen.publish, seen.parentStream, seen.parentSeq, seen.actor]);
+      const message = Object.values(record.parts).find((p) => p !== tracking)!;
+      expect(message).toEqual(seen.fields);
+    }
+  }
+  // One timing record per handler call, every one in the lake.
+  for (const [actor, stream, calls] of [
+    ['strategy', 'ticks', ticks],
+    ['gateway', 'orders', 2 * ticks],
+  ] as const) {
+    const handled = report.actors
+      .find((a) => a.name === actor)!
+      .streams.find((s) => s.stream === stream)!.handled;
+    expect(handled).toBe(calls);
+    const timings = source(data, 'timings', 'actor', actor);
+    expect(timings.records.length + timings.lost).toBe(calls);
+    for (const record of timings.records) {
+      const t = record.parts.TimingRecord!;
+      expect(t.origin_t as number).toBeLessThanOrEqual(t.publish_t as number);
+      expect(t.publish_t as number).toBeLessThanOrEqual(t.start_t as number);
+      expect(t.start_t as number).toBeLessThanOrEqual(t.end_t as number);
+    }
+  }
+}
+
+describe('the persister', () => {
+  it('records every message and timing record of a run in the embedded lake, exactly, or counts it lost', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const ticks = 3000;
+    const { report, recorded } = await runPipeline({ data: dir }, ticks);
+    const lake = Lake.open({ data: dir });
+    try {
+      const [process] = await lake.processes();
+      expect(process!.processId).toBe((report.persist as PersistReport).processId);
+      expect(JSON.parse(process!.properties['dorsal.actors']!).map((a: { name: string }) => a.name)).toEqual([
+        'feed',
+        'strategy',
+        'gateway',
+        'recorder',
+      ]);
+      const data = await readPersisted(lake, process!.processId);
+      checkRun(report, data, recorded, ticks);
+      // Nothing lost on a run this size: every message is there.
+      expect(source(data, 'messages', 'name', 'orders').records.map((r) => r.seq)).toEqual(
+        Array.from({ length: 2 * ticks }, (_, i) => i),
+      );
+    } finally {
+      await lake.close();
+    }
+  });
+
+  it('lapped on small queues under load, it records its losses in the lake: never hidden', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const small = defineSpine({
+      ticks: { message: Tick, capacity: 16 },
+      orders: { message: Order, capacity: 16 },
+      fills: { message: Fill, capacity: 16 },
+    });
+    const system = new System(small, { persist: { data: dir } });
+    // A burst of 20,000 ticks in a few rounds: the persister, asleep between its passes, is lapped.
+    system.spawn(fixture('feed'), { args: { count: 20_000, perLoop: 5000 } });
+    await system.start();
+    await until(() => system.spine.queue(0).stats().published === 20_000, 'the burst');
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    const lake = Lake.open({ data: dir });
+    try {
+      const ticks = source(await readPersisted(lake, persist.processId), 'messages', 'name', 'ticks');
+      expect(ticks.lost).toBeGreaterThan(0);
+      expect(ticks.records.length + ticks.lost).toBe(20_000);
+      expect(persist.sources.find((s) => s.name === 'ticks')).toEqual({
+        kind: 'messages',
+        name: 'ticks',
+        persisted: ticks.records.length,
+        lost: ticks.lost,
+      });
+      // What it kept is whole and in order.
+      const seqs = ticks.records.map((r) => r.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      for (const record of ticks.records) expect(record.parts.Tick!.n).toBe(record.seq);
+    } finally {
+      await lake.close();
+    }
+  });
+
+  it('a stop with messages in flight: everything published before it is in the lake or counted lost', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const system = new System(spine, { persist: { data: dir } });
+    // A feed that runs until the stop.
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 20 } });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('gateway'));
+    await system.start();
+    await until(() => system.spine.queue(2).stats().published > 1000, 'fills flowing');
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    expect(persist.flushed).toBe(true);
+    const lake = Lake.open({ data: dir });
+    try {
+      const data = await readPersisted(lake, persist.processId);
+      for (const name of ['ticks', 'orders', 'fills']) {
+        const published = report.streams.find((s) => s.stream === name)!.published;
+        const stored = source(data, 'messages', 'name', name);
+        expect(stored.records.length + stored.lost).toBe(published);
+      }
+    } finally {
+      await lake.close();
+    }
+  });
+
+  /** A run persisted through an ingestion server on loopback, read back from the server's lake. */
+  async function throughServer(location: LakeLocation) {
+    const server = await startIngestionServer({ port: 0, lake: location });
+    const ticks = 2000;
+    try {
+      const { report, recorded } = await runPipeline({ url: server.url }, ticks);
+      const lake = Lake.open(location);
+      try {
+        const data = await readPersisted(lake, (report.persist as PersistReport).processId);
+        checkRun(report, data, recorded, ticks);
+      } finally {
+        await lake.close();
+      }
+    } finally {
+      await server.close();
+    }
+  }
+
+  it('the same through an ingestion server over HTTP', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    await throughServer({ data: dir });
+  });
+
+  it('the same into PostgreSQL + S3, through a server', async () => {
+    const schema = uniqueSchema();
+    const s3 = await startS3();
+    try {
+      await throughServer(scaleOutLocation(schema.url, s3.endpoint, 'persist'));
+    } finally {
+      await schema.drop();
+      await s3.stop();
+    }
+  });
+
+  it('refuses a persist option of the wrong shape when the system is made, naming it', () => {
+    const bad = [
+      [{ dat: './x' }, /unknown persist option 'dat'/],
+      [{}, /exactly one of 'data'/],
+      [{ data: './x', url: 'http://127.0.0.1:1' }, /exactly one of 'data'/],
+      [{ url: 'ftp://x' }, /http\(s\) URL/],
+      [{ data: './x', blockBytes: -1 }, /'blockBytes' must be a positive number/],
+      ['./dorsal-data', /must be an object/],
+    ] as const;
+    for (const [persist, message] of bad) {
+      expect(() => new System(spine, { persist: persist as object })).toThrow(ConfigError);
+      expect(() => new System(spine, { persist: persist as object })).toThrow(message);
+    }
+  });
+});
