@@ -1,13 +1,16 @@
 /**
  * `npm start`: the market pipeline for a few seconds (DORSAL_SECONDS, default 3) with the
- * live-stats observer printing latency and processing time per actor × stream every second,
- * then a summary of what every actor handled, produced and lost.
+ * live-stats observer printing latency and processing time per actor × stream every second, and
+ * every message and timing record persisted into the embedded lake (DORSAL_DATA, default
+ * ./dorsal-data); then a summary of what every actor handled, produced and lost, and of what the
+ * lake recorded.
  */
 import { LIVE_STATS_ACTOR, System } from 'dorsal';
 import { spine } from './market/spine.js';
 
 const seconds = Number(process.env.DORSAL_SECONDS ?? 3);
-const system = new System(spine);
+const data = process.env.DORSAL_DATA ?? './dorsal-data';
+const system = new System(spine, { persist: { data } });
 const here = (file: string) => new URL(`./market/${file}`, import.meta.url);
 system.spawn(here('feed.js'), { args: { ratePerSecond: 20_000 } });
 system.spawn(here('book-builder.js'));
@@ -41,3 +44,14 @@ for (const stream of report.streams) {
 console.log(
   `\nstopped ${report.drained ? 'after draining every stream' : 'before every stream drained'}; ingress refused while stopping: ${report.refused}`,
 );
+const persist = report.persist;
+if (persist !== undefined) {
+  const count = (kind: string, what: 'persisted' | 'lost') =>
+    persist.sources.filter((s) => s.kind === kind).reduce((n, s) => n + s[what], 0);
+  const lost = persist.sources.reduce((n, s) => n + s.lost, 0);
+  console.log(
+    `${count('messages', 'persisted')} messages, ${count('timings', 'persisted')} timing records recorded in ${data}` +
+      ` (process ${persist.processId}, ${persist.blocks} blocks); ${lost} lost` +
+      `${persist.blocksDropped > 0 ? `, ${persist.blocksDropped} blocks not delivered` : ''}${persist.flushed ? '' : ', flush unfinished'}`,
+  );
+}
