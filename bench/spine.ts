@@ -16,6 +16,9 @@
  *   tracking (spine/floor-worker.ts). Each pipeline first runs a warm-up second, not recorded
  *   (JIT compilation), then the recorded messages.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { Clock, CoreBudget, SeqlockQueue, Spine, SpineAdapter, System, TimingRecord } from '../src/index.js';
 import { floorLink, Hop, type LatencyReport, pipelineSpine } from './spine/spine.js';
@@ -251,7 +254,7 @@ function pipelineRun(seconds: number, warmupSeconds: number, intervalNs: number)
 }
 
 /** Actor threads of a pipeline run: one role each, a pair per core, or all four on one. */
-type Threads = 1 | 2 | 4;
+export type Threads = 1 | 2 | 4;
 
 /** Thread names per role: with 2, source+relay2 share one thread and relay1+sink the other. */
 const THREAD_OF: Record<Threads, Record<string, string> | undefined> = {
@@ -261,14 +264,17 @@ const THREAD_OF: Record<Threads, Record<string, string> | undefined> = {
 };
 
 /** The tracked pipeline: a System of actors placed on threads as `THREAD_OF` says. */
-async function tracked(run: PipelineRun, threads: Threads): Promise<LatencyReport> {
+async function tracked(run: PipelineRun, threads: Threads, persistInto?: string): Promise<LatencyReport> {
   const { count, warmup, intervalNs } = run;
   const channel = `dorsal-bench-${process.pid}-${Math.random()}`;
   const bc = new BroadcastChannel(channel);
   const report = new Promise<LatencyReport>((resolve) => {
     bc.onmessage = (event) => resolve((event as unknown as { data: LatencyReport }).data);
   });
-  const system = new System(pipelineSpine);
+  const system = new System(
+    pipelineSpine,
+    persistInto === undefined ? {} : { persist: { data: persistInto } },
+  );
   const actors = new URL('./spine/tracked-actors.js', import.meta.url);
   const placement = THREAD_OF[threads];
   for (const role of ['source', 'relay1', 'relay2', 'sink']) {
@@ -378,6 +384,19 @@ async function floor(run: PipelineRun): Promise<LatencyReport> {
   const result = await report!;
   await Promise.all(workers.map((w) => w.terminate()));
   return result;
+}
+
+/**
+ * The tracked pipeline at 20k messages/s on `threads` threads, after a warm-up second, with every
+ * message and timing record persisted into a temporary lake when `persist` (the persister bench).
+ */
+export async function trackedLatency(threads: Threads, persist: boolean): Promise<LatencyReport> {
+  const dir = persist ? mkdtempSync(join(tmpdir(), 'dorsal-bench-latency-')) : undefined;
+  try {
+    return await tracked(pipelineRun(1, 1, 50_000), threads, dir);
+  } finally {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -11,6 +11,16 @@ export const pipelineSpine = defineSpine({
 });
 export type PipelineSpine = typeof pipelineSpine;
 
+/**
+ * The same streams with rings of 2^18 slots (~0.4 s of slack at 667k msg/s each): the persister
+ * bench, where a thread on a 2-core machine may be descheduled for tens of ms.
+ */
+export const deepPipelineSpine = defineSpine({
+  hop1: { message: Hop, capacity: 1 << 18 },
+  hop2: { message: Hop, capacity: 1 << 18 },
+  hop3: { message: Hop, capacity: 1 << 18 },
+});
+
 /** An HDR histogram of nanoseconds, as every variant's sink keeps one. */
 export function latencyHistogram(): hdr.Histogram {
   return hdr.build({
