@@ -124,6 +124,44 @@ describe('the persister', () => {
     }
   });
 
+  it('a quiet stream reaches the lake within about its block time, while the system runs; an actor spawned late is recorded too', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const trigger = new Int32Array(new SharedArrayBuffer(4));
+    const system = new System(spine, { persist: { data: dir, blockMs: 200 } });
+    system.spawn(fixture('trigger-feed'), { args: { trigger: trigger.buffer } });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    Atomics.store(trigger, 0, 1);
+    const lake = Lake.open({ data: dir });
+    const orders = async () => {
+      const [process] = await lake.processes();
+      if (process === undefined) return 0;
+      const stored = source(await readPersisted(lake, process.processId), 'messages', 'name', 'orders');
+      return stored?.records.length ?? 0;
+    };
+    try {
+      // Two orders, far from filling a block: cut by time, and stored before any stop.
+      await until(async () => (await orders()) === 2, 'the orders in the lake while the system runs');
+      // An actor spawned now: its timing queue gets a lake stream of its own.
+      await system.spawn(fixture('gateway')).ready;
+      Atomics.store(trigger, 0, 2);
+      await until(() => system.spine.queue(2).stats().published === 2, 'the fills of the second tick');
+      const [process] = await lake.processes();
+      const report = await system.stop();
+      const gateway = source(await readPersisted(lake, process!.processId), 'timings', 'actor', 'gateway');
+      expect(gateway.records.map((r) => r.parts.TimingRecord!.seq)).toEqual([2, 3]);
+      expect(report.persist!.sources.find((s) => s.kind === 'timings' && s.name === 'gateway')).toMatchObject(
+        {
+          persisted: 2,
+          lost: 0,
+        },
+      );
+    } finally {
+      await lake.close();
+    }
+  });
+
   it('lapped on small queues under load, it records its losses in the lake: never hidden', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
