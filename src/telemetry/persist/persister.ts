@@ -33,7 +33,14 @@ interface Source {
   stream?: StreamInfo;
   /** Blocks that arrived before the stream could be registered (an actor not named yet). */
   readonly waiting: RawBlock[];
+  /** Records of blocks that never reached the lake (the sink dropped them, or the backlog was full). */
+  dropped: number;
+  /** What the last block handed to the sink carried: its coverage, with the drops known then. */
+  last?: { readonly coverage: RawBlock['coverage']; readonly dropped: number };
 }
+
+/** Raw blocks waiting for compression, at most (beyond, a block is dropped and its records counted lost). */
+const MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
 
 /**
  * The persister (`new System(spine, { persist })`): a thread that copies every slot of every
@@ -55,6 +62,9 @@ export class Persister implements SystemAttachment {
   private epochOfZero = 0n;
   private readonly sources = new Map<string, Source>();
   private readonly compressing = new Set<Promise<void>>();
+  private backlogBytes = 0;
+  /** Which source, and how many records, each block handed to the sink holds (for its drops). */
+  private readonly shipped = new Map<string, { readonly source: Source; readonly count: number }>();
   private stopped?: Promise<readonly SourceTotals[]>;
   private blocks = 0;
   private failure?: unknown;
@@ -162,6 +172,25 @@ export class Persister implements SystemAttachment {
       }
     }
     await Promise.all([...this.compressing]);
+    // Drops no block has carried to the lake yet: one more block each, of coverage alone.
+    for (const source of this.sources.values()) {
+      const last = source.last;
+      if (last !== undefined && source.stream !== undefined && source.dropped !== last.dropped) {
+        const { endSeq, lostTotal, poisonedTotal } = last.coverage;
+        const empty = new ArrayBuffer(0);
+        this.ship(source, {
+          type: 'block',
+          key: source.source.key,
+          records: empty,
+          bytes: 0,
+          count: 0,
+          beginTicks: 0,
+          endTicks: 0,
+          coverage: { firstSeq: endSeq, endSeq, lostTotal, poisonedTotal },
+        });
+      }
+    }
+    await Promise.all([...this.compressing]);
     const stats = await this.sink?.close({ timeoutMs: this.flushTimeoutMs });
     await this.service?.lake.close();
     const byKey = new Map(totals.map((t) => [t.key, t]));
@@ -171,8 +200,8 @@ export class Persister implements SystemAttachment {
       sources: [...this.sources.values()].map((s) => ({
         kind: s.source.kind,
         name: s.name,
-        persisted: byKey.get(s.source.key)?.persisted ?? 0,
-        lost: byKey.get(s.source.key)?.lost ?? 0,
+        persisted: (byKey.get(s.source.key)?.persisted ?? 0) - s.dropped,
+        lost: (byKey.get(s.source.key)?.lost ?? 0) + s.dropped,
       })),
       blocks: this.blocks,
       blocksDropped: stats?.droppedTotal ?? 0,
@@ -187,7 +216,7 @@ export class Persister implements SystemAttachment {
   }
 
   private addSource(source: PersistSource, name: string): Source {
-    const entry: Source = { source, name, waiting: [] };
+    const entry: Source = { source, name, waiting: [], dropped: 0 };
     this.sources.set(source.key, entry);
     return entry;
   }
@@ -235,6 +264,11 @@ export class Persister implements SystemAttachment {
       target: this.service ?? this.options.url!,
       process: this.processInfo,
       ...(this.options.key === undefined ? {} : { key: this.options.key }),
+      // A dropped block's records are lost: the next block of its source says so in the lake.
+      onDrop: (event) => {
+        const shipped = this.shipped.get(event.blockId);
+        if (shipped !== undefined) shipped.source.dropped += shipped.count;
+      },
     });
     for (const source of this.sources.values()) {
       if (source.source.kind === 'messages') {
@@ -256,22 +290,35 @@ export class Persister implements SystemAttachment {
     else this.ship(source, block);
   }
 
-  /** Compresses a block's parts on libuv's pool, then hands the block to the sink. */
+  /**
+   * Compresses a block's parts on libuv's pool, then hands the block to the sink. Its coverage
+   * counts, beside the thread's losses, the records of this source's blocks that never reached
+   * the lake so far. With more raw blocks waiting than MAX_BACKLOG_BYTES, the block is dropped
+   * instead, and counted so.
+   */
   private ship(source: Source, raw: RawBlock): void {
+    if (this.backlogBytes + raw.bytes > MAX_BACKLOG_BYTES) {
+      source.dropped += raw.count;
+      return;
+    }
+    const blockId = randomUUID();
     const coverage = new Float64Array([
       raw.coverage.firstSeq,
       raw.coverage.endSeq,
-      raw.coverage.lostTotal,
+      raw.coverage.lostTotal + source.dropped,
       raw.coverage.poisonedTotal,
     ]);
+    source.last = { coverage: raw.coverage, dropped: source.dropped };
+    this.backlogBytes += raw.bytes;
     const stream = source.stream!;
     const processId = this.processInfo!.processId;
     const work = Promise.all([
       compressPartAsync(new Uint8Array(coverage.buffer)),
       compressPartAsync(new Uint8Array(raw.records, 0, raw.bytes)),
     ]).then(([dependencies, objects]) => {
+      this.backlogBytes -= raw.bytes;
       const block: Block = {
-        blockId: randomUUID(),
+        blockId,
         streamId: stream.streamId,
         processId,
         beginTime: formatRfc3339Ns(this.epochOfZero + BigInt(Math.round(raw.beginTicks))),
@@ -281,6 +328,7 @@ export class Persister implements SystemAttachment {
         objectCount: raw.count,
         payload: { dependencies, objects },
       };
+      this.shipped.set(blockId, { source, count: raw.count });
       this.sink!.push(block);
       this.blocks++;
     });
