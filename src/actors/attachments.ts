@@ -60,7 +60,7 @@ export interface PersistReport {
   /** Blocks handed to the sink, and blocks it could not deliver (counted, reported to the lake when it can). */
   readonly blocks: number;
   readonly blocksDropped: number;
-  /** False if the flush to the lake did not finish before its deadline. */
+  /** True if every block reached the lake (none left when the flush deadline came, none dropped). */
   readonly flushed: boolean;
 }
 

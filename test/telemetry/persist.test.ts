@@ -8,6 +8,7 @@ import type { Recorded, RecordedTiming } from '../fixtures/actors/recorder.js';
 import { Fill, Order, spine, Tick } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
+import { freePort } from './http-helpers.js';
 import { scaleOutLocation, startS3, uniqueSchema } from './services.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
@@ -220,6 +221,26 @@ describe('the persister', () => {
       }
     } finally {
       await lake.close();
+    }
+  });
+
+  it('with the server unreachable to the end, the report claims nothing persisted and counts every record lost', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const system = new System(spine, { persist: { url, flushTimeoutMs: 300 } });
+    system.spawn(fixture('feed'), { args: { count: 100 } });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    await until(() => system.spine.queue(1).stats().published === 200, 'the orders');
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    expect(persist.flushed).toBe(false);
+    expect(persist.blocksDropped).toBeGreaterThan(0);
+    for (const name of ['ticks', 'orders']) {
+      const published = report.streams.find((s) => s.stream === name)!.published;
+      expect(persist.sources.find((s) => s.kind === 'messages' && s.name === name)).toMatchObject({
+        persisted: 0,
+        lost: published,
+      });
     }
   });
 

@@ -205,7 +205,8 @@ export class Persister implements SystemAttachment {
       })),
       blocks: this.blocks,
       blocksDropped: stats?.droppedTotal ?? 0,
-      flushed: this.failure === undefined && stats !== undefined && stats.buffered === 0,
+      flushed:
+        this.failure === undefined && stats !== undefined && stats.buffered === 0 && stats.droppedTotal === 0,
     };
   }
 
