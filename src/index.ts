@@ -8,6 +8,7 @@ export {
   ActorModuleError,
   type ActorReport,
   LIVE_STATS_ACTOR,
+  type RunOptions,
   type SpawnOptions,
   System,
   type SystemOptions,

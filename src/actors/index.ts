@@ -2,7 +2,7 @@ export { Actor } from './actor.js';
 export { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 export type { ActorReport } from './protocol.js';
 export { System } from './system.js';
-export type { SpawnOptions, SystemOptions, SystemReport } from './system-options.js';
+export type { RunOptions, SpawnOptions, SystemOptions, SystemReport } from './system-options.js';
 
 /** The module URL of the live-stats observer: `system.spawn(LIVE_STATS_ACTOR)`. */
 export const LIVE_STATS_ACTOR: URL = new URL(

@@ -1,4 +1,5 @@
 /** What `System` takes and returns: spawn and system options, the stop report. */
+import type { OptionNames } from '../options.js';
 import type { QueueStats, WaitStrategyName } from '../queues/index.js';
 import type { SpineOptions } from '../spine/index.js';
 import type { ActorCrashedError } from './errors.js';
@@ -26,6 +27,41 @@ export interface SystemOptions {
   readonly drainTimeoutMs?: number;
   /** How long `stop` waits for threads to exit before terminating them, in ms. Default 5000. */
   readonly exitTimeoutMs?: number;
+  /**
+   * Where the persister records the run. Only its name is checked here: the persister checks
+   * its shape, names included.
+   */
+  readonly persist?: unknown;
+}
+
+/** Every option name, checked by the compiler against the interfaces above. */
+export const SYSTEM_OPTIONS = {
+  spine: true,
+  drainTimeoutMs: true,
+  exitTimeoutMs: true,
+  persist: true,
+} as const satisfies OptionNames<SystemOptions>;
+
+export const SPINE_OPTIONS = {
+  timingCapacity: true,
+  maxConsumers: true,
+  poisonTimeoutMs: true,
+  cores: true,
+} as const satisfies OptionNames<SpineOptions>;
+
+export const SPAWN_OPTIONS = {
+  thread: true,
+  args: true,
+  restarts: true,
+  wait: true,
+} as const satisfies OptionNames<SpawnOptions>;
+
+export const RUN_OPTIONS = { seconds: true } as const satisfies OptionNames<RunOptions>;
+
+/** What `run` takes. */
+export interface RunOptions {
+  /** How long to run before the graceful stop, in seconds (a finite number ≥ 0). */
+  readonly seconds: number;
 }
 
 /** What `stop` (and `run`) return: every actor's per-stream figures and how the stop went. */
