@@ -1,5 +1,8 @@
 /**
- * dorsal — the public face. Every export is named here explicitly.
+ * dorsal — the public face: the queues, the spine and the actors, what every actor's worker
+ * thread loads. Every export is named here explicitly. Telemetry storage and shipping live behind
+ * subpath exports (`dorsal/wire`, `dorsal/lake`, `dorsal/ingestion`, `dorsal/sink`), so that
+ * `import 'dorsal'` loads no database driver, AWS SDK, CBOR or lz4 code; a test holds it so.
  */
 
 import { registerSystemOption } from './actors/index.js';
@@ -21,6 +24,7 @@ export {
   type PersistedSource,
   type PersistOptions,
   type PersistReport,
+  type RunOptions,
   type SpawnOptions,
   System,
   type SystemOptions,
@@ -91,58 +95,3 @@ export {
   TimingRecord,
   Tracking,
 } from './spine/index.js';
-export {
-  type BlobStore,
-  type BlobWriteOutcome,
-  type Block,
-  type BlockFilter,
-  type BlockHeader,
-  type BlockPayload,
-  type BlockRow,
-  blobPath,
-  type ClockDescription,
-  compressPart,
-  type DecodedPayload,
-  decodeBlock,
-  decodePayload,
-  decodeProcessInfo,
-  decodeStreamInfo,
-  decompressPart,
-  encodeBlock,
-  encodeProcessInfo,
-  encodeStreamInfo,
-  formatRfc3339Ns,
-  HttpTransport,
-  type HttpTransportOptions,
-  type IngestionServer,
-  type IngestionServerOptions,
-  InProcessTransport,
-  LakeConfigError,
-  LakeNotFoundError,
-  LakeUnavailableError,
-  type MetadataStore,
-  normalizeRfc3339,
-  nowRfc3339Ns,
-  PayloadTooLargeError,
-  type ProcessInfo,
-  type ProcessRow,
-  type RecordKind,
-  rfc3339ToEpochNs,
-  SinkSendError,
-  type SinkTransport,
-  type StreamFilter,
-  type StreamInfo,
-  type StreamRow,
-  type StreamTag,
-  startIngestionServer,
-  UnknownProcessError,
-  UnknownStreamError,
-  UnsupportedMediaTypeError,
-  validateBlock,
-  validateLayout,
-  validateProcessInfo,
-  validateStreamInfo,
-  WIRE_FORMAT_VERSION,
-  WireFormatError,
-  WireVersionError,
-} from './telemetry/index.js';

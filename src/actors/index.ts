@@ -11,7 +11,13 @@ export {
 export { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 export type { ActorReport } from './protocol.js';
 export { System } from './system.js';
-export type { PersistOptions, SpawnOptions, SystemOptions, SystemReport } from './system-options.js';
+export type {
+  PersistOptions,
+  RunOptions,
+  SpawnOptions,
+  SystemOptions,
+  SystemReport,
+} from './system-options.js';
 
 /** The module URL of the live-stats observer: `system.spawn(LIVE_STATS_ACTOR)`. */
 export const LIVE_STATS_ACTOR: URL = new URL(

@@ -1,4 +1,5 @@
 /** What `System` takes and returns: spawn and system options, the stop report. */
+import type { OptionNames } from '../options.js';
 import type { QueueStats, WaitStrategyName } from '../queues/index.js';
 import type { SpineOptions } from '../spine/index.js';
 import type { PersistReport } from './attachments.js';
@@ -25,13 +26,44 @@ export interface SystemOptions {
   readonly spine?: SpineOptions;
   /**
    * Persist every message, timing record and instrumentation event of the run: `{ data: dir }`
-   * (the embedded lake) or `{ url }` (an ingestion server). See `PersistOptions`.
+   * (the embedded lake) or `{ url }` (an ingestion server). See `PersistOptions`; its shape is
+   * checked by the persister when the system is made.
    */
   readonly persist?: PersistOptions;
   /** How long `stop` lets consumers drain before it tells threads to exit, in ms. Default 3000. */
   readonly drainTimeoutMs?: number;
   /** How long `stop` waits for threads to exit before terminating them, in ms. Default 5000. */
   readonly exitTimeoutMs?: number;
+}
+
+/** Every option name, checked by the compiler against the interfaces above. */
+export const SYSTEM_OPTIONS = {
+  spine: true,
+  drainTimeoutMs: true,
+  exitTimeoutMs: true,
+  persist: true,
+} as const satisfies OptionNames<SystemOptions>;
+
+export const SPINE_OPTIONS = {
+  timingCapacity: true,
+  maxConsumers: true,
+  poisonTimeoutMs: true,
+  cores: true,
+} as const satisfies OptionNames<SpineOptions>;
+
+export const SPAWN_OPTIONS = {
+  thread: true,
+  args: true,
+  restarts: true,
+  wait: true,
+} as const satisfies OptionNames<SpawnOptions>;
+
+export const RUN_OPTIONS = { seconds: true } as const satisfies OptionNames<RunOptions>;
+
+/** What `run` takes. */
+export interface RunOptions {
+  /** How long to run before the graceful stop, in seconds (a finite number ≥ 0). */
+  readonly seconds: number;
 }
 
 /** What `stop` (and `run`) return: every actor's per-stream figures and how the stop went. */

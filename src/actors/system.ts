@@ -1,5 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
+import { checkOptionNames } from '../options.js';
 import { type WaitStrategyName, waitStrategyNamed } from '../queues/index.js';
 import {
   type AdapterPositions,
@@ -20,7 +21,16 @@ import { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.
 import { actorModuleHref, launchActorWorker } from './launch.js';
 import type { ActorReport, FromWorker, ToWorker } from './protocol.js';
 import { untilQuiet } from './quiescence.js';
-import type { SpawnOptions, SystemOptions, SystemReport } from './system-options.js';
+import {
+  RUN_OPTIONS,
+  type RunOptions,
+  SPAWN_OPTIONS,
+  SPINE_OPTIONS,
+  type SpawnOptions,
+  SYSTEM_OPTIONS,
+  type SystemOptions,
+  type SystemReport,
+} from './system-options.js';
 
 interface ActorEntry {
   readonly id: number;
@@ -81,6 +91,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   });
 
   constructor(definition: D, options: SystemOptions = {}) {
+    checkOptionNames(options, SYSTEM_OPTIONS, 'System option');
+    if (options.spine !== undefined) checkOptionNames(options.spine, SPINE_OPTIONS, 'System option', 'spine');
     for (const [name, value] of Object.entries(options ?? {})) {
       if (value !== undefined) systemOptionHandler(name)?.check(value);
     }
@@ -196,13 +208,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   }
 
   /** Starts, runs for `seconds` (or until an actor crashes), then stops gracefully. */
-  async run(options: { seconds: number }): Promise<SystemReport> {
+  async run(options: RunOptions): Promise<SystemReport> {
     const seconds = options?.seconds;
     if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
       throw new ConfigError(
         `run needs { seconds } as a finite number of seconds ≥ 0, got ${String(seconds)}`,
       );
     }
+    checkOptionNames(options, RUN_OPTIONS, 'run option');
     await this.start();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, seconds * 1000))), this.crashed]);
@@ -503,9 +516,7 @@ function sleep(ms: number): Promise<void> {
 
 /** Refuses spawn options of the wrong kind, naming the option, before anything is registered. */
 function checkSpawnOptions(options: SpawnOptions): void {
-  if (options === null || typeof options !== 'object') {
-    throw new ConfigError(`spawn options must be an object like { thread: 'name' }, got ${String(options)}`);
-  }
+  checkOptionNames(options, SPAWN_OPTIONS, 'spawn option');
   const { restarts, thread } = options;
   if (restarts !== undefined && !(Number.isSafeInteger(restarts) && restarts >= 0)) {
     throw new ConfigError(`spawn option 'restarts' must be an integer ≥ 0, got ${String(restarts)}`);

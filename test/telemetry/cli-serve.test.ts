@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/telemetry/wire/index.js';
+import { Lake } from '../../src/lake.js';
+import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { get, post } from './http-helpers.js';
 

@@ -5,9 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IngestionService } from '../../src/telemetry/ingestion/service.js';
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import type { BlockRow } from '../../src/telemetry/lake/types.js';
+import { IngestionService } from '../../src/ingestion.js';
+import { type BlockRow, Lake } from '../../src/lake.js';
 import type { IngestPlan } from '../fixtures/ingest-until-killed.js';
 import { eventBytes, makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 

@@ -6,15 +6,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { LakeUnavailableError } from '../../src/telemetry/errors.js';
-import { DirectoryBlobStore } from '../../src/telemetry/lake/directory-blobs.js';
+import { blobPath, DirectoryBlobStore, LakeUnavailableError } from '../../src/lake.js';
 import { DirectorySyncs } from '../../src/telemetry/lake/directory-syncs.js';
 import {
   type CreateDurable,
   createDurable,
   createDurableMissing,
 } from '../../src/telemetry/lake/durable-file.js';
-import { blobPath } from '../../src/telemetry/lake/types.js';
 import { tempDir } from './fixtures.js';
 
 const STORE = fileURLToPath(new URL('../../src/telemetry/lake/directory-blobs.ts', import.meta.url));

@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { LayoutDescription } from '../../src/index.js';
 import {
   type Block,
   compressPart,
   formatRfc3339Ns,
-  type LayoutDescription,
   type ProcessInfo,
   type StreamInfo,
-} from '../../src/telemetry/wire/index.js';
+} from '../../src/wire.js';
 
 /** A message layout as the queues describe it: 32 bytes. */
 export const TICK_LAYOUT: LayoutDescription = {

@@ -2,15 +2,9 @@ import { Encoder, Tag } from 'cbor-x';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DorsalError } from '../../src/errors.js';
-import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
-import { IngestionService } from '../../src/telemetry/ingestion/service.js';
+import { type IngestionServer, IngestionService, startIngestionServer } from '../../src/ingestion.js';
 import { answerFor } from '../../src/telemetry/ingestion/status.js';
-import {
-  encodeBlock,
-  encodeDropReport,
-  encodeProcessInfo,
-  encodeStreamInfo,
-} from '../../src/telemetry/wire/index.js';
+import { encodeBlock, encodeDropReport, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 
 const plain = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true });

@@ -2,15 +2,15 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Encoder, Tag } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lake } from '../../src/telemetry/lake/lake.js';
+import type { LayoutDescription } from '../../src/index.js';
+import { Lake } from '../../src/lake.js';
 import {
   type Block,
   compressPart,
   encodeBlock,
   encodeProcessInfo,
   encodeStreamInfo,
-  type LayoutDescription,
-} from '../../src/telemetry/wire/index.js';
+} from '../../src/wire.js';
 import { startDorsalServe } from './cli-helpers.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { parseRaw, post, rawConnection } from './http-helpers.js';

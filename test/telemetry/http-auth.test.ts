@@ -1,13 +1,10 @@
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InsecureBindError } from '../../src/telemetry/errors.js';
-import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
-import { createApiKey, revokeApiKey } from '../../src/telemetry/keys/api-keys.js';
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import { TelemetrySink } from '../../src/telemetry/sink/sink.js';
-import { HttpTransport } from '../../src/telemetry/sink/transport.js';
-import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/telemetry/wire/index.js';
+import { type IngestionServer, InsecureBindError, startIngestionServer } from '../../src/ingestion.js';
+import { createApiKey, Lake, revokeApiKey } from '../../src/lake.js';
+import { HttpTransport, TelemetrySink } from '../../src/sink.js';
+import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
 import { runDorsal, startDorsalServe } from './cli-helpers.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 

@@ -1,15 +1,15 @@
 import { connect } from 'node:net';
 import { encode } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
-import { Lake } from '../../src/telemetry/lake/lake.js';
+import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
+import { Lake } from '../../src/lake.js';
 import {
   type Block,
   compressPart,
   encodeBlock,
   encodeProcessInfo,
   encodeStreamInfo,
-} from '../../src/telemetry/wire/index.js';
+} from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { get, post, postDeclaring } from './http-helpers.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
-import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/telemetry/wire/index.js';
+import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
+import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
 import { until } from '../helpers/until.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { get, parseRaw, post, rawConnection } from './http-helpers.js';

@@ -1,5 +1,4 @@
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import { PostgresMetadataStore } from '../../src/telemetry/lake/postgres-store.js';
+import { Lake, PostgresMetadataStore } from '../../src/lake.js';
 import { blockRowGroupSuite, lakeSuite } from './lake-suite.js';
 import { scaleOutLocation, startS3, uniqueSchema } from './services.js';
 

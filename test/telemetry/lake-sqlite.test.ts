@@ -1,10 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IngestionService } from '../../src/telemetry/ingestion/service.js';
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import { SqliteMetadataStore } from '../../src/telemetry/lake/sqlite-store.js';
-import { blobPath } from '../../src/telemetry/lake/types.js';
+import { IngestionService } from '../../src/ingestion.js';
+import { blobPath, Lake, SqliteMetadataStore } from '../../src/lake.js';
 import { encodePayloadBlob } from '../../src/telemetry/wire/index.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { blockRowGroupSuite, lakeSuite } from './lake-suite.js';

@@ -2,21 +2,24 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BlockConflictError,
-  LakeNotFoundError,
-  LakeUnavailableError,
+  IngestionService,
   UnknownProcessError,
   UnknownStreamError,
-} from '../../src/telemetry/errors.js';
-import { IngestionService } from '../../src/telemetry/ingestion/service.js';
-import type { Lake } from '../../src/telemetry/lake/lake.js';
-import { blobPath, type MetadataStore } from '../../src/telemetry/lake/types.js';
+} from '../../src/ingestion.js';
+import {
+  blobPath,
+  type Lake,
+  LakeNotFoundError,
+  LakeUnavailableError,
+  type MetadataStore,
+} from '../../src/lake.js';
 import {
   type BlockHeader,
   encodeBlock,
   encodeProcessInfo,
   encodeStreamInfo,
   formatRfc3339Ns,
-} from '../../src/telemetry/wire/index.js';
+} from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream } from './fixtures.js';
 
 /** How a lake under test is made and cleaned up. */

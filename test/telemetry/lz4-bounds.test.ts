@@ -2,16 +2,9 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { uncompressSync } from 'lz4-napi';
 import { describe, expect, it } from 'vitest';
-import { WireFormatError } from '../../src/telemetry/errors.js';
-import {
-  checkPayloadSizes,
-  compressPart,
-  DEFAULT_MAX_BLOCK_BYTES,
-  decompressPart,
-  RATIO_FREE_BYTES,
-  verifyPayload,
-} from '../../src/telemetry/wire/index.js';
+import { checkPayloadSizes, RATIO_FREE_BYTES, verifyPayload } from '../../src/telemetry/wire/index.js';
 import { checkLz4Block, checkLz4BlockSliced } from '../../src/telemetry/wire/lz4-check.js';
+import { compressPart, DEFAULT_MAX_BLOCK_BYTES, decompressPart, WireFormatError } from '../../src/wire.js';
 import { eventBytes } from './fixtures.js';
 
 const declared = (part: Uint8Array): number =>

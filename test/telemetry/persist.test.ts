@@ -146,6 +146,8 @@ describe('the persister', () => {
       await until(async () => (await orders()) === 2, 'the orders in the lake while the system runs');
       // An actor spawned now: its timing queue gets a lake stream of its own.
       await system.spawn(fixture('gateway')).ready;
+      // Its consumer of orders starts at the head when its first loop creates it (beside the persister's).
+      await until(() => system.spine.queue(1).stats().consumers.length === 2, "the gateway's consumer");
       Atomics.store(trigger, 0, 2);
       await until(() => system.spine.queue(2).stats().published === 2, 'the fills of the second tick');
       const [process] = await lake.processes();

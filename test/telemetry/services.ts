@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import pg from 'pg';
 import S3rver from 's3rver';
-import type { LakeLocation } from '../../src/telemetry/lake/open.js';
+import type { LakeLocation } from '../../src/lake.js';
 import { tempDir } from './fixtures.js';
 
 /**

@@ -1,11 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
-import { IngestionService } from '../../src/telemetry/ingestion/service.js';
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import { TelemetrySink } from '../../src/telemetry/sink/sink.js';
-import type { DropEvent } from '../../src/telemetry/sink/stats.js';
-import { type Block, encodeBlock } from '../../src/telemetry/wire/index.js';
+import { type IngestionServer, IngestionService, startIngestionServer } from '../../src/ingestion.js';
+import { Lake } from '../../src/lake.js';
+import { type DropEvent, TelemetrySink } from '../../src/sink.js';
+import { type Block, encodeBlock } from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { freePort } from './http-helpers.js';
 

@@ -1,9 +1,9 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/telemetry/wire/index.js';
+import { startIngestionServer } from '../../src/ingestion.js';
+import { Lake } from '../../src/lake.js';
+import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { freePort, get, post } from './http-helpers.js';
 import { POSTGRES_URL } from './services.js';

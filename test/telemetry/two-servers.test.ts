@@ -1,12 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import {
-  type Block,
-  encodeBlock,
-  encodeProcessInfo,
-  encodeStreamInfo,
-} from '../../src/telemetry/wire/index.js';
+import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
+import { Lake } from '../../src/lake.js';
+import { type Block, encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream } from './fixtures.js';
 import { post } from './http-helpers.js';
 import { scaleOutLocation, startS3, uniqueSchema } from './services.js';

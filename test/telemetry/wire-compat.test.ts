@@ -7,7 +7,7 @@ import {
   decodeStreamInfo,
   decompressPart,
   encodeBlock,
-} from '../../src/telemetry/wire/index.js';
+} from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream } from './fixtures.js';
 
 /**

@@ -1,6 +1,6 @@
 import { Encoder, encode, Tag } from 'cbor-x';
 import { describe, expect, it } from 'vitest';
-import { WireFormatError } from '../../src/telemetry/errors.js';
+import type { LayoutDescription } from '../../src/index.js';
 import { answerFor, MAX_ERROR_MESSAGE } from '../../src/telemetry/ingestion/status.js';
 import {
   decodeBlock,
@@ -8,8 +8,8 @@ import {
   decodeStreamInfo,
   encodeBlock,
   encodeStreamInfo,
-  type LayoutDescription,
-} from '../../src/telemetry/wire/index.js';
+  WireFormatError,
+} from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream } from './fixtures.js';
 
 /** Plain CBOR as dorsal writes it (no typed-array tags, no records). */

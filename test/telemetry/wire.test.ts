@@ -1,7 +1,7 @@
 import { encode } from 'cbor-x';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { WireFormatError, WireVersionError } from '../../src/telemetry/errors.js';
+import { encodePayloadBlob } from '../../src/telemetry/wire/index.js';
 import {
   decodeBlock,
   decodePayload,
@@ -9,7 +9,6 @@ import {
   decodeStreamInfo,
   decompressPart,
   encodeBlock,
-  encodePayloadBlob,
   encodeProcessInfo,
   encodeStreamInfo,
   formatRfc3339Ns,
@@ -17,7 +16,9 @@ import {
   rfc3339ToEpochNs,
   validateLayout,
   WIRE_FORMAT_VERSION,
-} from '../../src/telemetry/wire/index.js';
+  WireFormatError,
+  WireVersionError,
+} from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream } from './fixtures.js';
 
 const raw = (value: unknown): Uint8Array => encode(value);

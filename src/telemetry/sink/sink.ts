@@ -1,5 +1,5 @@
 import { DorsalError } from '../../errors.js';
-import { IngestionService } from '../ingestion/service.js';
+import type { IngestionService } from '../ingestion/service.js';
 import {
   type Block,
   decodeBlock,
@@ -95,9 +95,9 @@ export class TelemetrySink {
             maxSockets: options.maxInFlight ?? 3,
             ...(options.key === undefined ? {} : { key: options.key }),
           })
-        : target instanceof IngestionService
-          ? new InProcessTransport(target)
-          : target;
+        : isTransport(target)
+          ? target
+          : new InProcessTransport(target);
     this.maxBufferBytes = options.maxBufferBytes ?? 64 * 1024 * 1024;
     this.maxInFlight = options.maxInFlight ?? 3;
     this.records.set(options.process.processId.toLowerCase(), {
@@ -372,4 +372,13 @@ export class TelemetrySink {
       return undefined;
     }
   }
+}
+
+/**
+ * Tells a transport from an ingestion service by shape: `instanceof IngestionService` would make
+ * the sink import the service, and with it the lake and its database drivers, into every process
+ * that ships telemetry over HTTP.
+ */
+function isTransport(target: IngestionService | SinkTransport): target is SinkTransport {
+  return typeof (target as Partial<SinkTransport>).send === 'function';
 }

@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { runTsxChild } from './helpers/child.js';
+
+const repo = new URL('../', import.meta.url);
+const read = (path: string) => readFileSync(new URL(path, repo), 'utf8');
+
+/** What the test harness loads into the child itself (`--import tsx`). */
+const HARNESS = ['esbuild', 'tsx'];
+/** Database drivers, the AWS SDK, the worker pool: never in `import 'dorsal'`. */
+const LAKE_PACKAGES = ['@aws-sdk/client-s3', 'better-sqlite3', 'pg', 'piscina'];
+/** The wire format's encoders: in `dorsal/wire` and `dorsal/sink`, never in `import 'dorsal'`. */
+const WIRE_PACKAGES = ['cbor-x', 'lz4-napi'];
+
+/** The subpath entries, from package.json: specifier → source file. */
+function entries(): Map<string, string> {
+  const pkg = JSON.parse(read('package.json')) as {
+    exports: Record<string, string | { types: string; import: string }>;
+  };
+  const map = new Map<string, string>();
+  for (const [key, target] of Object.entries(pkg.exports)) {
+    if (typeof target === 'string') continue;
+    const built = /^\.\/dist\/(src\/[a-z-]+)\.js$/.exec(target.import);
+    expect(built, `${key} points into dist/src`).not.toBeNull();
+    expect(target.types).toBe(`./dist/${built![1]}.d.ts`);
+    map.set(key === '.' ? 'dorsal' : `dorsal/${key.slice(2)}`, `${built![1]}.ts`);
+  }
+  return map;
+}
+
+/** The names an entry file exports (`type X` for a type), read from its explicit export lists. */
+function exportedNames(source: string): { values: Set<string>; types: Set<string> } {
+  const values = new Set<string>();
+  const types = new Set<string>();
+  for (const [, typeOnly, list] of source.matchAll(/export (type )?\{([^}]*)\} from/g)) {
+    for (const item of list!
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
+      // `type Name`, `Name`, `Name as Alias`: what a caller imports is the last word.
+      const name = item.split(/\s+/).at(-1)!;
+      (typeOnly !== undefined || item.startsWith('type ') ? types : values).add(name);
+    }
+  }
+  return { values, types };
+}
+
+describe('the public face', () => {
+  it("import 'dorsal' loads no npm package; the sink and wire format load no lake; the detection sees each one", async () => {
+    const { out, code } = await runTsxChild(
+      [
+        'test/fixtures/loaded-packages.ts',
+        'src/index.ts',
+        'src/wire.ts,src/sink.ts',
+        `src/lake.ts,src/ingestion.ts,piscina`,
+      ],
+      60_000,
+    );
+    expect(code).toBe(0);
+    const [root, light, heavy] = out
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { packages: string[] }).packages);
+    // The spine, the actors and the queues need no package: only the harness is there.
+    expect(root!.filter((name) => !HARNESS.includes(name))).toEqual([]);
+    expect(light!.filter((name) => LAKE_PACKAGES.includes(name))).toEqual([]);
+    expect(light).toEqual(expect.arrayContaining(WIRE_PACKAGES));
+    // The same detection sees every heavy package once it is loaded (ES modules and CommonJS).
+    expect(heavy).toEqual(expect.arrayContaining([...LAKE_PACKAGES, ...WIRE_PACKAGES]));
+  });
+
+  it('package.json exports the root and the telemetry subpaths, each an explicit list of names, disjoint', async () => {
+    const map = entries();
+    expect([...map.keys()].sort()).toEqual(
+      ['dorsal', 'dorsal/ingestion', 'dorsal/lake', 'dorsal/sink', 'dorsal/wire'].sort(),
+    );
+    const seen = new Map<string, string>();
+    for (const [specifier, file] of map) {
+      const source = read(file);
+      expect(source, `${file} names every export`).not.toMatch(/export \*/);
+      const { values } = exportedNames(source);
+      const module = (await import(new URL(file, repo).href)) as Record<string, unknown>;
+      expect(Object.keys(module).sort(), `${file}: its runtime exports are its listed names`).toEqual(
+        [...values].sort(),
+      );
+      for (const name of values) {
+        expect(module[name], `${specifier} exports ${name}`).toBeDefined();
+        // The root shares no name with a subpath: the wire format and the lake stay off it.
+        if (seen.has(name)) expect.fail(`${name} is exported by ${seen.get(name)} and ${specifier}`);
+        seen.set(name, specifier);
+      }
+    }
+  });
+
+  it('every name the README imports from dorsal exists where it says', async () => {
+    const map = entries();
+    const readme = read('README.md');
+    const imports = [...readme.matchAll(/^import (type )?\{([^}]*)\} from '(dorsal[^']*)';(?: *\/\/.*)?$/gm)];
+    // Every import of dorsal in the README is one of these, checked below.
+    expect(imports.length).toBe(readme.match(/ from 'dorsal[^']*'/g)?.length);
+    const specifiers = new Set(imports.map((match) => match[3]!));
+    expect([...specifiers].sort()).toEqual(['dorsal', 'dorsal/lake', 'dorsal/sink', 'dorsal/wire']);
+    for (const [, typeOnly, list, specifier] of imports) {
+      const file = map.get(specifier!);
+      expect(file, `${specifier} is in package.json exports`).toBeDefined();
+      const { values, types } = exportedNames(read(file!));
+      const module = (await import(new URL(file!, repo).href)) as Record<string, unknown>;
+      for (const item of list!
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
+        const type = typeOnly !== undefined || item.startsWith('type ');
+        const name = item.replace(/^type /, '');
+        if (type) expect(types.has(name) || values.has(name), `${specifier} exports type ${name}`).toBe(true);
+        else expect(module[name], `${specifier} exports ${name}`).toBeDefined();
+      }
+    }
+  });
+});

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, System } from '../../src/index.js';
+import { checkOptionNames } from '../../src/options.js';
+import { spine } from '../fixtures/actors/spine.js';
+
+const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+
+/** The ConfigError thrown by `fn`, or a failure if it throws something else or nothing. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('expected a ConfigError, nothing was thrown');
+}
+
+describe('an unknown option is a ConfigError naming it', () => {
+  it('new System refuses an unknown option, and an unknown one inside spine: {...}', () => {
+    const misspelt = configError(() => new System(spine, { drainTimeout: 100 } as never));
+    expect(misspelt.code).toBe('DORSAL_CONFIG');
+    expect(misspelt.message).toMatch(
+      /unknown System option 'drainTimeout' \(did you mean 'drainTimeoutMs'\?\); known: spine, drainTimeoutMs, exitTimeoutMs, persist/,
+    );
+    expect(configError(() => new System(spine, { persits: { data: 'x' } } as never)).message).toMatch(
+      /'persits' \(did you mean 'persist'\?\)/,
+    );
+    expect(configError(() => new System(spine, { spine: { core: 2 } } as never)).message).toMatch(
+      /unknown System option 'spine\.core' \(did you mean 'spine\.cores'\?\); known: spine\.timingCapacity, spine\.maxConsumers, spine\.poisonTimeoutMs, spine\.cores/,
+    );
+    // Nothing near enough: no guess, still the name and the list.
+    expect(configError(() => new System(spine, { verbose: true } as never)).message).toBe(
+      "unknown System option 'verbose'; known: spine, drainTimeoutMs, exitTimeoutMs, persist",
+    );
+    expect(configError(() => new System(spine, { spine: 4 } as never)).message).toBe(
+      "System option 'spine' must be an object, got 4",
+    );
+    expect(configError(() => new System(spine, null as never)).message).toBe(
+      'System options must be an object, got null',
+    );
+  });
+
+  it('new System takes every option it declares; persist is checked by the persister (test/telemetry/persist.test.ts)', () => {
+    const system = new System(spine, {
+      spine: { timingCapacity: 1 << 10, maxConsumers: 8, poisonTimeoutMs: 500, cores: 2 },
+      drainTimeoutMs: 1000,
+      exitTimeoutMs: 1000,
+      persist: { data: './never-used' },
+    });
+    expect(system.spine.names).toEqual(spine.names);
+    // An explicit undefined is a known option left unset, not an unknown one.
+    expect(() => new System(spine, { spine: undefined, persist: undefined })).not.toThrow();
+  });
+
+  it('spawn refuses an unknown option, registering nothing', () => {
+    const system = new System(spine);
+    expect(
+      configError(() => system.spawn(fixture('feed'), { thraed: 'io', args: { count: 1 } } as never)).message,
+    ).toBe("unknown spawn option 'thraed' (did you mean 'thread'?); known: thread, args, restarts, wait");
+    expect(configError(() => system.spawn(fixture('feed'), { Wait: 'blocking' } as never)).message).toMatch(
+      /'Wait' \(did you mean 'wait'\?\)/,
+    );
+    expect(configError(() => system.spawn(fixture('feed'), [] as never)).message).toBe(
+      'spawn options must be an object, got an array',
+    );
+    // Every declared option is taken; the refused calls registered nothing.
+    expect(system.spawn(fixture('feed'), { thread: 't', args: {}, restarts: 0, wait: 'blocking' }).id).toBe(
+      0,
+    );
+  });
+
+  it('run refuses an unknown option before starting anything', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('feed'), { args: { count: 1 } });
+    await expect(system.run({ seconds: 0.1, drainTimeoutMs: 10 } as never)).rejects.toThrow(
+      /unknown run option 'drainTimeoutMs'; known: seconds/,
+    );
+    expect(system.liveThreads).toEqual([]);
+  });
+
+  it('a name every object inherits (toString, constructor) is still unknown', () => {
+    const known = { seconds: true } as const;
+    for (const name of ['toString', 'constructor', 'hasOwnProperty']) {
+      expect(configError(() => checkOptionNames({ [name]: 1 }, known, 'run option')).message).toMatch(
+        new RegExp(`unknown run option '${name}'`),
+      );
+    }
+    expect(() => checkOptionNames({ seconds: 1 }, known, 'run option')).not.toThrow();
+  });
+});
