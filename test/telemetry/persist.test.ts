@@ -283,7 +283,7 @@ describe('the persister', () => {
 
   it('refuses a persist option of the wrong shape when the system is made, naming it', () => {
     const bad = [
-      [{ dat: './x' }, /unknown persist option 'dat'/],
+      [{ dat: './x' }, /unknown System option 'persist.dat' \(did you mean 'persist.data'\?\)/],
       [{}, /exactly one of 'data'/],
       [{ data: './x', url: 'http://127.0.0.1:1' }, /exactly one of 'data'/],
       [{ url: 'ftp://x' }, /http\(s\) URL/],

@@ -1,21 +1,20 @@
 import type { PersistOptions } from '../../actors/index.js';
 import { ConfigError } from '../../errors.js';
+import { checkOptionNames, type OptionNames } from '../../options.js';
 
-const KNOWN = ['data', 'url', 'key', 'blockBytes', 'blockMs', 'flushTimeoutMs'] as const;
+const PERSIST_OPTIONS = {
+  data: true,
+  url: true,
+  key: true,
+  blockBytes: true,
+  blockMs: true,
+  flushTimeoutMs: true,
+} as const satisfies OptionNames<PersistOptions>;
 
 /** Refuses a `persist` option of the wrong shape, naming what is wrong. */
 export function checkPersistOptions(value: unknown): PersistOptions {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ConfigError(
-      `system option 'persist' must be an object like { data: './dorsal-data' } or { url: 'http://127.0.0.1:8081' }, got ${String(value)}`,
-    );
-  }
+  checkOptionNames(value, PERSIST_OPTIONS, 'System option', 'persist');
   const options = value as Record<string, unknown>;
-  for (const key of Object.keys(options)) {
-    if (!(KNOWN as readonly string[]).includes(key)) {
-      throw new ConfigError(`unknown persist option '${key}' (known: ${KNOWN.join(', ')})`);
-    }
-  }
   const { data, url, key } = options;
   if ((data === undefined) === (url === undefined)) {
     throw new ConfigError(
