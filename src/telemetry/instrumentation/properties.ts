@@ -1,0 +1,113 @@
+import { utf8Length } from '../../queues/codec.js';
+import {
+  type LogEvent,
+  LogFlags,
+  MAX_PROPERTIES,
+  MAX_TEXT_BYTES,
+  MAX_TEXT_PROPERTIES,
+  PropertyType,
+} from './events.js';
+import type { Properties } from './log-writer.js';
+import type { StringInterner } from './string-table.js';
+
+/**
+ * Fills the property fields of `out` from `properties`: each key interned, each value stored by
+ * type. Bounded: the first 4 properties, at most 2 of them strings; the rest are left out and
+ * the event says so (`flags`). Returns false if a key could not be interned (the caller drops
+ * the event and counts it).
+ *
+ * String values are inline, not interned: a value is data (an order id, an error's text), often
+ * of unbounded variety, and would fill the thread's append-only table, after which every event
+ * with a new string would be dropped. Inline, a value costs its bytes in this event only and no
+ * lookup; it is cut at 48 bytes. Keys are interned: they are as static as the template.
+ *
+ * The slots are filled through a switch, not by computed names (`'key' + i`), which would
+ * allocate a string per property.
+ */
+export function writeProperties(
+  strings: StringInterner,
+  out: LogEvent,
+  properties: Properties | undefined,
+): boolean {
+  let n = 0;
+  let texts = 0;
+  let flags = 0;
+  if (properties !== undefined && properties !== null) {
+    for (const key in properties) {
+      if (n === MAX_PROPERTIES) {
+        flags |= LogFlags.PROPERTIES_LEFT_OUT;
+        break;
+      }
+      const value = properties[key];
+      let type: number;
+      let number: number;
+      if (typeof value === 'number') {
+        type = PropertyType.NUMBER;
+        number = value;
+      } else if (typeof value === 'boolean') {
+        type = PropertyType.BOOLEAN;
+        number = value ? 1 : 0;
+      } else if (typeof value === 'string' && texts < MAX_TEXT_PROPERTIES) {
+        type = PropertyType.STRING;
+        number = texts;
+        const text = fitText(value);
+        if (text !== value) flags |= LogFlags.TEXT_CUT;
+        if (texts++ === 0) out.text0 = text;
+        else out.text1 = text;
+      } else {
+        flags |= LogFlags.PROPERTIES_LEFT_OUT;
+        continue;
+      }
+      const keyId = strings.intern(key);
+      if (keyId < 0) return false;
+      setProperty(out, n++, keyId, type, number);
+    }
+  }
+  while (n < MAX_PROPERTIES) setProperty(out, n++, 0, PropertyType.NONE, 0);
+  if (texts < 1) out.text0 = '';
+  if (texts < 2) out.text1 = '';
+  out.flags = flags;
+  return true;
+}
+
+function setProperty(out: LogEvent, slot: number, key: number, type: number, value: number): void {
+  switch (slot) {
+    case 0:
+      out.key0 = key;
+      out.type0 = type;
+      out.value0 = value;
+      return;
+    case 1:
+      out.key1 = key;
+      out.type1 = type;
+      out.value1 = value;
+      return;
+    case 2:
+      out.key2 = key;
+      out.type2 = type;
+      out.value2 = value;
+      return;
+    default:
+      out.key3 = key;
+      out.type3 = type;
+      out.value3 = value;
+  }
+}
+
+/** `text`, or its longest prefix of at most 48 UTF-8 bytes that ends on a whole character. */
+export function fitText(text: string): string {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: a short string fits without being measured.
+  if (text.length * 3 <= MAX_TEXT_BYTES) return text;
+  if (text.length <= MAX_TEXT_BYTES && utf8Length(text) <= MAX_TEXT_BYTES) return text;
+  let bytes = 0;
+  let end = 0;
+  while (end < text.length) {
+    const c = text.charCodeAt(end);
+    const pair = c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(end + 1) & 0xfc00) === 0xdc00;
+    const size = c < 0x80 ? 1 : c < 0x800 ? 2 : pair ? 4 : 3;
+    if (bytes + size > MAX_TEXT_BYTES) break;
+    bytes += size;
+    end += pair ? 2 : 1;
+  }
+  return text.slice(0, end);
+}
