@@ -15,6 +15,11 @@ export async function startEmitter(buffers?: ThreadBuffersDescriptor): Promise<W
   return worker;
 }
 
+/** An emitter that is expected to fail at start: the promise of its end (rejected with its error). */
+export function emitterEnd(buffers: ThreadBuffersDescriptor): Promise<number> {
+  return exited(startWorker(fixture('emitter'), { buffers }));
+}
+
 /** Runs a script in an emitter and resolves once it is done. */
 export async function run(worker: Worker, script: ScriptName, args: ScriptArgs): Promise<EmitterDone> {
   const done = messageOfType<EmitterDone>(worker, 'done');

@@ -120,6 +120,8 @@ export function encodeStringEntries(strings: StringTableReader, ids: Iterable<nu
   sorted.forEach((id, i) => {
     entry.id = id;
     entry.text = strings.text(id);
+    // check() measures the string, which write() then copies: it must come first.
+    codec.check(entry);
     codec.write(i * StringEntry.size, entry);
   });
   return new Uint8Array(buffer);
