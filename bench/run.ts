@@ -5,6 +5,8 @@
  *   raw Atomics, MessagePort, BroadcastChannel and ringbuf.js measured in the same run;
  * - spine: the cost of tracking per hop, and a 3-hop pipeline end to end (tracked actors, bare
  *   queues, MessagePort) with HDR percentiles;
+ * - instrumentation: one log, metric or span in the calling thread, against pino writing the
+ *   same line and a bare SharedArrayBuffer write;
  * - ingest: telemetry blocks stored into the lake, embedded and over HTTP.
  * Every row carries its ratio against a baseline from the same run, and its target where the
  * issue sets one, met or not. Results go to bench/results/latest.json and latest.md.
@@ -13,13 +15,14 @@
  *      `npm run bench -- --only queue` (one group). Run nothing else meanwhile: 2 cores.
  */
 import { ingestBench } from './ingest.js';
+import { instrumentationBench } from './instrumentation.js';
 import { queueBench } from './queue.js';
 import { describeMachine, machineLine, markdownTable, writeResults } from './report.js';
 import { spineBench } from './spine.js';
 import type { BenchRow, BenchSection } from './types.js';
 
 /** The sections, in the order they run. A new section goes here (e.g. the spine's, after queue). */
-const SECTIONS: readonly BenchSection[] = [queueBench, spineBench, ingestBench];
+const SECTIONS: readonly BenchSection[] = [queueBench, spineBench, instrumentationBench, ingestBench];
 
 function parseArgs(argv: readonly string[]): { quick: boolean; only: string | undefined } {
   const at = argv.indexOf('--only');
