@@ -1,6 +1,5 @@
 import { threadWriter } from './binding.js';
 import type { Logger } from './logger.js';
-import { writeProperties } from './properties.js';
 
 /** A property's value: numbers and booleans are stored as numbers, strings inline (≤ 48 bytes). */
 export type PropertyValue = number | boolean | string;
@@ -40,7 +39,7 @@ export function writeLog(logger: Logger, level: number, template: string, proper
   out.level = level;
   out.target = targetId;
   out.template = templateId;
-  if (!writeProperties(strings, out, properties)) {
+  if (!writer.properties.write(properties)) {
     strings.countDroppedForString();
     return;
   }

@@ -21,8 +21,8 @@ export function intMetric(name: string, value: number, unit = ''): void {
 function writeMetric(name: string, value: number, unit: string, kind: number): void {
   const writer = threadWriter();
   const strings = writer.strings;
-  const nameId = strings.intern(name);
-  const unitId = strings.intern(unit);
+  const nameId = writer.metricName.of(strings, name);
+  const unitId = writer.metricUnit.of(strings, unit);
   if (nameId < 0 || unitId < 0) {
     strings.countDroppedForString();
     return;

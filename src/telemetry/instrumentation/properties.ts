@@ -1,4 +1,5 @@
 import { utf8Length } from '../../queues/codec.js';
+import { CachedId } from './cached-id.js';
 import {
   type LogEvent,
   LogFlags,
@@ -11,63 +12,83 @@ import type { Properties } from './log-writer.js';
 import type { StringInterner } from './string-table.js';
 
 /**
- * Fills the property fields of `out` from `properties`: each key interned, each value stored by
- * type. Bounded: the first 4 properties, at most 2 of them strings; the rest are left out and
- * the event says so (`flags`). Returns false if a key could not be interned (the caller drops
- * the event and counts it).
+ * Fills the property fields of a thread's reused log event: each key interned, each value
+ * stored by type. Bounded: the first 4 properties, at most 2 of them strings; the rest are left
+ * out and the event says so (`flags`).
  *
  * String values are inline, not interned: a value is data (an order id, an error's text), often
  * of unbounded variety, and would fill the thread's append-only table, after which every event
  * with a new string would be dropped. Inline, a value costs its bytes in this event only and no
  * lookup; it is cut at 48 bytes. Keys are interned: they are as static as the template.
  *
- * The slots are filled through a switch, not by computed names (`'key' + i`), which would
- * allocate a string per property.
+ * The event is reused, so only the slots the previous entry filled are cleared (an entry with no
+ * properties after one with none touches no property field). Slots are filled through a switch,
+ * not by computed names (`'key' + i`), which would allocate a string per property.
  */
-export function writeProperties(
-  strings: StringInterner,
-  out: LogEvent,
-  properties: Properties | undefined,
-): boolean {
-  let n = 0;
-  let texts = 0;
-  let flags = 0;
-  if (properties !== undefined && properties !== null) {
-    for (const key in properties) {
-      if (n === MAX_PROPERTIES) {
-        flags |= LogFlags.PROPERTIES_LEFT_OUT;
-        break;
-      }
-      const value = properties[key];
-      let type: number;
-      let number: number;
-      if (typeof value === 'number') {
-        type = PropertyType.NUMBER;
-        number = value;
-      } else if (typeof value === 'boolean') {
-        type = PropertyType.BOOLEAN;
-        number = value ? 1 : 0;
-      } else if (typeof value === 'string' && texts < MAX_TEXT_PROPERTIES) {
-        type = PropertyType.STRING;
-        number = texts;
-        const text = fitText(value);
-        if (text !== value) flags |= LogFlags.TEXT_CUT;
-        if (texts++ === 0) out.text0 = text;
-        else out.text1 = text;
-      } else {
-        flags |= LogFlags.PROPERTIES_LEFT_OUT;
-        continue;
-      }
-      const keyId = strings.intern(key);
-      if (keyId < 0) return false;
-      setProperty(out, n++, keyId, type, number);
-    }
+export class PropertyWriter {
+  private readonly strings: StringInterner;
+  private readonly out: LogEvent;
+  /** The last key of each slot and its id. */
+  private readonly keys: readonly CachedId[] = [
+    new CachedId(),
+    new CachedId(),
+    new CachedId(),
+    new CachedId(),
+  ];
+  /** Slots and inline texts the event's fields hold from the previous entry. */
+  private slots = 0;
+  private texts = 0;
+
+  constructor(strings: StringInterner, out: LogEvent) {
+    this.strings = strings;
+    this.out = out;
   }
-  while (n < MAX_PROPERTIES) setProperty(out, n++, 0, PropertyType.NONE, 0);
-  if (texts < 1) out.text0 = '';
-  if (texts < 2) out.text1 = '';
-  out.flags = flags;
-  return true;
+
+  /** Fills the fields from `properties`; false if a key could not be interned (drop the entry). */
+  write(properties: Properties | undefined): boolean {
+    const out = this.out;
+    let n = 0;
+    let texts = 0;
+    let flags = 0;
+    if (properties !== undefined && properties !== null) {
+      for (const key in properties) {
+        if (n === MAX_PROPERTIES) {
+          flags |= LogFlags.PROPERTIES_LEFT_OUT;
+          break;
+        }
+        const value = properties[key];
+        let type: number;
+        let number: number;
+        if (typeof value === 'number') {
+          type = PropertyType.NUMBER;
+          number = value;
+        } else if (typeof value === 'boolean') {
+          type = PropertyType.BOOLEAN;
+          number = value ? 1 : 0;
+        } else if (typeof value === 'string' && texts < MAX_TEXT_PROPERTIES) {
+          type = PropertyType.STRING;
+          number = texts;
+          const text = fitText(value);
+          if (text !== value) flags |= LogFlags.TEXT_CUT;
+          if (texts++ === 0) out.text0 = text;
+          else out.text1 = text;
+        } else {
+          flags |= LogFlags.PROPERTIES_LEFT_OUT;
+          continue;
+        }
+        const keyId = this.keys[n]!.of(this.strings, key);
+        if (keyId < 0) return false;
+        setProperty(out, n++, keyId, type, number);
+      }
+    }
+    for (let slot = n; slot < this.slots; slot++) setProperty(out, slot, 0, PropertyType.NONE, 0);
+    if (texts < 1 && this.texts > 0) out.text0 = '';
+    if (texts < 2 && this.texts > 1) out.text1 = '';
+    this.slots = n;
+    this.texts = texts;
+    out.flags = flags;
+    return true;
+  }
 }
 
 function setProperty(out: LogEvent, slot: number, key: number, type: number, value: number): void {

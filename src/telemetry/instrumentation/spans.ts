@@ -43,7 +43,7 @@ export function span<T>(name: string, fn: () => T): T {
 export function beginSpan(name: string): number {
   const writer = threadWriter();
   const strings = writer.strings;
-  const nameId = strings.intern(name);
+  const nameId = writer.spanName.of(strings, name);
   if (nameId < 0) {
     strings.countDroppedForString();
     return 0;

@@ -2,9 +2,11 @@ import { threadId } from 'node:worker_threads';
 import { ConfigError } from '../../errors.js';
 import { type QueueProducer, SeqlockQueue } from '../../queues/index.js';
 import { Clock } from '../../spine/clock.js';
+import { CachedId } from './cached-id.js';
 import { adoptProcessContext } from './context.js';
 import type { ThreadBuffersDescriptor } from './descriptor.js';
 import { LogEvent, MetricEvent, SpanEvent } from './events.js';
+import { PropertyWriter } from './properties.js';
 import { StringInterner } from './string-table.js';
 
 /** Spans open at once on one thread; a span begun deeper is not recorded (and counted). */
@@ -30,6 +32,12 @@ export class ThreadWriter {
   readonly logOut: LogEvent = LogEvent.create();
   readonly metricOut: MetricEvent = MetricEvent.create();
   readonly spanOut: SpanEvent = SpanEvent.create();
+  /** The last strings each call site interned (see CachedId), with this table's ids. */
+  readonly metricName = new CachedId();
+  readonly metricUnit = new CachedId();
+  readonly spanName = new CachedId();
+  /** Fills `logOut`'s property fields. */
+  readonly properties: PropertyWriter;
   /** The open spans, innermost last: their ids and name ids. */
   readonly spanIds = new Float64Array(MAX_SPAN_DEPTH);
   readonly spanNames = new Uint32Array(MAX_SPAN_DEPTH);
@@ -60,6 +68,7 @@ export class ThreadWriter {
       });
     }
     this.clock = new Clock(descriptor.clockBaseNs);
+    this.properties = new PropertyWriter(this.strings, this.logOut);
     // Every span id opens with a begin event: after a restart, ids resume past every one given.
     this.lastSpanId = spans.stats().published;
   }
