@@ -102,14 +102,15 @@ export async function measureInstrumentation(quick: boolean): Promise<TaskResult
           // 64-byte slots: the version word, then t and a value (Float64 1 and 2), then three ids.
           const slot = k & 4095;
           const version = (k++ >>> 12) * 2 + 2;
-          // The seqlock's orderings as dorsal's producer makes them (src/queues/memory-order.ts):
-          // an SC exchange to the odd version, plain payload stores, an SC store of the done one.
+          // The seqlock's orderings as dorsal's producer makes them (src/queues/memory-order.ts).
+          // SC exchange to the odd version: no reader's copy can read the stores that follow.
           Atomics.exchange(slotWords, slot << 4, version - 1);
           slotDoubles[(slot << 3) + 1] = clock.now();
           slotDoubles[(slot << 3) + 2] = i;
           slotWords[(slot << 4) + 6] = 3;
           slotWords[(slot << 4) + 7] = 5;
           slotWords[(slot << 4) + 8] = 4;
+          // SC store of the done version: the payload stores happen-before a reader's SC load of it.
           Atomics.store(slotWords, slot << 4, version);
         }
       }),

@@ -122,11 +122,13 @@ export class LevelTable {
     }
     try {
       if (target === '*') {
-        // SC stores: a reader's plain load sees them soon after; an SC load (`threshold`) at once.
+        // SC store of the default: an SC load (`threshold`) sees it at once, a logger's plain load soon.
         Atomics.store(this.thresholds, 0, threshold);
         const count = this.count();
         for (let slot = 1; slot < count; slot++) {
-          if (this.i32[this.explicitAt + slot] === 0) Atomics.store(this.thresholds, slot, threshold);
+          if (this.i32[this.explicitAt + slot] !== 0) continue;
+          // SC store of a target that follows the default: seen as the default's is.
+          Atomics.store(this.thresholds, slot, threshold);
         }
         return;
       }

@@ -10,7 +10,8 @@ import { type Properties, writeLog } from './log-writer.js';
  *
  * The load is plain, not `Atomics.load`: it races with `setLevel` in another thread, which the
  * language allows (an aligned Int32 read is never torn; it returns some value stored there) and
- * which only delays when a new threshold is seen. An SC load would cost ~6 ns per call.
+ * which only delays when a new threshold is seen (the language even lets a compiler reuse one
+ * load across a loop that touches no other shared memory). An SC load would cost ~6 ns per call.
  *
  * @example
  * const log = logger('strategy');
