@@ -7,6 +7,8 @@
  *   queues, MessagePort) with HDR percentiles;
  * - persist: the pipeline with every message persisted: the rate sustained with nothing lost, and
  *   its latency with the persister on and off;
+ * - instrumentation: one log, metric or span in the calling thread, against pino writing the
+ *   same line and a bare SharedArrayBuffer write;
  * - ingest: telemetry blocks stored into the lake, embedded and over HTTP.
  * Every row carries its ratio against a baseline from the same run, and its target where the
  * issue sets one, met or not. Results go to bench/results/latest.json and latest.md.
@@ -15,6 +17,7 @@
  *      `npm run bench -- --only queue` (one group). Run nothing else meanwhile: 2 cores.
  */
 import { ingestBench } from './ingest.js';
+import { instrumentationBench } from './instrumentation.js';
 import { persistBench } from './persist.js';
 import { queueBench } from './queue.js';
 import { describeMachine, machineLine, markdownTable, writeResults } from './report.js';
@@ -22,7 +25,13 @@ import { spineBench } from './spine.js';
 import type { BenchRow, BenchSection } from './types.js';
 
 /** The sections, in the order they run. A new section goes here (e.g. the spine's, after queue). */
-const SECTIONS: readonly BenchSection[] = [queueBench, spineBench, persistBench, ingestBench];
+const SECTIONS: readonly BenchSection[] = [
+  queueBench,
+  spineBench,
+  persistBench,
+  instrumentationBench,
+  ingestBench,
+];
 
 function parseArgs(argv: readonly string[]): { quick: boolean; only: string | undefined } {
   const at = argv.indexOf('--only');

@@ -1,0 +1,90 @@
+import type { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createThreadBuffers, levelOf, setLevel, type ThreadBuffersDescriptor } from '../../src/index.js';
+import { collect, run, startCollector, startEmitter, stop, stopCollector } from './threads.js';
+
+describe('levels per target, decided at the call site, set from any thread', () => {
+  let buffers: ThreadBuffersDescriptor;
+  let emitter: Worker;
+  let collector: Worker;
+
+  beforeAll(async () => {
+    buffers = createThreadBuffers({ name: 'levels' });
+    emitter = await startEmitter(buffers);
+    collector = await startCollector([buffers]);
+  });
+
+  afterAll(async () => {
+    await stop(emitter);
+    await stopCollector(collector);
+  });
+
+  const read = async () => (await collect(collector))[0]!;
+
+  it('a filtered-out level records nothing: no event, not even its strings', async () => {
+    await run(emitter, 'debugs', { tag: 'quiet', count: 100 });
+    const thread = await read();
+    expect(thread.logs).toEqual([]);
+    expect(thread.strings).not.toContain('debug entry');
+    expect(thread.strings).not.toContain('i');
+    expect(thread.dropped).toEqual({ strings: 0, depth: 0 });
+  });
+
+  it('a level set in the main thread takes effect in a worker, and one set there in the main thread', async () => {
+    // The worker's logger of 'loud' exists before the level changes: it sees the change.
+    await run(emitter, 'debugs', { tag: 'loud', count: 1 });
+    expect((await read()).logs).toEqual([]);
+    setLevel('loud', 'debug');
+    await run(emitter, 'debugs', { tag: 'loud', count: 3 });
+    expect((await read()).logs.map((l) => [l.level, l.target, l.properties.i])).toEqual([
+      ['debug', 'loud', 0],
+      ['debug', 'loud', 1],
+      ['debug', 'loud', 2],
+    ]);
+    await run(emitter, 'setLevelOf', { tag: 'from-worker', level: 'trace' });
+    expect(levelOf('from-worker')).toBe('trace');
+    expect(levelOf('never-set')).toBe('info');
+  });
+
+  it('each level records up to its threshold; off records nothing, not even fatal', async () => {
+    const levelsOf = async (target: string) => {
+      await run(emitter, 'everyLevel', { tag: target });
+      return (await read()).logs.map((l) => l.level);
+    };
+    setLevel('errors-only', 'error');
+    expect(await levelsOf('errors-only')).toEqual(['fatal', 'error']);
+    setLevel('all', 'trace');
+    expect(await levelsOf('all')).toEqual(['fatal', 'error', 'warn', 'info', 'debug', 'trace']);
+    setLevel('silent', 'off');
+    expect(await levelsOf('silent')).toEqual([]);
+    expect(await levelsOf('untouched')).toEqual(['fatal', 'error', 'warn', 'info']);
+  });
+
+  it("the default ('*') moves every target not set by name, and only those", async () => {
+    setLevel('kept', 'debug');
+    setLevel('*', 'warn');
+    try {
+      expect(levelOf('*')).toBe('warn');
+      expect(levelOf('untouched')).toBe('warn');
+      expect(levelOf('kept')).toBe('debug');
+      await run(emitter, 'everyLevel', { tag: 'untouched' });
+      await run(emitter, 'everyLevel', { tag: 'kept' });
+      expect((await read()).logs.map((l) => `${l.target}:${l.level}`)).toEqual([
+        'untouched:fatal',
+        'untouched:error',
+        'untouched:warn',
+        'kept:fatal',
+        'kept:error',
+        'kept:warn',
+        'kept:info',
+        'kept:debug',
+      ]);
+    } finally {
+      setLevel('*', 'info');
+    }
+  });
+
+  it('an unknown level is refused with a ConfigError naming the known ones', () => {
+    expect(() => setLevel('x', 'verbose' as never)).toThrow(/unknown log level 'verbose'.*trace/);
+  });
+});

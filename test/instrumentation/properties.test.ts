@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { intMetric, LogFlags, logger, MAX_STRING_BYTES, metric, span } from '../../src/index.js';
+import { freshBuffers } from './fresh.js';
+
+describe('what a log entry holds, and what it leaves out', () => {
+  it('the first 4 properties are kept; more are left out, and the entry says so', () => {
+    const fresh = freshBuffers();
+    logger('props').info('many', { a: 1, b: true, c: 'x', d: -2.5, e: 5 });
+    const [entry] = fresh.logs();
+    expect(entry!.properties).toEqual({ a: 1, b: true, c: 'x', d: -2.5 });
+    expect(entry!.flags).toBe(LogFlags.PROPERTIES_LEFT_OUT);
+  });
+
+  it('two string values are kept inline; a third, and values of other types, are left out', () => {
+    const fresh = freshBuffers();
+    const log = logger('props');
+    log.info('strings', { s1: 'one', s2: 'two', s3: 'three', n: 3 });
+    log.info('types', { o: {} as never, u: undefined as never, b: 1n as never, ok: false });
+    log.info('none');
+    const [strings, types, none] = fresh.logs();
+    expect(strings!.properties).toEqual({ s1: 'one', s2: 'two', n: 3 });
+    expect(strings!.flags).toBe(LogFlags.PROPERTIES_LEFT_OUT);
+    expect(types!.properties).toEqual({ ok: false });
+    expect(types!.flags).toBe(LogFlags.PROPERTIES_LEFT_OUT);
+    expect(none!.properties).toEqual({});
+    expect(none!.flags).toBe(0);
+  });
+
+  it('a string value over 48 bytes is cut on a whole character, and the entry says so', () => {
+    const fresh = freshBuffers();
+    const log = logger('props');
+    const cases = ['a'.repeat(60), 'é'.repeat(30), '€'.repeat(20), '😀'.repeat(13), 'x'.repeat(48)];
+    for (const text of cases) log.info('cut', { text });
+    const entries = fresh.logs();
+    expect(entries.map((e) => e.properties.text)).toEqual([
+      'a'.repeat(48),
+      'é'.repeat(24),
+      '€'.repeat(16),
+      '😀'.repeat(12),
+      'x'.repeat(48),
+    ]);
+    expect(entries.map((e) => e.flags)).toEqual([1, 1, 1, 1, 0].map((cut) => (cut ? LogFlags.TEXT_CUT : 0)));
+  });
+
+  it('an entry, metric or span whose name is over 250 bytes is dropped and counted', () => {
+    const fresh = freshBuffers();
+    const long = 'n'.repeat(MAX_STRING_BYTES + 1);
+    logger('props').info(long);
+    logger(long).info('fine template');
+    logger('props').info('fine', { [long]: 1 });
+    metric(long, 1);
+    span(long, () => undefined);
+    logger('props').info('n'.repeat(MAX_STRING_BYTES));
+    expect(fresh.reader.dropped.strings).toBe(5);
+    expect(fresh.logs().map((l) => l.template.length)).toEqual([MAX_STRING_BYTES]);
+    expect(fresh.metrics()).toEqual([]);
+    expect(fresh.spans()).toEqual([]);
+  });
+
+  it('metrics: a float as it is, an integer truncated toward zero, the unit empty by default', () => {
+    const fresh = freshBuffers();
+    metric('ratio', 0.75, 'fraction');
+    intMetric('items', -7.9);
+    intMetric('big', 2 ** 53);
+    expect(fresh.metrics().map(({ name, unit, value }) => [name, unit, value])).toEqual([
+      ['ratio', 'fraction', 0.75],
+      ['items', '', -7],
+      ['big', '', 2 ** 53],
+    ]);
+  });
+});
