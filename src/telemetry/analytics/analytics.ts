@@ -1,0 +1,238 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { LakeNotFoundError } from '../errors.js';
+import { Lake } from '../lake/lake.js';
+import type { LakeLocation } from '../lake/open.js';
+import type { ProcessRow } from '../lake/types.js';
+import { EtlPool } from './etl-pool.js';
+import { checkBound, messageOf, parseOne, QueryRefusedError, QueryTimeoutError } from './guard.js';
+import { LocalPartitionStore } from './local-partitions.js';
+import { type Materialized, materialize, type PartitionStore } from './partitions.js';
+import {
+  type QueryFunction,
+  type QueryResult,
+  type QueryScope,
+  resolveWindow,
+  type TimeWindow,
+} from './query.js';
+import { AnalyticsQuestions } from './questions.js';
+import { createViews } from './views.js';
+
+/** Options of `Analytics.open`. */
+export interface AnalyticsOptions {
+  /** The lake (or where it is). */
+  readonly lake: Lake | LakeLocation;
+  /** A local directory for partitions and DuckDB's work. */
+  readonly cacheDir: string;
+  /** Rows a query returns at most (default 10 000); more are cut off, and the answer says so. */
+  readonly maxRows?: number;
+  /** How long a query may run, in ms (default 30 000). */
+  readonly timeoutMs?: number;
+  /** Threads that decode blocks into partitions (default 1). */
+  readonly etlThreads?: number;
+  /** Where partitions are kept (default: in `cacheDir` only). */
+  readonly partitions?: PartitionStore;
+}
+
+/** Connections kept with their views, one per scope, at most. */
+const MAX_SESSIONS = 8;
+
+/** A connection whose views answer one scope, kept while the lake has nothing new for it. */
+interface Session {
+  readonly connection: DuckDBConnection;
+  /** What the views were made of: when it changes, the views are made again. */
+  fingerprint: string;
+  /** Queries on one connection run one after the other. */
+  tail: Promise<unknown>;
+}
+
+/**
+ * SQL over a lake, on DuckDB, embedded: the blocks become tables when a query needs them (just in
+ * time: decoded once into Parquet partitions, read from those afterwards), as micromegas does.
+ * The tables are described in `createViews`; `percentiles`, `tree` and `slowestTrees` answer the
+ * questions asked most.
+ *
+ * @example
+ * const analytics = await Analytics.open({ lake: { data: './dorsal-data' }, cacheDir: './dorsal-data/analytics' });
+ * const { rows } = await analytics.query('select actor, quantile_cont(latency_ns, 0.99) from timings group by 1');
+ * await analytics.close();
+ */
+export class Analytics extends AnalyticsQuestions {
+  readonly lake: Lake;
+  private readonly ownsLake: boolean;
+  private readonly store: PartitionStore;
+  private readonly scratch: string;
+  private readonly pool: EtlPool;
+  private readonly queryDb: DuckDBInstance;
+  private readonly maxRows: number;
+  private readonly timeoutMs: number;
+  /** One materialization at a time per process: a second query waits for the first's partitions. */
+  private readonly materializing = new Map<string, Promise<Materialized>>();
+  private readonly sessions = new Map<string, Session>();
+  private closed = false;
+
+  private constructor(
+    lake: Lake,
+    ownsLake: boolean,
+    store: PartitionStore,
+    pool: EtlPool,
+    queryDb: DuckDBInstance,
+    options: AnalyticsOptions,
+  ) {
+    super();
+    this.lake = lake;
+    this.ownsLake = ownsLake;
+    this.store = store;
+    this.scratch = join(options.cacheDir, 'scratch');
+    this.pool = pool;
+    this.queryDb = queryDb;
+    this.maxRows = options.maxRows ?? 10_000;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  static async open(options: AnalyticsOptions): Promise<Analytics> {
+    const ownsLake = !(options.lake instanceof Lake);
+    const lake = options.lake instanceof Lake ? options.lake : Lake.open(options.lake);
+    await lake.ready();
+    const cache = options.cacheDir;
+    mkdirSync(cache, { recursive: true });
+    const store = options.partitions ?? new LocalPartitionStore(cache);
+    // Queries: no file outside the partitions is readable, and nothing can change that.
+    const queryDb = await DuckDBInstance.create(':memory:');
+    const setup = await queryDb.connect();
+    await setup.run(`SET allowed_directories = ['${cache.replaceAll("'", "''")}']`);
+    await setup.run('SET enable_external_access = false');
+    await setup.run('SET lock_configuration = true');
+    setup.closeSync();
+    return new Analytics(lake, ownsLake, store, new EtlPool(options.etlThreads ?? 1), queryDb, options);
+  }
+
+  /**
+   * Runs one read-only statement over the analytics tables (see `createViews`), over one process
+   * or all, and rows of a time window or all. Refuses anything else with a `QueryRefusedError`
+   * saying why; stops at the time limit with a `QueryTimeoutError`.
+   */
+  readonly query: QueryFunction = async (sql, scope = {}) => {
+    if (this.closed) throw new QueryRefusedError('the analytics are closed');
+    const window = resolveWindow(scope);
+    // Refused before anything is decoded for it.
+    const parser = await this.queryDb.connect();
+    try {
+      await parseOne(parser, sql);
+    } finally {
+      parser.closeSync();
+    }
+    const processes =
+      scope.process === undefined ? await this.lake.processes() : [await this.process(scope.process)];
+    const materialized = await Promise.all(processes.map((p) => this.materialized(p.processId, window)));
+    const session = await this.session(processes, materialized, window);
+    const run = session.tail.then(() => this.run(session.connection, sql, scope));
+    session.tail = run.catch(() => {});
+    const answer = await run;
+    return { ...answer, decodedBlocks: materialized.reduce((n, m) => n + m.decodedBlocks, 0) };
+  };
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.sessions.values()].map((s) => s.tail));
+    for (const session of this.sessions.values()) session.connection.closeSync();
+    this.sessions.clear();
+    await Promise.allSettled(this.materializing.values());
+    await this.pool.close();
+    this.queryDb.closeSync();
+    if (this.ownsLake) await this.lake.close();
+  }
+
+  private async run(
+    connection: DuckDBConnection,
+    sql: string,
+    scope: QueryScope,
+  ): Promise<Omit<QueryResult, 'decodedBlocks'>> {
+    await checkBound(connection, sql);
+    const maxRows = scope.maxRows ?? this.maxRows;
+    const timeoutMs = scope.timeoutMs ?? this.timeoutMs;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      connection.interrupt();
+    }, timeoutMs);
+    try {
+      const reader = await connection.streamAndReadUntil(sql, maxRows + 1);
+      const rows = reader.getRowsJson();
+      const types = reader.columnTypes();
+      return {
+        columns: reader.columnNames().map((name, i) => ({ name, type: String(types[i]) })),
+        rows: rows.slice(0, maxRows),
+        truncated: rows.length > maxRows,
+      };
+    } catch (error) {
+      if (timedOut) throw new QueryTimeoutError(`the query ran past its time limit of ${timeoutMs} ms`);
+      throw new QueryRefusedError(messageOf(error), { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The connection for a scope, its views made again when what they are made of changed. */
+  private async session(
+    processes: readonly ProcessRow[],
+    materialized: readonly Materialized[],
+    window: TimeWindow,
+  ): Promise<Session> {
+    const ids = new Set(processes.map((p) => p.processId));
+    const streams = (await this.lake.streams()).filter((s) => ids.has(s.processId));
+    const blocks = (
+      await Promise.all(processes.map((p) => this.lake.blocks({ processId: p.processId })))
+    ).flat();
+    const key = `${[...ids].sort().join(',')}|${window.beginNs ?? ''}|${window.endNs ?? ''}`;
+    const fingerprint = JSON.stringify([
+      processes.map((p) => p.processId),
+      streams.length,
+      blocks.length,
+      materialized.map((m) => [...m.files.entries()]),
+    ]);
+    let session = this.sessions.get(key);
+    if (session !== undefined && session.fingerprint === fingerprint) {
+      // Most recently used last.
+      this.sessions.delete(key);
+      this.sessions.set(key, session);
+      return session;
+    }
+    const connection = await this.queryDb.connect();
+    await createViews(connection, { processes, streams, blocks, materialized, window });
+    if (session !== undefined) {
+      const old = session;
+      void old.tail.then(() => old.connection.closeSync());
+      this.sessions.delete(key);
+    }
+    session = { connection, fingerprint, tail: Promise.resolve() };
+    this.sessions.set(key, session);
+    while (this.sessions.size > MAX_SESSIONS) {
+      const [oldestKey, oldest] = this.sessions.entries().next().value as [string, Session];
+      this.sessions.delete(oldestKey);
+      void oldest.tail.then(() => oldest.connection.closeSync());
+    }
+    return session;
+  }
+
+  private async process(processId: string): Promise<ProcessRow> {
+    const process = await this.lake.process(processId);
+    if (process === undefined) throw new LakeNotFoundError(`no process ${processId} in the lake`);
+    return process;
+  }
+
+  private materialized(processId: string, window: TimeWindow): Promise<Materialized> {
+    const running = this.materializing.get(processId);
+    const build = () => materialize(this.lake, this.store, this.pool, this.scratch, processId, window);
+    const next = (running ?? Promise.resolve()).then(build, build);
+    this.materializing.set(processId, next);
+    void next
+      .finally(() => {
+        if (this.materializing.get(processId) === next) this.materializing.delete(processId);
+      })
+      .catch(() => {});
+    return next;
+  }
+}

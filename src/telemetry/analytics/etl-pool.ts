@@ -1,0 +1,35 @@
+import { Piscina } from 'piscina';
+import { isTypeScriptModule } from '../../module-worker.js';
+import type { PartitionTask, PartitionTaskResult } from './etl-worker.js';
+
+/**
+ * The threads that write partitions (piscina): decoding blocks into Parquet takes seconds for
+ * millions of records, which the thread answering queries must not spend.
+ */
+export class EtlPool {
+  private readonly pool: Piscina<PartitionTask, PartitionTaskResult>;
+
+  constructor(threads: number) {
+    const typescript = isTypeScriptModule(import.meta.url);
+    this.pool = new Piscina({
+      filename: new URL(`./etl-worker${typescript ? '.ts' : '.js'}`, import.meta.url).href,
+      minThreads: 0,
+      maxThreads: threads,
+      idleTimeout: 30_000,
+      // From dorsal's sources (its tests), the workers load TypeScript through tsx.
+      ...(typescript ? { execArgv: ['--import', 'tsx'] } : {}),
+    });
+  }
+
+  get threads(): number {
+    return this.pool.options.maxThreads;
+  }
+
+  run(task: PartitionTask): Promise<PartitionTaskResult> {
+    return this.pool.run(task);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close({ force: true });
+  }
+}

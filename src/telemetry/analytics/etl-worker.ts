@@ -1,0 +1,52 @@
+import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { type BlockParts, type CoverageRow, writePartition } from './etl.js';
+import type { SourceTable } from './source-tables.js';
+import { quoteLiteral } from './sql.js';
+
+/** One partition to write, as the pool's task. */
+export interface PartitionTask {
+  readonly source: SourceTable;
+  readonly streamId: string;
+  readonly blocks: readonly BlockParts[];
+  /** Local paths of the partition's two Parquet files. */
+  readonly dataPath: string;
+  readonly coveragePath: string;
+}
+
+export interface PartitionTaskResult {
+  readonly rows: number;
+  readonly coverage: readonly CoverageRow[];
+}
+
+/** This thread's DuckDB: in memory, used only to write Parquet files (no query runs on it). */
+let connection: Promise<DuckDBConnection> | undefined;
+
+/**
+ * Writes a partition's rows and its blocks' coverage as Parquet files: the ETL's task on the
+ * analytics' piscina pool, off the event loop of the thread that answers queries.
+ */
+export default async function writePartitionTask(task: PartitionTask): Promise<PartitionTaskResult> {
+  connection ??= DuckDBInstance.create(':memory:').then((db) => db.connect());
+  const etl = await connection;
+  const { rows, coverage } = await writePartition(etl, task.source, task.blocks, task.dataPath);
+  await writeCoverage(etl, task.streamId, coverage, task.coveragePath);
+  return { rows, coverage };
+}
+
+/** The coverage of each block of a partition, as its own small Parquet file. */
+async function writeCoverage(
+  etl: DuckDBConnection,
+  streamId: string,
+  coverage: readonly CoverageRow[],
+  file: string,
+): Promise<void> {
+  const values = coverage
+    .map(
+      (c) =>
+        `(${quoteLiteral(streamId)}, ${quoteLiteral(c.blockId)}, ${c.objectCount}::BIGINT, ${c.firstSeq}::DOUBLE, ${c.endSeq}::DOUBLE, ${c.lostTotal}::DOUBLE, ${c.poisonedTotal}::DOUBLE)`,
+    )
+    .join(', ');
+  await etl.run(
+    `COPY (SELECT * FROM (VALUES ${values}) AS c(stream_id, block_id, object_count, first_seq, end_seq, lost_total, poisoned_total)) TO ${quoteLiteral(file)} (FORMAT parquet)`,
+  );
+}

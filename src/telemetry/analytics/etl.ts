@@ -1,0 +1,299 @@
+import {
+  BIGINT,
+  BLOB,
+  BOOLEAN,
+  DOUBLE,
+  type DuckDBConnection,
+  type DuckDBDataChunk,
+  DuckDBTableFunction,
+  type DuckDBType,
+  FLOAT,
+  INTEGER,
+  SMALLINT,
+  TINYINT,
+  UBIGINT,
+  UINTEGER,
+  USMALLINT,
+  UTINYINT,
+  VARCHAR,
+} from '@duckdb/node-api';
+import bindings from '@duckdb/node-bindings';
+import { viewsOf } from '../../queues/codec.js';
+import { BlockCoverage } from '../persist/records.js';
+import type { Column, ColumnType, SourceTable } from './source-tables.js';
+import { quoteLiteral } from './sql.js';
+
+const TYPES: Record<ColumnType, DuckDBType> = {
+  DOUBLE,
+  FLOAT,
+  TINYINT,
+  SMALLINT,
+  INTEGER,
+  BIGINT,
+  UTINYINT,
+  USMALLINT,
+  UINTEGER,
+  UBIGINT,
+  BOOLEAN,
+  VARCHAR,
+  BLOB,
+};
+
+/** A block's decompressed parts, as the ETL reads them. */
+export interface BlockParts {
+  readonly blockId: string;
+  readonly objectCount: number;
+  readonly dependencies: Uint8Array;
+  readonly objects: Uint8Array;
+}
+
+/** What a block's coverage says (see BlockCoverage), with its id and record count. */
+export interface CoverageRow {
+  readonly blockId: string;
+  readonly objectCount: number;
+  readonly firstSeq: number;
+  readonly endSeq: number;
+  readonly lostTotal: number;
+  readonly poisonedTotal: number;
+}
+
+/** Rows per data chunk: DuckDB's vector size. */
+const ROWS_PER_CHUNK = 2048;
+
+/** True when the platform stores numbers little-endian (the queues write in platform order). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** A partition being written: what the `dorsal_records(job)` table function scans. */
+interface ScanJob {
+  readonly columns: readonly Column[];
+  readonly recordBytes: number;
+  readonly blocks: readonly BlockParts[];
+  /** Where the scan is: block, then record in it. */
+  block: number;
+  record: number;
+}
+
+const jobs = new Map<number, ScanJob>();
+let nextJob = 1;
+const withRecordsFunction = new WeakSet<DuckDBConnection>();
+
+/**
+ * Decodes the records of `blocks` and writes them as a Parquet file at `path`; returns the rows
+ * written and each block's coverage.
+ *
+ * Columnar, streamed, and without a JavaScript value per cell: DuckDB's Parquet writer scans a
+ * table function that fills each 2048-row chunk column by column, a fixed-width field's bytes
+ * gathered from the records and copied into its vector at once (DuckDB stores numbers as the
+ * queues do, in platform order). Only string and bytes fields go through a value each. No table
+ * is built on the way: an appender would cost more than the Parquet writer itself.
+ */
+export async function writePartition(
+  connection: DuckDBConnection,
+  source: SourceTable,
+  blocks: readonly BlockParts[],
+  path: string,
+): Promise<{ rows: number; coverage: CoverageRow[] }> {
+  registerRecordsFunction(connection);
+  const id = nextJob++;
+  jobs.set(id, { columns: source.columns, recordBytes: source.recordBytes, blocks, block: 0, record: 0 });
+  try {
+    await connection.run(
+      `COPY (SELECT * FROM dorsal_records(${id})) TO ${quoteLiteral(path)} (FORMAT parquet)`,
+    );
+  } finally {
+    jobs.delete(id);
+  }
+  let rows = 0;
+  for (const block of blocks) rows += recordsOf(block, source.recordBytes);
+  return { rows, coverage: blocks.map(coverageOf) };
+}
+
+/** Records a block holds: its object count, bounded by its bytes. */
+function recordsOf(block: BlockParts, recordBytes: number): number {
+  return Math.min(block.objectCount, Math.floor(block.objects.byteLength / recordBytes));
+}
+
+/** Registers `dorsal_records(job)` on a connection, once. */
+function registerRecordsFunction(connection: DuckDBConnection): void {
+  if (withRecordsFunction.has(connection)) return;
+  const fn = DuckDBTableFunction.create({
+    name: 'dorsal_records',
+    parameterTypes: [INTEGER],
+    bindFunction: (bind) => {
+      const job = jobs.get(Number(bind.getParameter(0)));
+      if (job === undefined) return bind.setError('dorsal_records: no such job');
+      for (const column of job.columns) bind.addResultColumn(column.name, TYPES[column.type]);
+      bind.setBindData(job);
+    },
+    initFunction: () => {},
+    mainFunction: (info, chunk) => {
+      const job = info.bindData as ScanJob;
+      try {
+        fillNext(job, chunk);
+      } catch (error) {
+        chunk.rowCount = 0;
+        info.setError(`dorsal_records: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    },
+  });
+  connection.registerTableFunction(fn);
+  withRecordsFunction.add(connection);
+}
+
+/** Fills `chunk` with the job's next records (up to 2048, within one block); 0 rows when done. */
+function fillNext(job: ScanJob, chunk: DuckDBDataChunk): void {
+  while (job.block < job.blocks.length && job.record >= recordsOf(job.blocks[job.block]!, job.recordBytes)) {
+    job.block++;
+    job.record = 0;
+  }
+  if (job.block >= job.blocks.length) {
+    chunk.rowCount = 0;
+    return;
+  }
+  const block = job.blocks[job.block]!;
+  const count = Math.min(ROWS_PER_CHUNK, recordsOf(block, job.recordBytes) - job.record);
+  fillChunk(chunk, job.columns, block.objects, job.recordBytes, job.record, count);
+  job.record += count;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: false });
+const UTF8_OUT = new TextEncoder();
+
+/** Bytes of a `duckdb_string_t` (duckdb.h): a u32 length, then 12 bytes inline or a prefix and a pointer. */
+const STRING_T_BYTES = 16;
+/** Longest string or blob a `duckdb_string_t` holds inline. */
+const STRING_T_INLINE = 12;
+
+/** Sets `count` rows of `chunk` from the records `first…` of `objects`. */
+function fillChunk(
+  chunk: DuckDBDataChunk,
+  columns: readonly Column[],
+  objects: Uint8Array,
+  recordBytes: number,
+  first: number,
+  count: number,
+): void {
+  chunk.rowCount = count;
+  const source = new DataView(objects.buffer, objects.byteOffset, objects.byteLength);
+  const start = first * recordBytes;
+  for (let c = 0; c < columns.length; c++) {
+    const column = columns[c]!;
+    const vector = bindings.data_chunk_get_vector(chunk.chunk, c);
+    const at = start + column.offset;
+    if (column.fieldType === 'string' || column.fieldType === 'bytes') {
+      fillSized(vector, column, objects, source, at, recordBytes, count);
+      continue;
+    }
+    copyStrided(source, at, recordBytes, scratch, column.bytes, count);
+    bindings.copy_data_to_vector(vector, 0, scratch.buffer, 0, count * column.bytes);
+  }
+}
+
+/**
+ * A string or bytes column. A value of at most 12 bytes that needs no checking (bytes, or an ASCII
+ * string) is written inline as DuckDB's `duckdb_string_t`, with the rest of its chunk, in one
+ * copy; a longer one is assigned after it (DuckDB copies it to the vector's heap); a string with
+ * bytes above 0x7f is decoded first, so that what reaches DuckDB is valid UTF-8 whatever the block
+ * holds (an invalid sequence becomes U+FFFD).
+ */
+function fillSized(
+  vector: ReturnType<typeof bindings.data_chunk_get_vector>,
+  column: Column,
+  objects: Uint8Array,
+  source: DataView,
+  at: number,
+  recordBytes: number,
+  count: number,
+): void {
+  const isString = column.fieldType === 'string';
+  const entries = new DataView(stringScratch.buffer);
+  stringScratch.fill(0, 0, count * STRING_T_BYTES);
+  let later = 0;
+  for (let r = 0, base = at; r < count; r++, base += recordBytes) {
+    const from = isString ? base + 2 : base;
+    const length = isString
+      ? Math.min(source.getUint16(base, LITTLE_ENDIAN), column.bytes - 2)
+      : column.bytes;
+    let plain = length <= STRING_T_INLINE;
+    for (let i = 0; plain && isString && i < length; i++) plain = objects[from + i]! < 0x80;
+    if (plain) {
+      entries.setUint32(r * STRING_T_BYTES, length, LITTLE_ENDIAN);
+      stringScratch.set(objects.subarray(from, from + length), r * STRING_T_BYTES + 4);
+    } else {
+      laterRows[later++] = r;
+    }
+  }
+  bindings.copy_data_to_vector(vector, 0, stringScratch.buffer, 0, count * STRING_T_BYTES);
+  for (let i = 0; i < later; i++) {
+    const r = laterRows[i]!;
+    const base = at + r * recordBytes;
+    if (!isString) {
+      bindings.vector_assign_string_element_len(vector, r, objects.subarray(base, base + column.bytes));
+      continue;
+    }
+    const length = Math.min(source.getUint16(base, LITTLE_ENDIAN), column.bytes - 2);
+    const bytes = objects.subarray(base + 2, base + 2 + length);
+    let ascii = true;
+    for (let k = 0; ascii && k < length; k++) ascii = bytes[k]! < 0x80;
+    if (ascii) bindings.vector_assign_string_element_len(vector, r, bytes);
+    else bindings.vector_assign_string_element_len(vector, r, UTF8_OUT.encode(UTF8.decode(bytes)));
+  }
+}
+
+/** One column of one chunk, gathered from the records before it is copied into its vector. */
+const scratch = new Uint8Array(ROWS_PER_CHUNK * 8);
+const stringScratch = new Uint8Array(ROWS_PER_CHUNK * STRING_T_BYTES);
+const laterRows = new Uint32Array(ROWS_PER_CHUNK);
+
+/** Copies `count` values of `width` bytes, `stride` apart from `at` in `source`, end to end into `target`. */
+function copyStrided(
+  source: DataView,
+  at: number,
+  stride: number,
+  target: Uint8Array,
+  width: number,
+  count: number,
+): void {
+  const out = new DataView(target.buffer, target.byteOffset, target.byteLength);
+  switch (width) {
+    case 8:
+      // Two 32-bit words, not a float64: a NaN's payload must come through unchanged.
+      for (let r = 0, base = at, o = 0; r < count; r++, base += stride, o += 8) {
+        out.setUint32(o, source.getUint32(base, true), true);
+        out.setUint32(o + 4, source.getUint32(base + 4, true), true);
+      }
+      return;
+    case 4:
+      for (let r = 0, base = at, o = 0; r < count; r++, base += stride, o += 4) {
+        out.setUint32(o, source.getUint32(base, true), true);
+      }
+      return;
+    case 2:
+      for (let r = 0, base = at, o = 0; r < count; r++, base += stride, o += 2) {
+        out.setUint16(o, source.getUint16(base, true), true);
+      }
+      return;
+    default:
+      for (let r = 0, base = at; r < count; r++, base += stride) target[r] = source.getUint8(base);
+  }
+}
+
+function coverageOf(block: BlockParts): CoverageRow {
+  const coverage = BlockCoverage.create();
+  BlockCoverage.bind(viewsOf(ownBuffer(block.dependencies))).read(0, coverage);
+  return {
+    blockId: block.blockId,
+    objectCount: block.objectCount,
+    firstSeq: coverage.first_seq,
+    endSeq: coverage.end_seq,
+    lostTotal: coverage.lost_total,
+    poisonedTotal: coverage.poisoned_total,
+  };
+}
+
+/** The bytes in a buffer of their own, from byte 0: the layouts read at offsets from the buffer's start. */
+function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength)
+    return bytes.buffer as ArrayBuffer;
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}

@@ -1,0 +1,118 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { DorsalError } from '../../errors.js';
+
+/** A query the analytics refuse: not one read-only statement, or malformed. Answered with 400. */
+export class QueryRefusedError extends DorsalError {
+  declare readonly code: 'DORSAL_QUERY_REFUSED';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DORSAL_QUERY_REFUSED', message, options);
+  }
+}
+
+/** A query stopped at its time limit (answered with 400: the caller can narrow it). */
+export class QueryTimeoutError extends DorsalError {
+  declare readonly code: 'DORSAL_QUERY_TIMEOUT';
+
+  constructor(message: string) {
+    super('DORSAL_QUERY_TIMEOUT', message);
+  }
+}
+
+/** DuckDB's statement types (duckdb.h), by number: what a refusal names. */
+const STATEMENT_TYPES: Readonly<Record<number, string>> = {
+  0: 'an invalid statement',
+  1: 'SELECT',
+  2: 'INSERT',
+  3: 'UPDATE',
+  4: 'EXPLAIN',
+  5: 'DELETE',
+  6: 'PREPARE',
+  7: 'CREATE',
+  8: 'EXECUTE',
+  9: 'ALTER',
+  10: 'a transaction statement',
+  11: 'COPY',
+  12: 'ANALYZE',
+  13: 'a variable SET',
+  14: 'CREATE FUNCTION',
+  15: 'DROP',
+  16: 'EXPORT',
+  17: 'PRAGMA',
+  18: 'VACUUM',
+  19: 'CALL',
+  20: 'SET',
+  21: 'LOAD',
+  22: 'a relation',
+  23: 'an extension statement',
+  24: 'a logical plan',
+  25: 'ATTACH',
+  26: 'DETACH',
+  27: 'a multi-statement',
+};
+const SELECT = 1;
+
+/**
+ * Refuses anything but one SELECT statement (a query, `FROM t`, `VALUES`, `DESCRIBE`, `SHOW`,
+ * `SUMMARIZE`, set operations), naming what it got, with DuckDB's own parser: several
+ * statements, or a statement that writes or changes the session (INSERT, UPDATE, DELETE, CREATE,
+ * COPY, ATTACH, INSTALL, LOAD, SET, PRAGMA, EXPLAIN ANALYZE…). A SELECT cannot read files outside
+ * the analytics' own directory either: the engine runs with external access off.
+ *
+ * Two steps: `parseOne`, before the tables exist (one statement, which `json_serialize_sql`
+ * accepts only if it is a SELECT, without binding it), and `checkBound`, on the connection that
+ * runs it (its type once DuckDB binds it to the tables: a second fence, in case the two ever
+ * disagree).
+ */
+export async function parseOne(connection: DuckDBConnection, sql: string): Promise<void> {
+  if (typeof sql !== 'string' || sql.trim().length === 0) throw new QueryRefusedError('the query is empty');
+  let statements: Awaited<ReturnType<DuckDBConnection['extractStatements']>>;
+  try {
+    statements = await connection.extractStatements(sql);
+  } catch (error) {
+    throw new QueryRefusedError(`the query does not parse: ${messageOf(error)}`, { cause: error });
+  }
+  if (statements.count !== 1) {
+    throw new QueryRefusedError(`one statement per query, got ${statements.count}`);
+  }
+  const serialized = await connection.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
+  const parse = JSON.parse(String(serialized.getRowsJson()[0]?.[0])) as {
+    error?: boolean;
+    error_message?: string;
+  };
+  if (parse.error === true) {
+    if (parse.error_message?.startsWith('Only SELECT') === true) throw readOnly(firstKeyword(sql));
+    throw new QueryRefusedError(`the query does not parse: ${parse.error_message ?? 'unknown error'}`);
+  }
+}
+
+/** The second step of `parseOne`: the statement, bound to the tables of `connection`, is a SELECT. */
+export async function checkBound(connection: DuckDBConnection, sql: string): Promise<void> {
+  let type: number;
+  try {
+    const statements = await connection.extractStatements(sql);
+    if (statements.count !== 1) throw readOnly(`${statements.count} statements`);
+    type = (await statements.prepare(0)).statementType;
+  } catch (error) {
+    if (error instanceof QueryRefusedError) throw error;
+    throw new QueryRefusedError(messageOf(error), { cause: error });
+  }
+  if (type !== SELECT) throw readOnly(STATEMENT_TYPES[type] ?? `statement type ${type}`);
+}
+
+function readOnly(what: string): QueryRefusedError {
+  return new QueryRefusedError(`the analytics are read-only: only SELECT is answered, got ${what}`);
+}
+
+/** The statement's first word, upper case (what a refusal names). */
+function firstKeyword(sql: string): string {
+  const word = /^[\s(]*(?:--[^\n]*\n\s*|\/\*[\s\S]*?\*\/\s*)*([A-Za-z]+)/.exec(sql)?.[1];
+  return word === undefined ? 'a statement that is not a SELECT' : word.toUpperCase();
+}
+
+/** The first line of an error's message, bounded: DuckDB's messages can quote the whole query. */
+export function messageOf(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const line = text.split('\n')[0] ?? '';
+  return line.length > 500 ? `${line.slice(0, 500)}…` : line;
+}

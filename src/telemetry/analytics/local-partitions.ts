@@ -1,0 +1,76 @@
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import {
+  looksWhole,
+  type PartitionFiles,
+  type PartitionRow,
+  type PartitionStore,
+  partitionPaths,
+} from './partitions.js';
+
+/**
+ * Partitions kept in a local directory only: the Parquet files under `views/…` and, per process,
+ * a JSON list of rows. For one analytics process over a lake it can rebuild from at any time.
+ */
+export class LocalPartitionStore implements PartitionStore {
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  async list(processId: string): Promise<PartitionRow[]> {
+    const file = this.rowsFile(processId);
+    if (!existsSync(file)) return [];
+    return JSON.parse(readFileSync(file, 'utf8')) as PartitionRow[];
+  }
+
+  async save(row: PartitionRow, files: PartitionFiles): Promise<void> {
+    const paths = partitionPaths(row);
+    for (const [from, to] of [
+      [files.data, paths.data],
+      [files.coverage, paths.coverage],
+    ] as const) {
+      const target = join(this.root, to);
+      mkdirSync(dirname(target), { recursive: true });
+      copyFileSync(from, target);
+    }
+    await this.writeRows(row.processId, [...(await this.list(row.processId)), row]);
+  }
+
+  async localFiles(row: PartitionRow): Promise<PartitionFiles | undefined> {
+    const paths = partitionPaths(row);
+    const data = join(this.root, paths.data);
+    const coverage = join(this.root, paths.coverage);
+    return looksWhole(data, row.dataBytes) && looksWhole(coverage, row.coverageBytes)
+      ? { data, coverage }
+      : undefined;
+  }
+
+  async delete(row: PartitionRow): Promise<void> {
+    const rows = (await this.list(row.processId)).filter((r) => r.partitionId !== row.partitionId);
+    await this.writeRows(row.processId, rows);
+    const paths = partitionPaths(row);
+    rmSync(join(this.root, paths.data), { force: true });
+    rmSync(join(this.root, paths.coverage), { force: true });
+  }
+
+  private rowsFile(processId: string): string {
+    return join(this.root, 'partitions', `${processId}.json`);
+  }
+
+  private async writeRows(processId: string, rows: readonly PartitionRow[]): Promise<void> {
+    const file = this.rowsFile(processId);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(`${file}.tmp`, JSON.stringify(rows));
+    renameSync(`${file}.tmp`, file);
+  }
+}

@@ -1,0 +1,338 @@
+import { QueryRefusedError } from './guard.js';
+import type { QueryFunction, QueryScope } from './query.js';
+import { quoteLiteral } from './sql.js';
+
+/** Latency or processing time at the usual percentiles, in nanoseconds. */
+export interface Percentiles {
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+}
+
+/** One group of timing records: an actor handling a stream (or either alone, by `by`). */
+export interface PercentileRow {
+  readonly actor?: string;
+  readonly stream?: string;
+  readonly count: number;
+  /** From the chain's origin to the end of the handler (`end_t - origin_t`). */
+  readonly latency: Percentiles;
+  /** The handler alone (`end_t - start_t`). */
+  readonly processing: Percentiles;
+}
+
+export interface PercentilesOptions extends Pick<QueryScope, 'process' | 'begin' | 'end' | 'timeoutMs'> {
+  /** What a row groups (default: actor and stream). */
+  readonly by?: readonly ('actor' | 'stream')[];
+}
+
+/** An actor's handling of a message: its timing record, relative to the message's origin. */
+export interface Handling {
+  readonly actor: string;
+  readonly startNs: number;
+  readonly endNs: number;
+  /** `end_t - origin_t`. */
+  readonly latencyNs: number;
+  /** `end_t - start_t`. */
+  readonly processingNs: number;
+}
+
+/** A message in its tree. Times are nanoseconds since the tree's origin. */
+export interface TreeNode {
+  readonly stream: string;
+  readonly seq: number;
+  /** The actor that published it. */
+  readonly actor: string | null;
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** `publish_t - origin_t`. */
+  readonly publishNs: number;
+  /** This hop: its publish time less its parent's (0 for the root). */
+  readonly hopNs: number;
+  /** The publish time on the calendar (UTC, nanoseconds). */
+  readonly publishTime: string;
+  /** Its timing records: each actor that handled it. */
+  readonly handled: readonly Handling[];
+  readonly children: readonly TreeNode[];
+}
+
+/** A message tree: an ingress message and everything it caused, joined by parent ids. */
+export interface MessageTree {
+  readonly process: string;
+  /** The ingress time every message of the tree carries (ns, the process's clock). */
+  readonly originT: number;
+  readonly root: TreeNode;
+  readonly nodes: number;
+  /** The tree's latency: the latest handler end (or publish, if none) since the origin. */
+  readonly latencyNs: number;
+  /** True when the root's own parent is not in the lake (lost, or outside the window). */
+  readonly missingParent: boolean;
+}
+
+export interface TreeOptions extends Pick<QueryScope, 'timeoutMs'> {
+  readonly process: string;
+  readonly stream: string;
+  readonly seq: number;
+}
+
+export interface SlowestTreesOptions extends Pick<QueryScope, 'begin' | 'end' | 'timeoutMs'> {
+  readonly process: string;
+  /** How many (default 10). */
+  readonly n?: number;
+}
+
+/** Trees fetched at once by `slowestTrees`: the origins of their messages go into one `IN` list. */
+const TREES_PER_QUERY = 200;
+
+/**
+ * The questions asked most of a lake, answered with SQL through `query`, so that they work the
+ * same embedded (`Analytics`) and over HTTP (`RemoteAnalytics`).
+ *
+ * A tree is found through its origin time: the spine stamps every message a handler produces with
+ * the origin of the message it handles, so a tree's messages all carry its root's `origin_t`; the
+ * Parquet statistics of that column let DuckDB read only the row groups that hold it. The tree
+ * itself is then joined exactly, by each message's parent stream and sequence.
+ */
+export abstract class AnalyticsQuestions {
+  abstract readonly query: QueryFunction;
+
+  /** p50, p90, p99, p99.9 and max of latency and processing time, per actor × stream (exact, not sketched). */
+  async percentiles(options: PercentilesOptions = {}): Promise<PercentileRow[]> {
+    const by = options.by ?? ['actor', 'stream'];
+    for (const column of by) {
+      if (column !== 'actor' && column !== 'stream') {
+        throw new QueryRefusedError(
+          `percentiles: by takes 'actor' and 'stream', got ${JSON.stringify(column)}`,
+        );
+      }
+    }
+    const keys = [...new Set(by)];
+    const levels = '[0.5, 0.9, 0.99, 0.999]';
+    const select = [
+      ...keys,
+      'count(*)::DOUBLE AS n',
+      `quantile_disc(latency_ns, ${levels}) AS lq`,
+      'max(latency_ns) AS lmax',
+      `quantile_disc(processing_ns, ${levels}) AS pq`,
+      'max(processing_ns) AS pmax',
+    ];
+    const group = keys.length > 0 ? ` GROUP BY ${keys.join(', ')} ORDER BY ${keys.join(', ')}` : '';
+    const { rows } = await this.query(`SELECT ${select.join(', ')} FROM timings${group}`, {
+      ...scopeOf(options),
+      maxRows: 100_000,
+    });
+    const percentiles = (q: unknown, max: unknown): Percentiles => {
+      const [p50, p90, p99, p999] = (Array.isArray(q) ? q : []).map(Number);
+      return {
+        p50: p50 ?? Number.NaN,
+        p90: p90 ?? Number.NaN,
+        p99: p99 ?? Number.NaN,
+        p999: p999 ?? Number.NaN,
+        max: Number(max),
+      };
+    };
+    return rows
+      .filter((row) => Number(row[keys.length]) > 0)
+      .map((row) => {
+        const [n, lq, lmax, pq, pmax] = row.slice(keys.length);
+        return {
+          ...Object.fromEntries(keys.map((k, i) => [k, row[i] as string])),
+          count: Number(n),
+          latency: percentiles(lq, lmax),
+          processing: percentiles(pq, pmax),
+        };
+      });
+  }
+
+  /** The whole tree a message belongs to, from its ingress root down, joined by parent ids. */
+  async tree(options: TreeOptions): Promise<MessageTree> {
+    const process = checkProcess(options.process);
+    if (typeof options.stream !== 'string' || !Number.isSafeInteger(options.seq) || options.seq < 0) {
+      throw new QueryRefusedError('tree: give a stream (a string) and a seq (an integer ≥ 0)');
+    }
+    const scope = { process, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) };
+    const found = await this.query(
+      `SELECT origin_t::VARCHAR FROM messages WHERE stream = ${quoteLiteral(options.stream)} AND seq = ${options.seq}`,
+      { ...scope, maxRows: 1 },
+    );
+    const origin = found.rows[0]?.[0];
+    if (typeof origin !== 'string') {
+      throw new QueryRefusedError(`tree: no message ${options.stream} #${options.seq} in process ${process}`);
+    }
+    const trees = await this.treesOf(process, [origin], scope);
+    const tree = trees.find((t) => contains(t.root, options.stream, options.seq));
+    if (tree === undefined)
+      throw new QueryRefusedError(`tree: message ${options.stream} #${options.seq} vanished`);
+    return tree;
+  }
+
+  /** The `n` trees with the largest latency (the latest handler end since their origin), slowest first. */
+  async slowestTrees(options: SlowestTreesOptions): Promise<MessageTree[]> {
+    const process = checkProcess(options.process);
+    const n = options.n ?? 10;
+    if (!Number.isSafeInteger(n) || n < 1 || n > 10_000) {
+      throw new QueryRefusedError(
+        `slowestTrees: n is an integer from 1 to 10000, got ${JSON.stringify(options.n)}`,
+      );
+    }
+    const scope = { ...scopeOf(options), process };
+    const worst = await this.query(
+      `SELECT origin_t::VARCHAR, max(latency_ns) AS worst FROM timings GROUP BY origin_t ORDER BY worst DESC LIMIT ${n}`,
+      { ...scope, maxRows: n },
+    );
+    const origins = worst.rows.map((row) => String(row[0]));
+    const trees: MessageTree[] = [];
+    for (let at = 0; at < origins.length; at += TREES_PER_QUERY) {
+      trees.push(...(await this.treesOf(process, origins.slice(at, at + TREES_PER_QUERY), scope)));
+    }
+    return trees.sort((a, b) => b.latencyNs - a.latencyNs).slice(0, n);
+  }
+
+  /** Every tree whose messages carry one of `origins` (as DuckDB prints a DOUBLE). */
+  private async treesOf(
+    process: string,
+    origins: readonly string[],
+    scope: QueryScope,
+  ): Promise<MessageTree[]> {
+    if (origins.length === 0) return [];
+    const within = `origin_t IN (${origins.map((o) => `${quoteLiteral(o)}::DOUBLE`).join(', ')})`;
+    const limit = { ...scope, maxRows: 1_000_000 };
+    const messages = await this.query(
+      `SELECT stream, seq::DOUBLE, actor, parent_stream, parent_seq::DOUBLE, origin_t, publish_t, publish_time::VARCHAR, fields FROM messages WHERE ${within}`,
+      limit,
+    );
+    const timings = await this.query(
+      `SELECT stream, seq::DOUBLE, actor, origin_t, start_t, end_t FROM timings WHERE ${within}`,
+      limit,
+    );
+    return assembleTrees(process, messages.rows, timings.rows);
+  }
+}
+
+interface Draft {
+  stream: string;
+  seq: number;
+  actor: string | null;
+  parent: string | null;
+  originT: number;
+  publishT: number;
+  publishTime: string;
+  fields: Record<string, unknown>;
+  handled: Handling[];
+  children: Draft[];
+}
+
+/** Joins messages into trees by parent ids, with each message's timing records. */
+function assembleTrees(
+  process: string,
+  messages: readonly (readonly unknown[])[],
+  timings: readonly (readonly unknown[])[],
+): MessageTree[] {
+  const key = (stream: unknown, seq: unknown) => `${String(stream)}#${Number(seq)}`;
+  const drafts = new Map<string, Draft>();
+  for (const [
+    stream,
+    seq,
+    actor,
+    parentStream,
+    parentSeq,
+    originT,
+    publishT,
+    publishTime,
+    fields,
+  ] of messages) {
+    drafts.set(key(stream, seq), {
+      stream: String(stream),
+      seq: Number(seq),
+      actor: actor === null ? null : String(actor),
+      parent: parentStream === null ? null : key(parentStream, parentSeq),
+      originT: Number(originT),
+      publishT: Number(publishT),
+      publishTime: String(publishTime),
+      fields: parseFields(fields),
+      handled: [],
+      children: [],
+    });
+  }
+  for (const [stream, seq, actor, originT, startT, endT] of timings) {
+    const draft = drafts.get(key(stream, seq));
+    if (draft === undefined) continue;
+    const origin = Number(originT);
+    draft.handled.push({
+      actor: String(actor),
+      startNs: Number(startT) - origin,
+      endNs: Number(endT) - origin,
+      latencyNs: Number(endT) - origin,
+      processingNs: Number(endT) - Number(startT),
+    });
+  }
+  const roots: Draft[] = [];
+  for (const draft of drafts.values()) {
+    const parent = draft.parent === null ? undefined : drafts.get(draft.parent);
+    if (parent !== undefined && parent.originT === draft.originT) parent.children.push(draft);
+    else roots.push(draft);
+  }
+  return roots.map((root) => {
+    let nodes = 0;
+    let latencyNs = 0;
+    const finish = (draft: Draft, parentPublishT: number): TreeNode => {
+      nodes++;
+      const publishNs = draft.publishT - draft.originT;
+      latencyNs = Math.max(latencyNs, publishNs, ...draft.handled.map((h) => h.latencyNs));
+      draft.children.sort(
+        (a, b) => a.publishT - b.publishT || a.stream.localeCompare(b.stream) || a.seq - b.seq,
+      );
+      draft.handled.sort((a, b) => a.startNs - b.startNs);
+      return {
+        stream: draft.stream,
+        seq: draft.seq,
+        actor: draft.actor,
+        fields: draft.fields,
+        publishNs,
+        hopNs: draft.publishT - parentPublishT,
+        publishTime: draft.publishTime,
+        handled: draft.handled,
+        children: draft.children.map((child) => finish(child, draft.publishT)),
+      };
+    };
+    const tree = finish(root, root.publishT);
+    return {
+      process,
+      originT: root.originT,
+      root: tree,
+      nodes,
+      latencyNs,
+      missingParent: root.parent !== null,
+    };
+  });
+}
+
+function contains(node: TreeNode, stream: string, seq: number): boolean {
+  return (node.stream === stream && node.seq === seq) || node.children.some((c) => contains(c, stream, seq));
+}
+
+function parseFields(value: unknown): Record<string, unknown> {
+  if (typeof value === 'string') {
+    try {
+      return JSON.parse(value) as Record<string, unknown>;
+    } catch {
+      return {};
+    }
+  }
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+}
+
+function checkProcess(process: unknown): string {
+  if (typeof process !== 'string' || process.length === 0) {
+    throw new QueryRefusedError('give the process (its id) the question is about');
+  }
+  return process;
+}
+
+function scopeOf(options: Pick<QueryScope, 'process' | 'begin' | 'end' | 'timeoutMs'>): QueryScope {
+  return Object.fromEntries(
+    Object.entries(options).filter(
+      ([k, v]) => v !== undefined && ['process', 'begin', 'end', 'timeoutMs'].includes(k),
+    ),
+  );
+}

@@ -1,0 +1,190 @@
+import type { StreamRow } from '../lake/types.js';
+import { RecordProperty } from '../persist/records.js';
+import type { LayoutDescription, LayoutFieldType } from '../wire/index.js';
+
+/** A DuckDB column type, by its SQL name. */
+export type ColumnType =
+  | 'DOUBLE'
+  | 'FLOAT'
+  | 'TINYINT'
+  | 'SMALLINT'
+  | 'INTEGER'
+  | 'BIGINT'
+  | 'UTINYINT'
+  | 'USMALLINT'
+  | 'UINTEGER'
+  | 'UBIGINT'
+  | 'BOOLEAN'
+  | 'VARCHAR'
+  | 'BLOB';
+
+/** Where a column's value comes from: a field of one part of the record. */
+export interface ColumnSpec {
+  readonly name: string;
+  readonly type: ColumnType;
+  /** Index of the record part (0: the record header) and the field's name in it. */
+  readonly part: number;
+  readonly field: string;
+}
+
+/** A column resolved against a stream's layouts: where its bytes are in a record, and how many. */
+export interface Column extends ColumnSpec {
+  /** Byte offset of the field in a record. */
+  readonly offset: number;
+  /** Bytes of a fixed-width value; for a string or bytes field, its capacity. */
+  readonly bytes: number;
+  readonly fieldType: LayoutFieldType;
+}
+
+/**
+ * The table a persisted lake stream fills: `stream_<name>` for a spine stream (the envelope, then
+ * the message's fields as columns), `timings` for a timing queue. What `decodeBlocks` writes into
+ * a partition, column by column.
+ */
+export interface SourceTable {
+  readonly table: string;
+  readonly kind: 'messages' | 'timings';
+  /** The spine stream's name, or the actor's (timings). */
+  readonly name: string;
+  readonly recordBytes: number;
+  readonly layouts: readonly LayoutDescription[];
+  readonly offsets: readonly number[];
+  readonly columns: readonly Column[];
+}
+
+const FIELD_TYPES: Record<LayoutFieldType, ColumnType> = {
+  f64: 'DOUBLE',
+  f32: 'FLOAT',
+  i8: 'TINYINT',
+  i16: 'SMALLINT',
+  i32: 'INTEGER',
+  i64: 'BIGINT',
+  u8: 'UTINYINT',
+  u16: 'USMALLINT',
+  u32: 'UINTEGER',
+  u64: 'UBIGINT',
+  bool: 'BOOLEAN',
+  string: 'VARCHAR',
+  bytes: 'BLOB',
+};
+
+/** Envelope columns of a stream table, from the record header and the Tracking part. */
+const ENVELOPE: readonly ColumnSpec[] = [
+  { name: 'seq', type: 'DOUBLE', part: 0, field: 'seq' },
+  { name: 'origin_t', type: 'DOUBLE', part: 1, field: 'origin_t' },
+  { name: 'publish_t', type: 'DOUBLE', part: 1, field: 'publish_t' },
+  { name: 'actor_id', type: 'USMALLINT', part: 1, field: 'actor' },
+  { name: 'parent_stream_id', type: 'USMALLINT', part: 1, field: 'parent_stream' },
+  { name: 'parent_seq', type: 'DOUBLE', part: 1, field: 'parent_seq' },
+];
+
+const TIMING: readonly ColumnSpec[] = [
+  { name: 'seq', type: 'DOUBLE', part: 1, field: 'seq' },
+  { name: 'origin_t', type: 'DOUBLE', part: 1, field: 'origin_t' },
+  { name: 'publish_t', type: 'DOUBLE', part: 1, field: 'publish_t' },
+  { name: 'start_t', type: 'DOUBLE', part: 1, field: 'start_t' },
+  { name: 'end_t', type: 'DOUBLE', part: 1, field: 'end_t' },
+  { name: 'stream_id', type: 'USMALLINT', part: 1, field: 'stream' },
+  { name: 'actor_id', type: 'USMALLINT', part: 1, field: 'actor' },
+];
+
+/** Column names every stream table has besides the message's fields (and the analytics add). */
+const RESERVED = new Set([
+  'process_id',
+  'stream',
+  'actor',
+  'parent_stream',
+  'publish_time',
+  ...ENVELOPE.map((c) => c.name),
+]);
+
+/** The table name of a spine stream's typed table. */
+export function streamTableName(stream: string): string {
+  return `stream_${stream}`;
+}
+
+/** The column a message field becomes: its name, or `field_<name>` where it would clash with the envelope's. */
+export function fieldColumnName(field: string): string {
+  return RESERVED.has(field) ? `field_${field}` : field;
+}
+
+/** The table a persisted lake stream fills, or undefined for a stream the analytics do not read. */
+export function sourceTableOf(stream: StreamRow): SourceTable | undefined {
+  const recordBytes = Number(stream.properties[RecordProperty.RECORD_BYTES]);
+  const offsets = (stream.properties[RecordProperty.LAYOUT_OFFSETS] ?? '').split(',').map(Number);
+  const layouts = stream.objectsLayouts;
+  if (!(recordBytes > 0) || offsets.length !== layouts.length) return undefined;
+  if (stream.tags.includes('messages') && layouts.length === 3) {
+    const name = stream.properties.name ?? stream.streamId;
+    const fields = layouts[2]!.fields.map(
+      (f): ColumnSpec => ({
+        name: fieldColumnName(f.name),
+        type: FIELD_TYPES[f.type],
+        part: 2,
+        field: f.name,
+      }),
+    );
+    const columns = resolve([...ENVELOPE, ...fields], layouts, offsets);
+    if (columns === undefined) return undefined;
+    return {
+      table: streamTableName(name),
+      kind: 'messages',
+      name,
+      recordBytes,
+      layouts,
+      offsets,
+      columns,
+    };
+  }
+  if (stream.tags.includes('timings') && layouts.length === 2) {
+    const columns = resolve(TIMING, layouts, offsets);
+    if (columns === undefined) return undefined;
+    return {
+      table: 'timings',
+      kind: 'timings',
+      name: stream.properties.actor ?? stream.streamId,
+      recordBytes,
+      layouts,
+      offsets,
+      columns,
+    };
+  }
+  return undefined;
+}
+
+/** Widths of the fixed-width field types, in bytes. */
+const WIDTHS: Partial<Record<LayoutFieldType, number>> = {
+  f64: 8,
+  f32: 4,
+  i8: 1,
+  i16: 2,
+  i32: 4,
+  i64: 8,
+  u8: 1,
+  u16: 2,
+  u32: 4,
+  u64: 8,
+  bool: 1,
+};
+
+/**
+ * Each column's place in a record, from the stream's layouts; undefined when a field is missing
+ * or lies outside its part (a stream written by another version: its blocks are not read).
+ */
+function resolve(
+  specs: readonly ColumnSpec[],
+  layouts: readonly LayoutDescription[],
+  offsets: readonly number[],
+): Column[] | undefined {
+  const columns: Column[] = [];
+  for (const spec of specs) {
+    const layout = layouts[spec.part];
+    const field = layout?.fields.find((f) => f.name === spec.field);
+    if (layout === undefined || field === undefined) return undefined;
+    const bytes =
+      WIDTHS[field.type] ?? (field.type === 'string' ? (field.bytes ?? 0) + 2 : (field.bytes ?? 0));
+    if (!(field.offset >= 0 && field.offset + bytes <= layout.size)) return undefined;
+    columns.push({ ...spec, offset: offsets[spec.part]! + field.offset, bytes, fieldType: field.type });
+  }
+  return columns;
+}

@@ -1,0 +1,164 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
+import { rfc3339ToEpochNs } from '../wire/index.js';
+import type { Materialized } from './partitions.js';
+import { type TimeWindow, windowCondition } from './query.js';
+import { quoteIdentifier as id, quoteLiteral as text } from './sql.js';
+
+/** NO_PARENT of the tracking envelope: an ingress message's parent stream. */
+const NO_PARENT = 65535;
+
+/** What the views of one query are made of. */
+export interface ViewInputs {
+  readonly processes: readonly ProcessRow[];
+  readonly streams: readonly StreamRow[];
+  readonly blocks: readonly BlockRow[];
+  readonly materialized: readonly Materialized[];
+  /** Rows outside it are left out of every view. */
+  readonly window?: TimeWindow;
+}
+
+/**
+ * Creates, on one connection, the tables a query sees (as temporary views and tables, so that
+ * concurrent queries over other processes do not meet): `processes`, `streams`, `blocks`; one
+ * typed view per spine stream, `stream_<name>`: the envelope (`process_id, stream, seq,
+ * origin_t, publish_t, actor, parent_stream, parent_seq, publish_time`) then the message's fields
+ * as columns; `messages`, every stream's rows with `fields` as JSON; `timings` (with
+ * `latency_ns`, `processing_ns`, `end_time`); `losses`.
+ */
+export async function createViews(connection: DuckDBConnection, inputs: ViewInputs): Promise<void> {
+  const run = (sql: string) => connection.run(sql);
+  const window = inputs.window ?? {};
+  await run(
+    `CREATE TEMP TABLE processes AS SELECT * FROM (VALUES ${rowsOr(
+      inputs.processes.map(
+        (p) =>
+          `(${text(p.processId)}, ${text(p.exe)}, ${text(p.host)}, ${text(p.username)}, ${text(p.startTime)}::TIMESTAMPTZ, ${String(rfc3339ToEpochNs(p.startTime) ?? 0n)}::BIGINT, ${text(p.parentProcessId ?? '')}, ${text(JSON.stringify(p.properties))}::JSON)`,
+      ),
+      '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::TIMESTAMPTZ, NULL::BIGINT, NULL::VARCHAR, NULL::JSON)',
+    )}) AS t(process_id, exe, host, username, start_time, start_ns, parent_process_id, properties)`,
+  );
+  await run(
+    `CREATE TEMP TABLE streams AS SELECT * FROM (VALUES ${rowsOr(
+      inputs.streams.map(
+        (s) =>
+          `(${text(s.streamId)}, ${text(s.processId)}, ${text(JSON.stringify(s.tags))}::JSON, ${text(JSON.stringify(s.properties))}::JSON, ${text(s.properties.name ?? s.properties.actor ?? '')})`,
+      ),
+      '(NULL::VARCHAR, NULL::VARCHAR, NULL::JSON, NULL::JSON, NULL::VARCHAR)',
+    )}) AS t(stream_id, process_id, tags, properties, name)`,
+  );
+  await run(
+    `CREATE TEMP TABLE blocks AS SELECT * FROM (VALUES ${rowsOr(
+      inputs.blocks.map(
+        (b) =>
+          `(${text(b.blockId)}, ${text(b.streamId)}, ${text(b.processId)}, ${text(b.beginTime)}::TIMESTAMPTZ, ${b.beginTicks}::BIGINT, ${text(b.endTime)}::TIMESTAMPTZ, ${b.endTicks}::BIGINT, ${b.objectCount}::BIGINT, ${b.payloadSize}::BIGINT)`,
+      ),
+      '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::TIMESTAMPTZ, NULL::BIGINT, NULL::TIMESTAMPTZ, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT)',
+    )}) AS t(block_id, stream_id, process_id, begin_time, begin_ticks, end_time, end_ticks, object_count, payload_size)`,
+  );
+  await createNameTables(connection, inputs.processes, inputs.streams);
+
+  // One view per spine stream name, over every selected process that has it.
+  const byTable = new Map<string, { name: string; fields: string[] }>();
+  for (const m of inputs.materialized) {
+    for (const { table } of m.sources) {
+      if (table.kind !== 'messages') continue;
+      const entry = byTable.get(table.table) ?? { name: table.name, fields: [] };
+      for (const column of table.columns) {
+        if (column.part === 2 && !entry.fields.includes(column.name)) entry.fields.push(column.name);
+      }
+      byTable.set(table.table, entry);
+    }
+  }
+  const files = (view: string) => inputs.materialized.flatMap((m) => m.files.get(view) ?? []);
+  const messageSelects: string[] = [];
+  for (const [table, { name, fields }] of byTable) {
+    const paths = files(table);
+    if (paths.length === 0) continue;
+    const fieldList = fields.map((f) => `r.${id(f)}`).join(', ');
+    await run(
+      `CREATE TEMP VIEW ${id(table)} AS SELECT r.process_id, ${text(name)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(p.start_ns + r.publish_t::BIGINT) AS publish_time${fieldList ? `, ${fieldList}` : ''} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.publish_t::BIGINT', window)}`,
+    );
+    const struct = fields.map((f) => `${id(f)} := ${id(f)}`).join(', ');
+    messageSelects.push(
+      `SELECT process_id, stream, seq, origin_t, publish_t, actor, parent_stream, parent_seq, publish_time, ${struct ? `to_json(struct_pack(${struct}))` : "'{}'::JSON"} AS fields FROM ${id(table)}`,
+    );
+  }
+  await run(
+    `CREATE TEMP VIEW messages AS ${
+      messageSelects.length > 0
+        ? messageSelects.join(' UNION ALL ')
+        : 'SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, NULL::BIGINT AS seq, NULL::DOUBLE AS origin_t, NULL::DOUBLE AS publish_t, NULL::VARCHAR AS actor, NULL::VARCHAR AS parent_stream, NULL::BIGINT AS parent_seq, NULL::TIMESTAMP_NS AS publish_time, NULL::JSON AS fields WHERE false'
+    }`,
+  );
+  const timingFiles = files('timings');
+  await run(
+    `CREATE TEMP VIEW timings AS ${
+      timingFiles.length > 0
+        ? `SELECT r.process_id, a.actor, s.stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, r.start_t, r.end_t, r.end_t - r.origin_t AS latency_ns, r.end_t - r.start_t AS processing_ns, make_timestamp_ns(p.start_ns + r.end_t::BIGINT) AS end_time FROM ${parquet(timingFiles)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names s ON s.process_id = r.process_id AND s.stream_id = r.stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.end_t::BIGINT', window)}`
+        : 'SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS actor, NULL::VARCHAR AS stream, NULL::BIGINT AS seq, NULL::DOUBLE AS origin_t, NULL::DOUBLE AS publish_t, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t, NULL::DOUBLE AS latency_ns, NULL::DOUBLE AS processing_ns, NULL::TIMESTAMP_NS AS end_time WHERE false'
+    }`,
+  );
+  const coverageFiles = files('block_coverage');
+  await run(
+    `CREATE TEMP VIEW losses AS ${
+      coverageFiles.length > 0
+        ? `SELECT c.process_id, CASE WHEN list_contains(s.tags::VARCHAR[], 'timings') THEN 'timings:' || s.name ELSE s.name END AS stream, 'persister' AS consumer, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned FROM ${parquet(coverageFiles)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY ALL`
+        : "SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, 'persister' AS consumer, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned WHERE false"
+    }`,
+  );
+}
+
+/** `_actors(process_id, actor_id, actor)` and `_stream_names(process_id, stream_id, stream)`, from the processes' properties. */
+async function createNameTables(
+  connection: DuckDBConnection,
+  processes: readonly ProcessRow[],
+  streams: readonly StreamRow[],
+): Promise<void> {
+  const actors = new Map<string, string>();
+  const names: string[] = [];
+  for (const p of processes) {
+    for (const a of parseList<{ id: number; name?: string }>(p.properties['dorsal.actors'])) {
+      if (a.name !== undefined)
+        actors.set(`${p.processId}/${a.id}`, `(${text(p.processId)}, ${a.id}, ${text(a.name)})`);
+    }
+    parseList<{ name: string }>(p.properties['dorsal.spine']).forEach((s, i) => {
+      names.push(`(${text(p.processId)}, ${i}, ${text(s.name)})`);
+    });
+  }
+  // Actors spawned after the start are named by their timing stream.
+  for (const s of streams) {
+    const actorId = s.properties.actor_id;
+    if (actorId !== undefined && s.properties.actor !== undefined) {
+      actors.set(
+        `${s.processId}/${actorId}`,
+        `(${text(s.processId)}, ${Number(actorId)}, ${text(s.properties.actor)})`,
+      );
+    }
+  }
+  await connection.run(
+    `CREATE TEMP TABLE _actors AS SELECT * FROM (VALUES ${rowsOr([...actors.values()], '(NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR)')}) AS t(process_id, actor_id, actor)`,
+  );
+  await connection.run(
+    `CREATE TEMP TABLE _stream_names AS SELECT * FROM (VALUES ${rowsOr(names, '(NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR)')}) AS t(process_id, stream_id, stream)`,
+  );
+}
+
+function parseList<T>(json: string | undefined): T[] {
+  if (json === undefined) return [];
+  try {
+    const value = JSON.parse(json) as unknown;
+    return Array.isArray(value) ? (value as T[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** A VALUES list, or one row of typed NULLs filtered out (an empty table with the right types). */
+function rowsOr(rows: readonly string[], empty: string): string {
+  return rows.length > 0 ? rows.join(', ') : `${empty} LIMIT 0`;
+}
+
+function parquet(paths: readonly string[]): string {
+  return `read_parquet([${paths.map(text).join(', ')}], hive_partitioning = true, union_by_name = true)`;
+}

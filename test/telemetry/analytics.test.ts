@@ -1,0 +1,364 @@
+import { readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { System, type SystemReport } from '../../src/index.js';
+import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { QueryRefusedError, QueryTimeoutError } from '../../src/telemetry/analytics/guard.js';
+import type { MessageTree, TreeNode } from '../../src/telemetry/analytics/questions.js';
+import { LakeNotFoundError } from '../../src/telemetry/errors.js';
+import { spine } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
+import { tempDir } from './fixtures.js';
+
+const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const TICKS = 3000;
+
+/** A tick → two orders → a fill each, persisted into `data`, run until every fill is out. */
+async function runPipeline(data: string, ticks: number): Promise<SystemReport> {
+  const system = new System(spine, { persist: { data, blockMs: 50, blockBytes: 16 * 1024 } });
+  system.spawn(fixture('feed'), { args: { count: ticks, perLoop: 10 } });
+  system.spawn(fixture('strategy'));
+  system.spawn(fixture('gateway'));
+  await system.start();
+  await until(() => system.spine.queue(2).stats().published === 2 * ticks, 'every fill');
+  return system.stop();
+}
+
+const n = (value: unknown) => Number(value);
+
+describe('analytics over a persisted run', () => {
+  const { dir, cleanup } = tempDir('dorsal-analytics-');
+  let report: SystemReport;
+  let analytics: Analytics;
+  let processId: string;
+
+  beforeAll(async () => {
+    report = await runPipeline(dir, TICKS);
+    analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    processId = (await analytics.lake.processes())[0]!.processId;
+  }, 120_000);
+  afterAll(async () => {
+    await analytics?.close();
+    cleanup();
+  });
+
+  it('holds every message published, or counts it lost, per stream', async () => {
+    const { rows, decodedBlocks } = await analytics.query(
+      'SELECT m.stream, m.n, l.lost FROM (SELECT stream, count(*) AS n FROM messages GROUP BY 1) m JOIN losses l USING (stream) ORDER BY 1',
+    );
+    // The small blocks make many of them: the first query decoded them all.
+    expect(decodedBlocks).toBeGreaterThan(3);
+    const published = Object.fromEntries(report.streams.map((s) => [s.stream, s.published]));
+    expect(published).toEqual({ ticks: TICKS, orders: 2 * TICKS, fills: 2 * TICKS });
+    expect(rows.map(([stream, count, lost]) => [stream, n(count) + n(lost)])).toEqual([
+      ['fills', 2 * TICKS],
+      ['orders', 2 * TICKS],
+      ['ticks', TICKS],
+    ]);
+  });
+
+  it('holds one timing row per handler call, each in order: origin ≤ publish ≤ start ≤ end', async () => {
+    const { rows } = await analytics.query(
+      `SELECT actor, stream, count(*), count(*) FILTER (WHERE NOT (origin_t <= publish_t AND publish_t <= start_t AND start_t <= end_t)),
+              count(*) FILTER (WHERE latency_ns <> end_t - origin_t OR processing_ns <> end_t - start_t)
+       FROM timings GROUP BY ALL ORDER BY 1`,
+    );
+    const handled = (actor: string, stream: string) =>
+      report.actors.find((a) => a.name === actor)!.streams.find((s) => s.stream === stream)!.handled;
+    const lost = await analytics.query(
+      "SELECT stream, lost FROM losses WHERE stream LIKE 'timings:%' ORDER BY 1",
+    );
+    const lostOf = (actor: string) => n(lost.rows.find((r) => r[0] === `timings:${actor}`)?.[1] ?? 0);
+    expect(rows.map((r) => [r[0], r[1], n(r[2]) + lostOf(String(r[0])), n(r[3]), n(r[4])])).toEqual([
+      ['gateway', 'orders', handled('gateway', 'orders'), 0, 0],
+      ['strategy', 'ticks', handled('strategy', 'ticks'), 0, 0],
+    ]);
+  });
+
+  it('joins every message to its parent, and the trees have the pipeline’s fan-out', async () => {
+    const orphans = await analytics.query(
+      `SELECT count(*) FROM messages c WHERE c.parent_stream IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM messages p WHERE p.stream = c.parent_stream AND p.seq = c.parent_seq)`,
+    );
+    expect(n(orphans.rows[0]![0])).toBe(0);
+    const ingress = await analytics.query(
+      "SELECT count(*) FROM messages WHERE parent_stream IS NULL AND stream <> 'ticks'",
+    );
+    expect(n(ingress.rows[0]![0])).toBe(0);
+    // A tick → two orders (sides 0 and 1, naming the tick) → a fill each: through the typed views.
+    const fanOut = await analytics.query(
+      `SELECT t.seq, count(DISTINCT o.seq), count(f.seq), bool_and(o.tick = t.n), list_sort(list(DISTINCT o.side))
+       FROM stream_ticks t JOIN stream_orders o ON o.parent_stream = 'ticks' AND o.parent_seq = t.seq
+       JOIN stream_fills f ON f.parent_stream = 'orders' AND f.parent_seq = o.seq
+       GROUP BY t.seq, t.n HAVING NOT (count(DISTINCT o.seq) = 2 AND count(f.seq) = 2 AND bool_and(o.tick = t.n))`,
+    );
+    expect(fanOut.rows).toEqual([]);
+    const trees = await analytics.query(
+      "SELECT count(*) FROM stream_ticks t WHERE (SELECT count(*) FROM stream_orders o WHERE o.parent_seq = t.seq AND o.parent_stream = 'ticks') = 2",
+    );
+    expect(n(trees.rows[0]![0])).toBe(TICKS);
+  });
+
+  it('gives each message its envelope, its fields and its absolute time', async () => {
+    const { rows, columns } = await analytics.query('SELECT * FROM stream_orders WHERE seq = 7');
+    expect(columns.map((c) => c.name)).toEqual([
+      'process_id',
+      'stream',
+      'seq',
+      'origin_t',
+      'publish_t',
+      'actor',
+      'parent_stream',
+      'parent_seq',
+      'publish_time',
+      'tick',
+      'side',
+    ]);
+    const [pid, stream, seq, origin, publish, actor, parentStream, parentSeq, publishTime, tick, side] =
+      rows[0]!;
+    expect([pid, stream, n(seq), actor, parentStream, n(parentSeq), tick, side]).toEqual([
+      processId,
+      'orders',
+      7,
+      'strategy',
+      'ticks',
+      3,
+      3,
+      1,
+    ]);
+    expect(n(origin)).toBeLessThanOrEqual(n(publish));
+    const process = (await analytics.lake.process(processId))!;
+    const wall = Date.parse(`${String(publishTime).replace(' ', 'T').slice(0, 23)}Z`);
+    expect(Math.abs(wall - (Date.parse(process.startTime) + n(publish) / 1e6))).toBeLessThan(1);
+    const json = await analytics.query(
+      "SELECT fields->>'tick', fields->>'side' FROM messages WHERE stream = 'orders' AND seq = 7",
+    );
+    expect(json.rows).toEqual([['3', '1']]);
+  });
+
+  it('answers percentiles per actor × stream, in order, with the counts', async () => {
+    const rows = await analytics.percentiles({ process: processId });
+    expect(rows.map((r) => [r.actor, r.stream, r.count])).toEqual([
+      ['gateway', 'orders', 2 * TICKS],
+      ['strategy', 'ticks', TICKS],
+    ]);
+    for (const row of rows) {
+      for (const p of [row.latency, row.processing]) {
+        expect(p.p50).toBeLessThanOrEqual(p.p90);
+        expect(p.p90).toBeLessThanOrEqual(p.p99);
+        expect(p.p99).toBeLessThanOrEqual(p.p999);
+        expect(p.p999).toBeLessThanOrEqual(p.max);
+      }
+      expect(row.processing.max).toBeLessThanOrEqual(row.latency.max);
+    }
+    const max = await analytics.query("SELECT max(latency_ns) FROM timings WHERE actor = 'gateway'");
+    expect(rows[0]!.latency.max).toBe(n(max.rows[0]![0]));
+    const byActor = await analytics.percentiles({ process: processId, by: ['actor'] });
+    expect(byActor.map((r) => [r.actor, r.stream, r.count])).toEqual([
+      ['gateway', undefined, 2 * TICKS],
+      ['strategy', undefined, TICKS],
+    ]);
+    await expect(analytics.percentiles({ by: ['seq' as 'actor'] })).rejects.toThrow(QueryRefusedError);
+  });
+
+  it('gives the exact tree of a message, from any of its nodes', async () => {
+    const check = (tree: MessageTree, tick: number) => {
+      expect(tree.missingParent).toBe(false);
+      expect(tree.nodes).toBe(5);
+      expect([
+        tree.root.stream,
+        tree.root.seq,
+        tree.root.fields,
+        tree.root.hopNs,
+        tree.root.publishNs,
+      ]).toEqual(['ticks', tick, { n: tick, price: 100 + (tick % 7) }, 0, 0]);
+      expect(tree.root.handled.map((h) => h.actor)).toEqual(['strategy']);
+      const orders = tree.root.children;
+      expect(orders.map((o) => [o.stream, o.actor, o.fields])).toEqual([
+        ['orders', 'strategy', { tick, side: 0 }],
+        ['orders', 'strategy', { tick, side: 1 }],
+      ]);
+      for (const order of orders) {
+        expect(order.hopNs).toBe(order.publishNs);
+        expect(order.handled.map((h) => h.actor)).toEqual(['gateway']);
+        expect(order.children.map((f) => [f.stream, f.actor, f.children.length])).toEqual([
+          ['fills', 'gateway', 0],
+        ]);
+        const fill = order.children[0]!;
+        expect(fill.hopNs).toBeCloseTo(fill.publishNs - order.publishNs, 3);
+      }
+      const all = (node: TreeNode): TreeNode[] => [node, ...node.children.flatMap(all)];
+      const latest = Math.max(
+        ...all(tree.root).flatMap((x) => [x.publishNs, ...x.handled.map((h) => h.latencyNs)]),
+      );
+      expect(tree.latencyNs).toBe(latest);
+    };
+    check(await analytics.tree({ process: processId, stream: 'ticks', seq: 42 }), 42);
+    // From a leaf: the same tree, found through its parents.
+    const fromFill = await analytics.tree({ process: processId, stream: 'fills', seq: 85 });
+    const order = fromFill.root.children.find((o) => o.children.some((f) => f.seq === 85));
+    expect(order).toBeDefined();
+    check(fromFill, fromFill.root.seq);
+    await expect(analytics.tree({ process: processId, stream: 'ticks', seq: 10 * TICKS })).rejects.toThrow(
+      /no message ticks #30000/,
+    );
+    await expect(analytics.tree({ process: processId, stream: 'ticks', seq: -1 })).rejects.toThrow(
+      QueryRefusedError,
+    );
+  });
+
+  it('finds the slowest trees, slowest first, each whole', async () => {
+    const slowest = await analytics.slowestTrees({ process: processId, n: 20 });
+    expect(slowest).toHaveLength(20);
+    for (let i = 1; i < slowest.length; i++)
+      expect(slowest[i]!.latencyNs).toBeLessThanOrEqual(slowest[i - 1]!.latencyNs);
+    expect(slowest.every((t) => t.nodes === 5 && t.root.stream === 'ticks')).toBe(true);
+    const worst = await analytics.query('SELECT max(latency_ns) FROM timings');
+    expect(slowest[0]!.latencyNs).toBe(n(worst.rows[0]![0]));
+  });
+
+  it('reads a time window only', async () => {
+    const bounds = await analytics.query(
+      'SELECT min(publish_time)::VARCHAR, max(publish_time)::VARCHAR FROM stream_ticks',
+    );
+    const [first, last] = bounds.rows[0]!.map((t) => `${String(t).replace(' ', 'T')}Z`);
+    const middle = new Date((Date.parse(first!) + Date.parse(last!)) / 2);
+    const all = await analytics.query('SELECT count(*) FROM stream_ticks');
+    const before = await analytics.query('SELECT count(*) FROM stream_ticks', { end: middle });
+    const after = await analytics.query('SELECT count(*) FROM stream_ticks', { begin: middle });
+    expect(n(before.rows[0]![0]) + n(after.rows[0]![0])).toBe(n(all.rows[0]![0]));
+    await expect(analytics.query('SELECT 1', { begin: 'yesterday' })).rejects.toThrow(
+      /begin must be an RFC 3339 time/,
+    );
+  });
+
+  it('refuses every statement that writes, and several statements, saying why', async () => {
+    const refusals: [string, RegExp][] = [
+      ['INSERT INTO blocks VALUES (1)', /only SELECT.*INSERT/],
+      ["UPDATE processes SET exe = 'x'", /only SELECT.*UPDATE/],
+      ['DELETE FROM blocks', /only SELECT.*DELETE/],
+      ['CREATE TABLE t (a INT)', /only SELECT.*CREATE/],
+      ["COPY blocks TO 'x.csv'", /only SELECT.*COPY/],
+      ["ATTACH 'x.db'", /only SELECT.*ATTACH/],
+      ['INSTALL httpfs', /only SELECT/],
+      ['LOAD httpfs', /only SELECT.*LOAD/],
+      ['SET threads = 1', /only SELECT.*SET/],
+      ['PRAGMA version', /only SELECT.*PRAGMA/],
+      ['EXPLAIN ANALYZE DELETE FROM blocks', /only SELECT.*EXPLAIN/],
+      ['WITH x AS (SELECT 1) DELETE FROM blocks', /only SELECT.*WITH/],
+      ['SELECT 1; SELECT 2', /one statement per query, got 2/],
+      ['', /empty/],
+      ['SELEC 1', /does not parse/],
+    ];
+    for (const [sql, reason] of refusals) {
+      const error = await analytics.query(sql).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, sql).toBeInstanceOf(QueryRefusedError);
+      expect((error as Error).message, sql).toMatch(reason);
+    }
+    await expect(analytics.query("SELECT * FROM read_csv('/etc/passwd')")).rejects.toThrow(
+      /disabled by configuration/,
+    );
+    await expect(analytics.query('SELECT * FROM no_such_table')).rejects.toThrow(QueryRefusedError);
+  });
+
+  it('stops a query at its time limit and cuts rows at the row limit', async () => {
+    await expect(
+      analytics.query('SELECT count(*) FROM range(100000000000) a, range(10) b', { timeoutMs: 50 }),
+    ).rejects.toThrow(QueryTimeoutError);
+    const cut = await analytics.query('SELECT seq FROM stream_ticks ORDER BY seq', { maxRows: 10 });
+    expect([cut.rows.length, cut.truncated]).toEqual([10, true]);
+    const whole = await analytics.query('SELECT seq FROM stream_ticks ORDER BY seq LIMIT 10', {
+      maxRows: 10,
+    });
+    expect(whole.truncated).toBe(false);
+    // The engine still answers after a stopped query.
+    expect((await analytics.query('SELECT 42')).rows).toEqual([[42]]);
+  });
+
+  it('refuses an unknown process with a clear error', async () => {
+    await expect(analytics.query('SELECT 1', { process: 'no-such-process' })).rejects.toThrow(
+      LakeNotFoundError,
+    );
+  });
+});
+
+describe('partitions, cached and rebuilt', () => {
+  it('reads cached partitions without decoding a block again, and rebuilds one that is missing or damaged', async () => {
+    const { dir, cleanup } = tempDir('dorsal-partitions-');
+    try {
+      await runPipeline(dir, 500);
+      const cacheDir = join(dir, 'analytics');
+      const count = 'SELECT count(*) FROM messages';
+      let analytics = await Analytics.open({ lake: { data: dir }, cacheDir });
+      const first = await analytics.query(count);
+      expect(first.decodedBlocks).toBeGreaterThan(0);
+      const second = await analytics.query(count);
+      expect(second.decodedBlocks).toBe(0);
+      expect(second.rows).toEqual(first.rows);
+      await analytics.close();
+
+      // Another Analytics over the same cache: still nothing decoded.
+      analytics = await Analytics.open({ lake: { data: dir }, cacheDir });
+      expect((await analytics.query(count)).decodedBlocks).toBe(0);
+      const files = (view: string) =>
+        readdirSync(join(cacheDir, 'views', view), { recursive: true })
+          .map(String)
+          .filter((f) => f.endsWith('.parquet'))
+          .map((f) => join(cacheDir, 'views', view, f));
+      // A partition file deleted: its blocks are decoded again, and the answer is the same.
+      rmSync(files('stream_orders')[0]!);
+      const rebuilt = await analytics.query(count);
+      expect(rebuilt.decodedBlocks).toBeGreaterThan(0);
+      expect(rebuilt.rows).toEqual(first.rows);
+      // A partition file cut short: the same.
+      const victim = files('timings')[0]!;
+      truncateSync(victim, Math.floor(statSync(victim).size / 2));
+      const timings = await analytics.query('SELECT count(*) FROM timings');
+      expect(timings.decodedBlocks).toBeGreaterThan(0);
+      expect(n(timings.rows[0]![0])).toBe(1500);
+      expect((await analytics.query(count)).decodedBlocks).toBe(0);
+      await analytics.close();
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+
+  it("shows a live process's new blocks", async () => {
+    const { dir, cleanup } = tempDir('dorsal-live-');
+    const system = new System(spine, { persist: { data: dir, blockMs: 20 } });
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 1 } });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('gateway'));
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      await system.start();
+      const ticks = async () => {
+        const { rows, decodedBlocks } = await analytics
+          .query('SELECT count(*) FROM stream_ticks')
+          .catch(() => ({
+            rows: [[0]],
+            decodedBlocks: 0,
+          }));
+        return { count: n(rows[0]![0]), decodedBlocks };
+      };
+      let seen = { count: 0, decodedBlocks: 0 };
+      await until(async () => {
+        seen = await ticks();
+        return seen.count > 0;
+      }, 'the first ticks in the analytics');
+      const before = seen.count;
+      await until(async () => {
+        seen = await ticks();
+        return seen.count > before;
+      }, 'more ticks in the analytics');
+      expect(seen.decodedBlocks).toBeGreaterThan(0);
+    } finally {
+      await system.stop();
+      await analytics.close();
+      cleanup();
+    }
+  }, 120_000);
+});
