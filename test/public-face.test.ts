@@ -53,11 +53,12 @@ describe('the public face', () => {
         'src/index.ts',
         'src/wire.ts,src/sink.ts',
         `src/lake.ts,src/ingestion.ts,piscina`,
+        'src/analytics.ts',
       ],
       60_000,
     );
     expect(code).toBe(0);
-    const [root, light, heavy] = out
+    const [root, light, heavy, analytics] = out
       .trim()
       .split('\n')
       .map((line) => (JSON.parse(line) as { packages: string[] }).packages);
@@ -67,12 +68,14 @@ describe('the public face', () => {
     expect(light).toEqual(expect.arrayContaining(WIRE_PACKAGES));
     // The same detection sees every heavy package once it is loaded (ES modules and CommonJS).
     expect(heavy).toEqual(expect.arrayContaining([...LAKE_PACKAGES, ...WIRE_PACKAGES]));
+    // DuckDB loads when an Analytics opens, not with dorsal/analytics (RemoteAnalytics needs none).
+    expect(analytics!.filter((name) => name.startsWith('@duckdb/'))).toEqual([]);
   });
 
   it('package.json exports the root and the telemetry subpaths, each an explicit list of names, disjoint', async () => {
     const map = entries();
     expect([...map.keys()].sort()).toEqual(
-      ['dorsal', 'dorsal/ingestion', 'dorsal/lake', 'dorsal/sink', 'dorsal/wire'].sort(),
+      ['dorsal', 'dorsal/analytics', 'dorsal/ingestion', 'dorsal/lake', 'dorsal/sink', 'dorsal/wire'].sort(),
     );
     const seen = new Map<string, string>();
     for (const [specifier, file] of map) {

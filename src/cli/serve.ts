@@ -1,6 +1,15 @@
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
+import { analyticsQueryRoute } from '../telemetry/analytics/route.js';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
-import { DEFAULT_MAX_CONNECTIONS, startIngestionServer } from '../telemetry/ingestion/server.js';
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  type IngestionServer,
+  startIngestionServer,
+} from '../telemetry/ingestion/server.js';
+import { Lake } from '../telemetry/lake/lake.js';
 import type { RetentionReport } from '../telemetry/lake/retention.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
 import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
@@ -17,13 +26,28 @@ interface ServeOptions extends LakeOptions {
   readonly maxConnections: number;
   readonly largeBodyBudget: number;
   readonly retentionDays?: number;
+  readonly analytics: boolean;
+  readonly analyticsCache?: string;
+  readonly queryRows: number;
+  readonly queryTimeout: number;
 }
 
-/** `dorsal serve`: the ingestion service over HTTP until SIGINT or SIGTERM. */
+/** Where a server keeps its analytics' partitions: in the embedded lake's directory, or a directory of its own per lake. */
+function analyticsCacheDir(options: ServeOptions): string {
+  if (options.analyticsCache !== undefined) return options.analyticsCache;
+  if (options.db === undefined && options.blobs === undefined) return join(options.data, 'analytics');
+  const lake = createHash('sha256')
+    .update(`${options.db ?? ''}\n${options.blobs ?? ''}`)
+    .digest('hex')
+    .slice(0, 16);
+  return join(tmpdir(), 'dorsal-analytics', lake);
+}
+
+/** `dorsal serve`: the ingestion service and the analytics' queries over HTTP until SIGINT or SIGTERM. */
 export function serveCommand(): Command {
   return withLakeOptions(
     new Command('serve')
-      .description('run the ingestion service (HTTP) in front of a lake')
+      .description('run the ingestion service and the analytics (HTTP) in front of a lake')
       .option('--host <host>', 'interface to listen on', '127.0.0.1')
       .option('--port <port>', 'port to listen on (0: any free port)', integer(0, 65_535), 8081),
   )
@@ -64,37 +88,66 @@ export function serveCommand(): Command {
       'delete what was inserted more than N days ago, at start and hourly',
       atLeast(0),
     )
+    .option('--no-analytics', 'do not answer POST /analytics/query')
+    .option(
+      '--analytics-cache <dir>',
+      "local directory for the analytics' partitions (default: <data>/analytics)",
+    )
+    .option('--query-rows <n>', 'rows a query returns at most', integer(1, 10_000_000), 10_000)
+    .option('--query-timeout <ms>', 'how long a query may run', integer(1, 3_600_000), 30_000)
     .action(async (options: ServeOptions) => {
-      const server = await startIngestionServer({
-        host: options.host,
-        port: options.port,
-        lake: lakeLocation(options),
-        insecure: options.insecure,
-        bodyLimit: options.bodyLimit,
-        maxBlockBytes: options.maxBlockBytes,
-        maxCompressionRatio: options.maxRatio,
-        stallTimeoutMs: options.stallTimeout,
-        maxConnections: options.maxConnections,
-        largeBodyBudgetBytes: options.largeBodyBudget,
-        ...(options.retentionDays === undefined
-          ? {}
-          : {
-              retentionDays: options.retentionDays,
-              onRetention: (report: RetentionReport) => console.error(`dorsal ${describeRetention(report)}`),
+      const lake = Lake.open(lakeLocation(options));
+      const routes = options.analytics
+        ? [
+            analyticsQueryRoute({
+              lake,
+              cacheDir: analyticsCacheDir(options),
+              maxRows: options.queryRows,
+              timeoutMs: options.queryTimeout,
             }),
-        onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
-      });
+          ]
+        : [];
+      let server: IngestionServer;
+      try {
+        server = await startIngestionServer({
+          host: options.host,
+          port: options.port,
+          lake,
+          routes,
+          insecure: options.insecure,
+          bodyLimit: options.bodyLimit,
+          maxBlockBytes: options.maxBlockBytes,
+          maxCompressionRatio: options.maxRatio,
+          stallTimeoutMs: options.stallTimeout,
+          maxConnections: options.maxConnections,
+          largeBodyBudgetBytes: options.largeBodyBudget,
+          ...(options.retentionDays === undefined
+            ? {}
+            : {
+                retentionDays: options.retentionDays,
+                onRetention: (report: RetentionReport) =>
+                  console.error(`dorsal ${describeRetention(report)}`),
+              }),
+          onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
+        });
+      } catch (error) {
+        await lake.close();
+        throw error;
+      }
       if (options.insecure) {
         console.error(
           'dorsal: --insecure: anyone who reaches this server may write to the lake unless it has keys',
         );
       }
-      console.log(`dorsal ingestion listening on ${server.url}`);
+      console.log(`dorsal ingestion${options.analytics ? ' and analytics' : ''} listening on ${server.url}`);
       const stop = (): void => {
-        server.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
+        server
+          .close()
+          .then(() => lake.close())
+          .then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { LakeNotFoundError } from '../errors.js';
 import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
@@ -98,7 +98,9 @@ export class Analytics extends AnalyticsQuestions {
     const cache = options.cacheDir;
     mkdirSync(cache, { recursive: true });
     const store = options.partitions ?? new LocalPartitionStore(cache);
-    // Queries: no file outside the partitions is readable, and nothing can change that.
+    // Queries: no file outside the partitions is readable, and nothing can change that. DuckDB
+    // loads here, not when the module is imported (RemoteAnalytics needs none of it).
+    const { DuckDBInstance } = await import('@duckdb/node-api');
     const queryDb = await DuckDBInstance.create(':memory:');
     const setup = await queryDb.connect();
     await setup.run(`SET allowed_directories = ['${cache.replaceAll("'", "''")}']`);

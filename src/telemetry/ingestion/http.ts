@@ -34,6 +34,27 @@ export interface IngestionRoutesOptions {
   readonly retryAfterSeconds?: number;
   /** Called with errors that are not the client's fault (500s), e.g. to log them. */
   readonly onInternalError?: (error: unknown) => void;
+  /** Routes served beside ingestion's (the analytics' query), behind the same Host and key checks. */
+  readonly routes?: readonly ExtraRoute[];
+}
+
+/**
+ * A route another service adds to the server, e.g. `POST /analytics/query`. Its body is read
+ * under the same stall rules as ingestion's; what `handle` throws is answered as ingestion's
+ * errors are (a `DorsalError` by its code, anything else 500).
+ */
+export interface ExtraRoute {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  /** The media type a body must have (e.g. `application/json`); other types get 415. */
+  readonly mediaType: string;
+  /** Largest body in bytes; larger gets 413. */
+  readonly bodyLimit: number;
+  handle(
+    body: Uint8Array,
+  ): Promise<{ readonly status: number; readonly contentType: string; readonly body: string }>;
+  /** Called once the server stopped answering, before its lake closes. */
+  close?(): Promise<void>;
 }
 
 /** Default body limit: 100 MiB. */
@@ -60,11 +81,12 @@ const INSERTS: Readonly<Record<string, InsertRoute>> = {
   '/ingestion/insert_drops': { insert: (s, body) => s.insertDrops(body), block: false },
 };
 
-/** What a route resolved to: a status and a JSON body. */
+/** What a route resolved to: a status and a JSON body (or, from an extra route, a body as it is). */
 interface Answer {
   readonly status: number;
   readonly body: unknown;
   readonly retry?: boolean;
+  readonly raw?: { readonly contentType: string; readonly text: string };
 }
 
 /**
@@ -95,8 +117,9 @@ export function ingestionRoutes(
     keys: new KeyGate(service.lake.metadata, options.keyCacheMs),
     loopbackHostsOnly: options.loopbackHostsOnly === true,
   };
+  const extra = new Map((options.routes ?? []).map((r) => [r.path, r]));
   return (req, res) => {
-    route(service, req, rules, guard)
+    route(service, req, rules, guard, extra)
       .catch((error: unknown): Answer => {
         const answer = answerFor(error);
         if (answer.status === 500) options.onInternalError?.(error);
@@ -117,6 +140,7 @@ async function route(
   req: IncomingMessage,
   rules: { readonly block: BodyRules; readonly record: BodyRules },
   guard: Guard,
+  extra: ReadonlyMap<string, ExtraRoute>,
 ): Promise<Answer> {
   if (guard.loopbackHostsOnly && !loopbackHostAllowed(req.headers.host)) {
     throw new HostNotAllowedError(req.headers.host ?? '');
@@ -140,6 +164,20 @@ async function route(
       body.release();
     }
   }
+  const other = extra.get(path);
+  if (other !== undefined) {
+    if (req.method !== other.method) return methodNotAllowed(other.method);
+    if (other.method === 'GET') return rawAnswer(await other.handle(new Uint8Array(0)));
+    const type = req.headers['content-type'];
+    if (type?.split(';')[0]?.trim().toLowerCase() !== other.mediaType)
+      throw new UnsupportedMediaTypeError(type);
+    const body = await readBody(req, { ...rules.record, limit: other.bodyLimit });
+    try {
+      return rawAnswer(await other.handle(body.bytes));
+    } finally {
+      body.release();
+    }
+  }
   if (path === '/ready') {
     if (req.method !== 'GET') return methodNotAllowed('GET');
     await service.ready();
@@ -151,15 +189,23 @@ async function route(
   };
 }
 
+function rawAnswer(answer: { status: number; contentType: string; body: string }): Answer {
+  return {
+    status: answer.status,
+    body: undefined,
+    raw: { contentType: answer.contentType, text: answer.body },
+  };
+}
+
 function methodNotAllowed(allowed: string): Answer {
   return { status: 405, body: { error: { code: 'DORSAL_METHOD_NOT_ALLOWED', message: `use ${allowed}` } } };
 }
 
 function send(req: IncomingMessage, res: ServerResponse, answer: Answer, retryAfter: string): void {
   if (res.headersSent || res.destroyed) return;
-  const body = JSON.stringify(answer.body);
+  const body = answer.raw?.text ?? JSON.stringify(answer.body);
   res.statusCode = answer.status;
-  res.setHeader('content-type', 'application/json');
+  res.setHeader('content-type', answer.raw?.contentType ?? 'application/json');
   res.setHeader('content-length', Buffer.byteLength(body));
   if (answer.retry === true) res.setHeader('retry-after', retryAfter);
   if (answer.status === 401) res.setHeader('www-authenticate', 'Bearer realm="dorsal"');

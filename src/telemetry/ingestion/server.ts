@@ -119,6 +119,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      for (const route of options.routes ?? []) await route.close?.();
       await service.close();
     },
   };

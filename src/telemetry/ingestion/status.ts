@@ -7,6 +7,8 @@ import { DorsalError } from '../../errors.js';
 export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   DORSAL_WIRE_FORMAT: 400,
   DORSAL_WIRE_VERSION: 400,
+  DORSAL_QUERY_REFUSED: 400,
+  DORSAL_QUERY_TIMEOUT: 400,
   DORSAL_UNAUTHORIZED: 401,
   DORSAL_KEY_REVOKED: 403,
   DORSAL_HOST_NOT_ALLOWED: 403,

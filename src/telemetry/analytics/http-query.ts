@@ -1,0 +1,102 @@
+import { QueryRefusedError } from './guard.js';
+import type { QueryFunction, QueryResult, QueryScope } from './query.js';
+
+/** The body of `POST /analytics/query`. */
+export interface QueryRequest extends Omit<QueryScope, 'begin' | 'end'> {
+  readonly sql: string;
+  readonly begin?: string;
+  readonly end?: string;
+  /** `json` (default): `{ columns, rows, truncated, decodedBlocks }`; `csv`: a header line, then the rows. */
+  readonly format?: 'json' | 'csv';
+}
+
+/** Limits a server puts on every query, whatever the request asks. */
+export interface QueryLimits {
+  /** Rows a query returns at most (a request may ask for fewer). */
+  readonly maxRows: number;
+  /** How long a query may run, in ms (a request may ask for less). */
+  readonly timeoutMs: number;
+}
+
+/** An HTTP answer: a status, a content type and the body's text. */
+export interface QueryAnswer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+const FIELDS = new Set(['sql', 'process', 'begin', 'end', 'maxRows', 'timeoutMs', 'format']);
+
+/** Longest SQL text accepted. */
+export const MAX_SQL_LENGTH = 64 * 1024;
+
+/**
+ * Parses and checks a `POST /analytics/query` body: JSON, an object with `sql` and optional
+ * `process`, `begin`, `end` (RFC 3339), `maxRows`, `timeoutMs`, `format`. Anything else is a
+ * `QueryRefusedError` naming what is wrong.
+ */
+export function parseQueryRequest(body: Uint8Array): QueryRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+  } catch {
+    throw new QueryRefusedError('the body is not JSON: send { "sql": "SELECT …" }');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new QueryRefusedError('the body must be a JSON object: { "sql": "SELECT …" }');
+  }
+  const request = value as Record<string, unknown>;
+  const unknown = Object.keys(request).filter((k) => !FIELDS.has(k));
+  if (unknown.length > 0)
+    throw new QueryRefusedError(`unknown field ${JSON.stringify(unknown[0]).slice(0, 100)}`);
+  if (typeof request.sql !== 'string') throw new QueryRefusedError('sql must be a string');
+  if (request.sql.length > MAX_SQL_LENGTH)
+    throw new QueryRefusedError(`sql is longer than ${MAX_SQL_LENGTH} characters`);
+  for (const name of ['process', 'begin', 'end'] as const) {
+    if (request[name] !== undefined && typeof request[name] !== 'string') {
+      throw new QueryRefusedError(`${name} must be a string`);
+    }
+  }
+  for (const name of ['maxRows', 'timeoutMs'] as const) {
+    const n = request[name];
+    if (n !== undefined && !(Number.isSafeInteger(n) && (n as number) > 0)) {
+      throw new QueryRefusedError(`${name} must be a positive integer`);
+    }
+  }
+  if (request.format !== undefined && request.format !== 'json' && request.format !== 'csv') {
+    throw new QueryRefusedError("format must be 'json' or 'csv'");
+  }
+  return request as unknown as QueryRequest;
+}
+
+/** Answers a parsed request with `query`, within `limits`. Errors are thrown, for the server's error answers. */
+export async function answerQuery(
+  query: QueryFunction,
+  request: QueryRequest,
+  limits: QueryLimits,
+): Promise<QueryAnswer> {
+  const scope: QueryScope = {
+    ...(request.process === undefined ? {} : { process: request.process }),
+    ...(request.begin === undefined ? {} : { begin: request.begin }),
+    ...(request.end === undefined ? {} : { end: request.end }),
+    maxRows: Math.min(request.maxRows ?? limits.maxRows, limits.maxRows),
+    timeoutMs: Math.min(request.timeoutMs ?? limits.timeoutMs, limits.timeoutMs),
+  };
+  const result = await query(request.sql, scope);
+  if (request.format === 'csv') {
+    return { status: 200, contentType: 'text/csv; charset=utf-8', body: toCsv(result) };
+  }
+  return { status: 200, contentType: 'application/json', body: JSON.stringify(result) };
+}
+
+/** RFC 4180 CSV: a header line, then one line per row; a value with a comma, quote or line break quoted. */
+export function toCsv(result: QueryResult): string {
+  const cell = (value: unknown): string => {
+    if (value === null || value === undefined) return '';
+    const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
+    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  const lines = [result.columns.map((c) => cell(c.name)).join(',')];
+  for (const row of result.rows) lines.push(row.map(cell).join(','));
+  return `${lines.join('\r\n')}\r\n`;
+}

@@ -1,0 +1,66 @@
+import { DorsalError } from '../../errors.js';
+import { LakeNotFoundError } from '../errors.js';
+import { QueryRefusedError, QueryTimeoutError } from './guard.js';
+import type { QueryFunction, QueryResult } from './query.js';
+import { AnalyticsQuestions } from './questions.js';
+
+/** Options of `RemoteAnalytics`. */
+export interface RemoteAnalyticsOptions {
+  /** The server, e.g. `http://127.0.0.1:8081` (`dorsal serve`). */
+  readonly url: string;
+  /** Its API key (default: the `DORSAL_KEY` environment variable). */
+  readonly key?: string;
+}
+
+/**
+ * The analytics of a `dorsal serve` over HTTP (`POST /analytics/query`): the same `query`,
+ * `percentiles`, `tree` and `slowestTrees` as the embedded `Analytics`, the SQL run where the
+ * data is. A refusal comes back as the error the server raised (`QueryRefusedError`,
+ * `QueryTimeoutError`, `LakeNotFoundError`), others as a `DorsalError` with the server's code.
+ *
+ * @example
+ * const analytics = new RemoteAnalytics({ url: 'http://127.0.0.1:8081' });
+ * const rows = await analytics.percentiles({ process });
+ */
+export class RemoteAnalytics extends AnalyticsQuestions {
+  private readonly endpoint: string;
+  private readonly key: string | undefined;
+
+  constructor(options: RemoteAnalyticsOptions) {
+    super();
+    this.endpoint = new URL('/analytics/query', options.url).toString();
+    this.key = options.key ?? process.env.DORSAL_KEY;
+  }
+
+  readonly query: QueryFunction = async (sql, scope = {}) => {
+    const time = (t: string | Date | undefined) => (t instanceof Date ? t.toISOString() : t);
+    const response = await fetch(this.endpoint, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(this.key === undefined ? {} : { authorization: `Bearer ${this.key}` }),
+      },
+      body: JSON.stringify({ sql, ...scope, begin: time(scope.begin), end: time(scope.end) }),
+    });
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new DorsalError('DORSAL_REMOTE', `the server answered ${response.status} without JSON`);
+    }
+    if (response.ok) return body as QueryResult;
+    const error = (body as { error?: { code?: string; message?: string } }).error ?? {};
+    const message = error.message ?? `the server answered ${response.status}`;
+    switch (error.code) {
+      case 'DORSAL_QUERY_REFUSED':
+        throw new QueryRefusedError(message);
+      case 'DORSAL_QUERY_TIMEOUT':
+        throw new QueryTimeoutError(message);
+      case 'DORSAL_LAKE_NOT_FOUND':
+        throw new LakeNotFoundError(message);
+      default:
+        throw new DorsalError(error.code ?? 'DORSAL_REMOTE', message);
+    }
+  };
+}

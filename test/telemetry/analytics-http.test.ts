@@ -1,0 +1,158 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SystemReport } from '../../src/index.js';
+import { QueryRefusedError, QueryTimeoutError } from '../../src/telemetry/analytics/guard.js';
+import { RemoteAnalytics } from '../../src/telemetry/analytics/remote.js';
+import { analyticsQueryRoute } from '../../src/telemetry/analytics/route.js';
+import { LakeNotFoundError } from '../../src/telemetry/errors.js';
+import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
+import { createApiKey } from '../../src/telemetry/keys/api-keys.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import type { LakeLocation } from '../../src/telemetry/lake/open.js';
+import { checkPersistedRun, runPersistedPipeline } from './analytics-checks.js';
+import { startDorsalServe } from './cli-helpers.js';
+import { tempDir } from './fixtures.js';
+import { scaleOutLocation, startS3, uniqueSchema } from './services.js';
+
+const TICKS = 1000;
+
+async function post(url: string, body: string, type = 'application/json', method = 'POST') {
+  const response = await fetch(`${url}/analytics/query`, {
+    method,
+    headers: { 'content-type': type },
+    ...(method === 'POST' ? { body } : {}),
+  });
+  return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
+}
+
+describe('analytics over HTTP, through dorsal serve', () => {
+  const { dir, cleanup } = tempDir('dorsal-analytics-http-');
+  let serve: Awaited<ReturnType<typeof startDorsalServe>>;
+  let report: SystemReport;
+  let processId: string;
+
+  beforeAll(async () => {
+    serve = await startDorsalServe(['--port', '0', '--data', dir, '--query-timeout', '60000']);
+    report = await runPersistedPipeline({ url: serve.url, blockMs: 50 }, TICKS);
+    const lake = Lake.open({ data: dir });
+    processId = (await lake.processes())[0]!.processId;
+    await lake.close();
+  }, 120_000);
+  afterAll(async () => {
+    await serve?.stop();
+    cleanup();
+  });
+
+  it('answers the same as embedded: every message and timing, parents, fan-out, trees, percentiles', async () => {
+    await checkPersistedRun(new RemoteAnalytics({ url: serve.url }), processId, report, TICKS);
+  });
+
+  it('refuses writes and bad bodies with 400 saying why, other methods and types with 405 and 415', async () => {
+    for (const sql of [
+      'DELETE FROM blocks',
+      "COPY blocks TO 'x'",
+      "ATTACH ':memory:' AS y",
+      'SET threads = 1',
+      'SELECT 1; SELECT 2',
+    ]) {
+      const answer = await post(serve.url, JSON.stringify({ sql }));
+      expect([answer.status, answer.type], sql).toEqual([400, 'application/json']);
+      expect(JSON.parse(answer.text).error.code, sql).toBe('DORSAL_QUERY_REFUSED');
+    }
+    const refusal = JSON.parse((await post(serve.url, JSON.stringify({ sql: 'DROP TABLE blocks' }))).text);
+    expect(refusal.error.message).toMatch(/read-only: only SELECT is answered, got DROP/);
+    const bodies: [string, RegExp][] = [
+      ['{', /not JSON/],
+      ['[1]', /JSON object/],
+      ['{"sql": 1}', /sql must be a string/],
+      ['{"sql": "SELECT 1", "rows": 5}', /unknown field "rows"/],
+      ['{"sql": "SELECT 1", "maxRows": -5}', /maxRows must be a positive integer/],
+      ['{"sql": "SELECT 1", "begin": "noon"}', /begin must be an RFC 3339 time/],
+      ['{"sql": "SELECT 1", "format": "xml"}', /format must be/],
+    ];
+    for (const [body, message] of bodies) {
+      const answer = await post(serve.url, body);
+      expect(answer.status, body).toBe(400);
+      expect(JSON.parse(answer.text).error.message, body).toMatch(message);
+    }
+    expect((await post(serve.url, 'SELECT 1', 'text/plain')).status).toBe(415);
+    expect((await post(serve.url, '', 'application/json', 'GET')).status).toBe(405);
+    const remote = new RemoteAnalytics({ url: serve.url });
+    await expect(remote.query('DELETE FROM blocks')).rejects.toThrow(QueryRefusedError);
+    await expect(remote.query('SELECT 1', { process: 'nope' })).rejects.toThrow(LakeNotFoundError);
+    await expect(
+      remote.query('SELECT count(*) FROM range(100000000000) a, range(10) b', { timeoutMs: 50 }),
+    ).rejects.toThrow(QueryTimeoutError);
+  });
+
+  it('answers in CSV, and cuts rows at the limit', async () => {
+    const csv = await post(
+      serve.url,
+      JSON.stringify({ sql: "SELECT seq, 'a,b' AS t FROM stream_ticks ORDER BY seq LIMIT 3", format: 'csv' }),
+    );
+    expect([csv.status, csv.type]).toEqual([200, 'text/csv; charset=utf-8']);
+    expect(csv.text).toBe('seq,t\r\n0,"a,b"\r\n1,"a,b"\r\n2,"a,b"\r\n');
+    const cut = JSON.parse(
+      (await post(serve.url, JSON.stringify({ sql: 'SELECT seq FROM stream_ticks', maxRows: 7 }))).text,
+    );
+    expect([cut.rows.length, cut.truncated]).toEqual([7, true]);
+  });
+});
+
+describe('analytics behind the API keys', () => {
+  it('answers a query only with a valid key once the lake has one', async () => {
+    const { dir, cleanup } = tempDir('dorsal-analytics-keys-');
+    const lake = Lake.open({ data: dir });
+    const key = await createApiKey(lake.metadata, 'reader');
+    const server = await startIngestionServer({
+      port: 0,
+      lake,
+      routes: [analyticsQueryRoute({ lake, cacheDir: join(dir, 'analytics') })],
+    });
+    try {
+      const anonymous = await post(server.url, JSON.stringify({ sql: 'SELECT 1' }));
+      expect(anonymous.status).toBe(401);
+      await expect(
+        new RemoteAnalytics({ url: server.url, key: 'dorsal_nope' }).query('SELECT 1'),
+      ).rejects.toThrow(/key/i);
+      expect((await new RemoteAnalytics({ url: server.url, key }).query('SELECT 42 AS answer')).rows).toEqual(
+        [[42]],
+      );
+    } finally {
+      await server.close();
+      await lake.close();
+      cleanup();
+    }
+  });
+});
+
+describe('analytics against PostgreSQL + S3', () => {
+  it('answers the same over a scale-out lake, each server with its own cache', async () => {
+    const schema = uniqueSchema();
+    const s3 = await startS3();
+    const caches = [tempDir('dorsal-analytics-pg-'), tempDir('dorsal-analytics-pg-')];
+    const location: LakeLocation = scaleOutLocation(schema.url, s3.endpoint, 'analytics');
+    const servers = await Promise.all(
+      caches.map((cache) =>
+        startIngestionServer({
+          port: 0,
+          lake: location,
+          routes: [analyticsQueryRoute({ lake: location, cacheDir: join(cache.dir, 'cache') })],
+        }),
+      ),
+    );
+    try {
+      const report = await runPersistedPipeline({ url: servers[0]!.url, blockMs: 50 }, TICKS);
+      const processId = (await servers[0]!.service.lake.processes())[0]!.processId;
+      // Two stateless servers over one lake: each answers it whole.
+      for (const server of servers) {
+        await checkPersistedRun(new RemoteAnalytics({ url: server.url }), processId, report, TICKS);
+      }
+    } finally {
+      for (const server of servers) await server.close();
+      await schema.drop();
+      await s3.stop();
+      for (const cache of caches) cache.cleanup();
+    }
+  }, 180_000);
+});
