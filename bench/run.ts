@@ -9,13 +9,15 @@
  *   its latency with the persister on and off;
  * - instrumentation: one log, metric or span in the calling thread, against pino writing the
  *   same line and a bare SharedArrayBuffer write;
- * - ingest: telemetry blocks stored into the lake, embedded and over HTTP.
+ * - ingest: telemetry blocks stored into the lake, embedded and over HTTP;
+ * - analytics: blocks decoded into Parquet just in time, percentiles, message trees.
  * Every row carries its ratio against a baseline from the same run, and its target where the
  * issue sets one, met or not. Results go to bench/results/latest.json and latest.md.
  *
  * Run: `npm run bench` (~2–3 min) · `npm run bench -- --quick` (~30 s smoke run) ·
  *      `npm run bench -- --only queue` (one group). Run nothing else meanwhile: 2 cores.
  */
+import { analyticsBench } from './analytics.js';
 import { ingestBench } from './ingest.js';
 import { instrumentationBench } from './instrumentation.js';
 import { persistBench } from './persist.js';
@@ -31,6 +33,7 @@ const SECTIONS: readonly BenchSection[] = [
   persistBench,
   instrumentationBench,
   ingestBench,
+  analyticsBench,
 ];
 
 function parseArgs(argv: readonly string[]): { quick: boolean; only: string | undefined } {

@@ -17,7 +17,7 @@ import {
   type TimeWindow,
 } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
-import { createViews } from './views.js';
+import { createViews, type ViewInputs } from './views.js';
 
 /** Options of `Analytics.open`. */
 export interface AnalyticsOptions {
@@ -31,8 +31,19 @@ export interface AnalyticsOptions {
   readonly timeoutMs?: number;
   /** Threads that decode blocks into partitions (default 1). */
   readonly etlThreads?: number;
+  /**
+   * How long what the lake holds is taken as known, in ms (default 1000): queries within that
+   * time of the last look at the lake reuse it, so that a burst of queries costs one look; a
+   * live process's new blocks show up after at most that long.
+   */
+  readonly freshnessMs?: number;
   /** Where partitions are kept (default: in `cacheDir` only). */
   readonly partitions?: PartitionStore;
+}
+
+/** What a scope's views are made of, with a fingerprint that changes when any of it does. */
+interface LakeView extends ViewInputs {
+  readonly fingerprint: string;
 }
 
 /** Connections kept with their views, one per scope, at most. */
@@ -67,8 +78,11 @@ export class Analytics extends AnalyticsQuestions {
   private readonly queryDb: DuckDBInstance;
   private readonly maxRows: number;
   private readonly timeoutMs: number;
+  private readonly freshnessMs: number;
   /** One materialization at a time per process: a second query waits for the first's partitions. */
   private readonly materializing = new Map<string, Promise<Materialized>>();
+  /** The last look at the lake per scope, and when it began. */
+  private readonly known = new Map<string, { readonly at: number; readonly view: Promise<LakeView> }>();
   private readonly sessions = new Map<string, Session>();
   private closed = false;
 
@@ -89,6 +103,7 @@ export class Analytics extends AnalyticsQuestions {
     this.queryDb = queryDb;
     this.maxRows = options.maxRows ?? 10_000;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.freshnessMs = options.freshnessMs ?? 1000;
   }
 
   static async open(options: AnalyticsOptions): Promise<Analytics> {
@@ -104,6 +119,8 @@ export class Analytics extends AnalyticsQuestions {
     const queryDb = await DuckDBInstance.create(':memory:');
     const setup = await queryDb.connect();
     await setup.run(`SET allowed_directories = ['${cache.replaceAll("'", "''")}']`);
+    // Partition files never change once written: their Parquet metadata is read once, not per query.
+    await setup.run('SET parquet_metadata_cache = true');
     await setup.run('SET enable_external_access = false');
     await setup.run('SET lock_configuration = true');
     setup.closeSync();
@@ -125,14 +142,24 @@ export class Analytics extends AnalyticsQuestions {
     } finally {
       parser.closeSync();
     }
-    const processes =
-      scope.process === undefined ? await this.lake.processes() : [await this.process(scope.process)];
-    const materialized = await Promise.all(processes.map((p) => this.materialized(p.processId, window)));
-    const session = await this.session(processes, materialized, window);
-    const run = session.tail.then(() => this.run(session.connection, sql, scope));
-    session.tail = run.catch(() => {});
-    const answer = await run;
-    return { ...answer, decodedBlocks: materialized.reduce((n, m) => n + m.decodedBlocks, 0) };
+    const key = `${scope.process ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}`;
+    let decoded = 0;
+    for (let attempt = 0; ; attempt++) {
+      const { view, decodedBlocks } = await this.look(key, scope.process, window);
+      decoded += decodedBlocks;
+      const session = await this.session(key, view);
+      const run = session.tail.then(() => this.run(session.connection, sql, scope));
+      session.tail = run.catch(() => {});
+      try {
+        return { ...(await run), decodedBlocks: decoded };
+      } catch (error) {
+        // A partition file gone or damaged since the last look (no query can name a file of its
+        // own: external access is off): look at the lake again, which rebuilds it, once.
+        if (attempt > 0 || !(error instanceof QueryRefusedError) || !error.message.includes('.parquet'))
+          throw error;
+        this.known.delete(key);
+      }
+    }
   };
 
   async close(): Promise<void> {
@@ -178,38 +205,22 @@ export class Analytics extends AnalyticsQuestions {
   }
 
   /** The connection for a scope, its views made again when what they are made of changed. */
-  private async session(
-    processes: readonly ProcessRow[],
-    materialized: readonly Materialized[],
-    window: TimeWindow,
-  ): Promise<Session> {
-    const ids = new Set(processes.map((p) => p.processId));
-    const streams = (await this.lake.streams()).filter((s) => ids.has(s.processId));
-    const blocks = (
-      await Promise.all(processes.map((p) => this.lake.blocks({ processId: p.processId })))
-    ).flat();
-    const key = `${[...ids].sort().join(',')}|${window.beginNs ?? ''}|${window.endNs ?? ''}`;
-    const fingerprint = JSON.stringify([
-      processes.map((p) => p.processId),
-      streams.length,
-      blocks.length,
-      materialized.map((m) => [...m.files.entries()]),
-    ]);
+  private async session(key: string, view: LakeView): Promise<Session> {
     let session = this.sessions.get(key);
-    if (session !== undefined && session.fingerprint === fingerprint) {
+    if (session !== undefined && session.fingerprint === view.fingerprint) {
       // Most recently used last.
       this.sessions.delete(key);
       this.sessions.set(key, session);
       return session;
     }
     const connection = await this.queryDb.connect();
-    await createViews(connection, { processes, streams, blocks, materialized, window });
+    await createViews(connection, view);
     if (session !== undefined) {
       const old = session;
       void old.tail.then(() => old.connection.closeSync());
       this.sessions.delete(key);
     }
-    session = { connection, fingerprint, tail: Promise.resolve() };
+    session = { connection, fingerprint: view.fingerprint, tail: Promise.resolve() };
     this.sessions.set(key, session);
     while (this.sessions.size > MAX_SESSIONS) {
       const [oldestKey, oldest] = this.sessions.entries().next().value as [string, Session];
@@ -217,6 +228,49 @@ export class Analytics extends AnalyticsQuestions {
       void oldest.tail.then(() => oldest.connection.closeSync());
     }
     return session;
+  }
+
+  /**
+   * What the lake holds for a scope (its processes, streams, blocks and materialized partitions),
+   * looked at again only once the last look is `freshnessMs` old. `decodedBlocks`: what this
+   * call decoded (0 when it reuses a look).
+   */
+  private async look(
+    key: string,
+    process: string | undefined,
+    window: TimeWindow,
+  ): Promise<{ view: LakeView; decodedBlocks: number }> {
+    const known = this.known.get(key);
+    const now = performance.now();
+    if (known !== undefined && now - known.at < this.freshnessMs)
+      return { view: await known.view, decodedBlocks: 0 };
+    const view = this.lookAgain(process, window);
+    this.known.set(key, { at: now, view });
+    try {
+      const seen = await view;
+      return { view: seen, decodedBlocks: seen.materialized.reduce((n, m) => n + m.decodedBlocks, 0) };
+    } catch (error) {
+      // A failed look is not remembered: the next query looks again.
+      if (this.known.get(key)?.view === view) this.known.delete(key);
+      throw error;
+    }
+  }
+
+  private async lookAgain(process: string | undefined, window: TimeWindow): Promise<LakeView> {
+    const processes = process === undefined ? await this.lake.processes() : [await this.process(process)];
+    const materialized = await Promise.all(processes.map((p) => this.materialized(p.processId, window)));
+    const ids = new Set(processes.map((p) => p.processId));
+    const streams = (await this.lake.streams()).filter((s) => ids.has(s.processId));
+    const blocks = (
+      await Promise.all(processes.map((p) => this.lake.blocks({ processId: p.processId })))
+    ).flat();
+    const fingerprint = JSON.stringify([
+      processes.map((p) => p.processId),
+      streams.length,
+      blocks.length,
+      materialized.map((m) => [...m.files.entries()]),
+    ]);
+    return { processes, streams, blocks, materialized, window, fingerprint };
   }
 
   private async process(processId: string): Promise<ProcessRow> {

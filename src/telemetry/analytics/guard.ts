@@ -51,10 +51,11 @@ const STATEMENT_TYPES: Readonly<Record<number, string>> = {
   27: 'a multi-statement',
 };
 const SELECT = 1;
+const EXPLAIN_TYPE = 4;
 
 /**
  * Refuses anything but one SELECT statement (a query, `FROM t`, `VALUES`, `DESCRIBE`, `SHOW`,
- * `SUMMARIZE`, set operations), naming what it got, with DuckDB's own parser: several
+ * `SUMMARIZE`, set operations, or `EXPLAIN` of one), naming what it got, with DuckDB's own parser: several
  * statements, or a statement that writes or changes the session (INSERT, UPDATE, DELETE, CREATE,
  * COPY, ATTACH, INSTALL, LOAD, SET, PRAGMA, EXPLAIN ANALYZE…). A SELECT cannot read files outside
  * the analytics' own directory either: the engine runs with external access off.
@@ -75,13 +76,16 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
   if (statements.count !== 1) {
     throw new QueryRefusedError(`one statement per query, got ${statements.count}`);
   }
-  const serialized = await connection.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
+  // EXPLAIN (without ANALYZE, which runs the statement) of a SELECT shows its plan.
+  const explained = EXPLAIN.exec(sql);
+  const statement = explained === null ? sql : sql.slice(explained[0].length);
+  const serialized = await connection.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [statement]);
   const parse = JSON.parse(String(serialized.getRowsJson()[0]?.[0])) as {
     error?: boolean;
     error_message?: string;
   };
   if (parse.error === true) {
-    if (parse.error_message?.startsWith('Only SELECT') === true) throw readOnly(firstKeyword(sql));
+    if (parse.error_message?.startsWith('Only SELECT') === true) throw readOnly(firstKeyword(statement));
     throw new QueryRefusedError(`the query does not parse: ${parse.error_message ?? 'unknown error'}`);
   }
 }
@@ -97,8 +101,12 @@ export async function checkBound(connection: DuckDBConnection, sql: string): Pro
     if (error instanceof QueryRefusedError) throw error;
     throw new QueryRefusedError(messageOf(error), { cause: error });
   }
-  if (type !== SELECT) throw readOnly(STATEMENT_TYPES[type] ?? `statement type ${type}`);
+  if (type === SELECT || (type === EXPLAIN_TYPE && EXPLAIN.test(sql))) return;
+  throw readOnly(STATEMENT_TYPES[type] ?? `statement type ${type}`);
 }
+
+/** `EXPLAIN` not followed by `ANALYZE` (which would run the statement), at the start of a query. */
+const EXPLAIN = /^\s*EXPLAIN\s+(?!ANALY[SZ]E\b)/i;
 
 function readOnly(what: string): QueryRefusedError {
   return new QueryRefusedError(`the analytics are read-only: only SELECT is answered, got ${what}`);

@@ -41,7 +41,7 @@ export class LocalPartitionStore implements PartitionStore {
     ] as const) {
       const target = join(this.root, to);
       mkdirSync(dirname(target), { recursive: true });
-      copyFileSync(from, target);
+      moveFile(from, target);
     }
     await this.writeRows(row.processId, [...(await this.list(row.processId)), row]);
   }
@@ -72,5 +72,15 @@ export class LocalPartitionStore implements PartitionStore {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(`${file}.tmp`, JSON.stringify(rows));
     renameSync(`${file}.tmp`, file);
+  }
+}
+
+/** Moves a file (a rename, or a copy where the two paths are on different file systems). */
+function moveFile(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+    copyFileSync(from, to);
   }
 }

@@ -196,16 +196,16 @@ export abstract class AnalyticsQuestions {
   ): Promise<MessageTree[]> {
     if (origins.length === 0) return [];
     const within = `origin_t IN (${origins.map((o) => `${quoteLiteral(o)}::DOUBLE`).join(', ')})`;
-    const limit = { ...scope, maxRows: 1_000_000 };
-    const messages = await this.query(
-      `SELECT stream, seq::DOUBLE, actor, parent_stream, parent_seq::DOUBLE, origin_t, publish_t, publish_time::VARCHAR, fields FROM messages WHERE ${within}`,
-      limit,
+    // One query for both: each answer is a round trip (over HTTP, and to the Parquet files).
+    const { rows } = await this.query(
+      `SELECT 'm' AS kind, stream, seq::DOUBLE AS seq, actor, parent_stream, parent_seq::DOUBLE AS parent_seq, origin_t, publish_t, publish_time::VARCHAR AS publish_time, fields::VARCHAR AS fields, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t FROM messages WHERE ${within}
+       UNION ALL
+       SELECT 't', stream, seq::DOUBLE, actor, NULL, NULL, origin_t, publish_t, NULL, NULL, start_t, end_t FROM timings WHERE ${within}`,
+      { ...scope, maxRows: 1_000_000 },
     );
-    const timings = await this.query(
-      `SELECT stream, seq::DOUBLE, actor, origin_t, start_t, end_t FROM timings WHERE ${within}`,
-      limit,
-    );
-    return assembleTrees(process, messages.rows, timings.rows);
+    const messages = rows.filter((r) => r[0] === 'm').map((r) => r.slice(1, 10));
+    const timings = rows.filter((r) => r[0] === 't').map((r) => [r[1], r[2], r[3], r[6], r[10], r[11]]);
+    return assembleTrees(process, messages, timings);
   }
 }
 
