@@ -262,6 +262,10 @@ describe('analytics over a persisted run', () => {
       /disabled by configuration/,
     );
     await expect(analytics.query('SELECT * FROM no_such_table')).rejects.toThrow(QueryRefusedError);
+    // EXPLAIN of a SELECT shows its plan; EXPLAIN ANALYZE would run it, and is refused above.
+    const plan = await analytics.query('EXPLAIN SELECT count(*) FROM stream_ticks WHERE seq = 3');
+    expect(JSON.stringify(plan.rows)).toMatch(/READ_PARQUET/);
+    await expect(analytics.query('EXPLAIN DELETE FROM blocks')).rejects.toThrow(/only SELECT.*DELETE/);
   });
 
   it('stops a query at its time limit and cuts rows at the row limit', async () => {
