@@ -102,7 +102,13 @@ describe('the public face', () => {
     // Every import of dorsal in the README is one of these, checked below.
     expect(imports.length).toBe(readme.match(/ from 'dorsal[^']*'/g)?.length);
     const specifiers = new Set(imports.map((match) => match[3]!));
-    expect([...specifiers].sort()).toEqual(['dorsal', 'dorsal/lake', 'dorsal/sink', 'dorsal/wire']);
+    expect([...specifiers].sort()).toEqual([
+      'dorsal',
+      'dorsal/analytics',
+      'dorsal/lake',
+      'dorsal/sink',
+      'dorsal/wire',
+    ]);
     for (const [, typeOnly, list, specifier] of imports) {
       const file = map.get(specifier!);
       expect(file, `${specifier} is in package.json exports`).toBeDefined();
