@@ -6,7 +6,14 @@ import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
 import type { ProcessRow } from '../lake/types.js';
 import { EtlPool } from './etl-pool.js';
-import { checkBound, messageOf, parseOne, QueryRefusedError, QueryTimeoutError } from './guard.js';
+import {
+  checkBound,
+  messageOf,
+  type ParsedQuery,
+  parseOne,
+  QueryRefusedError,
+  QueryTimeoutError,
+} from './guard.js';
 import { LocalPartitionStore } from './local-partitions.js';
 import { type Materialized, materialize, type PartitionStore } from './partitions.js';
 import {
@@ -45,6 +52,9 @@ export interface AnalyticsOptions {
 interface LakeView extends ViewInputs {
   readonly fingerprint: string;
 }
+
+/** The lake's own tables: a query of these alone needs no partition. */
+const METADATA_TABLES = new Set(['processes', 'streams', 'blocks']);
 
 /** Connections kept with their views, one per scope, at most. */
 const MAX_SESSIONS = 8;
@@ -137,15 +147,18 @@ export class Analytics extends AnalyticsQuestions {
     const window = resolveWindow(scope);
     // Refused before anything is decoded for it.
     const parser = await this.queryDb.connect();
+    let parsed: ParsedQuery;
     try {
-      await parseOne(parser, sql);
+      parsed = await parseOne(parser, sql);
     } finally {
       parser.closeSync();
     }
-    const key = `${scope.process ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}`;
+    // A query of the lake's own tables alone decodes nothing.
+    const partitions = [...parsed.tables].some((table) => !METADATA_TABLES.has(table));
+    const key = `${scope.process ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}|${partitions}`;
     let decoded = 0;
     for (let attempt = 0; ; attempt++) {
-      const { view, decodedBlocks } = await this.look(key, scope.process, window);
+      const { view, decodedBlocks } = await this.look(key, scope.process, window, partitions);
       decoded += decodedBlocks;
       const session = await this.session(key, view);
       const run = session.tail.then(() => this.run(session.connection, sql, scope));
@@ -239,12 +252,13 @@ export class Analytics extends AnalyticsQuestions {
     key: string,
     process: string | undefined,
     window: TimeWindow,
+    partitions: boolean,
   ): Promise<{ view: LakeView; decodedBlocks: number }> {
     const known = this.known.get(key);
     const now = performance.now();
     if (known !== undefined && now - known.at < this.freshnessMs)
       return { view: await known.view, decodedBlocks: 0 };
-    const view = this.lookAgain(process, window);
+    const view = this.lookAgain(process, window, partitions);
     this.known.set(key, { at: now, view });
     try {
       const seen = await view;
@@ -256,9 +270,15 @@ export class Analytics extends AnalyticsQuestions {
     }
   }
 
-  private async lookAgain(process: string | undefined, window: TimeWindow): Promise<LakeView> {
+  private async lookAgain(
+    process: string | undefined,
+    window: TimeWindow,
+    partitions: boolean,
+  ): Promise<LakeView> {
     const processes = process === undefined ? await this.lake.processes() : [await this.process(process)];
-    const materialized = await Promise.all(processes.map((p) => this.materialized(p.processId, window)));
+    const materialized = partitions
+      ? await Promise.all(processes.map((p) => this.materialized(p.processId, window)))
+      : [];
     const ids = new Set(processes.map((p) => p.processId));
     const streams = (await this.lake.streams()).filter((s) => ids.has(s.processId));
     const blocks = (

@@ -65,7 +65,7 @@ const EXPLAIN_TYPE = 4;
  * runs it (its type once DuckDB binds it to the tables: a second fence, in case the two ever
  * disagree).
  */
-export async function parseOne(connection: DuckDBConnection, sql: string): Promise<void> {
+export async function parseOne(connection: DuckDBConnection, sql: string): Promise<ParsedQuery> {
   if (typeof sql !== 'string' || sql.trim().length === 0) throw new QueryRefusedError('the query is empty');
   let statements: Awaited<ReturnType<DuckDBConnection['extractStatements']>>;
   try {
@@ -88,6 +88,24 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
     if (parse.error_message?.startsWith('Only SELECT') === true) throw readOnly(firstKeyword(statement));
     throw new QueryRefusedError(`the query does not parse: ${parse.error_message ?? 'unknown error'}`);
   }
+  const tables = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const item of node) walk(item);
+    } else if (typeof node === 'object' && node !== null) {
+      const entry = node as Record<string, unknown>;
+      if (entry.type === 'BASE_TABLE' && typeof entry.table_name === 'string')
+        tables.add(entry.table_name.toLowerCase());
+      for (const value of Object.values(entry)) walk(value);
+    }
+  };
+  walk(parse);
+  return { tables };
+}
+
+/** What the parse says of a query: the tables (and common table expressions) it names. */
+export interface ParsedQuery {
+  readonly tables: ReadonlySet<string>;
 }
 
 /** The second step of `parseOne`: the statement, bound to the tables of `connection`, is a SELECT. */
