@@ -298,7 +298,9 @@ describe('partitions, cached and rebuilt', () => {
       const count = 'SELECT count(*) FROM messages';
       let analytics = await Analytics.open({ lake: { data: dir }, cacheDir });
       // The lake's own tables need no partition: nothing is decoded for them.
-      const metadata = await analytics.query('SELECT count(*) FROM processes p JOIN blocks b USING (process_id)');
+      const metadata = await analytics.query(
+        'SELECT count(*) FROM processes p JOIN blocks b USING (process_id)',
+      );
       expect(metadata.decodedBlocks).toBe(0);
       expect(n(metadata.rows[0]![0])).toBeGreaterThan(0);
       const first = await analytics.query(count);
