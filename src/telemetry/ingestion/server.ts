@@ -100,10 +100,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       : scheduleRetention(service.lake, {
           days: options.retentionDays,
           ...(options.retentionIntervalMs === undefined ? {} : { intervalMs: options.retentionIntervalMs }),
-          onPass: (report) => {
-            if (report.streams > 0 || report.processes > 0) service.forgetKnown();
-            options.onRetention?.(report);
-          },
+          onPass: (report) => options.onRetention?.(report),
           onError: (error) => options.onInternalError?.(error),
         });
   const { port } = server.address() as AddressInfo;
