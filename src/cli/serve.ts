@@ -1,6 +1,10 @@
 import { Command } from 'commander';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
-import { DEFAULT_MAX_CONNECTIONS, startIngestionServer } from '../telemetry/ingestion/server.js';
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  startIngestionServer,
+} from '../telemetry/ingestion/server.js';
 import type { RetentionReport } from '../telemetry/lake/retention.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
 import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
@@ -15,6 +19,7 @@ interface ServeOptions extends LakeOptions {
   readonly maxRatio: number;
   readonly stallTimeout: number;
   readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
   readonly largeBodyBudget: number;
   readonly retentionDays?: number;
 }
@@ -54,6 +59,12 @@ export function serveCommand(): Command {
       DEFAULT_MAX_CONNECTIONS,
     )
     .option(
+      '--max-connections-per-address <n>',
+      'connections open at once from one client address (behind a proxy: --max-connections)',
+      integer(1, 1_000_000),
+      DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    )
+    .option(
       '--large-body-budget <bytes>',
       'bytes of bodies over 1 MiB held at once (more get 503)',
       integer(1, 2 ** 40),
@@ -75,6 +86,7 @@ export function serveCommand(): Command {
         maxCompressionRatio: options.maxRatio,
         stallTimeoutMs: options.stallTimeout,
         maxConnections: options.maxConnections,
+        maxConnectionsPerAddress: options.maxConnectionsPerAddress,
         largeBodyBudgetBytes: options.largeBodyBudget,
         ...(options.retentionDays === undefined
           ? {}

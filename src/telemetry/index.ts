@@ -31,6 +31,7 @@ export {
 } from './ingestion/http.js';
 export {
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   type IngestionServer,
   type IngestionServerOptions,
   startIngestionServer,

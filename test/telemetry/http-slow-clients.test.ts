@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import {
@@ -190,5 +190,42 @@ describe('ingestion over HTTP: slow and many clients', () => {
     expect(held.length).toBeGreaterThan(0);
     for (const text of held) expect(parseRaw(text).status).toBe(408);
     expect((await get(server.url, '/health')).status).toBe(200);
+  });
+
+  it('caps the connections of one address, so that another still gets through', async () => {
+    const capped = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      stallTimeoutMs: 10_000,
+      maxConnections: 8,
+      maxConnectionsPerAddress: 4,
+    });
+    let accepted = 0;
+    capped.server.on('connection', () => {
+      accepted += 1;
+    });
+    // One address opens 8 connections that hold their headers back: 4 are kept, 4 closed at once.
+    const held = Array.from({ length: 8 }, () => rawConnection(capped.port, 'GET /health HTTP/1.1\r\n'));
+    try {
+      await until(() => accepted === 8, 'the 8 connections accepted');
+      await until(() => held.filter((c) => c.closed()).length === 4, 'the 4 over the cap closed');
+      // Another address (all of 127/8 is loopback) is served while those 4 are open.
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port: capped.port, path: '/health', localAddress: '127.0.0.2', agent: false },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(200);
+      expect(held.filter((c) => c.closed())).toHaveLength(4);
+    } finally {
+      for (const c of held) c.socket.destroy();
+      await capped.close();
+    }
   });
 });
