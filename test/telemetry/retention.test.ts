@@ -129,6 +129,37 @@ describe('retention', () => {
     await again.close();
   }, 60_000);
 
+  it('`dorsal retention --days N` keeps everything for a period longer than the epoch, and refuses a negative one', async () => {
+    const data = join(dir, 'epoch');
+    const service = new IngestionService({ data });
+    const proc = makeProcess();
+    const stream = makeStream(proc.processId);
+    await service.ingestProcess(proc);
+    await service.ingestStream(stream);
+    const [block] = await store(service, stream, 1);
+    await service.close();
+    const age = sqliteAge(data);
+    await age('processes', [proc.processId]);
+    await age('streams', [stream.streamId]);
+    await age('blocks', [block?.blockId as string]);
+    const long = await runDorsal(['retention', '--days', '1e9', '--data', data, '--pause-ms', '0']);
+    expect(long).toMatchObject({ code: 0, stderr: '' });
+    expect(long.stdout).toBe(
+      'retention: deleted 0 blocks, 0 blobs, 0 streams, 0 processes, 0 drop reports inserted before 1970-01-01T00:00:00.000000000Z\n',
+    );
+    const lake = Lake.open({ data });
+    try {
+      expect((await lake.readBlock(block?.blockId as string)).block.streamId).toBe(stream.streamId);
+    } finally {
+      await lake.close();
+    }
+    const negative = await runDorsal(['retention', '--days', '-1', '--data', data]);
+    expect(negative.code).toBe(1);
+    expect(negative.stderr.trim().split('\n')).toEqual([
+      "error: option '--days <n>' argument '-1' is invalid. expected a number of at least 0",
+    ]);
+  }, 60_000);
+
   it('deletes the same from PostgreSQL + S3', async () => {
     const { url, drop } = uniqueSchema();
     const s3 = await startS3();

@@ -59,7 +59,8 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   if (!Number.isSafeInteger(batch) || batch < 1)
     throw new ConfigError(`batch size must be >= 1, got ${batch}`);
   const pauseMs = options.pauseMs ?? 50;
-  const cutoff = formatRfc3339Ns(BigInt(Math.round(Date.now() - days * DAY_MS)) * 1_000_000n);
+  // A period longer than the time since 1970 keeps everything: the cutoff is then the epoch.
+  const cutoff = formatRfc3339Ns(BigInt(Math.max(0, Math.round(Date.now() - days * DAY_MS))) * 1_000_000n);
   const report: RetentionReport = { cutoff, blocks: 0, blobs: 0, streams: 0, processes: 0, dropReports: 0 };
   const { metadata, blobs } = lake;
   await metadata.ready();
