@@ -13,6 +13,7 @@ import { type MetadataStore, uniqueBlobPath } from '../../src/telemetry/lake/typ
 import {
   type BlockHeader,
   encodeBlock,
+  encodeDropReport,
   encodePayloadBlob,
   encodeProcessInfo,
   encodeStreamInfo,
@@ -245,6 +246,26 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       expect(await lake.block(block.blockId)).toBeUndefined();
       await service.ingestBlock(block);
       expect(await lake.block(block.blockId)).toBeDefined();
+    });
+
+    it('stores a drop report once, however often it is sent, and refuses one of an unknown process', async () => {
+      const process = makeProcess();
+      const report = {
+        reportId: randomUUID(),
+        processId: process.processId,
+        time: formatRfc3339Ns(1n),
+        counts: { spoolFull: 3, shutdown: 2 },
+      };
+      await expect(service.insertDrops(encodeDropReport(report))).rejects.toThrow(UnknownProcessError);
+      await service.ingestProcess(process);
+      expect(await service.insertDrops(encodeDropReport(report))).toEqual({ inserted: true });
+      // A sink that never got the answer sends it again, perhaps more than once, at once.
+      const again = await Promise.all([1, 2, 3].map(() => service.insertDrops(encodeDropReport(report))));
+      expect(again).toEqual([{ inserted: false }, { inserted: false }, { inserted: false }]);
+      const stored = await lake.drops(process.processId);
+      expect(stored.map((r) => [r.reportId, r.total, r.counts])).toEqual([
+        [report.reportId, 5, report.counts],
+      ]);
     });
 
     it('lists streams and blocks by process, tag, stream and time', async () => {
