@@ -184,7 +184,12 @@ describe('retention', () => {
     const stream = makeStream(proc.processId);
     await service.ingestProcess(proc);
     await service.ingestStream(stream);
-    const blocks = await store(service, stream, 600);
+    // Enough batches that the watch below catches one in the middle even when the machine is
+    // busy: 2,000 blocks, 20 batches of 100 (stored 100 at a time, a transaction each).
+    const blocks = Array.from({ length: 2000 }, (_, i) => makeBlock(stream, 8, i + 1).block);
+    for (let at = 0; at < blocks.length; at += 100) {
+      await Promise.all(blocks.slice(at, at + 100).map((block) => service.ingestBlock(block)));
+    }
     await service.close();
     await sqliteAge(data)(
       'blocks',
