@@ -69,8 +69,8 @@ const BLOB_PATH_PARAM = BLOCK_COLUMN_COUNT - 1;
 /**
  * `INSERT … ON CONFLICT DO NOTHING` of `rows` block rows, numbered $1, $2, … in column order,
  * each inserted only if its stream has a row under its process. `FOR KEY SHARE` holds that stream
- * row until the insert commits: retention, which locks a stream `FOR UPDATE` before it deletes it,
- * waits, then sees the block (or the insert waits, and finds the stream gone).
+ * row until the insert commits: retention, which locks a stream `FOR UPDATE SKIP LOCKED` before it
+ * deletes it, leaves it; had retention locked it first, the insert waits and finds it gone.
  */
 function insertSql(rows: number): string {
   const values = Array.from(
@@ -91,12 +91,7 @@ SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text FROM
 WHERE p.process_id = $2 FOR KEY SHARE
 ON CONFLICT DO NOTHING`;
 
-/**
- * Retention's deletion of streams or processes left empty, in one window of ids. The rows are
- * locked first (`FOR UPDATE`, skipping those an insert holds), then deleted by a statement whose
- * fresh snapshot sees every row committed meanwhile that refers to them: a row inserted between
- * the two is seen, one inserted after waits for the lock and finds its parent gone.
- */
+/** A table whose rows retention deletes once no row refers to them, and what would refer to one. */
 interface EmptyRowsSql {
   readonly table: 'streams' | 'processes';
   readonly id: 'stream_id' | 'process_id';
@@ -325,6 +320,13 @@ export class PostgresMetadataStore implements MetadataStore {
     return rows.map((row) => inserted.has(String(row[BLOB_PATH_PARAM])));
   }
 
+  /**
+   * Retention's deletion of streams or processes left empty, in one window of ids. The rows are
+   * locked first (`FOR UPDATE`, skipping those an insert holds), then deleted by a statement whose
+   * fresh snapshot sees every row committed meanwhile that refers to them: one inserted between
+   * the two is seen, one inserted after waits for the lock and finds its parent gone. (In one
+   * statement, a row committed while it waited for a lock would not be seen.)
+   */
   private async deleteEmpty(
     what: string,
     rows: EmptyRowsSql,
