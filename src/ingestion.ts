@@ -32,6 +32,7 @@ export {
 } from './telemetry/ingestion/http.js';
 export {
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   type IngestionServer,
   type IngestionServerOptions,
   startIngestionServer,

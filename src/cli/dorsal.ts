@@ -4,9 +4,10 @@
  *
  *   dorsal serve [--host 127.0.0.1] [--port 8081] [--data DIR | --db URL --blobs URL] [--insecure]
  *                [--body-limit B] [--max-block-bytes B] [--max-ratio N] [--stall-timeout MS]
- *                [--max-connections N] [--large-body-budget B] [--retention-days N]
+ *                [--max-connections N] [--max-connections-per-address N] [--large-body-budget B]
+ *                [--retention-days N]
  *   dorsal keys create --name NAME | keys list | keys revoke NAME     [lake options]
- *   dorsal status [--url http://127.0.0.1:8081] [--key KEY]           (or DORSAL_KEY)
+ *   dorsal status [--url http://127.0.0.1:8081] [--key KEY]           (better: DORSAL_KEY)
  *   dorsal retention --days N [--batch N] [--pause-ms MS] [--verbose] [lake options]
  *
  * `serve` runs the ingestion service: HTTP on loopback by default, in front of the embedded lake

@@ -47,7 +47,13 @@ export function lakeLocation(options: LakeOptions): LakeLocation {
   };
 }
 
-/** `--key`, for commands that talk to a server; `DORSAL_KEY` when it is not given. */
+/**
+ * `--key`, for commands that talk to a server; `DORSAL_KEY` when it is not given. The variable is
+ * the better way: other users of the machine can read a command line (`ps`), not an environment.
+ */
 export function keyOption(): Option {
-  return new Option('--key <key>', 'API key sent to the server').env('DORSAL_KEY');
+  return new Option(
+    '--key <key>',
+    'API key sent to the server (prefer DORSAL_KEY: a command line shows in ps)',
+  ).env('DORSAL_KEY');
 }

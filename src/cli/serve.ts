@@ -6,6 +6,7 @@ import { analyticsQueryRoute } from '../telemetry/analytics/route.js';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
 import {
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   type IngestionServer,
   startIngestionServer,
 } from '../telemetry/ingestion/server.js';
@@ -24,6 +25,7 @@ interface ServeOptions extends LakeOptions {
   readonly maxRatio: number;
   readonly stallTimeout: number;
   readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
   readonly largeBodyBudget: number;
   readonly retentionDays?: number;
   readonly analytics: boolean;
@@ -78,6 +80,12 @@ export function serveCommand(): Command {
       DEFAULT_MAX_CONNECTIONS,
     )
     .option(
+      '--max-connections-per-address <n>',
+      'connections open at once from one client address (behind a proxy: --max-connections)',
+      integer(1, 1_000_000),
+      DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    )
+    .option(
       '--large-body-budget <bytes>',
       'bytes of bodies over 1 MiB held at once (more get 503)',
       integer(1, 2 ** 40),
@@ -120,6 +128,7 @@ export function serveCommand(): Command {
           maxCompressionRatio: options.maxRatio,
           stallTimeoutMs: options.stallTimeout,
           maxConnections: options.maxConnections,
+          maxConnectionsPerAddress: options.maxConnectionsPerAddress,
           largeBodyBudgetBytes: options.largeBodyBudget,
           ...(options.retentionDays === undefined
             ? {}

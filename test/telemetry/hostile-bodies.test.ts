@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Encoder, Tag } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,9 +25,13 @@ const MiB = 1024 * 1024;
 const plain = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true });
 const sharing = new Encoder({ useRecords: false, tagUint8Array: false, structuredClone: true });
 
-/** /health answers within a generous bound (a stalled event loop would not). */
+/**
+ * Whether the server answers /health: a liveness check, between and after hostile requests. How
+ * soon it answers is not asserted (speed is measured in bench/); a server that never answers
+ * fails the test by the test's own timeout.
+ */
 async function healthy(url: string): Promise<boolean> {
-  const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(15_000) });
+  const res = await fetch(`${url}/health`);
   return res.status === 200;
 }
 
@@ -78,7 +82,7 @@ describe('the server under hostile bodies (a real `dorsal serve`)', () => {
     cleanup();
   });
 
-  it('refuses blocks carrying a 512 KiB tag-2 bignum at once, 4 at a time, while /health answers', async () => {
+  it('refuses blocks carrying a 512 KiB tag-2 bignum, 4 at a time, answering /health between them', async () => {
     const bytes = plain.encode({
       formatVersion: 1,
       kind: 'block',
@@ -86,15 +90,20 @@ describe('the server under hostile bodies (a real `dorsal serve`)', () => {
       extra: new Tag(Buffer.alloc(512 * 1024, 0xff), 2),
     });
     const rise = await growth(async () => {
-      const [answers, health] = await Promise.all([
-        Promise.all(Array.from({ length: 4 }, () => post(server.url, 'block', bytes))),
-        healthy(server.url),
-      ]);
-      for (const answer of answers) {
-        expect(answer.status).toBe(400);
-        expect(answer.body.error?.message).toMatch(/^block: CBOR tag 2 at byte \d+: tags are not accepted$/);
+      for (let round = 0; round < 2; round++) {
+        const [answers, health] = await Promise.all([
+          Promise.all(Array.from({ length: 4 }, () => post(server.url, 'block', bytes))),
+          healthy(server.url),
+        ]);
+        for (const answer of answers) {
+          expect(answer.status).toBe(400);
+          expect(answer.body.error?.message).toMatch(
+            /^block: CBOR tag 2 at byte \d+: tags are not accepted$/,
+          );
+        }
+        expect(health).toBe(true);
+        expect(await healthy(server.url)).toBe(true);
       }
-      expect(health).toBe(true);
     });
     expect(rise).toBeLessThan(100);
   });
@@ -190,7 +199,7 @@ describe('the server under hostile bodies (a real `dorsal serve`)', () => {
     expect(rise).toBeLessThan(250);
   });
 
-  it('answers 408 to a body that declares 50 MiB and sends 16 bytes, while /health answers', async () => {
+  it('answers 408 to a body that declares 50 MiB and sends 16 bytes, and /health while it waits', async () => {
     const conn = rawConnection(
       Number(new URL(server.url).port),
       `POST /ingestion/insert_block HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/cbor\r\ncontent-length: ${50 * MiB}\r\n\r\n`,
@@ -211,7 +220,13 @@ describe('the server under hostile bodies (a real `dorsal serve`)', () => {
     expect(conflict.body.error?.code).toBe('DORSAL_BLOCK_CONFLICT');
     const moved = await post(server.url, 'block', encodeBlock({ ...first, streamId: other.streamId }));
     expect(moved.status).toBe(409);
-    expect(existsSync(join(data, 'blobs', process.processId, other.streamId, first.blockId))).toBe(false);
+    // Neither refused send left a file: the other stream has none, the first one's only the stored.
+    const files = (streamId: string): string[] => {
+      const at = join(data, 'blobs', process.processId, streamId);
+      return existsSync(at) ? readdirSync(at).filter((name) => name.startsWith(first.blockId)) : [];
+    };
+    expect(files(other.streamId)).toEqual([]);
+    expect(files(stream.streamId)).toHaveLength(1);
   });
 
   it('keeps error messages short, and is still up after all of it', async () => {

@@ -169,10 +169,23 @@ describe('ingestion servers and API keys', () => {
       `[::1]:${port}`,
       '127.1.2.3',
       'app.localhost',
+      // A fully qualified name may end with a dot.
+      'localhost.',
+      `localhost.:${port}`,
+      '127.0.0.1.',
     ]) {
       expect((await call(server.url, '/health', { host })).status, host).toBe(200);
     }
-    for (const host of [`attacker.example:${port}`, 'localhost.attacker.example', '10.0.0.1', '[::2]']) {
+    for (const host of [
+      `attacker.example:${port}`,
+      'localhost.attacker.example',
+      '10.0.0.1',
+      '[::2]',
+      // Not a host and a port: what follows the last colon is not a port.
+      `127.0.0.1:${port}@attacker.example`,
+      `localhost:${port}:1`,
+      '[::1]x',
+    ]) {
       const answer = await call(server.url, '/health', { host });
       expect(answer.status, JSON.stringify(host)).toBe(403);
       expect(answer.body.error?.code).toBe('DORSAL_HOST_NOT_ALLOWED');

@@ -1,6 +1,13 @@
+import { randomBytes } from 'node:crypto';
+import { type IncomingMessage, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
-import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
+import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
+import {
+  compressPart,
+  encodeBlock,
+  encodeProcessInfo,
+  encodeStreamInfo,
+} from '../../src/telemetry/wire/index.js';
 import { until } from '../helpers/until.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { get, parseRaw, post, rawConnection } from './http-helpers.js';
@@ -22,6 +29,8 @@ describe('ingestion over HTTP: slow and many clients', () => {
   let patient: IngestionServer;
   const process = makeProcess();
   const stream = makeStream(process.processId);
+  /** The requests the patient server received. */
+  const requests: IncomingMessage[] = [];
 
   beforeAll(async () => {
     server = await startIngestionServer({
@@ -39,6 +48,7 @@ describe('ingestion over HTTP: slow and many clients', () => {
       bodyLimit: 4 * MiB,
       largeBodyBudgetBytes: 4 * MiB,
     });
+    patient.server.on('request', (req: IncomingMessage) => requests.push(req));
     expect((await post(server.url, 'process', encodeProcessInfo(process))).status).toBe(200);
     expect((await post(server.url, 'stream', encodeStreamInfo(stream))).status).toBe(200);
   });
@@ -48,6 +58,26 @@ describe('ingestion over HTTP: slow and many clients', () => {
     await patient.close();
     cleanup();
   });
+
+  /** Waits until the patient server is reading a body and has received `bytes` of it. */
+  const receiving = async (bytes: number): Promise<void> => {
+    await until(
+      () => requests.some((req) => req.listenerCount('data') > 0 && req.socket.bytesRead >= bytes),
+      `a body of which ${bytes} bytes arrived`,
+    );
+    // What arrived is handed to the body reader in the turns that follow.
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  /** An encoded block of 3.4 to 3.5 MiB: 2.4 MiB or more of the 4 MiB budget. */
+  const largeBlock = (): Uint8Array => {
+    const block = makeBlock(stream, 1).block;
+    const objects = compressPart(randomBytes(3.4 * MiB));
+    const bytes = encodeBlock({ ...block, payload: { ...block.payload, objects } });
+    expect(bytes.length).toBeGreaterThan(3.4 * MiB);
+    expect(bytes.length).toBeLessThan(3.5 * MiB);
+    return bytes;
+  };
 
   it('answers 408 in JSON to a body that declares 4 MiB and sends 16 bytes, and stays responsive', async () => {
     const conn = rawConnection(server.port, head(4 * MiB));
@@ -97,11 +127,12 @@ describe('ingestion over HTTP: slow and many clients', () => {
   });
 
   it('refuses a large body with 503 and Retry-After while the large-body budget is taken', async () => {
-    const first = rawConnection(patient.port, head(3 * MiB));
-    // Keep the first one alive: 32 KiB every 50 ms.
-    const feeding = setInterval(() => first.socket.write(Buffer.alloc(32 * 1024)), 50);
+    const first = rawConnection(patient.port, head(4 * MiB));
+    // 3.5 MiB at once (2.5 MiB of them from the budget), then kept alive: 17 KiB every 300 ms.
+    first.socket.write(Buffer.alloc(3.5 * MiB));
+    const feeding = setInterval(() => first.socket.write(Buffer.alloc(17 * 1024)), 300);
     try {
-      await until(() => first.socket.bytesWritten > 100_000, 'the first body under way');
+      await receiving(3.5 * MiB);
       const second = rawConnection(patient.port, head(3 * MiB));
       const text = await second.answer;
       expect(parseRaw(text).status).toBe(503);
@@ -116,6 +147,27 @@ describe('ingestion over HTTP: slow and many clients', () => {
     expect(parseRaw(await first.answer).status).toBe(408);
     const third = rawConnection(patient.port, head(3 * MiB));
     expect(parseRaw(await third.answer).status).toBe(408);
+  });
+
+  it('lets a client that declares a large body and sends little hold no more than it sent', async () => {
+    const slow = rawConnection(patient.port, head(4 * MiB));
+    slow.socket.write(Buffer.alloc(20 * 1024));
+    const feeding = setInterval(() => slow.socket.write(Buffer.alloc(20 * 1024)), 300);
+    try {
+      await receiving(20 * 1024);
+      // Had the slow client taken what it declared (3 MiB), this block would not fit.
+      expect((await post(patient.url, 'block', largeBlock())).body).toEqual({ inserted: true });
+    } finally {
+      clearInterval(feeding);
+      slow.socket.destroy();
+    }
+  });
+
+  it('gives the budget back once a large body is stored', async () => {
+    // Each takes 2.4 MiB of the 4 MiB budget: the second fits only if the first gave its share back.
+    for (let i = 0; i < 3; i++) {
+      expect((await post(patient.url, 'block', largeBlock())).body).toEqual({ inserted: true });
+    }
   });
 
   it('refuses a process or stream record over 1 MiB with 413', async () => {
@@ -138,5 +190,42 @@ describe('ingestion over HTTP: slow and many clients', () => {
     expect(held.length).toBeGreaterThan(0);
     for (const text of held) expect(parseRaw(text).status).toBe(408);
     expect((await get(server.url, '/health')).status).toBe(200);
+  });
+
+  it('caps the connections of one address, so that another still gets through', async () => {
+    const capped = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      stallTimeoutMs: 10_000,
+      maxConnections: 8,
+      maxConnectionsPerAddress: 4,
+    });
+    let accepted = 0;
+    capped.server.on('connection', () => {
+      accepted += 1;
+    });
+    // One address opens 8 connections that hold their headers back: 4 are kept, 4 closed at once.
+    const held = Array.from({ length: 8 }, () => rawConnection(capped.port, 'GET /health HTTP/1.1\r\n'));
+    try {
+      await until(() => accepted === 8, 'the 8 connections accepted');
+      await until(() => held.filter((c) => c.closed()).length === 4, 'the 4 over the cap closed');
+      // Another address (all of 127/8 is loopback) is served while those 4 are open.
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port: capped.port, path: '/health', localAddress: '127.0.0.2', agent: false },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(200);
+      expect(held.filter((c) => c.closed())).toHaveLength(4);
+    } finally {
+      for (const c of held) c.socket.destroy();
+      await capped.close();
+    }
   });
 });

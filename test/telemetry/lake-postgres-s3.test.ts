@@ -32,7 +32,7 @@ blockRowGroupSuite('PostgreSQL', async () => {
   const schema = uniqueSchema();
   return {
     open: () => new PostgresMetadataStore(schema.url),
-    refusal: /inserting a block: .*null value in column "stream_id"/,
+    refusal: /inserting a block: .*null value in column "begin_time"/,
     cleanup: async () => schema.drop(),
   };
 });

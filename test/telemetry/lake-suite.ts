@@ -2,24 +2,24 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BlockConflictError,
-  IngestionService,
-  UnknownProcessError,
-  UnknownStreamError,
-} from '../../src/ingestion.js';
-import {
-  blobPath,
-  type Lake,
   LakeNotFoundError,
   LakeUnavailableError,
-  type MetadataStore,
-} from '../../src/lake.js';
+  UnknownProcessError,
+  UnknownStreamError,
+} from '../../src/telemetry/errors.js';
+import { IngestionService } from '../../src/telemetry/ingestion/service.js';
+import type { Lake } from '../../src/telemetry/lake/lake.js';
+import { type MetadataStore, uniqueBlobPath } from '../../src/telemetry/lake/types.js';
 import {
   type BlockHeader,
   encodeBlock,
+  encodeDropReport,
+  encodePayloadBlob,
   encodeProcessInfo,
   encodeStreamInfo,
   formatRfc3339Ns,
-} from '../../src/wire.js';
+  type StreamInfo,
+} from '../../src/telemetry/wire/index.js';
 import { makeBlock, makeProcess, makeStream } from './fixtures.js';
 
 /** How a lake under test is made and cleaned up. */
@@ -37,12 +37,40 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
     let lake: Lake;
     let service: IngestionService;
     let made: LakeFixture;
+    /** Every blob path written through the lake handles of this suite. */
+    const written: string[] = [];
+    const recordWrites = (handle: Lake): Lake => {
+      const put = handle.blobs.putIfAbsent.bind(handle.blobs);
+      handle.blobs.putIfAbsent = (path, bytes) => {
+        written.push(path);
+        return put(path, bytes);
+      };
+      return handle;
+    };
 
     beforeAll(async () => {
       made = await fixture();
-      lake = await made.open();
+      lake = recordWrites(await made.open());
       service = new IngestionService(lake);
     });
+
+    /** Blobs written that are still there although no row points at them. */
+    const leftovers = async (): Promise<string[]> => {
+      const left: string[] = [];
+      for (const path of written) {
+        const blockId = path.split('/')[3]?.slice(0, 36) ?? '';
+        if ((await lake.block(blockId))?.blobPath === path) continue;
+        const found = await lake.blobs.get(path).then(
+          () => true,
+          (error: unknown) => {
+            if (error instanceof LakeNotFoundError) return false;
+            throw error;
+          },
+        );
+        if (found) left.push(path);
+      }
+      return left;
+    };
 
     afterAll(async () => {
       await service.close();
@@ -127,6 +155,59 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       const read = await lake.readBlock(first.block.blockId);
       expect(Buffer.from(read.payload.objects)).toEqual(Buffer.from(first.objects));
       expect(read.block.objectCount).toBe(20);
+      expect(await leftovers()).toEqual([]);
+    });
+
+    it('of two payloads sent under one block id at once, stores the one it acknowledges and refuses the other', async () => {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await service.ingestProcess(process);
+      await service.ingestStream(stream);
+      // A second server on the same lake whose row insert waits until the first server has
+      // answered a send of other bytes (of the same size) under the same block id.
+      const other = recordWrites(await made.open());
+      const insert = other.metadata.insertBlock.bind(other.metadata);
+      let reached = (): void => {};
+      const atInsert = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      let go = (): void => {};
+      const gate = new Promise<void>((resolve) => {
+        go = resolve;
+      });
+      other.metadata.insertBlock = async (...args) => {
+        reached();
+        await gate;
+        return insert(...args);
+      };
+      const otherService = new IngestionService(other);
+      try {
+        const a = makeBlock(stream, 16, 1);
+        const b = { ...a.block, payload: makeBlock(stream, 16, 3).block.payload };
+        expect(encodePayloadBlob(b.payload).length).toBe(encodePayloadBlob(a.block.payload).length);
+        const first = otherService.ingestBlock(a.block);
+        await atInsert;
+        const second = await service.ingestBlock(b).then(
+          (result) => result,
+          (error: unknown) => error,
+        );
+        go();
+        const firstResult = await first.then(
+          (result) => result,
+          (error: unknown) => error,
+        );
+        // The send whose row went in first wins; the other learns its bytes were refused.
+        expect(second).toEqual({ inserted: true });
+        expect(firstResult).toBeInstanceOf(BlockConflictError);
+        const stored = await lake.readBlock(a.block.blockId);
+        expect(Buffer.from(await lake.readBlob(stored.block))).toEqual(
+          Buffer.from(encodePayloadBlob(b.payload)),
+        );
+        expect(stored.block.payloadSize).toBe(encodePayloadBlob(b.payload).length);
+        expect(await leftovers()).toEqual([]);
+      } finally {
+        await otherService.close();
+      }
     });
 
     it('refuses a block id stored under another stream and leaves no blob behind', async () => {
@@ -143,9 +224,7 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
           `block ${block.blockId} is already stored under stream ${one.streamId}`,
         );
       }
-      await expect(lake.blobs.get(blobPath(process.processId, two.streamId, block.blockId))).rejects.toThrow(
-        LakeNotFoundError,
-      );
+      expect(await leftovers()).toEqual([]);
       expect(await lake.blocks({ streamId: two.streamId })).toEqual([]);
       expect((await lake.readBlock(block.blockId)).block.streamId).toBe(one.streamId);
     });
@@ -167,6 +246,26 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       expect(await lake.block(block.blockId)).toBeUndefined();
       await service.ingestBlock(block);
       expect(await lake.block(block.blockId)).toBeDefined();
+    });
+
+    it('stores a drop report once, however often it is sent, and refuses one of an unknown process', async () => {
+      const process = makeProcess();
+      const report = {
+        reportId: randomUUID(),
+        processId: process.processId,
+        time: formatRfc3339Ns(1n),
+        counts: { spoolFull: 3, shutdown: 2 },
+      };
+      await expect(service.insertDrops(encodeDropReport(report))).rejects.toThrow(UnknownProcessError);
+      await service.ingestProcess(process);
+      expect(await service.insertDrops(encodeDropReport(report))).toEqual({ inserted: true });
+      // A sink that never got the answer sends it again, perhaps more than once, at once.
+      const again = await Promise.all([1, 2, 3].map(() => service.insertDrops(encodeDropReport(report))));
+      expect(again).toEqual([{ inserted: false }, { inserted: false }, { inserted: false }]);
+      const stored = await lake.drops(process.processId);
+      expect(stored.map((r) => [r.reportId, r.total, r.counts])).toEqual([
+        [report.reportId, 5, report.counts],
+      ]);
     });
 
     it('lists streams and blocks by process, tag, stream and time', async () => {
@@ -225,20 +324,29 @@ export function blockRowGroupSuite(name: string, fixture: () => Promise<StoreFix
       await cleanup();
     });
 
-    const headers = (n: number, streamId: string): BlockHeader[] =>
+    /** A stream stored with its process: block rows go in only under a stream that has a row. */
+    const storedStream = async (s: MetadataStore = store): Promise<StreamInfo> => {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await s.insertProcess(process);
+      await s.insertStream(stream);
+      return stream;
+    };
+    const headers = (n: number, stream: StreamInfo): BlockHeader[] =>
       Array.from({ length: n }, () => {
-        const { payload: _payload, ...header } = makeBlock(makeStream(makeProcess().processId), 4).block;
-        return { ...header, streamId } as BlockHeader;
+        const { payload: _payload, ...header } = makeBlock(stream, 4).block;
+        return header;
       });
+    const path = (h: BlockHeader): string => uniqueBlobPath(h.processId, h.streamId, h.blockId);
 
     it('fail one bad row alone: the rows that arrived with it are stored', async () => {
-      const stream = makeStream(makeProcess().processId);
-      const good = headers(5, stream.streamId);
+      const stream = await storedStream();
+      const good = headers(5, stream);
       // A row the database refuses (NOT NULL), in the same turn of the event loop as the others.
-      const bad = { ...good[0]!, blockId: randomUUID(), streamId: null } as unknown as BlockHeader;
+      const bad = { ...good[0]!, blockId: randomUUID(), beginTime: null } as unknown as BlockHeader;
       const settled = await Promise.allSettled([
-        ...good.map((h) => store.insertBlock(h, 10)),
-        store.insertBlock(bad, 10),
+        ...good.map((h) => store.insertBlock(h, 10, path(h))),
+        store.insertBlock(bad, 10, path(bad)),
       ]);
       expect(settled.slice(0, 5).map((s) => s.status === 'fulfilled' && s.value)).toEqual([
         true,
@@ -256,23 +364,49 @@ export function blockRowGroupSuite(name: string, fixture: () => Promise<StoreFix
     });
 
     it('a block sent twice in one group is inserted by exactly one of its sends', async () => {
-      const stream = makeStream(makeProcess().processId);
-      const blocks = headers(6, stream.streamId);
-      const sends = [...blocks, blocks[0]!, blocks[3]!, blocks[3]!];
-      const results = await Promise.all(sends.map((h) => store.insertBlock(h, 10)));
-      expect(results.slice(0, 6)).toEqual([true, true, true, true, true, true]);
-      expect(results.slice(6)).toEqual([false, false, false]);
-      expect(await store.listBlocks({ streamId: stream.streamId })).toHaveLength(6);
+      const stream = await storedStream();
+      const blocks = headers(6, stream);
+      const sends = [...blocks, blocks[0]!, blocks[3]!, blocks[3]!].map((h) => ({ h, path: path(h) }));
+      const results = await Promise.all(sends.map(({ h, path }) => store.insertBlock(h, 10, path)));
+      // Per block, one send's row went in, and that send is told so: the row names its blob.
+      const rows = await store.listBlocks({ streamId: stream.streamId });
+      expect(rows).toHaveLength(6);
+      for (const row of rows) {
+        const mine = sends
+          .map((send, i) => ({ ...send, inserted: results[i] }))
+          .filter((s) => s.h === blocks.find((b) => b.blockId === row.blockId));
+        expect(mine.filter((s) => s.inserted).map((s) => s.path)).toEqual([row.blobPath]);
+      }
       // Sent again later, alone: not inserted.
-      expect(await store.insertBlock(blocks[5]!, 10)).toBe(false);
+      expect(await store.insertBlock(blocks[5]!, 10, path(blocks[5]!))).toBe(false);
+    });
+
+    it("insert a block row only under a stream that has a row, of the block's process", async () => {
+      const stream = await storedStream();
+      const orphan = makeStream(stream.processId);
+      const [mine, elsewhere, lost] = [...headers(1, stream), ...headers(1, stream), ...headers(1, orphan)];
+      const other = await storedStream();
+      const moved = { ...elsewhere!, processId: other.processId };
+      // Alone and in one group with a good row: neither is inserted, the good one is.
+      expect(await store.insertBlock(lost!, 10, path(lost!))).toBe(false);
+      expect(await Promise.all([mine, moved, lost].map((h) => store.insertBlock(h!, 10, path(h!))))).toEqual([
+        true,
+        false,
+        false,
+      ]);
+      expect((await store.listBlocks({ processId: stream.processId })).map((r) => r.blockId)).toEqual([
+        mine!.blockId,
+      ]);
+      // A stream whose process has no row is not inserted either.
+      expect(await store.insertStream(makeStream(randomUUID()))).toBe(false);
     });
 
     it('close() writes the rows still waiting for their group', async () => {
-      const stream = makeStream(makeProcess().processId);
-      const blocks = headers(3, stream.streamId);
       const closing = open();
       await closing.ready();
-      const inserts = blocks.map((h) => closing.insertBlock(h, 10));
+      const stream = await storedStream(closing);
+      const blocks = headers(3, stream);
+      const inserts = blocks.map((h) => closing.insertBlock(h, 10, path(h)));
       await closing.close();
       expect(await Promise.all(inserts)).toEqual([true, true, true]);
       const rows = await store.listBlocks({ streamId: stream.streamId });

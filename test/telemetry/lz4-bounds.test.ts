@@ -117,6 +117,56 @@ describe('lz4 parts: sizes bounded, checked without decompressing', () => {
     expect(sliced).toBe(decompresses(part));
   });
 
+  it('refuses a length made of 255 bytes once it passes the declared size, without reading on', () => {
+    const size = 64 * 1024;
+    // A literal length, then a match length, each followed by 8 MiB of 255 bytes.
+    const literal = Buffer.alloc(8 << 20, 0xff);
+    literal.writeUInt32LE(size, 0);
+    literal[4] = 0xf0;
+    const match = Buffer.alloc(8 << 20, 0xff);
+    match.writeUInt32LE(size, 0);
+    match.set([0x1f, 0x41, 1, 0], 4);
+    // What was read is in the message: a length worth the declared size, no more.
+    const stopsAt = (part: Buffer): number => {
+      try {
+        checkLz4Block(part, size, 'part');
+      } catch (error) {
+        const at = /past the declared 65536 bytes at byte (\d+)/.exec(String(error))?.[1];
+        if (at !== undefined) return Number(at);
+        throw error;
+      }
+      throw new Error('the part was accepted');
+    };
+    expect(stopsAt(literal)).toBe(5 + Math.ceil((size + 1 - 15) / 255));
+    expect(stopsAt(match)).toBeLessThanOrEqual(8 + Math.ceil((size + 1) / 255));
+    expect(decompresses(literal)).toBe(false);
+  });
+
+  it('walks a large part in slices, giving the event loop turns in between', async () => {
+    // 3 million of the shortest sequences (a literal, then a match of 4), then a last literal:
+    // 12 MB of input, three slices.
+    const sequences = 3_000_000;
+    const part = Buffer.alloc(4 + 4 * sequences + 2);
+    part.writeUInt32LE(5 * sequences + 1, 0);
+    for (let at = 4; at < part.length - 2; at += 4) part.set([0x10, 0x41, 1, 0], at);
+    part.set([0x10, 0x41], part.length - 2);
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns += 1;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    try {
+      await checkLz4BlockSliced(part, declared(part), 'big');
+    } finally {
+      ticking = false;
+    }
+    // A turn between each two slices of 4 MiB (the first tick may come before the walk).
+    expect(turns).toBeGreaterThanOrEqual(2);
+    expect(() => checkLz4Block(part, 5 * sequences + 1, 'big')).not.toThrow();
+  });
+
   it('verifies a payload: a lying part is refused without being decompressed', async () => {
     const objects = Buffer.from(compressPart(eventBytes(1000)));
     const dependencies = compressPart(new Uint8Array(0));

@@ -2,58 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IngestionService } from '../../src/ingestion.js';
-import { applyRetention, blobPath, Lake, LakeNotFoundError } from '../../src/lake.js';
-import { type Block, nowRfc3339Ns, type StreamInfo } from '../../src/wire.js';
+import { LakeNotFoundError } from '../../src/telemetry/errors.js';
+import { IngestionService } from '../../src/telemetry/ingestion/service.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import { applyRetention } from '../../src/telemetry/lake/retention.js';
+import type { BlockRow } from '../../src/telemetry/lake/types.js';
+import { type Block, nowRfc3339Ns, type StreamInfo } from '../../src/telemetry/wire/index.js';
 import { until } from '../helpers/until.js';
 import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
-import { POSTGRES_URL, scaleOutLocation, startS3, uniqueSchema } from './services.js';
-
-const LONG_AGO = '2000-01-01T00:00:00.000000000Z';
-
-/** Sets `insert_time` of some rows to long ago, through the database itself. */
-type Age = (
-  table: 'processes' | 'streams' | 'blocks' | 'sink_drops',
-  ids: readonly string[],
-) => Promise<void>;
-
-const ID_COLUMN = {
-  processes: 'process_id',
-  streams: 'stream_id',
-  blocks: 'block_id',
-  sink_drops: 'report_id',
-};
-
-function sqliteAge(data: string): Age {
-  return async (table, ids) => {
-    const db = new Database(join(data, 'lake.sqlite'));
-    try {
-      const update = db.prepare(`UPDATE ${table} SET insert_time = ? WHERE ${ID_COLUMN[table]} = ?`);
-      for (const id of ids) update.run(LONG_AGO, id);
-    } finally {
-      db.close();
-    }
-  };
-}
-
-function postgresAge(url: string): Age {
-  const schema = new URL(url).searchParams.get('schema') as string;
-  return async (table, ids) => {
-    const client = new pg.Client({ connectionString: POSTGRES_URL });
-    await client.connect();
-    try {
-      await client.query(
-        `UPDATE "${schema}".${table} SET insert_time = $1 WHERE ${ID_COLUMN[table]} = ANY($2)`,
-        [LONG_AGO, [...ids]],
-      );
-    } finally {
-      await client.end();
-    }
-  };
-}
+import { type Age, postgresAge, sqliteAge } from './lake-age.js';
+import { scaleOutLocation, startS3, uniqueSchema } from './services.js';
 
 /** Blocks of a stream, stored. */
 async function store(service: IngestionService, stream: StreamInfo, n: number): Promise<Block[]> {
@@ -102,7 +62,9 @@ async function seed(service: IngestionService, age: Age) {
     old.map((b) => b.blockId),
   );
   await age('sink_drops', [reports[0]?.reportId as string]);
-  return { oldProc, mixed, fresh, oldStream, live, empty, spent, old, kept };
+  const oldBlobs: string[] = [];
+  for (const block of old) oldBlobs.push(((await service.lake.block(block.blockId)) as BlockRow).blobPath);
+  return { oldProc, mixed, fresh, oldStream, live, empty, spent, old, oldBlobs, kept };
 }
 
 type Seeded = Awaited<ReturnType<typeof seed>>;
@@ -117,11 +79,8 @@ async function expectOnlyNewLeft(lake: Lake, s: Seeded): Promise<void> {
     expect(await lake.stream(gone.streamId)).toBeUndefined();
   expect((await lake.blocks()).map((b) => b.blockId).sort()).toEqual(s.kept.map((b) => b.blockId).sort());
   for (const block of s.kept) expect((await lake.readBlock(block.blockId)).block.blockId).toBe(block.blockId);
-  for (const block of s.old) {
-    await expect(lake.blobs.get(blobPath(block.processId, block.streamId, block.blockId))).rejects.toThrow(
-      LakeNotFoundError,
-    );
-  }
+  expect(s.oldBlobs).toHaveLength(s.old.length);
+  for (const path of s.oldBlobs) await expect(lake.blobs.get(path)).rejects.toThrow(LakeNotFoundError);
   expect((await lake.drops()).map((d) => d.processId)).toEqual([s.fresh.processId]);
   expect(await lake.metadata.listGarbage(10)).toEqual([]);
 }
@@ -170,6 +129,37 @@ describe('retention', () => {
     await again.close();
   }, 60_000);
 
+  it('`dorsal retention --days N` keeps everything for a period longer than the epoch, and refuses a negative one', async () => {
+    const data = join(dir, 'epoch');
+    const service = new IngestionService({ data });
+    const proc = makeProcess();
+    const stream = makeStream(proc.processId);
+    await service.ingestProcess(proc);
+    await service.ingestStream(stream);
+    const [block] = await store(service, stream, 1);
+    await service.close();
+    const age = sqliteAge(data);
+    await age('processes', [proc.processId]);
+    await age('streams', [stream.streamId]);
+    await age('blocks', [block?.blockId as string]);
+    const long = await runDorsal(['retention', '--days', '1e9', '--data', data, '--pause-ms', '0']);
+    expect(long).toMatchObject({ code: 0, stderr: '' });
+    expect(long.stdout).toBe(
+      'retention: deleted 0 blocks, 0 blobs, 0 streams, 0 processes, 0 drop reports inserted before 1970-01-01T00:00:00.000000000Z\n',
+    );
+    const lake = Lake.open({ data });
+    try {
+      expect((await lake.readBlock(block?.blockId as string)).block.streamId).toBe(stream.streamId);
+    } finally {
+      await lake.close();
+    }
+    const negative = await runDorsal(['retention', '--days', '-1', '--data', data]);
+    expect(negative.code).toBe(1);
+    expect(negative.stderr.trim().split('\n')).toEqual([
+      "error: option '--days <n>' argument '-1' is invalid. expected a number of at least 0",
+    ]);
+  }, 60_000);
+
   it('deletes the same from PostgreSQL + S3', async () => {
     const { url, drop } = uniqueSchema();
     const s3 = await startS3();
@@ -187,35 +177,6 @@ describe('retention', () => {
     }
   }, 60_000);
 
-  it('gives a blob back to a block stored again between the deletion of its row and of its blob', async () => {
-    const data = join(dir, 'revived');
-    const service = new IngestionService({ data });
-    const proc = makeProcess();
-    const stream = makeStream(proc.processId);
-    await service.ingestProcess(proc);
-    await service.ingestStream(stream);
-    const blocks = await store(service, stream, 3);
-    await sqliteAge(data)(
-      'blocks',
-      blocks.map((b) => b.blockId),
-    );
-    // The first half of a batch, as a pass killed right after its transaction leaves it.
-    expect(await service.lake.metadata.deleteBlocksBefore('2001-01-01T00:00:00.000000000Z', 10)).toHaveLength(
-      3,
-    );
-    const [revived, ...gone] = blocks as [Block, ...Block[]];
-    expect(await service.ingestBlock(revived)).toEqual({ inserted: true });
-    const report = await applyRetention(service.lake, { days: 1, pauseMs: 0 });
-    expect(report).toMatchObject({ blocks: 0, blobs: 2 });
-    expect((await service.lake.readBlock(revived.blockId)).block.blockId).toBe(revived.blockId);
-    for (const block of gone) {
-      await expect(
-        service.lake.blobs.get(blobPath(proc.processId, stream.streamId, block.blockId)),
-      ).rejects.toThrow(LakeNotFoundError);
-    }
-    await service.close();
-  });
-
   it('leaves no row without its blob when killed mid-way, and the next pass finishes', async () => {
     const data = join(dir, 'killed');
     const service = new IngestionService({ data, directory: { fsync: false } });
@@ -223,7 +184,12 @@ describe('retention', () => {
     const stream = makeStream(proc.processId);
     await service.ingestProcess(proc);
     await service.ingestStream(stream);
-    const blocks = await store(service, stream, 600);
+    // Enough batches that the watch below catches one in the middle even when the machine is
+    // busy: 2,000 blocks, 20 batches of 100 (stored 100 at a time, a transaction each).
+    const blocks = Array.from({ length: 2000 }, (_, i) => makeBlock(stream, 8, i + 1).block);
+    for (let at = 0; at < blocks.length; at += 100) {
+      await Promise.all(blocks.slice(at, at + 100).map((block) => service.ingestBlock(block)));
+    }
     await service.close();
     await sqliteAge(data)(
       'blocks',

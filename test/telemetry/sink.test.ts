@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { type IngestionServer, IngestionService, startIngestionServer } from '../../src/ingestion.js';
@@ -143,7 +145,13 @@ describe('telemetry sink', () => {
       });
       expect(await later.flush(30_000)).toBe(true);
       const after = await later.close();
-      expect(after).toMatchObject({ sent: stats.spoolBlocks, spoolBlocks: 0, droppedTotal: 0 });
+      // Its own drops: none (the first sink's count is not this one's).
+      expect(after).toMatchObject({
+        sent: stats.spoolBlocks,
+        spoolBlocks: 0,
+        droppedTotal: 0,
+        reportedDrops: 0,
+      });
       const dropped = new Set(drops.map((d) => d.blockId));
       const expected = blocks.map((b) => b.blockId).filter((id) => !dropped.has(id));
       expect(await storedIds(data, process.processId)).toEqual(expected.sort());
@@ -233,5 +241,38 @@ describe('telemetry sink', () => {
     expect(stats.dropped.shutdown).toBe(results.filter((r) => r).length);
     expect(stats.droppedTotal).toBe(10);
     expect(stats.bufferedBytes).toBe(0);
+  });
+
+  it('retries a request the server timed out (408) instead of dropping its block', async () => {
+    // A stand-in server: the first two block requests time out, as dorsal answers a stalled body.
+    let blockRequests = 0;
+    const peer = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const timedOut = req.url === '/ingestion/insert_block' && ++blockRequests <= 2;
+        res.writeHead(timedOut ? 408 : 200, { 'content-type': 'application/json', connection: 'close' });
+        res.end(
+          JSON.stringify(
+            timedOut
+              ? { error: { code: 'DORSAL_REQUEST_TIMEOUT', message: 'request body stalled' } }
+              : { inserted: true },
+          ),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', resolve));
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const { port } = peer.address() as AddressInfo;
+      const sink = new TelemetrySink({ target: `http://127.0.0.1:${port}`, process, backoff: FAST });
+      sink.addStream(stream);
+      sink.push(makeBlock(stream, 8, 1).block);
+      const stats = await sink.close({ timeoutMs: 30_000 });
+      expect(stats).toMatchObject({ sent: 1, droppedTotal: 0, retries: 2 });
+      expect(blockRequests).toBe(3);
+    } finally {
+      await new Promise((resolve) => peer.close(resolve));
+    }
   });
 });

@@ -86,6 +86,32 @@ describe('strict CBOR decoding of the wire format', () => {
     );
   });
 
+  it('refuses a record whose properties repeat a key or hold __proto__, and accepts one key per map', () => {
+    const record = cbor({ ...process, formatVersion: 1, kind: 'process', properties: { version: '1.2.3' } });
+    const at = Buffer.from(record).indexOf('version');
+    // The same record with `properties` {"version": …} spelt {"__proto__": …}, then {"a": 1, "a": 2}.
+    const proto = Buffer.concat([
+      record.subarray(0, at - 1),
+      Buffer.from([0x69]),
+      Buffer.from('__proto__'),
+      record.subarray(at + 7),
+    ]);
+    expect(refusal(() => decodeProcessInfo(proto))).toMatch(
+      /^process: map key "__proto__" at byte \d+ is not accepted$/,
+    );
+    const twice = cbor({ ...process, formatVersion: 1, kind: 'process', properties: { a: 1, b: 2 } });
+    const b = Buffer.from(twice).lastIndexOf('b');
+    twice[b] = 'a'.charCodeAt(0);
+    expect(refusal(() => decodeProcessInfo(twice))).toMatch(
+      /map key "a" at byte \d+ appears twice in its map$/,
+    );
+    // Keys equal in other maps are fine.
+    expect(
+      decodeProcessInfo(cbor({ ...process, formatVersion: 1, kind: 'process', properties: { host: 'x' } }))
+        .properties,
+    ).toEqual({ host: 'x' });
+  });
+
   it('refuses cbor-x records, typed-array tags and dates', () => {
     const records = new Encoder({ useRecords: true }).encode({ formatVersion: 1, kind: 'block', ...block });
     expect(refusal(() => decodeBlock(records))).toContain('tags are not accepted');
@@ -118,6 +144,16 @@ describe('strict CBOR decoding of the wire format', () => {
     ['a map with an integer key', [0xa1, 0x01, 0x02], 'map key at byte 1 is not a text string'],
     ['bytes after the item', [0xa0, 0x00], 'malformed CBOR (1 bytes after the end of the item)'],
     ['a truncated float', [0xfb, 0x00, 0x00], 'malformed CBOR (truncated float at byte 0)'],
+    [
+      'a key twice in one map',
+      [0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02],
+      'map key "a" at byte 4 appears twice in its map',
+    ],
+    [
+      'the key __proto__',
+      [0xa1, 0x69, ...Buffer.from('__proto__'), 0xa0],
+      'map key "__proto__" at byte 1 is not accepted',
+    ],
   ])('refuses %s', (_name, bytes, message) => {
     expect(refusal(() => decodeProcessInfo(Uint8Array.from(bytes)))).toBe(`process: ${message}`);
   });

@@ -12,7 +12,7 @@ export interface BodyRules {
   readonly largeBodies: ByteBudget;
 }
 
-/** A body over this many bytes takes its size from the large-body budget. */
+/** A body's bytes beyond this many are taken from the large-body budget as they arrive. */
 export const LARGE_BODY_BYTES = 1024 * 1024;
 
 /**
@@ -29,9 +29,11 @@ export interface Body {
 
 /**
  * Reads a request body within the rules. Refuses before buffering: a declared size over the
- * limit (413), a large body the budget has no room for (503, retry later). While reading: a body
- * that grows past the limit (413), or that brings less than 16 KiB in a stall window (408). The
- * caller must answer with `connection: close` when the body was not read to its end.
+ * limit (413), a large body the budget has no room for now (503, retry later). While reading: a
+ * body that grows past the limit (413), or that brings less than 16 KiB in a stall window (408).
+ * A large body takes from the budget as its bytes arrive, not as it declares them: a client that
+ * declares much and sends little holds little. The caller must answer with `connection: close`
+ * when the body was not read to its end.
  */
 export function readBody(req: IncomingMessage, rules: BodyRules): Promise<Body> {
   const { limit, stallMs, largeBodies } = rules;
@@ -41,19 +43,18 @@ export function readBody(req: IncomingMessage, rules: BodyRules): Promise<Body> 
       new PayloadTooLargeError(`body of ${declared} bytes is over the limit of ${limit} bytes`),
     );
   }
+  if (declared > LARGE_BODY_BYTES && !largeBodies.hasRoom(declared - LARGE_BODY_BYTES)) {
+    return Promise.reject(busy(declared));
+  }
   const releases: Release[] = [];
   const releaseAll: Release = () => {
     for (const release of releases.splice(0)) release();
   };
-  if (declared > LARGE_BODY_BYTES) {
-    const release = largeBodies.tryAcquire(declared);
-    if (release === undefined) return Promise.reject(busy(declared));
-    releases.push(release);
-  }
   return new Promise<Body>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let counted = Math.max(LARGE_BODY_BYTES, Number.isNaN(declared) ? 0 : declared);
+    /** Bytes accounted for: the first MiB is free, the rest is taken from the budget. */
+    let counted = LARGE_BODY_BYTES;
     let atLastCheck = 0;
     const stop = (error: Error): void => {
       req.off('data', onData);
@@ -68,15 +69,18 @@ export function readBody(req: IncomingMessage, rules: BodyRules): Promise<Body> 
         stop(new PayloadTooLargeError(`body is over the limit of ${limit} bytes`));
         return;
       }
-      // A body of undeclared size takes from the budget as it grows past the large-body size.
       if (size > counted) {
-        const release = largeBodies.tryAcquire(size - counted);
+        // A step of at least a MiB (at most to the declared end): a few takes per body, not one
+        // per chunk.
+        const end = Number.isNaN(declared) || declared < size ? limit : declared;
+        const next = Math.min(Math.max(size, counted + LARGE_BODY_BYTES), end);
+        const release = largeBodies.tryAcquire(next - counted);
         if (release === undefined) {
           stop(busy(size));
           return;
         }
         releases.push(release);
-        counted = size;
+        counted = next;
       }
       chunks.push(chunk);
     };

@@ -42,6 +42,11 @@ export class ByteBudget {
     });
   }
 
+  /** Whether `tryAcquire(bytes)` would take them now (without taking them). */
+  hasRoom(bytes: number): boolean {
+    return this.waiting.length === 0 && this.used + Math.min(bytes, this.capacity) <= this.capacity;
+  }
+
   /** Takes `bytes` if they are free now and nobody is waiting; `undefined` otherwise. */
   tryAcquire(bytes: number): Release | undefined {
     const want = Math.min(bytes, this.capacity);

@@ -19,8 +19,8 @@ export interface IngestionRoutesOptions {
    */
   readonly stallTimeoutMs?: number;
   /**
-   * Bytes of bodies over 1 MiB held at once (default 256 MiB, at least `bodyLimit`); a large body
-   * that does not fit gets 503 with `Retry-After`.
+   * Bytes of bodies beyond their first MiB held at once, taken as they arrive (default 256 MiB, at
+   * least `bodyLimit`); a large body that does not fit gets 503 with `Retry-After`.
    */
   readonly largeBodyBudgetBytes?: number;
   /**

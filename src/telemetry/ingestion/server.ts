@@ -18,6 +18,12 @@ export interface IngestionServerOptions extends IngestionRoutesOptions, Ingestio
   readonly lake?: Lake | LakeLocation;
   /** Connections open at once (default 512); more are closed as they arrive. */
   readonly maxConnections?: number;
+  /**
+   * Connections open at once from one client address (default 128); more from it are closed as
+   * they arrive, so that one client cannot take every connection. Behind a reverse proxy every
+   * connection comes from the proxy: raise it to `maxConnections` there.
+   */
+  readonly maxConnectionsPerAddress?: number;
   /** A request must be received whole within this many ms, however steadily it comes (default 300 s). */
   readonly requestTimeoutMs?: number;
   /**
@@ -38,6 +44,8 @@ export interface IngestionServerOptions extends IngestionRoutesOptions, Ingestio
 
 /** Default cap on open connections. */
 export const DEFAULT_MAX_CONNECTIONS = 512;
+/** Default cap on open connections from one address. */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 128;
 
 /** A running ingestion server. */
 export interface IngestionServer {
@@ -86,6 +94,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
     ingestionRoutes(service, { ...options, loopbackHostsOnly: options.loopbackHostsOnly ?? loopback }),
   );
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  capPerAddress(server, options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
   server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -100,10 +109,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       : scheduleRetention(service.lake, {
           days: options.retentionDays,
           ...(options.retentionIntervalMs === undefined ? {} : { intervalMs: options.retentionIntervalMs }),
-          onPass: (report) => {
-            if (report.streams > 0 || report.processes > 0) service.forgetKnown();
-            options.onRetention?.(report);
-          },
+          onPass: (report) => options.onRetention?.(report),
           onError: (error) => options.onInternalError?.(error),
         });
   const { port } = server.address() as AddressInfo;
@@ -123,6 +129,28 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       await service.close();
     },
   };
+}
+
+/**
+ * Closes a connection at once when its address has `max` open already: a client that holds
+ * connections open (idle keep-alives, headers that trickle) holds its own share, not all of them.
+ */
+function capPerAddress(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = open.get(address) ?? 0;
+    if (count >= max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
 }
 
 /**

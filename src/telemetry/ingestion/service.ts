@@ -7,7 +7,7 @@ import {
 } from '../errors.js';
 import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
-import { type BlobWriteOutcome, type BlockRow, blobPath, type StreamRow } from '../lake/types.js';
+import { type BlobWriteOutcome, type BlockRow, type StreamRow, uniqueBlobPath } from '../lake/types.js';
 import {
   type Block,
   checkPayloadSizes,
@@ -55,10 +55,16 @@ export interface InsertResult {
  * The ingestion logic, without HTTP: decode, validate, check references, store. The HTTP routes
  * and the in-process path both call it, so both have the same semantics.
  *
- * Order of a block write: the blob is written (create-only, durable), then the row is inserted
- * (`ON CONFLICT DO NOTHING`). A reader listing rows therefore never meets a block without its
- * payload, and a re-sent block is stored once. A blob file that a crash left torn has no row (the
- * crash came before it): a re-send replaces it.
+ * Order of a block write: the payload is written to a blob path of its own (`uniqueBlobPath`:
+ * create-only, durable), then the row naming that path is inserted (`ON CONFLICT DO NOTHING`,
+ * and only while the block's stream has a row). A reader listing rows therefore never meets a
+ * block without its payload. The row insert picks the winner among sends of one block id, however
+ * many servers share the lake: a loser compares its block with the stored one (the same:
+ * `inserted: false`; another: 409) and deletes its own file, never one a row points at.
+ *
+ * What this service remembers of streams and processes only saves lookups: the inserts check
+ * references themselves, so a stream that retention deleted (here or in another process) gets
+ * no more blocks: they get 422, and a sink sends the stream again.
  *
  * @example
  * const ingestion = new IngestionService(Lake.open({ data: './dorsal-data' }));
@@ -69,7 +75,6 @@ export class IngestionService {
   readonly lake: Lake;
   private readonly limits: PayloadLimits;
   private readonly cacheSize: number;
-  // Rows never change once stored, so what was seen once can be trusted afterwards.
   private readonly knownProcesses = new Set<string>();
   private readonly knownStreams = new Map<string, StreamRow>();
 
@@ -127,16 +132,6 @@ export class IngestionService {
     return this.lake.ready();
   }
 
-  /**
-   * Forgets the processes and streams known to exist, so that each is looked up again: after
-   * retention deleted some, a block of a deleted stream gets 422 (and a sink sends the stream
-   * again) instead of a row whose stream is gone.
-   */
-  forgetKnown(): void {
-    this.knownProcesses.clear();
-    this.knownStreams.clear();
-  }
-
   /** Closes the lake. */
   close(): Promise<void> {
     return this.lake.close();
@@ -150,8 +145,11 @@ export class IngestionService {
 
   private async storeStream(stream: StreamInfo): Promise<InsertResult> {
     await this.requireProcess(stream.processId);
-    const inserted = await this.lake.metadata.insertStream(stream);
-    return { inserted };
+    if (await this.lake.metadata.insertStream(stream)) return { inserted: true };
+    // Not inserted: the stream is there already, or its process is not (any more).
+    if ((await this.lake.metadata.findStream(stream.streamId)) !== undefined) return { inserted: false };
+    this.knownProcesses.delete(stream.processId);
+    throw new UnknownProcessError(stream.processId);
   }
 
   private async storeDrops(report: DropReport): Promise<InsertResult> {
@@ -166,12 +164,14 @@ export class IngestionService {
     this.remember(this.knownProcesses, processId);
   }
 
-  private async storeBlock(block: Block): Promise<InsertResult> {
-    // The sizes first: refusing a bomb costs nothing.
-    checkPayloadSizes(block.payload, this.limits);
-    const stream =
-      this.knownStreams.get(block.streamId) ?? (await this.lake.metadata.findStream(block.streamId));
-    if (stream === undefined) throw new UnknownStreamError(block.streamId);
+  /** The stream of a block, checked against the block's process; 422 if there is none. */
+  private async streamOf(block: Block, fresh: boolean): Promise<StreamRow> {
+    const known = fresh ? undefined : this.knownStreams.get(block.streamId);
+    const stream = known ?? (await this.lake.metadata.findStream(block.streamId));
+    if (stream === undefined) {
+      this.knownStreams.delete(block.streamId);
+      throw new UnknownStreamError(block.streamId);
+    }
     if (stream.processId !== block.processId) {
       throw new UnknownStreamError(
         block.streamId,
@@ -179,64 +179,74 @@ export class IngestionService {
       );
     }
     this.remember(this.knownStreams, block.streamId, stream);
+    return stream;
+  }
+
+  private async storeBlock(block: Block): Promise<InsertResult> {
+    // The sizes first: refusing a bomb costs nothing.
+    checkPayloadSizes(block.payload, this.limits);
+    await this.streamOf(block, false);
     await verifyPayload(block.payload, this.limits);
     const blob = encodePayloadBlob(block.payload);
-    const path = blobPath(block.processId, block.streamId, block.blockId);
+    const path = uniqueBlobPath(block.processId, block.streamId, block.blockId);
     let outcome: BlobWriteOutcome;
     try {
       outcome = await this.lake.blobs.putIfAbsent(path, blob);
-      // Other bytes under this block's name: a payload stored before (its row is there: the first
-      // one stays, and the sender learns its new bytes were refused), or a write that a crash cut
-      // short (no row: nobody was told it was stored).
-      if (outcome === 'differs') {
-        if ((await this.lake.metadata.findBlock(block.blockId)) !== undefined) {
-          throw new BlockConflictError(block.blockId, 'with another payload');
-        }
-        await this.lake.blobs.replace(path, blob);
-      }
     } catch (error) {
       throw asLakeError('storing a block payload', error);
     }
-    if (await this.lake.metadata.insertBlock(block, blob.length)) return { inserted: true };
-    return this.storedBefore(block, blob, path, outcome);
+    // A name of 64 random bits is never there already; should it be, that file is not this one's.
+    if (outcome !== 'created') throw new LakeUnavailableError(`blob ${path} exists already: retry`);
+    // Should the insert fail, whether its row was written is unknown (a connection lost after the
+    // commit): the file stays.
+    if (await this.lake.metadata.insertBlock(block, blob.length, path)) return { inserted: true };
+    try {
+      return await this.notInserted(block, blob);
+    } finally {
+      await this.removeOwn(path);
+    }
   }
 
   /**
-   * The block id has a row already: the same block sent again (`inserted: false`), or another
-   * block under its id (409). A blob this request created at a path no row points at (the id is
-   * stored under another stream) is deleted, so that a refused request leaves nothing behind.
+   * The row was not inserted: the block id has one (the same block sent again: `inserted:
+   * false`; another block under its id: 409), or the block's stream has none (retention deleted
+   * it: 422).
    */
-  private async storedBefore(
-    block: Block,
-    blob: Uint8Array,
-    path: string,
-    outcome: BlobWriteOutcome,
-  ): Promise<InsertResult> {
+  private async notInserted(block: Block, blob: Uint8Array): Promise<InsertResult> {
     const row = await this.lake.metadata.findBlock(block.blockId);
-    if (row === undefined) throw new LakeUnavailableError(`block ${block.blockId}: its row vanished: retry`);
+    if (row === undefined) {
+      await this.streamOf(block, true);
+      throw new LakeUnavailableError(`block ${block.blockId}: its row was deleted as it was stored: retry`);
+    }
+    if (row.streamId !== block.streamId || row.processId !== block.processId) {
+      throw new BlockConflictError(block.blockId, `under stream ${row.streamId} of process ${row.processId}`);
+    }
+    if (row.payloadSize !== blob.length || !(await this.sameBlob(row, blob))) {
+      throw new BlockConflictError(block.blockId, 'with another payload');
+    }
     const differs = HEADER_FIELDS.find((field) => row[field] !== block[field]);
-    if (differs === undefined && row.payloadSize === blob.length) return { inserted: false };
-    const rowPath = blobPath(row.processId, row.streamId, row.blockId);
-    if (outcome === 'created' && rowPath !== path) await this.removeOrphan(block.blockId, path, blob);
-    throw new BlockConflictError(
-      block.blockId,
-      differs === 'streamId' || differs === 'processId'
-        ? `under stream ${row.streamId} of process ${row.processId}`
-        : `with another ${differs ?? 'payload'}`,
-    );
+    if (differs !== undefined) throw new BlockConflictError(block.blockId, `with another ${differs}`);
+    return { inserted: false };
   }
 
-  /**
-   * Deletes a blob no row points at. Should retention have deleted the other row meanwhile and a
-   * re-send stored a row for this very path, the blob is put back: a row never loses its blob.
-   */
-  private async removeOrphan(blockId: string, path: string, blob: Uint8Array): Promise<void> {
+  /** Whether a stored block's blob holds these bytes. */
+  private async sameBlob(row: BlockRow, blob: Uint8Array): Promise<boolean> {
+    let stored: Uint8Array;
+    try {
+      stored = await this.lake.readBlob(row);
+    } catch (error) {
+      // Its row deleted since (by retention): the client tries again and stores the block anew.
+      throw new LakeUnavailableError(
+        `block ${row.blockId}: its stored payload could not be read to compare (${String(error)}): retry`,
+      );
+    }
+    return Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(blob);
+  }
+
+  /** Deletes the blob a request wrote and no row points at. */
+  private async removeOwn(path: string): Promise<void> {
     try {
       await this.lake.blobs.delete([path]);
-      const now: BlockRow | undefined = await this.lake.metadata.findBlock(blockId);
-      if (now !== undefined && blobPath(now.processId, now.streamId, now.blockId) === path) {
-        await this.lake.blobs.putIfAbsent(path, blob);
-      }
     } catch (error) {
       throw asLakeError('removing a refused block payload', error);
     }

@@ -15,14 +15,16 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
-/** The host name of a `Host` header (`name`, `name:port`, `[v6]`, `[v6]:port`). */
-export function hostOfHeader(header: string): string {
-  if (header.startsWith('[')) {
-    const end = header.indexOf(']');
-    return header.slice(1, end < 0 ? undefined : end);
-  }
-  const colon = header.lastIndexOf(':');
-  return colon < 0 ? header : header.slice(0, colon);
+/** `name`, `name:port`, `[v6]` or `[v6]:port`, and nothing else. */
+const HOST_HEADER = /^(?:\[([^\]]*)\]|([^:[\]]*))(?::\d{1,5})?$/;
+
+/**
+ * The host name of a `Host` header (`name`, `name:port`, `[v6]`, `[v6]:port`); `undefined` for
+ * anything else (`127.0.0.1:80@example.com`, two colons…), which no browser sends.
+ */
+export function hostOfHeader(header: string): string | undefined {
+  const match = HOST_HEADER.exec(header);
+  return match === null ? undefined : (match[1] ?? match[2]);
 }
 
 /**
@@ -30,5 +32,7 @@ export function hostOfHeader(header: string): string {
  * (HTTP/1.0) passes: browsers always send it.
  */
 export function loopbackHostAllowed(header: string | undefined): boolean {
-  return header === undefined || isLoopbackHost(hostOfHeader(header));
+  if (header === undefined) return true;
+  const host = hostOfHeader(header);
+  return host !== undefined && isLoopbackHost(host);
 }

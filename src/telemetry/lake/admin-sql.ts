@@ -1,12 +1,14 @@
 import type { DropReport } from '../wire/index.js';
-import type { RawRow } from './rows.js';
+import { BLOB_PATH_SQL, type RawRow } from './rows.js';
 import type { ApiKeyRow, DropReportRow } from './types.js';
 
 /**
  * The statements behind API keys, drop reports and retention, shared by both metadata stores
  * (SQLite's placeholders are `?`, PostgreSQL's `$1`, `$2`…: each statement names its parameters
- * once, in order). Retention deletes in batches of
- * `LIMIT` rows, oldest first, through the `insert_time` indexes.
+ * once, in order). Retention deletes blocks and drop reports in batches of `LIMIT` rows, oldest
+ * first, through the `insert_time` indexes; streams and processes a window of ids at a time (a
+ * cursor over the primary key), so that a batch reads at most `LIMIT` rows however many old ones
+ * are still in use.
  */
 
 export const API_KEY_COLUMNS = 'name, key_hash, created_time, revoked_time';
@@ -25,15 +27,17 @@ export function adminSql(p: (i: number) => string) {
     insertDropReport: `INSERT INTO sink_drops (${DROP_COLUMNS}) VALUES (${[1, 2, 3, 4, 5, 6].map(p).join(', ')}) ON CONFLICT DO NOTHING`,
     listDropReports: `SELECT ${DROP_COLUMNS} FROM sink_drops ORDER BY time, report_id`,
     listProcessDropReports: `SELECT ${DROP_COLUMNS} FROM sink_drops WHERE process_id = ${p(1)} ORDER BY time, report_id`,
-    /** The oldest block rows, deleted; returns what names their blobs. */
-    deleteOldBlocks: `DELETE FROM blocks WHERE block_id IN (SELECT block_id FROM blocks WHERE insert_time < ${p(1)} ORDER BY insert_time LIMIT ${p(2)}) RETURNING process_id, stream_id, block_id`,
+    /** The oldest block rows, deleted; returns their blob paths. */
+    deleteOldBlocks: `DELETE FROM blocks WHERE block_id IN (SELECT block_id FROM blocks WHERE insert_time < ${p(1)} ORDER BY insert_time LIMIT ${p(2)}) RETURNING ${BLOB_PATH_SQL} AS path, block_id`,
     insertGarbage: `INSERT INTO blob_garbage (path, block_id, since) VALUES (${p(1)}, ${p(2)}, ${p(3)}) ON CONFLICT DO NOTHING`,
-    /** Garbage whose block was stored again since (a re-send): its blob is a live row's again. */
-    forgetRevivedGarbage: `DELETE FROM blob_garbage WHERE EXISTS (SELECT 1 FROM blocks b WHERE b.block_id = blob_garbage.block_id AND 'blobs/' || b.process_id || '/' || b.stream_id || '/' || b.block_id = blob_garbage.path)`,
     listGarbage: `SELECT path FROM blob_garbage ORDER BY since, path LIMIT ${p(1)}`,
     forgetGarbage: `DELETE FROM blob_garbage WHERE path = ${p(1)}`,
-    deleteEmptyStreams: `DELETE FROM streams WHERE stream_id IN (SELECT s.stream_id FROM streams s WHERE s.insert_time < ${p(1)} AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.stream_id = s.stream_id) LIMIT ${p(2)})`,
-    deleteEmptyProcesses: `DELETE FROM processes WHERE process_id IN (SELECT r.process_id FROM processes r WHERE r.insert_time < ${p(1)} AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.process_id = r.process_id) LIMIT ${p(2)})`,
+    /** The last id of the next window of streams: the `LIMIT` ids after the cursor, in id order. */
+    streamWindowEnd: `SELECT MAX(stream_id) AS last FROM (SELECT stream_id FROM streams WHERE stream_id > ${p(1)} ORDER BY stream_id LIMIT ${p(2)}) w`,
+    /** Parameters: the window (after, last], the cutoff. */
+    deleteEmptyStreams: `DELETE FROM streams WHERE stream_id > ${p(1)} AND stream_id <= ${p(2)} AND insert_time < ${p(3)} AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.stream_id = streams.stream_id)`,
+    processWindowEnd: `SELECT MAX(process_id) AS last FROM (SELECT process_id FROM processes WHERE process_id > ${p(1)} ORDER BY process_id LIMIT ${p(2)}) w`,
+    deleteEmptyProcesses: `DELETE FROM processes WHERE process_id > ${p(1)} AND process_id <= ${p(2)} AND insert_time < ${p(3)} AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.process_id = processes.process_id)`,
     deleteDropReports: `DELETE FROM sink_drops WHERE report_id IN (SELECT report_id FROM sink_drops WHERE insert_time < ${p(1)} LIMIT ${p(2)})`,
   };
 }
@@ -65,9 +69,4 @@ export function toDropReportRow(row: RawRow): DropReportRow {
     total: Number(row.total),
     insertTime: String(row.insert_time),
   };
-}
-
-/** The blob path of a block row returned by `deleteOldBlocks`. */
-export function garbagePath(row: RawRow): string {
-  return `blobs/${String(row.process_id)}/${String(row.stream_id)}/${String(row.block_id)}`;
 }

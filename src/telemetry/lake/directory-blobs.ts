@@ -46,7 +46,7 @@ const isMissingDirectory = (error: unknown): boolean =>
   (error as NodeJS.ErrnoException).code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'open';
 
 /**
- * Blobs as files under a root directory (`{root}/blobs/{process}/{stream}/{block}`). A write
+ * Blobs as files under a root directory (`{root}/blobs/{process}/{stream}/{block}.{suffix}`). A write
  * creates its final name with `O_EXCL` (create-only: it fails if a file is there), writes,
  * fdatasyncs the file, then syncs its directory; the directory syncs of writes under way at once
  * are shared (a group commit: in the addon, or DirectorySyncs). A file that is already there is compared with
@@ -214,8 +214,8 @@ export class DirectoryBlobStore implements BlobStore {
   }
 
   /**
-   * A file is there: the same bytes (a re-send, or a crashed or concurrent writer's whole file,
-   * perhaps never synced: synced now) are `'exists'`; other bytes `'differs'`.
+   * A file is there: the same bytes (a crashed or concurrent writer's whole file, perhaps never
+   * synced: synced now) are `'exists'`; other bytes `'differs'`.
    */
   private async compare(final: string, bytes: Uint8Array): Promise<BlobWriteOutcome> {
     const found = await readFile(final);

@@ -1,16 +1,15 @@
 import { LakeNotFoundError } from '../errors.js';
 import { type DecodedPayload, decodePayloadAsync, MAX_STORED_PART_BYTES } from '../wire/index.js';
 import { type LakeLocation, openBlobStore, openMetadataStore } from './open.js';
-import {
-  type BlobStore,
-  type BlockFilter,
-  type BlockRow,
-  blobPath,
-  type DropReportRow,
-  type MetadataStore,
-  type ProcessRow,
-  type StreamFilter,
-  type StreamRow,
+import type {
+  BlobStore,
+  BlockFilter,
+  BlockRow,
+  DropReportRow,
+  MetadataStore,
+  ProcessRow,
+  StreamFilter,
+  StreamRow,
 } from './types.js';
 
 /** A block read back from the lake: its row and its decompressed payload. */
@@ -88,7 +87,7 @@ export class Lake {
 
   /** The raw stored blob of a block (CBOR, parts still compressed). */
   async readBlob(block: BlockRow): Promise<Uint8Array> {
-    return this.blobs.get(blobPath(block.processId, block.streamId, block.blockId));
+    return this.blobs.get(block.blobPath);
   }
 
   /**

@@ -5,6 +5,7 @@ import { nowRfc3339Ns } from '../wire/index.js';
 import { adminSql, dropParams, toApiKeyRow, toDropReportRow } from './admin-sql.js';
 import { RowGroups } from './row-groups.js';
 import {
+  BLOB_PATH_SQL,
   BLOCK_COLUMNS,
   blockParams,
   blockWhere,
@@ -28,11 +29,11 @@ import type {
   ProcessRow,
   StreamFilter,
   StreamRow,
+  WindowDeletion,
 } from './types.js';
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const placeholder = (i: number): string => `$${i}`;
-const BLOCK_COLUMN_COUNT = BLOCK_COLUMNS.split(',').length;
 const SQL = adminSql(placeholder);
 
 /**
@@ -42,20 +43,72 @@ const SQL = adminSql(placeholder);
 const DELETE_OLD_BLOCKS = `WITH gone AS (
   DELETE FROM blocks WHERE block_id IN (
     SELECT block_id FROM blocks WHERE insert_time < $1 ORDER BY insert_time LIMIT $2 FOR UPDATE SKIP LOCKED)
-  RETURNING 'blobs/' || process_id || '/' || stream_id || '/' || block_id AS path, block_id),
+  RETURNING ${BLOB_PATH_SQL} AS path, block_id),
 recorded AS (
   INSERT INTO blob_garbage (path, block_id, since) SELECT path, block_id, $3 FROM gone ON CONFLICT DO NOTHING)
 SELECT path FROM gone`;
 
-/** `INSERT … ON CONFLICT DO NOTHING` of `rows` block rows, numbered $1, $2, … in column order. */
+/** Types of the `blocks` columns in column order: parameters in a VALUES list need them. */
+const BLOCK_TYPES = [
+  'text',
+  'text',
+  'text',
+  'text',
+  'bigint',
+  'text',
+  'bigint',
+  'integer',
+  'bigint',
+  'text',
+  'text',
+];
+const BLOCK_COLUMN_COUNT = BLOCK_TYPES.length;
+/** Index of `blob_path` in a row's parameters. */
+const BLOB_PATH_PARAM = BLOCK_COLUMN_COUNT - 1;
+
+/**
+ * `INSERT … ON CONFLICT DO NOTHING` of `rows` block rows, numbered $1, $2, … in column order,
+ * each inserted only if its stream has a row under its process. `FOR KEY SHARE` holds that stream
+ * row until the insert commits: retention, which locks a stream `FOR UPDATE SKIP LOCKED` before it
+ * deletes it, leaves it; had retention locked it first, the insert waits and finds it gone.
+ */
 function insertSql(rows: number): string {
   const values = Array.from(
     { length: rows },
     (_, r) =>
-      `(${Array.from({ length: BLOCK_COLUMN_COUNT }, (_, c) => placeholder(r * BLOCK_COLUMN_COUNT + c + 1)).join(',')})`,
+      `(${BLOCK_TYPES.map((type, c) => `${placeholder(r * BLOCK_COLUMN_COUNT + c + 1)}::${type}`).join(',')})`,
   );
-  return `INSERT INTO blocks (${BLOCK_COLUMNS}) VALUES ${values.join(',')} ON CONFLICT DO NOTHING`;
+  return `INSERT INTO blocks (${BLOCK_COLUMNS})
+SELECT v.* FROM (VALUES ${values.join(',')}) AS v (${BLOCK_COLUMNS})
+JOIN streams s ON s.stream_id = v.stream_id AND s.process_id = v.process_id
+FOR KEY SHARE OF s
+ON CONFLICT DO NOTHING`;
 }
+
+/** The stream insert, only while its process has a row (held as the block insert holds its stream). */
+const INSERT_STREAM = `INSERT INTO streams (${STREAM_COLUMNS})
+SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text FROM processes p
+WHERE p.process_id = $2 FOR KEY SHARE
+ON CONFLICT DO NOTHING`;
+
+/** A table whose rows retention deletes once no row refers to them, and what would refer to one. */
+interface EmptyRowsSql {
+  readonly table: 'streams' | 'processes';
+  readonly id: 'stream_id' | 'process_id';
+  /** The rows that would refer to one of the table's rows. */
+  readonly referring: string;
+}
+
+const EMPTY_STREAMS: EmptyRowsSql = {
+  table: 'streams',
+  id: 'stream_id',
+  referring: 'SELECT 1 FROM blocks b WHERE b.stream_id = t.stream_id',
+};
+const EMPTY_PROCESSES: EmptyRowsSql = {
+  table: 'processes',
+  id: 'process_id',
+  referring: 'SELECT 1 FROM streams s WHERE s.process_id = t.process_id',
+};
 
 /** Options of the PostgreSQL store beyond its URL. */
 export interface PostgresStoreOptions {
@@ -125,13 +178,13 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async insertStream(stream: StreamInfo): Promise<boolean> {
-    const sql = `INSERT INTO streams (${STREAM_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT DO NOTHING`;
-    return (await this.query('inserting a stream', sql, streamParams(stream, nowRfc3339Ns()))).rowCount === 1;
+    const params = streamParams(stream, nowRfc3339Ns());
+    return (await this.query('inserting a stream', INSERT_STREAM, params)).rowCount === 1;
   }
 
   /** Block rows are inserted in groups (see RowGroups). */
-  async insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
-    return this.blockRows.add(blockParams(block, payloadSize, nowRfc3339Ns()));
+  async insertBlock(block: BlockHeader, payloadSize: number, blobPath: string): Promise<boolean> {
+    return this.blockRows.add(blockParams(block, payloadSize, nowRfc3339Ns(), blobPath));
   }
 
   async findProcess(processId: string): Promise<ProcessRow | undefined> {
@@ -218,7 +271,6 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async listGarbage(limit: number): Promise<string[]> {
-    await this.query('forgetting revived blob garbage', SQL.forgetRevivedGarbage, []);
     return (await this.query('listing blob garbage', SQL.listGarbage, [limit])).rows.map((row) =>
       String(row.path),
     );
@@ -230,13 +282,18 @@ export class PostgresMetadataStore implements MetadataStore {
     ]);
   }
 
-  async deleteEmptyStreamsBefore(cutoff: string, limit: number): Promise<number> {
-    return (await this.query('deleting old streams', SQL.deleteEmptyStreams, [cutoff, limit])).rowCount ?? 0;
+  async deleteEmptyStreamsBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
+    return this.deleteEmpty('deleting old streams', EMPTY_STREAMS, SQL.streamWindowEnd, cutoff, limit, after);
   }
 
-  async deleteEmptyProcessesBefore(cutoff: string, limit: number): Promise<number> {
-    return (
-      (await this.query('deleting old processes', SQL.deleteEmptyProcesses, [cutoff, limit])).rowCount ?? 0
+  async deleteEmptyProcessesBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
+    return this.deleteEmpty(
+      'deleting old processes',
+      EMPTY_PROCESSES,
+      SQL.processWindowEnd,
+      cutoff,
+      limit,
+      after,
     );
   }
 
@@ -252,14 +309,72 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   /**
-   * Inserts block rows in one statement. `RETURNING` names the rows it inserted; a block sent
-   * twice in the same group is inserted by its first occurrence only.
+   * Inserts block rows in one statement. `RETURNING` names the rows it inserted by their blob
+   * paths, which are unique per write: of a block sent twice in one group, the send whose row went
+   * in is known exactly (the join may emit the rows in any order).
    */
   private async insertBlockRows(rows: readonly unknown[][]): Promise<boolean[]> {
-    const sql = `${insertSql(rows.length)} RETURNING block_id`;
+    const sql = `${insertSql(rows.length)} RETURNING blob_path`;
     const result = await this.query('inserting blocks', sql, rows.flat());
-    const inserted = new Set(result.rows.map((r) => String(r.block_id)));
-    return rows.map((row) => inserted.delete(String(row[0])));
+    const inserted = new Set(result.rows.map((r) => String(r.blob_path)));
+    return rows.map((row) => inserted.has(String(row[BLOB_PATH_PARAM])));
+  }
+
+  /**
+   * Retention's deletion of streams or processes left empty, in one window of ids. The rows are
+   * locked first (`FOR UPDATE`, skipping those an insert holds), then deleted by a statement whose
+   * fresh snapshot sees every row committed meanwhile that refers to them: one inserted between
+   * the two is seen, one inserted after waits for the lock and finds its parent gone. (In one
+   * statement, a row committed while it waited for a lock would not be seen.)
+   */
+  private async deleteEmpty(
+    what: string,
+    rows: EmptyRowsSql,
+    windowEnd: string,
+    cutoff: string,
+    limit: number,
+    after: string,
+  ): Promise<WindowDeletion> {
+    const end = (await this.query(what, windowEnd, [after, limit])).rows[0]?.last;
+    if (end === null || end === undefined) return { deleted: 0, last: undefined };
+    const last = String(end);
+    const { table, id, referring } = rows;
+    const deleted = await this.transaction(what, async (client) => {
+      const locked = await client.query<RawRow>(
+        `SELECT ${id} FROM ${table} t WHERE ${id} > $1 AND ${id} <= $2 AND insert_time < $3 AND NOT EXISTS (${referring}) FOR UPDATE SKIP LOCKED`,
+        [after, last, cutoff],
+      );
+      if (locked.rows.length === 0) return 0;
+      const gone = await client.query(
+        `DELETE FROM ${table} t WHERE ${id} = ANY($1) AND NOT EXISTS (${referring})`,
+        [locked.rows.map((row) => String(row[id]))],
+      );
+      return gone.rowCount ?? 0;
+    });
+    return { deleted, last };
+  }
+
+  /** Runs `fn` in a transaction on one connection; rejects with a lake error. */
+  private async transaction<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    await this.ready();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw asLakeError(`PostgreSQL lake ${what}`, error);
+    }
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      client.release();
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      // A connection that failed mid-transaction is discarded, not returned to the pool.
+      client.release(error instanceof Error ? error : true);
+      throw asLakeError(`PostgreSQL lake ${what}`, error);
+    }
   }
 
   private async query(what: string, sql: string, params: unknown[]): Promise<pg.QueryResult<RawRow>> {

@@ -1,6 +1,7 @@
 import { ConfigError } from '../../errors.js';
 import { formatRfc3339Ns } from '../wire/index.js';
 import type { Lake } from './lake.js';
+import type { WindowDeletion } from './types.js';
 
 /** Options of a retention pass. */
 export interface RetentionOptions {
@@ -38,11 +39,15 @@ const DAY_MS = 86_400_000;
  * Order, so that a crash anywhere leaves no row without its blob: a batch deletes its block rows
  * and records their blob paths in `blob_garbage`, in one transaction; then it deletes the blobs;
  * then it forgets those paths. A crash after the transaction leaves blobs without rows (harmless:
- * nothing points at them) and their paths recorded: the next pass deletes them first. A block sent
- * again in between (a sink's re-send finds its blob still there and stores its row again) takes
- * its blob back from the garbage. Streams and processes are deleted only once nothing refers to
- * them. Batches are small and paced: on ext4, creating files right after many deletions is slow
- * (the kernel scans the freshly freed inodes), and ingestion goes on meanwhile.
+ * nothing points at them) and their paths recorded: the next pass deletes them first. No row can
+ * point at a garbage blob: a block sent again once its row is deleted is a new write, with a blob
+ * of its own (see `uniqueBlobPath`). Streams and processes are deleted only once nothing refers to
+ * them; inserts check that what they refer to is there, atomically with these deletions (see
+ * `MetadataStore`), so a server that still remembers a deleted stream cannot give it a block.
+ * Batches are small and paced: on ext4, creating files right after many deletions is slow (the
+ * kernel scans the freshly freed inodes), and ingestion goes on meanwhile. Streams and processes
+ * are looked at a window of ids at a time, so that a batch costs the same however many old ones
+ * are still in use; a window that deleted nothing is not followed by a pause.
  *
  * @example
  * const report = await applyRetention(lake, { days: 90 });
@@ -54,7 +59,8 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   if (!Number.isSafeInteger(batch) || batch < 1)
     throw new ConfigError(`batch size must be >= 1, got ${batch}`);
   const pauseMs = options.pauseMs ?? 50;
-  const cutoff = formatRfc3339Ns(BigInt(Math.round(Date.now() - days * DAY_MS)) * 1_000_000n);
+  // A period longer than the time since 1970 keeps everything: the cutoff is then the epoch.
+  const cutoff = formatRfc3339Ns(BigInt(Math.max(0, Math.round(Date.now() - days * DAY_MS))) * 1_000_000n);
   const report: RetentionReport = { cutoff, blocks: 0, blobs: 0, streams: 0, processes: 0, dropReports: 0 };
   const { metadata, blobs } = lake;
   await metadata.ready();
@@ -65,6 +71,26 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
       options.signal?.throwIfAborted();
       const done = await step();
       if (done === 0) return;
+      options.onBatch?.(report);
+      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  };
+  /** Runs a windowed step over every id, pausing after the windows that deleted something. */
+  const sweep = async (
+    step: (after: string) => Promise<WindowDeletion>,
+    count: (deleted: number) => void,
+  ): Promise<void> => {
+    for (let after = ''; ; ) {
+      options.signal?.throwIfAborted();
+      const { deleted, last } = await step(after);
+      if (last === undefined) return;
+      after = last;
+      if (deleted === 0) {
+        // Nothing deleted, little done: a turn of the event loop, not a pause.
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      count(deleted);
       options.onBatch?.(report);
       if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
@@ -84,16 +110,18 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     report.blocks += paths.length;
     return deleteBlobs(paths);
   });
-  await repeat(async () => {
-    const n = await metadata.deleteEmptyStreamsBefore(cutoff, batch);
-    report.streams += n;
-    return n;
-  });
-  await repeat(async () => {
-    const n = await metadata.deleteEmptyProcessesBefore(cutoff, batch);
-    report.processes += n;
-    return n;
-  });
+  await sweep(
+    (after) => metadata.deleteEmptyStreamsBefore(cutoff, batch, after),
+    (n) => {
+      report.streams += n;
+    },
+  );
+  await sweep(
+    (after) => metadata.deleteEmptyProcessesBefore(cutoff, batch, after),
+    (n) => {
+      report.processes += n;
+    },
+  );
   await repeat(async () => {
     const n = await metadata.deleteDropReportsBefore(cutoff, batch);
     report.dropReports += n;

@@ -1,6 +1,13 @@
 import { LakeConfigError } from '../errors.js';
 import type { BlockHeader, ProcessInfo, StreamInfo } from '../wire/index.js';
-import type { BlockFilter, BlockRow, ProcessRow, StreamFilter, StreamRow } from './types.js';
+import {
+  type BlockFilter,
+  type BlockRow,
+  blobPath,
+  type ProcessRow,
+  type StreamFilter,
+  type StreamRow,
+} from './types.js';
 
 /**
  * Mapping between records and table rows, shared by both metadata stores. Column order here is
@@ -15,7 +22,14 @@ export const PROCESS_COLUMNS =
 export const STREAM_COLUMNS =
   'stream_id, process_id, tags, dependencies_layouts, objects_layouts, properties, insert_time';
 export const BLOCK_COLUMNS =
-  'block_id, stream_id, process_id, begin_time, begin_ticks, end_time, end_ticks, object_count, payload_size, insert_time';
+  'block_id, stream_id, process_id, begin_time, begin_ticks, end_time, end_ticks, object_count, payload_size, insert_time, blob_path';
+
+/**
+ * The blob path of a `blocks` row in SQL: the rows of lakes before schema version 3 have none
+ * and their payload is at `blobPath` (see types.ts).
+ */
+export const BLOB_PATH_SQL =
+  "COALESCE(blob_path, 'blobs/' || process_id || '/' || stream_id || '/' || block_id)";
 
 /** Parameters of an insert into `processes`, in column order. */
 export function processParams(p: ProcessInfo, insertTime: string): unknown[] {
@@ -47,7 +61,12 @@ export function streamParams(s: StreamInfo, insertTime: string): unknown[] {
 }
 
 /** Parameters of an insert into `blocks`, in column order. */
-export function blockParams(b: BlockHeader, payloadSize: number, insertTime: string): unknown[] {
+export function blockParams(
+  b: BlockHeader,
+  payloadSize: number,
+  insertTime: string,
+  path: string,
+): unknown[] {
   return [
     b.blockId,
     b.streamId,
@@ -59,6 +78,7 @@ export function blockParams(b: BlockHeader, payloadSize: number, insertTime: str
     b.objectCount,
     payloadSize,
     insertTime,
+    path,
   ];
 }
 
@@ -98,10 +118,14 @@ export function toStreamRow(row: RawRow): StreamRow {
 
 /** A `blocks` row as a record. */
 export function toBlockRow(row: RawRow): BlockRow {
+  const blockId = str(row, 'block_id');
+  const streamId = str(row, 'stream_id');
+  const processId = str(row, 'process_id');
+  const path = row.blob_path;
   return {
-    blockId: str(row, 'block_id'),
-    streamId: str(row, 'stream_id'),
-    processId: str(row, 'process_id'),
+    blockId,
+    streamId,
+    processId,
     beginTime: str(row, 'begin_time'),
     beginTicks: num(row, 'begin_ticks'),
     endTime: str(row, 'end_time'),
@@ -109,6 +133,7 @@ export function toBlockRow(row: RawRow): BlockRow {
     objectCount: num(row, 'object_count'),
     payloadSize: num(row, 'payload_size'),
     insertTime: str(row, 'insert_time'),
+    blobPath: path === null || path === undefined ? blobPath(processId, streamId, blockId) : String(path),
   };
 }
 

@@ -91,9 +91,8 @@ export class S3BlobStore implements BlobStore {
   }
 
   /**
-   * An object that is already there is read and compared: `'exists'` for the same bytes (a
-   * re-send), `'differs'` for others. Objects are written whole, so other bytes are another
-   * payload under the same block id, never a torn write.
+   * An object that is already there is read and compared: `'exists'` for the same bytes,
+   * `'differs'` for others (objects are written whole: never a torn write).
    */
   async putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome> {
     const Key = this.key(path);

@@ -75,6 +75,12 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     'CREATE INDEX sink_drops_insert_time ON sink_drops (insert_time)',
     'CREATE INDEX blocks_insert_time ON blocks (insert_time)',
   ],
+  [
+    // Where each block's payload is: a name of its own per write (see uniqueBlobPath), so that
+    // no write ever replaces a file a row points at. NULL in the rows of earlier versions: their
+    // payload is at blobs/{process_id}/{stream_id}/{block_id}.
+    'ALTER TABLE blocks ADD COLUMN blob_path TEXT',
+  ],
 ];
 
 /** The schema version this code writes. */

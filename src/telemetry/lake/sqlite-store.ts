@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { asLakeError, LakeConfigError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
-import { adminSql, dropParams, garbagePath, toApiKeyRow, toDropReportRow } from './admin-sql.js';
+import { adminSql, dropParams, toApiKeyRow, toDropReportRow } from './admin-sql.js';
 import { RowGroups } from './row-groups.js';
 import {
   BLOCK_COLUMNS,
@@ -30,6 +30,7 @@ import type {
   ProcessRow,
   StreamFilter,
   StreamRow,
+  WindowDeletion,
 } from './types.js';
 
 type Statement = Database.Statement<unknown[], RawRow>;
@@ -38,7 +39,8 @@ interface Prepared {
   readonly db: Database.Database;
   readonly insertProcess: Statement;
   readonly insertStream: Statement;
-  readonly insertBlock: Statement;
+  /** Inserts one block row; returns its change count. */
+  readonly insertBlock: (row: readonly unknown[]) => number;
   /** Inserts rows in one transaction; returns each row's change count. */
   readonly insertBlocks: (rows: readonly unknown[][]) => number[];
   readonly findProcess: Statement;
@@ -65,7 +67,7 @@ export class SqliteMetadataStore implements MetadataStore {
   /** Block rows that arrive together share one transaction (one WAL commit). */
   private readonly blockRows = new RowGroups<unknown[]>({
     group: (rows) => this.run('inserting blocks', (p) => p.insertBlocks(rows)).map((changes) => changes > 0),
-    one: (row) => this.run('inserting a block', (p) => p.insertBlock.run(...row).changes > 0),
+    one: (row) => this.run('inserting a block', (p) => p.insertBlock(row) > 0),
   });
 
   constructor(path: string) {
@@ -90,13 +92,13 @@ export class SqliteMetadataStore implements MetadataStore {
   async insertStream(stream: StreamInfo): Promise<boolean> {
     return this.run(
       'inserting a stream',
-      (p) => p.insertStream.run(...streamParams(stream, nowRfc3339Ns())).changes > 0,
+      (p) => p.insertStream.run(...streamParams(stream, nowRfc3339Ns()), stream.processId).changes > 0,
     );
   }
 
   /** Block rows are inserted in groups (see RowGroups). */
-  async insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean> {
-    return this.blockRows.add(blockParams(block, payloadSize, nowRfc3339Ns()));
+  async insertBlock(block: BlockHeader, payloadSize: number, blobPath: string): Promise<boolean> {
+    return this.blockRows.add(blockParams(block, payloadSize, nowRfc3339Ns(), blobPath));
   }
 
   async findProcess(processId: string): Promise<ProcessRow | undefined> {
@@ -175,15 +177,14 @@ export class SqliteMetadataStore implements MetadataStore {
           const rows = p.db.prepare<unknown[], RawRow>(SQL.deleteOldBlocks).all(cutoff, limit);
           const insert = p.db.prepare(SQL.insertGarbage);
           const since = nowRfc3339Ns();
-          for (const row of rows) insert.run(garbagePath(row), String(row.block_id), since);
-          return rows.map(garbagePath);
+          for (const row of rows) insert.run(String(row.path), String(row.block_id), since);
+          return rows.map((row) => String(row.path));
         })
         .immediate(),
     );
   }
 
   async listGarbage(limit: number): Promise<string[]> {
-    this.change('forgetting revived blob garbage', SQL.forgetRevivedGarbage, []);
     return this.all('listing blob garbage', SQL.listGarbage, [limit]).map((row) => String(row.path));
   }
 
@@ -196,12 +197,30 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
-  async deleteEmptyStreamsBefore(cutoff: string, limit: number): Promise<number> {
-    return this.change('deleting old streams', SQL.deleteEmptyStreams, [cutoff, limit]);
+  /**
+   * One statement deletes: SQLite runs one writer at a time, so the test that the stream has no
+   * blocks and a conditional block insert (which needs the stream) never interleave.
+   */
+  async deleteEmptyStreamsBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
+    return this.window(
+      'deleting old streams',
+      SQL.streamWindowEnd,
+      SQL.deleteEmptyStreams,
+      cutoff,
+      limit,
+      after,
+    );
   }
 
-  async deleteEmptyProcessesBefore(cutoff: string, limit: number): Promise<number> {
-    return this.change('deleting old processes', SQL.deleteEmptyProcesses, [cutoff, limit]);
+  async deleteEmptyProcessesBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
+    return this.window(
+      'deleting old processes',
+      SQL.processWindowEnd,
+      SQL.deleteEmptyProcesses,
+      cutoff,
+      limit,
+      after,
+    );
   }
 
   async deleteDropReportsBefore(cutoff: string, limit: number): Promise<number> {
@@ -212,6 +231,20 @@ export class SqliteMetadataStore implements MetadataStore {
     await this.blockRows.flush();
     this.prepared?.db.close();
     this.prepared = undefined;
+  }
+
+  private window(
+    what: string,
+    windowEnd: string,
+    deletion: string,
+    cutoff: string,
+    limit: number,
+    after: string,
+  ): WindowDeletion {
+    const end = this.all(what, windowEnd, [after, limit])[0]?.last;
+    if (end === null || end === undefined) return { deleted: 0, last: undefined };
+    const last = String(end);
+    return { deleted: this.change(what, deletion, [after, last, cutoff]), last };
   }
 
   private all(what: string, sql: string, params: unknown[]): RawRow[] {
@@ -243,20 +276,22 @@ export class SqliteMetadataStore implements MetadataStore {
       db.pragma('busy_timeout = 5000');
       migrate(db);
       const prep = (sql: string): Statement => (db as Database.Database).prepare<unknown[], RawRow>(sql);
+      // Rows go in only while what they refer to is there (see MetadataStore). The stream and
+      // process ids are bound twice (at the end again): `?` numbers follow the text.
       const insertBlock = prep(
-        `INSERT INTO blocks (${BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+        `INSERT INTO blocks (${BLOCK_COLUMNS}) SELECT ?,?,?,?,?,?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM streams WHERE stream_id = ? AND process_id = ?) ON CONFLICT DO NOTHING`,
       );
+      const insertBlockRow = (row: readonly unknown[]): number =>
+        insertBlock.run(...row, row[1], row[2]).changes;
       this.prepared = {
         db,
-        insertBlock,
-        insertBlocks: db.transaction((rows: readonly unknown[][]) =>
-          rows.map((r) => insertBlock.run(...r).changes),
-        ),
+        insertBlock: insertBlockRow,
+        insertBlocks: db.transaction((rows: readonly unknown[][]) => rows.map(insertBlockRow)),
         insertProcess: prep(
           `INSERT INTO processes (${PROCESS_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
         ),
         insertStream: prep(
-          `INSERT INTO streams (${STREAM_COLUMNS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+          `INSERT INTO streams (${STREAM_COLUMNS}) SELECT ?,?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM processes WHERE process_id = ?) ON CONFLICT DO NOTHING`,
         ),
         findProcess: prep(`SELECT ${PROCESS_COLUMNS} FROM processes WHERE process_id = ?`),
         findStream: prep(`SELECT ${STREAM_COLUMNS} FROM streams WHERE stream_id = ?`),

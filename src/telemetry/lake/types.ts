@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 
 /** A process as the lake holds it. */
@@ -16,6 +17,8 @@ export interface BlockRow extends BlockHeader {
   /** Size of the stored blob in bytes. */
   readonly payloadSize: number;
   readonly insertTime: string;
+  /** Where its payload is in the blob store (see `blobPath` and `uniqueBlobPath`). */
+  readonly blobPath: string;
 }
 
 /** An API key as the lake holds it: a name and the key's SHA-256, never the key. */
@@ -55,7 +58,10 @@ export interface BlockFilter {
 
 /**
  * The metadata database: tables `processes`, `streams`, `blocks`. Inserts are idempotent (the
- * first row for an id wins) and resolve to whether a row was inserted. Every method rejects with
+ * first row for an id wins) and resolve to whether a row was inserted. A stream is inserted only
+ * while its process has a row, a block only while its stream has one (under the block's process):
+ * checked by the insert itself, atomically with retention's deletions, so that no row ever refers
+ * to a row retention deleted, whatever a server remembers. Every method rejects with
  * `LakeUnavailableError` when the database cannot be reached; the store retries opening it on the
  * next call, so a database that comes back is picked up without a restart.
  */
@@ -68,7 +74,11 @@ export interface MetadataStore {
   ping(): Promise<void>;
   insertProcess(process: ProcessInfo): Promise<boolean>;
   insertStream(stream: StreamInfo): Promise<boolean>;
-  insertBlock(block: BlockHeader, payloadSize: number): Promise<boolean>;
+  /**
+   * Inserts a block row whose payload is at `blobPath`; false if the block id has a row already
+   * or if its stream has none (the caller tells the two apart).
+   */
+  insertBlock(block: BlockHeader, payloadSize: number, blobPath: string): Promise<boolean>;
   findProcess(processId: string): Promise<ProcessRow | undefined>;
   findStream(streamId: string): Promise<StreamRow | undefined>;
   findBlock(blockId: string): Promise<BlockRow | undefined>;
@@ -95,20 +105,31 @@ export interface MetadataStore {
    */
   deleteBlocksBefore(cutoff: string, limit: number): Promise<string[]>;
   /**
-   * Blob paths recorded as garbage (oldest first), whose blobs may still be there. Garbage whose
-   * block was stored again since (a re-send, which found its blob still there) is forgotten first:
-   * that blob is a live row's again.
+   * Blob paths recorded as garbage (oldest first), whose blobs may still be there. No row points
+   * at them: a block stored again gets a blob of its own (see `uniqueBlobPath`).
    */
   listGarbage(limit: number): Promise<string[]>;
   /** Forgets garbage paths whose blobs are deleted. */
   forgetGarbage(paths: readonly string[]): Promise<void>;
-  /** Deletes up to `limit` streams inserted before `cutoff` that have no blocks; returns how many. */
-  deleteEmptyStreamsBefore(cutoff: string, limit: number): Promise<number>;
-  /** Deletes up to `limit` processes inserted before `cutoff` that have no streams; returns how many. */
-  deleteEmptyProcessesBefore(cutoff: string, limit: number): Promise<number>;
+  /**
+   * Looks at the next `limit` streams after the id `after` (in id order; `''` to start) and
+   * deletes those inserted before `cutoff` that have no blocks. A stream a block is being inserted
+   * into is not deleted.
+   */
+  deleteEmptyStreamsBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion>;
+  /** As `deleteEmptyStreamsBefore`, for processes that have no streams. */
+  deleteEmptyProcessesBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion>;
   /** Deletes up to `limit` drop reports inserted before `cutoff`; returns how many. */
   deleteDropReportsBefore(cutoff: string, limit: number): Promise<number>;
   close(): Promise<void>;
+}
+
+/** What a retention step did in one window of ids. */
+export interface WindowDeletion {
+  /** Rows deleted. */
+  readonly deleted: number;
+  /** The last id of the window, where the next one starts; `undefined`: no row was left to look at. */
+  readonly last: string | undefined;
 }
 
 /** What a create-only blob write found: see `BlobStore.putIfAbsent`. */
@@ -116,8 +137,8 @@ export type BlobWriteOutcome = 'created' | 'exists' | 'differs';
 
 /**
  * Blob storage for block payloads, addressed by relative paths such as
- * `blobs/{process_id}/{stream_id}/{block_id}`. Writes are create-only and durable when they
- * resolve.
+ * `blobs/{process_id}/{stream_id}/{block_id}.{suffix}`. Writes are create-only and durable when
+ * they resolve.
  */
 export interface BlobStore {
   /** `'directory'` or `'s3'`. */
@@ -127,8 +148,8 @@ export interface BlobStore {
   /**
    * Writes the blob unless one exists at that path. `'created'`; `'exists'`: a blob with these
    * very bytes is there (a directory store also made it durable); `'differs'`: a blob with other
-   * bytes is there — another payload sent under the same block id, or a file a crash left torn.
-   * Whoever knows whether that blob was ever acknowledged decides: keep it, or `replace` it.
+   * bytes is there (a file a crash left torn, or another writer's). Ingestion writes each payload
+   * to a path of its own (see `uniqueBlobPath`) and never meets either.
    */
   putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome>;
   /** Writes the blob over whatever is at that path, atomically (a reader sees the old or the new). */
@@ -143,10 +164,23 @@ export interface BlobStore {
   close(): Promise<void>;
 }
 
-/** The blob path of a block payload. */
+/**
+ * The blob path of a block payload stored by a lake of schema version 2 or before (its row's
+ * `blob_path` is NULL). Later lakes store each payload at a `uniqueBlobPath`.
+ */
 export function blobPath(processId: string, streamId: string, blockId: string): string {
   return `blobs/${processId}/${streamId}/${blockId}`;
 }
 
+/**
+ * A blob path for one write of a block payload: the block's `blobPath` plus a random suffix, so
+ * that no two writes ever share a file. Its row names it; a write that does not get its row in
+ * (the block id was stored meanwhile, by a re-send or a conflicting payload) deletes its own file
+ * and never one a row may point at, and retention's garbage is never a live row's blob.
+ */
+export function uniqueBlobPath(processId: string, streamId: string, blockId: string): string {
+  return `${blobPath(processId, streamId, blockId)}.${randomBytes(8).toString('hex')}`;
+}
+
 /** Blob paths are built from validated ids only; this guards the stores against anything else. */
-export const BLOB_PATH = /^blobs\/[0-9a-f-]{36}\/[0-9a-f-]{36}\/[0-9a-f-]{36}$/;
+export const BLOB_PATH = /^blobs\/[0-9a-f-]{36}\/[0-9a-f-]{36}\/[0-9a-f-]{36}(?:\.[0-9a-f]{16})?$/;

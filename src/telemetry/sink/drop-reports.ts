@@ -23,9 +23,12 @@ const REASONS: readonly DropReason[] = ['bufferFull', 'spoolFull', 'rejected', '
 /**
  * Carries a sink's drop counts to the lake, so that what the lake misses is known there, not only
  * in the program that dropped it. Drops are counted as they happen; whenever some are unreported
- * and no report is under way, they become one report (`insert_drops`), sent until the lake takes
- * it — retried with backoff while ingestion is down, never dropped. Drops counted meanwhile go
- * into the next report. Reports an earlier run left in the spool go first.
+ * and no report waits, they become one report (`insert_drops`), sent until the lake takes it —
+ * retried with backoff while ingestion is down, never dropped. Once a report has been sent it
+ * never changes (its id makes a re-send count once), so drops counted meanwhile wait, as counts,
+ * for the next one: however long an outage lasts and however many blocks it drops, at most one
+ * report of this run waits at a time, and a drop never sends anything while a retry is pending.
+ * Reports an earlier run left in the spool go first.
  */
 export class DropReporter {
   private readonly processId: string;
@@ -47,10 +50,13 @@ export class DropReporter {
     this.retryMs = retryMs;
   }
 
-  /** Counts a drop and starts a report if none is under way (after `stop`: counted only). */
+  /**
+   * Counts a drop, and starts a report if none is being sent or waiting to be retried (after
+   * `stop`: counted only).
+   */
   note(reason: DropReason): void {
     this.unreported[reason] += 1;
-    if (!this.stopped) void this.flush();
+    if (!this.stopped && this.sending === undefined && this.retry === undefined) void this.flush();
   }
 
   /** Queues a report an earlier run left in the spool. */
@@ -64,12 +70,17 @@ export class DropReporter {
     return this.queue.reduce((sum, r) => sum + r.total, 0) + this.unreportedTotal();
   }
 
-  /** Sends what is outstanding (one report at a time); resolves true once nothing is left. */
+  /**
+   * Sends what is outstanding (one report at a time, a retry pending included: now); resolves
+   * true once nothing is left.
+   */
   flush(): Promise<boolean> {
     if (this.sending !== undefined) return this.sending;
     if (this.outstanding === 0) return Promise.resolve(true);
     clearTimeout(this.retry);
-    if (this.unreportedTotal() > 0) this.queue.push(this.makeReport());
+    this.retry = undefined;
+    // Counts become a report once the reports made before are stored.
+    if (this.queue.length === 0) this.queue.push(this.makeReport());
     const report = this.queue[0] as PendingReport;
     this.sending = this.send(report).then(
       (stored) => {
@@ -83,8 +94,12 @@ export class DropReporter {
       () => {
         this.sending = undefined;
         this.failures += 1;
-        if (!this.stopped)
-          this.retry = setTimeout(() => void this.flush(), this.retryMs(this.failures)).unref();
+        if (!this.stopped) {
+          this.retry = setTimeout(() => {
+            this.retry = undefined;
+            void this.flush();
+          }, this.retryMs(this.failures)).unref();
+        }
         return false;
       },
     );
@@ -99,6 +114,7 @@ export class DropReporter {
   stop(): PendingReport[] {
     this.stopped = true;
     clearTimeout(this.retry);
+    this.retry = undefined;
     if (this.unreportedTotal() > 0) this.queue.push(this.makeReport());
     return this.queue.filter((report) => report.spoolName === undefined);
   }

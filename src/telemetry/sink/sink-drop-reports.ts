@@ -7,15 +7,18 @@ import { SinkSendError } from './transport.js';
 
 /**
  * A sink's drop reports: counted as blocks are dropped, sent after the process record through the
- * sink's deliverer, kept in the spool when the sink closes before the lake took them, and sent by
- * the next sink on that spool.
+ * sink's deliverer, kept in the spool (with the process record they need) when the sink closes
+ * before the lake took them, and sent by the next sink on that spool. A report the lake refuses
+ * for good leaves the spool too: sending it again would not help.
  */
 export class SinkDropReports {
   private readonly reporter: DropReporter;
   private spool: Spool | undefined;
 
   constructor(
-    processId: string,
+    private readonly processId: string,
+    /** The encoded process record, kept in the spool beside the reports. */
+    private readonly processRecord: Uint8Array,
     private readonly deliverer: Deliverer,
     private readonly counters: SinkCounters,
   ) {
@@ -66,11 +69,17 @@ export class SinkDropReports {
     const left = this.reporter.stop();
     if (left.length === 0) return;
     if (spool !== undefined) {
-      for (const report of left) await spool.putReport(report.reportId, report.bytes).catch(() => {});
-      return;
+      try {
+        // The next sink on the spool may be of another process: it sends this one's record first.
+        await spool.putMeta(this.processId, 'process', this.processRecord);
+        for (const report of left) await spool.putReport(report.reportId, report.bytes);
+        return;
+      } catch (error) {
+        this.counters.lastError = `drop reports could not be kept in the spool: ${String(error)}`;
+      }
     }
     const total = left.reduce((sum, r) => sum + r.total, 0);
-    this.counters.lastError = `${total} dropped blocks were not reported to the lake (no spool to keep the count)`;
+    this.counters.lastError = `${total} dropped blocks were not reported to the lake (${spool === undefined ? 'no spool to keep the count' : 'the spool could not keep the count'})`;
   }
 
   /** Sends a report: true once stored, false if refused for good; rejects to be retried. */
@@ -79,8 +88,12 @@ export class SinkDropReports {
       await this.deliverer.deliverReport(report.processId, report.bytes);
     } catch (error) {
       const sendError = error instanceof SinkSendError ? error : new SinkSendError(String(error), true);
-      this.counters.lastError = `drop report: ${sendError.message}`;
-      if (sendError.retryable) throw sendError;
+      if (sendError.retryable) {
+        this.counters.lastError = `drop report: ${sendError.message}`;
+        throw sendError;
+      }
+      this.counters.lastError = `drop report ${report.reportId} (${report.total} drops) refused for good: ${sendError.message}`;
+      if (report.spoolName !== undefined) await this.spool?.removeReport(report.spoolName);
       return false;
     }
     if (report.spoolName !== undefined) await this.spool?.removeReport(report.spoolName);

@@ -100,10 +100,8 @@ export class TelemetrySink {
           : new InProcessTransport(target);
     this.maxBufferBytes = options.maxBufferBytes ?? 64 * 1024 * 1024;
     this.maxInFlight = options.maxInFlight ?? 3;
-    this.records.set(options.process.processId.toLowerCase(), {
-      kind: 'process',
-      bytes: encodeProcessInfo(options.process),
-    });
+    const processRecord = encodeProcessInfo(options.process);
+    this.records.set(options.process.processId.toLowerCase(), { kind: 'process', bytes: processRecord });
     this.deliverer = new Deliverer(this.transport, this.records, this.counters, {
       maxAttempts: options.maxAttempts ?? 4,
       backoff: options.backoff ?? { initialMs: 100, maxMs: 5000 },
@@ -112,6 +110,7 @@ export class TelemetrySink {
     });
     this.reports = new SinkDropReports(
       options.process.processId.toLowerCase(),
+      processRecord,
       this.deliverer,
       this.counters,
     );

@@ -7,9 +7,9 @@ import { answerFor } from '../ingestion/status.js';
 export type RecordKind = 'process' | 'stream' | 'block' | 'drops';
 
 /**
- * A failed send. `retryable` is true for network errors, timeouts, 5xx, 429, 401 and 403 (the
- * same request may succeed later, once the server is back or its key fixed), false for other 4xx
- * (it never will). `code` is the server's error code when it gave one.
+ * A failed send. `retryable` is true for network errors, timeouts, 5xx, 408, 429, 401 and 403
+ * (the same request may succeed later, once the server is back or its key fixed), false for other
+ * 4xx (it never will). `code` is the server's error code when it gave one.
  */
 export class SinkSendError extends DorsalError {
   readonly retryable: boolean;
@@ -47,11 +47,13 @@ export interface HttpTransportOptions {
 const MAX_ANSWER_BYTES = 64 * 1024;
 
 /**
- * Statuses worth retrying: 5xx, 429, and 401/403 — a key that is missing, wrong or revoked is
- * fixed by an operator, not by the blocks, which wait (spooled) instead of being dropped.
+ * Statuses worth retrying: 5xx, 429, 408 (the server gave up waiting for this request's bytes: a
+ * stall on the way, not a fault of the block), and 401/403 — a key that is missing, wrong or
+ * revoked is fixed by an operator, not by the blocks, which wait (spooled) instead of being
+ * dropped.
  */
 const retryable = (status: number): boolean =>
-  status >= 500 || status === 429 || status === 401 || status === 403;
+  status >= 500 || status === 408 || status === 429 || status === 401 || status === 403;
 
 /**
  * Sends records to an ingestion server over HTTP (keep-alive connections).

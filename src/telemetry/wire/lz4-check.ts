@@ -5,7 +5,8 @@ import { WireFormatError } from '../errors.js';
  * without decompressing it: the walk reads each sequence's token, length bytes and offset, skips
  * its literals, and checks what a decoder would (a literal run inside the input, a match offset
  * neither 0 nor past the bytes made so far, no byte beyond the declared size, an end right after
- * a run of literals). It allocates nothing and costs one step per sequence, not per byte.
+ * a run of literals). It allocates nothing and costs one step per sequence, not per byte (a
+ * length's extension bytes are read one by one, but never more than the declared size allows).
  *
  * Why not decompress to check: lz4-napi's output buffers are memory V8 does not see, so garbage
  * ones are not collected in time — 16 blocks of 32 MiB verified at once by decompressing took the
@@ -65,6 +66,9 @@ class Lz4Walk {
           if (at >= end) fail('truncated literal length');
           more = part[at++] as number;
           literals += more;
+          // A length of many 255 bytes is refused as soon as it passes what is left to make, not
+          // walked to its end: the walk reads at most size / 255 bytes of one length.
+          if (made + literals > size) fail(`a literal run past the declared ${size} bytes`);
         } while (more === 255);
       }
       if (literals > end - at) fail(`${literals} literal bytes past the end of the input`);
@@ -84,6 +88,7 @@ class Lz4Walk {
           if (at >= end) fail('truncated match length');
           more = part[at++] as number;
           match += more;
+          if (made + match > size) fail(`a match past the declared ${size} bytes`);
         } while (more === 255);
       }
       made += match;

@@ -4,7 +4,9 @@ import { WireFormatError } from '../errors.js';
  * A strict check of CBOR bytes, run before they are decoded. Only the plain types the wire format
  * uses are accepted: integers, byte and text strings of definite length, arrays, maps with text
  * keys, floats, false, true, null and undefined. Tags (a bignum, a shared reference, a cbor-x
- * record or typed array, a date…), indefinite lengths and other simple values are refused.
+ * record or typed array, a date…), indefinite lengths and other simple values are refused, and so
+ * are a key twice in one map (decoders disagree on which one wins) and the key `__proto__` (which
+ * cbor-x renames to `__proto_` rather than make it an own property: the value would change).
  *
  * Why a check of its own in front of cbor-x rather than cbor-x configured: cbor-x decodes a tag's
  * content before it calls the tag's handler, and its default handlers are the danger (tag 2 turns
@@ -51,12 +53,16 @@ const FLOAT_SIZES: Readonly<Record<number, number>> = { 25: 2, 26: 4, 27: 8 };
 class StrictWalker {
   private at = 0;
   private items = 0;
+  /** The same bytes, to read keys from: latin1 maps each byte to one character, so equal keys are equal strings. */
+  private readonly text: Buffer;
 
   constructor(
     private readonly bytes: Uint8Array,
     private readonly limits: CborLimits,
     private readonly what: string,
-  ) {}
+  ) {
+    this.text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
 
   /** Checks that the bytes hold exactly one item. */
   check(): void {
@@ -91,8 +97,9 @@ class StrictWalker {
       case MAJOR_MAP: {
         this.nest(depth, start);
         this.count(value, this.limits.maxMapEntries, 2, 'map', start);
+        const keys = new Set<string>();
         for (let i = 0; i < value; i++) {
-          this.key();
+          this.key(keys);
           this.item(depth + 1);
         }
         return;
@@ -105,13 +112,21 @@ class StrictWalker {
     }
   }
 
-  /** A map key: a text string of bounded size. */
-  private key(): void {
+  /** A map key: a text string of bounded size, not seen before in its map, not `__proto__`. */
+  private key(seen: Set<string>): void {
     const start = this.at;
     if (++this.items > this.limits.maxItems) this.fail(`more than ${this.limits.maxItems} CBOR items`);
     const { major, value } = this.head();
     if (major !== MAJOR_TEXT) this.fail(`map key at byte ${start} is not a text string`);
+    const from = this.at;
     this.skip(value, this.limits.maxKeyBytes, 'map key', start);
+    const key = this.text.toString('latin1', from, this.at);
+    if (key === '__proto__') this.fail(`map key "__proto__" at byte ${start} is not accepted`);
+    if (seen.has(key)) {
+      const shown = JSON.stringify(this.text.toString('utf8', from, this.at).slice(0, 100));
+      this.fail(`map key ${shown} at byte ${start} appears twice in its map`);
+    }
+    seen.add(key);
   }
 
   /** Major type 7: the four accepted simple values and floats. */
