@@ -21,6 +21,7 @@ export {
   type QueryRequest,
   toCsv,
 } from './telemetry/analytics/http-query.js';
+export { LakePartitionStore } from './telemetry/analytics/lake-partitions.js';
 export { LocalPartitionStore } from './telemetry/analytics/local-partitions.js';
 export type { PartitionFiles, PartitionRow, PartitionStore } from './telemetry/analytics/partitions.js';
 export type { QueryFunction, QueryResult, QueryScope } from './telemetry/analytics/query.js';

@@ -5,7 +5,7 @@ import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } fro
 
 /** One line for a retention pass. */
 export function describeRetention(report: RetentionReport): string {
-  return `retention: deleted ${report.blocks} blocks, ${report.blobs} blobs, ${report.streams} streams, ${report.processes} processes, ${report.dropReports} drop reports inserted before ${report.cutoff}`;
+  return `retention: deleted ${report.blocks} blocks, ${report.blobs} blobs, ${report.streams} streams, ${report.processes} processes, ${report.dropReports} drop reports, ${report.partitions} partitions inserted before ${report.cutoff}`;
 }
 
 interface RetentionCliOptions extends LakeOptions {

@@ -144,10 +144,21 @@ describe('analytics against PostgreSQL + S3', () => {
     try {
       const report = await runPersistedPipeline({ url: servers[0]!.url, blockMs: 50 }, TICKS);
       const processId = (await servers[0]!.service.lake.processes())[0]!.processId;
-      // Two stateless servers over one lake: each answers it whole.
-      for (const server of servers) {
-        await checkPersistedRun(new RemoteAnalytics({ url: server.url }), processId, report, TICKS);
-      }
+      // Two stateless servers over one lake: each answers it whole; the partitions the first made
+      // are in the bucket and in PostgreSQL, and the second reads them without decoding a block.
+      await checkPersistedRun(new RemoteAnalytics({ url: servers[0]!.url }), processId, report, TICKS);
+      const partitions = await servers[0]!.service.lake.metadata.listPartitions(processId);
+      expect(partitions.length).toBeGreaterThanOrEqual(5);
+      const first = await new RemoteAnalytics({ url: servers[0]!.url }).query(
+        'SELECT count(*) FROM messages',
+        {
+          process: processId,
+        },
+      );
+      const second = new RemoteAnalytics({ url: servers[1]!.url });
+      const shared = await second.query('SELECT count(*) FROM messages', { process: processId });
+      expect([shared.decodedBlocks, shared.rows]).toEqual([0, first.rows]);
+      await checkPersistedRun(second, processId, report, TICKS);
     } finally {
       for (const server of servers) await server.close();
       await schema.drop();

@@ -1,4 +1,4 @@
-import { readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System, type SystemReport } from '../../src/index.js';
@@ -6,6 +6,7 @@ import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { QueryRefusedError, QueryTimeoutError } from '../../src/telemetry/analytics/guard.js';
 import type { MessageTree, TreeNode } from '../../src/telemetry/analytics/questions.js';
 import { LakeNotFoundError } from '../../src/telemetry/errors.js';
+import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
@@ -290,7 +291,7 @@ describe('analytics over a persisted run', () => {
 });
 
 describe('partitions, cached and rebuilt', () => {
-  it('reads cached partitions without decoding a block again, and rebuilds one that is missing or damaged', async () => {
+  it('keeps partitions in the lake, reads them without decoding a block again, and rebuilds one that is missing or damaged', async () => {
     const { dir, cleanup } = tempDir('dorsal-partitions-');
     try {
       await runPipeline(dir, 500);
@@ -310,26 +311,52 @@ describe('partitions, cached and rebuilt', () => {
       expect(second.rows).toEqual(first.rows);
       await analytics.close();
 
-      // Another Analytics over the same cache: still nothing decoded.
-      analytics = await Analytics.open({ lake: { data: dir }, cacheDir });
-      expect((await analytics.query(count)).decodedBlocks).toBe(0);
-      const files = (view: string) =>
-        readdirSync(join(cacheDir, 'views', view), { recursive: true })
+      // The partitions are in the lake: their rows in its database, their files in its blobs.
+      const processId = (await analytics.lake.processes())[0]!.processId;
+      const rows = await analytics.lake.metadata.listPartitions(processId);
+      expect(rows.map((r) => r.view).sort()).toEqual([
+        'stream_fills',
+        'stream_orders',
+        'stream_ticks',
+        'timings',
+        'timings',
+      ]);
+      expect(rows.reduce((sum, r) => sum + r.rowCount, 0)).toBe(2500 + 1500);
+      for (const row of rows) expect(existsSync(join(dir, partitionBlobPaths(row).data))).toBe(true);
+
+      // Another Analytics, with a cache of its own (another server): it fetches them, decodes nothing.
+      analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'other-cache') });
+      const elsewhere = await analytics.query(count);
+      expect([elsewhere.decodedBlocks, elsewhere.rows]).toEqual([0, first.rows]);
+      const files = (root: string, view: string) =>
+        readdirSync(join(root, 'views', view), { recursive: true })
           .map(String)
           .filter((f) => f.endsWith('.parquet'))
-          .map((f) => join(cacheDir, 'views', view, f));
-      // A partition file deleted: its blocks are decoded again, and the answer is the same.
-      rmSync(files('stream_orders')[0]!);
+          .map((f) => join(root, 'views', view, f));
+      // A local copy deleted or cut short: fetched again from the lake, nothing decoded.
+      await analytics.close();
+      analytics = await Analytics.open({ lake: { data: dir }, cacheDir, freshnessMs: 0 });
+      rmSync(files(cacheDir, 'stream_orders')[0]!);
+      const cut = files(cacheDir, 'timings')[0]!;
+      truncateSync(cut, Math.floor(statSync(cut).size / 2));
+      const fetched = await analytics.query(count);
+      expect([fetched.decodedBlocks, fetched.rows]).toEqual([0, first.rows]);
+      expect(n((await analytics.query('SELECT count(*) FROM timings')).rows[0]![0])).toBe(1500);
+      // A partition's file gone from the lake too: its blocks are decoded again, the answer the same.
+      rmSync(files(dir, 'stream_orders')[0]!);
+      rmSync(files(cacheDir, 'stream_orders')[0]!);
       const rebuilt = await analytics.query(count);
       expect(rebuilt.decodedBlocks).toBeGreaterThan(0);
       expect(rebuilt.rows).toEqual(first.rows);
-      // A partition file cut short: the same.
-      const victim = files('timings')[0]!;
-      truncateSync(victim, Math.floor(statSync(victim).size / 2));
+      // Damaged in the lake and in the cache: the same.
+      for (const victim of [files(dir, 'timings')[0]!, files(cacheDir, 'timings')[0]!]) {
+        truncateSync(victim, Math.floor(statSync(victim).size / 2));
+      }
       const timings = await analytics.query('SELECT count(*) FROM timings');
       expect(timings.decodedBlocks).toBeGreaterThan(0);
       expect(n(timings.rows[0]![0])).toBe(1500);
       expect((await analytics.query(count)).decodedBlocks).toBe(0);
+      expect(await analytics.lake.metadata.listPartitions(processId)).toHaveLength(5);
       await analytics.close();
     } finally {
       cleanup();

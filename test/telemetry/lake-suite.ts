@@ -9,7 +9,7 @@ import {
 } from '../../src/telemetry/errors.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import type { Lake } from '../../src/telemetry/lake/lake.js';
-import { type MetadataStore, uniqueBlobPath } from '../../src/telemetry/lake/types.js';
+import { type MetadataStore, partitionBlobPaths, uniqueBlobPath } from '../../src/telemetry/lake/types.js';
 import {
   type BlockHeader,
   encodeBlock,
@@ -266,6 +266,43 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       expect(stored.map((r) => [r.reportId, r.total, r.counts])).toEqual([
         [report.reportId, 5, report.counts],
       ]);
+    });
+
+    it("keeps the analytics' partition rows per process, and deletes them with their files' paths as garbage", async () => {
+      const processId = randomUUID();
+      const row = (view: string, insertTime: string) => ({
+        partitionId: randomUUID(),
+        view,
+        processId,
+        streamId: randomUUID(),
+        blockIds: [randomUUID(), randomUUID()],
+        rowCount: 42,
+        dataBytes: 1000,
+        coverageBytes: 100,
+        insertTime,
+      });
+      const old = row('stream_ticks', formatRfc3339Ns(1_000n));
+      const recent = row('timings', formatRfc3339Ns(2_000_000_000_000_000_000n));
+      expect(await lake.metadata.insertPartition(recent)).toBe(true);
+      expect(await lake.metadata.insertPartition(old)).toBe(true);
+      expect(await lake.metadata.insertPartition(old)).toBe(false);
+      // Oldest first: of two partitions of the same blocks, readers keep the first.
+      expect(await lake.metadata.listPartitions(processId)).toEqual([old, recent]);
+      expect(await lake.metadata.listPartitions(randomUUID())).toEqual([]);
+      // Their files go to blob storage under views/…, which the stores accept.
+      const paths = partitionBlobPaths(old);
+      expect(paths.data).toBe(`views/stream_ticks/process_id=${processId}/${old.partitionId}.parquet`);
+      expect(await lake.blobs.putIfAbsent(paths.data, new Uint8Array([1, 2, 3]))).toBe('created');
+      // Deleted: the row goes, the paths are recorded as garbage until the blobs are gone.
+      const gone = await lake.metadata.deletePartitionsBefore(formatRfc3339Ns(1_000_000n), 10);
+      expect(gone.sort()).toEqual([paths.coverage, paths.data].sort());
+      expect(await lake.metadata.listGarbage(1000)).toEqual(expect.arrayContaining(gone));
+      await lake.blobs.delete(gone);
+      await lake.metadata.forgetGarbage(gone);
+      expect(await lake.metadata.listPartitions(processId)).toEqual([recent]);
+      expect(await lake.metadata.deletePartitions([recent.partitionId, randomUUID()])).toHaveLength(2);
+      expect(await lake.metadata.listPartitions(processId)).toEqual([]);
+      await lake.metadata.forgetGarbage(Object.values(partitionBlobPaths(recent)));
     });
 
     it('lists streams and blocks by process, tag, stream and time', async () => {

@@ -107,7 +107,7 @@ describe('retention', () => {
     ]);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(
-      /^retention: deleted 12 blocks, 12 blobs, 3 streams, 1 processes, 1 drop reports inserted before \S+Z\n$/,
+      /^retention: deleted 12 blocks, 12 blobs, 3 streams, 1 processes, 1 drop reports, 0 partitions inserted before \S+Z\n$/,
     );
     const lake = Lake.open({ data });
     try {
@@ -145,7 +145,7 @@ describe('retention', () => {
     const long = await runDorsal(['retention', '--days', '1e9', '--data', data, '--pause-ms', '0']);
     expect(long).toMatchObject({ code: 0, stderr: '' });
     expect(long.stdout).toBe(
-      'retention: deleted 0 blocks, 0 blobs, 0 streams, 0 processes, 0 drop reports inserted before 1970-01-01T00:00:00.000000000Z\n',
+      'retention: deleted 0 blocks, 0 blobs, 0 streams, 0 processes, 0 drop reports, 0 partitions inserted before 1970-01-01T00:00:00.000000000Z\n',
     );
     const lake = Lake.open({ data });
     try {

@@ -14,7 +14,7 @@ import {
   QueryRefusedError,
   QueryTimeoutError,
 } from './guard.js';
-import { LocalPartitionStore } from './local-partitions.js';
+import { LakePartitionStore } from './lake-partitions.js';
 import { type Materialized, materialize, type PartitionStore } from './partitions.js';
 import {
   type QueryFunction,
@@ -44,7 +44,11 @@ export interface AnalyticsOptions {
    * live process's new blocks show up after at most that long.
    */
   readonly freshnessMs?: number;
-  /** Where partitions are kept (default: in `cacheDir` only). */
+  /**
+   * Where partitions are kept (default: in the lake, files in its blob storage and rows in its
+   * metadata database, shared by every analytics over it, with local copies in `cacheDir`;
+   * `new LocalPartitionStore(dir)` keeps them out of the lake).
+   */
   readonly partitions?: PartitionStore;
 }
 
@@ -122,7 +126,7 @@ export class Analytics extends AnalyticsQuestions {
     await lake.ready();
     const cache = options.cacheDir;
     mkdirSync(cache, { recursive: true });
-    const store = options.partitions ?? new LocalPartitionStore(cache);
+    const store = options.partitions ?? new LakePartitionStore(lake, cache);
     // Queries: no file outside the partitions is readable, and nothing can change that. DuckDB
     // loads here, not when the module is imported (RemoteAnalytics needs none of it).
     const { DuckDBInstance } = await import('@duckdb/node-api');

@@ -2,30 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lake } from '../lake/lake.js';
-import type { BlockRow, StreamRow } from '../lake/types.js';
+import { type BlockRow, type PartitionRow, partitionBlobPaths, type StreamRow } from '../lake/types.js';
 import { formatRfc3339Ns, nowRfc3339Ns } from '../wire/index.js';
 import type { BlockParts } from './etl.js';
 import type { EtlPool } from './etl-pool.js';
 import type { TimeWindow } from './query.js';
 import { type SourceTable, sourceTableOf } from './source-tables.js';
 
-/**
- * A partition of a view: which blocks of which lake stream it holds. Two Parquet files: its rows
- * of the view (`dataPath`) and the coverage of each of its blocks (`coveragePath`).
- */
-export interface PartitionRow {
-  readonly partitionId: string;
-  /** The table it belongs to: `stream_<name>` or `timings`. */
-  readonly view: string;
-  readonly processId: string;
-  readonly streamId: string;
-  readonly blockIds: readonly string[];
-  readonly rowCount: number;
-  /** Sizes of the two files: a copy of another size is not this partition's. */
-  readonly dataBytes: number;
-  readonly coverageBytes: number;
-  readonly insertTime: string;
-}
+export type { PartitionRow };
 
 /** The two files of a partition, as blob paths or local paths. */
 export interface PartitionFiles {
@@ -52,10 +36,7 @@ const BLOCKS_PER_PARTITION = 256;
 const BYTES_PER_PARTITION = 64 << 20;
 
 /** The blob paths of a partition's files (Hive-style: DuckDB reads `process_id` from the path). */
-export function partitionPaths(row: PartitionRow): PartitionFiles {
-  const at = (view: string) => `views/${view}/process_id=${row.processId}/${row.partitionId}.parquet`;
-  return { data: at(row.view), coverage: at('block_coverage') };
-}
+export const partitionPaths: (row: PartitionRow) => PartitionFiles = partitionBlobPaths;
 
 /** What a process's views are made of, once materialized: each table's local files. */
 export interface Materialized {
@@ -88,35 +69,41 @@ export async function materialize(
     .map((stream) => ({ stream, table: sourceTableOf(stream) }))
     .filter((s): s is { stream: StreamRow; table: SourceTable } => s.table !== undefined);
   const files = new Map<string, string[]>();
-  const covered = new Map<string, Set<string>>();
+  const covered = new Set<string>();
   const add = (view: string, local: PartitionFiles) => {
     files.set(view, [...(files.get(view) ?? []), local.data]);
     files.set('block_coverage', [...(files.get('block_coverage') ?? []), local.coverage]);
   };
+  const blocks = await lake.blocks({ processId });
+  const existing = new Set(blocks.map((b) => b.blockId));
   let rebuiltPartitions = 0;
+  // Oldest first: of two partitions of the same blocks (two analytics that made them at once),
+  // the first one stays.
   for (const row of await store.list(processId)) {
-    const local = await store.localFiles(row);
+    const stale = row.blockIds.some((id) => !existing.has(id) || covered.has(id));
+    const local = stale ? undefined : await store.localFiles(row);
     if (local === undefined) {
+      // Missing, damaged, a duplicate, or of blocks retention deleted: made again from the blocks there are.
       await store.delete(row);
       rebuiltPartitions++;
       continue;
     }
-    const set = covered.get(row.streamId) ?? new Set<string>();
-    for (const id of row.blockIds) set.add(id);
-    covered.set(row.streamId, set);
+    for (const id of row.blockIds) covered.add(id);
     add(row.view, local);
   }
   let decodedBlocks = 0;
   const writing: Promise<void>[] = [];
   mkdirSync(scratch, { recursive: true });
+  const from = window.beginNs === undefined ? undefined : formatRfc3339Ns(window.beginNs);
+  const to = window.endNs === undefined ? undefined : formatRfc3339Ns(window.endNs);
   for (const { stream, table } of sources) {
-    const done = covered.get(stream.streamId) ?? new Set<string>();
-    const inWindow = await lake.blocks({
-      streamId: stream.streamId,
-      ...(window.beginNs === undefined ? {} : { from: formatRfc3339Ns(window.beginNs) }),
-      ...(window.endNs === undefined ? {} : { to: formatRfc3339Ns(window.endNs) }),
-    });
-    const missing = inWindow.filter((b) => !done.has(b.blockId));
+    const missing = blocks.filter(
+      (b) =>
+        b.streamId === stream.streamId &&
+        !covered.has(b.blockId) &&
+        (from === undefined || b.endTime >= from) &&
+        (to === undefined || b.beginTime < to),
+    );
     for (const batch of batches(missing, table.recordBytes)) {
       const parts: BlockParts[] = [];
       for (const row of batch) {

@@ -1,6 +1,6 @@
 import type { DropReport } from '../wire/index.js';
 import { BLOB_PATH_SQL, type RawRow } from './rows.js';
-import type { ApiKeyRow, DropReportRow } from './types.js';
+import { type ApiKeyRow, type DropReportRow, type PartitionRow, partitionBlobPaths } from './types.js';
 
 /**
  * The statements behind API keys, drop reports and retention, shared by both metadata stores
@@ -13,6 +13,8 @@ import type { ApiKeyRow, DropReportRow } from './types.js';
 
 export const API_KEY_COLUMNS = 'name, key_hash, created_time, revoked_time';
 export const DROP_COLUMNS = 'report_id, process_id, time, counts, total, insert_time';
+export const PARTITION_COLUMNS =
+  'partition_id, view_name, process_id, stream_id, block_ids, row_count, data_path, data_bytes, coverage_path, coverage_bytes, insert_time';
 
 /** The statements, with placeholders made by `p(i)` (1-based). */
 export function adminSql(p: (i: number) => string) {
@@ -39,6 +41,11 @@ export function adminSql(p: (i: number) => string) {
     processWindowEnd: `SELECT MAX(process_id) AS last FROM (SELECT process_id FROM processes WHERE process_id > ${p(1)} ORDER BY process_id LIMIT ${p(2)}) w`,
     deleteEmptyProcesses: `DELETE FROM processes WHERE process_id > ${p(1)} AND process_id <= ${p(2)} AND insert_time < ${p(3)} AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.process_id = processes.process_id)`,
     deleteDropReports: `DELETE FROM sink_drops WHERE report_id IN (SELECT report_id FROM sink_drops WHERE insert_time < ${p(1)} LIMIT ${p(2)})`,
+    insertPartition: `INSERT INTO partitions (${PARTITION_COLUMNS}) VALUES (${Array.from({ length: 11 }, (_, i) => p(i + 1)).join(', ')}) ON CONFLICT DO NOTHING`,
+    listPartitions: `SELECT ${PARTITION_COLUMNS} FROM partitions WHERE process_id = ${p(1)} ORDER BY insert_time, partition_id`,
+    /** One partition's row, deleted; returns its two paths. */
+    deletePartition: `DELETE FROM partitions WHERE partition_id = ${p(1)} RETURNING partition_id, data_path, coverage_path`,
+    deleteOldPartitions: `DELETE FROM partitions WHERE partition_id IN (SELECT partition_id FROM partitions WHERE insert_time < ${p(1)} ORDER BY insert_time LIMIT ${p(2)}) RETURNING partition_id, data_path, coverage_path`,
   };
 }
 
@@ -46,6 +53,47 @@ export function adminSql(p: (i: number) => string) {
 export function dropParams(report: DropReport, insertTime: string): unknown[] {
   const total = Object.values(report.counts).reduce((sum, n) => sum + n, 0);
   return [report.reportId, report.processId, report.time, JSON.stringify(report.counts), total, insertTime];
+}
+
+/** Parameters of an insert into `partitions`, in column order. */
+export function partitionParams(row: PartitionRow): unknown[] {
+  const paths = partitionBlobPaths(row);
+  return [
+    row.partitionId,
+    row.view,
+    row.processId,
+    row.streamId,
+    JSON.stringify(row.blockIds),
+    row.rowCount,
+    paths.data,
+    row.dataBytes,
+    paths.coverage,
+    row.coverageBytes,
+    row.insertTime,
+  ];
+}
+
+/** A `partitions` row as a record. */
+export function toPartitionRow(row: RawRow): PartitionRow {
+  return {
+    partitionId: String(row.partition_id),
+    view: String(row.view_name),
+    processId: String(row.process_id),
+    streamId: String(row.stream_id),
+    blockIds: JSON.parse(String(row.block_ids)) as string[],
+    rowCount: Number(row.row_count),
+    dataBytes: Number(row.data_bytes),
+    coverageBytes: Number(row.coverage_bytes),
+    insertTime: String(row.insert_time),
+  };
+}
+
+/** The garbage paths of deleted partition rows: both files of each. */
+export function partitionGarbage(rows: readonly RawRow[]): { path: string; id: string }[] {
+  return rows.flatMap((row) => [
+    { path: String(row.data_path), id: String(row.partition_id) },
+    { path: String(row.coverage_path), id: String(row.partition_id) },
+  ]);
 }
 
 /** An `api_keys` row as a record. */

@@ -2,7 +2,15 @@ import pg from 'pg';
 import { asLakeError, LakeConfigError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
-import { adminSql, dropParams, toApiKeyRow, toDropReportRow } from './admin-sql.js';
+import {
+  adminSql,
+  dropParams,
+  partitionGarbage,
+  partitionParams,
+  toApiKeyRow,
+  toDropReportRow,
+  toPartitionRow,
+} from './admin-sql.js';
 import { RowGroups } from './row-groups.js';
 import {
   BLOB_PATH_SQL,
@@ -26,6 +34,7 @@ import type {
   BlockRow,
   DropReportRow,
   MetadataStore,
+  PartitionRow,
   ProcessRow,
   StreamFilter,
   StreamRow,
@@ -301,6 +310,45 @@ export class PostgresMetadataStore implements MetadataStore {
     return (
       (await this.query('deleting old drop reports', SQL.deleteDropReports, [cutoff, limit])).rowCount ?? 0
     );
+  }
+
+  async insertPartition(row: PartitionRow): Promise<boolean> {
+    return (
+      (await this.query('storing a partition', SQL.insertPartition, partitionParams(row))).rowCount === 1
+    );
+  }
+
+  async listPartitions(processId: string): Promise<PartitionRow[]> {
+    return (await this.query('listing partitions', SQL.listPartitions, [processId])).rows.map(toPartitionRow);
+  }
+
+  async deletePartitions(partitionIds: readonly string[]): Promise<string[]> {
+    return this.deletePartitionRows('deleting partitions', async (client) => {
+      const rows: RawRow[] = [];
+      for (const id of partitionIds)
+        rows.push(...(await client.query<RawRow>(SQL.deletePartition, [id])).rows);
+      return rows;
+    });
+  }
+
+  async deletePartitionsBefore(cutoff: string, limit: number): Promise<string[]> {
+    return this.deletePartitionRows(
+      'deleting old partitions',
+      async (client) => (await client.query<RawRow>(SQL.deleteOldPartitions, [cutoff, limit])).rows,
+    );
+  }
+
+  /** Deletes partition rows and records their paths as garbage, in one transaction. */
+  private deletePartitionRows(
+    what: string,
+    remove: (client: pg.PoolClient) => Promise<RawRow[]>,
+  ): Promise<string[]> {
+    return this.transaction(what, async (client) => {
+      const garbage = partitionGarbage(await remove(client));
+      const since = nowRfc3339Ns();
+      for (const { path, id } of garbage) await client.query(SQL.insertGarbage, [path, id, since]);
+      return garbage.map((g) => g.path);
+    });
   }
 
   async close(): Promise<void> {

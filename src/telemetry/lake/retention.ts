@@ -27,13 +27,16 @@ export interface RetentionReport {
   streams: number;
   processes: number;
   dropReports: number;
+  /** Analytics partitions (derived data, made again from blocks when asked). */
+  partitions: number;
 }
 
 const DAY_MS = 86_400_000;
 
 /**
- * Deletes what was inserted into the lake more than `days` ago: blocks and their blobs, then
- * streams left without blocks and processes left without streams, then drop reports. Blocks go by
+ * Deletes what was inserted into the lake more than `days` ago: blocks and their blobs, analytics
+ * partitions and theirs, then streams left without blocks and processes left without streams,
+ * then drop reports. Blocks go by
  * insert time, which the server sets, not by the times a client wrote in them.
  *
  * Order, so that a crash anywhere leaves no row without its blob: a batch deletes its block rows
@@ -61,7 +64,15 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   const pauseMs = options.pauseMs ?? 50;
   // A period longer than the time since 1970 keeps everything: the cutoff is then the epoch.
   const cutoff = formatRfc3339Ns(BigInt(Math.max(0, Math.round(Date.now() - days * DAY_MS))) * 1_000_000n);
-  const report: RetentionReport = { cutoff, blocks: 0, blobs: 0, streams: 0, processes: 0, dropReports: 0 };
+  const report: RetentionReport = {
+    cutoff,
+    blocks: 0,
+    blobs: 0,
+    streams: 0,
+    processes: 0,
+    dropReports: 0,
+    partitions: 0,
+  };
   const { metadata, blobs } = lake;
   await metadata.ready();
 
@@ -108,6 +119,13 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   await repeat(async () => {
     const paths = await metadata.deleteBlocksBefore(cutoff, batch);
     report.blocks += paths.length;
+    return deleteBlobs(paths);
+  });
+  // Partitions go by their own insert time; one whose blocks are gone is never read again (the
+  // analytics check its blocks), and is deleted here once it is as old.
+  await repeat(async () => {
+    const paths = await metadata.deletePartitionsBefore(cutoff, batch);
+    report.partitions += paths.length / 2;
     return deleteBlobs(paths);
   });
   await sweep(

@@ -81,6 +81,26 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     // payload is at blobs/{process_id}/{stream_id}/{block_id}.
     'ALTER TABLE blocks ADD COLUMN blob_path TEXT',
   ],
+  [
+    // The analytics' partitions: Parquet files in blob storage (see partitionBlobPaths) made from
+    // blocks of one stream, just in time; `block_ids` (a JSON list) says which. Derived data: a
+    // partition can always be deleted and made again from its blocks.
+    `CREATE TABLE partitions (
+      partition_id TEXT PRIMARY KEY,
+      view_name TEXT NOT NULL,
+      process_id TEXT NOT NULL,
+      stream_id TEXT NOT NULL,
+      block_ids TEXT NOT NULL,
+      row_count BIGINT NOT NULL,
+      data_path TEXT NOT NULL,
+      data_bytes BIGINT NOT NULL,
+      coverage_path TEXT NOT NULL,
+      coverage_bytes BIGINT NOT NULL,
+      insert_time TEXT NOT NULL
+    )`,
+    'CREATE INDEX partitions_process ON partitions (process_id)',
+    'CREATE INDEX partitions_insert_time ON partitions (insert_time)',
+  ],
 ];
 
 /** The schema version this code writes. */

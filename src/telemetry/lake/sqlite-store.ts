@@ -4,7 +4,15 @@ import Database from 'better-sqlite3';
 import { asLakeError, LakeConfigError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
-import { adminSql, dropParams, toApiKeyRow, toDropReportRow } from './admin-sql.js';
+import {
+  adminSql,
+  dropParams,
+  partitionGarbage,
+  partitionParams,
+  toApiKeyRow,
+  toDropReportRow,
+  toPartitionRow,
+} from './admin-sql.js';
 import { RowGroups } from './row-groups.js';
 import {
   BLOCK_COLUMNS,
@@ -27,6 +35,7 @@ import type {
   BlockRow,
   DropReportRow,
   MetadataStore,
+  PartitionRow,
   ProcessRow,
   StreamFilter,
   StreamRow,
@@ -225,6 +234,41 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deleteDropReportsBefore(cutoff: string, limit: number): Promise<number> {
     return this.change('deleting old drop reports', SQL.deleteDropReports, [cutoff, limit]);
+  }
+
+  async insertPartition(row: PartitionRow): Promise<boolean> {
+    return this.change('storing a partition', SQL.insertPartition, partitionParams(row)) > 0;
+  }
+
+  async listPartitions(processId: string): Promise<PartitionRow[]> {
+    return this.all('listing partitions', SQL.listPartitions, [processId]).map(toPartitionRow);
+  }
+
+  async deletePartitions(partitionIds: readonly string[]): Promise<string[]> {
+    return this.deletePartitionRows('deleting partitions', (p) =>
+      partitionIds.flatMap((id) => p.db.prepare<unknown[], RawRow>(SQL.deletePartition).all(id)),
+    );
+  }
+
+  async deletePartitionsBefore(cutoff: string, limit: number): Promise<string[]> {
+    return this.deletePartitionRows('deleting old partitions', (p) =>
+      p.db.prepare<unknown[], RawRow>(SQL.deleteOldPartitions).all(cutoff, limit),
+    );
+  }
+
+  /** Deletes partition rows and records their paths as garbage, in one transaction. */
+  private deletePartitionRows(what: string, remove: (p: Prepared) => RawRow[]): string[] {
+    return this.run(what, (p) =>
+      p.db
+        .transaction(() => {
+          const garbage = partitionGarbage(remove(p));
+          const insert = p.db.prepare(SQL.insertGarbage);
+          const since = nowRfc3339Ns();
+          for (const { path, id } of garbage) insert.run(path, id, since);
+          return garbage.map((g) => g.path);
+        })
+        .immediate(),
+    );
   }
 
   async close(): Promise<void> {

@@ -121,7 +121,38 @@ export interface MetadataStore {
   deleteEmptyProcessesBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion>;
   /** Deletes up to `limit` drop reports inserted before `cutoff`; returns how many. */
   deleteDropReportsBefore(cutoff: string, limit: number): Promise<number>;
+
+  /** Stores a partition's row (its files are stored first); false if its id has a row. */
+  insertPartition(row: PartitionRow): Promise<boolean>;
+  listPartitions(processId: string): Promise<PartitionRow[]>;
+  /**
+   * Deletes partition rows and records their files' paths as garbage, in one transaction; returns
+   * those paths (the caller deletes the blobs, then forgets them, as retention does).
+   */
+  deletePartitions(partitionIds: readonly string[]): Promise<string[]>;
+  /** As `deleteBlocksBefore`, for partitions: their rows, their paths recorded as garbage. */
+  deletePartitionsBefore(cutoff: string, limit: number): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/**
+ * A partition of an analytics view: Parquet files in blob storage holding the records of some
+ * blocks of one stream, decoded (see `dorsal/analytics`). Derived data, made again from its
+ * blocks whenever it is missing.
+ */
+export interface PartitionRow {
+  readonly partitionId: string;
+  /** The view it belongs to: `stream_<name>`, `timings`, … */
+  readonly view: string;
+  readonly processId: string;
+  readonly streamId: string;
+  /** The blocks whose records it holds. */
+  readonly blockIds: readonly string[];
+  readonly rowCount: number;
+  /** Sizes of its two files: its rows, and its blocks' coverage. */
+  readonly dataBytes: number;
+  readonly coverageBytes: number;
+  readonly insertTime: string;
 }
 
 /** What a retention step did in one window of ids. */
@@ -182,5 +213,20 @@ export function uniqueBlobPath(processId: string, streamId: string, blockId: str
   return `${blobPath(processId, streamId, blockId)}.${randomBytes(8).toString('hex')}`;
 }
 
+/**
+ * The blob paths of a partition's two files, Hive-style (a reader gets `process_id` from the
+ * path): `views/{view}/process_id={process}/{partition}.parquet`, its coverage under
+ * `views/block_coverage/…`. A view name is kept to letters, digits and `_` in the path.
+ */
+export function partitionBlobPaths(row: Pick<PartitionRow, 'partitionId' | 'view' | 'processId'>): {
+  readonly data: string;
+  readonly coverage: string;
+} {
+  const at = (view: string) =>
+    `views/${view.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 200)}/process_id=${row.processId}/${row.partitionId}.parquet`;
+  return { data: at(row.view), coverage: at('block_coverage') };
+}
+
 /** Blob paths are built from validated ids only; this guards the stores against anything else. */
-export const BLOB_PATH = /^blobs\/[0-9a-f-]{36}\/[0-9a-f-]{36}\/[0-9a-f-]{36}(?:\.[0-9a-f]{16})?$/;
+export const BLOB_PATH =
+  /^(?:blobs\/[0-9a-f-]{36}\/[0-9a-f-]{36}\/[0-9a-f-]{36}(?:\.[0-9a-f]{16})?|views\/[A-Za-z0-9_]{1,200}\/process_id=[0-9a-f-]{36}\/[0-9a-f-]{36}\.parquet)$/;
