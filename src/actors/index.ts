@@ -8,6 +8,13 @@ export {
   registerSystemOption,
   type SystemAttachment,
 } from './attachments.js';
+export {
+  actorModuleUrl,
+  defineSystem,
+  isSystemDefinition,
+  type SystemActor,
+  type SystemDefinition,
+} from './define-system.js';
 export { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 export type { ActorReport } from './protocol.js';
 export { System } from './system.js';

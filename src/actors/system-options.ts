@@ -96,4 +96,9 @@ export interface PersistOptions {
   readonly blockMs?: number;
   /** How long `stop` waits for the last blocks to reach the lake, in ms (default 10 000). */
   readonly flushTimeoutMs?: number;
+  /**
+   * More properties of the run's process in the lake (e.g. `dorsal.system`: the system module it
+   * ran, `dorsal.replay_of`: the process it replays), beside those the persister writes.
+   */
+  readonly properties?: Readonly<Record<string, string>>;
 }

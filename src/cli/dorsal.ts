@@ -20,12 +20,23 @@
 import { Command } from 'commander';
 import { describeFailure } from './failure.js';
 import { keysCommand } from './keys.js';
+import { processesCommand } from './processes.js';
+import { queryCommand } from './query.js';
 import { retentionCommand } from './retention.js';
+import { demoCommand, runCommand } from './run.js';
 import { serveCommand } from './serve.js';
+import { statsCommand } from './stats.js';
 import { statusCommand } from './status.js';
+import { treeCommand } from './tree.js';
 
 const program = new Command('dorsal')
   .description('dorsal: low-latency in-process message systems with telemetry in the backbone')
+  .addCommand(runCommand())
+  .addCommand(demoCommand())
+  .addCommand(processesCommand())
+  .addCommand(statsCommand())
+  .addCommand(treeCommand())
+  .addCommand(queryCommand())
   .addCommand(serveCommand())
   .addCommand(keysCommand())
   .addCommand(statusCommand())

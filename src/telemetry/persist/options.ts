@@ -9,6 +9,7 @@ const PERSIST_OPTIONS = {
   blockBytes: true,
   blockMs: true,
   flushTimeoutMs: true,
+  properties: true,
 } as const satisfies OptionNames<PersistOptions>;
 
 /** Refuses a `persist` option of the wrong shape, naming what is wrong. */
@@ -37,6 +38,17 @@ export function checkPersistOptions(value: unknown): PersistOptions {
     const n = options[name];
     if (n !== undefined && !(typeof n === 'number' && Number.isFinite(n) && n > 0)) {
       throw new ConfigError(`persist option '${name}' must be a positive number, got ${String(n)}`);
+    }
+  }
+  const properties = options.properties;
+  if (properties !== undefined) {
+    if (typeof properties !== 'object' || properties === null || Array.isArray(properties)) {
+      throw new ConfigError("persist option 'properties' must be an object of strings");
+    }
+    for (const [name, text] of Object.entries(properties)) {
+      if (typeof text !== 'string') {
+        throw new ConfigError(`persist option 'properties.${name}' must be a string, got ${String(text)}`);
+      }
     }
   }
   return options as PersistOptions;

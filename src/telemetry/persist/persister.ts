@@ -259,6 +259,7 @@ export class Persister implements SystemAttachment {
           })),
         ),
         'dorsal.actors': JSON.stringify(actors.map((a) => ({ id: a.id, name: a.name, module: a.module }))),
+        ...this.options.properties,
       },
     };
     this.sink = new TelemetrySink({

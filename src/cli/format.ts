@@ -1,0 +1,95 @@
+/** How the commands print for people: tables, durations, colour on a terminal only, trees. */
+
+/** True when standard output is a terminal that takes colour (and NO_COLOR is not set). */
+export const COLOUR = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
+
+const paint = (code: number) => (text: string) => (COLOUR ? `\x1b[${code}m${text}\x1b[0m` : text);
+export const bold = paint(1);
+export const dim = paint(2);
+export const red = paint(31);
+export const green = paint(32);
+export const yellow = paint(33);
+export const cyan = paint(36);
+
+/** Visible width of a string (colour codes take none). */
+function width(text: string): number {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the escape of a colour code
+  return text.replace(/\x1b\[[0-9;]*m/g, '').length;
+}
+
+/** A table: a header row and rows, columns padded; numbers (and durations) right-aligned. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
+  const right = header.map(
+    (_, i) => rows.length > 0 && rows.every((r) => /^[\d.,+-]|^[<>]|^—$/.test(r[i] ?? '—')),
+  );
+  const line = (cells: readonly string[], style = (t: string) => t) =>
+    cells
+      .map((cell, i) => {
+        const pad = ' '.repeat(Math.max(0, widths[i]! - width(cell)));
+        return right[i] ? pad + style(cell) : style(cell) + pad;
+      })
+      .join('  ')
+      .trimEnd();
+  return [line(header, bold), ...rows.map((r) => line(r))].join('\n');
+}
+
+/** A duration in nanoseconds, in the unit that reads best: `830 ns`, `12.4 µs`, `3.07 ms`, `1.20 s`. */
+export function duration(ns: number): string {
+  if (!Number.isFinite(ns)) return '—';
+  const abs = Math.abs(ns);
+  if (abs < 1_000) return `${Math.round(ns)} ns`;
+  if (abs < 1_000_000) return `${(ns / 1_000).toPrecision(3)} µs`;
+  if (abs < 1_000_000_000) return `${(ns / 1_000_000).toPrecision(3)} ms`;
+  return `${(ns / 1_000_000_000).toPrecision(3)} s`;
+}
+
+/** A count with thousands separated: `1,234,567`. */
+export function count(n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—';
+}
+
+const BARS = '▁▂▃▄▅▆▇█';
+
+/** A small histogram: one bar per bucket, heights relative to the fullest. */
+export function sparkline(counts: readonly number[]): string {
+  const max = Math.max(...counts, 1);
+  return counts
+    .map((c) => (c === 0 ? ' ' : BARS[Math.min(BARS.length - 1, Math.floor((c / max) * (BARS.length - 1)))]))
+    .join('');
+}
+
+/** Fields of a message, abridged to `max` characters: `{symbol: ACME, bid: 100.01, …}`. */
+export function abridge(fields: Readonly<Record<string, unknown>>, max = 60): string {
+  const parts = Object.entries(fields).map(
+    ([k, v]) => `${k}: ${typeof v === 'number' ? +v.toPrecision(6) : String(v)}`,
+  );
+  let text = `{${parts.join(', ')}}`;
+  if (text.length > max) text = `${text.slice(0, max - 2)}…}`;
+  return text;
+}
+
+/** A node of a drawn tree: its line, and its children. */
+export interface DrawnNode {
+  readonly line: string;
+  readonly children: readonly DrawnNode[];
+}
+
+/** A tree drawn with box-drawing lines, one node per line. */
+export function drawTree(root: DrawnNode): string {
+  const lines = [root.line];
+  const walk = (node: DrawnNode, prefix: string) => {
+    node.children.forEach((child, i) => {
+      const last = i === node.children.length - 1;
+      lines.push(`${prefix}${last ? '└─ ' : '├─ '}${child.line}`);
+      walk(child, `${prefix}${last ? '   ' : '│  '}`);
+    });
+  };
+  walk(root, '');
+  return lines.join('\n');
+}
+
+/** Prints `value` as indented JSON on standard output. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,65 @@
+import { Command, Option } from 'commander';
+import { toCsv } from '../telemetry/analytics/http-query.js';
+import { printJson, table } from './format.js';
+import { integer } from './options.js';
+import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
+
+interface QueryOptions extends SourceOptions {
+  readonly format?: 'table' | 'json' | 'csv';
+  readonly allProcesses: boolean;
+  readonly begin?: string;
+  readonly end?: string;
+  readonly maxRows: number;
+}
+
+/** A cell as a table shows it: JSON for lists and objects, empty for NULL. */
+function cell(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+/** `dorsal query "SQL"`: read-only SQL on the analytics tables. */
+export function queryCommand(): Command {
+  return withSourceOptions(
+    new Command('query')
+      .description('run read-only SQL on the analytics tables (messages, stream_<name>, timings, losses, …)')
+      .argument('<sql>', 'one SELECT statement')
+      .addOption(new Option('--format <format>', 'table, json or csv').choices(['table', 'json', 'csv']))
+      .option('--all-processes', 'query every recorded process, not only --process', false)
+      .option('--begin <time>', 'only rows at or after this RFC 3339 time')
+      .option('--end <time>', 'only rows before this RFC 3339 time')
+      .option('--max-rows <n>', 'rows printed at most', integer(1, 10_000_000), 1000)
+      .addHelpText(
+        'after',
+        `
+Example:
+  $ dorsal query "SELECT actor, stream, count(*), quantile_disc(latency_ns, 0.99) AS p99 FROM timings GROUP BY ALL"`,
+      ),
+  ).action(async (sql: string, options: QueryOptions) => {
+    await withSource(options, async (source) => {
+      const processId = options.allProcesses
+        ? undefined
+        : (await resolveProcess(source, options.process)).processId;
+      const result = await source.analytics.query(sql, {
+        ...(processId === undefined ? {} : { process: processId }),
+        ...(options.begin === undefined ? {} : { begin: options.begin }),
+        ...(options.end === undefined ? {} : { end: options.end }),
+        maxRows: options.maxRows,
+      });
+      const format = options.format ?? (options.json ? 'json' : 'table');
+      if (format === 'json') printJson(result);
+      else if (format === 'csv') process.stdout.write(toCsv(result));
+      else {
+        console.log(
+          table(
+            result.columns.map((c) => c.name),
+            result.rows.map((r) => r.map(cell)),
+          ),
+        );
+        console.error(
+          `${result.rows.length} row${result.rows.length === 1 ? '' : 's'}${result.truncated ? ` (cut at --max-rows ${options.maxRows})` : ''}`,
+        );
+      }
+    });
+  });
+}

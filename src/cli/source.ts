@@ -1,0 +1,137 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import { DorsalError } from '../errors.js';
+import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
+
+/** Where a command reads recorded runs: the embedded lake or a server, and which process. */
+export interface SourceOptions {
+  readonly data: string;
+  readonly url?: string;
+  readonly key?: string;
+  readonly process?: string;
+  readonly json?: boolean;
+}
+
+/** A command's failure that the user can act on: one line, exit 1. */
+export class CliError extends DorsalError {
+  constructor(message: string) {
+    super('DORSAL_CLI', message);
+  }
+}
+
+/** Adds `--data` (or `DORSAL_DATA`), `--url` (or `DORSAL_URL`), `--key` and `--json` to a command. */
+export function withSourceOptions(command: Command, withProcess = true): Command {
+  command
+    .addOption(
+      new Option('--data <dir>', 'the embedded lake to read').env('DORSAL_DATA').default('./dorsal-data'),
+    )
+    .addOption(
+      new Option('--url <url>', 'read through a dorsal serve instead (http://host:port)').env('DORSAL_URL'),
+    )
+    .addOption(new Option('--key <key>', "the server's API key").env('DORSAL_KEY'))
+    .option('--json', 'print JSON for scripts instead of tables', false);
+  if (withProcess) command.option('--process <id>', 'the recorded process (default: the newest)');
+  return command;
+}
+
+/** The analytics a command asks, embedded or remote, and how to let them go. */
+export interface Source {
+  readonly analytics: AnalyticsQuestions;
+  /** Where it reads, for messages: `./dorsal-data` or the server's URL. */
+  readonly where: string;
+  close(): Promise<void>;
+}
+
+/** Opens the analytics of the lake or server the options name; a missing lake is a `CliError` saying what to do. */
+export async function openSource(options: SourceOptions): Promise<Source> {
+  if (options.url !== undefined && options.url !== '') {
+    const { RemoteAnalytics } = await import('../telemetry/analytics/remote.js');
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      throw new CliError(`--url ${options.url} is not a URL: give http://host:port`);
+    }
+    const remote = new RemoteAnalytics({ url: url.toString(), ...(options.key ? { key: options.key } : {}) });
+    const query = remote.query;
+    // A server that cannot be reached is said so, once, in words.
+    const reachable: typeof query = async (sql, scope) => {
+      try {
+        return await query(sql, scope);
+      } catch (error) {
+        if (error instanceof TypeError) {
+          throw new CliError(
+            `cannot reach ${url.origin}: is \`dorsal serve\` running there? (${error.message})`,
+          );
+        }
+        throw error;
+      }
+    };
+    Object.defineProperty(remote, 'query', { value: reachable });
+    return { analytics: remote, where: url.origin, close: async () => {} };
+  }
+  if (!existsSync(join(options.data, 'lake.sqlite'))) {
+    throw new CliError(
+      `no lake in ${options.data}: record a run first (\`npm start\`, or \`dorsal run MODULE\`), or give --data DIR or --url URL`,
+    );
+  }
+  const { Analytics } = await import('../telemetry/analytics/analytics.js');
+  const analytics = await Analytics.open({
+    lake: { data: options.data },
+    cacheDir: join(options.data, 'analytics'),
+  });
+  return { analytics, where: options.data, close: () => analytics.close() };
+}
+
+/** A recorded process as the commands describe it. */
+export interface ProcessSummary {
+  readonly processId: string;
+  readonly exe: string;
+  readonly startTime: string;
+  readonly properties: Readonly<Record<string, string>>;
+}
+
+/** The process `--process` names, or the newest; a `CliError` when there is none or no such one. */
+export async function resolveProcess(source: Source, wanted: string | undefined): Promise<ProcessSummary> {
+  const { rows } = await source.analytics.query(
+    'SELECT process_id, exe, start_time::VARCHAR, properties::VARCHAR FROM processes ORDER BY start_time DESC',
+    { maxRows: 100_000 },
+  );
+  if (rows.length === 0) {
+    throw new CliError(
+      `${source.where} holds no recorded process: record a run first (\`npm start\`, or \`dorsal run MODULE\`)`,
+    );
+  }
+  const matches =
+    wanted === undefined
+      ? rows.slice(0, 1)
+      : (rows.find((r) => r[0] === wanted) ?? null) !== null
+        ? rows.filter((r) => r[0] === wanted)
+        : rows.filter((r) => String(r[0]).startsWith(wanted));
+  if (matches.length > 1) {
+    throw new CliError(`--process ${wanted} matches ${matches.length} processes: give more of its id`);
+  }
+  const row = matches[0];
+  if (row === undefined) {
+    throw new CliError(`no process ${wanted} in ${source.where}: \`dorsal processes\` lists them`);
+  }
+  let properties: Record<string, string> = {};
+  try {
+    properties = JSON.parse(String(row[3])) as Record<string, string>;
+  } catch {}
+  return { processId: String(row[0]), exe: String(row[1]), startTime: String(row[2]), properties };
+}
+
+/** Runs a command's work against its source, and closes it whatever happens. */
+export async function withSource<T>(
+  options: SourceOptions,
+  work: (source: Source) => Promise<T>,
+): Promise<T> {
+  const source = await openSource(options);
+  try {
+    return await work(source);
+  } finally {
+    await source.close();
+  }
+}

@@ -1,0 +1,101 @@
+import { Command, Option } from 'commander';
+import type { AnalyticsQuestions, PercentileRow } from '../telemetry/analytics/questions.js';
+import { count, dim, duration, printJson, sparkline, table } from './format.js';
+import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
+
+interface StatsOptions extends SourceOptions {
+  readonly by?: 'actor' | 'stream';
+}
+
+/** Histogram buckets: half a decade each, from 10 ns (bucket 2) to 10 s (bucket 20). */
+const FIRST_BUCKET = 2;
+const LAST_BUCKET = 20;
+
+/** Per group (the `by` columns joined by `/`), the count of latencies in each half-decade bucket. */
+async function histograms(
+  analytics: AnalyticsQuestions,
+  process: string,
+  keys: readonly string[],
+): Promise<Map<string, number[]>> {
+  const group = keys.length > 0 ? `${keys.join(" || '/' || ")}` : "''";
+  const { rows } = await analytics.query(
+    `SELECT ${group} AS g, least(${LAST_BUCKET}, greatest(${FIRST_BUCKET}, floor(log10(greatest(latency_ns, 1)) * 2)))::INTEGER AS b, count(*)::DOUBLE
+     FROM timings GROUP BY ALL`,
+    { process, maxRows: 100_000 },
+  );
+  const out = new Map<string, number[]>();
+  for (const [g, b, n] of rows) {
+    const counts = out.get(String(g)) ?? new Array<number>(LAST_BUCKET - FIRST_BUCKET + 1).fill(0);
+    counts[Number(b) - FIRST_BUCKET] = Number(n);
+    out.set(String(g), counts);
+  }
+  return out;
+}
+
+/** The percentile table of a process, with a histogram of latency per row (shared log axis). */
+export async function statsTable(
+  analytics: AnalyticsQuestions,
+  process: string,
+  by: readonly ('actor' | 'stream')[],
+): Promise<{ rows: PercentileRow[]; text: string }> {
+  const rows = await analytics.percentiles({ process, by });
+  const bars = await histograms(analytics, process, by);
+  const used = [...bars.values()].map((c) => [
+    c.findIndex((n) => n > 0),
+    c.length - 1 - [...c].reverse().findIndex((n) => n > 0),
+  ]);
+  const from = Math.min(...used.map(([a]) => a!).filter((a) => a >= 0), LAST_BUCKET - FIRST_BUCKET);
+  const to = Math.max(...used.map(([, b]) => b!), 0);
+  const axis = (bucket: number) => duration(10 ** ((bucket + FIRST_BUCKET) / 2));
+  const text = table(
+    [
+      ...by,
+      'count',
+      'p50',
+      'p90',
+      'p99',
+      'p99.9',
+      'max',
+      'handler p50',
+      'handler p99',
+      'handler max',
+      `latency ${axis(from)} … ${axis(to + 1)}`,
+    ],
+    rows.map((r) => [
+      ...by.map((k) => r[k] ?? ''),
+      count(r.count),
+      duration(r.latency.p50),
+      duration(r.latency.p90),
+      duration(r.latency.p99),
+      duration(r.latency.p999),
+      duration(r.latency.max),
+      duration(r.processing.p50),
+      duration(r.processing.p99),
+      duration(r.processing.max),
+      sparkline((bars.get(by.map((k) => r[k] ?? '').join('/')) ?? []).slice(from, to + 1)),
+    ]),
+  );
+  return { rows, text };
+}
+
+/** `dorsal stats`: latency and processing-time percentiles per actor × stream. */
+export function statsCommand(): Command {
+  return withSourceOptions(
+    new Command('stats')
+      .description(
+        'latency (since the origin) and handler time percentiles per actor × stream, with a histogram',
+      )
+      .addOption(new Option('--by <what>', 'group by actor or by stream only').choices(['actor', 'stream']))
+      .addHelpText('after', '\nExample:\n  $ dorsal stats --by actor'),
+  ).action(async (options: StatsOptions) => {
+    await withSource(options, async (source) => {
+      const process = await resolveProcess(source, options.process);
+      const by = options.by === undefined ? (['actor', 'stream'] as const) : ([options.by] as const);
+      const { rows, text } = await statsTable(source.analytics, process.processId, by);
+      if (options.json) return printJson({ process: process.processId, rows });
+      if (rows.length === 0) return console.log(dim(`process ${process.processId} recorded no timing`));
+      console.log(dim(`process ${process.processId} (${process.exe}, ${process.startTime.slice(0, 19)})`));
+      console.log(text);
+    });
+  });
+}

@@ -1,0 +1,62 @@
+import { Command, InvalidArgumentError } from 'commander';
+import type { MessageTree, TreeNode } from '../telemetry/analytics/questions.js';
+import { abridge, bold, cyan, type DrawnNode, dim, drawTree, duration, printJson, yellow } from './format.js';
+import { integer } from './options.js';
+import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
+
+interface TreeOptions extends SourceOptions {
+  readonly slowest?: number;
+  readonly message?: { stream: string; seq: number };
+}
+
+/** `STREAM:SEQ`, e.g. `orders:42`. */
+function messageRef(value: string): { stream: string; seq: number } {
+  const at = value.lastIndexOf(':');
+  const seq = Number(value.slice(at + 1));
+  if (at <= 0 || !Number.isSafeInteger(seq) || seq < 0) {
+    throw new InvalidArgumentError('expected STREAM:SEQ, e.g. orders:42');
+  }
+  return { stream: value.slice(0, at), seq };
+}
+
+function drawnNode(node: TreeNode): DrawnNode {
+  const handled = node.handled.map((h) => `${h.actor} ${duration(h.processingNs)}`).join(', ');
+  const hop =
+    node.hopNs === 0 && node.publishNs === 0 ? '' : ` ${dim('hop')} ${yellow(duration(node.hopNs))}`;
+  return {
+    line: `${bold(`${node.stream} #${node.seq}`)} ${cyan(node.actor ?? '?')} ${abridge(node.fields)} ${dim('at')} +${duration(node.publishNs)}${hop}${handled ? ` ${dim(`handled by ${handled}`)}` : ''}`,
+    children: node.children.map(drawnNode),
+  };
+}
+
+/** A tree, drawn: its root line says the tree's latency and size. */
+export function drawMessageTree(tree: MessageTree): string {
+  const head = `${dim('tree of')} ${tree.root.stream} #${tree.root.seq}: ${tree.nodes} messages, latency ${yellow(duration(tree.latencyNs))}${tree.missingParent ? dim(' (its parent is not in the lake)') : ''}`;
+  return `${head}\n${drawTree(drawnNode(tree.root))}`;
+}
+
+/** `dorsal tree`: message trees drawn as trees. */
+export function treeCommand(): Command {
+  return withSourceOptions(
+    new Command('tree')
+      .description('draw message trees: the slowest ones, or the tree of one message')
+      .option('--slowest <n>', 'the n trees with the largest latency (default 1)', integer(1, 1000))
+      .option('--message <stream:seq>', 'the tree of this message, e.g. orders:42', messageRef)
+      .addHelpText('after', '\nExamples:\n  $ dorsal tree --slowest 3\n  $ dorsal tree --message orders:42'),
+  ).action(async (options: TreeOptions) => {
+    if (options.slowest !== undefined && options.message !== undefined) {
+      throw new InvalidArgumentError('give --slowest N or --message STREAM:SEQ, not both');
+    }
+    await withSource(options, async (source) => {
+      const process = await resolveProcess(source, options.process);
+      const trees =
+        options.message === undefined
+          ? await source.analytics.slowestTrees({ process: process.processId, n: options.slowest ?? 1 })
+          : [await source.analytics.tree({ process: process.processId, ...options.message })];
+      if (options.json) return printJson(trees);
+      if (trees.length === 0)
+        return console.log(dim(`process ${process.processId} recorded no handled message`));
+      console.log(trees.map(drawMessageTree).join('\n\n'));
+    });
+  });
+}

@@ -1,0 +1,186 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { tempDir } from './fixtures.js';
+
+const SYSTEM = 'examples/market/system.ts';
+const SUMMARY =
+  /^([\d,]+) messages, ([\d,]+) timing records, ([\d,]+) events recorded in (.+); ([\d,]+) lost/m;
+const number = (text: string) => Number(text.replaceAll(',', ''));
+
+interface TreeJson {
+  readonly nodes: number;
+  readonly root: { stream: string; seq: number; children: { stream: string; children: unknown[] }[] };
+}
+
+describe('the dorsal command on a recorded run', () => {
+  const { dir, cleanup } = tempDir('dorsal-cli-');
+  let run: Awaited<ReturnType<typeof runDorsal>>;
+
+  beforeAll(async () => {
+    run = await runDorsal(['run', SYSTEM, '--seconds', '1', '--data', dir]);
+  }, 120_000);
+  afterAll(cleanup);
+
+  it('run: records the system, then prints what each actor did, the percentiles, the slowest tree and the totals', () => {
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/what each actor did\nactor +stream +handled +produced +lost +failed\n/);
+    expect(run.stdout).toMatch(/^book-builder +ticks +[\d,]+ +0 +0 +0$/m);
+    expect(run.stdout).toMatch(/latency since the origin, and handler time/);
+    expect(run.stdout).toMatch(/the slowest message tree\ntree of ticks #\d+: \d+ messages, latency/);
+    const [, messages, timings, , where] = SUMMARY.exec(run.stdout)!;
+    expect(number(messages!)).toBeGreaterThan(0);
+    expect(number(timings!)).toBeGreaterThan(0);
+    expect(where).toBe(dir);
+  });
+
+  it('processes: the recorded process, with its counts', async () => {
+    const { code, stdout } = await runDorsal(['processes', '--data', dir, '--json']);
+    expect(code).toBe(0);
+    const listing = JSON.parse(stdout) as {
+      processId: string;
+      messages: number;
+      timings: number;
+      replayOf: null;
+    }[];
+    expect(listing).toHaveLength(1);
+    expect(listing[0]!.messages).toBe(number(SUMMARY.exec(run.stdout)![1]!));
+    expect(listing[0]!.timings).toBe(number(SUMMARY.exec(run.stdout)![2]!));
+    expect(listing[0]!.replayOf).toBeNull();
+    // The process says which system module it ran (what a replay runs again).
+    const system = await runDorsal([
+      'query',
+      "SELECT properties->>'dorsal.system' FROM processes",
+      '--data',
+      dir,
+      '--json',
+    ]);
+    expect((JSON.parse(system.stdout) as { rows: string[][] }).rows[0]![0]).toMatch(
+      /^file:.*\/examples\/market\/system\.ts$/,
+    );
+    const table = await runDorsal(['processes', '--data', dir]);
+    expect(table.stdout).toMatch(/^process +exe +start +duration +messages +timings +replay of$/m);
+    expect(table.stdout).toContain(listing[0]!.processId);
+  });
+
+  it('stats: percentiles per actor × stream, and per actor alone', async () => {
+    const { code, stdout } = await runDorsal(['stats', '--data', dir, '--json']);
+    expect(code).toBe(0);
+    const { rows } = JSON.parse(stdout) as {
+      rows: { actor: string; stream: string; count: number; latency: { p50: number; max: number } }[];
+    };
+    expect(rows.map((r) => [r.actor, r.stream])).toEqual([
+      ['book-builder', 'ticks'],
+      ['gateway', 'orders'],
+      ['strategy', 'books'],
+    ]);
+    for (const row of rows) expect(row.latency.p50).toBeLessThanOrEqual(row.latency.max);
+    const byActor = await runDorsal(['stats', '--data', dir, '--by', 'actor']);
+    expect(byActor.stdout).toMatch(/^actor +count +p50 +p90 +p99 +p99\.9 +max +handler p50/m);
+    expect(byActor.stdout).toMatch(/^gateway +[\d,]+ +[\d.]+ [nµm]?s/m);
+  });
+
+  it('tree: the slowest trees and the tree of one message, drawn or as JSON', async () => {
+    const slowest = await runDorsal(['tree', '--data', dir, '--slowest', '2', '--json']);
+    expect(slowest.code).toBe(0);
+    const trees = JSON.parse(slowest.stdout) as TreeJson[];
+    expect(trees).toHaveLength(2);
+    expect(trees.every((t) => t.root.stream === 'ticks')).toBe(true);
+    const one = await runDorsal(['tree', '--data', dir, '--message', 'books:5', '--json']);
+    const [tree] = JSON.parse(one.stdout) as TreeJson[];
+    expect([tree!.root.stream, tree!.root.seq]).toEqual(['ticks', 5]);
+    expect(tree!.root.children.map((c) => c.stream)).toEqual(['books']);
+    const drawn = await runDorsal(['tree', '--data', dir, '--message', 'ticks:5']);
+    expect(drawn.stdout).toMatch(/^ticks #5 feed \{.*\} at \+0 ns/m);
+    expect(drawn.stdout).toMatch(/^└─ books #5 book-builder \{.*\} at \+[\d.]+ [nµm]?s hop/m);
+  });
+
+  it('query: read-only SQL as a table, JSON or CSV', async () => {
+    const csv = await runDorsal([
+      'query',
+      'SELECT stream, count(*) AS n FROM messages GROUP BY 1 ORDER BY 1',
+      '--data',
+      dir,
+      '--format',
+      'csv',
+    ]);
+    expect(csv.code).toBe(0);
+    expect(csv.stdout.split('\r\n')[0]).toBe('stream,n');
+    expect(
+      csv.stdout
+        .split('\r\n')
+        .slice(1, -1)
+        .map((l) => l.split(',')[0]),
+    ).toEqual(['acks', 'books', 'orders', 'ticks']);
+    const json = await runDorsal(['query', 'SELECT 6 * 7 AS answer', '--data', dir, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ columns: [{ name: 'answer' }], rows: [[42]] });
+    const table = await runDorsal(['query', "SELECT 'a' AS x, 1 AS y", '--data', dir]);
+    expect(table.stdout).toMatch(/^x +y\na +1$/m);
+  });
+
+  it('says what went wrong in one line, and exits 1', async () => {
+    const failures: [string[], RegExp][] = [
+      [['stats', '--data', join(dir, 'nope')], /^dorsal: no lake in .*nope: record a run first/],
+      [
+        ['stats', '--data', dir, '--process', 'ffffffff'],
+        /^dorsal: no process ffffffff in .*: `dorsal processes` lists them/,
+      ],
+      [['query', 'SELEC 1', '--data', dir], /^dorsal: the query does not parse/],
+      [
+        ['query', 'DROP TABLE blocks', '--data', dir],
+        /^dorsal: the analytics are read-only: only SELECT is answered, got DROP/,
+      ],
+      [
+        ['stats', '--url', 'http://127.0.0.1:1'],
+        /^dorsal: cannot reach http:\/\/127\.0\.0\.1:1: is `dorsal serve` running there\?/,
+      ],
+      [['tree', '--data', dir, '--message', 'ticks'], /expected STREAM:SEQ/],
+      [['run', 'no/such/system.js', '--data', dir], /^dorsal: no system module at no\/such\/system\.js/],
+      [['run', 'examples/market/spine.ts', '--data', dir], /must export default defineSystem/],
+    ];
+    for (const [args, message] of failures) {
+      const { code, stderr } = await runDorsal(args);
+      expect(code, args.join(' ')).toBe(1);
+      expect(stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(stderr, args.join(' ')).toMatch(message);
+    }
+  });
+
+  it('has --help with an example for each command', async () => {
+    for (const command of ['run', 'demo', 'processes', 'stats', 'tree', 'query']) {
+      const { code, stdout } = await runDorsal([command, '--help']);
+      expect(code, command).toBe(0);
+      expect(stdout, command).toMatch(/Example/);
+    }
+  });
+});
+
+describe('the dorsal command through a server', () => {
+  it('run --url records through dorsal serve, and stats --url reads through it', async () => {
+    const { dir, cleanup } = tempDir('dorsal-cli-url-');
+    const serve = await startDorsalServe(['--port', '0', '--data', dir]);
+    try {
+      const run = await runDorsal(['run', SYSTEM, '--seconds', '1', '--url', serve.url]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(SUMMARY.exec(run.stdout)![4]).toBe(serve.url);
+      const stats = await runDorsal(['stats', '--json'], { DORSAL_URL: serve.url });
+      expect(stats.code, stats.stderr).toBe(0);
+      expect((JSON.parse(stats.stdout) as { rows: unknown[] }).rows).toHaveLength(3);
+    } finally {
+      await serve.stop();
+      cleanup();
+    }
+  }, 120_000);
+
+  it('demo runs the market pipeline and summarizes it', async () => {
+    const { dir, cleanup } = tempDir('dorsal-cli-demo-');
+    try {
+      const demo = await runDorsal(['demo', '--seconds', '1', '--rate', '5000', '--data', dir]);
+      expect(demo.code, demo.stderr).toBe(0);
+      expect(demo.stdout).toMatch(/the market pipeline for 1 s at 5,000 ticks\/s/);
+      expect(number(SUMMARY.exec(demo.stdout)![1]!)).toBeGreaterThan(0);
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+});
