@@ -24,7 +24,7 @@ function writeMetric(name: string, value: number, unit: string, kind: number): v
   const nameId = writer.metricName.of(strings, name);
   const unitId = writer.metricUnit.of(strings, unit);
   if (nameId < 0 || unitId < 0) {
-    strings.countDroppedForString();
+    strings.countDroppedForString('metrics');
     return;
   }
   const out = writer.metricOut;
