@@ -46,12 +46,12 @@ function exportedNames(source: string): { values: Set<string>; types: Set<string
 }
 
 describe('the public face', () => {
-  it("import 'dorsal' loads no npm package; the sink and wire format load no lake; the detection sees each one", async () => {
+  it("import 'dorsal' loads no npm package; the sink, the wire format and dorsal/persist load no lake; the detection sees each one", async () => {
     const { out, code } = await runTsxChild(
       [
         'test/fixtures/loaded-packages.ts',
         'src/index.ts',
-        'src/wire.ts,src/sink.ts',
+        'src/wire.ts,src/sink.ts,src/persist.ts',
         `src/lake.ts,src/ingestion.ts,piscina`,
         'src/analytics.ts',
       ],
@@ -75,7 +75,15 @@ describe('the public face', () => {
   it('package.json exports the root and the telemetry subpaths, each an explicit list of names, disjoint', async () => {
     const map = entries();
     expect([...map.keys()].sort()).toEqual(
-      ['dorsal', 'dorsal/analytics', 'dorsal/ingestion', 'dorsal/lake', 'dorsal/sink', 'dorsal/wire'].sort(),
+      [
+        'dorsal',
+        'dorsal/analytics',
+        'dorsal/ingestion',
+        'dorsal/lake',
+        'dorsal/persist',
+        'dorsal/sink',
+        'dorsal/wire',
+      ].sort(),
     );
     const seen = new Map<string, string>();
     for (const [specifier, file] of map) {
@@ -106,6 +114,7 @@ describe('the public face', () => {
       'dorsal',
       'dorsal/analytics',
       'dorsal/lake',
+      'dorsal/persist',
       'dorsal/sink',
       'dorsal/wire',
     ]);

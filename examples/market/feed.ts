@@ -1,4 +1,4 @@
-import { Actor, type SpineAdapter } from 'dorsal';
+import { Actor, intMetric, logger, type SpineAdapter } from 'dorsal';
 import { type MarketSpine, SYMBOLS } from './spine.js';
 
 /**
@@ -22,6 +22,8 @@ export default class Feed extends Actor<MarketSpine> {
 
   override onInit(adapter: SpineAdapter<MarketSpine>): void {
     this.next = adapter.now();
+    // Instrumentation: a log entry into this thread's buffers, persisted with the run.
+    logger('feed').info('publishing', { ratePerSecond: Math.round(1e9 / this.intervalNs) });
   }
 
   loopBody(adapter: SpineAdapter<MarketSpine>): void {
@@ -39,6 +41,7 @@ export default class Feed extends Actor<MarketSpine> {
       tick.size = 1 + Math.floor(Math.random() * 500);
       adapter.produce('ticks', tick);
       this.next += this.intervalNs;
+      if (this.n % 1000 === 0) intMetric('feed.ticks', this.n, 'ticks');
     }
   }
 }

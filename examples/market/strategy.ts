@@ -1,4 +1,4 @@
-import { Actor, type Handler, type SpineAdapter } from 'dorsal';
+import { Actor, beginSpan, endSpan, type Handler, type SpineAdapter } from 'dorsal';
 import type { MarketSpine } from './spine.js';
 
 /**
@@ -13,6 +13,8 @@ export default class Strategy extends Actor<MarketSpine> {
   // Made once: an arrow written inside loopBody would be a new closure on every round.
   private readonly onBook: Handler<MarketSpine, 'books'> = (book, producers) => {
     if (book.ask - book.bid < 0.04) return;
+    // Instrumentation: each quote is a span in this thread's buffers (begin/end: no closure).
+    const quote = beginSpan('quote');
     const order = this.order;
     order.symbol = book.symbol;
     order.qty = 10;
@@ -24,6 +26,7 @@ export default class Strategy extends Actor<MarketSpine> {
     order.side = 1;
     order.price = book.ask - 0.01;
     producers.produce('orders', order);
+    endSpan(quote);
   };
 
   loopBody(adapter: SpineAdapter<MarketSpine>): void {

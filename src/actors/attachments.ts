@@ -1,4 +1,8 @@
 import type { Spine } from '../spine/index.js';
+import type {
+  InstrumentationStreamName,
+  ThreadBuffersDescriptor,
+} from '../telemetry/instrumentation/index.js';
 
 /** An actor of the system, as an attachment sees it. */
 export interface AttachedActor {
@@ -7,7 +11,14 @@ export interface AttachedActor {
   readonly name: string | undefined;
   /** The module's URL (href). */
   readonly module: string;
+  /** The name of the thread it runs on (`actor-<id>` unless spawned with `thread`). */
+  readonly thread: string;
+  /** The instrumentation buffers of its thread (shared by the actors of one thread). */
+  readonly instrumentation: ThreadBuffersDescriptor;
 }
+
+/** Where each queue of a thread's instrumentation buffers stood: what comes after is the run's. */
+export type InstrumentationPositions = Readonly<Record<InstrumentationStreamName, number>>;
 
 /** What the system offers an attachment. */
 export interface AttachmentHost {
@@ -21,6 +32,14 @@ export interface AttachmentHost {
    * futex word, which a phase change wakes (see `SpineControl.parker`).
    */
   readonly worker: number;
+  /**
+   * The instrumentation buffers of the thread that runs the system (the main thread), and where
+   * their queues stood when the system was made.
+   */
+  readonly instrumentation: {
+    readonly buffers: ThreadBuffersDescriptor;
+    readonly from: InstrumentationPositions;
+  };
 }
 
 /**
@@ -39,16 +58,21 @@ export interface SystemAttachment {
   abort(): Promise<void>;
 }
 
-/** What the persister says at stop, per source (a spine stream, an actor's timing queue, a thread's instrumentation). */
+/** What the persister says at stop, per source (a spine stream, an actor's timing queue, a thread's instrumentation queue). */
 export interface PersistedSource {
-  /** `'messages'`, `'timings'` or an instrumentation kind. */
-  readonly kind: string;
+  /** `'messages'`, `'timings'`, or an instrumentation queue's: `'log'`, `'metrics'`, `'spans'`. */
+  readonly kind: 'messages' | 'timings' | 'log' | 'metrics' | 'spans';
   /** The spine stream, the actor, or the thread. */
   readonly name: string;
   /** Records that reached the lake's blocks (handed to the sink). */
   readonly persisted: number;
   /** Records the persister missed (lapped, or their writer died), recorded in the lake too. */
   readonly lost: number;
+  /**
+   * Instrumentation only: events the thread dropped at the source, never written to its queue
+   * (a string that could not be interned, a span opened 128 deep), recorded in the lake too.
+   */
+  readonly dropped?: number;
 }
 
 /** The persister's part of a stop report (`report.persist`). */

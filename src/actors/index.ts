@@ -3,6 +3,7 @@ export {
   type AttachedActor,
   type AttachmentFactory,
   type AttachmentHost,
+  type InstrumentationPositions,
   type PersistedSource,
   type PersistReport,
   registerSystemOption,

@@ -11,6 +11,7 @@ import type {
   AdapterTimingStats,
   SpineDescriptor,
 } from '../spine/index.js';
+import type { ThreadBuffersDescriptor } from '../telemetry/instrumentation/index.js';
 
 export interface ActorAssignment {
   readonly id: number;
@@ -29,6 +30,8 @@ export interface ActorWorkerData {
   readonly actors: readonly ActorAssignment[];
   /** Names of the actors known when this worker starts, by id (for observers). */
   readonly names: Readonly<Record<number, string>>;
+  /** The thread's instrumentation buffers, bound before any actor module loads. */
+  readonly instrumentation: ThreadBuffersDescriptor;
 }
 
 export interface ErrorInfo {

@@ -1,5 +1,6 @@
 /** What `System` takes and returns: spawn and system options, the stop report. */
-import type { OptionNames } from '../options.js';
+import { ConfigError } from '../errors.js';
+import { checkOptionNames, type OptionNames } from '../options.js';
 import type { QueueStats, WaitStrategyName } from '../queues/index.js';
 import type { SpineOptions } from '../spine/index.js';
 import type { PersistReport } from './attachments.js';
@@ -101,4 +102,16 @@ export interface PersistOptions {
    * ran, `dorsal.replay_of`: the process it replays), beside those the persister writes.
    */
   readonly properties?: Readonly<Record<string, string>>;
+}
+
+/** Refuses spawn options of the wrong kind, naming the option, before anything is registered. */
+export function checkSpawnOptions(options: SpawnOptions): void {
+  checkOptionNames(options, SPAWN_OPTIONS, 'spawn option');
+  const { restarts, thread } = options;
+  if (restarts !== undefined && !(Number.isSafeInteger(restarts) && restarts >= 0)) {
+    throw new ConfigError(`spawn option 'restarts' must be an integer ≥ 0, got ${String(restarts)}`);
+  }
+  if (thread !== undefined && (typeof thread !== 'string' || thread.length === 0)) {
+    throw new ConfigError(`spawn option 'thread' must be a non-empty string, got ${String(thread)}`);
+  }
 }

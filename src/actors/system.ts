@@ -12,6 +12,11 @@ import {
   type StreamSpecs,
 } from '../spine/index.js';
 import {
+  createThreadBuffers,
+  releaseThreadBuffers,
+  type ThreadBuffersDescriptor,
+} from '../telemetry/instrumentation/index.js';
+import {
   type AttachedActor,
   type PersistReport,
   type SystemAttachment,
@@ -19,22 +24,26 @@ import {
 } from './attachments.js';
 import { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 import { actorModuleHref, launchActorWorker } from './launch.js';
+import { mergeReports } from './merge-reports.js';
 import type { ActorReport, FromWorker, ToWorker } from './protocol.js';
 import { untilQuiet } from './quiescence.js';
 import {
+  checkSpawnOptions,
   RUN_OPTIONS,
   type RunOptions,
-  SPAWN_OPTIONS,
   SPINE_OPTIONS,
   type SpawnOptions,
   SYSTEM_OPTIONS,
   type SystemOptions,
   type SystemReport,
 } from './system-options.js';
+import { systemThreadBuffers } from './thread-buffers.js';
 
 interface ActorEntry {
   readonly id: number;
   readonly module: string;
+  /** The name of its thread. */
+  readonly thread: string;
   readonly options: SpawnOptions;
   restartsLeft: number;
   name?: string;
@@ -44,6 +53,8 @@ interface ThreadState {
   readonly index: number;
   readonly name: string;
   readonly actors: ActorEntry[];
+  /** Its instrumentation buffers: every incarnation of the thread records into them. */
+  readonly buffers: ThreadBuffersDescriptor;
   wait: WaitStrategyName;
   worker?: Worker;
   status: 'pending' | 'starting' | 'running' | 'exited' | 'crashed';
@@ -81,6 +92,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private readonly crashes: ActorCrashedError[] = [];
   /** What runs beside the actors, by system option (the persister). */
   private readonly attachments = new Map<string, SystemAttachment>();
+  /** This thread's instrumentation buffers, and where they stood when the system was made. */
+  private readonly ownBuffers: ReturnType<typeof systemThreadBuffers>;
   /** The first crash that was not healed by a restart: it stops the system and fails `run`. */
   private fatal?: ActorCrashedError;
   private state: State = 'created';
@@ -98,6 +111,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     }
     this.spine = Spine.create(definition, options.spine);
     this.options = options;
+    this.ownBuffers = systemThreadBuffers(this.spine.control.clockBaseNs);
   }
 
   /** Registers an actor module; after `start`, launches it at once (its consumers start at the head). */
@@ -113,13 +127,15 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       );
     }
     checkSpawnOptions(options);
+    const id = this.actors.length;
+    const threadName = options.thread ?? `actor-${id}`;
     const entry: ActorEntry = {
-      id: this.actors.length,
+      id,
       module: actorModuleHref(module),
+      thread: threadName,
       options,
       restartsLeft: options.restarts ?? 0,
     };
-    const threadName = options.thread ?? `actor-${entry.id}`;
     waitStrategyNamed(options.wait ?? 'adaptive');
     let thread = this.threads.get(threadName);
     const wait = options.wait ?? thread?.wait ?? 'adaptive';
@@ -138,6 +154,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         index: this.threads.size,
         name: threadName,
         actors: [],
+        buffers: createThreadBuffers({ name: threadName, clockBaseNs: this.spine.control.clockBaseNs }),
         status: 'pending',
         wait,
         earlier: [],
@@ -147,9 +164,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     thread.actors.push(entry);
     this.actors.push(entry);
     const timing = this.spine.addTimingQueue(entry.id);
-    for (const attachment of this.attachments.values()) {
-      attachment.actorSpawned({ id: entry.id, name: undefined, module: entry.module });
-    }
+    for (const attachment of this.attachments.values()) attachment.actorSpawned(this.attachedActor(entry));
     if (this.state === 'running') {
       // Observers already running learn of the newcomer's timing queue.
       const message: ToWorker = { type: 'timing-queue', actor: entry.id, buffer: timing.buffer };
@@ -280,12 +295,18 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         actors: () => this.attachedActors(),
         startAt,
         worker: ATTACHMENT_WORKER,
+        instrumentation: this.ownBuffers,
       });
     }
   }
 
   private attachedActors(): AttachedActor[] {
-    return this.actors.map((a) => ({ id: a.id, name: a.name, module: a.module }));
+    return this.actors.map((a) => this.attachedActor(a));
+  }
+
+  private attachedActor(a: ActorEntry): AttachedActor {
+    const instrumentation = this.threads.get(a.thread)!.buffers;
+    return { id: a.id, name: a.name, module: a.module, thread: a.thread, instrumentation };
   }
 
   private launch(thread: ThreadState, start: AdapterStart): Promise<void> {
@@ -299,6 +320,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       spine: this.spine.descriptor(),
       actors: thread.actors.map((a) => ({ id: a.id, module: a.module, args: a.options.args, start })),
       names: this.names(),
+      instrumentation: thread.buffers,
     });
     thread.worker = worker;
     // A restarted thread gets a new worker: events of the old one are no longer ours.
@@ -401,8 +423,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const ended = await Promise.race([thread.exit!.then(() => true), sleep(1000).then(() => false)]);
     // A crashed worker kept alive by a timer or a socket of the actor's is ended here.
     if (!ended) await thread.worker?.terminate();
-    // The dead worker may not have given back its timing queue's producer role.
+    // The dead worker may not have given back its timing queue's producer role, nor its
+    // instrumentation buffers: the new one records on where it stopped.
     this.spine.timingQueue(actor.id)?.releaseProducer();
+    releaseThreadBuffers(thread.buffers);
     try {
       await this.launch(thread, positions);
     } catch (error) {
@@ -473,55 +497,6 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   }
 }
 
-/**
- * One report per actor: the figures of its incarnations (a restarted actor's crashed runs, then
- * its last) summed stream by stream and actor by actor.
- */
-function mergeReports(reports: readonly ActorReport[]): ActorReport[] {
-  const byId = new Map<number, ActorReport>();
-  for (const report of reports) {
-    const before = byId.get(report.id);
-    byId.set(report.id, before === undefined ? report : sumReports(before, report));
-  }
-  return [...byId.values()];
-}
-
-function sumReports(a: ActorReport, b: ActorReport): ActorReport {
-  const streams = a.streams.map((s, i) => {
-    const t = b.streams[i]!;
-    return {
-      stream: s.stream,
-      handled: s.handled + t.handled,
-      skipped: s.skipped + t.skipped,
-      lost: s.lost + t.lost,
-      poisoned: s.poisoned + t.poisoned,
-      failed: s.failed + t.failed,
-      produced: s.produced + t.produced,
-    };
-  });
-  const timings = new Map(a.timings.map((t) => [t.actorId, t]));
-  for (const t of b.timings) {
-    const earlier = timings.get(t.actorId);
-    timings.set(
-      t.actorId,
-      earlier === undefined ? t : { ...t, handled: earlier.handled + t.handled, lost: earlier.lost + t.lost },
-    );
-  }
-  return { id: b.id, name: b.name, streams, timings: [...timings.values()] };
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Refuses spawn options of the wrong kind, naming the option, before anything is registered. */
-function checkSpawnOptions(options: SpawnOptions): void {
-  checkOptionNames(options, SPAWN_OPTIONS, 'spawn option');
-  const { restarts, thread } = options;
-  if (restarts !== undefined && !(Number.isSafeInteger(restarts) && restarts >= 0)) {
-    throw new ConfigError(`spawn option 'restarts' must be an integer ≥ 0, got ${String(restarts)}`);
-  }
-  if (thread !== undefined && (typeof thread !== 'string' || thread.length === 0)) {
-    throw new ConfigError(`spawn option 'thread' must be a non-empty string, got ${String(thread)}`);
-  }
 }

@@ -4,6 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Spine, SpineAdapter, ThreadActivity } from '../spine/index.js';
+import { bindThreadInstrumentation } from '../telemetry/instrumentation/index.js';
 import { Actor } from './actor.js';
 import { ActorThread, type RunningActor } from './actor-thread.js';
 import {
@@ -16,6 +17,9 @@ import {
 } from './protocol.js';
 
 const data = workerData as ActorWorkerData;
+// Before any actor module loads (one may log as it loads): the thread's events go into the
+// buffers the System made for it, on the spine's clock, with the process's level table.
+bindThreadInstrumentation(data.instrumentation);
 const port = parentPort!;
 const post = (message: FromWorker) => port.postMessage(message);
 const names = new Map<number, string>(Object.entries(data.names).map(([id, name]) => [Number(id), name]));

@@ -91,8 +91,10 @@ describe('the layouts a lake stream declares, and the shared-memory header', () 
       THREAD_ID: 5,
       CLOCK_BASE_F64: 4,
       COUNT: 16,
-      DROPPED_STRING: 17,
-      DROPPED_DEPTH: 18,
+      DROPPED_STRING_LOGS: 17,
+      DROPPED_STRING_METRICS: 18,
+      DROPPED_STRING_SPANS: 19,
+      DROPPED_DEPTH: 20,
       ENDS_BYTE: 128,
     });
     // The writer's counters sit on their own cache line, after line 0's constants.

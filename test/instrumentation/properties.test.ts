@@ -52,6 +52,10 @@ describe('what a log entry holds, and what it leaves out', () => {
     span(long, () => undefined);
     logger('props').info('n'.repeat(MAX_STRING_BYTES));
     expect(fresh.reader.dropped.strings).toBe(5);
+    // Each drop is counted against the kind of event it was: what its lake stream reports.
+    expect(['logs', 'metrics', 'spans'].map((k) => fresh.reader.droppedOf(k as 'logs').strings)).toEqual([
+      3, 1, 1,
+    ]);
     expect(fresh.logs().map((l) => l.template.length)).toEqual([MAX_STRING_BYTES]);
     expect(fresh.metrics()).toEqual([]);
     expect(fresh.spans()).toEqual([]);

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, defineSpine, type PersistReport, System, type SystemReport } from '../../src/index.js';
+import { type PersistedSourceData, readPersisted } from '../../src/persist.js';
 import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { LakeLocation } from '../../src/telemetry/lake/open.js';
-import { type PersistedSourceData, readPersisted } from '../../src/telemetry/persist/index.js';
 import type { Recorded, RecordedTiming } from '../fixtures/actors/recorder.js';
 import { Fill, Order, spine, Tick } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';

@@ -52,6 +52,16 @@ export function bindThreadInstrumentation(descriptor: ThreadBuffersDescriptor): 
   for (const listener of rebindListeners) listener();
 }
 
+/**
+ * This thread's buffers if it has bound (or made) any, and whether it recorded into them; made
+ * by nothing. A System asks it before it gives its own thread buffers on its spine's clock.
+ */
+export function boundThreadBuffers():
+  | { readonly descriptor: ThreadBuffersDescriptor; readonly used: boolean }
+  | undefined {
+  return current === undefined ? undefined : { descriptor: current.descriptor, used: current.used };
+}
+
 /** This thread's buffers, made now if it has none: what a persister attaches to. */
 export function currentThreadBuffers(): ThreadBuffersDescriptor {
   return threadWriter().descriptor;

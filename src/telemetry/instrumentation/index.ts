@@ -1,5 +1,6 @@
 export {
   bindThreadInstrumentation,
+  boundThreadBuffers,
   currentThreadBuffers,
   releaseThreadBuffers,
   unbindThreadInstrumentation,
@@ -46,5 +47,5 @@ export {
   ThreadBuffersReader,
 } from './reader.js';
 export { beginSpan, endSpan, span, spanAsync } from './spans.js';
-export { StringTableReader } from './string-table.js';
+export { type EventKind, StringTableReader } from './string-table.js';
 export { MAX_SPAN_DEPTH } from './thread-writer.js';

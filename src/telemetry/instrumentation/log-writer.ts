@@ -18,7 +18,7 @@ export function writeLog(logger: Logger, level: number, template: string, proper
   if (targetId < 0) {
     targetId = strings.intern(logger.target);
     if (targetId < 0) {
-      strings.countDroppedForString();
+      strings.countDroppedForString('logs');
       return;
     }
     logger.targetId = targetId;
@@ -27,7 +27,7 @@ export function writeLog(logger: Logger, level: number, template: string, proper
   if (template !== logger.lastTemplate) {
     templateId = strings.intern(template);
     if (templateId < 0) {
-      strings.countDroppedForString();
+      strings.countDroppedForString('logs');
       return;
     }
     logger.lastTemplate = template;
@@ -40,7 +40,7 @@ export function writeLog(logger: Logger, level: number, template: string, proper
   out.target = targetId;
   out.template = templateId;
   if (!writer.properties.write(properties)) {
-    strings.countDroppedForString();
+    strings.countDroppedForString('logs');
     return;
   }
   writer.logs.publish(out);

@@ -86,7 +86,7 @@ function writeStaged(name: string, unit: string | undefined, kind: number): void
   const nameId = writer.metricName.of(strings, name);
   const unitId = writer.metricUnit.of(strings, unit === undefined ? '' : unit);
   if (nameId < 0 || unitId < 0) {
-    strings.countDroppedForString();
+    strings.countDroppedForString('metrics');
     return;
   }
   out.t = writer.clock.now();

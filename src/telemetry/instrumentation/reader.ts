@@ -75,6 +75,14 @@ export class ThreadBuffersReader {
     return { strings: this.strings.droppedForStrings, depth: this.strings.droppedForDepth };
   }
 
+  /** What the thread dropped of one stream's events at the source (depth: spans only). */
+  droppedOf(stream: InstrumentationStreamName): InstrumentationDrops {
+    return {
+      strings: this.strings.droppedForStringsOf(stream),
+      depth: stream === 'spans' ? this.strings.droppedForDepth : 0,
+    };
+  }
+
   /** The queue of one stream by name. */
   queue(
     name: InstrumentationStreamName,

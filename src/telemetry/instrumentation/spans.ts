@@ -45,7 +45,7 @@ export function beginSpan(name: string): number {
   const strings = writer.strings;
   const nameId = writer.spanName.of(strings, name);
   if (nameId < 0) {
-    strings.countDroppedForString();
+    strings.countDroppedForString('spans');
     return 0;
   }
   const depth = writer.depth;
@@ -89,7 +89,7 @@ export function endSpan(id: number): void {
 export function spanAsync<T>(name: string, fn: () => PromiseLike<T> | T): Promise<T> {
   const writer = threadWriter();
   const nameId = writer.strings.intern(name);
-  if (nameId < 0) writer.strings.countDroppedForString();
+  if (nameId < 0) writer.strings.countDroppedForString('spans');
   const id = nameId < 0 ? 0 : ++writer.lastSpanId;
   const parent = writer.currentSpan();
   const depth = writer.depth;

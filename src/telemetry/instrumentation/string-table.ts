@@ -13,7 +13,8 @@ import { MAX_STRING_BYTES } from './events.js';
  *           │ CLOCK_BASE_F64 at byte 32 (the base of every time in the thread's events)         │
  * byte 64   ├ line 1: the writer's counters ────────────────────────────────────────────────┤
  *           │ COUNT (strings published: ids below it are readable)                              │
- *           │ DROPPED_STRING (events dropped: a string could not be interned)                  │
+ *           │ DROPPED_STRING_LOGS · _METRICS · _SPANS (events of each kind dropped: a string   │
+ *           │ could not be interned)                                                           │
  *           │ DROPPED_DEPTH (spans not begun: the thread's span stack was full)                │
  * byte 128  ├ ENDS: MAX_STRINGS × u32, where string i's UTF-8 bytes end (they start where     │
  *           │ string i - 1's end; string 0, the empty string, is there from the start)         │
@@ -35,14 +36,26 @@ export const StringTableHeader = {
   THREAD_ID: 5,
   CLOCK_BASE_F64: 4,
   COUNT: 16,
-  DROPPED_STRING: 17,
-  DROPPED_DEPTH: 18,
+  DROPPED_STRING_LOGS: 17,
+  DROPPED_STRING_METRICS: 18,
+  DROPPED_STRING_SPANS: 19,
+  DROPPED_DEPTH: 20,
   ENDS_BYTE: 128,
 } as const;
 
 const H = StringTableHeader;
 const MAGIC = 0x64727374; // 'drst'
-const FORMAT = 1;
+const FORMAT = 2;
+
+/** The counter of events of each kind dropped because one of their strings could not be interned. */
+const DROPPED_STRING_WORD = {
+  logs: H.DROPPED_STRING_LOGS,
+  metrics: H.DROPPED_STRING_METRICS,
+  spans: H.DROPPED_STRING_SPANS,
+} as const;
+
+/** The kinds of event a thread records, each in a queue of its own. */
+export type EventKind = keyof typeof DROPPED_STRING_WORD;
 
 /** Options of a string table's size. */
 export interface StringTableSize {
@@ -119,8 +132,17 @@ export class StringTable {
 
   /** Events dropped because one of their strings could not be interned (table full, or too long). */
   get droppedForStrings(): number {
+    return (
+      this.droppedForStringsOf('logs') +
+      this.droppedForStringsOf('metrics') +
+      this.droppedForStringsOf('spans')
+    );
+  }
+
+  /** Events of one kind dropped because one of their strings could not be interned. */
+  droppedForStringsOf(kind: EventKind): number {
     // SC load of a counter only the writer changes, with SC adds.
-    return Atomics.load(this.i32, H.DROPPED_STRING);
+    return Atomics.load(this.i32, DROPPED_STRING_WORD[kind]);
   }
 
   /** Spans not begun because the thread's span stack was full. */
@@ -219,10 +241,10 @@ export class StringInterner extends StringTable {
     return id === undefined ? this.add(text) : id;
   }
 
-  /** Counts an event dropped because a string could not be interned. */
-  countDroppedForString(): void {
+  /** Counts an event of `kind` dropped because a string could not be interned. */
+  countDroppedForString(kind: EventKind): void {
     // SC add: a reader's SC load sees the count; only this thread writes it.
-    Atomics.add(this.i32, H.DROPPED_STRING, 1);
+    Atomics.add(this.i32, DROPPED_STRING_WORD[kind], 1);
   }
 
   /** Counts a span not begun because the span stack was full. */

@@ -2,7 +2,8 @@ import type { PersistOptions } from '../../actors/index.js';
 import { ConfigError } from '../../errors.js';
 import { checkOptionNames, type OptionNames } from '../../options.js';
 
-const PERSIST_OPTIONS = {
+/** Every persist option's name (options that extend them spread it). */
+export const PERSIST_OPTIONS = {
   data: true,
   url: true,
   key: true,
@@ -15,7 +16,11 @@ const PERSIST_OPTIONS = {
 /** Refuses a `persist` option of the wrong shape, naming what is wrong. */
 export function checkPersistOptions(value: unknown): PersistOptions {
   checkOptionNames(value, PERSIST_OPTIONS, 'System option', 'persist');
-  const options = value as Record<string, unknown>;
+  return checkPersistValues(value as Record<string, unknown>);
+}
+
+/** Refuses persist options (whose names were checked) of the wrong type, naming the option. */
+export function checkPersistValues(options: Readonly<Record<string, unknown>>): PersistOptions {
   const { data, url, key } = options;
   if ((data === undefined) === (url === undefined)) {
     throw new ConfigError(

@@ -2,21 +2,27 @@
  * The persister's thread: attaches to every source as an ordinary consumer and copies slots into
  * blocks, nothing else (compression and shipping happen in the main thread, on libuv's pool).
  * It never announces itself to producers: a publish never pays for waking it. Idle, it sleeps
- * on its own futex word for a millisecond at a time (a phase change wakes it at once); busy, it
- * copies until every source is empty.
+ * for a millisecond at a time (under a System, on its own futex word of the spine's control
+ * block, which a phase change wakes at once); busy, it copies until every source is empty.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Spine } from '../../spine/index.js';
+import { bindThreadInstrumentation, logger } from '../instrumentation/index.js';
 import type { FromPersister, PersisterWorkerData, RawBlock, ToPersister } from './protocol.js';
 import { SourceReader } from './source-reader.js';
 
 const data = workerData as PersisterWorkerData;
+// First: whatever this thread records goes into the buffers the persister reads as its own.
+bindThreadInstrumentation(data.instrumentation);
 const port = parentPort!;
 const post = (message: FromPersister, transfer?: ArrayBuffer) =>
   port.postMessage(message, transfer === undefined ? [] : [transfer]);
-const spine = Spine.attach(data.spine);
 const readers = data.sources.map((source) => new SourceReader(source, data.blockBytes));
-const parker = spine.control.parker(data.worker, () => []);
+const nap = napper();
+const log = logger('dorsal.persister');
+/** Per source, the losses its last block carried: a new loss is logged once per block. */
+const lostSoFar = new Map<string, number>();
+const lapped = { source: '', lost: 0 };
 let stopping = false;
 
 port.on('message', (message: ToPersister) => {
@@ -24,7 +30,16 @@ port.on('message', (message: ToPersister) => {
   else stopping = true;
 });
 
-const cut = (block: RawBlock, transfer: ArrayBuffer): void => post(block, transfer);
+const cut = (block: RawBlock, transfer: ArrayBuffer): void => {
+  const before = lostSoFar.get(block.key) ?? 0;
+  if (block.coverage.lostTotal > before) {
+    lapped.source = block.key;
+    lapped.lost = block.coverage.lostTotal - before;
+    log.warn('lapped: records lost', lapped);
+  }
+  lostSoFar.set(block.key, block.coverage.lostTotal);
+  post(block, transfer);
+};
 
 /** One pass over every source; returns how many records it copied. */
 function pass(): number {
@@ -38,6 +53,20 @@ function pass(): number {
   return copied;
 }
 
+/** A sleep of about a millisecond: on the spine's control block under a System, else on a word of its own. */
+function napper(): () => void {
+  if (data.spine !== undefined && data.worker !== undefined) {
+    const parker = Spine.attach(data.spine).control.parker(data.worker, () => []);
+    return () => {
+      parker.park(parker.announce(), 1);
+      parker.retire();
+    };
+  }
+  const word = new Int32Array(new SharedArrayBuffer(4));
+  // A timed sleep on a word nothing stores to: it orders nothing; a stop is seen at the next yield.
+  return () => void Atomics.wait(word, 0, 0, 1);
+}
+
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
@@ -46,8 +75,7 @@ post({ type: 'attached' });
 let lastYield = Date.now();
 while (!stopping) {
   if (pass() === 0) {
-    parker.park(parker.announce(), 1);
-    parker.retire();
+    nap();
     await yieldToEventLoop();
     lastYield = Date.now();
   } else if (Date.now() - lastYield > 5) {
@@ -55,8 +83,11 @@ while (!stopping) {
     lastYield = Date.now();
   }
 }
-// The main thread asks for the stop once every actor thread has ended: what is in the queues now
-// is all there will be.
+// The main thread asks for the stop once every thread that writes into the sources has ended
+// (a System's actors) or is done: what is in the queues now is all there will be.
+while (pass() > 0);
+for (const reader of readers) reader.flush(cut);
+// What the flush logged (losses) is in this thread's own logs: one more pass carries it.
 while (pass() > 0);
 for (const reader of readers) reader.flush(cut);
 post({ type: 'stopped', sources: readers.map((r) => r.totals()) });

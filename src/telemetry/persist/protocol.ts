@@ -4,12 +4,16 @@
  */
 import type { LayoutDescription } from '../../queues/index.js';
 import type { SpineDescriptor } from '../../spine/index.js';
+import type { EventKind, InstrumentationDrops, ThreadBuffersDescriptor } from '../instrumentation/index.js';
 
-/** A queue the persister reads: a spine stream or an actor's timing queue. */
+/** What a persisted source is, and its lake stream's tag. */
+export type SourceKind = 'messages' | 'timings' | 'log' | 'metrics' | 'spans';
+
+/** A queue the persister reads: a spine stream, an actor's timing queue, or a thread's instrumentation queue. */
 export interface PersistSource {
-  /** Unique among the sources: `stream:<name>`, `timings:<actor id>`. */
+  /** Unique among the sources: `stream:<name>`, `timings:<actor id>`, `<tag>#<thread number>`. */
   readonly key: string;
-  readonly kind: 'messages' | 'timings';
+  readonly kind: SourceKind;
   /** The queue's message layout. */
   readonly layout: LayoutDescription;
   /** The queue carries the spine's tracking envelope before each message. */
@@ -19,12 +23,24 @@ export interface PersistSource {
   readonly from: number;
   /** Float64 index, within a record, of the time the block's begin and end are taken from. */
   readonly timeIndex: number;
+  /** An instrumentation queue: its thread's string table, whose drop counters its blocks carry. */
+  readonly drops?: InstrumentationSourceDrops;
+}
+
+/** Where an instrumentation source's drops at the source are counted. */
+export interface InstrumentationSourceDrops {
+  readonly strings: SharedArrayBuffer;
+  readonly kind: EventKind;
+  /** The counts when the persister attached: blocks carry what was dropped since. */
+  readonly before: InstrumentationDrops;
 }
 
 export interface PersisterWorkerData {
-  readonly spine: SpineDescriptor;
-  /** The control block's worker word the persister parks on (a phase change wakes it). */
-  readonly worker: number;
+  /** A System's spine: the persister parks on its control block's word `worker` (a phase change wakes it). */
+  readonly spine?: SpineDescriptor;
+  readonly worker?: number;
+  /** The persister thread's own instrumentation buffers, bound before anything else. */
+  readonly instrumentation: ThreadBuffersDescriptor;
   readonly sources: readonly PersistSource[];
   readonly blockBytes: number;
   readonly blockMs: number;
@@ -46,10 +62,12 @@ export interface RawBlock {
   readonly records: ArrayBuffer;
   readonly bytes: number;
   readonly count: number;
-  /** Spine clock ns of the earliest and latest record's time. */
+  /** The earliest and latest record's time, on the source's clock. */
   readonly beginTicks: number;
   readonly endTicks: number;
   readonly coverage: Coverage;
+  /** An instrumentation source: what its thread dropped at the source since the persister attached. */
+  readonly dropped?: InstrumentationDrops;
 }
 
 /** What the worker read of one source, at its stop. */
@@ -58,6 +76,8 @@ export interface SourceTotals {
   readonly persisted: number;
   readonly lost: number;
   readonly poisoned: number;
+  /** An instrumentation source: events its thread dropped at the source, strings and depth. */
+  readonly dropped?: number;
 }
 
 export type ToPersister =

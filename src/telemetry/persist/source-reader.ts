@@ -1,13 +1,15 @@
 import { type Consumer, Layout, type RawSlot, SeqlockQueue } from '../../queues/index.js';
 import { Tracking } from '../../spine/index.js';
-import type { PersistSource, RawBlock } from './protocol.js';
+import { type InstrumentationDrops, StringTableReader } from '../instrumentation/index.js';
+import type { InstrumentationSourceDrops, PersistSource, RawBlock } from './protocol.js';
 import { HEADER_WORDS } from './records.js';
 
 /**
  * One source of the persister, in its thread: a raw consumer of the queue and the block being
  * filled. `copy` moves records from the slots into the block, word for word (the record header,
  * the sequence, written beside them); a block is cut when full, when its first record is
- * `blockMs` old, or at the stop.
+ * `blockMs` old, or at the stop. An instrumentation source also carries what its thread dropped
+ * at the source: a block is cut for drops alone (no record) once `blockMs` passed since the last.
  */
 export class SourceReader {
   readonly key: string;
@@ -29,6 +31,11 @@ export class SourceReader {
   /** Losses already carried by a block (a block is cut at the stop only if this moved). */
   private reportedLost = 0;
   private persisted = 0;
+  /** An instrumentation source's drop counters, and the sum of the drops the last block carried. */
+  private readonly drops?: { readonly source: InstrumentationSourceDrops; readonly table: StringTableReader };
+  private reportedDrops = 0;
+  /** Wall clock (ms) of the last cut (or the start). */
+  private lastCutMs = Date.now();
 
   constructor(source: PersistSource, blockBytes: number) {
     this.key = source.key;
@@ -44,6 +51,9 @@ export class SourceReader {
     this.slot = { words: new Int32Array(this.capacityWords), at: 0 };
     this.f64 = new Float64Array(this.slot.words.buffer);
     this.firstSeq = source.from;
+    if (source.drops !== undefined) {
+      this.drops = { source: source.drops, table: StringTableReader.attach(source.drops.strings) };
+    }
   }
 
   /**
@@ -75,23 +85,55 @@ export class SourceReader {
     return copied;
   }
 
-  /** Cuts the block under way if its first record is older than `blockMs`. */
+  /**
+   * Cuts the block under way if its first record is older than `blockMs`; with no record, if
+   * drops at the source no block carried yet are waiting and the last cut is that old.
+   */
   cutIfOld(cut: (block: RawBlock, transfer: ArrayBuffer) => void, nowMs: number, blockMs: number): void {
-    if (this.count > 0 && nowMs - this.startedMs >= blockMs) this.cut(cut);
+    if (this.count > 0) {
+      if (nowMs - this.startedMs >= blockMs) this.cut(cut);
+    } else if (this.drops !== undefined && nowMs - this.lastCutMs >= blockMs) {
+      if (this.droppedTotal() !== this.reportedDrops) this.cut(cut);
+    }
   }
 
-  /** Cuts what is left at the stop: records, or losses no block has carried yet. */
+  /** Cuts what is left at the stop: records, or losses or drops no block has carried yet. */
   flush(cut: (block: RawBlock, transfer: ArrayBuffer) => void): void {
-    if (this.count > 0 || this.consumer.lost !== this.reportedLost) this.cut(cut);
+    if (
+      this.count > 0 ||
+      this.consumer.lost !== this.reportedLost ||
+      (this.drops !== undefined && this.droppedTotal() !== this.reportedDrops)
+    ) {
+      this.cut(cut);
+    }
   }
 
-  totals(): { key: string; persisted: number; lost: number; poisoned: number } {
+  totals(): { key: string; persisted: number; lost: number; poisoned: number; dropped?: number } {
+    const dropped = this.dropped();
     return {
       key: this.key,
       persisted: this.persisted,
       lost: this.consumer.lost,
       poisoned: this.consumer.poisoned,
+      ...(dropped === undefined ? {} : { dropped: sum(dropped) }),
     };
+  }
+
+  /** What the thread dropped at the source since the persister attached; undefined for other sources. */
+  private dropped(): InstrumentationDrops | undefined {
+    if (this.drops === undefined) return undefined;
+    const { source, table } = this.drops;
+    return {
+      strings: table.droppedForStringsOf(source.kind) - source.before.strings,
+      depth: source.kind === 'spans' ? table.droppedForDepth - source.before.depth : 0,
+    };
+  }
+
+  /** The same, summed, without making an object (checked on every pass). */
+  private droppedTotal(): number {
+    const { source, table } = this.drops!;
+    const depth = source.kind === 'spans' ? table.droppedForDepth - source.before.depth : 0;
+    return table.droppedForStringsOf(source.kind) - source.before.strings + depth;
   }
 
   close(): void {
@@ -102,6 +144,8 @@ export class SourceReader {
     const consumer = this.consumer;
     const records = this.slot.words.buffer as ArrayBuffer;
     const now = Date.now();
+    // Read after the records: every event dropped before the last one copied is counted.
+    const dropped = this.dropped();
     cut(
       {
         type: 'block',
@@ -117,11 +161,14 @@ export class SourceReader {
           lostTotal: consumer.lost,
           poisonedTotal: consumer.poisoned,
         },
+        ...(dropped === undefined ? {} : { dropped }),
       },
       records,
     );
     this.persisted += this.count;
     this.reportedLost = consumer.lost;
+    this.reportedDrops = dropped === undefined ? 0 : sum(dropped);
+    this.lastCutMs = now;
     this.firstSeq = consumer.sequence;
     // The old buffer was transferred away: a fresh one for the next block.
     this.slot.words = new Int32Array(this.capacityWords);
@@ -132,4 +179,8 @@ export class SourceReader {
     this.end = Number.NEGATIVE_INFINITY;
     this.startedMs = now;
   }
+}
+
+function sum(drops: InstrumentationDrops): number {
+  return drops.strings + drops.depth;
 }

@@ -1,0 +1,384 @@
+import { randomUUID } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import type { InstrumentationPositions, PersistOptions, PersistReport } from '../../actors/index.js';
+import { isTypeScriptModule, startModuleWorker } from '../../module-worker.js';
+import type { SpineDescriptor } from '../../spine/index.js';
+import type { IngestionService } from '../ingestion/service.js';
+import {
+  createThreadBuffers,
+  StringTableReader,
+  type ThreadBuffersDescriptor,
+} from '../instrumentation/index.js';
+import { TelemetrySink } from '../sink/sink.js';
+import {
+  type Block,
+  compressPartAsync,
+  formatRfc3339Ns,
+  type ProcessInfo,
+  type StreamInfo,
+} from '../wire/index.js';
+import { instrumentationDependencies, threadSources } from './instrumentation-sources.js';
+import type { FromPersister, PersistSource, RawBlock, SourceTotals, ToPersister } from './protocol.js';
+import { RecordProperty } from './records.js';
+import { type InstrumentedThread, instrumentationStream } from './streams.js';
+
+/** How a source's lake stream is made, and what the report calls it. */
+export interface SourceSpec {
+  /** What the report calls it: the stream's, the actor's or the thread's name (may change until registered). */
+  name: string;
+  /**
+   * Makes the source's lake stream, or returns undefined while it cannot yet (an actor not named
+   * yet); `final` (at the stop): make it with what is known.
+   */
+  readonly describe: (processId: string, final: boolean) => StreamInfo | undefined;
+  /** Registered as soon as the sink opens (spine streams, timing queues), else with its first block. */
+  readonly eager: boolean;
+}
+
+/** A source as the main thread knows it: its lake stream, once registered. */
+interface Source extends SourceSpec {
+  readonly source: PersistSource;
+  /** Added to a record's time to put it on the process's clock (instrumentation on another base). */
+  readonly ticksOffset: number;
+  /** An instrumentation source: its thread's strings, shipped with each block. */
+  readonly strings?: StringTableReader;
+  stream?: StreamInfo;
+  /** Blocks that arrived before the stream could be registered. */
+  readonly waiting: RawBlock[];
+  /** Records of blocks that never reached the lake (the sink dropped them, or the backlog was full). */
+  dropped: number;
+  /** What the last block handed to the sink carried: its coverage, with the drops known then. */
+  last?: {
+    readonly coverage: RawBlock['coverage'];
+    readonly sourceDrops: RawBlock['dropped'];
+    readonly dropped: number;
+  };
+}
+
+/** What the thread's instrumentation streams say of an actor thread, once known. */
+export type ThreadActors = (final: boolean) => InstrumentedThread['actors'] | undefined;
+
+/** Raw blocks waiting for compression, at most (beyond, a block is dropped and its records counted lost). */
+const MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
+
+/**
+ * What the persister and the plain process's instrumentation shipping share: a thread that copies
+ * every source's slots into blocks (persister-worker.ts), and here their compression (on libuv's
+ * pool) and delivery through a `TelemetrySink` to the embedded lake or an ingestion server, one
+ * lake process per run and one lake stream per source (see records.ts for the format), and the
+ * report of what reached the lake and what was lost.
+ */
+export class PersistPipeline {
+  /** The base of the process's clock: the spine's, or the plain process's instrumentation's. */
+  readonly clockBaseNs: number;
+  private readonly options: PersistOptions;
+  private readonly blockBytes: number;
+  private readonly blockMs: number;
+  private readonly flushTimeoutMs: number;
+  /** Wall clock (epoch ns) of the process clock's zero. */
+  private readonly epochOfZero: bigint;
+  /** The persister thread's own instrumentation buffers. */
+  private readonly own: ThreadBuffersDescriptor;
+  private worker?: Worker;
+  private service?: IngestionService;
+  private sink?: TelemetrySink;
+  private processInfo?: ProcessInfo;
+  private readonly sources = new Map<string, Source>();
+  /** Each thread's buffers get a number, by their string table. */
+  private readonly threads = new Map<SharedArrayBuffer, number>();
+  private readonly compressing = new Set<Promise<void>>();
+  private backlogBytes = 0;
+  /** Which source, and how many records, each block handed to the sink holds (for its drops). */
+  private readonly shipped = new Map<string, { readonly source: Source; readonly count: number }>();
+  private stopped?: Promise<readonly SourceTotals[]>;
+  private blocks = 0;
+  private failure?: unknown;
+
+  /** `options` checked already; `nowNs`: the process clock's reading now (ns since `clockBaseNs`). */
+  constructor(options: PersistOptions, clockBaseNs: number, nowNs: number) {
+    this.options = options;
+    this.blockBytes = options.blockBytes ?? 1024 * 1024;
+    this.blockMs = options.blockMs ?? 1000;
+    this.flushTimeoutMs = options.flushTimeoutMs ?? 10_000;
+    this.clockBaseNs = clockBaseNs;
+    this.epochOfZero = BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(nowNs));
+    this.own = createThreadBuffers({ name: 'persister', clockBaseNs });
+    this.addThread(this.own, 'oldest');
+  }
+
+  /** Opens the embedded lake (with `data`), loaded only then: shipping to a server needs none. */
+  async openLake(): Promise<void> {
+    if (this.options.data === undefined) return;
+    const [{ IngestionService }, { Lake }] = await Promise.all([
+      import('../ingestion/service.js'),
+      import('../lake/lake.js'),
+    ]);
+    this.service = new IngestionService(Lake.open({ data: this.options.data }));
+    await this.service.lake.ready();
+  }
+
+  /** Adds a source (before the start, or while the thread runs: it attaches then). */
+  add(
+    source: PersistSource,
+    spec: SourceSpec,
+    extra: Partial<Pick<Source, 'ticksOffset' | 'strings'>> = {},
+  ): void {
+    const entry: Source = { ...spec, source, ticksOffset: 0, ...extra, waiting: [], dropped: 0 };
+    this.sources.set(source.key, entry);
+    this.worker?.postMessage({ type: 'source', source } satisfies ToPersister);
+  }
+
+  /**
+   * Adds the three queues of a thread's buffers (once: buffers added again are ignored), from
+   * `from` on; `actors` says which actors it runs, if it is an actor thread.
+   */
+  addThread(
+    descriptor: ThreadBuffersDescriptor,
+    from: InstrumentationPositions | 'oldest',
+    actors?: ThreadActors,
+  ): void {
+    if (this.threads.has(descriptor.strings)) return;
+    const number = this.threads.size;
+    this.threads.set(descriptor.strings, number);
+    const strings = StringTableReader.attach(descriptor.strings);
+    for (const source of threadSources(descriptor, number, from)) {
+      const describe = (processId: string, final: boolean) => {
+        const named = actors?.(final);
+        if (actors !== undefined && named === undefined) return undefined;
+        const thread: InstrumentedThread = {
+          name: descriptor.name,
+          threadId: strings.threadId,
+          clockBaseNs: descriptor.clockBaseNs,
+          ...(named === undefined ? {} : { actors: named }),
+        };
+        return instrumentationStream(processId, thread, source);
+      };
+      this.add(
+        source,
+        { name: descriptor.name, describe, eager: false },
+        { ticksOffset: descriptor.clockBaseNs - this.clockBaseNs, strings },
+      );
+    }
+  }
+
+  /** The source added under `key`, to rename it (an actor named). */
+  source(key: string): SourceSpec | undefined {
+    return this.sources.get(key);
+  }
+
+  /** Starts the copying thread; resolves once it has attached to every source. */
+  async start(spine?: { readonly descriptor: SpineDescriptor; readonly worker: number }): Promise<void> {
+    const url = new URL(
+      `./persister-worker${isTypeScriptModule(import.meta.url) ? '.ts' : '.js'}`,
+      import.meta.url,
+    );
+    const worker = startModuleWorker(url, {
+      workerData: {
+        ...(spine === undefined ? {} : { spine: spine.descriptor, worker: spine.worker }),
+        instrumentation: this.own,
+        sources: [...this.sources.values()].map((s) => s.source),
+        blockBytes: this.blockBytes,
+        blockMs: this.blockMs,
+      },
+    });
+    this.worker = worker;
+    let attached: () => void = () => {};
+    let stopped: (totals: readonly SourceTotals[]) => void = () => {};
+    let failed: (error: unknown) => void = () => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      attached = resolve;
+      failed = reject;
+    });
+    this.stopped = new Promise<readonly SourceTotals[]>((resolve, reject) => {
+      stopped = resolve;
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the persister's thread exited with code ${code}`)));
+    });
+    this.stopped.catch((error: unknown) => {
+      this.failure ??= error;
+    });
+    worker.on('message', (message: FromPersister) => {
+      if (message.type === 'attached') attached();
+      else if (message.type === 'block') this.received(message);
+      else stopped(message.sources);
+    });
+    worker.once('error', failed);
+    await ready;
+  }
+
+  /** Sends the process record, then registers the streams that can be. */
+  open(properties: Readonly<Record<string, string>>): ProcessInfo {
+    this.processInfo = {
+      processId: randomUUID(),
+      exe: process.argv[1] ?? process.execPath,
+      host: hostname(),
+      username: userInfo().username,
+      startTime: formatRfc3339Ns(this.epochOfZero),
+      startTicks: 0,
+      clock: { name: 'dorsal-spine-ns', ticksPerSecond: 1e9 },
+      properties: { ...properties, 'dorsal.clock_base_ns': String(this.clockBaseNs) },
+    };
+    this.sink = new TelemetrySink({
+      target: this.service ?? this.options.url!,
+      process: this.processInfo,
+      ...(this.options.key === undefined ? {} : { key: this.options.key }),
+      // A dropped block's records are lost: the next block of its source says so in the lake.
+      onDrop: (event) => {
+        const shipped = this.shipped.get(event.blockId);
+        if (shipped !== undefined) shipped.source.dropped += shipped.count;
+      },
+    });
+    this.registerReady();
+    return this.processInfo;
+  }
+
+  get opened(): boolean {
+    return this.sink !== undefined;
+  }
+
+  /** Registers every stream that can be now: eager ones, and those with blocks waiting. */
+  registerReady(final = false): void {
+    for (const source of this.sources.values()) {
+      if (source.eager || source.waiting.length > 0) this.tryRegister(source, final);
+    }
+  }
+
+  /** Stops the thread, flushes every block to the lake (with a deadline) and reports. */
+  async stop(): Promise<PersistReport> {
+    this.worker?.postMessage({ type: 'stop' } satisfies ToPersister);
+    let totals: readonly SourceTotals[] = [];
+    try {
+      totals = (await this.stopped) ?? [];
+    } catch {
+      // Counted below: what the thread did not report is reported as not flushed.
+    }
+    // Streams not described yet (actors never named: they never started) are registered with what is known.
+    this.registerReady(true);
+    await Promise.all([...this.compressing]);
+    // Drops no block has carried to the lake yet: one more block each, of coverage alone.
+    for (const source of this.sources.values()) {
+      const last = source.last;
+      if (last !== undefined && source.stream !== undefined && source.dropped !== last.dropped) {
+        const { endSeq, lostTotal, poisonedTotal } = last.coverage;
+        this.ship(source, {
+          type: 'block',
+          key: source.source.key,
+          records: new ArrayBuffer(0),
+          bytes: 0,
+          count: 0,
+          beginTicks: 0,
+          endTicks: 0,
+          coverage: { firstSeq: endSeq, endSeq, lostTotal, poisonedTotal },
+          ...(last.sourceDrops === undefined ? {} : { dropped: last.sourceDrops }),
+        });
+      }
+    }
+    await Promise.all([...this.compressing]);
+    const stats = await this.sink?.close({ timeoutMs: this.flushTimeoutMs });
+    await this.service?.lake.close();
+    const byKey = new Map(totals.map((t) => [t.key, t]));
+    return {
+      target: this.options.data ?? this.options.url ?? '',
+      processId: this.processInfo?.processId ?? '',
+      sources: [...this.sources.values()].map((s) => {
+        const total = byKey.get(s.source.key);
+        return {
+          kind: s.source.kind,
+          name: s.name,
+          persisted: (total?.persisted ?? 0) - s.dropped,
+          lost: (total?.lost ?? 0) + s.dropped,
+          ...(s.strings === undefined ? {} : { dropped: total?.dropped ?? 0 }),
+        };
+      }),
+      blocks: this.blocks,
+      blocksDropped: stats?.droppedTotal ?? 0,
+      flushed:
+        this.failure === undefined && stats !== undefined && stats.buffered === 0 && stats.droppedTotal === 0,
+    };
+  }
+
+  /** Gives back whatever was started, fast (a start that failed). */
+  async abort(): Promise<void> {
+    await this.worker?.terminate();
+    await this.sink?.close({ timeoutMs: 0 });
+    await this.service?.lake.close();
+  }
+
+  private tryRegister(source: Source, final: boolean): void {
+    if (this.sink === undefined || source.stream !== undefined) return;
+    const stream = source.describe(this.processInfo!.processId, final);
+    if (stream === undefined) return;
+    source.stream = stream;
+    this.sink.addStream(stream);
+    for (const block of source.waiting.splice(0)) this.ship(source, block);
+  }
+
+  private received(block: RawBlock): void {
+    const source = this.sources.get(block.key);
+    if (source === undefined) return;
+    if (source.stream === undefined) this.tryRegister(source, false);
+    if (source.stream === undefined) source.waiting.push(block);
+    else this.ship(source, block);
+  }
+
+  /**
+   * Compresses a block's parts on libuv's pool, then hands the block to the sink. Its coverage
+   * counts, beside the thread's losses, the records of this source's blocks that never reached
+   * the lake so far. With more raw blocks waiting than MAX_BACKLOG_BYTES, the block is dropped
+   * instead, and counted so.
+   */
+  private ship(source: Source, raw: RawBlock): void {
+    if (this.backlogBytes + raw.bytes > MAX_BACKLOG_BYTES) {
+      source.dropped += raw.count;
+      return;
+    }
+    const blockId = randomUUID();
+    const coverage = new Float64Array([
+      raw.coverage.firstSeq,
+      raw.coverage.endSeq,
+      raw.coverage.lostTotal + source.dropped,
+      raw.coverage.poisonedTotal,
+    ]);
+    source.last = { coverage: raw.coverage, sourceDrops: raw.dropped, dropped: source.dropped };
+    const stream = source.stream!;
+    const dependencies =
+      source.strings === undefined
+        ? new Uint8Array(coverage.buffer)
+        : instrumentationDependencies(
+            coverage,
+            raw,
+            Number(stream.properties[RecordProperty.RECORD_BYTES]),
+            source.source.drops!.kind,
+            source.strings,
+          );
+    this.backlogBytes += raw.bytes;
+    const processId = this.processInfo!.processId;
+    const ticks = (t: number) => (raw.count === 0 ? 0 : Math.round(t + source.ticksOffset));
+    const work = Promise.all([
+      compressPartAsync(dependencies),
+      compressPartAsync(new Uint8Array(raw.records, 0, raw.bytes)),
+    ]).then(([compressedDependencies, objects]) => {
+      this.backlogBytes -= raw.bytes;
+      const block: Block = {
+        blockId,
+        streamId: stream.streamId,
+        processId,
+        beginTime: formatRfc3339Ns(this.epochOfZero + BigInt(ticks(raw.beginTicks))),
+        beginTicks: ticks(raw.beginTicks),
+        endTime: formatRfc3339Ns(this.epochOfZero + BigInt(ticks(raw.endTicks))),
+        endTicks: ticks(raw.endTicks),
+        objectCount: raw.count,
+        payload: { dependencies: compressedDependencies, objects },
+      };
+      this.shipped.set(blockId, { source, count: raw.count });
+      this.sink!.push(block);
+      this.blocks++;
+    });
+    const tracked = work.catch((error: unknown) => {
+      this.failure ??= error;
+    });
+    this.compressing.add(tracked);
+    void tracked.then(() => this.compressing.delete(tracked));
+  }
+}
