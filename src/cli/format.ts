@@ -17,12 +17,13 @@ function width(text: string): number {
   return text.replace(/\x1b\[[0-9;]*m/g, '').length;
 }
 
+const NUMERIC = /^(?:[-+]?[\d,]*\.?\d+(?: [nµm]?s)?|—)$/;
+
 /** A table: a header row and rows, columns padded; numbers (and durations) right-aligned. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
-  const right = header.map(
-    (_, i) => rows.length > 0 && rows.every((r) => /^[\d.,+-]|^[<>]|^—$/.test(r[i] ?? '—')),
-  );
+  // A column of numbers (a count, a duration: `1,234`, `3.07 ms`) is right-aligned.
+  const right = header.map((_, i) => rows.length > 0 && rows.every((r) => NUMERIC.test(r[i] ?? '—')));
   const line = (cells: readonly string[], style = (t: string) => t) =>
     cells
       .map((cell, i) => {
