@@ -2,20 +2,23 @@
 /**
  * The `dorsal` command.
  *
- *   dorsal serve [--host 127.0.0.1] [--port 8081] [--data DIR | --db URL --blobs URL] [--insecure]
- *                [--body-limit B] [--max-block-bytes B] [--max-ratio N] [--stall-timeout MS]
- *                [--max-connections N] [--max-connections-per-address N] [--large-body-budget B]
- *                [--retention-days N]
+ *   dorsal run MODULE [--seconds N]        a system module, recorded; then what it saw
+ *   dorsal demo [--seconds N] [--rate R]   the market pipeline (what `npm start` runs)
+ *   dorsal processes | stats | tree | query "SQL"        read a recorded run
+ *   dorsal serve [--role ingestion|analytics|all] [--host 127.0.0.1] [--port 8081] [lake options] …
  *   dorsal keys create --name NAME | keys list | keys revoke NAME     [lake options]
  *   dorsal status [--url http://127.0.0.1:8081] [--key KEY]           (better: DORSAL_KEY)
  *   dorsal retention --days N [--batch N] [--pause-ms MS] [--verbose] [lake options]
  *
- * `serve` runs the ingestion service: HTTP on loopback by default, in front of the embedded lake
- * (`./dorsal-data`: SQLite + blob files) or of PostgreSQL (`--db postgres://…?schema=…`) and an
- * S3-compatible bucket (`--blobs s3://bucket/prefix?endpoint=…`; credentials from the usual AWS_*
- * environment). It prints `dorsal ingestion listening on http://HOST:PORT` once it listens. Once
- * the lake has an API key (`keys create`), every route but `/health` needs it; another address
- * than loopback is refused while the lake has none, unless `--insecure`.
+ * The reading commands take `--data DIR` (the embedded lake, default `./dorsal-data`, or
+ * `DORSAL_DATA`) or `--url URL` (a `dorsal serve`, or `DORSAL_URL`), `--process ID` (default the
+ * newest) and `--json`. `serve` runs the ingestion service and the analytics' queries: HTTP on
+ * loopback by default, in front of the embedded lake or of PostgreSQL (`--db postgres://…?schema=…`)
+ * and an S3-compatible bucket (`--blobs s3://bucket/prefix?endpoint=…`; credentials from the usual
+ * AWS_* environment). It prints `dorsal ingestion and analytics listening on http://HOST:PORT`
+ * once it listens. Once the lake has an API key (`keys create`), every route but `/health` needs
+ * it; another address than loopback is refused while the lake has none, unless `--insecure`.
+ * Every command has `--help` with an example.
  */
 import { Command } from 'commander';
 import { describeFailure } from './failure.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { analyticsQueryRoute } from '../telemetry/analytics/route.js';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
 import {
@@ -28,7 +28,7 @@ interface ServeOptions extends LakeOptions {
   readonly maxConnectionsPerAddress: number;
   readonly largeBodyBudget: number;
   readonly retentionDays?: number;
-  readonly analytics: boolean;
+  readonly role: 'ingestion' | 'analytics' | 'all';
   readonly analyticsCache?: string;
   readonly queryRows: number;
   readonly queryTimeout: number;
@@ -96,7 +96,14 @@ export function serveCommand(): Command {
       'delete what was inserted more than N days ago, at start and hourly',
       atLeast(0),
     )
-    .option('--no-analytics', 'do not answer POST /analytics/query')
+    .addOption(
+      new Option(
+        '--role <role>',
+        'what to serve: ingestion (POST /ingestion/*), analytics (POST /analytics/query) or all',
+      )
+        .choices(['ingestion', 'analytics', 'all'])
+        .default('all'),
+    )
     .option(
       '--analytics-cache <dir>',
       "local directory for the analytics' partitions (default: <data>/analytics)",
@@ -105,7 +112,8 @@ export function serveCommand(): Command {
     .option('--query-timeout <ms>', 'how long a query may run', integer(1, 3_600_000), 30_000)
     .action(async (options: ServeOptions) => {
       const lake = Lake.open(lakeLocation(options));
-      const routes = options.analytics
+      const analytics = options.role !== 'ingestion';
+      const routes = analytics
         ? [
             analyticsQueryRoute({
               lake,
@@ -122,6 +130,7 @@ export function serveCommand(): Command {
           port: options.port,
           lake,
           routes,
+          ingest: options.role !== 'analytics',
           insecure: options.insecure,
           bodyLimit: options.bodyLimit,
           maxBlockBytes: options.maxBlockBytes,
@@ -148,7 +157,10 @@ export function serveCommand(): Command {
           'dorsal: --insecure: anyone who reaches this server may write to the lake unless it has keys',
         );
       }
-      console.log(`dorsal ingestion${options.analytics ? ' and analytics' : ''} listening on ${server.url}`);
+      const serving = { ingestion: 'ingestion', analytics: 'analytics', all: 'ingestion and analytics' }[
+        options.role
+      ];
+      console.log(`dorsal ${serving} listening on ${server.url}`);
       const stop = (): void => {
         server
           .close()

@@ -99,6 +99,35 @@ describe('analytics over HTTP, through dorsal serve', () => {
   });
 });
 
+describe('dorsal serve --role', () => {
+  it('serves ingestion, analytics or both, and answers 404 for the routes of the other role', async () => {
+    const { dir, cleanup } = tempDir('dorsal-roles-');
+    const ingest = (url: string) =>
+      fetch(`${url}/ingestion/insert_process`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cbor' },
+        body: new Uint8Array([0xa0]),
+      });
+    try {
+      for (const [role, ingestion, analytics] of [
+        ['ingestion', 400, 404],
+        ['analytics', 404, 200],
+        ['all', 400, 200],
+      ] as const) {
+        const serve = await startDorsalServe(['--port', '0', '--data', dir, '--role', role]);
+        try {
+          expect((await ingest(serve.url)).status, role).toBe(ingestion);
+          expect((await post(serve.url, JSON.stringify({ sql: 'SELECT 1' }))).status, role).toBe(analytics);
+        } finally {
+          await serve.stop();
+        }
+      }
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+});
+
 describe('analytics behind the API keys', () => {
   it('answers a query only with a valid key once the lake has one', async () => {
     const { dir, cleanup } = tempDir('dorsal-analytics-keys-');

@@ -18,7 +18,9 @@ async function serve(args: string[]): Promise<{ child: ChildProcess; url: string
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
-      const match = /dorsal ingestion(?: and analytics)? listening on (http:\/\/\S+)/.exec(out);
+      const match = /dorsal (?:ingestion and analytics|ingestion|analytics) listening on (http:\/\/\S+)/.exec(
+        out,
+      );
       if (match?.[1] !== undefined) resolve(match[1]);
     });
     child.once('exit', (code) => reject(new Error(`dorsal serve exited with ${code}: ${out}`)));

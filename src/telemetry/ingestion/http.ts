@@ -36,6 +36,8 @@ export interface IngestionRoutesOptions {
   readonly onInternalError?: (error: unknown) => void;
   /** Routes served beside ingestion's (the analytics' query), behind the same Host and key checks. */
   readonly routes?: readonly ExtraRoute[];
+  /** Answer the ingestion routes (default true); false serves only `routes` (an analytics server). */
+  readonly ingest?: boolean;
 }
 
 /**
@@ -116,6 +118,7 @@ export function ingestionRoutes(
   const guard: Guard = {
     keys: new KeyGate(service.lake.metadata, options.keyCacheMs),
     loopbackHostsOnly: options.loopbackHostsOnly === true,
+    ingest: options.ingest !== false,
   };
   const extra = new Map((options.routes ?? []).map((r) => [r.path, r]));
   return (req, res) => {
@@ -133,6 +136,7 @@ export function ingestionRoutes(
 interface Guard {
   readonly keys: KeyGate;
   readonly loopbackHostsOnly: boolean;
+  readonly ingest: boolean;
 }
 
 async function route(
@@ -151,7 +155,7 @@ async function route(
   }
   // Before anything is read or looked up: a client without a valid key learns nothing else.
   await guard.keys.check(req.headers.authorization);
-  const insert = INSERTS[path];
+  const insert = guard.ingest ? INSERTS[path] : undefined;
   if (insert !== undefined) {
     if (req.method !== 'POST') return methodNotAllowed('POST');
     const type = req.headers['content-type'];
