@@ -43,10 +43,10 @@ async function writeCoverage(
   const values = coverage
     .map(
       (c) =>
-        `(${quoteLiteral(streamId)}, ${quoteLiteral(c.blockId)}, ${c.objectCount}::BIGINT, ${c.firstSeq}::DOUBLE, ${c.endSeq}::DOUBLE, ${c.lostTotal}::DOUBLE, ${c.poisonedTotal}::DOUBLE)`,
+        `(${quoteLiteral(streamId)}, ${quoteLiteral(c.blockId)}, ${c.objectCount}::BIGINT, ${c.firstSeq}::DOUBLE, ${c.endSeq}::DOUBLE, ${c.lostTotal}::DOUBLE, ${c.poisonedTotal}::DOUBLE, ${c.droppedTotal}::DOUBLE)`,
     )
     .join(', ');
   await etl.run(
-    `COPY (SELECT * FROM (VALUES ${values}) AS c(stream_id, block_id, object_count, first_seq, end_seq, lost_total, poisoned_total)) TO ${quoteLiteral(file)} (FORMAT parquet)`,
+    `COPY (SELECT * FROM (VALUES ${values}) AS c(stream_id, block_id, object_count, first_seq, end_seq, lost_total, poisoned_total, dropped_total)) TO ${quoteLiteral(file)} (FORMAT parquet)`,
   );
 }

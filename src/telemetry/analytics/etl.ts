@@ -18,9 +18,9 @@ import {
   VARCHAR,
 } from '@duckdb/node-api';
 import bindings from '@duckdb/node-bindings';
-import { viewsOf } from '../../queues/codec.js';
-import { BlockCoverage } from '../persist/records.js';
-import type { Column, ColumnType, SourceTable } from './source-tables.js';
+import { PropertyType } from '../instrumentation/events.js';
+import { type Dependencies, decodeDependencies } from '../persist/read.js';
+import type { Column, ColumnType, LogPropertyOffsets, SourceTable } from './source-tables.js';
 import { quoteLiteral } from './sql.js';
 
 const TYPES: Record<ColumnType, DuckDBType> = {
@@ -55,6 +55,8 @@ export interface CoverageRow {
   readonly endSeq: number;
   readonly lostTotal: number;
   readonly poisonedTotal: number;
+  /** Instrumentation: events its thread dropped before they were published, so far (see SourceDrops). */
+  readonly droppedTotal: number;
 }
 
 /** Rows per data chunk: DuckDB's vector size. */
@@ -68,6 +70,9 @@ interface ScanJob {
   readonly columns: readonly Column[];
   readonly recordBytes: number;
   readonly blocks: readonly BlockParts[];
+  /** Each block's dependencies, decoded when its first record is read (its strings). */
+  readonly dependencies: (Dependencies | undefined)[];
+  readonly source: SourceTable;
   /** Where the scan is: block, then record in it. */
   block: number;
   record: number;
@@ -95,7 +100,15 @@ export async function writePartition(
 ): Promise<{ rows: number; coverage: CoverageRow[] }> {
   registerRecordsFunction(connection);
   const id = nextJob++;
-  jobs.set(id, { columns: source.columns, recordBytes: source.recordBytes, blocks, block: 0, record: 0 });
+  jobs.set(id, {
+    columns: source.columns,
+    recordBytes: source.recordBytes,
+    blocks,
+    dependencies: [],
+    source,
+    block: 0,
+    record: 0,
+  });
   try {
     await connection.run(
       `COPY (SELECT * FROM dorsal_records(${id})) TO ${quoteLiteral(path)} (FORMAT parquet)`,
@@ -105,7 +118,7 @@ export async function writePartition(
   }
   let rows = 0;
   for (const block of blocks) rows += recordsOf(block, source.recordBytes);
-  return { rows, coverage: blocks.map(coverageOf) };
+  return { rows, coverage: blocks.map((block) => coverageOf(block, source)) };
 }
 
 /** Records a block holds: its object count, bounded by its bytes. */
@@ -152,7 +165,9 @@ function fillNext(job: ScanJob, chunk: DuckDBDataChunk): void {
   }
   const block = job.blocks[job.block]!;
   const count = Math.min(ROWS_PER_CHUNK, recordsOf(block, job.recordBytes) - job.record);
-  fillChunk(chunk, job.columns, block.objects, job.recordBytes, job.record, count);
+  job.dependencies[job.block] ??= decodeDependencies(job.source.dependencies, ownBuffer(block.dependencies));
+  const strings = stringsOf(job.dependencies[job.block]!);
+  fillChunk(chunk, job.columns, block.objects, job.recordBytes, job.record, count, strings);
   job.record += count;
 }
 
@@ -172,6 +187,7 @@ function fillChunk(
   recordBytes: number,
   first: number,
   count: number,
+  strings: BlockStrings,
 ): void {
   chunk.rowCount = count;
   const source = new DataView(objects.buffer, objects.byteOffset, objects.byteLength);
@@ -180,6 +196,17 @@ function fillChunk(
     const column = columns[c]!;
     const vector = bindings.data_chunk_get_vector(chunk.chunk, c);
     const at = start + column.offset;
+    if (column.from === 'string-ref') {
+      fillComputed(vector, count, (r) => strings.utf8(source.getUint32(at + r * recordBytes, LITTLE_ENDIAN)));
+      continue;
+    }
+    if (column.from === 'log-properties') {
+      const base = start;
+      fillComputed(vector, count, (r) =>
+        logProperties(column.properties!, objects, source, base + r * recordBytes, strings),
+      );
+      continue;
+    }
     if (column.fieldType === 'string' || column.fieldType === 'bytes') {
       fillSized(vector, column, objects, source, at, recordBytes, count);
       continue;
@@ -240,6 +267,97 @@ function fillSized(
   }
 }
 
+/**
+ * A column whose values are made per row (a string id's text, a log event's properties): each
+ * value of at most 12 bytes inline with the rest of its chunk in one copy, longer ones assigned.
+ * What `produce` returns is valid UTF-8 (made by a TextEncoder).
+ */
+function fillComputed(
+  vector: ReturnType<typeof bindings.data_chunk_get_vector>,
+  count: number,
+  produce: (row: number) => Uint8Array,
+): void {
+  const entries = new DataView(stringScratch.buffer);
+  stringScratch.fill(0, 0, count * STRING_T_BYTES);
+  let later = 0;
+  for (let r = 0; r < count; r++) {
+    const bytes = produce(r);
+    if (bytes.length <= STRING_T_INLINE) {
+      entries.setUint32(r * STRING_T_BYTES, bytes.length, LITTLE_ENDIAN);
+      stringScratch.set(bytes, r * STRING_T_BYTES + 4);
+    } else {
+      laterRows[later] = r;
+      laterValues[later++] = bytes;
+    }
+  }
+  bindings.copy_data_to_vector(vector, 0, stringScratch.buffer, 0, count * STRING_T_BYTES);
+  for (let i = 0; i < later; i++)
+    bindings.vector_assign_string_element_len(vector, laterRows[i]!, laterValues[i]!);
+  laterValues.fill(EMPTY, 0, later);
+}
+
+const EMPTY = new Uint8Array(0);
+const laterValues: Uint8Array[] = new Array<Uint8Array>(ROWS_PER_CHUNK).fill(EMPTY);
+
+/** A block's strings by id, as UTF-8, each encoded once. */
+interface BlockStrings {
+  utf8(id: number): Uint8Array;
+  text(id: number): string;
+}
+
+const stringsCache = new WeakMap<Dependencies, BlockStrings>();
+
+function stringsOf(dependencies: Dependencies): BlockStrings {
+  let found = stringsCache.get(dependencies);
+  if (found !== undefined) return found;
+  const texts = dependencies.strings ?? new Map<number, string>();
+  const encoded = new Map<number, Uint8Array>();
+  const text = (id: number) => texts.get(id) ?? (id === 0 ? '' : `<string ${id} not in its block>`);
+  found = {
+    text,
+    utf8: (id) => {
+      let bytes = encoded.get(id);
+      if (bytes === undefined) {
+        bytes = UTF8_OUT.encode(text(id));
+        encoded.set(id, bytes);
+      }
+      return bytes;
+    },
+  };
+  stringsCache.set(dependencies, found);
+  return found;
+}
+
+/** A log event's properties as a JSON object: numbers, booleans and the inline texts, by key. */
+function logProperties(
+  at: LogPropertyOffsets,
+  objects: Uint8Array,
+  source: DataView,
+  base: number,
+  strings: BlockStrings,
+): Uint8Array {
+  let json = '';
+  for (let i = 0; i < at.types.length; i++) {
+    const type = objects[base + at.types[i]!]!;
+    if (type === PropertyType.NONE) continue;
+    const key = JSON.stringify(strings.text(source.getUint32(base + at.keys[i]!, LITTLE_ENDIAN)));
+    const value = source.getFloat64(base + at.values[i]!, LITTLE_ENDIAN);
+    let text: string;
+    if (type === PropertyType.NUMBER)
+      text = Number.isFinite(value) ? String(value) : JSON.stringify(String(value));
+    else if (type === PropertyType.BOOLEAN) text = value === 1 ? 'true' : 'false';
+    else {
+      const where = base + at.texts[value === 0 ? 0 : 1]!;
+      const length = Math.min(source.getUint16(where, LITTLE_ENDIAN), at.textBytes);
+      text = JSON.stringify(UTF8.decode(objects.subarray(where + 2, where + 2 + length)));
+    }
+    json += `${json === '' ? '' : ','}${key}:${text}`;
+  }
+  return json === '' ? EMPTY_OBJECT : UTF8_OUT.encode(`{${json}}`);
+}
+
+const EMPTY_OBJECT = new TextEncoder().encode('{}');
+
 /** One column of one chunk, gathered from the records before it is copied into its vector. */
 const scratch = new Uint8Array(ROWS_PER_CHUNK * 8);
 const stringScratch = new Uint8Array(ROWS_PER_CHUNK * STRING_T_BYTES);
@@ -278,16 +396,16 @@ function copyStrided(
   }
 }
 
-function coverageOf(block: BlockParts): CoverageRow {
-  const coverage = BlockCoverage.create();
-  BlockCoverage.bind(viewsOf(ownBuffer(block.dependencies))).read(0, coverage);
+function coverageOf(block: BlockParts, source: SourceTable): CoverageRow {
+  const { coverage, dropped } = decodeDependencies(source.dependencies, ownBuffer(block.dependencies));
   return {
     blockId: block.blockId,
     objectCount: block.objectCount,
-    firstSeq: coverage.first_seq,
-    endSeq: coverage.end_seq,
-    lostTotal: coverage.lost_total,
-    poisonedTotal: coverage.poisoned_total,
+    firstSeq: coverage.first,
+    endSeq: coverage.end,
+    lostTotal: coverage.lost,
+    poisonedTotal: coverage.poisoned,
+    droppedTotal: dropped === undefined ? 0 : dropped.strings + dropped.depth,
   };
 }
 

@@ -44,6 +44,8 @@ export interface Materialized {
   readonly sources: readonly { readonly stream: StreamRow; readonly table: SourceTable }[];
   /** Local Parquet files by view name. */
   readonly files: ReadonlyMap<string, readonly string[]>;
+  /** The lake stream of each data file. */
+  readonly fileStreams: ReadonlyMap<string, string>;
   /** Blocks decoded by this call (0 once everything is cached). */
   readonly decodedBlocks: number;
   /** Partitions found missing or unreadable, forgotten and rebuilt from their blocks. */
@@ -70,9 +72,11 @@ export async function materialize(
     .filter((s): s is { stream: StreamRow; table: SourceTable } => s.table !== undefined);
   const files = new Map<string, string[]>();
   const covered = new Set<string>();
-  const add = (view: string, local: PartitionFiles) => {
+  const fileStreams = new Map<string, string>();
+  const add = (view: string, local: PartitionFiles, streamId: string) => {
     files.set(view, [...(files.get(view) ?? []), local.data]);
     files.set('block_coverage', [...(files.get('block_coverage') ?? []), local.coverage]);
+    fileStreams.set(local.data, streamId);
   };
   const blocks = await lake.blocks({ processId });
   const existing = new Set(blocks.map((b) => b.blockId));
@@ -89,7 +93,7 @@ export async function materialize(
       continue;
     }
     for (const id of row.blockIds) covered.add(id);
-    add(row.view, local);
+    add(row.view, local, row.streamId);
   }
   let decodedBlocks = 0;
   const writing: Promise<void>[] = [];
@@ -117,14 +121,14 @@ export async function materialize(
           const local = await store.localFiles(written);
           if (local === undefined)
             throw new Error(`partition ${written.partitionId} is missing right after it was stored`);
-          add(written.view, local);
+          add(written.view, local, written.streamId);
         }),
       );
       decodedBlocks += batch.length;
     }
   }
   for (const pending of writing) await pending;
-  return { processId, sources, files, decodedBlocks, rebuiltPartitions };
+  return { processId, sources, files, fileStreams, decodedBlocks, rebuiltPartitions };
 }
 
 /** Blocks in groups of at most BLOCKS_PER_PARTITION and about BYTES_PER_PARTITION of records. */

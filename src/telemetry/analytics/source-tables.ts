@@ -25,6 +25,12 @@ export interface ColumnSpec {
   /** Index of the record part (0: the record header) and the field's name in it. */
   readonly part: number;
   readonly field: string;
+  /**
+   * How the value is made (default `'field'`: the field as it is): `'string-ref'` reads a u32
+   * string id and writes its text (from the block's own strings); `'log-properties'` writes a log
+   * event's properties as a JSON object (the field names the event's first key).
+   */
+  readonly from?: 'field' | 'string-ref' | 'log-properties';
 }
 
 /** A column resolved against a stream's layouts: where its bytes are in a record, and how many. */
@@ -34,6 +40,18 @@ export interface Column extends ColumnSpec {
   /** Bytes of a fixed-width value; for a string or bytes field, its capacity. */
   readonly bytes: number;
   readonly fieldType: LayoutFieldType;
+  /** For `'log-properties'`: the offsets in a record of each property's type, key, value and the two texts. */
+  readonly properties?: LogPropertyOffsets;
+}
+
+/** Where a log event's properties are in a record (see `dorsal.LogEvent`). */
+export interface LogPropertyOffsets {
+  readonly types: readonly number[];
+  readonly keys: readonly number[];
+  readonly values: readonly number[];
+  /** The two inline texts: u16 length, then UTF-8 bytes. */
+  readonly texts: readonly number[];
+  readonly textBytes: number;
 }
 
 /**
@@ -43,13 +61,18 @@ export interface Column extends ColumnSpec {
  */
 export interface SourceTable {
   readonly table: string;
-  readonly kind: 'messages' | 'timings';
+  readonly kind: 'messages' | 'timings' | 'log' | 'metrics' | 'spans';
   /** The spine stream's name, or the actor's (timings). */
   readonly name: string;
   readonly recordBytes: number;
   readonly layouts: readonly LayoutDescription[];
   readonly offsets: readonly number[];
   readonly columns: readonly Column[];
+  /** How a block's dependencies are laid out (coverage, source drops, strings): see records.ts. */
+  readonly dependencies: {
+    readonly dependenciesLayouts: readonly LayoutDescription[];
+    readonly properties: Readonly<Record<string, string>>;
+  };
 }
 
 const FIELD_TYPES: Record<LayoutFieldType, ColumnType> = {
@@ -88,6 +111,42 @@ const TIMING: readonly ColumnSpec[] = [
   { name: 'actor_id', type: 'USMALLINT', part: 1, field: 'actor' },
 ];
 
+/** The raw tables of instrumentation streams, under the views `log_entries`, `measures`, `thread_spans`. */
+const LOG: readonly ColumnSpec[] = [
+  { name: 'seq', type: 'DOUBLE', part: 0, field: 'seq' },
+  { name: 't', type: 'DOUBLE', part: 1, field: 't' },
+  { name: 'span', type: 'DOUBLE', part: 1, field: 'span' },
+  { name: 'level', type: 'UTINYINT', part: 1, field: 'level' },
+  { name: 'flags', type: 'UTINYINT', part: 1, field: 'flags' },
+  { name: 'target', type: 'VARCHAR', part: 1, field: 'target', from: 'string-ref' },
+  { name: 'message', type: 'VARCHAR', part: 1, field: 'template', from: 'string-ref' },
+  { name: 'properties', type: 'VARCHAR', part: 1, field: 'key0', from: 'log-properties' },
+];
+const METRIC: readonly ColumnSpec[] = [
+  { name: 'seq', type: 'DOUBLE', part: 0, field: 'seq' },
+  { name: 't', type: 'DOUBLE', part: 1, field: 't' },
+  { name: 'value', type: 'DOUBLE', part: 1, field: 'value' },
+  { name: 'span', type: 'DOUBLE', part: 1, field: 'span' },
+  { name: 'kind', type: 'UTINYINT', part: 1, field: 'kind' },
+  { name: 'name', type: 'VARCHAR', part: 1, field: 'name', from: 'string-ref' },
+  { name: 'unit', type: 'VARCHAR', part: 1, field: 'unit', from: 'string-ref' },
+];
+const SPAN: readonly ColumnSpec[] = [
+  { name: 'seq', type: 'DOUBLE', part: 0, field: 'seq' },
+  { name: 't', type: 'DOUBLE', part: 1, field: 't' },
+  { name: 'id', type: 'DOUBLE', part: 1, field: 'id' },
+  { name: 'parent', type: 'DOUBLE', part: 1, field: 'parent' },
+  { name: 'depth', type: 'USMALLINT', part: 1, field: 'depth' },
+  { name: 'kind', type: 'UTINYINT', part: 1, field: 'kind' },
+  { name: 'flags', type: 'UTINYINT', part: 1, field: 'flags' },
+  { name: 'name', type: 'VARCHAR', part: 1, field: 'name', from: 'string-ref' },
+];
+const INSTRUMENTATION = {
+  log: { table: '_log_events', layout: 'dorsal.LogEvent', columns: LOG },
+  metrics: { table: '_metric_events', layout: 'dorsal.MetricEvent', columns: METRIC },
+  spans: { table: '_span_events', layout: 'dorsal.SpanEvent', columns: SPAN },
+} as const;
+
 /** Column names every stream table has besides the message's fields (and the analytics add). */
 const RESERVED = new Set([
   'process_id',
@@ -114,6 +173,7 @@ export function sourceTableOf(stream: StreamRow): SourceTable | undefined {
   const offsets = (stream.properties[RecordProperty.LAYOUT_OFFSETS] ?? '').split(',').map(Number);
   const layouts = stream.objectsLayouts;
   if (!(recordBytes > 0) || offsets.length !== layouts.length) return undefined;
+  const dependencies = { dependenciesLayouts: stream.dependenciesLayouts, properties: stream.properties };
   if (stream.tags.includes('messages') && layouts.length === 3) {
     const name = stream.properties.name ?? stream.streamId;
     const fields = layouts[2]!.fields.map(
@@ -134,6 +194,23 @@ export function sourceTableOf(stream: StreamRow): SourceTable | undefined {
       layouts,
       offsets,
       columns,
+      dependencies,
+    };
+  }
+  for (const kind of ['log', 'metrics', 'spans'] as const) {
+    const spec = INSTRUMENTATION[kind];
+    if (!stream.tags.includes(kind) || layouts.length !== 2 || layouts[1]!.name !== spec.layout) continue;
+    const columns = resolve(spec.columns, layouts, offsets);
+    if (columns === undefined) return undefined;
+    return {
+      table: spec.table,
+      kind,
+      name: stream.properties.thread ?? stream.streamId,
+      recordBytes,
+      layouts,
+      offsets,
+      columns,
+      dependencies,
     };
   }
   if (stream.tags.includes('timings') && layouts.length === 2) {
@@ -147,6 +224,7 @@ export function sourceTableOf(stream: StreamRow): SourceTable | undefined {
       layouts,
       offsets,
       columns,
+      dependencies,
     };
   }
   return undefined;
@@ -184,7 +262,36 @@ function resolve(
     const bytes =
       WIDTHS[field.type] ?? (field.type === 'string' ? (field.bytes ?? 0) + 2 : (field.bytes ?? 0));
     if (!(field.offset >= 0 && field.offset + bytes <= layout.size)) return undefined;
-    columns.push({ ...spec, offset: offsets[spec.part]! + field.offset, bytes, fieldType: field.type });
+    if (spec.from === 'string-ref' && field.type !== 'u32') return undefined;
+    const column: Column = {
+      ...spec,
+      offset: offsets[spec.part]! + field.offset,
+      bytes,
+      fieldType: field.type,
+    };
+    if (spec.from !== 'log-properties') {
+      columns.push(column);
+      continue;
+    }
+    const at = (name: string) => {
+      const found = layout.fields.find((x) => x.name === name);
+      return found === undefined ? Number.NaN : offsets[spec.part]! + found.offset;
+    };
+    const properties: LogPropertyOffsets = {
+      types: [0, 1, 2, 3].map((i) => at(`type${i}`)),
+      keys: [0, 1, 2, 3].map((i) => at(`key${i}`)),
+      values: [0, 1, 2, 3].map((i) => at(`value${i}`)),
+      texts: [0, 1].map((i) => at(`text${i}`)),
+      textBytes: layout.fields.find((x) => x.name === 'text0')?.bytes ?? 0,
+    };
+    if (
+      [...properties.types, ...properties.keys, ...properties.values, ...properties.texts].some(
+        (n) => !Number.isFinite(n),
+      )
+    ) {
+      return undefined;
+    }
+    columns.push({ ...column, properties });
   }
   return columns;
 }

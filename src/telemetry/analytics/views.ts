@@ -1,5 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
+import { RecordProperty } from '../persist/records.js';
 import { rfc3339ToEpochNs } from '../wire/index.js';
 import type { Materialized } from './partitions.js';
 import { type TimeWindow, windowCondition } from './query.js';
@@ -42,7 +43,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     `CREATE TEMP TABLE streams AS SELECT * FROM (VALUES ${rowsOr(
       inputs.streams.map(
         (s) =>
-          `(${text(s.streamId)}, ${text(s.processId)}, ${text(JSON.stringify(s.tags))}::JSON, ${text(JSON.stringify(s.properties))}::JSON, ${text(s.properties.name ?? s.properties.actor ?? '')})`,
+          `(${text(s.streamId)}, ${text(s.processId)}, ${text(JSON.stringify(s.tags))}::JSON, ${text(JSON.stringify(s.properties))}::JSON, ${text(s.properties.name ?? s.properties.actor ?? s.properties.thread ?? '')})`,
       ),
       '(NULL::VARCHAR, NULL::VARCHAR, NULL::JSON, NULL::JSON, NULL::VARCHAR)',
     )}) AS t(stream_id, process_id, tags, properties, name)`,
@@ -103,10 +104,84 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   await run(
     `CREATE TEMP VIEW losses AS ${
       coverageFiles.length > 0
-        ? `SELECT c.process_id, CASE WHEN list_contains(s.tags::VARCHAR[], 'timings') THEN 'timings:' || s.name ELSE s.name END AS stream, 'persister' AS consumer, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned FROM ${parquet(coverageFiles)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY ALL`
-        : "SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, 'persister' AS consumer, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned WHERE false"
+        ? `SELECT c.process_id, CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(s.tags::VARCHAR[], '${tag}') THEN '${tag}:' || s.name`).join(' ')} ELSE s.name END AS stream, 'persister' AS consumer, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned, max(coalesce(c.dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY ALL`
+        : "SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, 'persister' AS consumer, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped WHERE false"
     }`,
   );
+  await createInstrumentationViews(connection, inputs, window);
+}
+
+/** Log levels by number, as events store them. */
+const LEVELS = ['off', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+/**
+ * `log_entries`, `measures` and `thread_spans`, over the instrumentation streams' partitions:
+ * each event's time on the process's clock (`time_ns`: its thread's clock base rebased onto the
+ * process's) and on the calendar (`time`), its thread (and actor), its strings resolved.
+ */
+async function createInstrumentationViews(
+  connection: DuckDBConnection,
+  inputs: ViewInputs,
+  window: TimeWindow,
+): Promise<void> {
+  const run = (sql: string) => connection.run(sql);
+  const streams = new Map(inputs.streams.map((s) => [s.streamId, s]));
+  const processBase = new Map(
+    inputs.processes.map((p) => [p.processId, p.properties['dorsal.clock_base_ns']] as const),
+  );
+  const files: string[] = [];
+  for (const m of inputs.materialized) {
+    for (const [file, streamId] of m.fileStreams) {
+      const stream = streams.get(streamId);
+      if (stream === undefined) continue;
+      const base = stream.properties[RecordProperty.CLOCK_BASE_NS];
+      const origin = processBase.get(stream.processId);
+      const offset = base !== undefined && origin !== undefined ? Number(base) - Number(origin) : 0;
+      files.push(
+        `(${text(file)}, ${text(streamId)}, ${text(stream.properties.thread ?? '')}, ${stream.properties.actor === undefined ? 'NULL' : text(stream.properties.actor)}, ${offset}::DOUBLE)`,
+      );
+    }
+  }
+  await run(
+    `CREATE TEMP TABLE _instrumented_files AS SELECT * FROM (VALUES ${rowsOr(files, '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::DOUBLE)')}) AS t(file, stream_id, thread, actor, offset_ns)`,
+  );
+  const of = (view: string) => inputs.materialized.flatMap((m) => m.files.get(view) ?? []);
+  /** The events of one raw table with their thread and times, or no row with the right columns. */
+  const events = (view: string, columns: string, empty: string) => {
+    const paths = of(view);
+    if (paths.length === 0) return `SELECT ${empty} WHERE false`;
+    return `SELECT r.process_id, f.stream_id, f.thread, f.actor, r.t + f.offset_ns AS time_ns, make_timestamp_ns(p.start_ns + (r.t + f.offset_ns)::BIGINT) AS time, ${columns} FROM read_parquet([${paths.map(text).join(', ')}], hive_partitioning = true, union_by_name = true, filename = true) r JOIN _instrumented_files f ON f.file = r.filename LEFT JOIN processes p ON p.process_id = r.process_id`;
+  };
+  const common =
+    'NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream_id, NULL::VARCHAR AS thread, NULL::VARCHAR AS actor, NULL::DOUBLE AS time_ns, NULL::TIMESTAMP_NS AS time';
+  const levels = LEVELS.map((name, i) => `WHEN ${i} THEN '${name}'`).join(' ');
+  await run(
+    `CREATE TEMP VIEW log_entries AS SELECT process_id, thread, actor, time_ns, time, CASE level ${levels} ELSE 'level ' || level END AS level, target, message, properties::JSON AS properties, span, (flags & 1) <> 0 AS properties_left_out, (flags & 2) <> 0 AS text_cut FROM (${events(
+      '_log_events',
+      'r.level, r.target, r.message, r.properties, r.span, r.flags',
+      `${common}, NULL::UTINYINT AS level, NULL::VARCHAR AS target, NULL::VARCHAR AS message, NULL::VARCHAR AS properties, NULL::DOUBLE AS span, NULL::UTINYINT AS flags`,
+    )}) e WHERE ${timeWithin('e', window)}`,
+  );
+  await run(
+    `CREATE TEMP VIEW measures AS SELECT process_id, thread, actor, time_ns, time, name, unit, value, CASE kind WHEN 2 THEN 'integer' ELSE 'float' END AS kind, span FROM (${events(
+      '_metric_events',
+      'r.name, r.unit, r.value, r.kind, r.span',
+      `${common}, NULL::VARCHAR AS name, NULL::VARCHAR AS unit, NULL::DOUBLE AS value, NULL::UTINYINT AS kind, NULL::DOUBLE AS span`,
+    )}) e WHERE ${timeWithin('e', window)}`,
+  );
+  // A span is its begin joined with its end (by thread and id); one never ended has no end.
+  await run(
+    `CREATE TEMP VIEW thread_spans AS WITH e AS (${events(
+      '_span_events',
+      'r.id, r.parent, r.depth, r.kind, r.flags, r.name',
+      `${common}, NULL::DOUBLE AS id, NULL::DOUBLE AS parent, NULL::USMALLINT AS depth, NULL::UTINYINT AS kind, NULL::UTINYINT AS flags, NULL::VARCHAR AS name`,
+    )}) SELECT b.process_id, b.thread, b.actor, b.id AS span_id, nullif(b.parent, 0) AS parent_span_id, b.depth, b.name, b.time_ns AS begin_ns, x.time_ns AS end_ns, x.time_ns - b.time_ns AS duration_ns, b.time AS begin_time, b.kind = 3 AS async, coalesce((x.flags & 1) <> 0, false) AS closed_by_parent FROM e b LEFT JOIN e x ON x.stream_id = b.stream_id AND x.id = b.id AND x.kind IN (2, 4) WHERE b.kind IN (1, 3) AND ${timeWithin('b', window)}`,
+  );
+}
+
+/** A window condition on an event's calendar time (`time`, TIMESTAMP_NS) of the relation named `alias`. */
+function timeWithin(alias: string, window: TimeWindow): string {
+  return windowCondition(`epoch_ns(${alias}.time)`, window);
 }
 
 /** `_actors(process_id, actor_id, actor)` and `_stream_names(process_id, stream_id, stream)`, from the processes' properties. */

@@ -31,7 +31,7 @@ export interface PersistedSourceData {
 }
 
 /** A block's dependencies, decoded region by region (see records.ts). */
-interface Dependencies {
+export interface Dependencies {
   readonly coverage: { first: number; end: number; lost: number; poisoned: number };
   readonly dropped?: { strings: number; depth: number };
   readonly strings?: Map<number, string>;
@@ -96,7 +96,10 @@ export async function readPersisted(lake: Lake, processId: string): Promise<Pers
  * Each region of a block's dependencies, by its layout: `BlockCoverage` (always first),
  * `SourceDrops`, `dorsal.StringEntry` (as many as the region holds).
  */
-function decodeDependencies(stream: StreamRow, bytes: ArrayBuffer): Dependencies {
+export function decodeDependencies(
+  stream: Pick<StreamRow, 'dependenciesLayouts' | 'properties'>,
+  bytes: ArrayBuffer,
+): Dependencies {
   const layouts = stream.dependenciesLayouts;
   const starts = (stream.properties[RecordProperty.DEPENDENCIES_OFFSETS] ?? '0').split(',').map(Number);
   const views = viewsOf(bytes);
