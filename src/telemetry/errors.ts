@@ -11,13 +11,24 @@ export class WireFormatError extends DorsalError {
 }
 
 /** A record written in a wire format version this reader does not know. */
+/**
+ * A version as a message shows it, whatever a client sent: `String()` of an object whose
+ * `toString` is not a function throws (a fuzzer found `{ toString: '' }`).
+ */
+function describeVersion(version: unknown): string {
+  if (typeof version === 'string') return JSON.stringify(version.slice(0, 40));
+  if (typeof version === 'object' && version !== null)
+    return Array.isArray(version) ? 'an array' : 'an object';
+  return typeof version === 'bigint' || typeof version === 'symbol' ? typeof version : String(version);
+}
+
 export class WireVersionError extends DorsalError {
   readonly version: unknown;
 
   constructor(version: unknown, known: number) {
     super(
       'DORSAL_WIRE_VERSION',
-      `unsupported telemetry wire format version ${String(version)} (this reader knows version ${known})`,
+      `unsupported telemetry wire format version ${describeVersion(version)} (this reader knows version ${known})`,
     );
     this.version = version;
   }

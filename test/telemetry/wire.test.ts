@@ -55,6 +55,16 @@ describe('wire format', () => {
     expect(() => decodeProcessInfo(bytes)).toThrow(
       `unsupported telemetry wire format version 99 (this reader knows version ${WIRE_FORMAT_VERSION})`,
     );
+    // A version no String() can print (the fuzzer's { toString: '' }) is refused all the same.
+    for (const [version, shown] of [
+      [{ toString: '' }, 'an object'],
+      [[1], 'an array'],
+      ['1', '"1"'],
+    ] as const) {
+      const odd = raw({ ...makeProcess(), formatVersion: version, kind: 'process' });
+      expect(() => decodeProcessInfo(odd)).toThrow(WireVersionError);
+      expect(() => decodeProcessInfo(odd)).toThrow(`wire format version ${shown} (this reader`);
+    }
   });
 
   it.each([
