@@ -4,7 +4,8 @@ import { defineMessage, type Layout } from '../../src/queues/index.js';
 import { TimingRecord, Tracking } from '../../src/spine/index.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import type { LakeLocation } from '../../src/telemetry/lake/open.js';
-import { BlockCoverage, RecordProperty, recordShape } from '../../src/telemetry/persist/records.js';
+import { recordShape } from '../../src/telemetry/persist/records.js';
+import { recordStreamInfo } from '../../src/telemetry/persist/streams.js';
 import {
   compressPart,
   formatRfc3339Ns,
@@ -115,20 +116,13 @@ function streamInfo(
   properties: Record<string, string>,
   timeField: string,
 ): StreamInfo {
-  const shape = recordShape(parts.map((p) => p.describe()));
-  return {
-    streamId: randomUUID(),
+  return recordStreamInfo(
     processId,
     tags,
-    dependenciesLayouts: [BlockCoverage.describe()],
-    objectsLayouts: shape.layouts,
-    properties: {
-      ...properties,
-      [RecordProperty.RECORD_BYTES]: String(shape.bytes),
-      [RecordProperty.LAYOUT_OFFSETS]: shape.offsets.join(','),
-      [RecordProperty.TIME_FIELD]: timeField,
-    },
-  };
+    parts.map((p) => p.describe()),
+    timeField,
+    properties,
+  );
 }
 
 /** Writes the run into the lake at `location`. */

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { dirname, join } from 'node:path';
 import { LakeNotFoundError } from '../errors.js';
 import type { Lake } from '../lake/lake.js';
+import { movePartitionFiles } from './local-partitions.js';
 import {
   looksWhole,
   type PartitionFiles,
@@ -39,14 +40,7 @@ export class LakePartitionStore implements PartitionStore {
       await this.lake.blobs.putIfAbsent(to, readFileSync(from));
     }
     await this.lake.metadata.insertPartition(row);
-    for (const [from, to] of [
-      [files.data, paths.data],
-      [files.coverage, paths.coverage],
-    ] as const) {
-      const target = join(this.cacheDir, to);
-      mkdirSync(dirname(target), { recursive: true });
-      renameSync(from, target);
-    }
+    movePartitionFiles(files, paths, this.cacheDir);
   }
 
   /** The cached copies, fetched from blob storage when missing or not whole; undefined if the blobs are gone. */

@@ -34,15 +34,7 @@ export class LocalPartitionStore implements PartitionStore {
   }
 
   async save(row: PartitionRow, files: PartitionFiles): Promise<void> {
-    const paths = partitionPaths(row);
-    for (const [from, to] of [
-      [files.data, paths.data],
-      [files.coverage, paths.coverage],
-    ] as const) {
-      const target = join(this.root, to);
-      mkdirSync(dirname(target), { recursive: true });
-      moveFile(from, target);
-    }
+    movePartitionFiles(files, partitionPaths(row), this.root);
     await this.writeRows(row.processId, [...(await this.list(row.processId)), row]);
   }
 
@@ -72,6 +64,18 @@ export class LocalPartitionStore implements PartitionStore {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(`${file}.tmp`, JSON.stringify(rows));
     renameSync(`${file}.tmp`, file);
+  }
+}
+
+/** Moves a partition's local files to their paths under `root`. */
+export function movePartitionFiles(files: PartitionFiles, paths: PartitionFiles, root: string): void {
+  for (const [from, to] of [
+    [files.data, paths.data],
+    [files.coverage, paths.coverage],
+  ] as const) {
+    const target = join(root, to);
+    mkdirSync(dirname(target), { recursive: true });
+    moveFile(from, target);
   }
 }
 

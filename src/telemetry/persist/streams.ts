@@ -9,9 +9,15 @@ import { BlockCoverage, offsetsOf, RecordProperty, recordShape, SourceDrops } fr
 
 /** The lake stream of a spine stream: tagged `messages`, property `name`. */
 export function messagesStream(processId: string, name: string, source: PersistSource): StreamInfo {
-  return stream(processId, ['messages'], [Tracking.describe(), source.layout], 'Tracking.publish_t', {
-    name,
-  });
+  return recordStreamInfo(
+    processId,
+    ['messages'],
+    [Tracking.describe(), source.layout],
+    'Tracking.publish_t',
+    {
+      name,
+    },
+  );
 }
 
 /** An actor as its timing stream names it. */
@@ -23,7 +29,7 @@ export interface TimingActor {
 
 /** The lake stream of an actor's timing queue: tagged `timings`, property `actor`. */
 export function timingStream(processId: string, actor: TimingActor, source: PersistSource): StreamInfo {
-  return stream(processId, ['timings'], [source.layout], 'TimingRecord.end_t', {
+  return recordStreamInfo(processId, ['timings'], [source.layout], 'TimingRecord.end_t', {
     actor: actor.name ?? `actor-${actor.id}`,
     actor_id: String(actor.id),
     module: actor.module,
@@ -52,7 +58,7 @@ export function instrumentationStream(
   source: PersistSource,
 ): StreamInfo {
   const actors = thread.actors ?? [];
-  return stream(
+  return recordStreamInfo(
     processId,
     [source.kind],
     [source.layout],
@@ -73,7 +79,7 @@ export function instrumentationStream(
 }
 
 /** A stream of records: the header then `parts`, with the properties that say how to read them. */
-function stream(
+export function recordStreamInfo(
   processId: string,
   tags: readonly string[],
   parts: readonly LayoutDescription[],
