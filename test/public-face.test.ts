@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runTsxChild } from './helpers/child.js';
 
@@ -103,9 +103,11 @@ describe('the public face', () => {
     }
   });
 
-  it('every name the README imports from dorsal exists where it says', async () => {
+  it('every name the README and docs/ import from dorsal exists where it says', async () => {
     const map = entries();
-    const readme = read('README.md');
+    const readme = ['README.md', ...readdirSync(new URL('docs/', repo)).map((f) => `docs/${f}`)]
+      .map(read)
+      .join('\n');
     const imports = [...readme.matchAll(/^import (type )?\{([^}]*)\} from '(dorsal[^']*)';(?: *\/\/.*)?$/gm)];
     // Every import of dorsal in the README is one of these, checked below.
     expect(imports.length).toBe(readme.match(/ from 'dorsal[^']*'/g)?.length);

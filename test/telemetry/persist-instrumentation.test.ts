@@ -47,7 +47,7 @@ async function readRun(dir: string, report: { persist?: PersistReport }) {
 
 /**
  * Decodes a log block with nothing but what its stream declares, as a reader without dorsal's
- * code would (see the README's persisting section): each record's sequence, target and message.
+ * code would (see docs/persisting.md): each record's sequence, target and message.
  */
 function logBlockByHand(stream: StreamRow, dependencies: Uint8Array, objects: Uint8Array) {
   const layout = (i: number) => stream.dependenciesLayouts[i]!;
