@@ -15,8 +15,8 @@ const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, impor
 const TICKS = 3000;
 
 /** A tick → two orders → a fill each, persisted into `data`, run until every fill is out. */
-async function runPipeline(data: string, ticks: number): Promise<SystemReport> {
-  const system = new System(spine, { persist: { data, blockMs: 50, blockBytes: 16 * 1024 } });
+async function runPipeline(data: string, ticks: number, blockBytes = 16 * 1024): Promise<SystemReport> {
+  const system = new System(spine, { persist: { data, blockMs: 50, blockBytes } });
   system.spawn(fixture('feed'), { args: { count: ticks, perLoop: 10 } });
   system.spawn(fixture('strategy'));
   system.spawn(fixture('gateway'));
@@ -395,6 +395,53 @@ describe('partitions, cached and rebuilt', () => {
     } finally {
       await system.stop();
       await analytics.close();
+      cleanup();
+    }
+  }, 120_000);
+
+  it('merges the small partitions that a process looked at again and again leaves, and still holds every row once', async () => {
+    const { dir, cleanup } = tempDir('dorsal-compact-');
+    try {
+      const report = await runPipeline(dir, TICKS, 4096);
+      const analytics = await Analytics.open({
+        lake: { data: dir },
+        cacheDir: join(dir, 'analytics'),
+        freshnessMs: 0,
+      });
+      try {
+        const [process] = await analytics.lake.processes();
+        const processId = process!.processId;
+        const streams = await analytics.lake.streams({ processId });
+        const ticksStream = streams.find((s) => s.properties.name === 'ticks')!;
+        const tickBlocks = (await analytics.lake.blocks({ processId }))
+          .filter((b) => b.streamId === ticksStream.streamId)
+          .sort((a, b) => (a.endTime < b.endTime ? -1 : 1));
+        expect(tickBlocks.length).toBeGreaterThan(40);
+        // As a live process's view grows: each look finds a few more blocks, and makes partitions of them.
+        for (const block of tickBlocks) {
+          await analytics.query('SELECT count(*) FROM stream_ticks', {
+            process: processId,
+            end: block.endTime,
+          });
+        }
+        const { rows } = await analytics.query('SELECT count(*) FROM stream_ticks', { process: processId });
+        const lost = report.persist!.sources.find((s) => s.kind === 'messages' && s.name === 'ticks')!.lost;
+        expect(n(rows[0]![0]) + lost).toBe(TICKS);
+        const partitions = (await analytics.lake.metadata.listPartitions(processId)).filter(
+          (p) => p.streamId === ticksStream.streamId,
+        );
+        // Merged: at most 7 small partitions per tier of size, and each block in exactly one.
+        expect(partitions.length).toBeLessThanOrEqual(21);
+        expect(partitions.length).toBeLessThan(tickBlocks.length / 2);
+        const covered = partitions.flatMap((p) => p.blockIds).sort();
+        expect(covered).toEqual(tickBlocks.map((b) => b.blockId).sort());
+        // The merged-away partitions' files are gone from the blob store.
+        const stored = readdirSync(join(dir, 'views', 'stream_ticks', `process_id=${processId}`));
+        expect(stored.length).toBe(partitions.length);
+      } finally {
+        await analytics.close();
+      }
+    } finally {
       cleanup();
     }
   }, 120_000);

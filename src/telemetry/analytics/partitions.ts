@@ -34,6 +34,13 @@ export interface PartitionStore {
 /** A partition holds at most this many blocks, and about this many bytes of records. */
 const BLOCKS_PER_PARTITION = 256;
 const BYTES_PER_PARTITION = 64 << 20;
+/**
+ * Small partitions of a stream are merged once this many of one size tier exist (tiers of 1–7,
+ * 8–63 and 64–255 blocks), as a log-structured merge does: a live process queried every second
+ * keeps a few dozen partitions per stream instead of one more per second, and a block is decoded
+ * again at most three times on its way to a full partition.
+ */
+const COMPACT_AT = 8;
 
 /** The blob paths of a partition's files (Hive-style: DuckDB reads `process_id` from the path). */
 export const partitionPaths: (row: PartitionRow) => PartitionFiles = partitionBlobPaths;
@@ -50,14 +57,23 @@ export interface Materialized {
   readonly decodedBlocks: number;
   /** Partitions found missing or unreadable, forgotten and rebuilt from their blocks. */
   readonly rebuiltPartitions: number;
+  /** Small partitions merged into larger ones by this call. */
+  readonly compactedPartitions: number;
+}
+
+/** A partition in use: its row and its local files. */
+interface LivePartition {
+  readonly row: PartitionRow;
+  readonly local: PartitionFiles;
 }
 
 /**
  * Brings a process's partitions up to date, just in time: for each persisted lake stream, the
  * blocks no partition covers yet (of those that overlap the window) are decoded into new partitions (a live process's new blocks
- * extend its views this way), and a partition whose files are missing or unreadable is forgotten
- * and rebuilt from its blocks. Blocks are read here while the pool writes the previous partition.
- * Returns the local files of every view.
+ * extend its views this way), small partitions are merged once enough of them exist (see
+ * `COMPACT_AT`), and a partition whose files are missing or unreadable is forgotten and rebuilt
+ * from its blocks. Blocks are read here while the pool writes the previous partition. Returns the
+ * local files of every view.
  */
 export async function materialize(
   lake: Lake,
@@ -70,20 +86,16 @@ export async function materialize(
   const sources = (await lake.streams({ processId }))
     .map((stream) => ({ stream, table: sourceTableOf(stream) }))
     .filter((s): s is { stream: StreamRow; table: SourceTable } => s.table !== undefined);
-  const files = new Map<string, string[]>();
+  const live: LivePartition[] = [];
   const covered = new Set<string>();
-  const fileStreams = new Map<string, string>();
-  const add = (view: string, local: PartitionFiles, streamId: string) => {
-    files.set(view, [...(files.get(view) ?? []), local.data]);
-    files.set('block_coverage', [...(files.get('block_coverage') ?? []), local.coverage]);
-    fileStreams.set(local.data, streamId);
-  };
   const blocks = await lake.blocks({ processId });
   const existing = new Set(blocks.map((b) => b.blockId));
   let rebuiltPartitions = 0;
-  // Oldest first: of two partitions of the same blocks (two analytics that made them at once),
-  // the first one stays.
-  for (const row of await store.list(processId)) {
+  // Largest first, then oldest: of two partitions that share blocks (two analytics that made or
+  // merged them at once), the one that covers more stays; the other is deleted, and what only it
+  // covered is decoded again below.
+  const rows = (await store.list(processId)).sort((a, b) => b.blockIds.length - a.blockIds.length);
+  for (const row of rows) {
     const stale = row.blockIds.some((id) => !existing.has(id) || covered.has(id));
     const local = stale ? undefined : await store.localFiles(row);
     if (local === undefined) {
@@ -93,22 +105,15 @@ export async function materialize(
       continue;
     }
     for (const id of row.blockIds) covered.add(id);
-    add(row.view, local, row.streamId);
+    live.push({ row, local });
   }
   let decodedBlocks = 0;
-  const writing: Promise<void>[] = [];
   mkdirSync(scratch, { recursive: true });
   const from = window.beginNs === undefined ? undefined : formatRfc3339Ns(window.beginNs);
   const to = window.endNs === undefined ? undefined : formatRfc3339Ns(window.endNs);
-  for (const { stream, table } of sources) {
-    const missing = blocks.filter(
-      (b) =>
-        b.streamId === stream.streamId &&
-        !covered.has(b.blockId) &&
-        (from === undefined || b.endTime >= from) &&
-        (to === undefined || b.beginTime < to),
-    );
-    for (const batch of batches(missing, table.recordBytes)) {
+  const decode = async (stream: StreamRow, table: SourceTable, of: readonly BlockRow[]) => {
+    const writing: Promise<void>[] = [];
+    for (const batch of batches(of, table.recordBytes)) {
       const parts: BlockParts[] = [];
       for (const row of batch) {
         const { payload } = await lake.readBlock(row);
@@ -121,14 +126,66 @@ export async function materialize(
           const local = await store.localFiles(written);
           if (local === undefined)
             throw new Error(`partition ${written.partitionId} is missing right after it was stored`);
-          add(written.view, local, written.streamId);
+          live.push({ row: written, local });
         }),
       );
       decodedBlocks += batch.length;
     }
+    for (const pending of writing) await pending;
+  };
+  let compactedPartitions = 0;
+  for (const { stream, table } of sources) {
+    await decode(
+      stream,
+      table,
+      blocks.filter(
+        (b) =>
+          b.streamId === stream.streamId &&
+          !covered.has(b.blockId) &&
+          (from === undefined || b.endTime >= from) &&
+          (to === undefined || b.beginTime < to),
+      ),
+    );
+    for (const tier of smallTiers(live, stream.streamId, table.recordBytes)) {
+      if (tier.length < COMPACT_AT) continue;
+      // The merged partitions are stored before the small ones are deleted: a query sees either.
+      const merged = new Set(tier.flatMap((p) => p.row.blockIds));
+      await decode(
+        stream,
+        table,
+        blocks.filter((b) => merged.has(b.blockId)),
+      );
+      for (const partition of tier) {
+        await store.delete(partition.row);
+        live.splice(live.indexOf(partition), 1);
+      }
+      compactedPartitions += tier.length;
+    }
   }
-  for (const pending of writing) await pending;
-  return { processId, sources, files, fileStreams, decodedBlocks, rebuiltPartitions };
+  const files = new Map<string, string[]>();
+  const fileStreams = new Map<string, string>();
+  for (const { row, local } of live) {
+    files.set(row.view, [...(files.get(row.view) ?? []), local.data]);
+    files.set('block_coverage', [...(files.get('block_coverage') ?? []), local.coverage]);
+    fileStreams.set(local.data, row.streamId);
+  }
+  return { processId, sources, files, fileStreams, decodedBlocks, rebuiltPartitions, compactedPartitions };
+}
+
+/** A stream's partitions that are not full, by size tier: 1–7 blocks, 8–63, 64–255. */
+function smallTiers(
+  live: readonly LivePartition[],
+  streamId: string,
+  recordBytes: number,
+): LivePartition[][] {
+  const tiers: LivePartition[][] = [[], [], []];
+  for (const partition of live) {
+    const { row } = partition;
+    if (row.streamId !== streamId || row.blockIds.length >= BLOCKS_PER_PARTITION) continue;
+    if (row.rowCount * recordBytes >= BYTES_PER_PARTITION / 2) continue;
+    tiers[Math.min(2, Math.floor(Math.log(row.blockIds.length) / Math.log(COMPACT_AT)))]!.push(partition);
+  }
+  return tiers;
 }
 
 /** Blocks in groups of at most BLOCKS_PER_PARTITION and about BYTES_PER_PARTITION of records. */
