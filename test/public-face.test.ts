@@ -9,6 +9,8 @@ const read = (path: string) => readFileSync(new URL(path, repo), 'utf8');
 const HARNESS = ['esbuild', 'tsx'];
 /** Database drivers, the AWS SDK, the worker pool: never in `import 'dorsal'`. */
 const LAKE_PACKAGES = ['@aws-sdk/client-s3', 'better-sqlite3', 'pg', 'piscina'];
+/** The drivers of the scale-out lake: loaded by the first store that needs one. */
+const REMOTE_DRIVERS = ['@aws-sdk/client-s3', 'pg'];
 /** The wire format's encoders: in `dorsal/wire` and `dorsal/sink`, never in `import 'dorsal'`. */
 const WIRE_PACKAGES = ['cbor-x', 'lz4-napi'];
 
@@ -46,7 +48,7 @@ function exportedNames(source: string): { values: Set<string>; types: Set<string
 }
 
 describe('the public face', () => {
-  it("import 'dorsal' loads no npm package; the sink, the wire format and dorsal/persist load no lake; the detection sees each one", async () => {
+  it("import 'dorsal' loads no npm package; the sink, the wire format and dorsal/persist load no lake; dorsal/lake loads a driver only when a lake needs it; the detection sees each one", async () => {
     const { out, code } = await runTsxChild(
       [
         'test/fixtures/loaded-packages.ts',
@@ -54,11 +56,12 @@ describe('the public face', () => {
         'src/wire.ts,src/sink.ts,src/persist.ts',
         `src/lake.ts,src/ingestion.ts,piscina`,
         'src/analytics.ts',
+        'pg,@aws-sdk/client-s3',
       ],
       60_000,
     );
     expect(code).toBe(0);
-    const [root, light, heavy, analytics] = out
+    const [root, light, lake, analytics, drivers] = out
       .trim()
       .split('\n')
       .map((line) => (JSON.parse(line) as { packages: string[] }).packages);
@@ -66,10 +69,13 @@ describe('the public face', () => {
     expect(root!.filter((name) => !HARNESS.includes(name))).toEqual([]);
     expect(light!.filter((name) => LAKE_PACKAGES.includes(name))).toEqual([]);
     expect(light).toEqual(expect.arrayContaining(WIRE_PACKAGES));
-    // The same detection sees every heavy package once it is loaded (ES modules and CommonJS).
-    expect(heavy).toEqual(expect.arrayContaining([...LAKE_PACKAGES, ...WIRE_PACKAGES]));
+    // The embedded lake's driver loads with dorsal/lake; PostgreSQL's and S3's when a lake uses them.
+    expect(lake).toEqual(expect.arrayContaining(['better-sqlite3', 'piscina', ...WIRE_PACKAGES]));
+    expect(lake!.filter((name) => REMOTE_DRIVERS.includes(name))).toEqual([]);
     // DuckDB loads when an Analytics opens, not with dorsal/analytics (RemoteAnalytics needs none).
     expect(analytics!.filter((name) => name.startsWith('@duckdb/'))).toEqual([]);
+    // The same detection sees every heavy package once it is loaded (ES modules and CommonJS).
+    expect(drivers).toEqual(expect.arrayContaining([...LAKE_PACKAGES, ...WIRE_PACKAGES]));
   });
 
   it('package.json exports the root and the telemetry subpaths, each an explicit list of names, disjoint', async () => {

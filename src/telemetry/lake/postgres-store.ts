@@ -1,4 +1,5 @@
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import { asLakeError, LakeConfigError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
@@ -40,6 +41,14 @@ import type {
   StreamRow,
   WindowDeletion,
 } from './types.js';
+
+const require = createRequire(import.meta.url);
+let driver: typeof pg | undefined;
+/** pg, loaded when the first PostgreSQL store is made: an embedded lake never loads it. */
+const loadDriver = (): typeof pg => {
+  driver ??= require('pg') as typeof pg;
+  return driver;
+};
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const placeholder = (i: number): string => `$${i}`;
@@ -154,7 +163,7 @@ export class PostgresMetadataStore implements MetadataStore {
       throw new LakeConfigError(`invalid PostgreSQL schema name ${JSON.stringify(schema)}`);
     parsed.searchParams.delete('schema');
     this.schema = schema;
-    this.pool = new pg.Pool({
+    this.pool = new (loadDriver().Pool)({
       connectionString: parsed.toString(),
       options: `-c search_path=${schema}`,
       max: options.maxConnections ?? 10,

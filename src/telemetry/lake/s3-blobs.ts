@@ -1,13 +1,5 @@
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-  S3ServiceException,
-} from '@aws-sdk/client-s3';
+import { createRequire } from 'node:module';
+import type * as S3 from '@aws-sdk/client-s3';
 import { asLakeError, LakeConfigError, LakeNotFoundError, LakeUnavailableError } from '../errors.js';
 import { BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
 
@@ -31,8 +23,16 @@ export interface S3BlobOptions {
   readonly maxAttempts?: number;
 }
 
+const require = createRequire(import.meta.url);
+let sdk: typeof S3 | undefined;
+/** The AWS SDK, loaded when the first S3 store is made: a lake on a directory never loads it. */
+const loadSdk = (): typeof S3 => {
+  sdk ??= require('@aws-sdk/client-s3') as typeof S3;
+  return sdk;
+};
+
 const statusOf = (error: unknown): number | undefined =>
-  error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+  sdk !== undefined && error instanceof sdk.S3ServiceException ? error.$metadata.httpStatusCode : undefined;
 
 /**
  * Blobs in an S3-compatible bucket, under `s3://bucket/prefix`.
@@ -44,14 +44,14 @@ export class S3BlobStore implements BlobStore {
   readonly kind = 's3';
   readonly bucket: string;
   readonly prefix: string;
-  private readonly client: S3Client;
+  private readonly client: S3.S3Client;
   private readonly conditional: boolean;
 
   constructor(bucket: string, prefix: string, options: S3BlobOptions = {}) {
     this.bucket = bucket;
     this.prefix = prefix.replace(/^\/+|\/+$/g, '');
     this.conditional = options.conditionalWrites ?? true;
-    const config: S3ClientConfig = {
+    const config: S3.S3ClientConfig = {
       region: options.region ?? 'us-east-1',
       maxAttempts: options.maxAttempts ?? 2,
       forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
@@ -62,7 +62,7 @@ export class S3BlobStore implements BlobStore {
     };
     if (options.endpoint !== undefined) config.endpoint = options.endpoint;
     if (options.credentials !== undefined) config.credentials = { ...options.credentials };
-    this.client = new S3Client(config);
+    this.client = new (loadSdk().S3Client)(config);
   }
 
   /** Parses `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=true&conditionalWrites=false`. */
@@ -84,7 +84,7 @@ export class S3BlobStore implements BlobStore {
 
   async ping(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.client.send(new (loadSdk().HeadBucketCommand)({ Bucket: this.bucket }));
     } catch (error) {
       throw this.unavailable(`checking bucket ${this.bucket}`, error);
     }
@@ -99,11 +99,11 @@ export class S3BlobStore implements BlobStore {
     try {
       if (!this.conditional) {
         if (await this.exists(Key)) return await this.compare(path, bytes);
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes }));
+        await this.client.send(new (loadSdk().PutObjectCommand)({ Bucket: this.bucket, Key, Body: bytes }));
         return 'created';
       }
       await this.client.send(
-        new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes, IfNoneMatch: '*' }),
+        new (loadSdk().PutObjectCommand)({ Bucket: this.bucket, Key, Body: bytes, IfNoneMatch: '*' }),
       );
       return 'created';
     } catch (error) {
@@ -118,7 +118,7 @@ export class S3BlobStore implements BlobStore {
   async replace(path: string, bytes: Uint8Array): Promise<void> {
     const Key = this.key(path);
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes }));
+      await this.client.send(new (loadSdk().PutObjectCommand)({ Bucket: this.bucket, Key, Body: bytes }));
     } catch (error) {
       throw this.unavailable(`writing ${Key}`, error);
     }
@@ -127,7 +127,7 @@ export class S3BlobStore implements BlobStore {
   async get(path: string): Promise<Uint8Array> {
     const Key = this.key(path);
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      const out = await this.client.send(new (loadSdk().GetObjectCommand)({ Bucket: this.bucket, Key }));
       if (out.Body === undefined) throw new LakeUnavailableError(`S3 returned no body for ${Key}`);
       return await out.Body.transformToByteArray();
     } catch (error) {
@@ -143,7 +143,7 @@ export class S3BlobStore implements BlobStore {
       const Objects = keys.slice(at, at + 1000).map((Key) => ({ Key }));
       try {
         const out = await this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects, Quiet: true } }),
+          new (loadSdk().DeleteObjectsCommand)({ Bucket: this.bucket, Delete: { Objects, Quiet: true } }),
         );
         const failed = out.Errors?.[0];
         if (failed !== undefined) {
@@ -168,7 +168,7 @@ export class S3BlobStore implements BlobStore {
 
   private async exists(Key: string): Promise<boolean> {
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      await this.client.send(new (loadSdk().HeadObjectCommand)({ Bucket: this.bucket, Key }));
       return true;
     } catch (error) {
       if (statusOf(error) === 404) return false;
