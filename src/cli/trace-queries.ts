@@ -27,11 +27,16 @@ function double(n: number): string {
   return `${quoteLiteral(String(n))}::DOUBLE`;
 }
 
-/** The condition that an event at `column` (ns since the process's start) is in the trace. */
+/**
+ * The condition that an event at `column` (ns since the process's start) is in the trace. The
+ * window applies to the time as the trace shows it, to the nanosecond (`Math.round`'s rounding):
+ * a `--begin` copied from an event's `ts` keeps that event.
+ */
 function kept(column: string, window: TraceWindow, cutoffNs: number | null): string {
+  const ns = `floor(${column} + 0.5)`;
   const terms = [`${column} IS NOT NULL`];
-  if (window.beginNs !== undefined) terms.push(`${column} >= ${double(window.beginNs)}`);
-  if (window.endNs !== undefined) terms.push(`${column} < ${double(window.endNs)}`);
+  if (window.beginNs !== undefined) terms.push(`${ns} >= ${double(window.beginNs)}`);
+  if (window.endNs !== undefined) terms.push(`${ns} < ${double(window.endNs)}`);
   if (cutoffNs !== null) terms.push(`${column} < ${double(cutoffNs)}`);
   return terms.join(' AND ');
 }
@@ -39,9 +44,10 @@ function kept(column: string, window: TraceWindow, cutoffNs: number | null): str
 /** True when an event at `t` is in the trace: the same test as `kept`, for times read back. */
 export function isKept(t: number, scope: Pick<TraceScope, 'window' | 'cutoffNs'>): boolean {
   const { beginNs, endNs } = scope.window;
+  const ns = Math.round(t);
   return (
-    (beginNs === undefined || t >= beginNs) &&
-    (endNs === undefined || t < endNs) &&
+    (beginNs === undefined || ns >= beginNs) &&
+    (endNs === undefined || ns < endNs) &&
     (scope.cutoffNs === null || t < scope.cutoffNs)
   );
 }

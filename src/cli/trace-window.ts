@@ -17,12 +17,15 @@ const UNITS: Readonly<Record<string, number>> = {
 
 const OFFSET = /^\+(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m)$/;
 
-/** Parses `--begin`/`--end`: RFC 3339 (`2026-01-02T10:00:01.5Z`) or `+2s`, `+500ms`, `+250us`, `+1.5m`. */
+/**
+ * Parses `--begin`/`--end`: RFC 3339 (`2026-01-02T10:00:01.5Z`) or `+2s`, `+500ms`, `+250us`,
+ * `+1.5m` (to the nanosecond).
+ */
 export function traceTime(value: string): TraceTime {
   const text = value.trim();
   const offset = OFFSET.exec(text);
   if (offset !== null) {
-    return { kind: 'offset', ns: Number(offset[1]) * UNITS[offset[2]!]!, text };
+    return { kind: 'offset', ns: Math.round(Number(offset[1]) * UNITS[offset[2]!]!), text };
   }
   const epochNs = rfc3339ToEpochNs(text);
   if (epochNs === undefined) {
