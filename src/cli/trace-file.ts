@@ -1,5 +1,6 @@
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import type { TraceEvent } from './chrome-trace.js';
+import { CliError } from './source.js';
 
 /** Text gathered before one write to the file. */
 const CHUNK_CHARS = 1 << 20;
@@ -28,7 +29,9 @@ export class TraceFile {
   /** Opens `path` for a new trace (written to `path.partial-PID` until `finish`). */
   static async create(path: string): Promise<TraceFile> {
     const partial = `${path}.partial-${process.pid}`;
-    const handle = await open(partial, 'w');
+    const handle = await open(partial, 'w').catch((error: unknown) => {
+      throw cannotWrite(path, error);
+    });
     const file = new TraceFile(path, partial, handle);
     file.push('{"traceEvents":[\n');
     return file;
@@ -53,7 +56,9 @@ export class TraceFile {
     this.push(`\n],"displayTimeUnit":"ns","metadata":${JSON.stringify(metadata)}}\n`);
     await this.flush();
     await this.handle.close();
-    await rename(this.partial, this.path);
+    await rename(this.partial, this.path).catch((error: unknown) => {
+      throw cannotWrite(this.path, error);
+    });
   }
 
   /** Closes and removes the unfinished file. */
@@ -75,4 +80,12 @@ export class TraceFile {
       at += (await this.handle.write(bytes, at, bytes.length - at)).bytesWritten;
     }
   }
+}
+
+/** A file that cannot be written, said with the system's reason (`EISDIR`, `EACCES`, …). */
+function cannotWrite(path: string, error: unknown): CliError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new CliError(
+    `cannot write ${path} (${code ?? String(error)}): give -o a file in a directory you can write`,
+  );
 }

@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logger, metric, System, span } from '../../src/index.js';
 import { formatRfc3339Ns } from '../../src/wire.js';
@@ -284,6 +284,12 @@ describe('dorsal trace', () => {
         /^dorsal: --end \+1s is not after --begin \+2s/,
       ],
       [['trace', '--data', join(dir, 'nope'), '-o', file('bad.json')], /^dorsal: no lake in .*nope/],
+      [
+        ['trace', '--data', dir, '-o', join(dir, 'no-dir', 'x.json')],
+        /^dorsal: cannot write .*x\.json \(ENOENT\)/,
+      ],
+      // Written, then not moved into place: the half file is removed.
+      [['trace', '--data', dir, '-o', dir], /^dorsal: cannot write .* \(EISDIR\)/],
     ];
     for (const [args, message] of failures) {
       const { code, stderr } = await runDorsal(args);
@@ -292,6 +298,7 @@ describe('dorsal trace', () => {
       expect(stderr, args.join(' ')).toMatch(message);
     }
     expect(existsSync(file('bad.json'))).toBe(false);
+    expect(readdirSync(dirname(dir)).filter((f) => f.startsWith(`${basename(dir)}.partial-`))).toEqual([]);
     const help = await runDorsal(['trace', '--help']);
     expect(help.stdout).toMatch(/Example/);
   });
