@@ -18,7 +18,9 @@ import {
   type EventKind,
   handlerCalls,
   isKept,
+  type LossRow,
   logEntries,
+  losses,
   measures,
   spans,
   type TraceScope,
@@ -50,6 +52,8 @@ export interface TraceSummary {
   /** From when on events were left out (ns since the process's start), if any were. */
   readonly cutoffNs: number | null;
   readonly limit: number;
+  /** Streams of the process that lost messages or events: what the trace cannot show. */
+  readonly losses: readonly LossRow[];
 }
 
 /** A process as a viewer names it: the system module it ran (or its executable), its id, what it replays. */
@@ -150,6 +154,7 @@ export async function exportTrace(request: TraceRequest): Promise<TraceSummary> 
       leftOut: inWindow - kept,
       cutoffNs: counts.cutoffNs,
       limit,
+      losses: await losses(analytics, process.processId),
     };
     await file.finish({
       'dorsal-process': process.processId,
@@ -159,6 +164,7 @@ export async function exportTrace(request: TraceRequest): Promise<TraceSummary> 
       'dorsal-window-ns': window,
       'dorsal-written': written,
       'dorsal-left-out': summary.leftOut,
+      'dorsal-losses': summary.losses,
       ...(counts.cutoffNs === null ? {} : { 'dorsal-left-out-from-ns': counts.cutoffNs }),
     });
     return summary;

@@ -305,6 +305,31 @@ export async function* measures(scope: TraceScope): AsyncGenerator<MeasureRow> {
   }
 }
 
+/** What the recording lost, per stream (`losses` rows with anything lost, poisoned or dropped). */
+export interface LossRow {
+  readonly stream: string;
+  readonly consumer: string;
+  readonly lost: number;
+  readonly poisoned: number;
+  readonly dropped: number;
+}
+
+/** The streams of the process that lost anything: a trace of them misses slices and arrows. */
+export async function losses(analytics: AnalyticsQuestions, process: string): Promise<LossRow[]> {
+  const { rows } = await analytics.query(
+    `SELECT stream, consumer, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE FROM losses
+     WHERE lost + poisoned + dropped > 0 ORDER BY ALL`,
+    { process, maxRows: 10_000 },
+  );
+  return rows.map(([stream, consumer, lost, poisoned, dropped]) => ({
+    stream: String(stream),
+    consumer: String(consumer),
+    lost: Number(lost),
+    poisoned: Number(poisoned),
+    dropped: Number(dropped),
+  }));
+}
+
 /** The process's start, in nanoseconds since the epoch. */
 export async function processStartNs(analytics: AnalyticsQuestions, process: string): Promise<bigint> {
   const { rows } = await analytics.query('SELECT start_ns::VARCHAR FROM processes', { process, maxRows: 1 });

@@ -28,9 +28,15 @@ function describe(summary: TraceSummary): string {
     beginNs === undefined && endNs === undefined
       ? 'the whole process'
       : `${beginNs === undefined ? 'its start' : offset(beginNs)} to ${endNs === undefined ? 'its end' : offset(endNs)}`;
+  const lost = summary.losses.reduce((n, l) => n + l.lost + l.poisoned + l.dropped, 0);
   return [
     `wrote ${summary.file}: ${plural(w.handler_calls, 'handler call', 'handler calls')}, ${plural(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${plural(w.spans, 'span', 'spans')}, ${plural(w.log_entries, 'log entry', 'log entries')}, ${plural(w.counter_samples, 'counter sample', 'counter samples')}`,
     dim(`process ${summary.process}, ${window}; open it in https://ui.perfetto.dev or chrome://tracing`),
+    ...(lost === 0
+      ? []
+      : [
+          `the recording lost ${plural(lost, 'message or event', 'messages or events')} (${summary.losses.map((l) => l.stream).join(', ')}): the trace cannot show them`,
+        ]),
   ].join('\n');
 }
 
@@ -39,7 +45,7 @@ export function traceCommand(): Command {
   return withSourceOptions(
     new Command('trace')
       .description(
-        'write a Chrome trace (Perfetto, chrome://tracing): a track per actor with a slice per handler call, flow arrows from each message to its children, spans, logs and metrics',
+        'write a run as a Chrome trace for Perfetto or chrome://tracing: handler calls, message flows, spans, logs, metrics',
       )
       .requiredOption('-o, --output <file>', 'the trace file to write (JSON)')
       .option('--begin <time>', 'from this RFC 3339 time, or offset from the process start (+2s)', traceTime)

@@ -98,6 +98,7 @@ describe('dorsal trace', () => {
     expect(trace.displayTimeUnit).toBe('ns');
     const [processId] = (await sql('SELECT process_id FROM processes'))[0]!;
     expect(trace.metadata['dorsal-process']).toBe(processId);
+    expect(trace.metadata['dorsal-losses']).toEqual([]);
     const processName = events.filter((e) => e.ph === 'M' && e.name === 'process_name');
     expect(processName.map((e) => e.args!.name)).toEqual([expect.stringContaining(String(processId))]);
     expect([...trackName.values()].sort()).toEqual(['alpha', 'gateway', 'main', 'strategy']);
