@@ -110,7 +110,7 @@ export interface HandlerCall {
   readonly publishT: number;
   readonly startT: number;
   readonly endT: number;
-  /** The message it was produced while handling, if any (an ingress message has none). */
+  /** The message whose handling produced this one, if any (an ingress message has none). */
   readonly parent: { readonly stream: string; readonly seq: number } | null;
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { traceTime } from '../../src/cli/trace-window.js';
 import { logger, metric, System, span } from '../../src/index.js';
 import { formatRfc3339Ns } from '../../src/wire.js';
 import { spine } from '../fixtures/actors/spine.js';
@@ -203,6 +204,7 @@ describe('dorsal trace', () => {
     const end = times[Math.floor(times.length * 0.6)]!;
     const offsets = await runDorsal([
       'trace',
+      '--json',
       '--data',
       dir,
       '--begin',
@@ -213,6 +215,10 @@ describe('dorsal trace', () => {
       file('window.json'),
     ]);
     expect(offsets.code, offsets.stderr).toBe(0);
+    expect(JSON.parse(offsets.stdout)).toMatchObject({
+      window: { beginNs: Math.round(begin * 1000), endNs: Math.round(end * 1000) },
+      leftOut: 0,
+    });
     const window = load(file('window.json'));
     const inWindow = window.events.filter(timed);
     expect(inWindow.length).toBeGreaterThan(0);
@@ -302,5 +308,22 @@ describe('dorsal trace', () => {
     expect(readdirSync(dirname(dir)).filter((f) => f.startsWith(`${basename(dir)}.partial-`))).toEqual([]);
     const help = await runDorsal(['trace', '--help']);
     expect(help.stdout).toMatch(/Example/);
+  });
+});
+
+describe('the times --begin and --end take', () => {
+  it('are offsets from the process start, to the nanosecond, or RFC 3339 times', () => {
+    expect(traceTime('+2s')).toMatchObject({ kind: 'offset', ns: 2e9 });
+    expect(traceTime('+500ms')).toMatchObject({ kind: 'offset', ns: 5e8 });
+    expect(traceTime('+1.5m')).toMatchObject({ kind: 'offset', ns: 90e9 });
+    expect(traceTime('+250µs')).toMatchObject({ kind: 'offset', ns: 250_000 });
+    expect(traceTime('+0.0004us')).toMatchObject({ kind: 'offset', ns: 0 });
+    expect(traceTime('2026-01-02T10:00:01.5+01:00')).toMatchObject({
+      kind: 'time',
+      epochNs: 1_767_344_401_500_000_000n,
+    });
+    for (const bad of ['2s', '+2h', '+-1s', '+s', '', 'yesterday', '2026-13-01T00:00:00Z']) {
+      expect(() => traceTime(bad), bad).toThrow(/RFC 3339 time .* or an offset/);
+    }
   });
 });
