@@ -174,7 +174,11 @@ export interface HandlerCallRow {
   readonly producer: { readonly actor: string; readonly startT: number; readonly endT: number } | null;
 }
 
-/** The handler calls of the scope, in start order, each joined with the call that produced its message. */
+/**
+ * The handler calls of the scope, in start order, each joined with the call that produced its
+ * message: one row per call, since a process's actors have unique names (the System refuses two
+ * alike), so that an actor handles a message (stream, seq) once.
+ */
 export async function* handlerCalls(scope: TraceScope): AsyncGenerator<HandlerCallRow> {
   const rows = paged(
     scope,
