@@ -5,6 +5,7 @@ import {
   flowArrow,
   handlerSlice,
   logInstant,
+  type MetadataEvent,
   processName,
   spanEvents,
   type Track,
@@ -70,7 +71,7 @@ const PID = 1;
 /** Tracks by actor (or by thread, for a thread that is no actor's), made as events name them. */
 class Tracks {
   private readonly byKey = new Map<string, Track>();
-  private readonly pending: ReturnType<typeof trackNames>[] = [];
+  private readonly pending: MetadataEvent[] = [];
 
   track(actor: string | null, thread: string | null): Track {
     const key = actor !== null ? `actor\u0000${actor}` : `thread\u0000${thread ?? ''}`;
@@ -78,14 +79,14 @@ class Tracks {
     if (track === undefined) {
       track = { pid: PID, tid: this.byKey.size + 1 };
       this.byKey.set(key, track);
-      this.pending.push(trackNames(track, actor ?? thread ?? '?', track.tid));
+      this.pending.push(...trackNames(track, actor ?? thread ?? '?', track.tid));
     }
     return track;
   }
 
   /** The name events of the tracks made since the last call. */
-  takeNames(): ReturnType<typeof trackNames>[number][] {
-    return this.pending.splice(0).flat();
+  takeNames(): MetadataEvent[] {
+    return this.pending.splice(0);
   }
 }
 
