@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bindingPoint, spanEvents } from '../../src/cli/chrome-trace.js';
 import { traceTime } from '../../src/cli/trace-window.js';
 import { logger, metric, System, span } from '../../src/index.js';
 import { formatRfc3339Ns } from '../../src/wire.js';
@@ -325,5 +326,28 @@ describe('the times --begin and --end take', () => {
     for (const bad of ['2s', '+2h', '+-1s', '+s', '', 'yesterday', '2026-13-01T00:00:00Z']) {
       expect(() => traceTime(bad), bad).toThrow(/RFC 3339 time .* or an offset/);
     }
+  });
+});
+
+describe('the events a span and a flow become', () => {
+  const track = { pid: 1, tid: 3 };
+  const span = { name: 'quote', spanId: 9, depth: 0, beginNs: 1000, async: false, closedByParent: false };
+
+  it('a span: a slice; one never ended: a begin without end; an async one: a begin and end paired by id', () => {
+    expect(spanEvents({ ...span, endNs: 3500 }, track, 1)).toEqual([
+      { ph: 'X', ...track, name: 'quote', cat: 'span', ts: 1, dur: 2.5, args: { span_id: 9, depth: 0 } },
+    ]);
+    expect(spanEvents({ ...span, endNs: null }, track, 1).map((e) => e.ph)).toEqual(['B']);
+    const pair = spanEvents({ ...span, endNs: 3500, async: true }, track, 7);
+    expect(pair.map((e) => [e.ph, 'id' in e ? e.id : undefined, 'ts' in e ? e.ts : undefined])).toEqual([
+      ['b', 7, 1],
+      ['e', 7, 3.5],
+    ]);
+  });
+
+  it('a flow binds half a nanosecond into a slice: after its start, before what it nests', () => {
+    expect(bindingPoint({ track, startT: 1000.4, endT: 2000 })).toBe(1.0005);
+    expect(bindingPoint({ track, startT: 1000, endT: 1001 })).toBe(1.0005);
+    expect(bindingPoint({ track, startT: 1000, endT: 1000.2 })).toBe(1);
   });
 });
