@@ -5,6 +5,7 @@
  *   dorsal run MODULE [--seconds N]        a system module, recorded; then what it saw
  *   dorsal demo [--seconds N] [--rate R]   the market pipeline (what `npm start` runs)
  *   dorsal processes | stats | tree | query "SQL"        read a recorded run
+ *   dorsal trace [--begin T --end T] -o trace.json   a recorded run as a Chrome trace (Perfetto)
  *   dorsal serve [--role ingestion|analytics|all] [--host 127.0.0.1] [--port 8081] [lake options] …
  *   dorsal keys create --name NAME | keys list | keys revoke NAME     [lake options]
  *   dorsal status [--url http://127.0.0.1:8081] [--key KEY]           (better: DORSAL_KEY)
@@ -30,6 +31,7 @@ import { demoCommand, runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { statsCommand } from './stats.js';
 import { statusCommand } from './status.js';
+import { traceCommand } from './trace.js';
 import { treeCommand } from './tree.js';
 
 const program = new Command('dorsal')
@@ -39,6 +41,7 @@ const program = new Command('dorsal')
   .addCommand(processesCommand())
   .addCommand(statsCommand())
   .addCommand(treeCommand())
+  .addCommand(traceCommand())
   .addCommand(queryCommand())
   .addCommand(serveCommand())
   .addCommand(keysCommand())

@@ -1,0 +1,94 @@
+import { Command } from 'commander';
+import { count, dim, duration, printJson } from './format.js';
+import { integer } from './options.js';
+import { CliError, resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
+import { exportTrace, type TraceSummary } from './trace-export.js';
+import { processStartNs } from './trace-queries.js';
+import { sinceStart, type TraceTime, type TraceWindow, traceTime } from './trace-window.js';
+
+interface TraceOptions extends SourceOptions {
+  readonly output: string;
+  readonly begin?: TraceTime;
+  readonly end?: TraceTime;
+  readonly limit: number;
+}
+
+const DEFAULT_LIMIT = 1_000_000;
+
+/** `+1.20 s`: a time since the process's start. */
+function offset(ns: number): string {
+  return `+${duration(ns)}`;
+}
+
+function describe(summary: TraceSummary): string {
+  const w = summary.written;
+  const plural = (n: number, one: string, many: string) => `${count(n)} ${n === 1 ? one : many}`;
+  const { beginNs, endNs } = summary.window;
+  const window =
+    beginNs === undefined && endNs === undefined
+      ? 'the whole process'
+      : `${beginNs === undefined ? 'its start' : offset(beginNs)} to ${endNs === undefined ? 'its end' : offset(endNs)}`;
+  const lost = summary.losses.reduce((n, l) => n + l.lost + l.poisoned + l.dropped, 0);
+  return [
+    `wrote ${summary.file}: ${plural(w.handler_calls, 'handler call', 'handler calls')}, ${plural(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${plural(w.spans, 'span', 'spans')}, ${plural(w.log_entries, 'log entry', 'log entries')}, ${plural(w.counter_samples, 'counter sample', 'counter samples')}`,
+    dim(`process ${summary.process}, ${window}; open it in https://ui.perfetto.dev or chrome://tracing`),
+    ...(lost === 0
+      ? []
+      : [
+          `the recording lost ${plural(lost, 'message or event', 'messages or events')} (${summary.losses.map((l) => l.stream).join(', ')}): the trace cannot show them`,
+        ]),
+  ].join('\n');
+}
+
+/** `dorsal trace`: a recorded process as a Chrome trace, for Perfetto or chrome://tracing. */
+export function traceCommand(): Command {
+  return withSourceOptions(
+    new Command('trace')
+      .description(
+        'write a run as a Chrome trace for Perfetto or chrome://tracing: handler calls, message flows, spans, logs, metrics',
+      )
+      .requiredOption('-o, --output <file>', 'the trace file to write (JSON)')
+      .option('--begin <time>', 'from this RFC 3339 time, or offset from the process start (+2s)', traceTime)
+      .option(
+        '--end <time>',
+        'until this RFC 3339 time, or offset from the process start (+2500ms)',
+        traceTime,
+      )
+      .option(
+        '--limit <n>',
+        'handler calls, spans, log entries and counter samples written at most; the latest are left out',
+        integer(1, 1_000_000_000),
+        DEFAULT_LIMIT,
+      )
+      .addHelpText(
+        'after',
+        '\nExamples:\n  $ dorsal trace -o trace.json\n  $ dorsal trace --begin +2s --end +2500ms -o trace.json   # then open it in https://ui.perfetto.dev',
+      ),
+  ).action(async (options: TraceOptions) => {
+    await withSource(options, async (source) => {
+      const process = await resolveProcess(source, options.process);
+      const startNs = await processStartNs(source.analytics, process.processId);
+      const window: TraceWindow = {
+        ...(options.begin === undefined ? {} : { beginNs: sinceStart(options.begin, startNs) }),
+        ...(options.end === undefined ? {} : { endNs: sinceStart(options.end, startNs) }),
+      };
+      if (window.beginNs !== undefined && window.endNs !== undefined && window.endNs <= window.beginNs) {
+        throw new CliError(`--end ${options.end?.text} is not after --begin ${options.begin?.text}`);
+      }
+      const summary = await exportTrace({
+        analytics: source.analytics,
+        process,
+        window,
+        limit: options.limit,
+        output: options.output,
+      });
+      if (summary.leftOut > 0) {
+        console.error(
+          `dorsal: left out ${count(summary.leftOut)} events from ${offset(summary.cutoffNs ?? 0)} on, to keep to --limit ${count(summary.limit)}: narrow the window with --begin/--end, or raise --limit`,
+        );
+      }
+      if (options.json) return printJson(summary);
+      console.log(describe(summary));
+    });
+  });
+}

@@ -1,0 +1,353 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bindingPoint, spanEvents } from '../../src/cli/chrome-trace.js';
+import { traceTime } from '../../src/cli/trace-window.js';
+import { logger, metric, System, span } from '../../src/index.js';
+import { formatRfc3339Ns } from '../../src/wire.js';
+import { spine } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
+import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { tempDir } from './fixtures.js';
+
+const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const TICKS = 40;
+
+/** An event of a trace file, as far as these tests read it. */
+interface Event {
+  readonly ph: string;
+  readonly pid: number;
+  readonly tid: number;
+  readonly name: string;
+  readonly cat?: string;
+  readonly ts: number;
+  readonly dur?: number;
+  readonly id?: number;
+  readonly bp?: string;
+  readonly s?: string;
+  readonly args?: Record<string, unknown>;
+}
+
+interface TraceJson {
+  readonly traceEvents: Event[];
+  readonly displayTimeUnit: string;
+  readonly metadata: Record<string, unknown>;
+}
+
+/** A trace file and its events by kind. */
+function load(file: string) {
+  const trace = JSON.parse(readFileSync(file, 'utf8')) as TraceJson;
+  const events = trace.traceEvents;
+  const trackName = new Map(
+    events.filter((e) => e.ph === 'M' && e.name === 'thread_name').map((e) => [e.tid, String(e.args!.name)]),
+  );
+  const handlers = events.filter((e) => e.ph === 'X' && e.cat === 'handler');
+  return {
+    trace,
+    events,
+    trackName,
+    handlers,
+    spans: events.filter((e) => e.ph === 'X' && e.cat === 'span'),
+    logs: events.filter((e) => e.ph === 'i'),
+    counters: events.filter((e) => e.ph === 'C'),
+    flows: events.filter((e) => e.ph === 's' || e.ph === 'f'),
+    /** The innermost slice of track `tid` that holds time `ts` (what a viewer binds a flow to). */
+    sliceAt(tid: number, ts: number): Event | undefined {
+      const holding = events.filter(
+        (e) => e.ph === 'X' && e.tid === tid && e.ts <= ts && ts <= e.ts + e.dur! + 1e-6,
+      );
+      return holding.sort((a, b) => b.ts - a.ts || a.dur! - b.dur!)[0];
+    },
+  };
+}
+
+/** Events that have a time on the timeline (not names, not flow ends). */
+const timed = (e: Event) => e.ph !== 'M' && e.ph !== 's' && e.ph !== 'f';
+
+describe('dorsal trace', () => {
+  const { dir, cleanup } = tempDir('dorsal-cli-trace-');
+  const file = (name: string) => join(dir, name);
+  let full: ReturnType<typeof load>;
+  let sql: (query: string) => Promise<unknown[][]>;
+
+  beforeAll(async () => {
+    // A pipeline (ticks → two orders each → a fill each) beside an instrumented actor that logs,
+    // measures and opens spans for every tick, and a main thread that does each once.
+    const system = new System(spine, { persist: { data: dir, blockBytes: 2048 } });
+    logger('main-app').info('system made', { ticks: TICKS });
+    system.spawn(fixture('feed'), { args: { count: TICKS, perLoop: 10 } });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('gateway'));
+    system.spawn(fixture('instrumented'), { args: { name: 'alpha' } });
+    await system.start();
+    span('main-wait', () => metric('main.ticks', TICKS, 'ticks'));
+    await until(() => system.spine.queue(2).stats().published === 2 * TICKS, 'every fill');
+    await system.stop();
+    sql = async (query) => {
+      const run = await runDorsal(['query', query, '--data', dir, '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      return (JSON.parse(run.stdout) as { rows: unknown[][] }).rows;
+    };
+    const run = await runDorsal(['trace', '--data', dir, '-o', file('full.json')]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^wrote .*full\.json: [\d,]+ handler calls, [\d,]+ flow arrows, /);
+    full = load(file('full.json'));
+  }, 120_000);
+  afterAll(cleanup);
+
+  it('writes the JSON object form: the process and each track named, times in µs since the start', async () => {
+    const { trace, events, trackName } = full;
+    expect(trace.displayTimeUnit).toBe('ns');
+    const [processId] = (await sql('SELECT process_id FROM processes'))[0]!;
+    expect(trace.metadata['dorsal-process']).toBe(processId);
+    expect(trace.metadata['dorsal-losses']).toEqual([]);
+    const processName = events.filter((e) => e.ph === 'M' && e.name === 'process_name');
+    expect(processName.map((e) => e.args!.name)).toEqual([expect.stringContaining(String(processId))]);
+    expect([...trackName.values()].sort()).toEqual(['alpha', 'gateway', 'main', 'strategy']);
+    expect(events.every((e) => e.pid === 1)).toBe(true);
+    expect(events.filter(timed).every((e) => Number.isFinite(e.ts) && e.ts > 0)).toBe(true);
+  });
+
+  it('has a slice per handler call on its actor’s track, named by its stream, with seq, handler time and queue wait', async () => {
+    const { handlers, trackName } = full;
+    const counts = await sql(
+      'SELECT actor, stream, count(*)::INTEGER FROM timings GROUP BY ALL ORDER BY ALL',
+    );
+    const seen = new Map<string, number>();
+    for (const slice of handlers) {
+      const key = `${trackName.get(slice.tid)}/${slice.name}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+    }
+    expect([...seen.entries()].sort()).toEqual(counts.map(([a, s, n]) => [`${a}/${s}`, n]));
+    expect(counts.map(([a, s]) => `${a}/${s}`)).toEqual(['alpha/ticks', 'gateway/orders', 'strategy/ticks']);
+    for (const slice of handlers) {
+      expect(slice.args).toMatchObject({ stream: slice.name, seq: expect.any(Number) });
+      expect(Math.abs(slice.dur! * 1000 - Number(slice.args!.processing_ns))).toBeLessThan(1.5);
+      expect(Number(slice.args!.queue_wait_ns)).toBeGreaterThanOrEqual(0);
+    }
+    const [[start, end]] = (await sql(
+      "SELECT start_t, end_t FROM timings WHERE actor = 'gateway' AND stream = 'orders' AND seq = 7",
+    )) as [[number, number]];
+    const order7 = handlers.find((s) => trackName.get(s.tid) === 'gateway' && s.args!.seq === 7)!;
+    expect(order7.ts).toBeCloseTo(start / 1000, 3);
+    expect(order7.ts + order7.dur!).toBeCloseTo(end / 1000, 3);
+  });
+
+  it('draws a flow arrow from the call that produced each message to each call that handled it', async () => {
+    const { flows, trackName, sliceAt } = full;
+    const byId = new Map<number, Event[]>();
+    for (const flow of flows) byId.set(flow.id!, [...(byId.get(flow.id!) ?? []), flow]);
+    // Every handled order came from a strategy's handling of a tick: one arrow each.
+    const handledOrders = (
+      await sql("SELECT count(*)::INTEGER FROM timings WHERE stream = 'orders'")
+    )[0]?.[0];
+    expect(byId.size).toBe(handledOrders);
+    for (const [id, ends] of byId) {
+      expect(ends.map((e) => e.ph).sort(), `flow ${id}`).toEqual(['f', 's']);
+      const from = ends.find((e) => e.ph === 's')!;
+      const to = ends.find((e) => e.ph === 'f')!;
+      expect([to.bp, to.cat, to.name]).toEqual(['e', from.cat, from.name]);
+      const parent = sliceAt(from.tid, from.ts);
+      const child = sliceAt(to.tid, to.ts);
+      expect(parent?.cat, `flow ${id} leaves a handler slice`).toBe('handler');
+      expect(child?.cat, `flow ${id} ends in a handler slice`).toBe('handler');
+      expect(child!.args!.parent).toBe(`${parent!.name} #${parent!.args!.seq}`);
+    }
+    // One known pair, from the tree of a fill: the tick's call in the strategy → the order's call in the gateway.
+    const tree = await runDorsal(['tree', '--data', dir, '--message', 'fills:5', '--json']);
+    const [{ root }] = JSON.parse(tree.stdout) as [
+      { root: { stream: string; seq: number; children: { stream: string; seq: number }[] } },
+    ];
+    expect(root.stream).toBe('ticks');
+    const order = root.children.find((c) => c.stream === 'orders')!;
+    const into = flows.find(
+      (f) =>
+        f.ph === 'f' && trackName.get(f.tid) === 'gateway' && sliceAt(f.tid, f.ts)?.args?.seq === order.seq,
+    )!;
+    const out = flows.find((f) => f.ph === 's' && f.id === into.id)!;
+    expect(trackName.get(out.tid)).toBe('strategy');
+    expect(sliceAt(out.tid, out.ts)?.args).toMatchObject({ stream: 'ticks', seq: root.seq });
+  });
+
+  it('puts spans as slices on their thread’s track, log entries as instants and measures as counters', () => {
+    const { spans, logs, counters, trackName, handlers } = full;
+    const on = (events: Event[], track: string, name: string) =>
+      events.filter((e) => trackName.get(e.tid) === track && e.name === name);
+    const handles = on(spans, 'alpha', 'handle');
+    expect(handles).toHaveLength(TICKS);
+    expect(on(spans, 'alpha', 'inner')).toHaveLength(TICKS);
+    expect(on(spans, 'main', 'main-wait')).toHaveLength(1);
+    // A span opened in a handler lies within the handler's slice.
+    const alphaCalls = handlers.filter((h) => trackName.get(h.tid) === 'alpha');
+    for (const handle of handles) {
+      expect(
+        alphaCalls.some((h) => h.ts <= handle.ts && handle.ts + handle.dur! <= h.ts + h.dur! + 1e-6),
+      ).toBe(true);
+    }
+    const handled = on(logs, 'alpha', 'tick handled');
+    expect(handled).toHaveLength(TICKS);
+    expect(handled.every((e) => e.s === 't' && e.args!.level === 'info' && e.args!.target === 'alpha')).toBe(
+      true,
+    );
+    expect(handled.map((e) => (e.args!.properties as { n: number }).n).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: TICKS }, (_, i) => i),
+    );
+    expect(on(logs, 'main', 'system made')).toHaveLength(1);
+    const prices = on(counters, 'alpha', 'price');
+    expect(prices).toHaveLength(TICKS);
+    expect(prices.every((e) => typeof e.args!.usd === 'number')).toBe(true);
+    expect(on(counters, 'main', 'main.ticks').map((e) => e.args)).toEqual([{ ticks: TICKS }]);
+  });
+
+  it('--begin/--end keep the events of a window, as offsets or RFC 3339 times alike', async () => {
+    const times = full.handlers.map((h) => h.ts).sort((a, b) => a - b);
+    const begin = times[Math.floor(times.length * 0.25)]!;
+    const end = times[Math.floor(times.length * 0.6)]!;
+    const offsets = await runDorsal([
+      'trace',
+      '--json',
+      '--data',
+      dir,
+      '--begin',
+      `+${begin}us`,
+      '--end',
+      `+${end}us`,
+      '-o',
+      file('window.json'),
+    ]);
+    expect(offsets.code, offsets.stderr).toBe(0);
+    expect(JSON.parse(offsets.stdout)).toMatchObject({
+      window: { beginNs: Math.round(begin * 1000), endNs: Math.round(end * 1000) },
+      leftOut: 0,
+    });
+    const window = load(file('window.json'));
+    const inWindow = window.events.filter(timed);
+    expect(inWindow.length).toBeGreaterThan(0);
+    expect(inWindow.length).toBeLessThan(full.events.filter(timed).length);
+    for (const e of inWindow) {
+      expect(e.ts).toBeGreaterThanOrEqual(begin);
+      expect(e.ts).toBeLessThanOrEqual(end);
+    }
+    // Just the events of the full trace within the window.
+    expect(window.handlers.length).toBe(full.handlers.filter((h) => h.ts >= begin && h.ts < end).length);
+    expect(window.flows.every((f) => window.sliceAt(f.tid, f.ts)?.cat === 'handler')).toBe(true);
+    const startNs = (await sql('SELECT start_ns::VARCHAR FROM processes'))[0]?.[0];
+    const at = (us: number) => formatRfc3339Ns(BigInt(String(startNs)) + BigInt(Math.round(us * 1000)));
+    const calendar = await runDorsal([
+      'trace',
+      '--data',
+      dir,
+      '--begin',
+      at(begin),
+      '--end',
+      at(end),
+      '-o',
+      file('calendar.json'),
+    ]);
+    expect(calendar.code, calendar.stderr).toBe(0);
+    expect(load(file('calendar.json')).events).toEqual(window.events);
+  });
+
+  it('--limit keeps the earliest events and says how many it left out', async () => {
+    const run = await runDorsal(['trace', '--data', dir, '--limit', '50', '-o', file('limited.json')]);
+    expect(run.code, run.stderr).toBe(0);
+    const leftOut = /^dorsal: left out ([\d,]+) events from \+\S+ [nµm]?s on, to keep to --limit 50/.exec(
+      run.stderr,
+    );
+    expect(leftOut, run.stderr).not.toBeNull();
+    const limited = load(file('limited.json'));
+    const kept = limited.events.filter(timed).length;
+    expect(kept).toBeLessThanOrEqual(50);
+    expect(kept + Number(leftOut![1]!.replaceAll(',', ''))).toBe(full.events.filter(timed).length);
+    expect(limited.trace.metadata['dorsal-left-out']).toBe(Number(leftOut![1]!.replaceAll(',', '')));
+    // The earliest: nothing left out comes before what was kept.
+    const last = Math.max(...limited.events.filter(timed).map((e) => e.ts));
+    const keptTimes = new Set(limited.events.filter(timed).map((e) => `${e.ph}${e.tid}@${e.ts}`));
+    const dropped = full.events.filter(timed).filter((e) => !keptTimes.has(`${e.ph}${e.tid}@${e.ts}`));
+    expect(dropped.every((e) => e.ts >= last)).toBe(true);
+  });
+
+  it('reads the same trace through a server that answers few rows at a time', async () => {
+    const serve = await startDorsalServe(['--port', '0', '--data', dir, '--query-rows', '7']);
+    try {
+      const run = await runDorsal(['trace', '--url', serve.url, '-o', file('remote.json')]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(load(file('remote.json')).events).toEqual(full.events);
+    } finally {
+      await serve.stop();
+    }
+  }, 120_000);
+
+  it('says what went wrong in one line, exits 1 and leaves no file', async () => {
+    const failures: [string[], RegExp][] = [
+      [['trace', '--data', dir], /required option '-o, --output <file>' not specified/],
+      [['trace', '--data', dir, '--begin', 'soon', '-o', file('bad.json')], /RFC 3339 time .* or an offset/],
+      [['trace', '--data', dir, '--end', '+2h', '-o', file('bad.json')], /RFC 3339 time .* or an offset/],
+      [
+        ['trace', '--data', dir, '--process', 'ffffffff', '-o', file('bad.json')],
+        /^dorsal: no process ffffffff in .*: `dorsal processes` lists them/,
+      ],
+      [
+        ['trace', '--data', dir, '--begin', '+2s', '--end', '+1s', '-o', file('bad.json')],
+        /^dorsal: --end \+1s is not after --begin \+2s/,
+      ],
+      [['trace', '--data', join(dir, 'nope'), '-o', file('bad.json')], /^dorsal: no lake in .*nope/],
+      [
+        ['trace', '--data', dir, '-o', join(dir, 'no-dir', 'x.json')],
+        /^dorsal: cannot write .*x\.json \(ENOENT\)/,
+      ],
+      // Written, then not moved into place: the half file is removed.
+      [['trace', '--data', dir, '-o', dir], /^dorsal: cannot write .* \(EISDIR\)/],
+    ];
+    for (const [args, message] of failures) {
+      const { code, stderr } = await runDorsal(args);
+      expect(code, args.join(' ')).toBe(1);
+      expect(stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(stderr, args.join(' ')).toMatch(message);
+    }
+    expect(existsSync(file('bad.json'))).toBe(false);
+    expect(readdirSync(dirname(dir)).filter((f) => f.startsWith(`${basename(dir)}.partial-`))).toEqual([]);
+    const help = await runDorsal(['trace', '--help']);
+    expect(help.stdout).toMatch(/Example/);
+  });
+});
+
+describe('the times --begin and --end take', () => {
+  it('are offsets from the process start, to the nanosecond, or RFC 3339 times', () => {
+    expect(traceTime('+2s')).toMatchObject({ kind: 'offset', ns: 2e9 });
+    expect(traceTime('+500ms')).toMatchObject({ kind: 'offset', ns: 5e8 });
+    expect(traceTime('+1.5m')).toMatchObject({ kind: 'offset', ns: 90e9 });
+    expect(traceTime('+250µs')).toMatchObject({ kind: 'offset', ns: 250_000 });
+    expect(traceTime('+0.0004us')).toMatchObject({ kind: 'offset', ns: 0 });
+    expect(traceTime('2026-01-02T10:00:01.5+01:00')).toMatchObject({
+      kind: 'time',
+      epochNs: 1_767_344_401_500_000_000n,
+    });
+    for (const bad of ['2s', '+2h', '+-1s', '+s', '', 'yesterday', '2026-13-01T00:00:00Z']) {
+      expect(() => traceTime(bad), bad).toThrow(/RFC 3339 time .* or an offset/);
+    }
+  });
+});
+
+describe('the events a span and a flow become', () => {
+  const track = { pid: 1, tid: 3 };
+  const span = { name: 'quote', spanId: 9, depth: 0, beginNs: 1000, async: false, closedByParent: false };
+
+  it('a span: a slice; one never ended: a begin without end; an async one: a begin and end paired by id', () => {
+    expect(spanEvents({ ...span, endNs: 3500 }, track, 1)).toEqual([
+      { ph: 'X', ...track, name: 'quote', cat: 'span', ts: 1, dur: 2.5, args: { span_id: 9, depth: 0 } },
+    ]);
+    expect(spanEvents({ ...span, endNs: null }, track, 1).map((e) => e.ph)).toEqual(['B']);
+    const pair = spanEvents({ ...span, endNs: 3500, async: true }, track, 7);
+    expect(pair.map((e) => [e.ph, 'id' in e ? e.id : undefined, 'ts' in e ? e.ts : undefined])).toEqual([
+      ['b', 7, 1],
+      ['e', 7, 3.5],
+    ]);
+  });
+
+  it('a flow binds half a nanosecond into a slice: after its start, before what it nests', () => {
+    expect(bindingPoint({ track, startT: 1000.4, endT: 2000 })).toBe(1.0005);
+    expect(bindingPoint({ track, startT: 1000, endT: 1001 })).toBe(1.0005);
+    expect(bindingPoint({ track, startT: 1000, endT: 1000.2 })).toBe(1);
+  });
+});
