@@ -253,6 +253,19 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     return this.spine.clock.now();
   }
 
+  /**
+   * Messages `stream` takes before its producer overwrites one that a consumer has not read yet:
+   * its capacity less the lag of its slowest consumer (the persister's included). An ingress
+   * actor that must lose nothing (a replay's player) publishes no more than this; others need
+   * not ask, and nothing ever waits for it. A snapshot: it allocates, so ask once per burst.
+   */
+  room(stream: StreamName<D>): number {
+    const stats = this.spine.queue(this.spine.indexOf(stream)).stats();
+    let lag = 0;
+    for (const consumer of stats.consumers) if (consumer.lag > lag) lag = consumer.lag;
+    return Math.max(0, stats.capacity - lag);
+  }
+
   /** True once the system is stopping: ingress actors should stop producing. */
   get stopping(): boolean {
     return this.spine.control.phase >= Phase.DRAINING;

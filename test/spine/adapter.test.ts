@@ -325,3 +325,19 @@ describe('SpineAdapter consume variants', () => {
     expect(child.publish).toBeGreaterThanOrEqual(start_t);
   });
 });
+
+describe('SpineAdapter.room', () => {
+  it('is the capacity less the lag of the slowest consumer, and grows back as it reads', () => {
+    const { spine, feed, actor, publishTicks } = rig();
+    const capacity = spine.queue(spine.indexOf('ticks')).capacity;
+    expect(feed.room('ticks')).toBe(capacity);
+    publishTicks(100);
+    expect(feed.room('ticks')).toBe(capacity - 100);
+    actor.consumeN('ticks', 40, () => {});
+    expect(feed.room('ticks')).toBe(capacity - 60);
+    actor.consume('ticks', () => {});
+    expect(feed.room('ticks')).toBe(capacity);
+    // A stream nobody reads has all its room.
+    expect(feed.room('fills')).toBe(spine.queue(spine.indexOf('fills')).capacity);
+  });
+});
