@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import type { Consumer, QueueProducer } from '../queues/index.js';
+import type { Consumer, QueueProducer, QueueStats } from '../queues/index.js';
 import type { Clock } from './clock.js';
 import { Phase } from './control.js';
 import type { SpineDefinition, StreamMessage, StreamSpecs } from './definition.js';
@@ -254,16 +254,22 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   }
 
   /**
-   * Messages `stream` takes before its producer overwrites one that a consumer has not read yet:
-   * its capacity less the lag of its slowest consumer (the persister's included). An ingress
-   * actor that must lose nothing (a replay's player) publishes no more than this; others need
-   * not ask, and nothing ever waits for it. A snapshot: it allocates, so ask once per burst.
+   * How full the spine's fullest ring is for its slowest reader: over every stream and timing
+   * queue this thread knows, the largest lag of a consumer (the persister's included) over the
+   * ring's capacity. 0: everyone has read everything; 1: the next message laps someone. An
+   * ingress actor that must lose nothing (a replay's player) publishes only while it is low;
+   * others need not ask, and nothing ever waits for it. A snapshot that allocates: ask once per
+   * burst, not per message.
    */
-  room(stream: StreamName<D>): number {
-    const stats = this.spine.queue(this.spine.indexOf(stream)).stats();
-    let lag = 0;
-    for (const consumer of stats.consumers) if (consumer.lag > lag) lag = consumer.lag;
-    return Math.max(0, stats.capacity - lag);
+  fill(): number {
+    let fill = 0;
+    const spine = this.spine;
+    const measure = (stats: QueueStats) => {
+      for (const consumer of stats.consumers) fill = Math.max(fill, consumer.lag / stats.capacity);
+    };
+    for (let i = 0; i < spine.names.length; i++) measure(spine.queue(i).stats());
+    for (const queue of spine.timings.values()) measure(queue.stats());
+    return fill;
   }
 
   /** True once the system is stopping: ingress actors should stop producing. */

@@ -326,18 +326,17 @@ describe('SpineAdapter consume variants', () => {
   });
 });
 
-describe('SpineAdapter.room', () => {
-  it('is the capacity less the lag of the slowest consumer, and grows back as it reads', () => {
+describe('SpineAdapter.fill', () => {
+  it("is the largest lag of a consumer over its ring's capacity, and falls as it reads", () => {
     const { spine, feed, actor, publishTicks } = rig();
     const capacity = spine.queue(spine.indexOf('ticks')).capacity;
-    expect(feed.room('ticks')).toBe(capacity);
+    expect(feed.fill()).toBe(0);
     publishTicks(100);
-    expect(feed.room('ticks')).toBe(capacity - 100);
+    expect(feed.fill()).toBe(100 / capacity);
     actor.consumeN('ticks', 40, () => {});
-    expect(feed.room('ticks')).toBe(capacity - 60);
-    actor.consume('ticks', () => {});
-    expect(feed.room('ticks')).toBe(capacity);
-    // A stream nobody reads has all its room.
-    expect(feed.room('fills')).toBe(spine.queue(spine.indexOf('fills')).capacity);
+    expect(feed.fill()).toBe(60 / capacity);
+    // The orders the actor produced wait for their reader on a ring twice as large.
+    actor.consumeN('ticks', 60, (tick, producers) => producers.produce('orders', { tick: tick.n, side: 0 }));
+    expect(feed.fill()).toBe(60 / spine.queue(spine.indexOf('orders')).capacity);
   });
 });
