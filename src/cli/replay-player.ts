@@ -54,9 +54,14 @@ export default class ReplayPlayer extends Actor {
     if (this.next >= values.length || adapter.stopping) return;
     if (speed > 0 && this.start + at[this.next]! / speed > adapter.now()) return;
     if (adapter.fill() > MAX_FILL) return;
+    if (Number.isNaN(this.start)) {
+      if (!adapter.produce(streams[stream[0]!]!, values[0]!)) return;
+      this.next = 1;
+      // The pacing starts once the first message is out (its producer made): none is due
+      // sooner after it than recorded.
+      this.start = adapter.now();
+    }
     const now = adapter.now();
-    // The clock starts at the first message: it is published at once, the others keep their gaps to it.
-    if (Number.isNaN(this.start)) this.start = now;
     for (let burst = 0; burst < BURST && this.next < values.length; burst++) {
       const i = this.next;
       if (speed > 0 && this.start + at[i]! / speed > now) break;

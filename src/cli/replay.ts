@@ -12,6 +12,7 @@ import {
   CliError,
   type ProcessSummary,
   resolveProcess,
+  type Source,
   type SourceOptions,
   withSource,
   withSourceOptions,
@@ -44,13 +45,25 @@ interface Plan {
   readonly module: string;
   readonly url: URL;
   readonly definition: SystemDefinition;
+  /** The recorded process's ingress actors. */
+  readonly actors: readonly string[];
   readonly playlist: Playlist;
+}
+
+/** The newest process that is not a replay (undefined when there is none: `resolveProcess` says so). */
+async function newestRecording(source: Source): Promise<string | undefined> {
+  const { rows } = await source.analytics.query(
+    "SELECT process_id FROM processes WHERE properties->>'dorsal.replay_of' IS NULL ORDER BY start_time DESC LIMIT 1",
+    { maxRows: 1 },
+  );
+  const id = rows[0]?.[0];
+  return id === undefined ? undefined : String(id);
 }
 
 /** Reads what to replay: the process, its (or the given) system module, its ingress messages. */
 async function plan(options: ReplayOptions): Promise<Plan> {
   return withSource(options, async (source) => {
-    const recorded = await resolveProcess(source, options.process);
+    const recorded = await resolveProcess(source, options.process ?? (await newestRecording(source)));
     const module = options.system ?? recorded.properties['dorsal.system'];
     if (module === undefined) {
       throw new CliError(
@@ -73,7 +86,7 @@ async function plan(options: ReplayOptions): Promise<Plan> {
       );
     }
     const playlist = await readPlaylist(source.analytics, recorded, actors, counts, definition, module);
-    return { recorded, module, url, definition, playlist };
+    return { recorded, module, url, definition, actors, playlist };
   });
 }
 
@@ -139,16 +152,11 @@ async function progressBar(total: number): Promise<{ update: (n: number) => void
 }
 
 /** The replay compared with its recording: every stream either recorded. */
-async function diff(options: ReplayOptions, recorded: ProcessSummary, replay: string): Promise<ReplayDiff> {
+async function diff(options: ReplayOptions, planned: Plan, replay: string): Promise<ReplayDiff> {
   return withSource(options, async (source) => {
     const replayed = await resolveProcess(source, replay);
-    const streams = [...new Set([...streamsOf(recorded), ...streamsOf(replayed)])];
-    const before = await readPlacedRun(
-      source.analytics,
-      recorded.processId,
-      streams,
-      ingressActorsOf(recorded),
-    );
+    const streams = [...new Set([...streamsOf(planned.recorded), ...streamsOf(replayed)])];
+    const before = await readPlacedRun(source.analytics, planned.recorded.processId, streams, planned.actors);
     const after = await readPlacedRun(source.analytics, replay, streams, ingressActorsOf(replayed));
     return compareRuns(before, after, streams, options.divergences);
   });
@@ -171,6 +179,7 @@ export function replayCommand(): Command {
       .description(
         'play the ingress messages of a recorded process into a fresh run of its system (recorded as a new process); --diff compares what it produced with the recording',
       )
+      .option('--process <id>', 'the recorded process (default: the newest that is not a replay)')
       .option('--system <module>', 'a (changed) system module to play into, instead of the recorded one')
       .option('--speed <speed>', '1 (the recorded pacing), 10 (ten times faster) or max', speed, 1)
       .option('--diff', 'compare with the recording; exit 1 if anything diverged', false)
@@ -186,6 +195,7 @@ Examples:
   $ dorsal replay --speed max --diff
   $ dorsal replay --process 9be40bbc --system ./market-v2.system.js --diff`,
       ),
+    false,
   ).action(async (options: ReplayOptions) => {
     const planned = await plan(options);
     const total = planned.playlist.values.length;
@@ -198,7 +208,7 @@ Examples:
       );
     }
     const { replay, lost } = await play(planned, options);
-    const result = options.diff ? await diff(options, planned.recorded, replay) : undefined;
+    const result = options.diff ? await diff(options, planned, replay) : undefined;
     if (result !== undefined && result.diverged > 0) process.exitCode = 1;
     if (options.json) {
       printJson({
