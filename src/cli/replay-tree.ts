@@ -5,8 +5,11 @@ import { readPaged } from './paged.js';
 /**
  * A recorded message at its place in the tree: the ingress message it descends from and the path
  * from it, each step a stream and the message's index among its parent's children of that stream
- * (in publication order), e.g. `ticks:17/books:0/orders:1`. Two runs fed the same ingress
- * messages put a deterministic system's outputs at the same places, whatever the threads' timing.
+ * (in publication order), e.g. `ticks:17/books:0/orders:1`. On a stream several actors produce
+ * (multi-producer), a step names the actor too (`orders@bidder:0`): siblings from two threads
+ * interleave as the threads run, each actor's own in the order it published them. Two runs fed
+ * the same ingress messages put a deterministic system's outputs at the same places, whatever the
+ * threads' timing.
  */
 export interface PlacedMessage {
   readonly stream: string;
@@ -19,9 +22,9 @@ export interface PlacedMessage {
   readonly parent: PlacedMessage | undefined;
   /** Its root's key: `stream:n` for the n-th ingress message of a stream, `~stream:n` for the n-th message of a stream with no ingress ancestor. */
   readonly root: string;
-  /** Its index among its parent's children of its stream, or its root's n. */
+  /** Its index among its parent's children of its stream (and actor, on a shared stream), or its root's n. */
   readonly index: number;
-  /** Its place: the root's key, then `/stream:index` per step. */
+  /** Its place: the root's key, then `/stream:index` (or `/stream@actor:index`) per step. */
   readonly place: string;
 }
 
@@ -40,6 +43,8 @@ interface Draft {
   fields: string;
   publishT: number;
   parentKey: string | null;
+  /** Its step's name: the stream, and the actor on a shared stream. */
+  step: string;
   parent: Draft | undefined;
   root: string;
   index: number;
@@ -48,13 +53,15 @@ interface Draft {
 
 /**
  * Reads every message of `streams` in one process (in pages, so that a server's row limit cuts
- * nothing) and places each in its tree; `ingress` names the actors whose messages are roots.
+ * nothing) and places each in its tree; `ingress` names the actors whose messages are roots,
+ * `shared` the streams several actors may produce.
  */
 export async function readPlacedRun(
   analytics: AnalyticsQuestions,
   process: string,
   streams: readonly string[],
   ingress: readonly string[],
+  shared: ReadonlySet<string>,
 ): Promise<PlacedRun> {
   const byStream = new Map<string, Draft[]>();
   for (const stream of streams) {
@@ -70,6 +77,7 @@ export async function readPlacedRun(
         stream,
         seq: Number(r[0]),
         actor: r[1] === null ? null : String(r[1]),
+        step: shared.has(stream) ? `${stream}@${r[1] === null ? '?' : String(r[1])}` : stream,
         parentKey: r[2] === null ? null : `${String(r[2])}#${Number(r[3])}`,
         publishT: Number(r[4]),
         fields: String(r[5]),
@@ -92,9 +100,9 @@ function placeMessages(
   for (const drafts of byStream.values()) for (const d of drafts) byKey.set(`${d.stream}#${d.seq}`, d);
   const roots: Draft[] = [];
   const siblings = new Map<string, number>();
+  const unrooted = new Map<string, number>();
   for (const [stream, drafts] of byStream) {
     let ingressCount = 0;
-    let unrootedCount = 0;
     for (const d of drafts) {
       const parent = d.parentKey === null ? undefined : byKey.get(d.parentKey);
       if (d.actor !== null && ingress.has(d.actor)) {
@@ -104,12 +112,13 @@ function placeMessages(
         roots.push(d);
       } else if (parent === undefined) {
         // No ingress ancestor in the lake: placed by its order in its stream.
-        d.index = unrootedCount++;
-        d.root = `~${stream}:${d.index}`;
+        d.index = unrooted.get(d.step) ?? 0;
+        unrooted.set(d.step, d.index + 1);
+        d.root = `~${d.step}:${d.index}`;
         d.place = d.root;
       } else {
         d.parent = parent;
-        const family = `${d.parentKey}>${stream}`;
+        const family = `${d.parentKey}>${d.step}`;
         d.index = siblings.get(family) ?? 0;
         siblings.set(family, d.index + 1);
       }
@@ -124,7 +133,7 @@ function placeMessages(
       for (let i = chain.length - 1; i >= 0; i--) {
         const c = chain[i]!;
         c.root = c.parent!.root;
-        c.place = `${c.parent!.place}/${c.stream}:${c.index}`;
+        c.place = `${c.parent!.place}/${c.step}:${c.index}`;
       }
       chain.length = 0;
       messages.set(d.place, d as PlacedMessage);

@@ -155,18 +155,26 @@ async function progressBar(total: number): Promise<{ update: (n: number) => void
 async function diff(options: ReplayOptions, planned: Plan, replay: string): Promise<ReplayDiff> {
   return withSource(options, async (source) => {
     const replayed = await resolveProcess(source, replay);
-    const streams = [...new Set([...streamsOf(planned.recorded), ...streamsOf(replayed)])];
-    const before = await readPlacedRun(source.analytics, planned.recorded.processId, streams, planned.actors);
-    const after = await readPlacedRun(source.analytics, replay, streams, ingressActorsOf(replayed));
+    const both = [...streamsOf(planned.recorded), ...streamsOf(replayed)];
+    const streams = [...new Set(both.map((s) => s.name))];
+    const shared = new Set(both.filter((s) => s.multiProducer === true).map((s) => s.name));
+    const before = await readPlacedRun(
+      source.analytics,
+      planned.recorded.processId,
+      streams,
+      planned.actors,
+      shared,
+    );
+    const after = await readPlacedRun(source.analytics, replay, streams, ingressActorsOf(replayed), shared);
     return compareRuns(before, after, streams, options.divergences);
   });
 }
 
-/** A process's spine streams, in declaration order. */
-function streamsOf(process: ProcessSummary): string[] {
+/** A process's spine streams, in declaration order, and whether several actors may produce each. */
+function streamsOf(process: ProcessSummary): { name: string; multiProducer?: boolean }[] {
   try {
-    const spine = JSON.parse(process.properties['dorsal.spine'] ?? '[]') as { name: string }[];
-    return spine.map((s) => s.name);
+    const spine = JSON.parse(process.properties['dorsal.spine'] ?? '[]') as unknown;
+    return Array.isArray(spine) ? (spine as { name: string; multiProducer?: boolean }[]) : [];
   } catch {
     return [];
   }

@@ -336,6 +336,29 @@ describe('dorsal replay of other recordings', () => {
     }
   }, 90_000);
 
+  it('a stream two threads produce into interleaves differently, and no divergence comes of it', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-shared-');
+    try {
+      const run = await runDorsal([
+        'run',
+        `${FIXTURES}/two-strategies.system.ts`,
+        '--seconds',
+        '1',
+        '--data',
+        dir,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      const { code, json, stderr } = await replay(['--speed', 'max', '--diff', '--data', dir]);
+      expect(code, stderr).toBe(0);
+      expect(json.diff!.diverged).toBe(0);
+      const orders = json.diff!.streams.find((s) => s.stream === 'orders')!;
+      expect(orders.matched).toBe((await counts(dir, json.process)).orders);
+      expect(orders.matched).toBeGreaterThan(0);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
   it('through a server (--url), whose row limit is lower than a stream: no divergence', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-url-');
     const serve = await startDorsalServe([
