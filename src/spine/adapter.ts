@@ -70,6 +70,19 @@ export interface AdapterPositions {
   readonly otherTimings?: 'head' | 'first';
 }
 
+/** A consumer of a ring, as `SpineAdapter.readers` sees it. */
+export interface ReaderState {
+  /** The stream's name, or `timings:<actor id>` for an actor's timing queue. */
+  readonly ring: string;
+  /** Its entry in the ring's consumer table. */
+  readonly consumer: number;
+  /** The sequence it reads next. */
+  readonly position: number;
+  /** Messages published that it has not read yet. */
+  readonly lag: number;
+  readonly capacity: number;
+}
+
 /**
  * An actor's view of the spine. `consume` drains a stream through a handler: before each call it
  * sets the tracking context, so whatever the handler produces carries the message's origin and
@@ -254,22 +267,22 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   }
 
   /**
-   * How full the spine's fullest ring is for its slowest reader: over every stream and timing
-   * queue this thread knows, the largest lag of a consumer (the persister's included) over the
-   * ring's capacity. 0: everyone has read everything; 1: the next message laps someone. An
-   * ingress actor that must lose nothing (a replay's player) publishes only while it is low;
-   * others need not ask, and nothing ever waits for it. A snapshot that allocates: ask once per
-   * burst, not per message.
+   * Every consumer of the spine's streams and timing queues this thread knows (the persister's
+   * included): which ring, where it reads, how far behind it is. An ingress actor that must lose
+   * nothing (a replay's player) publishes only while they are close behind; others need not ask,
+   * and nothing ever waits for it. A snapshot that allocates: ask once per burst, not per message.
    */
-  fill(): number {
-    let fill = 0;
+  readers(): ReaderState[] {
     const spine = this.spine;
-    const measure = (stats: QueueStats) => {
-      for (const consumer of stats.consumers) fill = Math.max(fill, consumer.lag / stats.capacity);
+    const out: ReaderState[] = [];
+    const add = (ring: string, stats: QueueStats) => {
+      for (const c of stats.consumers) {
+        out.push({ ring, consumer: c.index, position: c.position, lag: c.lag, capacity: stats.capacity });
+      }
     };
-    for (let i = 0; i < spine.names.length; i++) measure(spine.queue(i).stats());
-    for (const queue of spine.timings.values()) measure(queue.stats());
-    return fill;
+    for (let i = 0; i < spine.names.length; i++) add(spine.names[i]!, spine.queue(i).stats());
+    for (const [actor, queue] of spine.timings) add(`timings:${actor}`, queue.stats());
+    return out;
   }
 
   /** True once the system is stopping: ingress actors should stop producing. */

@@ -326,17 +326,18 @@ describe('SpineAdapter consume variants', () => {
   });
 });
 
-describe('SpineAdapter.fill', () => {
-  it("is the largest lag of a consumer over its ring's capacity, and falls as it reads", () => {
+describe('SpineAdapter.readers', () => {
+  it('lists each consumer of each ring with its position and lag, which fall as it reads', () => {
     const { spine, feed, actor, publishTicks } = rig();
     const capacity = spine.queue(spine.indexOf('ticks')).capacity;
-    expect(feed.fill()).toBe(0);
+    const ticks = () => feed.readers().filter((r) => r.ring === 'ticks');
+    expect(ticks()).toEqual([{ ring: 'ticks', consumer: expect.any(Number), position: 0, lag: 0, capacity }]);
     publishTicks(100);
-    expect(feed.fill()).toBe(100 / capacity);
-    actor.consumeN('ticks', 40, () => {});
-    expect(feed.fill()).toBe(60 / capacity);
-    // The orders the actor produced wait for their reader on a ring twice as large.
-    actor.consumeN('ticks', 60, (tick, producers) => producers.produce('orders', { tick: tick.n, side: 0 }));
-    expect(feed.fill()).toBe(60 / spine.queue(spine.indexOf('orders')).capacity);
+    expect(ticks()).toMatchObject([{ position: 0, lag: 100 }]);
+    actor.consumeN('ticks', 40, (tick, producers) => producers.produce('orders', { tick: tick.n, side: 0 }));
+    expect(ticks()).toMatchObject([{ position: 40, lag: 60 }]);
+    // The orders it produced wait for their reader; its timing records for theirs.
+    expect(feed.readers().find((r) => r.ring === 'orders')).toMatchObject({ lag: 40 });
+    expect(feed.readers().find((r) => r.ring === 'timings:1')).toMatchObject({ lag: 40 });
   });
 });
