@@ -21,18 +21,25 @@ export interface PlayerArgs {
 const BURST = 256;
 
 /**
- * A burst starts only while no ring is fuller than this (`SpineAdapter.fill`): what is in flight
- * then, and what it makes downstream, fits in the rings with room to spare unless one message
- * makes several thousand.
+ * A burst starts only while no reader lags more than this part of its ring (see
+ * `SpineAdapter.readers`): what is in flight then, and what it makes downstream, fits in the
+ * rings with room to spare unless one message makes several thousand.
  */
 const MAX_FILL = 1 / 8;
 
 /**
+ * A reader that lags and has not moved for this long, in ns, is no longer waited for: one that
+ * reads nothing (an actor that consumes a stream now and then) would hold the replay forever; it
+ * is lapped instead, as in a live run, and its losses are counted. Waited for again once it moves.
+ */
+const STALL_NS = 2e9;
+
+/**
  * The ingress actor of a replay: publishes recorded messages, each a new origin, in their
  * recorded order, at their recorded pacing divided by `speed` (never earlier than due; later
- * when the system cannot take them sooner). It publishes only while the spine's rings are nearly
- * empty (`SpineAdapter.fill`): a slow consumer, the persister included, makes it wait rather than
- * lose messages.
+ * when the system cannot take them sooner). It publishes only while every reader of the spine's
+ * rings is close behind (`SpineAdapter.readers`): a slow consumer, the persister included, makes
+ * it wait rather than lose messages (one that reads nothing at all for `STALL_NS` no longer does).
  */
 export default class ReplayPlayer extends Actor {
   readonly name = 'replay-player';
@@ -42,6 +49,8 @@ export default class ReplayPlayer extends Actor {
   private readonly played: Int32Array;
   private next = 0;
   private start = Number.NaN;
+  /** Per reader (ring and consumer entry): the position it was last seen at, and since when. */
+  private readonly seen = new Map<string, { position: number; since: number }>();
 
   constructor(args: PlayerArgs) {
     super();
@@ -53,7 +62,7 @@ export default class ReplayPlayer extends Actor {
     const { streams, stream, at, values, speed } = this.args;
     if (this.next >= values.length || adapter.stopping) return;
     if (speed > 0 && this.start + at[this.next]! / speed > adapter.now()) return;
-    if (adapter.fill() > MAX_FILL) return;
+    if (this.tooFull(adapter)) return;
     if (Number.isNaN(this.start)) {
       if (!adapter.produce(streams[stream[0]!]!, values[0]!)) return;
       this.next = 1;
@@ -71,5 +80,20 @@ export default class ReplayPlayer extends Actor {
     // SC store: the runner's Atomics.load reads a whole count; the messages counted are
     // already published (their queues order their own slots).
     Atomics.store(this.played, 0, this.next);
+  }
+
+  /** True while a reader that moves lags too far behind. */
+  private tooFull(adapter: SpineAdapter): boolean {
+    const now = adapter.now();
+    let fill = 0;
+    for (const reader of adapter.readers()) {
+      const key = `${reader.ring}/${reader.consumer}`;
+      const seen = this.seen.get(key);
+      if (seen === undefined || seen.position !== reader.position || reader.lag === 0) {
+        this.seen.set(key, { position: reader.position, since: now });
+      } else if (now - seen.since > STALL_NS) continue;
+      fill = Math.max(fill, reader.lag / reader.capacity);
+    }
+    return fill > MAX_FILL;
   }
 }

@@ -370,6 +370,27 @@ describe('dorsal replay of other recordings', () => {
     }
   }, 90_000);
 
+  it('an actor that stops reading a stream does not hold the replay: no divergence', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-lazy-');
+    try {
+      const run = await runDorsal([
+        'run',
+        `${FIXTURES}/lazy-reader.system.ts`,
+        '--seconds',
+        '1',
+        '--data',
+        dir,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      const { code, json, stderr } = await replay(['--speed', 'max', '--diff', '--data', dir]);
+      expect(code, stderr).toBe(0);
+      expect(json.diff!.diverged).toBe(0);
+      expect(json.diff!.streams.find((s) => s.stream === 'acks')!.matched).toBeGreaterThan(0);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
   it('through a server (--url), whose row limit is lower than a stream: no divergence', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-url-');
     const serve = await startDorsalServe([
