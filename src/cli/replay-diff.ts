@@ -159,7 +159,7 @@ export function compareRuns(
       place: either.place,
       ingress: either.root.startsWith('~')
         ? null
-        : { rank: rootRank, stream: root.stream, seq: recordedRoot(recorded, either.root)?.seq ?? root.seq },
+        : { rank: rootRank, stream: root.stream, seq: recorded.messages.get(either.root)?.seq ?? root.seq },
       recorded: f.recorded === undefined ? null : shown(f.recorded),
       replayed: f.replayed === undefined ? null : shown(f.replayed),
       chain: chain.map(shown),
@@ -172,9 +172,4 @@ export function compareRuns(
     streams: rows,
     divergences,
   };
-}
-
-/** The recorded root of a place's tree. */
-function recordedRoot(run: PlacedRun, root: string): PlacedMessage | undefined {
-  return run.messages.get(root);
 }

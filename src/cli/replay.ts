@@ -60,6 +60,15 @@ async function newestRecording(source: Source): Promise<string | undefined> {
   return id === undefined ? undefined : String(id);
 }
 
+/** A recorded module: its URL, or the path it is if it is none. */
+function moduleUrl(module: string): URL | string {
+  try {
+    return new URL(module);
+  } catch {
+    return module;
+  }
+}
+
 /** Reads what to replay: the process, its (or the given) system module, its ingress messages. */
 async function plan(options: ReplayOptions): Promise<Plan> {
   return withSource(options, async (source) => {
@@ -70,9 +79,7 @@ async function plan(options: ReplayOptions): Promise<Plan> {
         `process ${recorded.processId} does not say which system module it ran: give --system MODULE`,
       );
     }
-    const { url, definition } = await loadSystemModule(
-      options.system === undefined ? new URL(module) : options.system,
-    );
+    const { url, definition } = await loadSystemModule(options.system ?? moduleUrl(module));
     const actors = ingressActorsOf(recorded, definition);
     if (actors.length === 0) {
       throw new CliError(
