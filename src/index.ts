@@ -87,6 +87,7 @@ export {
   type MessageMeta,
   type MessageOf as StreamMessageOf,
   NO_PARENT,
+  type ReaderState,
   Spine,
   SpineAdapter,
   SpineDefinition,

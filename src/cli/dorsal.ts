@@ -6,6 +6,7 @@
  *   dorsal demo [--seconds N] [--rate R]   the market pipeline (what `npm start` runs)
  *   dorsal processes | stats | tree | query "SQL"        read a recorded run
  *   dorsal trace [--begin T --end T] -o trace.json   a recorded run as a Chrome trace (Perfetto)
+ *   dorsal replay [--process ID] [--system MODULE] [--speed 1|10|max] [--diff]   play it again, compare
  *   dorsal serve [--role ingestion|analytics|all] [--host 127.0.0.1] [--port 8081] [lake options] …
  *   dorsal keys create --name NAME | keys list | keys revoke NAME     [lake options]
  *   dorsal status [--url http://127.0.0.1:8081] [--key KEY]           (better: DORSAL_KEY)
@@ -26,6 +27,7 @@ import { describeFailure } from './failure.js';
 import { keysCommand } from './keys.js';
 import { processesCommand } from './processes.js';
 import { queryCommand } from './query.js';
+import { replayCommand } from './replay.js';
 import { retentionCommand } from './retention.js';
 import { demoCommand, runCommand } from './run.js';
 import { serveCommand } from './serve.js';
@@ -43,6 +45,7 @@ const program = new Command('dorsal')
   .addCommand(treeCommand())
   .addCommand(traceCommand())
   .addCommand(queryCommand())
+  .addCommand(replayCommand())
   .addCommand(serveCommand())
   .addCommand(keysCommand())
   .addCommand(statusCommand())

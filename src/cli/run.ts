@@ -62,29 +62,36 @@ export interface RunSystemOptions {
   readonly persist: { readonly data: string } | { readonly url: string; readonly key?: string };
   /** More properties of the recorded process. */
   readonly properties?: Readonly<Record<string, string>>;
-  /** Actors to leave out (a replay leaves out the ingress ones) and actors to add (its player). */
+  /** Actors to leave out (a replay leaves out the ingress ones) and actors to add (its player, an ingress one). */
   readonly include?: (actor: SystemDefinition['actors'][number]) => boolean;
-  readonly extra?: readonly { readonly module: URL; readonly args?: unknown }[];
+  readonly extra?: readonly { readonly module: URL; readonly args?: unknown; readonly ingress?: boolean }[];
   /** A line a second while it runs (on a terminal). */
   readonly progress?: boolean;
   /** Ends the run early (e.g. once a replay has played everything); checked every 100 ms. */
   readonly done?: (system: System<SpineDefinition>) => boolean;
 }
 
-/** Runs a system definition with the persister on, for `seconds` or until Ctrl-C, and stops it gracefully. */
+/**
+ * Runs a system definition with the persister on, for `seconds` or until Ctrl-C, and stops it
+ * gracefully. The recorded process says which of its actors are ingress (`dorsal.ingress`: their
+ * ids, as in `dorsal.actors`), what a replay plays back.
+ */
 export async function runSystem(
   definition: SystemDefinition,
   options: RunSystemOptions,
 ): Promise<SystemReport> {
+  const included = definition.actors.filter((actor) => options.include?.(actor) ?? true);
+  const extra = options.extra ?? [];
+  // Actor ids are given in spawn order: the included actors, then the extra ones.
+  const ingress = [...included, ...extra].flatMap((actor, id) => (actor.ingress === true ? [id] : []));
   const system = new System(definition.spine, {
     ...definition.options,
     persist: {
       ...options.persist,
-      ...(options.properties === undefined ? {} : { properties: options.properties }),
+      properties: { 'dorsal.ingress': JSON.stringify(ingress), ...options.properties },
     },
   });
-  for (const actor of definition.actors) {
-    if (options.include !== undefined && !options.include(actor)) continue;
+  for (const actor of included) {
     system.spawn(actorModuleUrl(actor), {
       ...(actor.args === undefined ? {} : { args: actor.args }),
       ...(actor.thread === undefined ? {} : { thread: actor.thread }),
@@ -92,8 +99,8 @@ export async function runSystem(
       ...(actor.restarts === undefined ? {} : { restarts: actor.restarts }),
     });
   }
-  for (const extra of options.extra ?? []) {
-    system.spawn(extra.module, extra.args === undefined ? {} : { args: extra.args });
+  for (const actor of extra) {
+    system.spawn(actor.module, actor.args === undefined ? {} : { args: actor.args });
   }
   await system.start();
   const started = performance.now();

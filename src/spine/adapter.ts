@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import type { Consumer, QueueProducer } from '../queues/index.js';
+import type { Consumer, QueueProducer, QueueStats } from '../queues/index.js';
 import type { Clock } from './clock.js';
 import { Phase } from './control.js';
 import type { SpineDefinition, StreamMessage, StreamSpecs } from './definition.js';
@@ -68,6 +68,19 @@ export interface AdapterPositions {
   readonly timings?: Readonly<Record<number, number>>;
   /** Where a timing queue not listed is read from (default `'first'`: its first record). */
   readonly otherTimings?: 'head' | 'first';
+}
+
+/** A consumer of a ring, as `SpineAdapter.readers` sees it. */
+export interface ReaderState {
+  /** The stream's name, or `timings:<actor id>` for an actor's timing queue. */
+  readonly ring: string;
+  /** Its entry in the ring's consumer table. */
+  readonly consumer: number;
+  /** The sequence it reads next. */
+  readonly position: number;
+  /** Messages published that it has not read yet. */
+  readonly lag: number;
+  readonly capacity: number;
 }
 
 /**
@@ -251,6 +264,25 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   /** The spine clock: ns since the spine was created, comparable across threads. */
   now(): number {
     return this.spine.clock.now();
+  }
+
+  /**
+   * Every consumer of the spine's streams and timing queues this thread knows (the persister's
+   * included): which ring, where it reads, how far behind it is. An ingress actor that must lose
+   * nothing (a replay's player) publishes only while they are close behind; others need not ask,
+   * and nothing ever waits for it. A snapshot that allocates: ask once per burst, not per message.
+   */
+  readers(): ReaderState[] {
+    const spine = this.spine;
+    const out: ReaderState[] = [];
+    const add = (ring: string, stats: QueueStats) => {
+      for (const c of stats.consumers) {
+        out.push({ ring, consumer: c.index, position: c.position, lag: c.lag, capacity: stats.capacity });
+      }
+    };
+    for (let i = 0; i < spine.names.length; i++) add(spine.names[i]!, spine.queue(i).stats());
+    for (const [actor, queue] of spine.timings) add(`timings:${actor}`, queue.stats());
+    return out;
   }
 
   /** True once the system is stopping: ingress actors should stop producing. */

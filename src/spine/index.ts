@@ -5,6 +5,7 @@ export {
   type Handler,
   type MessageMeta,
   type MessageOf,
+  type ReaderState,
   SpineAdapter,
   type SpineProducers,
   type StreamName,

@@ -325,3 +325,19 @@ describe('SpineAdapter consume variants', () => {
     expect(child.publish).toBeGreaterThanOrEqual(start_t);
   });
 });
+
+describe('SpineAdapter.readers', () => {
+  it('lists each consumer of each ring with its position and lag, which fall as it reads', () => {
+    const { spine, feed, actor, publishTicks } = rig();
+    const capacity = spine.queue(spine.indexOf('ticks')).capacity;
+    const ticks = () => feed.readers().filter((r) => r.ring === 'ticks');
+    expect(ticks()).toEqual([{ ring: 'ticks', consumer: expect.any(Number), position: 0, lag: 0, capacity }]);
+    publishTicks(100);
+    expect(ticks()).toMatchObject([{ position: 0, lag: 100 }]);
+    actor.consumeN('ticks', 40, (tick, producers) => producers.produce('orders', { tick: tick.n, side: 0 }));
+    expect(ticks()).toMatchObject([{ position: 40, lag: 60 }]);
+    // The orders it produced wait for their reader; its timing records for theirs.
+    expect(feed.readers().find((r) => r.ring === 'orders')).toMatchObject({ lag: 40 });
+    expect(feed.readers().find((r) => r.ring === 'timings:1')).toMatchObject({ lag: 40 });
+  });
+});

@@ -1,0 +1,245 @@
+import { Command, InvalidArgumentError } from 'commander';
+import type { SystemDefinition } from '../actors/define-system.js';
+import { bold, count, dim, printJson } from './format.js';
+import { integer } from './options.js';
+import { compareRuns, type ReplayDiff } from './replay-diff.js';
+import type { PlayerArgs } from './replay-player.js';
+import { countByStream, ingressActorsOf, type Playlist, readPlaylist } from './replay-recording.js';
+import { diffText } from './replay-text.js';
+import { readPlacedRun } from './replay-tree.js';
+import { loadSystemModule, persistTotals, runSystem } from './run.js';
+import {
+  CliError,
+  type ProcessSummary,
+  resolveProcess,
+  type Source,
+  type SourceOptions,
+  withSource,
+  withSourceOptions,
+} from './source.js';
+
+interface ReplayOptions extends SourceOptions {
+  readonly system?: string;
+  /** 0: as fast as the streams take. */
+  readonly speed: number;
+  readonly diff: boolean;
+  readonly divergences: number;
+}
+
+/** The player's module, beside this one (TypeScript when run from the sources). */
+const PLAYER = new URL(`./replay-player${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
+/** `1` (the recorded pacing), `10` (ten times faster), any factor > 0, or `max` (0). */
+function speed(value: string): number {
+  if (value === 'max') return 0;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError('expected 1 (as recorded), 10 (ten times faster), another factor, or max');
+  }
+  return n;
+}
+
+/** What a replay is about to play: the recorded process, the system module, and the messages. */
+interface Plan {
+  readonly recorded: ProcessSummary;
+  readonly module: string;
+  readonly url: URL;
+  readonly definition: SystemDefinition;
+  /** The recorded process's ingress actors. */
+  readonly actors: readonly string[];
+  readonly playlist: Playlist;
+}
+
+/** The newest process that is not a replay (undefined when there is none: `resolveProcess` says so). */
+async function newestRecording(source: Source): Promise<string | undefined> {
+  const { rows } = await source.analytics.query(
+    "SELECT process_id FROM processes WHERE properties->>'dorsal.replay_of' IS NULL ORDER BY start_time DESC LIMIT 1",
+    { maxRows: 1 },
+  );
+  const id = rows[0]?.[0];
+  return id === undefined ? undefined : String(id);
+}
+
+/** A recorded module: its URL, or the path it is if it is none. */
+function moduleUrl(module: string): URL | string {
+  try {
+    return new URL(module);
+  } catch {
+    return module;
+  }
+}
+
+/** Reads what to replay: the process, its (or the given) system module, its ingress messages. */
+async function plan(options: ReplayOptions): Promise<Plan> {
+  return withSource(options, async (source) => {
+    const recorded = await resolveProcess(source, options.process ?? (await newestRecording(source)));
+    const module = options.system ?? recorded.properties['dorsal.system'];
+    if (module === undefined) {
+      throw new CliError(
+        `process ${recorded.processId} does not say which system module it ran: give --system MODULE`,
+      );
+    }
+    const { url, definition } = await loadSystemModule(options.system ?? moduleUrl(module));
+    const actors = ingressActorsOf(recorded, definition);
+    if (actors.length === 0) {
+      throw new CliError(
+        `process ${recorded.processId} does not say which of its actors are ingress, and none runs a module ${module} marks ingress: give --system MODULE`,
+      );
+    }
+    const counts = await countByStream(source.analytics, recorded.processId, actors);
+    if ([...counts.values()].every((n) => n === 0)) {
+      throw new CliError(
+        `process ${recorded.processId} recorded no ingress message: its ingress actors (${actors.join(', ')}) published nothing`,
+      );
+    }
+    const playlist = await readPlaylist(source.analytics, recorded, actors, counts, definition, module);
+    return { recorded, module, url, definition, actors, playlist };
+  });
+}
+
+/** Plays a plan into a fresh run of its system, recorded; resolves to the new process's id. */
+async function play(plan: Plan, options: ReplayOptions): Promise<{ replay: string; lost: number }> {
+  const total = plan.playlist.values.length;
+  const played = new SharedArrayBuffer(4);
+  const count = new Int32Array(played);
+  const args: PlayerArgs = {
+    ...plan.playlist,
+    speed: options.speed,
+    played,
+  };
+  const bar = process.stderr.isTTY === true ? await progressBar(total) : undefined;
+  // SC load: the count the player stored last, whole.
+  const progress = () => Atomics.load(count, 0);
+  const ticker = bar === undefined ? undefined : setInterval(() => bar.update(progress()), 100);
+  let report: Awaited<ReturnType<typeof runSystem>>;
+  try {
+    report = await runSystem(plan.definition, {
+      seconds: Number.POSITIVE_INFINITY,
+      persist: options.url
+        ? { url: options.url, ...(options.key ? { key: options.key } : {}) }
+        : { data: options.data },
+      properties: {
+        'dorsal.system': plan.url.href,
+        'dorsal.replay_of': plan.recorded.processId,
+        'dorsal.replay_speed': options.speed === 0 ? 'max' : String(options.speed),
+      },
+      include: (actor) => actor.ingress !== true,
+      extra: [{ module: PLAYER, args, ingress: true }],
+      // Played everything, or the system stopped by itself (a crash).
+      done: (system) => progress() >= total || system.liveThreads.length === 0,
+    });
+  } finally {
+    if (ticker !== undefined) clearInterval(ticker);
+    bar?.update(progress());
+    bar?.stop();
+  }
+  const replay = report.persist?.processId;
+  const crash = report.crashes[0];
+  if (progress() < total || replay === undefined) {
+    throw new CliError(
+      `the replay stopped after ${progress()} of ${total} messages${crash === undefined ? '' : `: ${crash.message.split('\n')[0]}`}`,
+    );
+  }
+  return { replay, lost: persistTotals(report).lost };
+}
+
+async function progressBar(total: number): Promise<{ update: (n: number) => void; stop: () => void }> {
+  const { default: progress } = await import('cli-progress');
+  const bar = new progress.SingleBar(
+    {
+      format: `${dim('replaying')} {bar} {value}/{total} ingress messages · {eta_formatted} left`,
+      stream: process.stderr,
+      clearOnComplete: true,
+      hideCursor: true,
+    },
+    progress.Presets.shades_classic,
+  );
+  bar.start(total, 0);
+  return { update: (n) => bar.update(n), stop: () => bar.stop() };
+}
+
+/** The replay compared with its recording: every stream either recorded. */
+async function diff(options: ReplayOptions, planned: Plan, replay: string): Promise<ReplayDiff> {
+  return withSource(options, async (source) => {
+    const replayed = await resolveProcess(source, replay);
+    const both = [...streamsOf(planned.recorded), ...streamsOf(replayed)];
+    const streams = [...new Set(both.map((s) => s.name))];
+    const shared = new Set(both.filter((s) => s.multiProducer === true).map((s) => s.name));
+    const before = await readPlacedRun(
+      source.analytics,
+      planned.recorded.processId,
+      streams,
+      planned.actors,
+      shared,
+    );
+    const after = await readPlacedRun(source.analytics, replay, streams, ingressActorsOf(replayed), shared);
+    return compareRuns(before, after, streams, options.divergences);
+  });
+}
+
+/** A process's spine streams, in declaration order, and whether several actors may produce each. */
+function streamsOf(process: ProcessSummary): { name: string; multiProducer?: boolean }[] {
+  try {
+    const spine = JSON.parse(process.properties['dorsal.spine'] ?? '[]') as unknown;
+    return Array.isArray(spine) ? (spine as { name: string; multiProducer?: boolean }[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** `dorsal replay`: plays a recorded process's ingress messages into a fresh run; with `--diff`, compares. */
+export function replayCommand(): Command {
+  return withSourceOptions(
+    new Command('replay')
+      .description(
+        'play the ingress messages of a recorded process into a fresh run of its system (recorded as a new process); --diff compares what it produced with the recording',
+      )
+      .option('--process <id>', 'the recorded process (default: the newest that is not a replay)')
+      .option('--system <module>', 'a (changed) system module to play into, instead of the recorded one')
+      .option('--speed <speed>', '1 (the recorded pacing), 10 (ten times faster) or max', speed, 1)
+      .option('--diff', 'compare with the recording; exit 1 if anything diverged', false)
+      .option('--divergences <n>', 'divergences described at most', integer(0, 1_000_000), 5)
+      .addHelpText(
+        'after',
+        `
+The ingress actors (ingress: true in defineSystem) are left out; a player publishes what they
+published, in the recorded order. --diff matches messages by their place in the tree (the ingress
+message they descend from, and the path from it) and compares their fields.
+
+Examples:
+  $ dorsal replay --speed max --diff
+  $ dorsal replay --process 9be40bbc --system ./market-v2.system.js --diff`,
+      ),
+    false,
+  ).action(async (options: ReplayOptions) => {
+    const planned = await plan(options);
+    const total = planned.playlist.values.length;
+    const speedText = options.speed === 0 ? 'max' : String(options.speed);
+    if (!options.json) {
+      console.log(
+        dim(
+          `replaying ${count(total)} ingress messages of process ${planned.recorded.processId} into ${planned.module} at speed ${speedText}`,
+        ),
+      );
+    }
+    const { replay, lost } = await play(planned, options);
+    const result = options.diff ? await diff(options, planned, replay) : undefined;
+    if (result !== undefined && result.diverged > 0) process.exitCode = 1;
+    if (options.json) {
+      printJson({
+        process: planned.recorded.processId,
+        replay,
+        system: planned.url.href,
+        speed: speedText,
+        played: total,
+        lost,
+        ...(result === undefined ? {} : { diff: result }),
+      });
+      return;
+    }
+    console.log(
+      `${bold('recorded as process')} ${replay} ${dim(`(a replay of ${planned.recorded.processId})`)}${lost > 0 ? ` · ${count(lost)} lost by the persister` : ''}`,
+    );
+    if (result !== undefined) console.log(`\n${diffText(result)}`);
+  });
+}

@@ -1,0 +1,418 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { tempDir } from './fixtures.js';
+
+/**
+ * `dorsal replay` as a subprocess, against a lake recorded by a short run of the market example
+ * (its feed is the ingress actor; everything downstream is deterministic).
+ */
+
+const SYSTEM = 'examples/market/system.ts';
+const FIXTURES = 'test/fixtures/replay';
+const STREAMS = ['ticks', 'books', 'orders', 'acks'];
+
+interface StreamComparison {
+  stream: string;
+  matched: number;
+  differing: number;
+  onlyRecorded: number;
+  onlyReplayed: number;
+}
+interface DivergentMessage {
+  stream: string;
+  seq: number;
+  actor: string;
+  fields: Record<string, unknown>;
+}
+interface ReplayJson {
+  process: string;
+  replay: string;
+  speed: string;
+  played: number;
+  lost: number;
+  diff?: {
+    diverged: number;
+    streams: StreamComparison[];
+    divergences: {
+      kind: 'differs' | 'only-recorded' | 'only-replayed';
+      stream: string;
+      place: string;
+      ingress: { rank: number; stream: string; seq: number } | null;
+      recorded: DivergentMessage | null;
+      replayed: DivergentMessage | null;
+      chain: DivergentMessage[];
+      fields: { field: string; recorded: unknown; replayed: unknown }[];
+    }[];
+  };
+}
+
+/** Rows of a query over one process, through `dorsal query --json`. */
+async function query(dir: string, process: string, sql: string): Promise<unknown[][]> {
+  const { code, stdout, stderr } = await runDorsal([
+    'query',
+    sql,
+    '--data',
+    dir,
+    '--process',
+    process,
+    '--json',
+    '--max-rows',
+    '1000000',
+  ]);
+  expect(code, stderr).toBe(0);
+  return (JSON.parse(stdout) as { rows: unknown[][] }).rows;
+}
+
+/** Messages per stream in a process. */
+async function counts(dir: string, process: string): Promise<Record<string, number>> {
+  const rows = await query(dir, process, 'SELECT stream, count(*)::INTEGER FROM messages GROUP BY 1');
+  return Object.fromEntries(rows.map(([s, n]) => [String(s), Number(n)]));
+}
+
+async function replay(
+  args: readonly string[],
+): Promise<{ code: number | null; json: ReplayJson; stderr: string }> {
+  const { code, stdout, stderr } = await runDorsal(['replay', ...args, '--json']);
+  let json: ReplayJson;
+  try {
+    json = JSON.parse(stdout) as ReplayJson;
+  } catch {
+    throw new Error(`dorsal replay ${args.join(' ')} printed no JSON (exit ${code}): ${stdout}${stderr}`);
+  }
+  return { code, json, stderr };
+}
+
+describe('dorsal replay of a recorded run', () => {
+  const { dir, cleanup } = tempDir('dorsal-replay-');
+  let recorded: string;
+  let recordedCounts: Record<string, number>;
+  /** The replays made so far (the first, at speed max, by `beforeAll`). */
+  const replays: string[] = [];
+  let atMax: Awaited<ReturnType<typeof replay>>;
+
+  beforeAll(async () => {
+    const run = await runDorsal(['run', SYSTEM, '--seconds', '1', '--data', dir]);
+    expect(run.code, run.stderr).toBe(0);
+    const listing = await runDorsal(['processes', '--data', dir, '--json']);
+    recorded = (JSON.parse(listing.stdout) as { processId: string }[])[0]!.processId;
+    recordedCounts = await counts(dir, recorded);
+    atMax = await replay(['--speed', 'max', '--diff', '--data', dir]);
+    replays.push(atMax.json.replay);
+  }, 180_000);
+  afterAll(cleanup);
+
+  it('into the same system at speed max: every message matched, no divergence, exit 0', async () => {
+    const { code, json, stderr } = atMax;
+    expect(code, stderr).toBe(0);
+    expect(json.process).toBe(recorded);
+    expect(json.speed).toBe('max');
+    expect(json.played).toBe(recordedCounts.ticks);
+    expect(json.lost).toBe(0);
+    expect(json.diff!.diverged).toBe(0);
+    expect(json.diff!.divergences).toEqual([]);
+    expect(json.diff!.streams.map((s) => s.stream)).toEqual(STREAMS);
+    for (const s of json.diff!.streams) {
+      expect(s.matched, s.stream).toBe(recordedCounts[s.stream]);
+      expect(s.matched, s.stream).toBeGreaterThan(0);
+    }
+    // The replay recorded what the recording holds, stream by stream.
+    expect(await counts(dir, json.replay)).toEqual(recordedCounts);
+  }, 90_000);
+
+  it('into the same system at speed 1: no divergence, and the ingress keeps its recorded gaps', async () => {
+    const { code, stdout, stderr } = await runDorsal([
+      'replay',
+      '--process',
+      recorded,
+      '--speed',
+      '1',
+      '--diff',
+      '--data',
+      dir,
+    ]);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(
+      /^replaying [\d,]+ ingress messages of process \S+ into file:.*system\.ts at speed 1$/m,
+    );
+    expect(stdout).toMatch(/^stream +matched +differing +only recorded +only replayed$/m);
+    expect(stdout).toMatch(/^ticks +[\d,]+ +0 +0 +0$/m);
+    expect(stdout).toMatch(/^no divergence: the replay produced what was recorded$/m);
+    const replayId = /^recorded as process (\S+) \(a replay of (\S+)\)/m.exec(stdout);
+    expect(replayId?.[2]).toBe(recorded);
+    replays.push(replayId![1]!);
+
+    // Pacing, on recorded times: each replayed tick's publish time since the first keeps the
+    // recorded one's: never earlier (the player waits for it), mostly about as late.
+    const since = 'SELECT publish_t - min(publish_t) OVER () FROM stream_ticks ORDER BY seq';
+    const before = (await query(dir, recorded, since)).map((r) => Number(r[0]));
+    const after = (await query(dir, replayId![1]!, since)).map((r) => Number(r[0]));
+    expect(after).toHaveLength(before.length);
+    const lateness = after.map((t, i) => t - before[i]!).sort((a, b) => a - b);
+    const ms = 1e6;
+    expect(lateness[0]!).toBeGreaterThan(-0.05 * ms);
+    expect(lateness[Math.floor(lateness.length / 2)]!).toBeLessThan(50 * ms);
+    const span = (times: number[]) => times[times.length - 1]! - times[0]!;
+    expect(span(after)).toBeGreaterThanOrEqual(span(before) - 0.05 * ms);
+    expect(span(after)).toBeLessThan(span(before) * 1.5 + 500 * ms);
+  }, 90_000);
+
+  it('into a system whose strategy quotes another qty: the first divergent order, its fields, exit 1', async () => {
+    const { code, json } = await replay([
+      '--system',
+      `${FIXTURES}/market-qty-20.system.ts`,
+      '--speed',
+      'max',
+      '--diff',
+      '--divergences',
+      '3',
+      '--data',
+      dir,
+    ]);
+    expect(code).toBe(1);
+    replays.push(json.replay);
+    const diff = json.diff!;
+    expect(diff.diverged).toBe(recordedCounts.orders);
+    const byStream = Object.fromEntries(diff.streams.map((s) => [s.stream, s]));
+    expect(byStream.orders).toEqual({
+      stream: 'orders',
+      matched: 0,
+      differing: recordedCounts.orders,
+      onlyRecorded: 0,
+      onlyReplayed: 0,
+    });
+    // The acks carry the order id and the verdict only: the same.
+    expect(byStream.acks!.matched).toBe(recordedCounts.acks);
+    expect(byStream.ticks!.matched).toBe(recordedCounts.ticks);
+    expect(diff.divergences).toHaveLength(3);
+    const [first] = diff.divergences;
+    expect(first!.kind).toBe('differs');
+    expect(first!.stream).toBe('orders');
+    expect(first!.fields).toEqual([{ field: 'qty', recorded: 10, replayed: 20 }]);
+    // The first order recorded, in the tree of the first tick that made one, and its chain.
+    expect(first!.recorded!.seq).toBe(0);
+    expect(first!.chain.map((m) => m.stream)).toEqual(['ticks', 'books', 'orders']);
+    expect(first!.place).toBe(`ticks:${first!.ingress!.seq}/books:0/orders:0`);
+    expect(diff.divergences[1]!.place).toBe(`ticks:${first!.ingress!.seq}/books:0/orders:1`);
+  }, 90_000);
+
+  it('into a system whose strategy quotes less often: the orders it no longer makes, drawn, exit 1', async () => {
+    const { code, stdout } = await runDorsal([
+      'replay',
+      '--system',
+      `${FIXTURES}/market-spread-5.system.ts`,
+      '--speed',
+      'max',
+      '--diff',
+      '--data',
+      dir,
+    ]);
+    expect(code).toBe(1);
+    replays.push(/^recorded as process (\S+)/m.exec(stdout)![1]!);
+    const orders = /^orders +([\d,]+) +([\d,]+) +([\d,]+) +([\d,]+)$/m.exec(stdout)!;
+    expect(Number(orders[3]!.replaceAll(',', ''))).toBeGreaterThan(0);
+    expect(orders[4]).toBe('0');
+    expect(stdout).toMatch(/^[\d,]+ messages diverged; the first 5:$/m);
+    expect(stdout).toMatch(
+      /^1\. orders #\d+ was recorded, and not replayed \(in the tree of the [\d,]+(st|nd|rd|th) ingress message, ticks #\d+; at ticks:\d+\/books:0\/orders:0\)$/m,
+    );
+    // Its chain from the tick down, the order marked.
+    expect(stdout).toMatch(
+      /^ {3}ticks #\d+ feed \{.*\}\n {3}└─ books #\d+ book-builder \{.*\}\n {6}└─ orders #\d+ strategy \{.*\} ← recorded only$/m,
+    );
+  }, 90_000);
+
+  it('records each replay as a new process, listed as a replay of the original', async () => {
+    const { code, stdout } = await runDorsal(['processes', '--data', dir, '--json']);
+    expect(code).toBe(0);
+    const listing = JSON.parse(stdout) as { processId: string; replayOf: string | null; messages: number }[];
+    const original = listing.find((p) => p.processId === recorded)!;
+    expect(original.replayOf).toBeNull();
+    for (const id of replays) {
+      const entry = listing.find((p) => p.processId === id);
+      expect(entry, id).toBeDefined();
+      expect(entry!.replayOf).toBe(recorded);
+    }
+    const [properties] = await query(
+      dir,
+      replays[0]!,
+      "SELECT properties->>'dorsal.replay_of', properties->>'dorsal.replay_speed', properties->>'dorsal.system' FROM processes",
+    );
+    expect(properties).toEqual([
+      recorded,
+      'max',
+      expect.stringMatching(/^file:.*\/examples\/market\/system\.ts$/),
+    ]);
+    const table = await runDorsal(['processes', '--data', dir]);
+    expect(table.stdout).toMatch(new RegExp(`^${replays[0]} .* ${recorded}$`, 'm'));
+  });
+
+  it('says what is wrong in one line, and exits non-zero', async () => {
+    const failures: [string[], RegExp][] = [
+      [['--process', 'ffffffff'], /^dorsal: no process ffffffff in .*: `dorsal processes` lists them/],
+      [
+        ['--system', `${FIXTURES}/not-a-system.ts`],
+        /^dorsal: test\/fixtures\/replay\/not-a-system\.ts must export default defineSystem/,
+      ],
+      [['--system', 'no/such/system.ts'], /^dorsal: no system module at no\/such\/system\.ts/],
+      [['--speed', 'fast'], /argument 'fast' is invalid. expected 1 \(as recorded\), 10/],
+    ];
+    for (const [args, message] of failures) {
+      const which = args[0] === '--process' ? [] : ['--process', recorded];
+      const { code, stderr } = await runDorsal(['replay', ...which, ...args, '--data', dir]);
+      expect(code, args.join(' ')).not.toBe(0);
+      expect(stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(stderr, args.join(' ')).toMatch(message);
+    }
+  }, 90_000);
+
+  it('has --help with an example', async () => {
+    const { code, stdout } = await runDorsal(['replay', '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/--speed <speed>/);
+    expect(stdout).toMatch(/Examples:\n {2}\$ dorsal replay --speed max --diff/);
+  });
+});
+
+describe('dorsal replay of other recordings', () => {
+  it('a process with no ingress message is refused in one line', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-silent-');
+    try {
+      const run = await runDorsal(['run', `${FIXTURES}/silent.system.ts`, '--seconds', '0.3', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      const { code, stderr } = await runDorsal(['replay', '--data', dir]);
+      expect(code).toBe(1);
+      expect(stderr).toMatch(
+        /^dorsal: process \S+ recorded no ingress message: its ingress actors \(quiet-feed\) published nothing/,
+      );
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
+  it('a process that does not say its system asks for --system, and replays with it', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-bare-');
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', `${FIXTURES}/record-bare.ts`, dir], {
+        stdio: 'inherit',
+      });
+      const [exit] = (await once(child, 'exit')) as [number | null];
+      expect(exit).toBe(0);
+      const refused = await runDorsal(['replay', '--data', dir]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        /^dorsal: process \S+ does not say which system module it ran: give --system MODULE/,
+      );
+      // Its ingress actors are then those that run the module's ingress modules.
+      const { code, json, stderr } = await replay([
+        '--system',
+        SYSTEM,
+        '--speed',
+        'max',
+        '--diff',
+        '--data',
+        dir,
+      ]);
+      expect(code, stderr).toBe(0);
+      expect(json.played).toBeGreaterThan(0);
+      expect(json.diff!.diverged).toBe(0);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
+  it('at speed 10, of a demo at 2,000 ticks/s: the gaps shrink tenfold, never below', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-10-');
+    try {
+      const demo = await runDorsal(['demo', '--seconds', '1', '--rate', '2000', '--data', dir]);
+      expect(demo.code, demo.stderr).toBe(0);
+      const { code, json, stderr } = await replay(['--speed', '10', '--data', dir]);
+      expect(code, stderr).toBe(0);
+      expect(json.speed).toBe('10');
+      expect(json.diff).toBeUndefined();
+      // On recorded times: each replayed tick since the first, against a tenth of the recorded gap.
+      const since = 'SELECT publish_t - min(publish_t) OVER () FROM stream_ticks ORDER BY seq';
+      const before = (await query(dir, json.process, since)).map((r) => Number(r[0]) / 10);
+      const after = (await query(dir, json.replay, since)).map((r) => Number(r[0]));
+      expect(after).toHaveLength(before.length);
+      const early = Math.min(...after.map((t, i) => t - before[i]!));
+      expect(early).toBeGreaterThan(-0.05 * 1e6);
+      // Faster than half the recorded pacing: not played as recorded.
+      expect(after[after.length - 1]!).toBeLessThan(before[before.length - 1]! * 10 * 0.5);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
+  it('a stream two threads produce into interleaves differently, and no divergence comes of it', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-shared-');
+    try {
+      const run = await runDorsal([
+        'run',
+        `${FIXTURES}/two-strategies.system.ts`,
+        '--seconds',
+        '1',
+        '--data',
+        dir,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      const { code, json, stderr } = await replay(['--speed', 'max', '--diff', '--data', dir]);
+      expect(code, stderr).toBe(0);
+      expect(json.diff!.diverged).toBe(0);
+      const orders = json.diff!.streams.find((s) => s.stream === 'orders')!;
+      expect(orders.matched).toBe((await counts(dir, json.process)).orders);
+      expect(orders.matched).toBeGreaterThan(0);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
+  it('an actor that stops reading a stream does not hold the replay: no divergence', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-lazy-');
+    try {
+      const run = await runDorsal([
+        'run',
+        `${FIXTURES}/lazy-reader.system.ts`,
+        '--seconds',
+        '1',
+        '--data',
+        dir,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      const { code, json, stderr } = await replay(['--speed', 'max', '--diff', '--data', dir]);
+      expect(code, stderr).toBe(0);
+      expect(json.diff!.diverged).toBe(0);
+      expect(json.diff!.streams.find((s) => s.stream === 'acks')!.matched).toBeGreaterThan(0);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
+  it('through a server (--url), whose row limit is lower than a stream: no divergence', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-url-');
+    const serve = await startDorsalServe([
+      '--port',
+      '0',
+      '--data',
+      join(dir, 'lake'),
+      '--query-rows',
+      '5000',
+    ]);
+    try {
+      const run = await runDorsal(['run', SYSTEM, '--seconds', '1', '--url', serve.url]);
+      expect(run.code, run.stderr).toBe(0);
+      const { code, json, stderr } = await replay(['--speed', 'max', '--diff', '--url', serve.url]);
+      expect(code, stderr).toBe(0);
+      expect(json.played).toBeGreaterThan(5000);
+      expect(json.diff!.diverged).toBe(0);
+      const ticks = json.diff!.streams.find((s) => s.stream === 'ticks')!;
+      expect(ticks.matched).toBe(json.played);
+    } finally {
+      await serve.stop();
+      cleanup();
+    }
+  }, 120_000);
+});
