@@ -3,6 +3,7 @@ import type { FieldDescription } from '../queues/field-types.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { fieldColumnName, streamTableName } from '../telemetry/analytics/source-tables.js';
 import { quoteIdentifier, quoteLiteral } from '../telemetry/analytics/sql.js';
+import { parseList } from '../telemetry/analytics/views.js';
 import { readPaged } from './paged.js';
 import type { PlayerArgs } from './replay-player.js';
 import { CliError, type ProcessSummary } from './source.js';
@@ -12,16 +13,6 @@ interface RecordedActor {
   readonly id: number;
   readonly name?: string;
   readonly module?: string;
-}
-
-function parseList<T>(json: string | undefined): T[] {
-  if (json === undefined) return [];
-  try {
-    const value = JSON.parse(json) as unknown;
-    return Array.isArray(value) ? (value as T[]) : [];
-  } catch {
-    return [];
-  }
 }
 
 /**

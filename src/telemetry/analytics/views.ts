@@ -219,7 +219,8 @@ async function createNameTables(
   );
 }
 
-function parseList<T>(json: string | undefined): T[] {
+/** A JSON array held in a property, or none when it is missing or not an array. */
+export function parseList<T>(json: string | undefined): T[] {
   if (json === undefined) return [];
   try {
     const value = JSON.parse(json) as unknown;
