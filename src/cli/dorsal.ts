@@ -51,6 +51,12 @@ const program = new Command('dorsal')
   .addCommand(statusCommand())
   .addCommand(retentionCommand());
 
+// A reader that stops reading (`dorsal processes | head`) ends the command quietly, as it does `ls`.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(process.exitCode ?? 0);
+});
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(describeFailure(error));
   process.exitCode = 1;

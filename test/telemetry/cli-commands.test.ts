@@ -1,6 +1,7 @@
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
 const SYSTEM = 'examples/market/system.ts';
@@ -146,6 +147,19 @@ describe('the dorsal command on a recorded run', () => {
     }
   });
 
+  it('ends quietly, exit 0, when its reader stops reading (dorsal query … | head -1)', async () => {
+    const child = spawnDorsal(['query', 'SELECT * FROM messages', '--data', dir, '--format', 'csv']);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    // The first line read, the pipe is closed: what the command writes next meets EPIPE.
+    child.stdout!.once('data', () => child.stdout!.destroy());
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+  });
+
   it('has --help with an example for each command', async () => {
     for (const command of ['run', 'demo', 'processes', 'stats', 'tree', 'query']) {
       const { code, stdout } = await runDorsal([command, '--help']);
@@ -183,4 +197,28 @@ describe('the dorsal command through a server', () => {
       cleanup();
     }
   }, 120_000);
+
+  it('run of a system that publishes nothing still records its process, and says so', async () => {
+    const { dir, cleanup } = tempDir('dorsal-cli-nothing-');
+    try {
+      const run = await runDorsal([
+        'run',
+        'test/fixtures/systems/nothing-published.system.ts',
+        '--seconds',
+        '0.3',
+        '--data',
+        dir,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      const [, messages, , , , lost] = SUMMARY.exec(run.stdout)!;
+      expect([number(messages!), number(lost!)]).toEqual([0, 0]);
+      const listing = JSON.parse((await runDorsal(['processes', '--data', dir, '--json'])).stdout) as {
+        messages: number;
+      }[];
+      expect(listing).toHaveLength(1);
+      expect(listing[0]!.messages).toBe(0);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
 });

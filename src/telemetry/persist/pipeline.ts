@@ -274,6 +274,23 @@ export class PersistPipeline {
         });
       }
     }
+    // A run that published nothing at all is still recorded: its process, and each stream with
+    // one block of coverage alone (nothing published, nothing lost).
+    if (this.blocks === 0) {
+      for (const source of this.sources.values()) {
+        if (source.stream === undefined || source.last !== undefined) continue;
+        this.ship(source, {
+          type: 'block',
+          key: source.source.key,
+          records: new ArrayBuffer(0),
+          bytes: 0,
+          count: 0,
+          beginTicks: 0,
+          endTicks: 0,
+          coverage: { firstSeq: 0, endSeq: 0, lostTotal: 0, poisonedTotal: 0 },
+        });
+      }
+    }
     await Promise.all([...this.compressing]);
     const stats = await this.sink?.close({ timeoutMs: this.flushTimeoutMs });
     await this.service?.lake.close();
