@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { DorsalError } from '../errors.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
+import { quoteLiteral } from '../telemetry/analytics/sql.js';
 
 /** Where a command reads recorded runs: the embedded lake or a server, and which process. */
 export interface SourceOptions {
@@ -94,23 +95,22 @@ export interface ProcessSummary {
 
 /** The process `--process` names, or the newest; a `CliError` when there is none or no such one. */
 export async function resolveProcess(source: Source, wanted: string | undefined): Promise<ProcessSummary> {
+  // The newest, or those whose id starts with what was given: asked of the lake, so that a server's
+  // row limit never hides an old process.
+  const filter =
+    wanted === undefined ? '' : `WHERE starts_with(process_id, ${quoteLiteral(wanted.toLowerCase())})`;
   const { rows } = await source.analytics.query(
-    'SELECT process_id, exe, start_time::VARCHAR, properties::VARCHAR FROM processes ORDER BY start_time DESC',
-    { maxRows: 100_000 },
+    `SELECT process_id, exe, start_time::VARCHAR, properties::VARCHAR FROM processes ${filter} ORDER BY start_time DESC LIMIT 2`,
   );
-  if (rows.length === 0) {
+  if (rows.length === 0 && wanted === undefined) {
     throw new CliError(
       `${source.where} holds no recorded process: record a run first (\`npm start\`, or \`dorsal run MODULE\`)`,
     );
   }
-  const matches =
-    wanted === undefined
-      ? rows.slice(0, 1)
-      : (rows.find((r) => r[0] === wanted) ?? null) !== null
-        ? rows.filter((r) => r[0] === wanted)
-        : rows.filter((r) => String(r[0]).startsWith(wanted));
+  const exact = rows.filter((r) => r[0] === wanted);
+  const matches = wanted === undefined ? rows.slice(0, 1) : exact.length > 0 ? exact : rows;
   if (matches.length > 1) {
-    throw new CliError(`--process ${wanted} matches ${matches.length} processes: give more of its id`);
+    throw new CliError(`--process ${wanted} matches several processes: give more of its id`);
   }
   const row = matches[0];
   if (row === undefined) {

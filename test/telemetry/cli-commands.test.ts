@@ -217,6 +217,24 @@ describe('the dorsal command through a server', () => {
       }[];
       expect(listing).toHaveLength(1);
       expect(listing[0]!.messages).toBe(0);
+      // A second run: through a server that answers one row at a time, --process still finds the older one by a prefix.
+      await runDorsal([
+        'run',
+        'test/fixtures/systems/nothing-published.system.ts',
+        '--seconds',
+        '0.1',
+        '--data',
+        dir,
+      ]);
+      const older = (listing[0] as unknown as { processId: string }).processId;
+      const serve = await startDorsalServe(['--port', '0', '--data', dir, '--query-rows', '1']);
+      try {
+        const tree = await runDorsal(['tree', '--process', older.slice(0, 8), '--url', serve.url]);
+        expect(tree.stderr).toBe('');
+        expect(tree.stdout).toContain(`process ${older} recorded no handled message`);
+      } finally {
+        await serve.stop();
+      }
     } finally {
       cleanup();
     }
