@@ -88,13 +88,18 @@ export async function materialize(
     .filter((s): s is { stream: StreamRow; table: SourceTable } => s.table !== undefined);
   const live: LivePartition[] = [];
   const covered = new Set<string>();
+  // Partitions before blocks: a partition another analytics made meanwhile covers blocks that
+  // were in the lake before it, so every block of a listed partition is among those listed after
+  // it unless retention deleted it. The other order would take a partition of a block that
+  // arrived between the two lists for one of deleted blocks, and delete it.
+  const listed = await store.list(processId);
   const blocks = await lake.blocks({ processId });
   const existing = new Set(blocks.map((b) => b.blockId));
   let rebuiltPartitions = 0;
   // Largest first, then oldest: of two partitions that share blocks (two analytics that made or
   // merged them at once), the one that covers more stays; the other is deleted, and what only it
   // covered is decoded again below.
-  const rows = (await store.list(processId)).sort((a, b) => b.blockIds.length - a.blockIds.length);
+  const rows = listed.sort((a, b) => b.blockIds.length - a.blockIds.length);
   for (const row of rows) {
     const stale = row.blockIds.some((id) => !existing.has(id) || covered.has(id));
     const local = stale ? undefined : await store.localFiles(row);
