@@ -95,9 +95,13 @@ export function micros(ns: number): number {
   return Math.round(ns) / 1000;
 }
 
-/** The microseconds from `fromNs` to `toNs` (at least 0), as `micros` rounds both. */
+/**
+ * The microseconds from `fromNs` to `toNs` (at least 0), as `micros` rounds both; 0 when either
+ * is no number (a damaged recording): JSON has no NaN, and a viewer drops a slice without `dur`.
+ */
 export function between(fromNs: number, toNs: number): number {
-  return Math.max(0, Math.round(toNs) - Math.round(fromNs)) / 1000;
+  const us = (Math.round(toNs) - Math.round(fromNs)) / 1000;
+  return Number.isFinite(us) ? Math.max(0, us) : 0;
 }
 
 /** A handler call, from the `timings` view, with the message it handled and where that came from. */

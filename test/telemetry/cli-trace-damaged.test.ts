@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handlerSlice } from '../../src/cli/chrome-trace.js';
 import { exportTrace } from '../../src/cli/trace-export.js';
 import { System } from '../../src/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
@@ -125,4 +126,14 @@ describe('dorsal trace of a damaged recording', () => {
     const trace = JSON.parse(readFileSync(output, 'utf8')) as { metadata: Record<string, unknown> };
     expect(trace.metadata['dorsal-untimed']).toBe(DAMAGED);
   }, 60_000);
+
+  it('draws a call whose end is no number as a slice of no duration, not one without `dur`', () => {
+    const call = { actor: 'a', stream: 's', seq: 1, originT: 1, publishT: 2, startT: 3, parent: null };
+    for (const endT of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const slice = JSON.parse(JSON.stringify(handlerSlice({ ...call, endT }, { pid: 1, tid: 1 }))) as {
+        dur: unknown;
+      };
+      expect(slice.dur).toBe(0);
+    }
+  });
 });
