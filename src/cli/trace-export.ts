@@ -146,7 +146,8 @@ export async function exportTrace(request: TraceRequest): Promise<TraceSummary> 
       written.log_entries++;
     }
     for await (const measure of measures(scope)) {
-      await file.add(counterSample(measure, tracks.track(measure.actor, measure.thread)));
+      const owner = measure.actor ?? measure.thread;
+      await file.add(counterSample(measure, tracks.track(measure.actor, measure.thread), owner));
       written.counter_samples++;
     }
     await file.add(...tracks.takeNames());
