@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { LakeNotFoundError, WireFormatError } from '../errors.js';
 import type { Lake } from '../lake/lake.js';
 import { type BlockRow, type PartitionRow, partitionBlobPaths, type StreamRow } from '../lake/types.js';
 import { formatRfc3339Ns, nowRfc3339Ns } from '../wire/index.js';
@@ -118,6 +119,20 @@ export async function materialize(
   const to = window.endNs === undefined ? undefined : formatRfc3339Ns(window.endNs);
   const decode = async (stream: StreamRow, table: SourceTable, of: readonly BlockRow[]) => {
     const writing: Promise<void>[] = [];
+    try {
+      await decodeBatches(stream, table, of, writing);
+    } finally {
+      // A read that failed leaves no partition being written behind it.
+      await Promise.allSettled(writing);
+    }
+    for (const pending of writing) await pending;
+  };
+  const decodeBatches = async (
+    stream: StreamRow,
+    table: SourceTable,
+    of: readonly BlockRow[],
+    writing: Promise<void>[],
+  ) => {
     for (const batch of batches(of, table.recordBytes)) {
       const parts: BlockParts[] = [];
       for (const row of batch) {
@@ -136,7 +151,6 @@ export async function materialize(
       );
       decodedBlocks += batch.length;
     }
-    for (const pending of writing) await pending;
   };
   let compactedPartitions = 0;
   for (const { stream, table } of sources) {
@@ -155,11 +169,20 @@ export async function materialize(
       if (tier.length < COMPACT_AT) continue;
       // The merged partitions are stored before the small ones are deleted: a query sees either.
       const merged = new Set(tier.flatMap((p) => p.row.blockIds));
-      await decode(
-        stream,
-        table,
-        blocks.filter((b) => merged.has(b.blockId)),
-      );
+      const made = live.length;
+      try {
+        await decode(
+          stream,
+          table,
+          blocks.filter((b) => merged.has(b.blockId)),
+        );
+      } catch (error) {
+        if (!(error instanceof LakeNotFoundError || error instanceof WireFormatError)) throw error;
+        // A block of the tier can no longer be read (its blob lost or damaged since it was
+        // decoded): the small partitions still hold its rows, so they stay; what was merged goes.
+        for (const partial of live.splice(made)) await store.delete(partial.row);
+        continue;
+      }
       for (const partition of tier) {
         await store.delete(partition.row);
         live.splice(live.indexOf(partition), 1);
