@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System } from '../../src/index.js';
@@ -6,6 +7,7 @@ import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { LakePartitionStore } from '../../src/telemetry/analytics/lake-partitions.js';
 import type { PartitionRow } from '../../src/telemetry/analytics/partitions.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
+import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
@@ -91,6 +93,30 @@ describe('two analytics over one lake', () => {
     } finally {
       await one.close();
       await other.close();
+      await lake.close();
+    }
+  }, 120_000);
+
+  it('let go of their copies of the partitions the other deleted (merged away): a cache does not grow without bound', async () => {
+    const lake = Lake.open({ data: dir });
+    const cacheDir = join(dir, 'reader');
+    const reader = await Analytics.open({ lake, cacheDir, freshnessMs: 0 });
+    try {
+      await reader.query('SELECT count(*) FROM stream_ticks', { process: processId });
+      const held = await lake.metadata.listPartitions(processId);
+      const copies = held.flatMap((row) =>
+        Object.values(partitionBlobPaths(row)).map((p) => join(cacheDir, p)),
+      );
+      expect(copies.length).toBeGreaterThan(0);
+      expect(copies.every((file) => existsSync(file))).toBe(true);
+      // Another analytics deletes them, as a merge does, and the reader looks again.
+      const elsewhere = new LakePartitionStore(lake, join(dir, 'elsewhere'));
+      for (const row of held) await elsewhere.delete(row);
+      const again = await reader.query('SELECT count(*) FROM stream_ticks', { process: processId });
+      expect(again.decodedBlocks).toBeGreaterThan(0);
+      expect(copies.filter((file) => existsSync(file))).toEqual([]);
+    } finally {
+      await reader.close();
       await lake.close();
     }
   }, 120_000);
