@@ -320,6 +320,11 @@ describe('the times --begin and --end take', () => {
     expect(traceTime('+500ms')).toMatchObject({ kind: 'offset', ns: 5e8 });
     expect(traceTime('+1.5m')).toMatchObject({ kind: 'offset', ns: 90e9 });
     expect(traceTime('+250µs')).toMatchObject({ kind: 'offset', ns: 250_000 });
+    expect(traceTime('+250μs')).toMatchObject({ kind: 'offset', ns: 250_000 });
+    expect(traceTime('+149760m')).toMatchObject({ kind: 'offset', ns: 149_760 * 60e9 });
+    for (const huge of ['+1000000000000000000000m', `+${'9'.repeat(400)}s`]) {
+      expect(() => traceTime(huge), huge).toThrow(/the offset .* is too large/);
+    }
     expect(traceTime('+0.0004us')).toMatchObject({ kind: 'offset', ns: 0 });
     expect(traceTime('2026-01-02T10:00:01.5+01:00')).toMatchObject({
       kind: 'time',
