@@ -52,10 +52,15 @@ export interface InstantEvent extends Track {
   readonly args: TraceArgs;
 }
 
-/** A sample of a counter track (`C`): one series per key of `args`. */
+/**
+ * A sample of a counter (`C`): one series per key of `args`. A counter belongs to its process,
+ * whatever its `tid`: `id` tells apart the counters of one name (`name[id]` in chrome://tracing,
+ * `name id: …` in Perfetto).
+ */
 export interface CounterEvent extends Track {
   readonly ph: 'C';
   readonly name: string;
+  readonly id: string;
   readonly cat: string;
   readonly ts: number;
   readonly args: Readonly<Record<string, number>>;
@@ -95,9 +100,13 @@ export function micros(ns: number): number {
   return Math.round(ns) / 1000;
 }
 
-/** The microseconds from `fromNs` to `toNs` (at least 0), as `micros` rounds both. */
+/**
+ * The microseconds from `fromNs` to `toNs` (at least 0), as `micros` rounds both; 0 when either
+ * is no number (a damaged recording): JSON has no NaN, and a viewer drops a slice without `dur`.
+ */
 export function between(fromNs: number, toNs: number): number {
-  return Math.max(0, Math.round(toNs) - Math.round(fromNs)) / 1000;
+  const us = (Math.round(toNs) - Math.round(fromNs)) / 1000;
+  return Number.isFinite(us) ? Math.max(0, us) : 0;
 }
 
 /** A handler call, from the `timings` view, with the message it handled and where that came from. */
@@ -232,12 +241,17 @@ export interface Measure {
   readonly value: number;
 }
 
-/** A measure as a sample of the counter named after it (its series named by its unit). */
-export function counterSample(measure: Measure, track: Track): CounterEvent {
+/**
+ * A measure as a sample of the counter named after it and the actor or thread (`owner`) that took
+ * it, its series named by its unit: two actors' measures of one name are two counters, not one
+ * line zigzagging between them.
+ */
+export function counterSample(measure: Measure, track: Track, owner: string): CounterEvent {
   return {
     ph: 'C',
     ...track,
     name: measure.name,
+    id: owner,
     cat: 'metric',
     ts: micros(measure.timeNs),
     args: { [measure.unit === '' ? 'value' : measure.unit]: measure.value },

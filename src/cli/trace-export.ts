@@ -52,6 +52,8 @@ export interface TraceSummary {
   readonly leftOut: number;
   /** From when on events were left out (ns since the process's start), if any were. */
   readonly cutoffNs: number | null;
+  /** Events of the process left out because their time is no number (a damaged recording). */
+  readonly untimed: number;
   readonly limit: number;
   /** Streams of the process that lost messages or events: what the trace cannot show. */
   readonly losses: readonly LossRow[];
@@ -144,7 +146,8 @@ export async function exportTrace(request: TraceRequest): Promise<TraceSummary> 
       written.log_entries++;
     }
     for await (const measure of measures(scope)) {
-      await file.add(counterSample(measure, tracks.track(measure.actor, measure.thread)));
+      const owner = measure.actor ?? measure.thread;
+      await file.add(counterSample(measure, tracks.track(measure.actor, measure.thread), owner));
       written.counter_samples++;
     }
     await file.add(...tracks.takeNames());
@@ -158,6 +161,7 @@ export async function exportTrace(request: TraceRequest): Promise<TraceSummary> 
       written,
       leftOut: inWindow - kept,
       cutoffNs: counts.cutoffNs,
+      untimed: counts.untimed,
       limit,
       losses: await losses(analytics, process.processId),
     };
@@ -170,6 +174,7 @@ export async function exportTrace(request: TraceRequest): Promise<TraceSummary> 
       'dorsal-written': written,
       'dorsal-left-out': summary.leftOut,
       'dorsal-losses': summary.losses,
+      'dorsal-untimed': counts.untimed,
       ...(counts.cutoffNs === null ? {} : { 'dorsal-left-out-from-ns': counts.cutoffNs }),
     });
     return summary;

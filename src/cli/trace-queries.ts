@@ -34,7 +34,9 @@ function double(n: number): string {
  */
 function kept(column: string, window: TraceWindow, cutoffNs: number | null): string {
   const ns = `floor(${column} + 0.5)`;
-  const terms = [`${column} IS NOT NULL`];
+  // A time that is no number (NaN, ±∞: a damaged recording) has no place on a timeline, and
+  // would break the paging's order (NaN equals nothing in JS): `countEvents` counts such events.
+  const terms = [`isfinite(${column})`];
   if (window.beginNs !== undefined) terms.push(`${ns} >= ${double(window.beginNs)}`);
   if (window.endNs !== undefined) terms.push(`${ns} < ${double(window.endNs)}`);
   if (cutoffNs !== null) terms.push(`${column} < ${double(cutoffNs)}`);
@@ -46,6 +48,7 @@ export function isKept(t: number, scope: Pick<TraceScope, 'window' | 'cutoffNs'>
   const { beginNs, endNs } = scope.window;
   const ns = Math.round(t);
   return (
+    Number.isFinite(t) &&
     (beginNs === undefined || ns >= beginNs) &&
     (endNs === undefined || ns < endNs) &&
     (scope.cutoffNs === null || t < scope.cutoffNs)
@@ -66,6 +69,8 @@ export interface EventCounts {
   readonly kept: Readonly<Record<EventKind, number>>;
   /** The time from which events are left out to keep to the limit (null: none is). */
   readonly cutoffNs: number | null;
+  /** Events of the process whose time is no number (NaN or infinite): no trace can place them. */
+  readonly untimed: number;
 }
 
 /**
@@ -97,7 +102,12 @@ export async function countEvents(
     keptCounts[kind as EventKind] = Number(keptCount);
     if (cut !== null) cutoffNs = Number(cut);
   }
-  return { inWindow, kept: keptCounts, cutoffNs };
+  const untimed = await analytics.query(
+    `SELECT count(*)::DOUBLE FROM (${EVENT_TIMES.map(([, view, column]) => `SELECT ${column} AS t FROM ${view}`).join(' UNION ALL ')})
+     WHERE NOT isfinite(t)`,
+    { process, maxRows: 1 },
+  );
+  return { inWindow, kept: keptCounts, cutoffNs, untimed: Number(untimed.rows[0]?.[0] ?? 0) };
 }
 
 /** A thread or actor that has events in the window, and its first event's time. */
@@ -238,7 +248,8 @@ export async function* spans(scope: TraceScope): AsyncGenerator<SpanRow> {
       spanId: Number(r[3]),
       name: String(r[4]),
       depth: Number(r[5]),
-      endNs: r[6] === null ? null : Number(r[6]),
+      // An end that is no number (a damaged recording) is drawn as no end.
+      endNs: r[6] === null || !Number.isFinite(Number(r[6])) ? null : Number(r[6]),
       async: r[7] === true,
       closedByParent: r[8] === true,
     };

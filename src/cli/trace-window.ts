@@ -10,12 +10,14 @@ const UNITS: Readonly<Record<string, number>> = {
   ns: 1,
   us: 1e3,
   µs: 1e3,
+  // The Greek letter mu, which keyboards and NFKC give for the micro sign.
+  μs: 1e3,
   ms: 1e6,
   s: 1e9,
   m: 60e9,
 };
 
-const OFFSET = /^\+(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m)$/;
+const OFFSET = /^\+(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m)$/;
 
 /**
  * Parses `--begin`/`--end`: RFC 3339 (`2026-01-02T10:00:01.5Z`) or `+2s`, `+500ms`, `+250us`,
@@ -25,7 +27,10 @@ export function traceTime(value: string): TraceTime {
   const text = value.trim();
   const offset = OFFSET.exec(text);
   if (offset !== null) {
-    return { kind: 'offset', ns: Math.round(Number(offset[1]) * UNITS[offset[2]!]!), text };
+    const ns = Math.round(Number(offset[1]) * UNITS[offset[2]!]!);
+    // Past 2^53 ns (104 days) nanoseconds are no longer exact, and far past it no number at all.
+    if (!Number.isSafeInteger(ns)) throw new InvalidArgumentError(`the offset ${text} is too large`);
+    return { kind: 'offset', ns, text };
   }
   const epochNs = rfc3339ToEpochNs(text);
   if (epochNs === undefined) {

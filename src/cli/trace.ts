@@ -87,6 +87,11 @@ export function traceCommand(): Command {
           `dorsal: left out ${count(summary.leftOut)} events from ${offset(summary.cutoffNs ?? 0)} on, to keep to --limit ${count(summary.limit)}: narrow the window with --begin/--end, or raise --limit`,
         );
       }
+      if (summary.untimed > 0) {
+        console.error(
+          `dorsal: left out ${count(summary.untimed)} events whose time is not a number (NaN or infinite): the recording is damaged there`,
+        );
+      }
       if (options.json) return printJson(summary);
       console.log(describe(summary));
     });

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bindingPoint, spanEvents } from '../../src/cli/chrome-trace.js';
+import { bindingPoint, counterSample, spanEvents } from '../../src/cli/chrome-trace.js';
 import { traceTime } from '../../src/cli/trace-window.js';
 import { logger, metric, System, span } from '../../src/index.js';
 import { formatRfc3339Ns } from '../../src/wire.js';
@@ -22,7 +22,7 @@ interface Event {
   readonly cat?: string;
   readonly ts: number;
   readonly dur?: number;
-  readonly id?: number;
+  readonly id?: number | string;
   readonly bp?: string;
   readonly s?: string;
   readonly args?: Record<string, unknown>;
@@ -135,7 +135,7 @@ describe('dorsal trace', () => {
 
   it('draws a flow arrow from the call that produced each message to each call that handled it', async () => {
     const { flows, trackName, sliceAt } = full;
-    const byId = new Map<number, Event[]>();
+    const byId = new Map<number | string, Event[]>();
     for (const flow of flows) byId.set(flow.id!, [...(byId.get(flow.id!) ?? []), flow]);
     // Every handled order came from a strategy's handling of a tick: one arrow each.
     const handledOrders = (
@@ -197,6 +197,8 @@ describe('dorsal trace', () => {
     expect(prices).toHaveLength(TICKS);
     expect(prices.every((e) => typeof e.args!.usd === 'number')).toBe(true);
     expect(on(counters, 'main', 'main.ticks').map((e) => e.args)).toEqual([{ ticks: TICKS }]);
+    // A counter belongs to the process whatever its tid: its id says whose it is.
+    expect(counters.every((e) => e.id === trackName.get(e.tid))).toBe(true);
   });
 
   it('--begin/--end keep the events of a window, as offsets or RFC 3339 times alike', async () => {
@@ -318,6 +320,11 @@ describe('the times --begin and --end take', () => {
     expect(traceTime('+500ms')).toMatchObject({ kind: 'offset', ns: 5e8 });
     expect(traceTime('+1.5m')).toMatchObject({ kind: 'offset', ns: 90e9 });
     expect(traceTime('+250µs')).toMatchObject({ kind: 'offset', ns: 250_000 });
+    expect(traceTime('+250μs')).toMatchObject({ kind: 'offset', ns: 250_000 });
+    expect(traceTime('+149760m')).toMatchObject({ kind: 'offset', ns: 149_760 * 60e9 });
+    for (const huge of ['+1000000000000000000000m', `+${'9'.repeat(400)}s`]) {
+      expect(() => traceTime(huge), huge).toThrow(/the offset .* is too large/);
+    }
     expect(traceTime('+0.0004us')).toMatchObject({ kind: 'offset', ns: 0 });
     expect(traceTime('2026-01-02T10:00:01.5+01:00')).toMatchObject({
       kind: 'time',
@@ -343,6 +350,16 @@ describe('the events a span and a flow become', () => {
       ['b', 7, 1],
       ['e', 7, 3.5],
     ]);
+  });
+
+  it('two actors’ measures of one name: two counters, told apart by id', () => {
+    const measure = { timeNs: 1000, name: 'price', unit: 'usd', value: 1.5 };
+    const [alpha, beta] = [
+      counterSample(measure, { pid: 1, tid: 2 }, 'alpha'),
+      counterSample(measure, { pid: 1, tid: 3 }, 'beta'),
+    ];
+    expect(alpha).toMatchObject({ ph: 'C', name: 'price', id: 'alpha', ts: 1, args: { usd: 1.5 } });
+    expect(`${alpha.name}[${alpha.id}]`).not.toBe(`${beta.name}[${beta.id}]`);
   });
 
   it('a flow binds half a nanosecond into a slice: after its start, before what it nests', () => {

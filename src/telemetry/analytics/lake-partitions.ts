@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LakeNotFoundError } from '../errors.js';
 import type { Lake } from '../lake/lake.js';
@@ -26,8 +26,11 @@ export class LakePartitionStore implements PartitionStore {
     this.cacheDir = cacheDir;
   }
 
-  list(processId: string): Promise<PartitionRow[]> {
-    return this.lake.metadata.listPartitions(processId);
+  /** The process's partitions; the cached copies of any other (merged or deleted by another analytics) are removed. */
+  async list(processId: string): Promise<PartitionRow[]> {
+    const rows = await this.lake.metadata.listPartitions(processId);
+    this.forgetOthers(processId, rows);
+    return rows;
   }
 
   /** Stores the files in blob storage, then the row; the local files become the cache's copies. */
@@ -65,6 +68,25 @@ export class LakePartitionStore implements PartitionStore {
       if (!looksWhole(file, bytes)) return undefined;
     }
     return local;
+  }
+
+  /**
+   * Removes the cached copies of the process's partitions that `rows` does not hold: another
+   * analytics over the lake merged them away, and only the one that deletes a partition removes
+   * its own copies, so a cache would otherwise keep every small partition it ever read. A query
+   * still reading one fails on the missing file and looks at the lake again (see `Analytics.query`).
+   */
+  private forgetOthers(processId: string, rows: readonly PartitionRow[]): void {
+    const listed = new Set(rows.map((row) => `${row.partitionId}.parquet`));
+    const views = join(this.cacheDir, 'views');
+    if (!existsSync(views)) return;
+    for (const view of readdirSync(views)) {
+      const dir = join(views, view, `process_id=${processId}`);
+      if (!existsSync(dir)) continue;
+      for (const file of readdirSync(dir)) {
+        if (file.endsWith('.parquet') && !listed.has(file)) rmSync(join(dir, file), { force: true });
+      }
+    }
   }
 
   /** Deletes the row, then the blobs (recorded as garbage meanwhile, as retention does), then the copies. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { LakeNotFoundError, WireFormatError } from '../errors.js';
 import type { Lake } from '../lake/lake.js';
 import { type BlockRow, type PartitionRow, partitionBlobPaths, type StreamRow } from '../lake/types.js';
 import { formatRfc3339Ns, nowRfc3339Ns } from '../wire/index.js';
@@ -88,13 +89,18 @@ export async function materialize(
     .filter((s): s is { stream: StreamRow; table: SourceTable } => s.table !== undefined);
   const live: LivePartition[] = [];
   const covered = new Set<string>();
+  // Partitions before blocks: a partition another analytics made meanwhile covers blocks that
+  // were in the lake before it, so every block of a listed partition is among those listed after
+  // it unless retention deleted it. The other order would take a partition of a block that
+  // arrived between the two lists for one of deleted blocks, and delete it.
+  const listed = await store.list(processId);
   const blocks = await lake.blocks({ processId });
   const existing = new Set(blocks.map((b) => b.blockId));
   let rebuiltPartitions = 0;
   // Largest first, then oldest: of two partitions that share blocks (two analytics that made or
   // merged them at once), the one that covers more stays; the other is deleted, and what only it
   // covered is decoded again below.
-  const rows = (await store.list(processId)).sort((a, b) => b.blockIds.length - a.blockIds.length);
+  const rows = listed.sort((a, b) => b.blockIds.length - a.blockIds.length);
   for (const row of rows) {
     const stale = row.blockIds.some((id) => !existing.has(id) || covered.has(id));
     const local = stale ? undefined : await store.localFiles(row);
@@ -113,6 +119,20 @@ export async function materialize(
   const to = window.endNs === undefined ? undefined : formatRfc3339Ns(window.endNs);
   const decode = async (stream: StreamRow, table: SourceTable, of: readonly BlockRow[]) => {
     const writing: Promise<void>[] = [];
+    try {
+      await decodeBatches(stream, table, of, writing);
+    } finally {
+      // A read that failed leaves no partition being written behind it.
+      await Promise.allSettled(writing);
+    }
+    for (const pending of writing) await pending;
+  };
+  const decodeBatches = async (
+    stream: StreamRow,
+    table: SourceTable,
+    of: readonly BlockRow[],
+    writing: Promise<void>[],
+  ) => {
     for (const batch of batches(of, table.recordBytes)) {
       const parts: BlockParts[] = [];
       for (const row of batch) {
@@ -131,7 +151,6 @@ export async function materialize(
       );
       decodedBlocks += batch.length;
     }
-    for (const pending of writing) await pending;
   };
   let compactedPartitions = 0;
   for (const { stream, table } of sources) {
@@ -150,11 +169,20 @@ export async function materialize(
       if (tier.length < COMPACT_AT) continue;
       // The merged partitions are stored before the small ones are deleted: a query sees either.
       const merged = new Set(tier.flatMap((p) => p.row.blockIds));
-      await decode(
-        stream,
-        table,
-        blocks.filter((b) => merged.has(b.blockId)),
-      );
+      const made = live.length;
+      try {
+        await decode(
+          stream,
+          table,
+          blocks.filter((b) => merged.has(b.blockId)),
+        );
+      } catch (error) {
+        if (!(error instanceof LakeNotFoundError || error instanceof WireFormatError)) throw error;
+        // A block of the tier can no longer be read (its blob lost or damaged since it was
+        // decoded): the small partitions still hold its rows, so they stay; what was merged goes.
+        for (const partial of live.splice(made)) await store.delete(partial.row);
+        continue;
+      }
       for (const partition of tier) {
         await store.delete(partition.row);
         live.splice(live.indexOf(partition), 1);

@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handlerSlice } from '../../src/cli/chrome-trace.js';
+import { exportTrace } from '../../src/cli/trace-export.js';
+import { System } from '../../src/index.js';
+import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { LocalPartitionStore } from '../../src/telemetry/analytics/local-partitions.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import {
+  compressPart,
+  decodePayloadBlob,
+  decompressPart,
+  encodePayloadBlob,
+} from '../../src/telemetry/wire/payload.js';
+import { spine } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
+import { runDorsal } from './cli-helpers.js';
+import { tempDir } from './fixtures.js';
+
+const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const TICKS = 40;
+/** Handler calls whose start time the damage makes NaN. */
+const DAMAGED = 6;
+
+/** The little-endian bytes of a float64. */
+function f64(value: number): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeDoubleLE(value);
+  return bytes;
+}
+
+describe('dorsal trace of a damaged recording', () => {
+  const { dir, cleanup } = tempDir('dorsal-trace-damaged-');
+  let timings = 0;
+
+  beforeAll(async () => {
+    const system = new System(spine, { persist: { data: dir, blockBytes: 2048 } });
+    system.spawn(fixture('feed'), { args: { count: TICKS, perLoop: 10 } });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('gateway'));
+    await system.start();
+    await until(() => system.spine.queue(2).stats().published === 2 * TICKS, 'every fill');
+    await system.stop();
+    // Some handler calls' start times, read with partitions kept out of the lake (the damage
+    // below would not reach partitions already made).
+    const probe = await Analytics.open({
+      lake: { data: dir },
+      cacheDir: join(dir, 'probe'),
+      partitions: new LocalPartitionStore(join(dir, 'probe', 'partitions')),
+    });
+    const calls = (
+      await probe.query(`SELECT start_t, end_t FROM timings ORDER BY start_t LIMIT ${DAMAGED} OFFSET 10`)
+    ).rows.map((r) => [Number(r[0]), Number(r[1])] as const);
+    timings = Number((await probe.query('SELECT count(*) FROM timings')).rows[0]![0]);
+    await probe.close();
+    // The damage: those start times become NaN in the stored blocks (as a client could send them).
+    const lake = Lake.open({ data: dir });
+    let damaged = 0;
+    for (const block of await lake.blocks()) {
+      const parts = decodePayloadBlob(await lake.readBlob(block));
+      const objects = Buffer.from(decompressPart(parts.objects, 'objects'));
+      let changed = false;
+      for (const [start, end] of calls) {
+        // A call's start is the previous call's end: the pair of them is the record's.
+        const at = objects.indexOf(Buffer.concat([f64(start), f64(end)]));
+        if (at < 0) continue;
+        f64(Number.NaN).copy(objects, at);
+        changed = true;
+        damaged++;
+      }
+      if (changed) {
+        await lake.blobs.replace(
+          block.blobPath,
+          encodePayloadBlob({ dependencies: parts.dependencies, objects: compressPart(objects) }),
+        );
+      }
+    }
+    await lake.close();
+    expect(damaged).toBe(DAMAGED);
+  }, 120_000);
+  afterAll(cleanup);
+
+  it('writes every other event once, pages of any size alike, and says how many it could not place', async () => {
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      const [process] = await analytics.lake.processes();
+      const summary = {
+        processId: process!.processId,
+        exe: process!.exe,
+        startTime: process!.startTime,
+        properties: {},
+      };
+      for (const pageRows of [3, 50_000]) {
+        const output = join(dir, `trace-${pageRows}.json`);
+        const written = await exportTrace({
+          analytics,
+          process: summary,
+          window: {},
+          limit: 1_000_000,
+          output,
+          pageRows,
+        });
+        const events = (
+          JSON.parse(readFileSync(output, 'utf8')) as { traceEvents: Record<string, unknown>[] }
+        ).traceEvents;
+        const slices = events.filter((e) => e.ph === 'X' && e.cat === 'handler');
+        expect(slices.every((e) => Number.isFinite(e.ts))).toBe(true);
+        const keys = slices.map((e) => `${e.tid}/${e.name}/${(e.args as { seq: number }).seq}`);
+        expect(new Set(keys).size, `pages of ${pageRows}`).toBe(keys.length);
+        expect(written.written.handler_calls, `pages of ${pageRows}`).toBe(timings - DAMAGED);
+        expect(written.untimed).toBe(DAMAGED);
+      }
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
+
+  it('says so in one line, and writes the trace', async () => {
+    const output = join(dir, 'cli.json');
+    const run = await runDorsal(['trace', '--data', dir, '-o', output]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr.trim()).toBe(
+      `dorsal: left out ${DAMAGED} events whose time is not a number (NaN or infinite): the recording is damaged there`,
+    );
+    const trace = JSON.parse(readFileSync(output, 'utf8')) as { metadata: Record<string, unknown> };
+    expect(trace.metadata['dorsal-untimed']).toBe(DAMAGED);
+  }, 60_000);
+
+  it('draws a call whose end is no number as a slice of no duration, not one without `dur`', () => {
+    const call = { actor: 'a', stream: 's', seq: 1, originT: 1, publishT: 2, startT: 3, parent: null };
+    for (const endT of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const slice = JSON.parse(JSON.stringify(handlerSlice({ ...call, endT }, { pid: 1, tid: 1 }))) as {
+        dur: unknown;
+      };
+      expect(slice.dur).toBe(0);
+    }
+  });
+});
