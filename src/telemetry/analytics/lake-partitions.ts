@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LakeNotFoundError } from '../errors.js';
@@ -63,8 +64,10 @@ export class LakePartitionStore implements PartitionStore {
         throw error;
       }
       mkdirSync(dirname(file), { recursive: true });
-      writeFileSync(`${file}.part`, content);
-      renameSync(`${file}.part`, file);
+      // A name of its own: two processes sharing the cache may fetch the same file at once.
+      const part = `${file}.${process.pid}-${randomUUID()}.part`;
+      writeFileSync(part, content);
+      renameSync(part, file);
       if (!looksWhole(file, bytes)) return undefined;
     }
     return local;
