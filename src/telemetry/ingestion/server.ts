@@ -83,6 +83,8 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
     }
   }
   const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  // Ends the streamed answers (event streams) when the server stops: they would hold it open.
+  const stopping = new AbortController();
   const server = createServer(
     {
       // Headers that do not arrive whole within the stall timeout get 408 (see clientError).
@@ -91,7 +93,11 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       // How often Node checks those two timeouts (30 s by default, which would stretch them).
       connectionsCheckingInterval: Math.min(Math.max(stallMs / 4, 50), 5000),
     },
-    ingestionRoutes(service, { ...options, loopbackHostsOnly: options.loopbackHostsOnly ?? loopback }),
+    ingestionRoutes(service, {
+      ...options,
+      loopbackHostsOnly: options.loopbackHostsOnly ?? loopback,
+      signal: stopping.signal,
+    }),
   );
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   capPerAddress(server, options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
@@ -121,6 +127,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
     server,
     close: async () => {
       await retention?.stop();
+      stopping.abort();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
