@@ -291,6 +291,9 @@ async function sendStream(
   res.statusCode = status;
   res.setHeader('content-type', stream.contentType);
   res.setHeader('cache-control', 'no-cache');
+  // Not kept alive once it ends: a client that reconnects (an EventSource does) opens a new
+  // connection, which a stopping server no longer accepts.
+  res.setHeader('connection', 'close');
   res.flushHeaders();
   try {
     for await (const chunk of stream.chunks) {

@@ -1,0 +1,98 @@
+import { once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collectErrors, openBrowser } from './browser.js';
+import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
+import { tempDir } from './fixtures.js';
+
+const SYSTEM = 'examples/market/system.ts';
+
+describe('dorsal serve: the views at /, and the live view of a run in progress', () => {
+  const { dir, cleanup } = tempDir('dorsal-live-');
+  let key: string;
+  let served: Awaited<ReturnType<typeof startDorsalServe>>;
+  let browser: Awaited<ReturnType<typeof openBrowser>> | undefined;
+  let run: ReturnType<typeof spawnDorsal> | undefined;
+
+  beforeAll(async () => {
+    // A lake with a key: the page must get in as a browser does, with Basic credentials.
+    const created = await runDorsal(['keys', 'create', '--name', 'viewer', '--data', dir]);
+    expect(created.code, created.stderr).toBe(0);
+    key = created.stdout.trim();
+    served = await startDorsalServe(['--port', '0', '--data', dir]);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (run !== undefined && run.exitCode === null && run.signalCode === null) {
+      // Its recording is not needed: no flush towards a server that is gone.
+      const exited = once(run, 'exit');
+      run.kill('SIGKILL');
+      await exited;
+    }
+    await browser?.close();
+    await served?.stop();
+    cleanup();
+  });
+
+  it('asks a browser for the key: 401 with a Basic challenge, then the page with it', async () => {
+    const refused = await fetch(`${served.url}/`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toMatch(/^Basic realm="dorsal"/);
+    const basic = `Basic ${Buffer.from(`anyone:${key}`).toString('base64')}`;
+    const page = await fetch(`${served.url}/`, { headers: { authorization: basic } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('holds no recorded process yet');
+  });
+
+  it('shows the running process at / and its live numbers change, pushed by server-sent events', async () => {
+    run = spawnDorsal(['run', SYSTEM, '--seconds', '20', '--url', served.url, '--key', key]);
+    let runErr = '';
+    run.stderr?.on('data', (chunk: Buffer) => {
+      runErr += chunk.toString();
+    });
+    const auth = { authorization: `Bearer ${key}` };
+    // The process is in the lake once the run's persister has announced it.
+    await expect
+      .poll(
+        async () => {
+          const answer = await fetch(`${served.url}/analytics/query`, {
+            method: 'POST',
+            headers: { ...auth, 'content-type': 'application/json' },
+            body: JSON.stringify({ sql: 'SELECT count(*)::INTEGER FROM timings' }),
+          });
+          return answer.ok ? ((await answer.json()) as { rows: number[][] }).rows[0]?.[0] : 0;
+        },
+        { timeout: 30_000, interval: 250 },
+      )
+      .toBeGreaterThan(0);
+
+    browser = await openBrowser({ httpCredentials: { username: 'viewer', password: key } });
+    const page = await browser.context.newPage();
+    const errors = collectErrors(page);
+    await page.goto(`${served.url}/`);
+    await page.waitForSelector('svg[data-chart="topology"]');
+    expect(await page.locator('.picker li[data-process]').count()).toBe(1);
+
+    // Two different seconds, each with its rates and percentiles, pushed to the page.
+    const seconds = new Set<string>();
+    await expect
+      .poll(
+        async () => {
+          const second = await page.locator('[data-live-status]').getAttribute('data-second');
+          if (second !== null && second !== 'null') seconds.add(second);
+          return seconds.size;
+        },
+        { timeout: 30_000, interval: 200 },
+      )
+      .toBeGreaterThanOrEqual(2);
+    expect(Number(await page.getAttribute('body', 'data-live-updates'))).toBeGreaterThanOrEqual(2);
+    expect(await page.locator('[data-live-rates] tr').count()).toBe(4);
+    expect(await page.locator('[data-live-latency] tr').count()).toBe(3);
+    expect(Number(await page.locator('[data-live-total]').getAttribute('data-value'))).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    expect(run.exitCode, runErr).toBeNull();
+  });
+
+  it('stops with a page still listening to /live', async () => {
+    expect(await served.stop()).toBe(0);
+  });
+});
