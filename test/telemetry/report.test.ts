@@ -10,6 +10,7 @@ import { runDorsal } from './cli-helpers.js';
 import { makeProcess, tempDir } from './fixtures.js';
 
 const SYSTEM = 'examples/market/system.ts';
+const LOSSY_SYSTEM = 'test/fixtures/lossy-system.ts';
 
 interface ActorSummary {
   readonly actor: string;
@@ -28,6 +29,8 @@ describe('dorsal report, opened in Chromium', () => {
   /** Requests the page made, and those that would have left the file. */
   const requests: string[] = [];
   const outside: string[] = [];
+  /** The report files the tests wrote: the only URLs a page may load. */
+  const reports = new Set<string>();
   let analytics: Analytics;
   /** What the run said each actor did, lost included (counted by the queues' consumers). */
   let actors: ActorSummary[];
@@ -47,10 +50,11 @@ describe('dorsal report, opened in Chromium', () => {
     browser = await openBrowser();
     context = browser.context;
     const own = pathToFileURL(file).href;
+    reports.add(own);
     await context.route('**/*', (route) => {
       const url = route.request().url();
       requests.push(url);
-      if (url === own) return route.continue();
+      if (reports.has(url)) return route.continue();
       outside.push(url);
       return route.abort();
     });
@@ -158,6 +162,40 @@ describe('dorsal report, opened in Chromium', () => {
       expect(await pixelVariance(scratch, png)).toBeGreaterThan(100);
     } finally {
       await scratch.close();
+    }
+  });
+
+  it('marks the edge of an actor that was lapped with the sequences it skipped, and plots them over time', async () => {
+    const lossy = tempDir('dorsal-report-lossy-');
+    try {
+      const run = await runDorsal(['run', LOSSY_SYSTEM, '--seconds', '1', '--data', lossy.dir, '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      const lapped = (JSON.parse(run.stdout) as { actors: ActorSummary[] }).actors.find(
+        (a) => a.actor === 'laggard',
+      )?.lost;
+      expect(lapped).toBeGreaterThan(0);
+      const out = join(lossy.dir, 'report.html');
+      const report = await runDorsal(['report', '--data', lossy.dir, '-o', out]);
+      expect(report.code, report.stderr).toBe(0);
+      const lossyPage = await context.newPage();
+      try {
+        reports.add(pathToFileURL(out).href);
+        await lossyPage.goto(pathToFileURL(out).href);
+        const edge = lossyPage.locator('g.edge[data-from="stream:ticks"][data-to="actor:laggard"]');
+        expect(await edge.getAttribute('class')).toContain('lossy');
+        // What it skipped between the first and the last tick it handled: what it lost, less
+        // what it lost before its first (at most that first tick's sequence).
+        const skipped = Number(await edge.getAttribute('data-lost'));
+        const first = Number(await edge.getAttribute('data-first-seq'));
+        expect(skipped).toBeLessThanOrEqual(lapped!);
+        expect(skipped).toBeGreaterThanOrEqual(lapped! - first);
+        const gaps = lossyPage.locator('svg[data-chart="gaps"] path[data-series="laggard ← ticks"]');
+        expect(Number(await gaps.getAttribute('data-points'))).toBeGreaterThan(1);
+      } finally {
+        await lossyPage.close();
+      }
+    } finally {
+      lossy.cleanup();
     }
   });
 

@@ -35,6 +35,8 @@ export interface ConsumedEdge {
   readonly count: number;
   /** Sequences missing between the first and the last it handled: lapped, or its timing records lost. */
   readonly gaps: number;
+  /** The first sequence it handled (what it missed before, if anything, is not counted in `gaps`). */
+  readonly firstSeq: number;
 }
 
 /** What the persister lost or dropped of one lake stream (`losses`). */
@@ -151,9 +153,17 @@ export async function gatherReport(
   ).map((r): ProducedEdge => ({ actor: str(r[0]), stream: str(r[1]), count: num(r[2]) }));
   const consumed = (
     await ask(
-      'SELECT actor, stream, count(*)::DOUBLE, (max(seq) - min(seq) + 1 - count(DISTINCT seq))::DOUBLE FROM timings GROUP BY ALL ORDER BY ALL',
+      'SELECT actor, stream, count(*)::DOUBLE, (max(seq) - min(seq) + 1 - count(DISTINCT seq))::DOUBLE, min(seq)::DOUBLE FROM timings GROUP BY ALL ORDER BY ALL',
     )
-  ).map((r): ConsumedEdge => ({ actor: str(r[0]), stream: str(r[1]), count: num(r[2]), gaps: num(r[3]) }));
+  ).map(
+    (r): ConsumedEdge => ({
+      actor: str(r[0]),
+      stream: str(r[1]),
+      count: num(r[2]),
+      gaps: num(r[3]),
+      firstSeq: num(r[4]),
+    }),
+  );
   const persister = (
     await ask('SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses ORDER BY stream')
   ).map((r): PersisterLoss => ({ stream: str(r[0]), lost: num(r[1]), dropped: num(r[2]) }));
