@@ -1,4 +1,4 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { InsecureBindError } from '../errors.js';
 import { isLoopbackHost } from '../keys/loopback.js';
@@ -101,6 +101,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
   );
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   capPerAddress(server, options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
+  const unused = trackUnusedSockets(server);
   server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -131,9 +132,30 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        unused.destroy();
       });
       for (const route of options.routes ?? []) await route.close?.();
       await service.close();
+    },
+  };
+}
+
+/**
+ * The connections that never sent a request: a browser opens spare ones ahead of need, and
+ * `closeIdleConnections` leaves them open, so that a stopping server would wait for the browser
+ * to drop them. `destroy` ends them (nothing is in flight on them).
+ */
+function trackUnusedSockets(server: Server): { destroy(): void } {
+  const unused = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage) => unused.delete(req.socket));
+  return {
+    destroy: () => {
+      for (const socket of unused) socket.destroy();
+      unused.clear();
     },
   };
 }
