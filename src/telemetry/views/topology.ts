@@ -1,7 +1,7 @@
 import { count, esc, short } from './format.js';
 import type { ReportData } from './report-data.js';
 
-const COLUMN_W = 170;
+const COLUMN_W = 220;
 const ROW_H = 64;
 const NODE_W = 120;
 const NODE_H = 30;
@@ -86,9 +86,13 @@ export function topologySvg(data: ReportData): string {
     const x2 = to.x - 2;
     const y2 = to.y + NODE_H / 2;
     const bend = Math.max(30, (x2 - x1) / 2);
-    const label = `${short(n / seconds)}/s${lost > 0 ? ` · ${count(lost)} lost` : ''}`;
+    const timingsLost = lostOf.get(`timings:${to.name}`) ?? 0;
+    const why =
+      to.kind === 'actor' && lost > 0 && timingsLost > 0
+        ? ` (the persister lost ${count(timingsLost)} of ${to.name}'s timing records: some of these are those)`
+        : '';
     parts.push(
-      `<g class="edge${lost > 0 ? ' lossy' : ''}" data-from="${esc(from.id)}" data-to="${esc(to.id)}" data-count="${n}" data-rate="${(n / seconds).toFixed(3)}" data-lost="${lost}"${firstSeq === undefined ? '' : ` data-first-seq="${firstSeq}"`}><path d="M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}" marker-end="url(#arrow)"/><text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 - 5}" text-anchor="middle">${esc(label)}</text><title>${esc(`${from.name} → ${to.name}: ${count(n)} messages${lost > 0 ? `, ${count(lost)} skipped` : ''}`)}</title></g>`,
+      `<g class="edge${lost > 0 ? ' lossy' : ''}" data-from="${esc(from.id)}" data-to="${esc(to.id)}" data-count="${n}" data-rate="${(n / seconds).toFixed(3)}" data-lost="${lost}"${firstSeq === undefined ? '' : ` data-first-seq="${firstSeq}"`}><path d="M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}" marker-end="url(#arrow)"/><text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 - 5}" text-anchor="middle">${esc(`${short(n / seconds)}/s`)}</text>${lost > 0 ? `<text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 + 13}" text-anchor="middle">${esc(`${count(lost)} skipped`)}</text>` : ''}<title>${esc(`${from.name} → ${to.name}: ${count(n)} messages${lost > 0 ? `, ${count(lost)} sequences skipped${why}` : ''}`)}</title></g>`,
     );
   };
   for (const e of produced) edge(node('actor', e.actor), node('stream', e.stream), e.count, 0);
