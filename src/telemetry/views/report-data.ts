@@ -8,6 +8,8 @@ export const BUCKETS_PER_DECADE = 10;
 export const MAX_TIME_BUCKETS = 120;
 /** Slowest message trees the report draws. */
 export const SLOWEST_TREES = 20;
+/** Metrics the report plots, at most (by name). */
+export const MAX_METRICS = 24;
 
 /** The recorded process a report is about. */
 export interface ReportProcess {
@@ -134,11 +136,48 @@ export async function gatherReport(
 ): Promise<ReportData> {
   const scope = { process: processId, maxRows: 100_000, ...options };
   const ask = async (sql: string): Promise<readonly Row[]> => (await analytics.query(sql, scope)).rows;
-  const process = await readProcess(analytics, processId, options);
+  const rank = LEVEL_ORDER.map((level, i) => `WHEN '${level}' THEN ${i}`).join(' ');
 
-  const [span] = await ask(
-    'SELECT min(lo), max(hi) FROM (SELECT min(publish_t) AS lo, max(publish_t) AS hi FROM messages UNION ALL SELECT min(time_ns), max(time_ns) FROM measures)',
-  );
+  // Asked at once, the questions share one look at the lake: of a running process, they answer
+  // about the same blocks (and the lake is listed, and new blocks decoded, once, not per question).
+  const [
+    process,
+    [span],
+    producedRows,
+    consumedRows,
+    persisterRows,
+    percentiles,
+    histogramRows,
+    slowest,
+    levelRows,
+    logRows,
+    spanRows,
+  ] = await Promise.all([
+    readProcess(analytics, processId, options),
+    ask(
+      'SELECT min(lo), max(hi) FROM (SELECT min(publish_t) AS lo, max(publish_t) AS hi FROM messages UNION ALL SELECT min(time_ns), max(time_ns) FROM measures)',
+    ),
+    ask('SELECT actor, stream, count(*)::DOUBLE FROM messages GROUP BY ALL ORDER BY ALL'),
+    ask(
+      'SELECT actor, stream, count(*)::DOUBLE, (max(seq) - min(seq) + 1 - count(DISTINCT seq))::DOUBLE, min(seq)::DOUBLE FROM timings GROUP BY ALL ORDER BY ALL',
+    ),
+    ask('SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses ORDER BY stream'),
+    analytics.percentiles({ process: processId, ...options }),
+    ask(
+      `SELECT actor, stream, floor(log10(greatest(latency_ns, 1)) * ${BUCKETS_PER_DECADE})::INTEGER AS b, count(*)::DOUBLE FROM timings GROUP BY ALL ORDER BY actor, stream, b`,
+    ),
+    analytics.slowestTrees({ process: processId, n: SLOWEST_TREES, ...options }),
+    ask(
+      `SELECT level, count(*)::DOUBLE FROM log_entries GROUP BY level ORDER BY min(CASE level ${rank} ELSE ${LEVEL_ORDER.length} END), level`,
+    ),
+    ask(
+      'SELECT level, target, message, count(*)::DOUBLE AS n FROM log_entries GROUP BY ALL ORDER BY n DESC, level, target, message LIMIT 12',
+    ),
+    ask(
+      'SELECT name, count(*)::DOUBLE, sum(duration_ns), max(duration_ns), quantile_disc(duration_ns, 0.99) FROM thread_spans WHERE duration_ns IS NOT NULL GROUP BY name ORDER BY sum(duration_ns) DESC LIMIT 15',
+    ),
+  ]);
+
   const first = num(span?.[0]);
   const beginNs = Number.isFinite(first) ? first : 0;
   const last = num(span?.[1]);
@@ -147,15 +186,22 @@ export async function gatherReport(
   const buckets = Math.max(1, Math.ceil((endNs - beginNs + 1) / bucketNs));
   const bucketOf = (column: string) => `floor((${column} - ${beginNs}) / ${bucketNs})::INTEGER`;
   const inRange = (column: string) => `${column} >= ${beginNs} AND ${column} <= ${endNs}`;
+  const [throughputRows, gapRows, measureRows] = await Promise.all([
+    ask(
+      `SELECT stream, ${bucketOf('publish_t')} AS b, count(*)::DOUBLE FROM messages WHERE ${inRange('publish_t')} GROUP BY ALL`,
+    ),
+    ask(
+      `SELECT actor || ' ← ' || stream, ${bucketOf('end_t')} AS b, sum(gap)::DOUBLE FROM (SELECT actor, stream, end_t, seq - lag(seq) OVER (PARTITION BY actor, stream ORDER BY seq) - 1 AS gap FROM timings) WHERE gap > 0 AND ${inRange('end_t')} GROUP BY ALL`,
+    ),
+    ask(
+      `SELECT name, coalesce(unit, ''), ${bucketOf('time_ns')} AS b, avg(value), min(value), max(value), count(*)::DOUBLE FROM measures WHERE ${inRange('time_ns')} GROUP BY ALL ORDER BY name, b`,
+    ),
+  ]);
 
-  const produced = (
-    await ask('SELECT actor, stream, count(*)::DOUBLE FROM messages GROUP BY ALL ORDER BY ALL')
-  ).map((r): ProducedEdge => ({ actor: str(r[0]), stream: str(r[1]), count: num(r[2]) }));
-  const consumed = (
-    await ask(
-      'SELECT actor, stream, count(*)::DOUBLE, (max(seq) - min(seq) + 1 - count(DISTINCT seq))::DOUBLE, min(seq)::DOUBLE FROM timings GROUP BY ALL ORDER BY ALL',
-    )
-  ).map(
+  const produced = producedRows.map(
+    (r): ProducedEdge => ({ actor: str(r[0]), stream: str(r[1]), count: num(r[2]) }),
+  );
+  const consumed = consumedRows.map(
     (r): ConsumedEdge => ({
       actor: str(r[0]),
       stream: str(r[1]),
@@ -164,19 +210,10 @@ export async function gatherReport(
       firstSeq: num(r[4]),
     }),
   );
-  const persister = (
-    await ask('SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses ORDER BY stream')
-  ).map((r): PersisterLoss => ({ stream: str(r[0]), lost: num(r[1]), dropped: num(r[2]) }));
-  const actors = [...new Set([...produced, ...consumed].map((e) => e.actor))].sort();
-  const streams = [...new Set([...produced, ...consumed].map((e) => e.stream))].sort();
-
-  const percentiles = await analytics.percentiles({ process: processId, ...options });
-  const histograms = grouped(
-    await ask(
-      `SELECT actor, stream, floor(log10(greatest(latency_ns, 1)) * ${BUCKETS_PER_DECADE})::INTEGER AS b, count(*)::DOUBLE FROM timings GROUP BY ALL ORDER BY actor, stream, b`,
-    ),
-    (r) => `${str(r[0])}\u0000${str(r[1])}`,
+  const persister = persisterRows.map(
+    (r): PersisterLoss => ({ stream: str(r[0]), lost: num(r[1]), dropped: num(r[2]) }),
   );
+  const histograms = grouped(histogramRows, (r) => `${str(r[0])}\u0000${str(r[1])}`);
   const latency = percentiles.map(
     (p): LatencyDistribution => ({
       ...p,
@@ -187,80 +224,61 @@ export async function gatherReport(
       ),
     }),
   );
-
   const perSecond = 1e9 / bucketNs;
-  const throughput = series(
-    await ask(
-      `SELECT stream, ${bucketOf('publish_t')} AS b, count(*)::DOUBLE FROM messages WHERE ${inRange('publish_t')} GROUP BY ALL`,
-    ),
-    buckets,
-    (n) => n * perSecond,
-  );
-  const gaps = series(
-    await ask(
-      `SELECT actor || ' ← ' || stream, ${bucketOf('end_t')} AS b, sum(gap)::DOUBLE FROM (SELECT actor, stream, end_t, seq - lag(seq) OVER (PARTITION BY actor, stream ORDER BY seq) - 1 AS gap FROM timings) WHERE gap > 0 AND ${inRange('end_t')} GROUP BY ALL`,
-    ),
-    buckets,
-  );
-
-  const slowest = await analytics.slowestTrees({ process: processId, n: SLOWEST_TREES, ...options });
-
-  const rank = LEVEL_ORDER.map((level, i) => `WHEN '${level}' THEN ${i}`).join(' ');
-  const levels = (
-    await ask(
-      `SELECT level, count(*)::DOUBLE FROM log_entries GROUP BY level ORDER BY min(CASE level ${rank} ELSE ${LEVEL_ORDER.length} END), level`,
-    )
-  ).map((r) => ({ level: str(r[0]), count: num(r[1]) }));
-  const topLogs = (
-    await ask(
-      'SELECT level, target, message, count(*)::DOUBLE AS n FROM log_entries GROUP BY ALL ORDER BY n DESC, level, target, message LIMIT 12',
-    )
-  ).map((r) => ({ level: str(r[0]), target: str(r[1]), message: str(r[2]), count: num(r[3]) }));
-  const metricRows = grouped(
-    await ask(
-      `SELECT name, coalesce(unit, ''), ${bucketOf('time_ns')} AS b, avg(value), min(value), max(value), count(*)::DOUBLE FROM measures WHERE ${inRange('time_ns')} GROUP BY ALL ORDER BY name, b`,
-    ),
-    (r) => `${str(r[0])}\u0000${str(r[1])}`,
-  );
-  const metrics = [...metricRows.values()].slice(0, 24).map((rows): MetricSeries => {
-    const mean = new Array<number>(buckets).fill(Number.NaN);
-    const min = new Array<number>(buckets).fill(Number.NaN);
-    const max = new Array<number>(buckets).fill(Number.NaN);
-    let count = 0;
-    for (const r of rows) {
-      const b = num(r[2]);
-      if (b < 0 || b >= buckets) continue;
-      mean[b] = num(r[3]);
-      min[b] = num(r[4]);
-      max[b] = num(r[5]);
-      count += num(r[6]);
-    }
-    return { name: str(rows[0]?.[0]), unit: str(rows[0]?.[1]), count, mean, min, max };
-  });
-  const spans = (
-    await ask(
-      'SELECT name, count(*)::DOUBLE, sum(duration_ns), max(duration_ns), quantile_disc(duration_ns, 0.99) FROM thread_spans WHERE duration_ns IS NOT NULL GROUP BY name ORDER BY sum(duration_ns) DESC LIMIT 15',
-    )
-  ).map(
-    (r): SpanTotals => ({
-      name: str(r[0]),
-      count: num(r[1]),
-      totalNs: num(r[2]),
-      maxNs: num(r[3]),
-      p99Ns: num(r[4]),
-    }),
-  );
-
+  const metrics = [...grouped(measureRows, (r) => `${str(r[0])}\u0000${str(r[1])}`).values()]
+    .slice(0, MAX_METRICS)
+    .map((rows) => metricSeries(rows, buckets));
   return {
     process,
     time: { beginNs, endNs, bucketNs, buckets },
-    topology: { actors, streams, produced, consumed, persister },
+    topology: {
+      actors: [...new Set([...produced, ...consumed].map((e) => e.actor))].sort(),
+      streams: [...new Set([...produced, ...consumed].map((e) => e.stream))].sort(),
+      produced,
+      consumed,
+      persister,
+    },
     latency,
-    throughput,
-    gaps,
+    throughput: series(throughputRows, buckets, (n) => n * perSecond),
+    gaps: series(gapRows, buckets),
     slowest,
-    instrumentation: { levels, topLogs, metrics, spans },
+    instrumentation: {
+      levels: levelRows.map((r) => ({ level: str(r[0]), count: num(r[1]) })),
+      topLogs: logRows.map((r) => ({
+        level: str(r[0]),
+        target: str(r[1]),
+        message: str(r[2]),
+        count: num(r[3]),
+      })),
+      metrics,
+      spans: spanRows.map(
+        (r): SpanTotals => ({
+          name: str(r[0]),
+          count: num(r[1]),
+          totalNs: num(r[2]),
+          maxNs: num(r[3]),
+          p99Ns: num(r[4]),
+        }),
+      ),
+    },
   };
+}
+
+/** Rows `[name, unit, bucket, mean, min, max, count]` of one metric as its plot. */
+function metricSeries(rows: readonly Row[], buckets: number): MetricSeries {
+  const mean = new Array<number>(buckets).fill(Number.NaN);
+  const min = new Array<number>(buckets).fill(Number.NaN);
+  const max = new Array<number>(buckets).fill(Number.NaN);
+  let count = 0;
+  for (const r of rows) {
+    const b = num(r[2]);
+    if (b < 0 || b >= buckets) continue;
+    mean[b] = num(r[3]);
+    min[b] = num(r[4]);
+    max[b] = num(r[5]);
+    count += num(r[6]);
+  }
+  return { name: str(rows[0]?.[0]), unit: str(rows[0]?.[1]), count, mean, min, max };
 }
 
 /** The process row, and whether the process it replays (if any) is in the lake too. */
