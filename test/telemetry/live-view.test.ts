@@ -90,6 +90,9 @@ describe('dorsal serve: the views at /, and the live view of a run in progress',
     expect(await page.locator('[data-live-rates] tr').count()).toBeGreaterThan(0);
     expect(await page.locator('[data-live-latency] tr').count()).toBeGreaterThan(0);
     expect(Number(await page.locator('[data-live-total]').getAttribute('data-value'))).toBeGreaterThan(0);
+    expect(
+      Number(await page.locator('[data-live-chart]').getAttribute('data-samples')),
+    ).toBeGreaterThanOrEqual(2);
     expect(errors).toEqual([]);
     expect(run.exitCode, runErr).toBeNull();
   }, 120_000);

@@ -29,6 +29,7 @@ svg .line { fill: none; stroke-width: 1.5; }
 .timeline .row-label { font-size: 11px; } .legend { margin: 0 0 4px; font-size: 12px; }
 .live { background: #fff; border: 1px solid #cfe0f5; padding: 8px 12px; } .live .value { font-variant-numeric: tabular-nums; }
 .picker li { margin: 3px 0; }
+.live svg polyline { fill: none; stroke-width: 1.5; } .live .rate { stroke: #2f6fbd; } .live .p99 { stroke: #b8434b; }
 `;
 
 /**
@@ -68,7 +69,27 @@ export const SCRIPT = `
     const value = document.querySelector('[data-live-total]');
     value.textContent = fmtN(total);
     value.setAttribute('data-value', String(total));
+    if (sample.second !== null && sample.second !== lastSecond) {
+      lastSecond = sample.second;
+      history.push({ total, p99: Math.max(0, ...sample.latency.map((r) => r.p99)) });
+      if (history.length > 60) history.shift();
+      draw();
+    }
   });
+  // The last minute of samples: messages/s (blue) and the worst p99 (red), each on its own scale.
+  const history = [];
+  let lastSecond = null;
+  const draw = () => {
+    const chart = document.querySelector('[data-live-chart]');
+    const line = (key, selector) => {
+      const peak = Math.max(1e-9, ...history.map((h) => h[key]));
+      const points = history.map((h, i) => (i * 400 / 59).toFixed(1) + ',' + (76 - (h[key] / peak) * 72).toFixed(1)).join(' ');
+      chart.querySelector(selector).setAttribute('points', points);
+    };
+    line('total', '.rate');
+    line('p99', '.p99');
+    chart.setAttribute('data-samples', String(history.length));
+  };
   events.addEventListener('error', () => { status.textContent = 'disconnected; retrying…'; });
 })();
 `;

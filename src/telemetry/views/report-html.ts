@@ -68,7 +68,8 @@ function header(data: ReportData, options: ReportPageOptions): string {
 function liveSection(): string {
   return `<section class="live" id="live"><h2>Live</h2><p><span data-live-status>connecting…</span> · total <b class="value" data-live-total>—</b> messages/s</p>
 <div class="grid2"><table><thead><tr><th>stream</th><th>messages/s</th></tr></thead><tbody data-live-rates></tbody></table>
-<table><thead><tr><th>actor</th><th class="text">stream</th><th>handled</th><th>p50</th><th>p99</th><th>max</th></tr></thead><tbody data-live-latency></tbody></table></div></section>`;
+<table><thead><tr><th>actor</th><th class="text">stream</th><th>handled</th><th>p50</th><th>p99</th><th>max</th></tr></thead><tbody data-live-latency></tbody></table>
+<figure><svg data-live-chart data-samples="0" viewBox="0 0 400 80" width="400" height="80" role="img" aria-label="the last minute"><polyline class="rate" points=""/><polyline class="p99" points=""/></svg><figcaption><span class="key"><i style="background:#2f6fbd"></i>messages/s</span><span class="key"><i style="background:#b8434b"></i>worst p99</span> over the last minute</figcaption></figure></div></section>`;
 }
 
 function topology(data: ReportData): string {
