@@ -59,7 +59,7 @@ function header(data: ReportData, options: ReportPageOptions): string {
         ? `<a data-replay-of="${esc(p.replayOf)}" href="${esc(options.processHref(p.replayOf))}">${esc(p.replayOf)}</a>`
         : `<code data-replay-of="${esc(p.replayOf)}">${esc(p.replayOf)}</code>${p.originalInLake ? ` (<code>dorsal report --process ${esc(p.replayOf)}</code>)` : ' (not in this lake)'}`;
     lines.push(
-      `<p class="replay">A replay of ${original}.</p><p class="note" data-divergences="absent">Divergences: this lake holds none for this replay (a replay records them only when diffed; they are shown by <code>dorsal replay --diff</code>).</p>`,
+      `<p class="replay">A replay of ${original}.</p><p class="note" data-divergences="absent">Divergences are not in the lake: <code>dorsal replay --diff</code> finds them as it runs, and prints them.</p>`,
     );
   }
   return lines.join('');
