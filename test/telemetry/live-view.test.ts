@@ -94,8 +94,31 @@ describe('dorsal serve: the views at /, and the live view of a run in progress',
       Number(await page.locator('[data-live-chart]').getAttribute('data-samples')),
     ).toBeGreaterThanOrEqual(2);
     expect(errors).toEqual([]);
+
+    // What the page draws, as JSON, for scripts.
+    const processId = await page.locator('.picker li[data-process]').getAttribute('data-process');
+    const data = await fetch(`${served.url}/views/data?process=${processId}`, { headers: auth });
+    expect(data.status).toBe(200);
+    const report = (await data.json()) as {
+      process: { processId: string };
+      topology: { produced: unknown[] };
+    };
+    expect(report.process.processId).toBe(processId);
+    expect(report.topology.produced.length).toBeGreaterThan(0);
     expect(run.exitCode, runErr).toBeNull();
   }, 120_000);
+
+  it('serves no view where it serves ingestion only', async () => {
+    const ingestion = await startDorsalServe(['--port', '0', '--data', dir, '--role', 'ingestion']);
+    try {
+      const auth = { authorization: `Bearer ${key}` };
+      for (const path of ['/', '/views/data', '/live']) {
+        expect((await fetch(`${ingestion.url}${path}`, { headers: auth })).status, path).toBe(404);
+      }
+    } finally {
+      expect(await ingestion.stop()).toBe(0);
+    }
+  });
 
   it('stops with a page still listening to /live', async () => {
     expect(await served.stop()).toBe(0);
