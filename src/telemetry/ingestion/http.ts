@@ -164,7 +164,9 @@ export function ingestionRoutes(
         if (answer.status === 500) options.onInternalError?.(error);
         return answer;
       })
-      .then((answer) => send(req, res, answer, retryAfter, gone.signal, challenge))
+      .then((answer) =>
+        send(req, res, answer, retryAfter, gone.signal, challenge, options.signal?.aborted === true),
+      )
       .catch((error: unknown) => {
         options.onInternalError?.(error);
         res.destroy();
@@ -264,6 +266,7 @@ async function send(
   retryAfter: string,
   signal: AbortSignal,
   challenge: string | undefined,
+  stopping: boolean,
 ): Promise<void> {
   if (res.headersSent || res.destroyed) return;
   if (answer.stream !== undefined) return sendStream(res, answer.status, answer.stream, signal);
@@ -273,6 +276,9 @@ async function send(
   res.setHeader('content-length', Buffer.byteLength(body));
   if (answer.retry === true) res.setHeader('retry-after', retryAfter);
   if (answer.status === 401) res.setHeader('www-authenticate', challenge ?? 'Bearer realm="dorsal"');
+  // A server that stops closes each connection once its answer is out: a connection busy when
+  // the server began to stop is not idle then, and would otherwise stay open, and the server with it.
+  if (stopping) res.setHeader('connection', 'close');
   // A body not read to its end (refused, timed out) leaves the connection unusable: close it.
   if (!req.complete) {
     res.setHeader('connection', 'close');
