@@ -69,6 +69,12 @@ export interface LiveSamplesOptions {
 /**
  * Samples shared by every watcher of a process: one query per process and interval, whatever
  * the number of pages open on it.
+ *
+ * They come from the analytics' SQL over the lake, not from the blocks this server's ingestion
+ * receives: the numbers are the report's (the same views, the same latency), any analytics server
+ * in front of the lake can serve them (a system may persist through another ingestion server),
+ * and each block is decoded once, by the analytics' look at the lake, instead of once more on
+ * its way in. The price is the lake's delay: a second shows once its blocks are in.
  */
 export class LiveSamples {
   private readonly analytics: () => Promise<AnalyticsQuestions>;
