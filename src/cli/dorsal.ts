@@ -7,6 +7,7 @@
  *   dorsal processes | stats | tree | query "SQL"        read a recorded run
  *   dorsal trace [--begin T --end T] -o trace.json   a recorded run as a Chrome trace (Perfetto)
  *   dorsal replay [--process ID] [--system MODULE] [--speed 1|10|max] [--diff]   play it again, compare
+ *   dorsal report [--process ID] -o report.html         one self-contained HTML report of a run
  *   dorsal serve [--role ingestion|analytics|all] [--host 127.0.0.1] [--port 8081] [lake options] …
  *   dorsal keys create --name NAME | keys list | keys revoke NAME     [lake options]
  *   dorsal status [--url http://127.0.0.1:8081] [--key KEY]           (better: DORSAL_KEY)
@@ -28,6 +29,7 @@ import { keysCommand } from './keys.js';
 import { processesCommand } from './processes.js';
 import { queryCommand } from './query.js';
 import { replayCommand } from './replay.js';
+import { reportCommand } from './report.js';
 import { retentionCommand } from './retention.js';
 import { demoCommand, runCommand } from './run.js';
 import { serveCommand } from './serve.js';
@@ -46,6 +48,7 @@ const program = new Command('dorsal')
   .addCommand(traceCommand())
   .addCommand(queryCommand())
   .addCommand(replayCommand())
+  .addCommand(reportCommand())
   .addCommand(serveCommand())
   .addCommand(keysCommand())
   .addCommand(statusCommand())

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { LazyAnalytics } from '../telemetry/analytics/lazy.js';
 import { analyticsQueryRoute } from '../telemetry/analytics/route.js';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
 import {
@@ -12,6 +13,7 @@ import {
 } from '../telemetry/ingestion/server.js';
 import { Lake } from '../telemetry/lake/lake.js';
 import type { RetentionReport } from '../telemetry/lake/retention.js';
+import { viewRoutes } from '../telemetry/views/routes.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
 import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
 import { describeRetention } from './retention.js';
@@ -99,7 +101,7 @@ export function serveCommand(): Command {
     .addOption(
       new Option(
         '--role <role>',
-        'what to serve: ingestion (POST /ingestion/*), analytics (POST /analytics/query) or all',
+        'what to serve: ingestion (POST /ingestion/*), analytics (POST /analytics/query, the views at GET /) or all',
       )
         .choices(['ingestion', 'analytics', 'all'])
         .default('all'),
@@ -113,6 +115,12 @@ export function serveCommand(): Command {
     .action(async (options: ServeOptions) => {
       const lake = Lake.open(lakeLocation(options));
       const analytics = options.role !== 'ingestion';
+      const shared = new LazyAnalytics({
+        lake,
+        cacheDir: analyticsCacheDir(options),
+        maxRows: options.queryRows,
+        timeoutMs: options.queryTimeout,
+      });
       const routes = analytics
         ? [
             analyticsQueryRoute({
@@ -120,7 +128,9 @@ export function serveCommand(): Command {
               cacheDir: analyticsCacheDir(options),
               maxRows: options.queryRows,
               timeoutMs: options.queryTimeout,
+              shared,
             }),
+            ...viewRoutes({ analytics: () => shared.get() }),
           ]
         : [];
       let server: IngestionServer;

@@ -1,5 +1,6 @@
-import { Analytics, type AnalyticsOptions } from './analytics.js';
+import type { AnalyticsOptions } from './analytics.js';
 import { answerQuery, MAX_SQL_LENGTH, parseQueryRequest } from './http-query.js';
+import { LazyAnalytics } from './lazy.js';
 
 /** Options of `analyticsQueryRoute`: the analytics' own, and the server's limits on every query. */
 export interface AnalyticsRouteOptions extends AnalyticsOptions {
@@ -7,6 +8,8 @@ export interface AnalyticsRouteOptions extends AnalyticsOptions {
   readonly maxRows?: number;
   /** How long a query may run, in ms (default 30 000; a request may ask for less). */
   readonly timeoutMs?: number;
+  /** Analytics shared with other routes (the views); default: the route's own, opened on first query. */
+  readonly shared?: LazyAnalytics;
 }
 
 /**
@@ -16,14 +19,7 @@ export interface AnalyticsRouteOptions extends AnalyticsOptions {
  * so that a server that only ingests never loads DuckDB.
  */
 export function analyticsQueryRoute(options: AnalyticsRouteOptions) {
-  let opening: Promise<Analytics> | undefined;
-  const analytics = () => {
-    opening ??= Analytics.open(options).catch((error: unknown) => {
-      opening = undefined;
-      throw error;
-    });
-    return opening;
-  };
+  const analytics = options.shared ?? new LazyAnalytics(options);
   const limits = { maxRows: options.maxRows ?? 10_000, timeoutMs: options.timeoutMs ?? 30_000 };
   return {
     method: 'POST' as const,
@@ -32,12 +28,8 @@ export function analyticsQueryRoute(options: AnalyticsRouteOptions) {
     bodyLimit: MAX_SQL_LENGTH * 4 + 4096,
     async handle(body: Uint8Array) {
       const request = parseQueryRequest(body);
-      return answerQuery((await analytics()).query, request, limits);
+      return answerQuery((await analytics.get()).query, request, limits);
     },
-    async close() {
-      const open = opening;
-      opening = undefined;
-      if (open !== undefined) await (await open.catch(() => undefined))?.close();
-    },
+    close: () => analytics.close(),
   };
 }

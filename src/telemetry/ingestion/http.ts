@@ -38,6 +38,30 @@ export interface IngestionRoutesOptions {
   readonly routes?: readonly ExtraRoute[];
   /** Answer the ingestion routes (default true); false serves only `routes` (an analytics server). */
   readonly ingest?: boolean;
+  /** Aborted when the server stops: ends the streamed answers still open (event streams). */
+  readonly signal?: AbortSignal;
+}
+
+/** What an extra route knows of its request besides its body. */
+export interface RouteRequest {
+  /** The parameters of the URL's query string. */
+  readonly query: URLSearchParams;
+  /** Aborted once the client went away or the server stops: a streamed answer ends then. */
+  readonly signal: AbortSignal;
+}
+
+/** An extra route's whole answer. */
+export interface RouteAnswer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+/** An extra route's answer sent as it comes (e.g. `text/event-stream`), chunk by chunk, until it ends or the request's signal aborts. */
+export interface RouteStream {
+  readonly status: number;
+  readonly contentType: string;
+  readonly stream: AsyncIterable<string>;
 }
 
 /**
@@ -52,9 +76,12 @@ export interface ExtraRoute {
   readonly mediaType: string;
   /** Largest body in bytes; larger gets 413. */
   readonly bodyLimit: number;
-  handle(
-    body: Uint8Array,
-  ): Promise<{ readonly status: number; readonly contentType: string; readonly body: string }>;
+  handle(body: Uint8Array, request: RouteRequest): Promise<RouteAnswer | RouteStream>;
+  /**
+   * A page for people (default false): a request without a valid key is challenged for HTTP Basic
+   * credentials (any user name, the API key as password), which a browser asks for and then sends.
+   */
+  readonly browser?: boolean;
   /** Called once the server stopped answering, before its lake closes. */
   close?(): Promise<void>;
 }
@@ -89,6 +116,7 @@ interface Answer {
   readonly body: unknown;
   readonly retry?: boolean;
   readonly raw?: { readonly contentType: string; readonly text: string };
+  readonly stream?: { readonly contentType: string; readonly chunks: AsyncIterable<string> };
 }
 
 /**
@@ -122,13 +150,27 @@ export function ingestionRoutes(
   };
   const extra = new Map((options.routes ?? []).map((r) => [r.path, r]));
   return (req, res) => {
-    route(service, req, rules, guard, extra)
+    const gone = new AbortController();
+    const stop = () => gone.abort();
+    res.once('close', stop);
+    options.signal?.addEventListener('abort', stop, { once: true });
+    res.once('close', () => options.signal?.removeEventListener('abort', stop));
+    if (options.signal?.aborted === true) stop();
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const challenge = extra.get(path)?.browser === true ? 'Basic realm="dorsal", charset="UTF-8"' : undefined;
+    route(service, req, rules, guard, extra, gone.signal)
       .catch((error: unknown): Answer => {
         const answer = answerFor(error);
         if (answer.status === 500) options.onInternalError?.(error);
         return answer;
       })
-      .then((answer) => send(req, res, answer, retryAfter));
+      .then((answer) =>
+        send(req, res, answer, retryAfter, gone.signal, challenge, options.signal?.aborted === true),
+      )
+      .catch((error: unknown) => {
+        options.onInternalError?.(error);
+        res.destroy();
+      });
   };
 }
 
@@ -145,11 +187,15 @@ async function route(
   rules: { readonly block: BodyRules; readonly record: BodyRules },
   guard: Guard,
   extra: ReadonlyMap<string, ExtraRoute>,
+  signal: AbortSignal,
 ): Promise<Answer> {
   if (guard.loopbackHostsOnly && !loopbackHostAllowed(req.headers.host)) {
     throw new HostNotAllowedError(req.headers.host ?? '');
   }
-  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const url = req.url ?? '/';
+  const at = url.indexOf('?');
+  const path = at < 0 ? url : url.slice(0, at);
+  const search = at < 0 ? '' : url.slice(at + 1);
   if (path === '/health') {
     return req.method === 'GET' ? { status: 200, body: { status: 'ok' } } : methodNotAllowed('GET');
   }
@@ -171,13 +217,14 @@ async function route(
   const other = extra.get(path);
   if (other !== undefined) {
     if (req.method !== other.method) return methodNotAllowed(other.method);
-    if (other.method === 'GET') return rawAnswer(await other.handle(new Uint8Array(0)));
+    const request: RouteRequest = { query: new URLSearchParams(search), signal };
+    if (other.method === 'GET') return rawAnswer(await other.handle(new Uint8Array(0), request));
     const type = req.headers['content-type'];
     if (type?.split(';')[0]?.trim().toLowerCase() !== other.mediaType)
       throw new UnsupportedMediaTypeError(type);
     const body = await readBody(req, { ...rules.record, limit: other.bodyLimit });
     try {
-      return rawAnswer(await other.handle(body.bytes));
+      return rawAnswer(await other.handle(body.bytes, request));
     } finally {
       body.release();
     }
@@ -193,7 +240,14 @@ async function route(
   };
 }
 
-function rawAnswer(answer: { status: number; contentType: string; body: string }): Answer {
+function rawAnswer(answer: RouteAnswer | RouteStream): Answer {
+  if ('stream' in answer) {
+    return {
+      status: answer.status,
+      body: undefined,
+      stream: { contentType: answer.contentType, chunks: answer.stream },
+    };
+  }
   return {
     status: answer.status,
     body: undefined,
@@ -205,18 +259,63 @@ function methodNotAllowed(allowed: string): Answer {
   return { status: 405, body: { error: { code: 'DORSAL_METHOD_NOT_ALLOWED', message: `use ${allowed}` } } };
 }
 
-function send(req: IncomingMessage, res: ServerResponse, answer: Answer, retryAfter: string): void {
+async function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  answer: Answer,
+  retryAfter: string,
+  signal: AbortSignal,
+  challenge: string | undefined,
+  stopping: boolean,
+): Promise<void> {
   if (res.headersSent || res.destroyed) return;
+  if (answer.stream !== undefined) return sendStream(res, answer.status, answer.stream, signal);
   const body = answer.raw?.text ?? JSON.stringify(answer.body);
   res.statusCode = answer.status;
   res.setHeader('content-type', answer.raw?.contentType ?? 'application/json');
   res.setHeader('content-length', Buffer.byteLength(body));
   if (answer.retry === true) res.setHeader('retry-after', retryAfter);
-  if (answer.status === 401) res.setHeader('www-authenticate', 'Bearer realm="dorsal"');
+  if (answer.status === 401) res.setHeader('www-authenticate', challenge ?? 'Bearer realm="dorsal"');
+  // A server that stops closes each connection once its answer is out: a connection busy when
+  // the server began to stop is not idle then, and would otherwise stay open, and the server with it.
+  if (stopping) res.setHeader('connection', 'close');
   // A body not read to its end (refused, timed out) leaves the connection unusable: close it.
   if (!req.complete) {
     res.setHeader('connection', 'close');
     res.once('finish', () => req.socket.destroySoon());
   }
   res.end(body);
+}
+
+/** Writes a streamed answer chunk by chunk (waiting for the socket to drain) until it ends or `signal` aborts. */
+async function sendStream(
+  res: ServerResponse,
+  status: number,
+  stream: { readonly contentType: string; readonly chunks: AsyncIterable<string> },
+  signal: AbortSignal,
+): Promise<void> {
+  res.statusCode = status;
+  res.setHeader('content-type', stream.contentType);
+  res.setHeader('cache-control', 'no-cache');
+  // Not kept alive once it ends: a client that reconnects (an EventSource does) opens a new
+  // connection, which a stopping server no longer accepts.
+  res.setHeader('connection', 'close');
+  res.flushHeaders();
+  try {
+    for await (const chunk of stream.chunks) {
+      if (signal.aborted || res.destroyed) break;
+      if (!res.write(chunk))
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.once('drain', done);
+          res.once('close', done);
+        });
+    }
+  } finally {
+    if (!res.destroyed) res.end();
+  }
 }

@@ -1,4 +1,4 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { InsecureBindError } from '../errors.js';
 import { isLoopbackHost } from '../keys/loopback.js';
@@ -83,6 +83,8 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
     }
   }
   const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  // Ends the streamed answers (event streams) when the server stops: they would hold it open.
+  const stopping = new AbortController();
   const server = createServer(
     {
       // Headers that do not arrive whole within the stall timeout get 408 (see clientError).
@@ -91,10 +93,15 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       // How often Node checks those two timeouts (30 s by default, which would stretch them).
       connectionsCheckingInterval: Math.min(Math.max(stallMs / 4, 50), 5000),
     },
-    ingestionRoutes(service, { ...options, loopbackHostsOnly: options.loopbackHostsOnly ?? loopback }),
+    ingestionRoutes(service, {
+      ...options,
+      loopbackHostsOnly: options.loopbackHostsOnly ?? loopback,
+      signal: stopping.signal,
+    }),
   );
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   capPerAddress(server, options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
+  const unused = trackUnusedSockets(server);
   server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -121,12 +128,34 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
     server,
     close: async () => {
       await retention?.stop();
+      stopping.abort();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        unused.destroy();
       });
       for (const route of options.routes ?? []) await route.close?.();
       await service.close();
+    },
+  };
+}
+
+/**
+ * The connections that never sent a request: a browser opens spare ones ahead of need, and
+ * `closeIdleConnections` leaves them open, so that a stopping server would wait for the browser
+ * to drop them. `destroy` ends them (nothing is in flight on them).
+ */
+function trackUnusedSockets(server: Server): { destroy(): void } {
+  const unused = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage) => unused.delete(req.socket));
+  return {
+    destroy: () => {
+      for (const socket of unused) socket.destroy();
+      unused.clear();
     },
   };
 }

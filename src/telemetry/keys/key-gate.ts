@@ -18,7 +18,7 @@ interface Remembered<T> {
 /**
  * Decides whether a request may go on, from its `Authorization` header and the lake's keys. A lake
  * with no key lets everyone in; once it has one (revoked keys count: revoking the last key must
- * not open the server), every request needs `Bearer KEY` with a key the lake knows and has not
+ * not open the server), every request needs `Bearer KEY` (or Basic credentials with the key as password) with a key the lake knows and has not
  * revoked. What the lake answered is trusted for `cacheMs`, so a key created or revoked takes
  * effect within that time, and a request costs one SHA-256 and a map lookup.
  */
@@ -57,9 +57,17 @@ export class KeyGate {
   }
 }
 
-/** The key of a `Bearer` authorization, if that is what the header holds. */
+/**
+ * The key of an authorization header: `Bearer KEY`, or `Basic` credentials whose password is the
+ * key (what a browser sends for a page, whatever the user name).
+ */
 function bearer(authorization: string | undefined): string | undefined {
   if (authorization === undefined || authorization.length > MAX_AUTHORIZATION) return undefined;
   const match = /^Bearer +(\S+) *$/i.exec(authorization);
-  return match?.[1];
+  if (match !== null) return match[1];
+  const basic = /^Basic +([A-Za-z0-9+/]+=*) *$/i.exec(authorization);
+  if (basic?.[1] === undefined) return undefined;
+  const credentials = Buffer.from(basic[1], 'base64').toString('utf8');
+  const colon = credentials.indexOf(':');
+  return colon < 0 || colon === credentials.length - 1 ? undefined : credentials.slice(colon + 1);
 }

@@ -1,0 +1,132 @@
+import type { AnalyticsQuestions } from '../analytics/questions.js';
+
+/** One second of a running process, as the live view shows it. */
+export interface LiveSample {
+  /** The second shown (epoch seconds), or null while the lake has no timing record of the process. */
+  readonly second: number | null;
+  /** The same second, RFC 3339 (UTC). */
+  readonly time: string | null;
+  /** Messages published in that second, per stream. */
+  readonly rates: readonly { readonly stream: string; readonly perSecond: number }[];
+  /** Messages handled in that second, per actor × stream, with their latency since the origin. */
+  readonly latency: readonly {
+    readonly actor: string;
+    readonly stream: string;
+    readonly count: number;
+    readonly p50: number;
+    readonly p99: number;
+    readonly max: number;
+  }[];
+}
+
+/**
+ * The last whole second of a process in the lake: the second before the one holding its newest
+ * handler end. Blocks reach the lake about once a second per stream (`PersistOptions.blockMs`),
+ * so the newest second is usually still partial; the one before it has its blocks.
+ */
+export async function sampleLive(analytics: AnalyticsQuestions, processId: string): Promise<LiveSample> {
+  const second = '(SELECT epoch_ns(max(end_time)) // 1000000000 - 1 FROM timings)';
+  const { rows } = await analytics.query(
+    `WITH s AS (SELECT ${second} AS sec)
+     SELECT 'rate' AS kind, m.stream, NULL AS actor, count(*)::DOUBLE AS n, NULL::DOUBLE AS p50, NULL::DOUBLE AS p99, NULL::DOUBLE AS mx, any_value(s.sec)::DOUBLE AS at
+       FROM messages m, s WHERE epoch_ns(m.publish_time) // 1000000000 = s.sec GROUP BY m.stream
+     UNION ALL
+     SELECT 'latency', t.stream, t.actor, count(*)::DOUBLE, quantile_disc(t.latency_ns, 0.5), quantile_disc(t.latency_ns, 0.99), max(t.latency_ns), any_value(s.sec)::DOUBLE
+       FROM timings t, s WHERE epoch_ns(t.end_time) // 1000000000 = s.sec GROUP BY t.actor, t.stream
+     UNION ALL
+     SELECT 'second', NULL, NULL, NULL, NULL, NULL, NULL, sec::DOUBLE FROM s`,
+    { process: processId, maxRows: 10_000 },
+  );
+  const at = rows.find((r) => r[0] === 'second')?.[7];
+  const secondOf = at === null || at === undefined ? null : Number(at);
+  return {
+    second: secondOf,
+    time: secondOf === null ? null : new Date(secondOf * 1000).toISOString().replace('.000Z', 'Z'),
+    rates: rows
+      .filter((r) => r[0] === 'rate')
+      .map((r) => ({ stream: String(r[1]), perSecond: Number(r[3]) }))
+      .sort((a, b) => a.stream.localeCompare(b.stream)),
+    latency: rows
+      .filter((r) => r[0] === 'latency')
+      .map((r) => ({
+        actor: String(r[2]),
+        stream: String(r[1]),
+        count: Number(r[3]),
+        p50: Number(r[4]),
+        p99: Number(r[5]),
+        max: Number(r[6]),
+      }))
+      .sort((a, b) => a.actor.localeCompare(b.actor) || a.stream.localeCompare(b.stream)),
+  };
+}
+
+/** Options of `LiveSamples`. */
+export interface LiveSamplesOptions {
+  /** Time between two samples of a process, in ms (default 1000). */
+  readonly intervalMs?: number;
+}
+
+/**
+ * Samples shared by every watcher of a process: one query per process and interval, whatever
+ * the number of pages open on it.
+ *
+ * They come from the analytics' SQL over the lake, not from the blocks this server's ingestion
+ * receives: the numbers are the report's (the same views, the same latency), any analytics server
+ * in front of the lake can serve them (a system may persist through another ingestion server),
+ * and each block is decoded once, by the analytics' look at the lake, instead of once more on
+ * its way in. The price is the lake's delay: a second shows once its blocks are in.
+ */
+export class LiveSamples {
+  private readonly analytics: () => Promise<AnalyticsQuestions>;
+  private readonly intervalMs: number;
+  private readonly latest = new Map<string, { readonly at: number; readonly sample: Promise<LiveSample> }>();
+
+  constructor(analytics: () => Promise<AnalyticsQuestions>, options: LiveSamplesOptions = {}) {
+    this.analytics = analytics;
+    this.intervalMs = options.intervalMs ?? 1000;
+  }
+
+  /** The process's sample, taken now unless one was taken less than an interval ago. */
+  sample(processId: string): Promise<LiveSample> {
+    const now = performance.now();
+    const known = this.latest.get(processId);
+    if (known !== undefined && now - known.at < this.intervalMs * 0.9) return known.sample;
+    const sample = this.analytics().then((a) => sampleLive(a, processId));
+    this.latest.set(processId, { at: now, sample });
+    sample.catch(() => {
+      if (this.latest.get(processId)?.sample === sample) this.latest.delete(processId);
+    });
+    if (this.latest.size > 64) this.latest.delete(this.latest.keys().next().value as string);
+    return sample;
+  }
+
+  /**
+   * Server-sent events for one watcher: an `event: sample` with the sample as JSON at once, then
+   * every interval, until `signal` aborts. A failed sample is sent as `event: problem` and the
+   * stream goes on.
+   */
+  async *events(processId: string, signal: AbortSignal): AsyncGenerator<string> {
+    yield `retry: ${this.intervalMs}\n\n`;
+    while (!signal.aborted) {
+      try {
+        yield `event: sample\ndata: ${JSON.stringify(await this.sample(processId))}\n\n`;
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        yield `event: problem\ndata: ${JSON.stringify({ message: message.slice(0, 500) })}\n\n`;
+      }
+      await sleep(this.intervalMs, signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

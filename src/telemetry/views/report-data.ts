@@ -1,0 +1,363 @@
+import type { QueryScope } from '../analytics/query.js';
+import type { AnalyticsQuestions, MessageTree, PercentileRow } from '../analytics/questions.js';
+import { quoteLiteral } from '../analytics/sql.js';
+
+/** Latency histogram buckets per decade: bucket `b` holds latencies in [10^(b/10), 10^((b+1)/10)) ns. */
+export const BUCKETS_PER_DECADE = 10;
+/** Time buckets of the over-time charts, at most. */
+export const MAX_TIME_BUCKETS = 120;
+/** Slowest message trees the report draws. */
+export const SLOWEST_TREES = 20;
+/** Metrics the report plots, at most (by name). */
+export const MAX_METRICS = 24;
+
+/** The recorded process a report is about. */
+export interface ReportProcess {
+  readonly processId: string;
+  readonly exe: string;
+  readonly startTime: string;
+  readonly properties: Readonly<Record<string, string>>;
+  /** The process this one replays (`dorsal.replay_of`), if it is a replay. */
+  readonly replayOf?: string;
+  /** Whether the lake still holds the process it replays. */
+  readonly originalInLake: boolean;
+}
+
+/** Messages an actor published on a stream. */
+export interface ProducedEdge {
+  readonly actor: string;
+  readonly stream: string;
+  readonly count: number;
+}
+
+/** Messages an actor handled from a stream, and the sequences it skipped between its first and last. */
+export interface ConsumedEdge {
+  readonly actor: string;
+  readonly stream: string;
+  readonly count: number;
+  /** Sequences missing between the first and the last it handled: lapped, or its timing records lost. */
+  readonly gaps: number;
+  /** The first sequence it handled (what it missed before, if anything, is not counted in `gaps`). */
+  readonly firstSeq: number;
+}
+
+/** What the persister lost or dropped of one lake stream (`losses`). */
+export interface PersisterLoss {
+  readonly stream: string;
+  readonly lost: number;
+  readonly dropped: number;
+}
+
+/** Latency of one actor × stream: its percentiles and its log-scale histogram. */
+export interface LatencyDistribution extends PercentileRow {
+  readonly actor: string;
+  readonly stream: string;
+  /** `[bucket, count]`, bucket as in `BUCKETS_PER_DECADE`, ascending. */
+  readonly histogram: readonly (readonly [number, number])[];
+}
+
+/** Values per time bucket, one series per key (a stream, an actor × stream, a metric). */
+export interface TimeSeries {
+  readonly name: string;
+  /** One value per bucket of `ReportData.time` (0 or NaN where nothing was recorded). */
+  readonly values: readonly number[];
+}
+
+/** A metric's plot: mean, least and greatest value per time bucket. */
+export interface MetricSeries {
+  readonly name: string;
+  readonly unit: string;
+  readonly count: number;
+  readonly mean: readonly number[];
+  readonly min: readonly number[];
+  readonly max: readonly number[];
+}
+
+/** Spans of one name: how often, how long in all, the longest. */
+export interface SpanTotals {
+  readonly name: string;
+  readonly count: number;
+  readonly totalNs: number;
+  readonly maxNs: number;
+  readonly p99Ns: number;
+}
+
+/** Everything a report draws, aggregated in SQL: a few thousand numbers whatever the run's size. */
+export interface ReportData {
+  readonly process: ReportProcess;
+  /** The run's time axis: process-clock ns of its first and last message, and the bucket width. */
+  readonly time: {
+    readonly beginNs: number;
+    readonly endNs: number;
+    readonly bucketNs: number;
+    readonly buckets: number;
+  };
+  readonly topology: {
+    readonly actors: readonly string[];
+    readonly streams: readonly string[];
+    readonly produced: readonly ProducedEdge[];
+    readonly consumed: readonly ConsumedEdge[];
+    readonly persister: readonly PersisterLoss[];
+  };
+  readonly latency: readonly LatencyDistribution[];
+  /** Messages per second, per stream, over time. */
+  readonly throughput: readonly TimeSeries[];
+  /** Sequences skipped per bucket, per actor × stream (`actor ← stream`), over time. */
+  readonly gaps: readonly TimeSeries[];
+  readonly slowest: readonly MessageTree[];
+  readonly instrumentation: {
+    readonly levels: readonly { readonly level: string; readonly count: number }[];
+    readonly topLogs: readonly {
+      readonly level: string;
+      readonly target: string;
+      readonly message: string;
+      readonly count: number;
+    }[];
+    readonly metrics: readonly MetricSeries[];
+    readonly spans: readonly SpanTotals[];
+  };
+}
+
+type Row = readonly unknown[];
+
+/** Log levels, most severe first, as `log_entries` names them. */
+const LEVEL_ORDER = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+/**
+ * Asks the analytics everything a report of `process` draws. Every aggregate is computed by
+ * DuckDB where the data is (embedded, or on the server behind `RemoteAnalytics`); what comes back
+ * is bounded by the system's shape (actors, streams, metrics) and `MAX_TIME_BUCKETS`, not by the
+ * number of messages.
+ */
+export async function gatherReport(
+  analytics: AnalyticsQuestions,
+  processId: string,
+  options: Pick<QueryScope, 'timeoutMs'> = {},
+): Promise<ReportData> {
+  const scope = { process: processId, maxRows: 100_000, ...options };
+  const ask = async (sql: string): Promise<readonly Row[]> => (await analytics.query(sql, scope)).rows;
+  const rank = LEVEL_ORDER.map((level, i) => `WHEN '${level}' THEN ${i}`).join(' ');
+
+  // Asked at once, the questions share one look at the lake: of a running process, they answer
+  // about the same blocks (and the lake is listed, and new blocks decoded, once, not per question).
+  const [
+    process,
+    [span],
+    producedRows,
+    consumedRows,
+    persisterRows,
+    percentiles,
+    histogramRows,
+    slowest,
+    levelRows,
+    logRows,
+    spanRows,
+  ] = await Promise.all([
+    readProcess(analytics, processId, options),
+    ask(
+      'SELECT min(lo), max(hi) FROM (SELECT min(publish_t) AS lo, max(publish_t) AS hi FROM messages UNION ALL SELECT min(time_ns), max(time_ns) FROM measures)',
+    ),
+    ask('SELECT actor, stream, count(*)::DOUBLE FROM messages GROUP BY ALL ORDER BY ALL'),
+    ask(
+      'SELECT actor, stream, count(*)::DOUBLE, (max(seq) - min(seq) + 1 - count(DISTINCT seq))::DOUBLE, min(seq)::DOUBLE FROM timings GROUP BY ALL ORDER BY ALL',
+    ),
+    ask('SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses ORDER BY stream'),
+    analytics.percentiles({ process: processId, ...options }),
+    ask(
+      `SELECT actor, stream, floor(log10(greatest(latency_ns, 1)) * ${BUCKETS_PER_DECADE})::INTEGER AS b, count(*)::DOUBLE FROM timings GROUP BY ALL ORDER BY actor, stream, b`,
+    ),
+    analytics.slowestTrees({ process: processId, n: SLOWEST_TREES, ...options }),
+    ask(
+      `SELECT level, count(*)::DOUBLE FROM log_entries GROUP BY level ORDER BY min(CASE level ${rank} ELSE ${LEVEL_ORDER.length} END), level`,
+    ),
+    ask(
+      'SELECT level, target, message, count(*)::DOUBLE AS n FROM log_entries GROUP BY ALL ORDER BY n DESC, level, target, message LIMIT 12',
+    ),
+    ask(
+      'SELECT name, count(*)::DOUBLE, sum(duration_ns), max(duration_ns), quantile_disc(duration_ns, 0.99) FROM thread_spans WHERE duration_ns IS NOT NULL GROUP BY name ORDER BY sum(duration_ns) DESC LIMIT 15',
+    ),
+  ]);
+
+  const first = num(span?.[0]);
+  const beginNs = Number.isFinite(first) ? first : 0;
+  const last = num(span?.[1]);
+  const endNs = Number.isFinite(last) ? Math.max(last, beginNs + 1) : beginNs + 1;
+  const bucketNs = niceBucket((endNs - beginNs) / MAX_TIME_BUCKETS);
+  const buckets = Math.max(1, Math.ceil((endNs - beginNs + 1) / bucketNs));
+  const bucketOf = (column: string) => `floor((${column} - ${beginNs}) / ${bucketNs})::INTEGER`;
+  const inRange = (column: string) => `${column} >= ${beginNs} AND ${column} <= ${endNs}`;
+  const [throughputRows, gapRows, measureRows] = await Promise.all([
+    ask(
+      `SELECT stream, ${bucketOf('publish_t')} AS b, count(*)::DOUBLE FROM messages WHERE ${inRange('publish_t')} GROUP BY ALL`,
+    ),
+    ask(
+      `SELECT actor || ' ← ' || stream, ${bucketOf('end_t')} AS b, sum(gap)::DOUBLE FROM (SELECT actor, stream, end_t, seq - lag(seq) OVER (PARTITION BY actor, stream ORDER BY seq) - 1 AS gap FROM timings) WHERE gap > 0 AND ${inRange('end_t')} GROUP BY ALL`,
+    ),
+    ask(
+      `SELECT name, coalesce(unit, ''), ${bucketOf('time_ns')} AS b, avg(value), min(value), max(value), count(*)::DOUBLE FROM measures WHERE ${inRange('time_ns')} GROUP BY ALL ORDER BY name, b`,
+    ),
+  ]);
+
+  const produced = producedRows.map(
+    (r): ProducedEdge => ({ actor: str(r[0]), stream: str(r[1]), count: num(r[2]) }),
+  );
+  const consumed = consumedRows.map(
+    (r): ConsumedEdge => ({
+      actor: str(r[0]),
+      stream: str(r[1]),
+      count: num(r[2]),
+      gaps: num(r[3]),
+      firstSeq: num(r[4]),
+    }),
+  );
+  const persister = persisterRows.map(
+    (r): PersisterLoss => ({ stream: str(r[0]), lost: num(r[1]), dropped: num(r[2]) }),
+  );
+  const histograms = grouped(histogramRows, (r) => `${str(r[0])}\u0000${str(r[1])}`);
+  const latency = percentiles.map(
+    (p): LatencyDistribution => ({
+      ...p,
+      actor: p.actor ?? '',
+      stream: p.stream ?? '',
+      histogram: (histograms.get(`${p.actor}\u0000${p.stream}`) ?? []).map(
+        (r) => [num(r[2]), num(r[3])] as const,
+      ),
+    }),
+  );
+  const perSecond = 1e9 / bucketNs;
+  const metrics = [...grouped(measureRows, (r) => `${str(r[0])}\u0000${str(r[1])}`).values()]
+    .slice(0, MAX_METRICS)
+    .map((rows) => metricSeries(rows, buckets));
+  return {
+    process,
+    time: { beginNs, endNs, bucketNs, buckets },
+    topology: {
+      actors: [...new Set([...produced, ...consumed].map((e) => e.actor))].sort(),
+      streams: [...new Set([...produced, ...consumed].map((e) => e.stream))].sort(),
+      produced,
+      consumed,
+      persister,
+    },
+    latency,
+    throughput: series(throughputRows, buckets, (n) => n * perSecond),
+    gaps: series(gapRows, buckets),
+    slowest,
+    instrumentation: {
+      levels: levelRows.map((r) => ({ level: str(r[0]), count: num(r[1]) })),
+      topLogs: logRows.map((r) => ({
+        level: str(r[0]),
+        target: str(r[1]),
+        message: str(r[2]),
+        count: num(r[3]),
+      })),
+      metrics,
+      spans: spanRows.map(
+        (r): SpanTotals => ({
+          name: str(r[0]),
+          count: num(r[1]),
+          totalNs: num(r[2]),
+          maxNs: num(r[3]),
+          p99Ns: num(r[4]),
+        }),
+      ),
+    },
+  };
+}
+
+/** Rows `[name, unit, bucket, mean, min, max, count]` of one metric as its plot. */
+function metricSeries(rows: readonly Row[], buckets: number): MetricSeries {
+  const mean = new Array<number>(buckets).fill(Number.NaN);
+  const min = new Array<number>(buckets).fill(Number.NaN);
+  const max = new Array<number>(buckets).fill(Number.NaN);
+  let count = 0;
+  for (const r of rows) {
+    const b = num(r[2]);
+    if (b < 0 || b >= buckets) continue;
+    mean[b] = num(r[3]);
+    min[b] = num(r[4]);
+    max[b] = num(r[5]);
+    count += num(r[6]);
+  }
+  return { name: str(rows[0]?.[0]), unit: str(rows[0]?.[1]), count, mean, min, max };
+}
+
+/** The process row, and whether the process it replays (if any) is in the lake too. */
+async function readProcess(
+  analytics: AnalyticsQuestions,
+  processId: string,
+  options: Pick<QueryScope, 'timeoutMs'>,
+): Promise<ReportProcess> {
+  const { rows } = await analytics.query(
+    `SELECT process_id, exe, start_time::VARCHAR, properties::VARCHAR FROM processes WHERE process_id = ${quoteLiteral(processId)}`,
+    { maxRows: 1, ...options },
+  );
+  const row = rows[0];
+  let properties: Record<string, string> = {};
+  try {
+    properties = JSON.parse(str(row?.[3])) as Record<string, string>;
+  } catch {}
+  const replayOf = properties['dorsal.replay_of'] ?? properties.replay_of;
+  let originalInLake = false;
+  if (replayOf !== undefined) {
+    const found = await analytics.query(
+      `SELECT count(*)::DOUBLE FROM processes WHERE process_id = ${quoteLiteral(replayOf)}`,
+      { maxRows: 1, ...options },
+    );
+    originalInLake = num(found.rows[0]?.[0]) > 0;
+  }
+  return {
+    processId: row === undefined ? processId : str(row[0]),
+    exe: str(row?.[1]),
+    startTime: str(row?.[2]),
+    properties,
+    ...(replayOf === undefined ? {} : { replayOf }),
+    originalInLake,
+  };
+}
+
+/** The smallest of 1, 2, 5 × 10^k ns (at least 1 ms) that is at least `ns`. */
+export function niceBucket(ns: number): number {
+  let bucket = 1_000_000;
+  for (;;) {
+    for (const step of [1, 2, 5]) if (bucket * step >= ns) return bucket * step;
+    bucket *= 10;
+  }
+}
+
+/** Rows `[key, bucket, value]` as one dense series per key, sorted by key. */
+function series(rows: readonly Row[], buckets: number, scale = (n: number) => n): TimeSeries[] {
+  const byName = new Map<string, number[]>();
+  for (const r of rows) {
+    const name = str(r[0]);
+    const b = num(r[1]);
+    if (b < 0 || b >= buckets) continue;
+    let values = byName.get(name);
+    if (values === undefined) {
+      values = new Array<number>(buckets).fill(0);
+      byName.set(name, values);
+    }
+    values[b] = scale(num(r[2]));
+  }
+  return [...byName.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, values]) => ({ name, values }));
+}
+
+function grouped(rows: readonly Row[], key: (row: Row) => string): Map<string, Row[]> {
+  const groups = new Map<string, Row[]>();
+  for (const row of rows) {
+    const k = key(row);
+    const group = groups.get(k) ?? [];
+    group.push(row);
+    groups.set(k, group);
+  }
+  return groups;
+}
+
+function num(value: unknown): number {
+  return value === null || value === undefined ? Number.NaN : Number(value);
+}
+
+function str(value: unknown): string {
+  return value === null || value === undefined ? '' : String(value);
+}

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import type { ReportData } from '../../src/telemetry/views/report-data.js';
+import { niceBucket } from '../../src/telemetry/views/report-data.js';
+import { renderReport } from '../../src/telemetry/views/report-html.js';
+
+const HOSTILE = '<img src=x onerror=alert(1)>';
+
+/** A report of a process that recorded nothing, with names chosen to break out of the markup. */
+function emptyReport(overrides: Partial<ReportData> = {}): ReportData {
+  return {
+    process: {
+      processId: `p${HOSTILE}`,
+      exe: HOSTILE,
+      startTime: '2026-01-01 00:00:00+00',
+      properties: { 'dorsal.system': HOSTILE },
+      replayOf: `"${HOSTILE}`,
+      originalInLake: true,
+    },
+    time: { beginNs: 0, endNs: 1, bucketNs: 1_000_000, buckets: 1 },
+    topology: { actors: [], streams: [], produced: [], consumed: [], persister: [] },
+    latency: [],
+    throughput: [],
+    gaps: [],
+    slowest: [],
+    instrumentation: { levels: [], topLogs: [], metrics: [], spans: [] },
+    ...overrides,
+  };
+}
+
+describe('the report page', () => {
+  it('says what a process without messages, timings or events lacks, and draws no chart of it', () => {
+    const html = renderReport(emptyReport());
+    expect(html).toContain('No message recorded.');
+    expect(html).toContain('No timing record.');
+    expect(html).toContain('No message tree in this process.');
+    expect(html).toContain('No log entry.');
+    expect(html).not.toContain('<svg');
+  });
+
+  it('escapes every name it shows: an actor, a stream, a log line or a link cannot add markup', () => {
+    const html = renderReport(
+      emptyReport({
+        topology: {
+          actors: [HOSTILE],
+          streams: [HOSTILE],
+          produced: [{ actor: HOSTILE, stream: HOSTILE, count: 3 }],
+          consumed: [{ actor: HOSTILE, stream: HOSTILE, count: 3, gaps: 1, firstSeq: 0 }],
+          persister: [{ stream: HOSTILE, lost: 2, dropped: 0 }],
+        },
+        instrumentation: {
+          levels: [{ level: HOSTILE, count: 1 }],
+          topLogs: [{ level: 'info', target: HOSTILE, message: HOSTILE, count: 1 }],
+          metrics: [],
+          spans: [{ name: HOSTILE, count: 1, totalNs: 5, maxNs: 5, p99Ns: 5 }],
+        },
+      }),
+      { processHref: (id) => `/?process=${encodeURIComponent(id)}` },
+    );
+    expect(html).not.toContain('<img');
+    expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    expect(html).toMatch(/<a data-replay-of="&quot;&lt;img[^"]*" href="\/\?process=%22%3Cimg/);
+  });
+
+  it('cuts time into buckets of 1, 2 or 5 × 10^k ns, at least a millisecond', () => {
+    expect(niceBucket(1)).toBe(1_000_000);
+    expect(niceBucket(1_000_001)).toBe(2_000_000);
+    expect(niceBucket(3_000_000)).toBe(5_000_000);
+    expect(niceBucket(16_000_000)).toBe(20_000_000);
+    expect(niceBucket(60e9)).toBe(100e9);
+  });
+});
