@@ -41,6 +41,13 @@ describe('dorsal serve: the views at /, and the live view of a run in progress',
     const page = await fetch(`${served.url}/`, { headers: { authorization: basic } });
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('holds no recorded process yet');
+    // Basic credentials open pages only: a browser would send them with another site's POST too.
+    const post = await fetch(`${served.url}/analytics/query`, {
+      method: 'POST',
+      headers: { authorization: basic, 'content-type': 'application/json' },
+      body: JSON.stringify({ sql: 'SELECT 1' }),
+    });
+    expect(post.status).toBe(401);
   });
 
   it('shows the running process at / and its live numbers change, pushed by server-sent events', async () => {

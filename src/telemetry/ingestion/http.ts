@@ -200,7 +200,9 @@ async function route(
     return req.method === 'GET' ? { status: 200, body: { status: 'ok' } } : methodNotAllowed('GET');
   }
   // Before anything is read or looked up: a client without a valid key learns nothing else.
-  await guard.keys.check(req.headers.authorization);
+  // Basic credentials only for reading a page: a browser would send them with another site's POST too.
+  const page = extra.get(path)?.browser === true && (req.method === 'GET' || req.method === 'HEAD');
+  await guard.keys.check(req.headers.authorization, page);
   const insert = guard.ingest ? INSERTS[path] : undefined;
   if (insert !== undefined) {
     if (req.method !== 'POST') return methodNotAllowed('POST');

@@ -18,8 +18,8 @@ interface Remembered<T> {
 /**
  * Decides whether a request may go on, from its `Authorization` header and the lake's keys. A lake
  * with no key lets everyone in; once it has one (revoked keys count: revoking the last key must
- * not open the server), every request needs `Bearer KEY` (or Basic credentials with the key as password) with a key the lake knows and has not
- * revoked. What the lake answered is trusted for `cacheMs`, so a key created or revoked takes
+ * not open the server), every request needs `Bearer KEY` with a key the lake knows and has not
+ * revoked; a page for people also takes the key as the password of Basic credentials. What the lake answered is trusted for `cacheMs`, so a key created or revoked takes
  * effect within that time, and a request costs one SHA-256 and a map lookup.
  */
 export class KeyGate {
@@ -33,15 +33,19 @@ export class KeyGate {
     this.cacheMs = cacheMs;
   }
 
-  /** Resolves if the request may go on; rejects with 401, 403 or 503 (the lake is down) errors. */
-  async check(authorization: string | undefined): Promise<void> {
+  /**
+   * Resolves if the request may go on; rejects with 401, 403 or 503 (the lake is down) errors.
+   * `basic`: Basic credentials count too — only for a page a browser reads (GET), since a browser
+   * sends the credentials it remembers with any request to the server, another site's included.
+   */
+  async check(authorization: string | undefined, basic = false): Promise<void> {
     const now = Date.now();
     if (this.keysExist === undefined || this.keysExist.until <= now) {
       const count = await this.store.countApiKeys();
       this.keysExist = { value: count > 0, until: now + this.cacheMs };
     }
     if (!this.keysExist.value) return;
-    const key = bearer(authorization);
+    const key = bearer(authorization, basic);
     if (key === undefined) {
       throw new UnauthorizedError('this server needs an API key: send it as "Authorization: Bearer KEY"');
     }
@@ -58,13 +62,14 @@ export class KeyGate {
 }
 
 /**
- * The key of an authorization header: `Bearer KEY`, or `Basic` credentials whose password is the
- * key (what a browser sends for a page, whatever the user name).
+ * The key of an authorization header: `Bearer KEY`, or where `basic` allows, Basic credentials
+ * whose password is the key (what a browser sends for a page, whatever the user name).
  */
-function bearer(authorization: string | undefined): string | undefined {
+function bearer(authorization: string | undefined, allowBasic: boolean): string | undefined {
   if (authorization === undefined || authorization.length > MAX_AUTHORIZATION) return undefined;
   const match = /^Bearer +(\S+) *$/i.exec(authorization);
   if (match !== null) return match[1];
+  if (!allowBasic) return undefined;
   const basic = /^Basic +([A-Za-z0-9+/]+=*) *$/i.exec(authorization);
   if (basic?.[1] === undefined) return undefined;
   const credentials = Buffer.from(basic[1], 'base64').toString('utf8');
