@@ -25,7 +25,8 @@ export interface ViewInputs {
  * typed view per spine stream, `stream_<name>`: the envelope (`process_id, stream, seq,
  * origin_t, publish_t, actor, parent_stream, parent_seq, publish_time`) then the message's fields
  * as columns; `messages`, every stream's rows with `fields` as JSON; `timings` (with
- * `latency_ns`, `processing_ns`, `end_time`); `losses`.
+ * `latency_ns`, `processing_ns`, `end_time`); `timing_records`, the same records with the ids
+ * of their actor and stream (`_actors`, `_stream_names` name them); `losses`.
  */
 export async function createViews(connection: DuckDBConnection, inputs: ViewInputs): Promise<void> {
   const run = (sql: string) => connection.run(sql);
@@ -98,6 +99,16 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
       timingFiles.length > 0
         ? `SELECT r.process_id, a.actor, s.stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, r.start_t, r.end_t, r.end_t - r.origin_t AS latency_ns, r.end_t - r.start_t AS processing_ns, make_timestamp_ns(p.start_ns + r.end_t::BIGINT) AS end_time FROM ${parquet(timingFiles)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names s ON s.process_id = r.process_id AND s.stream_id = r.stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.end_t::BIGINT', window)}`
         : 'SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS actor, NULL::VARCHAR AS stream, NULL::BIGINT AS seq, NULL::DOUBLE AS origin_t, NULL::DOUBLE AS publish_t, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t, NULL::DOUBLE AS latency_ns, NULL::DOUBLE AS processing_ns, NULL::TIMESTAMP_NS AS end_time WHERE false'
+    }`,
+  );
+  // The same records with ids for names and no join unless a window needs the process's start:
+  // what an aggregate over millions of rows reads (names are joined to its few groups after).
+  const windowed = window.beginNs !== undefined || window.endNs !== undefined;
+  await run(
+    `CREATE TEMP VIEW timing_records AS ${
+      timingFiles.length > 0
+        ? `SELECT r.process_id, r.actor_id::INTEGER AS actor_id, r.stream_id::INTEGER AS stream_id, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, r.start_t, r.end_t FROM ${parquet(timingFiles)} r${windowed ? ` JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.end_t::BIGINT', window)}` : ''}`
+        : 'SELECT NULL::VARCHAR AS process_id, NULL::INTEGER AS actor_id, NULL::INTEGER AS stream_id, NULL::BIGINT AS seq, NULL::DOUBLE AS origin_t, NULL::DOUBLE AS publish_t, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t WHERE false'
     }`,
   );
   const coverageFiles = files('block_coverage');
