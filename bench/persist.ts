@@ -74,7 +74,7 @@ export const persistBench: BenchSection = {
     const seconds = quick ? 0.5 : 2;
     const rows: BenchRow[] = [];
     let kept: (Sustained & { asked: number }) | undefined;
-    for (const perStream of [200_000, 400_000, 667_000, 1_000_000]) {
+    for (const perStream of [200_000, 400_000, 700_000, 800_000, 900_000, 1_000_000]) {
       const result = await sustained(perStream, seconds);
       if (result.lost > 0 || !result.flushed) {
         rows.push(
