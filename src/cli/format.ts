@@ -35,20 +35,7 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header, bold), ...rows.map((r) => line(r))].join('\n');
 }
 
-/** A duration in nanoseconds, in the unit that reads best: `830 ns`, `12.4 µs`, `3.07 ms`, `1.20 s`. */
-export function duration(ns: number): string {
-  if (!Number.isFinite(ns)) return '—';
-  const abs = Math.abs(ns);
-  if (abs < 1_000) return `${Math.round(ns)} ns`;
-  if (abs < 1_000_000) return `${(ns / 1_000).toPrecision(3)} µs`;
-  if (abs < 1_000_000_000) return `${(ns / 1_000_000).toPrecision(3)} ms`;
-  return `${(ns / 1_000_000_000).toPrecision(3)} s`;
-}
-
-/** A count with thousands separated: `1,234,567`. */
-export function count(n: number): string {
-  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—';
-}
+export { count, duration } from '../telemetry/views/format.js';
 
 const BARS = '▁▂▃▄▅▆▇█';
 

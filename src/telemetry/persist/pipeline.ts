@@ -62,6 +62,25 @@ export type ThreadActors = (final: boolean) => InstrumentedThread['actors'] | un
 /** Raw blocks waiting for compression, at most (beyond, a block is dropped and its records counted lost). */
 const MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
 
+/** A block of a source with no record: its coverage alone (and what its thread dropped). */
+function coverageBlock(
+  source: Source,
+  coverage: RawBlock['coverage'],
+  dropped?: RawBlock['dropped'],
+): RawBlock {
+  return {
+    type: 'block',
+    key: source.source.key,
+    records: new ArrayBuffer(0),
+    bytes: 0,
+    count: 0,
+    beginTicks: 0,
+    endTicks: 0,
+    coverage,
+    ...(dropped === undefined ? {} : { dropped }),
+  };
+}
+
 /**
  * What the persister and the plain process's instrumentation shipping share: a thread that copies
  * every source's slots into blocks (persister-worker.ts), and here their compression (on libuv's
@@ -261,17 +280,10 @@ export class PersistPipeline {
       const last = source.last;
       if (last !== undefined && source.stream !== undefined && source.dropped !== last.dropped) {
         const { endSeq, lostTotal, poisonedTotal } = last.coverage;
-        this.ship(source, {
-          type: 'block',
-          key: source.source.key,
-          records: new ArrayBuffer(0),
-          bytes: 0,
-          count: 0,
-          beginTicks: 0,
-          endTicks: 0,
-          coverage: { firstSeq: endSeq, endSeq, lostTotal, poisonedTotal },
-          ...(last.sourceDrops === undefined ? {} : { dropped: last.sourceDrops }),
-        });
+        this.ship(
+          source,
+          coverageBlock(source, { firstSeq: endSeq, endSeq, lostTotal, poisonedTotal }, last.sourceDrops),
+        );
       }
     }
     // A run that published nothing at all is still recorded: its process, and each stream with
@@ -279,16 +291,7 @@ export class PersistPipeline {
     if (this.blocks === 0) {
       for (const source of this.sources.values()) {
         if (source.stream === undefined || source.last !== undefined) continue;
-        this.ship(source, {
-          type: 'block',
-          key: source.source.key,
-          records: new ArrayBuffer(0),
-          bytes: 0,
-          count: 0,
-          beginTicks: 0,
-          endTicks: 0,
-          coverage: { firstSeq: 0, endSeq: 0, lostTotal: 0, poisonedTotal: 0 },
-        });
+        this.ship(source, coverageBlock(source, { firstSeq: 0, endSeq: 0, lostTotal: 0, poisonedTotal: 0 }));
       }
     }
     await Promise.all([...this.compressing]);
