@@ -1,6 +1,7 @@
 import { QueryRefusedError } from './guard.js';
 import type { QueryFunction, QueryScope } from './query.js';
-import { quoteLiteral } from './sql.js';
+import { streamTableName } from './source-tables.js';
+import { quoteIdentifier, quoteLiteral } from './sql.js';
 
 /** Latency or processing time at the usual percentiles, in whole nanoseconds. */
 export interface Percentiles {
@@ -163,10 +164,18 @@ export abstract class AnalyticsQuestions {
       throw new QueryRefusedError('tree: give a stream (a string) and a seq (an integer ≥ 0)');
     }
     const scope = { process, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) };
+    // The stream's own view first: the `messages` view plans a branch for every stream.
     const found = await this.query(
-      `SELECT origin_t::VARCHAR FROM messages WHERE stream = ${quoteLiteral(options.stream)} AND seq = ${options.seq}`,
+      `SELECT origin_t::VARCHAR FROM ${quoteIdentifier(streamTableName(options.stream))} WHERE seq = ${options.seq}`,
       { ...scope, maxRows: 1 },
-    );
+    ).catch((error: unknown) => {
+      if (!(error instanceof QueryRefusedError)) throw error;
+      // No such view (no such stream, or a name that is not one): asked of every stream.
+      return this.query(
+        `SELECT origin_t::VARCHAR FROM messages WHERE stream = ${quoteLiteral(options.stream)} AND seq = ${options.seq}`,
+        { ...scope, maxRows: 1 },
+      );
+    });
     const origin = found.rows[0]?.[0];
     if (typeof origin !== 'string') {
       throw new QueryRefusedError(`tree: no message ${options.stream} #${options.seq} in process ${process}`);

@@ -115,7 +115,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   await run(
     `CREATE TEMP VIEW losses AS ${
       coverageFiles.length > 0
-        ? `SELECT c.process_id, CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(s.tags::VARCHAR[], '${tag}') THEN '${tag}:' || s.name`).join(' ')} ELSE s.name END AS stream, 'persister' AS consumer, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned, max(coalesce(c.dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY ALL`
+        ? `SELECT c.process_id, CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(s.tags::VARCHAR[], '${tag}') THEN '${tag}:' || s.name`).join(' ')} ELSE s.name END AS stream, 'persister' AS consumer, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned, max(coalesce(c.dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles, true)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY ALL`
         : "SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, 'persister' AS consumer, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped WHERE false"
     }`,
   );
@@ -246,6 +246,15 @@ function rowsOr(rows: readonly string[], empty: string): string {
   return rows.length > 0 ? rows.join(', ') : `${empty} LIMIT 0`;
 }
 
-function parquet(paths: readonly string[]): string {
-  return `read_parquet([${paths.map(text).join(', ')}], hive_partitioning = true, union_by_name = true)`;
+/**
+ * Parquet files as one table. Files of one process share their columns (one layout per stream),
+ * so their schema is read from one of them; files of several processes may differ (a layout
+ * changed between runs) and are unioned by column name, which reads every file's schema each
+ * time a query is planned (tens of ms over a few dozen files). `union`: always (the blocks'
+ * coverage, whose files gained a column once).
+ */
+function parquet(paths: readonly string[], union = false): string {
+  const processes = new Set(paths.map((path) => /process_id=([^/\\]+)/.exec(path)?.[1]));
+  const byName = union || processes.size > 1 ? ', union_by_name = true' : '';
+  return `read_parquet([${paths.map(text).join(', ')}], hive_partitioning = true${byName})`;
 }
