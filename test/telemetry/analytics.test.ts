@@ -1,13 +1,13 @@
 import { existsSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { System, type SystemReport } from '../../src/index.js';
+import { defineMessage, defineSpine, System, type SystemReport } from '../../src/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { QueryRefusedError, QueryTimeoutError } from '../../src/telemetry/analytics/guard.js';
 import type { MessageTree, TreeNode } from '../../src/telemetry/analytics/questions.js';
 import { LakeNotFoundError } from '../../src/telemetry/errors.js';
 import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
-import { spine } from '../fixtures/actors/spine.js';
+import { Fill, Order, spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
 
@@ -439,6 +439,36 @@ describe('partitions, cached and rebuilt', () => {
         // The merged-away partitions' files are gone from the blob store.
         const stored = readdirSync(join(dir, 'views', 'stream_ticks', `process_id=${processId}`));
         expect(stored.length).toBe(partitions.length);
+      } finally {
+        await analytics.close();
+      }
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+
+  it('reads a stream across processes whose layouts of it differ, by column name', async () => {
+    const { dir, cleanup } = tempDir('dorsal-layouts-');
+    try {
+      // The same feed into a spine whose ticks have no price: a layout that changed between runs.
+      const narrow = defineSpine({
+        ticks: { message: defineMessage('Tick', { n: 'u32' }), capacity: 1 << 12 },
+        orders: { message: Order, capacity: 1 << 13 },
+        fills: { message: Fill, capacity: 1 << 13 },
+      });
+      for (const definition of [spine, narrow]) {
+        const system = new System(definition, { persist: { data: dir, blockMs: 50 } });
+        system.spawn(fixture('feed'), { args: { count: 50, perLoop: 10 } });
+        await system.start();
+        await until(() => system.spine.queue(0).stats().published === 50, 'the ticks');
+        await system.stop();
+      }
+      const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+      try {
+        const { rows } = await analytics.query(
+          'SELECT count(DISTINCT process_id), count(*), count(price) FROM stream_ticks',
+        );
+        expect(rows[0]!.map(n)).toEqual([2, 100, 50]);
       } finally {
         await analytics.close();
       }
