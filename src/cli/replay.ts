@@ -202,19 +202,25 @@ export function storedDiff(recording: string, diff: ReplayDiff, limit: number): 
  * Records a replay's diff in the lake, as a stream of the replay process (see
  * `telemetry/persist/replay-diff.ts`): through the embedded lake's ingestion with `--data`, through
  * the server's with `--url`. The process record sent again is the one the lake holds (ingestion
- * keeps the first), made with the persister's clock.
+ * keeps the first), made with the persister's clock; the block is timed at the end of the
+ * replay's last block.
  */
 async function keepDiff(options: ReplayOptions, replay: string, stored: StoredDiff): Promise<void> {
   const row = await withSource(options, async (source) => {
     const { rows } = await source.analytics.query(
-      `SELECT exe, host, username, start_ns::VARCHAR, parent_process_id, properties::VARCHAR FROM processes WHERE process_id = ${quoteLiteral(replay)}`,
+      `SELECT exe, host, username, start_ns::VARCHAR, parent_process_id, properties::VARCHAR, (SELECT epoch_ns(max(end_time))::VARCHAR FROM blocks WHERE process_id = ${quoteLiteral(replay)}) FROM processes WHERE process_id = ${quoteLiteral(replay)}`,
+      // Unscoped: a look scoped to the replay would be reused by the next query of it, for up to
+      // the analytics' freshness, and hide the diff just kept.
       { maxRows: 1 },
     );
     return rows[0];
   });
   if (row === undefined)
     throw new CliError(`the replay ${replay} is not in the lake: its diff cannot be kept there`);
-  const [exe, host, username, startNs, parent, properties] = row.map((v) => (v === null ? '' : String(v)));
+  const [exe, host, username, startNs, parent, properties, lastEndNs] = row.map((v) =>
+    v === null ? '' : String(v),
+  );
+  const at = lastEndNs ? { atEpochNs: BigInt(lastEndNs) } : {};
   const process: ProcessInfo = {
     processId: replay,
     exe: exe!,
@@ -228,7 +234,12 @@ async function keepDiff(options: ReplayOptions, replay: string, stored: StoredDi
   };
   try {
     if (options.url) {
-      await recordDiff({ url: options.url, ...(options.key ? { key: options.key } : {}) }, process, stored);
+      await recordDiff(
+        { url: options.url, ...(options.key ? { key: options.key } : {}) },
+        process,
+        stored,
+        at,
+      );
       return;
     }
     const [{ IngestionService }, { Lake }] = await Promise.all([
@@ -238,7 +249,7 @@ async function keepDiff(options: ReplayOptions, replay: string, stored: StoredDi
     const service = new IngestionService(Lake.open({ data: options.data }));
     try {
       await service.lake.ready();
-      await recordDiff({ service }, process, stored);
+      await recordDiff({ service }, process, stored, at);
     } finally {
       await service.close();
     }

@@ -86,12 +86,20 @@ export function divergencesStreamInfo(processId: string, diff: StoredDiff): Stre
   };
 }
 
-/** The one block of a diff stream, timed now on the process's clock (ns since its start). */
-export function divergencesBlock(process: ProcessInfo, stream: StreamInfo, diff: StoredDiff): Block {
-  const nowNs = BigInt(Date.now()) * 1_000_000n;
-  const startNs = rfc3339ToEpochNs(process.startTime) ?? nowNs;
-  const ticks = Number(nowNs - startNs) + process.startTicks;
-  const time = formatRfc3339Ns(nowNs);
+/**
+ * The one block of a diff stream, timed at `atEpochNs` (default now) on the process's clock: the
+ * end of the replay's last block, so that keeping the diff does not stretch the process's span.
+ */
+export function divergencesBlock(
+  process: ProcessInfo,
+  stream: StreamInfo,
+  diff: StoredDiff,
+  atEpochNs: bigint = BigInt(Date.now()) * 1_000_000n,
+): Block {
+  const startNs = rfc3339ToEpochNs(process.startTime) ?? atEpochNs;
+  const ticks =
+    process.startTicks + Math.round((Number(atEpochNs - startNs) * process.clock.ticksPerSecond) / 1e9);
+  const time = formatRfc3339Ns(atEpochNs);
   return {
     blockId: randomUUID(),
     streamId: stream.streamId,
@@ -115,13 +123,13 @@ export type DiffTarget =
 
 /**
  * Sends a replay's diff to the lake as a stream of its process (the process record again first:
- * ingestion takes it once). Rejects when the block did not reach the lake.
+ * ingestion keeps the first it got). Rejects when the block did not reach the lake.
  */
 export async function recordDiff(
   target: DiffTarget,
   process: ProcessInfo,
   diff: StoredDiff,
-  timeoutMs = 10_000,
+  options: { readonly atEpochNs?: bigint; readonly timeoutMs?: number } = {},
 ): Promise<void> {
   const sink = new TelemetrySink({
     target: 'service' in target ? target.service : target.url,
@@ -130,8 +138,8 @@ export async function recordDiff(
   });
   const stream = divergencesStreamInfo(process.processId, diff);
   sink.addStream(stream);
-  sink.push(divergencesBlock(process, stream, diff));
-  const stats = await sink.close({ timeoutMs });
+  sink.push(divergencesBlock(process, stream, diff, options.atEpochNs));
+  const stats = await sink.close({ timeoutMs: options.timeoutMs ?? 10_000 });
   if (stats.sent !== 1) {
     throw new Error(
       `the diff did not reach the lake${stats.lastError === undefined ? '' : `: ${stats.lastError}`}`,
