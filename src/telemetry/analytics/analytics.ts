@@ -106,6 +106,8 @@ export class Analytics extends AnalyticsQuestions {
   /** The last look at the lake per scope, and when it began. */
   private readonly known = new Map<string, { readonly at: number; readonly view: Promise<LakeView> }>();
   private readonly sessions = new Map<string, Session>();
+  /** The replays' diff blocks read so far, by block id (a few, small: one per `--diff` replay). */
+  private readonly diffBlocks = new Map<string, Promise<StoredDiffRow>>();
   private closed = false;
 
   private constructor(
@@ -314,16 +316,28 @@ export class Analytics extends AnalyticsQuestions {
     if (diffStreams.size === 0) return [];
     const read = blocks
       .filter((b) => diffStreams.has(b.streamId))
-      .map(async (b) => {
-        // A block that does not read is said so in `replay_diffs.error`, not left out.
-        try {
-          const { payload } = await this.lake.readBlock(b);
-          return { processId: b.processId, diff: parseStoredDiff(payload.objects) };
-        } catch (error) {
-          return { processId: b.processId, error: `block ${b.blockId}: ${messageOf(error)}` };
+      .map((b) => {
+        // A block never changes: read once.
+        let diff = this.diffBlocks.get(b.blockId);
+        if (diff === undefined) {
+          diff = this.readDiff(b);
+          this.diffBlocks.set(b.blockId, diff);
         }
+        return diff;
       });
     return Promise.all(read);
+  }
+
+  private async readDiff(b: BlockRow): Promise<StoredDiffRow> {
+    // A block that does not read is said so in `replay_diffs.error`, not left out (and read
+    // again at the next look: the blob store may have been down).
+    try {
+      const { payload } = await this.lake.readBlock(b);
+      return { processId: b.processId, diff: parseStoredDiff(payload.objects) };
+    } catch (error) {
+      this.diffBlocks.delete(b.blockId);
+      return { processId: b.processId, error: `block ${b.blockId}: ${messageOf(error)}` };
+    }
   }
 
   private async process(processId: string): Promise<ProcessRow> {
