@@ -197,6 +197,14 @@ describe('dorsal replay of a recorded run', () => {
     expect(kept.diffs).toEqual([[recorded, 0, 5, null, 'dorsal.replay-diff.v1+json']]);
     expect(kept.streams).toEqual(json.diff!.streams);
     expect(kept.divergences).toEqual([]);
+    // One block, timed at the end of the replay's last: keeping the diff does not stretch the process.
+    const [[blocks, diffEnd, lastEnd]] = (await query(
+      dir,
+      json.replay,
+      "SELECT count(*) FILTER (WHERE d)::INTEGER, epoch_ns(max(b.end_time) FILTER (WHERE d))::VARCHAR, epoch_ns(max(b.end_time) FILTER (WHERE NOT d))::VARCHAR FROM (SELECT b.*, list_contains(s.tags::VARCHAR[], 'divergences') AS d FROM blocks b JOIN streams s USING (stream_id)) b",
+    )) as [[number, string, string]];
+    expect(blocks).toBe(1);
+    expect(diffEnd).toBe(lastEnd);
     // The recording has none: it is no replay.
     const original = await keptDiff(['--data', dir], recorded);
     expect(original.diffs).toEqual([]);
