@@ -1,5 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { SystemDefinition } from '../actors/define-system.js';
+import { quoteLiteral } from '../telemetry/analytics/sql.js';
+import { recordDiff, type StoredDiff } from '../telemetry/persist/replay-diff.js';
+import { formatRfc3339Ns, type ProcessInfo } from '../telemetry/wire/index.js';
 import { bold, count, dim, printJson } from './format.js';
 import { integer } from './options.js';
 import { compareRuns, type ReplayDiff } from './replay-diff.js';
@@ -177,6 +180,86 @@ async function diff(options: ReplayOptions, planned: Plan, replay: string): Prom
   });
 }
 
+/** The diff as the lake keeps it (the divergences' chains are left out: their places say where they are). */
+export function storedDiff(recording: string, diff: ReplayDiff, limit: number): StoredDiff {
+  return {
+    recording,
+    diverged: diff.diverged,
+    limit,
+    streams: diff.streams.map((s) => ({ ...s })),
+    divergences: diff.divergences.map((d) => ({
+      kind: d.kind,
+      stream: d.stream,
+      place: d.place,
+      recordedSeq: d.recorded?.seq ?? null,
+      replayedSeq: d.replayed?.seq ?? null,
+      fields: d.fields,
+    })),
+  };
+}
+
+/**
+ * Records a replay's diff in the lake, as a stream of the replay process (see
+ * `telemetry/persist/replay-diff.ts`): through the embedded lake's ingestion with `--data`, through
+ * the server's with `--url`. The process record sent again is the one the lake holds (ingestion
+ * keeps the first), made with the persister's clock; the block is timed at the end of the
+ * replay's last block.
+ */
+async function keepDiff(options: ReplayOptions, replay: string, stored: StoredDiff): Promise<void> {
+  const row = await withSource(options, async (source) => {
+    const { rows } = await source.analytics.query(
+      `SELECT exe, host, username, start_ns::VARCHAR, parent_process_id, properties::VARCHAR, (SELECT epoch_ns(max(end_time))::VARCHAR FROM blocks WHERE process_id = ${quoteLiteral(replay)}) FROM processes WHERE process_id = ${quoteLiteral(replay)}`,
+      // Unscoped: a look scoped to the replay would be reused by the next query of it, for up to
+      // the analytics' freshness, and hide the diff just kept.
+      { maxRows: 1 },
+    );
+    return rows[0];
+  });
+  if (row === undefined)
+    throw new CliError(`the replay ${replay} is not in the lake: its diff cannot be kept there`);
+  const [exe, host, username, startNs, parent, properties, lastEndNs] = row.map((v) =>
+    v === null ? '' : String(v),
+  );
+  const at = lastEndNs ? { atEpochNs: BigInt(lastEndNs) } : {};
+  const process: ProcessInfo = {
+    processId: replay,
+    exe: exe!,
+    host: host!,
+    username: username!,
+    startTime: formatRfc3339Ns(BigInt(startNs!)),
+    startTicks: 0,
+    clock: { name: 'dorsal-spine-ns', ticksPerSecond: 1e9 },
+    ...(parent ? { parentProcessId: parent } : {}),
+    properties: JSON.parse(properties!) as Record<string, string>,
+  };
+  try {
+    if (options.url) {
+      await recordDiff(
+        { url: options.url, ...(options.key ? { key: options.key } : {}) },
+        process,
+        stored,
+        at,
+      );
+      return;
+    }
+    const [{ IngestionService }, { Lake }] = await Promise.all([
+      import('../telemetry/ingestion/service.js'),
+      import('../telemetry/lake/lake.js'),
+    ]);
+    const service = new IngestionService(Lake.open({ data: options.data }));
+    try {
+      await service.lake.ready();
+      await recordDiff({ service }, process, stored, at);
+    } finally {
+      await service.close();
+    }
+  } catch (error) {
+    throw new CliError(
+      `the diff of replay ${replay} could not be kept in the lake: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}
+
 /** A process's spine streams, in declaration order, and whether several actors may produce each. */
 function streamsOf(process: ProcessSummary): { name: string; multiProducer?: boolean }[] {
   try {
@@ -235,11 +318,15 @@ Examples:
         lost,
         ...(result === undefined ? {} : { diff: result }),
       });
-      return;
+    } else {
+      console.log(
+        `${bold('recorded as process')} ${replay} ${dim(`(a replay of ${planned.recorded.processId})`)}${lost > 0 ? ` · ${count(lost)} lost by the persister` : ''}`,
+      );
+      if (result !== undefined) console.log(`\n${diffText(result)}`);
     }
-    console.log(
-      `${bold('recorded as process')} ${replay} ${dim(`(a replay of ${planned.recorded.processId})`)}${lost > 0 ? ` · ${count(lost)} lost by the persister` : ''}`,
-    );
-    if (result !== undefined) console.log(`\n${diffText(result)}`);
+    // Printed first: a diff that cannot be kept is still seen (and the command fails).
+    if (result !== undefined) {
+      await keepDiff(options, replay, storedDiff(planned.recorded.processId, result, options.divergences));
+    }
   });
 }

@@ -85,6 +85,75 @@ async function replay(
   return { code, json, stderr };
 }
 
+/** The diff a replay kept in the lake, through `dorsal query` (`where`: `--data DIR` or `--url URL`). */
+async function keptDiff(
+  where: readonly string[],
+  process: string,
+): Promise<{
+  diffs: unknown[][];
+  streams: StreamComparison[];
+  divergences: {
+    kind: string;
+    stream: string;
+    place: string;
+    recordedSeq: number | null;
+    replayedSeq: number | null;
+    fields: unknown;
+  }[];
+}> {
+  const ask = async (sql: string) => {
+    const { code, stdout, stderr } = await runDorsal([
+      'query',
+      sql,
+      ...where,
+      '--process',
+      process,
+      '--json',
+    ]);
+    expect(code, stderr).toBe(0);
+    return (JSON.parse(stdout) as { rows: unknown[][] }).rows;
+  };
+  const diffs = await ask(
+    "SELECT d.replay_of, d.diverged::INTEGER, d.divergences_limit::INTEGER, d.error, s.properties->>'format' FROM replay_diffs d JOIN streams s ON s.process_id = d.process_id AND list_contains(s.tags::VARCHAR[], 'divergences')",
+  );
+  const streams = await ask(
+    'SELECT stream, matched::INTEGER, differing::INTEGER, only_recorded::INTEGER, only_replayed::INTEGER FROM replay_diff_streams ORDER BY position',
+  );
+  const divergences = await ask(
+    'SELECT kind, stream, place, recorded_seq::INTEGER, replayed_seq::INTEGER, fields::VARCHAR FROM replay_divergences ORDER BY n',
+  );
+  return {
+    diffs,
+    streams: streams.map(([stream, matched, differing, onlyRecorded, onlyReplayed]) => ({
+      stream: String(stream),
+      matched: Number(matched),
+      differing: Number(differing),
+      onlyRecorded: Number(onlyRecorded),
+      onlyReplayed: Number(onlyReplayed),
+    })),
+    divergences: divergences.map(([kind, stream, place, recordedSeq, replayedSeq, fields]) => ({
+      kind: String(kind),
+      stream: String(stream),
+      place: String(place),
+      recordedSeq: recordedSeq === null ? null : Number(recordedSeq),
+      replayedSeq: replayedSeq === null ? null : Number(replayedSeq),
+      fields: JSON.parse(String(fields)) as unknown,
+    })),
+  };
+}
+
+/** The divergences a replay printed, as the lake keeps them. */
+function asKept(diff: NonNullable<ReplayJson['diff']>) {
+  return diff.divergences.map((d) => ({
+    kind: d.kind,
+    stream: d.stream,
+    place: d.place,
+    recordedSeq: d.recorded?.seq ?? null,
+    replayedSeq: d.replayed?.seq ?? null,
+    fields: d.fields,
+  }));
+}
+
 describe('dorsal replay of a recorded run', () => {
   const { dir, cleanup } = tempDir('dorsal-replay-');
   let recorded: string;
@@ -120,6 +189,35 @@ describe('dorsal replay of a recorded run', () => {
     }
     // The replay recorded what the recording holds, stream by stream.
     expect(await counts(dir, json.replay)).toEqual(recordedCounts);
+  }, 90_000);
+
+  it('keeps its diff in the lake, as a stream of the replay tagged divergences (--data)', async () => {
+    const { json } = atMax;
+    const kept = await keptDiff(['--data', dir], json.replay);
+    expect(kept.diffs).toEqual([[recorded, 0, 5, null, 'dorsal.replay-diff.v1+json']]);
+    expect(kept.streams).toEqual(json.diff!.streams);
+    expect(kept.divergences).toEqual([]);
+    // One block, timed at the end of the replay's last: keeping the diff does not stretch the process.
+    const [[blocks, diffEnd, lastEnd]] = (await query(
+      dir,
+      json.replay,
+      "SELECT count(*) FILTER (WHERE d)::INTEGER, epoch_ns(max(b.end_time) FILTER (WHERE d))::VARCHAR, epoch_ns(max(b.end_time) FILTER (WHERE NOT d))::VARCHAR FROM (SELECT b.*, list_contains(s.tags::VARCHAR[], 'divergences') AS d FROM blocks b JOIN streams s USING (stream_id)) b",
+    )) as [[number, string, string]];
+    expect(blocks).toBe(1);
+    expect(diffEnd).toBe(lastEnd);
+    // The recording has none: it is no replay.
+    const original = await keptDiff(['--data', dir], recorded);
+    expect(original.diffs).toEqual([]);
+    expect(original.streams).toEqual([]);
+  }, 60_000);
+
+  it('without --diff: no diff in the lake', async () => {
+    const { code, json, stderr } = await replay(['--speed', 'max', '--data', dir]);
+    expect(code, stderr).toBe(0);
+    expect(json.diff).toBeUndefined();
+    replays.push(json.replay);
+    const kept = await keptDiff(['--data', dir], json.replay);
+    expect(kept).toEqual({ diffs: [], streams: [], divergences: [] });
   }, 90_000);
 
   it('into the same system at speed 1: no divergence, and the ingress keeps its recorded gaps', async () => {
@@ -196,6 +294,12 @@ describe('dorsal replay of a recorded run', () => {
     expect(first!.chain.map((m) => m.stream)).toEqual(['ticks', 'books', 'orders']);
     expect(first!.place).toBe(`ticks:${first!.ingress!.seq}/books:0/orders:0`);
     expect(diff.divergences[1]!.place).toBe(`ticks:${first!.ingress!.seq}/books:0/orders:1`);
+    // What it printed is what the lake keeps: the counts, and the first three divergences.
+    const kept = await keptDiff(['--data', dir], json.replay);
+    expect(kept.diffs).toEqual([[recorded, recordedCounts.orders, 3, null, 'dorsal.replay-diff.v1+json']]);
+    expect(kept.streams).toEqual(diff.streams);
+    expect(kept.divergences).toEqual(asKept(diff));
+    expect(kept.divergences[0]!.fields).toEqual([{ field: 'qty', recorded: 10, replayed: 20 }]);
   }, 90_000);
 
   it('into a system whose strategy quotes less often: the orders it no longer makes, drawn, exit 1', async () => {
@@ -410,6 +514,11 @@ describe('dorsal replay of other recordings', () => {
       expect(json.diff!.diverged).toBe(0);
       const ticks = json.diff!.streams.find((s) => s.stream === 'ticks')!;
       expect(ticks.matched).toBe(json.played);
+      // Kept in the server's lake, through its ingestion.
+      const kept = await keptDiff(['--url', serve.url], json.replay);
+      expect(kept.diffs).toEqual([[json.process, 0, 5, null, 'dorsal.replay-diff.v1+json']]);
+      expect(kept.streams).toEqual(json.diff!.streams);
+      expect(kept.divergences).toEqual([]);
     } finally {
       await serve.stop();
       cleanup();

@@ -38,8 +38,27 @@ describe('the report page', () => {
   });
 
   it('escapes every name it shows: an actor, a stream, a log line or a link cannot add markup', () => {
+    const base = emptyReport();
     const html = renderReport(
       emptyReport({
+        process: {
+          ...base.process,
+          diff: {
+            diverged: 1,
+            limit: 5,
+            streams: [{ stream: HOSTILE, matched: 0, differing: 1, onlyRecorded: 0, onlyReplayed: 0 }],
+            divergences: [
+              {
+                kind: HOSTILE,
+                stream: HOSTILE,
+                place: HOSTILE,
+                recordedSeq: 1,
+                replayedSeq: 1,
+                fields: [{ field: HOSTILE, recorded: HOSTILE, replayed: { [HOSTILE]: HOSTILE } }],
+              },
+            ],
+          },
+        },
         topology: {
           actors: [HOSTILE],
           streams: [HOSTILE],
@@ -59,6 +78,48 @@ describe('the report page', () => {
     expect(html).not.toContain('<img');
     expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');
     expect(html).toMatch(/<a data-replay-of="&quot;&lt;img[^"]*" href="\/\?process=%22%3Cimg/);
+  });
+
+  it('says when a replay was made without --diff, when its diff found nothing, and how many it kept of more', () => {
+    const base = emptyReport();
+    const streams = [{ stream: 'orders', matched: 4, differing: 0, onlyRecorded: 0, onlyReplayed: 0 }];
+    expect(renderReport(base)).toContain('data-divergences="absent"');
+    const none = renderReport(
+      emptyReport({
+        process: { ...base.process, diff: { diverged: 0, limit: 5, streams, divergences: [] } },
+      }),
+    );
+    expect(none).toContain('data-divergences="0"');
+    expect(none).toContain('No divergence');
+    expect(none).toContain('data-stream="orders" data-matched="4"');
+    const some = renderReport(
+      emptyReport({
+        process: {
+          ...base.process,
+          diff: {
+            diverged: 7,
+            limit: 1,
+            streams,
+            divergences: [
+              {
+                kind: 'only-replayed',
+                stream: 'orders',
+                place: 'ticks:3/books:0/orders:2',
+                recordedSeq: null,
+                replayedSeq: 9,
+                fields: [],
+              },
+            ],
+          },
+        },
+      }),
+    );
+    expect(some).toContain('data-divergences="7"');
+    expect(some).toContain('the first 1 below');
+    expect(some).toContain('replayed only · recorded —, replayed #9');
+    // Not a replay: no section.
+    const { replayOf: _, ...plain } = base.process;
+    expect(renderReport(emptyReport({ process: plain }))).not.toContain('id="divergences"');
   });
 
   it('cuts time into buckets of 1, 2 or 5 × 10^k ns, at least a millisecond', () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/analytics.js';
 import { IngestionService } from '../../src/ingestion.js';
 import { collectErrors, openBrowser, pixelVariance } from './browser.js';
-import { runDorsal } from './cli-helpers.js';
+import { runDorsal, startDorsalServe } from './cli-helpers.js';
 import { makeProcess, tempDir } from './fixtures.js';
 
 const SYSTEM = 'examples/market/system.ts';
@@ -31,6 +31,8 @@ describe('dorsal report, opened in Chromium', () => {
   const outside: string[] = [];
   /** The report files the tests wrote: the only URLs a page may load. */
   const reports = new Set<string>();
+  /** The servers the tests started: their pages may load what they serve (the live view's events). */
+  const served: string[] = [];
   let analytics: Analytics;
   /** What the run said each actor did, lost included (counted by the queues' consumers). */
   let actors: ActorSummary[];
@@ -54,7 +56,7 @@ describe('dorsal report, opened in Chromium', () => {
     await context.route('**/*', (route) => {
       const url = route.request().url();
       requests.push(url);
-      if (reports.has(url)) return route.continue();
+      if (reports.has(url) || served.some((origin) => url.startsWith(`${origin}/`))) return route.continue();
       outside.push(url);
       return route.abort();
     });
@@ -199,7 +201,7 @@ describe('dorsal report, opened in Chromium', () => {
     }
   });
 
-  it('a replay links to its original, and says its divergences are not in the lake', async () => {
+  it('a replay links to its original, and says it was replayed without --diff', async () => {
     const service = new IngestionService({ data: dir });
     const replay = makeProcess({ properties: { 'dorsal.replay_of': processId } });
     try {
@@ -213,6 +215,86 @@ describe('dorsal report, opened in Chromium', () => {
     const html = readFileSync(out, 'utf8');
     expect(html).toContain(`data-replay-of="${processId}"`);
     expect(html).toContain('data-divergences="absent"');
+    expect(html).toContain('it was replayed without <code>--diff</code>');
     expect(html).toContain('No message recorded.');
   });
+
+  it('the report of a --diff replay draws its divergences, in a file and served at /', async () => {
+    const replayed = await runDorsal([
+      'replay',
+      '--process',
+      processId,
+      '--system',
+      'test/fixtures/replay/market-qty-20.system.ts',
+      '--speed',
+      'max',
+      '--diff',
+      '--divergences',
+      '3',
+      '--data',
+      dir,
+      '--json',
+    ]);
+    expect(replayed.code, replayed.stderr).toBe(1);
+    const { replay, diff } = JSON.parse(replayed.stdout) as {
+      replay: string;
+      diff: {
+        diverged: number;
+        streams: {
+          stream: string;
+          matched: number;
+          differing: number;
+          onlyRecorded: number;
+          onlyReplayed: number;
+        }[];
+        divergences: { kind: string; stream: string; place: string; fields: { field: string }[] }[];
+      };
+    };
+    expect(diff.diverged).toBeGreaterThan(3);
+    const out = join(dir, 'diff.html');
+    const report = await runDorsal(['report', '--data', dir, '--process', replay, '-o', out]);
+    expect(report.code, report.stderr).toBe(0);
+    const own = pathToFileURL(out).href;
+    reports.add(own);
+    const serve = await startDorsalServe(['--port', '0', '--data', dir]);
+    served.push(serve.url);
+    try {
+      for (const url of [own, `${serve.url}/?process=${replay}`]) {
+        const diffPage = await context.newPage();
+        const pageErrors = collectErrors(diffPage);
+        try {
+          await diffPage.goto(url);
+          const section = diffPage.locator('h2#divergences');
+          expect(await section.textContent(), url).toBe('Divergences from the recording');
+          expect(await diffPage.locator('p[data-divergences]').getAttribute('data-divergences')).toBe(
+            String(diff.diverged),
+          );
+          const rows = diffPage.locator('table[data-table="diff-streams"] tbody tr');
+          const drawn = await rows.evaluateAll((trs) =>
+            trs.map((tr) => ({
+              stream: tr.getAttribute('data-stream'),
+              matched: Number(tr.getAttribute('data-matched')),
+              differing: Number(tr.getAttribute('data-differing')),
+              onlyRecorded: Number(tr.getAttribute('data-only-recorded')),
+              onlyReplayed: Number(tr.getAttribute('data-only-replayed')),
+            })),
+          );
+          expect(drawn, url).toEqual(diff.streams);
+          const items = diffPage.locator('ol.divergences > li');
+          expect(await items.count(), url).toBe(3);
+          const first = items.first();
+          expect(await first.getAttribute('data-kind')).toBe('differs');
+          expect(await first.getAttribute('data-stream')).toBe('orders');
+          expect(await first.locator('code').textContent()).toBe(diff.divergences[0]!.place);
+          const field = first.locator('tr[data-field="qty"] td');
+          expect(await field.allTextContents()).toEqual(['qty', '10', '20']);
+          expect(pageErrors, url).toEqual([]);
+        } finally {
+          await diffPage.close();
+        }
+      }
+    } finally {
+      await serve.stop();
+    }
+  }, 180_000);
 });

@@ -4,7 +4,8 @@ import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { LakeNotFoundError } from '../errors.js';
 import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
-import type { ProcessRow } from '../lake/types.js';
+import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
+import { DIVERGENCES_TAG, parseStoredDiff } from '../persist/replay-diff.js';
 import { EtlPool } from './etl-pool.js';
 import {
   checkBound,
@@ -24,7 +25,7 @@ import {
   type TimeWindow,
 } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
-import { createViews, type ViewInputs } from './views.js';
+import { createViews, type StoredDiffRow, type ViewInputs } from './views.js';
 
 /** Options of `Analytics.open`. */
 export interface AnalyticsOptions {
@@ -58,7 +59,14 @@ interface LakeView extends ViewInputs {
 }
 
 /** The lake's own tables: a query of these alone needs no partition. */
-const METADATA_TABLES = new Set(['processes', 'streams', 'blocks']);
+const METADATA_TABLES = new Set([
+  'processes',
+  'streams',
+  'blocks',
+  'replay_diffs',
+  'replay_diff_streams',
+  'replay_divergences',
+]);
 
 /** Connections kept with their views, one per scope, at most. */
 const MAX_SESSIONS = 8;
@@ -98,6 +106,8 @@ export class Analytics extends AnalyticsQuestions {
   /** The last look at the lake per scope, and when it began. */
   private readonly known = new Map<string, { readonly at: number; readonly view: Promise<LakeView> }>();
   private readonly sessions = new Map<string, Session>();
+  /** The replays' diff blocks read so far, by block id (a few, small: one per `--diff` replay). */
+  private readonly diffBlocks = new Map<string, Promise<StoredDiffRow>>();
   private closed = false;
 
   private constructor(
@@ -288,13 +298,46 @@ export class Analytics extends AnalyticsQuestions {
     const blocks = (
       await Promise.all(processes.map((p) => this.lake.blocks({ processId: p.processId })))
     ).flat();
+    const diffs = await this.diffs(streams, blocks);
     const fingerprint = JSON.stringify([
       processes.map((p) => p.processId),
       streams.length,
       blocks.length,
       materialized.map((m) => [...m.files.entries()]),
     ]);
-    return { processes, streams, blocks, materialized, window, fingerprint };
+    return { processes, streams, blocks, materialized, diffs, window, fingerprint };
+  }
+
+  /** The replays' diffs: each `divergences` stream's block, read whole (see `persist/replay-diff.ts`). */
+  private async diffs(streams: readonly StreamRow[], blocks: readonly BlockRow[]): Promise<StoredDiffRow[]> {
+    const diffStreams = new Map(
+      streams.filter((s) => s.tags.includes(DIVERGENCES_TAG)).map((s) => [s.streamId, s]),
+    );
+    if (diffStreams.size === 0) return [];
+    const read = blocks
+      .filter((b) => diffStreams.has(b.streamId))
+      .map((b) => {
+        // A block never changes: read once.
+        let diff = this.diffBlocks.get(b.blockId);
+        if (diff === undefined) {
+          diff = this.readDiff(b);
+          this.diffBlocks.set(b.blockId, diff);
+        }
+        return diff;
+      });
+    return Promise.all(read);
+  }
+
+  private async readDiff(b: BlockRow): Promise<StoredDiffRow> {
+    // A block that does not read is said so in `replay_diffs.error`, not left out (and read
+    // again at the next look: the blob store may have been down).
+    try {
+      const { payload } = await this.lake.readBlock(b);
+      return { processId: b.processId, diff: parseStoredDiff(payload.objects) };
+    } catch (error) {
+      this.diffBlocks.delete(b.blockId);
+      return { processId: b.processId, error: `block ${b.blockId}: ${messageOf(error)}` };
+    }
   }
 
   private async process(processId: string): Promise<ProcessRow> {

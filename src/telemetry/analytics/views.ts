@@ -1,6 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
 import { RecordProperty } from '../persist/records.js';
+import type { StoredDiff } from '../persist/replay-diff.js';
 import { rfc3339ToEpochNs } from '../wire/index.js';
 import type { Materialized } from './partitions.js';
 import { type TimeWindow, windowCondition } from './query.js';
@@ -15,8 +16,63 @@ export interface ViewInputs {
   readonly streams: readonly StreamRow[];
   readonly blocks: readonly BlockRow[];
   readonly materialized: readonly Materialized[];
+  /** The replays' diffs kept in the lake (`dorsal replay --diff`), one per diff block. */
+  readonly diffs?: readonly StoredDiffRow[];
   /** Rows outside it are left out of every view. */
   readonly window?: TimeWindow;
+}
+
+/** A replay's diff block, read (or why it could not be). */
+export type StoredDiffRow =
+  | { readonly processId: string; readonly diff: StoredDiff }
+  | { readonly processId: string; readonly error: string };
+
+/**
+ * The tables of the replays' diffs: `replay_diffs` (one row per diff: the replay, the recording,
+ * messages diverged, the divergences kept at most, or why its block did not read),
+ * `replay_diff_streams` (per stream: matched, differing, only recorded, only replayed) and
+ * `replay_divergences` (the first divergences, `n` from 1 in the order the command printed
+ * them: kind, stream, place, seq on each side, and `fields`, a JSON list of
+ * `{field, recorded, replayed}`).
+ */
+async function createDiffTables(
+  connection: DuckDBConnection,
+  diffs: readonly StoredDiffRow[],
+): Promise<void> {
+  const num = (n: number | null) => (n === null || !Number.isFinite(n) ? 'NULL' : String(n));
+  const ok = diffs.filter((d): d is Extract<StoredDiffRow, { diff: StoredDiff }> => 'diff' in d);
+  await connection.run(
+    `CREATE TEMP TABLE replay_diffs AS SELECT * FROM (VALUES ${rowsOr(
+      diffs.map((d) =>
+        'diff' in d
+          ? `(${text(d.processId)}, ${text(d.diff.recording ?? '')}, ${num(d.diff.diverged)}::BIGINT, ${num(d.diff.limit)}::BIGINT, NULL::VARCHAR)`
+          : `(${text(d.processId)}, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, ${text(d.error)})`,
+      ),
+      '(NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, NULL::VARCHAR)',
+    )}) AS t(process_id, replay_of, diverged, divergences_limit, error)`,
+  );
+  await connection.run(
+    `CREATE TEMP TABLE replay_diff_streams AS SELECT * FROM (VALUES ${rowsOr(
+      ok.flatMap((d) =>
+        d.diff.streams.map(
+          (s, i) =>
+            `(${text(d.processId)}, ${i}::INTEGER, ${text(s.stream)}, ${num(s.matched)}::BIGINT, ${num(s.differing)}::BIGINT, ${num(s.onlyRecorded)}::BIGINT, ${num(s.onlyReplayed)}::BIGINT)`,
+        ),
+      ),
+      '(NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT)',
+    )}) AS t(process_id, position, stream, matched, differing, only_recorded, only_replayed)`,
+  );
+  await connection.run(
+    `CREATE TEMP TABLE replay_divergences AS SELECT * FROM (VALUES ${rowsOr(
+      ok.flatMap((d) =>
+        d.diff.divergences.map(
+          (v, i) =>
+            `(${text(d.processId)}, ${i + 1}::INTEGER, ${text(v.kind)}, ${text(v.stream)}, ${text(v.place)}, ${num(v.recordedSeq)}::BIGINT, ${num(v.replayedSeq)}::BIGINT, ${text(JSON.stringify(v.fields ?? []))}::JSON)`,
+        ),
+      ),
+      '(NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, NULL::JSON)',
+    )}) AS t(process_id, n, kind, stream, place, recorded_seq, replayed_seq, fields)`,
+  );
 }
 
 /**
@@ -26,7 +82,8 @@ export interface ViewInputs {
  * origin_t, publish_t, actor, parent_stream, parent_seq, publish_time`) then the message's fields
  * as columns; `messages`, every stream's rows with `fields` as JSON; `timings` (with
  * `latency_ns`, `processing_ns`, `end_time`); `timing_records`, the same records with the ids
- * of their actor and stream (`_actors`, `_stream_names` name them); `losses`.
+ * of their actor and stream (`_actors`, `_stream_names` name them); `losses`; the replays'
+ * diffs, `replay_diffs`, `replay_diff_streams`, `replay_divergences` (see `createDiffTables`).
  */
 export async function createViews(connection: DuckDBConnection, inputs: ViewInputs): Promise<void> {
   const run = (sql: string) => connection.run(sql);
@@ -59,6 +116,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     )}) AS t(block_id, stream_id, process_id, begin_time, begin_ticks, end_time, end_ticks, object_count, payload_size)`,
   );
   await createNameTables(connection, inputs.processes, inputs.streams);
+  await createDiffTables(connection, inputs.diffs ?? []);
 
   // One view per spine stream name, over every selected process that has it.
   const byTable = new Map<string, { name: string; fields: string[] }>();

@@ -21,6 +21,37 @@ export interface ReportProcess {
   readonly replayOf?: string;
   /** Whether the lake still holds the process it replays. */
   readonly originalInLake: boolean;
+  /** For a replay: its diff as `dorsal replay --diff` kept it in the lake; undefined if it was replayed without. */
+  readonly diff?: ReportDiff;
+}
+
+/** A replay's diff (the analytics' `replay_diffs`, `replay_diff_streams`, `replay_divergences`). */
+export interface ReportDiff {
+  /** Messages that diverged in all. */
+  readonly diverged: number;
+  /** Divergences kept at most (`--divergences`). */
+  readonly limit: number;
+  /** Why the diff's block could not be read, if it could not. */
+  readonly error?: string;
+  readonly streams: readonly {
+    readonly stream: string;
+    readonly matched: number;
+    readonly differing: number;
+    readonly onlyRecorded: number;
+    readonly onlyReplayed: number;
+  }[];
+  readonly divergences: readonly {
+    readonly kind: string;
+    readonly stream: string;
+    readonly place: string;
+    readonly recordedSeq: number | null;
+    readonly replayedSeq: number | null;
+    readonly fields: readonly {
+      readonly field: string;
+      readonly recorded: unknown;
+      readonly replayed: unknown;
+    }[];
+  }[];
 }
 
 /** Messages an actor published on a stream. */
@@ -305,6 +336,7 @@ async function readProcess(
     );
     originalInLake = num(found.rows[0]?.[0]) > 0;
   }
+  const diff = replayOf === undefined ? undefined : await readDiff(analytics, processId, options);
   return {
     processId: row === undefined ? processId : str(row[0]),
     exe: str(row?.[1]),
@@ -312,6 +344,56 @@ async function readProcess(
     properties,
     ...(replayOf === undefined ? {} : { replayOf }),
     originalInLake,
+    ...(diff === undefined ? {} : { diff }),
+  };
+}
+
+/** A replay's diff, if `dorsal replay --diff` kept one (the newest, should there be several). */
+async function readDiff(
+  analytics: AnalyticsQuestions,
+  processId: string,
+  options: Pick<QueryScope, 'timeoutMs'>,
+): Promise<ReportDiff | undefined> {
+  const scope = { process: processId, maxRows: 10_000, ...options };
+  const [diffs, streams, divergences] = await Promise.all([
+    analytics.query('SELECT diverged::DOUBLE, divergences_limit::DOUBLE, error FROM replay_diffs', scope),
+    analytics.query(
+      'SELECT stream, matched::DOUBLE, differing::DOUBLE, only_recorded::DOUBLE, only_replayed::DOUBLE FROM replay_diff_streams ORDER BY position',
+      scope,
+    ),
+    analytics.query(
+      'SELECT kind, stream, place, recorded_seq::DOUBLE, replayed_seq::DOUBLE, fields::VARCHAR FROM replay_divergences ORDER BY n',
+      scope,
+    ),
+  ]);
+  const row = diffs.rows[0];
+  if (row === undefined) return undefined;
+  const seq = (v: unknown) => (v === null || v === undefined ? null : num(v));
+  return {
+    diverged: num(row[0]),
+    limit: num(row[1]),
+    ...(row[2] === null || row[2] === undefined ? {} : { error: str(row[2]) }),
+    streams: streams.rows.map((r) => ({
+      stream: str(r[0]),
+      matched: num(r[1]),
+      differing: num(r[2]),
+      onlyRecorded: num(r[3]),
+      onlyReplayed: num(r[4]),
+    })),
+    divergences: divergences.rows.map((r) => {
+      let fields: ReportDiff['divergences'][number]['fields'] = [];
+      try {
+        fields = JSON.parse(str(r[5])) as typeof fields;
+      } catch {}
+      return {
+        kind: str(r[0]),
+        stream: str(r[1]),
+        place: str(r[2]),
+        recordedSeq: seq(r[3]),
+        replayedSeq: seq(r[4]),
+        fields,
+      };
+    }),
   };
 }
 

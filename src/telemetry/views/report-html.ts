@@ -37,6 +37,9 @@ export function renderReport(data: ReportData, options: ReportPageOptions = {}):
     header(data, options),
     '<nav><a href="#topology">topology</a><a href="#latency">latency</a><a href="#over-time">over time</a><a href="#trees">slowest trees</a><a href="#instrumentation">instrumentation</a></nav>',
     options.live === undefined ? '' : liveSection(),
+    p.replayOf === undefined
+      ? ''
+      : `<h2 id="divergences">Divergences from the recording</h2>${divergences(data)}`,
     `<h2 id="topology">Topology</h2>${topology(data)}`,
     `<h2 id="latency">Latency since the origin, per actor × stream</h2>${latency(data)}`,
     `<h2 id="over-time">Throughput and loss over time</h2>${overTime(data)}`,
@@ -59,10 +62,54 @@ function header(data: ReportData, options: ReportPageOptions): string {
         ? `<a data-replay-of="${esc(p.replayOf)}" href="${esc(options.processHref(p.replayOf))}">${esc(p.replayOf)}</a>`
         : `<code data-replay-of="${esc(p.replayOf)}">${esc(p.replayOf)}</code>${p.originalInLake ? ` (<code>dorsal report --process ${esc(p.replayOf)}</code>)` : ' (not in this lake)'}`;
     lines.push(
-      `<p class="replay">A replay of ${original}.</p><p class="note" data-divergences="absent">Divergences are not in the lake: <code>dorsal replay --diff</code> finds them as it runs, and prints them.</p>`,
+      `<p class="replay">A replay of ${original}: its <a href="#divergences">divergences</a> from it.</p>`,
     );
   }
   return lines.join('');
+}
+
+function value(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** A replay's diff as `dorsal replay --diff` kept it: the per-stream table, then the first divergences. */
+function divergences(data: ReportData): string {
+  const d = data.process.diff;
+  if (d === undefined) {
+    return '<p class="note" data-divergences="absent">No diff of this replay is in the lake: it was replayed without <code>--diff</code> (or by a dorsal that did not keep diffs). <code>dorsal replay --diff</code> compares, and keeps what it finds here.</p>';
+  }
+  if (d.error !== undefined) {
+    return `<p class="note" data-divergences="unreadable">The diff of this replay is in the lake but does not read: ${esc(d.error)}</p>`;
+  }
+  const streams = `<table data-table="diff-streams"><thead><tr><th class="text">stream</th><th>matched</th><th>differing</th><th>only recorded</th><th>only replayed</th></tr></thead><tbody>${d.streams
+    .map(
+      (s) =>
+        `<tr data-stream="${esc(s.stream)}" data-matched="${s.matched}" data-differing="${s.differing}" data-only-recorded="${s.onlyRecorded}" data-only-replayed="${s.onlyReplayed}"><td class="text">${esc(s.stream)}</td><td>${count(s.matched)}</td><td>${count(s.differing)}</td><td>${count(s.onlyRecorded)}</td><td>${count(s.onlyReplayed)}</td></tr>`,
+    )
+    .join('')}</tbody></table>`;
+  if (d.diverged === 0) {
+    return `<p class="note" data-divergences="0">No divergence: every message is at the same place in the tree, with the same fields, in the recording and the replay.</p>${streams}`;
+  }
+  const side = (seq: number | null) => (seq === null ? '—' : `#${seq}`);
+  const kind = (k: string) =>
+    k === 'differs' ? 'differs' : k === 'only-recorded' ? 'recorded only' : 'replayed only';
+  const items = d.divergences
+    .map(
+      (v, i) =>
+        `<li data-divergence="${i + 1}" data-kind="${esc(v.kind)}" data-stream="${esc(v.stream)}"><b>${esc(v.stream)}</b> ${esc(kind(v.kind))} · recorded ${esc(side(v.recordedSeq))}, replayed ${esc(side(v.replayedSeq))} <span class="dim">at <code>${esc(v.place)}</code></span>${
+          v.fields.length === 0
+            ? ''
+            : `<table data-table="diff-fields"><thead><tr><th class="text">field</th><th class="text">recorded</th><th class="text">replayed</th></tr></thead><tbody>${v.fields
+                .map(
+                  (f) =>
+                    `<tr data-field="${esc(f.field)}"><td class="text">${esc(f.field)}</td><td class="text">${esc(value(f.recorded))}</td><td class="text">${esc(value(f.replayed))}</td></tr>`,
+                )
+                .join('')}</tbody></table>`
+        }</li>`,
+    )
+    .join('');
+  const shown = d.divergences.length;
+  return `<p data-divergences="${d.diverged}">${count(d.diverged)} message${d.diverged === 1 ? '' : 's'} diverged${shown < d.diverged ? ` (the first ${count(shown)} below; <code>--divergences N</code> keeps more)` : ''}.</p>${streams}${shown === 0 ? '' : `<ol class="divergences">${items}</ol>`}`;
 }
 
 function liveSection(): string {

@@ -1,0 +1,163 @@
+/**
+ * A replay's diff in the lake: one stream of the replay process, tagged `divergences`, holding one
+ * block whose objects part is a JSON document (`StoredDiff`): the per-stream summary and the
+ * first divergences.
+ *
+ * Why JSON and not records: the record streams (`recordStreamInfo`) are fixed-width layouts that
+ * the ETL decodes into Parquet partitions, one source-table kind at a time. A divergence is mostly
+ * text of unbounded length (its place in the tree, the differing fields' values): in a fixed
+ * string field it would be cut, and a cut value is a silent loss. The document is small (the
+ * summary and at most `--divergences` divergences, written once per replay), so the analytics
+ * read it whole when they look at the lake and make the tables `replay_diffs`,
+ * `replay_diff_streams` and `replay_divergences` of it (see `createViews`).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IngestionService } from '../ingestion/service.js';
+import { TelemetrySink } from '../sink/sink.js';
+import {
+  type Block,
+  compressPart,
+  formatRfc3339Ns,
+  type ProcessInfo,
+  rfc3339ToEpochNs,
+  type StreamInfo,
+} from '../wire/index.js';
+
+/** The tag of a replay's diff stream. */
+export const DIVERGENCES_TAG = 'divergences';
+
+/** The `format` property of a diff stream: what its block's objects part holds. */
+export const DIVERGENCES_FORMAT = 'dorsal.replay-diff.v1+json';
+
+/** How one stream compared (see `dorsal replay --diff`). */
+export interface StoredDiffStream {
+  readonly stream: string;
+  readonly matched: number;
+  readonly differing: number;
+  readonly onlyRecorded: number;
+  readonly onlyReplayed: number;
+}
+
+/** One divergence as the lake keeps it. */
+export interface StoredDivergence {
+  readonly kind: 'differs' | 'only-recorded' | 'only-replayed';
+  readonly stream: string;
+  /** Its place in the tree. */
+  readonly place: string;
+  /** Its sequence number in the recording, in the replay (null on the side that lacks it). */
+  readonly recordedSeq: number | null;
+  readonly replayedSeq: number | null;
+  /** For `differs`: each field whose value is not the same. */
+  readonly fields: readonly {
+    readonly field: string;
+    readonly recorded: unknown;
+    readonly replayed: unknown;
+  }[];
+}
+
+/** What a replay's diff found, as stored. */
+export interface StoredDiff {
+  /** The process replayed (the recording). */
+  readonly recording: string;
+  /** Messages that diverged in all. */
+  readonly diverged: number;
+  /** At most this many divergences were kept (`--divergences`). */
+  readonly limit: number;
+  readonly streams: readonly StoredDiffStream[];
+  /** The first divergences, in the order `dorsal replay --diff` printed them. */
+  readonly divergences: readonly StoredDivergence[];
+}
+
+/** The stream of a replay process that holds its diff. */
+export function divergencesStreamInfo(processId: string, diff: StoredDiff): StreamInfo {
+  return {
+    streamId: randomUUID(),
+    processId,
+    tags: [DIVERGENCES_TAG],
+    dependenciesLayouts: [],
+    objectsLayouts: [],
+    properties: {
+      name: 'divergences',
+      format: DIVERGENCES_FORMAT,
+      replay_of: diff.recording,
+      diverged: String(diff.diverged),
+      limit: String(diff.limit),
+    },
+  };
+}
+
+/**
+ * The one block of a diff stream, timed at `atEpochNs` (default now) on the process's clock: the
+ * end of the replay's last block, so that keeping the diff does not stretch the process's span.
+ */
+export function divergencesBlock(
+  process: ProcessInfo,
+  stream: StreamInfo,
+  diff: StoredDiff,
+  atEpochNs: bigint = BigInt(Date.now()) * 1_000_000n,
+): Block {
+  const startNs = rfc3339ToEpochNs(process.startTime) ?? atEpochNs;
+  const ticks =
+    process.startTicks + Math.round((Number(atEpochNs - startNs) * process.clock.ticksPerSecond) / 1e9);
+  const time = formatRfc3339Ns(atEpochNs);
+  return {
+    blockId: randomUUID(),
+    streamId: stream.streamId,
+    processId: process.processId,
+    beginTime: time,
+    beginTicks: ticks,
+    endTime: time,
+    endTicks: ticks,
+    objectCount: diff.streams.length + diff.divergences.length,
+    payload: {
+      dependencies: compressPart(new Uint8Array(0)),
+      objects: compressPart(new TextEncoder().encode(JSON.stringify(diff))),
+    },
+  };
+}
+
+/** Where the diff goes: the embedded lake's ingestion service, or an ingestion URL. */
+export type DiffTarget =
+  | { readonly service: IngestionService }
+  | { readonly url: string; readonly key?: string };
+
+/**
+ * Sends a replay's diff to the lake as a stream of its process (the process record again first:
+ * ingestion keeps the first it got). Rejects when the block did not reach the lake.
+ */
+export async function recordDiff(
+  target: DiffTarget,
+  process: ProcessInfo,
+  diff: StoredDiff,
+  options: { readonly atEpochNs?: bigint; readonly timeoutMs?: number } = {},
+): Promise<void> {
+  const sink = new TelemetrySink({
+    target: 'service' in target ? target.service : target.url,
+    ...('url' in target && target.key !== undefined ? { key: target.key } : {}),
+    process,
+  });
+  const stream = divergencesStreamInfo(process.processId, diff);
+  sink.addStream(stream);
+  sink.push(divergencesBlock(process, stream, diff, options.atEpochNs));
+  const stats = await sink.close({ timeoutMs: options.timeoutMs ?? 10_000 });
+  if (stats.sent !== 1) {
+    throw new Error(
+      `the diff did not reach the lake${stats.lastError === undefined ? '' : `: ${stats.lastError}`}`,
+    );
+  }
+}
+
+/** The diff a diff stream's block holds (its objects part, decompressed); throws on another document. */
+export function parseStoredDiff(objects: Uint8Array): StoredDiff {
+  const diff = JSON.parse(new TextDecoder().decode(objects)) as Partial<StoredDiff>;
+  if (
+    typeof diff !== 'object' ||
+    diff === null ||
+    !Array.isArray(diff.streams) ||
+    !Array.isArray(diff.divergences) ||
+    typeof diff.diverged !== 'number'
+  ) {
+    throw new Error('a divergences block holds no replay diff');
+  }
+  return diff as StoredDiff;
+}
