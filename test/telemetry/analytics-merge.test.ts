@@ -1,24 +1,15 @@
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { System } from '../../src/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
-import { spine } from '../fixtures/actors/spine.js';
-import { until } from '../helpers/until.js';
+import { runPersistedPipeline } from './analytics-checks.js';
 import { tempDir } from './fixtures.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 const TICKS = 600;
 
 it('answers from the small partitions when a block they hold can no longer be read to merge them', async () => {
   const { dir, cleanup } = tempDir('dorsal-merge-');
   try {
-    const system = new System(spine, { persist: { data: dir, blockMs: 50, blockBytes: 2048 } });
-    system.spawn(fixture('feed'), { args: { count: TICKS, perLoop: 10 } });
-    system.spawn(fixture('strategy'));
-    system.spawn(fixture('gateway'));
-    await system.start();
-    await until(() => system.spine.queue(2).stats().published === 2 * TICKS, 'every fill');
-    await system.stop();
+    await runPersistedPipeline({ data: dir, blockMs: 50, blockBytes: 2048 }, TICKS);
     const analytics = await Analytics.open({
       lake: { data: dir },
       cacheDir: join(dir, 'analytics'),

@@ -2,17 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { System } from '../../src/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { LakePartitionStore } from '../../src/telemetry/analytics/lake-partitions.js';
 import type { PartitionRow } from '../../src/telemetry/analytics/partitions.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
-import { spine } from '../fixtures/actors/spine.js';
-import { until } from '../helpers/until.js';
+import { runPersistedPipeline } from './analytics-checks.js';
 import { tempDir } from './fixtures.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 const TICKS = 200;
 
 /**
@@ -41,13 +38,7 @@ describe('two analytics over one lake', () => {
   let processId: string;
 
   beforeAll(async () => {
-    const system = new System(spine, { persist: { data: dir, blockMs: 50, blockBytes: 4096 } });
-    system.spawn(fixture('feed'), { args: { count: TICKS, perLoop: 10 } });
-    system.spawn(fixture('strategy'));
-    system.spawn(fixture('gateway'));
-    await system.start();
-    await until(() => system.spine.queue(2).stats().published === 2 * TICKS, 'every fill');
-    await system.stop();
+    await runPersistedPipeline({ data: dir, blockMs: 50, blockBytes: 4096 }, TICKS);
     const lake = Lake.open({ data: dir });
     processId = (await lake.processes())[0]!.processId;
     await lake.close();

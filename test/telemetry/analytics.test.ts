@@ -9,21 +9,15 @@ import { LakeNotFoundError } from '../../src/telemetry/errors.js';
 import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { Fill, Order, spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
+import { runPersistedPipeline } from './analytics-checks.js';
 import { tempDir } from './fixtures.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 const TICKS = 3000;
 
 /** A tick → two orders → a fill each, persisted into `data`, run until every fill is out. */
-async function runPipeline(data: string, ticks: number, blockBytes = 16 * 1024): Promise<SystemReport> {
-  const system = new System(spine, { persist: { data, blockMs: 50, blockBytes } });
-  system.spawn(fixture('feed'), { args: { count: ticks, perLoop: 10 } });
-  system.spawn(fixture('strategy'));
-  system.spawn(fixture('gateway'));
-  await system.start();
-  await until(() => system.spine.queue(2).stats().published === 2 * ticks, 'every fill');
-  return system.stop();
-}
+const runPipeline = (data: string, ticks: number, blockBytes = 16 * 1024): Promise<SystemReport> =>
+  runPersistedPipeline({ data, blockMs: 50, blockBytes }, ticks);
 
 const n = (value: unknown) => Number(value);
 

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handlerSlice } from '../../src/cli/chrome-trace.js';
 import { exportTrace } from '../../src/cli/trace-export.js';
-import { System } from '../../src/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { LocalPartitionStore } from '../../src/telemetry/analytics/local-partitions.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
@@ -13,12 +12,10 @@ import {
   decompressPart,
   encodePayloadBlob,
 } from '../../src/telemetry/wire/payload.js';
-import { spine } from '../fixtures/actors/spine.js';
-import { until } from '../helpers/until.js';
+import { runPersistedPipeline } from './analytics-checks.js';
 import { runDorsal } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 const TICKS = 40;
 /** Handler calls whose start time the damage makes NaN. */
 const DAMAGED = 6;
@@ -35,13 +32,7 @@ describe('dorsal trace of a damaged recording', () => {
   let timings = 0;
 
   beforeAll(async () => {
-    const system = new System(spine, { persist: { data: dir, blockBytes: 2048 } });
-    system.spawn(fixture('feed'), { args: { count: TICKS, perLoop: 10 } });
-    system.spawn(fixture('strategy'));
-    system.spawn(fixture('gateway'));
-    await system.start();
-    await until(() => system.spine.queue(2).stats().published === 2 * TICKS, 'every fill');
-    await system.stop();
+    await runPersistedPipeline({ data: dir, blockBytes: 2048 }, TICKS);
     // Some handler calls' start times, read with partitions kept out of the lake (the damage
     // below would not reach partitions already made).
     const probe = await Analytics.open({

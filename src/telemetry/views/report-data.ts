@@ -1,6 +1,7 @@
 import type { QueryScope } from '../analytics/query.js';
 import type { AnalyticsQuestions, MessageTree, PercentileRow } from '../analytics/questions.js';
 import { quoteLiteral } from '../analytics/sql.js';
+import type { StoredDiffStream, StoredDivergence } from '../persist/replay-diff.js';
 
 /** Latency histogram buckets per decade: bucket `b` holds latencies in [10^(b/10), 10^((b+1)/10)) ns. */
 export const BUCKETS_PER_DECADE = 10;
@@ -33,25 +34,9 @@ export interface ReportDiff {
   readonly limit: number;
   /** Why the diff's block could not be read, if it could not. */
   readonly error?: string;
-  readonly streams: readonly {
-    readonly stream: string;
-    readonly matched: number;
-    readonly differing: number;
-    readonly onlyRecorded: number;
-    readonly onlyReplayed: number;
-  }[];
-  readonly divergences: readonly {
-    readonly kind: string;
-    readonly stream: string;
-    readonly place: string;
-    readonly recordedSeq: number | null;
-    readonly replayedSeq: number | null;
-    readonly fields: readonly {
-      readonly field: string;
-      readonly recorded: unknown;
-      readonly replayed: unknown;
-    }[];
-  }[];
+  readonly streams: readonly StoredDiffStream[];
+  /** As stored, the kind read back as text. */
+  readonly divergences: readonly (Omit<StoredDivergence, 'kind'> & { readonly kind: string })[];
 }
 
 /** Messages an actor published on a stream. */
