@@ -1,11 +1,11 @@
 /**
  * The same 3-hop pipeline on bare SeqlockQueues, without tracking: the source stamps the send
  * time in the message itself, relays copy, the sink records now − sent. Each thread waits with
- * the same adaptive strategy the actors use. The first `warmup` messages are not recorded.
+ * the same adaptive strategy the actors use. The first `warmup` messages are not reported.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AdaptiveWaitStrategy, Clock, CoreBudget, SeqlockQueue } from '../../src/index.js';
-import { Hop, latencyHistogram, latencyReport } from './spine.js';
+import { Hop, LatencyRecorder } from './spine.js';
 
 const { role, input, output, count, warmup, intervalNs, clockBase, budget, member } = workerData as {
   role: 'source' | 'relay' | 'sink';
@@ -43,15 +43,14 @@ if (role === 'source') {
   const queue = SeqlockQueue.attach(Hop, input!);
   const consumer = queue.consumer({ wait, signal: cores.parker(queue.signal) });
   const producer = output ? SeqlockQueue.attach(Hop, output).producer() : undefined;
-  const histogram = latencyHistogram();
+  const latencies = new LatencyRecorder(warmup);
   parentPort!.postMessage({ type: 'ready' });
   for (let seen = 0; seen < count && consumer.take(msg); seen++) {
     if (producer) producer.publish(msg);
-    else if (msg.n >= warmup) histogram.recordValue(Math.max(1, Math.round(clock.now() - msg.a)));
+    else latencies.record(msg.n, clock.now() - msg.a);
   }
   if (producer) parentPort!.postMessage({ type: 'done' });
   else {
-    const report = latencyReport(histogram);
-    parentPort!.postMessage(report);
+    parentPort!.postMessage(latencies.report());
   }
 }

@@ -14,7 +14,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Clock } from '../../src/spine/clock.js';
-import { FLOOR_SLOT_F64, FLOOR_SLOTS, FLOOR_SLOTS_F64, latencyHistogram, latencyReport } from './spine.js';
+import { FLOOR_SLOT_F64, FLOOR_SLOTS, FLOOR_SLOTS_F64, LatencyRecorder } from './spine.js';
 
 const { side, links, count, warmup, intervalNs, clockBase } = workerData as {
   side: 'left' | 'right';
@@ -72,7 +72,7 @@ const HEAD = 0;
     parentPort!.postMessage({ type: 'done' });
   } else {
     // Relay1 and sink.
-    const histogram = latencyHistogram();
+    const latencies = new LatencyRecorder(warmup);
     let relayed = 0;
     let received = 0;
     while (received < count) {
@@ -80,11 +80,10 @@ const HEAD = 0;
       while (relayed < Atomics.load(hop1.i32, HEAD)) relay(hop1, hop2, relayed++);
       while (received < Atomics.load(hop3.i32, HEAD)) {
         const at = SLOTS_F64 + (received & mask) * SLOT_F64;
-        if (received >= warmup)
-          histogram.recordValue(Math.max(1, Math.round(clock.now() - hop3.f64[at + 1]!)));
+        latencies.record(received, clock.now() - hop3.f64[at + 1]!);
         received++;
       }
     }
-    parentPort!.postMessage(latencyReport(histogram));
+    parentPort!.postMessage(latencies.report());
   }
 }

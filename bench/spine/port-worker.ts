@@ -1,11 +1,11 @@
 /**
  * The same 3-hop pipeline over MessagePorts: each hop forwards the message object to the next
  * port. A worker plays one or more roles (`roles`), as the actors of a thread do. The first
- * `warmup` messages are not recorded.
+ * `warmup` messages are not reported.
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { Clock } from '../../src/index.js';
-import { latencyHistogram, latencyReport } from './spine.js';
+import { LatencyRecorder } from './spine.js';
 
 interface RoleSpec {
   role: 'source' | 'relay' | 'sink';
@@ -35,11 +35,11 @@ for (const { role, input, output } of roles) {
   } else if (role === 'relay') {
     input!.on('message', (m: Msg) => output!.postMessage(m));
   } else {
-    const histogram = latencyHistogram();
+    const latencies = new LatencyRecorder(warmup);
     let seen = 0;
     input!.on('message', (m: Msg) => {
-      if (m.n >= warmup) histogram.recordValue(Math.max(1, Math.round(clock.now() - m.a)));
-      if (++seen === count) parentPort!.postMessage(latencyReport(histogram));
+      latencies.record(m.n, clock.now() - m.a);
+      if (++seen === count) parentPort!.postMessage(latencies.report());
     });
   }
 }

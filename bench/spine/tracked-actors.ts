@@ -4,10 +4,10 @@
  * stream and produces the next (origin and parent ride along); the sink records, per message,
  * spine clock now − origin_t into an HDR histogram and broadcasts the percentiles once it has
  * seen the last message (or at exit, if that one never came). The first `warmup` messages are not
- * recorded.
+ * reported (see LatencyRecorder).
  */
 import { Actor, type Handler, type SpineAdapter } from '../../src/index.js';
-import { latencyHistogram, latencyReport, type PipelineSpine } from './spine.js';
+import { LatencyRecorder, type PipelineSpine } from './spine.js';
 
 type Role = 'source' | 'relay1' | 'relay2' | 'sink';
 interface Args {
@@ -22,7 +22,7 @@ export default class HopActor extends Actor<PipelineSpine> {
   readonly name: string;
   override readonly idleTimeoutMs: number;
   private readonly args: Args;
-  private readonly histogram = latencyHistogram();
+  private readonly latencies: LatencyRecorder;
   private readonly msg = { n: 0, a: 1, b: 2, c: 3 };
   private sent = 0;
   private next = 0;
@@ -31,6 +31,7 @@ export default class HopActor extends Actor<PipelineSpine> {
   constructor(args: Args) {
     super();
     this.args = args;
+    this.latencies = new LatencyRecorder(args.warmup);
     this.name = args.role;
     this.idleTimeoutMs = args.role === 'source' ? 0.05 : Number(process.env.RELAY_IDLE ?? 50);
   }
@@ -44,8 +45,7 @@ export default class HopActor extends Actor<PipelineSpine> {
     producers.produce('hop3', m);
   };
   private readonly sink: Handler<PipelineSpine, 'hop3'> = (m, _producers, meta) => {
-    if (m.n < this.args.warmup) return;
-    this.histogram.recordValue(Math.max(1, Math.round(this.adapter!.now() - meta.tracking.origin_t)));
+    this.latencies.record(m.n, this.adapter!.now() - meta.tracking.origin_t);
     if (m.n === this.args.count - 1) this.report();
   };
 
@@ -87,7 +87,7 @@ export default class HopActor extends Actor<PipelineSpine> {
     if (this.reported) return;
     this.reported = true;
     const channel = new BroadcastChannel(this.args.channel);
-    channel.postMessage(latencyReport(this.histogram));
+    channel.postMessage(this.latencies.report());
     channel.close();
   }
 }

@@ -10,6 +10,7 @@ import {
 import type { Recorded } from '../fixtures/actors/recorder.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
+import { firstMessage, startWorker } from '../helpers/workers.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 
@@ -192,6 +193,35 @@ describe('System lifecycle', () => {
     const produced = report.actors.find((a) => a.name === 'feed')!.streams[0]!.produced;
     const strategy = report.actors.find((a) => a.name === 'strategy')!.streams[0]!;
     expect(strategy.handled + strategy.lost).toBe(produced);
+  });
+});
+
+describe("an actor thread's event loop", () => {
+  it('gets a turn when the System posted a message or an actor holds a handle of its own, not otherwise', async () => {
+    const worker = startWorker(new URL('../fixtures/event-loop-probe.ts', import.meta.url), {});
+    const answers = await firstMessage<Record<string, boolean>>(worker);
+    await worker.terminate();
+    expect(answers).toEqual({
+      atRest: false,
+      withTimer: true,
+      afterClearTimeout: false,
+      afterWake: true,
+      afterWakeSeen: false,
+      withOwnPort: true,
+    });
+  });
+
+  it("runs a busy actor's timers, unref'd timers and promise callbacks", async () => {
+    const system = new System(spine);
+    system.spawn(fixture('event-loop-user'));
+    await system.start();
+    // The actor publishes a fill only once all three ran; its ticks show its thread never rested.
+    await until(
+      () => system.spine.queue(2).stats().published === 1,
+      "the actor's timers and promises to run",
+    );
+    const report = await system.stop();
+    expect(report.streams.find((s) => s.stream === 'ticks')!.published).toBeGreaterThan(1);
   });
 });
 
