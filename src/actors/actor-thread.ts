@@ -15,24 +15,10 @@ export interface RunningActor {
   readonly adapter: SpineAdapter<unknown>;
 }
 
-/** How often a busy thread looks whether its event loop wants a turn (see `eventLoopWanted`). */
+/** How often a busy thread lets its event loop run (timers, I/O, messages from the System). */
 const EVENT_LOOP_EVERY_NS = 5e6;
-/** The least time between two such looks by an idle thread. */
+/** The least time between two turns of the event loop of an idle thread. */
 const EVENT_LOOP_MIN_GAP_NS = 1e6;
-/** The longest a thread goes without a turn of its event loop: Node's and V8's own tasks run there. */
-const EVENT_LOOP_HOUSEKEEPING_NS = 100e6;
-
-/**
- * The kinds of handle and request a thread holds (`process.getActiveResourcesInfo()`), counted:
- * a thread compares what it holds now with what it held before its actors loaded.
- */
-export type ResourceCounts = ReadonlyMap<string, number>;
-
-export function activeResources(): ResourceCounts {
-  const counts = new Map<string, number>();
-  for (const kind of process.getActiveResourcesInfo()) counts.set(kind, (counts.get(kind) ?? 0) + 1);
-  return counts;
-}
 
 /**
  * Runs the actors of one thread round-robin until the system's phase says exit. A round in
@@ -53,26 +39,15 @@ export class ActorThread implements WaitCondition {
   private readonly strategy: WaitStrategy;
   private readonly parker: Parker;
   private parkedPhase: number = Phase.STARTING;
-  /** What the thread held before its actors loaded (see `eventLoopWanted`). */
-  private readonly ownResources: ResourceCounts;
-  /** The wake count at the last turn of the event loop. */
-  private wakesSeen = 0;
 
-  /**
-   * `activity`: the thread's, shared with its actors' adapters. `ownResources`: the handles the
-   * thread held before its actors loaded (its port to the System).
-   */
+  /** `activity`: the thread's, shared with its actors' adapters. */
   constructor(
     spine: Spine,
     worker: number,
     actors: readonly RunningActor[],
     wait: WaitStrategyName = 'adaptive',
     private readonly activity: ThreadActivity = new ThreadActivity(spine.control, worker),
-    ownResources: ResourceCounts = new Map(),
   ) {
-    this.ownResources = ownResources;
-    // A wake-up from now on (a message posted by the System) asks for a turn of the event loop.
-    this.wakesSeen = spine.control.wakeCount(worker);
     this.spine = spine;
     const clock = spine.clock;
     // The spine clock reads without allocating; performance.now() made garbage on every spin.
@@ -110,7 +85,6 @@ export class ActorThread implements WaitCondition {
     const control = this.spine.control;
     const clock = this.spine.clock;
     let lastYield = clock.now();
-    let lastTurn = lastYield;
     for (;;) {
       const phase = control.phase;
       if (phase === Phase.EXITING) return;
@@ -130,43 +104,16 @@ export class ActorThread implements WaitCondition {
         this.parkedPhase = phase;
         timedOut = !this.strategy.wait(this, this.parker, this.parkTimeoutMs());
       }
-      // A wake-up by a message goes straight back to the actors. After a timed-out park or every
-      // few milliseconds of work, but not more than once per EVENT_LOOP_MIN_GAP_NS (a time-driven
-      // actor, with a short idleTimeoutMs, times out often), the thread lets the promise callbacks
-      // of its actors run, and gives its event loop a turn if something waits for one. A turn
-      // costs µs at best and, when Node or V8 run their tasks in it, a millisecond: taken every
-      // millisecond, turns made the tail of a 2-thread pipeline (its p99) ten times the floor's.
+      // A wake-up by a message goes straight back to the actors; the event loop gets its turn
+      // after a timed-out park or every few milliseconds of work, but not more than once per
+      // EVENT_LOOP_MIN_GAP_NS: a time-driven actor (a short idleTimeoutMs) times out often.
       const now = clock.now();
       const sinceYield = now - lastYield;
       if ((timedOut && sinceYield > EVENT_LOOP_MIN_GAP_NS) || sinceYield > EVENT_LOOP_EVERY_NS) {
+        await yieldToEventLoop();
         lastYield = now;
-        if (now - lastTurn > EVENT_LOOP_HOUSEKEEPING_NS || this.eventLoopWanted()) {
-          await yieldToEventLoop();
-          lastTurn = now;
-        } else {
-          // A microtask checkpoint only: the actors' resolved promises go on.
-          await undefined;
-        }
       }
     }
-  }
-
-  /**
-   * True when the event loop has something to do: the System posted a message (it wakes the
-   * thread after posting, see `SpineControl.wakeWorker`), or an actor holds a timer, a socket, a
-   * file request or a port of its own (a handle the thread did not hold before its actors loaded).
-   * An unref'd timer is not seen: it fires at the housekeeping turn, within EVENT_LOOP_HOUSEKEEPING_NS.
-   * @internal
-   */
-  eventLoopWanted(): boolean {
-    const wakes = this.spine.control.wakeCount(this.worker);
-    if (wakes !== this.wakesSeen) {
-      this.wakesSeen = wakes;
-      return true;
-    }
-    for (const [kind, count] of activeResources())
-      if (count > (this.ownResources.get(kind) ?? 0)) return true;
-    return false;
   }
 
   /**

@@ -16,7 +16,7 @@ export interface SpawnOptions {
   readonly restarts?: number;
   /**
    * How the actor's thread waits when idle: 'adaptive' (default: spin ~10 µs, then park; up to
-   * 1 ms while the system has no more threads than cores), 'blocking', 'spin-then-yield' or
+   * 200 µs while the system has no more threads than cores), 'blocking', 'spin-then-yield' or
    * 'busy-spin' (lowest latency; only while busy-spinning threads are fewer than cores). Actors
    * sharing a thread must agree.
    */

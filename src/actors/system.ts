@@ -169,7 +169,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       // Observers already running learn of the newcomer's timing queue.
       const message: ToWorker = { type: 'timing-queue', actor: entry.id, buffer: timing.buffer };
       for (const t of this.threads.values()) {
-        if (t.status === 'running' || t.status === 'starting') this.post(t, message);
+        if (t.status === 'running' || t.status === 'starting') t.worker?.postMessage(message);
       }
     }
     const ready = this.state === 'running' ? this.launch(thread, 'head') : Promise.resolve();
@@ -208,7 +208,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         (t) =>
           new Promise<void>((resolve) => {
             t.namesReceived = resolve;
-            this.post(t, { type: 'names', names: this.names(), ack: true });
+            t.worker?.postMessage({ type: 'names', names: this.names(), ack: true } satisfies ToWorker);
           }),
       ),
     );
@@ -493,17 +493,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
   private broadcastNames(): void {
     const message: ToWorker = { type: 'names', names: this.names() };
-    for (const t of this.threads.values()) if (t.status === 'running') this.post(t, message);
-  }
-
-  /**
-   * Posts a message to a thread and wakes it: a thread gives its event loop a turn (where the
-   * message is read) only when something asks for one (see ActorThread), and this wake-up does.
-   */
-  private post(thread: ThreadState, message: ToWorker): void {
-    if (thread.worker === undefined) return;
-    thread.worker.postMessage(message);
-    this.spine.control.wakeWorker(thread.index);
+    for (const t of this.threads.values()) if (t.status === 'running') t.worker?.postMessage(message);
   }
 }
 

@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Spine, SpineAdapter, ThreadActivity } from '../spine/index.js';
 import { bindThreadInstrumentation } from '../telemetry/instrumentation/index.js';
 import { Actor } from './actor.js';
-import { ActorThread, activeResources, type RunningActor } from './actor-thread.js';
+import { ActorThread, type RunningActor } from './actor-thread.js';
 import {
   type ActorAssignment,
   type ActorReport,
@@ -33,10 +33,6 @@ port.on('message', (message: ToWorker) => {
     spine.attachTimingQueue(message.actor, message.buffer);
   }
 });
-
-// What the thread holds before any actor module loads (its port to the System): an actor's own
-// timers, sockets and ports are what it holds beyond this (see ActorThread).
-const ownResources = activeResources();
 
 async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningActor> {
   const module = (await import(assignment.module)) as { default?: unknown };
@@ -73,7 +69,7 @@ async function main(): Promise<void> {
       return;
     }
   }
-  const thread = new ActorThread(spine, data.worker, actors, data.wait, activity, ownResources);
+  const thread = new ActorThread(spine, data.worker, actors, data.wait, activity);
   let stage: 'init' | 'run' | 'exit' = 'init';
   try {
     for (const running of actors) {

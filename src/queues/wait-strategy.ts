@@ -132,13 +132,10 @@ export class BlockingWaitStrategy implements WaitStrategy {
  * - The short spin (`spinMicros`, default 10 µs) always runs: enough for a burst to flow without
  *   a futex round trip, short enough that threads outnumbering the cores (the normal case on
  *   2 cores) do not starve the ones with work.
- * - The long spin (`freeCoreSpinMicros`, default 1 ms) follows when the parker says each thread
+ * - The long spin (`freeCoreSpinMicros`, default 200 µs) follows when the parker says each thread
  *   has a core (a `CoreBudget` counts the threads of the system against the cores): two threads
  *   of a pipeline on two cores then hand messages over in a few microseconds instead of a futex
- *   wake-up of tens. A parker without a budget (a bare Signal) gets the short spin only. At
- *   200 µs, a 2-thread pipeline at 20k msg/s parked 60–180 times in 2 s (whenever the other
- *   thread was descheduled that long), and a parked thread gives its core away: on a busy
- *   machine it may wait a scheduler slice (ms) to get it back. At 1 ms: 20–50 parks.
+ *   wake-up of tens. A parker without a budget (a bare Signal) gets the short spin only.
  *
  * Idle, a thread burns at most one spin per wake-up: five idle actors cost almost nothing.
  */
@@ -150,7 +147,7 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
 
   constructor(options: { spinMicros?: number; freeCoreSpinMicros?: number } & WaitClockOptions = {}) {
     this.spinMs = nonNegative('spinMicros', options.spinMicros ?? 10) / 1000;
-    this.freeCoreSpinMs = nonNegative('freeCoreSpinMicros', options.freeCoreSpinMicros ?? 1000) / 1000;
+    this.freeCoreSpinMs = nonNegative('freeCoreSpinMicros', options.freeCoreSpinMicros ?? 200) / 1000;
     this.now = clockOf(options);
   }
 

@@ -98,23 +98,6 @@ export class SpineControl {
     for (let w = 0; w < MAX_WORKERS; w++) wake(this.i32, WAKE + w);
   }
 
-  /**
-   * Wakes worker `worker` (parked or not) and counts it on its wake word: the System does so
-   * after it posts the worker a message, which the worker reads on its event loop (see `wakeCount`).
-   */
-  wakeWorker(worker: number): void {
-    wake(this.i32, WAKE + worker);
-  }
-
-  /**
-   * How often worker `worker` was woken (its wake word: producers' wake-ups of it parked, phase
-   * changes, `wakeWorker`). A worker that sees it changed gives its event loop a turn.
-   */
-  wakeCount(worker: number): number {
-    // SC load: pairs with the SC add of `wake`; a message posted before that add is already queued.
-    return Atomics.load(this.i32, WAKE + worker);
-  }
-
   /** The signal producers of stream `index` wake: it reaches the workers parked on that stream. */
   streamSignal(index: number): Signal {
     return this.signals[index]!;

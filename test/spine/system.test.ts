@@ -10,7 +10,6 @@ import {
 import type { Recorded } from '../fixtures/actors/recorder.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
-import { firstMessage, startWorker } from '../helpers/workers.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 
@@ -196,21 +195,7 @@ describe('System lifecycle', () => {
   });
 });
 
-describe("an actor thread's event loop", () => {
-  it('gets a turn when the System posted a message or an actor holds a handle of its own, not otherwise', async () => {
-    const worker = startWorker(new URL('../fixtures/event-loop-probe.ts', import.meta.url), {});
-    const answers = await firstMessage<Record<string, boolean>>(worker);
-    await worker.terminate();
-    expect(answers).toEqual({
-      atRest: false,
-      withTimer: true,
-      afterClearTimeout: false,
-      afterWake: true,
-      afterWakeSeen: false,
-      withOwnPort: true,
-    });
-  });
-
+describe("an actor's event loop", () => {
   it("runs a busy actor's timers, unref'd timers and promise callbacks", async () => {
     const system = new System(spine);
     system.spawn(fixture('event-loop-user'));
