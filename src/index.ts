@@ -40,7 +40,9 @@ export { ConfigError, DorsalError, LayoutError, PoisonedSlotError } from './erro
 export {
   AdaptiveWaitStrategy,
   BlockingWaitStrategy,
+  type BufferViews,
   BusySpinWaitStrategy,
+  type ClaimingProducer,
   Consumer,
   type ConsumerOptions,
   type ConsumerStart,

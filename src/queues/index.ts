@@ -13,7 +13,13 @@ export type {
   ScalarType,
 } from './field-types.js';
 export { defineMessage, Layout, type MessageOfLayout } from './layout.js';
-export { MultiProducer, Producer, type ProducerOptions, type QueueProducer } from './producer.js';
+export {
+  type ClaimingProducer,
+  MultiProducer,
+  Producer,
+  type ProducerOptions,
+  type QueueProducer,
+} from './producer.js';
 export type { AttachOptions, QueueOptions } from './queue-core.js';
 export type { RawSlot } from './raw-slot.js';
 export { type ConsumerStats, type QueueStats, SeqlockQueue } from './seqlock-queue.js';

@@ -57,6 +57,16 @@ export class Layout<M extends object = Record<string, unknown>> {
     return this.description;
   }
 
+  /**
+   * The byte offset of field `field` in an encoded message, for a writer that stores fields into
+   * a claimed slot (see `ClaimingProducer`). A `LayoutError` for a field the layout lacks.
+   */
+  offsetOf(field: keyof M & string): number {
+    const found = this.description.fields.find((f) => f.name === field);
+    if (found === undefined) throw new LayoutError(`message '${this.name}' has no field '${String(field)}'`);
+    return found.offset;
+  }
+
   /** Binds encode/decode to a buffer. Internal to queues; each handle binds its own. */
   bind(views: BufferViews): BoundCodec<M> {
     return this.factory<M>(views);

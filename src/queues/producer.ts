@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import type { BoundCodec } from './codec.js';
+import type { BoundCodec, BufferViews } from './codec.js';
 import type { Layout } from './layout.js';
 import { V8_X86_ORDERING } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
@@ -10,6 +10,10 @@ import { type PoisonedSlot, SlotStall } from './stall.js';
 
 // Header indices as module constants: the hot path reads no namespace object.
 const { PUBLISHED_F64, CLAIM, CLAIMED_F64, SLOT_PAYLOAD_BYTE } = H;
+
+/** `Producer.claimed` with no claim open, and once the producer is closed. */
+const NO_CLAIM = -1;
+const CLOSED = -2;
 
 /** What every producer offers; `publish` is the whole hot path. */
 export interface QueueProducer<M, E = unknown> {
@@ -28,6 +32,36 @@ export interface QueueProducer<M, E = unknown> {
    * producer refuses every later message with a `ConfigError`.
    */
   close(): void;
+}
+
+/**
+ * A single producer that can also write a message in place, as Aeron's `tryClaim` and the
+ * Disruptor's `next`/`publish` do: `claim()` turns the next slot odd (the same SC exchange as
+ * `publish`) and returns the byte offset of its message in `views`; the caller stores each field
+ * at that offset plus the field's offset in the layout (`layout.describe().fields`), then calls
+ * `commit()`, which makes the slot's done version visible after those stores (the same SC store).
+ * No field is checked: what the caller stores is what readers decode.
+ *
+ * Between `claim` and `commit` nothing else may be called on the producer and nothing may throw:
+ * a slot left odd is, to its consumers, a writer that died mid-write, which they skip as poisoned
+ * once the queue's poison timeout has passed.
+ *
+ * @example
+ * const producer = queue.claimingProducer();
+ * const { f64 } = producer.views;
+ * const at = producer.claim();
+ * f64[(at + PRICE_OFFSET) >> 3] = 101.5;
+ * producer.commit();
+ */
+export interface ClaimingProducer<M, E = unknown> extends QueueProducer<M, E> {
+  /** Typed views over the queue's buffer, for the stores between `claim` and `commit`. */
+  readonly views: BufferViews;
+  /** Turns the next slot odd; returns the byte offset of its message. A `ConfigError` if closed or claimed. */
+  claim(): number;
+  /** Publishes the claimed slot; returns its sequence (mod 2^32). A `ConfigError` without a claim. */
+  commit(): number;
+  /** The sequence (mod 2^32) the next claim or publish takes: its slot is `sequence % capacity`. */
+  readonly sequence: number;
 }
 
 export interface ProducerOptions {
@@ -132,7 +166,7 @@ abstract class ProducerBase<M, E> {
  * never looks at consumers: a consumer that falls a lap behind finds out by itself and counts its
  * loss.
  */
-export class Producer<M, E = null> extends ProducerBase<M, E> implements QueueProducer<M, E> {
+export class Producer<M, E = null> extends ProducerBase<M, E> implements ClaimingProducer<M, E> {
   private readonly f64: Float64Array;
   // Geometry copied into fields, read on every publish.
   private readonly slotsByte: number;
@@ -140,6 +174,11 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
   private readonly mask: number;
   private seq: number;
   private total: number;
+  /** `total` when this producer started: what it published is the difference. */
+  private readonly startTotal: number;
+  /** The done and writing versions of the current lap (they change once per lap). */
+  private lapDone: number;
+  private lapWriting: number;
   /** The epoch word of `total`'s message (see SequenceMath). */
   private epoch: number;
 
@@ -158,40 +197,98 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements QueuePr
     // Resume after whatever an earlier producer of this queue published: its count, checked
     // against the slots (a predecessor that died stored it without synchronizing with us).
     this.total = core.checkedPublished();
+    this.startTotal = this.total;
     this.seq = this.total >>> 0;
     this.epoch = epochOf(this.total);
+    this.lapDone = core.seq.doneVersion(this.seq);
+    this.lapWriting = core.seq.writingVersion(this.lapDone);
   }
 
   publish(msg: M): number {
     // Validation throws before the slot is touched: a slot is never left odd by a bad message.
-    // A closed producer's codec refuses every message, so the hot path tests no flag.
+    // A closed producer's codec refuses every message; a claim not committed is refused here.
     this.codec.check(msg);
+    if (this.claimed >= 0) this.refuseClaim();
+    const versionIndex = this.begin();
+    this.writePayload(versionIndex << 2, msg);
+    return this.end(versionIndex);
+  }
+
+  claim(): number {
+    // One compare for both refusals: `close` sets CLOSED.
+    if (this.claimed !== NO_CLAIM) this.refuseClaim();
+    const versionIndex = this.begin();
+    const slot = versionIndex << 2;
+    if (this.envelopeCodec !== null) this.envelopeCodec.write(slot + SLOT_PAYLOAD_BYTE, this.envelope);
+    this.claimed = versionIndex;
+    return slot + this.core.messageByte;
+  }
+
+  commit(): number {
+    const versionIndex = this.claimed;
+    if (versionIndex < 0)
+      throw new ConfigError(`commit() of a producer of '${this.core.layoutName}' without a claim()`);
+    this.claimed = NO_CLAIM;
+    return this.end(versionIndex);
+  }
+
+  get views(): BufferViews {
+    return this.core.views;
+  }
+
+  get sequence(): number {
+    return this.seq;
+  }
+
+  /** The version word index of the slot claimed and not committed yet; NO_CLAIM, or CLOSED. */
+  private claimed = NO_CLAIM;
+
+  private refuseClaim(): never {
+    const what = this.claimed === CLOSED ? 'is closed' : 'has a claim not committed yet';
+    throw new ConfigError(`this producer of '${this.core.layoutName}' ${what}`);
+  }
+
+  /** Turns the next sequence's slot odd and stores its epoch; returns its version word's index. */
+  private begin(): number {
     const i32 = this.i32;
-    const seq = this.seq;
-    const slot = this.slotsByte + (seq & this.mask) * this.stride;
-    const versionIndex = slot >> 2;
-    const done = this.core.seq.doneVersion(seq);
-    const writing = this.core.seq.writingVersion(done);
+    const versionIndex = (this.slotsByte + (this.seq & this.mask) * this.stride) >> 2;
     // Opted-in x86 path: a plain store, kept before the payload stores by x86 and by V8's order.
-    if (V8_X86_ORDERING) i32[versionIndex] = writing;
+    if (V8_X86_ORDERING) i32[versionIndex] = this.lapWriting;
     // SC read-modify-write to odd: it reads from the last consumer re-check of this slot (an RMW
     // too), which synchronizes-with it, so no consumer's copy can read the stores below.
-    else Atomics.exchange(i32, versionIndex, writing);
+    else Atomics.exchange(i32, versionIndex, this.lapWriting);
     i32[versionIndex + 1] = this.epoch;
-    this.writePayload(slot, msg);
-    const sleeping = this.finish(i32, versionIndex, done);
+    return versionIndex;
+  }
+
+  /** Makes the slot of `begin` visible with its done version, counts it, wakes sleepers; returns its sequence. */
+  private end(versionIndex: number): number {
+    const seq = this.seq;
+    const sleeping = this.finish(this.i32, versionIndex, this.lapDone);
     const next = (seq + 1) >>> 0;
     this.seq = next;
-    if (next === 0) this.epoch++;
+    // A new lap (the first slot again): its versions.
+    if ((next & this.mask) === 0) this.startLap(next);
     // Plain store of the exact count, for monitoring, new consumers' start and lapped consumers'
     // resynchronization (the slot versions are the protocol; this is a hint for them).
     this.f64[PUBLISHED_F64] = ++this.total;
-    this.count++;
     if (sleeping !== 0) this.signal.wakeAll();
     return seq;
   }
 
+  /** The done and writing versions of the lap of `seq`, and its epoch after the 32-bit wrap. */
+  private startLap(seq: number): void {
+    this.lapDone = this.core.seq.doneVersion(seq);
+    this.lapWriting = this.core.seq.writingVersion(this.lapDone);
+    if (seq === 0) this.epoch++;
+  }
+
+  override get published(): number {
+    return this.total - this.startTotal;
+  }
+
   close(): void {
+    this.claimed = CLOSED;
     // SC store: the next producer's attach (a CAS on the same word) sees the role released.
     if (this.closeCodec()) Atomics.store(this.i32, H.PRODUCER_ATTACHED, 0);
   }

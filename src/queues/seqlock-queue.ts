@@ -1,7 +1,13 @@
 import { ConfigError } from '../errors.js';
 import { Consumer, type ConsumerOptions } from './consumer.js';
 import type { Layout } from './layout.js';
-import { MultiProducer, Producer, type ProducerOptions, type QueueProducer } from './producer.js';
+import {
+  type ClaimingProducer,
+  MultiProducer,
+  Producer,
+  type ProducerOptions,
+  type QueueProducer,
+} from './producer.js';
 import { QueueCore, type QueueOptions } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
 import { type RawSlot, rawSlotSource, rawSlotWords } from './raw-slot.js';
@@ -109,6 +115,20 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
       );
     }
     return new Producer<M, E>(this.core, this.layout, this.envelope, options);
+  }
+
+  /**
+   * The producer of a single-producer queue, able to write messages in place as well as publish
+   * them (see `ClaimingProducer`). A `ConfigError` on a multi-producer queue, or if the queue
+   * already has its producer.
+   */
+  claimingProducer(options: ProducerOptions = {}): ClaimingProducer<M, E> {
+    if (this.multiProducer) {
+      throw new ConfigError(
+        `queue of '${this.layout.name}' has several producers: claim() is for a single producer`,
+      );
+    }
+    return this.producer(options) as Producer<M, E>;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { intMetric, LogFlags, logger, MAX_STRING_BYTES, metric, span } from '../../src/index.js';
+import { intMetric, LogEvent, LogFlags, logger, MAX_STRING_BYTES, metric, span } from '../../src/index.js';
+import { decodeLog } from '../fixtures/instrumentation/decode.js';
 import { freshBuffers } from './fresh.js';
 
 describe('what a log entry holds, and what it leaves out', () => {
@@ -24,6 +25,41 @@ describe('what a log entry holds, and what it leaves out', () => {
     expect(types!.flags).toBe(LogFlags.PROPERTIES_LEFT_OUT);
     expect(none!.properties).toEqual({});
     expect(none!.flags).toBe(0);
+  });
+
+  it('entries written in place over older laps carry only their own properties, raw bytes included', () => {
+    // A ring of 4 slots: every slot is written again and again, by entries with and without properties.
+    const fresh = freshBuffers({ logCapacity: 4 });
+    const log = logger('laps');
+    const plan = [2, 0, 0, 1, 0, 0, 0, 2, 0, 2, 0, 0, 0, 0, 1, 0];
+    const seen: { properties: Record<string, unknown>; flags: number }[] = [];
+    const raw = fresh.reader.logs.consumer({ from: 'oldest' });
+    const out = LogEvent.create();
+    plan.forEach((kind, n) => {
+      if (kind === 0) log.info('bare');
+      else if (kind === 1) log.info('one', { n, left: { no: 1 } as never });
+      else log.info('two', { n, text: `t${n}` });
+      expect(raw.poll(out)).toBe(true);
+      seen.push({ properties: decodeLog(out, fresh.reader.strings).properties, flags: out.flags });
+      // The slot's bytes, as the persister ships them: no property field of an older entry.
+      if (kind === 0) {
+        expect([out.key0, out.key1, out.type0, out.type1, out.value0, out.text0, out.text1]).toEqual([
+          0,
+          0,
+          0,
+          0,
+          0,
+          '',
+          '',
+        ]);
+      }
+    });
+    expect(seen).toEqual(
+      plan.map((kind, n) => ({
+        properties: kind === 0 ? {} : kind === 1 ? { n } : { n, text: `t${n}` },
+        flags: kind === 1 ? LogFlags.PROPERTIES_LEFT_OUT : 0,
+      })),
+    );
   });
 
   it('a string value over 48 bytes is cut on a whole character, and the entry says so', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, defineMessage, SeqlockQueue } from '../../src/index.js';
+import { ConfigError, defineMessage, LayoutError, SeqlockQueue } from '../../src/index.js';
 import { QueueHeader } from '../../src/queues/queue-header.js';
 
 const Seq = defineMessage('Seq', { n: 'u32', check: 'f64' });
@@ -158,6 +158,60 @@ describe('SeqlockQueue in one thread', () => {
     expect(consumer.take(out)).toBe(true);
     expect(out.n).toBe(5);
     expect(consumer.take(out)).toBe(false);
+  });
+});
+
+describe('claim and commit: a message written in place', () => {
+  const Tracking = defineMessage('Tracking', { origin: 'f64', parent: 'u32' });
+  const N = Seq.offsetOf('n');
+  const CHECK = Seq.offsetOf('check');
+
+  it('what is stored between claim and commit is what consumers read, envelope included, in order with publish', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 4, envelope: Tracking });
+    const consumer = queue.consumer();
+    const producer = queue.claimingProducer();
+    const { u32, f64 } = producer.views;
+    const out = Seq.create();
+    const seen: Array<[number, number, number, number]> = [];
+    // Ten messages through a ring of 4, read as they come: every lap's claim overwrites a slot.
+    for (let n = 0; n < 10; n++) {
+      producer.envelope.origin = n * 10;
+      producer.envelope.parent = n + 100;
+      if (n % 3 === 0) {
+        producer.publish({ n, check: n / 2 });
+      } else {
+        const at = producer.claim();
+        u32[(at + N) >> 2] = n;
+        f64[(at + CHECK) >> 3] = n / 2;
+        // Claimed, not committed: the slot is odd, and a consumer finds nothing to read yet.
+        expect(consumer.poll(out)).toBe(false);
+        expect(producer.commit()).toBe(n);
+      }
+      expect(consumer.poll(out)).toBe(true);
+      seen.push([out.n, out.check, consumer.envelope.origin, consumer.envelope.parent]);
+    }
+    expect(seen).toEqual(Array.from({ length: 10 }, (_, n) => [n, n / 2, n * 10, n + 100]));
+    expect(producer.published).toBe(10);
+    expect(queue.stats().published).toBe(10);
+    expect(consumer.lost).toBe(0);
+  });
+
+  it('refuses a second claim, a commit without a claim, a publish during a claim, a closed producer and several producers', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    const producer = queue.claimingProducer();
+    expect(() => producer.commit()).toThrow(ConfigError);
+    expect(() => producer.commit()).toThrow(/without a claim/);
+    producer.claim();
+    expect(() => producer.claim()).toThrow(/claim not committed/);
+    expect(() => producer.publish({ n: 1, check: 1 })).toThrow(/claim not committed/);
+    producer.commit();
+    // The refusals left nothing behind: one message, readable.
+    expect(queue.stats().published).toBe(1);
+    producer.close();
+    expect(() => producer.claim()).toThrow(/is closed/);
+    const multi = SeqlockQueue.create(Seq, { capacity: 8, multiProducer: true });
+    expect(() => multi.claimingProducer()).toThrow(/several producers/);
+    expect(() => Seq.offsetOf('nope' as 'n')).toThrow(LayoutError);
   });
 });
 

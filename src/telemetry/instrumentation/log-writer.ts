@@ -1,5 +1,12 @@
 import { threadWriter } from './binding.js';
+import { LogEvent } from './events.js';
 import type { Logger } from './logger.js';
+
+const T = LogEvent.offsetOf('t');
+const SPAN = LogEvent.offsetOf('span');
+const TARGET = LogEvent.offsetOf('target');
+const TEMPLATE = LogEvent.offsetOf('template');
+const LEVEL = LogEvent.offsetOf('level');
 
 /** A property's value: numbers and booleans are stored as numbers, strings inline (≤ 48 bytes). */
 export type PropertyValue = number | boolean | string;
@@ -33,15 +40,21 @@ export function writeLog(logger: Logger, level: number, template: string, proper
     logger.lastTemplate = template;
     logger.lastTemplateId = templateId;
   }
-  const out = writer.logOut;
-  out.t = writer.clock.now();
-  out.span = writer.currentSpan();
-  out.level = level;
-  out.target = targetId;
-  out.template = templateId;
-  if (!writer.properties.write(properties)) {
+  const props = writer.properties;
+  if (!props.resolve(properties)) {
     strings.countDroppedForString('logs');
     return;
   }
-  writer.logs.publish(out);
+  // In place: nothing between the claim and the commit can throw.
+  const views = writer.logViews;
+  const logs = writer.logs;
+  const sequence = logs.sequence;
+  const at = logs.claim();
+  views.f64[(at + T) >> 3] = writer.clock.now();
+  views.f64[(at + SPAN) >> 3] = writer.currentSpan();
+  views.u32[(at + TARGET) >> 2] = targetId;
+  views.u32[(at + TEMPLATE) >> 2] = templateId;
+  views.u8[at + LEVEL] = level;
+  props.store(views, at, sequence);
+  logs.commit();
 }

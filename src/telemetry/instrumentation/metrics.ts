@@ -1,5 +1,12 @@
 import { threadWriter } from './binding.js';
-import { MetricKind } from './events.js';
+import { MetricEvent, MetricKind } from './events.js';
+
+const T = MetricEvent.offsetOf('t');
+const VALUE = MetricEvent.offsetOf('value');
+const SPAN = MetricEvent.offsetOf('span');
+const NAME = MetricEvent.offsetOf('name');
+const UNIT = MetricEvent.offsetOf('unit');
+const KIND = MetricEvent.offsetOf('kind');
 
 /**
  * Why `metric` is split in two, and why the writer is called through a variable.
@@ -79,9 +86,8 @@ function writeInteger(name: string, unit: string | undefined): void {
 
 function writeStaged(name: string, unit: string | undefined, kind: number): void {
   const writer = threadWriter();
-  const out = writer.metricOut;
   // The staged value first, before any other work of the writer.
-  out.value = kind === MetricKind.FLOAT ? staged[0]! : Math.trunc(staged[0]!);
+  const value = kind === MetricKind.FLOAT ? staged[0]! : Math.trunc(staged[0]!);
   const strings = writer.strings;
   const nameId = writer.metricName.of(strings, name);
   const unitId = writer.metricUnit.of(strings, unit === undefined ? '' : unit);
@@ -89,10 +95,14 @@ function writeStaged(name: string, unit: string | undefined, kind: number): void
     strings.countDroppedForString('metrics');
     return;
   }
-  out.t = writer.clock.now();
-  out.span = writer.currentSpan();
-  out.name = nameId;
-  out.unit = unitId;
-  out.kind = kind;
-  writer.metrics.publish(out);
+  // In place: nothing between the claim and the commit can throw.
+  const views = writer.metricViews;
+  const at = writer.metrics.claim();
+  views.f64[(at + T) >> 3] = writer.clock.now();
+  views.f64[(at + VALUE) >> 3] = value;
+  views.f64[(at + SPAN) >> 3] = writer.currentSpan();
+  views.u32[(at + NAME) >> 2] = nameId;
+  views.u32[(at + UNIT) >> 2] = unitId;
+  views.u8[at + KIND] = kind;
+  writer.metrics.commit();
 }

@@ -1,7 +1,7 @@
-import { utf8Length } from '../../queues/codec.js';
+import { type BufferViews, utf8Length } from '../../queues/codec.js';
 import { CachedId } from './cached-id.js';
 import {
-  type LogEvent,
+  LogEvent,
   LogFlags,
   MAX_PROPERTIES,
   MAX_TEXT_BYTES,
@@ -11,23 +11,42 @@ import {
 import type { Properties } from './log-writer.js';
 import type { StringInterner } from './string-table.js';
 
+/** Where a log event's property fields sit in its slot: each kind of field is an array of 4. */
+const VALUE0 = LogEvent.offsetOf('value0');
+const KEY0 = LogEvent.offsetOf('key0');
+const TYPE0 = LogEvent.offsetOf('type0');
+const TEXT0 = LogEvent.offsetOf('text0');
+const TEXT1 = LogEvent.offsetOf('text1');
+const FLAGS = LogEvent.offsetOf('flags');
+// The stores below index each kind as an array: the layout must keep them side by side.
+for (let i = 1; i < MAX_PROPERTIES; i++) {
+  const name = (field: string) => `${field}${i}` as keyof LogEvent & string;
+  if (
+    LogEvent.offsetOf(name('value')) !== VALUE0 + 8 * i ||
+    LogEvent.offsetOf(name('key')) !== KEY0 + 4 * i ||
+    LogEvent.offsetOf(name('type')) !== TYPE0 + i
+  ) {
+    throw new Error('LogEvent: its property fields are no longer laid out as arrays');
+  }
+}
+
 /**
- * Fills the property fields of a thread's reused log event: each key interned, each value
- * stored by type. Bounded: the first 4 properties, at most 2 of them strings; the rest are left
- * out and the event says so (`flags`).
+ * Resolves a log entry's properties (each key interned, each value typed) and then stores them
+ * into the entry's claimed slot. Bounded: the first 4 properties, at most 2 of them strings; the
+ * rest are left out and the event says so (`flags`).
  *
  * String values are inline, not interned: a value is data (an order id, an error's text), often
  * of unbounded variety, and would fill the thread's append-only table, after which every event
  * with a new string would be dropped. Inline, a value costs its bytes in this event only and no
  * lookup; it is cut at 48 bytes. Keys are interned: they are as static as the template.
  *
- * The event is reused, so only the slots the previous entry filled are cleared (an entry with no
- * properties after one with none touches no property field). Slots are filled through a switch,
- * not by computed names (`'key' + i`), which would allocate a string per property.
+ * Every property field of the slot is stored, unused ones as zeros (a slot holds whatever the
+ * previous lap left there); an unused text gets length 0. An entry without properties skips the
+ * stores when its slot already holds zeros there (this writer left it so a lap ago): ~8 ns of
+ * the ~60 of such an entry.
  */
 export class PropertyWriter {
   private readonly strings: StringInterner;
-  private readonly out: LogEvent;
   /** The last key of each slot and its id. */
   private readonly keys: readonly CachedId[] = [
     new CachedId(),
@@ -35,18 +54,28 @@ export class PropertyWriter {
     new CachedId(),
     new CachedId(),
   ];
-  /** Slots and inline texts the event's fields hold from the previous entry. */
-  private slots = 0;
+  /** What `resolve` found, per property slot: key id, type, value. */
+  private readonly keyIds = new Uint32Array(MAX_PROPERTIES);
+  private readonly types = new Uint8Array(MAX_PROPERTIES);
+  private readonly values = new Float64Array(MAX_PROPERTIES);
+  private text0 = '';
+  private text1 = '';
+  private count = 0;
   private texts = 0;
+  private flags = 0;
+  /** Per slot of the logs queue: 1 when this writer left its property fields zero (0: unknown). */
+  private readonly clean: Uint8Array;
+  private readonly slotMask: number;
 
-  constructor(strings: StringInterner, out: LogEvent) {
+  /** `capacity`: the logs queue's slots. */
+  constructor(strings: StringInterner, capacity: number) {
     this.strings = strings;
-    this.out = out;
+    this.clean = new Uint8Array(capacity);
+    this.slotMask = capacity - 1;
   }
 
-  /** Fills the fields from `properties`; false if a key could not be interned (drop the entry). */
-  write(properties: Properties | undefined): boolean {
-    const out = this.out;
+  /** Resolves `properties`; false if a key could not be interned (drop the entry). */
+  resolve(properties: Properties | undefined): boolean {
     let n = 0;
     let texts = 0;
     let flags = 0;
@@ -70,49 +99,88 @@ export class PropertyWriter {
           number = texts;
           const text = fitText(value);
           if (text !== value) flags |= LogFlags.TEXT_CUT;
-          if (texts++ === 0) out.text0 = text;
-          else out.text1 = text;
+          if (texts++ === 0) this.text0 = text;
+          else this.text1 = text;
         } else {
           flags |= LogFlags.PROPERTIES_LEFT_OUT;
           continue;
         }
         const keyId = this.keys[n]!.of(this.strings, key);
-        if (keyId < 0) return false;
-        setProperty(out, n++, keyId, type, number);
+        if (keyId < 0) {
+          // Slots up to n hold this dropped entry's values: the next entry zeroes every unused one.
+          this.count = MAX_PROPERTIES;
+          return false;
+        }
+        this.keyIds[n] = keyId;
+        this.types[n] = type;
+        this.values[n] = number;
+        n++;
       }
     }
-    for (let slot = n; slot < this.slots; slot++) setProperty(out, slot, 0, PropertyType.NONE, 0);
-    if (texts < 1 && this.texts > 0) out.text0 = '';
-    if (texts < 2 && this.texts > 1) out.text1 = '';
-    this.slots = n;
+    // The slots the previous entry used and this one does not: zeros, stored as such.
+    for (let i = n; i < this.count; i++) {
+      this.keyIds[i] = 0;
+      this.types[i] = PropertyType.NONE;
+      this.values[i] = 0;
+    }
+    this.count = n;
     this.texts = texts;
-    out.flags = flags;
+    this.flags = flags;
     return true;
+  }
+
+  /**
+   * Stores what `resolve` found into the log event of sequence `sequence`, at byte `at` of
+   * `views`. Unrolled: a loop
+   * over the 4 slots with a test per field cost 3 times as much (18–25 ns against 6–10).
+   */
+  store(views: BufferViews, at: number, sequence: number): void {
+    const slot = sequence & this.slotMask;
+    const empty = this.count === 0 && this.texts === 0 && this.flags === 0;
+    if (empty && this.clean[slot] === 1) return;
+    this.clean[slot] = empty ? 1 : 0;
+    const { f64, u32, u8 } = views;
+    const values = this.values;
+    const keys = this.keyIds;
+    const types = this.types;
+    f64[(at + VALUE0) >> 3] = values[0]!;
+    f64[(at + VALUE0 + 8) >> 3] = values[1]!;
+    f64[(at + VALUE0 + 16) >> 3] = values[2]!;
+    f64[(at + VALUE0 + 24) >> 3] = values[3]!;
+    u32[(at + KEY0) >> 2] = keys[0]!;
+    u32[(at + KEY0 + 4) >> 2] = keys[1]!;
+    u32[(at + KEY0 + 8) >> 2] = keys[2]!;
+    u32[(at + KEY0 + 12) >> 2] = keys[3]!;
+    u8[at + TYPE0] = types[0]!;
+    u8[at + TYPE0 + 1] = types[1]!;
+    u8[at + TYPE0 + 2] = types[2]!;
+    u8[at + TYPE0 + 3] = types[3]!;
+    u8[at + FLAGS] = this.flags;
+    const texts = this.texts;
+    if (texts === 0) {
+      views.u16[(at + TEXT0) >> 1] = 0;
+      views.u16[(at + TEXT1) >> 1] = 0;
+    } else {
+      storeText(views, at + TEXT0, this.text0);
+      storeText(views, at + TEXT1, texts > 1 ? this.text1 : '');
+    }
   }
 }
 
-function setProperty(out: LogEvent, slot: number, key: number, type: number, value: number): void {
-  switch (slot) {
-    case 0:
-      out.key0 = key;
-      out.type0 = type;
-      out.value0 = value;
-      return;
-    case 1:
-      out.key1 = key;
-      out.type1 = type;
-      out.value1 = value;
-      return;
-    case 2:
-      out.key2 = key;
-      out.type2 = type;
-      out.value2 = value;
-      return;
-    default:
-      out.key3 = key;
-      out.type3 = type;
-      out.value3 = value;
+/**
+ * Stores `text` (at most MAX_TEXT_BYTES of UTF-8, see `fitText`) as a string field: its byte
+ * length (u16), then its bytes. ASCII is copied unit by unit; anything else is encoded by Buffer.
+ */
+function storeText(views: BufferViews, at: number, text: string): void {
+  const u8 = views.u8;
+  const length = text.length;
+  let i = 0;
+  for (; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) break;
+    u8[at + 2 + i] = c;
   }
+  views.u16[at >> 1] = i === length ? length : views.bytes.write(text, at + 2, MAX_TEXT_BYTES, 'utf8');
 }
 
 /** `text`, or its longest prefix of at most 48 UTF-8 bytes that ends on a whole character. */

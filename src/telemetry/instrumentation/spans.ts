@@ -1,6 +1,14 @@
 import { threadWriter } from './binding.js';
-import { SpanFlags, SpanKind } from './events.js';
+import { SpanEvent, SpanFlags, SpanKind } from './events.js';
 import { MAX_SPAN_DEPTH, type ThreadWriter } from './thread-writer.js';
+
+const T = SpanEvent.offsetOf('t');
+const ID = SpanEvent.offsetOf('id');
+const PARENT = SpanEvent.offsetOf('parent');
+const NAME = SpanEvent.offsetOf('name');
+const DEPTH = SpanEvent.offsetOf('depth');
+const KIND = SpanEvent.offsetOf('kind');
+const FLAGS = SpanEvent.offsetOf('flags');
 
 /**
  * Spans of one thread nest: each thread keeps a stack of its open spans, and every span records
@@ -116,13 +124,15 @@ function writeSpan(
   name: number,
   depth: number,
 ): void {
-  const out = writer.spanOut;
-  out.t = writer.clock.now();
-  out.id = id;
-  out.parent = parent;
-  out.name = name;
-  out.depth = depth;
-  out.kind = kind;
-  out.flags = flags;
-  writer.spans.publish(out);
+  // In place: nothing between the claim and the commit can throw.
+  const views = writer.spanViews;
+  const at = writer.spans.claim();
+  views.f64[(at + T) >> 3] = writer.clock.now();
+  views.f64[(at + ID) >> 3] = id;
+  views.f64[(at + PARENT) >> 3] = parent;
+  views.u32[(at + NAME) >> 2] = name;
+  views.u16[(at + DEPTH) >> 1] = depth;
+  views.u8[at + KIND] = kind;
+  views.u8[at + FLAGS] = flags;
+  writer.spans.commit();
 }

@@ -1,6 +1,11 @@
 import { threadId } from 'node:worker_threads';
 import { ConfigError } from '../../errors.js';
-import { type QueueProducer, SeqlockQueue } from '../../queues/index.js';
+import {
+  type BufferViews,
+  type ClaimingProducer,
+  type QueueProducer,
+  SeqlockQueue,
+} from '../../queues/index.js';
 import { Clock } from '../../spine/clock.js';
 import { CachedId } from './cached-id.js';
 import { adoptProcessContext } from './context.js';
@@ -25,18 +30,22 @@ export class ThreadWriter {
   readonly descriptor: ThreadBuffersDescriptor;
   readonly strings: StringInterner;
   readonly clock: Clock;
-  readonly logs: QueueProducer<LogEvent, null>;
-  readonly metrics: QueueProducer<MetricEvent, null>;
-  readonly spans: QueueProducer<SpanEvent, null>;
-  /** Reused for every event of each kind: nothing is allocated per event. */
-  readonly logOut: LogEvent = LogEvent.create();
-  readonly metricOut: MetricEvent = MetricEvent.create();
-  readonly spanOut: SpanEvent = SpanEvent.create();
+  /**
+   * Events are written in place (claim, stores, commit): no message object, no codec, no check
+   * of fields the writers fill themselves. Nothing is allocated per event.
+   */
+  readonly logs: ClaimingProducer<LogEvent, null>;
+  readonly metrics: ClaimingProducer<MetricEvent, null>;
+  readonly spans: ClaimingProducer<SpanEvent, null>;
+  /** The views over each queue's buffer, for the stores between claim and commit. */
+  readonly logViews: BufferViews;
+  readonly metricViews: BufferViews;
+  readonly spanViews: BufferViews;
   /** The last strings each call site interned (see CachedId), with this table's ids. */
   readonly metricName = new CachedId();
   readonly metricUnit = new CachedId();
   readonly spanName = new CachedId();
-  /** Fills `logOut`'s property fields. */
+  /** Resolves a log entry's properties, then stores them into its slot. */
   readonly properties: PropertyWriter;
   /** The open spans, innermost last: their ids and name ids. */
   readonly spanIds = new Float64Array(MAX_SPAN_DEPTH);
@@ -55,11 +64,11 @@ export class ThreadWriter {
     this.strings = StringInterner.claim(descriptor.strings, threadId);
     const taken: QueueProducer<object, null>[] = [];
     try {
-      this.logs = logs.producer({ wakes: false });
+      this.logs = logs.claimingProducer({ wakes: false });
       taken.push(this.logs);
-      this.metrics = metrics.producer({ wakes: false });
+      this.metrics = metrics.claimingProducer({ wakes: false });
       taken.push(this.metrics);
-      this.spans = spans.producer({ wakes: false });
+      this.spans = spans.claimingProducer({ wakes: false });
     } catch (error) {
       for (const producer of taken) producer.close();
       this.strings.close();
@@ -68,7 +77,10 @@ export class ThreadWriter {
       });
     }
     this.clock = new Clock(descriptor.clockBaseNs);
-    this.properties = new PropertyWriter(this.strings, this.logOut);
+    this.logViews = this.logs.views;
+    this.metricViews = this.metrics.views;
+    this.spanViews = this.spans.views;
+    this.properties = new PropertyWriter(this.strings, logs.capacity);
     // Every span id opens with a begin event: after a restart, ids resume past every one given.
     this.lastSpanId = spans.stats().published;
   }
