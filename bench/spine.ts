@@ -105,8 +105,13 @@ function trackingRows(quick: boolean, clockCost: number): BenchRow[] {
   const handIn = byHand.queue(0).producer();
   const handFrom = byHand.queue(0).consumer();
   const handTo = byHand.queue(1).producer();
-  const handTiming = byHand.timingQueue(0)!.producer({ wakes: false });
-  const record = TimingRecord.create();
+  // The timing record written in place, as the adapter writes it.
+  const handTiming = byHand.timingQueue(0)!.claimingProducer({ wakes: false });
+  const { f64: recordF64, u16: recordU16 } = handTiming.views;
+  const at = (field: keyof TimingRecord & string) => TimingRecord.offsetOf(field);
+  const [SEQ, ORIGIN, PUBLISH, START, END, STREAM, ACTOR] = (
+    ['seq', 'origin_t', 'publish_t', 'start_t', 'end_t', 'stream', 'actor'] as const
+  ).map(at) as [number, number, number, number, number, number, number];
   const handOut = Hop.create();
   const handClock = byHand.clock;
   const handHop: Step = {
@@ -125,14 +130,15 @@ function trackingRows(quick: boolean, clockCost: number): BenchRow[] {
         child.publish_t = handClock.now();
         handTo.publish(handOut);
         const end = handClock.now();
-        record.seq = seq;
-        record.origin_t = parent.origin_t;
-        record.publish_t = parent.publish_t;
-        record.start_t = start;
-        record.end_t = end;
-        record.stream = 0;
-        record.actor = 0;
-        handTiming.publish(record);
+        const slot = handTiming.claim();
+        recordF64[(slot + SEQ) >> 3] = seq;
+        recordF64[(slot + ORIGIN) >> 3] = parent.origin_t;
+        recordF64[(slot + PUBLISH) >> 3] = parent.publish_t;
+        recordF64[(slot + START) >> 3] = start;
+        recordF64[(slot + END) >> 3] = end;
+        recordU16[(slot + STREAM) >> 1] = 0;
+        recordU16[(slot + ACTOR) >> 1] = 0;
+        handTiming.commit();
         start = end;
       }
     },

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import type { Consumer, QueueProducer, QueueStats } from '../queues/index.js';
+import type { BufferViews, ClaimingProducer, Consumer, QueueProducer, QueueStats } from '../queues/index.js';
 import type { Clock } from './clock.js';
 import { Phase } from './control.js';
 import type { SpineDefinition, StreamMessage, StreamSpecs } from './definition.js';
@@ -7,6 +7,15 @@ import type { Spine } from './spine.js';
 import type { ThreadActivity } from './thread-activity.js';
 import { type AdapterTimingStats, TimingReader } from './timing-reader.js';
 import { NO_PARENT, TimingRecord, type Tracking } from './tracking.js';
+
+/** Where a timing record's fields sit in its slot. */
+const RECORD_SEQ = TimingRecord.offsetOf('seq');
+const RECORD_ORIGIN = TimingRecord.offsetOf('origin_t');
+const RECORD_PUBLISH = TimingRecord.offsetOf('publish_t');
+const RECORD_START = TimingRecord.offsetOf('start_t');
+const RECORD_END = TimingRecord.offsetOf('end_t');
+const RECORD_STREAM = TimingRecord.offsetOf('stream');
+const RECORD_ACTOR = TimingRecord.offsetOf('actor');
 
 type StreamsOf<D> = D extends SpineDefinition<infer S> ? S : StreamSpecs;
 /** Names of the streams of spine definition `D`. */
@@ -102,8 +111,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private readonly handled: number[] = [];
   private readonly skipped: number[] = [];
   private readonly failures: number[] = [];
-  private readonly timing: QueueProducer<TimingRecord> | undefined;
-  private readonly record = TimingRecord.create();
+  /** The actor's timing queue, written in place (claim, stores, commit): see `handle`. */
+  private readonly timing: ClaimingProducer<TimingRecord> | undefined;
+  private readonly timingViews: BufferViews | undefined;
   private readonly timings: TimingReader;
   /** The envelope of the newest message in `consumeLast`, copied out of the consumer. */
   private readonly lastTracking: Tracking = {
@@ -138,6 +148,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     names: ReadonlyMap<number, string> = new Map(),
     activity?: ThreadActivity,
   ) {
+    // Stored unchecked into each timing record (and checked by the envelope's codec anyway);
+    // refused before any role in the spine is taken.
+    if (!(Number.isInteger(actorId) && actorId >= 0 && actorId <= 0xffff)) {
+      throw new ConfigError(`actor id must be a whole number from 0 to 65535, got ${actorId}`);
+    }
     this.spine = spine;
     this.clock = spine.clock;
     this.names = names;
@@ -147,7 +162,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.activity = activity;
     // Timing records wake no one: their readers poll them whenever their thread is awake, and no
     // thread parks on a timing queue's signal. That saves the sleeper-count load per handler call.
-    this.timing = spine.timingQueue(actorId)?.producer({ wakes: false });
+    this.timing = spine.timingQueue(actorId)?.claimingProducer({ wakes: false });
+    this.timingViews = this.timing?.views;
     this.timings = new TimingReader(
       spine,
       start === 'head'
@@ -519,15 +535,17 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const end = now > start ? now : start;
     const timing = this.timing;
     if (timing !== undefined) {
-      const r = this.record;
-      r.seq = seq;
-      r.origin_t = origin;
-      r.publish_t = published;
-      r.start_t = start;
-      r.end_t = end;
-      r.stream = index;
-      r.actor = this.actorId;
-      timing.publish(r);
+      // In place: no record object, no codec check; nothing between claim and commit can throw.
+      const { f64, u16 } = this.timingViews!;
+      const at = timing.claim();
+      f64[(at + RECORD_SEQ) >> 3] = seq;
+      f64[(at + RECORD_ORIGIN) >> 3] = origin;
+      f64[(at + RECORD_PUBLISH) >> 3] = published;
+      f64[(at + RECORD_START) >> 3] = start;
+      f64[(at + RECORD_END) >> 3] = end;
+      u16[(at + RECORD_STREAM) >> 1] = index;
+      u16[(at + RECORD_ACTOR) >> 1] = this.actorId;
+      timing.commit();
     }
     this.clockHint = end;
   }

@@ -50,6 +50,17 @@ function idsOf(orders: { tick: number; parentStream: number; parentSeq: number }
   return orders.map((o) => [o.tick, o.parentStream, o.parentSeq]);
 }
 
+describe('SpineAdapter ids', () => {
+  it('refuses an actor id its timing records and envelopes cannot hold', () => {
+    const spine = Spine.create(definition);
+    for (const id of [65536, -1, 1.5]) {
+      expect(() => new SpineAdapter<TestSpine>(spine, id, 'too-far')).toThrow(ConfigError);
+      expect(() => new SpineAdapter<TestSpine>(spine, id, 'too-far')).toThrow(/from 0 to 65535/);
+    }
+    expect(new SpineAdapter<TestSpine>(spine, 65535, 'last').actorId).toBe(65535);
+  });
+});
+
 describe('SpineAdapter consume variants', () => {
   it('consumeN handles at most N messages, in order, and leaves the rest for the next call', () => {
     const { actor, publishTicks, orders, timings, ticksIndex } = rig();

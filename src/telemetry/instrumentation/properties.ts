@@ -162,7 +162,8 @@ export class PropertyWriter {
       views.u16[(at + TEXT1) >> 1] = 0;
     } else {
       storeText(views, at + TEXT0, this.text0);
-      storeText(views, at + TEXT1, texts > 1 ? this.text1 : '');
+      if (texts > 1) storeText(views, at + TEXT1, this.text1);
+      else views.u16[(at + TEXT1) >> 1] = 0;
     }
   }
 }
