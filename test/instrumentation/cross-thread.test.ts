@@ -1,8 +1,16 @@
 import { threadId } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { createThreadBuffers, currentThreadBuffers, MetricKind, SpanKind } from '../../src/index.js';
+import {
+  createThreadBuffers,
+  currentThreadBuffers,
+  LogEvent,
+  MetricKind,
+  SpanKind,
+  ThreadBuffersReader,
+} from '../../src/index.js';
 import type { CollectedThread } from '../fixtures/instrumentation/collector.js';
-import { SCRIPTS } from '../fixtures/instrumentation/scripts.js';
+import { decodeLog } from '../fixtures/instrumentation/decode.js';
+import { floodText, SCRIPTS } from '../fixtures/instrumentation/scripts.js';
 import { collect, run, startCollector, startEmitter, stop, stopCollector } from './threads.js';
 
 /** What `SCRIPTS.everything` must leave in a thread's buffers, read back by another thread. */
@@ -103,5 +111,42 @@ describe('instrumentation from the main thread and from workers, read by another
     } finally {
       await stop(worker);
     }
+  });
+});
+
+describe('events written in place, read while they are written', () => {
+  it('a worker logging flat out into a ring of 4 slots: every entry read is whole, none torn', async () => {
+    const buffers = createThreadBuffers({ name: 'flood', logCapacity: 4 });
+    const reader = ThreadBuffersReader.attach(buffers);
+    const consumer = reader.logs.consumer({ from: 'oldest' });
+    const emitter = await startEmitter(buffers);
+    let done = false;
+    const finished = run(emitter, 'flood', { tag: 'flood', count: 100_000 }).then(() => {
+      done = true;
+    });
+    const out = LogEvent.create();
+    let read = 0;
+    const torn: unknown[] = [];
+    // Read as the worker writes: the reader is often a lap behind, and meets slots mid-write.
+    for (let last = false; !last; ) {
+      last = done;
+      while (consumer.poll(out)) {
+        read++;
+        const entry = decodeLog(out, reader.strings);
+        const n = entry.properties.n as number;
+        const whole =
+          entry.template === 'flood'
+            ? entry.flags === 0 &&
+              JSON.stringify(entry.properties) === JSON.stringify({ n, half: n / 2, text: floodText(n) })
+            : entry.template === 'bare' && entry.flags === 0 && JSON.stringify(entry.properties) === '{}';
+        if (!whole && torn.length < 5) torn.push(entry);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await finished;
+    await stop(emitter);
+    expect(torn).toEqual([]);
+    expect(read).toBeGreaterThan(0);
+    expect(read + consumer.lost).toBe(200_000);
   });
 });

@@ -91,14 +91,20 @@ describe('one producer, consumers on other worker threads', () => {
   // 'language': the default orderings, sound by the ECMAScript memory model; 'x86-v8': the opt-in
   // path that relies on x86 and on V8's code generation (see memory-order.ts). A producer that
   // does not wake anyone has its own done store: stressed too.
+  // A producer that writes in place (claim, stores, commit): the same orderings, stressed too.
   const variants = [
-    { order: 'language', wakes: true },
-    { order: 'x86-v8', wakes: true },
-    { order: 'language', wakes: false },
-    { order: 'x86-v8', wakes: false },
+    { order: 'language', wakes: true, claim: false },
+    { order: 'x86-v8', wakes: true, claim: false },
+    { order: 'language', wakes: false, claim: false },
+    { order: 'x86-v8', wakes: false, claim: false },
+    { order: 'language', wakes: true, claim: true },
   ] as const;
-  for (const { order, wakes } of variants) {
-    const producerKind = wakes ? 'a producer' : 'a producer that wakes no one';
+  for (const { order, wakes, claim } of variants) {
+    const producerKind = claim
+      ? 'a producer writing in place'
+      : wakes
+        ? 'a producer'
+        : 'a producer that wakes no one';
     it(`torn-read stress (${order} memory order): ${producerKind} flat out on a tiny ring, a spinning and a slowed reader, never a torn message`, async () => {
       const COUNT = 300_000;
       const env = order === 'x86-v8' ? { DORSAL_MEMORY_ORDER: 'x86-v8' } : undefined;
@@ -111,7 +117,7 @@ describe('one producer, consumers on other worker threads', () => {
       );
       await Promise.all([spin, slow].map((w) => messageOfType(w, 'ready')));
       const verdicts = [spin, slow].map((w) => messageOfType<Verdict>(w, 'done'));
-      const producer = start(producerModule, { buffer: queue.buffer, count: COUNT, wakes }, env);
+      const producer = start(producerModule, { buffer: queue.buffer, count: COUNT, wakes, claim }, env);
       const { published } = await messageOfType<{ type: 'done'; published: number }>(producer, 'done');
       expect(published).toBe(COUNT);
       for (const v of await Promise.all(verdicts)) {
