@@ -38,13 +38,14 @@ export interface QueueProducer<M, E = unknown> {
  * A single producer that can also write a message in place, as Aeron's `tryClaim` and the
  * Disruptor's `next`/`publish` do: `claim()` turns the next slot odd (the same SC exchange as
  * `publish`) and returns the byte offset of its message in `views`; the caller stores each field
- * at that offset plus the field's offset in the layout (`layout.describe().fields`), then calls
- * `commit()`, which makes the slot's done version visible after those stores (the same SC store).
+ * at that offset plus the field's offset in the layout (`Layout.offsetOf`), then calls `commit()`,
+ * which makes the slot's done version visible after those stores (the same store as `publish`'s).
  * No field is checked: what the caller stores is what readers decode.
  *
- * Between `claim` and `commit` nothing else may be called on the producer and nothing may throw:
- * a slot left odd is, to its consumers, a writer that died mid-write, which they skip as poisoned
- * once the queue's poison timeout has passed.
+ * Keep what runs between `claim` and `commit` to stores: while the slot is odd its readers wait
+ * (and skip it as poisoned once the queue's poison timeout passes). If the writer throws in
+ * between, the claim stays open, and the next `claim` or `publish` takes its slot back and writes
+ * it again: one message is late, none is lost or torn.
  *
  * @example
  * const producer = queue.claimingProducer();
@@ -56,7 +57,7 @@ export interface QueueProducer<M, E = unknown> {
 export interface ClaimingProducer<M, E = unknown> extends QueueProducer<M, E> {
   /** Typed views over the queue's buffer, for the stores between `claim` and `commit`. */
   readonly views: BufferViews;
-  /** Turns the next slot odd; returns the byte offset of its message. A `ConfigError` if closed or claimed. */
+  /** Turns the next slot odd (or takes back a claim left open); returns the byte offset of its message. A `ConfigError` if closed. */
   claim(): number;
   /** Publishes the claimed slot; returns its sequence (mod 2^32). A `ConfigError` without a claim. */
   commit(): number;
@@ -206,18 +207,18 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements Claimin
 
   publish(msg: M): number {
     // Validation throws before the slot is touched: a slot is never left odd by a bad message.
-    // A closed producer's codec refuses every message; a claim not committed is refused here.
+    // A closed producer's codec refuses every message.
     this.codec.check(msg);
-    if (this.claimed >= 0) this.refuseClaim();
-    const versionIndex = this.begin();
+    // A claim left open (its writer threw before committing) is taken back: its slot is still odd.
+    const versionIndex = this.claimed >= 0 ? this.takeBackClaim() : this.begin();
     this.writePayload(versionIndex << 2, msg);
     return this.end(versionIndex);
   }
 
   claim(): number {
-    // One compare for both refusals: `close` sets CLOSED.
-    if (this.claimed !== NO_CLAIM) this.refuseClaim();
-    const versionIndex = this.begin();
+    if (this.claimed === CLOSED) this.refuseClaim();
+    // A claim left open (its writer threw before committing) is taken back: its slot is still odd.
+    const versionIndex = this.claimed >= 0 ? this.takeBackClaim() : this.begin();
     const slot = versionIndex << 2;
     if (this.envelopeCodec !== null) this.envelopeCodec.write(slot + SLOT_PAYLOAD_BYTE, this.envelope);
     this.claimed = versionIndex;
@@ -244,8 +245,14 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements Claimin
   private claimed = NO_CLAIM;
 
   private refuseClaim(): never {
-    const what = this.claimed === CLOSED ? 'is closed' : 'has a claim not committed yet';
-    throw new ConfigError(`this producer of '${this.core.layoutName}' ${what}`);
+    throw new ConfigError(`this producer of '${this.core.layoutName}' is closed`);
+  }
+
+  /** The slot of a claim never committed, written again by the next claim or publish. */
+  private takeBackClaim(): number {
+    const versionIndex = this.claimed;
+    this.claimed = NO_CLAIM;
+    return versionIndex;
   }
 
   /** Turns the next sequence's slot odd and stores its epoch; returns its version word's index. */

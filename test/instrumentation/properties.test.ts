@@ -62,6 +62,84 @@ describe('what a log entry holds, and what it leaves out', () => {
     );
   });
 
+  it('an entry whose properties throw half-way is not recorded, and leaves nothing to the entries after it', () => {
+    const fresh = freshBuffers({ logCapacity: 4 });
+    const log = logger('throwing');
+    const hostile = {
+      user: 42,
+      note: 'secret',
+      get broken(): number {
+        throw new Error('getter');
+      },
+    };
+    log.info('bare');
+    expect(() => log.info('hostile', hostile)).toThrow('getter');
+    for (let i = 0; i < 6; i++) log.info('bare');
+    log.info('one', { only: 1 });
+    // Read lapped: half a ring behind the head.
+    const entries = fresh.logs();
+    expect(entries.map((e) => [e.template, e.properties])).toEqual([
+      ['bare', {}],
+      ['one', { only: 1 }],
+    ]);
+  });
+
+  it('an entry whose properties are all left out says so in every lap', () => {
+    const fresh = freshBuffers({ logCapacity: 4 });
+    const log = logger('flags');
+    const raw = fresh.reader.logs.consumer({ from: 'oldest' });
+    const out = LogEvent.create();
+    for (let n = 0; n < 12; n++) {
+      // A lap of bare entries, then a lap whose every property is left out, and again.
+      const bare = Math.floor(n / 4) % 2 === 0;
+      if (bare) log.info('bare');
+      else log.info('left out', { o: {} as never });
+      expect(raw.poll(out)).toBe(true);
+      expect(out.flags).toBe(bare ? 0 : LogFlags.PROPERTIES_LEFT_OUT);
+    }
+  });
+
+  it("no older entry's text stays in the slot's raw bytes, which the persister ships", () => {
+    const fresh = freshBuffers({ logCapacity: 2 });
+    const log = logger('texts');
+    const raw = Buffer.from(fresh.reader.logs.buffer);
+    log.info('two', { a: 'hunter2-very-secret', b: 'second-secret' });
+    log.info('x');
+    expect(raw.includes('hunter2-very-secret')).toBe(true);
+    // The same slot again: with one shorter text, then with none.
+    log.info('one', { a: 'ok' });
+    expect(raw.includes('very-secret')).toBe(false);
+    expect(raw.includes('second-secret')).toBe(false);
+    log.info('y');
+    log.info('two', { a: 'hunter2-very-secret', b: 'second-secret' });
+    log.info('z');
+    log.info('bare');
+    expect(raw.includes('secret')).toBe(false);
+    expect(fresh.logs().at(-1)!.properties).toEqual({});
+  });
+
+  it('a log call that overflows the stack leaves logging working on the thread', () => {
+    const fresh = freshBuffers({ logCapacity: 64 });
+    const log = logger('deep');
+    const props = { a: 1, s: 'non-ASCII é' };
+    // Log at every depth near the stack's limit, so that some call overflows somewhere in it.
+    const pads = Array.from({ length: 40 }, (_, i) => new Array(i).fill(0));
+    const record = (..._pad: unknown[]) => log.info('deep', props);
+    function recurse(): void {
+      try {
+        recurse();
+      } catch {}
+      for (const pad of pads) {
+        try {
+          record(...pad);
+        } catch {}
+      }
+    }
+    recurse();
+    log.info('after', props);
+    expect(fresh.logs().at(-1)).toMatchObject({ template: 'after', properties: props });
+  });
+
   it('a string value over 48 bytes is cut on a whole character, and the entry says so', () => {
     const fresh = freshBuffers();
     const log = logger('props');

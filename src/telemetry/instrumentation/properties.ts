@@ -58,9 +58,13 @@ export class PropertyWriter {
   private readonly keyIds = new Uint32Array(MAX_PROPERTIES);
   private readonly types = new Uint8Array(MAX_PROPERTIES);
   private readonly values = new Float64Array(MAX_PROPERTIES);
-  private text0 = '';
-  private text1 = '';
+  /** The UTF-8 bytes of the entry's texts (the first from 0, the second from MAX_TEXT_BYTES), encoded before the claim. */
+  private readonly textBytes = Buffer.alloc(2 * MAX_TEXT_BYTES);
+  private length0 = 0;
+  private length1 = 0;
   private count = 0;
+  /** Scratch slots that may hold something other than zeros (0 to `filled`). */
+  private filled = 0;
   private texts = 0;
   private flags = 0;
   /** Per slot of the logs queue: 1 when this writer left its property fields zero (0: unknown). */
@@ -99,30 +103,29 @@ export class PropertyWriter {
           number = texts;
           const text = fitText(value);
           if (text !== value) flags |= LogFlags.TEXT_CUT;
-          if (texts++ === 0) this.text0 = text;
-          else this.text1 = text;
+          if (texts++ === 0) this.length0 = encodeText(this.textBytes, 0, text);
+          else this.length1 = encodeText(this.textBytes, MAX_TEXT_BYTES, text);
         } else {
           flags |= LogFlags.PROPERTIES_LEFT_OUT;
           continue;
         }
         const keyId = this.keys[n]!.of(this.strings, key);
-        if (keyId < 0) {
-          // Slots up to n hold this dropped entry's values: the next entry zeroes every unused one.
-          this.count = MAX_PROPERTIES;
-          return false;
-        }
+        if (keyId < 0) return false;
         this.keyIds[n] = keyId;
         this.types[n] = type;
         this.values[n] = number;
         n++;
+        if (n > this.filled) this.filled = n;
       }
     }
-    // The slots the previous entry used and this one does not: zeros, stored as such.
-    for (let i = n; i < this.count; i++) {
+    // Every slot past this entry's that holds something, as zeros: an earlier entry, or one
+    // dropped half-way (a key not interned, a getter that threw), may have filled it.
+    for (let i = n; i < this.filled; i++) {
       this.keyIds[i] = 0;
       this.types[i] = PropertyType.NONE;
       this.values[i] = 0;
     }
+    this.filled = n;
     this.count = n;
     this.texts = texts;
     this.flags = flags;
@@ -138,7 +141,8 @@ export class PropertyWriter {
     const slot = sequence & this.slotMask;
     const empty = this.count === 0 && this.texts === 0 && this.flags === 0;
     if (empty && this.clean[slot] === 1) return;
-    this.clean[slot] = empty ? 1 : 0;
+    // Unknown until every store below is done.
+    this.clean[slot] = 0;
     const { f64, u32, u8 } = views;
     const values = this.values;
     const keys = this.keyIds;
@@ -156,32 +160,39 @@ export class PropertyWriter {
     u8[at + TYPE0 + 2] = types[2]!;
     u8[at + TYPE0 + 3] = types[3]!;
     u8[at + FLAGS] = this.flags;
+    // Plain copies, no call: nothing between claim and commit goes deeper than the claim itself
+    // (a stack overflow there would leave the slot claimed). The bytes an older, longer text left
+    // in the slot are zeroed: raw slots are what the persister ships.
     const texts = this.texts;
-    if (texts === 0) {
-      views.u16[(at + TEXT0) >> 1] = 0;
-      views.u16[(at + TEXT1) >> 1] = 0;
-    } else {
-      storeText(views, at + TEXT0, this.text0);
-      if (texts > 1) storeText(views, at + TEXT1, this.text1);
-      else views.u16[(at + TEXT1) >> 1] = 0;
-    }
+    const u16 = views.u16;
+    const bytes = this.textBytes;
+    const length0 = texts > 0 ? this.length0 : 0;
+    const old0 = Math.min(u16[(at + TEXT0) >> 1]!, MAX_TEXT_BYTES);
+    u16[(at + TEXT0) >> 1] = length0;
+    for (let i = 0; i < length0; i++) u8[at + TEXT0 + 2 + i] = bytes[i]!;
+    for (let i = length0; i < old0; i++) u8[at + TEXT0 + 2 + i] = 0;
+    const length1 = texts > 1 ? this.length1 : 0;
+    const old1 = Math.min(u16[(at + TEXT1) >> 1]!, MAX_TEXT_BYTES);
+    u16[(at + TEXT1) >> 1] = length1;
+    for (let i = 0; i < length1; i++) u8[at + TEXT1 + 2 + i] = bytes[MAX_TEXT_BYTES + i]!;
+    for (let i = length1; i < old1; i++) u8[at + TEXT1 + 2 + i] = 0;
+    if (empty) this.clean[slot] = 1;
   }
 }
 
 /**
- * Stores `text` (at most MAX_TEXT_BYTES of UTF-8, see `fitText`) as a string field: its byte
- * length (u16), then its bytes. ASCII is copied unit by unit; anything else is encoded by Buffer.
+ * Encodes `text` (at most MAX_TEXT_BYTES of UTF-8, see `fitText`) into `into` from `at`, before
+ * the claim; returns its byte length. ASCII is copied unit by unit; anything else by Buffer.
  */
-function storeText(views: BufferViews, at: number, text: string): void {
-  const u8 = views.u8;
+function encodeText(into: Buffer, at: number, text: string): number {
   const length = text.length;
   let i = 0;
   for (; i < length; i++) {
     const c = text.charCodeAt(i);
     if (c >= 0x80) break;
-    u8[at + 2 + i] = c;
+    into[at + i] = c;
   }
-  views.u16[at >> 1] = i === length ? length : views.bytes.write(text, at + 2, MAX_TEXT_BYTES, 'utf8');
+  return i === length ? length : into.write(text, at, MAX_TEXT_BYTES, 'utf8');
 }
 
 /** `text`, or its longest prefix of at most 48 UTF-8 bytes that ends on a whole character. */
