@@ -22,7 +22,7 @@ export const deepPipelineSpine = defineSpine({
 });
 
 /** An HDR histogram of nanoseconds, as every variant's sink keeps one. */
-export function latencyHistogram(): hdr.Histogram {
+function latencyHistogram(): hdr.Histogram {
   return hdr.build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 1e10,
@@ -57,7 +57,7 @@ export class LatencyRecorder {
 }
 
 /** The sink's report from its histogram. */
-export function latencyReport(h: hdr.Histogram): LatencyReport {
+function latencyReport(h: hdr.Histogram): LatencyReport {
   return {
     type: 'latency',
     count: h.totalCount,

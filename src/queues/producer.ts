@@ -100,7 +100,6 @@ abstract class ProducerBase<M, E> {
   protected readonly signalWords: Int32Array;
   protected readonly sleepersIndex: number;
   protected readonly wakes: boolean;
-  protected count = 0;
   private closed = false;
 
   constructor(
@@ -148,9 +147,8 @@ abstract class ProducerBase<M, E> {
     this.codec.write(slot + this.core.messageByte, msg);
   }
 
-  get published(): number {
-    return this.count;
-  }
+  /** Messages published through this producer. */
+  abstract get published(): number;
 
   /** Refuses every later message; true the first time. */
   protected closeCodec(): boolean {
@@ -290,7 +288,7 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements Claimin
     if (seq === 0) this.epoch++;
   }
 
-  override get published(): number {
+  get published(): number {
     return this.total - this.startTotal;
   }
 
@@ -323,6 +321,7 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
   private readonly stall: SlotStall;
   private readonly onPoisoned: ((event: PoisonedSlot) => void) | undefined;
   private droppedCount = 0;
+  private count = 0;
 
   /** @internal use `queue.producer()`. */
   constructor(
@@ -378,6 +377,10 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
       if (sleeping !== 0) this.signal.wakeAll();
       return seq;
     }
+  }
+
+  get published(): number {
+    return this.count;
   }
 
   /** Messages this producer dropped: its slot was abandoned or taken over while it was away. */

@@ -134,8 +134,8 @@ export class PropertyWriter {
 
   /**
    * Stores what `resolve` found into the log event of sequence `sequence`, at byte `at` of
-   * `views`. Unrolled: a loop
-   * over the 4 slots with a test per field cost 3 times as much (18–25 ns against 6–10).
+   * `views`. Unrolled: a loop over the 4 slots with a test per field cost 3 times as much
+   * (18–25 ns against 6–10).
    */
   store(views: BufferViews, at: number, sequence: number): void {
     const slot = sequence & this.slotMask;
