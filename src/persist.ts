@@ -10,7 +10,12 @@
  * // … log, metric, span …
  * const report = await shipping.stop();
  */
-export { type PersistedRecord, type PersistedSourceData, readPersisted } from './telemetry/persist/read.js';
+export {
+  type PersistedRecord,
+  type PersistedSourceData,
+  readPersisted,
+  readRunCounts,
+} from './telemetry/persist/read.js';
 export {
   type PersistedLog,
   type PersistedMetric,
@@ -20,6 +25,13 @@ export {
   persistedSpans,
 } from './telemetry/persist/read-events.js';
 export { BlockCoverage, RecordHeader, RecordProperty, SourceDrops } from './telemetry/persist/records.js';
+export {
+  COUNTS_FORMAT,
+  COUNTS_TAG,
+  type StoredActorStream,
+  type StoredCounts,
+  type StoredTimingRead,
+} from './telemetry/persist/run-counts.js';
 export {
   type InstrumentationShipping,
   type ShipInstrumentationOptions,

@@ -3,6 +3,7 @@ import type {
   InstrumentationStreamName,
   ThreadBuffersDescriptor,
 } from '../telemetry/instrumentation/index.js';
+import type { ActorReport } from './protocol.js';
 
 /** An actor of the system, as an attachment sees it. */
 export interface AttachedActor {
@@ -42,10 +43,22 @@ export interface AttachmentHost {
   };
 }
 
+/** What the system counted, handed to its attachments at the stop (the persister keeps it in the lake). */
+export interface SystemCounts {
+  /** Per actor, every incarnation summed: what its consumers and producers counted. */
+  readonly actors: readonly ActorReport[];
+  /** Ingress messages refused because they came after the stop began. */
+  readonly refused: number;
+  /** False if consumers were still busy when the drain timeout ran out. */
+  readonly drained: boolean;
+  /** Threads that did not exit in time and were terminated (their actors did not report). */
+  readonly terminated: readonly string[];
+}
+
 /**
  * Something a system runs beside its actors for its whole life (the persister). `start` runs
- * before any actor runs, `stop` after every actor thread has ended; what `stop` returns goes into
- * the report under the attachment's option name.
+ * before any actor runs, `stop` after every actor thread has ended, with what the system counted;
+ * what `stop` returns goes into the report under the attachment's option name.
  */
 export interface SystemAttachment {
   start(host: AttachmentHost): Promise<void>;
@@ -53,7 +66,7 @@ export interface SystemAttachment {
   actorSpawned(actor: AttachedActor): void;
   /** Every actor's name is known (the start is complete). */
   actorsNamed(actors: readonly AttachedActor[]): void;
-  stop(): Promise<unknown>;
+  stop(counts: SystemCounts): Promise<unknown>;
   /** The system failed to start: give back whatever was started, fast. */
   abort(): Promise<void>;
 }

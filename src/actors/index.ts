@@ -8,6 +8,7 @@ export {
   type PersistReport,
   registerSystemOption,
   type SystemAttachment,
+  type SystemCounts,
 } from './attachments.js';
 export {
   actorModuleUrl,

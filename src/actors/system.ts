@@ -20,6 +20,7 @@ import {
   type AttachedActor,
   type PersistReport,
   type SystemAttachment,
+  type SystemCounts,
   systemOptionHandler,
 } from './attachments.js';
 import { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
@@ -267,16 +268,19 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const drained = await this.quiet(this.options.drainTimeoutMs ?? 3000);
     control.setPhase(Phase.EXITING);
     const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
-    // After the actors: everything they published is in the attachments' queues by now.
-    const attached: Record<string, unknown> = {};
-    for (const [name, attachment] of this.attachments) attached[name] = await attachment.stop();
-    this.state = 'stopped';
-    return {
+    const counts: SystemCounts = {
       actors: [...this.threads.values()].flatMap((t) => mergeReports([...t.earlier, ...(t.report ?? [])])),
-      streams: this.spine.names.map((stream, i) => ({ stream, ...this.spine.queue(i).stats() })),
       refused: control.refused,
       drained,
       terminated,
+    };
+    // After the actors: everything they published is in the attachments' queues by now.
+    const attached: Record<string, unknown> = {};
+    for (const [name, attachment] of this.attachments) attached[name] = await attachment.stop(counts);
+    this.state = 'stopped';
+    return {
+      ...counts,
+      streams: this.spine.names.map((stream, i) => ({ stream, ...this.spine.queue(i).stats() })),
       crashes: [...this.crashes],
       ...(attached.persist === undefined ? {} : { persist: attached.persist as PersistReport }),
     };

@@ -320,7 +320,10 @@ export async function* measures(scope: TraceScope): AsyncGenerator<MeasureRow> {
   }
 }
 
-/** What the recording lost, per stream (`losses` rows with anything lost, poisoned or dropped). */
+/**
+ * What was lost, per stream and consumer (`losses` rows with anything lost, poisoned or dropped):
+ * by the persister (missing from the recording), or by an actor (lapped: handled by nobody there).
+ */
 export interface LossRow {
   readonly stream: string;
   readonly consumer: string;

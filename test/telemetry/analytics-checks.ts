@@ -32,7 +32,7 @@ export async function checkPersistedRun(
 ): Promise<void> {
   const scope = { process: processId };
   const counts = await analytics.query(
-    'SELECT m.stream, m.n + l.lost FROM (SELECT stream, count(*) AS n FROM messages GROUP BY 1) m JOIN losses l USING (stream) ORDER BY 1',
+    "SELECT m.stream, m.n + l.lost FROM (SELECT stream, count(*) AS n FROM messages GROUP BY 1) m JOIN losses l USING (stream) WHERE l.consumer = 'persister' ORDER BY 1",
     scope,
   );
   const published = Object.fromEntries(report.streams.map((s) => [s.stream, s.published]));
@@ -45,7 +45,7 @@ export async function checkPersistedRun(
   const timings = await analytics.query(
     `SELECT t.actor, t.n + coalesce(l.lost, 0), t.disorder FROM (
        SELECT actor, count(*) AS n, count(*) FILTER (WHERE NOT (origin_t <= publish_t AND publish_t <= start_t AND start_t <= end_t)) AS disorder
-       FROM timings GROUP BY 1) t LEFT JOIN losses l ON l.stream = 'timings:' || t.actor ORDER BY 1`,
+       FROM timings GROUP BY 1) t LEFT JOIN losses l ON l.stream = 'timings:' || t.actor AND l.consumer = 'persister' ORDER BY 1`,
     scope,
   );
   const handled = (actor: string, stream: string) =>
@@ -53,6 +53,19 @@ export async function checkPersistedRun(
   expect(timings.rows.map(([actor, total, disorder]) => [actor, n(total), n(disorder)])).toEqual([
     ['gateway', handled('gateway', 'orders'), 0],
     ['strategy', handled('strategy', 'ticks'), 0],
+  ]);
+  // What each actor counted is in the lake too: a drained run's consumers handled (or skipped,
+  // lost, failed) every message published, and their losses are rows of \`losses\`.
+  const consumers = await analytics.query(
+    `SELECT c.actor, c.stream, (c.handled + c.skipped + c.lost + c.failed)::DOUBLE, coalesce(l.lost, -1)::DOUBLE
+       FROM actor_counts c LEFT JOIN losses l ON l.consumer = c.actor AND l.stream = c.stream
+       WHERE c.handled + c.skipped + c.lost + c.failed > 0 ORDER BY 1, 2`,
+    scope,
+  );
+  const publishedOn = (stream: string) => report.streams.find((s) => s.stream === stream)!.published;
+  expect(consumers.rows.map((r) => [r[0], r[1], n(r[2]), n(r[3])])).toEqual([
+    ['gateway', 'orders', publishedOn('orders'), 0],
+    ['strategy', 'ticks', publishedOn('ticks'), 0],
   ]);
   const orphans = await analytics.query(
     `SELECT count(*) FROM messages c WHERE c.parent_stream IS NOT NULL

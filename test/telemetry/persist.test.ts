@@ -1,6 +1,13 @@
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, defineSpine, type PersistReport, System, type SystemReport } from '../../src/index.js';
-import { type PersistedSourceData, readPersisted } from '../../src/persist.js';
+import {
+  type PersistedSourceData,
+  readPersisted,
+  readRunCounts,
+  type StoredCounts,
+} from '../../src/persist.js';
+import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { LakeLocation } from '../../src/telemetry/lake/open.js';
@@ -38,8 +45,38 @@ async function runPipeline(persist: object, ticks: number) {
   return { report, recorded };
 }
 
+/** The test spine with 16-slot queues: a burst laps whoever reads it slowly. */
+const small = defineSpine({
+  ticks: { message: Tick, capacity: 16 },
+  orders: { message: Order, capacity: 16 },
+  fills: { message: Fill, capacity: 16 },
+});
+
 const source = (data: PersistedSourceData[], tag: string, key: string, value: string) =>
   data.find((d) => d.stream.tags.includes(tag) && d.stream.properties[key] === value)!;
+
+/**
+ * What every actor counted, as the lake keeps it, is what the stop report says: per actor ×
+ * stream (rows with anything counted), per observer × actor read, and the run's own figures.
+ */
+function checkCounts(report: SystemReport, counts: StoredCounts | undefined) {
+  expect(counts).toBeDefined();
+  const rows = report.actors.flatMap((a) =>
+    a.streams
+      .filter((s) => s.handled + s.skipped + s.lost + s.failed + s.produced > 0)
+      .map(({ stream, ...figures }) => ({ actor: a.name, actorId: a.id, stream, ...figures })),
+  );
+  expect(rows.length).toBeGreaterThan(0);
+  expect(counts!.streams).toEqual(rows);
+  expect(counts!.timings).toEqual(
+    report.actors.flatMap((a) => a.timings.map((t) => ({ observer: a.name, observerId: a.id, ...t }))),
+  );
+  expect(counts!).toMatchObject({
+    refused: report.refused,
+    drained: report.drained,
+    terminated: report.terminated,
+  });
+}
 
 /** Every check a persisted run must pass, whatever carried it to the lake. */
 function checkRun(
@@ -47,7 +84,9 @@ function checkRun(
   data: PersistedSourceData[],
   recorded: { messages: Recorded[] },
   ticks: number,
+  counts: StoredCounts | undefined,
 ) {
+  checkCounts(report, counts);
   const persist = report.persist as PersistReport;
   expect(persist.flushed).toBe(true);
   expect(persist.blocksDropped).toBe(0);
@@ -115,7 +154,7 @@ describe('the persister', () => {
         'recorder',
       ]);
       const data = await readPersisted(lake, process!.processId);
-      checkRun(report, data, recorded, ticks);
+      checkRun(report, data, recorded, ticks, await readRunCounts(lake, process!.processId));
       // Nothing lost on a run this size: every message is there.
       expect(source(data, 'messages', 'name', 'orders').records.map((r) => r.seq)).toEqual(
         Array.from({ length: 2 * ticks }, (_, i) => i),
@@ -168,11 +207,6 @@ describe('the persister', () => {
   it('lapped on small queues under load, it records its losses in the lake: never hidden', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
-    const small = defineSpine({
-      ticks: { message: Tick, capacity: 16 },
-      orders: { message: Order, capacity: 16 },
-      fills: { message: Fill, capacity: 16 },
-    });
     const system = new System(small, { persist: { data: dir } });
     // A burst of 20,000 ticks in a few rounds: the persister, asleep between its passes, is lapped.
     system.spawn(fixture('feed'), { args: { count: 20_000, perLoop: 5000 } });
@@ -197,6 +231,57 @@ describe('the persister', () => {
       for (const record of ticks.records) expect(record.parts.Tick!.n).toBe(record.seq);
     } finally {
       await lake.close();
+    }
+  });
+
+  it('an actor lapped on its stream: what it lost is in the lake, beside what the persister lost', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const system = new System(small, { persist: { data: dir } });
+    // 2,000 ticks in bursts of 500, to an actor that takes a millisecond per tick: it is lapped.
+    system.spawn(fixture('feed'), { args: { count: 2000, perLoop: 500 } });
+    system.spawn(fixture('laggard'), { args: { handlerMs: 1 } });
+    await system.start();
+    await until(() => system.spine.queue(0).stats().published === 2000, 'the burst');
+    const report = await system.stop();
+    expect(report.drained).toBe(true);
+    const laggard = report.actors
+      .find((a) => a.name === 'laggard')!
+      .streams.find((s) => s.stream === 'ticks')!;
+    expect(laggard.lost).toBeGreaterThan(0);
+    // Drained: every tick was handled or lost.
+    expect(laggard.handled + laggard.lost).toBe(2000);
+    const lake = Lake.open({ data: dir });
+    let counts: StoredCounts | undefined;
+    try {
+      counts = await readRunCounts(lake, (report.persist as PersistReport).processId);
+    } finally {
+      await lake.close();
+    }
+    checkCounts(report, counts);
+    // The analytics say so too: the actor's losses beside the persister's, and its counts.
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      const losses = await analytics.query(
+        "SELECT stream, consumer, lost::DOUBLE, poisoned::DOUBLE FROM losses WHERE consumer <> 'persister' ORDER BY ALL",
+      );
+      expect(losses.rows).toEqual([['ticks', 'laggard', laggard.lost, 0]]);
+      const persister = await analytics.query(
+        "SELECT lost::DOUBLE FROM losses WHERE consumer = 'persister' AND stream = 'ticks'",
+      );
+      const persisted = (report.persist as PersistReport).sources.find((s) => s.name === 'ticks')!;
+      expect(persister.rows).toEqual([[persisted.lost]]);
+      const rows = await analytics.query(
+        'SELECT actor, stream, handled::DOUBLE, lost::DOUBLE, produced::DOUBLE FROM actor_counts ORDER BY ALL',
+      );
+      expect(rows.rows).toEqual([
+        ['feed', 'ticks', 0, 0, 2000],
+        ['laggard', 'ticks', laggard.handled, laggard.lost, 0],
+      ]);
+      const run = await analytics.query('SELECT refused::DOUBLE, drained, error FROM run_counts');
+      expect(run.rows).toEqual([[report.refused, true, null]]);
+    } finally {
+      await analytics.close();
     }
   });
 
@@ -254,8 +339,9 @@ describe('the persister', () => {
       const { report, recorded } = await runPipeline({ url: server.url }, ticks);
       const lake = Lake.open(location);
       try {
-        const data = await readPersisted(lake, (report.persist as PersistReport).processId);
-        checkRun(report, data, recorded, ticks);
+        const processId = (report.persist as PersistReport).processId;
+        const data = await readPersisted(lake, processId);
+        checkRun(report, data, recorded, ticks, await readRunCounts(lake, processId));
       } finally {
         await lake.close();
       }

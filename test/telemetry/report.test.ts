@@ -88,7 +88,9 @@ describe('dorsal report, opened in Chromium', () => {
       expect(await edge.getAttribute('data-count')).toBe(String(n));
     }
     const persisterLost = new Map(
-      (await sql('SELECT stream, lost + dropped FROM losses')).map(([stream, n]) => [stream, Number(n)]),
+      (await sql("SELECT stream, lost + dropped FROM losses WHERE consumer = 'persister'")).map(
+        ([stream, n]) => [stream, Number(n)],
+      ),
     );
     for (const [actor, stream, n] of consumed) {
       const edge = page.locator(`g.edge[data-from="stream:${stream}"][data-to="actor:${actor}"]`);

@@ -6,6 +6,7 @@ import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
 import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
 import { DIVERGENCES_TAG, parseStoredDiff } from '../persist/replay-diff.js';
+import { COUNTS_TAG, parseStoredCounts } from '../persist/run-counts.js';
 import { EtlPool } from './etl-pool.js';
 import {
   checkBound,
@@ -25,7 +26,7 @@ import {
   type TimeWindow,
 } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
-import { createViews, type StoredDiffRow, type ViewInputs } from './views.js';
+import { createViews, type DocumentRow, type ViewInputs } from './views.js';
 
 /** Options of `Analytics.open`. */
 export interface AnalyticsOptions {
@@ -66,6 +67,9 @@ const METADATA_TABLES = new Set([
   'replay_diffs',
   'replay_diff_streams',
   'replay_divergences',
+  'run_counts',
+  'actor_counts',
+  'timing_reads',
 ]);
 
 /** Connections kept with their views, one per scope, at most. */
@@ -106,8 +110,11 @@ export class Analytics extends AnalyticsQuestions {
   /** The last look at the lake per scope, and when it began. */
   private readonly known = new Map<string, { readonly at: number; readonly view: Promise<LakeView> }>();
   private readonly sessions = new Map<string, Session>();
-  /** The replays' diff blocks read so far, by block id (a few, small: one per `--diff` replay). */
-  private readonly diffBlocks = new Map<string, Promise<StoredDiffRow>>();
+  /**
+   * The document blocks read so far, by block id (a few, small: one per `--diff` replay, one per
+   * persisted run's counts).
+   */
+  private readonly documentBlocks = new Map<string, Promise<DocumentRow<unknown>>>();
   private closed = false;
 
   private constructor(
@@ -298,44 +305,52 @@ export class Analytics extends AnalyticsQuestions {
     const blocks = (
       await Promise.all(processes.map((p) => this.lake.blocks({ processId: p.processId })))
     ).flat();
-    const diffs = await this.diffs(streams, blocks);
+    const [diffs, counts] = await Promise.all([
+      this.documents(DIVERGENCES_TAG, parseStoredDiff, streams, blocks),
+      this.documents(COUNTS_TAG, parseStoredCounts, streams, blocks),
+    ]);
     const fingerprint = JSON.stringify([
       processes.map((p) => p.processId),
       streams.length,
       blocks.length,
       materialized.map((m) => [...m.files.entries()]),
     ]);
-    return { processes, streams, blocks, materialized, diffs, window, fingerprint };
+    return { processes, streams, blocks, materialized, diffs, counts, window, fingerprint };
   }
 
-  /** The replays' diffs: each `divergences` stream's block, read whole (see `persist/replay-diff.ts`). */
-  private async diffs(streams: readonly StreamRow[], blocks: readonly BlockRow[]): Promise<StoredDiffRow[]> {
-    const diffStreams = new Map(
-      streams.filter((s) => s.tags.includes(DIVERGENCES_TAG)).map((s) => [s.streamId, s]),
-    );
-    if (diffStreams.size === 0) return [];
+  /**
+   * The blocks of the document streams tagged `tag` (see `persist/documents.ts`), each read whole
+   * and parsed by `parse`. A block never changes: each is read once, unless it did not read (it is
+   * said so in its row's `error`, not left out, and read again at the next look: the blob store
+   * may have been down).
+   */
+  private async documents<T>(
+    tag: string,
+    parse: (objects: Uint8Array) => T,
+    streams: readonly StreamRow[],
+    blocks: readonly BlockRow[],
+  ): Promise<DocumentRow<T>[]> {
+    const tagged = new Set(streams.filter((s) => s.tags.includes(tag)).map((s) => s.streamId));
+    if (tagged.size === 0) return [];
     const read = blocks
-      .filter((b) => diffStreams.has(b.streamId))
+      .filter((b) => tagged.has(b.streamId))
       .map((b) => {
-        // A block never changes: read once.
-        let diff = this.diffBlocks.get(b.blockId);
-        if (diff === undefined) {
-          diff = this.readDiff(b);
-          this.diffBlocks.set(b.blockId, diff);
+        let row = this.documentBlocks.get(b.blockId);
+        if (row === undefined) {
+          row = this.readDocument(b, parse);
+          this.documentBlocks.set(b.blockId, row);
         }
-        return diff;
+        return row as Promise<DocumentRow<T>>;
       });
     return Promise.all(read);
   }
 
-  private async readDiff(b: BlockRow): Promise<StoredDiffRow> {
-    // A block that does not read is said so in `replay_diffs.error`, not left out (and read
-    // again at the next look: the blob store may have been down).
+  private async readDocument<T>(b: BlockRow, parse: (objects: Uint8Array) => T): Promise<DocumentRow<T>> {
     try {
       const { payload } = await this.lake.readBlock(b);
-      return { processId: b.processId, diff: parseStoredDiff(payload.objects) };
+      return { processId: b.processId, document: parse(payload.objects) };
     } catch (error) {
-      this.diffBlocks.delete(b.blockId);
+      this.documentBlocks.delete(b.blockId);
       return { processId: b.processId, error: `block ${b.blockId}: ${messageOf(error)}` };
     }
   }

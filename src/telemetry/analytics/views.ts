@@ -2,6 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
 import { RecordProperty } from '../persist/records.js';
 import type { StoredDiff } from '../persist/replay-diff.js';
+import type { StoredCounts } from '../persist/run-counts.js';
 import { rfc3339ToEpochNs } from '../wire/index.js';
 import type { Materialized } from './partitions.js';
 import { type TimeWindow, windowCondition } from './query.js';
@@ -17,15 +18,19 @@ export interface ViewInputs {
   readonly blocks: readonly BlockRow[];
   readonly materialized: readonly Materialized[];
   /** The replays' diffs kept in the lake (`dorsal replay --diff`), one per diff block. */
-  readonly diffs?: readonly StoredDiffRow[];
+  readonly diffs?: readonly DocumentRow<StoredDiff>[];
+  /** The runs' counts kept in the lake by the persister at their stop, one per run. */
+  readonly counts?: readonly DocumentRow<StoredCounts>[];
   /** Rows outside it are left out of every view. */
   readonly window?: TimeWindow;
 }
 
-/** A replay's diff block, read (or why it could not be). */
-export type StoredDiffRow =
-  | { readonly processId: string; readonly diff: StoredDiff }
+/** A document stream's block, read (or why it could not be). */
+export type DocumentRow<T> =
+  | { readonly processId: string; readonly document: T }
   | { readonly processId: string; readonly error: string };
+
+const num = (n: number | null) => (n === null || !Number.isFinite(n) ? 'NULL' : String(n));
 
 /**
  * The tables of the replays' diffs: `replay_diffs` (one row per diff: the replay, the recording,
@@ -37,15 +42,14 @@ export type StoredDiffRow =
  */
 async function createDiffTables(
   connection: DuckDBConnection,
-  diffs: readonly StoredDiffRow[],
+  diffs: readonly DocumentRow<StoredDiff>[],
 ): Promise<void> {
-  const num = (n: number | null) => (n === null || !Number.isFinite(n) ? 'NULL' : String(n));
-  const ok = diffs.filter((d): d is Extract<StoredDiffRow, { diff: StoredDiff }> => 'diff' in d);
+  const ok = diffs.filter((d) => 'document' in d).map((d) => ({ processId: d.processId, diff: d.document }));
   await connection.run(
     `CREATE TEMP TABLE replay_diffs AS SELECT * FROM (VALUES ${rowsOr(
       diffs.map((d) =>
-        'diff' in d
-          ? `(${text(d.processId)}, ${text(d.diff.recording ?? '')}, ${num(d.diff.diverged)}::BIGINT, ${num(d.diff.limit)}::BIGINT, NULL::VARCHAR)`
+        'document' in d
+          ? `(${text(d.processId)}, ${text(d.document.recording ?? '')}, ${num(d.document.diverged)}::BIGINT, ${num(d.document.limit)}::BIGINT, NULL::VARCHAR)`
           : `(${text(d.processId)}, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, ${text(d.error)})`,
       ),
       '(NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, NULL::VARCHAR)',
@@ -76,14 +80,61 @@ async function createDiffTables(
 }
 
 /**
+ * The tables of the runs' counts (see `persist/run-counts.ts`): `run_counts` (one row per run:
+ * ingress refused at the stop, whether it drained, the threads terminated, or why its block did
+ * not read), `actor_counts` (per actor × stream: handled, skipped, lost, poisoned, failed,
+ * produced) and `timing_reads` (per observer × actor: timing records read and lost).
+ */
+async function createCountsTables(
+  connection: DuckDBConnection,
+  counts: readonly DocumentRow<StoredCounts>[],
+): Promise<void> {
+  const ok = counts.flatMap((c) => ('document' in c ? [{ processId: c.processId, counts: c.document }] : []));
+  await connection.run(
+    `CREATE TEMP TABLE run_counts AS SELECT * FROM (VALUES ${rowsOr(
+      counts.map((c) =>
+        'document' in c
+          ? `(${text(c.processId)}, ${num(c.document.refused)}::BIGINT, ${c.document.drained}, ${text(JSON.stringify(c.document.terminated))}::JSON, NULL::VARCHAR)`
+          : `(${text(c.processId)}, NULL::BIGINT, NULL::BOOLEAN, NULL::JSON, ${text(c.error)})`,
+      ),
+      '(NULL::VARCHAR, NULL::BIGINT, NULL::BOOLEAN, NULL::JSON, NULL::VARCHAR)',
+    )}) AS t(process_id, refused, drained, terminated, error)`,
+  );
+  await connection.run(
+    `CREATE TEMP TABLE actor_counts AS SELECT * FROM (VALUES ${rowsOr(
+      ok.flatMap(({ processId, counts: c }) =>
+        c.streams.map(
+          (s) =>
+            `(${text(processId)}, ${text(s.actor)}, ${num(s.actorId)}::INTEGER, ${text(s.stream)}, ${num(s.handled)}::BIGINT, ${num(s.skipped)}::BIGINT, ${num(s.lost)}::BIGINT, ${num(s.poisoned)}::BIGINT, ${num(s.failed)}::BIGINT, ${num(s.produced)}::BIGINT)`,
+        ),
+      ),
+      '(NULL::VARCHAR, NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT)',
+    )}) AS t(process_id, actor, actor_id, stream, handled, skipped, lost, poisoned, failed, produced)`,
+  );
+  await connection.run(
+    `CREATE TEMP TABLE timing_reads AS SELECT * FROM (VALUES ${rowsOr(
+      ok.flatMap(({ processId, counts: c }) =>
+        c.timings.map(
+          (t) =>
+            `(${text(processId)}, ${text(t.observer)}, ${num(t.observerId)}::INTEGER, ${text(t.actor)}, ${num(t.actorId)}::INTEGER, ${num(t.handled)}::BIGINT, ${num(t.lost)}::BIGINT)`,
+        ),
+      ),
+      '(NULL::VARCHAR, NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR, NULL::INTEGER, NULL::BIGINT, NULL::BIGINT)',
+    )}) AS t(process_id, observer, observer_id, actor, actor_id, handled, lost)`,
+  );
+}
+
+/**
  * Creates, on one connection, the tables a query sees (as temporary views and tables, so that
  * concurrent queries over other processes do not meet): `processes`, `streams`, `blocks`; one
  * typed view per spine stream, `stream_<name>`: the envelope (`process_id, stream, seq,
  * origin_t, publish_t, actor, parent_stream, parent_seq, publish_time`) then the message's fields
  * as columns; `messages`, every stream's rows with `fields` as JSON; `timings` (with
  * `latency_ns`, `processing_ns`, `end_time`); `timing_records`, the same records with the ids
- * of their actor and stream (`_actors`, `_stream_names` name them); `losses`; the replays'
- * diffs, `replay_diffs`, `replay_diff_streams`, `replay_divergences` (see `createDiffTables`).
+ * of their actor and stream (`_actors`, `_stream_names` name them); `losses` (the persister's
+ * and every actor's); the replays' diffs, `replay_diffs`, `replay_diff_streams`,
+ * `replay_divergences` (see `createDiffTables`); the runs' counts, `run_counts`, `actor_counts`,
+ * `timing_reads` (see `createCountsTables`).
  */
 export async function createViews(connection: DuckDBConnection, inputs: ViewInputs): Promise<void> {
   const run = (sql: string) => connection.run(sql);
@@ -117,6 +168,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   );
   await createNameTables(connection, inputs.processes, inputs.streams);
   await createDiffTables(connection, inputs.diffs ?? []);
+  await createCountsTables(connection, inputs.counts ?? []);
 
   // One view per spine stream name, over every selected process that has it.
   const byTable = new Map<string, { name: string; fields: string[] }>();
@@ -170,12 +222,14 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     }`,
   );
   const coverageFiles = files('block_coverage');
+  // The persister's losses, per lake stream, from its blocks' coverage; then every actor's, per
+  // stream it consumed and per timing queue it observed, from the run's counts.
   await run(
     `CREATE TEMP VIEW losses AS ${
       coverageFiles.length > 0
         ? `SELECT c.process_id, CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(s.tags::VARCHAR[], '${tag}') THEN '${tag}:' || s.name`).join(' ')} ELSE s.name END AS stream, 'persister' AS consumer, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned, max(coalesce(c.dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles, true)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY ALL`
         : "SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, 'persister' AS consumer, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped WHERE false"
-    }`,
+    } UNION ALL SELECT process_id, stream, actor, lost, poisoned, 0::BIGINT FROM actor_counts WHERE handled + skipped + lost + failed > 0 UNION ALL SELECT process_id, 'timings:' || actor, observer, lost, 0::BIGINT, 0::BIGINT FROM timing_reads`,
   );
   await createInstrumentationViews(connection, inputs, window);
 }

@@ -4,10 +4,12 @@ import type {
   PersistOptions,
   PersistReport,
   SystemAttachment,
+  SystemCounts,
 } from '../../actors/index.js';
 import { TimingRecord, Tracking } from '../../spine/index.js';
 import { checkPersistOptions } from './options.js';
 import { PersistPipeline } from './pipeline.js';
+import { storedCountsOf } from './run-counts.js';
 import { messagesStream, timeIndexOf, timingStream } from './streams.js';
 
 /**
@@ -82,8 +84,8 @@ export class Persister implements SystemAttachment {
     }
   }
 
-  stop(): Promise<PersistReport> {
-    return this.pipeline!.stop();
+  stop(counts: SystemCounts): Promise<PersistReport> {
+    return this.pipeline!.stop(storedCountsOf(counts));
   }
 
   async abort(): Promise<void> {

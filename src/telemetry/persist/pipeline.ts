@@ -18,9 +18,11 @@ import {
   type ProcessInfo,
   type StreamInfo,
 } from '../wire/index.js';
+import { documentBlock } from './documents.js';
 import { instrumentationDependencies, threadSources } from './instrumentation-sources.js';
 import type { FromPersister, PersistSource, RawBlock, SourceTotals, ToPersister } from './protocol.js';
 import { RecordProperty } from './records.js';
+import { countsStreamInfo, type StoredCounts } from './run-counts.js';
 import { type InstrumentedThread, instrumentationStream } from './streams.js';
 
 /** How a source's lake stream is made, and what the report calls it. */
@@ -263,8 +265,11 @@ export class PersistPipeline {
     }
   }
 
-  /** Stops the thread, flushes every block to the lake (with a deadline) and reports. */
-  async stop(): Promise<PersistReport> {
+  /**
+   * Stops the thread, flushes every block to the lake (with a deadline) and reports; `counts`
+   * (a System's, at its stop) go into the lake too, as the process's counts stream.
+   */
+  async stop(counts?: StoredCounts): Promise<PersistReport> {
     this.worker?.postMessage({ type: 'stop' } satisfies ToPersister);
     let totals: readonly SourceTotals[] = [];
     try {
@@ -293,6 +298,13 @@ export class PersistPipeline {
         if (source.stream === undefined || source.last !== undefined) continue;
         this.ship(source, coverageBlock(source, { firstSeq: 0, endSeq: 0, lostTotal: 0, poisonedTotal: 0 }));
       }
+    }
+    if (counts !== undefined && this.sink !== undefined) {
+      const stream = countsStreamInfo(this.processInfo!.processId);
+      this.sink.addStream(stream);
+      const rows = counts.streams.length + counts.timings.length;
+      this.sink.push(documentBlock(this.processInfo!, stream, counts, rows, BigInt(Date.now()) * 1_000_000n));
+      this.blocks++;
     }
     await Promise.all([...this.compressing]);
     const stats = await this.sink?.close({ timeoutMs: this.flushTimeoutMs });

@@ -3,6 +3,7 @@ import { Layout, type LayoutDescription } from '../../queues/index.js';
 import type { Lake } from '../lake/lake.js';
 import type { StreamRow } from '../lake/types.js';
 import { RecordProperty } from './records.js';
+import { COUNTS_TAG, parseStoredCounts, type StoredCounts } from './run-counts.js';
 
 /** One record of a persisted source: its sequence, and each part decoded by its layout. */
 export interface PersistedRecord {
@@ -90,6 +91,21 @@ export async function readPersisted(lake: Lake, processId: string): Promise<Pers
     });
   }
   return result;
+}
+
+/**
+ * The counts the persister kept of a System's run at its stop (see run-counts.ts), or undefined
+ * if the process has none (a plain process, a run killed before its stop). Throws if its block
+ * does not read.
+ */
+export async function readRunCounts(lake: Lake, processId: string): Promise<StoredCounts | undefined> {
+  for (const stream of await lake.streams({ processId })) {
+    if (!stream.tags.includes(COUNTS_TAG)) continue;
+    for (const row of await lake.blocks({ streamId: stream.streamId })) {
+      return parseStoredCounts((await lake.readBlock(row)).payload.objects);
+    }
+  }
+  return undefined;
 }
 
 /**

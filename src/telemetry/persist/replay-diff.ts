@@ -1,7 +1,7 @@
 /**
- * A replay's diff in the lake: one stream of the replay process, tagged `divergences`, holding one
- * block whose objects part is a JSON document (`StoredDiff`): the per-stream summary and the
- * first divergences.
+ * A replay's diff in the lake: one document stream of the replay process (see documents.ts),
+ * tagged `divergences`, holding one block whose objects part is a JSON document (`StoredDiff`):
+ * the per-stream summary and the first divergences.
  *
  * Why JSON and not records: the record streams (`recordStreamInfo`) are fixed-width layouts that
  * the ETL decodes into Parquet partitions, one source-table kind at a time. A divergence is mostly
@@ -11,17 +11,10 @@
  * read it whole when they look at the lake and make the tables `replay_diffs`,
  * `replay_diff_streams` and `replay_divergences` of it (see `createViews`).
  */
-import { randomUUID } from 'node:crypto';
 import type { IngestionService } from '../ingestion/service.js';
 import { TelemetrySink } from '../sink/sink.js';
-import {
-  type Block,
-  compressPart,
-  formatRfc3339Ns,
-  type ProcessInfo,
-  rfc3339ToEpochNs,
-  type StreamInfo,
-} from '../wire/index.js';
+import type { Block, ProcessInfo, StreamInfo } from '../wire/index.js';
+import { documentBlock, documentStreamInfo, parseDocument } from './documents.js';
 
 /** The tag of a replay's diff stream. */
 export const DIVERGENCES_TAG = 'divergences';
@@ -70,20 +63,12 @@ export interface StoredDiff {
 
 /** The stream of a replay process that holds its diff. */
 export function divergencesStreamInfo(processId: string, diff: StoredDiff): StreamInfo {
-  return {
-    streamId: randomUUID(),
-    processId,
-    tags: [DIVERGENCES_TAG],
-    dependenciesLayouts: [],
-    objectsLayouts: [],
-    properties: {
-      name: 'divergences',
-      format: DIVERGENCES_FORMAT,
-      replay_of: diff.recording,
-      diverged: String(diff.diverged),
-      limit: String(diff.limit),
-    },
-  };
+  return documentStreamInfo(processId, DIVERGENCES_TAG, DIVERGENCES_FORMAT, {
+    name: 'divergences',
+    replay_of: diff.recording,
+    diverged: String(diff.diverged),
+    limit: String(diff.limit),
+  });
 }
 
 /**
@@ -96,24 +81,7 @@ export function divergencesBlock(
   diff: StoredDiff,
   atEpochNs: bigint = BigInt(Date.now()) * 1_000_000n,
 ): Block {
-  const startNs = rfc3339ToEpochNs(process.startTime) ?? atEpochNs;
-  const ticks =
-    process.startTicks + Math.round((Number(atEpochNs - startNs) * process.clock.ticksPerSecond) / 1e9);
-  const time = formatRfc3339Ns(atEpochNs);
-  return {
-    blockId: randomUUID(),
-    streamId: stream.streamId,
-    processId: process.processId,
-    beginTime: time,
-    beginTicks: ticks,
-    endTime: time,
-    endTicks: ticks,
-    objectCount: diff.streams.length + diff.divergences.length,
-    payload: {
-      dependencies: compressPart(new Uint8Array(0)),
-      objects: compressPart(new TextEncoder().encode(JSON.stringify(diff))),
-    },
-  };
+  return documentBlock(process, stream, diff, diff.streams.length + diff.divergences.length, atEpochNs);
 }
 
 /** Where the diff goes: the embedded lake's ingestion service, or an ingestion URL. */
@@ -149,7 +117,7 @@ export async function recordDiff(
 
 /** The diff a diff stream's block holds (its objects part, decompressed); throws on another document. */
 export function parseStoredDiff(objects: Uint8Array): StoredDiff {
-  const diff = JSON.parse(new TextDecoder().decode(objects)) as Partial<StoredDiff>;
+  const diff = parseDocument(objects) as Partial<StoredDiff>;
   if (
     typeof diff !== 'object' ||
     diff === null ||

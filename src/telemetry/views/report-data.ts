@@ -177,7 +177,9 @@ export async function gatherReport(
     ask(
       'SELECT actor, stream, count(*)::DOUBLE, (max(seq) - min(seq) + 1 - count(DISTINCT seq))::DOUBLE, min(seq)::DOUBLE FROM timings GROUP BY ALL ORDER BY ALL',
     ),
-    ask('SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses ORDER BY stream'),
+    ask(
+      "SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses WHERE consumer = 'persister' ORDER BY stream",
+    ),
     analytics.percentiles({ process: processId, ...options }),
     ask(
       `SELECT actor, stream, floor(log10(greatest(latency_ns, 1)) * ${BUCKETS_PER_DECADE})::INTEGER AS b, count(*)::DOUBLE FROM timings GROUP BY ALL ORDER BY actor, stream, b`,

@@ -1,0 +1,132 @@
+/**
+ * A run's counts in the lake: what every actor's consumers and producers counted (handled,
+ * skipped, lost to a lap, poisoned, failed, produced, per stream; timing records read and lost,
+ * per observed actor), and the ingress refused at the stop. The persister writes them at the
+ * stop, after every actor thread has ended, as one document stream of the run's process (see
+ * documents.ts), tagged `counts`: a message an actor lost is counted in the lake, not only in the
+ * report of the process that ran it. The analytics make `actor_counts` of it, and add its losses
+ * to `losses` (one row per actor × stream, beside the persister's).
+ *
+ * Not there: the counts of an actor whose thread was terminated (it never reported), and any of a
+ * process killed before its stop (its blocks say what the persister lost, nothing more).
+ */
+import type { SystemCounts } from '../../actors/index.js';
+import { documentStreamInfo, parseDocument } from './documents.js';
+
+/** The tag of a run's counts stream. */
+export const COUNTS_TAG = 'counts';
+
+/** The `format` property of a counts stream: what its block's objects part holds. */
+export const COUNTS_FORMAT = 'dorsal.counts.v1+json';
+
+/** What one actor did on one stream (every incarnation of it summed). */
+export interface StoredActorStream {
+  readonly actor: string;
+  readonly actorId: number;
+  readonly stream: string;
+  readonly handled: number;
+  readonly skipped: number;
+  /** Lapped by the producer, or their writer died (poisoned, counted here too). */
+  readonly lost: number;
+  readonly poisoned: number;
+  /** Handed to a handler that threw. */
+  readonly failed: number;
+  readonly produced: number;
+}
+
+/** What an observer read of one actor's timing queue. */
+export interface StoredTimingRead {
+  readonly observer: string;
+  readonly observerId: number;
+  /** The actor whose timing queue it read. */
+  readonly actor: string;
+  readonly actorId: number;
+  readonly handled: number;
+  /** Timing records the actor lapped it on. */
+  readonly lost: number;
+}
+
+/** A run's counts, as stored. */
+export interface StoredCounts {
+  /** Rows with something counted only. */
+  readonly streams: readonly StoredActorStream[];
+  readonly timings: readonly StoredTimingRead[];
+  /** Ingress messages refused because they came after the stop began. */
+  readonly refused: number;
+  /** False if consumers were still busy when the drain timeout ran out. */
+  readonly drained: boolean;
+  /** Threads that did not exit in time: their actors' counts are missing. */
+  readonly terminated: readonly string[];
+}
+
+/** What the system counted, as the lake keeps it. */
+export function storedCountsOf(counts: SystemCounts): StoredCounts {
+  return {
+    streams: counts.actors.flatMap((a) =>
+      a.streams
+        .filter((s) => s.handled + s.skipped + s.lost + s.failed + s.produced > 0)
+        .map((s) => ({
+          actor: a.name,
+          actorId: a.id,
+          stream: s.stream,
+          handled: s.handled,
+          skipped: s.skipped,
+          lost: s.lost,
+          poisoned: s.poisoned,
+          failed: s.failed,
+          produced: s.produced,
+        })),
+    ),
+    timings: counts.actors.flatMap((a) =>
+      a.timings.map((t) => ({
+        observer: a.name,
+        observerId: a.id,
+        actor: t.actor,
+        actorId: t.actorId,
+        handled: t.handled,
+        lost: t.lost,
+      })),
+    ),
+    refused: counts.refused,
+    drained: counts.drained,
+    terminated: [...counts.terminated],
+  };
+}
+
+/** The stream of a run's process that holds its counts. */
+export function countsStreamInfo(processId: string) {
+  return documentStreamInfo(processId, COUNTS_TAG, COUNTS_FORMAT, { name: 'counts' });
+}
+
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+/** The counts a counts stream's block holds (its objects part, decompressed); throws on another document. */
+export function parseStoredCounts(objects: Uint8Array): StoredCounts {
+  const counts = parseDocument(objects) as Partial<StoredCounts> | null;
+  const fields = ['handled', 'skipped', 'lost', 'poisoned', 'failed', 'produced', 'actorId'] as const;
+  if (
+    typeof counts !== 'object' ||
+    counts === null ||
+    !Array.isArray(counts.streams) ||
+    !Array.isArray(counts.timings) ||
+    !Array.isArray(counts.terminated) ||
+    !isCount(counts.refused) ||
+    typeof counts.drained !== 'boolean' ||
+    !counts.streams.every(
+      (s: Partial<StoredActorStream>) =>
+        typeof s?.actor === 'string' && typeof s.stream === 'string' && fields.every((f) => isCount(s[f])),
+    ) ||
+    !counts.timings.every(
+      (t: Partial<StoredTimingRead>) =>
+        typeof t?.observer === 'string' &&
+        typeof t.actor === 'string' &&
+        isCount(t.observerId) &&
+        isCount(t.actorId) &&
+        isCount(t.handled) &&
+        isCount(t.lost),
+    )
+  ) {
+    throw new Error('a counts block holds no run counts');
+  }
+  return counts as StoredCounts;
+}

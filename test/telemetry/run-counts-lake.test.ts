@@ -1,0 +1,140 @@
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Analytics } from '../../src/analytics.js';
+import { IngestionService } from '../../src/ingestion.js';
+import { documentBlock } from '../../src/telemetry/persist/documents.js';
+import {
+  countsStreamInfo,
+  parseStoredCounts,
+  type StoredCounts,
+} from '../../src/telemetry/persist/run-counts.js';
+import { TelemetrySink } from '../../src/telemetry/sink/sink.js';
+import { compressPart, formatRfc3339Ns, type ProcessInfo } from '../../src/telemetry/wire/index.js';
+import { makeProcess, tempDir } from './fixtures.js';
+
+/** A run's counts kept in a real embedded lake (as the persister writes them at a stop), read back by the analytics. */
+
+const COUNTS: StoredCounts = {
+  streams: [
+    {
+      actor: 'feed',
+      actorId: 0,
+      stream: 'ticks',
+      handled: 0,
+      skipped: 0,
+      lost: 0,
+      poisoned: 0,
+      failed: 0,
+      produced: 500,
+    },
+    {
+      actor: "o'brien",
+      actorId: 1,
+      stream: 'ticks',
+      handled: 400,
+      skipped: 3,
+      lost: 97,
+      poisoned: 2,
+      failed: 1,
+      produced: 0,
+    },
+  ],
+  timings: [{ observer: 'watcher', observerId: 2, actor: "o'brien", actorId: 1, handled: 390, lost: 10 }],
+  refused: 4,
+  drained: false,
+  terminated: ['actor-2'],
+};
+
+async function keep(service: IngestionService, process: ProcessInfo, objects: Uint8Array | StoredCounts) {
+  const sink = new TelemetrySink({ target: service, process });
+  const stream = countsStreamInfo(process.processId);
+  sink.addStream(stream);
+  const block = documentBlock(process, stream, COUNTS, 3, BigInt(Date.now()) * 1_000_000n);
+  sink.push(
+    objects instanceof Uint8Array
+      ? { ...block, payload: { ...block.payload, objects: compressPart(objects) } }
+      : block,
+  );
+  expect((await sink.close({ timeoutMs: 10_000 })).sent).toBe(1);
+}
+
+describe("a run's counts in the lake", () => {
+  const { dir, cleanup } = tempDir('dorsal-run-counts-');
+  afterAll(cleanup);
+
+  it('are read back as run_counts, actor_counts, timing_reads and rows of losses; a block that does not read says so', async () => {
+    const now = { startTime: formatRfc3339Ns(BigInt(Date.now()) * 1_000_000n), startTicks: 0 };
+    const run = makeProcess(now);
+    const broken = makeProcess(now);
+    const service = new IngestionService({ data: dir });
+    try {
+      await keep(service, run, COUNTS);
+      // Counts that are not counts: a negative figure.
+      const bad = { ...COUNTS, streams: [{ ...COUNTS.streams[1]!, lost: -1 }] };
+      await keep(service, broken, new TextEncoder().encode(JSON.stringify(bad)));
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      const rows = async (sql: string, process: string) => (await analytics.query(sql, { process })).rows;
+      expect(
+        await rows(
+          'SELECT refused::INTEGER, drained, terminated::VARCHAR, error FROM run_counts',
+          run.processId,
+        ),
+      ).toEqual([[4, false, '["actor-2"]', null]]);
+      expect(
+        await rows(
+          'SELECT actor, actor_id, stream, handled::INTEGER, skipped::INTEGER, lost::INTEGER, poisoned::INTEGER, failed::INTEGER, produced::INTEGER FROM actor_counts ORDER BY actor',
+          run.processId,
+        ),
+      ).toEqual([
+        ['feed', 0, 'ticks', 0, 0, 0, 0, 0, 500],
+        ["o'brien", 1, 'ticks', 400, 3, 97, 2, 1, 0],
+      ]);
+      expect(
+        await rows(
+          'SELECT observer, observer_id, actor, actor_id, handled::INTEGER, lost::INTEGER FROM timing_reads',
+          run.processId,
+        ),
+      ).toEqual([['watcher', 2, "o'brien", 1, 390, 10]]);
+      // A consumer's losses, beside the persister's (none here: no block of records): the
+      // producer-only row is no consumer's.
+      expect(
+        await rows(
+          'SELECT stream, consumer, lost::INTEGER, poisoned::INTEGER, dropped::INTEGER FROM losses ORDER BY ALL',
+          run.processId,
+        ),
+      ).toEqual([
+        ['ticks', "o'brien", 97, 2, 0],
+        ["timings:o'brien", 'watcher', 10, 0, 0],
+      ]);
+      const [unreadable] = await rows('SELECT refused, error FROM run_counts', broken.processId);
+      expect(unreadable![0]).toBeNull();
+      expect(String(unreadable![1])).toMatch(/^block [0-9a-f-]+: a counts block holds no run counts$/);
+      expect(await rows('SELECT count(*)::INTEGER FROM actor_counts', broken.processId)).toEqual([[0]]);
+    } finally {
+      await analytics.close();
+    }
+  });
+
+  it('refuses a document that is not counts, with a clear error', () => {
+    const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+    expect(parseStoredCounts(bytes(COUNTS))).toEqual(COUNTS);
+    for (const bad of [
+      null,
+      [1, 2],
+      { ...COUNTS, refused: '4' },
+      { ...COUNTS, drained: 'no' },
+      { ...COUNTS, terminated: 'actor-2' },
+      { ...COUNTS, streams: [{ ...COUNTS.streams[0]!, produced: 1.5 }] },
+      { ...COUNTS, streams: [{ ...COUNTS.streams[0]!, actor: 7 }] },
+      { ...COUNTS, timings: [{ ...COUNTS.timings[0]!, lost: Number.MAX_SAFE_INTEGER + 2 }] },
+      { ...COUNTS, timings: [null] },
+    ]) {
+      expect(() => parseStoredCounts(bytes(bad))).toThrow(/^a counts block holds no run counts$/);
+    }
+    expect(() => parseStoredCounts(new TextEncoder().encode('{not json'))).toThrow(SyntaxError);
+  });
+});
