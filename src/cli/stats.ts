@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import type { AnalyticsQuestions, PercentileRow } from '../telemetry/analytics/questions.js';
 import { count, dim, duration, printJson, sparkline, table } from './format.js';
 import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
+import { type LossRow, losses } from './trace-queries.js';
 
 interface StatsOptions extends SourceOptions {
   readonly by?: 'actor' | 'stream';
@@ -78,7 +79,17 @@ export async function statsTable(
   return { rows, text };
 }
 
-/** `dorsal stats`: latency and processing-time percentiles per actor × stream. */
+/** One consumer's losses of one stream, as a line under the table. */
+function lossLine(l: LossRow): string {
+  const what = [
+    l.lost > 0 ? `${count(l.lost)} lost${l.poisoned > 0 ? ` (${count(l.poisoned)} poisoned)` : ''}` : '',
+    l.dropped > 0 ? `${count(l.dropped)} dropped at the source` : '',
+  ].filter((part) => part !== '');
+  const who = l.consumer === 'persister' ? 'the persister (missing from the lake)' : l.consumer;
+  return `${l.stream}: ${what.join(', ')} by ${who}`;
+}
+
+/** `dorsal stats`: latency and processing-time percentiles per actor × stream, and what was lost. */
 export function statsCommand(): Command {
   return withSourceOptions(
     new Command('stats')
@@ -92,10 +103,15 @@ export function statsCommand(): Command {
       const process = await resolveProcess(source, options.process);
       const by = options.by === undefined ? (['actor', 'stream'] as const) : ([options.by] as const);
       const { rows, text } = await statsTable(source.analytics, process.processId, by);
-      if (options.json) return printJson({ process: process.processId, rows });
-      if (rows.length === 0) return console.log(dim(`process ${process.processId} recorded no timing`));
-      console.log(dim(`process ${process.processId} (${process.exe}, ${process.startTime.slice(0, 19)})`));
-      console.log(text);
+      // A consumer that lost messages handled fewer than were published: said beside the table.
+      const lost = await losses(source.analytics, process.processId);
+      if (options.json) return printJson({ process: process.processId, rows, losses: lost });
+      if (rows.length === 0) console.log(dim(`process ${process.processId} recorded no timing`));
+      else {
+        console.log(dim(`process ${process.processId} (${process.exe}, ${process.startTime.slice(0, 19)})`));
+        console.log(text);
+      }
+      for (const l of lost) console.log(lossLine(l));
     });
   });
 }

@@ -63,7 +63,7 @@ describe('the report page', () => {
           actors: [HOSTILE],
           streams: [HOSTILE],
           produced: [{ actor: HOSTILE, stream: HOSTILE, count: 3 }],
-          consumed: [{ actor: HOSTILE, stream: HOSTILE, count: 3, gaps: 1, firstSeq: 0 }],
+          consumed: [{ actor: HOSTILE, stream: HOSTILE, count: 3, gaps: 1, firstSeq: 0, lapped: 4 }],
           persister: [{ stream: HOSTILE, lost: 2, dropped: 0 }],
         },
         instrumentation: {

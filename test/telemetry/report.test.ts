@@ -178,6 +178,18 @@ describe('dorsal report, opened in Chromium', () => {
         (a) => a.actor === 'laggard',
       )?.lost;
       expect(lapped).toBeGreaterThan(0);
+      // `dorsal stats` says it too, beside the table.
+      const stats = await runDorsal(['stats', '--data', lossy.dir, '--json']);
+      expect(stats.code, stats.stderr).toBe(0);
+      expect((JSON.parse(stats.stdout) as { losses: unknown[] }).losses).toContainEqual({
+        stream: 'ticks',
+        consumer: 'laggard',
+        lost: lapped,
+        poisoned: 0,
+        dropped: 0,
+      });
+      const text = await runDorsal(['stats', '--data', lossy.dir]);
+      expect(text.stdout).toContain(`ticks: ${lapped!.toLocaleString('en-US')} lost by laggard`);
       const out = join(lossy.dir, 'report.html');
       const report = await runDorsal(['report', '--data', lossy.dir, '-o', out]);
       expect(report.code, report.stderr).toBe(0);
@@ -193,6 +205,9 @@ describe('dorsal report, opened in Chromium', () => {
         const first = Number(await edge.getAttribute('data-first-seq'));
         expect(skipped).toBeLessThanOrEqual(lapped!);
         expect(skipped).toBeGreaterThanOrEqual(lapped! - first);
+        // And what its consumer counted, exactly, from the run's counts in the lake.
+        expect(Number(await edge.getAttribute('data-lapped'))).toBe(lapped);
+        expect(await edge.locator('title').textContent()).toContain(`lost by laggard's consumer`);
         const gaps = lossyPage.locator('svg[data-chart="gaps"] path[data-series="laggard ← ticks"]');
         expect(Number(await gaps.getAttribute('data-points'))).toBeGreaterThan(1);
       } finally {

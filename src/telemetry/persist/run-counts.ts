@@ -11,6 +11,7 @@
  * process killed before its stop (its blocks say what the persister lost, nothing more).
  */
 import type { SystemCounts } from '../../actors/index.js';
+import type { StreamInfo } from '../wire/index.js';
 import { documentStreamInfo, parseDocument } from './documents.js';
 
 /** The tag of a run's counts stream. */
@@ -94,7 +95,7 @@ export function storedCountsOf(counts: SystemCounts): StoredCounts {
 }
 
 /** The stream of a run's process that holds its counts. */
-export function countsStreamInfo(processId: string) {
+export function countsStreamInfo(processId: string): StreamInfo {
   return documentStreamInfo(processId, COUNTS_TAG, COUNTS_FORMAT, { name: 'counts' });
 }
 

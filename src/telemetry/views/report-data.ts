@@ -55,6 +55,12 @@ export interface ConsumedEdge {
   readonly gaps: number;
   /** The first sequence it handled (what it missed before, if anything, is not counted in `gaps`). */
   readonly firstSeq: number;
+  /**
+   * What the actor's own consumer counted as lost (lapped, or poisoned), every incarnation
+   * summed: exact, from the run's counts kept at its stop (null: the run has none, a process
+   * still running or killed).
+   */
+  readonly lapped: number | null;
 }
 
 /** What the persister lost or dropped of one lake stream (`losses`). */
@@ -161,6 +167,7 @@ export async function gatherReport(
     [span],
     producedRows,
     consumedRows,
+    lappedRows,
     persisterRows,
     percentiles,
     histogramRows,
@@ -177,6 +184,7 @@ export async function gatherReport(
     ask(
       'SELECT actor, stream, count(*)::DOUBLE, (max(seq) - min(seq) + 1 - count(DISTINCT seq))::DOUBLE, min(seq)::DOUBLE FROM timings GROUP BY ALL ORDER BY ALL',
     ),
+    ask('SELECT actor, stream, lost::DOUBLE FROM actor_counts'),
     ask(
       "SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses WHERE consumer = 'persister' ORDER BY stream",
     ),
@@ -219,6 +227,7 @@ export async function gatherReport(
   const produced = producedRows.map(
     (r): ProducedEdge => ({ actor: str(r[0]), stream: str(r[1]), count: num(r[2]) }),
   );
+  const lapped = new Map(lappedRows.map((r) => [`${str(r[0])}\u0000${str(r[1])}`, num(r[2])]));
   const consumed = consumedRows.map(
     (r): ConsumedEdge => ({
       actor: str(r[0]),
@@ -226,6 +235,7 @@ export async function gatherReport(
       count: num(r[2]),
       gaps: num(r[3]),
       firstSeq: num(r[4]),
+      lapped: lapped.get(`${str(r[0])}\u0000${str(r[1])}`) ?? null,
     }),
   );
   const persister = persisterRows.map(

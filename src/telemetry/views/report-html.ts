@@ -124,7 +124,15 @@ function topology(data: ReportData): string {
   if (produced.length + consumed.length === 0) return '<p class="note">No message recorded.</p>';
   const seconds = Math.max((data.time.endNs - data.time.beginNs) / 1e9, 1e-9);
   const rows = [
-    ...produced.map((e) => [e.actor, 'publishes', e.stream, count(e.count), short(e.count / seconds), '']),
+    ...produced.map((e) => [
+      e.actor,
+      'publishes',
+      e.stream,
+      count(e.count),
+      short(e.count / seconds),
+      '',
+      '',
+    ]),
     ...consumed.map((e) => [
       e.actor,
       'handles',
@@ -132,14 +140,15 @@ function topology(data: ReportData): string {
       count(e.count),
       short(e.count / seconds),
       count(e.gaps),
+      e.lapped === null ? '' : count(e.lapped),
     ]),
   ];
   const lost = data.topology.persister.filter((l) => l.lost + l.dropped > 0);
   return `${topologySvg(data)}
-<table data-table="edges"><thead><tr><th>actor</th><th class="text"></th><th class="text">stream</th><th>messages</th><th>mean /s</th><th>skipped</th></tr></thead><tbody>${rows
+<table data-table="edges"><thead><tr><th>actor</th><th class="text"></th><th class="text">stream</th><th>messages</th><th>mean /s</th><th>skipped</th><th>lost</th></tr></thead><tbody>${rows
     .map((r) => `<tr>${r.map((c, i) => `<td${i < 3 ? ' class="text"' : ''}>${esc(c)}</td>`).join('')}</tr>`)
     .join('')}</tbody></table>
-<p class="note">Skipped: sequences missing between the first and last an actor handled (the actor was lapped, or its timing records were lost). ${
+<p class="note">Skipped: sequences missing between the first and last an actor handled (the actor was lapped, or its timing records were lost). Lost: what the actor's own consumer counted as lost, lapped or poisoned (kept in the lake at the run's stop). ${
     lost.length === 0
       ? 'The persister lost nothing.'
       : `The persister lost ${lost.map((l) => `${count(l.lost + l.dropped)} of ${esc(l.stream)}`).join(', ')}.`

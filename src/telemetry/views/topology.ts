@@ -18,7 +18,8 @@ interface Node {
 /**
  * The system as a graph: actors (boxes) publish to streams (pills) that actors consume. Each edge
  * carries its message count and mean rate over the run (`data-count`, `data-rate`), and a
- * consuming edge the sequences its actor skipped (`data-lost`, red when not 0). A stream the
+ * consuming edge the sequences its actor skipped (`data-lost`, red when not 0) and what its
+ * consumer counted as lost (`data-lapped`, when the run's counts are in the lake). A stream the
  * persister lost records of says so under its name.
  */
 export function topologySvg(data: ReportData): string {
@@ -80,7 +81,7 @@ export function topologySvg(data: ReportData): string {
     `<svg class="topology" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" data-chart="topology" data-nodes="${nodes.size}" role="img" aria-label="topology">`,
     '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#888"/></marker></defs>',
   ];
-  const edge = (from: Node, to: Node, n: number, lost: number, firstSeq?: number) => {
+  const edge = (from: Node, to: Node, n: number, lost: number, firstSeq?: number, lapped?: number | null) => {
     const x1 = from.x + NODE_W;
     const y1 = from.y + NODE_H / 2;
     const x2 = to.x - 2;
@@ -92,12 +93,12 @@ export function topologySvg(data: ReportData): string {
         ? ` (the persister lost ${count(timingsLost)} of ${to.name}'s timing records: some of these are those)`
         : '';
     parts.push(
-      `<g class="edge${lost > 0 ? ' lossy' : ''}" data-from="${esc(from.id)}" data-to="${esc(to.id)}" data-count="${n}" data-rate="${(n / seconds).toFixed(3)}" data-lost="${lost}"${firstSeq === undefined ? '' : ` data-first-seq="${firstSeq}"`}><path d="M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}" marker-end="url(#arrow)"/><text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 - 5}" text-anchor="middle">${esc(`${short(n / seconds)}/s`)}</text>${lost > 0 ? `<text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 + 13}" text-anchor="middle">${esc(`${count(lost)} skipped`)}</text>` : ''}<title>${esc(`${from.name} → ${to.name}: ${count(n)} messages${lost > 0 ? `, ${count(lost)} sequences skipped${why}` : ''}`)}</title></g>`,
+      `<g class="edge${lost > 0 ? ' lossy' : ''}" data-from="${esc(from.id)}" data-to="${esc(to.id)}" data-count="${n}" data-rate="${(n / seconds).toFixed(3)}" data-lost="${lost}"${firstSeq === undefined ? '' : ` data-first-seq="${firstSeq}"`}${lapped === undefined || lapped === null ? '' : ` data-lapped="${lapped}"`}><path d="M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}" marker-end="url(#arrow)"/><text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 - 5}" text-anchor="middle">${esc(`${short(n / seconds)}/s`)}</text>${lost > 0 ? `<text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 + 13}" text-anchor="middle">${esc(`${count(lost)} skipped`)}</text>` : ''}<title>${esc(`${from.name} → ${to.name}: ${count(n)} messages${lost > 0 ? `, ${count(lost)} sequences skipped${why}` : ''}${lapped ? `, ${count(lapped)} lost by ${to.name}'s consumer` : ''}`)}</title></g>`,
     );
   };
   for (const e of produced) edge(node('actor', e.actor), node('stream', e.stream), e.count, 0);
   for (const e of consumed)
-    edge(node('stream', e.stream), node('actor', e.actor), e.count, e.gaps, e.firstSeq);
+    edge(node('stream', e.stream), node('actor', e.actor), e.count, e.gaps, e.firstSeq, e.lapped);
   for (const n of nodes.values()) {
     const lost = n.kind === 'stream' ? (lostOf.get(n.name) ?? 0) : 0;
     const radius = n.kind === 'stream' ? NODE_H / 2 : 4;
