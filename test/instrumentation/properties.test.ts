@@ -84,6 +84,74 @@ describe('what a log entry holds, and what it leaves out', () => {
     ]);
   });
 
+  it('a property getter that logs records its own entry and leaves the outer one whole', () => {
+    const fresh = freshBuffers({ logCapacity: 8 });
+    const log = logger('nested');
+    const innermost = {
+      get deep(): string {
+        log.warn('innermost', { level: 3, tag: 'c' });
+        return 'z';
+      },
+    };
+    const inner = {
+      a: 7,
+      get b(): string {
+        log.info('middle', innermost);
+        return 'bee';
+      },
+    };
+    const outer = {
+      x: 1,
+      label: 'outer text',
+      get y(): number {
+        log.debug('not recorded', { x: 9 });
+        log.error('inner', inner);
+        return 2.5;
+      },
+      z: true,
+    };
+    // Five entries a round in an 8-slot ring: in 16 rounds, each kind of entry writes every slot
+    // after the others did, the bare entry included (it skips the property stores where the
+    // slot's mark says zeros: a nested writer's entry there must have cleared the mark).
+    for (let round = 0; round < 16; round++) {
+      log.info('outer', outer);
+      log.info('bare');
+      // Each committed when its properties are resolved: the innermost first. Four deep: the
+      // thread's writer, the one it keeps for a nested entry, then writers made for one entry.
+      expect(fresh.logs().map((e) => [e.template, e.properties, e.flags])).toEqual([
+        ['innermost', { level: 3, tag: 'c' }, 0],
+        ['middle', { deep: 'z' }, 0],
+        ['inner', { a: 7, b: 'bee' }, 0],
+        ['outer', { x: 1, label: 'outer text', y: 2.5, z: true }, 0],
+        ['bare', {}, 0],
+      ]);
+    }
+    // A nested entry leaves nothing to the bare entry written next into its slot: a ring of bare
+    // entries (each slot marked as holding zeros), a nested entry and its outer one, then bare
+    // entries once around, the last into the nested entry's slot.
+    const seen: unknown[] = [];
+    const read = () => seen.push(...fresh.logs().map((e) => [e.template, e.properties]));
+    for (let i = 0; i < 8; i++) log.info('bare');
+    read();
+    seen.length = 0;
+    log.info('outer', {
+      get y(): number {
+        log.info('nested', { n: 1, s: 'text' });
+        return 2;
+      },
+    });
+    read();
+    for (let i = 0; i < 7; i++) {
+      log.info('bare');
+      read();
+    }
+    expect(seen).toEqual([
+      ['nested', { n: 1, s: 'text' }],
+      ['outer', { y: 2 }],
+      ...Array(7).fill(['bare', {}]),
+    ]);
+  });
+
   it('an entry whose properties are all left out says so in every lap', () => {
     const fresh = freshBuffers({ logCapacity: 4 });
     const log = logger('flags');

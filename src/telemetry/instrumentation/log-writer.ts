@@ -40,8 +40,10 @@ export function writeLog(logger: Logger, level: number, template: string, proper
     logger.lastTemplate = template;
     logger.lastTemplateId = templateId;
   }
-  const props = writer.properties;
-  if (!props.resolve(properties)) {
+  // The thread's writer, unless this entry is logged by a getter of another's properties. An
+  // entry without properties needs none of a writer's scratch (see `storeNone`).
+  const props = properties === undefined || properties === null ? undefined : writer.properties.free();
+  if (props !== undefined && !props.resolve(properties)) {
     strings.countDroppedForString('logs');
     return;
   }
@@ -55,6 +57,7 @@ export function writeLog(logger: Logger, level: number, template: string, proper
   views.u32[(at + TARGET) >> 2] = targetId;
   views.u32[(at + TEMPLATE) >> 2] = templateId;
   views.u8[at + LEVEL] = level;
-  props.store(views, at, sequence);
+  if (props === undefined) writer.properties.storeNone(views, at, sequence);
+  else props.store(views, at, sequence);
   logs.commit();
 }

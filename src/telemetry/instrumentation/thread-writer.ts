@@ -80,7 +80,7 @@ export class ThreadWriter {
     this.logViews = this.logs.views;
     this.metricViews = this.metrics.views;
     this.spanViews = this.spans.views;
-    this.properties = new PropertyWriter(this.strings, logs.capacity);
+    this.properties = new PropertyWriter(this.strings, new Uint8Array(logs.capacity));
     // Every span id opens with a begin event: after a restart, ids resume past every one given.
     this.lastSpanId = spans.stats().published;
   }
