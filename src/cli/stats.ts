@@ -85,7 +85,7 @@ function lossLine(l: LossRow): string {
     l.lost > 0 ? `${count(l.lost)} lost${l.poisoned > 0 ? ` (${count(l.poisoned)} poisoned)` : ''}` : '',
     l.dropped > 0 ? `${count(l.dropped)} dropped at the source` : '',
   ].filter((part) => part !== '');
-  const who = l.consumer === 'persister' ? 'the persister (missing from the lake)' : l.consumer;
+  const who = l.countedBy === 'persister' ? 'the persister (missing from the lake)' : l.consumer;
   return `${l.stream}: ${what.join(', ')} by ${who}`;
 }
 

@@ -327,6 +327,8 @@ export async function* measures(scope: TraceScope): AsyncGenerator<MeasureRow> {
 export interface LossRow {
   readonly stream: string;
   readonly consumer: string;
+  /** `persister` (missing from the recording), `actor` (handled by nobody there) or `observer`. */
+  readonly countedBy: string;
   readonly lost: number;
   readonly poisoned: number;
   readonly dropped: number;
@@ -335,13 +337,14 @@ export interface LossRow {
 /** The streams of the process that lost anything: a trace of them misses slices and arrows. */
 export async function losses(analytics: AnalyticsQuestions, process: string): Promise<LossRow[]> {
   const { rows } = await analytics.query(
-    `SELECT stream, consumer, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE FROM losses
+    `SELECT stream, consumer, counted_by, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE FROM losses
      WHERE lost + poisoned + dropped > 0 ORDER BY ALL`,
     { process, maxRows: 10_000 },
   );
-  return rows.map(([stream, consumer, lost, poisoned, dropped]) => ({
+  return rows.map(([stream, consumer, countedBy, lost, poisoned, dropped]) => ({
     stream: String(stream),
     consumer: String(consumer),
+    countedBy: String(countedBy),
     lost: Number(lost),
     poisoned: Number(poisoned),
     dropped: Number(dropped),

@@ -28,15 +28,22 @@ function describe(summary: TraceSummary): string {
     beginNs === undefined && endNs === undefined
       ? 'the whole process'
       : `${beginNs === undefined ? 'its start' : offset(beginNs)} to ${endNs === undefined ? 'its end' : offset(endNs)}`;
-  const lost = summary.losses.reduce((n, l) => n + l.lost + l.poisoned + l.dropped, 0);
+  // `lost` counts the poisoned already.
+  const missing = summary.losses.filter((l) => l.countedBy === 'persister');
+  const lost = missing.reduce((n, l) => n + l.lost + l.dropped, 0);
+  const lapped = summary.losses.filter((l) => l.countedBy !== 'persister');
   return [
     `wrote ${summary.file}: ${plural(w.handler_calls, 'handler call', 'handler calls')}, ${plural(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${plural(w.spans, 'span', 'spans')}, ${plural(w.log_entries, 'log entry', 'log entries')}, ${plural(w.counter_samples, 'counter sample', 'counter samples')}`,
     dim(`process ${summary.process}, ${window}; open it in https://ui.perfetto.dev or chrome://tracing`),
     ...(lost === 0
       ? []
       : [
-          `the recording lost ${plural(lost, 'message or event', 'messages or events')} (${summary.losses.map((l) => l.stream).join(', ')}): the trace cannot show them`,
+          `the recording lost ${plural(lost, 'message or event', 'messages or events')} (${missing.map((l) => l.stream).join(', ')}): the trace cannot show them`,
         ]),
+    ...lapped.map(
+      (l) =>
+        `${l.consumer} lost ${plural(l.lost, l.countedBy === 'observer' ? 'timing record' : 'message', l.countedBy === 'observer' ? 'timing records' : 'messages')} of ${l.stream} (lapped${l.poisoned > 0 ? `, ${count(l.poisoned)} poisoned` : ''}): it handled none of them`,
+    ),
   ].join('\n');
 }
 

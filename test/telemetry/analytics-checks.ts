@@ -32,7 +32,7 @@ export async function checkPersistedRun(
 ): Promise<void> {
   const scope = { process: processId };
   const counts = await analytics.query(
-    "SELECT m.stream, m.n + l.lost FROM (SELECT stream, count(*) AS n FROM messages GROUP BY 1) m JOIN losses l USING (stream) WHERE l.consumer = 'persister' ORDER BY 1",
+    "SELECT m.stream, m.n + l.lost FROM (SELECT stream, count(*) AS n FROM messages GROUP BY 1) m JOIN losses l USING (stream) WHERE l.counted_by = 'persister' ORDER BY 1",
     scope,
   );
   const published = Object.fromEntries(report.streams.map((s) => [s.stream, s.published]));
@@ -45,7 +45,7 @@ export async function checkPersistedRun(
   const timings = await analytics.query(
     `SELECT t.actor, t.n + coalesce(l.lost, 0), t.disorder FROM (
        SELECT actor, count(*) AS n, count(*) FILTER (WHERE NOT (origin_t <= publish_t AND publish_t <= start_t AND start_t <= end_t)) AS disorder
-       FROM timings GROUP BY 1) t LEFT JOIN losses l ON l.stream = 'timings:' || t.actor AND l.consumer = 'persister' ORDER BY 1`,
+       FROM timings GROUP BY 1) t LEFT JOIN losses l ON l.stream = 'timings:' || t.actor AND l.counted_by = 'persister' ORDER BY 1`,
     scope,
   );
   const handled = (actor: string, stream: string) =>
@@ -58,7 +58,7 @@ export async function checkPersistedRun(
   // lost, failed) every message published, and their losses are rows of \`losses\`.
   const consumers = await analytics.query(
     `SELECT c.actor, c.stream, (c.handled + c.skipped + c.lost + c.failed)::DOUBLE, coalesce(l.lost, -1)::DOUBLE
-       FROM actor_counts c LEFT JOIN losses l ON l.consumer = c.actor AND l.stream = c.stream
+       FROM actor_counts c LEFT JOIN losses l ON l.consumer = c.actor AND l.stream = c.stream AND l.counted_by = 'actor'
        WHERE c.handled + c.skipped + c.lost + c.failed > 0 ORDER BY 1, 2`,
     scope,
   );

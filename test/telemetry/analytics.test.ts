@@ -39,7 +39,7 @@ describe('analytics over a persisted run', () => {
 
   it('holds every message published, or counts it lost, per stream', async () => {
     const { rows, decodedBlocks } = await analytics.query(
-      "SELECT m.stream, m.n, l.lost FROM (SELECT stream, count(*) AS n FROM messages GROUP BY 1) m JOIN losses l USING (stream) WHERE l.consumer = 'persister' ORDER BY 1",
+      "SELECT m.stream, m.n, l.lost FROM (SELECT stream, count(*) AS n FROM messages GROUP BY 1) m JOIN losses l USING (stream) WHERE l.counted_by = 'persister' ORDER BY 1",
     );
     // The small blocks make many of them: the first query decoded them all.
     expect(decodedBlocks).toBeGreaterThan(3);

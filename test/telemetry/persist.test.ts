@@ -254,7 +254,10 @@ describe('the persister', () => {
     const lake = Lake.open({ data: dir });
     let counts: StoredCounts | undefined;
     try {
-      counts = await readRunCounts(lake, (report.persist as PersistReport).processId);
+      const persist = report.persist as PersistReport;
+      counts = await readRunCounts(lake, persist.processId);
+      // Every block the report counts is in the lake, the counts' own included.
+      expect(persist.blocks).toBe((await lake.blocks({ processId: persist.processId })).length);
     } finally {
       await lake.close();
     }
@@ -263,11 +266,11 @@ describe('the persister', () => {
     const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
     try {
       const losses = await analytics.query(
-        "SELECT stream, consumer, lost::DOUBLE, poisoned::DOUBLE FROM losses WHERE consumer <> 'persister' ORDER BY ALL",
+        "SELECT stream, consumer, lost::DOUBLE, poisoned::DOUBLE FROM losses WHERE counted_by <> 'persister' ORDER BY ALL",
       );
       expect(losses.rows).toEqual([['ticks', 'laggard', laggard.lost, 0]]);
       const persister = await analytics.query(
-        "SELECT lost::DOUBLE FROM losses WHERE consumer = 'persister' AND stream = 'ticks'",
+        "SELECT lost::DOUBLE FROM losses WHERE counted_by = 'persister' AND stream = 'ticks'",
       );
       const persisted = (report.persist as PersistReport).sources.find((s) => s.name === 'ticks')!;
       expect(persister.rows).toEqual([[persisted.lost]]);

@@ -88,7 +88,7 @@ describe('dorsal report, opened in Chromium', () => {
       expect(await edge.getAttribute('data-count')).toBe(String(n));
     }
     const persisterLost = new Map(
-      (await sql("SELECT stream, lost + dropped FROM losses WHERE consumer = 'persister'")).map(
+      (await sql("SELECT stream, lost + dropped FROM losses WHERE counted_by = 'persister'")).map(
         ([stream, n]) => [stream, Number(n)],
       ),
     );
@@ -184,12 +184,26 @@ describe('dorsal report, opened in Chromium', () => {
       expect((JSON.parse(stats.stdout) as { losses: unknown[] }).losses).toContainEqual({
         stream: 'ticks',
         consumer: 'laggard',
+        countedBy: 'actor',
         lost: lapped,
         poisoned: 0,
         dropped: 0,
       });
       const text = await runDorsal(['stats', '--data', lossy.dir]);
       expect(text.stdout).toContain(`ticks: ${lapped!.toLocaleString('en-US')} lost by laggard`);
+      // `dorsal trace` tells the actor's losses from the recording's.
+      const trace = await runDorsal(['trace', '--data', lossy.dir, '-o', join(lossy.dir, 'trace.json')]);
+      expect(trace.code, trace.stderr).toBe(0);
+      expect(trace.stdout).toContain(
+        `laggard lost ${lapped!.toLocaleString('en-US')} messages of ticks (lapped): it handled none of them`,
+      );
+      const persisterLost = (
+        JSON.parse(stats.stdout) as { losses: { countedBy: string; lost: number }[] }
+      ).losses
+        .filter((l) => l.countedBy === 'persister')
+        .reduce((n, l) => n + l.lost, 0);
+      if (persisterLost === 0) expect(trace.stdout).not.toContain('the recording lost');
+      else expect(trace.stdout).toContain(`the recording lost ${persisterLost.toLocaleString('en-US')} `);
       const out = join(lossy.dir, 'report.html');
       const report = await runDorsal(['report', '--data', lossy.dir, '-o', out]);
       expect(report.code, report.stderr).toBe(0);

@@ -1,3 +1,4 @@
+import { readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/analytics.js';
@@ -5,8 +6,10 @@ import { IngestionService } from '../../src/ingestion.js';
 import { documentBlock } from '../../src/telemetry/persist/documents.js';
 import {
   countsStreamInfo,
+  MAX_COUNTS_ROWS,
   parseStoredCounts,
   type StoredCounts,
+  storedCountsOf,
 } from '../../src/telemetry/persist/run-counts.js';
 import { TelemetrySink } from '../../src/telemetry/sink/sink.js';
 import { compressPart, formatRfc3339Ns, type ProcessInfo } from '../../src/telemetry/wire/index.js';
@@ -45,11 +48,20 @@ const COUNTS: StoredCounts = {
   terminated: ['actor-2'],
 };
 
+/** Every file under `dir`, depth first. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
 async function keep(service: IngestionService, process: ProcessInfo, objects: Uint8Array | StoredCounts) {
   const sink = new TelemetrySink({ target: service, process });
   const stream = countsStreamInfo(process.processId);
   sink.addStream(stream);
-  const block = documentBlock(process, stream, COUNTS, 3, BigInt(Date.now()) * 1_000_000n);
+  const document = objects instanceof Uint8Array ? COUNTS : objects;
+  const block = documentBlock(process, stream, document, 3, BigInt(Date.now()) * 1_000_000n);
   sink.push(
     objects instanceof Uint8Array
       ? { ...block, payload: { ...block.payload, objects: compressPart(objects) } }
@@ -103,12 +115,12 @@ describe("a run's counts in the lake", () => {
       // producer-only row is no consumer's.
       expect(
         await rows(
-          'SELECT stream, consumer, lost::INTEGER, poisoned::INTEGER, dropped::INTEGER FROM losses ORDER BY ALL',
+          'SELECT stream, consumer, counted_by, lost::INTEGER, poisoned::INTEGER, dropped::INTEGER FROM losses ORDER BY ALL',
           run.processId,
         ),
       ).toEqual([
-        ['ticks', "o'brien", 97, 2, 0],
-        ["timings:o'brien", 'watcher', 10, 0, 0],
+        ['ticks', "o'brien", 'actor', 97, 2, 0],
+        ["timings:o'brien", 'watcher', 'observer', 10, 0, 0],
       ]);
       const [unreadable] = await rows('SELECT refused, error FROM run_counts', broken.processId);
       expect(unreadable![0]).toBeNull();
@@ -132,9 +144,129 @@ describe("a run's counts in the lake", () => {
       { ...COUNTS, streams: [{ ...COUNTS.streams[0]!, actor: 7 }] },
       { ...COUNTS, timings: [{ ...COUNTS.timings[0]!, lost: Number.MAX_SAFE_INTEGER + 2 }] },
       { ...COUNTS, timings: [null] },
+      // Ids no actor has (they are u16), names of threads that are not strings.
+      { ...COUNTS, streams: [{ ...COUNTS.streams[0]!, actorId: 2 ** 31 }] },
+      { ...COUNTS, timings: [{ ...COUNTS.timings[0]!, observerId: 65_536 }] },
+      { ...COUNTS, terminated: [{ x: 1 }, 5, null] },
     ]) {
       expect(() => parseStoredCounts(bytes(bad))).toThrow(/^a counts block holds no run counts$/);
     }
+    const many = { ...COUNTS, streams: Array(MAX_COUNTS_ROWS).fill(COUNTS.streams[0]) };
+    expect(() => parseStoredCounts(bytes(many))).toThrow(/^a counts block holds more than 10000 rows$/);
     expect(() => parseStoredCounts(new TextEncoder().encode('{not json'))).toThrow(SyntaxError);
+  });
+
+  it('names with any character come back as they were, and a damaged run breaks no query of the others', async () => {
+    const { dir: lake, cleanup: clean } = tempDir('dorsal-run-counts-names-');
+    try {
+      const now = { startTime: formatRfc3339Ns(BigInt(Date.now()) * 1_000_000n), startTicks: 0 };
+      const odd = makeProcess(now);
+      const damaged = makeProcess(now);
+      const strange = "a\u0000b'); DROP TABLE blocks; --\\ \ud800 é";
+      const service = new IngestionService({ data: lake });
+      try {
+        await keep(service, odd, {
+          ...COUNTS,
+          streams: [{ ...COUNTS.streams[1]!, actor: strange, stream: 'nul\u0000' }],
+          timings: [],
+        });
+        await keep(service, damaged, new TextEncoder().encode('{"streams": 5}'));
+      } finally {
+        await service.close();
+      }
+      const analytics = await Analytics.open({ lake: { data: lake }, cacheDir: join(lake, 'analytics') });
+      try {
+        // Over the whole lake, no process named: the damaged run is an error row, nothing more.
+        const { rows } = await analytics.query(
+          'SELECT c.actor, c.stream, c.lost::INTEGER, r.error FROM actor_counts c JOIN run_counts r USING (process_id)',
+        );
+        expect(rows).toEqual([[strange.replace('\ud800', '\ufffd'), 'nul\u0000', 97, null]]);
+        const errors = await analytics.query(
+          'SELECT process_id, error FROM run_counts WHERE error IS NOT NULL',
+        );
+        expect(errors.rows).toEqual([[damaged.processId, expect.stringMatching(/holds no run counts$/)]]);
+        expect((await analytics.query('SELECT count(*)::INTEGER FROM blocks')).rows).toEqual([[2]]);
+      } finally {
+        await analytics.close();
+      }
+    } finally {
+      clean();
+    }
+  });
+
+  it('a block that did not read at one look is read again at the next, and its rows then show', async () => {
+    const { dir: lake, cleanup: clean } = tempDir('dorsal-run-counts-again-');
+    try {
+      const run = makeProcess({ startTime: formatRfc3339Ns(BigInt(Date.now()) * 1_000_000n), startTicks: 0 });
+      const service = new IngestionService({ data: lake });
+      try {
+        await keep(service, run, COUNTS);
+      } finally {
+        await service.close();
+      }
+      const [blob] = filesUnder(join(lake, 'blobs'));
+      expect(blob).toBeDefined();
+      renameSync(blob!, `${blob!}.away`);
+      const analytics = await Analytics.open({
+        lake: { data: lake },
+        cacheDir: join(lake, 'analytics'),
+        freshnessMs: 0,
+      });
+      try {
+        const ask = async () =>
+          (
+            await analytics.query('SELECT refused::INTEGER, error FROM run_counts', {
+              process: run.processId,
+            })
+          ).rows;
+        const [first] = await ask();
+        expect(first![0]).toBeNull();
+        expect(String(first![1])).toMatch(/^block [0-9a-f-]+: /);
+        renameSync(`${blob!}.away`, blob!);
+        expect(await ask()).toEqual([[4, null]]);
+      } finally {
+        await analytics.close();
+      }
+    } finally {
+      clean();
+    }
+  });
+
+  it('are what the system counted: rows with anything counted, every observer read, the stop as it went', () => {
+    const stream = (name: string, figures: Partial<StoredCounts['streams'][number]> = {}) => ({
+      stream: name,
+      handled: 0,
+      skipped: 0,
+      lost: 0,
+      poisoned: 0,
+      failed: 0,
+      produced: 0,
+      ...figures,
+    });
+    const counts = storedCountsOf({
+      actors: [
+        { id: 0, name: 'feed', streams: [stream('ticks', { produced: 9 }), stream('orders')], timings: [] },
+        {
+          id: 3,
+          name: 'watcher',
+          streams: [stream('ticks', { skipped: 1 }), stream('orders', { failed: 2 })],
+          timings: [{ actor: 'feed', actorId: 0, handled: 5, lost: 4 }],
+        },
+      ],
+      refused: 7,
+      drained: false,
+      terminated: ['actor-3'],
+    });
+    expect(counts).toEqual({
+      streams: [
+        { actor: 'feed', actorId: 0, ...stream('ticks', { produced: 9 }) },
+        { actor: 'watcher', actorId: 3, ...stream('ticks', { skipped: 1 }) },
+        { actor: 'watcher', actorId: 3, ...stream('orders', { failed: 2 }) },
+      ],
+      timings: [{ observer: 'watcher', observerId: 3, actor: 'feed', actorId: 0, handled: 5, lost: 4 }],
+      refused: 7,
+      drained: false,
+      terminated: ['actor-3'],
+    });
   });
 });

@@ -314,6 +314,8 @@ export class Analytics extends AnalyticsQuestions {
       streams.length,
       blocks.length,
       materialized.map((m) => [...m.files.entries()]),
+      // A document block that did not read at the last look and reads now changes the views.
+      [...diffs, ...counts].map((d) => 'error' in d),
     ]);
     return { processes, streams, blocks, materialized, diffs, counts, window, fingerprint };
   }

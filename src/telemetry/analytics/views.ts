@@ -4,6 +4,7 @@ import { RecordProperty } from '../persist/records.js';
 import type { StoredDiff } from '../persist/replay-diff.js';
 import type { StoredCounts } from '../persist/run-counts.js';
 import { rfc3339ToEpochNs } from '../wire/index.js';
+import { messageOf } from './guard.js';
 import type { Materialized } from './partitions.js';
 import { type TimeWindow, windowCondition } from './query.js';
 import { quoteIdentifier as id, quoteLiteral as text } from './sql.js';
@@ -83,45 +84,63 @@ async function createDiffTables(
  * The tables of the runs' counts (see `persist/run-counts.ts`): `run_counts` (one row per run:
  * ingress refused at the stop, whether it drained, the threads terminated, or why its block did
  * not read), `actor_counts` (per actor × stream: handled, skipped, lost, poisoned, failed,
- * produced) and `timing_reads` (per observer × actor: timing records read and lost).
+ * produced) and `timing_reads` (per observer × actor: timing records read and lost). Each run's
+ * rows go in on their own: counts the tables cannot hold are that run's `error`, and the others'
+ * rows are there all the same.
  */
 async function createCountsTables(
   connection: DuckDBConnection,
   counts: readonly DocumentRow<StoredCounts>[],
 ): Promise<void> {
-  const ok = counts.flatMap((c) => ('document' in c ? [{ processId: c.processId, counts: c.document }] : []));
-  await connection.run(
-    `CREATE TEMP TABLE run_counts AS SELECT * FROM (VALUES ${rowsOr(
-      counts.map((c) =>
-        'document' in c
-          ? `(${text(c.processId)}, ${num(c.document.refused)}::BIGINT, ${c.document.drained}, ${text(JSON.stringify(c.document.terminated))}::JSON, NULL::VARCHAR)`
-          : `(${text(c.processId)}, NULL::BIGINT, NULL::BOOLEAN, NULL::JSON, ${text(c.error)})`,
-      ),
-      '(NULL::VARCHAR, NULL::BIGINT, NULL::BOOLEAN, NULL::JSON, NULL::VARCHAR)',
-    )}) AS t(process_id, refused, drained, terminated, error)`,
+  const run = (sql: string) => connection.run(sql);
+  await run(
+    'CREATE TEMP TABLE run_counts (process_id VARCHAR, refused BIGINT, drained BOOLEAN, terminated JSON, error VARCHAR)',
   );
-  await connection.run(
-    `CREATE TEMP TABLE actor_counts AS SELECT * FROM (VALUES ${rowsOr(
-      ok.flatMap(({ processId, counts: c }) =>
-        c.streams.map(
-          (s) =>
-            `(${text(processId)}, ${text(s.actor)}, ${num(s.actorId)}::INTEGER, ${text(s.stream)}, ${num(s.handled)}::BIGINT, ${num(s.skipped)}::BIGINT, ${num(s.lost)}::BIGINT, ${num(s.poisoned)}::BIGINT, ${num(s.failed)}::BIGINT, ${num(s.produced)}::BIGINT)`,
-        ),
-      ),
-      '(NULL::VARCHAR, NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT)',
-    )}) AS t(process_id, actor, actor_id, stream, handled, skipped, lost, poisoned, failed, produced)`,
+  await run(
+    'CREATE TEMP TABLE actor_counts (process_id VARCHAR, actor VARCHAR, actor_id INTEGER, stream VARCHAR, handled BIGINT, skipped BIGINT, lost BIGINT, poisoned BIGINT, failed BIGINT, produced BIGINT)',
   );
-  await connection.run(
-    `CREATE TEMP TABLE timing_reads AS SELECT * FROM (VALUES ${rowsOr(
-      ok.flatMap(({ processId, counts: c }) =>
-        c.timings.map(
-          (t) =>
-            `(${text(processId)}, ${text(t.observer)}, ${num(t.observerId)}::INTEGER, ${text(t.actor)}, ${num(t.actorId)}::INTEGER, ${num(t.handled)}::BIGINT, ${num(t.lost)}::BIGINT)`,
-        ),
-      ),
-      '(NULL::VARCHAR, NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR, NULL::INTEGER, NULL::BIGINT, NULL::BIGINT)',
-    )}) AS t(process_id, observer, observer_id, actor, actor_id, handled, lost)`,
+  await run(
+    'CREATE TEMP TABLE timing_reads (process_id VARCHAR, observer VARCHAR, observer_id INTEGER, actor VARCHAR, actor_id INTEGER, handled BIGINT, lost BIGINT)',
   );
+  const failed = (processId: string, error: string) =>
+    run(`INSERT INTO run_counts VALUES (${text(processId)}, NULL, NULL, NULL, ${text(error)})`);
+  for (const row of counts) {
+    if (!('document' in row)) {
+      await failed(row.processId, row.error);
+      continue;
+    }
+    const { processId, document: c } = row;
+    const p = text(processId);
+    try {
+      if (c.streams.length > 0) {
+        await run(
+          `INSERT INTO actor_counts VALUES ${c.streams
+            .map(
+              (s) =>
+                `(${p}, ${text(s.actor)}, ${num(s.actorId)}, ${text(s.stream)}, ${num(s.handled)}, ${num(s.skipped)}, ${num(s.lost)}, ${num(s.poisoned)}, ${num(s.failed)}, ${num(s.produced)})`,
+            )
+            .join(', ')}`,
+        );
+      }
+      if (c.timings.length > 0) {
+        await run(
+          `INSERT INTO timing_reads VALUES ${c.timings
+            .map(
+              (t) =>
+                `(${p}, ${text(t.observer)}, ${num(t.observerId)}, ${text(t.actor)}, ${num(t.actorId)}, ${num(t.handled)}, ${num(t.lost)})`,
+            )
+            .join(', ')}`,
+        );
+      }
+      await run(
+        `INSERT INTO run_counts VALUES (${p}, ${num(c.refused)}, ${c.drained === true}, ${text(JSON.stringify(c.terminated))}, NULL)`,
+      );
+    } catch (error) {
+      await run(`DELETE FROM actor_counts WHERE process_id = ${p}`);
+      await run(`DELETE FROM timing_reads WHERE process_id = ${p}`);
+      await failed(processId, `its counts do not make tables: ${messageOf(error)}`);
+    }
+  }
 }
 
 /**
@@ -223,13 +242,14 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   );
   const coverageFiles = files('block_coverage');
   // The persister's losses, per lake stream, from its blocks' coverage; then every actor's, per
-  // stream it consumed and per timing queue it observed, from the run's counts.
+  // stream it consumed and per timing queue it observed, from the run's counts. `counted_by` says
+  // which (an actor may be named 'persister').
   await run(
     `CREATE TEMP VIEW losses AS ${
       coverageFiles.length > 0
-        ? `SELECT c.process_id, CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(s.tags::VARCHAR[], '${tag}') THEN '${tag}:' || s.name`).join(' ')} ELSE s.name END AS stream, 'persister' AS consumer, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned, max(coalesce(c.dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles, true)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY ALL`
-        : "SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, 'persister' AS consumer, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped WHERE false"
-    } UNION ALL SELECT process_id, stream, actor, lost, poisoned, 0::BIGINT FROM actor_counts WHERE handled + skipped + lost + failed > 0 UNION ALL SELECT process_id, 'timings:' || actor, observer, lost, 0::BIGINT, 0::BIGINT FROM timing_reads`,
+        ? `SELECT c.process_id, CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(s.tags::VARCHAR[], '${tag}') THEN '${tag}:' || s.name`).join(' ')} ELSE s.name END AS stream, 'persister' AS consumer, 'persister' AS counted_by, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned, max(coalesce(c.dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles, true)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY ALL`
+        : "SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, 'persister' AS consumer, 'persister' AS counted_by, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped WHERE false"
+    } UNION ALL SELECT process_id, stream, actor, 'actor', lost, poisoned, 0::BIGINT FROM actor_counts WHERE handled + skipped + lost + failed > 0 UNION ALL SELECT process_id, 'timings:' || actor, observer, 'observer', lost, 0::BIGINT, 0::BIGINT FROM timing_reads`,
   );
   await createInstrumentationViews(connection, inputs, window);
 }

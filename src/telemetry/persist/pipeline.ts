@@ -114,6 +114,8 @@ export class PersistPipeline {
   private readonly shipped = new Map<string, { readonly source: Source; readonly count: number }>();
   private stopped?: Promise<readonly SourceTotals[]>;
   private blocks = 0;
+  /** The latest end of a block handed to the sink, in ticks of the process's clock. */
+  private lastEndTicks = 0;
   private failure?: unknown;
 
   /** `options` checked already; `nowNs`: the process clock's reading now (ns since `clockBaseNs`). */
@@ -303,7 +305,9 @@ export class PersistPipeline {
       const stream = countsStreamInfo(this.processInfo!.processId);
       this.sink.addStream(stream);
       const rows = counts.streams.length + counts.timings.length;
-      this.sink.push(documentBlock(this.processInfo!, stream, counts, rows, BigInt(Date.now()) * 1_000_000n));
+      // Timed at the end of the last block: keeping the counts does not stretch the run's span.
+      const at = this.epochOfZero + BigInt(this.lastEndTicks);
+      this.sink.push(documentBlock(this.processInfo!, stream, counts, rows, at));
       this.blocks++;
     }
     await Promise.all([...this.compressing]);
@@ -387,6 +391,7 @@ export class PersistPipeline {
     this.backlogBytes += raw.bytes;
     const processId = this.processInfo!.processId;
     const ticks = (t: number) => (raw.count === 0 ? 0 : Math.round(t + source.ticksOffset));
+    if (ticks(raw.endTicks) > this.lastEndTicks) this.lastEndTicks = ticks(raw.endTicks);
     const work = Promise.all([
       compressPartAsync(dependencies),
       compressPartAsync(new Uint8Array(raw.records, 0, raw.bytes)),

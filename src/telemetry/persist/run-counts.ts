@@ -7,8 +7,9 @@
  * report of the process that ran it. The analytics make `actor_counts` of it, and add its losses
  * to `losses` (one row per actor × stream, beside the persister's).
  *
- * Not there: the counts of an actor whose thread was terminated (it never reported), and any of a
- * process killed before its stop (its blocks say what the persister lost, nothing more).
+ * Not there: the counts of the last incarnation of an actor whose thread was terminated (it never
+ * reported; what its crashed incarnations reported is), and any of a process killed before its
+ * stop (its blocks say what the persister lost, nothing more).
  */
 import type { SystemCounts } from '../../actors/index.js';
 import type { StreamInfo } from '../wire/index.js';
@@ -99,12 +100,23 @@ export function countsStreamInfo(processId: string): StreamInfo {
   return documentStreamInfo(processId, COUNTS_TAG, COUNTS_FORMAT, { name: 'counts' });
 }
 
-const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+/**
+ * Rows a counts block may hold (actor × stream, observer × actor): far more than a system of a
+ * few hundred actors makes; beyond, the block is refused (its tables are made whole at each look).
+ */
+export const MAX_COUNTS_ROWS = 10_000;
 
-/** The counts a counts stream's block holds (its objects part, decompressed); throws on another document. */
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+/** Actor ids are u16 (see SpineAdapter). */
+const isActorId = (n: unknown): n is number => isCount(n) && n <= 0xffff;
+
+/**
+ * The counts a counts stream's block holds (its objects part, decompressed); throws on another
+ * document, or on counts no run could have made (an id outside u16, more than MAX_COUNTS_ROWS rows).
+ */
 export function parseStoredCounts(objects: Uint8Array): StoredCounts {
   const counts = parseDocument(objects) as Partial<StoredCounts> | null;
-  const fields = ['handled', 'skipped', 'lost', 'poisoned', 'failed', 'produced', 'actorId'] as const;
+  const figures = ['handled', 'skipped', 'lost', 'poisoned', 'failed', 'produced'] as const;
   if (
     typeof counts !== 'object' ||
     counts === null ||
@@ -113,21 +125,28 @@ export function parseStoredCounts(objects: Uint8Array): StoredCounts {
     !Array.isArray(counts.terminated) ||
     !isCount(counts.refused) ||
     typeof counts.drained !== 'boolean' ||
+    !counts.terminated.every((name) => typeof name === 'string') ||
     !counts.streams.every(
       (s: Partial<StoredActorStream>) =>
-        typeof s?.actor === 'string' && typeof s.stream === 'string' && fields.every((f) => isCount(s[f])),
+        typeof s?.actor === 'string' &&
+        typeof s.stream === 'string' &&
+        isActorId(s.actorId) &&
+        figures.every((f) => isCount(s[f])),
     ) ||
     !counts.timings.every(
       (t: Partial<StoredTimingRead>) =>
         typeof t?.observer === 'string' &&
         typeof t.actor === 'string' &&
-        isCount(t.observerId) &&
-        isCount(t.actorId) &&
+        isActorId(t.observerId) &&
+        isActorId(t.actorId) &&
         isCount(t.handled) &&
         isCount(t.lost),
     )
   ) {
     throw new Error('a counts block holds no run counts');
+  }
+  if (counts.streams.length + counts.timings.length > MAX_COUNTS_ROWS) {
+    throw new Error(`a counts block holds more than ${MAX_COUNTS_ROWS} rows`);
   }
   return counts as StoredCounts;
 }

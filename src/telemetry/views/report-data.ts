@@ -186,7 +186,7 @@ export async function gatherReport(
     ),
     ask('SELECT actor, stream, lost::DOUBLE FROM actor_counts'),
     ask(
-      "SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses WHERE consumer = 'persister' ORDER BY stream",
+      "SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses WHERE counted_by = 'persister' ORDER BY stream",
     ),
     analytics.percentiles({ process: processId, ...options }),
     ask(
