@@ -43,7 +43,7 @@ for (let i = 1; i < MAX_PROPERTIES; i++) {
  *
  * Every property field of the slot is stored, unused ones as zeros (a slot holds whatever the
  * previous lap left there); an unused text gets length 0. An entry without properties skips the
- * stores when its slot already holds zeros there (this writer left it so a lap ago): ~8 ns of
+ * stores when its slot already holds zeros there (a writer of this thread left it so a lap ago): ~8 ns of
  * the ~60 of such an entry.
  */
 export class PropertyWriter {
@@ -70,7 +70,7 @@ export class PropertyWriter {
   private flags = 0;
   /**
    * Per slot of the logs queue: 1 when a writer left its property fields zero (0: unknown).
-   * Shared by the thread's writers (see `nested`): each writes into the same slots.
+   * Shared by the thread's writers (see `free`): each writes into the same slots.
    */
   private readonly clean: Uint8Array;
   private readonly slotMask: number;
@@ -256,6 +256,8 @@ function encodeText(into: Buffer, at: number, text: string): number {
   if (i === length) return length;
   if (i === fits) return ~fits;
   const written = into.write(text, at, MAX_TEXT_BYTES, 'utf8');
-  // A UTF-16 unit is at most 3 UTF-8 bytes: a short string was written whole without measuring.
-  return length * 3 <= MAX_TEXT_BYTES || written === utf8Length(text) ? written : ~written;
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes: a string of at most 16 units was written whole, one of
+  // over 48 was cut; only one in between is measured (never a long one: a value may be megabytes).
+  if (length * 3 <= MAX_TEXT_BYTES) return written;
+  return length <= MAX_TEXT_BYTES && written === utf8Length(text) ? written : ~written;
 }
