@@ -11,6 +11,7 @@ import {
   type ThreadBuffersDescriptor,
 } from '../instrumentation/index.js';
 import { TelemetrySink } from '../sink/sink.js';
+import { InProcessTransport } from '../sink/transport.js';
 import {
   type Block,
   compressPartAsync,
@@ -243,7 +244,12 @@ export class PersistPipeline {
       properties: { ...properties, 'dorsal.clock_base_ns': String(this.clockBaseNs) },
     };
     this.sink = new TelemetrySink({
-      target: this.service ?? this.options.url!,
+      // Into the embedded lake, the blocks this pipeline compressed itself are not walked again
+      // (a fifth of the main thread's time at 2.5 M msg/s); a server walks every block it gets.
+      target:
+        this.service === undefined
+          ? this.options.url!
+          : new InProcessTransport(this.service, { payloadsVerified: true }),
       process: this.processInfo,
       ...(this.options.key === undefined ? {} : { key: this.options.key }),
       // A dropped block's records are lost: the next block of its source says so in the lake.

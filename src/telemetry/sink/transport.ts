@@ -135,6 +135,16 @@ function parseError(text: string): { code: string | undefined; message: string }
   }
 }
 
+/** Options of an in-process transport. */
+export interface InProcessTransportOptions {
+  /**
+   * The blocks sent were compressed in this process by dorsal's own code (the persister): the
+   * service checks their sizes but does not walk their lz4 parts again (see `verifyPayload`).
+   * Never for blocks that came from elsewhere.
+   */
+  readonly payloadsVerified?: boolean;
+}
+
 /**
  * Hands records to an ingestion service in the same process: no HTTP hop, the same decoding,
  * validation and statuses (an error that would be a 5xx is retryable, a 4xx is not).
@@ -144,9 +154,11 @@ function parseError(text: string): { code: string | undefined; message: string }
  */
 export class InProcessTransport implements SinkTransport {
   readonly service: IngestionService;
+  private readonly blockOptions: { readonly payloadVerified: boolean };
 
-  constructor(service: IngestionService) {
+  constructor(service: IngestionService, options: InProcessTransportOptions = {}) {
     this.service = service;
+    this.blockOptions = { payloadVerified: options.payloadsVerified === true };
   }
 
   async send(kind: RecordKind, bytes: Uint8Array): Promise<void> {
@@ -154,7 +166,7 @@ export class InProcessTransport implements SinkTransport {
       if (kind === 'process') await this.service.insertProcess(bytes);
       else if (kind === 'stream') await this.service.insertStream(bytes);
       else if (kind === 'drops') await this.service.insertDrops(bytes);
-      else await this.service.insertBlock(bytes);
+      else await this.service.insertBlock(bytes, this.blockOptions);
     } catch (error) {
       const answer = answerFor(error);
       throw new SinkSendError(
