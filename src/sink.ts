@@ -18,6 +18,7 @@ export {
   HttpTransport,
   type HttpTransportOptions,
   InProcessTransport,
+  type InProcessTransportOptions,
   type RecordKind,
   SinkSendError,
   type SinkTransport,

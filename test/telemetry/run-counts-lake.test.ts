@@ -1,8 +1,10 @@
 import { readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/analytics.js';
 import { IngestionService } from '../../src/ingestion.js';
+import { createViews } from '../../src/telemetry/analytics/views.js';
 import { documentBlock } from '../../src/telemetry/persist/documents.js';
 import {
   countsStreamInfo,
@@ -268,5 +270,42 @@ describe("a run's counts in the lake", () => {
       drained: false,
       terminated: ['actor-3'],
     });
+  });
+
+  it("counts that do not make tables are their run's error, and leave the other runs' rows whole", async () => {
+    const instance = await DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    try {
+      // Past the parser (which refuses such an id): the tables' own types refuse it.
+      const bad = { ...COUNTS, streams: [{ ...COUNTS.streams[1]!, actorId: 2 ** 40 }] };
+      await createViews(connection, {
+        processes: [],
+        streams: [],
+        blocks: [],
+        materialized: [],
+        counts: [
+          { processId: 'good', document: COUNTS },
+          { processId: 'bad', document: bad },
+          { processId: 'unread', error: 'block 1: gone' },
+        ],
+      });
+      const rows = async (sql: string) => (await connection.runAndReadAll(sql)).getRows();
+      expect(await rows('SELECT process_id, actor, lost::INTEGER FROM actor_counts ORDER BY ALL')).toEqual([
+        ['good', 'feed', 0],
+        ['good', "o'brien", 97],
+      ]);
+      expect(await rows('SELECT process_id, observer FROM timing_reads')).toEqual([['good', 'watcher']]);
+      const runs = await rows(
+        'SELECT process_id, refused::INTEGER, error FROM run_counts ORDER BY process_id',
+      );
+      expect(runs.map((r) => [r[0], r[1], r[2] === null ? null : String(r[2]).slice(0, 29)])).toEqual([
+        ['bad', null, 'its counts do not make tables'],
+        ['good', 4, null],
+        ['unread', null, 'block 1: gone'],
+      ]);
+    } finally {
+      connection.closeSync();
+      instance.closeSync();
+    }
   });
 });

@@ -84,9 +84,10 @@ async function createDiffTables(
  * The tables of the runs' counts (see `persist/run-counts.ts`): `run_counts` (one row per run:
  * ingress refused at the stop, whether it drained, the threads terminated, or why its block did
  * not read), `actor_counts` (per actor × stream: handled, skipped, lost, poisoned, failed,
- * produced) and `timing_reads` (per observer × actor: timing records read and lost). Each run's
- * rows go in on their own: counts the tables cannot hold are that run's `error`, and the others'
- * rows are there all the same.
+ * produced) and `timing_reads` (per observer × actor: timing records read and lost). Every
+ * run's rows go in at once; should some run's counts not make tables (the parser refuses what it
+ * knows of), run by run, so that they are that run's `error` and the others' rows are there all
+ * the same.
  */
 async function createCountsTables(
   connection: DuckDBConnection,
@@ -102,43 +103,52 @@ async function createCountsTables(
   await run(
     'CREATE TEMP TABLE timing_reads (process_id VARCHAR, observer VARCHAR, observer_id INTEGER, actor VARCHAR, actor_id INTEGER, handled BIGINT, lost BIGINT)',
   );
-  const failed = (processId: string, error: string) =>
-    run(`INSERT INTO run_counts VALUES (${text(processId)}, NULL, NULL, NULL, ${text(error)})`);
-  for (const row of counts) {
-    if (!('document' in row)) {
-      await failed(row.processId, row.error);
-      continue;
+  const rowsOf = (row: DocumentRow<StoredCounts>) => {
+    const p = text(row.processId);
+    if (!('document' in row))
+      return { runs: [`(${p}, NULL, NULL, NULL, ${text(row.error)})`], actors: [], reads: [] };
+    const c = row.document;
+    return {
+      runs: [`(${p}, ${num(c.refused)}, ${c.drained === true}, ${text(JSON.stringify(c.terminated))}, NULL)`],
+      actors: c.streams.map(
+        (s) =>
+          `(${p}, ${text(s.actor)}, ${num(s.actorId)}, ${text(s.stream)}, ${num(s.handled)}, ${num(s.skipped)}, ${num(s.lost)}, ${num(s.poisoned)}, ${num(s.failed)}, ${num(s.produced)})`,
+      ),
+      reads: c.timings.map(
+        (t) =>
+          `(${p}, ${text(t.observer)}, ${num(t.observerId)}, ${text(t.actor)}, ${num(t.actorId)}, ${num(t.handled)}, ${num(t.lost)})`,
+      ),
+    };
+  };
+  const insert = async (rows: readonly DocumentRow<StoredCounts>[]) => {
+    const made = rows.map(rowsOf);
+    for (const [table, values] of [
+      ['actor_counts', made.flatMap((m) => m.actors)],
+      ['timing_reads', made.flatMap((m) => m.reads)],
+      ['run_counts', made.flatMap((m) => m.runs)],
+    ] as const) {
+      if (values.length > 0) await run(`INSERT INTO ${table} VALUES ${values.join(', ')}`);
     }
-    const { processId, document: c } = row;
-    const p = text(processId);
-    try {
-      if (c.streams.length > 0) {
-        await run(
-          `INSERT INTO actor_counts VALUES ${c.streams
-            .map(
-              (s) =>
-                `(${p}, ${text(s.actor)}, ${num(s.actorId)}, ${text(s.stream)}, ${num(s.handled)}, ${num(s.skipped)}, ${num(s.lost)}, ${num(s.poisoned)}, ${num(s.failed)}, ${num(s.produced)})`,
-            )
-            .join(', ')}`,
-        );
+  };
+  const clear = async (where: string) => {
+    for (const table of ['actor_counts', 'timing_reads', 'run_counts'])
+      await run(`DELETE FROM ${table} ${where}`);
+  };
+  try {
+    // Every run at once, as a rule.
+    await insert(counts);
+  } catch {
+    // Some run's counts do not make tables: run by run, so that it is the only one left out.
+    await clear('');
+    for (const row of counts) {
+      try {
+        await insert([row]);
+      } catch (error) {
+        await clear(`WHERE process_id = ${text(row.processId)}`);
+        await insert([
+          { processId: row.processId, error: `its counts do not make tables: ${messageOf(error)}` },
+        ]);
       }
-      if (c.timings.length > 0) {
-        await run(
-          `INSERT INTO timing_reads VALUES ${c.timings
-            .map(
-              (t) =>
-                `(${p}, ${text(t.observer)}, ${num(t.observerId)}, ${text(t.actor)}, ${num(t.actorId)}, ${num(t.handled)}, ${num(t.lost)})`,
-            )
-            .join(', ')}`,
-        );
-      }
-      await run(
-        `INSERT INTO run_counts VALUES (${p}, ${num(c.refused)}, ${c.drained === true}, ${text(JSON.stringify(c.terminated))}, NULL)`,
-      );
-    } catch (error) {
-      await run(`DELETE FROM actor_counts WHERE process_id = ${p}`);
-      await run(`DELETE FROM timing_reads WHERE process_id = ${p}`);
-      await failed(processId, `its counts do not make tables: ${messageOf(error)}`);
     }
   }
 }
