@@ -97,6 +97,11 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
     return this.core.seq.capacity;
   }
 
+  /** Bytes per slot: the version and epoch words, the envelope and the message, in whole cache lines. */
+  get stride(): number {
+    return this.core.stride;
+  }
+
   get multiProducer(): boolean {
     return this.core.kind === QueueKind.MULTI_PRODUCER;
   }

@@ -15,6 +15,10 @@ export class SourceReader {
   readonly key: string;
   private readonly consumer: Consumer<RawSlot>;
   private readonly recordWords: number;
+  /** Slots a pass leaves unread behind a writing producer (see `copy`). */
+  private readonly behind: number;
+  /** The head the last pass saw. */
+  private lastHead = -1;
   private readonly capacityWords: number;
   private readonly timeIndex: number;
   private readonly slot: RawSlot;
@@ -46,6 +50,7 @@ export class SourceReader {
     // Positions committed after each pass (see `commit`): a stop waits for the persister too.
     this.consumer = queue.rawConsumer({ from: source.from, positions: 'commit' });
     this.recordWords = HEADER_WORDS + queue.rawWords;
+    this.behind = Math.min(Math.floor(4096 / queue.stride), queue.capacity >> 2);
     this.capacityWords = Math.max(1, Math.floor(blockBytes / 4 / this.recordWords)) * this.recordWords;
     this.timeIndex = source.timeIndex;
     this.slot = { words: new Int32Array(this.capacityWords), at: 0 };
@@ -59,17 +64,28 @@ export class SourceReader {
   /**
    * Copies waiting records into the block; calls `cut` with each block that fills up. Returns
    * how many records it copied.
+   *
+   * While the producer is writing (its head moved since the last pass), a pass stays `behind`
+   * slots (a 4 KiB page's worth, at most a quarter of the ring) short of the head: reading up to
+   * the head, the persister's core (and its prefetcher, which runs ahead within a page) pulled
+   * the lines of the slots the producer was about to write into its cache, and the producer then
+   * paid a transfer of each line back on its next writes: measured, a 1-thread pipeline at 20k
+   * msg/s went from 0.6 to 0.8 µs at p50 with the persister on. A head that did not move, or
+   * `all` (the stop), reads to the head.
    */
-  copy(cut: (block: RawBlock, transfer: ArrayBuffer) => void, nowMs: number): number {
+  copy(cut: (block: RawBlock, transfer: ArrayBuffer) => void, nowMs: number, all = false): number {
     const consumer = this.consumer;
     const slot = this.slot;
     const recordWords = this.recordWords;
+    const head = consumer.sequence + consumer.lag;
+    const limit = all || head === this.lastHead ? head : head - this.behind;
+    this.lastHead = head;
     let copied = 0;
     for (;;) {
       if (this.at + recordWords > this.capacityWords) this.cut(cut);
       const at = this.at;
       slot.at = at + HEADER_WORDS;
-      if (!consumer.poll(slot)) break;
+      if ((!all && consumer.sequence >= limit) || !consumer.poll(slot)) break;
       const f64 = this.f64;
       const index = at >> 1;
       f64[index] = consumer.sequence - 1;

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { defineMessage, SeqlockQueue } from '../../src/index.js';
+import type { RawBlock } from '../../src/telemetry/persist/protocol.js';
+import { SourceReader } from '../../src/telemetry/persist/source-reader.js';
+import { timeIndexOf } from '../../src/telemetry/persist/streams.js';
+
+/**
+ * The persister's reader of one source, in one thread: it stays a page of slots behind a
+ * producer that is writing (so that its reads do not pull the lines the producer writes next),
+ * reads to the head once the head stands still, and reads everything at the stop.
+ */
+const Tick = defineMessage('Tick', { t: 'f64', n: 'u32' });
+
+function source(capacity: number) {
+  const queue = SeqlockQueue.create(Tick, { capacity });
+  const reader = new SourceReader(
+    {
+      key: 'stream:ticks',
+      kind: 'messages',
+      layout: Tick.describe(),
+      envelope: false,
+      buffer: queue.buffer,
+      from: 0,
+      timeIndex: timeIndexOf([Tick.describe()], 0, 't'),
+    },
+    1024 * 1024,
+  );
+  const producer = queue.producer();
+  let n = 0;
+  const publish = (count: number) => {
+    for (let i = 0; i < count; i++) producer.publish({ t: n, n: n++ });
+  };
+  const blocks: RawBlock[] = [];
+  const cut = (block: RawBlock) => void blocks.push(block);
+  return { queue, reader, publish, blocks, cut };
+}
+
+describe("the persister's reader of a source", () => {
+  it('stays a page behind a writing producer, then reads to the head once it stands still', () => {
+    // 64-byte slots: a 4 KiB page is 64 of them.
+    const { queue, reader, publish, cut } = source(1024);
+    expect(queue.stride).toBe(64);
+    publish(100);
+    expect(reader.copy(cut, 0)).toBe(100 - 64);
+    // The head did not move: the rest.
+    expect(reader.copy(cut, 0)).toBe(64);
+    publish(10);
+    expect(reader.copy(cut, 0)).toBe(0);
+    expect(reader.copy(cut, 0)).toBe(10);
+    // At the stop, everything at once, whatever the head did.
+    publish(30);
+    expect(reader.copy(cut, 0, true)).toBe(30);
+    expect(reader.totals()).toMatchObject({ persisted: 0, lost: 0 });
+  });
+
+  it('on a small ring, a quarter of it behind', () => {
+    const { reader, publish, cut } = source(16);
+    publish(12);
+    expect(reader.copy(cut, 0)).toBe(8);
+    expect(reader.copy(cut, 0)).toBe(4);
+  });
+
+  it('every record copied reaches a block, in order, with its sequence', () => {
+    const { reader, publish, blocks, cut } = source(1024);
+    publish(200);
+    reader.copy(cut, 0);
+    publish(50);
+    reader.copy(cut, 0, true);
+    reader.flush(cut);
+    expect(blocks.reduce((n, b) => n + b.count, 0)).toBe(250);
+    expect(reader.totals()).toMatchObject({ persisted: 250, lost: 0 });
+  });
+});
