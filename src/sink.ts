@@ -18,7 +18,6 @@ export {
   HttpTransport,
   type HttpTransportOptions,
   InProcessTransport,
-  type InProcessTransportOptions,
   type RecordKind,
   SinkSendError,
   type SinkTransport,

@@ -287,22 +287,43 @@ describe("a run's counts in the lake", () => {
           { processId: 'good', document: COUNTS },
           { processId: 'bad', document: bad },
           { processId: 'unread', error: 'block 1: gone' },
+          // A bad value in the second table: nothing of its run's first table stays.
+          {
+            processId: 'bad-read',
+            document: { ...COUNTS, timings: [{ ...COUNTS.timings[0]!, observerId: 2 ** 40 }] },
+          },
+          // Two blocks of one process, one good and one bad: the good one's rows stay.
+          { processId: 'good', document: bad },
+          // Enough runs for several batches.
+          ...Array.from({ length: 300 }, (_, i) => ({ processId: `many-${i}`, document: COUNTS })),
         ],
       });
       const rows = async (sql: string) => (await connection.runAndReadAll(sql)).getRows();
-      expect(await rows('SELECT process_id, actor, lost::INTEGER FROM actor_counts ORDER BY ALL')).toEqual([
+      const few = "process_id NOT LIKE 'many-%'";
+      expect(
+        await rows(`SELECT process_id, actor, lost::INTEGER FROM actor_counts WHERE ${few} ORDER BY ALL`),
+      ).toEqual([
         ['good', 'feed', 0],
         ['good', "o'brien", 97],
       ]);
-      expect(await rows('SELECT process_id, observer FROM timing_reads')).toEqual([['good', 'watcher']]);
+      expect(await rows(`SELECT process_id, observer FROM timing_reads WHERE ${few}`)).toEqual([
+        ['good', 'watcher'],
+      ]);
       const runs = await rows(
-        'SELECT process_id, refused::INTEGER, error FROM run_counts ORDER BY process_id',
+        `SELECT process_id, refused::INTEGER, error FROM run_counts WHERE ${few} ORDER BY ALL`,
       );
       expect(runs.map((r) => [r[0], r[1], r[2] === null ? null : String(r[2]).slice(0, 29)])).toEqual([
         ['bad', null, 'its counts do not make tables'],
+        ['bad-read', null, 'its counts do not make tables'],
         ['good', 4, null],
+        ['good', null, 'its counts do not make tables'],
         ['unread', null, 'block 1: gone'],
       ]);
+      expect(
+        await rows(
+          "SELECT count(*)::INTEGER, count(DISTINCT process_id)::INTEGER FROM actor_counts WHERE process_id LIKE 'many-%'",
+        ),
+      ).toEqual([[600, 300]]);
     } finally {
       connection.closeSync();
       instance.closeSync();

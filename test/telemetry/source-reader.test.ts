@@ -42,14 +42,16 @@ describe("the persister's reader of a source", () => {
     expect(queue.stride).toBe(64);
     publish(100);
     expect(reader.copy(cut, 0)).toBe(100 - 64);
-    // The head did not move: the rest.
-    expect(reader.copy(cut, 0)).toBe(64);
+    // A pass right after sees the same head: not yet a pause.
+    expect(reader.copy(cut, 1)).toBe(0);
+    // Still 2 ms on: the rest.
+    expect(reader.copy(cut, 2)).toBe(64);
     publish(10);
-    expect(reader.copy(cut, 0)).toBe(0);
-    expect(reader.copy(cut, 0)).toBe(10);
+    expect(reader.copy(cut, 3)).toBe(0);
+    expect(reader.copy(cut, 5)).toBe(10);
     // At the stop, everything at once, whatever the head did.
     publish(30);
-    expect(reader.copy(cut, 0, true)).toBe(30);
+    expect(reader.copy(cut, 5, true)).toBe(30);
     expect(reader.totals()).toMatchObject({ persisted: 0, lost: 0 });
   });
 
@@ -57,7 +59,48 @@ describe("the persister's reader of a source", () => {
     const { reader, publish, cut } = source(16);
     publish(12);
     expect(reader.copy(cut, 0)).toBe(8);
-    expect(reader.copy(cut, 0)).toBe(4);
+    expect(reader.copy(cut, 2)).toBe(4);
+  });
+
+  it('a producer that never pauses: its newest records wait, never more than a page of them', () => {
+    const { reader, publish, cut } = source(1024);
+    let copied = 0;
+    for (let ms = 0; ms < 100; ms++) {
+      publish(20);
+      copied += reader.copy(cut, ms);
+      expect(20 * (ms + 1) - copied).toBeLessThanOrEqual(64);
+    }
+    expect(copied).toBe(2000 - 64);
+  });
+
+  it('a stride of 128 bytes: 32 slots make the page', () => {
+    const Wide = defineMessage('Wide', {
+      t: 'f64',
+      a: 'f64',
+      b: 'f64',
+      c: 'f64',
+      d: 'f64',
+      e: 'f64',
+      f: 'f64',
+      g: 'f64',
+    });
+    const queue = SeqlockQueue.create(Wide, { capacity: 1024 });
+    expect(queue.stride).toBe(128);
+    const reader = new SourceReader(
+      {
+        key: 'stream:wide',
+        kind: 'messages',
+        layout: Wide.describe(),
+        envelope: false,
+        buffer: queue.buffer,
+        from: 0,
+        timeIndex: timeIndexOf([Wide.describe()], 0, 't'),
+      },
+      1024 * 1024,
+    );
+    const producer = queue.producer();
+    for (let i = 0; i < 100; i++) producer.publish({ t: i, a: 0, b: 0, c: 0, d: 0, e: 0, f: 0, g: 0 });
+    expect(reader.copy(() => {}, 0)).toBe(100 - 32);
   });
 
   it('every record copied reaches a block, in order, with its sequence', () => {

@@ -84,10 +84,10 @@ async function createDiffTables(
  * The tables of the runs' counts (see `persist/run-counts.ts`): `run_counts` (one row per run:
  * ingress refused at the stop, whether it drained, the threads terminated, or why its block did
  * not read), `actor_counts` (per actor × stream: handled, skipped, lost, poisoned, failed,
- * produced) and `timing_reads` (per observer × actor: timing records read and lost). Every
- * run's rows go in at once; should some run's counts not make tables (the parser refuses what it
- * knows of), run by run, so that they are that run's `error` and the others' rows are there all
- * the same.
+ * produced) and `timing_reads` (per observer × actor: timing records read and lost). Runs go in
+ * by batches, each in a transaction; should some run's counts not make tables (the parser
+ * refuses what it knows of), its batch goes in run by run, so that they are that run's `error`
+ * and every other block's rows are there all the same.
  */
 async function createCountsTables(
   connection: DuckDBConnection,
@@ -120,38 +120,57 @@ async function createCountsTables(
       ),
     };
   };
+  /** Inserts the rows of `rows`, all or none of them (a transaction: an error leaves nothing). */
   const insert = async (rows: readonly DocumentRow<StoredCounts>[]) => {
     const made = rows.map(rowsOf);
-    for (const [table, values] of [
-      ['actor_counts', made.flatMap((m) => m.actors)],
-      ['timing_reads', made.flatMap((m) => m.reads)],
-      ['run_counts', made.flatMap((m) => m.runs)],
-    ] as const) {
-      if (values.length > 0) await run(`INSERT INTO ${table} VALUES ${values.join(', ')}`);
+    await run('BEGIN TRANSACTION');
+    try {
+      for (const [table, values] of [
+        ['actor_counts', made.flatMap((m) => m.actors)],
+        ['timing_reads', made.flatMap((m) => m.reads)],
+        ['run_counts', made.flatMap((m) => m.runs)],
+      ] as const) {
+        if (values.length > 0) await run(`INSERT INTO ${table} VALUES ${values.join(', ')}`);
+      }
+      await run('COMMIT');
+    } catch (error) {
+      await run('ROLLBACK');
+      throw error;
     }
   };
-  const clear = async (where: string) => {
-    for (const table of ['actor_counts', 'timing_reads', 'run_counts'])
-      await run(`DELETE FROM ${table} ${where}`);
-  };
-  try {
-    // Every run at once, as a rule.
-    await insert(counts);
-  } catch {
-    // Some run's counts do not make tables: run by run, so that it is the only one left out.
-    await clear('');
-    for (const row of counts) {
-      try {
-        await insert([row]);
-      } catch (error) {
-        await clear(`WHERE process_id = ${text(row.processId)}`);
-        await insert([
-          { processId: row.processId, error: `its counts do not make tables: ${messageOf(error)}` },
-        ]);
+  // Runs in batches of about COUNTS_BATCH_ROWS rows, one statement per table each: a statement
+  // per run was slow over a lake of many runs, one for all of them held the whole lake's SQL.
+  let batch: DocumentRow<StoredCounts>[] = [];
+  let batchRows = 0;
+  const flush = async () => {
+    const runs = batch;
+    batch = [];
+    batchRows = 0;
+    try {
+      await insert(runs);
+    } catch {
+      // Some run's counts do not make tables: run by run, so that it is the only one left out.
+      for (const row of runs) {
+        try {
+          await insert([row]);
+        } catch (error) {
+          await insert([
+            { processId: row.processId, error: `its counts do not make tables: ${messageOf(error)}` },
+          ]);
+        }
       }
     }
+  };
+  for (const row of counts) {
+    batch.push(row);
+    batchRows += 'document' in row ? 1 + row.document.streams.length + row.document.timings.length : 1;
+    if (batchRows >= COUNTS_BATCH_ROWS) await flush();
   }
+  if (batch.length > 0) await flush();
 }
+
+/** Rows of the counts tables inserted per statement (see `createCountsTables`). */
+const COUNTS_BATCH_ROWS = 1000;
 
 /**
  * Creates, on one connection, the tables a query sees (as temporary views and tables, so that

@@ -135,16 +135,6 @@ function parseError(text: string): { code: string | undefined; message: string }
   }
 }
 
-/** Options of an in-process transport. */
-export interface InProcessTransportOptions {
-  /**
-   * The blocks sent were compressed in this process by dorsal's own code (the persister): the
-   * service checks their sizes but does not walk their lz4 parts again (see `verifyPayload`).
-   * Never for blocks that came from elsewhere.
-   */
-  readonly payloadsVerified?: boolean;
-}
-
 /**
  * Hands records to an ingestion service in the same process: no HTTP hop, the same decoding,
  * validation and statuses (an error that would be a 5xx is retryable, a 4xx is not).
@@ -154,11 +144,14 @@ export interface InProcessTransportOptions {
  */
 export class InProcessTransport implements SinkTransport {
   readonly service: IngestionService;
-  private readonly blockOptions: { readonly payloadVerified: boolean };
 
-  constructor(service: IngestionService, options: InProcessTransportOptions = {}) {
+  constructor(service: IngestionService) {
     this.service = service;
-    this.blockOptions = { payloadVerified: options.payloadsVerified === true };
+  }
+
+  /** Stores one block record (the persister's own transport skips the walk of its lz4 parts). */
+  protected insertBlock(bytes: Uint8Array): Promise<unknown> {
+    return this.service.insertBlock(bytes);
   }
 
   async send(kind: RecordKind, bytes: Uint8Array): Promise<void> {
@@ -166,7 +159,7 @@ export class InProcessTransport implements SinkTransport {
       if (kind === 'process') await this.service.insertProcess(bytes);
       else if (kind === 'stream') await this.service.insertStream(bytes);
       else if (kind === 'drops') await this.service.insertDrops(bytes);
-      else await this.service.insertBlock(bytes, this.blockOptions);
+      else await this.insertBlock(bytes);
     } catch (error) {
       const answer = answerFor(error);
       throw new SinkSendError(
