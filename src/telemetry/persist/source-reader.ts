@@ -4,6 +4,9 @@ import { type InstrumentationDrops, StringTableReader } from '../instrumentation
 import type { InstrumentationSourceDrops, PersistSource, RawBlock } from './protocol.js';
 import { HEADER_WORDS } from './records.js';
 
+/** How long a head must stand still (ms, wall clock) before a pass reads up to it. */
+const STILL_MS = 2;
+
 /**
  * One source of the persister, in its thread: a raw consumer of the queue and the block being
  * filled. `copy` moves records from the slots into the block, word for word (the record header,
@@ -11,9 +14,6 @@ import { HEADER_WORDS } from './records.js';
  * `blockMs` old, or at the stop. An instrumentation source also carries what its thread dropped
  * at the source: a block is cut for drops alone (no record) once `blockMs` passed since the last.
  */
-/** How long a head must stand still (ms, wall clock) before a pass reads up to it. */
-const STILL_MS = 2;
-
 export class SourceReader {
   readonly key: string;
   private readonly consumer: Consumer<RawSlot>;
