@@ -1,8 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import type { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
 import { defineMessage, SeqlockQueue } from '../../src/index.js';
 import type { RawBlock } from '../../src/telemetry/persist/protocol.js';
-import { SourceReader } from '../../src/telemetry/persist/source-reader.js';
+import { drainAtStop, SourceReader } from '../../src/telemetry/persist/source-reader.js';
 import { timeIndexOf } from '../../src/telemetry/persist/streams.js';
+import { Numbered, numbered } from '../fixtures/dying-writer.js';
+import { exited, messageOfType, startWorker } from '../helpers/workers.js';
+
+const workers: Worker[] = [];
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.terminate()));
+});
 
 /**
  * The persister's reader of one source, in one thread: it stays a page of slots behind a
@@ -112,5 +120,40 @@ describe("the persister's reader of a source", () => {
     reader.flush(cut);
     expect(blocks.reduce((n, b) => n + b.count, 0)).toBe(250);
     expect(reader.totals()).toMatchObject({ persisted: 250, lost: 0 });
+  });
+
+  it('at the stop, a slot a dead writer left claimed is waited out: what follows is read, the slot counted lost', async () => {
+    const queue = SeqlockQueue.create(Numbered, { capacity: 1024, multiProducer: true, poisonTimeoutMs: 50 });
+    const reader = new SourceReader(
+      {
+        key: 'stream:numbered',
+        kind: 'messages',
+        layout: Numbered.describe(),
+        envelope: false,
+        buffer: queue.buffer,
+        from: 0,
+        timeIndex: timeIndexOf([Numbered.describe()], 0, 'n'),
+      },
+      1024 * 1024,
+    );
+    const producer = queue.producer();
+    for (let n = 0; n < 3; n++) producer.publish(numbered(n));
+    // A writer that claims sequence 3 and dies with it half written.
+    const writer = startWorker(new URL('../fixtures/dying-writer.ts', import.meta.url), {
+      role: 'stopped-writer',
+      kind: 'multi',
+      buffer: queue.buffer,
+      before: 0,
+      mode: 'die',
+    });
+    workers.push(writer);
+    await messageOfType(writer, 'stopping');
+    expect(await exited(writer)).toBe(0);
+    for (let n = 4; n < 11; n++) producer.publish(numbered(n));
+    const blocks: RawBlock[] = [];
+    expect(drainAtStop([reader], (block) => void blocks.push(block))).toBe(10);
+    reader.flush((block) => void blocks.push(block));
+    expect(reader.totals()).toMatchObject({ persisted: 10, lost: 1, poisoned: 1 });
+    expect(blocks.reduce((n, b) => n + b.count, 0)).toBe(10);
   });
 });

@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Spine } from '../../spine/index.js';
 import { bindThreadInstrumentation, logger } from '../instrumentation/index.js';
 import type { FromPersister, PersisterWorkerData, RawBlock, ToPersister } from './protocol.js';
-import { SourceReader } from './source-reader.js';
+import { drainAtStop, SourceReader } from './source-reader.js';
 
 const data = workerData as PersisterWorkerData;
 // First: whatever this thread records goes into the buffers the persister reads as its own.
@@ -41,13 +41,13 @@ const cut = (block: RawBlock, transfer: ArrayBuffer): void => {
   post(block, transfer);
 };
 
-/** One pass over every source (`all`: to their heads, at the stop); returns how many records it copied. */
-function pass(all = false): number {
+/** One pass over every source; returns how many records it copied. */
+function pass(): number {
   const now = Date.now();
   let copied = 0;
   for (let i = 0; i < readers.length; i++) {
     const reader = readers[i]!;
-    copied += reader.copy(cut, now, all);
+    copied += reader.copy(cut, now);
     reader.cutIfOld(cut, now, data.blockMs);
   }
   return copied;
@@ -85,10 +85,10 @@ while (!stopping) {
 }
 // The main thread asks for the stop once every thread that writes into the sources has ended
 // (a System's actors) or is done: what is in the queues now is all there will be.
-while (pass(true) > 0);
+drainAtStop(readers, cut);
 for (const reader of readers) reader.flush(cut);
 // What the flush logged (losses) is in this thread's own logs: one more pass carries it.
-while (pass(true) > 0);
+drainAtStop(readers, cut);
 for (const reader of readers) reader.flush(cut);
 post({ type: 'stopped', sources: readers.map((r) => r.totals()) });
 for (const reader of readers) reader.close();

@@ -133,6 +133,11 @@ export class SourceReader {
     }
   }
 
+  /** Milliseconds until the writer of the slot this reader waits at is taken for dead (Infinity: none). */
+  stallRemainingMs(): number {
+    return this.consumer.stallRemainingMs();
+  }
+
   totals(): { key: string; persisted: number; lost: number; poisoned: number; dropped?: number } {
     const dropped = this.dropped();
     return {
@@ -208,4 +213,33 @@ export class SourceReader {
 
 function sum(drops: InstrumentationDrops): number {
   return drops.strings + drops.depth;
+}
+
+/**
+ * The stop's passes: every reader to its head. A slot that a writer left claimed when it died (a
+ * thread of a multi-producer stream terminated mid-write) stops its reader until the queue's
+ * poison timeout takes the writer for dead; that time is waited out (bounded by the timeout, per
+ * such slot), so that what
+ * follows the slot is read, and the slot counted lost, rather than left unread and uncounted.
+ * Returns how many records the passes copied.
+ */
+export function drainAtStop(
+  readers: readonly SourceReader[],
+  cut: (block: RawBlock, transfer: ArrayBuffer) => void,
+): number {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  let copied = 0;
+  for (;;) {
+    let n = 0;
+    do {
+      n = 0;
+      for (const reader of readers) n += reader.copy(cut, Date.now(), true);
+      copied += n;
+    } while (n > 0);
+    let stalled = Number.POSITIVE_INFINITY;
+    for (const reader of readers) stalled = Math.min(stalled, reader.stallRemainingMs());
+    if (stalled === Number.POSITIVE_INFINITY) return copied;
+    // A timed sleep on a private word: nothing notifies it.
+    Atomics.wait(nap, 0, 0, stalled + 1);
+  }
 }
