@@ -219,9 +219,8 @@ function sum(drops: InstrumentationDrops): number {
  * The stop's passes: every reader to its head. A slot that a writer left claimed when it died (a
  * thread of a multi-producer stream terminated mid-write) stops its reader until the queue's
  * poison timeout takes the writer for dead; that time is waited out (bounded by the timeout, per
- * such slot), so that what
- * follows the slot is read, and the slot counted lost, rather than left unread and uncounted.
- * Returns how many records the passes copied.
+ * such slot), so that what follows the slot is read, and the slot counted lost, rather than left
+ * unread and uncounted. Returns how many records the passes copied.
  */
 export function drainAtStop(
   readers: readonly SourceReader[],
