@@ -111,8 +111,8 @@ export class Analytics extends AnalyticsQuestions {
   private readonly known = new Map<string, { readonly at: number; readonly view: Promise<LakeView> }>();
   private readonly sessions = new Map<string, Session>();
   /**
-   * The document blocks read so far, by block id (a few, small: one per `--diff` replay, one per
-   * persisted run's counts).
+   * The document blocks read so far, by block id: one per `--diff` replay and one per persisted
+   * run's counts, each small (kept while this analytics lives, also after retention deletes them).
    */
   private readonly documentBlocks = new Map<string, Promise<DocumentRow<unknown>>>();
   private closed = false;
