@@ -1,6 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defineMessage, SeqlockQueue } from '../../src/index.js';
+import { defineMessage, type Layout, SeqlockQueue } from '../../src/index.js';
 import type { RawBlock } from '../../src/telemetry/persist/protocol.js';
 import { drainAtStop, SourceReader } from '../../src/telemetry/persist/source-reader.js';
 import { timeIndexOf } from '../../src/telemetry/persist/streams.js';
@@ -19,20 +19,25 @@ afterEach(async () => {
  */
 const Tick = defineMessage('Tick', { t: 'f64', n: 'u32' });
 
-function source(capacity: number) {
-  const queue = SeqlockQueue.create(Tick, { capacity });
-  const reader = new SourceReader(
+/** The persister's reader of `queue`, whose records' time is field `time` of `layout`. */
+function readerOf(queue: SeqlockQueue<object>, layout: Layout<object>, time: string): SourceReader {
+  return new SourceReader(
     {
-      key: 'stream:ticks',
+      key: `stream:${layout.name}`,
       kind: 'messages',
-      layout: Tick.describe(),
+      layout: layout.describe(),
       envelope: false,
       buffer: queue.buffer,
       from: 0,
-      timeIndex: timeIndexOf([Tick.describe()], 0, 't'),
+      timeIndex: timeIndexOf([layout.describe()], 0, time),
     },
     1024 * 1024,
   );
+}
+
+function source(capacity: number) {
+  const queue = SeqlockQueue.create(Tick, { capacity });
+  const reader = readerOf(queue, Tick, 't');
   const producer = queue.producer();
   let n = 0;
   const publish = (count: number) => {
@@ -94,18 +99,7 @@ describe("the persister's reader of a source", () => {
     });
     const queue = SeqlockQueue.create(Wide, { capacity: 1024 });
     expect(queue.stride).toBe(128);
-    const reader = new SourceReader(
-      {
-        key: 'stream:wide',
-        kind: 'messages',
-        layout: Wide.describe(),
-        envelope: false,
-        buffer: queue.buffer,
-        from: 0,
-        timeIndex: timeIndexOf([Wide.describe()], 0, 't'),
-      },
-      1024 * 1024,
-    );
+    const reader = readerOf(queue, Wide, 't');
     const producer = queue.producer();
     for (let i = 0; i < 100; i++) producer.publish({ t: i, a: 0, b: 0, c: 0, d: 0, e: 0, f: 0, g: 0 });
     expect(reader.copy(() => {}, 0)).toBe(100 - 32);
@@ -124,18 +118,7 @@ describe("the persister's reader of a source", () => {
 
   it('at the stop, a slot a dead writer left claimed is waited out: what follows is read, the slot counted lost', async () => {
     const queue = SeqlockQueue.create(Numbered, { capacity: 1024, multiProducer: true, poisonTimeoutMs: 50 });
-    const reader = new SourceReader(
-      {
-        key: 'stream:numbered',
-        kind: 'messages',
-        layout: Numbered.describe(),
-        envelope: false,
-        buffer: queue.buffer,
-        from: 0,
-        timeIndex: timeIndexOf([Numbered.describe()], 0, 'n'),
-      },
-      1024 * 1024,
-    );
+    const reader = readerOf(queue, Numbered, 'n');
     const producer = queue.producer();
     for (let n = 0; n < 3; n++) producer.publish(numbered(n));
     // A writer that claims sequence 3 and dies with it half written.

@@ -69,7 +69,7 @@ export class SourceReader {
    * Copies waiting records into the block; calls `cut` with each block that fills up. Returns
    * how many records it copied.
    *
-   * While the producer is writing (its head moved since the last pass), a pass stays `behind`
+   * While the producer is writing (its head moved within STILL_MS), a pass stays `behind`
    * slots (a 4 KiB page's worth, at most a quarter of the ring) short of the head: reading up to
    * the head, the persister's core (and its prefetcher, which runs ahead within a page) pulled
    * the lines of the slots the producer was about to write into its cache, and the producer then
