@@ -77,7 +77,7 @@ export function drawTree(root: DrawnNode): string {
   return lines.join('\n');
 }
 
-/** Prints `value` as indented JSON on standard output. */
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+/** Prints `value` as indented JSON on standard output (or on `to`). */
+export function printJson(value: unknown, to: NodeJS.WritableStream = process.stdout): void {
+  to.write(`${JSON.stringify(value, null, 2)}\n`);
 }

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import type { TraceEvent } from './chrome-trace.js';
 import { CliError } from './source.js';
@@ -5,10 +6,26 @@ import { CliError } from './source.js';
 /** Text gathered before one write to the file. */
 const CHUNK_CHARS = 1 << 20;
 
+/** The output path that means standard output. */
+export const STDOUT = '-';
+
+/** Signals that end a trace half written: its partial file is removed, then the signal re-raised. */
+const ENDING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Where a trace's bytes go: a file written beside its path and renamed into place, or stdout. */
+interface TraceOutput {
+  write(bytes: Buffer): Promise<void>;
+  /** Everything is written: puts the output in place. */
+  finish(): Promise<void>;
+  /** Gives up: leaves nothing behind that looks like a trace. */
+  abandon(): Promise<void>;
+}
+
 /**
  * A trace file written as its events come: `{"traceEvents":[…],"displayTimeUnit":"ns",
  * "metadata":{…}}`, never held whole in memory. It is written beside its path and renamed into
- * place by `finish`, so that a run that fails leaves no half file (`abandon` removes it).
+ * place by `finish`, so that a run that fails or is interrupted (SIGINT, SIGTERM, SIGHUP) leaves
+ * no half file. To `-` it is streamed to stdout, where a failure leaves what was written.
  *
  * @example
  * const file = await TraceFile.create('trace.json');
@@ -22,17 +39,13 @@ export class TraceFile {
 
   private constructor(
     readonly path: string,
-    private readonly partial: string,
-    private readonly handle: FileHandle,
+    private readonly output: TraceOutput,
   ) {}
 
-  /** Opens `path` for a new trace (written to `path.partial-PID` until `finish`). */
+  /** Opens `path` for a new trace (written to `path.partial-PID` until `finish`), or stdout for `-`. */
   static async create(path: string): Promise<TraceFile> {
-    const partial = `${path}.partial-${process.pid}`;
-    const handle = await open(partial, 'w').catch((error: unknown) => {
-      throw cannotWrite(path, error);
-    });
-    const file = new TraceFile(path, partial, handle);
+    const output = path === STDOUT ? stdoutOutput() : await fileOutput(path);
+    const file = new TraceFile(path, output);
     file.push('{"traceEvents":[\n');
     return file;
   }
@@ -55,16 +68,12 @@ export class TraceFile {
   async finish(metadata: Readonly<Record<string, unknown>>): Promise<void> {
     this.push(`\n],"displayTimeUnit":"ns","metadata":${JSON.stringify(metadata)}}\n`);
     await this.flush();
-    await this.handle.close();
-    await rename(this.partial, this.path).catch((error: unknown) => {
-      throw cannotWrite(this.path, error);
-    });
+    await this.output.finish();
   }
 
   /** Closes and removes the unfinished file. */
   async abandon(): Promise<void> {
-    await this.handle.close().catch(() => {});
-    await rm(this.partial, { force: true });
+    await this.output.abandon();
   }
 
   private push(text: string): void {
@@ -76,16 +85,75 @@ export class TraceFile {
     const bytes = Buffer.from(this.chunks.join(''), 'utf8');
     this.chunks.length = 0;
     this.chars = 0;
-    for (let at = 0; at < bytes.length; ) {
-      at += (await this.handle.write(bytes, at, bytes.length - at)).bytesWritten;
-    }
+    await this.output.write(bytes);
   }
+}
+
+/**
+ * `path.partial-PID`, renamed to `path` at the finish. Until then an ending signal removes it
+ * (synchronously: the process is about to die) and is raised again, so that the exit status
+ * says what ended the process, as it would have without the handler.
+ */
+async function fileOutput(path: string): Promise<TraceOutput> {
+  const partial = `${path}.partial-${process.pid}`;
+  const handle: FileHandle = await open(partial, 'w').catch((error: unknown) => {
+    throw cannotWrite(path, error);
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    release();
+    rmSync(partial, { force: true });
+    process.kill(process.pid, signal);
+  };
+  const release = () => {
+    for (const signal of ENDING_SIGNALS) process.off(signal, onSignal);
+  };
+  for (const signal of ENDING_SIGNALS) process.on(signal, onSignal);
+  return {
+    async write(bytes) {
+      for (let at = 0; at < bytes.length; ) {
+        at += (await handle.write(bytes, at, bytes.length - at)).bytesWritten;
+      }
+    },
+    async finish() {
+      try {
+        await handle.close();
+        await rename(partial, path).catch((error: unknown) => {
+          throw cannotWrite(path, error);
+        });
+      } finally {
+        release();
+      }
+    },
+    async abandon() {
+      await handle.close().catch(() => {});
+      await rm(partial, { force: true });
+      release();
+    },
+  };
+}
+
+/**
+ * Standard output, each chunk written before the next is made: a slow reader holds the export
+ * back, and nothing piles up. (A reader that goes away, `| head`, ends the CLI quietly: dorsal.ts.)
+ */
+function stdoutOutput(): TraceOutput {
+  return {
+    write(bytes) {
+      return new Promise<void>((resolve, reject) => {
+        process.stdout.write(bytes, (error) => (error ? reject(cannotWrite('stdout', error)) : resolve()));
+      });
+    },
+    async finish() {},
+    async abandon() {},
+  };
 }
 
 /** A file that cannot be written, said with the system's reason (`EISDIR`, `EACCES`, …). */
 function cannotWrite(path: string, error: unknown): CliError {
   const code = (error as NodeJS.ErrnoException).code;
   return new CliError(
-    `cannot write ${path} (${code ?? String(error)}): give -o a file in a directory you can write`,
+    path === 'stdout'
+      ? `cannot write the trace to stdout (${code ?? String(error)})`
+      : `cannot write ${path} (${code ?? String(error)}): give -o a file in a directory you can write`,
   );
 }

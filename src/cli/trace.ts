@@ -3,6 +3,7 @@ import { count, dim, duration, printJson } from './format.js';
 import { integer } from './options.js';
 import { CliError, resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
 import { exportTrace, type TraceSummary } from './trace-export.js';
+import { STDOUT } from './trace-file.js';
 import { processStartNs } from './trace-queries.js';
 import { sinceStart, type TraceTime, type TraceWindow, traceTime } from './trace-window.js';
 
@@ -33,7 +34,7 @@ function describe(summary: TraceSummary): string {
   const lost = missing.reduce((n, l) => n + l.lost + l.dropped, 0);
   const lapped = summary.losses.filter((l) => l.countedBy !== 'persister');
   return [
-    `wrote ${summary.file}: ${plural(w.handler_calls, 'handler call', 'handler calls')}, ${plural(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${plural(w.spans, 'span', 'spans')}, ${plural(w.log_entries, 'log entry', 'log entries')}, ${plural(w.counter_samples, 'counter sample', 'counter samples')}`,
+    `wrote ${summary.file === STDOUT ? 'the trace to stdout' : summary.file}: ${plural(w.handler_calls, 'handler call', 'handler calls')}, ${plural(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${plural(w.spans, 'span', 'spans')}, ${plural(w.log_entries, 'log entry', 'log entries')}, ${plural(w.counter_samples, 'counter sample', 'counter samples')}`,
     dim(`process ${summary.process}, ${window}; open it in https://ui.perfetto.dev or chrome://tracing`),
     ...(lost === 0
       ? []
@@ -54,7 +55,7 @@ export function traceCommand(): Command {
       .description(
         'write a run as a Chrome trace for Perfetto or chrome://tracing: handler calls, message flows, spans, logs, metrics',
       )
-      .requiredOption('-o, --output <file>', 'the trace file to write (JSON)')
+      .requiredOption('-o, --output <file>', 'the trace file to write (JSON); - writes it to stdout')
       .option('--begin <time>', 'from this RFC 3339 time, or offset from the process start (+2s)', traceTime)
       .option(
         '--end <time>',
@@ -69,12 +70,12 @@ export function traceCommand(): Command {
       )
       .addHelpText(
         'after',
-        '\nExamples:\n  $ dorsal trace -o trace.json\n  $ dorsal trace --begin +2s --end +2500ms -o trace.json   # then open it in https://ui.perfetto.dev',
+        '\nExamples:\n  $ dorsal trace -o trace.json\n  $ dorsal trace --begin +2s --end +2500ms -o trace.json   # then open it in https://ui.perfetto.dev\n  $ dorsal trace -o - | gzip > trace.json.gz               # the summary goes to stderr',
       ),
   ).action(async (options: TraceOptions) => {
     await withSource(options, async (source) => {
-      const process = await resolveProcess(source, options.process);
-      const startNs = await processStartNs(source.analytics, process.processId);
+      const recorded = await resolveProcess(source, options.process);
+      const startNs = await processStartNs(source.analytics, recorded.processId);
       const window: TraceWindow = {
         ...(options.begin === undefined ? {} : { beginNs: sinceStart(options.begin, startNs) }),
         ...(options.end === undefined ? {} : { endNs: sinceStart(options.end, startNs) }),
@@ -84,7 +85,7 @@ export function traceCommand(): Command {
       }
       const summary = await exportTrace({
         analytics: source.analytics,
-        process,
+        process: recorded,
         window,
         limit: options.limit,
         output: options.output,
@@ -99,8 +100,10 @@ export function traceCommand(): Command {
           `dorsal: left out ${count(summary.untimed)} events whose time is not a number (NaN or infinite): the recording is damaged there`,
         );
       }
-      if (options.json) return printJson(summary);
-      console.log(describe(summary));
+      // With the trace on stdout, what is said of it goes to stderr.
+      const toStderr = options.output === STDOUT;
+      if (options.json) return printJson(summary, toStderr ? process.stderr : process.stdout);
+      (toStderr ? console.error : console.log)(describe(summary));
     });
   });
 }

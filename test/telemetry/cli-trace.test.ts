@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import { logger, metric, System, span } from '../../src/index.js';
 import { formatRfc3339Ns } from '../../src/wire.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
-import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
@@ -275,6 +276,46 @@ describe('dorsal trace', () => {
       const run = await runDorsal(['trace', '--url', serve.url, '-o', file('remote.json')]);
       expect(run.code, run.stderr).toBe(0);
       expect(load(file('remote.json')).events).toEqual(full.events);
+    } finally {
+      await serve.stop();
+    }
+  }, 120_000);
+
+  it('-o - streams the trace to stdout and says what it wrote on stderr', async () => {
+    const run = await runDorsal(['trace', '--data', dir, '-o', '-']);
+    expect(run.code, run.stderr).toBe(0);
+    expect((JSON.parse(run.stdout) as TraceJson).traceEvents).toEqual(full.events);
+    expect(run.stderr).toMatch(/^wrote the trace to stdout: [\d,]+ handler calls, /);
+    const json = await runDorsal(['trace', '--data', dir, '-o', '-', '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    expect((JSON.parse(json.stdout) as TraceJson).traceEvents).toEqual(full.events);
+    expect((JSON.parse(json.stderr) as { written: { handler_calls: number } }).written.handler_calls).toBe(
+      full.handlers.length,
+    );
+  }, 120_000);
+
+  it('interrupted (SIGINT, SIGTERM) while writing, leaves no half file and ends by the signal', async () => {
+    // A server that answers one row at a time, stopped once the trace has begun: the export is
+    // caught half way, its partial file open.
+    const serve = await startDorsalServe(['--port', '0', '--data', dir, '--query-rows', '1']);
+    try {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        const output = file(`interrupted-${signal}.json`);
+        const trace = spawnDorsal(['trace', '--url', serve.url, '-o', output]);
+        const exited = once(trace, 'exit');
+        const partial = () => readdirSync(dir).filter((f) => f.startsWith(`${basename(output)}.partial-`));
+        await until(() => partial().length === 1, 'the partial trace file');
+        serve.child.kill('SIGSTOP');
+        try {
+          trace.kill(signal);
+          const [code, endedBy] = (await exited) as [number | null, NodeJS.Signals | null];
+          expect({ code, endedBy }).toEqual({ code: null, endedBy: signal });
+        } finally {
+          serve.child.kill('SIGCONT');
+        }
+        expect(partial()).toEqual([]);
+        expect(existsSync(output)).toBe(false);
+      }
     } finally {
       await serve.stop();
     }
