@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { checkAnalyticsCacheDir } from '../telemetry/analytics/cache-dir.js';
 import { LazyAnalytics } from '../telemetry/analytics/lazy.js';
 import { analyticsQueryRoute } from '../telemetry/analytics/route.js';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
@@ -115,6 +116,14 @@ export function serveCommand(): Command {
     .action(async (options: ServeOptions) => {
       const lake = Lake.open(lakeLocation(options));
       const analytics = options.role !== 'ingestion';
+      if (analytics) {
+        try {
+          checkAnalyticsCacheDir(lake, analyticsCacheDir(options));
+        } catch (error) {
+          await lake.close();
+          throw error;
+        }
+      }
       const shared = new LazyAnalytics({
         lake,
         cacheDir: analyticsCacheDir(options),

@@ -1,11 +1,11 @@
-import { existsSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineMessage, defineSpine, System, type SystemReport } from '../../src/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { QueryRefusedError, QueryTimeoutError } from '../../src/telemetry/analytics/guard.js';
 import type { MessageTree, TreeNode } from '../../src/telemetry/analytics/questions.js';
-import { LakeNotFoundError } from '../../src/telemetry/errors.js';
+import { LakeConfigError, LakeNotFoundError } from '../../src/telemetry/errors.js';
 import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { Fill, Order, spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
@@ -351,9 +351,21 @@ describe('partitions, cached and rebuilt', () => {
       expect(timings.decodedBlocks).toBeGreaterThan(0);
       expect(n(timings.rows[0]![0])).toBe(1500);
       expect((await analytics.query(count)).decodedBlocks).toBe(0);
-      expect(await analytics.lake.metadata.listPartitions(processId)).toHaveLength(5);
+      const kept = await analytics.lake.metadata.listPartitions(processId);
+      expect(kept).toHaveLength(5);
       await analytics.close();
+
+      // A cache that is the lake's blob directory (or a link to it) is refused: there its copies
+      // would be the lake's own partition files, and a sweep of stale copies would remove them.
+      symlinkSync(dir, `${dir}-link`);
+      for (const cache of [dir, `${dir}-link`]) {
+        await expect(Analytics.open({ lake: { data: dir }, cacheDir: cache })).rejects.toThrow(
+          LakeConfigError,
+        );
+      }
+      for (const row of kept) expect(existsSync(join(dir, partitionBlobPaths(row).data))).toBe(true);
     } finally {
+      rmSync(`${dir}-link`, { force: true });
       cleanup();
     }
   }, 120_000);

@@ -138,6 +138,10 @@ describe('the dorsal command on a recorded run', () => {
       [['tree', '--data', dir, '--message', 'ticks'], /expected STREAM:SEQ/],
       [['run', 'no/such/system.js', '--data', dir], /^dorsal: no system module at no\/such\/system\.js/],
       [['run', 'examples/market/spine.ts', '--data', dir], /must export default defineSystem/],
+      [
+        ['serve', '--data', dir, '--analytics-cache', dir, '--port', '0'],
+        /^dorsal: the analytics cache directory .* is the lake's blob directory/,
+      ],
     ];
     for (const [args, message] of failures) {
       const { code, stderr } = await runDorsal(args);

@@ -7,6 +7,7 @@ import type { LakeLocation } from '../lake/open.js';
 import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
 import { DIVERGENCES_TAG, parseStoredDiff } from '../persist/replay-diff.js';
 import { COUNTS_TAG, parseStoredCounts } from '../persist/run-counts.js';
+import { checkAnalyticsCacheDir } from './cache-dir.js';
 import { EtlPool } from './etl-pool.js';
 import {
   checkBound,
@@ -142,7 +143,13 @@ export class Analytics extends AnalyticsQuestions {
     const lake = options.lake instanceof Lake ? options.lake : Lake.open(options.lake);
     await lake.ready();
     const cache = options.cacheDir;
-    mkdirSync(cache, { recursive: true });
+    try {
+      mkdirSync(cache, { recursive: true });
+      if (options.partitions === undefined) checkAnalyticsCacheDir(lake, cache);
+    } catch (error) {
+      if (ownsLake) await lake.close();
+      throw error;
+    }
     const store = options.partitions ?? new LakePartitionStore(lake, cache);
     // Queries: no file outside the partitions is readable, and nothing can change that. DuckDB
     // loads here, not when the module is imported (RemoteAnalytics needs none of it).

@@ -1,0 +1,29 @@
+import { realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LakeConfigError } from '../errors.js';
+import { DirectoryBlobStore } from '../lake/directory-blobs.js';
+import type { Lake } from '../lake/lake.js';
+
+/**
+ * Refuses an analytics cache directory that is the lake's blob directory. The partitions' files
+ * are kept in the lake under `views/…` and copied into the cache under the same path: there the
+ * copies would be the lake's own files, and the cache removes a copy it takes as stale (a partition
+ * another analytics merged away, or is saving as this one lists): a removal from the lake.
+ */
+export function checkAnalyticsCacheDir(lake: Lake, cacheDir: string): void {
+  const blobs = lake.blobs;
+  if (!(blobs instanceof DirectoryBlobStore)) return;
+  if (realPath(cacheDir) !== realPath(blobs.root)) return;
+  throw new LakeConfigError(
+    `the analytics cache directory ${cacheDir} is the lake's blob directory, whose partition files the cache would take as its copies and remove: give the analytics a directory of their own (${join(cacheDir, 'analytics')}, say)`,
+  );
+}
+
+/** The path with its links resolved, or, for one not made yet, absolute. */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
