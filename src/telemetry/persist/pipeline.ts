@@ -296,6 +296,10 @@ export class PersistPipeline {
     // Streams not described yet (actors never named: they never started) are registered with what is known.
     this.registerReady(true);
     await Promise.all([...this.compressing]);
+    // Every block delivered or refused first (within the deadline): a block the server refuses
+    // now is a drop the coverage blocks below must carry, else the lake never learns of it.
+    const deadline = Date.now() + this.flushTimeoutMs;
+    await this.sink?.flush(this.flushTimeoutMs);
     // Drops no block has carried to the lake yet: one more block each, of coverage alone.
     for (const source of this.sources.values()) {
       const last = source.last;
@@ -325,7 +329,7 @@ export class PersistPipeline {
       this.blocks++;
     }
     await Promise.all([...this.compressing]);
-    const stats = await this.sink?.close({ timeoutMs: this.flushTimeoutMs });
+    const stats = await this.sink?.close({ timeoutMs: Math.max(0, deadline - Date.now()) });
     await this.service?.lake.close();
     const byKey = new Map(totals.map((t) => [t.key, t]));
     return {
