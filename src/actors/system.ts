@@ -99,6 +99,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private fatal?: ActorCrashedError;
   private state: State = 'created';
   private stopping?: Promise<SystemReport>;
+  private starting?: Promise<void>;
   private wakeOnCrash?: () => void;
   private readonly crashed = new Promise<void>((resolve) => {
     this.wakeOnCrash = resolve;
@@ -179,10 +180,17 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   }
 
   /** Starts every spawned actor; resolves once all ran `onInit` and the system is running. */
-  async start(): Promise<void> {
-    if (this.state !== 'created') throw new SystemStateError(`cannot start: the system is ${this.state}`);
-    if (this.actors.length === 0) throw new SystemStateError('cannot start: no actor was spawned');
+  start(): Promise<void> {
+    if (this.state !== 'created')
+      return Promise.reject(new SystemStateError(`cannot start: the system is ${this.state}`));
+    if (this.actors.length === 0)
+      return Promise.reject(new SystemStateError('cannot start: no actor was spawned'));
     this.state = 'starting';
+    this.starting = this.startAll();
+    return this.starting;
+  }
+
+  private async startAll(): Promise<void> {
     // Consumers created before any actor runs start where the streams are now: nothing
     // published after the start is missed, even by an actor whose first loop comes late.
     const startAt: AdapterPositions = {
@@ -262,6 +270,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
   private async shutdown(): Promise<SystemReport> {
     if (this.state === 'created') throw new SystemStateError('cannot stop: the system was never started');
+    // A stop asked while start() is under way waits for it: the attachments (the persister) and
+    // the threads it launches are all there to be stopped, and it cannot set RUNNING after the stop.
+    if (this.state === 'starting') await this.starting?.catch(() => {});
+    if (this.state === 'stopped') throw new SystemStateError('cannot stop: the start failed');
     this.state = 'stopping';
     const control = this.spine.control;
     control.setPhase(Phase.DRAINING);
