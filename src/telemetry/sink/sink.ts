@@ -48,6 +48,8 @@ interface Entry {
   counted?: boolean;
   /** Handed to the spool or dropped by `close` while in flight. */
   abandoned?: boolean;
+  /** Its delivery under way (a memory entry in flight). */
+  delivery?: Promise<unknown>;
 }
 
 /**
@@ -201,6 +203,13 @@ export class TelemetrySink {
       const deadline = Date.now() + (options.timeoutMs ?? 5000);
       await this.flush(options.timeoutMs ?? 5000);
       this.closed = true;
+      // A block in flight may be stored already (an in-process lake always finishes its insert):
+      // its outcome is waited for a moment (no retry now), so that a block the lake holds is not
+      // counted dropped. One that settles unavailable is back in the queue, handled below.
+      const inFlight = [...this.active].flatMap((e) => (e.delivery === undefined ? [] : [e.delivery]));
+      if (inFlight.length > 0) {
+        await Promise.race([Promise.allSettled(inFlight), sleep(Math.max(1000, deadline - Date.now()))]);
+      }
       // What is still in memory (in flight included: re-sending a stored block is harmless).
       const left = [...this.active].filter((e) => e.spoolName === undefined);
       left.push(...this.queue.splice(0));
@@ -277,7 +286,10 @@ export class TelemetrySink {
   private async run(memoryEntry: Entry | undefined): Promise<void> {
     const entry = memoryEntry ?? (await this.takeFromSpool());
     if (entry === undefined) return;
-    const { outcome, error } = await this.deliverer.deliver(entry);
+    const delivery = this.deliverer.deliver(entry);
+    entry.delivery = delivery;
+    const { outcome, error } = await delivery;
+    entry.delivery = undefined;
     if (outcome === 'sent') this.counters.sent += 1;
     if (entry.abandoned === true) return;
     if (outcome === 'sent') {
