@@ -79,15 +79,21 @@ export async function readPersisted(lake: Lake, processId: string): Promise<Pers
       }
     }
     records.sort((a, b) => a.seq - b.seq);
-    blocks.sort((a, b) => a.coverage.first - b.coverage.first);
-    const last = blocks.at(-1);
+    // Every figure a block carries is a running total: the latest is the largest. (By first
+    // sequence the last block is ambiguous: blocks of coverage or drops alone share theirs with
+    // the block before them, and the lake lists those, timed at 0, first.)
+    const max = (of: (b: Dependencies) => number | undefined) =>
+      blocks.reduce((m, b) => Math.max(m, of(b) ?? 0), 0);
+    const drops = blocks.some((b) => b.dropped !== undefined)
+      ? { strings: max((b) => b.dropped?.strings), depth: max((b) => b.dropped?.depth) }
+      : undefined;
     result.push({
       stream,
       records,
-      lost: last?.coverage.lost ?? 0,
-      poisoned: last?.coverage.poisoned ?? 0,
+      lost: max((b) => b.coverage.lost),
+      poisoned: max((b) => b.coverage.poisoned),
       covered: blocks.reduce((n, b) => n + (b.coverage.end - b.coverage.first), 0),
-      ...(last?.dropped === undefined ? {} : { dropped: last.dropped }),
+      ...(drops === undefined ? {} : { dropped: drops }),
     });
   }
   return result;
