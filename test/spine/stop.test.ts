@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { defineSpine, SpineAdapter, System, SystemStateError } from '../../src/index.js';
 import { Fill, Order, spine, type TestSpine, Tick } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
+import { tempDir } from '../telemetry/fixtures.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 
@@ -67,6 +68,30 @@ describe('a graceful stop', () => {
       lost: 0,
     });
   });
+
+  for (const delay of [0, 5, 20, 50]) {
+    it(`a stop asked ${delay} ms into start() waits for it: both settle, every thread ends, the persister reports`, async () => {
+      const { dir, cleanup } = tempDir('dorsal-stop-starting-');
+      try {
+        const system = new System(spine, { persist: { data: dir } });
+        system.spawn(fixture('feed'), { args: { count: 100, perLoop: 10 } });
+        system.spawn(fixture('strategy'));
+        const started = system.start();
+        const startedOutcome = started.then(
+          () => 'resolved',
+          (error: unknown) => `rejected: ${String(error)}`,
+        );
+        await new Promise((r) => setTimeout(r, delay));
+        const report = await system.stop();
+        // stop() waited for start(): it settled first, and into a system that is now stopped.
+        expect(await Promise.race([startedOutcome, 'pending'])).toBe('resolved');
+        expect(system.liveThreads).toEqual([]);
+        expect(report.persist?.processId).toMatch(/^[0-9a-f-]{36}$/);
+      } finally {
+        cleanup();
+      }
+    }, 30_000);
+  }
 
   it('spawn while start() is under way is refused with a clear error, and start() settles', async () => {
     const system = new System(spine);

@@ -194,9 +194,10 @@ export class TelemetrySink {
   }
 
   /**
-   * Flushes until the deadline, then spools what is left (or drops it, counted as `shutdown`),
-   * sends the drop counts not reported yet (for at least a second more), keeps those it could
-   * not send in the spool, and closes the transport. Returns the final stats.
+   * Flushes until the deadline, waits for the blocks in flight then (for at least a second more:
+   * one may be stored already), spools what is left (or drops it, counted as `shutdown`), sends
+   * the drop counts not reported yet (for at least a second more), keeps those it could not send
+   * in the spool, and closes the transport. Returns the final stats.
    */
   async close(options: { readonly timeoutMs?: number } = {}): Promise<SinkStats> {
     if (!this.closed) {
