@@ -3,7 +3,13 @@ import { Command } from 'commander';
 import { gatherReport } from '../telemetry/views/report-data.js';
 import { renderReport } from '../telemetry/views/report-html.js';
 import { count } from './format.js';
-import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
+import {
+  refuseOutputInLake,
+  resolveProcess,
+  type SourceOptions,
+  withSource,
+  withSourceOptions,
+} from './source.js';
 
 interface ReportOptions extends SourceOptions {
   readonly output: string;
@@ -21,6 +27,7 @@ export function reportCommand(): Command {
       .requiredOption('-o, --output <file>', 'the HTML file to write, e.g. report.html')
       .addHelpText('after', '\nExample:\n  $ dorsal report -o report.html && xdg-open report.html'),
   ).action(async (options: ReportOptions) => {
+    refuseOutputInLake(options, options.output);
     await withSource(options, async (source) => {
       const process = await resolveProcess(source, options.process);
       const data = await gatherReport(source.analytics, process.processId);

@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type Command, Option } from 'commander';
 import { DorsalError } from '../errors.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
@@ -83,6 +83,38 @@ export async function openSource(options: SourceOptions): Promise<Source> {
     cacheDir: join(options.data, 'analytics'),
   });
   return { analytics, where: options.data, close: () => analytics.close() };
+}
+
+/** What the embedded lake keeps in its directory: its database (and SQLite's files beside it), its blobs, partitions and analytics cache. */
+const LAKE_ENTRIES = /^(?:lake\.sqlite(?:-.*)?|blobs|views|analytics|tmp)$/;
+
+/**
+ * Refuses an output file (`-o`) that is one of the embedded lake's own files, or in one of its
+ * directories (`lake.sqlite`, `blobs/…`, `views/…`, `analytics/…`, `tmp/…`), or the lake's
+ * directory itself: written there, it would replace what the lake holds. Links are followed, so
+ * that a link to such a file is refused too. Another file in the lake's directory is fine.
+ * Nothing to check with `--url`.
+ */
+export function refuseOutputInLake(options: SourceOptions, output: string): void {
+  if (options.url !== undefined && options.url !== '') return;
+  const inside = relative(realPath(options.data), realPath(output));
+  if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) return;
+  const first = inside.split(sep)[0] ?? '';
+  if (inside === '' || LAKE_ENTRIES.test(first)) {
+    throw new CliError(
+      `-o ${output} is ${inside === '' ? 'the lake' : `the lake's own ${first}`} in ${options.data}: write it elsewhere`,
+    );
+  }
+}
+
+/** The path with its links resolved; for one not made yet, its nearest existing parent's resolved. */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    const parent = dirname(resolve(path));
+    return parent === resolve(path) ? resolve(path) : join(realPath(parent), basename(resolve(path)));
+  }
 }
 
 /** A recorded process as the commands describe it. */

@@ -1,7 +1,14 @@
 import { Command } from 'commander';
 import { count, dim, duration, printJson } from './format.js';
 import { integer } from './options.js';
-import { CliError, resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
+import {
+  CliError,
+  refuseOutputInLake,
+  resolveProcess,
+  type SourceOptions,
+  withSource,
+  withSourceOptions,
+} from './source.js';
 import { exportTrace, type TraceSummary } from './trace-export.js';
 import { STDOUT } from './trace-file.js';
 import { processStartNs } from './trace-queries.js';
@@ -73,6 +80,7 @@ export function traceCommand(): Command {
         '\nExamples:\n  $ dorsal trace -o trace.json\n  $ dorsal trace --begin +2s --end +2500ms -o trace.json   # then open it in https://ui.perfetto.dev\n  $ dorsal trace -o - | gzip > trace.json.gz               # the summary goes to stderr',
       ),
   ).action(async (options: TraceOptions) => {
+    if (options.output !== STDOUT) refuseOutputInLake(options, options.output);
     await withSource(options, async (source) => {
       const recorded = await resolveProcess(source, options.process);
       const startNs = await processStartNs(source.analytics, recorded.processId);

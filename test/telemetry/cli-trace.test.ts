@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bindingPoint, counterSample, spanEvents } from '../../src/cli/chrome-trace.js';
@@ -322,6 +322,7 @@ describe('dorsal trace', () => {
   }, 120_000);
 
   it('says what went wrong in one line, exits 1 and leaves no file', async () => {
+    const outDir = `${dir}-out`;
     const failures: [string[], RegExp][] = [
       [['trace', '--data', dir], /required option '-o, --output <file>' not specified/],
       [['trace', '--data', dir, '--begin', 'soon', '-o', file('bad.json')], /RFC 3339 time .* or an offset/],
@@ -340,8 +341,14 @@ describe('dorsal trace', () => {
         /^dorsal: cannot write .*x\.json \(ENOENT\)/,
       ],
       // Written, then not moved into place: the half file is removed.
-      [['trace', '--data', dir, '-o', dir], /^dorsal: cannot write .* \(EISDIR\)/],
+      [['trace', '--data', dir, '-o', outDir], /^dorsal: cannot write .* \(EISDIR\)/],
+      // Inside the lake: refused before anything is written (it could be the lake's own file).
+      [
+        ['trace', '--data', dir, '-o', join(dir, 'lake.sqlite')],
+        /^dorsal: -o .*lake\.sqlite is the lake's own lake\.sqlite in .*: write it elsewhere/,
+      ],
     ];
+    mkdirSync(outDir);
     for (const [args, message] of failures) {
       const { code, stderr } = await runDorsal(args);
       expect(code, args.join(' ')).toBe(1);
@@ -349,7 +356,10 @@ describe('dorsal trace', () => {
       expect(stderr, args.join(' ')).toMatch(message);
     }
     expect(existsSync(file('bad.json'))).toBe(false);
-    expect(readdirSync(dirname(dir)).filter((f) => f.startsWith(`${basename(dir)}.partial-`))).toEqual([]);
+    expect(
+      readdirSync(dirname(dir)).filter((f) => f.startsWith(basename(dir)) && f.includes('.partial-')),
+    ).toEqual([]);
+    rmSync(outDir, { recursive: true });
     const help = await runDorsal(['trace', '--help']);
     expect(help.stdout).toMatch(/Example/);
   });
