@@ -96,9 +96,6 @@ export class TraceFile {
  */
 async function fileOutput(path: string): Promise<TraceOutput> {
   const partial = `${path}.partial-${process.pid}`;
-  const handle: FileHandle = await open(partial, 'w').catch((error: unknown) => {
-    throw cannotWrite(path, error);
-  });
   const onSignal = (signal: NodeJS.Signals) => {
     release();
     rmSync(partial, { force: true });
@@ -107,7 +104,13 @@ async function fileOutput(path: string): Promise<TraceOutput> {
   const release = () => {
     for (const signal of ENDING_SIGNALS) process.off(signal, onSignal);
   };
+  // Before the file is made: it is on the disk before `open` resolves, and a signal between the two
+  // would otherwise end the process by default and leave it there.
   for (const signal of ENDING_SIGNALS) process.on(signal, onSignal);
+  const handle: FileHandle = await open(partial, 'w').catch((error: unknown) => {
+    release();
+    throw cannotWrite(path, error);
+  });
   return {
     async write(bytes) {
       for (let at = 0; at < bytes.length; ) {
