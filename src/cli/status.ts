@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { keyOption } from './options.js';
+import { CliError } from './source.js';
 
 /**
  * `dorsal status --url URL`: asks a server whether it is ready (`GET /ready`: it answers, and
@@ -11,23 +12,49 @@ export function statusCommand(): Command {
     .option('--url <url>', 'the server', 'http://127.0.0.1:8081')
     .addOption(keyOption())
     .action(async (options: { readonly url: string; readonly key?: string }) => {
-      const url = new URL('ready', options.url.endsWith('/') ? options.url : `${options.url}/`);
+      let base: URL;
+      try {
+        base = new URL(options.url.endsWith('/') ? options.url : `${options.url}/`);
+      } catch {
+        throw new CliError(`--url ${options.url} is not a URL: give http://host:port`);
+      }
+      const url = new URL('ready', base);
       const headers: Record<string, string> =
         options.key === undefined || options.key === '' ? {} : { authorization: `Bearer ${options.key}` };
-      const res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
-      const text = (await res.text()).slice(0, 4096);
-      if (res.ok) {
+      let res: Response;
+      let text: string;
+      try {
+        res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
+        text = (await res.text()).slice(0, 4096);
+      } catch (error) {
+        const why = (error as Error).name === 'TimeoutError' ? 'no answer within 10 s' : messageOf(error);
+        console.error(`${options.url}: cannot reach it: is \`dorsal serve\` running there? (${why})`);
+        process.exitCode = 1;
+        return;
+      }
+      let body: { status?: unknown; error?: { code?: string; message?: string } } | undefined;
+      try {
+        body = JSON.parse(text) as typeof body;
+      } catch {
+        // not JSON: said as it is
+      }
+      if (res.ok && body?.status === 'ready') {
         console.log(`${options.url}: ready`);
         return;
       }
-      let detail = text;
-      try {
-        const body = JSON.parse(text) as { error?: { code?: string; message?: string } };
-        detail = `${body.error?.message ?? text} (${body.error?.code ?? 'no code'})`;
-      } catch {
-        // not JSON: the text as it is
-      }
-      console.error(`${options.url}: ${res.status} ${detail}`);
+      const detail = res.ok
+        ? `answered ${res.status} but not as dorsal serve does ({"status":"ready"}): is it a dorsal server?`
+        : body?.error !== undefined
+          ? `${body.error.message ?? text} (${body.error.code ?? 'no code'})`
+          : text;
+      console.error(`${options.url}: ${res.ok ? detail : `${res.status} ${detail}`}`);
       process.exitCode = 1;
     });
+}
+
+/** The first line of an error's message, and its cause's (fetch says "fetch failed", its cause why). */
+function messageOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : undefined;
+  return cause === undefined ? message : `${message}: ${cause}`;
 }
