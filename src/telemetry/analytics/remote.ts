@@ -49,8 +49,19 @@ export class RemoteAnalytics extends AnalyticsQuestions {
     } catch {
       throw new DorsalError('DORSAL_REMOTE', `the server answered ${response.status} without JSON`);
     }
-    if (response.ok) return body as QueryResult;
-    const error = (body as { error?: { code?: string; message?: string } }).error ?? {};
+    if (response.ok) {
+      if (!isQueryResult(body)) {
+        throw new DorsalError(
+          'DORSAL_REMOTE',
+          `the server answered ${response.status} with JSON that is no query answer ({ columns, rows, … }): is it a dorsal serve?`,
+        );
+      }
+      return body;
+    }
+    const error =
+      typeof body === 'object' && body !== null
+        ? ((body as { error?: { code?: string; message?: string } }).error ?? {})
+        : {};
     const message = error.message ?? `the server answered ${response.status}`;
     switch (error.code) {
       case 'DORSAL_QUERY_REFUSED':
@@ -63,4 +74,16 @@ export class RemoteAnalytics extends AnalyticsQuestions {
         throw new DorsalError(error.code ?? 'DORSAL_REMOTE', message);
     }
   };
+}
+
+/** A `POST /analytics/query` answer, as far as its readers rely on it. */
+function isQueryResult(body: unknown): body is QueryResult {
+  if (typeof body !== 'object' || body === null) return false;
+  const { columns, rows } = body as Partial<QueryResult>;
+  return (
+    Array.isArray(columns) &&
+    columns.every((c) => typeof c === 'object' && c !== null && typeof c.name === 'string') &&
+    Array.isArray(rows) &&
+    rows.every((r) => Array.isArray(r))
+  );
 }
