@@ -125,10 +125,10 @@ export class PayloadTooLargeError extends DorsalError {
 
 /** A request body that is not declared as `application/cbor`. */
 export class UnsupportedMediaTypeError extends DorsalError {
-  constructor(contentType: string | undefined) {
+  constructor(contentType: string | undefined, expected = 'application/cbor') {
     super(
       'DORSAL_UNSUPPORTED_MEDIA_TYPE',
-      `expected content-type application/cbor, got ${contentType === undefined ? 'none' : JSON.stringify(contentType)}`,
+      `expected content-type ${expected}, got ${contentType === undefined ? 'none' : JSON.stringify(contentType)}`,
     );
   }
 }

@@ -223,7 +223,7 @@ async function route(
     if (other.method === 'GET') return rawAnswer(await other.handle(new Uint8Array(0), request));
     const type = req.headers['content-type'];
     if (type?.split(';')[0]?.trim().toLowerCase() !== other.mediaType)
-      throw new UnsupportedMediaTypeError(type);
+      throw new UnsupportedMediaTypeError(type, other.mediaType);
     const body = await readBody(req, { ...rules.record, limit: other.bodyLimit });
     try {
       return rawAnswer(await other.handle(body.bytes, request));
