@@ -1,0 +1,120 @@
+import { once } from 'node:events';
+import { readFileSync, symlinkSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { System } from '../../src/index.js';
+import { spine } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
+import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { tempDir } from './fixtures.js';
+
+const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+
+/** An HTTP server on a free port that answers every request with `handler`. */
+async function fakeServer(
+  handler: Parameters<typeof createServer>[1],
+): Promise<{ url: string; server: Server }> {
+  const server = createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+describe('dorsal given a target that is not what it should be', () => {
+  const { dir, cleanup } = tempDir('dorsal-cli-targets-');
+  const lake = join(dir, 'lake');
+  const servers: Server[] = [];
+
+  beforeAll(async () => {
+    const system = new System(spine, { persist: { data: lake } });
+    system.spawn(fixture('feed'), { args: { count: 10, perLoop: 10 } });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('gateway'));
+    await system.start();
+    await until(() => system.spine.queue(2).stats().published === 20, 'every fill');
+    await system.stop();
+  }, 120_000);
+  afterAll(() => {
+    for (const server of servers) server.close();
+    cleanup();
+  });
+
+  it('trace and report refuse an -o inside the lake, and leave the lake as it was', async () => {
+    const before = readFileSync(join(lake, 'lake.sqlite'));
+    symlinkSync(join(lake, 'lake.sqlite'), join(dir, 'link.html'));
+    for (const output of [
+      join(lake, 'lake.sqlite'),
+      join(lake, 'blobs', 'x.json'),
+      lake,
+      join(dir, 'link.html'),
+    ]) {
+      for (const command of ['trace', 'report']) {
+        const { code, stderr } = await runDorsal([command, '--data', lake, '-o', output]);
+        expect(code, `${command} -o ${output}`).toBe(1);
+        expect(stderr.trim().split('\n')).toHaveLength(1);
+        expect(stderr).toMatch(
+          /^dorsal: -o .* is the lake('s own (lake\.sqlite|blobs))? in .*: write it elsewhere/,
+        );
+      }
+    }
+    expect(readFileSync(join(lake, 'lake.sqlite')).equals(before)).toBe(true);
+    const listed = await runDorsal(['processes', '--data', lake]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const beside = await runDorsal(['report', '--data', lake, '-o', join(dir, 'report.html')]);
+    expect(beside.code, beside.stderr).toBe(0);
+  }, 60_000);
+
+  it('status: a server not there, or one that is no dorsal serve, is said in one line, exit 1', async () => {
+    const other = await fakeServer((_req, res) => res.end('{"ok":true}'));
+    servers.push(other.server);
+    const closed = await fakeServer(() => {});
+    closed.server.close();
+    for (const [url, message] of [
+      [other.url, /answered 200 but not as dorsal serve does/],
+      [closed.url, /cannot reach it: is `dorsal serve` running there\? \(fetch failed/],
+      ['not a url', /--url not a url is not a URL/],
+    ] as const) {
+      const { code, stdout, stderr } = await runDorsal(['status', '--url', url]);
+      expect(code, url).toBe(1);
+      expect(stdout).toBe('');
+      expect(stderr.trim().split('\n'), url).toHaveLength(1);
+      expect(stderr).toMatch(message);
+    }
+  }, 60_000);
+
+  it('a server that answers JSON of another shape is said so, not a TypeError', async () => {
+    const other = await fakeServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end('{"columns":[{"name":"x"}],"rows":"nope"}');
+    });
+    servers.push(other.server);
+    const nulls = await fakeServer((_req, res) => {
+      res.statusCode = 500;
+      res.end('null');
+    });
+    servers.push(nulls.server);
+    for (const [url, message] of [
+      [other.url, /^dorsal: the server answered 200 with JSON that is no query answer/],
+      [nulls.url, /^dorsal: the server answered 500 \(DORSAL_REMOTE\)/],
+    ] as const) {
+      const { code, stderr } = await runDorsal(['processes', '--url', url]);
+      expect(code, url).toBe(1);
+      expect(stderr.trim().split('\n'), url).toHaveLength(1);
+      expect(stderr).toMatch(message);
+    }
+  }, 60_000);
+
+  it('serve: a query sent without content-type application/json is told to send that', async () => {
+    const serve = await startDorsalServe(['--port', '0', '--data', join(dir, 'served')]);
+    try {
+      const res = await fetch(`${serve.url}/analytics/query`, { method: 'POST', body: '{"sql":"SELECT 1"}' });
+      expect(res.status).toBe(415);
+      const body = (await res.json()) as { error: { message: string } };
+      expect(body.error.message).toMatch(/^expected content-type application\/json, got "text\/plain/);
+    } finally {
+      await serve.stop();
+    }
+  }, 60_000);
+});
