@@ -55,9 +55,11 @@ const program = new Command('dorsal')
   .addCommand(retentionCommand());
 
 // A reader that stops reading (`dorsal processes | head`) ends the command quietly, as it does `ls`.
+// Any other failure to write (a full disk: ENOSPC) is said in one line, exit 1.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') throw error;
-  process.exit(process.exitCode ?? 0);
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  process.stderr.write(`dorsal: cannot write to stdout (${error.code ?? error.message})\n`);
+  process.exit(1);
 });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
