@@ -2,10 +2,20 @@ import { Command } from 'commander';
 import { createApiKey, revokeApiKey } from '../telemetry/keys/api-keys.js';
 import { openMetadataStore } from '../telemetry/lake/open.js';
 import type { MetadataStore } from '../telemetry/lake/types.js';
-import { type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
+import { type LakeOptions, lakeLocation, missingLakeFile, withLakeOptions } from './options.js';
+import { CliError } from './source.js';
 
-/** Runs `fn` on the lake's metadata store, and closes it. */
-async function withStore<T>(options: LakeOptions, fn: (store: MetadataStore) => Promise<T>): Promise<T> {
+/** Runs `fn` on the lake's metadata store, and closes it; `existing`: refuse a lake not made yet. */
+async function withStore<T>(
+  options: LakeOptions,
+  fn: (store: MetadataStore) => Promise<T>,
+  { existing = true } = {},
+): Promise<T> {
+  const missing = missingLakeFile(options);
+  if (missing !== undefined && existing) {
+    throw new CliError(`no lake at ${missing}: give the --data (or --db) of the lake its servers use`);
+  }
+  if (missing !== undefined) console.error(`dorsal: no lake was at ${missing}: a new one holds the key`);
   const store = openMetadataStore(lakeLocation(options));
   try {
     return await fn(store);
@@ -26,7 +36,10 @@ export function keysCommand(): Command {
       .description('create a key: printed once on standard output, stored as a hash')
       .requiredOption('--name <name>', 'a name for the key, to list or revoke it by')
       .action(async (options: LakeOptions & { readonly name: string }) => {
-        const key = await withStore(options, (store) => createApiKey(store, options.name));
+        // Keys may be made before the lake's first server run: a new lake is made for them.
+        const key = await withStore(options, (store) => createApiKey(store, options.name), {
+          existing: false,
+        });
         process.stdout.write(`${key}\n`);
         console.error(
           `dorsal: API key ${JSON.stringify(options.name)} created. It is shown this once: the lake keeps only its hash.`,

@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { LakeLocation } from '../telemetry/lake/open.js';
+import { type LakeLocation, SQLITE_FILE } from '../telemetry/lake/open.js';
 
 /** A parser for an integer option within `[min, max]`. */
 export function integer(min: number, max: number): (value: string) => number {
@@ -45,6 +48,22 @@ export function lakeLocation(options: LakeOptions): LakeLocation {
     ...(options.db === undefined ? {} : { db: options.db }),
     ...(options.blobs === undefined ? {} : { blobs: options.blobs }),
   };
+}
+
+/**
+ * The SQLite file of the lake those options name when it is not there (a lake's metadata in
+ * PostgreSQL cannot be told from a new one by a look: undefined). Opening a lake makes one: a
+ * command that works on an existing lake (listing, revoking, deleting) checks this first, so
+ * that a mistyped --data is said, not answered from an empty lake made for it.
+ */
+export function missingLakeFile(options: LakeOptions): string | undefined {
+  const db = options.db ?? join(options.data, SQLITE_FILE);
+  if (/^postgres(?:ql)?:/i.test(db)) return undefined;
+  const path =
+    db.startsWith('sqlite://') || db.startsWith('file://')
+      ? fileURLToPath(db.replace(/^sqlite:/, 'file:'))
+      : db.replace(/^(?:sqlite|file):/, '');
+  return existsSync(path) ? undefined : path;
 }
 
 /**

@@ -25,7 +25,11 @@ export function queryCommand(): Command {
       .description('run read-only SQL on the analytics tables (messages, stream_<name>, timings, losses, …)')
       .argument('<sql>', 'one SELECT statement')
       .addOption(new Option('--format <format>', 'table, json or csv').choices(['table', 'json', 'csv']))
-      .option('--all-processes', 'query every recorded process, not only --process', false)
+      .addOption(
+        new Option('--all-processes', 'query every recorded process, not only --process')
+          .default(false)
+          .conflicts('process'),
+      )
       .option('--begin <time>', 'only rows at or after this RFC 3339 time')
       .option('--end <time>', 'only rows before this RFC 3339 time')
       .option('--max-rows <n>', 'rows printed at most', integer(1, 10_000_000), 1000)

@@ -1,7 +1,15 @@
 import { Command } from 'commander';
 import { Lake } from '../telemetry/lake/lake.js';
 import { applyRetention, type RetentionReport } from '../telemetry/lake/retention.js';
-import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
+import {
+  atLeast,
+  integer,
+  type LakeOptions,
+  lakeLocation,
+  missingLakeFile,
+  withLakeOptions,
+} from './options.js';
+import { CliError } from './source.js';
 
 /** One line for a retention pass. */
 export function describeRetention(report: RetentionReport): string {
@@ -30,6 +38,9 @@ export function retentionCommand(): Command {
     .option('--pause-ms <ms>', 'pause between batches', integer(0, 60_000), 50)
     .option('--verbose', 'print the totals after each batch (standard error)', false)
     .action(async (options: RetentionCliOptions) => {
+      const missing = missingLakeFile(options);
+      if (missing !== undefined)
+        throw new CliError(`no lake at ${missing}: give the --data (or --db) of a lake`);
       const lake = Lake.open(lakeLocation(options));
       try {
         const report = await applyRetention(lake, {

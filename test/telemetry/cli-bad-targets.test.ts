@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, openSync, readFileSync, symlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -65,6 +65,30 @@ describe('dorsal given a target that is not what it should be', () => {
     expect(listed.code, listed.stderr).toBe(0);
     const beside = await runDorsal(['report', '--data', lake, '-o', join(dir, 'report.html')]);
     expect(beside.code, beside.stderr).toBe(0);
+  }, 60_000);
+
+  it('keys list and revoke, and retention, refuse a --data with no lake (none is made); keys create makes one and says so', async () => {
+    const typo = join(dir, 'typo');
+    for (const args of [
+      ['keys', 'list', '--data', typo],
+      ['keys', 'revoke', 'k1', '--data', typo],
+      ['retention', '--days', '1', '--data', typo],
+    ]) {
+      const { code, stderr } = await runDorsal(args);
+      expect(code, args.join(' ')).toBe(1);
+      expect(stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(stderr, args.join(' ')).toMatch(/^dorsal: no lake at .*typo\/lake\.sqlite: give the --data/);
+      expect(existsSync(typo), args.join(' ')).toBe(false);
+    }
+    const fresh = join(dir, 'fresh');
+    const created = await runDorsal(['keys', 'create', '--name', 'k1', '--data', fresh]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stderr).toMatch(/^dorsal: no lake was at .*fresh\/lake\.sqlite: a new one holds the key/);
+    const listed = await runDorsal(['keys', 'list', '--data', fresh]);
+    expect(listed.stdout).toMatch(/^k1\t/);
+    // An existing lake is used as it is, quietly.
+    const again = await runDorsal(['keys', 'create', '--name', 'k2', '--data', fresh]);
+    expect(again.stderr).not.toMatch(/no lake was/);
   }, 60_000);
 
   it('status: a server not there, or one that is no dorsal serve, is said in one line, exit 1', async () => {

@@ -128,6 +128,10 @@ describe('the dorsal command on a recorded run', () => {
       ],
       [['query', 'SELEC 1', '--data', dir], /^dorsal: the query does not parse/],
       [
+        ['query', 'SELECT 1', '--data', dir, '--all-processes', '--process', 'abc'],
+        /option '--all-processes' cannot be used with option '--process <id>'/,
+      ],
+      [
         ['query', 'DROP TABLE blocks', '--data', dir],
         /^dorsal: the analytics are read-only: only SELECT is answered, got DROP/,
       ],
