@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { makeDirectoriesSync } from '../../directories.js';
 import { LakeNotFoundError } from '../errors.js';
 import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
@@ -144,7 +144,7 @@ export class Analytics extends AnalyticsQuestions {
     await lake.ready();
     const cache = options.cacheDir;
     try {
-      mkdirSync(cache, { recursive: true });
+      makeDirectoriesSync(cache);
       if (options.partitions === undefined) checkAnalyticsCacheDir(lake, cache);
     } catch (error) {
       if (ownsLake) await lake.close();

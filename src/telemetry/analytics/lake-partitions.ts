@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { makeDirectoriesSync } from '../../directories.js';
 import { LakeNotFoundError } from '../errors.js';
 import type { Lake } from '../lake/lake.js';
 import { movePartitionFiles } from './local-partitions.js';
@@ -63,7 +64,7 @@ export class LakePartitionStore implements PartitionStore {
         if (error instanceof LakeNotFoundError) return undefined;
         throw error;
       }
-      mkdirSync(dirname(file), { recursive: true });
+      makeDirectoriesSync(dirname(file));
       // A name of its own: two processes sharing the cache may fetch the same file at once.
       const part = `${file}.${process.pid}-${randomUUID()}.part`;
       writeFileSync(part, content);

@@ -1,13 +1,6 @@
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { makeDirectoriesSync } from '../../directories.js';
 import {
   looksWhole,
   type PartitionFiles,
@@ -61,7 +54,7 @@ export class LocalPartitionStore implements PartitionStore {
 
   private async writeRows(processId: string, rows: readonly PartitionRow[]): Promise<void> {
     const file = this.rowsFile(processId);
-    mkdirSync(dirname(file), { recursive: true });
+    makeDirectoriesSync(dirname(file));
     writeFileSync(`${file}.tmp`, JSON.stringify(rows));
     renameSync(`${file}.tmp`, file);
   }
@@ -74,7 +67,7 @@ export function movePartitionFiles(files: PartitionFiles, paths: PartitionFiles,
     [files.coverage, paths.coverage],
   ] as const) {
     const target = join(root, to);
-    mkdirSync(dirname(target), { recursive: true });
+    makeDirectoriesSync(dirname(target));
     moveFile(from, target);
   }
 }

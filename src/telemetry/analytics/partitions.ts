@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDirectoriesSync } from '../../directories.js';
 import { LakeNotFoundError, WireFormatError } from '../errors.js';
 import type { Lake } from '../lake/lake.js';
 import { type BlockRow, type PartitionRow, partitionBlobPaths, type StreamRow } from '../lake/types.js';
@@ -114,7 +115,7 @@ export async function materialize(
     live.push({ row, local });
   }
   let decodedBlocks = 0;
-  mkdirSync(scratch, { recursive: true });
+  makeDirectoriesSync(scratch);
   const from = window.beginNs === undefined ? undefined : formatRfc3339Ns(window.beginNs);
   const to = window.endNs === undefined ? undefined : formatRfc3339Ns(window.endNs);
   const decode = async (stream: StreamRow, table: SourceTable, of: readonly BlockRow[]) => {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, type FileHandle, mkdir, open, readFile, rename, rmdir, unlink } from 'node:fs/promises';
+import { access, type FileHandle, open, readFile, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { makeDirectories } from '../../directories.js';
 import { ConfigError } from '../../errors.js';
 import { asLakeError, LakeConfigError, LakeNotFoundError } from '../errors.js';
 import { DirectorySyncs } from './directory-syncs.js';
@@ -90,7 +91,7 @@ export class DirectoryBlobStore implements BlobStore {
 
   async ping(): Promise<void> {
     try {
-      await mkdir(join(this.root, 'tmp'), { recursive: true });
+      await makeDirectories(join(this.root, 'tmp'));
       await access(join(this.root, 'tmp'), constants.W_OK);
     } catch (error) {
       throw asLakeError(`blob directory ${this.root} is not writable`, error);
@@ -281,7 +282,7 @@ export class DirectoryBlobStore implements BlobStore {
   }
 
   private async makeDir(dir: string): Promise<void> {
-    const first = await mkdir(dir, { recursive: true });
+    const first = await makeDirectories(dir);
     if (first === undefined || !this.fsync) return;
     const mark = this.syncs.mark();
     const parents: string[] = [];

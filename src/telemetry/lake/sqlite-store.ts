@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { makeDirectoriesSync } from '../../directories.js';
 import { asLakeError, LakeConfigError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
@@ -313,7 +313,7 @@ export class SqliteMetadataStore implements MetadataStore {
     if (this.prepared !== undefined) return this.prepared;
     let db: Database.Database | undefined;
     try {
-      mkdirSync(dirname(this.path), { recursive: true });
+      makeDirectoriesSync(dirname(this.path));
       db = new Database(this.path);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');

@@ -1,5 +1,6 @@
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeDirectories } from '../../directories.js';
 
 /** The kinds of records kept beside spooled blocks. */
 export type MetaKind = 'process' | 'stream';
@@ -34,8 +35,8 @@ export class Spool {
   /** Opens (creating) a spool directory and indexes what it already holds. */
   static async open(dir: string, maxBytes: number): Promise<Spool> {
     const spool = new Spool(dir, maxBytes);
-    await mkdir(join(dir, 'blocks'), { recursive: true });
-    await mkdir(join(dir, 'meta'), { recursive: true });
+    await makeDirectories(join(dir, 'blocks'));
+    await makeDirectories(join(dir, 'meta'));
     const names = (await readdir(join(dir, 'blocks'))).filter((n) => n.endsWith('.cbor')).sort();
     for (const name of names) {
       const size = (await stat(join(dir, 'blocks', name))).size;

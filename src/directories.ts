@@ -1,0 +1,49 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+
+/**
+ * `mkdir -p`, a level at a time. Node's own (`mkdir(path, { recursive: true })`) never returns
+ * on some file systems: on procfs, or a stale network mount, `mkdir` answers ENOENT for a
+ * directory whose parent is there, and Node retries forever at 100 % of a core (Node 20: seen
+ * with `--data /proc/x`, sync and async alike). Here each missing level is made with a plain
+ * `mkdir`, whose error is thrown. A level another process made meanwhile (EEXIST) is fine.
+ *
+ * Returns the first directory made, as Node's does (undefined: all were there).
+ */
+export function makeDirectoriesSync(path: string): string | undefined {
+  const missing = missingLevels(path, existsSync);
+  for (let i = missing.length - 1; i >= 0; i--) {
+    try {
+      mkdirSync(missing[i]!);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  return missing.at(-1);
+}
+
+/** The same, each `mkdir` off the thread (the look for what is there is a `stat` each, in place). */
+export async function makeDirectories(path: string): Promise<string | undefined> {
+  const missing = missingLevels(path, existsSync);
+  for (let i = missing.length - 1; i >= 0; i--) {
+    try {
+      await mkdir(missing[i]!);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  return missing.at(-1);
+}
+
+/** The levels of `path` that are not there, deepest first. */
+function missingLevels(path: string, there: (path: string) => boolean): string[] {
+  const missing: string[] = [];
+  for (let at = resolve(path); !there(at); ) {
+    missing.push(at);
+    const up = dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  return missing;
+}
