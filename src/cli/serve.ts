@@ -34,6 +34,7 @@ interface ServeOptions extends LakeOptions {
   readonly role: 'ingestion' | 'analytics' | 'all';
   readonly analyticsCache?: string;
   readonly queryRows: number;
+  readonly queryBytes: number;
   readonly queryTimeout: number;
 }
 
@@ -112,6 +113,12 @@ export function serveCommand(): Command {
       "local directory for the analytics' partitions (default: <data>/analytics)",
     )
     .option('--query-rows <n>', 'rows a query returns at most', integer(1, 10_000_000), 10_000)
+    .option(
+      '--query-bytes <n>',
+      "the size of a query answer's rows at most, as JSON (bytes)",
+      integer(1024, 1024 * 1024 * 1024),
+      64 * 1024 * 1024,
+    )
     .option('--query-timeout <ms>', 'how long a query may run', integer(1, 3_600_000), 30_000)
     .action(async (options: ServeOptions) => {
       const lake = Lake.open(lakeLocation(options));
@@ -128,6 +135,7 @@ export function serveCommand(): Command {
         lake,
         cacheDir: analyticsCacheDir(options),
         maxRows: options.queryRows,
+        maxBytes: options.queryBytes,
         timeoutMs: options.queryTimeout,
       });
       const routes = analytics
@@ -136,6 +144,7 @@ export function serveCommand(): Command {
               lake,
               cacheDir: analyticsCacheDir(options),
               maxRows: options.queryRows,
+              maxBytes: options.queryBytes,
               timeoutMs: options.queryTimeout,
               shared,
             }),

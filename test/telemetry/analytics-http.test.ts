@@ -155,6 +155,35 @@ describe('analytics behind the API keys', () => {
   });
 });
 
+describe('analytics answers of bounded size', () => {
+  it('cuts rows past the server’s byte limit (truncated), and refuses a first row larger than it, 400', async () => {
+    const { dir, cleanup } = tempDir('dorsal-analytics-bytes-');
+    const lake = Lake.open({ data: dir });
+    const server = await startIngestionServer({
+      port: 0,
+      lake,
+      insecure: true,
+      routes: [analyticsQueryRoute({ lake, cacheDir: join(dir, 'analytics'), maxBytes: 64 * 1024 })],
+    });
+    try {
+      const cut = await post(
+        server.url,
+        JSON.stringify({ sql: "SELECT repeat('x', 10000) FROM range(1000)" }),
+      );
+      expect(cut.status).toBe(200);
+      const answer = JSON.parse(cut.text) as { rows: unknown[][]; truncated: boolean };
+      expect([answer.rows.length, answer.truncated]).toEqual([6, true]);
+      const big = await post(server.url, JSON.stringify({ sql: "SELECT repeat('x', 100000)" }));
+      expect(big.status).toBe(400);
+      expect(big.text).toMatch(/first row is larger than 64 KiB as JSON/);
+    } finally {
+      await server.close();
+      await lake.close();
+      cleanup();
+    }
+  });
+});
+
 describe('analytics against PostgreSQL + S3', () => {
   it('answers the same over a scale-out lake, each server with its own cache', async () => {
     const schema = uniqueSchema();

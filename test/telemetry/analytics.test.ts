@@ -278,6 +278,28 @@ describe('analytics over a persisted run', () => {
     expect((await analytics.query('SELECT 42')).rows).toEqual([[42]]);
   });
 
+  it('cuts an answer at its byte limit, before the rows past it are made, and refuses a first row larger than it', async () => {
+    const small = await Analytics.open({
+      lake: { data: dir },
+      cacheDir: join(dir, 'analytics'),
+      maxBytes: 4096,
+    });
+    try {
+      // 1000-character rows (1002 bytes as JSON): four fit in 4 KiB.
+      const cut = await small.query("SELECT repeat('x', 1000) AS text FROM range(10000)");
+      expect([cut.rows.length, cut.truncated]).toEqual([4, true]);
+      expect(JSON.stringify(cut.rows).length).toBeLessThanOrEqual(4096 + 10);
+      const whole = await small.query("SELECT repeat('x', 1000) AS text FROM range(3)");
+      expect([whole.rows.length, whole.truncated]).toEqual([3, false]);
+      await expect(small.query("SELECT repeat('x', 5000) AS text")).rejects.toThrow(
+        /first row is larger than 4 KiB as JSON, the most an answer holds: select less of it/,
+      );
+      expect((await small.query('SELECT 42')).rows).toEqual([[42]]);
+    } finally {
+      await small.close();
+    }
+  }, 60_000);
+
   it('refuses an unknown process with a clear error', async () => {
     await expect(analytics.query('SELECT 1', { process: 'no-such-process' })).rejects.toThrow(
       LakeNotFoundError,

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance, Json } from '@duckdb/node-api';
 import { makeDirectoriesSync } from '../../directories.js';
 import { LakeNotFoundError } from '../errors.js';
 import { Lake } from '../lake/lake.js';
@@ -37,6 +37,11 @@ export interface AnalyticsOptions {
   readonly cacheDir: string;
   /** Rows a query returns at most (default 10 000); more are cut off, and the answer says so. */
   readonly maxRows?: number;
+  /**
+   * The size of an answer's rows at most, as JSON text (default 64 MiB): rows past it are cut off
+   * (the answer says so); a first row larger than it is refused.
+   */
+  readonly maxBytes?: number;
   /** How long a query may run, in ms (default 30 000). */
   readonly timeoutMs?: number;
   /** Threads that decode blocks into partitions (default 1). */
@@ -104,6 +109,7 @@ export class Analytics extends AnalyticsQuestions {
   private readonly pool: EtlPool;
   private readonly queryDb: DuckDBInstance;
   private readonly maxRows: number;
+  private readonly maxBytes: number;
   private readonly timeoutMs: number;
   private readonly freshnessMs: number;
   /** One materialization at a time per process: a second query waits for the first's partitions. */
@@ -134,6 +140,7 @@ export class Analytics extends AnalyticsQuestions {
     this.pool = pool;
     this.queryDb = queryDb;
     this.maxRows = options.maxRows ?? 10_000;
+    this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.freshnessMs = options.freshnessMs ?? 1000;
   }
@@ -229,16 +236,37 @@ export class Analytics extends AnalyticsQuestions {
       connection.interrupt();
     }, timeoutMs);
     try {
-      const reader = await connection.streamAndReadUntil(sql, maxRows + 1);
-      const rows = reader.getRowsJson();
-      const types = reader.columnTypes();
+      // Chunk by chunk (2048 rows), so that an answer is cut at its row or byte limit before the
+      // rest is made into JavaScript values (a row may hold a string of any size).
+      const result = await connection.stream(sql);
+      const types = result.columnTypes();
+      const rows: Json[][] = [];
+      let bytes = 0;
+      let truncated = false;
+      read: for await (const chunk of result.yieldRowsJson()) {
+        for (const row of chunk) {
+          const size = jsonSize(row);
+          if (rows.length === maxRows || bytes + size > this.maxBytes) {
+            if (rows.length === 0) {
+              throw new QueryRefusedError(
+                `the answer's first row is larger than ${binaryBytes(this.maxBytes)} as JSON, the most an answer holds: select less of it`,
+              );
+            }
+            truncated = true;
+            break read;
+          }
+          rows.push(row);
+          bytes += size;
+        }
+      }
       return {
-        columns: reader.columnNames().map((name, i) => ({ name, type: String(types[i]) })),
-        rows: rows.slice(0, maxRows),
-        truncated: rows.length > maxRows,
+        columns: result.columnNames().map((name, i) => ({ name, type: String(types[i]) })),
+        rows,
+        truncated,
       };
     } catch (error) {
       if (timedOut) throw new QueryTimeoutError(`the query ran past its time limit of ${timeoutMs} ms`);
+      if (error instanceof QueryRefusedError) throw error;
       throw new QueryRefusedError(messageOf(error), { cause: error });
     } finally {
       clearTimeout(timer);
@@ -382,4 +410,24 @@ export class Analytics extends AnalyticsQuestions {
       .catch(() => {});
     return next;
   }
+}
+
+/**
+ * A JSON value's size as text, near enough to bound an answer: a string's characters and quotes
+ * (escapes not counted), a number's digits, and the brackets, commas and keys around the rest.
+ */
+function jsonSize(value: Json): number {
+  if (value === null) return 4;
+  if (typeof value === 'string') return value.length + 2;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value).length;
+  let size = 2;
+  if (Array.isArray(value)) for (const item of value) size += jsonSize(item) + 1;
+  else for (const [key, item] of Object.entries(value)) size += key.length + 4 + jsonSize(item);
+  return size;
+}
+
+/** `4 KiB`, `64 MiB`: a size as a limit is said. */
+function binaryBytes(bytes: number): string {
+  const [size, unit] = bytes < 1024 * 1024 ? [bytes / 1024, 'KiB'] : [bytes / 1024 / 1024, 'MiB'];
+  return `${Math.round(size * 10) / 10} ${unit}`;
 }
