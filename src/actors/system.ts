@@ -272,7 +272,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     if (this.state === 'created') throw new SystemStateError('cannot stop: the system was never started');
     // A stop asked while start() is under way waits for it: the attachments (the persister) and
     // the threads it launches are all there to be stopped, and it cannot set RUNNING after the stop.
-    if (this.state === 'starting') await this.starting?.catch(() => {});
+    if (this.state === 'starting') await this.startEnded(this.options.exitTimeoutMs ?? 5000);
     if (this.state === 'stopped') throw new SystemStateError('cannot stop: the start failed');
     this.state = 'stopping';
     const control = this.spine.control;
@@ -460,6 +460,24 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     this.fatal ??= crash;
     this.wakeOnCrash?.();
     if (this.state === 'running') void this.stop();
+  }
+
+  /**
+   * Waits for a start under way to settle. One that has not within `timeoutMs` (an `onInit` that
+   * never returns) is ended: its threads are terminated, which fails the start (it aborts).
+   */
+  private async startEnded(timeoutMs: number): Promise<void> {
+    const settled = (this.starting ?? Promise.resolve()).then(
+      () => true,
+      () => true,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+    const inTime = await Promise.race([settled, late]);
+    clearTimeout(timer);
+    if (inTime) return;
+    await Promise.all([...this.threads.values()].map((t) => t.worker?.terminate()));
+    await settled;
   }
 
   /** Waits until the spine is quiet (see `untilQuiet`), counting threads coming up as busy. */

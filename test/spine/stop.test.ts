@@ -93,6 +93,24 @@ describe('a graceful stop', () => {
     }, 30_000);
   }
 
+  it('a stop asked while an onInit never returns ends the start in the exit timeout: no hang, no thread left', async () => {
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    system.spawn(fixture('hang-init'));
+    const started = system.start().then(
+      () => 'resolved',
+      (error: unknown) => `rejected: ${String(error)}`,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const stopped = system.stop().then(
+      () => 'stopped',
+      (error: unknown) => `rejected: ${String(error)}`,
+    );
+    const hung = new Promise((r) => setTimeout(() => r('hung'), 5000).unref());
+    expect(await Promise.race([stopped, hung])).toMatch(/the start failed/);
+    expect(await started).toMatch(/^rejected: .*crashed/);
+    expect(system.liveThreads).toEqual([]);
+  }, 20_000);
+
   it('spawn while start() is under way is refused with a clear error, and start() settles', async () => {
     const system = new System(spine);
     system.spawn(fixture('idle'), { args: { name: 'first' } });
