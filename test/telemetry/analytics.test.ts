@@ -10,6 +10,7 @@ import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { Fill, Order, spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
 import { runPersistedPipeline } from './analytics-checks.js';
+import { runDorsal } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
@@ -295,9 +296,32 @@ describe('analytics over a persisted run', () => {
         /first row is larger than 4 KiB as JSON, the most an answer holds: select less of it/,
       );
       expect((await small.query('SELECT 42')).rows).toEqual([[42]]);
+      // Counted as JSON writes them: a control character is six (\u0001), a quote two.
+      await expect(small.query('SELECT repeat(chr(1), 1000) AS text')).rejects.toThrow(/first row is larger/);
+      const escaped = await small.query(`SELECT repeat(chr(1) || '"', 300) AS text FROM range(10)`);
+      expect(escaped.truncated).toBe(true);
+      expect(JSON.stringify(escaped.rows).length).toBeLessThanOrEqual(4096 + 10);
     } finally {
       await small.close();
     }
+  }, 60_000);
+
+  it('makes only the rows it answers: a chunk of large rows past the limit is not made (a 128 MB heap suffices)', async () => {
+    const run = await runDorsal(
+      [
+        'query',
+        '--data',
+        dir,
+        '--max-rows',
+        '1',
+        '--format',
+        'csv',
+        "SELECT repeat('x', 200000) AS s FROM range(4096)",
+      ],
+      { NODE_OPTIONS: '--max-old-space-size=128' },
+    );
+    expect(run.stderr).not.toMatch(/heap/i);
+    expect([run.code, run.stdout.split('\n')[1]?.trim().length]).toEqual([0, 200_000]);
   }, 60_000);
 
   it('refuses an unknown process with a clear error', async () => {

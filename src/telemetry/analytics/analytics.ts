@@ -236,15 +236,18 @@ export class Analytics extends AnalyticsQuestions {
       connection.interrupt();
     }, timeoutMs);
     try {
-      // Chunk by chunk (2048 rows), so that an answer is cut at its row or byte limit before the
-      // rest is made into JavaScript values (a row may hold a string of any size).
+      // Chunk by chunk (2048 rows), each row made into JavaScript values only when its turn
+      // comes, so that an answer is cut at its row or byte limit before the rest is made (a row
+      // may hold a string of any size: a whole chunk of them made at once exhausted the heap).
+      const { JsonDuckDBValueConverter } = await import('@duckdb/node-api');
       const result = await connection.stream(sql);
       const types = result.columnTypes();
       const rows: Json[][] = [];
       let bytes = 0;
       let truncated = false;
-      read: for await (const chunk of result.yieldRowsJson()) {
-        for (const row of chunk) {
+      read: for await (const chunk of result) {
+        for (let i = 0; i < chunk.rowCount; i++) {
+          const row = chunk.convertRowValues(i, JsonDuckDBValueConverter) as Json[];
           const size = jsonSize(row);
           if (rows.length === maxRows || bytes + size > this.maxBytes) {
             if (rows.length === 0) {
@@ -412,13 +415,18 @@ export class Analytics extends AnalyticsQuestions {
   }
 }
 
+/** A character JSON text escapes. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is looked for
+const ESCAPED = /["\\\u0000-\u001f]/;
+
 /**
  * A JSON value's size as text, near enough to bound an answer: a string's characters and quotes
- * (escapes not counted), a number's digits, and the brackets, commas and keys around the rest.
+ * (escaped as JSON escapes them), a number's digits, and the brackets, commas and keys around the rest.
  */
 function jsonSize(value: Json): number {
   if (value === null) return 4;
-  if (typeof value === 'string') return value.length + 2;
+  // Characters JSON escapes (quotes, backslashes, controls: \u0001 is six) are counted as escaped.
+  if (typeof value === 'string') return ESCAPED.test(value) ? escapedSize(value) : value.length + 2;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value).length;
   let size = 2;
   if (Array.isArray(value)) for (const item of value) size += jsonSize(item) + 1;
@@ -430,4 +438,16 @@ function jsonSize(value: Json): number {
 function binaryBytes(bytes: number): string {
   const [size, unit] = bytes < 1024 * 1024 ? [bytes / 1024, 'KiB'] : [bytes / 1024 / 1024, 'MiB'];
   return `${Math.round(size * 10) / 10} ${unit}`;
+}
+
+/** A string's size as JSON text, its escapes counted (`\n` two characters, `\u0001` six). */
+function escapedSize(text: string): number {
+  let size = text.length + 2;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c || c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d)
+      size += 1;
+    else if (c < 0x20) size += 5;
+  }
+  return size;
 }
