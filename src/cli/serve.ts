@@ -116,7 +116,8 @@ export function serveCommand(): Command {
     .option(
       '--query-bytes <n>',
       "the size of a query answer's rows at most, as JSON (bytes)",
-      integer(1024, 1024 * 1024 * 1024),
+      // At most 256 MiB: an answer is one JavaScript string, which holds 512 Mi characters at most.
+      integer(1024, 256 * 1024 * 1024),
       64 * 1024 * 1024,
     )
     .option('--query-timeout <ms>', 'how long a query may run', integer(1, 3_600_000), 30_000)

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System } from '../../src/index.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
-import { DORSAL_BIN, runDorsal, startDorsalServe } from './cli-helpers.js';
+import { DORSAL_BIN, runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
@@ -41,6 +41,28 @@ describe('dorsal given a target that is not what it should be', () => {
     for (const server of servers) server.close();
     cleanup();
   });
+
+  it('serve refuses a --query-bytes an answer cannot have (one JavaScript string: 512 Mi characters at most)', async () => {
+    const child = spawnDorsal([
+      'serve',
+      '--data',
+      lake,
+      '--port',
+      '0',
+      '--query-bytes',
+      String(512 * 1024 * 1024),
+    ]);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    // A serve that took it would run on: it is ended after a while.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const [code] = (await once(child, 'exit')) as [number | null];
+    clearTimeout(timer);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/--query-bytes .* expected an integer in \[1024, 268435456\]/);
+  }, 30_000);
 
   it('trace and report refuse an -o inside the lake, and leave the lake as it was', async () => {
     const before = readFileSync(join(lake, 'lake.sqlite'));
