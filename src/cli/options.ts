@@ -1,8 +1,6 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { type LakeLocation, SQLITE_FILE } from '../telemetry/lake/open.js';
+import { type LakeLocation, sqliteFileOf } from '../telemetry/lake/open.js';
 
 /** A parser for an integer option within `[min, max]`. */
 export function integer(min: number, max: number): (value: string) => number {
@@ -57,13 +55,8 @@ export function lakeLocation(options: LakeOptions): LakeLocation {
  * that a mistyped --data is said, not answered from an empty lake made for it.
  */
 export function missingLakeFile(options: LakeOptions): string | undefined {
-  const db = options.db ?? join(options.data, SQLITE_FILE);
-  if (/^postgres(?:ql)?:/i.test(db)) return undefined;
-  const path =
-    db.startsWith('sqlite://') || db.startsWith('file://')
-      ? fileURLToPath(db.replace(/^sqlite:/, 'file:'))
-      : db.replace(/^(?:sqlite|file):/, '');
-  return existsSync(path) ? undefined : path;
+  const path = sqliteFileOf(lakeLocation(options));
+  return path === undefined || existsSync(path) ? undefined : path;
 }
 
 /**

@@ -108,9 +108,19 @@ describe('dorsal given a target that is not what it should be', () => {
     expect(created.stderr).toMatch(/^dorsal: no lake was at .*fresh\/lake\.sqlite: a new one holds the key/);
     const listed = await runDorsal(['keys', 'list', '--data', fresh]);
     expect(listed.stdout).toMatch(/^k1\t/);
-    // An existing lake is used as it is, quietly.
+    // An existing lake is used as it is, quietly; named by --db in any case of its scheme too.
     const again = await runDorsal(['keys', 'create', '--name', 'k2', '--data', fresh]);
     expect(again.stderr).not.toMatch(/no lake was/);
+    for (const db of [`SQLITE:${join(fresh, 'lake.sqlite')}`, `File://${join(fresh, 'lake.sqlite')}`]) {
+      const named = await runDorsal(['keys', 'list', '--db', db]);
+      expect(named.code, `${db}: ${named.stderr}`).toBe(0);
+      expect(named.stdout).toMatch(/^k1\t.*\nk2\t/);
+    }
+    const remote = await runDorsal(['keys', 'list', '--db', 'sqlite://host/lake.sqlite']);
+    expect(remote.code).toBe(1);
+    expect(remote.stderr).toMatch(
+      /^dorsal: "sqlite:\/\/host\/lake\.sqlite" is no local file URL .*\(DORSAL_LAKE_CONFIG\)\n$/,
+    );
   }, 60_000);
 
   it('status: a server not there, or one that is no dorsal serve, is said in one line, exit 1', async () => {

@@ -35,26 +35,43 @@ const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
 /** A URL fit for an error message: a password in it is masked. */
 const redact = (url: string): string => JSON.stringify(url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@'));
 
+/** The path of `sqlite:…`/`file:…` (`scheme` in lower case; the value's in any case). */
 function localPath(value: string, scheme: string): string {
-  if (value.startsWith(`${scheme}://`)) return fileURLToPath(value.replace(/^sqlite:/, 'file:'));
+  if (value.slice(scheme.length + 1).startsWith('//')) {
+    const url = `file:${value.slice(scheme.length + 1)}`;
+    try {
+      return fileURLToPath(url);
+    } catch (error) {
+      throw new LakeConfigError(`${redact(value)} is no local file URL (${(error as Error).message})`);
+    }
+  }
   const path = value.slice(scheme.length + 1);
   return isAbsolute(path) ? path : resolve(path);
 }
 
-/** Chooses the metadata store for a location. */
-export function openMetadataStore(location: LakeLocation = {}): MetadataStore {
+/**
+ * The SQLite file a location's metadata database is (undefined: it is PostgreSQL); an
+ * unsupported URL is a `LakeConfigError`.
+ */
+export function sqliteFileOf(location: LakeLocation = {}): string | undefined {
   const db = location.db ?? join(location.data ?? DEFAULT_DATA_DIR, SQLITE_FILE);
   const scheme = SCHEME.exec(db)?.[1]?.toLowerCase();
-  if (scheme === 'postgres' || scheme === 'postgresql')
-    return new PostgresMetadataStore(db, location.postgres);
-  if (scheme === 'sqlite' || scheme === 'file') return new SqliteMetadataStore(localPath(db, scheme));
+  if (scheme === 'postgres' || scheme === 'postgresql') return undefined;
+  if (scheme === 'sqlite' || scheme === 'file') return localPath(db, scheme);
   // A one-letter "scheme" is a Windows drive letter.
   if (scheme !== undefined && scheme.length > 1) {
     throw new LakeConfigError(
       `unsupported metadata database URL ${redact(db)}: use postgres://… or a SQLite file path`,
     );
   }
-  return new SqliteMetadataStore(resolve(db));
+  return resolve(db);
+}
+
+/** Chooses the metadata store for a location. */
+export function openMetadataStore(location: LakeLocation = {}): MetadataStore {
+  const file = sqliteFileOf(location);
+  if (file !== undefined) return new SqliteMetadataStore(file);
+  return new PostgresMetadataStore(location.db!, location.postgres);
 }
 
 /** Chooses the blob store for a location. */
