@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
@@ -36,8 +36,17 @@ export async function makeDirectories(path: string): Promise<string | undefined>
   return missing.at(-1);
 }
 
-/** The levels of `path` that are not there, deepest first. */
+/**
+ * The levels of `path` that are not there, deepest first. A `path` that is there but is no
+ * directory is an error (EEXIST, as Node's recursive mkdir says it).
+ */
 function missingLevels(path: string, there: (path: string) => boolean): string[] {
+  if (there(path) && !statSync(path).isDirectory()) {
+    throw Object.assign(new Error(`EEXIST: a file, not a directory, is at ${path}`), {
+      code: 'EEXIST',
+      path,
+    });
+  }
   const missing: string[] = [];
   for (let at = resolve(path); !there(at); ) {
     missing.push(at);

@@ -21,6 +21,11 @@ describe('making directories', () => {
       writeFileSync(join(dir, 'f'), '');
       expect(() => makeDirectoriesSync(join(dir, 'f', 'g'))).toThrow(/ENOTDIR/);
       await expect(makeDirectories(join(dir, 'f', 'g'))).rejects.toThrow(/ENOTDIR/);
+      // The path itself a file: said, not taken for a directory.
+      expect(() => makeDirectoriesSync(join(dir, 'f'))).toThrow(
+        /EEXIST: a file, not a directory, is at .*f$/,
+      );
+      await expect(makeDirectories(join(dir, 'f'))).rejects.toThrow(/EEXIST/);
     } finally {
       cleanup();
     }
