@@ -5,9 +5,28 @@ const PAGE = 50_000;
 
 /**
  * Every row of a query over one process, read in pages keyed on a column that only grows (a
- * stream's `seq`), so that a server's row limit cuts nothing. `sql(after, limit)` selects the
- * rows whose key is greater than `after`, ordered by it, at most `limit`; `key` is its column.
+ * stream's `seq`), so that a server's row limit (or its answer's byte limit) cuts nothing.
+ * `sql(after, limit)` selects the rows whose key is greater than `after`, ordered by it, at most
+ * `limit`; `key` is its column. Yields each page as it comes: a reader that keeps something
+ * smaller than the rows never holds them all.
  */
+export async function* pagesOf(
+  analytics: AnalyticsQuestions,
+  process: string,
+  sql: (after: number, limit: number) => string,
+  key = 0,
+): AsyncGenerator<readonly (readonly unknown[])[]> {
+  let after = -1;
+  for (;;) {
+    const { rows, truncated } = await analytics.query(sql(after, PAGE), { process, maxRows: PAGE });
+    if (rows.length > 0) yield rows;
+    const last = rows.at(-1);
+    if (last === undefined || (!truncated && rows.length < PAGE)) return;
+    after = Number(last[key]);
+  }
+}
+
+/** Every row of such a query (see `pagesOf`), in one array. */
 export async function readPaged(
   analytics: AnalyticsQuestions,
   process: string,
@@ -15,12 +34,6 @@ export async function readPaged(
   key = 0,
 ): Promise<(readonly unknown[])[]> {
   const out: (readonly unknown[])[] = [];
-  let after = -1;
-  for (;;) {
-    const { rows, truncated } = await analytics.query(sql(after, PAGE), { process, maxRows: PAGE });
-    for (const row of rows) out.push(row);
-    const last = rows.at(-1);
-    if (last === undefined || (!truncated && rows.length < PAGE)) return out;
-    after = Number(last[key]);
-  }
+  for await (const rows of pagesOf(analytics, process, sql, key)) for (const row of rows) out.push(row);
+  return out;
 }

@@ -1,6 +1,6 @@
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
-import { readPaged } from './paged.js';
+import { pagesOf } from './paged.js';
 
 /**
  * A recorded message at its place in the tree: the ingress message it descends from and the path
@@ -65,28 +65,32 @@ export async function readPlacedRun(
 ): Promise<PlacedRun> {
   const byStream = new Map<string, Draft[]>();
   for (const stream of streams) {
-    const rows = await readPaged(
+    // Page by page into drafts: the rows of a page are dropped as soon as it is read.
+    const drafts: Draft[] = [];
+    const pages = pagesOf(
       analytics,
       process,
       (after, limit) =>
         `SELECT seq, actor, parent_stream, parent_seq, publish_t, fields::VARCHAR FROM messages WHERE stream = ${quoteLiteral(stream)} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
     );
-    byStream.set(
-      stream,
-      rows.map((r) => ({
-        stream,
-        seq: Number(r[0]),
-        actor: r[1] === null ? null : String(r[1]),
-        step: shared.has(stream) ? `${stream}@${r[1] === null ? '?' : String(r[1])}` : stream,
-        parentKey: r[2] === null ? null : `${String(r[2])}#${Number(r[3])}`,
-        publishT: Number(r[4]),
-        fields: String(r[5]),
-        parent: undefined,
-        root: '',
-        index: 0,
-        place: '',
-      })),
-    );
+    for await (const rows of pages) {
+      for (const r of rows) {
+        drafts.push({
+          stream,
+          seq: Number(r[0]),
+          actor: r[1] === null ? null : String(r[1]),
+          step: shared.has(stream) ? `${stream}@${r[1] === null ? '?' : String(r[1])}` : stream,
+          parentKey: r[2] === null ? null : `${String(r[2])}#${Number(r[3])}`,
+          publishT: Number(r[4]),
+          fields: String(r[5]),
+          parent: undefined,
+          root: '',
+          index: 0,
+          place: '',
+        });
+      }
+    }
+    byStream.set(stream, drafts);
   }
   return placeMessages(byStream, new Set(ingress));
 }
