@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SystemReport } from '../../src/index.js';
@@ -151,6 +154,35 @@ describe('analytics behind the API keys', () => {
       await server.close();
       await lake.close();
       cleanup();
+    }
+  });
+});
+
+describe('analytics through a proxy', () => {
+  it('reaches a server under a path prefix (http://host/dorsal/), with or without the last slash', async () => {
+    const seen: string[] = [];
+    const proxy = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.setHeader('content-type', 'application/json');
+      if (req.url !== '/dorsal/analytics/query') {
+        res.statusCode = 404;
+        res.end('{"error":{"code":"NOT_FOUND","message":"no such path"}}');
+        return;
+      }
+      res.end(
+        '{"columns":[{"name":"answer","type":"INTEGER"}],"rows":[[42]],"truncated":false,"decodedBlocks":0}',
+      );
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    const origin = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      for (const url of [`${origin}/dorsal`, `${origin}/dorsal/`]) {
+        expect((await new RemoteAnalytics({ url }).query('SELECT 42 AS answer')).rows, url).toEqual([[42]]);
+      }
+      expect(seen).toEqual(['/dorsal/analytics/query', '/dorsal/analytics/query']);
+    } finally {
+      proxy.close();
     }
   });
 });

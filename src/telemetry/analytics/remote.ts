@@ -28,7 +28,9 @@ export class RemoteAnalytics extends AnalyticsQuestions {
 
   constructor(options: RemoteAnalyticsOptions) {
     super();
-    this.endpoint = new URL('/analytics/query', options.url).toString();
+    // Under the URL's path, as a server behind a proxy at /dorsal/ is reached: a path given keeps.
+    const base = options.url.endsWith('/') ? options.url : `${options.url}/`;
+    this.endpoint = new URL('analytics/query', base).toString();
     this.key = options.key ?? process.env.DORSAL_KEY;
   }
 
