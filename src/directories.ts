@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 
 /**
  * `mkdir -p`, a level at a time. Node's own (`mkdir(path, { recursive: true })`) never returns
@@ -9,7 +9,8 @@ import { dirname, resolve } from 'node:path';
  * with `--data /proc/x`, sync and async alike). Here each missing level is made with a plain
  * `mkdir`, whose error is thrown. A level another process made meanwhile (EEXIST) is fine.
  *
- * Returns the first directory made, as Node's does (undefined: all were there).
+ * Returns the first directory made, as Node's does (undefined: all were there), in the form
+ * `path` was given in (relative stays relative).
  */
 export function makeDirectoriesSync(path: string): string | undefined {
   const missing = missingLevels(path, existsSync);
@@ -48,7 +49,7 @@ function missingLevels(path: string, there: (path: string) => boolean): string[]
     });
   }
   const missing: string[] = [];
-  for (let at = resolve(path); !there(at); ) {
+  for (let at = path; !there(at); ) {
     missing.push(at);
     const up = dirname(at);
     if (up === at) break;
