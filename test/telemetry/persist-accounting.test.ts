@@ -124,6 +124,14 @@ describe('the persister’s report against its lake', () => {
       const persist = report.persist as PersistReport;
       const rows = await reportAndLake(report, { data: dir });
       expect(disagreements(rows)).toEqual([]);
+      // Every block settled (stored or dropped) is forgotten: a long run must not keep one entry
+      // per block. Read through the private fields on purpose: nothing public shows this map.
+      const persister = Reflect.get(system, 'attachments').get('persist') as object | undefined;
+      const shipped = Reflect.get(Reflect.get(persister ?? {}, 'pipeline') ?? {}, 'shipped') as
+        | Map<string, unknown>
+        | undefined;
+      expect(persist.blocks).toBeGreaterThan(10);
+      expect(shipped?.size).toBe(0);
       // Something was lapped and something dropped at the source: the case is the one meant.
       expect(rows.some((r) => r.reportLost > 0)).toBe(true);
       expect(rows.some((r) => (r.reportDropped ?? 0) > 0)).toBe(true);

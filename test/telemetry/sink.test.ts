@@ -39,13 +39,16 @@ describe('telemetry sink', () => {
     const service = new IngestionService({ data });
     const process = makeProcess();
     const stream = makeStream(process.processId);
-    const sink = new TelemetrySink({ target: service, process });
+    const sent: string[] = [];
+    const sink = new TelemetrySink({ target: service, process, onSent: (id) => sent.push(id) });
     sink.addStream(stream);
     const blocks = [1, 2, 3, 4, 5].map((seed) => makeBlock(stream, 10, seed).block);
     for (const block of blocks) expect(sink.push(block)).toBe(true);
     const stats = await sink.close({ timeoutMs: 30_000 });
     expect(stats).toMatchObject({ pushed: 5, sent: 5, droppedTotal: 0, buffered: 0, bufferedBytes: 0 });
     expect(await storedIds(data, process.processId)).toEqual(blocks.map((b) => b.blockId).sort());
+    // Each block acknowledged is said once.
+    expect(sent.sort()).toEqual(blocks.map((b) => b.blockId).sort());
     await service.close();
   });
 
@@ -171,11 +174,13 @@ describe('telemetry sink', () => {
       const process = makeProcess();
       const stream = makeStream(process.processId);
       const drops: DropEvent[] = [];
+      const sent: string[] = [];
       const sink = new TelemetrySink({
         target: server.url,
         process,
         backoff: FAST,
         onDrop: (e) => drops.push(e),
+        onSent: (id) => sent.push(id),
       });
       sink.addStream(stream);
       const good = makeBlock(stream, 8, 1).block;
@@ -193,6 +198,7 @@ describe('telemetry sink', () => {
         }),
       ]);
       expect(await storedIds(data, process.processId)).toEqual([good.blockId]);
+      expect(sent).toEqual([good.blockId]);
       expect(stats.reportedDrops).toBe(1);
       expect(await droppedInLake(data, process.processId)).toBe(1);
     } finally {

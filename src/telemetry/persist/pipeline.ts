@@ -123,7 +123,7 @@ export class PersistPipeline {
   private readonly threads = new Map<SharedArrayBuffer, number>();
   private readonly compressing = new Set<Promise<void>>();
   private backlogBytes = 0;
-  /** Which source, and how many records, each block handed to the sink holds (for its drops). */
+  /** Which source, and how many records, each block handed to the sink and not yet settled holds (for its drops). */
   private readonly shipped = new Map<string, { readonly source: Source; readonly count: number }>();
   private stopped?: Promise<readonly SourceTotals[]>;
   private blocks = 0;
@@ -264,7 +264,10 @@ export class PersistPipeline {
       onDrop: (event) => {
         const shipped = this.shipped.get(event.blockId);
         if (shipped !== undefined) shipped.source.dropped += shipped.count;
+        this.shipped.delete(event.blockId);
       },
+      // Settled: forgotten (a long run ships millions of blocks; the map held every one).
+      onSent: (blockId) => this.shipped.delete(blockId),
     });
     this.registerReady();
     return this.processInfo;

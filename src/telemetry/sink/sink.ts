@@ -35,6 +35,8 @@ export interface SinkOptions {
   readonly spool?: { readonly dir: string; readonly maxBytes?: number };
   /** Called for every dropped block. */
   readonly onDrop?: (event: DropEvent) => void;
+  /** Called for every block the target acknowledged (stored, or held already). */
+  readonly onSent?: (blockId: string) => void;
 }
 
 /** A block waiting in memory or read back from the spool. */
@@ -291,7 +293,10 @@ export class TelemetrySink {
     entry.delivery = delivery;
     const { outcome, error } = await delivery;
     entry.delivery = undefined;
-    if (outcome === 'sent') this.counters.sent += 1;
+    if (outcome === 'sent') {
+      this.counters.sent += 1;
+      this.options.onSent?.(entry.blockId);
+    }
     if (entry.abandoned === true) return;
     if (outcome === 'sent') {
       this.down = false;
