@@ -1,6 +1,6 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DorsalError } from '../errors.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
@@ -32,7 +32,12 @@ export function withSourceOptions(command: Command, withProcess = true): Command
     )
     .addOption(new Option('--key <key>', "the server's API key").env('DORSAL_KEY'))
     .option('--json', 'print JSON for scripts instead of tables', false);
-  if (withProcess) command.option('--process <id>', 'the recorded process (default: the newest)');
+  // One process: a second --process would otherwise silently replace the first.
+  if (withProcess)
+    command.option('--process <id>', 'the recorded process (default: the newest)', (id, earlier?: string) => {
+      if (earlier !== undefined) throw new InvalidArgumentError(`one process only, got ${earlier} and ${id}`);
+      return id;
+    });
   return command;
 }
 

@@ -128,6 +128,10 @@ describe('the dorsal command on a recorded run', () => {
       ],
       [['query', 'SELEC 1', '--data', dir], /^dorsal: the query does not parse/],
       [
+        ['stats', '--data', dir, '--process', 'abc', '--process', 'def'],
+        /option '--process <id>' argument 'def' is invalid\. one process only, got abc and def/,
+      ],
+      [
         ['query', 'SELECT 1', '--data', dir, '--all-processes', '--process', 'abc'],
         /option '--all-processes' cannot be used with option '--process <id>'/,
       ],
