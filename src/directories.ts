@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /**
  * `mkdir -p`, a level at a time. Node's own (`mkdir(path, { recursive: true })`) never returns
@@ -56,4 +56,18 @@ function missingLevels(path: string, there: (path: string) => boolean): string[]
     at = up;
   }
   return missing;
+}
+
+/**
+ * `path` absolute with its links resolved; for one not made yet, its nearest existing parent's
+ * resolved and the rest as written: two names of one file compare equal.
+ */
+export function realPathOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    const absolute = resolve(path);
+    const parent = dirname(absolute);
+    return parent === absolute ? absolute : join(realPathOf(parent), basename(absolute));
+  }
 }

@@ -2,21 +2,24 @@ import { Command } from 'commander';
 import { createApiKey, revokeApiKey } from '../telemetry/keys/api-keys.js';
 import { openMetadataStore } from '../telemetry/lake/open.js';
 import type { MetadataStore } from '../telemetry/lake/types.js';
-import { type LakeOptions, lakeLocation, missingLakeFile, withLakeOptions } from './options.js';
-import { CliError } from './source.js';
+import {
+  existingLakeLocation,
+  type LakeOptions,
+  lakeLocation,
+  missingLakeFile,
+  withLakeOptions,
+} from './options.js';
 
-/** Runs `fn` on the lake's metadata store, and closes it; `existing`: refuse a lake not made yet. */
+/** Runs `fn` on the metadata store of an existing lake (`existing`) or of one made if missing, and closes it. */
 async function withStore<T>(
   options: LakeOptions,
   fn: (store: MetadataStore) => Promise<T>,
   { existing = true } = {},
 ): Promise<T> {
-  const missing = missingLakeFile(options);
-  if (missing !== undefined && existing) {
-    throw new CliError(`no lake at ${missing}: give the --data (or --db) of the lake its servers use`);
-  }
+  const missing = existing ? undefined : missingLakeFile(options);
   if (missing !== undefined) console.error(`dorsal: no lake was at ${missing}: a new one holds the key`);
-  const store = openMetadataStore(lakeLocation(options));
+  const location = existing ? existingLakeLocation(options) : lakeLocation(options);
+  const store = openMetadataStore(location);
   try {
     return await fn(store);
   } finally {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type LakeLocation, sqliteFileOf } from '../telemetry/lake/open.js';
+import { CliError } from './source.js';
 
 /** A parser for an integer option within `[min, max]`. */
 export function integer(min: number, max: number): (value: string) => number {
@@ -50,13 +51,24 @@ export function lakeLocation(options: LakeOptions): LakeLocation {
 
 /**
  * The SQLite file of the lake those options name when it is not there (a lake's metadata in
- * PostgreSQL cannot be told from a new one by a look: undefined). Opening a lake makes one: a
- * command that works on an existing lake (listing, revoking, deleting) checks this first, so
- * that a mistyped --data is said, not answered from an empty lake made for it.
+ * PostgreSQL cannot be told from a new one by a look: undefined). Opening a lake makes one.
  */
 export function missingLakeFile(options: LakeOptions): string | undefined {
   const path = sqliteFileOf(lakeLocation(options));
   return path === undefined || existsSync(path) ? undefined : path;
+}
+
+/**
+ * The lake those options name, refused when it is not there: a command that works on an existing
+ * lake (listing, revoking, deleting) says a mistyped --data, rather than answer from an empty lake
+ * made for it.
+ */
+export function existingLakeLocation(options: LakeOptions): LakeLocation {
+  const missing = missingLakeFile(options);
+  if (missing !== undefined) {
+    throw new CliError(`no lake at ${missing}: give the --data (or --db) of an existing lake`);
+  }
+  return lakeLocation(options);
 }
 
 /**

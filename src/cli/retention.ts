@@ -1,15 +1,7 @@
 import { Command } from 'commander';
 import { Lake } from '../telemetry/lake/lake.js';
 import { applyRetention, type RetentionReport } from '../telemetry/lake/retention.js';
-import {
-  atLeast,
-  integer,
-  type LakeOptions,
-  lakeLocation,
-  missingLakeFile,
-  withLakeOptions,
-} from './options.js';
-import { CliError } from './source.js';
+import { atLeast, existingLakeLocation, integer, type LakeOptions, withLakeOptions } from './options.js';
 
 /** One line for a retention pass. */
 export function describeRetention(report: RetentionReport): string {
@@ -38,10 +30,7 @@ export function retentionCommand(): Command {
     .option('--pause-ms <ms>', 'pause between batches', integer(0, 60_000), 50)
     .option('--verbose', 'print the totals after each batch (standard error)', false)
     .action(async (options: RetentionCliOptions) => {
-      const missing = missingLakeFile(options);
-      if (missing !== undefined)
-        throw new CliError(`no lake at ${missing}: give the --data (or --db) of a lake`);
-      const lake = Lake.open(lakeLocation(options));
+      const lake = Lake.open(existingLakeLocation(options));
       try {
         const report = await applyRetention(lake, {
           days: options.days,

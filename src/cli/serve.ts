@@ -124,9 +124,10 @@ export function serveCommand(): Command {
     .action(async (options: ServeOptions) => {
       const lake = Lake.open(lakeLocation(options));
       const analytics = options.role !== 'ingestion';
+      const cacheDir = analyticsCacheDir(options);
       if (analytics) {
         try {
-          checkAnalyticsCacheDir(lake, analyticsCacheDir(options));
+          checkAnalyticsCacheDir(lake, cacheDir);
         } catch (error) {
           await lake.close();
           throw error;
@@ -134,7 +135,7 @@ export function serveCommand(): Command {
       }
       const shared = new LazyAnalytics({
         lake,
-        cacheDir: analyticsCacheDir(options),
+        cacheDir,
         maxRows: options.queryRows,
         maxBytes: options.queryBytes,
         timeoutMs: options.queryTimeout,
@@ -143,7 +144,7 @@ export function serveCommand(): Command {
         ? [
             analyticsQueryRoute({
               lake,
-              cacheDir: analyticsCacheDir(options),
+              cacheDir,
               maxRows: options.queryRows,
               maxBytes: options.queryBytes,
               timeoutMs: options.queryTimeout,

@@ -1,6 +1,7 @@
-import { existsSync, realpathSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { realPathOf } from '../directories.js';
 import { DorsalError } from '../errors.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
@@ -102,23 +103,13 @@ const LAKE_ENTRIES = /^(?:lake\.sqlite(?:-.*)?|blobs|views|analytics|tmp)$/;
  */
 export function refuseOutputInLake(options: SourceOptions, output: string): void {
   if (options.url !== undefined && options.url !== '') return;
-  const inside = relative(realPath(options.data), realPath(output));
+  const inside = relative(realPathOf(options.data), realPathOf(output));
   if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) return;
   const first = inside.split(sep)[0] ?? '';
   if (inside === '' || LAKE_ENTRIES.test(first)) {
     throw new CliError(
       `-o ${output} is ${inside === '' ? 'the lake' : `the lake's own ${first}`} in ${options.data}: write it elsewhere`,
     );
-  }
-}
-
-/** The path with its links resolved; for one not made yet, its nearest existing parent's resolved. */
-function realPath(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    const parent = dirname(resolve(path));
-    return parent === resolve(path) ? resolve(path) : join(realPath(parent), basename(resolve(path)));
   }
 }
 

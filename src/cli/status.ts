@@ -27,7 +27,7 @@ export function statusCommand(): Command {
         res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
         text = (await res.text()).slice(0, 4096);
       } catch (error) {
-        const why = (error as Error).name === 'TimeoutError' ? 'no answer within 10 s' : messageOf(error);
+        const why = (error as Error).name === 'TimeoutError' ? 'no answer within 10 s' : withCause(error);
         console.error(`${options.url}: cannot reach it: is \`dorsal serve\` running there? (${why})`);
         process.exitCode = 1;
         return;
@@ -52,8 +52,8 @@ export function statusCommand(): Command {
     });
 }
 
-/** The first line of an error's message, and its cause's (fetch says "fetch failed", its cause why). */
-function messageOf(error: unknown): string {
+/** An error's message and its cause's: fetch says "fetch failed", its cause says why. */
+function withCause(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : undefined;
   return cause === undefined ? message : `${message}: ${cause}`;

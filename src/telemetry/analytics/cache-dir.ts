@@ -1,5 +1,5 @@
-import { realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { realPathOf } from '../../directories.js';
 import { LakeConfigError } from '../errors.js';
 import { DirectoryBlobStore } from '../lake/directory-blobs.js';
 import type { Lake } from '../lake/lake.js';
@@ -13,17 +13,8 @@ import type { Lake } from '../lake/lake.js';
 export function checkAnalyticsCacheDir(lake: Lake, cacheDir: string): void {
   const blobs = lake.blobs;
   if (!(blobs instanceof DirectoryBlobStore)) return;
-  if (realPath(cacheDir) !== realPath(blobs.root)) return;
+  if (realPathOf(cacheDir) !== realPathOf(blobs.root)) return;
   throw new LakeConfigError(
     `the analytics cache directory ${cacheDir} is the lake's blob directory, whose partition files the cache would take as its copies and remove: give the analytics a directory of their own (${join(cacheDir, 'analytics')}, say)`,
   );
-}
-
-/** The path with its links resolved, or, for one not made yet, absolute. */
-function realPath(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return resolve(path);
-  }
 }
