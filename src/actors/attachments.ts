@@ -99,6 +99,11 @@ export interface PersistReport {
   readonly blocksDropped: number;
   /** True if every block reached the lake (none left when the flush deadline came, none dropped). */
   readonly flushed: boolean;
+  /**
+   * Why the persister failed, if it did (its thread died, a block could not be made): what it
+   * had not shipped is counted lost above, and in the lake when it could still be reached.
+   */
+  readonly failure?: string;
 }
 
 /** Makes an attachment from the value of its system option (checked there). */

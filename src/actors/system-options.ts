@@ -98,6 +98,12 @@ export interface PersistOptions {
   /** How long `stop` waits for the last blocks to reach the lake, in ms (default 10 000). */
   readonly flushTimeoutMs?: number;
   /**
+   * Bytes of records waiting for compression, at most (default 256 MiB): the memory the
+   * persister may hold when compression or the lake cannot keep up. Past it, a block's records
+   * are dropped and counted lost, in the report and in the lake.
+   */
+  readonly backlogBytes?: number;
+  /**
    * More properties of the run's process in the lake (e.g. `dorsal.system`: the system module it
    * ran, `dorsal.replay_of`: the process it replays), beside those the persister writes.
    */

@@ -145,6 +145,17 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
     Atomics.store(this.core.views.i32, H.PRODUCER_ATTACHED, 0);
   }
 
+  /**
+   * Frees consumer entry `index` without its consumer's `close`: only for a consumer whose thread
+   * is known to be dead, so that a stop no longer waits for it to catch up and the entry can be
+   * taken again.
+   */
+  releaseConsumer(index: number): void {
+    // SC store: a later claim's compare-exchange sees the entry free, and a monitor's SC load of
+    // the table no longer lists it.
+    Atomics.store(this.core.views.i32, this.core.consumerEntryByte(index) >> 2, 0);
+  }
+
   /** A new consumer; by default it starts at the head and sees what is published next. */
   consumer(options?: ConsumerOptions): Consumer<M, E> {
     if (options?.signal !== undefined) this.signals.add(options.signal);

@@ -5,6 +5,7 @@
  * persisted + lost. (A cold review's scenarios: each of the fixes it led to has its case here.)
  */
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineSpine, type PersistReport, System, type SystemReport } from '../../src/index.js';
 import { readPersisted } from '../../src/persist.js';
@@ -152,6 +153,63 @@ describe('the persister’s report against its lake', () => {
       }
     }, 60_000);
   }
+
+  it('the compression backlog full: every block’s records dropped, each loss in the lake at once, with what the rings lost', async () => {
+    const dir = lakeDir();
+    const done = new SharedArrayBuffer(4);
+    // No block of records fits a backlog of 100 bytes: each goes on as its coverage alone.
+    const system = new System(small, {
+      spine: { timingCapacity: 16 },
+      persist: { data: dir, blockBytes: 4096, backlogBytes: 100 },
+    });
+    system.spawn(fixture('feed'), { args: { count: 5000, perLoop: 200 } });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('chatty'), { args: { perLoop: 500, distinct: 6000, total: 10_000, done } });
+    await system.start();
+    await until(
+      () => system.spine.queue(0).stats().published === 5000 && Atomics.load(new Int32Array(done), 0) === 1,
+      'every tick and every event',
+    );
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    expect(persist.flushed).toBe(true);
+    const rows = await reportAndLake(report, { data: dir });
+    expect(disagreements(rows)).toEqual([]);
+    expect(rows.find((r) => r.source === 'messages:ticks')).toMatchObject({
+      reportPersisted: 0,
+      reportLost: 5000,
+      lakeRecords: 0,
+      lakeLost: 5000,
+      lakeCovered: 5000,
+    });
+    for (const r of rows) expect(r.reportPersisted, r.source).toBe(0);
+  }, 60_000);
+
+  it('the persister’s thread dies mid-run: what it never shipped is lost, in the report and in the lake, and the report says why', async () => {
+    const dir = lakeDir();
+    const system = new System(spine, { persist: { data: dir } });
+    system.spawn(fixture('feed'), { args: { count: 4000, perLoop: 10 } });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    await until(() => system.spine.queue(0).stats().published >= 500, 'ticks');
+    // Read through the private fields on purpose: nothing public kills the persister's thread.
+    const persister = Reflect.get(system, 'attachments').get('persist') as object;
+    const worker = Reflect.get(Reflect.get(persister, 'pipeline') as object, 'worker') as Worker;
+    await worker.terminate();
+    await until(() => system.spine.queue(1).stats().published === 8000, 'every order');
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    expect(persist.flushed).toBe(false);
+    expect(persist.failure).toMatch(/persister's thread exited/);
+    // Its consumers were given back: the stop did not wait for a dead thread to catch up.
+    expect(report.drained).toBe(true);
+    const rows = await reportAndLake(report, { data: dir });
+    expect(disagreements(rows)).toEqual([]);
+    for (const r of rows) expect(r.reportPersisted, r.source).toBeGreaterThanOrEqual(0);
+    const orders = rows.find((r) => r.source === 'messages:orders')!;
+    expect(orders.reportLost).toBeGreaterThan(0);
+    expect(orders.reportPersisted + orders.reportLost).toBe(8000);
+  }, 60_000);
 
   it('actors crashing and restarted: they agree', async () => {
     const dir = lakeDir();

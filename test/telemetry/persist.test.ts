@@ -377,6 +377,7 @@ describe('the persister', () => {
       [{ data: './x', url: 'http://127.0.0.1:1' }, /exactly one of 'data'/],
       [{ url: 'ftp://x' }, /http\(s\) URL/],
       [{ data: './x', blockBytes: -1 }, /'blockBytes' must be a positive number/],
+      [{ data: './x', backlogBytes: Number.NaN }, /'backlogBytes' must be a positive number/],
       ['./dorsal-data', /must be an object/],
     ] as const;
     for (const [persist, message] of bad) {

@@ -80,6 +80,35 @@ describe('a plain process ships its own instrumentation', () => {
     }
   });
 
+  it('events recorded after the thread’s last read, before the stop settles: counted lost, in the report and in the lake', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const { out, code } = await runTsxChild(
+      ['test/fixtures/instrumentation/ship-late-child.ts', dir],
+      60_000,
+    );
+    expect(code).toBe(0);
+    const { processId, report } = JSON.parse(out.trim().split('\n').at(-1)!) as {
+      processId: string;
+      report: PersistReport;
+    };
+    expect(report.sources.find((s) => s.kind === 'log' && s.name === 'main')).toEqual({
+      kind: 'log',
+      name: 'main',
+      persisted: 3,
+      lost: 5,
+      dropped: 0,
+    });
+    const lake = Lake.open({ data: dir });
+    try {
+      const main = streamOf(await readPersisted(lake, processId), 'log', 'main');
+      expect(persistedLogs(main).map((e) => e.message)).toEqual(Array(3).fill('before the stop'));
+      expect([main.lost, main.covered]).toEqual([5, 8]);
+    } finally {
+      await lake.close();
+    }
+  }, 60_000);
+
   it('refuses options it does not know, and threads that are not buffers, naming them', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);

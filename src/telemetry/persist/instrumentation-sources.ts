@@ -9,11 +9,12 @@ import {
   type EventKind,
   encodeStringEntries,
   INSTRUMENTATION_STREAMS,
+  type InstrumentationDrops,
   type StringTableReader,
   type ThreadBuffersDescriptor,
   ThreadBuffersReader,
 } from '../instrumentation/index.js';
-import type { PersistSource, RawBlock } from './protocol.js';
+import type { InstrumentationSourceDrops, PersistSource, RawBlock } from './protocol.js';
 import { BlockCoverage, RecordHeader, SourceDrops } from './records.js';
 import { timeIndexOf } from './streams.js';
 
@@ -41,6 +42,17 @@ export function threadSources(
       drops: { strings: descriptor.strings, kind: name, before: reader.droppedOf(name) },
     };
   });
+}
+
+/** What a source's thread dropped at the source since the persister attached to it. */
+export function droppedSince(
+  drops: InstrumentationSourceDrops,
+  table: StringTableReader,
+): InstrumentationDrops {
+  return {
+    strings: table.droppedForStringsOf(drops.kind) - drops.before.strings,
+    depth: drops.kind === 'spans' ? table.droppedForDepth - drops.before.depth : 0,
+  };
 }
 
 /**

@@ -10,6 +10,7 @@ export const PERSIST_OPTIONS = {
   blockBytes: true,
   blockMs: true,
   flushTimeoutMs: true,
+  backlogBytes: true,
   properties: true,
 } as const satisfies OptionNames<PersistOptions>;
 
@@ -39,7 +40,7 @@ export function checkPersistValues(options: Readonly<Record<string, unknown>>): 
   if (typeof url === 'string' && !/^https?:\/\//.test(url)) {
     throw new ConfigError(`persist option 'url' must be an http(s) URL, got ${url}`);
   }
-  for (const name of ['blockBytes', 'blockMs', 'flushTimeoutMs'] as const) {
+  for (const name of ['blockBytes', 'blockMs', 'flushTimeoutMs', 'backlogBytes'] as const) {
     const n = options[name];
     if (n !== undefined && !(typeof n === 'number' && Number.isFinite(n) && n > 0)) {
       throw new ConfigError(`persist option '${name}' must be a positive number, got ${String(n)}`);

@@ -25,9 +25,15 @@ const lostSoFar = new Map<string, number>();
 const lapped = { source: '', lost: 0 };
 let stopping = false;
 
+const attached = (added: readonly SourceReader[]) =>
+  post({ type: 'attached', entries: added.map((r) => ({ key: r.key, entry: r.entry })) });
+
 port.on('message', (message: ToPersister) => {
-  if (message.type === 'source') readers.push(new SourceReader(message.source, data.blockBytes));
-  else stopping = true;
+  if (message.type === 'source') {
+    const reader = new SourceReader(message.source, data.blockBytes);
+    readers.push(reader);
+    attached([reader]);
+  } else stopping = true;
 });
 
 const cut = (block: RawBlock, transfer: ArrayBuffer): void => {
@@ -71,7 +77,7 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-post({ type: 'attached' });
+attached(readers);
 let lastYield = Date.now();
 while (!stopping) {
   if (pass() === 0) {
@@ -90,6 +96,6 @@ for (const reader of readers) reader.flush(cut);
 // What the flush logged (losses) is in this thread's own logs: one more pass carries it.
 drainAtStop(readers, cut);
 for (const reader of readers) reader.flush(cut);
-post({ type: 'stopped', sources: readers.map((r) => r.totals()) });
+post({ type: 'stopped' });
 for (const reader of readers) reader.close();
 port.close();

@@ -20,10 +20,11 @@ import {
   type StreamInfo,
 } from '../wire/index.js';
 import { documentBlock } from './documents.js';
-import { instrumentationDependencies, threadSources } from './instrumentation-sources.js';
-import type { FromPersister, PersistSource, RawBlock, SourceTotals, ToPersister } from './protocol.js';
+import { droppedSince, instrumentationDependencies, threadSources } from './instrumentation-sources.js';
+import type { FromPersister, PersistSource, RawBlock, ToPersister } from './protocol.js';
 import { RecordProperty } from './records.js';
 import { countsStreamInfo, type StoredCounts } from './run-counts.js';
+import { attachSource } from './source-reader.js';
 import { type InstrumentedThread, instrumentationStream } from './streams.js';
 
 /** How a source's lake stream is made, and what the report calls it. */
@@ -49,6 +50,10 @@ interface Source extends SourceSpec {
   stream?: StreamInfo;
   /** Blocks that arrived before the stream could be registered. */
   readonly waiting: RawBlock[];
+  /** The thread's consumer entry in the source's queue, once it attached. */
+  entry?: number;
+  /** Records of the blocks the thread cut (what the report counts persisted, less `dropped`). */
+  received: number;
   /** Records of blocks that never reached the lake (the sink dropped them, or the backlog was full). */
   dropped: number;
   /** What the last block handed to the sink carried: its coverage, with the drops known then. */
@@ -57,6 +62,9 @@ interface Source extends SourceSpec {
     readonly sourceDrops: RawBlock['dropped'];
     readonly dropped: number;
   };
+  /** The source's coverage and drops at the source as the stop settled them (see `settle`). */
+  settled?: RawBlock['coverage'];
+  settledDrops?: RawBlock['dropped'];
 }
 
 /**
@@ -74,8 +82,16 @@ class OwnBlocksTransport extends InProcessTransport {
 /** What the thread's instrumentation streams say of an actor thread, once known. */
 export type ThreadActors = (final: boolean) => InstrumentedThread['actors'] | undefined;
 
-/** Raw blocks waiting for compression, at most (beyond, a block is dropped and its records counted lost). */
-const MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
+/** Raw blocks waiting for compression, at most, by default (beyond, a block's records are dropped and counted lost). */
+const BACKLOG_BYTES = 256 * 1024 * 1024;
+
+function sumOf(drops: NonNullable<RawBlock['dropped']>): number {
+  return drops.strings + drops.depth;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 /** A block of a source with no record: its coverage alone (and what its thread dropped). */
 function coverageBlock(
@@ -110,6 +126,7 @@ export class PersistPipeline {
   private readonly blockBytes: number;
   private readonly blockMs: number;
   private readonly flushTimeoutMs: number;
+  private readonly maxBacklogBytes: number;
   /** Wall clock (epoch ns) of the process clock's zero. */
   private readonly epochOfZero: bigint;
   /** The persister thread's own instrumentation buffers. */
@@ -125,7 +142,7 @@ export class PersistPipeline {
   private backlogBytes = 0;
   /** Which source, and how many records, each block handed to the sink and not yet settled holds (for its drops). */
   private readonly shipped = new Map<string, { readonly source: Source; readonly count: number }>();
-  private stopped?: Promise<readonly SourceTotals[]>;
+  private stopped?: Promise<void>;
   private blocks = 0;
   /** The latest end of a block handed to the sink, in ticks of the process's clock. */
   private lastEndTicks = 0;
@@ -137,6 +154,7 @@ export class PersistPipeline {
     this.blockBytes = options.blockBytes ?? 1024 * 1024;
     this.blockMs = options.blockMs ?? 1000;
     this.flushTimeoutMs = options.flushTimeoutMs ?? 10_000;
+    this.maxBacklogBytes = options.backlogBytes ?? BACKLOG_BYTES;
     this.clockBaseNs = clockBaseNs;
     this.epochOfZero = BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(nowNs));
     this.own = createThreadBuffers({ name: 'persister', clockBaseNs });
@@ -160,7 +178,15 @@ export class PersistPipeline {
     spec: SourceSpec,
     extra: Partial<Pick<Source, 'ticksOffset' | 'strings'>> = {},
   ): void {
-    const entry: Source = { ...spec, source, ticksOffset: 0, ...extra, waiting: [], dropped: 0 };
+    const entry: Source = {
+      ...spec,
+      source,
+      ticksOffset: 0,
+      ...extra,
+      waiting: [],
+      received: 0,
+      dropped: 0,
+    };
     this.sources.set(source.key, entry);
     this.worker?.postMessage({ type: 'source', source } satisfies ToPersister);
   }
@@ -220,13 +246,13 @@ export class PersistPipeline {
     });
     this.worker = worker;
     let attached: () => void = () => {};
-    let stopped: (totals: readonly SourceTotals[]) => void = () => {};
+    let stopped: () => void = () => {};
     let failed: (error: unknown) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {
       attached = resolve;
       failed = reject;
     });
-    this.stopped = new Promise<readonly SourceTotals[]>((resolve, reject) => {
+    this.stopped = new Promise<void>((resolve, reject) => {
       stopped = resolve;
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`the persister's thread exited with code ${code}`)));
@@ -234,10 +260,27 @@ export class PersistPipeline {
     this.stopped.catch((error: unknown) => {
       this.failure ??= error;
     });
+    let ended = false;
     worker.on('message', (message: FromPersister) => {
-      if (message.type === 'attached') attached();
-      else if (message.type === 'block') this.received(message);
-      else stopped(message.sources);
+      if (message.type === 'attached') {
+        for (const { key, entry } of message.entries) {
+          const source = this.sources.get(key);
+          if (source !== undefined) source.entry = entry;
+        }
+        attached();
+      } else if (message.type === 'block') this.received(message);
+      else {
+        ended = true;
+        stopped();
+      }
+    });
+    // A thread that died holds its consumer entries still: a System's stop would wait for them
+    // to catch up. They are given back (a thread that stopped closed them itself).
+    worker.once('exit', () => {
+      if (ended) return;
+      for (const source of this.sources.values()) {
+        if (source.entry !== undefined) attachSource(source.source).releaseConsumer(source.entry);
+      }
     });
     worker.once('error', failed);
     await ready;
@@ -290,11 +333,10 @@ export class PersistPipeline {
    */
   async stop(counts?: StoredCounts): Promise<PersistReport> {
     this.worker?.postMessage({ type: 'stop' } satisfies ToPersister);
-    let totals: readonly SourceTotals[] = [];
     try {
-      totals = (await this.stopped) ?? [];
+      await this.stopped;
     } catch {
-      // Counted below: what the thread did not report is reported as not flushed.
+      // The thread died (`failure` says how): what it never cut into a block is counted below.
     }
     // Streams not described yet (actors never named: they never started) are registered with what is known.
     this.registerReady(true);
@@ -303,17 +345,7 @@ export class PersistPipeline {
     // now is a drop the coverage blocks below must carry, else the lake never learns of it.
     const deadline = Date.now() + this.flushTimeoutMs;
     await this.sink?.flush(this.flushTimeoutMs);
-    // Drops no block has carried to the lake yet: one more block each, of coverage alone.
-    for (const source of this.sources.values()) {
-      const last = source.last;
-      if (last !== undefined && source.stream !== undefined && source.dropped !== last.dropped) {
-        const { endSeq, lostTotal, poisonedTotal } = last.coverage;
-        this.ship(
-          source,
-          coverageBlock(source, { firstSeq: endSeq, endSeq, lostTotal, poisonedTotal }, last.sourceDrops),
-        );
-      }
-    }
+    for (const source of this.sources.values()) this.settle(source);
     // A run that published nothing at all is still recorded: its process, and each stream with
     // one block of coverage alone (nothing published, nothing lost).
     if (this.blocks === 0) {
@@ -334,24 +366,23 @@ export class PersistPipeline {
     await Promise.all([...this.compressing]);
     const stats = await this.sink?.close({ timeoutMs: Math.max(0, deadline - Date.now()) });
     await this.service?.lake.close();
-    const byKey = new Map(totals.map((t) => [t.key, t]));
     return {
       target: this.options.data ?? this.options.url ?? '',
       processId: this.processInfo?.processId ?? '',
-      sources: [...this.sources.values()].map((s) => {
-        const total = byKey.get(s.source.key);
-        return {
-          kind: s.source.kind,
-          name: s.name,
-          persisted: (total?.persisted ?? 0) - s.dropped,
-          lost: (total?.lost ?? 0) + s.dropped,
-          ...(s.strings === undefined ? {} : { dropped: total?.dropped ?? 0 }),
-        };
-      }),
+      sources: [...this.sources.values()].map((s) => ({
+        kind: s.source.kind,
+        name: s.name,
+        persisted: s.received - s.dropped,
+        lost: (s.settled?.lostTotal ?? 0) + s.dropped,
+        ...(s.strings === undefined
+          ? {}
+          : { dropped: s.settledDrops === undefined ? 0 : sumOf(s.settledDrops) }),
+      })),
       blocks: this.blocks,
       blocksDropped: stats?.droppedTotal ?? 0,
       flushed:
         this.failure === undefined && stats !== undefined && stats.buffered === 0 && stats.droppedTotal === 0,
+      ...(this.failure === undefined ? {} : { failure: messageOf(this.failure) }),
     };
   }
 
@@ -371,9 +402,39 @@ export class PersistPipeline {
     for (const block of source.waiting.splice(0)) this.ship(source, block);
   }
 
+  /**
+   * A source's account at the stop: the records published that the thread never read (written
+   * after its last pass, or everything it had not cut into a block when it died) are lost. What
+   * no block carried to the lake yet (those, blocks the sink dropped, the thread's drops at the
+   * source since its last block) goes in one more block, of coverage alone.
+   */
+  private settle(source: Source): void {
+    const last = source.last;
+    const endSeq = last?.coverage.endSeq ?? source.source.from;
+    const unread = Math.max(0, attachSource(source.source).stats().published - endSeq);
+    const settled = {
+      firstSeq: endSeq,
+      endSeq: endSeq + unread,
+      lostTotal: (last?.coverage.lostTotal ?? 0) + unread,
+      poisonedTotal: last?.coverage.poisonedTotal ?? 0,
+    };
+    const drops =
+      source.source.drops === undefined || source.strings === undefined
+        ? undefined
+        : droppedSince(source.source.drops, source.strings);
+    source.settled = settled;
+    source.settledDrops = drops;
+    const dropsMoved =
+      drops !== undefined && sumOf(drops) !== (last?.sourceDrops === undefined ? 0 : sumOf(last.sourceDrops));
+    if (unread === 0 && !dropsMoved && (last === undefined || last.dropped === source.dropped)) return;
+    if (source.stream === undefined) this.tryRegister(source, true);
+    if (source.stream !== undefined) this.ship(source, coverageBlock(source, settled, drops));
+  }
+
   private received(block: RawBlock): void {
     const source = this.sources.get(block.key);
     if (source === undefined) return;
+    source.received += block.count;
     if (source.stream === undefined) this.tryRegister(source, false);
     if (source.stream === undefined) source.waiting.push(block);
     else this.ship(source, block);
@@ -382,13 +443,14 @@ export class PersistPipeline {
   /**
    * Compresses a block's parts on libuv's pool, then hands the block to the sink. Its coverage
    * counts, beside the thread's losses, the records of this source's blocks that never reached
-   * the lake so far. With more raw blocks waiting than MAX_BACKLOG_BYTES, the block is dropped
-   * instead, and counted so.
+   * the lake so far. With more raw bytes waiting than `backlogBytes`, the block's records are
+   * dropped and counted, and its coverage alone goes on: the lake learns of the loss at once.
    */
-  private ship(source: Source, raw: RawBlock): void {
-    if (this.backlogBytes + raw.bytes > MAX_BACKLOG_BYTES) {
+  private ship(source: Source, block: RawBlock): void {
+    let raw = block;
+    if (raw.count > 0 && this.backlogBytes + raw.bytes > this.maxBacklogBytes) {
       source.dropped += raw.count;
-      return;
+      raw = coverageBlock(source, raw.coverage, raw.dropped);
     }
     const blockId = randomUUID();
     const coverage = new Float64Array([

@@ -70,21 +70,15 @@ export interface RawBlock {
   readonly dropped?: InstrumentationDrops;
 }
 
-/** What the worker read of one source, at its stop. */
-export interface SourceTotals {
-  readonly key: string;
-  readonly persisted: number;
-  readonly lost: number;
-  readonly poisoned: number;
-  /** An instrumentation source: events its thread dropped at the source, strings and depth. */
-  readonly dropped?: number;
-}
-
 export type ToPersister =
   | { readonly type: 'source'; readonly source: PersistSource }
   | { readonly type: 'stop' };
 
 export type FromPersister =
-  | { readonly type: 'attached' }
+  /** The thread attached to sources (all at its start, then each added): its consumers' entries. */
+  | {
+      readonly type: 'attached';
+      readonly entries: readonly { readonly key: string; readonly entry: number }[];
+    }
   | RawBlock
-  | { readonly type: 'stopped'; readonly sources: readonly SourceTotals[] };
+  | { readonly type: 'stopped' };

@@ -1,6 +1,7 @@
 import { type Consumer, Layout, type RawSlot, SeqlockQueue } from '../../queues/index.js';
 import { Tracking } from '../../spine/index.js';
 import { type InstrumentationDrops, StringTableReader } from '../instrumentation/index.js';
+import { droppedSince } from './instrumentation-sources.js';
 import type { InstrumentationSourceDrops, PersistSource, RawBlock } from './protocol.js';
 import { HEADER_WORDS } from './records.js';
 
@@ -38,7 +39,6 @@ export class SourceReader {
   private startedMs = Number.NaN;
   /** Losses already carried by a block (a block is cut at the stop only if this moved). */
   private reportedLost = 0;
-  private persisted = 0;
   /** An instrumentation source's drop counters, and the sum of the drops the last block carried. */
   private readonly drops?: { readonly source: InstrumentationSourceDrops; readonly table: StringTableReader };
   private reportedDrops = 0;
@@ -47,10 +47,7 @@ export class SourceReader {
 
   constructor(source: PersistSource, blockBytes: number) {
     this.key = source.key;
-    const layout = Layout.fromDescription(source.layout);
-    const queue = source.envelope
-      ? SeqlockQueue.attach(layout, source.buffer, { envelope: Tracking })
-      : SeqlockQueue.attach(layout, source.buffer);
+    const queue = attachSource(source);
     // Positions committed after each pass (see `commit`): a stop waits for the persister too.
     this.consumer = queue.rawConsumer({ from: source.from, positions: 'commit' });
     this.recordWords = HEADER_WORDS + queue.rawWords;
@@ -63,6 +60,11 @@ export class SourceReader {
     if (source.drops !== undefined) {
       this.drops = { source: source.drops, table: StringTableReader.attach(source.drops.strings) };
     }
+  }
+
+  /** The consumer's entry in the queue's table (released by the main thread if this thread dies). */
+  get entry(): number {
+    return this.consumer.index;
   }
 
   /**
@@ -138,25 +140,9 @@ export class SourceReader {
     return this.consumer.stallRemainingMs();
   }
 
-  totals(): { key: string; persisted: number; lost: number; poisoned: number; dropped?: number } {
-    const dropped = this.dropped();
-    return {
-      key: this.key,
-      persisted: this.persisted,
-      lost: this.consumer.lost,
-      poisoned: this.consumer.poisoned,
-      ...(dropped === undefined ? {} : { dropped: sum(dropped) }),
-    };
-  }
-
   /** What the thread dropped at the source since the persister attached; undefined for other sources. */
   private dropped(): InstrumentationDrops | undefined {
-    if (this.drops === undefined) return undefined;
-    const { source, table } = this.drops;
-    return {
-      strings: table.droppedForStringsOf(source.kind) - source.before.strings,
-      depth: source.kind === 'spans' ? table.droppedForDepth - source.before.depth : 0,
-    };
+    return this.drops === undefined ? undefined : droppedSince(this.drops.source, this.drops.table);
   }
 
   /** The same, summed, without making an object (checked on every pass). */
@@ -195,7 +181,6 @@ export class SourceReader {
       },
       records,
     );
-    this.persisted += this.count;
     this.reportedLost = consumer.lost;
     this.reportedDrops = dropped === undefined ? 0 : sum(dropped);
     this.lastCutMs = now;
@@ -209,6 +194,14 @@ export class SourceReader {
     this.end = Number.NEGATIVE_INFINITY;
     this.startedMs = now;
   }
+}
+
+/** A source's queue, attached (to read its records, or how many were published). */
+export function attachSource(source: PersistSource): SeqlockQueue<object, object | null> {
+  const layout = Layout.fromDescription(source.layout);
+  return source.envelope
+    ? SeqlockQueue.attach(layout, source.buffer, { envelope: Tracking })
+    : SeqlockQueue.attach(layout, source.buffer);
 }
 
 function sum(drops: InstrumentationDrops): number {
