@@ -1,3 +1,4 @@
+import type { QueryScope } from '../telemetry/analytics/query.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 
 /** Rows asked for per query; a server with a lower row limit answers fewer, and paging goes on. */
@@ -36,4 +37,28 @@ export async function readPaged(
   const out: (readonly unknown[])[] = [];
   for await (const rows of pagesOf(analytics, process, sql, key)) for (const row of rows) out.push(row);
   return out;
+}
+
+/**
+ * The rows of an ordered query (`sql`, with no LIMIT of its own) in pages of LIMIT and OFFSET, up
+ * to `atMost` rows: for a query with no growing key to page on. Each page runs the query again.
+ */
+export async function* offsetPagesOf(
+  analytics: AnalyticsQuestions,
+  scope: Omit<QueryScope, 'maxRows'>,
+  sql: string,
+  atMost = Number.POSITIVE_INFINITY,
+): AsyncGenerator<readonly (readonly unknown[])[]> {
+  let offset = 0;
+  while (offset < atMost) {
+    const limit = Math.min(PAGE, atMost - offset);
+    const { rows, truncated } = await analytics.query(`${sql}\nLIMIT ${limit} OFFSET ${offset}`, {
+      ...scope,
+      maxRows: limit,
+    });
+    if (rows.length > 0) yield rows;
+    // An answer cut at the server's row or byte limit goes on from where it was cut.
+    if (rows.length === 0 || (!truncated && rows.length < limit)) return;
+    offset += rows.length;
+  }
 }

@@ -1,4 +1,7 @@
-import { chainOf, type PlacedMessage, type PlacedRun } from './replay-tree.js';
+import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
+import { quoteLiteral } from '../telemetry/analytics/sql.js';
+import { offsetPagesOf } from './paged.js';
+import { chainsSql, type PlacedRuns, placedSql } from './replay-tree.js';
 
 /** How one stream compares: messages at the same place on both sides, and on one side only. */
 export interface StreamComparison {
@@ -68,108 +71,128 @@ function fieldDifferences(recorded: string, replayed: string): Divergence['field
     .map((k) => ({ field: k, recorded: a[k] ?? null, replayed: b[k] ?? null }));
 }
 
-function shown(message: PlacedMessage): DivergentMessage {
-  return {
-    stream: message.stream,
-    seq: message.seq,
-    actor: message.actor,
-    fields: parseFields(message.fields),
-  };
-}
+/** Divergences whose chains are read in one query (their rows are read in pages). */
+const CHAIN_BATCH = 1000;
 
-interface Found {
-  readonly kind: Divergence['kind'];
-  readonly recorded: PlacedMessage | undefined;
-  readonly replayed: PlacedMessage | undefined;
-  readonly fields: Divergence['fields'];
+/** A row of the analytics as a message a divergence shows. */
+function shown(stream: unknown, seq: unknown, actor: unknown, fields: unknown): DivergentMessage {
+  return {
+    stream: String(stream),
+    seq: Number(seq),
+    actor: actor === null ? null : String(actor),
+    fields: parseFields(String(fields)),
+  };
 }
 
 /**
- * Compares a replay with its recording, message by message at the same place in the tree:
- * fields compared, times and sequence numbers not. `streams` orders the summary and breaks
- * ties between siblings of different streams; `limit` caps the divergences described.
+ * Compares a replay with its recording, message by message at the same place in the tree
+ * (see `placedSql`): fields compared, times and sequence numbers not. The analytics place and
+ * join both runs; this process holds the per-stream counts and the first `limit` divergences
+ * with their chains, never a run. `runs.streams` orders the summary and breaks ties between
+ * siblings of different streams.
  */
-export function compareRuns(
-  recorded: PlacedRun,
-  replayed: PlacedRun,
-  streams: readonly string[],
+export async function compareInLake(
+  analytics: AnalyticsQuestions,
+  runs: PlacedRuns,
   limit: number,
-): ReplayDiff {
-  const counts = new Map<
-    string,
-    { matched: number; differing: number; onlyRecorded: number; onlyReplayed: number }
-  >(streams.map((s) => [s, { matched: 0, differing: 0, onlyRecorded: 0, onlyReplayed: 0 }]));
-  const countOf = (stream: string) => {
-    let c = counts.get(stream);
-    if (c === undefined) {
-      c = { matched: 0, differing: 0, onlyRecorded: 0, onlyReplayed: 0 };
-      counts.set(stream, c);
-    }
-    return c;
-  };
-  const found: Found[] = [];
-  for (const [place, mine] of recorded.messages) {
-    const twin = replayed.messages.get(place);
-    const c = countOf(mine.stream);
-    if (twin === undefined) {
-      c.onlyRecorded++;
-      found.push({ kind: 'only-recorded', recorded: mine, replayed: undefined, fields: [] });
-    } else if (twin.fields === mine.fields) c.matched++;
-    else {
-      const fields = fieldDifferences(mine.fields, twin.fields);
-      if (fields.length === 0) c.matched++;
-      else {
-        c.differing++;
-        found.push({ kind: 'differs', recorded: mine, replayed: twin, fields });
+): Promise<ReplayDiff> {
+  const scope = { processes: [runs.recorded, runs.replayed] };
+  const r = quoteLiteral(runs.recorded);
+  const p = quoteLiteral(runs.replayed);
+  const joined = `${placedSql(runs)},
+a AS (SELECT * FROM placed WHERE p = ${r}),
+b AS (SELECT * FROM placed WHERE p = ${p}),
+j AS (
+  SELECT coalesce(a.stream, b.stream) AS stream, coalesce(a.place, b.place) AS place,
+    coalesce(a.root, b.root) AS root, coalesce(a.path, b.path) AS path,
+    a.seq AS a_seq, a.actor AS a_actor, a.fields AS a_fields,
+    b.seq AS b_seq, b.actor AS b_actor, b.fields AS b_fields,
+    CASE WHEN b.seq IS NULL THEN 'only-recorded' WHEN a.seq IS NULL THEN 'only-replayed'
+      WHEN a.fields IS DISTINCT FROM b.fields THEN 'differs' END AS kind
+  FROM a FULL OUTER JOIN b ON a.place = b.place
+)`;
+  const { rows: summary } = await analytics.query(
+    `${joined}
+SELECT stream, count(*) FILTER (WHERE kind IS NULL), count(*) FILTER (WHERE kind = 'differs'),
+  count(*) FILTER (WHERE kind = 'only-recorded'), count(*) FILTER (WHERE kind = 'only-replayed')
+FROM j GROUP BY stream`,
+    { ...scope, maxRows: runs.streams.length + 1 },
+  );
+  const counts = new Map<string, StreamComparison>(
+    runs.streams.map((stream) => [
+      stream,
+      { stream, matched: 0, differing: 0, onlyRecorded: 0, onlyReplayed: 0 },
+    ]),
+  );
+  for (const [stream, matched, differing, onlyRecorded, onlyReplayed] of summary) {
+    counts.set(String(stream), {
+      stream: String(stream),
+      matched: Number(matched),
+      differing: Number(differing),
+      onlyRecorded: Number(onlyRecorded),
+      onlyReplayed: Number(onlyReplayed),
+    });
+  }
+  const streams = [...counts.values()];
+  const diverged = streams.reduce((n, s) => n + s.differing + s.onlyRecorded + s.onlyReplayed, 0);
+  // The first divergences: in the order of their ingress message in the recording (then of those
+  // only the replay has, then of none), then down their trees, an ancestor before its descendants;
+  // siblings of one step (two actors' on a shared stream) the recorded first, in publication order.
+  const found: (readonly unknown[])[] = [];
+  const wanted = Math.min(limit, diverged);
+  if (wanted > 0) {
+    const divergent = `${joined},
+recorded_roots AS (SELECT count(*) AS n FROM roots WHERE p = ${r})
+SELECT j.kind, j.stream, j.place, j.a_seq, j.a_actor, j.a_fields, j.b_seq, j.b_actor, j.b_fields,
+  coalesce(ra.rank, (SELECT n FROM recorded_roots) + rb.rank), coalesce(ra.stream, rb.stream), coalesce(ra.seq, rb.seq)
+FROM j LEFT JOIN roots ra ON ra.p = ${r} AND ra.root = j.root LEFT JOIN roots rb ON rb.p = ${p} AND rb.root = j.root
+WHERE j.kind IS NOT NULL
+ORDER BY coalesce(ra.rank, (SELECT n FROM recorded_roots) + coalesce(rb.rank, 1e15)), j.path,
+  j.a_seq IS NULL, coalesce(j.a_seq, j.b_seq), j.place`;
+    for await (const rows of offsetPagesOf(analytics, scope, divergent, wanted)) found.push(...rows);
+  }
+  const chains = await readChains(
+    analytics,
+    runs,
+    found.map(([, stream, , aSeq, , , bSeq]) =>
+      aSeq === null
+        ? { p: runs.replayed, stream: String(stream), seq: Number(bSeq) }
+        : { p: runs.recorded, stream: String(stream), seq: Number(aSeq) },
+    ),
+  );
+  const divergences = found.map((row, n): Divergence => {
+    const [kind, stream, place, aSeq, aActor, aFields, bSeq, bActor, bFields, rank, rootStream, rootSeq] =
+      row;
+    return {
+      kind: kind as Divergence['kind'],
+      stream: String(stream),
+      place: String(place),
+      ingress:
+        rank === null ? null : { rank: Number(rank), stream: String(rootStream), seq: Number(rootSeq) },
+      recorded: aSeq === null ? null : shown(stream, aSeq, aActor, aFields),
+      replayed: bSeq === null ? null : shown(stream, bSeq, bActor, bFields),
+      chain: chains[n] ?? [],
+      fields: kind === 'differs' ? fieldDifferences(String(aFields), String(bFields)) : [],
+    };
+  });
+  return { diverged, streams, divergences };
+}
+
+/** The chain of each target, from its root down to it (see `chainsSql`). */
+async function readChains(
+  analytics: AnalyticsQuestions,
+  runs: PlacedRuns,
+  targets: readonly { readonly p: string; readonly stream: string; readonly seq: number }[],
+): Promise<DivergentMessage[][]> {
+  const chains: DivergentMessage[][] = targets.map(() => []);
+  const scope = { processes: [runs.recorded, runs.replayed] };
+  for (let from = 0; from < targets.length; from += CHAIN_BATCH) {
+    const batch = targets.slice(from, from + CHAIN_BATCH);
+    for await (const rows of offsetPagesOf(analytics, scope, chainsSql(runs, batch))) {
+      for (const [n, , stream, seq, actor, fields] of rows) {
+        chains[from + Number(n)]!.push(shown(stream, seq, actor, fields));
       }
     }
   }
-  for (const [place, theirs] of replayed.messages) {
-    if (recorded.messages.has(place)) continue;
-    countOf(theirs.stream).onlyReplayed++;
-    found.push({ kind: 'only-replayed', recorded: undefined, replayed: theirs, fields: [] });
-  }
-  const rank = (root: string) =>
-    recorded.rootOrder.get(root) ??
-    recorded.rootOrder.size + (replayed.rootOrder.get(root) ?? Number.MAX_SAFE_INTEGER);
-  const streamRank = new Map([...counts.keys()].map((s, i) => [s, i]));
-  /** Root rank, then the path: each step by stream, then index; an ancestor before its descendants. */
-  const sortKey = (message: PlacedMessage): number[] => [
-    rank(message.root),
-    ...chainOf(message)
-      .slice(1)
-      .flatMap((m) => [streamRank.get(m.stream) ?? 0, m.index]),
-  ];
-  const keyed = found.map((f) => ({ f, key: sortKey((f.recorded ?? f.replayed)!) }));
-  keyed.sort((x, y) => {
-    for (let i = 0; i < Math.min(x.key.length, y.key.length); i++) {
-      const d = x.key[i]! - y.key[i]!;
-      if (d !== 0) return d;
-    }
-    return x.key.length - y.key.length;
-  });
-  const divergences = keyed.slice(0, limit).map(({ f }): Divergence => {
-    const either = (f.recorded ?? f.replayed)!;
-    const chain = chainOf(either);
-    const root = chain[0]!;
-    const rootRank = rank(either.root);
-    return {
-      kind: f.kind,
-      stream: either.stream,
-      place: either.place,
-      ingress: either.root.startsWith('~')
-        ? null
-        : { rank: rootRank, stream: root.stream, seq: recorded.messages.get(either.root)?.seq ?? root.seq },
-      recorded: f.recorded === undefined ? null : shown(f.recorded),
-      replayed: f.replayed === undefined ? null : shown(f.replayed),
-      chain: chain.map(shown),
-      fields: f.fields,
-    };
-  });
-  const rows = [...counts].map(([stream, c]) => ({ stream, ...c }));
-  return {
-    diverged: rows.reduce((n, r) => n + r.differing + r.onlyRecorded + r.onlyReplayed, 0),
-    streams: rows,
-    divergences,
-  };
+  return chains;
 }

@@ -1,155 +1,105 @@
-import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
-import { pagesOf } from './paged.js';
 
 /**
- * A recorded message at its place in the tree: the ingress message it descends from and the path
- * from it, each step a stream and the message's index among its parent's children of that stream
- * (in publication order), e.g. `ticks:17/books:0/orders:1`. On a stream several actors produce
- * (multi-producer), a step names the actor too (`orders@bidder:0`): siblings from two threads
- * interleave as the threads run, each actor's own in the order it published them. Two runs fed
- * the same ingress messages put a deterministic system's outputs at the same places, whatever the
- * threads' timing.
+ * Where a recorded message stands in its tree, computed by the analytics (DuckDB) for two runs at
+ * once, so that comparing a replay with its recording holds neither run in this process's memory.
+ *
+ * A message's place is the ingress message it descends from and the path from it, each step a
+ * stream and the message's index among its parent's children of that stream (in publication
+ * order), e.g. `ticks:17/books:0/orders:1`. On a stream several actors produce (multi-producer),
+ * a step names the actor too (`orders@bidder:0`): siblings from two threads interleave as the
+ * threads run, each actor's own in the order it published them. Two runs fed the same ingress
+ * messages put a deterministic system's outputs at the same places, whatever the threads' timing.
+ * A message with no ingress ancestor in the lake is the root of its own tree, placed by its order
+ * among such messages of its step: `~orders:3`.
  */
-export interface PlacedMessage {
-  readonly stream: string;
-  readonly seq: number;
-  readonly actor: string | null;
-  /** Its decoded fields, as JSON text. */
-  readonly fields: string;
-  readonly publishT: number;
-  /** Its parent in the tree; undefined for a root. */
-  readonly parent: PlacedMessage | undefined;
-  /** Its root's key: `stream:n` for the n-th ingress message of a stream, `~stream:n` for the n-th message of a stream with no ingress ancestor. */
-  readonly root: string;
-  /** Its index among its parent's children of its stream (and actor, on a shared stream), or its root's n. */
-  readonly index: number;
-  /** Its place: the root's key, then `/stream:index` (or `/stream@actor:index`) per step. */
-  readonly place: string;
+export interface PlacedRuns {
+  /** The recording and the replay (their process ids). */
+  readonly recorded: string;
+  readonly replayed: string;
+  /** The streams compared, in the order the summary lists them (and siblings of different streams sort). */
+  readonly streams: readonly string[];
+  /** The actors whose messages are roots, in each run. */
+  readonly ingress: { readonly recorded: readonly string[]; readonly replayed: readonly string[] };
+  /** The streams several actors may produce. */
+  readonly shared: ReadonlySet<string>;
 }
 
-/** Every message of a process, at its place; and the order in which its roots were published. */
-export interface PlacedRun {
-  /** By place. */
-  readonly messages: ReadonlyMap<string, PlacedMessage>;
-  /** Each ingress root's rank in publication order (all ingress streams together), by its key. */
-  readonly rootOrder: ReadonlyMap<string, number>;
-}
-
-interface Draft {
-  stream: string;
-  seq: number;
-  actor: string | null;
-  fields: string;
-  publishT: number;
-  parentKey: string | null;
-  /** Its step's name: the stream, and the actor on a shared stream. */
-  step: string;
-  parent: Draft | undefined;
-  root: string;
-  index: number;
-  place: string;
+function textList(values: Iterable<string>): string {
+  return `[${[...values].map(quoteLiteral).join(', ')}]::VARCHAR[]`;
 }
 
 /**
- * Reads every message of `streams` in one process (in pages, so that a server's row limit cuts
- * nothing) and places each in its tree; `ingress` names the actors whose messages are roots,
- * `shared` the streams several actors may produce.
+ * The common table expressions that place every message of both runs (`WITH RECURSIVE …`, to be
+ * followed by a query): `m`, each message with its step and whether it is ingress; `k`, with its
+ * role (0 ingress, 1 no parent in the lake, 2 a child) and index among its siblings; `placed`
+ * (`p` the process, `stream`, `seq`, `actor`, `fields` as JSON text, `place`, `root`, and `path`:
+ * per step below the root the stream's rank in `streams` then the index, what divergences sort
+ * by); `roots`, each run's ingress roots with their rank in publication order (all ingress
+ * streams together).
  */
-export async function readPlacedRun(
-  analytics: AnalyticsQuestions,
-  process: string,
-  streams: readonly string[],
-  ingress: readonly string[],
-  shared: ReadonlySet<string>,
-): Promise<PlacedRun> {
-  const byStream = new Map<string, Draft[]>();
-  for (const stream of streams) {
-    // Page by page into drafts: the rows of a page are dropped as soon as it is read.
-    const drafts: Draft[] = [];
-    const pages = pagesOf(
-      analytics,
-      process,
-      (after, limit) =>
-        `SELECT seq, actor, parent_stream, parent_seq, publish_t, fields::VARCHAR FROM messages WHERE stream = ${quoteLiteral(stream)} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
-    );
-    for await (const rows of pages) {
-      for (const r of rows) {
-        drafts.push({
-          stream,
-          seq: Number(r[0]),
-          actor: r[1] === null ? null : String(r[1]),
-          step: shared.has(stream) ? `${stream}@${r[1] === null ? '?' : String(r[1])}` : stream,
-          parentKey: r[2] === null ? null : `${String(r[2])}#${Number(r[3])}`,
-          publishT: Number(r[4]),
-          fields: String(r[5]),
-          parent: undefined,
-          root: '',
-          index: 0,
-          place: '',
-        });
-      }
-    }
-    byStream.set(stream, drafts);
-  }
-  return placeMessages(byStream, new Set(ingress));
+export function placedSql(runs: PlacedRuns): string {
+  const r = quoteLiteral(runs.recorded);
+  const p = quoteLiteral(runs.replayed);
+  const step = `CASE WHEN list_contains(${textList(runs.shared)}, stream) THEN stream || '@' || coalesce(actor, '?') ELSE stream END`;
+  const ingress = `coalesce((process_id = ${r} AND list_contains(${textList(runs.ingress.recorded)}, actor)) OR (process_id = ${p} AND list_contains(${textList(runs.ingress.replayed)}, actor)), false)`;
+  const rootPlace = `CASE WHEN role = 0 THEN stream || ':' || idx ELSE '~' || step || ':' || idx END`;
+  return `WITH RECURSIVE
+m AS MATERIALIZED (
+  SELECT process_id AS p, stream, seq, actor, parent_stream, parent_seq, publish_t, fields::VARCHAR AS fields, ${step} AS step, ${ingress} AS ingress
+  FROM messages WHERE process_id IN (${r}, ${p}) AND list_contains(${textList(runs.streams)}, stream)
+),
+k AS MATERIALIZED (
+  SELECT *, row_number() OVER (
+      PARTITION BY p, role, CASE WHEN role = 0 THEN stream ELSE step END,
+        CASE WHEN role = 2 THEN parent_stream END, CASE WHEN role = 2 THEN parent_seq END
+      ORDER BY seq) - 1 AS idx
+  FROM (
+    SELECT c.*, CASE WHEN c.ingress THEN 0 WHEN a.seq IS NULL THEN 1 ELSE 2 END AS role
+    FROM m c LEFT JOIN m a ON a.p = c.p AND a.stream = c.parent_stream AND a.seq = c.parent_seq
+  )
+),
+placed AS (
+  SELECT p, stream, seq, actor, fields, ${rootPlace} AS place, ${rootPlace} AS root, []::BIGINT[] AS path
+  FROM k WHERE role <> 2
+  UNION ALL
+  SELECT c.p, c.stream, c.seq, c.actor, c.fields, a.place || '/' || c.step || ':' || c.idx, a.root,
+    list_concat(a.path, [list_position(${textList(runs.streams)}, c.stream)::BIGINT - 1, c.idx])
+  FROM k c JOIN placed a ON c.role = 2 AND c.p = a.p AND c.parent_stream = a.stream AND c.parent_seq = a.seq
+),
+roots AS (
+  SELECT p, stream, seq, stream || ':' || idx AS root,
+    row_number() OVER (PARTITION BY p ORDER BY publish_t, stream, seq) - 1 AS rank
+  FROM k WHERE role = 0
+)`;
 }
 
-/** Places messages (each stream's in sequence order) in their trees. */
-function placeMessages(
-  byStream: ReadonlyMap<string, readonly Draft[]>,
-  ingress: ReadonlySet<string>,
-): PlacedRun {
-  const byKey = new Map<string, Draft>();
-  for (const drafts of byStream.values()) for (const d of drafts) byKey.set(`${d.stream}#${d.seq}`, d);
-  const roots: Draft[] = [];
-  const siblings = new Map<string, number>();
-  const unrooted = new Map<string, number>();
-  for (const [stream, drafts] of byStream) {
-    let ingressCount = 0;
-    for (const d of drafts) {
-      const parent = d.parentKey === null ? undefined : byKey.get(d.parentKey);
-      if (d.actor !== null && ingress.has(d.actor)) {
-        d.index = ingressCount++;
-        d.root = `${stream}:${d.index}`;
-        d.place = d.root;
-        roots.push(d);
-      } else if (parent === undefined) {
-        // No ingress ancestor in the lake: placed by its order in its stream.
-        d.index = unrooted.get(d.step) ?? 0;
-        unrooted.set(d.step, d.index + 1);
-        d.root = `~${d.step}:${d.index}`;
-        d.place = d.root;
-      } else {
-        d.parent = parent;
-        const family = `${d.parentKey}>${d.step}`;
-        d.index = siblings.get(family) ?? 0;
-        siblings.set(family, d.index + 1);
-      }
-    }
-  }
-  const messages = new Map<string, PlacedMessage>();
-  const chain: Draft[] = [];
-  for (const drafts of byStream.values()) {
-    for (const d of drafts) {
-      // Up to the nearest placed ancestor, then down (no recursion: chains may be long).
-      for (let at: Draft | undefined = d; at !== undefined && at.place === ''; at = at.parent) chain.push(at);
-      for (let i = chain.length - 1; i >= 0; i--) {
-        const c = chain[i]!;
-        c.root = c.parent!.root;
-        c.place = `${c.parent!.place}/${c.step}:${c.index}`;
-      }
-      chain.length = 0;
-      messages.set(d.place, d as PlacedMessage);
-    }
-  }
-  roots.sort((a, b) => a.publishT - b.publishT || a.stream.localeCompare(b.stream) || a.seq - b.seq);
-  return { messages, rootOrder: new Map(roots.map((r, i) => [r.root, i])) };
-}
-
-/** The messages from a message's root down to it. */
-export function chainOf(message: PlacedMessage): PlacedMessage[] {
-  const chain: PlacedMessage[] = [];
-  for (let at: PlacedMessage | undefined = message; at !== undefined; at = at.parent) chain.push(at);
-  return chain.reverse();
+/**
+ * The chain of each message in `targets` (its process, stream and sequence), from its root down
+ * to it: rows of (`n`, the target's index; `depth`, 0 at the target; stream, seq, actor, fields
+ * as JSON text), the deepest first. A chain goes up parent by parent and stops at an ingress
+ * message or at one whose parent is not in the lake, as places do.
+ */
+export function chainsSql(
+  runs: Pick<PlacedRuns, 'recorded' | 'replayed' | 'ingress' | 'streams'>,
+  targets: readonly { readonly p: string; readonly stream: string; readonly seq: number }[],
+): string {
+  const r = quoteLiteral(runs.recorded);
+  const p = quoteLiteral(runs.replayed);
+  const ingress = `coalesce((process_id = ${r} AND list_contains(${textList(runs.ingress.recorded)}, actor)) OR (process_id = ${p} AND list_contains(${textList(runs.ingress.replayed)}, actor)), false)`;
+  const values = targets
+    .map((t, n) => `(${n}, ${quoteLiteral(t.p)}, ${quoteLiteral(t.stream)}, ${t.seq}::BIGINT)`)
+    .join(', ');
+  return `WITH RECURSIVE
+m AS MATERIALIZED (
+  SELECT process_id AS p, stream, seq, actor, parent_stream, parent_seq, fields::VARCHAR AS fields, ${ingress} AS ingress
+  FROM messages WHERE process_id IN (${r}, ${p}) AND list_contains(${textList(runs.streams)}, stream)
+),
+up AS (
+  SELECT t.n, 0 AS depth, m.* FROM (VALUES ${values}) t(n, p, stream, seq) JOIN m USING (p, stream, seq)
+  UNION ALL
+  SELECT up.n, up.depth + 1, m.* FROM up
+  JOIN m ON NOT up.ingress AND m.p = up.p AND m.stream = up.parent_stream AND m.seq = up.parent_seq
+)
+SELECT n, depth, stream, seq, actor, fields FROM up ORDER BY n, depth DESC`;
 }

@@ -5,11 +5,10 @@ import { recordDiff, type StoredDiff } from '../telemetry/persist/replay-diff.js
 import { formatRfc3339Ns, type ProcessInfo } from '../telemetry/wire/index.js';
 import { bold, count, dim, printJson } from './format.js';
 import { integer } from './options.js';
-import { compareRuns, type ReplayDiff } from './replay-diff.js';
+import { compareInLake, type ReplayDiff } from './replay-diff.js';
 import type { PlayerArgs } from './replay-player.js';
 import { countByStream, ingressActorsOf, type Playlist, readPlaylist } from './replay-recording.js';
 import { diffText } from './replay-text.js';
-import { readPlacedRun } from './replay-tree.js';
 import { loadSystemModule, persistTotals, runSystem } from './run.js';
 import {
   CliError,
@@ -168,15 +167,14 @@ async function diff(options: ReplayOptions, planned: Plan, replay: string): Prom
     const both = [...streamsOf(planned.recorded), ...streamsOf(replayed)];
     const streams = [...new Set(both.map((s) => s.name))];
     const shared = new Set(both.filter((s) => s.multiProducer === true).map((s) => s.name));
-    const before = await readPlacedRun(
-      source.analytics,
-      planned.recorded.processId,
+    const runs = {
+      recorded: planned.recorded.processId,
+      replayed: replay,
       streams,
-      planned.actors,
+      ingress: { recorded: planned.actors, replayed: ingressActorsOf(replayed) },
       shared,
-    );
-    const after = await readPlacedRun(source.analytics, replay, streams, ingressActorsOf(replayed), shared);
-    return compareRuns(before, after, streams, options.divergences);
+    };
+    return compareInLake(source.analytics, runs, options.divergences);
   });
 }
 

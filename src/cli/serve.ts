@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { checkAnalyticsCacheDir } from '../telemetry/analytics/cache-dir.js';
 import { LazyAnalytics } from '../telemetry/analytics/lazy.js';
+import { checkMemoryLimit } from '../telemetry/analytics/query.js';
 import { analyticsQueryRoute } from '../telemetry/analytics/route.js';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
 import {
@@ -36,6 +37,7 @@ interface ServeOptions extends LakeOptions {
   readonly queryRows: number;
   readonly queryBytes: number;
   readonly queryTimeout: number;
+  readonly queryMemory?: string;
 }
 
 /** Where a server keeps its analytics' partitions: in the embedded lake's directory, or a directory of its own per lake. */
@@ -121,6 +123,11 @@ export function serveCommand(): Command {
       64 * 1024 * 1024,
     )
     .option('--query-timeout <ms>', 'how long a query may run', integer(1, 3_600_000), 30_000)
+    .option(
+      '--query-memory <size>',
+      "the analytics' memory at most, e.g. 2GB (default DuckDB's: 80% of RAM); past it, queries spill to the cache dir",
+      memorySize,
+    )
     .action(async (options: ServeOptions) => {
       const lake = Lake.open(lakeLocation(options));
       const analytics = options.role !== 'ingestion';
@@ -139,6 +146,7 @@ export function serveCommand(): Command {
         maxRows: options.queryRows,
         maxBytes: options.queryBytes,
         timeoutMs: options.queryTimeout,
+        ...(options.queryMemory === undefined ? {} : { memoryLimit: options.queryMemory }),
       });
       const routes = analytics
         ? [
@@ -203,4 +211,13 @@ export function serveCommand(): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+}
+
+/** `--query-memory`: a size DuckDB reads ('2GB', '512MiB'). */
+function memorySize(value: string): string {
+  try {
+    return checkMemoryLimit(value);
+  } catch {
+    throw new InvalidArgumentError("expected a size such as '2GB' or '512MiB'");
+  }
 }

@@ -72,6 +72,8 @@ describe('analytics over HTTP, through dorsal serve', () => {
       ['{"sql": "SELECT 1", "maxRows": -5}', /maxRows must be a positive integer/],
       ['{"sql": "SELECT 1", "begin": "noon"}', /begin must be an RFC 3339 time/],
       ['{"sql": "SELECT 1", "format": "xml"}', /format must be/],
+      ['{"sql": "SELECT 1", "processes": "p"}', /processes must be a list of 1 to 64 process ids/],
+      ['{"sql": "SELECT 1", "processes": ["a"], "process": "a"}', /process or processes, not both/],
     ];
     for (const [body, message] of bodies) {
       const answer = await post(serve.url, body);
@@ -83,6 +85,14 @@ describe('analytics over HTTP, through dorsal serve', () => {
     const remote = new RemoteAnalytics({ url: serve.url });
     await expect(remote.query('DELETE FROM blocks')).rejects.toThrow(QueryRefusedError);
     await expect(remote.query('SELECT 1', { process: 'nope' })).rejects.toThrow(LakeNotFoundError);
+    // A scope of several processes passes through.
+    const both = await remote.query('SELECT count(DISTINCT process_id) FROM messages', {
+      processes: [processId, processId],
+    });
+    expect(Number(both.rows[0]![0])).toBe(1);
+    await expect(remote.query('SELECT 1', { processes: [processId, 'nope'] })).rejects.toThrow(
+      LakeNotFoundError,
+    );
     await expect(
       remote.query('SELECT count(*) FROM range(100000000000) a, range(10) b', { timeoutMs: 50 }),
     ).rejects.toThrow(QueryTimeoutError);

@@ -324,6 +324,33 @@ describe('analytics over a persisted run', () => {
     expect([run.code, run.stdout.split('\n')[1]?.trim().length]).toEqual([0, 200_000]);
   }, 60_000);
 
+  it('holds the memory it is given, spilling into its cache dir, and refuses a size it cannot read', async () => {
+    const limited = await Analytics.open({
+      lake: { data: dir },
+      cacheDir: join(dir, 'analytics-limited'),
+      memoryLimit: '256MB',
+    });
+    try {
+      const { rows } = await limited.query(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory')",
+      );
+      expect(String(rows[0]![0])).toMatch(/^244\.1 MiB$/);
+      expect(String(rows[0]![1]).startsWith(join(dir, 'analytics-limited', 'spill'))).toBe(true);
+      // A sort larger than the limit spills and completes.
+      const sorted = await limited.query(
+        'SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) AS h FROM range(6000000) t(i) ORDER BY h)',
+      );
+      expect(n(sorted.rows[0]![0])).toBe(6_000_000);
+    } finally {
+      await limited.close();
+    }
+    for (const memoryLimit of ['lots', '12', '-1GB', '']) {
+      await expect(
+        Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics-bad'), memoryLimit }),
+      ).rejects.toThrow(/'memoryLimit' must be a size such as '1GB'/);
+    }
+  }, 120_000);
+
   it('refuses an unknown process with a clear error', async () => {
     await expect(analytics.query('SELECT 1', { process: 'no-such-process' })).rejects.toThrow(
       LakeNotFoundError,
@@ -521,6 +548,23 @@ describe('partitions, cached and rebuilt', () => {
           'SELECT count(DISTINCT process_id), count(*), count(price) FROM stream_ticks',
         );
         expect(rows[0]!.map(n)).toEqual([2, 100, 50]);
+        // A scope of both processes sees both; of one, that one.
+        const [wide, thin] = (await analytics.lake.processes()).map((p) => p.processId);
+        const ticks = async (scope: { process?: string; processes?: string[] }) =>
+          (
+            await analytics.query('SELECT count(DISTINCT process_id), count(*) FROM stream_ticks', scope)
+          ).rows[0]!.map(n);
+        expect(await ticks({ processes: [thin!, wide!] })).toEqual([2, 100]);
+        expect(await ticks({ processes: [thin!, thin!] })).toEqual([1, 50]);
+        for (const [scope, message] of [
+          [{ process: wide!, processes: [thin!] }, /process or processes, not both/],
+          [{ processes: [] }, /processes must be a list of 1 to 64 process ids/],
+          [{ processes: [wide!, 7] }, /processes must be a list/],
+        ] as const) {
+          await expect(ticks(scope as never)).rejects.toThrow(QueryRefusedError);
+          await expect(ticks(scope as never)).rejects.toThrow(message);
+        }
+        await expect(ticks({ processes: [wide!, 'no-such-process'] })).rejects.toThrow(LakeNotFoundError);
       } finally {
         await analytics.close();
       }

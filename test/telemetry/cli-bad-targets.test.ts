@@ -42,27 +42,29 @@ describe('dorsal given a target that is not what it should be', () => {
     cleanup();
   });
 
-  it('serve refuses a --query-bytes an answer cannot have (one JavaScript string: 512 Mi characters at most)', async () => {
-    const child = spawnDorsal([
-      'serve',
-      '--data',
-      lake,
-      '--port',
-      '0',
+  for (const [option, value, message] of [
+    // One JavaScript string holds 512 Mi characters at most.
+    [
       '--query-bytes',
       String(512 * 1024 * 1024),
-    ]);
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    // A serve that took it would run on: it is ended after a while.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    clearTimeout(timer);
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/--query-bytes .* expected an integer in \[1024, 268435456\]/);
-  }, 30_000);
+      /--query-bytes .* expected an integer in \[1024, 268435456\]/,
+    ],
+    ['--query-memory', 'lots', /--query-memory .* expected a size such as '2GB' or '512MiB'/],
+  ] as const) {
+    it(`serve refuses ${option} ${value}, in one line`, async () => {
+      const child = spawnDorsal(['serve', '--data', lake, '--port', '0', option, value]);
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      // A serve that took it would run on: it is ended after a while.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const [code] = (await once(child, 'exit')) as [number | null];
+      clearTimeout(timer);
+      expect(code).toBe(1);
+      expect(stderr).toMatch(message);
+    }, 30_000);
+  }
 
   it('trace and report refuse an -o inside the lake, and leave the lake as it was', async () => {
     const before = readFileSync(join(lake, 'lake.sqlite'));

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance, Json } from '@duckdb/node-api';
 import { makeDirectoriesSync } from '../../directories.js';
@@ -20,10 +21,12 @@ import {
 import { LakePartitionStore } from './lake-partitions.js';
 import { type Materialized, materialize, type PartitionStore } from './partitions.js';
 import {
+  checkMemoryLimit,
   type QueryFunction,
   type QueryResult,
   type QueryScope,
   resolveWindow,
+  scopeProcesses,
   type TimeWindow,
 } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
@@ -46,6 +49,12 @@ export interface AnalyticsOptions {
   readonly timeoutMs?: number;
   /** Threads that decode blocks into partitions (default 1). */
   readonly etlThreads?: number;
+  /**
+   * The memory the query database holds at most, in DuckDB's terms (`'1GB'`, `'512MiB'`; default
+   * DuckDB's, 80 % of RAM). Past it, joins, sorts and aggregates spill to files in `cacheDir`
+   * (a replay's diff of two long runs, say); an operator that cannot spill fails the query.
+   */
+  readonly memoryLimit?: string;
   /**
    * How long what the lake holds is taken as known, in ms (default 1000): queries within that
    * time of the last look at the lake reuse it, so that a burst of queries costs one look; a
@@ -146,12 +155,13 @@ export class Analytics extends AnalyticsQuestions {
   }
 
   static async open(options: AnalyticsOptions): Promise<Analytics> {
+    const memoryLimit = options.memoryLimit === undefined ? undefined : checkMemoryLimit(options.memoryLimit);
     const ownsLake = !(options.lake instanceof Lake);
     const lake = options.lake instanceof Lake ? options.lake : Lake.open(options.lake);
     await lake.ready();
     const cache = options.cacheDir;
     try {
-      makeDirectoriesSync(cache);
+      makeDirectoriesSync(join(cache, 'spill'));
       if (options.partitions === undefined) checkAnalyticsCacheDir(lake, cache);
     } catch (error) {
       if (ownsLake) await lake.close();
@@ -161,7 +171,11 @@ export class Analytics extends AnalyticsQuestions {
     // Queries: no file outside the partitions is readable, and nothing can change that. DuckDB
     // loads here, not when the module is imported (RemoteAnalytics needs none of it).
     const { DuckDBInstance } = await import('@duckdb/node-api');
-    const queryDb = await DuckDBInstance.create(':memory:');
+    const queryDb = await DuckDBInstance.create(':memory:', {
+      // Its own directory: two analytics over one cache dir (a server and a CLI) spill apart.
+      temp_directory: join(cache, 'spill', `${process.pid}-${randomUUID().slice(0, 8)}`),
+      ...(memoryLimit === undefined ? {} : { memory_limit: memoryLimit }),
+    });
     const setup = await queryDb.connect();
     await setup.run(`SET allowed_directories = ['${cache.replaceAll("'", "''")}']`);
     // Partition files never change once written: their Parquet metadata is read once, not per query.
@@ -180,6 +194,7 @@ export class Analytics extends AnalyticsQuestions {
   readonly query: QueryFunction = async (sql, scope = {}) => {
     if (this.closed) throw new QueryRefusedError('the analytics are closed');
     const window = resolveWindow(scope);
+    const processes = scopeProcesses(scope);
     // Refused before anything is decoded for it.
     const parser = await this.queryDb.connect();
     let parsed: ParsedQuery;
@@ -190,10 +205,10 @@ export class Analytics extends AnalyticsQuestions {
     }
     // A query of the lake's own tables alone decodes nothing.
     const partitions = [...parsed.tables].some((table) => !METADATA_TABLES.has(table));
-    const key = `${scope.process ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}|${partitions}`;
+    const key = `${processes?.join(',') ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}|${partitions}`;
     let decoded = 0;
     for (let attempt = 0; ; attempt++) {
-      const { view, decodedBlocks } = await this.look(key, scope.process, window, partitions);
+      const { view, decodedBlocks } = await this.look(key, processes, window, partitions);
       decoded += decodedBlocks;
       const session = await this.session(key, view);
       const run = session.tail.then(() => this.run(session.connection, sql, scope));
@@ -309,7 +324,7 @@ export class Analytics extends AnalyticsQuestions {
    */
   private async look(
     key: string,
-    process: string | undefined,
+    process: readonly string[] | undefined,
     window: TimeWindow,
     partitions: boolean,
   ): Promise<{ view: LakeView; decodedBlocks: number }> {
@@ -330,11 +345,14 @@ export class Analytics extends AnalyticsQuestions {
   }
 
   private async lookAgain(
-    process: string | undefined,
+    wanted: readonly string[] | undefined,
     window: TimeWindow,
     partitions: boolean,
   ): Promise<LakeView> {
-    const processes = process === undefined ? await this.lake.processes() : [await this.process(process)];
+    const processes =
+      wanted === undefined
+        ? await this.lake.processes()
+        : await Promise.all(wanted.map((p) => this.process(p)));
     const materialized = partitions
       ? await Promise.all(processes.map((p) => this.materialized(p.processId, window)))
       : [];

@@ -1,5 +1,5 @@
 import { QueryRefusedError } from './guard.js';
-import type { QueryFunction, QueryResult, QueryScope } from './query.js';
+import { type QueryFunction, type QueryResult, type QueryScope, scopeProcesses } from './query.js';
 
 /** The body of `POST /analytics/query`. */
 export interface QueryRequest extends Omit<QueryScope, 'begin' | 'end'> {
@@ -25,7 +25,7 @@ export interface QueryAnswer {
   readonly body: string;
 }
 
-const FIELDS = new Set(['sql', 'process', 'begin', 'end', 'maxRows', 'timeoutMs', 'format']);
+const FIELDS = new Set(['sql', 'process', 'processes', 'begin', 'end', 'maxRows', 'timeoutMs', 'format']);
 
 /** Longest SQL text accepted. */
 export const MAX_SQL_LENGTH = 64 * 1024;
@@ -57,6 +57,8 @@ export function parseQueryRequest(body: Uint8Array): QueryRequest {
       throw new QueryRefusedError(`${name} must be a string`);
     }
   }
+  // Its shape is checked here, before anything else is done for the request.
+  scopeProcesses(request as Pick<QueryRequest, 'process' | 'processes'>);
   for (const name of ['maxRows', 'timeoutMs'] as const) {
     const n = request[name];
     if (n !== undefined && !(Number.isSafeInteger(n) && (n as number) > 0)) {
@@ -77,6 +79,7 @@ export async function answerQuery(
 ): Promise<QueryAnswer> {
   const scope: QueryScope = {
     ...(request.process === undefined ? {} : { process: request.process }),
+    ...(request.processes === undefined ? {} : { processes: request.processes }),
     ...(request.begin === undefined ? {} : { begin: request.begin }),
     ...(request.end === undefined ? {} : { end: request.end }),
     maxRows: Math.min(request.maxRows ?? limits.maxRows, limits.maxRows),

@@ -1,3 +1,4 @@
+import { ConfigError } from '../../errors.js';
 import { normalizeRfc3339, rfc3339ToEpochNs } from '../wire/index.js';
 import { QueryRefusedError } from './guard.js';
 
@@ -5,6 +6,8 @@ import { QueryRefusedError } from './guard.js';
 export interface QueryScope {
   /** One process (default: every process of the lake). */
   readonly process?: string;
+  /** Several processes instead (e.g. a recording and its replay, compared in one query). */
+  readonly processes?: readonly string[];
   /** Only rows at or after this time (RFC 3339, or a Date). */
   readonly begin?: string | Date;
   /** Only rows before this time. */
@@ -58,4 +61,38 @@ export function windowCondition(expression: string, window: TimeWindow): string 
   if (window.beginNs !== undefined) terms.push(`${expression} >= ${window.beginNs}`);
   if (window.endNs !== undefined) terms.push(`${expression} < ${window.endNs}`);
   return terms.length > 0 ? terms.join(' AND ') : 'true';
+}
+
+/** Processes a scope asks for at most (`processes`). */
+export const MAX_SCOPE_PROCESSES = 64;
+
+/**
+ * The processes of a scope, sorted and without repeats (undefined: every process of the lake);
+ * a `process` and `processes` both, an empty list or one that is not of process ids, refused.
+ */
+export function scopeProcesses(scope: Pick<QueryScope, 'process' | 'processes'>): string[] | undefined {
+  const { process, processes } = scope;
+  if (processes === undefined) return process === undefined ? undefined : [process];
+  if (process !== undefined) throw new QueryRefusedError('give process or processes, not both');
+  if (
+    !Array.isArray(processes) ||
+    processes.length === 0 ||
+    processes.length > MAX_SCOPE_PROCESSES ||
+    !processes.every((p) => typeof p === 'string' && p.length > 0)
+  ) {
+    throw new QueryRefusedError(
+      `processes must be a list of 1 to ${MAX_SCOPE_PROCESSES} process ids, got ${JSON.stringify(processes).slice(0, 100)}`,
+    );
+  }
+  return [...new Set(processes)].sort();
+}
+
+/** A DuckDB memory size (`'1GB'`, `'512 MiB'`), or a `ConfigError` naming the option. */
+export function checkMemoryLimit(value: unknown): string {
+  if (typeof value !== 'string' || !/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(value.trim())) {
+    throw new ConfigError(
+      `analytics option 'memoryLimit' must be a size such as '1GB' or '512MiB', got ${JSON.stringify(value)}`,
+    );
+  }
+  return value.trim();
 }
