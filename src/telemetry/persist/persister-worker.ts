@@ -17,7 +17,14 @@ bindThreadInstrumentation(data.instrumentation);
 const port = parentPort!;
 const post = (message: FromPersister, transfer?: ArrayBuffer) =>
   port.postMessage(message, transfer === undefined ? [] : [transfer]);
-const readers = data.sources.map((source) => new SourceReader(source, data.blockBytes));
+const readers: SourceReader[] = [];
+try {
+  for (const source of data.sources) readers.push(new SourceReader(source, data.blockBytes));
+} catch (error) {
+  // The main thread learns of no entry before 'attached': those taken so far are given back here.
+  for (const reader of readers) reader.close();
+  throw error;
+}
 const nap = napper();
 const log = logger('dorsal.persister');
 /** Per source, the losses its last block carried: a new loss is logged once per block. */

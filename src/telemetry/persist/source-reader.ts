@@ -48,8 +48,6 @@ export class SourceReader {
   constructor(source: PersistSource, blockBytes: number) {
     this.key = source.key;
     const queue = attachSource(source);
-    // Positions committed after each pass (see `commit`): a stop waits for the persister too.
-    this.consumer = queue.rawConsumer({ from: source.from, positions: 'commit' });
     this.recordWords = HEADER_WORDS + queue.rawWords;
     this.behind = Math.min(Math.floor(4096 / queue.stride), queue.capacity >> 2);
     this.capacityWords = Math.max(1, Math.floor(blockBytes / 4 / this.recordWords)) * this.recordWords;
@@ -60,6 +58,9 @@ export class SourceReader {
     if (source.drops !== undefined) {
       this.drops = { source: source.drops, table: StringTableReader.attach(source.drops.strings) };
     }
+    // Last: nothing after the entry is taken can throw and leave it taken. Positions committed
+    // after each pass (see `commit`): a stop waits for the persister too.
+    this.consumer = queue.rawConsumer({ from: source.from, positions: 'commit' });
   }
 
   /** The consumer's entry in the queue's table (released by the main thread if this thread dies). */
