@@ -252,10 +252,17 @@ export class PersistPipeline {
       attached = resolve;
       failed = reject;
     });
+    // Settled on 'exit', not 'error': Node emits a thread's uncaught error (on its internal port)
+    // possibly before the blocks it posted earlier are delivered, and 'exit' only after all are.
+    // A stop that went on at the 'error' would settle without them, then receive them: counted
+    // persisted and lost both.
+    let error: unknown;
     this.stopped = new Promise<void>((resolve, reject) => {
       stopped = resolve;
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`the persister's thread exited with code ${code}`)));
+      worker.once('error', (e) => (error ??= e));
+      worker.once('exit', (code) =>
+        reject(error ?? new Error(`the persister's thread exited with code ${code}`)),
+      );
     });
     this.stopped.catch((error: unknown) => {
       this.failure ??= error;
