@@ -217,7 +217,13 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
       console.log(`\n${bold('the slowest message tree')}\n${drawMessageTree(slowest)}`);
     console.log(
       `\n${count(totals.messages)} messages, ${count(totals.timings)} timing records, ${count(totals.events)} events recorded in ${where}; ${count(totals.lost)} lost` +
-        `${report.persist?.flushed === false ? ' (the flush did not finish: some blocks may be missing)' : ''}`,
+        `${
+          report.persist?.failure !== undefined
+            ? ` (the persister failed: ${report.persist.failure})`
+            : report.persist?.flushed === false
+              ? ' (the flush did not finish: some blocks may be missing)'
+              : ''
+        }`,
     );
   } finally {
     await source.close();

@@ -482,11 +482,11 @@ export class PersistPipeline {
     const processId = this.processInfo!.processId;
     const ticks = (t: number) => (raw.count === 0 ? 0 : Math.round(t + source.ticksOffset));
     if (ticks(raw.endTicks) > this.lastEndTicks) this.lastEndTicks = ticks(raw.endTicks);
+    let handed = false;
     const work = Promise.all([
       compressPartAsync(dependencies),
       compressPartAsync(new Uint8Array(raw.records, 0, raw.bytes)),
     ]).then(([compressedDependencies, objects]) => {
-      this.backlogBytes -= raw.bytes;
       const block: Block = {
         blockId,
         streamId: stream.streamId,
@@ -499,12 +499,25 @@ export class PersistPipeline {
         payload: { dependencies: compressedDependencies, objects },
       };
       this.shipped.set(blockId, { source, count: raw.count });
-      this.sink!.push(block);
+      try {
+        this.sink!.push(block);
+      } catch (error) {
+        this.shipped.delete(blockId);
+        throw error;
+      }
+      handed = true;
       this.blocks++;
     });
-    const tracked = work.catch((error: unknown) => {
-      this.failure ??= error;
-    });
+    const tracked = work
+      .catch((error: unknown) => {
+        this.failure ??= error;
+        // Never handed to the sink: its records are lost, and counted (in the lake by the
+        // source's next block, or the stop's block of coverage).
+        if (!handed) source.dropped += raw.count;
+      })
+      .finally(() => {
+        this.backlogBytes -= raw.bytes;
+      });
     this.compressing.add(tracked);
     void tracked.then(() => this.compressing.delete(tracked));
   }
