@@ -6,6 +6,7 @@ import {
   LakeUnavailableError,
   UnknownProcessError,
   UnknownStreamError,
+  WireFormatError,
 } from '../../src/telemetry/errors.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import type { Lake } from '../../src/telemetry/lake/lake.js';
@@ -101,6 +102,24 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       const read = await lake.readBlock(block.blockId);
       expect(Buffer.from(read.payload.objects)).toEqual(Buffer.from(objects));
       expect(Buffer.from(read.payload.dependencies)).toEqual(Buffer.from(dependencies));
+    });
+
+    it('names the block and its blob when a stored payload does not decode', async () => {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const { block } = makeBlock(stream, 50);
+      await service.ingestProcess(process);
+      await service.ingestStream(stream);
+      expect(await service.insertBlock(encodeBlock(block))).toEqual({ inserted: true });
+      const row = (await lake.block(block.blockId))!;
+      // Damaged where it is kept: a torn copy, a disk error.
+      const whole = await lake.blobs.get(row.blobPath);
+      await lake.blobs.replace(row.blobPath, whole.subarray(0, Math.floor(whole.length / 2)));
+      const read = lake.readBlock(block.blockId);
+      await expect(read).rejects.toThrow(WireFormatError);
+      await expect(read).rejects.toThrow(
+        `block ${block.blockId} (blob ${row.blobPath}): payload: malformed CBOR`,
+      );
     });
 
     it('stores blocks that arrive together each once, re-sends among them included', async () => {

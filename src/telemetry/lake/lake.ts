@@ -1,4 +1,4 @@
-import { LakeNotFoundError } from '../errors.js';
+import { LakeNotFoundError, WireFormatError } from '../errors.js';
 import { type DecodedPayload, decodePayloadAsync, MAX_STORED_PART_BYTES } from '../wire/index.js';
 import { type LakeLocation, openBlobStore, openMetadataStore } from './open.js';
 import type {
@@ -97,7 +97,14 @@ export class Lake {
   async readBlock(block: string | BlockRow, maxPartBytes = MAX_STORED_PART_BYTES): Promise<StoredBlock> {
     const row = typeof block === 'string' ? await this.block(block) : block;
     if (row === undefined) throw new LakeNotFoundError(`no block ${String(block)} in the lake`);
-    return { block: row, payload: await decodePayloadAsync(await this.readBlob(row), maxPartBytes) };
+    const blob = await this.readBlob(row);
+    try {
+      return { block: row, payload: await decodePayloadAsync(blob, maxPartBytes) };
+    } catch (error) {
+      // Which block, and which file: a damaged blob is found and dealt with by name.
+      if (!(error instanceof WireFormatError)) throw error;
+      throw new WireFormatError(`block ${row.blockId} (blob ${row.blobPath}): ${error.message}`, { cause: error });
+    }
   }
 
   /** Closes the database connections and the blob store client. */
