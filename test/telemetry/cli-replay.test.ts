@@ -353,6 +353,46 @@ describe('dorsal replay of a recorded run', () => {
     expect(table.stdout).toMatch(new RegExp(`^${replays[0]} .* ${recorded}$`, 'm'));
   });
 
+  it('into a system whose acks carry the order id as text, or as bytes: every ack differs, each run its own fields', async () => {
+    for (const [system, replayed] of [
+      ['acks-as-text', '0'],
+      ['acks-as-bytes', '0\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00'],
+    ] as const) {
+      const { code, json, stderr } = await replay([
+        '--system',
+        `${FIXTURES}/${system}.system.ts`,
+        '--speed',
+        'max',
+        '--diff',
+        '--divergences',
+        '1',
+        '--data',
+        dir,
+      ]);
+      // The two runs are read in one query: neither's fields are cast to the other's types
+      // (the same digits as a number and as text are not equal; bytes and a number do not fail it).
+      expect(code, `${system}: ${stderr}`).toBe(1);
+      const diff = json.diff!;
+      expect(diff.diverged, system).toBe(recordedCounts.acks);
+      expect(
+        diff.streams.find((s) => s.stream === 'acks'),
+        system,
+      ).toEqual({
+        stream: 'acks',
+        matched: 0,
+        differing: recordedCounts.acks,
+        onlyRecorded: 0,
+        onlyReplayed: 0,
+      });
+      const [first] = diff.divergences;
+      expect(first!.fields, system).toEqual([{ field: 'order', recorded: 0, replayed }]);
+      // Each side shows the fields its own layout has, and no other.
+      expect(Object.keys(first!.recorded!.fields).sort(), system).toEqual(['accepted', 'order']);
+      expect(first!.recorded!.fields.order, system).toBe(0);
+      expect(first!.replayed!.fields.order, system).toBe(replayed);
+    }
+  }, 180_000);
+
   it('says what is wrong in one line, and exits non-zero', async () => {
     const failures: [string[], RegExp][] = [
       [['--process', 'ffffffff'], /^dorsal: no process ffffffff in .*: `dorsal processes` lists them/],
@@ -519,6 +559,73 @@ describe('dorsal replay of other recordings', () => {
       expect(kept.diffs).toEqual([[json.process, 0, 5, null, 'dorsal.replay-diff.v1+json']]);
       expect(kept.streams).toEqual(json.diff!.streams);
       expect(kept.divergences).toEqual([]);
+    } finally {
+      await serve.stop();
+      cleanup();
+    }
+  }, 120_000);
+
+  it('orders divergences with no ingress ancestor as the JS placement did: by stream, then publication', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-unprompted-');
+    try {
+      const run = await runDorsal([
+        'run',
+        `${FIXTURES}/unprompted-2.system.ts`,
+        '--seconds',
+        '1',
+        '--data',
+        dir,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      // The recording's two orders and two fills, published unprompted, are not replayed: roots of
+      // their own trees, all tied on their ingress (none) and their path (none), and on seq across
+      // streams.
+      const system = ['--system', `${FIXTURES}/unprompted-0.system.ts`, '--speed', 'max', '--diff'];
+      const all = await replay([...system, '--data', dir]);
+      expect(all.code, all.stderr).toBe(1);
+      expect(all.json.diff!.divergences.map((d) => d.place)).toEqual([
+        '~orders:0',
+        '~orders:1',
+        '~fills:0',
+        '~fills:1',
+      ]);
+      const first = await replay([...system, '--divergences', '2', '--data', dir]);
+      expect(first.json.diff!.divergences.map((d) => d.place)).toEqual(['~orders:0', '~orders:1']);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
+  it('through a server (--url) whose row limit is lower than the streams: every stream counted', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-rows-');
+    const serve = await startDorsalServe(['--port', '0', '--data', join(dir, 'lake'), '--query-rows', '2']);
+    try {
+      const run = await runDorsal([
+        'run',
+        `${FIXTURES}/unprompted-2.system.ts`,
+        '--seconds',
+        '1',
+        '--url',
+        serve.url,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      const { code, json, stderr } = await replay([
+        '--system',
+        `${FIXTURES}/unprompted-0.system.ts`,
+        '--speed',
+        'max',
+        '--diff',
+        '--url',
+        serve.url,
+      ]);
+      expect(code, stderr).toBe(1);
+      expect(json.diff!.diverged).toBe(4);
+      expect(json.diff!.streams).toEqual([
+        { stream: 'ticks', matched: 3, differing: 0, onlyRecorded: 0, onlyReplayed: 0 },
+        { stream: 'orders', matched: 0, differing: 0, onlyRecorded: 2, onlyReplayed: 0 },
+        { stream: 'fills', matched: 0, differing: 0, onlyRecorded: 2, onlyReplayed: 0 },
+      ]);
+      expect(json.diff!.divergences).toHaveLength(4);
     } finally {
       await serve.stop();
       cleanup();
