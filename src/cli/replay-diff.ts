@@ -1,7 +1,7 @@
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { offsetPagesOf } from './paged.js';
-import { chainsSql, type PlacedRuns, placedSql } from './replay-tree.js';
+import { chainsSql, type PlacedRuns, placedSql, textList } from './replay-tree.js';
 
 /** How one stream compares: messages at the same place on both sides, and on one side only. */
 export interface StreamComparison {
@@ -111,13 +111,13 @@ j AS (
       WHEN a.fields IS DISTINCT FROM b.fields THEN 'differs' END AS kind
   FROM a FULL OUTER JOIN b ON a.place = b.place
 )`;
-  const { rows: summary } = await analytics.query(
-    `${joined}
+  // In pages too: a server's row limit may be lower than the streams.
+  const summary: (readonly unknown[])[] = [];
+  const perStream = `${joined}
 SELECT stream, count(*) FILTER (WHERE kind IS NULL), count(*) FILTER (WHERE kind = 'differs'),
   count(*) FILTER (WHERE kind = 'only-recorded'), count(*) FILTER (WHERE kind = 'only-replayed')
-FROM j GROUP BY stream`,
-    { ...scope, maxRows: runs.streams.length + 1 },
-  );
+FROM j GROUP BY stream ORDER BY stream`;
+  for await (const rows of offsetPagesOf(analytics, scope, perStream)) summary.push(...rows);
   const counts = new Map<string, StreamComparison>(
     runs.streams.map((stream) => [
       stream,
@@ -148,7 +148,7 @@ SELECT j.kind, j.stream, j.place, j.a_seq, j.a_actor, j.a_fields, j.b_seq, j.b_a
 FROM j LEFT JOIN roots ra ON ra.p = ${r} AND ra.root = j.root LEFT JOIN roots rb ON rb.p = ${p} AND rb.root = j.root
 WHERE j.kind IS NOT NULL
 ORDER BY coalesce(ra.rank, (SELECT n FROM recorded_roots) + coalesce(rb.rank, 1e15)), j.path,
-  j.a_seq IS NULL, coalesce(j.a_seq, j.b_seq), j.place`;
+  j.a_seq IS NULL, list_position(${textList(runs.streams)}, j.stream), coalesce(j.a_seq, j.b_seq), j.place`;
     for await (const rows of offsetPagesOf(analytics, scope, divergent, wanted)) found.push(...rows);
   }
   const chains = await readChains(

@@ -25,7 +25,7 @@ export interface PlacedRuns {
   readonly shared: ReadonlySet<string>;
 }
 
-function textList(values: Iterable<string>): string {
+export function textList(values: Iterable<string>): string {
   return `[${[...values].map(quoteLiteral).join(', ')}]::VARCHAR[]`;
 }
 
@@ -43,6 +43,9 @@ export function placedSql(runs: PlacedRuns): string {
   const p = quoteLiteral(runs.replayed);
   const step = `CASE WHEN list_contains(${textList(runs.shared)}, stream) THEN stream || '@' || coalesce(actor, '?') ELSE stream END`;
   const ingress = `coalesce((process_id = ${r} AND list_contains(${textList(runs.ingress.recorded)}, actor)) OR (process_id = ${p} AND list_contains(${textList(runs.ingress.replayed)}, actor)), false)`;
+  // Roots published at the same time sort by stream as JavaScript's localeCompare does (DuckDB's
+  // ORDER BY compares bytes: 'B' before 'a').
+  const byLocale = textList([...runs.streams].sort((a, b) => a.localeCompare(b)));
   const rootPlace = `CASE WHEN role = 0 THEN stream || ':' || idx ELSE '~' || step || ':' || idx END`;
   return `WITH RECURSIVE
 m AS MATERIALIZED (
@@ -69,7 +72,7 @@ placed AS (
 ),
 roots AS (
   SELECT p, stream, seq, stream || ':' || idx AS root,
-    row_number() OVER (PARTITION BY p ORDER BY publish_t, stream, seq) - 1 AS rank
+    row_number() OVER (PARTITION BY p ORDER BY publish_t, list_position(${byLocale}, stream), seq) - 1 AS rank
   FROM k WHERE role = 0
 )`;
 }

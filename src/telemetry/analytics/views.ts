@@ -177,7 +177,7 @@ const COUNTS_BATCH_ROWS = 1000;
  * concurrent queries over other processes do not meet): `processes`, `streams`, `blocks`; one
  * typed view per spine stream, `stream_<name>`: the envelope (`process_id, stream, seq,
  * origin_t, publish_t, actor, parent_stream, parent_seq, publish_time`) then the message's fields
- * as columns; `messages`, every stream's rows with `fields` as JSON; `timings` (with
+ * as columns; `messages`, every stream's rows with `fields` as JSON (each process's own); `timings` (with
  * `latency_ns`, `processing_ns`, `end_time`); `timing_records`, the same records with the ids
  * of their actor and stream (`_actors`, `_stream_names` name them); `losses` (the persister's
  * and every actor's); the replays' diffs, `replay_diffs`, `replay_diff_streams`,
@@ -231,18 +231,41 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     }
   }
   const files = (view: string) => inputs.materialized.flatMap((m) => m.files.get(view) ?? []);
+  const streamRows = (name: string, paths: readonly string[], fields: readonly string[]) =>
+    `SELECT r.process_id, ${text(name)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(p.start_ns + r.publish_t::BIGINT) AS publish_time${fields.map((f) => `, r.${id(f)}`).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.publish_t::BIGINT', window)}`;
+  const asMessages = (fields: readonly string[], from: string) => {
+    const struct = fields.map((f) => `${id(f)} := ${id(f)}`).join(', ');
+    return `SELECT process_id, stream, seq, origin_t, publish_t, actor, parent_stream, parent_seq, publish_time, ${struct ? `to_json(struct_pack(${struct}))` : "'{}'::JSON"} AS fields FROM ${from}`;
+  };
   const messageSelects: string[] = [];
   for (const [table, { name, fields }] of byTable) {
     const paths = files(table);
     if (paths.length === 0) continue;
-    const fieldList = fields.map((f) => `r.${id(f)}`).join(', ');
-    await run(
-      `CREATE TEMP VIEW ${id(table)} AS SELECT r.process_id, ${text(name)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(p.start_ns + r.publish_t::BIGINT) AS publish_time${fieldList ? `, ${fieldList}` : ''} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.publish_t::BIGINT', window)}`,
-    );
-    const struct = fields.map((f) => `${id(f)} := ${id(f)}`).join(', ');
-    messageSelects.push(
-      `SELECT process_id, stream, seq, origin_t, publish_t, actor, parent_stream, parent_seq, publish_time, ${struct ? `to_json(struct_pack(${struct}))` : "'{}'::JSON"} AS fields FROM ${id(table)}`,
-    );
+    await run(`CREATE TEMP VIEW ${id(table)} AS ${streamRows(name, paths, fields)}`);
+    // In `messages`, each process's rows hold its own fields, as its layout types them: processes
+    // whose layouts of the stream differ (a replay into a changed system) are read apart, so that
+    // none gains another's fields (as nulls) or has its values cast to another's types (a number
+    // and the same digits as text made equal; bytes and a number, a query that fails).
+    const layouts = new Map<string, { fields: string[]; paths: string[] }>();
+    for (const m of inputs.materialized) {
+      const own = m.files.get(table) ?? [];
+      if (own.length === 0) continue;
+      const columns = m.sources
+        .filter((s) => s.table.kind === 'messages' && s.table.table === table)
+        .flatMap((s) => s.table.columns.filter((c) => c.part === 2));
+      const types = new Map(columns.map((c) => [c.name, c.type]));
+      // Layouts that differ in their fields' order only are read together (one order of keys).
+      const key = JSON.stringify([...types].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      const group = layouts.get(key) ?? { fields: [...types.keys()], paths: [] };
+      group.paths.push(...own);
+      layouts.set(key, group);
+    }
+    if (layouts.size <= 1) messageSelects.push(asMessages(fields, id(table)));
+    else {
+      for (const group of layouts.values()) {
+        messageSelects.push(asMessages(group.fields, `(${streamRows(name, group.paths, group.fields)})`));
+      }
+    }
   }
   await run(
     `CREATE TEMP VIEW messages AS ${
