@@ -556,6 +556,8 @@ describe('partitions, cached and rebuilt', () => {
           ).rows[0]!.map(n);
         expect(await ticks({ processes: [thin!, wide!] })).toEqual([2, 100]);
         expect(await ticks({ processes: [thin!, thin!] })).toEqual([1, 50]);
+        // One process however its id is spelled (the lake finds ids case-insensitively).
+        expect(await ticks({ processes: [thin!, thin!.toUpperCase()] })).toEqual([1, 50]);
         for (const [scope, message] of [
           [{ process: wide!, processes: [thin!] }, /process or processes, not both/],
           [{ processes: [] }, /processes must be a list of 1 to 64 process ids/],
