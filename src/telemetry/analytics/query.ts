@@ -67,7 +67,7 @@ export function windowCondition(expression: string, window: TimeWindow): string 
 export const MAX_SCOPE_PROCESSES = 64;
 
 /**
- * The processes of a scope, sorted and without repeats (undefined: every process of the lake);
+ * The processes of a scope, lowercase, sorted and without repeats (undefined: every process of the lake);
  * a `process` and `processes` both, an empty list or one that is not of process ids, refused.
  */
 export function scopeProcesses(scope: Pick<QueryScope, 'process' | 'processes'>): string[] | undefined {
@@ -84,7 +84,8 @@ export function scopeProcesses(scope: Pick<QueryScope, 'process' | 'processes'>)
       `processes must be a list of 1 to ${MAX_SCOPE_PROCESSES} process ids, got ${JSON.stringify(processes).slice(0, 100)}`,
     );
   }
-  return [...new Set(processes)].sort();
+  // Ids in the lake are lowercase, and found whatever their case: one process, one spelling.
+  return [...new Set(processes.map((p) => p.toLowerCase()))].sort();
 }
 
 /** A DuckDB memory size (`'1GB'`, `'512 MiB'`), or a `ConfigError` naming the option. */
