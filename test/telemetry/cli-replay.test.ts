@@ -632,6 +632,37 @@ describe('dorsal replay of other recordings', () => {
     }
   }, 120_000);
 
+  it('through a server (--url): a thousand divergences, each with its chain', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-url-chains-');
+    const serve = await startDorsalServe(['--port', '0', '--data', join(dir, 'lake')]);
+    try {
+      const run = await runDorsal(['run', SYSTEM, '--seconds', '1', '--url', serve.url]);
+      expect(run.code, run.stderr).toBe(0);
+      // Their chains are asked for by sequence number: no more at once than a query's SQL may hold.
+      const { code, json, stderr } = await replay([
+        '--system',
+        `${FIXTURES}/market-qty-20.system.ts`,
+        '--speed',
+        'max',
+        '--diff',
+        '--divergences',
+        '1000',
+        '--url',
+        serve.url,
+      ]);
+      expect(code, stderr).toBe(1);
+      const divergences = json.diff!.divergences;
+      expect(divergences).toHaveLength(1000);
+      for (const d of divergences) {
+        expect(d.chain.map((m) => m.stream)).toEqual(['ticks', 'books', 'orders']);
+        expect(d.chain[2]).toEqual(d.recorded);
+      }
+    } finally {
+      await serve.stop();
+      cleanup();
+    }
+  }, 120_000);
+
   it('of a chain 3,000 deep (a feedback loop): placed as fast as the JS placement did, within a 5 s query limit', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-deep-');
     const serve = await startDorsalServe([
