@@ -74,6 +74,9 @@ function fieldDifferences(recorded: string, replayed: string): Divergence['field
 /** Divergences whose chains are read in one query (their rows are read in pages). */
 const CHAIN_BATCH = 1000;
 
+/** Characters of SQL that one query's targets take at most: a server takes 64 KiB of SQL in all. */
+const CHAIN_BATCH_SQL = 32 * 1024;
+
 /** A row of the analytics as a message a divergence shows. */
 function shown(stream: unknown, seq: unknown, actor: unknown, fields: unknown): DivergentMessage {
   return {
@@ -186,13 +189,21 @@ async function readChains(
 ): Promise<DivergentMessage[][]> {
   const chains: DivergentMessage[][] = targets.map(() => []);
   const scope = { processes: [runs.recorded, runs.replayed] };
-  for (let from = 0; from < targets.length; from += CHAIN_BATCH) {
-    const batch = targets.slice(from, from + CHAIN_BATCH);
+  for (let from = 0; from < targets.length; ) {
+    // As many as fit, each naming its process and stream (one at least).
+    let to = from;
+    for (let sql = 0; to < targets.length && to - from < CHAIN_BATCH; to++) {
+      const t = targets[to]!;
+      sql += quoteLiteral(t.p).length + quoteLiteral(t.stream).length + 32;
+      if (sql > CHAIN_BATCH_SQL && to > from) break;
+    }
+    const batch = targets.slice(from, to);
     for await (const rows of offsetPagesOf(analytics, scope, chainsSql(runs, batch))) {
       for (const [n, , stream, seq, actor, fields] of rows) {
         chains[from + Number(n)]!.push(shown(stream, seq, actor, fields));
       }
     }
+    from = to;
   }
   return chains;
 }
