@@ -53,7 +53,7 @@ export interface ReplayDiff {
 }
 
 /** A message's fields, parsed (their JSON text if it does not parse). */
-function parseFields(text: string): Record<string, unknown> {
+export function parseFields(text: string): Record<string, unknown> {
   try {
     const value = JSON.parse(text) as unknown;
     if (typeof value === 'object' && value !== null) return value as Record<string, unknown>;
@@ -62,7 +62,7 @@ function parseFields(text: string): Record<string, unknown> {
 }
 
 /** The fields whose values differ (none when the texts differ in field order only). */
-function fieldDifferences(recorded: string, replayed: string): Divergence['fields'] {
+export function fieldDifferences(recorded: string, replayed: string): Divergence['fields'] {
   const a = parseFields(recorded);
   const b = parseFields(replayed);
   const names = [...new Set([...Object.keys(a), ...Object.keys(b)])];

@@ -29,27 +29,28 @@ export function textList(values: Iterable<string>): string {
   return `[${[...values].map(quoteLiteral).join(', ')}]::VARCHAR[]`;
 }
 
+/** Trees deeper than this are placed in memory instead (see replay-memory.ts). */
+export const MAX_LAKE_DEPTH = 64;
+
+/** Whether a message is ingress, in either run (a SQL expression over `messages`). */
+function ingressSql(runs: Pick<PlacedRuns, 'recorded' | 'replayed' | 'ingress'>): string {
+  const r = quoteLiteral(runs.recorded);
+  const p = quoteLiteral(runs.replayed);
+  return `coalesce((process_id = ${r} AND list_contains(${textList(runs.ingress.recorded)}, actor)) OR (process_id = ${p} AND list_contains(${textList(runs.ingress.replayed)}, actor)), false)`;
+}
+
 /**
- * The common table expressions that place every message of both runs (`WITH RECURSIVE …`, to be
- * followed by a query): `m`, each message with its step and whether it is ingress; `k`, with its
- * role (0 ingress, 1 no parent in the lake, 2 a child) and index among its siblings; `placed`
- * (`p` the process, `stream`, `seq`, `actor`, `fields` as JSON text, `place`, `root`, and `path`:
- * per step below the root the stream's rank in `streams` then the index, what divergences sort
- * by); `roots`, each run's ingress roots with their rank in publication order (all ingress
- * streams together).
+ * `WITH RECURSIVE m AS (…), k AS (…)`: every message of both runs with its step and whether it
+ * is ingress (`m`), then its role (0 ingress, 1 no parent in the lake, 2 a child) and its index
+ * among its siblings (`k`).
  */
-export function placedSql(runs: PlacedRuns): string {
+function rolesSql(runs: PlacedRuns): string {
   const r = quoteLiteral(runs.recorded);
   const p = quoteLiteral(runs.replayed);
   const step = `CASE WHEN list_contains(${textList(runs.shared)}, stream) THEN stream || '@' || coalesce(actor, '?') ELSE stream END`;
-  const ingress = `coalesce((process_id = ${r} AND list_contains(${textList(runs.ingress.recorded)}, actor)) OR (process_id = ${p} AND list_contains(${textList(runs.ingress.replayed)}, actor)), false)`;
-  // Roots published at the same time sort by stream as JavaScript's localeCompare does (DuckDB's
-  // ORDER BY compares bytes: 'B' before 'a').
-  const byLocale = textList([...runs.streams].sort((a, b) => a.localeCompare(b)));
-  const rootPlace = `CASE WHEN role = 0 THEN stream || ':' || idx ELSE '~' || step || ':' || idx END`;
   return `WITH RECURSIVE
 m AS MATERIALIZED (
-  SELECT process_id AS p, stream, seq, actor, parent_stream, parent_seq, publish_t, fields::VARCHAR AS fields, ${step} AS step, ${ingress} AS ingress
+  SELECT process_id AS p, stream, seq, actor, parent_stream, parent_seq, publish_t, fields::VARCHAR AS fields, ${step} AS step, ${ingressSql(runs)} AS ingress
   FROM messages WHERE process_id IN (${r}, ${p}) AND list_contains(${textList(runs.streams)}, stream)
 ),
 k AS MATERIALIZED (
@@ -61,7 +62,41 @@ k AS MATERIALIZED (
     SELECT c.*, CASE WHEN c.ingress THEN 0 WHEN a.seq IS NULL THEN 1 ELSE 2 END AS role
     FROM m c LEFT JOIN m a ON a.p = c.p AND a.stream = c.parent_stream AND a.seq = c.parent_seq
   )
-),
+)`;
+}
+
+/**
+ * The depth of both runs' deepest tree, counted up to `MAX_LAKE_DEPTH` at most (a query of one
+ * row, one column): the recursive placing takes a step per level, each over every message, so a
+ * tree as deep as the run (a feedback loop) is placed in memory instead.
+ */
+export function depthSql(runs: PlacedRuns): string {
+  return `${rolesSql(runs)},
+d AS (
+  SELECT p, stream, seq, 0 AS depth FROM k WHERE role <> 2
+  UNION ALL
+  SELECT c.p, c.stream, c.seq, d.depth + 1 FROM k c
+  JOIN d ON c.role = 2 AND c.p = d.p AND c.parent_stream = d.stream AND c.parent_seq = d.seq
+  WHERE d.depth < ${MAX_LAKE_DEPTH}
+)
+SELECT coalesce(max(depth), 0) FROM d`;
+}
+
+/**
+ * The common table expressions that place every message of both runs (`WITH RECURSIVE …`, to be
+ * followed by a query): `m`, each message with its step and whether it is ingress; `k`, with its
+ * role (0 ingress, 1 no parent in the lake, 2 a child) and index among its siblings; `placed`
+ * (`p` the process, `stream`, `seq`, `actor`, `fields` as JSON text, `place`, `root`, and `path`:
+ * per step below the root the stream's rank in `streams` then the index, what divergences sort
+ * by); `roots`, each run's ingress roots with their rank in publication order (all ingress
+ * streams together).
+ */
+export function placedSql(runs: PlacedRuns): string {
+  // Roots published at the same time sort by stream as JavaScript's localeCompare does (DuckDB's
+  // ORDER BY compares bytes: 'B' before 'a').
+  const byLocale = textList([...runs.streams].sort((a, b) => a.localeCompare(b)));
+  const rootPlace = `CASE WHEN role = 0 THEN stream || ':' || idx ELSE '~' || step || ':' || idx END`;
+  return `${rolesSql(runs)},
 placed AS (
   SELECT p, stream, seq, actor, fields, ${rootPlace} AS place, ${rootPlace} AS root, []::BIGINT[] AS path
   FROM k WHERE role <> 2
@@ -89,7 +124,7 @@ export function chainsSql(
 ): string {
   const r = quoteLiteral(runs.recorded);
   const p = quoteLiteral(runs.replayed);
-  const ingress = `coalesce((process_id = ${r} AND list_contains(${textList(runs.ingress.recorded)}, actor)) OR (process_id = ${p} AND list_contains(${textList(runs.ingress.replayed)}, actor)), false)`;
+  const ingress = ingressSql(runs);
   const values = targets
     .map((t, n) => `(${n}, ${quoteLiteral(t.p)}, ${quoteLiteral(t.stream)}, ${t.seq}::BIGINT)`)
     .join(', ');

@@ -6,9 +6,11 @@ import { formatRfc3339Ns, type ProcessInfo } from '../telemetry/wire/index.js';
 import { bold, count, dim, printJson } from './format.js';
 import { integer } from './options.js';
 import { compareInLake, type ReplayDiff } from './replay-diff.js';
+import { compareInMemory } from './replay-memory.js';
 import type { PlayerArgs } from './replay-player.js';
 import { countByStream, ingressActorsOf, type Playlist, readPlaylist } from './replay-recording.js';
 import { diffText } from './replay-text.js';
+import { depthSql, MAX_LAKE_DEPTH, type PlacedRuns } from './replay-tree.js';
 import { loadSystemModule, persistTotals, runSystem } from './run.js';
 import {
   CliError,
@@ -167,14 +169,21 @@ async function diff(options: ReplayOptions, planned: Plan, replay: string): Prom
     const both = [...streamsOf(planned.recorded), ...streamsOf(replayed)];
     const streams = [...new Set(both.map((s) => s.name))];
     const shared = new Set(both.filter((s) => s.multiProducer === true).map((s) => s.name));
-    const runs = {
+    const runs: PlacedRuns = {
       recorded: planned.recorded.processId,
       replayed: replay,
       streams,
       ingress: { recorded: planned.actors, replayed: ingressActorsOf(replayed) },
       shared,
     };
-    return compareInLake(source.analytics, runs, options.divergences);
+    // Placed by the analytics, unless a tree is too deep for its recursive placing.
+    const { rows } = await source.analytics.query(depthSql(runs), {
+      processes: [runs.recorded, runs.replayed],
+      maxRows: 1,
+    });
+    return Number(rows[0]?.[0] ?? 0) >= MAX_LAKE_DEPTH
+      ? compareInMemory(source.analytics, runs, options.divergences)
+      : compareInLake(source.analytics, runs, options.divergences);
   });
 }
 

@@ -103,7 +103,9 @@ export class Lake {
     } catch (error) {
       // Which block, and which file: a damaged blob is found and dealt with by name.
       if (!(error instanceof WireFormatError)) throw error;
-      throw new WireFormatError(`block ${row.blockId} (blob ${row.blobPath}): ${error.message}`, { cause: error });
+      throw new WireFormatError(`block ${row.blockId} (blob ${row.blobPath}): ${error.message}`, {
+        cause: error,
+      });
     }
   }
 

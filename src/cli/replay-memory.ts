@@ -1,0 +1,290 @@
+/**
+ * `dorsal replay --diff` for trees too deep for the analytics' placing (see `MAX_LAKE_DEPTH`): a
+ * chain as deep as the run (an actor whose output comes back to it) makes the recursive query take
+ * a step per level, each over every message. Here each run is read in pages and placed in this
+ * process's memory (~460 bytes a message), in one pass whatever the depth; the comparison is the
+ * same, and `compareInLake` is checked against it.
+ */
+import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
+import { quoteLiteral } from '../telemetry/analytics/sql.js';
+import { pagesOf } from './paged.js';
+import {
+  type Divergence,
+  type DivergentMessage,
+  fieldDifferences,
+  parseFields,
+  type ReplayDiff,
+} from './replay-diff.js';
+import type { PlacedRuns } from './replay-tree.js';
+
+/** A recorded message at its place in the tree (see `PlacedRuns` for what a place is). */
+export interface PlacedMessage {
+  readonly stream: string;
+  readonly seq: number;
+  readonly actor: string | null;
+  /** Its decoded fields, as JSON text. */
+  readonly fields: string;
+  readonly publishT: number;
+  /** Its parent in the tree; undefined for a root. */
+  readonly parent: PlacedMessage | undefined;
+  /** Its root's key: `stream:n` for the n-th ingress message of a stream, `~stream:n` for the n-th message of a stream with no ingress ancestor. */
+  readonly root: string;
+  /** Its index among its parent's children of its stream (and actor, on a shared stream), or its root's n. */
+  readonly index: number;
+  /** Its place: the root's key, then `/stream:index` (or `/stream@actor:index`) per step. */
+  readonly place: string;
+}
+
+/** Every message of a process, at its place; and the order in which its roots were published. */
+export interface PlacedRun {
+  /** By place. */
+  readonly messages: ReadonlyMap<string, PlacedMessage>;
+  /** Each ingress root's rank in publication order (all ingress streams together), by its key. */
+  readonly rootOrder: ReadonlyMap<string, number>;
+}
+
+interface Draft {
+  stream: string;
+  seq: number;
+  actor: string | null;
+  fields: string;
+  publishT: number;
+  parentKey: string | null;
+  /** Its step's name: the stream, and the actor on a shared stream. */
+  step: string;
+  parent: Draft | undefined;
+  root: string;
+  index: number;
+  place: string;
+}
+
+/**
+ * Reads every message of `streams` in one process (in pages, so that a server's row limit cuts
+ * nothing) and places each in its tree; `ingress` names the actors whose messages are roots,
+ * `shared` the streams several actors may produce.
+ */
+export async function readPlacedRun(
+  analytics: AnalyticsQuestions,
+  process: string,
+  streams: readonly string[],
+  ingress: readonly string[],
+  shared: ReadonlySet<string>,
+): Promise<PlacedRun> {
+  const byStream = new Map<string, Draft[]>();
+  for (const stream of streams) {
+    // Page by page into drafts: the rows of a page are dropped as soon as it is read.
+    const drafts: Draft[] = [];
+    const pages = pagesOf(
+      analytics,
+      process,
+      (after, limit) =>
+        `SELECT seq, actor, parent_stream, parent_seq, publish_t, fields::VARCHAR FROM messages WHERE stream = ${quoteLiteral(stream)} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
+    );
+    for await (const rows of pages) {
+      for (const r of rows) {
+        drafts.push({
+          stream,
+          seq: Number(r[0]),
+          actor: r[1] === null ? null : String(r[1]),
+          step: shared.has(stream) ? `${stream}@${r[1] === null ? '?' : String(r[1])}` : stream,
+          parentKey: r[2] === null ? null : `${String(r[2])}#${Number(r[3])}`,
+          publishT: Number(r[4]),
+          fields: String(r[5]),
+          parent: undefined,
+          root: '',
+          index: 0,
+          place: '',
+        });
+      }
+    }
+    byStream.set(stream, drafts);
+  }
+  return placeMessages(byStream, new Set(ingress));
+}
+
+/** Places messages (each stream's in sequence order) in their trees. */
+function placeMessages(
+  byStream: ReadonlyMap<string, readonly Draft[]>,
+  ingress: ReadonlySet<string>,
+): PlacedRun {
+  const byKey = new Map<string, Draft>();
+  for (const drafts of byStream.values()) for (const d of drafts) byKey.set(`${d.stream}#${d.seq}`, d);
+  const roots: Draft[] = [];
+  const siblings = new Map<string, number>();
+  const unrooted = new Map<string, number>();
+  for (const [stream, drafts] of byStream) {
+    let ingressCount = 0;
+    for (const d of drafts) {
+      const parent = d.parentKey === null ? undefined : byKey.get(d.parentKey);
+      if (d.actor !== null && ingress.has(d.actor)) {
+        d.index = ingressCount++;
+        d.root = `${stream}:${d.index}`;
+        d.place = d.root;
+        roots.push(d);
+      } else if (parent === undefined) {
+        // No ingress ancestor in the lake: placed by its order in its stream.
+        d.index = unrooted.get(d.step) ?? 0;
+        unrooted.set(d.step, d.index + 1);
+        d.root = `~${d.step}:${d.index}`;
+        d.place = d.root;
+      } else {
+        d.parent = parent;
+        const family = `${d.parentKey}>${d.step}`;
+        d.index = siblings.get(family) ?? 0;
+        siblings.set(family, d.index + 1);
+      }
+    }
+  }
+  const messages = new Map<string, PlacedMessage>();
+  const chain: Draft[] = [];
+  for (const drafts of byStream.values()) {
+    for (const d of drafts) {
+      // Up to the nearest placed ancestor, then down (no recursion: chains may be long).
+      for (let at: Draft | undefined = d; at !== undefined && at.place === ''; at = at.parent) chain.push(at);
+      for (let i = chain.length - 1; i >= 0; i--) {
+        const c = chain[i]!;
+        c.root = c.parent!.root;
+        c.place = `${c.parent!.place}/${c.step}:${c.index}`;
+      }
+      chain.length = 0;
+      messages.set(d.place, d as PlacedMessage);
+    }
+  }
+  roots.sort((a, b) => a.publishT - b.publishT || a.stream.localeCompare(b.stream) || a.seq - b.seq);
+  return { messages, rootOrder: new Map(roots.map((r, i) => [r.root, i])) };
+}
+
+/** The messages from a message's root down to it. */
+export function chainOf(message: PlacedMessage): PlacedMessage[] {
+  const chain: PlacedMessage[] = [];
+  for (let at: PlacedMessage | undefined = message; at !== undefined; at = at.parent) chain.push(at);
+  return chain.reverse();
+}
+function shown(message: PlacedMessage): DivergentMessage {
+  return {
+    stream: message.stream,
+    seq: message.seq,
+    actor: message.actor,
+    fields: parseFields(message.fields),
+  };
+}
+
+interface Found {
+  readonly kind: Divergence['kind'];
+  readonly recorded: PlacedMessage | undefined;
+  readonly replayed: PlacedMessage | undefined;
+  readonly fields: Divergence['fields'];
+}
+
+/**
+ * Compares a replay with its recording, message by message at the same place in the tree:
+ * fields compared, times and sequence numbers not. `streams` orders the summary and breaks
+ * ties between siblings of different streams; `limit` caps the divergences described.
+ */
+export function compareRuns(
+  recorded: PlacedRun,
+  replayed: PlacedRun,
+  streams: readonly string[],
+  limit: number,
+): ReplayDiff {
+  const counts = new Map<
+    string,
+    { matched: number; differing: number; onlyRecorded: number; onlyReplayed: number }
+  >(streams.map((s) => [s, { matched: 0, differing: 0, onlyRecorded: 0, onlyReplayed: 0 }]));
+  const countOf = (stream: string) => {
+    let c = counts.get(stream);
+    if (c === undefined) {
+      c = { matched: 0, differing: 0, onlyRecorded: 0, onlyReplayed: 0 };
+      counts.set(stream, c);
+    }
+    return c;
+  };
+  const found: Found[] = [];
+  for (const [place, mine] of recorded.messages) {
+    const twin = replayed.messages.get(place);
+    const c = countOf(mine.stream);
+    if (twin === undefined) {
+      c.onlyRecorded++;
+      found.push({ kind: 'only-recorded', recorded: mine, replayed: undefined, fields: [] });
+    } else if (twin.fields === mine.fields) c.matched++;
+    else {
+      const fields = fieldDifferences(mine.fields, twin.fields);
+      if (fields.length === 0) c.matched++;
+      else {
+        c.differing++;
+        found.push({ kind: 'differs', recorded: mine, replayed: twin, fields });
+      }
+    }
+  }
+  for (const [place, theirs] of replayed.messages) {
+    if (recorded.messages.has(place)) continue;
+    countOf(theirs.stream).onlyReplayed++;
+    found.push({ kind: 'only-replayed', recorded: undefined, replayed: theirs, fields: [] });
+  }
+  const rank = (root: string) =>
+    recorded.rootOrder.get(root) ??
+    recorded.rootOrder.size + (replayed.rootOrder.get(root) ?? Number.MAX_SAFE_INTEGER);
+  const streamRank = new Map([...counts.keys()].map((s, i) => [s, i]));
+  /** Root rank, then the path: each step by stream, then index; an ancestor before its descendants. */
+  const sortKey = (message: PlacedMessage): number[] => [
+    rank(message.root),
+    ...chainOf(message)
+      .slice(1)
+      .flatMap((m) => [streamRank.get(m.stream) ?? 0, m.index]),
+  ];
+  const keyed = found.map((f) => ({ f, key: sortKey((f.recorded ?? f.replayed)!) }));
+  keyed.sort((x, y) => {
+    for (let i = 0; i < Math.min(x.key.length, y.key.length); i++) {
+      const d = x.key[i]! - y.key[i]!;
+      if (d !== 0) return d;
+    }
+    return x.key.length - y.key.length;
+  });
+  const divergences = keyed.slice(0, limit).map(({ f }): Divergence => {
+    const either = (f.recorded ?? f.replayed)!;
+    const chain = chainOf(either);
+    const root = chain[0]!;
+    const rootRank = rank(either.root);
+    return {
+      kind: f.kind,
+      stream: either.stream,
+      place: either.place,
+      ingress: either.root.startsWith('~')
+        ? null
+        : { rank: rootRank, stream: root.stream, seq: recorded.messages.get(either.root)?.seq ?? root.seq },
+      recorded: f.recorded === undefined ? null : shown(f.recorded),
+      replayed: f.replayed === undefined ? null : shown(f.replayed),
+      chain: chain.map(shown),
+      fields: f.fields,
+    };
+  });
+  const rows = [...counts].map(([stream, c]) => ({ stream, ...c }));
+  return {
+    diverged: rows.reduce((n, r) => n + r.differing + r.onlyRecorded + r.onlyReplayed, 0),
+    streams: rows,
+    divergences,
+  };
+}
+
+/** Both runs read and placed here, then compared (see `compareRuns`). */
+export async function compareInMemory(
+  analytics: AnalyticsQuestions,
+  runs: PlacedRuns,
+  limit: number,
+): Promise<ReplayDiff> {
+  const before = await readPlacedRun(
+    analytics,
+    runs.recorded,
+    runs.streams,
+    runs.ingress.recorded,
+    runs.shared,
+  );
+  const after = await readPlacedRun(
+    analytics,
+    runs.replayed,
+    runs.streams,
+    runs.ingress.replayed,
+    runs.shared,
+  );
+  return compareRuns(before, after, runs.streams, limit);
+}

@@ -1,0 +1,198 @@
+/**
+ * The two placings of `dorsal replay --diff` against each other: the analytics' (recursive SQL,
+ * both runs joined in DuckDB) and the one in memory (for trees too deep for it), on random trees
+ * that a real run seldom makes: messages whose parent is not in the lake, ingress messages with a
+ * parent, shared streams and null actors, streams one run lacks, gaps in sequences, ties in time,
+ * names with quotes, slashes and colons, a row limit of 3 (paging). Both read a real DuckDB
+ * table shaped as the analytics' `messages` view, through the one call they make
+ * (`query` with a process scope and a row limit): crafting such trees through a System is not
+ * possible, and what is compared is the placing, not the lake.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { type DuckDBConnection, DuckDBInstance, JsonDuckDBValueConverter } from '@duckdb/node-api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareInLake } from '../../src/cli/replay-diff.js';
+import { compareInMemory } from '../../src/cli/replay-memory.js';
+import { depthSql, MAX_LAKE_DEPTH, type PlacedRuns } from '../../src/cli/replay-tree.js';
+import type { QueryFunction, QueryResult } from '../../src/telemetry/analytics/query.js';
+import { AnalyticsQuestions } from '../../src/telemetry/analytics/questions.js';
+
+interface Row {
+  p: string;
+  stream: string;
+  seq: number;
+  actor: string | null;
+  ps: string | null;
+  pseq: number | null;
+  t: number;
+  fields: string;
+}
+
+/** The analytics' `query` over a DuckDB table, with its scope and row limit. */
+class TableAnalytics extends AnalyticsQuestions {
+  constructor(
+    private readonly connection: DuckDBConnection,
+    private readonly rowLimit: number,
+  ) {
+    super();
+  }
+
+  readonly query: QueryFunction = async (sql, scope = {}): Promise<QueryResult> => {
+    const processes = scope.processes ?? (scope.process === undefined ? [] : [scope.process]);
+    await this.connection.run(
+      `CREATE OR REPLACE TEMP VIEW messages AS SELECT * FROM all_messages WHERE process_id IN (${processes.map((p) => `'${p}'`).join(', ')})`,
+    );
+    const max = Math.min(scope.maxRows ?? this.rowLimit, this.rowLimit);
+    const result = await this.connection.stream(sql);
+    const rows: unknown[][] = [];
+    let truncated = false;
+    read: for await (const chunk of result) {
+      for (let i = 0; i < chunk.rowCount; i++) {
+        if (rows.length === max) {
+          truncated = true;
+          break read;
+        }
+        rows.push(chunk.convertRowValues(i, JsonDuckDBValueConverter) as unknown[]);
+      }
+    }
+    return { columns: [], rows, truncated, decodedBlocks: 0 };
+  };
+}
+
+let seed = 1;
+const random = () => {
+  seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+  return seed / 0x7fffffff;
+};
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+
+/** Two runs of random trees over a few streams, and what a replay would be told of them. */
+function randomRuns(): { rows: Row[]; runs: PlacedRuns } {
+  const pool = ['ticks', 'books', 'orders', 'acks', "we'ird:1/x", 'B', 'a'];
+  const streams = [...new Set(Array.from({ length: 2 + Math.floor(random() * 4) }, () => pick(pool)))];
+  const shared = new Set(streams.filter(() => random() < 0.3));
+  const actors = ['feed', 'feed2', 'bidder', 'asker', 'gw', null];
+  const ingressR = random() < 0.15 ? [] : ['feed', ...(random() < 0.3 ? ['feed2'] : [])];
+  const ingressP = random() < 0.15 ? [] : random() < 0.8 ? ingressR : ['feed'];
+  const rows: Row[] = [];
+  for (const p of ['r', 'p']) {
+    const seqs = new Map<string, number>();
+    const mine: Row[] = [];
+    let t = 0;
+    for (let i = 5 + Math.floor(random() * 60); i > 0; i--) {
+      const stream = pick(streams);
+      const seq = seqs.get(stream) ?? 0;
+      seqs.set(stream, seq + 1 + (random() < 0.05 ? 3 : 0));
+      let ps: string | null = null;
+      let pseq: number | null = null;
+      if (mine.length > 0 && random() < 0.75) {
+        const parent = pick(mine);
+        ps = parent.stream;
+        pseq = parent.seq;
+      } else if (random() < 0.1) {
+        ps = pick(pool);
+        pseq = 999;
+      }
+      t += random() < 0.2 ? 0 : 1;
+      const fields = JSON.stringify({ v: Math.floor(random() * 2), w: 'x' });
+      mine.push({ p, stream, seq, actor: pick(actors), ps, pseq, t, fields });
+    }
+    rows.push(...mine);
+  }
+  return {
+    rows,
+    runs: {
+      recorded: 'r',
+      replayed: 'p',
+      streams,
+      ingress: { recorded: ingressR, replayed: ingressP },
+      shared,
+    },
+  };
+}
+
+describe('the placings of a replay’s diff', () => {
+  let db: DuckDBInstance;
+  let connection: DuckDBConnection;
+
+  async function load(rows: readonly Row[]): Promise<void> {
+    await connection.run(
+      'CREATE OR REPLACE TABLE all_messages (process_id VARCHAR, stream VARCHAR, seq BIGINT, actor VARCHAR, parent_stream VARCHAR, parent_seq BIGINT, publish_t DOUBLE, fields JSON)',
+    );
+    const appender = await connection.createAppender('all_messages');
+    for (const r of rows) {
+      appender.appendVarchar(r.p);
+      appender.appendVarchar(r.stream);
+      appender.appendBigInt(BigInt(r.seq));
+      if (r.actor === null) appender.appendNull();
+      else appender.appendVarchar(r.actor);
+      if (r.ps === null) appender.appendNull();
+      else appender.appendVarchar(r.ps);
+      if (r.pseq === null) appender.appendNull();
+      else appender.appendBigInt(BigInt(r.pseq));
+      appender.appendDouble(r.t);
+      appender.appendVarchar(r.fields);
+      appender.endRow();
+    }
+    appender.closeSync();
+  }
+
+  beforeAll(async () => {
+    db = await DuckDBInstance.create(':memory:');
+    connection = await db.connect();
+  });
+  afterAll(() => {
+    connection?.closeSync();
+    db?.closeSync();
+  });
+
+  it('agree on random trees: the same counts, the same first divergences, in the same order, with the same chains', async () => {
+    const mismatches: string[] = [];
+    for (let n = 0; n < 80; n++) {
+      seed = 1000 + n;
+      const { rows, runs } = randomRuns();
+      await load(rows);
+      const limit = pick([0, 1, 3, 10, 1000]);
+      const analytics = new TableAnalytics(connection, pick([3, 1e9, 1e9]));
+      const inLake = JSON.parse(JSON.stringify(await compareInLake(analytics, runs, limit)));
+      const inMemory = JSON.parse(JSON.stringify(await compareInMemory(analytics, runs, limit)));
+      if (!isDeepStrictEqual(inLake, inMemory)) mismatches.push(`seed ${1000 + n}`);
+    }
+    expect(mismatches).toEqual([]);
+  }, 120_000);
+
+  it('finds a tree too deep for the recursive placing, and both placings agree on it', async () => {
+    // One chain of 100 in each run: an echo whose output comes back to it; the replay's last differs.
+    const rows: Row[] = [];
+    for (const p of ['r', 'p']) {
+      for (let seq = 0; seq < 100; seq++) {
+        const fields = JSON.stringify({ n: p === 'p' && seq === 99 ? -1 : seq });
+        const parent = seq === 0 ? { ps: null, pseq: null } : { ps: 'echo', pseq: seq - 1 };
+        rows.push({ p, stream: 'echo', seq, actor: seq === 0 ? 'feed' : 'echo', ...parent, t: seq, fields });
+      }
+    }
+    await load(rows);
+    const runs: PlacedRuns = {
+      recorded: 'r',
+      replayed: 'p',
+      streams: ['echo'],
+      ingress: { recorded: ['feed'], replayed: ['feed'] },
+      shared: new Set(),
+    };
+    const analytics = new TableAnalytics(connection, 1e9);
+    const depth = await analytics.query(depthSql(runs), { processes: ['r', 'p'] });
+    expect(Number(depth.rows[0]![0])).toBe(MAX_LAKE_DEPTH);
+    const inMemory = await compareInMemory(analytics, runs, 5);
+    expect(inMemory.streams).toEqual([
+      { stream: 'echo', matched: 99, differing: 1, onlyRecorded: 0, onlyReplayed: 0 },
+    ]);
+    expect(inMemory.divergences[0]!.chain).toHaveLength(100);
+    expect(JSON.parse(JSON.stringify(await compareInLake(analytics, runs, 5)))).toEqual(
+      JSON.parse(JSON.stringify(inMemory)),
+    );
+    // A tree as deep as the limit is not too deep.
+    await load(rows.filter((r) => r.seq < MAX_LAKE_DEPTH));
+    const shallow = await analytics.query(depthSql(runs), { processes: ['r', 'p'] });
+    expect(Number(shallow.rows[0]![0])).toBe(MAX_LAKE_DEPTH - 1);
+  }, 60_000);
+});
