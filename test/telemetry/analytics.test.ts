@@ -1,4 +1,14 @@
-import { existsSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineMessage, defineSpine, System, type SystemReport } from '../../src/index.js';
@@ -325,6 +335,12 @@ describe('analytics over a persisted run', () => {
   }, 60_000);
 
   it('holds the memory it is given, spilling into its cache dir, and refuses a size it cannot read', async () => {
+    // What a killed analytics left: its process is gone (a child that exited), its files stay.
+    const child = spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' });
+    expect(child.pid).toBeGreaterThan(0);
+    const left = join(dir, 'analytics-limited', 'spill', `${child.pid}-0badf00d`);
+    mkdirSync(left, { recursive: true });
+    writeFileSync(join(left, 'duckdb_temp_block-1.block'), 'x'.repeat(4096));
     const limited = await Analytics.open({
       lake: { data: dir },
       cacheDir: join(dir, 'analytics-limited'),
@@ -336,6 +352,7 @@ describe('analytics over a persisted run', () => {
       );
       expect(String(rows[0]![0])).toMatch(/^244\.1 MiB$/);
       expect(String(rows[0]![1]).startsWith(join(dir, 'analytics-limited', 'spill'))).toBe(true);
+      expect(existsSync(left)).toBe(false);
       // A sort larger than the limit spills and completes.
       const sorted = await limited.query(
         'SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) AS h FROM range(6000000) t(i) ORDER BY h)',
@@ -344,10 +361,10 @@ describe('analytics over a persisted run', () => {
     } finally {
       await limited.close();
     }
-    for (const memoryLimit of ['lots', '12', '-1GB', '']) {
+    for (const memoryLimit of ['lots', '12', '-1GB', '', '0B', '1MB', '99999999999TB']) {
       await expect(
         Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics-bad'), memoryLimit }),
-      ).rejects.toThrow(/'memoryLimit' must be a size such as '1GB'/);
+      ).rejects.toThrow(/'memoryLimit' must be a size from 64MiB to 1024TiB such as '1GB'/);
     }
   }, 120_000);
 

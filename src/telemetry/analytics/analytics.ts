@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance, Json } from '@duckdb/node-api';
 import { makeDirectoriesSync } from '../../directories.js';
@@ -171,6 +172,7 @@ export class Analytics extends AnalyticsQuestions {
     // Queries: no file outside the partitions is readable, and nothing can change that. DuckDB
     // loads here, not when the module is imported (RemoteAnalytics needs none of it).
     const { DuckDBInstance } = await import('@duckdb/node-api');
+    sweepSpill(join(cache, 'spill'));
     const queryDb = await DuckDBInstance.create(':memory:', {
       // Its own directory: two analytics over one cache dir (a server and a CLI) spill apart.
       temp_directory: join(cache, 'spill', `${process.pid}-${randomUUID().slice(0, 8)}`),
@@ -468,4 +470,27 @@ function escapedSize(text: string): number {
     else if (c < 0x20) size += 5;
   }
   return size;
+}
+
+/**
+ * Removes what analytics of processes that are gone left in `dir` (a query's spill files, under
+ * `<pid>-<id>`): a clean close removes its own, a killed process's stay. A directory of a live
+ * process (this one's, another's on this machine) is left alone.
+ */
+function sweepSpill(dir: string): void {
+  for (const entry of readdirSync(dir)) {
+    const pid = Number(/^(\d+)-/.exec(entry)?.[1]);
+    if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
+    rmSync(join(dir, entry), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: alive, another user's.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -90,10 +90,30 @@ export function scopeProcesses(scope: Pick<QueryScope, 'process' | 'processes'>)
 
 /** A DuckDB memory size (`'1GB'`, `'512 MiB'`), or a `ConfigError` naming the option. */
 export function checkMemoryLimit(value: unknown): string {
-  if (typeof value !== 'string' || !/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(value.trim())) {
+  const match = typeof value === 'string' ? /^(\d+(?:\.\d+)?)\s*([KMGT]?i?B)$/i.exec(value.trim()) : null;
+  const unit = match?.[2]?.toUpperCase();
+  const scale = unit === undefined ? undefined : MEMORY_UNITS[unit];
+  const bytes = scale === undefined ? Number.NaN : Number(match![1]) * scale;
+  if (!(bytes >= MIN_MEMORY_BYTES && bytes <= MAX_MEMORY_BYTES)) {
     throw new ConfigError(
-      `analytics option 'memoryLimit' must be a size such as '1GB' or '512MiB', got ${JSON.stringify(value)}`,
+      `analytics option 'memoryLimit' must be a size from 64MiB to 1024TiB such as '1GB' or '512MiB', got ${JSON.stringify(value)}`,
     );
   }
-  return value.trim();
+  return `${Math.floor(bytes)}B`;
 }
+
+/** Bytes per unit of a memory size, as DuckDB reads them (KB: 1000, KiB: 1024). */
+const MEMORY_UNITS: Readonly<Record<string, number>> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  KIB: 2 ** 10,
+  MIB: 2 ** 20,
+  GIB: 2 ** 30,
+  TIB: 2 ** 40,
+};
+/** Less and no query runs (DuckDB's buffers alone); more and DuckDB refuses the setting. */
+const MIN_MEMORY_BYTES = 64 * 2 ** 20;
+const MAX_MEMORY_BYTES = 1024 * 2 ** 40;
