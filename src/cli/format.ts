@@ -66,14 +66,18 @@ export interface DrawnNode {
 /** A tree drawn with box-drawing lines, one node per line. */
 export function drawTree(root: DrawnNode): string {
   const lines = [root.line];
-  const walk = (node: DrawnNode, prefix: string) => {
-    node.children.forEach((child, i) => {
-      const last = i === node.children.length - 1;
-      lines.push(`${prefix}${last ? '└─ ' : '├─ '}${child.line}`);
-      walk(child, `${prefix}${last ? '   ' : '│  '}`);
-    });
+  // Depth first with a stack of our own: a chain may be thousands deep.
+  const stack: { node: DrawnNode; prefix: string; last: boolean }[] = [];
+  const push = (node: DrawnNode, prefix: string) => {
+    for (let i = node.children.length - 1; i >= 0; i--) {
+      stack.push({ node: node.children[i]!, prefix, last: i === node.children.length - 1 });
+    }
   };
-  walk(root, '');
+  push(root, '');
+  for (let at = stack.pop(); at !== undefined; at = stack.pop()) {
+    lines.push(`${at.prefix}${at.last ? '└─ ' : '├─ '}${at.node.line}`);
+    push(at.node, `${at.prefix}${at.last ? '   ' : '│  '}`);
+  }
   return lines.join('\n');
 }
 

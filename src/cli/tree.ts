@@ -25,7 +25,15 @@ function drawnNode(node: TreeNode): DrawnNode {
     node.hopNs === 0 && node.publishNs === 0 ? '' : ` ${dim('hop')} ${yellow(duration(node.hopNs))}`;
   return {
     line: `${bold(`${node.stream} #${node.seq}`)} ${cyan(node.actor ?? '?')} ${abridge(node.fields)} ${dim('at')} +${duration(node.publishNs)}${hop}${handled ? ` ${dim(`handled by ${handled}`)}` : ''}`,
-    children: node.children.map(drawnNode),
+    children:
+      node.cut === undefined
+        ? node.children.map(drawnNode)
+        : [
+            {
+              line: dim(`… ${node.cut.toLocaleString('en-US')} more messages below, not drawn`),
+              children: [],
+            },
+          ],
   };
 }
 

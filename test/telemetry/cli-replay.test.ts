@@ -663,6 +663,48 @@ describe('dorsal replay of other recordings', () => {
     }
   }, 120_000);
 
+  it('of a chain 3,000 deep, by the CLI: run draws its tree cut at 256 levels, tree --json says what was cut, replay draws a divergence 3,000 deep', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-echo-');
+    try {
+      // Drawn by recursion, each of these overflowed the stack.
+      const run = await runDorsal(['run', `${FIXTURES}/echo.system.ts`, '--seconds', '1', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain('… 2,745 more messages below, not drawn');
+      const tree = await runDorsal(['tree', '--message', 'ticks:0', '--data', dir, '--json']);
+      expect(tree.code, tree.stderr).toBe(0);
+      const [whole] = JSON.parse(tree.stdout) as {
+        nodes: number;
+        root: { children: unknown[]; cut?: number };
+      }[];
+      expect(whole!.nodes).toBe(3001);
+      let level = whole!.root;
+      let depth = 0;
+      while (level.children.length > 0) {
+        level = level.children[0] as typeof level;
+        depth++;
+      }
+      expect([depth, level.cut]).toEqual([255, 2745]);
+      const { code, stdout, stderr } = await runDorsal([
+        'replay',
+        '--system',
+        `${FIXTURES}/echo-changed.system.ts`,
+        '--speed',
+        'max',
+        '--diff',
+        '--data',
+        dir,
+      ]);
+      expect(code, stderr).toBe(1);
+      expect(stdout).toMatch(/orders #2999 differs from its replayed twin #2999/);
+      // The chain from the tick down to it, one line a message.
+      expect(stdout.split('\n').filter((l) => /orders #\d+ echo/.test(l)).length).toBeGreaterThanOrEqual(
+        3000,
+      );
+    } finally {
+      cleanup();
+    }
+  }, 180_000);
+
   it('of a chain 3,000 deep (a feedback loop): placed in memory, not by a recursive query that outruns a 5 s query limit', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-deep-');
     const serve = await startDorsalServe([

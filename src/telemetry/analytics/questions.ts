@@ -55,6 +55,12 @@ export interface TreeNode {
   /** Its timing records: each actor that handled it. */
   readonly handled: readonly Handling[];
   readonly children: readonly TreeNode[];
+  /**
+   * Messages below this one left out of `children` (counted in the tree's `nodes` and latency):
+   * a tree is kept `MAX_TREE_DEPTH` levels deep at most (a feedback loop makes one as deep as
+   * the run, which no reader could take in, and JSON could not hold).
+   */
+  readonly cut?: number;
 }
 
 /** A message tree: an ingress message and everything it caused, joined by parent ids. */
@@ -243,6 +249,9 @@ interface Draft {
   children: Draft[];
 }
 
+/** Levels of a tree kept at most (see `TreeNode.cut`). */
+export const MAX_TREE_DEPTH = 256;
+
 /** Joins messages into trees by parent ids, with each message's timing records. */
 function assembleTrees(
   process: string,
@@ -296,31 +305,60 @@ function assembleTrees(
   return roots.map((root) => {
     let nodes = 0;
     let latencyNs = 0;
-    const finish = (draft: Draft, parentPublishT: number): TreeNode => {
-      nodes++;
-      const publishNs = draft.publishT - draft.originT;
-      latencyNs = Math.max(latencyNs, publishNs, ...draft.handled.map((h) => h.latencyNs));
-      draft.children.sort(
-        (a, b) => a.publishT - b.publishT || a.stream.localeCompare(b.stream) || a.seq - b.seq,
-      );
+    const node = (draft: Draft, parentPublishT: number, children: TreeNode[]): TreeNode => {
       draft.handled.sort((a, b) => a.startNs - b.startNs);
       return {
         stream: draft.stream,
         seq: draft.seq,
         actor: draft.actor,
         fields: draft.fields,
-        publishNs,
+        publishNs: draft.publishT - draft.originT,
         hopNs: draft.publishT - parentPublishT,
         publishTime: draft.publishTime,
         handled: draft.handled,
-        children: draft.children.map((child) => finish(child, draft.publishT)),
+        children,
       };
     };
-    const tree = finish(root, root.publishT);
+    // Depth first with a stack of our own (a chain may be as deep as the run), children in
+    // publication order; below MAX_TREE_DEPTH, messages are counted, not kept.
+    const top: TreeNode[] = [];
+    const stack: { draft: Draft; parentPublishT: number; depth: number; into: TreeNode[] | undefined }[] = [
+      { draft: root, parentPublishT: root.publishT, depth: 0, into: top },
+    ];
+    const cutAt = new Map<TreeNode, number>();
+    let cutting: TreeNode | undefined;
+    for (let at = stack.pop(); at !== undefined; at = stack.pop()) {
+      const { draft, parentPublishT, depth, into } = at;
+      nodes++;
+      latencyNs = Math.max(latencyNs, draft.publishT - draft.originT);
+      for (const h of draft.handled) latencyNs = Math.max(latencyNs, h.latencyNs);
+      draft.children.sort(
+        (a, b) => a.publishT - b.publishT || a.stream.localeCompare(b.stream) || a.seq - b.seq,
+      );
+      let children: TreeNode[] | undefined;
+      if (into !== undefined) {
+        const made = node(draft, parentPublishT, []);
+        into.push(made);
+        if (depth + 1 < MAX_TREE_DEPTH) children = made.children as TreeNode[];
+        else if (draft.children.length > 0) {
+          cutting = made;
+          cutAt.set(made, 0);
+        }
+      } else cutAt.set(cutting!, cutAt.get(cutting!)! + 1);
+      for (let i = draft.children.length - 1; i >= 0; i--) {
+        stack.push({
+          draft: draft.children[i]!,
+          parentPublishT: draft.publishT,
+          depth: depth + 1,
+          into: children,
+        });
+      }
+    }
+    for (const [made, below] of cutAt) (made as { cut?: number }).cut = below;
     return {
       process,
       originT: root.originT,
-      root: tree,
+      root: top[0]!,
       nodes,
       latencyNs,
       missingParent: root.parent !== null,
