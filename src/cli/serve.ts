@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { checkAnalyticsCacheDir } from '../telemetry/analytics/cache-dir.js';
 import { LazyAnalytics } from '../telemetry/analytics/lazy.js';
-import { checkMemoryLimit } from '../telemetry/analytics/query.js';
 import { analyticsQueryRoute } from '../telemetry/analytics/route.js';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
 import {
@@ -19,6 +18,7 @@ import { viewRoutes } from '../telemetry/views/routes.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
 import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
 import { describeRetention } from './retention.js';
+import { memorySize } from './source.js';
 
 interface ServeOptions extends LakeOptions {
   readonly host: string;
@@ -211,13 +211,4 @@ export function serveCommand(): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-}
-
-/** `--query-memory`: a size DuckDB reads ('2GB', '512MiB'). */
-function memorySize(value: string): string {
-  try {
-    return checkMemoryLimit(value);
-  } catch {
-    throw new InvalidArgumentError("expected a size such as '2GB' or '512MiB'");
-  }
 }

@@ -3,6 +3,7 @@ import { isAbsolute, join, relative, sep } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { realPathOf } from '../directories.js';
 import { DorsalError } from '../errors.js';
+import { checkMemoryLimit } from '../telemetry/analytics/query.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 
@@ -13,6 +14,8 @@ export interface SourceOptions {
   readonly key?: string;
   readonly process?: string;
   readonly json?: boolean;
+  /** The embedded analytics' memory at most (DuckDB's `memory_limit`). */
+  readonly queryMemory?: string;
 }
 
 /** A command's failure that the user can act on: one line, exit 1. */
@@ -32,6 +35,14 @@ export function withSourceOptions(command: Command, withProcess = true): Command
       new Option('--url <url>', 'read through a dorsal serve instead (http://host:port)').env('DORSAL_URL'),
     )
     .addOption(new Option('--key <key>', "the server's API key").env('DORSAL_KEY'))
+    .addOption(
+      new Option(
+        '--query-memory <size>',
+        "with --data, the analytics' memory at most, e.g. 2GB (default DuckDB's: 80% of RAM); past it, queries spill to disk",
+      )
+        .env('DORSAL_QUERY_MEMORY')
+        .argParser(memorySize),
+    )
     .option('--json', 'print JSON for scripts instead of tables', false);
   // One process: a second --process would otherwise silently replace the first.
   if (withProcess)
@@ -87,6 +98,7 @@ export async function openSource(options: SourceOptions): Promise<Source> {
   const analytics = await Analytics.open({
     lake: { data: options.data },
     cacheDir: join(options.data, 'analytics'),
+    ...(options.queryMemory === undefined ? {} : { memoryLimit: options.queryMemory }),
   });
   return { analytics, where: options.data, close: () => analytics.close() };
 }
@@ -161,5 +173,14 @@ export async function withSource<T>(
     return await work(source);
   } finally {
     await source.close();
+  }
+}
+
+/** `--query-memory`: a size DuckDB reads ('2GB', '512MiB'). */
+export function memorySize(value: string): string {
+  try {
+    return checkMemoryLimit(value);
+  } catch {
+    throw new InvalidArgumentError("expected a size from 64MiB to 1024TiB, such as '2GB' or '512MiB'");
   }
 }

@@ -49,7 +49,11 @@ describe('dorsal given a target that is not what it should be', () => {
       String(512 * 1024 * 1024),
       /--query-bytes .* expected an integer in \[1024, 268435456\]/,
     ],
-    ['--query-memory', 'lots', /--query-memory .* expected a size such as '2GB' or '512MiB'/],
+    [
+      '--query-memory',
+      'lots',
+      /--query-memory .* expected a size from 64MiB to 1024TiB, such as '2GB' or '512MiB'/,
+    ],
   ] as const) {
     it(`serve refuses ${option} ${value}, in one line`, async () => {
       const child = spawnDorsal(['serve', '--data', lake, '--port', '0', option, value]);
@@ -65,6 +69,21 @@ describe('dorsal given a target that is not what it should be', () => {
       expect(stderr).toMatch(message);
     }, 30_000);
   }
+
+  it('a command over the embedded lake holds the analytics to --query-memory (or DORSAL_QUERY_MEMORY), and refuses a size it cannot take', async () => {
+    const sql = "SELECT current_setting('memory_limit') AS m";
+    const given = await runDorsal(['query', sql, '--data', lake, '--query-memory', '256MB', '--json']);
+    expect(given.code, given.stderr).toBe(0);
+    expect(given.stdout).toContain('244.1 MiB');
+    const fromEnv = await runDorsal(['query', sql, '--data', lake, '--json'], {
+      DORSAL_QUERY_MEMORY: '1GiB',
+    });
+    expect(fromEnv.code, fromEnv.stderr).toBe(0);
+    expect(fromEnv.stdout).toContain('1.0 GiB');
+    const tiny = await runDorsal(['query', 'SELECT 1', '--data', lake, '--query-memory', '1MB']);
+    expect(tiny.code).toBe(1);
+    expect(tiny.stderr).toMatch(/--query-memory .* expected a size from 64MiB to 1024TiB/);
+  }, 60_000);
 
   it('trace and report refuse an -o inside the lake, and leave the lake as it was', async () => {
     const before = readFileSync(join(lake, 'lake.sqlite'));
