@@ -663,6 +663,23 @@ describe('dorsal replay of other recordings', () => {
     }
   }, 120_000);
 
+  it('of a chain 3,000 deep: tree --message of a message below the 256 levels kept finds its tree (it said the message vanished)', async () => {
+    const { dir, cleanup } = tempDir('dorsal-tree-deep-');
+    try {
+      const run = await runDorsal(['run', `${FIXTURES}/echo.system.ts`, '--seconds', '1', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      // orders #254 is at depth 255 (the tick is the root), the deepest kept; the ones below are cut.
+      for (const message of ['orders:254', 'orders:255', 'orders:2999']) {
+        const tree = await runDorsal(['tree', '--message', message, '--data', dir, '--json']);
+        expect(tree.code, `${message}: ${tree.stderr}`).toBe(0);
+        const [whole] = JSON.parse(tree.stdout) as { nodes: number; root: { stream: string; seq: number } }[];
+        expect([whole!.root.stream, whole!.root.seq, whole!.nodes]).toEqual(['ticks', 0, 3001]);
+      }
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+
   it('of a chain 3,000 deep, by the CLI: run draws its tree cut at 256 levels, tree --json says what was cut, replay draws a divergence 3,000 deep', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-echo-');
     try {
