@@ -186,8 +186,8 @@ export abstract class AnalyticsQuestions {
     if (typeof origin !== 'string') {
       throw new QueryRefusedError(`tree: no message ${options.stream} #${options.seq} in process ${process}`);
     }
-    const trees = await this.treesOf(process, [origin], scope);
-    const tree = trees.find((t) => contains(t.root, options.stream, options.seq));
+    // The tree is its root's: the message itself may be below the levels kept (see `TreeNode.cut`).
+    const [tree] = await this.treesOf(process, [origin], scope, { stream: options.stream, seq: options.seq });
     if (tree === undefined)
       throw new QueryRefusedError(`tree: message ${options.stream} #${options.seq} vanished`);
     return tree;
@@ -220,6 +220,7 @@ export abstract class AnalyticsQuestions {
     process: string,
     origins: readonly string[],
     scope: QueryScope,
+    of?: { readonly stream: string; readonly seq: number },
   ): Promise<MessageTree[]> {
     if (origins.length === 0) return [];
     const within = `origin_t IN (${origins.map((o) => `${quoteLiteral(o)}::DOUBLE`).join(', ')})`;
@@ -232,7 +233,7 @@ export abstract class AnalyticsQuestions {
     );
     const messages = rows.filter((r) => r[0] === 'm').map((r) => r.slice(1, 10));
     const timings = rows.filter((r) => r[0] === 't').map((r) => [r[1], r[2], r[3], r[6], r[10], r[11]]);
-    return assembleTrees(process, messages, timings);
+    return assembleTrees(process, messages, timings, of);
   }
 }
 
@@ -252,11 +253,15 @@ interface Draft {
 /** Levels of a tree kept at most (see `TreeNode.cut`). */
 export const MAX_TREE_DEPTH = 256;
 
-/** Joins messages into trees by parent ids, with each message's timing records. */
+/**
+ * Joins messages into trees by parent ids, with each message's timing records; with `of`, only
+ * the tree that holds that message (none if no tree does).
+ */
 function assembleTrees(
   process: string,
   messages: readonly (readonly unknown[])[],
   timings: readonly (readonly unknown[])[],
+  of?: { readonly stream: string; readonly seq: number },
 ): MessageTree[] {
   const key = (stream: unknown, seq: unknown) => `${String(stream)}#${Number(seq)}`;
   const drafts = new Map<string, Draft>();
@@ -301,6 +306,17 @@ function assembleTrees(
     const parent = draft.parent === null ? undefined : drafts.get(draft.parent);
     if (parent !== undefined && parent.originT === draft.originT) parent.children.push(draft);
     else roots.push(draft);
+  }
+  if (of !== undefined) {
+    // Up from the message to its root, as the children were joined above (at most a step per
+    // message: parents that loop lead to no root).
+    let at = drafts.get(key(of.stream, of.seq));
+    for (let steps = 0; at !== undefined && steps <= drafts.size; steps++) {
+      const parent = at.parent === null ? undefined : drafts.get(at.parent);
+      if (parent === undefined || parent.originT !== at.originT) break;
+      at = parent;
+    }
+    roots.splice(0, roots.length, ...(at !== undefined && roots.includes(at) ? [at] : []));
   }
   return roots.map((root) => {
     let nodes = 0;
@@ -364,10 +380,6 @@ function assembleTrees(
       missingParent: root.parent !== null,
     };
   });
-}
-
-function contains(node: TreeNode, stream: string, seq: number): boolean {
-  return (node.stream === stream && node.seq === seq) || node.children.some((c) => contains(c, stream, seq));
 }
 
 function parseFields(value: unknown): Record<string, unknown> {
