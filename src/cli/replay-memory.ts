@@ -225,21 +225,16 @@ export function compareRuns(
     recorded.rootOrder.get(root) ??
     recorded.rootOrder.size + (replayed.rootOrder.get(root) ?? Number.MAX_SAFE_INTEGER);
   const streamRank = new Map([...counts.keys()].map((s, i) => [s, i]));
-  /** Root rank, then the path: each step by stream, then index; an ancestor before its descendants. */
-  const sortKey = (message: PlacedMessage): number[] => [
-    rank(message.root),
-    ...chainOf(message)
-      .slice(1)
-      .flatMap((m) => [streamRank.get(m.stream) ?? 0, m.index]),
-  ];
-  const keyed = found.map((f) => ({ f, key: sortKey((f.recorded ?? f.replayed)!) }));
-  keyed.sort((x, y) => {
-    for (let i = 0; i < Math.min(x.key.length, y.key.length); i++) {
-      const d = x.key[i]! - y.key[i]!;
-      if (d !== 0) return d;
-    }
-    return x.key.length - y.key.length;
-  });
+  // Root rank, then the path: each step by stream, then index; an ancestor before its descendants
+  // (ties in the order found). Each message's key is that path; as a whole per message, the keys
+  // of a chain as deep as the run grow with the square of its depth: they are a trie's nodes here,
+  // numbered in its order.
+  const order = pathOrder(
+    found.map((f) => (f.recorded ?? f.replayed)!),
+    (m) => (m.parent === undefined ? [rank(m.root)] : [streamRank.get(m.stream) ?? 0, m.index]),
+  );
+  const keyed = found.map((f) => ({ f, key: order.get((f.recorded ?? f.replayed)!)! }));
+  keyed.sort((x, y) => x.key - y.key);
   const divergences = keyed.slice(0, limit).map(({ f }): Divergence => {
     const either = (f.recorded ?? f.replayed)!;
     const chain = chainOf(either);
@@ -264,6 +259,58 @@ export function compareRuns(
     streams: rows,
     divergences,
   };
+}
+
+interface PathNode {
+  readonly step: readonly number[];
+  readonly children: Map<string, PathNode>;
+  order: number;
+}
+
+/**
+ * Each message's rank in the lexicographic order of its path (the steps of its chain from the
+ * root, each `step(m)`), a prefix first: the paths are put in a trie (messages of equal paths
+ * share a node), then numbered depth first, children in the order of their steps.
+ */
+function pathOrder(
+  messages: readonly PlacedMessage[],
+  step: (m: PlacedMessage) => readonly number[],
+): Map<PlacedMessage, number> {
+  const top: PathNode = { step: [], children: new Map(), order: 0 };
+  const nodes = new Map<PlacedMessage, PathNode>();
+  const chain: PlacedMessage[] = [];
+  for (const message of messages) {
+    // Up to the nearest ancestor with a node, then down (no recursion: chains may be long).
+    for (let at: PlacedMessage | undefined = message; at !== undefined && !nodes.has(at); at = at.parent)
+      chain.push(at);
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const m = chain[i]!;
+      const parent = m.parent === undefined ? top : nodes.get(m.parent)!;
+      const s = step(m);
+      const key = s.join(',');
+      let node = parent.children.get(key);
+      if (node === undefined) {
+        node = { step: s, children: new Map(), order: 0 };
+        parent.children.set(key, node);
+      }
+      nodes.set(m, node);
+    }
+    chain.length = 0;
+  }
+  const byStep = (a: PathNode, b: PathNode) => {
+    for (let i = 0; i < Math.min(a.step.length, b.step.length); i++) {
+      const d = a.step[i]! - b.step[i]!;
+      if (d !== 0) return d;
+    }
+    return a.step.length - b.step.length;
+  };
+  let next = 0;
+  const stack = [...top.children.values()].sort(byStep).reverse();
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    node.order = next++;
+    stack.push(...[...node.children.values()].sort(byStep).reverse());
+  }
+  return new Map(messages.map((m) => [m, nodes.get(m)!.order]));
 }
 
 /** Both runs read and placed here, then compared (see `compareRuns`). */
