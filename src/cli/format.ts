@@ -63,20 +63,25 @@ export interface DrawnNode {
   readonly children: readonly DrawnNode[];
 }
 
-/** A tree drawn with box-drawing lines, one node per line. */
-export function drawTree(root: DrawnNode): string {
+/**
+ * A tree drawn with box-drawing lines, one node per line. Below `maxIndent` levels, lines are
+ * indented no further (a chain thousands deep, each level a step more, would be drawn in a
+ * number of characters that grows with the square of its depth).
+ */
+export function drawTree(root: DrawnNode, maxIndent = Number.POSITIVE_INFINITY): string {
   const lines = [root.line];
   // Depth first with a stack of our own: a chain may be thousands deep.
-  const stack: { node: DrawnNode; prefix: string; last: boolean }[] = [];
-  const push = (node: DrawnNode, prefix: string) => {
+  const stack: { node: DrawnNode; prefix: string; last: boolean; depth: number }[] = [];
+  const push = (node: DrawnNode, prefix: string, depth: number) => {
     for (let i = node.children.length - 1; i >= 0; i--) {
-      stack.push({ node: node.children[i]!, prefix, last: i === node.children.length - 1 });
+      stack.push({ node: node.children[i]!, prefix, last: i === node.children.length - 1, depth });
     }
   };
-  push(root, '');
+  push(root, '', 1);
   for (let at = stack.pop(); at !== undefined; at = stack.pop()) {
     lines.push(`${at.prefix}${at.last ? '└─ ' : '├─ '}${at.node.line}`);
-    push(at.node, `${at.prefix}${at.last ? '   ' : '│  '}`);
+    const deeper = at.depth < maxIndent ? `${at.prefix}${at.last ? '   ' : '│  '}` : at.prefix;
+    push(at.node, deeper, at.depth + 1);
   }
   return lines.join('\n');
 }

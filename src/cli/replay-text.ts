@@ -13,6 +13,9 @@ function value(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+/** Levels of a chain drawn each indented one step more; the deeper ones line up below them. */
+const CHAIN_INDENT = 64;
+
 /** The chain from the root to the divergent message, drawn as a tree; the last line is the message. */
 function drawChain(chain: readonly DivergentMessage[], mark: string): string {
   const line = (m: DivergentMessage, last: boolean) =>
@@ -21,7 +24,11 @@ function drawChain(chain: readonly DivergentMessage[], mark: string): string {
   for (let i = chain.length - 1; i >= 0; i--) {
     node = { line: line(chain[i]!, i === chain.length - 1), children: node === undefined ? [] : [node] };
   }
-  return node === undefined ? '' : drawTree(node);
+  if (node === undefined) return '';
+  const drawn = drawTree(node, CHAIN_INDENT);
+  return chain.length > CHAIN_INDENT + 1
+    ? `${dim(`(${count(chain.length)} messages deep: from the ${ordinal(CHAIN_INDENT + 1)} down, each below the one before)`)}\n${drawn}`
+    : drawn;
 }
 
 function indent(text: string, by = '   '): string {
