@@ -52,23 +52,85 @@ export interface ReplayDiff {
   readonly divergences: readonly Divergence[];
 }
 
-/** A message's fields, parsed (their JSON text if it does not parse). */
-export function parseFields(text: string): Record<string, unknown> {
+/**
+ * A JSON object's members as their values' texts, in order (undefined if `text` is no JSON
+ * object): what two messages' fields are compared by, exactly. Parsed into numbers, an i64 past
+ * 2^53 loses its last digits and `1.0` equals `1`.
+ */
+function memberTexts(text: string): Map<string, string> | undefined {
+  let members: Record<string, unknown>;
   try {
-    const value = JSON.parse(text) as unknown;
-    if (typeof value === 'object' && value !== null) return value as Record<string, unknown>;
-  } catch {}
-  return { fields: text };
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+    members = parsed as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  // Valid JSON: a scan for each member's value text, over strings (and their escapes) and nesting.
+  const out = new Map<string, string>();
+  const keys = Object.keys(members);
+  let at = text.indexOf('{') + 1;
+  const skipSpace = () => {
+    while (at < text.length && /\s/.test(text[at]!)) at++;
+  };
+  const skipString = () => {
+    for (at++; text[at] !== '"'; at++) if (text[at] === '\\') at++;
+    at++;
+  };
+  for (;;) {
+    skipSpace();
+    if (text[at] !== '"') break;
+    const keyStart = at;
+    skipString();
+    const key = JSON.parse(text.slice(keyStart, at)) as string;
+    skipSpace();
+    at++; // ':'
+    skipSpace();
+    const valueStart = at;
+    for (let depth = 0; at < text.length; ) {
+      const c = text[at]!;
+      if (c === '"') skipString();
+      else if (c === '{' || c === '[') {
+        depth++;
+        at++;
+      } else if (c === '}' || c === ']') {
+        if (depth === 0) break;
+        depth--;
+        at++;
+      } else if (c === ',' && depth === 0) break;
+      else at++;
+    }
+    out.set(key, text.slice(valueStart, at).trimEnd());
+    if (text[at] === ',') at++;
+  }
+  // Repeated keys: the last one stands, as JSON.parse has it.
+  return out.size === keys.length ? out : undefined;
 }
 
-/** The fields whose values differ (none when the texts differ in field order only). */
+/** A member's value for people: parsed, but a number its parse would change kept as its text. */
+function shownValue(text: string): unknown {
+  const value = JSON.parse(text) as unknown;
+  return typeof value === 'number' && String(value) !== text ? text : value;
+}
+
+/** A message's fields, parsed (their JSON text if it does not parse). */
+export function parseFields(text: string): Record<string, unknown> {
+  const members = memberTexts(text);
+  if (members === undefined) return { fields: text };
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of members) out[key] = shownValue(value);
+  return out;
+}
+
+/** The fields whose values differ, exactly (none when the texts differ in field order only). */
 export function fieldDifferences(recorded: string, replayed: string): Divergence['fields'] {
-  const a = parseFields(recorded);
-  const b = parseFields(replayed);
-  const names = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+  const a = memberTexts(recorded) ?? new Map([['fields', JSON.stringify(recorded)]]);
+  const b = memberTexts(replayed) ?? new Map([['fields', JSON.stringify(replayed)]]);
+  const names = [...new Set([...a.keys(), ...b.keys()])];
+  const shownOf = (text: string | undefined) => (text === undefined ? null : shownValue(text));
   return names
-    .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
-    .map((k) => ({ field: k, recorded: a[k] ?? null, replayed: b[k] ?? null }));
+    .filter((k) => a.get(k) !== b.get(k))
+    .map((k) => ({ field: k, recorded: shownOf(a.get(k)), replayed: shownOf(b.get(k)) }));
 }
 
 /** Divergences whose chains are read in one query (their rows are read in pages). */
