@@ -9,6 +9,7 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineMessage, defineSpine, System, type SystemReport } from '../../src/index.js';
@@ -338,7 +339,11 @@ describe('analytics over a persisted run', () => {
     // What a killed analytics left: its process is gone (a child that exited), its files stay.
     const child = spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' });
     expect(child.pid).toBeGreaterThan(0);
-    const left = join(dir, 'analytics-limited', 'spill', `${child.pid}-0badf00d`);
+    const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
+    const left = join(dir, 'analytics-limited', 'spill', `${host}-${child.pid}-0badf00d`);
+    // Another machine's, on a shared disk: never this host's to judge.
+    const elsewhere = join(dir, 'analytics-limited', 'spill', `not-${host}-${child.pid}-0badf00d`);
+    mkdirSync(elsewhere, { recursive: true });
     mkdirSync(left, { recursive: true });
     writeFileSync(join(left, 'duckdb_temp_block-1.block'), 'x'.repeat(4096));
     const limited = await Analytics.open({
@@ -353,6 +358,7 @@ describe('analytics over a persisted run', () => {
       expect(String(rows[0]![0])).toMatch(/^244\.1 MiB$/);
       expect(String(rows[0]![1]).startsWith(join(dir, 'analytics-limited', 'spill'))).toBe(true);
       expect(existsSync(left)).toBe(false);
+      expect(existsSync(elsewhere)).toBe(true);
       // A sort larger than the limit spills and completes.
       const sorted = await limited.query(
         'SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) AS h FROM range(6000000) t(i) ORDER BY h)',

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance, Json } from '@duckdb/node-api';
 import { makeDirectoriesSync } from '../../directories.js';
@@ -175,7 +176,7 @@ export class Analytics extends AnalyticsQuestions {
     sweepSpill(join(cache, 'spill'));
     const queryDb = await DuckDBInstance.create(':memory:', {
       // Its own directory: two analytics over one cache dir (a server and a CLI) spill apart.
-      temp_directory: join(cache, 'spill', `${process.pid}-${randomUUID().slice(0, 8)}`),
+      temp_directory: join(cache, 'spill', `${spillHost()}-${process.pid}-${randomUUID().slice(0, 8)}`),
       ...(memoryLimit === undefined ? {} : { memory_limit: memoryLimit }),
     });
     const setup = await queryDb.connect();
@@ -411,7 +412,12 @@ export class Analytics extends AnalyticsQuestions {
       return { processId: b.processId, document: parse(payload.objects) };
     } catch (error) {
       this.documentBlocks.delete(b.blockId);
-      return { processId: b.processId, error: `block ${b.blockId}: ${messageOf(error)}` };
+      const message = messageOf(error);
+      // The lake's own errors name the block already.
+      return {
+        processId: b.processId,
+        error: message.includes(b.blockId) ? message : `block ${b.blockId}: ${message}`,
+      };
     }
   }
 
@@ -478,11 +484,23 @@ function escapedSize(text: string): number {
  * process (this one's, another's on this machine) is left alone.
  */
 function sweepSpill(dir: string): void {
-  for (const entry of readdirSync(dir)) {
-    const pid = Number(/^(\d+)-/.exec(entry)?.[1]);
-    if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
-    rmSync(join(dir, entry), { recursive: true, force: true });
+  // Only this host's: a cache dir on a shared disk may hold another machine's live ones.
+  const mine = `${spillHost()}-`;
+  try {
+    for (const entry of readdirSync(dir)) {
+      if (!entry.startsWith(mine)) continue;
+      const pid = Number(/^(\d+)-/.exec(entry.slice(mine.length))?.[1]);
+      if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
+      rmSync(join(dir, entry), { recursive: true, force: true });
+    }
+  } catch {
+    // Best effort: what cannot be removed now is tried again at the next open.
   }
+}
+
+/** This host's name as a spill directory's prefix (no path separator, no dash to split on). */
+function spillHost(): string {
+  return hostname().replace(/[^A-Za-z0-9.]/g, '_');
 }
 
 function alive(pid: number): boolean {
