@@ -1,4 +1,4 @@
-import { readdirSync, renameSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -223,11 +223,26 @@ describe("a run's counts in the lake", () => {
           ).rows;
         const [first] = await ask();
         expect(first![0]).toBeNull();
-        expect(String(first![1])).toMatch(/^block [0-9a-f-]+: /);
+        expect(String(first![1])).toMatch(/^block [0-9a-f-]+: no blob at /);
         renameSync(`${blob!}.away`, blob!);
         expect(await ask()).toEqual([[4, null]]);
       } finally {
         await analytics.close();
+      }
+      // Damaged rather than gone (read by analytics of their own): the lake's error names the block, once.
+      const whole = readFileSync(blob!);
+      writeFileSync(blob!, whole.subarray(0, whole.length >> 1));
+      const fresh = await Analytics.open({ lake: { data: lake }, cacheDir: join(lake, 'analytics-2') });
+      try {
+        const [damaged] = (
+          await fresh.query('SELECT refused::INTEGER, error FROM run_counts', { process: run.processId })
+        ).rows;
+        const error = String(damaged![1]);
+        const id = /^block ([0-9a-f-]+) \(blob /.exec(error)?.[1];
+        expect(id, error).toBeDefined();
+        expect(error.split(id!).length, error).toBe(3); // the block, and its blob's name
+      } finally {
+        await fresh.close();
       }
     } finally {
       clean();

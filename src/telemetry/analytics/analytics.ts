@@ -416,7 +416,7 @@ export class Analytics extends AnalyticsQuestions {
       // The lake's own errors name the block already.
       return {
         processId: b.processId,
-        error: message.includes(b.blockId) ? message : `block ${b.blockId}: ${message}`,
+        error: message.startsWith(`block ${b.blockId}`) ? message : `block ${b.blockId}: ${message}`,
       };
     }
   }
