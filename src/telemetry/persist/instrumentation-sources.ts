@@ -55,6 +55,11 @@ export function droppedSince(
   };
 }
 
+/** Every event those drops count (none for a source that is no instrumentation queue). */
+export function dropsTotal(drops: InstrumentationDrops | undefined): number {
+  return drops === undefined ? 0 : drops.strings + drops.depth;
+}
+
 /**
  * The dependencies of an instrumentation block: its `BlockCoverage` (`coverage`: first_seq,
  * end_seq, lost_total, poisoned_total), one `SourceDrops`, then a `StringEntry` per string id

@@ -20,7 +20,12 @@ import {
   type StreamInfo,
 } from '../wire/index.js';
 import { documentBlock } from './documents.js';
-import { droppedSince, instrumentationDependencies, threadSources } from './instrumentation-sources.js';
+import {
+  droppedSince,
+  dropsTotal,
+  instrumentationDependencies,
+  threadSources,
+} from './instrumentation-sources.js';
 import type { FromPersister, PersistSource, RawBlock, ToPersister } from './protocol.js';
 import { RecordProperty } from './records.js';
 import { countsStreamInfo, type StoredCounts } from './run-counts.js';
@@ -84,10 +89,6 @@ export type ThreadActors = (final: boolean) => InstrumentedThread['actors'] | un
 
 /** Raw blocks waiting for compression, at most, by default (beyond, a block's records are dropped and counted lost). */
 const BACKLOG_BYTES = 256 * 1024 * 1024;
-
-function sumOf(drops: NonNullable<RawBlock['dropped']>): number {
-  return drops.strings + drops.depth;
-}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -381,9 +382,7 @@ export class PersistPipeline {
         name: s.name,
         persisted: s.received - s.dropped,
         lost: (s.settled?.lostTotal ?? 0) + s.dropped,
-        ...(s.strings === undefined
-          ? {}
-          : { dropped: s.settledDrops === undefined ? 0 : sumOf(s.settledDrops) }),
+        ...(s.strings === undefined ? {} : { dropped: dropsTotal(s.settledDrops) }),
       })),
       blocks: this.blocks,
       blocksDropped: stats?.droppedTotal ?? 0,
@@ -431,8 +430,7 @@ export class PersistPipeline {
         : droppedSince(source.source.drops, source.strings);
     source.settled = settled;
     source.settledDrops = drops;
-    const dropsMoved =
-      drops !== undefined && sumOf(drops) !== (last?.sourceDrops === undefined ? 0 : sumOf(last.sourceDrops));
+    const dropsMoved = drops !== undefined && dropsTotal(drops) !== dropsTotal(last?.sourceDrops);
     if (unread === 0 && !dropsMoved && (last === undefined || last.dropped === source.dropped)) return;
     if (source.stream === undefined) this.tryRegister(source, true);
     if (source.stream !== undefined) this.ship(source, coverageBlock(source, settled, drops));

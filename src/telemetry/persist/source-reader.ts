@@ -1,7 +1,7 @@
 import { type Consumer, Layout, type RawSlot, SeqlockQueue } from '../../queues/index.js';
 import { Tracking } from '../../spine/index.js';
 import { type InstrumentationDrops, StringTableReader } from '../instrumentation/index.js';
-import { droppedSince } from './instrumentation-sources.js';
+import { droppedSince, dropsTotal } from './instrumentation-sources.js';
 import type { InstrumentationSourceDrops, PersistSource, RawBlock } from './protocol.js';
 import { HEADER_WORDS } from './records.js';
 
@@ -183,7 +183,7 @@ export class SourceReader {
       records,
     );
     this.reportedLost = consumer.lost;
-    this.reportedDrops = dropped === undefined ? 0 : sum(dropped);
+    this.reportedDrops = dropsTotal(dropped);
     this.lastCutMs = now;
     this.firstSeq = consumer.sequence;
     // The old buffer was transferred away: a fresh one for the next block.
@@ -203,10 +203,6 @@ export function attachSource(source: PersistSource): SeqlockQueue<object, object
   return source.envelope
     ? SeqlockQueue.attach(layout, source.buffer, { envelope: Tracking })
     : SeqlockQueue.attach(layout, source.buffer);
-}
-
-function sum(drops: InstrumentationDrops): number {
-  return drops.strings + drops.depth;
 }
 
 /**
