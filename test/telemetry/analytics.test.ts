@@ -240,6 +240,19 @@ describe('analytics over a persisted run', () => {
     );
   });
 
+  it('keeps a bounded number of looks at the lake, however many time windows it is asked', async () => {
+    const start = Date.parse('2026-01-01T00:00:00Z');
+    for (let i = 0; i < 80; i++) {
+      const { rows } = await analytics.query('SELECT count(*) FROM stream_ticks', {
+        begin: new Date(start + i * 1000),
+      });
+      expect(n(rows[0]![0])).toBe(TICKS);
+    }
+    // One look per window was kept for good, each holding every block row of the lake.
+    expect(analytics.held().looks).toBeLessThanOrEqual(32);
+    expect(analytics.held().sessions).toBeLessThanOrEqual(8);
+  });
+
   it('refuses every statement that writes, and several statements, saying why', async () => {
     const refusals: [string, RegExp][] = [
       ['INSERT INTO blocks VALUES (1)', /only SELECT.*INSERT/],

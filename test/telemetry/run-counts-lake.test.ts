@@ -133,6 +133,37 @@ describe("a run's counts in the lake", () => {
     }
   });
 
+  it('are forgotten by the analytics once retention deleted their block', async () => {
+    const { dir: lake, cleanup: clean } = tempDir('dorsal-run-counts-forgotten-');
+    try {
+      const run = makeProcess({ startTime: formatRfc3339Ns(BigInt(Date.now()) * 1_000_000n), startTicks: 0 });
+      const service = new IngestionService({ data: lake });
+      try {
+        await keep(service, run, COUNTS);
+      } finally {
+        await service.close();
+      }
+      const analytics = await Analytics.open({
+        lake: { data: lake },
+        cacheDir: join(lake, 'analytics'),
+        freshnessMs: 0,
+      });
+      try {
+        const refused = async () => (await analytics.query('SELECT refused::INTEGER FROM run_counts')).rows;
+        expect(await refused()).toEqual([[4]]);
+        expect(analytics.held().documents).toBe(1);
+        const future = formatRfc3339Ns((BigInt(Date.now()) + 3_600_000n) * 1_000_000n);
+        expect(await analytics.lake.metadata.deleteBlocksBefore(future, 100)).toHaveLength(1);
+        expect(await refused()).toEqual([]);
+        expect(analytics.held().documents).toBe(0);
+      } finally {
+        await analytics.close();
+      }
+    } finally {
+      clean();
+    }
+  });
+
   it('refuses a document that is not counts, with a clear error', () => {
     const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
     expect(parseStoredCounts(bytes(COUNTS))).toEqual(COUNTS);

@@ -92,6 +92,12 @@ const METADATA_TABLES = new Set([
 /** Connections kept with their views, one per scope, at most. */
 const MAX_SESSIONS = 8;
 
+/**
+ * Looks at the lake kept at most, one per scope (each holds the scope's block rows): a server
+ * asked for ever new time windows would otherwise keep one per window it was ever asked.
+ */
+const MAX_LOOKS = 32;
+
 /** A connection whose views answer one scope, kept while the lake has nothing new for it. */
 interface Session {
   readonly connection: DuckDBConnection;
@@ -125,12 +131,13 @@ export class Analytics extends AnalyticsQuestions {
   private readonly freshnessMs: number;
   /** One materialization at a time per process: a second query waits for the first's partitions. */
   private readonly materializing = new Map<string, Promise<Materialized>>();
-  /** The last look at the lake per scope, and when it began. */
+  /** The last look at the lake per scope, and when it began; the most recent last, `MAX_LOOKS` at most. */
   private readonly known = new Map<string, { readonly at: number; readonly view: Promise<LakeView> }>();
   private readonly sessions = new Map<string, Session>();
   /**
    * The document blocks read so far, by block id: one per `--diff` replay and one per persisted
-   * run's counts, each small (kept while this analytics lives, also after retention deletes them).
+   * run's counts, each small; those of blocks no longer in the lake (retention deleted them) are
+   * forgotten at the next look at the whole lake.
    */
   private readonly documentBlocks = new Map<string, Promise<DocumentRow<unknown>>>();
   private closed = false;
@@ -227,6 +234,14 @@ export class Analytics extends AnalyticsQuestions {
       }
     }
   };
+
+  /**
+   * What this analytics keeps between queries, for a long-running server to watch: looks at the
+   * lake (at most 32), connections with their views (at most 8), document blocks read.
+   */
+  held(): { readonly looks: number; readonly sessions: number; readonly documents: number } {
+    return { looks: this.known.size, sessions: this.sessions.size, documents: this.documentBlocks.size };
+  }
 
   async close(): Promise<void> {
     if (this.closed) return;
@@ -336,7 +351,13 @@ export class Analytics extends AnalyticsQuestions {
     if (known !== undefined && now - known.at < this.freshnessMs)
       return { view: await known.view, decodedBlocks: 0 };
     const view = this.lookAgain(process, window, partitions);
+    this.known.delete(key);
     this.known.set(key, { at: now, view });
+    // A look past its freshness is never used again; the oldest go first past MAX_LOOKS.
+    for (const [oldKey, old] of this.known) {
+      if (this.known.size <= MAX_LOOKS && now - old.at < this.freshnessMs) break;
+      if (oldKey !== key) this.known.delete(oldKey);
+    }
     try {
       const seen = await view;
       return { view: seen, decodedBlocks: seen.materialized.reduce((n, m) => n + m.decodedBlocks, 0) };
@@ -364,6 +385,7 @@ export class Analytics extends AnalyticsQuestions {
     const blocks = (
       await Promise.all(processes.map((p) => this.lake.blocks({ processId: p.processId })))
     ).flat();
+    if (wanted === undefined) this.forgetDocumentsNotIn(blocks);
     const [diffs, counts] = await Promise.all([
       this.documents(DIVERGENCES_TAG, parseStoredDiff, streams, blocks),
       this.documents(COUNTS_TAG, parseStoredCounts, streams, blocks),
@@ -404,6 +426,14 @@ export class Analytics extends AnalyticsQuestions {
         return row as Promise<DocumentRow<T>>;
       });
     return Promise.all(read);
+  }
+
+  /** Forgets the documents of blocks that are not among `blocks` (every block of the lake). */
+  private forgetDocumentsNotIn(blocks: readonly BlockRow[]): void {
+    if (this.documentBlocks.size === 0) return;
+    const present = new Set(blocks.map((b) => b.blockId));
+    for (const blockId of this.documentBlocks.keys())
+      if (!present.has(blockId)) this.documentBlocks.delete(blockId);
   }
 
   private async readDocument<T>(b: BlockRow, parse: (objects: Uint8Array) => T): Promise<DocumentRow<T>> {
