@@ -3,7 +3,7 @@ import { isAbsolute, join, relative, sep } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { realPathOf } from '../directories.js';
 import { DorsalError } from '../errors.js';
-import { checkMemoryLimit } from '../telemetry/analytics/query.js';
+import { checkMemoryLimit, type QueryFunction } from '../telemetry/analytics/query.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 
@@ -86,7 +86,7 @@ export async function openSource(options: SourceOptions): Promise<Source> {
         throw error;
       }
     };
-    Object.defineProperty(remote, 'query', { value: reachable });
+    Object.defineProperty(remote, 'query', { value: sayingUnreadable(reachable) });
     return { analytics: remote, where: url.origin, close: async () => {} };
   }
   if (!existsSync(join(options.data, 'lake.sqlite'))) {
@@ -100,7 +100,31 @@ export async function openSource(options: SourceOptions): Promise<Source> {
     cacheDir: join(options.data, 'analytics'),
     ...(options.queryMemory === undefined ? {} : { memoryLimit: options.queryMemory }),
   });
+  Object.defineProperty(analytics, 'query', { value: sayingUnreadable(analytics.query) });
   return { analytics, where: options.data, close: () => analytics.close() };
+}
+
+/**
+ * `query`, saying on stderr, once per block, which blocks the answers left out because they do
+ * not read (a blob missing or damaged): what a command prints is then known to lack their records.
+ */
+function sayingUnreadable(query: QueryFunction): QueryFunction {
+  const said = new Set<string>();
+  return async (sql, scope) => {
+    const result = await query(sql, scope);
+    const fresh = result.unreadableBlocks.filter((b) => !said.has(b.blockId));
+    if (fresh.length > 0) {
+      for (const block of fresh) said.add(block.blockId);
+      const records = fresh.reduce((n, b) => n + b.objectCount, 0);
+      const lines = fresh.slice(0, 5).map((b) => `  ${b.error}`);
+      if (fresh.length > 5)
+        lines.push(`  … and ${fresh.length - 5} more (SELECT * FROM unreadable_blocks lists them)`);
+      process.stderr.write(
+        `dorsal: ${fresh.length} block${fresh.length === 1 ? '' : 's'} of the lake did not read, and ${records} record${records === 1 ? ' is' : 's are'} left out of what follows:\n${lines.join('\n')}\n`,
+      );
+    }
+    return result;
+  };
 }
 
 /** What the embedded lake keeps in its directory: its database (and SQLite's files beside it), its blobs, partitions and analytics cache. */

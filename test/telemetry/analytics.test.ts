@@ -3,6 +3,8 @@ import {
   existsSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -18,6 +20,7 @@ import { QueryRefusedError, QueryTimeoutError } from '../../src/telemetry/analyt
 import type { MessageTree, TreeNode } from '../../src/telemetry/analytics/questions.js';
 import { LakeConfigError, LakeNotFoundError } from '../../src/telemetry/errors.js';
 import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
+import { gatherReport } from '../../src/telemetry/views/report-data.js';
 import { Fill, Order, spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
 import { runPersistedPipeline } from './analytics-checks.js';
@@ -478,6 +481,87 @@ describe('partitions, cached and rebuilt', () => {
       cleanup();
     }
   }, 120_000);
+
+  it('leaves out a block whose blob is missing or damaged, says which, and reads it once it is back', async () => {
+    const { dir, cleanup } = tempDir('dorsal-unreadable-');
+    try {
+      await runPipeline(dir, 500, 2048);
+      const analytics = await Analytics.open({
+        lake: { data: dir },
+        cacheDir: join(dir, 'analytics'),
+        freshnessMs: 0,
+      });
+      try {
+        const streams = await analytics.lake.streams();
+        const blocksOf = async (name: string) => {
+          const stream = streams.find((s) => s.tags.includes('messages') && s.properties.name === name)!;
+          return analytics.lake.blocks({ streamId: stream.streamId });
+        };
+        const [gone] = await blocksOf('ticks');
+        const [, damaged] = await blocksOf('orders');
+        expect(gone).toBeDefined();
+        expect(damaged).toBeDefined();
+        const goneBlob = join(dir, gone!.blobPath);
+        const damagedBlob = join(dir, damaged!.blobPath);
+        const whole = readFileSync(damagedBlob);
+        renameSync(goneBlob, `${goneBlob}.away`);
+        writeFileSync(damagedBlob, whole.subarray(0, whole.length >> 1));
+
+        const count = async (sql: string) => {
+          const result = await analytics.query(sql);
+          return { count: n(result.rows[0]![0]), unreadable: result.unreadableBlocks };
+        };
+        const ticks = await count('SELECT count(*) FROM stream_ticks');
+        expect(ticks.count).toBe(500 - gone!.objectCount);
+        expect(ticks.unreadable.map((b) => b.blockId).sort()).toEqual(
+          [gone!.blockId, damaged!.blockId].sort(),
+        );
+        const said = new Map(ticks.unreadable.map((b) => [b.blockId, b]));
+        expect(said.get(gone!.blockId)).toMatchObject({
+          processId: gone!.processId,
+          streamId: gone!.streamId,
+          objectCount: gone!.objectCount,
+          error: expect.stringMatching(new RegExp(`^block ${gone!.blockId}: no blob at `)),
+        });
+        expect(said.get(damaged!.blockId)!.error).toMatch(new RegExp(`^block ${damaged!.blockId} \\(blob `));
+        expect((await count('SELECT count(*) FROM stream_orders')).count).toBe(1000 - damaged!.objectCount);
+        const listed = await analytics.query(
+          'SELECT block_id, object_count::INTEGER FROM unreadable_blocks ORDER BY block_id',
+        );
+        expect(listed.rows).toEqual(
+          [gone!, damaged!]
+            .map((b) => [b.blockId, b.objectCount])
+            .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+        );
+        // A report counts them, and says why.
+        const report = await gatherReport(analytics, gone!.processId);
+        expect(report.unreadable).toEqual({
+          blocks: 2,
+          records: gone!.objectCount + damaged!.objectCount,
+          errors: [...said.values()].sort((a, b) => a.blockId.localeCompare(b.blockId)).map((b) => b.error),
+        });
+        // The lake's own tables read no block: nothing to say.
+        expect((await count('SELECT count(*) FROM blocks')).unreadable).toEqual([]);
+        // A command says so on stderr, once per block.
+        const cli = await runDorsal(['query', '--data', dir, 'SELECT count(*) AS n FROM stream_ticks']);
+        expect(cli.code).toBe(0);
+        expect(cli.stderr).toContain(
+          `dorsal: 2 blocks of the lake did not read, and ${gone!.objectCount + damaged!.objectCount} records are left out of what follows:`,
+        );
+        expect(cli.stderr).toContain(`block ${gone!.blockId}: no blob at `);
+
+        // Back: read at the next look, and nothing is left out.
+        renameSync(`${goneBlob}.away`, goneBlob);
+        writeFileSync(damagedBlob, whole);
+        expect(await count('SELECT count(*) FROM stream_ticks')).toEqual({ count: 500, unreadable: [] });
+        expect((await count('SELECT count(*) FROM stream_orders')).count).toBe(1000);
+      } finally {
+        await analytics.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
 
   it("shows a live process's new blocks", async () => {
     const { dir, cleanup } = tempDir('dorsal-live-');

@@ -56,7 +56,7 @@ class TableAnalytics extends AnalyticsQuestions {
         rows.push(chunk.convertRowValues(i, JsonDuckDBValueConverter) as unknown[]);
       }
     }
-    return { columns: [], rows, truncated, decodedBlocks: 0 };
+    return { columns: [], rows, truncated, decodedBlocks: 0, unreadableBlocks: [] };
   };
 }
 

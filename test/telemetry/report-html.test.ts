@@ -16,6 +16,7 @@ function emptyReport(overrides: Partial<ReportData> = {}): ReportData {
       replayOf: `"${HOSTILE}`,
       originalInLake: true,
     },
+    unreadable: { blocks: 0, records: 0, errors: [] },
     time: { beginNs: 0, endNs: 1, bucketNs: 1_000_000, buckets: 1 },
     topology: { actors: [], streams: [], produced: [], consumed: [], persister: [] },
     latency: [],
@@ -35,6 +36,19 @@ describe('the report page', () => {
     expect(html).toContain('No message tree in this process.');
     expect(html).toContain('No log entry.');
     expect(html).not.toContain('<svg');
+    expect(html).not.toContain('data-unreadable-blocks');
+  });
+
+  it('says how many blocks of the run did not read, and why for the first few, escaped', () => {
+    const html = renderReport(
+      emptyReport({ unreadable: { blocks: 7, records: 7168, errors: [`block 1: no blob at ${HOSTILE}`] } }),
+    );
+    expect(html).toContain('data-unreadable-blocks="7"');
+    expect(html).toContain('7 blocks of this run did not read');
+    expect(html).toContain('7,168 records are in none of the figures below');
+    expect(html).toContain('<code>block 1: no blob at &lt;img');
+    expect(html).toContain('lists them all');
+    expect(html).not.toContain('<img');
   });
 
   it('escapes every name it shows: an actor, a stream, a log line or a link cannot add markup', () => {

@@ -24,6 +24,7 @@ import { LakePartitionStore } from './lake-partitions.js';
 import { type Materialized, materialize, type PartitionStore } from './partitions.js';
 import {
   checkMemoryLimit,
+  MAX_UNREADABLE_LISTED,
   type QueryFunction,
   type QueryResult,
   type QueryScope,
@@ -224,7 +225,10 @@ export class Analytics extends AnalyticsQuestions {
       const run = session.tail.then(() => this.run(session.connection, sql, scope));
       session.tail = run.catch(() => {});
       try {
-        return { ...(await run), decodedBlocks: decoded };
+        const unreadableBlocks = view.materialized
+          .flatMap((m) => m.unreadable)
+          .slice(0, MAX_UNREADABLE_LISTED);
+        return { ...(await run), decodedBlocks: decoded, unreadableBlocks };
       } catch (error) {
         // A partition file gone or damaged since the last look (no query can name a file of its
         // own: external access is off): look at the lake again, which rebuilds it, once.
@@ -259,7 +263,7 @@ export class Analytics extends AnalyticsQuestions {
     connection: DuckDBConnection,
     sql: string,
     scope: QueryScope,
-  ): Promise<Omit<QueryResult, 'decodedBlocks'>> {
+  ): Promise<Omit<QueryResult, 'decodedBlocks' | 'unreadableBlocks'>> {
     await checkBound(connection, sql);
     const maxRows = scope.maxRows ?? this.maxRows;
     const timeoutMs = scope.timeoutMs ?? this.timeoutMs;
@@ -395,6 +399,7 @@ export class Analytics extends AnalyticsQuestions {
       streams.length,
       blocks.length,
       materialized.map((m) => [...m.files.entries()]),
+      materialized.map((m) => m.unreadable.map((u) => u.blockId)),
       // A document block that did not read at the last look and reads now changes the views.
       [...diffs, ...counts].map((d) => 'error' in d),
     ]);

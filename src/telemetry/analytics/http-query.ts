@@ -6,7 +6,10 @@ export interface QueryRequest extends Omit<QueryScope, 'begin' | 'end'> {
   readonly sql: string;
   readonly begin?: string;
   readonly end?: string;
-  /** `json` (default): `{ columns, rows, truncated, decodedBlocks }`; `csv`: a header line, then the rows. */
+  /**
+   * `json` (default): `{ columns, rows, truncated, decodedBlocks, unreadableBlocks }`; `csv`: a
+   * header line, then the rows (and nothing else: ask `unreadable_blocks` for what was left out).
+   */
   readonly format?: 'json' | 'csv';
 }
 

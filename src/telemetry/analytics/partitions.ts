@@ -8,7 +8,7 @@ import { type BlockRow, type PartitionRow, partitionBlobPaths, type StreamRow } 
 import { formatRfc3339Ns, nowRfc3339Ns } from '../wire/index.js';
 import type { BlockParts } from './etl.js';
 import type { EtlPool } from './etl-pool.js';
-import type { TimeWindow } from './query.js';
+import type { TimeWindow, UnreadableBlock } from './query.js';
 import { type SourceTable, sourceTableOf } from './source-tables.js';
 
 export type { PartitionRow };
@@ -55,6 +55,11 @@ export interface Materialized {
   readonly files: ReadonlyMap<string, readonly string[]>;
   /** The lake stream of each data file. */
   readonly fileStreams: ReadonlyMap<string, string>;
+  /**
+   * Blocks left out of the tables because they do not read: their blob is missing or damaged.
+   * They are tried again at every look (a blob store may come back, a blob may be restored).
+   */
+  readonly unreadable: readonly UnreadableBlock[];
   /** Blocks decoded by this call (0 once everything is cached). */
   readonly decodedBlocks: number;
   /** Partitions found missing or unreadable, forgotten and rebuilt from their blocks. */
@@ -118,10 +123,30 @@ export async function materialize(
   makeDirectoriesSync(scratch);
   const from = window.beginNs === undefined ? undefined : formatRfc3339Ns(window.beginNs);
   const to = window.endNs === undefined ? undefined : formatRfc3339Ns(window.endNs);
-  const decode = async (stream: StreamRow, table: SourceTable, of: readonly BlockRow[]) => {
+  const unreadable: UnreadableBlock[] = [];
+  /**
+   * Reads a block; one that does not read (its blob gone or damaged) is left out and listed in
+   * `unreadable` when `skip`, and rejects otherwise. A block retention deleted meanwhile is no
+   * longer in the lake: left out, not listed.
+   */
+  const read = async (row: BlockRow, skip: boolean): Promise<BlockParts | undefined> => {
+    try {
+      const { payload } = await lake.readBlock(row);
+      return { blockId: row.blockId, objectCount: row.objectCount, ...payload };
+    } catch (error) {
+      if (!skip || !(error instanceof LakeNotFoundError || error instanceof WireFormatError)) throw error;
+      if ((await lake.block(row.blockId)) === undefined) return undefined;
+      const { processId, streamId, blockId, objectCount } = row;
+      const said = error.message;
+      const reason = said.startsWith(`block ${blockId}`) ? said : `block ${blockId}: ${said}`;
+      unreadable.push({ processId, streamId, blockId, objectCount, error: reason });
+      return undefined;
+    }
+  };
+  const decode = async (stream: StreamRow, table: SourceTable, of: readonly BlockRow[], skip: boolean) => {
     const writing: Promise<void>[] = [];
     try {
-      await decodeBatches(stream, table, of, writing);
+      await decodeBatches(stream, table, of, skip, writing);
     } finally {
       // A read that failed leaves no partition being written behind it.
       await Promise.allSettled(writing);
@@ -132,14 +157,16 @@ export async function materialize(
     stream: StreamRow,
     table: SourceTable,
     of: readonly BlockRow[],
+    skip: boolean,
     writing: Promise<void>[],
   ) => {
     for (const batch of batches(of, table.recordBytes)) {
       const parts: BlockParts[] = [];
       for (const row of batch) {
-        const { payload } = await lake.readBlock(row);
-        parts.push({ blockId: row.blockId, objectCount: row.objectCount, ...payload });
+        const part = await read(row, skip);
+        if (part !== undefined) parts.push(part);
       }
+      if (parts.length === 0) continue;
       // At most one partition per pool thread is written while the next is read.
       while (writing.length >= pool.threads) await writing.shift();
       writing.push(
@@ -150,7 +177,7 @@ export async function materialize(
           live.push({ row: written, local });
         }),
       );
-      decodedBlocks += batch.length;
+      decodedBlocks += parts.length;
     }
   };
   let compactedPartitions = 0;
@@ -165,6 +192,7 @@ export async function materialize(
           (from === undefined || b.endTime >= from) &&
           (to === undefined || b.beginTime < to),
       ),
+      true,
     );
     for (const tier of smallTiers(live, stream.streamId, table.recordBytes)) {
       if (tier.length < COMPACT_AT) continue;
@@ -176,6 +204,8 @@ export async function materialize(
           stream,
           table,
           blocks.filter((b) => merged.has(b.blockId)),
+          // Every block or no merge: the small partitions hold the rows of one that no longer reads.
+          false,
         );
       } catch (error) {
         if (!(error instanceof LakeNotFoundError || error instanceof WireFormatError)) throw error;
@@ -198,7 +228,16 @@ export async function materialize(
     files.set('block_coverage', [...(files.get('block_coverage') ?? []), local.coverage]);
     fileStreams.set(local.data, row.streamId);
   }
-  return { processId, sources, files, fileStreams, decodedBlocks, rebuiltPartitions, compactedPartitions };
+  return {
+    processId,
+    sources,
+    files,
+    fileStreams,
+    unreadable,
+    decodedBlocks,
+    rebuiltPartitions,
+    compactedPartitions,
+  };
 }
 
 /** A stream's partitions that are not full, by size tier: 1–7 blocks, 8–63, 64–255. */

@@ -26,7 +26,25 @@ export interface QueryResult {
   readonly truncated: boolean;
   /** Blocks decoded into partitions to answer it (0 once they are cached). */
   readonly decodedBlocks: number;
+  /**
+   * Blocks of the processes read whose records are left out of the tables: their blob is missing
+   * or damaged (the first `MAX_UNREADABLE_LISTED`; the table `unreadable_blocks` lists them all).
+   * Empty for a query of the lake's own tables alone, which reads no block.
+   */
+  readonly unreadableBlocks: readonly UnreadableBlock[];
 }
+
+/** A block left out of a query's tables, and why (`QueryResult.unreadableBlocks`). */
+export interface UnreadableBlock {
+  readonly processId: string;
+  readonly streamId: string;
+  readonly blockId: string;
+  readonly objectCount: number;
+  readonly error: string;
+}
+
+/** Unreadable blocks an answer lists at most. */
+export const MAX_UNREADABLE_LISTED = 100;
 
 /** Runs one read-only SQL statement over the analytics tables. */
 export type QueryFunction = (sql: string, scope?: QueryScope) => Promise<QueryResult>;

@@ -58,7 +58,8 @@ export class RemoteAnalytics extends AnalyticsQuestions {
           `the server answered ${response.status} with JSON that is no query answer ({ columns, rows, … }): is it a dorsal serve?`,
         );
       }
-      return body;
+      // A server of an older dorsal does not list unreadable blocks.
+      return { ...body, unreadableBlocks: Array.isArray(body.unreadableBlocks) ? body.unreadableBlocks : [] };
     }
     const error =
       typeof body === 'object' && body !== null

@@ -15,7 +15,7 @@ export interface AnalyticsRouteOptions extends AnalyticsOptions {
 /**
  * `POST /analytics/query` as a route of `dorsal serve` (see `ExtraRoute` of the ingestion server):
  * a JSON body `{ sql, process?, begin?, end?, maxRows?, timeoutMs?, format? }` answered with
- * `{ columns, rows, truncated, decodedBlocks }` (or CSV). The analytics open on the first query,
+ * `{ columns, rows, truncated, decodedBlocks, unreadableBlocks }` (or CSV). The analytics open on the first query,
  * so that a server that only ingests never loads DuckDB.
  */
 export function analyticsQueryRoute(options: AnalyticsRouteOptions) {

@@ -182,7 +182,8 @@ const COUNTS_BATCH_ROWS = 1000;
  * of their actor and stream (`_actors`, `_stream_names` name them); `losses` (the persister's
  * and every actor's); the replays' diffs, `replay_diffs`, `replay_diff_streams`,
  * `replay_divergences` (see `createDiffTables`); the runs' counts, `run_counts`, `actor_counts`,
- * `timing_reads` (see `createCountsTables`).
+ * `timing_reads` (see `createCountsTables`); `unreadable_blocks`, the blocks whose records are
+ * left out because their blob is missing or damaged (`object_count` records each, and why).
  */
 export async function createViews(connection: DuckDBConnection, inputs: ViewInputs): Promise<void> {
   const run = (sql: string) => connection.run(sql);
@@ -213,6 +214,17 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
       ),
       '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::TIMESTAMPTZ, NULL::BIGINT, NULL::TIMESTAMPTZ, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT)',
     )}) AS t(block_id, stream_id, process_id, begin_time, begin_ticks, end_time, end_ticks, object_count, payload_size)`,
+  );
+  await run(
+    `CREATE TEMP TABLE unreadable_blocks AS SELECT * FROM (VALUES ${rowsOr(
+      inputs.materialized.flatMap((m) =>
+        m.unreadable.map(
+          (u) =>
+            `(${text(u.processId)}, ${text(u.streamId)}, ${text(u.blockId)}, ${u.objectCount}::BIGINT, ${text(u.error)})`,
+        ),
+      ),
+      '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT, NULL::VARCHAR)',
+    )}) AS t(process_id, stream_id, block_id, object_count, error)`,
   );
   await createNameTables(connection, inputs.processes, inputs.streams);
   await createDiffTables(connection, inputs.diffs ?? []);

@@ -4,7 +4,7 @@ export const STYLE = `
 :root { font: 14px/1.4 system-ui, sans-serif; color: #222; background: #fafafa; }
 body { margin: 0 auto; padding: 16px 24px 48px; max-width: 1280px; }
 h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-h3 { font-size: 14px; margin: 8px 0; } .dim, .note { color: #666; } .note { font-style: italic; }
+h3 { font-size: 14px; margin: 8px 0; } .dim, .note { color: #666; } .note { font-style: italic; } .warning { color: #8a3b00; background: #fff3e0; padding: 6px 10px; }
 nav a { margin-right: 12px; } a { color: #2f6fbd; }
 table { border-collapse: collapse; margin: 6px 0 12px; } th, td { padding: 3px 10px; text-align: right; border-bottom: 1px solid #eee; white-space: nowrap; }
 th:first-child, td:first-child, th.text, td.text { text-align: left; } th { background: #f0f0f0; font-weight: 600; }

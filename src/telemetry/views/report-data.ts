@@ -107,6 +107,13 @@ export interface SpanTotals {
 /** Everything a report draws, aggregated in SQL: a few thousand numbers whatever the run's size. */
 export interface ReportData {
   readonly process: ReportProcess;
+  /** Blocks of the run that did not read (a blob missing or damaged): their records are in no figure. */
+  readonly unreadable: {
+    readonly blocks: number;
+    readonly records: number;
+    /** Why, for the first few. */
+    readonly errors: readonly string[];
+  };
   /** The run's time axis: process-clock ns of its first and last message, and the bucket width. */
   readonly time: {
     readonly beginNs: number;
@@ -142,6 +149,9 @@ export interface ReportData {
 
 type Row = readonly unknown[];
 
+/** Unreadable blocks a report names at most (it counts them all). */
+const MAX_UNREADABLE_SHOWN = 5;
+
 /** Log levels, most severe first, as `log_entries` names them. */
 const LEVEL_ORDER = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
@@ -175,6 +185,7 @@ export async function gatherReport(
     levelRows,
     logRows,
     spanRows,
+    unreadableRows,
   ] = await Promise.all([
     readProcess(analytics, processId, options),
     ask(
@@ -201,6 +212,9 @@ export async function gatherReport(
     ),
     ask(
       'SELECT name, count(*)::DOUBLE, sum(duration_ns), max(duration_ns), quantile_disc(duration_ns, 0.99) FROM thread_spans WHERE duration_ns IS NOT NULL GROUP BY name ORDER BY sum(duration_ns) DESC LIMIT 15',
+    ),
+    ask(
+      `SELECT count(*) OVER ()::DOUBLE, (sum(object_count) OVER ())::DOUBLE, error FROM unreadable_blocks ORDER BY block_id LIMIT ${MAX_UNREADABLE_SHOWN}`,
     ),
   ]);
 
@@ -258,6 +272,11 @@ export async function gatherReport(
     .map((rows) => metricSeries(rows, buckets));
   return {
     process,
+    unreadable: {
+      blocks: num(unreadableRows[0]?.[0] ?? 0),
+      records: num(unreadableRows[0]?.[1] ?? 0),
+      errors: unreadableRows.map((r) => str(r[2])),
+    },
     time: { beginNs, endNs, bucketNs, buckets },
     topology: {
       actors: [...new Set([...produced, ...consumed].map((e) => e.actor))].sort(),

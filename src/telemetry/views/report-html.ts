@@ -56,6 +56,12 @@ function header(data: ReportData, options: ReportPageOptions): string {
   const lines = [
     `<p class="dim">${esc(p.exe)} · started ${esc(p.startTime)} · ${count(messages)} messages over ${esc(duration(seconds * 1e9))}${p.properties['dorsal.system'] ? ` · system <code>${esc(p.properties['dorsal.system'])}</code>` : ''}</p>`,
   ];
+  const { unreadable } = data;
+  if (unreadable.blocks > 0) {
+    lines.push(
+      `<p class="warning" data-unreadable-blocks="${unreadable.blocks}">${count(unreadable.blocks)} block${unreadable.blocks === 1 ? '' : 's'} of this run did not read (a blob missing or damaged): ${count(unreadable.records)} records are in none of the figures below. ${unreadable.errors.map((e) => `<code>${esc(e)}</code>`).join(' ')}${unreadable.blocks > unreadable.errors.length ? ' … (<code>SELECT * FROM unreadable_blocks</code> lists them all)' : ''}</p>`,
+    );
+  }
   if (p.replayOf !== undefined) {
     const original =
       options.processHref !== undefined && p.originalInLake
