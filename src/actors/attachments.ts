@@ -104,6 +104,11 @@ export interface PersistReport {
    * had not shipped is counted lost above, and in the lake when it could still be reached.
    */
   readonly failure?: string;
+  /**
+   * Why each copying thread that was started again had died (at most 3 a run): its successor
+   * read on from the last block it had cut, and what the rings overwrote meanwhile is counted lost.
+   */
+  readonly restarts?: readonly string[];
 }
 
 /** Makes an attachment from the value of its system option (checked there). */

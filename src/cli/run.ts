@@ -223,6 +223,10 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
             : report.persist?.flushed === false
               ? ' (the flush did not finish: some blocks may be missing)'
               : ''
+        }${
+          report.persist?.restarts === undefined
+            ? ''
+            : `; the persister's thread died ${report.persist.restarts.length === 1 ? 'once' : `${report.persist.restarts.length} times`} and was started again (${report.persist.restarts[0]})`
         }`,
     );
   } finally {

@@ -185,21 +185,95 @@ describe('the persister’s report against its lake', () => {
     for (const r of rows) expect(r.reportPersisted, r.source).toBe(0);
   }, 60_000);
 
-  it('the persister’s thread dies mid-run: what it never shipped is lost, in the report and in the lake, and the report says why', async () => {
+  /** The persister's pipeline, through private fields on purpose: nothing public kills its thread. */
+  const pipelineOf = (system: object) =>
+    Reflect.get(Reflect.get(system, 'attachments').get('persist') as object, 'pipeline') as object;
+  const threadOf = (system: object) => Reflect.get(pipelineOf(system), 'worker') as Worker;
+  /** Kills the persister's thread; resolves once another attached to every source, if one is started. */
+  const killPersister = async (system: object, restarted: boolean) => {
+    const killed = threadOf(system);
+    await killed.terminate();
+    if (!restarted) return;
+    const sources = Reflect.get(pipelineOf(system), 'sources') as Map<string, { entry?: number }>;
+    await until(
+      () => threadOf(system) !== killed && [...sources.values()].every((s) => s.entry !== undefined),
+      'a new persister thread attached',
+    );
+  };
+
+  it('the persister’s thread dies mid-run: another reads on from its last block, and nothing the rings still hold is lost', async () => {
+    const dir = lakeDir();
+    const system = new System(spine, { persist: { data: dir, blockMs: 5 } });
+    system.spawn(fixture('feed'), { args: { count: 4000, perLoop: 10 } });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    await until(() => system.spine.queue(0).stats().published >= 500, 'ticks');
+    // Killed once it cut a block of ticks: the next thread must begin after that block, not again.
+    const sources = Reflect.get(pipelineOf(system), 'sources') as Map<string, { read?: object }>;
+    await until(() => sources.get('stream:ticks')?.read !== undefined, 'a block of ticks');
+    await killPersister(system, true);
+    await until(() => system.spine.queue(1).stats().published === 8000, 'every order');
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    expect(persist.failure).toBeUndefined();
+    expect(persist.restarts).toEqual([expect.stringMatching(/persister's thread exited with code 1/)]);
+    expect(persist.flushed).toBe(true);
+    expect(report.drained).toBe(true);
+    const rows = await reportAndLake(report, { data: dir });
+    expect(disagreements(rows)).toEqual([]);
+    // The rings (4096 ticks, 8192 orders) held every message: read again, none lost.
+    for (const [source, published] of [
+      ['messages:ticks', 4000],
+      ['messages:orders', 8000],
+    ] as const) {
+      expect(
+        rows.find((r) => r.source === source),
+        source,
+      ).toMatchObject({
+        reportPersisted: published,
+        reportLost: 0,
+        lakeRecords: published,
+      });
+    }
+  }, 60_000);
+
+  it('the persister’s thread dies after its rings of 16 slots were lapped: the next one counts on from its losses', async () => {
+    const dir = lakeDir();
+    const system = new System(small, { spine: { timingCapacity: 16 }, persist: { data: dir, blockMs: 5 } });
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 200 } });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    const sources = Reflect.get(pipelineOf(system), 'sources') as Map<
+      string,
+      { read?: { readonly lostTotal: number } }
+    >;
+    await until(() => (sources.get('stream:ticks')?.read?.lostTotal ?? 0) > 0, 'ticks lost');
+    await killPersister(system, true);
+    // The next thread's blocks, lapped too, carry the losses of both.
+    const before = sources.get('stream:ticks')!.read!.lostTotal;
+    await until(() => sources.get('stream:ticks')!.read!.lostTotal > before, 'ticks lost again');
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    expect(persist.restarts).toHaveLength(1);
+    const rows = await reportAndLake(report, { data: dir });
+    expect(disagreements(rows)).toEqual([]);
+    expect(rows.find((r) => r.source === 'messages:ticks')!.reportLost).toBeGreaterThan(before);
+  }, 60_000);
+
+  it('the persister’s thread dies a fourth time: not started again; what it never shipped is lost, in the report and in the lake, and the report says why', async () => {
     const dir = lakeDir();
     const system = new System(spine, { persist: { data: dir } });
     system.spawn(fixture('feed'), { args: { count: 4000, perLoop: 10 } });
     system.spawn(fixture('strategy'));
     await system.start();
     await until(() => system.spine.queue(0).stats().published >= 500, 'ticks');
-    // Read through the private fields on purpose: nothing public kills the persister's thread.
-    const persister = Reflect.get(system, 'attachments').get('persist') as object;
-    const worker = Reflect.get(Reflect.get(persister, 'pipeline') as object, 'worker') as Worker;
-    await worker.terminate();
+    for (let i = 0; i < 3; i++) await killPersister(system, true);
+    await killPersister(system, false);
     await until(() => system.spine.queue(1).stats().published === 8000, 'every order');
     const report = await system.stop();
     const persist = report.persist as PersistReport;
     expect(persist.flushed).toBe(false);
+    expect(persist.restarts).toHaveLength(3);
     expect(persist.failure).toMatch(/persister's thread exited/);
     // Its consumers were given back: the stop did not wait for a dead thread to catch up.
     expect(report.drained).toBe(true);

@@ -28,7 +28,7 @@ try {
 const nap = napper();
 const log = logger('dorsal.persister');
 /** Per source, the losses its last block carried: a new loss is logged once per block. */
-const lostSoFar = new Map<string, number>();
+const lostSoFar = new Map<string, number>(data.sources.map((s) => [s.key, s.lostBefore ?? 0]));
 const lapped = { source: '', lost: 0 };
 let stopping = false;
 

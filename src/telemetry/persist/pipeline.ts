@@ -7,6 +7,7 @@ import type { SpineDescriptor } from '../../spine/index.js';
 import type { IngestionService } from '../ingestion/service.js';
 import {
   createThreadBuffers,
+  releaseThreadBuffers,
   StringTableReader,
   type ThreadBuffersDescriptor,
 } from '../instrumentation/index.js';
@@ -61,6 +62,8 @@ interface Source extends SourceSpec {
   received: number;
   /** Records of blocks that never reached the lake (the sink dropped them, or the backlog was full). */
   dropped: number;
+  /** The coverage of the last block the thread cut: where a thread started again resumes. */
+  read?: RawBlock['coverage'];
   /** What the last block handed to the sink carried: its coverage, with the drops known then. */
   last?: {
     readonly coverage: RawBlock['coverage'];
@@ -89,6 +92,21 @@ export type ThreadActors = (final: boolean) => InstrumentedThread['actors'] | un
 
 /** Raw blocks waiting for compression, at most, by default (beyond, a block's records are dropped and counted lost). */
 const BACKLOG_BYTES = 256 * 1024 * 1024;
+
+/** Copying threads started again after one died, at most, in a run. */
+const MAX_RESTARTS = 3;
+
+/** A source as a (re)started thread reads it: from where the blocks received so far end. */
+function resumed(source: Source): PersistSource {
+  const read = source.read;
+  if (read === undefined) return source.source;
+  return {
+    ...source.source,
+    from: read.endSeq,
+    lostBefore: read.lostTotal,
+    poisonedBefore: read.poisonedTotal,
+  };
+}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -148,6 +166,12 @@ export class PersistPipeline {
   /** The latest end of a block handed to the sink, in ticks of the process's clock. */
   private lastEndTicks = 0;
   private failure?: unknown;
+  /** Why each thread that was started again died. */
+  private readonly restarts: string[] = [];
+  /** A thread attached to every source once (one that cannot would not do better restarted). */
+  private attachedOnce = false;
+  private stopping = false;
+  private spine?: { readonly descriptor: SpineDescriptor; readonly worker: number };
 
   /** `options` checked already; `nowNs`: the process clock's reading now (ns since `clockBaseNs`). */
   constructor(options: PersistOptions, clockBaseNs: number, nowNs: number) {
@@ -231,16 +255,30 @@ export class PersistPipeline {
   }
 
   /** Starts the copying thread; resolves once it has attached to every source. */
-  async start(spine?: { readonly descriptor: SpineDescriptor; readonly worker: number }): Promise<void> {
+  start(spine?: { readonly descriptor: SpineDescriptor; readonly worker: number }): Promise<void> {
+    this.spine = spine;
+    return this.launch();
+  }
+
+  /**
+   * Starts a copying thread, each source from where the blocks received so far end (the first
+   * thread: from the sources' own starts). Resolves once it attached to every source; rejects if
+   * it could not. A thread that dies while no stop was asked is started again, at most
+   * `MAX_RESTARTS` times a run: the new one reads again what the dead one had copied and not cut
+   * into a block yet, unless the ring overwrote it meanwhile (then counted lost, as a lapped
+   * consumer counts).
+   */
+  private launch(): Promise<void> {
     const url = new URL(
       `./persister-worker${isTypeScriptModule(import.meta.url) ? '.ts' : '.js'}`,
       import.meta.url,
     );
+    const spine = this.spine;
     const worker = startModuleWorker(url, {
       workerData: {
         ...(spine === undefined ? {} : { spine: spine.descriptor, worker: spine.worker }),
         instrumentation: this.own,
-        sources: [...this.sources.values()].map((s) => s.source),
+        sources: [...this.sources.values()].map(resumed),
         blockBytes: this.blockBytes,
         blockMs: this.blockMs,
       },
@@ -253,22 +291,18 @@ export class PersistPipeline {
       attached = resolve;
       failed = reject;
     });
+    let ended = false;
     // Settled on 'exit', not 'error': Node emits a thread's uncaught error (on its internal port)
     // possibly before the blocks it posted earlier are delivered, and 'exit' only after all are.
     // A stop that went on at the 'error' would settle without them, then receive them: counted
     // persisted and lost both.
     let error: unknown;
+    let died: (error: unknown) => void = () => {};
     this.stopped = new Promise<void>((resolve, reject) => {
       stopped = resolve;
-      worker.once('error', (e) => (error ??= e));
-      worker.once('exit', (code) =>
-        reject(error ?? new Error(`the persister's thread exited with code ${code}`)),
-      );
+      died = reject;
     });
-    this.stopped.catch((error: unknown) => {
-      this.failure ??= error;
-    });
-    let ended = false;
+    worker.once('error', (e) => (error ??= e));
     worker.on('message', (message: FromPersister) => {
       if (message.type === 'attached') {
         for (const { key, entry } of message.entries) {
@@ -282,16 +316,37 @@ export class PersistPipeline {
         stopped();
       }
     });
-    // A thread that died holds its consumer entries still: a System's stop would wait for them
-    // to catch up. They are given back (a thread that stopped closed them itself).
-    worker.once('exit', () => {
+    worker.once('exit', (code) => {
       if (ended) return;
+      const cause = error ?? new Error(`the persister's thread exited with code ${code}`);
+      failed(cause);
+      // A thread that died holds its consumer entries still: a System's stop would wait for them
+      // to catch up. They are given back (a thread that stopped closed them itself), and so are
+      // the producer roles of its own instrumentation, for the next thread.
       for (const source of this.sources.values()) {
         if (source.entry !== undefined) attachSource(source.source).releaseConsumer(source.entry);
+        source.entry = undefined;
       }
+      releaseThreadBuffers(this.own);
+      // Started again (the stop, waiting for this thread, then waits for the new one), unless
+      // a stop was asked already, or the thread never attached: it would fail again.
+      if (!this.stopping && this.attachedOnce && this.restarts.length < MAX_RESTARTS) {
+        this.restarts.push(messageOf(cause));
+        void this.launch().catch(() => {});
+      } else {
+        this.failure ??= cause;
+      }
+      died(cause);
     });
-    worker.once('error', failed);
-    await ready;
+    void ready.then(
+      () => {
+        this.attachedOnce = true;
+      },
+      () => {},
+    );
+    // An unhandled rejection of an incarnation nobody stops is not an error: `stop` looks at the latest.
+    this.stopped.catch(() => {});
+    return ready;
   }
 
   /** Sends the process record, then registers the streams that can be. */
@@ -340,7 +395,9 @@ export class PersistPipeline {
    * (a System's, at its stop) go into the lake too, as the process's counts stream.
    */
   async stop(counts?: StoredCounts): Promise<PersistReport> {
+    this.stopping = true;
     this.worker?.postMessage({ type: 'stop' } satisfies ToPersister);
+    // The thread running now (one that dies from here on is not started again).
     try {
       await this.stopped;
     } catch {
@@ -389,6 +446,7 @@ export class PersistPipeline {
       flushed:
         this.failure === undefined && stats !== undefined && stats.buffered === 0 && stats.droppedTotal === 0,
       ...(this.failure === undefined ? {} : { failure: messageOf(this.failure) }),
+      ...(this.restarts.length === 0 ? {} : { restarts: [...this.restarts] }),
     };
   }
 
@@ -440,6 +498,7 @@ export class PersistPipeline {
     const source = this.sources.get(block.key);
     if (source === undefined) return;
     source.received += block.count;
+    source.read = block.coverage;
     if (source.stream === undefined) this.tryRegister(source, false);
     if (source.stream === undefined) source.waiting.push(block);
     else this.ship(source, block);

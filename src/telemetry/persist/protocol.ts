@@ -21,6 +21,12 @@ export interface PersistSource {
   readonly buffer: SharedArrayBuffer;
   /** The exact sequence the persister starts at. */
   readonly from: number;
+  /**
+   * What the source's earlier readers counted lost and poisoned (a persister's thread restarted
+   * after one died): its blocks' totals go on from there. Default 0.
+   */
+  readonly lostBefore?: number;
+  readonly poisonedBefore?: number;
   /** Float64 index, within a record, of the time the block's begin and end are taken from. */
   readonly timeIndex: number;
   /** An instrumentation queue: its thread's string table, whose drop counters its blocks carry. */

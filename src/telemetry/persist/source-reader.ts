@@ -37,6 +37,9 @@ export class SourceReader {
   private firstSeq: number;
   /** Wall clock (ms) when the block under way got its first record, or NaN. */
   private startedMs = Number.NaN;
+  /** What earlier readers of the source counted (see `PersistSource.lostBefore`). */
+  private readonly lostBefore: number;
+  private readonly poisonedBefore: number;
   /** Losses already carried by a block (a block is cut at the stop only if this moved). */
   private reportedLost = 0;
   /** An instrumentation source's drop counters, and the sum of the drops the last block carried. */
@@ -55,6 +58,8 @@ export class SourceReader {
     this.slot = { words: new Int32Array(this.capacityWords), at: 0 };
     this.f64 = new Float64Array(this.slot.words.buffer);
     this.firstSeq = source.from;
+    this.lostBefore = source.lostBefore ?? 0;
+    this.poisonedBefore = source.poisonedBefore ?? 0;
     if (source.drops !== undefined) {
       this.drops = { source: source.drops, table: StringTableReader.attach(source.drops.strings) };
     }
@@ -175,8 +180,8 @@ export class SourceReader {
         coverage: {
           firstSeq: this.firstSeq,
           endSeq: consumer.sequence,
-          lostTotal: consumer.lost,
-          poisonedTotal: consumer.poisoned,
+          lostTotal: this.lostBefore + consumer.lost,
+          poisonedTotal: this.poisonedBefore + consumer.poisoned,
         },
         ...(dropped === undefined ? {} : { dropped }),
       },
