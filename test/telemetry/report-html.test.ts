@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { MessageTree, TreeNode } from '../../src/telemetry/analytics/questions.js';
 import type { ReportData } from '../../src/telemetry/views/report-data.js';
 import { niceBucket } from '../../src/telemetry/views/report-data.js';
 import { renderReport } from '../../src/telemetry/views/report-html.js';
@@ -134,6 +135,47 @@ describe('the report page', () => {
     // Not a replay: no section.
     const { replayOf: _, ...plain } = base.process;
     expect(renderReport(emptyReport({ process: plain }))).not.toContain('id="divergences"');
+  });
+
+  it('draws a tree’s rows depth first, 200 at most, and says what it left out: rows, and messages below the levels kept', () => {
+    /** A chain `depth` messages deep, each handled once; the deepest says `cut` more are below it. */
+    const chain = (depth: number, cut: number): MessageTree => {
+      let node: TreeNode | undefined;
+      for (let i = depth - 1; i >= 0; i--) {
+        node = {
+          stream: i === 0 ? 'ticks' : 'echo',
+          seq: i,
+          actor: 'a',
+          fields: {},
+          publishNs: i * 10,
+          hopNs: i === 0 ? 0 : 10,
+          publishTime: '2026-01-01 00:00:00+00',
+          handled: [
+            { actor: 'b', startNs: i * 10 + 1, endNs: i * 10 + 5, latencyNs: i * 10 + 5, processingNs: 4 },
+          ],
+          children: node === undefined ? [] : [node],
+          ...(i === depth - 1 && cut > 0 ? { cut } : {}),
+        };
+      }
+      return {
+        process: 'p',
+        originT: 0,
+        root: node!,
+        nodes: depth + cut,
+        latencyNs: depth * 10,
+        missingParent: false,
+      };
+    };
+    const rowsOf = (html: string) => Number(/data-rows="(\d+)"/.exec(html)?.[1]);
+    const small = renderReport(emptyReport({ slowest: [chain(3, 0)] }));
+    expect(rowsOf(small)).toBe(3);
+    expect(small).not.toContain('not drawn');
+    const deep = renderReport(emptyReport({ slowest: [chain(256, 1000)] }));
+    expect(rowsOf(deep)).toBe(200);
+    expect(deep).toContain('56 more rows and 1000 messages below the 256 levels a tree keeps not drawn.');
+    // Depth first: the first rows are the root's, then its child's, in order.
+    expect(deep.indexOf('ticks #0')).toBeLessThan(deep.indexOf('echo #1'));
+    expect(deep.indexOf('echo #1')).toBeLessThan(deep.indexOf('echo #2'));
   });
 
   it('cuts time into buckets of 1, 2 or 5 × 10^k ns, at least a millisecond', () => {

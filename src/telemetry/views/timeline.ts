@@ -1,4 +1,4 @@
-import type { MessageTree, TreeNode } from '../analytics/questions.js';
+import { MAX_TREE_DEPTH, type MessageTree, type TreeNode } from '../analytics/questions.js';
 import { duration, esc } from './format.js';
 
 const W = 900;
@@ -13,12 +13,24 @@ interface Row {
   readonly handler?: TreeNode['handled'][number];
 }
 
-/** Rows in the tree's order, depth first: a message handled by two actors takes two rows. */
-function rowsOf(node: TreeNode, depth: number, into: Row[]): Row[] {
-  if (node.handled.length === 0) into.push({ depth, node });
-  for (const handler of node.handled) into.push({ depth, node, handler });
-  for (const child of node.children) rowsOf(child, depth + 1, into);
-  return into;
+/**
+ * Rows in the tree's order, depth first: a message handled by two actors takes two rows. Also
+ * the messages below the levels a tree keeps (`TreeNode.cut`), which have no row.
+ */
+function rowsOf(root: TreeNode): { rows: Row[]; cut: number } {
+  const rows: Row[] = [];
+  let cut = 0;
+  // An explicit stack: a tree is kept up to 256 levels deep.
+  const stack: { node: TreeNode; depth: number }[] = [{ node: root, depth: 0 }];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const { node, depth } = top;
+    cut += node.cut ?? 0;
+    if (node.handled.length === 0) rows.push({ depth, node });
+    for (const handler of node.handled) rows.push({ depth, node, handler });
+    for (let i = node.children.length - 1; i >= 0; i--)
+      stack.push({ node: node.children[i]!, depth: depth + 1 });
+  }
+  return { rows, cut };
 }
 
 /** Rows drawn at most per tree (the rest are counted below it). */
@@ -31,7 +43,7 @@ const MAX_ROWS = 200;
  * publish (`data-kind="publish"`).
  */
 export function treeTimeline(tree: MessageTree, index: number): string {
-  const all = rowsOf(tree.root, 0, []);
+  const { rows: all, cut } = rowsOf(tree.root);
   const rows = all.slice(0, MAX_ROWS);
   const span = Math.max(tree.latencyNs, 1);
   const plotW = W - LABEL_W - 16;
@@ -68,8 +80,13 @@ export function treeTimeline(tree: MessageTree, index: number): string {
     );
   });
   parts.push('</svg>');
-  const more =
-    all.length > rows.length ? `<p class="note">${all.length - rows.length} more rows not drawn.</p>` : '';
+  const notDrawn = [
+    ...(all.length > rows.length ? [`${all.length - rows.length} more rows`] : []),
+    ...(cut > 0
+      ? [`${cut} message${cut === 1 ? '' : 's'} below the ${MAX_TREE_DEPTH} levels a tree keeps`]
+      : []),
+  ];
+  const more = notDrawn.length > 0 ? `<p class="note">${notDrawn.join(' and ')} not drawn.</p>` : '';
   return parts.join('') + more;
 }
 
