@@ -1,5 +1,5 @@
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { type BlockParts, type CoverageRow, writePartition } from './etl.js';
+import { type BlockParts, type CoverageRow, type RejectedBlock, writePartition } from './etl.js';
 import type { SourceTable } from './source-tables.js';
 import { quoteLiteral } from './sql.js';
 
@@ -16,6 +16,8 @@ export interface PartitionTask {
 export interface PartitionTaskResult {
   readonly rows: number;
   readonly coverage: readonly CoverageRow[];
+  /** Blocks whose coverage does not read: when any, no file is written (see `writePartition`). */
+  readonly rejected: readonly RejectedBlock[];
 }
 
 /** This thread's DuckDB: in memory, used only to write Parquet files (no query runs on it). */
@@ -28,9 +30,10 @@ let connection: Promise<DuckDBConnection> | undefined;
 export default async function writePartitionTask(task: PartitionTask): Promise<PartitionTaskResult> {
   connection ??= DuckDBInstance.create(':memory:').then((db) => db.connect());
   const etl = await connection;
-  const { rows, coverage } = await writePartition(etl, task.source, task.blocks, task.dataPath);
+  const { rows, coverage, rejected } = await writePartition(etl, task.source, task.blocks, task.dataPath);
+  if (rejected.length > 0) return { rows: 0, coverage: [], rejected };
   await writeCoverage(etl, task.streamId, coverage, task.coveragePath);
-  return { rows, coverage };
+  return { rows, coverage, rejected };
 }
 
 /** The coverage of each block of a partition, as its own small Parquet file. */

@@ -97,7 +97,22 @@ export async function writePartition(
   source: SourceTable,
   blocks: readonly BlockParts[],
   path: string,
-): Promise<{ rows: number; coverage: CoverageRow[] }> {
+): Promise<{ rows: number; coverage: CoverageRow[]; rejected: RejectedBlock[] }> {
+  // A block whose coverage does not read (damaged bytes that lz4 and CBOR let through, or a
+  // client's malformed block) fails nothing: it is named, and nothing is written.
+  const coverage: CoverageRow[] = [];
+  const rejected: RejectedBlock[] = [];
+  for (const block of blocks) {
+    try {
+      coverage.push(checkedCoverage(coverageOf(block, source)));
+    } catch (error) {
+      rejected.push({
+        blockId: block.blockId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+  if (rejected.length > 0) return { rows: 0, coverage: [], rejected };
   registerRecordsFunction(connection);
   const id = nextJob++;
   jobs.set(id, {
@@ -118,7 +133,23 @@ export async function writePartition(
   }
   let rows = 0;
   for (const block of blocks) rows += recordsOf(block, source.recordBytes);
-  return { rows, coverage: blocks.map((block) => coverageOf(block, source)) };
+  return { rows, coverage, rejected };
+}
+
+/** A block `writePartition` wrote nothing for, and why: its dependencies do not hold its coverage. */
+export interface RejectedBlock {
+  readonly blockId: string;
+  readonly error: string;
+}
+
+/** A coverage whose counts are all numbers (a NaN or a missing region fails the coverage file and `losses`). */
+function checkedCoverage(row: CoverageRow): CoverageRow {
+  for (const field of ['firstSeq', 'endSeq', 'lostTotal', 'poisonedTotal', 'droppedTotal'] as const) {
+    const value = row[field];
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      throw new Error(`its dependencies hold no readable coverage (${field} is ${String(value)})`);
+  }
+  return row;
 }
 
 /** Records a block holds: its object count, bounded by its bytes. */

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDirectoriesSync } from '../../directories.js';
-import { LakeNotFoundError, WireFormatError } from '../errors.js';
+import { LakeNotFoundError, WireFormatError, WireVersionError } from '../errors.js';
 import type { Lake } from '../lake/lake.js';
 import { type BlockRow, type PartitionRow, partitionBlobPaths, type StreamRow } from '../lake/types.js';
 import { formatRfc3339Ns, nowRfc3339Ns } from '../wire/index.js';
-import type { BlockParts } from './etl.js';
+import type { BlockParts, RejectedBlock } from './etl.js';
 import type { EtlPool } from './etl-pool.js';
 import type { TimeWindow, UnreadableBlock } from './query.js';
 import { type SourceTable, sourceTableOf } from './source-tables.js';
@@ -134,14 +134,47 @@ export async function materialize(
       const { payload } = await lake.readBlock(row);
       return { blockId: row.blockId, objectCount: row.objectCount, ...payload };
     } catch (error) {
-      if (!skip || !(error instanceof LakeNotFoundError || error instanceof WireFormatError)) throw error;
+      if (!skip || !doesNotRead(error)) throw error;
       if ((await lake.block(row.blockId)) === undefined) return undefined;
-      const { processId, streamId, blockId, objectCount } = row;
-      const said = error.message;
-      const reason = said.startsWith(`block ${blockId}`) ? said : `block ${blockId}: ${said}`;
-      unreadable.push({ processId, streamId, blockId, objectCount, error: reason });
+      leaveOut(row, error.message);
       return undefined;
     }
+  };
+  const leaveOut = (row: BlockRow, said: string) => {
+    const { processId, streamId, blockId, objectCount } = row;
+    const reason = said.startsWith(`block ${blockId}`) ? said : `block ${blockId}: ${said}`;
+    unreadable.push({ processId, streamId, blockId, objectCount, error: reason });
+  };
+  /**
+   * Writes a partition of `parts`; a block the pool finds damaged (its coverage does not read) is
+   * left out and listed when `skip`, and the rest written without it.
+   */
+  const write = async (
+    stream: StreamRow,
+    table: SourceTable,
+    parts: readonly BlockParts[],
+    rows: ReadonlyMap<string, BlockRow>,
+    skip: boolean,
+  ): Promise<void> => {
+    let written: PartitionRow;
+    try {
+      written = await writePartitionFiles(store, pool, scratch, processId, stream, table, parts);
+    } catch (error) {
+      if (!skip || !(error instanceof RejectedBlocksError)) throw error;
+      const rejected = new Set(error.rejected.map((r) => r.blockId));
+      for (const { blockId, error: why } of error.rejected) {
+        const row = rows.get(blockId)!;
+        leaveOut(row, `block ${blockId} (blob ${row.blobPath}): ${why}`);
+      }
+      decodedBlocks -= rejected.size;
+      const rest = parts.filter((p) => !rejected.has(p.blockId));
+      if (rest.length > 0) await write(stream, table, rest, rows, skip);
+      return;
+    }
+    const local = await store.localFiles(written);
+    if (local === undefined)
+      throw new Error(`partition ${written.partitionId} is missing right after it was stored`);
+    live.push({ row: written, local });
   };
   const decode = async (stream: StreamRow, table: SourceTable, of: readonly BlockRow[], skip: boolean) => {
     const writing: Promise<void>[] = [];
@@ -169,14 +202,7 @@ export async function materialize(
       if (parts.length === 0) continue;
       // At most one partition per pool thread is written while the next is read.
       while (writing.length >= pool.threads) await writing.shift();
-      writing.push(
-        writePartitionFiles(store, pool, scratch, processId, stream, table, parts).then(async (written) => {
-          const local = await store.localFiles(written);
-          if (local === undefined)
-            throw new Error(`partition ${written.partitionId} is missing right after it was stored`);
-          live.push({ row: written, local });
-        }),
-      );
+      writing.push(write(stream, table, parts, new Map(batch.map((b) => [b.blockId, b])), skip));
       decodedBlocks += parts.length;
     }
   };
@@ -208,7 +234,7 @@ export async function materialize(
           false,
         );
       } catch (error) {
-        if (!(error instanceof LakeNotFoundError || error instanceof WireFormatError)) throw error;
+        if (!doesNotRead(error)) throw error;
         // A block of the tier can no longer be read (its blob lost or damaged since it was
         // decoded): the small partitions still hold its rows, so they stay; what was merged goes.
         for (const partial of live.splice(made)) await store.delete(partial.row);
@@ -238,6 +264,25 @@ export async function materialize(
     rebuiltPartitions,
     compactedPartitions,
   };
+}
+
+/** A block's blob is missing or damaged (or of a wire format this reader does not know). */
+function doesNotRead(error: unknown): error is Error {
+  return (
+    error instanceof LakeNotFoundError ||
+    error instanceof WireFormatError ||
+    error instanceof WireVersionError
+  );
+}
+
+/** Blocks the pool wrote nothing for: their coverage does not read. */
+class RejectedBlocksError extends WireFormatError {
+  readonly rejected: readonly RejectedBlock[];
+
+  constructor(rejected: readonly RejectedBlock[]) {
+    super(rejected.map((r) => `block ${r.blockId}: ${r.error}`).join('; '));
+    this.rejected = rejected;
+  }
 }
 
 /** A stream's partitions that are not full, by size tier: 1–7 blocks, 8–63, 64–255. */
@@ -288,13 +333,14 @@ async function writePartitionFiles(
     coverage: join(scratch, `${partitionId}.coverage.parquet`),
   };
   try {
-    const { rows } = await pool.run({
+    const { rows, rejected } = await pool.run({
       source: table,
       streamId: stream.streamId,
       blocks: parts,
       dataPath: files.data,
       coveragePath: files.coverage,
     });
+    if (rejected.length > 0) throw new RejectedBlocksError(rejected);
     const row: PartitionRow = {
       partitionId,
       view: table.table,
