@@ -3,7 +3,7 @@ import { isAbsolute, join, relative, sep } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { realPathOf } from '../directories.js';
 import { DorsalError } from '../errors.js';
-import { checkMemoryLimit, MAX_UNREADABLE_LISTED, type QueryFunction } from '../telemetry/analytics/query.js';
+import { checkMemoryLimit, type QueryFunction } from '../telemetry/analytics/query.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 
@@ -105,33 +105,30 @@ export async function openSource(options: SourceOptions): Promise<Source> {
 }
 
 /**
- * `query`, saying on stderr, once per block, which blocks the answers left out because they do
- * not read (a blob missing or damaged): what a command prints is then known to lack their records.
- * An answer lists `MAX_UNREADABLE_LISTED` blocks at most: one that lists that many may leave out
- * more, and says "at least".
+ * `query`, saying on stderr which blocks the answers left out because they do not read (a blob
+ * missing or damaged), whenever an answer leaves out a block not said yet: what a command prints
+ * is then known to lack their records.
  */
 export function sayingUnreadable(
   query: QueryFunction,
   write: (text: string) => void = (text) => process.stderr.write(text),
 ): QueryFunction {
   const said = new Set<string>();
+  let saidBlocks = 0;
   return async (sql, scope) => {
     const result = await query(sql, scope);
+    const { blocks, records } = result.unreadable;
     const fresh = result.unreadableBlocks.filter((b) => !said.has(b.blockId));
-    if (fresh.length > 0) {
-      for (const block of fresh) said.add(block.blockId);
-      const cut = result.unreadableBlocks.length >= MAX_UNREADABLE_LISTED;
-      const atLeast = cut ? 'at least ' : '';
-      const records = fresh.reduce((n, b) => n + b.objectCount, 0);
-      const lines = fresh.slice(0, 5).map((b) => `  ${b.error}`);
-      if (fresh.length > 5 || cut) {
-        const more = fresh.length > 5 ? `${atLeast}${fresh.length - 5}` : 'perhaps';
-        lines.push(`  … and ${more} more (SELECT * FROM unreadable_blocks lists them all)`);
-      }
-      write(
-        `dorsal: ${atLeast}${fresh.length} block${fresh.length === 1 ? '' : 's'} of the lake did not read, and ${atLeast}${records} record${records === 1 ? ' is' : 's are'} left out of what follows:\n${lines.join('\n')}\n`,
-      );
-    }
+    if (fresh.length === 0 && blocks <= saidBlocks) return result;
+    for (const block of fresh) said.add(block.blockId);
+    saidBlocks = Math.max(saidBlocks, blocks);
+    const shown = (fresh.length > 0 ? fresh : result.unreadableBlocks).slice(0, 5);
+    const lines = shown.map((b) => `  ${b.error}`);
+    if (blocks > shown.length)
+      lines.push(`  … and ${blocks - shown.length} more (SELECT * FROM unreadable_blocks lists them)`);
+    write(
+      `dorsal: ${blocks} block${blocks === 1 ? '' : 's'} of the lake did not read, and ${records} record${records === 1 ? ' is' : 's are'} left out of what follows:\n${lines.join('\n')}\n`,
+    );
     return result;
   };
 }

@@ -1,9 +1,13 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Encoder } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { LocalPartitionStore } from '../../src/telemetry/analytics/local-partitions.js';
+import { RemoteAnalytics } from '../../src/telemetry/analytics/remote.js';
+import { analyticsQueryRoute } from '../../src/telemetry/analytics/route.js';
+import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
 import {
   compressPart,
   decodePayloadBlob,
@@ -32,100 +36,130 @@ describe('blocks damaged past what lz4 and CBOR see', () => {
       cacheDir: cache,
       partitions: new LocalPartitionStore(join(cache, 'partitions')),
       freshnessMs: 0,
+      unreadableRetryMs: 0,
     });
   };
-  const ticksBlocks = async (a: Analytics) => {
-    const streams = await a.lake.streams();
+  const ticksBlocks = async (a: Analytics | Lake) => {
+    const lake = a instanceof Lake ? a : a.lake;
+    const streams = await lake.streams();
     const stream = streams.find((s) => s.tags.includes('messages') && s.properties.name === 'ticks')!;
-    return a.lake.blocks({ streamId: stream.streamId });
+    return lake.blocks({ streamId: stream.streamId });
   };
 
-  it('a blob whose formatVersion is damaged is left out and listed', async () => {
+  /**
+   * Damages the `index`-th block of ticks with `damage` (given its blob's bytes, returns the damaged
+   * ones): the block is left out and listed, and the other blocks' coverage still reads; restored,
+   * it is read at the next look, once.
+   */
+  const leftOutThenBack = async (index: number, damage: (whole: Buffer) => Uint8Array) => {
     analytics = await open();
     try {
-      const [, block] = await ticksBlocks(analytics);
-      const path = join(dir, block!.blobPath);
+      const block = (await ticksBlocks(analytics))[index]!;
+      const path = join(dir, block.blobPath);
       const whole = readFileSync(path);
+      writeFileSync(path, damage(whole));
+      try {
+        const result = await analytics.query('SELECT count(*) FROM stream_ticks');
+        expect(n(result.rows[0]![0])).toBe(500 - block.objectCount);
+        expect(result.unreadableBlocks.map((b) => b.blockId)).toEqual([block.blockId]);
+        expect(result.unreadableBlocks[0]!.error).toMatch(new RegExp(`^block ${block.blockId}`));
+        // `losses` reads the other blocks' coverage.
+        await analytics.query('SELECT * FROM losses');
+      } finally {
+        writeFileSync(path, whole);
+      }
+      const again = await analytics.query('SELECT count(*), count(DISTINCT seq) FROM stream_ticks');
+      expect(again.rows[0]!.map(n)).toEqual([500, 500]);
+      expect(again.unreadableBlocks).toEqual([]);
+    } finally {
+      await analytics.close();
+    }
+  };
+
+  it('a blob whose formatVersion is damaged is left out and listed', () =>
+    leftOutThenBack(1, (whole) => {
       const parts = decodePayloadBlob(whole);
       const encoder = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true });
-      writeFileSync(path, encoder.encode({ formatVersion: 3, kind: 'payload', ...parts }));
-      try {
-        const result = await analytics.query('SELECT count(*) FROM stream_ticks');
-        expect(n(result.rows[0]![0])).toBe(500 - block!.objectCount);
-        expect(result.unreadableBlocks.map((b) => b.blockId)).toEqual([block!.blockId]);
-        expect(result.unreadableBlocks[0]!.error).toMatch(new RegExp(`^block ${block!.blockId}`));
-        // `losses` reads the other blocks' coverage.
-        await analytics.query('SELECT * FROM losses');
-      } finally {
-        writeFileSync(path, whole);
-      }
-      // Whole again: read at the next look, once.
-      const again = await analytics.query('SELECT count(*), count(DISTINCT seq) FROM stream_ticks');
-      expect(again.rows[0]!.map(n)).toEqual([500, 500]);
-      expect(again.unreadableBlocks).toEqual([]);
-    } finally {
-      await analytics.close();
-    }
-  });
+      return encoder.encode({ formatVersion: 3, kind: 'payload', ...parts });
+    }));
 
-  it('a block whose dependencies decompress but hold a NaN coverage is left out and listed', async () => {
-    analytics = await open();
-    try {
-      const [, , block] = await ticksBlocks(analytics);
-      const path = join(dir, block!.blobPath);
-      const whole = readFileSync(path);
+  it('a block whose dependencies decompress but hold a NaN coverage is left out and listed', () =>
+    leftOutThenBack(2, (whole) => {
       const parts = decodePayloadBlob(whole);
-      const deps = decompressPart(parts.dependencies, 'deps');
-      const damaged = new Uint8Array(deps);
+      const damaged = new Uint8Array(decompressPart(parts.dependencies, 'deps'));
       // Bit rot in first_seq's exponent: an f64 NaN.
       new DataView(damaged.buffer).setFloat64(0, Number.NaN, true);
-      writeFileSync(path, encodePayloadBlob({ dependencies: compressPart(damaged), objects: parts.objects }));
+      return encodePayloadBlob({ dependencies: compressPart(damaged), objects: parts.objects });
+    }));
+
+  it('a block whose dependencies part is empty is left out and listed', () =>
+    leftOutThenBack(3, (whole) => {
+      const parts = decodePayloadBlob(whole);
+      return encodePayloadBlob({ dependencies: compressPart(new Uint8Array(0)), objects: parts.objects });
+    }));
+
+  it('over HTTP: JSON answers carry the totals and the list, CSV answers say them in headers', async () => {
+    const lake = Lake.open({ data: dir });
+    const server = await startIngestionServer({
+      port: 0,
+      lake,
+      insecure: true,
+      routes: [analyticsQueryRoute({ lake, cacheDir: join(dir, `analytics-${opened++}`), freshnessMs: 0 })],
+    });
+    try {
+      const block = (await ticksBlocks(lake))[5]!;
+      const path = join(dir, block.blobPath);
+      renameSync(path, `${path}.away`);
       try {
-        const result = await analytics.query('SELECT count(*) FROM stream_ticks');
-        expect(n(result.rows[0]![0])).toBe(500 - block!.objectCount);
-        expect(result.unreadableBlocks.map((b) => b.blockId)).toEqual([block!.blockId]);
-        expect(result.unreadableBlocks[0]!.error).toMatch(new RegExp(`^block ${block!.blockId}`));
-        // `losses` reads the other blocks' coverage.
-        await analytics.query('SELECT * FROM losses');
+        const remote = await new RemoteAnalytics({ url: server.url }).query(
+          'SELECT count(*) FROM stream_ticks',
+        );
+        expect(remote.unreadable).toEqual({ blocks: 1, records: block.objectCount });
+        expect(remote.unreadableBlocks.map((b) => b.blockId)).toEqual([block.blockId]);
+        const csv = await fetch(`${server.url}/analytics/query`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ sql: 'SELECT count(*) AS n FROM stream_ticks', format: 'csv' }),
+        });
+        expect(await csv.text()).toBe(`n\r\n${500 - block.objectCount}\r\n`);
+        expect(csv.headers.get('x-dorsal-unreadable-blocks')).toBe('1');
+        expect(csv.headers.get('x-dorsal-unreadable-records')).toBe(String(block.objectCount));
+        expect(csv.headers.get('x-dorsal-truncated')).toBe('false');
       } finally {
-        writeFileSync(path, whole);
+        renameSync(`${path}.away`, path);
       }
-      // Whole again: read at the next look, once.
-      const again = await analytics.query('SELECT count(*), count(DISTINCT seq) FROM stream_ticks');
-      expect(again.rows[0]!.map(n)).toEqual([500, 500]);
-      expect(again.unreadableBlocks).toEqual([]);
     } finally {
-      await analytics.close();
+      await server.close();
+      await lake.close();
     }
   });
 
-  it('a block whose dependencies part is empty is left out and listed', async () => {
-    analytics = await open();
+  it('a block found unreadable is not read again before unreadableRetryMs: answers list it as found', async () => {
+    const cache = join(dir, `analytics-${opened++}`);
+    const patient = await Analytics.open({
+      lake: { data: dir },
+      cacheDir: cache,
+      partitions: new LocalPartitionStore(join(cache, 'partitions')),
+      freshnessMs: 0,
+      unreadableRetryMs: 3_600_000,
+    });
     try {
-      const [, , , block] = await ticksBlocks(analytics);
-      const path = join(dir, block!.blobPath);
-      const whole = readFileSync(path);
-      const parts = decodePayloadBlob(whole);
-      writeFileSync(
-        path,
-        encodePayloadBlob({ dependencies: compressPart(new Uint8Array(0)), objects: parts.objects }),
-      );
+      const block = (await ticksBlocks(patient))[4]!;
+      const path = join(dir, block.blobPath);
+      renameSync(path, `${path}.away`);
       try {
-        const result = await analytics.query('SELECT count(*) FROM stream_ticks');
-        expect(n(result.rows[0]![0])).toBe(500 - block!.objectCount);
-        expect(result.unreadableBlocks.map((b) => b.blockId)).toEqual([block!.blockId]);
-        expect(result.unreadableBlocks[0]!.error).toMatch(new RegExp(`^block ${block!.blockId}`));
-        // `losses` reads the other blocks' coverage.
-        await analytics.query('SELECT * FROM losses');
+        const first = await patient.query('SELECT count(*) FROM stream_ticks');
+        expect(first.unreadableBlocks.map((b) => b.blockId)).toEqual([block.blockId]);
       } finally {
-        writeFileSync(path, whole);
+        renameSync(`${path}.away`, path);
       }
-      // Whole again: read at the next look, once.
-      const again = await analytics.query('SELECT count(*), count(DISTINCT seq) FROM stream_ticks');
-      expect(again.rows[0]!.map(n)).toEqual([500, 500]);
-      expect(again.unreadableBlocks).toEqual([]);
+      // Back in the lake, but not read yet: still left out, listed as it was found.
+      const later = await patient.query('SELECT count(*) FROM stream_ticks');
+      expect(n(later.rows[0]![0])).toBe(500 - block.objectCount);
+      expect(later.unreadableBlocks.map((b) => b.error)).toEqual([expect.stringContaining('no blob at')]);
+      expect(patient.held().unreadable).toBe(1);
     } finally {
-      await analytics.close();
+      await patient.close();
     }
   });
 });

@@ -490,6 +490,7 @@ describe('partitions, cached and rebuilt', () => {
         lake: { data: dir },
         cacheDir: join(dir, 'analytics'),
         freshnessMs: 0,
+        unreadableRetryMs: 0,
       });
       try {
         const streams = await analytics.lake.streams();
@@ -513,6 +514,10 @@ describe('partitions, cached and rebuilt', () => {
         };
         const ticks = await count('SELECT count(*) FROM stream_ticks');
         expect(ticks.count).toBe(500 - gone!.objectCount);
+        expect((await analytics.query('SELECT count(*) FROM stream_fills')).unreadable).toEqual({
+          blocks: 2,
+          records: gone!.objectCount + damaged!.objectCount,
+        });
         expect(ticks.unreadable.map((b) => b.blockId).sort()).toEqual(
           [gone!.blockId, damaged!.blockId].sort(),
         );

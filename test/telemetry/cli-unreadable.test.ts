@@ -7,7 +7,8 @@ const answer = (blocks: number): QueryResult => ({
   rows: [],
   truncated: false,
   decodedBlocks: 0,
-  unreadableBlocks: Array.from({ length: blocks }, (_, i) => ({
+  unreadable: { blocks, records: 10 * blocks },
+  unreadableBlocks: Array.from({ length: Math.min(blocks, MAX_UNREADABLE_LISTED) }, (_, i) => ({
     processId: 'p',
     streamId: 's',
     blockId: `b${i}`,
@@ -29,18 +30,22 @@ describe("a command's word on unreadable blocks", () => {
     expect(said[0]).toMatch(/^dorsal: 3 blocks of the lake did not read, and 30 records are left out/);
   });
 
-  it('says "at least" when the answer lists as many as it lists at most: more may be left out', async () => {
+  it("says the answer's totals, not only the blocks it lists (100 at most), and again when more are left out", async () => {
     const said: string[] = [];
+    let blocks = 250;
     const query = sayingUnreadable(
-      async () => answer(MAX_UNREADABLE_LISTED),
+      async () => answer(blocks),
       (text) => said.push(text),
     );
     await query('SELECT 1');
-    expect(said[0]).toMatch(
-      new RegExp(
-        `^dorsal: at least ${MAX_UNREADABLE_LISTED} blocks of the lake did not read, and at least ${10 * MAX_UNREADABLE_LISTED} records`,
-      ),
-    );
-    expect(said[0]).toContain('unreadable_blocks lists them all');
+    expect(said[0]).toMatch(/^dorsal: 250 blocks of the lake did not read, and 2500 records are left out/);
+    expect(said[0]).toContain('… and 245 more (SELECT * FROM unreadable_blocks lists them)');
+    expect(MAX_UNREADABLE_LISTED).toBe(100);
+    await query('SELECT 1');
+    expect(said).toHaveLength(1);
+    blocks = 300;
+    await query('SELECT 1');
+    expect(said).toHaveLength(2);
+    expect(said[1]).toMatch(/^dorsal: 300 blocks of the lake did not read/);
   });
 });

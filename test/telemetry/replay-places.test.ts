@@ -56,7 +56,14 @@ class TableAnalytics extends AnalyticsQuestions {
         rows.push(chunk.convertRowValues(i, JsonDuckDBValueConverter) as unknown[]);
       }
     }
-    return { columns: [], rows, truncated, decodedBlocks: 0, unreadableBlocks: [] };
+    return {
+      columns: [],
+      rows,
+      truncated,
+      decodedBlocks: 0,
+      unreadable: { blocks: 0, records: 0 },
+      unreadableBlocks: [],
+    };
   };
 }
 

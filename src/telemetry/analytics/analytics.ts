@@ -33,6 +33,7 @@ import {
   type TimeWindow,
 } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
+import { UnreadableBlocks } from './unreadable.js';
 import { createViews, type DocumentRow, type ViewInputs } from './views.js';
 
 /** Options of `Analytics.open`. */
@@ -64,6 +65,11 @@ export interface AnalyticsOptions {
    * live process's new blocks show up after at most that long.
    */
   readonly freshnessMs?: number;
+  /**
+   * How long a block found unreadable (its blob missing or damaged) is left out before it is
+   * read again, in ms (default 10 000): meanwhile answers list it as found then, without reading it.
+   */
+  readonly unreadableRetryMs?: number;
   /**
    * Where partitions are kept (default: in the lake, files in its blob storage and rows in its
    * metadata database, shared by every analytics over it, with local copies in `cacheDir`;
@@ -141,6 +147,8 @@ export class Analytics extends AnalyticsQuestions {
    * forgotten at the next look at the whole lake.
    */
   private readonly documentBlocks = new Map<string, Promise<DocumentRow<unknown>>>();
+  /** Blocks found unreadable, each left alone for `unreadableRetryMs` before it is read again. */
+  private readonly unreadable: UnreadableBlocks;
   private closed = false;
 
   private constructor(
@@ -162,6 +170,7 @@ export class Analytics extends AnalyticsQuestions {
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.freshnessMs = options.freshnessMs ?? 1000;
+    this.unreadable = new UnreadableBlocks(options.unreadableRetryMs ?? 10_000);
   }
 
   static async open(options: AnalyticsOptions): Promise<Analytics> {
@@ -221,14 +230,12 @@ export class Analytics extends AnalyticsQuestions {
     for (let attempt = 0; ; attempt++) {
       const { view, decodedBlocks } = await this.look(key, processes, window, partitions);
       decoded += decodedBlocks;
-      const session = await this.session(key, view);
-      const run = session.tail.then(() => this.run(session.connection, sql, scope));
-      session.tail = run.catch(() => {});
+      const run = this.inSession(key, view, (connection) => this.run(connection, sql, scope));
       try {
-        const unreadableBlocks = view.materialized
-          .flatMap((m) => m.unreadable)
-          .slice(0, MAX_UNREADABLE_LISTED);
-        return { ...(await run), decodedBlocks: decoded, unreadableBlocks };
+        const all = view.materialized.flatMap((m) => m.unreadable);
+        const unreadable = { blocks: all.length, records: all.reduce((n, b) => n + b.objectCount, 0) };
+        const unreadableBlocks = all.slice(0, MAX_UNREADABLE_LISTED);
+        return { ...(await run), decodedBlocks: decoded, unreadable, unreadableBlocks };
       } catch (error) {
         // A partition file gone or damaged since the last look (no query can name a file of its
         // own: external access is off): look at the lake again, which rebuilds it, once.
@@ -241,10 +248,21 @@ export class Analytics extends AnalyticsQuestions {
 
   /**
    * What this analytics keeps between queries, for a long-running server to watch: looks at the
-   * lake (at most 32), connections with their views (at most 8), document blocks read.
+   * lake (at most 32), connections with their views (at most 8), document blocks read, blocks
+   * found unreadable and not read again yet.
    */
-  held(): { readonly looks: number; readonly sessions: number; readonly documents: number } {
-    return { looks: this.known.size, sessions: this.sessions.size, documents: this.documentBlocks.size };
+  held(): {
+    readonly looks: number;
+    readonly sessions: number;
+    readonly documents: number;
+    readonly unreadable: number;
+  } {
+    return {
+      looks: this.known.size,
+      sessions: this.sessions.size,
+      documents: this.documentBlocks.size,
+      unreadable: this.unreadable.size,
+    };
   }
 
   async close(): Promise<void> {
@@ -263,7 +281,7 @@ export class Analytics extends AnalyticsQuestions {
     connection: DuckDBConnection,
     sql: string,
     scope: QueryScope,
-  ): Promise<Omit<QueryResult, 'decodedBlocks' | 'unreadableBlocks'>> {
+  ): Promise<Omit<QueryResult, 'decodedBlocks' | 'unreadable' | 'unreadableBlocks'>> {
     await checkBound(connection, sql);
     const maxRows = scope.maxRows ?? this.maxRows;
     const timeoutMs = scope.timeoutMs ?? this.timeoutMs;
@@ -313,30 +331,46 @@ export class Analytics extends AnalyticsQuestions {
     }
   }
 
-  /** The connection for a scope, its views made again when what they are made of changed. */
-  private async session(key: string, view: LakeView): Promise<Session> {
+  /**
+   * Runs `work` on the scope's connection, after the queries queued on it; the connection's views
+   * are made again when what they are made of changed. `work` is queued in the same turn as the
+   * session is found or made: a session replaced or evicted is closed once its tail is done, and
+   * a run queued a turn later could find it closed.
+   */
+  private async inSession<T>(
+    key: string,
+    view: LakeView,
+    work: (connection: DuckDBConnection) => Promise<T>,
+  ): Promise<T> {
+    const queue = (session: Session): Promise<T> => {
+      const run = session.tail.then(() => work(session.connection));
+      session.tail = run.catch(() => {});
+      return run;
+    };
     let session = this.sessions.get(key);
     if (session !== undefined && session.fingerprint === view.fingerprint) {
       // Most recently used last.
       this.sessions.delete(key);
       this.sessions.set(key, session);
-      return session;
+      return queue(session);
     }
     const connection = await this.queryDb.connect();
     await createViews(connection, view);
-    if (session !== undefined) {
-      const old = session;
-      void old.tail.then(() => old.connection.closeSync());
+    // The session found before the awaits may have been replaced meanwhile: the one there now goes.
+    const replaced = this.sessions.get(key);
+    if (replaced !== undefined) {
+      void replaced.tail.then(() => replaced.connection.closeSync());
       this.sessions.delete(key);
     }
     session = { connection, fingerprint: view.fingerprint, tail: Promise.resolve() };
     this.sessions.set(key, session);
+    const run = queue(session);
     while (this.sessions.size > MAX_SESSIONS) {
       const [oldestKey, oldest] = this.sessions.entries().next().value as [string, Session];
       this.sessions.delete(oldestKey);
       void oldest.tail.then(() => oldest.connection.closeSync());
     }
-    return session;
+    return run;
   }
 
   /**
@@ -399,7 +433,8 @@ export class Analytics extends AnalyticsQuestions {
       streams.length,
       blocks.length,
       materialized.map((m) => [...m.files.entries()]),
-      materialized.map((m) => m.unreadable.map((u) => u.blockId)),
+      // Which blocks do not read, and why (a blob missing, then damaged, says so anew).
+      materialized.map((m) => m.unreadable.map((u) => [u.blockId, u.error])),
       // A document block that did not read at the last look and reads now changes the views.
       [...diffs, ...counts].map((d) => 'error' in d),
     ]);
@@ -464,7 +499,8 @@ export class Analytics extends AnalyticsQuestions {
 
   private materialized(processId: string, window: TimeWindow): Promise<Materialized> {
     const running = this.materializing.get(processId);
-    const build = () => materialize(this.lake, this.store, this.pool, this.scratch, processId, window);
+    const build = () =>
+      materialize(this.lake, this.store, this.pool, this.scratch, processId, window, this.unreadable);
     const next = (running ?? Promise.resolve()).then(build, build);
     this.materializing.set(processId, next);
     void next

@@ -7,8 +7,9 @@ export interface QueryRequest extends Omit<QueryScope, 'begin' | 'end'> {
   readonly begin?: string;
   readonly end?: string;
   /**
-   * `json` (default): `{ columns, rows, truncated, decodedBlocks, unreadableBlocks }`; `csv`: a
-   * header line, then the rows (and nothing else: ask `unreadable_blocks` for what was left out).
+   * `json` (default): `{ columns, rows, truncated, decodedBlocks, unreadable, unreadableBlocks }`;
+   * `csv`: a header line, then the rows, with `X-Dorsal-Truncated` and, when blocks did not read,
+   * `X-Dorsal-Unreadable-Blocks` and `X-Dorsal-Unreadable-Records` as headers.
    */
   readonly format?: 'json' | 'csv';
 }
@@ -26,6 +27,7 @@ export interface QueryAnswer {
   readonly status: number;
   readonly contentType: string;
   readonly body: string;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 const FIELDS = new Set(['sql', 'process', 'processes', 'begin', 'end', 'maxRows', 'timeoutMs', 'format']);
@@ -90,7 +92,19 @@ export async function answerQuery(
   };
   const result = await query(request.sql, scope);
   if (request.format === 'csv') {
-    return { status: 200, contentType: 'text/csv; charset=utf-8', body: toCsv(result) };
+    // The rows alone in the body: what they lack is said in headers.
+    const { blocks, records } = result.unreadable;
+    return {
+      status: 200,
+      contentType: 'text/csv; charset=utf-8',
+      body: toCsv(result),
+      headers: {
+        'x-dorsal-truncated': String(result.truncated),
+        ...(blocks === 0
+          ? {}
+          : { 'x-dorsal-unreadable-blocks': String(blocks), 'x-dorsal-unreadable-records': String(records) }),
+      },
+    };
   }
   return { status: 200, contentType: 'application/json', body: JSON.stringify(result) };
 }

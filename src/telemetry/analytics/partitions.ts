@@ -10,6 +10,7 @@ import type { BlockParts, RejectedBlock } from './etl.js';
 import type { EtlPool } from './etl-pool.js';
 import type { TimeWindow, UnreadableBlock } from './query.js';
 import { type SourceTable, sourceTableOf } from './source-tables.js';
+import type { UnreadableBlocks } from './unreadable.js';
 
 export type { PartitionRow };
 
@@ -89,6 +90,7 @@ export async function materialize(
   scratch: string,
   processId: string,
   window: TimeWindow = {},
+  memory?: UnreadableBlocks,
 ): Promise<Materialized> {
   const sources = (await lake.streams({ processId }))
     .map((stream) => ({ stream, table: sourceTableOf(stream) }))
@@ -130,20 +132,34 @@ export async function materialize(
    * longer in the lake: left out, not listed.
    */
   const read = async (row: BlockRow, skip: boolean): Promise<BlockParts | undefined> => {
-    try {
-      const { payload } = await lake.readBlock(row);
-      return { blockId: row.blockId, objectCount: row.objectCount, ...payload };
-    } catch (error) {
-      if (!skip || !doesNotRead(error)) throw error;
-      if ((await lake.block(row.blockId)) === undefined) return undefined;
-      leaveOut(row, error.message);
+    // Found unreadable a moment ago: not read again yet (see UnreadableBlocks).
+    const known = skip ? memory?.recent(row.blockId) : undefined;
+    if (known !== undefined) {
+      unreadable.push(known);
       return undefined;
     }
+    try {
+      const { payload } = await lake.readBlock(row);
+      memory?.read(row.blockId);
+      return { blockId: row.blockId, objectCount: row.objectCount, ...payload };
+    } catch (error) {
+      if (!doesNotRead(error)) throw error;
+      if ((await lake.block(row.blockId)) === undefined) {
+        if (skip) return undefined;
+        throw error;
+      }
+      leaveOut(row, error.message, skip);
+      if (skip) return undefined;
+      throw error;
+    }
   };
-  const leaveOut = (row: BlockRow, said: string) => {
+  /** Remembers a block that does not read, and lists it (`listed`: left out of the tables). */
+  const leaveOut = (row: BlockRow, said: string, listed: boolean) => {
     const { processId, streamId, blockId, objectCount } = row;
     const reason = said.startsWith(`block ${blockId}`) ? said : `block ${blockId}: ${said}`;
-    unreadable.push({ processId, streamId, blockId, objectCount, error: reason });
+    const block = { processId, streamId, blockId, objectCount, error: reason };
+    memory?.failed(block);
+    if (listed) unreadable.push(block);
   };
   /**
    * Writes a partition of `parts`; a block the pool finds damaged (its coverage does not read) is
@@ -160,12 +176,13 @@ export async function materialize(
     try {
       written = await writePartitionFiles(store, pool, scratch, processId, stream, table, parts);
     } catch (error) {
-      if (!skip || !(error instanceof RejectedBlocksError)) throw error;
+      if (!(error instanceof RejectedBlocksError)) throw error;
       const rejected = new Set(error.rejected.map((r) => r.blockId));
       for (const { blockId, error: why } of error.rejected) {
         const row = rows.get(blockId)!;
-        leaveOut(row, `block ${blockId} (blob ${row.blobPath}): ${why}`);
+        leaveOut(row, `block ${blockId} (blob ${row.blobPath}): ${why}`, skip);
       }
+      if (!skip) throw error;
       decodedBlocks -= rejected.size;
       const rest = parts.filter((p) => !rejected.has(p.blockId));
       if (rest.length > 0) await write(stream, table, rest, rows, skip);
@@ -224,6 +241,8 @@ export async function materialize(
       if (tier.length < COMPACT_AT) continue;
       // The merged partitions are stored before the small ones are deleted: a query sees either.
       const merged = new Set(tier.flatMap((p) => p.row.blockIds));
+      // A block of the tier found unreadable a moment ago: no merge yet (it would fail again).
+      if (memory !== undefined && [...merged].some((id) => memory.recent(id) !== undefined)) continue;
       const made = live.length;
       try {
         await decode(

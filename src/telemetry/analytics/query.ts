@@ -27,10 +27,12 @@ export interface QueryResult {
   /** Blocks decoded into partitions to answer it (0 once they are cached). */
   readonly decodedBlocks: number;
   /**
-   * Blocks of the processes read whose records are left out of the tables: their blob is missing
-   * or damaged (the first `MAX_UNREADABLE_LISTED`; the table `unreadable_blocks` lists them all).
-   * Empty for a query of the lake's own tables alone, which reads no block.
+   * Blocks of the processes read whose records are left out of the tables, because their blob is
+   * missing or damaged, and the records they hold. None for a query of the lake's own tables
+   * alone, which reads no block.
    */
+  readonly unreadable: { readonly blocks: number; readonly records: number };
+  /** The first `MAX_UNREADABLE_LISTED` of them, each with why (the table `unreadable_blocks` lists them all). */
   readonly unreadableBlocks: readonly UnreadableBlock[];
 }
 

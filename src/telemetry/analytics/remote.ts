@@ -59,7 +59,12 @@ export class RemoteAnalytics extends AnalyticsQuestions {
         );
       }
       // A server of an older dorsal does not list unreadable blocks.
-      return { ...body, unreadableBlocks: Array.isArray(body.unreadableBlocks) ? body.unreadableBlocks : [] };
+      const listed = Array.isArray(body.unreadableBlocks) ? body.unreadableBlocks : [];
+      const unreadable =
+        typeof body.unreadable === 'object' && body.unreadable !== null
+          ? body.unreadable
+          : { blocks: listed.length, records: listed.reduce((n, b) => n + b.objectCount, 0) };
+      return { ...body, unreadable, unreadableBlocks: listed };
     }
     const error =
       typeof body === 'object' && body !== null

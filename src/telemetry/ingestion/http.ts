@@ -55,6 +55,8 @@ export interface RouteAnswer {
   readonly status: number;
   readonly contentType: string;
   readonly body: string;
+  /** More headers, by lowercase name (a route's own, `x-…`). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** An extra route's answer sent as it comes (e.g. `text/event-stream`), chunk by chunk, until it ends or the request's signal aborts. */
@@ -115,7 +117,11 @@ interface Answer {
   readonly status: number;
   readonly body: unknown;
   readonly retry?: boolean;
-  readonly raw?: { readonly contentType: string; readonly text: string };
+  readonly raw?: {
+    readonly contentType: string;
+    readonly text: string;
+    readonly headers?: Readonly<Record<string, string>>;
+  };
   readonly stream?: { readonly contentType: string; readonly chunks: AsyncIterable<string> };
 }
 
@@ -253,7 +259,11 @@ function rawAnswer(answer: RouteAnswer | RouteStream): Answer {
   return {
     status: answer.status,
     body: undefined,
-    raw: { contentType: answer.contentType, text: answer.body },
+    raw: {
+      contentType: answer.contentType,
+      text: answer.body,
+      ...(answer.headers === undefined ? {} : { headers: answer.headers }),
+    },
   };
 }
 
@@ -276,6 +286,7 @@ async function send(
   res.statusCode = answer.status;
   res.setHeader('content-type', answer.raw?.contentType ?? 'application/json');
   res.setHeader('content-length', Buffer.byteLength(body));
+  for (const [name, value] of Object.entries(answer.raw?.headers ?? {})) res.setHeader(name, value);
   if (answer.retry === true) res.setHeader('retry-after', retryAfter);
   if (answer.status === 401) res.setHeader('www-authenticate', challenge ?? 'Bearer realm="dorsal"');
   // A server that stops closes each connection once its answer is out: a connection busy when
