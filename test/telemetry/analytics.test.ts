@@ -19,13 +19,15 @@ import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { QueryRefusedError, QueryTimeoutError } from '../../src/telemetry/analytics/guard.js';
 import type { MessageTree, TreeNode } from '../../src/telemetry/analytics/questions.js';
 import { LakeConfigError, LakeNotFoundError } from '../../src/telemetry/errors.js';
+import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { gatherReport } from '../../src/telemetry/views/report-data.js';
+import { encodeProcessInfo, encodeStreamInfo, formatRfc3339Ns } from '../../src/telemetry/wire/index.js';
 import { Fill, Order, spine } from '../fixtures/actors/spine.js';
 import { until } from '../helpers/until.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { runDorsal } from './cli-helpers.js';
-import { tempDir } from './fixtures.js';
+import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 
 const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
 const TICKS = 3000;
@@ -564,6 +566,42 @@ describe('partitions, cached and rebuilt', () => {
         await analytics.close();
       }
     } finally {
+      cleanup();
+    }
+  });
+
+  it('sees a block deleted and another added between two looks, however many there are', async () => {
+    const { dir, cleanup } = tempDir('dorsal-swapped-blocks-');
+    const service = new IngestionService({ data: dir });
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await service.insertProcess(encodeProcessInfo(process));
+      await service.insertStream(encodeStreamInfo(stream));
+      for (const seed of [1, 2]) await service.ingestBlock(makeBlock(stream, 16, seed).block);
+      const analytics = await Analytics.open({
+        lake: service.lake,
+        cacheDir: join(dir, 'analytics'),
+        freshnessMs: 0,
+      });
+      try {
+        const ids = async () =>
+          (await analytics.query('SELECT block_id FROM blocks ORDER BY ALL')).rows.map((r) => String(r[0]));
+        const before = await ids();
+        expect(before).toHaveLength(2);
+        // Retention takes one as another arrives: two blocks before, two after.
+        const future = formatRfc3339Ns((BigInt(Date.now()) + 3_600_000n) * 1_000_000n);
+        expect(await service.lake.metadata.deleteBlocksBefore(future, 1)).toHaveLength(1);
+        const added = makeBlock(stream, 16, 3).block;
+        await service.ingestBlock(added);
+        const left = (await service.lake.blocks()).map((b) => b.blockId);
+        expect(await ids()).toEqual([...left].sort());
+        expect(await ids()).toContain(added.blockId);
+      } finally {
+        await analytics.close();
+      }
+    } finally {
+      await service.close();
       cleanup();
     }
   });
