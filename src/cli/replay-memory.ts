@@ -3,9 +3,9 @@
  * chain as deep as the run (an actor whose output comes back to it) makes the recursive query take
  * a step per level, each over every message. Here each run is read in pages and placed in this
  * process's memory, in one pass; the comparison is the same, and `compareInLake` is checked
- * against it. A message costs ~460 bytes plus its place, a text as long as its path from the root:
- * a chain of n messages holds places of n²/2 steps (16,000 deep: 1.7 GB; 24,000 deep exhausts
- * V8's default heap). Places interned as compact keys shared by both runs would lift that.
+ * against it. A place is a node of a table both runs share (`PlaceTable`): its parent's node and
+ * its last step, so that a message costs the same at any depth (~0.5 KB with its fields); a
+ * place's text is made only for the divergences shown.
  */
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
@@ -33,14 +33,51 @@ export interface PlacedMessage {
   readonly root: string;
   /** Its index among its parent's children of its stream (and actor, on a shared stream), or its root's n. */
   readonly index: number;
-  /** Its place: the root's key, then `/stream:index` (or `/stream@actor:index`) per step. */
-  readonly place: string;
+  /** Its place, a node of the runs' `PlaceTable`: its text is the root's key, then `/stream:index` (or `/stream@actor:index`) per step. */
+  readonly place: number;
+}
+
+/**
+ * The places of both runs compared: each a node, its parent's node and its last step (a root's:
+ * its key), interned, so that a place is a number and a message at depth n costs no more than one
+ * at the root (places as texts grew with the square of a chain's depth: 24,000 deep exhausted the
+ * heap). Equal places of the two runs are the same node.
+ */
+export class PlaceTable {
+  private readonly ids = new Map<string, number>();
+  private readonly parents: number[] = [];
+  private readonly steps: string[] = [];
+
+  /** The node of `step` under `parent` (-1: a root, `step` its key), made if new. */
+  of(parent: number, step: string): number {
+    const key = `${parent} ${step}`;
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = this.parents.length;
+      this.ids.set(key, id);
+      this.parents.push(parent);
+      this.steps.push(step);
+    }
+    return id;
+  }
+
+  /** The node of a root's key, if either run has it. */
+  root(key: string): number | undefined {
+    return this.ids.get(`-1 ${key}`);
+  }
+
+  /** A place's text: its root's key, then each step, `/`-separated. */
+  text(place: number): string {
+    const steps: string[] = [];
+    for (let at = place; at >= 0; at = this.parents[at]!) steps.push(this.steps[at]!);
+    return steps.reverse().join('/');
+  }
 }
 
 /** Every message of a process, at its place; and the order in which its roots were published. */
 export interface PlacedRun {
-  /** By place. */
-  readonly messages: ReadonlyMap<string, PlacedMessage>;
+  /** By place (a node of the runs' `PlaceTable`). */
+  readonly messages: ReadonlyMap<number, PlacedMessage>;
   /** Each ingress root's rank in publication order (all ingress streams together), by its key. */
   readonly rootOrder: ReadonlyMap<string, number>;
 }
@@ -57,7 +94,8 @@ interface Draft {
   parent: Draft | undefined;
   root: string;
   index: number;
-  place: string;
+  /** Its node in the `PlaceTable`; -1 until placed. */
+  place: number;
 }
 
 /**
@@ -67,6 +105,7 @@ interface Draft {
  */
 export async function readPlacedRun(
   analytics: AnalyticsQuestions,
+  places: PlaceTable,
   process: string,
   streams: readonly string[],
   ingress: readonly string[],
@@ -95,17 +134,18 @@ export async function readPlacedRun(
           parent: undefined,
           root: '',
           index: 0,
-          place: '',
+          place: -1,
         });
       }
     }
     byStream.set(stream, drafts);
   }
-  return placeMessages(byStream, new Set(ingress));
+  return placeMessages(places, byStream, new Set(ingress));
 }
 
 /** Places messages (each stream's in sequence order) in their trees. */
 function placeMessages(
+  places: PlaceTable,
   byStream: ReadonlyMap<string, readonly Draft[]>,
   ingress: ReadonlySet<string>,
 ): PlacedRun {
@@ -121,14 +161,14 @@ function placeMessages(
       if (d.actor !== null && ingress.has(d.actor)) {
         d.index = ingressCount++;
         d.root = `${stream}:${d.index}`;
-        d.place = d.root;
+        d.place = places.of(-1, d.root);
         roots.push(d);
       } else if (parent === undefined) {
         // No ingress ancestor in the lake: placed by its order in its stream.
         d.index = unrooted.get(d.step) ?? 0;
         unrooted.set(d.step, d.index + 1);
         d.root = `~${d.step}:${d.index}`;
-        d.place = d.root;
+        d.place = places.of(-1, d.root);
       } else {
         d.parent = parent;
         const family = `${d.parentKey}>${d.step}`;
@@ -137,16 +177,16 @@ function placeMessages(
       }
     }
   }
-  const messages = new Map<string, PlacedMessage>();
+  const messages = new Map<number, PlacedMessage>();
   const chain: Draft[] = [];
   for (const drafts of byStream.values()) {
     for (const d of drafts) {
       // Up to the nearest placed ancestor, then down (no recursion: chains may be long).
-      for (let at: Draft | undefined = d; at !== undefined && at.place === ''; at = at.parent) chain.push(at);
+      for (let at: Draft | undefined = d; at !== undefined && at.place < 0; at = at.parent) chain.push(at);
       for (let i = chain.length - 1; i >= 0; i--) {
         const c = chain[i]!;
         c.root = c.parent!.root;
-        c.place = `${c.parent!.place}/${c.step}:${c.index}`;
+        c.place = places.of(c.parent!.place, `${c.step}:${c.index}`);
       }
       chain.length = 0;
       messages.set(d.place, d as PlacedMessage);
@@ -184,6 +224,7 @@ interface Found {
  * ties between siblings of different streams; `limit` caps the divergences described.
  */
 export function compareRuns(
+  places: PlaceTable,
   recorded: PlacedRun,
   replayed: PlacedRun,
   streams: readonly string[],
@@ -245,10 +286,14 @@ export function compareRuns(
     return {
       kind: f.kind,
       stream: either.stream,
-      place: either.place,
+      place: places.text(either.place),
       ingress: either.root.startsWith('~')
         ? null
-        : { rank: rootRank, stream: root.stream, seq: recorded.messages.get(either.root)?.seq ?? root.seq },
+        : {
+            rank: rootRank,
+            stream: root.stream,
+            seq: recorded.messages.get(places.root(either.root) ?? -1)?.seq ?? root.seq,
+          },
       recorded: f.recorded === undefined ? null : shown(f.recorded),
       replayed: f.replayed === undefined ? null : shown(f.replayed),
       chain: chain.map(shown),
@@ -321,8 +366,10 @@ export async function compareInMemory(
   runs: PlacedRuns,
   limit: number,
 ): Promise<ReplayDiff> {
+  const places = new PlaceTable();
   const before = await readPlacedRun(
     analytics,
+    places,
     runs.recorded,
     runs.streams,
     runs.ingress.recorded,
@@ -330,10 +377,11 @@ export async function compareInMemory(
   );
   const after = await readPlacedRun(
     analytics,
+    places,
     runs.replayed,
     runs.streams,
     runs.ingress.replayed,
     runs.shared,
   );
-  return compareRuns(before, after, runs.streams, limit);
+  return compareRuns(places, before, after, runs.streams, limit);
 }
