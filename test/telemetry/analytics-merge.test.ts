@@ -6,7 +6,7 @@ import { tempDir } from './fixtures.js';
 
 const TICKS = 600;
 
-it('answers from the small partitions when a block they hold can no longer be read to merge them', async () => {
+it('merges small partitions from their own files: a block whose blob was lost since keeps its rows', async () => {
   const { dir, cleanup } = tempDir('dorsal-merge-');
   try {
     await runPersistedPipeline({ data: dir, blockMs: 50, blockBytes: 2048 }, TICKS);
@@ -37,19 +37,28 @@ it('answers from the small partitions when a block they hold can no longer be re
       const expected = await count(blocks[7]!.beginTime);
       // The first block's blob is lost (damage, or a retention pass under way) after it was decoded.
       await analytics.lake.blobs.delete([blocks[0]!.blobPath]);
-      // The eighth look would merge the eight: the first block cannot be read again, so they stay.
-      const eighth = await count(blocks[7]!.endTime);
-      expect(eighth).toBeGreaterThan(expected);
+      // The eighth look merges the eight, from their files: the first block is not read again.
+      const eighth = await analytics.query('SELECT count(*), count(DISTINCT seq) FROM stream_ticks', {
+        process: processId,
+        end: blocks[7]!.endTime,
+      });
+      const rows = eighth.rows[0]!.map(Number);
+      expect(rows[0]).toBeGreaterThan(expected);
+      expect(rows[1]).toBe(rows[0]);
+      expect(eighth.unreadableBlocks).toEqual([]);
       const after = (await analytics.lake.metadata.listPartitions(processId)).filter(
         (p) => p.streamId === ticks.streamId,
       );
-      expect(after.flatMap((p) => p.blockIds).sort()).toEqual(
-        blocks
-          .slice(0, 8)
-          .map((b) => b.blockId)
-          .sort(),
-      );
-      expect(after.filter((p) => p.blockIds.includes(blocks[0]!.blockId))).toHaveLength(1);
+      // One partition of the eight blocks, in their order, holding every row the small ones held.
+      expect(after.map((p) => p.blockIds)).toEqual([blocks.slice(0, 8).map((b) => b.blockId)]);
+      expect(after[0]!.rowCount).toBe(small.reduce((n, p) => n + p.rowCount, 0) + blocks[7]!.objectCount);
+      // Its rows are the blocks' rows in order: by sequence, as they were published.
+      const seqs = await analytics.query('SELECT seq FROM stream_ticks', {
+        process: processId,
+        end: blocks[7]!.endTime,
+      });
+      const read = seqs.rows.map((r) => Number(r[0]));
+      expect(read).toEqual([...read].sort((a, b) => a - b));
     } finally {
       await analytics.close();
     }

@@ -1,13 +1,13 @@
 import { Piscina } from 'piscina';
 import { isTypeScriptModule } from '../../module-worker.js';
-import type { PartitionTask, PartitionTaskResult } from './etl-worker.js';
+import type { EtlTask, PartitionTaskResult } from './etl-worker.js';
 
 /**
  * The threads that write partitions (piscina): decoding blocks into Parquet takes seconds for
  * millions of records, which the thread answering queries must not spend.
  */
 export class EtlPool {
-  private readonly pool: Piscina<PartitionTask, PartitionTaskResult>;
+  private readonly pool: Piscina<EtlTask, PartitionTaskResult>;
 
   constructor(threads: number) {
     const typescript = isTypeScriptModule(import.meta.url);
@@ -25,7 +25,7 @@ export class EtlPool {
     return this.pool.options.maxThreads;
   }
 
-  run(task: PartitionTask): Promise<PartitionTaskResult> {
+  run(task: EtlTask): Promise<PartitionTaskResult> {
     return this.pool.run(task);
   }
 

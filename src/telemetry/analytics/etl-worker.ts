@@ -3,12 +3,28 @@ import { type BlockParts, type CoverageRow, type RejectedBlock, writePartition }
 import type { SourceTable } from './source-tables.js';
 import { quoteLiteral } from './sql.js';
 
-/** One partition to write, as the pool's task. */
+/** One partition to write, as the pool's task: from blocks, or merged from partitions' files. */
+export type EtlTask = PartitionTask | MergeTask;
+
+/** One partition to write from its blocks' records. */
 export interface PartitionTask {
+  readonly kind?: 'blocks';
   readonly source: SourceTable;
   readonly streamId: string;
   readonly blocks: readonly BlockParts[];
   /** Local paths of the partition's two Parquet files. */
+  readonly dataPath: string;
+  readonly coveragePath: string;
+}
+
+/**
+ * One partition to write from the files of smaller ones of the same stream: their rows in the
+ * order of the files given, and their coverage rows. No block is read.
+ */
+export interface MergeTask {
+  readonly kind: 'merge';
+  readonly dataFiles: readonly string[];
+  readonly coverageFiles: readonly string[];
   readonly dataPath: string;
   readonly coveragePath: string;
 }
@@ -27,13 +43,30 @@ let connection: Promise<DuckDBConnection> | undefined;
  * Writes a partition's rows and its blocks' coverage as Parquet files: the ETL's task on the
  * analytics' piscina pool, off the event loop of the thread that answers queries.
  */
-export default async function writePartitionTask(task: PartitionTask): Promise<PartitionTaskResult> {
+export default async function writePartitionTask(task: EtlTask): Promise<PartitionTaskResult> {
   connection ??= DuckDBInstance.create(':memory:').then((db) => db.connect());
   const etl = await connection;
+  if (task.kind === 'merge') return mergePartitions(etl, task);
   const { rows, coverage, rejected } = await writePartition(etl, task.source, task.blocks, task.dataPath);
   if (rejected.length > 0) return { rows: 0, coverage: [], rejected };
   await writeCoverage(etl, task.streamId, coverage, task.coveragePath);
   return { rows, coverage, rejected };
+}
+
+/**
+ * Writes the rows of several partitions' data files as one file, in the order given (DuckDB keeps
+ * the insertion order: each file's rows, one file after the other), and their coverage as one
+ * (by column name: coverage files written before `dropped_total` existed lack it).
+ */
+async function mergePartitions(etl: DuckDBConnection, task: MergeTask): Promise<PartitionTaskResult> {
+  const list = (files: readonly string[]) => `[${files.map(quoteLiteral).join(', ')}]`;
+  const written = await etl.run(
+    `COPY (SELECT * FROM read_parquet(${list(task.dataFiles)})) TO ${quoteLiteral(task.dataPath)} (FORMAT parquet)`,
+  );
+  await etl.run(
+    `COPY (SELECT * FROM read_parquet(${list(task.coverageFiles)}, union_by_name = true)) TO ${quoteLiteral(task.coveragePath)} (FORMAT parquet)`,
+  );
+  return { rows: Number(written.rowsChanged), coverage: [], rejected: [] };
 }
 
 /** The coverage of each block of a partition, as its own small Parquet file. */

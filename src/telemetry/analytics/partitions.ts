@@ -40,8 +40,9 @@ const BYTES_PER_PARTITION = 64 << 20;
 /**
  * Small partitions of a stream are merged once this many of one size tier exist (tiers of 1–7,
  * 8–63 and 64–255 blocks), as a log-structured merge does: a live process queried every second
- * keeps a few dozen partitions per stream instead of one more per second, and a block is decoded
- * again at most three times on its way to a full partition.
+ * keeps a few dozen partitions per stream instead of one more per second, and a row is written
+ * again at most three times on its way to a full partition (merged from the partitions' files:
+ * a block is decoded once).
  */
 const COMPACT_AT = 8;
 
@@ -78,8 +79,8 @@ interface LivePartition {
 /**
  * Brings a process's partitions up to date, just in time: for each persisted lake stream, the
  * blocks no partition covers yet (of those that overlap the window) are decoded into new partitions (a live process's new blocks
- * extend its views this way), small partitions are merged once enough of them exist (see
- * `COMPACT_AT`), and a partition whose files are missing or unreadable is forgotten and rebuilt
+ * extend its views this way), small partitions are merged from their files once enough of them
+ * exist (see `COMPACT_AT`), and a partition whose files are missing or unreadable is forgotten and rebuilt
  * from its blocks. Blocks are read here while the pool writes the previous partition. Returns the
  * local files of every view.
  */
@@ -128,12 +129,11 @@ export async function materialize(
   const unreadable: UnreadableBlock[] = [];
   /**
    * Reads a block; one that does not read (its blob gone or damaged) is left out and listed in
-   * `unreadable` when `skip`, and rejects otherwise. A block retention deleted meanwhile is no
-   * longer in the lake: left out, not listed.
+   * `unreadable`. A block retention deleted meanwhile is no longer in the lake: left out, not listed.
    */
-  const read = async (row: BlockRow, skip: boolean): Promise<BlockParts | undefined> => {
+  const read = async (row: BlockRow): Promise<BlockParts | undefined> => {
     // Found unreadable a moment ago: not read again yet (see UnreadableBlocks).
-    const known = skip ? memory?.recent(row.blockId) : undefined;
+    const known = memory?.recent(row.blockId);
     if (known !== undefined) {
       unreadable.push(known);
       return undefined;
@@ -144,33 +144,27 @@ export async function materialize(
       return { blockId: row.blockId, objectCount: row.objectCount, ...payload };
     } catch (error) {
       if (!doesNotRead(error)) throw error;
-      if ((await lake.block(row.blockId)) === undefined) {
-        if (skip) return undefined;
-        throw error;
-      }
-      leaveOut(row, error.message, skip);
-      if (skip) return undefined;
-      throw error;
+      if ((await lake.block(row.blockId)) !== undefined) leaveOut(row, error.message);
+      return undefined;
     }
   };
-  /** Remembers a block that does not read, and lists it (`listed`: left out of the tables). */
-  const leaveOut = (row: BlockRow, said: string, listed: boolean) => {
+  /** Lists a block that does not read, and remembers it. */
+  const leaveOut = (row: BlockRow, said: string) => {
     const { processId, streamId, blockId, objectCount } = row;
     const reason = said.startsWith(`block ${blockId}`) ? said : `block ${blockId}: ${said}`;
     const block = { processId, streamId, blockId, objectCount, error: reason };
     memory?.failed(block);
-    if (listed) unreadable.push(block);
+    unreadable.push(block);
   };
   /**
    * Writes a partition of `parts`; a block the pool finds damaged (its coverage does not read) is
-   * left out and listed when `skip`, and the rest written without it.
+   * left out and listed, and the rest written without it.
    */
   const write = async (
     stream: StreamRow,
     table: SourceTable,
     parts: readonly BlockParts[],
     rows: ReadonlyMap<string, BlockRow>,
-    skip: boolean,
   ): Promise<void> => {
     let written: PartitionRow;
     try {
@@ -180,23 +174,19 @@ export async function materialize(
       const rejected = new Set(error.rejected.map((r) => r.blockId));
       for (const { blockId, error: why } of error.rejected) {
         const row = rows.get(blockId)!;
-        leaveOut(row, `block ${blockId} (blob ${row.blobPath}): ${why}`, skip);
+        leaveOut(row, `block ${blockId} (blob ${row.blobPath}): ${why}`);
       }
-      if (!skip) throw error;
       decodedBlocks -= rejected.size;
       const rest = parts.filter((p) => !rejected.has(p.blockId));
-      if (rest.length > 0) await write(stream, table, rest, rows, skip);
+      if (rest.length > 0) await write(stream, table, rest, rows);
       return;
     }
-    const local = await store.localFiles(written);
-    if (local === undefined)
-      throw new Error(`partition ${written.partitionId} is missing right after it was stored`);
-    live.push({ row: written, local });
+    live.push({ row: written, local: await localFilesOf(store, written) });
   };
-  const decode = async (stream: StreamRow, table: SourceTable, of: readonly BlockRow[], skip: boolean) => {
+  const decode = async (stream: StreamRow, table: SourceTable, of: readonly BlockRow[]) => {
     const writing: Promise<void>[] = [];
     try {
-      await decodeBatches(stream, table, of, skip, writing);
+      await decodeBatches(stream, table, of, writing);
     } finally {
       // A read that failed leaves no partition being written behind it.
       await Promise.allSettled(writing);
@@ -207,22 +197,24 @@ export async function materialize(
     stream: StreamRow,
     table: SourceTable,
     of: readonly BlockRow[],
-    skip: boolean,
     writing: Promise<void>[],
   ) => {
     for (const batch of batches(of, table.recordBytes)) {
       const parts: BlockParts[] = [];
       for (const row of batch) {
-        const part = await read(row, skip);
+        const part = await read(row);
         if (part !== undefined) parts.push(part);
       }
       if (parts.length === 0) continue;
       // At most one partition per pool thread is written while the next is read.
       while (writing.length >= pool.threads) await writing.shift();
-      writing.push(write(stream, table, parts, new Map(batch.map((b) => [b.blockId, b])), skip));
+      writing.push(write(stream, table, parts, new Map(batch.map((b) => [b.blockId, b]))));
       decodedBlocks += parts.length;
     }
   };
+  /** Each block's place in the lake's listing: merged partitions keep their blocks in that order. */
+  const position = new Map(blocks.map((b, i) => [b.blockId, i]));
+  const firstPosition = (p: LivePartition) => Math.min(...p.row.blockIds.map((id) => position.get(id) ?? 0));
   let compactedPartitions = 0;
   for (const { stream, table } of sources) {
     await decode(
@@ -235,35 +227,23 @@ export async function materialize(
           (from === undefined || b.endTime >= from) &&
           (to === undefined || b.beginTime < to),
       ),
-      true,
     );
     for (const tier of smallTiers(live, stream.streamId, table.recordBytes)) {
       if (tier.length < COMPACT_AT) continue;
-      // The merged partitions are stored before the small ones are deleted: a query sees either.
-      const merged = new Set(tier.flatMap((p) => p.row.blockIds));
-      // A block of the tier found unreadable a moment ago: no merge yet (it would fail again).
-      if (memory !== undefined && [...merged].some((id) => memory.recent(id) !== undefined)) continue;
-      const made = live.length;
-      try {
-        await decode(
-          stream,
-          table,
-          blocks.filter((b) => merged.has(b.blockId)),
-          // Every block or no merge: the small partitions hold the rows of one that no longer reads.
-          false,
-        );
-      } catch (error) {
-        if (!doesNotRead(error)) throw error;
-        // A block of the tier can no longer be read (its blob lost or damaged since it was
-        // decoded): the small partitions still hold its rows, so they stay; what was merged goes.
-        for (const partial of live.splice(made)) await store.delete(partial.row);
-        continue;
+      const ordered = [...tier].sort((a, b) => firstPosition(a) - firstPosition(b));
+      for (const group of mergeGroups(ordered, table.recordBytes)) {
+        if (group.length < 2) continue;
+        // Merged from the partitions' own files: no block is read again (one whose blob was lost
+        // since keeps its rows). Stored before the small ones are deleted: a query sees either.
+        const merged = await mergePartitionFiles(store, pool, scratch, processId, stream, table, group);
+        if (merged === undefined) continue;
+        live.push(merged);
+        for (const partition of group) {
+          await store.delete(partition.row);
+          live.splice(live.indexOf(partition), 1);
+        }
+        compactedPartitions += group.length;
       }
-      for (const partition of tier) {
-        await store.delete(partition.row);
-        live.splice(live.indexOf(partition), 1);
-      }
-      compactedPartitions += tier.length;
     }
   }
   const files = new Map<string, string[]>();
@@ -334,6 +314,93 @@ function* batches(blocks: readonly BlockRow[], recordBytes: number): Generator<B
     }
   }
   if (batch.length > 0) yield batch;
+}
+
+/**
+ * Consecutive runs of `partitions` that fit in one partition (BLOCKS_PER_PARTITION blocks, about
+ * BYTES_PER_PARTITION of records).
+ */
+function* mergeGroups(partitions: readonly LivePartition[], recordBytes: number): Generator<LivePartition[]> {
+  let group: LivePartition[] = [];
+  let blocks = 0;
+  let bytes = 0;
+  for (const partition of partitions) {
+    const { row } = partition;
+    if (
+      group.length > 0 &&
+      (blocks + row.blockIds.length > BLOCKS_PER_PARTITION ||
+        bytes + row.rowCount * recordBytes > BYTES_PER_PARTITION)
+    ) {
+      yield group;
+      group = [];
+      blocks = 0;
+      bytes = 0;
+    }
+    group.push(partition);
+    blocks += row.blockIds.length;
+    bytes += row.rowCount * recordBytes;
+  }
+  if (group.length > 0) yield group;
+}
+
+/** A partition's local files, right after it was stored (they are there: it wrote them). */
+async function localFilesOf(store: PartitionStore, row: PartitionRow): Promise<PartitionFiles> {
+  const local = await store.localFiles(row);
+  if (local === undefined)
+    throw new Error(`partition ${row.partitionId} is missing right after it was stored`);
+  return local;
+}
+
+/**
+ * Writes one partition of the rows and coverage of `group` (partitions of one stream, in their
+ * blocks' order) from their local files, on the pool, and stores it. Undefined when a file of the
+ * group no longer reads (another analytics deleted or merged the partition meanwhile): the small
+ * partitions then stay as they are, and are merged at a later look.
+ */
+async function mergePartitionFiles(
+  store: PartitionStore,
+  pool: EtlPool,
+  scratch: string,
+  processId: string,
+  stream: StreamRow,
+  table: SourceTable,
+  group: readonly LivePartition[],
+): Promise<LivePartition | undefined> {
+  const partitionId = randomUUID();
+  const files = {
+    data: join(scratch, `${partitionId}.parquet`),
+    coverage: join(scratch, `${partitionId}.coverage.parquet`),
+  };
+  try {
+    let rows: number;
+    try {
+      ({ rows } = await pool.run({
+        kind: 'merge',
+        dataFiles: group.map((p) => p.local.data),
+        coverageFiles: group.map((p) => p.local.coverage),
+        dataPath: files.data,
+        coveragePath: files.coverage,
+      }));
+    } catch {
+      return undefined;
+    }
+    const row: PartitionRow = {
+      partitionId,
+      view: table.table,
+      processId,
+      streamId: stream.streamId,
+      blockIds: group.flatMap((p) => p.row.blockIds),
+      rowCount: rows,
+      dataBytes: statSync(files.data).size,
+      coverageBytes: statSync(files.coverage).size,
+      insertTime: nowRfc3339Ns(),
+    };
+    await store.save(row, files);
+    return { row, local: await localFilesOf(store, row) };
+  } finally {
+    rmSync(files.data, { force: true });
+    rmSync(files.coverage, { force: true });
+  }
 }
 
 /** Writes one partition (its rows and its blocks' coverage) for `parts` on the pool, and stores it. */
