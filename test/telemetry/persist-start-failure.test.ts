@@ -2,9 +2,11 @@
  * The persister's thread dying before it could say which consumer entries it holds: at its start
  * (a source it cannot attach to), it had claimed entries in the sources before that one.
  */
+import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createThreadBuffers, currentThreadBuffers, ThreadBuffersReader } from '../../src/index.js';
+import { createThreadBuffers, currentThreadBuffers, System, ThreadBuffersReader } from '../../src/index.js';
 import { shipInstrumentation } from '../../src/persist.js';
+import { spine } from '../fixtures/actors/spine.js';
 import { tempDir } from './fixtures.js';
 
 const cleanups: (() => void)[] = [];
@@ -29,5 +31,25 @@ describe('the persister’s thread dies at its start', () => {
     // thread (8 of them at most: the ninth start fails for want of one).
     expect(readers()).toEqual(before);
     taken.close();
+  });
+
+  it('a System whose start fails after the persister attached: its thread, terminated by the abort, is not started again', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const system = new System(spine, { persist: { data: dir } });
+    // Two actors of one name: the start fails once the persister runs, and aborts it.
+    const feed = new URL('../fixtures/actors/feed.ts', import.meta.url);
+    system.spawn(feed, { args: { count: 10 } });
+    system.spawn(feed, { args: { count: 10 } });
+    await expect(system.start()).rejects.toThrow(/two actors are named/);
+    // Read through the private fields on purpose: a thread started again after the abort
+    // reads the spine forever, nobody to stop it (and keeps the process alive).
+    const pipeline = Reflect.get(
+      Reflect.get(system, 'attachments').get('persist') as object,
+      'pipeline',
+    ) as object;
+    expect(Reflect.get(pipeline, 'restarts')).toEqual([]);
+    const worker = Reflect.get(pipeline, 'worker') as Worker;
+    expect(worker.threadId).toBe(-1);
   });
 });

@@ -452,6 +452,8 @@ export class PersistPipeline {
 
   /** Gives back whatever was started, fast (a start that failed). */
   async abort(): Promise<void> {
+    // A thread terminated here is not one that died: it is not started again.
+    this.stopping = true;
     await this.worker?.terminate();
     await this.sink?.close({ timeoutMs: 0 });
     await this.service?.lake.close();
