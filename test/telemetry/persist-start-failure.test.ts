@@ -4,8 +4,15 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createThreadBuffers, currentThreadBuffers, System, ThreadBuffersReader } from '../../src/index.js';
+import {
+  createThreadBuffers,
+  currentThreadBuffers,
+  logger,
+  System,
+  ThreadBuffersReader,
+} from '../../src/index.js';
 import { shipInstrumentation } from '../../src/persist.js';
+import { PersistPipeline } from '../../src/telemetry/persist/pipeline.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { tempDir } from './fixtures.js';
 
@@ -52,4 +59,31 @@ describe('the persister’s thread dies at its start', () => {
     const worker = Reflect.get(pipeline, 'worker') as Worker;
     expect(worker.threadId).toBe(-1);
   });
+
+  it('the thread dies right after it attached, the main thread busy meanwhile: it attached, so it is started again', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const main = currentThreadBuffers();
+    for (let i = 0; i < 10; i++) logger('review').info('before the start', { i });
+    const logs = ThreadBuffersReader.attach(main).queue('logs');
+    const pipeline = new PersistPipeline({ data: dir }, main.clockBaseNs, 0);
+    await pipeline.openLake();
+    pipeline.addThread(main, 'oldest');
+    const started = pipeline.start();
+    // Read through the private field on purpose: nothing public kills the thread.
+    const worker = Reflect.get(pipeline, 'worker') as Worker;
+    // Busy, as a main thread compressing blocks is, until the thread attached, said so and read
+    // the main thread's logs (a committed position: after its 'attached'); it dies meanwhile, and
+    // Node delivers its 'attached' in the task of its 'exit'.
+    const published = logs.stats().published;
+    const deadline = Date.now() + 30_000;
+    while (!logs.stats().consumers.some((c) => c.position === published) && Date.now() < deadline) {}
+    void worker.terminate();
+    const later = Date.now() + 300;
+    while (Date.now() < later) {}
+    await started;
+    const report = await pipeline.stop();
+    expect(report.failure).toBeUndefined();
+    expect(report.restarts).toEqual([expect.stringMatching(/exited with code 1/)]);
+  }, 60_000);
 });

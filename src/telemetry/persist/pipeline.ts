@@ -309,6 +309,9 @@ export class PersistPipeline {
           const source = this.sources.get(key);
           if (source !== undefined) source.entry = entry;
         }
+        // Here, not in a reaction to `ready`: a thread that dies right after it attached has its
+        // 'attached' delivered in the same task as its 'exit' (Node drains its port there).
+        this.attachedOnce = true;
         attached();
       } else if (message.type === 'block') this.received(message);
       else {
@@ -338,12 +341,7 @@ export class PersistPipeline {
       }
       died(cause);
     });
-    void ready.then(
-      () => {
-        this.attachedOnce = true;
-      },
-      () => {},
-    );
+    ready.catch(() => {});
     // An unhandled rejection of an incarnation nobody stops is not an error: `stop` looks at the latest.
     this.stopped.catch(() => {});
     return ready;
