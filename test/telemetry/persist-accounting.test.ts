@@ -260,6 +260,52 @@ describe('the persister’s report against its lake', () => {
     expect(rows.find((r) => r.source === 'messages:ticks')!.reportLost).toBeGreaterThan(before);
   }, 60_000);
 
+  it('the persister’s thread killed three times amid lapped rings and a thread dropping events at the source, then once during the stop: they agree, drops and the persister’s own logs too', async () => {
+    const dir = lakeDir();
+    const done = new SharedArrayBuffer(4);
+    const system = new System(small, { spine: { timingCapacity: 16 }, persist: { data: dir, blockMs: 5 } });
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 200 } });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('chatty'), { args: { perLoop: 500, distinct: 6000, total: 1e12, done } });
+    await system.start();
+    const sources = Reflect.get(pipelineOf(system), 'sources') as Map<string, { received: number }>;
+    const received = () => [...sources.values()].reduce((n, s) => n + s.received, 0);
+    for (let i = 0; i < 3; i++) {
+      const before = received();
+      await until(() => received() > before + 100, 'more records');
+      await killPersister(system, true);
+    }
+    // The fourth thread dies as the stop reaches it: what it never cut is lost.
+    const last = threadOf(system);
+    const post = last.postMessage.bind(last);
+    last.postMessage = (message: { type: string }) => {
+      post(message);
+      if (message.type === 'stop') void last.terminate();
+    };
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    expect(persist.restarts).toHaveLength(3);
+    expect(persist.failure).toMatch(/persister's thread exited/);
+    const rows = await reportAndLake(report, { data: dir });
+    expect(disagreements(rows)).toEqual([]);
+    expect(rows.some((r) => r.reportLost > 0)).toBe(true);
+    expect(rows.some((r) => (r.reportDropped ?? 0) > 0)).toBe(true);
+    // The persister's own 'lapped' warnings, logged by four threads, each read back with its strings.
+    const lake = Lake.open({ data: dir });
+    try {
+      const logs = (await readPersisted(lake, persist.processId)).find(
+        (d) => d.stream.tags.includes('log') && d.stream.properties.thread === 'persister',
+      )!;
+      expect(logs.records.length).toBeGreaterThan(0);
+      for (const r of logs.records) {
+        const event = r.parts['dorsal.LogEvent']!;
+        expect(r.strings?.get(event.template as number)).toBe('lapped: records lost');
+      }
+    } finally {
+      await lake.close();
+    }
+  }, 60_000);
+
   it('the persister’s thread dies a fourth time: not started again; what it never shipped is lost, in the report and in the lake, and the report says why', async () => {
     const dir = lakeDir();
     const system = new System(spine, { persist: { data: dir } });
