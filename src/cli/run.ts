@@ -226,7 +226,7 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
         }${
           report.persist?.restarts === undefined
             ? ''
-            : `; the persister's thread died ${report.persist.restarts.length === 1 ? 'once' : `${report.persist.restarts.length} times`} and was started again (${report.persist.restarts[0]})`
+            : `; the persister's thread was started again ${report.persist.restarts.length === 1 ? 'once' : `${report.persist.restarts.length} times`} (the last time after: ${report.persist.restarts.at(-1)})`
         }`,
     );
   } finally {

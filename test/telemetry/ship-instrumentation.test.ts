@@ -109,6 +109,34 @@ describe('a plain process ships its own instrumentation', () => {
     }
   }, 60_000);
 
+  it('a thread’s buffers it cannot read: those alone go unread, counted lost, and the report says why; the rest is shipped', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const { out, code } = await runTsxChild(
+      ['test/fixtures/instrumentation/ship-refused-child.ts', dir],
+      60_000,
+    );
+    expect(code).toBe(0);
+    const { processId, report } = JSON.parse(out.trim().split('\n').at(-1)!) as {
+      processId: string;
+      report: PersistReport;
+    };
+    expect(report.failure).toMatch(/^taken: /);
+    // The persister's thread did not die of it: nothing started again.
+    expect(report.restarts).toBeUndefined();
+    expect(report.sources.find((s) => s.kind === 'log' && s.name === 'main')).toMatchObject({
+      persisted: 200,
+      lost: 0,
+    });
+    const lake = Lake.open({ data: dir });
+    try {
+      const main = streamOf(await readPersisted(lake, processId), 'log', 'main');
+      expect(persistedLogs(main).filter((e) => e.message === 'after the refusal')).toHaveLength(200);
+    } finally {
+      await lake.close();
+    }
+  }, 60_000);
+
   it('refuses options it does not know, and threads that are not buffers, naming them', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);

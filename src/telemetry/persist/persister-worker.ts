@@ -37,7 +37,15 @@ const attached = (added: readonly SourceReader[]) =>
 
 port.on('message', (message: ToPersister) => {
   if (message.type === 'source') {
-    const reader = new SourceReader(message.source, data.blockBytes);
+    let reader: SourceReader;
+    try {
+      reader = new SourceReader(message.source, data.blockBytes);
+    } catch (error) {
+      // That source alone goes unread (counted lost at the stop); the others go on.
+      const said = error instanceof Error ? error.message : String(error);
+      post({ type: 'refused', key: message.source.key, error: said });
+      return;
+    }
     readers.push(reader);
     attached([reader]);
   } else stopping = true;

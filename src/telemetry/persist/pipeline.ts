@@ -62,6 +62,8 @@ interface Source extends SourceSpec {
   received: number;
   /** Records of blocks that never reached the lake (the sink dropped them, or the backlog was full). */
   dropped: number;
+  /** The thread could not attach to it (see `refuse`): never read. */
+  refused?: boolean;
   /** The coverage of the last block the thread cut: where a thread started again resumes. */
   read?: RawBlock['coverage'];
   /** What the last block handed to the sink carried: its coverage, with the drops known then. */
@@ -168,8 +170,6 @@ export class PersistPipeline {
   private failure?: unknown;
   /** Why each thread that was started again died. */
   private readonly restarts: string[] = [];
-  /** A thread attached to every source once (one that cannot would not do better restarted). */
-  private attachedOnce = false;
   private stopping = false;
   private spine?: { readonly descriptor: SpineDescriptor; readonly worker: number };
 
@@ -278,7 +278,7 @@ export class PersistPipeline {
       workerData: {
         ...(spine === undefined ? {} : { spine: spine.descriptor, worker: spine.worker }),
         instrumentation: this.own,
-        sources: [...this.sources.values()].map(resumed),
+        sources: [...this.sources.values()].filter((s) => s.refused !== true).map(resumed),
         blockBytes: this.blockBytes,
         blockMs: this.blockMs,
       },
@@ -311,14 +311,17 @@ export class PersistPipeline {
         }
         // Here, not in a reaction to `ready`: a thread that dies right after it attached has its
         // 'attached' delivered in the same task as its 'exit' (Node drains its port there).
-        this.attachedOnce = true;
+        attachedHere = true;
         attached();
       } else if (message.type === 'block') this.received(message);
+      else if (message.type === 'refused') this.refuse(message.key, message.error);
       else {
         ended = true;
         stopped();
       }
     });
+    /** This thread attached to its sources: one that died before would die again. */
+    let attachedHere = false;
     worker.once('exit', (code) => {
       if (ended) return;
       const cause = error ?? new Error(`the persister's thread exited with code ${code}`);
@@ -333,7 +336,7 @@ export class PersistPipeline {
       releaseThreadBuffers(this.own);
       // Started again (the stop, waiting for this thread, then waits for the new one), unless
       // a stop was asked already, or the thread never attached: it would fail again.
-      if (!this.stopping && this.attachedOnce && this.restarts.length < MAX_RESTARTS) {
+      if (!this.stopping && attachedHere && this.restarts.length < MAX_RESTARTS) {
         this.restarts.push(messageOf(cause));
         void this.launch().catch(() => {});
       } else {
@@ -345,6 +348,18 @@ export class PersistPipeline {
     // An unhandled rejection of an incarnation nobody stops is not an error: `stop` looks at the latest.
     this.stopped.catch(() => {});
     return ready;
+  }
+
+  /**
+   * A source the thread could not attach to (added while it ran: a queue whose consumer table is
+   * full, say): it is not read, by this thread or the next, and what it published is counted lost
+   * at the stop; the report's `failure` says why.
+   */
+  private refuse(key: string, error: string): void {
+    const source = this.sources.get(key);
+    if (source === undefined) return;
+    source.refused = true;
+    this.failure ??= new Error(`${source.name}: ${error}`);
   }
 
   /** Sends the process record, then registers the streams that can be. */

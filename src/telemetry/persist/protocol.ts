@@ -87,4 +87,6 @@ export type FromPersister =
       readonly entries: readonly { readonly key: string; readonly entry: number }[];
     }
   | RawBlock
+  /** A source added while the thread ran that it could not attach to, and why. */
+  | { readonly type: 'refused'; readonly key: string; readonly error: string }
   | { readonly type: 'stopped' };
