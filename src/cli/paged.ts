@@ -11,19 +11,39 @@ const PAGE = 50_000;
  * `limit`; `key` is its column. Yields each page as it comes: a reader that keeps something
  * smaller than the rows never holds them all.
  */
-export async function* pagesOf(
+export function pagesOf(
   analytics: AnalyticsQuestions,
   process: string,
   sql: (after: number, limit: number) => string,
   key = 0,
 ): AsyncGenerator<readonly (readonly unknown[])[]> {
-  let after = -1;
+  return keysetPagesOf(
+    analytics,
+    process,
+    (after: number | undefined, limit) => sql(after ?? -1, limit),
+    (row) => Number(row[key]),
+  );
+}
+
+/**
+ * `pagesOf` with a key of any shape (several columns, e.g. a time, then a stream, then a
+ * sequence): `sql(after, limit)` selects the rows whose key is greater than `after` (all of
+ * them when it is undefined), ordered by it, at most `limit`; `keyOf(row)` is a row's key. Each
+ * page is one query; nothing but the last row's key is kept between pages.
+ */
+export async function* keysetPagesOf<K>(
+  analytics: AnalyticsQuestions,
+  process: string,
+  sql: (after: K | undefined, limit: number) => string,
+  keyOf: (row: readonly unknown[]) => K,
+): AsyncGenerator<readonly (readonly unknown[])[]> {
+  let after: K | undefined;
   for (;;) {
     const { rows, truncated } = await analytics.query(sql(after, PAGE), { process, maxRows: PAGE });
     if (rows.length > 0) yield rows;
     const last = rows.at(-1);
     if (last === undefined || (!truncated && rows.length < PAGE)) return;
-    after = Number(last[key]);
+    after = keyOf(last);
   }
 }
 
