@@ -1,16 +1,23 @@
 import { Actor } from '../actors/actor.js';
+import { ByteRing } from '../queues/byte-ring.js';
+import type { LayoutDescription } from '../queues/field-types.js';
 import type { SpineAdapter } from '../spine/index.js';
+import { ChunkReader } from './replay-chunk.js';
 
-/** What the player plays: recorded ingress messages in their recorded order, and how fast. */
+/**
+ * What the player plays, and how fast. The messages come through `ring`, in chunks the main
+ * thread writes as it reads them from the recording (see `replay-feed.ts`): the player holds one
+ * chunk at a time, whatever the length of the recording.
+ */
 export interface PlayerArgs {
-  /** The streams played, by name; `stream[i]` indexes this list. */
+  /** The streams played, by name; a message's stream indexes this list… */
   readonly streams: readonly string[];
-  /** Per message, in play order: its stream (an index into `streams`)… */
-  readonly stream: Uint16Array;
-  /** …its recorded publish time, in ns since the first message's… */
-  readonly at: Float64Array;
-  /** …and its fields, as the replayed spine's layout of that stream takes them. */
-  readonly values: readonly object[];
+  /** …and this one: each stream's layout, which the chunks hold its messages in. */
+  readonly layouts: readonly LayoutDescription[];
+  /** The byte ring the chunks come through (a `ByteRing`'s buffer), in play order. */
+  readonly ring: SharedArrayBuffer;
+  /** Bytes per chunk at most. */
+  readonly chunkBytes: number;
   /** 1: the recorded pacing; 10: ten times faster; 0: as fast as the streams take. */
   readonly speed: number;
   /** One Int32 the player keeps at the count of messages played (read by the runner). */
@@ -36,17 +43,23 @@ const STALL_NS = 2e9;
 
 /**
  * The ingress actor of a replay: publishes recorded messages, each a new origin, in their
- * recorded order, at their recorded pacing divided by `speed` (never earlier than due; later
- * when the system cannot take them sooner). It publishes only while every reader of the spine's
+ * recorded order (as the ring brings them: it waits for the next chunk when it has none), at
+ * their recorded pacing divided by `speed` (never earlier than due; later when the system cannot
+ * take them sooner). It publishes only while every reader of the spine's
  * rings is close behind (`SpineAdapter.readers`): a slow consumer, the persister included, makes
  * it wait rather than lose messages (one that reads nothing at all for `STALL_NS` no longer does).
  */
 export default class ReplayPlayer extends Actor {
   readonly name = 'replay-player';
-  // Driven by time at speed 1 and 10, and by room at any speed: park at most a millisecond.
+  // Driven by time at speed 1 and 10, by room at any speed, and by the chunks the main thread
+  // writes: park at most a millisecond.
   override readonly idleTimeoutMs = 1;
-  private readonly args: PlayerArgs;
+  private readonly streams: readonly string[];
+  private readonly speed: number;
+  private readonly ring: ByteRing;
+  private readonly chunk: ChunkReader;
   private readonly played: Int32Array;
+  /** Messages published so far. */
   private next = 0;
   private start = Number.NaN;
   /** Per reader (ring and consumer entry): the position it was last seen at, and since when. */
@@ -54,28 +67,33 @@ export default class ReplayPlayer extends Actor {
 
   constructor(args: PlayerArgs) {
     super();
-    this.args = args;
+    this.streams = args.streams;
+    this.speed = args.speed;
+    this.ring = ByteRing.attach(args.ring);
+    this.chunk = new ChunkReader(args.layouts, args.chunkBytes);
     this.played = new Int32Array(args.played);
   }
 
   loopBody(adapter: SpineAdapter): void {
-    const { streams, stream, at, values, speed } = this.args;
-    if (this.next >= values.length || adapter.stopping) return;
-    if (speed > 0 && this.start + at[this.next]! / speed > adapter.now()) return;
+    const { chunk, speed } = this;
+    if (adapter.stopping || (!chunk.more && !chunk.load(this.ring))) return;
+    if (speed > 0 && this.start + chunk.at / speed > adapter.now()) return;
     if (this.tooFull(adapter)) return;
     if (Number.isNaN(this.start)) {
-      if (!adapter.produce(streams[stream[0]!]!, values[0]!)) return;
+      if (!adapter.produce(this.streams[chunk.stream]!, chunk.value())) return;
+      chunk.next();
       this.next = 1;
       // The pacing starts once the first message is out (its producer made): none is due
       // sooner after it than recorded.
       this.start = adapter.now();
     }
     const now = adapter.now();
-    for (let burst = 0; burst < BURST && this.next < values.length; burst++) {
-      const i = this.next;
-      if (speed > 0 && this.start + at[i]! / speed > now) break;
-      if (!adapter.produce(streams[stream[i]!]!, values[i]!)) break;
-      this.next = i + 1;
+    for (let burst = 0; burst < BURST; burst++) {
+      if (!chunk.more && !chunk.load(this.ring)) break;
+      if (speed > 0 && this.start + chunk.at / speed > now) break;
+      if (!adapter.produce(this.streams[chunk.stream]!, chunk.value())) break;
+      chunk.next();
+      this.next++;
     }
     // SC store: the runner's Atomics.load reads a whole count; the messages counted are
     // already published (their queues order their own slots).

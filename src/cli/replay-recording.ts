@@ -1,11 +1,9 @@
 import { actorModuleUrl, type SystemDefinition } from '../actors/define-system.js';
 import type { FieldDescription } from '../queues/field-types.js';
+import type { Layout } from '../queues/layout.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
-import { fieldColumnName, streamTableName } from '../telemetry/analytics/source-tables.js';
-import { quoteIdentifier, quoteLiteral } from '../telemetry/analytics/sql.js';
+import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { parseList } from '../telemetry/analytics/views.js';
-import { readPaged } from './paged.js';
-import type { PlayerArgs } from './replay-player.js';
 import { CliError, type ProcessSummary } from './source.js';
 
 /** A recorded actor, as the process's `dorsal.actors` property lists it. */
@@ -55,76 +53,41 @@ export async function countByStream(
   return new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
 }
 
-/** A field's value as SQL selects it for replay: exact as text where JSON would round or fail. */
-function selectField(field: FieldDescription): string {
-  const column = quoteIdentifier(fieldColumnName(field.name));
-  switch (field.type) {
-    case 'f64':
-    case 'f32':
-      // DuckDB prints the shortest text that reads back as the same double (and nan, inf).
-      return `${column}::DOUBLE::VARCHAR`;
-    case 'i64':
-    case 'u64':
-      return `${column}::VARCHAR`;
-    case 'bytes':
-      return `hex(${column})`;
-    default:
-      return column;
-  }
+/**
+ * What a replay plays, checked against the recording before anything runs: the streams the
+ * recorded ingress actors published (sorted: the order ties on publish time are broken in), each
+ * with the replayed spine's layout of it, and how many messages there are in all.
+ */
+export interface Playlist {
+  readonly process: string;
+  /** The recorded ingress actors, whose messages are played. */
+  readonly actors: readonly string[];
+  readonly streams: readonly string[];
+  /** Per stream: the replayed spine's layout, whose fields are read from the recording. */
+  readonly layouts: readonly Layout[];
+  /** Messages to play, from the counts (what the progress bar and the runner's end go by). */
+  readonly total: number;
 }
-
-/** A selected value back as the layout takes it. */
-function fieldValue(field: FieldDescription, value: unknown): unknown {
-  switch (field.type) {
-    case 'f64':
-    case 'f32': {
-      const text = String(value);
-      return text === 'nan'
-        ? Number.NaN
-        : text === 'inf'
-          ? Infinity
-          : text === '-inf'
-            ? -Infinity
-            : Number(text);
-    }
-    case 'i64':
-    case 'u64':
-      return BigInt(String(value));
-    case 'bytes':
-      return Uint8Array.from(Buffer.from(String(value), 'hex'));
-    case 'bool':
-      return value === true || value === 'true';
-    case 'string':
-      return String(value ?? '');
-    default:
-      return Number(value);
-  }
-}
-
-/** The player's messages: everything but how fast, and the shared count. */
-export type Playlist = Omit<PlayerArgs, 'speed' | 'played'>;
 
 /**
- * The messages a recorded process's ingress actors published, in their recorded order (publish
- * time; a tie by stream, then sequence), each with the fields `definition`'s spine declares for
- * its stream, read from the recording. A stream or a field the recording lacks is a `CliError`.
+ * The playlist of a recorded process's ingress actors into `definition`'s spine: a `CliError`
+ * for a stream they published that the spine lacks, or a field of its layout the recording does
+ * not have. The messages themselves are read as they are played (see `replay-pages.ts`).
  */
-export async function readPlaylist(
-  analytics: AnalyticsQuestions,
+export function playlistOf(
   process: ProcessSummary,
   actors: readonly string[],
   counts: ReadonlyMap<string, number>,
   definition: SystemDefinition,
   module: string,
-): Promise<Playlist> {
+): Playlist {
   const streams = [...counts.keys()].sort();
   const recorded = new Map(
     parseList<{ name: string; layout?: { fields?: FieldDescription[] } }>(
       process.properties['dorsal.spine'],
     ).map((s) => [s.name, new Set((s.layout?.fields ?? []).map((f) => f.name))]),
   );
-  const rows: { stream: number; t: number; seq: number; value: object }[] = [];
-  for (const [s, name] of streams.entries()) {
+  const layouts = streams.map((name) => {
     const spec = definition.spine.streams[name];
     if (spec === undefined) {
       throw new CliError(
@@ -138,27 +101,8 @@ export async function readPlaylist(
         `stream '${name}' of ${module} has a field '${missing.name}' that process ${process.processId} did not record`,
       );
     }
-    const select = fields.map(selectField).join(', ');
-    const page = await readPaged(
-      analytics,
-      process.processId,
-      (after, limit) =>
-        `SELECT seq, publish_t${select ? `, ${select}` : ''} FROM ${quoteIdentifier(streamTableName(name))} WHERE actor IN ${nameList(actors)} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
-    );
-    for (const row of page) {
-      const value: Record<string, unknown> = {};
-      fields.forEach((f, i) => {
-        value[f.name] = fieldValue(f, row[i + 2]);
-      });
-      rows.push({ stream: s, t: Number(row[1]), seq: Number(row[0]), value });
-    }
-  }
-  rows.sort((a, b) => a.t - b.t || a.stream - b.stream || a.seq - b.seq);
-  const first = rows[0]?.t ?? 0;
-  return {
-    streams,
-    stream: Uint16Array.from(rows, (r) => r.stream),
-    at: Float64Array.from(rows, (r) => r.t - first),
-    values: rows.map((r) => r.value),
-  };
+    return spec.message as Layout;
+  });
+  const total = [...counts.values()].reduce((n, c) => n + c, 0);
+  return { process: process.processId, actors, streams, layouts, total };
 }

@@ -1,19 +1,22 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { SystemDefinition } from '../actors/define-system.js';
+import { ByteRing } from '../queues/byte-ring.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { recordDiff, type StoredDiff } from '../telemetry/persist/replay-diff.js';
 import { formatRfc3339Ns, type ProcessInfo } from '../telemetry/wire/index.js';
 import { bold, count, dim, printJson } from './format.js';
 import { integer } from './options.js';
 import { compareInLake, type ReplayDiff } from './replay-diff.js';
+import { chunkBytesFor, feedPlaylist, RING_BYTES } from './replay-feed.js';
 import { compareInMemory } from './replay-memory.js';
 import type { PlayerArgs } from './replay-player.js';
-import { countByStream, ingressActorsOf, type Playlist, readPlaylist } from './replay-recording.js';
+import { countByStream, ingressActorsOf, type Playlist, playlistOf } from './replay-recording.js';
 import { diffText } from './replay-text.js';
 import { depthSql, MAX_LAKE_DEPTH, type PlacedRuns } from './replay-tree.js';
 import { loadSystemModule, persistTotals, runSystem } from './run.js';
 import {
   CliError,
+  openSource,
   type ProcessSummary,
   resolveProcess,
   type Source,
@@ -28,6 +31,8 @@ interface ReplayOptions extends SourceOptions {
   readonly speed: number;
   readonly diff: boolean;
   readonly divergences: number;
+  /** Bytes of the ring the player's messages come through. */
+  readonly ringBytes: number;
 }
 
 /** The player's module, beside this one (TypeScript when run from the sources). */
@@ -43,7 +48,7 @@ function speed(value: string): number {
   return n;
 }
 
-/** What a replay is about to play: the recorded process, the system module, and the messages. */
+/** What a replay is about to play: the recorded process, the system module, and what to read. */
 interface Plan {
   readonly recorded: ProcessSummary;
   readonly module: string;
@@ -51,6 +56,7 @@ interface Plan {
   readonly definition: SystemDefinition;
   /** The recorded process's ingress actors. */
   readonly actors: readonly string[];
+  /** The messages to play: which streams, how many; read from the recording as they are played. */
   readonly playlist: Playlist;
 }
 
@@ -73,44 +79,64 @@ function moduleUrl(module: string): URL | string {
   }
 }
 
-/** Reads what to replay: the process, its (or the given) system module, its ingress messages. */
-async function plan(options: ReplayOptions): Promise<Plan> {
-  return withSource(options, async (source) => {
-    const recorded = await resolveProcess(source, options.process ?? (await newestRecording(source)));
-    const module = options.system ?? recorded.properties['dorsal.system'];
-    if (module === undefined) {
-      throw new CliError(
-        `process ${recorded.processId} does not say which system module it ran: give --system MODULE`,
-      );
-    }
-    const { url, definition } = await loadSystemModule(options.system ?? moduleUrl(module));
-    const actors = ingressActorsOf(recorded, definition);
-    if (actors.length === 0) {
-      throw new CliError(
-        `process ${recorded.processId} does not say which of its actors are ingress, and none runs a module ${module} marks ingress: give --system MODULE`,
-      );
-    }
-    const counts = await countByStream(source.analytics, recorded.processId, actors);
-    if ([...counts.values()].every((n) => n === 0)) {
-      throw new CliError(
-        `process ${recorded.processId} recorded no ingress message: its ingress actors (${actors.join(', ')}) published nothing`,
-      );
-    }
-    const playlist = await readPlaylist(source.analytics, recorded, actors, counts, definition, module);
-    return { recorded, module, url, definition, actors, playlist };
-  });
+/** Finds what to replay: the process, its (or the given) system module, its ingress streams, checked. */
+async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
+  const recorded = await resolveProcess(source, options.process ?? (await newestRecording(source)));
+  const module = options.system ?? recorded.properties['dorsal.system'];
+  if (module === undefined) {
+    throw new CliError(
+      `process ${recorded.processId} does not say which system module it ran: give --system MODULE`,
+    );
+  }
+  const { url, definition } = await loadSystemModule(options.system ?? moduleUrl(module));
+  const actors = ingressActorsOf(recorded, definition);
+  if (actors.length === 0) {
+    throw new CliError(
+      `process ${recorded.processId} does not say which of its actors are ingress, and none runs a module ${module} marks ingress: give --system MODULE`,
+    );
+  }
+  const counts = await countByStream(source.analytics, recorded.processId, actors);
+  if ([...counts.values()].every((n) => n === 0)) {
+    throw new CliError(
+      `process ${recorded.processId} recorded no ingress message: its ingress actors (${actors.join(', ')}) published nothing`,
+    );
+  }
+  const playlist = playlistOf(recorded, actors, counts, definition, module);
+  return { recorded, module, url, definition, actors, playlist };
 }
 
-/** Plays a plan into a fresh run of its system, recorded; resolves to the new process's id. */
-async function play(plan: Plan, options: ReplayOptions): Promise<{ replay: string; lost: number }> {
-  const total = plan.playlist.values.length;
+/**
+ * Plays a plan into a fresh run of its system, recorded; resolves to the new process's id. The
+ * playlist streams from `source` through a byte ring while the system runs: a reading that fails,
+ * or a run that ends before everything was played (a crash), is a `CliError` saying how far it got.
+ */
+async function play(
+  source: Source,
+  plan: Plan,
+  options: ReplayOptions,
+): Promise<{ replay: string; lost: number }> {
+  const { playlist } = plan;
+  const total = playlist.total;
+  const ring = ByteRing.create(options.ringBytes);
+  const chunkBytes = chunkBytesFor(playlist, ring);
   const played = new SharedArrayBuffer(4);
   const count = new Int32Array(played);
   const args: PlayerArgs = {
-    ...plan.playlist,
+    streams: playlist.streams,
+    layouts: playlist.layouts.map((l) => l.describe()),
+    ring: ring.buffer,
+    chunkBytes,
     speed: options.speed,
     played,
   };
+  // The ring fills while the system starts; the writer stops waiting for room once the run is over.
+  let over = false;
+  let failure: unknown;
+  const feeding = feedPlaylist(source.analytics, playlist, ring, chunkBytes, () => !over).catch(
+    (error: unknown) => {
+      failure = error;
+    },
+  );
   const bar = process.stderr.isTTY === true ? await progressBar(total) : undefined;
   // SC load: the count the player stored last, whole.
   const progress = () => Atomics.load(count, 0);
@@ -129,10 +155,12 @@ async function play(plan: Plan, options: ReplayOptions): Promise<{ replay: strin
       },
       include: (actor) => actor.ingress !== true,
       extra: [{ module: PLAYER, args, ingress: true }],
-      // Played everything, or the system stopped by itself (a crash).
-      done: (system) => progress() >= total || system.liveThreads.length === 0,
+      // Played everything, the recording could not be read, or the system stopped by itself (a crash).
+      done: (system) => progress() >= total || failure !== undefined || system.liveThreads.length === 0,
     });
   } finally {
+    over = true;
+    await feeding;
     if (ticker !== undefined) clearInterval(ticker);
     bar?.update(progress());
     bar?.stop();
@@ -140,9 +168,13 @@ async function play(plan: Plan, options: ReplayOptions): Promise<{ replay: strin
   const replay = report.persist?.processId;
   const crash = report.crashes[0];
   if (progress() < total || replay === undefined) {
-    throw new CliError(
-      `the replay stopped after ${progress()} of ${total} messages${crash === undefined ? '' : `: ${crash.message.split('\n')[0]}`}`,
-    );
+    const why =
+      failure !== undefined
+        ? `: ${failure instanceof Error ? failure.message : String(failure)}`
+        : crash === undefined
+          ? ''
+          : `: ${crash.message.split('\n')[0]}`;
+    throw new CliError(`the replay stopped after ${progress()} of ${total} messages${why}`);
   }
   return { replay, lost: persistTotals(report).lost };
 }
@@ -289,6 +321,12 @@ export function replayCommand(): Command {
       .option('--speed <speed>', '1 (the recorded pacing), 10 (ten times faster) or max', speed, 1)
       .option('--diff', 'compare with the recording; exit 1 if anything diverged', false)
       .option('--divergences <n>', 'divergences described at most', integer(0, 1_000_000), 5)
+      .addOption(
+        new Option('--ring-bytes <n>', 'bytes of the ring the played messages go through')
+          .argParser(integer(64, 2 ** 30))
+          .default(RING_BYTES)
+          .hideHelp(),
+      )
       .addHelpText(
         'after',
         `
@@ -302,17 +340,28 @@ Examples:
       ),
     false,
   ).action(async (options: ReplayOptions) => {
-    const planned = await plan(options);
-    const total = planned.playlist.values.length;
-    const speedText = options.speed === 0 ? 'max' : String(options.speed);
-    if (!options.json) {
-      console.log(
-        dim(
-          `replaying ${count(total)} ingress messages of process ${planned.recorded.processId} into ${planned.module} at speed ${speedText}`,
-        ),
-      );
+    // One source for the plan and the play: the messages are read as they are played.
+    const source = await openSource(options);
+    let planned: Plan;
+    let played: { replay: string; lost: number };
+    try {
+      planned = await plan(source, options);
+      const total = planned.playlist.total;
+      const speedText = options.speed === 0 ? 'max' : String(options.speed);
+      if (!options.json) {
+        console.log(
+          dim(
+            `replaying ${count(total)} ingress messages of process ${planned.recorded.processId} into ${planned.module} at speed ${speedText}`,
+          ),
+        );
+      }
+      played = await play(source, planned, options);
+    } finally {
+      await source.close();
     }
-    const { replay, lost } = await play(planned, options);
+    const total = planned.playlist.total;
+    const speedText = options.speed === 0 ? 'max' : String(options.speed);
+    const { replay, lost } = played;
     const result = options.diff ? await diff(options, planned, replay) : undefined;
     if (result !== undefined && result.diverged > 0) process.exitCode = 1;
     if (options.json) {
