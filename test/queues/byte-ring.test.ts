@@ -78,17 +78,20 @@ describe('ByteRing', () => {
       const writer = ByteRing.attach(ring.buffer);
       const reader = ByteRing.attach(ring.buffer);
       const into = new Uint8Array(reader.maxRecord);
+      // Full across the wrap: HEAD past it, TAIL short of it.
+      expect(writer.tryWrite(new Uint8Array(56).fill(8))).toBe(true);
+      expect(writer.tryWrite(new Uint8Array(56).fill(9))).toBe(true);
+      expect(writer.tryWrite(new Uint8Array(1))).toBe(false);
+      expect(writer.used).toBe(128);
+      expect(Buffer.from(into.subarray(0, reader.tryRead(into)))).toEqual(Buffer.alloc(56, 8));
+      expect(Buffer.from(into.subarray(0, reader.tryRead(into)))).toEqual(Buffer.alloc(56, 9));
       for (let i = 0; i < 200; i++) {
         expect(writer.tryWrite(ringRecord(i, 60)), `${start}: record ${i}`).toBe(true);
         expect(Buffer.from(into.subarray(0, reader.tryRead(into))), `${start}: record ${i}`).toEqual(
           ringRecord(i, 60),
         );
       }
-      // Full means full across the wrap too: 120 bytes of records in 128, then no room.
-      expect(writer.tryWrite(new Uint8Array(56))).toBe(true);
-      expect(writer.tryWrite(new Uint8Array(56))).toBe(true);
-      expect(writer.tryWrite(new Uint8Array(1))).toBe(false);
-      expect(writer.used).toBe(128);
+      expect(reader.tryRead(into)).toBe(-1);
     }
   });
 
