@@ -129,7 +129,9 @@ async function play(
     speed: options.speed,
     played,
   };
-  // The ring fills while the system starts; the writer stops waiting for room once the run is over.
+  const bar = process.stderr.isTTY === true ? await progressBar(total) : undefined;
+  // The ring fills while the system starts; the writer stops waiting for room once the run is
+  // over (the `finally` below: nothing between here and there may throw past it).
   let over = false;
   let failure: unknown;
   const feeding = feedPlaylist(source.analytics, playlist, ring, chunkBytes, () => !over).catch(
@@ -137,7 +139,6 @@ async function play(
       failure = error;
     },
   );
-  const bar = process.stderr.isTTY === true ? await progressBar(total) : undefined;
   // SC load: the count the player stored last, whole.
   const progress = () => Atomics.load(count, 0);
   const ticker = bar === undefined ? undefined : setInterval(() => bar.update(progress()), 100);
@@ -167,7 +168,7 @@ async function play(
   }
   const replay = report.persist?.processId;
   const crash = report.crashes[0];
-  if (progress() < total || replay === undefined) {
+  if (failure !== undefined || progress() < total || replay === undefined) {
     const why =
       failure !== undefined
         ? `: ${failure instanceof Error ? failure.message : String(failure)}`
