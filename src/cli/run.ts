@@ -179,8 +179,34 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
         failed: s.failed,
       })),
   );
-  const source = await openSource(options);
+  const recorded =
+    `${count(totals.messages)} messages, ${count(totals.timings)} timing records, ${count(totals.events)} events recorded in ${where}; ${count(totals.lost)} lost` +
+    `${
+      report.persist?.failure !== undefined
+        ? ` (the persister failed: ${report.persist.failure})`
+        : report.persist?.flushed === false
+          ? ' (the flush did not finish: some blocks may be missing)'
+          : ''
+    }${
+      report.persist?.restarts === undefined
+        ? ''
+        : `; the persister's thread was started again ${report.persist.restarts.length === 1 ? 'once' : `${report.persist.restarts.length} times`} (the last time after: ${report.persist.restarts.at(-1)})`
+    }`;
+  const actorTable = () =>
+    table(
+      ['actor', 'stream', 'handled', 'produced', 'lost', 'failed'],
+      actors.map((a) => [
+        a.actor,
+        a.stream,
+        count(a.handled),
+        count(a.produced),
+        count(a.lost),
+        count(a.failed),
+      ]),
+    );
+  let source: Awaited<ReturnType<typeof openSource>> | undefined;
   try {
+    source = await openSource(options);
     const process = await resolveProcess(source, processId);
     const { rows, text } = await statsTable(source.analytics, process.processId, ['actor', 'stream']);
     const [slowest] = await source.analytics.slowestTrees({ process: process.processId, n: 1 });
@@ -196,41 +222,21 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
       return;
     }
     console.log(bold('what each actor did'));
-    console.log(
-      table(
-        ['actor', 'stream', 'handled', 'produced', 'lost', 'failed'],
-        actors.map((a) => [
-          a.actor,
-          a.stream,
-          count(a.handled),
-          count(a.produced),
-          count(a.lost),
-          count(a.failed),
-        ]),
-      ),
-    );
+    console.log(actorTable());
     console.log(
       `\n${bold('latency since the origin, and handler time')} ${dim(`(process ${process.processId})`)}`,
     );
     console.log(text);
     if (slowest !== undefined)
       console.log(`\n${bold('the slowest message tree')}\n${drawMessageTree(slowest)}`);
-    console.log(
-      `\n${count(totals.messages)} messages, ${count(totals.timings)} timing records, ${count(totals.events)} events recorded in ${where}; ${count(totals.lost)} lost` +
-        `${
-          report.persist?.failure !== undefined
-            ? ` (the persister failed: ${report.persist.failure})`
-            : report.persist?.flushed === false
-              ? ' (the flush did not finish: some blocks may be missing)'
-              : ''
-        }${
-          report.persist?.restarts === undefined
-            ? ''
-            : `; the persister's thread was started again ${report.persist.restarts.length === 1 ? 'once' : `${report.persist.restarts.length} times`} (the last time after: ${report.persist.restarts.at(-1)})`
-        }`,
-    );
+    console.log(`\n${recorded}`);
+  } catch (error) {
+    // The recording cannot be read back (a server gone mid-run, say): what the run itself
+    // counted is said all the same, then why the rest cannot be.
+    if (!options.json) console.log(`${bold('what each actor did')}\n${actorTable()}\n\n${recorded}`);
+    throw error;
   } finally {
-    await source.close();
+    await source?.close();
   }
 }
 

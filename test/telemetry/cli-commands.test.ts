@@ -1,6 +1,8 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import { until } from '../helpers/until.js';
 import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
@@ -192,6 +194,41 @@ describe('the dorsal command through a server', () => {
       const stats = await runDorsal(['stats', '--json'], { DORSAL_URL: serve.url });
       expect(stats.code, stats.stderr).toBe(0);
       expect((JSON.parse(stats.stdout) as { rows: unknown[] }).rows).toHaveLength(3);
+    } finally {
+      await serve.stop();
+      cleanup();
+    }
+  }, 120_000);
+
+  it('run --url whose server goes away mid-run: says what the run counted, then that the server cannot be reached (it ended silently, code 0)', async () => {
+    const { dir, cleanup } = tempDir('dorsal-cli-gone-');
+    const serve = await startDorsalServe(['--port', '0', '--data', dir]);
+    try {
+      const child = spawnDorsal(['run', SYSTEM, '--seconds', '3', '--url', serve.url]);
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const exited = once(child, 'exit');
+      // Gone once the run has begun recording through it.
+      const lake = Lake.open({ data: dir });
+      try {
+        await until(async () => (await lake.blocks()).length > 0, 'a block in the lake', 60_000);
+      } finally {
+        await lake.close();
+      }
+      await serve.stop();
+      const [code] = (await exited) as [number | null];
+      expect(code, stderr).toBe(1);
+      expect(stdout).toMatch(/what each actor did\nactor +stream +handled +produced +lost +failed\n/);
+      const summary = SUMMARY.exec(stdout);
+      expect(summary, stdout).not.toBeNull();
+      expect(number(summary![5]!)).toBeGreaterThan(0);
+      expect(stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+: is `dorsal serve` running there\?/);
     } finally {
       await serve.stop();
       cleanup();

@@ -6,6 +6,7 @@ import { type IngestionServer, IngestionService, startIngestionServer } from '..
 import { Lake } from '../../src/lake.js';
 import { type DropEvent, TelemetrySink } from '../../src/sink.js';
 import { type Block, encodeBlock } from '../../src/wire.js';
+import { runTsxChild } from '../helpers/child.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { freePort } from './http-helpers.js';
 
@@ -33,6 +34,18 @@ describe('telemetry sink', () => {
       await lake.close();
     }
   }
+
+  it('keeps its process alive while flush and close are awaited with the server down (it ended in their middle, code 0)', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const { out, code } = await runTsxChild(['test/fixtures/sink-server-down.ts', url], 60_000);
+    expect(code).toBe(0);
+    expect(
+      out
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line)),
+    ).toEqual([{ flushed: false }, { closed: true, sent: 0, dropped: 1 }]);
+  }, 60_000);
 
   it('sends process, stream and blocks in process (no HTTP hop)', async () => {
     const data = join(dir, 'embedded');

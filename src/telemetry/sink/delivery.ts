@@ -26,8 +26,23 @@ export interface Backoff {
 
 const UNKNOWN_REFERENCE = new Set(['DORSAL_UNKNOWN_STREAM', 'DORSAL_UNKNOWN_PROCESS']);
 
-/** A timer that does not keep the process alive. */
+/** A timer that does not keep the process alive: a sink's background retries hold no process up. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
+/**
+ * Waits for `work` at most `ms`, with a timer that keeps the process alive meanwhile (and is
+ * cleared as soon as `work` settles): for what a caller awaits (`flush`, `close`). With only
+ * unref'd timers pending (a server down, retries waiting), the process would exit in the middle
+ * of the await, silently and with code 0.
+ */
+export async function within(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Sends one block after its process and stream records, retrying what may succeed later. The

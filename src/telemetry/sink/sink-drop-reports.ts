@@ -1,5 +1,5 @@
 import { decodeDropReport } from '../wire/index.js';
-import { type Deliverer, sleep } from './delivery.js';
+import { type Deliverer, within } from './delivery.js';
 import { DropReporter, type PendingReport } from './drop-reports.js';
 import type { Spool, SpoolEntry } from './spool.js';
 import type { DropReason, SinkCounters } from './stats.js';
@@ -65,7 +65,7 @@ export class SinkDropReports {
    * without one, says in `lastError` how many drops the lake will not know of).
    */
   async finish(timeoutMs: number, spool: Spool | undefined): Promise<void> {
-    if (this.reporter.outstanding > 0) await Promise.race([this.reporter.flush(), sleep(timeoutMs)]);
+    if (this.reporter.outstanding > 0) await within(this.reporter.flush(), timeoutMs);
     const left = this.reporter.stop();
     if (left.length === 0) return;
     if (spool !== undefined) {

@@ -9,7 +9,7 @@ import {
   type ProcessInfo,
   type StreamInfo,
 } from '../wire/index.js';
-import { Deliverer, type EncodedRecord, sleep } from './delivery.js';
+import { Deliverer, type EncodedRecord, sleep, within } from './delivery.js';
 import { SinkDropReports } from './sink-drop-reports.js';
 import { Spool } from './spool.js';
 import { type DropEvent, type DropReason, SinkCounters, type SinkStats } from './stats.js';
@@ -187,10 +187,7 @@ export class TelemetrySink {
     while (!this.drained()) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await Promise.race([
-        new Promise<void>((resolve) => this.waiters.push(resolve)),
-        sleep(Math.min(left, 1000)),
-      ]);
+      await within(new Promise<void>((resolve) => this.waiters.push(resolve)), Math.min(left, 1000));
     }
     return true;
   }
@@ -211,7 +208,7 @@ export class TelemetrySink {
       // counted dropped. One that settles unavailable is back in the queue, handled below.
       const inFlight = [...this.active].flatMap((e) => (e.delivery === undefined ? [] : [e.delivery]));
       if (inFlight.length > 0) {
-        await Promise.race([Promise.allSettled(inFlight), sleep(Math.max(1000, deadline - Date.now()))]);
+        await within(Promise.allSettled(inFlight), Math.max(1000, deadline - Date.now()));
       }
       // What is still in memory (in flight included: re-sending a stored block is harmless).
       const left = [...this.active].filter((e) => e.spoolName === undefined);
