@@ -78,7 +78,10 @@ export interface SystemReport {
   readonly drained: boolean;
   /** Threads that did not exit in time and were terminated. */
   readonly terminated: readonly string[];
+  /** Every crash, those healed by a restart too. */
   readonly crashes: readonly ActorCrashedError[];
+  /** The crash that stopped the system (the first one no restart healed), if one did. */
+  readonly failure?: ActorCrashedError;
   /** What the persister recorded and missed, with `persist`. */
   readonly persist?: PersistReport;
 }

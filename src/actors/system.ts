@@ -263,6 +263,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     return [...this.threads.values()].filter((t) => t.worker !== undefined && !t.ended).map((t) => t.name);
   }
 
+  /** The crash that stops the system (the first one no restart healed), once one did. */
+  get failure(): ActorCrashedError | undefined {
+    return this.fatal;
+  }
+
   /** Crashes seen so far (an actor that crashed and was restarted is listed too). */
   get crashReports(): readonly ActorCrashedError[] {
     return this.crashes;
@@ -294,6 +299,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       ...counts,
       streams: this.spine.names.map((stream, i) => ({ stream, ...this.spine.queue(i).stats() })),
       crashes: [...this.crashes],
+      ...(this.fatal === undefined ? {} : { failure: this.fatal }),
       ...(attached.persist === undefined ? {} : { persist: attached.persist as PersistReport }),
     };
   }

@@ -115,6 +115,7 @@ export async function runSystem(
   try {
     while (
       !interrupted &&
+      system.failure === undefined &&
       performance.now() - started < options.seconds * 1000 &&
       !(options.done?.(system) ?? false)
     ) {
@@ -219,17 +220,17 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
         ...totals,
         where,
       });
-      return;
+    } else {
+      console.log(bold('what each actor did'));
+      console.log(actorTable());
+      console.log(
+        `\n${bold('latency since the origin, and handler time')} ${dim(`(process ${process.processId})`)}`,
+      );
+      console.log(text);
+      if (slowest !== undefined)
+        console.log(`\n${bold('the slowest message tree')}\n${drawMessageTree(slowest)}`);
+      console.log(`\n${recorded}`);
     }
-    console.log(bold('what each actor did'));
-    console.log(actorTable());
-    console.log(
-      `\n${bold('latency since the origin, and handler time')} ${dim(`(process ${process.processId})`)}`,
-    );
-    console.log(text);
-    if (slowest !== undefined)
-      console.log(`\n${bold('the slowest message tree')}\n${drawMessageTree(slowest)}`);
-    console.log(`\n${recorded}`);
   } catch (error) {
     // The recording cannot be read back (a server gone mid-run, say): what the run itself
     // counted is said all the same, then why the rest cannot be.
@@ -238,6 +239,14 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
   } finally {
     await source?.close();
   }
+  stoppedByCrash(report);
+}
+
+/** A run a crash stopped fails the command, once its summary is out: the crash, in one line. */
+function stoppedByCrash(report: SystemReport): void {
+  const { failure } = report;
+  if (failure === undefined) return;
+  throw new CliError(`${failure.message.split('\n')[0]} — the system stopped there`);
 }
 
 /** The persister target of a command's options. */

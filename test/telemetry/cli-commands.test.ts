@@ -183,6 +183,31 @@ describe('the dorsal command on a recorded run', () => {
   });
 });
 
+describe('the dorsal command on a run an actor crashed', () => {
+  it('run: stops at the crash, prints what the run did, then the crash in one line, and exits 1', async () => {
+    const { dir, cleanup } = tempDir('dorsal-cli-crash-');
+    try {
+      // Long enough that only the crash can end it within the test's time.
+      const run = await runDorsal([
+        'run',
+        'test/fixtures/systems/crashing-ingress.system.ts',
+        '--seconds',
+        '600',
+        '--data',
+        dir,
+      ]);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stdout).toMatch(/^bad-feed +ticks +0 +2 +0 +0$/m);
+      expect(SUMMARY.exec(run.stdout)).not.toBeNull();
+      expect(run.stderr).toMatch(
+        /^dorsal: actor 'bad-feed' crashed: .*field 'n' of message 'Tick'.* — the system stopped there/m,
+      );
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+});
+
 describe('the dorsal command through a server', () => {
   it('run --url records through dorsal serve, and stats --url reads through it', async () => {
     const { dir, cleanup } = tempDir('dorsal-cli-url-');
