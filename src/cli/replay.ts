@@ -79,6 +79,23 @@ function moduleUrl(module: string): URL | string {
   }
 }
 
+/**
+ * Refuses a recording some of whose blocks do not read (a blob missing or damaged): played, it
+ * would feed the system only part of what it recorded, and a diff would blame the system for
+ * what the lake lost.
+ */
+async function refuseUnreadable(source: Source, processId: string): Promise<void> {
+  const { rows } = await source.analytics.query(
+    'SELECT count(*)::DOUBLE, coalesce(sum(object_count), 0)::DOUBLE, min(error) FROM unreadable_blocks',
+    { process: processId },
+  );
+  const [blocks, records, error] = rows[0] ?? [0, 0, null];
+  if (Number(blocks) === 0) return;
+  throw new CliError(
+    `process ${processId} cannot be replayed whole: ${count(Number(blocks))} of its blocks do not read (${count(Number(records))} records), e.g. ${String(error)}`,
+  );
+}
+
 /** Finds what to replay: the process, its (or the given) system module, its ingress streams, checked. */
 async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
   const recorded = await resolveProcess(source, options.process ?? (await newestRecording(source)));
@@ -95,6 +112,7 @@ async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
       `process ${recorded.processId} does not say which of its actors are ingress, and none runs a module ${module} marks ingress: give --system MODULE`,
     );
   }
+  await refuseUnreadable(source, recorded.processId);
   const counts = await countByStream(source.analytics, recorded.processId, actors);
   if ([...counts.values()].every((n) => n === 0)) {
     throw new CliError(

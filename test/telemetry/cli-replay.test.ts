@@ -1,7 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import type { BlockRow } from '../../src/telemetry/lake/types.js';
 import { runDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
@@ -432,6 +435,39 @@ describe('dorsal replay of other recordings', () => {
         /^dorsal: process \S+ recorded no ingress message: its ingress actors \(quiet-feed\) published nothing/,
       );
       expect(stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
+  it('a recording some of whose blocks do not read is refused, naming one: played, it would be played in part', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-damaged-');
+    try {
+      const run = await runDorsal(['run', SYSTEM, '--seconds', '0.5', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      const lake = Lake.open({ data: dir });
+      let block: BlockRow;
+      try {
+        const ticks = (await lake.streams()).find(
+          (s) => s.tags.includes('messages') && s.properties.name === 'ticks',
+        )!;
+        [block] = (await lake.blocks({ streamId: ticks.streamId })) as [BlockRow];
+      } finally {
+        await lake.close();
+      }
+      // The run's summary made partitions of every block: gone, they are made again from the blocks.
+      rmSync(join(dir, 'views'), { recursive: true, force: true });
+      rmSync(join(dir, 'analytics'), { recursive: true, force: true });
+      const blob = join(dir, block.blobPath);
+      writeFileSync(blob, readFileSync(blob).subarray(0, 10));
+      const { code, stderr } = await runDorsal(['replay', '--data', dir]);
+      expect(code).toBe(1);
+      expect(stderr).toMatch(
+        new RegExp(
+          `^dorsal: process \\S+ cannot be replayed whole: 1 of its blocks do not read \\(${block.objectCount.toLocaleString('en-US')} records\\), e\\.g\\. block ${block.blockId}`,
+          'm',
+        ),
+      );
     } finally {
       cleanup();
     }
