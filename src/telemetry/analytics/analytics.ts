@@ -106,6 +106,13 @@ const MAX_SESSIONS = 8;
 const MAX_LOOKS = 32;
 
 /** A connection whose views answer one scope, kept while the lake has nothing new for it. */
+/** Views that could not be made on a new connection (`cause`: why): the query may look again. */
+class ViewsNotMadeError extends Error {
+  constructor(cause: unknown) {
+    super(messageOf(cause), { cause });
+  }
+}
+
 interface Session {
   readonly connection: DuckDBConnection;
   /** What the views were made of: when it changes, the views are made again. */
@@ -238,9 +245,15 @@ export class Analytics extends AnalyticsQuestions {
         return { ...(await run), decodedBlocks: decoded, unreadable, unreadableBlocks };
       } catch (error) {
         // A partition file gone or damaged since the last look (no query can name a file of its
-        // own: external access is off): look at the lake again, which rebuilds it, once.
-        if (attempt > 0 || !(error instanceof QueryRefusedError) || !error.message.includes('.parquet'))
-          throw error;
+        // own: external access is off), found by the query or by its views being made: look at
+        // the lake again, which rebuilds it, once.
+        const failed = error instanceof ViewsNotMadeError ? error.cause : error;
+        if (
+          attempt > 0 ||
+          !(error instanceof QueryRefusedError || error instanceof ViewsNotMadeError) ||
+          !messageOf(failed).includes('.parquet')
+        )
+          throw failed;
         this.known.delete(key);
       }
     }
@@ -355,7 +368,18 @@ export class Analytics extends AnalyticsQuestions {
       return queue(session);
     }
     const connection = await this.queryDb.connect();
-    await createViews(connection, view);
+    try {
+      await createViews(connection, view);
+    } catch (error) {
+      // Not kept, so closed here (a partition file removed since the look fails its view).
+      connection.closeSync();
+      throw new ViewsNotMadeError(error);
+    }
+    if (this.closed) {
+      // Closed meanwhile: its sessions are gone, and so is the database under this connection.
+      connection.closeSync();
+      throw new QueryRefusedError('the analytics are closed');
+    }
     // The session found before the awaits may have been replaced meanwhile: the one there now goes.
     const replaced = this.sessions.get(key);
     if (replaced !== undefined) {
