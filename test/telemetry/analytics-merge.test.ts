@@ -1,10 +1,33 @@
 import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { type PartitionRow, partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { tempDir } from './fixtures.js';
 
 const TICKS = 600;
+
+/** The columns a partition's data and coverage files hold themselves (none taken from their paths). */
+async function fileColumns(cacheDir: string, row: PartitionRow): Promise<string[][]> {
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  try {
+    const paths = partitionBlobPaths(row);
+    const columns: string[][] = [];
+    for (const file of [paths.data, paths.coverage]) {
+      const path = join(cacheDir, file).replaceAll("'", "''");
+      const reader = await connection.runAndReadAll(
+        `DESCRIBE SELECT * FROM read_parquet('${path}', hive_partitioning = false)`,
+      );
+      columns.push(reader.getRows().map((r) => String(r[0])));
+    }
+    return columns;
+  } finally {
+    connection.closeSync();
+    db.closeSync();
+  }
+}
 
 it('merges small partitions from their own files: a block whose blob was lost since keeps its rows', async () => {
   const { dir, cleanup } = tempDir('dorsal-merge-');
@@ -34,6 +57,8 @@ it('merges small partitions from their own files: a block whose blob was lost si
         (p) => p.streamId === ticks.streamId,
       );
       expect(small).toHaveLength(7);
+      const smallColumns = await fileColumns(join(dir, 'analytics'), small[0]!);
+      expect(smallColumns[0]).not.toContain('process_id');
       const expected = await count(blocks[7]!.beginTime);
       // The first block's blob is lost (damage, or a retention pass under way) after it was decoded.
       await analytics.lake.blobs.delete([blocks[0]!.blobPath]);
@@ -51,6 +76,8 @@ it('merges small partitions from their own files: a block whose blob was lost si
       );
       // One partition of the eight blocks, in their order, holding every row the small ones held.
       expect(after.map((p) => p.blockIds)).toEqual([blocks.slice(0, 8).map((b) => b.blockId)]);
+      // The same columns as the files merged: none added from the files' paths (process_id=…).
+      expect(await fileColumns(join(dir, 'analytics'), after[0]!)).toEqual(smallColumns);
       expect(after[0]!.rowCount).toBe(small.reduce((n, p) => n + p.rowCount, 0) + blocks[7]!.objectCount);
       // Its rows are the blocks' rows in order: by sequence, as they were published.
       const seqs = await analytics.query('SELECT seq FROM stream_ticks', {

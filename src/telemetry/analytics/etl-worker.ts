@@ -56,15 +56,17 @@ export default async function writePartitionTask(task: EtlTask): Promise<Partiti
 /**
  * Writes the rows of several partitions' data files as one file, in the order given (DuckDB keeps
  * the insertion order: each file's rows, one file after the other), and their coverage as one
- * (by column name: coverage files written before `dropped_total` existed lack it).
+ * (by column name: coverage files written before `dropped_total` existed lack it). The files'
+ * columns only: DuckDB would otherwise add one per `key=value` directory of their paths
+ * (`process_id=…`, which the views take from the path), to be written into the merged file.
  */
 async function mergePartitions(etl: DuckDBConnection, task: MergeTask): Promise<PartitionTaskResult> {
   const list = (files: readonly string[]) => `[${files.map(quoteLiteral).join(', ')}]`;
   const written = await etl.run(
-    `COPY (SELECT * FROM read_parquet(${list(task.dataFiles)})) TO ${quoteLiteral(task.dataPath)} (FORMAT parquet)`,
+    `COPY (SELECT * FROM read_parquet(${list(task.dataFiles)}, hive_partitioning = false)) TO ${quoteLiteral(task.dataPath)} (FORMAT parquet)`,
   );
   await etl.run(
-    `COPY (SELECT * FROM read_parquet(${list(task.coverageFiles)}, union_by_name = true)) TO ${quoteLiteral(task.coveragePath)} (FORMAT parquet)`,
+    `COPY (SELECT * FROM read_parquet(${list(task.coverageFiles)}, union_by_name = true, hive_partitioning = false)) TO ${quoteLiteral(task.coveragePath)} (FORMAT parquet)`,
   );
   return { rows: Number(written.rowsChanged), coverage: [], rejected: [] };
 }
