@@ -29,6 +29,9 @@ const UNKNOWN_REFERENCE = new Set(['DORSAL_UNKNOWN_STREAM', 'DORSAL_UNKNOWN_PROC
 /** A timer that does not keep the process alive: a sink's background retries hold no process up. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
+/** The longest delay a Node timer takes as given. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Waits for `work` at most `ms`, with a timer that keeps the process alive meanwhile (and is
  * cleared as soon as `work` settles): for what a caller awaits (`flush`, `close`). With only
@@ -36,9 +39,20 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
  * of the await, silently and with code 0.
  */
 export async function within(work: Promise<unknown>, ms: number): Promise<void> {
+  // Node fires a timer of more than 2^31 - 1 ms (Infinity: no deadline) after 1 ms: a longer
+  // wait is made of several.
+  const end = performance.now() + ms;
   let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    const wait = () => {
+      const left = end - performance.now();
+      if (!(left > 0)) resolve();
+      else timer = setTimeout(wait, Math.min(left, MAX_TIMER_MS));
+    };
+    wait();
+  });
   try {
-    await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    await Promise.race([work, deadline]);
   } finally {
     clearTimeout(timer);
   }
