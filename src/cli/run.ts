@@ -219,6 +219,8 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
         slowest: slowest ?? null,
         ...totals,
         where,
+        // The crash that stopped the run, as the command says it on stderr (it exits 1).
+        ...(report.failure === undefined ? {} : { failure: crashLine(report.failure) }),
       });
     } else {
       console.log(bold('what each actor did'));
@@ -235,6 +237,8 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
     // The recording cannot be read back (a server gone mid-run, say): what the run itself
     // counted is said all the same, then why the rest cannot be.
     if (!options.json) console.log(`${bold('what each actor did')}\n${actorTable()}\n\n${recorded}`);
+    // A crash stopped the run too: said before the error, which is not why the run ended.
+    if (report.failure !== undefined) console.error(`dorsal: ${crashLine(report.failure)}`);
     throw error;
   } finally {
     await source?.close();
@@ -246,7 +250,12 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
 function stoppedByCrash(report: SystemReport): void {
   const { failure } = report;
   if (failure === undefined) return;
-  throw new CliError(`${failure.message.split('\n')[0]} — the system stopped there`);
+  throw new CliError(crashLine(failure));
+}
+
+/** The crash that stopped a run, in one line. */
+function crashLine(failure: Error): string {
+  return `${failure.message.split('\n')[0]} — the system stopped there`;
 }
 
 /** The persister target of a command's options. */

@@ -206,6 +206,45 @@ describe('the dorsal command on a run an actor crashed', () => {
       cleanup();
     }
   }, 120_000);
+
+  it('run --json: the JSON says the crash too, and the command exits 1; a crash a restart healed fails nothing', async () => {
+    const { dir, cleanup } = tempDir('dorsal-cli-crash-json-');
+    try {
+      const run = await runDorsal([
+        'run',
+        'test/fixtures/systems/crashing-ingress.system.ts',
+        '--seconds',
+        '600',
+        '--data',
+        dir,
+        '--json',
+      ]);
+      expect(run.code, run.stderr).toBe(1);
+      const summary = JSON.parse(run.stdout) as { failure?: string; messages: number };
+      expect(summary.messages).toBe(2 + 4);
+      expect(summary.failure).toMatch(
+        /^actor 'bad-feed' crashed: .*field 'n' of message 'Tick'.* — the system stopped there$/,
+      );
+      const healed = await runDorsal([
+        'run',
+        'test/fixtures/systems/healed-crash.system.ts',
+        '--seconds',
+        '1',
+        '--data',
+        dir,
+        '--json',
+      ]);
+      expect(healed.code, healed.stderr).toBe(0);
+      const counted = JSON.parse(healed.stdout) as {
+        failure?: string;
+        actors: { actor: string; failed: number }[];
+      };
+      expect(counted.failure).toBeUndefined();
+      expect(counted.actors.find((a) => a.actor === 'crasher')?.failed).toBe(1);
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
 });
 
 describe('the dorsal command through a server', () => {
