@@ -185,7 +185,8 @@ async function play(
     bar?.stop();
   }
   const replay = report.persist?.processId;
-  const crash = report.crashes[0];
+  // The crash that stopped the system (one a restart healed is no reason to fail).
+  const crash = report.failure;
   if (failure !== undefined || progress() < total || replay === undefined) {
     const why =
       failure !== undefined
@@ -194,6 +195,12 @@ async function play(
           ? ''
           : `: ${crash.message.split('\n')[0]}`;
     throw new CliError(`the replay stopped after ${progress()} of ${total} messages${why}`);
+  }
+  // Everything played, and then the system crashed (a message still on its way): no replay to trust.
+  if (crash !== undefined) {
+    throw new CliError(
+      `the replayed system crashed after all ${total} messages were played: ${crash.message.split('\n')[0]}`,
+    );
   }
   return { replay, lost: persistTotals(report).lost };
 }

@@ -473,6 +473,30 @@ describe('dorsal replay of other recordings', () => {
     }
   }, 90_000);
 
+  it('into a system that crashes on the last message, once everything was played: said in one line, exit 1 (it exited 0)', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-crash-');
+    try {
+      const run = await runDorsal(['run', SYSTEM, '--seconds', '0.5', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      const listing = await runDorsal(['processes', '--data', dir, '--json']);
+      const recorded = (JSON.parse(listing.stdout) as { processId: string }[])[0]!.processId;
+      const books = (await counts(dir, recorded)).books!;
+      const { code, stderr } = await runDorsal(
+        ['replay', '--system', `${FIXTURES}/crash-at-end.system.ts`, '--speed', 'max', '--data', dir],
+        { DORSAL_TEST_CRASH_AFTER: String(books) },
+      );
+      expect(code).toBe(1);
+      expect(stderr).toMatch(
+        new RegExp(
+          `^dorsal: the replayed system crashed after all [\\d,]+ messages were played: .*crashed on book ${books}, as told`,
+          'm',
+        ),
+      );
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
+
   it('a process that does not say its system asks for --system, and replays with it', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-bare-');
     try {

@@ -21,7 +21,7 @@ import {
   QueryTimeoutError,
 } from './guard.js';
 import { LakePartitionStore } from './lake-partitions.js';
-import { type Materialized, materialize, type PartitionStore } from './partitions.js';
+import { type AnalyticsMemory, type Materialized, materialize, type PartitionStore } from './partitions.js';
 import {
   checkMemoryLimit,
   MAX_UNREADABLE_LISTED,
@@ -33,7 +33,7 @@ import {
   type TimeWindow,
 } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
-import { UnreadableBlocks } from './unreadable.js';
+import { RetryLater } from './retry-later.js';
 import { createViews, type DocumentRow, type ViewInputs } from './views.js';
 
 /** Options of `Analytics.open`. */
@@ -67,7 +67,8 @@ export interface AnalyticsOptions {
   readonly freshnessMs?: number;
   /**
    * How long a block found unreadable (its blob missing or damaged) is left out before it is
-   * read again, in ms (default 10 000): meanwhile answers list it as found then, without reading it.
+   * read again, in ms (default 10 000): meanwhile answers list it as found then, without reading
+   * it. A merge of partitions that failed with its files there waits as long before it is tried again.
    */
   readonly unreadableRetryMs?: number;
   /**
@@ -154,8 +155,8 @@ export class Analytics extends AnalyticsQuestions {
    * forgotten at the next look at the whole lake.
    */
   private readonly documentBlocks = new Map<string, Promise<DocumentRow<unknown>>>();
-  /** Blocks found unreadable, each left alone for `unreadableRetryMs` before it is read again. */
-  private readonly unreadable: UnreadableBlocks;
+  /** Blocks found unreadable and merges that failed, each left alone for `unreadableRetryMs` before it is tried again. */
+  private readonly memory: AnalyticsMemory;
   private closed = false;
 
   private constructor(
@@ -177,7 +178,8 @@ export class Analytics extends AnalyticsQuestions {
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.freshnessMs = options.freshnessMs ?? 1000;
-    this.unreadable = new UnreadableBlocks(options.unreadableRetryMs ?? 10_000);
+    const retryMs = options.unreadableRetryMs ?? 10_000;
+    this.memory = { unreadable: new RetryLater(retryMs), merges: new RetryLater(retryMs) };
   }
 
   static async open(options: AnalyticsOptions): Promise<Analytics> {
@@ -274,7 +276,7 @@ export class Analytics extends AnalyticsQuestions {
       looks: this.known.size,
       sessions: this.sessions.size,
       documents: this.documentBlocks.size,
-      unreadable: this.unreadable.size,
+      unreadable: this.memory.unreadable.size,
     };
   }
 
@@ -525,7 +527,7 @@ export class Analytics extends AnalyticsQuestions {
   private materialized(processId: string, window: TimeWindow): Promise<Materialized> {
     const running = this.materializing.get(processId);
     const build = () =>
-      materialize(this.lake, this.store, this.pool, this.scratch, processId, window, this.unreadable);
+      materialize(this.lake, this.store, this.pool, this.scratch, processId, window, this.memory);
     const next = (running ?? Promise.resolve()).then(build, build);
     this.materializing.set(processId, next);
     void next
@@ -555,7 +557,8 @@ export function digestOf(ids: readonly string[]): string {
     a = Math.imul(a ^ 0x2c, 0x01000193);
     b = Math.imul(b ^ 0x2c, 0x5bd1e995);
   }
-  return `${ids.length}:${(a >>> 0).toString(16)}${(b >>> 0).toString(16)}`;
+  const hex = (h: number) => (h >>> 0).toString(16).padStart(8, '0');
+  return `${ids.length}:${hex(a)}${hex(b)}`;
 }
 
 /** A character JSON text escapes. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeDirectoriesSync } from '../../directories.js';
 import { LakeNotFoundError, WireFormatError, WireVersionError } from '../errors.js';
@@ -9,8 +9,8 @@ import { formatRfc3339Ns, nowRfc3339Ns } from '../wire/index.js';
 import type { BlockParts, RejectedBlock } from './etl.js';
 import type { EtlPool } from './etl-pool.js';
 import type { TimeWindow, UnreadableBlock } from './query.js';
+import type { RetryLater } from './retry-later.js';
 import { type SourceTable, sourceTableOf } from './source-tables.js';
-import type { UnreadableBlocks } from './unreadable.js';
 
 export type { PartitionRow };
 
@@ -70,6 +70,14 @@ export interface Materialized {
   readonly compactedPartitions: number;
 }
 
+/** What an analytics keeps from one look to the next of what failed: not tried again for a while. */
+export interface AnalyticsMemory {
+  /** Blocks that did not read, by block id. */
+  readonly unreadable: RetryLater<UnreadableBlock>;
+  /** Merges that failed with their inputs there, by each input partition's id: why. */
+  readonly merges: RetryLater<string>;
+}
+
 /** A partition in use: its row and its local files. */
 interface LivePartition {
   readonly row: PartitionRow;
@@ -91,7 +99,7 @@ export async function materialize(
   scratch: string,
   processId: string,
   window: TimeWindow = {},
-  memory?: UnreadableBlocks,
+  memory?: AnalyticsMemory,
 ): Promise<Materialized> {
   const sources = (await lake.streams({ processId }))
     .map((stream) => ({ stream, table: sourceTableOf(stream) }))
@@ -132,15 +140,15 @@ export async function materialize(
    * `unreadable`. A block retention deleted meanwhile is no longer in the lake: left out, not listed.
    */
   const read = async (row: BlockRow): Promise<BlockParts | undefined> => {
-    // Found unreadable a moment ago: not read again yet (see UnreadableBlocks).
-    const known = memory?.recent(row.blockId);
+    // Found unreadable a moment ago: not read again yet (see RetryLater).
+    const known = memory?.unreadable.recent(row.blockId);
     if (known !== undefined) {
       unreadable.push(known);
       return undefined;
     }
     try {
       const { payload } = await lake.readBlock(row);
-      memory?.read(row.blockId);
+      memory?.unreadable.succeeded(row.blockId);
       return { blockId: row.blockId, objectCount: row.objectCount, ...payload };
     } catch (error) {
       if (!doesNotRead(error)) throw error;
@@ -153,7 +161,7 @@ export async function materialize(
     const { processId, streamId, blockId, objectCount } = row;
     const reason = said.startsWith(`block ${blockId}`) ? said : `block ${blockId}: ${said}`;
     const block = { processId, streamId, blockId, objectCount, error: reason };
-    memory?.failed(block);
+    memory?.unreadable.failed(blockId, block);
     unreadable.push(block);
   };
   /**
@@ -235,7 +243,17 @@ export async function materialize(
         if (group.length < 2) continue;
         // Merged from the partitions' own files: no block is read again (one whose blob was lost
         // since keeps its rows). Stored before the small ones are deleted: a query sees either.
-        const merged = await mergePartitionFiles(store, pool, scratch, processId, stream, table, group);
+        // One of them failed to merge a moment ago (its inputs there): not tried again yet.
+        if (group.some((p) => memory?.merges.recent(p.row.partitionId) !== undefined)) continue;
+        let merged: LivePartition | undefined;
+        try {
+          merged = await mergePartitionFiles(store, pool, scratch, processId, stream, table, group);
+        } catch (error) {
+          // The small partitions still answer: the merge is tried again later, not at every look.
+          const why = error instanceof Error ? error.message : String(error);
+          for (const p of group) memory?.merges.failed(p.row.partitionId, why);
+          continue;
+        }
         if (merged === undefined) continue;
         live.push(merged);
         for (const partition of group) {
@@ -354,8 +372,9 @@ async function localFilesOf(store: PartitionStore, row: PartitionRow): Promise<P
 /**
  * Writes one partition of the rows and coverage of `group` (partitions of one stream, in their
  * blocks' order) from their local files, on the pool, and stores it. Undefined when a file of the
- * group no longer reads (another analytics deleted or merged the partition meanwhile): the small
- * partitions then stay as they are, and are merged at a later look.
+ * group is gone (another analytics deleted or merged the partition meanwhile): the small
+ * partitions then stay as they are, and are merged at a later look. Rejects when the merge
+ * fails with its files there.
  */
 async function mergePartitionFiles(
   store: PartitionStore,
@@ -381,8 +400,9 @@ async function mergePartitionFiles(
         dataPath: files.data,
         coveragePath: files.coverage,
       }));
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (group.some((p) => !existsSync(p.local.data) || !existsSync(p.local.coverage))) return undefined;
+      throw error;
     }
     const row: PartitionRow = {
       partitionId,
