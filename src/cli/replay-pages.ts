@@ -1,3 +1,4 @@
+import { LayoutError } from '../errors.js';
 import type { FieldDescription } from '../queues/field-types.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { fieldColumnName, streamTableName } from '../telemetry/analytics/source-tables.js';
@@ -31,32 +32,48 @@ function selectField(field: FieldDescription): string {
   }
 }
 
-/** A selected value back as the layout takes it. */
+/** A decimal number as DuckDB prints one (an integer, or a DOUBLE's shortest text). */
+const DECIMAL = /^-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+/** An integer's text, exactly (what a BIGINT, UBIGINT or smaller integer column prints). */
+const INTEGER = /^-?\d+$/;
+
+/**
+ * A selected value back as the layout takes it. A text that is no value of the field's type (a
+ * recorded NaN or 1.5 for an i64, a recorded string or `1` for a bool, a NULL: the replayed layout
+ * typed the field otherwise than the recording) is a `LayoutError` naming the field and the
+ * recorded text, never a value made up for it (a bool `false`, an integer `0`).
+ */
 export function fieldValue(field: FieldDescription, value: unknown): unknown {
+  const text = value === null || value === undefined ? undefined : String(value);
   switch (field.type) {
     case 'f64':
-    case 'f32': {
-      const text = String(value);
-      return text === 'nan'
-        ? Number.NaN
-        : text === 'inf'
-          ? Infinity
-          : text === '-inf'
-            ? -Infinity
-            : Number(text);
-    }
+    case 'f32':
+      if (text === 'nan') return Number.NaN;
+      if (text === 'inf') return Infinity;
+      if (text === '-inf') return -Infinity;
+      if (text !== undefined && DECIMAL.test(text)) return Number(text);
+      break;
     case 'i64':
     case 'u64':
-      return BigInt(String(value));
+      if (text !== undefined && INTEGER.test(text)) return BigInt(text);
+      break;
     case 'bytes':
-      return Uint8Array.from(Buffer.from(String(value), 'hex'));
+      if (text !== undefined && /^(?:[0-9a-f]{2})*$/i.test(text))
+        return Uint8Array.from(Buffer.from(text, 'hex'));
+      break;
     case 'bool':
-      return value === true || value === 'true';
+      if (text === 'true') return true;
+      if (text === 'false') return false;
+      break;
     case 'string':
-      return String(value ?? '');
+      return text ?? '';
     default:
-      return Number(value);
+      // The layout's check says whether it is an integer in the field's range.
+      if (text !== undefined && DECIMAL.test(text)) return Number(text);
   }
+  throw new LayoutError(
+    `field '${field.name}' is ${field.type === 'bytes' ? 'bytes' : /^[if]/.test(field.type) ? `an ${field.type}` : `a ${field.type}`} in the replayed layout: the recorded ${text === undefined ? 'NULL' : `'${text.length > 40 ? `${text.slice(0, 40)}…` : text}'`} is none`,
+  );
 }
 
 /**

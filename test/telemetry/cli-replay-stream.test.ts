@@ -122,6 +122,23 @@ describe('dorsal replay streams its playlist through a ring much smaller than it
       /^dorsal: the replay stopped after \d+ of 6000 messages: actor 'crasher' crashed while handling stream 'alpha': crasher: gave up at its 500th alpha/,
     );
   }, 120_000);
+  it('a recorded value the replayed layout types otherwise (an f64 NaN into an i64) stops it with one line naming stream, seq and field', async () => {
+    const { code, stderr } = await runDorsal([
+      'replay',
+      '--system',
+      `${FIXTURES}/retyped.system.ts`,
+      '--speed',
+      'max',
+      ...RING,
+      '--data',
+      dir,
+    ]);
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(
+      /^dorsal: the replay stopped after \d+ of 6000 messages: alpha #\d+ of process \S+ does not fit the replayed layout: field 'f' is an i64 in the replayed layout: the recorded '(nan|inf|-inf|0\.1|-0\.0)' is none/,
+    );
+  }, 120_000);
 });
 
 describe('dorsal replay streams its playlist from a server, a page at a time', () => {
