@@ -2,7 +2,7 @@ import { LayoutError } from '../errors.js';
 import type { ByteRing } from '../queues/byte-ring.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { ChunkWriter, smallestChunk } from './replay-chunk.js';
-import { playOrderPages, rowValue } from './replay-pages.js';
+import { playOrderPages, publishTimeOf, rowValue } from './replay-pages.js';
 import type { Playlist } from './replay-recording.js';
 import { CliError } from './source.js';
 
@@ -87,7 +87,7 @@ export async function feedPlaylist(
       coming.catch(() => {});
       for (const row of page.value) {
         const stream = Number(row[1]);
-        const t = Number(row[0]);
+        const t = publishTimeOf(row);
         first ??= t;
         if (written + chunk.count >= playlist.total) {
           throw new CliError(

@@ -8,7 +8,7 @@ import { nameList, type Playlist } from './replay-recording.js';
 
 /** Where a page of the play order ends: the last message's publish time, stream (index) and seq. */
 export interface PlayKey {
-  /** A DOUBLE in the stream tables (ns on the recording's clock): exact in JSON and in JS. */
+  /** A DOUBLE in the stream tables (ns on the recording's clock), read from its text: exact, NaN and ±inf too. */
   readonly t: number;
   readonly s: number;
   readonly q: number;
@@ -92,8 +92,8 @@ export function playOrderSql(playlist: Playlist, after: PlayKey | undefined, lim
       const field = fields[i];
       return `${field === undefined ? 'NULL::VARCHAR' : selectField(field)} AS c${i}`;
     });
-    // The shortest text that reads back as the same double, read as a double (not as a DECIMAL,
-    // whose conversion may round to a neighbour).
+    // The shortest text that reads back as the same double (NaN, Infinity too), read as a double
+    // (not as a DECIMAL, whose conversion may round to a neighbour).
     const t = `'${after?.t}'::DOUBLE`;
     const since =
       after === undefined
@@ -106,12 +106,22 @@ export function playOrderSql(playlist: Playlist, after: PlayKey | undefined, lim
     return `SELECT * FROM (SELECT publish_t AS t, ${s} AS s, seq AS q${columns.map((c) => `, ${c}`).join('')} FROM ${quoteIdentifier(streamTableName(name))} WHERE actor IN ${nameList(playlist.actors)}${since} ORDER BY publish_t, seq LIMIT ${limit})`;
   });
   const values = Array.from({ length: widest }, (_, i) => `, c${i}`).join('');
-  return `SELECT t, s, q${values} FROM (${branches.join(' UNION ALL ')}) ORDER BY t, s, q LIMIT ${limit}`;
+  // The time as text (see `publishTimeOf`), ordered as the double it is.
+  return `SELECT t::VARCHAR AS t_text, s, q${values} FROM (${branches.join(' UNION ALL ')}) ORDER BY t, s, q LIMIT ${limit}`;
+}
+
+/**
+ * A page's row's publish time: selected as DuckDB's text of the double, exact for every double;
+ * a number would not be through a server, whose JSON answer turns a NaN or ±inf into null (read
+ * as 0: the next page started over from the first positive time, and the paging went round).
+ */
+export function publishTimeOf(row: readonly unknown[]): number {
+  return fieldValue({ name: 'publish_t', type: 'f64', offset: 0 }, row[0]) as number;
 }
 
 /** The key of a page's row (see `playOrderSql`). */
 export function playKeyOf(row: readonly unknown[]): PlayKey {
-  return { t: Number(row[0]), s: Number(row[1]), q: Number(row[2]) };
+  return { t: publishTimeOf(row), s: Number(row[1]), q: Number(row[2]) };
 }
 
 /**
