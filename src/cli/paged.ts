@@ -2,7 +2,8 @@ import type { QueryScope } from '../telemetry/analytics/query.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 
 /** Rows asked for per query; a server with a lower row limit answers fewer, and paging goes on. */
-const PAGE = 50_000;
+/** Rows a page asks for. */
+export const PAGE = 50_000;
 
 /**
  * Every row of a query over one process, read in pages keyed on a column that only grows (a

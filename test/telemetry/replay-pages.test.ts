@@ -110,4 +110,53 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
       }
     }
   });
+
+  it('reads a window of publish times per page, each holding a few pages at most, whatever the bursts and gaps (keyset pages alone sorted every row after their start)', async () => {
+    const db = await DuckDBInstance.create(':memory:');
+    const c = await db.connect();
+    // 2,000 messages a ms apart, then a gap of 10 s, a burst of 600 at one instant, 400 more.
+    const times = [
+      ...Array.from({ length: 2000 }, (_, i) => i * 1e6),
+      ...Array.from({ length: 600 }, () => 12e9),
+      ...Array.from({ length: 400 }, (_, i) => 12e9 + (i + 1) * 1e6),
+    ];
+    await c.run(
+      `CREATE TABLE stream_alpha AS SELECT t::DOUBLE AS publish_t, seq, 'feed' AS actor, seq AS v FROM (SELECT unnest([${times.join(', ')}]) AS t, unnest(range(${times.length})) AS seq)`,
+    );
+    const V = defineMessage('V', { v: 'u32' }) as unknown as Layout;
+    const playlist = {
+      process: 'p',
+      actors: ['feed'],
+      streams: ['alpha'],
+      layouts: [V],
+      total: times.length,
+    };
+    const page = 50;
+    for (const limit of [page, 20]) {
+      const windows: number[] = [];
+      const analytics = {
+        async query(sql: string, scope: { maxRows: number }) {
+          const from = /publish_t >= '([^']+)'::DOUBLE/.exec(sql)?.[1];
+          const until = /publish_t < '([^']+)'::DOUBLE/.exec(sql)?.[1];
+          if (from !== undefined && until !== undefined) {
+            windows.push(times.filter((t) => t >= Number(from) && t < Number(until)).length);
+          }
+          const rows = (await c.runAndReadAll(sql)).getRowsJS();
+          const cut = Math.min(scope.maxRows, limit);
+          return { rows: rows.slice(0, cut), truncated: rows.length > cut };
+        },
+      };
+      const played: number[] = [];
+      for await (const rows of playOrderPages(analytics as never, playlist, page)) {
+        for (const row of rows) played.push(Number(row[2]));
+      }
+      expect(played, `limit ${limit}`).toEqual(times.map((_, i) => i));
+      // Windows most of the way; none much wider than a page, but for the burst at one instant.
+      // Every query but the last window's is bounded, and sorts a page's worth of rows at most,
+      // but for the 600 published at one instant, which no time cuts.
+      expect(windows.length).toBeGreaterThan(times.length / limit - 10);
+      expect(windows.filter((n) => n > 2 * page && n < 600)).toEqual([]);
+      expect(windows.filter((n) => n >= 600).length).toBeLessThanOrEqual(600 / limit + 2);
+    }
+  });
 });
