@@ -16,6 +16,8 @@ export interface SourceOptions {
   readonly json?: boolean;
   /** The embedded analytics' memory at most (DuckDB's `memory_limit`). */
   readonly queryMemory?: string;
+  /** Fail, rather than answer without them, when blocks of the lake do not read. */
+  readonly strict?: boolean;
 }
 
 /** A command's failure that the user can act on: one line, exit 1. */
@@ -43,7 +45,12 @@ export function withSourceOptions(command: Command, withProcess = true): Command
         .env('DORSAL_QUERY_MEMORY')
         .argParser(memorySize),
     )
-    .option('--json', 'print JSON for scripts instead of tables', false);
+    .option('--json', 'print JSON for scripts instead of tables', false)
+    .option(
+      '--strict',
+      'fail (exit 1) rather than answer without the records of blocks that do not read (a blob missing or damaged)',
+      false,
+    );
   // One process: a second --process would otherwise silently replace the first.
   if (withProcess)
     command.option('--process <id>', 'the recorded process (default: the newest)', (id, earlier?: string) => {
@@ -86,7 +93,7 @@ export async function openSource(options: SourceOptions): Promise<Source> {
         throw error;
       }
     };
-    Object.defineProperty(remote, 'query', { value: sayingUnreadable(reachable) });
+    Object.defineProperty(remote, 'query', { value: sayingUnreadable(reachable, options.strict === true) });
     return { analytics: remote, where: url.origin, close: async () => {} };
   }
   if (!existsSync(join(options.data, 'lake.sqlite'))) {
@@ -100,17 +107,21 @@ export async function openSource(options: SourceOptions): Promise<Source> {
     cacheDir: join(options.data, 'analytics'),
     ...(options.queryMemory === undefined ? {} : { memoryLimit: options.queryMemory }),
   });
-  Object.defineProperty(analytics, 'query', { value: sayingUnreadable(analytics.query) });
+  Object.defineProperty(analytics, 'query', {
+    value: sayingUnreadable(analytics.query, options.strict === true),
+  });
   return { analytics, where: options.data, close: () => analytics.close() };
 }
 
 /**
  * `query`, saying on stderr which blocks the answers left out because they do not read (a blob
  * missing or damaged), whenever an answer leaves out a block not said yet: what a command prints
- * is then known to lack their records.
+ * is then known to lack their records. `strict`: such an answer is a `CliError` instead (after
+ * the blocks are said), so that a script never takes a partial answer for a whole one.
  */
 export function sayingUnreadable(
   query: QueryFunction,
+  strict = false,
   write: (text: string) => void = (text) => process.stderr.write(text),
 ): QueryFunction {
   const said = new Set<string>();
@@ -129,6 +140,11 @@ export function sayingUnreadable(
     write(
       `dorsal: ${blocks} block${blocks === 1 ? '' : 's'} of the lake did not read, and ${records} record${records === 1 ? ' is' : 's are'} left out of what follows:\n${lines.join('\n')}\n`,
     );
+    if (strict) {
+      throw new CliError(
+        `--strict: ${blocks} block${blocks === 1 ? '' : 's'} of the lake did not read; nothing is answered without ${blocks === 1 ? 'it' : 'them'}`,
+      );
+    }
     return result;
   };
 }

@@ -556,6 +556,19 @@ describe('partitions, cached and rebuilt', () => {
           `dorsal: 2 blocks of the lake did not read, and ${gone!.objectCount + damaged!.objectCount} records are left out of what follows:`,
         );
         expect(cli.stderr).toContain(`block ${gone!.blockId}: no blob at `);
+        // A script that takes no partial answer says --strict.
+        const strict = await runDorsal([
+          'query',
+          '--data',
+          dir,
+          '--strict',
+          'SELECT count(*) AS n FROM stream_ticks',
+        ]);
+        expect(strict.code).toBe(1);
+        expect(strict.stdout).toBe('');
+        expect(strict.stderr).toMatch(
+          /^dorsal: --strict: 2 blocks of the lake did not read; nothing is answered without them/m,
+        );
 
         // Back: read at the next look, and nothing is left out.
         renameSync(`${goneBlob}.away`, goneBlob);

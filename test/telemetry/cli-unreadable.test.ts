@@ -22,6 +22,7 @@ describe("a command's word on unreadable blocks", () => {
     const said: string[] = [];
     const query = sayingUnreadable(
       async () => answer(3),
+      false,
       (text) => said.push(text),
     );
     await query('SELECT 1');
@@ -35,6 +36,7 @@ describe("a command's word on unreadable blocks", () => {
     let blocks = 250;
     const query = sayingUnreadable(
       async () => answer(blocks),
+      false,
       (text) => said.push(text),
     );
     await query('SELECT 1');
@@ -47,5 +49,28 @@ describe("a command's word on unreadable blocks", () => {
     await query('SELECT 1');
     expect(said).toHaveLength(2);
     expect(said[1]).toMatch(/^dorsal: 300 blocks of the lake did not read/);
+  });
+
+  it('with --strict, an answer that leaves blocks out is a one-line error, after the blocks are said', async () => {
+    const said: string[] = [];
+    const query = sayingUnreadable(
+      async () => answer(2),
+      true,
+      (text) => said.push(text),
+    );
+    await expect(query('SELECT 1')).rejects.toThrow(
+      '--strict: 2 blocks of the lake did not read; nothing is answered without them',
+    );
+    expect(said[0]).toMatch(/^dorsal: 2 blocks of the lake did not read/);
+    // A whole answer is an answer.
+    await expect(
+      sayingUnreadable(
+        async () => answer(0),
+        true,
+        () => {},
+      )('SELECT 1'),
+    ).resolves.toMatchObject({
+      rows: [],
+    });
   });
 });
