@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { EtlPool } from '../../src/telemetry/analytics/etl-pool.js';
 import { type PartitionRow, partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { tempDir } from './fixtures.js';
@@ -90,6 +91,65 @@ it('merges small partitions from their own files: a block whose blob was lost si
       await analytics.close();
     }
   } finally {
+    cleanup();
+  }
+}, 120_000);
+
+it('a merge that fails with its files there is not tried again before unreadableRetryMs (tried at every look with 0), and the small partitions answer meanwhile', async () => {
+  const { dir, cleanup } = tempDir('dorsal-merge-fails-');
+  const run = EtlPool.prototype.run;
+  let merges = 0;
+  const spy = vi.spyOn(EtlPool.prototype, 'run').mockImplementation(function (this: EtlPool, task) {
+    if (task.kind !== 'merge') return run.call(this, task);
+    merges++;
+    return Promise.reject(new Error('no room left for the merged file'));
+  });
+  try {
+    await runPersistedPipeline({ data: dir, blockMs: 50, blockBytes: 2048 }, TICKS);
+    for (const retryMs of [60_000, 0]) {
+      merges = 0;
+      const analytics = await Analytics.open({
+        lake: { data: dir },
+        cacheDir: join(dir, `analytics-${retryMs}`),
+        freshnessMs: 0,
+        unreadableRetryMs: retryMs,
+      });
+      try {
+        const [process] = await analytics.lake.processes();
+        const processId = process!.processId;
+        const ticks = (await analytics.lake.streams({ processId })).find(
+          (s) => s.properties.name === 'ticks',
+        )!;
+        const blocks = (await analytics.lake.blocks({ processId }))
+          .filter((b) => b.streamId === ticks.streamId)
+          .sort((a, b) => (a.endTime < b.endTime ? -1 : 1));
+        expect(blocks.length).toBeGreaterThan(11);
+        const count = async (end: string) =>
+          Number(
+            (await analytics.query('SELECT count(*) FROM stream_ticks', { process: processId, end }))
+              .rows[0]![0],
+          );
+        // Eleven looks, each at one block more: the eighth merges, and fails, and the three after
+        // do not try again. With 0, every look tries (the lake holds the first's eleven partitions).
+        for (const block of blocks.slice(0, 11)) await count(block.endTime);
+        expect(merges, `retry ${retryMs}`).toBe(retryMs === 0 ? 11 : 1);
+        // Every row of the eleven blocks, from the small partitions: as many as one look at them all.
+        const once = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, `once-${retryMs}`) });
+        try {
+          const whole = await once.query('SELECT count(*) FROM stream_ticks', {
+            process: processId,
+            end: blocks[10]!.endTime,
+          });
+          expect(await count(blocks[10]!.endTime)).toBe(Number(whole.rows[0]![0]));
+        } finally {
+          await once.close();
+        }
+      } finally {
+        await analytics.close();
+      }
+    }
+  } finally {
+    spy.mockRestore();
     cleanup();
   }
 }, 120_000);
