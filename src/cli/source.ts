@@ -142,7 +142,7 @@ export function sayingUnreadable(
     );
     if (strict) {
       throw new CliError(
-        `--strict: ${blocks} block${blocks === 1 ? '' : 's'} of the lake did not read; nothing is answered without ${blocks === 1 ? 'it' : 'them'}`,
+        `--strict: ${blocks} block${blocks === 1 ? '' : 's'} of the lake did not read; nothing is answered without ${blocks === 1 ? 'it' : 'them'} (without --strict, dorsal query 'SELECT * FROM unreadable_blocks' lists them)`,
       );
     }
     return result;

@@ -14,6 +14,7 @@ import {
 import { shipInstrumentation } from '../../src/persist.js';
 import { PersistPipeline } from '../../src/telemetry/persist/pipeline.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
 
 const cleanups: (() => void)[] = [];
@@ -85,5 +86,33 @@ describe('the persister’s thread dies at its start', () => {
     const report = await pipeline.stop();
     expect(report.failure).toBeUndefined();
     expect(report.restarts).toEqual([expect.stringMatching(/exited with code 1/)]);
+  }, 60_000);
+
+  it('a source added as the thread dies, that the next one cannot attach to: refused alone, the next thread reads the rest', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const main = currentThreadBuffers();
+    const pipeline = new PersistPipeline({ data: dir }, main.clockBaseNs, 0);
+    await pipeline.openLake();
+    pipeline.addThread(main, 'oldest');
+    await pipeline.start();
+    pipeline.open({});
+    const busy = createThreadBuffers({ name: 'busy', maxReaders: 1 });
+    const taken = ThreadBuffersReader.attach(busy).queue('logs').consumer();
+    // Read through the private field on purpose: nothing public kills the thread. The source is
+    // sent to a thread that is ending: the next one gets it with the others, at its start.
+    const dying = Reflect.get(pipeline, 'worker') as Worker;
+    const ended = dying.terminate();
+    pipeline.addThread(busy, 'oldest');
+    await ended;
+    await until(() => Reflect.get(pipeline, 'worker') !== dying, 'a new thread');
+    for (let i = 0; i < 20; i++) logger('refused-at-restart').info('after the restart', { i });
+    const report = await pipeline.stop();
+    taken.close();
+    expect(report.restarts).toEqual([expect.stringMatching(/exited with code 1/)]);
+    expect(report.failure).toMatch(/^busy: /);
+    expect(
+      report.sources.find((x) => x.kind === 'log' && x.name === 'main')?.persisted,
+    ).toBeGreaterThanOrEqual(20);
   }, 60_000);
 });

@@ -146,7 +146,7 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
     }
   });
 
-  it("asks for the windows' ends in one query that costs a sort of the recording's times, not its rows times its windows (quantile_disc of 2,000 fractions over 1 M rows took 12 s)", async () => {
+  it('cuts 1 M messages into 2,000 windows of 500 from one sort of their times (the cost of quantile_disc of 2,000 fractions, rows times windows, is in the commit that left it: 12 s here)', async () => {
     const db = await DuckDBInstance.create(':memory:');
     const c = await db.connect();
     await c.run(
@@ -154,13 +154,10 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
     );
     const V = defineMessage('V', { v: 'u32' }) as unknown as Layout;
     const playlist = { process: 'p', actors: ['feed'], streams: ['alpha'], layouts: [V], total: 1_000_000 };
-    const took: number[] = [];
     const queries: string[] = [];
     const analytics = {
       async query(sql: string, scope: { maxRows: number }) {
-        const start = performance.now();
         const rows = (await c.runAndReadAll(sql)).getRowsJS();
-        took.push(performance.now() - start);
         queries.push(sql);
         return { rows: rows.slice(0, scope.maxRows), truncated: rows.length > scope.maxRows };
       },
@@ -172,7 +169,7 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
     // 500th time: 499 rows before it).
     expect(queries[1]).toContain(`publish_t < '499002'::DOUBLE`);
     expect(first.value).toHaveLength(499);
-    expect(took[0]).toBeLessThan(3000);
+    expect(queries[0]).not.toContain('quantile');
   });
 
   it('reads a window of publish times per page, each holding a few pages at most, whatever the bursts and gaps (keyset pages alone sorted every row after their start)', async () => {

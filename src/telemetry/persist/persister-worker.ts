@@ -18,8 +18,20 @@ const port = parentPort!;
 const post = (message: FromPersister, transfer?: ArrayBuffer) =>
   port.postMessage(message, transfer === undefined ? [] : [transfer]);
 const readers: SourceReader[] = [];
+/** A source this thread cannot attach to: refused alone (see `ToPersister`'s 'source'). */
+const refuse = (key: string, error: unknown) =>
+  post({ type: 'refused', key, error: error instanceof Error ? error.message : String(error) });
 try {
-  for (const source of data.sources) readers.push(new SourceReader(source, data.blockBytes));
+  for (const source of data.sources) {
+    try {
+      readers.push(new SourceReader(source, data.blockBytes));
+    } catch (error) {
+      // A thread started again after one died refuses it alone, as a late source is refused: a
+      // first thread fails its start instead, which the System reports.
+      if (!data.restarted) throw error;
+      refuse(source.key, error);
+    }
+  }
 } catch (error) {
   // The main thread learns of no entry before 'attached': those taken so far are given back here.
   for (const reader of readers) reader.close();
@@ -42,8 +54,7 @@ port.on('message', (message: ToPersister) => {
       reader = new SourceReader(message.source, data.blockBytes);
     } catch (error) {
       // That source alone goes unread (counted lost at the stop); the others go on.
-      const said = error instanceof Error ? error.message : String(error);
-      post({ type: 'refused', key: message.source.key, error: said });
+      refuse(message.source.key, error);
       return;
     }
     readers.push(reader);

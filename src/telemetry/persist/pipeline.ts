@@ -281,6 +281,7 @@ export class PersistPipeline {
         sources: [...this.sources.values()].filter((s) => s.refused !== true).map(resumed),
         blockBytes: this.blockBytes,
         blockMs: this.blockMs,
+        ...(this.restarts.length === 0 ? {} : { restarted: true }),
       },
     });
     this.worker = worker;

@@ -50,6 +50,8 @@ export interface PersisterWorkerData {
   readonly sources: readonly PersistSource[];
   readonly blockBytes: number;
   readonly blockMs: number;
+  /** A thread started again after one died: a source it cannot attach to is refused alone. */
+  readonly restarted?: boolean;
 }
 
 /** Which sequences a block accounts for, and the source's losses so far. */
