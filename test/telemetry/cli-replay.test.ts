@@ -70,6 +70,14 @@ async function query(dir: string, process: string, sql: string): Promise<unknown
 }
 
 /** Messages per stream in a process. */
+/** Runs the market example for `seconds` into the lake at `dir`; resolves to the newest process's id. */
+async function recordMarket(dir: string, seconds: number): Promise<string> {
+  const run = await runDorsal(['run', SYSTEM, '--seconds', String(seconds), '--data', dir]);
+  expect(run.code, run.stderr).toBe(0);
+  const listing = await runDorsal(['processes', '--data', dir, '--json']);
+  return (JSON.parse(listing.stdout) as { processId: string }[])[0]!.processId;
+}
+
 async function counts(dir: string, process: string): Promise<Record<string, number>> {
   const rows = await query(dir, process, 'SELECT stream, count(*)::INTEGER FROM messages GROUP BY 1');
   return Object.fromEntries(rows.map(([s, n]) => [String(s), Number(n)]));
@@ -166,10 +174,7 @@ describe('dorsal replay of a recorded run', () => {
   let atMax: Awaited<ReturnType<typeof replay>>;
 
   beforeAll(async () => {
-    const run = await runDorsal(['run', SYSTEM, '--seconds', '1', '--data', dir]);
-    expect(run.code, run.stderr).toBe(0);
-    const listing = await runDorsal(['processes', '--data', dir, '--json']);
-    recorded = (JSON.parse(listing.stdout) as { processId: string }[])[0]!.processId;
+    recorded = await recordMarket(dir, 1);
     recordedCounts = await counts(dir, recorded);
     atMax = await replay(['--speed', 'max', '--diff', '--data', dir]);
     replays.push(atMax.json.replay);
@@ -443,8 +448,7 @@ describe('dorsal replay of other recordings', () => {
   it('a recording some of whose blocks do not read is refused, naming one: played, it would be played in part', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-damaged-');
     try {
-      const run = await runDorsal(['run', SYSTEM, '--seconds', '0.5', '--data', dir]);
-      expect(run.code, run.stderr).toBe(0);
+      await recordMarket(dir, 0.5);
       const lake = Lake.open({ data: dir });
       let block: BlockRow;
       try {
@@ -476,10 +480,7 @@ describe('dorsal replay of other recordings', () => {
   it('into a system that crashes on the last message, once everything was played: said in one line, exit 1 (it exited 0)', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-crash-');
     try {
-      const run = await runDorsal(['run', SYSTEM, '--seconds', '0.5', '--data', dir]);
-      expect(run.code, run.stderr).toBe(0);
-      const listing = await runDorsal(['processes', '--data', dir, '--json']);
-      const recorded = (JSON.parse(listing.stdout) as { processId: string }[])[0]!.processId;
+      const recorded = await recordMarket(dir, 0.5);
       const books = (await counts(dir, recorded)).books!;
       const { code, stderr } = await runDorsal(
         ['replay', '--system', `${FIXTURES}/crash-at-end.system.ts`, '--speed', 'max', '--data', dir],

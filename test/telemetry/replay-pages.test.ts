@@ -52,6 +52,30 @@ describe('fieldValue: a recorded value, as text, back as the replayed layout tak
   });
 });
 
+/**
+ * The analytics' `query` over a DuckDB connection as a server answers it: `limit` rows at most
+ * (and the scope's `maxRows`), through JSON when `json` (where NaN and ±inf become null, and a
+ * BIGINT a number). `onQuery` sees each statement first.
+ */
+function answering(
+  c: DuckDBConnection,
+  limit = Number.POSITIVE_INFINITY,
+  json = false,
+  onQuery: (sql: string) => void = () => {},
+): never {
+  return {
+    async query(sql: string, scope: { maxRows: number }) {
+      onQuery(sql);
+      const rows = (await c.runAndReadAll(sql)).getRowsJS();
+      const cut = Math.min(scope.maxRows, limit);
+      const answer = { rows: rows.slice(0, cut), truncated: rows.length > cut };
+      return json
+        ? JSON.parse(JSON.stringify(answer, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)))
+        : answer;
+    },
+  } as never;
+}
+
 describe('playOrderPages: the play order (publish time, stream, seq) in keyset pages', () => {
   /** Two stream tables with ties within and across streams, -0 and a negative time, ±inf and NaNs. */
   async function lake(): Promise<DuckDBConnection> {
@@ -75,17 +99,9 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
     for (const limit of [1, 2, 3, 5, 100]) {
       for (const json of [false, true]) {
         let queries = 0;
-        const analytics = {
-          async query(sql: string, scope: { maxRows: number }) {
-            if (++queries > 100) throw new Error('the paging goes round');
-            const rows = (await c.runAndReadAll(sql)).getRowsJS();
-            const cut = Math.min(scope.maxRows, limit);
-            const answer = { rows: rows.slice(0, cut), truncated: rows.length > cut };
-            return json
-              ? JSON.parse(JSON.stringify(answer, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)))
-              : answer;
-          },
-        };
+        const analytics = answering(c, limit, json, () => {
+          if (++queries > 100) throw new Error('the paging goes round');
+        });
         const playlist = {
           process: 'p',
           actors: ['feed'],
@@ -95,7 +111,7 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
         };
         const played: string[] = [];
         const times: number[] = [];
-        for await (const page of playOrderPages(analytics as never, playlist)) {
+        for await (const page of playOrderPages(analytics, playlist)) {
           for (const row of page) {
             played.push(`${row[1]}:${row[2]}`);
             times.push(publishTimeOf(row));
@@ -118,16 +134,7 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
       for (const limit of new Set([1, page])) {
         for (const total of [16, 160, 5]) {
           for (const json of [false, true]) {
-            const analytics = {
-              async query(sql: string, scope: { maxRows: number }) {
-                const rows = (await c.runAndReadAll(sql)).getRowsJS();
-                const cut = Math.min(scope.maxRows, limit);
-                const answer = { rows: rows.slice(0, cut), truncated: rows.length > cut };
-                return json
-                  ? JSON.parse(JSON.stringify(answer, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)))
-                  : answer;
-              },
-            };
+            const analytics = answering(c, limit, json);
             const playlist = {
               process: 'p',
               actors: ['feed'],
@@ -136,7 +143,7 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
               total,
             };
             const played: string[] = [];
-            for await (const rows of playOrderPages(analytics as never, playlist, page)) {
+            for await (const rows of playOrderPages(analytics, playlist, page)) {
               for (const row of rows) played.push(`${row[1]}:${row[2]}`);
             }
             expect(played, `page ${page}, limit ${limit}, total ${total}, json ${json}`).toEqual(EXPECTED);
@@ -155,14 +162,8 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
     const V = defineMessage('V', { v: 'u32' }) as unknown as Layout;
     const playlist = { process: 'p', actors: ['feed'], streams: ['alpha'], layouts: [V], total: 1_000_000 };
     const queries: string[] = [];
-    const analytics = {
-      async query(sql: string, scope: { maxRows: number }) {
-        const rows = (await c.runAndReadAll(sql)).getRowsJS();
-        queries.push(sql);
-        return { rows: rows.slice(0, scope.maxRows), truncated: rows.length > scope.maxRows };
-      },
-    };
-    const pages = playOrderPages(analytics as never, playlist, 500);
+    const analytics = answering(c, undefined, false, (sql) => queries.push(sql));
+    const pages = playOrderPages(analytics, playlist, 500);
     const first = await pages.next();
     await pages.return(undefined);
     // 2,000 windows of 500 rows: the first page is the first window's, cut at its end (the
@@ -195,20 +196,15 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
     const page = 50;
     for (const limit of [page, 20]) {
       const windows: number[] = [];
-      const analytics = {
-        async query(sql: string, scope: { maxRows: number }) {
-          const from = /publish_t >= '([^']+)'::DOUBLE/.exec(sql)?.[1];
-          const until = /publish_t < '([^']+)'::DOUBLE/.exec(sql)?.[1];
-          if (from !== undefined && until !== undefined) {
-            windows.push(times.filter((t) => t >= Number(from) && t < Number(until)).length);
-          }
-          const rows = (await c.runAndReadAll(sql)).getRowsJS();
-          const cut = Math.min(scope.maxRows, limit);
-          return { rows: rows.slice(0, cut), truncated: rows.length > cut };
-        },
-      };
+      const analytics = answering(c, limit, false, (sql) => {
+        const from = /publish_t >= '([^']+)'::DOUBLE/.exec(sql)?.[1];
+        const until = /publish_t < '([^']+)'::DOUBLE/.exec(sql)?.[1];
+        if (from !== undefined && until !== undefined) {
+          windows.push(times.filter((t) => t >= Number(from) && t < Number(until)).length);
+        }
+      });
       const played: number[] = [];
-      for await (const rows of playOrderPages(analytics as never, playlist, page)) {
+      for await (const rows of playOrderPages(analytics, playlist, page)) {
         for (const row of rows) played.push(Number(row[2]));
       }
       expect(played, `limit ${limit}`).toEqual(times.map((_, i) => i));

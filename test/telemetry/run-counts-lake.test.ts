@@ -72,6 +72,18 @@ async function keep(service: IngestionService, process: ProcessInfo, objects: Ui
   expect((await sink.close({ timeoutMs: 10_000 })).sent).toBe(1);
 }
 
+/** A run started now, its counts (COUNTS) kept in a new embedded lake at `data`. */
+async function keptRun(data: string): Promise<ProcessInfo> {
+  const run = makeProcess({ startTime: formatRfc3339Ns(BigInt(Date.now()) * 1_000_000n), startTicks: 0 });
+  const service = new IngestionService({ data });
+  try {
+    await keep(service, run, COUNTS);
+  } finally {
+    await service.close();
+  }
+  return run;
+}
+
 describe("a run's counts in the lake", () => {
   const { dir, cleanup } = tempDir('dorsal-run-counts-');
   afterAll(cleanup);
@@ -136,13 +148,7 @@ describe("a run's counts in the lake", () => {
   it('are forgotten by the analytics once retention deleted their block', async () => {
     const { dir: lake, cleanup: clean } = tempDir('dorsal-run-counts-forgotten-');
     try {
-      const run = makeProcess({ startTime: formatRfc3339Ns(BigInt(Date.now()) * 1_000_000n), startTicks: 0 });
-      const service = new IngestionService({ data: lake });
-      try {
-        await keep(service, run, COUNTS);
-      } finally {
-        await service.close();
-      }
+      await keptRun(lake);
       const analytics = await Analytics.open({
         lake: { data: lake },
         cacheDir: join(lake, 'analytics'),
@@ -230,13 +236,7 @@ describe("a run's counts in the lake", () => {
   it('a block that did not read at one look is read again at the next, and its rows then show', async () => {
     const { dir: lake, cleanup: clean } = tempDir('dorsal-run-counts-again-');
     try {
-      const run = makeProcess({ startTime: formatRfc3339Ns(BigInt(Date.now()) * 1_000_000n), startTicks: 0 });
-      const service = new IngestionService({ data: lake });
-      try {
-        await keep(service, run, COUNTS);
-      } finally {
-        await service.close();
-      }
+      const run = await keptRun(lake);
       const [blob] = filesUnder(join(lake, 'blobs'));
       expect(blob).toBeDefined();
       renameSync(blob!, `${blob!}.away`);

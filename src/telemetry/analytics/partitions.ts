@@ -385,42 +385,23 @@ async function mergePartitionFiles(
   table: SourceTable,
   group: readonly LivePartition[],
 ): Promise<LivePartition | undefined> {
-  const partitionId = randomUUID();
-  const files = {
-    data: join(scratch, `${partitionId}.parquet`),
-    coverage: join(scratch, `${partitionId}.coverage.parquet`),
-  };
-  try {
-    let rows: number;
+  const blockIds = group.flatMap((p) => p.row.blockIds);
+  const row = await storePartition(store, scratch, processId, stream, table, blockIds, async (files) => {
     try {
-      ({ rows } = await pool.run({
+      const { rows } = await pool.run({
         kind: 'merge',
         dataFiles: group.map((p) => p.local.data),
         coverageFiles: group.map((p) => p.local.coverage),
         dataPath: files.data,
         coveragePath: files.coverage,
-      }));
+      });
+      return rows;
     } catch (error) {
       if (group.some((p) => !existsSync(p.local.data) || !existsSync(p.local.coverage))) return undefined;
       throw error;
     }
-    const row: PartitionRow = {
-      partitionId,
-      view: table.table,
-      processId,
-      streamId: stream.streamId,
-      blockIds: group.flatMap((p) => p.row.blockIds),
-      rowCount: rows,
-      dataBytes: statSync(files.data).size,
-      coverageBytes: statSync(files.coverage).size,
-      insertTime: nowRfc3339Ns(),
-    };
-    await store.save(row, files);
-    return { row, local: await localFilesOf(store, row) };
-  } finally {
-    rmSync(files.data, { force: true });
-    rmSync(files.coverage, { force: true });
-  }
+  });
+  return row === undefined ? undefined : { row, local: await localFilesOf(store, row) };
 }
 
 /** Writes one partition (its rows and its blocks' coverage) for `parts` on the pool, and stores it. */
@@ -433,12 +414,8 @@ async function writePartitionFiles(
   table: SourceTable,
   parts: readonly BlockParts[],
 ): Promise<PartitionRow> {
-  const partitionId = randomUUID();
-  const files = {
-    data: join(scratch, `${partitionId}.parquet`),
-    coverage: join(scratch, `${partitionId}.coverage.parquet`),
-  };
-  try {
+  const blockIds = parts.map((p) => p.blockId);
+  const row = await storePartition(store, scratch, processId, stream, table, blockIds, async (files) => {
     const { rows, rejected } = await pool.run({
       source: table,
       streamId: stream.streamId,
@@ -447,12 +424,39 @@ async function writePartitionFiles(
       coveragePath: files.coverage,
     });
     if (rejected.length > 0) throw new RejectedBlocksError(rejected);
+    return rows;
+  });
+  return row!;
+}
+
+/**
+ * A new partition of `blockIds`: `write` makes its two files in the scratch directory (and says
+ * how many rows, or undefined for none made), then they are stored with its row; the scratch
+ * files are removed whatever happens.
+ */
+async function storePartition(
+  store: PartitionStore,
+  scratch: string,
+  processId: string,
+  stream: StreamRow,
+  table: SourceTable,
+  blockIds: readonly string[],
+  write: (files: PartitionFiles) => Promise<number | undefined>,
+): Promise<PartitionRow | undefined> {
+  const partitionId = randomUUID();
+  const files = {
+    data: join(scratch, `${partitionId}.parquet`),
+    coverage: join(scratch, `${partitionId}.coverage.parquet`),
+  };
+  try {
+    const rows = await write(files);
+    if (rows === undefined) return undefined;
     const row: PartitionRow = {
       partitionId,
       view: table.table,
       processId,
       streamId: stream.streamId,
-      blockIds: parts.map((p) => p.blockId),
+      blockIds: [...blockIds],
       rowCount: rows,
       dataBytes: statSync(files.data).size,
       coverageBytes: statSync(files.coverage).size,
