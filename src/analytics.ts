@@ -23,7 +23,12 @@ export {
 } from './telemetry/analytics/http-query.js';
 export { LakePartitionStore } from './telemetry/analytics/lake-partitions.js';
 export { LocalPartitionStore } from './telemetry/analytics/local-partitions.js';
-export type { PartitionFiles, PartitionRow, PartitionStore } from './telemetry/analytics/partitions.js';
+export type {
+  MergeFailure,
+  PartitionFiles,
+  PartitionRow,
+  PartitionStore,
+} from './telemetry/analytics/partitions.js';
 export type { QueryFunction, QueryResult, QueryScope } from './telemetry/analytics/query.js';
 export {
   AnalyticsQuestions,

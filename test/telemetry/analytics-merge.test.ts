@@ -3,6 +3,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { expect, it, vi } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { EtlPool } from '../../src/telemetry/analytics/etl-pool.js';
+import type { MergeFailure } from '../../src/telemetry/analytics/partitions.js';
 import { type PartitionRow, partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { tempDir } from './fixtures.js';
@@ -108,11 +109,13 @@ it('a merge that fails with its files there is not tried again before unreadable
     await runPersistedPipeline({ data: dir, blockMs: 50, blockBytes: 2048 }, TICKS);
     for (const retryMs of [60_000, 0]) {
       merges = 0;
+      const failures: MergeFailure[] = [];
       const analytics = await Analytics.open({
         lake: { data: dir },
         cacheDir: join(dir, `analytics-${retryMs}`),
         freshnessMs: 0,
         unreadableRetryMs: retryMs,
+        onMergeFailed: (failure) => failures.push(failure),
       });
       try {
         const [process] = await analytics.lake.processes();
@@ -133,6 +136,15 @@ it('a merge that fails with its files there is not tried again before unreadable
         // do not try again. With 0, every look tries (the lake holds the first's eleven partitions).
         for (const block of blocks.slice(0, 11)) await count(block.endTime);
         expect(merges, `retry ${retryMs}`).toBe(retryMs === 0 ? 11 : 1);
+        // Each failure told once, with why and what; one left alone meanwhile is not told again.
+        expect(failures).toHaveLength(merges);
+        for (const failure of failures) {
+          expect(failure).toMatchObject({ processId, streamId: ticks.streamId, stream: 'ticks' });
+          expect(failure.error).toBe('no room left for the merged file');
+          expect(failure.partitionIds.length).toBeGreaterThanOrEqual(2);
+        }
+        // Kept while it is left alone: the partitions of the merge that failed.
+        expect(analytics.held().failedMerges).toBe(retryMs === 0 ? 0 : failures[0]!.partitionIds.length);
         // Every row of the eleven blocks, from the small partitions: as many as one look at them all.
         const once = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, `once-${retryMs}`) });
         try {

@@ -21,7 +21,13 @@ import {
   QueryTimeoutError,
 } from './guard.js';
 import { LakePartitionStore } from './lake-partitions.js';
-import { type AnalyticsMemory, type Materialized, materialize, type PartitionStore } from './partitions.js';
+import {
+  type AnalyticsMemory,
+  type Materialized,
+  type MergeFailure,
+  materialize,
+  type PartitionStore,
+} from './partitions.js';
 import {
   checkMemoryLimit,
   MAX_UNREADABLE_LISTED,
@@ -71,6 +77,12 @@ export interface AnalyticsOptions {
    * it. A merge of partitions that failed with its files there waits as long before it is tried again.
    */
   readonly unreadableRetryMs?: number;
+  /**
+   * Called when a merge of small partitions fails (a server prints it): answers lose nothing by
+   * it, but read more files until a later try succeeds. Not called for a merge left alone for
+   * `unreadableRetryMs` after it failed.
+   */
+  readonly onMergeFailed?: (failure: MergeFailure) => void;
   /**
    * Where partitions are kept (default: in the lake, files in its blob storage and rows in its
    * metadata database, shared by every analytics over it, with local copies in `cacheDir`;
@@ -179,7 +191,11 @@ export class Analytics extends AnalyticsQuestions {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.freshnessMs = options.freshnessMs ?? 1000;
     const retryMs = options.unreadableRetryMs ?? 10_000;
-    this.memory = { unreadable: new RetryLater(retryMs), merges: new RetryLater(retryMs) };
+    this.memory = {
+      unreadable: new RetryLater(retryMs),
+      merges: new RetryLater(retryMs),
+      onMergeFailed: options.onMergeFailed,
+    };
   }
 
   static async open(options: AnalyticsOptions): Promise<Analytics> {
@@ -264,19 +280,22 @@ export class Analytics extends AnalyticsQuestions {
   /**
    * What this analytics keeps between queries, for a long-running server to watch: looks at the
    * lake (at most 32), connections with their views (at most 8), document blocks read, blocks
-   * found unreadable and not read again yet.
+   * found unreadable and not read again yet, merges that failed and are not tried again yet (by
+   * the partitions they were to merge).
    */
   held(): {
     readonly looks: number;
     readonly sessions: number;
     readonly documents: number;
     readonly unreadable: number;
+    readonly failedMerges: number;
   } {
     return {
       looks: this.known.size,
       sessions: this.sessions.size,
       documents: this.documentBlocks.size,
       unreadable: this.memory.unreadable.size,
+      failedMerges: this.memory.merges.size,
     };
   }
 

@@ -76,6 +76,23 @@ export interface AnalyticsMemory {
   readonly unreadable: RetryLater<UnreadableBlock>;
   /** Merges that failed with their inputs there, by each input partition's id: why. */
   readonly merges: RetryLater<string>;
+  /** Told of each merge that fails (not of those left alone meanwhile): the analytics' `onMergeFailed`. */
+  readonly onMergeFailed?: ((failure: MergeFailure) => void) | undefined;
+}
+
+/**
+ * A merge of small partitions that failed with its inputs there (a full disk, a file DuckDB
+ * cannot read): the small partitions go on answering, and the merge is tried again after
+ * `unreadableRetryMs`. Queries lose nothing by it; they read more files until it succeeds.
+ */
+export interface MergeFailure {
+  readonly processId: string;
+  readonly streamId: string;
+  /** The stream's name (its `name` property), or its id. */
+  readonly stream: string;
+  /** The partitions that were to be merged. */
+  readonly partitionIds: readonly string[];
+  readonly error: string;
 }
 
 /** A partition in use: its row and its local files. */
@@ -252,6 +269,13 @@ export async function materialize(
           // The small partitions still answer: the merge is tried again later, not at every look.
           const why = error instanceof Error ? error.message : String(error);
           for (const p of group) memory?.merges.failed(p.row.partitionId, why);
+          memory?.onMergeFailed?.({
+            processId,
+            streamId: stream.streamId,
+            stream: String(stream.properties.name ?? stream.streamId),
+            partitionIds: group.map((p) => p.row.partitionId),
+            error: why,
+          });
           continue;
         }
         if (merged === undefined) continue;
