@@ -14,6 +14,8 @@ import { SinkSendError } from './transport.js';
 export class SinkDropReports {
   private readonly reporter: DropReporter;
   private spool: Spool | undefined;
+  /** Drops waiting for their block's answer before they are reported, by that wait. */
+  private readonly waiting = new Map<Promise<void>, DropReason>();
 
   constructor(
     private readonly processId: string,
@@ -37,6 +39,18 @@ export class SinkDropReports {
   /** Counts a dropped block. */
   note(reason: DropReason): void {
     this.reporter.note(reason);
+  }
+
+  /**
+   * Counts a drop once `sent` resolves false: the block's request was in flight when it was
+   * dropped, and the lake may hold it after all. `finish` waits for the answer a while, then
+   * counts the drop: an answer later still leaves the lake counting one block dropped that it holds.
+   */
+  noteUnlessSent(reason: DropReason, sent: Promise<boolean>): void {
+    const waiting: Promise<void> = sent.then((stored) => {
+      if (this.waiting.delete(waiting) && !stored) this.reporter.note(reason);
+    });
+    this.waiting.set(waiting, reason);
   }
 
   /** Queues the reports an earlier sink kept in the spool; one that no longer decodes is deleted. */
@@ -65,7 +79,15 @@ export class SinkDropReports {
    * without one, says in `lastError` how many drops the lake will not know of).
    */
   async finish(timeoutMs: number, spool: Spool | undefined): Promise<void> {
-    if (this.reporter.outstanding > 0) await within(this.reporter.flush(), timeoutMs);
+    const end = Date.now() + timeoutMs;
+    if (this.waiting.size > 0) {
+      // Half the time for the answers of the blocks in flight, half to report what they did not bring.
+      await within(Promise.all(this.waiting.keys()), timeoutMs / 2);
+      for (const reason of this.waiting.values()) this.reporter.note(reason);
+      this.waiting.clear();
+    }
+    if (this.reporter.outstanding > 0)
+      await within(this.reporter.flush(), Math.max(end - Date.now(), timeoutMs / 2));
     const left = this.reporter.stop();
     if (left.length === 0) return;
     if (spool !== undefined) {

@@ -9,7 +9,7 @@ import {
   type ProcessInfo,
   type StreamInfo,
 } from '../wire/index.js';
-import { Deliverer, type EncodedRecord, sleep, within } from './delivery.js';
+import { Deliverer, type EncodedRecord, type Outcome, sleep, within } from './delivery.js';
 import { SinkDropReports } from './sink-drop-reports.js';
 import { Spool } from './spool.js';
 import { type DropEvent, type DropReason, SinkCounters, type SinkStats } from './stats.js';
@@ -33,7 +33,11 @@ export interface SinkOptions {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** A directory for blocks that could not be sent while the server is down (default: none). */
   readonly spool?: { readonly dir: string; readonly maxBytes?: number };
-  /** Called for every dropped block. */
+  /**
+   * Called for every dropped block. A block still in flight when `close` gives it up is said
+   * dropped then; should its request succeed afterwards, `onSent` follows for it (and the stats
+   * count it sent, no longer dropped).
+   */
   readonly onDrop?: (event: DropEvent) => void;
   /** Called for every block the target acknowledged (stored, or held already). */
   readonly onSent?: (blockId: string) => void;
@@ -50,8 +54,10 @@ interface Entry {
   counted?: boolean;
   /** Handed to the spool or dropped by `close` while in flight. */
   abandoned?: boolean;
+  /** Dropped by `close` while its request was in flight: counted sent instead if that succeeds. */
+  droppedInFlight?: boolean;
   /** Its delivery under way (a memory entry in flight). */
-  delivery?: Promise<unknown>;
+  delivery?: Promise<{ outcome: Outcome; error?: string }>;
 }
 
 /**
@@ -195,8 +201,10 @@ export class TelemetrySink {
   /**
    * Flushes until the deadline, waits for the blocks in flight then (for at least a second more:
    * one may be stored already), spools what is left (or drops it, counted as `shutdown`), sends
-   * the drop counts not reported yet (for at least a second more), keeps those it could not send
-   * in the spool, and closes the transport. Returns the final stats.
+   * the drop counts not reported yet (for at least a second more; a block dropped in flight is
+   * reported once its request failed, or when half that time is over), keeps those it could not
+   * send in the spool, and closes the transport. Returns the final stats; a block dropped in
+   * flight whose request succeeds after that is counted sent, no longer dropped, in later stats.
    */
   async close(options: { readonly timeoutMs?: number } = {}): Promise<SinkStats> {
     if (!this.closed) {
@@ -217,6 +225,7 @@ export class TelemetrySink {
         entry.abandoned = true;
         this.release(entry);
         if (this.options.spool !== undefined) this.toSpool(entry);
+        else if (entry.delivery !== undefined) this.dropInFlight(entry, entry.delivery);
         else this.drop('shutdown', entry, 'not sent before the close deadline');
       }
       await Promise.all(this.spoolWrites);
@@ -258,13 +267,31 @@ export class TelemetrySink {
     }
   }
 
-  private drop(reason: DropReason, entry: Entry, error?: string): false {
+  private drop(reason: DropReason, entry: Entry, error?: string, reported = true): false {
     this.counters.dropped[reason] += 1;
-    this.reports.note(reason);
+    if (reported) this.reports.note(reason);
     if (error !== undefined) this.counters.lastError = error;
     this.options.onDrop?.({ reason, blockId: entry.blockId, ...(error === undefined ? {} : { error }) });
     this.changed();
     return false;
+  }
+
+  /**
+   * Drops a block whose request is still in flight at close: counted and said at once, so that
+   * the stats `close` returns miss nothing. Its request may still succeed (the server was only
+   * slow): `run` then counts it sent and no longer dropped, and its drop is reported to the lake
+   * only once its request failed, or when close can wait no more.
+   */
+  private dropInFlight(entry: Entry, delivery: Promise<{ outcome: Outcome }>): void {
+    entry.droppedInFlight = true;
+    this.drop('shutdown', entry, 'no answer before the close deadline', false);
+    this.reports.noteUnlessSent(
+      'shutdown',
+      delivery.then(
+        ({ outcome }) => outcome === 'sent',
+        () => false,
+      ),
+    );
   }
 
   /** Starts senders while there is room in flight and work to do. While down, only one probes. */
@@ -294,7 +321,15 @@ export class TelemetrySink {
       this.counters.sent += 1;
       this.options.onSent?.(entry.blockId);
     }
-    if (entry.abandoned === true) return;
+    if (entry.abandoned === true) {
+      // Stored after all: one block is counted once, sent (its drop report waited for this answer).
+      if (outcome === 'sent' && entry.droppedInFlight === true) {
+        entry.droppedInFlight = false;
+        this.counters.dropped.shutdown -= 1;
+        this.changed();
+      }
+      return;
+    }
     if (outcome === 'sent') {
       this.down = false;
       this.downProbes = 0;
