@@ -180,6 +180,27 @@ describe('ingestion over HTTP: slow and many clients', () => {
     expect(answer.body.error?.message).toBe(`body of ${MiB + 1} bytes is over the limit of ${MiB} bytes`);
   });
 
+  it('serves more than 10 requests at once without warning of a listener leak', async () => {
+    // Each request in progress listens for the server stopping; Node warns of a leak past 10
+    // listeners on one signal, which a busy server reaches in normal use.
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(`${warning.name}: ${warning.message}`);
+    };
+    globalThis.process.on('warning', onWarning);
+    const before = requests.length;
+    const conns = Array.from({ length: 12 }, () => rawConnection(patient.port, `${head(100)}ab`));
+    try {
+      await until(() => requests.length - before === 12, 'the 12 requests received');
+      // A warning is emitted on a later tick.
+      await sleep(50);
+      expect(warnings).toEqual([]);
+    } finally {
+      globalThis.process.off('warning', onWarning);
+      for (const c of conns) c.socket.destroy();
+    }
+  });
+
   it('caps open connections, and serves again once they close', async () => {
     // Connections that start a request and stall: each is held until its headers time out, or
     // closed at once, unanswered, when 16 are open (the test's own keep-alive ones included).

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { InsecureBindError } from '../errors.js';
@@ -85,6 +86,9 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
   const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   // Ends the streamed answers (event streams) when the server stops: they would hold it open.
   const stopping = new AbortController();
+  // Every request in progress listens to it (until its answer closes): past 10 at once, Node would
+  // warn of a listener leak that is none, on every start of a busy server.
+  setMaxListeners(0, stopping.signal);
   const server = createServer(
     {
       // Headers that do not arrive whole within the stall timeout get 408 (see clientError).
