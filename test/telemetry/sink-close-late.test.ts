@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startIngestionServer } from '../../src/ingestion.js';
 import { Lake } from '../../src/lake.js';
-import { type DropEvent, TelemetrySink } from '../../src/sink.js';
+import { type DropEvent, type SinkStats, TelemetrySink } from '../../src/sink.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 
 const FAST = { initialMs: 10, maxMs: 100 };
@@ -144,6 +144,36 @@ describe('a block whose request is answered after close gave it up', () => {
       expect(sent).toEqual([]);
       expect(stats.reportedDrops).toBe(1);
       expect(await inLake(data, process.processId)).toEqual({ blocks: [], drops: 1 });
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+  }, 60_000);
+
+  it('a second close, called while the first is under way, waits for it and returns the same stats', async () => {
+    const data = join(dir, 'second-close');
+    const server = await startIngestionServer({ port: 0, lake: { data } });
+    const proxy = await holdingProxy(server.url);
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      let second: Promise<SinkStats> | undefined;
+      const sink = new TelemetrySink({
+        target: proxy.url,
+        process,
+        backoff: FAST,
+        // Called by the first close as it gives the block up: the second one comes in then.
+        onDrop: () => {
+          second = sink.close();
+          proxy.release();
+        },
+      });
+      sink.addStream(stream);
+      sink.push(makeBlock(stream, 8, 1).block);
+      const first = await sink.close({ timeoutMs: 100 });
+      expect(first).toMatchObject({ pushed: 1, sent: 1, droppedTotal: 0, inFlight: 0 });
+      expect(second).toBeDefined();
+      expect(await second).toEqual(first);
     } finally {
       await proxy.close();
       await server.close();

@@ -95,6 +95,7 @@ export class TelemetrySink {
   private down = false;
   private downProbes = 0;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(options: SinkOptions) {
     this.options = options;
@@ -207,32 +208,39 @@ export class TelemetrySink {
    * flight whose request succeeds after that is counted sent, no longer dropped, in later stats.
    */
   async close(options: { readonly timeoutMs?: number } = {}): Promise<SinkStats> {
-    if (!this.closed) {
-      const deadline = Date.now() + (options.timeoutMs ?? 5000);
-      await this.flush(options.timeoutMs ?? 5000);
-      this.closed = true;
-      // A block in flight may be stored already (an in-process lake always finishes its insert):
-      // its outcome is waited for a moment (no retry now), so that a block the lake holds is not
-      // counted dropped. One that settles unavailable is back in the queue, handled below.
-      const inFlight = [...this.active].flatMap((e) => (e.delivery === undefined ? [] : [e.delivery]));
-      if (inFlight.length > 0) {
-        await within(Promise.allSettled(inFlight), Math.max(1000, deadline - Date.now()));
-      }
-      // What is still in memory (in flight included: re-sending a stored block is harmless).
-      const left = [...this.active].filter((e) => e.spoolName === undefined);
-      left.push(...this.queue.splice(0));
-      for (const entry of left) {
-        entry.abandoned = true;
-        this.release(entry);
-        if (this.options.spool !== undefined) this.toSpool(entry);
-        else if (entry.delivery !== undefined) this.dropInFlight(entry, entry.delivery);
-        else this.drop('shutdown', entry, 'not sent before the close deadline');
-      }
-      await Promise.all(this.spoolWrites);
-      await this.reports.finish(Math.max(1000, deadline - Date.now()), await this.spool);
-      await this.transport.close();
-    }
+    // A second call (a shutdown hook beside the program's own close) waits for the first one to
+    // end, with its deadline: it returned at once, before the blocks in flight were settled, the
+    // drops reported and the transport closed.
+    this.closing ??= this.shutDown(options.timeoutMs ?? 5000);
+    await this.closing;
     return this.stats;
+  }
+
+  /** What `close` does, once. */
+  private async shutDown(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    await this.flush(timeoutMs);
+    this.closed = true;
+    // A block in flight may be stored already (an in-process lake always finishes its insert):
+    // its outcome is waited for a moment (no retry now), so that a block the lake holds is not
+    // counted dropped. One that settles unavailable is back in the queue, handled below.
+    const inFlight = [...this.active].flatMap((e) => (e.delivery === undefined ? [] : [e.delivery]));
+    if (inFlight.length > 0) {
+      await within(Promise.allSettled(inFlight), Math.max(1000, deadline - Date.now()));
+    }
+    // What is still in memory (in flight included: re-sending a stored block is harmless).
+    const left = [...this.active].filter((e) => e.spoolName === undefined);
+    left.push(...this.queue.splice(0));
+    for (const entry of left) {
+      entry.abandoned = true;
+      this.release(entry);
+      if (this.options.spool !== undefined) this.toSpool(entry);
+      else if (entry.delivery !== undefined) this.dropInFlight(entry, entry.delivery);
+      else this.drop('shutdown', entry, 'not sent before the close deadline');
+    }
+    await Promise.all(this.spoolWrites);
+    await this.reports.finish(Math.max(1000, deadline - Date.now()), await this.spool);
+    await this.transport.close();
   }
 
   private drained(): boolean {
