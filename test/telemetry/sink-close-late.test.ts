@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -174,6 +175,40 @@ describe('a block whose request is answered after close gave it up', () => {
       expect(first).toMatchObject({ pushed: 1, sent: 1, droppedTotal: 0, inFlight: 0 });
       expect(second).toBeDefined();
       expect(await second).toEqual(first);
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+  }, 60_000);
+
+  it('is counted sent, not also dropped, when the spool could not be opened', async () => {
+    const data = join(dir, 'no-spool');
+    // A spool directory under a file: it cannot be made.
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const server = await startIngestionServer({ port: 0, lake: { data } });
+    const proxy = await holdingProxy(server.url);
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const drops: DropEvent[] = [];
+      const sink = new TelemetrySink({
+        target: proxy.url,
+        process,
+        backoff: FAST,
+        spool: { dir: join(file, 'spool') },
+        onDrop: (event) => {
+          drops.push(event);
+          proxy.release();
+        },
+      });
+      sink.addStream(stream);
+      const { block } = makeBlock(stream, 8, 1);
+      sink.push(block);
+      const stats = await sink.close({ timeoutMs: 100 });
+      expect(drops).toEqual([expect.objectContaining({ blockId: block.blockId })]);
+      expect(stats).toMatchObject({ pushed: 1, sent: 1, droppedTotal: 0, reportedDrops: 0 });
+      expect(await inLake(data, process.processId)).toEqual({ blocks: [block.blockId], drops: 0 });
     } finally {
       await proxy.close();
       await server.close();

@@ -231,11 +231,14 @@ export class TelemetrySink {
     // What is still in memory (in flight included: re-sending a stored block is harmless).
     const left = [...this.active].filter((e) => e.spoolName === undefined);
     left.push(...this.queue.splice(0));
+    // (`flush` waited for the spool to open: `spoolReady` says whether it did.)
     for (const entry of left) {
       entry.abandoned = true;
       this.release(entry);
-      if (this.options.spool !== undefined) this.toSpool(entry);
-      else if (entry.delivery !== undefined) this.dropInFlight(entry, entry.delivery);
+      if (entry.delivery !== undefined && this.spoolReady === undefined) {
+        // Without a spool to keep it, a block in flight may yet be stored: dropped until it is.
+        this.dropInFlight(entry, entry.delivery);
+      } else if (this.options.spool !== undefined) this.toSpool(entry);
       else this.drop('shutdown', entry, 'not sent before the close deadline');
     }
     await Promise.all(this.spoolWrites);
