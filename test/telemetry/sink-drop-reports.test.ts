@@ -142,6 +142,25 @@ describe('drop reports kept in the spool', () => {
     }
   });
 
+  it('a sink deletes the temp files a run that died mid-write left in its spool', async () => {
+    const spoolDir = join(dir, 'torn-writes');
+    mkdirSync(join(spoolDir, 'blocks'), { recursive: true });
+    mkdirSync(join(spoolDir, 'meta'), { recursive: true });
+    const torn = [
+      join(spoolDir, 'blocks', `000000000000001-000000001-${randomUUID()}.cbor.tmp`),
+      join(spoolDir, 'meta', `drops-${randomUUID()}.cbor.tmp`),
+    ];
+    for (const path of torn) writeFileSync(path, 'half a write');
+    const sink = new TelemetrySink({
+      target: `http://127.0.0.1:${await freePort()}`,
+      process: makeProcess(),
+      spool: { dir: spoolDir },
+    });
+    const stats = await sink.close({ timeoutMs: 100 });
+    expect(stats).toMatchObject({ droppedTotal: 0, spoolBlocks: 0 });
+    expect(torn.filter((path) => existsSync(path))).toEqual([]);
+  });
+
   it('leave the spool once the lake refuses them for good', async () => {
     const data = join(dir, 'refused');
     const spoolDir = join(dir, 'spool-refused');

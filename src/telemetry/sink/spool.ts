@@ -37,6 +37,13 @@ export class Spool {
     const spool = new Spool(dir, maxBytes);
     await makeDirectories(join(dir, 'blocks'));
     await makeDirectories(join(dir, 'meta'));
+    // A write cut short (the process died between the write and its rename) leaves a temp file
+    // that nothing reads, counts or deletes: with one sink per directory, none is being written.
+    for (const sub of ['blocks', 'meta']) {
+      for (const name of await readdir(join(dir, sub))) {
+        if (name.endsWith('.tmp')) await unlink(join(dir, sub, name)).catch(() => {});
+      }
+    }
     const names = (await readdir(join(dir, 'blocks'))).filter((n) => n.endsWith('.cbor')).sort();
     for (const name of names) {
       const size = (await stat(join(dir, 'blocks', name))).size;
