@@ -109,6 +109,12 @@ export class Consumer<M, E = null> implements WaitCondition {
   private emptyChecks = 0;
   /** The position the last `commit` published. */
   private committed = Number.NaN;
+  /**
+   * Several producers: every sequence below `claimedBelow` was claimed by `claimedSince`
+   * (performance.now()), the claim count and the time read as the clock of the last stall started.
+   */
+  private claimedBelow = 0;
+  private claimedSince = 0;
   /** Set when a stall starts: the next wait check returns, so that its caller bounds its park. */
   private freshStall = false;
   private released = false;
@@ -131,7 +137,16 @@ export class Consumer<M, E = null> implements WaitCondition {
     this.multi = core.kind === QueueKind.MULTI_PRODUCER;
     this.mask = core.seq.mask;
     this.strideWords = core.stride >> 2;
-    this.stall = new SlotStall(core.poisonTimeoutMs);
+    // Several producers: what was claimed when a stall's clock starts, and when (see `stuck`).
+    this.stall = new SlotStall(
+      core.poisonTimeoutMs,
+      this.multi
+        ? () => {
+            this.claimedBelow = core.published();
+            this.claimedSince = performance.now();
+          }
+        : undefined,
+    );
     this.onPoisoned = options.onPoisoned;
     const start = startSequence(core, options.from ?? 'head');
     this.entry = claimEntry(core);
@@ -374,9 +389,22 @@ export class Consumer<M, E = null> implements WaitCondition {
     return this.emptyOrClaimed(claimCheckEvery);
   }
 
-  /** Our message is claimed or being written: time its writer against `limitMs`. */
+  /**
+   * Our message is claimed or being written: time its writer against `limitMs`, from now. But a
+   * sequence already claimed when the clock of an earlier stall started (several producers whose
+   * threads died amid their writes, or were terminated together) has been stuck since then at
+   * least: it is timed from then, for twice the timeout at most (as a claimed slot is), so that K
+   * such slots in a row cost one wait, not K in turn.
+   */
   private stuck(limitMs: number): number {
-    if (this.stall.begin(this.next, 0, limitMs)) this.freshStall = true;
+    const next = this.next;
+    if (this.stall.timing(next)) return STUCK;
+    if (next < this.claimedBelow) {
+      const since = this.claimedSince;
+      const limit = Math.min(2 * this.stall.timeoutMs, performance.now() - since + limitMs);
+      this.stall.begin(next, 0, limit, since);
+    } else this.stall.begin(next, 0, limitMs);
+    this.freshStall = true;
     return STUCK;
   }
 

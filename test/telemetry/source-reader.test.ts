@@ -122,6 +122,8 @@ describe("the persister's reader of a source", () => {
     const reader = readerOf(queue, Numbered, 'n');
     const producer = queue.producer();
     for (let n = 0; n < 3; n++) producer.publish(numbered(n));
+    const blocks: RawBlock[] = [];
+    expect(reader.copy((block) => void blocks.push(block), 0, true)).toBe(3);
     // A writer that claims sequence 3 and dies with it half written.
     const writer = startWorker(new URL('../fixtures/dying-writer.ts', import.meta.url), {
       role: 'stopped-writer',
@@ -134,10 +136,56 @@ describe("the persister's reader of a source", () => {
     await messageOfType(writer, 'stopping');
     expect(await exited(writer)).toBe(0);
     for (let n = 4; n < 11; n++) producer.publish(numbered(n));
-    const blocks: RawBlock[] = [];
-    expect(drainAtStop([reader], (block) => void blocks.push(block))).toBe(10);
+    // The stop's first pass meets the slot, copying nothing.
+    const { copied, waits } = drainAtStop([reader], (block) => void blocks.push(block));
+    expect(copied).toBe(7);
+    // One wait, of the timeout: the clock starts as the reader goes to sleep (it started at the
+    // next look after a first sleep of the whole timeout, and a second sleep followed).
+    expect(waits).toBe(1);
     reader.flush((block) => void blocks.push(block));
     expect(blocks.at(-1)?.coverage).toMatchObject({ endSeq: 11, lostTotal: 1, poisonedTotal: 1 });
     expect(blocks.reduce((n, b) => n + b.count, 0)).toBe(10);
   });
+
+  it('at the stop, K slots that dead writers left half written in one source: the writers are waited for once, not K times over', async () => {
+    const K = 6;
+    const queue = SeqlockQueue.create(Numbered, {
+      capacity: 1024,
+      multiProducer: true,
+      poisonTimeoutMs: 100,
+    });
+    const reader = readerOf(queue, Numbered, 'n');
+    const producer = queue.producer();
+    for (let n = 0; n < 3; n++) producer.publish(numbered(n));
+    // K writers, each claims a sequence (3 to 3 + K - 1) and dies with it half written.
+    const writers = Array.from({ length: K }, () =>
+      startWorker(new URL('../fixtures/dying-writer.ts', import.meta.url), {
+        role: 'stopped-writer',
+        kind: 'multi',
+        buffer: queue.buffer,
+        before: 0,
+        mode: 'die',
+      }),
+    );
+    workers.push(...writers);
+    expect(await Promise.all(writers.map((w) => exited(w)))).toEqual(Array(K).fill(0));
+    for (let n = 3 + K; n < 10 + K; n++) producer.publish(numbered(n));
+    const blocks: RawBlock[] = [];
+    const { copied, waits } = drainAtStop([reader], (block) => void blocks.push(block));
+    reader.flush((block) => void blocks.push(block));
+    // Every dead slot counted lost, every record after them read.
+    expect(copied).toBe(10);
+    expect(blocks.at(-1)?.coverage).toMatchObject({ endSeq: 10 + K, lostTotal: K, poisonedTotal: K });
+    const records = blocks.flatMap((b) => {
+      const f64 = new Float64Array(b.records, 0, b.bytes / 8);
+      const stride = b.bytes / 8 / b.count;
+      return Array.from({ length: b.count }, (_, i) => f64[i * stride]);
+    });
+    expect(records).toEqual([0, 1, 2, ...Array.from({ length: 7 }, (_, i) => 3 + K + i)]);
+    // Each slot was stuck since the stop began (its writer claimed it before): once the first
+    // was taken for dead, the others are too, after a second wait at most (the queue gives a
+    // claimed slot twice the timeout). Waiting for each in turn, from when the reader met it,
+    // took two waits per slot: one for its clock to start, one for it to run out.
+    expect(waits).toBeLessThanOrEqual(2);
+  }, 60_000);
 });

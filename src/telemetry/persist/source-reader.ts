@@ -213,16 +213,17 @@ export function attachSource(source: PersistSource): SeqlockQueue<object, object
 /**
  * The stop's passes: every reader to its head. A slot that a writer left claimed when it died (a
  * thread of a multi-producer stream terminated mid-write) stops its reader until the queue's
- * poison timeout takes the writer for dead; that time is waited out (bounded by the timeout, per
- * such slot), so that what follows the slot is read, and the slot counted lost, rather than left
- * unread and uncounted. Returns how many records the passes copied.
+ * poison timeout takes the writer for dead; that time is waited out, so that what follows the
+ * slot is read, and the slot counted lost, rather than left unread and uncounted. Returns how many
+ * records the passes copied, and how many times they slept waiting for such a writer.
  */
 export function drainAtStop(
   readers: readonly SourceReader[],
   cut: (block: RawBlock, transfer: ArrayBuffer) => void,
-): number {
+): { copied: number; waits: number } {
   const nap = new Int32Array(new SharedArrayBuffer(4));
   let copied = 0;
+  let waits = 0;
   for (;;) {
     let n = 0;
     do {
@@ -232,8 +233,9 @@ export function drainAtStop(
     } while (n > 0);
     let stalled = Number.POSITIVE_INFINITY;
     for (const reader of readers) stalled = Math.min(stalled, reader.stallRemainingMs());
-    if (stalled === Number.POSITIVE_INFINITY) return copied;
+    if (stalled === Number.POSITIVE_INFINITY) return { copied, waits };
     // A timed sleep on a private word: nothing notifies it.
     Atomics.wait(nap, 0, 0, stalled + 1);
+    waits++;
   }
 }
