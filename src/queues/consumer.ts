@@ -42,6 +42,13 @@ export interface ConsumerOptions {
    * committing (the spine's adapters commit after their handlers: a stop waits for handlers).
    */
   readonly positions?: 'poll' | 'commit';
+  /**
+   * A tag marking the consumer's table entry as its owner's (a non-zero int32 other than 1, the
+   * untagged mark), so that the owner's supervisor can give back every entry a thread of it took
+   * with `queue.releaseConsumersOf(owner)`, even one the thread died before it could report (the
+   * persister's, killed while it attached).
+   */
+  readonly owner?: number;
 }
 
 /** What a consumer's next slot holds. */
@@ -149,7 +156,7 @@ export class Consumer<M, E = null> implements WaitCondition {
     );
     this.onPoisoned = options.onPoisoned;
     const start = startSequence(core, options.from ?? 'head');
-    this.entry = claimEntry(core);
+    this.entry = claimEntry(core, checkOwner(options.owner));
     const byte = core.consumerEntryByte(this.entry);
     this.committedIndex = (byte + H.CONSUMER_COMMITTED_BYTE) >> 2;
     this.commits = options.positions === 'commit';
@@ -489,14 +496,25 @@ export class Consumer<M, E = null> implements WaitCondition {
   }
 }
 
-function claimEntry(core: QueueCore): number {
+function claimEntry(core: QueueCore, owner: number): number {
   for (let i = 0; i < core.maxConsumers; i++) {
     // SC compare-exchange: exactly one consumer, in any thread, takes a free entry.
-    if (Atomics.compareExchange(core.views.i32, core.consumerEntryByte(i) >> 2, 0, 1) === 0) return i;
+    if (Atomics.compareExchange(core.views.i32, core.consumerEntryByte(i) >> 2, 0, owner) === 0) return i;
   }
   throw new ConfigError(
     `the queue already has ${core.maxConsumers} consumers (raise maxConsumers, or close consumers you no longer use)`,
   );
+}
+
+/** The mark of a consumer's table entry: its owner's tag, or 1. */
+function checkOwner(owner: number | undefined): number {
+  if (owner === undefined) return 1;
+  if (!Number.isInteger(owner) || owner !== (owner | 0) || owner === 0 || owner === 1) {
+    throw new ConfigError(
+      `consumer option 'owner' must be an int32 other than 0 and 1, got ${String(owner)}`,
+    );
+  }
+  return owner;
 }
 
 function startSequence(core: QueueCore, from: ConsumerStart): number {

@@ -156,6 +156,24 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
     Atomics.store(this.core.views.i32, this.core.consumerEntryByte(index) >> 2, 0);
   }
 
+  /**
+   * Frees every consumer entry claimed with `owner` (see `ConsumerOptions.owner`) without its
+   * consumer's `close`: only when every thread that used that tag is known to be dead. Returns
+   * how many it freed.
+   */
+  releaseConsumersOf(owner: number): number {
+    if (owner === 0 || owner === 1)
+      throw new ConfigError(`cannot release the consumers of mark ${owner}: no owner's`);
+    const i32 = this.core.views.i32;
+    let freed = 0;
+    for (let index = 0; index < this.core.maxConsumers; index++) {
+      // SC compare-exchange: only an entry still marked with the tag is freed (one its owner
+      // closed and another consumer took since is left alone); a later claim sees it free.
+      if (Atomics.compareExchange(i32, this.core.consumerEntryByte(index) >> 2, owner, 0) === owner) freed++;
+    }
+    return freed;
+  }
+
   /** A new consumer; by default it starts at the head and sees what is published next. */
   consumer(options?: ConsumerOptions): Consumer<M, E> {
     if (options?.signal !== undefined) this.signals.add(options.signal);

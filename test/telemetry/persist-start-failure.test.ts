@@ -115,4 +115,33 @@ describe('the persister’s thread dies at its start', () => {
       report.sources.find((x) => x.kind === 'log' && x.name === 'main')?.persisted,
     ).toBeGreaterThanOrEqual(20);
   }, 60_000);
+  it('the thread killed while it attaches, before it said which entries it took: they are given back all the same', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const main = currentThreadBuffers();
+    const pipeline = new PersistPipeline({ data: dir }, main.clockBaseNs, 0);
+    await pipeline.openLake();
+    pipeline.addThread(main, 'oldest');
+    // Many sources: the thread attaches for a while, and says which entries it took at the end.
+    const threads = Array.from({ length: 60 }, (_, i) => createThreadBuffers({ name: `t${i}` }));
+    for (const buffers of threads) pipeline.addThread(buffers, 'oldest');
+    const queues = [main, ...threads].flatMap((buffers) =>
+      (['logs', 'metrics', 'spans'] as const).map((q) => ThreadBuffersReader.attach(buffers).queue(q)),
+    );
+    const readers = () => queues.map((q) => q.stats().consumers.length);
+    const before = readers();
+    const started = pipeline.start();
+    // Read through the private field on purpose: nothing public kills the thread.
+    const worker = Reflect.get(pipeline, 'worker') as Worker;
+    // Killed once it took its first entry (the main thread's logs), mid-way through the others.
+    const deadline = Date.now() + 30_000;
+    while (readers()[0] === before[0] && Date.now() < deadline) {}
+    expect(readers()[0]).toBe(before[0]! + 1);
+    await worker.terminate();
+    await expect(started).rejects.toThrow(/exited/);
+    await pipeline.abort();
+    // Else each entry it took stays taken for the queue's life: a System's stop waits for it to
+    // catch up, and the main thread's queues run out of entries after a few such starts.
+    expect(readers()).toEqual(before);
+  }, 60_000);
 });

@@ -5,11 +5,11 @@
  * for a millisecond at a time (under a System, on its own futex word of the spine's control
  * block, which a phase change wakes at once); busy, it copies until every source is empty.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { Spine } from '../../spine/index.js';
 import { bindThreadInstrumentation, logger } from '../instrumentation/index.js';
 import type { FromPersister, PersisterWorkerData, RawBlock, ToPersister } from './protocol.js';
-import { drainAtStop, SourceReader } from './source-reader.js';
+import { drainAtStop, persisterOwner, SourceReader } from './source-reader.js';
 
 const data = workerData as PersisterWorkerData;
 // First: whatever this thread records goes into the buffers the persister reads as its own.
@@ -18,13 +18,15 @@ const port = parentPort!;
 const post = (message: FromPersister, transfer?: ArrayBuffer) =>
   port.postMessage(message, transfer === undefined ? [] : [transfer]);
 const readers: SourceReader[] = [];
+/** This thread's mark on its consumer entries: the main thread gives them back if it dies. */
+const owner = persisterOwner(threadId);
 /** A source this thread cannot attach to: refused alone (see `ToPersister`'s 'source'). */
 const refuse = (key: string, error: unknown) =>
   post({ type: 'refused', key, error: error instanceof Error ? error.message : String(error) });
 try {
   for (const source of data.sources) {
     try {
-      readers.push(new SourceReader(source, data.blockBytes));
+      readers.push(new SourceReader(source, data.blockBytes, owner));
     } catch (error) {
       // A thread started again after one died refuses it alone, as a late source is refused: a
       // first thread fails its start instead, which the System reports.
@@ -33,7 +35,8 @@ try {
     }
   }
 } catch (error) {
-  // The main thread learns of no entry before 'attached': those taken so far are given back here.
+  // Those taken so far are given back at once (the main thread, learning of none before
+  // 'attached', gives back those of this thread's mark once it has ended).
   for (const reader of readers) reader.close();
   throw error;
 }
@@ -51,7 +54,7 @@ port.on('message', (message: ToPersister) => {
   if (message.type === 'source') {
     let reader: SourceReader;
     try {
-      reader = new SourceReader(message.source, data.blockBytes);
+      reader = new SourceReader(message.source, data.blockBytes, owner);
     } catch (error) {
       // That source alone goes unread (counted lost at the stop); the others go on.
       refuse(message.source.key, error);

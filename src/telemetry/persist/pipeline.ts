@@ -30,7 +30,7 @@ import {
 import type { FromPersister, PersistSource, RawBlock, ToPersister } from './protocol.js';
 import { RecordProperty } from './records.js';
 import { countsStreamInfo, type StoredCounts } from './run-counts.js';
-import { attachSource } from './source-reader.js';
+import { attachSource, persisterOwner } from './source-reader.js';
 import { type InstrumentedThread, instrumentationStream } from './streams.js';
 
 /** How a source's lake stream is made, and what the report calls it. */
@@ -285,6 +285,8 @@ export class PersistPipeline {
       },
     });
     this.worker = worker;
+    // Read now: a thread that ended has the id -1.
+    const owner = persisterOwner(worker.threadId);
     let attached: () => void = () => {};
     let stopped: () => void = () => {};
     let failed: (error: unknown) => void = () => {};
@@ -328,10 +330,11 @@ export class PersistPipeline {
       const cause = error ?? new Error(`the persister's thread exited with code ${code}`);
       failed(cause);
       // A thread that died holds its consumer entries still: a System's stop would wait for them
-      // to catch up. They are given back (a thread that stopped closed them itself), and so are
-      // the producer roles of its own instrumentation, for the next thread.
+      // to catch up. They are given back (a thread that stopped closed them itself), by the
+      // thread's mark: those it took before it could say so too (killed while it attached). So
+      // are the producer roles of its own instrumentation, for the next thread.
       for (const source of this.sources.values()) {
-        if (source.entry !== undefined) attachSource(source.source).releaseConsumer(source.entry);
+        attachSource(source.source).releaseConsumersOf(owner);
         source.entry = undefined;
       }
       releaseThreadBuffers(this.own);

@@ -48,7 +48,8 @@ export class SourceReader {
   /** Wall clock (ms) of the last cut (or the start). */
   private lastCutMs = Date.now();
 
-  constructor(source: PersistSource, blockBytes: number) {
+  /** `owner`: the tag the consumer's entry is marked with (see `persisterOwner`). */
+  constructor(source: PersistSource, blockBytes: number, owner?: number) {
     this.key = source.key;
     const queue = attachSource(source);
     this.recordWords = HEADER_WORDS + queue.rawWords;
@@ -65,7 +66,11 @@ export class SourceReader {
     }
     // Last: nothing after the entry is taken can throw and leave it taken. Positions committed
     // after each pass (see `commit`): a stop waits for the persister too.
-    this.consumer = queue.rawConsumer({ from: source.from, positions: 'commit' });
+    this.consumer = queue.rawConsumer({
+      from: source.from,
+      positions: 'commit',
+      ...(owner === undefined ? {} : { owner }),
+    });
   }
 
   /** The consumer's entry in the queue's table (released by the main thread if this thread dies). */
@@ -200,6 +205,15 @@ export class SourceReader {
     this.end = Number.NEGATIVE_INFINITY;
     this.startedMs = now;
   }
+}
+
+/**
+ * The tag a persister thread marks its consumer entries with: its thread id, negated (unique in
+ * the process, never 0 or 1). The main thread gives back every entry so marked when the thread
+ * dies, including those it took and died before reporting.
+ */
+export function persisterOwner(threadId: number): number {
+  return -threadId;
 }
 
 /** A source's queue, attached (to read its records, or how many were published). */
