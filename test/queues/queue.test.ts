@@ -147,6 +147,24 @@ describe('SeqlockQueue in one thread', () => {
     expect(drain(consumer, Seq.create())).toEqual([5]);
   });
 
+  it("an owner's entries are given back by its mark alone: not one it closed that another consumer took since", () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 16, maxConsumers: 4 });
+    const indices = () => queue.stats().consumers.map((c) => c.index);
+    const first = queue.consumer({ owner: -7 });
+    queue.consumer({ owner: -7 });
+    const other = queue.consumer({ owner: -8 });
+    first.close();
+    // The entry the owner closed, taken by an untagged consumer.
+    const untagged = queue.consumer();
+    expect(untagged.index).toBe(first.index);
+    expect(queue.releaseConsumersOf(-7)).toBe(1);
+    expect(indices()).toEqual([untagged.index, other.index]);
+    expect(queue.releaseConsumersOf(-7)).toBe(0);
+    expect(() => queue.consumer({ owner: 1 })).toThrow(ConfigError);
+    expect(() => queue.consumer({ owner: 2 ** 31 })).toThrow(ConfigError);
+    expect(() => queue.releaseConsumersOf(1)).toThrow(ConfigError);
+  });
+
   it('take returns false on timeout and after close once drained', () => {
     const queue = SeqlockQueue.create(Seq, { capacity: 8 });
     const producer = queue.producer();
