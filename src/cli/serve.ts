@@ -147,6 +147,11 @@ export function serveCommand(): Command {
         maxBytes: options.queryBytes,
         timeoutMs: options.queryTimeout,
         ...(options.queryMemory === undefined ? {} : { memoryLimit: options.queryMemory }),
+        // Answers lose nothing by it (they read the small partitions), but an operator should know.
+        onMergeFailed: (failure) =>
+          console.error(
+            `dorsal analytics: merging ${failure.partitionIds.length} partitions of stream '${failure.stream}' of process ${failure.processId} failed (queries read them unmerged; tried again in 10 s): ${failure.error}`,
+          ),
       });
       const routes = analytics
         ? [
