@@ -8,6 +8,7 @@ import { bold, count, dim, printJson } from './format.js';
 import { integer } from './options.js';
 import { compareInLake, type ReplayDiff } from './replay-diff.js';
 import { chunkBytesFor, feedPlaylist, RING_BYTES } from './replay-feed.js';
+import { refuseUnfitFields } from './replay-fit.js';
 import { compareInMemory } from './replay-memory.js';
 import type { PlayerArgs } from './replay-player.js';
 import { countByStream, ingressActorsOf, type Playlist, playlistOf } from './replay-recording.js';
@@ -120,6 +121,7 @@ async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
     );
   }
   const playlist = playlistOf(recorded, actors, counts, definition, module);
+  await refuseUnfitFields(source.analytics, recorded, playlist, module);
   return { recorded, module, url, definition, actors, playlist };
 }
 

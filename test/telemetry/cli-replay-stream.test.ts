@@ -122,8 +122,9 @@ describe('dorsal replay streams its playlist through a ring much smaller than it
       /^dorsal: the replay stopped after \d+ of 6000 messages: actor 'crasher' crashed while handling stream 'alpha': crasher: gave up at its 500th alpha/,
     );
   }, 120_000);
-  it('a recorded value the replayed layout types otherwise (an f64 NaN into an i64) stops it with one line naming stream, seq and field', async () => {
-    const { code, stderr } = await runDorsal([
+  it('a system that retypes a field where recorded values do not fit (an f64 NaN into an i64) is refused before it runs, naming stream, field, types and the first value', async () => {
+    const before = await runDorsal(['processes', '--data', dir, '--json']);
+    const { code, stdout, stderr } = await runDorsal([
       'replay',
       '--system',
       `${FIXTURES}/retyped.system.ts`,
@@ -134,10 +135,31 @@ describe('dorsal replay streams its playlist through a ring much smaller than it
       dir,
     ]);
     expect(code).toBe(1);
+    // Refused up front: nothing said of a replay under way, no process recorded for it.
+    expect(stdout).toBe('');
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(
-      /^dorsal: the replay stopped after \d+ of 6000 messages: alpha #\d+ of process \S+ does not fit the replayed layout: field 'f' is an i64 in the replayed layout: the recorded '(nan|inf|-inf|0\.1|-0\.0)' is none/,
+      new RegExp(
+        `^dorsal: field 'f' of stream 'alpha' is an i64 in ${FIXTURES}/retyped\\.system\\.ts, an f64 in process ${recorded}: 3,600 of its 3,600 recorded values do not fit \\(the first: alpha #0, 'nan'\\); nothing was replayed`,
+      ),
     );
+    const after = await runDorsal(['processes', '--data', dir, '--json']);
+    expect(JSON.parse(after.stdout)).toEqual(JSON.parse(before.stdout));
+  }, 120_000);
+
+  it('a system that retypes fields where every recorded value fits (a u32 into a u16, a string into a longer one) plays every message, each field exact', async () => {
+    const { code, replay, played, stderr } = await replayJson([
+      '--system',
+      `${FIXTURES}/narrowed.system.ts`,
+      '--speed',
+      'max',
+      ...RING,
+      '--data',
+      dir,
+    ]);
+    expect(code, stderr).toBe(0);
+    expect(played).toBe(TOTAL);
+    expect(await fieldsOf(dir, replay)).toEqual(recordedFields);
   }, 120_000);
 });
 
