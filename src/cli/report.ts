@@ -4,6 +4,7 @@ import { gatherReport } from '../telemetry/views/report-data.js';
 import { renderReport } from '../telemetry/views/report-html.js';
 import { count } from './format.js';
 import {
+  CliError,
   refuseOutputInLake,
   resolveProcess,
   type SourceOptions,
@@ -15,6 +16,25 @@ interface ReportOptions extends SourceOptions {
   readonly output: string;
 }
 
+/** The output path that means standard output (as for `dorsal trace`). */
+const STDOUT = '-';
+
+/** Writes the report to `path`, or to stdout for `-`; a file that cannot be written is a `CliError` with the system's reason. */
+function writeReport(path: string, html: string): void {
+  if (path === STDOUT) {
+    process.stdout.write(html);
+    return;
+  }
+  try {
+    writeFileSync(path, html);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliError(
+      `cannot write ${path} (${code ?? String(error)}): give -o a file in a directory you can write`,
+    );
+  }
+}
+
 /**
  * `dorsal report`: one self-contained HTML file of a recorded process (topology, latency,
  * throughput and loss over time, the slowest trees, instrumentation), aggregated by the
@@ -24,15 +44,21 @@ export function reportCommand(): Command {
   return withSourceOptions(
     new Command('report')
       .description('write one self-contained HTML report of a recorded process (charts as inline SVG)')
-      .requiredOption('-o, --output <file>', 'the HTML file to write, e.g. report.html')
-      .addHelpText('after', '\nExample:\n  $ dorsal report -o report.html && xdg-open report.html'),
+      .requiredOption(
+        '-o, --output <file>',
+        'the HTML file to write, e.g. report.html; - writes it to stdout',
+      )
+      .addHelpText(
+        'after',
+        '\nExamples:\n  $ dorsal report -o report.html && xdg-open report.html\n  $ dorsal report -o - | gzip > report.html.gz   # the summary goes to stderr',
+      ),
   ).action(async (options: ReportOptions) => {
-    refuseOutputInLake(options, options.output);
+    if (options.output !== STDOUT) refuseOutputInLake(options, options.output);
     await withSource(options, async (source) => {
       const process = await resolveProcess(source, options.process);
       const data = await gatherReport(source.analytics, process.processId);
       const html = renderReport(data);
-      writeFileSync(options.output, html);
+      writeReport(options.output, html);
       const messages = data.topology.produced.reduce((n, e) => n + e.count, 0);
       const summary = {
         process: process.processId,
@@ -41,9 +67,11 @@ export function reportCommand(): Command {
         messages,
         trees: data.slowest.length,
       };
-      if (options.json) return console.log(JSON.stringify(summary));
-      console.log(
-        `report of process ${process.processId} (${count(messages)} messages) written to ${options.output} (${count(summary.bytes)} bytes)`,
+      // With the report on stdout, what is said of it goes to stderr.
+      const say = options.output === STDOUT ? console.error : console.log;
+      if (options.json) return say(JSON.stringify(summary));
+      say(
+        `report of process ${process.processId} (${count(messages)} messages) written to ${options.output === STDOUT ? 'stdout' : options.output} (${count(summary.bytes)} bytes)`,
       );
     });
   });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, openSync, readFileSync, symlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -108,6 +108,28 @@ describe('dorsal given a target that is not what it should be', () => {
     expect(listed.code, listed.stderr).toBe(0);
     const beside = await runDorsal(['report', '--data', lake, '-o', join(dir, 'report.html')]);
     expect(beside.code, beside.stderr).toBe(0);
+  }, 60_000);
+
+  it('report -o - writes the HTML to stdout (as trace -o - does) and what it says to stderr; an -o it cannot write is one line', async () => {
+    const dash = join(process.cwd(), '-');
+    try {
+      const piped = await runDorsal(['report', '--data', lake, '-o', '-']);
+      expect(piped.code, piped.stderr).toBe(0);
+      expect(piped.stdout).toMatch(/^<!doctype html>/);
+      expect(piped.stdout.trimEnd()).toMatch(/<\/html>$/);
+      expect(piped.stderr).toMatch(
+        /^report of process \S+ \([\d,]+ messages\) written to stdout \([\d,]+ bytes\)\n$/,
+      );
+      expect(existsSync(dash)).toBe(false);
+    } finally {
+      rmSync(dash, { force: true });
+    }
+    const missing = join(dir, 'no-such-dir', 'report.html');
+    const { code, stderr } = await runDorsal(['report', '--data', lake, '-o', missing]);
+    expect(code).toBe(1);
+    expect(stderr).toBe(
+      `dorsal: cannot write ${missing} (ENOENT): give -o a file in a directory you can write (DORSAL_CLI)\n`,
+    );
   }, 60_000);
 
   it('keys list and revoke, and retention, refuse a --data with no lake (none is made); keys create makes one and says so', async () => {
