@@ -228,7 +228,8 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
       console.log(
         `\n${bold('latency since the origin, and handler time')} ${dim(`(process ${process.processId})`)}`,
       );
-      console.log(text);
+      // No timing, no table: its header's latency axis would span nothing (10 s … 32 ns).
+      console.log(rows.length === 0 ? dim(`process ${process.processId} recorded no timing`) : text);
       if (slowest !== undefined)
         console.log(`\n${bold('the slowest message tree')}\n${drawMessageTree(slowest)}`);
       console.log(`\n${recorded}`);

@@ -325,6 +325,9 @@ describe('the dorsal command through a server', () => {
       expect(run.code, run.stderr).toBe(0);
       const [, messages, , , , lost] = SUMMARY.exec(run.stdout)!;
       expect([number(messages!), number(lost!)]).toEqual([0, 0]);
+      // No percentile table (its header would draw a latency axis over nothing).
+      expect(run.stdout).toMatch(/and handler time .*\nprocess \S+ recorded no timing\n/);
+      expect(run.stdout).not.toMatch(/latency .* … /);
       const listing = JSON.parse((await runDorsal(['processes', '--data', dir, '--json'])).stdout) as {
         messages: number;
       }[];
