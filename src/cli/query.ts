@@ -24,7 +24,12 @@ export function queryCommand(): Command {
     new Command('query')
       .description('run read-only SQL on the analytics tables (messages, stream_<name>, timings, losses, …)')
       .argument('<sql>', 'one SELECT statement')
-      .addOption(new Option('--format <format>', 'table, json or csv').choices(['table', 'json', 'csv']))
+      .addOption(
+        // One of the two says the format: given both, which one wins would be a guess.
+        new Option('--format <format>', 'table, json or csv')
+          .choices(['table', 'json', 'csv'])
+          .conflicts('json'),
+      )
       .addOption(
         new Option('--all-processes', 'query every recorded process, not only --process')
           .default(false)

@@ -138,6 +138,10 @@ describe('the dorsal command on a recorded run', () => {
         /option '--all-processes' cannot be used with option '--process <id>'/,
       ],
       [
+        ['query', 'SELECT 1', '--data', dir, '--json', '--format', 'csv'],
+        /option '--format <format>' cannot be used with option '--json'/,
+      ],
+      [
         ['query', 'DROP TABLE blocks', '--data', dir],
         /^dorsal: the analytics are read-only: only SELECT is answered, got DROP/,
       ],
