@@ -134,6 +134,7 @@ async function play(
   source: Source,
   plan: Plan,
   options: ReplayOptions,
+  signal: AbortSignal,
 ): Promise<{ replay: string; lost: number }> {
   const { playlist } = plan;
   const total = playlist.total;
@@ -178,6 +179,7 @@ async function play(
       extra: [{ module: PLAYER, args, ingress: true }],
       // Played everything, the recording could not be read, or the system stopped by itself (a crash).
       done: (system) => progress() >= total || failure !== undefined || system.liveThreads.length === 0,
+      signal,
     });
   } finally {
     over = true;
@@ -193,10 +195,14 @@ async function play(
     const why =
       failure !== undefined
         ? `: ${failure instanceof Error ? failure.message : String(failure)}`
-        : crash === undefined
-          ? ''
-          : `: ${crash.message.split('\n')[0]}`;
-    throw new CliError(`the replay stopped after ${progress()} of ${total} messages${why}`);
+        : crash !== undefined
+          ? `: ${crash.message.split('\n')[0]}`
+          : signal.aborted
+            ? ': interrupted'
+            : '';
+    // What was played is in the lake all the same, as a replay: said, so that it is not taken for a whole one.
+    const kept = replay === undefined ? '' : ` (what it played is recorded as process ${replay})`;
+    throw new CliError(`the replay stopped after ${progress()} of ${total} messages${why}${kept}`);
   }
   // Everything played, and then the system crashed (a message still on its way): no replay to trust.
   if (crash !== undefined) {
@@ -372,10 +378,15 @@ Examples:
     const source = await openSource(options);
     let planned: Plan;
     let played: { replay: string; lost: number };
+    // Ctrl-C ends the run, which then says it was interrupted: listened for before the replay is
+    // said to begin (until then, Node's default ends the command at once).
+    const interrupt = new AbortController();
+    const onSigint = () => interrupt.abort();
     try {
       planned = await plan(source, options);
       const total = planned.playlist.total;
       const speedText = options.speed === 0 ? 'max' : String(options.speed);
+      process.once('SIGINT', onSigint);
       if (!options.json) {
         console.log(
           dim(
@@ -383,8 +394,9 @@ Examples:
           ),
         );
       }
-      played = await play(source, planned, options);
+      played = await play(source, planned, options, interrupt.signal);
     } finally {
+      process.off('SIGINT', onSigint);
       await source.close();
     }
     const total = planned.playlist.total;

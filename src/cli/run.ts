@@ -69,6 +69,11 @@ export interface RunSystemOptions {
   readonly progress?: boolean;
   /** Ends the run early (e.g. once a replay has played everything); checked every 100 ms. */
   readonly done?: (system: System<SpineDefinition>) => boolean;
+  /**
+   * Ends the run, as Ctrl-C does: for a caller that listens for Ctrl-C itself (from before the
+   * run, to know why it ended). Without it, the run listens for Ctrl-C from before its start.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -102,19 +107,28 @@ export async function runSystem(
   for (const actor of extra) {
     system.spawn(actor.module, actor.args === undefined ? {} : { args: actor.args });
   }
-  await system.start();
-  const started = performance.now();
+  // Listened for from before the start: a Ctrl-C while the actors start ends the run once they
+  // have (a listener only from then on would leave it to Node's default, which kills the process
+  // with nothing flushed).
   let interrupted = false;
   const interrupt = () => {
     interrupted = true;
   };
-  process.once('SIGINT', interrupt);
+  if (options.signal === undefined) process.once('SIGINT', interrupt);
+  try {
+    await system.start();
+  } catch (error) {
+    process.off('SIGINT', interrupt);
+    throw error;
+  }
+  const started = performance.now();
   const queues = system.spine.names.map((_, i) => system.spine.queue(i));
   let lastPublished = 0;
   let lastAt = started;
   try {
     while (
       !interrupted &&
+      options.signal?.aborted !== true &&
       system.failure === undefined &&
       performance.now() - started < options.seconds * 1000 &&
       !(options.done?.(system) ?? false)

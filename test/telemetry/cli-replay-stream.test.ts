@@ -122,6 +122,39 @@ describe('dorsal replay streams its playlist through a ring much smaller than it
       /^dorsal: the replay stopped after \d+ of 6000 messages: actor 'crasher' crashed while handling stream 'alpha': crasher: gave up at its 500th alpha/,
     );
   }, 120_000);
+  it('Ctrl-C ends a replay, even while its system starts, with one line saying so and naming the partial replay it recorded', async () => {
+    // Ten times slower than recorded: far from done when the signal comes.
+    const child = spawnDorsal(['replay', '--speed', '0.1', ...RING, '--data', dir]);
+    let stdout = '';
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exit = once(child, 'exit');
+    // Said once the plan is made, just before the system starts.
+    await new Promise<void>((resolve) => {
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (/^replaying /m.test(stdout)) resolve();
+      });
+      void exit.then(() => resolve());
+    });
+    child.kill('SIGINT');
+    const [code, signal] = (await exit) as [number | null, string | null];
+    expect(code, `${signal} ${stdout} ${stderr}`).toBe(1);
+    expect(stderr.trim().split('\n'), stderr).toHaveLength(1);
+    const said =
+      /^dorsal: the replay stopped after \d+ of 6000 messages: interrupted \(what it played is recorded as process (\S+)\)/.exec(
+        stderr,
+      );
+    expect(said, stderr).not.toBeNull();
+    const listing = JSON.parse((await runDorsal(['processes', '--data', dir, '--json'])).stdout) as {
+      processId: string;
+      replayOf: string | null;
+    }[];
+    expect(listing.find((p) => p.processId === said![1])?.replayOf).toBe(recorded);
+  }, 120_000);
+
   it('a system that retypes a field where recorded values do not fit (an f64 NaN into an i64) is refused before it runs, naming stream, field, types and the first value', async () => {
     const before = await runDorsal(['processes', '--data', dir, '--json']);
     const { code, stdout, stderr } = await runDorsal([
