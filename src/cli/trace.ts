@@ -23,9 +23,9 @@ interface TraceOptions extends SourceOptions {
 
 const DEFAULT_LIMIT = 1_000_000;
 
-/** `+1.20 s`: a time since the process's start. */
+/** `+1.20 s`: a time since the process's start; `2.00 s before its start` (a calendar --begin/--end may be). */
 function offset(ns: number): string {
-  return `+${duration(ns)}`;
+  return ns < 0 ? `${duration(-ns)} before its start` : `+${duration(ns)}`;
 }
 
 function describe(summary: TraceSummary): string {

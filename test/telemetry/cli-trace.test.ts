@@ -249,6 +249,21 @@ describe('dorsal trace', () => {
     ]);
     expect(calendar.code, calendar.stderr).toBe(0);
     expect(load(file('calendar.json')).events).toEqual(window.events);
+    // A window of times before the process: said as such (not as `+-2.00 s`), and nothing in it.
+    const before = await runDorsal([
+      'trace',
+      '--data',
+      dir,
+      '--begin',
+      at(-3e6),
+      '--end',
+      at(-2e6),
+      '-o',
+      file('before.json'),
+    ]);
+    expect(before.code, before.stderr).toBe(0);
+    expect(before.stdout).toMatch(/, 3\.00 s before its start to 2\.00 s before its start;/);
+    expect(load(file('before.json')).events.filter(timed)).toEqual([]);
   });
 
   it('--limit keeps the earliest events and says how many it left out', async () => {
