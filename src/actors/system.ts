@@ -65,6 +65,8 @@ interface ThreadState {
   ended?: boolean;
   /** Between a crash and the relaunch that replaces it. */
   restarting?: boolean;
+  /** Terminated by the stop, which names it in `terminated`: its exit is no crash. */
+  terminatedByStop?: boolean;
   /** Resolves `start`'s wait for this thread to have the actors' names. */
   namesReceived?: () => void;
   /** What earlier incarnations of the thread's actors did, reported at their crash. */
@@ -399,7 +401,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       this.onCrash(thread, crash);
     });
     worker.once('exit', (code) => {
-      if (!current() || thread.status === 'exited' || thread.status === 'crashed') return;
+      if (!current() || thread.status === 'exited' || thread.status === 'crashed' || thread.terminatedByStop)
+        return;
       const crash = new ActorCrashedError(
         thread.actors[0]?.name ?? thread.name,
         undefined,
@@ -512,6 +515,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         clearTimeout(timer);
         if (outcome === 'late') {
           terminated.push(t.name);
+          // Named in the report as terminated: its exit (code 1) must not fail the run as a crash.
+          t.terminatedByStop = true;
           await t.worker.terminate();
         }
       }),

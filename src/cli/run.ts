@@ -207,6 +207,13 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
         ? ''
         : `; the persister's thread was started again ${report.persist.restarts.length === 1 ? 'once' : `${report.persist.restarts.length} times`} (the last time after: ${report.persist.restarts.at(-1)})`
     }`;
+  // How the stop went, when not as it should: a run that did not drain, or threads terminated.
+  const stopped = [
+    ...(report.drained ? [] : ['the stop did not drain in time: some messages may not have been handled']),
+    ...(report.terminated.length === 0
+      ? []
+      : [`terminated at the stop, not ended in time: ${report.terminated.join(', ')}`]),
+  ];
   const actorTable = () =>
     table(
       ['actor', 'stream', 'handled', 'produced', 'lost', 'failed'],
@@ -233,6 +240,8 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
         slowest: slowest ?? null,
         ...totals,
         where,
+        drained: report.drained,
+        terminated: report.terminated,
         // The crash that stopped the run, as the command says it on stderr (it exits 1).
         ...(report.failure === undefined ? {} : { failure: crashLine(report.failure) }),
       });
@@ -247,11 +256,13 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
       if (slowest !== undefined)
         console.log(`\n${bold('the slowest message tree')}\n${drawMessageTree(slowest)}`);
       console.log(`\n${recorded}`);
+      for (const line of stopped) console.log(line);
     }
   } catch (error) {
     // The recording cannot be read back (a server gone mid-run, say): what the run itself
     // counted is said all the same, then why the rest cannot be.
-    if (!options.json) console.log(`${bold('what each actor did')}\n${actorTable()}\n\n${recorded}`);
+    if (!options.json)
+      console.log(`${bold('what each actor did')}\n${actorTable()}\n\n${[recorded, ...stopped].join('\n')}`);
     // A crash stopped the run too: said before the error, which is not why the run ended.
     if (report.failure !== undefined) console.error(`dorsal: ${crashLine(report.failure)}`);
     throw error;

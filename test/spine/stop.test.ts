@@ -93,6 +93,19 @@ describe('a graceful stop', () => {
     }, 30_000);
   }
 
+  it('a thread that does not end in the exit timeout is terminated and named, not taken for a crash that fails the run', async () => {
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    // A round that outlasts the stop: its thread cannot leave its loop in time.
+    system.spawn(fixture('grinder'), { args: { workMs: 60_000 }, thread: 'stuck' });
+    system.spawn(fixture('idle'), { args: { name: 'quiet' } });
+    const report = await system.run({ seconds: 0.2 });
+    expect(report.terminated).toEqual(['stuck']);
+    expect(report.failure).toBeUndefined();
+    expect(report.crashes).toEqual([]);
+    expect(system.failure).toBeUndefined();
+    expect(system.liveThreads).toEqual([]);
+  }, 20_000);
+
   it('a stop asked while an onInit never returns ends the start in the exit timeout: no hang, no thread left', async () => {
     const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
     system.spawn(fixture('hang-init'));

@@ -251,6 +251,26 @@ describe('the dorsal command on a run an actor crashed', () => {
   }, 120_000);
 });
 
+describe('the dorsal command on a run whose stop terminated a thread', () => {
+  it('run: names the thread it terminated and exits 0 (no crash); --json says so too', async () => {
+    const { dir, cleanup } = tempDir('dorsal-cli-stuck-');
+    try {
+      const system = 'test/fixtures/systems/stuck-actor.system.ts';
+      const run = await runDorsal(['run', system, '--seconds', '0.3', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/^terminated at the stop, not ended in time: stuck$/m);
+      expect(run.stderr).not.toMatch(/crashed/);
+      const json = await runDorsal(['run', system, '--seconds', '0.3', '--data', dir, '--json']);
+      expect(json.code, json.stderr).toBe(0);
+      const summary = JSON.parse(json.stdout) as { terminated: string[]; drained: boolean; failure?: string };
+      expect(summary.terminated).toEqual(['stuck']);
+      expect(summary.failure).toBeUndefined();
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+});
+
 describe('the dorsal command through a server', () => {
   it('run --url records through dorsal serve, and stats --url reads through it', async () => {
     const { dir, cleanup } = tempDir('dorsal-cli-url-');
