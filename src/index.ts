@@ -22,6 +22,7 @@ export {
   type ActorReport,
   actorModuleUrl,
   defineSystem,
+  type InstrumentationCapacities,
   isSystemDefinition,
   LIVE_STATS_ACTOR,
   type PersistedSource,

@@ -21,6 +21,7 @@ export { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.
 export type { ActorReport } from './protocol.js';
 export { System } from './system.js';
 export type {
+  InstrumentationCapacities,
   PersistOptions,
   RunOptions,
   SpawnOptions,

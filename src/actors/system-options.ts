@@ -35,6 +35,22 @@ export interface SystemOptions {
   readonly drainTimeoutMs?: number;
   /** How long `stop` waits for threads to exit before terminating them, in ms. Default 5000. */
   readonly exitTimeoutMs?: number;
+  /**
+   * Slots of each instrumentation queue of every thread the system makes buffers for (its actor
+   * threads, and the thread that makes it if that has none yet), powers of two. Defaults: 4096
+   * logs, 4096 metrics, 8192 span events. A thread that records faster than the persister reads
+   * between two of its passes laps its queue, and what was overwritten is counted lost: an actor
+   * that opens a span per message at tens of thousands of messages a second wants span rings
+   * as deep as its streams' (the market example's strategy: `spanCapacity: 1 << 15`).
+   */
+  readonly instrumentation?: InstrumentationCapacities;
+}
+
+/** `SystemOptions.instrumentation`: the depth of each instrumentation queue of a thread. */
+export interface InstrumentationCapacities {
+  readonly logCapacity?: number;
+  readonly metricCapacity?: number;
+  readonly spanCapacity?: number;
 }
 
 /** Every option name, checked by the compiler against the interfaces above. */
@@ -43,7 +59,28 @@ export const SYSTEM_OPTIONS = {
   drainTimeoutMs: true,
   exitTimeoutMs: true,
   persist: true,
+  instrumentation: true,
 } as const satisfies OptionNames<SystemOptions>;
+
+export const INSTRUMENTATION_OPTIONS = {
+  logCapacity: true,
+  metricCapacity: true,
+  spanCapacity: true,
+} as const satisfies OptionNames<InstrumentationCapacities>;
+
+/** Refuses instrumentation capacities that are not powers of two from 2 to 2^30, naming the option. */
+export function checkInstrumentationCapacities(options: InstrumentationCapacities): void {
+  checkOptionNames(options, INSTRUMENTATION_OPTIONS, 'System option', 'instrumentation');
+  for (const name of Object.keys(INSTRUMENTATION_OPTIONS) as (keyof InstrumentationCapacities)[]) {
+    const value = options[name];
+    if (value === undefined) continue;
+    if (!(Number.isSafeInteger(value) && value >= 2 && value <= 2 ** 30 && (value & (value - 1)) === 0)) {
+      throw new ConfigError(
+        `System option 'instrumentation.${name}' must be a power of two from 2 to 2^30, got ${String(value)}`,
+      );
+    }
+  }
+}
 
 export const SPINE_OPTIONS = {
   timingCapacity: true,

@@ -29,6 +29,7 @@ import { mergeReports } from './merge-reports.js';
 import type { ActorReport, FromWorker, ToWorker } from './protocol.js';
 import { untilQuiet } from './quiescence.js';
 import {
+  checkInstrumentationCapacities,
   checkSpawnOptions,
   RUN_OPTIONS,
   type RunOptions,
@@ -110,12 +111,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   constructor(definition: D, options: SystemOptions = {}) {
     checkOptionNames(options, SYSTEM_OPTIONS, 'System option');
     if (options.spine !== undefined) checkOptionNames(options.spine, SPINE_OPTIONS, 'System option', 'spine');
+    if (options.instrumentation !== undefined) checkInstrumentationCapacities(options.instrumentation);
     for (const [name, value] of Object.entries(options ?? {})) {
       if (value !== undefined) systemOptionHandler(name)?.check(value);
     }
     this.spine = Spine.create(definition, options.spine);
     this.options = options;
-    this.ownBuffers = systemThreadBuffers(this.spine.control.clockBaseNs);
+    this.ownBuffers = systemThreadBuffers(this.spine.control.clockBaseNs, options.instrumentation);
   }
 
   /** Registers an actor module; after `start`, launches it at once (its consumers start at the head). */
@@ -158,7 +160,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         index: this.threads.size,
         name: threadName,
         actors: [],
-        buffers: createThreadBuffers({ name: threadName, clockBaseNs: this.spine.control.clockBaseNs }),
+        buffers: createThreadBuffers({
+          ...this.options.instrumentation,
+          name: threadName,
+          clockBaseNs: this.spine.control.clockBaseNs,
+        }),
         status: 'pending',
         wait,
         earlier: [],

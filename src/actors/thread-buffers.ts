@@ -7,6 +7,7 @@ import {
   ThreadBuffersReader,
 } from '../telemetry/instrumentation/index.js';
 import type { InstrumentationPositions } from './attachments.js';
+import type { InstrumentationCapacities } from './system-options.js';
 
 /**
  * The instrumentation buffers of the thread that makes a System, and where their queues stand
@@ -15,13 +16,20 @@ import type { InstrumentationPositions } from './attachments.js';
  * thread that has some already (it logged before, or made another System) keeps them, with
  * their own clock base: every stream in the lake names its base, so its times rebase exactly.
  */
-export function systemThreadBuffers(clockBaseNs: number): {
+export function systemThreadBuffers(
+  clockBaseNs: number,
+  capacities: InstrumentationCapacities = {},
+): {
   readonly buffers: ThreadBuffersDescriptor;
   readonly from: InstrumentationPositions;
 } {
   let buffers = boundThreadBuffers()?.descriptor;
   if (buffers === undefined) {
-    buffers = createThreadBuffers({ name: isMainThread ? 'main' : `worker-${threadId}`, clockBaseNs });
+    buffers = createThreadBuffers({
+      ...capacities,
+      name: isMainThread ? 'main' : `worker-${threadId}`,
+      clockBaseNs,
+    });
     bindThreadInstrumentation(buffers);
   }
   const reader = ThreadBuffersReader.attach(buffers);

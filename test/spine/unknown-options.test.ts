@@ -31,7 +31,7 @@ describe('an unknown option is a ConfigError naming it', () => {
     );
     // Nothing near enough: no guess, still the name and the list.
     expect(configError(() => new System(spine, { verbose: true } as never)).message).toBe(
-      "unknown System option 'verbose'; known: spine, drainTimeoutMs, exitTimeoutMs, persist",
+      "unknown System option 'verbose'; known: spine, drainTimeoutMs, exitTimeoutMs, persist, instrumentation",
     );
     expect(configError(() => new System(spine, { spine: 4 } as never)).message).toBe(
       "System option 'spine' must be an object, got 4",
@@ -47,6 +47,7 @@ describe('an unknown option is a ConfigError naming it', () => {
       drainTimeoutMs: 1000,
       exitTimeoutMs: 1000,
       persist: { data: './never-used' },
+      instrumentation: { logCapacity: 1024, metricCapacity: 1024, spanCapacity: 1024 },
     });
     expect(system.spine.names).toEqual(spine.names);
     // An explicit undefined is a known option left unset, not an unknown one.
