@@ -342,7 +342,15 @@ export class PersistPipeline {
       // a stop was asked already, or the thread never attached: it would fail again.
       if (!this.stopping && attachedHere && this.restarts.length < MAX_RESTARTS) {
         this.restarts.push(messageOf(cause));
-        void this.launch().catch(() => {});
+        try {
+          void this.launch().catch(() => {});
+        } catch (startError) {
+          // A thread that cannot even be made (a worker refused synchronously): the persisting
+          // ends here, as after a fourth death, rather than as an exception out of this handler.
+          this.failure ??= new Error(
+            `the persister's thread died (${messageOf(cause)}) and could not be started again: ${messageOf(startError)}`,
+          );
+        }
       } else {
         this.failure ??= cause;
       }
