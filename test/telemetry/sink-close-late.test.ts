@@ -215,3 +215,53 @@ describe('a block whose request is answered after close gave it up', () => {
     }
   }, 60_000);
 });
+
+describe('a block in flight at close that the spool cannot take', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+
+  it('is counted sent, not also dropped (spoolFull), when its request then succeeds', async () => {
+    const data = join(dir, 'spool-full');
+    const server = await startIngestionServer({ port: 0, lake: { data } });
+    const proxy = await holdingProxy(server.url);
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const drops: DropEvent[] = [];
+      const sent: string[] = [];
+      const sink = new TelemetrySink({
+        target: proxy.url,
+        process,
+        backoff: FAST,
+        // A spool that opens but holds no block: close gives the block in flight up as spoolFull.
+        spool: { dir: join(dir, 'spool'), maxBytes: 1 },
+        onDrop: (event) => {
+          drops.push(event);
+          proxy.release();
+        },
+        onSent: (id) => sent.push(id),
+      });
+      sink.addStream(stream);
+      const { block } = makeBlock(stream, 8, 1);
+      expect(sink.push(block)).toBe(true);
+      await sink.close({ timeoutMs: 100 });
+      await vi.waitFor(() => expect(sent).toEqual([block.blockId]), { timeout: 30_000, interval: 20 });
+      expect(drops).toEqual([expect.objectContaining({ reason: 'spoolFull', blockId: block.blockId })]);
+      const stats = sink.stats;
+      expect(stats).toMatchObject({ pushed: 1, sent: 1, droppedTotal: 0, reportedDrops: 0 });
+      expect(stats.dropped.spoolFull).toBe(0);
+      const lake = Lake.open({ data });
+      try {
+        expect((await lake.blocks({ processId: process.processId })).map((b) => b.blockId)).toEqual([
+          block.blockId,
+        ]);
+        expect((await lake.drops(process.processId)).reduce((sum, r) => sum + r.total, 0)).toBe(0);
+      } finally {
+        await lake.close();
+      }
+    } finally {
+      await proxy.close();
+      await server.close();
+    }
+  }, 60_000);
+});

@@ -54,8 +54,13 @@ interface Entry {
   counted?: boolean;
   /** Handed to the spool or dropped by `close` while in flight. */
   abandoned?: boolean;
-  /** Dropped by `close` while its request was in flight: counted sent instead if that succeeds. */
-  droppedInFlight?: boolean;
+  /**
+   * Why `close` (or the spool it was handed to) dropped it while its request was in flight:
+   * counted sent instead if that succeeds.
+   */
+  droppedInFlight?: DropReason | undefined;
+  /** Abandoned by `close` in flight, then stored after all (counted sent): not dropped if the spool fails. */
+  sentLate?: boolean;
   /** Its delivery under way (a memory entry in flight). */
   delivery?: Promise<{ outcome: Outcome; error?: string }>;
 }
@@ -237,7 +242,7 @@ export class TelemetrySink {
       this.release(entry);
       if (entry.delivery !== undefined && this.spoolReady === undefined) {
         // Without a spool to keep it, a block in flight may yet be stored: dropped until it is.
-        this.dropInFlight(entry, entry.delivery);
+        this.dropInFlight('shutdown', entry, entry.delivery, 'no answer before the close deadline');
       } else if (this.options.spool !== undefined) this.toSpool(entry);
       else this.drop('shutdown', entry, 'not sent before the close deadline');
     }
@@ -293,11 +298,16 @@ export class TelemetrySink {
    * slow): `run` then counts it sent and no longer dropped, and its drop is reported to the lake
    * only once its request failed, or when close can wait no more.
    */
-  private dropInFlight(entry: Entry, delivery: Promise<{ outcome: Outcome }>): void {
-    entry.droppedInFlight = true;
-    this.drop('shutdown', entry, 'no answer before the close deadline', false);
+  private dropInFlight(
+    reason: DropReason,
+    entry: Entry,
+    delivery: Promise<{ outcome: Outcome }>,
+    error: string | undefined,
+  ): void {
+    entry.droppedInFlight = reason;
+    this.drop(reason, entry, error, false);
     this.reports.noteUnlessSent(
-      'shutdown',
+      reason,
       delivery.then(
         ({ outcome }) => outcome === 'sent',
         () => false,
@@ -334,10 +344,13 @@ export class TelemetrySink {
     }
     if (entry.abandoned === true) {
       // Stored after all: one block is counted once, sent (its drop report waited for this answer).
-      if (outcome === 'sent' && entry.droppedInFlight === true) {
-        entry.droppedInFlight = false;
-        this.counters.dropped.shutdown -= 1;
-        this.changed();
+      if (outcome === 'sent') {
+        entry.sentLate = true;
+        if (entry.droppedInFlight !== undefined) {
+          this.counters.dropped[entry.droppedInFlight] -= 1;
+          entry.droppedInFlight = undefined;
+          this.changed();
+        }
       }
       return;
     }
@@ -393,22 +406,18 @@ export class TelemetrySink {
   private toSpool(entry: Entry): void {
     const write = (async () => {
       const spool = await this.spool;
-      if (spool === undefined) return void this.drop('spoolFull', entry, this.counters.lastError);
+      if (spool === undefined) return this.spoolDrop(entry, this.counters.lastError);
       for (const id of [entry.processId, entry.streamId]) {
         const record = this.records.get(id);
         if (record !== undefined) await spool.putMeta(id, record.kind, record.bytes);
       }
       if (!spool.fits(entry.bytes.length)) {
-        return void this.drop('spoolFull', entry, `spool of ${spool.maxBytes} bytes is full`);
+        return this.spoolDrop(entry, `spool of ${spool.maxBytes} bytes is full`);
       }
       await spool.put(entry.blockId, entry.bytes);
       this.counters.spooled += 1;
     })().catch((error: unknown) => {
-      this.drop(
-        'spoolFull',
-        entry,
-        `spool write failed: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      this.spoolDrop(entry, `spool write failed: ${error instanceof Error ? error.message : String(error)}`);
     });
     this.spoolWrites.add(write);
     void write.finally(() => {
@@ -416,6 +425,18 @@ export class TelemetrySink {
       this.changed();
       this.pump();
     });
+  }
+
+  /**
+   * Drops a block the spool could not take (`spoolFull`). One that `close` handed over while its
+   * request was in flight may yet be stored (or was already, while the spool wrote): it is dropped
+   * as `dropInFlight` does, or not at all. Before, it was counted both sent and dropped, and its
+   * drop reported to a lake that held it.
+   */
+  private spoolDrop(entry: Entry, error: string | undefined): void {
+    if (entry.sentLate === true) return;
+    if (entry.delivery !== undefined) this.dropInFlight('spoolFull', entry, entry.delivery, error);
+    else this.drop('spoolFull', entry, error);
   }
 
   private async openSpool(): Promise<Spool | undefined> {

@@ -21,10 +21,11 @@ export interface DropEvent {
  * A snapshot of what a sink did. Every block pushed ends up sent, spooled (waiting) or dropped,
  * and is counted once in `sent` or `dropped`. A block still in flight at the close deadline is
  * spooled (re-sending a stored block is harmless) or counted dropped; should its request succeed
- * afterwards, a dropped one moves from `dropped.shutdown` to `sent` (`onDrop` was called for it,
- * `onSent` is then). Its drop reaches the lake only if no answer came within half the time close
- * gives the drop reports: an answer later still makes the lake count one block dropped that it
- * holds (and `reportedDrops` one more than `droppedTotal`).
+ * afterwards, a dropped one moves from `dropped` (`shutdown`, or `spoolFull` when the spool could
+ * not take it) to `sent` (`onDrop` was called for it, `onSent` is then). Its drop reaches the
+ * lake only if no answer came within half the time close gives the drop reports: an answer later
+ * still makes the lake count one block dropped that it holds (and `reportedDrops` one more than
+ * `droppedTotal`).
  */
 export interface SinkStats {
   /** Blocks handed to `push`. */
