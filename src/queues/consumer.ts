@@ -46,7 +46,8 @@ export interface ConsumerOptions {
    * A tag marking the consumer's table entry as its owner's (a non-zero int32 other than 1, the
    * untagged mark), so that the owner's supervisor can give back every entry a thread of it took
    * with `queue.releaseConsumersOf(owner)`, even one the thread died before it could report (the
-   * persister's, killed while it attached).
+   * persister's, killed while it attached). Negative tags are dorsal's: a persister thread marks
+   * its entries with minus its thread id, and they are freed when it ends; pick a positive one.
    */
   readonly owner?: number;
 }
