@@ -4,7 +4,7 @@ import { V8_X86_ORDERING } from './memory-order.js';
 import type { QueueCore } from './queue-core.js';
 import { QueueHeader as H, QueueKind } from './queue-header.js';
 import type { CodecSource } from './raw-slot.js';
-import { ABANDONED_VERSION, epochOf, WRAP } from './sequence.js';
+import { ABANDONED_VERSION, closestExact, epochOf, WRAP } from './sequence.js';
 import type { Parker } from './signal.js';
 import { type PoisonedSlot, SlotStall } from './stall.js';
 import { AdaptiveWaitStrategy, type WaitCondition, type WaitStrategy } from './wait-strategy.js';
@@ -150,7 +150,9 @@ export class Consumer<M, E = null> implements WaitCondition {
       core.poisonTimeoutMs,
       this.multi
         ? () => {
-            this.claimedBelow = core.published();
+            // SC load of the claim counter, widened around this consumer's own exact position
+            // (not the count's Float64 hint, which a racing read may see torn).
+            this.claimedBelow = closestExact(Atomics.load(core.views.i32, H.CLAIM) >>> 0, this.next);
             this.claimedSince = performance.now();
           }
         : undefined,
