@@ -13,14 +13,26 @@
  *   actors share a thread). The targets are judged on the two- and one-thread deployments, each
  *   against MessagePort on the same threads; on two threads also against the machine's floor: the
  *   same pipeline on the same two threads hand-written on raw Atomics, no dorsal code, no
- *   tracking (spine/floor-worker.ts). Each pipeline first runs a warm-up second, not recorded
+ *   tracking (spine/floor-worker.ts), and the same floor with tracking written out by hand on it
+ *   (what dorsal adds beyond the work tracking is); then the same loops on dorsal's queues, without
+ *   and with tracking by hand (spine/queue-floor-worker.ts): the queues' share, and the spine's and
+ *   actors'. Each pipeline first runs a warm-up second, not recorded
  *   (JIT compilation), then the recorded messages.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import { Clock, CoreBudget, SeqlockQueue, Spine, SpineAdapter, System, TimingRecord } from '../src/index.js';
+import {
+  Clock,
+  CoreBudget,
+  SeqlockQueue,
+  Spine,
+  SpineAdapter,
+  System,
+  TimingRecord,
+  Tracking,
+} from '../src/index.js';
 import type { PreemptionReport } from './spine/preemption-worker.js';
 import { floorLink, Hop, type LatencyReport, pipelineSpine } from './spine/spine.js';
 import type { BenchRow, BenchSection } from './types.js';
@@ -367,18 +379,30 @@ async function chain(kind: 'bare' | 'ports', run: PipelineRun, threads: Threads)
   return result;
 }
 
-/** The floor: the 2-thread pipeline hand-written on raw Atomics (see spine/floor-worker.ts). */
-async function floor(run: PipelineRun): Promise<LatencyReport> {
+/**
+ * The floor: the 2-thread pipeline hand-written on raw Atomics (see spine/floor-worker.ts), or
+ * with dorsal's queues for hops in the same loops (`queues`: spine/queue-floor-worker.ts);
+ * `tracked`, with dorsal's tracking written out by hand on it.
+ */
+async function floor(run: PipelineRun, tracked: boolean, queues = false): Promise<LatencyReport> {
   const { count, warmup, intervalNs } = run;
-  const links = [floorLink(), floorLink(), floorLink()];
+  const hop = () =>
+    SeqlockQueue.create(Hop, { capacity: 1 << 14, ...(tracked ? { envelope: Tracking } : {}) }).buffer;
+  const links = queues ? [hop(), hop(), hop()] : [floorLink(), floorLink(), floorLink()];
+  const timingQueue = () => SeqlockQueue.create(TimingRecord, { capacity: 1 << 14 }).buffer;
+  const timings = !tracked
+    ? []
+    : queues
+      ? [timingQueue(), timingQueue()]
+      : [floorLink(), floorLink(), floorLink()];
   const clockBase = Clock.newBase();
-  const url = new URL('./spine/floor-worker.js', import.meta.url);
+  const url = new URL(queues ? './spine/queue-floor-worker.js' : './spine/floor-worker.js', import.meta.url);
   const workers: Worker[] = [];
   let report: Promise<LatencyReport> | undefined;
   // The right side (relay1 + sink) first: the left one's source publishes as soon as it runs.
   for (const side of ['right', 'left'] as const) {
     const worker = new Worker(url, {
-      workerData: { side, links, count: warmup + count, warmup, intervalNs, clockBase },
+      workerData: { side, links, timings, tracked, count: warmup + count, warmup, intervalNs, clockBase },
     });
     workers.push(worker);
     const done = new Promise<LatencyReport>((resolve, reject) => {
@@ -449,7 +473,13 @@ function deploymentRows(
   ports: LatencyReport,
   warmupSeconds: number,
   note: string,
-  floor?: { latency: LatencyReport; preemption: PreemptionReport },
+  floor?: {
+    latency: LatencyReport;
+    tracked: LatencyReport;
+    queues: LatencyReport;
+    trackedQueues: LatencyReport;
+    preemption: PreemptionReport;
+  },
 ): BenchRow[] {
   const rows = [
     ...latencyRows(`${name}, tracked actors (adaptive wait)`, tracked),
@@ -472,7 +502,10 @@ function deploymentRows(
     return rows;
   }
   const floorName = `${name}, the machine's floor (raw Atomics, no dorsal code, no tracking)`;
-  const { latency: base, preemption: lost } = floor;
+  const trackedFloorName = `${name}, the machine's floor with tracking written out by hand (raw Atomics, no dorsal code)`;
+  const queuesName = `${name}, dorsal's queues in the floor's loops (no spine, no actors, no tracking)`;
+  const trackedQueuesName = `${name}, dorsal's queues in the floor's loops with tracking written out by hand (no spine, no actors)`;
+  const { latency: base, tracked: trackedBase, preemption: lost } = floor;
   const lostPercent = (lost.lostShare * 100).toFixed(2);
   rows.push(
     ...latencyRows(floorName, base),
@@ -481,6 +514,30 @@ function deploymentRows(
       met: tracked.p50 / base.p50 <= 1.5,
       note: 'the same hops on the same two threads',
     }),
+    ...latencyRows(trackedFloorName, trackedBase, {
+      baseline: `${floorName}: end-to-end p50`,
+      ratio: trackedBase.p50 / base.p50,
+      note: "the floor's hops with each message's envelope, two clock reads per hop and a timing record per handler: what tracking itself costs, with no dorsal code",
+    }),
+    row(`${name}: tracked p50 ÷ floor with tracking p50`, tracked.p50 / trackedBase.p50, '×', {
+      note: "what dorsal's queues, spine and actors add beyond the work tracking is",
+    }),
+    ...latencyRows(queuesName, floor.queues, {
+      baseline: `${floorName}: end-to-end p50`,
+      ratio: floor.queues.p50 / base.p50,
+      note: 'what the queues cost: a seqlock slot of one cache line (8-byte header and the 32-byte message) against a head word and a slot',
+    }),
+    ...latencyRows(trackedQueuesName, floor.trackedQueues, {
+      baseline: `${queuesName}: end-to-end p50`,
+      ratio: floor.trackedQueues.p50 / floor.queues.p50,
+      note: 'the envelope makes each slot two cache lines (72 bytes), three clock reads and a timing record per relay',
+    }),
+    row(
+      `${name}: tracked p50 ÷ dorsal's queues with tracking by hand p50`,
+      tracked.p50 / floor.trackedQueues.p50,
+      '×',
+      { note: 'what the spine and the actors add (adapters, the actor loop, its wait strategy)' },
+    ),
     row(`${name}: tracked p99 ÷ floor p99`, tracked.p99 / base.p99, '×', {
       target: '≤ 2×',
       met: tracked.p99 / base.p99 <= 2,
@@ -512,7 +569,13 @@ export const spineBench: BenchSection = {
     const portRun = pipelineRun(quick ? 0.3 : 2, warmupSeconds, 1e6);
     const tracked4 = await tracked(run, 4);
     const on2 = await tracked(run, 2);
-    const floor2 = { latency: await floor(run), preemption: await preemption(seconds) };
+    const floor2 = {
+      latency: await floor(run, false),
+      tracked: await floor(run, true),
+      queues: await floor(run, false, true),
+      trackedQueues: await floor(run, true, true),
+      preemption: await preemption(seconds),
+    };
     const on1 = await tracked(run, 1);
     const bare4 = await chain('bare', run, 4);
     const ports4 = await chain('ports', portRun, 4);
