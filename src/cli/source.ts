@@ -181,6 +181,10 @@ export interface ProcessSummary {
 
 /** The process `--process` names, or the newest; a `CliError` when there is none or no such one. */
 export async function resolveProcess(source: Source, wanted: string | undefined): Promise<ProcessSummary> {
+  // An empty prefix would match every process: with one in the lake, it would be taken silently.
+  if (wanted !== undefined && wanted.trim() === '') {
+    throw new CliError('--process needs an id, or the start of one (`dorsal processes` lists them)');
+  }
   // The newest, or those whose id starts with what was given: asked of the lake, so that a server's
   // row limit never hides an old process.
   const filter =

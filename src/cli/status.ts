@@ -46,7 +46,8 @@ export function statusCommand(): Command {
         ? `answered ${res.status} but not as dorsal serve does ({"status":"ready"}): is it a dorsal server?`
         : body?.error !== undefined
           ? `${body.error.message ?? text} (${body.error.code ?? 'no code'})`
-          : text;
+          : // Not dorsal's JSON error (a web server's HTML page, say): its start, in one line.
+            `not as dorsal serve does (${res.headers.get('content-type') ?? 'no content type'}: ${JSON.stringify(text.replace(/\s+/g, ' ').trim().slice(0, 80))}): is it a dorsal server?`;
       console.error(`${options.url}: ${res.ok ? detail : `${res.status} ${detail}`}`);
       process.exitCode = 1;
     });

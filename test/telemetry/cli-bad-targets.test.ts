@@ -166,13 +166,31 @@ describe('dorsal given a target that is not what it should be', () => {
     );
   }, 60_000);
 
+  it('an empty --process is refused, not taken for the start of every id (with one process, that one)', async () => {
+    for (const empty of ['', ' ']) {
+      const { code, stdout, stderr } = await runDorsal(['stats', '--data', lake, '--process', empty]);
+      expect(code).toBe(1);
+      expect(stdout).toBe('');
+      expect(stderr).toMatch(/--process needs an id, or the start of one/);
+    }
+  }, 60_000);
+
   it('status: a server not there, or one that is no dorsal serve, is said in one line, exit 1', async () => {
     const other = await fakeServer((_req, res) => res.end('{"ok":true}'));
     servers.push(other.server);
+    const web = await fakeServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/html' });
+      res.end(`<!DOCTYPE html>\n<html>\n<body>\n${'<p>Not Found</p>\n'.repeat(200)}</body>\n</html>\n`);
+    });
+    servers.push(web.server);
     const closed = await fakeServer(() => {});
     closed.server.close();
     for (const [url, message] of [
       [other.url, /answered 200 but not as dorsal serve does/],
+      [
+        web.url,
+        /: 404 not as dorsal serve does \(text\/html: "<!DOCTYPE html> <html> <body> <p>Not Found<\/p>.*"\): is it a dorsal server\?$/m,
+      ],
       [closed.url, /cannot reach it: is `dorsal serve` running there\? \(fetch failed/],
       ['not a url', /--url not a url is not a URL/],
     ] as const) {
