@@ -15,6 +15,7 @@ export {
   InsecureBindError,
   KeyRevokedError,
   PayloadTooLargeError,
+  RecordConflictError,
   RequestTimeoutError,
   ServerBusyError,
   UnauthorizedError,

@@ -49,6 +49,20 @@ export class UnknownStreamError extends DorsalError {
 }
 
 /**
+ * A process or stream id already stored with other content (another layout, another process,
+ * other properties): an id names one record, and a block decoded with a layout it was not
+ * written with would be garbage, so the new record is refused rather than answered as stored.
+ */
+export class RecordConflictError extends DorsalError {
+  constructor(kind: 'process' | 'stream', id: string, field: string) {
+    super(
+      'DORSAL_RECORD_CONFLICT',
+      `${kind} ${id} is already stored with another ${field}; a new ${kind} needs a new id`,
+    );
+  }
+}
+
+/**
  * A block id already stored with another payload or header, or under another stream: a block id
  * names one block, so the new bytes are refused rather than silently dropped.
  */

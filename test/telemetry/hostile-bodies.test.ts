@@ -211,6 +211,21 @@ describe('the server under hostile bodies (a real `dorsal serve`)', () => {
     expect(answer.body.error?.code).toBe('DORSAL_REQUEST_TIMEOUT');
   });
 
+  it('answers 200 to a process or stream record sent again as it was, 409 to other content under its id', async () => {
+    expect((await post(server.url, 'process', encodeProcessInfo(process))).status).toBe(200);
+    expect((await post(server.url, 'stream', encodeStreamInfo(stream))).status).toBe(200);
+    const relaid = await post(
+      server.url,
+      'stream',
+      encodeStreamInfo({ ...stream, objectsLayouts: [...stream.objectsLayouts, ...stream.objectsLayouts] }),
+    );
+    expect(relaid.status).toBe(409);
+    expect(relaid.body.error?.code).toBe('DORSAL_RECORD_CONFLICT');
+    const renamed = await post(server.url, 'process', encodeProcessInfo({ ...process, host: 'elsewhere' }));
+    expect(renamed.status).toBe(409);
+    expect(renamed.body.error?.message).toMatch(/already stored with another host/);
+  });
+
   it('answers 409 to a block id re-sent with other bytes or under another stream, leaving no file', async () => {
     const first = makeBlock(stream, 20, 1).block;
     expect((await post(server.url, 'block', encodeBlock(first))).status).toBe(200);

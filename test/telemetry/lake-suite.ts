@@ -4,6 +4,7 @@ import {
   BlockConflictError,
   LakeNotFoundError,
   LakeUnavailableError,
+  RecordConflictError,
   UnknownProcessError,
   UnknownStreamError,
   WireFormatError,
@@ -153,6 +154,41 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       expect(await service.insertBlock(bytes)).toEqual({ inserted: false });
       expect(await lake.blocks({ streamId: stream.streamId })).toHaveLength(1);
       expect((await lake.readBlock(block.blockId)).payload.objects.length).toBe(100 * 32);
+    });
+
+    it('keeps the first process and stream stored under an id and refuses other content under it with a conflict', async () => {
+      const process = makeProcess({ properties: { zeta: '1', alpha: '2', 'dorsal.spine': '[]' } });
+      const stream = makeStream(process.processId);
+      expect(await service.ingestProcess(process)).toEqual({ inserted: true });
+      // The same content with its properties in another order is the same record.
+      const reordered = {
+        ...process,
+        properties: Object.fromEntries(Object.entries(process.properties).reverse()),
+      };
+      expect(await service.ingestProcess(reordered)).toEqual({ inserted: false });
+      await expect(service.ingestProcess({ ...process, exe: 'another' })).rejects.toThrow(
+        RecordConflictError,
+      );
+      await expect(service.ingestProcess({ ...process, startTicks: process.startTicks + 1 })).rejects.toThrow(
+        `process ${process.processId} is already stored with another startTicks; a new process needs a new id`,
+      );
+      expect(await service.ingestStream(stream)).toEqual({ inserted: true });
+      expect(await service.ingestStream({ ...stream })).toEqual({ inserted: false });
+      const relaid = { ...stream, objectsLayouts: [...stream.objectsLayouts, ...stream.objectsLayouts] };
+      await expect(service.ingestStream(relaid)).rejects.toThrow(
+        `stream ${stream.streamId} is already stored with another objectsLayouts`,
+      );
+      const other = makeProcess();
+      await service.ingestProcess(other);
+      await expect(service.ingestStream({ ...stream, processId: other.processId })).rejects.toThrow(
+        'with another processId',
+      );
+      await expect(service.ingestStream({ ...stream, tags: ['log'] })).rejects.toThrow('with another tags');
+      // The first records are what the lake holds.
+      expect((await lake.process(process.processId))?.exe).toBe(process.exe);
+      expect((await lake.streams({ processId: process.processId })).map((s) => s.objectsLayouts)).toEqual([
+        stream.objectsLayouts,
+      ]);
     });
 
     it('keeps the first block stored under an id and refuses another under it with a conflict', async () => {

@@ -2,6 +2,7 @@ import {
   asLakeError,
   BlockConflictError,
   LakeUnavailableError,
+  RecordConflictError,
   UnknownProcessError,
   UnknownStreamError,
 } from '../errors.js';
@@ -146,6 +147,14 @@ export class IngestionService {
 
   private async storeProcess(process: ProcessInfo): Promise<InsertResult> {
     const inserted = await this.lake.metadata.insertProcess(process);
+    if (!inserted) {
+      // The same record sent again (a sink's retry): answered as stored. Other content under its
+      // id is refused: its streams' blocks would be read on the first record's clock.
+      const row = await this.lake.metadata.findProcess(process.processId);
+      const differs =
+        row === undefined ? undefined : PROCESS_FIELDS.find((f) => !sameValue(row[f], process[f]));
+      if (differs !== undefined) throw new RecordConflictError('process', process.processId, differs);
+    }
     this.remember(this.knownProcesses, process.processId);
     return { inserted };
   }
@@ -154,7 +163,14 @@ export class IngestionService {
     await this.requireProcess(stream.processId);
     if (await this.lake.metadata.insertStream(stream)) return { inserted: true };
     // Not inserted: the stream is there already, or its process is not (any more).
-    if ((await this.lake.metadata.findStream(stream.streamId)) !== undefined) return { inserted: false };
+    const row = await this.lake.metadata.findStream(stream.streamId);
+    if (row !== undefined) {
+      // Other content under its id is refused: its blocks would be decoded with the first
+      // record's layouts, or counted under another process.
+      const differs = STREAM_FIELDS.find((f) => !sameValue(row[f], stream[f]));
+      if (differs !== undefined) throw new RecordConflictError('stream', stream.streamId, differs);
+      return { inserted: false };
+    }
     this.knownProcesses.delete(stream.processId);
     throw new UnknownProcessError(stream.processId);
   }
@@ -264,4 +280,43 @@ export class IngestionService {
     if (cache instanceof Set) cache.add(key);
     else cache.set(key, value as V);
   }
+}
+
+/** The fields a re-sent process record must repeat (the lake's own `insertTime` aside). */
+const PROCESS_FIELDS = [
+  'exe',
+  'host',
+  'username',
+  'startTime',
+  'startTicks',
+  'clock',
+  'parentProcessId',
+  'properties',
+] as const satisfies readonly (keyof ProcessInfo)[];
+
+/** The fields a re-sent stream record must repeat. */
+const STREAM_FIELDS = [
+  'processId',
+  'tags',
+  'dependenciesLayouts',
+  'objectsLayouts',
+  'properties',
+] as const satisfies readonly (keyof StreamInfo)[];
+
+/**
+ * Whether a stored value and a sent one say the same: compared as JSON with object keys sorted
+ * (a database may give a JSON object's keys back in another order), an absent value as undefined.
+ */
+function sameValue(stored: unknown, sent: unknown): boolean {
+  return canonicalJson(stored) === canonicalJson(sent);
+}
+
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value ?? null, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
 }
