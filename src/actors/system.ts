@@ -15,6 +15,7 @@ import {
   createThreadBuffers,
   releaseThreadBuffers,
   type ThreadBuffersDescriptor,
+  ThreadBuffersReader,
 } from '../telemetry/instrumentation/index.js';
 import {
   type AttachedActor,
@@ -293,6 +294,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const drained = await this.quiet(this.options.drainTimeoutMs ?? 3000);
     control.setPhase(Phase.EXITING);
     const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
+    if (terminated.length > 0) this.countDeadClaims();
     const counts: SystemCounts = {
       actors: [...this.threads.values()].flatMap((t) => mergeReports([...t.earlier, ...(t.report ?? [])])),
       refused: control.refused,
@@ -507,6 +509,24 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       },
       timeoutMs,
     );
+  }
+
+  /**
+   * After threads were terminated (every actor thread has ended by now): a message one of them had
+   * claimed and not committed (terminated mid-publish, mid-timing record, mid-event) is counted as
+   * published and lost, in its stream, its timing queue or its thread's instrumentation queue, so
+   * that every reader's account adds up to what was published. The main thread's and the
+   * persister's own buffers are alive, and left alone.
+   */
+  private countDeadClaims(): void {
+    for (let i = 0; i < this.spine.names.length; i++) this.spine.queue(i).countDeadClaim();
+    for (const queue of this.spine.timings.values()) queue.countDeadClaim();
+    for (const thread of this.threads.values()) {
+      const reader = ThreadBuffersReader.attach(thread.buffers);
+      reader.logs.countDeadClaim();
+      reader.metrics.countDeadClaim();
+      reader.spans.countDeadClaim();
+    }
   }
 
   /** Waits for every thread to end; terminates and names those that do not in time. */

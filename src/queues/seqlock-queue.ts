@@ -146,6 +146,25 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
   }
 
   /**
+   * For a single-producer queue whose producer's thread is known dead and will not be replaced
+   * (terminated at a stop): a message it claimed and never committed (its slot left odd) is
+   * counted as published, and lost: every reader skips it as poisoned once the poison timeout
+   * passes, so that what each reader read and lost adds up to what was published. A producer that
+   * does take over later starts after it (the slot stays odd; readers skip it). Returns whether
+   * there was such a claim. A multi-producer queue counts claims as published already.
+   */
+  countDeadClaim(): boolean {
+    const core = this.core;
+    if (core.kind !== QueueKind.SINGLE_PRODUCER) return false;
+    const total = core.checkedPublished();
+    if (core.slotSequence(total) !== total || (core.lastSlotVersion & 1) === 0) return false;
+    // Plain store, as the producer stores the count (a hint for monitors and new consumers; the
+    // slots' versions are the protocol): its writer is dead, so nothing else stores it now.
+    core.views.f64[H.PUBLISHED_F64] = total + 1;
+    return true;
+  }
+
+  /**
    * Frees consumer entry `index` without its consumer's `close`: only for a consumer whose thread
    * is known to be dead, so that a stop no longer waits for it to catch up and the entry can be
    * taken again.

@@ -111,6 +111,30 @@ describe('a slot whose writer died half way', () => {
     expect(stats!.received + stats!.lost).toBe(queue.stats().published);
   });
 
+  it('single producer dead for good: countDeadClaim counts its open claim as published, so that read + lost = published', async () => {
+    const queue = SeqlockQueue.create(Numbered, { capacity: 16, poisonTimeoutMs: TIMEOUT });
+    const consumer = queue.consumer();
+    // Nothing claimed yet: nothing to count.
+    expect(queue.countDeadClaim()).toBe(false);
+    await dieMidWrite('queue', queue.buffer, 5);
+    expect(queue.stats().published).toBe(5);
+    expect(queue.countDeadClaim()).toBe(true);
+    expect(queue.stats().published).toBe(6);
+    // Counted once.
+    expect(queue.countDeadClaim()).toBe(false);
+    expect(await pollUntil(consumer, () => consumer.poisoned === 1, 'the dead claim to be skipped')).toEqual([
+      0, 1, 2, 3, 4,
+    ]);
+    const [stats] = queue.stats().consumers;
+    expect(stats).toMatchObject({ received: 5, lost: 1, lag: 0 });
+    expect(stats!.received + stats!.lost).toBe(queue.stats().published);
+    // A producer that takes over after all starts past the dead claim: nothing is written twice.
+    queue.releaseProducer();
+    const producer = queue.producer();
+    producer.publish(numbered(6));
+    expect(await pollUntil(consumer, () => consumer.sequence === 7, 'the next message')).toEqual([6]);
+  });
+
   it('multi-producer, a producer died after its claim: consumers skip the slot; the producer a lap later takes it over', async () => {
     const capacity = 8;
     const queue = SeqlockQueue.create(Numbered, { capacity, multiProducer: true, poisonTimeoutMs: TIMEOUT });

@@ -106,6 +106,27 @@ describe('a graceful stop', () => {
     expect(system.liveThreads).toEqual([]);
   }, 20_000);
 
+  it('a thread terminated with a message claimed and never committed: the claim counts as published and lost, so the accounts add up', async () => {
+    const { dir, cleanup } = tempDir('dorsal-dead-claim-');
+    try {
+      const system = new System(spine, {
+        exitTimeoutMs: 300,
+        drainTimeoutMs: 100,
+        spine: { poisonTimeoutMs: 100 },
+        persist: { data: dir },
+      });
+      system.spawn(fixture('claim-and-hang'), { thread: 'stuck' });
+      const report = await system.run({ seconds: 0.2 });
+      expect(report.terminated).toEqual(['stuck']);
+      const ticks = report.streams.find((s) => s.stream === 'ticks')!;
+      expect(ticks.published).toBe(1);
+      const persisted = report.persist!.sources.find((s) => s.name === 'ticks')!;
+      expect(persisted).toMatchObject({ persisted: 0, lost: 1 });
+    } finally {
+      cleanup();
+    }
+  }, 30_000);
+
   it('a stop asked while an onInit never returns ends the start in the exit timeout: no hang, no thread left', async () => {
     const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
     system.spawn(fixture('hang-init'));
