@@ -409,8 +409,15 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       this.onCrash(thread, crash);
     });
     worker.once('exit', (code) => {
-      if (!current() || thread.status === 'exited' || thread.status === 'crashed' || thread.terminatedByStop)
+      if (!current() || thread.status === 'exited' || thread.status === 'crashed') return;
+      if (thread.terminatedByStop) {
+        // No crash, but a thread terminated before its onInit returned never starts: whoever
+        // awaits it (a late spawn's `ready`, a restart) learns so instead of waiting forever.
+        settle?.reject(
+          new SystemStateError(`thread '${thread.name}' was terminated by the stop before it started`),
+        );
         return;
+      }
       const crash = new ActorCrashedError(
         thread.actors[0]?.name ?? thread.name,
         undefined,
@@ -465,7 +472,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     } catch (error) {
       // A crash of the new incarnation went through onCrash already (restarted again, or failed);
       // anything else (its module no longer loads) fails the system here.
-      if (!(error instanceof ActorCrashedError)) {
+      if (!(error instanceof ActorCrashedError) && !thread.terminatedByStop) {
         this.fail(new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined));
       }
     } finally {

@@ -127,6 +127,38 @@ describe('a graceful stop', () => {
     }
   }, 30_000);
 
+  it('a late spawn whose onInit outlasts the stop: the stop terminates it, names it, and its ready rejects (it does not hang)', async () => {
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    system.spawn(fixture('idle'), { args: { name: 'quiet' } });
+    await system.start();
+    const { ready } = system.spawn(fixture('hang-init'), { thread: 'late' });
+    const settled = ready.then(
+      () => 'resolved',
+      (error: unknown) => `rejected: ${String(error)}`,
+    );
+    const report = await system.stop();
+    expect(report.terminated).toEqual(['late']);
+    expect(report.failure).toBeUndefined();
+    expect(report.crashes).toEqual([]);
+    const hung = new Promise((r) => setTimeout(() => r('hung'), 5000).unref());
+    expect(await Promise.race([settled, hung])).toMatch(/^rejected: .*terminated by the stop/);
+  }, 20_000);
+
+  it('a restart whose onInit outlasts the stop: terminated and named, the first crash only reported, no failure', async () => {
+    const incarnations = new SharedArrayBuffer(4);
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    system.spawn(fixture('crash-then-hang'), { args: { incarnations }, restarts: 1, thread: 'again' });
+    system.spawn(fixture('feed'), { args: { count: 1 } });
+    await system.start();
+    await until(() => Atomics.load(new Int32Array(incarnations), 0) === 2, 'the restarted incarnation');
+    const report = await system.stop();
+    expect(report.terminated).toEqual(['again']);
+    expect(report.crashes).toHaveLength(1);
+    expect(report.failure).toBeUndefined();
+    expect(system.failure).toBeUndefined();
+    expect(system.liveThreads).toEqual([]);
+  }, 20_000);
+
   it('a stop asked while an onInit never returns ends the start in the exit timeout: no hang, no thread left', async () => {
     const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
     system.spawn(fixture('hang-init'));
