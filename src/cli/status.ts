@@ -42,15 +42,28 @@ export function statusCommand(): Command {
         console.log(`${options.url}: ready`);
         return;
       }
+      // dorsal's error answer: { error: { code, message } } with a string message. Any other JSON
+      // (`{"error":null}`, `{"error":"Not Found"}`) is some other server's, said as its page is.
+      const error =
+        typeof body?.error === 'object' && body.error !== null && typeof body.error.message === 'string'
+          ? body.error
+          : undefined;
       const detail = res.ok
         ? `answered ${res.status} but not as dorsal serve does ({"status":"ready"}): is it a dorsal server?`
-        : body?.error !== undefined
-          ? `${body.error.message ?? text} (${body.error.code ?? 'no code'})`
+        : error !== undefined
+          ? // In one line, whatever the server put in it (line breaks, terminal escapes).
+            `${oneLine(error.message ?? '')} (${oneLine(String(error.code ?? 'no code'))})`
           : // Not dorsal's JSON error (a web server's HTML page, say): its start, in one line.
             `not as dorsal serve does (${res.headers.get('content-type') ?? 'no content type'}: ${JSON.stringify(text.replace(/\s+/g, ' ').trim().slice(0, 80))}): is it a dorsal server?`;
       console.error(`${options.url}: ${res.ok ? detail : `${res.status} ${detail}`}`);
       process.exitCode = 1;
     });
+}
+
+/** A server's text as one line: control characters (line breaks, escapes) and runs of spaces as one space. */
+function oneLine(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
+  return text.replace(/[\s\u0000-\u001f\u007f]+/g, ' ').trim();
 }
 
 /** An error's message and its cause's: fetch says "fetch failed", its cause says why. */

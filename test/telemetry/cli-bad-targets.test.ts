@@ -183,10 +183,36 @@ describe('dorsal given a target that is not what it should be', () => {
       res.end(`<!DOCTYPE html>\n<html>\n<body>\n${'<p>Not Found</p>\n'.repeat(200)}</body>\n</html>\n`);
     });
     servers.push(web.server);
+    // JSON errors of other shapes: a null error (was a TypeError and its stack), and a message
+    // that breaks lines and carries a terminal escape (was printed as it came).
+    const nullError = await fakeServer((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end('{"error":null}');
+    });
+    servers.push(nullError.server);
+    const textError = await fakeServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end('{\n  "error": "Not Found"\n}\n');
+    });
+    servers.push(textError.server);
+    const brokenLines = await fakeServer((_req, res) => {
+      res.writeHead(502, { 'content-type': 'application/json' });
+      res.end('{"error":{"code":"X","message":"bad\\ngateway\\u001b[31m red"}}');
+    });
+    servers.push(brokenLines.server);
     const closed = await fakeServer(() => {});
     closed.server.close();
     for (const [url, message] of [
       [other.url, /answered 200 but not as dorsal serve does/],
+      [
+        nullError.url,
+        /: 500 not as dorsal serve does \(application\/json: "\{\\"error\\":null\}"\): is it a dorsal server\?$/m,
+      ],
+      [
+        textError.url,
+        /: 404 not as dorsal serve does \(application\/json: "\{ \\"error\\": \\"Not Found\\" \}"\)/,
+      ],
+      [brokenLines.url, /: 502 bad gateway \[31m red \(X\)$/m],
       [
         web.url,
         /: 404 not as dorsal serve does \(text\/html: "<!DOCTYPE html> <html> <body> <p>Not Found<\/p>.*"\): is it a dorsal server\?$/m,
