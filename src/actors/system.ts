@@ -67,8 +67,11 @@ interface ThreadState {
   ended?: boolean;
   /** Between a crash and the relaunch that replaces it. */
   restarting?: boolean;
-  /** Terminated by the stop, which names it in `terminated`: its exit is no crash. */
-  terminatedByStop?: boolean;
+  /**
+   * Terminated by the system itself: by the stop (which names it in `terminated`), or by the abort
+   * of a start that failed. Its exit is no crash.
+   */
+  terminatedBy?: 'stop' | 'abort';
   /** Resolves `start`'s wait for this thread to have the actors' names. */
   namesReceived?: () => void;
   /** What earlier incarnations of the thread's actors did, reported at their crash. */
@@ -410,11 +413,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     });
     worker.once('exit', (code) => {
       if (!current() || thread.status === 'exited' || thread.status === 'crashed') return;
-      if (thread.terminatedByStop) {
+      if (thread.terminatedBy !== undefined) {
         // No crash, but a thread terminated before its onInit returned never starts: whoever
         // awaits it (a late spawn's `ready`, a restart) learns so instead of waiting forever.
         settle?.reject(
-          new SystemStateError(`thread '${thread.name}' was terminated by the stop before it started`),
+          new SystemStateError(
+            `thread '${thread.name}' was terminated by the ${thread.terminatedBy} before it started`,
+          ),
         );
         return;
       }
@@ -472,7 +477,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     } catch (error) {
       // A crash of the new incarnation went through onCrash already (restarted again, or failed);
       // anything else (its module no longer loads) fails the system here.
-      if (!(error instanceof ActorCrashedError) && !thread.terminatedByStop) {
+      if (!(error instanceof ActorCrashedError) && thread.terminatedBy === undefined) {
         this.fail(new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined));
       }
     } finally {
@@ -549,7 +554,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         if (outcome === 'late') {
           terminated.push(t.name);
           // Named in the report as terminated: its exit (code 1) must not fail the run as a crash.
-          t.terminatedByStop = true;
+          t.terminatedBy = 'stop';
           await t.worker.terminate();
         }
       }),
@@ -561,7 +566,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private async abort(): Promise<void> {
     this.spine.control.setPhase(Phase.EXITING);
     this.state = 'stopped';
-    await Promise.all([...this.threads.values()].map((t) => t.worker?.terminate()));
+    // Their exits are the abort's doing, not crashes: the start fails with what made it fail.
+    await Promise.all(
+      [...this.threads.values()].map((t) => {
+        if (t.worker !== undefined && !t.ended) t.terminatedBy = 'abort';
+        return t.worker?.terminate();
+      }),
+    );
     await Promise.all([...this.attachments.values()].map((a) => a.abort()));
   }
 

@@ -126,6 +126,23 @@ describe('System lifecycle', () => {
     );
   });
 
+  it('a start that fails terminates the other threads without taking their exits for crashes', async () => {
+    // A module refused beside a good one; two actors of one name.
+    const refused = new System(spine);
+    refused.spawn(fixture('idle'), { args: { name: 'innocent' } });
+    refused.spawn(fixture('not-an-actor'));
+    await expect(refused.start()).rejects.toBeInstanceOf(ActorModuleError);
+    const twins = new System(spine);
+    twins.spawn(fixture('idle'), { args: { name: 'same' } });
+    twins.spawn(fixture('idle'), { args: { name: 'same' } });
+    await expect(twins.start()).rejects.toThrow(/two actors are named 'same'/);
+    for (const system of [refused, twins]) {
+      expect(system.failure).toBeUndefined();
+      expect(system.crashReports).toEqual([]);
+      expect(system.liveThreads).toEqual([]);
+    }
+  });
+
   it('an unknown stream in produce crashes the actor with an error naming the stream and the known ones', async () => {
     const system = new System(spine);
     system.spawn(fixture('wrong-stream'));
