@@ -14,6 +14,9 @@ import {
 import { closestExact, SequenceMath } from './sequence.js';
 import { Signal } from './signal.js';
 
+/** The most bytes a queue's buffer may take (its views are indexed with 32-bit signed shifts). */
+const MAX_QUEUE_BYTES = 2 ** 31 - 1;
+
 /** Options of `SeqlockQueue.create`. */
 export interface QueueOptions {
   /** Number of slots, a power of two. */
@@ -105,6 +108,13 @@ export class QueueCore {
     }
     const envelopeSize = options.envelope?.size ?? 0;
     const geometry = queueGeometry(seq.capacity, envelopeSize + layout.size, maxConsumers);
+    if (geometry.byteLength > MAX_QUEUE_BYTES) {
+      // The views over the buffer are indexed by 32-bit signed arithmetic (`byteLength >> 1`):
+      // past 2 GiB they would fail with a RangeError that names nothing.
+      throw new ConfigError(
+        `a queue of ${seq.capacity} slots of ${geometry.stride} bytes (${layout.name}) takes ${geometry.byteLength} bytes, over the ${MAX_QUEUE_BYTES} a queue may take: give it fewer slots`,
+      );
+    }
     const buffer = new SharedArrayBuffer(geometry.byteLength);
     if (options.preTouch === true) preTouch(buffer);
     const i32 = new Int32Array(buffer);

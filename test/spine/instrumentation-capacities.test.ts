@@ -40,4 +40,15 @@ it('a capacity that is no power of two, or an unknown one, is refused naming it'
   expect(() => new System(spine, { instrumentation: { spanCapcity: 8 } } as never)).toThrow(
     /unknown System option 'instrumentation\.spanCapcity' \(did you mean 'instrumentation\.spanCapacity'\?\)/,
   );
+  // A power of two the check lets through whose queue would take 2 GiB or more: refused with a
+  // ConfigError saying so, not a RangeError from a typed array ('Invalid typed array length: -1073…').
+  unbindThreadInstrumentation();
+  try {
+    expect(() => new System(spine, { instrumentation: { spanCapacity: 2 ** 26 } })).toThrow(ConfigError);
+    expect(() => new System(spine, { instrumentation: { logCapacity: 2 ** 30 } })).toThrow(
+      /a queue of 1073741824 slots of \d+ bytes \(dorsal\.LogEvent\) takes \d+ bytes, over the 2147483647 a queue may take/,
+    );
+  } finally {
+    unbindThreadInstrumentation();
+  }
 });
