@@ -472,6 +472,12 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     // instrumentation buffers: the new one records on where it stopped.
     this.spine.timingQueue(actor.id)?.releaseProducer();
     releaseThreadBuffers(thread.buffers);
+    // A stop began while the crashed worker ended: it waited for that worker, not for one made
+    // now, which would run on after the stop returned (its thread never ended).
+    if (this.state !== 'running') {
+      thread.restarting = false;
+      return;
+    }
     try {
       await this.launch(thread, positions);
     } catch (error) {

@@ -159,6 +159,23 @@ describe('a graceful stop', () => {
     expect(system.liveThreads).toEqual([]);
   }, 20_000);
 
+  it('a stop that begins while a crashed actor waits to be restarted: no incarnation started after it, no thread left', async () => {
+    const incarnations = new SharedArrayBuffer(4);
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    // Its crashed worker lingers (a timer of the actor's): the restart waits for it to end.
+    system.spawn(fixture('crash-linger'), { args: { incarnations }, restarts: 1, thread: 'again' });
+    system.spawn(fixture('feed'), { args: { count: 1 } });
+    await system.start();
+    await until(() => system.crashReports.length === 1, 'the crash');
+    const report = await system.stop();
+    expect(report.failure).toBeUndefined();
+    // The stop ended the crashed worker; the restart then launched a new one nobody would end.
+    expect(system.liveThreads).toEqual([]);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(Atomics.load(new Int32Array(incarnations), 0)).toBe(1);
+    expect(system.liveThreads).toEqual([]);
+  }, 20_000);
+
   it('a stop asked while an onInit never returns ends the start in the exit timeout: no hang, no thread left', async () => {
     const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
     system.spawn(fixture('hang-init'));
