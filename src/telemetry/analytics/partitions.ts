@@ -269,13 +269,17 @@ export async function materialize(
           // The small partitions still answer: the merge is tried again later, not at every look.
           const why = error instanceof Error ? error.message : String(error);
           for (const p of group) memory?.merges.failed(p.row.partitionId, why);
-          memory?.onMergeFailed?.({
-            processId,
-            streamId: stream.streamId,
-            stream: String(stream.properties.name ?? stream.streamId),
-            partitionIds: group.map((p) => p.row.partitionId),
-            error: why,
-          });
+          try {
+            memory?.onMergeFailed?.({
+              processId,
+              streamId: stream.streamId,
+              stream: String(stream.properties.name ?? stream.streamId),
+              partitionIds: group.map((p) => p.row.partitionId),
+              error: why,
+            });
+          } catch {
+            // A listener that throws must not turn a merge that failed harmlessly into a failed query.
+          }
           continue;
         }
         if (merged === undefined) continue;
