@@ -115,7 +115,11 @@ it('a merge that fails with its files there is not tried again before unreadable
         cacheDir: join(dir, `analytics-${retryMs}`),
         freshnessMs: 0,
         unreadableRetryMs: retryMs,
-        onMergeFailed: (failure) => failures.push(failure),
+        // A listener that throws: the queries answer all the same.
+        onMergeFailed: (failure) => {
+          failures.push(failure);
+          throw new Error('a listener that fails');
+        },
       });
       try {
         const [process] = await analytics.lake.processes();
