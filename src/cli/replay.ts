@@ -274,14 +274,14 @@ export function storedDiff(recording: string, diff: ReplayDiff, limit: number): 
 /**
  * Records a replay's diff in the lake, as a stream of the replay process (see
  * `telemetry/persist/replay-diff.ts`): through the embedded lake's ingestion with `--data`, through
- * the server's with `--url`. The process record sent again is the one the lake holds (ingestion
- * keeps the first), made with the persister's clock; the block is timed at the end of the
+ * the server's with `--url`. The process record sent again is the one the lake holds, field for
+ * field (ingestion refuses other content under its id); the block is timed at the end of the
  * replay's last block.
  */
 async function keepDiff(options: ReplayOptions, replay: string, stored: StoredDiff): Promise<void> {
   const row = await withSource(options, async (source) => {
     const { rows } = await source.analytics.query(
-      `SELECT exe, host, username, start_ns::VARCHAR, parent_process_id, properties::VARCHAR, (SELECT epoch_ns(max(end_time))::VARCHAR FROM blocks WHERE process_id = ${quoteLiteral(replay)}) FROM processes WHERE process_id = ${quoteLiteral(replay)}`,
+      `SELECT exe, host, username, start_ns::VARCHAR, parent_process_id, properties::VARCHAR, (SELECT epoch_ns(max(end_time))::VARCHAR FROM blocks WHERE process_id = ${quoteLiteral(replay)}), start_ticks::VARCHAR, clock::VARCHAR FROM processes WHERE process_id = ${quoteLiteral(replay)}`,
       // Unscoped: a look scoped to the replay would be reused by the next query of it, for up to
       // the analytics' freshness, and hide the diff just kept.
       { maxRows: 1 },
@@ -290,7 +290,7 @@ async function keepDiff(options: ReplayOptions, replay: string, stored: StoredDi
   });
   if (row === undefined)
     throw new CliError(`the replay ${replay} is not in the lake: its diff cannot be kept there`);
-  const [exe, host, username, startNs, parent, properties, lastEndNs] = row.map((v) =>
+  const [exe, host, username, startNs, parent, properties, lastEndNs, startTicks, clock] = row.map((v) =>
     v === null ? '' : String(v),
   );
   const at = lastEndNs ? { atEpochNs: BigInt(lastEndNs) } : {};
@@ -300,8 +300,11 @@ async function keepDiff(options: ReplayOptions, replay: string, stored: StoredDi
     host: host!,
     username: username!,
     startTime: formatRfc3339Ns(BigInt(startNs!)),
-    startTicks: 0,
-    clock: { name: 'dorsal-spine-ns', ticksPerSecond: 1e9 },
+    // As the lake holds them: the ingestion refuses a process record sent again with other content.
+    startTicks: startTicks ? Number(startTicks) : 0,
+    clock: clock
+      ? (JSON.parse(clock) as ProcessInfo['clock'])
+      : { name: 'dorsal-spine-ns', ticksPerSecond: 1e9 },
     ...(parent ? { parentProcessId: parent } : {}),
     properties: JSON.parse(properties!) as Record<string, string>,
   };

@@ -413,6 +413,12 @@ describe('partitions, cached and rebuilt', () => {
       );
       expect(metadata.decodedBlocks).toBe(0);
       expect(n(metadata.rows[0]![0])).toBeGreaterThan(0);
+      // Every field of the process record the lake holds (a diff sends it again as it is).
+      const [process] = await analytics.lake.processes();
+      const record = await analytics.query(
+        "SELECT start_ticks, clock->>'name', (clock->>'ticksPerSecond')::DOUBLE FROM processes",
+      );
+      expect(record.rows).toEqual([[process!.startTicks, process!.clock.name, process!.clock.ticksPerSecond]]);
       const first = await analytics.query(count);
       expect(first.decodedBlocks).toBeGreaterThan(0);
       const second = await analytics.query(count);
