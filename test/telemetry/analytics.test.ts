@@ -418,7 +418,9 @@ describe('partitions, cached and rebuilt', () => {
       const record = await analytics.query(
         "SELECT start_ticks, clock->>'name', (clock->>'ticksPerSecond')::DOUBLE FROM processes",
       );
-      expect(record.rows).toEqual([[process!.startTicks, process!.clock.name, process!.clock.ticksPerSecond]]);
+      expect(record.rows).toEqual([
+        [process!.startTicks, process!.clock.name, process!.clock.ticksPerSecond],
+      ]);
       const first = await analytics.query(count);
       expect(first.decodedBlocks).toBeGreaterThan(0);
       const second = await analytics.query(count);
