@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startIngestionServer } from '../../src/ingestion.js';
 import { Lake } from '../../src/lake.js';
-import { type DropEvent, type SinkStats, TelemetrySink } from '../../src/sink.js';
+import { type DropEvent, type SinkOptions, type SinkStats, TelemetrySink } from '../../src/sink.js';
+import type { ProcessInfo, StreamInfo } from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 
 const FAST = { initialMs: 10, maxMs: 100 };
@@ -67,43 +68,61 @@ async function holdingProxy(
   };
 }
 
+/** The blocks the lake at `data` holds of `processId`, and the drops it was told of. */
+async function inLake(data: string, processId: string): Promise<{ blocks: string[]; drops: number }> {
+  const lake = Lake.open({ data });
+  try {
+    return {
+      blocks: (await lake.blocks({ processId })).map((b) => b.blockId),
+      drops: (await lake.drops(processId)).reduce((sum, report) => sum + report.total, 0),
+    };
+  } finally {
+    await lake.close();
+  }
+}
+
+/**
+ * Runs `test` with a sink sending one stream of a new process, through a holding proxy, to a
+ * real ingestion server over a lake in `data`; `options` are the sink's (given the proxy, to
+ * release it from a listener). The proxy and the server are closed after, whatever happens.
+ */
+async function withHeldSink(
+  data: string,
+  options: (proxy: { release(): void }) => Partial<SinkOptions>,
+  test: (held: { sink: TelemetrySink; process: ProcessInfo; stream: StreamInfo }) => Promise<void>,
+  answerBlocks: 'forward' | 'unavailable' = 'forward',
+): Promise<void> {
+  const server = await startIngestionServer({ port: 0, lake: { data } });
+  const proxy = await holdingProxy(server.url, answerBlocks);
+  try {
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({ target: proxy.url, process, backoff: FAST, ...options(proxy) });
+    sink.addStream(stream);
+    await test({ sink, process, stream });
+  } finally {
+    await proxy.close();
+    await server.close();
+  }
+}
+
 describe('a block whose request is answered after close gave it up', () => {
   const { dir, cleanup } = tempDir();
   afterAll(cleanup);
 
-  async function inLake(data: string, processId: string): Promise<{ blocks: string[]; drops: number }> {
-    const lake = Lake.open({ data });
-    try {
-      return {
-        blocks: (await lake.blocks({ processId })).map((b) => b.blockId),
-        drops: (await lake.drops(processId)).reduce((sum, report) => sum + report.total, 0),
-      };
-    } finally {
-      await lake.close();
-    }
-  }
-
   it('is counted sent, not also dropped: sent + dropped = pushed', async () => {
     const data = join(dir, 'late-answer');
-    const server = await startIngestionServer({ port: 0, lake: { data } });
-    const proxy = await holdingProxy(server.url);
-    try {
-      const process = makeProcess();
-      const stream = makeStream(process.processId);
-      const drops: DropEvent[] = [];
-      const sent: string[] = [];
-      const sink = new TelemetrySink({
-        target: proxy.url,
-        process,
-        backoff: FAST,
-        // The block's request goes on as soon as close has given it up.
-        onDrop: (event) => {
-          drops.push(event);
-          proxy.release();
-        },
-        onSent: (id) => sent.push(id),
-      });
-      sink.addStream(stream);
+    const drops: DropEvent[] = [];
+    const sent: string[] = [];
+    const options = (proxy: { release(): void }): Partial<SinkOptions> => ({
+      // The block's request goes on as soon as close has given it up.
+      onDrop: (event) => {
+        drops.push(event);
+        proxy.release();
+      },
+      onSent: (id) => sent.push(id),
+    });
+    await withHeldSink(data, options, async ({ sink, process, stream }) => {
       const { block } = makeBlock(stream, 8, 1);
       expect(sink.push(block)).toBe(true);
       await sink.close({ timeoutMs: 100 });
@@ -117,68 +136,49 @@ describe('a block whose request is answered after close gave it up', () => {
       // The lake holds the block, and was told of no drop.
       expect(stats.reportedDrops).toBe(0);
       expect(await inLake(data, process.processId)).toEqual({ blocks: [block.blockId], drops: 0 });
-    } finally {
-      await proxy.close();
-      await server.close();
-    }
+    });
   }, 60_000);
 
   it('is reported dropped to the lake once its request fails', async () => {
     const data = join(dir, 'late-failure');
-    const server = await startIngestionServer({ port: 0, lake: { data } });
-    const proxy = await holdingProxy(server.url, 'unavailable');
-    try {
-      const process = makeProcess();
-      const stream = makeStream(process.processId);
-      const sent: string[] = [];
-      const sink = new TelemetrySink({
-        target: proxy.url,
-        process,
-        backoff: FAST,
-        onDrop: () => proxy.release(),
-        onSent: (id) => sent.push(id),
-      });
-      sink.addStream(stream);
-      sink.push(makeBlock(stream, 8, 1).block);
-      const stats = await sink.close({ timeoutMs: 100 });
-      expect(stats).toMatchObject({ pushed: 1, sent: 0, droppedTotal: 1, dropped: { shutdown: 1 } });
-      expect(sent).toEqual([]);
-      expect(stats.reportedDrops).toBe(1);
-      expect(await inLake(data, process.processId)).toEqual({ blocks: [], drops: 1 });
-    } finally {
-      await proxy.close();
-      await server.close();
-    }
+    const sent: string[] = [];
+    const options = (proxy: { release(): void }): Partial<SinkOptions> => ({
+      onDrop: () => proxy.release(),
+      onSent: (id) => sent.push(id),
+    });
+    await withHeldSink(
+      data,
+      options,
+      async ({ sink, process, stream }) => {
+        sink.push(makeBlock(stream, 8, 1).block);
+        const stats = await sink.close({ timeoutMs: 100 });
+        expect(stats).toMatchObject({ pushed: 1, sent: 0, droppedTotal: 1, dropped: { shutdown: 1 } });
+        expect(sent).toEqual([]);
+        expect(stats.reportedDrops).toBe(1);
+        expect(await inLake(data, process.processId)).toEqual({ blocks: [], drops: 1 });
+      },
+      'unavailable',
+    );
   }, 60_000);
 
   it('a second close, called while the first is under way, waits for it and returns the same stats', async () => {
-    const data = join(dir, 'second-close');
-    const server = await startIngestionServer({ port: 0, lake: { data } });
-    const proxy = await holdingProxy(server.url);
-    try {
-      const process = makeProcess();
-      const stream = makeStream(process.processId);
-      let second: Promise<SinkStats> | undefined;
-      const sink = new TelemetrySink({
-        target: proxy.url,
-        process,
-        backoff: FAST,
-        // Called by the first close as it gives the block up: the second one comes in then.
-        onDrop: () => {
-          second = sink.close();
-          proxy.release();
-        },
-      });
-      sink.addStream(stream);
+    let second: Promise<SinkStats> | undefined;
+    let closing: TelemetrySink | undefined;
+    const options = (proxy: { release(): void }): Partial<SinkOptions> => ({
+      // Called by the first close as it gives the block up: the second one comes in then.
+      onDrop: () => {
+        second = closing!.close();
+        proxy.release();
+      },
+    });
+    await withHeldSink(join(dir, 'second-close'), options, async ({ sink, stream }) => {
+      closing = sink;
       sink.push(makeBlock(stream, 8, 1).block);
       const first = await sink.close({ timeoutMs: 100 });
       expect(first).toMatchObject({ pushed: 1, sent: 1, droppedTotal: 0, inFlight: 0 });
       expect(second).toBeDefined();
       expect(await second).toEqual(first);
-    } finally {
-      await proxy.close();
-      await server.close();
-    }
+    });
   }, 60_000);
 
   it('is counted sent, not also dropped, when the spool could not be opened', async () => {
@@ -186,33 +186,22 @@ describe('a block whose request is answered after close gave it up', () => {
     // A spool directory under a file: it cannot be made.
     const file = join(dir, 'a-file');
     writeFileSync(file, 'not a directory');
-    const server = await startIngestionServer({ port: 0, lake: { data } });
-    const proxy = await holdingProxy(server.url);
-    try {
-      const process = makeProcess();
-      const stream = makeStream(process.processId);
-      const drops: DropEvent[] = [];
-      const sink = new TelemetrySink({
-        target: proxy.url,
-        process,
-        backoff: FAST,
-        spool: { dir: join(file, 'spool') },
-        onDrop: (event) => {
-          drops.push(event);
-          proxy.release();
-        },
-      });
-      sink.addStream(stream);
+    const drops: DropEvent[] = [];
+    const options = (proxy: { release(): void }): Partial<SinkOptions> => ({
+      spool: { dir: join(file, 'spool') },
+      onDrop: (event) => {
+        drops.push(event);
+        proxy.release();
+      },
+    });
+    await withHeldSink(data, options, async ({ sink, process, stream }) => {
       const { block } = makeBlock(stream, 8, 1);
       sink.push(block);
       const stats = await sink.close({ timeoutMs: 100 });
       expect(drops).toEqual([expect.objectContaining({ blockId: block.blockId })]);
       expect(stats).toMatchObject({ pushed: 1, sent: 1, droppedTotal: 0, reportedDrops: 0 });
       expect(await inLake(data, process.processId)).toEqual({ blocks: [block.blockId], drops: 0 });
-    } finally {
-      await proxy.close();
-      await server.close();
-    }
+    });
   }, 60_000);
 });
 
@@ -222,26 +211,18 @@ describe('a block in flight at close that the spool cannot take', () => {
 
   it('is counted sent, not also dropped (spoolFull), when its request then succeeds', async () => {
     const data = join(dir, 'spool-full');
-    const server = await startIngestionServer({ port: 0, lake: { data } });
-    const proxy = await holdingProxy(server.url);
-    try {
-      const process = makeProcess();
-      const stream = makeStream(process.processId);
-      const drops: DropEvent[] = [];
-      const sent: string[] = [];
-      const sink = new TelemetrySink({
-        target: proxy.url,
-        process,
-        backoff: FAST,
-        // A spool that opens but holds no block: close gives the block in flight up as spoolFull.
-        spool: { dir: join(dir, 'spool'), maxBytes: 1 },
-        onDrop: (event) => {
-          drops.push(event);
-          proxy.release();
-        },
-        onSent: (id) => sent.push(id),
-      });
-      sink.addStream(stream);
+    const drops: DropEvent[] = [];
+    const sent: string[] = [];
+    const options = (proxy: { release(): void }): Partial<SinkOptions> => ({
+      // A spool that opens but holds no block: close gives the block in flight up as spoolFull.
+      spool: { dir: join(dir, 'spool'), maxBytes: 1 },
+      onDrop: (event) => {
+        drops.push(event);
+        proxy.release();
+      },
+      onSent: (id) => sent.push(id),
+    });
+    await withHeldSink(data, options, async ({ sink, process, stream }) => {
       const { block } = makeBlock(stream, 8, 1);
       expect(sink.push(block)).toBe(true);
       await sink.close({ timeoutMs: 100 });
@@ -250,18 +231,7 @@ describe('a block in flight at close that the spool cannot take', () => {
       const stats = sink.stats;
       expect(stats).toMatchObject({ pushed: 1, sent: 1, droppedTotal: 0, reportedDrops: 0 });
       expect(stats.dropped.spoolFull).toBe(0);
-      const lake = Lake.open({ data });
-      try {
-        expect((await lake.blocks({ processId: process.processId })).map((b) => b.blockId)).toEqual([
-          block.blockId,
-        ]);
-        expect((await lake.drops(process.processId)).reduce((sum, r) => sum + r.total, 0)).toBe(0);
-      } finally {
-        await lake.close();
-      }
-    } finally {
-      await proxy.close();
-      await server.close();
-    }
+      expect(await inLake(data, process.processId)).toEqual({ blocks: [block.blockId], drops: 0 });
+    });
   }, 60_000);
 });
