@@ -34,7 +34,7 @@ import {
   Tracking,
 } from '../src/index.js';
 import type { PreemptionReport } from './spine/preemption-worker.js';
-import { floorLink, Hop, type LatencyReport, pipelineSpine } from './spine/spine.js';
+import { type FloorWorkerData, floorLink, Hop, type LatencyReport, pipelineSpine } from './spine/spine.js';
 import type { BenchRow, BenchSection } from './types.js';
 
 const GROUP = 'spine';
@@ -402,7 +402,16 @@ async function floor(run: PipelineRun, tracked: boolean, queues = false): Promis
   // The right side (relay1 + sink) first: the left one's source publishes as soon as it runs.
   for (const side of ['right', 'left'] as const) {
     const worker = new Worker(url, {
-      workerData: { side, links, timings, tracked, count: warmup + count, warmup, intervalNs, clockBase },
+      workerData: {
+        side,
+        links,
+        timings,
+        tracked,
+        count: warmup + count,
+        warmup,
+        intervalNs,
+        clockBase,
+      } satisfies FloorWorkerData,
     });
     workers.push(worker);
     const done = new Promise<LatencyReport>((resolve, reject) => {

@@ -22,20 +22,15 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Clock } from '../../src/spine/clock.js';
-import { FLOOR_SLOT_F64, FLOOR_SLOTS, FLOOR_SLOTS_F64, LatencyRecorder } from './spine.js';
+import {
+  FLOOR_SLOT_F64,
+  FLOOR_SLOTS,
+  FLOOR_SLOTS_F64,
+  type FloorWorkerData,
+  LatencyRecorder,
+} from './spine.js';
 
-const { side, links, timings, tracked, count, warmup, intervalNs, clockBase } = workerData as {
-  side: 'left' | 'right';
-  /** One buffer per hop (see `floorLink`). */
-  links: readonly SharedArrayBuffer[];
-  /** Tracked: the timing rings of relay1, relay2 and the sink (each a `floorLink`). */
-  timings: readonly SharedArrayBuffer[];
-  tracked: boolean;
-  count: number;
-  warmup: number;
-  intervalNs: number;
-  clockBase: number;
-};
+const { side, links, timings, tracked, count, warmup, intervalNs, clockBase } = workerData as FloorWorkerData;
 
 const SLOT_F64 = FLOOR_SLOT_F64;
 const SLOTS_F64 = FLOOR_SLOTS_F64;

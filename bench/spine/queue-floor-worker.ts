@@ -20,20 +20,9 @@ import {
 } from '../../src/queues/index.js';
 import { Clock } from '../../src/spine/clock.js';
 import { TimingRecord, Tracking } from '../../src/spine/tracking.js';
-import { Hop, LatencyRecorder } from './spine.js';
+import { type FloorWorkerData, Hop, LatencyRecorder } from './spine.js';
 
-const { side, links, timings, tracked, count, warmup, intervalNs, clockBase } = workerData as {
-  side: 'left' | 'right';
-  /** One queue per hop, made with the `Tracking` envelope when `tracked`. */
-  links: readonly SharedArrayBuffer[];
-  /** Tracked: the timing queues of relay1 and relay2. */
-  timings: readonly SharedArrayBuffer[];
-  tracked: boolean;
-  count: number;
-  warmup: number;
-  intervalNs: number;
-  clockBase: number;
-};
+const { side, links, timings, tracked, count, warmup, intervalNs, clockBase } = workerData as FloorWorkerData;
 
 type HopMessage = MessageOfLayout<typeof Hop>;
 type HopQueue = SeqlockQueue<HopMessage, Tracking | null>;

@@ -86,3 +86,17 @@ export const FLOOR_SLOTS_F64 = 8;
 export function floorLink(): SharedArrayBuffer {
   return new SharedArrayBuffer((FLOOR_SLOTS_F64 + FLOOR_SLOTS * FLOOR_SLOT_F64) * 8);
 }
+
+/** What the floor workers take (spine/floor-worker.ts on raw Atomics, spine/queue-floor-worker.ts on dorsal's queues). */
+export interface FloorWorkerData {
+  readonly side: 'left' | 'right';
+  /** One buffer per hop: a `floorLink`, or a queue (with the `Tracking` envelope when `tracked`). */
+  readonly links: readonly SharedArrayBuffer[];
+  /** Tracked: the timing rings (`floorLink`s: relay1, relay2, sink) or queues (relay1, relay2). */
+  readonly timings: readonly SharedArrayBuffer[];
+  readonly tracked: boolean;
+  readonly count: number;
+  readonly warmup: number;
+  readonly intervalNs: number;
+  readonly clockBase: number;
+}
