@@ -6,6 +6,7 @@ import { DorsalError } from '../errors.js';
 import { checkMemoryLimit, type QueryFunction } from '../telemetry/analytics/query.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
+import { LakeNotFoundError } from '../telemetry/errors.js';
 
 /** Where a command reads recorded runs: the embedded lake or a server, and which process. */
 export interface SourceOptions {
@@ -189,9 +190,11 @@ export async function resolveProcess(source: Source, wanted: string | undefined)
   // row limit never hides an old process.
   const filter =
     wanted === undefined ? '' : `WHERE starts_with(process_id, ${quoteLiteral(wanted.toLowerCase())})`;
-  const { rows } = await source.analytics.query(
-    `SELECT process_id, exe, start_time::VARCHAR, properties::VARCHAR FROM processes ${filter} ORDER BY start_time DESC LIMIT 2`,
-  );
+  const sql = `SELECT process_id, exe, start_time::VARCHAR, properties::VARCHAR FROM processes ${filter} ORDER BY start_time DESC LIMIT 2`;
+  const { rows } =
+    wanted !== undefined && WHOLE_ID.test(wanted)
+      ? await askOf(source, wanted, sql)
+      : await source.analytics.query(sql);
   if (rows.length === 0 && wanted === undefined) {
     throw new CliError(
       `${source.where} holds no recorded process: record a run first (\`npm start\`, or \`dorsal run MODULE\`)`,
@@ -211,6 +214,28 @@ export async function resolveProcess(source: Source, wanted: string | undefined)
     properties = JSON.parse(String(row[3])) as Record<string, string>;
   } catch {}
   return { processId: String(row[0]), exe: String(row[1]), startTime: String(row[2]), properties };
+}
+
+/** A whole process id (what the lake gives a process), any case. */
+const WHOLE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * `sql` asked of process `id` alone, no rows if the lake holds no such process. A server reuses
+ * its look at the whole lake for a second (`freshnessMs`): a process recorded since, such as the
+ * replay a command has just made, is not in it yet, and was said not to exist. A look at one
+ * process is taken afresh when it is not known yet.
+ */
+async function askOf(
+  source: Source,
+  id: string,
+  sql: string,
+): Promise<{ rows: readonly (readonly unknown[])[] }> {
+  try {
+    return await source.analytics.query(sql, { process: id });
+  } catch (error) {
+    if (error instanceof LakeNotFoundError) return { rows: [] };
+    throw error;
+  }
 }
 
 /** Runs a command's work against its source, and closes it whatever happens. */
