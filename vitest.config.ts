@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/compile-once.ts'],
     pool: 'forks',
     execArgv: ['--import', 'tsx'],
     testTimeout: 60_000,

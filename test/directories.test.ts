@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { makeDirectories, makeDirectoriesSync } from '../src/directories.js';
+import { compiled } from './helpers/compiled.js';
 import { tempDir } from './telemetry/fixtures.js';
 
 const DORSAL_BIN = fileURLToPath(new URL('../src/cli/dorsal.ts', import.meta.url));
@@ -46,7 +47,7 @@ describe('making directories', () => {
     expect(run.stdout.trim().split('\n')).toEqual(['sync ENOENT', 'async ENOENT']);
     const demo = spawnSync(
       process.execPath,
-      ['--import', 'tsx', DORSAL_BIN, 'demo', '--seconds', '0.2', '--data', '/proc/dorsal-nope'],
+      [compiled(DORSAL_BIN), 'demo', '--seconds', '0.2', '--data', '/proc/dorsal-nope'],
       { encoding: 'utf8', timeout: 60_000 },
     );
     expect(demo.signal).toBeNull();

@@ -1,13 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { runTsxChild } from '../helpers/child.js';
+import { runCompiledChild } from '../helpers/child.js';
 
 const RUN = fileURLToPath(new URL('../fixtures/live-stats-run.ts', import.meta.url));
 
 /** Runs the fixture pipeline in a child process (the observer prints to stdout) and returns its output. */
 async function run(ticks: number, timingCapacity?: number): Promise<string> {
   const args = [RUN, String(ticks), ...(timingCapacity === undefined ? [] : [String(timingCapacity)])];
-  const { out, code } = await runTsxChild(args, 60_000);
+  const { out, code } = await runCompiledChild(args, 60_000);
   expect(code).toBe(0);
   return out;
 }

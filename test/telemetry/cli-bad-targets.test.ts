@@ -258,7 +258,7 @@ describe('dorsal given a target that is not what it should be', () => {
         ['processes', '--data', lake],
         ['trace', '--data', lake, '-o', '-'],
       ]) {
-        const child = spawn(process.execPath, ['--import', 'tsx', DORSAL_BIN, ...args], {
+        const child = spawn(process.execPath, [DORSAL_BIN, ...args], {
           stdio: ['ignore', full, 'pipe'],
         });
         let stderr = '';

@@ -1,7 +1,9 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lake } from '../../src/telemetry/lake/lake.js';
+import { compiled } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
@@ -58,8 +60,8 @@ describe('the dorsal command on a recorded run', () => {
       dir,
       '--json',
     ]);
-    expect((JSON.parse(system.stdout) as { rows: string[][] }).rows[0]![0]).toMatch(
-      /^file:.*\/examples\/market\/system\.ts$/,
+    expect((JSON.parse(system.stdout) as { rows: string[][] }).rows[0]![0]).toBe(
+      pathToFileURL(compiled('examples/market/system.ts')).href,
     );
     const table = await runDorsal(['processes', '--data', dir]);
     expect(table.stdout).toMatch(/^process +exe +start +duration +messages +timings +replay of$/m);

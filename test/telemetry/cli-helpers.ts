@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { compiled } from '../helpers/compiled.js';
 
-/** The `dorsal` command, run from its TypeScript source. */
-export const DORSAL_BIN = fileURLToPath(new URL('../../src/cli/dorsal.ts', import.meta.url));
+/** The `dorsal` command, compiled from its source by the tests' global setup. */
+export const DORSAL_BIN = compiled(fileURLToPath(new URL('../../src/cli/dorsal.ts', import.meta.url)));
 
 /** What a finished `dorsal` run printed, and how it exited. */
 export interface DorsalRun {
@@ -12,9 +13,12 @@ export interface DorsalRun {
   readonly stderr: string;
 }
 
-/** Spawns `dorsal ARGS…` (with extra environment variables). */
+/**
+ * Spawns `dorsal ARGS…` (with extra environment variables), compiled: an argument that names a
+ * TypeScript file of the repository (a system module) is given as its compiled JavaScript.
+ */
 export function spawnDorsal(args: readonly string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', DORSAL_BIN, ...args], {
+  return spawn(process.execPath, [DORSAL_BIN, ...args.map(compiled)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DORSAL_KEY: '', ...env },
   });

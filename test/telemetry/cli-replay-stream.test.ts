@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compiled, literally } from '../helpers/compiled.js';
 import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
@@ -173,7 +174,7 @@ describe('dorsal replay streams its playlist through a ring much smaller than it
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(
       new RegExp(
-        `^dorsal: field 'f' of stream 'alpha' is an i64 in ${FIXTURES}/retyped\\.system\\.ts, an f64 in process ${recorded}: 3,600 of its 3,600 recorded values do not fit \\(the first: alpha #0, 'nan'\\); nothing was replayed`,
+        `^dorsal: field 'f' of stream 'alpha' is an i64 in ${literally(compiled(`${FIXTURES}/retyped.system.ts`))}, an f64 in process ${recorded}: 3,600 of its 3,600 recorded values do not fit \\(the first: alpha #0, 'nan'\\); nothing was replayed`,
       ),
     );
     const after = await runDorsal(['processes', '--data', dir, '--json']);

@@ -2,9 +2,11 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { BlockRow } from '../../src/telemetry/lake/types.js';
+import { compiled, literally } from '../helpers/compiled.js';
 import { runDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
@@ -15,6 +17,8 @@ import { tempDir } from './fixtures.js';
 
 const SYSTEM = 'examples/market/system.ts';
 const FIXTURES = 'test/fixtures/replay';
+/** The system module's URL, as a process run by the compiled `dorsal` records it. */
+const SYSTEM_URL = pathToFileURL(compiled(SYSTEM)).href;
 const STREAMS = ['ticks', 'books', 'orders', 'acks'];
 
 interface StreamComparison {
@@ -241,7 +245,10 @@ describe('dorsal replay of a recorded run', () => {
     ]);
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(
-      /^replaying [\d,]+ ingress messages of process \S+ into file:.*system\.ts at speed 1$/m,
+      new RegExp(
+        `^replaying [\\d,]+ ingress messages of process \\S+ into ${literally(SYSTEM_URL)} at speed 1$`,
+        'm',
+      ),
     );
     expect(stdout).toMatch(/^stream +matched +differing +only recorded +only replayed$/m);
     expect(stdout).toMatch(/^ticks +[\d,]+ +0 +0 +0$/m);
@@ -352,11 +359,7 @@ describe('dorsal replay of a recorded run', () => {
       replays[0]!,
       "SELECT properties->>'dorsal.replay_of', properties->>'dorsal.replay_speed', properties->>'dorsal.system' FROM processes",
     );
-    expect(properties).toEqual([
-      recorded,
-      'max',
-      expect.stringMatching(/^file:.*\/examples\/market\/system\.ts$/),
-    ]);
+    expect(properties).toEqual([recorded, 'max', SYSTEM_URL]);
     const table = await runDorsal(['processes', '--data', dir]);
     expect(table.stdout).toMatch(new RegExp(`^${replays[0]} .* ${recorded}$`, 'm'));
   });
@@ -406,7 +409,9 @@ describe('dorsal replay of a recorded run', () => {
       [['--process', 'ffffffff'], /^dorsal: no process ffffffff in .*: `dorsal processes` lists them/],
       [
         ['--system', `${FIXTURES}/not-a-system.ts`],
-        /^dorsal: test\/fixtures\/replay\/not-a-system\.ts must export default defineSystem/,
+        new RegExp(
+          `^dorsal: ${literally(compiled(`${FIXTURES}/not-a-system.ts`))} must export default defineSystem`,
+        ),
       ],
       [['--system', 'no/such/system.ts'], /^dorsal: no system module at no\/such\/system\.ts/],
       [['--speed', 'fast'], /argument 'fast' is invalid. expected 1 \(as recorded\), 10/],
@@ -501,7 +506,7 @@ describe('dorsal replay of other recordings', () => {
   it('a process that does not say its system asks for --system, and replays with it', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-bare-');
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', `${FIXTURES}/record-bare.ts`, dir], {
+      const child = spawn(process.execPath, [compiled(`${FIXTURES}/record-bare.ts`), dir], {
         stdio: 'inherit',
       });
       const [exit] = (await once(child, 'exit')) as [number | null];
@@ -794,7 +799,7 @@ describe('dorsal replay of other recordings', () => {
       '5000',
     ]);
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', `${FIXTURES}/record-echo.ts`, serve.url], {
+      const child = spawn(process.execPath, [compiled(`${FIXTURES}/record-echo.ts`), serve.url], {
         stdio: 'inherit',
       });
       const [exit] = (await once(child, 'exit')) as [number | null];

@@ -4,14 +4,16 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Lake } from '../../src/lake.js';
 import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
+import { compiled } from '../helpers/compiled.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { get, post } from './http-helpers.js';
 
-const BIN = fileURLToPath(new URL('../../src/cli/dorsal.ts', import.meta.url));
+/** The `dorsal` command, compiled by the tests' global setup. */
+const BIN = compiled(fileURLToPath(new URL('../../src/cli/dorsal.ts', import.meta.url)));
 
 /** Spawns `dorsal serve …` and resolves with its URL once it says it listens. */
 async function serve(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', ...args], {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -56,7 +58,7 @@ describe('dorsal serve', () => {
   });
 
   it('refuses a bad option with a message and a non-zero exit', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'serve', '--port', 'eighty'], {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', 'eighty'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let err = '';
@@ -69,13 +71,9 @@ describe('dorsal serve', () => {
   });
 
   it('refuses an unknown lake URL scheme', async () => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', BIN, 'serve', '--port', '0', '--db', 'mysql://db/lake'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--db', 'mysql://db/lake'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       err += chunk.toString();

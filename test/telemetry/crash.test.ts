@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { IngestionService } from '../../src/ingestion.js';
 import { type BlockRow, Lake } from '../../src/lake.js';
 import type { IngestPlan } from '../fixtures/ingest-until-killed.js';
+import { compiled } from '../helpers/compiled.js';
 import { eventBytes, makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/ingest-until-killed.ts', import.meta.url));
@@ -31,7 +32,7 @@ describe('the embedded lake after its process is killed mid-ingest', () => {
 
     // Killed once it has stored 100 blocks, with up to 8 more being written: the kill usually
     // leaves a file or two cut short under their final names, without rows (seen in 2 runs of 3).
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, planFile], {
+    const child = spawn(process.execPath, [compiled(CHILD), planFile], {
       stdio: ['ignore', 'pipe', 'inherit'],
       timeout: 60_000,
     });

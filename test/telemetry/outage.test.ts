@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createApiKey, Lake } from '../../src/lake.js';
 import { encodeBlock } from '../../src/wire.js';
 import type { LoadPlan, LoadResult } from '../fixtures/sink-under-load.js';
+import { compiled } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { startDorsalServe } from './cli-helpers.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
@@ -55,7 +56,7 @@ describe('ingestion down while sinks send at load (real processes)', () => {
         },
       ],
     };
-    const loader = spawn(process.execPath, ['--import', 'tsx', LOADER, JSON.stringify(plan)], {
+    const loader = spawn(process.execPath, [compiled(LOADER), JSON.stringify(plan)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     let out = '';

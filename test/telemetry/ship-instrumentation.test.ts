@@ -8,7 +8,7 @@ import {
   shipInstrumentation,
 } from '../../src/persist.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
-import { runTsxChild } from '../helpers/child.js';
+import { runCompiledChild } from '../helpers/child.js';
 import { tempDir } from './fixtures.js';
 import { streamOf } from './persisted.js';
 
@@ -21,7 +21,10 @@ describe('a plain process ships its own instrumentation', () => {
   it('its main thread’s and a worker’s logs, metrics and spans reach an embedded lake, as a system’s would', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
-    const { out, code } = await runTsxChild(['test/fixtures/instrumentation/ship-child.ts', dir], 60_000);
+    const { out, code } = await runCompiledChild(
+      ['test/fixtures/instrumentation/ship-child.ts', dir],
+      60_000,
+    );
     expect(code).toBe(0);
     const { processId, report } = JSON.parse(out.trim().split('\n').at(-1)!) as {
       processId: string;
@@ -83,7 +86,7 @@ describe('a plain process ships its own instrumentation', () => {
   it('events recorded after the thread’s last read, before the stop settles: counted lost, in the report and in the lake', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
-    const { out, code } = await runTsxChild(
+    const { out, code } = await runCompiledChild(
       ['test/fixtures/instrumentation/ship-late-child.ts', dir],
       60_000,
     );
@@ -112,7 +115,7 @@ describe('a plain process ships its own instrumentation', () => {
   it('a thread’s buffers it cannot read: those alone go unread, counted lost, and the report says why; the rest is shipped', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
-    const { out, code } = await runTsxChild(
+    const { out, code } = await runCompiledChild(
       ['test/fixtures/instrumentation/ship-refused-child.ts', dir],
       60_000,
     );

@@ -6,7 +6,7 @@ import { type IngestionServer, IngestionService, startIngestionServer } from '..
 import { Lake } from '../../src/lake.js';
 import { type DropEvent, TelemetrySink } from '../../src/sink.js';
 import { type Block, encodeBlock } from '../../src/wire.js';
-import { runTsxChild } from '../helpers/child.js';
+import { runCompiledChild } from '../helpers/child.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { freePort } from './http-helpers.js';
 
@@ -37,7 +37,7 @@ describe('telemetry sink', () => {
 
   it('keeps its process alive while flush and close are awaited with the server down (it ended in their middle, code 0)', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
-    const { out, code } = await runTsxChild(['test/fixtures/sink-server-down.ts', url], 60_000);
+    const { out, code } = await runCompiledChild(['test/fixtures/sink-server-down.ts', url], 60_000);
     expect(code).toBe(0);
     expect(
       out

@@ -1,0 +1,29 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository's root. */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * Where the global setup compiles the tree (`test/compile-once.ts`): inside the repository, so
+ * that a compiled module finds `node_modules` and the native addons (`build/`) as `dist` does.
+ */
+export const COMPILED_ROOT = join(REPO_ROOT, '.vitest-build');
+
+/**
+ * The compiled JavaScript of a TypeScript file of the repository (a path relative to the
+ * repository's root or absolute, or a file URL); anything else is returned as it is.
+ */
+export function compiled(file: string): string {
+  if (!file.endsWith('.ts')) return file;
+  const path = file.startsWith('file:') ? fileURLToPath(file) : resolve(REPO_ROOT, file);
+  const inRepo = relative(REPO_ROOT, path);
+  if (inRepo.startsWith('..') || isAbsolute(inRepo) || !existsSync(path)) return file;
+  return join(COMPILED_ROOT, inRepo.replace(/\.ts$/, '.js'));
+}
+
+/** `text` as a regular expression that matches it literally. */
+export function literally(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
