@@ -7,11 +7,12 @@ import { COMPILED_ROOT, REPO_ROOT } from './helpers/compiled.js';
 
 /**
  * Vitest's global setup: compiles the tree (sources, examples, test fixtures) to JavaScript once
- * per run, for what the tests start outside vitest's transform: `dorsal` commands and other
- * child processes. Run from TypeScript through tsx, each of those paid about a second of CPU to
- * transform its modules, in the process and again in every worker thread it starts; on two cores
- * that was a quarter of the suite's time. Compiled with `--noCheck` (a few seconds): type errors
- * are `npm run lint`'s to report, and emitting despite them keeps a test's failure its own.
+ * per run. The tests import dorsal compiled (see `vitest.config.ts`), and what they start in a
+ * worker thread or a child process runs compiled (`compiled`, `compiledUrl`). Through tsx, every
+ * such thread and process paid about a quarter to a second of CPU for a hooks thread and the
+ * transform of its modules: on two cores, four tenths of the suite's time. Compiled with
+ * `--noCheck` (a few seconds): type errors are `npm run lint`'s to report, and emitting despite
+ * them keeps a test's failure its own.
  */
 export default function compileOnce(project: TestProject): void {
   compile();

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, defineSystem, isSystemDefinition } from '../src/index.js';
 import { spine } from './fixtures/actors/spine.js';
+import { compiledUrl } from './helpers/compiled.js';
 
-const feed = new URL('./fixtures/actors/feed.ts', import.meta.url);
+const feed = compiledUrl('./fixtures/actors/feed.ts', import.meta.url);
 
 describe('defineSystem', () => {
   it('marks a well-formed definition, which runners tell from any other export', () => {

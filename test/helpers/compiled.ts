@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The repository's root. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -26,4 +26,14 @@ export function compiled(file: string): string {
 /** `text` as a regular expression that matches it literally. */
 export function literally(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The file URL of the compiled JavaScript of a TypeScript module named relative to `base` (a
+ * module's `import.meta.url`): how a test names a module that a worker thread or a child
+ * process runs. Run compiled, it shares one dorsal with the sources the test imports (compiled
+ * too: see `vitest.config.ts`), and needs no tsx in its thread.
+ */
+export function compiledUrl(path: string, base: string): URL {
+  return pathToFileURL(compiled(fileURLToPath(new URL(path, base))));
 }

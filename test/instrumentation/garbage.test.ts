@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HeapWindow } from '../fixtures/instrumentation/heap-meter.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
 
 describe('the instrumentation hot path makes no garbage', () => {
@@ -8,7 +9,7 @@ describe('the instrumentation hot path makes no garbage', () => {
   }, async () => {
     // Bytes per call: one boxed double per call would be 16; a fresh string, 16 or more.
     const below = 1;
-    const worker = startWorker(new URL('../fixtures/instrumentation/heap-meter.ts', import.meta.url), {
+    const worker = startWorker(compiledUrl('../fixtures/instrumentation/heap-meter.ts', import.meta.url), {
       warmup: 50_000,
       perWindow: 20_000,
       windows: 5,

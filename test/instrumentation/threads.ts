@@ -4,9 +4,10 @@ import type { ThreadBuffersDescriptor } from '../../src/index.js';
 import type { CollectedThread } from '../fixtures/instrumentation/collector.js';
 import type { EmitterDone } from '../fixtures/instrumentation/emitter.js';
 import type { ScriptArgs, ScriptName } from '../fixtures/instrumentation/scripts.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
 
-const fixture = (name: string) => new URL(`../fixtures/instrumentation/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/instrumentation/${name}.ts`, import.meta.url);
 
 /** An emitter worker, ready to run scripts; bound to `buffers` if given. */
 export async function startEmitter(buffers?: ThreadBuffersDescriptor): Promise<Worker> {

@@ -2,9 +2,10 @@ import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ByteRing, ByteRingHeader } from '../../src/queues/byte-ring.js';
 import { ringRecord } from '../fixtures/byte-ring-records.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { messageOfType, startWorker } from '../helpers/workers.js';
 
-const peer = new URL('../fixtures/byte-ring-peer.ts', import.meta.url);
+const peer = compiledUrl('../fixtures/byte-ring-peer.ts', import.meta.url);
 const workers: Worker[] = [];
 
 afterEach(async () => {

@@ -12,10 +12,11 @@ import {
   waitStrategyNamed,
 } from '../../src/index.js';
 import { fillStress, Stress } from '../fixtures/stress-message.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
 
-const budgetConsumer = new URL('../fixtures/budget-consumer.ts', import.meta.url);
+const budgetConsumer = compiledUrl('../fixtures/budget-consumer.ts', import.meta.url);
 const workers: Worker[] = [];
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.terminate()));

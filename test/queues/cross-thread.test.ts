@@ -2,6 +2,7 @@ import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SeqlockQueue } from '../../src/index.js';
 import { fillStress, Stress } from '../fixtures/stress-message.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
 
 interface Verdict {
@@ -15,8 +16,8 @@ interface Verdict {
   duplicates: number;
 }
 
-const consumerModule = new URL('../fixtures/stress-consumer.ts', import.meta.url);
-const producerModule = new URL('../fixtures/stress-producer.ts', import.meta.url);
+const consumerModule = compiledUrl('../fixtures/stress-consumer.ts', import.meta.url);
+const producerModule = compiledUrl('../fixtures/stress-producer.ts', import.meta.url);
 const workers: Worker[] = [];
 
 function start(module: URL, data: unknown, env?: Record<string, string>): Worker {

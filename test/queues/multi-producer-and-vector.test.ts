@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, SeqlockQueue, SeqlockVector } from '../../src/index.js';
 import { Tagged } from '../fixtures/mp-producer.js';
 import { isIntact, Stress } from '../fixtures/stress-message.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { messageOfType, startWorker } from '../helpers/workers.js';
 
 const workers: Worker[] = [];
@@ -20,7 +21,7 @@ describe('multi-producer queue across threads', () => {
       const consumer = queue.consumer();
       const producers = [1, 2, 3].map((id) =>
         startWorker(
-          new URL('../fixtures/mp-producer.ts', import.meta.url),
+          compiledUrl('../fixtures/mp-producer.ts', import.meta.url),
           {
             role: 'mp-producer',
             buffer: queue.buffer,
@@ -54,7 +55,7 @@ describe('multi-producer queue across threads', () => {
   it('three producers lap a small ring across threads: lapped consumers get intact messages in order and count the rest', async () => {
     const PER = 100_000;
     const queue = SeqlockQueue.create(Tagged, { capacity: 64, multiProducer: true });
-    const consumerModule = new URL('../fixtures/mp-consumer.ts', import.meta.url);
+    const consumerModule = compiledUrl('../fixtures/mp-consumer.ts', import.meta.url);
     const consumers = [
       startWorker(consumerModule, { buffer: queue.buffer, mode: 'spin' }),
       startWorker(consumerModule, { buffer: queue.buffer, mode: 'slow', napEvery: 200 }),
@@ -72,7 +73,7 @@ describe('multi-producer queue across threads', () => {
       }>(w, 'done'),
     );
     const producers = [1, 2, 3].map((id) =>
-      startWorker(new URL('../fixtures/mp-producer.ts', import.meta.url), {
+      startWorker(compiledUrl('../fixtures/mp-producer.ts', import.meta.url), {
         role: 'mp-producer',
         buffer: queue.buffer,
         id,
@@ -103,7 +104,7 @@ describe('SeqlockVector', () => {
     const COUNT = 300_000;
     const vector = SeqlockVector.create(Stress, { length: 4 });
     const reader = vector.reader();
-    const writer = startWorker(new URL('../fixtures/vector-writer.ts', import.meta.url), {
+    const writer = startWorker(compiledUrl('../fixtures/vector-writer.ts', import.meta.url), {
       buffer: vector.buffer,
       count: COUNT,
     });

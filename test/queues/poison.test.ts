@@ -9,11 +9,12 @@ import {
 } from '../../src/index.js';
 import { QueueHeader } from '../../src/queues/queue-header.js';
 import { Numbered, numbered } from '../fixtures/dying-writer.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
 
-const stoppedWriter = new URL('../fixtures/dying-writer.ts', import.meta.url);
-const numberedProducer = new URL('../fixtures/numbered-producer.ts', import.meta.url);
+const stoppedWriter = compiledUrl('../fixtures/dying-writer.ts', import.meta.url);
+const numberedProducer = compiledUrl('../fixtures/numbered-producer.ts', import.meta.url);
 const workers: Worker[] = [];
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.terminate()));

@@ -2,9 +2,10 @@ import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SeqlockQueue } from '../../src/index.js';
 import { fillStress, Stress } from '../fixtures/stress-message.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
 
-const sleepy = new URL('../fixtures/sleepy-consumer.ts', import.meta.url);
+const sleepy = compiledUrl('../fixtures/sleepy-consumer.ts', import.meta.url);
 const workers: Worker[] = [];
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.terminate()));
@@ -74,7 +75,7 @@ describe('parked consumers', () => {
     const ping = SeqlockQueue.create(Stress, { capacity: 8 });
     const pong = SeqlockQueue.create(Stress, { capacity: 8 });
     const progress = new Int32Array(new SharedArrayBuffer(4));
-    const module = new URL('../fixtures/ping-pong.ts', import.meta.url);
+    const module = compiledUrl('../fixtures/ping-pong.ts', import.meta.url);
     const sides = ['ponger', 'pinger'].map((role) =>
       startWorker(module, {
         role,

@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Clock } from '../../src/index.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
 
-const reader = new URL('../fixtures/clock-reader.ts', import.meta.url);
+const reader = compiledUrl('../fixtures/clock-reader.ts', import.meta.url);
 const addon = new URL('../../build/Release/dorsal_clock.node', import.meta.url);
 const workers: Worker[] = [];
 afterEach(async () => {

@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { System } from '../../src/index.js';
 import type { HeapWindow } from '../fixtures/actors/heap-probe.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 describe('the hot path makes no garbage', () => {
   it('an actor thread relaying tracked, timed messages makes less than a boxed double of garbage per message', async () => {

@@ -7,9 +7,10 @@ import {
   unbindThreadInstrumentation,
 } from '../../src/index.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 it('instrumentation capacities size the queues of every thread the system makes buffers for', async () => {
   // This thread has none: the system makes them, as deep as asked.

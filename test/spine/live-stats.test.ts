@@ -1,8 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { runCompiledChild } from '../helpers/child.js';
+import { compiledUrl } from '../helpers/compiled.js';
 
-const RUN = fileURLToPath(new URL('../fixtures/live-stats-run.ts', import.meta.url));
+const RUN = fileURLToPath(compiledUrl('../fixtures/live-stats-run.ts', import.meta.url));
 
 /** Runs the fixture pipeline in a child process (the observer prints to stdout) and returns its output. */
 async function run(ticks: number, timingCapacity?: number): Promise<string> {

@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { NO_PARENT, System } from '../../src/index.js';
 import type { Recorded, RecordedTiming } from '../fixtures/actors/recorder.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 function listen<T>(channel: string): { result: Promise<T>; close(): void } {
   const bc = new BroadcastChannel(channel);

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { defineSpine, SpineAdapter, System, SystemStateError } from '../../src/index.js';
 import { Fill, Order, spine, type TestSpine, Tick } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from '../telemetry/fixtures.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 describe('a graceful stop', () => {
   it('waits for a handler in flight on a thread shared with an actor driven by time, and for what it produces', async () => {

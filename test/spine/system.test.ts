@@ -9,9 +9,10 @@ import {
 } from '../../src/index.js';
 import type { Recorded } from '../fixtures/actors/recorder.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 describe('System lifecycle', () => {
   it('run({ seconds }) runs the actors, then stops gracefully and reports what each did', async () => {
@@ -80,7 +81,8 @@ describe('System lifecycle', () => {
     expect(crash.message).toMatch(
       /actor 'crasher' crashed while handling stream 'ticks': boom at the third tick/,
     );
-    expect(crash.actorStack).toMatch(/crasher\.ts/);
+    // The actor module's own frame (it runs compiled here; see test/helpers/compiled.ts).
+    expect(crash.actorStack).toMatch(/fixtures\/actors\/crasher\.js:\d+/);
     expect(system.liveThreads).toEqual([]);
   });
 
@@ -118,7 +120,7 @@ describe('System lifecycle', () => {
     const failure = await system.start().catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ActorModuleError);
     expect((failure as Error).message).toMatch(
-      /not-an-actor\.ts: its default export is not a class that extends Actor/,
+      /not-an-actor\.js: its default export is not a class that extends Actor/,
     );
     expect(system.liveThreads).toEqual([]);
     expect(() => new System(spine).spawn(fixture('no-such-actor'))).toThrow(

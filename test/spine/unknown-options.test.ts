@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, System } from '../../src/index.js';
 import { checkOptionNames } from '../../src/options.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 /** The ConfigError thrown by `fn`, or a failure if it throws something else or nothing. */
 function configError(fn: () => unknown): ConfigError {

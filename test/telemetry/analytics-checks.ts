@@ -2,9 +2,10 @@ import { expect } from 'vitest';
 import { System, type SystemReport } from '../../src/index.js';
 import type { AnalyticsQuestions } from '../../src/telemetry/analytics/questions.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 /** A tick → two orders → a fill each, persisted (`persist`), run until every fill is out. */
 export async function runPersistedPipeline(persist: object, ticks: number): Promise<SystemReport> {

@@ -24,12 +24,13 @@ import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { gatherReport } from '../../src/telemetry/views/report-data.js';
 import { encodeProcessInfo, encodeStreamInfo, formatRfc3339Ns } from '../../src/telemetry/wire/index.js';
 import { Fill, Order, spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { runDorsal } from './cli-helpers.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 const TICKS = 3000;
 
 /** A tick → two orders → a fill each, persisted into `data`, run until every fill is out. */

@@ -7,11 +7,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System } from '../../src/index.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { DORSAL_BIN, runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 /** An HTTP server on a free port that answers every request with `handler`. */
 async function fakeServer(

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -381,4 +382,46 @@ describe('the dorsal command through a server', () => {
       cleanup();
     }
   }, 90_000);
+});
+
+describe('the dorsal command from the TypeScript sources, through tsx', () => {
+  it('runs a system of TypeScript modules: the command, and every actor thread and the persister thread, register tsx', async () => {
+    // Every other test runs compiled; this one keeps the path of `dorsal run system.ts` with tsx
+    // installed, where each worker thread registers tsx before it loads its module.
+    const { dir, cleanup } = tempDir('dorsal-cli-tsx-');
+    try {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/dorsal.ts', 'run', SYSTEM, '--seconds', '0.5', '--data', dir],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect(code, stderr).toBe(0);
+      const [, messages, , , , lost] = SUMMARY.exec(stdout)!;
+      expect(number(messages!)).toBeGreaterThan(0);
+      expect(number(lost!)).toBe(0);
+      const actors = await runDorsal([
+        'query',
+        "SELECT properties->>'dorsal.actors' FROM processes",
+        '--data',
+        dir,
+        '--json',
+      ]);
+      const modules = (
+        JSON.parse((JSON.parse(actors.stdout) as { rows: string[][] }).rows[0]![0]!) as { module: string }[]
+      ).map((a) => a.module);
+      expect(modules.length).toBeGreaterThan(0);
+      for (const module of modules) expect(module).toMatch(/^file:.*\/examples\/market\/[a-z-]+\.ts$/);
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
 });

@@ -7,11 +7,12 @@ import { traceTime } from '../../src/cli/trace-window.js';
 import { logger, metric, System, span } from '../../src/index.js';
 import { formatRfc3339Ns } from '../../src/wire.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 const TICKS = 40;
 
 /** An event of a trace file, as far as these tests read it. */

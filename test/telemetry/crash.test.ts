@@ -8,10 +8,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { IngestionService } from '../../src/ingestion.js';
 import { type BlockRow, Lake } from '../../src/lake.js';
 import type { IngestPlan } from '../fixtures/ingest-until-killed.js';
-import { compiled } from '../helpers/compiled.js';
+import { compiled, compiledUrl } from '../helpers/compiled.js';
 import { eventBytes, makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 
-const CHILD = fileURLToPath(new URL('../fixtures/ingest-until-killed.ts', import.meta.url));
+const CHILD = fileURLToPath(compiledUrl('../fixtures/ingest-until-killed.ts', import.meta.url));
 
 describe('the embedded lake after its process is killed mid-ingest', () => {
   const { dir, cleanup } = tempDir();

@@ -6,13 +6,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createApiKey, Lake } from '../../src/lake.js';
 import { encodeBlock } from '../../src/wire.js';
 import type { LoadPlan, LoadResult } from '../fixtures/sink-under-load.js';
-import { compiled } from '../helpers/compiled.js';
+import { compiled, compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { startDorsalServe } from './cli-helpers.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { freePort } from './http-helpers.js';
 
-const LOADER = fileURLToPath(new URL('../fixtures/sink-under-load.ts', import.meta.url));
+const LOADER = fileURLToPath(compiledUrl('../fixtures/sink-under-load.ts', import.meta.url));
 
 /**
  * How long ingestion stays down. The issue's scenario is 30 s; the test scales it down (set

@@ -14,10 +14,11 @@ import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { LakeLocation } from '../../src/telemetry/lake/open.js';
 import { Fill, Order, spine, Tick } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const cleanup of cleanups.splice(0)) cleanup();

@@ -19,11 +19,12 @@ import {
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { StreamRow } from '../../src/telemetry/lake/types.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
 import { streamOf } from './persisted.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const cleanup of cleanups.splice(0)) cleanup();

@@ -14,6 +14,7 @@ import {
 import { shipInstrumentation } from '../../src/persist.js';
 import { PersistPipeline } from '../../src/telemetry/persist/pipeline.js';
 import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
 
@@ -46,7 +47,7 @@ describe('the persister’s thread dies at its start', () => {
     cleanups.push(cleanup);
     const system = new System(spine, { persist: { data: dir } });
     // Two actors of one name: the start fails once the persister runs, and aborts it.
-    const feed = new URL('../fixtures/actors/feed.ts', import.meta.url);
+    const feed = compiledUrl('../fixtures/actors/feed.ts', import.meta.url);
     system.spawn(feed, { args: { count: 10 } });
     system.spawn(feed, { args: { count: 10 } });
     await expect(system.start()).rejects.toThrow(/two actors are named/);

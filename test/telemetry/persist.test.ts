@@ -13,12 +13,13 @@ import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { LakeLocation } from '../../src/telemetry/lake/open.js';
 import type { Recorded, RecordedTiming } from '../fixtures/actors/recorder.js';
 import { Fill, Order, spine, Tick } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
 import { freePort } from './http-helpers.js';
 import { scaleOutLocation, startS3, uniqueSchema } from './services.js';
 
-const fixture = (name: string) => new URL(`../fixtures/actors/${name}.ts`, import.meta.url);
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const cleanup of cleanups.splice(0)) cleanup();

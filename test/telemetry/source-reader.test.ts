@@ -5,6 +5,7 @@ import type { RawBlock } from '../../src/telemetry/persist/protocol.js';
 import { drainAtStop, SourceReader } from '../../src/telemetry/persist/source-reader.js';
 import { timeIndexOf } from '../../src/telemetry/persist/streams.js';
 import { Numbered, numbered } from '../fixtures/dying-writer.js';
+import { compiledUrl } from '../helpers/compiled.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
 
 const workers: Worker[] = [];
@@ -125,7 +126,7 @@ describe("the persister's reader of a source", () => {
     const blocks: RawBlock[] = [];
     expect(reader.copy((block) => void blocks.push(block), 0, true)).toBe(3);
     // A writer that claims sequence 3 and dies with it half written.
-    const writer = startWorker(new URL('../fixtures/dying-writer.ts', import.meta.url), {
+    const writer = startWorker(compiledUrl('../fixtures/dying-writer.ts', import.meta.url), {
       role: 'stopped-writer',
       kind: 'multi',
       buffer: queue.buffer,
@@ -159,7 +160,7 @@ describe("the persister's reader of a source", () => {
     for (let n = 0; n < 3; n++) producer.publish(numbered(n));
     // K writers, each claims a sequence (3 to 3 + K - 1) and dies with it half written.
     const writers = Array.from({ length: K }, () =>
-      startWorker(new URL('../fixtures/dying-writer.ts', import.meta.url), {
+      startWorker(compiledUrl('../fixtures/dying-writer.ts', import.meta.url), {
         role: 'stopped-writer',
         kind: 'multi',
         buffer: queue.buffer,
