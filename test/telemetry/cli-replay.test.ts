@@ -685,6 +685,8 @@ describe('dorsal replay of other recordings', () => {
         serve.url,
       ]);
       expect(code, stderr).toBe(1);
+      // Exit 1 for the divergences alone: the diff was kept in the server's lake.
+      expect(stderr).not.toContain('cannot be kept');
       expect(json.diff!.diverged).toBe(4);
       expect(json.diff!.streams).toEqual([
         { stream: 'ticks', matched: 3, differing: 0, onlyRecorded: 0, onlyReplayed: 0 },
@@ -717,6 +719,7 @@ describe('dorsal replay of other recordings', () => {
         serve.url,
       ]);
       expect(code, stderr).toBe(1);
+      expect(stderr).not.toContain('cannot be kept');
       const divergences = json.diff!.divergences;
       expect(divergences).toHaveLength(1000);
       for (const d of divergences) {

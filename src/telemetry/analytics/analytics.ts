@@ -159,7 +159,10 @@ export class Analytics extends AnalyticsQuestions {
   /** One materialization at a time per process: a second query waits for the first's partitions. */
   private readonly materializing = new Map<string, Promise<Materialized>>();
   /** The last look at the lake per scope, and when it began; the most recent last, `MAX_LOOKS` at most. */
-  private readonly known = new Map<string, { readonly at: number; readonly view: Promise<LakeView> }>();
+  private readonly known = new Map<
+    string,
+    { readonly at: number; readonly writeMark: number; readonly view: Promise<LakeView> }
+  >();
   private readonly sessions = new Map<string, Session>();
   /**
    * The document blocks read so far, by block id: one per `--diff` replay and one per persisted
@@ -431,11 +434,18 @@ export class Analytics extends AnalyticsQuestions {
   ): Promise<{ view: LakeView; decodedBlocks: number }> {
     const known = this.known.get(key);
     const now = performance.now();
-    if (known !== undefined && now - known.at < this.freshnessMs)
+    // Reused while fresh, unless this lake object was written since, of what it looked at (a
+    // server's ingestion: a client reads what it has just sent).
+    if (
+      known !== undefined &&
+      now - known.at < this.freshnessMs &&
+      !this.lake.writtenSince(known.writeMark, process)
+    )
       return { view: await known.view, decodedBlocks: 0 };
+    const writeMark = this.lake.writeMark;
     const view = this.lookAgain(process, window, partitions);
     this.known.delete(key);
-    this.known.set(key, { at: now, view });
+    this.known.set(key, { at: now, writeMark, view });
     // A look past its freshness is never used again; the oldest go first past MAX_LOOKS.
     for (const [oldKey, old] of this.known) {
       if (this.known.size <= MAX_LOOKS && now - old.at < this.freshnessMs) break;

@@ -92,7 +92,11 @@ export const MAX_SCOPE_PROCESSES = 64;
  */
 export function scopeProcesses(scope: Pick<QueryScope, 'process' | 'processes'>): string[] | undefined {
   const { process, processes } = scope;
-  if (processes === undefined) return process === undefined ? undefined : [process];
+  // Ids in the lake are lowercase, and found whatever their case: one process, one spelling.
+  if (processes === undefined)
+    return process === undefined
+      ? undefined
+      : [typeof process === 'string' ? process.toLowerCase() : process];
   if (process !== undefined) throw new QueryRefusedError('give process or processes, not both');
   if (
     !Array.isArray(processes) ||

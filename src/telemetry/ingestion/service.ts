@@ -154,14 +154,17 @@ export class IngestionService {
       const differs =
         row === undefined ? undefined : PROCESS_FIELDS.find((f) => !sameValue(row[f], process[f]));
       if (differs !== undefined) throw new RecordConflictError('process', process.processId, differs);
-    }
+    } else this.lake.noteWritten(process.processId);
     this.remember(this.knownProcesses, process.processId);
     return { inserted };
   }
 
   private async storeStream(stream: StreamInfo): Promise<InsertResult> {
     await this.requireProcess(stream.processId);
-    if (await this.lake.metadata.insertStream(stream)) return { inserted: true };
+    if (await this.lake.metadata.insertStream(stream)) {
+      this.lake.noteWritten(stream.processId);
+      return { inserted: true };
+    }
     // Not inserted: the stream is there already, or its process is not (any more).
     const row = await this.lake.metadata.findStream(stream.streamId);
     if (row !== undefined) {
@@ -177,7 +180,9 @@ export class IngestionService {
 
   private async storeDrops(report: DropReport): Promise<InsertResult> {
     await this.requireProcess(report.processId);
-    return { inserted: await this.lake.metadata.insertDropReport(report) };
+    const inserted = await this.lake.metadata.insertDropReport(report);
+    if (inserted) this.lake.noteWritten(report.processId);
+    return { inserted };
   }
 
   private async requireProcess(processId: string): Promise<void> {
@@ -222,7 +227,10 @@ export class IngestionService {
     if (outcome !== 'created') throw new LakeUnavailableError(`blob ${path} exists already: retry`);
     // Should the insert fail, whether its row was written is unknown (a connection lost after the
     // commit): the file stays.
-    if (await this.lake.metadata.insertBlock(block, blob.length, path)) return { inserted: true };
+    if (await this.lake.metadata.insertBlock(block, blob.length, path)) {
+      this.lake.noteWritten(block.processId);
+      return { inserted: true };
+    }
     try {
       return await this.notInserted(block, blob);
     } finally {

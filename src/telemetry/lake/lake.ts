@@ -18,6 +18,9 @@ export interface StoredBlock {
   readonly payload: DecodedPayload;
 }
 
+/** Processes whose last write `noteWritten` keeps apart (see `writtenSince`). */
+const MAX_NOTED_PROCESSES = 4096;
+
 /**
  * The lake: metadata tables plus blob storage. Opening it connects to nothing; the first call
  * does, so a lake whose database is down can be opened and answers `LakeUnavailableError` until
@@ -34,9 +37,50 @@ export class Lake {
   readonly metadata: MetadataStore;
   readonly blobs: BlobStore;
 
+  /** Writes told by `noteWritten` so far, and the last one's number per process. */
+  private writes = 0;
+  private readonly lastWriteOf = new Map<string, number>();
+  /** Marks below this one may miss a write of a process forgotten since (see `noteWritten`). */
+  private forgottenBelow = 0;
+
   constructor(metadata: MetadataStore, blobs: BlobStore) {
     this.metadata = metadata;
     this.blobs = blobs;
+  }
+
+  /**
+   * Tells the readers of this `Lake` object that something of process `processId` was written
+   * through it (the ingestion service does, for each record it inserts): an analytics sharing it
+   * looks at the lake again rather than reuse an earlier look (`writtenSince`), so that a client
+   * reads what it has just written through the same server. Writers elsewhere are seen at the
+   * next look, within the analytics' freshness.
+   */
+  noteWritten(processId: string): void {
+    this.writes += 1;
+    this.lastWriteOf.delete(processId);
+    this.lastWriteOf.set(processId, this.writes);
+    // The processes written longest ago are forgotten past a bound: a look older than the
+    // oldest kept then counts as written since (looked at again, never stale).
+    if (this.lastWriteOf.size > MAX_NOTED_PROCESSES) {
+      const [oldest, at] = this.lastWriteOf.entries().next().value as [string, number];
+      this.lastWriteOf.delete(oldest);
+      this.forgottenBelow = at;
+    }
+  }
+
+  /** What `writtenSince` compares with: take it before a look. */
+  get writeMark(): number {
+    return this.writes;
+  }
+
+  /**
+   * True when something was written through this object after `mark` (a `writeMark`): of one
+   * of `processes`, or of any process when `processes` is undefined (a look at the whole lake).
+   */
+  writtenSince(mark: number, processes?: readonly string[]): boolean {
+    if (this.writes === mark) return false;
+    if (processes === undefined || mark < this.forgottenBelow) return true;
+    return processes.some((p) => (this.lastWriteOf.get(p) ?? 0) > mark);
   }
 
   /** Opens the lake at a location (default: the embedded lake in `./dorsal-data`). */

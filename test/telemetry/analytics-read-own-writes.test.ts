@@ -1,0 +1,74 @@
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { IngestionService } from '../../src/telemetry/ingestion/service.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
+import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
+
+it('an analytics sharing its lake with an ingestion service reads what was just ingested, and keeps its looks at other processes', async () => {
+  const { dir, cleanup } = tempDir('dorsal-own-writes-');
+  const lake = Lake.open({ data: dir });
+  const service = new IngestionService(lake);
+  // As `dorsal serve` shares one lake between both; a look is reused for a minute here, not a second.
+  const analytics = await Analytics.open({ lake, cacheDir: join(dir, 'analytics'), freshnessMs: 60_000 });
+  try {
+    await service.ready();
+    const count = async (sql: string, process?: string) =>
+      Number((await analytics.query(sql, process === undefined ? {} : { process })).rows[0]![0]);
+    const first = makeProcess({ startTime: '2026-12-06T10:00:00.000000000Z' });
+    await service.ingestProcess(first);
+    expect(await count('SELECT count(*) FROM processes')).toBe(1);
+
+    // A process ingested since the look at the whole lake: in the next answer, not a minute later.
+    const second = makeProcess({ startTime: '2026-12-06T10:00:01.000000000Z' });
+    await service.ingestProcess(second);
+    expect(await count('SELECT count(*) FROM processes')).toBe(2);
+
+    // A look at one process, then a stream and a block of it ingested: read at once.
+    expect(await count('SELECT count(*) FROM blocks', second.processId)).toBe(0);
+    const stream = makeStream(second.processId);
+    await service.ingestStream(stream);
+    await service.ingestBlock(makeBlock(stream, 16).block);
+    expect(await count('SELECT count(*) FROM blocks', second.processId)).toBe(1);
+    expect(await count('SELECT sum(object_count) FROM blocks', second.processId)).toBe(16);
+
+    // A look at the first process is kept while only the second is written: a block of the first
+    // written past the service (not told to this lake object) is seen at the next look only.
+    expect(await count('SELECT count(*) FROM blocks', first.processId)).toBe(0);
+    const untold = makeStream(first.processId);
+    await lake.metadata.insertStream(untold);
+    const hidden = makeBlock(untold, 8).block;
+    await lake.metadata.insertBlock(hidden, 1, `untold/${hidden.blockId}`);
+    await service.ingestBlock(makeBlock(stream, 4, 2).block);
+    expect(await count('SELECT count(*) FROM blocks', first.processId)).toBe(0);
+    // Once something of the first is ingested, its look is taken again, and finds both.
+    await service.ingestBlock(makeBlock(untold, 4, 3).block);
+    expect(await count('SELECT count(*) FROM blocks', first.processId)).toBe(2);
+  } finally {
+    await analytics.close();
+    await service.close();
+    cleanup();
+  }
+});
+
+it('a lake object says what was written through it since a mark, per process, and counts any write for a look at the whole lake', () => {
+  const { dir, cleanup } = tempDir('dorsal-write-marks-');
+  // Opening connects to nothing: marks are this object's own.
+  const lake = Lake.open({ data: dir });
+  const mark = lake.writeMark;
+  expect(lake.writtenSince(mark)).toBe(false);
+  lake.noteWritten('a');
+  expect(lake.writtenSince(mark)).toBe(true);
+  expect(lake.writtenSince(mark, ['a'])).toBe(true);
+  expect(lake.writtenSince(mark, ['b'])).toBe(false);
+  const later = lake.writeMark;
+  lake.noteWritten('b');
+  expect(lake.writtenSince(later, ['a'])).toBe(false);
+  expect(lake.writtenSince(later, ['a', 'b'])).toBe(true);
+  // Past 4,096 processes the oldest are forgotten: a mark from before then counts as written since.
+  for (let i = 0; i < 4096; i++) lake.noteWritten(`p${i}`);
+  expect(lake.writtenSince(later, ['a'])).toBe(true);
+  const recent = lake.writeMark;
+  expect(lake.writtenSince(recent, ['a'])).toBe(false);
+  cleanup();
+});
