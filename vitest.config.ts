@@ -1,5 +1,5 @@
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { defineConfig, type Plugin } from 'vitest/config';
+import { configDefaults, defineConfig, type Plugin } from 'vitest/config';
 import { COMPILED_ROOT, REPO_ROOT } from './test/helpers/compiled.js';
 
 /** What the tests import compiled: the sources and the examples. */
@@ -18,7 +18,10 @@ const compiledSources: Plugin = {
   enforce: 'pre',
   resolveId(source, importer) {
     if (importer === undefined || importer.startsWith(COMPILED_ROOT)) return null;
+    // The package's own specifiers, as its exports map them: 'dorsal' to src/index, 'dorsal/x' to src/x.
     if (source === 'dorsal') return join(COMPILED_ROOT, 'src', 'index.js');
+    if (source.startsWith('dorsal/'))
+      return join(COMPILED_ROOT, 'src', `${source.slice('dorsal/'.length)}.js`);
     if (!source.startsWith('.')) return null;
     const path = resolve(dirname(importer.split('?')[0]!), source);
     if (!COMPILED_DIRS.some((dir) => path.startsWith(dir))) return null;
@@ -28,7 +31,17 @@ const compiledSources: Plugin = {
 
 export default defineConfig({
   plugins: [compiledSources],
+  // The compiled tree changes under the run (the global setup writes it): not a change to react to.
+  server: { watch: { ignored: ['**/.vitest-build-*/**'] } },
   test: {
+    // In watch mode, an edit of the sources, the examples or the fixtures reruns every test: the
+    // tests hold the compiled tree, which the global setup writes again before the rerun.
+    forceRerunTriggers: [
+      ...configDefaults.forceRerunTriggers,
+      '**/src/**',
+      '**/examples/**',
+      '**/test/fixtures/**',
+    ],
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/compile-once.ts'],
     pool: 'forks',

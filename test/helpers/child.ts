@@ -3,9 +3,9 @@ import { once } from 'node:events';
 import { compiled } from './compiled.js';
 
 /**
- * Runs `node --import tsx <args>` (the sources run as TypeScript, as in the tests) and resolves
- * with its standard output and exit code; its standard error goes to the test's. For what is
- * about running TypeScript itself; anything else runs compiled (`runCompiledChild`).
+ * Runs `node --import tsx <args>` (the sources run as TypeScript) and resolves with its standard
+ * output and exit code; its standard error goes to the test's. For what is about running
+ * TypeScript itself; anything else runs compiled (`runCompiledChild`).
  */
 export function runTsxChild(
   args: readonly string[],

@@ -5,11 +5,17 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 /** The repository's root. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/** The environment variable that names this run's tree to the processes of the run. */
+export const COMPILED_ROOT_VARIABLE = 'DORSAL_TEST_BUILD';
+
 /**
- * Where the global setup compiles the tree (`test/compile-once.ts`): inside the repository, so
- * that a compiled module finds `node_modules` and the native addons (`build/`) as `dist` does.
+ * Where the global setup compiles the tree (`test/compile-once.ts`): a directory per run, named
+ * by the run's main process (two runs in one checkout do not share one), which the test
+ * processes learn from the environment; inside the repository, so that a compiled module finds
+ * `node_modules` and the native addons (`build/`) as one in `dist` does.
  */
-export const COMPILED_ROOT = join(REPO_ROOT, '.vitest-build');
+export const COMPILED_ROOT =
+  process.env[COMPILED_ROOT_VARIABLE] ?? join(REPO_ROOT, `.vitest-build-${process.pid}`);
 
 /**
  * The compiled JavaScript of a TypeScript file of the repository (a path relative to the

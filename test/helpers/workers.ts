@@ -2,8 +2,9 @@ import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../../src/module-worker.js';
 
 /**
- * Starts a real worker thread on a TypeScript module, with dorsal's own bootstrap (Node 20 does
- * not carry `--import tsx` into workers: see startModuleWorker).
+ * Starts a real worker thread on a module, with dorsal's own bootstrap: compiled JavaScript
+ * (`compiledUrl`) as the tests name it, or a TypeScript module, which the worker loads through
+ * tsx (Node 20 does not carry `--import tsx` into workers: see startModuleWorker).
  */
 export function startWorker(module: URL, workerData: unknown, env?: Record<string, string>): Worker {
   const worker = startModuleWorker(module, {
