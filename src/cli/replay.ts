@@ -283,7 +283,8 @@ async function keepDiff(options: ReplayOptions, replay: string, stored: StoredDi
     const { rows } = await source.analytics.query(
       `SELECT exe, host, username, start_ns::VARCHAR, parent_process_id, properties::VARCHAR, (SELECT epoch_ns(max(end_time))::VARCHAR FROM blocks WHERE process_id = ${quoteLiteral(replay)}), start_ticks::VARCHAR, clock::VARCHAR FROM processes WHERE process_id = ${quoteLiteral(replay)}`,
       // Unscoped: a look scoped to the replay would be reused by the next query of it, for up to
-      // the analytics' freshness, and hide the diff just kept.
+      // the analytics' freshness, and hide the diff just kept from a server that did not store it
+      // (another on the same lake; the one that stored it looks again after its own writes).
       { maxRows: 1 },
     );
     return rows[0];

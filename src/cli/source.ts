@@ -221,9 +221,9 @@ const WHOLE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
 
 /**
  * `sql` asked of process `id` alone, no rows if the lake holds no such process. A server reuses
- * its look at the whole lake for a second (`freshnessMs`): a process recorded since, such as the
- * replay a command has just made, is not in it yet, and was said not to exist. A look at one
- * process is taken afresh when it is not known yet.
+ * its look at the whole lake for a second (`freshnessMs`) unless its own ingestion wrote since: a
+ * process recorded through another server on the same lake is not in it yet, and was said not to
+ * exist. A look at one process is taken afresh when it is not known yet.
  */
 async function askOf(
   source: Source,

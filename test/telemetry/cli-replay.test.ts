@@ -726,6 +726,12 @@ describe('dorsal replay of other recordings', () => {
         expect(d.chain.map((m) => m.stream)).toEqual(['ticks', 'books', 'orders']);
         expect(d.chain[2]).toEqual(d.recorded);
       }
+      // Kept in the server's lake, and read back through it at once.
+      const kept = await keptDiff(['--url', serve.url], json.replay);
+      expect(kept.diffs).toEqual([
+        [json.process, json.diff!.diverged, 1000, null, 'dorsal.replay-diff.v1+json'],
+      ]);
+      expect(kept.divergences).toHaveLength(1000);
     } finally {
       await serve.stop();
       cleanup();

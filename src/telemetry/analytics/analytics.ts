@@ -68,7 +68,9 @@ export interface AnalyticsOptions {
   /**
    * How long what the lake holds is taken as known, in ms (default 1000): queries within that
    * time of the last look at the lake reuse it, so that a burst of queries costs one look; a
-   * live process's new blocks show up after at most that long.
+   * live process's new blocks show up after at most that long. Written through the same `Lake`
+   * object (`dorsal serve`'s ingestion), they show up in the next answer: a look is then taken
+   * again, at most every 100 ms per scope.
    */
   readonly freshnessMs?: number;
   /**
@@ -117,6 +119,11 @@ const MAX_SESSIONS = 8;
  * asked for ever new time windows would otherwise keep one per window it was ever asked.
  */
 const MAX_LOOKS = 32;
+/**
+ * The least time between two looks at the same scope when writes make the last one out of date:
+ * under steady ingestion, queries wait up to this long for a look and share it.
+ */
+const MIN_RELOOK_MS = 100;
 
 /** A connection whose views answer one scope, kept while the lake has nothing new for it. */
 /** Views that could not be made on a new connection (`cause`: why): the query may look again. */
@@ -158,7 +165,10 @@ export class Analytics extends AnalyticsQuestions {
   private readonly freshnessMs: number;
   /** One materialization at a time per process: a second query waits for the first's partitions. */
   private readonly materializing = new Map<string, Promise<Materialized>>();
-  /** The last look at the lake per scope, and when it began; the most recent last, `MAX_LOOKS` at most. */
+  /**
+   * The last look at the lake per scope, when it began and the lake's `writeMark` then; the most
+   * recent last, `MAX_LOOKS` at most.
+   */
   private readonly known = new Map<
     string,
     { readonly at: number; readonly writeMark: number; readonly view: Promise<LakeView> }
@@ -422,9 +432,11 @@ export class Analytics extends AnalyticsQuestions {
   }
 
   /**
-   * What the lake holds for a scope (its processes, streams, blocks and materialized partitions),
-   * looked at again only once the last look is `freshnessMs` old. `decodedBlocks`: what this
-   * call decoded (0 when it reuses a look).
+   * What the lake holds for a scope (its processes, streams, blocks and materialized partitions).
+   * A look is reused while it is less than `freshnessMs` old, unless something of its scope was
+   * written through this lake object since it began (a server's own ingestion): then the query
+   * waits for a look that began after it asked, at most one per `MIN_RELOOK_MS` per scope, which
+   * the queries meanwhile share. `decodedBlocks`: what this call decoded (0 when it reuses a look).
    */
   private async look(
     key: string,
@@ -432,16 +444,18 @@ export class Analytics extends AnalyticsQuestions {
     window: TimeWindow,
     partitions: boolean,
   ): Promise<{ view: LakeView; decodedBlocks: number }> {
-    const known = this.known.get(key);
-    const now = performance.now();
-    // Reused while fresh, unless this lake object was written since, of what it looked at (a
-    // server's ingestion: a client reads what it has just sent).
-    if (
-      known !== undefined &&
-      now - known.at < this.freshnessMs &&
-      !this.lake.writtenSince(known.writeMark, process)
-    )
-      return { view: await known.view, decodedBlocks: 0 };
+    // Every write told before this query asked is in what it answers from.
+    const asked = this.lake.writeMark;
+    let now = performance.now();
+    for (let known = this.known.get(key); known !== undefined && now - known.at < this.freshnessMs; ) {
+      if (known.writeMark >= asked || !this.lake.writtenSince(known.writeMark, process))
+        return { view: await known.view, decodedBlocks: 0 };
+      const wait = known.at + MIN_RELOOK_MS - now;
+      if (wait <= 0) break;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      known = this.known.get(key);
+      now = performance.now();
+    }
     const writeMark = this.lake.writeMark;
     const view = this.lookAgain(process, window, partitions);
     this.known.delete(key);

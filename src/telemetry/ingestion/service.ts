@@ -154,7 +154,9 @@ export class IngestionService {
       const differs =
         row === undefined ? undefined : PROCESS_FIELDS.find((f) => !sameValue(row[f], process[f]));
       if (differs !== undefined) throw new RecordConflictError('process', process.processId, differs);
-    } else this.lake.noteWritten(process.processId);
+    }
+    // Told also when it was there already: a retry's first attempt may have stored it unseen.
+    this.lake.noteWritten(process.processId);
     this.remember(this.knownProcesses, process.processId);
     return { inserted };
   }
@@ -172,6 +174,7 @@ export class IngestionService {
       // record's layouts, or counted under another process.
       const differs = STREAM_FIELDS.find((f) => !sameValue(row[f], stream[f]));
       if (differs !== undefined) throw new RecordConflictError('stream', stream.streamId, differs);
+      this.lake.noteWritten(stream.processId);
       return { inserted: false };
     }
     this.knownProcesses.delete(stream.processId);
@@ -181,7 +184,7 @@ export class IngestionService {
   private async storeDrops(report: DropReport): Promise<InsertResult> {
     await this.requireProcess(report.processId);
     const inserted = await this.lake.metadata.insertDropReport(report);
-    if (inserted) this.lake.noteWritten(report.processId);
+    this.lake.noteWritten(report.processId);
     return { inserted };
   }
 
@@ -257,6 +260,7 @@ export class IngestionService {
     }
     const differs = HEADER_FIELDS.find((field) => row[field] !== block[field]);
     if (differs !== undefined) throw new BlockConflictError(block.blockId, `with another ${differs}`);
+    this.lake.noteWritten(block.processId);
     return { inserted: false };
   }
 
