@@ -65,6 +65,40 @@ it('an analytics sharing its lake with an ingestion service reads what was just 
   }
 });
 
+it('queries asked between writes, without waiting for each other, each see every write made before they were asked', async () => {
+  const { dir, cleanup } = tempDir('dorsal-own-writes-burst-');
+  const lake = Lake.open({ data: dir });
+  const service = new IngestionService(lake);
+  const analytics = await Analytics.open({ lake, cacheDir: join(dir, 'analytics'), freshnessMs: 60_000 });
+  try {
+    await service.ready();
+    const process = makeProcess();
+    await service.ingestProcess(process);
+    const stream = makeStream(process.processId);
+    await service.ingestStream(stream);
+    // Looks taken, shared and waited for while blocks keep coming (two scopes: the process's,
+    // and the whole lake's).
+    const asked: { blocks: number; answer: Promise<readonly number[]> }[] = [];
+    for (let i = 0; i < 24; i++) {
+      await service.ingestBlock(makeBlock(stream, 8, i + 1).block);
+      const answer = Promise.all([
+        analytics.query('SELECT count(*) FROM blocks', { process: process.processId }),
+        analytics.query('SELECT sum(object_count) FROM blocks'),
+      ]).then((results) => results.map((r) => Number(r.rows[0]![0])));
+      asked.push({ blocks: i + 1, answer });
+    }
+    for (const { blocks, answer } of asked) {
+      const [rows, events] = await answer;
+      expect(rows, `asked after block ${blocks}`).toBeGreaterThanOrEqual(blocks);
+      expect(events, `asked after block ${blocks}`).toBeGreaterThanOrEqual(8 * blocks);
+    }
+  } finally {
+    await analytics.close();
+    await service.close();
+    cleanup();
+  }
+});
+
 it('a lake object says what was written through it since a mark, per process, and counts any write for a look at the whole lake', () => {
   const { dir, cleanup } = tempDir('dorsal-write-marks-');
   // Opening connects to nothing: marks are this object's own.

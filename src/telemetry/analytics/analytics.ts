@@ -166,12 +166,12 @@ export class Analytics extends AnalyticsQuestions {
   /** One materialization at a time per process: a second query waits for the first's partitions. */
   private readonly materializing = new Map<string, Promise<Materialized>>();
   /**
-   * The last look at the lake per scope, when it began and the lake's `writeMark` then; the most
-   * recent last, `MAX_LOOKS` at most.
+   * The last look at the lake per scope, when it began, the lake's `writeMark` then and whether
+   * it has ended; the most recent last, `MAX_LOOKS` at most.
    */
   private readonly known = new Map<
     string,
-    { readonly at: number; readonly writeMark: number; readonly view: Promise<LakeView> }
+    { readonly at: number; readonly writeMark: number; readonly view: Promise<LakeView>; settled: boolean }
   >();
   private readonly sessions = new Map<string, Session>();
   /**
@@ -435,8 +435,8 @@ export class Analytics extends AnalyticsQuestions {
    * What the lake holds for a scope (its processes, streams, blocks and materialized partitions).
    * A look is reused while it is less than `freshnessMs` old, unless something of its scope was
    * written through this lake object since it began (a server's own ingestion): then the query
-   * waits for a look that began after it asked, at most one per `MIN_RELOOK_MS` per scope, which
-   * the queries meanwhile share. `decodedBlocks`: what this call decoded (0 when it reuses a look).
+   * waits for a look that began after it asked, which the queries meanwhile share: one at a time
+   * per scope, at most one per `MIN_RELOOK_MS`. `decodedBlocks`: what this call decoded (0 when it reuses a look).
    */
   private async look(
     key: string,
@@ -450,16 +450,25 @@ export class Analytics extends AnalyticsQuestions {
     for (let known = this.known.get(key); known !== undefined && now - known.at < this.freshnessMs; ) {
       if (known.writeMark >= asked || !this.lake.writtenSince(known.writeMark, process))
         return { view: await known.view, decodedBlocks: 0 };
-      const wait = known.at + MIN_RELOOK_MS - now;
-      if (wait <= 0) break;
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      // Out of date: a new look once the last began MIN_RELOOK_MS ago and has ended (one look
+      // at a time per scope, however long a look takes).
+      const wait = known.at + Math.min(MIN_RELOOK_MS, this.freshnessMs) - now;
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      else if (!known.settled) await known.view.catch(() => undefined);
+      else break;
+      if (this.closed) throw new QueryRefusedError('the analytics are closed');
       known = this.known.get(key);
       now = performance.now();
     }
     const writeMark = this.lake.writeMark;
     const view = this.lookAgain(process, window, partitions);
+    const look = { at: now, writeMark, view, settled: false };
+    const settle = () => {
+      look.settled = true;
+    };
+    view.then(settle, settle);
     this.known.delete(key);
-    this.known.set(key, { at: now, writeMark, view });
+    this.known.set(key, look);
     // A look past its freshness is never used again; the oldest go first past MAX_LOOKS.
     for (const [oldKey, old] of this.known) {
       if (this.known.size <= MAX_LOOKS && now - old.at < this.freshnessMs) break;

@@ -50,7 +50,7 @@ export class Lake {
 
   /**
    * Tells the readers of this `Lake` object that something of process `processId` was written
-   * through it (the ingestion service does, for each record it inserts): an analytics sharing it
+   * through it (the ingestion service does, for each process, stream and block it stores): an analytics sharing it
    * looks at the lake again rather than reuse an earlier look (`writtenSince`), so that a client
    * reads what it has just written through the same server. Writers elsewhere are seen at the
    * next look, within the analytics' freshness.
