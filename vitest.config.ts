@@ -9,9 +9,10 @@ const COMPILED_DIRS = ['src', 'examples'].map((dir) => join(REPO_ROOT, dir) + se
  * The tests' imports of dorsal's sources and examples load their compiled JavaScript, which the
  * global setup writes once per run. What a test starts in a worker thread or a child process
  * runs compiled too (`compiledUrl`, `compiled`): through tsx, each such thread paid a hooks
- * thread and the transform of its modules: about four tenths of the suite's time. One compiled dorsal for the
- * test and its threads: an actor module's class is the `Actor` the system checks. The test files
- * and their helpers stay TypeScript, run by vitest; a type error is `npm run lint`'s to report.
+ * thread and the transform of its modules, about four tenths of the suite's time. One compiled
+ * dorsal for the test and its threads: an actor module's class is the `Actor` the system checks.
+ * The test files and their helpers stay TypeScript, run by vitest; a type error is `npm run
+ * lint`'s to report.
  */
 const compiledSources: Plugin = {
   name: 'dorsal-compiled-sources',
