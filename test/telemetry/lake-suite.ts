@@ -56,6 +56,14 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       service = new IngestionService(lake);
     });
 
+    it('closes once, however often asked (a server closes the lake it was given, and so does its owner)', async () => {
+      const other = await made.open();
+      await other.ready();
+      // PostgreSQL's pool refused a second end(): dorsal serve --db … exited 1 on SIGTERM.
+      await expect(Promise.all([other.close(), other.close()])).resolves.toBeDefined();
+      await expect(other.close()).resolves.toBeUndefined();
+    });
+
     /** Blobs written that are still there although no row points at them. */
     const leftovers = async (): Promise<string[]> => {
       const left: string[] = [];

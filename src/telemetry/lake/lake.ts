@@ -42,6 +42,8 @@ export class Lake {
   private readonly lastWriteOf = new Map<string, number>();
   /** Marks below this one may miss a write of a process forgotten since (see `noteWritten`). */
   private forgottenBelow = 0;
+  /** The close under way or done (see `close`). */
+  private closing: Promise<void> | undefined;
 
   constructor(metadata: MetadataStore, blobs: BlobStore) {
     this.metadata = metadata;
@@ -153,8 +155,13 @@ export class Lake {
     }
   }
 
-  /** Closes the database connections and the blob store client. */
-  async close(): Promise<void> {
-    await Promise.all([this.metadata.close(), this.blobs.close()]);
+  /**
+   * Closes the database connections and the blob store client, once: a second call waits for the
+   * first (a server closes a lake it was given, and so does the lake's owner; PostgreSQL's pool
+   * refuses a second end).
+   */
+  close(): Promise<void> {
+    this.closing ??= Promise.all([this.metadata.close(), this.blobs.close()]).then(() => undefined);
+    return this.closing;
   }
 }
