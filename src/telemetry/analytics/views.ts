@@ -345,7 +345,7 @@ async function createInstrumentationViews(
       const origin = processBase.get(stream.processId);
       const offset = base !== undefined && origin !== undefined ? Number(base) - Number(origin) : 0;
       files.push(
-        `(${text(file)}, ${text(streamId)}, ${text(stream.properties.thread ?? '')}, ${stream.properties.actor === undefined ? 'NULL' : text(stream.properties.actor)}, ${offset}::DOUBLE)`,
+        `(${text(file)}, ${text(streamId)}, ${text(stream.properties.thread ?? '')}, ${stream.properties.actor === undefined ? 'NULL' : text(stream.properties.actor)}, ${num(offset)}::DOUBLE)`,
       );
     }
   }
@@ -399,22 +399,24 @@ async function createNameTables(
 ): Promise<void> {
   const actors = new Map<string, string>();
   const names: string[] = [];
+  // Ids and names come from what clients sent (process and stream records): an id that is no
+  // whole number names nothing (in the SQL it would be code), a name is always a quoted literal.
   for (const p of processes) {
-    for (const a of parseList<{ id: number; name?: string }>(p.properties['dorsal.actors'])) {
-      if (a.name !== undefined)
+    for (const a of parseList<{ id: unknown; name?: unknown } | null>(p.properties['dorsal.actors'])) {
+      if (typeof a?.name === 'string' && Number.isSafeInteger(a.id))
         actors.set(`${p.processId}/${a.id}`, `(${text(p.processId)}, ${a.id}, ${text(a.name)})`);
     }
-    parseList<{ name: string }>(p.properties['dorsal.spine']).forEach((s, i) => {
-      names.push(`(${text(p.processId)}, ${i}, ${text(s.name)})`);
+    parseList<{ name?: unknown } | null>(p.properties['dorsal.spine']).forEach((s, i) => {
+      if (typeof s?.name === 'string') names.push(`(${text(p.processId)}, ${i}, ${text(s.name)})`);
     });
   }
   // Actors spawned after the start are named by their timing stream.
   for (const s of streams) {
-    const actorId = s.properties.actor_id;
-    if (actorId !== undefined && s.properties.actor !== undefined) {
+    const actorId = s.properties.actor_id === undefined ? Number.NaN : Number(s.properties.actor_id);
+    if (Number.isSafeInteger(actorId) && s.properties.actor !== undefined) {
       actors.set(
         `${s.processId}/${actorId}`,
-        `(${text(s.processId)}, ${Number(actorId)}, ${text(s.properties.actor)})`,
+        `(${text(s.processId)}, ${actorId}, ${text(s.properties.actor)})`,
       );
     }
   }
