@@ -286,8 +286,30 @@ describe('analytics over a persisted run', () => {
       expect((error as Error).message, sql).toMatch(reason);
     }
     await expect(analytics.query("SELECT * FROM read_csv('/etc/passwd')")).rejects.toThrow(
-      /disabled by configuration/,
+      /table function 'read_csv'/,
     );
+    // Table functions that change the engine for every query: logging to a directory the engine
+    // may not write aborted the process at the next query. Refused however deep in the query.
+    for (const sql of [
+      "SELECT * FROM enable_logging(storage = 'file', storage_path = '/proc/dorsal-nope')",
+      'SELECT * FROM enable_profiling()',
+      'SELECT * FROM (SELECT 1) t, LATERAL (SELECT * FROM checkpoint())',
+      "SELECT * FROM query('SELECT 1')",
+      'WITH x AS (SELECT * FROM duckdb_secrets()) SELECT * FROM x',
+    ]) {
+      const error = await analytics.query(sql).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, sql).toBeInstanceOf(QueryRefusedError);
+      expect((error as Error).message, sql).toMatch(/the query calls the table function/);
+    }
+    expect((await analytics.query('SELECT 1')).rows).toEqual([[1]]);
+    // Generators and the read-only catalogs are queries' to call.
+    expect(
+      Number((await analytics.query('SELECT count(*) FROM range(5) a, unnest([1, 2]) b')).rows[0]![0]),
+    ).toBe(10);
+    expect((await analytics.query('SELECT count(*) FROM duckdb_tables()')).rows).toHaveLength(1);
     await expect(analytics.query('SELECT * FROM no_such_table')).rejects.toThrow(QueryRefusedError);
     // EXPLAIN of a SELECT shows its plan; EXPLAIN ANALYZE would run it, and is refused above.
     const plan = await analytics.query('EXPLAIN SELECT count(*) FROM stream_ticks WHERE seq = 3');

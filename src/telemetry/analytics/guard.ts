@@ -96,11 +96,42 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
       const entry = node as Record<string, unknown>;
       if (entry.type === 'BASE_TABLE' && typeof entry.table_name === 'string')
         tables.add(entry.table_name.toLowerCase());
+      if (entry.type === 'TABLE_FUNCTION') refuseTableFunction(entry.function);
       for (const value of Object.values(entry)) walk(value);
     }
   };
   walk(parse);
   return { tables };
+}
+
+/**
+ * The table functions a query may call: generators, and the engine's read-only catalogs. Others
+ * are refused, however deep in the query: DuckDB's `enable_logging`, `enable_profiling`,
+ * `checkpoint`, `query` and the like change the engine for every query, or run SQL of their own
+ * (logging to a directory the engine may not write aborted the whole server), and the files a
+ * query reads are the views'.
+ */
+const TABLE_FUNCTIONS = new Set([
+  'range',
+  'generate_series',
+  'unnest',
+  'json_each',
+  'json_tree',
+  'pragma_table_info',
+]);
+/** Catalogs (`duckdb_…`) left out: what they show is not the analytics' to give. */
+const HIDDEN_CATALOGS = new Set(['duckdb_secrets', 'duckdb_logs', 'duckdb_log_contexts']);
+
+function refuseTableFunction(call: unknown): void {
+  const name =
+    typeof call === 'object' && call !== null
+      ? (call as { function_name?: unknown }).function_name
+      : undefined;
+  const lower = typeof name === 'string' ? name.toLowerCase() : '';
+  if (TABLE_FUNCTIONS.has(lower) || (lower.startsWith('duckdb_') && !HIDDEN_CATALOGS.has(lower))) return;
+  throw new QueryRefusedError(
+    `the query calls the table function ${typeof name === 'string' ? `'${name}'` : '(unnamed)'}: a query may call ${[...TABLE_FUNCTIONS].join(', ')} and the duckdb_… catalogs, and reads files only through the views`,
+  );
 }
 
 /** What the parse says of a query: the tables (and common table expressions) it names. */
