@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IngestionServer, InsecureBindError, startIngestionServer } from '../../src/ingestion.js';
 import { createApiKey, Lake, revokeApiKey } from '../../src/lake.js';
 import { HttpTransport, TelemetrySink } from '../../src/sink.js';
+import type { ExtraRoute } from '../../src/telemetry/ingestion/http.js';
 import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
 import { runDorsal, startDorsalServe } from './cli-helpers.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
@@ -239,4 +240,46 @@ describe('binding beyond loopback', () => {
       expect(await served.stop()).toBe(0);
     }
   }, 60_000);
+});
+
+it('a streamed answer ends once its key is revoked (it streamed on: the key was checked once, at the request)', async () => {
+  const { dir, cleanup } = tempDir('dorsal-stream-key-');
+  const lake = Lake.open({ data: join(dir, 'lake') });
+  const ticks: ExtraRoute = {
+    method: 'GET',
+    path: '/ticks',
+    mediaType: 'application/json',
+    bodyLimit: 0,
+    handle: async (_body, request) => ({
+      status: 200,
+      contentType: 'text/event-stream',
+      stream: (async function* () {
+        for (let i = 0; !request.signal.aborted; i++) {
+          yield `data: ${i}\n\n`;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      })(),
+    }),
+  };
+  const server = await startIngestionServer({ port: 0, lake, keyCacheMs: 0, routes: [ticks] });
+  try {
+    const key = await createApiKey(lake.metadata, 'watcher');
+    const response = await fetch(`${server.url}/ticks`, { headers: bearer(key) });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toMatch(/^data: 0/);
+    await revokeApiKey(lake.metadata, 'watcher');
+    // Read on: the server ends the stream (done); it streamed until the client left, and this
+    // loop ran into the test's time limit.
+    let next = await reader.read();
+    while (!next.done) next = await reader.read();
+    expect(next.done).toBe(true);
+    // The key itself is refused on a new request.
+    expect((await fetch(`${server.url}/ticks`, { headers: bearer(key) })).status).toBe(403);
+  } finally {
+    await server.close();
+    await lake.close();
+    cleanup();
+  }
 });

@@ -226,13 +226,15 @@ async function route(
   if (other !== undefined) {
     if (req.method !== other.method) return methodNotAllowed(other.method);
     const request: RouteRequest = { query: new URLSearchParams(search), signal };
-    if (other.method === 'GET') return rawAnswer(await other.handle(new Uint8Array(0), request));
+    // A streamed answer lasts as long as its key: checked again while it streams.
+    const keyStill = () => guard.keys.check(req.headers.authorization, page);
+    if (other.method === 'GET') return rawAnswer(await other.handle(new Uint8Array(0), request), keyStill);
     const type = req.headers['content-type'];
     if (type?.split(';')[0]?.trim().toLowerCase() !== other.mediaType)
       throw new UnsupportedMediaTypeError(type, other.mediaType);
     const body = await readBody(req, { ...rules.record, limit: other.bodyLimit });
     try {
-      return rawAnswer(await other.handle(body.bytes, request));
+      return rawAnswer(await other.handle(body.bytes, request), keyStill);
     } finally {
       body.release();
     }
@@ -248,12 +250,12 @@ async function route(
   };
 }
 
-function rawAnswer(answer: RouteAnswer | RouteStream): Answer {
+function rawAnswer(answer: RouteAnswer | RouteStream, keyStill: () => Promise<void>): Answer {
   if ('stream' in answer) {
     return {
       status: answer.status,
       body: undefined,
-      stream: { contentType: answer.contentType, chunks: answer.stream },
+      stream: { contentType: answer.contentType, chunks: whileKeyValid(answer.stream, keyStill) },
     };
   }
   return {
@@ -300,6 +302,32 @@ async function send(
   res.end(body);
 }
 
+/** How often a streamed answer's key is checked again (the key cache keeps its own second). */
+const STREAM_KEY_CHECK_MS = 1000;
+
+/**
+ * The chunks of a streamed answer while its key is valid: checked again before a chunk once a
+ * second has passed, so that a revoked key (or a lake that cannot say) ends the stream, as it
+ * refuses the key's next request. Ending it ends the source (its `return`).
+ */
+async function* whileKeyValid(
+  chunks: AsyncIterable<string>,
+  keyStill: () => Promise<void>,
+): AsyncIterable<string> {
+  let checked = performance.now();
+  for await (const chunk of chunks) {
+    if (performance.now() - checked >= STREAM_KEY_CHECK_MS) {
+      try {
+        await keyStill();
+      } catch {
+        return;
+      }
+      checked = performance.now();
+    }
+    yield chunk;
+  }
+}
+
 /** Writes a streamed answer chunk by chunk (waiting for the socket to drain) until it ends or `signal` aborts. */
 async function sendStream(
   res: ServerResponse,
@@ -319,13 +347,17 @@ async function sendStream(
       if (signal.aborted || res.destroyed) break;
       if (!res.write(chunk))
         await new Promise<void>((resolve) => {
+          // Or the server stops: a client that stopped reading holds no stop open.
           const done = () => {
             res.off('drain', done);
             res.off('close', done);
+            signal.removeEventListener('abort', done);
             resolve();
           };
           res.once('drain', done);
           res.once('close', done);
+          if (signal.aborted) done();
+          else signal.addEventListener('abort', done, { once: true });
         });
     }
   } finally {
