@@ -68,6 +68,7 @@ function removeOrphans(): void {
   }
 }
 
+/** The analytics' own `alive` (its spill directories) is not importable here: the sources are compiled by this. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

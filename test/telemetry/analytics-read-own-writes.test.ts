@@ -5,14 +5,34 @@ import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 
-it('an analytics sharing its lake with an ingestion service reads what was just ingested, and keeps its looks at other processes', async () => {
+/**
+ * Runs `work` with an ingestion service and an analytics sharing one lake object, as `dorsal
+ * serve` shares them; a look is reused for a minute here, not a second.
+ */
+async function withSharedLake(
+  work: (shared: {
+    dir: string;
+    lake: Lake;
+    service: IngestionService;
+    analytics: Analytics;
+  }) => Promise<void>,
+): Promise<void> {
   const { dir, cleanup } = tempDir('dorsal-own-writes-');
   const lake = Lake.open({ data: dir });
   const service = new IngestionService(lake);
-  // As `dorsal serve` shares one lake between both; a look is reused for a minute here, not a second.
   const analytics = await Analytics.open({ lake, cacheDir: join(dir, 'analytics'), freshnessMs: 60_000 });
   try {
     await service.ready();
+    await work({ dir, lake, service, analytics });
+  } finally {
+    await analytics.close();
+    await service.close();
+    cleanup();
+  }
+}
+
+it('an analytics sharing its lake with an ingestion service reads what was just ingested, and keeps its looks at other processes', () =>
+  withSharedLake(async ({ dir, lake, service, analytics }) => {
     const count = async (sql: string, process?: string) =>
       Number((await analytics.query(sql, process === undefined ? {} : { process })).rows[0]![0]);
     const first = makeProcess({ startTime: '2026-12-06T10:00:00.000000000Z' });
@@ -58,20 +78,10 @@ it('an analytics sharing its lake with an ingestion service reads what was just 
     // Once something of the first is ingested, its look is taken again, and finds both.
     await service.ingestBlock(makeBlock(untold, 4, 3).block);
     expect(await count('SELECT count(*) FROM blocks', first.processId)).toBe(2);
-  } finally {
-    await analytics.close();
-    await service.close();
-    cleanup();
-  }
-});
+  }));
 
-it('queries asked between writes, without waiting for each other, each see every write made before they were asked', async () => {
-  const { dir, cleanup } = tempDir('dorsal-own-writes-burst-');
-  const lake = Lake.open({ data: dir });
-  const service = new IngestionService(lake);
-  const analytics = await Analytics.open({ lake, cacheDir: join(dir, 'analytics'), freshnessMs: 60_000 });
-  try {
-    await service.ready();
+it('queries asked between writes, without waiting for each other, each see every write made before they were asked', () =>
+  withSharedLake(async ({ service, analytics }) => {
     const process = makeProcess();
     await service.ingestProcess(process);
     const stream = makeStream(process.processId);
@@ -92,12 +102,7 @@ it('queries asked between writes, without waiting for each other, each see every
       expect(rows, `asked after block ${blocks}`).toBeGreaterThanOrEqual(blocks);
       expect(events, `asked after block ${blocks}`).toBeGreaterThanOrEqual(8 * blocks);
     }
-  } finally {
-    await analytics.close();
-    await service.close();
-    cleanup();
-  }
-});
+  }));
 
 it('a lake object says what was written through it since a mark, per process, and counts any write for a look at the whole lake', () => {
   const { dir, cleanup } = tempDir('dorsal-write-marks-');

@@ -192,7 +192,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     `CREATE TEMP TABLE processes AS SELECT * FROM (VALUES ${rowsOr(
       inputs.processes.map(
         (p) =>
-          `(${text(p.processId)}, ${text(p.exe)}, ${text(p.host)}, ${text(p.username)}, ${text(p.startTime)}::TIMESTAMPTZ, ${String(rfc3339ToEpochNs(p.startTime) ?? 0n)}::BIGINT, ${text(p.parentProcessId ?? '')}, ${text(JSON.stringify(p.properties))}::JSON, ${Number.isFinite(p.startTicks) ? String(p.startTicks) : 'NULL'}::DOUBLE, ${text(JSON.stringify(p.clock))}::JSON)`,
+          `(${text(p.processId)}, ${text(p.exe)}, ${text(p.host)}, ${text(p.username)}, ${text(p.startTime)}::TIMESTAMPTZ, ${String(rfc3339ToEpochNs(p.startTime) ?? 0n)}::BIGINT, ${text(p.parentProcessId ?? '')}, ${text(JSON.stringify(p.properties))}::JSON, ${num(p.startTicks)}::DOUBLE, ${text(JSON.stringify(p.clock))}::JSON)`,
       ),
       '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::TIMESTAMPTZ, NULL::BIGINT, NULL::VARCHAR, NULL::JSON, NULL::DOUBLE, NULL::JSON)',
     )}) AS t(process_id, exe, host, username, start_time, start_ns, parent_process_id, properties, start_ticks, clock)`,
