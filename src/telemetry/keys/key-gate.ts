@@ -5,13 +5,12 @@ import { hashApiKey } from './api-keys.js';
 /** How long what the lake said about keys is trusted before it is asked again (default 1 s). */
 export const DEFAULT_KEY_CACHE_MS = 1000;
 
-/** Keys remembered at once; unknown keys sent by a client are remembered too, so this is a cap. */
-const MAX_REMEMBERED = 1000;
 /** Longest `Authorization` header looked at. */
 const MAX_AUTHORIZATION = 512;
 
-interface Remembered<T> {
-  readonly value: T;
+/** The lake's keys as last read: by hash, and until when they are trusted. */
+interface KeySnapshot {
+  readonly byHash: ReadonlyMap<string, ApiKeyRow>;
   readonly until: number;
 }
 
@@ -19,14 +18,20 @@ interface Remembered<T> {
  * Decides whether a request may go on, from its `Authorization` header and the lake's keys. A lake
  * with no key lets everyone in; once it has one (revoked keys count: revoking the last key must
  * not open the server), every request needs `Bearer KEY` with a key the lake knows and has not
- * revoked; a page for people also takes the key as the password of Basic credentials. What the lake answered is trusted for `cacheMs`, so a key created or revoked takes
- * effect within that time, and a request costs one SHA-256 and a map lookup.
+ * revoked; a page for people also takes the key as the password of Basic credentials.
+ *
+ * The gate holds every key of the lake (their hashes and names: a lake has a handful), read at
+ * once and trusted for `cacheMs`: a key created or revoked takes effect within that time, a
+ * request costs one SHA-256 and a map lookup, and whatever keys clients send, known or not, the
+ * lake is asked at most once per `cacheMs` (requests that find the keys stale share one read).
+ * Remembering answers key by key instead let a client that sends random keys ask the lake once
+ * per request, and push the valid keys out of a bounded memory.
  */
 export class KeyGate {
   private readonly store: MetadataStore;
   private readonly cacheMs: number;
-  private keysExist: Remembered<boolean> | undefined;
-  private readonly keys = new Map<string, Remembered<ApiKeyRow | undefined>>();
+  private snapshot: KeySnapshot | undefined;
+  private reading: Promise<KeySnapshot> | undefined;
 
   constructor(store: MetadataStore, cacheMs = DEFAULT_KEY_CACHE_MS) {
     this.store = store;
@@ -39,25 +44,35 @@ export class KeyGate {
    * sends the credentials it remembers with any request to the server, another site's included.
    */
   async check(authorization: string | undefined, basic = false): Promise<void> {
-    const now = Date.now();
-    if (this.keysExist === undefined || this.keysExist.until <= now) {
-      const count = await this.store.countApiKeys();
-      this.keysExist = { value: count > 0, until: now + this.cacheMs };
-    }
-    if (!this.keysExist.value) return;
+    const snapshot =
+      this.snapshot !== undefined && this.snapshot.until > Date.now() ? this.snapshot : await this.read();
+    if (snapshot.byHash.size === 0) return;
     const key = bearer(authorization, basic);
     if (key === undefined) {
       throw new UnauthorizedError('this server needs an API key: send it as "Authorization: Bearer KEY"');
     }
-    const hash = hashApiKey(key);
-    let known = this.keys.get(hash);
-    if (known === undefined || known.until <= now) {
-      known = { value: await this.store.findApiKey(hash), until: now + this.cacheMs };
-      if (this.keys.size >= MAX_REMEMBERED) this.keys.clear();
-      this.keys.set(hash, known);
-    }
-    if (known.value === undefined) throw new UnauthorizedError('unknown API key');
-    if (known.value.revokedTime !== undefined) throw new KeyRevokedError(known.value.name);
+    const known = snapshot.byHash.get(hashApiKey(key));
+    if (known === undefined) throw new UnauthorizedError('unknown API key');
+    if (known.revokedTime !== undefined) throw new KeyRevokedError(known.name);
+  }
+
+  /** Reads every key of the lake, once for all the requests that wait for it meanwhile. */
+  private read(): Promise<KeySnapshot> {
+    this.reading ??= this.store
+      .listApiKeys()
+      .then((rows) => {
+        // Trusted from when the answer came, for the same cacheMs as before.
+        const snapshot = {
+          byHash: new Map(rows.map((r) => [r.keyHash, r])),
+          until: Date.now() + this.cacheMs,
+        };
+        this.snapshot = snapshot;
+        return snapshot;
+      })
+      .finally(() => {
+        this.reading = undefined;
+      });
+    return this.reading;
   }
 }
 
