@@ -19,7 +19,7 @@ interface RetentionCliOptions extends LakeOptions {
 export function retentionCommand(): Command {
   return withLakeOptions(new Command('retention'))
     .description(
-      'delete what a lake received more than N days ago: blocks and their blobs, then empty streams and processes',
+      'delete what a lake received more than N days ago: blocks and their blobs, the analytics partitions made of them, then empty streams and processes',
     )
     .requiredOption(
       '--days <n>',

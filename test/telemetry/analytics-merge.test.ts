@@ -7,6 +7,7 @@ import type { MergeFailure } from '../../src/telemetry/analytics/partitions.js';
 import { type PartitionRow, partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { tempDir } from './fixtures.js';
+import { LONG_AGO, sqliteAge } from './lake-age.js';
 
 const TICKS = 600;
 
@@ -48,6 +49,8 @@ it('merges small partitions from their own files: a block whose blob was lost si
         .filter((b) => b.streamId === ticks.streamId)
         .sort((a, b) => (a.endTime < b.endTime ? -1 : 1));
       expect(blocks.length).toBeGreaterThan(8);
+      // The fourth block was inserted long ago: the merged partition goes with it at retention.
+      await sqliteAge(dir)('blocks', [blocks[3]!.blockId]);
       const count = async (end: string) =>
         Number(
           (await analytics.query('SELECT count(*) FROM stream_ticks', { process: processId, end }))
@@ -78,6 +81,9 @@ it('merges small partitions from their own files: a block whose blob was lost si
       );
       // One partition of the eight blocks, in their order, holding every row the small ones held.
       expect(after.map((p) => p.blockIds)).toEqual([blocks.slice(0, 8).map((b) => b.blockId)]);
+      // When the earliest of its blocks was inserted: the earliest of the merged partitions'.
+      expect(small.find((p) => p.blockIds.includes(blocks[3]!.blockId))?.firstBlockInsertTime).toBe(LONG_AGO);
+      expect(after[0]!.firstBlockInsertTime).toBe(LONG_AGO);
       // The same columns as the files merged: none added from the files' paths (process_id=…).
       expect(await fileColumns(join(dir, 'analytics'), after[0]!)).toEqual(smallColumns);
       expect(after[0]!.rowCount).toBe(small.reduce((n, p) => n + p.rowCount, 0) + blocks[7]!.objectCount);

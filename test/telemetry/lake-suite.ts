@@ -333,7 +333,7 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
 
     it("keeps the analytics' partition rows per process, and deletes them with their files' paths as garbage", async () => {
       const processId = randomUUID();
-      const row = (view: string, insertTime: string) => ({
+      const row = (view: string, insertTime: string, firstBlockInsertTime: string) => ({
         partitionId: randomUUID(),
         view,
         processId,
@@ -343,14 +343,21 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
         dataBytes: 1000,
         coverageBytes: 100,
         insertTime,
+        firstBlockInsertTime,
       });
-      const old = row('stream_ticks', formatRfc3339Ns(1_000n));
-      const recent = row('timings', formatRfc3339Ns(2_000_000_000_000_000_000n));
+      // Retention goes by a partition's first block, not by when the partition was made: the old
+      // one, of a block of long ago, was made last.
+      const recent = row(
+        'timings',
+        formatRfc3339Ns(2_000_000_000_000_000_000n),
+        formatRfc3339Ns(1_999_999_999_000_000_000n),
+      );
+      const old = row('stream_ticks', formatRfc3339Ns(2_000_000_000_000_000_001n), formatRfc3339Ns(500n));
       expect(await lake.metadata.insertPartition(recent)).toBe(true);
       expect(await lake.metadata.insertPartition(old)).toBe(true);
       expect(await lake.metadata.insertPartition(old)).toBe(false);
       // Oldest first: of two partitions of the same blocks, readers keep the first.
-      expect(await lake.metadata.listPartitions(processId)).toEqual([old, recent]);
+      expect(await lake.metadata.listPartitions(processId)).toEqual([recent, old]);
       expect(await lake.metadata.listPartitions(randomUUID())).toEqual([]);
       // Their files go to blob storage under views/…, which the stores accept.
       const paths = partitionBlobPaths(old);

@@ -5,12 +5,13 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BlockConflictError, LakeNotFoundError } from '../../src/telemetry/errors.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
+import { partitionParams } from '../../src/telemetry/lake/admin-sql.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import { applyRetention } from '../../src/telemetry/lake/retention.js';
 import { processParams, streamParams } from '../../src/telemetry/lake/rows.js';
 import { S3BlobStore } from '../../src/telemetry/lake/s3-blobs.js';
 import { MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE } from '../../src/telemetry/lake/schema.js';
-import { blobPath } from '../../src/telemetry/lake/types.js';
+import { blobPath, partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { type Block, encodePayloadBlob, nowRfc3339Ns } from '../../src/telemetry/wire/index.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { type Age, postgresAge, sqliteAge } from './lake-age.js';
@@ -147,6 +148,147 @@ describe('a lake of schema version 2, opened by this dorsal', () => {
       await client.end();
       await s3.stop();
       await schema.drop();
+    }
+  });
+});
+
+/**
+ * A lake of schema version 4 holds partition rows without `first_block_insert_time`: they take
+ * their own insert time, and retention deletes them by it, as it did.
+ */
+describe('a lake of schema version 4, opened by this dorsal', () => {
+  const V4_PARTITION_COLUMNS =
+    'partition_id, view_name, process_id, stream_id, block_ids, row_count, data_path, data_bytes, coverage_path, coverage_bytes, insert_time';
+  const processId = makeProcess().processId;
+  const partition = {
+    partitionId: '0a0b0c0d-0000-4000-8000-000000000001',
+    view: 'stream_ticks',
+    processId,
+    streamId: makeStream(processId).streamId,
+    blockIds: [makeProcess().processId],
+    rowCount: 3,
+    dataBytes: 100,
+    coverageBytes: 10,
+    insertTime: '2001-02-03T04:05:06.000000007Z',
+  };
+  const params = partitionParams({ ...partition, firstBlockInsertTime: partition.insertTime }).slice(0, 11);
+  const expectMigrated = async (lake: Lake) => {
+    try {
+      expect(await lake.metadata.listPartitions(processId)).toEqual([
+        { ...partition, firstBlockInsertTime: partition.insertTime },
+      ]);
+      expect(await lake.metadata.deletePartitionsBefore(partition.insertTime, 10)).toEqual([]);
+      expect(
+        (await lake.metadata.deletePartitionsBefore('2001-02-03T04:05:06.000000008Z', 10)).sort(),
+      ).toEqual(Object.values(partitionBlobPaths(partition)).sort());
+    } finally {
+      await lake.close();
+    }
+  };
+
+  /**
+   * A dorsal of schema version 4 still running (a rolling upgrade) inserts its 11 columns into a
+   * migrated lake: its row, without `first_block_insert_time`, goes by its own insert time.
+   */
+  const expectRetentionTakesV4Row = async (lake: Lake, insertV4Row: () => Promise<void>) => {
+    try {
+      await lake.ready();
+      await insertV4Row();
+      const [row] = await lake.metadata.listPartitions(processId);
+      expect(row?.partitionId).toBe(partition.partitionId);
+      expect(await applyRetention(lake, { days: 1, pauseMs: 0 })).toMatchObject({ partitions: 1 });
+      expect(await lake.metadata.listPartitions(processId)).toEqual([]);
+    } finally {
+      await lake.close();
+    }
+  };
+
+  it('SQLite: a row a dorsal of version 4 inserts after the migration goes by its insert time', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await expectRetentionTakesV4Row(Lake.open({ data: dir }), async () => {
+        const db = new Database(join(dir, 'lake.sqlite'));
+        try {
+          db.prepare(
+            `INSERT INTO partitions (${V4_PARTITION_COLUMNS}) VALUES (${params.map(() => '?').join(',')})`,
+          ).run(...params);
+        } finally {
+          db.close();
+        }
+      });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('PostgreSQL: a row a dorsal of version 4 inserts after the migration goes by its insert time', async () => {
+    const schema = uniqueSchema();
+    const name = new URL(schema.url).searchParams.get('schema') as string;
+    const { dir, cleanup } = tempDir();
+    try {
+      await expectRetentionTakesV4Row(Lake.open({ db: schema.url, blobs: dir }), async () => {
+        const client = new pg.Client({ connectionString: POSTGRES_URL });
+        await client.connect();
+        try {
+          await client.query(`SET search_path = "${name}"`);
+          await client.query(
+            `INSERT INTO partitions (${V4_PARTITION_COLUMNS}) VALUES (${params.map((_, i) => `$${i + 1}`).join(',')})`,
+            params,
+          );
+        } finally {
+          await client.end();
+        }
+      });
+    } finally {
+      await schema.drop();
+      cleanup();
+    }
+  });
+
+  it('SQLite: its partition rows take their own insert time as their first block’s', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const db = new Database(join(dir, 'lake.sqlite'));
+      db.exec(`CREATE TABLE ${VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL)`);
+      for (const sql of MIGRATIONS.slice(0, 4).flat()) db.exec(sql);
+      db.prepare(`INSERT INTO ${VERSION_TABLE} VALUES (1, ?), (2, ?), (3, ?), (4, ?)`).run(
+        ...Array.from({ length: 4 }, nowRfc3339Ns),
+      );
+      db.prepare(
+        `INSERT INTO partitions (${V4_PARTITION_COLUMNS}) VALUES (${params.map(() => '?').join(',')})`,
+      ).run(...params);
+      db.close();
+      await expectMigrated(Lake.open({ data: dir }));
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('PostgreSQL: the same', async () => {
+    const schema = uniqueSchema();
+    const name = new URL(schema.url).searchParams.get('schema') as string;
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    const { dir, cleanup } = tempDir();
+    try {
+      await client.query(`CREATE SCHEMA "${name}"`);
+      await client.query(`SET search_path = "${name}"`);
+      await client.query(
+        `CREATE TABLE ${VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL)`,
+      );
+      for (const sql of MIGRATIONS.slice(0, 4).flat()) await client.query(sql);
+      await client.query(`INSERT INTO ${VERSION_TABLE} VALUES (1, $1), (2, $1), (3, $1), (4, $1)`, [
+        nowRfc3339Ns(),
+      ]);
+      await client.query(
+        `INSERT INTO partitions (${V4_PARTITION_COLUMNS}) VALUES (${params.map((_, i) => `$${i + 1}`).join(',')})`,
+        params,
+      );
+      await expectMigrated(Lake.open({ db: schema.url, blobs: dir }));
+    } finally {
+      await client.end();
+      await schema.drop();
+      cleanup();
     }
   });
 });

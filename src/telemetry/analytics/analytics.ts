@@ -12,6 +12,7 @@ import { DIVERGENCES_TAG, parseStoredDiff } from '../persist/replay-diff.js';
 import { COUNTS_TAG, parseStoredCounts } from '../persist/run-counts.js';
 import { checkAnalyticsCacheDir } from './cache-dir.js';
 import { EtlPool } from './etl-pool.js';
+import { GoneProcessSweep } from './gone-processes.js';
 import {
   checkBound,
   messageOf,
@@ -91,6 +92,13 @@ export interface AnalyticsOptions {
    * `new LocalPartitionStore(dir)` keeps them out of the lake).
    */
   readonly partitions?: PartitionStore;
+  /**
+   * How often the cached partitions of processes the lake no longer lists (retention deleted
+   * them) are let go of, in ms (default 60 000): a sweep begins in the background at the first
+   * look at the lake, then at a look this long or more after the last one began (see
+   * `GoneProcessSweep`).
+   */
+  readonly goneProcessSweepMs?: number;
 }
 
 /** What a scope's views are made of, with a fingerprint that changes when any of it does. */
@@ -182,6 +190,8 @@ export class Analytics extends AnalyticsQuestions {
   private readonly documentBlocks = new Map<string, Promise<DocumentRow<unknown>>>();
   /** Blocks found unreadable and merges that failed, each left alone for `unreadableRetryMs` before it is tried again. */
   private readonly memory: AnalyticsMemory;
+  /** Lets go of the cached partitions of processes retention deleted, in the background of the looks. */
+  private readonly goneProcesses: GoneProcessSweep;
   private closed = false;
 
   private constructor(
@@ -203,6 +213,7 @@ export class Analytics extends AnalyticsQuestions {
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.freshnessMs = options.freshnessMs ?? 1000;
+    this.goneProcesses = new GoneProcessSweep(store, lake, options.goneProcessSweepMs ?? 60_000);
     const retryMs = options.unreadableRetryMs ?? 10_000;
     this.memory = {
       unreadable: new RetryLater(retryMs),
@@ -312,6 +323,20 @@ export class Analytics extends AnalyticsQuestions {
     };
   }
 
+  /**
+   * Lets go now (after the sweep under way, if any) of the cached partitions of processes the lake
+   * no longer lists, as the looks' sweeps do in the background; returns their ids.
+   */
+  sweepGoneProcesses(): Promise<string[]> {
+    if (this.closed) return Promise.resolve([]);
+    return this.goneProcesses.sweep();
+  }
+
+  /** Sweeps of the gone processes begun so far (at looks, or by `sweepGoneProcesses`). */
+  get goneProcessSweeps(): number {
+    return this.goneProcesses.sweeps;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -319,6 +344,7 @@ export class Analytics extends AnalyticsQuestions {
     for (const session of this.sessions.values()) session.connection.closeSync();
     this.sessions.clear();
     await Promise.allSettled(this.materializing.values());
+    await this.goneProcesses.idle();
     await this.pool.close();
     this.queryDb.closeSync();
     if (this.ownsLake) await this.lake.close();
@@ -489,6 +515,8 @@ export class Analytics extends AnalyticsQuestions {
     window: TimeWindow,
     partitions: boolean,
   ): Promise<LakeView> {
+    // Not waited for: a look costs no more for it.
+    if (!this.closed) this.goneProcesses.poke();
     const processes =
       wanted === undefined
         ? await this.lake.processes()

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { makeDirectoriesSync } from '../../directories.js';
 import { LakeNotFoundError } from '../errors.js';
 import type { Lake } from '../lake/lake.js';
+import { forgetGoneProcesses, type SweptLake } from './gone-processes.js';
 import { movePartitionFiles } from './local-partitions.js';
 import {
   looksWhole,
@@ -91,6 +92,14 @@ export class LakePartitionStore implements PartitionStore {
         if (file.endsWith('.parquet') && !listed.has(file)) rmSync(join(dir, file), { force: true });
       }
     }
+  }
+
+  /**
+   * Removes the cached copies of the processes the lake no longer lists: retention deleted them and
+   * their partitions (rows and files), and `list` is never asked for them again.
+   */
+  forgetGoneProcesses(lake: SweptLake): Promise<string[]> {
+    return forgetGoneProcesses(this.cacheDir, lake);
   }
 
   /** Deletes the row, then the blobs (recorded as garbage meanwhile, as retention does), then the copies. */

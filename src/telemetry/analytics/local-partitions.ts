@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { makeDirectoriesSync } from '../../directories.js';
+import { forgetGoneProcesses, type SweptLake } from './gone-processes.js';
 import {
   looksWhole,
   type PartitionFiles,
@@ -23,7 +24,9 @@ export class LocalPartitionStore implements PartitionStore {
   async list(processId: string): Promise<PartitionRow[]> {
     const file = this.rowsFile(processId);
     if (!existsSync(file)) return [];
-    return JSON.parse(readFileSync(file, 'utf8')) as PartitionRow[];
+    const rows = JSON.parse(readFileSync(file, 'utf8')) as StoredRow[];
+    // Rows written before they said when their first block was inserted: their own insert time.
+    return rows.map((row) => ({ ...row, firstBlockInsertTime: row.firstBlockInsertTime ?? row.insertTime }));
   }
 
   async save(row: PartitionRow, files: PartitionFiles): Promise<void> {
@@ -48,6 +51,11 @@ export class LocalPartitionStore implements PartitionStore {
     rmSync(join(this.root, paths.coverage), { force: true });
   }
 
+  /** Removes the partitions (rows and files) of the processes the lake no longer lists. */
+  forgetGoneProcesses(lake: SweptLake): Promise<string[]> {
+    return forgetGoneProcesses(this.root, lake, join(this.root, 'partitions'));
+  }
+
   private rowsFile(processId: string): string {
     return join(this.root, 'partitions', `${processId}.json`);
   }
@@ -59,6 +67,9 @@ export class LocalPartitionStore implements PartitionStore {
     renameSync(`${file}.tmp`, file);
   }
 }
+
+/** A row as a row list holds it: those of earlier versions lack `firstBlockInsertTime`. */
+type StoredRow = Omit<PartitionRow, 'firstBlockInsertTime'> & { readonly firstBlockInsertTime?: string };
 
 /** Moves a partition's local files to their paths under `root`. */
 export function movePartitionFiles(files: PartitionFiles, paths: PartitionFiles, root: string): void {

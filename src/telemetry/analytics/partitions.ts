@@ -8,6 +8,7 @@ import { type BlockRow, type PartitionRow, partitionBlobPaths, type StreamRow } 
 import { formatRfc3339Ns, nowRfc3339Ns } from '../wire/index.js';
 import type { BlockParts, RejectedBlock } from './etl.js';
 import type { EtlPool } from './etl-pool.js';
+import type { SweptLake } from './gone-processes.js';
 import type { TimeWindow, UnreadableBlock } from './query.js';
 import type { RetryLater } from './retry-later.js';
 import { type SourceTable, sourceTableOf } from './source-tables.js';
@@ -32,6 +33,12 @@ export interface PartitionStore {
   localFiles(row: PartitionRow): Promise<PartitionFiles | undefined>;
   /** Forgets a partition whose files are missing (it is rebuilt from its blocks). */
   delete(row: PartitionRow): Promise<void>;
+  /**
+   * Removes what it keeps locally of processes the lake no longer lists (retention deleted them
+   * with their partitions), asking the lake about the ids it keeps, a bounded amount at a time;
+   * returns their ids (see `forgetGoneProcesses`). A store without it keeps them.
+   */
+  forgetGoneProcesses?(lake: SweptLake): Promise<string[]>;
 }
 
 /** A partition holds at most this many blocks, and about this many bytes of records. */
@@ -193,7 +200,8 @@ export async function materialize(
   ): Promise<void> => {
     let written: PartitionRow;
     try {
-      written = await writePartitionFiles(store, pool, scratch, processId, stream, table, parts);
+      const firstInsert = earliest(parts.map((p) => rows.get(p.blockId)!.insertTime));
+      written = await writePartitionFiles(store, pool, scratch, processId, stream, table, parts, firstInsert);
     } catch (error) {
       if (!(error instanceof RejectedBlocksError)) throw error;
       const rejected = new Set(error.rejected.map((r) => r.blockId));
@@ -413,8 +421,14 @@ async function mergePartitionFiles(
   table: SourceTable,
   group: readonly LivePartition[],
 ): Promise<LivePartition | undefined> {
-  const blockIds = group.flatMap((p) => p.row.blockIds);
-  const row = await storePartition(store, scratch, processId, stream, table, blockIds, async (files) => {
+  const at = {
+    processId,
+    stream,
+    table,
+    blockIds: group.flatMap((p) => p.row.blockIds),
+    firstBlockInsertTime: earliest(group.map((p) => p.row.firstBlockInsertTime)),
+  };
+  const row = await storePartition(store, scratch, at, async (files) => {
     try {
       const { rows } = await pool.run({
         kind: 'merge',
@@ -432,7 +446,10 @@ async function mergePartitionFiles(
   return row === undefined ? undefined : { row, local: await localFilesOf(store, row) };
 }
 
-/** Writes one partition (its rows and its blocks' coverage) for `parts` on the pool, and stores it. */
+/**
+ * Writes one partition (its rows and its blocks' coverage) for `parts` on the pool, and stores it;
+ * `firstBlockInsertTime`: when the earliest of their blocks was inserted.
+ */
 async function writePartitionFiles(
   store: PartitionStore,
   pool: EtlPool,
@@ -441,9 +458,10 @@ async function writePartitionFiles(
   stream: StreamRow,
   table: SourceTable,
   parts: readonly BlockParts[],
+  firstBlockInsertTime: string,
 ): Promise<PartitionRow> {
-  const blockIds = parts.map((p) => p.blockId);
-  const row = await storePartition(store, scratch, processId, stream, table, blockIds, async (files) => {
+  const at = { processId, stream, table, blockIds: parts.map((p) => p.blockId), firstBlockInsertTime };
+  const row = await storePartition(store, scratch, at, async (files) => {
     const { rows, rejected } = await pool.run({
       source: table,
       streamId: stream.streamId,
@@ -457,20 +475,28 @@ async function writePartitionFiles(
   return row!;
 }
 
+/** What a new partition is of: a stream's view, and some of its blocks. */
+interface PartitionOf {
+  readonly processId: string;
+  readonly stream: StreamRow;
+  readonly table: SourceTable;
+  readonly blockIds: readonly string[];
+  /** When the earliest of the blocks was inserted: retention deletes the partition with it. */
+  readonly firstBlockInsertTime: string;
+}
+
 /**
- * A new partition of `blockIds`: `write` makes its two files in the scratch directory (and says
+ * A new partition of `of.blockIds`: `write` makes its two files in the scratch directory (and says
  * how many rows, or undefined for none made), then they are stored with its row; the scratch
  * files are removed whatever happens.
  */
 async function storePartition(
   store: PartitionStore,
   scratch: string,
-  processId: string,
-  stream: StreamRow,
-  table: SourceTable,
-  blockIds: readonly string[],
+  of: PartitionOf,
   write: (files: PartitionFiles) => Promise<number | undefined>,
 ): Promise<PartitionRow | undefined> {
+  const { processId, stream, table, blockIds } = of;
   const partitionId = randomUUID();
   const files = {
     data: join(scratch, `${partitionId}.parquet`),
@@ -489,6 +515,7 @@ async function storePartition(
       dataBytes: statSync(files.data).size,
       coverageBytes: statSync(files.coverage).size,
       insertTime: nowRfc3339Ns(),
+      firstBlockInsertTime: of.firstBlockInsertTime,
     };
     await store.save(row, files);
     return row;
@@ -496,6 +523,11 @@ async function storePartition(
     rmSync(files.data, { force: true });
     rmSync(files.coverage, { force: true });
   }
+}
+
+/** The earliest of some times (normalized RFC 3339: text order is time order). */
+function earliest(times: readonly string[]): string {
+  return [...times].sort()[0]!;
 }
 
 /**

@@ -5,8 +5,8 @@ import { type ApiKeyRow, type DropReportRow, type PartitionRow, partitionBlobPat
 /**
  * The statements behind API keys, drop reports and retention, shared by both metadata stores
  * (SQLite's placeholders are `?`, PostgreSQL's `$1`, `$2`…: each statement names its parameters
- * once, in order). Retention deletes blocks and drop reports in batches of `LIMIT` rows, oldest
- * first, through the `insert_time` indexes; streams and processes a window of ids at a time (a
+ * once, in order). Retention deletes blocks, partitions and drop reports in batches of `LIMIT`
+ * rows, oldest first, through their insert-time indexes; streams and processes a window of ids at a time (a
  * cursor over the primary key), so that a batch reads at most `LIMIT` rows however many old ones
  * are still in use.
  */
@@ -14,7 +14,7 @@ import { type ApiKeyRow, type DropReportRow, type PartitionRow, partitionBlobPat
 export const API_KEY_COLUMNS = 'name, key_hash, created_time, revoked_time';
 export const DROP_COLUMNS = 'report_id, process_id, time, counts, total, insert_time';
 export const PARTITION_COLUMNS =
-  'partition_id, view_name, process_id, stream_id, block_ids, row_count, data_path, data_bytes, coverage_path, coverage_bytes, insert_time';
+  'partition_id, view_name, process_id, stream_id, block_ids, row_count, data_path, data_bytes, coverage_path, coverage_bytes, insert_time, first_block_insert_time';
 
 /** The statements, with placeholders made by `p(i)` (1-based). */
 export function adminSql(p: (i: number) => string) {
@@ -41,11 +41,18 @@ export function adminSql(p: (i: number) => string) {
     processWindowEnd: `SELECT MAX(process_id) AS last FROM (SELECT process_id FROM processes WHERE process_id > ${p(1)} ORDER BY process_id LIMIT ${p(2)}) w`,
     deleteEmptyProcesses: `DELETE FROM processes WHERE process_id > ${p(1)} AND process_id <= ${p(2)} AND insert_time < ${p(3)} AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.process_id = processes.process_id)`,
     deleteDropReports: `DELETE FROM sink_drops WHERE report_id IN (SELECT report_id FROM sink_drops WHERE insert_time < ${p(1)} LIMIT ${p(2)})`,
-    insertPartition: `INSERT INTO partitions (${PARTITION_COLUMNS}) VALUES (${Array.from({ length: 11 }, (_, i) => p(i + 1)).join(', ')}) ON CONFLICT DO NOTHING`,
+    insertPartition: `INSERT INTO partitions (${PARTITION_COLUMNS}) VALUES (${Array.from({ length: 12 }, (_, i) => p(i + 1)).join(', ')}) ON CONFLICT DO NOTHING`,
     listPartitions: `SELECT ${PARTITION_COLUMNS} FROM partitions WHERE process_id = ${p(1)} ORDER BY insert_time, partition_id`,
     /** One partition's row, deleted; returns its two paths. */
     deletePartition: `DELETE FROM partitions WHERE partition_id = ${p(1)} RETURNING partition_id, data_path, coverage_path`,
-    deleteOldPartitions: `DELETE FROM partitions WHERE partition_id IN (SELECT partition_id FROM partitions WHERE insert_time < ${p(1)} ORDER BY insert_time LIMIT ${p(2)}) RETURNING partition_id, data_path, coverage_path`,
+    /**
+     * The partitions of blocks retention deletes (one inserted before the cutoff), deleted; returns
+     * their paths. Parameters: cutoff, limit, cutoff, limit, limit. A row without
+     * `first_block_insert_time` (inserted into a migrated lake by a dorsal of schema version 4 still
+     * running) goes by its own insert time, through that index: those of the first kind inserted
+     * before the cutoff are all of the first kind (a partition is made after its blocks).
+     */
+    deleteOldPartitions: `DELETE FROM partitions WHERE partition_id IN (SELECT partition_id FROM (SELECT partition_id FROM partitions WHERE first_block_insert_time < ${p(1)} ORDER BY first_block_insert_time LIMIT ${p(2)}) dated UNION ALL SELECT partition_id FROM (SELECT partition_id FROM partitions WHERE insert_time < ${p(3)} AND first_block_insert_time IS NULL ORDER BY insert_time LIMIT ${p(4)}) undated LIMIT ${p(5)}) RETURNING partition_id, data_path, coverage_path`,
   };
 }
 
@@ -70,6 +77,7 @@ export function partitionParams(row: PartitionRow): unknown[] {
     paths.coverage,
     row.coverageBytes,
     row.insertTime,
+    row.firstBlockInsertTime,
   ];
 }
 
@@ -85,6 +93,7 @@ export function toPartitionRow(row: RawRow): PartitionRow {
     dataBytes: Number(row.data_bytes),
     coverageBytes: Number(row.coverage_bytes),
     insertTime: String(row.insert_time),
+    firstBlockInsertTime: String(row.first_block_insert_time ?? row.insert_time),
   };
 }
 

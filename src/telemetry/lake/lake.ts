@@ -1,5 +1,6 @@
 import { LakeNotFoundError, WireFormatError } from '../errors.js';
 import { type DecodedPayload, decodePayloadAsync, MAX_STORED_PART_BYTES } from '../wire/index.js';
+import { lakeIdentity } from './identity.js';
 import { type LakeLocation, openBlobStore, openMetadataStore } from './open.js';
 import type {
   BlobStore,
@@ -21,6 +22,9 @@ export interface StoredBlock {
 /** Processes whose last write `noteWritten` keeps apart (see `writtenSince`). */
 const MAX_NOTED_PROCESSES = 4096;
 
+/** Process ids `processIdsIn` asks about per statement. */
+const PROCESS_ID_BATCH = 500;
+
 /**
  * The lake: metadata tables plus blob storage. Opening it connects to nothing; the first call
  * does, so a lake whose database is down can be opened and answers `LakeUnavailableError` until
@@ -36,6 +40,8 @@ const MAX_NOTED_PROCESSES = 4096;
 export class Lake {
   readonly metadata: MetadataStore;
   readonly blobs: BlobStore;
+  /** What tells this lake from another (see `lakeIdentity`): no credentials in it. */
+  readonly identity: string;
 
   /** Writes told by `noteWritten` so far, and the last one's number per process. */
   private writes = 0;
@@ -45,9 +51,10 @@ export class Lake {
   /** The close under way or done (see `close`). */
   private closing: Promise<void> | undefined;
 
-  constructor(metadata: MetadataStore, blobs: BlobStore) {
+  constructor(metadata: MetadataStore, blobs: BlobStore, identity: string) {
     this.metadata = metadata;
     this.blobs = blobs;
+    this.identity = identity;
   }
 
   /**
@@ -87,7 +94,7 @@ export class Lake {
 
   /** Opens the lake at a location (default: the embedded lake in `./dorsal-data`). */
   static open(location: LakeLocation = {}): Lake {
-    return new Lake(openMetadataStore(location), openBlobStore(location));
+    return new Lake(openMetadataStore(location), openBlobStore(location), lakeIdentity(location));
   }
 
   /** Connects and migrates the metadata database, and checks the blob store. */
@@ -109,6 +116,19 @@ export class Lake {
   /** Blocks by begin time, optionally of one process or stream, in a time range. */
   blocks(filter?: BlockFilter): Promise<BlockRow[]> {
     return this.metadata.listBlocks(filter);
+  }
+
+  /**
+   * Those of `processIds` the lake holds, in no order: asked a few hundred at a time (each a
+   * lookup by primary key), never a listing of the whole lake.
+   */
+  async processIdsIn(processIds: readonly string[]): Promise<string[]> {
+    const held: string[] = [];
+    for (let i = 0; i < processIds.length; i += PROCESS_ID_BATCH) {
+      const batch = processIds.slice(i, i + PROCESS_ID_BATCH).map((id) => id.toLowerCase());
+      held.push(...(await this.metadata.findProcessIds(batch)));
+    }
+    return held;
   }
 
   /** One process, or `undefined`. */

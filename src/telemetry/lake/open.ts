@@ -36,7 +36,7 @@ const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
 const redact = (url: string): string => JSON.stringify(url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@'));
 
 /** The path of `sqlite:…`/`file:…` (`scheme` in lower case; the value's in any case). */
-function localPath(value: string, scheme: string): string {
+export function localPath(value: string, scheme: string): string {
   if (value.slice(scheme.length + 1).startsWith('//')) {
     const url = `file:${value.slice(scheme.length + 1)}`;
     try {

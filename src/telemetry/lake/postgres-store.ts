@@ -223,6 +223,13 @@ export class PostgresMetadataStore implements MetadataStore {
     return row === undefined ? undefined : toBlockRow(row);
   }
 
+  async findProcessIds(processIds: readonly string[]): Promise<string[]> {
+    if (processIds.length === 0) return [];
+    const sql = 'SELECT process_id FROM processes WHERE process_id = ANY($1::text[])';
+    const { rows } = await this.query('finding processes', sql, [[...processIds]]);
+    return rows.map((row) => String(row.process_id));
+  }
+
   async listProcesses(): Promise<ProcessRow[]> {
     const sql = `SELECT ${PROCESS_COLUMNS} FROM processes ORDER BY start_time, process_id`;
     return (await this.query('listing processes', sql, [])).rows.map(toProcessRow);
@@ -343,7 +350,8 @@ export class PostgresMetadataStore implements MetadataStore {
   async deletePartitionsBefore(cutoff: string, limit: number): Promise<string[]> {
     return this.deletePartitionRows(
       'deleting old partitions',
-      async (client) => (await client.query<RawRow>(SQL.deleteOldPartitions, [cutoff, limit])).rows,
+      async (client) =>
+        (await client.query<RawRow>(SQL.deleteOldPartitions, [cutoff, limit, cutoff, limit, limit])).rows,
     );
   }
 

@@ -27,17 +27,22 @@ export interface RetentionReport {
   streams: number;
   processes: number;
   dropReports: number;
-  /** Analytics partitions (derived data, made again from blocks when asked). */
+  /**
+   * Analytics partitions (derived data, made again from blocks when asked) deleted with a block
+   * they held; their files are counted in `blobs`.
+   */
   partitions: number;
 }
 
 const DAY_MS = 86_400_000;
 
 /**
- * Deletes what was inserted into the lake more than `days` ago: blocks and their blobs, analytics
- * partitions and theirs, then streams left without blocks and processes left without streams,
- * then drop reports. Blocks go by
- * insert time, which the server sets, not by the times a client wrote in them.
+ * Deletes what was inserted into the lake more than `days` ago: blocks and their blobs, the
+ * analytics partitions made of any of those blocks and their files, then streams left without
+ * blocks and processes left without streams, then drop reports. Blocks go by insert time, which
+ * the server sets, not by the times a client wrote in them; a partition goes with the first of its
+ * blocks, however recently it was made (as micromegas retires a partition by the insert times of
+ * the data it was made of).
  *
  * Order, so that a crash anywhere leaves no row without its blob: a batch deletes its block rows
  * and records their blob paths in `blob_garbage`, in one transaction; then it deletes the blobs;
@@ -121,8 +126,11 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     report.blocks += paths.length;
     return deleteBlobs(paths);
   });
-  // Partitions go by their own insert time; one whose blocks are gone is never read again (the
-  // analytics check its blocks), and is deleted here once it is as old.
+  // Partitions go with their earliest block (`firstBlockInsertTime`), not by their own insert
+  // time: one made today of a process of long ago goes with it, and so does one that also holds
+  // newer blocks (stale without the old one: the analytics make the newer ones' again). A
+  // partition made of a block while this pass deleted it goes at the next pass (meanwhile the
+  // analytics, which check a partition's blocks, never read it).
   await repeat(async () => {
     const paths = await metadata.deletePartitionsBefore(cutoff, batch);
     report.partitions += paths.length / 2;

@@ -101,6 +101,15 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     'CREATE INDEX partitions_process ON partitions (process_id)',
     'CREATE INDEX partitions_insert_time ON partitions (insert_time)',
   ],
+  [
+    // When the earliest of a partition's blocks was inserted: retention deletes the partition with
+    // that block, as micromegas retires a partition with the insert times of its source data (by
+    // its own insert time, one made long after its blocks outlived them). The rows of earlier
+    // versions take their own insert time, as retention took it then.
+    'ALTER TABLE partitions ADD COLUMN first_block_insert_time TEXT',
+    'UPDATE partitions SET first_block_insert_time = insert_time',
+    'CREATE INDEX partitions_first_block_insert_time ON partitions (first_block_insert_time)',
+  ],
 ];
 
 /** The schema version this code writes. */

@@ -125,6 +125,12 @@ export class SqliteMetadataStore implements MetadataStore {
     return row === undefined ? undefined : toBlockRow(row);
   }
 
+  async findProcessIds(processIds: readonly string[]): Promise<string[]> {
+    if (processIds.length === 0) return [];
+    const sql = `SELECT process_id FROM processes WHERE process_id IN (${processIds.map(() => '?').join(', ')})`;
+    return this.all('finding processes', sql, [...processIds]).map((row) => String(row.process_id));
+  }
+
   async listProcesses(): Promise<ProcessRow[]> {
     const sql = `SELECT ${PROCESS_COLUMNS} FROM processes ORDER BY start_time, process_id`;
     return this.all('listing processes', sql, []).map(toProcessRow);
@@ -252,7 +258,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deletePartitionsBefore(cutoff: string, limit: number): Promise<string[]> {
     return this.deletePartitionRows('deleting old partitions', (p) =>
-      p.db.prepare<unknown[], RawRow>(SQL.deleteOldPartitions).all(cutoff, limit),
+      p.db.prepare<unknown[], RawRow>(SQL.deleteOldPartitions).all(cutoff, limit, cutoff, limit, limit),
     );
   }
 

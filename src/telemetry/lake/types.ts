@@ -83,6 +83,8 @@ export interface MetadataStore {
   findStream(streamId: string): Promise<StreamRow | undefined>;
   findBlock(blockId: string): Promise<BlockRow | undefined>;
   listProcesses(): Promise<ProcessRow[]>;
+  /** Those of `processIds` (a few hundred at most: one statement) the lake holds, in no order. */
+  findProcessIds(processIds: readonly string[]): Promise<string[]>;
   listStreams(filter?: StreamFilter): Promise<StreamRow[]>;
   listBlocks(filter?: BlockFilter): Promise<BlockRow[]>;
 
@@ -130,7 +132,11 @@ export interface MetadataStore {
    * those paths (the caller deletes the blobs, then forgets them, as retention does).
    */
   deletePartitions(partitionIds: readonly string[]): Promise<string[]>;
-  /** As `deleteBlocksBefore`, for partitions: their rows, their paths recorded as garbage. */
+  /**
+   * As `deleteBlocksBefore`, for partitions: up to `limit` rows of partitions holding a block
+   * inserted before `cutoff` (by `firstBlockInsertTime`: those `deleteBlocksBefore` leaves stale),
+   * deleted, their paths recorded as garbage.
+   */
   deletePartitionsBefore(cutoff: string, limit: number): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -153,6 +159,11 @@ export interface PartitionRow {
   readonly dataBytes: number;
   readonly coverageBytes: number;
   readonly insertTime: string;
+  /**
+   * When the earliest of its blocks was inserted into the lake: retention deletes the partition
+   * with that block (a partition made today of blocks of long ago goes with them).
+   */
+  readonly firstBlockInsertTime: string;
 }
 
 /** What a retention step did in one window of ids. */

@@ -1,0 +1,20 @@
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lakeIdentity } from '../telemetry/lake/identity.js';
+import { type LakeOptions, lakeLocation } from './options.js';
+
+/**
+ * Where a server keeps its analytics' partitions: `--analytics-cache`, or in the embedded lake's
+ * directory, or a directory of its own per lake, named by a digest of the lake's identity
+ * (`lakeIdentity`: absolute paths, `--data` included), so that two lakes never get one directory.
+ */
+export function analyticsCacheDir(options: LakeOptions & { readonly analyticsCache?: string }): string {
+  if (options.analyticsCache !== undefined) return options.analyticsCache;
+  if (options.db === undefined && options.blobs === undefined) return join(options.data, 'analytics');
+  const lake = createHash('sha256')
+    .update(lakeIdentity(lakeLocation(options)))
+    .digest('hex')
+    .slice(0, 16);
+  return join(tmpdir(), 'dorsal-analytics', lake);
+}
