@@ -11,6 +11,7 @@
  * await analytics.close();
  */
 export { Analytics, type AnalyticsOptions } from './telemetry/analytics/analytics.js';
+export { ANSWER_CHUNK_CHARS, csvAnswer, jsonAnswer } from './telemetry/analytics/answer-chunks.js';
 export { QueryRefusedError, QueryTimeoutError } from './telemetry/analytics/guard.js';
 export {
   answerQuery,
@@ -31,6 +32,10 @@ export type {
 } from './telemetry/analytics/partitions.js';
 export type { QueryFunction, QueryResult, QueryScope } from './telemetry/analytics/query.js';
 export {
+  DEFAULT_MAX_CONCURRENT_QUERIES,
+  DEFAULT_MAX_WAITING_QUERIES,
+} from './telemetry/analytics/query-slots.js';
+export {
   AnalyticsQuestions,
   type Handling,
   type MessageTree,
@@ -42,4 +47,8 @@ export {
   type TreeOptions,
 } from './telemetry/analytics/questions.js';
 export { RemoteAnalytics, type RemoteAnalyticsOptions } from './telemetry/analytics/remote.js';
-export { type AnalyticsRouteOptions, analyticsQueryRoute } from './telemetry/analytics/route.js';
+export {
+  type AnalyticsQueryRoute,
+  type AnalyticsRouteOptions,
+  analyticsQueryRoute,
+} from './telemetry/analytics/route.js';

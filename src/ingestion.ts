@@ -40,4 +40,5 @@ export {
 } from './telemetry/ingestion/server.js';
 export { type IngestionOptions, IngestionService, type InsertResult } from './telemetry/ingestion/service.js';
 export { STATUS_BY_CODE } from './telemetry/ingestion/status.js';
+export { DEFAULT_WRITE_TIMEOUT_MS } from './telemetry/ingestion/write-chunks.js';
 export { DEFAULT_KEY_CACHE_MS, KeyGate } from './telemetry/keys/key-gate.js';

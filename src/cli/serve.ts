@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { checkAnalyticsCacheDir } from '../telemetry/analytics/cache-dir.js';
 import { LazyAnalytics } from '../telemetry/analytics/lazy.js';
+import {
+  DEFAULT_MAX_CONCURRENT_QUERIES,
+  DEFAULT_MAX_WAITING_QUERIES,
+} from '../telemetry/analytics/query-slots.js';
 import { analyticsQueryRoute } from '../telemetry/analytics/route.js';
 import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
 import {
@@ -12,10 +13,12 @@ import {
   type IngestionServer,
   startIngestionServer,
 } from '../telemetry/ingestion/server.js';
+import { DEFAULT_ANSWER_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS } from '../telemetry/ingestion/write-chunks.js';
 import { Lake } from '../telemetry/lake/lake.js';
 import type { RetentionReport } from '../telemetry/lake/retention.js';
 import { viewRoutes } from '../telemetry/views/routes.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
+import { analyticsCacheDir } from './analytics-cache-dir.js';
 import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
 import { describeRetention } from './retention.js';
 import { memorySize } from './source.js';
@@ -31,6 +34,8 @@ interface ServeOptions extends LakeOptions {
   readonly maxConnections: number;
   readonly maxConnectionsPerAddress: number;
   readonly largeBodyBudget: number;
+  readonly writeTimeout: number;
+  readonly answerTimeout: number;
   readonly retentionDays?: number;
   readonly role: 'ingestion' | 'analytics' | 'all';
   readonly analyticsCache?: string;
@@ -38,17 +43,9 @@ interface ServeOptions extends LakeOptions {
   readonly queryBytes: number;
   readonly queryTimeout: number;
   readonly queryMemory?: string;
-}
-
-/** Where a server keeps its analytics' partitions: in the embedded lake's directory, or a directory of its own per lake. */
-function analyticsCacheDir(options: ServeOptions): string {
-  if (options.analyticsCache !== undefined) return options.analyticsCache;
-  if (options.db === undefined && options.blobs === undefined) return join(options.data, 'analytics');
-  const lake = createHash('sha256')
-    .update(`${options.db ?? ''}\n${options.blobs ?? ''}`)
-    .digest('hex')
-    .slice(0, 16);
-  return join(tmpdir(), 'dorsal-analytics', lake);
+  readonly queryConcurrency: number;
+  readonly queryQueue: number;
+  readonly queryQueueWait?: number;
 }
 
 /** `dorsal serve`: the ingestion service and the analytics' queries over HTTP until SIGINT or SIGTERM. */
@@ -98,6 +95,18 @@ export function serveCommand(): Command {
       DEFAULT_LARGE_BODY_BUDGET_BYTES,
     )
     .option(
+      '--write-timeout <ms>',
+      'a client that takes none of an answer written in chunks (a query, /live) for this many ms is disconnected',
+      integer(10, 3_600_000),
+      DEFAULT_WRITE_TIMEOUT_MS,
+    )
+    .option(
+      '--answer-timeout <ms>',
+      'a query answer not all taken by its client within this many ms is cut (its query slot freed)',
+      integer(10, 3_600_000),
+      DEFAULT_ANSWER_TIMEOUT_MS,
+    )
+    .option(
       '--retention-days <n>',
       'delete what was inserted more than N days ago, at start and hourly',
       atLeast(0),
@@ -112,17 +121,35 @@ export function serveCommand(): Command {
     )
     .option(
       '--analytics-cache <dir>',
-      "local directory for the analytics' partitions (default: <data>/analytics)",
+      "local directory for the analytics' partitions (default: <data>/analytics, or one per lake under the temporary directory with --db or --blobs)",
     )
     .option('--query-rows <n>', 'rows a query returns at most', integer(1, 10_000_000), 10_000)
     .option(
       '--query-bytes <n>',
       "the size of a query answer's rows at most, as JSON (bytes)",
-      // At most 256 MiB: an answer is one JavaScript string, which holds 512 Mi characters at most.
+      // At most 256 MiB: a client reads an answer as one JavaScript string, which holds 512 Mi
+      // characters at most (and the server holds the rows of each answer it is sending).
       integer(1024, 256 * 1024 * 1024),
       64 * 1024 * 1024,
     )
     .option('--query-timeout <ms>', 'how long a query may run', integer(1, 3_600_000), 30_000)
+    .option(
+      '--query-concurrency <n>',
+      'queries run or answered at once (each holds its rows until its client took them); more wait',
+      integer(1, 1024),
+      DEFAULT_MAX_CONCURRENT_QUERIES,
+    )
+    .option(
+      '--query-queue <n>',
+      'queries waiting for their turn at most; more get 503 and Retry-After',
+      integer(0, 100_000),
+      DEFAULT_MAX_WAITING_QUERIES,
+    )
+    .option(
+      '--query-queue-wait <ms>',
+      'how long a query waits for its turn at most, then 503 and Retry-After (default: --query-timeout)',
+      integer(1, 3_600_000),
+    )
     .option(
       '--query-memory <size>',
       "the analytics' memory at most, e.g. 2GB (default DuckDB's: 80% of RAM); past it, queries spill to the cache dir",
@@ -161,6 +188,9 @@ export function serveCommand(): Command {
               maxRows: options.queryRows,
               maxBytes: options.queryBytes,
               timeoutMs: options.queryTimeout,
+              maxConcurrentQueries: options.queryConcurrency,
+              maxWaitingQueries: options.queryQueue,
+              ...(options.queryQueueWait === undefined ? {} : { maxQueueWaitMs: options.queryQueueWait }),
               shared,
             }),
             ...viewRoutes({ analytics: () => shared.get() }),
@@ -182,6 +212,8 @@ export function serveCommand(): Command {
           maxConnections: options.maxConnections,
           maxConnectionsPerAddress: options.maxConnectionsPerAddress,
           largeBodyBudgetBytes: options.largeBodyBudget,
+          writeTimeoutMs: options.writeTimeout,
+          answerTimeoutMs: options.answerTimeout,
           ...(options.retentionDays === undefined
             ? {}
             : {
@@ -190,6 +222,10 @@ export function serveCommand(): Command {
                   console.error(`dorsal ${describeRetention(report)}`),
               }),
           onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
+          onLakeUnavailable: (error) =>
+            console.error(
+              `dorsal: the lake is unavailable: ${error instanceof Error ? error.message : String(error)}`,
+            ),
         });
       } catch (error) {
         await lake.close();

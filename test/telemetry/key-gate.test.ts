@@ -58,16 +58,25 @@ describe('KeyGate', () => {
     const data = join(dir, 'lake-stale');
     const admin = Lake.open({ data });
     const served = Lake.open({ data });
+    const reported: unknown[] = [];
     try {
       const key = await createApiKey(admin.metadata, 'reader');
-      const gate = new KeyGate(served.metadata, 0);
+      const gate = new KeyGate(served.metadata, 0, (error) => reported.push(error));
       const checks = await Promise.allSettled([1, 2, 3].map(() => gate.check(`Bearer ${key}`)));
       expect(checks.map((c) => c.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
       await revokeApiKey(admin.metadata, 'reader');
       await expect(gate.check(`Bearer ${key}`)).rejects.toMatchObject({ code: 'DORSAL_KEY_REVOKED' });
       await breakLake([served, admin], data);
-      await expect(gate.check(`Bearer ${key}`)).rejects.toMatchObject({ code: 'DORSAL_LAKE_UNAVAILABLE' });
-      await expect(gate.check(undefined)).rejects.toMatchObject({ code: 'DORSAL_LAKE_UNAVAILABLE' });
+      // The client, not known yet, hears that the lake is unavailable; what failed (here the
+      // SQLite file's path) goes to the operator, once for the outage.
+      const unavailable = {
+        code: 'DORSAL_LAKE_UNAVAILABLE',
+        message: 'the lake cannot check API keys now: retry later',
+      };
+      await expect(gate.check(`Bearer ${key}`)).rejects.toMatchObject(unavailable);
+      await expect(gate.check(undefined)).rejects.toMatchObject(unavailable);
+      expect(reported).toHaveLength(1);
+      expect(String((reported[0] as Error).message)).toContain(data);
     } finally {
       await served.close();
       await admin.close();

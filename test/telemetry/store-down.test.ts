@@ -15,17 +15,24 @@ describe('ingestion with the lake down', () => {
   it('answers 503 with Retry-After when PostgreSQL is unreachable, and keeps serving', async () => {
     const closed = new URL(POSTGRES_URL);
     closed.port = String(await freePort());
+    const unavailable: unknown[] = [];
     const server = await startIngestionServer({
       port: 0,
       lake: { db: closed.toString(), blobs: dir },
       retryAfterSeconds: 2,
+      onLakeUnavailable: (error) => unavailable.push(error),
     });
     try {
       const answer = await post(server.url, 'process', encodeProcessInfo(makeProcess()));
       expect(answer.status).toBe(503);
       expect(answer.headers.get('retry-after')).toBe('2');
       expect(answer.body.error?.code).toBe('DORSAL_LAKE_UNAVAILABLE');
-      expect(answer.body.error?.message).toContain('PostgreSQL lake');
+      // The keys could not be read, so the client is nobody known: what failed (the database's
+      // host and port) is for the operator, not in the answer.
+      expect(answer.body.error?.message).toBe('the lake cannot check API keys now: retry later');
+      expect(JSON.stringify(answer.body)).not.toContain(closed.port);
+      expect(unavailable).toHaveLength(1);
+      expect((unavailable[0] as Error).message).toContain('PostgreSQL lake');
       const ready = await get(server.url, '/ready');
       expect(ready.status).toBe(503);
       expect(ready.headers.get('retry-after')).toBe('2');
@@ -67,12 +74,17 @@ describe('ingestion with the lake down', () => {
   it('recovers without a restart once the store is back', async () => {
     const data = join(dir, 'later');
     writeFileSync(data, 'in the way');
-    const server = await startIngestionServer({ port: 0, lake: { data } });
+    const unavailable: unknown[] = [];
+    const server = await startIngestionServer({
+      port: 0,
+      lake: { data },
+      onLakeUnavailable: (error) => unavailable.push(error),
+    });
     try {
       const process = makeProcess();
       const down = await post(server.url, 'process', encodeProcessInfo(process));
       expect(down.status).toBe(503);
-      expect(down.body.error?.message).toContain('opening the SQLite lake');
+      expect((unavailable[0] as Error | undefined)?.message).toContain('opening the SQLite lake');
       rmSync(data);
       mkdirSync(data);
       expect((await post(server.url, 'process', encodeProcessInfo(process))).body).toEqual({

@@ -1,3 +1,4 @@
+import { csvAnswer, jsonAnswer } from './answer-chunks.js';
 import { QueryRefusedError } from './guard.js';
 import { type QueryFunction, type QueryResult, type QueryScope, scopeProcesses } from './query.js';
 
@@ -26,7 +27,12 @@ export interface QueryLimits {
 export interface QueryAnswer {
   readonly status: number;
   readonly contentType: string;
-  readonly body: string;
+  /**
+   * The body's text, chunk by chunk (`ANSWER_CHUNK_CHARS` or so each), each made when it is asked
+   * for: a server writes one once its client took the last, and holds the rows, not their text.
+   * Joined, it is the whole body (`[...answer.body].join('')`).
+   */
+  readonly body: Iterable<string>;
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -97,7 +103,7 @@ export async function answerQuery(
     return {
       status: 200,
       contentType: 'text/csv; charset=utf-8',
-      body: toCsv(result),
+      body: csvAnswer(result),
       headers: {
         'x-dorsal-truncated': String(result.truncated),
         ...(blocks === 0
@@ -106,17 +112,10 @@ export async function answerQuery(
       },
     };
   }
-  return { status: 200, contentType: 'application/json', body: JSON.stringify(result) };
+  return { status: 200, contentType: 'application/json', body: jsonAnswer(result) };
 }
 
 /** RFC 4180 CSV: a header line, then one line per row; a value with a comma, quote or line break quoted. */
 export function toCsv(result: QueryResult): string {
-  const cell = (value: unknown): string => {
-    if (value === null || value === undefined) return '';
-    const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
-    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-  };
-  const lines = [result.columns.map((c) => cell(c.name)).join(',')];
-  for (const row of result.rows) lines.push(row.map(cell).join(','));
-  return `${lines.join('\r\n')}\r\n`;
+  return [...csvAnswer(result)].join('');
 }

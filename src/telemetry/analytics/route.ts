@@ -1,6 +1,13 @@
+import type { ExtraRoute } from '../ingestion/http.js';
 import type { AnalyticsOptions } from './analytics.js';
 import { answerQuery, MAX_SQL_LENGTH, parseQueryRequest } from './http-query.js';
 import { LazyAnalytics } from './lazy.js';
+import {
+  DEFAULT_MAX_CONCURRENT_QUERIES,
+  DEFAULT_MAX_WAITING_QUERIES,
+  notStarted,
+  QuerySlots,
+} from './query-slots.js';
 
 /** Options of `analyticsQueryRoute`: the analytics' own, and the server's limits on every query. */
 export interface AnalyticsRouteOptions extends AnalyticsOptions {
@@ -8,28 +15,72 @@ export interface AnalyticsRouteOptions extends AnalyticsOptions {
   readonly maxRows?: number;
   /** How long a query may run, in ms (default 30 000; a request may ask for less). */
   readonly timeoutMs?: number;
+  /**
+   * Queries run or answered at once (default 4): each holds its answer's rows (up to `maxBytes`
+   * of them as JSON) from when it runs until its client has taken the answer, or gone away, or
+   * been cut off by the server's write timeout or answer timeout. More wait for their turn.
+   */
+  readonly maxConcurrentQueries?: number;
+  /** Queries waiting for their turn at most (default 32); more are refused with 503 and `Retry-After`. */
+  readonly maxWaitingQueries?: number;
+  /**
+   * How long a query waits for its turn at most, in ms (default: `timeoutMs`, 30 000); then it is
+   * refused with 503 and `Retry-After`.
+   */
+  readonly maxQueueWaitMs?: number;
   /** Analytics shared with other routes (the views); default: the route's own, opened on first query. */
   readonly shared?: LazyAnalytics;
+}
+
+/** The query route: an `ExtraRoute`, and what it holds now. */
+export interface AnalyticsQueryRoute extends ExtraRoute {
+  /** Queries running or being answered now (`inFlight`, at most `maxConcurrentQueries`), and waiting for their turn. */
+  held(): { readonly inFlight: number; readonly waiting: number };
 }
 
 /**
  * `POST /analytics/query` as a route of `dorsal serve` (see `ExtraRoute` of the ingestion server):
  * a JSON body `{ sql, process?, begin?, end?, maxRows?, timeoutMs?, format? }` answered with
- * `{ columns, rows, truncated, decodedBlocks, unreadableBlocks }` (or CSV). The analytics open on the first query,
- * so that a server that only ingests never loads DuckDB.
+ * `{ columns, rows, truncated, decodedBlocks, unreadable, unreadableBlocks }` (or CSV), written as the client
+ * takes it. The analytics open on the first query, so that a server that only ingests never
+ * loads DuckDB.
  */
-export function analyticsQueryRoute(options: AnalyticsRouteOptions) {
-  const analytics = options.shared ?? new LazyAnalytics(options);
+export function analyticsQueryRoute(options: AnalyticsRouteOptions): AnalyticsQueryRoute {
   const limits = { maxRows: options.maxRows ?? 10_000, timeoutMs: options.timeoutMs ?? 30_000 };
+  const slots = new QuerySlots(
+    options.maxConcurrentQueries ?? DEFAULT_MAX_CONCURRENT_QUERIES,
+    options.maxWaitingQueries ?? DEFAULT_MAX_WAITING_QUERIES,
+    options.maxQueueWaitMs ?? limits.timeoutMs,
+  );
+  const analytics = options.shared ?? new LazyAnalytics(options);
   return {
     method: 'POST' as const,
     path: '/analytics/query',
     mediaType: 'application/json',
     bodyLimit: MAX_SQL_LENGTH * 4 + 4096,
-    async handle(body: Uint8Array) {
-      const request = parseQueryRequest(body);
-      return answerQuery((await analytics.get()).query, request, limits);
+    async handle(body, request) {
+      const parsed = parseQueryRequest(body);
+      const release = await slots.acquire(request.signal);
+      // The turn came as the server began to stop (a stopping query gave its slot back before
+      // this one's abort came): refused, as a query still waiting is.
+      if (request.signal.aborted) {
+        release();
+        throw notStarted();
+      }
+      try {
+        const answer = await answerQuery((await analytics.get()).query, parsed, limits);
+        // Held until the answer is out: its signal aborts once the answer closed (all of it
+        // written, or the connection destroyed: the client left, or took nothing for the
+        // server's write timeout), or the server stops.
+        if (request.signal.aborted) release();
+        else request.signal.addEventListener('abort', release, { once: true });
+        return answer;
+      } catch (error) {
+        release();
+        throw error;
+      }
     },
+    held: () => ({ inFlight: slots.inFlight, waiting: slots.waiting }),
     close: () => analytics.close(),
   };
 }

@@ -6,6 +6,7 @@ import { type BodyRules, readBody } from './body.js';
 import { ByteBudget } from './byte-budget.js';
 import type { IngestionService, InsertResult } from './service.js';
 import { answerFor } from './status.js';
+import { checkAnswerTimeout, checkWriteTimeout, writeChunks } from './write-chunks.js';
 
 /** Options of the HTTP routes. */
 export interface IngestionRoutesOptions {
@@ -24,6 +25,18 @@ export interface IngestionRoutesOptions {
    */
   readonly largeBodyBudgetBytes?: number;
   /**
+   * An answer written in chunks (a query's, an event stream) is written as its client takes it:
+   * a client that takes none of what was written for this many ms (the socket's buffer does not
+   * drain) has its connection cut, and what its answer held is freed (default 10 s).
+   */
+  readonly writeTimeoutMs?: number;
+  /**
+   * An answer written in chunks (a query's; not an event stream, which has no end) must be all out
+   * within this many ms of its first chunk, however steadily its client reads: past it, its
+   * connection is cut (default 5 min).
+   */
+  readonly answerTimeoutMs?: number;
+  /**
    * Answer only requests whose `Host` is a loopback name or address (403 otherwise): for a server
    * listening on loopback, against DNS rebinding (`startIngestionServer` sets it then).
    */
@@ -34,6 +47,12 @@ export interface IngestionRoutesOptions {
   readonly retryAfterSeconds?: number;
   /** Called with errors that are not the client's fault (500s), e.g. to log them. */
   readonly onInternalError?: (error: unknown) => void;
+  /**
+   * Called with what failed when the lake could not give its API keys (its database is down), at
+   * most once per 10 s: such a request is refused with 503 and no detail, since its client has
+   * not shown a valid key yet.
+   */
+  readonly onLakeUnavailable?: (error: unknown) => void;
   /** Routes served beside ingestion's (the analytics' query), behind the same Host and key checks. */
   readonly routes?: readonly ExtraRoute[];
   /** Answer the ingestion routes (default true); false serves only `routes` (an analytics server). */
@@ -54,7 +73,11 @@ export interface RouteRequest {
 export interface RouteAnswer {
   readonly status: number;
   readonly contentType: string;
-  readonly body: string;
+  /**
+   * The body: its text, or its text chunk by chunk (sent chunked, each chunk asked for once the
+   * client took the last, within the server's write timeout; a large answer should come so).
+   */
+  readonly body: string | Iterable<string>;
   /** More headers, by lowercase name (a route's own, `x-…`). */
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -119,7 +142,7 @@ interface Answer {
   readonly retry?: boolean;
   readonly raw?: {
     readonly contentType: string;
-    readonly text: string;
+    readonly text: string | Iterable<string>;
     readonly headers?: Readonly<Record<string, string>>;
   };
   readonly stream?: { readonly contentType: string; readonly chunks: AsyncIterable<string> };
@@ -149,8 +172,12 @@ export function ingestionRoutes(
     },
   };
   const retryAfter = String(options.retryAfterSeconds ?? 1);
+  const writeMs = checkWriteTimeout(options.writeTimeoutMs);
+  const answerMs = checkAnswerTimeout(options.answerTimeoutMs);
   const guard: Guard = {
-    keys: new KeyGate(service.lake.metadata, options.keyCacheMs),
+    keys: new KeyGate(service.lake.metadata, options.keyCacheMs, (error) =>
+      options.onLakeUnavailable?.(error),
+    ),
     loopbackHostsOnly: options.loopbackHostsOnly === true,
     ingest: options.ingest !== false,
   };
@@ -171,7 +198,14 @@ export function ingestionRoutes(
         return answer;
       })
       .then((answer) =>
-        send(req, res, answer, retryAfter, gone.signal, challenge, options.signal?.aborted === true),
+        send(req, res, answer, {
+          retryAfter,
+          writeMs,
+          answerMs,
+          signal: gone.signal,
+          challenge,
+          stopping: options.signal?.aborted === true,
+        }),
       )
       .catch((error: unknown) => {
         options.onInternalError?.(error);
@@ -273,33 +307,60 @@ function methodNotAllowed(allowed: string): Answer {
   return { status: 405, body: { error: { code: 'DORSAL_METHOD_NOT_ALLOWED', message: `use ${allowed}` } } };
 }
 
-async function send(
-  req: IncomingMessage,
-  res: ServerResponse,
-  answer: Answer,
-  retryAfter: string,
-  signal: AbortSignal,
-  challenge: string | undefined,
-  stopping: boolean,
-): Promise<void> {
+/** How an answer is sent, besides the answer. */
+interface Sending {
+  /** Seconds announced in `Retry-After` (503). */
+  readonly retryAfter: string;
+  /** The write timeout of answers written in chunks, in ms. */
+  readonly writeMs: number;
+  /** The time an answer written in chunks (not a stream) has to be all out, in ms. */
+  readonly answerMs: number;
+  /** Aborted once the client went away or the server stops: a streamed answer ends then. */
+  readonly signal: AbortSignal;
+  /** The `WWW-Authenticate` of a 401 to a browser's page (default: Bearer). */
+  readonly challenge: string | undefined;
+  /** The server began to stop before the answer was sent. */
+  readonly stopping: boolean;
+}
+
+async function send(req: IncomingMessage, res: ServerResponse, answer: Answer, how: Sending): Promise<void> {
   if (res.headersSent || res.destroyed) return;
-  if (answer.stream !== undefined) return sendStream(res, answer.status, answer.stream, signal);
-  const body = answer.raw?.text ?? JSON.stringify(answer.body);
+  if (answer.stream !== undefined) return sendStream(res, answer.status, answer.stream, how);
+  const text = answer.raw?.text ?? JSON.stringify(answer.body);
+  // A body in chunks goes chunked (its length is known once it is all written), but HTTP/1.0 has
+  // no chunks: there the end of the connection would end the body, and a cut answer would read as
+  // a whole one. It gets its chunks all at once then, and their length (a query's answer is bounded).
+  let body = text;
+  let length = typeof text === 'string' ? Buffer.byteLength(text) : undefined;
+  if (typeof text !== 'string' && req.httpVersion === '1.0') {
+    const all = [...text];
+    body = all;
+    length = byteLength(all);
+  }
   res.statusCode = answer.status;
   res.setHeader('content-type', answer.raw?.contentType ?? 'application/json');
-  res.setHeader('content-length', Buffer.byteLength(body));
+  if (length !== undefined) res.setHeader('content-length', length);
   for (const [name, value] of Object.entries(answer.raw?.headers ?? {})) res.setHeader(name, value);
-  if (answer.retry === true) res.setHeader('retry-after', retryAfter);
-  if (answer.status === 401) res.setHeader('www-authenticate', challenge ?? 'Bearer realm="dorsal"');
+  if (answer.retry === true) res.setHeader('retry-after', how.retryAfter);
+  if (answer.status === 401) res.setHeader('www-authenticate', how.challenge ?? 'Bearer realm="dorsal"');
   // A server that stops closes each connection once its answer is out: a connection busy when
   // the server began to stop is not idle then, and would otherwise stay open, and the server with it.
-  if (stopping) res.setHeader('connection', 'close');
+  if (how.stopping) res.setHeader('connection', 'close');
   // A body not read to its end (refused, timed out) leaves the connection unusable: close it.
   if (!req.complete) {
     res.setHeader('connection', 'close');
     res.once('finish', () => req.socket.destroySoon());
   }
-  res.end(body);
+  if (typeof body === 'string') res.end(body);
+  // Not ended when the server stops (the answer is whole or nothing), but within the write
+  // timeout, and the answer timeout from now.
+  else await writeChunks(res, body, { timeoutMs: how.writeMs, deadline: performance.now() + how.answerMs });
+}
+
+function byteLength(chunks: readonly string[]): number {
+  let bytes = 0;
+  for (const chunk of chunks) bytes += Buffer.byteLength(chunk);
+  return bytes;
 }
 
 /** How often a streamed answer's key is checked again (the key cache keeps its own second). */
@@ -328,12 +389,15 @@ async function* whileKeyValid(
   }
 }
 
-/** Writes a streamed answer chunk by chunk (waiting for the socket to drain) until it ends or `signal` aborts. */
+/**
+ * Writes a streamed answer chunk by chunk as its client takes them (within the write timeout)
+ * until it ends or `signal` aborts: the client went away, or the server stops.
+ */
 async function sendStream(
   res: ServerResponse,
   status: number,
   stream: { readonly contentType: string; readonly chunks: AsyncIterable<string> },
-  signal: AbortSignal,
+  how: Sending,
 ): Promise<void> {
   res.statusCode = status;
   res.setHeader('content-type', stream.contentType);
@@ -342,25 +406,6 @@ async function sendStream(
   // connection, which a stopping server no longer accepts.
   res.setHeader('connection', 'close');
   res.flushHeaders();
-  try {
-    for await (const chunk of stream.chunks) {
-      if (signal.aborted || res.destroyed) break;
-      if (!res.write(chunk))
-        await new Promise<void>((resolve) => {
-          // Or the server stops: a client that stopped reading holds no stop open.
-          const done = () => {
-            res.off('drain', done);
-            res.off('close', done);
-            signal.removeEventListener('abort', done);
-            resolve();
-          };
-          res.once('drain', done);
-          res.once('close', done);
-          if (signal.aborted) done();
-          else signal.addEventListener('abort', done, { once: true });
-        });
-    }
-  } finally {
-    if (!res.destroyed) res.end();
-  }
+  // A client that stopped reading holds no stop open: the stop ends the wait for it to drain.
+  await writeChunks(res, stream.chunks, { timeoutMs: how.writeMs, stop: how.signal });
 }

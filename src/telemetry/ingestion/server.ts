@@ -8,6 +8,7 @@ import type { LakeLocation } from '../lake/open.js';
 import { type RetentionReport, scheduleRetention } from '../lake/retention.js';
 import { DEFAULT_STALL_TIMEOUT_MS, type IngestionRoutesOptions, ingestionRoutes } from './http.js';
 import { type IngestionOptions, IngestionService } from './service.js';
+import { checkAnswerTimeout, checkWriteTimeout } from './write-chunks.js';
 
 /** Options of `startIngestionServer`. */
 export interface IngestionServerOptions extends IngestionRoutesOptions, IngestionOptions {
@@ -72,6 +73,9 @@ export interface IngestionServer {
  */
 export async function startIngestionServer(options: IngestionServerOptions = {}): Promise<IngestionServer> {
   const host = options.host ?? '127.0.0.1';
+  // Checked before the lake is opened: a bad value leaves nothing open.
+  checkWriteTimeout(options.writeTimeoutMs);
+  checkAnswerTimeout(options.answerTimeoutMs);
   const service = new IngestionService(options.lake ?? {}, options);
   const loopback = isLoopbackHost(host.replace(/^\[|\]$/g, ''));
   if (!loopback && options.insecure !== true) {

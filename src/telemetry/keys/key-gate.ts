@@ -1,4 +1,4 @@
-import { KeyRevokedError, UnauthorizedError } from '../errors.js';
+import { KeyRevokedError, LakeUnavailableError, UnauthorizedError } from '../errors.js';
 import type { ApiKeyRow, MetadataStore } from '../lake/types.js';
 import { hashApiKey } from './api-keys.js';
 
@@ -7,6 +7,9 @@ export const DEFAULT_KEY_CACHE_MS = 1000;
 
 /** Longest `Authorization` header looked at. */
 const MAX_AUTHORIZATION = 512;
+
+/** The least time between two reports of the lake failing to give its keys (one per outage, about). */
+const UNAVAILABLE_REPORT_EVERY_MS = 10_000;
 
 /** The lake's keys as last read: by hash, and until when they are trusted. */
 interface KeySnapshot {
@@ -26,16 +29,28 @@ interface KeySnapshot {
  * lake is asked at most once per `cacheMs` (requests that find the keys stale share one read).
  * Remembering answers key by key instead let a client that sends random keys ask the lake once
  * per request, and push the valid keys out of a bounded memory.
+ *
+ * A lake that cannot give its keys (its database is down) refuses every request with 503 and
+ * `Retry-After`, saying only that: the client has not shown a valid key yet, and what failed (a
+ * database's host and port, a path) is the operator's to read, in `onUnavailable` (at most one
+ * report per 10 s).
  */
 export class KeyGate {
   private readonly store: MetadataStore;
   private readonly cacheMs: number;
   private snapshot: KeySnapshot | undefined;
   private reading: Promise<KeySnapshot> | undefined;
+  private readonly onUnavailable: ((error: unknown) => void) | undefined;
+  private reportedAt = Number.NEGATIVE_INFINITY;
 
-  constructor(store: MetadataStore, cacheMs = DEFAULT_KEY_CACHE_MS) {
+  constructor(
+    store: MetadataStore,
+    cacheMs = DEFAULT_KEY_CACHE_MS,
+    onUnavailable?: (error: unknown) => void,
+  ) {
     this.store = store;
     this.cacheMs = cacheMs;
+    this.onUnavailable = onUnavailable;
   }
 
   /**
@@ -68,6 +83,16 @@ export class KeyGate {
         };
         this.snapshot = snapshot;
         return snapshot;
+      })
+      .catch((error: unknown) => {
+        // Anything else (a bug) goes on as it is: a 500, reported as an internal error.
+        if (!(error instanceof LakeUnavailableError)) throw error;
+        const now = Date.now();
+        if (now - this.reportedAt >= UNAVAILABLE_REPORT_EVERY_MS) {
+          this.reportedAt = now;
+          this.onUnavailable?.(error);
+        }
+        throw new LakeUnavailableError('the lake cannot check API keys now: retry later', { cause: error });
       })
       .finally(() => {
         this.reading = undefined;
