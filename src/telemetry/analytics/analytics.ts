@@ -10,6 +10,7 @@ import type { LakeLocation } from '../lake/open.js';
 import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
 import { DIVERGENCES_TAG, parseStoredDiff } from '../persist/replay-diff.js';
 import { COUNTS_TAG, parseStoredCounts } from '../persist/run-counts.js';
+import { checkAnalyticsOptions } from './analytics-options.js';
 import { checkAnalyticsCacheDir } from './cache-dir.js';
 import { EtlPool } from './etl-pool.js';
 import { GoneProcessSweep } from './gone-processes.js';
@@ -223,6 +224,7 @@ export class Analytics extends AnalyticsQuestions {
   }
 
   static async open(options: AnalyticsOptions): Promise<Analytics> {
+    checkAnalyticsOptions(options);
     const memoryLimit = options.memoryLimit === undefined ? undefined : checkMemoryLimit(options.memoryLimit);
     const ownsLake = !(options.lake instanceof Lake);
     const lake = options.lake instanceof Lake ? options.lake : Lake.open(options.lake);

@@ -1,5 +1,6 @@
 import type { ExtraRoute } from '../ingestion/http.js';
 import type { AnalyticsOptions } from './analytics.js';
+import { checkAnalyticsOptions } from './analytics-options.js';
 import { answerQuery, MAX_SQL_LENGTH, parseQueryRequest } from './http-query.js';
 import { LazyAnalytics } from './lazy.js';
 import {
@@ -46,6 +47,8 @@ export interface AnalyticsQueryRoute extends ExtraRoute {
  * loads DuckDB.
  */
 export function analyticsQueryRoute(options: AnalyticsRouteOptions): AnalyticsQueryRoute {
+  // Refused here, when the server starts, not at its first query.
+  checkAnalyticsOptions(options);
   const limits = { maxRows: options.maxRows ?? 10_000, timeoutMs: options.timeoutMs ?? 30_000 };
   const slots = new QuerySlots(
     options.maxConcurrentQueries ?? DEFAULT_MAX_CONCURRENT_QUERIES,

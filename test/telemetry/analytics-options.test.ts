@@ -1,0 +1,45 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Analytics, analyticsQueryRoute } from '../../src/analytics.js';
+import { tempDir } from './fixtures.js';
+
+describe('Analytics.open options', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+
+  it.each([
+    ['maxRows', 0],
+    ['maxRows', 1.5],
+    ['maxBytes', 100],
+    ['maxBytes', 2 ** 40],
+    ['timeoutMs', -1],
+    ['timeoutMs', Number.NaN],
+    ['etlThreads', 0],
+    ['freshnessMs', -5],
+    ['unreadableRetryMs', Number.POSITIVE_INFINITY],
+    ['goneProcessSweepMs', Number.NaN],
+    ['goneProcessSweepMs', '60000'],
+  ])('refuses %s = %s with a ConfigError naming it, before it opens anything', async (name, value) => {
+    const data = join(dir, `lake-${name}-${String(value)}`);
+    const cacheDir = join(dir, `cache-${name}-${String(value)}`);
+    await expect(Analytics.open({ lake: { data }, cacheDir, [name]: value })).rejects.toMatchObject({
+      code: 'DORSAL_CONFIG',
+      message: expect.stringContaining(`'${name}'`),
+    });
+    expect(existsSync(data)).toBe(false);
+    expect(existsSync(cacheDir)).toBe(false);
+  });
+
+  it('refuses them when a query route is made, before its first query', () => {
+    expect(() =>
+      analyticsQueryRoute({ lake: { data: join(dir, 'lake') }, cacheDir: join(dir, 'c'), timeoutMs: 0 }),
+    ).toThrow("analytics option 'timeoutMs' must be an integer from 1 to 3600000, got 0");
+  });
+
+  it('refuses a cache directory that is not a path', async () => {
+    await expect(Analytics.open({ lake: { data: join(dir, 'lake') }, cacheDir: '' })).rejects.toThrow(
+      "analytics option 'cacheDir' must be a directory's path",
+    );
+  });
+});
