@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { RemoteAnalytics } from '../../src/telemetry/analytics/remote.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
 import { BIG, serveQueries } from './query-server.js';
@@ -154,6 +155,21 @@ describe('how long a query holds its slot or waits for one', () => {
       expect((await query(served.server.url, 'SELECT 1')).status).toBe(200);
     } finally {
       trickler.socket.destroy();
+      await served.close();
+    }
+  });
+
+  it('is said to RemoteAnalytics as an answer the server cut, not as a server out of reach', async () => {
+    const served = await serveQueries(dir, {}, { answerTimeoutMs: 1 });
+    try {
+      // 40 MB cannot be taken within 1 ms: the server cuts the answer after it began.
+      const remote = new RemoteAnalytics({ url: served.server.url });
+      await expect(remote.query(BIG)).rejects.toMatchObject({
+        code: 'DORSAL_REMOTE',
+        message: expect.stringContaining('the server cut its answer (200) before its end'),
+      });
+      await until(() => served.route.held().inFlight === 0, 'its slot freed');
+    } finally {
       await served.close();
     }
   });

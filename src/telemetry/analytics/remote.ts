@@ -44,7 +44,18 @@ export class RemoteAnalytics extends AnalyticsQuestions {
       },
       body: JSON.stringify({ sql, ...scope, begin: time(scope.begin), end: time(scope.end) }),
     });
-    const text = await response.text();
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      // The answer began and did not end: the server cut it (see `writeChunks`). Not a server
+      // that cannot be reached, which is what fetch's own TypeError would otherwise be read as.
+      throw new DorsalError(
+        'DORSAL_REMOTE',
+        `the server cut its answer (${response.status}) before its end: it was read too slowly for the server's --write-timeout or --answer-timeout, or the server failed while writing it (${error instanceof Error ? error.message : String(error)}); retry, or ask for fewer rows`,
+        { cause: error },
+      );
+    }
     let body: unknown;
     try {
       body = JSON.parse(text);
