@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { lakeDigest } from '../telemetry/analytics/lake-cache-dir.js';
 import { lakeIdentity } from '../telemetry/lake/identity.js';
 import { type LakeOptions, lakeLocation } from './options.js';
 
@@ -12,9 +12,5 @@ import { type LakeOptions, lakeLocation } from './options.js';
 export function analyticsCacheDir(options: LakeOptions & { readonly analyticsCache?: string }): string {
   if (options.analyticsCache !== undefined) return options.analyticsCache;
   if (options.db === undefined && options.blobs === undefined) return join(options.data, 'analytics');
-  const lake = createHash('sha256')
-    .update(lakeIdentity(lakeLocation(options)))
-    .digest('hex')
-    .slice(0, 16);
-  return join(tmpdir(), 'dorsal-analytics', lake);
+  return join(tmpdir(), 'dorsal-analytics', lakeDigest(lakeIdentity(lakeLocation(options))));
 }

@@ -19,6 +19,7 @@ import type { RetentionReport } from '../telemetry/lake/retention.js';
 import { viewRoutes } from '../telemetry/views/routes.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
 import { analyticsCacheDir } from './analytics-cache-dir.js';
+import { oncePerReason } from './once-per-reason.js';
 import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
 import { describeRetention } from './retention.js';
 import { memorySize } from './source.js';
@@ -167,6 +168,12 @@ export function serveCommand(): Command {
           throw error;
         }
       }
+      // The same failure at every sweep (a minute apart, say): told once per reason.
+      const tellSweepFailure = oncePerReason((reason) =>
+        console.error(
+          `dorsal analytics: sweeping the cache of deleted processes failed (their copies stay; tried again at later looks; told once): ${reason}`,
+        ),
+      );
       const shared = new LazyAnalytics({
         lake,
         cacheDir,
@@ -179,6 +186,7 @@ export function serveCommand(): Command {
           console.error(
             `dorsal analytics: merging ${failure.partitionIds.length} partitions of stream '${failure.stream}' of process ${failure.processId} failed (queries read them unmerged; tried again in 10 s): ${failure.error}`,
           ),
+        onSweepFailed: (error) => tellSweepFailure(error.message),
       });
       const routes = analytics
         ? [

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { lakeCacheDir } from '../../src/telemetry/analytics/lake-cache-dir.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { tempDir } from './fixtures.js';
 
@@ -36,7 +37,8 @@ it('a session whose views cannot be made (a partition file removed since the loo
       if (removals > 0) {
         removals--;
         // As another analytics sharing the cache does when it merged them away.
-        for (const file of parquetFiles(join(cacheDir, 'views'))) rmSync(file);
+        for (const file of parquetFiles(join(lakeCacheDir(cacheDir, analytics.lake.identity), 'views')))
+          rmSync(file);
       }
       return connection;
     };

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineMessage, defineSpine, System, type SystemReport } from '../../src/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { QueryRefusedError, QueryTimeoutError } from '../../src/telemetry/analytics/guard.js';
+import { lakeCacheDir } from '../../src/telemetry/analytics/lake-cache-dir.js';
 import type { MessageTree, TreeNode } from '../../src/telemetry/analytics/questions.js';
 import { LakeConfigError, LakeNotFoundError } from '../../src/telemetry/errors.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
@@ -476,20 +477,22 @@ describe('partitions, cached and rebuilt', () => {
       // A local copy deleted or cut short: fetched again from the lake, nothing decoded.
       await analytics.close();
       analytics = await Analytics.open({ lake: { data: dir }, cacheDir, freshnessMs: 0 });
-      rmSync(files(cacheDir, 'stream_orders')[0]!);
-      const cut = files(cacheDir, 'timings')[0]!;
+      // The cache's copies are in the lake's own directory in it.
+      const own = lakeCacheDir(cacheDir, analytics.lake.identity);
+      rmSync(files(own, 'stream_orders')[0]!);
+      const cut = files(own, 'timings')[0]!;
       truncateSync(cut, Math.floor(statSync(cut).size / 2));
       const fetched = await analytics.query(count);
       expect([fetched.decodedBlocks, fetched.rows]).toEqual([0, first.rows]);
       expect(n((await analytics.query('SELECT count(*) FROM timings')).rows[0]![0])).toBe(1500);
       // A partition's file gone from the lake too: its blocks are decoded again, the answer the same.
       rmSync(files(dir, 'stream_orders')[0]!);
-      rmSync(files(cacheDir, 'stream_orders')[0]!);
+      rmSync(files(own, 'stream_orders')[0]!);
       const rebuilt = await analytics.query(count);
       expect(rebuilt.decodedBlocks).toBeGreaterThan(0);
       expect(rebuilt.rows).toEqual(first.rows);
       // Damaged in the lake and in the cache: the same.
-      for (const victim of [files(dir, 'timings')[0]!, files(cacheDir, 'timings')[0]!]) {
+      for (const victim of [files(dir, 'timings')[0]!, files(own, 'timings')[0]!]) {
         truncateSync(victim, Math.floor(statSync(victim).size / 2));
       }
       const timings = await analytics.query('SELECT count(*) FROM timings');

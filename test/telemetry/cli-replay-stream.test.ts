@@ -2,6 +2,8 @@ import { once } from 'node:events';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lakeCacheDir } from '../../src/telemetry/analytics/lake-cache-dir.js';
+import { lakeIdentity } from '../../src/telemetry/lake/identity.js';
 import { compiled, literally } from '../helpers/compiled.js';
 import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
@@ -250,7 +252,8 @@ describe('dorsal replay streams its playlist from a server, a page at a time', (
         void exit.then(() => resolve());
       });
       // The recording's partitions, in the lake and in the server's cache, and its blobs.
-      for (const views of [join(lake, 'views'), join(lake, 'analytics', 'views')]) {
+      const cached = join(lakeCacheDir(join(lake, 'analytics'), lakeIdentity({ data: lake })), 'views');
+      for (const views of [join(lake, 'views'), cached]) {
         for (const table of readdirSync(views)) {
           rmSync(join(views, table, `process_id=${recorded}`), { recursive: true, force: true });
         }

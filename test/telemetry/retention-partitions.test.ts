@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { lakeCacheDir } from '../../src/telemetry/analytics/lake-cache-dir.js';
 import { LocalPartitionStore } from '../../src/telemetry/analytics/local-partitions.js';
 import { LakeNotFoundError } from '../../src/telemetry/errors.js';
 import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
@@ -158,7 +159,7 @@ describe.each([
         expect(await count(analytics)).toBe(2 * TICKS);
         expect(await count(own)).toBe(2 * TICKS);
         const bothIds = [old!.processId, kept.processId].sort();
-        expect(cachedProcesses(cacheDir)).toEqual(bothIds);
+        expect(cachedProcesses(lakeCacheDir(cacheDir, lake.identity))).toEqual(bothIds);
         expect(cachedProcesses(ownDir)).toEqual(bothIds);
         const oldPartitions = await lake.metadata.listPartitions(old!.processId);
         expect(oldPartitions.length).toBeGreaterThanOrEqual(5);
@@ -193,7 +194,7 @@ describe.each([
         expect(await count(own, kept.processId)).toBe(left);
         expect(await analytics.sweepGoneProcesses()).toEqual([old!.processId]);
         expect(await own.sweepGoneProcesses()).toEqual([old!.processId]);
-        expect(cachedProcesses(cacheDir)).toEqual([kept.processId]);
+        expect(cachedProcesses(lakeCacheDir(cacheDir, lake.identity))).toEqual([kept.processId]);
         expect(cachedProcesses(ownDir)).toEqual([kept.processId]);
         expect(existsSync(join(ownDir, 'partitions', `${old!.processId}.json`))).toBe(false);
         expect(await count(analytics)).toBe(left);

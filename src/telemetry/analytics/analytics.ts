@@ -100,6 +100,12 @@ export interface AnalyticsOptions {
    * `GoneProcessSweep`).
    */
   readonly goneProcessSweepMs?: number;
+  /**
+   * Told of a sweep of the gone processes that failed (the lake unreachable, a file it could not
+   * remove) or was refused (the lake's directory in the cache names another lake): the cache keeps
+   * their copies, and a later look sweeps again.
+   */
+  readonly onSweepFailed?: (error: Error) => void;
 }
 
 /** What a scope's views are made of, with a fingerprint that changes when any of it does. */
@@ -214,7 +220,12 @@ export class Analytics extends AnalyticsQuestions {
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.freshnessMs = options.freshnessMs ?? 1000;
-    this.goneProcesses = new GoneProcessSweep(store, lake, options.goneProcessSweepMs ?? 60_000);
+    this.goneProcesses = new GoneProcessSweep(
+      store,
+      lake,
+      options.goneProcessSweepMs ?? 60_000,
+      options.onSweepFailed,
+    );
     const retryMs = options.unreadableRetryMs ?? 10_000;
     this.memory = {
       unreadable: new RetryLater(retryMs),
@@ -346,7 +357,7 @@ export class Analytics extends AnalyticsQuestions {
     for (const session of this.sessions.values()) session.connection.closeSync();
     this.sessions.clear();
     await Promise.allSettled(this.materializing.values());
-    await this.goneProcesses.idle();
+    await this.goneProcesses.close();
     await this.pool.close();
     this.queryDb.closeSync();
     if (this.ownsLake) await this.lake.close();

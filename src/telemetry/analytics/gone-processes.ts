@@ -10,7 +10,9 @@ const PREFIX = 'process_id=';
 
 /**
  * The file, in a directory of cached partitions, naming the lakes whose partitions it holds (one
- * `Lake.identity` a line): a sweep lets go of nothing in a directory that serves several.
+ * `Lake.identity` a line): a sweep lets go of nothing in a directory that serves several. Each
+ * lake's copies have a directory of their own (`lakeCacheDir`, named by a digest of the identity):
+ * the mark guards against two identities whose digests collide.
  */
 export const SERVED_LAKES_FILE = 'lakes';
 
@@ -34,7 +36,8 @@ export interface SweptLake {
  *
  * First (before any await: a sweep begun at a look marks the directory before the look copies
  * anything into it) `root` is marked as serving this lake (`SERVED_LAKES_FILE`); a directory
- * that serves another lake too is left alone, since the other's processes are not in this one.
+ * that serves another lake too is left alone, since the other's processes are not in this one
+ * (an error says so).
  * Then what the directory holds is read, and the lake asked about those ids only: a process with
  * files here was in the lake before them, so one missing from the answer was deleted since, not
  * inserted after. Removes about `maxFiles` files at most (whole processes, at least one), all
@@ -46,7 +49,11 @@ export async function forgetGoneProcesses(
   rowsDir?: string,
   maxFiles = DEFAULT_SWEEP_MAX_FILES,
 ): Promise<string[]> {
-  if (!markServedLake(root, lake.identity)) return [];
+  if (!markServedLake(root, lake.identity)) {
+    throw new Error(
+      `the cache directory ${root} serves several lakes (its '${SERVED_LAKES_FILE}' file names them): not swept`,
+    );
+  }
   const views = join(root, 'views');
   const held = new Map<string, string[]>();
   const hold = (processId: string, path: string) => {
@@ -126,7 +133,8 @@ async function entries(dir: string): Promise<string[]> {
  * Has a partition store let go of the processes the lake no longer lists (see
  * `PartitionStore.forgetGoneProcesses`) in the background of an analytics' looks at the lake: at
  * the first look, then at a look `everyMs` or more after the last sweep began; one at a time, never
- * waited for by the look. Best effort: a sweep that fails is tried again at a later look.
+ * waited for by the look. Best effort: a sweep that fails is told to `onFailed`, and tried again
+ * at a later look.
  */
 export class GoneProcessSweep {
   private readonly store: PartitionStore;
@@ -135,11 +143,14 @@ export class GoneProcessSweep {
   private lastAt: number | undefined;
   private running: Promise<string[]> | undefined;
   private begun = 0;
+  private closed = false;
+  private readonly onFailed: ((error: Error) => void) | undefined;
 
-  constructor(store: PartitionStore, lake: SweptLake, everyMs: number) {
+  constructor(store: PartitionStore, lake: SweptLake, everyMs: number, onFailed?: (error: Error) => void) {
     this.store = store;
     this.lake = lake;
     this.everyMs = everyMs;
+    this.onFailed = onFailed;
   }
 
   /** Sweeps begun so far. */
@@ -149,26 +160,40 @@ export class GoneProcessSweep {
 
   /** At a look: begins a sweep in the background when one is due and none is under way. */
   poke(): void {
-    if (this.running !== undefined || this.store.forgetGoneProcesses === undefined) return;
+    if (this.closed || this.running !== undefined || this.store.forgetGoneProcesses === undefined) return;
     if (this.lastAt !== undefined && performance.now() - this.lastAt < this.everyMs) return;
     void this.begin();
   }
 
-  /** Sweeps now, once the sweep under way (if any) is done; the processes let go of (none on failure). */
+  /**
+   * Sweeps now, once the sweep under way (if any) is done: one sweep at a time, however many are
+   * asked for at once. The processes let go of (none on failure, or once closed).
+   */
   async sweep(): Promise<string[]> {
-    await this.idle();
-    return this.store.forgetGoneProcesses === undefined ? [] : this.begin();
+    // The check and the beginning in one turn: another sweep asked for meanwhile waits for this one.
+    while (this.running !== undefined) await this.running;
+    if (this.closed || this.store.forgetGoneProcesses === undefined) return [];
+    return this.begin();
   }
 
-  /** Waits for the sweep under way, if any. */
+  /** Waits for the sweep under way, and those begun meanwhile, if any. */
   async idle(): Promise<void> {
     while (this.running !== undefined) await this.running;
+  }
+
+  /** Begins no more sweeps; waits for the one under way, if any. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.idle();
   }
 
   private begin(): Promise<string[]> {
     this.lastAt = performance.now();
     this.begun += 1;
-    const running = this.store.forgetGoneProcesses!(this.lake).catch((): string[] => []);
+    const running = this.store.forgetGoneProcesses!(this.lake).catch((error: unknown): string[] => {
+      this.onFailed?.(error instanceof Error ? error : new Error(String(error)));
+      return [];
+    });
     this.running = running;
     void running.finally(() => {
       if (this.running === running) this.running = undefined;

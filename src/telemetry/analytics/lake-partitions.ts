@@ -5,6 +5,7 @@ import { makeDirectoriesSync } from '../../directories.js';
 import { LakeNotFoundError } from '../errors.js';
 import type { Lake } from '../lake/lake.js';
 import { forgetGoneProcesses, type SweptLake } from './gone-processes.js';
+import { lakeCacheDir } from './lake-cache-dir.js';
 import { movePartitionFiles } from './local-partitions.js';
 import {
   looksWhole,
@@ -18,15 +19,17 @@ import {
  * Partitions kept in the lake, as micromegas keeps its views: their Parquet files in the lake's
  * blob storage (`views/{view}/process_id={process}/{partition}.parquet`), their rows in its
  * metadata database. Any number of analytics over one lake share them; each keeps a local copy
- * of the files it read in its cache directory, fetched once.
+ * of the files it read in its cache directory, fetched once: in the lake's own subdirectory of it
+ * (`lakeCacheDir`), which no other lake's analytics (nor an older dorsal) writes or sweeps.
  */
 export class LakePartitionStore implements PartitionStore {
   private readonly lake: Lake;
-  private readonly cacheDir: string;
+  /** The lake's own subdirectory of the cache directory, where its copies are. */
+  readonly cacheDir: string;
 
   constructor(lake: Lake, cacheDir: string) {
     this.lake = lake;
-    this.cacheDir = cacheDir;
+    this.cacheDir = lakeCacheDir(cacheDir, lake.identity);
   }
 
   /** The process's partitions; the cached copies of any other (merged or deleted by another analytics) are removed. */

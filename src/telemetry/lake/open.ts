@@ -33,7 +33,8 @@ export interface LakeLocation {
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
 
 /** A URL fit for an error message: a password in it is masked. */
-const redact = (url: string): string => JSON.stringify(url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@'));
+export const redact = (url: string): string =>
+  JSON.stringify(url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@'));
 
 /** The path of `sqlite:…`/`file:…` (`scheme` in lower case; the value's in any case). */
 export function localPath(value: string, scheme: string): string {
