@@ -3,6 +3,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { expect, it, vi } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { EtlPool } from '../../src/telemetry/analytics/etl-pool.js';
+import { lakeCacheDir } from '../../src/telemetry/analytics/lake-cache-dir.js';
 import type { MergeFailure } from '../../src/telemetry/analytics/partitions.js';
 import { type PartitionRow, partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { runPersistedPipeline } from './analytics-checks.js';
@@ -62,7 +63,10 @@ it('merges small partitions from their own files: a block whose blob was lost si
         (p) => p.streamId === ticks.streamId,
       );
       expect(small).toHaveLength(7);
-      const smallColumns = await fileColumns(join(dir, 'analytics'), small[0]!);
+      const smallColumns = await fileColumns(
+        lakeCacheDir(join(dir, 'analytics'), analytics.lake.identity),
+        small[0]!,
+      );
       expect(smallColumns[0]).not.toContain('process_id');
       const expected = await count(blocks[7]!.beginTime);
       // The first block's blob is lost (damage, or a retention pass under way) after it was decoded.
@@ -85,7 +89,9 @@ it('merges small partitions from their own files: a block whose blob was lost si
       expect(small.find((p) => p.blockIds.includes(blocks[3]!.blockId))?.firstBlockInsertTime).toBe(LONG_AGO);
       expect(after[0]!.firstBlockInsertTime).toBe(LONG_AGO);
       // The same columns as the files merged: none added from the files' paths (process_id=…).
-      expect(await fileColumns(join(dir, 'analytics'), after[0]!)).toEqual(smallColumns);
+      expect(
+        await fileColumns(lakeCacheDir(join(dir, 'analytics'), analytics.lake.identity), after[0]!),
+      ).toEqual(smallColumns);
       expect(after[0]!.rowCount).toBe(small.reduce((n, p) => n + p.rowCount, 0) + blocks[7]!.objectCount);
       // Its rows are the blocks' rows in order: by sequence, as they were published.
       const seqs = await analytics.query('SELECT seq FROM stream_ticks', {

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { lakeCacheDir } from '../../src/telemetry/analytics/lake-cache-dir.js';
 import { LakePartitionStore } from '../../src/telemetry/analytics/lake-partitions.js';
 import type { PartitionRow } from '../../src/telemetry/analytics/partitions.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
@@ -96,7 +97,7 @@ describe('two analytics over one lake', () => {
       await reader.query('SELECT count(*) FROM stream_ticks', { process: processId });
       const held = await lake.metadata.listPartitions(processId);
       const copies = held.flatMap((row) =>
-        Object.values(partitionBlobPaths(row)).map((p) => join(cacheDir, p)),
+        Object.values(partitionBlobPaths(row)).map((p) => join(lakeCacheDir(cacheDir, lake.identity), p)),
       );
       expect(copies.length).toBeGreaterThan(0);
       expect(copies.every((file) => existsSync(file))).toBe(true);
