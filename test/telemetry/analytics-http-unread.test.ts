@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
+import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { RemoteAnalytics } from '../../src/telemetry/analytics/remote.js';
 import { analyticsQueryRoute } from '../../src/telemetry/analytics/route.js';
 import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
@@ -315,6 +316,82 @@ describe('the query bounds as options', () => {
       const [code] = (await once(child, 'exit')) as [number | null];
       expect(code, option).not.toBe(0);
       expect(err, option).toContain(`option '${option} <`);
+    }
+  });
+});
+
+describe('a query whose client goes away', () => {
+  const { dir, cleanup } = tempDir('dorsal-analytics-cancel-');
+  afterAll(cleanup);
+
+  // A cross join DuckDB cannot finish: it runs until stopped.
+  const ENDLESS = 'SELECT count(*) FROM range(100000000000) a, range(10) b';
+
+  it('is stopped, in Analytics, when its signal aborts', async () => {
+    const analytics = await Analytics.open({
+      lake: { data: join(dir, 'lake') },
+      cacheDir: join(dir, 'cache'),
+    });
+    try {
+      const controller = new AbortController();
+      const running = analytics.query(ENDLESS, { timeoutMs: 600_000, signal: controller.signal });
+      setTimeout(() => controller.abort(), 200);
+      await expect(running).rejects.toMatchObject({ code: 'DORSAL_QUERY_CANCELLED' });
+      // Aborted before it runs: not run at all.
+      await expect(analytics.query('SELECT 1', { signal: AbortSignal.abort() })).rejects.toMatchObject({
+        code: 'DORSAL_QUERY_CANCELLED',
+      });
+      expect((await analytics.query('SELECT 42 AS x')).rows).toEqual([[42]]);
+    } finally {
+      await analytics.close();
+    }
+  });
+
+  it('is stopped by the server, which frees its slot at once, not at its time limit', async () => {
+    const served = await serveQueries(
+      dir,
+      { maxConcurrentQueries: 1, maxWaitingQueries: 0, timeoutMs: 600_000 },
+      {},
+    );
+    try {
+      const socket = connect(served.server.port, '127.0.0.1');
+      await once(socket, 'connect');
+      const body = JSON.stringify({ sql: ENDLESS, timeoutMs: 600_000 });
+      socket.write(
+        `POST /analytics/query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      await until(() => served.route.held().inFlight === 1, 'the endless query running');
+      // Long enough for its SQL to be running in DuckDB (a query stopped before it runs proves less).
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      socket.destroy();
+      await until(() => served.route.held().inFlight === 0, 'its slot freed once its client left', 10_000);
+      expect(
+        (
+          await fetch(new URL('/analytics/query', served.server.url), {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ sql: 'SELECT 1 AS one' }),
+          })
+        ).status,
+      ).toBe(200);
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('is stopped when a RemoteAnalytics caller aborts it', async () => {
+    const served = await serveQueries(dir, { maxConcurrentQueries: 1, timeoutMs: 600_000 }, {});
+    try {
+      const remote = new RemoteAnalytics({ url: served.server.url });
+      const controller = new AbortController();
+      const running = remote.query(ENDLESS, { timeoutMs: 600_000, signal: controller.signal });
+      await until(() => served.route.held().inFlight === 1, 'the endless query running');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      controller.abort();
+      await expect(running).rejects.toMatchObject({ code: 'DORSAL_QUERY_CANCELLED' });
+      await until(() => served.route.held().inFlight === 0, 'its slot freed', 10_000);
+    } finally {
+      await served.close();
     }
   });
 });

@@ -19,6 +19,7 @@ import {
   messageOf,
   type ParsedQuery,
   parseOne,
+  QueryCancelledError,
   QueryRefusedError,
   QueryTimeoutError,
 } from './guard.js';
@@ -376,7 +377,12 @@ export class Analytics extends AnalyticsQuestions {
       timedOut = true;
       connection.interrupt();
     }, timeoutMs);
+    // Its client gone (or its server stopping): DuckDB stops the SQL rather than finish it for no one.
+    const signal = scope.signal;
+    const cancel = () => connection.interrupt();
+    signal?.addEventListener('abort', cancel, { once: true });
     try {
+      if (signal?.aborted === true) throw cancelled();
       // Chunk by chunk (2048 rows), each row made into JavaScript values only when its turn
       // comes, so that an answer is cut at its row or byte limit before the rest is made (a row
       // may hold a string of any size: a whole chunk of them made at once exhausted the heap).
@@ -410,10 +416,12 @@ export class Analytics extends AnalyticsQuestions {
       };
     } catch (error) {
       if (timedOut) throw new QueryTimeoutError(`the query ran past its time limit of ${timeoutMs} ms`);
+      if (signal?.aborted === true) throw cancelled();
       if (error instanceof QueryRefusedError) throw error;
       throw new QueryRefusedError(messageOf(error), { cause: error });
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', cancel);
     }
   }
 
@@ -724,4 +732,11 @@ function alive(pid: number): boolean {
     // EPERM: alive, another user's.
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** What a query whose signal aborted is rejected with. */
+function cancelled(): QueryCancelledError {
+  return new QueryCancelledError(
+    'the query was stopped before its end: its client went away, or its server is stopping',
+  );
 }

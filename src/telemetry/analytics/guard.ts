@@ -19,6 +19,18 @@ export class QueryTimeoutError extends DorsalError {
   }
 }
 
+/**
+ * A query stopped before its end because its `signal` aborted: its client went away, or the server
+ * that ran it is stopping (answered with 503: retry later).
+ */
+export class QueryCancelledError extends DorsalError {
+  declare readonly code: 'DORSAL_QUERY_CANCELLED';
+
+  constructor(message: string) {
+    super('DORSAL_QUERY_CANCELLED', message);
+  }
+}
+
 /** DuckDB's statement types (duckdb.h), by number: what a refusal names. */
 const STATEMENT_TYPES: Readonly<Record<number, string>> = {
   0: 'an invalid statement',

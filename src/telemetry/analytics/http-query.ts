@@ -82,11 +82,15 @@ export function parseQueryRequest(body: Uint8Array): QueryRequest {
   return request as unknown as QueryRequest;
 }
 
-/** Answers a parsed request with `query`, within `limits`. Errors are thrown, for the server's error answers. */
+/**
+ * Answers a parsed request with `query`, within `limits`; `signal` (the request's: its client went
+ * away, or the server stops) stops the query. Errors are thrown, for the server's error answers.
+ */
 export async function answerQuery(
   query: QueryFunction,
   request: QueryRequest,
   limits: QueryLimits,
+  signal?: AbortSignal,
 ): Promise<QueryAnswer> {
   const scope: QueryScope = {
     ...(request.process === undefined ? {} : { process: request.process }),
@@ -95,6 +99,7 @@ export async function answerQuery(
     ...(request.end === undefined ? {} : { end: request.end }),
     maxRows: Math.min(request.maxRows ?? limits.maxRows, limits.maxRows),
     timeoutMs: Math.min(request.timeoutMs ?? limits.timeoutMs, limits.timeoutMs),
+    ...(signal === undefined ? {} : { signal }),
   };
   const result = await query(request.sql, scope);
   if (request.format === 'csv') {

@@ -16,6 +16,12 @@ export interface QueryScope {
   readonly maxRows?: number;
   /** How long the query may run, in ms. */
   readonly timeoutMs?: number;
+  /**
+   * Aborted, it stops the query: its SQL is interrupted (what it decodes first goes on, for the
+   * queries after it), and it is rejected with a `QueryCancelledError`. A server aborts it when
+   * the client goes away; `RemoteAnalytics` aborts its request.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A query's answer: column names and types, rows of JSON values (a BIGINT comes as a string). */

@@ -1,6 +1,6 @@
 import { DorsalError } from '../../errors.js';
 import { LakeNotFoundError } from '../errors.js';
-import { QueryRefusedError, QueryTimeoutError } from './guard.js';
+import { QueryCancelledError, QueryRefusedError, QueryTimeoutError } from './guard.js';
 import type { QueryFunction, QueryResult } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
 
@@ -36,18 +36,29 @@ export class RemoteAnalytics extends AnalyticsQuestions {
 
   readonly query: QueryFunction = async (sql, scope = {}) => {
     const time = (t: string | Date | undefined) => (t instanceof Date ? t.toISOString() : t);
-    const response = await fetch(this.endpoint, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        ...(this.key === undefined ? {} : { authorization: `Bearer ${this.key}` }),
-      },
-      body: JSON.stringify({ sql, ...scope, begin: time(scope.begin), end: time(scope.end) }),
-    });
+    // The signal is this side's: it aborts the request (the server then stops the query).
+    const { signal, ...sent } = scope;
+    const stopped = () => new QueryCancelledError('the query was stopped before its end: its signal aborted');
+    let response: Response;
+    try {
+      response = await fetch(this.endpoint, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(this.key === undefined ? {} : { authorization: `Bearer ${this.key}` }),
+        },
+        body: JSON.stringify({ sql, ...sent, begin: time(scope.begin), end: time(scope.end) }),
+        ...(signal === undefined ? {} : { signal }),
+      });
+    } catch (error) {
+      if (signal?.aborted === true) throw stopped();
+      throw error;
+    }
     let text: string;
     try {
       text = await response.text();
     } catch (error) {
+      if (signal?.aborted === true) throw stopped();
       // The answer began and did not end: the server cut it (see `writeChunks`). Not a server
       // that cannot be reached, which is what fetch's own TypeError would otherwise be read as.
       throw new DorsalError(
@@ -87,6 +98,8 @@ export class RemoteAnalytics extends AnalyticsQuestions {
         throw new QueryRefusedError(message);
       case 'DORSAL_QUERY_TIMEOUT':
         throw new QueryTimeoutError(message);
+      case 'DORSAL_QUERY_CANCELLED':
+        throw new QueryCancelledError(message);
       case 'DORSAL_LAKE_NOT_FOUND':
         throw new LakeNotFoundError(message);
       default:

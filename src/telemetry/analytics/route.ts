@@ -71,7 +71,8 @@ export function analyticsQueryRoute(options: AnalyticsRouteOptions): AnalyticsQu
         throw notStarted();
       }
       try {
-        const answer = await answerQuery((await analytics.get()).query, parsed, limits);
+        // A client that goes away stops its query: its slot is free once DuckDB has stopped.
+        const answer = await answerQuery((await analytics.get()).query, parsed, limits, request.signal);
         // Held until the answer is out: its signal aborts once the answer closed (all of it
         // written, or the connection destroyed: the client left, or took nothing for the
         // server's write timeout), or the server stops.
