@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { RemoteAnalytics } from '../../src/telemetry/analytics/remote.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
-import { BIG, serveQueries } from './query-server.js';
+import { BIG, dechunk, query, serveQueries } from './query-server.js';
 
 /** A raw client of one query: what it read, and how its connection ended. */
 interface RawQuery {
@@ -62,13 +62,6 @@ function split(answer: Buffer): { readonly head: string; readonly body: Buffer }
   const end = answer.indexOf('\r\n\r\n');
   return { head: answer.subarray(0, end).toString('latin1').toLowerCase(), body: answer.subarray(end + 4) };
 }
-
-const query = (url: string, sql: string) =>
-  fetch(`${url}/analytics/query`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ sql }),
-  });
 
 describe('a query answer to an HTTP/1.0 client', () => {
   const { dir, cleanup } = tempDir('dorsal-analytics-http10-');
@@ -229,16 +222,3 @@ describe('a query waiting for its turn when the server stops', () => {
     }
   });
 });
-
-/** The body of a chunked HTTP/1.1 answer (ASCII). */
-function dechunk(text: string): string {
-  let out = '';
-  let at = 0;
-  for (;;) {
-    const end = text.indexOf('\r\n', at);
-    const size = Number.parseInt(text.slice(at, end), 16);
-    if (size === 0) return out;
-    out += text.slice(end + 2, end + 2 + size);
-    at = end + 2 + size + 2;
-  }
-}

@@ -11,7 +11,7 @@ import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import { until } from '../helpers/until.js';
 import { DORSAL_BIN } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
-import { BIG, serveQueries } from './query-server.js';
+import { BIG, dechunk, query, serveQueries } from './query-server.js';
 
 const MiB = 1024 * 1024;
 
@@ -46,13 +46,6 @@ function stalledQuery(port: number, sql: string): Stalled {
   head.catch(() => {});
   return { socket, head, closed: () => closed };
 }
-
-const query = (url: string, sql: string, extra: Record<string, unknown> = {}) =>
-  fetch(`${url}/analytics/query`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ sql, ...extra }),
-  });
 
 describe('the query route and clients that do not read their answers', () => {
   const { dir, cleanup } = tempDir('dorsal-analytics-unread-');
@@ -252,20 +245,6 @@ describe('the write timeout', () => {
   });
 });
 
-/** The body of a chunked HTTP/1.1 answer. */
-function dechunk(text: string): string {
-  let out = '';
-  let at = 0;
-  for (;;) {
-    const end = text.indexOf('\r\n', at);
-    const size = Number.parseInt(text.slice(at, end), 16);
-    if (size === 0) return out;
-    // Sizes count bytes: the answers here are ASCII.
-    out += text.slice(end + 2, end + 2 + size);
-    at = end + 2 + size + 2;
-  }
-}
-
 describe('the query bounds as options', () => {
   const { dir, cleanup } = tempDir('dorsal-analytics-bounds-');
   afterAll(cleanup);
@@ -365,15 +344,7 @@ describe('a query whose client goes away', () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       socket.destroy();
       await until(() => served.route.held().inFlight === 0, 'its slot freed once its client left', 10_000);
-      expect(
-        (
-          await fetch(new URL('/analytics/query', served.server.url), {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ sql: 'SELECT 1 AS one' }),
-          })
-        ).status,
-      ).toBe(200);
+      expect((await query(served.server.url, 'SELECT 1 AS one')).status).toBe(200);
     } finally {
       await served.close();
     }

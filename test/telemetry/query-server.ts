@@ -33,3 +33,25 @@ export async function serveQueries(
     },
   };
 }
+
+/** Asks `/analytics/query` of the server at `url` with fetch: `sql`, and any other field of the request. */
+export function query(url: string, sql: string, extra: Record<string, unknown> = {}): Promise<Response> {
+  return fetch(`${url}/analytics/query`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sql, ...extra }),
+  });
+}
+
+/** The body of a chunked HTTP/1.1 answer. Sizes count bytes: the answers here are ASCII. */
+export function dechunk(text: string): string {
+  let out = '';
+  let at = 0;
+  for (;;) {
+    const end = text.indexOf('\r\n', at);
+    const size = Number.parseInt(text.slice(at, end), 16);
+    if (size === 0) return out;
+    out += text.slice(end + 2, end + 2 + size);
+    at = end + 2 + size + 2;
+  }
+}

@@ -9,13 +9,7 @@ const MAX_WRITE_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** The write timeout of the options (default `DEFAULT_WRITE_TIMEOUT_MS`), or a `ConfigError` naming it. */
 export function checkWriteTimeout(value: number | undefined): number {
-  const ms = value ?? DEFAULT_WRITE_TIMEOUT_MS;
-  if (!Number.isSafeInteger(ms) || ms < 1 || ms > MAX_WRITE_TIMEOUT_MS) {
-    throw new ConfigError(
-      `writeTimeoutMs must be an integer from 1 to ${MAX_WRITE_TIMEOUT_MS} (ms), got ${String(value)}`,
-    );
-  }
-  return ms;
+  return timeoutOption('writeTimeoutMs', value, DEFAULT_WRITE_TIMEOUT_MS);
 }
 
 /** Default answer timeout: 5 min. */
@@ -23,10 +17,15 @@ export const DEFAULT_ANSWER_TIMEOUT_MS = 300_000;
 
 /** The answer timeout of the options (default `DEFAULT_ANSWER_TIMEOUT_MS`), or a `ConfigError` naming it. */
 export function checkAnswerTimeout(value: number | undefined): number {
-  const ms = value ?? DEFAULT_ANSWER_TIMEOUT_MS;
+  return timeoutOption('answerTimeoutMs', value, DEFAULT_ANSWER_TIMEOUT_MS);
+}
+
+/** Option `name`'s time in ms (`fallback` when not given): a whole number a timer can wait. */
+function timeoutOption(name: string, value: number | undefined, fallback: number): number {
+  const ms = value ?? fallback;
   if (!Number.isSafeInteger(ms) || ms < 1 || ms > MAX_WRITE_TIMEOUT_MS) {
     throw new ConfigError(
-      `answerTimeoutMs must be an integer from 1 to ${MAX_WRITE_TIMEOUT_MS} (ms), got ${String(value)}`,
+      `${name} must be an integer from 1 to ${MAX_WRITE_TIMEOUT_MS} (ms), got ${String(value)}`,
     );
   }
   return ms;
