@@ -12,7 +12,12 @@
  */
 export { Analytics, type AnalyticsOptions } from './telemetry/analytics/analytics.js';
 export { ANSWER_CHUNK_CHARS, csvAnswer, jsonAnswer } from './telemetry/analytics/answer-chunks.js';
-export { QueryCancelledError, QueryRefusedError, QueryTimeoutError } from './telemetry/analytics/guard.js';
+export {
+  QueryCancelledError,
+  QueryRefusedError,
+  QueryTimeoutError,
+  StillDecodingError,
+} from './telemetry/analytics/guard.js';
 export {
   answerQuery,
   MAX_SQL_LENGTH,

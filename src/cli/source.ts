@@ -7,6 +7,7 @@ import { checkMemoryLimit, type QueryFunction } from '../telemetry/analytics/que
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { LakeNotFoundError } from '../telemetry/errors.js';
+import { oncePerReason } from './once-per-reason.js';
 
 /** Where a command reads recorded runs: the embedded lake or a server, and which process. */
 export interface SourceOptions {
@@ -79,7 +80,15 @@ export async function openSource(options: SourceOptions): Promise<Source> {
     } catch {
       throw new CliError(`--url ${options.url} is not a URL: give http://host:port`);
     }
-    const remote = new RemoteAnalytics({ url: url.toString(), ...(options.key ? { key: options.key } : {}) });
+    // A busy server, or one still decoding what was asked, is asked again; said once per reason.
+    const tell = oncePerReason((code) =>
+      process.stderr.write(`dorsal: ${retryReason(code)}: asking again\n`),
+    );
+    const remote = new RemoteAnalytics({
+      url: url.toString(),
+      ...(options.key ? { key: options.key } : {}),
+      onRetry: (refusal) => tell(refusal.code),
+    });
     const query = remote.query;
     // A server that cannot be reached is said so, once, in words.
     const reachable: typeof query = async (sql, scope) => {
@@ -258,4 +267,11 @@ export function memorySize(value: string): string {
   } catch {
     throw new InvalidArgumentError("expected a size from 64MiB to 1024TiB, such as '2GB' or '512MiB'");
   }
+}
+
+/** Why a query is asked again, by the server's code (see `RemoteAnalyticsOptions.retryForMs`). */
+function retryReason(code: string): string {
+  return code === 'DORSAL_STILL_DECODING'
+    ? 'the server is still decoding the blocks the query reads (the first query of a large process)'
+    : 'the server is answering as many queries as it takes at once';
 }

@@ -80,8 +80,44 @@ function honourIfNoneMatch(server: S3rver): void {
   (server as unknown as { middleware: KoaMiddleware[] }).middleware.unshift(conditionalPut);
 }
 
-/** A local S3-compatible server on loopback with one bucket, `lake`. */
-export async function startS3(): Promise<{ endpoint: string; stop: () => Promise<void> }> {
+/**
+ * Holds the stand-in's object reads (GETs of a key, not listings) while held, as a blob store that
+ * stops answering does, and counts the reads it answered.
+ */
+export class ReadGate {
+  /** Object reads answered so far. */
+  served = 0;
+  /** Object reads held now. */
+  waiting = 0;
+  private opened: Promise<void> = Promise.resolve();
+  private open: () => void = () => {};
+
+  hold(): void {
+    this.opened = new Promise((resolve) => {
+      this.open = resolve;
+    });
+  }
+
+  release(): void {
+    this.open();
+  }
+
+  readonly middleware: KoaMiddleware = async (ctx, next) => {
+    const [, , ...key] = decodeURIComponent(ctx.path).split('/');
+    if (ctx.method !== 'GET' || key.join('/') === '') return next();
+    this.waiting++;
+    try {
+      await this.opened;
+    } finally {
+      this.waiting--;
+    }
+    await next();
+    this.served++;
+  };
+}
+
+/** A local S3-compatible server on loopback with one bucket, `lake`; `gate` holds its object reads when asked. */
+export async function startS3(gate?: ReadGate): Promise<{ endpoint: string; stop: () => Promise<void> }> {
   const { dir, cleanup } = tempDir('dorsal-s3-');
   const server = new S3rver({
     address: '127.0.0.1',
@@ -91,6 +127,8 @@ export async function startS3(): Promise<{ endpoint: string; stop: () => Promise
     configureBuckets: [{ name: 'lake' }],
   });
   honourIfNoneMatch(server);
+  if (gate !== undefined)
+    (server as unknown as { middleware: KoaMiddleware[] }).middleware.unshift(gate.middleware);
   const { port } = await server.run();
   return {
     endpoint: `http://127.0.0.1:${port}`,

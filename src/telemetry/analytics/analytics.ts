@@ -22,6 +22,7 @@ import {
   QueryCancelledError,
   QueryRefusedError,
   QueryTimeoutError,
+  StillDecodingError,
 } from './guard.js';
 import { LakePartitionStore } from './lake-partitions.js';
 import {
@@ -33,6 +34,7 @@ import {
 } from './partitions.js';
 import {
   checkMemoryLimit,
+  checkScopeLimits,
   MAX_UNREADABLE_LISTED,
   type QueryFunction,
   type QueryResult,
@@ -201,6 +203,8 @@ export class Analytics extends AnalyticsQuestions {
   /** Lets go of the cached partitions of processes retention deleted, in the background of the looks. */
   private readonly goneProcesses: GoneProcessSweep;
   private closed = false;
+  /** Aborted at close: decoding under way stops at its next block (see `materialize`). */
+  private readonly closing = new AbortController();
 
   private constructor(
     lake: Lake,
@@ -272,12 +276,15 @@ export class Analytics extends AnalyticsQuestions {
   /**
    * Runs one read-only statement over the analytics tables (see `createViews`), over one process
    * or all, and rows of a time window or all. Refuses anything else with a `QueryRefusedError`
-   * saying why; stops at the time limit with a `QueryTimeoutError`.
+   * saying why; stops at the time limit with a `QueryTimeoutError` (or a `StillDecodingError`,
+   * see `QueryScope.timeLimit`).
    */
   readonly query: QueryFunction = async (sql, scope = {}) => {
     if (this.closed) throw new QueryRefusedError('the analytics are closed');
+    const began = performance.now();
     const window = resolveWindow(scope);
     const processes = scopeProcesses(scope);
+    checkScopeLimits(scope);
     // Refused before anything is decoded for it.
     const parser = await this.queryDb.connect();
     let parsed: ParsedQuery;
@@ -290,10 +297,15 @@ export class Analytics extends AnalyticsQuestions {
     const partitions = [...parsed.tables].some((table) => !METADATA_TABLES.has(table));
     const key = `${processes?.join(',') ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}|${partitions}`;
     let decoded = 0;
+    const limit = { timeoutMs: scope.timeoutMs ?? this.timeoutMs, began };
     for (let attempt = 0; ; attempt++) {
-      const { view, decodedBlocks } = await this.look(key, processes, window, partitions);
+      const { view, decodedBlocks } = await this.lookWithin(
+        this.look(key, processes, window, partitions),
+        scope,
+        limit,
+      );
       decoded += decodedBlocks;
-      const run = this.inSession(key, view, (connection) => this.run(connection, sql, scope));
+      const run = this.inSession(key, view, (connection) => this.run(connection, sql, scope, limit));
       try {
         const all = view.materialized.flatMap((m) => m.unreadable);
         const unreadable = { blocks: all.length, records: all.reduce((n, b) => n + b.objectCount, 0) };
@@ -354,6 +366,9 @@ export class Analytics extends AnalyticsQuestions {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A query that stopped waiting for its decoding (its time limit, its client gone) left it
+    // going: it stops now rather than hold the close until every block is decoded.
+    this.closing.abort(new QueryRefusedError('the analytics are closed'));
     await Promise.allSettled([...this.sessions.values()].map((s) => s.tail));
     for (const session of this.sessions.values()) session.connection.closeSync();
     this.sessions.clear();
@@ -364,19 +379,67 @@ export class Analytics extends AnalyticsQuestions {
     if (this.ownsLake) await this.lake.close();
   }
 
+  /**
+   * Waits for a look (which may decode what no query read before) until the scope's signal aborts,
+   * or its time limit passes if that limit bounds the whole query. The look goes on either way,
+   * for the queries after this one; what it decodes is kept partition by partition.
+   */
+  private async lookWithin<T>(look: Promise<T>, scope: QueryScope, limit: QueryLimit): Promise<T> {
+    // Its end is awaited by no one once this query stops waiting: its failure is the next one's.
+    look.catch(() => {});
+    const signal = scope.signal;
+    if (signal?.aborted === true) throw cancelled();
+    const whole = scope.timeLimit === 'whole';
+    if (signal === undefined && !whole) return look;
+    let timer: NodeJS.Timeout | undefined;
+    let stop: (() => void) | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      stop = () => reject(cancelled());
+      signal?.addEventListener('abort', stop, { once: true });
+      if (whole) {
+        const left = limit.began + limit.timeoutMs - performance.now();
+        timer = setTimeout(
+          () =>
+            reject(
+              new StillDecodingError(
+                `the query's time limit of ${limit.timeoutMs} ms passed while the blocks it reads, which no query had read before, were being decoded; the decoding goes on and what it made is kept: ask again in a moment`,
+              ),
+            ),
+          Math.max(0, left),
+        );
+      }
+    });
+    try {
+      return await Promise.race([look, stopped]);
+    } finally {
+      clearTimeout(timer);
+      if (stop !== undefined) signal?.removeEventListener('abort', stop);
+    }
+  }
+
   private async run(
     connection: DuckDBConnection,
     sql: string,
     scope: QueryScope,
+    limit: QueryLimit,
   ): Promise<Omit<QueryResult, 'decodedBlocks' | 'unreadable' | 'unreadableBlocks'>> {
     await checkBound(connection, sql);
     const maxRows = scope.maxRows ?? this.maxRows;
-    const timeoutMs = scope.timeoutMs ?? this.timeoutMs;
+    const { timeoutMs } = limit;
+    // Bounding the whole query, the limit counts from its start: decoding, and the queries of the
+    // same scope before it on its connection, took their share.
+    const whole = scope.timeLimit === 'whole';
+    const left = whole ? limit.began + timeoutMs - performance.now() : timeoutMs;
+    const timedOutError = () =>
+      new QueryTimeoutError(
+        `the query ran past its time limit of ${timeoutMs} ms${whole ? ' (what it waited for before its SQL ran included)' : ''}`,
+      );
+    if (left <= 0) throw timedOutError();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       connection.interrupt();
-    }, timeoutMs);
+    }, left);
     // Its client gone (or its server stopping): DuckDB stops the SQL rather than finish it for no one.
     const signal = scope.signal;
     const cancel = () => connection.interrupt();
@@ -415,7 +478,7 @@ export class Analytics extends AnalyticsQuestions {
         truncated,
       };
     } catch (error) {
-      if (timedOut) throw new QueryTimeoutError(`the query ran past its time limit of ${timeoutMs} ms`);
+      if (timedOut) throw timedOutError();
       if (signal?.aborted === true) throw cancelled();
       if (error instanceof QueryRefusedError) throw error;
       throw new QueryRefusedError(messageOf(error), { cause: error });
@@ -628,7 +691,16 @@ export class Analytics extends AnalyticsQuestions {
   private materialized(processId: string, window: TimeWindow): Promise<Materialized> {
     const running = this.materializing.get(processId);
     const build = () =>
-      materialize(this.lake, this.store, this.pool, this.scratch, processId, window, this.memory);
+      materialize(
+        this.lake,
+        this.store,
+        this.pool,
+        this.scratch,
+        processId,
+        window,
+        this.memory,
+        this.closing.signal,
+      );
     const next = (running ?? Promise.resolve()).then(build, build);
     this.materializing.set(processId, next);
     void next
@@ -732,6 +804,12 @@ function alive(pid: number): boolean {
     // EPERM: alive, another user's.
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** A query's time limit: its length, and when the query began (performance.now(), ms). */
+interface QueryLimit {
+  readonly timeoutMs: number;
+  readonly began: number;
 }
 
 /** What a query whose signal aborted is rejected with. */

@@ -20,6 +20,19 @@ export class QueryTimeoutError extends DorsalError {
 }
 
 /**
+ * A query whose time limit passed before the blocks it reads that no query had read before were
+ * decoded (a server's queries: see `QueryScope.timeLimit`). The decoding goes on, for the queries
+ * after it, and what it made is kept: ask again in a moment (answered with 503 and `Retry-After`).
+ */
+export class StillDecodingError extends DorsalError {
+  declare readonly code: 'DORSAL_STILL_DECODING';
+
+  constructor(message: string) {
+    super('DORSAL_STILL_DECODING', message);
+  }
+}
+
+/**
  * A query stopped before its end because its `signal` aborted: its client went away, or the server
  * that ran it is stopping (answered with 503: retry later).
  */

@@ -99,6 +99,8 @@ export async function answerQuery(
     ...(request.end === undefined ? {} : { end: request.end }),
     maxRows: Math.min(request.maxRows ?? limits.maxRows, limits.maxRows),
     timeoutMs: Math.min(request.timeoutMs ?? limits.timeoutMs, limits.timeoutMs),
+    // Decoding included: the query holds a slot of the server meanwhile.
+    timeLimit: 'whole',
     ...(signal === undefined ? {} : { signal }),
   };
   const result = await query(request.sql, scope);

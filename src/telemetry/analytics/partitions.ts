@@ -115,6 +115,10 @@ interface LivePartition {
  * exist (see `COMPACT_AT`), and a partition whose files are missing or unreadable is forgotten and rebuilt
  * from its blocks. Blocks are read here while the pool writes the previous partition. Returns the
  * local files of every view.
+ *
+ * `stop` aborted (its analytics close), it stops before the next partition it would fetch, block it
+ * would read or partitions it would merge, once the partitions being written are stored, and
+ * rejects with `stop.reason`: what it stored so far is kept.
  */
 export async function materialize(
   lake: Lake,
@@ -124,6 +128,7 @@ export async function materialize(
   processId: string,
   window: TimeWindow = {},
   memory?: AnalyticsMemory,
+  stop?: AbortSignal,
 ): Promise<Materialized> {
   const sources = (await lake.streams({ processId }))
     .map((stream) => ({ stream, table: sourceTableOf(stream) }))
@@ -144,6 +149,7 @@ export async function materialize(
   const rows = listed.sort((a, b) => b.blockIds.length - a.blockIds.length);
   for (const row of rows) {
     const stale = row.blockIds.some((id) => !existing.has(id) || covered.has(id));
+    stop?.throwIfAborted();
     const local = stale ? undefined : await store.localFiles(row);
     if (local === undefined) {
       // Missing, damaged, a duplicate, or of blocks retention deleted: made again from the blocks there are.
@@ -164,6 +170,7 @@ export async function materialize(
    * `unreadable`. A block retention deleted meanwhile is no longer in the lake: left out, not listed.
    */
   const read = async (row: BlockRow): Promise<BlockParts | undefined> => {
+    stop?.throwIfAborted();
     // Found unreadable a moment ago: not read again yet (see RetryLater).
     const known = memory?.unreadable.recent(row.blockId);
     if (known !== undefined) {
@@ -266,6 +273,7 @@ export async function materialize(
       const ordered = [...tier].sort((a, b) => firstPosition(a) - firstPosition(b));
       for (const group of mergeGroups(ordered, table.recordBytes)) {
         if (group.length < 2) continue;
+        stop?.throwIfAborted();
         // Merged from the partitions' own files: no block is read again (one whose blob was lost
         // since keeps its rows). Stored before the small ones are deleted: a query sees either.
         // One of them failed to merge a moment ago (its inputs there): not tried again yet.

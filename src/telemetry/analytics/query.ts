@@ -17,9 +17,17 @@ export interface QueryScope {
   /** How long the query may run, in ms. */
   readonly timeoutMs?: number;
   /**
-   * Aborted, it stops the query: its SQL is interrupted (what it decodes first goes on, for the
-   * queries after it), and it is rejected with a `QueryCancelledError`. A server aborts it when
-   * the client goes away; `RemoteAnalytics` aborts its request.
+   * What the time limit bounds: the SQL alone (`'sql'`, the default: a user who asks about a
+   * large process for the first time waits for its blocks to be decoded), or the whole query,
+   * decoding included (`'whole'`: a server's queries, which hold a query slot meanwhile). Past the
+   * limit the query is rejected with a `StillDecodingError`; the decoding goes on, for the queries
+   * after it. `RemoteAnalytics` ignores it: a server's queries are always `'whole'`.
+   */
+  readonly timeLimit?: 'sql' | 'whole';
+  /**
+   * Aborted, it stops the query: its SQL is interrupted, or its wait for decoding ends (the
+   * decoding goes on, for the queries after it), and it is rejected with a `QueryCancelledError`.
+   * A server aborts it when the client goes away; `RemoteAnalytics` aborts its request.
    */
   readonly signal?: AbortSignal;
 }
@@ -87,6 +95,29 @@ export function windowCondition(expression: string, window: TimeWindow): string 
   if (window.beginNs !== undefined) terms.push(`${expression} >= ${window.beginNs}`);
   if (window.endNs !== undefined) terms.push(`${expression} < ${window.endNs}`);
   return terms.length > 0 ? terms.join(' AND ') : 'true';
+}
+
+/** The longest time limit a scope may ask for, in ms (what a timer can wait: about 24.8 days). */
+const MAX_SCOPE_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * Refuses a scope's `maxRows`, `timeoutMs` or `timeLimit` that a query cannot use, naming it: NaN
+ * would turn every comparison with it false, a negative time limit stop every query at once.
+ */
+export function checkScopeLimits(scope: Pick<QueryScope, 'maxRows' | 'timeoutMs' | 'timeLimit'>): void {
+  const { maxRows, timeoutMs, timeLimit } = scope;
+  if (maxRows !== undefined && !(Number.isSafeInteger(maxRows) && maxRows > 0))
+    throw new QueryRefusedError(`maxRows must be a positive integer, got ${String(maxRows)}`);
+  if (
+    timeoutMs !== undefined &&
+    !(Number.isSafeInteger(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_SCOPE_TIMEOUT_MS)
+  ) {
+    throw new QueryRefusedError(
+      `timeoutMs must be an integer from 1 to ${MAX_SCOPE_TIMEOUT_MS}, got ${String(timeoutMs)}`,
+    );
+  }
+  if (timeLimit !== undefined && timeLimit !== 'sql' && timeLimit !== 'whole')
+    throw new QueryRefusedError(`timeLimit must be 'sql' or 'whole', got ${JSON.stringify(timeLimit)}`);
 }
 
 /** Processes a scope asks for at most (`processes`). */

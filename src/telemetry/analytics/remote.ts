@@ -1,7 +1,8 @@
-import { DorsalError } from '../../errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConfigError, DorsalError } from '../../errors.js';
 import { LakeNotFoundError } from '../errors.js';
-import { QueryCancelledError, QueryRefusedError, QueryTimeoutError } from './guard.js';
-import type { QueryFunction, QueryResult } from './query.js';
+import { QueryCancelledError, QueryRefusedError, QueryTimeoutError, StillDecodingError } from './guard.js';
+import type { QueryFunction, QueryResult, QueryScope } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
 
 /** Options of `RemoteAnalytics`. */
@@ -10,13 +11,29 @@ export interface RemoteAnalyticsOptions {
   readonly url: string;
   /** Its API key (default: the `DORSAL_KEY` environment variable). */
   readonly key?: string;
+  /**
+   * How long a query keeps asking while the server says to ask again later (503 with
+   * `Retry-After`: its query slots all taken, `DORSAL_BUSY`, or the query's blocks still being
+   * decoded, `DORSAL_STILL_DECODING`), in ms (default 600 000; 0: never). Each wait is what the
+   * server says, from 1 to 30 s; the scope's `signal` ends it.
+   */
+  readonly retryForMs?: number;
+  /** Told before each such wait: the server's refusal, and how long the wait is (ms). */
+  readonly onRetry?: (refusal: DorsalError, waitMs: number) => void;
 }
+
+/** The refusals a server asks to retry later that a query asks again (see `retryForMs`). */
+const RETRIED = new Set(['DORSAL_BUSY', 'DORSAL_STILL_DECODING']);
+/** Bounds of a wait between tries, in ms, whatever `Retry-After` says. */
+const MIN_RETRY_WAIT_MS = 1000;
+const MAX_RETRY_WAIT_MS = 30_000;
 
 /**
  * The analytics of a `dorsal serve` over HTTP (`POST /analytics/query`): the same `query`,
  * `percentiles`, `tree` and `slowestTrees` as the embedded `Analytics`, the SQL run where the
  * data is. A refusal comes back as the error the server raised (`QueryRefusedError`,
- * `QueryTimeoutError`, `LakeNotFoundError`), others as a `DorsalError` with the server's code.
+ * `QueryTimeoutError`, `StillDecodingError`, `LakeNotFoundError`), others as a `DorsalError` with
+ * the server's code; one that says to ask again later is asked again for a while (`retryForMs`).
  *
  * @example
  * const analytics = new RemoteAnalytics({ url: 'http://127.0.0.1:8081' });
@@ -25,9 +42,19 @@ export interface RemoteAnalyticsOptions {
 export class RemoteAnalytics extends AnalyticsQuestions {
   private readonly endpoint: string;
   private readonly key: string | undefined;
+  private readonly retryForMs: number;
+  private readonly onRetry: ((refusal: DorsalError, waitMs: number) => void) | undefined;
 
   constructor(options: RemoteAnalyticsOptions) {
     super();
+    const retryForMs = options.retryForMs ?? 600_000;
+    if (!(typeof retryForMs === 'number' && retryForMs >= 0 && retryForMs <= 2 ** 31 - 1)) {
+      throw new ConfigError(
+        `RemoteAnalytics option 'retryForMs' must be a number of ms from 0 to ${2 ** 31 - 1}, got ${String(retryForMs)}`,
+      );
+    }
+    this.retryForMs = retryForMs;
+    this.onRetry = options.onRetry;
     // Under the URL's path, as a server behind a proxy at /dorsal/ is reached: a path given keeps.
     const base = options.url.endsWith('/') ? options.url : `${options.url}/`;
     this.endpoint = new URL('analytics/query', base).toString();
@@ -35,10 +62,28 @@ export class RemoteAnalytics extends AnalyticsQuestions {
   }
 
   readonly query: QueryFunction = async (sql, scope = {}) => {
+    const until = performance.now() + this.retryForMs;
+    for (;;) {
+      const answer = await this.ask(sql, scope);
+      if (!(answer instanceof LaterRefusal)) return answer;
+      const left = until - performance.now();
+      if (left <= 0) throw answer.error;
+      const wait = Math.min(answer.waitMs, left);
+      this.onRetry?.(answer.error, wait);
+      try {
+        await sleep(wait, undefined, scope.signal === undefined ? {} : { signal: scope.signal });
+      } catch {
+        throw stopped();
+      }
+    }
+  };
+
+  /** One try: the answer, a refusal to retry later, or the error it is. */
+  private async ask(sql: string, scope: QueryScope): Promise<QueryResult | LaterRefusal> {
     const time = (t: string | Date | undefined) => (t instanceof Date ? t.toISOString() : t);
-    // The signal is this side's: it aborts the request (the server then stops the query).
-    const { signal, ...sent } = scope;
-    const stopped = () => new QueryCancelledError('the query was stopped before its end: its signal aborted');
+    // The signal is this side's: it aborts the request (the server then stops the query). The
+    // time limit's reach is the server's to say: its queries are bounded whole.
+    const { signal, timeLimit: _timeLimit, ...sent } = scope;
     let response: Response;
     try {
       response = await fetch(this.endpoint, {
@@ -93,6 +138,13 @@ export class RemoteAnalytics extends AnalyticsQuestions {
         ? ((body as { error?: { code?: string; message?: string } }).error ?? {})
         : {};
     const message = error.message ?? `the server answered ${response.status}`;
+    if (response.status === 503 && error.code !== undefined && RETRIED.has(error.code)) {
+      const refusal =
+        error.code === 'DORSAL_STILL_DECODING'
+          ? new StillDecodingError(message)
+          : new DorsalError(error.code, message);
+      return new LaterRefusal(refusal, retryAfterMs(response.headers.get('retry-after')));
+    }
     switch (error.code) {
       case 'DORSAL_QUERY_REFUSED':
         throw new QueryRefusedError(message);
@@ -105,7 +157,25 @@ export class RemoteAnalytics extends AnalyticsQuestions {
       default:
         throw new DorsalError(error.code ?? 'DORSAL_REMOTE', message);
     }
-  };
+  }
+}
+
+/** A server's refusal that says to ask again after `waitMs`. */
+class LaterRefusal {
+  constructor(
+    readonly error: DorsalError,
+    readonly waitMs: number,
+  ) {}
+}
+
+/** `Retry-After` in seconds as ms, within the bounds of a wait (an HTTP date or nothing: the least). */
+function retryAfterMs(header: string | null): number {
+  const seconds = header === null || !/^\d+$/.test(header.trim()) ? 0 : Number(header.trim());
+  return Math.min(MAX_RETRY_WAIT_MS, Math.max(MIN_RETRY_WAIT_MS, seconds * 1000));
+}
+
+function stopped(): QueryCancelledError {
+  return new QueryCancelledError('the query was stopped before its end: its signal aborted');
 }
 
 /** A `POST /analytics/query` answer, as far as its readers rely on it. */

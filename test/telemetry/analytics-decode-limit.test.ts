@@ -1,0 +1,257 @@
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { StillDecodingError } from '../../src/telemetry/analytics/guard.js';
+import { RemoteAnalytics } from '../../src/telemetry/analytics/remote.js';
+import { analyticsQueryRoute } from '../../src/telemetry/analytics/route.js';
+import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
+import type { LakeLocation } from '../../src/telemetry/lake/open.js';
+import { runPersistedPipeline } from './analytics-checks.js';
+import { spawnDorsal } from './cli-helpers.js';
+import { tempDir } from './fixtures.js';
+import { BIG, query } from './query-server.js';
+import { ReadGate, scaleOutLocation, startS3, uniqueSchema } from './services.js';
+
+const TICKS = 600;
+const TICKS_SQL = 'SELECT count(*) FROM stream_ticks';
+
+/**
+ * A lake on PostgreSQL + a stand-in S3 whose object reads can be held: decoding a process's blocks
+ * then waits for as long as the test says, whatever the machine's speed.
+ */
+describe('a query whose blocks are still being decoded', () => {
+  const gate = new ReadGate();
+  const schema = uniqueSchema();
+  const { dir, cleanup } = tempDir('dorsal-decode-limit-');
+  let s3: Awaited<ReturnType<typeof startS3>>;
+  let location: LakeLocation;
+  let server: IngestionServer;
+  let processId: string;
+  /** A second run's process, which no query reads before the close test. */
+  let unread: string;
+  /** A third run's process, which no query reads before the retry test. */
+  let fresh: string;
+
+  beforeAll(async () => {
+    s3 = await startS3(gate);
+    location = scaleOutLocation(schema.url, s3.endpoint, 'decode');
+    server = await startIngestionServer({
+      port: 0,
+      lake: location,
+      routes: [
+        analyticsQueryRoute({
+          lake: location,
+          cacheDir: join(dir, 'server-cache'),
+          // One query at a time and none waiting: a second query while a slot is held gets 503 at once.
+          maxConcurrentQueries: 1,
+          maxWaitingQueries: 0,
+          freshnessMs: 0,
+        }),
+      ],
+    });
+    await runPersistedPipeline({ url: server.url, blockMs: 50, blockBytes: 2048 }, TICKS);
+    processId = (await server.service.lake.processes())[0]!.processId;
+    await runPersistedPipeline({ url: server.url, blockMs: 50, blockBytes: 2048 }, TICKS);
+    unread = (await server.service.lake.processes()).find((p) => p.processId !== processId)!.processId;
+    await runPersistedPipeline({ url: server.url, blockMs: 50, blockBytes: 2048 }, TICKS);
+    fresh = (await server.service.lake.processes()).find(
+      (p) => p.processId !== processId && p.processId !== unread,
+    )!.processId;
+  }, 120_000);
+
+  afterAll(async () => {
+    gate.release();
+    await server?.close();
+    await s3?.stop();
+    await schema.drop();
+    cleanup();
+  });
+
+  it('is refused at its time limit by a server, which frees its slot; the decoding goes on for the next query', async () => {
+    // The lake's own tables first: the run's documents (its counts) are read once, before the hold.
+    const warm = await query(server.url, 'SELECT count(*) FROM blocks', { process: processId });
+    expect(warm.status).toBe(200);
+    gate.hold();
+    try {
+      const first = await query(server.url, TICKS_SQL, { process: processId, timeoutMs: 300 });
+      expect(first.status).toBe(503);
+      expect(first.headers.get('retry-after')).not.toBeNull();
+      const refusal = (await first.json()) as { error: { code: string; message: string } };
+      expect(refusal.error.code).toBe('DORSAL_STILL_DECODING');
+      expect(refusal.error.message).toMatch(/time limit of 300 ms passed .* decoding goes on/);
+      // Its slot is free while the blocks are still held: a query that decodes nothing is answered.
+      const meanwhile = await query(server.url, 'SELECT count(*) FROM blocks', { process: processId });
+      expect(meanwhile.status).toBe(200);
+      // So it is to RemoteAnalytics, as the error the server raised, once it asks no more.
+      await expect(
+        new RemoteAnalytics({ url: server.url, retryForMs: 0 }).query(TICKS_SQL, {
+          process: processId,
+          timeoutMs: 300,
+        }),
+      ).rejects.toBeInstanceOf(StillDecodingError);
+    } finally {
+      gate.release();
+    }
+    // The decoding the refused queries began went on: the next query decodes nothing itself.
+    const next = await new RemoteAnalytics({ url: server.url }).query(TICKS_SQL, { process: processId });
+    expect(Number(next.rows[0]![0])).toBe(TICKS);
+    expect(next.decodedBlocks).toBe(0);
+  }, 60_000);
+
+  it('is asked again by RemoteAnalytics while the server says to, busy or still decoding', async () => {
+    const told: string[] = [];
+    gate.hold();
+    try {
+      // Its blocks held: refused as still decoding, asked again; the blocks come back meanwhile.
+      const remote = new RemoteAnalytics({
+        url: server.url,
+        onRetry: (refusal, waitMs) => {
+          told.push(`${refusal.code} ${waitMs >= 1000}`);
+          gate.release();
+        },
+      });
+      // The time limit's reach is the server's: not sent, not refused as an unknown field.
+      const answer = await remote.query(TICKS_SQL, { process: fresh, timeoutMs: 300, timeLimit: 'sql' });
+      expect(Number(answer.rows[0]![0])).toBe(TICKS);
+      expect(told[0]).toBe('DORSAL_STILL_DECODING true');
+    } finally {
+      gate.release();
+    }
+    // Its one slot held by a big answer no one reads: refused as busy, asked again once it is free.
+    told.length = 0;
+    const holding = await query(server.url, BIG);
+    const remote = new RemoteAnalytics({
+      url: server.url,
+      onRetry: (refusal, waitMs) => {
+        told.push(`${refusal.code} ${waitMs >= 1000}`);
+        void holding.body?.cancel();
+      },
+    });
+    expect((await remote.query('SELECT 42', {})).rows).toEqual([[42]]);
+    expect(new Set(told)).toEqual(new Set(['DORSAL_BUSY true']));
+    // Its signal ends a wait between tries.
+    const again = await query(server.url, BIG);
+    const controller = new AbortController();
+    const quiet = new RemoteAnalytics({ url: server.url, onRetry: () => controller.abort() });
+    await expect(quiet.query('SELECT 42', { signal: controller.signal })).rejects.toMatchObject({
+      code: 'DORSAL_QUERY_CANCELLED',
+    });
+    await again.body?.cancel();
+    expect(() => new RemoteAnalytics({ url: server.url, retryForMs: -1 })).toThrow(
+      /option 'retryForMs' must be a number of ms from 0/,
+    );
+  }, 60_000);
+
+  it('is asked again by dorsal query --url, which says why once', async () => {
+    // A second server over the lake, with a short time limit: its own cache fetches every
+    // partition the first one made, and those reads are held.
+    const second = await startIngestionServer({
+      port: 0,
+      lake: location,
+      routes: [analyticsQueryRoute({ lake: location, cacheDir: join(dir, 'second-cache'), timeoutMs: 300 })],
+    });
+    gate.hold();
+    try {
+      const child = spawnDorsal(['query', '--url', second.url, '--process', processId, '--json', TICKS_SQL]);
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('asking again')) gate.release();
+      });
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect(stderr).toBe(
+        'dorsal: the server is still decoding the blocks the query reads (the first query of a large process): asking again\n',
+      );
+      expect(code).toBe(0);
+      expect(stdout).toContain(String(TICKS));
+    } finally {
+      gate.release();
+      await second.close();
+    }
+  }, 60_000);
+
+  it('bounds the SQL alone by default in Analytics, the whole query when asked', async () => {
+    const analytics = await Analytics.open({
+      lake: location,
+      cacheDir: join(dir, 'local-cache'),
+      freshnessMs: 0,
+    });
+    try {
+      gate.hold();
+      // The whole query bounded: refused while its blocks are held.
+      await expect(
+        analytics.query(TICKS_SQL, { process: processId, timeoutMs: 300, timeLimit: 'whole' }),
+      ).rejects.toMatchObject({ code: 'DORSAL_STILL_DECODING' });
+      // The SQL alone bounded (the default): it waits for its blocks, however long that takes.
+      const waiting = analytics.query(TICKS_SQL, { process: processId, timeoutMs: 300 });
+      let settled = false;
+      void waiting.then(
+        () => {
+          settled = true;
+        },
+        () => {
+          settled = true;
+        },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(settled).toBe(false);
+      gate.release();
+      const answer = await waiting;
+      expect(Number(answer.rows[0]![0])).toBe(TICKS);
+    } finally {
+      gate.release();
+      await analytics.close();
+    }
+  }, 60_000);
+
+  it('stops at close the decoding a refused query left going, at its next block', async () => {
+    const analytics = await Analytics.open({
+      lake: location,
+      cacheDir: join(dir, 'closed-cache'),
+      freshnessMs: 0,
+    });
+    const blocks = (await analytics.lake.blocks({ processId: unread })).length;
+    expect(blocks).toBeGreaterThan(20);
+    gate.hold();
+    try {
+      await expect(
+        analytics.query(TICKS_SQL, { process: unread, timeoutMs: 100, timeLimit: 'whole' }),
+      ).rejects.toBeInstanceOf(StillDecodingError);
+      const served = gate.served;
+      const closing = analytics.close();
+      gate.release();
+      await closing;
+      // The reads held when the close came (the run's documents, a block), not every block.
+      expect(gate.served - served).toBeLessThan(blocks / 4);
+      expect(await server.service.lake.metadata.listPartitions(unread)).toEqual([]);
+    } finally {
+      gate.release();
+      await analytics.close();
+    }
+  }, 60_000);
+
+  it('refuses a scope limit it cannot use, naming it', async () => {
+    const analytics = await Analytics.open({ lake: location, cacheDir: join(dir, 'checked-cache') });
+    try {
+      for (const [scope, named] of [
+        [{ timeoutMs: Number.NaN }, /timeoutMs must be an integer from 1/],
+        [{ timeoutMs: -5 }, /timeoutMs must be an integer from 1/],
+        [{ timeoutMs: 2 ** 31 }, /timeoutMs must be an integer from 1/],
+        [{ maxRows: 0 }, /maxRows must be a positive integer/],
+        [{ timeLimit: 'all' }, /timeLimit must be 'sql' or 'whole', got "all"/],
+      ] as const) {
+        await expect(analytics.query('SELECT 1', scope as never)).rejects.toMatchObject({
+          code: 'DORSAL_QUERY_REFUSED',
+          message: expect.stringMatching(named),
+        });
+      }
+    } finally {
+      await analytics.close();
+    }
+  });
+});
