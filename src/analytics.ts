@@ -14,9 +14,9 @@ export { Analytics, type AnalyticsOptions } from './telemetry/analytics/analytic
 export { ANSWER_CHUNK_CHARS, csvAnswer, jsonAnswer } from './telemetry/analytics/answer-chunks.js';
 export {
   QueryCancelledError,
+  QueryNotReadyError,
   QueryRefusedError,
   QueryTimeoutError,
-  StillDecodingError,
 } from './telemetry/analytics/guard.js';
 export {
   answerQuery,

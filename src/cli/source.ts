@@ -80,7 +80,7 @@ export async function openSource(options: SourceOptions): Promise<Source> {
     } catch {
       throw new CliError(`--url ${options.url} is not a URL: give http://host:port`);
     }
-    // A busy server, or one still decoding what was asked, is asked again; said once per reason.
+    // A busy server, or one still reading the lake for the query, is asked again; said once per reason.
     const tell = oncePerReason((code) =>
       process.stderr.write(`dorsal: ${retryReason(code)}: asking again\n`),
     );
@@ -271,7 +271,7 @@ export function memorySize(value: string): string {
 
 /** Why a query is asked again, by the server's code (see `RemoteAnalyticsOptions.retryForMs`). */
 function retryReason(code: string): string {
-  return code === 'DORSAL_STILL_DECODING'
-    ? 'the server is still decoding the blocks the query reads (the first query of a large process)'
-    : 'the server is answering as many queries as it takes at once';
+  return code === 'DORSAL_QUERY_NOT_READY'
+    ? 'the server is still reading the lake for the query (decoding blocks no query read before)'
+    : 'the server is busy (as many queries, or as much reading of the lake, as it takes at once)';
 }

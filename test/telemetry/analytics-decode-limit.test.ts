@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
-import { StillDecodingError } from '../../src/telemetry/analytics/guard.js';
+import { QueryNotReadyError } from '../../src/telemetry/analytics/guard.js';
 import { RemoteAnalytics } from '../../src/telemetry/analytics/remote.js';
 import { analyticsQueryRoute } from '../../src/telemetry/analytics/route.js';
 import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
@@ -32,6 +32,8 @@ describe('a query whose blocks are still being decoded', () => {
   let unread: string;
   /** A third run's process, which no query reads before the retry test. */
   let fresh: string;
+  /** A fourth run's process, which no query reads before the test of the looks' bounds. */
+  let spare: string;
 
   beforeAll(async () => {
     s3 = await startS3(gate);
@@ -58,6 +60,10 @@ describe('a query whose blocks are still being decoded', () => {
     fresh = (await server.service.lake.processes()).find(
       (p) => p.processId !== processId && p.processId !== unread,
     )!.processId;
+    await runPersistedPipeline({ url: server.url, blockMs: 50, blockBytes: 2048 }, TICKS);
+    spare = (await server.service.lake.processes()).find(
+      (p) => ![processId, unread, fresh].includes(p.processId),
+    )!.processId;
   }, 120_000);
 
   afterAll(async () => {
@@ -78,8 +84,10 @@ describe('a query whose blocks are still being decoded', () => {
       expect(first.status).toBe(503);
       expect(first.headers.get('retry-after')).not.toBeNull();
       const refusal = (await first.json()) as { error: { code: string; message: string } };
-      expect(refusal.error.code).toBe('DORSAL_STILL_DECODING');
-      expect(refusal.error.message).toMatch(/time limit of 300 ms passed .* decoding goes on/);
+      expect(refusal.error.code).toBe('DORSAL_QUERY_NOT_READY');
+      expect(refusal.error.message).toMatch(
+        /time limit of 300 ms passed while the lake was read for it .* that goes on/,
+      );
       // Its slot is free while the blocks are still held: a query that decodes nothing is answered.
       const meanwhile = await query(server.url, 'SELECT count(*) FROM blocks', { process: processId });
       expect(meanwhile.status).toBe(200);
@@ -89,7 +97,7 @@ describe('a query whose blocks are still being decoded', () => {
           process: processId,
           timeoutMs: 300,
         }),
-      ).rejects.toBeInstanceOf(StillDecodingError);
+      ).rejects.toBeInstanceOf(QueryNotReadyError);
     } finally {
       gate.release();
     }
@@ -114,7 +122,7 @@ describe('a query whose blocks are still being decoded', () => {
       // The time limit's reach is the server's: not sent, not refused as an unknown field.
       const answer = await remote.query(TICKS_SQL, { process: fresh, timeoutMs: 300, timeLimit: 'sql' });
       expect(Number(answer.rows[0]![0])).toBe(TICKS);
-      expect(told[0]).toBe('DORSAL_STILL_DECODING true');
+      expect(told[0]).toBe('DORSAL_QUERY_NOT_READY true');
     } finally {
       gate.release();
     }
@@ -165,7 +173,7 @@ describe('a query whose blocks are still being decoded', () => {
       });
       const [code] = (await once(child, 'exit')) as [number | null];
       expect(stderr).toBe(
-        'dorsal: the server is still decoding the blocks the query reads (the first query of a large process): asking again\n',
+        'dorsal: the server is still reading the lake for the query (decoding blocks no query read before): asking again\n',
       );
       expect(code).toBe(0);
       expect(stdout).toContain(String(TICKS));
@@ -186,7 +194,7 @@ describe('a query whose blocks are still being decoded', () => {
       // The whole query bounded: refused while its blocks are held.
       await expect(
         analytics.query(TICKS_SQL, { process: processId, timeoutMs: 300, timeLimit: 'whole' }),
-      ).rejects.toMatchObject({ code: 'DORSAL_STILL_DECODING' });
+      ).rejects.toMatchObject({ code: 'DORSAL_QUERY_NOT_READY' });
       // The SQL alone bounded (the default): it waits for its blocks, however long that takes.
       const waiting = analytics.query(TICKS_SQL, { process: processId, timeoutMs: 300 });
       let settled = false;
@@ -209,6 +217,48 @@ describe('a query whose blocks are still being decoded', () => {
     }
   }, 60_000);
 
+  it('reads the lake once at a time per scope, and for a bounded number of scopes at once', async () => {
+    const analytics = await Analytics.open({
+      lake: location,
+      cacheDir: join(dir, 'bounded-cache'),
+      freshnessMs: 0,
+    });
+    gate.hold();
+    try {
+      const scope = { process: spare, timeoutMs: 300, timeLimit: 'whole' } as const;
+      // Refused twice: the second waits for the look the first left going, begins none beside it.
+      for (let i = 0; i < 2; i++)
+        await expect(analytics.query(TICKS_SQL, scope)).rejects.toBeInstanceOf(QueryNotReadyError);
+      expect(analytics.held()).toMatchObject({ looksUnderWay: 1, decoding: 1, waitingToDecode: 0 });
+      // Ever new scopes (time windows) while the lake's reads are held.
+      const at = (i: number) => new Date(Date.UTC(2000, 0, 1, 0, 0, i)).toISOString();
+      const codes = async (sql: string, from: number, count: number) =>
+        (
+          await Promise.allSettled(
+            Array.from({ length: count }, (_, i) =>
+              analytics.query(sql, { ...scope, begin: at(from + i), timeoutMs: 2000 }),
+            ),
+          )
+        ).map((a) => (a.status === 'rejected' ? (a.reason as { code: string }).code : 'ok'));
+      // Each needs a pass of decoding of the process, after the one under way: 64 wait, one more is busy.
+      const decoding = await codes(TICKS_SQL, 0, 65);
+      expect(decoding.filter((c) => c === 'DORSAL_QUERY_NOT_READY')).toHaveLength(64);
+      expect(decoding.filter((c) => c === 'DORSAL_BUSY')).toHaveLength(1);
+      expect(analytics.held()).toMatchObject({ looksUnderWay: 65, decoding: 1, waitingToDecode: 64 });
+      // Looks that decode nothing take no turn to decode, but count as under way: 72 at most.
+      const listing = await codes('SELECT count(*) FROM blocks', 100, 8);
+      expect(listing.filter((c) => c === 'DORSAL_QUERY_NOT_READY')).toHaveLength(7);
+      expect(listing.filter((c) => c === 'DORSAL_BUSY')).toHaveLength(1);
+      expect(analytics.held()).toMatchObject({ looksUnderWay: 72 });
+      const closing = analytics.close();
+      gate.release();
+      await closing;
+    } finally {
+      gate.release();
+      await analytics.close();
+    }
+  }, 60_000);
+
   it('stops at close the decoding a refused query left going, at its next block', async () => {
     const analytics = await Analytics.open({
       lake: location,
@@ -221,7 +271,7 @@ describe('a query whose blocks are still being decoded', () => {
     try {
       await expect(
         analytics.query(TICKS_SQL, { process: unread, timeoutMs: 100, timeLimit: 'whole' }),
-      ).rejects.toBeInstanceOf(StillDecodingError);
+      ).rejects.toBeInstanceOf(QueryNotReadyError);
       const served = gate.served;
       const closing = analytics.close();
       gate.release();

@@ -89,16 +89,21 @@ export class ReadGate {
   served = 0;
   /** Object reads held now. */
   waiting = 0;
+  private held = false;
   private opened: Promise<void> = Promise.resolve();
   private open: () => void = () => {};
 
+  /** Holds the reads from now (once: holding again while held changes nothing). */
   hold(): void {
+    if (this.held) return;
+    this.held = true;
     this.opened = new Promise((resolve) => {
       this.open = resolve;
     });
   }
 
   release(): void {
+    this.held = false;
     this.open();
   }
 

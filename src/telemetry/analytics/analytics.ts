@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance, Json } from '@duckdb/node-api';
 import { makeDirectoriesSync } from '../../directories.js';
-import { LakeNotFoundError } from '../errors.js';
+import type { DorsalError } from '../../errors.js';
+import { LakeNotFoundError, ServerBusyError } from '../errors.js';
 import { Lake } from '../lake/lake.js';
 import type { LakeLocation } from '../lake/open.js';
 import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
@@ -20,9 +21,9 @@ import {
   type ParsedQuery,
   parseOne,
   QueryCancelledError,
+  QueryNotReadyError,
   QueryRefusedError,
   QueryTimeoutError,
-  StillDecodingError,
 } from './guard.js';
 import { LakePartitionStore } from './lake-partitions.js';
 import {
@@ -72,10 +73,11 @@ export interface AnalyticsOptions {
   readonly memoryLimit?: string;
   /**
    * How long what the lake holds is taken as known, in ms (default 1000): queries within that
-   * time of the last look at the lake reuse it, so that a burst of queries costs one look; a
-   * live process's new blocks show up after at most that long. Written through the same `Lake`
-   * object (`dorsal serve`'s ingestion), they show up in the next answer: a look is then taken
-   * again, at most every 100 ms per scope.
+   * time of the end of the last look at the lake reuse it (and join one under way that began
+   * within it), so that a burst of queries costs one look; a live process's new blocks show up
+   * after at most that long past a look's end. Written through the same `Lake` object (`dorsal
+   * serve`'s ingestion), they show up in the next answer: a look is then taken again, at most
+   * every 100 ms per scope. Looks of one scope never run side by side.
    */
   readonly freshnessMs?: number;
   /**
@@ -128,6 +130,29 @@ const METADATA_TABLES = new Set([
   'actor_counts',
   'timing_reads',
 ]);
+
+/** What `look` keeps of a look at the lake for one scope. */
+interface Look {
+  /** When it began (performance.now(), ms), and the lake's `writeMark` then. */
+  readonly at: number;
+  readonly writeMark: number;
+  readonly view: Promise<LakeView>;
+  /** When it ended, or undefined while under way. */
+  endedAt: number | undefined;
+}
+
+/**
+ * Looks at the lake under way at most, across scopes (one per scope): a look a query stopped
+ * waiting for goes on, and a client asking ever new scopes with short time limits must not start
+ * unbounded work. Past it, a new look is refused as busy.
+ */
+const MAX_LOOKS_UNDER_WAY = 72;
+/**
+ * Passes of decoding (see `materialize`) at once across processes, and passes waiting at most:
+ * for their process's pass before them, or for a turn. Past them, a look is refused as busy.
+ */
+const MAX_RUNNING_PASSES = 8;
+const MAX_WAITING_PASSES = 64;
 
 /** Connections kept with their views, one per scope, at most. */
 const MAX_SESSIONS = 8;
@@ -187,10 +212,13 @@ export class Analytics extends AnalyticsQuestions {
    * The last look at the lake per scope, when it began, the lake's `writeMark` then and whether
    * it has ended; the most recent last, `MAX_LOOKS` at most.
    */
-  private readonly known = new Map<
-    string,
-    { readonly at: number; readonly writeMark: number; readonly view: Promise<LakeView>; settled: boolean }
-  >();
+  private readonly known = new Map<string, Look>();
+  /** Looks under way (see `MAX_LOOKS_UNDER_WAY`). */
+  private looksUnderWay = 0;
+  /** Passes of decoding running, waiting, and those waiting for a turn (see `MAX_RUNNING_PASSES`). */
+  private runningPasses = 0;
+  private waitingPasses = 0;
+  private readonly passTurns: ((granted: boolean) => void)[] = [];
   private readonly sessions = new Map<string, Session>();
   /**
    * The document blocks read so far, by block id: one per `--diff` replay and one per persisted
@@ -276,7 +304,7 @@ export class Analytics extends AnalyticsQuestions {
   /**
    * Runs one read-only statement over the analytics tables (see `createViews`), over one process
    * or all, and rows of a time window or all. Refuses anything else with a `QueryRefusedError`
-   * saying why; stops at the time limit with a `QueryTimeoutError` (or a `StillDecodingError`,
+   * saying why; stops at the time limit with a `QueryTimeoutError` (or a `QueryNotReadyError`,
    * see `QueryScope.timeLimit`).
    */
   readonly query: QueryFunction = async (sql, scope = {}) => {
@@ -297,15 +325,32 @@ export class Analytics extends AnalyticsQuestions {
     const partitions = [...parsed.tables].some((table) => !METADATA_TABLES.has(table));
     const key = `${processes?.join(',') ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}|${partitions}`;
     let decoded = 0;
-    const limit = { timeoutMs: scope.timeoutMs ?? this.timeoutMs, began };
+    const limit: QueryLimit = {
+      timeoutMs: scope.timeoutMs ?? this.timeoutMs,
+      began,
+      whole: scope.timeLimit === 'whole',
+      sqlBegan: undefined,
+    };
     for (let attempt = 0; ; attempt++) {
-      const { view, decodedBlocks } = await this.lookWithin(
-        this.look(key, processes, window, partitions),
+      limit.sqlBegan = undefined;
+      const { view, decodedBlocks, look } = await this.within(
+        () => this.look(key, processes, window, partitions, began),
         scope,
         limit,
+        () => true,
+        () =>
+          `the query's time limit of ${limit.timeoutMs} ms passed while the lake was read for it (blocks no query had read before are decoded then); that goes on, and what it made is kept: ask again in a moment`,
       );
       decoded += decodedBlocks;
-      const run = this.inSession(key, view, (connection) => this.run(connection, sql, scope, limit));
+      // Until its SQL begins, the query waits for its turn on its scope's connection.
+      const run = this.within(
+        () => this.inSession(key, view, (connection) => this.run(connection, sql, scope, limit)),
+        scope,
+        limit,
+        () => limit.sqlBegan === undefined,
+        () =>
+          `the query's time limit of ${limit.timeoutMs} ms passed before its SQL could begin (queries of its scope asked before it still ran, or its views were being made); ask again in a moment`,
+      );
       try {
         const all = view.materialized.flatMap((m) => m.unreadable);
         const unreadable = { blocks: all.length, records: all.reduce((n, b) => n + b.objectCount, 0) };
@@ -322,19 +367,24 @@ export class Analytics extends AnalyticsQuestions {
           !messageOf(failed).includes('.parquet')
         )
           throw failed;
-        this.known.delete(key);
+        // Not a newer look of the scope, under way for other queries.
+        if (this.known.get(key) === look) this.known.delete(key);
       }
     }
   };
 
   /**
    * What this analytics keeps between queries, for a long-running server to watch: looks at the
-   * lake (at most 32), connections with their views (at most 8), document blocks read, blocks
-   * found unreadable and not read again yet, merges that failed and are not tried again yet (by
-   * the partitions they were to merge).
+   * lake (32 ended ones at most, and those under way: at most 72), passes of decoding running (at
+   * most 8) and waiting (at most 64), connections with their views (at most 8), document blocks
+   * read, blocks found unreadable and not read again yet, merges that failed and are not tried again
+   * yet (by the partitions they were to merge).
    */
   held(): {
     readonly looks: number;
+    readonly looksUnderWay: number;
+    readonly decoding: number;
+    readonly waitingToDecode: number;
     readonly sessions: number;
     readonly documents: number;
     readonly unreadable: number;
@@ -342,6 +392,9 @@ export class Analytics extends AnalyticsQuestions {
   } {
     return {
       looks: this.known.size,
+      looksUnderWay: this.looksUnderWay,
+      decoding: this.runningPasses,
+      waitingToDecode: this.waitingPasses,
       sessions: this.sessions.size,
       documents: this.documentBlocks.size,
       unreadable: this.memory.unreadable.size,
@@ -369,6 +422,7 @@ export class Analytics extends AnalyticsQuestions {
     // A query that stopped waiting for its decoding (its time limit, its client gone) left it
     // going: it stops now rather than hold the close until every block is decoded.
     this.closing.abort(new QueryRefusedError('the analytics are closed'));
+    for (const refuse of this.passTurns.splice(0)) refuse(false);
     await Promise.allSettled([...this.sessions.values()].map((s) => s.tail));
     for (const session of this.sessions.values()) session.connection.closeSync();
     this.sessions.clear();
@@ -380,37 +434,42 @@ export class Analytics extends AnalyticsQuestions {
   }
 
   /**
-   * Waits for a look (which may decode what no query read before) until the scope's signal aborts,
-   * or its time limit passes if that limit bounds the whole query. The look goes on either way,
-   * for the queries after this one; what it decodes is kept partition by partition.
+   * Waits for `work` while `waiting()` holds (then the work bounds itself), until the scope's
+   * signal aborts (a `QueryCancelledError`) or, for a query bounded whole, its time limit passes (a
+   * `QueryNotReadyError` saying `late()`). The work goes on either way, for the queries after this
+   * one: a look decodes partitions that are kept, a turn on a connection passes when it comes.
+   * Neither is begun for a query already stopped.
    */
-  private async lookWithin<T>(look: Promise<T>, scope: QueryScope, limit: QueryLimit): Promise<T> {
-    // Its end is awaited by no one once this query stops waiting: its failure is the next one's.
-    look.catch(() => {});
+  private async within<T>(
+    work: () => Promise<T>,
+    scope: QueryScope,
+    limit: QueryLimit,
+    waiting: () => boolean,
+    late: () => string,
+  ): Promise<T> {
     const signal = scope.signal;
     if (signal?.aborted === true) throw cancelled();
-    const whole = scope.timeLimit === 'whole';
-    if (signal === undefined && !whole) return look;
+    const left = limit.began + limit.timeoutMs - performance.now();
+    if (limit.whole && left <= 0) throw new QueryNotReadyError(late());
+    const running = work();
+    if (signal === undefined && !limit.whole) return running;
+    // Its end is awaited by no one once this query stops waiting: its failure is the next one's.
+    running.catch(() => {});
     let timer: NodeJS.Timeout | undefined;
     let stop: (() => void) | undefined;
     const stopped = new Promise<never>((_, reject) => {
-      stop = () => reject(cancelled());
+      stop = () => {
+        if (waiting()) reject(cancelled());
+      };
       signal?.addEventListener('abort', stop, { once: true });
-      if (whole) {
-        const left = limit.began + limit.timeoutMs - performance.now();
-        timer = setTimeout(
-          () =>
-            reject(
-              new StillDecodingError(
-                `the query's time limit of ${limit.timeoutMs} ms passed while the blocks it reads, which no query had read before, were being decoded; the decoding goes on and what it made is kept: ask again in a moment`,
-              ),
-            ),
-          Math.max(0, left),
-        );
+      if (limit.whole) {
+        timer = setTimeout(() => {
+          if (waiting()) reject(new QueryNotReadyError(late()));
+        }, left);
       }
     });
     try {
-      return await Promise.race([look, stopped]);
+      return await Promise.race([running, stopped]);
     } finally {
       clearTimeout(timer);
       if (stop !== undefined) signal?.removeEventListener('abort', stop);
@@ -423,29 +482,40 @@ export class Analytics extends AnalyticsQuestions {
     scope: QueryScope,
     limit: QueryLimit,
   ): Promise<Omit<QueryResult, 'decodedBlocks' | 'unreadable' | 'unreadableBlocks'>> {
+    const signal = scope.signal;
+    // Its turn came after it stopped waiting for it (see `within`): nothing more is done for it.
+    if (signal?.aborted === true) throw cancelled();
     await checkBound(connection, sql);
-    const maxRows = scope.maxRows ?? this.maxRows;
-    const { timeoutMs } = limit;
-    // Bounding the whole query, the limit counts from its start: decoding, and the queries of the
-    // same scope before it on its connection, took their share.
-    const whole = scope.timeLimit === 'whole';
-    const left = whole ? limit.began + timeoutMs - performance.now() : timeoutMs;
-    const timedOutError = () =>
-      new QueryTimeoutError(
-        `the query ran past its time limit of ${timeoutMs} ms${whole ? ' (what it waited for before its SQL ran included)' : ''}`,
+    const { timeoutMs, whole } = limit;
+    const before = performance.now() - limit.began;
+    if (whole && before >= timeoutMs) {
+      throw new QueryNotReadyError(
+        `the query's time limit of ${timeoutMs} ms passed before its SQL could begin; ask again in a moment`,
       );
-    if (left <= 0) throw timedOutError();
+    }
+    limit.sqlBegan = before;
+    const maxRows = scope.maxRows ?? this.maxRows;
+    // Bounding the whole query, the limit counts from its start: reading the lake for it, and
+    // the queries of its scope before it on its connection, took their share.
+    const left = whole ? timeoutMs - before : timeoutMs;
+    const timeoutError = (): DorsalError =>
+      // Most of it went before the SQL: asked again, the query finds all that done and has it all.
+      whole && before >= timeoutMs / 2
+        ? new QueryNotReadyError(
+            `the query's time limit of ${timeoutMs} ms passed in its SQL, ${Math.round(before)} ms of it having gone to reading the lake for it; what was read is kept: ask again`,
+          )
+        : new QueryTimeoutError(`the query ran past its time limit of ${timeoutMs} ms`);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       connection.interrupt();
     }, left);
     // Its client gone (or its server stopping): DuckDB stops the SQL rather than finish it for no one.
-    const signal = scope.signal;
     const cancel = () => connection.interrupt();
     signal?.addEventListener('abort', cancel, { once: true });
     try {
-      if (signal?.aborted === true) throw cancelled();
+      // Aborted while its bound was checked, before the listener was there.
+      if (aborted(signal)) throw cancelled();
       // Chunk by chunk (2048 rows), each row made into JavaScript values only when its turn
       // comes, so that an answer is cut at its row or byte limit before the rest is made (a row
       // may hold a string of any size: a whole chunk of them made at once exhausted the heap).
@@ -478,8 +548,8 @@ export class Analytics extends AnalyticsQuestions {
         truncated,
       };
     } catch (error) {
-      if (timedOut) throw timedOutError();
-      if (signal?.aborted === true) throw cancelled();
+      if (timedOut) throw timeoutError();
+      if (aborted(signal)) throw cancelled();
       if (error instanceof QueryRefusedError) throw error;
       throw new QueryRefusedError(messageOf(error), { cause: error });
     } finally {
@@ -543,50 +613,67 @@ export class Analytics extends AnalyticsQuestions {
 
   /**
    * What the lake holds for a scope (its processes, streams, blocks and materialized partitions).
-   * A look is reused while it is less than `freshnessMs` old, unless something of its scope was
-   * written through this lake object since it began (a server's own ingestion): then the query
-   * waits for a look that began after it asked, which the queries meanwhile share: one at a time
-   * per scope, at most one per `MIN_RELOOK_MS`. `decodedBlocks`: what this call decoded (0 when it reuses a look).
+   * One look at a time per scope. A look is reused for `freshnessMs` after it ended, and joined
+   * while under way if it began less than that ago, unless something of its scope was written
+   * through this lake object since it began (a server's own ingestion): then the query waits for
+   * a look that began after it asked, which the queries meanwhile share, at most one per
+   * `MIN_RELOOK_MS`. `decodedBlocks`: what this call decoded (0 when it reuses a look).
    */
   private async look(
     key: string,
     process: readonly string[] | undefined,
     window: TimeWindow,
     partitions: boolean,
-  ): Promise<{ view: LakeView; decodedBlocks: number }> {
+    askedAt: number,
+  ): Promise<{ view: LakeView; decodedBlocks: number; look: Look }> {
     // Every write told before this query asked is in what it answers from.
     const asked = this.lake.writeMark;
     let now = performance.now();
-    for (let known = this.known.get(key); known !== undefined && now - known.at < this.freshnessMs; ) {
-      if (known.writeMark >= asked || !this.lake.writtenSince(known.writeMark, process))
-        return { view: await known.view, decodedBlocks: 0 };
-      // Out of date: a new look once the last began MIN_RELOOK_MS ago and has ended (one look
-      // at a time per scope, however long a look takes).
-      const wait = known.at + Math.min(MIN_RELOOK_MS, this.freshnessMs) - now;
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      else if (!known.settled) await known.view.catch(() => undefined);
-      else break;
+    for (let known = this.known.get(key); known !== undefined; ) {
+      // Judged by when it ended, or, under way, by when it began; one that began after the query
+      // was asked is new enough for it, whatever the freshness.
+      const fresh = known.at >= askedAt || now - (known.endedAt ?? known.at) < this.freshnessMs;
+      if (fresh && (known.writeMark >= asked || !this.lake.writtenSince(known.writeMark, process)))
+        return { view: await known.view, decodedBlocks: 0, look: known };
+      if (known.endedAt === undefined) {
+        // Under way: waited for, not begun again beside it (however long a look takes).
+        await known.view.catch(() => undefined);
+      } else {
+        // Out of date: a new look once the last began MIN_RELOOK_MS ago.
+        const wait = fresh ? known.at + Math.min(MIN_RELOOK_MS, this.freshnessMs) - now : 0;
+        if (wait <= 0) break;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
       if (this.closed) throw new QueryRefusedError('the analytics are closed');
       known = this.known.get(key);
       now = performance.now();
     }
+    if (this.looksUnderWay >= MAX_LOOKS_UNDER_WAY) {
+      throw new ServerBusyError(
+        `the analytics are reading the lake for ${MAX_LOOKS_UNDER_WAY} scopes already: ask again in a moment`,
+      );
+    }
+    this.looksUnderWay++;
     const writeMark = this.lake.writeMark;
     const view = this.lookAgain(process, window, partitions);
-    const look = { at: now, writeMark, view, settled: false };
+    const look: Look = { at: now, writeMark, view, endedAt: undefined };
     const settle = () => {
-      look.settled = true;
+      look.endedAt = performance.now();
+      this.looksUnderWay--;
     };
     view.then(settle, settle);
     this.known.delete(key);
     this.known.set(key, look);
-    // A look past its freshness is never used again; the oldest go first past MAX_LOOKS.
+    // A look past its freshness is never used again; the oldest ended ones go first past
+    // MAX_LOOKS. One under way stays: it keeps a second look of its scope from running beside it.
     for (const [oldKey, old] of this.known) {
-      if (this.known.size <= MAX_LOOKS && now - old.at < this.freshnessMs) break;
+      if (old.endedAt === undefined) continue;
+      if (this.known.size <= MAX_LOOKS && now - old.endedAt < this.freshnessMs) break;
       if (oldKey !== key) this.known.delete(oldKey);
     }
     try {
       const seen = await view;
-      return { view: seen, decodedBlocks: seen.materialized.reduce((n, m) => n + m.decodedBlocks, 0) };
+      return { view: seen, decodedBlocks: seen.materialized.reduce((n, m) => n + m.decodedBlocks, 0), look };
     } catch (error) {
       // A failed look is not remembered: the next query looks again.
       if (this.known.get(key)?.view === view) this.known.delete(key);
@@ -599,8 +686,10 @@ export class Analytics extends AnalyticsQuestions {
     window: TimeWindow,
     partitions: boolean,
   ): Promise<LakeView> {
+    // Its turn came after the close (the look of a query that stopped waiting for it).
+    if (this.closed) throw new QueryRefusedError('the analytics are closed');
     // Not waited for: a look costs no more for it.
-    if (!this.closed) this.goneProcesses.poke();
+    this.goneProcesses.poke();
     const processes =
       wanted === undefined
         ? await this.lake.processes()
@@ -689,18 +778,37 @@ export class Analytics extends AnalyticsQuestions {
   }
 
   private materialized(processId: string, window: TimeWindow): Promise<Materialized> {
-    const running = this.materializing.get(processId);
-    const build = () =>
-      materialize(
-        this.lake,
-        this.store,
-        this.pool,
-        this.scratch,
-        processId,
-        window,
-        this.memory,
-        this.closing.signal,
+    if (this.waitingPasses >= MAX_WAITING_PASSES) {
+      return Promise.reject(
+        new ServerBusyError(
+          `the analytics have ${MAX_WAITING_PASSES} passes of decoding waiting already: ask again in a moment`,
+        ),
       );
+    }
+    this.waitingPasses++;
+    const running = this.materializing.get(processId);
+    const build = async () => {
+      let done: () => void;
+      try {
+        done = await this.passTurn();
+      } finally {
+        this.waitingPasses--;
+      }
+      try {
+        return await materialize(
+          this.lake,
+          this.store,
+          this.pool,
+          this.scratch,
+          processId,
+          window,
+          this.memory,
+          this.closing.signal,
+        );
+      } finally {
+        done();
+      }
+    };
     const next = (running ?? Promise.resolve()).then(build, build);
     this.materializing.set(processId, next);
     void next
@@ -709,6 +817,28 @@ export class Analytics extends AnalyticsQuestions {
       })
       .catch(() => {});
     return next;
+  }
+
+  /**
+   * A turn to decode: at most `MAX_RUNNING_PASSES` passes at once. Resolves with the call that
+   * ends it (handing it to the next pass waiting); refused once the analytics close.
+   */
+  private async passTurn(): Promise<() => void> {
+    if (this.closed) throw new QueryRefusedError('the analytics are closed');
+    if (this.runningPasses < MAX_RUNNING_PASSES) this.runningPasses++;
+    else {
+      // Handed over by a pass that ends, which counts this one in; or refused by `close`.
+      const granted = await new Promise<boolean>((resolve) => this.passTurns.push(resolve));
+      if (!granted) throw new QueryRefusedError('the analytics are closed');
+    }
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      const next = this.passTurns.shift();
+      if (next !== undefined) next(true);
+      else this.runningPasses--;
+    };
   }
 }
 
@@ -806,10 +936,19 @@ function alive(pid: number): boolean {
   }
 }
 
-/** A query's time limit: its length, and when the query began (performance.now(), ms). */
+/** A query's time limit: its length, when the query began (performance.now(), ms), and its reach. */
 interface QueryLimit {
   readonly timeoutMs: number;
   readonly began: number;
+  /** The limit bounds the whole query (`QueryScope.timeLimit`), not its SQL alone. */
+  readonly whole: boolean;
+  /** When its SQL began, in ms from `began` (undefined before). */
+  sqlBegan: number | undefined;
+}
+
+/** Read afresh: a signal checked once before is not known to stay as it was. */
+function aborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 /** What a query whose signal aborted is rejected with. */

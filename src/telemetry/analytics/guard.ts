@@ -20,15 +20,16 @@ export class QueryTimeoutError extends DorsalError {
 }
 
 /**
- * A query whose time limit passed before the blocks it reads that no query had read before were
- * decoded (a server's queries: see `QueryScope.timeLimit`). The decoding goes on, for the queries
- * after it, and what it made is kept: ask again in a moment (answered with 503 and `Retry-After`).
+ * A query bounded whole (see `QueryScope.timeLimit`) whose time limit passed before its SQL had its
+ * share of it: the lake was still being read for it (its blocks no query had read before decoded),
+ * or queries of the same scope asked before it still ran. What was read goes on and is kept: ask
+ * again in a moment (answered with 503 and `Retry-After`).
  */
-export class StillDecodingError extends DorsalError {
-  declare readonly code: 'DORSAL_STILL_DECODING';
+export class QueryNotReadyError extends DorsalError {
+  declare readonly code: 'DORSAL_QUERY_NOT_READY';
 
   constructor(message: string) {
-    super('DORSAL_STILL_DECODING', message);
+    super('DORSAL_QUERY_NOT_READY', message);
   }
 }
 

@@ -18,10 +18,13 @@ export interface QueryScope {
   readonly timeoutMs?: number;
   /**
    * What the time limit bounds: the SQL alone (`'sql'`, the default: a user who asks about a
-   * large process for the first time waits for its blocks to be decoded), or the whole query,
-   * decoding included (`'whole'`: a server's queries, which hold a query slot meanwhile). Past the
-   * limit the query is rejected with a `StillDecodingError`; the decoding goes on, for the queries
-   * after it. `RemoteAnalytics` ignores it: a server's queries are always `'whole'`.
+   * large process for the first time waits for its blocks to be decoded), or the whole query from
+   * its start (`'whole'`: the query route's, which hold a query slot meanwhile). A query bounded
+   * whole whose limit passes before its SQL began (the lake still read for it, its blocks decoded,
+   * or queries of its scope before it still running), or in its SQL after most of it went before,
+   * is rejected with a `QueryNotReadyError` (ask again: what was read is kept, and reading goes
+   * on); past it in its SQL otherwise, with a `QueryTimeoutError`. `RemoteAnalytics` ignores it:
+   * the server's route decides.
    */
   readonly timeLimit?: 'sql' | 'whole';
   /**

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, DorsalError } from '../../errors.js';
 import { LakeNotFoundError } from '../errors.js';
-import { QueryCancelledError, QueryRefusedError, QueryTimeoutError, StillDecodingError } from './guard.js';
+import { QueryCancelledError, QueryNotReadyError, QueryRefusedError, QueryTimeoutError } from './guard.js';
 import type { QueryFunction, QueryResult, QueryScope } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
 
@@ -13,9 +13,10 @@ export interface RemoteAnalyticsOptions {
   readonly key?: string;
   /**
    * How long a query keeps asking while the server says to ask again later (503 with
-   * `Retry-After`: its query slots all taken, `DORSAL_BUSY`, or the query's blocks still being
-   * decoded, `DORSAL_STILL_DECODING`), in ms (default 600 000; 0: never). Each wait is what the
-   * server says, from 1 to 30 s; the scope's `signal` ends it.
+   * `Retry-After`: it is busy, `DORSAL_BUSY`, or it was still reading the lake for the query,
+   * decoding its blocks, when the query's time limit passed, `DORSAL_QUERY_NOT_READY`), in ms
+   * (default 600 000; 0: never). Each wait is what the server says, from 1 to 30 s; the scope's
+   * `signal` ends it.
    */
   readonly retryForMs?: number;
   /** Told before each such wait: the server's refusal, and how long the wait is (ms). */
@@ -23,7 +24,7 @@ export interface RemoteAnalyticsOptions {
 }
 
 /** The refusals a server asks to retry later that a query asks again (see `retryForMs`). */
-const RETRIED = new Set(['DORSAL_BUSY', 'DORSAL_STILL_DECODING']);
+const RETRIED = new Set(['DORSAL_BUSY', 'DORSAL_QUERY_NOT_READY']);
 /** Bounds of a wait between tries, in ms, whatever `Retry-After` says. */
 const MIN_RETRY_WAIT_MS = 1000;
 const MAX_RETRY_WAIT_MS = 30_000;
@@ -32,7 +33,7 @@ const MAX_RETRY_WAIT_MS = 30_000;
  * The analytics of a `dorsal serve` over HTTP (`POST /analytics/query`): the same `query`,
  * `percentiles`, `tree` and `slowestTrees` as the embedded `Analytics`, the SQL run where the
  * data is. A refusal comes back as the error the server raised (`QueryRefusedError`,
- * `QueryTimeoutError`, `StillDecodingError`, `LakeNotFoundError`), others as a `DorsalError` with
+ * `QueryTimeoutError`, `QueryNotReadyError`, `LakeNotFoundError`), others as a `DorsalError` with
  * the server's code; one that says to ask again later is asked again for a while (`retryForMs`).
  *
  * @example
@@ -140,8 +141,8 @@ export class RemoteAnalytics extends AnalyticsQuestions {
     const message = error.message ?? `the server answered ${response.status}`;
     if (response.status === 503 && error.code !== undefined && RETRIED.has(error.code)) {
       const refusal =
-        error.code === 'DORSAL_STILL_DECODING'
-          ? new StillDecodingError(message)
+        error.code === 'DORSAL_QUERY_NOT_READY'
+          ? new QueryNotReadyError(message)
           : new DorsalError(error.code, message);
       return new LaterRefusal(refusal, retryAfterMs(response.headers.get('retry-after')));
     }

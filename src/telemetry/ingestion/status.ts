@@ -23,7 +23,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   DORSAL_LAKE_UNAVAILABLE: 503,
   DORSAL_BUSY: 503,
   DORSAL_QUERY_CANCELLED: 503,
-  DORSAL_STILL_DECODING: 503,
+  DORSAL_QUERY_NOT_READY: 503,
 };
 
 /** An HTTP answer to an error: status, a JSON body, and whether to say `Retry-After`. */
