@@ -129,11 +129,24 @@ const EMPTY_PROCESSES: EmptyRowsSql = {
 };
 
 /** Options of the PostgreSQL store beyond its URL. */
+/** The longest time-out a timer takes, in ms (about 24.8 days): what "no time limit" is here. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+/** How long after the server should have cancelled a statement the client gives up on its answer. */
+const CLIENT_GRACE_MS = 5000;
+
 export interface PostgresStoreOptions {
   /** Pool size (default 10). */
   readonly maxConnections?: number;
   /** How long to wait for a connection before failing a call (default 5000 ms). */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long a statement may run, in ms (default 30 000): the server cancels it past that (a
+   * statement waiting on a lock held elsewhere, say), and the client gives up on an answer 5 s
+   * later (a server or network that stopped answering): the call fails with
+   * `LakeUnavailableError`, it does not hang. Migrations are not bounded. The URL's
+   * `?statementTimeoutMs=` overrides it.
+   */
+  readonly statementTimeoutMs?: number;
 }
 
 /**
@@ -163,11 +176,26 @@ export class PostgresMetadataStore implements MetadataStore {
       throw new LakeConfigError(`invalid PostgreSQL schema name ${JSON.stringify(schema)}`);
     parsed.searchParams.delete('schema');
     this.schema = schema;
+    const inUrl = parsed.searchParams.get('statementTimeoutMs');
+    parsed.searchParams.delete('statementTimeoutMs');
+    const statementTimeoutMs = inUrl === null ? (options.statementTimeoutMs ?? 30_000) : Number(inUrl);
+    if (
+      !(
+        Number.isSafeInteger(statementTimeoutMs) &&
+        statementTimeoutMs > 0 &&
+        statementTimeoutMs <= MAX_TIMEOUT_MS
+      )
+    ) {
+      throw new LakeConfigError(
+        `PostgreSQL option 'statementTimeoutMs' must be an integer of ms from 1 to ${MAX_TIMEOUT_MS}, got ${String(statementTimeoutMs)}`,
+      );
+    }
     this.pool = new (loadDriver().Pool)({
       connectionString: parsed.toString(),
-      options: `-c search_path=${schema}`,
+      options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs}`,
       max: options.maxConnections ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+      query_timeout: statementTimeoutMs + CLIENT_GRACE_MS,
     });
     // An idle connection dropped by the server must not become an uncaught error: the next
     // query gets a fresh connection, or fails and is answered with 503.
@@ -451,17 +479,24 @@ export class PostgresMetadataStore implements MetadataStore {
     }
   }
 
-  /** Applies missing migrations in one transaction, under an advisory lock per schema. */
+  /**
+   * Applies missing migrations in one transaction, under an advisory lock per schema, with no time
+   * limit: one cut short would roll back and be tried, and cut, again at every start.
+   */
   private async migrate(): Promise<void> {
     const client = await this.pool.connect();
+    // pg reads a query's own `query_timeout` before the pool's (its types do not list it).
+    const unbounded = <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) =>
+      client.query<R>({ text, values, query_timeout: MAX_TIMEOUT_MS } as pg.QueryConfig);
     try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`dorsal-migrate:${this.schema}`]);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
-      await client.query(
+      await unbounded('BEGIN');
+      await unbounded('SET LOCAL statement_timeout = 0');
+      await unbounded('SELECT pg_advisory_xact_lock(hashtext($1))', [`dorsal-migrate:${this.schema}`]);
+      await unbounded(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
+      await unbounded(
         `CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL)`,
       );
-      const { rows } = await client.query<{ v: number | null }>(
+      const { rows } = await unbounded<{ v: number | null }>(
         `SELECT MAX(version) AS v FROM ${VERSION_TABLE}`,
       );
       const current = rows[0]?.v ?? 0;
@@ -471,13 +506,13 @@ export class PostgresMetadataStore implements MetadataStore {
         );
       }
       for (let version = current + 1; version <= SCHEMA_VERSION; version++) {
-        for (const sql of MIGRATIONS[version - 1] ?? []) await client.query(sql);
-        await client.query(`INSERT INTO ${VERSION_TABLE} (version, applied_time) VALUES ($1, $2)`, [
+        for (const sql of MIGRATIONS[version - 1] ?? []) await unbounded(sql);
+        await unbounded(`INSERT INTO ${VERSION_TABLE} (version, applied_time) VALUES ($1, $2)`, [
           version,
           nowRfc3339Ns(),
         ]);
       }
-      await client.query('COMMIT');
+      await unbounded('COMMIT');
       client.release();
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});

@@ -21,6 +21,14 @@ export interface S3BlobOptions {
   readonly conditionalWrites?: boolean;
   /** Attempts per request by the SDK (default 2). */
   readonly maxAttempts?: number;
+  /**
+   * How long a request's connection may stay silent, in ms, before the request fails (default
+   * 30 000; the SDK's own default is none): a store that stops answering makes a read or a write
+   * fail (retried, then `LakeUnavailableError`), not hang, holding what waits for it.
+   */
+  readonly idleTimeoutMs?: number;
+  /** How long connecting may take, in ms (default 5000). */
+  readonly connectTimeoutMs?: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -30,6 +38,15 @@ const loadSdk = (): typeof S3 => {
   sdk ??= require('@aws-sdk/client-s3') as typeof S3;
   return sdk;
 };
+
+/** A time-out option in ms (a positive integer), or its default; anything else is a `LakeConfigError`. */
+function timeoutOption(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(Number.isSafeInteger(value) && value > 0)) {
+    throw new LakeConfigError(`S3 option '${name}' must be a positive integer of ms, got ${String(value)}`);
+  }
+  return value;
+}
 
 const statusOf = (error: unknown): number | undefined =>
   sdk !== undefined && error instanceof sdk.S3ServiceException ? error.$metadata.httpStatusCode : undefined;
@@ -59,13 +76,17 @@ export class S3BlobStore implements BlobStore {
       // default trailing checksums.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: timeoutOption('connectTimeoutMs', options.connectTimeoutMs, 5000),
+        socketTimeout: timeoutOption('idleTimeoutMs', options.idleTimeoutMs, 30_000),
+      },
     };
     if (options.endpoint !== undefined) config.endpoint = options.endpoint;
     if (options.credentials !== undefined) config.credentials = { ...options.credentials };
     this.client = new (loadSdk().S3Client)(config);
   }
 
-  /** Parses `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=true&conditionalWrites=false`. */
+  /** Parses `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=true&conditionalWrites=false&idleTimeoutMs=30000`. */
   static fromUrl(url: string, options: S3BlobOptions = {}): S3BlobStore {
     const parsed = new URL(url);
     if (parsed.protocol !== 's3:' || parsed.hostname === '') {
@@ -79,6 +100,7 @@ export class S3BlobStore implements BlobStore {
       ...(q.has('region') ? { region: q.get('region') as string } : {}),
       ...(flag('forcePathStyle') === undefined ? {} : { forcePathStyle: flag('forcePathStyle') }),
       ...(flag('conditionalWrites') === undefined ? {} : { conditionalWrites: flag('conditionalWrites') }),
+      ...(q.has('idleTimeoutMs') ? { idleTimeoutMs: Number(q.get('idleTimeoutMs')) } : {}),
     });
   }
 
