@@ -1,5 +1,7 @@
 import {
+  type MillisecondClock,
   type Parker,
+  parkUntil,
   type WaitCondition,
   type WaitStrategy,
   type WaitStrategyName,
@@ -19,13 +21,20 @@ export interface RunningActor {
 const EVENT_LOOP_EVERY_NS = 5e6;
 /** The least time between two turns of the event loop of an idle thread. */
 const EVENT_LOOP_MIN_GAP_NS = 1e6;
+/** A thread spinning by rounds reads the clock about this often, and every 16 rounds at most. */
+const SPIN_CLOCK_NS = 1000;
+const SPIN_CLOCK_ROUNDS = 16;
 
 /**
  * Runs the actors of one thread round-robin until the system's phase says exit. A round in
  * which no actor handled or produced anything is idle: the thread then waits with its wait
  * strategy (by default spin a little, then sleep on its own futex word, announced on the
  * streams its actors consume) until a message arrives on one of them, the phase changes, or
- * the shortest `idleTimeoutMs` of its actors passes.
+ * the shortest `idleTimeoutMs` of its actors passes. It spins by running its rounds on (for as
+ * long as the strategy's `spinMs` says): the message is then handled by the next poll of its
+ * consumer. A separate spin on the consumers' slots found it no sooner, then had to leave the
+ * wait and begin a round, in which the actors before the one it was for polled first: a
+ * message that landed during the round after a busy one waited ~150–300 ns more (NOTES.md).
  *
  * Throws whatever an actor throws; `current` then names the culprit.
  */
@@ -38,6 +47,8 @@ export class ActorThread implements WaitCondition {
   private readonly idleTimeoutMs: number;
   private readonly strategy: WaitStrategy;
   private readonly parker: Parker;
+  /** The spine clock in ms, as the wait strategy reads it. */
+  private readonly msClock: MillisecondClock;
   private parkedPhase: number = Phase.STARTING;
 
   /** `activity`: the thread's, shared with its actors' adapters. */
@@ -51,7 +62,8 @@ export class ActorThread implements WaitCondition {
     this.spine = spine;
     const clock = spine.clock;
     // The spine clock reads without allocating; performance.now() made garbage on every spin.
-    this.strategy = waitStrategyNamed(wait, { now: () => clock.now() / 1e6 });
+    this.msClock = () => clock.now() / 1e6;
+    this.strategy = waitStrategyNamed(wait, { now: this.msClock });
     // Parked, the thread is woken by producers of the streams its actors consume, on its own word.
     // The list is cached: a park announces on it, and a fresh list per park was garbage.
     this.parker = spine.control.parker(worker, () => this.consumedStreams());
@@ -84,7 +96,16 @@ export class ActorThread implements WaitCondition {
   async run(): Promise<void> {
     const control = this.spine.control;
     const clock = this.spine.clock;
+    const strategy = this.strategy;
     let lastYield = clock.now();
+    // While the thread is idle and spins by rounds: when its spin ends and when its park would
+    // time out (spine clock ns; NaN while it has work), its idle rounds since the clock was last
+    // read, when that was, and how many rounds go between two reads.
+    let spinEnd = Number.NaN;
+    let deadline = Number.NaN;
+    let idleRounds = 0;
+    let lastRead = 0;
+    let stride = 1;
     for (;;) {
       const phase = control.phase;
       if (phase === Phase.EXITING) return;
@@ -97,12 +118,53 @@ export class ActorThread implements WaitCondition {
       }
       this.current = undefined;
       let timedOut = false;
-      if (work === 0) {
+      if (work !== 0) spinEnd = Number.NaN;
+      else {
         // At rest until an ingress produce marks the thread busy (see ThreadActivity); handlers
         // are seen by a stop through their consumers' committed positions.
         this.activity.rest();
         this.parkedPhase = phase;
-        timedOut = !this.strategy.wait(this, this.parker, this.parkTimeoutMs());
+        // Stopping, an ingress actor may try again each round what is refused (each try counted
+        // in `refused`): no spin by rounds then.
+        if (strategy.spinMs === undefined || phase >= Phase.DRAINING) {
+          spinEnd = Number.NaN;
+          timedOut = !strategy.wait(this, this.parker, this.parkTimeoutMs());
+        } else {
+          // The strategy's spin, by rounds of the actors (see WaitStrategy.spinMs): a message is
+          // found by its consumer's own poll, with no wait to leave nor round to begin first.
+          let now: number;
+          if (Number.isNaN(spinEnd)) {
+            now = clock.now();
+            const timeoutMs = this.parkTimeoutMs();
+            deadline = now + timeoutMs * 1e6;
+            spinEnd = now + Math.min(strategy.spinMs(this.parker, timeoutMs), timeoutMs) * 1e6;
+            idleRounds = 0;
+            stride = 1;
+          } else {
+            // The clock about once per SPIN_CLOCK_NS: every round when rounds are slow (a spin
+            // then ends, and the event loop gets its turn, on time), every few when they are
+            // cheap (a read costs about what an empty round does).
+            if (++idleRounds < stride) continue;
+            now = clock.now();
+            const perRound = (now - lastRead) / idleRounds;
+            stride =
+              perRound >= SPIN_CLOCK_NS
+                ? 1
+                : Math.min(SPIN_CLOCK_ROUNDS, Math.floor(SPIN_CLOCK_NS / perRound));
+            idleRounds = 0;
+          }
+          lastRead = now;
+          if (now < spinEnd) {
+            // Spinning long (a busy-spin thread, always): the event loop still gets its turns.
+            if (now - lastYield > EVENT_LOOP_EVERY_NS) {
+              await yieldToEventLoop();
+              lastYield = now;
+            }
+            continue;
+          }
+          spinEnd = Number.NaN;
+          timedOut = now >= deadline || !parkUntil(this, this.parker, deadline / 1e6, this.msClock);
+        }
       }
       // A wake-up by a message goes straight back to the actors; the event loop gets its turn
       // after a timed-out park or every few milliseconds of work, but not more than once per

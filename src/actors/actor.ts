@@ -5,8 +5,10 @@ import type { SpineAdapter, SpineDefinition } from '../spine/index.js';
  * the module's default; `system.spawn(new URL('./my-actor.js', import.meta.url))` runs it.
  *
  * The thread calls `loopBody` over and over; an iteration that handles or produces nothing
- * counts as idle, and a thread whose actors are all idle parks until a message arrives (or
- * `idleTimeoutMs` passes: timer-driven actors lower it).
+ * counts as idle, and a thread whose actors are all idle spins by calling it on (10–200 µs with
+ * the adaptive wait, always with busy-spin), then parks until a message arrives (or
+ * `idleTimeoutMs` passes: timer-driven actors lower it). An idle `loopBody` must be cheap and
+ * make no garbage: it runs millions of times a second while its thread spins.
  *
  * Handlers made once (fields) and message objects filled again and again keep the thread free of
  * garbage: an arrow written inside `loopBody` is a new closure on every round.

@@ -5,7 +5,7 @@
  * with `{ args: { periodMs: 1000 } }`. Reading timing queues never slows the actors down.
  */
 import * as hdr from 'hdr-histogram-js';
-import type { SpineAdapter } from '../spine/index.js';
+import type { SpineAdapter, TimingRecord } from '../spine/index.js';
 import { Actor } from './actor.js';
 
 interface Cell {
@@ -52,20 +52,27 @@ export default class LiveStats extends Actor {
   }
 
   override onInit(adapter: SpineAdapter): void {
+    this.adapter = adapter;
     this.nextPrint = adapter.now() + this.periodNs;
   }
 
+  private adapter: SpineAdapter | undefined;
+
+  /** Made once: an idle thread calls `loopBody` on every round of its spin. */
+  private readonly record = (t: Readonly<TimingRecord>): void => {
+    const adapter = this.adapter!;
+    const key = `${adapter.nameOf(t.actor)} · ${adapter.streamNames[t.stream] ?? t.stream}`;
+    let cell = this.cells.get(key);
+    if (cell === undefined) {
+      cell = { latency: histogram(), processing: histogram() };
+      this.cells.set(key, cell);
+    }
+    cell.latency.recordValue(Math.max(1, Math.round(t.end_t - t.origin_t)));
+    cell.processing.recordValue(Math.max(1, Math.round(t.end_t - t.start_t)));
+  };
+
   loopBody(adapter: SpineAdapter): void {
-    adapter.consumeTimings((t) => {
-      const key = `${adapter.nameOf(t.actor)} · ${adapter.streamNames[t.stream] ?? t.stream}`;
-      let cell = this.cells.get(key);
-      if (cell === undefined) {
-        cell = { latency: histogram(), processing: histogram() };
-        this.cells.set(key, cell);
-      }
-      cell.latency.recordValue(Math.max(1, Math.round(t.end_t - t.origin_t)));
-      cell.processing.recordValue(Math.max(1, Math.round(t.end_t - t.start_t)));
-    });
+    adapter.consumeTimings(this.record);
     if (adapter.now() >= this.nextPrint) {
       this.print(adapter);
       this.nextPrint += this.periodNs;

@@ -31,6 +31,7 @@ export {
   BlockingWaitStrategy,
   BusySpinWaitStrategy,
   type MillisecondClock,
+  parkUntil,
   SpinThenYieldWaitStrategy,
   type WaitClockOptions,
   type WaitCondition,

@@ -19,6 +19,15 @@ export interface WaitCondition {
 export interface WaitStrategy {
   readonly name: string;
   wait(condition: WaitCondition, parker: Parker, timeoutMs: number): boolean;
+  /**
+   * For a waiter that can spin on its work itself (an actor thread runs rounds of its actors,
+   * whose own polls find a message sooner than a separate check would): how long this strategy
+   * spins before it parks, in ms, for a wait of `timeoutMs` (Infinity: it never parks). The
+   * waiter spins that long, then parks with `parkUntil`, without a second spin. A strategy
+   * without it is only waited on with `wait`. (Actor threads ask it of the strategy their
+   * `spawn` names.)
+   */
+  spinMs?(parker: Parker, timeoutMs: number): number;
 }
 
 /**
@@ -76,6 +85,10 @@ export class BusySpinWaitStrategy implements WaitStrategy {
       if (i % CLOCK_CHECK_EVERY === 0 && this.now() >= deadline) return condition.ready();
     }
   }
+
+  spinMs(): number {
+    return Number.POSITIVE_INFINITY;
+  }
 }
 
 /**
@@ -121,7 +134,11 @@ export class BlockingWaitStrategy implements WaitStrategy {
   }
 
   wait(condition: WaitCondition, signal: Parker, timeoutMs: number): boolean {
-    return park(condition, signal, deadlineOf(this.now, timeoutMs), this.now);
+    return parkUntil(condition, signal, deadlineOf(this.now, timeoutMs), this.now);
+  }
+
+  spinMs(): number {
+    return 0;
   }
 }
 
@@ -141,12 +158,12 @@ export class BlockingWaitStrategy implements WaitStrategy {
  */
 export class AdaptiveWaitStrategy implements WaitStrategy {
   readonly name = 'adaptive';
-  private readonly spinMs: number;
+  private readonly shortSpinMs: number;
   private readonly freeCoreSpinMs: number;
   private readonly now: MillisecondClock;
 
   constructor(options: { spinMicros?: number; freeCoreSpinMicros?: number } & WaitClockOptions = {}) {
-    this.spinMs = nonNegative('spinMicros', options.spinMicros ?? 10) / 1000;
+    this.shortSpinMs = nonNegative('spinMicros', options.spinMicros ?? 10) / 1000;
     this.freeCoreSpinMs = nonNegative('freeCoreSpinMicros', options.freeCoreSpinMicros ?? 200) / 1000;
     this.now = clockOf(options);
   }
@@ -156,7 +173,7 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
     const deadline = start + timeoutMs;
     // A short timeout means a thread driven by time: it gets a short spin, not a busy loop,
     // unless a core is free, and then spinning to the deadline is the precise timer it wants.
-    const spinUntil = start + Math.min(this.spinMs, timeoutMs / 4);
+    const spinUntil = start + Math.min(this.shortSpinMs, timeoutMs / 4);
     const longSpinUntil = Math.min(start + this.freeCoreSpinMs, deadline);
     for (let i = 1; ; i++) {
       if (condition.ready()) return true;
@@ -166,11 +183,31 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
           break;
       }
     }
-    return park(condition, parker, deadline, this.now);
+    return parkUntil(condition, parker, deadline, this.now);
+  }
+
+  /**
+   * The short spin, or the long one while the parker says a core is free, as `wait` spins (which
+   * asks the parker again every 256 looks; this asks once).
+   */
+  spinMs(parker: Parker, timeoutMs: number): number {
+    const short = Math.min(this.shortSpinMs, timeoutMs / 4);
+    if (parker.coreFree === undefined || !parker.coreFree()) return short;
+    return Math.max(short, Math.min(this.freeCoreSpinMs, timeoutMs));
   }
 }
 
-function park(condition: WaitCondition, signal: Parker, deadline: number, now: MillisecondClock): boolean {
+/**
+ * Parks on `signal` until `condition` holds (true) or `deadline` passes (false; ms on `now`'s
+ * clock): announces a sleeper, re-checks exactly, sleeps, retires. No spin: what a waiter that
+ * spun already (see `WaitStrategy.spinMs`) calls.
+ */
+export function parkUntil(
+  condition: WaitCondition,
+  signal: Parker,
+  deadline: number,
+  now: MillisecondClock,
+): boolean {
   for (;;) {
     if (condition.ready()) return true;
     // A deadline already passed (a time-driven thread's usual case) needs no announcement.

@@ -1,6 +1,13 @@
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SeqlockQueue } from '../../src/index.js';
+import {
+  AdaptiveWaitStrategy,
+  BlockingWaitStrategy,
+  BusySpinWaitStrategy,
+  SeqlockQueue,
+  SpinThenYieldWaitStrategy,
+} from '../../src/index.js';
+import { parkUntil, type WaitStrategy } from '../../src/queues/index.js';
 import { fillStress, Stress } from '../fixtures/stress-message.js';
 import { compiledUrl } from '../helpers/compiled.js';
 import { exited, messageOfType, startWorker } from '../helpers/workers.js';
@@ -117,5 +124,41 @@ describe('parked consumers', () => {
     queue.close();
     for (const answer of await Promise.all(woken)) expect(answer.got).toBe(false);
     expect(await Promise.all(sleepers.map(exited))).toEqual([0, 0, 0]);
+  });
+});
+
+describe('how long each strategy spins before it parks (for waiters that spin on their work)', () => {
+  const parker = (coreFree?: boolean) => ({
+    announce: () => 0,
+    park: () => {},
+    retire: () => {},
+    ...(coreFree === undefined ? {} : { coreFree: () => coreFree }),
+  });
+
+  it('busy-spin never parks, blocking never spins, adaptive spins as its own wait does', () => {
+    expect(new BusySpinWaitStrategy().spinMs()).toBe(Number.POSITIVE_INFINITY);
+    expect(new BlockingWaitStrategy().spinMs()).toBe(0);
+    const adaptive = new AdaptiveWaitStrategy({ spinMicros: 10, freeCoreSpinMicros: 200 });
+    // No core budget, or no core free: the short spin, a quarter of a short wait at most.
+    expect(adaptive.spinMs(parker(), 50)).toBe(0.01);
+    expect(adaptive.spinMs(parker(false), 50)).toBe(0.01);
+    expect(adaptive.spinMs(parker(false), 0.02)).toBe(0.005);
+    // A core free: the long spin, or up to the timeout of a time-driven wait.
+    expect(adaptive.spinMs(parker(true), 50)).toBe(0.2);
+    expect(adaptive.spinMs(parker(true), 0.05)).toBe(0.05);
+    const naps: WaitStrategy = new SpinThenYieldWaitStrategy();
+    expect(naps.spinMs).toBeUndefined();
+  });
+
+  it('parkUntil returns at once when the condition holds, and false at a deadline passed', () => {
+    let checks = 0;
+    const now = () => 1000;
+    expect(parkUntil({ ready: () => true }, parker(), 2000, now)).toBe(true);
+    const never = () => {
+      checks++;
+      return false;
+    };
+    expect(parkUntil({ ready: never }, parker(), 999, now)).toBe(false);
+    expect(checks).toBe(1);
   });
 });

@@ -302,8 +302,12 @@ describe('a restarted actor', () => {
     await system.start();
     await until(() => system.crashReports.length === 1, 'the observer to crash once');
     const strategyRecords = () => system.spine.timingQueue(1)!.stats().published;
-    const atCrash = strategyRecords();
-    await until(() => strategyRecords() > atCrash + 200, 'records after the restart');
+    // The restarted observer reads again (its consumer of the strategy's timing queue is back:
+    // the crashed one's was given back), then more records come: a stop made before the restart
+    // ran would leave it none to read.
+    await until(() => system.spine.timingQueue(1)!.stats().consumers.length > 0, 'the restarted observer');
+    const atRestart = strategyRecords();
+    await until(() => strategyRecords() > atRestart + 200, 'records after the restart');
     const report = await system.stop();
     const published = strategyRecords();
     // Both incarnations together read each of the strategy's records once.

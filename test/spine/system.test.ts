@@ -229,6 +229,25 @@ describe("an actor's event loop", () => {
   });
 });
 
+describe('an idle thread whose rounds are slow', () => {
+  it('gives its event loop a turn every few rounds, not once per spin of cheap rounds', async () => {
+    const system = new System(spine);
+    // Each idle round works 2 ms: the spin by rounds ends after one, and the event loop gets its
+    // turn after the park that follows (every 1 ms of timed-out parks at most), not after 16.
+    system.spawn(fixture('slow-idle'), { args: { workMs: 2, rounds: 60 } });
+    await system.start();
+    await until(() => system.spine.queue(2).stats().published === 1, 'the slow actor to report');
+    const consumer = system.spine.queue(2).consumer({ from: 0 });
+    const fill = system.spine.queue(2).layout.create() as { order: number };
+    expect(consumer.poll(fill)).toBe(true);
+    consumer.close();
+    await system.stop();
+    // The most rounds it ran between two turns of its 1 ms timer.
+    expect(fill.order).toBeGreaterThan(0);
+    expect(fill.order).toBeLessThanOrEqual(4);
+  });
+});
+
 describe('observers and actors spawned mid-run', () => {
   it('an observer running from the start reads the timing queue of an actor spawned later', async () => {
     const channel = `timings-${Math.random()}`;
