@@ -28,7 +28,10 @@ import type { SpineAdapter, SpineDefinition } from '../spine/index.js';
 export abstract class Actor<D = SpineDefinition> {
   /** Unique in the system: names the actor's timing queue, its stats and its crash reports. */
   abstract readonly name: string;
-  /** Longest the thread parks when idle, in ms. Default 50; an actor driven by time lowers it. */
+  /**
+   * Longest the thread parks when idle, in ms (from 0; Infinity: woken by messages only; anything
+   * else is refused at start). Default 50; an actor driven by time lowers it.
+   */
   readonly idleTimeoutMs: number = 50;
 
   /** Called once on the actor's thread before the first `loopBody`. May be async. */

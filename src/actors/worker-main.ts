@@ -44,6 +44,13 @@ async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningA
   if (typeof actor.name !== 'string' || actor.name.length === 0) {
     throw new TypeError('the actor has no name (declare `readonly name = "…"`)');
   }
+  // NaN would make its thread park for ever; a negative one time every park out at once.
+  const idle: unknown = actor.idleTimeoutMs;
+  if (!(typeof idle === 'number' && idle >= 0)) {
+    throw new TypeError(
+      `actor '${actor.name}': idleTimeoutMs must be a number of ms from 0 (Infinity: woken by messages only), got ${String(idle)}`,
+    );
+  }
   names.set(assignment.id, actor.name);
   const adapter = new SpineAdapter<unknown>(
     spine,

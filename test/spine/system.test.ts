@@ -128,6 +128,19 @@ describe('System lifecycle', () => {
     );
   });
 
+  it('an idleTimeoutMs its thread cannot wait by is refused naming the actor', async () => {
+    for (const idleTimeoutMs of [Number.NaN, -1]) {
+      const system = new System(spine);
+      system.spawn(fixture('idle'), { args: { name: 'sleepless', idleTimeoutMs } });
+      const failure = await system.start().catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(ActorModuleError);
+      expect((failure as Error).message).toMatch(
+        new RegExp(`actor 'sleepless': idleTimeoutMs must be a number of ms from 0 .* got ${idleTimeoutMs}`),
+      );
+      expect(system.liveThreads).toEqual([]);
+    }
+  });
+
   it('a start that fails terminates the other threads without taking their exits for crashes', async () => {
     // A module refused beside a good one; two actors of one name.
     const refused = new System(spine);
