@@ -24,6 +24,10 @@ const EVENT_LOOP_MIN_GAP_NS = 1e6;
 /** A thread spinning by rounds reads the clock about this often, and every 16 rounds at most. */
 const SPIN_CLOCK_NS = 1000;
 const SPIN_CLOCK_ROUNDS = 16;
+/** What one idle round of a spin by rounds says (see `ActorThread.spinStep`). */
+const SPIN = 0;
+const SPIN_READ = 1;
+const PARK = 2;
 
 /**
  * Runs the actors of one thread round-robin until the system's phase says exit. A round in
@@ -98,14 +102,6 @@ export class ActorThread implements WaitCondition {
     const clock = this.spine.clock;
     const strategy = this.strategy;
     let lastYield = clock.now();
-    // While the thread is idle and spins by rounds: when its spin ends and when its park would
-    // time out (spine clock ns; NaN while it has work), its idle rounds since the clock was last
-    // read, when that was, and how many rounds go between two reads.
-    let spinEnd = Number.NaN;
-    let deadline = Number.NaN;
-    let idleRounds = 0;
-    let lastRead = 0;
-    let stride = 1;
     for (;;) {
       const phase = control.phase;
       if (phase === Phase.EXITING) return;
@@ -118,7 +114,7 @@ export class ActorThread implements WaitCondition {
       }
       this.current = undefined;
       let timedOut = false;
-      if (work !== 0) spinEnd = Number.NaN;
+      if (work !== 0) this.spinEnd = Number.NaN;
       else {
         // At rest until an ingress produce marks the thread busy (see ThreadActivity); handlers
         // are seen by a stop through their consumers' committed positions.
@@ -127,43 +123,24 @@ export class ActorThread implements WaitCondition {
         // Stopping, an ingress actor may try again each round what is refused (each try counted
         // in `refused`): no spin by rounds then.
         if (strategy.spinMs === undefined || phase >= Phase.DRAINING) {
-          spinEnd = Number.NaN;
+          this.spinEnd = Number.NaN;
           timedOut = !strategy.wait(this, this.parker, this.parkTimeoutMs());
         } else {
           // The strategy's spin, by rounds of the actors (see WaitStrategy.spinMs): a message is
           // found by its consumer's own poll, with no wait to leave nor round to begin first.
-          let now: number;
-          if (Number.isNaN(spinEnd)) {
-            now = clock.now();
-            const timeoutMs = this.parkTimeoutMs();
-            deadline = now + timeoutMs * 1e6;
-            spinEnd = now + Math.min(strategy.spinMs(this.parker, timeoutMs), timeoutMs) * 1e6;
-            idleRounds = 0;
-            stride = 1;
-          } else {
-            // The clock about once per SPIN_CLOCK_NS: every round when rounds are slow (a spin
-            // then ends, and the event loop gets its turn, on time), every few when they are
-            // cheap (a read costs about what an empty round does).
-            if (++idleRounds < stride) continue;
-            now = clock.now();
-            const perRound = (now - lastRead) / idleRounds;
-            stride =
-              perRound >= SPIN_CLOCK_NS
-                ? 1
-                : Math.min(SPIN_CLOCK_ROUNDS, Math.floor(SPIN_CLOCK_NS / perRound));
-            idleRounds = 0;
-          }
-          lastRead = now;
-          if (now < spinEnd) {
+          const step = this.spinStep();
+          if (step === SPIN) continue;
+          if (step === SPIN_READ) {
             // Spinning long (a busy-spin thread, always): the event loop still gets its turns.
-            if (now - lastYield > EVENT_LOOP_EVERY_NS) {
+            if (this.readAt - lastYield > EVENT_LOOP_EVERY_NS) {
               await yieldToEventLoop();
-              lastYield = now;
+              lastYield = this.readAt;
             }
             continue;
           }
-          spinEnd = Number.NaN;
-          timedOut = now >= deadline || !parkUntil(this, this.parker, deadline / 1e6, this.msClock);
+          timedOut =
+            this.readAt >= this.parkDeadline ||
+            !parkUntil(this, this.parker, this.parkDeadline / 1e6, this.msClock);
         }
       }
       // A wake-up by a message goes straight back to the actors; the event loop gets its turn
@@ -176,6 +153,50 @@ export class ActorThread implements WaitCondition {
         lastYield = now;
       }
     }
+  }
+
+  /**
+   * The spin by rounds, kept in fields: doubles in locals of `run`, an async function, live in its
+   * context across its awaits and were boxed anew at every store (bytes of garbage per message).
+   * When the thread's spin ends and when its park would time out (spine clock ns; NaN while it
+   * has work), its idle rounds since the clock was last read, when that was, and how many rounds
+   * go between two reads.
+   */
+  private spinEnd = Number.NaN;
+  private parkDeadline = Number.NaN;
+  private idleRounds = 0;
+  private readAt = 0;
+  private stride = 1;
+
+  /**
+   * One idle round of the spin by rounds: SPIN (go on), SPIN_READ (go on; the clock was read into
+   * `readAt`) or PARK (the spin is over: park until `parkDeadline`).
+   */
+  private spinStep(): number {
+    const clock = this.spine.clock;
+    if (Number.isNaN(this.spinEnd)) {
+      const now = clock.now();
+      const timeoutMs = this.parkTimeoutMs();
+      this.parkDeadline = now + timeoutMs * 1e6;
+      this.spinEnd = now + Math.min(this.strategy.spinMs!(this.parker, timeoutMs), timeoutMs) * 1e6;
+      this.idleRounds = 0;
+      this.stride = 1;
+      this.readAt = now;
+    } else {
+      // The clock about once per SPIN_CLOCK_NS: every round when rounds are slow (a spin then
+      // ends, and the event loop gets its turn, on time), every few when they are cheap (a read
+      // costs about what an empty round does).
+      if (++this.idleRounds < this.stride) return SPIN;
+      const now = clock.now();
+      const perRound = (now - this.readAt) / this.idleRounds;
+      this.stride =
+        perRound >= SPIN_CLOCK_NS ? 1 : Math.min(SPIN_CLOCK_ROUNDS, Math.floor(SPIN_CLOCK_NS / perRound));
+      this.idleRounds = 0;
+      this.readAt = now;
+    }
+    if (this.readAt < this.spinEnd) return SPIN_READ;
+    this.spinEnd = Number.NaN;
+    return PARK;
   }
 
   /**
