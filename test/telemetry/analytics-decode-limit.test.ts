@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
@@ -8,7 +7,7 @@ import { analyticsQueryRoute } from '../../src/telemetry/analytics/route.js';
 import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import type { LakeLocation } from '../../src/telemetry/lake/open.js';
 import { runPersistedPipeline } from './analytics-checks.js';
-import { spawnDorsal } from './cli-helpers.js';
+import { finished, spawnDorsal } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 import { BIG, query } from './query-server.js';
 import { ReadGate, scaleOutLocation, startS3, uniqueSchema } from './services.js';
@@ -162,16 +161,13 @@ describe('a query whose blocks are still being decoded', () => {
     gate.hold();
     try {
       const child = spawnDorsal(['query', '--url', second.url, '--process', processId, '--json', TICKS_SQL]);
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-      });
+      // Its reads come back once it said it asks again.
+      let said = '';
       child.stderr?.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        if (stderr.includes('asking again')) gate.release();
+        said += chunk.toString();
+        if (said.includes('asking again')) gate.release();
       });
-      const [code] = (await once(child, 'exit')) as [number | null];
+      const { code, stdout, stderr } = await finished(child);
       expect(stderr).toBe(
         'dorsal: the server is still reading the lake for the query (decoding blocks no query read before): asking again\n',
       );

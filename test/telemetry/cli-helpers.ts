@@ -25,11 +25,12 @@ export function spawnDorsal(args: readonly string[], env: Record<string, string>
 }
 
 /** Runs `dorsal ARGS…` to its end. */
-export async function runDorsal(
-  args: readonly string[],
-  env: Record<string, string> = {},
-): Promise<DorsalRun> {
-  const child = spawnDorsal(args, env);
+export function runDorsal(args: readonly string[], env: Record<string, string> = {}): Promise<DorsalRun> {
+  return finished(spawnDorsal(args, env));
+}
+
+/** What a spawned `dorsal` prints until it exits, and how it exits. */
+export async function finished(child: ChildProcess): Promise<DorsalRun> {
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => {

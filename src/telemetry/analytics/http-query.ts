@@ -1,6 +1,12 @@
 import { csvAnswer, jsonAnswer } from './answer-chunks.js';
 import { QueryRefusedError } from './guard.js';
-import { type QueryFunction, type QueryResult, type QueryScope, scopeProcesses } from './query.js';
+import {
+  checkScopeLimits,
+  type QueryFunction,
+  type QueryResult,
+  type QueryScope,
+  scopeProcesses,
+} from './query.js';
 
 /** The body of `POST /analytics/query`. */
 export interface QueryRequest extends Omit<QueryScope, 'begin' | 'end'> {
@@ -70,12 +76,7 @@ export function parseQueryRequest(body: Uint8Array): QueryRequest {
   }
   // Its shape is checked here, before anything else is done for the request.
   scopeProcesses(request as Pick<QueryRequest, 'process' | 'processes'>);
-  for (const name of ['maxRows', 'timeoutMs'] as const) {
-    const n = request[name];
-    if (n !== undefined && !(Number.isSafeInteger(n) && (n as number) > 0)) {
-      throw new QueryRefusedError(`${name} must be a positive integer`);
-    }
-  }
+  checkScopeLimits(request as Pick<QueryRequest, 'maxRows' | 'timeoutMs'>);
   if (request.format !== undefined && request.format !== 'json' && request.format !== 'csv') {
     throw new QueryRefusedError("format must be 'json' or 'csv'");
   }
