@@ -4,9 +4,14 @@ import { LazyAnalytics } from '../telemetry/analytics/lazy.js';
 import {
   DEFAULT_MAX_CONCURRENT_QUERIES,
   DEFAULT_MAX_WAITING_QUERIES,
+  QuerySlots,
 } from '../telemetry/analytics/query-slots.js';
 import { analyticsQueryRoute } from '../telemetry/analytics/route.js';
-import { DEFAULT_LARGE_BODY_BUDGET_BYTES, DEFAULT_STALL_TIMEOUT_MS } from '../telemetry/ingestion/http.js';
+import {
+  DEFAULT_LARGE_BODY_BUDGET_BYTES,
+  DEFAULT_STALL_TIMEOUT_MS,
+  type ExtraRoute,
+} from '../telemetry/ingestion/http.js';
 import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
@@ -188,22 +193,7 @@ export function serveCommand(): Command {
           ),
         onSweepFailed: (error) => tellSweepFailure(error.message),
       });
-      const routes = analytics
-        ? [
-            analyticsQueryRoute({
-              lake,
-              cacheDir,
-              maxRows: options.queryRows,
-              maxBytes: options.queryBytes,
-              timeoutMs: options.queryTimeout,
-              maxConcurrentQueries: options.queryConcurrency,
-              maxWaitingQueries: options.queryQueue,
-              ...(options.queryQueueWait === undefined ? {} : { maxQueueWaitMs: options.queryQueueWait }),
-              shared,
-            }),
-            ...viewRoutes({ analytics: () => shared.get() }),
-          ]
-        : [];
+      const routes = analytics ? analyticsRoutes(options, lake, cacheDir, shared) : [];
       let server: IngestionServer;
       try {
         server = await startIngestionServer({
@@ -260,4 +250,30 @@ export function serveCommand(): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+}
+
+/** The query route and the views, over the shared analytics: they take turns in the same slots. */
+function analyticsRoutes(
+  options: ServeOptions,
+  lake: Lake,
+  cacheDir: string,
+  shared: LazyAnalytics,
+): ExtraRoute[] {
+  const slots = new QuerySlots(
+    options.queryConcurrency,
+    options.queryQueue,
+    options.queryQueueWait ?? options.queryTimeout,
+  );
+  return [
+    analyticsQueryRoute({
+      lake,
+      cacheDir,
+      maxRows: options.queryRows,
+      maxBytes: options.queryBytes,
+      timeoutMs: options.queryTimeout,
+      shared,
+      slots,
+    }),
+    ...viewRoutes({ analytics: () => shared.get(), slots, timeoutMs: options.queryTimeout }),
+  ];
 }

@@ -2,10 +2,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { QueryNotReadyError } from '../../src/telemetry/analytics/guard.js';
+import { LazyAnalytics } from '../../src/telemetry/analytics/lazy.js';
+import { QuerySlots } from '../../src/telemetry/analytics/query-slots.js';
 import { RemoteAnalytics } from '../../src/telemetry/analytics/remote.js';
 import { analyticsQueryRoute } from '../../src/telemetry/analytics/route.js';
 import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import type { LakeLocation } from '../../src/telemetry/lake/open.js';
+import { viewRoutes } from '../../src/telemetry/views/routes.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { finished, spawnDorsal } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
@@ -33,22 +36,24 @@ describe('a query whose blocks are still being decoded', () => {
   let fresh: string;
   /** A fourth run's process, which no query reads before the test of the looks' bounds. */
   let spare: string;
+  /** A fifth run's process, which no query reads before the test of the views. */
+  let viewed: string;
+  /** A page has this long from when it got its slot, in ms. */
+  const PAGE_TIMEOUT_MS = 400;
+  /** One query at a time and none waiting: a second query while a slot is held gets 503 at once. */
+  const slots = new QuerySlots(1, 0);
 
   beforeAll(async () => {
     s3 = await startS3(gate);
     location = scaleOutLocation(schema.url, s3.endpoint, 'decode');
+    // The query route and the views share their analytics and their slots, as `dorsal serve`'s do.
+    const shared = new LazyAnalytics({ lake: location, cacheDir: join(dir, 'server-cache'), freshnessMs: 0 });
     server = await startIngestionServer({
       port: 0,
       lake: location,
       routes: [
-        analyticsQueryRoute({
-          lake: location,
-          cacheDir: join(dir, 'server-cache'),
-          // One query at a time and none waiting: a second query while a slot is held gets 503 at once.
-          maxConcurrentQueries: 1,
-          maxWaitingQueries: 0,
-          freshnessMs: 0,
-        }),
+        analyticsQueryRoute({ lake: location, cacheDir: join(dir, 'server-cache'), shared, slots }),
+        ...viewRoutes({ analytics: () => shared.get(), slots, pageTimeoutMs: PAGE_TIMEOUT_MS }),
       ],
     });
     await runPersistedPipeline({ url: server.url, blockMs: 50, blockBytes: 2048 }, TICKS);
@@ -62,6 +67,10 @@ describe('a query whose blocks are still being decoded', () => {
     await runPersistedPipeline({ url: server.url, blockMs: 50, blockBytes: 2048 }, TICKS);
     spare = (await server.service.lake.processes()).find(
       (p) => ![processId, unread, fresh].includes(p.processId),
+    )!.processId;
+    await runPersistedPipeline({ url: server.url, blockMs: 50, blockBytes: 2048 }, TICKS);
+    viewed = (await server.service.lake.processes()).find(
+      (p) => ![processId, unread, fresh, spare].includes(p.processId),
     )!.processId;
   }, 120_000);
 
@@ -280,6 +289,84 @@ describe('a query whose blocks are still being decoded', () => {
       await analytics.close();
     }
   }, 60_000);
+
+  it("bounds a server's views as its queries: a page takes a slot and has a time limit, a live sample too", async () => {
+    const page = (signal?: AbortSignal) =>
+      fetch(`${server.url}/views/data?process=${viewed}`, signal === undefined ? {} : { signal });
+    const codeOf = async (answer: Response) =>
+      ((await answer.json()) as { error: { code: string } }).error.code;
+    // A query of a process whose documents are read before the hold: it waits for no read.
+    const decodesNothing = () => query(server.url, 'SELECT count(*) FROM blocks', { process: processId });
+    expect((await decodesNothing()).status).toBe(200);
+    gate.hold();
+    try {
+      // Its blocks held, a page is refused at its time limit, not left waiting: the reading goes on.
+      const first = await page();
+      expect(first.status).toBe(503);
+      expect(first.headers.get('retry-after')).not.toBeNull();
+      expect(await codeOf(first)).toBe('DORSAL_QUERY_NOT_READY');
+      // Its slot was given back: a query that decodes nothing is answered.
+      expect((await decodesNothing()).status).toBe(200);
+      // With its time limit far off, a page whose client leaves gives its slot back all the same:
+      // a second server on the lake, whose analytics have read nothing of it yet.
+      const patientSlots = new QuerySlots(1, 0);
+      const patientAnalytics = new LazyAnalytics({ lake: location, cacheDir: join(dir, 'patient-cache') });
+      const patient = await startIngestionServer({
+        port: 0,
+        lake: location,
+        routes: viewRoutes({
+          analytics: () => patientAnalytics.get(),
+          slots: patientSlots,
+          pageTimeoutMs: 600_000,
+        }),
+      });
+      try {
+        const leaving = new AbortController();
+        const left = fetch(`${patient.url}/views/data?process=${viewed}`, { signal: leaving.signal }).catch(
+          (error: unknown) => error,
+        );
+        await expect.poll(() => patientSlots.inFlight, { timeout: 10_000, interval: 20 }).toBe(1);
+        leaving.abort();
+        await left;
+        await expect.poll(() => patientSlots.inFlight, { timeout: 10_000, interval: 20 }).toBe(0);
+      } finally {
+        await patient.close();
+        await patientAnalytics.close();
+      }
+      // A query holding the only slot (waiting for the held blocks): a page is busy, and so is a live sample.
+      await expect.poll(() => slots.inFlight, { timeout: 10_000, interval: 20 }).toBe(0);
+      const holding = query(server.url, TICKS_SQL, { process: viewed, timeoutMs: 20_000 });
+      await expect.poll(() => slots.inFlight, { timeout: 10_000, interval: 20 }).toBe(1);
+      expect(await codeOf(await page())).toBe('DORSAL_BUSY');
+      // The stream takes no slot: it is answered, and says why its sample failed.
+      const live = await fetch(`${server.url}/live?process=${viewed}`);
+      expect(live.status).toBe(200);
+      const reader = live.body!.getReader();
+      let events = '';
+      for (let read = await reader.read(); !read.done; read = await reader.read()) {
+        events += new TextDecoder().decode(read.value);
+        if (events.includes('event: ')) break;
+      }
+      await reader.cancel();
+      expect(events).toMatch(/event: problem\ndata: .*running or answering 1 queries at once/);
+      gate.release();
+      expect((await holding).status).toBe(200);
+    } finally {
+      gate.release();
+    }
+    // Its blocks read, the page comes (its queries may still wait for the look the query began).
+    await expect
+      .poll(
+        async () => {
+          const answer = await page();
+          return answer.ok ? 200 : `${answer.status} ${await answer.text()}`;
+        },
+        { timeout: 30_000, interval: 200 },
+      )
+      .toBe(200);
+    const data = (await (await page()).json()) as { process: { processId: string } };
+    expect(data.process.processId).toBe(viewed);
+  }, 90_000);
 
   it('refuses a scope limit it cannot use, naming it', async () => {
     const analytics = await Analytics.open({ lake: location, cacheDir: join(dir, 'checked-cache') });

@@ -118,6 +118,49 @@ export class QuerySlots {
   }
 }
 
+/**
+ * Runs `answer` for a request in a slot of `slots`, taken for `signal` (the request's: it aborts
+ * once the client went away, the answer is out, or the server stops) and held until that signal
+ * aborts, so that an answer still being written keeps its slot; given back at once when `answer`
+ * fails. A turn that comes once the signal aborted is refused, as a query still waiting is.
+ */
+export async function answerInSlot<T>(
+  slots: QuerySlots,
+  signal: AbortSignal,
+  answer: () => Promise<T>,
+): Promise<T> {
+  const release = await slots.acquire(signal);
+  // The turn came as the server began to stop (a stopping query gave its slot back before this
+  // one's abort came).
+  if (signal.aborted) {
+    release();
+    throw notStarted();
+  }
+  try {
+    const answered = await answer();
+    if (signal.aborted) release();
+    else signal.addEventListener('abort', release, { once: true });
+    return answered;
+  } catch (error) {
+    release();
+    throw error;
+  }
+}
+
+/**
+ * Runs `work` in a slot of `slots` taken for `signal`, given back once `work` is done: for work
+ * whose result is not an answer still to be written (a live sample shared by its watchers).
+ */
+export async function inSlot<T>(slots: QuerySlots, signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+  const release = await slots.acquire(signal);
+  try {
+    if (signal.aborted) throw notStarted();
+    return await work();
+  } finally {
+    release();
+  }
+}
+
 /** The refusal of a query whose turn came once the server began to stop. */
 export function notStarted(): ServerBusyError {
   return new ServerBusyError('the query did not start: the server is stopping');

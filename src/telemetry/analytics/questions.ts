@@ -23,7 +23,8 @@ export interface PercentileRow {
   readonly processing: Percentiles;
 }
 
-export interface PercentilesOptions extends Pick<QueryScope, 'process' | 'begin' | 'end' | 'timeoutMs'> {
+export interface PercentilesOptions
+  extends Pick<QueryScope, 'process' | 'begin' | 'end' | 'timeoutMs' | 'timeLimit' | 'signal'> {
   /** What a row groups (default: actor and stream). */
   readonly by?: readonly ('actor' | 'stream')[];
 }
@@ -76,13 +77,14 @@ export interface MessageTree {
   readonly missingParent: boolean;
 }
 
-export interface TreeOptions extends Pick<QueryScope, 'timeoutMs'> {
+export interface TreeOptions extends Pick<QueryScope, 'timeoutMs' | 'timeLimit' | 'signal'> {
   readonly process: string;
   readonly stream: string;
   readonly seq: number;
 }
 
-export interface SlowestTreesOptions extends Pick<QueryScope, 'begin' | 'end' | 'timeoutMs'> {
+export interface SlowestTreesOptions
+  extends Pick<QueryScope, 'begin' | 'end' | 'timeoutMs' | 'timeLimit' | 'signal'> {
   readonly process: string;
   /** How many (default 10). */
   readonly n?: number;
@@ -169,7 +171,8 @@ export abstract class AnalyticsQuestions {
     if (typeof options.stream !== 'string' || !Number.isSafeInteger(options.seq) || options.seq < 0) {
       throw new QueryRefusedError('tree: give a stream (a string) and a seq (an integer ≥ 0)');
     }
-    const scope = { process, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) };
+    const { timeoutMs, timeLimit, signal } = options;
+    const scope = { ...scopeOf({ timeoutMs, timeLimit, signal }), process };
     // The stream's own view first: the `messages` view plans a branch for every stream.
     const found = await this.query(
       `SELECT origin_t::VARCHAR FROM ${quoteIdentifier(streamTableName(options.stream))} WHERE seq = ${options.seq}`,
@@ -400,10 +403,13 @@ function checkProcess(process: unknown): string {
   return process;
 }
 
-function scopeOf(options: Pick<QueryScope, 'process' | 'begin' | 'end' | 'timeoutMs'>): QueryScope {
+/** What of a question's options its queries take: the scope and the limits. */
+const SCOPE_KEYS = ['process', 'begin', 'end', 'timeoutMs', 'timeLimit', 'signal'];
+
+function scopeOf(
+  options: Pick<QueryScope, 'process' | 'begin' | 'end' | 'timeoutMs' | 'timeLimit' | 'signal'>,
+): QueryScope {
   return Object.fromEntries(
-    Object.entries(options).filter(
-      ([k, v]) => v !== undefined && ['process', 'begin', 'end', 'timeoutMs'].includes(k),
-    ),
+    Object.entries(options).filter(([k, v]) => v !== undefined && SCOPE_KEYS.includes(k)),
   );
 }

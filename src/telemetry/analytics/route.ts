@@ -4,9 +4,9 @@ import { checkAnalyticsOptions } from './analytics-options.js';
 import { answerQuery, MAX_SQL_LENGTH, parseQueryRequest } from './http-query.js';
 import { LazyAnalytics } from './lazy.js';
 import {
+  answerInSlot,
   DEFAULT_MAX_CONCURRENT_QUERIES,
   DEFAULT_MAX_WAITING_QUERIES,
-  notStarted,
   QuerySlots,
 } from './query-slots.js';
 
@@ -31,6 +31,11 @@ export interface AnalyticsRouteOptions extends AnalyticsOptions {
   readonly maxQueueWaitMs?: number;
   /** Analytics shared with other routes (the views); default: the route's own, opened on first query. */
   readonly shared?: LazyAnalytics;
+  /**
+   * Query slots shared with other routes (the views, whose pages take one each), instead of the
+   * route's own of `maxConcurrentQueries`, `maxWaitingQueries` and `maxQueueWaitMs`.
+   */
+  readonly slots?: QuerySlots;
 }
 
 /** The query route: an `ExtraRoute`, and what it holds now. */
@@ -50,11 +55,13 @@ export function analyticsQueryRoute(options: AnalyticsRouteOptions): AnalyticsQu
   // Refused here, when the server starts, not at its first query.
   checkAnalyticsOptions(options);
   const limits = { maxRows: options.maxRows ?? 10_000, timeoutMs: options.timeoutMs ?? 30_000 };
-  const slots = new QuerySlots(
-    options.maxConcurrentQueries ?? DEFAULT_MAX_CONCURRENT_QUERIES,
-    options.maxWaitingQueries ?? DEFAULT_MAX_WAITING_QUERIES,
-    options.maxQueueWaitMs ?? limits.timeoutMs,
-  );
+  const slots =
+    options.slots ??
+    new QuerySlots(
+      options.maxConcurrentQueries ?? DEFAULT_MAX_CONCURRENT_QUERIES,
+      options.maxWaitingQueries ?? DEFAULT_MAX_WAITING_QUERIES,
+      options.maxQueueWaitMs ?? limits.timeoutMs,
+    );
   const analytics = options.shared ?? new LazyAnalytics(options);
   return {
     method: 'POST' as const,
@@ -63,26 +70,11 @@ export function analyticsQueryRoute(options: AnalyticsRouteOptions): AnalyticsQu
     bodyLimit: MAX_SQL_LENGTH * 4 + 4096,
     async handle(body, request) {
       const parsed = parseQueryRequest(body);
-      const release = await slots.acquire(request.signal);
-      // The turn came as the server began to stop (a stopping query gave its slot back before
-      // this one's abort came): refused, as a query still waiting is.
-      if (request.signal.aborted) {
-        release();
-        throw notStarted();
-      }
-      try {
-        // A client that goes away stops its query: its slot is free once DuckDB has stopped.
-        const answer = await answerQuery((await analytics.get()).query, parsed, limits, request.signal);
-        // Held until the answer is out: its signal aborts once the answer closed (all of it
-        // written, or the connection destroyed: the client left, or took nothing for the
-        // server's write timeout), or the server stops.
-        if (request.signal.aborted) release();
-        else request.signal.addEventListener('abort', release, { once: true });
-        return answer;
-      } catch (error) {
-        release();
-        throw error;
-      }
+      // A client that goes away stops its query: its slot is free once DuckDB has stopped. The
+      // slot is held until the answer is out (the rows a client is still taking count).
+      return answerInSlot(slots, request.signal, async () =>
+        answerQuery((await analytics.get()).query, parsed, limits, request.signal),
+      );
     },
     held: () => ({ inFlight: slots.inFlight, waiting: slots.waiting }),
     close: () => analytics.close(),

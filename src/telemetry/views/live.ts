@@ -1,4 +1,7 @@
+import { inSlot, notStarted, type QuerySlots } from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
+import { withinDeadline } from './deadline.js';
+import type { ReportLimits } from './report-data.js';
 
 /** One second of a running process, as the live view shows it. */
 export interface LiveSample {
@@ -24,7 +27,11 @@ export interface LiveSample {
  * handler end. Blocks reach the lake about once a second per stream (`PersistOptions.blockMs`),
  * so the newest second is usually still partial; the one before it has its blocks.
  */
-export async function sampleLive(analytics: AnalyticsQuestions, processId: string): Promise<LiveSample> {
+export async function sampleLive(
+  analytics: AnalyticsQuestions,
+  processId: string,
+  limits: ReportLimits = {},
+): Promise<LiveSample> {
   const second = '(SELECT epoch_ns(max(end_time)) // 1000000000 - 1 FROM timings)';
   const { rows } = await analytics.query(
     `WITH s AS (SELECT ${second} AS sec)
@@ -35,7 +42,7 @@ export async function sampleLive(analytics: AnalyticsQuestions, processId: strin
        FROM timings t, s WHERE epoch_ns(t.end_time) // 1000000000 = s.sec GROUP BY t.actor, t.stream
      UNION ALL
      SELECT 'second', NULL, NULL, NULL, NULL, NULL, NULL, sec::DOUBLE FROM s`,
-    { process: processId, maxRows: 10_000 },
+    { process: processId, maxRows: 10_000, ...limits },
   );
   const at = rows.find((r) => r[0] === 'second')?.[7];
   const secondOf = at === null || at === undefined ? null : Number(at);
@@ -64,6 +71,12 @@ export async function sampleLive(analytics: AnalyticsQuestions, processId: strin
 export interface LiveSamplesOptions {
   /** Time between two samples of a process, in ms (default 1000). */
   readonly intervalMs?: number;
+  /** Query slots a sample takes one of while it is asked (default: none taken). */
+  readonly slots?: QuerySlots;
+  /** How long a sample's SQL may run, in ms (default: the analytics'). */
+  readonly timeoutMs?: number;
+  /** How long a sample may take from when its slot was taken, reading the lake included, in ms (default: no limit). */
+  readonly sampleTimeoutMs?: number;
 }
 
 /**
@@ -79,24 +92,67 @@ export interface LiveSamplesOptions {
 export class LiveSamples {
   private readonly analytics: () => Promise<AnalyticsQuestions>;
   private readonly intervalMs: number;
-  private readonly latest = new Map<string, { readonly at: number; readonly sample: Promise<LiveSample> }>();
+  private readonly slots: QuerySlots | undefined;
+  private readonly timeoutMs: number | undefined;
+  private readonly sampleTimeoutMs: number | undefined;
+  /** The last sample of each process, and what stops it while it is being asked. */
+  private readonly latest = new Map<string, Sampled>();
+  /** Watchers per process: a sample still being asked is stopped when its last one leaves. */
+  private readonly watchers = new Map<string, number>();
+  private closed = false;
 
   constructor(analytics: () => Promise<AnalyticsQuestions>, options: LiveSamplesOptions = {}) {
     this.analytics = analytics;
     this.intervalMs = options.intervalMs ?? 1000;
+    this.slots = options.slots;
+    this.timeoutMs = options.timeoutMs;
+    this.sampleTimeoutMs = options.sampleTimeoutMs;
   }
 
   /** The process's sample, taken now unless one was taken less than an interval ago. */
   sample(processId: string): Promise<LiveSample> {
+    if (this.closed) return Promise.reject(notStarted());
     const now = performance.now();
     const known = this.latest.get(processId);
-    if (known !== undefined && now - known.at < this.intervalMs * 0.9) return known.sample;
-    const sample = this.analytics().then((a) => sampleLive(a, processId));
-    this.latest.set(processId, { at: now, sample });
-    sample.catch(() => {
-      if (this.latest.get(processId)?.sample === sample) this.latest.delete(processId);
-    });
-    if (this.latest.size > 64) this.latest.delete(this.latest.keys().next().value as string);
+    // Reused while it runs (one at a time per process, however slow), or if taken less than an
+    // interval ago; never once stopped (its last watcher left): it is failing.
+    if (
+      known !== undefined &&
+      !known.stop.signal.aborted &&
+      (!known.settled || now - known.at < this.intervalMs * 0.9)
+    ) {
+      return known.sample;
+    }
+    const stop = new AbortController();
+    const ask = async (signal: AbortSignal) =>
+      sampleLive(await this.analytics(), processId, {
+        ...(this.timeoutMs === undefined ? {} : { timeoutMs: this.timeoutMs }),
+        signal,
+      });
+    const bounded = () =>
+      this.sampleTimeoutMs === undefined
+        ? ask(stop.signal)
+        : withinDeadline(this.sampleTimeoutMs, stop.signal, ask);
+    const sample = this.slots === undefined ? bounded() : inSlot(this.slots, stop.signal, bounded);
+    const sampled: Sampled = { at: now, sample, stop, settled: false };
+    // Newest last: the first entry is the least recently sampled process.
+    this.latest.delete(processId);
+    this.latest.set(processId, sampled);
+    sample.then(
+      () => {
+        sampled.settled = true;
+      },
+      () => {
+        sampled.settled = true;
+        if (this.latest.get(processId) === sampled) this.latest.delete(processId);
+      },
+    );
+    if (this.latest.size > 64) {
+      const [oldest, evicted] = this.latest.entries().next().value as [string, Sampled];
+      this.latest.delete(oldest);
+      // Watched, it runs on for its watchers; not, nothing would stop it.
+      if (!this.watchers.has(oldest)) evicted.stop.abort();
+    }
     return sample;
   }
 
@@ -106,17 +162,68 @@ export class LiveSamples {
    * stream goes on.
    */
   async *events(processId: string, signal: AbortSignal): AsyncGenerator<string> {
-    yield `retry: ${this.intervalMs}\n\n`;
-    while (!signal.aborted) {
-      try {
-        yield `event: sample\ndata: ${JSON.stringify(await this.sample(processId))}\n\n`;
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        yield `event: problem\ndata: ${JSON.stringify({ message: message.slice(0, 500) })}\n\n`;
+    this.watchers.set(processId, (this.watchers.get(processId) ?? 0) + 1);
+    try {
+      yield `retry: ${this.intervalMs}\n\n`;
+      while (!signal.aborted) {
+        try {
+          // A watcher that leaves stops waiting at once (and, the last one, stops the sample).
+          const sample = await untilAborted(this.sample(processId), signal);
+          yield `event: sample\ndata: ${JSON.stringify(sample)}\n\n`;
+        } catch (error) {
+          if (signal.aborted) return;
+          const message = error instanceof Error ? error.message : String(error);
+          yield `event: problem\ndata: ${JSON.stringify({ message: message.slice(0, 500) })}\n\n`;
+        }
+        await sleep(this.intervalMs, signal);
       }
-      await sleep(this.intervalMs, signal);
+    } finally {
+      const watching = (this.watchers.get(processId) ?? 1) - 1;
+      if (watching > 0) this.watchers.set(processId, watching);
+      else {
+        this.watchers.delete(processId);
+        const running = this.latest.get(processId);
+        if (running !== undefined && !running.settled) {
+          this.latest.delete(processId);
+          running.stop.abort();
+        }
+      }
     }
   }
+
+  /** Stops the samples being asked; later ones are refused (the server stops). */
+  close(): void {
+    this.closed = true;
+    for (const sampled of this.latest.values()) sampled.stop.abort();
+    this.latest.clear();
+  }
+}
+
+/** A sample taken (or being taken) at `at`, and what stops it. */
+interface Sampled {
+  readonly at: number;
+  readonly sample: Promise<LiveSample>;
+  readonly stop: AbortController;
+  settled: boolean;
+}
+
+/** `promise`, or a rejection once `signal` aborts, whichever comes first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const aborted = () => reject(new Error('the watcher left'));
+    if (signal.aborted) return aborted();
+    signal.addEventListener('abort', aborted, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', aborted);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', aborted);
+        reject(error);
+      },
+    );
+  });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -152,6 +152,12 @@ type Row = readonly unknown[];
 /** Unreadable blocks a report names at most (it counts them all). */
 const MAX_UNREADABLE_SHOWN = 5;
 
+/**
+ * What bounds each of a report's queries: a time limit (of the SQL alone, or of each whole query
+ * as a server's views ask), and a signal that stops them all (the page's client went away).
+ */
+export type ReportLimits = Pick<QueryScope, 'timeoutMs' | 'timeLimit' | 'signal'>;
+
 /** Log levels, most severe first, as `log_entries` names them. */
 const LEVEL_ORDER = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
@@ -164,7 +170,7 @@ const LEVEL_ORDER = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 export async function gatherReport(
   analytics: AnalyticsQuestions,
   processId: string,
-  options: Pick<QueryScope, 'timeoutMs'> = {},
+  options: ReportLimits = {},
 ): Promise<ReportData> {
   const scope = { process: processId, maxRows: 100_000, ...options };
   const ask = async (sql: string): Promise<readonly Row[]> => (await analytics.query(sql, scope)).rows;
@@ -332,7 +338,7 @@ function metricSeries(rows: readonly Row[], buckets: number): MetricSeries {
 async function readProcess(
   analytics: AnalyticsQuestions,
   processId: string,
-  options: Pick<QueryScope, 'timeoutMs'>,
+  options: ReportLimits,
 ): Promise<ReportProcess> {
   const { rows } = await analytics.query(
     `SELECT process_id, exe, start_time::VARCHAR, properties::VARCHAR FROM processes WHERE process_id = ${quoteLiteral(processId)}`,
@@ -368,7 +374,7 @@ async function readProcess(
 async function readDiff(
   analytics: AnalyticsQuestions,
   processId: string,
-  options: Pick<QueryScope, 'timeoutMs'>,
+  options: ReportLimits,
 ): Promise<ReportDiff | undefined> {
   const scope = { process: processId, maxRows: 10_000, ...options };
   const [diffs, streams, divergences] = await Promise.all([

@@ -1,9 +1,18 @@
 import { QueryRefusedError } from '../analytics/guard.js';
+import {
+  answerInSlot,
+  DEFAULT_MAX_CONCURRENT_QUERIES,
+  DEFAULT_MAX_QUEUE_WAIT_MS,
+  DEFAULT_MAX_WAITING_QUERIES,
+  inSlot,
+  QuerySlots,
+} from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
-import type { ExtraRoute, RouteRequest } from '../ingestion/http.js';
+import type { ExtraRoute, RouteAnswer, RouteRequest } from '../ingestion/http.js';
+import { withinDeadline } from './deadline.js';
 import { LiveSamples } from './live.js';
 import { type PickedProcess, processPicker } from './picker.js';
-import { gatherReport } from './report-data.js';
+import { gatherReport, type ReportLimits } from './report-data.js';
 import { htmlPage, renderReport } from './report-html.js';
 
 /** Options of `viewRoutes`. */
@@ -12,6 +21,20 @@ export interface ViewRoutesOptions {
   readonly analytics: () => Promise<AnalyticsQuestions>;
   /** Time between two live samples of a process, in ms (default 1000). */
   readonly liveIntervalMs?: number;
+  /**
+   * The query slots a page and a live sample take one of while they are asked, shared with the
+   * query route (`AnalyticsRouteOptions.slots`), so that pages count among the queries a server
+   * runs at once; default: the views' own, of the query route's defaults.
+   */
+  readonly slots?: QuerySlots;
+  /** How long the SQL of each query of a page or a live sample may run, in ms (default 30 000, the query route's). */
+  readonly timeoutMs?: number;
+  /**
+   * How long a page, or a live sample, may take from when its slot was taken, in ms, looking at
+   * the lake and decoding blocks included (default 4 × `timeoutMs`): past it, it is answered 503
+   * with `Retry-After` (`DORSAL_QUERY_NOT_READY`) while the reading goes on for the next request.
+   */
+  readonly pageTimeoutMs?: number;
 }
 
 /** Processes the picker lists at most. */
@@ -29,17 +52,37 @@ const HTML = 'text/html; charset=utf-8';
  * - `GET /live?process=ID`: server-sent events, one `sample` a second (`LiveSample`): the last
  *   whole second's rates per stream and latency percentiles per actor × stream.
  *
- * Every number is aggregated by the analytics' SQL; the page gets only what it draws.
+ * Every number is aggregated by the analytics' SQL; the page gets only what it draws. A page, and
+ * each live sample, takes one of the server's query slots while it is asked; each of its queries'
+ * SQL is bounded by `timeoutMs`, all of it by `pageTimeoutMs`, and it stops when its client goes
+ * away: a busy server answers 503 (`DORSAL_BUSY`), a page past its limit 503 too
+ * (`DORSAL_QUERY_NOT_READY`), both with `Retry-After`.
  */
 export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
+  const slots =
+    options.slots ??
+    new QuerySlots(DEFAULT_MAX_CONCURRENT_QUERIES, DEFAULT_MAX_WAITING_QUERIES, DEFAULT_MAX_QUEUE_WAIT_MS);
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const pageTimeoutMs = options.pageTimeoutMs ?? 4 * timeoutMs;
   const samples = new LiveSamples(options.analytics, {
     ...(options.liveIntervalMs === undefined ? {} : { intervalMs: options.liveIntervalMs }),
+    slots,
+    timeoutMs,
+    sampleTimeoutMs: pageTimeoutMs,
   });
+  /**
+   * A page: it takes a query slot for all its queries, held until it is sent; they are stopped
+   * when its client goes away, or at its time limit.
+   */
+  const page = (request: RouteRequest, work: (limits: ReportLimits) => Promise<RouteAnswer>) =>
+    answerInSlot(slots, request.signal, () =>
+      withinDeadline(pageTimeoutMs, request.signal, (signal) => work({ timeoutMs, signal })),
+    );
   const href = (id: string) => `/?process=${encodeURIComponent(id)}`;
-  const listed = async (): Promise<PickedProcess[]> => {
+  const listed = async (limits: ReportLimits): Promise<PickedProcess[]> => {
     const { rows } = await (await options.analytics()).query(
       `SELECT process_id, exe, start_time::VARCHAR, properties->>'dorsal.replay_of' FROM processes ORDER BY start_time DESC LIMIT ${PICKER_PROCESSES}`,
-      { maxRows: PICKER_PROCESSES },
+      { maxRows: PICKER_PROCESSES, ...limits },
     );
     return rows.map((r) => ({
       processId: String(r[0]),
@@ -48,11 +91,11 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
       replayOf: r[3] === null || r[3] === undefined ? null : String(r[3]),
     }));
   };
-  /** The process a request names, or the newest (undefined: the lake holds none). */
-  const chosen = async (request: RouteRequest, processes?: readonly PickedProcess[]) => {
+  /** The process a request names, or the newest `list` gives (undefined: the lake holds none). */
+  const chosen = async (request: RouteRequest, list: () => Promise<readonly PickedProcess[]>) => {
     const wanted = request.query.get('process');
     if (wanted !== null && wanted !== '') return wanted;
-    return (processes ?? (await listed()))[0]?.processId;
+    return (await list())[0]?.processId;
   };
   const get = (path: string, handle: ExtraRoute['handle']): ExtraRoute => ({
     method: 'GET',
@@ -63,35 +106,48 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
     handle,
   });
   return [
-    get('/', async (_body, request) => {
-      const processes = await listed();
-      const processId = await chosen(request, processes);
-      const picker = processPicker(processes, processId, href);
-      if (processId === undefined) {
-        return { status: 200, contentType: HTML, body: htmlPage('dorsal', `<h1>dorsal</h1>${picker}`) };
-      }
-      const data = await gatherReport(await options.analytics(), processId);
-      const body = renderReport(data, {
-        processHref: href,
-        before: picker,
-        live: `/live?process=${encodeURIComponent(processId)}`,
-      });
-      return { status: 200, contentType: HTML, body };
-    }),
-    get('/views/data', async (_body, request) => {
-      const processId = await chosen(request);
-      if (processId === undefined) throw new QueryRefusedError('this lake holds no recorded process');
-      const data = await gatherReport(await options.analytics(), processId);
-      return { status: 200, contentType: 'application/json', body: JSON.stringify(data) };
-    }),
-    get('/live', async (_body, request) => {
-      const processId = await chosen(request);
-      if (processId === undefined) throw new QueryRefusedError('this lake holds no recorded process');
-      return {
-        status: 200,
-        contentType: 'text/event-stream; charset=utf-8',
-        stream: samples.events(processId, request.signal),
-      };
-    }),
+    get('/', (_body, request) =>
+      page(request, async (limits) => {
+        const processes = await listed(limits);
+        const processId = await chosen(request, async () => processes);
+        const picker = processPicker(processes, processId, href);
+        if (processId === undefined) {
+          return { status: 200, contentType: HTML, body: htmlPage('dorsal', `<h1>dorsal</h1>${picker}`) };
+        }
+        const data = await gatherReport(await options.analytics(), processId, limits);
+        const body = renderReport(data, {
+          processHref: href,
+          before: picker,
+          live: `/live?process=${encodeURIComponent(processId)}`,
+        });
+        return { status: 200, contentType: HTML, body };
+      }),
+    ),
+    get('/views/data', (_body, request) =>
+      page(request, async (limits) => {
+        const processId = await chosen(request, () => listed(limits));
+        if (processId === undefined) throw new QueryRefusedError('this lake holds no recorded process');
+        const data = await gatherReport(await options.analytics(), processId, limits);
+        return { status: 200, contentType: 'application/json', body: JSON.stringify(data) };
+      }),
+    ),
+    // The stream holds no slot: each sample takes one while it is asked (`LiveSamples`), and
+    // those still being asked stop when the server does.
+    {
+      ...get('/live', async (_body, request) => {
+        const processId = await chosen(request, () =>
+          inSlot(slots, request.signal, () =>
+            withinDeadline(pageTimeoutMs, request.signal, (signal) => listed({ timeoutMs, signal })),
+          ),
+        );
+        if (processId === undefined) throw new QueryRefusedError('this lake holds no recorded process');
+        return {
+          status: 200,
+          contentType: 'text/event-stream; charset=utf-8',
+          stream: samples.events(processId, request.signal),
+        };
+      }),
+      close: async () => samples.close(),
+    },
   ];
 }

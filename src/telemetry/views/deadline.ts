@@ -1,0 +1,30 @@
+import { setMaxListeners } from 'node:events';
+import { QueryNotReadyError } from '../analytics/guard.js';
+
+/**
+ * Runs `work` with a signal that aborts when `outer` does (the client went away, the server
+ * stops) or once `ms` have passed: the queries of a page, or of a live sample, stop there however
+ * far they got (waiting for the lake to be read, or in their SQL). Past the time limit, the
+ * refusal is a `QueryNotReadyError` (503, `Retry-After`): what reading of the lake they began goes
+ * on for the next request.
+ */
+export async function withinDeadline<T>(
+  ms: number,
+  outer: AbortSignal,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const deadline = AbortSignal.timeout(ms);
+  const signal = AbortSignal.any([outer, deadline]);
+  // Every query of the work listens to it: a page asks about fifteen at once.
+  setMaxListeners(0, signal);
+  try {
+    return await work(signal);
+  } catch (error) {
+    if (deadline.aborted && !outer.aborted) {
+      throw new QueryNotReadyError(
+        `its time limit of ${ms} ms passed before it was answered (reading the lake for it, if begun, goes on): ask again in a moment`,
+      );
+    }
+    throw error;
+  }
+}
