@@ -51,9 +51,9 @@ export type FromWorker =
       /** Where the crashed actor's consumers were: a restart resumes there. */
       readonly positions: AdapterPositions;
       /** What every actor of the thread did until the crash (a restart starts counting anew). */
-      readonly actors: readonly ActorReport[];
+      readonly actors: readonly WorkerActorReport[];
     }
-  | { readonly type: 'exited'; readonly actors: readonly ActorReport[] }
+  | { readonly type: 'exited'; readonly actors: readonly WorkerActorReport[] }
   | { readonly type: 'names-received' };
 
 export type ToWorker =
@@ -62,12 +62,37 @@ export type ToWorker =
   /** An actor spawned after this worker started: its timing queue, for observers. */
   | { readonly type: 'timing-queue'; readonly actor: number; readonly buffer: SharedArrayBuffer };
 
+/** What one actor did on one stream, every incarnation summed (see `ActorReport`). */
+export interface ActorStreamCounts extends AdapterStreamStats {
+  /**
+   * Published on the stream after the message its consumer would have read next when its thread
+   * ended (its last incarnation's, or a crashed one's no restart took over): never read. Nonzero
+   * when the stop did not drain, or the actor crashed and was not restarted; 0 for a stream it
+   * never consumed. With it, `handled + skipped + lost + failed + unread` is every message
+   * published on the stream from where the actor began reading to the end of the run.
+   */
+  readonly unread: number;
+}
+
 export interface ActorReport {
   readonly id: number;
   readonly name: string;
-  readonly streams: readonly AdapterStreamStats[];
+  readonly streams: readonly ActorStreamCounts[];
   /** For observers: what they read of each actor's timing queue, losses included. */
   readonly timings: readonly AdapterTimingStats[];
+}
+
+/**
+ * What a worker reports of one of its actors: its adapter's figures, and per stream the sequence
+ * its consumer would have read next (null: it never consumed that stream), from which the system
+ * counts what was left unread once every thread has ended.
+ */
+export interface WorkerActorReport {
+  readonly id: number;
+  readonly name: string;
+  readonly streams: readonly AdapterStreamStats[];
+  readonly timings: readonly AdapterTimingStats[];
+  readonly stoppedAt: readonly (number | null)[];
 }
 
 export function errorInfo(error: unknown): ErrorInfo {

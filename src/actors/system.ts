@@ -27,7 +27,7 @@ import {
 import { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 import { actorModuleHref, launchActorWorker } from './launch.js';
 import { mergeReports } from './merge-reports.js';
-import type { ActorReport, FromWorker, ToWorker } from './protocol.js';
+import type { FromWorker, ToWorker, WorkerActorReport } from './protocol.js';
 import { untilQuiet } from './quiescence.js';
 import {
   checkInstrumentationCapacities,
@@ -61,12 +61,15 @@ interface ThreadState {
   wait: WaitStrategyName;
   worker?: Worker;
   status: 'pending' | 'starting' | 'running' | 'exited' | 'crashed';
-  report?: readonly ActorReport[];
+  report?: readonly WorkerActorReport[];
   initialized?: Promise<void>;
   exit?: Promise<void>;
   ended?: boolean;
-  /** Between a crash and the relaunch that replaces it. */
-  restarting?: boolean;
+  /**
+   * Restarts under way (between a crash and the relaunch that replaces it): a count, not a flag,
+   * since a relaunch that crashes in its `onInit` begins the next restart before its own ends.
+   */
+  restarting: number;
   /**
    * Terminated by the system itself: by the stop (which names it in `terminated`), or by the abort
    * of a start that failed. Its exit is no crash.
@@ -75,7 +78,7 @@ interface ThreadState {
   /** Resolves `start`'s wait for this thread to have the actors' names. */
   namesReceived?: () => void;
   /** What earlier incarnations of the thread's actors did, reported at their crash. */
-  readonly earlier: ActorReport[];
+  readonly earlier: WorkerActorReport[];
 }
 
 type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -172,6 +175,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         status: 'pending',
         wait,
         earlier: [],
+        restarting: 0,
       };
       this.threads.set(threadName, thread);
     }
@@ -298,8 +302,12 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     control.setPhase(Phase.EXITING);
     const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
     if (terminated.length > 0) this.countDeadClaims();
+    // Every thread has ended: nothing is published any more, what is left unread is final.
+    const published = this.spine.names.map((_, i) => this.spine.queue(i).stats().published);
     const counts: SystemCounts = {
-      actors: [...this.threads.values()].flatMap((t) => mergeReports([...t.earlier, ...(t.report ?? [])])),
+      actors: [...this.threads.values()].flatMap((t) =>
+        mergeReports([...t.earlier, ...(t.report ?? [])], published),
+      ),
       refused: control.refused,
       drained,
       terminated,
@@ -464,7 +472,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
    * where the crashed ones were: what the ring overwrote meanwhile is counted as lost.
    */
   private async restart(thread: ThreadState, actor: ActorEntry, positions: AdapterPositions): Promise<void> {
-    thread.restarting = true;
+    thread.restarting++;
     const ended = await Promise.race([thread.exit!.then(() => true), sleep(1000).then(() => false)]);
     // A crashed worker kept alive by a timer or a socket of the actor's is ended here.
     if (!ended) await thread.worker?.terminate();
@@ -472,10 +480,12 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     // instrumentation buffers: the new one records on where it stopped.
     this.spine.timingQueue(actor.id)?.releaseProducer();
     releaseThreadBuffers(thread.buffers);
-    // A stop began while the crashed worker ended: it waited for that worker, not for one made
-    // now, which would run on after the stop returned (its thread never ended).
-    if (this.state !== 'running') {
-      thread.restarting = false;
+    // A stop that began while the crashed worker ended and is still draining waits for this
+    // restart (`quiet` counts a restarting thread as busy): the new incarnation drains what the
+    // crash left. One that went on to EXITING (its drain timed out) waited for the crashed worker
+    // only: a new one would run on after the stop returned (its thread never ended).
+    if (this.state !== 'running' && this.spine.control.phase !== Phase.DRAINING) {
+      thread.restarting--;
       return;
     }
     try {
@@ -487,7 +497,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         this.fail(new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined));
       }
     } finally {
-      thread.restarting = false;
+      thread.restarting--;
     }
   }
 
@@ -522,7 +532,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       () => {
         const threads = [...this.threads.values()];
         // A thread coming up (a restart, a late spawn) has work to drain once it runs.
-        if (threads.some((t) => t.restarting || t.status === 'starting')) return false;
+        if (threads.some((t) => t.restarting > 0 || t.status === 'starting')) return false;
         return threads.every((t) => t.status !== 'running' || this.spine.control.isIdle(t.index));
       },
       timeoutMs,

@@ -9,11 +9,11 @@ import { Actor } from './actor.js';
 import { ActorThread, type RunningActor } from './actor-thread.js';
 import {
   type ActorAssignment,
-  type ActorReport,
   type ActorWorkerData,
   errorInfo,
   type FromWorker,
   type ToWorker,
+  type WorkerActorReport,
 } from './protocol.js';
 
 const data = workerData as ActorWorkerData;
@@ -119,12 +119,13 @@ async function main(): Promise<void> {
   port.close();
 }
 
-function report(running: RunningActor): ActorReport {
+function report(running: RunningActor): WorkerActorReport {
   return {
     id: running.id,
     name: running.actor.name,
     streams: running.adapter.stats(),
     timings: running.adapter.timingStats(),
+    stoppedAt: running.adapter.positions().streams,
   };
 }
 

@@ -184,7 +184,7 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
   const processId = report.persist?.processId;
   const actors = report.actors.flatMap((a) =>
     a.streams
-      .filter((s) => s.handled + s.produced + s.lost + s.failed > 0)
+      .filter((s) => s.handled + s.produced + s.lost + s.failed + s.unread > 0)
       .map((s) => ({
         actor: a.name,
         stream: s.stream,
@@ -192,6 +192,7 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
         produced: s.produced,
         lost: s.lost,
         failed: s.failed,
+        unread: s.unread,
       })),
   );
   const recorded =
@@ -216,7 +217,7 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
   ];
   const actorTable = () =>
     table(
-      ['actor', 'stream', 'handled', 'produced', 'lost', 'failed'],
+      ['actor', 'stream', 'handled', 'produced', 'lost', 'failed', 'unread'],
       actors.map((a) => [
         a.actor,
         a.stream,
@@ -224,6 +225,7 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
         count(a.produced),
         count(a.lost),
         count(a.failed),
+        count(a.unread),
       ]),
     );
   let source: Awaited<ReturnType<typeof openSource>> | undefined;

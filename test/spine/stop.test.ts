@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defineSpine, SpineAdapter, System, SystemStateError } from '../../src/index.js';
+import { defineSpine, SpineAdapter, System, type SystemOptions, SystemStateError } from '../../src/index.js';
 import { Fill, Order, spine, type TestSpine, Tick } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
@@ -149,11 +149,17 @@ describe('a graceful stop', () => {
     const incarnations = new SharedArrayBuffer(4);
     const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
     system.spawn(fixture('crash-then-hang'), { args: { incarnations }, restarts: 1, thread: 'again' });
-    system.spawn(fixture('feed'), { args: { count: 1 } });
+    system.spawn(fixture('feed'), { args: { count: 5 } });
     await system.start();
     await until(() => Atomics.load(new Int32Array(incarnations), 0) === 2, 'the restarted incarnation');
+    await until(() => system.spine.queue(0).stats().published === 5, 'every tick');
     const report = await system.stop();
     expect(report.terminated).toEqual(['again']);
+    // The restart never read: what the crash left is unread from where the crashed one stopped.
+    const ticks = report.actors
+      .find((a) => a.name === 'crash-then-hang')!
+      .streams.find((s) => s.stream === 'ticks')!;
+    expect(ticks).toMatchObject({ failed: 1, handled: 0, unread: 4 });
     expect(report.crashes).toHaveLength(1);
     expect(report.failure).toBeUndefined();
     expect(system.failure).toBeUndefined();
@@ -161,20 +167,46 @@ describe('a graceful stop', () => {
   }, 20_000);
 
   it('a stop that begins while a crashed actor waits to be restarted: no incarnation started after it, no thread left', async () => {
-    const incarnations = new SharedArrayBuffer(4);
-    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
-    // Its crashed worker lingers (a timer of the actor's): the restart waits for it to end.
-    system.spawn(fixture('crash-linger'), { args: { incarnations }, restarts: 1, thread: 'again' });
-    system.spawn(fixture('feed'), { args: { count: 1 } });
-    await system.start();
-    await until(() => system.crashReports.length === 1, 'the crash');
-    const report = await system.stop();
+    // The drain times out long before the restart would come.
+    const { system, incarnations, report, ticks } = await stopWhileRestarting(
+      { exitTimeoutMs: 300, drainTimeoutMs: 100 },
+      Number.POSITIVE_INFINITY,
+    );
     expect(report.failure).toBeUndefined();
+    // What the crash left, no restart read: counted unread, not lost from sight.
+    expect(ticks).toMatchObject({ failed: 1, handled: 0, unread: 4 });
     // The stop ended the crashed worker; the restart then launched a new one nobody would end.
     expect(system.liveThreads).toEqual([]);
     await new Promise((r) => setTimeout(r, 1000));
     expect(Atomics.load(new Int32Array(incarnations), 0)).toBe(1);
     expect(system.liveThreads).toEqual([]);
+  }, 20_000);
+
+  it('a stop that begins while a crashed actor waits to be restarted, with time to drain: the restart drains what the crash left', async () => {
+    // Restarted, it no longer throws.
+    const { system, incarnations, report, ticks } = await stopWhileRestarting(
+      { exitTimeoutMs: 3000, drainTimeoutMs: 10_000 },
+      1,
+    );
+    expect(report.failure).toBeUndefined();
+    expect(report.drained).toBe(true);
+    expect(Atomics.load(new Int32Array(incarnations), 0)).toBe(2);
+    // The tick it threw at, then the four after it, handled by the incarnation the stop waited for.
+    expect(ticks).toMatchObject({ failed: 1, handled: 4, lost: 0, unread: 0 });
+    expect(system.liveThreads).toEqual([]);
+  }, 20_000);
+
+  it('a stop that does not drain counts what each actor left unread: every tick published is counted once', async () => {
+    const system = new System(spine, { drainTimeoutMs: 100 });
+    system.spawn(fixture('laggard'), { args: { handlerMs: 5, perLoop: 1 }, thread: 'slow' });
+    system.spawn(fixture('feed'), { args: { count: 1000, perLoop: 1000 } });
+    await system.start();
+    await until(() => system.spine.queue(0).stats().published === 1000, 'every tick');
+    const report = await system.stop();
+    expect(report.drained).toBe(false);
+    const ticks = report.actors.find((a) => a.name === 'laggard')!.streams.find((s) => s.stream === 'ticks')!;
+    expect(ticks.unread).toBeGreaterThan(0);
+    expect(ticks.handled + ticks.skipped + ticks.lost + ticks.failed + ticks.unread).toBe(1000);
   }, 20_000);
 
   it('a stop asked while an onInit never returns ends the start in the exit timeout: no hang, no thread left', async () => {
@@ -326,3 +358,23 @@ describe('a restarted actor', () => {
     expect(report.drained).toBe(true);
   });
 });
+
+/**
+ * A crashed actor whose worker lingers (a timer of its own: the restart waits a second for it to
+ * end, then ends it), in its first `crashes` incarnations, and five ticks; stopped as soon as it
+ * crashed and every tick is out. What the stop reported, and of the crashed actor's ticks.
+ */
+async function stopWhileRestarting(options: SystemOptions, crashes: number) {
+  const incarnations = new SharedArrayBuffer(4);
+  const system = new System(spine, options);
+  system.spawn(fixture('crash-linger'), { args: { incarnations, crashes }, restarts: 1, thread: 'again' });
+  system.spawn(fixture('feed'), { args: { count: 5 } });
+  await system.start();
+  await until(() => system.crashReports.length === 1, 'the crash');
+  await until(() => system.spine.queue(0).stats().published === 5, 'every tick');
+  const report = await system.stop();
+  const ticks = report.actors
+    .find((a) => a.name === 'crash-linger')!
+    .streams.find((s) => s.stream === 'ticks')!;
+  return { system, incarnations, report, ticks };
+}

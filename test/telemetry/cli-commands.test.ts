@@ -30,8 +30,10 @@ describe('the dorsal command on a recorded run', () => {
 
   it('run: records the system, then prints what each actor did, the percentiles, the slowest tree and the totals', () => {
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toMatch(/what each actor did\nactor +stream +handled +produced +lost +failed\n/);
-    expect(run.stdout).toMatch(/^book-builder +ticks +[\d,]+ +0 +0 +0$/m);
+    expect(run.stdout).toMatch(
+      /what each actor did\nactor +stream +handled +produced +lost +failed +unread\n/,
+    );
+    expect(run.stdout).toMatch(/^book-builder +ticks +[\d,]+ +0 +0 +0 +0$/m);
     expect(run.stdout).toMatch(/latency since the origin, and handler time/);
     expect(run.stdout).toMatch(/the slowest message tree\ntree of ticks #\d+: \d+ messages, latency/);
     const [, messages, timings, , where] = SUMMARY.exec(run.stdout)!;
@@ -204,7 +206,7 @@ describe('the dorsal command on a run an actor crashed', () => {
         dir,
       ]);
       expect(run.code, run.stderr).toBe(1);
-      expect(run.stdout).toMatch(/^bad-feed +ticks +0 +2 +0 +0$/m);
+      expect(run.stdout).toMatch(/^bad-feed +ticks +0 +2 +0 +0 +0$/m);
       expect(SUMMARY.exec(run.stdout)).not.toBeNull();
       expect(run.stderr).toMatch(
         /^dorsal: actor 'bad-feed' crashed: .*field 'n' of message 'Tick'.* — the system stopped there/m,
@@ -315,7 +317,7 @@ describe('the dorsal command through a server', () => {
       await serve.stop();
       const [code] = (await exited) as [number | null];
       expect(code, stderr).toBe(1);
-      expect(stdout).toMatch(/what each actor did\nactor +stream +handled +produced +lost +failed\n/);
+      expect(stdout).toMatch(/what each actor did\nactor +stream +handled +produced +lost +failed +unread\n/);
       const summary = SUMMARY.exec(stdout);
       expect(summary, stdout).not.toBeNull();
       expect(number(summary![5]!)).toBeGreaterThan(0);

@@ -42,6 +42,7 @@ const COUNTS: StoredCounts = {
       poisoned: 2,
       failed: 1,
       produced: 0,
+      unread: 5,
     },
   ],
   timings: [{ observer: 'watcher', observerId: 2, actor: "o'brien", actorId: 1, handled: 390, lost: 10 }],
@@ -112,12 +113,13 @@ describe("a run's counts in the lake", () => {
       ).toEqual([[4, false, '["actor-2"]', null]]);
       expect(
         await rows(
-          'SELECT actor, actor_id, stream, handled::INTEGER, skipped::INTEGER, lost::INTEGER, poisoned::INTEGER, failed::INTEGER, produced::INTEGER FROM actor_counts ORDER BY actor',
+          'SELECT actor, actor_id, stream, handled::INTEGER, skipped::INTEGER, lost::INTEGER, poisoned::INTEGER, failed::INTEGER, produced::INTEGER, unread::INTEGER FROM actor_counts ORDER BY actor',
           run.processId,
         ),
+        // The feed's row as runs counted before `unread` was: read as 0.
       ).toEqual([
-        ['feed', 0, 'ticks', 0, 0, 0, 0, 0, 500],
-        ["o'brien", 1, 'ticks', 400, 3, 97, 2, 1, 0],
+        ['feed', 0, 'ticks', 0, 0, 0, 0, 0, 500, 0],
+        ["o'brien", 1, 'ticks', 400, 3, 97, 2, 1, 0, 5],
       ]);
       expect(
         await rows(
@@ -181,6 +183,8 @@ describe("a run's counts in the lake", () => {
       { ...COUNTS, terminated: 'actor-2' },
       { ...COUNTS, streams: [{ ...COUNTS.streams[0]!, produced: 1.5 }] },
       { ...COUNTS, streams: [{ ...COUNTS.streams[0]!, actor: 7 }] },
+      { ...COUNTS, streams: [{ ...COUNTS.streams[0]!, unread: -3 }] },
+      { ...COUNTS, streams: [{ ...COUNTS.streams[0]!, unread: null }] },
       { ...COUNTS, timings: [{ ...COUNTS.timings[0]!, lost: Number.MAX_SAFE_INTEGER + 2 }] },
       { ...COUNTS, timings: [null] },
       // Ids no actor has (they are u16), names of threads that are not strings.
@@ -289,6 +293,7 @@ describe("a run's counts in the lake", () => {
       poisoned: 0,
       failed: 0,
       produced: 0,
+      unread: 0,
       ...figures,
     });
     const counts = storedCountsOf({
@@ -300,6 +305,8 @@ describe("a run's counts in the lake", () => {
           streams: [stream('ticks', { skipped: 1 }), stream('orders', { failed: 2 })],
           timings: [{ actor: 'feed', actorId: 0, handled: 5, lost: 4 }],
         },
+        // Nothing read before the stop: what it left unread is counted all the same.
+        { id: 4, name: 'late', streams: [stream('ticks', { unread: 6 }), stream('orders')], timings: [] },
       ],
       refused: 7,
       drained: false,
@@ -310,6 +317,7 @@ describe("a run's counts in the lake", () => {
         { actor: 'feed', actorId: 0, ...stream('ticks', { produced: 9 }) },
         { actor: 'watcher', actorId: 3, ...stream('ticks', { skipped: 1 }) },
         { actor: 'watcher', actorId: 3, ...stream('orders', { failed: 2 }) },
+        { actor: 'late', actorId: 4, ...stream('ticks', { unread: 6 }) },
       ],
       timings: [{ observer: 'watcher', observerId: 3, actor: 'feed', actorId: 0, handled: 5, lost: 4 }],
       refused: 7,

@@ -84,7 +84,7 @@ async function createDiffTables(
  * The tables of the runs' counts (see `persist/run-counts.ts`): `run_counts` (one row per run:
  * ingress refused at the stop, whether it drained, the threads terminated, or why its block did
  * not read), `actor_counts` (per actor × stream: handled, skipped, lost, poisoned, failed,
- * produced) and `timing_reads` (per observer × actor: timing records read and lost). Runs go in
+ * produced, unread) and `timing_reads` (per observer × actor: timing records read and lost). Runs go in
  * by batches, each in a transaction; should some run's counts not make tables (the parser
  * refuses what it knows of), its batch goes in run by run, so that they are that run's `error`
  * and every other block's rows are there all the same.
@@ -98,7 +98,7 @@ async function createCountsTables(
     'CREATE TEMP TABLE run_counts (process_id VARCHAR, refused BIGINT, drained BOOLEAN, terminated JSON, error VARCHAR)',
   );
   await run(
-    'CREATE TEMP TABLE actor_counts (process_id VARCHAR, actor VARCHAR, actor_id INTEGER, stream VARCHAR, handled BIGINT, skipped BIGINT, lost BIGINT, poisoned BIGINT, failed BIGINT, produced BIGINT)',
+    'CREATE TEMP TABLE actor_counts (process_id VARCHAR, actor VARCHAR, actor_id INTEGER, stream VARCHAR, handled BIGINT, skipped BIGINT, lost BIGINT, poisoned BIGINT, failed BIGINT, produced BIGINT, unread BIGINT)',
   );
   await run(
     'CREATE TEMP TABLE timing_reads (process_id VARCHAR, observer VARCHAR, observer_id INTEGER, actor VARCHAR, actor_id INTEGER, handled BIGINT, lost BIGINT)',
@@ -112,7 +112,7 @@ async function createCountsTables(
       runs: [`(${p}, ${num(c.refused)}, ${c.drained === true}, ${text(JSON.stringify(c.terminated))}, NULL)`],
       actors: c.streams.map(
         (s) =>
-          `(${p}, ${text(s.actor)}, ${num(s.actorId)}, ${text(s.stream)}, ${num(s.handled)}, ${num(s.skipped)}, ${num(s.lost)}, ${num(s.poisoned)}, ${num(s.failed)}, ${num(s.produced)})`,
+          `(${p}, ${text(s.actor)}, ${num(s.actorId)}, ${text(s.stream)}, ${num(s.handled)}, ${num(s.skipped)}, ${num(s.lost)}, ${num(s.poisoned)}, ${num(s.failed)}, ${num(s.produced)}, ${num(s.unread ?? 0)})`,
       ),
       reads: c.timings.map(
         (t) =>

@@ -1,6 +1,6 @@
 /**
  * A run's counts in the lake: what every actor's consumers and producers counted (handled,
- * skipped, lost to a lap, poisoned, failed, produced, per stream; timing records read and lost,
+ * skipped, lost to a lap, poisoned, failed, produced, left unread, per stream; timing records read and lost,
  * per observed actor), and the ingress refused at the stop. The persister writes them at the
  * stop, after every actor thread has ended, as one document stream of the run's process (see
  * documents.ts), tagged `counts`: a message an actor lost is counted in the lake, not only in the
@@ -34,6 +34,12 @@ export interface StoredActorStream {
   /** Handed to a handler that threw. */
   readonly failed: number;
   readonly produced: number;
+  /**
+   * Published past where its consumer stopped: never read (the stop did not drain, or it crashed
+   * and was not restarted; see `ActorStreamCounts.unread`). Absent from the counts of runs made
+   * before it was counted: read as 0.
+   */
+  readonly unread?: number;
 }
 
 /** What an observer read of one actor's timing queue. */
@@ -66,7 +72,7 @@ export function storedCountsOf(counts: SystemCounts): StoredCounts {
   return {
     streams: counts.actors.flatMap((a) =>
       a.streams
-        .filter((s) => s.handled + s.skipped + s.lost + s.failed + s.produced > 0)
+        .filter((s) => s.handled + s.skipped + s.lost + s.failed + s.produced + s.unread > 0)
         .map((s) => ({
           actor: a.name,
           actorId: a.id,
@@ -77,6 +83,7 @@ export function storedCountsOf(counts: SystemCounts): StoredCounts {
           poisoned: s.poisoned,
           failed: s.failed,
           produced: s.produced,
+          unread: s.unread,
         })),
     ),
     timings: counts.actors.flatMap((a) =>
@@ -131,7 +138,8 @@ export function parseStoredCounts(objects: Uint8Array): StoredCounts {
         typeof s?.actor === 'string' &&
         typeof s.stream === 'string' &&
         isActorId(s.actorId) &&
-        figures.every((f) => isCount(s[f])),
+        figures.every((f) => isCount(s[f])) &&
+        (s.unread === undefined || isCount(s.unread)),
     ) ||
     !counts.timings.every(
       (t: Partial<StoredTimingRead>) =>
