@@ -51,7 +51,10 @@ export interface SystemCounts {
   readonly refused: number;
   /** False if consumers were still busy when the drain timeout ran out. */
   readonly drained: boolean;
-  /** Threads that did not exit in time and were terminated (their actors did not report). */
+  /**
+   * Threads that did not exit in time and were terminated: their actors did not report, their
+   * figures were read from shared memory (as of each one's last commit; timing reads not known).
+   */
   readonly terminated: readonly string[];
 }
 

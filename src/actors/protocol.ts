@@ -20,6 +20,8 @@ export interface ActorAssignment {
   /** Structured-cloned and passed to the actor's constructor. */
   readonly args: unknown;
   readonly start: AdapterStart;
+  /** Where its adapter keeps its figures (`SpineAdapter`'s `figures`): new for each incarnation. */
+  readonly figures: SharedArrayBuffer;
 }
 
 export interface ActorWorkerData {

@@ -3,6 +3,18 @@ import { ConfigError } from '../errors.js';
 import { checkOptionNames } from '../options.js';
 import { type WaitStrategyName, waitStrategyNamed } from '../queues/index.js';
 import {
+  actorConsumerOwner,
+  createFigures,
+  FAILED,
+  FIGURES,
+  figuresOf,
+  HANDLED,
+  LOST,
+  POISONED,
+  PRODUCED_FROM,
+  SKIPPED,
+} from '../spine/adapter.js';
+import {
   type AdapterPositions,
   type AdapterStart,
   MAX_WORKERS,
@@ -50,6 +62,8 @@ interface ActorEntry {
   readonly options: SpawnOptions;
   restartsLeft: number;
   name?: string;
+  /** Its current incarnation's figures (see `SpineAdapter`), read if its thread ends unreported. */
+  figures?: SharedArrayBuffer;
 }
 
 interface ThreadState {
@@ -77,6 +91,10 @@ interface ThreadState {
   terminatedBy?: 'stop' | 'abort';
   /** Resolves `start`'s wait for this thread to have the actors' names. */
   namesReceived?: () => void;
+  /** Whether its current incarnation reported what its actors did (at its exit or its crash). */
+  reported?: boolean;
+  /** Whether its current incarnation's actors all ran `onInit` (none ran a loop before). */
+  ran?: boolean;
   /** What earlier incarnations of the thread's actors did, reported at their crash. */
   readonly earlier: WorkerActorReport[];
 }
@@ -303,7 +321,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
     if (terminated.length > 0) this.countDeadClaims();
     // Every thread has ended: nothing is published any more, what is left unread is final.
-    const published = this.spine.names.map((_, i) => this.spine.queue(i).stats().published);
+    const published = this.spine.names.map((_, i) => this.spine.queue(i).settledPublished());
+    this.reportTerminated(published);
     const counts: SystemCounts = {
       actors: [...this.threads.values()].flatMap((t) =>
         mergeReports([...t.earlier, ...(t.report ?? [])], published),
@@ -361,7 +380,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       worker: thread.index,
       wait: thread.wait,
       spine: this.spine.descriptor(),
-      actors: thread.actors.map((a) => ({ id: a.id, module: a.module, args: a.options.args, start })),
+      actors: thread.actors.map((a) => {
+        // Each incarnation counts anew, in figures of its own: a crashed one's are in its report.
+        a.figures = createFigures(this.spine.names.length);
+        return { id: a.id, module: a.module, args: a.options.args, start, figures: a.figures };
+      }),
       names: this.names(),
       instrumentation: thread.buffers,
     });
@@ -371,6 +394,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     let settle: { resolve: () => void; reject: (e: unknown) => void } | undefined;
     thread.initialized = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
     thread.ended = false;
+    thread.reported = false;
+    thread.ran = false;
     thread.exit = new Promise<void>((resolve) =>
       worker.once('exit', () => {
         if (current()) {
@@ -391,6 +416,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
           for (const attachment of this.attachments.values()) attachment.actorsNamed(this.attachedActors());
         }
         thread.status = 'running';
+        thread.ran = true;
         settle?.resolve();
       } else if (message.type === 'init-failed') {
         thread.status = 'crashed';
@@ -403,11 +429,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
           message.error.stack,
         );
         settle?.reject(crash);
+        thread.reported = true;
         thread.earlier.push(...message.actors);
         this.onCrash(thread, crash, message.positions);
       } else if (message.type === 'names-received') {
         thread.namesReceived?.();
       } else if (message.type === 'exited') {
+        thread.reported = true;
         thread.report = message.actors;
         thread.status = 'exited';
       }
@@ -554,6 +582,45 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       reader.logs.countDeadClaim();
       reader.metrics.countDeadClaim();
       reader.spans.countDeadClaim();
+    }
+  }
+
+  /**
+   * Gives a thread whose last incarnation ran and ended without reporting (terminated by the stop,
+   * or dead without a word: an error outside any handler, `process.exit`) the report its actors'
+   * figures and consumer entries make, read after its worker's `exit` (Node emits it once the
+   * thread has stopped: every store of it is done): handled, skipped, failed, lost and poisoned
+   * as of each consumer's last commit, and where that commit left it (the message a handler was
+   * stuck on counts as unread); produced from where its producer of a stream began to the
+   * stream's settled count. What an observer read of timing queues is not known.
+   */
+  private reportTerminated(published: readonly number[]): void {
+    for (const thread of this.threads.values()) {
+      if (thread.worker === undefined || thread.reported === true || thread.ran !== true) continue;
+      const entries = this.spine.names.map((_, i) => this.spine.queue(i).stats().consumers);
+      thread.report = thread.actors.map((actor): WorkerActorReport => {
+        const owner = actorConsumerOwner(actor.id);
+        const owned = entries.map((consumers) => consumers.find((c) => c.owner === owner));
+        const figures = figuresOf(actor.figures!);
+        return {
+          id: actor.id,
+          name: actor.name ?? thread.name,
+          streams: this.spine.names.map((stream, i) => {
+            const from = figures[i * FIGURES + PRODUCED_FROM]!;
+            return {
+              stream,
+              handled: figures[i * FIGURES + HANDLED]!,
+              skipped: figures[i * FIGURES + SKIPPED]!,
+              lost: figures[i * FIGURES + LOST]!,
+              poisoned: figures[i * FIGURES + POISONED]!,
+              failed: figures[i * FIGURES + FAILED]!,
+              produced: from < 0 ? 0 : Math.max(0, published[i]! - from),
+            };
+          }),
+          timings: [],
+          stoppedAt: owned.map((c) => c?.position ?? null),
+        };
+      });
     }
   }
 

@@ -3,6 +3,7 @@
  * `onInit`, wait for the start, run the actors until told to exit, run `onExit`, report.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { figuresOf } from '../spine/adapter.js';
 import { Spine, SpineAdapter, ThreadActivity } from '../spine/index.js';
 import { bindThreadInstrumentation } from '../telemetry/instrumentation/index.js';
 import { Actor } from './actor.js';
@@ -59,6 +60,7 @@ async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningA
     assignment.start,
     names,
     activity,
+    figuresOf(assignment.figures),
   );
   return { id: assignment.id, actor, adapter };
 }

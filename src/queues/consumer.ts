@@ -46,8 +46,10 @@ export interface ConsumerOptions {
    * A tag marking the consumer's table entry as its owner's (a non-zero int32 other than 1, the
    * untagged mark), so that the owner's supervisor can give back every entry a thread of it took
    * with `queue.releaseConsumersOf(owner)`, even one the thread died before it could report (the
-   * persister's, killed while it attached). Negative tags are dorsal's: a persister thread marks
-   * its entries with minus its thread id, and they are freed when it ends; pick a positive one.
+   * persister's, killed while it attached), or find it in `stats().consumers`. Dorsal's own: a
+   * persister thread marks its entries with minus its thread id (freed when it ends); an actor's
+   * adapter marks its entries in a spine's queues with the actor's id + 2 (2 to 65537), where its
+   * system finds them should its thread end without a report. Pick a tag above 65537.
    */
   readonly owner?: number;
 }

@@ -16,6 +16,8 @@ import type { Parker, Signal } from './signal.js';
 /** A consumer's entry in `QueueStats`. */
 export interface ConsumerStats {
   readonly index: number;
+  /** The tag its entry was claimed with (`ConsumerOptions.owner`), or 1: none. */
+  readonly owner: number;
   /** Exact sequence of the next message it will read. */
   readonly position: number;
   readonly received: number;
@@ -165,6 +167,15 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
   }
 
   /**
+   * Messages published, once every producer's thread has ended (exited, or terminated): read from
+   * the slots a single producer wrote, with SC loads of their versions, not from its plain count,
+   * which the language lets a reader see stale when nothing ordered its store before the read.
+   */
+  settledPublished(): number {
+    return this.core.checkedPublished();
+  }
+
+  /**
    * Frees consumer entry `index` without its consumer's `close`: only for a consumer whose thread
    * is known to be dead, so that a stop no longer waits for it to catch up and the entry can be
    * taken again.
@@ -238,18 +249,26 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
   stats(): QueueStats {
     const core = this.core;
     const { i32, f64 } = core.views;
-    const entries: { index: number; position: number; received: number; lost: number; poisoned: number }[] =
-      [];
+    const entries: {
+      index: number;
+      owner: number;
+      position: number;
+      received: number;
+      lost: number;
+      poisoned: number;
+    }[] = [];
     for (let index = 0; index < core.maxConsumers; index++) {
       const byte = core.consumerEntryByte(index);
       // SC load of the entry's state, then of its committed position: the latter synchronizes
       // with the owner's commit (see Consumer.commit), so the exact position after it and what
       // the owner published before committing are seen. The other figures are plain reads of
       // what the owner stores plainly: a snapshot of recent values, not of one instant.
-      if (Atomics.load(i32, (byte + H.CONSUMER_STATE_BYTE) >> 2) === 0) continue;
+      const owner = Atomics.load(i32, (byte + H.CONSUMER_STATE_BYTE) >> 2);
+      if (owner === 0) continue;
       Atomics.load(i32, (byte + H.CONSUMER_COMMITTED_BYTE) >> 2);
       entries.push({
         index,
+        owner,
         position: f64[(byte + H.CONSUMER_POSITION_BYTE) >> 3]!,
         received: f64[(byte + H.CONSUMER_RECEIVED_BYTE) >> 3]!,
         lost: f64[(byte + H.CONSUMER_LOST_BYTE) >> 3]!,

@@ -50,6 +50,50 @@ export type Handler<D, K extends StreamName<D>> = (
 ) => void;
 
 /** Per stream, what this adapter did: for monitoring and the system's report. */
+/**
+ * Numbers per stream in an adapter's figures (see `SpineAdapter`'s `figures`), and their places:
+ * handled, skipped, failed, lost and poisoned (as its consumer counted them), and the stream's
+ * published count when this adapter's producer of it began (-1: it has none), from which a reader
+ * of the settled queue counts what it produced. All as of the consumer's last commit.
+ */
+export const FIGURES = 6;
+export const HANDLED = 0;
+export const SKIPPED = 1;
+export const FAILED = 2;
+export const LOST = 3;
+export const POISONED = 4;
+export const PRODUCED_FROM = 5;
+
+/** Bytes of padding on either side of an adapter's figures in their buffer: a cache line. */
+const FIGURES_PAD = 64;
+
+/**
+ * A buffer for an adapter's figures of `streams` streams, a cache line of padding on either side:
+ * its thread stores into them at every drain, and another allocation sharing their cache lines
+ * (another thread's figures) would bounce those lines between cores at every message.
+ */
+export function createFigures(streams: number): SharedArrayBuffer {
+  const buffer = new SharedArrayBuffer(2 * FIGURES_PAD + streams * FIGURES * Float64Array.BYTES_PER_ELEMENT);
+  // No producer yet, should its thread end before its adapter exists.
+  const figures = figuresOf(buffer);
+  for (let i = 0; i < streams; i++) figures[i * FIGURES + PRODUCED_FROM] = -1;
+  return buffer;
+}
+
+/** The figures in a buffer `createFigures` made. */
+export function figuresOf(buffer: SharedArrayBuffer): Float64Array {
+  return new Float64Array(
+    buffer,
+    FIGURES_PAD,
+    (buffer.byteLength - 2 * FIGURES_PAD) / Float64Array.BYTES_PER_ELEMENT,
+  );
+}
+
+/** The tag of an actor's consumer entries (`ConsumerOptions.owner`): positive, never 1. */
+export function actorConsumerOwner(actorId: number): number {
+  return actorId + 2;
+}
+
 export interface AdapterStreamStats {
   readonly stream: string;
   readonly handled: number;
@@ -108,9 +152,14 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private readonly consumed: number[] = [];
   private readonly outs: object[][] = [];
   private readonly producers: (QueueProducer<object, Tracking> | undefined)[] = [];
-  private readonly handled: number[] = [];
-  private readonly skipped: number[] = [];
-  private readonly failures: number[] = [];
+  /**
+   * Per stream, what this actor counted (see `FIGURES`), in shared memory when its system gave
+   * some, so that the system can read them after the thread ended without a report (terminated at
+   * a stop): it reads them after the worker's `exit` (Node emits it once the thread has stopped),
+   * so every store is done. Changed only with a commit (a drain's end), so that they agree with
+   * the committed position, from which what the thread left is counted unread.
+   */
+  private readonly figures: Float64Array;
   /** The actor's timing queue, written in place (claim, stores, commit): see `handle`. */
   private readonly timing: ClaimingProducer<TimingRecord> | undefined;
   private readonly timingViews: BufferViews | undefined;
@@ -147,6 +196,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     start: AdapterStart = 'head',
     names: ReadonlyMap<number, string> = new Map(),
     activity?: ThreadActivity,
+    figures?: Float64Array,
   ) {
     // Stored unchecked into each timing record (and checked by the envelope's codec anyway);
     // refused before any role in the spine is taken.
@@ -160,6 +210,14 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.actorName = actorName;
     this.start = start;
     this.activity = activity;
+    const length = spine.names.length * FIGURES;
+    if (figures !== undefined && figures.length !== length) {
+      throw new ConfigError(
+        `an adapter's figures hold ${length} numbers (${FIGURES} per stream), got ${figures.length}`,
+      );
+    }
+    this.figures = figures ?? new Float64Array(length);
+    for (let i = 0; i < spine.names.length; i++) this.figures[i * FIGURES + PRODUCED_FROM] = -1;
     // Timing records wake no one: their readers poll them whenever their thread is awake, and no
     // thread parks on a timing queue's signal. That saves the sleeper-count load per handler call.
     this.timing = spine.timingQueue(actorId)?.claimingProducer({ wakes: false });
@@ -171,11 +229,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
         : { at: start.timings ?? {}, others: start.otherTimings === 'head' ? 'head' : 'first' },
     );
     this.context = new HandlerContext(spine.names, this.lastTracking);
-    for (let i = 0; i < spine.names.length; i++) {
-      this.handled.push(0);
-      this.skipped.push(0);
-      this.failures.push(0);
-    }
   }
 
   /** Handles every message waiting on `stream`, in order. Returns how many were handled. */
@@ -216,7 +269,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const tracking = this.lastTracking;
     let seq = 0;
     while (consumer.poll(out)) {
-      if (last !== undefined) this.skipped[index]!++;
+      if (last !== undefined) this.drainSkipped++;
       last = out;
       out = out === a ? b : a;
       copyTracking(consumer.envelope, tracking);
@@ -369,11 +422,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   stats(): AdapterStreamStats[] {
     return this.spine.names.map((stream, i) => ({
       stream,
-      handled: this.handled[i]!,
-      skipped: this.skipped[i]!,
+      handled: this.figures[i * FIGURES + HANDLED]!,
+      skipped: this.figures[i * FIGURES + SKIPPED]!,
       lost: this.consumers[i]?.lost ?? 0,
       poisoned: this.consumers[i]?.poisoned ?? 0,
-      failed: this.failures[i]!,
+      failed: this.figures[i * FIGURES + FAILED]!,
       produced: this.producers[i]?.published ?? 0,
     }));
   }
@@ -414,7 +467,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       this.clockHint = this.clock.now();
       do {
         if (filter !== undefined && !this.passes(filter, out)) {
-          this.skipped[index]!++;
+          this.drainSkipped++;
           this.clockHint = this.clock.now();
           continue;
         }
@@ -437,6 +490,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.failed = -1;
     this.drainIndex = index;
     this.drainCount = 0;
+    this.drainSkipped = 0;
     this.drainOuter = outer;
     return outer !== undefined;
   }
@@ -448,17 +502,26 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    */
   private endDrain(): void {
     const n = this.drainCount;
-    this.handled[this.drainIndex]! += n;
+    // The figures change with the commit, never before it: a thread that ends in a drain leaves
+    // them as of its last commit, beside the committed position (see `figures`).
+    const figures = this.figures;
+    const at = this.drainIndex * FIGURES;
+    const consumer = this.consumers[this.drainIndex]!;
+    figures[at + HANDLED]! += n;
+    figures[at + SKIPPED]! += this.drainSkipped;
+    figures[at + LOST] = consumer.lost;
+    figures[at + POISONED] = consumer.poisoned;
     this.work += n;
     // What was handled (or skipped) is committed only now, after the handlers and what they
     // produced: a stop reads the committed position (see ConsumerOptions.positions).
-    this.consumers[this.drainIndex]!.commit();
+    consumer.commit();
     const outer = this.drainOuter;
     if (outer !== undefined) {
       this.restoreContext(outer);
     } else {
       this.drainIndex = -1;
       this.drainCount = 0;
+      this.drainSkipped = 0;
     }
   }
 
@@ -468,7 +531,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       return filter(msg as never);
     } catch (error) {
       // The message was read, and neither handled nor skipped: counted as failed.
-      this.failures[this.drainIndex]!++;
+      this.figures[this.drainIndex * FIGURES + FAILED]!++;
       this.endDrain();
       throw error;
     }
@@ -494,6 +557,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    */
   private drainIndex = -1;
   private drainCount = 0;
+  /** Messages the drain under way read and skipped (a filter's, or older in `consumeLast`). */
+  private drainSkipped = 0;
   private drainOuter: SavedContext | undefined = undefined;
 
   /** Runs one handler on message `handlingSeq`, timed from `clockHint`; leaves its end there. */
@@ -524,7 +589,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       // names this stream, and the message is counted as failed.
       this.inHandler = false;
       this.failed = index;
-      this.failures[index]!++;
+      this.figures[index * FIGURES + FAILED]!++;
       this.endDrain();
       throw error;
     }
@@ -565,6 +630,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       inHandler: this.inHandler,
       drainIndex: this.drainIndex,
       drainCount: this.drainCount,
+      drainSkipped: this.drainSkipped,
       drainOuter: this.drainOuter,
     };
   }
@@ -579,6 +645,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.inHandler = saved.inHandler;
     this.drainIndex = saved.drainIndex;
     this.drainCount = saved.drainCount;
+    this.drainSkipped = saved.drainSkipped;
     this.drainOuter = saved.drainOuter;
   }
 
@@ -624,6 +691,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       from,
       signal: this.spine.control.streamSignal(index),
       positions: 'commit',
+      // Its system finds it by this tag once the thread ended without a report.
+      owner: actorConsumerOwner(this.actorId),
     });
     this.consumers[index] = consumer;
     this.consumed.push(index);
@@ -638,6 +707,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       // The envelope object belongs to this producer: its actor never changes.
       producer.envelope.actor = this.actorId;
       this.producers[index] = producer;
+      // Read by the system once the thread has ended. Of a stream several produce, the count says
+      // nothing of this one's share: left unknown.
+      if (!queue.multiProducer) this.figures[index * FIGURES + PRODUCED_FROM] = queue.settledPublished();
       return producer;
     } catch (error) {
       throw new ConfigError(
@@ -664,6 +736,7 @@ interface SavedContext {
   readonly inHandler: boolean;
   readonly drainIndex: number;
   readonly drainCount: number;
+  readonly drainSkipped: number;
   readonly drainOuter: SavedContext | undefined;
 }
 

@@ -209,6 +209,50 @@ describe('a graceful stop', () => {
     expect(ticks.handled + ticks.skipped + ticks.lost + ticks.failed + ticks.unread).toBe(1000);
   }, 20_000);
 
+  it('a thread the stop terminates is reported all the same: its figures until its last commit, from shared memory', async () => {
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    const entered = new SharedArrayBuffer(4);
+    system.spawn(fixture('stuck-at'), { args: { at: 5, entered }, thread: 'stuck' });
+    system.spawn(fixture('feed'), { args: { count: 20, perLoop: 20 } });
+    await system.start();
+    await until(
+      () => system.spine.queue(0).stats().published === 20 && Atomics.load(new Int32Array(entered), 0) === 1,
+      'every tick, and the handler stuck on tick 5',
+    );
+    const report = await system.stop();
+    expect(report.terminated).toEqual(['stuck']);
+    const stuck = report.actors.find((a) => a.name === 'stuck-at')!;
+    // Ticks 0–4 handled; the one its handler is stuck on was never committed: unread, as the rest.
+    expect(stuck.streams.find((s) => s.stream === 'ticks')).toMatchObject({
+      handled: 5,
+      skipped: 0,
+      lost: 0,
+      failed: 0,
+      unread: 15,
+    });
+    expect(stuck.streams.find((s) => s.stream === 'orders')).toMatchObject({ produced: 5, unread: 0 });
+  }, 20_000);
+
+  it("a thread terminated in a drain: what the drain read is counted once, as of the drain's start", async () => {
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    const entered = new SharedArrayBuffer(4);
+    const go = new SharedArrayBuffer(4);
+    // One drain reads all 20 ticks: it skips 0–18 and gets stuck on 19.
+    system.spawn(fixture('stuck-at'), { args: { at: 19, entered, go }, thread: 'stuck' });
+    system.spawn(fixture('feed'), { args: { count: 20, perLoop: 20 } });
+    await system.start();
+    await until(() => system.spine.queue(0).stats().published === 20, 'every tick');
+    Atomics.store(new Int32Array(go), 0, 1);
+    await until(() => Atomics.load(new Int32Array(entered), 0) === 1, 'the handler stuck on tick 19');
+    const report = await system.stop();
+    expect(report.terminated).toEqual(['stuck']);
+    const ticks = report.actors
+      .find((a) => a.name === 'stuck-at')!
+      .streams.find((s) => s.stream === 'ticks')!;
+    // Nothing committed: every tick unread, none also skipped.
+    expect(ticks).toMatchObject({ handled: 0, skipped: 0, lost: 0, failed: 0, unread: 20 });
+  }, 20_000);
+
   it('a stop asked while an onInit never returns ends the start in the exit timeout: no hang, no thread left', async () => {
     const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
     system.spawn(fixture('hang-init'));

@@ -7,9 +7,9 @@
  * report of the process that ran it. The analytics make `actor_counts` of it, and add its losses
  * to `losses` (one row per actor × stream, beside the persister's).
  *
- * Not there: the counts of the last incarnation of an actor whose thread was terminated (it never
- * reported; what its crashed incarnations reported is), and any of a process killed before its
- * stop (its blocks say what the persister lost, nothing more).
+ * Not there: what an observer whose thread was terminated read of timing queues (the system reads
+ * its other figures from shared memory, as of its last commit), and any of a process killed before
+ * its stop (its blocks say what the persister lost, nothing more).
  */
 import type { SystemCounts } from '../../actors/index.js';
 import type { StreamInfo } from '../wire/index.js';
@@ -63,7 +63,7 @@ export interface StoredCounts {
   readonly refused: number;
   /** False if consumers were still busy when the drain timeout ran out. */
   readonly drained: boolean;
-  /** Threads that did not exit in time: their actors' counts are missing. */
+  /** Threads that did not exit in time: their actors' counts are as of their last commit (timing reads missing). */
   readonly terminated: readonly string[];
 }
 
