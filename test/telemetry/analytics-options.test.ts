@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Analytics, analyticsQueryRoute } from '../../src/analytics.js';
+import { viewRoutes } from '../../src/telemetry/views/routes.js';
 import { tempDir } from './fixtures.js';
 
 describe('Analytics.open options', () => {
@@ -35,6 +36,16 @@ describe('Analytics.open options', () => {
     expect(() =>
       analyticsQueryRoute({ lake: { data: join(dir, 'lake') }, cacheDir: join(dir, 'c'), timeoutMs: 0 }),
     ).toThrow("analytics option 'timeoutMs' must be an integer from 1 to 3600000, got 0");
+  });
+
+  it.each([
+    ['pageTimeoutMs', Number.NaN],
+    ['pageTimeoutMs', 0],
+    ['timeoutMs', 2 ** 31],
+  ])('refuses the views %s = %s when they are made, naming it', (name, value) => {
+    expect(() => viewRoutes({ analytics: () => Promise.reject(new Error('unused')), [name]: value })).toThrow(
+      `view option '${name}' must be an integer from 1 to 2147483647 (ms), got ${value}`,
+    );
   });
 
   it('refuses a cache directory that is not a path', async () => {

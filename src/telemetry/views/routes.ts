@@ -1,3 +1,4 @@
+import { ConfigError } from '../../errors.js';
 import { QueryRefusedError } from '../analytics/guard.js';
 import {
   answerInSlot,
@@ -62,8 +63,8 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
   const slots =
     options.slots ??
     new QuerySlots(DEFAULT_MAX_CONCURRENT_QUERIES, DEFAULT_MAX_WAITING_QUERIES, DEFAULT_MAX_QUEUE_WAIT_MS);
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const pageTimeoutMs = options.pageTimeoutMs ?? 4 * timeoutMs;
+  const timeoutMs = checkedMs('timeoutMs', options.timeoutMs ?? 30_000);
+  const pageTimeoutMs = checkedMs('pageTimeoutMs', options.pageTimeoutMs ?? Math.min(4 * timeoutMs, MAX_MS));
   const samples = new LiveSamples(options.analytics, {
     ...(options.liveIntervalMs === undefined ? {} : { intervalMs: options.liveIntervalMs }),
     slots,
@@ -150,4 +151,15 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
       close: async () => samples.close(),
     },
   ];
+}
+
+/** The longest time limit a timer takes, in ms. */
+const MAX_MS = 2 ** 31 - 1;
+
+/** `ms`, or a `ConfigError` naming `name` when no timer can wait that long. */
+function checkedMs(name: string, ms: number): number {
+  if (!Number.isSafeInteger(ms) || ms < 1 || ms > MAX_MS) {
+    throw new ConfigError(`view option '${name}' must be an integer from 1 to ${MAX_MS} (ms), got ${ms}`);
+  }
+  return ms;
 }
