@@ -338,6 +338,13 @@ describe('a query whose blocks are still being decoded', () => {
       const holding = query(server.url, TICKS_SQL, { process: viewed, timeoutMs: 20_000 });
       await expect.poll(() => slots.inFlight, { timeout: 10_000, interval: 20 }).toBe(1);
       expect(await codeOf(await page())).toBe('DORSAL_BUSY');
+      // A person's page says so, and asks again by itself.
+      const person = await fetch(`${server.url}/?process=${viewed}`);
+      expect(person.status).toBe(503);
+      expect(person.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(person.headers.get('refresh')).toBe('5');
+      expect(person.headers.get('retry-after')).toBe('5');
+      expect(await person.text()).toMatch(/Not yet: the server is running or answering 1 queries at once/);
       // The stream takes no slot: it is answered, and says why its sample failed.
       const live = await fetch(`${server.url}/live?process=${viewed}`);
       expect(live.status).toBe(200);

@@ -11,6 +11,7 @@ import {
 import type { AnalyticsQuestions } from '../analytics/questions.js';
 import type { ExtraRoute, RouteAnswer, RouteRequest } from '../ingestion/http.js';
 import { withinDeadline } from './deadline.js';
+import { esc } from './format.js';
 import { LiveSamples } from './live.js';
 import { type PickedProcess, processPicker } from './picker.js';
 import { gatherReport, type ReportLimits } from './report-data.js';
@@ -107,6 +108,7 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
     handle,
   });
   return [
+    // A person's page: refused for now (busy, or the lake still read for it), it says so and asks again.
     get('/', (_body, request) =>
       page(request, async (limits) => {
         const processes = await listed(limits);
@@ -122,7 +124,7 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
           live: `/live?process=${encodeURIComponent(processId)}`,
         });
         return { status: 200, contentType: HTML, body };
-      }),
+      }).catch(refusedPage),
     ),
     get('/views/data', (_body, request) =>
       page(request, async (limits) => {
@@ -162,4 +164,26 @@ function checkedMs(name: string, ms: number): number {
     throw new ConfigError(`view option '${name}' must be an integer from 1 to ${MAX_MS} (ms), got ${ms}`);
   }
   return ms;
+}
+
+/** Seconds after which a refused page asks again. */
+const PAGE_RETRY_SECONDS = 5;
+
+/**
+ * A page refused for now (the server busy, or the lake still being read for it) as a page that
+ * says so and reloads itself (`Refresh`), not as the API's JSON; any other error as it is.
+ */
+function refusedPage(error: unknown): RouteAnswer {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== 'DORSAL_BUSY' && code !== 'DORSAL_QUERY_NOT_READY') throw error;
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    status: 503,
+    contentType: HTML,
+    headers: { 'retry-after': String(PAGE_RETRY_SECONDS), refresh: String(PAGE_RETRY_SECONDS) },
+    body: htmlPage(
+      'dorsal: not yet',
+      `<h1>dorsal</h1><p>Not yet: ${esc(message)}</p><p>This page asks again in ${PAGE_RETRY_SECONDS} s.</p>`,
+    ),
+  };
 }
