@@ -13,7 +13,7 @@ import {
   POISONED,
   PRODUCED_FROM,
   SKIPPED,
-} from '../spine/adapter.js';
+} from '../spine/actor-figures.js';
 import {
   type AdapterPositions,
   type AdapterStart,

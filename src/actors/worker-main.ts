@@ -3,7 +3,7 @@
  * `onInit`, wait for the start, run the actors until told to exit, run `onExit`, report.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { figuresOf } from '../spine/adapter.js';
+import { figuresOf } from '../spine/actor-figures.js';
 import { Spine, SpineAdapter, ThreadActivity } from '../spine/index.js';
 import { bindThreadInstrumentation } from '../telemetry/instrumentation/index.js';
 import { Actor } from './actor.js';

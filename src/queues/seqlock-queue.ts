@@ -167,9 +167,10 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
   }
 
   /**
-   * Messages published, once every producer's thread has ended (exited, or terminated): read from
-   * the slots a single producer wrote, with SC loads of their versions, not from its plain count,
-   * which the language lets a reader see stale when nothing ordered its store before the read.
+   * Messages published, read from the slots a single producer wrote (SC loads of their versions),
+   * not from its plain count, which the language lets a reader see stale when nothing ordered its
+   * store before the read: exact when no producer is writing (every producer's thread has ended,
+   * or the caller is the producer's own thread).
    */
   settledPublished(): number {
     return this.core.checkedPublished();

@@ -1,5 +1,17 @@
 import { ConfigError } from '../errors.js';
 import type { BufferViews, ClaimingProducer, Consumer, QueueProducer, QueueStats } from '../queues/index.js';
+import {
+  actorConsumerOwner,
+  createFigures,
+  FAILED,
+  FIGURES,
+  figuresOf,
+  HANDLED,
+  LOST,
+  POISONED,
+  PRODUCED_FROM,
+  SKIPPED,
+} from './actor-figures.js';
 import type { Clock } from './clock.js';
 import { Phase } from './control.js';
 import type { SpineDefinition, StreamMessage, StreamSpecs } from './definition.js';
@@ -50,50 +62,6 @@ export type Handler<D, K extends StreamName<D>> = (
 ) => void;
 
 /** Per stream, what this adapter did: for monitoring and the system's report. */
-/**
- * Numbers per stream in an adapter's figures (see `SpineAdapter`'s `figures`), and their places:
- * handled, skipped, failed, lost and poisoned (as its consumer counted them), and the stream's
- * published count when this adapter's producer of it began (-1: it has none), from which a reader
- * of the settled queue counts what it produced. All as of the consumer's last commit.
- */
-export const FIGURES = 6;
-export const HANDLED = 0;
-export const SKIPPED = 1;
-export const FAILED = 2;
-export const LOST = 3;
-export const POISONED = 4;
-export const PRODUCED_FROM = 5;
-
-/** Bytes of padding on either side of an adapter's figures in their buffer: a cache line. */
-const FIGURES_PAD = 64;
-
-/**
- * A buffer for an adapter's figures of `streams` streams, a cache line of padding on either side:
- * its thread stores into them at every drain, and another allocation sharing their cache lines
- * (another thread's figures) would bounce those lines between cores at every message.
- */
-export function createFigures(streams: number): SharedArrayBuffer {
-  const buffer = new SharedArrayBuffer(2 * FIGURES_PAD + streams * FIGURES * Float64Array.BYTES_PER_ELEMENT);
-  // No producer yet, should its thread end before its adapter exists.
-  const figures = figuresOf(buffer);
-  for (let i = 0; i < streams; i++) figures[i * FIGURES + PRODUCED_FROM] = -1;
-  return buffer;
-}
-
-/** The figures in a buffer `createFigures` made. */
-export function figuresOf(buffer: SharedArrayBuffer): Float64Array {
-  return new Float64Array(
-    buffer,
-    FIGURES_PAD,
-    (buffer.byteLength - 2 * FIGURES_PAD) / Float64Array.BYTES_PER_ELEMENT,
-  );
-}
-
-/** The tag of an actor's consumer entries (`ConsumerOptions.owner`): positive, never 1. */
-export function actorConsumerOwner(actorId: number): number {
-  return actorId + 2;
-}
-
 export interface AdapterStreamStats {
   readonly stream: string;
   readonly handled: number;
@@ -156,8 +124,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    * Per stream, what this actor counted (see `FIGURES`), in shared memory when its system gave
    * some, so that the system can read them after the thread ended without a report (terminated at
    * a stop): it reads them after the worker's `exit` (Node emits it once the thread has stopped),
-   * so every store is done. Changed only with a commit (a drain's end), so that they agree with
-   * the committed position, from which what the thread left is counted unread.
+   * so every store is done. Changed at a commit (a drain's end), so that they agree with the
+   * committed position, from which what the thread left is counted unread.
    */
   private readonly figures: Float64Array;
   /** The actor's timing queue, written in place (claim, stores, commit): see `handle`. */
@@ -216,8 +184,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
         `an adapter's figures hold ${length} numbers (${FIGURES} per stream), got ${figures.length}`,
       );
     }
-    this.figures = figures ?? new Float64Array(length);
-    for (let i = 0; i < spine.names.length; i++) this.figures[i * FIGURES + PRODUCED_FROM] = -1;
+    this.figures = figures ?? figuresOf(createFigures(spine.names.length));
     // Timing records wake no one: their readers poll them whenever their thread is awake, and no
     // thread parks on a timing queue's signal. That saves the sleeper-count load per handler call.
     this.timing = spine.timingQueue(actorId)?.claimingProducer({ wakes: false });
@@ -502,8 +469,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    */
   private endDrain(): void {
     const n = this.drainCount;
-    // The figures change with the commit, never before it: a thread that ends in a drain leaves
-    // them as of its last commit, beside the committed position (see `figures`).
+    // The figures change with the commit, right before it, not message by message: a thread
+    // terminated in a drain leaves them as of its last commit, beside the committed position (see
+    // `figures`). Only a termination landing between these stores and the commit, a few
+    // instructions, would count the drain's messages twice (and a failed one, in `handle` or
+    // `passes`, is counted right before its `endDrain`).
     const figures = this.figures;
     const at = this.drainIndex * FIGURES;
     const consumer = this.consumers[this.drainIndex]!;
