@@ -220,6 +220,12 @@ describe('analytics over a persisted run', () => {
     await expect(analytics.tree({ process: processId, stream: 'ticks', seq: -1 })).rejects.toThrow(
       QueryRefusedError,
     );
+    // A stream with no view of its own (none by that name): asked of every stream, found nowhere.
+    for (const stream of ['nope', `it's "quoted"`]) {
+      await expect(analytics.tree({ process: processId, stream, seq: 1 })).rejects.toThrow(
+        `tree: no message ${stream} #1 in process ${processId}`,
+      );
+    }
   });
 
   it('finds the slowest trees, slowest first, each whole', async () => {

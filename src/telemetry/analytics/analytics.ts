@@ -485,7 +485,7 @@ export class Analytics extends AnalyticsQuestions {
     const signal = scope.signal;
     // Its turn came after it stopped waiting for it (see `within`): nothing more is done for it.
     if (signal?.aborted === true) throw cancelled();
-    await checkBound(connection, sql);
+    const prepared = await checkBound(connection, sql);
     const { timeoutMs, whole } = limit;
     const before = performance.now() - limit.began;
     if (whole && before >= timeoutMs) {
@@ -520,7 +520,7 @@ export class Analytics extends AnalyticsQuestions {
       // comes, so that an answer is cut at its row or byte limit before the rest is made (a row
       // may hold a string of any size: a whole chunk of them made at once exhausted the heap).
       const { JsonDuckDBValueConverter } = await import('@duckdb/node-api');
-      const result = await connection.stream(sql);
+      const result = await prepared.stream();
       const types = result.columnTypes();
       const rows: Json[][] = [];
       let bytes = 0;

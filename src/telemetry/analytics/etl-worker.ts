@@ -1,5 +1,11 @@
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { type BlockParts, type CoverageRow, type RejectedBlock, writePartition } from './etl.js';
+import {
+  type BlockParts,
+  type CoverageRow,
+  PARTITION_COPY_OPTIONS,
+  type RejectedBlock,
+  writePartition,
+} from './etl.js';
 import type { SourceTable } from './source-tables.js';
 import { quoteLiteral } from './sql.js';
 
@@ -63,7 +69,7 @@ export default async function writePartitionTask(task: EtlTask): Promise<Partiti
 async function mergePartitions(etl: DuckDBConnection, task: MergeTask): Promise<PartitionTaskResult> {
   const list = (files: readonly string[]) => `[${files.map(quoteLiteral).join(', ')}]`;
   const written = await etl.run(
-    `COPY (SELECT * FROM read_parquet(${list(task.dataFiles)}, hive_partitioning = false)) TO ${quoteLiteral(task.dataPath)} (FORMAT parquet)`,
+    `COPY (SELECT * FROM read_parquet(${list(task.dataFiles)}, hive_partitioning = false)) TO ${quoteLiteral(task.dataPath)} (${PARTITION_COPY_OPTIONS})`,
   );
   await etl.run(
     `COPY (SELECT * FROM read_parquet(${list(task.coverageFiles)}, union_by_name = true, hive_partitioning = false)) TO ${quoteLiteral(task.coveragePath)} (FORMAT parquet)`,

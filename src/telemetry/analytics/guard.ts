@@ -1,4 +1,4 @@
-import type { DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBPreparedStatement } from '@duckdb/node-api';
 import { DorsalError } from '../../errors.js';
 
 /** A query the analytics refuse: not one read-only statement, or malformed. Answered with 400. */
@@ -165,18 +165,23 @@ export interface ParsedQuery {
   readonly tables: ReadonlySet<string>;
 }
 
-/** The second step of `parseOne`: the statement, bound to the tables of `connection`, is a SELECT. */
-export async function checkBound(connection: DuckDBConnection, sql: string): Promise<void> {
-  let type: number;
+/**
+ * The second step of `parseOne`: the statement, bound to the tables of `connection`, is a SELECT.
+ * Returns it prepared, to be run as it is: binding it again (its views' Parquet files among them)
+ * would cost a query as much once more.
+ */
+export async function checkBound(connection: DuckDBConnection, sql: string): Promise<DuckDBPreparedStatement> {
+  let prepared: DuckDBPreparedStatement;
   try {
     const statements = await connection.extractStatements(sql);
     if (statements.count !== 1) throw readOnly(`${statements.count} statements`);
-    type = (await statements.prepare(0)).statementType;
+    prepared = await statements.prepare(0);
   } catch (error) {
     if (error instanceof QueryRefusedError) throw error;
     throw new QueryRefusedError(messageOf(error), { cause: error });
   }
-  if (type === SELECT || (type === EXPLAIN_TYPE && EXPLAIN.test(sql))) return;
+  const type = prepared.statementType;
+  if (type === SELECT || (type === EXPLAIN_TYPE && EXPLAIN.test(sql))) return prepared;
   throw readOnly(STATEMENT_TYPES[type] ?? `statement type ${type}`);
 }
 

@@ -173,26 +173,31 @@ export abstract class AnalyticsQuestions {
     }
     const { timeoutMs, timeLimit, signal } = options;
     const scope = { ...scopeOf({ timeoutMs, timeLimit, signal }), process };
-    // The stream's own view first: the `messages` view plans a branch for every stream.
-    const found = await this.query(
-      `SELECT origin_t::VARCHAR FROM ${quoteIdentifier(streamTableName(options.stream))} WHERE seq = ${options.seq}`,
-      { ...scope, maxRows: 1 },
-    ).catch((error: unknown) => {
-      if (!(error instanceof QueryRefusedError)) throw error;
-      // No such view (no such stream, or a name that is not one): asked of every stream.
-      return this.query(
-        `SELECT origin_t::VARCHAR FROM messages WHERE stream = ${quoteLiteral(options.stream)} AND seq = ${options.seq}`,
-        { ...scope, maxRows: 1 },
+    const of = { stream: options.stream, seq: options.seq };
+    // The message's origin and its tree in one query (each answer is a round trip): the tree is
+    // its root's, the message itself may be below the levels kept (see `TreeNode.cut`).
+    const treeOf = (message: string) =>
+      this.treesOf(
+        process,
+        {
+          with: `WITH asked AS MATERIALIZED (SELECT origin_t FROM ${message})`,
+          within: 'origin_t IN (SELECT origin_t FROM asked)',
+        },
+        scope,
+        of,
       );
+    // The stream's own view first: the `messages` view plans a branch for every stream.
+    const trees = await treeOf(
+      `${quoteIdentifier(streamTableName(options.stream))} WHERE seq = ${options.seq}`,
+    ).catch((error: unknown) => {
+      // No such view (no such stream, or a name that is not one): asked of every stream.
+      if (!(error instanceof QueryRefusedError && error.message.startsWith('Catalog Error'))) throw error;
+      return treeOf(`messages WHERE stream = ${quoteLiteral(options.stream)} AND seq = ${options.seq}`);
     });
-    const origin = found.rows[0]?.[0];
-    if (typeof origin !== 'string') {
+    const [tree] = trees;
+    if (tree === undefined) {
       throw new QueryRefusedError(`tree: no message ${options.stream} #${options.seq} in process ${process}`);
     }
-    // The tree is its root's: the message itself may be below the levels kept (see `TreeNode.cut`).
-    const [tree] = await this.treesOf(process, [origin], scope, { stream: options.stream, seq: options.seq });
-    if (tree === undefined)
-      throw new QueryRefusedError(`tree: message ${options.stream} #${options.seq} vanished`);
     return tree;
   }
 
@@ -213,23 +218,27 @@ export abstract class AnalyticsQuestions {
     const origins = worst.rows.map((row) => String(row[0]));
     const trees: MessageTree[] = [];
     for (let at = 0; at < origins.length; at += TREES_PER_QUERY) {
-      trees.push(...(await this.treesOf(process, origins.slice(at, at + TREES_PER_QUERY), scope)));
+      const some = origins.slice(at, at + TREES_PER_QUERY);
+      const within = `origin_t IN (${some.map((o) => `${quoteLiteral(o)}::DOUBLE`).join(', ')})`;
+      trees.push(...(await this.treesOf(process, { within }, scope)));
     }
     return trees.sort((a, b) => b.latencyNs - a.latencyNs).slice(0, n);
   }
 
-  /** Every tree whose messages carry one of `origins` (as DuckDB prints a DOUBLE). */
+  /**
+   * Every tree whose messages' `origin_t` meets `origins.within` (after `origins.with`, common
+   * table expressions it names).
+   */
   private async treesOf(
     process: string,
-    origins: readonly string[],
+    origins: { readonly with?: string; readonly within: string },
     scope: QueryScope,
     of?: { readonly stream: string; readonly seq: number },
   ): Promise<MessageTree[]> {
-    if (origins.length === 0) return [];
-    const within = `origin_t IN (${origins.map((o) => `${quoteLiteral(o)}::DOUBLE`).join(', ')})`;
+    const { within } = origins;
     // One query for both: each answer is a round trip (over HTTP, and to the Parquet files).
     const { rows } = await this.query(
-      `SELECT 'm' AS kind, stream, seq::DOUBLE AS seq, actor, parent_stream, parent_seq::DOUBLE AS parent_seq, origin_t, publish_t, publish_time::VARCHAR AS publish_time, fields::VARCHAR AS fields, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t FROM messages WHERE ${within}
+      `${origins.with ?? ''} SELECT 'm' AS kind, stream, seq::DOUBLE AS seq, actor, parent_stream, parent_seq::DOUBLE AS parent_seq, origin_t, publish_t, publish_time::VARCHAR AS publish_time, fields::VARCHAR AS fields, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t FROM messages WHERE ${within}
        UNION ALL
        SELECT 't', stream, seq::DOUBLE, actor, NULL, NULL, origin_t, publish_t, NULL, NULL, start_t, end_t FROM timings WHERE ${within}`,
       { ...scope, maxRows: 1_000_000 },
