@@ -17,7 +17,9 @@ import {
  * A persisted run, written straight into a lake in the persister's format (deterministic, so
  * that runs compare): `trees` ticks, each → two orders → a fill each (5 messages per tree, with
  * the strategy's and the gateway's timing records), and `timingRows` more timing records of four
- * actors on two streams, latencies spread over three decades.
+ * actors on two streams, latencies spread over three decades: other handlers of the trees' ticks
+ * and orders, in the order of their trees (origins rise through a file, as in a run), or with
+ * `messageless`, records whose messages the lake does not hold (lost), most slower than any tree.
  */
 export interface BenchRun {
   readonly actors: readonly string[];
@@ -68,13 +70,18 @@ class StreamWriter<M extends object> {
 
   private readonly seqView: Float64Array;
 
-  /** Adds a record: its sequence, its time (for the block's span), then each part's value. */
+  /**
+   * Adds a record: its sequence, its time (for the block's span: records of several actors'
+   * handlers end out of order), then each part's value.
+   */
   add(seq: number, time: number, values: readonly M[]): void {
     if (this.count === 0) {
       this.firstSeq = seq;
       this.beginT = time;
+      this.endT = time;
     }
-    this.endT = time;
+    this.beginT = Math.min(this.beginT, time);
+    this.endT = Math.max(this.endT, time);
     const base = this.count * this.shape.bytes;
     this.seqView[base >> 3] = seq;
     for (let p = 0; p < values.length; p++)
@@ -131,6 +138,7 @@ export async function writeBenchRun(
   trees: number,
   timingRows: number,
   onTiming: (actor: number, stream: number, latency: number, processing: number) => void = () => {},
+  { messageless = false }: { readonly messageless?: boolean } = {},
 ): Promise<BenchRun> {
   const service = new IngestionService(location);
   const epochNs = BigInt(Date.now()) * 1_000_000n;
@@ -253,16 +261,19 @@ export async function writeBenchRun(
   }
   for (let i = 0; i < timingRows; i++) {
     const actor = 3 + (i & 3);
-    const origin = 1_000_000 + i * 100;
+    const tree = Math.min(trees - 1, Math.floor((i * trees) / timingRows));
+    const stream = (i >> 2) & 1;
+    // Messageless: never a tree's origin (those are whole multiples of 5000 ns past 1 ms).
+    const origin = messageless ? 1_000_050 + i * 100 : 1_000_000 + tree * 5000;
     const latency = 1000 * 10 ** (3 * random());
     const start = origin + latency * 0.8;
     Object.assign(timing, {
-      seq: i >> 2,
+      seq: messageless ? i >> 2 : stream === 0 ? tree : 2 * tree + ((i >> 3) & 1),
       origin_t: origin,
       publish_t: origin + latency * 0.1,
       start_t: start,
       end_t: origin + latency,
-      stream: (i >> 2) & 1,
+      stream,
       actor,
     });
     timings[actor]!.add(i >> 2, timing.end_t, [timing]);
