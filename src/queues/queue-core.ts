@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { isTimerMs, TIMER_MS_RANGE } from '../timer-ms.js';
 import { type BufferViews, viewsOf } from './codec.js';
 import type { Layout } from './layout.js';
 import {
@@ -101,10 +102,8 @@ export class QueueCore {
       throw new ConfigError(`maxConsumers must be an integer from 1 to 4096, got ${maxConsumers}`);
     }
     const poisonTimeoutMs = options.poisonTimeoutMs ?? DEFAULT_POISON_TIMEOUT_MS;
-    if (!Number.isSafeInteger(poisonTimeoutMs) || poisonTimeoutMs < 1 || poisonTimeoutMs > 2 ** 31 - 1) {
-      throw new ConfigError(
-        `poisonTimeoutMs must be a whole number of milliseconds from 1 to 2^31 - 1, got ${poisonTimeoutMs}`,
-      );
+    if (!isTimerMs(poisonTimeoutMs)) {
+      throw new ConfigError(`poisonTimeoutMs must be ${TIMER_MS_RANGE}, got ${poisonTimeoutMs}`);
     }
     const envelopeSize = options.envelope?.size ?? 0;
     const geometry = queueGeometry(seq.capacity, envelopeSize + layout.size, maxConsumers);

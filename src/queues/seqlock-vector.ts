@@ -1,4 +1,5 @@
 import { ConfigError, PoisonedSlotError } from '../errors.js';
+import { isTimerMs, TIMER_MS_RANGE } from '../timer-ms.js';
 import { type BoundCodec, viewsOf } from './codec.js';
 import type { Layout } from './layout.js';
 import { V8_X86_ORDERING } from './memory-order.js';
@@ -80,10 +81,8 @@ export class SeqlockVector<M extends object> {
     const length = options?.length;
     const maxReaders = options?.maxReaders ?? 64;
     const poisonTimeoutMs = options?.poisonTimeoutMs ?? DEFAULT_POISON_TIMEOUT_MS;
-    if (!Number.isSafeInteger(poisonTimeoutMs) || poisonTimeoutMs < 1 || poisonTimeoutMs > 2 ** 31 - 1) {
-      throw new ConfigError(
-        `poisonTimeoutMs must be a whole number of milliseconds from 1 to 2^31 - 1, got ${poisonTimeoutMs}`,
-      );
+    if (!isTimerMs(poisonTimeoutMs)) {
+      throw new ConfigError(`poisonTimeoutMs must be ${TIMER_MS_RANGE}, got ${poisonTimeoutMs}`);
     }
     if (!Number.isInteger(length) || length < 1 || length > 2 ** 24) {
       throw new ConfigError(`SeqlockVector length must be an integer from 1 to 2^24, got ${length}`);

@@ -147,6 +147,9 @@ describe('SeqlockVector', () => {
     expect(vector.version(1)).toBe(0);
     expect(() => vector.version(2)).toThrow(/index must be an integer from 0 to 1, got 2/);
     expect(() => SeqlockVector.create(Stress, { length: 0 })).toThrow(ConfigError);
+    expect(() => SeqlockVector.create(Stress, { length: 2, poisonTimeoutMs: 0 })).toThrow(
+      'poisonTimeoutMs must be an integer from 1 to 2147483647 (ms), got 0',
+    );
     expect(() => SeqlockVector.attach(Tagged, vector.buffer)).toThrow(/layout mismatch/);
   });
 });

@@ -126,6 +126,15 @@ describe('SeqlockQueue in one thread', () => {
     expect(() => queue.consumer()).toThrow(/already has 1 consumers/);
   });
 
+  it('refuses a poison timeout no timer can wait by, naming it', () => {
+    for (const poisonTimeoutMs of [0, -1, 0.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
+      expect(() => SeqlockQueue.create(Seq, { capacity: 8, poisonTimeoutMs })).toThrow(
+        `poisonTimeoutMs must be an integer from 1 to 2147483647 (ms), got ${poisonTimeoutMs}`,
+      );
+    }
+    expect(SeqlockQueue.create(Seq, { capacity: 8, poisonTimeoutMs: 2 ** 31 - 1 }).capacity).toBe(8);
+  });
+
   it('a multi-producer queue accepts several producers and keeps one order for all consumers', () => {
     const queue = SeqlockQueue.create(Seq, { capacity: 16, multiProducer: true });
     const a = queue.producer();

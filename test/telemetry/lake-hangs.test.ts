@@ -116,7 +116,7 @@ describe('a lake whose store stops answering', () => {
   it('refuses time-outs it cannot use, naming them', () => {
     expect(() =>
       Lake.open({ db: schema.url, blobs: 's3://lake/x', postgres: { statementTimeoutMs: 0 } }),
-    ).toThrow(/option 'statementTimeoutMs' must be an integer of ms from 1/);
+    ).toThrow(/option 'statementTimeoutMs' must be an integer from 1 to/);
     expect(() => Lake.open({ db: schema.url, blobs: 's3://lake/x', s3: { idleTimeoutMs: -1 } })).toThrow(
       /S3 option 'idleTimeoutMs' must be a positive integer of ms/,
     );

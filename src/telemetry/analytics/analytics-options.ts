@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors.js';
+import { MAX_TIMER_MS } from '../../timer-ms.js';
 import type { AnalyticsOptions } from './analytics.js';
 
 /** The bounds of each numeric option of `Analytics.open`, and whether it must be whole. */
@@ -9,8 +10,8 @@ const BOUNDS = {
   timeoutMs: { min: 1, max: 3_600_000, whole: true },
   etlThreads: { min: 1, max: 64, whole: true },
   freshnessMs: { min: 0, max: 3_600_000, whole: false },
-  unreadableRetryMs: { min: 0, max: 2 ** 31 - 1, whole: false },
-  goneProcessSweepMs: { min: 0, max: 2 ** 31 - 1, whole: false },
+  unreadableRetryMs: { min: 0, max: MAX_TIMER_MS, whole: false },
+  goneProcessSweepMs: { min: 0, max: MAX_TIMER_MS, whole: false },
 } as const satisfies Partial<Record<keyof AnalyticsOptions, { min: number; max: number; whole: boolean }>>;
 
 /**

@@ -170,7 +170,10 @@ export interface ParsedQuery {
  * Returns it prepared, to be run as it is: binding it again (its views' Parquet files among them)
  * would cost a query as much once more.
  */
-export async function checkBound(connection: DuckDBConnection, sql: string): Promise<DuckDBPreparedStatement> {
+export async function checkBound(
+  connection: DuckDBConnection,
+  sql: string,
+): Promise<DuckDBPreparedStatement> {
   let prepared: DuckDBPreparedStatement;
   try {
     const statements = await connection.extractStatements(sql);

@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors.js';
+import { isTimerMs, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { ServerBusyError } from '../errors.js';
 
 /** Gives back a slot (once; later calls do nothing). */
@@ -38,10 +39,8 @@ export class QuerySlots {
     if (!Number.isSafeInteger(maxWaiting) || maxWaiting < 0) {
       throw new ConfigError(`maxWaitingQueries must be an integer from 0, got ${maxWaiting}`);
     }
-    if (!Number.isSafeInteger(maxWaitMs) || maxWaitMs < 1 || maxWaitMs > 2 ** 31 - 1) {
-      throw new ConfigError(
-        `maxQueueWaitMs must be an integer from 1 to ${2 ** 31 - 1} (ms), got ${maxWaitMs}`,
-      );
+    if (!isTimerMs(maxWaitMs)) {
+      throw new ConfigError(`maxQueueWaitMs must be ${TIMER_MS_RANGE}, got ${maxWaitMs}`);
     }
     this.max = max;
     this.maxWaiting = maxWaiting;

@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors.js';
+import { isTimerMs, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { normalizeRfc3339, rfc3339ToEpochNs } from '../wire/index.js';
 import { QueryRefusedError } from './guard.js';
 
@@ -100,9 +101,6 @@ export function windowCondition(expression: string, window: TimeWindow): string 
   return terms.length > 0 ? terms.join(' AND ') : 'true';
 }
 
-/** The longest time limit a scope may ask for, in ms (what a timer can wait: about 24.8 days). */
-const MAX_SCOPE_TIMEOUT_MS = 2 ** 31 - 1;
-
 /**
  * Refuses a scope's `maxRows`, `timeoutMs` or `timeLimit` that a query cannot use, naming it: NaN
  * would turn every comparison with it false, a negative time limit stop every query at once.
@@ -111,14 +109,8 @@ export function checkScopeLimits(scope: Pick<QueryScope, 'maxRows' | 'timeoutMs'
   const { maxRows, timeoutMs, timeLimit } = scope;
   if (maxRows !== undefined && !(Number.isSafeInteger(maxRows) && maxRows > 0))
     throw new QueryRefusedError(`maxRows must be a positive integer, got ${String(maxRows)}`);
-  if (
-    timeoutMs !== undefined &&
-    !(Number.isSafeInteger(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_SCOPE_TIMEOUT_MS)
-  ) {
-    throw new QueryRefusedError(
-      `timeoutMs must be an integer from 1 to ${MAX_SCOPE_TIMEOUT_MS}, got ${String(timeoutMs)}`,
-    );
-  }
+  if (timeoutMs !== undefined && !isTimerMs(timeoutMs))
+    throw new QueryRefusedError(`timeoutMs must be ${TIMER_MS_RANGE}, got ${String(timeoutMs)}`);
   if (timeLimit !== undefined && timeLimit !== 'sql' && timeLimit !== 'whole')
     throw new QueryRefusedError(`timeLimit must be 'sql' or 'whole', got ${JSON.stringify(timeLimit)}`);
 }

@@ -1,11 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import { ConfigError } from '../../errors.js';
+import { isTimerMs, TIMER_MS_RANGE } from '../../timer-ms.js';
 
 /** Default write timeout: 10 s. */
 export const DEFAULT_WRITE_TIMEOUT_MS = 10_000;
-
-/** The longest a timer waits (Node fires a longer one at once). */
-const MAX_WRITE_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** The write timeout of the options (default `DEFAULT_WRITE_TIMEOUT_MS`), or a `ConfigError` naming it. */
 export function checkWriteTimeout(value: number | undefined): number {
@@ -23,11 +21,7 @@ export function checkAnswerTimeout(value: number | undefined): number {
 /** Option `name`'s time in ms (`fallback` when not given): a whole number a timer can wait. */
 function timeoutOption(name: string, value: number | undefined, fallback: number): number {
   const ms = value ?? fallback;
-  if (!Number.isSafeInteger(ms) || ms < 1 || ms > MAX_WRITE_TIMEOUT_MS) {
-    throw new ConfigError(
-      `${name} must be an integer from 1 to ${MAX_WRITE_TIMEOUT_MS} (ms), got ${String(value)}`,
-    );
-  }
+  if (!isTimerMs(ms)) throw new ConfigError(`${name} must be ${TIMER_MS_RANGE}, got ${String(value)}`);
   return ms;
 }
 

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type pg from 'pg';
+import { isTimerMs, MAX_TIMER_MS, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { asLakeError, LakeConfigError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
@@ -129,8 +130,6 @@ const EMPTY_PROCESSES: EmptyRowsSql = {
 };
 
 /** Options of the PostgreSQL store beyond its URL. */
-/** The longest time-out a timer takes, in ms (about 24.8 days): what "no time limit" is here. */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /** How long after the server should have cancelled a statement the client gives up on its answer. */
 const CLIENT_GRACE_MS = 5000;
 
@@ -179,15 +178,9 @@ export class PostgresMetadataStore implements MetadataStore {
     const inUrl = parsed.searchParams.get('statementTimeoutMs');
     parsed.searchParams.delete('statementTimeoutMs');
     const statementTimeoutMs = inUrl === null ? (options.statementTimeoutMs ?? 30_000) : Number(inUrl);
-    if (
-      !(
-        Number.isSafeInteger(statementTimeoutMs) &&
-        statementTimeoutMs > 0 &&
-        statementTimeoutMs <= MAX_TIMEOUT_MS
-      )
-    ) {
+    if (!isTimerMs(statementTimeoutMs)) {
       throw new LakeConfigError(
-        `PostgreSQL option 'statementTimeoutMs' must be an integer of ms from 1 to ${MAX_TIMEOUT_MS}, got ${String(statementTimeoutMs)}`,
+        `PostgreSQL option 'statementTimeoutMs' must be ${TIMER_MS_RANGE}, got ${String(statementTimeoutMs)}`,
       );
     }
     this.pool = new (loadDriver().Pool)({
@@ -487,7 +480,8 @@ export class PostgresMetadataStore implements MetadataStore {
     const client = await this.pool.connect();
     // pg reads a query's own `query_timeout` before the pool's (its types do not list it).
     const unbounded = <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) =>
-      client.query<R>({ text, values, query_timeout: MAX_TIMEOUT_MS } as pg.QueryConfig);
+      // The longest a timer waits: what "no time limit" is here.
+      client.query<R>({ text, values, query_timeout: MAX_TIMER_MS } as pg.QueryConfig);
     try {
       await unbounded('BEGIN');
       await unbounded('SET LOCAL statement_timeout = 0');

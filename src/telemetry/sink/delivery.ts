@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '../../timer-ms.js';
 import type { Spool } from './spool.js';
 import type { SinkCounters } from './stats.js';
 import { SinkSendError, type SinkTransport } from './transport.js';
@@ -28,9 +29,6 @@ const UNKNOWN_REFERENCE = new Set(['DORSAL_UNKNOWN_STREAM', 'DORSAL_UNKNOWN_PROC
 
 /** A timer that does not keep the process alive: a sink's background retries hold no process up. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
-
-/** The longest delay a Node timer takes as given. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Waits for `work` at most `ms`, with a timer that keeps the process alive meanwhile (and is

@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors.js';
+import { isTimerMs, MAX_TIMER_MS, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { QueryRefusedError } from '../analytics/guard.js';
 import {
   answerInSlot,
@@ -65,7 +66,10 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
     options.slots ??
     new QuerySlots(DEFAULT_MAX_CONCURRENT_QUERIES, DEFAULT_MAX_WAITING_QUERIES, DEFAULT_MAX_QUEUE_WAIT_MS);
   const timeoutMs = checkedMs('timeoutMs', options.timeoutMs ?? 30_000);
-  const pageTimeoutMs = checkedMs('pageTimeoutMs', options.pageTimeoutMs ?? Math.min(4 * timeoutMs, MAX_MS));
+  const pageTimeoutMs = checkedMs(
+    'pageTimeoutMs',
+    options.pageTimeoutMs ?? Math.min(4 * timeoutMs, MAX_TIMER_MS),
+  );
   const samples = new LiveSamples(options.analytics, {
     ...(options.liveIntervalMs === undefined ? {} : { intervalMs: options.liveIntervalMs }),
     slots,
@@ -155,14 +159,9 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
   ];
 }
 
-/** The longest time limit a timer takes, in ms. */
-const MAX_MS = 2 ** 31 - 1;
-
-/** `ms`, or a `ConfigError` naming `name` when no timer can wait that long. */
+/** `ms`, or a `ConfigError` naming `name` when no timer can wait by it. */
 function checkedMs(name: string, ms: number): number {
-  if (!Number.isSafeInteger(ms) || ms < 1 || ms > MAX_MS) {
-    throw new ConfigError(`view option '${name}' must be an integer from 1 to ${MAX_MS} (ms), got ${ms}`);
-  }
+  if (!isTimerMs(ms)) throw new ConfigError(`view option '${name}' must be ${TIMER_MS_RANGE}, got ${ms}`);
   return ms;
 }
 
