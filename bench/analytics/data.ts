@@ -19,7 +19,9 @@ import {
  * the strategy's and the gateway's timing records), and `timingRows` more timing records of four
  * actors on two streams, latencies spread over three decades: other handlers of the trees' ticks
  * and orders, in the order of their trees (origins rise through a file, as in a run), or with
- * `messageless`, records whose messages the lake does not hold (lost), most slower than any tree.
+ * `messageless`, records whose messages the lake does not hold (lost), slower than any tree.
+ * With `lostOrdersOf`, that tree's two orders are not written (lost): its fills make trees of their
+ * own, of its origin.
  */
 export interface BenchRun {
   readonly actors: readonly string[];
@@ -138,8 +140,14 @@ export async function writeBenchRun(
   trees: number,
   timingRows: number,
   onTiming: (actor: number, stream: number, latency: number, processing: number) => void = () => {},
-  { messageless = false }: { readonly messageless?: boolean } = {},
+  {
+    messageless = false,
+    lostOrdersOf = -1,
+  }: { readonly messageless?: boolean; readonly lostOrdersOf?: number } = {},
 ): Promise<BenchRun> {
+  if (timingRows > 0 && trees < 1 && !messageless) {
+    throw new Error('writeBenchRun: timing records of trees need a tree at least (or messageless)');
+  }
   const service = new IngestionService(location);
   const epochNs = BigInt(Date.now()) * 1_000_000n;
   const process: ProcessInfo = {
@@ -236,7 +244,7 @@ export async function writeBenchRun(
         parent_stream: 0,
         actor: 1,
       });
-      orders.add(order, published, [envelope, { tick: i, side }]);
+      if (i !== lostOrdersOf) orders.add(order, published, [envelope, { tick: i, side }]);
       const handled = published + 300 + random() * 3000;
       Object.assign(timing, {
         seq: order,
@@ -265,7 +273,8 @@ export async function writeBenchRun(
     const stream = (i >> 2) & 1;
     // Messageless: never a tree's origin (those are whole multiples of 5000 ns past 1 ms).
     const origin = messageless ? 1_000_050 + i * 100 : 1_000_000 + tree * 5000;
-    const latency = 1000 * 10 ** (3 * random());
+    // 1 µs to 1 ms; messageless, 10 µs to 1 ms: slower than any tree (6.6 µs at most).
+    const latency = messageless ? 10_000 * 10 ** (2 * random()) : 1000 * 10 ** (3 * random());
     const start = origin + latency * 0.8;
     Object.assign(timing, {
       seq: messageless ? i >> 2 : stream === 0 ? tree : 2 * tree + ((i >> 3) & 1),
@@ -285,7 +294,7 @@ export async function writeBenchRun(
     processId: process.processId,
     actors: ACTORS,
     streams: STREAMS.map(([name]) => name),
-    messages: trees * 5,
+    messages: trees * 5 - (lostOrdersOf >= 0 && lostOrdersOf < trees ? 2 : 0),
     timings: trees * 3 + timingRows,
   };
 }

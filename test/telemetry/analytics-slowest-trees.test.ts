@@ -7,8 +7,8 @@ import { tempDir } from './fixtures.js';
 it('the slowest trees are trees: timing records whose messages are not in the lake are passed over', async () => {
   const { dir, cleanup } = tempDir('dorsal-slowest-trees-');
   try {
-    // 300 trees (a tick, two orders, two fills), and 3,000 timing records of other actors with
-    // latencies up to 1 ms whose messages the lake does not hold (slower than any tree's).
+    // 300 trees (a tick, two orders, two fills), and 3,000 timing records of other actors whose
+    // messages the lake does not hold, slower than any tree (10 µs to 1 ms).
     const run = await writeBenchRun({ data: dir }, 300, 3_000, undefined, { messageless: true });
     const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
     try {
@@ -27,6 +27,43 @@ it('the slowest trees are trees: timing records whose messages are not in the la
       expect(slowest.map((t) => t.originT)).toEqual(all.slice(0, 25).map((t) => t.originT));
       for (let i = 1; i < slowest.length; i++)
         expect(slowest[i]!.latencyNs).toBeLessThanOrEqual(slowest[i - 1]!.latencyNs);
+      // The same ranking as the trees' own records give (a tree's origin: a whole multiple of
+      // 5000 ns past 1 ms), asked without the messages.
+      const ranked = await analytics.query(
+        'SELECT origin_t FROM timing_records WHERE (origin_t - 1000000) % 5000 = 0 GROUP BY origin_t ORDER BY max(end_t - origin_t) DESC LIMIT 25',
+        scope,
+      );
+      expect(new Set(slowest.map((t) => t.originT))).toEqual(new Set(ranked.rows.map((r) => Number(r[0]))));
+    } finally {
+      await analytics.close();
+    }
+  } finally {
+    cleanup();
+  }
+}, 60_000);
+
+it("the slowest trees: an origin whose tree lost messages in its middle makes several, and takes no other origin's place", async () => {
+  const { dir, cleanup } = tempDir('dorsal-slowest-split-');
+  try {
+    // Four trees; the slowest one's orders lost (its tick and its two fills make three trees),
+    // and one timing record without messages, slower than any tree (its data are deterministic).
+    const run = await writeBenchRun({ data: dir }, 4, 1, undefined, { messageless: true, lostOrdersOf: 3 });
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      const scope = { process: run.processId };
+      const ranked = await analytics.query(
+        'SELECT origin_t FROM timing_records GROUP BY origin_t ORDER BY max(end_t - origin_t) DESC LIMIT 2',
+        scope,
+      );
+      // The record without messages, then the split tree's origin (tree 3's).
+      expect(ranked.rows.map((r) => Number(r[0]))).toEqual([1_000_050, 1_015_000]);
+      // Three pieces of one origin fill no more than its own place: the next origin's tree (tree 2,
+      // whole, slower than two of the pieces) comes in.
+      const slowest = await analytics.slowestTrees({ ...scope, n: 2 });
+      expect(slowest.map((t) => [t.originT, t.root.stream, t.root.seq, t.nodes, t.missingParent])).toEqual([
+        [1_010_000, 'ticks', 2, 5, false],
+        [1_015_000, 'fills', 7, 1, true],
+      ]);
     } finally {
       await analytics.close();
     }

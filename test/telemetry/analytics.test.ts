@@ -220,8 +220,8 @@ describe('analytics over a persisted run', () => {
     await expect(analytics.tree({ process: processId, stream: 'ticks', seq: -1 })).rejects.toThrow(
       QueryRefusedError,
     );
-    // A stream with no view of its own (none by that name): asked of every stream, found nowhere.
-    for (const stream of ['nope', `it's "quoted"`]) {
+    // No stream by that name (no view of its own; none can hold a NUL), in any case.
+    for (const stream of ['nope', `it's "quoted"`, 'ti\0cks', 'TICKS']) {
       await expect(analytics.tree({ process: processId, stream, seq: 1 })).rejects.toThrow(
         `tree: no message ${stream} #1 in process ${processId}`,
       );

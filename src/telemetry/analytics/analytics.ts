@@ -486,9 +486,16 @@ export class Analytics extends AnalyticsQuestions {
     // Its turn came after it stopped waiting for it (see `within`): nothing more is done for it.
     if (signal?.aborted === true) throw cancelled();
     const prepared = await checkBound(connection, sql);
+    // Let go of once its result stream is made (as `connection.stream` does), or not run.
+    let held = true;
+    const release = () => {
+      if (held) prepared.destroySync();
+      held = false;
+    };
     const { timeoutMs, whole } = limit;
     const before = performance.now() - limit.began;
     if (whole && before >= timeoutMs) {
+      release();
       throw new QueryNotReadyError(
         `the query's time limit of ${timeoutMs} ms passed before its SQL could begin; ask again in a moment`,
       );
@@ -520,7 +527,7 @@ export class Analytics extends AnalyticsQuestions {
       // comes, so that an answer is cut at its row or byte limit before the rest is made (a row
       // may hold a string of any size: a whole chunk of them made at once exhausted the heap).
       const { JsonDuckDBValueConverter } = await import('@duckdb/node-api');
-      const result = await prepared.stream();
+      const result = await prepared.stream().finally(release);
       const types = result.columnTypes();
       const rows: Json[][] = [];
       let bytes = 0;
@@ -553,6 +560,7 @@ export class Analytics extends AnalyticsQuestions {
       if (error instanceof QueryRefusedError) throw error;
       throw new QueryRefusedError(messageOf(error), { cause: error });
     } finally {
+      release();
       clearTimeout(timer);
       signal?.removeEventListener('abort', cancel);
     }

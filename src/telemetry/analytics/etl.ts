@@ -43,7 +43,7 @@ const TYPES: Record<ColumnType, DuckDBType> = {
  * The `COPY` options of a partition's data file. Row groups of 32,768 rows, not DuckDB's 122,880:
  * a query for a few rows (a message tree, found by `origin_t`; one message, by `seq`) decodes the
  * row groups their Parquet statistics cannot rule out, whole, so a smaller group reads less for
- * it (a tree of 1 M messages: 33 → 19 ms for the two views it reads), while scans of every row
+ * it (one tree out of 1 M messages: 33 → 19 ms for the two views it reads), while scans of every row
  * (percentiles, the slowest trees) were not measurably slower.
  */
 export const PARTITION_COPY_OPTIONS = 'FORMAT parquet, ROW_GROUP_SIZE 32768';

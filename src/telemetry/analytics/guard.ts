@@ -185,6 +185,7 @@ export async function checkBound(
   }
   const type = prepared.statementType;
   if (type === SELECT || (type === EXPLAIN_TYPE && EXPLAIN.test(sql))) return prepared;
+  prepared.destroySync();
   throw readOnly(STATEMENT_TYPES[type] ?? `statement type ${type}`);
 }
 
