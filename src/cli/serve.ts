@@ -52,6 +52,7 @@ interface ServeOptions extends LakeOptions {
   readonly queryConcurrency: number;
   readonly queryQueue: number;
   readonly queryQueueWait?: number;
+  readonly pageTimeout?: number;
 }
 
 /** `dorsal serve`: the ingestion service and the analytics' queries over HTTP until SIGINT or SIGTERM. */
@@ -155,6 +156,11 @@ export function serveCommand(): Command {
       '--query-queue-wait <ms>',
       'how long a query waits for its turn at most, then 503 and Retry-After (default: --query-timeout)',
       integer(1, 3_600_000),
+    )
+    .option(
+      '--page-timeout <ms>',
+      'how long a page of the views (or a live sample) may take, reading the lake for it included, then 503 and Retry-After (default: 4 × --query-timeout)',
+      integer(1, 4 * 3_600_000),
     )
     .option(
       '--query-memory <size>',
@@ -274,6 +280,11 @@ function analyticsRoutes(
       shared,
       slots,
     }),
-    ...viewRoutes({ analytics: () => shared.get(), slots, timeoutMs: options.queryTimeout }),
+    ...viewRoutes({
+      analytics: () => shared.get(),
+      slots,
+      timeoutMs: options.queryTimeout,
+      ...(options.pageTimeout === undefined ? {} : { pageTimeoutMs: options.pageTimeout }),
+    }),
   ];
 }

@@ -12,6 +12,7 @@ import { viewRoutes } from '../../src/telemetry/views/routes.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { finished, spawnDorsal } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
+import { untilFirstEvent } from './http-helpers.js';
 import { BIG, query } from './query-server.js';
 import { ReadGate, scaleOutLocation, startS3, uniqueSchema } from './services.js';
 
@@ -348,13 +349,7 @@ describe('a query whose blocks are still being decoded', () => {
       // The stream takes no slot: it is answered, and says why its sample failed.
       const live = await fetch(`${server.url}/live?process=${viewed}`);
       expect(live.status).toBe(200);
-      const reader = live.body!.getReader();
-      let events = '';
-      for (let read = await reader.read(); !read.done; read = await reader.read()) {
-        events += new TextDecoder().decode(read.value);
-        if (events.includes('event: ')) break;
-      }
-      await reader.cancel();
+      const events = await untilFirstEvent(live);
       expect(events).toMatch(/event: problem\ndata: .*running or answering 1 queries at once/);
       gate.release();
       expect((await holding).status).toBe(200);

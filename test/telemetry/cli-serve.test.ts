@@ -30,6 +30,17 @@ async function serve(args: string[]): Promise<{ child: ChildProcess; url: string
   return { child, url };
 }
 
+/** Runs `dorsal serve …` to its exit: its code and what it wrote to stderr. */
+async function refused(args: string[]): Promise<{ code: number | null; err: string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, err };
+}
+
 describe('dorsal serve', () => {
   const { dir, cleanup } = tempDir();
   afterAll(cleanup);
@@ -58,27 +69,32 @@ describe('dorsal serve', () => {
   });
 
   it('refuses a bad option with a message and a non-zero exit', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', 'eighty'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let err = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      err += chunk.toString();
-    });
-    const [code] = await once(child, 'exit');
+    const { code, err } = await refused(['--port', 'eighty']);
     expect(code).not.toBe(0);
     expect(err).toContain("option '--port <port>' argument 'eighty' is invalid");
   });
 
+  it('bounds the pages of its views by --page-timeout, and refuses one no timer can wait by', async () => {
+    const { code, err } = await refused(['--port', '0', '--data', dir, '--page-timeout', '0']);
+    expect(code).not.toBe(0);
+    expect(err).toContain("option '--page-timeout <ms>' argument '0' is invalid");
+    // 1 ms: less than opening the analytics for the first page takes (DuckDB loads then).
+    const served = await serve(['--port', '0', '--data', dir, '--page-timeout', '1']);
+    try {
+      const page = await fetch(`${served.url}/views/data`);
+      expect(page.status).toBe(503);
+      expect(((await page.json()) as { error: { message: string } }).error.message).toContain(
+        'its time limit of 1 ms passed',
+      );
+    } finally {
+      const exited = once(served.child, 'exit');
+      served.child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   it('refuses an unknown lake URL scheme', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--db', 'mysql://db/lake'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let err = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      err += chunk.toString();
-    });
-    const [code] = await once(child, 'exit');
+    const { code, err } = await refused(['--port', '0', '--db', 'mysql://db/lake']);
     expect(code).toBe(1);
     expect(err).toContain('unsupported metadata database URL "mysql://db/lake"');
   });

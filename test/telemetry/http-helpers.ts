@@ -92,3 +92,15 @@ export function parseRaw(text: string): { status: number; body: Answer['body'] }
   const body = text.slice(text.indexOf('\r\n\r\n') + 4);
   return { status, body: body === '' ? {} : (JSON.parse(body) as Answer['body']) };
 }
+
+/** What a server-sent event stream sends up to its first event (its `retry:` line included); then leaves it. */
+export async function untilFirstEvent(response: Response): Promise<string> {
+  const reader = response.body!.getReader();
+  let events = '';
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    events += new TextDecoder().decode(read.value);
+    if (events.includes('event: ')) break;
+  }
+  await reader.cancel();
+  return events;
+}

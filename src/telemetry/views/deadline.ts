@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { QueryNotReadyError } from '../analytics/guard.js';
+import { QueryCancelledError, QueryNotReadyError } from '../analytics/guard.js';
 
 /**
  * Runs `work` with a signal that aborts when `outer` does (the client went away, the server
@@ -27,4 +27,36 @@ export async function withinDeadline<T>(
     }
     throw error;
   }
+}
+
+/**
+ * `promise`, or a `QueryCancelledError` as soon as `signal` aborts (within `withinDeadline`: its
+ * time limit passed, or its client left), whichever comes first: for what takes no signal, such
+ * as opening the shared analytics on first use (DuckDB loading, the lake's metadata connecting).
+ * What `promise` stands for goes on (an opening, for the next request).
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => {
+      // Its own failure, later, is nobody's to hear now.
+      promise.catch(() => {});
+      reject(
+        new QueryCancelledError(
+          'stopped before it was answered: its time limit passed, its client went away, or its server is stopping',
+        ),
+      );
+    };
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', abort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(error);
+      },
+    );
+  });
 }

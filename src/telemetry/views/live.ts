@@ -1,6 +1,6 @@
 import { inSlot, notStarted, type QuerySlots } from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
-import { withinDeadline } from './deadline.js';
+import { untilAborted, withinDeadline } from './deadline.js';
 import type { ReportLimits } from './report-data.js';
 
 /** One second of a running process, as the live view shows it. */
@@ -125,7 +125,7 @@ export class LiveSamples {
     }
     const stop = new AbortController();
     const ask = async (signal: AbortSignal) =>
-      sampleLive(await this.analytics(), processId, {
+      sampleLive(await untilAborted(this.analytics(), signal), processId, {
         ...(this.timeoutMs === undefined ? {} : { timeoutMs: this.timeoutMs }),
         signal,
       });
@@ -205,25 +205,6 @@ interface Sampled {
   readonly sample: Promise<LiveSample>;
   readonly stop: AbortController;
   settled: boolean;
-}
-
-/** `promise`, or a rejection once `signal` aborts, whichever comes first. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const aborted = () => reject(new Error('the watcher left'));
-    if (signal.aborted) return aborted();
-    signal.addEventListener('abort', aborted, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', aborted);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', aborted);
-        reject(error);
-      },
-    );
-  });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -11,7 +11,7 @@ import {
 } from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
 import type { ExtraRoute, RouteAnswer, RouteRequest } from '../ingestion/http.js';
-import { withinDeadline } from './deadline.js';
+import { untilAborted, withinDeadline } from './deadline.js';
 import { esc } from './format.js';
 import { LiveSamples } from './live.js';
 import { type PickedProcess, processPicker } from './picker.js';
@@ -39,6 +39,9 @@ export interface ViewRoutesOptions {
    */
   readonly pageTimeoutMs?: number;
 }
+
+/** A page's limits: its queries' time limit, and the signal that stops them (see `withinDeadline`). */
+type Limits = ReportLimits & { readonly signal: AbortSignal };
 
 /** Processes the picker lists at most. */
 const PICKER_PROCESSES = 500;
@@ -80,13 +83,15 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
    * A page: it takes a query slot for all its queries, held until it is sent; they are stopped
    * when its client goes away, or at its time limit.
    */
-  const page = (request: RouteRequest, work: (limits: ReportLimits) => Promise<RouteAnswer>) =>
+  const page = (request: RouteRequest, work: (limits: Limits) => Promise<RouteAnswer>) =>
     answerInSlot(slots, request.signal, () =>
       withinDeadline(pageTimeoutMs, request.signal, (signal) => work({ timeoutMs, signal })),
     );
+  /** The shared analytics, within a page's limits: their opening on first use included. */
+  const analytics = (limits: Limits) => untilAborted(options.analytics(), limits.signal);
   const href = (id: string) => `/?process=${encodeURIComponent(id)}`;
-  const listed = async (limits: ReportLimits): Promise<PickedProcess[]> => {
-    const { rows } = await (await options.analytics()).query(
+  const listed = async (limits: Limits): Promise<PickedProcess[]> => {
+    const { rows } = await (await analytics(limits)).query(
       `SELECT process_id, exe, start_time::VARCHAR, properties->>'dorsal.replay_of' FROM processes ORDER BY start_time DESC LIMIT ${PICKER_PROCESSES}`,
       { maxRows: PICKER_PROCESSES, ...limits },
     );
@@ -121,7 +126,7 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
         if (processId === undefined) {
           return { status: 200, contentType: HTML, body: htmlPage('dorsal', `<h1>dorsal</h1>${picker}`) };
         }
-        const data = await gatherReport(await options.analytics(), processId, limits);
+        const data = await gatherReport(await analytics(limits), processId, limits);
         const body = renderReport(data, {
           processHref: href,
           before: picker,
@@ -134,7 +139,7 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
       page(request, async (limits) => {
         const processId = await chosen(request, () => listed(limits));
         if (processId === undefined) throw new QueryRefusedError('this lake holds no recorded process');
-        const data = await gatherReport(await options.analytics(), processId, limits);
+        const data = await gatherReport(await analytics(limits), processId, limits);
         return { status: 200, contentType: 'application/json', body: JSON.stringify(data) };
       }),
     ),

@@ -1,0 +1,49 @@
+import { expect, it } from 'vitest';
+import { QuerySlots } from '../../src/telemetry/analytics/query-slots.js';
+import type { AnalyticsQuestions } from '../../src/telemetry/analytics/questions.js';
+import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
+import { viewRoutes } from '../../src/telemetry/views/routes.js';
+import { tempDir } from './fixtures.js';
+import { untilFirstEvent } from './http-helpers.js';
+
+// Opening the shared analytics (DuckDB loading, the lake's metadata database connecting) takes no
+// signal: a page, or a live sample, waits for it no longer than its time limit.
+it('a page, or a live sample, whose analytics are still opening is refused at its time limit, and frees its slot', async () => {
+  const { dir, cleanup } = tempDir('dorsal-views-opening-');
+  // Analytics that open only when the test says so.
+  let open!: (error: Error) => void;
+  const opening = new Promise<AnalyticsQuestions>((_resolve, reject) => {
+    open = reject;
+  });
+  const slots = new QuerySlots(1, 0);
+  const server = await startIngestionServer({
+    port: 0,
+    lake: { data: dir },
+    routes: viewRoutes({ analytics: () => opening, slots, pageTimeoutMs: 200, liveIntervalMs: 50 }),
+  });
+  try {
+    for (const path of ['/views/data?process=p', '/views/data?process=p']) {
+      const answer = await fetch(`${server.url}${path}`);
+      expect(answer.status).toBe(503);
+      expect(answer.headers.get('retry-after')).not.toBeNull();
+      expect(((await answer.json()) as { error: { code: string } }).error.code).toBe(
+        'DORSAL_QUERY_NOT_READY',
+      );
+      // The slot was given back at the refusal.
+      expect(slots.inFlight).toBe(0);
+    }
+    const person = await fetch(`${server.url}/`);
+    expect(person.status).toBe(503);
+    expect(person.headers.get('refresh')).toBe('5');
+    // The stream is answered, and says why its sample failed.
+    const live = await fetch(`${server.url}/live?process=p`);
+    expect(live.status).toBe(200);
+    const events = await untilFirstEvent(live);
+    expect(events).toMatch(/event: problem\ndata: .*time limit of 200 ms passed/);
+    await expect.poll(() => slots.inFlight, { timeout: 10_000, interval: 20 }).toBe(0);
+  } finally {
+    open(new Error('never opened'));
+    await server.close();
+    cleanup();
+  }
+});
