@@ -21,7 +21,7 @@ import {
  * and orders, in the order of their trees (origins rise through a file, as in a run), or with
  * `messageless`, records whose messages the lake does not hold (lost), slower than any tree.
  * With `lostOrdersOf`, that tree's two orders are not written (lost): its fills make trees of their
- * own, of its origin.
+ * own, of its origin. `ticksName` names the ticks' stream.
  */
 export interface BenchRun {
   readonly actors: readonly string[];
@@ -143,8 +143,10 @@ export async function writeBenchRun(
   {
     messageless = false,
     lostOrdersOf = -1,
-  }: { readonly messageless?: boolean; readonly lostOrdersOf?: number } = {},
+    ticksName = 'ticks',
+  }: { readonly messageless?: boolean; readonly lostOrdersOf?: number; readonly ticksName?: string } = {},
 ): Promise<BenchRun> {
+  const streams = STREAMS.map(([name, layout], i) => [i === 0 ? ticksName : name, layout] as const);
   if (timingRows > 0 && trees < 1 && !messageless) {
     throw new Error('writeBenchRun: timing records of trees need a tree at least (or messageless)');
   }
@@ -159,12 +161,12 @@ export async function writeBenchRun(
     startTicks: 0,
     clock: { name: 'dorsal-spine-ns', ticksPerSecond: 1e9 },
     properties: {
-      'dorsal.spine': JSON.stringify(STREAMS.map(([name, layout]) => ({ name, layout: layout.describe() }))),
+      'dorsal.spine': JSON.stringify(streams.map(([name, layout]) => ({ name, layout: layout.describe() }))),
       'dorsal.actors': JSON.stringify(ACTORS.map((name, id) => ({ id, name }))),
     },
   };
   await service.ingestProcess(process);
-  const messages = STREAMS.map(
+  const messages = streams.map(
     ([name, layout]) =>
       new StreamWriter(
         service,
@@ -293,7 +295,7 @@ export async function writeBenchRun(
   return {
     processId: process.processId,
     actors: ACTORS,
-    streams: STREAMS.map(([name]) => name),
+    streams: streams.map(([name]) => name),
     messages: trees * 5 - (lostOrdersOf >= 0 && lostOrdersOf < trees ? 2 : 0),
     timings: trees * 3 + timingRows,
   };

@@ -188,9 +188,7 @@ export abstract class AnalyticsQuestions {
       );
     const none = () =>
       new QueryRefusedError(`tree: no message ${options.stream} #${options.seq} in process ${process}`);
-    // Every stream the lake holds has a view of its own (`messages` is their union); no name
-    // with a NUL has one (an identifier cannot hold it).
-    if (options.stream.includes('\0')) throw none();
+    // Every stream the lake holds has a view of its own (`messages` is their union).
     const trees = await treeOf(
       `${quoteIdentifier(streamTableName(options.stream))} WHERE seq = ${options.seq}`,
     ).catch((error: unknown) => {

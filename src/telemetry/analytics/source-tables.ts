@@ -157,9 +157,12 @@ const RESERVED = new Set([
   ...ENVELOPE.map((c) => c.name),
 ]);
 
-/** The table name of a spine stream's typed table. */
+/**
+ * The table name of a spine stream's typed table. An identifier cannot hold a NUL (DuckDB's
+ * parser ends it there): one in a name (any writer's, through ingestion) becomes U+FFFD.
+ */
 export function streamTableName(stream: string): string {
-  return `stream_${stream}`;
+  return `stream_${stream.replaceAll('\0', '\uFFFD')}`;
 }
 
 /** The column a message field becomes: its name, or `field_<name>` where it would clash with the envelope's. */

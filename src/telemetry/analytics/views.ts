@@ -230,52 +230,94 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   await createDiffTables(connection, inputs.diffs ?? []);
   await createCountsTables(connection, inputs.counts ?? []);
 
-  // One view per spine stream name, over every selected process that has it.
-  const byTable = new Map<string, { name: string; fields: string[] }>();
+  // One view per spine stream name, over every selected process that has it. Names are told
+  // apart as DuckDB tells them, whatever their case (runs may spell a stream differently: two
+  // views would clash); each process's rows carry its own spelling in `stream`.
+  interface StreamView {
+    /** The view's name: the first spelling met. */
+    view: string;
+    fields: string[];
+    /** Each process's spelling of the stream's name. */
+    names: Map<string, string>;
+    /** The processes' tables of it (as `Materialized.files` names them). */
+    tables: Set<string>;
+  }
+  const byView = new Map<string, StreamView>();
+  const folded = (name: string) => name.toLowerCase();
   for (const m of inputs.materialized) {
     for (const { table } of m.sources) {
       if (table.kind !== 'messages') continue;
-      const entry = byTable.get(table.table) ?? { name: table.name, fields: [] };
+      const entry: StreamView = byView.get(folded(table.table)) ?? {
+        view: table.table,
+        fields: [],
+        names: new Map(),
+        tables: new Set(),
+      };
       for (const column of table.columns) {
-        if (column.part === 2 && !entry.fields.includes(column.name)) entry.fields.push(column.name);
+        if (column.part === 2 && !entry.fields.some((f) => folded(f) === folded(column.name)))
+          entry.fields.push(column.name);
       }
-      byTable.set(table.table, entry);
+      if (!entry.names.has(m.processId)) entry.names.set(m.processId, table.name);
+      entry.tables.add(table.table);
+      byView.set(folded(table.table), entry);
     }
   }
   const files = (view: string) => inputs.materialized.flatMap((m) => m.files.get(view) ?? []);
-  const streamRows = (name: string, paths: readonly string[], fields: readonly string[]) =>
-    `SELECT r.process_id, ${text(name)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(p.start_ns + r.publish_t::BIGINT) AS publish_time${fields.map((f) => `, r.${id(f)}`).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.publish_t::BIGINT', window)}`;
+  /** The `stream` column: each process's spelling of the name. */
+  const streamName = (names: ReadonlyMap<string, string>) => {
+    const spellings = new Set(names.values());
+    if (spellings.size === 1) return text([...spellings][0]!);
+    return `CASE r.process_id ${[...names].map(([process, name]) => `WHEN ${text(process)} THEN ${text(name)}`).join(' ')} END`;
+  };
+  const streamRows = (
+    names: ReadonlyMap<string, string>,
+    paths: readonly string[],
+    fields: readonly string[],
+  ) =>
+    `SELECT r.process_id, ${streamName(names)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(p.start_ns + r.publish_t::BIGINT) AS publish_time${fields.map((f) => `, r.${id(f)}`).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.publish_t::BIGINT', window)}`;
   const asMessages = (fields: readonly string[], from: string) => {
     const struct = fields.map((f) => `${id(f)} := ${id(f)}`).join(', ');
     return `SELECT process_id, stream, seq, origin_t, publish_t, actor, parent_stream, parent_seq, publish_time, ${struct ? `to_json(struct_pack(${struct}))` : "'{}'::JSON"} AS fields FROM ${from}`;
   };
   const messageSelects: string[] = [];
-  for (const [table, { name, fields }] of byTable) {
-    const paths = files(table);
+  for (const { view, fields, names, tables } of byView.values()) {
+    const ownFiles = (m: Materialized) => [...tables].flatMap((table) => m.files.get(table) ?? []);
+    const paths = inputs.materialized.flatMap(ownFiles);
     if (paths.length === 0) continue;
-    await run(`CREATE TEMP VIEW ${id(table)} AS ${streamRows(name, paths, fields)}`);
+    await run(`CREATE TEMP VIEW ${id(view)} AS ${streamRows(names, paths, fields)}`);
     // In `messages`, each process's rows hold its own fields, as its layout types them: processes
     // whose layouts of the stream differ (a replay into a changed system) are read apart, so that
     // none gains another's fields (as nulls) or has its values cast to another's types (a number
     // and the same digits as text made equal; bytes and a number, a query that fails).
-    const layouts = new Map<string, { fields: string[]; paths: string[] }>();
+    const layouts = new Map<string, { fields: string[]; paths: string[]; names: Map<string, string> }>();
     for (const m of inputs.materialized) {
-      const own = m.files.get(table) ?? [];
+      const own = ownFiles(m);
       if (own.length === 0) continue;
       const columns = m.sources
-        .filter((s) => s.table.kind === 'messages' && s.table.table === table)
+        .filter((s) => s.table.kind === 'messages' && tables.has(s.table.table))
         .flatMap((s) => s.table.columns.filter((c) => c.part === 2));
       const types = new Map(columns.map((c) => [c.name, c.type]));
-      // Layouts that differ in their fields' order only are read together (one order of keys).
-      const key = JSON.stringify([...types].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-      const group = layouts.get(key) ?? { fields: [...types.keys()], paths: [] };
+      // Layouts that differ in their fields' order (or their case) only are read together.
+      const key = JSON.stringify(
+        [...types]
+          .map(([name, type]) => [folded(name), type])
+          .sort(([a], [b]) => (a! < b! ? -1 : a! > b! ? 1 : 0)),
+      );
+      const group = layouts.get(key) ?? {
+        fields: [...types.keys()],
+        paths: [],
+        names: new Map<string, string>(),
+      };
       group.paths.push(...own);
+      group.names.set(m.processId, names.get(m.processId)!);
       layouts.set(key, group);
     }
-    if (layouts.size <= 1) messageSelects.push(asMessages(fields, id(table)));
+    if (layouts.size <= 1) messageSelects.push(asMessages(fields, id(view)));
     else {
       for (const group of layouts.values()) {
-        messageSelects.push(asMessages(group.fields, `(${streamRows(name, group.paths, group.fields)})`));
+        messageSelects.push(
+          asMessages(group.fields, `(${streamRows(group.names, group.paths, group.fields)})`),
+        );
       }
     }
   }
