@@ -21,7 +21,8 @@ import {
  * and orders, in the order of their trees (origins rise through a file, as in a run), or with
  * `messageless`, records whose messages the lake does not hold (lost), slower than any tree.
  * With `lostOrdersOf`, that tree's two orders are not written (lost): its fills make trees of their
- * own, of its origin. `ticksName` names the ticks' stream.
+ * own, of its origin. `ticksName` names the ticks' stream, `ticksLayout` lays its messages out (a
+ * layout with `price` (f64) and `n` (i32) among its fields).
  */
 export interface BenchRun {
   readonly actors: readonly string[];
@@ -144,9 +145,17 @@ export async function writeBenchRun(
     messageless = false,
     lostOrdersOf = -1,
     ticksName = 'ticks',
-  }: { readonly messageless?: boolean; readonly lostOrdersOf?: number; readonly ticksName?: string } = {},
+    ticksLayout = Tick,
+  }: {
+    readonly messageless?: boolean;
+    readonly lostOrdersOf?: number;
+    readonly ticksName?: string;
+    readonly ticksLayout?: Layout<object>;
+  } = {},
 ): Promise<BenchRun> {
-  const streams = STREAMS.map(([name, layout], i) => [i === 0 ? ticksName : name, layout] as const);
+  const streams = STREAMS.map(([name, layout], i) =>
+    i === 0 ? ([ticksName, ticksLayout] as const) : ([name, layout] as const),
+  );
   if (timingRows > 0 && trees < 1 && !messageless) {
     throw new Error('writeBenchRun: timing records of trees need a tree at least (or messageless)');
   }

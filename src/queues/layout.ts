@@ -113,6 +113,17 @@ function planLayout(name: string, fields: FieldSpecs): LayoutDescription {
     return { name: fieldName, type, bytes, order, ...fieldFootprint(type, bytes) };
   });
   if (entries.length === 0) throw new LayoutError(`message '${name}' has no fields`);
+  // A message's fields become a lake table's columns, where case does not tell names apart.
+  const folded = new Map<string, string>();
+  for (const { name: field } of entries) {
+    const other = folded.get(field.toLowerCase());
+    if (other !== undefined) {
+      throw new LayoutError(
+        `message '${name}': fields '${other}' and '${field}' differ in case only (in the lake's SQL tables they would be one column)`,
+      );
+    }
+    folded.set(field.toLowerCase(), field);
+  }
   // Largest alignment first keeps padding rare; declaration order breaks ties so the plan is
   // deterministic. A string's size can be odd, so each offset is still rounded up to its
   // field's alignment.

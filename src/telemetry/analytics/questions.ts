@@ -408,10 +408,25 @@ function assembleTrees(
   });
 }
 
-function parseFields(value: unknown): Record<string, unknown> {
+/** A quoted string of JSON, or (captured) a bare NaN, Infinity or -Infinity outside of one. */
+const NON_FINITE = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g;
+
+/**
+ * A message's fields, from their JSON as DuckDB writes it: a double that is no number is written
+ * bare (NaN, Infinity, -Infinity), which is not JSON (parsed as such, every field was lost). Each
+ * is read back as that number, through a marker no field's text holds (it is new at each call).
+ */
+export function parseFields(value: unknown): Record<string, unknown> {
   if (typeof value === 'string') {
+    const marker = `\\u0000${Math.random().toString(36).slice(2)}:`;
+    const marked = value.replace(NON_FINITE, (match, bare: string | undefined) =>
+      bare === undefined ? match : `"${marker}${bare}"`,
+    );
+    const prefix = JSON.parse(`"${marker}"`) as string;
     try {
-      return JSON.parse(value) as Record<string, unknown>;
+      return JSON.parse(marked, (_key, v: unknown) =>
+        typeof v === 'string' && v.startsWith(prefix) ? Number(v.slice(prefix.length)) : v,
+      ) as Record<string, unknown>;
     } catch {
       return {};
     }

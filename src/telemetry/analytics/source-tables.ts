@@ -165,9 +165,28 @@ export function streamTableName(stream: string): string {
   return `stream_${stream.replaceAll('\0', '\uFFFD')}`;
 }
 
-/** The column a message field becomes: its name, or `field_<name>` where it would clash with the envelope's. */
+/**
+ * The column a message field becomes: its name, or `field_<name>` where it would clash with the
+ * envelope's (in any case: SQL's names ignore it).
+ */
 export function fieldColumnName(field: string): string {
-  return RESERVED.has(field) ? `field_${field}` : field;
+  return RESERVED.has(field.toLowerCase()) ? `field_${field}` : field;
+}
+
+/**
+ * The columns of a message's fields, in order: `fieldColumnName`'s, the later of two that SQL would
+ * take for one (they differ in case only, in a layout a writer other than a spine described: its
+ * partitions could not be written) with `_2`, `_3`… after it.
+ */
+export function fieldColumnNames(fields: readonly string[]): string[] {
+  const used = new Set<string>();
+  return fields.map((field) => {
+    const base = fieldColumnName(field);
+    let name = base;
+    for (let n = 2; used.has(name.toLowerCase()); n++) name = `${base}_${n}`;
+    used.add(name.toLowerCase());
+    return name;
+  });
 }
 
 /** The table a persisted lake stream fills, or undefined for a stream the analytics do not read. */
@@ -179,9 +198,10 @@ export function sourceTableOf(stream: StreamRow): SourceTable | undefined {
   const dependencies = { dependenciesLayouts: stream.dependenciesLayouts, properties: stream.properties };
   if (stream.tags.includes('messages') && layouts.length === 3) {
     const name = stream.properties.name ?? stream.streamId;
+    const names = fieldColumnNames(layouts[2]!.fields.map((f) => f.name));
     const fields = layouts[2]!.fields.map(
-      (f): ColumnSpec => ({
-        name: fieldColumnName(f.name),
+      (f, i): ColumnSpec => ({
+        name: names[i]!,
         type: FIELD_TYPES[f.type],
         part: 2,
         field: f.name,
