@@ -53,6 +53,24 @@ it('writes partitions, decoded from blocks or merged from files, in row groups o
         process: run.processId,
       });
       expect(last.rows.map((r) => r.map(Number))).toEqual([[79_999, 39_999]]);
+      // Sequences are stored as BIGINTs: a filter on one reaches the scan, where the groups'
+      // statistics rule groups out (a stored DOUBLE, which the views cast, was filtered row by row).
+      const plan = await analytics.query('EXPLAIN SELECT tick FROM stream_orders WHERE seq = 79999', {
+        process: run.processId,
+      });
+      const text = plan.rows.map((r) => r.join(' ')).join('\n');
+      expect(text).toMatch(/Filters:\s*seq\s*=\s*79999/);
+      expect(text).not.toMatch(/CAST\(seq/);
+      for (const [view, columns] of [
+        ['stream_orders', 'seq, parent_seq'],
+        ['timings', 'seq'],
+      ] as const) {
+        const file = parquetFiles(cacheDir).find((f) => f.includes(`${view}/`))!;
+        const described = await connection.runAndReadAll(
+          `DESCRIBE SELECT ${columns} FROM read_parquet('${file}', hive_partitioning = false)`,
+        );
+        expect(described.getRows().map((r) => String(r[1]))).toEqual(columns.split(', ').map(() => 'BIGINT'));
+      }
     } finally {
       await analytics.close();
     }

@@ -251,8 +251,25 @@ function fillChunk(
       fillSized(vector, column, objects, source, at, recordBytes, count);
       continue;
     }
-    copyStrided(source, at, recordBytes, scratch, column.bytes, count);
+    if (column.from === 'whole-f64') wholeToInt64(source, at, recordBytes, scratch, count);
+    else copyStrided(source, at, recordBytes, scratch, column.bytes, count);
     bindings.copy_data_to_vector(vector, 0, scratch.buffer, 0, count * column.bytes);
+  }
+}
+
+/**
+ * Copies `count` f64 values that hold whole numbers (sequences: below 2^53), `stride` apart from
+ * `at`, end to end into `target` as little-endian int64s, without a BigInt per value: the low
+ * word is the value modulo 2^32 (what `>>> 0` takes), the high word what is left (two's
+ * complement for a negative one). What no int64 holds (NaN, ±Infinity, a damaged record's) is 0.
+ */
+function wholeToInt64(source: DataView, at: number, stride: number, target: Uint8Array, count: number): void {
+  const out = new DataView(target.buffer, target.byteOffset, target.byteLength);
+  for (let r = 0, base = at, o = 0; r < count; r++, base += stride, o += 8) {
+    const value = source.getFloat64(base, true);
+    const whole = Number.isFinite(value) ? Math.trunc(value) : 0;
+    out.setUint32(o, whole >>> 0, true);
+    out.setUint32(o + 4, Math.floor(whole / 4294967296) >>> 0, true);
   }
 }
 

@@ -28,9 +28,11 @@ export interface ColumnSpec {
   /**
    * How the value is made (default `'field'`: the field as it is): `'string-ref'` reads a u32
    * string id and writes its text (from the block's own strings); `'log-properties'` writes a log
-   * event's properties as a JSON object (the field names the event's first key).
+   * event's properties as a JSON object (the field names the event's first key); `'whole-f64'`
+   * reads an f64 that holds a whole number (a sequence) and writes it as a BIGINT: a filter on it
+   * is then one the Parquet statistics rule row groups out by (a DOUBLE the views cast is not).
    */
-  readonly from?: 'field' | 'string-ref' | 'log-properties';
+  readonly from?: 'field' | 'string-ref' | 'log-properties' | 'whole-f64';
 }
 
 /** A column resolved against a stream's layouts: where its bytes are in a record, and how many. */
@@ -93,16 +95,16 @@ const FIELD_TYPES: Record<LayoutFieldType, ColumnType> = {
 
 /** Envelope columns of a stream table, from the record header and the Tracking part. */
 const ENVELOPE: readonly ColumnSpec[] = [
-  { name: 'seq', type: 'DOUBLE', part: 0, field: 'seq' },
+  { name: 'seq', type: 'BIGINT', part: 0, field: 'seq', from: 'whole-f64' },
   { name: 'origin_t', type: 'DOUBLE', part: 1, field: 'origin_t' },
   { name: 'publish_t', type: 'DOUBLE', part: 1, field: 'publish_t' },
   { name: 'actor_id', type: 'USMALLINT', part: 1, field: 'actor' },
   { name: 'parent_stream_id', type: 'USMALLINT', part: 1, field: 'parent_stream' },
-  { name: 'parent_seq', type: 'DOUBLE', part: 1, field: 'parent_seq' },
+  { name: 'parent_seq', type: 'BIGINT', part: 1, field: 'parent_seq', from: 'whole-f64' },
 ];
 
 const TIMING: readonly ColumnSpec[] = [
-  { name: 'seq', type: 'DOUBLE', part: 1, field: 'seq' },
+  { name: 'seq', type: 'BIGINT', part: 1, field: 'seq', from: 'whole-f64' },
   { name: 'origin_t', type: 'DOUBLE', part: 1, field: 'origin_t' },
   { name: 'publish_t', type: 'DOUBLE', part: 1, field: 'publish_t' },
   { name: 'start_t', type: 'DOUBLE', part: 1, field: 'start_t' },
@@ -286,6 +288,7 @@ function resolve(
       WIDTHS[field.type] ?? (field.type === 'string' ? (field.bytes ?? 0) + 2 : (field.bytes ?? 0));
     if (!(field.offset >= 0 && field.offset + bytes <= layout.size)) return undefined;
     if (spec.from === 'string-ref' && field.type !== 'u32') return undefined;
+    if (spec.from === 'whole-f64' && field.type !== 'f64') return undefined;
     const column: Column = {
       ...spec,
       offset: offsets[spec.part]! + field.offset,
