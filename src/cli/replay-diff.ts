@@ -1,3 +1,4 @@
+import { parseDuckJson } from '../telemetry/analytics/duck-json.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { offsetPagesOf } from './paged.js';
@@ -54,13 +55,13 @@ export interface ReplayDiff {
 
 /**
  * A JSON object's members as their values' texts, in order (undefined if `text` is no JSON
- * object): what two messages' fields are compared by, exactly. Parsed into numbers, an i64 past
+ * object, as DuckDB writes one: see `parseDuckJson`): what two messages' fields are compared by, exactly. Parsed into numbers, an i64 past
  * 2^53 loses its last digits and `1.0` equals `1`.
  */
 function memberTexts(text: string): Map<string, string> | undefined {
   let members: Record<string, unknown>;
   try {
-    const parsed = JSON.parse(text) as unknown;
+    const parsed = parseDuckJson(text);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
     members = parsed as Record<string, unknown>;
   } catch {
@@ -109,7 +110,7 @@ function memberTexts(text: string): Map<string, string> | undefined {
 
 /** A member's value for people: parsed, but a number its parse would change kept as its text. */
 function shownValue(text: string): unknown {
-  const value = JSON.parse(text) as unknown;
+  const value = parseDuckJson(text);
   return typeof value === 'number' && String(value) !== text ? text : value;
 }
 

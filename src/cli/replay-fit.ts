@@ -1,10 +1,10 @@
 import type { FieldDescription } from '../queues/field-types.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
-import { fieldColumnName, streamTableName } from '../telemetry/analytics/source-tables.js';
+import { streamTableName } from '../telemetry/analytics/source-tables.js';
 import { quoteIdentifier } from '../telemetry/analytics/sql.js';
 import { parseList } from '../telemetry/analytics/views.js';
 import { count } from './format.js';
-import { nameList, type Playlist } from './replay-recording.js';
+import { nameList, type Playlist, recordedColumn } from './replay-recording.js';
 import { CliError, type ProcessSummary } from './source.js';
 
 /** The integer types' ranges (what the layouts' codecs take). */
@@ -107,7 +107,7 @@ export async function refuseUnfitFields(
     if (recordedFields === undefined) continue;
     const retyped = playlist.layouts[s]!.describe().fields.flatMap((replayed) => {
       const recorded = recordedFields.get(replayed.name);
-      const column = quoteIdentifier(fieldColumnName(replayed.name));
+      const column = quoteIdentifier(recordedColumn(playlist, s, replayed.name));
       const fits = recorded === undefined ? undefined : fitSql(column, recorded, replayed);
       return fits === undefined ? [] : [{ recorded: recorded!, replayed, column, fits }];
     });

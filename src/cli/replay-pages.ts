@@ -1,10 +1,10 @@
 import { LayoutError } from '../errors.js';
 import type { FieldDescription } from '../queues/field-types.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
-import { fieldColumnName, streamTableName } from '../telemetry/analytics/source-tables.js';
+import { streamTableName } from '../telemetry/analytics/source-tables.js';
 import { quoteIdentifier } from '../telemetry/analytics/sql.js';
 import { PAGE } from './paged.js';
-import { nameList, type Playlist } from './replay-recording.js';
+import { nameList, type Playlist, recordedColumn } from './replay-recording.js';
 
 /** Where a page of the play order ends: the last message's publish time, stream (index) and seq. */
 export interface PlayKey {
@@ -18,8 +18,8 @@ export interface PlayKey {
  * A field's value as SQL selects it for replay: as text, exact where JSON would round or fail
  * (and one type for every stream's columns, which share the columns of a page).
  */
-function selectField(field: FieldDescription): string {
-  const column = quoteIdentifier(fieldColumnName(field.name));
+function selectField(field: FieldDescription, recordedColumn: string): string {
+  const column = quoteIdentifier(recordedColumn);
   switch (field.type) {
     case 'f64':
     case 'f32':
@@ -95,7 +95,7 @@ export function playOrderSql(
     const fields = playlist.layouts[s]!.describe().fields;
     const columns = Array.from({ length: widest }, (_, i) => {
       const field = fields[i];
-      return `${field === undefined ? 'NULL::VARCHAR' : selectField(field)} AS c${i}`;
+      return `${field === undefined ? 'NULL::VARCHAR' : selectField(field, recordedColumn(playlist, s, field.name))} AS c${i}`;
     });
     // The shortest text that reads back as the same double (NaN, Infinity too), read as a double
     // (not as a DECIMAL, whose conversion may round to a neighbour).

@@ -2,6 +2,7 @@ import { actorModuleUrl, type SystemDefinition } from '../actors/define-system.j
 import type { FieldDescription } from '../queues/field-types.js';
 import type { Layout } from '../queues/layout.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
+import { fieldColumnName, fieldColumnNames } from '../telemetry/analytics/source-tables.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { parseList } from '../telemetry/analytics/views.js';
 import { CliError, type ProcessSummary } from './source.js';
@@ -65,8 +66,19 @@ export interface Playlist {
   readonly streams: readonly string[];
   /** Per stream: the replayed spine's layout, whose fields are read from the recording. */
   readonly layouts: readonly Layout[];
+  /**
+   * Per stream: the column of the recording's table each field of `layouts` is read from (see
+   * `fieldColumnNames`: a column's name may depend on the recorded layout's other fields); absent,
+   * each field's own (`fieldColumnName`). See `recordedColumn`.
+   */
+  readonly columns?: readonly ReadonlyMap<string, string>[];
   /** Messages to play, from the counts (what the progress bar and the runner's end go by). */
   readonly total: number;
+}
+
+/** The column of the recording's table that field `field` of stream `s` of the playlist is read from. */
+export function recordedColumn(playlist: Playlist, s: number, field: string): string {
+  return playlist.columns?.[s]?.get(field) ?? fieldColumnName(field);
 }
 
 /**
@@ -85,7 +97,11 @@ export function playlistOf(
   const recorded = new Map(
     parseList<{ name: string; layout?: { fields?: FieldDescription[] } }>(
       process.properties['dorsal.spine'],
-    ).map((s) => [s.name, new Set((s.layout?.fields ?? []).map((f) => f.name))]),
+    ).map((s) => {
+      const names = (s.layout?.fields ?? []).map((f) => String(f.name));
+      const columns = fieldColumnNames(names);
+      return [s.name, new Map(names.map((name, i) => [name, columns[i]!]))];
+    }),
   );
   const layouts = streams.map((name) => {
     const spec = definition.spine.streams[name];
@@ -103,6 +119,15 @@ export function playlistOf(
     }
     return spec.message as Layout;
   });
+  const columns = streams.map(
+    (name, s) =>
+      new Map(
+        layouts[s]!.describe().fields.map((f) => [
+          f.name,
+          recorded.get(name)?.get(f.name) ?? fieldColumnName(f.name),
+        ]),
+      ),
+  );
   const total = [...counts.values()].reduce((n, c) => n + c, 0);
-  return { process: process.processId, actors, streams, layouts, total };
+  return { process: process.processId, actors, streams, layouts, columns, total };
 }

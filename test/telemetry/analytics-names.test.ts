@@ -1,9 +1,15 @@
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { writeBenchRun } from '../../bench/analytics/data.js';
+import { defineSystem } from '../../src/actors/define-system.js';
+import { fieldDifferences } from '../../src/cli/replay-diff.js';
+import { playOrderSql } from '../../src/cli/replay-pages.js';
+import { playlistOf, recordedColumn } from '../../src/cli/replay-recording.js';
 import { defineMessage, Layout } from '../../src/queues/index.js';
+import { defineSpine } from '../../src/spine/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { parseFields } from '../../src/telemetry/analytics/questions.js';
+import { fieldColumnNames } from '../../src/telemetry/analytics/source-tables.js';
 import { tempDir } from './fixtures.js';
 
 // DuckDB's names ignore case and end at a NUL: runs that spell a stream differently, or a writer
@@ -12,7 +18,8 @@ import { tempDir } from './fixtures.js';
 it('reads streams whose names differ in case only across runs, or hold a NUL, each process with its own spelling', async () => {
   const { dir, cleanup } = tempDir('dorsal-stream-names-');
   try {
-    const spellings = ['Ticks', 'ticks', 'ti\0cks'];
+    // DuckDB folds ASCII letters only: 'Éticks' and 'éticks' are two names to it.
+    const spellings = ['Ticks', 'ticks', 'ti\0cks', 'Éticks', 'éticks'];
     const runs = [];
     for (const ticksName of spellings)
       runs.push(await writeBenchRun({ data: dir }, 10, 0, undefined, { ticksName }));
@@ -27,12 +34,16 @@ it('reads streams whose names differ in case only across runs, or hold a NUL, ea
       // The typed view of the name, in any of its spellings, holds every run's.
       const typed = await analytics.query('SELECT count(*), count(DISTINCT stream) FROM stream_TICKS');
       expect(typed.rows).toEqual([['20', '2']]);
+      for (const name of ['stream_Éticks', 'stream_éticks']) {
+        const own = await analytics.query(`SELECT count(*), min(stream) FROM "${name}"`);
+        expect(own.rows).toEqual([['10', name.slice('stream_'.length)]]);
+      }
       for (const [i, run] of runs.entries()) {
         const tree = await analytics.tree({ process: run.processId, stream: spellings[i]!, seq: 3 });
         expect([tree.root.stream, tree.nodes]).toEqual([spellings[i], 5]);
         // Another run's spelling names no message of this one.
         await expect(
-          analytics.tree({ process: run.processId, stream: spellings[(i + 1) % 3]!, seq: 3 }),
+          analytics.tree({ process: run.processId, stream: spellings[(i + 1) % spellings.length]!, seq: 3 }),
         ).rejects.toThrow('tree: no message');
       }
     } finally {
@@ -71,6 +82,26 @@ it("reads a stream whose layout's fields are one name to SQL (they differ in cas
       const tree = await analytics.tree({ ...scope, stream: 'ticks', seq: 3 });
       expect(tree.root.fields).toEqual({ price: 103, PRICE_2: Number.NaN, n: 3, field_Seq: 0 });
       expect(typed.unreadable).toEqual({ blocks: 0, records: 0 });
+      // Another run whose layout differs from a third's in its fields' case only: read together
+      // in `stream_ticks`, and apart in `messages`, each run's fields with its own names.
+      const lower = await writeBenchRun({ data: dir }, 10, 0);
+      const upper = await writeBenchRun({ data: dir }, 10, 0, undefined, {
+        ticksLayout: Layout.fromDescription({
+          name: 'Tick',
+          size: 16,
+          fields: [
+            { name: 'Price', type: 'f64', offset: 0 },
+            { name: 'N', type: 'i32', offset: 8 },
+          ],
+        }),
+      });
+      const keys = await analytics.query(
+        "SELECT process_id, json_keys(fields) FROM messages WHERE stream = 'ticks' AND seq = 3",
+      );
+      const keysOf = new Map(keys.rows.map((r) => [r[0], r[1]]));
+      expect(keysOf.get(lower.processId)).toEqual(['price', 'n']);
+      expect(keysOf.get(upper.processId)).toEqual(['Price', 'N']);
+      expect(keysOf.get(run.processId)).toEqual(['price', 'PRICE_2', 'n', 'field_Seq']);
     } finally {
       await analytics.close();
     }
@@ -78,6 +109,13 @@ it("reads a stream whose layout's fields are one name to SQL (they differ in cas
     cleanup();
   }
 }, 60_000);
+
+it("names the columns of fields that SQL would take for one name apart from every field's own", () => {
+  expect(fieldColumnNames(['price', 'PRICE', 'PRICE_2'])).toEqual(['price', 'PRICE_3', 'PRICE_2']);
+  expect(fieldColumnNames(['seq', 'field_seq', 'Seq'])).toEqual(['field_seq', 'field_seq_2', 'field_Seq_3']);
+  // Only ASCII letters are folded, as DuckDB folds them.
+  expect(fieldColumnNames(['É', 'é', 'E', 'e'])).toEqual(['É', 'é', 'E', 'e_2']);
+});
 
 it("reads a message's fields from DuckDB's JSON, doubles that are no number included, and nothing else changed", () => {
   const text = String.raw`{"a":NaN,"b":-Infinity,"c":Infinity,"d":"NaN","e":"say \"Infinity\", NaN","f":[1,NaN],"g":{"h":-Infinity},"i":"\u0000x"}`;
@@ -93,4 +131,32 @@ it("reads a message's fields from DuckDB's JSON, doubles that are no number incl
   });
   expect(parseFields('{"a":1}')).toEqual({ a: 1 });
   expect(parseFields('not json')).toEqual({});
+});
+
+it('replays each field from its own column, and compares fields that hold a double that is no number', () => {
+  // 'seq' is stored as field_seq (the envelope has a seq): the field named field_seq, as field_seq_2.
+  const M = defineMessage('M', { seq: 'f64', field_seq: 'f64' });
+  const definition = defineSystem({
+    spine: defineSpine({ m: { message: M, capacity: 8 } }),
+    actors: [{ module: './feed.js', ingress: true }],
+  });
+  const recorded = {
+    processId: 'p',
+    exe: 'x',
+    startTime: '2026-12-06T00:00:00Z',
+    properties: { 'dorsal.spine': JSON.stringify([{ name: 'm', layout: M.describe() }]) },
+  };
+  const playlist = playlistOf(recorded, ['feed'], new Map([['m', 1]]), definition, 'system.js');
+  expect([recordedColumn(playlist, 0, 'seq'), recordedColumn(playlist, 0, 'field_seq')]).toEqual([
+    'field_seq',
+    'field_seq_2',
+  ]);
+  expect(playOrderSql(playlist, undefined, 10)).toContain('"field_seq_2"');
+  // DuckDB writes such a double bare in JSON: the fields compare all the same, one by one.
+  expect(fieldDifferences('{"price":NaN,"n":1}', '{"price":NaN,"n":2}')).toEqual([
+    { field: 'n', recorded: 1, replayed: 2 },
+  ]);
+  expect(fieldDifferences('{"price":NaN}', '{"price":Infinity}')).toEqual([
+    { field: 'price', recorded: Number.NaN, replayed: Number.POSITIVE_INFINITY },
+  ]);
 });

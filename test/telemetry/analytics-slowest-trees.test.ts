@@ -57,12 +57,14 @@ it("the slowest trees: an origin whose tree lost messages in its middle makes se
       );
       // The record without messages, then the split tree's origin (tree 3's).
       expect(ranked.rows.map((r) => Number(r[0]))).toEqual([1_000_050, 1_015_000]);
-      // Three pieces of one origin fill no more than its own place: the next origin's tree (tree 2,
-      // whole, slower than two of the pieces) comes in.
+      // Three pieces of one origin take no more than its own place: each of them comes, and the
+      // next origin's tree (tree 2, whole, slower than two of the pieces) too.
       const slowest = await analytics.slowestTrees({ ...scope, n: 2 });
       expect(slowest.map((t) => [t.originT, t.root.stream, t.root.seq, t.nodes, t.missingParent])).toEqual([
         [1_010_000, 'ticks', 2, 5, false],
         [1_015_000, 'fills', 7, 1, true],
+        [1_015_000, 'fills', 6, 1, true],
+        [1_015_000, 'ticks', 3, 1, false],
       ]);
     } finally {
       await analytics.close();

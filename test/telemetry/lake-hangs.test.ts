@@ -117,8 +117,10 @@ describe('a lake whose store stops answering', () => {
     expect(() =>
       Lake.open({ db: schema.url, blobs: 's3://lake/x', postgres: { statementTimeoutMs: 0 } }),
     ).toThrow(/option 'statementTimeoutMs' must be an integer from 1 to/);
-    expect(() => Lake.open({ db: schema.url, blobs: 's3://lake/x', s3: { idleTimeoutMs: -1 } })).toThrow(
-      /S3 option 'idleTimeoutMs' must be a positive integer of ms/,
-    );
+    for (const idleTimeoutMs of [-1, 2 ** 31]) {
+      expect(() => Lake.open({ db: schema.url, blobs: 's3://lake/x', s3: { idleTimeoutMs } })).toThrow(
+        `S3 option 'idleTimeoutMs' must be an integer from 1 to 2147483647 (ms), got ${idleTimeoutMs}`,
+      );
+    }
   });
 });

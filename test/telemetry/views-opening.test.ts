@@ -1,10 +1,15 @@
+import { join } from 'node:path';
+import pg from 'pg';
 import { expect, it } from 'vitest';
 import { QuerySlots } from '../../src/telemetry/analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../../src/telemetry/analytics/questions.js';
+import { analyticsQueryRoute } from '../../src/telemetry/analytics/route.js';
 import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import { viewRoutes } from '../../src/telemetry/views/routes.js';
 import { tempDir } from './fixtures.js';
 import { untilFirstEvent } from './http-helpers.js';
+import { query } from './query-server.js';
+import { POSTGRES_URL, uniqueSchema } from './services.js';
 
 // Opening the shared analytics (DuckDB loading, the lake's metadata database connecting) takes no
 // signal: a page, or a live sample, waits for it no longer than its time limit.
@@ -47,3 +52,41 @@ it('a page, or a live sample, whose analytics are still opening is refused at it
     cleanup();
   }
 });
+
+it("the query API's first query waits for the analytics to open no longer than its time limit, and frees its slot", async () => {
+  const { dir, cleanup } = tempDir('dorsal-query-opening-');
+  const schema = uniqueSchema();
+  // Another server migrating the lake's schema: opening the lake (and so the analytics) waits.
+  const migrating = new pg.Client({ connectionString: POSTGRES_URL });
+  await migrating.connect();
+  await migrating.query('BEGIN');
+  await migrating.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+    `dorsal-migrate:${new URL(schema.url).searchParams.get('schema')}`,
+  ]);
+  const slots = new QuerySlots(1, 0);
+  const location = { db: schema.url, blobs: join(dir, 'blobs') };
+  const server = await startIngestionServer({
+    port: 0,
+    lake: { data: join(dir, 'ingest') },
+    routes: [analyticsQueryRoute({ lake: location, cacheDir: join(dir, 'cache'), slots, timeoutMs: 300 })],
+  });
+  let released = false;
+  try {
+    const first = await query(server.url, 'SELECT 1');
+    expect(first.status).toBe(503);
+    expect(((await first.json()) as { error: { code: string } }).error.code).toBe('DORSAL_QUERY_NOT_READY');
+    expect(slots.inFlight).toBe(0);
+    await migrating.query('COMMIT');
+    released = true;
+    // The opening went on: once the lake is there, the same query is answered.
+    await expect
+      .poll(async () => (await query(server.url, 'SELECT 1')).status, { timeout: 20_000, interval: 200 })
+      .toBe(200);
+  } finally {
+    if (!released) await migrating.query('COMMIT');
+    await migrating.end();
+    await server.close();
+    await schema.drop();
+    cleanup();
+  }
+}, 60_000);

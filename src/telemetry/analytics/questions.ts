@@ -1,3 +1,4 @@
+import { parseDuckJson } from './duck-json.js';
 import { QueryRefusedError } from './guard.js';
 import type { QueryFunction, QueryScope } from './query.js';
 import { streamTableName } from './source-tables.js';
@@ -86,7 +87,10 @@ export interface TreeOptions extends Pick<QueryScope, 'timeoutMs' | 'timeLimit' 
 export interface SlowestTreesOptions
   extends Pick<QueryScope, 'begin' | 'end' | 'timeoutMs' | 'timeLimit' | 'signal'> {
   readonly process: string;
-  /** How many (default 10). */
+  /**
+   * How many trees (default 10), counted by origin: an origin whose tree lost a message in its
+   * middle gives each of its pieces (`missingParent`), so that none takes another tree's place.
+   */
   readonly n?: number;
 }
 
@@ -202,8 +206,9 @@ export abstract class AnalyticsQuestions {
 
   /**
    * The `n` trees with the largest latency (the latest handler end since their origin), slowest
-   * first. A tree is messages: timing records none of whose messages is in the lake (lost, or
-   * outside the time window) make none, and are passed over for the next slowest.
+   * first, ranked by origin (an origin whose tree lost a message in its middle gives each of its
+   * pieces: see `n`). A tree is messages: timing records none of whose messages is in the lake
+   * (lost, or outside the time window) make none, and are passed over for the next slowest.
    */
   async slowestTrees(options: SlowestTreesOptions): Promise<MessageTree[]> {
     const process = checkProcess(options.process);
@@ -236,7 +241,7 @@ export abstract class AnalyticsQuestions {
       // about twice as much when every record has its messages).
       ({ trees } = await slowest(' WHERE origin_t IN (SELECT origin_t FROM messages)'));
     }
-    return trees.sort((a, b) => b.latencyNs - a.latencyNs).slice(0, n);
+    return trees.sort((a, b) => b.latencyNs - a.latencyNs);
   }
 
   /**
@@ -408,25 +413,12 @@ function assembleTrees(
   });
 }
 
-/** A quoted string of JSON, or (captured) a bare NaN, Infinity or -Infinity outside of one. */
-const NON_FINITE = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g;
-
-/**
- * A message's fields, from their JSON as DuckDB writes it: a double that is no number is written
- * bare (NaN, Infinity, -Infinity), which is not JSON (parsed as such, every field was lost). Each
- * is read back as that number, through a marker no field's text holds (it is new at each call).
- */
+/** A message's fields, from their JSON as DuckDB writes it (see `parseDuckJson`); {} if it is none. */
 export function parseFields(value: unknown): Record<string, unknown> {
   if (typeof value === 'string') {
-    const marker = `\\u0000${Math.random().toString(36).slice(2)}:`;
-    const marked = value.replace(NON_FINITE, (match, bare: string | undefined) =>
-      bare === undefined ? match : `"${marker}${bare}"`,
-    );
-    const prefix = JSON.parse(`"${marker}"`) as string;
     try {
-      return JSON.parse(marked, (_key, v: unknown) =>
-        typeof v === 'string' && v.startsWith(prefix) ? Number(v.slice(prefix.length)) : v,
-      ) as Record<string, unknown>;
+      const parsed = parseDuckJson(value);
+      return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
     } catch {
       return {};
     }

@@ -1,6 +1,7 @@
 import type { ExtraRoute } from '../ingestion/http.js';
 import type { AnalyticsOptions } from './analytics.js';
 import { checkAnalyticsOptions } from './analytics-options.js';
+import { untilAborted, withinDeadline } from './deadline.js';
 import { answerQuery, MAX_SQL_LENGTH, parseQueryRequest } from './http-query.js';
 import { LazyAnalytics } from './lazy.js';
 import {
@@ -72,9 +73,15 @@ export function analyticsQueryRoute(options: AnalyticsRouteOptions): AnalyticsQu
       const parsed = parseQueryRequest(body);
       // A client that goes away stops its query: its slot is free once DuckDB has stopped. The
       // slot is held until the answer is out (the rows a client is still taking count).
-      return answerInSlot(slots, request.signal, async () =>
-        answerQuery((await analytics.get()).query, parsed, limits, request.signal),
-      );
+      return answerInSlot(slots, request.signal, async () => {
+        // The analytics open on the first query (DuckDB loads): that waits no longer than the
+        // query may take, and stops when its client leaves.
+        const timeoutMs = Math.min(parsed.timeoutMs ?? limits.timeoutMs, limits.timeoutMs);
+        const { query } = await withinDeadline(timeoutMs, request.signal, (signal) =>
+          untilAborted(analytics.get(), signal),
+        );
+        return answerQuery(query, parsed, limits, request.signal);
+      });
     },
     held: () => ({ inFlight: slots.inFlight, waiting: slots.waiting }),
     close: () => analytics.close(),

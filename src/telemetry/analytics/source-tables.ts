@@ -1,6 +1,7 @@
 import type { StreamRow } from '../lake/types.js';
 import { RecordProperty } from '../persist/records.js';
 import type { LayoutDescription, LayoutFieldType } from '../wire/index.js';
+import { foldCase } from './sql.js';
 
 /** A DuckDB column type, by its SQL name. */
 export type ColumnType =
@@ -172,7 +173,7 @@ export function streamTableName(stream: string): string {
  * envelope's (in any case: SQL's names ignore it).
  */
 export function fieldColumnName(field: string): string {
-  return RESERVED.has(field.toLowerCase()) ? `field_${field}` : field;
+  return RESERVED.has(foldCase(field)) ? `field_${field}` : field;
 }
 
 /**
@@ -181,12 +182,17 @@ export function fieldColumnName(field: string): string {
  * partitions could not be written) with `_2`, `_3`… after it.
  */
 export function fieldColumnNames(fields: readonly string[]): string[] {
+  const bases = fields.map(fieldColumnName);
+  // A name made up for one is none of the fields' own.
+  const taken = new Set(bases.map(foldCase));
   const used = new Set<string>();
-  return fields.map((field) => {
-    const base = fieldColumnName(field);
+  return bases.map((base) => {
     let name = base;
-    for (let n = 2; used.has(name.toLowerCase()); n++) name = `${base}_${n}`;
-    used.add(name.toLowerCase());
+    if (used.has(foldCase(base))) {
+      for (let n = 2; taken.has(foldCase(name)); n++) name = `${base}_${n}`;
+      taken.add(foldCase(name));
+    }
+    used.add(foldCase(name));
     return name;
   });
 }

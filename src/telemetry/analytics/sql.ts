@@ -1,3 +1,11 @@
+/**
+ * A name as DuckDB compares names: its ASCII letters in lower case, nothing else changed (É and é
+ * are two names to it, unlike to `toLowerCase`).
+ */
+export function foldCase(name: string): string {
+  return name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
+
 /** A SQL identifier, double-quoted. */
 export function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;

@@ -7,7 +7,7 @@ import { rfc3339ToEpochNs } from '../wire/index.js';
 import { messageOf } from './guard.js';
 import type { Materialized } from './partitions.js';
 import { type TimeWindow, windowCondition } from './query.js';
-import { quoteIdentifier as id, quoteLiteral as text } from './sql.js';
+import { foldCase as folded, quoteIdentifier as id, quoteLiteral as text } from './sql.js';
 
 /** NO_PARENT of the tracking envelope: an ingress message's parent stream. */
 const NO_PARENT = 65535;
@@ -243,7 +243,6 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     tables: Set<string>;
   }
   const byView = new Map<string, StreamView>();
-  const folded = (name: string) => name.toLowerCase();
   for (const m of inputs.materialized) {
     for (const { table } of m.sources) {
       if (table.kind !== 'messages') continue;
@@ -297,12 +296,9 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
         .filter((s) => s.table.kind === 'messages' && tables.has(s.table.table))
         .flatMap((s) => s.table.columns.filter((c) => c.part === 2));
       const types = new Map(columns.map((c) => [c.name, c.type]));
-      // Layouts that differ in their fields' order (or their case) only are read together.
-      const key = JSON.stringify(
-        [...types]
-          .map(([name, type]) => [folded(name), type])
-          .sort(([a], [b]) => (a! < b! ? -1 : a! > b! ? 1 : 0)),
-      );
+      // Layouts that differ in their fields' order only are read together (one order of keys);
+      // in their names' case, apart (each keeps its own in `fields`).
+      const key = JSON.stringify([...types].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
       const group = layouts.get(key) ?? {
         fields: [...types.keys()],
         paths: [],

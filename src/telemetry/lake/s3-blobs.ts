@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type * as S3 from '@aws-sdk/client-s3';
+import { isTimerMs, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { asLakeError, LakeConfigError, LakeNotFoundError, LakeUnavailableError } from '../errors.js';
 import { BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
 
@@ -39,12 +40,11 @@ const loadSdk = (): typeof S3 => {
   return sdk;
 };
 
-/** A time-out option in ms (a positive integer), or its default; anything else is a `LakeConfigError`. */
+/** A time-out option in ms a timer can wait by, or its default; anything else is a `LakeConfigError`. */
 function timeoutOption(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!(Number.isSafeInteger(value) && value > 0)) {
-    throw new LakeConfigError(`S3 option '${name}' must be a positive integer of ms, got ${String(value)}`);
-  }
+  if (!isTimerMs(value))
+    throw new LakeConfigError(`S3 option '${name}' must be ${TIMER_MS_RANGE}, got ${String(value)}`);
   return value;
 }
 

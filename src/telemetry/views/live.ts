@@ -1,6 +1,6 @@
+import { untilAborted, withinDeadline } from '../analytics/deadline.js';
 import { inSlot, notStarted, type QuerySlots } from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
-import { untilAborted, withinDeadline } from './deadline.js';
 import type { ReportLimits } from './report-data.js';
 
 /** One second of a running process, as the live view shows it. */

@@ -1,5 +1,6 @@
 import { ConfigError } from '../../errors.js';
 import { isTimerMs, MAX_TIMER_MS, TIMER_MS_RANGE } from '../../timer-ms.js';
+import { untilAborted, withinDeadline } from '../analytics/deadline.js';
 import { QueryRefusedError } from '../analytics/guard.js';
 import {
   answerInSlot,
@@ -11,7 +12,6 @@ import {
 } from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
 import type { ExtraRoute, RouteAnswer, RouteRequest } from '../ingestion/http.js';
-import { untilAborted, withinDeadline } from './deadline.js';
 import { esc } from './format.js';
 import { LiveSamples } from './live.js';
 import { type PickedProcess, processPicker } from './picker.js';
