@@ -111,7 +111,8 @@ function memberTexts(text: string): Map<string, string> | undefined {
 /** A member's value for people: parsed, but a number its parse would change kept as its text. */
 function shownValue(text: string): unknown {
   const value = parseDuckJson(text);
-  return typeof value === 'number' && String(value) !== text ? text : value;
+  // NaN and ±Infinity too: JSON (the diff stored in the lake, --json) would write them null.
+  return typeof value === 'number' && (String(value) !== text || !Number.isFinite(value)) ? text : value;
 }
 
 /** A message's fields, parsed (their JSON text if it does not parse). */

@@ -75,11 +75,12 @@ it('writes partitions, decoded from blocks or merged from files, in row groups o
       await analytics.close();
     }
 
-    // Two files of 50,000 rows in DuckDB's own groups, merged into one.
+    // Two files of 50,000 rows in DuckDB's own groups, merged into one: the first as an older
+    // dorsal wrote sequences (DOUBLE), the second as this one does (BIGINT).
     const parts = [0, 1].map((i) => join(dir, `part-${i}.parquet`));
     for (const [i, part] of parts.entries()) {
       await connection.run(
-        `COPY (SELECT ${i} * 50000 + i AS seq FROM range(50000) t(i)) TO '${part}' (FORMAT parquet)`,
+        `COPY (SELECT (${i} * 50000 + i)::${i === 0 ? 'DOUBLE' : 'BIGINT'} AS seq, (i * 0.5)::DOUBLE AS v FROM range(50000) t(i)) TO '${part}' (FORMAT parquet)`,
       );
       await connection.run(
         `COPY (SELECT 'stream' AS stream_id, 'block-${i}' AS block_id) TO '${part}.coverage' (FORMAT parquet)`,
@@ -89,6 +90,7 @@ it('writes partitions, decoded from blocks or merged from files, in row groups o
     const merged = join(dir, 'merged.parquet');
     const result = await writePartitionTask({
       kind: 'merge',
+      wholeColumns: ['seq'],
       dataFiles: parts,
       coverageFiles: parts.map((p) => `${p}.coverage`),
       dataPath: merged,
@@ -96,6 +98,12 @@ it('writes partitions, decoded from blocks or merged from files, in row groups o
     });
     expect(result.rows).toBe(100_000);
     expectGroupsOf(await rowGroups(connection, merged), 100_000);
+    const mergedTypes = await connection.runAndReadAll(
+      `SELECT typeof(seq), typeof(v), count(*), sum(seq) FROM read_parquet('${merged}') GROUP BY ALL`,
+    );
+    expect(mergedTypes.getRows().map((r) => r.map(String))).toEqual([
+      ['BIGINT', 'DOUBLE', '100000', '4999950000'],
+    ]);
   } finally {
     connection.closeSync();
     db.closeSync();

@@ -5,7 +5,8 @@ const NON_FINITE = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g;
  * Parses JSON as DuckDB writes it (`to_json`, a message's `fields`): a double that is no number is
  * written bare there (NaN, Infinity, -Infinity), which is not JSON; each is read back as that
  * number, through a marker no text holds (it is new at each call). Throws as `JSON.parse` does
- * for anything else that is not JSON.
+ * for anything else that is not JSON (a bare NaN where a key stands, which DuckDB never writes,
+ * is read as a key).
  */
 export function parseDuckJson(text: string): unknown {
   const marker = `\\u0000${Math.random().toString(36).slice(2)}:`;

@@ -7,7 +7,7 @@ import {
   writePartition,
 } from './etl.js';
 import type { SourceTable } from './source-tables.js';
-import { quoteLiteral } from './sql.js';
+import { quoteIdentifier, quoteLiteral } from './sql.js';
 
 /** One partition to write, as the pool's task: from blocks, or merged from partitions' files. */
 export type EtlTask = PartitionTask | MergeTask;
@@ -29,6 +29,11 @@ export interface PartitionTask {
  */
 export interface MergeTask {
   readonly kind: 'merge';
+  /**
+   * Columns that new partitions hold as BIGINT (`'whole-f64'`), which older ones hold as DOUBLE:
+   * merged as BIGINT whatever the first file's type (a file list takes that one's).
+   */
+  readonly wholeColumns?: readonly string[];
   readonly dataFiles: readonly string[];
   readonly coverageFiles: readonly string[];
   readonly dataPath: string;
@@ -68,8 +73,14 @@ export default async function writePartitionTask(task: EtlTask): Promise<Partiti
  */
 async function mergePartitions(etl: DuckDBConnection, task: MergeTask): Promise<PartitionTaskResult> {
   const list = (files: readonly string[]) => `[${files.map(quoteLiteral).join(', ')}]`;
+  const whole = task.wholeColumns ?? [];
+  // TRY_CAST: a damaged record's NaN becomes NULL, not a merge that fails.
+  const replace =
+    whole.length === 0
+      ? ''
+      : ` REPLACE (${whole.map((c) => `TRY_CAST(${quoteIdentifier(c)} AS BIGINT) AS ${quoteIdentifier(c)}`).join(', ')})`;
   const written = await etl.run(
-    `COPY (SELECT * FROM read_parquet(${list(task.dataFiles)}, hive_partitioning = false)) TO ${quoteLiteral(task.dataPath)} (${PARTITION_COPY_OPTIONS})`,
+    `COPY (SELECT *${replace} FROM read_parquet(${list(task.dataFiles)}, hive_partitioning = false)) TO ${quoteLiteral(task.dataPath)} (${PARTITION_COPY_OPTIONS})`,
   );
   await etl.run(
     `COPY (SELECT * FROM read_parquet(${list(task.coverageFiles)}, union_by_name = true, hive_partitioning = false)) TO ${quoteLiteral(task.coveragePath)} (FORMAT parquet)`,

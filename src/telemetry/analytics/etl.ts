@@ -261,7 +261,8 @@ function fillChunk(
  * Copies `count` f64 values that hold whole numbers (sequences: below 2^53), `stride` apart from
  * `at`, end to end into `target` as little-endian int64s, without a BigInt per value: the low
  * word is the value modulo 2^32 (what `>>> 0` takes), the high word what is left (two's
- * complement for a negative one). What no int64 holds (NaN, ±Infinity, a damaged record's) is 0.
+ * complement for a negative one). A damaged record's: a fraction is cut, NaN and ±Infinity are 0,
+ * and past ±2^63 the value wraps around (the views' cast of a DOUBLE refused such values).
  */
 function wholeToInt64(source: DataView, at: number, stride: number, target: Uint8Array, count: number): void {
   const out = new DataView(target.buffer, target.byteOffset, target.byteLength);

@@ -440,6 +440,7 @@ async function mergePartitionFiles(
     try {
       const { rows } = await pool.run({
         kind: 'merge',
+        wholeColumns: table.columns.filter((c) => c.from === 'whole-f64').map((c) => c.name),
         dataFiles: group.map((p) => p.local.data),
         coverageFiles: group.map((p) => p.local.coverage),
         dataPath: files.data,

@@ -87,10 +87,7 @@ export interface TreeOptions extends Pick<QueryScope, 'timeoutMs' | 'timeLimit' 
 export interface SlowestTreesOptions
   extends Pick<QueryScope, 'begin' | 'end' | 'timeoutMs' | 'timeLimit' | 'signal'> {
   readonly process: string;
-  /**
-   * How many trees (default 10), counted by origin: an origin whose tree lost a message in its
-   * middle gives each of its pieces (`missingParent`), so that none takes another tree's place.
-   */
+  /** How many trees (default 10; see `slowestTrees` for an origin whose tree is in pieces). */
   readonly n?: number;
 }
 
@@ -206,9 +203,11 @@ export abstract class AnalyticsQuestions {
 
   /**
    * The `n` trees with the largest latency (the latest handler end since their origin), slowest
-   * first, ranked by origin (an origin whose tree lost a message in its middle gives each of its
-   * pieces: see `n`). A tree is messages: timing records none of whose messages is in the lake
-   * (lost, or outside the time window) make none, and are passed over for the next slowest.
+   * first. Origins are ranked by their timing records (all of them: those of a message the lake
+   * lost too), and their trees taken in that order up to `n`: an origin whose tree lost a message
+   * in its middle gives its pieces (`missingParent`), slowest first, before the next origin's. A
+   * tree is messages: timing records none of whose messages is in the lake (lost, or outside the
+   * time window) make none, and are passed over for the next slowest.
    */
   async slowestTrees(options: SlowestTreesOptions): Promise<MessageTree[]> {
     const process = checkProcess(options.process);
@@ -219,7 +218,7 @@ export abstract class AnalyticsQuestions {
       );
     }
     const scope = { ...scopeOf(options), process };
-    const slowest = async (among: string): Promise<{ trees: MessageTree[]; ranked: number }> => {
+    const slowest = async (among: string): Promise<{ trees: MessageTree[]; origins: string[] }> => {
       const worst = await this.query(
         `SELECT origin_t::VARCHAR, max(end_t - origin_t) AS worst FROM timing_records${among} GROUP BY origin_t ORDER BY worst DESC LIMIT ${n}`,
         { ...scope, maxRows: n },
@@ -231,17 +230,25 @@ export abstract class AnalyticsQuestions {
         const within = `origin_t IN (${some.map((o) => `${quoteLiteral(o)}::DOUBLE`).join(', ')})`;
         trees.push(...(await this.treesOf(process, { within }, scope)));
       }
-      return { trees, ranked: origins.length };
+      return { trees, origins };
     };
-    let { trees, ranked } = await slowest('');
+    let { trees, origins } = await slowest('');
     // Counted by origin: one whose tree lost a message in its middle makes several.
-    if (new Set(trees.map((t) => t.originT)).size < ranked) {
+    if (new Set(trees.map((t) => t.originT)).size < origins.length) {
       // Some of the slowest origins made no tree: ranked again among those with messages (left
       // out before the grouping, by a join filter on the scan; not the first time, as it costs
       // about twice as much when every record has its messages).
-      ({ trees } = await slowest(' WHERE origin_t IN (SELECT origin_t FROM messages)'));
+      ({ trees, origins } = await slowest(' WHERE origin_t IN (SELECT origin_t FROM messages)'));
     }
-    return trees.sort((a, b) => b.latencyNs - a.latencyNs);
+    const byOrigin = new Map<number, MessageTree[]>();
+    for (const tree of trees) byOrigin.set(tree.originT, [...(byOrigin.get(tree.originT) ?? []), tree]);
+    const taken: MessageTree[] = [];
+    for (const origin of origins) {
+      const own = (byOrigin.get(Number(origin)) ?? []).sort((a, b) => b.latencyNs - a.latencyNs);
+      taken.push(...own.slice(0, n - taken.length));
+      if (taken.length === n) break;
+    }
+    return taken.sort((a, b) => b.latencyNs - a.latencyNs);
   }
 
   /**

@@ -75,7 +75,8 @@ export function analyticsQueryRoute(options: AnalyticsRouteOptions): AnalyticsQu
       // slot is held until the answer is out (the rows a client is still taking count).
       return answerInSlot(slots, request.signal, async () => {
         // The analytics open on the first query (DuckDB loads): that waits no longer than the
-        // query may take, and stops when its client leaves.
+        // query may take, and stops when its client leaves (the query then has its own limit: a
+        // first query may take twice it).
         const timeoutMs = Math.min(parsed.timeoutMs ?? limits.timeoutMs, limits.timeoutMs);
         const { query } = await withinDeadline(timeoutMs, request.signal, (signal) =>
           untilAborted(analytics.get(), signal),
