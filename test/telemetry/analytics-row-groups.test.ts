@@ -4,6 +4,7 @@ import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { expect, it } from 'vitest';
 import { writeBenchRun } from '../../bench/analytics/data.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { wholeToInt64 } from '../../src/telemetry/analytics/etl.js';
 import writePartitionTask from '../../src/telemetry/analytics/etl-worker.js';
 import { tempDir } from './fixtures.js';
 
@@ -110,3 +111,44 @@ it('writes partitions, decoded from blocks or merged from files, in row groups o
     cleanup();
   }
 }, 120_000);
+
+it('stores a sequence as the int64 it is, for every value a sequence holds; a damaged one as -1 or cut', () => {
+  const values = [
+    0,
+    1,
+    2 ** 31,
+    2 ** 32 - 1,
+    2 ** 32,
+    2 ** 32 + 5,
+    2 ** 53 - 1,
+    2 ** 53,
+    -1,
+    -(2 ** 32),
+    7.9,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    Number.NEGATIVE_INFINITY,
+  ];
+  // Records of 16 bytes, the sequence at offset 8.
+  const records = new DataView(new ArrayBuffer(values.length * 16));
+  for (const [i, value] of values.entries()) records.setFloat64(i * 16 + 8, value, true);
+  const target = new Uint8Array(values.length * 8);
+  wholeToInt64(records, 8, 16, target, values.length);
+  const stored = [...new BigInt64Array(target.buffer)];
+  expect(stored).toEqual([
+    0n,
+    1n,
+    2n ** 31n,
+    2n ** 32n - 1n,
+    2n ** 32n,
+    2n ** 32n + 5n,
+    2n ** 53n - 1n,
+    2n ** 53n,
+    -1n,
+    -(2n ** 32n),
+    7n,
+    -1n,
+    -1n,
+    -1n,
+  ]);
+});

@@ -261,14 +261,21 @@ function fillChunk(
  * Copies `count` f64 values that hold whole numbers (sequences: below 2^53), `stride` apart from
  * `at`, end to end into `target` as little-endian int64s, without a BigInt per value: the low
  * word is the value modulo 2^32 (what `>>> 0` takes), the high word what is left (two's
- * complement for a negative one). A damaged record's: a fraction is cut, NaN and ±Infinity are 0,
- * and past ±2^63 the value wraps around (the views' cast of a DOUBLE refused such values).
+ * complement for a negative one). A damaged record's: a fraction is cut, NaN and ±Infinity are
+ * -1 (no sequence: a parent of that number is found nowhere, where 0 would link to the first
+ * message), and past ±2^63 the value wraps around (the views' cast of a DOUBLE refused such values).
  */
-function wholeToInt64(source: DataView, at: number, stride: number, target: Uint8Array, count: number): void {
+export function wholeToInt64(
+  source: DataView,
+  at: number,
+  stride: number,
+  target: Uint8Array,
+  count: number,
+): void {
   const out = new DataView(target.buffer, target.byteOffset, target.byteLength);
   for (let r = 0, base = at, o = 0; r < count; r++, base += stride, o += 8) {
     const value = source.getFloat64(base, true);
-    const whole = Number.isFinite(value) ? Math.trunc(value) : 0;
+    const whole = Number.isFinite(value) ? Math.trunc(value) : -1;
     out.setUint32(o, whole >>> 0, true);
     out.setUint32(o + 4, Math.floor(whole / 4294967296) >>> 0, true);
   }
