@@ -2,18 +2,7 @@ import type { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
 import { checkOptionNames } from '../options.js';
 import { type WaitStrategyName, waitStrategyNamed } from '../queues/index.js';
-import {
-  actorConsumerOwner,
-  createFigures,
-  FAILED,
-  FIGURES,
-  figuresOf,
-  HANDLED,
-  LOST,
-  POISONED,
-  PRODUCED_FROM,
-  SKIPPED,
-} from '../spine/actor-figures.js';
+import { actorConsumerOwner, createFigures, figuresOf, streamFigures } from '../spine/actor-figures.js';
 import {
   type AdapterPositions,
   type AdapterStart,
@@ -606,15 +595,15 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
           id: actor.id,
           name: actor.name ?? thread.name,
           streams: this.spine.names.map((stream, i) => {
-            const from = figures[i * FIGURES + PRODUCED_FROM]!;
+            const { handled, skipped, lost, poisoned, failed, producedFrom } = streamFigures(figures, i);
             return {
               stream,
-              handled: figures[i * FIGURES + HANDLED]!,
-              skipped: figures[i * FIGURES + SKIPPED]!,
-              lost: figures[i * FIGURES + LOST]!,
-              poisoned: figures[i * FIGURES + POISONED]!,
-              failed: figures[i * FIGURES + FAILED]!,
-              produced: from < 0 ? 0 : Math.max(0, published[i]! - from),
+              handled,
+              skipped,
+              lost,
+              poisoned,
+              failed,
+              produced: producedFrom < 0 ? 0 : Math.max(0, published[i]! - producedFrom),
             };
           }),
           timings: [],

@@ -43,6 +43,30 @@ export function figuresOf(buffer: SharedArrayBuffer): Float64Array {
   );
 }
 
+/** What an adapter's figures say of stream `index` (see `FIGURES`). */
+export function streamFigures(
+  figures: Float64Array,
+  index: number,
+): {
+  readonly handled: number;
+  readonly skipped: number;
+  readonly failed: number;
+  readonly lost: number;
+  readonly poisoned: number;
+  /** The stream's published count when this adapter's producer of it began; -1: it has none. */
+  readonly producedFrom: number;
+} {
+  const at = index * FIGURES;
+  return {
+    handled: figures[at + HANDLED]!,
+    skipped: figures[at + SKIPPED]!,
+    failed: figures[at + FAILED]!,
+    lost: figures[at + LOST]!,
+    poisoned: figures[at + POISONED]!,
+    producedFrom: figures[at + PRODUCED_FROM]!,
+  };
+}
+
 /** The tag of an actor's consumer entries (`ConsumerOptions.owner`): positive, never 1. */
 export function actorConsumerOwner(actorId: number): number {
   return actorId + 2;

@@ -11,6 +11,7 @@ import {
   POISONED,
   PRODUCED_FROM,
   SKIPPED,
+  streamFigures,
 } from './actor-figures.js';
 import type { Clock } from './clock.js';
 import { Phase } from './control.js';
@@ -387,15 +388,19 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   }
 
   stats(): AdapterStreamStats[] {
-    return this.spine.names.map((stream, i) => ({
-      stream,
-      handled: this.figures[i * FIGURES + HANDLED]!,
-      skipped: this.figures[i * FIGURES + SKIPPED]!,
-      lost: this.consumers[i]?.lost ?? 0,
-      poisoned: this.consumers[i]?.poisoned ?? 0,
-      failed: this.figures[i * FIGURES + FAILED]!,
-      produced: this.producers[i]?.published ?? 0,
-    }));
+    return this.spine.names.map((stream, i) => {
+      const { handled, skipped, failed } = streamFigures(this.figures, i);
+      return {
+        stream,
+        handled,
+        skipped,
+        // The consumer's and producer's own, to this moment (the figures' are as of a commit).
+        lost: this.consumers[i]?.lost ?? 0,
+        poisoned: this.consumers[i]?.poisoned ?? 0,
+        failed,
+        produced: this.producers[i]?.published ?? 0,
+      };
+    });
   }
 
   /** Per actor whose timing queue this adapter reads: records handled and records lost to laps. */

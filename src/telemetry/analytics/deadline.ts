@@ -5,9 +5,8 @@ import { QueryCancelledError, QueryNotReadyError } from './guard.js';
  * Runs `work` with a signal that aborts when `outer` does (the client went away, the server
  * stops) or once `ms` have passed: the queries of a page, or of a live sample, stop there however
  * far they got (waiting for the lake to be read, or in their SQL), and so does a wait for the
- * analytics to open (`untilAborted`). Past the time limit, the
- * refusal is a `QueryNotReadyError` (503, `Retry-After`): what reading of the lake they began goes
- * on for the next request.
+ * analytics to open (`untilAborted`). Past the time limit, the refusal is a `QueryNotReadyError`
+ * (503, `Retry-After`): what reading of the lake they began goes on for the next request.
  */
 export async function withinDeadline<T>(
   ms: number,

@@ -83,6 +83,11 @@ export function parseQueryRequest(body: Uint8Array): QueryRequest {
   return request as unknown as QueryRequest;
 }
 
+/** The time limit of a request's query: what it asks, within the server's. */
+export function requestTimeoutMs(request: QueryRequest, limits: QueryLimits): number {
+  return Math.min(request.timeoutMs ?? limits.timeoutMs, limits.timeoutMs);
+}
+
 /**
  * Answers a parsed request with `query`, within `limits`; `signal` (the request's: its client went
  * away, or the server stops) stops the query. Errors are thrown, for the server's error answers.
@@ -99,7 +104,7 @@ export async function answerQuery(
     ...(request.begin === undefined ? {} : { begin: request.begin }),
     ...(request.end === undefined ? {} : { end: request.end }),
     maxRows: Math.min(request.maxRows ?? limits.maxRows, limits.maxRows),
-    timeoutMs: Math.min(request.timeoutMs ?? limits.timeoutMs, limits.timeoutMs),
+    timeoutMs: requestTimeoutMs(request, limits),
     // Decoding included: the query holds a slot of the server meanwhile.
     timeLimit: 'whole',
     ...(signal === undefined ? {} : { signal }),

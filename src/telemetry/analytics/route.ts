@@ -2,7 +2,7 @@ import type { ExtraRoute } from '../ingestion/http.js';
 import type { AnalyticsOptions } from './analytics.js';
 import { checkAnalyticsOptions } from './analytics-options.js';
 import { untilAborted, withinDeadline } from './deadline.js';
-import { answerQuery, MAX_SQL_LENGTH, parseQueryRequest } from './http-query.js';
+import { answerQuery, MAX_SQL_LENGTH, parseQueryRequest, requestTimeoutMs } from './http-query.js';
 import { LazyAnalytics } from './lazy.js';
 import {
   answerInSlot,
@@ -77,8 +77,7 @@ export function analyticsQueryRoute(options: AnalyticsRouteOptions): AnalyticsQu
         // The analytics open on the first query (DuckDB loads): that waits no longer than the
         // query may take, and stops when its client leaves (the query then has its own limit: a
         // first query may take twice it).
-        const timeoutMs = Math.min(parsed.timeoutMs ?? limits.timeoutMs, limits.timeoutMs);
-        const { query } = await withinDeadline(timeoutMs, request.signal, (signal) =>
+        const { query } = await withinDeadline(requestTimeoutMs(parsed, limits), request.signal, (signal) =>
           untilAborted(analytics.get(), signal),
         );
         return answerQuery(query, parsed, limits, request.signal);
