@@ -53,7 +53,7 @@ export interface SystemCounts {
   readonly drained: boolean;
   /**
    * Threads that did not exit in time and were terminated: their actors did not report, their
-   * figures were read from shared memory (as of each one's last commit; timing reads not known).
+   * figures were read from shared memory (as of each one's last commit, timing reads included).
    */
   readonly terminated: readonly string[];
 }

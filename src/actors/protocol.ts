@@ -67,11 +67,23 @@ export type ToWorker =
 /** What one actor did on one stream, every incarnation summed (see `ActorReport`). */
 export interface ActorStreamCounts extends AdapterStreamStats {
   /**
-   * Published on the stream after the message its consumer would have read next when its thread
-   * ended (its last incarnation's, or a crashed one's no restart took over): never read. Nonzero
-   * when the stop did not drain, or the actor crashed and was not restarted; 0 for a stream it
-   * never consumed. With it, `handled + skipped + lost + failed + unread` is every message
-   * published on the stream from where the actor began reading to the end of the run.
+   * Published on the stream from the message its consumer would have read next when its thread
+   * ended (its last incarnation's, or a crashed one's no restart took over), and still in the
+   * ring: never read (what the ring wrote over before it was read is in `lost`). Nonzero when the
+   * stop did not drain, or the actor crashed and was not restarted; 0 for a stream it never
+   * consumed. With it, `handled + skipped + lost + failed + unread` is every message published on
+   * the stream from where the actor began reading to the end of the run.
+   */
+  readonly unread: number;
+}
+
+/** What an observer did with one actor's timing queue, every incarnation summed (see `ActorReport`). */
+export interface ActorTimingCounts extends AdapterTimingStats {
+  /**
+   * Timing records written from the one its reader would have read next when its thread ended,
+   * and still in the ring: never read (those written over are in `lost`). With it,
+   * `handled + lost + unread` is every record written from where the observer began reading to
+   * the end of the run (for an observer terminated in a handler, that record counts as unread).
    */
   readonly unread: number;
 }
@@ -81,13 +93,13 @@ export interface ActorReport {
   readonly name: string;
   readonly streams: readonly ActorStreamCounts[];
   /** For observers: what they read of each actor's timing queue, losses included. */
-  readonly timings: readonly AdapterTimingStats[];
+  readonly timings: readonly ActorTimingCounts[];
 }
 
 /**
- * What a worker reports of one of its actors: its adapter's figures, and per stream the sequence
- * its consumer would have read next (null: it never consumed that stream), from which the system
- * counts what was left unread once every thread has ended.
+ * What a worker reports of one of its actors: its adapter's figures, and per stream (and timing
+ * queue) the sequence its consumer would have read next (null: it never consumed that stream),
+ * from which the system counts what was left unread once every thread has ended.
  */
 export interface WorkerActorReport {
   readonly id: number;
@@ -95,6 +107,8 @@ export interface WorkerActorReport {
   readonly streams: readonly AdapterStreamStats[];
   readonly timings: readonly AdapterTimingStats[];
   readonly stoppedAt: readonly (number | null)[];
+  /** Per actor id whose timing queue it read, the sequence its reader would have read next. */
+  readonly timingsStoppedAt: Readonly<Record<number, number>>;
 }
 
 export function errorInfo(error: unknown): ErrorInfo {

@@ -1,8 +1,8 @@
 import type { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
 import { checkOptionNames } from '../options.js';
-import { type WaitStrategyName, waitStrategyNamed } from '../queues/index.js';
-import { actorConsumerOwner, createFigures, figuresOf, streamFigures } from '../spine/actor-figures.js';
+import { type ConsumerStats, type WaitStrategyName, waitStrategyNamed } from '../queues/index.js';
+import { actorConsumerOwner, committedFigures, createFigures, figuresOf } from '../spine/actor-figures.js';
 import {
   type AdapterPositions,
   type AdapterStart,
@@ -27,7 +27,7 @@ import {
 } from './attachments.js';
 import { ActorCrashedError, ActorModuleError, SystemStateError } from './errors.js';
 import { actorModuleHref, launchActorWorker } from './launch.js';
-import { mergeReports } from './merge-reports.js';
+import { mergeReports, type RunEnd } from './merge-reports.js';
 import type { FromWorker, ToWorker, WorkerActorReport } from './protocol.js';
 import { untilQuiet } from './quiescence.js';
 import {
@@ -310,11 +310,22 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
     if (terminated.length > 0) this.countDeadClaims();
     // Every thread has ended: nothing is published any more, what is left unread is final.
-    const published = this.spine.names.map((_, i) => this.spine.queue(i).settledPublished());
-    this.reportTerminated(published);
+    const end: RunEnd = {
+      streams: this.spine.names.map((_, i) => {
+        const queue = this.spine.queue(i);
+        return { published: queue.settledPublished(), capacity: queue.capacity };
+      }),
+      timings: new Map(
+        [...this.spine.timings].map(([actor, queue]) => [
+          actor,
+          { published: queue.settledPublished(), capacity: queue.capacity },
+        ]),
+      ),
+    };
+    this.reportTerminated(end);
     const counts: SystemCounts = {
       actors: [...this.threads.values()].flatMap((t) =>
-        mergeReports([...t.earlier, ...(t.report ?? [])], published),
+        mergeReports([...t.earlier, ...(t.report ?? [])], end),
       ),
       refused: control.refused,
       drained,
@@ -579,23 +590,38 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
    * or dead without a word: an error outside any handler, `process.exit`) the report its actors'
    * figures and consumer entries make, read after its worker's `exit` (Node emits it once the
    * thread has stopped: every store of it is done): handled, skipped, failed, lost and poisoned
-   * as of each consumer's last commit, and where that commit left it (the message a handler was
+   * as of each consumer's last commit (`committedFigures`: the entries were read with an SC load
+   * of their committed words first), and where that commit left it (the message a handler was
    * stuck on counts as unread); produced from where its producer of a stream began to the
-   * stream's settled count. What an observer read of timing queues is not known.
+   * stream's settled count; what it read of timing queues, from its tagged entries on them.
    */
-  private reportTerminated(published: readonly number[]): void {
+  private reportTerminated(end: RunEnd): void {
+    const names = this.names();
     for (const thread of this.threads.values()) {
       if (thread.worker === undefined || thread.reported === true || thread.ran !== true) continue;
       const entries = this.spine.names.map((_, i) => this.spine.queue(i).stats().consumers);
+      const timingEntries = [...this.spine.timings].map(([actor, queue]) => ({
+        actor,
+        consumers: queue.stats().consumers,
+      }));
       thread.report = thread.actors.map((actor): WorkerActorReport => {
         const owner = actorConsumerOwner(actor.id);
         const owned = entries.map((consumers) => consumers.find((c) => c.owner === owner));
         const figures = figuresOf(actor.figures!);
+        // Its reads of timing queues, from its entries, as of each one's last commit.
+        const reads = timingEntries.flatMap(({ actor: timed, consumers }) => {
+          const entry = consumers.find((c) => c.owner === owner);
+          return entry === undefined ? [] : [{ timed, entry, ...committedReads(entry) }];
+        });
         return {
           id: actor.id,
           name: actor.name ?? thread.name,
           streams: this.spine.names.map((stream, i) => {
-            const { handled, skipped, lost, poisoned, failed, producedFrom } = streamFigures(figures, i);
+            const { handled, skipped, lost, poisoned, failed, producedFrom } = committedFigures(
+              figures,
+              i,
+              owned[i]?.position,
+            );
             return {
               stream,
               handled,
@@ -603,11 +629,17 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
               lost,
               poisoned,
               failed,
-              produced: producedFrom < 0 ? 0 : Math.max(0, published[i]! - producedFrom),
+              produced: producedFrom < 0 ? 0 : Math.max(0, end.streams[i]!.published - producedFrom),
             };
           }),
-          timings: [],
+          timings: reads.map(({ timed, handled, lost }) => ({
+            actor: names[timed] ?? `actor-${timed}`,
+            actorId: timed,
+            handled,
+            lost,
+          })),
           stoppedAt: owned.map((c) => c?.position ?? null),
+          timingsStoppedAt: Object.fromEntries(reads.map(({ timed, entry }) => [timed, entry.position])),
         };
       });
     }
@@ -656,6 +688,21 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const message: ToWorker = { type: 'names', names: this.names() };
     for (const t of this.threads.values()) if (t.status === 'running') t.worker?.postMessage(message);
   }
+}
+
+/**
+ * What an ended observer's timing reader had read and lost of one queue as of its last commit,
+ * from its entry: its polls left it at `began + received + lost`, which is past the committed
+ * position only if the thread ended in a handler (or between it and the commit: see
+ * `TimingReader.drain`, which commits record by record), by that record and what its poll
+ * skipped first. Those are counted from the committed position (unread, or lost if written over),
+ * so that `handled + lost` and what lies past the position add up to every record from `began`.
+ */
+function committedReads(entry: ConsumerStats): { handled: number; lost: number } {
+  const read = Math.max(0, entry.position - entry.began);
+  const ahead = entry.began + entry.received + entry.lost - entry.position;
+  const handled = Math.min(read, Math.max(0, ahead > 0 ? entry.received - 1 : entry.received));
+  return { handled, lost: read - handled };
 }
 
 function sleep(ms: number): Promise<void> {

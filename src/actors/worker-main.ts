@@ -122,12 +122,14 @@ async function main(): Promise<void> {
 }
 
 function report(running: RunningActor): WorkerActorReport {
+  const positions = running.adapter.positions();
   return {
     id: running.id,
     name: running.actor.name,
     streams: running.adapter.stats(),
     timings: running.adapter.timingStats(),
-    stoppedAt: running.adapter.positions().streams,
+    stoppedAt: positions.streams,
+    timingsStoppedAt: positions.timings ?? {},
   };
 }
 

@@ -172,6 +172,8 @@ export class Consumer<M, E = null> implements WaitCondition {
     this.f64[this.receivedIndex] = 0;
     this.f64[this.lostIndex] = 0;
     this.f64[this.poisonedIndex] = 0;
+    // Plain store, as the figures above: the commit below publishes it (its SC store).
+    this.f64[(byte + H.CONSUMER_BEGAN_BYTE) >> 3] = start;
     this.moveTo(start);
     this.commit();
   }

@@ -17,7 +17,7 @@
  * byte 256  ├ consumer table: MAX_CONSUMERS entries of 64 bytes ───────────────────────────────┤
  *           │ +0 STATE (0 free, 1 taken) +4 COMMITTED (low 32 bits of POSITION, SC-stored on commit)│
  *           │ +8 POSITION_F64 (exact next sequence) +16 RECEIVED_F64 +24 LOST_F64 (poisoned      │
- *           │ included) +32 POISONED_F64                                                          │
+ *           │ included) +32 POISONED_F64 +40 BEGAN_F64 (exact sequence it began at)              │
  *           ├ slots: CAPACITY × STRIDE bytes ───────────────────────────────────────────────────┤
  *           │ +0 VERSION (odd while written) +4 EPOCH (exact sequence ÷ 2^32, + 1; 0: never     │
  *           │ written) +8 envelope (optional) then message bytes … (STRIDE: a multiple of 64)    │
@@ -54,6 +54,7 @@ export const QueueHeader = {
   CONSUMER_RECEIVED_BYTE: 16,
   CONSUMER_LOST_BYTE: 24,
   CONSUMER_POISONED_BYTE: 32,
+  CONSUMER_BEGAN_BYTE: 40,
   /** Offset of a slot's epoch word (after the version word), in bytes. */
   SLOT_EPOCH_BYTE: 4,
   /** Offset of the envelope (or of the message without one) inside a slot: after version and epoch. */

@@ -25,6 +25,12 @@ export interface ConsumerStats {
   readonly lost: number;
   /** Of those, messages whose writer it took for dead. */
   readonly poisoned: number;
+  /**
+   * The exact sequence it began at. Every message from there to where it read last was received
+   * or lost: `began + received + lost` is where its polls left it (`position` may be behind that
+   * for a consumer that commits its positions: see `ConsumerOptions.positions`).
+   */
+  readonly began: number;
   /** Messages published that it has not read yet. */
   readonly lag: number;
 }
@@ -257,6 +263,7 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
       received: number;
       lost: number;
       poisoned: number;
+      began: number;
     }[] = [];
     for (let index = 0; index < core.maxConsumers; index++) {
       const byte = core.consumerEntryByte(index);
@@ -274,6 +281,7 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
         received: f64[(byte + H.CONSUMER_RECEIVED_BYTE) >> 3]!,
         lost: f64[(byte + H.CONSUMER_LOST_BYTE) >> 3]!,
         poisoned: f64[(byte + H.CONSUMER_POISONED_BYTE) >> 3]!,
+        began: f64[(byte + H.CONSUMER_BEGAN_BYTE) >> 3]!,
       });
     }
     // Read after the positions: a count at least as recent as what their commits made visible.

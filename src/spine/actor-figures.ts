@@ -5,18 +5,27 @@
  */
 
 /**
- * Numbers per stream in an adapter's figures (see `SpineAdapter`'s `figures`), and their places:
- * handled, skipped, failed, lost and poisoned (as its consumer counted them), and the stream's
- * published count when this adapter's producer of it began (-1: it has none), from which a reader
- * of the settled queue counts what it produced. All as of the consumer's last commit.
+ * Numbers per stream in an adapter's figures (see `SpineAdapter`'s `figures`), and their places.
+ * Two copies of a drain's counts, `COUNTS` numbers each: handled, skipped, failed, lost and
+ * poisoned (as its consumer counted them), and `NEXT`, the exact sequence its consumer reads next
+ * once they are committed (-1: no drain of the stream ended yet). Then `PRODUCED_FROM`, the
+ * stream's published count when this adapter's producer of it began (-1: it has none), from which
+ * a reader of the settled queue counts what it produced.
+ *
+ * A drain's end writes the copy its last one did not, then commits its consumer's position (an SC
+ * store): the current copy is the one whose `NEXT` is the committed position. A thread terminated
+ * anywhere in a drain's end leaves a whole copy that agrees with its committed position, and so
+ * counts every message once: handled as of that copy, or unread from there.
  */
-export const FIGURES = 6;
+export const COUNTS = 6;
 export const HANDLED = 0;
 export const SKIPPED = 1;
 export const FAILED = 2;
 export const LOST = 3;
 export const POISONED = 4;
-export const PRODUCED_FROM = 5;
+export const NEXT = 5;
+export const PRODUCED_FROM = 2 * COUNTS;
+export const FIGURES = PRODUCED_FROM + 1;
 
 /** Bytes of padding on either side of an adapter's figures in their buffer: a cache line. */
 const FIGURES_PAD = 64;
@@ -28,9 +37,13 @@ const FIGURES_PAD = 64;
  */
 export function createFigures(streams: number): SharedArrayBuffer {
   const buffer = new SharedArrayBuffer(2 * FIGURES_PAD + streams * FIGURES * Float64Array.BYTES_PER_ELEMENT);
-  // No producer yet, should its thread end before its adapter exists.
+  // No drain ended and no producer yet, should its thread end before its adapter exists.
   const figures = figuresOf(buffer);
-  for (let i = 0; i < streams; i++) figures[i * FIGURES + PRODUCED_FROM] = -1;
+  for (let i = 0; i < streams; i++) {
+    figures[i * FIGURES + NEXT] = -1;
+    figures[i * FIGURES + COUNTS + NEXT] = -1;
+    figures[i * FIGURES + PRODUCED_FROM] = -1;
+  }
   return buffer;
 }
 
@@ -43,11 +56,8 @@ export function figuresOf(buffer: SharedArrayBuffer): Float64Array {
   );
 }
 
-/** What an adapter's figures say of stream `index` (see `FIGURES`). */
-export function streamFigures(
-  figures: Float64Array,
-  index: number,
-): {
+/** What a copy of an adapter's figures says of a stream (see `FIGURES`). */
+export interface StreamFigures {
   readonly handled: number;
   readonly skipped: number;
   readonly failed: number;
@@ -55,16 +65,40 @@ export function streamFigures(
   readonly poisoned: number;
   /** The stream's published count when this adapter's producer of it began; -1: it has none. */
   readonly producedFrom: number;
-} {
-  const at = index * FIGURES;
+}
+
+/** What copy `copy` (0 or 1) of an adapter's figures says of stream `index`. */
+export function streamFigures(figures: Float64Array, index: number, copy: number): StreamFigures {
+  const base = index * FIGURES;
+  const at = base + copy * COUNTS;
   return {
     handled: figures[at + HANDLED]!,
     skipped: figures[at + SKIPPED]!,
     failed: figures[at + FAILED]!,
     lost: figures[at + LOST]!,
     poisoned: figures[at + POISONED]!,
-    producedFrom: figures[at + PRODUCED_FROM]!,
+    producedFrom: figures[base + PRODUCED_FROM]!,
   };
+}
+
+/**
+ * What an ended thread's adapter figures say of stream `index`, given its consumer's committed
+ * position (`committed`, read after an SC load of the entry's committed word, which synchronizes
+ * with the commit: the copy written before it is seen whole), or undefined if it never consumed
+ * the stream: the copy that agrees with that position (none if no drain of it ended: zeros).
+ */
+export function committedFigures(
+  figures: Float64Array,
+  index: number,
+  committed: number | undefined,
+): StreamFigures {
+  const base = index * FIGURES;
+  for (const copy of [0, 1]) {
+    if (committed !== undefined && figures[base + copy * COUNTS + NEXT] === committed)
+      return streamFigures(figures, index, copy);
+  }
+  const producedFrom = figures[base + PRODUCED_FROM]!;
+  return { handled: 0, skipped: 0, failed: 0, lost: 0, poisoned: 0, producedFrom };
 }
 
 /** The tag of an actor's consumer entries (`ConsumerOptions.owner`): positive, never 1. */

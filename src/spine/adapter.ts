@@ -2,12 +2,14 @@ import { ConfigError } from '../errors.js';
 import type { BufferViews, ClaimingProducer, Consumer, QueueProducer, QueueStats } from '../queues/index.js';
 import {
   actorConsumerOwner,
+  COUNTS,
   createFigures,
   FAILED,
   FIGURES,
   figuresOf,
   HANDLED,
   LOST,
+  NEXT,
   POISONED,
   PRODUCED_FROM,
   SKIPPED,
@@ -125,10 +127,17 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    * Per stream, what this actor counted (see `FIGURES`), in shared memory when its system gave
    * some, so that the system can read them after the thread ended without a report (terminated at
    * a stop): it reads them after the worker's `exit` (Node emits it once the thread has stopped),
-   * so every store is done. Changed at a commit (a drain's end), so that they agree with the
-   * committed position, from which what the thread left is counted unread.
+   * so every store is done. Changed at a commit (a drain's end), in the copy that then agrees
+   * with the committed position, from which what the thread left is counted unread.
    */
   private readonly figures: Float64Array;
+  /** Per stream, the copy of its figures the last drain's end wrote (0 or 1), and their NEXT. */
+  private readonly figuresCopy: Uint8Array;
+  private readonly figuresNext: Float64Array;
+  /** Per stream, drains under way (more than one: nested in its own handlers), ... */
+  private readonly drainDepth: Int32Array;
+  /** ... and handled, skipped and failed since its figures last changed (3 per stream). */
+  private readonly pending: Float64Array;
   /** The actor's timing queue, written in place (claim, stores, commit): see `handle`. */
   private readonly timing: ClaimingProducer<TimingRecord> | undefined;
   private readonly timingViews: BufferViews | undefined;
@@ -186,6 +195,10 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       );
     }
     this.figures = figures ?? figuresOf(createFigures(spine.names.length));
+    this.figuresCopy = new Uint8Array(spine.names.length);
+    this.figuresNext = new Float64Array(spine.names.length).fill(-1);
+    this.drainDepth = new Int32Array(spine.names.length);
+    this.pending = new Float64Array(spine.names.length * 3);
     // Timing records wake no one: their readers poll them whenever their thread is awake, and no
     // thread parks on a timing queue's signal. That saves the sleeper-count load per handler call.
     this.timing = spine.timingQueue(actorId)?.claimingProducer({ wakes: false });
@@ -195,6 +208,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       start === 'head'
         ? 'head'
         : { at: start.timings ?? {}, others: start.otherTimings === 'head' ? 'head' : 'first' },
+      // Its system finds its entries by this tag once the thread ended without a report.
+      actorConsumerOwner(actorId),
     );
     this.context = new HandlerContext(spine.names, this.lastTracking);
   }
@@ -389,7 +404,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   stats(): AdapterStreamStats[] {
     return this.spine.names.map((stream, i) => {
-      const { handled, skipped, failed } = streamFigures(this.figures, i);
+      const { handled, skipped, failed } = streamFigures(this.figures, i, this.figuresCopy[i]!);
       return {
         stream,
         handled,
@@ -464,6 +479,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.drainCount = 0;
     this.drainSkipped = 0;
     this.drainOuter = outer;
+    this.drainDepth[index]!++;
     return outer !== undefined;
   }
 
@@ -474,22 +490,43 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    */
   private endDrain(): void {
     const n = this.drainCount;
-    // The figures change with the commit, right before it, not message by message: a thread
-    // terminated in a drain leaves them as of its last commit, beside the committed position (see
-    // `figures`). Only a termination landing between these stores and the commit, a few
-    // instructions, would count the drain's messages twice (and a failed one, in `handle` or
-    // `passes`, is counted right before its `endDrain`).
-    const figures = this.figures;
-    const at = this.drainIndex * FIGURES;
-    const consumer = this.consumers[this.drainIndex]!;
-    figures[at + HANDLED]! += n;
-    figures[at + SKIPPED]! += this.drainSkipped;
-    figures[at + LOST] = consumer.lost;
-    figures[at + POISONED] = consumer.poisoned;
+    const index = this.drainIndex;
+    const consumer = this.consumers[index]!;
+    const pending = this.pending;
+    pending[index * 3]! += n;
+    pending[index * 3 + 1]! += this.drainSkipped;
+    pending[index * 3 + 2]! += this.drainFailed;
+    this.drainFailed = 0;
     this.work += n;
-    // What was handled (or skipped) is committed only now, after the handlers and what they
-    // produced: a stop reads the committed position (see ConsumerOptions.positions).
-    consumer.commit();
+    // A drain of this stream nested in one of its handlers (the same consumer) leaves the commit
+    // to the outermost: a commit now would pass that handler's message, still being handled.
+    if (--this.drainDepth[index]! === 0) {
+      const next = consumer.sequence;
+      // The figures change with the commit, right before it, not message by message, and only
+      // when the consumer moved since the last (everything they count moves it): the copy the
+      // last change did not write, then the commit, so that the copy whose NEXT is the committed
+      // position is whole whatever instruction a termination lands on (see `FIGURES`).
+      if (next !== this.figuresNext[index]) {
+        const figures = this.figures;
+        const from = index * FIGURES + this.figuresCopy[index]! * COUNTS;
+        const copy = 1 - this.figuresCopy[index]!;
+        const to = index * FIGURES + copy * COUNTS;
+        figures[to + HANDLED] = figures[from + HANDLED]! + pending[index * 3]!;
+        figures[to + SKIPPED] = figures[from + SKIPPED]! + pending[index * 3 + 1]!;
+        figures[to + FAILED] = figures[from + FAILED]! + pending[index * 3 + 2]!;
+        figures[to + LOST] = consumer.lost;
+        figures[to + POISONED] = consumer.poisoned;
+        figures[to + NEXT] = next;
+        this.figuresCopy[index] = copy;
+        this.figuresNext[index] = next;
+        pending[index * 3] = 0;
+        pending[index * 3 + 1] = 0;
+        pending[index * 3 + 2] = 0;
+      }
+      // What was handled (or skipped) is committed only now, after the handlers and what they
+      // produced: a stop reads the committed position (see ConsumerOptions.positions).
+      consumer.commit();
+    }
     const outer = this.drainOuter;
     if (outer !== undefined) {
       this.restoreContext(outer);
@@ -506,7 +543,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       return filter(msg as never);
     } catch (error) {
       // The message was read, and neither handled nor skipped: counted as failed.
-      this.figures[this.drainIndex * FIGURES + FAILED]!++;
+      this.drainFailed = 1;
       this.endDrain();
       throw error;
     }
@@ -534,6 +571,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private drainCount = 0;
   /** Messages the drain under way read and skipped (a filter's, or older in `consumeLast`). */
   private drainSkipped = 0;
+  /** 1 when the drain under way ends because the actor's code threw on its last message. */
+  private drainFailed = 0;
   private drainOuter: SavedContext | undefined = undefined;
 
   /** Runs one handler on message `handlingSeq`, timed from `clockHint`; leaves its end there. */
@@ -564,7 +603,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       // names this stream, and the message is counted as failed.
       this.inHandler = false;
       this.failed = index;
-      this.figures[index * FIGURES + FAILED]!++;
+      this.drainFailed = 1;
       this.endDrain();
       throw error;
     }

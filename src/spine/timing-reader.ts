@@ -30,14 +30,17 @@ export type TimingStart =
 export class TimingReader {
   private readonly spine: Spine;
   private readonly start: TimingStart;
+  private readonly owner: number | undefined;
   private readonly consumers: Consumer<TimingRecord>[] = [];
   /** Actor ids of `consumers`, in the same order. */
   private readonly actors: number[] = [];
   private readonly out = TimingRecord.create();
 
-  constructor(spine: Spine, start: TimingStart) {
+  /** `owner`: the tag of its consumer entries (see `ConsumerOptions.owner`), for its system. */
+  constructor(spine: Spine, start: TimingStart, owner?: number) {
     this.spine = spine;
     this.start = start;
+    this.owner = owner;
   }
 
   /** Hands every waiting record to `handler`; returns how many. */
@@ -48,8 +51,12 @@ export class TimingReader {
       while (consumer.poll(this.out)) {
         handler(this.out);
         n++;
+        // After the handler, as the adapter does for streams (see ConsumerOptions.positions), and
+        // record by record: the entry of a thread terminated in a handler is one record and what
+        // its poll skipped ahead of its last commit, no more (its system counts them unread).
+        consumer.commit();
       }
-      // After the handler, as the adapter does for streams (see ConsumerOptions.positions).
+      // What the last poll skipped (lapped, poisoned) and found nothing after.
       consumer.commit();
     }
     return n;
@@ -105,7 +112,13 @@ export class TimingReader {
       if (attached.has(actor)) continue;
       const start = this.start;
       const from = start === 'head' ? 'head' : (start.at[actor] ?? (start.others === 'head' ? 'head' : 0));
-      this.consumers.push(queue.consumer({ from, positions: 'commit' }));
+      this.consumers.push(
+        queue.consumer({
+          from,
+          positions: 'commit',
+          ...(this.owner === undefined ? {} : { owner: this.owner }),
+        }),
+      );
       this.actors.push(actor);
     }
   }

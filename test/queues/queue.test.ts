@@ -77,6 +77,22 @@ describe('SeqlockQueue in one thread', () => {
     expect(f).toMatchObject({ index: fast.index, received: 20, lost: 0, lag: 0 });
     expect(s!.lost).toBe(slow.lost);
     expect(s!.received + s!.lost + s!.lag).toBe(20);
+    // Where each began: every message from there to its position was received or lost.
+    expect(f!.began).toBe(0);
+    expect(s!.began + s!.received + s!.lost).toBe(s!.position);
+    const late = queue.consumer({ from: 'head' });
+    late.poll(out);
+    expect(queue.stats().consumers.find((c) => c.index === late.index)).toMatchObject({
+      began: 20,
+      position: 20,
+    });
+    producer.publish({ n: 20, check: 20 });
+    late.poll(out);
+    expect(queue.stats().consumers.find((c) => c.index === late.index)).toMatchObject({
+      began: 20,
+      received: 1,
+    });
+    late.close();
     slow.close();
     expect(queue.stats().consumers.map((c) => c.index)).toEqual([fast.index]);
   });

@@ -360,6 +360,129 @@ describe('a writer that died, seen from actors', () => {
   });
 });
 
+describe('what a stop counts past where a reader stopped', () => {
+  it('a consumer lapped since its last poll: what the ring wrote over is lost, what it holds unread', async () => {
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    const entered = new SharedArrayBuffer(4);
+    system.spawn(fixture('stuck-at'), { args: { at: 5, entered }, thread: 'stuck' });
+    await system.start();
+    const feed = new SpineAdapter<TestSpine>(system.spine, 255, 'test');
+    for (let n = 0; n < 6; n++) feed.produce('ticks', { n, price: 1 });
+    await until(() => Atomics.load(new Int32Array(entered), 0) === 1, 'the handler stuck on tick 5');
+    // Twice around the ring and more while its handler is stuck: it never polls again.
+    const capacity = system.spine.queue(0).capacity;
+    const published = 2 * capacity + 100;
+    for (let n = 6; n < published; n++) feed.produce('ticks', { n, price: 1 });
+    const report = await system.stop();
+    feed.close();
+    expect(report.terminated).toEqual(['stuck']);
+    const ticks = report.actors
+      .find((a) => a.name === 'stuck-at')!
+      .streams.find((s) => s.stream === 'ticks')!;
+    // Ticks 0–4 handled; past them, the ring holds its capacity's worth: the rest was written over.
+    expect(ticks).toMatchObject({ handled: 5, unread: capacity, lost: published - 5 - capacity });
+    expect(ticks.handled + ticks.skipped + ticks.lost + ticks.failed + ticks.unread).toBe(published);
+  }, 20_000);
+
+  it('an observer that stopped reading: the timing records it left are counted unread, or lost where they were written over', async () => {
+    const system = new System(spine, { drainTimeoutMs: 200, spine: { timingCapacity: 16 } });
+    system.spawn(fixture('timing-observer'), { args: { readUntil: 10 } });
+    system.spawn(fixture('strategy'));
+    // Paced, until the stop refuses its ticks: the observer reads the first records as they come.
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 1 } });
+    await system.start();
+    const strategy = () => system.spine.timingQueue(1)!;
+    await until(() => strategy().stats().published >= 300, "the strategy's first 300 timing records");
+    const report = await system.stop();
+    const published = strategy().settledPublished();
+    // The observer ran on and exited when told: its report says where its reader stopped.
+    expect(report.drained).toBe(false);
+    expect(report.terminated).toEqual([]);
+    const read = report.actors
+      .find((a) => a.name === 'timing-observer')!
+      .timings.find((t) => t.actor === 'strategy')!;
+    expect(read.handled).toBeGreaterThanOrEqual(10);
+    expect(read.handled).toBeLessThan(published - 16);
+    expect(read.unread).toBe(16);
+    expect(read.handled + read.lost + read.unread).toBe(published);
+  }, 20_000);
+
+  it('an observer terminated in a handler: its reads come from its entries, the record it was in unread', async () => {
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    const entered = new SharedArrayBuffer(4);
+    system.spawn(fixture('timing-observer'), { args: { stuckAt: 3, entered }, thread: 'observer' });
+    system.spawn(fixture('strategy'));
+    system.spawn(fixture('feed'), { args: { count: 20, perLoop: 1 } });
+    await system.start();
+    await until(
+      () =>
+        system.spine.timingQueue(1)!.stats().published === 20 &&
+        Atomics.load(new Int32Array(entered), 0) === 1,
+      "the strategy's 20 records, and the observer stuck on its fourth",
+    );
+    const report = await system.stop();
+    expect(report.terminated).toEqual(['observer']);
+    const read = report.actors
+      .find((a) => a.name === 'timing-observer')!
+      .timings.find((t) => t.actor === 'strategy');
+    // Records 0–2 committed; record 3 was polled, and its handler never ended: unread, as the rest.
+    expect(read).toEqual({ actor: 'strategy', actorId: 1, handled: 3, lost: 0, unread: 17 });
+  }, 20_000);
+
+  it('an observer terminated in a handler right after its poll found it lapped: what it skipped counted once', async () => {
+    const system = new System(spine, {
+      exitTimeoutMs: 300,
+      drainTimeoutMs: 100,
+      spine: { timingCapacity: 16 },
+    });
+    const entered = new SharedArrayBuffer(4);
+    const resume = new SharedArrayBuffer(4);
+    system.spawn(fixture('timing-observer'), {
+      args: { readUntil: 5, stuckOnResume: true, entered, resume },
+      thread: 'observer',
+    });
+    system.spawn(fixture('strategy'));
+    // Paced, until the stop refuses its ticks.
+    system.spawn(fixture('feed'), { args: { count: 0, perLoop: 1 } });
+    await system.start();
+    const strategy = () => system.spine.timingQueue(1)!;
+    const observer = () => strategy().stats().consumers[0]!;
+    // It reads 5 or a few more, then stops until told; the strategy laps it.
+    await until(
+      () => (strategy().stats().consumers[0]?.position ?? 0) >= 5,
+      'the observer to read 5 records',
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    // Where it stopped, and what it counted: it began at the oldest record the ring held then.
+    const before = observer();
+    await until(
+      () => strategy().stats().published > before.position + 100,
+      'the strategy to lap the observer',
+    );
+    Atomics.store(new Int32Array(resume), 0, 1);
+    await until(
+      () => Atomics.load(new Int32Array(entered), 0) === 1,
+      'the observer stuck on the first record after its lap',
+    );
+    const report = await system.stop();
+    const published = strategy().settledPublished();
+    expect(report.terminated).toEqual(['observer']);
+    const read = report.actors
+      .find((a) => a.name === 'timing-observer')!
+      .timings.find((t) => t.actor === 'strategy')!;
+    // As of its last commit, what it had read and lost; past it, the ring's worth unread (the
+    // record it is stuck on among them), and what the strategy wrote over, lost: counted once.
+    expect(read).toEqual({
+      actor: 'strategy',
+      actorId: 1,
+      handled: before.received,
+      lost: before.lost + published - before.position - 16,
+      unread: 16,
+    });
+    expect(read.handled + read.lost + read.unread).toBe(published - before.began);
+  }, 20_000);
+});
+
 describe('a restarted actor', () => {
   it('an observer restarted after a crash resumes every timing queue where it stopped: no record twice, none lost', async () => {
     const channel = `timing-observer-${Math.random()}`;
@@ -393,6 +516,7 @@ describe('a restarted actor', () => {
       actorId: 1,
       handled: published,
       lost: 0,
+      unread: 0,
     });
     // The restarted one read only what the crashed one had not: at least 50 fewer.
     const records = await lastIncarnation;

@@ -45,7 +45,11 @@ const COUNTS: StoredCounts = {
       unread: 5,
     },
   ],
-  timings: [{ observer: 'watcher', observerId: 2, actor: "o'brien", actorId: 1, handled: 390, lost: 10 }],
+  timings: [
+    { observer: 'watcher', observerId: 2, actor: "o'brien", actorId: 1, handled: 390, lost: 10, unread: 6 },
+    // As runs counted before `unread` was: read as 0.
+    { observer: 'watcher', observerId: 2, actor: 'feed', actorId: 0, handled: 7, lost: 0 },
+  ],
   refused: 4,
   drained: false,
   terminated: ['actor-2'],
@@ -123,10 +127,13 @@ describe("a run's counts in the lake", () => {
       ]);
       expect(
         await rows(
-          'SELECT observer, observer_id, actor, actor_id, handled::INTEGER, lost::INTEGER FROM timing_reads',
+          'SELECT observer, observer_id, actor, actor_id, handled::INTEGER, lost::INTEGER, unread::INTEGER FROM timing_reads ORDER BY actor_id',
           run.processId,
         ),
-      ).toEqual([['watcher', 2, "o'brien", 1, 390, 10]]);
+      ).toEqual([
+        ['watcher', 2, 'feed', 0, 7, 0, 0],
+        ['watcher', 2, "o'brien", 1, 390, 10, 6],
+      ]);
       // A consumer's losses, beside the persister's (none here: no block of records): the
       // producer-only row is no consumer's.
       expect(
@@ -136,6 +143,7 @@ describe("a run's counts in the lake", () => {
         ),
       ).toEqual([
         ['ticks', "o'brien", 'actor', 97, 2, 0],
+        ['timings:feed', 'watcher', 'observer', 0, 0, 0],
         ["timings:o'brien", 'watcher', 'observer', 10, 0, 0],
       ]);
       const [unreadable] = await rows('SELECT refused, error FROM run_counts', broken.processId);
@@ -303,7 +311,7 @@ describe("a run's counts in the lake", () => {
           id: 3,
           name: 'watcher',
           streams: [stream('ticks', { skipped: 1 }), stream('orders', { failed: 2 })],
-          timings: [{ actor: 'feed', actorId: 0, handled: 5, lost: 4 }],
+          timings: [{ actor: 'feed', actorId: 0, handled: 5, lost: 4, unread: 2 }],
         },
         // Nothing read before the stop: what it left unread is counted all the same.
         { id: 4, name: 'late', streams: [stream('ticks', { unread: 6 }), stream('orders')], timings: [] },
@@ -319,7 +327,9 @@ describe("a run's counts in the lake", () => {
         { actor: 'watcher', actorId: 3, ...stream('orders', { failed: 2 }) },
         { actor: 'late', actorId: 4, ...stream('ticks', { unread: 6 }) },
       ],
-      timings: [{ observer: 'watcher', observerId: 3, actor: 'feed', actorId: 0, handled: 5, lost: 4 }],
+      timings: [
+        { observer: 'watcher', observerId: 3, actor: 'feed', actorId: 0, handled: 5, lost: 4, unread: 2 },
+      ],
       refused: 7,
       drained: false,
       terminated: ['actor-3'],
@@ -360,8 +370,11 @@ describe("a run's counts in the lake", () => {
         ['good', 'feed', 0],
         ['good', "o'brien", 97],
       ]);
-      expect(await rows(`SELECT process_id, observer FROM timing_reads WHERE ${few}`)).toEqual([
-        ['good', 'watcher'],
+      expect(
+        await rows(`SELECT process_id, observer, actor FROM timing_reads WHERE ${few} ORDER BY ALL`),
+      ).toEqual([
+        ['good', 'watcher', 'feed'],
+        ['good', 'watcher', "o'brien"],
       ]);
       const runs = await rows(
         `SELECT process_id, refused::INTEGER, error FROM run_counts WHERE ${few} ORDER BY ALL`,

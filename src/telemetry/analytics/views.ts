@@ -84,7 +84,7 @@ async function createDiffTables(
  * The tables of the runs' counts (see `persist/run-counts.ts`): `run_counts` (one row per run:
  * ingress refused at the stop, whether it drained, the threads terminated, or why its block did
  * not read), `actor_counts` (per actor × stream: handled, skipped, lost, poisoned, failed,
- * produced, unread) and `timing_reads` (per observer × actor: timing records read and lost). Runs go in
+ * produced, unread) and `timing_reads` (per observer × actor: timing records read, lost and unread). Runs go in
  * by batches, each in a transaction; should some run's counts not make tables (the parser
  * refuses what it knows of), its batch goes in run by run, so that they are that run's `error`
  * and every other block's rows are there all the same.
@@ -101,7 +101,7 @@ async function createCountsTables(
     'CREATE TEMP TABLE actor_counts (process_id VARCHAR, actor VARCHAR, actor_id INTEGER, stream VARCHAR, handled BIGINT, skipped BIGINT, lost BIGINT, poisoned BIGINT, failed BIGINT, produced BIGINT, unread BIGINT)',
   );
   await run(
-    'CREATE TEMP TABLE timing_reads (process_id VARCHAR, observer VARCHAR, observer_id INTEGER, actor VARCHAR, actor_id INTEGER, handled BIGINT, lost BIGINT)',
+    'CREATE TEMP TABLE timing_reads (process_id VARCHAR, observer VARCHAR, observer_id INTEGER, actor VARCHAR, actor_id INTEGER, handled BIGINT, lost BIGINT, unread BIGINT)',
   );
   const rowsOf = (row: DocumentRow<StoredCounts>) => {
     const p = text(row.processId);
@@ -116,7 +116,7 @@ async function createCountsTables(
       ),
       reads: c.timings.map(
         (t) =>
-          `(${p}, ${text(t.observer)}, ${num(t.observerId)}, ${text(t.actor)}, ${num(t.actorId)}, ${num(t.handled)}, ${num(t.lost)})`,
+          `(${p}, ${text(t.observer)}, ${num(t.observerId)}, ${text(t.actor)}, ${num(t.actorId)}, ${num(t.handled)}, ${num(t.lost)}, ${num(t.unread ?? 0)})`,
       ),
     };
   };

@@ -7,9 +7,9 @@
  * report of the process that ran it. The analytics make `actor_counts` of it, and add its losses
  * to `losses` (one row per actor × stream, beside the persister's).
  *
- * Not there: what an observer whose thread was terminated read of timing queues (the system reads
- * its other figures from shared memory, as of its last commit), and any of a process killed before
- * its stop (its blocks say what the persister lost, nothing more).
+ * Not there: any of a process killed before its stop (its blocks say what the persister lost,
+ * nothing more). A thread terminated at the stop is counted from what it left in shared memory (as
+ * of its last commits: see `System`).
  */
 import type { SystemCounts } from '../../actors/index.js';
 import type { StreamInfo } from '../wire/index.js';
@@ -52,6 +52,11 @@ export interface StoredTimingRead {
   readonly handled: number;
   /** Timing records the actor lapped it on. */
   readonly lost: number;
+  /**
+   * Written past where its reader stopped: never read (see `ActorTimingCounts.unread`). Absent
+   * from the counts of runs made before it was counted: read as 0.
+   */
+  readonly unread?: number;
 }
 
 /** A run's counts, as stored. */
@@ -94,6 +99,7 @@ export function storedCountsOf(counts: SystemCounts): StoredCounts {
         actorId: t.actorId,
         handled: t.handled,
         lost: t.lost,
+        unread: t.unread,
       })),
     ),
     refused: counts.refused,
@@ -148,7 +154,8 @@ export function parseStoredCounts(objects: Uint8Array): StoredCounts {
         isActorId(t.observerId) &&
         isActorId(t.actorId) &&
         isCount(t.handled) &&
-        isCount(t.lost),
+        isCount(t.lost) &&
+        (t.unread === undefined || isCount(t.unread)),
     )
   ) {
     throw new Error('a counts block holds no run counts');
