@@ -333,7 +333,12 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
 
     it("keeps the analytics' partition rows per process, and deletes them with their files' paths as garbage", async () => {
       const processId = randomUUID();
-      const row = (view: string, insertTime: string, firstBlockInsertTime: string) => ({
+      const row = (
+        view: string,
+        insertTime: string,
+        firstBlockInsertTime: string,
+        fileSchema: string | null,
+      ) => ({
         partitionId: randomUUID(),
         view,
         processId,
@@ -344,6 +349,7 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
         coverageBytes: 100,
         insertTime,
         firstBlockInsertTime,
+        fileSchema,
       });
       // Retention goes by a partition's first block, not by when the partition was made: the old
       // one, of a block of long ago, was made last.
@@ -351,8 +357,15 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
         'timings',
         formatRfc3339Ns(2_000_000_000_000_000_000n),
         formatRfc3339Ns(1_999_999_999_000_000_000n),
+        '1:0123456789abcdef',
       );
-      const old = row('stream_ticks', formatRfc3339Ns(2_000_000_000_000_000_001n), formatRfc3339Ns(500n));
+      // What its files hold kept as it was, null (a row of a dorsal before it said) included.
+      const old = row(
+        'stream_ticks',
+        formatRfc3339Ns(2_000_000_000_000_000_001n),
+        formatRfc3339Ns(500n),
+        null,
+      );
       expect(await lake.metadata.insertPartition(recent)).toBe(true);
       expect(await lake.metadata.insertPartition(old)).toBe(true);
       expect(await lake.metadata.insertPartition(old)).toBe(false);

@@ -171,11 +171,15 @@ describe('a lake of schema version 4, opened by this dorsal', () => {
     coverageBytes: 10,
     insertTime: '2001-02-03T04:05:06.000000007Z',
   };
-  const params = partitionParams({ ...partition, firstBlockInsertTime: partition.insertTime }).slice(0, 11);
+  const params = partitionParams({
+    ...partition,
+    firstBlockInsertTime: partition.insertTime,
+    fileSchema: null,
+  }).slice(0, 11);
   const expectMigrated = async (lake: Lake) => {
     try {
       expect(await lake.metadata.listPartitions(processId)).toEqual([
-        { ...partition, firstBlockInsertTime: partition.insertTime },
+        { ...partition, firstBlockInsertTime: partition.insertTime, fileSchema: null },
       ]);
       expect(await lake.metadata.deletePartitionsBefore(partition.insertTime, 10)).toEqual([]);
       expect(

@@ -25,8 +25,13 @@ export class LocalPartitionStore implements PartitionStore {
     const file = this.rowsFile(processId);
     if (!existsSync(file)) return [];
     const rows = JSON.parse(readFileSync(file, 'utf8')) as StoredRow[];
-    // Rows written before they said when their first block was inserted: their own insert time.
-    return rows.map((row) => ({ ...row, firstBlockInsertTime: row.firstBlockInsertTime ?? row.insertTime }));
+    // Rows written before they said when their first block was inserted: their own insert time;
+    // before they said what their files hold: null.
+    return rows.map((row) => ({
+      ...row,
+      firstBlockInsertTime: row.firstBlockInsertTime ?? row.insertTime,
+      fileSchema: row.fileSchema ?? null,
+    }));
   }
 
   async save(row: PartitionRow, files: PartitionFiles): Promise<void> {
@@ -68,8 +73,11 @@ export class LocalPartitionStore implements PartitionStore {
   }
 }
 
-/** A row as a row list holds it: those of earlier versions lack `firstBlockInsertTime`. */
-type StoredRow = Omit<PartitionRow, 'firstBlockInsertTime'> & { readonly firstBlockInsertTime?: string };
+/** A row as a row list holds it: those of earlier versions lack `firstBlockInsertTime` and `fileSchema`. */
+type StoredRow = Omit<PartitionRow, 'firstBlockInsertTime' | 'fileSchema'> & {
+  readonly firstBlockInsertTime?: string;
+  readonly fileSchema?: string | null;
+};
 
 /** Moves a partition's local files to their paths under `root`. */
 export function movePartitionFiles(files: PartitionFiles, paths: PartitionFiles, root: string): void {

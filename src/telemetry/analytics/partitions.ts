@@ -11,7 +11,13 @@ import type { EtlPool } from './etl-pool.js';
 import type { SweptLake } from './gone-processes.js';
 import type { TimeWindow, UnreadableBlock } from './query.js';
 import type { RetryLater } from './retry-later.js';
-import { type SourceTable, sourceTableOf } from './source-tables.js';
+import {
+  fileSchemaOf,
+  PARTITION_FORMAT,
+  partitionFormatOf,
+  type SourceTable,
+  sourceTableOf,
+} from './source-tables.js';
 
 export type { PartitionRow };
 
@@ -112,8 +118,8 @@ interface LivePartition {
  * Brings a process's partitions up to date, just in time: for each persisted lake stream, the
  * blocks no partition covers yet (of those that overlap the window) are decoded into new partitions (a live process's new blocks
  * extend its views this way), small partitions are merged from their files once enough of them
- * exist (see `COMPACT_AT`), and a partition whose files are missing or unreadable is forgotten and rebuilt
- * from its blocks. Blocks are read here while the pool writes the previous partition. Returns the
+ * exist (see `COMPACT_AT`), and a partition whose files are missing or unreadable, or written by an
+ * older dorsal (see `fileSchemaOf`), is forgotten and rebuilt from its blocks. Blocks are read here while the pool writes the previous partition. Returns the
  * local files of every view.
  *
  * `stop` aborted (its analytics close), it stops before the next partition it would fetch, block it
@@ -147,12 +153,19 @@ export async function materialize(
   // merged them at once), the one that covers more stays; the other is deleted, and what only it
   // covered is decoded again below.
   const rows = listed.sort((a, b) => b.blockIds.length - a.blockIds.length);
+  const schemas = new Map(sources.map(({ stream, table }) => [stream.streamId, fileSchemaOf(table)]));
   for (const row of rows) {
-    const stale = row.blockIds.some((id) => !existing.has(id) || covered.has(id));
+    const expected = schemas.get(row.streamId);
+    // Written by another dorsal (see `fileSchemaOf`); null: before partitions said, read as they are.
+    const foreign = row.fileSchema !== null && expected !== undefined && row.fileSchema !== expected;
+    // A newer dorsal's: left to it, and not read (its blocks are decoded below for this one).
+    if (foreign && partitionFormatOf(row.fileSchema!) > PARTITION_FORMAT) continue;
+    const stale = foreign || row.blockIds.some((id) => !existing.has(id) || covered.has(id));
     stop?.throwIfAborted();
     const local = stale ? undefined : await store.localFiles(row);
     if (local === undefined) {
-      // Missing, damaged, a duplicate, or of blocks retention deleted: made again from the blocks there are.
+      // Missing, damaged, a duplicate, of blocks retention deleted, or written by an older dorsal:
+      // made again from the blocks there are.
       await store.delete(row);
       rebuiltPartitions++;
       continue;
@@ -525,6 +538,7 @@ async function storePartition(
       coverageBytes: statSync(files.coverage).size,
       insertTime: nowRfc3339Ns(),
       firstBlockInsertTime: of.firstBlockInsertTime,
+      fileSchema: fileSchemaOf(table),
     };
     await store.save(row, files);
     return row;

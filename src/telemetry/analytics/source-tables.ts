@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { StreamRow } from '../lake/types.js';
 import { RecordProperty } from '../persist/records.js';
 import type { LayoutDescription, LayoutFieldType } from '../wire/index.js';
@@ -195,6 +196,36 @@ export function fieldColumnNames(fields: readonly string[]): string[] {
     used.add(foldCase(name));
     return name;
   });
+}
+
+/**
+ * The version of how a partition's files are written, beyond their columns (what a column's values
+ * mean, the coverage file, the row groups' order): raise it with any such change, and every
+ * partition written before is made again from its blocks at its next look. A change of the
+ * columns themselves (names, types, how they are made) needs no raise: `fileSchemaOf` sees it.
+ */
+export const PARTITION_FORMAT = 1;
+
+/**
+ * What a partition of `table` written by this dorsal holds, as its row records it (micromegas'
+ * `file_schema_hash`): the partition format, then a digest of the table's name and columns. A
+ * partition whose row says another is not read: one written by an older dorsal (a lower format,
+ * or the same with other columns) is made again from its blocks; one of a newer dorsal (a higher
+ * format) is left to it, and this one makes its own of the same blocks.
+ */
+export function fileSchemaOf(table: SourceTable): string {
+  const columns = table.columns.map((c) => [c.name, c.type, c.from ?? 'field', c.part, c.field]);
+  const digest = createHash('sha256')
+    .update(JSON.stringify([table.table, table.kind, columns]))
+    .digest('hex')
+    .slice(0, 16);
+  return `${PARTITION_FORMAT}:${digest}`;
+}
+
+/** The partition format a file schema (see `fileSchemaOf`) names, or NaN if it names none. */
+export function partitionFormatOf(fileSchema: string): number {
+  const format = fileSchema.slice(0, fileSchema.indexOf(':'));
+  return /^[0-9]{1,9}$/.test(format) ? Number(format) : Number.NaN;
 }
 
 /** The table a persisted lake stream fills, or undefined for a stream the analytics do not read. */

@@ -14,7 +14,7 @@ import { type ApiKeyRow, type DropReportRow, type PartitionRow, partitionBlobPat
 export const API_KEY_COLUMNS = 'name, key_hash, created_time, revoked_time';
 export const DROP_COLUMNS = 'report_id, process_id, time, counts, total, insert_time';
 export const PARTITION_COLUMNS =
-  'partition_id, view_name, process_id, stream_id, block_ids, row_count, data_path, data_bytes, coverage_path, coverage_bytes, insert_time, first_block_insert_time';
+  'partition_id, view_name, process_id, stream_id, block_ids, row_count, data_path, data_bytes, coverage_path, coverage_bytes, insert_time, first_block_insert_time, file_schema';
 
 /** The statements, with placeholders made by `p(i)` (1-based). */
 export function adminSql(p: (i: number) => string) {
@@ -41,7 +41,7 @@ export function adminSql(p: (i: number) => string) {
     processWindowEnd: `SELECT MAX(process_id) AS last FROM (SELECT process_id FROM processes WHERE process_id > ${p(1)} ORDER BY process_id LIMIT ${p(2)}) w`,
     deleteEmptyProcesses: `DELETE FROM processes WHERE process_id > ${p(1)} AND process_id <= ${p(2)} AND insert_time < ${p(3)} AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.process_id = processes.process_id)`,
     deleteDropReports: `DELETE FROM sink_drops WHERE report_id IN (SELECT report_id FROM sink_drops WHERE insert_time < ${p(1)} LIMIT ${p(2)})`,
-    insertPartition: `INSERT INTO partitions (${PARTITION_COLUMNS}) VALUES (${Array.from({ length: 12 }, (_, i) => p(i + 1)).join(', ')}) ON CONFLICT DO NOTHING`,
+    insertPartition: `INSERT INTO partitions (${PARTITION_COLUMNS}) VALUES (${Array.from({ length: 13 }, (_, i) => p(i + 1)).join(', ')}) ON CONFLICT DO NOTHING`,
     listPartitions: `SELECT ${PARTITION_COLUMNS} FROM partitions WHERE process_id = ${p(1)} ORDER BY insert_time, partition_id`,
     /** One partition's row, deleted; returns its two paths. */
     deletePartition: `DELETE FROM partitions WHERE partition_id = ${p(1)} RETURNING partition_id, data_path, coverage_path`,
@@ -78,6 +78,7 @@ export function partitionParams(row: PartitionRow): unknown[] {
     row.coverageBytes,
     row.insertTime,
     row.firstBlockInsertTime,
+    row.fileSchema,
   ];
 }
 
@@ -94,6 +95,7 @@ export function toPartitionRow(row: RawRow): PartitionRow {
     coverageBytes: Number(row.coverage_bytes),
     insertTime: String(row.insert_time),
     firstBlockInsertTime: String(row.first_block_insert_time ?? row.insert_time),
+    fileSchema: row.file_schema === null || row.file_schema === undefined ? null : String(row.file_schema),
   };
 }
 

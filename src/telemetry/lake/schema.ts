@@ -110,6 +110,13 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     'UPDATE partitions SET first_block_insert_time = insert_time',
     'CREATE INDEX partitions_first_block_insert_time ON partitions (first_block_insert_time)',
   ],
+  [
+    // What a partition's files hold: the partition format and the columns of the dorsal that
+    // wrote it (see `fileSchemaOf`). One of another is made again from its blocks, as micromegas
+    // rebuilds a partition whose `file_schema_hash` is not its view's. NULL in the rows of
+    // earlier versions: files this dorsal reads as they are.
+    'ALTER TABLE partitions ADD COLUMN file_schema TEXT',
+  ],
 ];
 
 /** The schema version this code writes. */

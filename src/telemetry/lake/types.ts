@@ -164,6 +164,11 @@ export interface PartitionRow {
    * with that block (a partition made today of blocks of long ago goes with them).
    */
   readonly firstBlockInsertTime: string;
+  /**
+   * What its files hold: the partition format and columns of the dorsal that wrote them (see
+   * `fileSchemaOf`); null for a partition written before partitions said (read as they are).
+   */
+  readonly fileSchema: string | null;
 }
 
 /** What a retention step did in one window of ids. */
