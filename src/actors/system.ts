@@ -697,6 +697,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
  * `TimingReader.drain`, which commits record by record), by that record and what its poll
  * skipped first. Those are counted from the committed position (unread, or lost if written over),
  * so that `handled + lost` and what lies past the position add up to every record from `began`.
+ * (A thread ended between a poll that only skipped records, poisoned ones, and the commit after
+ * it, a few instructions, is taken for one ended in a handler: one record counted lost instead of
+ * handled; the sum holds.)
  */
 function committedReads(entry: ConsumerStats): { handled: number; lost: number } {
   const read = Math.max(0, entry.position - entry.began);

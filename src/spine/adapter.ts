@@ -480,6 +480,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     this.drainSkipped = 0;
     this.drainOuter = outer;
     this.drainDepth[index]!++;
+    this.drainLevel++;
     return outer !== undefined;
   }
 
@@ -497,6 +498,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     pending[index * 3 + 1]! += this.drainSkipped;
     pending[index * 3 + 2]! += this.drainFailed;
     this.drainFailed = 0;
+    this.drainLevel--;
     this.work += n;
     // A drain of this stream nested in one of its handlers (the same consumer) leaves the commit
     // to the outermost: a commit now would pass that handler's message, still being handled.
@@ -539,14 +541,26 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   /** A filter's verdict. If the filter throws, the drain ends there, as after a handler that throws. */
   private passes(filter: (msg: never) => boolean, msg: object): boolean {
+    const level = this.drainLevel;
     try {
       return filter(msg as never);
     } catch (error) {
       // The message was read, and neither handled nor skipped: counted as failed.
+      this.endDrainsAbove(level);
       this.drainFailed = 1;
       this.endDrain();
       throw error;
     }
+  }
+
+  /**
+   * Ends the drains a consume nested in the actor's code began and did not end: one that an
+   * error left outside its handlers (a stack overflow in its poll, say) before it reached this
+   * drain's handler or filter. Each counts what it handled, and commits if it was its stream's
+   * outermost; the error is this drain's message's.
+   */
+  private endDrainsAbove(level: number): void {
+    while (this.drainLevel > level) this.endDrain();
   }
 
   /**
@@ -573,6 +587,8 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private drainSkipped = 0;
   /** 1 when the drain under way ends because the actor's code threw on its last message. */
   private drainFailed = 0;
+  /** Drains under way, nested ones included (see `endDrainsAbove`). */
+  private drainLevel = 0;
   private drainOuter: SavedContext | undefined = undefined;
 
   /** Runs one handler on message `handlingSeq`, timed from `clockHint`; leaves its end there. */
@@ -596,11 +612,13 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // biome-ignore lint/complexity/useMathMinMax: deliberate, see above
     const start = hint > published ? hint : published;
     context.start = start;
+    const level = this.drainLevel;
     try {
       handler(msg as MessageOf<D, StreamName<D>>, this, context);
     } catch (error) {
       // Even when the actor catches it, what it produces next is not a child; the crash report
       // names this stream, and the message is counted as failed.
+      this.endDrainsAbove(level);
       this.inHandler = false;
       this.failed = index;
       this.drainFailed = 1;
