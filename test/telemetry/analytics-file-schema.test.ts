@@ -167,5 +167,45 @@ describe("a partition's file schema", () => {
     const own = rows.find((r) => r.partitionId !== newer.partitionId)!;
     expect(own.blockIds).toEqual(newer.blockIds);
     expect(own.fileSchema).toMatch(new RegExp(`^${PARTITION_FORMAT}:[0-9a-f]{16}$`));
+    // Gone, as the newer dorsal would have it: the tests after this one start from one partition.
+    const db = new Database(join(dir, 'lake.sqlite'));
+    try {
+      db.prepare('DELETE FROM partitions WHERE partition_id = ?').run(newer.partitionId);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('of an older dorsal whose block no longer reads: kept, unread, until its block reads again', async () => {
+    const { sum: expected } = await ordersTickSum();
+    const current = await ordersPartition();
+    await rewriteAsOlder(current, `${PARTITION_FORMAT}:0000000000000000`);
+    const lake = Lake.open({ data: dir });
+    const blocks = (await lake.blocks({ processId })).filter((b) => current.blockIds.includes(b.blockId));
+    await lake.close();
+    // Its blocks' blobs gone (a lost disk): the partition is all that holds their rows.
+    const moved = blocks.map((b) => {
+      const blob = join(dir, b.blobPath);
+      renameSync(blob, `${blob}.away`);
+      return blob;
+    });
+    const cacheDir = join(dir, 'cache-lost');
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir });
+    try {
+      const ticks = await analytics.query('SELECT count(*)::DOUBLE FROM stream_ticks', {
+        process: processId,
+      });
+      expect(Number(ticks.rows[0]![0])).toBe(TICKS);
+      expect(ticks.unreadable.blocks).toBe(blocks.length);
+    } finally {
+      await analytics.close();
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+    expect((await partitions()).map((p) => p.partitionId)).toContain(current.partitionId);
+    // Back: made again from them, and let go of.
+    for (const blob of moved) renameSync(`${blob}.away`, blob);
+    expect((await ordersTickSum()).sum).toBe(expected);
+    expect((await partitions()).map((p) => p.partitionId)).not.toContain(current.partitionId);
+    expect((await ordersPartition()).fileSchema).toMatch(new RegExp(`^${PARTITION_FORMAT}:[0-9a-f]{16}$`));
   });
 });

@@ -77,7 +77,7 @@ export interface Materialized {
   readonly unreadable: readonly UnreadableBlock[];
   /** Blocks decoded by this call (0 once everything is cached). */
   readonly decodedBlocks: number;
-  /** Partitions found missing or unreadable, forgotten and rebuilt from their blocks. */
+  /** Partitions found missing or unreadable, or written by an older dorsal, forgotten and rebuilt from their blocks. */
   readonly rebuiltPartitions: number;
   /** Small partitions merged into larger ones by this call. */
   readonly compactedPartitions: number;
@@ -118,8 +118,9 @@ interface LivePartition {
  * Brings a process's partitions up to date, just in time: for each persisted lake stream, the
  * blocks no partition covers yet (of those that overlap the window) are decoded into new partitions (a live process's new blocks
  * extend its views this way), small partitions are merged from their files once enough of them
- * exist (see `COMPACT_AT`), and a partition whose files are missing or unreadable, or written by an
- * older dorsal (see `fileSchemaOf`), is forgotten and rebuilt from its blocks. Blocks are read here while the pool writes the previous partition. Returns the
+ * exist (see `COMPACT_AT`), and a partition whose files are missing or unreadable is forgotten and
+ * rebuilt from its blocks. One an older dorsal wrote (see `fileSchemaOf`) is not read: its blocks
+ * are decoded as no partition's, and it is forgotten once partitions of this dorsal hold them all. Blocks are read here while the pool writes the previous partition. Returns the
  * local files of every view.
  *
  * `stop` aborted (its analytics close), it stops before the next partition it would fetch, block it
@@ -154,18 +155,28 @@ export async function materialize(
   // covered is decoded again below.
   const rows = listed.sort((a, b) => b.blockIds.length - a.blockIds.length);
   const schemas = new Map(sources.map(({ stream, table }) => [stream.streamId, fileSchemaOf(table)]));
+  /** Partitions an older dorsal wrote: not read; deleted once partitions of this one hold their blocks. */
+  const older: PartitionRow[] = [];
   for (const row of rows) {
-    const expected = schemas.get(row.streamId);
-    // Written by another dorsal (see `fileSchemaOf`); null: before partitions said, read as they are.
-    const foreign = row.fileSchema !== null && expected !== undefined && row.fileSchema !== expected;
+    // What its files hold (see `fileSchemaOf`); a row from before partitions said is of format 1.
+    const format = row.fileSchema === null ? 1 : partitionFormatOf(row.fileSchema);
     // A newer dorsal's: left to it, and not read (its blocks are decoded below for this one).
-    if (foreign && partitionFormatOf(row.fileSchema!) > PARTITION_FORMAT) continue;
-    const stale = foreign || row.blockIds.some((id) => !existing.has(id) || covered.has(id));
+    if (format > PARTITION_FORMAT) continue;
+    const expected = schemas.get(row.streamId);
+    if (
+      expected !== undefined &&
+      (row.fileSchema === null ? format !== PARTITION_FORMAT : row.fileSchema !== expected)
+    ) {
+      // Its blocks are decoded below, as no partition's; it stays until that is done (a block
+      // whose blob was lost since keeps its rows in it, if unread), outside the window too.
+      older.push(row);
+      continue;
+    }
+    const stale = row.blockIds.some((id) => !existing.has(id) || covered.has(id));
     stop?.throwIfAborted();
     const local = stale ? undefined : await store.localFiles(row);
     if (local === undefined) {
-      // Missing, damaged, a duplicate, of blocks retention deleted, or written by an older dorsal:
-      // made again from the blocks there are.
+      // Missing, damaged, a duplicate, or of blocks retention deleted: made again from the blocks there are.
       await store.delete(row);
       rebuiltPartitions++;
       continue;
@@ -320,6 +331,14 @@ export async function materialize(
         compactedPartitions += group.length;
       }
     }
+  }
+  // An older dorsal's partition whose every block is now in one of this dorsal's is let go of.
+  const held = new Set(live.flatMap((p) => p.row.blockIds));
+  for (const row of older) {
+    if (!row.blockIds.every((id) => held.has(id))) continue;
+    stop?.throwIfAborted();
+    await store.delete(row);
+    rebuiltPartitions++;
   }
   const files = new Map<string, string[]>();
   const fileStreams = new Map<string, string>();

@@ -199,10 +199,11 @@ export function fieldColumnNames(fields: readonly string[]): string[] {
 }
 
 /**
- * The version of how a partition's files are written, beyond their columns (what a column's values
- * mean, the coverage file, the row groups' order): raise it with any such change, and every
- * partition written before is made again from its blocks at its next look. A change of the
- * columns themselves (names, types, how they are made) needs no raise: `fileSchemaOf` sees it.
+ * The version of what a partition's files hold: raise it with any change of it (a column's name,
+ * type or values, the coverage file), and every partition written before is made again from its
+ * blocks at its next look. `fileSchemaOf` also sees a change of the columns made without a raise,
+ * in partitions that say their schema; those of lakes from before partitions said (their row's
+ * `file_schema` is null) are known as format 1 only, and made again only by a raise.
  */
 export const PARTITION_FORMAT = 1;
 
@@ -210,8 +211,9 @@ export const PARTITION_FORMAT = 1;
  * What a partition of `table` written by this dorsal holds, as its row records it (micromegas'
  * `file_schema_hash`): the partition format, then a digest of the table's name and columns. A
  * partition whose row says another is not read: one written by an older dorsal (a lower format,
- * or the same with other columns) is made again from its blocks; one of a newer dorsal (a higher
- * format) is left to it, and this one makes its own of the same blocks.
+ * or the same with other columns) is made again from its blocks, and let go of once that is done;
+ * one of a newer dorsal (a higher format) is left to it, and this one makes its own of the same
+ * blocks.
  */
 export function fileSchemaOf(table: SourceTable): string {
   const columns = table.columns.map((c) => [c.name, c.type, c.from ?? 'field', c.part, c.field]);
