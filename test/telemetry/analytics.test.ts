@@ -266,6 +266,19 @@ describe('analytics over a persisted run', () => {
     expect(analytics.held().sessions).toBeLessThanOrEqual(8);
   });
 
+  it('keeps the parse of the query texts asked lately, a bounded number of them, and no refusal', async () => {
+    const before = analytics.held().parses;
+    const sql = 'SELECT count(*) AS kept_parse FROM stream_ticks';
+    for (let i = 0; i < 3; i++) expect(n((await analytics.query(sql)).rows[0]![0])).toBe(TICKS);
+    expect(analytics.held().parses).toBe(before + 1);
+    // Refused again each time, saying why: never kept.
+    for (let i = 0; i < 2; i++)
+      await expect(analytics.query('DELETE FROM blocks /* kept? */')).rejects.toThrow(/only SELECT.*DELETE/);
+    expect(analytics.held().parses).toBe(before + 1);
+    for (let i = 0; i < 200; i++) expect(n((await analytics.query(`SELECT ${i}`)).rows[0]![0])).toBe(i);
+    expect(analytics.held().parses).toBe(128);
+  });
+
   it('refuses every statement that writes, and several statements, saying why', async () => {
     const refusals: [string, RegExp][] = [
       ['INSERT INTO blocks VALUES (1)', /only SELECT.*INSERT/],

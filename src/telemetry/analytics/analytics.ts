@@ -18,14 +18,13 @@ import { GoneProcessSweep } from './gone-processes.js';
 import {
   checkBound,
   messageOf,
-  type ParsedQuery,
-  parseOne,
   QueryCancelledError,
   QueryNotReadyError,
   QueryRefusedError,
   QueryTimeoutError,
 } from './guard.js';
 import { LakePartitionStore } from './lake-partitions.js';
+import { ParseCache } from './parse-cache.js';
 import {
   type AnalyticsMemory,
   type Materialized,
@@ -202,6 +201,8 @@ export class Analytics extends AnalyticsQuestions {
   private readonly scratch: string;
   private readonly pool: EtlPool;
   private readonly queryDb: DuckDBInstance;
+  /** The first fence's parse of each query text asked lately (see `ParseCache`). */
+  private readonly parses: ParseCache;
   private readonly maxRows: number;
   private readonly maxBytes: number;
   private readonly timeoutMs: number;
@@ -249,6 +250,7 @@ export class Analytics extends AnalyticsQuestions {
     this.scratch = join(options.cacheDir, 'scratch');
     this.pool = pool;
     this.queryDb = queryDb;
+    this.parses = new ParseCache(queryDb);
     this.maxRows = options.maxRows ?? 10_000;
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     this.timeoutMs = options.timeoutMs ?? 30_000;
@@ -314,13 +316,7 @@ export class Analytics extends AnalyticsQuestions {
     const processes = scopeProcesses(scope);
     checkScopeLimits(scope);
     // Refused before anything is decoded for it.
-    const parser = await this.queryDb.connect();
-    let parsed: ParsedQuery;
-    try {
-      parsed = await parseOne(parser, sql);
-    } finally {
-      parser.closeSync();
-    }
+    const parsed = await this.parses.parse(sql);
     // A query of the lake's own tables alone decodes nothing.
     const partitions = [...parsed.tables].some((table) => !METADATA_TABLES.has(table));
     const key = `${processes?.join(',') ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}|${partitions}`;
@@ -378,7 +374,7 @@ export class Analytics extends AnalyticsQuestions {
    * lake (32 ended ones at most, and those under way: at most 72), passes of decoding running (at
    * most 8) and waiting (at most 64), connections with their views (at most 8), document blocks
    * read, blocks found unreadable and not read again yet, merges that failed and are not tried again
-   * yet (by the partitions they were to merge).
+   * yet (by the partitions they were to merge), query texts whose parse is kept (at most 128).
    */
   held(): {
     readonly looks: number;
@@ -389,6 +385,7 @@ export class Analytics extends AnalyticsQuestions {
     readonly documents: number;
     readonly unreadable: number;
     readonly failedMerges: number;
+    readonly parses: number;
   } {
     return {
       looks: this.known.size,
@@ -399,6 +396,7 @@ export class Analytics extends AnalyticsQuestions {
       documents: this.documentBlocks.size,
       unreadable: this.memory.unreadable.size,
       failedMerges: this.memory.merges.size,
+      parses: this.parses.size,
     };
   }
 
