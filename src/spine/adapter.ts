@@ -243,7 +243,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // A consume nested in a handler leaves the handler's context as it found it (the polls below
     // may refill the very envelope that handler is reading), and reads into message objects of
     // its own (the handler's may be one of this stream's).
-    const pair = this.beginDrain(index) ? this.freshOuts(index) : this.outs[index]!;
+    const pair = this.beginDrain(index);
     const a = pair[0]!;
     const b = pair[1]!;
     // Two message objects in turn: a failed poll may leave garbage in the one it read into.
@@ -441,7 +441,7 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const consumer = this.consumerOf(index);
     // A consume nested in a handler leaves the handler's context as it found it, and reads into a
     // message object of its own (the handler's may be one of this stream's).
-    const out = this.beginDrain(index) ? this.freshOuts(index)[0] : this.outs[index]![0]!;
+    const out = this.beginDrain(index)[0]!;
     // No try block around this loop (see `drainIndex`): if the actor's code throws, `handle` or
     // `passes` ends the drain before the error goes on.
     if (max > 0 && consumer.poll(out)) {
@@ -469,19 +469,23 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   }
 
   /**
-   * Starts a drain of stream `index`. One entered inside a handler (or a filter) saves the
-   * context and the drain it interrupts; returns true then.
+   * Starts a drain of stream `index`; returns the message objects it reads into. One entered
+   * inside a handler (or a filter) saves the context and the drain it interrupts, and reads into
+   * objects of its own. What it allocates comes before anything changes: a drain that cannot
+   * begin (out of memory, or of stack) leaves the one it would interrupt as it was, for that one's
+   * handler to end (see `endDrain`).
    */
-  private beginDrain(index: number): boolean {
-    const outer = this.inHandler || this.drainIndex >= 0 ? this.saveContext() : undefined;
+  private beginDrain(index: number): readonly object[] {
+    const nested = this.inHandler || this.drainIndex >= 0;
+    const outs = nested ? this.freshOuts(index) : this.outs[index]!;
+    const outer = nested ? this.saveContext() : undefined;
     this.failed = -1;
     this.drainIndex = index;
     this.drainCount = 0;
     this.drainSkipped = 0;
     this.drainOuter = outer;
     this.drainDepth[index]!++;
-    this.drainLevel++;
-    return outer !== undefined;
+    return outs;
   }
 
   /**
@@ -498,7 +502,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     pending[index * 3 + 1]! += this.drainSkipped;
     pending[index * 3 + 2]! += this.drainFailed;
     this.drainFailed = 0;
-    this.drainLevel--;
     this.work += n;
     // A drain of this stream nested in one of its handlers (the same consumer) leaves the commit
     // to the outermost: a commit now would pass that handler's message, still being handled.
@@ -541,26 +544,14 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
 
   /** A filter's verdict. If the filter throws, the drain ends there, as after a handler that throws. */
   private passes(filter: (msg: never) => boolean, msg: object): boolean {
-    const level = this.drainLevel;
     try {
       return filter(msg as never);
     } catch (error) {
       // The message was read, and neither handled nor skipped: counted as failed.
-      this.endDrainsAbove(level);
       this.drainFailed = 1;
       this.endDrain();
       throw error;
     }
-  }
-
-  /**
-   * Ends the drains a consume nested in the actor's code began and did not end: one that an
-   * error left outside its handlers (a stack overflow in its poll, say) before it reached this
-   * drain's handler or filter. Each counts what it handled, and commits if it was its stream's
-   * outermost; the error is this drain's message's.
-   */
-  private endDrainsAbove(level: number): void {
-    while (this.drainLevel > level) this.endDrain();
   }
 
   /**
@@ -587,8 +578,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private drainSkipped = 0;
   /** 1 when the drain under way ends because the actor's code threw on its last message. */
   private drainFailed = 0;
-  /** Drains under way, nested ones included (see `endDrainsAbove`). */
-  private drainLevel = 0;
   private drainOuter: SavedContext | undefined = undefined;
 
   /** Runs one handler on message `handlingSeq`, timed from `clockHint`; leaves its end there. */
@@ -612,13 +601,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     // biome-ignore lint/complexity/useMathMinMax: deliberate, see above
     const start = hint > published ? hint : published;
     context.start = start;
-    const level = this.drainLevel;
     try {
       handler(msg as MessageOf<D, StreamName<D>>, this, context);
     } catch (error) {
       // Even when the actor catches it, what it produces next is not a child; the crash report
       // names this stream, and the message is counted as failed.
-      this.endDrainsAbove(level);
       this.inHandler = false;
       this.failed = index;
       this.drainFailed = 1;
