@@ -43,7 +43,7 @@ export class ParseCache {
     return parsed;
   }
 
-  /** Query texts kept now (for an analytics' `memoryStats`). */
+  /** Query texts kept now (for an analytics' `held()`). */
   get size(): number {
     return this.kept.size;
   }
