@@ -90,3 +90,40 @@ it("the query API's first query waits for the analytics to open no longer than i
     cleanup();
   }
 }, 60_000);
+
+it("the query API's first query has what its time limit leaves once the analytics opened, not the whole limit again", async () => {
+  const { dir, cleanup } = tempDir('dorsal-query-opening-left-');
+  const schema = uniqueSchema();
+  // Another server migrating the lake's schema for a while: the analytics open once it is done.
+  const migrating = new pg.Client({ connectionString: POSTGRES_URL });
+  await migrating.connect();
+  await migrating.query('BEGIN');
+  await migrating.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+    `dorsal-migrate:${new URL(schema.url).searchParams.get('schema')}`,
+  ]);
+  const location = { db: schema.url, blobs: join(dir, 'blobs') };
+  const server = await startIngestionServer({
+    port: 0,
+    lake: { data: join(dir, 'ingest') },
+    routes: [analyticsQueryRoute({ lake: location, cacheDir: join(dir, 'cache'), timeoutMs: 5_000 })],
+  });
+  const released = new Promise<void>((resolve) =>
+    setTimeout(() => void migrating.query('COMMIT').then(() => resolve()), 1_000),
+  );
+  try {
+    // A query no time limit here lets end: what stops it says the limit it had.
+    const answer = await query(server.url, 'SELECT sum(i::DOUBLE * i) FROM range(1000000000000) t(i)');
+    const { error } = (await answer.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe('DORSAL_QUERY_TIMEOUT');
+    const had = Number(/time limit of (\d+) ms/.exec(error.message)?.[1]);
+    // The opening waited for the lock: the query had the rest of the 5 s.
+    expect(had).toBeGreaterThan(0);
+    expect(had).toBeLessThan(5_000);
+  } finally {
+    await released;
+    await migrating.end();
+    await server.close();
+    await schema.drop();
+    cleanup();
+  }
+}, 60_000);

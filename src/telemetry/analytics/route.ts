@@ -75,12 +75,14 @@ export function analyticsQueryRoute(options: AnalyticsRouteOptions): AnalyticsQu
       // slot is held until the answer is out (the rows a client is still taking count).
       return answerInSlot(slots, request.signal, async () => {
         // The analytics open on the first query (DuckDB loads): that waits no longer than the
-        // query may take, and stops when its client leaves (the query then has its own limit: a
-        // first query may take twice it).
-        const { query } = await withinDeadline(requestTimeoutMs(parsed, limits), request.signal, (signal) =>
+        // query may take, and stops when its client leaves; the query then has what is left.
+        const limit = requestTimeoutMs(parsed, limits);
+        const began = performance.now();
+        const { query } = await withinDeadline(limit, request.signal, (signal) =>
           untilAborted(analytics.get(), signal),
         );
-        return answerQuery(query, parsed, limits, request.signal);
+        const left = Math.max(1, Math.round(limit - (performance.now() - began)));
+        return answerQuery(query, { ...parsed, timeoutMs: left }, limits, request.signal);
       });
     },
     held: () => ({ inFlight: slots.inFlight, waiting: slots.waiting }),
