@@ -116,12 +116,13 @@ interface LivePartition {
 
 /**
  * Brings a process's partitions up to date, just in time: for each persisted lake stream, the
- * blocks no partition covers yet (of those that overlap the window) are decoded into new partitions (a live process's new blocks
- * extend its views this way), small partitions are merged from their files once enough of them
- * exist (see `COMPACT_AT`), and a partition whose files are missing or unreadable is forgotten and
- * rebuilt from its blocks. One an older dorsal wrote (see `fileSchemaOf`) is not read: its blocks
- * are decoded as no partition's, and it is forgotten once partitions of this dorsal hold them all. Blocks are read here while the pool writes the previous partition. Returns the
- * local files of every view.
+ * blocks no partition covers yet (of those that overlap the window) are decoded into new
+ * partitions (a live process's new blocks extend its views this way), small partitions are merged
+ * from their files once enough of them exist (see `COMPACT_AT`), and a partition whose files are
+ * missing or unreadable is forgotten and rebuilt from its blocks. One an older dorsal wrote (see
+ * `fileSchemaOf`) is not read: its blocks are decoded as no partition's, and it is forgotten once
+ * partitions of this dorsal hold them all. Blocks are read here while the pool writes the previous
+ * partition. Returns the local files of every view.
  *
  * `stop` aborted (its analytics close), it stops before the next partition it would fetch, block it
  * would read or partitions it would merge, once the partitions being written are stored, and
