@@ -597,13 +597,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
    */
   private reportTerminated(end: RunEnd): void {
     const names = this.names();
+    // Every thread has ended: the rings' consumer tables, read once for all of them.
+    const entries = this.spine.names.map((_, i) => this.spine.queue(i).stats().consumers);
+    const timingEntries = [...this.spine.timings].map(([actor, queue]) => ({
+      actor,
+      consumers: queue.stats().consumers,
+    }));
     for (const thread of this.threads.values()) {
       if (thread.worker === undefined || thread.reported === true || thread.ran !== true) continue;
-      const entries = this.spine.names.map((_, i) => this.spine.queue(i).stats().consumers);
-      const timingEntries = [...this.spine.timings].map(([actor, queue]) => ({
-        actor,
-        consumers: queue.stats().consumers,
-      }));
       thread.report = thread.actors.map((actor): WorkerActorReport => {
         const owner = actorConsumerOwner(actor.id);
         const owned = entries.map((consumers) => consumers.find((c) => c.owner === owner));

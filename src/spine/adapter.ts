@@ -131,7 +131,11 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
    * with the committed position, from which what the thread left is counted unread.
    */
   private readonly figures: Float64Array;
-  /** Per stream, the copy of its figures the last drain's end wrote (0 or 1), and their NEXT. */
+  /**
+   * Per stream, the copy of its figures the last drain's end wrote (0 or 1), and their NEXT: kept
+   * here too, so that a drain's end compares with its own memory, not the shared buffer's (a
+   * version that read NEXT from there left the 2-thread p50 in its slow regime in 2 of 4 runs).
+   */
   private readonly figuresCopy: Uint8Array;
   private readonly figuresNext: Float64Array;
   /** Per stream, drains under way (more than one: nested in its own handlers), ... */

@@ -53,66 +53,66 @@ it('a page, or a live sample, whose analytics are still opening is refused at it
   }
 });
 
-it("the query API's first query waits for the analytics to open no longer than its time limit, and frees its slot", async () => {
-  const { dir, cleanup } = tempDir('dorsal-query-opening-');
+/**
+ * A query route over a PostgreSQL lake whose schema another server is migrating: it holds the
+ * migration lock until `release`, and opening the lake (so the analytics) waits for it.
+ */
+async function lakeBeingMigrated(prefix: string, route: { timeoutMs: number; slots?: QuerySlots }) {
+  const { dir, cleanup } = tempDir(prefix);
   const schema = uniqueSchema();
-  // Another server migrating the lake's schema: opening the lake (and so the analytics) waits.
   const migrating = new pg.Client({ connectionString: POSTGRES_URL });
   await migrating.connect();
   await migrating.query('BEGIN');
   await migrating.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
     `dorsal-migrate:${new URL(schema.url).searchParams.get('schema')}`,
   ]);
-  const slots = new QuerySlots(1, 0);
   const location = { db: schema.url, blobs: join(dir, 'blobs') };
   const server = await startIngestionServer({
     port: 0,
     lake: { data: join(dir, 'ingest') },
-    routes: [analyticsQueryRoute({ lake: location, cacheDir: join(dir, 'cache'), slots, timeoutMs: 300 })],
+    routes: [analyticsQueryRoute({ lake: location, cacheDir: join(dir, 'cache'), ...route })],
   });
   let released = false;
-  try {
-    const first = await query(server.url, 'SELECT 1');
-    expect(first.status).toBe(503);
-    expect(((await first.json()) as { error: { code: string } }).error.code).toBe('DORSAL_QUERY_NOT_READY');
-    expect(slots.inFlight).toBe(0);
-    await migrating.query('COMMIT');
+  const release = async () => {
+    if (released) return;
     released = true;
-    // The opening went on: once the lake is there, the same query is answered.
-    await expect
-      .poll(async () => (await query(server.url, 'SELECT 1')).status, { timeout: 20_000, interval: 200 })
-      .toBe(200);
-  } finally {
-    if (!released) await migrating.query('COMMIT');
+    await migrating.query('COMMIT');
+  };
+  const close = async () => {
+    await release();
     await migrating.end();
     await server.close();
     await schema.drop();
     cleanup();
+  };
+  return { url: server.url, release, close };
+}
+
+it("the query API's first query waits for the analytics to open no longer than its time limit, and frees its slot", async () => {
+  const slots = new QuerySlots(1, 0);
+  const lake = await lakeBeingMigrated('dorsal-query-opening-', { slots, timeoutMs: 300 });
+  try {
+    const first = await query(lake.url, 'SELECT 1');
+    expect(first.status).toBe(503);
+    expect(((await first.json()) as { error: { code: string } }).error.code).toBe('DORSAL_QUERY_NOT_READY');
+    expect(slots.inFlight).toBe(0);
+    await lake.release();
+    // The opening went on: once the lake is there, the same query is answered.
+    await expect
+      .poll(async () => (await query(lake.url, 'SELECT 1')).status, { timeout: 20_000, interval: 200 })
+      .toBe(200);
+  } finally {
+    await lake.close();
   }
 }, 60_000);
 
 it("the query API's first query has what its time limit leaves once the analytics opened, not the whole limit again", async () => {
-  const { dir, cleanup } = tempDir('dorsal-query-opening-left-');
-  const schema = uniqueSchema();
-  // Another server migrating the lake's schema for a while: the analytics open once it is done.
-  const migrating = new pg.Client({ connectionString: POSTGRES_URL });
-  await migrating.connect();
-  await migrating.query('BEGIN');
-  await migrating.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
-    `dorsal-migrate:${new URL(schema.url).searchParams.get('schema')}`,
-  ]);
-  const location = { db: schema.url, blobs: join(dir, 'blobs') };
-  const server = await startIngestionServer({
-    port: 0,
-    lake: { data: join(dir, 'ingest') },
-    routes: [analyticsQueryRoute({ lake: location, cacheDir: join(dir, 'cache'), timeoutMs: 5_000 })],
-  });
-  const released = new Promise<void>((resolve) =>
-    setTimeout(() => void migrating.query('COMMIT').then(() => resolve()), 1_000),
-  );
+  const lake = await lakeBeingMigrated('dorsal-query-opening-left-', { timeoutMs: 5_000 });
+  // The migration holds the lake for a second of the query's 5 s.
+  const released = new Promise((r) => setTimeout(r, 1_000)).then(lake.release);
   try {
     // A query no time limit here lets end: what stops it says the limit it had.
-    const answer = await query(server.url, 'SELECT sum(i::DOUBLE * i) FROM range(1000000000000) t(i)');
+    const answer = await query(lake.url, 'SELECT sum(i::DOUBLE * i) FROM range(1000000000000) t(i)');
     const { error } = (await answer.json()) as { error: { code: string; message: string } };
     expect(error.code).toBe('DORSAL_QUERY_TIMEOUT');
     const had = Number(/time limit of (\d+) ms/.exec(error.message)?.[1]);
@@ -121,9 +121,6 @@ it("the query API's first query has what its time limit leaves once the analytic
     expect(had).toBeLessThan(5_000);
   } finally {
     await released;
-    await migrating.end();
-    await server.close();
-    await schema.drop();
-    cleanup();
+    await lake.close();
   }
 }, 60_000);
