@@ -177,7 +177,8 @@ const COUNTS_BATCH_ROWS = 1000;
  * concurrent queries over other processes do not meet): `processes`, `streams`, `blocks`; one
  * typed view per spine stream, `stream_<name>`: the envelope (`process_id, stream, seq,
  * origin_t, publish_t, actor, parent_stream, parent_seq, publish_time`) then the message's fields
- * as columns; `messages`, every stream's rows with `fields` as JSON (each process's own); `timings` (with
+ * as columns; `messages`, every stream's rows with `fields` as JSON (each process's own, keyed by
+ * the fields' own names); `timings` (with
  * `latency_ns`, `processing_ns`, `end_time`); `timing_records`, the same records with the ids
  * of their actor and stream (`_actors`, `_stream_names` name them); `losses` (the persister's
  * and every actor's); the replays' diffs, `replay_diffs`, `replay_diff_streams`,
@@ -236,7 +237,10 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   interface StreamView {
     /** The view's name: the first spelling met. */
     view: string;
+    /** The columns of the message's fields. */
     fields: string[];
+    /** The field each column holds, by the column's name (`field_seq` holds `seq`). */
+    keys: Map<string, string>;
     /** Each process's spelling of the stream's name. */
     names: Map<string, string>;
     /** The processes' tables of it (as `Materialized.files` names them). */
@@ -249,12 +253,15 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
       const entry: StreamView = byView.get(folded(table.table)) ?? {
         view: table.table,
         fields: [],
+        keys: new Map(),
         names: new Map(),
         tables: new Set(),
       };
       for (const column of table.columns) {
-        if (column.part === 2 && !entry.fields.some((f) => folded(f) === folded(column.name)))
+        if (column.part === 2 && !entry.fields.some((f) => folded(f) === folded(column.name))) {
           entry.fields.push(column.name);
+          entry.keys.set(column.name, column.field);
+        }
       }
       if (!entry.names.has(m.processId)) entry.names.set(m.processId, table.name);
       entry.tables.add(table.table);
@@ -274,12 +281,14 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     fields: readonly string[],
   ) =>
     `SELECT r.process_id, ${streamName(names)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(p.start_ns + r.publish_t::BIGINT) AS publish_time${fields.map((f) => `, r.${id(f)}`).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.publish_t::BIGINT', window)}`;
-  const asMessages = (fields: readonly string[], from: string) => {
-    const struct = fields.map((f) => `${id(f)} := ${id(f)}`).join(', ');
-    return `SELECT process_id, stream, seq, origin_t, publish_t, actor, parent_stream, parent_seq, publish_time, ${struct ? `to_json(struct_pack(${struct}))` : "'{}'::JSON"} AS fields FROM ${from}`;
+  // Keyed by each field's own name, not its column's (`seq`, not `field_seq`); a JSON object,
+  // not a struct, whose keys DuckDB would tell apart regardless of case.
+  const asMessages = (fields: readonly string[], keys: ReadonlyMap<string, string>, from: string) => {
+    const members = fields.map((f) => `${text(keys.get(f) ?? f)}, ${id(f)}`).join(', ');
+    return `SELECT process_id, stream, seq, origin_t, publish_t, actor, parent_stream, parent_seq, publish_time, ${members ? `json_object(${members})` : "'{}'::JSON"} AS fields FROM ${from}`;
   };
   const messageSelects: string[] = [];
-  for (const { view, fields, names, tables } of byView.values()) {
+  for (const { view, fields, keys, names, tables } of byView.values()) {
     const ownFiles = (m: Materialized) => [...tables].flatMap((table) => m.files.get(table) ?? []);
     const paths = inputs.materialized.flatMap(ownFiles);
     if (paths.length === 0) continue;
@@ -288,7 +297,10 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     // whose layouts of the stream differ (a replay into a changed system) are read apart, so that
     // none gains another's fields (as nulls) or has its values cast to another's types (a number
     // and the same digits as text made equal; bytes and a number, a query that fails).
-    const layouts = new Map<string, { fields: string[]; paths: string[]; names: Map<string, string> }>();
+    const layouts = new Map<
+      string,
+      { fields: string[]; keys: Map<string, string>; paths: string[]; names: Map<string, string> }
+    >();
     for (const m of inputs.materialized) {
       const own = ownFiles(m);
       if (own.length === 0) continue;
@@ -301,6 +313,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
       const key = JSON.stringify([...types].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
       const group = layouts.get(key) ?? {
         fields: [...types.keys()],
+        keys: new Map(columns.map((c) => [c.name, c.field])),
         paths: [],
         names: new Map<string, string>(),
       };
@@ -308,11 +321,11 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
       group.names.set(m.processId, names.get(m.processId)!);
       layouts.set(key, group);
     }
-    if (layouts.size <= 1) messageSelects.push(asMessages(fields, id(view)));
+    if (layouts.size <= 1) messageSelects.push(asMessages(fields, keys, id(view)));
     else {
       for (const group of layouts.values()) {
         messageSelects.push(
-          asMessages(group.fields, `(${streamRows(group.names, group.paths, group.fields)})`),
+          asMessages(group.fields, group.keys, `(${streamRows(group.names, group.paths, group.fields)})`),
         );
       }
     }
