@@ -593,7 +593,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
    * as of each consumer's last commit (`committedFigures`: the entries were read with an SC load
    * of their committed words first), and where that commit left it (the message a handler was
    * stuck on counts as unread); produced from where its producer of a stream began to the
-   * stream's settled count; what it read of timing queues, from its tagged entries on them.
+   * stream's settled count, or of a multi-producer stream, the count its producer kept in the
+   * figures (a thread ended right after a publish, before that count's store, leaves that message
+   * out of it); what it read of timing queues, from its tagged entries on them.
    */
   private reportTerminated(end: RunEnd): void {
     const names = this.names();
@@ -618,7 +620,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
           id: actor.id,
           name: actor.name ?? thread.name,
           streams: this.spine.names.map((stream, i) => {
-            const { handled, skipped, lost, poisoned, failed, producedFrom } = committedFigures(
+            const { handled, skipped, lost, poisoned, failed, producedFrom, produced } = committedFigures(
               figures,
               i,
               owned[i]?.position,
@@ -630,7 +632,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
               lost,
               poisoned,
               failed,
-              produced: producedFrom < 0 ? 0 : Math.max(0, end.streams[i]!.published - producedFrom),
+              produced: producedFrom < 0 ? produced : Math.max(0, end.streams[i]!.published - producedFrom),
             };
           }),
           timings: reads.map(({ timed, handled, lost }) => ({

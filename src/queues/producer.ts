@@ -85,6 +85,14 @@ export interface ProducerOptions {
    * counted in the queue's `poisoned`.
    */
   readonly onPoisoned?: (event: PoisonedSlot) => void;
+  /**
+   * A multi-producer queue's producer only (a single producer's count is the queue's): a cell in shared memory (`counts[index]`) where it keeps
+   * its `published` count, stored plainly after each message's done version, for another thread to
+   * read once this one has ended (a worker's `exit` event follows every store of its thread). A
+   * thread ended between those two stores leaves its last message out of the cell. Without it,
+   * the producer keeps its count to itself.
+   */
+  readonly counter?: { readonly counts: Float64Array; readonly index: number };
 }
 
 /** What both producer kinds share: codecs, the envelope, and the wake-up target. */
@@ -322,6 +330,9 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
   private readonly onPoisoned: ((event: PoisonedSlot) => void) | undefined;
   private droppedCount = 0;
   private count = 0;
+  /** Where the count is kept for another thread (`ProducerOptions.counter`), or a cell of its own. */
+  private readonly counts: Float64Array;
+  private readonly countIndex: number;
 
   /** @internal use `queue.producer()`. */
   constructor(
@@ -333,6 +344,11 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
     super(core, layout, envelope, options);
     this.stall = new SlotStall(core.poisonTimeoutMs);
     this.onPoisoned = options.onPoisoned;
+    this.counts = options.counter?.counts ?? new Float64Array(1);
+    this.countIndex = options.counter?.index ?? 0;
+    if (!Number.isInteger(this.countIndex) || this.countIndex < 0 || this.countIndex >= this.counts.length)
+      throw new ConfigError(`ProducerOptions.counter: index ${this.countIndex} is not a cell of its counts`);
+    this.counts[this.countIndex] = 0;
   }
 
   /** Returns the sequence (mod 2^32), or -1 if the message was dropped (counted in `dropped`). */
@@ -373,7 +389,8 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
       // Plain store of an exact sequence recently claimed: it widens the 32-bit claim counter for
       // `published()` (any recent value does).
       core.views.f64[CLAIMED_F64] = exact + 1;
-      this.count++;
+      // Plain store, read by another thread only once this one has ended.
+      this.counts[this.countIndex] = ++this.count;
       if (sleeping !== 0) this.signal.wakeAll();
       return seq;
     }

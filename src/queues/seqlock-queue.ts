@@ -121,6 +121,12 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
   producer(options: ProducerOptions = {}): QueueProducer<M, E> {
     if (options.signal !== undefined) this.signals.add(options.signal);
     if (this.multiProducer) return new MultiProducer<M, E>(this.core, this.layout, this.envelope, options);
+    // Its count is the queue's own published count, which any thread reads.
+    if (options.counter !== undefined) {
+      throw new ConfigError(
+        `queue of '${this.layout.name}' has a single producer: ProducerOptions.counter is for a multi-producer queue (its published count is the producer's)`,
+      );
+    }
     // SC compare-exchange: one producer role per queue, whichever thread asks first.
     if (Atomics.compareExchange(this.core.views.i32, H.PRODUCER_ATTACHED, 0, 1) !== 0) {
       throw new ConfigError(

@@ -9,8 +9,10 @@
  * Two copies of a drain's counts, `COUNTS` numbers each: handled, skipped, failed, lost and
  * poisoned (as its consumer counted them), and `NEXT`, the exact sequence its consumer reads next
  * once they are committed (-1: no drain of the stream ended yet). Then `PRODUCED_FROM`, the
- * stream's published count when this adapter's producer of it began (-1: it has none), from which
- * a reader of the settled queue counts what it produced.
+ * stream's published count when this adapter's producer of it began (-1: it has none, or the
+ * stream has several producers), from which a reader of the settled queue counts what it
+ * produced; and `PRODUCED`, the count its producer of a multi-producer stream keeps there itself
+ * (`ProducerOptions.counter`), whose share of the stream the queue's count cannot tell.
  *
  * A drain's end writes the copy its last one did not, then commits its consumer's position (an SC
  * store): the current copy is the one whose `NEXT` is the committed position. A thread terminated
@@ -25,7 +27,8 @@ export const LOST = 3;
 export const POISONED = 4;
 export const NEXT = 5;
 export const PRODUCED_FROM = 2 * COUNTS;
-export const FIGURES = PRODUCED_FROM + 1;
+export const PRODUCED = PRODUCED_FROM + 1;
+export const FIGURES = PRODUCED + 1;
 
 /** Bytes of padding on either side of an adapter's figures in their buffer: a cache line. */
 const FIGURES_PAD = 64;
@@ -63,8 +66,13 @@ export interface StreamFigures {
   readonly failed: number;
   readonly lost: number;
   readonly poisoned: number;
-  /** The stream's published count when this adapter's producer of it began; -1: it has none. */
+  /**
+   * The stream's published count when this adapter's producer of it began; -1: it has none, or
+   * the stream has several producers (then see `produced`).
+   */
   readonly producedFrom: number;
+  /** What its producer of a multi-producer stream published (0 for any other stream). */
+  readonly produced: number;
 }
 
 /** What copy `copy` (0 or 1) of an adapter's figures says of stream `index`. */
@@ -78,6 +86,7 @@ export function streamFigures(figures: Float64Array, index: number, copy: number
     lost: figures[at + LOST]!,
     poisoned: figures[at + POISONED]!,
     producedFrom: figures[base + PRODUCED_FROM]!,
+    produced: figures[base + PRODUCED]!,
   };
 }
 
@@ -98,7 +107,8 @@ export function committedFigures(
       return streamFigures(figures, index, copy);
   }
   const producedFrom = figures[base + PRODUCED_FROM]!;
-  return { handled: 0, skipped: 0, failed: 0, lost: 0, poisoned: 0, producedFrom };
+  const produced = figures[base + PRODUCED]!;
+  return { handled: 0, skipped: 0, failed: 0, lost: 0, poisoned: 0, producedFrom, produced };
 }
 
 /** The tag of an actor's consumer entries (`ConsumerOptions.owner`): positive, never 1. */

@@ -11,6 +11,7 @@ import {
   LOST,
   NEXT,
   POISONED,
+  PRODUCED,
   PRODUCED_FROM,
   SKIPPED,
   streamFigures,
@@ -726,12 +727,15 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
   private producerOf(index: number): QueueProducer<object, Tracking> {
     const queue = this.spine.queue(index);
     try {
-      const producer = queue.producer({ signal: this.spine.control.streamSignal(index) });
+      const signal = this.spine.control.streamSignal(index);
+      // Read by the system once the thread has ended: of a stream several produce, the count this
+      // producer keeps in the figures; of a stream it alone produces, the queue's count from here.
+      const producer = queue.multiProducer
+        ? queue.producer({ signal, counter: { counts: this.figures, index: index * FIGURES + PRODUCED } })
+        : queue.producer({ signal });
       // The envelope object belongs to this producer: its actor never changes.
       producer.envelope.actor = this.actorId;
       this.producers[index] = producer;
-      // Read by the system once the thread has ended. Of a stream several produce, the count says
-      // nothing of this one's share: left unknown.
       if (!queue.multiProducer) this.figures[index * FIGURES + PRODUCED_FROM] = queue.settledPublished();
       return producer;
     } catch (error) {

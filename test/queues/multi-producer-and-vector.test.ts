@@ -99,6 +99,27 @@ describe('multi-producer queue across threads', () => {
   });
 });
 
+describe("a producer's count in shared memory (ProducerOptions.counter)", () => {
+  it('a multi-producer producer keeps its published count in the cell it is given; a single producer refuses one', () => {
+    const queue = SeqlockQueue.create(Tagged, { capacity: 8, multiProducer: true });
+    const counts = new Float64Array(new SharedArrayBuffer(3 * 8)).fill(7);
+    const first = queue.producer({ counter: { counts, index: 1 } });
+    const second = queue.producer({ counter: { counts, index: 2 } });
+    // A cell given is its count from the start, whatever it held.
+    expect([...counts]).toEqual([7, 0, 0]);
+    for (let i = 0; i < 20; i++) first.publish({ producer: 1, n: i, check: i });
+    for (let i = 0; i < 3; i++) second.publish({ producer: 2, n: i, check: i });
+    expect([...counts]).toEqual([7, 20, 3]);
+    expect([first.published, second.published]).toEqual([20, 3]);
+    expect(() => queue.producer({ counter: { counts, index: 3 } })).toThrow(ConfigError);
+    expect(() => queue.producer({ counter: { counts, index: 1.5 } })).toThrow(/index 1.5 is not a cell/);
+    const single = SeqlockQueue.create(Tagged, { capacity: 8 });
+    expect(() => single.producer({ counter: { counts, index: 0 } })).toThrow(/for a multi-producer queue/);
+    // Refused before it took the producer role: the queue's producer is still to be had.
+    expect(single.producer().published).toBe(0);
+  });
+});
+
 describe('SeqlockVector', () => {
   it('a reader on another thread always gets the newest complete value per key, never a torn one', async () => {
     const COUNT = 300_000;

@@ -233,6 +233,31 @@ describe('a graceful stop', () => {
     expect(stuck.streams.find((s) => s.stream === 'orders')).toMatchObject({ produced: 5, unread: 0 });
   }, 20_000);
 
+  it('a thread the stop terminates, producing a stream with several producers: what it produced is its own count, from shared memory', async () => {
+    const shared = defineSpine({
+      ticks: { message: Tick, capacity: 1 << 12 },
+      orders: { message: Order, capacity: 1 << 13, multiProducer: true },
+      fills: { message: Fill, capacity: 1 << 13 },
+    });
+    const system = new System(shared, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    const entered = new SharedArrayBuffer(4);
+    system.spawn(fixture('stuck-at'), { args: { at: 5, entered }, thread: 'stuck' });
+    // A second producer of orders: 4 of the stream's 9 messages are not the stuck actor's.
+    system.spawn(fixture('order-feed'), { args: { count: 4 } });
+    system.spawn(fixture('feed'), { args: { count: 20, perLoop: 20 } });
+    await system.start();
+    await until(
+      () => system.spine.queue(1).stats().published === 9 && Atomics.load(new Int32Array(entered), 0) === 1,
+      'the orders of both producers, and the handler stuck on tick 5',
+    );
+    const report = await system.stop();
+    expect(report.terminated).toEqual(['stuck']);
+    const produced = (name: string) =>
+      report.actors.find((a) => a.name === name)!.streams.find((s) => s.stream === 'orders')!.produced;
+    expect(produced('stuck-at')).toBe(5);
+    expect(produced('order-feed')).toBe(4);
+  }, 20_000);
+
   it("a thread terminated in a drain: what the drain read is counted once, as of the drain's start", async () => {
     const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
     const entered = new SharedArrayBuffer(4);
