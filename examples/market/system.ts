@@ -1,8 +1,9 @@
 /**
  * The market pipeline as a system module, for the `dorsal` command:
  *
- *   npx dorsal run examples/market/system.js --seconds 5      # (from dist/, or with tsx)
- *   npx dorsal replay --diff                                   # plays its ticks into a fresh run
+ *   npx dorsal run dist/examples/market/system.js --seconds 5    # compiled
+ *   npx tsx src/cli/dorsal.ts run examples/market/system.ts       # as TypeScript, in this repository
+ *   npx dorsal replay --diff                                      # plays its ticks into a fresh run
  *
  * The feed is the ingress actor: a replay leaves it out and plays back the ticks it published.
  * Everything downstream is deterministic, so a replay of an unchanged system diverges nowhere.

@@ -1,5 +1,8 @@
 import type { SpineAdapter, SpineDefinition } from '../spine/index.js';
 
+/** The mark of an Actor class, the same in every copy of dorsal (a registered symbol). */
+export const ACTOR_BRAND: unique symbol = Symbol.for('dorsal.Actor');
+
 /**
  * A unit of work on a worker thread. Extend it in a module of its own and export the class as
  * the module's default; `system.spawn(new URL('./my-actor.js', import.meta.url))` runs it.
@@ -26,6 +29,12 @@ import type { SpineAdapter, SpineDefinition } from '../spine/index.js';
  * }
  */
 export abstract class Actor<D = SpineDefinition> {
+  /**
+   * @internal on every copy of dorsal's Actor: a worker tells a class that extends another copy's
+   * (whose module imports another `dorsal` than the thread's) from one that is no actor.
+   */
+  static readonly [ACTOR_BRAND] = true;
+
   /** Unique in the system: names the actor's timing queue, its stats and its crash reports. */
   abstract readonly name: string;
   /**

@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { figuresOf } from '../spine/actor-figures.js';
 import { Spine, SpineAdapter, ThreadActivity } from '../spine/index.js';
 import { bindThreadInstrumentation } from '../telemetry/instrumentation/index.js';
-import { Actor } from './actor.js';
+import { ACTOR_BRAND, Actor } from './actor.js';
 import { ActorThread, type RunningActor } from './actor-thread.js';
 import {
   type ActorAssignment,
@@ -39,6 +39,15 @@ async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningA
   const module = (await import(assignment.module)) as { default?: unknown };
   const ActorClass = module.default;
   if (typeof ActorClass !== 'function' || !(ActorClass.prototype instanceof Actor)) {
+    // Statics are inherited: a class that extends any copy's Actor has the mark.
+    if (
+      typeof ActorClass === 'function' &&
+      (ActorClass as { [ACTOR_BRAND]?: unknown })[ACTOR_BRAND] === true
+    ) {
+      throw new TypeError(
+        "its default export extends the Actor of another copy of dorsal than the one running this thread: the module's `import 'dorsal'` resolves elsewhere (its logs, metrics and spans would go nowhere). Run the module and the thread from one dorsal; in dorsal's own repository, where tsx maps 'dorsal' to src/, run a TypeScript system through tsx (npx tsx src/cli/dorsal.ts run …) or the compiled one from dist/",
+      );
+    }
     throw new TypeError('its default export is not a class that extends Actor');
   }
   const actor = new (ActorClass as new (args: unknown) => Actor<unknown>)(assignment.args);

@@ -123,6 +123,15 @@ describe('System lifecycle', () => {
       /not-an-actor\.js: its default export is not a class that extends Actor/,
     );
     expect(system.liveThreads).toEqual([]);
+    // One that extends another copy's Actor is told apart: its logs would go nowhere.
+    const twice = new System(spine);
+    twice.spawn(fixture('other-copy-actor'));
+    const copied = await twice.start().catch((e: unknown) => e);
+    expect(copied).toBeInstanceOf(ActorModuleError);
+    expect((copied as Error).message).toMatch(
+      /other-copy-actor\.js: its default export extends the Actor of another copy of dorsal/,
+    );
+    expect(twice.liveThreads).toEqual([]);
     expect(() => new System(spine).spawn(fixture('no-such-actor'))).toThrow(
       /no-such-actor\.ts: no such file/,
     );
