@@ -48,15 +48,15 @@ function exportedNames(source: string): { values: Set<string>; types: Set<string
 }
 
 describe('the public face', () => {
-  it("import 'dorsal' loads no npm package; the sink, the wire format and dorsal/persist load no lake; dorsal/lake loads a driver only when a lake needs it; the detection sees each one", async () => {
+  it("import 'dorsal' loads no npm package; the sink, the wire format and dorsal/persist load no lake; dorsal/lake loads a driver only when a lake needs it, dorsal/analytics neither DuckDB nor piscina; the detection sees each one", async () => {
     const { out, code } = await runTsxChild(
       [
         'test/fixtures/loaded-packages.ts',
         'src/index.ts',
         'src/wire.ts,src/sink.ts,src/persist.ts',
-        `src/lake.ts,src/ingestion.ts,piscina`,
+        'src/lake.ts,src/ingestion.ts',
         'src/analytics.ts',
-        'pg,@aws-sdk/client-s3',
+        'pg,@aws-sdk/client-s3,piscina',
       ],
       60_000,
     );
@@ -70,10 +70,11 @@ describe('the public face', () => {
     expect(light!.filter((name) => LAKE_PACKAGES.includes(name))).toEqual([]);
     expect(light).toEqual(expect.arrayContaining(WIRE_PACKAGES));
     // The embedded lake's driver loads with dorsal/lake; PostgreSQL's and S3's when a lake uses them.
-    expect(lake).toEqual(expect.arrayContaining(['better-sqlite3', 'piscina', ...WIRE_PACKAGES]));
+    expect(lake).toEqual(expect.arrayContaining(['better-sqlite3', ...WIRE_PACKAGES]));
     expect(lake!.filter((name) => REMOTE_DRIVERS.includes(name))).toEqual([]);
-    // DuckDB loads when an Analytics opens, not with dorsal/analytics (RemoteAnalytics needs none).
-    expect(analytics!.filter((name) => name.startsWith('@duckdb/'))).toEqual([]);
+    // DuckDB and the decoding threads' pool load when an Analytics opens, not with
+    // dorsal/analytics (RemoteAnalytics needs neither).
+    expect(analytics!.filter((name) => name.startsWith('@duckdb/') || name === 'piscina')).toEqual([]);
     // The same detection sees every heavy package once it is loaded (ES modules and CommonJS).
     expect(drivers).toEqual(expect.arrayContaining([...LAKE_PACKAGES, ...WIRE_PACKAGES]));
   });

@@ -13,7 +13,7 @@ import { DIVERGENCES_TAG, parseStoredDiff } from '../persist/replay-diff.js';
 import { COUNTS_TAG, parseStoredCounts } from '../persist/run-counts.js';
 import { checkAnalyticsOptions } from './analytics-options.js';
 import { checkAnalyticsCacheDir } from './cache-dir.js';
-import { EtlPool } from './etl-pool.js';
+import type { EtlPool } from './etl-pool.js';
 import { GoneProcessSweep } from './gone-processes.js';
 import {
   checkBound,
@@ -300,6 +300,8 @@ export class Analytics extends AnalyticsQuestions {
     await setup.run('SET enable_external_access = false');
     await setup.run('SET lock_configuration = true');
     setup.closeSync();
+    // Loaded here, as DuckDB is: importing the analytics loads neither.
+    const { EtlPool } = await import('./etl-pool.js');
     return new Analytics(lake, ownsLake, store, new EtlPool(options.etlThreads ?? 1), queryDb, options);
   }
 
