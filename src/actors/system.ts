@@ -256,13 +256,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
   /** Starts, runs for `seconds` (or until an actor crashes), then stops gracefully. */
   async run(options: RunOptions): Promise<SystemReport> {
-    const seconds = options?.seconds;
+    // A misspelt name first: `{ secnds: 1 }` is told as such, not as seconds missing.
+    checkOptionNames(options, RUN_OPTIONS, 'run option');
+    const seconds = options.seconds;
     if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
       throw new ConfigError(
         `run needs { seconds } as a finite number of seconds ≥ 0, got ${String(seconds)}`,
       );
     }
-    checkOptionNames(options, RUN_OPTIONS, 'run option');
     await this.start();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, seconds * 1000))), this.crashed]);

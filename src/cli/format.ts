@@ -1,4 +1,5 @@
 /** How the commands print for people: tables, durations, colour on a terminal only, trees. */
+import { count } from '../telemetry/views/format.js';
 
 /** True when standard output is a terminal that takes colour (and NO_COLOR is not set). */
 export const COLOUR = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
@@ -36,6 +37,11 @@ export function table(header: readonly string[], rows: readonly (readonly string
 }
 
 export { count, duration } from '../telemetry/views/format.js';
+
+/** `n` (grouped as `count` does) and the noun that goes with it: `1 message`, `2 messages`. */
+export function counted(n: number, one: string, many: string): string {
+  return `${count(n)} ${n === 1 ? one : many}`;
+}
 
 const BARS = '▁▂▃▄▅▆▇█';
 

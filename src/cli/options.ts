@@ -32,10 +32,14 @@ export interface LakeOptions {
   readonly blobs?: string;
 }
 
-/** Adds `--data`, `--db` and `--blobs` to a command. */
+/** Adds `--data` (or `DORSAL_DATA`, as the commands that read and run take it), `--db` and `--blobs` to a command. */
 export function withLakeOptions(command: Command): Command {
   return command
-    .option('--data <dir>', 'embedded lake: SQLite file and blobs in this directory', './dorsal-data')
+    .addOption(
+      new Option('--data <dir>', 'embedded lake: SQLite file and blobs in this directory')
+        .env('DORSAL_DATA')
+        .default('./dorsal-data'),
+    )
     .option('--db <url>', 'metadata database: postgres://…[?schema=name] or a SQLite file')
     .option('--blobs <url>', 'blob store: s3://bucket/prefix[?endpoint=…&region=…] or a directory');
 }

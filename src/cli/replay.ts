@@ -377,6 +377,7 @@ Examples:
   $ dorsal replay --process 9be40bbc --system ./market-v2.system.js --diff`,
       ),
     false,
+    true,
   ).action(async (options: ReplayOptions) => {
     // One source for the plan and the play: the messages are read as they are played.
     const source = await openSource(options);

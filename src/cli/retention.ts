@@ -1,11 +1,12 @@
 import { Command } from 'commander';
 import { Lake } from '../telemetry/lake/lake.js';
 import { applyRetention, type RetentionReport } from '../telemetry/lake/retention.js';
+import { counted } from './format.js';
 import { atLeast, existingLakeLocation, integer, type LakeOptions, withLakeOptions } from './options.js';
 
 /** One line for a retention pass. */
 export function describeRetention(report: RetentionReport): string {
-  return `retention: deleted ${report.blocks} blocks, ${report.blobs} blobs, ${report.streams} streams, ${report.processes} processes, ${report.dropReports} drop reports, ${report.partitions} partitions inserted before ${report.cutoff}`;
+  return `retention: deleted ${counted(report.blocks, 'block', 'blocks')}, ${counted(report.blobs, 'blob', 'blobs')}, ${counted(report.streams, 'stream', 'streams')}, ${counted(report.processes, 'process', 'processes')}, ${counted(report.dropReports, 'drop report', 'drop reports')}, ${counted(report.partitions, 'partition', 'partitions')} inserted before ${report.cutoff}`;
 }
 
 interface RetentionCliOptions extends LakeOptions {

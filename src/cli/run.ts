@@ -302,6 +302,7 @@ export function runCommand(): Command {
       .option('--seconds <n>', 'how long to run (Ctrl-C stops it sooner)', atLeast(0), 10)
       .addHelpText('after', '\nExample:\n  $ dorsal run dist/examples/market/system.js --seconds 5'),
     false,
+    true,
   ).action(async (module: string, options: RunCommandOptions) => {
     const { url, definition } = await loadSystemModule(module);
     const report = await runSystem(definition, {
@@ -339,6 +340,7 @@ export function demoCommand(): Command {
       )
       .addHelpText('after', '\nExample:\n  $ dorsal demo --seconds 5 --rate 50000'),
     false,
+    true,
   ).action(async (options: DemoOptions) => {
     const { url, definition } = await loadSystemModule(DEMO_SYSTEM);
     const demo: SystemDefinition = {

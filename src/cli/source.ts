@@ -29,14 +29,24 @@ export class CliError extends DorsalError {
   }
 }
 
-/** Adds `--data` (or `DORSAL_DATA`), `--url` (or `DORSAL_URL`), `--key` and `--json` to a command. */
-export function withSourceOptions(command: Command, withProcess = true): Command {
+/**
+ * Adds `--data` (or `DORSAL_DATA`), `--url` (or `DORSAL_URL`), `--key` and `--json` to a command;
+ * `records`: the command records a run there too (their help says so).
+ */
+export function withSourceOptions(command: Command, withProcess = true, records = false): Command {
   command
     .addOption(
-      new Option('--data <dir>', 'the embedded lake to read').env('DORSAL_DATA').default('./dorsal-data'),
+      new Option('--data <dir>', records ? 'the embedded lake to record into' : 'the embedded lake to read')
+        .env('DORSAL_DATA')
+        .default('./dorsal-data'),
     )
     .addOption(
-      new Option('--url <url>', 'read through a dorsal serve instead (http://host:port)').env('DORSAL_URL'),
+      new Option(
+        '--url <url>',
+        records
+          ? 'record through a dorsal serve instead (http://host:port)'
+          : 'read through a dorsal serve instead (http://host:port)',
+      ).env('DORSAL_URL'),
     )
     .addOption(new Option('--key <key>', "the server's API key").env('DORSAL_KEY'))
     .addOption(

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { keyOption } from './options.js';
 import { CliError } from './source.js';
 
@@ -9,7 +9,7 @@ import { CliError } from './source.js';
 export function statusCommand(): Command {
   return new Command('status')
     .description('check that an ingestion server is up and reaches its lake')
-    .option('--url <url>', 'the server', 'http://127.0.0.1:8081')
+    .addOption(new Option('--url <url>', 'the server').env('DORSAL_URL').default('http://127.0.0.1:8081'))
     .addOption(keyOption())
     .action(async (options: { readonly url: string; readonly key?: string }) => {
       let base: URL;

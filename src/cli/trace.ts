@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { count, dim, duration, printJson } from './format.js';
+import { count, counted, dim, duration, printJson } from './format.js';
 import { integer } from './options.js';
 import {
   CliError,
@@ -30,7 +30,6 @@ function offset(ns: number): string {
 
 function describe(summary: TraceSummary): string {
   const w = summary.written;
-  const plural = (n: number, one: string, many: string) => `${count(n)} ${n === 1 ? one : many}`;
   const { beginNs, endNs } = summary.window;
   const window =
     beginNs === undefined && endNs === undefined
@@ -41,16 +40,16 @@ function describe(summary: TraceSummary): string {
   const lost = missing.reduce((n, l) => n + l.lost + l.dropped, 0);
   const lapped = summary.losses.filter((l) => l.countedBy !== 'persister');
   return [
-    `wrote ${summary.file === STDOUT ? 'the trace to stdout' : summary.file}: ${plural(w.handler_calls, 'handler call', 'handler calls')}, ${plural(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${plural(w.spans, 'span', 'spans')}, ${plural(w.log_entries, 'log entry', 'log entries')}, ${plural(w.counter_samples, 'counter sample', 'counter samples')}`,
+    `wrote ${summary.file === STDOUT ? 'the trace to stdout' : summary.file}: ${counted(w.handler_calls, 'handler call', 'handler calls')}, ${counted(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${counted(w.spans, 'span', 'spans')}, ${counted(w.log_entries, 'log entry', 'log entries')}, ${counted(w.counter_samples, 'counter sample', 'counter samples')}`,
     dim(`process ${summary.process}, ${window}; open it in https://ui.perfetto.dev or chrome://tracing`),
     ...(lost === 0
       ? []
       : [
-          `the recording lost ${plural(lost, 'message or event', 'messages or events')} (${missing.map((l) => l.stream).join(', ')}): the trace cannot show them`,
+          `the recording lost ${counted(lost, 'message or event', 'messages or events')} (${missing.map((l) => l.stream).join(', ')}): the trace cannot show them`,
         ]),
     ...lapped.map(
       (l) =>
-        `${l.consumer} lost ${plural(l.lost, l.countedBy === 'observer' ? 'timing record' : 'message', l.countedBy === 'observer' ? 'timing records' : 'messages')} of ${l.stream} (lapped${l.poisoned > 0 ? `, ${count(l.poisoned)} poisoned` : ''}): it handled none of them`,
+        `${l.consumer} lost ${counted(l.lost, l.countedBy === 'observer' ? 'timing record' : 'message', l.countedBy === 'observer' ? 'timing records' : 'messages')} of ${l.stream} (lapped${l.poisoned > 0 ? `, ${count(l.poisoned)} poisoned` : ''}): it handled none of them`,
     ),
   ].join('\n');
 }

@@ -1,6 +1,17 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { MessageTree, TreeNode } from '../telemetry/analytics/questions.js';
-import { abridge, bold, cyan, type DrawnNode, dim, drawTree, duration, printJson, yellow } from './format.js';
+import {
+  abridge,
+  bold,
+  counted,
+  cyan,
+  type DrawnNode,
+  dim,
+  drawTree,
+  duration,
+  printJson,
+  yellow,
+} from './format.js';
 import { integer } from './options.js';
 import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
 
@@ -39,7 +50,7 @@ function drawnNode(node: TreeNode): DrawnNode {
 
 /** A tree, drawn: its root line says the tree's latency and size. */
 export function drawMessageTree(tree: MessageTree): string {
-  const head = `${dim('tree of')} ${tree.root.stream} #${tree.root.seq}: ${tree.nodes} messages, latency ${yellow(duration(tree.latencyNs))}${tree.missingParent ? dim(' (its parent is not in the lake)') : ''}`;
+  const head = `${dim('tree of')} ${tree.root.stream} #${tree.root.seq}: ${counted(tree.nodes, 'message', 'messages')}, latency ${yellow(duration(tree.latencyNs))}${tree.missingParent ? dim(' (its parent is not in the lake)') : ''}`;
   return `${head}\n${drawTree(drawnNode(tree.root))}`;
 }
 

@@ -78,6 +78,10 @@ describe('an unknown option is a ConfigError naming it', () => {
     await expect(system.run({ seconds: 0.1, drainTimeoutMs: 10 } as never)).rejects.toThrow(
       /unknown run option 'drainTimeoutMs'; known: seconds/,
     );
+    // A misspelt seconds is named as such, not taken for seconds missing.
+    await expect(system.run({ secnds: 1 } as never)).rejects.toThrow(
+      /unknown run option 'secnds' \(did you mean 'seconds'\?\)/,
+    );
     expect(system.liveThreads).toEqual([]);
   });
 

@@ -159,6 +159,9 @@ describe('ingestion servers and API keys', () => {
     expect(flag).toMatchObject({ code: 0, stdout: `${server.url}: ready\n` });
     const env = await runDorsal(['status', '--url', server.url], { DORSAL_KEY: key });
     expect(env).toMatchObject({ code: 0, stdout: `${server.url}: ready\n` });
+    // The server from DORSAL_URL, as the commands that read and run take it.
+    const url = await runDorsal(['status'], { DORSAL_KEY: key, DORSAL_URL: server.url });
+    expect(url).toMatchObject({ code: 0, stdout: `${server.url}: ready\n` });
   }, 60_000);
 
   it('answers a loopback server only for loopback hosts (DNS rebinding)', async () => {

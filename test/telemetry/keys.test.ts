@@ -54,6 +54,8 @@ describe('dorsal keys', () => {
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(/^ingest\t\S+Z\tsha256:[0-9a-f]{12}…\tactive\n$/);
     expect(listed.stdout).not.toContain(key);
+    // The lake from DORSAL_DATA, as the commands that read and run take it.
+    expect((await runDorsal(['keys', 'list'], { DORSAL_DATA: data })).stdout).toBe(listed.stdout);
 
     expect((await runDorsal(['keys', 'revoke', 'ingest', '--data', data])).code).toBe(0);
     expect((await runDorsal(['keys', 'list', '--data', data])).stdout).toMatch(/\trevoked \S+Z\n$/);

@@ -60,7 +60,7 @@ async function sqliteBackend(dir: string): Promise<Backend> {
       ]);
       expect(run).toMatchObject({ code: 0, stderr: '' });
       const said =
-        /^retention: deleted (\d+) blocks, (\d+) blobs, \d+ streams, (\d+) processes, 0 drop reports, (\d+) partitions inserted before \S+Z\n$/.exec(
+        /^retention: deleted (\d+) blocks?, (\d+) blobs?, \d+ streams?, (\d+) process(?:es)?, 0 drop reports, (\d+) partitions? inserted before \S+Z\n$/.exec(
           run.stdout,
         );
       expect(said, run.stdout).not.toBeNull();

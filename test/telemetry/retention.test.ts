@@ -107,7 +107,7 @@ describe('retention', () => {
     ]);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(
-      /^retention: deleted 12 blocks, 12 blobs, 3 streams, 1 processes, 1 drop reports, 0 partitions inserted before \S+Z\n$/,
+      /^retention: deleted 12 blocks, 12 blobs, 3 streams, 1 process, 1 drop report, 0 partitions inserted before \S+Z\n$/,
     );
     const lake = Lake.open({ data });
     try {
@@ -153,6 +153,10 @@ describe('retention', () => {
     } finally {
       await lake.close();
     }
+    // The lake from DORSAL_DATA, as the commands that read and run take it.
+    const fromEnv = await runDorsal(['retention', '--days', '1e9', '--pause-ms', '0'], { DORSAL_DATA: data });
+    expect(fromEnv).toMatchObject({ code: 0, stderr: '' });
+    expect(fromEnv.stdout).toMatch(/^retention: deleted 0 blocks, /);
     const negative = await runDorsal(['retention', '--days', '-1', '--data', data]);
     expect(negative.code).toBe(1);
     expect(negative.stderr.trim().split('\n')).toEqual([
@@ -259,7 +263,7 @@ describe('retention', () => {
     });
     try {
       await until(() => stderr.includes('dorsal retention: deleted'), 'the retention pass', 30_000);
-      expect(stderr).toContain('dorsal retention: deleted 12 blocks, 12 blobs, 3 streams, 1 processes');
+      expect(stderr).toContain('dorsal retention: deleted 12 blocks, 12 blobs, 3 streams, 1 process');
       const lake = Lake.open({ data });
       try {
         await expectOnlyNewLeft(lake, seeded);
