@@ -145,7 +145,7 @@ describe('a stream deleted by retention in another process', () => {
         (await service.lake.blocks()).map((b) => b.blockId),
       );
       const run = await runDorsal(['retention', '--days', '1', '--data', data, '--pause-ms', '0']);
-      expect(run.stdout).toMatch(/deleted 1 blocks, 1 blobs, 1 streams, 1 processes/);
+      expect(run.stdout).toMatch(/deleted 1 block, 1 blob, 1 stream, 1 process,/);
       expect(run.code).toBe(0);
 
       const late = makeBlock(stream, 4, 2).block;
