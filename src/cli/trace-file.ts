@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
-import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, lstat, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { TraceEvent } from './chrome-trace.js';
 import { CliError } from './source.js';
 
@@ -90,12 +91,39 @@ export class TraceFile {
 }
 
 /**
- * `path.partial-PID`, renamed to `path` at the finish. Until then an ending signal removes it
- * (synchronously: the process is about to die) and is raised again, so that the exit status
- * says what ended the process, as it would have without the handler.
+ * Where a trace to `path` goes: the file a symbolic link names (the link stays), and whether it is
+ * written in place: a path that is no regular file (a FIFO, a device such as /dev/null, a socket)
+ * is written as it is; renaming a file over it would replace it.
+ */
+async function outputTarget(path: string): Promise<{ file: string; inPlace: boolean }> {
+  let file: string;
+  try {
+    file = await realpath(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw cannotWrite(path, error);
+    // Nothing there, or a link to nothing yet: the file it names is made.
+    const link = await lstat(path).catch(() => undefined);
+    return {
+      file: link?.isSymbolicLink() === true ? resolve(dirname(path), await readlink(path)) : path,
+      inPlace: false,
+    };
+  }
+  const found = await stat(file).catch((error: unknown) => {
+    throw cannotWrite(path, error);
+  });
+  return { file, inPlace: !found.isFile() && !found.isDirectory() };
+}
+
+/**
+ * `path.partial-PID`, renamed to `path` at the finish (beside the file a link names, onto it).
+ * Until then an ending signal removes it (synchronously: the process is about to die) and is
+ * raised again, so that the exit status says what ended the process, as it would have without
+ * the handler. A path that is no regular file is written in place (`outputTarget`).
  */
 async function fileOutput(path: string): Promise<TraceOutput> {
-  const partial = `${path}.partial-${process.pid}`;
+  const { file, inPlace } = await outputTarget(path);
+  if (inPlace) return inPlaceOutput(path, file);
+  const partial = `${file}.partial-${process.pid}`;
   const onSignal = (signal: NodeJS.Signals) => {
     release();
     rmSync(partial, { force: true });
@@ -120,7 +148,7 @@ async function fileOutput(path: string): Promise<TraceOutput> {
     async finish() {
       try {
         await handle.close();
-        await rename(partial, path).catch((error: unknown) => {
+        await rename(partial, file).catch((error: unknown) => {
           throw cannotWrite(path, error);
         });
       } finally {
@@ -131,6 +159,26 @@ async function fileOutput(path: string): Promise<TraceOutput> {
       await handle.close().catch(() => {});
       await rm(partial, { force: true });
       release();
+    },
+  };
+}
+
+/** A FIFO, a device or a socket, written as it is: what it was given stays given. */
+async function inPlaceOutput(path: string, file: string): Promise<TraceOutput> {
+  const handle = await open(file, 'w').catch((error: unknown) => {
+    throw cannotWrite(path, error);
+  });
+  return {
+    async write(bytes) {
+      for (let at = 0; at < bytes.length; ) {
+        at += (await handle.write(bytes, at, bytes.length - at)).bytesWritten;
+      }
+    },
+    async finish() {
+      await handle.close();
+    },
+    async abandon() {
+      await handle.close().catch(() => {});
     },
   };
 }

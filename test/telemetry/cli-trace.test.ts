@@ -1,5 +1,15 @@
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bindingPoint, counterSample, spanEvents } from '../../src/cli/chrome-trace.js';
@@ -308,6 +318,31 @@ describe('dorsal trace', () => {
     expect((JSON.parse(json.stderr) as { written: { handler_calls: number } }).written.handler_calls).toBe(
       full.handlers.length,
     );
+  }, 120_000);
+
+  it('-o through a symbolic link writes the file it names; -o a FIFO writes into it, never a file in its place', async () => {
+    const target = file('linked.json');
+    const link = file('link.json');
+    symlinkSync(target, link);
+    const linked = await runDorsal(['trace', '--data', dir, '-o', link]);
+    expect(linked.code, linked.stderr).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect((JSON.parse(readFileSync(target, 'utf8')) as TraceJson).traceEvents).toEqual(full.events);
+    expect(readdirSync(dir).filter((f) => f.includes('.partial-'))).toEqual([]);
+    // A FIFO (as /dev/null is a device): what reads it gets the trace, and it stays a FIFO.
+    const fifo = file('trace.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reading = new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      createReadStream(fifo)
+        .on('data', (chunk) => chunks.push(chunk as Buffer))
+        .on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+        .on('error', reject);
+    });
+    const piped = await runDorsal(['trace', '--data', dir, '-o', fifo]);
+    expect(piped.code, piped.stderr).toBe(0);
+    expect((JSON.parse(await reading) as TraceJson).traceEvents).toEqual(full.events);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
   }, 120_000);
 
   it('interrupted (SIGINT, SIGTERM) while writing, leaves no half file and ends by the signal', async () => {
