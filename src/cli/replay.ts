@@ -25,6 +25,7 @@ import {
   withSource,
   withSourceOptions,
 } from './source.js';
+import { listenForStop } from './stop-signals.js';
 
 interface ReplayOptions extends SourceOptions {
   readonly system?: string;
@@ -383,15 +384,16 @@ Examples:
     const source = await openSource(options);
     let planned: Plan;
     let played: { replay: string; lost: number };
-    // Ctrl-C ends the run, which then says it was interrupted: listened for before the replay is
-    // said to begin (until then, Node's default ends the command at once).
+    // Ctrl-C (or SIGTERM, SIGHUP) ends the run, which then says it was interrupted: listened for
+    // before the replay is said to begin (until then, Node's default ends the command at once),
+    // and until the run has stopped and flushed.
     const interrupt = new AbortController();
-    const onSigint = () => interrupt.abort();
+    let release = () => {};
     try {
       planned = await plan(source, options);
       const total = planned.playlist.total;
       const speedText = options.speed === 0 ? 'max' : String(options.speed);
-      process.once('SIGINT', onSigint);
+      release = listenForStop(() => interrupt.abort());
       if (!options.json) {
         console.log(
           dim(
@@ -401,7 +403,7 @@ Examples:
       }
       played = await play(source, planned, options, interrupt.signal);
     } finally {
-      process.off('SIGINT', onSigint);
+      release();
       await source.close();
     }
     const total = planned.playlist.total;

@@ -11,6 +11,7 @@ import { bold, COLOUR, count, dim, printJson, table } from './format.js';
 import { atLeast, integer } from './options.js';
 import { CliError, openSource, resolveProcess, type SourceOptions, withSourceOptions } from './source.js';
 import { statsTable } from './stats.js';
+import { listenForStop } from './stop-signals.js';
 import { drawMessageTree } from './tree.js';
 
 /** Where a run is recorded, and for how long it runs. */
@@ -70,8 +71,9 @@ export interface RunSystemOptions {
   /** Ends the run early (e.g. once a replay has played everything); checked every 100 ms. */
   readonly done?: (system: System<SpineDefinition>) => boolean;
   /**
-   * Ends the run, as Ctrl-C does: for a caller that listens for Ctrl-C itself (from before the
-   * run, to know why it ended). Without it, the run listens for Ctrl-C from before its start.
+   * Ends the run, as Ctrl-C does: for a caller that listens for the stop signals itself (from
+   * before the run, to know why it ended; see `listenForStop`). Without it, the run listens for
+   * them from before its start to the end of its stop.
    */
   readonly signal?: AbortSignal;
 }
@@ -107,18 +109,21 @@ export async function runSystem(
   for (const actor of extra) {
     system.spawn(actor.module, actor.args === undefined ? {} : { args: actor.args });
   }
-  // Listened for from before the start: a Ctrl-C while the actors start ends the run once they
-  // have (a listener only from then on would leave it to Node's default, which kills the process
-  // with nothing flushed).
+  // Listened for from before the start to the stop's end: a Ctrl-C (or a SIGTERM, a SIGHUP) while
+  // the actors start ends the run once they have, and one while it stops lets the stop flush (a
+  // listener only from the start on, or only until the stop, would leave it to Node's default,
+  // which kills the process with nothing flushed).
   let interrupted = false;
-  const interrupt = () => {
-    interrupted = true;
-  };
-  if (options.signal === undefined) process.once('SIGINT', interrupt);
+  const release =
+    options.signal === undefined
+      ? listenForStop(() => {
+          interrupted = true;
+        })
+      : () => {};
   try {
     await system.start();
   } catch (error) {
-    process.off('SIGINT', interrupt);
+    release();
     throw error;
   }
   const started = performance.now();
@@ -149,11 +154,14 @@ export async function runSystem(
       }
     }
   } finally {
-    process.off('SIGINT', interrupt);
     if (options.progress === true && COLOUR) process.stderr.write('\r\x1b[K');
     else if (options.progress === true) process.stderr.write('\n');
   }
-  return system.stop();
+  try {
+    return await system.stop();
+  } finally {
+    release();
+  }
 }
 
 /** The totals the last line of a run says: persisted per kind, and lost. */

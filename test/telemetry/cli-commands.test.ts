@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -190,6 +191,72 @@ describe('the dorsal command on a recorded run', () => {
       expect(stdout, command).toMatch(/Example/);
     }
   });
+});
+
+describe('the dorsal command on a run ended by a signal', () => {
+  it('SIGTERM stops the run as Ctrl-C does: flushed, summarized, every parent of a recorded message recorded; a second signal while it stops ends it at once, saying so', async () => {
+    const { dir, cleanup } = tempDir('dorsal-cli-signal-');
+    try {
+      const started = (data: string) => {
+        const child = spawnDorsal(['run', SYSTEM, '--seconds', '600', '--data', data]);
+        let stdout = '';
+        let stderr = '';
+        child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        const exit = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+        return { child, exit, out: () => ({ stdout, stderr }) };
+      };
+      // Once the persister has shipped a block: the run is under way.
+      const recording = async (data: string) =>
+        until(
+          async () => {
+            const lake = Lake.open({ data });
+            try {
+              return (await lake.blocks()).length > 0;
+            } finally {
+              await lake.close();
+            }
+          },
+          'a first block in the lake',
+          60_000,
+        );
+      const data = join(dir, 'term');
+      const run = started(data);
+      await until(() => existsSync(join(data, 'lake.sqlite')), 'the lake', 60_000);
+      await recording(data);
+      run.child.kill('SIGTERM');
+      const [code] = await run.exit;
+      const { stdout, stderr } = run.out();
+      expect(code, stderr).toBe(0);
+      const summary = SUMMARY.exec(stdout);
+      expect(summary, stdout).not.toBeNull();
+      expect(number(summary![5]!)).toBe(0);
+      // Ended by Node's default instead, the lake held children of messages never flushed.
+      const orphans = await runDorsal([
+        'query',
+        'SELECT count(*) FROM messages c WHERE c.parent_stream IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages p WHERE p.stream = c.parent_stream AND p.seq = c.parent_seq)',
+        '--data',
+        data,
+        '--json',
+      ]);
+      expect(orphans.code, orphans.stderr).toBe(0);
+      expect(JSON.parse(orphans.stdout)).toMatchObject({ rows: [['0']] });
+
+      const twice = started(join(dir, 'twice'));
+      await until(() => existsSync(join(dir, 'twice', 'lake.sqlite')), 'the lake', 60_000);
+      await recording(join(dir, 'twice'));
+      // Two signals of one kind sent at once may arrive as one: a Ctrl-C, then a SIGTERM.
+      twice.child.kill('SIGINT');
+      twice.child.kill('SIGTERM');
+      const [, endedBy] = await twice.exit;
+      expect(endedBy).toBe('SIGTERM');
+      expect(twice.out().stderr).toContain(
+        'dorsal: ended by SIGTERM while stopping: what was not flushed to the lake is lost',
+      );
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
 });
 
 describe('the dorsal command on a run an actor crashed', () => {
