@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { allRows } from '../telemetry/analytics/paged.js';
 import { count, dim, duration, printJson, table } from './format.js';
 import { type SourceOptions, withSource, withSourceOptions } from './source.js';
 
@@ -24,7 +25,7 @@ SELECT p.process_id, p.exe, p.start_time::VARCHAR,
 FROM processes p
 LEFT JOIN blocks b ON b.process_id = p.process_id
 LEFT JOIN streams s ON s.stream_id = b.stream_id
-GROUP BY p.process_id, p.exe, p.start_time, p.properties ORDER BY p.start_time DESC`;
+GROUP BY p.process_id, p.exe, p.start_time, p.properties ORDER BY p.start_time DESC, p.process_id`;
 
 /** `dorsal processes`: the recorded processes, newest first. */
 export function processesCommand(): Command {
@@ -35,7 +36,8 @@ export function processesCommand(): Command {
     false,
   ).action(async (options: SourceOptions) => {
     await withSource(options, async (source) => {
-      const { rows } = await source.analytics.query(LISTING, { maxRows: 100_000 });
+      // Every process, page after page, however few rows a server answers at once.
+      const rows = await allRows(source.analytics, {}, LISTING, Number.POSITIVE_INFINITY, 100_000);
       const listing: ProcessListing[] = rows.map((r) => ({
         processId: String(r[0]),
         exe: String(r[1]),

@@ -66,7 +66,13 @@ Example:
           ),
         );
         console.error(
-          `${result.rows.length} row${result.rows.length === 1 ? '' : 's'}${result.truncated ? ` (cut at --max-rows ${options.maxRows})` : ''}`,
+          `${result.rows.length} row${result.rows.length === 1 ? '' : 's'}${
+            !result.truncated
+              ? ''
+              : result.rows.length === options.maxRows
+                ? ` (cut at --max-rows ${options.maxRows})`
+                : " (cut at the server's row limit, or at the answer's byte limit)"
+          }`,
         );
       }
     });

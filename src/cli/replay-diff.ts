@@ -1,7 +1,7 @@
 import { parseDuckJson } from '../telemetry/analytics/duck-json.js';
+import { offsetPagesOf } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
-import { offsetPagesOf } from './paged.js';
 import { chainsSql, type PlacedRuns, placedSql, textList } from './replay-tree.js';
 
 /** How one stream compares: messages at the same place on both sides, and on one side only. */

@@ -7,9 +7,10 @@
  * its last step, so that a message costs the same at any depth (~0.5 KB with its fields); a
  * place's text is made only for the divergences shown.
  */
+
+import { pagesOf } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
-import { pagesOf } from './paged.js';
 import {
   type Divergence,
   type DivergentMessage,

@@ -1,9 +1,9 @@
 import { LayoutError } from '../errors.js';
 import type { FieldDescription } from '../queues/field-types.js';
+import { PAGE } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { streamTableName } from '../telemetry/analytics/source-tables.js';
 import { quoteIdentifier } from '../telemetry/analytics/sql.js';
-import { PAGE } from './paged.js';
 import { nameList, type Playlist, recordedColumn } from './replay-recording.js';
 
 /** Where a page of the play order ends: the last message's publish time, stream (index) and seq. */

@@ -1,6 +1,7 @@
 import { actorModuleUrl, type SystemDefinition } from '../actors/define-system.js';
 import type { FieldDescription } from '../queues/field-types.js';
 import type { Layout } from '../queues/layout.js';
+import { allRows } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { fieldColumnName, fieldColumnNames } from '../telemetry/analytics/source-tables.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
@@ -47,9 +48,10 @@ export async function countByStream(
   actors: readonly string[],
 ): Promise<Map<string, number>> {
   if (actors.length === 0) return new Map();
-  const { rows } = await analytics.query(
-    `SELECT stream, count(*)::DOUBLE FROM messages WHERE actor IN ${nameList(actors)} GROUP BY stream`,
-    { process, maxRows: 100_000 },
+  const rows = await allRows(
+    analytics,
+    { process },
+    `SELECT stream, count(*)::DOUBLE FROM messages WHERE actor IN ${nameList(actors)} GROUP BY stream ORDER BY stream`,
   );
   return new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
 }

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { allRows } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions, PercentileRow } from '../telemetry/analytics/questions.js';
 import { count, dim, duration, printJson, sparkline, table } from './format.js';
 import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
@@ -19,10 +20,14 @@ async function histograms(
   keys: readonly string[],
 ): Promise<Map<string, number[]>> {
   const group = keys.length > 0 ? `${keys.join(" || '/' || ")}` : "''";
-  const { rows } = await analytics.query(
+  // Whole, page after page, however few rows a server answers at once.
+  const rows = await allRows(
+    analytics,
+    { process },
     `SELECT ${group} AS g, least(${LAST_BUCKET}, greatest(${FIRST_BUCKET}, floor(log10(greatest(latency_ns, 1)) * 2)))::INTEGER AS b, count(*)::DOUBLE
-     FROM timings GROUP BY ALL`,
-    { process, maxRows: 100_000 },
+     FROM timings GROUP BY ALL ORDER BY g, b`,
+    Number.POSITIVE_INFINITY,
+    100_000,
   );
   const out = new Map<string, number[]>();
   for (const [g, b, n] of rows) {

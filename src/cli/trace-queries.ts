@@ -1,3 +1,4 @@
+import { allRows } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import type { TraceWindow } from './trace-window.js';
@@ -87,11 +88,12 @@ export async function countEvents(
     ([kind, view, column]) =>
       `SELECT '${kind}' AS kind, ${column} AS t FROM ${view} WHERE ${kept(column, window, null)}`,
   ).join(' UNION ALL ');
-  const { rows } = await analytics.query(
+  const rows = await allRows(
+    analytics,
+    { process },
     `WITH e AS (${events}), cut AS (SELECT t FROM e ORDER BY t LIMIT 1 OFFSET ${limit})
      SELECT kind, count(*)::DOUBLE, count(*) FILTER (WHERE coalesce(t < (SELECT t FROM cut), true))::DOUBLE,
-       (SELECT t FROM cut) FROM e GROUP BY kind`,
-    { process, maxRows: EVENT_TIMES.length },
+       (SELECT t FROM cut) FROM e GROUP BY kind ORDER BY kind`,
   );
   const zero = () => ({ handler_calls: 0, spans: 0, log_entries: 0, counter_samples: 0 });
   const inWindow: Record<EventKind, number> = zero();
@@ -120,14 +122,15 @@ export interface TrackSource {
 /** The actors and threads with events in the scope, the earliest first. */
 export async function trackSources(scope: TraceScope): Promise<TrackSource[]> {
   const { window, cutoffNs } = scope;
-  const { rows } = await scope.analytics.query(
+  const rows = await allRows(
+    scope.analytics,
+    { process: scope.process },
     `SELECT actor, thread, min(t) AS first FROM (
        SELECT actor, NULL::VARCHAR AS thread, start_t AS t FROM timings WHERE ${kept('start_t', window, cutoffNs)}
        UNION ALL SELECT actor, thread, begin_ns FROM thread_spans WHERE ${kept('begin_ns', window, cutoffNs)}
        UNION ALL SELECT actor, thread, time_ns FROM log_entries WHERE ${kept('time_ns', window, cutoffNs)}
        UNION ALL SELECT actor, thread, time_ns FROM measures WHERE ${kept('time_ns', window, cutoffNs)}
      ) GROUP BY ALL ORDER BY first, actor, thread`,
-    { process: scope.process, maxRows: 100_000 },
   );
   return rows.map(([actor, thread, first]) => ({
     actor: actor === null ? null : String(actor),
@@ -336,10 +339,11 @@ export interface LossRow {
 
 /** The streams of the process that lost anything: a trace of them misses slices and arrows. */
 export async function losses(analytics: AnalyticsQuestions, process: string): Promise<LossRow[]> {
-  const { rows } = await analytics.query(
+  const rows = await allRows(
+    analytics,
+    { process },
     `SELECT stream, consumer, counted_by, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE FROM losses
      WHERE lost + poisoned + dropped > 0 ORDER BY ALL`,
-    { process, maxRows: 10_000 },
   );
   return rows.map(([stream, consumer, countedBy, lost, poisoned, dropped]) => ({
     stream: String(stream),

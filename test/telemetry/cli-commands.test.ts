@@ -193,6 +193,48 @@ describe('the dorsal command on a recorded run', () => {
   });
 });
 
+describe('the dorsal command through a server with a low row limit', () => {
+  it('through a server that answers 2 rows at a time, processes, stats and trees are whole; a report is refused saying why', async () => {
+    const { dir, cleanup } = tempDir('dorsal-cli-rows-');
+    // Three processes: the listing has more rows than one answer holds.
+    for (const seconds of ['0.3', '0.3', '1']) {
+      const run = await runDorsal(['run', SYSTEM, '--seconds', seconds, '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+    }
+    const serve = await startDorsalServe(['--port', '0', '--data', dir, '--query-rows', '2']);
+    try {
+      for (const args of [
+        ['processes', '--json'],
+        ['stats', '--json'],
+        ['tree', '--slowest', '3', '--json'],
+        ['tree', '--message', 'ticks:5', '--json'],
+      ]) {
+        const local = await runDorsal([...args, '--data', dir]);
+        const remote = await runDorsal([...args, '--url', serve.url]);
+        expect(remote.code, remote.stderr).toBe(0);
+        // Cut at the server's 2 rows, these were a part of the answer, said whole.
+        expect(JSON.parse(remote.stdout), args.join(' ')).toEqual(JSON.parse(local.stdout));
+      }
+      // A query's answer is the user's to page: it says which limit cut it.
+      const cut = await runDorsal([
+        'query',
+        'SELECT * FROM range(5)',
+        '--url',
+        serve.url,
+        '--max-rows',
+        '5000',
+      ]);
+      expect(cut.stderr).toBe("2 rows (cut at the server's row limit, or at the answer's byte limit)\n");
+      const report = await runDorsal(['report', '--url', serve.url, '-o', '-']);
+      expect(report.code).toBe(1);
+      expect(report.stderr).toMatch(/an answer was cut at 2 rows \(the server's row limit, --query-rows/);
+    } finally {
+      await serve.stop();
+      cleanup();
+    }
+  }, 180_000);
+});
+
 describe('the dorsal command on a run ended by a signal', () => {
   it('SIGTERM stops the run as Ctrl-C does: flushed, summarized, every parent of a recorded message recorded; a second signal while it stops ends it at once, saying so', async () => {
     const { dir, cleanup } = tempDir('dorsal-cli-signal-');

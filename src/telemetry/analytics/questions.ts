@@ -1,5 +1,6 @@
 import { parseDuckJson } from './duck-json.js';
 import { QueryRefusedError } from './guard.js';
+import { allRows } from './paged.js';
 import type { QueryFunction, QueryScope } from './query.js';
 import { streamTableName } from './source-tables.js';
 import { quoteIdentifier, quoteLiteral } from './sql.js';
@@ -142,7 +143,8 @@ export abstract class AnalyticsQuestions {
       const group = keys.length > 0 ? ` GROUP BY ${keys.join(', ')}` : '';
       sql = `SELECT ${[...keys, ...aggregates('latency_ns', 'processing_ns')].join(', ')} FROM timings${group}${order}`;
     }
-    const { rows } = await this.query(sql, { ...scopeOf(options), maxRows: 100_000 });
+    // Whole, page after page, however few rows a server answers at once.
+    const rows = await allRows(this, scopeOf(options), sql, Number.POSITIVE_INFINITY, 100_000);
     const percentiles = (q: unknown, max: unknown): Percentiles => {
       const [p50, p90, p99, p999] = (Array.isArray(q) ? q : []).map(Number);
       return {
@@ -219,11 +221,14 @@ export abstract class AnalyticsQuestions {
     }
     const scope = { ...scopeOf(options), process };
     const slowest = async (among: string): Promise<{ trees: MessageTree[]; origins: string[] }> => {
-      const worst = await this.query(
-        `SELECT origin_t::VARCHAR, max(end_t - origin_t) AS worst FROM timing_records${among} GROUP BY origin_t ORDER BY worst DESC LIMIT ${n}`,
-        { ...scope, maxRows: n },
+      // The n slowest, page after page if a server answers fewer at once (ties broken by origin).
+      const worst = await allRows(
+        this,
+        scope,
+        `SELECT origin_t::VARCHAR, max(end_t - origin_t) AS worst FROM timing_records${among} GROUP BY origin_t ORDER BY worst DESC, origin_t`,
+        n,
       );
-      const origins = worst.rows.map((row) => String(row[0]));
+      const origins = worst.map((row) => String(row[0]));
       const trees: MessageTree[] = [];
       for (let at = 0; at < origins.length; at += TREES_PER_QUERY) {
         const some = origins.slice(at, at + TREES_PER_QUERY);
@@ -262,12 +267,18 @@ export abstract class AnalyticsQuestions {
     of?: { readonly stream: string; readonly seq: number },
   ): Promise<MessageTree[]> {
     const { within } = origins;
-    // One query for both: each answer is a round trip (over HTTP, and to the Parquet files).
-    const { rows } = await this.query(
+    // One query for both: each answer is a round trip (over HTTP, and to the Parquet files). In
+    // one answer of up to a million rows, or, from a server that answers fewer, page after page
+    // in their order (a message by its stream and sequence, a handler call by its actor too).
+    const rows = await allRows(
+      this,
+      scope,
       `${origins.with ?? ''} SELECT 'm' AS kind, stream, seq::DOUBLE AS seq, actor, parent_stream, parent_seq::DOUBLE AS parent_seq, origin_t, publish_t, publish_time::VARCHAR AS publish_time, fields::VARCHAR AS fields, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t FROM messages WHERE ${within}
        UNION ALL
-       SELECT 't', stream, seq::DOUBLE, actor, NULL, NULL, origin_t, publish_t, NULL, NULL, start_t, end_t FROM timings WHERE ${within}`,
-      { ...scope, maxRows: 1_000_000 },
+       SELECT 't', stream, seq::DOUBLE, actor, NULL, NULL, origin_t, publish_t, NULL, NULL, start_t, end_t FROM timings WHERE ${within}
+       ORDER BY kind, stream, seq, actor`,
+      Number.POSITIVE_INFINITY,
+      1_000_000,
     );
     const messages = rows.filter((r) => r[0] === 'm').map((r) => r.slice(1, 10));
     const timings = rows.filter((r) => r[0] === 't').map((r) => [r[1], r[2], r[3], r[6], r[10], r[11]]);

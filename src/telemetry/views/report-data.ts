@@ -1,3 +1,4 @@
+import { uncut } from '../analytics/paged.js';
 import type { QueryScope } from '../analytics/query.js';
 import type { AnalyticsQuestions, MessageTree, PercentileRow } from '../analytics/questions.js';
 import { quoteLiteral } from '../analytics/sql.js';
@@ -173,7 +174,8 @@ export async function gatherReport(
   options: ReportLimits = {},
 ): Promise<ReportData> {
   const scope = { process: processId, maxRows: 100_000, ...options };
-  const ask = async (sql: string): Promise<readonly Row[]> => (await analytics.query(sql, scope)).rows;
+  // Each answer whole, or the report is refused saying which limit cut it: none is drawn short.
+  const ask = async (sql: string): Promise<readonly Row[]> => uncut(await analytics.query(sql, scope));
   const rank = LEVEL_ORDER.map((level, i) => `WHEN '${level}' THEN ${i}`).join(' ');
 
   // Asked at once, the questions share one look at the lake: of a running process, they answer
@@ -388,21 +390,21 @@ async function readDiff(
       scope,
     ),
   ]);
-  const row = diffs.rows[0];
+  const row = uncut(diffs)[0];
   if (row === undefined) return undefined;
   const seq = (v: unknown) => (v === null || v === undefined ? null : num(v));
   return {
     diverged: num(row[0]),
     limit: num(row[1]),
     ...(row[2] === null || row[2] === undefined ? {} : { error: str(row[2]) }),
-    streams: streams.rows.map((r) => ({
+    streams: uncut(streams).map((r) => ({
       stream: str(r[0]),
       matched: num(r[1]),
       differing: num(r[2]),
       onlyRecorded: num(r[3]),
       onlyReplayed: num(r[4]),
     })),
-    divergences: divergences.rows.map((r) => {
+    divergences: uncut(divergences).map((r) => {
       let fields: ReportDiff['divergences'][number]['fields'] = [];
       try {
         fields = JSON.parse(str(r[5])) as typeof fields;

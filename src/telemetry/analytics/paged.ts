@@ -1,8 +1,12 @@
-import type { QueryScope } from '../telemetry/analytics/query.js';
-import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
+import { QueryRefusedError } from './guard.js';
+import type { QueryFunction, QueryResult, QueryScope } from './query.js';
 
-/** Rows asked for per query; a server with a lower row limit answers fewer, and paging goes on. */
-/** Rows a page asks for. */
+/** What answers queries: the analytics, embedded or remote (`AnalyticsQuestions`). */
+export interface Queryable {
+  readonly query: QueryFunction;
+}
+
+/** Rows a page asks for; a server with a lower row limit answers fewer, and paging goes on. */
 export const PAGE = 50_000;
 
 /**
@@ -13,7 +17,7 @@ export const PAGE = 50_000;
  * smaller than the rows never holds them all.
  */
 export function pagesOf(
-  analytics: AnalyticsQuestions,
+  analytics: Queryable,
   process: string,
   sql: (after: number, limit: number) => string,
   key = 0,
@@ -33,7 +37,7 @@ export function pagesOf(
  * page is one query; nothing but the last row's key is kept between pages.
  */
 export async function* keysetPagesOf<K>(
-  analytics: AnalyticsQuestions,
+  analytics: Queryable,
   process: string,
   sql: (after: K | undefined, limit: number) => string,
   keyOf: (row: readonly unknown[]) => K,
@@ -50,7 +54,7 @@ export async function* keysetPagesOf<K>(
 
 /** Every row of such a query (see `pagesOf`), in one array. */
 export async function readPaged(
-  analytics: AnalyticsQuestions,
+  analytics: Queryable,
   process: string,
   sql: (after: number, limit: number) => string,
   key = 0,
@@ -63,16 +67,19 @@ export async function readPaged(
 /**
  * The rows of an ordered query (`sql`, with no LIMIT of its own) in pages of LIMIT and OFFSET, up
  * to `atMost` rows: for a query with no growing key to page on. Each page runs the query again.
+ * Its order must be total (ties broken to the last column that tells rows apart): pages of an
+ * order with ties may repeat a row and miss another.
  */
 export async function* offsetPagesOf(
-  analytics: AnalyticsQuestions,
+  analytics: Queryable,
   scope: Omit<QueryScope, 'maxRows'>,
   sql: string,
   atMost = Number.POSITIVE_INFINITY,
+  page = PAGE,
 ): AsyncGenerator<readonly (readonly unknown[])[]> {
   let offset = 0;
   while (offset < atMost) {
-    const limit = Math.min(PAGE, atMost - offset);
+    const limit = Math.min(page, atMost - offset);
     const { rows, truncated } = await analytics.query(`${sql}\nLIMIT ${limit} OFFSET ${offset}`, {
       ...scope,
       maxRows: limit,
@@ -82,4 +89,37 @@ export async function* offsetPagesOf(
     if (rows.length === 0 || (!truncated && rows.length < limit)) return;
     offset += rows.length;
   }
+}
+
+/**
+ * Every row of such a query (see `offsetPagesOf`), up to `atMost`, in one array: one answer when
+ * `page` rows hold them all and the server's row and byte limits let it through, else page after
+ * page, so that no limit cuts the answer short without a word. For answers a caller needs whole (a
+ * tree, a listing, a table of percentiles).
+ */
+export async function allRows(
+  analytics: Queryable,
+  scope: Omit<QueryScope, 'maxRows'>,
+  sql: string,
+  atMost = Number.POSITIVE_INFINITY,
+  page = PAGE,
+): Promise<(readonly unknown[])[]> {
+  const out: (readonly unknown[])[] = [];
+  for await (const rows of offsetPagesOf(analytics, scope, sql, atMost, page))
+    for (const row of rows) out.push(row);
+  return out;
+}
+
+/**
+ * The rows of an answer that must come whole (a report's table, bounded by the system's shape, not
+ * by its messages), refused when a limit cut it: a server that answers fewer rows at once than
+ * the question needs (its `--query-rows`), or an answer past the byte limit.
+ */
+export function uncut(result: QueryResult): QueryResult['rows'] {
+  if (result.truncated) {
+    throw new QueryRefusedError(
+      `an answer was cut at ${result.rows.length} rows (the server's row limit, --query-rows, or the answer's byte limit): raise it to read this whole`,
+    );
+  }
+  return result.rows;
 }
