@@ -22,7 +22,12 @@ const NUMERIC = /^(?:[-+]?[\d,]*\.?\d+(?: [nµm]?s)?|—)$/;
 
 /** A table: a header row and rows, columns padded; numbers (and durations) right-aligned. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
+  // A loop, not Math.max(...rows): spread, a few hundred thousand rows overflowed the stack.
+  const widths = header.map((h, i) => {
+    let widest = width(h);
+    for (const r of rows) widest = Math.max(widest, width(r[i] ?? ''));
+    return widest;
+  });
   // A column of numbers (a count, a duration: `1,234`, `3.07 ms`) is right-aligned.
   const right = header.map((_, i) => rows.length > 0 && rows.every((r) => NUMERIC.test(r[i] ?? '—')));
   const line = (cells: readonly string[], style = (t: string) => t) =>
@@ -56,11 +61,22 @@ export function sparkline(counts: readonly number[]): string {
 /** Fields of a message, abridged to `max` characters: `{symbol: ACME, bid: 100.01, …}`. */
 export function abridge(fields: Readonly<Record<string, unknown>>, max = 60): string {
   const parts = Object.entries(fields).map(
-    ([k, v]) => `${k}: ${typeof v === 'number' ? +v.toPrecision(6) : String(v)}`,
+    ([k, v]) => `${printable(k)}: ${typeof v === 'number' ? +v.toPrecision(6) : printable(String(v))}`,
   );
   let text = `{${parts.join(', ')}}`;
   if (text.length > max) text = `${text.slice(0, max - 2)}…}`;
   return text;
+}
+
+/**
+ * Recorded text made safe to print on a terminal: control characters (an escape sequence, a
+ * line break that would split a row) as JSON writes them, `\u001b`, `\n`.
+ */
+export function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it escapes
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** A node of a drawn tree: its line, and its children. */

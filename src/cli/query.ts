@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { toCsv } from '../telemetry/analytics/http-query.js';
-import { printJson, table } from './format.js';
+import { printable, printJson, table } from './format.js';
 import { integer } from './options.js';
 import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
 
@@ -15,7 +15,7 @@ interface QueryOptions extends SourceOptions {
 /** A cell as a table shows it: JSON for lists and objects, empty for NULL. */
 function cell(value: unknown): string {
   if (value === null || value === undefined) return '';
-  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return printable(typeof value === 'object' ? JSON.stringify(value) : String(value));
 }
 
 /** `dorsal query "SQL"`: read-only SQL on the analytics tables. */

@@ -63,6 +63,18 @@ export function withSourceOptions(command: Command, withProcess = true, records 
       'fail (exit 1) rather than answer without the records of blocks that do not read (a blob missing or damaged)',
       false,
     );
+  // One lake: --data and --url both given is a mistake to say, not a guess to make (--url won,
+  // and an explicit --data was ignored). On the command line, either beats its variable.
+  command.hook('preAction', (self) => {
+    if (self.getOptionValue('url') === undefined || self.getOptionValue('url') === '') return;
+    const data = self.getOptionValueSource('data');
+    const url = self.getOptionValueSource('url');
+    if (data === 'cli' && url === 'cli') self.error('error: give --data or --url, not both');
+    else if (data === 'cli') self.setOptionValueWithSource('url', undefined, 'default');
+    else if (data === 'env' && url === 'env') {
+      self.error('error: DORSAL_DATA and DORSAL_URL are both set: give --data or --url to say which');
+    }
+  });
   // One process: a second --process would otherwise silently replace the first.
   if (withProcess)
     command.option('--process <id>', 'the recorded process (default: the newest)', (id, earlier?: string) => {

@@ -23,8 +23,10 @@ interface TreeOptions extends SourceOptions {
 /** `STREAM:SEQ`, e.g. `orders:42`. */
 function messageRef(value: string): { stream: string; seq: number } {
   const at = value.lastIndexOf(':');
-  const seq = Number(value.slice(at + 1));
-  if (at <= 0 || !Number.isSafeInteger(seq) || seq < 0) {
+  // Decimal digits only: Number() reads '' as 0, '0x10' as 16 and ' 7' as 7.
+  const digits = value.slice(at + 1);
+  const seq = /^[0-9]+$/.test(digits) ? Number(digits) : Number.NaN;
+  if (at <= 0 || !Number.isSafeInteger(seq)) {
     throw new InvalidArgumentError('expected STREAM:SEQ, e.g. orders:42');
   }
   return { stream: value.slice(0, at), seq };

@@ -67,6 +67,21 @@ describe('the dorsal command on a recorded run', () => {
     expect((JSON.parse(system.stdout) as { rows: string[][] }).rows[0]![0]).toBe(
       pathToFileURL(compiled('examples/market/system.ts')).href,
     );
+    // --data on the command line beats DORSAL_URL (the server's lake was listed); both variables
+    // set, the command asks which.
+    const beaten = await runDorsal(['processes', '--data', dir, '--json'], {
+      DORSAL_URL: 'http://127.0.0.1:9',
+    });
+    expect(beaten.code, beaten.stderr).toBe(0);
+    expect(JSON.parse(beaten.stdout)).toEqual(listing);
+    const both = await runDorsal(['processes', '--json'], {
+      DORSAL_DATA: dir,
+      DORSAL_URL: 'http://127.0.0.1:9',
+    });
+    expect(both.code).toBe(1);
+    expect(both.stderr).toBe(
+      'error: DORSAL_DATA and DORSAL_URL are both set: give --data or --url to say which\n',
+    );
     const table = await runDorsal(['processes', '--data', dir]);
     expect(table.stdout).toMatch(/^process +exe +start +duration +messages +timings +replay of$/m);
     expect(table.stdout).toContain(listing[0]!.processId);
@@ -125,6 +140,25 @@ describe('the dorsal command on a recorded run', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ columns: [{ name: 'answer' }], rows: [[42]] });
     const table = await runDorsal(['query', "SELECT 'a' AS x, 1 AS y", '--data', dir]);
     expect(table.stdout).toMatch(/^x +y\na +1$/m);
+    // Recorded text reaches the terminal escaped: no escape sequence of its own, no row split.
+    const controls = await runDorsal([
+      'query',
+      "SELECT chr(27) || '[31mred' || chr(10) || 'next' AS x",
+      '--data',
+      dir,
+    ]);
+    expect(controls.stdout).toBe('x\n\\u001b[31mred\\nnext\n');
+    // A table of many rows (a spread of them all into Math.max overflowed the stack).
+    const long = await runDorsal([
+      'query',
+      'SELECT * FROM range(200000)',
+      '--data',
+      dir,
+      '--max-rows',
+      '200000',
+    ]);
+    expect(long.code, long.stderr).toBe(0);
+    expect(long.stderr).toBe('200000 rows\n');
   });
 
   it('says what went wrong in one line, and exits 1', async () => {
@@ -156,6 +190,10 @@ describe('the dorsal command on a recorded run', () => {
         /^dorsal: cannot reach http:\/\/127\.0\.0\.1:1: is `dorsal serve` running there\?/,
       ],
       [['tree', '--data', dir, '--message', 'ticks'], /expected STREAM:SEQ/],
+      [['processes', '--data', dir, '--url', 'http://127.0.0.1:9'], /give --data or --url, not both/],
+      [['tree', '--data', dir, '--message', 'ticks:'], /expected STREAM:SEQ/],
+      [['tree', '--data', dir, '--message', 'ticks:0x10'], /expected STREAM:SEQ/],
+      [['tree', '--data', dir, '--message', 'ticks: 7'], /expected STREAM:SEQ/],
       [['run', 'no/such/system.js', '--data', dir], /^dorsal: no system module at no\/such\/system\.js/],
       [['run', 'examples/market/spine.ts', '--data', dir], /must export default defineSystem/],
       [
