@@ -54,8 +54,8 @@ export function lakeLocation(options: LakeOptions): LakeLocation {
 }
 
 /**
- * The SQLite file of the lake those options name when it is not there (a lake's metadata in
- * PostgreSQL cannot be told from a new one by a look: undefined). Opening a lake makes one.
+ * The SQLite file of the lake those options name when it is not there (undefined too for a lake
+ * in PostgreSQL, which only a query tells: see `existingLakeLocation`). Opening a lake makes one.
  */
 export function missingLakeFile(options: LakeOptions): string | undefined {
   const path = sqliteFileOf(lakeLocation(options));
@@ -65,14 +65,16 @@ export function missingLakeFile(options: LakeOptions): string | undefined {
 /**
  * The lake those options name, refused when it is not there: a command that works on an existing
  * lake (listing, revoking, deleting) says a mistyped --data, rather than answer from an empty lake
- * made for it.
+ * made for it. A lake in PostgreSQL is looked for when it is first used (the location forbids
+ * making it): a mistyped `?schema=` is refused then, and no schema is made.
  */
 export function existingLakeLocation(options: LakeOptions): LakeLocation {
   const missing = missingLakeFile(options);
   if (missing !== undefined) {
     throw new CliError(`no lake at ${missing}: give the --data (or --db) of an existing lake`);
   }
-  return lakeLocation(options);
+  const location = lakeLocation(options);
+  return sqliteFileOf(location) === undefined ? { ...location, postgres: { create: false } } : location;
 }
 
 /**

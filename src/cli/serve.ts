@@ -1,4 +1,6 @@
+import { accessSync, constants } from 'node:fs';
 import { Command, Option } from 'commander';
+import { makeDirectoriesSync } from '../directories.js';
 import { checkAnalyticsCacheDir } from '../telemetry/analytics/cache-dir.js';
 import { LazyAnalytics } from '../telemetry/analytics/lazy.js';
 import {
@@ -19,6 +21,7 @@ import {
   startIngestionServer,
 } from '../telemetry/ingestion/server.js';
 import { DEFAULT_ANSWER_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS } from '../telemetry/ingestion/write-chunks.js';
+import { isLakeDown } from '../telemetry/lake/down.js';
 import { Lake } from '../telemetry/lake/lake.js';
 import type { RetentionReport } from '../telemetry/lake/retention.js';
 import { viewRoutes } from '../telemetry/views/routes.js';
@@ -27,7 +30,7 @@ import { analyticsCacheDir } from './analytics-cache-dir.js';
 import { oncePerReason } from './once-per-reason.js';
 import { atLeast, integer, type LakeOptions, lakeLocation, withLakeOptions } from './options.js';
 import { describeRetention } from './retention.js';
-import { memorySize } from './source.js';
+import { CliError, memorySize } from './source.js';
 
 interface ServeOptions extends LakeOptions {
   readonly host: string;
@@ -171,13 +174,14 @@ export function serveCommand(): Command {
       const lake = Lake.open(lakeLocation(options));
       const analytics = options.role !== 'ingestion';
       const cacheDir = analyticsCacheDir(options);
-      if (analytics) {
-        try {
-          checkAnalyticsCacheDir(lake, cacheDir);
-        } catch (error) {
-          await lake.close();
-          throw error;
-        }
+      try {
+        if (analytics) checkAnalyticsCacheDir(lake, cacheDir);
+        await checkLake(lake, options);
+        // After the lake: the default cache is in --data, and a --data that is a file is said as such.
+        if (analytics) makeAnalyticsCacheDir(cacheDir, options);
+      } catch (error) {
+        await lake.close();
+        throw error;
       }
       // The same failure at every sweep (a minute apart, say): told once per reason.
       const tellSweepFailure = oncePerReason((reason) =>
@@ -256,6 +260,72 @@ export function serveCommand(): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+}
+
+/** An error's message on one line, to go in another's. */
+const oneLine = (error: unknown): string =>
+  (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
+
+/** A check of the lake that failed, and the option that chose what it checked. */
+interface Failure {
+  readonly option: string;
+  readonly error: unknown;
+}
+
+/** `check`'s failure, if it fails. */
+async function failureOf(option: string, check: () => Promise<unknown>): Promise<Failure[]> {
+  try {
+    await check();
+    return [];
+  } catch (error) {
+    return [{ option, error }];
+  }
+}
+
+/**
+ * Opens the lake's metadata database (made or migrated: `serve` may start a new lake) and reads
+ * its keys, as every request does, and checks its blob store, before the server listens: a lake
+ * it cannot use (a file that is no database, a --data that is a file) stops it here, in one line,
+ * rather than every client getting 503 for as long as it runs. A lake that is down (a database not
+ * up yet) is served all the same, as the ingestion service is made to be: 503 until it is back.
+ */
+async function checkLake(lake: Lake, options: ServeOptions): Promise<void> {
+  const failures = (
+    await Promise.all([
+      failureOf(options.db === undefined ? '--data' : '--db', async () => {
+        await lake.metadata.ready();
+        await lake.metadata.countApiKeys();
+      }),
+      failureOf(options.blobs === undefined ? '--data' : '--blobs', () => lake.blobs.ping()),
+    ])
+  ).flat();
+  const unusable = failures.find(({ error }) => !isLakeDown(error));
+  if (unusable !== undefined) {
+    throw new CliError(`${unusable.option} names a lake this server cannot use: ${oneLine(unusable.error)}`);
+  }
+  for (const { error } of failures) {
+    console.error(
+      `dorsal: the lake is unavailable (served all the same: 503 until it is back): ${oneLine(error)}`,
+    );
+  }
+}
+
+/**
+ * Makes the analytics' cache directory, and checks that it is writable, before the server listens:
+ * the analytics open at the first query, and analytics that cannot would fail every query with an
+ * internal error while the server says it is ready.
+ */
+function makeAnalyticsCacheDir(cacheDir: string, options: ServeOptions): void {
+  try {
+    makeDirectoriesSync(cacheDir);
+    accessSync(cacheDir, constants.W_OK);
+  } catch (error) {
+    const named =
+      options.analyticsCache === undefined
+        ? `the analytics cache directory ${cacheDir} (give another with --analytics-cache)`
+        : `--analytics-cache ${cacheDir}`;
+    throw new CliError(`${named} cannot hold the analytics' partitions: ${oneLine(error)}`);
+  }
 }
 
 /** The query route and the views, over the shared analytics: they take turns in the same slots. */

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type pg from 'pg';
 import { isTimerMs, MAX_TIMER_MS, TIMER_MS_RANGE } from '../../timer-ms.js';
-import { asLakeError, LakeConfigError } from '../errors.js';
+import { asLakeError, LakeConfigError, LakeNotFoundError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
 import {
@@ -146,12 +146,19 @@ export interface PostgresStoreOptions {
    * `?statementTimeoutMs=` overrides it.
    */
   readonly statementTimeoutMs?: number;
+  /**
+   * Whether the first call may create the schema and the lake's tables (default true). False for
+   * work on an existing lake (listing keys, retention): a mistyped `?schema=` is then refused with
+   * `LakeNotFoundError`, and nothing is created, rather than answered from a new empty lake.
+   */
+  readonly create?: boolean;
 }
 
 /**
  * The scale-out metadata store. Several ingestion servers may share one database: inserts are
  * `ON CONFLICT DO NOTHING` and migrations run under an advisory lock. The URL may name a schema
- * with `?schema=name` (created if missing), e.g. `postgres://user@db:5432/lake?schema=dorsal`.
+ * with `?schema=name` (created if missing, unless `create` is false), e.g.
+ * `postgres://user@db:5432/lake?schema=dorsal`.
  *
  * @example
  * const store = new PostgresMetadataStore('postgres://dorsal@127.0.0.1:5432/lake?schema=dorsal');
@@ -160,6 +167,9 @@ export class PostgresMetadataStore implements MetadataStore {
   readonly kind = 'postgres';
   /** The schema tables live in (`public` unless the URL names one). */
   readonly schema: string;
+  /** The server and database, for messages: no user, password or options. */
+  private readonly where: string;
+  private readonly create: boolean;
   private readonly pool: pg.Pool;
   private migrated: Promise<void> | undefined;
   /** Block rows that arrive together go in one multi-row INSERT (one round trip). */
@@ -175,6 +185,8 @@ export class PostgresMetadataStore implements MetadataStore {
       throw new LakeConfigError(`invalid PostgreSQL schema name ${JSON.stringify(schema)}`);
     parsed.searchParams.delete('schema');
     this.schema = schema;
+    this.where = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+    this.create = options.create ?? true;
     const inUrl = parsed.searchParams.get('statementTimeoutMs');
     parsed.searchParams.delete('statementTimeoutMs');
     const statementTimeoutMs = inUrl === null ? (options.statementTimeoutMs ?? 30_000) : Number(inUrl);
@@ -474,7 +486,8 @@ export class PostgresMetadataStore implements MetadataStore {
 
   /**
    * Applies missing migrations in one transaction, under an advisory lock per schema, with no time
-   * limit: one cut short would roll back and be tried, and cut, again at every start.
+   * limit: one cut short would roll back and be tried, and cut, again at every start. Without
+   * `create`, a schema with no lake (no version table) is refused before anything is made.
    */
   private async migrate(): Promise<void> {
     const client = await this.pool.connect();
@@ -486,10 +499,23 @@ export class PostgresMetadataStore implements MetadataStore {
       await unbounded('BEGIN');
       await unbounded('SET LOCAL statement_timeout = 0');
       await unbounded('SELECT pg_advisory_xact_lock(hashtext($1))', [`dorsal-migrate:${this.schema}`]);
-      await unbounded(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
-      await unbounded(
-        `CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL)`,
-      );
+      if (this.create) {
+        await unbounded(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
+        await unbounded(
+          `CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL)`,
+        );
+      } else {
+        const { rows: there } = await unbounded<{ schema: boolean; lake: boolean }>(
+          "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema, to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL AS lake",
+          [this.schema, VERSION_TABLE],
+        );
+        if (there[0]?.lake !== true) {
+          const why = there[0]?.schema === true ? 'the schema holds no lake' : 'there is no such schema';
+          throw new LakeNotFoundError(
+            `no lake in schema "${this.schema}" of ${this.where} (${why}): give the URL of an existing lake`,
+          );
+        }
+      }
       const { rows } = await unbounded<{ v: number | null }>(
         `SELECT MAX(version) AS v FROM ${VERSION_TABLE}`,
       );
