@@ -98,6 +98,23 @@ async function refuseUnreadable(source: Source, processId: string): Promise<void
   );
 }
 
+/**
+ * Refuses to diff against a recording whose run has not ended (the lake holds no counts of its
+ * stop, which the persister writes last): still running, its messages after the plan would be
+ * said recorded and not replayed, and those not flushed yet replayed and not recorded; killed, it
+ * lacks what was never flushed. Either way the diff would blame the system for the recording.
+ */
+async function refuseUnended(source: Source, processId: string): Promise<void> {
+  const { rows } = await source.analytics.query('SELECT count(*)::DOUBLE FROM run_counts', {
+    process: processId,
+    maxRows: 1,
+  });
+  if (Number(rows[0]?.[0] ?? 0) > 0) return;
+  throw new CliError(
+    `process ${processId} has not ended (the lake holds no counts of its stop: it is still running, or it was killed): a diff would count what it has not recorded as divergences; replay it without --diff, or diff it once it has stopped`,
+  );
+}
+
 /** Finds what to replay: the process, its (or the given) system module, its ingress streams, checked. */
 async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
   const recorded = await resolveProcess(source, options.process ?? (await newestRecording(source)));
@@ -115,6 +132,7 @@ async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
     );
   }
   await refuseUnreadable(source, recorded.processId);
+  if (options.diff) await refuseUnended(source, recorded.processId);
   const counts = await countByStream(source.analytics, recorded.processId, actors);
   if ([...counts.values()].every((n) => n === 0)) {
     throw new CliError(

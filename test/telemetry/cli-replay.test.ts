@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { BlockRow } from '../../src/telemetry/lake/types.js';
 import { compiled, literally } from '../helpers/compiled.js';
-import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { until } from '../helpers/until.js';
+import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
 /**
@@ -434,6 +435,37 @@ describe('dorsal replay of a recorded run', () => {
 });
 
 describe('dorsal replay of other recordings', () => {
+  it('a recording whose run has not ended (killed mid-run) is refused a diff in one line, not blamed on the system', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-unended-');
+    try {
+      const child = spawnDorsal(['run', SYSTEM, '--seconds', '600', '--data', dir]);
+      const exited = once(child, 'exit');
+      await until(
+        async () => {
+          if (!existsSync(join(dir, 'lake.sqlite'))) return false;
+          const lake = Lake.open({ data: dir });
+          try {
+            return (await lake.blocks()).length > 0;
+          } finally {
+            await lake.close();
+          }
+        },
+        'a first block in the lake',
+        60_000,
+      );
+      child.kill('SIGKILL');
+      await exited;
+      const { code, stderr } = await runDorsal(['replay', '--diff', '--speed', 'max', '--data', dir]);
+      expect(code).toBe(1);
+      expect(stderr).toMatch(
+        /^dorsal: process \S+ has not ended \(the lake holds no counts of its stop: it is still running, or it was killed\): a diff would/,
+      );
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+
   it('a process with no ingress message is refused in one line', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-silent-');
     try {
