@@ -86,12 +86,14 @@ function alive(pid: number): boolean {
 function compiledPackage(): object {
   const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
     name: string;
+    version: string;
     exports: Record<string, { import: string } | string>;
   };
+  // The entries point into the compiled tree; `./package.json` at this one (the CLI's version).
   const exports = Object.fromEntries(
-    Object.entries(manifest.exports).flatMap(([path, target]) =>
-      typeof target === 'string' ? [] : [[path, target.import.replace('./dist/', './')]],
+    Object.entries(manifest.exports).map(([path, target]) =>
+      typeof target === 'string' ? [path, target] : [path, target.import.replace('./dist/', './')],
     ),
   );
-  return { name: manifest.name, type: 'module', private: true, exports };
+  return { name: manifest.name, version: manifest.version, type: 'module', private: true, exports };
 }

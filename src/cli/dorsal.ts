@@ -23,6 +23,7 @@
  * it; another address than loopback is refused while the lake has none, unless `--insecure`.
  * Every command has `--help` with an example.
  */
+import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { describeFailure } from './failure.js';
 import { keysCommand } from './keys.js';
@@ -38,8 +39,12 @@ import { statusCommand } from './status.js';
 import { traceCommand } from './trace.js';
 import { treeCommand } from './tree.js';
 
+/** This dorsal's version: its package.json, found by the package's own name (built or from its sources). */
+const { version } = createRequire(import.meta.url)('dorsal/package.json') as { version: string };
+
 const program = new Command('dorsal')
   .description('dorsal: low-latency in-process message systems with telemetry in the backbone')
+  .version(version, '-V, --version', "this dorsal's version")
   .addCommand(runCommand())
   .addCommand(demoCommand())
   .addCommand(processesCommand())

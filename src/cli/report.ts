@@ -19,10 +19,16 @@ interface ReportOptions extends SourceOptions {
 /** The output path that means standard output (as for `dorsal trace`). */
 const STDOUT = '-';
 
-/** Writes the report to `path`, or to stdout for `-`; a file that cannot be written is a `CliError` with the system's reason. */
-function writeReport(path: string, html: string): void {
+/**
+ * Writes the report to `path`, or to stdout for `-` (resolved once it is written: the command says
+ * so only then); a file that cannot be written is a `CliError` with the system's reason.
+ */
+async function writeReport(path: string, html: string): Promise<void> {
   if (path === STDOUT) {
-    process.stdout.write(html);
+    // A failure is said by the command's own handler of stdout errors (dorsal.ts), which ends it.
+    await new Promise<void>((resolve) =>
+      process.stdout.write(html, (error) => (error ? undefined : resolve())),
+    );
     return;
   }
   try {
@@ -58,7 +64,7 @@ export function reportCommand(): Command {
       const process = await resolveProcess(source, options.process);
       const data = await gatherReport(source.analytics, process.processId);
       const html = renderReport(data);
-      writeReport(options.output, html);
+      await writeReport(options.output, html);
       const messages = data.topology.produced.reduce((n, e) => n + e.count, 0);
       const summary = {
         process: process.processId,

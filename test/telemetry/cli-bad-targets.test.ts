@@ -258,6 +258,8 @@ describe('dorsal given a target that is not what it should be', () => {
       for (const args of [
         ['processes', '--data', lake],
         ['trace', '--data', lake, '-o', '-'],
+        // It said 'written to stdout' first.
+        ['report', '--data', lake, '-o', '-'],
       ]) {
         const child = spawn(process.execPath, [DORSAL_BIN, ...args], {
           stdio: ['ignore', full, 'pipe'],

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -220,6 +220,11 @@ describe('the dorsal command on a recorded run', () => {
     const [code] = (await once(child, 'exit')) as [number | null];
     expect(stderr).toBe('');
     expect(code).toBe(0);
+  });
+
+  it('says its version', async () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(await runDorsal(['--version'])).toMatchObject({ code: 0, stdout: `${version}\n` });
   });
 
   it('has --help with an example for each command', async () => {
