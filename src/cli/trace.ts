@@ -42,6 +42,10 @@ function describe(summary: TraceSummary): string {
   return [
     `wrote ${summary.file === STDOUT ? 'the trace to stdout' : summary.file}: ${counted(w.handler_calls, 'handler call', 'handler calls')}, ${counted(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${counted(w.spans, 'span', 'spans')}, ${counted(w.log_entries, 'log entry', 'log entries')}, ${counted(w.counter_samples, 'counter sample', 'counter samples')}`,
     dim(`process ${summary.process}, ${window}; open it in https://ui.perfetto.dev or chrome://tracing`),
+    // An empty trace is most often a window that misses the run (a time of another day, say).
+    ...(w.handler_calls + w.spans + w.log_entries + w.counter_samples === 0 && window !== 'the whole process'
+      ? ['the window holds none of its events: see `dorsal processes` for when it ran']
+      : []),
     ...(lost === 0
       ? []
       : [

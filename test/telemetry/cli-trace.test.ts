@@ -274,6 +274,10 @@ describe('dorsal trace', () => {
     ]);
     expect(before.code, before.stderr).toBe(0);
     expect(before.stdout).toMatch(/, 3\.00 s before its start to 2\.00 s before its start;/);
+    expect(before.stdout).toContain(
+      'the window holds none of its events: see `dorsal processes` for when it ran',
+    );
+    expect(calendar.stdout).not.toContain('the window holds none');
     expect(load(file('before.json')).events.filter(timed)).toEqual([]);
   });
 
