@@ -42,6 +42,7 @@ async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningA
     // Statics are inherited: a class that extends any copy's Actor has the mark.
     if (
       typeof ActorClass === 'function' &&
+      ActorClass !== Actor &&
       (ActorClass as { [ACTOR_BRAND]?: unknown })[ACTOR_BRAND] === true
     ) {
       throw new TypeError(

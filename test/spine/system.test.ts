@@ -132,6 +132,12 @@ describe('System lifecycle', () => {
       /other-copy-actor\.js: its default export extends the Actor of another copy of dorsal/,
     );
     expect(twice.liveThreads).toEqual([]);
+    // Actor itself is this copy's: not an actor, and not another copy's.
+    const bare = new System(spine);
+    bare.spawn(fixture('bare-actor'));
+    expect(((await bare.start().catch((e: unknown) => e)) as Error).message).toMatch(
+      /bare-actor\.js: its default export is not a class that extends Actor/,
+    );
     expect(() => new System(spine).spawn(fixture('no-such-actor'))).toThrow(
       /no-such-actor\.ts: no such file/,
     );

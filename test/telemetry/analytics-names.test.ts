@@ -111,6 +111,38 @@ it("reads a stream whose layout's fields are one name to SQL (they differ in cas
   }
 }, 60_000);
 
+it("keeps each run's own field names in `fields` where one column holds two runs' differently named fields (seq as field_seq, and a field named field_seq)", async () => {
+  const { dir, cleanup } = tempDir('dorsal-field-keys-');
+  try {
+    const layout = (name: string) =>
+      Layout.fromDescription({
+        name: 'Tick',
+        size: 16,
+        fields: [
+          { name, type: 'f64', offset: 0 },
+          { name: 'n', type: 'i32', offset: 8 },
+        ],
+      });
+    const a = await writeBenchRun({ data: dir }, 3, 0, undefined, { ticksLayout: layout('seq') });
+    const b = await writeBenchRun({ data: dir }, 3, 0, undefined, { ticksLayout: layout('field_seq') });
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      const { rows } = await analytics.query(
+        "SELECT process_id, json_keys(fields) FROM messages WHERE stream = 'ticks' AND seq = 1",
+        { processes: [a.processId, b.processId] },
+      );
+      const keysOf = new Map(rows.map((r) => [r[0], r[1]]));
+      // Both are column field_seq: read as one layout, the second run's field was called seq.
+      expect(keysOf.get(a.processId)).toEqual(['seq', 'n']);
+      expect(keysOf.get(b.processId)).toEqual(['field_seq', 'n']);
+    } finally {
+      await analytics.close();
+    }
+  } finally {
+    cleanup();
+  }
+}, 60_000);
+
 it("names the columns of fields that SQL would take for one name apart from every field's own", () => {
   expect(fieldColumnNames(['price', 'PRICE', 'PRICE_2'])).toEqual(['price', 'PRICE_3', 'PRICE_2']);
   expect(fieldColumnNames(['seq', 'field_seq', 'Seq'])).toEqual(['field_seq', 'field_seq_2', 'field_Seq_3']);

@@ -309,8 +309,10 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
         .flatMap((s) => s.table.columns.filter((c) => c.part === 2));
       const types = new Map(columns.map((c) => [c.name, c.type]));
       // Layouts that differ in their fields' order only are read together (one order of keys);
-      // in their names' case, apart (each keeps its own in `fields`).
-      const key = JSON.stringify([...types].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      // in their names' case, or in the field a column holds (`field_seq`: a field `seq`, or one
+      // named `field_seq`), apart: each keeps its own names in `fields`.
+      const held = new Map(columns.map((c) => [c.name, [c.type, c.field]]));
+      const key = JSON.stringify([...held].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
       const group = layouts.get(key) ?? {
         fields: [...types.keys()],
         keys: new Map(columns.map((c) => [c.name, c.field])),
