@@ -10,6 +10,7 @@ import {
   type StoredDiff,
 } from '../../src/telemetry/persist/replay-diff.js';
 import { TelemetrySink } from '../../src/telemetry/sink/sink.js';
+import { gatherReport } from '../../src/telemetry/views/report-data.js';
 import { compressPart, formatRfc3339Ns } from '../../src/telemetry/wire/index.js';
 import { makeProcess, tempDir } from './fixtures.js';
 
@@ -95,6 +96,41 @@ describe('a replay diff in the lake', () => {
       await analytics.close();
     }
   });
+
+  it('a report of a replay that kept more divergences than it lists shows the first, not an error', async () => {
+    const now = { startTime: formatRfc3339Ns(BigInt(Date.now()) * 1_000_000n), startTicks: 0 };
+    const replay = makeProcess({ ...now, properties: { 'dorsal.replay_of': 'original-process' } });
+    const many: StoredDiff = {
+      ...DIFF,
+      diverged: 10_001,
+      limit: 20_000,
+      divergences: Array.from({ length: 10_001 }, (_, i) => ({
+        kind: 'only-replayed' as const,
+        stream: 'orders',
+        place: `ticks:${i}/books:0/orders:0`,
+        recordedSeq: null,
+        replayedSeq: i,
+        fields: [],
+      })),
+    };
+    const service = new IngestionService({ data: dir });
+    try {
+      await recordDiff({ service }, replay, many);
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      // Cut at the report's 10,000 (it says how many diverged), it was refused as an answer cut.
+      const report = await gatherReport(analytics, replay.processId);
+      expect(report.process.diff?.diverged).toBe(10_001);
+      expect(report.process.diff?.divergences.map((d) => d.replayedSeq)).toEqual(
+        Array.from({ length: 10_000 }, (_, i) => i),
+      );
+    } finally {
+      await analytics.close();
+    }
+  }, 120_000);
 
   it('a diff that cannot reach the lake is an error, not a silence', async () => {
     await expect(

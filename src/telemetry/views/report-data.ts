@@ -1,4 +1,4 @@
-import { uncut } from '../analytics/paged.js';
+import { allRows, uncut } from '../analytics/paged.js';
 import type { QueryScope } from '../analytics/query.js';
 import type { AnalyticsQuestions, MessageTree, PercentileRow } from '../analytics/questions.js';
 import { quoteLiteral } from '../analytics/sql.js';
@@ -336,6 +336,9 @@ function metricSeries(rows: readonly Row[], buckets: number): MetricSeries {
   return { name: str(rows[0]?.[0]), unit: str(rows[0]?.[1]), count, mean, min, max };
 }
 
+/** Divergences a report lists at most: the first, in the order the diff found them. */
+const REPORTED_DIVERGENCES = 10_000;
+
 /** The process row, and whether the process it replays (if any) is in the lake too. */
 async function readProcess(
   analytics: AnalyticsQuestions,
@@ -385,9 +388,14 @@ async function readDiff(
       'SELECT stream, matched::DOUBLE, differing::DOUBLE, only_recorded::DOUBLE, only_replayed::DOUBLE FROM replay_diff_streams ORDER BY position',
       scope,
     ),
-    analytics.query(
-      'SELECT kind, stream, place, recorded_seq::DOUBLE, replayed_seq::DOUBLE, fields::VARCHAR FROM replay_divergences ORDER BY n',
+    // The first ones, as the diff kept them (it says how many diverged): a prefix, page after page
+    // through a server that answers fewer rows at once.
+    allRows(
+      analytics,
       scope,
+      'SELECT kind, stream, place, recorded_seq::DOUBLE, replayed_seq::DOUBLE, fields::VARCHAR FROM replay_divergences ORDER BY n, kind, stream, place, recorded_seq, replayed_seq',
+      REPORTED_DIVERGENCES,
+      REPORTED_DIVERGENCES,
     ),
   ]);
   const row = uncut(diffs)[0];
@@ -404,7 +412,7 @@ async function readDiff(
       onlyRecorded: num(r[3]),
       onlyReplayed: num(r[4]),
     })),
-    divergences: uncut(divergences).map((r) => {
+    divergences: divergences.map((r) => {
       let fields: ReportDiff['divergences'][number]['fields'] = [];
       try {
         fields = JSON.parse(str(r[5])) as typeof fields;
