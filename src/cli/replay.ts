@@ -223,6 +223,13 @@ async function play(
     const kept = replay === undefined ? '' : ` (what it played is recorded as process ${replay})`;
     throw new CliError(`the replay stopped after ${progress()} of ${total} messages${why}${kept}`);
   }
+  // Everything played, then interrupted while it stopped: it is recorded, but what the system did
+  // with the last messages may not be, and the user asked to stop, not to be shown a diff.
+  if (signal.aborted) {
+    throw new CliError(
+      `the replay was interrupted while it stopped, after all ${total} messages were played: it is recorded as process ${replay}, and nothing was compared`,
+    );
+  }
   // Everything played, and then the system crashed (a message still on its way): no replay to trust.
   if (crash !== undefined) {
     throw new CliError(

@@ -466,6 +466,40 @@ describe('dorsal replay of other recordings', () => {
     }
   }, 120_000);
 
+  it('interrupted while it stops, once everything was played: said in one line, exit 1, and no diff made', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-stopping-');
+    try {
+      const system = `${FIXTURES}/slow-exit.system.ts`;
+      const run = await runDorsal(['run', system, '--seconds', '0.5', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      const marker = join(dir, 'stopping');
+      const child = spawnDorsal(['replay', '--diff', '--speed', 'max', '--data', dir], {
+        DORSAL_TEST_EXIT_MARKER: marker,
+      });
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      await until(() => existsSync(marker), 'the replayed system stopping', 60_000);
+      child.kill('SIGINT');
+      const [code] = await exited;
+      expect(code, stderr).toBe(1);
+      expect(stderr).toMatch(
+        /^dorsal: the replay was interrupted while it stopped, after all 5 messages were played: it is recorded as process \S+, and nothing was compared/,
+      );
+      const diffs = await runDorsal([
+        'query',
+        'SELECT count(*) FROM replay_diffs',
+        '--all-processes',
+        '--data',
+        dir,
+        '--json',
+      ]);
+      expect(JSON.parse(diffs.stdout)).toMatchObject({ rows: [['0']] });
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+
   it('a process with no ingress message is refused in one line', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-silent-');
     try {
