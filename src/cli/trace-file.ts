@@ -7,8 +7,22 @@ import { CliError } from './source.js';
 /** Text gathered before one write to the file. */
 const CHUNK_CHARS = 1 << 20;
 
+/** Symbolic links followed at most to the file a trace is made at (as the kernel's ELOOP, 40). */
+const MAX_LINKS = 40;
+
 /** The output path that means standard output. */
 export const STDOUT = '-';
+
+/**
+ * Paths of this process's own standard output: written as `-` is (a socket there, as a parent
+ * process's pipe may be, cannot be opened by its path: ENXIO).
+ */
+const OWN_STDOUT = new Set(['/dev/stdout', '/dev/fd/1', '/proc/self/fd/1']);
+
+/** Whether a trace to `path` goes to this process's standard output (then what is said of it goes to stderr). */
+export function toStdout(path: string): boolean {
+  return path === STDOUT || OWN_STDOUT.has(path);
+}
 
 /** Signals that end a trace half written: its partial file is removed, then the signal re-raised. */
 const ENDING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -45,7 +59,7 @@ export class TraceFile {
 
   /** Opens `path` for a new trace (written to `path.partial-PID` until `finish`), or stdout for `-`. */
   static async create(path: string): Promise<TraceFile> {
-    const output = path === STDOUT ? stdoutOutput() : await fileOutput(path);
+    const output = toStdout(path) ? stdoutOutput() : await fileOutput(path);
     const file = new TraceFile(path, output);
     file.push('{"traceEvents":[\n');
     return file;
@@ -96,22 +110,25 @@ export class TraceFile {
  * is written as it is; renaming a file over it would replace it.
  */
 async function outputTarget(path: string): Promise<{ file: string; inPlace: boolean }> {
-  let file: string;
-  try {
-    file = await realpath(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw cannotWrite(path, error);
-    // Nothing there, or a link to nothing yet: the file it names is made.
-    const link = await lstat(path).catch(() => undefined);
-    return {
-      file: link?.isSymbolicLink() === true ? resolve(dirname(path), await readlink(path)) : path,
-      inPlace: false,
-    };
-  }
-  const found = await stat(file).catch((error: unknown) => {
+  // What the path names, links followed: a pipe (`-o /dev/stdout | wc`, a shell's `>(gzip)`) has
+  // no real path to resolve, but is there to write.
+  const found = await stat(path).catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw cannotWrite(path, error);
   });
-  return { file, inPlace: !found.isFile() && !found.isDirectory() };
+  if (found !== undefined) {
+    if (!found.isFile() && !found.isDirectory()) return { file: path, inPlace: true };
+    return { file: await realpath(path), inPlace: false };
+  }
+  // Nothing there, or a link (or a chain of them) to nothing yet: the file at its end is made,
+  // and every link stays.
+  let file = path;
+  for (let hops = 0; hops < MAX_LINKS; hops++) {
+    const link = await lstat(file).catch(() => undefined);
+    if (link?.isSymbolicLink() !== true) return { file, inPlace: false };
+    file = resolve(dirname(file), await readlink(file));
+  }
+  throw cannotWrite(path, Object.assign(new Error('too many symbolic links'), { code: 'ELOOP' }));
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   withSourceOptions,
 } from './source.js';
 import { exportTrace, type TraceSummary } from './trace-export.js';
-import { STDOUT } from './trace-file.js';
+import { toStdout } from './trace-file.js';
 import { processStartNs } from './trace-queries.js';
 import { sinceStart, type TraceTime, type TraceWindow, traceTime } from './trace-window.js';
 
@@ -40,7 +40,7 @@ function describe(summary: TraceSummary): string {
   const lost = missing.reduce((n, l) => n + l.lost + l.dropped, 0);
   const lapped = summary.losses.filter((l) => l.countedBy !== 'persister');
   return [
-    `wrote ${summary.file === STDOUT ? 'the trace to stdout' : summary.file}: ${counted(w.handler_calls, 'handler call', 'handler calls')}, ${counted(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${counted(w.spans, 'span', 'spans')}, ${counted(w.log_entries, 'log entry', 'log entries')}, ${counted(w.counter_samples, 'counter sample', 'counter samples')}`,
+    `wrote ${toStdout(summary.file) ? 'the trace to stdout' : summary.file}: ${counted(w.handler_calls, 'handler call', 'handler calls')}, ${counted(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${counted(w.spans, 'span', 'spans')}, ${counted(w.log_entries, 'log entry', 'log entries')}, ${counted(w.counter_samples, 'counter sample', 'counter samples')}`,
     dim(`process ${summary.process}, ${window}; open it in https://ui.perfetto.dev or chrome://tracing`),
     // An empty trace is most often a window that misses the run (a time of another day, say).
     ...(w.handler_calls + w.spans + w.log_entries + w.counter_samples === 0 && window !== 'the whole process'
@@ -83,7 +83,7 @@ export function traceCommand(): Command {
         '\nExamples:\n  $ dorsal trace -o trace.json\n  $ dorsal trace --begin +2s --end +2500ms -o trace.json   # then open it in https://ui.perfetto.dev\n  $ dorsal trace -o - | gzip > trace.json.gz               # the summary goes to stderr',
       ),
   ).action(async (options: TraceOptions) => {
-    if (options.output !== STDOUT) refuseOutputInLake(options, options.output);
+    if (!toStdout(options.output)) refuseOutputInLake(options, options.output);
     await withSource(options, async (source) => {
       const recorded = await resolveProcess(source, options.process);
       const startNs = await processStartNs(source.analytics, recorded.processId);
@@ -112,7 +112,7 @@ export function traceCommand(): Command {
         );
       }
       // With the trace on stdout, what is said of it goes to stderr.
-      const toStderr = options.output === STDOUT;
+      const toStderr = toStdout(options.output);
       if (options.json) return printJson(summary, toStderr ? process.stderr : process.stdout);
       (toStderr ? console.error : console.log)(describe(summary));
     });

@@ -347,6 +347,22 @@ describe('dorsal trace', () => {
     expect(piped.code, piped.stderr).toBe(0);
     expect((JSON.parse(await reading) as TraceJson).traceEvents).toEqual(full.events);
     expect(lstatSync(fifo).isFIFO()).toBe(true);
+    // /dev/stdout, a socket here (a pipe in a shell): written as -o - is (it was ENOENT).
+    const stdout = await runDorsal(['trace', '--data', dir, '-o', '/dev/stdout']);
+    expect(stdout.code, stdout.stderr).toBe(0);
+    expect((JSON.parse(stdout.stdout) as TraceJson).traceEvents).toEqual(full.events);
+    expect(stdout.stderr).toMatch(/^wrote the trace to stdout: /);
+    // A chain of links to nothing yet: the file at its end is made, every link kept.
+    const first = file('first-link.json');
+    const second = file('second-link.json');
+    symlinkSync(second, first);
+    symlinkSync(file('chained.json'), second);
+    const chained = await runDorsal(['trace', '--data', dir, '-o', first]);
+    expect(chained.code, chained.stderr).toBe(0);
+    expect([lstatSync(first).isSymbolicLink(), lstatSync(second).isSymbolicLink()]).toEqual([true, true]);
+    expect((JSON.parse(readFileSync(file('chained.json'), 'utf8')) as TraceJson).traceEvents).toEqual(
+      full.events,
+    );
   }, 120_000);
 
   it('interrupted (SIGINT, SIGTERM) while writing, leaves no half file and ends by the signal', async () => {
