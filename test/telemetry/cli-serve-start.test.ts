@@ -8,7 +8,7 @@ import { until } from '../helpers/until.js';
 import { spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 import { get } from './http-helpers.js';
-import { POSTGRES_URL, uniqueSchema } from './services.js';
+import { POSTGRES_URL, S3RVER_CREDENTIALS, startS3, uniqueSchema } from './services.js';
 
 /** A spawned `dorsal serve`: what it printed so far, and its end. */
 interface Serve {
@@ -17,8 +17,8 @@ interface Serve {
   readonly exited: Promise<[number | null, NodeJS.Signals | null]>;
 }
 
-function spawnServe(args: readonly string[]): Serve {
-  const child = spawnDorsal(['serve', '--port', '0', ...args]);
+function spawnServe(args: readonly string[], env: Record<string, string> = {}): Serve {
+  const child = spawnDorsal(['serve', '--port', '0', ...args], env);
   const out = { stdout: '', stderr: '' };
   child.stdout?.on('data', (chunk: Buffer) => {
     out.stdout += chunk.toString();
@@ -31,13 +31,16 @@ function spawnServe(args: readonly string[]): Serve {
 }
 
 /** Runs `dorsal serve ARGS…` until it exits, or 20 s (a serve that took its lake runs on: killed). */
-async function refusedServe(args: readonly string[]): Promise<{
+async function refusedServe(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }> {
-  const serve = spawnServe(args);
+  const serve = spawnServe(args, env);
   const timer = setTimeout(() => serve.child.kill('SIGKILL'), 20_000);
   const [code, signal] = await serve.exited;
   clearTimeout(timer);
@@ -98,6 +101,41 @@ describe('dorsal serve, given a lake or an analytics cache it cannot use', () =>
       /^dorsal: --db names a lake this server cannot use: .*file is not a database \(DORSAL_CLI\)\n$/,
       '--db a damaged file',
     );
+  }, 60_000);
+
+  it('refuses an S3 --blobs whose bucket does not exist, or with no credentials to sign with (they are no outage)', async () => {
+    const s3 = await startS3();
+    try {
+      const blobs = `s3://no-such-bucket/lake?endpoint=${s3.endpoint}&region=us-east-1&forcePathStyle=true`;
+      // NODE_NO_WARNINGS: the AWS SDK warns of Node 20 on stderr.
+      const credentials = {
+        NODE_NO_WARNINGS: '1',
+        AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+      };
+      expectRefused(
+        await refusedServe(['--data', join(dir, 's3-lake'), '--blobs', blobs], credentials),
+        /^dorsal: --blobs names a lake this server cannot use: S3 bucket no-such-bucket: checking bucket no-such-bucket \(HTTP 404\)/,
+        'no such bucket',
+      );
+      const none = {
+        NODE_NO_WARNINGS: '1',
+        AWS_ACCESS_KEY_ID: '',
+        AWS_SECRET_ACCESS_KEY: '',
+        AWS_PROFILE: 'dorsal-no-such-profile',
+        AWS_EC2_METADATA_DISABLED: 'true',
+      };
+      expectRefused(
+        await refusedServe(
+          ['--data', join(dir, 's3-lake'), '--blobs', blobs.replace('no-such-bucket', 'lake')],
+          none,
+        ),
+        /^dorsal: --blobs names a lake this server cannot use: /,
+        'no credentials',
+      );
+    } finally {
+      await s3.stop();
+    }
   }, 60_000);
 
   it('refuses a --blobs directory that is a file', async () => {

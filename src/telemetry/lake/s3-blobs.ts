@@ -204,6 +204,11 @@ export class S3BlobStore implements BlobStore {
   }
 
   private unavailable(what: string, error: unknown): Error {
-    return asLakeError(`S3 bucket ${this.bucket}: ${what}`, error);
+    // An answer with no body (a HEAD's 404) reaches us as 'UnknownError': its status says more.
+    const status = statusOf(error);
+    return asLakeError(
+      `S3 bucket ${this.bucket}: ${what}${status === undefined ? '' : ` (HTTP ${status})`}`,
+      error,
+    );
   }
 }
