@@ -111,6 +111,23 @@ export async function allRows(
 }
 
 /**
+ * Every row of `sql` (no ORDER BY, no LIMIT of its own), in no order: asked once unordered, which
+ * costs no sort, and only if that answer was cut (a server's row or byte limit, or `page`), read
+ * again page after page ordered by `order` (a total order, see `offsetPagesOf`).
+ */
+export async function allRowsUnordered(
+  analytics: Queryable,
+  scope: Omit<QueryScope, 'maxRows'>,
+  sql: string,
+  order: string,
+  page = PAGE,
+): Promise<(readonly unknown[])[]> {
+  const first = await analytics.query(sql, { ...scope, maxRows: page });
+  if (!first.truncated && first.rows.length < page) return [...first.rows];
+  return allRows(analytics, scope, `${sql}\nORDER BY ${order}`, Number.POSITIVE_INFINITY, page);
+}
+
+/**
  * The rows of an answer that must come whole (a report's table, bounded by the system's shape, not
  * by its messages), refused when a limit cut it: a server that answers fewer rows at once than
  * the question needs (its `--query-rows`), or an answer past the byte limit.
