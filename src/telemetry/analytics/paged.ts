@@ -135,7 +135,7 @@ export async function allRowsUnordered(
 export function uncut(result: QueryResult): QueryResult['rows'] {
   if (result.truncated) {
     throw new QueryRefusedError(
-      `an answer was cut at ${result.rows.length} rows (the server's row limit, --query-rows, or the answer's byte limit): raise it to read this whole`,
+      `an answer was cut at ${result.rows.length} row${result.rows.length === 1 ? '' : 's'} (the server's row limit, --query-rows, or the answer's byte limit): raise it to read this whole`,
     );
   }
   return result.rows;
