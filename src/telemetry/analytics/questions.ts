@@ -270,14 +270,14 @@ export abstract class AnalyticsQuestions {
     // One query for both: each answer is a round trip (over HTTP, and to the Parquet files). In
     // one answer of up to a million rows, unsorted, or, from a server that answers fewer, page
     // after page in their order (a message by its stream and sequence, a handler call by its
-    // actor too).
+    // actor and start too: a restarted actor may handle a message twice).
     const rows = await allRowsUnordered(
       this,
       scope,
       `${origins.with ?? ''} SELECT 'm' AS kind, stream, seq::DOUBLE AS seq, actor, parent_stream, parent_seq::DOUBLE AS parent_seq, origin_t, publish_t, publish_time::VARCHAR AS publish_time, fields::VARCHAR AS fields, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t FROM messages WHERE ${within}
        UNION ALL
        SELECT 't', stream, seq::DOUBLE, actor, NULL, NULL, origin_t, publish_t, NULL, NULL, start_t, end_t FROM timings WHERE ${within}`,
-      'kind, stream, seq, actor',
+      'kind, stream, seq, actor, start_t',
       1_000_000,
     );
     const messages = rows.filter((r) => r[0] === 'm').map((r) => r.slice(1, 10));
