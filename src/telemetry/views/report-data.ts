@@ -157,7 +157,10 @@ const MAX_UNREADABLE_SHOWN = 5;
  * What bounds each of a report's queries: a time limit (of the SQL alone, or of each whole query
  * as a server's views ask), and a signal that stops them all (the page's client went away).
  */
-export type ReportLimits = Pick<QueryScope, 'timeoutMs' | 'timeLimit' | 'signal'>;
+export type ReportLimits = Pick<QueryScope, 'timeoutMs' | 'timeLimit' | 'signal'> & {
+  /** A replay's divergences listed at most, the first its diff kept (default 10,000). */
+  readonly divergences?: number;
+};
 
 /** Log levels, most severe first, as `log_entries` names them. */
 const LEVEL_ORDER = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
@@ -173,7 +176,8 @@ export async function gatherReport(
   processId: string,
   options: ReportLimits = {},
 ): Promise<ReportData> {
-  const scope = { process: processId, maxRows: 100_000, ...options };
+  const { divergences = REPORTED_DIVERGENCES, ...limits } = options;
+  const scope = { process: processId, maxRows: 100_000, ...limits };
   // Each answer whole, or the report is refused saying which limit cut it: none is drawn short.
   const ask = async (sql: string): Promise<readonly Row[]> => uncut(await analytics.query(sql, scope));
   const rank = LEVEL_ORDER.map((level, i) => `WHEN '${level}' THEN ${i}`).join(' ');
@@ -195,7 +199,7 @@ export async function gatherReport(
     spanRows,
     unreadableRows,
   ] = await Promise.all([
-    readProcess(analytics, processId, options),
+    readProcess(analytics, processId, limits, divergences),
     ask(
       'SELECT min(lo), max(hi) FROM (SELECT min(publish_t) AS lo, max(publish_t) AS hi FROM messages UNION ALL SELECT min(time_ns), max(time_ns) FROM measures)',
     ),
@@ -344,6 +348,7 @@ async function readProcess(
   analytics: AnalyticsQuestions,
   processId: string,
   options: ReportLimits,
+  divergences: number,
 ): Promise<ReportProcess> {
   const { rows } = await analytics.query(
     `SELECT process_id, exe, start_time::VARCHAR, properties::VARCHAR FROM processes WHERE process_id = ${quoteLiteral(processId)}`,
@@ -363,7 +368,8 @@ async function readProcess(
     );
     originalInLake = num(found.rows[0]?.[0]) > 0;
   }
-  const diff = replayOf === undefined ? undefined : await readDiff(analytics, processId, options);
+  const diff =
+    replayOf === undefined ? undefined : await readDiff(analytics, processId, options, divergences);
   return {
     processId: row === undefined ? processId : str(row[0]),
     exe: str(row?.[1]),
@@ -380,6 +386,7 @@ async function readDiff(
   analytics: AnalyticsQuestions,
   processId: string,
   options: ReportLimits,
+  listed: number,
 ): Promise<ReportDiff | undefined> {
   const scope = { process: processId, maxRows: 10_000, ...options };
   const [diffs, streams, divergences] = await Promise.all([
@@ -394,8 +401,8 @@ async function readDiff(
       analytics,
       scope,
       'SELECT kind, stream, place, recorded_seq::DOUBLE, replayed_seq::DOUBLE, fields::VARCHAR FROM replay_divergences ORDER BY n, kind, stream, place, recorded_seq, replayed_seq',
-      REPORTED_DIVERGENCES,
-      REPORTED_DIVERGENCES,
+      listed,
+      Math.min(listed, 10_000),
     ),
   ]);
   const row = uncut(diffs)[0];
