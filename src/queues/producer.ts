@@ -86,12 +86,12 @@ export interface ProducerOptions {
    */
   readonly onPoisoned?: (event: PoisonedSlot) => void;
   /**
-   * A multi-producer queue's producer only (a single producer's count is the queue's): a cell in shared memory (`counts[index]`) where it keeps
-   * its `published` count, stored plainly after each message's done version, for another thread to
-   * read once this one has ended (a worker's `exit` event follows every store of its thread). A
-   * thread ended between those two stores leaves its last message out of the cell. Each producer
-   * needs a cell of its own (it zeroes it, then stores its own count there, not a sum). Without
-   * it, the producer keeps its count to itself.
+   * A multi-producer queue's producer only (a single producer's count is the queue's): a cell in
+   * shared memory (`counts[index]`) where it keeps its `published` count, stored plainly after each
+   * message's done version, for another thread to read once this one has ended (a worker's `exit`
+   * event follows every store of its thread). A thread ended between those two stores leaves its
+   * last message out of the cell. Each producer needs a cell of its own (it zeroes it, then stores
+   * its own count there, not a sum). Without it, the producer keeps its count to itself.
    */
   readonly counter?: { readonly counts: Float64Array; readonly index: number };
 }
