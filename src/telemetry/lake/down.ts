@@ -18,9 +18,10 @@ const UNREACHABLE = new Set([
 /**
  * SQLSTATEs of a PostgreSQL server that is there but cannot serve now: class 08 (connection
  * exception), class 53 (insufficient resources: too many connections, say), 57P01 to 57P03 (shut
- * down, crashed, starting up).
+ * down, crashed, starting up), and what another session's work causes: class 40 (a serialization
+ * failure, a deadlock), 55P03 (a lock not available), 57014 (a statement cancelled: its timeout).
  */
-const POSTGRES_NOT_NOW = /^(08|53|57P0[1-3])/;
+const POSTGRES_NOT_NOW = /^(08|53|57P0[1-3]|40|55P03|57014)/;
 
 /** A SQLite file another process holds locked past the busy timeout. */
 const SQLITE_BUSY = /^SQLITE_(BUSY|LOCKED)/;
