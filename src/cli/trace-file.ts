@@ -157,11 +157,7 @@ async function fileOutput(path: string): Promise<TraceOutput> {
     throw cannotWrite(path, error);
   });
   return {
-    async write(bytes) {
-      for (let at = 0; at < bytes.length; ) {
-        at += (await handle.write(bytes, at, bytes.length - at)).bytesWritten;
-      }
-    },
+    write: (bytes) => writeAll(handle, bytes),
     async finish() {
       try {
         await handle.close();
@@ -180,17 +176,20 @@ async function fileOutput(path: string): Promise<TraceOutput> {
   };
 }
 
+/** Writes all of `bytes` to `handle` (a write may take part of them). */
+async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+  for (let at = 0; at < bytes.length; ) {
+    at += (await handle.write(bytes, at, bytes.length - at)).bytesWritten;
+  }
+}
+
 /** A FIFO, a device or a socket, written as it is: what it was given stays given. */
 async function inPlaceOutput(path: string, file: string): Promise<TraceOutput> {
   const handle = await open(file, 'w').catch((error: unknown) => {
     throw cannotWrite(path, error);
   });
   return {
-    async write(bytes) {
-      for (let at = 0; at < bytes.length; ) {
-        at += (await handle.write(bytes, at, bytes.length - at)).bytesWritten;
-      }
-    },
+    write: (bytes) => writeAll(handle, bytes),
     async finish() {
       await handle.close();
     },
