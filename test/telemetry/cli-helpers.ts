@@ -1,7 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Lake } from '../../src/telemetry/lake/lake.js';
 import { compiled } from '../helpers/compiled.js';
+import { until } from '../helpers/until.js';
 
 /** The `dorsal` command, compiled from its source by the tests' global setup. */
 export const DORSAL_BIN = compiled(fileURLToPath(new URL('../../src/cli/dorsal.ts', import.meta.url)));
@@ -75,4 +79,21 @@ export async function startDorsalServe(
       return code;
     },
   };
+}
+
+/** Resolves once the embedded lake in `data` holds a block: a run's persister is under way. */
+export async function firstBlockIn(data: string): Promise<void> {
+  await until(
+    async () => {
+      if (!existsSync(join(data, 'lake.sqlite'))) return false;
+      const lake = Lake.open({ data });
+      try {
+        return (await lake.blocks()).length > 0;
+      } finally {
+        await lake.close();
+      }
+    },
+    `a first block in the lake in ${data}`,
+    60_000,
+  );
 }

@@ -8,7 +8,7 @@ import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { BlockRow } from '../../src/telemetry/lake/types.js';
 import { compiled, literally } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
-import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
+import { firstBlockIn, runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
 /**
@@ -440,19 +440,7 @@ describe('dorsal replay of other recordings', () => {
     try {
       const child = spawnDorsal(['run', SYSTEM, '--seconds', '600', '--data', dir]);
       const exited = once(child, 'exit');
-      await until(
-        async () => {
-          if (!existsSync(join(dir, 'lake.sqlite'))) return false;
-          const lake = Lake.open({ data: dir });
-          try {
-            return (await lake.blocks()).length > 0;
-          } finally {
-            await lake.close();
-          }
-        },
-        'a first block in the lake',
-        60_000,
-      );
+      await firstBlockIn(dir);
       child.kill('SIGKILL');
       await exited;
       const { code, stderr } = await runDorsal(['replay', '--diff', '--speed', 'max', '--data', dir]);

@@ -152,6 +152,10 @@ type Row = readonly unknown[];
 
 /** Unreadable blocks a report names at most (it counts them all). */
 const MAX_UNREADABLE_SHOWN = 5;
+/** The most frequent log lines a report lists. */
+const TOP_LOGS = 12;
+/** The spans a report lists, those that took the most time first. */
+const TOP_SPANS = 15;
 
 /**
  * What bounds each of a report's queries: a time limit (of the SQL alone, or of each whole query
@@ -177,9 +181,12 @@ export async function gatherReport(
   options: ReportLimits = {},
 ): Promise<ReportData> {
   const { divergences = REPORTED_DIVERGENCES, ...limits } = options;
-  const scope = { process: processId, maxRows: 100_000, ...limits };
-  // Each answer whole, or the report is refused saying which limit cut it: none is drawn short.
-  const ask = async (sql: string): Promise<readonly Row[]> => uncut(await analytics.query(sql, scope));
+  const scope = { process: processId, ...limits };
+  // Each answer whole, page after page through a server that answers fewer rows at once: none is
+  // drawn short. Each question's order is total (its groups' keys), so that pages neither repeat
+  // nor miss a row; `atMost` rows of a top-N.
+  const ask = (sql: string, atMost?: number): Promise<readonly Row[]> =>
+    allRows(analytics, scope, sql, atMost);
   const rank = LEVEL_ORDER.map((level, i) => `WHEN '${level}' THEN ${i}`).join(' ');
 
   // Asked at once, the questions share one look at the lake: of a running process, they answer
@@ -207,9 +214,9 @@ export async function gatherReport(
     ask(
       'SELECT actor, stream, count(*)::DOUBLE, (max(seq) - min(seq) + 1 - count(DISTINCT seq))::DOUBLE, min(seq)::DOUBLE FROM timings GROUP BY ALL ORDER BY ALL',
     ),
-    ask('SELECT actor, stream, lost::DOUBLE FROM actor_counts'),
+    ask('SELECT actor, stream, lost::DOUBLE FROM actor_counts ORDER BY ALL'),
     ask(
-      "SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses WHERE counted_by = 'persister' ORDER BY stream",
+      "SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses WHERE counted_by = 'persister' ORDER BY ALL",
     ),
     analytics.percentiles({ process: processId, ...options }),
     ask(
@@ -220,13 +227,16 @@ export async function gatherReport(
       `SELECT level, count(*)::DOUBLE FROM log_entries GROUP BY level ORDER BY min(CASE level ${rank} ELSE ${LEVEL_ORDER.length} END), level`,
     ),
     ask(
-      'SELECT level, target, message, count(*)::DOUBLE AS n FROM log_entries GROUP BY ALL ORDER BY n DESC, level, target, message LIMIT 12',
+      'SELECT level, target, message, count(*)::DOUBLE AS n FROM log_entries GROUP BY ALL ORDER BY n DESC, level, target, message',
+      TOP_LOGS,
     ),
     ask(
-      'SELECT name, count(*)::DOUBLE, sum(duration_ns), max(duration_ns), quantile_disc(duration_ns, 0.99) FROM thread_spans WHERE duration_ns IS NOT NULL GROUP BY name ORDER BY sum(duration_ns) DESC LIMIT 15',
+      'SELECT name, count(*)::DOUBLE, sum(duration_ns), max(duration_ns), quantile_disc(duration_ns, 0.99) FROM thread_spans WHERE duration_ns IS NOT NULL GROUP BY name ORDER BY sum(duration_ns) DESC, name',
+      TOP_SPANS,
     ),
     ask(
-      `SELECT count(*) OVER ()::DOUBLE, (sum(object_count) OVER ())::DOUBLE, error FROM unreadable_blocks ORDER BY block_id LIMIT ${MAX_UNREADABLE_SHOWN}`,
+      'SELECT count(*) OVER ()::DOUBLE, (sum(object_count) OVER ())::DOUBLE, error FROM unreadable_blocks ORDER BY block_id, error',
+      MAX_UNREADABLE_SHOWN,
     ),
   ]);
 
@@ -240,13 +250,13 @@ export async function gatherReport(
   const inRange = (column: string) => `${column} >= ${beginNs} AND ${column} <= ${endNs}`;
   const [throughputRows, gapRows, measureRows] = await Promise.all([
     ask(
-      `SELECT stream, ${bucketOf('publish_t')} AS b, count(*)::DOUBLE FROM messages WHERE ${inRange('publish_t')} GROUP BY ALL`,
+      `SELECT stream, ${bucketOf('publish_t')} AS b, count(*)::DOUBLE FROM messages WHERE ${inRange('publish_t')} GROUP BY ALL ORDER BY ALL`,
     ),
     ask(
-      `SELECT actor || ' ← ' || stream, ${bucketOf('end_t')} AS b, sum(gap)::DOUBLE FROM (SELECT actor, stream, end_t, seq - lag(seq) OVER (PARTITION BY actor, stream ORDER BY seq) - 1 AS gap FROM timings) WHERE gap > 0 AND ${inRange('end_t')} GROUP BY ALL`,
+      `SELECT actor || ' ← ' || stream, ${bucketOf('end_t')} AS b, sum(gap)::DOUBLE FROM (SELECT actor, stream, end_t, seq - lag(seq) OVER (PARTITION BY actor, stream ORDER BY seq) - 1 AS gap FROM timings) WHERE gap > 0 AND ${inRange('end_t')} GROUP BY ALL ORDER BY ALL`,
     ),
     ask(
-      `SELECT name, coalesce(unit, ''), ${bucketOf('time_ns')} AS b, avg(value), min(value), max(value), count(*)::DOUBLE FROM measures WHERE ${inRange('time_ns')} GROUP BY ALL ORDER BY name, b`,
+      `SELECT name, coalesce(unit, ''), ${bucketOf('time_ns')} AS b, avg(value), min(value), max(value), count(*)::DOUBLE FROM measures WHERE ${inRange('time_ns')} GROUP BY ALL ORDER BY ALL`,
     ),
   ]);
 
@@ -391,9 +401,10 @@ async function readDiff(
   const scope = { process: processId, maxRows: 10_000, ...options };
   const [diffs, streams, divergences] = await Promise.all([
     analytics.query('SELECT diverged::DOUBLE, divergences_limit::DOUBLE, error FROM replay_diffs', scope),
-    analytics.query(
-      'SELECT stream, matched::DOUBLE, differing::DOUBLE, only_recorded::DOUBLE, only_replayed::DOUBLE FROM replay_diff_streams ORDER BY position',
+    allRows(
+      analytics,
       scope,
+      'SELECT stream, matched::DOUBLE, differing::DOUBLE, only_recorded::DOUBLE, only_replayed::DOUBLE FROM replay_diff_streams ORDER BY position, stream',
     ),
     // The first ones, as the diff kept them (it says how many diverged): a prefix, page after page
     // through a server that answers fewer rows at once.
@@ -412,7 +423,7 @@ async function readDiff(
     diverged: num(row[0]),
     limit: num(row[1]),
     ...(row[2] === null || row[2] === undefined ? {} : { error: str(row[2]) }),
-    streams: uncut(streams).map((r) => ({
+    streams: streams.map((r) => ({
       stream: str(r[0]),
       matched: num(r[1]),
       differing: num(r[2]),
