@@ -20,8 +20,12 @@ function width(text: string): number {
 
 const NUMERIC = /^(?:[-+]?[\d,]*\.?\d+(?: [nµm]?s)?|—)$/;
 
-/** A table: a header row and rows, columns padded; numbers (and durations) right-aligned. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+/**
+ * A table: a header row and rows, columns padded; numbers (and durations) right-aligned. The rows'
+ * cells are recorded text (a process's exe, an actor's or a stream's name), printed `printable`.
+ */
+export function table(header: readonly string[], cells: readonly (readonly string[])[]): string {
+  const rows = cells.map((r) => r.map(printable));
   // A loop, not Math.max(...rows): spread, a few hundred thousand rows overflowed the stack.
   const widths = header.map((h, i) => {
     let widest = width(h);

@@ -1,5 +1,17 @@
 /** How a replay's diff reads for people: the per-stream table, then the first divergences. */
-import { abridge, bold, count, cyan, type DrawnNode, dim, drawTree, green, red, table } from './format.js';
+import {
+  abridge,
+  bold,
+  count,
+  cyan,
+  type DrawnNode,
+  dim,
+  drawTree,
+  green,
+  printable,
+  red,
+  table,
+} from './format.js';
 import type { Divergence, DivergentMessage, ReplayDiff } from './replay-diff.js';
 
 /** `17th`, `1st`, `112th`. */
@@ -19,7 +31,7 @@ const CHAIN_INDENT = 64;
 /** The chain from the root to the divergent message, drawn as a tree; the last line is the message. */
 function drawChain(chain: readonly DivergentMessage[], mark: string): string {
   const line = (m: DivergentMessage, last: boolean) =>
-    `${bold(`${m.stream} #${m.seq}`)} ${cyan(m.actor ?? '?')} ${abridge(m.fields)}${last ? ` ${mark}` : ''}`;
+    `${bold(`${printable(m.stream)} #${m.seq}`)} ${cyan(printable(m.actor ?? '?'))} ${abridge(m.fields)}${last ? ` ${mark}` : ''}`;
   let node: DrawnNode | undefined;
   for (let i = chain.length - 1; i >= 0; i--) {
     node = { line: line(chain[i]!, i === chain.length - 1), children: node === undefined ? [] : [node] };

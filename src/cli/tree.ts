@@ -9,6 +9,7 @@ import {
   dim,
   drawTree,
   duration,
+  printable,
   printJson,
   yellow,
 } from './format.js';
@@ -33,11 +34,11 @@ function messageRef(value: string): { stream: string; seq: number } {
 }
 
 function drawnNode(node: TreeNode): DrawnNode {
-  const handled = node.handled.map((h) => `${h.actor} ${duration(h.processingNs)}`).join(', ');
+  const handled = node.handled.map((h) => `${printable(h.actor)} ${duration(h.processingNs)}`).join(', ');
   const hop =
     node.hopNs === 0 && node.publishNs === 0 ? '' : ` ${dim('hop')} ${yellow(duration(node.hopNs))}`;
   return {
-    line: `${bold(`${node.stream} #${node.seq}`)} ${cyan(node.actor ?? '?')} ${abridge(node.fields)} ${dim('at')} +${duration(node.publishNs)}${hop}${handled ? ` ${dim(`handled by ${handled}`)}` : ''}`,
+    line: `${bold(`${printable(node.stream)} #${node.seq}`)} ${cyan(printable(node.actor ?? '?'))} ${abridge(node.fields)} ${dim('at')} +${duration(node.publishNs)}${hop}${handled ? ` ${dim(`handled by ${handled}`)}` : ''}`,
     children:
       node.cut === undefined
         ? node.children.map(drawnNode)

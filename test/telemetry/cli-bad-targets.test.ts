@@ -6,11 +6,12 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System } from '../../src/index.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { DORSAL_BIN, runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
-import { tempDir } from './fixtures.js';
+import { makeProcess, tempDir } from './fixtures.js';
 
 const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
@@ -289,5 +290,19 @@ describe('dorsal given a target that is not what it should be', () => {
     } finally {
       await serve.stop();
     }
+  }, 60_000);
+
+  it('processes: a recorded exe with control characters prints escaped, not as a terminal escape or a split row', async () => {
+    const data = join(dir, 'controls');
+    const written = Lake.open({ data });
+    try {
+      await written.metadata.insertProcess(makeProcess({ exe: 'evil\u001b[2J\nexe' }));
+    } finally {
+      await written.close();
+    }
+    const { code, stdout, stderr } = await runDorsal(['processes', '--data', data]);
+    expect(code, stderr).toBe(0);
+    expect(stdout.split('\n')[1]).toMatch(/^\S+ +evil\\u001b\[2J\\nexe +/);
+    expect(stdout).not.toContain('\u001b');
   }, 60_000);
 });
