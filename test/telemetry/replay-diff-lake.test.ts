@@ -90,7 +90,9 @@ describe('a replay diff in the lake', () => {
       );
       const [unreadable] = await rows('SELECT diverged, error FROM replay_diffs', broken.processId);
       expect(unreadable![0]).toBeNull();
-      expect(String(unreadable![1])).toMatch(/^block [0-9a-f-]+: a divergences block holds no replay diff$/);
+      expect(String(unreadable![1])).toMatch(
+        /^block [0-9a-f-]+: a divergences block holds no replay diff: not an object$/,
+      );
       expect(await rows('SELECT count(*)::INTEGER FROM replay_divergences', broken.processId)).toEqual([[0]]);
     } finally {
       await analytics.close();
@@ -130,6 +132,50 @@ describe('a replay diff in the lake', () => {
       await analytics.close();
     }
   }, 120_000);
+
+  it('a diff document whose parts are not what a diff holds is its replay_diffs error, and every other query answers', async () => {
+    const now = { startTime: formatRfc3339Ns(BigInt(Date.now()) * 1_000_000n), startTicks: 0 };
+    const lying: unknown[] = [
+      { ...DIFF, diverged: 1e300 },
+      { ...DIFF, streams: [{ stream: 5, matched: 'three' }] },
+      { ...DIFF, divergences: [{ ...DIFF.divergences[0], recordedSeq: 2 ** 70 }] },
+      { ...DIFF, divergences: [{ ...DIFF.divergences[0], kind: null, place: ['x'] }] },
+      { ...DIFF, divergences: [null] },
+    ];
+    const good = makeProcess({ ...now, properties: { 'dorsal.replay_of': 'original-process' } });
+    const bad = lying.map(() =>
+      makeProcess({ ...now, properties: { 'dorsal.replay_of': 'original-process' } }),
+    );
+    const data = join(dir, 'lying');
+    const service = new IngestionService({ data });
+    try {
+      await recordDiff({ service }, good, DIFF);
+      for (const [i, document] of lying.entries()) {
+        // Sent as it is, past the checks of the writer's types: any client of a server can.
+        await recordDiff({ service }, bad[i]!, document as StoredDiff);
+      }
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data }, cacheDir: join(data, 'analytics') });
+    try {
+      const all = await analytics.query(
+        'SELECT process_id, diverged::DOUBLE, error FROM replay_diffs ORDER BY process_id',
+        {},
+      );
+      const byProcess = new Map(all.rows.map((r) => [String(r[0]), r.slice(1)]));
+      expect(byProcess.get(good.processId)).toEqual([2, null]);
+      for (const p of bad) {
+        const [diverged, error] = byProcess.get(p.processId)!;
+        expect(diverged, p.processId).toBeNull();
+        expect(String(error)).toMatch(/^block [0-9a-f-]+: a divergences block holds no replay diff: /);
+      }
+      const streams = await analytics.query('SELECT count(*)::INTEGER FROM replay_diff_streams', {});
+      expect(streams.rows).toEqual([[1]]);
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
 
   it('a diff that cannot reach the lake is an error, not a silence', async () => {
     await expect(

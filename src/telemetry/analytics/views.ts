@@ -4,6 +4,7 @@ import { RecordProperty } from '../persist/records.js';
 import type { StoredDiff } from '../persist/replay-diff.js';
 import type { StoredCounts } from '../persist/run-counts.js';
 import { rfc3339ToEpochNs } from '../wire/index.js';
+import { appendedTable, type Cell } from './appended-table.js';
 import { messageOf } from './guard.js';
 import type { Materialized } from './partitions.js';
 import { type TimeWindow, windowCondition } from './query.js';
@@ -46,37 +47,49 @@ async function createDiffTables(
   diffs: readonly DocumentRow<StoredDiff>[],
 ): Promise<void> {
   const ok = diffs.filter((d) => 'document' in d).map((d) => ({ processId: d.processId, diff: d.document }));
-  await connection.run(
-    `CREATE TEMP TABLE replay_diffs AS SELECT * FROM (VALUES ${rowsOr(
-      diffs.map((d) =>
-        'document' in d
-          ? `(${text(d.processId)}, ${text(d.document.recording ?? '')}, ${num(d.document.diverged)}::BIGINT, ${num(d.document.limit)}::BIGINT, NULL::VARCHAR)`
-          : `(${text(d.processId)}, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, ${text(d.error)})`,
-      ),
-      '(NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, NULL::VARCHAR)',
-    )}) AS t(process_id, replay_of, diverged, divergences_limit, error)`,
+  await appendedTable(
+    connection,
+    'replay_diffs',
+    'process_id VARCHAR, replay_of VARCHAR, diverged BIGINT, divergences_limit BIGINT, error VARCHAR',
+    diffs.map((d) =>
+      'document' in d
+        ? [d.processId, d.document.recording ?? '', d.document.diverged, d.document.limit, null]
+        : [d.processId, null, null, null, d.error],
+    ),
   );
-  await connection.run(
-    `CREATE TEMP TABLE replay_diff_streams AS SELECT * FROM (VALUES ${rowsOr(
-      ok.flatMap((d) =>
-        d.diff.streams.map(
-          (s, i) =>
-            `(${text(d.processId)}, ${i}::INTEGER, ${text(s.stream)}, ${num(s.matched)}::BIGINT, ${num(s.differing)}::BIGINT, ${num(s.onlyRecorded)}::BIGINT, ${num(s.onlyReplayed)}::BIGINT)`,
-        ),
-      ),
-      '(NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT)',
-    )}) AS t(process_id, position, stream, matched, differing, only_recorded, only_replayed)`,
+  // Counts and sequence numbers are safe integers (`parseStoredDiff` checks each).
+  await appendedTable(
+    connection,
+    'replay_diff_streams',
+    'process_id VARCHAR, position INTEGER, stream VARCHAR, matched BIGINT, differing BIGINT, only_recorded BIGINT, only_replayed BIGINT',
+    ok.flatMap((d) =>
+      d.diff.streams.map((s, i) => [
+        d.processId,
+        i,
+        s.stream,
+        s.matched,
+        s.differing,
+        s.onlyRecorded,
+        s.onlyReplayed,
+      ]),
+    ),
   );
-  await connection.run(
-    `CREATE TEMP TABLE replay_divergences AS SELECT * FROM (VALUES ${rowsOr(
-      ok.flatMap((d) =>
-        d.diff.divergences.map(
-          (v, i) =>
-            `(${text(d.processId)}, ${i + 1}::INTEGER, ${text(v.kind)}, ${text(v.stream)}, ${text(v.place)}, ${num(v.recordedSeq)}::BIGINT, ${num(v.replayedSeq)}::BIGINT, ${text(JSON.stringify(v.fields ?? []))}::JSON)`,
-        ),
-      ),
-      '(NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT, NULL::BIGINT, NULL::JSON)',
-    )}) AS t(process_id, n, kind, stream, place, recorded_seq, replayed_seq, fields)`,
+  await appendedTable(
+    connection,
+    'replay_divergences',
+    'process_id VARCHAR, n INTEGER, kind VARCHAR, stream VARCHAR, place VARCHAR, recorded_seq BIGINT, replayed_seq BIGINT, fields JSON',
+    ok.flatMap((d) =>
+      d.diff.divergences.map((v, i) => [
+        d.processId,
+        i + 1,
+        v.kind,
+        v.stream,
+        v.place,
+        v.recordedSeq,
+        v.replayedSeq,
+        JSON.stringify(v.fields ?? []),
+      ]),
+    ),
   );
 }
 
@@ -189,43 +202,58 @@ const COUNTS_BATCH_ROWS = 1000;
 export async function createViews(connection: DuckDBConnection, inputs: ViewInputs): Promise<void> {
   const run = (sql: string) => connection.run(sql);
   const window = inputs.window ?? {};
-  await run(
-    `CREATE TEMP TABLE processes AS SELECT * FROM (VALUES ${rowsOr(
-      inputs.processes.map(
-        (p) =>
-          `(${text(p.processId)}, ${text(p.exe)}, ${text(p.host)}, ${text(p.username)}, ${text(p.startTime)}::TIMESTAMPTZ, ${String(rfc3339ToEpochNs(p.startTime) ?? 0n)}::BIGINT, ${text(p.parentProcessId ?? '')}, ${text(JSON.stringify(p.properties))}::JSON, ${num(p.startTicks)}::DOUBLE, ${text(JSON.stringify(p.clock))}::JSON)`,
-      ),
-      '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::TIMESTAMPTZ, NULL::BIGINT, NULL::VARCHAR, NULL::JSON, NULL::DOUBLE, NULL::JSON)',
-    )}) AS t(process_id, exe, host, username, start_time, start_ns, parent_process_id, properties, start_ticks, clock)`,
+  await appendedTable(
+    connection,
+    'processes',
+    'process_id VARCHAR, exe VARCHAR, host VARCHAR, username VARCHAR, start_time TIMESTAMPTZ, start_ns BIGINT, parent_process_id VARCHAR, properties JSON, start_ticks DOUBLE, clock JSON',
+    inputs.processes.map((p) => [
+      p.processId,
+      p.exe,
+      p.host,
+      p.username,
+      p.startTime,
+      rfc3339ToEpochNs(p.startTime) ?? 0n,
+      p.parentProcessId ?? '',
+      JSON.stringify(p.properties),
+      p.startTicks,
+      JSON.stringify(p.clock),
+    ]),
   );
-  await run(
-    `CREATE TEMP TABLE streams AS SELECT * FROM (VALUES ${rowsOr(
-      inputs.streams.map(
-        (s) =>
-          `(${text(s.streamId)}, ${text(s.processId)}, ${text(JSON.stringify(s.tags))}::JSON, ${text(JSON.stringify(s.properties))}::JSON, ${text(s.properties.name ?? s.properties.actor ?? s.properties.thread ?? '')})`,
-      ),
-      '(NULL::VARCHAR, NULL::VARCHAR, NULL::JSON, NULL::JSON, NULL::VARCHAR)',
-    )}) AS t(stream_id, process_id, tags, properties, name)`,
+  await appendedTable(
+    connection,
+    'streams',
+    'stream_id VARCHAR, process_id VARCHAR, tags JSON, properties JSON, name VARCHAR',
+    inputs.streams.map((s) => [
+      s.streamId,
+      s.processId,
+      JSON.stringify(s.tags),
+      JSON.stringify(s.properties),
+      s.properties.name ?? s.properties.actor ?? s.properties.thread ?? '',
+    ]),
   );
-  await run(
-    `CREATE TEMP TABLE blocks AS SELECT * FROM (VALUES ${rowsOr(
-      inputs.blocks.map(
-        (b) =>
-          `(${text(b.blockId)}, ${text(b.streamId)}, ${text(b.processId)}, ${text(b.beginTime)}::TIMESTAMPTZ, ${b.beginTicks}::BIGINT, ${text(b.endTime)}::TIMESTAMPTZ, ${b.endTicks}::BIGINT, ${b.objectCount}::BIGINT, ${b.payloadSize}::BIGINT)`,
-      ),
-      '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::TIMESTAMPTZ, NULL::BIGINT, NULL::TIMESTAMPTZ, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT)',
-    )}) AS t(block_id, stream_id, process_id, begin_time, begin_ticks, end_time, end_ticks, object_count, payload_size)`,
+  await appendedTable(
+    connection,
+    'blocks',
+    'block_id VARCHAR, stream_id VARCHAR, process_id VARCHAR, begin_time TIMESTAMPTZ, begin_ticks BIGINT, end_time TIMESTAMPTZ, end_ticks BIGINT, object_count BIGINT, payload_size BIGINT',
+    inputs.blocks.map((b) => [
+      b.blockId,
+      b.streamId,
+      b.processId,
+      b.beginTime,
+      b.beginTicks,
+      b.endTime,
+      b.endTicks,
+      b.objectCount,
+      b.payloadSize,
+    ]),
   );
-  await run(
-    `CREATE TEMP TABLE unreadable_blocks AS SELECT * FROM (VALUES ${rowsOr(
-      inputs.materialized.flatMap((m) =>
-        m.unreadable.map(
-          (u) =>
-            `(${text(u.processId)}, ${text(u.streamId)}, ${text(u.blockId)}, ${u.objectCount}::BIGINT, ${text(u.error)})`,
-        ),
-      ),
-      '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT, NULL::VARCHAR)',
-    )}) AS t(process_id, stream_id, block_id, object_count, error)`,
+  await appendedTable(
+    connection,
+    'unreadable_blocks',
+    'process_id VARCHAR, stream_id VARCHAR, block_id VARCHAR, object_count BIGINT, error VARCHAR',
+    inputs.materialized.flatMap((m) =>
+      m.unreadable.map((u) => [u.processId, u.streamId, u.blockId, u.objectCount, u.error]),
+    ),
   );
   await createNameTables(connection, inputs.processes, inputs.streams);
   await createDiffTables(connection, inputs.diffs ?? []);
@@ -389,7 +417,7 @@ async function createInstrumentationViews(
   const processBase = new Map(
     inputs.processes.map((p) => [p.processId, p.properties['dorsal.clock_base_ns']] as const),
   );
-  const files: string[] = [];
+  const files: Cell[][] = [];
   for (const m of inputs.materialized) {
     for (const [file, streamId] of m.fileStreams) {
       const stream = streams.get(streamId);
@@ -397,13 +425,14 @@ async function createInstrumentationViews(
       const base = stream.properties[RecordProperty.CLOCK_BASE_NS];
       const origin = processBase.get(stream.processId);
       const offset = base !== undefined && origin !== undefined ? Number(base) - Number(origin) : 0;
-      files.push(
-        `(${text(file)}, ${text(streamId)}, ${text(stream.properties.thread ?? '')}, ${stream.properties.actor === undefined ? 'NULL' : text(stream.properties.actor)}, ${num(offset)}::DOUBLE)`,
-      );
+      files.push([file, streamId, stream.properties.thread ?? '', stream.properties.actor, offset]);
     }
   }
-  await run(
-    `CREATE TEMP TABLE _instrumented_files AS SELECT * FROM (VALUES ${rowsOr(files, '(NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::DOUBLE)')}) AS t(file, stream_id, thread, actor, offset_ns)`,
+  await appendedTable(
+    connection,
+    '_instrumented_files',
+    'file VARCHAR, stream_id VARCHAR, thread VARCHAR, actor VARCHAR, offset_ns DOUBLE',
+    files,
   );
   const of = (view: string) => inputs.materialized.flatMap((m) => m.files.get(view) ?? []);
   /** The events of one raw table with their thread and times, or no row with the right columns. */
@@ -450,35 +479,29 @@ async function createNameTables(
   processes: readonly ProcessRow[],
   streams: readonly StreamRow[],
 ): Promise<void> {
-  const actors = new Map<string, string>();
-  const names: string[] = [];
+  const actors = new Map<string, Cell[]>();
+  const names: Cell[][] = [];
   // Ids and names come from what clients sent (process and stream records): an id that is no
   // whole number names nothing (in the SQL it would be code), a name is always a quoted literal.
   for (const p of processes) {
     for (const a of parseList<{ id: unknown; name?: unknown } | null>(p.properties['dorsal.actors'])) {
       if (typeof a?.name === 'string' && Number.isSafeInteger(a.id))
-        actors.set(`${p.processId}/${a.id}`, `(${text(p.processId)}, ${a.id}, ${text(a.name)})`);
+        actors.set(`${p.processId}/${a.id}`, [p.processId, a.id as number, a.name]);
     }
     parseList<{ name?: unknown } | null>(p.properties['dorsal.spine']).forEach((s, i) => {
-      if (typeof s?.name === 'string') names.push(`(${text(p.processId)}, ${i}, ${text(s.name)})`);
+      if (typeof s?.name === 'string') names.push([p.processId, i, s.name]);
     });
   }
   // Actors spawned after the start are named by their timing stream.
   for (const s of streams) {
     const actorId = s.properties.actor_id === undefined ? Number.NaN : Number(s.properties.actor_id);
     if (Number.isSafeInteger(actorId) && s.properties.actor !== undefined) {
-      actors.set(
-        `${s.processId}/${actorId}`,
-        `(${text(s.processId)}, ${actorId}, ${text(s.properties.actor)})`,
-      );
+      actors.set(`${s.processId}/${actorId}`, [s.processId, actorId, s.properties.actor]);
     }
   }
-  await connection.run(
-    `CREATE TEMP TABLE _actors AS SELECT * FROM (VALUES ${rowsOr([...actors.values()], '(NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR)')}) AS t(process_id, actor_id, actor)`,
-  );
-  await connection.run(
-    `CREATE TEMP TABLE _stream_names AS SELECT * FROM (VALUES ${rowsOr(names, '(NULL::VARCHAR, NULL::INTEGER, NULL::VARCHAR)')}) AS t(process_id, stream_id, stream)`,
-  );
+  const columns = (id: string, name: string) => `process_id VARCHAR, ${id} INTEGER, ${name} VARCHAR`;
+  await appendedTable(connection, '_actors', columns('actor_id', 'actor'), actors.values());
+  await appendedTable(connection, '_stream_names', columns('stream_id', 'stream'), names);
 }
 
 /** A JSON array held in a property, or none when it is missing or not an array. */
@@ -490,11 +513,6 @@ export function parseList<T>(json: string | undefined): T[] {
   } catch {
     return [];
   }
-}
-
-/** A VALUES list, or one row of typed NULLs filtered out (an empty table with the right types). */
-function rowsOr(rows: readonly string[], empty: string): string {
-  return rows.length > 0 ? rows.join(', ') : `${empty} LIMIT 0`;
 }
 
 /**

@@ -117,15 +117,58 @@ export async function recordDiff(
 
 /** The diff a diff stream's block holds (its objects part, decompressed); throws on another document. */
 export function parseStoredDiff(objects: Uint8Array): StoredDiff {
-  const diff = parseDocument(objects) as Partial<StoredDiff>;
-  if (
-    typeof diff !== 'object' ||
-    diff === null ||
-    !Array.isArray(diff.streams) ||
-    !Array.isArray(diff.divergences) ||
-    typeof diff.diverged !== 'number'
-  ) {
-    throw new Error('a divergences block holds no replay diff');
-  }
+  const diff = parseDocument(objects);
+  const wrong = notADiff(diff);
+  if (wrong !== undefined) throw new Error(`a divergences block holds no replay diff: ${wrong}`);
   return diff as StoredDiff;
+}
+
+/** Kinds of divergence. */
+const KINDS: ReadonlySet<unknown> = new Set(['differs', 'only-recorded', 'only-replayed']);
+
+/** A count or a sequence number a table holds as a BIGINT, and JavaScript as a number, exactly. */
+const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * What makes `doc` no diff, or undefined if it is one: any client of an ingestion server can send
+ * a divergences block, and the analytics make tables of it, so every part is checked for the
+ * type its column has (a count past 2^63 failed every query over the lake).
+ */
+function notADiff(doc: unknown): string | undefined {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'not an object';
+  const d = doc as Record<string, unknown>;
+  if (!isCount(d.diverged)) return 'diverged is no count';
+  if (d.limit !== undefined && !isCount(d.limit)) return 'limit is no count';
+  if (d.recording !== undefined && typeof d.recording !== 'string') return 'recording is no text';
+  if (!Array.isArray(d.streams)) return 'streams is no list';
+  for (const [i, s] of d.streams.entries()) {
+    const stream = s as Record<string, unknown> | null;
+    if (typeof stream !== 'object' || stream === null || typeof stream.stream !== 'string')
+      return `streams[${i}] names no stream`;
+    for (const key of ['matched', 'differing', 'onlyRecorded', 'onlyReplayed']) {
+      if (!isCount(stream[key])) return `streams[${i}].${key} is no count`;
+    }
+  }
+  if (!Array.isArray(d.divergences)) return 'divergences is no list';
+  for (const [i, v] of d.divergences.entries()) {
+    const divergence = v as Record<string, unknown> | null;
+    if (typeof divergence !== 'object' || divergence === null) return `divergences[${i}] is not an object`;
+    if (!KINDS.has(divergence.kind)) return `divergences[${i}].kind is not a kind of divergence`;
+    if (typeof divergence.stream !== 'string' || typeof divergence.place !== 'string')
+      return `divergences[${i}] has no stream or place`;
+    for (const key of ['recordedSeq', 'replayedSeq']) {
+      if (divergence[key] !== null && !isCount(divergence[key]))
+        return `divergences[${i}].${key} is no sequence`;
+    }
+    const fields = divergence.fields;
+    if (
+      fields !== undefined &&
+      !(
+        Array.isArray(fields) &&
+        fields.every((f) => typeof (f as { field?: unknown } | null)?.field === 'string')
+      )
+    )
+      return `divergences[${i}].fields is no list of fields`;
+  }
+  return undefined;
 }
