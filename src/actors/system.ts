@@ -118,6 +118,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private stopping?: Promise<SystemReport>;
   private starting?: Promise<void>;
   private wakeOnCrash?: () => void;
+  /** Ends the wait of a `run()` under way: a `stop()` was asked. */
+  private onStopAsked?: () => void;
   private readonly crashed = new Promise<void>((resolve) => {
     this.wakeOnCrash = resolve;
   });
@@ -266,7 +268,15 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     }
     await this.start();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([new Promise<void>((r) => (timer = setTimeout(r, seconds * 1000))), this.crashed]);
+    let stopAsked: (() => void) | undefined;
+    const asked = new Promise<void>((r) => (stopAsked = r));
+    this.onStopAsked = stopAsked;
+    // The time, a crash that no restart heals, or a `stop()` of the caller's: whichever comes first.
+    await Promise.race([
+      new Promise<void>((r) => (timer = setTimeout(r, seconds * 1000))),
+      this.crashed,
+      asked,
+    ]);
     clearTimeout(timer);
     const report = await this.stop();
     if (this.fatal !== undefined) throw this.fatal;
@@ -278,6 +288,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
    * runs `onExit` and ends. Threads that do not end in time are terminated (and reported).
    */
   stop(): Promise<SystemReport> {
+    this.onStopAsked?.();
     this.stopping ??= this.shutdown();
     return this.stopping;
   }
@@ -324,12 +335,15 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       ),
     };
     this.reportTerminated(end);
+    const actors = [...this.threads.values()].flatMap((t) =>
+      mergeReports([...t.earlier, ...(t.report ?? [])], end),
+    );
     const counts: SystemCounts = {
-      actors: [...this.threads.values()].flatMap((t) =>
-        mergeReports([...t.earlier, ...(t.report ?? [])], end),
-      ),
+      actors,
       refused: control.refused,
-      drained,
+      // Quiet, and nothing left unread by anyone: a crashed actor's consumers are gone from the
+      // rings (quiet sees no lag of theirs), what it did not read is its report's `unread`.
+      drained: drained && actors.every((a) => [...a.streams, ...a.timings].every((c) => c.unread === 0)),
       terminated,
     };
     // After the actors: everything they published is in the attachments' queues by now.
@@ -483,8 +497,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     thread.namesReceived?.();
     this.crashes.push(crash);
     const [only] = thread.actors;
+    // While a stop drains too: the new incarnation drains what the crash left (see `restart`).
+    const restartable =
+      this.state === 'running' || (this.state === 'stopping' && this.spine.control.phase === Phase.DRAINING);
     if (
-      this.state === 'running' &&
+      restartable &&
       positions !== undefined &&
       thread.actors.length === 1 &&
       only!.restartsLeft > 0

@@ -38,6 +38,25 @@ describe('a graceful stop', () => {
     expect(report.drained).toBe(true);
   });
 
+  it('restarts an actor that crashes while it drains, as often as its restarts allow: every message handled or failed, drained', async () => {
+    const system = new System(spine, { drainTimeoutMs: 20_000 });
+    system.spawn(fixture('feed'), { args: { count: 10 } });
+    // Throws on ticks 0, 2, 4, 6 and 8: five crashes, each restarted after the tick it threw on.
+    system.spawn(fixture('odd-only'), { restarts: 20 });
+    await system.start();
+    // The stop begins with four crashes to come: they happen while it drains.
+    await until(() => system.crashReports.length >= 1, 'a first crash');
+    const report = await system.stop();
+    expect(report.failure).toBeUndefined();
+    expect(report.crashes).toHaveLength(5);
+    expect(report.actors.find((a) => a.name === 'odd-only')!.streams[0]).toMatchObject({
+      handled: 5,
+      failed: 5,
+      unread: 0,
+    });
+    expect(report.drained).toBe(true);
+  });
+
   it('drains beside an actor driven by time whose rounds work long and produce nothing', async () => {
     const system = new System(spine);
     // At rest (it produces nothing), though it is in a round most of the time.

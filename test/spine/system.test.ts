@@ -84,6 +84,25 @@ describe('System lifecycle', () => {
     // The actor module's own frame (it runs compiled here; see test/helpers/compiled.ts).
     expect(crash.actorStack).toMatch(/fixtures\/actors\/crasher\.js:\d+/);
     expect(system.liveThreads).toEqual([]);
+    // What the crashed actor did not read is its unread, and the stop did not drain: the crashed
+    // consumer left the ring, so no lag of its own said so.
+    const report = await system.stop();
+    expect(report.actors.find((a) => a.name === 'crasher')!.streams[0]).toMatchObject({
+      handled: 2,
+      failed: 1,
+      unread: 7,
+    });
+    expect(report.drained).toBe(false);
+  });
+
+  it('run() returns once stop() is called, not at its seconds', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('feed'), { args: { count: 10 } });
+    const running = system.run({ seconds: 600 });
+    await until(() => system.spine.queue(0).stats().published === 10, 'the ten ticks');
+    const [stopped, ran] = await Promise.all([system.stop(), running]);
+    expect(ran).toBe(stopped);
+    expect(ran.drained).toBe(true);
   });
 
   it('a crashed actor with restarts left is started again and the others keep running', async () => {
