@@ -500,12 +500,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     // While a stop drains too: the new incarnation drains what the crash left (see `restart`).
     const restartable =
       this.state === 'running' || (this.state === 'stopping' && this.spine.control.phase === Phase.DRAINING);
-    if (
-      restartable &&
-      positions !== undefined &&
-      thread.actors.length === 1 &&
-      only!.restartsLeft > 0
-    ) {
+    if (restartable && positions !== undefined && thread.actors.length === 1 && only!.restartsLeft > 0) {
       only!.restartsLeft--;
       void this.restart(thread, only!, positions);
       return;
