@@ -150,10 +150,37 @@ export interface PersistOptions {
   readonly properties?: Readonly<Record<string, string>>;
 }
 
+/** The longest timer Node keeps (a longer one fires at once, with a warning). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** Refuses `drainTimeoutMs` and `exitTimeoutMs` that are not a number of ms a timer can wait. */
+export function checkStopTimeouts(options: SystemOptions): void {
+  for (const name of ['drainTimeoutMs', 'exitTimeoutMs'] as const) {
+    const value = options[name];
+    if (value === undefined) continue;
+    if (!(typeof value === 'number' && value >= 0 && value <= MAX_TIMEOUT_MS)) {
+      throw new ConfigError(
+        `System option '${name}' must be a number of ms from 0 to ${MAX_TIMEOUT_MS}, got ${typeof value === 'string' ? `'${value}'` : String(value)}`,
+      );
+    }
+  }
+}
+
 /** Refuses spawn options of the wrong kind, naming the option, before anything is registered. */
 export function checkSpawnOptions(options: SpawnOptions): void {
   checkOptionNames(options, SPAWN_OPTIONS, 'spawn option');
   const { restarts, thread } = options;
+  if (options.args !== undefined) {
+    try {
+      // What the worker is given: refused here, not as a DataCloneError of the thread's launch.
+      structuredClone(options.args);
+    } catch (error) {
+      throw new ConfigError(
+        `spawn option 'args' must be a value a worker can be sent (structured-cloneable: no functions, no class instances' methods): ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
   if (restarts !== undefined && !(Number.isSafeInteger(restarts) && restarts >= 0)) {
     throw new ConfigError(`spawn option 'restarts' must be an integer ≥ 0, got ${String(restarts)}`);
   }

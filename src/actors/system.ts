@@ -33,6 +33,7 @@ import { untilQuiet } from './quiescence.js';
 import {
   checkInstrumentationCapacities,
   checkSpawnOptions,
+  checkStopTimeouts,
   RUN_OPTIONS,
   type RunOptions,
   SPINE_OPTIONS,
@@ -128,6 +129,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     checkOptionNames(options, SYSTEM_OPTIONS, 'System option');
     if (options.spine !== undefined) checkOptionNames(options.spine, SPINE_OPTIONS, 'System option', 'spine');
     if (options.instrumentation !== undefined) checkInstrumentationCapacities(options.instrumentation);
+    checkStopTimeouts(options);
     for (const [name, value] of Object.entries(options ?? {})) {
       if (value !== undefined) systemOptionHandler(name)?.check(value);
     }
@@ -150,7 +152,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     }
     checkSpawnOptions(options);
     const id = this.actors.length;
-    const threadName = options.thread ?? `actor-${id}`;
+    const threadName = options.thread ?? this.defaultThreadName(id);
     const entry: ActorEntry = {
       id,
       module: actorModuleHref(module),
@@ -168,6 +170,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     }
     if (thread !== undefined && thread.status !== 'pending') {
       throw new SystemStateError(`thread '${threadName}' is already running: spawn onto a new thread name`);
+    }
+    // A crash restarts its whole thread, which the other actors on it would not survive.
+    const restarting = thread?.actors.find((a) => a.restartsLeft > 0);
+    if (thread !== undefined && ((options.restarts ?? 0) > 0 || restarting !== undefined)) {
+      throw new ConfigError(
+        `thread '${threadName}' would be shared by an actor with restarts: an actor spawned with 'restarts' runs on a thread of its own`,
+      );
     }
     if (thread === undefined) {
       if (this.threads.size >= ATTACHMENT_WORKER)
@@ -202,6 +211,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const ready = this.state === 'running' ? this.launch(thread, 'head') : Promise.resolve();
     ready.catch(() => {});
     return { id: entry.id, ready };
+  }
+
+  /** `actor-ID`, or if a thread of the user's took that name, `actor-ID-2`, … : a thread of its own. */
+  private defaultThreadName(id: number): string {
+    let name = `actor-${id}`;
+    for (let n = 2; this.threads.has(name); n++) name = `actor-${id}-${n}`;
+    return name;
   }
 
   /** Starts every spawned actor; resolves once all ran `onInit` and the system is running. */

@@ -62,6 +62,16 @@ async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningA
       `actor '${actor.name}': idleTimeoutMs must be a number of ms from 0 (Infinity: woken by messages only), got ${String(idle)}`,
     );
   }
+  // The names of the actors running when it was launched (none at the start, which checks them
+  // all): an actor spawned later with one of them does not run. Reports, observers and the lake
+  // tell actors by name.
+  for (const [id, name] of names) {
+    if (id !== assignment.id && name === actor.name) {
+      throw new TypeError(
+        `two actors are named '${name}' (ids ${id} and ${assignment.id}): name the later one otherwise`,
+      );
+    }
+  }
   names.set(assignment.id, actor.name);
   const adapter = new SpineAdapter<unknown>(
     spine,

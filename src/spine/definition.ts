@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { checkOptionNames, type OptionNames } from '../options.js';
 import { Layout } from '../queues/index.js';
 import { SequenceMath } from '../queues/sequence.js';
 import { MAX_STREAMS } from './tracking.js';
@@ -14,6 +15,22 @@ export interface StreamSpec<M extends object = object> {
 }
 
 export type StreamSpecs = Readonly<Record<string, StreamSpec>>;
+
+/** Every name a stream's spec may hold. */
+const STREAM_SPEC_NAMES = {
+  message: true,
+  capacity: true,
+  multiProducer: true,
+  poisonTimeoutMs: true,
+} as const satisfies OptionNames<StreamSpec>;
+
+/**
+ * Names a stream's spec does not declare, typed `never`: a misspelt `multiproducer: true` is a
+ * compile error (a generic's inferred literal is not checked for excess properties).
+ */
+type NoUnknownSpecNames<S> = {
+  readonly [K in keyof S]: { readonly [P in Exclude<keyof S[K], keyof StreamSpec>]: never };
+};
 
 /** The message type of stream `K`. */
 export type StreamMessage<S extends StreamSpecs, K extends keyof S> =
@@ -46,7 +63,9 @@ const STREAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  *   orders: { message: Order, capacity: 1 << 12 },
  * });
  */
-export function defineSpine<const S extends StreamSpecs>(streams: S): SpineDefinition<S> {
+export function defineSpine<const S extends StreamSpecs>(
+  streams: S & NoUnknownSpecNames<S>,
+): SpineDefinition<S> {
   if (streams === null || typeof streams !== 'object' || Array.isArray(streams)) {
     throw new ConfigError('defineSpine takes an object of { streamName: { message, capacity } }');
   }
@@ -66,9 +85,15 @@ export function defineSpine<const S extends StreamSpecs>(streams: S): SpineDefin
     const other = seen.get(folded);
     if (other !== undefined) throw new ConfigError(`duplicate stream name: '${name}' and '${other}'`);
     seen.set(folded, name);
-    const spec = streams[name];
+    const spec: StreamSpec | undefined = streams[name];
+    checkOptionNames(spec, STREAM_SPEC_NAMES, 'stream option', name);
     if (!spec || !(spec.message instanceof Layout)) {
       throw new ConfigError(`stream '${name}': 'message' must be a layout made with defineMessage`);
+    }
+    if (spec.multiProducer !== undefined && typeof spec.multiProducer !== 'boolean') {
+      throw new ConfigError(
+        `stream '${name}': 'multiProducer' must be true or false, got ${String(spec.multiProducer)}`,
+      );
     }
     try {
       // The queue's own check, run early so that the error names the stream.

@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { Layout, type LayoutDescription, type QueueOptions, SeqlockQueue } from '../queues/index.js';
 import { DEFAULT_MAX_CONSUMERS } from '../queues/queue-header.js';
+import { SequenceMath } from '../queues/sequence.js';
 import { Clock } from './clock.js';
 import { SpineControl } from './control.js';
 import type { SpineDefinition, StreamSpecs } from './definition.js';
@@ -67,6 +68,15 @@ export class Spine {
 
   /** Allocates every stream queue and the control block (main thread). */
   static create(definition: SpineDefinition<StreamSpecs>, options: SpineOptions = {}): Spine {
+    // By shape, not class: a system module may load another copy of dorsal than the command's.
+    if (
+      typeof definition !== 'object' ||
+      definition === null ||
+      !Array.isArray(definition.names) ||
+      typeof definition.streams !== 'object'
+    ) {
+      throw new ConfigError('a spine is made with defineSpine({ streamName: { message, capacity } })');
+    }
     const names = definition.names;
     const queues = names.map((name) => {
       const spec = definition.streams[name]!;
@@ -78,8 +88,15 @@ export class Spine {
         ...poisonTimeout(spec.poisonTimeoutMs ?? options.poisonTimeoutMs),
       });
     });
+    const timingCapacity = options.timingCapacity ?? 1 << 14;
+    try {
+      // Checked now, as the streams' capacities are, not at the first spawn's timing queue.
+      new SequenceMath(timingCapacity);
+    } catch (error) {
+      throw new ConfigError(`spine option 'timingCapacity': ${(error as Error).message}`, { cause: error });
+    }
     return new Spine(names, queues, SpineControl.create(Clock.newBase(), names.length, options.cores), {
-      capacity: options.timingCapacity ?? 1 << 14,
+      capacity: timingCapacity,
       ...poisonTimeout(options.poisonTimeoutMs),
     });
   }

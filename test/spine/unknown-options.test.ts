@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, System } from '../../src/index.js';
+import { ActorModuleError, ConfigError, defineSpine, System } from '../../src/index.js';
 import { checkOptionNames } from '../../src/options.js';
-import { spine } from '../fixtures/actors/spine.js';
+import { spine, Tick } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
 
 const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
@@ -83,6 +83,80 @@ describe('an unknown option is a ConfigError naming it', () => {
       /unknown run option 'secnds' \(did you mean 'seconds'\?\)/,
     );
     expect(system.liveThreads).toEqual([]);
+  });
+
+  it('defineSpine refuses a misspelt stream option, at compile time and at run time; System refuses what defineSpine did not make', () => {
+    // @ts-expect-error: 'multiproducer' is no stream option (the compiler says so too).
+    const typo = () => defineSpine({ s: { message: Tick, capacity: 16, multiproducer: true } });
+    expect(configError(typo).message).toBe(
+      "unknown stream option 's.multiproducer' (did you mean 's.multiProducer'?); known: s.message, s.capacity, s.multiProducer, s.poisonTimeoutMs",
+    );
+    expect(
+      configError(() => defineSpine({ s: { message: Tick, capacity: 16, multiProducer: 'yes' as never } }))
+        .message,
+    ).toBe("stream 's': 'multiProducer' must be true or false, got yes");
+    expect(configError(() => new System({ s: { message: Tick, capacity: 16 } } as never)).message).toBe(
+      'a spine is made with defineSpine({ streamName: { message, capacity } })',
+    );
+  });
+});
+
+describe('a value an option cannot take is a ConfigError naming it', () => {
+  it('new System refuses stop timeouts no timer can wait, and a timing capacity no queue can have', () => {
+    for (const [name, value] of [
+      ['drainTimeoutMs', Number.NaN],
+      ['drainTimeoutMs', -1],
+      ['exitTimeoutMs', '3000'],
+      ['exitTimeoutMs', 2 ** 31],
+    ] as const) {
+      expect(configError(() => new System(spine, { [name]: value } as never)).message).toMatch(
+        new RegExp(`^System option '${name}' must be a number of ms from 0 to 2147483647, got`),
+      );
+    }
+    expect(configError(() => new System(spine, { spine: { timingCapacity: 3 } })).message).toMatch(
+      /^spine option 'timingCapacity': capacity must be a power of two/,
+    );
+  });
+
+  it('spawn refuses args a worker cannot be sent, and restarts on a shared thread, registering nothing', () => {
+    const system = new System(spine);
+    expect(configError(() => system.spawn(fixture('feed'), { args: { f: () => 1 } })).message).toMatch(
+      /^spawn option 'args' must be a value a worker can be sent \(structured-cloneable/,
+    );
+    system.spawn(fixture('feed'), { thread: 'shared' });
+    const shared = /^thread 'shared' would be shared by an actor with restarts/;
+    expect(
+      configError(() => system.spawn(fixture('relay'), { thread: 'shared', restarts: 1 })).message,
+    ).toMatch(shared);
+    system.spawn(fixture('strategy'), { thread: 'alone', restarts: 1 });
+    expect(configError(() => system.spawn(fixture('relay'), { thread: 'alone' })).message).toMatch(
+      /^thread 'alone' would be shared/,
+    );
+    // The refused calls registered nothing: the next actor is the third.
+    expect(system.spawn(fixture('relay'), { args: { name: 'r', from: 'ticks' } }).id).toBe(2);
+  });
+
+  it('a default thread name never joins a thread the user named alike', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('feed'), { args: { count: 1 }, thread: 'actor-1' });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    expect(system.liveThreads.sort()).toEqual(['actor-1', 'actor-1-2']);
+    await system.stop();
+  });
+
+  it('an actor spawned after the start with a name another actor has does not run', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('feed'), { args: { count: 1 } });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    const late = system.spawn(fixture('strategy'));
+    const refused = await late.ready.catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ActorModuleError);
+    expect((refused as Error).message).toMatch(/two actors are named 'strategy' \(ids 1 and 2\)/);
+    const report = await system.stop();
+    expect(report.actors.map((a) => a.name).sort()).toEqual(['feed', 'strategy']);
+    expect(report.drained).toBe(true);
   });
 
   it('a name every object inherits (toString, constructor) is still unknown', () => {
