@@ -1,8 +1,21 @@
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
+import type { BlockRow, ProcessRow, StreamRow } from '../../src/telemetry/lake/types.js';
+import { RecordProperty } from '../../src/telemetry/persist/records.js';
+import {
+  compressPart,
+  decodePayloadBlob,
+  decompressPart,
+  encodeBlock,
+  encodeProcessInfo,
+  encodeStreamInfo,
+  type StreamInfo,
+} from '../../src/telemetry/wire/index.js';
+import { runPersistedPipeline } from './analytics-checks.js';
 import { makeProcess, makeStream, tempDir } from './fixtures.js';
 
 it("records a client sent with hostile properties run no SQL of theirs and fail no one's query (an actor id was pasted into the views' SQL)", async () => {
@@ -53,4 +66,136 @@ it("records a client sent with hostile properties run no SQL of theirs and fail 
     await service.close();
     cleanup();
   }
+});
+
+const TICKS = 20;
+
+/**
+ * What any client of an ingestion server can send, that the wire format lets through, and that
+ * the analytics make tables of: each is refused at ingestion, or left out of the tables, and every
+ * other query over the lake still answers.
+ */
+describe('records a client could send that no query may fail on', () => {
+  const { dir, cleanup } = tempDir('dorsal-hostile-');
+  let recorded: ProcessRow;
+  let ticks: StreamRow;
+  let block: BlockRow;
+  let objects: Uint8Array;
+  let dependencies: Uint8Array;
+
+  beforeAll(async () => {
+    await runPersistedPipeline({ data: dir }, TICKS);
+    const lake = Lake.open({ data: dir });
+    try {
+      [recorded] = (await lake.processes()) as [ProcessRow];
+      ticks = (await lake.streams({ processId: recorded.processId })).find(
+        (s) => s.properties.name === 'ticks',
+      )!;
+      [block] = (await lake.blocks()).filter((b) => b.streamId === ticks.streamId) as [BlockRow];
+      const parts = decodePayloadBlob(await lake.readBlob(block));
+      dependencies = parts.dependencies;
+      objects = decompressPart(parts.objects, 'objects');
+    } finally {
+      await lake.close();
+    }
+  }, 120_000);
+  afterAll(cleanup);
+
+  /** Sends a copy of the ticks stream, and of its first block with `records`, as a new process. */
+  async function sendCopy(
+    service: IngestionService,
+    records: Uint8Array,
+    properties: Readonly<Record<string, string>> = {},
+  ): Promise<string> {
+    const process = makeProcess({ startTime: recorded.startTime, startTicks: recorded.startTicks });
+    await service.insertProcess(encodeProcessInfo(process));
+    const { insertTime: _, ...info } = ticks as StreamRow & { insertTime?: string };
+    const stream: StreamInfo = {
+      ...info,
+      streamId: randomUUID(),
+      processId: process.processId,
+      properties: { ...ticks.properties, ...properties },
+    };
+    await service.insertStream(encodeStreamInfo(stream));
+    await service.insertBlock(
+      encodeBlock({
+        blockId: randomUUID(),
+        streamId: stream.streamId,
+        processId: process.processId,
+        beginTime: block.beginTime,
+        beginTicks: block.beginTicks,
+        endTime: block.endTime,
+        endTicks: block.endTicks,
+        objectCount: block.objectCount,
+        payload: { dependencies, objects: compressPart(records) },
+      }),
+    );
+    return process.processId;
+  }
+
+  it('a process that starts past what 64-bit nanoseconds hold is refused at ingestion', async () => {
+    const service = new IngestionService({ data: join(dir, 'future') });
+    try {
+      await expect(
+        service.insertProcess(encodeProcessInfo(makeProcess({ startTime: '2300-01-01T00:00:00Z' }))),
+      ).rejects.toThrow(/startTime/);
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('a record whose time 64 bits do not hold has no time; windowed queries over the lake answer', async () => {
+    const offsets = ticks.properties[RecordProperty.LAYOUT_OFFSETS]!.split(',').map(Number);
+    const publishT =
+      offsets[1]! + ticks.objectsLayouts[1]!.fields.find((f) => f.name === 'publish_t')!.offset;
+    const records = new Uint8Array(objects);
+    new DataView(records.buffer).setFloat64(publishT, 1e300, true);
+    const service = new IngestionService({ data: dir });
+    let far: string;
+    try {
+      far = await sendCopy(service, records);
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics-far') });
+    try {
+      const windowed = await analytics.query(
+        'SELECT process_id, count(*)::INTEGER FROM stream_ticks GROUP BY ALL ORDER BY 2',
+        { begin: '2000-01-01T00:00:00Z' },
+      );
+      expect(windowed.rows).toEqual([
+        [far, block.objectCount - 1],
+        [recorded.processId, TICKS],
+      ]);
+      const timeless = await analytics.query(
+        'SELECT count(*)::INTEGER FROM messages WHERE publish_time IS NULL',
+        { process: far },
+      );
+      expect(timeless.rows).toEqual([[1]]);
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
+
+  it('a stream whose layout offsets run past its records is left out; queries over the lake answer', async () => {
+    const recordBytes = Number(ticks.properties[RecordProperty.RECORD_BYTES]);
+    const service = new IngestionService({ data: dir });
+    let lying: string;
+    try {
+      lying = await sendCopy(service, objects, {
+        [RecordProperty.LAYOUT_OFFSETS]: `0,8,${recordBytes}`,
+      });
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics-offsets') });
+    try {
+      const all = await analytics.query('SELECT process_id, count(*)::INTEGER FROM timings GROUP BY ALL', {});
+      expect(all.rows.map((r) => r[0])).toContain(recorded.processId);
+      const ofLying = await analytics.query('SELECT count(*)::INTEGER FROM messages', { process: lying });
+      expect(ofLying.rows).toEqual([[0]]);
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
 });

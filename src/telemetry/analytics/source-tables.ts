@@ -236,6 +236,10 @@ export function sourceTableOf(stream: StreamRow): SourceTable | undefined {
   const offsets = (stream.properties[RecordProperty.LAYOUT_OFFSETS] ?? '').split(',').map(Number);
   const layouts = stream.objectsLayouts;
   if (!(recordBytes > 0) || offsets.length !== layouts.length) return undefined;
+  // Each part of a record inside the record: a client's stream record may say otherwise, and its
+  // blocks would fail the decoding of every query over the lake.
+  if (!offsets.every((o, i) => Number.isSafeInteger(o) && o >= 0 && o + layouts[i]!.size <= recordBytes))
+    return undefined;
   const dependencies = { dependenciesLayouts: stream.dependenciesLayouts, properties: stream.properties };
   if (stream.tags.includes('messages') && layouts.length === 3) {
     const name = stream.properties.name ?? stream.streamId;

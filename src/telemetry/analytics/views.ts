@@ -10,6 +10,13 @@ import type { Materialized } from './partitions.js';
 import { type TimeWindow, windowCondition } from './query.js';
 import { foldCase as folded, quoteIdentifier as id, quoteLiteral as text } from './sql.js';
 
+/**
+ * A record's time (ns since its process's start, a DOUBLE as recorded) as ns since the epoch, or
+ * NULL where 64 bits do not hold it: a client's block may carry any number (1e300), and a cast
+ * that fails would fail every query over the lake, not leave that record out.
+ */
+const sinceEpoch = (t: string) => `try(p.start_ns + TRY_CAST(${t} AS BIGINT))`;
+
 /** NO_PARENT of the tracking envelope: an ingress message's parent stream. */
 const NO_PARENT = 65535;
 
@@ -308,7 +315,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     paths: readonly string[],
     fields: readonly string[],
   ) =>
-    `SELECT r.process_id, ${streamName(names)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(p.start_ns + r.publish_t::BIGINT) AS publish_time${fields.map((f) => `, r.${id(f)}`).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.publish_t::BIGINT', window)}`;
+    `SELECT r.process_id, ${streamName(names)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(${sinceEpoch('r.publish_t')}) AS publish_time${fields.map((f) => `, r.${id(f)}`).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition(sinceEpoch('r.publish_t'), window)}`;
   // Keyed by each field's own name, not its column's (`seq`, not `field_seq`); a JSON object,
   // not a struct, whose keys DuckDB would tell apart regardless of case.
   const asMessages = (fields: readonly string[], keys: ReadonlyMap<string, string>, from: string) => {
@@ -371,7 +378,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   await run(
     `CREATE TEMP VIEW timings AS ${
       timingFiles.length > 0
-        ? `SELECT r.process_id, a.actor, s.stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, r.start_t, r.end_t, r.end_t - r.origin_t AS latency_ns, r.end_t - r.start_t AS processing_ns, make_timestamp_ns(p.start_ns + r.end_t::BIGINT) AS end_time FROM ${parquet(timingFiles)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names s ON s.process_id = r.process_id AND s.stream_id = r.stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.end_t::BIGINT', window)}`
+        ? `SELECT r.process_id, a.actor, s.stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, r.start_t, r.end_t, r.end_t - r.origin_t AS latency_ns, r.end_t - r.start_t AS processing_ns, make_timestamp_ns(${sinceEpoch('r.end_t')}) AS end_time FROM ${parquet(timingFiles)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names s ON s.process_id = r.process_id AND s.stream_id = r.stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition(sinceEpoch('r.end_t'), window)}`
         : 'SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS actor, NULL::VARCHAR AS stream, NULL::BIGINT AS seq, NULL::DOUBLE AS origin_t, NULL::DOUBLE AS publish_t, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t, NULL::DOUBLE AS latency_ns, NULL::DOUBLE AS processing_ns, NULL::TIMESTAMP_NS AS end_time WHERE false'
     }`,
   );
@@ -381,7 +388,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   await run(
     `CREATE TEMP VIEW timing_records AS ${
       timingFiles.length > 0
-        ? `SELECT r.process_id, r.actor_id::INTEGER AS actor_id, r.stream_id::INTEGER AS stream_id, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, r.start_t, r.end_t FROM ${parquet(timingFiles)} r${windowed ? ` JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition('p.start_ns + r.end_t::BIGINT', window)}` : ''}`
+        ? `SELECT r.process_id, r.actor_id::INTEGER AS actor_id, r.stream_id::INTEGER AS stream_id, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, r.start_t, r.end_t FROM ${parquet(timingFiles)} r${windowed ? ` JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition(sinceEpoch('r.end_t'), window)}` : ''}`
         : 'SELECT NULL::VARCHAR AS process_id, NULL::INTEGER AS actor_id, NULL::INTEGER AS stream_id, NULL::BIGINT AS seq, NULL::DOUBLE AS origin_t, NULL::DOUBLE AS publish_t, NULL::DOUBLE AS start_t, NULL::DOUBLE AS end_t WHERE false'
     }`,
   );
@@ -439,7 +446,7 @@ async function createInstrumentationViews(
   const events = (view: string, columns: string, empty: string) => {
     const paths = of(view);
     if (paths.length === 0) return `SELECT ${empty} WHERE false`;
-    return `SELECT r.process_id, f.stream_id, f.thread, f.actor, r.t + f.offset_ns AS time_ns, make_timestamp_ns(p.start_ns + (r.t + f.offset_ns)::BIGINT) AS time, ${columns} FROM read_parquet([${paths.map(text).join(', ')}], hive_partitioning = true, union_by_name = true, filename = true) r JOIN _instrumented_files f ON f.file = r.filename LEFT JOIN processes p ON p.process_id = r.process_id`;
+    return `SELECT r.process_id, f.stream_id, f.thread, f.actor, r.t + f.offset_ns AS time_ns, make_timestamp_ns(${sinceEpoch('r.t + f.offset_ns')}) AS time, ${columns} FROM read_parquet([${paths.map(text).join(', ')}], hive_partitioning = true, union_by_name = true, filename = true) r JOIN _instrumented_files f ON f.file = r.filename LEFT JOIN processes p ON p.process_id = r.process_id`;
   };
   const common =
     'NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream_id, NULL::VARCHAR AS thread, NULL::VARCHAR AS actor, NULL::DOUBLE AS time_ns, NULL::TIMESTAMP_NS AS time';

@@ -8,10 +8,16 @@ const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 const NS_PER_MS = 1_000_000n;
 const NS_PER_S = 1_000_000_000n;
+/** The instants a signed 64-bit count of nanoseconds since the epoch holds. */
+const MIN_EPOCH_NS = -(2n ** 63n);
+const MAX_EPOCH_NS = 2n ** 63n - 1n;
 
 /**
  * Parses an RFC 3339 time and returns nanoseconds since the Unix epoch, or `undefined` when the
- * text is not a valid time (bad calendar date, hour 24, missing offset, year outside 0000–9999).
+ * text is not a valid time (bad calendar date, hour 24, missing offset) or an instant that 64-bit
+ * nanoseconds since the epoch do not hold (before 1677-09-21T00:12:43.145224192Z, after
+ * 2262-04-11T23:47:16.854775807Z): the analytics' times are such integers (DuckDB's BIGINT), and
+ * one time past them failed every query over the lake.
  *
  * @example rfc3339ToEpochNs('1970-01-01T00:00:01.5Z') // 1_500_000_000n
  */
@@ -43,8 +49,7 @@ export function rfc3339ToEpochNs(text: string): bigint | undefined {
   }
   const fraction = BigInt((m[7] ?? '').padEnd(9, '0'));
   const ns = BigInt(date.getTime() - offsetMinutes * 60_000) * NS_PER_MS + fraction;
-  const utcYear = new Date(Number(ns / NS_PER_MS)).getUTCFullYear();
-  if (utcYear < 0 || utcYear > 9999) return undefined;
+  if (ns < MIN_EPOCH_NS || ns > MAX_EPOCH_NS) return undefined;
   return ns;
 }
 
@@ -77,7 +82,9 @@ export function normalizeRfc3339(text: string): string | undefined {
   const ns = rfc3339ToEpochNs(text);
   if (ns === undefined) return undefined;
   const normalized = formatRfc3339Ns(ns);
-  lastValidDay = normalized.slice(0, 10);
+  const day = normalized.slice(0, 10);
+  // Not the first or last day 64-bit nanoseconds hold: part of each lies past them.
+  if (day > '1677-09-21' && day < '2262-04-11') lastValidDay = day;
   return normalized;
 }
 
