@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type IncomingMessage, request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IngestionServer, startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import {
@@ -211,6 +212,62 @@ describe('ingestion over HTTP: slow and many clients', () => {
     expect(held.length).toBeGreaterThan(0);
     for (const text of held) expect(parseRaw(text).status).toBe(408);
     expect((await get(server.url, '/health')).status).toBe(200);
+  });
+
+  it("takes a client that goes away mid-body for the client's doing, not an internal error", async () => {
+    const internal: unknown[] = [];
+    const logged = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      onInternalError: (error) => internal.push(error),
+    });
+    let bodies = 0;
+    logged.server.on('request', (req: IncomingMessage) => req.once('data', () => (bodies += 1)));
+    try {
+      for (const end of ['close', 'reset'] as const) {
+        const conn = rawConnection(logged.port, head(100));
+        conn.socket.write(Buffer.alloc(3));
+        const before = bodies;
+        await until(() => bodies > before, 'the body under way');
+        if (end === 'reset') conn.socket.resetAndDestroy();
+        else conn.socket.destroy();
+        await conn.answer;
+      }
+      // The server goes on serving, and has logged nothing.
+      expect((await get(logged.url, '/health')).status).toBe(200);
+      expect(internal).toEqual([]);
+    } finally {
+      await logged.close();
+    }
+  });
+
+  it('frees a connection it answered 408, though its client never closes its side', async () => {
+    const capped = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      stallTimeoutMs: STALL_MS,
+      maxConnectionsPerAddress: 2,
+    });
+    // Clients that stop half-way through their headers, read the answer and never close.
+    const stalled = Array.from({ length: 2 }, () => {
+      const socket = connect({ port: capped.port, host: '127.0.0.1', allowHalfOpen: true });
+      socket.on('error', () => {});
+      socket.write('GET /health HTTP/1.1\r\n');
+      return socket;
+    });
+    const open = () =>
+      new Promise<number>((resolve, reject) =>
+        capped.server.getConnections((error, n) => (error ? reject(error) : resolve(n))),
+      );
+    try {
+      await until(() => stalled.every((s) => s.bytesRead > 0), 'the two 408s');
+      // Its end of each is closed: the address may connect again (it held both slots for good).
+      await until(async () => (await open()) === 0, 'the answered connections closed');
+      expect((await get(capped.url, '/health')).status).toBe(200);
+    } finally {
+      for (const s of stalled) s.destroy();
+      await capped.close();
+    }
   });
 
   it('caps the connections of one address, so that another still gets through', async () => {

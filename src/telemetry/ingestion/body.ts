@@ -103,11 +103,13 @@ export function readBody(req: IncomingMessage, rules: BodyRules): Promise<Body> 
         release: releaseAll,
       });
     });
-    req.once('error', stop);
-    // A client that goes away mid-body: nothing to answer, but the promise must settle.
-    req.once('close', () => {
+    // A client that goes away mid-body ('aborted', or its socket reset): nothing to answer, but the
+    // promise must settle, and as the client's doing: not an error of the server's to log.
+    const aborted = () => {
       if (!req.complete) stop(new WireFormatError('request body aborted by the client'));
-    });
+    };
+    req.once('error', (error) => (req.complete ? stop(error) : aborted()));
+    req.once('close', aborted);
   });
 }
 

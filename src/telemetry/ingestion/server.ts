@@ -193,7 +193,7 @@ function capPerAddress(server: Server, max: number): void {
 /**
  * A request that never reached the routes: a malformed request line or header (400), headers too
  * large (431), or headers or a body that did not arrive in time (408). Answered in the routes'
- * JSON, and the socket is dropped.
+ * JSON, and the socket is closed.
  */
 function answerClientError(error: Error & { code?: string }, socket: Socket): void {
   const response = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
@@ -208,7 +208,15 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
         ? [431, 'Request Header Fields Too Large', 'DORSAL_BAD_REQUEST', 'request headers too large']
         : [400, 'Bad Request', 'DORSAL_BAD_REQUEST', 'malformed HTTP request'];
   const body = JSON.stringify({ error: { code, message } });
+  // Closed both ways once the answer is written (or at the latest a second later): an end alone
+  // waits for the client's, and a client that never sends it held its connection for good.
+  const drop = setTimeout(() => socket.destroy(), 1000);
+  drop.unref();
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => {
+      clearTimeout(drop);
+      socket.destroy();
+    },
   );
 }
