@@ -308,6 +308,16 @@ describe('analytics over a persisted run', () => {
     await expect(analytics.query("SELECT * FROM read_csv('/etc/passwd')")).rejects.toThrow(
       /table function 'read_csv'/,
     );
+    // A file named as a table (DuckDB's replacement scans), even in the directories the views read
+    // (the cache another lake's server may share): refused before it runs.
+    const partitions = join(dir, 'analytics').replaceAll("'", "''");
+    for (const sql of [
+      `SELECT count(*) FROM '${partitions}/**/*.parquet'`,
+      `SELECT * FROM (SELECT 1) t, "${partitions}/x.csv"`,
+      "SELECT * FROM 'https://example.com/x.json'",
+    ]) {
+      await expect(analytics.query(sql), sql).rejects.toThrow(/names a file, not a table/);
+    }
     // Table functions that change the engine for every query: logging to a directory the engine
     // may not write aborted the process at the next query. Refused however deep in the query.
     for (const sql of [

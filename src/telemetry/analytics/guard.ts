@@ -120,8 +120,10 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
       for (const item of node) walk(item);
     } else if (typeof node === 'object' && node !== null) {
       const entry = node as Record<string, unknown>;
-      if (entry.type === 'BASE_TABLE' && typeof entry.table_name === 'string')
+      if (entry.type === 'BASE_TABLE' && typeof entry.table_name === 'string') {
+        refuseFileAsTable(entry.table_name);
         tables.add(entry.table_name.toLowerCase());
+      }
       if (entry.type === 'TABLE_FUNCTION') refuseTableFunction(entry.function);
       for (const value of Object.values(entry)) walk(value);
     }
@@ -147,6 +149,19 @@ const TABLE_FUNCTIONS = new Set([
 ]);
 /** Catalogs (`duckdb_…`) left out: what they show is not the analytics' to give. */
 const HIDDEN_CATALOGS = new Set(['duckdb_secrets', 'duckdb_logs', 'duckdb_log_contexts']);
+
+/**
+ * Characters of a file's path or URL, which no view's name holds: DuckDB reads a table named
+ * `'dir/*.parquet'` or `"x.csv"` as that file (a replacement scan), past the table-function check.
+ */
+const FILE_LIKE = /[./\\:*?[\]{}~]/;
+
+function refuseFileAsTable(name: string): void {
+  if (!FILE_LIKE.test(name)) return;
+  throw new QueryRefusedError(
+    `the query names a file, not a table ('${name.length > 80 ? `${name.slice(0, 79)}…` : name}'): a query reads files only through the views`,
+  );
+}
 
 function refuseTableFunction(call: unknown): void {
   const name =
