@@ -177,6 +177,31 @@ describe('records a client could send that no query may fail on', () => {
     }
   }, 60_000);
 
+  it('a block whose records take more bytes than it counts is listed unreadable, not held', async () => {
+    // Its records three times over, the same count: a client's lie the batch sizes trusted.
+    const swollen = new Uint8Array(objects.length * 3);
+    for (let i = 0; i < 3; i++) swollen.set(objects, i * objects.length);
+    const service = new IngestionService({ data: dir });
+    let lying: string;
+    try {
+      lying = await sendCopy(service, swollen);
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics-swollen') });
+    try {
+      const result = await analytics.query('SELECT count(*)::INTEGER FROM messages', { process: lying });
+      expect(result.rows).toEqual([[0]]);
+      expect(result.unreadableBlocks.map((b) => b.error)).toEqual([
+        expect.stringMatching(
+          new RegExp(`its records take ${swollen.length} bytes, more than its ${block.objectCount} records of`),
+        ),
+      ]);
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
+
   it('a stream whose layout offsets run past its records is left out; queries over the lake answer', async () => {
     const recordBytes = Number(ticks.properties[RecordProperty.RECORD_BYTES]);
     const service = new IngestionService({ data: dir });

@@ -194,7 +194,7 @@ export async function materialize(
    * Reads a block; one that does not read (its blob gone or damaged) is left out and listed in
    * `unreadable`. A block retention deleted meanwhile is no longer in the lake: left out, not listed.
    */
-  const read = async (row: BlockRow): Promise<BlockParts | undefined> => {
+  const read = async (row: BlockRow, recordBytes: number): Promise<BlockParts | undefined> => {
     stop?.throwIfAborted();
     // Found unreadable a moment ago: not read again yet (see RetryLater).
     const known = memory?.unreadable.recent(row.blockId);
@@ -204,6 +204,16 @@ export async function materialize(
     }
     try {
       const { payload } = await lake.readBlock(row);
+      // More bytes than the records it counts: what its batch holds is sized by that count (a
+      // client's block of "1 record" and 8 MiB, 60 of them, held 1.5 GB at once).
+      const most = row.objectCount * recordBytes;
+      if (payload.objects.byteLength > most) {
+        leaveOut(
+          row,
+          `its records take ${payload.objects.byteLength} bytes, more than its ${row.objectCount} records of ${recordBytes} bytes (${most})`,
+        );
+        return undefined;
+      }
       memory?.unreadable.succeeded(row.blockId);
       return { blockId: row.blockId, objectCount: row.objectCount, ...payload };
     } catch (error) {
@@ -265,16 +275,27 @@ export async function materialize(
     writing: Promise<void>[],
   ) => {
     for (const batch of batches(of, table.recordBytes)) {
-      const parts: BlockParts[] = [];
+      const rows = new Map(batch.map((b) => [b.blockId, b]));
+      let parts: BlockParts[] = [];
+      let held = 0;
+      const flush = async () => {
+        if (parts.length === 0) return;
+        // At most one partition per pool thread is written while the next is read.
+        while (writing.length >= pool.threads) await writing.shift();
+        writing.push(write(stream, table, parts, rows));
+        decodedBlocks += parts.length;
+        parts = [];
+        held = 0;
+      };
       for (const row of batch) {
-        const part = await read(row);
-        if (part !== undefined) parts.push(part);
+        const part = await read(row, table.recordBytes);
+        if (part === undefined) continue;
+        parts.push(part);
+        // The bytes read, dependencies too: a partition is cut early rather than hold more.
+        held += part.objects.byteLength + part.dependencies.byteLength;
+        if (held >= BYTES_PER_PARTITION) await flush();
       }
-      if (parts.length === 0) continue;
-      // At most one partition per pool thread is written while the next is read.
-      while (writing.length >= pool.threads) await writing.shift();
-      writing.push(write(stream, table, parts, new Map(batch.map((b) => [b.blockId, b]))));
-      decodedBlocks += parts.length;
+      await flush();
     }
   };
   /** Each block's place in the lake's listing: merged partitions keep their blocks in that order. */
