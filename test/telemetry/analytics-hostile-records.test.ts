@@ -194,7 +194,9 @@ describe('records a client could send that no query may fail on', () => {
       expect(result.rows).toEqual([[0]]);
       expect(result.unreadableBlocks.map((b) => b.error)).toEqual([
         expect.stringMatching(
-          new RegExp(`its records take ${swollen.length} bytes, more than its ${block.objectCount} records of`),
+          new RegExp(
+            `its records take ${swollen.length} bytes, more than its ${block.objectCount} records of`,
+          ),
         ),
       ]);
     } finally {
