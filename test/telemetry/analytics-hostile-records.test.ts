@@ -106,6 +106,7 @@ describe('records a client could send that no query may fail on', () => {
     service: IngestionService,
     records: Uint8Array,
     properties: Readonly<Record<string, string>> = {},
+    objectsLayouts: StreamInfo['objectsLayouts'] = ticks.objectsLayouts,
   ): Promise<string> {
     const process = makeProcess({ startTime: recorded.startTime, startTicks: recorded.startTicks });
     await service.insertProcess(encodeProcessInfo(process));
@@ -115,6 +116,7 @@ describe('records a client could send that no query may fail on', () => {
       streamId: randomUUID(),
       processId: process.processId,
       properties: { ...ticks.properties, ...properties },
+      objectsLayouts,
     };
     await service.insertStream(encodeStreamInfo(stream));
     await service.insertBlock(
@@ -199,6 +201,51 @@ describe('records a client could send that no query may fail on', () => {
           ),
         ),
       ]);
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
+
+  it('a field typed as bytes in one process and as a number in another is text in their stream view', async () => {
+    // As a replay into a system whose ticks carry the price as bytes would record it.
+    const [envelope, tracking, message] = ticks.objectsLayouts as [
+      never,
+      never,
+      StreamInfo['objectsLayouts'][2],
+    ];
+    const asBytes = {
+      ...message!,
+      fields: message!.fields.map((f) =>
+        f.name === 'price' ? { ...f, type: 'bytes' as const, bytes: 8 } : f,
+      ),
+    };
+    const data = join(dir, 'types');
+    const service = new IngestionService({ data });
+    let bytes: string;
+    let number: string;
+    try {
+      number = await sendCopy(service, objects);
+      bytes = await sendCopy(service, objects, {}, [envelope, tracking, asBytes]);
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data }, cacheDir: join(data, 'analytics') });
+    try {
+      const prices = await analytics.query(
+        'SELECT process_id, typeof(price), count(*)::INTEGER FROM stream_ticks GROUP BY ALL ORDER BY 1',
+        {},
+      );
+      expect(prices.rows).toEqual(
+        [
+          [number, 'VARCHAR', block.objectCount],
+          [bytes, 'VARCHAR', block.objectCount],
+        ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+      );
+      // A number's text is the number's.
+      const [first] = (
+        await analytics.query('SELECT price, seq FROM stream_ticks ORDER BY seq LIMIT 1', { process: number })
+      ).rows;
+      expect(Number(first![0])).toBeGreaterThan(0);
     } finally {
       await analytics.close();
     }

@@ -15,6 +15,9 @@ import { foldCase as folded, quoteIdentifier as id, quoteLiteral as text } from 
  * NULL where 64 bits do not hold it: a client's block may carry any number (1e300), and a cast
  * that fails would fail every query over the lake, not leave that record out.
  */
+/** DuckDB's number types: a field typed as two of them across processes is read as one. */
+const NUMBER_TYPE = /INT|FLOAT|DOUBLE|DECIMAL/;
+
 const sinceEpoch = (t: string) => `try(p.start_ns + TRY_CAST(${t} AS BIGINT))`;
 
 /** NO_PARENT of the tracking envelope: an ingress message's parent stream. */
@@ -314,20 +317,76 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     names: ReadonlyMap<string, string>,
     paths: readonly string[],
     fields: readonly string[],
+    asText: ReadonlySet<string> = new Set(),
   ) =>
-    `SELECT r.process_id, ${streamName(names)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(${sinceEpoch('r.publish_t')}) AS publish_time${fields.map((f) => `, r.${id(f)}`).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition(sinceEpoch('r.publish_t'), window)}`;
+    `SELECT r.process_id, ${streamName(names)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(${sinceEpoch('r.publish_t')}) AS publish_time${fields.map((f) => (asText.has(f) ? `, r.${id(f)}::VARCHAR AS ${id(f)}` : `, r.${id(f)}`)).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition(sinceEpoch('r.publish_t'), window)}`;
   // Keyed by each field's own name, not its column's (`seq`, not `field_seq`); a JSON object,
   // not a struct, whose keys DuckDB would tell apart regardless of case.
   const asMessages = (fields: readonly string[], keys: ReadonlyMap<string, string>, from: string) => {
     const members = fields.map((f) => `${text(keys.get(f) ?? f)}, ${id(f)}`).join(', ');
     return `SELECT process_id, stream, seq, origin_t, publish_t, actor, parent_stream, parent_seq, publish_time, ${members ? `json_object(${members})` : "'{}'::JSON"} AS fields FROM ${from}`;
   };
+  /**
+   * A stream's view over every process that has it. A field whose processes type it apart, other
+   * than as numbers (bytes in one run, a number in its replay into a changed system), is text in
+   * it: read together, DuckDB found no type for both, and the whole view failed. Processes are
+   * then read in groups of one type per such field, their rows put together by name.
+   */
+  const streamView = (
+    materialized: readonly Materialized[],
+    ownFiles: (m: Materialized) => string[],
+    tables: ReadonlySet<string>,
+    names: ReadonlyMap<string, string>,
+    fields: readonly string[],
+  ): string => {
+    const typed = materialized.map((m) => {
+      const types = new Map<string, string>();
+      for (const { table } of m.sources) {
+        if (table.kind !== 'messages' || !tables.has(table.table)) continue;
+        for (const c of table.columns) if (c.part === 2) types.set(folded(c.name), c.type);
+      }
+      return { m, types, paths: ownFiles(m) };
+    });
+    const apart = fields.filter((f) => {
+      const types = new Set(typed.flatMap(({ types: t }) => t.get(folded(f)) ?? []));
+      return types.size > 1 && ![...types].every((t) => NUMBER_TYPE.test(t));
+    });
+    const all = typed.flatMap(({ paths }) => paths);
+    if (apart.length === 0) return streamRows(names, all, fields);
+    const groups = new Map<string, { paths: string[]; names: Map<string, string>; has: Set<string> }>();
+    for (const { m, types, paths } of typed) {
+      if (paths.length === 0) continue;
+      const key = JSON.stringify(apart.map((f) => types.get(folded(f)) ?? null));
+      const group = groups.get(key) ?? {
+        paths: [],
+        names: new Map<string, string>(),
+        has: new Set<string>(),
+      };
+      group.paths.push(...paths);
+      group.names.set(m.processId, names.get(m.processId)!);
+      for (const f of fields) if (types.has(folded(f))) group.has.add(f);
+      groups.set(key, group);
+    }
+    const asText = new Set(apart);
+    return [...groups.values()]
+      .map((g) =>
+        streamRows(
+          g.names,
+          g.paths,
+          fields.filter((f) => g.has.has(f)),
+          asText,
+        ),
+      )
+      .join(' UNION ALL BY NAME ');
+  };
   const messageSelects: string[] = [];
   for (const { view, fields, keys, names, tables } of byView.values()) {
     const ownFiles = (m: Materialized) => [...tables].flatMap((table) => m.files.get(table) ?? []);
     const paths = inputs.materialized.flatMap(ownFiles);
     if (paths.length === 0) continue;
-    await run(`CREATE TEMP VIEW ${id(view)} AS ${streamRows(names, paths, fields)}`);
+    await run(
+      `CREATE TEMP VIEW ${id(view)} AS ${streamView(inputs.materialized, ownFiles, tables, names, fields)}`,
+    );
     // In `messages`, each process's rows hold its own fields, as its layout types them: processes
     // whose layouts of the stream differ (a replay into a changed system) are read apart, so that
     // none gains another's fields (as nulls) or has its values cast to another's types (a number
