@@ -1,3 +1,5 @@
+import { isAbsolute } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { checkOptionNames } from '../options.js';
 import type { WaitStrategyName } from '../queues/index.js';
@@ -6,7 +8,7 @@ import type { SystemOptions } from './system-options.js';
 
 /** One actor of a system module: where its code is, and how it runs. */
 export interface SystemActor {
-  /** The actor's module (its default export extends `Actor`): a URL, e.g. `new URL('./feed.js', import.meta.url)`. */
+  /** The actor's module (its default export extends `Actor`): a URL, e.g. `new URL('./feed.js', import.meta.url)`, or an absolute path. */
   readonly module: URL | string;
   /** Passed (structured-cloned) to the actor's constructor. */
   readonly args?: unknown;
@@ -80,9 +82,14 @@ export function defineSystem<D extends SpineDefinition>(
     if (typeof actor !== 'object' || actor === null)
       throw new ConfigError(`defineSystem: actors[${i}] must be an object`);
     checkOptionNames(actor, ACTOR_FIELDS, `actors[${i}] field`);
-    if (!(actor.module instanceof URL) && typeof actor.module !== 'string') {
+    // A relative path would be resolved against the working directory of whoever runs it, not
+    // against the system module: refused, with the way to say it.
+    if (
+      !(actor.module instanceof URL) &&
+      (typeof actor.module !== 'string' || moduleUrlOf(actor.module) === undefined)
+    ) {
       throw new ConfigError(
-        `defineSystem: actors[${i}].module must be a URL (new URL('./actor.js', import.meta.url))`,
+        `defineSystem: actors[${i}].module must be a URL (new URL('./actor.js', import.meta.url)), or an absolute path, got ${typeof actor.module === 'string' ? `'${actor.module}'` : String(actor.module)}`,
       );
     }
     if (actor.ingress !== undefined && typeof actor.ingress !== 'boolean') {
@@ -99,5 +106,19 @@ export function isSystemDefinition(value: unknown): value is SystemDefinition {
 
 /** The URL of an actor's module. */
 export function actorModuleUrl(actor: SystemActor): URL {
-  return actor.module instanceof URL ? actor.module : new URL(actor.module);
+  if (actor.module instanceof URL) return actor.module;
+  const url = moduleUrlOf(actor.module);
+  if (url === undefined)
+    throw new ConfigError(`an actor's module must be a URL or an absolute path, got '${actor.module}'`);
+  return url;
+}
+
+/** A module's URL, from a URL's text or an absolute path; undefined for anything else. */
+function moduleUrlOf(module: string): URL | undefined {
+  if (isAbsolute(module)) return pathToFileURL(module);
+  try {
+    return new URL(module);
+  } catch {
+    return undefined;
+  }
 }

@@ -171,7 +171,7 @@ it('replays each field from its own column, and compares fields that hold a doub
   const M = defineMessage('M', { seq: 'f64', field_seq: 'f64' });
   const definition = defineSystem({
     spine: defineSpine({ m: { message: M, capacity: 8 } }),
-    actors: [{ module: './feed.js', ingress: true }],
+    actors: [{ module: new URL('./feed.js', import.meta.url), ingress: true }],
   });
   const recorded = {
     processId: 'p',
