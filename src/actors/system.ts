@@ -119,6 +119,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private stopping?: Promise<SystemReport>;
   private starting?: Promise<void>;
   private wakeOnCrash?: () => void;
+  /** Threads a stop terminated because their start hung (see `startEnded`). */
+  private readonly terminatedAtStart: string[] = [];
   /** Ends the wait of a `run()` under way: a `stop()` was asked. */
   private onStopAsked?: () => void;
   private readonly crashed = new Promise<void>((resolve) => {
@@ -329,7 +331,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     // A stop asked while start() is under way waits for it: the attachments (the persister) and
     // the threads it launches are all there to be stopped, and it cannot set RUNNING after the stop.
     if (this.state === 'starting') await this.startEnded(this.options.exitTimeoutMs ?? 5000);
-    if (this.state === 'stopped') throw new SystemStateError('cannot stop: the start failed');
+    // The start failed (or the stop ended it): what started was stopped with it; no actor ran.
+    if (this.state === 'stopped') return this.failedStartReport();
     this.state = 'stopping';
     const control = this.spine.control;
     control.setPhase(Phase.DRAINING);
@@ -372,6 +375,23 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       crashes: [...this.crashes],
       ...(this.fatal === undefined ? {} : { failure: this.fatal }),
       ...(attached.persist === undefined ? {} : { persist: attached.persist as PersistReport }),
+    };
+  }
+
+  /**
+   * The report of a system whose start failed: no actor ran (none is reported), nothing drained,
+   * and the threads a stop terminated while their `onInit` hung are named. `start()` says why it
+   * failed; a `stop()` after it, in a `finally`, resolves and does not hide that.
+   */
+  private failedStartReport(): SystemReport {
+    return {
+      actors: [],
+      streams: this.spine.names.map((stream, i) => ({ stream, ...this.spine.queue(i).stats() })),
+      refused: this.spine.control.refused,
+      drained: false,
+      terminated: [...this.terminatedAtStart],
+      crashes: [...this.crashes],
+      ...(this.fatal === undefined ? {} : { failure: this.fatal }),
     };
   }
 
@@ -578,7 +598,16 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const inTime = await Promise.race([settled, late]);
     clearTimeout(timer);
     if (inTime) return;
-    await Promise.all([...this.threads.values()].map((t) => t.worker?.terminate()));
+    // Terminated by the stop, not crashed: the start fails saying so, the stop names them.
+    await Promise.all(
+      [...this.threads.values()].map((t) => {
+        if (t.worker !== undefined && !t.ended) {
+          t.terminatedBy = 'stop';
+          this.terminatedAtStart.push(t.name);
+        }
+        return t.worker?.terminate();
+      }),
+    );
     await settled;
   }
 

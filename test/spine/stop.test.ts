@@ -297,7 +297,7 @@ describe('a graceful stop', () => {
     expect(ticks).toMatchObject({ handled: 0, skipped: 0, lost: 0, failed: 0, unread: 20 });
   }, 20_000);
 
-  it('a stop asked while an onInit never returns ends the start in the exit timeout: no hang, no thread left', async () => {
+  it('a stop asked while an onInit never returns ends the start in the exit timeout: no hang, no thread left, no crash', async () => {
     const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
     system.spawn(fixture('hang-init'));
     const started = system.start().then(
@@ -305,15 +305,29 @@ describe('a graceful stop', () => {
       (error: unknown) => `rejected: ${String(error)}`,
     );
     await new Promise((r) => setTimeout(r, 300));
-    const stopped = system.stop().then(
-      () => 'stopped',
-      (error: unknown) => `rejected: ${String(error)}`,
-    );
+    const stopped = system.stop();
     const hung = new Promise((r) => setTimeout(() => r('hung'), 5000).unref());
-    expect(await Promise.race([stopped, hung])).toMatch(/the start failed/);
-    expect(await started).toMatch(/^rejected: .*crashed/);
+    // The stop stopped it: its report names the thread it terminated; no actor ran.
+    expect(await Promise.race([stopped, hung])).toMatchObject({
+      actors: [],
+      drained: false,
+      terminated: ['actor-0'],
+      crashes: [],
+    });
+    expect(await started).toMatch(
+      /^rejected: SystemStateError: thread 'actor-0' was terminated by the stop before it started/,
+    );
     expect(system.liveThreads).toEqual([]);
   }, 20_000);
+
+  it('a stop after a failed start resolves (a finally does not hide why the start failed)', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('not-an-actor'));
+    await expect(system.start()).rejects.toThrow();
+    const report = await system.stop();
+    expect(report).toMatchObject({ actors: [], drained: false, terminated: [] });
+    expect(system.liveThreads).toEqual([]);
+  });
 
   it('spawn while start() is under way is refused with a clear error, and start() settles', async () => {
     const system = new System(spine);
