@@ -8,6 +8,7 @@ import {
   waitStrategyNamed,
 } from '../queues/index.js';
 import { Phase, type Spine, type SpineAdapter, ThreadActivity } from '../spine/index.js';
+import { refuseAsync } from '../spine/synchronous.js';
 import type { Actor } from './actor.js';
 
 /** An actor and its adapter, as a thread runs them. */
@@ -109,7 +110,8 @@ export class ActorThread implements WaitCondition {
       for (let i = 0; i < this.actors.length; i++) {
         const running = this.actors[i]!;
         this.current = running;
-        running.actor.loopBody(running.adapter);
+        const returned: unknown = running.actor.loopBody(running.adapter);
+        if (returned !== undefined) refuseAsync(returned, `actor '${running.actor.name}': loopBody`);
         work += running.adapter.takeWork();
       }
       this.current = undefined;

@@ -20,6 +20,7 @@ import type { Clock } from './clock.js';
 import { Phase } from './control.js';
 import type { SpineDefinition, StreamMessage, StreamSpecs } from './definition.js';
 import type { Spine } from './spine.js';
+import { refuseAsync } from './synchronous.js';
 import type { ThreadActivity } from './thread-activity.js';
 import { type AdapterTimingStats, TimingReader } from './timing-reader.js';
 import { NO_PARENT, TimingRecord, type Tracking } from './tracking.js';
@@ -607,7 +608,9 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     const start = hint > published ? hint : published;
     context.start = start;
     try {
-      handler(msg as MessageOf<D, StreamName<D>>, this, context);
+      const returned: unknown = handler(msg as MessageOf<D, StreamName<D>>, this, context);
+      // A handler returns nothing, or a value an arrow happens to (a sum): only a promise is refused.
+      if (returned !== undefined) refuseAsync(returned, 'a handler');
     } catch (error) {
       // Even when the actor catches it, what it produces next is not a child; the crash report
       // names this stream, and the message is counted as failed.

@@ -95,6 +95,27 @@ describe('System lifecycle', () => {
     expect(report.drained).toBe(false);
   });
 
+  it('an async handler, or an async loopBody, is a crash naming it, counted failed, not a promise let go', async () => {
+    for (const where of ['handler', 'loopBody'] as const) {
+      const system = new System(spine);
+      system.spawn(fixture('feed'), { args: { count: 5 } });
+      system.spawn(fixture('async-handler'), { args: { where } });
+      const failure = await system.run({ seconds: 30 }).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(ActorCrashedError);
+      const crash = failure as ActorCrashedError;
+      expect(crash.actor).toBe('async-handler');
+      expect(crash.message).toMatch(
+        where === 'handler'
+          ? /while handling stream 'ticks': a handler returned a promise: it must be synchronous/
+          : /actor 'async-handler': loopBody returned a promise: it must be synchronous/,
+      );
+      const report = await system.stop();
+      const ticks = report.actors.find((a) => a.name === 'async-handler')!.streams[0]!;
+      expect(ticks.failed).toBe(where === 'handler' ? 1 : 0);
+      expect(system.liveThreads).toEqual([]);
+    }
+  });
+
   it('run() returns once stop() is called, not at its seconds', async () => {
     const system = new System(spine);
     system.spawn(fixture('feed'), { args: { count: 10 } });
