@@ -649,8 +649,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
    * figures and consumer entries make, read after its worker's `exit` (Node emits it once the
    * thread has stopped: every store of it is done): handled, skipped, failed, lost and poisoned
    * as of each consumer's last commit (`committedFigures`: the entries were read with an SC load
-   * of their committed words first), and where that commit left it (the message a handler was
-   * stuck on counts as unread); produced from where its producer of a stream began to the
+   * of their committed words first), and where that commit left it (a consumer commits once per drain:
+   * the messages of the drain a handler was stuck in count as unread, those before it too); produced from where its producer of a stream began to the
    * stream's settled count, or of a multi-producer stream, the count its producer kept in the
    * figures (a thread ended right after a publish, before that count's store, leaves that message
    * out of it); what it read of timing queues, from its tagged entries on them.
