@@ -94,6 +94,9 @@ type State = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 /** The control block's last worker word is the attachments' (the persister's thread parks on it). */
 const ATTACHMENT_WORKER = MAX_WORKERS - 1;
 
+/** How long a thread that reported its exit may take to end before it is ended (see `launch`). */
+const EXITED_GRACE_MS = 500;
+
 /**
  * Runs actors on worker threads around one spine: spawn by module URL, start, stop gracefully.
  *
@@ -489,6 +492,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         thread.reported = true;
         thread.report = message.actors;
         thread.status = 'exited';
+        // Its actors ran onExit and reported: a timer or a socket of theirs still open keeps the
+        // thread alive, not their work. Ended after a grace, not named as terminated by the stop.
+        setTimeout(() => {
+          if (current() && !thread.ended) void worker.terminate();
+        }, EXITED_GRACE_MS).unref();
       }
     });
     worker.on('error', (error) => {
