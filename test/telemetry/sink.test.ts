@@ -180,6 +180,37 @@ describe('telemetry sink', () => {
     }
   });
 
+  it("counts a spooled block an earlier run's, when the sink that sends it finds it refused", async () => {
+    const data = join(dir, 'spooled-refused');
+    const spoolDir = join(dir, 'spool-refused');
+    const port = await freePort();
+    const earlier = makeProcess();
+    const stream = makeStream(earlier.processId);
+    const first = new TelemetrySink({
+      target: `http://127.0.0.1:${port}`,
+      process: earlier,
+      backoff: FAST,
+      maxAttempts: 1,
+      spool: { dir: spoolDir },
+    });
+    first.addStream(stream);
+    for (let i = 0; i < 5; i++) first.push(makeBlock(stream, 64, i + 1).block);
+    expect(await first.close({ timeoutMs: 500 })).toMatchObject({ spoolBlocks: 5, droppedTotal: 0 });
+    // A server that refuses those blocks for good (each holds more than it takes).
+    const server = await startIngestionServer({ port, lake: { data }, maxBlockBytes: 100 });
+    try {
+      const later = makeProcess();
+      const sink = new TelemetrySink({ target: server.url, process: later, spool: { dir: spoolDir } });
+      await vi.waitFor(() => expect(sink.stats.droppedTotal).toBe(5), { timeout: 30_000, interval: 20 });
+      await sink.close({ timeoutMs: 10_000 });
+      // The earlier run lost them: its count in the lake, none in the later one's.
+      expect(await droppedInLake(data, earlier.processId)).toBe(5);
+      expect(await droppedInLake(data, later.processId)).toBe(0);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('drops a block refused with 4xx without retrying it, and counts it', async () => {
     const data = join(dir, 'rejected');
     const server = await startIngestionServer({ port: 0, lake: { data } });

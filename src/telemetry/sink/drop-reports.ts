@@ -28,13 +28,15 @@ const REASONS: readonly DropReason[] = ['bufferFull', 'spoolFull', 'rejected', '
  * never changes (its id makes a re-send count once), so drops counted meanwhile wait, as counts,
  * for the next one: however long an outage lasts and however many blocks it drops, at most one
  * report of this run waits at a time, and a drop never sends anything while a retry is pending.
- * Reports an earlier run left in the spool go first.
+ * Reports an earlier run left in the spool go first. A drop is counted for the process whose block
+ * it was: a block an earlier run spooled, dropped by this one, is that run's loss.
  */
 export class DropReporter {
   private readonly processId: string;
   private readonly send: SendReport;
   private readonly retryMs: (attempt: number) => number;
-  private unreported: Record<DropReason, number> = { bufferFull: 0, spoolFull: 0, rejected: 0, shutdown: 0 };
+  /** Drops not in a report yet, by the process whose blocks they were. */
+  private readonly unreported = new Map<string, Record<DropReason, number>>();
   /** Reports made and not yet taken by the lake, oldest first. */
   private readonly queue: PendingReport[] = [];
   private sending: Promise<boolean> | undefined;
@@ -54,8 +56,15 @@ export class DropReporter {
    * Counts a drop, and starts a report if none is being sent or waiting to be retried (after
    * `stop`: counted only).
    */
-  note(reason: DropReason): void {
-    this.unreported[reason] += 1;
+  note(reason: DropReason, of = this.processId): void {
+    // The sink keys blocks by lowercased ids: its own process's, however spelt, is this one.
+    const processId = of.toLowerCase() === this.processId.toLowerCase() ? this.processId : of;
+    let counts = this.unreported.get(processId);
+    if (counts === undefined) {
+      counts = { bufferFull: 0, spoolFull: 0, rejected: 0, shutdown: 0 };
+      this.unreported.set(processId, counts);
+    }
+    counts[reason] += 1;
     if (!this.stopped && this.sending === undefined && this.retry === undefined) void this.flush();
   }
 
@@ -115,24 +124,31 @@ export class DropReporter {
     this.stopped = true;
     clearTimeout(this.retry);
     this.retry = undefined;
-    if (this.unreportedTotal() > 0) this.queue.push(this.makeReport());
+    while (this.unreportedTotal() > 0) this.queue.push(this.makeReport());
     return this.queue.filter((report) => report.spoolName === undefined);
   }
 
   private unreportedTotal(): number {
-    return REASONS.reduce((sum, r) => sum + this.unreported[r], 0);
+    let total = 0;
+    for (const counts of this.unreported.values()) for (const r of REASONS) total += counts[r];
+    return total;
   }
 
+  /** The report of one process's unreported drops (the first counted); the rest wait their turn. */
   private makeReport(): PendingReport {
+    const [processId, unreported] = this.unreported.entries().next().value as [
+      string,
+      Record<DropReason, number>,
+    ];
+    this.unreported.delete(processId);
     const counts: Record<string, number> = {};
     let total = 0;
     for (const reason of REASONS) {
-      if (this.unreported[reason] > 0) counts[reason] = this.unreported[reason];
-      total += this.unreported[reason];
+      if (unreported[reason] > 0) counts[reason] = unreported[reason];
+      total += unreported[reason];
     }
-    this.unreported = { bufferFull: 0, spoolFull: 0, rejected: 0, shutdown: 0 };
     const reportId = randomUUID();
-    const bytes = encodeDropReport({ reportId, processId: this.processId, time: nowRfc3339Ns(), counts });
-    return { reportId, processId: this.processId, total, bytes };
+    const bytes = encodeDropReport({ reportId, processId, time: nowRfc3339Ns(), counts });
+    return { reportId, processId, total, bytes };
   }
 }

@@ -15,7 +15,7 @@ export class SinkDropReports {
   private readonly reporter: DropReporter;
   private spool: Spool | undefined;
   /** Drops waiting for their block's answer before they are reported, by that wait. */
-  private readonly waiting = new Map<Promise<void>, DropReason>();
+  private readonly waiting = new Map<Promise<void>, { reason: DropReason; processId?: string }>();
 
   constructor(
     private readonly processId: string,
@@ -36,9 +36,9 @@ export class SinkDropReports {
     return this.reporter.reported;
   }
 
-  /** Counts a dropped block. */
-  note(reason: DropReason): void {
-    this.reporter.note(reason);
+  /** Counts a dropped block, of `processId` (default: this sink's process). */
+  note(reason: DropReason, processId?: string): void {
+    this.reporter.note(reason, processId);
   }
 
   /**
@@ -46,11 +46,11 @@ export class SinkDropReports {
    * dropped, and the lake may hold it after all. `finish` waits for the answer a while, then
    * counts the drop: an answer later still leaves the lake counting one block dropped that it holds.
    */
-  noteUnlessSent(reason: DropReason, sent: Promise<boolean>): void {
+  noteUnlessSent(reason: DropReason, sent: Promise<boolean>, processId?: string): void {
     const waiting: Promise<void> = sent.then((stored) => {
-      if (this.waiting.delete(waiting) && !stored) this.reporter.note(reason);
+      if (this.waiting.delete(waiting) && !stored) this.reporter.note(reason, processId);
     });
-    this.waiting.set(waiting, reason);
+    this.waiting.set(waiting, { reason, processId });
   }
 
   /** Queues the reports an earlier sink kept in the spool; one that no longer decodes is deleted. */
@@ -83,7 +83,7 @@ export class SinkDropReports {
     if (this.waiting.size > 0) {
       // Half the time for the answers of the blocks in flight, half to report what they did not bring.
       await within(Promise.all(this.waiting.keys()), timeoutMs / 2);
-      for (const reason of this.waiting.values()) this.reporter.note(reason);
+      for (const { reason, processId } of this.waiting.values()) this.reporter.note(reason, processId);
       this.waiting.clear();
     }
     if (this.reporter.outstanding > 0)

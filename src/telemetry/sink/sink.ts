@@ -285,7 +285,9 @@ export class TelemetrySink {
 
   private drop(reason: DropReason, entry: Entry, error?: string, reported = true): false {
     this.counters.dropped[reason] += 1;
-    if (reported) this.reports.note(reason);
+    // The block's own process (one an earlier run spooled is that run's loss); a spool file that
+    // no longer decodes names none: this sink's.
+    if (reported) this.reports.note(reason, entry.processId || undefined);
     if (error !== undefined) this.counters.lastError = error;
     this.options.onDrop?.({ reason, blockId: entry.blockId, ...(error === undefined ? {} : { error }) });
     this.changed();
@@ -312,6 +314,7 @@ export class TelemetrySink {
         ({ outcome }) => outcome === 'sent',
         () => false,
       ),
+      entry.processId || undefined,
     );
   }
 
