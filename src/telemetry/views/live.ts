@@ -1,3 +1,4 @@
+import { DorsalError } from '../../errors.js';
 import { untilAborted, withinDeadline } from '../analytics/deadline.js';
 import { inSlot, notStarted, type QuerySlots } from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
@@ -172,7 +173,10 @@ export class LiveSamples {
           yield `event: sample\ndata: ${JSON.stringify(sample)}\n\n`;
         } catch (error) {
           if (signal.aborted) return;
-          const message = error instanceof Error ? error.message : String(error);
+          // What dorsal says of it (a query refused, the lake down); not an internal error's text,
+          // which may hold the server's paths, as an answer to a query would not.
+          const message =
+            error instanceof DorsalError ? error.message : 'internal error while sampling the process';
           yield `event: problem\ndata: ${JSON.stringify({ message: message.slice(0, 500) })}\n\n`;
         }
         await sleep(this.intervalMs, signal);
