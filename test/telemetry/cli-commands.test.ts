@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -286,8 +286,8 @@ describe('the dorsal command on a run ended by a signal', () => {
   it('SIGTERM stops the run as Ctrl-C does: flushed, summarized, every parent of a recorded message recorded; a second signal while it stops ends it at once, saying so', async () => {
     const { dir, cleanup } = tempDir('dorsal-cli-signal-');
     try {
-      const started = (data: string) => {
-        const child = spawnDorsal(['run', SYSTEM, '--seconds', '600', '--data', data]);
+      const started = (data: string, system = SYSTEM, env: Record<string, string> = {}) => {
+        const child = spawnDorsal(['run', system, '--seconds', '600', '--data', data], env);
         let stdout = '';
         let stderr = '';
         child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -317,10 +317,15 @@ describe('the dorsal command on a run ended by a signal', () => {
       expect(orphans.code, orphans.stderr).toBe(0);
       expect(JSON.parse(orphans.stdout)).toMatchObject({ rows: [['0']] });
 
-      const twice = started(join(dir, 'twice'));
+      // A system whose stop takes 3 s, and says when it began: the second signal comes while it
+      // stops (two sent at once may be handled in either order, or arrive as one).
+      const marker = join(dir, 'stopping');
+      const twice = started(join(dir, 'twice'), 'test/fixtures/replay/slow-exit.system.ts', {
+        DORSAL_TEST_EXIT_MARKER: marker,
+      });
       await firstBlockIn(join(dir, 'twice'));
-      // Two signals of one kind sent at once may arrive as one: a Ctrl-C, then a SIGTERM.
       twice.child.kill('SIGINT');
+      await until(() => existsSync(marker), 'the system stopping', 60_000);
       twice.child.kill('SIGTERM');
       const [, endedBy] = await twice.exit;
       expect(endedBy).toBe('SIGTERM');
