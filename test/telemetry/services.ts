@@ -16,8 +16,8 @@ export const POSTGRES_URL =
   `postgres://${encodeURIComponent(userInfo().username)}@127.0.0.1:5432/test`;
 
 /** A unique schema name; the lake creates it on first use. */
-export function uniqueSchema(): { url: string; drop: () => Promise<void> } {
-  const schema = `dorsal_test_${randomBytes(6).toString('hex')}`;
+export function uniqueSchema(prefix = 'dorsal_test_'): { url: string; drop: () => Promise<void> } {
+  const schema = `${prefix}${randomBytes(6).toString('hex')}`;
   const url = new URL(POSTGRES_URL);
   url.searchParams.set('schema', schema);
   return {

@@ -197,7 +197,9 @@ export class PostgresMetadataStore implements MetadataStore {
     }
     this.pool = new (loadDriver().Pool)({
       connectionString: parsed.toString(),
-      options: `-c search_path=${schema} -c statement_timeout=${statementTimeoutMs}`,
+      // Quoted, as CREATE SCHEMA makes it: unquoted, PostgreSQL folds the name to lowercase (a
+      // schema `Dorsal` was made, and then looked for as `dorsal`). SCHEMA_NAME has no quote.
+      options: `-c search_path="${schema}" -c statement_timeout=${statementTimeoutMs}`,
       max: options.maxConnections ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
       query_timeout: statementTimeoutMs + CLIENT_GRACE_MS,
