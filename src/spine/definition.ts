@@ -24,14 +24,6 @@ const STREAM_SPEC_NAMES = {
   poisonTimeoutMs: true,
 } as const satisfies OptionNames<StreamSpec>;
 
-/**
- * Names a stream's spec does not declare, typed `never`: a misspelt `multiproducer: true` is a
- * compile error (a generic's inferred literal is not checked for excess properties).
- */
-type NoUnknownSpecNames<S> = {
-  readonly [K in keyof S]: { readonly [P in Exclude<keyof S[K], keyof StreamSpec>]: never };
-};
-
 /** The message type of stream `K`. */
 export type StreamMessage<S extends StreamSpecs, K extends keyof S> =
   S[K]['message'] extends Layout<infer M> ? M : never;
@@ -63,9 +55,7 @@ const STREAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  *   orders: { message: Order, capacity: 1 << 12 },
  * });
  */
-export function defineSpine<const S extends StreamSpecs>(
-  streams: S & NoUnknownSpecNames<S>,
-): SpineDefinition<S> {
+export function defineSpine<const S extends StreamSpecs>(streams: S): SpineDefinition<S> {
   if (streams === null || typeof streams !== 'object' || Array.isArray(streams)) {
     throw new ConfigError('defineSpine takes an object of { streamName: { message, capacity } }');
   }

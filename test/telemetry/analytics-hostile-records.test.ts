@@ -107,8 +107,9 @@ describe('records a client could send that no query may fail on', () => {
     records: Uint8Array,
     properties: Readonly<Record<string, string>> = {},
     objectsLayouts: StreamInfo['objectsLayouts'] = ticks.objectsLayouts,
+    process = makeProcess({ startTime: recorded.startTime, startTicks: recorded.startTicks }),
+    blocks = 1,
   ): Promise<string> {
-    const process = makeProcess({ startTime: recorded.startTime, startTicks: recorded.startTicks });
     await service.insertProcess(encodeProcessInfo(process));
     const { insertTime: _, ...info } = ticks as StreamRow & { insertTime?: string };
     const stream: StreamInfo = {
@@ -119,28 +120,29 @@ describe('records a client could send that no query may fail on', () => {
       objectsLayouts,
     };
     await service.insertStream(encodeStreamInfo(stream));
-    await service.insertBlock(
-      encodeBlock({
-        blockId: randomUUID(),
-        streamId: stream.streamId,
-        processId: process.processId,
-        beginTime: block.beginTime,
-        beginTicks: block.beginTicks,
-        endTime: block.endTime,
-        endTicks: block.endTicks,
-        objectCount: block.objectCount,
-        payload: { dependencies, objects: compressPart(records) },
-      }),
-    );
+    if (blocks > 0)
+      await service.insertBlock(
+        encodeBlock({
+          blockId: randomUUID(),
+          streamId: stream.streamId,
+          processId: process.processId,
+          beginTime: block.beginTime,
+          beginTicks: block.beginTicks,
+          endTime: block.endTime,
+          endTicks: block.endTicks,
+          objectCount: block.objectCount,
+          payload: { dependencies, objects: compressPart(records) },
+        }),
+      );
     return process.processId;
   }
 
-  it('a process that starts past what 64-bit nanoseconds hold is refused at ingestion', async () => {
+  it('a process that starts past the years 1678 to 2261 is refused at ingestion, saying so', async () => {
     const service = new IngestionService({ data: join(dir, 'future') });
     try {
       await expect(
         service.insertProcess(encodeProcessInfo(makeProcess({ startTime: '2300-01-01T00:00:00Z' }))),
-      ).rejects.toThrow(/startTime/);
+      ).rejects.toThrow(/field "startTime" must be an RFC 3339 time .*, in the years 1678 to 2261/);
     } finally {
       await service.close();
     }
@@ -246,6 +248,82 @@ describe('records a client could send that no query may fail on', () => {
         await analytics.query('SELECT price, seq FROM stream_ticks ORDER BY seq LIMIT 1', { process: number })
       ).rows;
       expect(Number(first![0])).toBeGreaterThan(0);
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
+
+  it('times at the ends of the years 1678 to 2261 print, and past them are no time; ids no record holds name no actor', async () => {
+    const data = join(dir, 'ends');
+    const service = new IngestionService({ data });
+    const at = (startTime: string, properties: Record<string, string> = {}) =>
+      makeProcess({ startTime, startTicks: recorded.startTicks, properties });
+    let late: string;
+    try {
+      // A run that began a moment before 2262: its records fall past it; one a minute before.
+      late = await sendCopy(service, objects, {}, ticks.objectsLayouts, at('2261-12-31T23:59:59.999999999Z'));
+      await sendCopy(service, objects, {}, ticks.objectsLayouts, at('2261-12-31T23:59:00Z'));
+      await sendCopy(service, objects, {}, ticks.objectsLayouts, at('1678-01-01T00:00:00Z'));
+      // Actor ids past a record's 16 bits, as a client may send them: they name no actor.
+      await sendCopy(
+        service,
+        objects,
+        { actor_id: '1e12' },
+        ticks.objectsLayouts,
+        at(recorded.startTime, { 'dorsal.actors': JSON.stringify([{ id: 3e9, name: 'far' }]) }),
+      );
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data }, cacheDir: join(data, 'analytics') });
+    try {
+      const all = await analytics.query(
+        'SELECT count(*)::INTEGER, count(publish_time)::INTEGER, min(publish_time)::VARCHAR, max(publish_time)::VARCHAR FROM messages',
+        {},
+      );
+      const [rows, timed, first, last] = all.rows[0]!;
+      expect(rows).toBe(4 * block.objectCount);
+      expect(timed).toBeLessThan(rows as number);
+      expect(String(first)).toMatch(/^1678-01-01 /);
+      expect(String(last)).toMatch(/^2261-12-31 23:59:/);
+      const actors = await analytics.query('SELECT count(*)::INTEGER FROM _actors', {});
+      expect(actors.rows).toEqual([[0]]);
+      const untimed = await analytics.query(
+        'SELECT count(*)::INTEGER FROM messages WHERE publish_time IS NULL',
+        {
+          process: late,
+        },
+      );
+      expect(untimed.rows[0]![0]).toBeGreaterThan(0);
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
+
+  it("a stream record with no block types none of its view's fields", async () => {
+    const [envelope, tracking, message] = ticks.objectsLayouts as [
+      never,
+      never,
+      StreamInfo['objectsLayouts'][2],
+    ];
+    const asBytes = {
+      ...message!,
+      fields: message!.fields.map((f) =>
+        f.name === 'price' ? { ...f, type: 'bytes' as const, bytes: 8 } : f,
+      ),
+    };
+    const data = join(dir, 'blockless');
+    const service = new IngestionService({ data });
+    try {
+      await sendCopy(service, objects);
+      await sendCopy(service, objects, {}, [envelope, tracking, asBytes], undefined, 0);
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data }, cacheDir: join(data, 'analytics') });
+    try {
+      const prices = await analytics.query('SELECT DISTINCT typeof(price) FROM stream_ticks', {});
+      expect(prices.rows).toEqual([['DOUBLE']]);
     } finally {
       await analytics.close();
     }

@@ -83,7 +83,9 @@ export function resolveWindow(scope: Pick<QueryScope, 'begin' | 'end'>): TimeWin
     const normalized = typeof text === 'string' ? normalizeRfc3339(text) : undefined;
     const ns = normalized === undefined ? undefined : rfc3339ToEpochNs(normalized);
     if (ns === undefined)
-      throw new QueryRefusedError(`${name} must be an RFC 3339 time, got ${JSON.stringify(value)}`);
+      throw new QueryRefusedError(
+        `${name} must be an RFC 3339 time in the years 1678 to 2261, got ${JSON.stringify(value)}`,
+      );
     return ns;
   };
   const window = { beginNs: at(scope.begin, 'begin'), endNs: at(scope.end, 'end') };

@@ -3,22 +3,24 @@ import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
 import { RecordProperty } from '../persist/records.js';
 import type { StoredDiff } from '../persist/replay-diff.js';
 import type { StoredCounts } from '../persist/run-counts.js';
-import { rfc3339ToEpochNs } from '../wire/index.js';
+import { MAX_EPOCH_NS, MIN_EPOCH_NS, rfc3339ToEpochNs } from '../wire/index.js';
 import { appendedTable, type Cell } from './appended-table.js';
 import { messageOf } from './guard.js';
 import type { Materialized } from './partitions.js';
 import { type TimeWindow, windowCondition } from './query.js';
 import { foldCase as folded, quoteIdentifier as id, quoteLiteral as text } from './sql.js';
 
-/**
- * A record's time (ns since its process's start, a DOUBLE as recorded) as ns since the epoch, or
- * NULL where 64 bits do not hold it: a client's block may carry any number (1e300), and a cast
- * that fails would fail every query over the lake, not leave that record out.
- */
 /** DuckDB's number types: a field typed as two of them across processes is read as one. */
 const NUMBER_TYPE = /INT|FLOAT|DOUBLE|DECIMAL/;
 
-const sinceEpoch = (t: string) => `try(p.start_ns + TRY_CAST(${t} AS BIGINT))`;
+/**
+ * A record's time (ns since its process's start, a DOUBLE as recorded) as ns since the epoch, or
+ * NULL outside the years 1678 to 2261 (the lake's times, `MIN_EPOCH_NS`): a client's block may
+ * carry any number (1e300), and a cast that fails, or a timestamp DuckDB cannot print, would fail
+ * every query over the lake, not leave that record's time out.
+ */
+const sinceEpoch = (t: string) =>
+  `(CASE WHEN try(p.start_ns + TRY_CAST(${t} AS BIGINT)) BETWEEN ${MIN_EPOCH_NS} AND ${MAX_EPOCH_NS} THEN p.start_ns + TRY_CAST(${t} AS BIGINT) END)`;
 
 /** NO_PARENT of the tracking envelope: an ingress message's parent stream. */
 const NO_PARENT = 65535;
@@ -347,8 +349,11 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
       }
       return { m, types, paths: ownFiles(m) };
     });
+    // Of the processes with rows in the view: a stream record with no block types nothing.
     const apart = fields.filter((f) => {
-      const types = new Set(typed.flatMap(({ types: t }) => t.get(folded(f)) ?? []));
+      const types = new Set(
+        typed.flatMap(({ types: t, paths }) => (paths.length > 0 ? (t.get(folded(f)) ?? []) : [])),
+      );
       return types.size > 1 && ![...types].every((t) => NUMBER_TYPE.test(t));
     });
     const all = typed.flatMap(({ paths }) => paths);
@@ -551,7 +556,7 @@ async function createNameTables(
   // whole number names nothing (in the SQL it would be code), a name is always a quoted literal.
   for (const p of processes) {
     for (const a of parseList<{ id: unknown; name?: unknown } | null>(p.properties['dorsal.actors'])) {
-      if (typeof a?.name === 'string' && Number.isSafeInteger(a.id))
+      if (typeof a?.name === 'string' && isActorId(a.id))
         actors.set(`${p.processId}/${a.id}`, [p.processId, a.id as number, a.name]);
     }
     parseList<{ name?: unknown } | null>(p.properties['dorsal.spine']).forEach((s, i) => {
@@ -561,13 +566,18 @@ async function createNameTables(
   // Actors spawned after the start are named by their timing stream.
   for (const s of streams) {
     const actorId = s.properties.actor_id === undefined ? Number.NaN : Number(s.properties.actor_id);
-    if (Number.isSafeInteger(actorId) && s.properties.actor !== undefined) {
+    if (isActorId(actorId) && s.properties.actor !== undefined) {
       actors.set(`${s.processId}/${actorId}`, [s.processId, actorId, s.properties.actor]);
     }
   }
   const columns = (id: string, name: string) => `process_id VARCHAR, ${id} INTEGER, ${name} VARCHAR`;
   await appendedTable(connection, '_actors', columns('actor_id', 'actor'), actors.values());
   await appendedTable(connection, '_stream_names', columns('stream_id', 'stream'), names);
+}
+
+/** An actor's id as records hold it (a USMALLINT): another names no actor, and is left out. */
+function isActorId(id: unknown): id is number {
+  return Number.isInteger(id) && (id as number) >= 0 && (id as number) <= 0xffff;
 }
 
 /** A JSON array held in a property, or none when it is missing or not an array. */

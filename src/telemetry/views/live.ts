@@ -173,8 +173,8 @@ export class LiveSamples {
           yield `event: sample\ndata: ${JSON.stringify(sample)}\n\n`;
         } catch (error) {
           if (signal.aborted) return;
-          // What dorsal says of it (a query refused, the lake down); not an internal error's text,
-          // which may hold the server's paths, as an answer to a query would not.
+          // What dorsal says of it (a query refused, timed out, not ready); not any other error's
+          // text, which may hold the server's paths (an answer to a query would not say it either).
           const message =
             error instanceof DorsalError ? error.message : 'internal error while sampling the process';
           yield `event: problem\ndata: ${JSON.stringify({ message: message.slice(0, 500) })}\n\n`;

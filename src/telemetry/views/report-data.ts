@@ -404,7 +404,7 @@ async function readDiff(
     allRows(
       analytics,
       scope,
-      'SELECT stream, matched::DOUBLE, differing::DOUBLE, only_recorded::DOUBLE, only_replayed::DOUBLE FROM replay_diff_streams ORDER BY position, stream',
+      'SELECT stream, matched::DOUBLE, differing::DOUBLE, only_recorded::DOUBLE, only_replayed::DOUBLE FROM replay_diff_streams ORDER BY position, stream, matched, differing, only_recorded, only_replayed',
     ),
     // The first ones, as the diff kept them (it says how many diverged): a prefix, page after page
     // through a server that answers fewer rows at once.

@@ -79,7 +79,12 @@ export function readTime(obj: WireObject, key: string, what: string): string {
   const value = present(obj, key, what);
   const normalized = typeof value === 'string' ? normalizeRfc3339(value) : undefined;
   if (normalized === undefined)
-    fail(what, key, 'an RFC 3339 time such as 2025-01-02T03:04:05.123456789Z', value);
+    fail(
+      what,
+      key,
+      'an RFC 3339 time such as 2025-01-02T03:04:05.123456789Z, in the years 1678 to 2261',
+      value,
+    );
   return normalized;
 }
 

@@ -30,7 +30,14 @@ export {
   verifyPayload,
 } from './payload.js';
 export { validateBlock, validateDropReport, validateProcessInfo, validateStreamInfo } from './records.js';
-export { formatRfc3339Ns, normalizeRfc3339, nowRfc3339Ns, rfc3339ToEpochNs } from './time.js';
+export {
+  formatRfc3339Ns,
+  MAX_EPOCH_NS,
+  MIN_EPOCH_NS,
+  normalizeRfc3339,
+  nowRfc3339Ns,
+  rfc3339ToEpochNs,
+} from './time.js';
 export {
   type Block,
   type BlockHeader,

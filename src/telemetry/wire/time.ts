@@ -8,16 +8,16 @@ const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 const NS_PER_MS = 1_000_000n;
 const NS_PER_S = 1_000_000_000n;
-/** The instants a signed 64-bit count of nanoseconds since the epoch holds. */
-const MIN_EPOCH_NS = -(2n ** 63n);
-const MAX_EPOCH_NS = 2n ** 63n - 1n;
+/** The first and last instants a time may be: the years 1678 to 2261 (see `rfc3339ToEpochNs`). */
+export const MIN_EPOCH_NS = BigInt(Date.UTC(1678, 0, 1)) * NS_PER_MS;
+export const MAX_EPOCH_NS = BigInt(Date.UTC(2262, 0, 1)) * NS_PER_MS - 1n;
 
 /**
  * Parses an RFC 3339 time and returns nanoseconds since the Unix epoch, or `undefined` when the
- * text is not a valid time (bad calendar date, hour 24, missing offset) or an instant that 64-bit
- * nanoseconds since the epoch do not hold (before 1677-09-21T00:12:43.145224192Z, after
- * 2262-04-11T23:47:16.854775807Z): the analytics' times are such integers (DuckDB's BIGINT), and
- * one time past them failed every query over the lake.
+ * text is not a valid time (bad calendar date, hour 24, missing offset) or is not in the years
+ * 1678 to 2261 (`MIN_EPOCH_NS`, `MAX_EPOCH_NS`): the analytics' times are 64-bit nanoseconds
+ * since the epoch (DuckDB's BIGINT and TIMESTAMP_NS, which hold a little more at each end, though
+ * not every operation does), and one time past them failed every query over the lake.
  *
  * @example rfc3339ToEpochNs('1970-01-01T00:00:01.5Z') // 1_500_000_000n
  */
@@ -83,8 +83,8 @@ export function normalizeRfc3339(text: string): string | undefined {
   if (ns === undefined) return undefined;
   const normalized = formatRfc3339Ns(ns);
   const day = normalized.slice(0, 10);
-  // Not the first or last day 64-bit nanoseconds hold: part of each lies past them.
-  if (day > '1677-09-21' && day < '2262-04-11') lastValidDay = day;
+  // Every day from 1678 to 2261 is whole within the range: no time of it lies past.
+  lastValidDay = day;
   return normalized;
 }
 
