@@ -1,5 +1,6 @@
 import type { Consumer } from '../queues/index.js';
 import type { Spine } from './spine.js';
+import { refuseAsync } from './synchronous.js';
 import { TimingRecord } from './tracking.js';
 
 /** What an observer read of one actor's timing queue. */
@@ -49,7 +50,9 @@ export class TimingReader {
     let n = 0;
     for (const consumer of this.consumers) {
       while (consumer.poll(this.out)) {
-        handler(this.out);
+        const returned: unknown = handler(this.out);
+        // As for a message's handler (see `refuseAsync`): a promise is a throw of the handler's.
+        if (returned !== undefined) refuseAsync(returned, 'a timing handler');
         n++;
         // After the handler, as the adapter does for streams (see ConsumerOptions.positions), and
         // record by record: the entry of a thread terminated in a handler is one record and what

@@ -116,6 +116,28 @@ describe('System lifecycle', () => {
     }
   });
 
+  it('run() returns once stop() is called while its start is under way', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('slow-init'));
+    const running = system.run({ seconds: 600 });
+    const [stopped, ran] = await Promise.all([system.stop(), running]);
+    expect(ran).toBe(stopped);
+    expect(system.liveThreads).toEqual([]);
+  });
+
+  it('an async timing handler is a crash of its observer, not of another actor on its thread', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('feed'), { args: { count: 5 }, thread: 'shared' });
+    system.spawn(fixture('async-observer'), { thread: 'shared' });
+    // Its handler calls are timed: records for the observer.
+    system.spawn(fixture('strategy'));
+    const failure = await system.run({ seconds: 30 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ActorCrashedError);
+    expect((failure as ActorCrashedError).actor).toBe('async-observer');
+    expect((failure as Error).message).toMatch(/a timing handler returned a promise: it must be synchronous/);
+    await system.stop();
+  });
+
   it('run() returns once stop() is called, not at its seconds', async () => {
     const system = new System(spine);
     system.spawn(fixture('feed'), { args: { count: 10 } });
