@@ -122,8 +122,6 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private stopping?: Promise<SystemReport>;
   private starting?: Promise<void>;
   private wakeOnCrash?: () => void;
-  /** Restarts under way (see `restart`). */
-  private readonly restarts = new Set<Promise<void>>();
   /** Threads a stop terminated because their start hung (see `startEnded`). */
   private readonly terminatedAtStart: string[] = [];
   /** Ends the wait of a `run()` under way: a `stop()` was asked. */
@@ -345,9 +343,6 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const drained = await this.quiet(this.options.drainTimeoutMs ?? 3000);
     control.setPhase(Phase.EXITING);
     const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
-    // A restart still settling (it ends a lingering crashed worker, at most a second) says before
-    // the report whether its crash was healed or failed the system.
-    await Promise.allSettled([...this.restarts]);
     if (terminated.length > 0) this.countDeadClaims();
     // Every thread has ended: nothing is published any more, what is left unread is final.
     const end: RunEnd = {
@@ -552,9 +547,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       this.state === 'running' || (this.state === 'stopping' && this.spine.control.phase === Phase.DRAINING);
     if (restartable && positions !== undefined && thread.actors.length === 1 && only!.restartsLeft > 0) {
       only!.restartsLeft--;
-      const restarting = this.restart(thread, only!, positions, crash);
-      this.restarts.add(restarting);
-      void restarting.finally(() => this.restarts.delete(restarting));
+      void this.restart(thread, only!, positions);
       return;
     }
     this.fail(crash);
@@ -564,12 +557,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
    * Relaunches a crashed single-actor thread once its worker has ended. Its consumers resume
    * where the crashed ones were: what the ring overwrote meanwhile is counted as lost.
    */
-  private async restart(
-    thread: ThreadState,
-    actor: ActorEntry,
-    positions: AdapterPositions,
-    crash: ActorCrashedError,
-  ): Promise<void> {
+  private async restart(thread: ThreadState, actor: ActorEntry, positions: AdapterPositions): Promise<void> {
     thread.restarting++;
     const ended = await Promise.race([thread.exit!.then(() => true), sleep(1000).then(() => false)]);
     // A crashed worker kept alive by a timer or a socket of the actor's is ended here.
@@ -583,9 +571,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     // crash left. One that went on to EXITING (its drain timed out) waited for the crashed worker
     // only: a new one would run on after the stop returned (its thread never ended).
     if (this.state !== 'running' && this.spine.control.phase !== Phase.DRAINING) {
+      // Not a failure of the run: the stop is what kept it from healing; the crash is in
+      // `crashes`, what it left unread in its report, and the stop did not drain.
       thread.restarting--;
-      // Not healed, then: the crash stops the system as one with no restart left would.
-      this.fail(crash);
       return;
     }
     try {

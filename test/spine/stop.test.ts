@@ -57,22 +57,6 @@ describe('a graceful stop', () => {
     expect(report.drained).toBe(true);
   });
 
-  it('a crash whose restart the drain outlasts fails the system: the report says so', async () => {
-    const incarnations = new SharedArrayBuffer(4);
-    // The stop's drain ends while the restart waits (up to a second) for the crashed worker,
-    // which a timer of its own keeps alive: no new incarnation runs, the crash is not healed.
-    const system = new System(spine, { drainTimeoutMs: 100 });
-    system.spawn(fixture('feed'), { args: { count: 1 } });
-    system.spawn(fixture('crash-linger'), { args: { incarnations }, restarts: 1 });
-    await system.start();
-    await until(() => system.crashReports.length === 1, 'the crash');
-    const report = await system.stop();
-    expect(report.failure?.message).toMatch(/boom at the first tick/);
-    expect(report.drained).toBe(false);
-    expect(Atomics.load(new Int32Array(incarnations), 0)).toBe(1);
-    expect(system.liveThreads).toEqual([]);
-  });
-
   it('drains beside an actor driven by time whose rounds work long and produce nothing', async () => {
     const system = new System(spine);
     // At rest (it produces nothing), though it is in a round most of the time.
