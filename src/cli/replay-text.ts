@@ -55,18 +55,18 @@ function describe(d: Divergence, n: number): string {
   const tree =
     d.ingress === null
       ? 'in no ingress message’s tree'
-      : `in the tree of the ${ordinal(d.ingress.rank + 1)} ingress message, ${d.ingress.stream} #${d.ingress.seq}`;
+      : `in the tree of the ${ordinal(d.ingress.rank + 1)} ingress message, ${printable(d.ingress.stream)} #${d.ingress.seq}`;
   const head =
     d.kind === 'differs'
-      ? `${d.stream} #${d.recorded!.seq} differs from its replayed twin #${d.replayed!.seq}`
+      ? `${printable(d.stream)} #${d.recorded!.seq} differs from its replayed twin #${d.replayed!.seq}`
       : d.kind === 'only-recorded'
-        ? `${d.stream} #${d.recorded!.seq} was recorded, and not replayed`
-        : `${d.stream} #${d.replayed!.seq} was replayed, and not recorded`;
+        ? `${printable(d.stream)} #${d.recorded!.seq} was recorded, and not replayed`
+        : `${printable(d.stream)} #${d.replayed!.seq} was replayed, and not recorded`;
   const mark = red(
     d.kind === 'differs' ? '← differs' : d.kind === 'only-recorded' ? '← recorded only' : '← replayed only',
   );
   const lines = [
-    `${bold(`${n}.`)} ${head} ${dim(`(${tree}; at ${d.place})`)}`,
+    `${bold(`${n}.`)} ${head} ${dim(`(${tree}; at ${printable(d.place)})`)}`,
     indent(drawChain(d.chain, mark)),
   ];
   if (d.fields.length > 0) {

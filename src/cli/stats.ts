@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { allRows } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions, PercentileRow } from '../telemetry/analytics/questions.js';
-import { count, dim, duration, printJson, sparkline, table } from './format.js';
+import { count, dim, duration, printable, printJson, sparkline, table } from './format.js';
 import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
 import { type LossRow, losses } from './trace-queries.js';
 
@@ -90,8 +90,8 @@ function lossLine(l: LossRow): string {
     l.lost > 0 ? `${count(l.lost)} lost${l.poisoned > 0 ? ` (${count(l.poisoned)} poisoned)` : ''}` : '',
     l.dropped > 0 ? `${count(l.dropped)} dropped at the source` : '',
   ].filter((part) => part !== '');
-  const who = l.countedBy === 'persister' ? 'the persister (missing from the lake)' : l.consumer;
-  return `${l.stream}: ${what.join(', ')} by ${who}`;
+  const who = l.countedBy === 'persister' ? 'the persister (missing from the lake)' : printable(l.consumer);
+  return `${printable(l.stream)}: ${what.join(', ')} by ${who}`;
 }
 
 /** `dorsal stats`: latency and processing-time percentiles per actor × stream, and what was lost. */
@@ -113,7 +113,9 @@ export function statsCommand(): Command {
       if (options.json) return printJson({ process: process.processId, rows, losses: lost });
       if (rows.length === 0) console.log(dim(`process ${process.processId} recorded no timing`));
       else {
-        console.log(dim(`process ${process.processId} (${process.exe}, ${process.startTime.slice(0, 19)})`));
+        console.log(
+          dim(`process ${process.processId} (${printable(process.exe)}, ${process.startTime.slice(0, 19)})`),
+        );
         console.log(text);
       }
       for (const l of lost) console.log(lossLine(l));

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { count, counted, dim, duration, printJson } from './format.js';
+import { count, counted, dim, duration, printable, printJson } from './format.js';
 import { integer } from './options.js';
 import {
   CliError,
@@ -49,11 +49,11 @@ function describe(summary: TraceSummary): string {
     ...(lost === 0
       ? []
       : [
-          `the recording lost ${counted(lost, 'message or event', 'messages or events')} (${missing.map((l) => l.stream).join(', ')}): the trace cannot show them`,
+          `the recording lost ${counted(lost, 'message or event', 'messages or events')} (${missing.map((l) => printable(l.stream)).join(', ')}): the trace cannot show them`,
         ]),
     ...lapped.map(
       (l) =>
-        `${l.consumer} lost ${counted(l.lost, l.countedBy === 'observer' ? 'timing record' : 'message', l.countedBy === 'observer' ? 'timing records' : 'messages')} of ${l.stream} (lapped${l.poisoned > 0 ? `, ${count(l.poisoned)} poisoned` : ''}): it handled none of them`,
+        `${printable(l.consumer)} lost ${counted(l.lost, l.countedBy === 'observer' ? 'timing record' : 'message', l.countedBy === 'observer' ? 'timing records' : 'messages')} of ${printable(l.stream)} (lapped${l.poisoned > 0 ? `, ${count(l.poisoned)} poisoned` : ''}): it handled none of them`,
     ),
   ].join('\n');
 }

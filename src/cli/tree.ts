@@ -53,7 +53,7 @@ function drawnNode(node: TreeNode): DrawnNode {
 
 /** A tree, drawn: its root line says the tree's latency and size. */
 export function drawMessageTree(tree: MessageTree): string {
-  const head = `${dim('tree of')} ${tree.root.stream} #${tree.root.seq}: ${counted(tree.nodes, 'message', 'messages')}, latency ${yellow(duration(tree.latencyNs))}${tree.missingParent ? dim(' (its parent is not in the lake)') : ''}`;
+  const head = `${dim('tree of')} ${printable(tree.root.stream)} #${tree.root.seq}: ${counted(tree.nodes, 'message', 'messages')}, latency ${yellow(duration(tree.latencyNs))}${tree.missingParent ? dim(' (its parent is not in the lake)') : ''}`;
   return `${head}\n${drawTree(drawnNode(tree.root))}`;
 }
 

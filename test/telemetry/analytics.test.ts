@@ -318,6 +318,11 @@ describe('analytics over a persisted run', () => {
     ]) {
       await expect(analytics.query(sql), sql).rejects.toThrow(/names a file, not a table/);
     }
+    // A common table expression may be named with a dot; not with a path, which could name the
+    // file outside the CTE's scope.
+    expect((await analytics.query('WITH "a.b" AS (SELECT 7 AS v) SELECT v FROM "a.b"')).rows).toEqual([[7]]);
+    const shadow = `SELECT * FROM (WITH "${partitions}/x.csv" AS (SELECT 1) SELECT 1), "${partitions}/x.csv"`;
+    await expect(analytics.query(shadow)).rejects.toThrow(/names a file, not a table/);
     // Table functions that change the engine for every query: logging to a directory the engine
     // may not write aborted the process at the next query. Refused however deep in the query.
     for (const sql of [

@@ -115,20 +115,35 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
     throw new QueryRefusedError(`the query does not parse: ${parse.error_message ?? 'unknown error'}`);
   }
   const tables = new Set<string>();
+  const named = new Set<string>();
+  /** The common table expressions a query defines: a name of theirs may hold a dot. */
+  const ctes = new Set<string>();
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) {
       for (const item of node) walk(item);
     } else if (typeof node === 'object' && node !== null) {
       const entry = node as Record<string, unknown>;
       if (entry.type === 'BASE_TABLE' && typeof entry.table_name === 'string') {
-        refuseFileAsTable(entry.table_name);
+        named.add(entry.table_name);
         tables.add(entry.table_name.toLowerCase());
+      }
+      const map = (entry.cte_map as { map?: unknown } | undefined)?.map;
+      if (Array.isArray(map)) {
+        for (const cte of map) {
+          const key = (cte as { key?: unknown } | null)?.key;
+          if (typeof key === 'string') ctes.add(key.toLowerCase());
+        }
       }
       if (entry.type === 'TABLE_FUNCTION') refuseTableFunction(entry.function);
       for (const value of Object.values(entry)) walk(value);
     }
   };
   walk(parse);
+  // A name a CTE defines is let through if a dot is its only file-like character (`"a.b"`): one
+  // with a path's or a glob's (`"/x/*.parquet"`) could name the file outside the CTE's scope.
+  for (const name of named) {
+    if (!(ctes.has(name.toLowerCase()) && !/[/\\:*?[\]{}~]/.test(name))) refuseFileAsTable(name);
+  }
   return { tables };
 }
 
