@@ -272,8 +272,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       await this.abort();
       throw failure;
     }
+    try {
+      for (const attachment of this.attachments.values()) attachment.actorsNamed(this.attachedActors());
+    } catch (error) {
+      // The persister could not open its run (its lake refused it): nothing is left running.
+      await this.abort();
+      throw error;
+    }
     this.state = 'running';
-    for (const attachment of this.attachments.values()) attachment.actorsNamed(this.attachedActors());
     this.spine.control.setPhase(Phase.RUNNING);
   }
 

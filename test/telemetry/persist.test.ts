@@ -371,12 +371,40 @@ describe('the persister', () => {
     }
   });
 
+  it("takes the user's process properties beside its own, which the user's do not replace", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const system = new System(spine, {
+        persist: { data: dir, properties: { 'dorsal.spine': 'mine', 'dorsal.system': 'mine too' } },
+      });
+      system.spawn(fixture('feed'), { args: { count: 3 } });
+      await system.start();
+      await system.stop();
+      const lake = Lake.open({ data: dir });
+      try {
+        const [process] = await lake.processes();
+        const streams = JSON.parse(process!.properties['dorsal.spine']!) as { name: string }[];
+        expect(streams.map((s) => s.name)).toEqual(['ticks', 'orders', 'fills']);
+        expect(process!.properties['dorsal.system']).toBe('mine too');
+      } finally {
+        await lake.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   it('refuses a persist option of the wrong shape when the system is made, naming it', () => {
     const bad = [
       [{ dat: './x' }, /unknown System option 'persist.dat' \(did you mean 'persist.data'\?\)/],
       [{}, /exactly one of 'data'/],
       [{ data: './x', url: 'http://127.0.0.1:1' }, /exactly one of 'data'/],
       [{ url: 'ftp://x' }, /http\(s\) URL/],
+      // URLs the sink could not parse: they failed once the run had started, leaving it running.
+      [{ url: 'http://[zz' }, /http\(s\) URL, got http:\/\/\[zz/],
+      [{ url: 'http://localhost:99999' }, /http\(s\) URL/],
+      [{ url: 'http://' }, /http\(s\) URL/],
+      [{ data: './x', blockBytes: 1e300 }, /'blockBytes' must be at most 67108864/],
       [{ data: './x', blockBytes: -1 }, /'blockBytes' must be a positive number/],
       [{ data: './x', backlogBytes: Number.NaN }, /'backlogBytes' must be a positive number/],
       ['./dorsal-data', /must be an object/],

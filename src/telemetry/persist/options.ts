@@ -1,6 +1,7 @@
 import type { PersistOptions } from '../../actors/index.js';
 import { ConfigError } from '../../errors.js';
 import { checkOptionNames, type OptionNames } from '../../options.js';
+import { DEFAULT_MAX_BLOCK_BYTES } from '../wire/payload.js';
 
 /** Every persist option's name (options that extend them spread it). */
 export const PERSIST_OPTIONS = {
@@ -37,7 +38,9 @@ export function checkPersistValues(options: Readonly<Record<string, unknown>>): 
       throw new ConfigError(`persist option '${name}' must be a non-empty string, got ${String(text)}`);
     }
   }
-  if (typeof url === 'string' && !/^https?:\/\//.test(url)) {
+  // Parsed now, as the sink will: a URL that does not parse (`http://[zz`, a port past 65535)
+  // failed only once the run had started, and left its threads running.
+  if (typeof url === 'string' && !isHttpUrl(url)) {
     throw new ConfigError(`persist option 'url' must be an http(s) URL, got ${url}`);
   }
   for (const name of ['blockBytes', 'blockMs', 'flushTimeoutMs', 'backlogBytes'] as const) {
@@ -45,6 +48,14 @@ export function checkPersistValues(options: Readonly<Record<string, unknown>>): 
     if (n !== undefined && !(typeof n === 'number' && Number.isFinite(n) && n > 0)) {
       throw new ConfigError(`persist option '${name}' must be a positive number, got ${String(n)}`);
     }
+  }
+  // Each source holds a buffer of a block's size, and a block's records are one part of it, which
+  // a lake takes up to DEFAULT_MAX_BLOCK_BYTES: a larger block could never be stored.
+  const { blockBytes } = options;
+  if (typeof blockBytes === 'number' && blockBytes > DEFAULT_MAX_BLOCK_BYTES) {
+    throw new ConfigError(
+      `persist option 'blockBytes' must be at most ${DEFAULT_MAX_BLOCK_BYTES} (64 MiB, what a lake takes in a block), got ${blockBytes}`,
+    );
   }
   const properties = options.properties;
   if (properties !== undefined) {
@@ -58,4 +69,14 @@ export function checkPersistValues(options: Readonly<Record<string, unknown>>): 
     }
   }
   return options as PersistOptions;
+}
+
+/** An absolute http(s) URL with a host, as `new URL` reads it. */
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
 }

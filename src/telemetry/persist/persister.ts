@@ -68,6 +68,9 @@ export class Persister implements SystemAttachment {
     if (pipeline.opened) pipeline.registerReady();
     else {
       pipeline.open({
+        // The user's first: dorsal's own properties describe the run, and replay and the views
+        // read them (a `dorsal.spine` of the user's left the streams unnamed).
+        ...this.options.properties,
         'dorsal.spine': JSON.stringify(
           this.host!.spine.names.map((name, i) => ({
             name,
@@ -79,7 +82,6 @@ export class Persister implements SystemAttachment {
         'dorsal.actors': JSON.stringify(
           actors.map((a) => ({ id: a.id, name: a.name, module: a.module, thread: a.thread })),
         ),
-        ...this.options.properties,
       });
     }
   }

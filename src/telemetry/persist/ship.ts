@@ -70,7 +70,14 @@ export async function shipInstrumentation(
     await pipeline.abort();
     throw error;
   }
-  const { processId } = pipeline.open(properties);
+  let processId: string;
+  try {
+    ({ processId } = pipeline.open(properties));
+  } catch (error) {
+    // Nothing left running behind a failed open (its sink's target, say).
+    await pipeline.abort();
+    throw error;
+  }
   let stopped: Promise<PersistReport> | undefined;
   return {
     processId,
