@@ -135,7 +135,12 @@ export interface PersistOptions {
   readonly blockBytes?: number;
   /** …or once its first record is this old, in ms (default 1000): a quiet stream reaches the lake within about that. */
   readonly blockMs?: number;
-  /** How long `stop` waits for the last blocks to reach the lake, in ms (default 10 000). */
+  /**
+   * How long `stop` waits for the last blocks to reach the lake, in ms (default 10 000). Half of
+   * it (3 s at most) is kept for the run's account (each stream's last coverage, the counts):
+   * blocks not sent by then are set aside (dropped, and counted lost in that account). Blocks in
+   * flight at the end, and the sink's drop counts, are waited for up to two seconds more.
+   */
   readonly flushTimeoutMs?: number;
   /**
    * Bytes of records waiting for compression, at most (default 256 MiB): the memory the

@@ -4,6 +4,9 @@
  * reports are the losses the lake's coverage carries, and for every stream published =
  * persisted + lost. (A cold review's scenarios: each of the fixes it led to has its case here.)
  */
+import { once } from 'node:events';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -398,6 +401,49 @@ describe('the persister’s report against its lake', () => {
       });
       expect(disagreements(rows, { everyBlockStored: false })).toEqual([]);
     } finally {
+      await server.close();
+    }
+  }, 60_000);
+
+  it('a server too slow for the flush deadline: what was not sent is lost in the lake as in the report', async () => {
+    const dir = lakeDir();
+    const server = await startIngestionServer({ port: 0, lake: { data: dir } });
+    // In front of it, a proxy that, once slow, holds every request 200 ms.
+    let delayMs = 0;
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () =>
+        setTimeout(() => {
+          const up = request(`${server.url}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+          });
+          up.on('error', () => res.writeHead(502).end());
+          up.end(Buffer.concat(chunks));
+        }, delayMs),
+      );
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const system = new System(spine, { persist: { url, blockMs: 20, flushTimeoutMs: 4000 } });
+      system.spawn(fixture('feed'), { args: { count: 0, perLoop: 20 } });
+      system.spawn(fixture('strategy'));
+      await system.start();
+      await until(() => system.spine.queue(0).stats().published > 5000, 'ticks');
+      delayMs = 200;
+      // Blocks pile up behind the slow server: more than the deadline lets through.
+      await until(() => system.spine.queue(0).stats().published > 60_000, 'a backlog of ticks');
+      const report = await system.stop();
+      expect((report.persist as PersistReport).flushed).toBe(false);
+      const rows = await reportAndLake(report, { data: dir });
+      // The blocks not sent took their records away; the lake was told of each record lost.
+      expect(rows.find((r) => r.source === 'messages:ticks')!.reportLost).toBeGreaterThan(0);
+      expect(disagreements(rows, { everyBlockStored: false })).toEqual([]);
+    } finally {
+      proxy.close();
       await server.close();
     }
   }, 60_000);

@@ -432,9 +432,14 @@ export class PersistPipeline {
     this.registerReady(true);
     await Promise.all([...this.compressing]);
     // Every block delivered or refused first (within the deadline): a block the server refuses
-    // now is a drop the coverage blocks below must carry, else the lake never learns of it.
+    // now is a drop the coverage blocks below must carry, else the lake never learns of it. Half
+    // the deadline (3 s at most) is kept for those blocks and the run's counts: what
+    // is not sent by then is set aside (spooled, or dropped and so counted in them), and they go
+    // next, not behind a backlog the deadline would cut (the lake then held fewer records than it
+    // was told were published, and no loss).
     const deadline = Date.now() + this.flushTimeoutMs;
-    await this.sink?.flush(this.flushTimeoutMs);
+    const reserve = Math.min(this.flushTimeoutMs / 2, 3000);
+    if ((await this.sink?.flush(this.flushTimeoutMs - reserve)) === false) this.sink?.setAsideQueued();
     for (const source of this.sources.values()) this.settle(source);
     // A run that published nothing at all is still recorded: its process, and each stream with
     // one block of coverage alone (nothing published, nothing lost).

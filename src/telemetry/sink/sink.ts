@@ -205,6 +205,20 @@ export class TelemetrySink {
   }
 
   /**
+   * Sets aside every block still waiting to be sent (not those in flight) as `close` does at its
+   * deadline: into the spool, or dropped (counted `shutdown`). For a caller that keeps the end of
+   * its deadline for blocks of its own (the persister's account of a run: what the lake did not
+   * get of it must be told in blocks that come after, and are not stuck behind, the rest).
+   */
+  setAsideQueued(): void {
+    for (const entry of this.queue.splice(0)) {
+      this.release(entry);
+      if (this.options.spool !== undefined) this.toSpool(entry);
+      else this.drop('shutdown', entry, 'not sent before the flush deadline');
+    }
+  }
+
+  /**
    * Flushes until the deadline, waits for the blocks in flight then (for at least a second more:
    * one may be stored already), spools what is left (or drops it, counted as `shutdown`), sends
    * the drop counts not reported yet (for at least a second more; a block dropped in flight is
