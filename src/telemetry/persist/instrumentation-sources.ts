@@ -44,15 +44,51 @@ export function threadSources(
   });
 }
 
-/** What a source's thread dropped at the source since the persister attached to it. */
-export function droppedSince(
-  drops: InstrumentationSourceDrops,
-  table: StringTableReader,
-): InstrumentationDrops {
-  return {
-    strings: table.droppedForStringsOf(drops.kind) - drops.before.strings,
-    depth: drops.kind === 'spans' ? table.droppedForDepth - drops.before.depth : 0,
-  };
+/**
+ * What a source's thread dropped at the source since the persister attached to it. The thread
+ * counts in 32-bit words, which wrap (2^32 drops: a minute and a half of a thread dropping flat
+ * out): each read adds what changed since the one before, modulo 2^32, to a total that does
+ * not, so reads must come oftener than that (the persister's come every pass, or block).
+ */
+export class DropsSince {
+  private lastStrings: number;
+  private lastDepth: number;
+  private strings = 0;
+  private depth = 0;
+
+  constructor(
+    private readonly drops: InstrumentationSourceDrops,
+    private readonly table: StringTableReader,
+  ) {
+    this.lastStrings = drops.before.strings;
+    this.lastDepth = drops.before.depth;
+  }
+
+  /** The drops since the attach, read now. */
+  read(): InstrumentationDrops {
+    const strings = this.table.droppedForStringsOf(this.drops.kind);
+    this.strings += (strings - this.lastStrings) >>> 0;
+    this.lastStrings = strings;
+    if (this.drops.kind === 'spans') {
+      const depth = this.table.droppedForDepth;
+      this.depth += (depth - this.lastDepth) >>> 0;
+      this.lastDepth = depth;
+    }
+    return { strings: this.strings, depth: this.depth };
+  }
+
+  /** The same, summed: read without making an object (checked on every pass). */
+  total(): number {
+    const strings = this.table.droppedForStringsOf(this.drops.kind);
+    this.strings += (strings - this.lastStrings) >>> 0;
+    this.lastStrings = strings;
+    if (this.drops.kind === 'spans') {
+      const depth = this.table.droppedForDepth;
+      this.depth += (depth - this.lastDepth) >>> 0;
+      this.lastDepth = depth;
+    }
+    return this.strings + this.depth;
+  }
 }
 
 /** Every event those drops count (none for a source that is no instrumentation queue). */

@@ -22,7 +22,7 @@ import {
 } from '../wire/index.js';
 import { documentBlock } from './documents.js';
 import {
-  droppedSince,
+  DropsSince,
   dropsTotal,
   instrumentationDependencies,
   threadSources,
@@ -53,6 +53,8 @@ interface Source extends SourceSpec {
   readonly ticksOffset: number;
   /** An instrumentation source: its thread's strings, shipped with each block. */
   readonly strings?: StringTableReader;
+  /** Its drops at the source, read at each block it ships and at the stop (see `DropsSince`). */
+  dropsSince?: DropsSince;
   stream?: StreamInfo;
   /** Blocks that arrived before the stream could be registered. */
   readonly waiting: RawBlock[];
@@ -514,10 +516,7 @@ export class PersistPipeline {
       lostTotal: (last?.coverage.lostTotal ?? 0) + unread,
       poisonedTotal: last?.coverage.poisonedTotal ?? 0,
     };
-    const drops =
-      source.source.drops === undefined || source.strings === undefined
-        ? undefined
-        : droppedSince(source.source.drops, source.strings);
+    const drops = this.dropsOf(source)?.read();
     source.settled = settled;
     source.settledDrops = drops;
     const dropsMoved = drops !== undefined && dropsTotal(drops) !== dropsTotal(last?.sourceDrops);
@@ -529,11 +528,20 @@ export class PersistPipeline {
   private received(block: RawBlock): void {
     const source = this.sources.get(block.key);
     if (source === undefined) return;
+    // Read as often as blocks come: the thread's 32-bit counters may wrap between far reads.
+    this.dropsOf(source)?.read();
     source.received += block.count;
     source.read = block.coverage;
     if (source.stream === undefined) this.tryRegister(source, false);
     if (source.stream === undefined) source.waiting.push(block);
     else this.ship(source, block);
+  }
+
+  /** An instrumentation source's drops at the source, counted from the persister's attach. */
+  private dropsOf(source: Source): DropsSince | undefined {
+    if (source.source.drops === undefined || source.strings === undefined) return undefined;
+    source.dropsSince ??= new DropsSince(source.source.drops, source.strings);
+    return source.dropsSince;
   }
 
   /**

@@ -1,8 +1,8 @@
 import { type Consumer, Layout, type RawSlot, SeqlockQueue } from '../../queues/index.js';
 import { Tracking } from '../../spine/index.js';
 import { type InstrumentationDrops, StringTableReader } from '../instrumentation/index.js';
-import { droppedSince, dropsTotal } from './instrumentation-sources.js';
-import type { InstrumentationSourceDrops, PersistSource, RawBlock } from './protocol.js';
+import { DropsSince, dropsTotal } from './instrumentation-sources.js';
+import type { PersistSource, RawBlock } from './protocol.js';
 import { HEADER_WORDS } from './records.js';
 
 /** How long a head must stand still (ms, wall clock) before a pass reads up to it. */
@@ -43,7 +43,7 @@ export class SourceReader {
   /** Losses already carried by a block (a block is cut at the stop only if this moved). */
   private reportedLost = 0;
   /** An instrumentation source's drop counters, and the sum of the drops the last block carried. */
-  private readonly drops?: { readonly source: InstrumentationSourceDrops; readonly table: StringTableReader };
+  private readonly drops?: DropsSince;
   private reportedDrops = 0;
   /** Wall clock (ms) of the last cut (or the start). */
   private lastCutMs = Date.now();
@@ -62,7 +62,7 @@ export class SourceReader {
     this.lostBefore = source.lostBefore ?? 0;
     this.poisonedBefore = source.poisonedBefore ?? 0;
     if (source.drops !== undefined) {
-      this.drops = { source: source.drops, table: StringTableReader.attach(source.drops.strings) };
+      this.drops = new DropsSince(source.drops, StringTableReader.attach(source.drops.strings));
     }
     // Last: nothing after the entry is taken can throw and leave it taken. Positions committed
     // after each pass (see `commit`): a stop waits for the persister too.
@@ -153,14 +153,12 @@ export class SourceReader {
 
   /** What the thread dropped at the source since the persister attached; undefined for other sources. */
   private dropped(): InstrumentationDrops | undefined {
-    return this.drops === undefined ? undefined : droppedSince(this.drops.source, this.drops.table);
+    return this.drops?.read();
   }
 
   /** The same, summed, without making an object (checked on every pass). */
   private droppedTotal(): number {
-    const { source, table } = this.drops!;
-    const depth = source.kind === 'spans' ? table.droppedForDepth - source.before.depth : 0;
-    return table.droppedForStringsOf(source.kind) - source.before.strings + depth;
+    return this.drops!.total();
   }
 
   close(): void {
