@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defineSpine, type PersistReport, System, type SystemReport } from '../../src/index.js';
+import { defineSpine, logger, type PersistReport, System, type SystemReport } from '../../src/index.js';
 import { readPersisted } from '../../src/persist.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
@@ -402,6 +402,39 @@ describe('the persister’s report against its lake', () => {
       expect(disagreements(rows, { everyBlockStored: false })).toEqual([]);
     } finally {
       await server.close();
+    }
+  }, 60_000);
+
+  it("an actor named as the main thread: each thread's drops at the source in the lake's losses, not one of them", async () => {
+    const dir = lakeDir();
+    const done = new SharedArrayBuffer(4);
+    const system = new System(spine, { persist: { data: dir } });
+    system.spawn(fixture('chatty'), {
+      args: { name: 'main', perLoop: 50, distinct: 6000, total: 6000, done },
+    });
+    await system.start();
+    // The main thread drops 3 of its own: templates that are no strings.
+    const log = logger('main-thread');
+    for (let i = 0; i < 3; i++) log.info(i as unknown as string);
+    await until(() => Atomics.load(new Int32Array(done), 0) === 1, 'every event of the actor');
+    const report = await system.stop();
+    // The report names a thread's sources by the thread; the lake names an actor's by the actor.
+    const dropped = (report.persist as PersistReport).sources
+      .filter((s) => s.kind === 'log' && (s.name === 'main' || s.name === 'actor-0'))
+      .map((s) => s.dropped)
+      .sort((a, b) => a! - b!);
+    expect(dropped).toHaveLength(2);
+    expect(dropped[0]).toBe(3);
+    expect(dropped[1]).toBeGreaterThan(3);
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      const { rows } = await analytics.query(
+        "SELECT dropped::INTEGER FROM losses WHERE stream = 'log:main' AND counted_by = 'persister' ORDER BY 1",
+        { process: (report.persist as PersistReport).processId },
+      );
+      expect(rows.map((r) => r[0])).toEqual(dropped);
+    } finally {
+      await analytics.close();
     }
   }, 60_000);
 

@@ -463,7 +463,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   await run(
     `CREATE TEMP VIEW losses AS ${
       coverageFiles.length > 0
-        ? `SELECT c.process_id, CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(s.tags::VARCHAR[], '${tag}') THEN '${tag}:' || s.name`).join(' ')} ELSE s.name END AS stream, 'persister' AS consumer, 'persister' AS counted_by, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned, max(coalesce(c.dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles, true)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY ALL`
+        ? `SELECT c.process_id, CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(s.tags::VARCHAR[], '${tag}') THEN '${tag}:' || s.name`).join(' ')} ELSE s.name END AS stream, 'persister' AS consumer, 'persister' AS counted_by, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned, max(coalesce(c.dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles, true)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY c.process_id, c.stream_id, s.tags, s.name`
         : "SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, 'persister' AS consumer, 'persister' AS counted_by, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped WHERE false"
     } UNION ALL SELECT process_id, stream, actor, 'actor', lost, poisoned, 0::BIGINT FROM actor_counts WHERE handled + skipped + lost + failed > 0 UNION ALL SELECT process_id, 'timings:' || actor, observer, 'observer', lost, 0::BIGINT, 0::BIGINT FROM timing_reads`,
   );
