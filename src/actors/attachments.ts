@@ -107,6 +107,8 @@ export interface PersistReport {
    * had not shipped is counted lost above, and in the lake when it could still be reached.
    */
   readonly failure?: string;
+  /** Why the last block (or drop count) the lake did not take was not taken, when one was not. */
+  readonly deliveryError?: string;
   /**
    * Why each copying thread that was started again had died (at most 3 a run): its successor
    * read on from the last block it had cut, and what the rings overwrote meanwhile is counted lost.

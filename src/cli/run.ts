@@ -7,7 +7,7 @@ import { System } from '../actors/system.js';
 import type { SystemReport } from '../actors/system-options.js';
 import { isTypeScriptModule } from '../module-worker.js';
 import type { SpineDefinition } from '../spine/index.js';
-import { bold, COLOUR, count, dim, printJson, table } from './format.js';
+import { bold, COLOUR, count, dim, printable, printJson, table } from './format.js';
 import { atLeast, integer } from './options.js';
 import { CliError, openSource, resolveProcess, type SourceOptions, withSourceOptions } from './source.js';
 import { statsTable } from './stats.js';
@@ -209,7 +209,7 @@ export async function summarize(report: SystemReport, options: SourceOptions): P
       report.persist?.failure !== undefined
         ? ` (the persister failed: ${report.persist.failure})`
         : report.persist?.flushed === false
-          ? ' (the flush did not finish: some blocks may be missing)'
+          ? ` (the flush did not finish: some blocks may be missing${report.persist.deliveryError === undefined ? '' : `; ${printable(report.persist.deliveryError)}`})`
           : ''
     }${
       report.persist?.restarts === undefined

@@ -392,6 +392,8 @@ describe('the persister’s report against its lake', () => {
       await system.start();
       await until(() => system.spine.queue(1).stats().published === 200, 'every order');
       const report = await system.stop();
+      // Why, in the report: the server's own words.
+      expect((report.persist as PersistReport).deliveryError).toMatch(/ingestion answered 4\d\d/);
       const rows = await reportAndLake(report, { data: dir });
       expect(rows.find((r) => r.source === 'messages:ticks')).toMatchObject({
         reportPersisted: 0,

@@ -478,6 +478,12 @@ export class PersistPipeline {
       flushed:
         this.failure === undefined && stats !== undefined && stats.buffered === 0 && stats.droppedTotal === 0,
       ...(this.failure === undefined ? {} : { failure: messageOf(this.failure) }),
+      // Said only when something was not delivered: the sink keeps its last error either way.
+      ...(stats !== undefined &&
+      stats.lastError !== undefined &&
+      (stats.droppedTotal > 0 || stats.buffered > 0)
+        ? { deliveryError: stats.lastError }
+        : {}),
       ...(this.restarts.length === 0 ? {} : { restarts: [...this.restarts] }),
     };
   }
