@@ -101,6 +101,21 @@ describe('records a client could send that no query may fail on', () => {
   }, 120_000);
   afterAll(cleanup);
 
+  /** The ticks' layouts with the price typed as 8 bytes: as a replay into a system changed so records it. */
+  function priceAsBytes(): StreamInfo['objectsLayouts'] {
+    const [envelope, tracking, message] = ticks.objectsLayouts;
+    return [
+      envelope!,
+      tracking!,
+      {
+        ...message!,
+        fields: message!.fields.map((f) =>
+          f.name === 'price' ? { ...f, type: 'bytes' as const, bytes: 8 } : f,
+        ),
+      },
+    ];
+  }
+
   /** Sends a copy of the ticks stream, and of its first block with `records`, as a new process. */
   async function sendCopy(
     service: IngestionService,
@@ -209,25 +224,13 @@ describe('records a client could send that no query may fail on', () => {
   }, 60_000);
 
   it('a field typed as bytes in one process and as a number in another is text in their stream view', async () => {
-    // As a replay into a system whose ticks carry the price as bytes would record it.
-    const [envelope, tracking, message] = ticks.objectsLayouts as [
-      never,
-      never,
-      StreamInfo['objectsLayouts'][2],
-    ];
-    const asBytes = {
-      ...message!,
-      fields: message!.fields.map((f) =>
-        f.name === 'price' ? { ...f, type: 'bytes' as const, bytes: 8 } : f,
-      ),
-    };
     const data = join(dir, 'types');
     const service = new IngestionService({ data });
     let bytes: string;
     let number: string;
     try {
       number = await sendCopy(service, objects);
-      bytes = await sendCopy(service, objects, {}, [envelope, tracking, asBytes]);
+      bytes = await sendCopy(service, objects, {}, priceAsBytes());
     } finally {
       await service.close();
     }
@@ -301,22 +304,11 @@ describe('records a client could send that no query may fail on', () => {
   }, 60_000);
 
   it("a stream record with no block types none of its view's fields", async () => {
-    const [envelope, tracking, message] = ticks.objectsLayouts as [
-      never,
-      never,
-      StreamInfo['objectsLayouts'][2],
-    ];
-    const asBytes = {
-      ...message!,
-      fields: message!.fields.map((f) =>
-        f.name === 'price' ? { ...f, type: 'bytes' as const, bytes: 8 } : f,
-      ),
-    };
     const data = join(dir, 'blockless');
     const service = new IngestionService({ data });
     try {
       await sendCopy(service, objects);
-      await sendCopy(service, objects, {}, [envelope, tracking, asBytes], undefined, 0);
+      await sendCopy(service, objects, {}, priceAsBytes(), undefined, 0);
     } finally {
       await service.close();
     }

@@ -66,19 +66,17 @@ export class DropsSince {
 
   /** The drops since the attach, read now. */
   read(): InstrumentationDrops {
-    const strings = this.table.droppedForStringsOf(this.drops.kind);
-    this.strings += (strings - this.lastStrings) >>> 0;
-    this.lastStrings = strings;
-    if (this.drops.kind === 'spans') {
-      const depth = this.table.droppedForDepth;
-      this.depth += (depth - this.lastDepth) >>> 0;
-      this.lastDepth = depth;
-    }
+    this.update();
     return { strings: this.strings, depth: this.depth };
   }
 
   /** The same, summed: read without making an object (checked on every pass). */
   total(): number {
+    this.update();
+    return this.strings + this.depth;
+  }
+
+  private update(): void {
     const strings = this.table.droppedForStringsOf(this.drops.kind);
     this.strings += (strings - this.lastStrings) >>> 0;
     this.lastStrings = strings;
@@ -87,7 +85,6 @@ export class DropsSince {
       this.depth += (depth - this.lastDepth) >>> 0;
       this.lastDepth = depth;
     }
-    return this.strings + this.depth;
   }
 }
 
