@@ -1,7 +1,7 @@
 import type { PersistOptions } from '../../actors/index.js';
 import { ConfigError } from '../../errors.js';
 import { checkOptionNames, type OptionNames } from '../../options.js';
-import { DEFAULT_MAX_BLOCK_BYTES } from '../wire/payload.js';
+import { DEFAULT_MAX_BLOCK_BYTES } from '../wire/limits.js';
 
 /** Every persist option's name (options that extend them spread it). */
 export const PERSIST_OPTIONS = {

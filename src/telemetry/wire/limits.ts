@@ -47,3 +47,10 @@ export const RECORD_LIMITS: Readonly<Record<RecordKind, CborLimits>> = {
   payload: BLOCK,
   drops: DROPS,
 };
+
+/**
+ * Default largest decompressed size of a block, both parts together: 64 MiB. Here, with no
+ * codec loaded, for the options checked where nothing is encoded (a System's persist options, in
+ * every actor's import); `payload.ts` enforces it.
+ */
+export const DEFAULT_MAX_BLOCK_BYTES = 64 * 1024 * 1024;

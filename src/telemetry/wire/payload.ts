@@ -2,17 +2,17 @@ import { compress, compressSync, uncompress, uncompressSync } from 'lz4-napi';
 import { WireFormatError } from '../errors.js';
 import { decodeRecord, encodeRecord } from './codec.js';
 import { readBytes } from './fields.js';
+import { DEFAULT_MAX_BLOCK_BYTES } from './limits.js';
 import { checkLz4BlockSliced } from './lz4-check.js';
 import type { BlockPayload, DecodedPayload } from './types.js';
+
+export { DEFAULT_MAX_BLOCK_BYTES };
 
 /**
  * The two byte parts of a block (`dependencies`, `objects`), each lz4-compressed in the block
  * format with its decompressed size prepended as a little-endian u32. The stored blob is the CBOR
  * envelope of both parts, still compressed: the lake never decompresses to store.
  */
-
-/** Default largest decompressed size of a block, both parts together: 64 MiB. */
-export const DEFAULT_MAX_BLOCK_BYTES = 64 * 1024 * 1024;
 
 /**
  * Default largest ratio of a part's decompressed size to its compressed size. lz4 reaches ~255×
