@@ -1,4 +1,5 @@
 import { accessSync, constants } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { makeDirectoriesSync } from '../directories.js';
 import { checkAnalyticsCacheDir } from '../telemetry/analytics/cache-dir.js';
@@ -230,6 +231,14 @@ export function serveCommand(): Command {
                   console.error(`dorsal ${describeRetention(report)}`),
               }),
           onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
+          // Its own directories, the longest first (the cache may lie in the lake's directory).
+          hiddenPaths: [
+            cacheDir,
+            options.data,
+            ...(options.blobs === undefined || options.blobs.includes('://') ? [] : [options.blobs]),
+          ]
+            .map((dir) => resolve(dir))
+            .sort((a, b) => b.length - a.length),
           onLakeUnavailable: (error) =>
             console.error(
               `dorsal: the lake is unavailable: ${error instanceof Error ? error.message : String(error)}`,

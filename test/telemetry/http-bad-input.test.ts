@@ -1,8 +1,10 @@
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { encode } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
 import { Lake } from '../../src/lake.js';
+import { QueryRefusedError } from '../../src/telemetry/analytics/guard.js';
 import {
   type Block,
   compressPart,
@@ -233,5 +235,41 @@ describe('ingestion over HTTP: bad input', () => {
   it('stores the block once its errors are fixed', async () => {
     expect((await post(server.url, 'block', encodeBlock(block))).body).toEqual({ inserted: true });
     expect(await lake.blocks({ streamId: stream.streamId })).toHaveLength(2);
+  });
+});
+
+describe('an error answered to a client', () => {
+  it("says … for the server's own directories (DuckDB's messages quote the files they read)", async () => {
+    const { dir, cleanup } = tempDir('dorsal-hidden-');
+    const cache = join(dir, 'analytics');
+    const server = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      hiddenPaths: [cache, dir],
+      routes: [
+        {
+          method: 'GET',
+          path: '/fails',
+          mediaType: 'application/json',
+          bodyLimit: 0,
+          handle: () =>
+            Promise.reject(
+              new QueryRefusedError(
+                `Conversion Error: in file ${cache}/lake-1/views/x.parquet, or ${dir}/lake.sqlite`,
+              ),
+            ),
+        },
+      ],
+    });
+    try {
+      const answer = await get(server.url, '/fails');
+      expect(answer.status).toBe(400);
+      expect(answer.body.error?.message).toBe(
+        'Conversion Error: in file …/lake-1/views/x.parquet, or …/lake.sqlite',
+      );
+    } finally {
+      await server.close();
+      cleanup();
+    }
   });
 });

@@ -5,10 +5,18 @@ import { loopbackHostAllowed } from '../keys/loopback.js';
 import { type BodyRules, readBody } from './body.js';
 import { ByteBudget } from './byte-budget.js';
 import type { IngestionService, InsertResult } from './service.js';
-import { answerFor } from './status.js';
+import { answerFor, type ErrorAnswer } from './status.js';
 import { checkAnswerTimeout, checkWriteTimeout, writeChunks } from './write-chunks.js';
 
 /** Options of the HTTP routes. */
+/** `answer` with each of `paths` in its message said as `…`. */
+function hidePaths(answer: ErrorAnswer, paths: readonly string[]): ErrorAnswer {
+  let message = answer.body.error.message;
+  for (const path of paths) if (path !== '') message = message.replaceAll(path, '…');
+  if (message === answer.body.error.message) return answer;
+  return { ...answer, body: { error: { ...answer.body.error, message } } };
+}
+
 export interface IngestionRoutesOptions {
   /** Largest request body in bytes (default 100 MiB); larger gets 413. */
   readonly bodyLimit?: number;
@@ -47,6 +55,11 @@ export interface IngestionRoutesOptions {
   readonly retryAfterSeconds?: number;
   /** Called with errors that are not the client's fault (500s), e.g. to log them. */
   readonly onInternalError?: (error: unknown) => void;
+  /**
+   * Directories of the server's own (its lake, its analytics cache): an error's message that names
+   * one (DuckDB's quote the partition file they read) says `…` for it to a client.
+   */
+  readonly hiddenPaths?: readonly string[];
   /**
    * Called with what failed when the lake could not give its API keys (its database is down), at
    * most once per 10 s: such a request is refused with 503 and no detail, since its client has
@@ -195,7 +208,7 @@ export function ingestionRoutes(
       .catch((error: unknown): Answer => {
         const answer = answerFor(error);
         if (answer.status === 500) options.onInternalError?.(error);
-        return answer;
+        return hidePaths(answer, options.hiddenPaths ?? []);
       })
       .then((answer) =>
         send(req, res, answer, {
