@@ -245,7 +245,8 @@ describe('an error answered to a client', () => {
     const server = await startIngestionServer({
       port: 0,
       lake: { data: dir },
-      hiddenPaths: [cache, dir],
+      // `/` too, as `--data /` would: too short to hide (every path would lose its slashes).
+      hiddenPaths: [cache, dir, '/'],
       routes: [
         {
           method: 'GET',
@@ -255,7 +256,7 @@ describe('an error answered to a client', () => {
           handle: () =>
             Promise.reject(
               new QueryRefusedError(
-                `Conversion Error: in file ${cache}/lake-1/views/x.parquet, or ${dir}/lake.sqlite`,
+                `Conversion Error: in file ${cache}/lake-1/views/x.parquet, or ${dir}/lake.sqlite, not ${dir}2/y`,
               ),
             ),
         },
@@ -264,8 +265,9 @@ describe('an error answered to a client', () => {
     try {
       const answer = await get(server.url, '/fails');
       expect(answer.status).toBe(400);
+      // A whole path only: another that begins alike is another directory.
       expect(answer.body.error?.message).toBe(
-        'Conversion Error: in file …/lake-1/views/x.parquet, or …/lake.sqlite',
+        `Conversion Error: in file …/lake-1/views/x.parquet, or …/lake.sqlite, not ${dir}2/y`,
       );
     } finally {
       await server.close();

@@ -9,10 +9,19 @@ import { answerFor, type ErrorAnswer } from './status.js';
 import { checkAnswerTimeout, checkWriteTimeout, writeChunks } from './write-chunks.js';
 
 /** Options of the HTTP routes. */
-/** `answer` with each of `paths` in its message said as `…`. */
+/**
+ * `answer` with each of `paths` in its message said as `…`, where it stands as a whole path (at
+ * its end, or before a `/`, a quote or a space: `/srv/lake` hides in `/srv/lake/x`, not in
+ * `/srv/lake2`). A path of fewer than two parts (`/`, `/srv`) is not hidden: it tells little,
+ * and its text is in many others.
+ */
 function hidePaths(answer: ErrorAnswer, paths: readonly string[]): ErrorAnswer {
   let message = answer.body.error.message;
-  for (const path of paths) if (path !== '') message = message.replaceAll(path, '…');
+  for (const path of paths) {
+    if (path.split(/[/\\]/).filter((part) => part !== '').length < 2) continue;
+    const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    message = message.replace(new RegExp(`${escaped}(?=$|[/\\\\'"\\s,;:)])`, 'g'), '…');
+  }
   if (message === answer.body.error.message) return answer;
   return { ...answer, body: { error: { ...answer.body.error, message } } };
 }

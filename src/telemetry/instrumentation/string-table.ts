@@ -139,16 +139,19 @@ export class StringTable {
     );
   }
 
-  /** Events of one kind dropped because one of their strings could not be interned. */
+  /**
+   * Events of one kind dropped because one of their strings could not be interned, modulo 2^32
+   * (the writer's word wraps; a reader that reads often counts on: see `DropsSince`).
+   */
   droppedForStringsOf(kind: EventKind): number {
     // SC load of a counter only the writer changes, with SC adds.
-    return Atomics.load(this.i32, DROPPED_STRING_WORD[kind]);
+    return Atomics.load(this.i32, DROPPED_STRING_WORD[kind]) >>> 0;
   }
 
   /** Spans not begun because the thread's span stack was full. */
   get droppedForDepth(): number {
-    // SC load of a counter only the writer changes, with SC adds.
-    return Atomics.load(this.i32, H.DROPPED_DEPTH);
+    // SC load of a counter only the writer changes, with SC adds; modulo 2^32, as above.
+    return Atomics.load(this.i32, H.DROPPED_DEPTH) >>> 0;
   }
 
   /** The threadId of the thread that interns here (-1 before any). */

@@ -3,6 +3,9 @@ import { ConfigError } from '../../errors.js';
 import { checkOptionNames, type OptionNames } from '../../options.js';
 import { DEFAULT_MAX_BLOCK_BYTES } from '../wire/limits.js';
 
+/** A block's records at most (`blockBytes`): see `checkPersistValues`. */
+const MAX_BLOCK_RECORD_BYTES = DEFAULT_MAX_BLOCK_BYTES / 2;
+
 /** Every persist option's name (options that extend them spread it). */
 export const PERSIST_OPTIONS = {
   data: true,
@@ -49,12 +52,13 @@ export function checkPersistValues(options: Readonly<Record<string, unknown>>): 
       throw new ConfigError(`persist option '${name}' must be a positive number, got ${String(n)}`);
     }
   }
-  // Each source holds a buffer of a block's size, and a block's records are one part of it, which
-  // a lake takes up to DEFAULT_MAX_BLOCK_BYTES: a larger block could never be stored.
+  // Each source holds a buffer of a block's size; a block's records and its dependencies (its
+  // coverage, its strings) together a lake takes up to DEFAULT_MAX_BLOCK_BYTES: the records at
+  // most half of it, the rest left to the dependencies.
   const { blockBytes } = options;
-  if (typeof blockBytes === 'number' && blockBytes > DEFAULT_MAX_BLOCK_BYTES) {
+  if (typeof blockBytes === 'number' && blockBytes > MAX_BLOCK_RECORD_BYTES) {
     throw new ConfigError(
-      `persist option 'blockBytes' must be at most ${DEFAULT_MAX_BLOCK_BYTES} (64 MiB, what a lake takes in a block), got ${blockBytes}`,
+      `persist option 'blockBytes' must be at most ${MAX_BLOCK_RECORD_BYTES} (32 MiB: half what a lake takes in a block), got ${blockBytes}`,
     );
   }
   const properties = options.properties;

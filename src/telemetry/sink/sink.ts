@@ -100,6 +100,8 @@ export class TelemetrySink {
   private down = false;
   private downProbes = 0;
   private closed = false;
+  /** Set by `setAsideQueued`: what comes back unavailable queues behind newer blocks. */
+  private asideSet = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: SinkOptions) {
@@ -211,6 +213,8 @@ export class TelemetrySink {
    * get of it must be told in blocks that come after, and are not stuck behind, the rest).
    */
   setAsideQueued(): void {
+    // A block in flight now that comes back unavailable goes behind what is pushed next.
+    this.asideSet = true;
     for (const entry of this.queue.splice(0)) {
       this.release(entry);
       if (this.options.spool !== undefined) this.toSpool(entry);
@@ -384,7 +388,7 @@ export class TelemetrySink {
       this.release(entry);
       if (outcome === 'unavailable') {
         if (this.options.spool !== undefined) this.toSpool(entry);
-        else this.enqueue(entry, true);
+        else this.enqueue(entry, !this.asideSet);
       }
     }
     if (outcome === 'unavailable') {
