@@ -1,5 +1,6 @@
 import { DorsalError } from '../../errors.js';
 import { untilAborted, withinDeadline } from '../analytics/deadline.js';
+import { QueryRefusedError } from '../analytics/guard.js';
 import { inSlot, notStarted, type QuerySlots } from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
 import type { ReportLimits } from './report-data.js';
@@ -173,10 +174,14 @@ export class LiveSamples {
           yield `event: sample\ndata: ${JSON.stringify(sample)}\n\n`;
         } catch (error) {
           if (signal.aborted) return;
-          // What dorsal says of it (a query refused, timed out, not ready); not any other error's
-          // text, which may hold the server's paths (an answer to a query would not say it either).
+          // What dorsal says of it (timed out, not ready, busy); a refused query's text, or any
+          // other error's, said in general: it may be DuckDB's, quoting the server's files.
           const message =
-            error instanceof DorsalError ? error.message : 'internal error while sampling the process';
+            error instanceof QueryRefusedError
+              ? "the sample's query was refused (its reason may name the server's files: not sent)"
+              : error instanceof DorsalError
+                ? error.message
+                : 'internal error while sampling the process';
           yield `event: problem\ndata: ${JSON.stringify({ message: message.slice(0, 500) })}\n\n`;
         }
         await sleep(this.intervalMs, signal);
