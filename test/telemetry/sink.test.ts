@@ -293,6 +293,55 @@ describe('telemetry sink', () => {
     expect(stats.bufferedBytes).toBe(0);
   });
 
+  it('sets aside what waits: blocks in flight that come back unavailable queue behind those pushed after', async () => {
+    // A stand-in server: each block request answered after 300 ms, the first three with 503.
+    let blockRequests = 0;
+    const peer = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const block = req.url === '/ingestion/insert_block';
+        const down = block && ++blockRequests <= 3;
+        setTimeout(
+          () => {
+            res.writeHead(down ? 503 : 200, { 'content-type': 'application/json', connection: 'close' });
+            res.end(
+              JSON.stringify(down ? { error: { code: 'DORSAL_BUSY', message: 'busy' } } : { inserted: true }),
+            );
+          },
+          block ? 300 : 0,
+        );
+      });
+    });
+    await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', resolve));
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const { port } = peer.address() as AddressInfo;
+      const sent: string[] = [];
+      const sink = new TelemetrySink({
+        target: `http://127.0.0.1:${port}`,
+        process,
+        backoff: FAST,
+        maxInFlight: 3,
+        onSent: (id) => sent.push(id),
+      });
+      sink.addStream(stream);
+      for (let i = 0; i < 10; i++) sink.push(makeBlock(stream, 8, i + 1).block);
+      await vi.waitFor(() => expect(sink.stats.inFlight).toBe(3), { timeout: 10_000, interval: 5 });
+      // The seven waiting are dropped now (no spool); the three in flight will come back 503.
+      sink.setAsideQueued();
+      expect(sink.stats.dropped.shutdown).toBe(7);
+      const last = makeBlock(stream, 8, 11).block;
+      sink.push(last);
+      await sink.close({ timeoutMs: 30_000 });
+      // Sent before the three that came back: it was pushed after the set-aside.
+      expect(sent[0]).toBe(last.blockId);
+      expect(sent).toHaveLength(4);
+    } finally {
+      await new Promise((resolve) => peer.close(resolve));
+    }
+  });
+
   it('retries a request the server timed out (408) instead of dropping its block', async () => {
     // A stand-in server: the first two block requests time out, as dorsal answers a stalled body.
     let blockRequests = 0;

@@ -124,7 +124,8 @@ export class TelemetrySink {
       maxAttempts: options.maxAttempts ?? 4,
       backoff: options.backoff ?? { initialMs: 100, maxMs: 5000 },
       spool: () => this.spoolReady,
-      closed: () => this.closed,
+      // Set aside too: a block in flight then is not retried ahead of what comes after it.
+      closed: () => this.closed || this.asideSet,
     });
     this.reports = new SinkDropReports(
       options.process.processId.toLowerCase(),
