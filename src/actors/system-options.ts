@@ -111,7 +111,10 @@ export interface SystemReport {
   readonly streams: readonly (QueueStats & { readonly stream: string })[];
   /** Ingress messages refused because they came after `stop` began. */
   readonly refused: number;
-  /** False if consumers were still busy when the drain timeout ran out. */
+  /**
+   * False if consumers were still busy when the drain timeout ran out, or if an actor left
+   * messages unread (one that crashed for good, say: see each actor's `unread`).
+   */
   readonly drained: boolean;
   /** Threads that did not exit in time and were terminated. */
   readonly terminated: readonly string[];

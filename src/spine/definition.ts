@@ -85,12 +85,19 @@ export function defineSpine<const S extends StreamSpecs>(streams: S): SpineDefin
         `stream '${name}': 'multiProducer' must be true or false, got ${String(spec.multiProducer)}`,
       );
     }
-    try {
-      // The queue's own check, run early so that the error names the stream.
-      new SequenceMath(spec.capacity);
-    } catch (error) {
-      throw new ConfigError(`stream '${name}': ${(error as Error).message}`, { cause: error });
-    }
+    checkCapacity(spec.capacity, `stream '${name}'`);
   }
   return new SpineDefinition(streams);
+}
+
+/**
+ * The queue's own check of a ring capacity, run before any queue is made, so that the error names
+ * what it is of (`what`: "stream 'ticks'", "spine option 'timingCapacity'").
+ */
+export function checkCapacity(capacity: number, what: string): void {
+  try {
+    new SequenceMath(capacity);
+  } catch (error) {
+    throw new ConfigError(`${what}: ${(error as Error).message}`, { cause: error });
+  }
 }

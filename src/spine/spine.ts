@@ -1,10 +1,9 @@
 import { ConfigError } from '../errors.js';
 import { Layout, type LayoutDescription, type QueueOptions, SeqlockQueue } from '../queues/index.js';
 import { DEFAULT_MAX_CONSUMERS } from '../queues/queue-header.js';
-import { SequenceMath } from '../queues/sequence.js';
 import { Clock } from './clock.js';
 import { SpineControl } from './control.js';
-import type { SpineDefinition, StreamSpecs } from './definition.js';
+import { checkCapacity, type SpineDefinition, type StreamSpecs } from './definition.js';
 import { TimingRecord, Tracking } from './tracking.js';
 
 /** A stream queue: user messages with the tracking envelope. */
@@ -89,12 +88,8 @@ export class Spine {
       });
     });
     const timingCapacity = options.timingCapacity ?? 1 << 14;
-    try {
-      // Checked now, as the streams' capacities are, not at the first spawn's timing queue.
-      new SequenceMath(timingCapacity);
-    } catch (error) {
-      throw new ConfigError(`spine option 'timingCapacity': ${(error as Error).message}`, { cause: error });
-    }
+    // Checked now, as the streams' capacities are, not at the first spawn's timing queue.
+    checkCapacity(timingCapacity, "spine option 'timingCapacity'");
     return new Spine(names, queues, SpineControl.create(Clock.newBase(), names.length, options.cores), {
       capacity: timingCapacity,
       ...poisonTimeout(options.poisonTimeoutMs),

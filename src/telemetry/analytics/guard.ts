@@ -141,9 +141,7 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
   walk(parse);
   // A name a CTE defines is let through if a dot is its only file-like character (`"a.b"`): one
   // with a path's or a glob's (`"/x/*.parquet"`) could name the file outside the CTE's scope.
-  for (const name of named) {
-    if (!(ctes.has(name.toLowerCase()) && !/[/\\:*?[\]{}~]/.test(name))) refuseFileAsTable(name);
-  }
+  for (const name of named) refuseFileAsTable(name, ctes.has(name.toLowerCase()));
   return { tables };
 }
 
@@ -166,13 +164,14 @@ const TABLE_FUNCTIONS = new Set([
 const HIDDEN_CATALOGS = new Set(['duckdb_secrets', 'duckdb_logs', 'duckdb_log_contexts']);
 
 /**
- * Characters of a file's path or URL, which no view's name holds: DuckDB reads a table named
- * `'dir/*.parquet'` or `"x.csv"` as that file (a replacement scan), past the table-function check.
+ * Characters of a file's path, a glob or a URL, which no view's name holds: DuckDB reads a table
+ * named `'dir/*.parquet'` or `"x.csv"` as that file (a replacement scan), past the table-function
+ * check. A dot alone (`"x.csv"`) is one too, but not in the name of a CTE (`"a.b"`).
  */
-const FILE_LIKE = /[./\\:*?[\]{}~]/;
+const PATH_LIKE = /[/\\:*?[\]{}~]/;
 
-function refuseFileAsTable(name: string): void {
-  if (!FILE_LIKE.test(name)) return;
+function refuseFileAsTable(name: string, cte: boolean): void {
+  if (!PATH_LIKE.test(name) && (cte || !name.includes('.'))) return;
   throw new QueryRefusedError(
     `the query names a file, not a table ('${name.length > 80 ? `${name.slice(0, 79)}…` : name}'): a query reads files only through the views`,
   );

@@ -552,12 +552,12 @@ async function createNameTables(
 ): Promise<void> {
   const actors = new Map<string, Cell[]>();
   const names: Cell[][] = [];
-  // Ids and names come from what clients sent (process and stream records): an id that is no
-  // whole number names nothing (in the SQL it would be code), a name is always a quoted literal.
+  // Ids and names come from what clients sent (process and stream records): an id that is not
+  // an actor id a record can hold names nothing; both are appended as values, never as SQL.
   for (const p of processes) {
     for (const a of parseList<{ id: unknown; name?: unknown } | null>(p.properties['dorsal.actors'])) {
       if (typeof a?.name === 'string' && isActorId(a.id))
-        actors.set(`${p.processId}/${a.id}`, [p.processId, a.id as number, a.name]);
+        actors.set(`${p.processId}/${a.id}`, [p.processId, a.id, a.name]);
     }
     parseList<{ name?: unknown } | null>(p.properties['dorsal.spine']).forEach((s, i) => {
       if (typeof s?.name === 'string') names.push([p.processId, i, s.name]);

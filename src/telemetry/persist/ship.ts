@@ -61,20 +61,15 @@ export async function shipInstrumentation(
   const properties = checkProperties(options.properties);
   const own = currentThreadBuffers();
   const pipeline = new PersistPipeline(persist, own.clockBaseNs, new Clock(own.clockBaseNs).now());
+  let processId: string;
   try {
     await pipeline.openLake();
     pipeline.addThread(own, 'oldest');
     for (const buffers of threads) pipeline.addThread(buffers, 'oldest');
     await pipeline.start();
-  } catch (error) {
-    await pipeline.abort();
-    throw error;
-  }
-  let processId: string;
-  try {
+    // Inside: nothing is left running behind a failed open (its sink's target, say).
     ({ processId } = pipeline.open(properties));
   } catch (error) {
-    // Nothing left running behind a failed open (its sink's target, say).
     await pipeline.abort();
     throw error;
   }

@@ -57,8 +57,8 @@ export class DropReporter {
    * `stop`: counted only).
    */
   note(reason: DropReason, of = this.processId): void {
-    // The sink keys blocks by lowercased ids: its own process's, however spelt, is this one.
-    const processId = of.toLowerCase() === this.processId.toLowerCase() ? this.processId : of;
+    // Lowercased, as the sink keys processes (a spooled block's id is as its record spelt it).
+    const processId = of.toLowerCase();
     let counts = this.unreported.get(processId);
     if (counts === undefined) {
       counts = { bufferFull: 0, spoolFull: 0, rejected: 0, shutdown: 0 };

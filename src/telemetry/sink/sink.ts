@@ -100,7 +100,10 @@ export class TelemetrySink {
   private down = false;
   private downProbes = 0;
   private closed = false;
-  /** Set by `setAsideQueued`: what comes back unavailable queues behind newer blocks. */
+  /**
+   * Set by `setAsideQueued`: a block in flight then is not retried, and one that comes back
+   * unavailable queues behind the blocks pushed after.
+   */
   private asideSet = false;
   private closing: Promise<void> | undefined;
 
@@ -216,11 +219,14 @@ export class TelemetrySink {
   setAsideQueued(): void {
     // A block in flight now that comes back unavailable goes behind what is pushed next.
     this.asideSet = true;
-    for (const entry of this.queue.splice(0)) {
-      this.release(entry);
-      if (this.options.spool !== undefined) this.toSpool(entry);
-      else this.drop('shutdown', entry, 'not sent before the flush deadline');
-    }
+    for (const entry of this.queue.splice(0)) this.setAside(entry, 'not sent before the flush deadline');
+  }
+
+  /** Into the spool, or dropped (counted `shutdown`, saying `why`): a block that will not be sent now. */
+  private setAside(entry: Entry, why: string): void {
+    this.release(entry);
+    if (this.options.spool !== undefined) this.toSpool(entry);
+    else this.drop('shutdown', entry, why);
   }
 
   /**
@@ -258,12 +264,11 @@ export class TelemetrySink {
     // (`flush` waited for the spool to open: `spoolReady` says whether it did.)
     for (const entry of left) {
       entry.abandoned = true;
-      this.release(entry);
       if (entry.delivery !== undefined && this.spoolReady === undefined) {
         // Without a spool to keep it, a block in flight may yet be stored: dropped until it is.
+        this.release(entry);
         this.dropInFlight('shutdown', entry, entry.delivery, 'no answer before the close deadline');
-      } else if (this.options.spool !== undefined) this.toSpool(entry);
-      else this.drop('shutdown', entry, 'not sent before the close deadline');
+      } else this.setAside(entry, 'not sent before the close deadline');
     }
     await Promise.all(this.spoolWrites);
     await this.reports.finish(Math.max(1000, deadline - Date.now()), await this.spool);
