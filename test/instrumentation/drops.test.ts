@@ -40,6 +40,16 @@ describe('what a full buffer does: never block, drop and count', () => {
     }
   });
 
+  it('a table of any size is made: odd counts of strings and bytes', () => {
+    // The table once ended where a Float64Array over it could not (a RangeError for 3 strings).
+    for (const size of [{ maxStrings: 3 }, { maxStrings: 5, maxBytes: 61 }, { maxBytes: 1 }]) {
+      const buffers = createThreadBuffers({ name: 'odd', clockBaseNs: 123, ...size });
+      const reader = ThreadBuffersReader.attach(buffers);
+      expect(reader.strings.count).toBe(1);
+      expect(buffers.clockBaseNs).toBe(123);
+    }
+  });
+
   it('a reader lapped by the thread it reads counts what it lost: received + lost = published', async () => {
     const buffers = createThreadBuffers({ name: 'lapped', logCapacity: 16 });
     const emitter = await startEmitter(buffers);

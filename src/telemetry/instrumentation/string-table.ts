@@ -66,6 +66,15 @@ export interface StringTableSize {
 }
 
 /** Views over a string table's buffer, shared by its writer and its readers. */
+/**
+ * The bytes of a table of `maxStrings` strings and `maxBytes` bytes of text: its header, the ends,
+ * the text, then up to 7 bytes more, so that Int32 and Float64 views fit over it (a table of 3
+ * strings or of 61 bytes is as good as any).
+ */
+function tableBytes(maxStrings: number, maxBytes: number): number {
+  return Math.ceil((H.ENDS_BYTE + 4 * maxStrings + maxBytes) / 8) * 8;
+}
+
 export class StringTable {
   readonly buffer: SharedArrayBuffer;
   readonly maxStrings: number;
@@ -94,7 +103,7 @@ export class StringTable {
     if (!Number.isInteger(maxBytes) || maxBytes < 0 || maxBytes > 1 << 30) {
       throw new ConfigError(`maxBytes must be an integer from 0 to 2^30, got ${maxBytes}`);
     }
-    const buffer = new SharedArrayBuffer(H.ENDS_BYTE + 4 * maxStrings + maxBytes);
+    const buffer = new SharedArrayBuffer(tableBytes(maxStrings, maxBytes));
     const i32 = new Int32Array(buffer);
     // Plain stores before the buffer is shared with any other thread (postMessage orders them).
     i32[H.MAGIC] = MAGIC;
@@ -118,7 +127,7 @@ export class StringTable {
     if (i32[H.MAGIC] !== MAGIC || i32[H.FORMAT] !== FORMAT) {
       throw new ConfigError('instrumentation buffers: `strings` is not a string table of this version');
     }
-    if (buffer.byteLength !== H.ENDS_BYTE + 4 * i32[H.MAX_STRINGS]! + i32[H.MAX_BYTES]!) {
+    if (buffer.byteLength !== tableBytes(i32[H.MAX_STRINGS]!, i32[H.MAX_BYTES]!)) {
       throw new ConfigError('instrumentation buffers: the string table size does not match its header');
     }
     return buffer;
