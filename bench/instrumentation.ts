@@ -54,6 +54,7 @@ export const instrumentationBench: BenchSection = {
     };
     return [
       within(against(log, pinoNowhere), 50),
+      within(against(row(TASK.line), log), 50),
       within(against(row(TASK.logBare), hand), 50),
       within(against(row(TASK.metric), hand), 50),
       within(against(perEvent, hand), 50),

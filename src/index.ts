@@ -127,6 +127,8 @@ export {
   LogLevel,
   type LogLevelName,
   type LogLevelValue,
+  type LogLine,
+  type LogLineValues,
   levelName,
   levelOf,
   log,

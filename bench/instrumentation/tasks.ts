@@ -9,7 +9,8 @@
  *   slots (a clock read, the seqlock's two SC operations as dorsal orders them, 5 fields, no
  *   checks, no strings): the floor of an event;
  * - dorsal: a filtered-out debug; log.info with no properties and with 2 (a number and a
- *   string, from one object changed in place); a metric; a span (begin + end: two events);
+ *   string, from one object changed in place); the same entry through a prepared line
+ *   (`Logger.line`: the values passed as they are); a metric; a span (begin + end: two events);
  * - pino 10, the same log line at info (`{ qty, side }`, 'order sent'), to two destinations
  *   that do no I/O in the loop: an object whose write() drops the line (pino's own work: the
  *   line formatted as JSON, with its time), and `pino.destination({ dest: '/dev/null', sync:
@@ -30,6 +31,7 @@ export const TASK = {
   pinoFiltered: 'pino filtered-out debug',
   logBare: 'dorsal log.info, no properties',
   log: 'dorsal log.info, 2 properties',
+  line: 'dorsal prepared log line (Logger.line), 2 properties',
   metric: 'dorsal metric',
   span: 'dorsal span(fn): begin + end',
   pinoNowhere: 'pino.info, same line, to a write() that drops it',
@@ -62,6 +64,7 @@ export async function measureInstrumentation(quick: boolean): Promise<TaskResult
 
   const app = logger('app');
   const props = { qty: 0, side: 'buy' };
+  const orderSent = app.line('info', 'order sent', ['qty', 'side']);
   const work = () => undefined;
   const nowhere = pino(
     { level: 'info' },
@@ -145,6 +148,14 @@ export async function measureInstrumentation(quick: boolean): Promise<TaskResult
         for (let i = 0; i < BATCH; i++) {
           props.qty = i;
           app.info('order sent', props);
+        }
+      }),
+    )
+    .add(
+      TASK.line,
+      batched(BATCH, () => {
+        for (let i = 0; i < BATCH; i++) {
+          orderSent(i, 'buy');
         }
       }),
     )

@@ -22,7 +22,7 @@ describe('the instrumentation hot path makes no garbage', () => {
       'windows',
     );
     await exited(worker);
-    expect(Object.keys(results)).toHaveLength(8);
+    expect(Object.keys(results)).toHaveLength(9);
     for (const [kind, windows] of Object.entries(results)) {
       // A collection inside a window hides what was allocated before it: such a window says
       // nothing.

@@ -34,6 +34,7 @@ export {
   type LogLevelValue,
   levelName,
 } from './levels.js';
+export type { LogLine, LogLineValues } from './log-line.js';
 export type { Properties, PropertyValue } from './log-writer.js';
 export { Logger, levelOf, log, logger, setLevel, type TargetLog } from './logger.js';
 export { intMetric, metric } from './metrics.js';

@@ -1,6 +1,7 @@
 import { onRebind } from './binding.js';
 import { processContext } from './context.js';
 import { type LevelSetting, LogLevel, type LogLevelName, levelName, thresholdOf } from './levels.js';
+import { type LogLine, prepareLine } from './log-line.js';
 import { type Properties, writeLog } from './log-writer.js';
 
 /**
@@ -67,6 +68,23 @@ export class Logger {
   trace(template: string, properties?: Properties): void {
     if (this.thresholds[this.slot]! < 6) return;
     writeLog(this, 6, template, properties);
+  }
+
+  /**
+   * A log line prepared once, for a hot path: its level, template and property keys are fixed
+   * here, and a call passes only the values, one per key, in order. It records the same entry as
+   * `logger[level](template, { [key]: value, … })`, without reading an object: ~30 % cheaper
+   * with two properties (NOTES.md), and a call site allocates nothing, where an object literal
+   * is allocated at every call. Filtered out, a call costs a load and a compare, as a level
+   * call does. Refused at once (`ConfigError`): an unknown level, more than 4 keys, a key twice,
+   * a template or key over 250 bytes.
+   *
+   * @example
+   * const orderSent = log.line('info', 'order sent', ['qty', 'side']);
+   * orderSent(10, 'buy');
+   */
+  line<const K extends readonly string[]>(level: LogLevelName, template: string, keys: K): LogLine<K> {
+    return prepareLine(this, level, template, keys);
   }
 
   /** Whether `level` is recorded for this target now: guard work done only to build properties. */
