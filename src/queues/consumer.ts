@@ -226,6 +226,11 @@ export class Consumer<M, E = null> implements WaitCondition {
    * message arrives, the queue is closed, or `timeoutMs` passes. Returns false in the last two cases.
    */
   take(out: M, timeoutMs = Number.POSITIVE_INFINITY): boolean {
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs)) {
+      throw new ConfigError(
+        `take: the timeout must be a number of ms (or Infinity), got ${String(timeoutMs)}`,
+      );
+    }
     if (this.poll(out)) return true;
     const deadline = timeoutMs === Number.POSITIVE_INFINITY ? timeoutMs : performance.now() + timeoutMs;
     for (;;) {
@@ -244,7 +249,7 @@ export class Consumer<M, E = null> implements WaitCondition {
 
   /**
    * The cheap check a spinning waiter repeats: the next slot holds our message (or a later lap,
-   * or a writer stuck past the poison timeout), or the queue is closed. A read of the line the
+   * or a writer stuck past the poison timeout), or the queue is closed (and no writer is timed). A read of the line the
    * message arrives in: when it lands, the waiter sees it with that one transfer.
    */
   ready(): boolean {
@@ -253,7 +258,7 @@ export class Consumer<M, E = null> implements WaitCondition {
     // stores nothing; no compiler reuses an Atomics.load.
     const state = this.classify(Atomics.load(this.i32, this.versionIndex), CLAIM_CHECK_EVERY);
     if (state !== EMPTY && state !== STUCK) return true;
-    if (state === STUCK && (this.takeFreshStall() || this.stall.expiredSometimes())) return true;
+    if (state === STUCK) return this.takeFreshStall() || this.stall.expiredSometimes();
     return this.core.closed;
   }
 
@@ -267,7 +272,10 @@ export class Consumer<M, E = null> implements WaitCondition {
     // SC load: the sleeper's half of the wake-up handshake (see Signal).
     const state = this.classify(Atomics.load(this.i32, this.versionIndex), 1);
     if (state !== EMPTY && state !== STUCK) return true;
-    if (state === STUCK && (this.takeFreshStall() || this.stall.expired())) return true;
+    // A stuck slot is waited out even once the queue is closed (its message was published
+    // before the close): not ready until its writer's time is up, or a wait would return at
+    // once, again and again, for the whole poison timeout.
+    if (state === STUCK) return this.takeFreshStall() || this.stall.expired();
     return this.core.closed;
   }
 
@@ -515,11 +523,17 @@ function claimEntry(core: QueueCore, owner: number): number {
 
 /** The mark of a consumer's table entry: its owner's tag, or 1. */
 function checkOwner(owner: number | undefined): number {
-  if (owner === undefined) return 1;
-  if (!Number.isInteger(owner) || owner !== (owner | 0) || owner === 0 || owner === 1) {
-    throw new ConfigError(
-      `consumer option 'owner' must be an int32 other than 0 and 1, got ${String(owner)}`,
-    );
+  return owner === undefined ? 1 : ownerTag(owner, "consumer option 'owner'");
+}
+
+/**
+ * `owner`, if it is a tag a consumer entry can be marked with: an int32 other than 0 (free) and
+ * 1 (untagged). Anything else would be taken as one of those by `Atomics` (1.5 and 2^32 + 1 are
+ * 1 to it), and a release by such a tag would free live untagged entries.
+ */
+export function ownerTag(owner: unknown, what: string): number {
+  if (typeof owner !== 'number' || owner !== (owner | 0) || owner === 0 || owner === 1) {
+    throw new ConfigError(`${what} must be an int32 other than 0 and 1, got ${String(owner)}`);
   }
   return owner;
 }

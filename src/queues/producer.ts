@@ -150,7 +150,7 @@ abstract class ProducerBase<M, E> {
       : Atomics.load(this.signalWords, this.sleepersIndex);
   }
 
-  /** Copies envelope and message into a slot whose version is odd. Never throws. */
+  /** Copies envelope and message, both checked, into a slot whose version is odd. Never throws. */
   protected writePayload(slot: number, msg: M): void {
     if (this.envelopeCodec !== null) this.envelopeCodec.write(slot + SLOT_PAYLOAD_BYTE, this.envelope);
     this.codec.write(slot + this.core.messageByte, msg);
@@ -213,9 +213,10 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements Claimin
   }
 
   publish(msg: M): number {
-    // Validation throws before the slot is touched: a slot is never left odd by a bad message.
-    // A closed producer's codec refuses every message.
+    // Validation throws before the slot is touched: a slot is never left odd by a bad message
+    // or envelope. A closed producer's codec refuses every message.
     this.codec.check(msg);
+    this.envelopeCodec?.check(this.envelope);
     // A claim left open (its writer threw before committing) is taken back: its slot is still odd.
     const versionIndex = this.claimed >= 0 ? this.takeBackClaim() : this.begin();
     this.writePayload(versionIndex << 2, msg);
@@ -224,6 +225,8 @@ export class Producer<M, E = null> extends ProducerBase<M, E> implements Claimin
 
   claim(): number {
     if (this.claimed === CLOSED) this.refuseClaim();
+    // The envelope is written at the claim: checked before the slot is touched.
+    this.envelopeCodec?.check(this.envelope);
     // A claim left open (its writer threw before committing) is taken back: its slot is still odd.
     const versionIndex = this.claimed >= 0 ? this.takeBackClaim() : this.begin();
     const slot = versionIndex << 2;
@@ -355,6 +358,7 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
   /** Returns the sequence (mod 2^32), or -1 if the message was dropped (counted in `dropped`). */
   publish(msg: M): number {
     this.codec.check(msg);
+    this.envelopeCodec?.check(this.envelope);
     const core = this.core;
     const i32 = this.i32;
     for (let attempt = 0; ; attempt++) {

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import { Consumer, type ConsumerOptions } from './consumer.js';
+import { Consumer, type ConsumerOptions, ownerTag } from './consumer.js';
 import type { Layout } from './layout.js';
 import {
   type ClaimingProducer,
@@ -194,6 +194,11 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
    * taken again.
    */
   releaseConsumer(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.core.maxConsumers) {
+      throw new ConfigError(
+        `releaseConsumer: the index must be a consumer entry, from 0 to ${this.core.maxConsumers - 1}, got ${String(index)}`,
+      );
+    }
     // SC store: a later claim's compare-exchange sees the entry free, and a monitor's SC load of
     // the table no longer lists it.
     Atomics.store(this.core.views.i32, this.core.consumerEntryByte(index) >> 2, 0);
@@ -205,8 +210,7 @@ export class SeqlockQueue<M extends object, E extends object | null = null> {
    * how many it freed.
    */
   releaseConsumersOf(owner: number): number {
-    if (owner === 0 || owner === 1)
-      throw new ConfigError(`cannot release the consumers of mark ${owner}: no owner's`);
+    ownerTag(owner, 'releaseConsumersOf: the owner');
     const i32 = this.core.views.i32;
     let freed = 0;
     for (let index = 0; index < this.core.maxConsumers; index++) {

@@ -69,6 +69,15 @@ function deadlineOf(now: MillisecondClock, timeoutMs: number): number {
   return timeoutMs === Number.POSITIVE_INFINITY ? timeoutMs : now() + timeoutMs;
 }
 
+/**
+ * A wait's timeout as the strategies use it: NaN or below zero is 0 (a wait that times out at
+ * once), never a deadline no comparison reaches (a NaN deadline spun or slept for good).
+ */
+function timeoutOf(timeoutMs: number): number {
+  // biome-ignore lint/complexity/useMathMinMax: Math.max(NaN, 0) is NaN, the very case to end
+  return timeoutMs >= 0 ? timeoutMs : 0;
+}
+
 /** Spins as long as it waits: lowest latency, one core burnt. Only when threads < cores. */
 export class BusySpinWaitStrategy implements WaitStrategy {
   readonly name = 'busy-spin';
@@ -79,7 +88,7 @@ export class BusySpinWaitStrategy implements WaitStrategy {
   }
 
   wait(condition: WaitCondition, _parker: Parker, timeoutMs: number): boolean {
-    const deadline = deadlineOf(this.now, timeoutMs);
+    const deadline = deadlineOf(this.now, timeoutOf(timeoutMs));
     for (let i = 1; ; i++) {
       if (condition.ready()) return true;
       if (i % CLOCK_CHECK_EVERY === 0 && this.now() >= deadline) return condition.ready();
@@ -110,7 +119,7 @@ export class SpinThenYieldWaitStrategy implements WaitStrategy {
 
   wait(condition: WaitCondition, _parker: Parker, timeoutMs: number): boolean {
     for (let i = 0; i < this.spins; i++) if (condition.ready()) return true;
-    const deadline = deadlineOf(this.now, timeoutMs);
+    const deadline = deadlineOf(this.now, timeoutOf(timeoutMs));
     for (;;) {
       if (condition.ready()) return true;
       const left = deadline - this.now();
@@ -134,7 +143,7 @@ export class BlockingWaitStrategy implements WaitStrategy {
   }
 
   wait(condition: WaitCondition, signal: Parker, timeoutMs: number): boolean {
-    return parkUntil(condition, signal, deadlineOf(this.now, timeoutMs), this.now);
+    return parkUntil(condition, signal, deadlineOf(this.now, timeoutOf(timeoutMs)), this.now);
   }
 
   spinMs(): number {
@@ -168,7 +177,8 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
     this.now = clockOf(options);
   }
 
-  wait(condition: WaitCondition, parker: Parker, timeoutMs: number): boolean {
+  wait(condition: WaitCondition, parker: Parker, waitMs: number): boolean {
+    const timeoutMs = timeoutOf(waitMs);
     const start = this.now();
     const deadline = start + timeoutMs;
     // A short timeout means a thread driven by time: it gets a short spin, not a busy loop,
@@ -190,7 +200,8 @@ export class AdaptiveWaitStrategy implements WaitStrategy {
    * The short spin, or the long one while the parker says a core is free, as `wait` spins (which
    * asks the parker again every 256 looks; this asks once).
    */
-  spinMs(parker: Parker, timeoutMs: number): number {
+  spinMs(parker: Parker, waitMs: number): number {
+    const timeoutMs = timeoutOf(waitMs);
     const short = Math.min(this.shortSpinMs, timeoutMs / 4);
     if (parker.coreFree === undefined || !parker.coreFree()) return short;
     return Math.max(short, Math.min(this.freeCoreSpinMs, timeoutMs));
@@ -210,9 +221,10 @@ export function parkUntil(
 ): boolean {
   for (;;) {
     if (condition.ready()) return true;
-    // A deadline already passed (a time-driven thread's usual case) needs no announcement.
+    // A deadline already passed (a time-driven thread's usual case) needs no announcement; nor
+    // does a NaN one, which no clock reaches (a park of NaN ms would sleep for good).
     const left = deadline === Number.POSITIVE_INFINITY ? deadline : deadline - now();
-    if (left <= 0) return false;
+    if (!(left > 0)) return false;
     const ticket = signal.announce();
     try {
       // The exact re-check after announcing closes the race with a producer that published just now.
@@ -225,8 +237,11 @@ export function parkUntil(
 }
 
 function nonNegative(name: string, value: number): number {
-  if (!(typeof value === 'number' && value >= 0)) {
-    throw new ConfigError(`wait strategy option '${name}' must be a non-negative number, got ${value}`);
+  // Finite: a nap or a spin of Infinity is a wait that neither a message nor a close ends.
+  if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0)) {
+    throw new ConfigError(
+      `wait strategy option '${name}' must be a finite non-negative number, got ${String(value)}`,
+    );
   }
   return value;
 }

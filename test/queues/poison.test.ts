@@ -1,11 +1,13 @@
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  AdaptiveWaitStrategy,
   BlockingWaitStrategy,
   type PoisonedSlot,
   PoisonedSlotError,
   SeqlockQueue,
   SeqlockVector,
+  type WaitStrategy,
 } from '../../src/index.js';
 import { QueueHeader } from '../../src/queues/queue-header.js';
 import { Numbered, numbered } from '../fixtures/dying-writer.js';
@@ -244,6 +246,32 @@ describe('a slot whose writer died half way', () => {
       expect(consumer.take(out)).toBe(true);
       expect(out.n).toBe(2);
       expect(consumer).toMatchObject({ received: 2, lost: 1, poisoned: 1 });
+    }
+  });
+
+  it('take() on a closed queue waits a stuck slot out parked, not in a loop of waits that return at once', () => {
+    const queue = SeqlockQueue.create(Numbered, { capacity: 8, poisonTimeoutMs: TIMEOUT });
+    const producer = queue.claimingProducer();
+    producer.publish(numbered(0));
+    producer.claim();
+    // The writer "dies" with its claim open, and the queue is closed (a stop).
+    queue.close();
+    for (const inner of [new BlockingWaitStrategy(), new AdaptiveWaitStrategy()]) {
+      let waits = 0;
+      const wait: WaitStrategy = {
+        name: 'counted',
+        wait: (condition, parker, timeoutMs) => {
+          waits++;
+          return inner.wait(condition, parker, timeoutMs);
+        },
+      };
+      const consumer = queue.consumer({ from: 0, wait });
+      const out = Numbered.create();
+      expect(consumer.take(out)).toBe(true);
+      expect(consumer.take(out)).toBe(false);
+      expect(consumer).toMatchObject({ received: 1, lost: 1, poisoned: 1 });
+      // A wait or two per stall (each ends when the writer's time is up); it was ~2 M.
+      expect(waits, inner.name).toBeLessThan(10);
     }
   });
 

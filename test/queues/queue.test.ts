@@ -188,6 +188,27 @@ describe('SeqlockQueue in one thread', () => {
     expect(() => queue.consumer({ owner: 1 })).toThrow(ConfigError);
     expect(() => queue.consumer({ owner: 2 ** 31 })).toThrow(ConfigError);
     expect(() => queue.releaseConsumersOf(1)).toThrow(ConfigError);
+    // Tags Atomics would take for 1, the untagged mark: refused, and the live entries kept.
+    expect(() => queue.releaseConsumersOf(1.5)).toThrow(ConfigError);
+    expect(() => queue.releaseConsumersOf(2 ** 32 + 1)).toThrow(ConfigError);
+    expect(indices()).toEqual([untagged.index, other.index]);
+  });
+
+  it('releaseConsumer frees a consumer entry and nothing else: any other index is refused', () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8, maxConsumers: 4 });
+    const producer = queue.producer();
+    producer.publish({ n: 1, check: 1 });
+    const consumer = queue.consumer();
+    for (const index of [4, -1, Number.NaN, 1.5, '0' as never]) {
+      expect(() => queue.releaseConsumer(index)).toThrow(ConfigError);
+    }
+    // The header and the slots are whole: the queue still attaches, and its message is read.
+    const out = Seq.create();
+    const again = SeqlockQueue.attach(Seq, queue.buffer).consumer({ from: 0 });
+    expect(again.poll(out)).toBe(true);
+    expect(out.n).toBe(1);
+    queue.releaseConsumer(consumer.index);
+    expect(queue.stats().consumers.map((c) => c.index)).toEqual([again.index]);
   });
 
   it('take returns false on timeout and after close once drained', () => {
@@ -312,6 +333,48 @@ describe('envelopes and exact sequences', () => {
     const ahead = queue.consumer({ from: 21 });
     for (let n = 20; n < 22; n++) producer.publish({ n, check: n });
     expect(drain(ahead, Seq.create())).toEqual([21]);
+  });
+
+  it('an envelope is checked as its message is: a bad one is refused before its slot is touched', () => {
+    const Tagged = defineMessage('Tagged', { tag: { type: 'string', bytes: 8 }, small: 'u8', big: 'i64' });
+    for (const multiProducer of [false, true]) {
+      const queue = SeqlockQueue.create(Seq, {
+        capacity: 4,
+        envelope: Tagged,
+        multiProducer,
+        poisonTimeoutMs: 50,
+      });
+      const producer = queue.producer();
+      const consumer = queue.consumer();
+      const out = Seq.create();
+      Object.assign(producer.envelope, { tag: 'hello', small: 200, big: 5n });
+      producer.publish({ n: 1, check: 1 });
+      // Refused, each: a text longer than its field, an int out of its range, a value of another type.
+      for (const bad of [
+        { tag: 'far longer than 8 bytes' },
+        { small: 300 },
+        { big: 2n ** 64n },
+        { tag: 42 },
+      ]) {
+        Object.assign(producer.envelope, { tag: 'ok', small: 1, big: 1n }, bad);
+        expect(() => producer.publish({ n: 9, check: 9 })).toThrow(LayoutError);
+      }
+      Object.assign(producer.envelope, { tag: 'ok', small: 1, big: 1n });
+      if (!multiProducer) {
+        const claiming = producer as unknown as { claim(): number; commit(): number };
+        producer.envelope.small = -1;
+        expect(() => claiming.claim()).toThrow(LayoutError);
+        producer.envelope.small = 1;
+      }
+      producer.publish({ n: 2, check: 2 });
+      const seen: unknown[] = [];
+      while (consumer.poll(out)) seen.push([out.n, { ...consumer.envelope }]);
+      expect(seen).toEqual([
+        [1, { tag: 'hello', small: 200, big: 5n }],
+        [2, { tag: 'ok', small: 1, big: 1n }],
+      ]);
+      expect(consumer).toMatchObject({ received: 2, lost: 0, poisoned: 0 });
+    }
   });
 
   it('attaching without the envelope the queue was made with is refused', () => {

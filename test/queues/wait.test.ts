@@ -4,7 +4,9 @@ import {
   AdaptiveWaitStrategy,
   BlockingWaitStrategy,
   BusySpinWaitStrategy,
+  ConfigError,
   SeqlockQueue,
+  Signal,
   SpinThenYieldWaitStrategy,
 } from '../../src/index.js';
 import { parkUntil, type WaitStrategy } from '../../src/queues/index.js';
@@ -148,6 +150,36 @@ describe('how long each strategy spins before it parks (for waiters that spin on
     expect(adaptive.spinMs(parker(true), 0.05)).toBe(0.05);
     const naps: WaitStrategy = new SpinThenYieldWaitStrategy();
     expect(naps.spinMs).toBeUndefined();
+  });
+
+  it('a wait of NaN ms (or below zero) times out at once with every strategy; take refuses it', () => {
+    // Each wait below spun or slept for good: a NaN deadline is never reached.
+    const signal = new Signal(new Int32Array(new SharedArrayBuffer(8)), 0, 1);
+    const never = { ready: () => false };
+    const strategies = [
+      new BusySpinWaitStrategy(),
+      new SpinThenYieldWaitStrategy(),
+      new BlockingWaitStrategy(),
+      new AdaptiveWaitStrategy(),
+    ];
+    for (const strategy of strategies) {
+      expect(strategy.wait(never, signal, Number.NaN), strategy.name).toBe(false);
+      expect(strategy.wait(never, signal, -5), strategy.name).toBe(false);
+    }
+    expect(new AdaptiveWaitStrategy().spinMs(parker(true), Number.NaN)).toBe(0);
+    expect(parkUntil(never, signal, Number.NaN, () => 1000)).toBe(false);
+    const queue = SeqlockQueue.create(Stress, { capacity: 8 });
+    const consumer = queue.consumer({ wait: new SpinThenYieldWaitStrategy() });
+    expect(() => consumer.take(Stress.create(), Number.NaN)).toThrow(ConfigError);
+    expect(() => consumer.take(Stress.create(), '5' as never)).toThrow(/the timeout must be a number/);
+    expect(consumer.take(Stress.create(), -1)).toBe(false);
+  });
+
+  it('options no wait can end are refused: a nap or a spin of Infinity', () => {
+    expect(() => new SpinThenYieldWaitStrategy({ napMs: Number.POSITIVE_INFINITY })).toThrow(ConfigError);
+    expect(() => new SpinThenYieldWaitStrategy({ spins: Number.POSITIVE_INFINITY })).toThrow(/finite/);
+    expect(() => new AdaptiveWaitStrategy({ spinMicros: Number.POSITIVE_INFINITY })).toThrow(/finite/);
+    expect(() => new AdaptiveWaitStrategy({ freeCoreSpinMicros: Number.NaN })).toThrow(/finite/);
   });
 
   it('parkUntil returns at once when the condition holds, and false at a deadline passed', () => {
