@@ -177,3 +177,15 @@ export function asLakeError(what: string, error: unknown): DorsalError {
   const detail = error instanceof Error ? error.message : String(error);
   return new LakeUnavailableError(`${what}: ${detail}`, { cause: error });
 }
+
+/**
+ * The driver's code of a failed store call (a PostgreSQL SQLSTATE, an `SQLITE_…` code), looked
+ * for on the error and on what it wraps (`asLakeError`'s cause); '' if there is none.
+ */
+export function errorCode(error: unknown): string {
+  for (let at = error, depth = 0; at instanceof Error && depth < 4; at = at.cause, depth++) {
+    const code = (at as { code?: unknown }).code;
+    if (typeof code === 'string' && !code.startsWith('DORSAL_')) return code;
+  }
+  return '';
+}

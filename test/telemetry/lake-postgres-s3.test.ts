@@ -1,8 +1,12 @@
+import net from 'node:net';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { Lake, PostgresMetadataStore } from '../../src/lake.js';
-import { makeProcess } from './fixtures.js';
+import { LakeConfigError, LakeUnavailableError } from '../../src/telemetry/errors.js';
+import { uniqueBlobPath } from '../../src/telemetry/lake/types.js';
+import { makeBlock, makeProcess, makeStream } from './fixtures.js';
 import { blockRowGroupSuite, lakeSuite } from './lake-suite.js';
-import { scaleOutLocation, startS3, uniqueSchema } from './services.js';
+import { POSTGRES_URL, scaleOutLocation, startS3, uniqueSchema } from './services.js';
 
 lakeSuite('PostgreSQL + S3', async () => {
   const schema = uniqueSchema();
@@ -47,6 +51,141 @@ describe('a PostgreSQL lake in a schema named with capitals', () => {
       const process = makeProcess();
       expect(await store.insertProcess(process)).toBe(true);
       expect((await store.listProcesses()).map((p) => p.processId)).toEqual([process.processId]);
+    } finally {
+      await store.close();
+      await schema.drop();
+    }
+  });
+});
+
+describe('a PostgreSQL group of block rows whose answer is lost', () => {
+  it('fails every row of the group: none is told "already there" of its own committed row', async () => {
+    // A TCP proxy that forwards a multi-row block INSERT and then cuts the connection before the
+    // server's answer comes back: the group commits, and its outcome is unknown to the client.
+    let armed = false;
+    let cuts = 0;
+    const proxy = net.createServer((client) => {
+      const server = net.connect(Number(new URL(POSTGRES_URL).port || 5432), '127.0.0.1');
+      let cutting = false;
+      client.on('data', (chunk) => {
+        server.write(chunk);
+        if (armed && chunk.toString('latin1').includes('RETURNING blob_path')) {
+          armed = false;
+          cutting = true;
+          cuts++;
+          setTimeout(() => {
+            client.destroy();
+            server.destroy();
+          }, 300);
+        }
+      });
+      server.on('data', (chunk) => {
+        if (!cutting) client.write(chunk);
+      });
+      client.on('error', () => {});
+      server.on('error', () => {});
+      client.on('close', () => server.destroy());
+      server.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const schema = uniqueSchema();
+    const url = new URL(schema.url);
+    url.host = `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+    const store = new PostgresMetadataStore(url.toString());
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await store.insertProcess(process);
+      await store.insertStream(stream);
+      const blocks = [1, 2, 3].map((seed) => makeBlock(stream, 4, seed).block);
+      const paths = blocks.map((b) => uniqueBlobPath(b.processId, b.streamId, b.blockId));
+      armed = true;
+      // In one turn of the event loop: one group, one INSERT.
+      const settled = await Promise.allSettled(blocks.map((b, i) => store.insertBlock(b, 10, paths[i]!)));
+      expect(cuts).toBe(1);
+      // Unknown, not "not inserted": ingestion keeps each block's file, and the client sends again.
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      for (const s of settled)
+        expect((s as PromiseRejectedResult).reason).toBeInstanceOf(LakeUnavailableError);
+      // The group did commit: each row is there, naming the file of this write.
+      for (const [i, block] of blocks.entries())
+        expect((await store.findBlock(block.blockId))?.blobPath).toBe(paths[i]);
+    } finally {
+      await store.close();
+      proxy.close();
+      await schema.drop();
+    }
+  });
+});
+
+describe('PostgreSQL lake URLs', () => {
+  it("a URL's own options cannot move the lake out of its schema nor lift its statement timeout", async () => {
+    const schema = uniqueSchema();
+    // Another schema of the test's own (not public: this test without the fix made the lake there).
+    const other = uniqueSchema();
+    const otherName = new URL(other.url).searchParams.get('schema')!;
+    await (async () => {
+      const c = new pg.Client({ connectionString: POSTGRES_URL });
+      await c.connect();
+      await c.query(`CREATE SCHEMA "${otherName}"`);
+      await c.end();
+    })();
+    const url = new URL(schema.url);
+    url.searchParams.set(
+      'options',
+      `-c search_path=${otherName} -c statement_timeout=0 -c application_name=mine`,
+    );
+    const store = new PostgresMetadataStore(url.toString(), { statementTimeoutMs: 12_345 });
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    const tablesIn = async (name: string): Promise<number> =>
+      (
+        await client.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1',
+          [name],
+        )
+      ).rows[0]!.n;
+    try {
+      await store.insertProcess(makeProcess());
+      // The lake's 8 tables in its own schema; none in the one the URL's options name.
+      expect(await tablesIn(new URL(schema.url).searchParams.get('schema')!)).toBe(8);
+      expect(await tablesIn(otherName)).toBe(0);
+      const { rows } = await (store as unknown as { pool: pg.Pool }).pool.query<{
+        statement_timeout: string;
+        application_name: string;
+      }>('SELECT current_setting($1) AS statement_timeout, current_setting($2) AS application_name', [
+        'statement_timeout',
+        'application_name',
+      ]);
+      expect(rows[0]).toEqual({ statement_timeout: '12345ms', application_name: 'mine' });
+    } finally {
+      await client.end();
+      await store.close();
+      await schema.drop();
+      await other.drop();
+    }
+  });
+
+  it('refuses what it cannot take, with a clear error: timeouts in the URL, a URL that does not parse', () => {
+    const schema = uniqueSchema();
+    for (const name of ['statement_timeout', 'query_timeout']) {
+      const url = new URL(schema.url);
+      url.searchParams.set(name, '0');
+      expect(() => new PostgresMetadataStore(url.toString())).toThrow(LakeConfigError);
+    }
+    expect(() => new PostgresMetadataStore('postgres://[bad')).toThrow(/is no valid PostgreSQL URL/);
+    expect(() => Lake.open({ db: schema.url, blobs: 's3://lake/%E0%A4%A' })).toThrow(/is no valid S3 URL/);
+    expect(() => Lake.open({ db: schema.url, blobs: 's3://[bad/x' })).toThrow(LakeConfigError);
+  });
+
+  it('a statement timeout at the top of its range still lets queries run (the client waits as long as a timer can)', async () => {
+    const schema = uniqueSchema();
+    const store = new PostgresMetadataStore(schema.url, { statementTimeoutMs: 2_147_483_000 });
+    try {
+      // A statement of 50 ms: past the timer's range, the client gave up on it after 1 ms.
+      await (store as unknown as { pool: pg.Pool }).pool.query('SELECT pg_sleep(0.05)');
+      await store.insertProcess(makeProcess());
+      expect(await store.listProcesses()).toHaveLength(1);
     } finally {
       await store.close();
       await schema.drop();

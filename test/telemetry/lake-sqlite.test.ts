@@ -1,5 +1,8 @@
+import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IngestionService } from '../../src/ingestion.js';
 import { blobPath, Lake, SqliteMetadataStore } from '../../src/lake.js';
@@ -57,4 +60,48 @@ describe('SQLite + directory lake after a crash', () => {
       await service.close();
     }
   });
+});
+
+describe('a SQLite lake another connection holds locked', () => {
+  it('fails a group of block rows at once: no row is written on its own once the lock is gone', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = join(dir, 'lake.sqlite');
+    const store = new SqliteMetadataStore(file);
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await store.insertProcess(process);
+      await store.insertStream(stream);
+      // Another thread holds the write lock a second longer than the store's busy timeout (5 s):
+      // rows written one by one after the group failed each waited 5 s, on the event loop, and
+      // the first of them found the lock gone.
+      const holder = new Worker(
+        `const { parentPort, workerData } = require('node:worker_threads');
+         const Database = require(workerData.driver);
+         const db = new Database(workerData.file);
+         db.exec('BEGIN IMMEDIATE');
+         parentPort.postMessage('locked');
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 6000);
+         db.exec('COMMIT');
+         db.close();`,
+        {
+          eval: true,
+          workerData: { file, driver: createRequire(import.meta.url).resolve('better-sqlite3') },
+        },
+      );
+      await once(holder, 'message');
+      const blocks = [1, 2, 3].map((seed) => makeBlock(stream, 4, seed).block);
+      const settled = await Promise.allSettled(
+        blocks.map((b) => store.insertBlock(b, 10, blobPath(b.processId, b.streamId, b.blockId))),
+      );
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      for (const s of settled)
+        expect(String((s as PromiseRejectedResult).reason)).toMatch(/database is locked/);
+      await once(holder, 'exit');
+      expect(await store.listBlocks({ streamId: stream.streamId })).toEqual([]);
+    } finally {
+      await store.close();
+      cleanup();
+    }
+  }, 30_000);
 });

@@ -164,6 +164,41 @@ describe('retention', () => {
     ]);
   }, 60_000);
 
+  it("`dorsal retention` refuses a blob store that holds none of the lake's blobs, and deletes nothing", async () => {
+    const data = join(dir, 'wrong-blobs');
+    const service = new IngestionService({ data });
+    const proc = makeProcess();
+    const stream = makeStream(proc.processId);
+    await service.ingestProcess(proc);
+    await service.ingestStream(stream);
+    const [block] = await store(service, stream, 1);
+    await service.close();
+    // The lake's database with another directory's blobs (a --blobs mistyped, or --db without
+    // --data): its rows would go, and its blobs stay for good, named by nothing.
+    const elsewhere = join(dir, 'elsewhere');
+    const run = await runDorsal([
+      'retention',
+      '--days',
+      '0',
+      '--db',
+      join(data, 'lake.sqlite'),
+      '--blobs',
+      elsewhere,
+      '--pause-ms',
+      '0',
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /holds none of the payloads of blocks .*: is it this lake's .*Nothing was deleted/,
+    );
+    const lake = Lake.open({ data });
+    try {
+      expect((await lake.readBlock(block?.blockId as string)).block.streamId).toBe(stream.streamId);
+    } finally {
+      await lake.close();
+    }
+  }, 60_000);
+
   it('deletes the same from PostgreSQL + S3', async () => {
     const { url, drop } = uniqueSchema();
     const s3 = await startS3();

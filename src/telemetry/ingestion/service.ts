@@ -225,16 +225,25 @@ export class IngestionService {
     } catch (error) {
       throw asLakeError('storing a block payload', error);
     }
-    // A name of 64 random bits is never there already; should it be, that file is not this one's.
-    if (outcome !== 'created') throw new LakeUnavailableError(`blob ${path} exists already: retry`);
+    // A name of 64 random bits is never there already, but for this write's own bytes: an S3
+    // PUT whose answer was lost is sent again by the SDK, which then finds it there ('exists':
+    // the same bytes). Other bytes under it are not this block's.
+    if (outcome === 'differs') throw new LakeUnavailableError(`blob ${path} exists already: retry`);
     // Should the insert fail, whether its row was written is unknown (a connection lost after the
     // commit): the file stays.
     if (await this.lake.metadata.insertBlock(block, blob.length, path)) {
       this.lake.noteWritten(block.processId);
       return { inserted: true };
     }
+    const row = await this.lake.metadata.findBlock(block.blockId);
+    // Its row points at this very file: this write's own, which a lost answer said "not
+    // inserted" (its file is the row's: never removed).
+    if (row?.blobPath === path) {
+      this.lake.noteWritten(block.processId);
+      return { inserted: true };
+    }
     try {
-      return await this.notInserted(block, blob);
+      return await this.notInserted(block, blob, row);
     } finally {
       await this.removeOwn(path);
     }
@@ -245,8 +254,11 @@ export class IngestionService {
    * false`; another block under its id: 409), or the block's stream has none (retention deleted
    * it: 422).
    */
-  private async notInserted(block: Block, blob: Uint8Array): Promise<InsertResult> {
-    const row = await this.lake.metadata.findBlock(block.blockId);
+  private async notInserted(
+    block: Block,
+    blob: Uint8Array,
+    row: BlockRow | undefined,
+  ): Promise<InsertResult> {
     if (row === undefined) {
       await this.streamOf(block, true);
       throw new LakeUnavailableError(`block ${block.blockId}: its row was deleted as it was stored: retry`);

@@ -2,6 +2,7 @@ import { realpathSync } from 'node:fs';
 import { basename, dirname, join, normalize, resolve } from 'node:path';
 import { parse } from 'pg-connection-string';
 import { LakeConfigError } from '../errors.js';
+import { decodedPath } from './lake-url.js';
 import { DEFAULT_DATA_DIR, type LakeLocation, localPath, redact, sqliteFileOf } from './open.js';
 
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
@@ -60,7 +61,7 @@ function blobsIdentity(location: LakeLocation): string {
     } catch (error) {
       throw new LakeConfigError(`${redact(blobs)} is no valid S3 URL (${(error as Error).name})`);
     }
-    const prefix = decodeURIComponent(url.pathname).replace(/\/+$/, '');
+    const prefix = decodedPath(url, 'S3').replace(/\/+$/, '');
     return `s3://${url.hostname.toLowerCase()}${prefix}?endpoint=${endpoint}`;
   }
   if (scheme === 'file') return `file:${canonicalPath(localPath(blobs, scheme))}`;

@@ -2,6 +2,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LakeConfigError } from '../errors.js';
 import { type DirectoryBlobOptions, DirectoryBlobStore } from './directory-blobs.js';
+import { redact } from './lake-url.js';
 import { PostgresMetadataStore, type PostgresStoreOptions } from './postgres-store.js';
 import { type S3BlobOptions, S3BlobStore } from './s3-blobs.js';
 import { SqliteMetadataStore } from './sqlite-store.js';
@@ -32,9 +33,7 @@ export interface LakeLocation {
 
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
 
-/** A URL fit for an error message: a password in it is masked. */
-export const redact = (url: string): string =>
-  JSON.stringify(url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@'));
+export { redact } from './lake-url.js';
 
 /** The path of `sqlite:…`/`file:…` (`scheme` in lower case; the value's in any case). */
 export function localPath(value: string, scheme: string): string {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type pg from 'pg';
 import { isTimerMs, MAX_TIMER_MS, TIMER_MS_RANGE } from '../../timer-ms.js';
-import { asLakeError, LakeConfigError, LakeNotFoundError } from '../errors.js';
+import { asLakeError, errorCode, LakeConfigError, LakeNotFoundError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
 import {
@@ -13,6 +13,7 @@ import {
   toDropReportRow,
   toPartitionRow,
 } from './admin-sql.js';
+import { parseLakeUrl } from './lake-url.js';
 import { RowGroups } from './row-groups.js';
 import {
   BLOB_PATH_SQL,
@@ -176,10 +177,22 @@ export class PostgresMetadataStore implements MetadataStore {
   private readonly blockRows = new RowGroups<unknown[]>({
     group: (rows) => this.insertBlockRows(rows),
     one: async (row) => (await this.query('inserting a block', insertSql(1), row)).rowCount === 1,
+    // SQLSTATE classes 22 (a value) and 23 (a constraint): a row's fault, not the database's.
+    blamesRows: (error) => /^2[23]/.test(errorCode(error)),
   });
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
-    const parsed = new URL(url);
+    const parsed = parseLakeUrl(url, 'PostgreSQL');
+    // What the driver would take from the URL over the settings below: a search_path moving the
+    // lake's tables out of its schema, a statement timeout of 0.
+    for (const name of ['statement_timeout', 'query_timeout']) {
+      if (parsed.searchParams.has(name))
+        throw new LakeConfigError(
+          `PostgreSQL URL parameter '${name}' is not taken: give 'statementTimeoutMs' (URL or option)`,
+        );
+    }
+    const urlOptions = parsed.searchParams.get('options');
+    parsed.searchParams.delete('options');
     const schema = parsed.searchParams.get('schema') ?? 'public';
     if (!SCHEMA_NAME.test(schema))
       throw new LakeConfigError(`invalid PostgreSQL schema name ${JSON.stringify(schema)}`);
@@ -199,10 +212,12 @@ export class PostgresMetadataStore implements MetadataStore {
       connectionString: parsed.toString(),
       // Quoted, as CREATE SCHEMA makes it: unquoted, PostgreSQL folds the name to lowercase (a
       // schema `Dorsal` was made, and then looked for as `dorsal`). SCHEMA_NAME has no quote.
-      options: `-c search_path="${schema}" -c statement_timeout=${statementTimeoutMs}`,
+      // After the URL's own `options`: a later -c of the same setting wins.
+      options: `${urlOptions === null ? '' : `${urlOptions} `}-c search_path="${schema}" -c statement_timeout=${statementTimeoutMs}`,
       max: options.maxConnections ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
-      query_timeout: statementTimeoutMs + CLIENT_GRACE_MS,
+      // Within what a Node timer takes (past it, a timer fires after 1 ms: every query failed).
+      query_timeout: Math.min(statementTimeoutMs + CLIENT_GRACE_MS, MAX_TIMER_MS),
     });
     // An idle connection dropped by the server must not become an uncaught error: the next
     // query gets a fresh connection, or fails and is answered with 503.

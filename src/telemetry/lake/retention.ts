@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors.js';
+import { LakeConfigError, LakeNotFoundError } from '../errors.js';
 import { formatRfc3339Ns } from '../wire/index.js';
 import type { Lake } from './lake.js';
 import type { WindowDeletion } from './types.js';
@@ -80,6 +81,7 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   };
   const { metadata, blobs } = lake;
   await metadata.ready();
+  await checkBlobStore(lake);
 
   /** Runs `step` until it does nothing, pausing between batches. */
   const repeat = async (step: () => Promise<number>): Promise<void> => {
@@ -154,6 +156,28 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     return n;
   });
   return report;
+}
+
+/**
+ * Refuses a blob store that holds none of the lake's blobs: a `--blobs` or `--data` naming
+ * another directory or bucket than the lake's. Retention would delete the rows, "delete" blobs
+ * that are not there, and leave the lake's own for good, nameless. A few blocks are looked at, so
+ * that one blob lost by accident does not stop every pass.
+ */
+async function checkBlobStore(lake: Lake): Promise<void> {
+  const sample = await lake.metadata.listBlocks({ limit: 3 });
+  if (sample.length === 0) return;
+  for (const block of sample) {
+    try {
+      await lake.blobs.get(block.blobPath);
+      return;
+    } catch (error) {
+      if (!(error instanceof LakeNotFoundError)) throw error;
+    }
+  }
+  throw new LakeConfigError(
+    `retention: the blob store (${lake.blobs.kind}) holds none of the payloads of blocks ${sample.map((b) => b.blockId).join(', ')}: is it this lake's (--data, --blobs)? Nothing was deleted`,
+  );
 }
 
 /** A retention pass run now and then by a server; see `scheduleRetention`. */

@@ -11,13 +11,22 @@ export interface RowWriter<P> {
   group(rows: readonly P[]): Promise<boolean[]> | boolean[];
   /** Writes one row; returns whether it was inserted. Its error is the caller's. */
   one(row: P): Promise<boolean> | boolean;
+  /**
+   * Whether the error of a failed group blames its rows (a value or a constraint the database
+   * refused): each row is then written on its own. Any other error (the database busy, down, a
+   * connection lost with the group's outcome unknown) fails every row of the group with it.
+   */
+  blamesRows(error: unknown): boolean;
 }
 
 /**
  * Group commit for metadata rows: the rows that arrive within one turn of the event loop are
  * written together, in one transaction (SQLite: one WAL commit) or one statement (PostgreSQL: one
- * round trip), instead of one each. If the group fails, each of its rows is written on its own,
- * so that a row the database refuses fails alone and the others are stored.
+ * round trip), instead of one each. If the database refuses a row of the group, each row is
+ * written on its own, so that it fails alone and the others are stored. If the group fails for
+ * any other reason, every row fails with it: written again one by one, a group committed before
+ * its answer was lost would come back as rows "already there" (they are: its own), and a database
+ * busy for seconds would be waited for once per row.
  */
 export class RowGroups<P> {
   private readonly writer: RowWriter<P>;
@@ -55,7 +64,11 @@ export class RowGroups<P> {
     if (rows.length > 1) {
       try {
         inserted = await this.writer.group(rows.map((r) => r.params));
-      } catch {
+      } catch (error) {
+        if (!this.writer.blamesRows(error)) {
+          for (const row of rows) row.reject(error);
+          return;
+        }
         // One row that fails must not fail the others: each is written on its own below.
       }
     }

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type * as S3 from '@aws-sdk/client-s3';
 import { isTimerMs, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { asLakeError, LakeConfigError, LakeNotFoundError, LakeUnavailableError } from '../errors.js';
+import { decodedPath, parseLakeUrl } from './lake-url.js';
 import { BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
 
 /** Options of the S3 blob store; URL query parameters of the same names override them. */
@@ -88,13 +89,13 @@ export class S3BlobStore implements BlobStore {
 
   /** Parses `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=true&conditionalWrites=false&idleTimeoutMs=30000`. */
   static fromUrl(url: string, options: S3BlobOptions = {}): S3BlobStore {
-    const parsed = new URL(url);
+    const parsed = parseLakeUrl(url, 'S3');
     if (parsed.protocol !== 's3:' || parsed.hostname === '') {
       throw new LakeConfigError(`not an S3 URL (s3://bucket/prefix): ${JSON.stringify(url)}`);
     }
     const q = parsed.searchParams;
     const flag = (name: string): boolean | undefined => (q.has(name) ? q.get(name) !== 'false' : undefined);
-    return new S3BlobStore(parsed.hostname, decodeURIComponent(parsed.pathname), {
+    return new S3BlobStore(parsed.hostname, decodedPath(parsed, 'S3'), {
       ...options,
       ...(q.has('endpoint') ? { endpoint: q.get('endpoint') as string } : {}),
       ...(q.has('region') ? { region: q.get('region') as string } : {}),

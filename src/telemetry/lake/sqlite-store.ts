@@ -1,7 +1,7 @@
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { makeDirectoriesSync } from '../../directories.js';
-import { asLakeError, LakeConfigError } from '../errors.js';
+import { asLakeError, errorCode, LakeConfigError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
 import {
@@ -77,6 +77,8 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly blockRows = new RowGroups<unknown[]>({
     group: (rows) => this.run('inserting blocks', (p) => p.insertBlocks(rows)).map((changes) => changes > 0),
     one: (row) => this.run('inserting a block', (p) => p.insertBlock(row) > 0),
+    // A row's fault (a constraint, a value), not the database's (busy, locked, I/O, full).
+    blamesRows: (error) => /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(errorCode(error)),
   });
 
   constructor(path: string) {

@@ -196,7 +196,8 @@ export interface BlobStore {
    * Writes the blob unless one exists at that path. `'created'`; `'exists'`: a blob with these
    * very bytes is there (a directory store also made it durable); `'differs'`: a blob with other
    * bytes is there (a file a crash left torn, or another writer's). Ingestion writes each payload
-   * to a path of its own (see `uniqueBlobPath`) and never meets either.
+   * to a path of its own (see `uniqueBlobPath`): it meets `'exists'` only for its own bytes (an S3
+   * PUT the SDK sent again after its answer was lost), and `'differs'` never.
    */
   putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome>;
   /** Writes the blob over whatever is at that path, atomically (a reader sees the old or the new). */
