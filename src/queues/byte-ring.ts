@@ -102,8 +102,17 @@ export class ByteRing {
 
   /** The same ring, from its buffer (in another thread). */
   static attach(buffer: SharedArrayBuffer): ByteRing {
-    const capacity = new Int32Array(buffer, 0, ByteRingHeader.DATA_BYTE / 4)[ByteRingHeader.CAPACITY] ?? 0;
-    if (buffer.byteLength !== ByteRingHeader.DATA_BYTE + capacity || capacity < MIN_CAPACITY) {
+    const capacity =
+      buffer instanceof SharedArrayBuffer && buffer.byteLength >= ByteRingHeader.DATA_BYTE
+        ? new Int32Array(buffer, 0, ByteRingHeader.DATA_BYTE / 4)[ByteRingHeader.CAPACITY]!
+        : 0;
+    // A power of two, as `create` makes it: the ring's masks are capacity - 1.
+    if (
+      buffer.byteLength !== ByteRingHeader.DATA_BYTE + capacity ||
+      capacity < MIN_CAPACITY ||
+      capacity > MAX_CAPACITY ||
+      (capacity & (capacity - 1)) !== 0
+    ) {
       throw new ConfigError(`not a byte ring's buffer (${buffer.byteLength} bytes)`);
     }
     return new ByteRing(buffer);

@@ -81,6 +81,8 @@ export function normalizeField(
   if (!IDENTIFIER.test(name)) {
     throw new LayoutError(`${where}: the name must be a JavaScript identifier`);
   }
+  // `o.__proto__ = v` sets an object's prototype, not a field: such a field was never read back.
+  if (name === '__proto__') throw new LayoutError(`${where}: '__proto__' cannot name a field`);
   const type = typeof spec === 'string' ? spec : (spec as { type?: unknown } | null)?.type;
   if (typeof type !== 'string') {
     throw new LayoutError(`${where}: expected a type name or { type, bytes }, got ${describe(spec)}`);

@@ -138,16 +138,29 @@ function planLayout(name: string, fields: FieldSpecs): LayoutDescription {
     offset += e.size;
     return field;
   });
-  return { name, size: roundUp(offset, 8), fields: planned };
+  const size = roundUp(offset, 8);
+  if (size > MAX_MESSAGE_BYTES)
+    throw new LayoutError(
+      `message '${name}' takes ${size} bytes, over the ${MAX_MESSAGE_BYTES} a message may take`,
+    );
+  return { name, size, fields: planned };
 }
+
+/**
+ * The largest message, in bytes: far past any slot a queue would want, and a bound on what a
+ * description read back from the lake can make this process allocate.
+ */
+export const MAX_MESSAGE_BYTES = 2 ** 24;
 
 function validateDescription(d: LayoutDescription): LayoutDescription {
   if (d === null || typeof d !== 'object' || !Array.isArray(d.fields)) {
     throw new LayoutError('a layout description needs { name, size, fields: [...] }');
   }
   const name = String(d.name);
-  if (!Number.isInteger(d.size) || d.size < 0 || d.size % 8 !== 0) {
-    throw new LayoutError(`layout '${name}': size must be a non-negative multiple of 8, got ${d.size}`);
+  if (!Number.isInteger(d.size) || d.size < 0 || d.size % 8 !== 0 || d.size > MAX_MESSAGE_BYTES) {
+    throw new LayoutError(
+      `layout '${name}': size must be a multiple of 8 from 0 to ${MAX_MESSAGE_BYTES}, got ${d.size}`,
+    );
   }
   const fields: FieldDescription[] = [];
   const seen = new Set<string>();
@@ -204,9 +217,19 @@ function blankFactory<M>(name: string, fields: readonly FieldDescription[]): () 
   return () => new MessageClass();
 }
 
+/**
+ * The layout's name as a class name (what a heap snapshot shows): its other characters as `_`,
+ * and `_` before a name no class can take (a digit first, a reserved word: `class`, `eval`…).
+ */
 function safeClassName(name: string): string {
   const cleaned = name.replace(/[^A-Za-z0-9_$]/g, '_');
-  return /^[A-Za-z_$]/.test(cleaned) ? cleaned : `_${cleaned}`;
+  if (!/^[A-Za-z_$]/.test(cleaned)) return `_${cleaned}`;
+  try {
+    new Function(`'use strict'; return class ${cleaned} {};`);
+    return cleaned;
+  } catch {
+    return `_${cleaned}`;
+  }
 }
 
 function fingerprintOf(d: LayoutDescription): number {

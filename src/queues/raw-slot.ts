@@ -24,6 +24,12 @@ export function rawSlotWords(core: QueueCore): number {
   return (core.views.i32[H.ENVELOPE_SIZE]! + core.views.i32[H.MESSAGE_SIZE]!) >> 2;
 }
 
+function refuseRoom(at: number, words: number, length: number): never {
+  throw new ConfigError(
+    `a raw slot of ${words} words does not fit from word ${at} of an array of ${length}: give it rawWords words from 'at'`,
+  );
+}
+
 /** The codec of a raw consumer: `read` copies the payload words of the slot whose message starts at `base`. */
 export function rawSlotSource(core: QueueCore): CodecSource<RawSlot> {
   const words = rawSlotWords(core);
@@ -40,6 +46,9 @@ export function rawSlotSource(core: QueueCore): CodecSource<RawSlot> {
         const from = (base - envelopeBytes) >> 2;
         const dst = out.words;
         const at = out.at;
+        // Before any copy, so that the consumer stays on this message: stores past the array's
+        // end are dropped by the language, and the message would be counted read, cut.
+        if (!(at >= 0 && at + words <= dst.length)) refuseRoom(at, words, dst.length);
         for (let i = 0; i < words; i++) dst[at + i] = src[from + i]!;
       },
     }),

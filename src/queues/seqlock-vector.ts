@@ -33,6 +33,8 @@ const V = {
 } as const;
 const VECTOR_MAGIC = 0x64727376; // 'drsv'
 const VECTOR_FORMAT = 2;
+/** The most bytes a vector takes, as a queue (`MAX_QUEUE_BYTES`). */
+const MAX_VECTOR_BYTES = 2 ** 31 - 1;
 
 /**
  * A fixed array of seqlocked values, one per key: writers overwrite, readers always get the
@@ -92,7 +94,14 @@ export class SeqlockVector<M extends object> {
     }
     const stride = slotStride(layout.size);
     const slotsByte = V.READERS_BYTE + maxReaders * V.READER_ENTRY_BYTES;
-    const buffer = new SharedArrayBuffer(slotsByte + length * stride);
+    const byteLength = slotsByte + length * stride;
+    // As a queue: Int32 views index it with 32-bit arithmetic.
+    if (byteLength > MAX_VECTOR_BYTES) {
+      throw new ConfigError(
+        `a SeqlockVector of ${length} keys of ${stride} bytes (${layout.name}) takes ${byteLength} bytes, over the ${MAX_VECTOR_BYTES} a vector may take`,
+      );
+    }
+    const buffer = new SharedArrayBuffer(byteLength);
     const i32 = new Int32Array(buffer);
     // Plain stores before the buffer is shared (postMessage orders them).
     i32[V.MAGIC] = VECTOR_MAGIC;
@@ -220,6 +229,7 @@ export class SeqlockVectorReader<M extends object> {
   private readonly vector: SeqlockVector<M>;
   private readonly i32: Int32Array;
   private readonly entry: number;
+  private closed = false;
   private readonly codec: BoundCodec<M>;
   private readonly stall: SlotStall;
   private retriedCount = 0;
@@ -265,8 +275,10 @@ export class SeqlockVectorReader<M extends object> {
     return this.retriedCount;
   }
 
-  /** Releases the reader's table entry. */
+  /** Releases the reader's table entry; a second close does nothing (the entry may be another reader's by then). */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     // SC store: the entry is free for a later reader in any thread.
     Atomics.store(this.i32, this.entry, 0);
   }

@@ -56,6 +56,11 @@ describe('ByteRing', () => {
       );
     }
     expect(() => ByteRing.attach(new SharedArrayBuffer(200))).toThrow(/not a byte ring's buffer/);
+    // Smaller than the header (a RangeError once), and a header whose capacity is no power of two.
+    expect(() => ByteRing.attach(new SharedArrayBuffer(32))).toThrow(/not a byte ring's buffer/);
+    const odd = new SharedArrayBuffer(ByteRingHeader.DATA_BYTE + 100);
+    new Int32Array(odd)[ByteRingHeader.CAPACITY] = 100;
+    expect(() => ByteRing.attach(odd)).toThrow(/not a byte ring's buffer/);
   });
 
   it('wraps around its end: records of every length, split across it, come back whole and in order', () => {

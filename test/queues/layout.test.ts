@@ -244,6 +244,34 @@ describe('layouts as data', () => {
     expect(out).toEqual({ a: 'xé', b: 'y', c: 7 });
   });
 
+  it('a layout named with a reserved word works; a field named __proto__ and a size past 16 MiB are refused', () => {
+    // Its class once took the name as it was: a SyntaxError from generated code.
+    for (const name of ['class', 'eval', 'delete', 'let', 'yield', '7up']) {
+      const layout = defineMessage(name, { n: 'u32' });
+      const queue = SeqlockQueue.create(layout, { capacity: 2 });
+      queue.producer().publish({ n: 7 });
+      const out = layout.create();
+      expect(queue.consumer({ from: 0 }).poll(out)).toBe(true);
+      expect(out.n).toBe(7);
+      expect(Layout.fromDescription(layout.describe()).name).toBe(name);
+    }
+    // `o.__proto__ = v` sets a prototype: the field was never read back.
+    // An own key '__proto__' (a literal would set the prototype), as JSON.parse makes it.
+    const fields = JSON.parse('{ "n": "u8", "__proto__": "u8" }') as Record<string, 'u8'>;
+    expect(() => defineMessage('Proto', fields)).toThrow(/'__proto__' cannot name a field/);
+    expect(() =>
+      Layout.fromDescription({
+        name: 'Proto',
+        size: 8,
+        fields: [{ name: '__proto__', type: 'u8', offset: 0 }],
+      }),
+    ).toThrow(LayoutError);
+    // A description read back from a lake cannot make this process allocate what it says.
+    expect(() =>
+      Layout.fromDescription({ name: 'Huge', size: 2 ** 40, fields: [{ name: 'a', type: 'u8', offset: 0 }] }),
+    ).toThrow(/size must be a multiple of 8 from 0 to 16777216/);
+  });
+
   it('a description with overlapping fields is refused', () => {
     expect(() =>
       Layout.fromDescription({

@@ -1,6 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, SeqlockQueue, SeqlockVector } from '../../src/index.js';
+import { ConfigError, defineMessage, SeqlockQueue, SeqlockVector } from '../../src/index.js';
 import { Tagged } from '../fixtures/mp-producer.js';
 import { isIntact, Stress } from '../fixtures/stress-message.js';
 import { compiledUrl } from '../helpers/compiled.js';
@@ -172,5 +172,22 @@ describe('SeqlockVector', () => {
       'poisonTimeoutMs must be an integer from 1 to 2147483647 (ms), got 0',
     );
     expect(() => SeqlockVector.attach(Tagged, vector.buffer)).toThrow(/layout mismatch/);
+    // Past 2 GiB: a ConfigError naming the vector (a RangeError from a typed array once).
+    const Wide = defineMessage('Wide', { s: { type: 'bytes', bytes: 1000 } });
+    expect(() => SeqlockVector.create(Wide, { length: 2 ** 22 })).toThrow(
+      /over the 2147483647 a vector may take/,
+    );
+  });
+
+  it("a reader closed twice frees only its own entry, not a later reader's", () => {
+    const vector = SeqlockVector.create(Stress, { length: 2, maxReaders: 1 });
+    const first = vector.reader();
+    first.close();
+    const second = vector.reader();
+    first.close();
+    // The one entry is still the second reader's.
+    expect(() => vector.reader()).toThrow(ConfigError);
+    second.close();
+    vector.reader();
   });
 });

@@ -194,6 +194,28 @@ describe('SeqlockQueue in one thread', () => {
     expect(indices()).toEqual([untagged.index, other.index]);
   });
 
+  it("a raw consumer refuses an array with no room for the slot's words, and stays on the message", () => {
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    queue.producer().publish({ n: 3, check: 3 });
+    const raw = queue.rawConsumer({ from: 0 });
+    // The copy was cut (stores past an array's end are dropped) and the message counted read.
+    for (const out of [
+      { words: new Int32Array(queue.rawWords - 1), at: 0 },
+      { words: new Int32Array(queue.rawWords), at: 1 },
+      { words: new Int32Array(queue.rawWords), at: Number.NaN },
+    ]) {
+      expect(() => raw.poll(out)).toThrow(/does not fit/);
+      expect(raw.received).toBe(0);
+    }
+    const room = { words: new Int32Array(queue.rawWords + 1), at: 1 };
+    expect(raw.poll(room)).toBe(true);
+    expect(raw.received).toBe(1);
+    const exact = { words: new Int32Array(queue.rawWords), at: 0 };
+    expect(queue.rawConsumer({ from: 0 }).poll(exact)).toBe(true);
+    expect([...room.words.subarray(1)]).toEqual([...exact.words]);
+    expect(exact.words.some((w) => w === 3)).toBe(true);
+  });
+
   it('releaseConsumer frees a consumer entry and nothing else: any other index is refused', () => {
     const queue = SeqlockQueue.create(Seq, { capacity: 8, maxConsumers: 4 });
     const producer = queue.producer();
