@@ -121,7 +121,7 @@ describe('a prepared log line (Logger.line)', () => {
     ]);
   });
 
-  it('drops and counts an entry whose strings the table cannot hold', () => {
+  it('drops and counts an entry whose strings the table cannot hold, as an object entry is', () => {
     // 3 strings: the empty one, the target and the template; the key finds no room.
     const fresh = freshBuffers({ maxStrings: 3 });
     const log = logger('crowded');
@@ -129,6 +129,15 @@ describe('a prepared log line (Logger.line)', () => {
     line(1);
     line(2);
     expect(fresh.logs()).toEqual([]);
+    expect(fresh.reader.dropped.strings).toBe(2);
+    // A value left out needs no key: recorded, as the object entry is.
+    line(undefined as never);
+    log.info('no room', { 'one-key-too-many': undefined as never });
+    const entries = fresh.logs();
+    expect(entries.map((e) => [e.template, e.properties, e.flags])).toEqual([
+      ['no room', {}, LogFlags.PROPERTIES_LEFT_OUT],
+      ['no room', {}, LogFlags.PROPERTIES_LEFT_OUT],
+    ]);
     expect(fresh.reader.dropped.strings).toBe(2);
   });
 

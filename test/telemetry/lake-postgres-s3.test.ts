@@ -1,5 +1,5 @@
 import net from 'node:net';
-import pg from 'pg';
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { Lake, PostgresMetadataStore } from '../../src/lake.js';
 import { LakeConfigError, LakeUnavailableError } from '../../src/telemetry/errors.js';
@@ -119,63 +119,67 @@ describe('a PostgreSQL group of block rows whose answer is lost', () => {
 });
 
 describe('PostgreSQL lake URLs', () => {
-  it("a URL's own options cannot move the lake out of its schema nor lift its statement timeout", async () => {
+  it("a URL's own options apply, and the store's search_path and statement timeout after them", async () => {
     const schema = uniqueSchema();
-    // Another schema of the test's own (not public: this test without the fix made the lake there).
-    const other = uniqueSchema();
-    const otherName = new URL(other.url).searchParams.get('schema')!;
-    await (async () => {
-      const c = new pg.Client({ connectionString: POSTGRES_URL });
-      await c.connect();
-      await c.query(`CREATE SCHEMA "${otherName}"`);
-      await c.end();
-    })();
     const url = new URL(schema.url);
-    url.searchParams.set(
-      'options',
-      `-c search_path=${otherName} -c statement_timeout=0 -c application_name=mine`,
-    );
+    url.searchParams.set('options', '-c application_name=mine');
     const store = new PostgresMetadataStore(url.toString(), { statementTimeoutMs: 12_345 });
-    const client = new pg.Client({ connectionString: POSTGRES_URL });
-    await client.connect();
-    const tablesIn = async (name: string): Promise<number> =>
-      (
-        await client.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1',
-          [name],
-        )
-      ).rows[0]!.n;
     try {
-      await store.insertProcess(makeProcess());
-      // The lake's 8 tables in its own schema; none in the one the URL's options name.
-      expect(await tablesIn(new URL(schema.url).searchParams.get('schema')!)).toBe(8);
-      expect(await tablesIn(otherName)).toBe(0);
-      const { rows } = await (store as unknown as { pool: pg.Pool }).pool.query<{
-        statement_timeout: string;
-        application_name: string;
-      }>('SELECT current_setting($1) AS statement_timeout, current_setting($2) AS application_name', [
-        'statement_timeout',
-        'application_name',
-      ]);
-      expect(rows[0]).toEqual({ statement_timeout: '12345ms', application_name: 'mine' });
+      // Asked of the pool itself: the lake is never made (the URL's options once replaced the
+      // store's, and its tables went to public).
+      const { rows } = await (store as unknown as { pool: pg.Pool }).pool.query<Record<string, string>>(
+        `SELECT current_setting('search_path') AS search_path, current_setting('statement_timeout') AS statement_timeout,
+                current_setting('application_name') AS application_name`,
+      );
+      expect(rows[0]).toEqual({
+        search_path: `"${new URL(schema.url).searchParams.get('schema')}"`,
+        statement_timeout: '12345ms',
+        application_name: 'mine',
+      });
     } finally {
-      await client.end();
       await store.close();
       await schema.drop();
-      await other.drop();
     }
   });
 
   it('refuses what it cannot take, with a clear error: timeouts in the URL, a URL that does not parse', () => {
     const schema = uniqueSchema();
-    for (const name of ['statement_timeout', 'query_timeout']) {
+    const withParams = (params: Record<string, string>): string => {
       const url = new URL(schema.url);
-      url.searchParams.set(name, '0');
-      expect(() => new PostgresMetadataStore(url.toString())).toThrow(LakeConfigError);
+      for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+      return url.toString();
+    };
+    const refused: Record<string, string>[] = [
+      { query_timeout: '0' },
+      { statement_timeout: '5000', statementTimeoutMs: '5000' },
+      { statement_timeout: 'soon' },
+      { options: '-c statement_timeout=7000' },
+      { options: '--search_path=public' },
+    ];
+    for (const params of refused) {
+      expect(() => new PostgresMetadataStore(withParams(params)), JSON.stringify(params)).toThrow(
+        LakeConfigError,
+      );
     }
     expect(() => new PostgresMetadataStore('postgres://[bad')).toThrow(/is no valid PostgreSQL URL/);
     expect(() => Lake.open({ db: schema.url, blobs: 's3://lake/%E0%A4%A' })).toThrow(/is no valid S3 URL/);
     expect(() => Lake.open({ db: schema.url, blobs: 's3://[bad/x' })).toThrow(LakeConfigError);
+  });
+
+  it("a URL's statement_timeout is taken as statementTimeoutMs", async () => {
+    const schema = uniqueSchema();
+    const url = new URL(schema.url);
+    url.searchParams.set('statement_timeout', '4321');
+    const store = new PostgresMetadataStore(url.toString());
+    try {
+      const { rows } = await (store as unknown as { pool: pg.Pool }).pool.query<{ t: string }>(
+        "SELECT current_setting('statement_timeout') AS t",
+      );
+      expect(rows[0]!.t).toBe('4321ms');
+    } finally {
+      await store.close();
+      await schema.drop();
+    }
   });
 
   it('a statement timeout at the top of its range still lets queries run (the client waits as long as a timer can)', async () => {

@@ -33,8 +33,9 @@ export type LogLine<K extends readonly string[]> = (...values: LogLineValues<K>)
 
 /**
  * What a prepared line fixed where it was made, and its strings' ids in the table of the thread
- * writer it last wrote through: a line is made once and called on any thread; a thread that binds
- * other buffers has another table, and the line interns its strings there on its next call.
+ * writer it last wrote through (known by its `generation`, not held: a closed writer's buffers
+ * are not kept alive by a line): a line is made once and called on any thread; a thread that
+ * binds other buffers has another table, and the line interns its strings there on its next call.
  */
 class PreparedLine {
   readonly logger: Logger;
@@ -42,7 +43,10 @@ class PreparedLine {
   readonly template: string;
   readonly keys: readonly string[];
   readonly count: number;
-  writer: ThreadWriter | undefined = undefined;
+  /** The `generation` of the writer the ids below are of; -1: none yet. */
+  generation = -1;
+  /** Bit i: key i found no room in the table (an entry that keeps its value is dropped). */
+  unbound = 0;
   targetId = 0;
   templateId = 0;
   key0 = 0;
@@ -60,14 +64,22 @@ class PreparedLine {
     this.count = keys.length;
   }
 
-  /** Interns the line's strings in `writer`'s table; false if one could not be (the table is full). */
+  /**
+   * Interns the line's strings in `writer`'s table; false if the target or the template could not
+   * be (the table is full). A key that finds no room is marked `unbound`: as for an object's
+   * property, only an entry that keeps a value of it is dropped.
+   */
   bind(writer: ThreadWriter): boolean {
     const strings = writer.strings;
-    const ids = [this.logger.target, this.template, ...this.keys].map((text) => strings.intern(text));
-    if (ids.some((id) => id < 0)) return false;
-    [this.targetId = 0, this.templateId = 0, this.key0 = 0, this.key1 = 0, this.key2 = 0, this.key3 = 0] =
-      ids;
-    this.writer = writer;
+    const targetId = strings.intern(this.logger.target);
+    const templateId = strings.intern(this.template);
+    if (targetId < 0 || templateId < 0) return false;
+    const keys = this.keys.map((key) => strings.intern(key));
+    this.unbound = keys.reduce((bits, id, i) => (id < 0 ? bits | (1 << i) : bits), 0);
+    [this.key0 = 0, this.key1 = 0, this.key2 = 0, this.key3 = 0] = keys.map((id) => Math.max(id, 0));
+    this.targetId = targetId;
+    this.templateId = templateId;
+    this.generation = writer.generation;
     return true;
   }
 
@@ -112,9 +124,10 @@ function numberOf(value: unknown, type: number): number {
 /**
  * Types `line`'s values `v0`…`v3` (the first `line.count` of them) into its fields, texts encoded,
  * before the claim. A text past the entry's two, or a value of another type (undefined, an
- * object), is left out and the entry says so, as `writeLog` does; its key is left out too.
+ * object), is left out and the entry says so, as `writeLog` does; its key is left out too. False:
+ * a value is kept whose key found no room in the table (drop the entry, as `writeLog` does).
  */
-function resolveLine(line: PreparedLine, v0: unknown, v1: unknown, v2: unknown, v3: unknown): void {
+function resolveLine(line: PreparedLine, v0: unknown, v1: unknown, v2: unknown, v3: unknown): boolean {
   const count = line.count;
   let flags = 0;
   let texts = 0;
@@ -138,6 +151,15 @@ function resolveLine(line: PreparedLine, v0: unknown, v1: unknown, v2: unknown, 
     if (texts < 2) flags |= line.encode(texts++, v3 as string);
     else t3 = NONE;
   }
+  const unbound = line.unbound;
+  if (
+    unbound !== 0 &&
+    (((unbound & 1) !== 0 && t0 !== NONE) ||
+      ((unbound & 2) !== 0 && t1 !== NONE) ||
+      ((unbound & 4) !== 0 && t2 !== NONE) ||
+      ((unbound & 8) !== 0 && t3 !== NONE))
+  )
+    return false;
   if (
     (t0 === NONE && count > 0) ||
     (t1 === NONE && count > 1) ||
@@ -156,6 +178,7 @@ function resolveLine(line: PreparedLine, v0: unknown, v1: unknown, v2: unknown, 
   line.value3 = t3 === STRING ? texts - 1 : numberOf(v3, t3);
   line.flags = flags;
   line.texts = texts;
+  return true;
 }
 
 /**
@@ -236,11 +259,10 @@ export function prepareLine<K extends readonly string[]>(
   const write = (v0?: unknown, v1?: unknown, v2?: unknown, v3?: unknown): void => {
     if (logger.thresholds[logger.slot]! < value) return;
     const writer = threadWriter();
-    if (line.writer !== writer && !line.bind(writer)) {
+    if ((line.generation !== writer.generation && !line.bind(writer)) || !resolveLine(line, v0, v1, v2, v3)) {
       writer.strings.countDroppedForString('logs');
       return;
     }
-    resolveLine(line, v0, v1, v2, v3);
     writeLine(line, writer);
   };
   return write as unknown as LogLine<K>;

@@ -72,10 +72,11 @@ export class Logger {
 
   /**
    * A log line prepared once, for a hot path: its level, template and property keys are fixed
-   * here, and a call passes only the values, one per key, in order. It records the same entry as
-   * `logger[level](template, { [key]: value, … })`, without reading an object: ~30 % cheaper
-   * with two properties (NOTES.md), and a call site allocates nothing, where an object literal
-   * is allocated at every call. Filtered out, a call costs a load and a compare, as a level
+   * here, and a call passes only the values, one per key, in order. It records the entry
+   * `logger[level](template, { [key]: value, … })` records, its properties in the keys' order
+   * (an object's `for…in` puts integer-like keys first), without reading an object: ~20 %
+   * cheaper with two properties, and a call site allocates nothing, where an object literal is
+   * allocated at every call. Filtered out, a call costs a load and a compare, as a level
    * call does. Refused at once (`ConfigError`): an unknown level, more than 4 keys, a key twice,
    * a template or key over 250 bytes.
    *

@@ -26,7 +26,12 @@ export const MAX_SPAN_DEPTH = 128;
  * do, so that an event costs no wake-up handshake. A producer never waits: when a reader falls a
  * lap behind, the producer overwrites what it has not read, and the reader counts what it lost.
  */
+/** The last `ThreadWriter.generation` given. */
+let generations = 0;
+
 export class ThreadWriter {
+  /** Unique among the writers this thread makes: what a prepared line knows its writer by. */
+  readonly generation = ++generations;
   readonly descriptor: ThreadBuffersDescriptor;
   readonly strings: StringInterner;
   readonly clock: Clock;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, type FileHandle, open, readFile, rename, rmdir, unlink } from 'node:fs/promises';
+import { access, type FileHandle, open, readdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { makeDirectories } from '../../directories.js';
 import { ConfigError } from '../../errors.js';
@@ -113,6 +113,16 @@ export class DirectoryBlobStore implements BlobStore {
 
   async replace(path: string, bytes: Uint8Array): Promise<void> {
     await this.write(path, (final) => this.overwrite(final, bytes));
+  }
+
+  async holdsBlobs(): Promise<boolean> {
+    try {
+      // A process's directory is removed with its last blob (see `delete`).
+      return (await readdir(join(this.root, 'blobs'))).length > 0;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw asLakeError(`listing blobs under ${this.root}`, error);
+    }
   }
 
   async get(path: string): Promise<Uint8Array> {

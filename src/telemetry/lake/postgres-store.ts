@@ -183,16 +183,22 @@ export class PostgresMetadataStore implements MetadataStore {
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
     const parsed = parseLakeUrl(url, 'PostgreSQL');
-    // What the driver would take from the URL over the settings below: a search_path moving the
-    // lake's tables out of its schema, a statement timeout of 0.
-    for (const name of ['statement_timeout', 'query_timeout']) {
-      if (parsed.searchParams.has(name))
-        throw new LakeConfigError(
-          `PostgreSQL URL parameter '${name}' is not taken: give 'statementTimeoutMs' (URL or option)`,
-        );
-    }
+    // What the driver would take from the URL over the settings below (a search_path moving the
+    // lake's tables out of its schema, a statement timeout of 0) is taken here or refused.
+    if (parsed.searchParams.has('query_timeout'))
+      throw new LakeConfigError(
+        "PostgreSQL URL parameter 'query_timeout' is not taken: the client waits statementTimeoutMs and 5 s more",
+      );
     const urlOptions = parsed.searchParams.get('options');
     parsed.searchParams.delete('options');
+    const overridden =
+      urlOptions === null
+        ? null
+        : /(?:^|\s)(?:-c\s*|--)(search_path|statement_timeout)\s*=/i.exec(urlOptions);
+    if (overridden !== null)
+      throw new LakeConfigError(
+        `PostgreSQL URL options may not set ${overridden[1]!.toLowerCase()}: give ${overridden[1]!.toLowerCase() === 'search_path' ? '?schema=' : "'statementTimeoutMs'"}`,
+      );
     const schema = parsed.searchParams.get('schema') ?? 'public';
     if (!SCHEMA_NAME.test(schema))
       throw new LakeConfigError(`invalid PostgreSQL schema name ${JSON.stringify(schema)}`);
@@ -200,8 +206,12 @@ export class PostgresMetadataStore implements MetadataStore {
     this.schema = schema;
     this.where = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
     this.create = options.create ?? true;
-    const inUrl = parsed.searchParams.get('statementTimeoutMs');
-    parsed.searchParams.delete('statementTimeoutMs');
+    // Also under the driver's own name, as a URL that set it there meant it.
+    const named = ['statementTimeoutMs', 'statement_timeout'].filter((name) => parsed.searchParams.has(name));
+    if (named.length > 1)
+      throw new LakeConfigError("PostgreSQL URL: give 'statementTimeoutMs' or 'statement_timeout', not both");
+    const inUrl = named.length === 0 ? null : parsed.searchParams.get(named[0]!);
+    for (const name of named) parsed.searchParams.delete(name);
     const statementTimeoutMs = inUrl === null ? (options.statementTimeoutMs ?? 30_000) : Number(inUrl);
     if (!isTimerMs(statementTimeoutMs)) {
       throw new LakeConfigError(

@@ -1,5 +1,5 @@
 import { ConfigError } from '../../errors.js';
-import { LakeConfigError, LakeNotFoundError } from '../errors.js';
+import { LakeConfigError } from '../errors.js';
 import { formatRfc3339Ns } from '../wire/index.js';
 import type { Lake } from './lake.js';
 import type { WindowDeletion } from './types.js';
@@ -159,24 +159,20 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
 }
 
 /**
- * Refuses a blob store that holds none of the lake's blobs: a `--blobs` or `--data` naming
- * another directory or bucket than the lake's. Retention would delete the rows, "delete" blobs
- * that are not there, and leave the lake's own for good, nameless. A few blocks are looked at, so
- * that one blob lost by accident does not stop every pass.
+ * Refuses a blob store that holds no block payload while the lake has blocks: a `--blobs` or
+ * `--data` naming another directory or bucket than the lake's. Retention would delete the rows,
+ * "delete" blobs that are not there, and leave the lake's own for good, named by nothing. The
+ * store is looked at before and after the rows: a blob is written before its row and deleted
+ * after it, so a store seen empty around a look at rows that exist is not the lake's, whatever
+ * another retention pass or an ingestion did meanwhile. Blobs lost by accident do not stop a
+ * pass while any is left.
  */
 async function checkBlobStore(lake: Lake): Promise<void> {
-  const sample = await lake.metadata.listBlocks({ limit: 3 });
-  if (sample.length === 0) return;
-  for (const block of sample) {
-    try {
-      await lake.blobs.get(block.blobPath);
-      return;
-    } catch (error) {
-      if (!(error instanceof LakeNotFoundError)) throw error;
-    }
-  }
+  if (await lake.blobs.holdsBlobs()) return;
+  const [block] = await lake.metadata.listBlocks({ limit: 1 });
+  if (block === undefined || (await lake.blobs.holdsBlobs())) return;
   throw new LakeConfigError(
-    `retention: the blob store (${lake.blobs.kind}) holds none of the payloads of blocks ${sample.map((b) => b.blockId).join(', ')}: is it this lake's (--data, --blobs)? Nothing was deleted`,
+    `retention: the blob store (${lake.blobs.kind}) holds no block payload, and the lake has blocks (${block.blockId}, at ${block.blobPath}): is it this lake's (--data, --blobs)? Nothing was deleted`,
   );
 }
 

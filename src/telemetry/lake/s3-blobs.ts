@@ -147,6 +147,19 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  async holdsBlobs(): Promise<boolean> {
+    const Prefix = this.prefix === '' ? 'blobs/' : `${this.prefix}/blobs/`;
+    try {
+      // ListObjects (v1): the test's S3 stand-in answers a truncated v2 listing with a 500.
+      const out = await this.client.send(
+        new (loadSdk().ListObjectsCommand)({ Bucket: this.bucket, Prefix, MaxKeys: 1 }),
+      );
+      return (out.Contents?.length ?? 0) > 0;
+    } catch (error) {
+      throw this.unavailable(`listing ${Prefix}`, error);
+    }
+  }
+
   async get(path: string): Promise<Uint8Array> {
     const Key = this.key(path);
     try {

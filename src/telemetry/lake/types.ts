@@ -204,6 +204,8 @@ export interface BlobStore {
   replace(path: string, bytes: Uint8Array): Promise<void>;
   /** Reads a blob; rejects with `LakeNotFoundError` if absent. */
   get(path: string): Promise<Uint8Array>;
+  /** Whether the store holds any block payload (anything under `blobs/`). */
+  holdsBlobs(): Promise<boolean>;
   /**
    * Deletes blobs (absent ones are skipped). A directory store also removes the directories this
    * leaves empty. Only for blobs no block row points at: rows are deleted first.
