@@ -189,3 +189,16 @@ export function errorCode(error: unknown): string {
   }
   return '';
 }
+
+/**
+ * The code of an error the database itself answered with: an `SQLITE_…` code, or the SQLSTATE
+ * of a PostgreSQL error message (which has a severity); '' for anything else (a connection lost,
+ * a client's timeout: errors of Node or of the driver, `EPIPE` included).
+ */
+export function answeredCode(error: unknown): string {
+  for (let at = error, depth = 0; at instanceof Error && depth < 4; at = at.cause, depth++) {
+    const { code, severity } = at as { code?: unknown; severity?: unknown };
+    if (typeof code === 'string' && (code.startsWith('SQLITE_') || typeof severity === 'string')) return code;
+  }
+  return '';
+}

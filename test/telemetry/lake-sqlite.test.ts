@@ -1,8 +1,9 @@
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IngestionService } from '../../src/ingestion.js';
 import { blobPath, Lake, SqliteMetadataStore } from '../../src/lake.js';
@@ -101,6 +102,42 @@ describe('a SQLite lake another connection holds locked', () => {
       expect(await store.listBlocks({ streamId: stream.streamId })).toEqual([]);
     } finally {
       await store.close();
+      cleanup();
+    }
+  }, 30_000);
+});
+
+describe('a block whose row the database refused', () => {
+  it('leaves no blob behind: a locked SQLite lake wrote no row, and the file goes', async () => {
+    const { dir, cleanup } = tempDir();
+    const service = new IngestionService({ data: dir });
+    const blobFiles = (): string[] =>
+      existsSync(join(dir, 'blobs'))
+        ? (readdirSync(join(dir, 'blobs'), { recursive: true }) as string[]).filter((f) =>
+            /\.[0-9a-f]{16}$/.test(f),
+          )
+        : [];
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      await service.ingestProcess(process);
+      await service.ingestStream(stream);
+      const { block } = makeBlock(stream, 16, 1);
+      // Another connection holds the write lock past the busy timeout (5 s).
+      const other = new Database(join(dir, 'lake.sqlite'));
+      other.exec('BEGIN IMMEDIATE');
+      try {
+        await expect(service.ingestBlock(block)).rejects.toThrow(/database is locked/);
+      } finally {
+        other.exec('COMMIT');
+        other.close();
+      }
+      // A sink sends it again under a new name: once stored, its file is the only one.
+      expect(blobFiles()).toEqual([]);
+      expect(await service.ingestBlock(block)).toEqual({ inserted: true });
+      expect(blobFiles()).toHaveLength(1);
+    } finally {
+      await service.close();
       cleanup();
     }
   }, 30_000);

@@ -1,4 +1,5 @@
 import {
+  answeredCode,
   asLakeError,
   BlockConflictError,
   LakeUnavailableError,
@@ -229,9 +230,17 @@ export class IngestionService {
     // PUT whose answer was lost is sent again by the SDK, which then finds it there ('exists':
     // the same bytes). Other bytes under it are not this block's.
     if (outcome === 'differs') throw new LakeUnavailableError(`blob ${path} exists already: retry`);
-    // Should the insert fail, whether its row was written is unknown (a connection lost after the
-    // commit): the file stays.
-    if (await this.lake.metadata.insertBlock(block, blob.length, path)) {
+    let inserted: boolean;
+    try {
+      inserted = await this.lake.metadata.insertBlock(block, blob.length, path);
+    } catch (error) {
+      // Whether its row was written may be unknown (a connection lost after the commit): the
+      // file then stays. A database that answered with an error wrote nothing: the file goes
+      // (nothing else would ever delete it: a sink sends the block again under a new name).
+      if (rowNotWritten(error)) await this.removeOwn(path).catch(() => undefined);
+      throw error;
+    }
+    if (inserted) {
       this.lake.noteWritten(block.processId);
       return { inserted: true };
     }
@@ -303,6 +312,17 @@ export class IngestionService {
     if (cache instanceof Set) cache.add(key);
     else cache.set(key, value as V);
   }
+}
+
+/**
+ * Whether a failed row insert certainly wrote nothing: SQLite answered (an error there rolls the
+ * statement back), or PostgreSQL answered with an error (a SQLSTATE) other than of a connection
+ * (class 08: the connection, and what it committed, may be gone unseen). A connection lost, a
+ * client's timeout: unknown.
+ */
+function rowNotWritten(error: unknown): boolean {
+  const code = answeredCode(error);
+  return code !== '' && !code.startsWith('08');
 }
 
 /** The fields a re-sent process record must repeat (the lake's own `insertTime` aside). */
