@@ -31,6 +31,11 @@ const V = {
   READER_ENTRY_BYTES: 64,
   VALUE_BYTE: 8,
 } as const;
+/**
+ * The word after a key's version: the version a `reset` gave the key, which reads as never
+ * written at that version (0 or another version: a value).
+ */
+const EMPTIED = 1;
 const VECTOR_MAGIC = 0x64727376; // 'drsv'
 const VECTOR_FORMAT = 2;
 /** The most bytes a vector takes, as a queue (`MAX_QUEUE_BYTES`). */
@@ -158,6 +163,8 @@ export class SeqlockVector<M extends object> {
       version = Atomics.load(i32, versionIndex);
     }
     this.codec.write(versionIndex * 4 + V.VALUE_BYTE, value);
+    // Plain store inside the odd window, as the value's: no longer "emptied by a reset" (see `reset`).
+    i32[versionIndex + EMPTIED] = 0;
     // Skip 0 when the 32-bit version wraps: 0 means "never written".
     const next = (version + 2) | 0 || 2;
     // SC compare-exchange from our odd version: the value stores above happen-before a reader's
@@ -180,10 +187,23 @@ export class SeqlockVector<M extends object> {
    */
   reset(index: number): boolean {
     const versionIndex = this.versionIndex(index);
-    // SC load, then SC compare-exchange from that odd version to "never written".
-    const version = Atomics.load(this.i32, versionIndex);
-    if ((version & 1) === 0 || Atomics.compareExchange(this.i32, versionIndex, version, 0) !== version)
-      return false;
+    const i32 = this.i32;
+    // SC load of the dead writer's odd version.
+    const version = Atomics.load(i32, versionIndex);
+    if ((version & 1) === 0) return false;
+    // Forward, never back: the key gets versions it never had. Rolled back to 0, the next write
+    // made its versions again: a reader paused across the death, the reset and that write found
+    // the version it began with, and took a mix of two values. First the key is taken from the
+    // dead writer, to an odd version of the reset's own (SC compare-exchange: fails if the key
+    // moved meanwhile, and a writer that was not dead after all finds its commit refused).
+    const owned = (version + 2) | 0;
+    if (Atomics.compareExchange(i32, versionIndex, version, owned) !== version) return false;
+    const emptied = (owned + 1) | 0 || 2;
+    // Plain store while the key is odd, the reset's: the SC store below orders it before any
+    // reader's SC load of `emptied`.
+    i32[versionIndex + EMPTIED] = emptied;
+    // SC store of the even version that reads as never written.
+    Atomics.store(i32, versionIndex, emptied);
     // SC add: resets in several threads may count at once.
     Atomics.add(this.i32, V.POISONED, 1);
     return true;
@@ -195,7 +215,10 @@ export class SeqlockVector<M extends object> {
     return Atomics.load(this.i32, V.POISONED);
   }
 
-  /** The version of `index`: 0 if never written, odd while being written; changes on every write. */
+  /**
+   * The version of `index`: 0 if never written, odd while being written; changes on every write
+   * (and at a `reset`, which never takes a key back to a version it had).
+   */
   version(index: number): number {
     // SC load: a reader that sees a version sees at least that write.
     return Atomics.load(this.i32, this.versionIndex(index));
@@ -257,12 +280,14 @@ export class SeqlockVectorReader<M extends object> {
       const before = Atomics.load(i32, versionIndex);
       if (before === 0) return false;
       if ((before & 1) === 0) {
+        // Plain read, validated by the re-check as the value is: the key emptied by a reset at this very version.
+        const emptied = i32[versionIndex + EMPTIED] === before;
         this.codec.read(versionIndex * 4 + V.VALUE_BYTE, out);
         // The re-check. Opted-in x86 path: an SC load, kept after the copy by x86 and V8's order.
         // Otherwise an SC read-modify-write that writes back what it reads: the next writer's
         // claim (an RMW) reads from it and synchronizes-with it, so the copy read none of its stores.
         const after = V8_X86_ORDERING ? Atomics.load(i32, versionIndex) : Atomics.add(i32, versionIndex, 0);
-        if (after === before) return true;
+        if (after === before) return !emptied;
       } else if (spins > 1000) {
         waitForWriter(this.stall, this.vector.layout.name, index, before);
       }

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   AdaptiveWaitStrategy,
   BlockingWaitStrategy,
+  defineMessage,
   type PoisonedSlot,
   PoisonedSlotError,
   SeqlockQueue,
@@ -300,6 +301,43 @@ describe('a slot whose writer died half way', () => {
     expect(reader.read(0, out)).toBe(true);
     expect(out).toEqual(numbered(42));
     expect(vector.reset(0)).toBe(false);
+  });
+
+  it('SeqlockVector: a reset never takes a key back to a version it had: a reader paused across it reads a whole value', () => {
+    const Quote = defineMessage('Quote', { bid: 'f64', ask: 'f64' });
+    const vector = SeqlockVector.create(Quote, { length: 2 });
+    const reader = vector.reader();
+    vector.write(1, { bid: 1, ask: 1 });
+    const i32 = new Int32Array(vector.buffer);
+    const at = vector.versionIndex(1);
+    const versions: number[] = [];
+    let paused = false;
+    // The reader's copy pauses after its first field (a setter of `out`), while a writer claims
+    // the key and dies, the key is reset, and the next value is written whole.
+    const out = {
+      stored: 0,
+      set bid(value: number) {
+        this.stored = value;
+        if (paused) return;
+        paused = true;
+        const claimed = Atomics.add(i32, at, 1) + 1;
+        versions.push(claimed);
+        expect(vector.reset(1)).toBe(true);
+        versions.push(vector.version(1));
+        expect(reader.read(1, Quote.create())).toBe(false);
+        vector.write(1, { bid: 2, ask: 2 });
+        versions.push(vector.version(1));
+      },
+      get bid(): number {
+        return this.stored;
+      },
+      ask: 0,
+    };
+    expect(reader.read(1, out as unknown as { bid: number; ask: number })).toBe(true);
+    // A whole value: the second (rolled back to 0, the key's versions came again, and the
+    // reader's re-check found the one it began with: bid 1, ask 2).
+    expect([out.bid, out.ask]).toEqual([2, 2]);
+    expect(versions).toEqual([3, 6, 8]);
   });
 
   it('SeqlockVector: a writer paused half way holds its key; back, it completes, and nothing mixed meanwhile', async () => {
