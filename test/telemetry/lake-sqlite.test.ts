@@ -64,6 +64,33 @@ describe('SQLite + directory lake after a crash', () => {
 });
 
 describe('a SQLite lake another connection holds locked', () => {
+  it('waits for the lock off the event loop: timers run meanwhile, and the write goes in once it is free', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = join(dir, 'lake.sqlite');
+    const store = new SqliteMetadataStore(file);
+    try {
+      await store.ready();
+      const other = new Database(file);
+      other.exec('BEGIN IMMEDIATE');
+      const events: string[] = [];
+      const insert = store.insertProcess(makeProcess()).then(
+        () => events.push('inserted'),
+        () => events.push('refused'),
+      );
+      // SQLite's own busy handler slept on the event loop: the insert was refused 5 s later,
+      // before any timer ran.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      events.push('timer');
+      other.exec('COMMIT');
+      other.close();
+      await insert;
+      expect(events).toEqual(['timer', 'inserted']);
+    } finally {
+      await store.close();
+      cleanup();
+    }
+  });
+
   it('fails a group of block rows at once: no row is written on its own once the lock is gone', async () => {
     const { dir, cleanup } = tempDir();
     const file = join(dir, 'lake.sqlite');

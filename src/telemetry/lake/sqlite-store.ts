@@ -69,13 +69,17 @@ const SQL = adminSql(placeholder);
  * const store = new SqliteMetadataStore('./dorsal-data/lake.sqlite');
  * await store.ready();
  */
+/** How long a statement waits for a database another connection holds locked (SQLite's busy_timeout was 5 s). */
+const BUSY_WAIT_MS = 5000;
+
 export class SqliteMetadataStore implements MetadataStore {
   readonly kind = 'sqlite';
   readonly path: string;
   private prepared: Prepared | undefined;
   /** Block rows that arrive together share one transaction (one WAL commit). */
   private readonly blockRows = new RowGroups<unknown[]>({
-    group: (rows) => this.run('inserting blocks', (p) => p.insertBlocks(rows)).map((changes) => changes > 0),
+    group: async (rows) =>
+      (await this.run('inserting blocks', (p) => p.insertBlocks(rows))).map((changes) => changes > 0),
     one: (row) => this.run('inserting a block', (p) => p.insertBlock(row) > 0),
     // A row's fault (a constraint, a value), not the database's (busy, locked, I/O, full).
     blamesRows: (error) => /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(errorCode(error)),
@@ -86,11 +90,11 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async ready(): Promise<void> {
-    this.open();
+    await this.run('opening', () => undefined);
   }
 
   async ping(): Promise<void> {
-    this.run('checking the SQLite database', (p) => p.db.prepare('SELECT 1').get());
+    await this.run('checking the SQLite database', (p) => p.db.prepare('SELECT 1').get());
   }
 
   async insertProcess(process: ProcessInfo): Promise<boolean> {
@@ -113,77 +117,80 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async findProcess(processId: string): Promise<ProcessRow | undefined> {
-    const row = this.run('reading a process', (p) => p.findProcess.get(processId));
+    const row = await this.run('reading a process', (p) => p.findProcess.get(processId));
     return row === undefined ? undefined : toProcessRow(row);
   }
 
   async findStream(streamId: string): Promise<StreamRow | undefined> {
-    const row = this.run('reading a stream', (p) => p.findStream.get(streamId));
+    const row = await this.run('reading a stream', (p) => p.findStream.get(streamId));
     return row === undefined ? undefined : toStreamRow(row);
   }
 
   async findBlock(blockId: string): Promise<BlockRow | undefined> {
-    const row = this.run('reading a block', (p) => p.findBlock.get(blockId));
+    const row = await this.run('reading a block', (p) => p.findBlock.get(blockId));
     return row === undefined ? undefined : toBlockRow(row);
   }
 
   async findProcessIds(processIds: readonly string[]): Promise<string[]> {
     if (processIds.length === 0) return [];
     const sql = `SELECT process_id FROM processes WHERE process_id IN (${processIds.map(() => '?').join(', ')})`;
-    return this.all('finding processes', sql, [...processIds]).map((row) => String(row.process_id));
+    return (await this.all('finding processes', sql, [...processIds])).map((row) => String(row.process_id));
   }
 
   async listProcesses(): Promise<ProcessRow[]> {
     const sql = `SELECT ${PROCESS_COLUMNS} FROM processes ORDER BY start_time, process_id`;
-    return this.all('listing processes', sql, []).map(toProcessRow);
+    return (await this.all('listing processes', sql, [])).map(toProcessRow);
   }
 
   async listStreams(filter: StreamFilter = {}): Promise<StreamRow[]> {
     const where = streamWhere(filter, placeholder);
     const sql = `SELECT ${STREAM_COLUMNS} FROM streams ${where.sql} ORDER BY insert_time, stream_id`;
-    const rows = this.all('listing streams', sql, where.params).map(toStreamRow);
+    const rows = (await this.all('listing streams', sql, where.params)).map(toStreamRow);
     return filter.tag === undefined ? rows : rows.filter((s) => s.tags.includes(filter.tag as string));
   }
 
   async listBlocks(filter: BlockFilter = {}): Promise<BlockRow[]> {
     const where = blockWhere(filter, placeholder);
-    return this.all('listing blocks', `SELECT ${BLOCK_COLUMNS} FROM blocks ${where.sql}`, where.params).map(
-      toBlockRow,
-    );
+    return (
+      await this.all('listing blocks', `SELECT ${BLOCK_COLUMNS} FROM blocks ${where.sql}`, where.params)
+    ).map(toBlockRow);
   }
 
   async insertApiKey(name: string, keyHash: string, createdTime: string): Promise<boolean> {
-    return this.change('storing an API key', SQL.insertApiKey, [name, keyHash, createdTime]) > 0;
+    return (await this.change('storing an API key', SQL.insertApiKey, [name, keyHash, createdTime])) > 0;
   }
 
   async findApiKey(keyHash: string): Promise<ApiKeyRow | undefined> {
-    const row = this.all('reading an API key', SQL.findApiKey, [keyHash])[0];
+    const row = (await this.all('reading an API key', SQL.findApiKey, [keyHash]))[0];
     return row === undefined ? undefined : toApiKeyRow(row);
   }
 
   async listApiKeys(): Promise<ApiKeyRow[]> {
-    return this.all('listing API keys', SQL.listApiKeys, []).map(toApiKeyRow);
+    return (await this.all('listing API keys', SQL.listApiKeys, [])).map(toApiKeyRow);
   }
 
   async revokeApiKey(name: string, time: string): Promise<ApiKeyRow | undefined> {
-    this.change('revoking an API key', SQL.revokeApiKey, [time, name]);
-    const row = this.all('reading an API key', SQL.findApiKeyByName, [name])[0];
+    await this.change('revoking an API key', SQL.revokeApiKey, [time, name]);
+    const row = (await this.all('reading an API key', SQL.findApiKeyByName, [name]))[0];
     return row === undefined ? undefined : toApiKeyRow(row);
   }
 
   async countApiKeys(): Promise<number> {
-    return Number(this.all('counting API keys', SQL.countApiKeys, [])[0]?.n ?? 0);
+    return Number((await this.all('counting API keys', SQL.countApiKeys, []))[0]?.n ?? 0);
   }
 
   async insertDropReport(report: DropReport): Promise<boolean> {
-    return this.change('storing a drop report', SQL.insertDropReport, dropParams(report, nowRfc3339Ns())) > 0;
+    return (
+      (await this.change('storing a drop report', SQL.insertDropReport, dropParams(report, nowRfc3339Ns()))) >
+      0
+    );
   }
 
   async listDropReports(processId?: string): Promise<DropReportRow[]> {
     const rows =
       processId === undefined
-        ? this.all('listing drop reports', SQL.listDropReports, [])
-        : this.all('listing drop reports', SQL.listProcessDropReports, [processId]);
+        ? await this.all('listing drop reports', SQL.listDropReports, [])
+        : await this.all('listing drop reports', SQL.listProcessDropReports, [processId]);
     return rows.map(toDropReportRow);
   }
 
@@ -202,11 +209,11 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async listGarbage(limit: number): Promise<string[]> {
-    return this.all('listing blob garbage', SQL.listGarbage, [limit]).map((row) => String(row.path));
+    return (await this.all('listing blob garbage', SQL.listGarbage, [limit])).map((row) => String(row.path));
   }
 
   async forgetGarbage(paths: readonly string[]): Promise<void> {
-    this.run('forgetting blob garbage', (p) => {
+    await this.run('forgetting blob garbage', (p) => {
       const forget = p.db.prepare(SQL.forgetGarbage);
       p.db.transaction(() => {
         for (const path of paths) forget.run(path);
@@ -245,11 +252,11 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async insertPartition(row: PartitionRow): Promise<boolean> {
-    return this.change('storing a partition', SQL.insertPartition, partitionParams(row)) > 0;
+    return (await this.change('storing a partition', SQL.insertPartition, partitionParams(row))) > 0;
   }
 
   async listPartitions(processId: string): Promise<PartitionRow[]> {
-    return this.all('listing partitions', SQL.listPartitions, [processId]).map(toPartitionRow);
+    return (await this.all('listing partitions', SQL.listPartitions, [processId])).map(toPartitionRow);
   }
 
   async deletePartitions(partitionIds: readonly string[]): Promise<string[]> {
@@ -265,7 +272,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   /** Deletes partition rows and records their paths as garbage, in one transaction. */
-  private deletePartitionRows(what: string, remove: (p: Prepared) => RawRow[]): string[] {
+  private deletePartitionRows(what: string, remove: (p: Prepared) => RawRow[]): Promise<string[]> {
     return this.run(what, (p) =>
       p.db
         .transaction(() => {
@@ -285,34 +292,46 @@ export class SqliteMetadataStore implements MetadataStore {
     this.prepared = undefined;
   }
 
-  private window(
+  private async window(
     what: string,
     windowEnd: string,
     deletion: string,
     cutoff: string,
     limit: number,
     after: string,
-  ): WindowDeletion {
-    const end = this.all(what, windowEnd, [after, limit])[0]?.last;
+  ): Promise<WindowDeletion> {
+    const end = (await this.all(what, windowEnd, [after, limit]))[0]?.last;
     if (end === null || end === undefined) return { deleted: 0, last: undefined };
     const last = String(end);
-    return { deleted: this.change(what, deletion, [after, last, cutoff]), last };
+    return { deleted: await this.change(what, deletion, [after, last, cutoff]), last };
   }
 
-  private all(what: string, sql: string, params: unknown[]): RawRow[] {
+  private all(what: string, sql: string, params: unknown[]): Promise<RawRow[]> {
     return this.run(what, (p) => p.db.prepare<unknown[], RawRow>(sql).all(...params));
   }
 
   /** Runs a statement; returns how many rows it changed. */
-  private change(what: string, sql: string, params: unknown[]): number {
+  private change(what: string, sql: string, params: unknown[]): Promise<number> {
     return this.run(what, (p) => p.db.prepare(sql).run(...params).changes);
   }
 
-  private run<T>(what: string, fn: (p: Prepared) => T): T {
-    try {
-      return fn(this.open());
-    } catch (error) {
-      throw asLakeError(`SQLite lake ${what}`, error);
+  /**
+   * Runs `fn` on the database (opened on first use). While another connection holds it locked
+   * (SQLITE_BUSY), `fn` is tried again after a pause of a timer, for up to BUSY_WAIT_MS: SQLite's
+   * own busy handler would sleep on the event loop (better-sqlite3 is synchronous), and a server
+   * would answer nothing, not even its health check, for seconds. `fn` is one statement or one
+   * transaction: a BUSY one wrote nothing.
+   */
+  private async run<T>(what: string, fn: (p: Prepared) => T): Promise<T> {
+    const deadline = performance.now() + BUSY_WAIT_MS;
+    for (let pause = 1; ; pause = Math.min(2 * pause, 50)) {
+      try {
+        return fn(this.open());
+      } catch (error) {
+        if (!/^SQLITE_BUSY/.test(errorCode(error)) || performance.now() + pause > deadline)
+          throw asLakeError(`SQLite lake ${what}`, error);
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
 
@@ -322,10 +341,11 @@ export class SqliteMetadataStore implements MetadataStore {
     let db: Database.Database | undefined;
     try {
       makeDirectoriesSync(dirname(this.path));
-      db = new Database(this.path);
+      // No wait in SQLite's busy handler (better-sqlite3's default is 5 s), which sleeps on the
+      // event loop: `run` waits instead.
+      db = new Database(this.path, { timeout: 0 });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
-      db.pragma('busy_timeout = 5000');
       migrate(db);
       const prep = (sql: string): Statement => (db as Database.Database).prepare<unknown[], RawRow>(sql);
       // Rows go in only while what they refer to is there (see MetadataStore). The stream and
