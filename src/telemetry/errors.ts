@@ -191,14 +191,20 @@ export function errorCode(error: unknown): string {
 }
 
 /**
- * The code of an error the database itself answered with: an `SQLITE_…` code, or the SQLSTATE
- * of a PostgreSQL error message (which has a severity); '' for anything else (a connection lost,
- * a client's timeout: errors of Node or of the driver, `EPIPE` included).
+ * The code of an error with which the database itself refused a statement, which then wrote
+ * nothing: SQLite's busy, locked, constraint, type, size, read-only and full codes, or the
+ * SQLSTATE of a PostgreSQL ERROR (not FATAL nor PANIC: a PANIC may follow a commit) outside the
+ * classes that may come after one (08 connection, 57P operator intervention, 58 system, XX
+ * internal). '' for anything else: a connection lost, a client's timeout, an I/O error, errors of
+ * Node or of the driver (`EPIPE` included), where what was written is unknown.
  */
 export function answeredCode(error: unknown): string {
   for (let at = error, depth = 0; at instanceof Error && depth < 4; at = at.cause, depth++) {
     const { code, severity } = at as { code?: unknown; severity?: unknown };
-    if (typeof code === 'string' && (code.startsWith('SQLITE_') || typeof severity === 'string')) return code;
+    if (typeof code !== 'string' || code.startsWith('DORSAL_')) continue;
+    if (/^SQLITE_(BUSY|LOCKED|CONSTRAINT|MISMATCH|TOOBIG|RANGE|READONLY|FULL)/.test(code)) return code;
+    if (severity === 'ERROR' && !/^(08|57P|58|XX)/.test(code)) return code;
+    return '';
   }
   return '';
 }

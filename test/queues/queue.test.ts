@@ -203,6 +203,7 @@ describe('SeqlockQueue in one thread', () => {
       { words: new Int32Array(queue.rawWords - 1), at: 0 },
       { words: new Int32Array(queue.rawWords), at: 1 },
       { words: new Int32Array(queue.rawWords), at: Number.NaN },
+      { words: new Int32Array(queue.rawWords + 1), at: 0.5 },
     ]) {
       expect(() => raw.poll(out)).toThrow(/does not fit/);
       expect(raw.received).toBe(0);

@@ -1,9 +1,10 @@
 import net from 'node:net';
-import type pg from 'pg';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { Lake, PostgresMetadataStore } from '../../src/lake.js';
-import { LakeConfigError, LakeUnavailableError } from '../../src/telemetry/errors.js';
+import { answeredCode, LakeConfigError, LakeUnavailableError } from '../../src/telemetry/errors.js';
 import { uniqueBlobPath } from '../../src/telemetry/lake/types.js';
+import { until } from '../helpers/until.js';
 import { makeBlock, makeProcess, makeStream } from './fixtures.js';
 import { blockRowGroupSuite, lakeSuite } from './lake-suite.js';
 import { POSTGRES_URL, scaleOutLocation, startS3, uniqueSchema } from './services.js';
@@ -155,6 +156,8 @@ describe('PostgreSQL lake URLs', () => {
       { statement_timeout: 'soon' },
       { options: '-c statement_timeout=7000' },
       { options: '--search_path=public' },
+      { options: '-c search-path=public' },
+      { options: '--statement-timeout=0' },
     ];
     for (const params of refused) {
       expect(() => new PostgresMetadataStore(withParams(params)), JSON.stringify(params)).toThrow(
@@ -193,6 +196,33 @@ describe('PostgreSQL lake URLs', () => {
     } finally {
       await store.close();
       await schema.drop();
+    }
+  });
+});
+
+describe('what a PostgreSQL error says of what was written (answeredCode)', () => {
+  it('an ERROR refused the statement; a FATAL (a backend terminated) or a lost connection leaves it unknown', async () => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    const killer = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    await killer.connect();
+    client.on('error', () => {});
+    try {
+      const refused = await client.query('SELECT 1 / 0').catch((error: unknown) => error);
+      expect(answeredCode(new LakeUnavailableError('wrapped', { cause: refused }))).toBe('22012');
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const sleeping = client.query('SELECT pg_sleep(5)').catch((error: unknown) => error);
+      await until(
+        async () => (await killer.query('SELECT pg_terminate_backend($1) AS ok', [pid])).rows[0]!.ok,
+        'the backend terminated',
+      );
+      // The server's FATAL 57P01, which a PANIC resembles: it may follow a commit.
+      const terminated = await sleeping;
+      expect(terminated).toMatchObject({ severity: 'FATAL', code: '57P01' });
+      expect(answeredCode(new LakeUnavailableError('wrapped', { cause: terminated }))).toBe('');
+    } finally {
+      await killer.end();
+      await client.end().catch(() => undefined);
     }
   });
 });

@@ -189,11 +189,44 @@ describe('retention', () => {
     ]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
-      /holds no block payload, and the lake has blocks .*: is it this lake's .*Nothing was deleted/,
+      /holds no payload of the lake's blocks .*: is it this lake's .*Nothing was deleted/,
     );
     const lake = Lake.open({ data });
     try {
       expect((await lake.readBlock(block?.blockId as string)).block.streamId).toBe(stream.streamId);
+    } finally {
+      await lake.close();
+    }
+  }, 60_000);
+
+  it("`dorsal retention` refuses another lake's blob store too", async () => {
+    const lakes = ['lake-a', 'lake-b'].map((name) => join(dir, name));
+    for (const data of lakes) {
+      const service = new IngestionService({ data });
+      const proc = makeProcess();
+      const stream = makeStream(proc.processId);
+      await service.ingestProcess(proc);
+      await service.ingestStream(stream);
+      await store(service, stream, 2);
+      await service.close();
+    }
+    // Lake A's rows with lake B's blobs: B holds payloads, none of A's.
+    const run = await runDorsal([
+      'retention',
+      '--days',
+      '0',
+      '--db',
+      join(lakes[0]!, 'lake.sqlite'),
+      '--blobs',
+      lakes[1]!,
+      '--pause-ms',
+      '0',
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/holds no payload of the lake's blocks .*Nothing was deleted/);
+    const lake = Lake.open({ data: lakes[0]! });
+    try {
+      expect(await lake.metadata.listBlocks({})).toHaveLength(2);
     } finally {
       await lake.close();
     }

@@ -315,14 +315,11 @@ export class IngestionService {
 }
 
 /**
- * Whether a failed row insert certainly wrote nothing: SQLite answered (an error there rolls the
- * statement back), or PostgreSQL answered with an error (a SQLSTATE) other than of a connection
- * (class 08: the connection, and what it committed, may be gone unseen). A connection lost, a
- * client's timeout: unknown.
+ * Whether a failed row insert certainly wrote nothing: the database refused the statement (see
+ * `answeredCode`). A connection lost, a client's timeout, an I/O error: unknown.
  */
 function rowNotWritten(error: unknown): boolean {
-  const code = answeredCode(error);
-  return code !== '' && !code.startsWith('08');
+  return answeredCode(error) !== '';
 }
 
 /** The fields a re-sent process record must repeat (the lake's own `insertTime` aside). */

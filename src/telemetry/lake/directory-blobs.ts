@@ -7,7 +7,7 @@ import { ConfigError } from '../../errors.js';
 import { asLakeError, LakeConfigError, LakeNotFoundError } from '../errors.js';
 import { DirectorySyncs } from './directory-syncs.js';
 import { type CreateDurable, createDurable } from './durable-file.js';
-import { BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
+import { BLOB_DIRECTORY, BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
 
 /** Options of the directory blob store. */
 export interface DirectoryBlobOptions {
@@ -115,10 +115,12 @@ export class DirectoryBlobStore implements BlobStore {
     await this.write(path, (final) => this.overwrite(final, bytes));
   }
 
-  async holdsBlobs(): Promise<boolean> {
+  async holdsBlobsUnder(directory: string): Promise<boolean> {
+    if (!BLOB_DIRECTORY.test(directory))
+      throw new LakeConfigError(`not a blob directory: ${JSON.stringify(directory)}`);
     try {
-      // A process's directory is removed with its last blob (see `delete`).
-      return (await readdir(join(this.root, 'blobs'))).length > 0;
+      const entries = await readdir(join(this.root, directory), { withFileTypes: true });
+      return entries.some((entry) => entry.isFile() && BLOB_PATH.test(`${directory}${entry.name}`));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw asLakeError(`listing blobs under ${this.root}`, error);

@@ -194,10 +194,10 @@ export class PostgresMetadataStore implements MetadataStore {
     const overridden =
       urlOptions === null
         ? null
-        : /(?:^|\s)(?:-c\s*|--)(search_path|statement_timeout)\s*=/i.exec(urlOptions);
+        : /(?:^|\s)(?:-c\s*|--)(search[_-]path|statement[_-]timeout)\s*=/i.exec(urlOptions);
     if (overridden !== null)
       throw new LakeConfigError(
-        `PostgreSQL URL options may not set ${overridden[1]!.toLowerCase()}: give ${overridden[1]!.toLowerCase() === 'search_path' ? '?schema=' : "'statementTimeoutMs'"}`,
+        `PostgreSQL URL options may not set ${overridden[1]!.toLowerCase()}: give ${/^search/i.test(overridden[1]!) ? '?schema=' : "'statementTimeoutMs'"}`,
       );
     const schema = parsed.searchParams.get('schema') ?? 'public';
     if (!SCHEMA_NAME.test(schema))

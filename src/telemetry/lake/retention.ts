@@ -159,20 +159,27 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
 }
 
 /**
- * Refuses a blob store that holds no block payload while the lake has blocks: a `--blobs` or
- * `--data` naming another directory or bucket than the lake's. Retention would delete the rows,
- * "delete" blobs that are not there, and leave the lake's own for good, named by nothing. The
- * store is looked at before and after the rows: a blob is written before its row and deleted
- * after it, so a store seen empty around a look at rows that exist is not the lake's, whatever
- * another retention pass or an ingestion did meanwhile. Blobs lost by accident do not stop a
- * pass while any is left.
+ * Refuses a blob store that holds none of the lake's payloads: a `--blobs` or `--data` naming
+ * another directory or bucket than the lake's (another lake's included). Retention would delete
+ * the rows, "delete" blobs that are not there, and leave the lake's own for good, named by
+ * nothing. A few of the lake's streams are looked at, each where its blobs go: one that holds any
+ * is enough, so that payloads lost by accident do not stop every pass. Seen empty, the rows are
+ * asked again: another retention pass may have deleted them and their blobs meanwhile (rows go
+ * before their blobs).
  */
 async function checkBlobStore(lake: Lake): Promise<void> {
-  if (await lake.blobs.holdsBlobs()) return;
-  const [block] = await lake.metadata.listBlocks({ limit: 1 });
-  if (block === undefined || (await lake.blobs.holdsBlobs())) return;
+  const sample = await lake.metadata.listBlocks({ limit: 64 });
+  const streams = new Map<string, string>();
+  for (const block of sample) {
+    if (streams.size === 4) break;
+    streams.set(block.streamId, block.blobPath.slice(0, block.blobPath.lastIndexOf('/') + 1));
+  }
+  for (const directory of streams.values()) if (await lake.blobs.holdsBlobsUnder(directory)) return;
+  const still = [];
+  for (const block of sample.slice(0, 4)) if (await lake.metadata.findBlock(block.blockId)) still.push(block);
+  if (still.length === 0) return;
   throw new LakeConfigError(
-    `retention: the blob store (${lake.blobs.kind}) holds no block payload, and the lake has blocks (${block.blockId}, at ${block.blobPath}): is it this lake's (--data, --blobs)? Nothing was deleted`,
+    `retention: the blob store (${lake.blobs.kind}) holds no payload of the lake's blocks (${still.map((b) => b.blobPath).join(', ')}): is it this lake's (--data, --blobs)? Nothing was deleted`,
   );
 }
 

@@ -3,7 +3,7 @@ import type * as S3 from '@aws-sdk/client-s3';
 import { isTimerMs, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { asLakeError, LakeConfigError, LakeNotFoundError, LakeUnavailableError } from '../errors.js';
 import { decodedPath, parseLakeUrl } from './lake-url.js';
-import { BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
+import { BLOB_DIRECTORY, BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
 
 /** Options of the S3 blob store; URL query parameters of the same names override them. */
 export interface S3BlobOptions {
@@ -147,8 +147,10 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async holdsBlobs(): Promise<boolean> {
-    const Prefix = this.prefix === '' ? 'blobs/' : `${this.prefix}/blobs/`;
+  async holdsBlobsUnder(directory: string): Promise<boolean> {
+    if (!BLOB_DIRECTORY.test(directory))
+      throw new LakeConfigError(`not a blob directory: ${JSON.stringify(directory)}`);
+    const Prefix = this.prefix === '' ? directory : `${this.prefix}/${directory}`;
     try {
       // ListObjects (v1): the test's S3 stand-in answers a truncated v2 listing with a 500.
       const out = await this.client.send(

@@ -204,8 +204,8 @@ export interface BlobStore {
   replace(path: string, bytes: Uint8Array): Promise<void>;
   /** Reads a blob; rejects with `LakeNotFoundError` if absent. */
   get(path: string): Promise<Uint8Array>;
-  /** Whether the store holds any block payload (anything under `blobs/`). */
-  holdsBlobs(): Promise<boolean>;
+  /** Whether the store holds any blob whose path begins with `directory` (`blobs/{process}/{stream}/`). */
+  holdsBlobsUnder(directory: string): Promise<boolean>;
   /**
    * Deletes blobs (absent ones are skipped). A directory store also removes the directories this
    * leaves empty. Only for blobs no block row points at: rows are deleted first.
@@ -245,6 +245,9 @@ export function partitionBlobPaths(row: Pick<PartitionRow, 'partitionId' | 'view
     `views/${view.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 200)}/process_id=${row.processId}/${row.partitionId}.parquet`;
   return { data: at(row.view), coverage: at('block_coverage') };
 }
+
+/** A stream's directory of block payloads, `blobs/{process_id}/{stream_id}/`. */
+export const BLOB_DIRECTORY = /^blobs\/[0-9a-f-]{36}\/[0-9a-f-]{36}\/$/;
 
 /** Blob paths are built from validated ids only; this guards the stores against anything else. */
 export const BLOB_PATH =
