@@ -22,6 +22,18 @@ async function store(service: IngestionService, stream: StreamInfo, n: number): 
   return blocks;
 }
 
+/** A lake at `data` with one process, one stream and `n` blocks of it, stored and closed. */
+async function storedLake(data: string, n: number) {
+  const service = new IngestionService({ data });
+  const proc = makeProcess();
+  const stream = makeStream(proc.processId);
+  await service.ingestProcess(proc);
+  await service.ingestStream(stream);
+  const blocks = await store(service, stream, n);
+  await service.close();
+  return { proc, stream, blocks };
+}
+
 /**
  * A lake with an old process (all old), a mixed one (a stream with old and new blocks, an old
  * empty stream, an old stream of old blocks) and a new one, and an old and a new drop report.
@@ -131,13 +143,11 @@ describe('retention', () => {
 
   it('`dorsal retention --days N` keeps everything for a period longer than the epoch, and refuses a negative one', async () => {
     const data = join(dir, 'epoch');
-    const service = new IngestionService({ data });
-    const proc = makeProcess();
-    const stream = makeStream(proc.processId);
-    await service.ingestProcess(proc);
-    await service.ingestStream(stream);
-    const [block] = await store(service, stream, 1);
-    await service.close();
+    const {
+      proc,
+      stream,
+      blocks: [block],
+    } = await storedLake(data, 1);
     const age = sqliteAge(data);
     await age('processes', [proc.processId]);
     await age('streams', [stream.streamId]);
@@ -166,13 +176,10 @@ describe('retention', () => {
 
   it("`dorsal retention` refuses a blob store that holds none of the lake's blobs, and deletes nothing", async () => {
     const data = join(dir, 'wrong-blobs');
-    const service = new IngestionService({ data });
-    const proc = makeProcess();
-    const stream = makeStream(proc.processId);
-    await service.ingestProcess(proc);
-    await service.ingestStream(stream);
-    const [block] = await store(service, stream, 1);
-    await service.close();
+    const {
+      stream,
+      blocks: [block],
+    } = await storedLake(data, 1);
     // The lake's database with another directory's blobs (a --blobs mistyped, or --db without
     // --data): its rows would go, and its blobs stay for good, named by nothing.
     const elsewhere = join(dir, 'elsewhere');
@@ -201,15 +208,7 @@ describe('retention', () => {
 
   it("`dorsal retention` refuses another lake's blob store too", async () => {
     const lakes = ['lake-a', 'lake-b'].map((name) => join(dir, name));
-    for (const data of lakes) {
-      const service = new IngestionService({ data });
-      const proc = makeProcess();
-      const stream = makeStream(proc.processId);
-      await service.ingestProcess(proc);
-      await service.ingestStream(stream);
-      await store(service, stream, 2);
-      await service.close();
-    }
+    for (const data of lakes) await storedLake(data, 2);
     // Lake A's rows with lake B's blobs: B holds payloads, none of A's.
     const run = await runDorsal([
       'retention',
@@ -234,13 +233,7 @@ describe('retention', () => {
 
   it('runs on a lake that lost some payloads, its oldest included', async () => {
     const data = join(dir, 'lost-oldest');
-    const service = new IngestionService({ data });
-    const proc = makeProcess();
-    const stream = makeStream(proc.processId);
-    await service.ingestProcess(proc);
-    await service.ingestStream(stream);
-    await store(service, stream, 6);
-    await service.close();
+    await storedLake(data, 6);
     const lake = Lake.open({ data });
     try {
       // The blocks listed first (the earliest) lost their payloads: freed by hand, a disk incident.

@@ -1,25 +1,13 @@
 import { ConfigError } from '../../errors.js';
 import { utf8Length } from '../../queues/codec.js';
 import { threadWriter } from './binding.js';
-import {
-  LogEvent,
-  LogFlags,
-  MAX_PROPERTIES,
-  MAX_STRING_BYTES,
-  MAX_TEXT_BYTES,
-  PropertyType,
-} from './events.js';
+import { LogFlags, MAX_PROPERTIES, MAX_STRING_BYTES, MAX_TEXT_BYTES, PropertyType } from './events.js';
 import { LogLevel, type LogLevelName } from './levels.js';
-import type { PropertyValue } from './log-writer.js';
+import { LEVEL, type PropertyValue, SPAN, T, TARGET, TEMPLATE } from './log-writer.js';
 import type { Logger } from './logger.js';
 import { encodeText, storeFields, storeTexts } from './properties.js';
 import type { ThreadWriter } from './thread-writer.js';
 
-const T = LogEvent.offsetOf('t');
-const SPAN = LogEvent.offsetOf('span');
-const TARGET = LogEvent.offsetOf('target');
-const TEMPLATE = LogEvent.offsetOf('template');
-const LEVEL = LogEvent.offsetOf('level');
 const { NONE, NUMBER, BOOLEAN, STRING } = PropertyType;
 
 /** The values of a log line's properties, one per key, in the keys' order. */

@@ -2,11 +2,12 @@ import { threadWriter } from './binding.js';
 import { LogEvent } from './events.js';
 import type { Logger } from './logger.js';
 
-const T = LogEvent.offsetOf('t');
-const SPAN = LogEvent.offsetOf('span');
-const TARGET = LogEvent.offsetOf('target');
-const TEMPLATE = LogEvent.offsetOf('template');
-const LEVEL = LogEvent.offsetOf('level');
+/** Where a log event's own fields sit in its slot (its properties' are `PropertyWriter`'s). */
+export const T = LogEvent.offsetOf('t');
+export const SPAN = LogEvent.offsetOf('span');
+export const TARGET = LogEvent.offsetOf('target');
+export const TEMPLATE = LogEvent.offsetOf('template');
+export const LEVEL = LogEvent.offsetOf('level');
 
 /** A property's value: numbers and booleans are stored as numbers, strings inline (≤ 48 bytes). */
 export type PropertyValue = number | boolean | string;
