@@ -60,6 +60,9 @@ interface Prepared {
 const placeholder = (): string => '?';
 const SQL = adminSql(placeholder);
 
+/** How long a statement waits for a database another connection holds locked (SQLite's busy_timeout was 5 s). */
+const BUSY_WAIT_MS = 5000;
+
 /**
  * The embedded metadata store: one SQLite file in WAL mode (readers never block the writer).
  * `synchronous = NORMAL`: a commit survives a crash of the process; after a power loss the last
@@ -69,9 +72,6 @@ const SQL = adminSql(placeholder);
  * const store = new SqliteMetadataStore('./dorsal-data/lake.sqlite');
  * await store.ready();
  */
-/** How long a statement waits for a database another connection holds locked (SQLite's busy_timeout was 5 s). */
-const BUSY_WAIT_MS = 5000;
-
 export class SqliteMetadataStore implements MetadataStore {
   readonly kind = 'sqlite';
   readonly path: string;
