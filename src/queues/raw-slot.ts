@@ -48,7 +48,7 @@ export function rawSlotSource(core: QueueCore): CodecSource<RawSlot> {
         const at = out.at;
         // Before any copy, so that the consumer stays on this message: stores past the array's
         // end are dropped by the language, and the message would be counted read, cut.
-        if (!(at >= 0 && (at | 0) === at && at + words <= dst.length)) refuseRoom(at, words, dst.length);
+        if (!(Number.isInteger(at) && at >= 0 && at + words <= dst.length)) refuseRoom(at, words, dst.length);
         for (let i = 0; i < words; i++) dst[at + i] = src[from + i]!;
       },
     }),

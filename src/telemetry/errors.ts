@@ -192,18 +192,21 @@ export function errorCode(error: unknown): string {
 
 /**
  * The code of an error with which the database itself refused a statement, which then wrote
- * nothing: SQLite's busy, locked, constraint, type, size, read-only and full codes, or the
- * SQLSTATE of a PostgreSQL ERROR (not FATAL nor PANIC: a PANIC may follow a commit) outside the
- * classes that may come after one (08 connection, 57P operator intervention, 58 system, XX
- * internal). '' for anything else: a connection lost, a client's timeout, an I/O error, errors of
- * Node or of the driver (`EPIPE` included), where what was written is unknown.
+ * nothing: SQLite's busy, locked, constraint, type, size, read-only and full codes, or a
+ * PostgreSQL SQLSTATE of a statement's own failure (classes 22 data, 23 integrity, 40 rollback, 42
+ * syntax or access, 54 limits, 55 state, and 57014 a statement cancelled), told by its class:
+ * the severity node-postgres gives is the server's translated word. Not a FATAL or a PANIC (said
+ * in English: a PANIC may follow a commit), not disk full (53100 may be a PANIC at a commit), nor
+ * 08 connection, 57P, 58, XX. '' for anything else: a connection lost, a client's timeout, an I/O
+ * error, errors of Node or of the driver (`EPIPE` included), where what was written is unknown.
  */
 export function answeredCode(error: unknown): string {
   for (let at = error, depth = 0; at instanceof Error && depth < 4; at = at.cause, depth++) {
     const { code, severity } = at as { code?: unknown; severity?: unknown };
     if (typeof code !== 'string' || code.startsWith('DORSAL_')) continue;
     if (/^SQLITE_(BUSY|LOCKED|CONSTRAINT|MISMATCH|TOOBIG|RANGE|READONLY|FULL)/.test(code)) return code;
-    if (severity === 'ERROR' && !/^(08|57P|58|XX)/.test(code)) return code;
+    const statementLevel = /^(22|23|40|42|54|55)[0-9A-Z]{3}$/.test(code) || code === '57014';
+    if (statementLevel && severity !== 'FATAL' && severity !== 'PANIC') return code;
     return '';
   }
   return '';

@@ -220,6 +220,13 @@ describe('what a PostgreSQL error says of what was written (answeredCode)', () =
       const terminated = await sleeping;
       expect(terminated).toMatchObject({ severity: 'FATAL', code: '57P01' });
       expect(answeredCode(new LakeUnavailableError('wrapped', { cause: terminated }))).toBe('');
+      // Told by the class, not by the severity word, which the server translates (lc_messages):
+      // a refused statement under another language, and a PANIC at a commit on a full disk.
+      const answered = (fields: { code: string; severity: string }) =>
+        answeredCode(Object.assign(new Error('from the server'), fields));
+      expect(answered({ code: '23505', severity: 'FEHLER' })).toBe('23505');
+      expect(answered({ code: '53100', severity: 'PANIC' })).toBe('');
+      expect(answered({ code: 'XX000', severity: 'ERROR' })).toBe('');
     } finally {
       await killer.end();
       await client.end().catch(() => undefined);

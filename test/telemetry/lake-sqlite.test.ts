@@ -64,6 +64,30 @@ describe('SQLite + directory lake after a crash', () => {
 });
 
 describe('a SQLite lake another connection holds locked', () => {
+  it('a call waiting for the lock when the store closes gives up, and does not open the file again', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = join(dir, 'lake.sqlite');
+    const store = new SqliteMetadataStore(file);
+    try {
+      await store.ready();
+      const other = new Database(file);
+      other.exec('BEGIN IMMEDIATE');
+      const insert = store.insertProcess(makeProcess()).then(
+        () => 'inserted',
+        (error: Error) => error.message,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await store.close();
+      other.exec('COMMIT');
+      // Woken once the lock is free, it found the store closed: no row, no connection left open.
+      expect(await insert).toMatch(/closed while this waited for a lock/);
+      expect(other.prepare('SELECT count(*) AS n FROM processes').get()).toEqual({ n: 0 });
+      other.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   it('waits for the lock off the event loop: timers run meanwhile, and the write goes in once it is free', async () => {
     const { dir, cleanup } = tempDir();
     const file = join(dir, 'lake.sqlite');

@@ -231,6 +231,27 @@ describe('retention', () => {
     }
   }, 60_000);
 
+  it('runs on a lake one of whose streams lost every payload (the oldest ones: an expiry rule)', async () => {
+    const data = join(dir, 'lost-stream');
+    const service = new IngestionService({ data });
+    const proc = makeProcess();
+    const streams = [makeStream(proc.processId), makeStream(proc.processId)];
+    await service.ingestProcess(proc);
+    for (const stream of streams) await service.ingestStream(stream);
+    await store(service, streams[0]!, 70);
+    // The second stream's blocks begin after all of the first's.
+    for (let i = 0; i < 3; i++) await service.ingestBlock(makeBlock(streams[1]!, 8, 200 + i).block);
+    await service.close();
+    // The first stream's blobs, the oldest, all gone.
+    rmSync(join(data, 'blobs', proc.processId, streams[0]!.streamId), { recursive: true });
+    const lake = Lake.open({ data });
+    try {
+      expect(await applyRetention(lake, { days: 0, pauseMs: 0 })).toMatchObject({ blocks: 73 });
+    } finally {
+      await lake.close();
+    }
+  }, 60_000);
+
   it('runs on a lake that lost some payloads, its oldest included', async () => {
     const data = join(dir, 'lost-oldest');
     await storedLake(data, 6);

@@ -2,7 +2,7 @@ import { ConfigError } from '../../errors.js';
 import { LakeConfigError } from '../errors.js';
 import { formatRfc3339Ns } from '../wire/index.js';
 import type { Lake } from './lake.js';
-import type { WindowDeletion } from './types.js';
+import type { BlockRow, WindowDeletion } from './types.js';
 
 /** Options of a retention pass. */
 export interface RetentionOptions {
@@ -162,21 +162,24 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
  * Refuses a blob store that holds none of the lake's payloads: a `--blobs` or `--data` naming
  * another directory or bucket than the lake's (another lake's included). Retention would delete
  * the rows, "delete" blobs that are not there, and leave the lake's own for good, named by
- * nothing. A few of the lake's streams are looked at, each where its blobs go: one that holds any
- * is enough, so that payloads lost by accident do not stop every pass. Seen empty, the rows are
- * asked again: another retention pass may have deleted them and their blobs meanwhile (rows go
- * before their blobs).
+ * nothing. Up to 8 streams spread over the lake's list are looked at, each where its blobs go:
+ * one holding any is enough, so that payloads lost by accident (a stream's, the oldest ones: an
+ * expiry rule of the bucket) do not stop every pass. Seen empty, the rows are asked again:
+ * another retention pass may have deleted them and their blobs meanwhile (rows go first).
  */
 async function checkBlobStore(lake: Lake): Promise<void> {
-  const sample = await lake.metadata.listBlocks({ limit: 64 });
-  const streams = new Map<string, string>();
-  for (const block of sample) {
-    if (streams.size === 4) break;
-    streams.set(block.streamId, block.blobPath.slice(0, block.blobPath.lastIndexOf('/') + 1));
+  const streams = await lake.metadata.listStreams();
+  const step = Math.max(1, Math.floor(streams.length / 8));
+  const sampled: BlockRow[] = [];
+  for (let i = 0; i < streams.length && sampled.length < 8; i += step) {
+    const [block] = await lake.metadata.listBlocks({ streamId: streams[i]!.streamId, limit: 1 });
+    if (block === undefined) continue;
+    if (await lake.blobs.holdsBlobsUnder(block.blobPath.slice(0, block.blobPath.lastIndexOf('/') + 1)))
+      return;
+    sampled.push(block);
   }
-  for (const directory of streams.values()) if (await lake.blobs.holdsBlobsUnder(directory)) return;
-  const still = [];
-  for (const block of sample.slice(0, 4)) if (await lake.metadata.findBlock(block.blockId)) still.push(block);
+  const still: BlockRow[] = [];
+  for (const block of sampled) if (await lake.metadata.findBlock(block.blockId)) still.push(block);
   if (still.length === 0) return;
   throw new LakeConfigError(
     `retention: the blob store (${lake.blobs.kind}) holds no payload of the lake's blocks (${still.map((b) => b.blobPath).join(', ')}): is it this lake's (--data, --blobs)? Nothing was deleted`,

@@ -1,7 +1,7 @@
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { makeDirectoriesSync } from '../../directories.js';
-import { asLakeError, errorCode, LakeConfigError } from '../errors.js';
+import { asLakeError, errorCode, LakeConfigError, LakeUnavailableError } from '../errors.js';
 import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/index.js';
 import { nowRfc3339Ns } from '../wire/index.js';
 import {
@@ -76,6 +76,8 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly kind = 'sqlite';
   readonly path: string;
   private prepared: Prepared | undefined;
+  /** Times `close` ran: a call that waited for a lock across one gives up. */
+  private closes = 0;
   /** Block rows that arrive together share one transaction (one WAL commit). */
   private readonly blockRows = new RowGroups<unknown[]>({
     group: async (rows) =>
@@ -288,6 +290,8 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async close(): Promise<void> {
     await this.blockRows.flush();
+    // A call waiting for a lock, woken after this, gives up instead of opening the file again.
+    this.closes++;
     this.prepared?.db.close();
     this.prepared = undefined;
   }
@@ -324,6 +328,7 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private async run<T>(what: string, fn: (p: Prepared) => T): Promise<T> {
     const deadline = performance.now() + BUSY_WAIT_MS;
+    const closes = this.closes;
     for (let pause = 1; ; pause = Math.min(2 * pause, 50)) {
       try {
         return fn(this.open());
@@ -332,6 +337,10 @@ export class SqliteMetadataStore implements MetadataStore {
           throw asLakeError(`SQLite lake ${what}`, error);
       }
       await new Promise((resolve) => setTimeout(resolve, pause));
+      if (this.closes !== closes)
+        throw new LakeUnavailableError(
+          `SQLite lake ${what}: the store was closed while this waited for a lock`,
+        );
     }
   }
 
