@@ -260,7 +260,9 @@ describe.each([
       const windows: { deleted: number; last: string | undefined }[] = [];
       for (;;) {
         const window = await store.deleteEmptyStreamsBefore(cutoff, 10, after);
-        windows.push(window);
+        windows.push({ deleted: window.deleted, last: window.last });
+        // The streams it deleted, named (retention sweeps their blob directories).
+        expect((window.streams ?? []).length).toBe(window.deleted);
         if (window.last === undefined) break;
         after = window.last;
       }

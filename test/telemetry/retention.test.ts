@@ -7,7 +7,7 @@ import { LakeNotFoundError } from '../../src/telemetry/errors.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import { applyRetention } from '../../src/telemetry/lake/retention.js';
-import type { BlockRow } from '../../src/telemetry/lake/types.js';
+import { type BlockRow, uniqueBlobPath } from '../../src/telemetry/lake/types.js';
 import { type Block, nowRfc3339Ns, type StreamInfo } from '../../src/telemetry/wire/index.js';
 import { until } from '../helpers/until.js';
 import { runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
@@ -231,6 +231,27 @@ describe('retention', () => {
     }
   }, 60_000);
 
+  it("deletes what a deleted stream's directory still holds: blobs no row names (a crash before their rows)", async () => {
+    const data = join(dir, 'orphans');
+    const { proc, stream } = await storedLake(data, 2);
+    const lake = Lake.open({ data });
+    try {
+      // Written as ingestion writes a payload, its row never inserted.
+      const orphan = uniqueBlobPath(proc.processId, stream.streamId, randomUUID());
+      expect(await lake.blobs.putIfAbsent(orphan, new Uint8Array([1, 2, 3]))).toBe('created');
+      expect(await applyRetention(lake, { days: 0, pauseMs: 0 })).toMatchObject({
+        blocks: 2,
+        blobs: 3,
+        streams: 1,
+        processes: 1,
+      });
+      await expect(lake.blobs.get(orphan)).rejects.toThrow(LakeNotFoundError);
+      expect(existsSync(join(data, 'blobs', proc.processId))).toBe(false);
+    } finally {
+      await lake.close();
+    }
+  });
+
   it('runs on a lake one of whose streams lost every payload (the oldest ones: an expiry rule)', async () => {
     const data = join(dir, 'lost-stream');
     const service = new IngestionService({ data });
@@ -273,8 +294,12 @@ describe('retention', () => {
     const service = new IngestionService(lake);
     try {
       const seeded = await seed(service, postgresAge(url));
+      // A payload whose row never went in, in an old stream's place in the bucket.
+      const orphan = uniqueBlobPath(seeded.oldStream.processId, seeded.oldStream.streamId, randomUUID());
+      expect(await lake.blobs.putIfAbsent(orphan, new Uint8Array([1, 2, 3]))).toBe('created');
       const report = await applyRetention(lake, { days: 7, batchSize: 5, pauseMs: 0 });
-      expect(report).toMatchObject({ blocks: 12, blobs: 12, streams: 3, processes: 1, dropReports: 1 });
+      expect(report).toMatchObject({ blocks: 12, blobs: 13, streams: 3, processes: 1, dropReports: 1 });
+      await expect(lake.blobs.get(orphan)).rejects.toThrow(LakeNotFoundError);
       await expectOnlyNewLeft(lake, seeded);
     } finally {
       await service.close();

@@ -115,14 +115,17 @@ export class DirectoryBlobStore implements BlobStore {
     await this.write(path, (final) => this.overwrite(final, bytes));
   }
 
-  async holdsBlobsUnder(directory: string): Promise<boolean> {
+  async listUnder(directory: string, limit: number): Promise<string[]> {
     if (!BLOB_DIRECTORY.test(directory))
       throw new LakeConfigError(`not a blob directory: ${JSON.stringify(directory)}`);
     try {
       const entries = await readdir(join(this.root, directory), { withFileTypes: true });
-      return entries.some((entry) => entry.isFile() && BLOB_PATH.test(`${directory}${entry.name}`));
+      return entries
+        .filter((entry) => entry.isFile() && BLOB_PATH.test(`${directory}${entry.name}`))
+        .slice(0, limit)
+        .map((entry) => `${directory}${entry.name}`);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw asLakeError(`listing blobs under ${this.root}`, error);
     }
   }

@@ -368,11 +368,19 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async deleteEmptyStreamsBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
-    return this.deleteEmpty('deleting old streams', EMPTY_STREAMS, SQL.streamWindowEnd, cutoff, limit, after);
+    const { deleted, last, rows } = await this.deleteEmpty(
+      'deleting old streams',
+      EMPTY_STREAMS,
+      SQL.streamWindowEnd,
+      cutoff,
+      limit,
+      after,
+    );
+    return { deleted, last, streams: rows.map(toStreamKey) };
   }
 
   async deleteEmptyProcessesBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
-    return this.deleteEmpty(
+    const { deleted, last } = await this.deleteEmpty(
       'deleting old processes',
       EMPTY_PROCESSES,
       SQL.processWindowEnd,
@@ -380,6 +388,7 @@ export class PostgresMetadataStore implements MetadataStore {
       limit,
       after,
     );
+    return { deleted, last };
   }
 
   async deleteDropReportsBefore(cutoff: string, limit: number): Promise<number> {
@@ -459,24 +468,25 @@ export class PostgresMetadataStore implements MetadataStore {
     cutoff: string,
     limit: number,
     after: string,
-  ): Promise<WindowDeletion> {
+  ): Promise<{ deleted: number; last: string | undefined; rows: RawRow[] }> {
     const end = (await this.query(what, windowEnd, [after, limit])).rows[0]?.last;
-    if (end === null || end === undefined) return { deleted: 0, last: undefined };
+    if (end === null || end === undefined) return { deleted: 0, last: undefined, rows: [] };
     const last = String(end);
     const { table, id, referring } = rows;
-    const deleted = await this.transaction(what, async (client) => {
+    const gone = await this.transaction(what, async (client) => {
       const locked = await client.query<RawRow>(
         `SELECT ${id} FROM ${table} t WHERE ${id} > $1 AND ${id} <= $2 AND insert_time < $3 AND NOT EXISTS (${referring}) FOR UPDATE SKIP LOCKED`,
         [after, last, cutoff],
       );
-      if (locked.rows.length === 0) return 0;
-      const gone = await client.query(
-        `DELETE FROM ${table} t WHERE ${id} = ANY($1) AND NOT EXISTS (${referring})`,
-        [locked.rows.map((row) => String(row[id]))],
-      );
-      return gone.rowCount ?? 0;
+      if (locked.rows.length === 0) return [];
+      return (
+        await client.query<RawRow>(
+          `DELETE FROM ${table} t WHERE ${id} = ANY($1) AND NOT EXISTS (${referring}) RETURNING *`,
+          [locked.rows.map((row) => String(row[id]))],
+        )
+      ).rows;
     });
-    return { deleted, last };
+    return { deleted: gone.length, last, rows: gone };
   }
 
   /** Runs `fn` in a transaction on one connection; rejects with a lake error. */
@@ -568,4 +578,9 @@ export class PostgresMetadataStore implements MetadataStore {
       throw error;
     }
   }
+}
+
+/** A deleted stream row's ids. */
+function toStreamKey(row: RawRow): { processId: string; streamId: string } {
+  return { processId: String(row.process_id), streamId: String(row.stream_id) };
 }

@@ -139,7 +139,20 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     return deleteBlobs(paths);
   });
   await sweep(
-    (after) => metadata.deleteEmptyStreamsBefore(cutoff, batch, after),
+    async (after) => {
+      const deletion = await metadata.deleteEmptyStreamsBefore(cutoff, batch, after);
+      // What a deleted stream's directory still holds no row names (a blob a crash left before
+      // its row, or one whose row's fate a lost connection hid): nothing else would delete it.
+      for (const { processId, streamId } of deletion.streams ?? []) {
+        for (;;) {
+          const paths = await blobs.listUnder(`blobs/${processId}/${streamId}/`, batch);
+          if (paths.length === 0) break;
+          await blobs.delete(paths);
+          report.blobs += paths.length;
+        }
+      }
+      return deletion;
+    },
     (n) => {
       report.streams += n;
     },
@@ -167,6 +180,11 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
  * expiry rule of the bucket) do not stop every pass. Seen empty, the rows are asked again:
  * another retention pass may have deleted them and their blobs meanwhile (rows go first).
  */
+/** Where a block's stream keeps its payloads: `blobs/{process}/{stream}/`. */
+function streamDirectory(block: BlockRow): string {
+  return block.blobPath.slice(0, block.blobPath.lastIndexOf('/') + 1);
+}
+
 async function checkBlobStore(lake: Lake): Promise<void> {
   const streams = await lake.metadata.listStreams();
   const step = Math.max(1, Math.floor(streams.length / 8));
@@ -174,8 +192,7 @@ async function checkBlobStore(lake: Lake): Promise<void> {
   for (let i = 0; i < streams.length && sampled.length < 8; i += step) {
     const [block] = await lake.metadata.listBlocks({ streamId: streams[i]!.streamId, limit: 1 });
     if (block === undefined) continue;
-    if (await lake.blobs.holdsBlobsUnder(block.blobPath.slice(0, block.blobPath.lastIndexOf('/') + 1)))
-      return;
+    if ((await lake.blobs.listUnder(streamDirectory(block), 1)).length > 0) return;
     sampled.push(block);
   }
   const still: BlockRow[] = [];

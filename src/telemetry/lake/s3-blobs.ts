@@ -147,19 +147,35 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async holdsBlobsUnder(directory: string): Promise<boolean> {
+  async listUnder(directory: string, limit: number): Promise<string[]> {
     if (!BLOB_DIRECTORY.test(directory))
       throw new LakeConfigError(`not a blob directory: ${JSON.stringify(directory)}`);
     const Prefix = this.prefix === '' ? directory : `${this.prefix}/${directory}`;
+    const paths: string[] = [];
+    let Marker: string | undefined;
     try {
       // ListObjects (v1): the test's S3 stand-in answers a truncated v2 listing with a 500.
-      const out = await this.client.send(
-        new (loadSdk().ListObjectsCommand)({ Bucket: this.bucket, Prefix, MaxKeys: 1 }),
-      );
-      return (out.Contents?.length ?? 0) > 0;
+      while (paths.length < limit) {
+        const out = await this.client.send(
+          new (loadSdk().ListObjectsCommand)({
+            Bucket: this.bucket,
+            Prefix,
+            MaxKeys: Math.min(1000, limit - paths.length),
+            ...(Marker === undefined ? {} : { Marker }),
+          }),
+        );
+        const keys = (out.Contents ?? []).map((object) => object.Key ?? '');
+        for (const key of keys) {
+          const path = key.slice(Prefix.length - directory.length);
+          if (BLOB_PATH.test(path)) paths.push(path);
+        }
+        if (out.IsTruncated !== true || keys.length === 0) break;
+        Marker = keys[keys.length - 1];
+      }
     } catch (error) {
       throw this.unavailable(`listing ${Prefix}`, error);
     }
+    return paths.slice(0, limit);
   }
 
   async get(path: string): Promise<Uint8Array> {

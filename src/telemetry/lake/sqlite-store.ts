@@ -228,14 +228,20 @@ export class SqliteMetadataStore implements MetadataStore {
    * blocks and a conditional block insert (which needs the stream) never interleave.
    */
   async deleteEmptyStreamsBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
-    return this.window(
-      'deleting old streams',
-      SQL.streamWindowEnd,
-      SQL.deleteEmptyStreams,
-      cutoff,
-      limit,
+    const what = 'deleting old streams';
+    const end = (await this.all(what, SQL.streamWindowEnd, [after, limit]))[0]?.last;
+    if (end === null || end === undefined) return { deleted: 0, last: undefined };
+    const last = String(end);
+    const gone = await this.all(what, `${SQL.deleteEmptyStreams} RETURNING process_id, stream_id`, [
       after,
-    );
+      last,
+      cutoff,
+    ]);
+    return {
+      deleted: gone.length,
+      last,
+      streams: gone.map((row) => ({ processId: String(row.process_id), streamId: String(row.stream_id) })),
+    };
   }
 
   async deleteEmptyProcessesBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {

@@ -177,6 +177,8 @@ export interface WindowDeletion {
   readonly deleted: number;
   /** The last id of the window, where the next one starts; `undefined`: no row was left to look at. */
   readonly last: string | undefined;
+  /** Streams deleted (`deleteEmptyStreamsBefore`): where their blobs went. */
+  readonly streams?: readonly { readonly processId: string; readonly streamId: string }[];
 }
 
 /** What a create-only blob write found: see `BlobStore.putIfAbsent`. */
@@ -204,8 +206,11 @@ export interface BlobStore {
   replace(path: string, bytes: Uint8Array): Promise<void>;
   /** Reads a blob; rejects with `LakeNotFoundError` if absent. */
   get(path: string): Promise<Uint8Array>;
-  /** Whether the store holds any blob whose path begins with `directory` (`blobs/{process}/{stream}/`). */
-  holdsBlobsUnder(directory: string): Promise<boolean>;
+  /**
+   * Paths of up to `limit` blobs whose path begins with `directory` (`blobs/{process}/{stream}/`):
+   * what a stream's directory holds.
+   */
+  listUnder(directory: string, limit: number): Promise<string[]>;
   /**
    * Deletes blobs (absent ones are skipped). A directory store also removes the directories this
    * leaves empty. Only for blobs no block row points at: rows are deleted first.
