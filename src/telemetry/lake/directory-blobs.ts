@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, type FileHandle, open, readdir, readFile, rename, rmdir, unlink } from 'node:fs/promises';
+import {
+  access,
+  type FileHandle,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rmdir,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { makeDirectories } from '../../directories.js';
 import { ConfigError } from '../../errors.js';
@@ -115,15 +125,26 @@ export class DirectoryBlobStore implements BlobStore {
     await this.write(path, (final) => this.overwrite(final, bytes));
   }
 
-  async listUnder(directory: string, limit: number): Promise<string[]> {
+  async listUnder(directory: string, limit: number, before = Number.POSITIVE_INFINITY): Promise<string[]> {
     if (!BLOB_DIRECTORY.test(directory))
       throw new LakeConfigError(`not a blob directory: ${JSON.stringify(directory)}`);
     try {
       const entries = await readdir(join(this.root, directory), { withFileTypes: true });
-      return entries
-        .filter((entry) => entry.isFile() && BLOB_PATH.test(`${directory}${entry.name}`))
-        .slice(0, limit)
-        .map((entry) => `${directory}${entry.name}`);
+      const paths: string[] = [];
+      for (const entry of entries) {
+        if (paths.length >= limit) break;
+        const path = `${directory}${entry.name}`;
+        if (!entry.isFile() || !BLOB_PATH.test(path)) continue;
+        if (before !== Number.POSITIVE_INFINITY) {
+          const modified = await stat(join(this.root, path)).then(
+            (stats) => stats.mtimeMs,
+            () => Number.POSITIVE_INFINITY,
+          );
+          if (!(modified < before)) continue;
+        }
+        paths.push(path);
+      }
+      return paths;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw asLakeError(`listing blobs under ${this.root}`, error);

@@ -473,6 +473,8 @@ export class PostgresMetadataStore implements MetadataStore {
     if (end === null || end === undefined) return { deleted: 0, last: undefined, rows: [] };
     const last = String(end);
     const { table, id, referring } = rows;
+    // The ids only: a stream's row also holds its layouts and properties.
+    const returning = table === 'streams' ? 'process_id, stream_id' : id;
     const gone = await this.transaction(what, async (client) => {
       const locked = await client.query<RawRow>(
         `SELECT ${id} FROM ${table} t WHERE ${id} > $1 AND ${id} <= $2 AND insert_time < $3 AND NOT EXISTS (${referring}) FOR UPDATE SKIP LOCKED`,
@@ -481,7 +483,7 @@ export class PostgresMetadataStore implements MetadataStore {
       if (locked.rows.length === 0) return [];
       return (
         await client.query<RawRow>(
-          `DELETE FROM ${table} t WHERE ${id} = ANY($1) AND NOT EXISTS (${referring}) RETURNING *`,
+          `DELETE FROM ${table} t WHERE ${id} = ANY($1) AND NOT EXISTS (${referring}) RETURNING ${returning}`,
           [locked.rows.map((row) => String(row[id]))],
         )
       ).rows;

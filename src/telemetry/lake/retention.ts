@@ -16,6 +16,12 @@ export interface RetentionOptions {
   readonly onBatch?: (report: RetentionReport) => void;
   /** Stops the pass between two batches. */
   readonly signal?: AbortSignal;
+  /**
+   * How long ago a blob must have been written for retention to take it for an orphan when it
+   * deletes its stream (no row names it), in ms (default 1 h): a block's row goes in within its
+   * request, whose statements time out in seconds.
+   */
+  readonly orphanAgeMs?: number;
 }
 
 /** What a retention pass deleted. */
@@ -68,6 +74,9 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   if (!Number.isSafeInteger(batch) || batch < 1)
     throw new ConfigError(`batch size must be >= 1, got ${batch}`);
   const pauseMs = options.pauseMs ?? 50;
+  const orphanAgeMs = options.orphanAgeMs ?? 3_600_000;
+  if (!(Number.isFinite(orphanAgeMs) && orphanAgeMs >= 0))
+    throw new ConfigError(`orphanAgeMs must be a number of ms >= 0, got ${orphanAgeMs}`);
   // A period longer than the time since 1970 keeps everything: the cutoff is then the epoch.
   const cutoff = formatRfc3339Ns(BigInt(Math.max(0, Math.round(Date.now() - days * DAY_MS))) * 1_000_000n);
   const report: RetentionReport = {
@@ -141,15 +150,8 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   await sweep(
     async (after) => {
       const deletion = await metadata.deleteEmptyStreamsBefore(cutoff, batch, after);
-      // What a deleted stream's directory still holds no row names (a blob a crash left before
-      // its row, or one whose row's fate a lost connection hid): nothing else would delete it.
       for (const { processId, streamId } of deletion.streams ?? []) {
-        for (;;) {
-          const paths = await blobs.listUnder(`blobs/${processId}/${streamId}/`, batch);
-          if (paths.length === 0) break;
-          await blobs.delete(paths);
-          report.blobs += paths.length;
-        }
+        report.blobs += await deleteOrphans(lake, `blobs/${processId}/${streamId}/`, batch, orphanAgeMs);
       }
       return deletion;
     },
@@ -171,6 +173,31 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   return report;
 }
 
+/** Blobs of one deleted stream's directory looked at, at most (one listing). */
+const ORPHANS_AT_MOST = 100_000;
+
+/**
+ * Deletes what the directory of a stream retention just deleted still holds, written over `ageMs`
+ * ago (an hour by default) and named by no block row: a blob a crash left before its row, or one whose row's fate a
+ * lost connection hid, which nothing else would ever delete. Not a blob written since (a sink
+ * that sends the stream again at once writes there anew), nor one a row names. Returns how many.
+ */
+async function deleteOrphans(lake: Lake, directory: string, batch: number, ageMs: number): Promise<number> {
+  const paths = await lake.blobs.listUnder(directory, ORPHANS_AT_MOST, Date.now() - ageMs);
+  const orphans: string[] = [];
+  for (const path of paths) {
+    const blockId = path.slice(directory.length).split('.')[0]!;
+    if ((await lake.metadata.findBlock(blockId))?.blobPath !== path) orphans.push(path);
+  }
+  for (let i = 0; i < orphans.length; i += batch) await lake.blobs.delete(orphans.slice(i, i + batch));
+  return orphans.length;
+}
+
+/** Where a block's stream keeps its payloads: `blobs/{process}/{stream}/`. */
+function streamDirectory(block: BlockRow): string {
+  return block.blobPath.slice(0, block.blobPath.lastIndexOf('/') + 1);
+}
+
 /**
  * Refuses a blob store that holds none of the lake's payloads: a `--blobs` or `--data` naming
  * another directory or bucket than the lake's (another lake's included). Retention would delete
@@ -180,11 +207,6 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
  * expiry rule of the bucket) do not stop every pass. Seen empty, the rows are asked again:
  * another retention pass may have deleted them and their blobs meanwhile (rows go first).
  */
-/** Where a block's stream keeps its payloads: `blobs/{process}/{stream}/`. */
-function streamDirectory(block: BlockRow): string {
-  return block.blobPath.slice(0, block.blobPath.lastIndexOf('/') + 1);
-}
-
 async function checkBlobStore(lake: Lake): Promise<void> {
   const streams = await lake.metadata.listStreams();
   const step = Math.max(1, Math.floor(streams.length / 8));

@@ -147,7 +147,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async listUnder(directory: string, limit: number): Promise<string[]> {
+  async listUnder(directory: string, limit: number, before = Number.POSITIVE_INFINITY): Promise<string[]> {
     if (!BLOB_DIRECTORY.test(directory))
       throw new LakeConfigError(`not a blob directory: ${JSON.stringify(directory)}`);
     const Prefix = this.prefix === '' ? directory : `${this.prefix}/${directory}`;
@@ -164,10 +164,13 @@ export class S3BlobStore implements BlobStore {
             ...(Marker === undefined ? {} : { Marker }),
           }),
         );
-        const keys = (out.Contents ?? []).map((object) => object.Key ?? '');
-        for (const key of keys) {
-          const path = key.slice(Prefix.length - directory.length);
-          if (BLOB_PATH.test(path)) paths.push(path);
+        const objects = out.Contents ?? [];
+        const keys = objects.map((object) => object.Key ?? '');
+        for (const object of objects) {
+          const path = (object.Key ?? '').slice(Prefix.length - directory.length);
+          const modified = object.LastModified?.getTime() ?? Number.POSITIVE_INFINITY;
+          if (BLOB_PATH.test(path) && (before === Number.POSITIVE_INFINITY || modified < before))
+            paths.push(path);
         }
         if (out.IsTruncated !== true || keys.length === 0) break;
         Marker = keys[keys.length - 1];

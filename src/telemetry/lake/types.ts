@@ -207,10 +207,11 @@ export interface BlobStore {
   /** Reads a blob; rejects with `LakeNotFoundError` if absent. */
   get(path: string): Promise<Uint8Array>;
   /**
-   * Paths of up to `limit` blobs whose path begins with `directory` (`blobs/{process}/{stream}/`):
-   * what a stream's directory holds.
+   * Paths of up to `limit` blobs whose path begins with `directory` (`blobs/{process}/{stream}/`)
+   * and that were last written before `before` (ms since the epoch; default: any time): what a
+   * stream's directory holds.
    */
-  listUnder(directory: string, limit: number): Promise<string[]>;
+  listUnder(directory: string, limit: number, before?: number): Promise<string[]>;
   /**
    * Deletes blobs (absent ones are skipped). A directory store also removes the directories this
    * leaves empty. Only for blobs no block row points at: rows are deleted first.
