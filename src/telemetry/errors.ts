@@ -179,15 +179,21 @@ export function asLakeError(what: string, error: unknown): DorsalError {
 }
 
 /**
- * The driver's code of a failed store call (a PostgreSQL SQLSTATE, an `SQLITE_…` code), looked
- * for on the error and on what it wraps (`asLakeError`'s cause); '' if there is none.
+ * The driver's error within a failed store call (one with a code of its own: a PostgreSQL
+ * SQLSTATE, an `SQLITE_…` code), looked for on the error and on what it wraps (`asLakeError`'s
+ * cause).
  */
-export function errorCode(error: unknown): string {
+function driverError(error: unknown): { code: string; severity?: unknown } | undefined {
   for (let at = error, depth = 0; at instanceof Error && depth < 4; at = at.cause, depth++) {
     const code = (at as { code?: unknown }).code;
-    if (typeof code === 'string' && !code.startsWith('DORSAL_')) return code;
+    if (typeof code === 'string' && !code.startsWith('DORSAL_')) return at as unknown as { code: string };
   }
-  return '';
+  return undefined;
+}
+
+/** The driver's code of a failed store call (see `driverError`); '' if there is none. */
+export function errorCode(error: unknown): string {
+  return driverError(error)?.code ?? '';
 }
 
 /**
@@ -201,13 +207,10 @@ export function errorCode(error: unknown): string {
  * error, errors of Node or of the driver (`EPIPE` included), where what was written is unknown.
  */
 export function answeredCode(error: unknown): string {
-  for (let at = error, depth = 0; at instanceof Error && depth < 4; at = at.cause, depth++) {
-    const { code, severity } = at as { code?: unknown; severity?: unknown };
-    if (typeof code !== 'string' || code.startsWith('DORSAL_')) continue;
-    if (/^SQLITE_(BUSY|LOCKED|CONSTRAINT|MISMATCH|TOOBIG|RANGE|READONLY|FULL)/.test(code)) return code;
-    const statementLevel = /^(22|23|40|42|54|55)[0-9A-Z]{3}$/.test(code) || code === '57014';
-    if (statementLevel && severity !== 'FATAL' && severity !== 'PANIC') return code;
-    return '';
-  }
-  return '';
+  const found = driverError(error);
+  if (found === undefined) return '';
+  const { code, severity } = found;
+  if (/^SQLITE_(BUSY|LOCKED|CONSTRAINT|MISMATCH|TOOBIG|RANGE|READONLY|FULL)/.test(code)) return code;
+  const statementLevel = /^(22|23|40|42|54|55)[0-9A-Z]{3}$/.test(code) || code === '57014';
+  return statementLevel && severity !== 'FATAL' && severity !== 'PANIC' ? code : '';
 }

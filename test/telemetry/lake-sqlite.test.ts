@@ -63,15 +63,21 @@ describe('SQLite + directory lake after a crash', () => {
   });
 });
 
+/** A SQLite store, ready, and another connection of the same file holding its write lock. */
+async function lockedLake() {
+  const { dir, cleanup } = tempDir();
+  const file = join(dir, 'lake.sqlite');
+  const store = new SqliteMetadataStore(file);
+  await store.ready();
+  const other = new Database(file);
+  other.exec('BEGIN IMMEDIATE');
+  return { store, other, cleanup };
+}
+
 describe('a SQLite lake another connection holds locked', () => {
   it('a call waiting for the lock when the store closes gives up, and does not open the file again', async () => {
-    const { dir, cleanup } = tempDir();
-    const file = join(dir, 'lake.sqlite');
-    const store = new SqliteMetadataStore(file);
+    const { store, other, cleanup } = await lockedLake();
     try {
-      await store.ready();
-      const other = new Database(file);
-      other.exec('BEGIN IMMEDIATE');
       const insert = store.insertProcess(makeProcess()).then(
         () => 'inserted',
         (error: Error) => error.message,
@@ -89,13 +95,8 @@ describe('a SQLite lake another connection holds locked', () => {
   });
 
   it('waits for the lock off the event loop: timers run meanwhile, and the write goes in once it is free', async () => {
-    const { dir, cleanup } = tempDir();
-    const file = join(dir, 'lake.sqlite');
-    const store = new SqliteMetadataStore(file);
+    const { store, other, cleanup } = await lockedLake();
     try {
-      await store.ready();
-      const other = new Database(file);
-      other.exec('BEGIN IMMEDIATE');
       const events: string[] = [];
       const insert = store.insertProcess(makeProcess()).then(
         () => events.push('inserted'),

@@ -267,7 +267,8 @@ export function storeTexts(
 ): void {
   const { u16, u8 } = views;
   // One loop for both texts, each over its new bytes and then the old ones past them: small, so
-  // that V8 inlines it with the claim and the commit around it (two loops each cost ~15 ns more).
+  // that V8 inlines the producer's claim and commit with it into a prepared line's write (the two
+  // copies written out kept them out of its budget: a line without texts 78 ns against 71).
   for (let text = 0; text < 2; text++) {
     const field = at + (text === 0 ? TEXT0 : TEXT1);
     const length = text === 0 ? length0 : length1;
