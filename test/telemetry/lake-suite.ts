@@ -415,6 +415,21 @@ export function lakeSuite(name: string, fixture: () => Promise<LakeFixture>): vo
       ]);
       expect(await lake.blocks({ streamId: ticks.streamId, limit: 1 })).toHaveLength(1);
     });
+
+    it('samples stream ids spread over the ids, without their rows', async () => {
+      const process = makeProcess();
+      await service.ingestProcess(process);
+      for (let i = 0; i < 12; i++) await service.ingestStream(makeStream(process.processId));
+      const all = (await lake.streams()).map((s) => s.streamId).sort();
+      const sample = await lake.metadata.sampleStreamIds(8);
+      expect(sample).toHaveLength(8);
+      expect(sample).toEqual([...new Set(sample)].sort());
+      expect(sample[0]).toBe(all[0]);
+      // Evenly spread by rank: the last sampled is in the last eighth of the ids.
+      expect(all.indexOf(sample[7]!)).toBeGreaterThanOrEqual(Math.floor((7 * all.length) / 8));
+      expect(await lake.metadata.sampleStreamIds(all.length + 5)).toEqual(all);
+      expect(await lake.metadata.sampleStreamIds(0)).toEqual([]);
+    });
   });
 }
 

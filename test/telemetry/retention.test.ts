@@ -256,6 +256,37 @@ describe('retention', () => {
     }
   });
 
+  it("sweeps a stream's directory at the next pass when the one that deleted the stream stopped before its sweep", async () => {
+    const data = join(dir, 'orphans-stopped');
+    const { proc, stream } = await storedLake(data, 2);
+    const lake = Lake.open({ data });
+    try {
+      const orphan = uniqueBlobPath(proc.processId, stream.streamId, randomUUID());
+      expect(await lake.blobs.putIfAbsent(orphan, new Uint8Array([1, 2, 3]))).toBe('created');
+      const twoHoursAgo = new Date(Date.now() - 7_200_000);
+      utimesSync(join(data, orphan), twoHoursAgo, twoHoursAgo);
+      // A pass's steps up to the stream's deletion, then a crash: its blocks and their blobs
+      // gone, the stream's row deleted, nothing swept.
+      const future = '2999-01-01T00:00:00.000000000Z';
+      const paths = await lake.metadata.deleteBlocksBefore(future, 100);
+      await lake.blobs.delete(paths);
+      await lake.metadata.forgetGarbage(paths);
+      expect(await lake.metadata.deleteEmptyStreamsBefore(future, 100, '')).toMatchObject({ deleted: 1 });
+      expect((await lake.blobs.get(orphan)).length).toBe(3);
+      // The next pass finds no stream to delete, and sweeps the directory all the same.
+      expect(await applyRetention(lake, { days: 0, pauseMs: 0 })).toMatchObject({
+        blocks: 0,
+        blobs: 1,
+        streams: 0,
+        processes: 1,
+      });
+      await expect(lake.blobs.get(orphan)).rejects.toThrow(LakeNotFoundError);
+      expect(await lake.metadata.listStreamSweeps(10)).toEqual([]);
+    } finally {
+      await lake.close();
+    }
+  });
+
   it('runs on a lake one of whose streams lost every payload (the oldest ones: an expiry rule)', async () => {
     const data = join(dir, 'lost-stream');
     const service = new IngestionService({ data });

@@ -34,6 +34,12 @@ export function adminSql(p: (i: number) => string) {
     insertGarbage: `INSERT INTO blob_garbage (path, block_id, since) VALUES (${p(1)}, ${p(2)}, ${p(3)}) ON CONFLICT DO NOTHING`,
     listGarbage: `SELECT path FROM blob_garbage ORDER BY since, path LIMIT ${p(1)}`,
     forgetGarbage: `DELETE FROM blob_garbage WHERE path = ${p(1)}`,
+    insertStreamSweep: `INSERT INTO stream_sweeps (directory, since) VALUES (${p(1)}, ${p(2)}) ON CONFLICT DO NOTHING`,
+    listStreamSweeps: `SELECT directory FROM stream_sweeps ORDER BY since, directory LIMIT ${p(1)}`,
+    forgetStreamSweep: `DELETE FROM stream_sweeps WHERE directory = ${p(1)}`,
+    countStreams: 'SELECT COUNT(*) AS n FROM streams',
+    /** The id of the stream at a rank in id order (through the primary key's index). */
+    streamIdAt: `SELECT stream_id FROM streams ORDER BY stream_id LIMIT 1 OFFSET ${p(1)}`,
     /** The last id of the next window of streams: the `LIMIT` ids after the cursor, in id order. */
     streamWindowEnd: `SELECT MAX(stream_id) AS last FROM (SELECT stream_id FROM streams WHERE stream_id > ${p(1)} ORDER BY stream_id LIMIT ${p(2)}) w`,
     /** Parameters: the window (after, last], the cutoff. */
@@ -128,4 +134,11 @@ export function toDropReportRow(row: RawRow): DropReportRow {
     total: Number(row.total),
     insertTime: String(row.insert_time),
   };
+}
+
+/** `n` ranks spread evenly over `count` rows (all of them when there are fewer), ascending. */
+export function spreadRanks(count: number, n: number): number[] {
+  const ranks = new Set<number>();
+  for (let i = 0; i < Math.min(n, count); i++) ranks.add(Math.floor((i * count) / Math.min(n, count)));
+  return [...ranks];
 }

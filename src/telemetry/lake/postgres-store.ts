@@ -9,6 +9,7 @@ import {
   dropParams,
   partitionGarbage,
   partitionParams,
+  spreadRanks,
   toApiKeyRow,
   toDropReportRow,
   toPartitionRow,
@@ -31,17 +32,18 @@ import {
   toStreamRow,
 } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE } from './schema.js';
-import type {
-  ApiKeyRow,
-  BlockFilter,
-  BlockRow,
-  DropReportRow,
-  MetadataStore,
-  PartitionRow,
-  ProcessRow,
-  StreamFilter,
-  StreamRow,
-  WindowDeletion,
+import {
+  type ApiKeyRow,
+  type BlockFilter,
+  type BlockRow,
+  type DropReportRow,
+  type MetadataStore,
+  type PartitionRow,
+  type ProcessRow,
+  type StreamFilter,
+  type StreamRow,
+  streamBlobDirectory,
+  type WindowDeletion,
 } from './types.js';
 
 const require = createRequire(import.meta.url);
@@ -302,6 +304,17 @@ export class PostgresMetadataStore implements MetadataStore {
     return filter.tag === undefined ? rows : rows.filter((s) => s.tags.includes(filter.tag as string));
   }
 
+  async sampleStreamIds(n: number): Promise<string[]> {
+    const what = 'sampling streams';
+    const count = Number((await this.query(what, SQL.countStreams, [])).rows[0]?.n ?? 0);
+    const ids: string[] = [];
+    for (const rank of spreadRanks(count, n)) {
+      const [row] = (await this.query(what, SQL.streamIdAt, [rank])).rows;
+      if (row !== undefined) ids.push(String(row.stream_id));
+    }
+    return ids;
+  }
+
   async listBlocks(filter: BlockFilter = {}): Promise<BlockRow[]> {
     const where = blockWhere(filter, placeholder);
     const sql = `SELECT ${BLOCK_COLUMNS} FROM blocks ${where.sql}`;
@@ -367,20 +380,41 @@ export class PostgresMetadataStore implements MetadataStore {
     ]);
   }
 
+  async listStreamSweeps(limit: number): Promise<string[]> {
+    return (await this.query('listing stream sweeps', SQL.listStreamSweeps, [limit])).rows.map((row) =>
+      String(row.directory),
+    );
+  }
+
+  async forgetStreamSweeps(directories: readonly string[]): Promise<void> {
+    await this.query('forgetting stream sweeps', 'DELETE FROM stream_sweeps WHERE directory = ANY($1)', [
+      [...directories],
+    ]);
+  }
+
   async deleteEmptyStreamsBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
-    const { deleted, last, rows } = await this.deleteEmpty(
+    return this.deleteEmpty(
       'deleting old streams',
       EMPTY_STREAMS,
       SQL.streamWindowEnd,
       cutoff,
       limit,
       after,
+      // The deleted streams' directories, recorded in the deletion's transaction.
+      async (client, gone) => {
+        const directories = gone.map((row) =>
+          streamBlobDirectory(String(row.process_id), String(row.stream_id)),
+        );
+        await client.query(
+          'INSERT INTO stream_sweeps (directory, since) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING',
+          [directories, nowRfc3339Ns()],
+        );
+      },
     );
-    return { deleted, last, streams: rows.map(toStreamKey) };
   }
 
   async deleteEmptyProcessesBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
-    const { deleted, last } = await this.deleteEmpty(
+    return this.deleteEmpty(
       'deleting old processes',
       EMPTY_PROCESSES,
       SQL.processWindowEnd,
@@ -388,7 +422,6 @@ export class PostgresMetadataStore implements MetadataStore {
       limit,
       after,
     );
-    return { deleted, last };
   }
 
   async deleteDropReportsBefore(cutoff: string, limit: number): Promise<number> {
@@ -461,6 +494,7 @@ export class PostgresMetadataStore implements MetadataStore {
    * the two is seen, one inserted after waits for the lock and finds its parent gone. (In one
    * statement, a row committed while it waited for a lock would not be seen.)
    */
+  /** Deletes a window's rows that nothing refers to; `record` runs in the deletion's transaction. */
   private async deleteEmpty(
     what: string,
     rows: EmptyRowsSql,
@@ -468,9 +502,10 @@ export class PostgresMetadataStore implements MetadataStore {
     cutoff: string,
     limit: number,
     after: string,
-  ): Promise<{ deleted: number; last: string | undefined; rows: RawRow[] }> {
+    record?: (client: pg.PoolClient, gone: RawRow[]) => Promise<void>,
+  ): Promise<WindowDeletion> {
     const end = (await this.query(what, windowEnd, [after, limit])).rows[0]?.last;
-    if (end === null || end === undefined) return { deleted: 0, last: undefined, rows: [] };
+    if (end === null || end === undefined) return { deleted: 0, last: undefined };
     const last = String(end);
     const { table, id, referring } = rows;
     // The ids only: a stream's row also holds its layouts and properties.
@@ -481,14 +516,16 @@ export class PostgresMetadataStore implements MetadataStore {
         [after, last, cutoff],
       );
       if (locked.rows.length === 0) return [];
-      return (
+      const deleted = (
         await client.query<RawRow>(
           `DELETE FROM ${table} t WHERE ${id} = ANY($1) AND NOT EXISTS (${referring}) RETURNING ${returning}`,
           [locked.rows.map((row) => String(row[id]))],
         )
       ).rows;
+      if (deleted.length > 0) await record?.(client, deleted);
+      return deleted;
     });
-    return { deleted: gone.length, last, rows: gone };
+    return { deleted: gone.length, last };
   }
 
   /** Runs `fn` in a transaction on one connection; rejects with a lake error. */
@@ -580,9 +617,4 @@ export class PostgresMetadataStore implements MetadataStore {
       throw error;
     }
   }
-}
-
-/** A deleted stream row's ids. */
-function toStreamKey(row: RawRow): { processId: string; streamId: string } {
-  return { processId: String(row.process_id), streamId: String(row.stream_id) };
 }

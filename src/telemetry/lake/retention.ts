@@ -148,17 +148,22 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     return deleteBlobs(paths);
   });
   await sweep(
-    async (after) => {
-      const deletion = await metadata.deleteEmptyStreamsBefore(cutoff, batch, after);
-      for (const { processId, streamId } of deletion.streams ?? []) {
-        report.blobs += await deleteOrphans(lake, `blobs/${processId}/${streamId}/`, batch, orphanAgeMs);
-      }
-      return deletion;
-    },
+    (after) => metadata.deleteEmptyStreamsBefore(cutoff, batch, after),
     (n) => {
       report.streams += n;
     },
   );
+  // The directories of the streams deleted, by this pass or by an earlier one stopped before it
+  // swept them (recorded with each stream's deletion).
+  await repeat(async () => {
+    const directories = await metadata.listStreamSweeps(batch);
+    for (const directory of directories) {
+      options.signal?.throwIfAborted();
+      report.blobs += await deleteOrphans(lake, directory, batch, orphanAgeMs);
+    }
+    if (directories.length > 0) await metadata.forgetStreamSweeps(directories);
+    return directories.length;
+  });
   await sweep(
     (after) => metadata.deleteEmptyProcessesBefore(cutoff, batch, after),
     (n) => {
@@ -177,10 +182,11 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
 const ORPHANS_AT_MOST = 100_000;
 
 /**
- * Deletes what the directory of a stream retention just deleted still holds, written over `ageMs`
- * ago (an hour by default) and named by no block row: a blob a crash left before its row, or one whose row's fate a
- * lost connection hid, which nothing else would ever delete. Not a blob written since (a sink
- * that sends the stream again at once writes there anew), nor one a row names. Returns how many.
+ * Deletes what the directory of a stream retention deleted still holds, written over `ageMs` ago
+ * (an hour by default) and named by no block row: a blob a crash left before its row, or one
+ * whose row's fate a lost connection hid, which nothing else would ever delete. Not a blob
+ * written since (a sink that sends the stream again at once writes there anew), nor one a row
+ * names. Returns how many.
  */
 async function deleteOrphans(lake: Lake, directory: string, batch: number, ageMs: number): Promise<number> {
   const paths = await lake.blobs.listUnder(directory, ORPHANS_AT_MOST, Date.now() - ageMs);
@@ -202,17 +208,15 @@ function streamDirectory(block: BlockRow): string {
  * Refuses a blob store that holds none of the lake's payloads: a `--blobs` or `--data` naming
  * another directory or bucket than the lake's (another lake's included). Retention would delete
  * the rows, "delete" blobs that are not there, and leave the lake's own for good, named by
- * nothing. Up to 8 streams spread over the lake's list are looked at, each where its blobs go:
+ * nothing. Up to 8 streams spread over the lake's ids are looked at, each where its blobs go:
  * one holding any is enough, so that payloads lost by accident (a stream's, the oldest ones: an
  * expiry rule of the bucket) do not stop every pass. Seen empty, the rows are asked again:
  * another retention pass may have deleted them and their blobs meanwhile (rows go first).
  */
 async function checkBlobStore(lake: Lake): Promise<void> {
-  const streams = await lake.metadata.listStreams();
-  const step = Math.max(1, Math.floor(streams.length / 8));
   const sampled: BlockRow[] = [];
-  for (let i = 0; i < streams.length && sampled.length < 8; i += step) {
-    const [block] = await lake.metadata.listBlocks({ streamId: streams[i]!.streamId, limit: 1 });
+  for (const streamId of await lake.metadata.sampleStreamIds(8)) {
+    const [block] = await lake.metadata.listBlocks({ streamId, limit: 1 });
     if (block === undefined) continue;
     if ((await lake.blobs.listUnder(streamDirectory(block), 1)).length > 0) return;
     sampled.push(block);

@@ -117,6 +117,16 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     // earlier versions: files this dorsal reads as they are.
     'ALTER TABLE partitions ADD COLUMN file_schema TEXT',
   ],
+  [
+    // The blob directories of streams retention deleted, until it has swept them of blobs no row
+    // names (a crash between a payload's write and its row, see `applyRetention`): recorded with
+    // the stream's deletion, in its transaction, so that a pass stopped between the two leaves
+    // the sweep to the next one, as `blob_garbage` does for blobs.
+    `CREATE TABLE stream_sweeps (
+      directory TEXT PRIMARY KEY,
+      since TEXT NOT NULL
+    )`,
+  ],
 ];
 
 /** The schema version this code writes. */

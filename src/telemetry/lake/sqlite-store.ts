@@ -9,6 +9,7 @@ import {
   dropParams,
   partitionGarbage,
   partitionParams,
+  spreadRanks,
   toApiKeyRow,
   toDropReportRow,
   toPartitionRow,
@@ -29,17 +30,18 @@ import {
   toStreamRow,
 } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE } from './schema.js';
-import type {
-  ApiKeyRow,
-  BlockFilter,
-  BlockRow,
-  DropReportRow,
-  MetadataStore,
-  PartitionRow,
-  ProcessRow,
-  StreamFilter,
-  StreamRow,
-  WindowDeletion,
+import {
+  type ApiKeyRow,
+  type BlockFilter,
+  type BlockRow,
+  type DropReportRow,
+  type MetadataStore,
+  type PartitionRow,
+  type ProcessRow,
+  type StreamFilter,
+  type StreamRow,
+  streamBlobDirectory,
+  type WindowDeletion,
 } from './types.js';
 
 type Statement = Database.Statement<unknown[], RawRow>;
@@ -151,6 +153,17 @@ export class SqliteMetadataStore implements MetadataStore {
     return filter.tag === undefined ? rows : rows.filter((s) => s.tags.includes(filter.tag as string));
   }
 
+  async sampleStreamIds(n: number): Promise<string[]> {
+    const what = 'sampling streams';
+    const count = Number((await this.all(what, SQL.countStreams, []))[0]?.n ?? 0);
+    const ids: string[] = [];
+    for (const rank of spreadRanks(count, n)) {
+      const [row] = await this.all(what, SQL.streamIdAt, [rank]);
+      if (row !== undefined) ids.push(String(row.stream_id));
+    }
+    return ids;
+  }
+
   async listBlocks(filter: BlockFilter = {}): Promise<BlockRow[]> {
     const where = blockWhere(filter, placeholder);
     return (
@@ -223,25 +236,46 @@ export class SqliteMetadataStore implements MetadataStore {
     });
   }
 
+  async listStreamSweeps(limit: number): Promise<string[]> {
+    return (await this.all('listing stream sweeps', SQL.listStreamSweeps, [limit])).map((row) =>
+      String(row.directory),
+    );
+  }
+
+  async forgetStreamSweeps(directories: readonly string[]): Promise<void> {
+    await this.run('forgetting stream sweeps', (p) => {
+      const forget = p.db.prepare(SQL.forgetStreamSweep);
+      p.db.transaction(() => {
+        for (const directory of directories) forget.run(directory);
+      })();
+    });
+  }
+
   /**
    * One statement deletes: SQLite runs one writer at a time, so the test that the stream has no
-   * blocks and a conditional block insert (which needs the stream) never interleave.
+   * blocks and a conditional block insert (which needs the stream) never interleave. The deleted
+   * streams' directories are recorded in the same transaction.
    */
   async deleteEmptyStreamsBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {
     const what = 'deleting old streams';
     const end = (await this.all(what, SQL.streamWindowEnd, [after, limit]))[0]?.last;
     if (end === null || end === undefined) return { deleted: 0, last: undefined };
     const last = String(end);
-    const gone = await this.all(what, `${SQL.deleteEmptyStreams} RETURNING process_id, stream_id`, [
-      after,
-      last,
-      cutoff,
-    ]);
-    return {
-      deleted: gone.length,
-      last,
-      streams: gone.map((row) => ({ processId: String(row.process_id), streamId: String(row.stream_id) })),
-    };
+    const deleted = await this.run(what, (p) =>
+      p.db
+        .transaction(() => {
+          const gone = p.db
+            .prepare<unknown[], RawRow>(`${SQL.deleteEmptyStreams} RETURNING process_id, stream_id`)
+            .all(after, last, cutoff);
+          const record = p.db.prepare(SQL.insertStreamSweep);
+          const since = nowRfc3339Ns();
+          for (const row of gone)
+            record.run(streamBlobDirectory(String(row.process_id), String(row.stream_id)), since);
+          return gone.length;
+        })
+        .immediate(),
+    );
+    return { deleted, last };
   }
 
   async deleteEmptyProcessesBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion> {

@@ -86,6 +86,11 @@ export interface MetadataStore {
   /** Those of `processIds` (a few hundred at most: one statement) the lake holds, in no order. */
   findProcessIds(processIds: readonly string[]): Promise<string[]>;
   listStreams(filter?: StreamFilter): Promise<StreamRow[]>;
+  /**
+   * Up to `n` stream ids spread evenly over the lake's streams in id order (ids are random: a
+   * sample), without reading their rows.
+   */
+  sampleStreamIds(n: number): Promise<string[]>;
   listBlocks(filter?: BlockFilter): Promise<BlockRow[]>;
 
   /** Stores a key's hash under a name; false if the name is taken. */
@@ -115,10 +120,18 @@ export interface MetadataStore {
   forgetGarbage(paths: readonly string[]): Promise<void>;
   /**
    * Looks at the next `limit` streams after the id `after` (in id order; `''` to start) and
-   * deletes those inserted before `cutoff` that have no blocks. A stream a block is being inserted
-   * into is not deleted.
+   * deletes those inserted before `cutoff` that have no blocks, recording the blob directory of
+   * each (`streamBlobDirectory`) for `listStreamSweeps`, in one transaction. A stream a block is
+   * being inserted into is not deleted.
    */
   deleteEmptyStreamsBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion>;
+  /**
+   * Blob directories of deleted streams (oldest first) that retention has not swept yet of the
+   * blobs no row names.
+   */
+  listStreamSweeps(limit: number): Promise<string[]>;
+  /** Forgets swept directories. */
+  forgetStreamSweeps(directories: readonly string[]): Promise<void>;
   /** As `deleteEmptyStreamsBefore`, for processes that have no streams. */
   deleteEmptyProcessesBefore(cutoff: string, limit: number, after: string): Promise<WindowDeletion>;
   /** Deletes up to `limit` drop reports inserted before `cutoff`; returns how many. */
@@ -177,8 +190,6 @@ export interface WindowDeletion {
   readonly deleted: number;
   /** The last id of the window, where the next one starts; `undefined`: no row was left to look at. */
   readonly last: string | undefined;
-  /** Streams deleted (`deleteEmptyStreamsBefore`): where their blobs went. */
-  readonly streams?: readonly { readonly processId: string; readonly streamId: string }[];
 }
 
 /** What a create-only blob write found: see `BlobStore.putIfAbsent`. */
@@ -225,7 +236,12 @@ export interface BlobStore {
  * `blob_path` is NULL). Later lakes store each payload at a `uniqueBlobPath`.
  */
 export function blobPath(processId: string, streamId: string, blockId: string): string {
-  return `blobs/${processId}/${streamId}/${blockId}`;
+  return `${streamBlobDirectory(processId, streamId)}${blockId}`;
+}
+
+/** Where a stream's payloads go: `blobs/{process}/{stream}/`. */
+export function streamBlobDirectory(processId: string, streamId: string): string {
+  return `blobs/${processId}/${streamId}/`;
 }
 
 /**
