@@ -178,6 +178,27 @@ describe('the report page', () => {
     expect(deep.indexOf('echo #1')).toBeLessThan(deep.indexOf('echo #2'));
   });
 
+  it("sums the persister's losses of two lake streams that share a spine stream's name (two threads' own)", () => {
+    const html = renderReport(
+      emptyReport({
+        topology: {
+          actors: ['main', 'feed'],
+          streams: ['log'],
+          produced: [
+            { actor: 'main', stream: 'log', count: 10 },
+            { actor: 'feed', stream: 'log', count: 10 },
+          ],
+          consumed: [],
+          persister: [
+            { stream: 'log', lost: 3, dropped: 1 },
+            { stream: 'log', lost: 5, dropped: 0 },
+          ],
+        },
+      }),
+    );
+    expect(html).toContain('persister lost 9');
+  });
+
   it('cuts time into buckets of 1, 2 or 5 × 10^k ns, at least a millisecond', () => {
     expect(niceBucket(1)).toBe(1_000_000);
     expect(niceBucket(1_000_001)).toBe(2_000_000);
