@@ -1,6 +1,7 @@
 import type { PersistOptions } from '../../actors/index.js';
 import { ConfigError } from '../../errors.js';
 import { checkOptionNames, type OptionNames } from '../../options.js';
+import { checkApiKey } from '../sink/api-key.js';
 import { DEFAULT_MAX_BLOCK_BYTES } from '../wire/limits.js';
 
 /** A block's records at most (`blockBytes`): see `checkPersistValues`. */
@@ -46,6 +47,10 @@ export function checkPersistValues(options: Readonly<Record<string, unknown>>): 
   if (typeof url === 'string' && !isHttpUrl(url)) {
     throw new ConfigError(`persist option 'url' must be an http(s) URL, got ${url}`);
   }
+  // Checked now too: a key a header cannot carry made every request throw, retried to the deadline.
+  if (typeof key === 'string') checkApiKey(key, "persist option 'key'");
+  else if (typeof url === 'string' && process.env.DORSAL_KEY !== undefined)
+    checkApiKey(process.env.DORSAL_KEY, 'DORSAL_KEY');
   for (const name of ['blockBytes', 'blockMs', 'flushTimeoutMs', 'backlogBytes'] as const) {
     const n = options[name];
     if (n !== undefined && !(typeof n === 'number' && Number.isFinite(n) && n > 0)) {

@@ -88,7 +88,7 @@ export class Deliverer {
         return { outcome: 'sent' };
       } catch (thrown) {
         const error = thrown instanceof SinkSendError ? thrown : new SinkSendError(String(thrown), true);
-        this.counters.lastError = error.message;
+        this.counters.blockFailed(error.message);
         if (!error.retryable) {
           // The lake lost the process or stream (say, a fresh data directory): send them again.
           if (!resentRecords && error.serverCode !== undefined && UNKNOWN_REFERENCE.has(error.serverCode)) {

@@ -195,6 +195,7 @@ export class TelemetrySink {
       reportedDrops: this.reports.reported,
       serverDown: this.down,
       ...(c.lastError === undefined ? {} : { lastError: c.lastError }),
+      ...(c.lastBlockError === undefined ? {} : { lastBlockError: c.lastBlockError }),
     };
   }
 

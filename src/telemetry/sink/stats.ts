@@ -53,7 +53,13 @@ export interface SinkStats {
   readonly reportedDrops: number;
   /** True after a block failed every attempt, until a send succeeds again. */
   readonly serverDown: boolean;
+  /** The last error of any kind: a block's, a drop report's, the spool's. */
   readonly lastError?: string;
+  /**
+   * Why the last send of a block failed: the server's answer or the network's error (what failed
+   * after it, a drop report, the close's deadline, does not hide it).
+   */
+  readonly lastBlockError?: string;
 }
 
 /** Mutable counters behind `SinkStats`. */
@@ -64,6 +70,13 @@ export class SinkCounters {
   retries = 0;
   readonly dropped: Record<DropReason, number> = { bufferFull: 0, spoolFull: 0, rejected: 0, shutdown: 0 };
   lastError: string | undefined;
+  lastBlockError: string | undefined;
+
+  /** Notes why a block's send failed. */
+  blockFailed(error: string): void {
+    this.lastError = error;
+    this.lastBlockError = error;
+  }
 
   get droppedTotal(): number {
     return this.dropped.bufferFull + this.dropped.spoolFull + this.dropped.rejected + this.dropped.shutdown;

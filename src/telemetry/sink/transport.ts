@@ -1,7 +1,9 @@
-import { Agent, request } from 'node:http';
-import { DorsalError } from '../../errors.js';
+import { Agent, type ClientRequest, type IncomingMessage, type RequestOptions, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { ConfigError, DorsalError } from '../../errors.js';
 import type { IngestionService } from '../ingestion/service.js';
 import { answerFor } from '../ingestion/status.js';
+import { checkApiKey } from './api-key.js';
 
 /** The kinds of records a sink sends. */
 export type RecordKind = 'process' | 'stream' | 'block' | 'drops';
@@ -41,6 +43,11 @@ export interface HttpTransportOptions {
    * variable; none if that is unset or empty).
    */
   readonly key?: string;
+  /**
+   * For an `https:` URL, certificates (PEM) to trust besides Node's own: a private CA's (Node's
+   * `NODE_EXTRA_CA_CERTS` does the same for the whole process).
+   */
+  readonly ca?: string | readonly string[];
 }
 
 /** Largest error answer read from a server: an answer is a short JSON error, not a stream. */
@@ -56,7 +63,10 @@ const retryable = (status: number): boolean =>
   status >= 500 || status === 408 || status === 429 || status === 401 || status === 403;
 
 /**
- * Sends records to an ingestion server over HTTP (keep-alive connections).
+ * Sends records to an ingestion server over HTTP or HTTPS (keep-alive connections). A request
+ * counts as stored only when the server answers with ingestion's acknowledgement (a 2xx whose
+ * JSON body says `inserted`): any other 2xx (a web server or a proxy at the URL, not ingestion)
+ * is a retryable failure, so that blocks wait (spooled) instead of being counted stored.
  *
  * @example
  * const transport = new HttpTransport('http://127.0.0.1:8081');
@@ -64,14 +74,36 @@ const retryable = (status: number): boolean =>
 export class HttpTransport implements SinkTransport {
   readonly url: URL;
   private readonly agent: Agent;
+  private readonly request: (
+    target: URL,
+    options: RequestOptions,
+    answer: (res: IncomingMessage) => void,
+  ) => ClientRequest;
   private readonly timeoutMs: number;
   private readonly authorization: string | undefined;
 
   constructor(url: string, options: HttpTransportOptions = {}) {
-    this.url = new URL(url);
-    this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 4 });
+    try {
+      this.url = new URL(url);
+    } catch {
+      throw new ConfigError(`the ingestion URL ${JSON.stringify(url)} does not parse`);
+    }
+    const maxSockets = options.maxSockets ?? 4;
+    if (this.url.protocol === 'https:') {
+      const ca = options.ca === undefined ? undefined : [options.ca].flat();
+      this.agent = new HttpsAgent({ keepAlive: true, maxSockets, ...(ca === undefined ? {} : { ca }) });
+      this.request = httpsRequest;
+    } else if (this.url.protocol === 'http:') {
+      this.agent = new Agent({ keepAlive: true, maxSockets });
+      this.request = request;
+    } else {
+      throw new ConfigError(
+        `the ingestion URL must be http: or https:, got ${JSON.stringify(this.url.protocol)} (${url})`,
+      );
+    }
     this.timeoutMs = options.timeoutMs ?? 10_000;
     const key = options.key ?? process.env.DORSAL_KEY;
+    if (key !== undefined) checkApiKey(key, options.key === undefined ? 'DORSAL_KEY' : 'the sink');
     this.authorization = key === undefined || key === '' ? undefined : `Bearer ${key}`;
   }
 
@@ -81,36 +113,65 @@ export class HttpTransport implements SinkTransport {
       this.url.href.endsWith('/') ? this.url : `${this.url.href}/`,
     );
     return new Promise((resolve, reject) => {
-      const req = request(
-        target,
-        {
-          method: 'POST',
-          agent: this.agent,
-          headers: {
-            'content-type': 'application/cbor',
-            'content-length': bytes.length,
-            ...(this.authorization === undefined ? {} : { authorization: this.authorization }),
+      let req: ClientRequest;
+      try {
+        req = this.request(
+          target,
+          {
+            method: 'POST',
+            agent: this.agent,
+            headers: {
+              'content-type': 'application/cbor',
+              'content-length': bytes.length,
+              ...(this.authorization === undefined ? {} : { authorization: this.authorization }),
+            },
+            timeout: this.timeoutMs,
           },
-          timeout: this.timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size <= MAX_ANSWER_BYTES) chunks.push(chunk);
-          });
-          res.on('error', (error) => reject(new SinkSendError(`reading the answer: ${error.message}`, true)));
-          res.on('end', () => {
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) return resolve();
-            const { code, message } = parseError(Buffer.concat(chunks).toString('utf8'));
-            reject(
-              new SinkSendError(`ingestion answered ${status}: ${message}`, retryable(status), status, code),
+          (res) => {
+            const chunks: Buffer[] = [];
+            let size = 0;
+            res.on('data', (chunk: Buffer) => {
+              size += chunk.length;
+              if (size <= MAX_ANSWER_BYTES) chunks.push(chunk);
+            });
+            res.on('error', (error) =>
+              reject(new SinkSendError(`reading the answer: ${error.message}`, true)),
             );
-          });
-        },
-      );
+            res.on('end', () => {
+              const status = res.statusCode ?? 0;
+              const text = Buffer.concat(chunks).toString('utf8');
+              if (status >= 200 && status < 300) {
+                if (acknowledges(text)) return resolve();
+                return reject(
+                  new SinkSendError(
+                    `${target.origin} answered ${status} without ingestion's acknowledgement (is it a dorsal ingestion server?): ${text.slice(0, 80)}`,
+                    true,
+                    status,
+                  ),
+                );
+              }
+              const { code, message } = parseError(text);
+              reject(
+                new SinkSendError(
+                  `ingestion answered ${status}: ${message}`,
+                  retryable(status),
+                  status,
+                  code,
+                ),
+              );
+            });
+          },
+        );
+      } catch (error) {
+        // Thrown before anything was sent (a header or an option Node refuses): no retry mends it.
+        reject(
+          new SinkSendError(
+            `sending ${kind} to ${target.origin}: ${error instanceof Error ? error.message : String(error)}`,
+            false,
+          ),
+        );
+        return;
+      }
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
       req.on('error', (error) =>
         reject(new SinkSendError(`sending ${kind} to ${target.origin}: ${error.message}`, true)),
@@ -121,6 +182,16 @@ export class HttpTransport implements SinkTransport {
 
   async close(): Promise<void> {
     this.agent.destroy();
+  }
+}
+
+/** Whether an answer's body is ingestion's acknowledgement: JSON with a boolean `inserted`. */
+function acknowledges(text: string): boolean {
+  try {
+    const body = JSON.parse(text) as { inserted?: unknown };
+    return typeof body === 'object' && body !== null && typeof body.inserted === 'boolean';
+  } catch {
+    return false;
   }
 }
 

@@ -1,0 +1,182 @@
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, type PersistReport, System } from '../../src/index.js';
+import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
+import { Lake } from '../../src/lake.js';
+import { HttpTransport, SinkSendError, TelemetrySink } from '../../src/sink.js';
+import { encodeBlock } from '../../src/wire.js';
+import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
+import { until } from '../helpers/until.js';
+import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
+import { freePort } from './http-helpers.js';
+
+const FAST = { initialMs: 10, maxMs: 50 };
+const fixtureUrl = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
+
+/** A TLS-terminating proxy in front of `upstream` (a stand-in for the reverse proxy the docs advise). */
+async function startTlsProxy(upstream: string, key: string, cert: string) {
+  const server = createTlsServer({ key, cert }, (req, res) => {
+    const forward = request(
+      new URL(req.url ?? '/', upstream),
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('the sink over HTTP', () => {
+  const { dir, cleanup } = tempDir();
+  const data = join(dir, 'lake');
+  let ingestion: IngestionServer;
+  beforeAll(async () => {
+    ingestion = await startIngestionServer({ port: 0, lake: { data } });
+  });
+  afterAll(async () => {
+    await ingestion.close();
+    cleanup();
+  });
+
+  const blocksOf = async (streamId: string) => {
+    const lake = Lake.open({ data });
+    try {
+      return await lake.blocks({ streamId });
+    } finally {
+      await lake.close();
+    }
+  };
+
+  it('sends through an https: URL (a TLS proxy in front of the server), trusting the CA it is given', async () => {
+    const [keyPath, certPath] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        keyPath,
+        '-out',
+        certPath,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    const cert = readFileSync(certPath, 'utf8');
+    const proxy = await startTlsProxy(ingestion.url, readFileSync(keyPath, 'utf8'), cert);
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const sink = new TelemetrySink({
+        target: new HttpTransport(proxy.url, { ca: cert }),
+        process,
+        backoff: FAST,
+      });
+      sink.addStream(stream);
+      for (const seed of [1, 2, 3]) sink.push(makeBlock(stream, 10, seed).block);
+      const stats = await sink.close({ timeoutMs: 20_000 });
+      expect(stats).toMatchObject({ pushed: 3, sent: 3, droppedTotal: 0 });
+      expect(await blocksOf(stream.streamId)).toHaveLength(3);
+      // Without the CA, the certificate is not trusted: the send fails, saying why.
+      const untrusting = new HttpTransport(proxy.url);
+      await expect(untrusting.send('block', encodeBlock(makeBlock(stream, 10, 4).block))).rejects.toThrow(
+        /certificate/,
+      );
+      await untrusting.close();
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it('refuses, when made, a URL of another scheme and a key a header cannot carry (a key file’s newline)', () => {
+    expect(() => new HttpTransport('ftp://127.0.0.1:1')).toThrow(/must be http: or https:/);
+    expect(() => new HttpTransport('not a url')).toThrow(ConfigError);
+    expect(() => new HttpTransport('http://127.0.0.1:1', { key: 'secret\n' })).toThrow(
+      /the API key holds a line break \(a key read from a file keeps its newline: trim it\)/,
+    );
+    expect(() => new HttpTransport('http://127.0.0.1:1', { key: 'sec\u0000ret' })).toThrow(/U\+0000/);
+    expect(() => new System(spine, { persist: { url: 'http://127.0.0.1:1', key: 'secret\r\n' } })).toThrow(
+      /persist option 'key': the API key holds a line break/,
+    );
+  });
+
+  it('takes no 2xx but ingestion’s acknowledgement for a stored block: a web page at the URL is not the lake', async () => {
+    let requests = 0;
+    const page = createServer((_req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html><body>It works!</body></html>');
+    });
+    page.listen(0, '127.0.0.1');
+    await once(page, 'listening');
+    const url = `http://127.0.0.1:${(page.address() as AddressInfo).port}`;
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const transport = new HttpTransport(url);
+      const refusal = await transport.send('process', new Uint8Array([1])).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await transport.close();
+      expect(refusal).toBeInstanceOf(SinkSendError);
+      expect(refusal).toMatchObject({ retryable: true, status: 200 });
+      expect(String((refusal as Error).message)).toContain(
+        "answered 200 without ingestion's acknowledgement (is it a dorsal ingestion server?): <html>",
+      );
+      const sink = new TelemetrySink({ target: url, process, backoff: FAST, maxAttempts: 2 });
+      sink.addStream(stream);
+      sink.push(makeBlock(stream, 10, 1).block);
+      const stats = await sink.close({ timeoutMs: 2000 });
+      expect(stats).toMatchObject({ pushed: 1, sent: 0, droppedTotal: 1 });
+      expect(stats.lastBlockError).toContain("without ingestion's acknowledgement");
+      expect(requests).toBeGreaterThan(0);
+    } finally {
+      page.close();
+    }
+  }, 30_000);
+
+  it('says in the report why blocks were not delivered: the network’s error, not the drop reports’ bookkeeping', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const system = new System(spine, { persist: { url, flushTimeoutMs: 500 } });
+    system.spawn(fixtureUrl('feed'), { args: { count: 50, perLoop: 10 } });
+    await system.start();
+    await until(() => system.spine.queue(0).stats().published === 50, 'every tick');
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    expect(persist.flushed).toBe(false);
+    expect(persist.deliveryError).toMatch(/ECONNREFUSED/);
+    // The drop counts that could not reach the lake are said after it.
+    expect(persist.deliveryError).toMatch(/; then: \d+ dropped blocks were not reported to the lake/);
+  }, 60_000);
+});
