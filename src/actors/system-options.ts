@@ -147,8 +147,9 @@ export interface PersistOptions {
   readonly flushTimeoutMs?: number;
   /**
    * Bytes of records waiting for compression, at most (default 256 MiB): the memory the
-   * persister may hold when compression or the lake cannot keep up. Past it (a block larger than
-   * it included), a block's records are dropped and counted lost, in the report and in the lake.
+   * persister may hold when compression or the lake cannot keep up. Past it, a block's records
+   * are dropped and counted lost, in the report and in the lake; a block that finds nothing
+   * waiting is taken whatever its size (so a backlog smaller than a block still persists).
    */
   readonly backlogBytes?: number;
   /**

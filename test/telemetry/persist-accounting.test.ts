@@ -158,10 +158,11 @@ describe('the persister’s report against its lake', () => {
     }, 60_000);
   }
 
-  it('the compression backlog full: every block’s records dropped, each loss in the lake at once, with what the rings lost', async () => {
+  it('the compression backlog full: the blocks that find it busy dropped, each loss in the lake at once, with what the rings lost', async () => {
     const dir = lakeDir();
     const done = new SharedArrayBuffer(4);
-    // No block of records fits a backlog of 100 bytes: each goes on as its coverage alone.
+    // No block of records fits a backlog of 100 bytes: one goes on while nothing waits, those cut
+    // meanwhile go on as their coverage alone.
     const system = new System(small, {
       spine: { timingCapacity: 16 },
       persist: { data: dir, blockBytes: 4096, backlogBytes: 100 },
@@ -179,14 +180,13 @@ describe('the persister’s report against its lake', () => {
     expect(persist.flushed).toBe(true);
     const rows = await reportAndLake(report, { data: dir });
     expect(disagreements(rows)).toEqual([]);
-    expect(rows.find((r) => r.source === 'messages:ticks')).toMatchObject({
-      reportPersisted: 0,
-      reportLost: 5000,
-      lakeRecords: 0,
-      lakeLost: 5000,
-      lakeCovered: 5000,
-    });
-    for (const r of rows) expect(r.reportPersisted, r.source).toBe(0);
+    const ticks = rows.find((r) => r.source === 'messages:ticks')!;
+    expect(ticks).toMatchObject({ lakeCovered: 5000, lakeRecords: ticks.reportPersisted });
+    expect(ticks.reportPersisted + ticks.reportLost).toBe(5000);
+    // Some blocks found the backlog empty and went on whole (a backlog smaller than a block once
+    // dropped every one), others found it busy and were dropped.
+    expect(rows.reduce((n, r) => n + r.reportPersisted, 0)).toBeGreaterThan(0);
+    expect(rows.reduce((n, r) => n + r.reportLost, 0)).toBeGreaterThan(0);
   }, 60_000);
 
   /** The persister's pipeline, through private fields on purpose: nothing public kills its thread. */

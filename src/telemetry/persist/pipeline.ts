@@ -12,6 +12,7 @@ import {
   type ThreadBuffersDescriptor,
 } from '../instrumentation/index.js';
 import { TelemetrySink } from '../sink/sink.js';
+import type { SinkStats } from '../sink/stats.js';
 import { InProcessTransport } from '../sink/transport.js';
 import {
   type Block,
@@ -482,7 +483,7 @@ export class PersistPipeline {
       ...(stats !== undefined &&
       stats.lastError !== undefined &&
       (stats.droppedTotal > 0 || stats.buffered > 0)
-        ? { deliveryError: stats.lastError }
+        ? { deliveryError: deliveryError(stats) }
         : {}),
       ...(this.restarts.length === 0 ? {} : { restarts: [...this.restarts] }),
     };
@@ -554,11 +555,13 @@ export class PersistPipeline {
    * Compresses a block's parts on libuv's pool, then hands the block to the sink. Its coverage
    * counts, beside the thread's losses, the records of this source's blocks that never reached
    * the lake so far. With more raw bytes waiting than `backlogBytes`, the block's records are
-   * dropped and counted, and its coverage alone goes on: the lake learns of the loss at once.
+   * dropped and counted, and its coverage alone goes on: the lake learns of the loss at once. A
+   * block that finds nothing waiting goes on whatever its size: a backlog smaller than a block
+   * dropped every full one.
    */
   private ship(source: Source, block: RawBlock): void {
     let raw = block;
-    if (raw.count > 0 && this.backlogBytes + raw.bytes > this.maxBacklogBytes) {
+    if (raw.count > 0 && this.backlogBytes > 0 && this.backlogBytes + raw.bytes > this.maxBacklogBytes) {
       source.dropped += raw.count;
       raw = coverageBlock(source, raw.coverage, raw.dropped);
     }
@@ -624,4 +627,16 @@ export class PersistPipeline {
     this.compressing.add(tracked);
     void tracked.then(() => this.compressing.delete(tracked));
   }
+}
+
+/**
+ * Why blocks were not delivered: the last block's error first (the server's answer, the
+ * network's), then a later error of another kind (the drop reports', the spool's) if any.
+ */
+function deliveryError(stats: SinkStats): string {
+  const { lastBlockError, lastError } = stats;
+  if (lastBlockError === undefined) return lastError ?? '';
+  return lastError === undefined || lastError === lastBlockError
+    ? lastBlockError
+    : `${lastBlockError}; then: ${lastError}`;
 }
