@@ -1,6 +1,13 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, defineSpine, type PersistReport, System, type SystemReport } from '../../src/index.js';
+import {
+  ConfigError,
+  defineMessage,
+  defineSpine,
+  type PersistReport,
+  System,
+  type SystemReport,
+} from '../../src/index.js';
 import {
   type PersistedSourceData,
   readPersisted,
@@ -393,6 +400,37 @@ describe('the persister', () => {
       cleanup();
     }
   });
+
+  it('refuses at start a run whose process no lake would take (a spine too wide for its description), nothing left running', async () => {
+    const { dir, cleanup } = tempDir();
+    const fields = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`field_${i}`, 'f64' as const]));
+    const wide = defineSpine({
+      fills: { message: Fill, capacity: 16 },
+      ...Object.fromEntries(
+        Array.from({ length: 120 }, (_, i) => [
+          `stream_${i}`,
+          { message: defineMessage(`Wide${i}`, fields), capacity: 16 },
+        ]),
+      ),
+    });
+    const system = new System(wide, { persist: { data: dir } });
+    system.spawn(fixture('idle'), { args: { name: 'idle' } });
+    const started = await system.start().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(started).toBeInstanceOf(ConfigError);
+    expect(String(started)).toMatch(
+      /the process property 'dorsal\.spine' takes \d+ bytes, over the 262144 a lake takes/,
+    );
+    await system.stop();
+    // The user's own properties are held to the same limit.
+    const big = new System(spine, { persist: { data: dir, properties: { notes: 'x'.repeat(300_000) } } });
+    big.spawn(fixture('idle'), { args: { name: 'idle' } });
+    await expect(big.start()).rejects.toThrow(/the process property 'notes' takes 300000 bytes/);
+    await big.stop();
+    cleanup();
+  }, 60_000);
 
   it('refuses a persist option of the wrong shape when the system is made, naming it', () => {
     const bad = [

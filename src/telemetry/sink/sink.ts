@@ -1,11 +1,13 @@
-import { DorsalError } from '../../errors.js';
+import { ConfigError, DorsalError } from '../../errors.js';
 import type { IngestionService } from '../ingestion/service.js';
 import {
   type Block,
   decodeBlock,
+  decodeProcessInfo,
   encodeBlock,
   encodeProcessInfo,
   encodeStreamInfo,
+  MAX_METADATA_TEXT_BYTES,
   type ProcessInfo,
   type StreamInfo,
 } from '../wire/index.js';
@@ -121,7 +123,7 @@ export class TelemetrySink {
           : new InProcessTransport(target);
     this.maxBufferBytes = options.maxBufferBytes ?? 64 * 1024 * 1024;
     this.maxInFlight = options.maxInFlight ?? 3;
-    const processRecord = encodeProcessInfo(options.process);
+    const processRecord = checkedProcessRecord(options.process);
     this.records.set(options.process.processId.toLowerCase(), { kind: 'process', bytes: processRecord });
     this.deliverer = new Deliverer(this.transport, this.records, this.counters, {
       maxAttempts: options.maxAttempts ?? 4,
@@ -490,4 +492,29 @@ export class TelemetrySink {
  */
 function isTransport(target: IngestionService | SinkTransport): target is SinkTransport {
   return typeof (target as Partial<SinkTransport>).send === 'function';
+}
+
+/**
+ * The process record, refused now if no lake would take it (every block and drop report of the
+ * process would be refused after it: the whole run lost); a property too long is named.
+ */
+function checkedProcessRecord(process: ProcessInfo): Uint8Array {
+  for (const [name, value] of Object.entries(process.properties)) {
+    const bytes = Buffer.byteLength(value);
+    if (bytes > MAX_METADATA_TEXT_BYTES) {
+      throw new ConfigError(
+        `the process property '${name}' takes ${bytes} bytes, over the ${MAX_METADATA_TEXT_BYTES} a lake takes in one: no lake would store the process, nor any of its blocks`,
+      );
+    }
+  }
+  const record = encodeProcessInfo(process);
+  try {
+    decodeProcessInfo(record);
+  } catch (error) {
+    throw new ConfigError(
+      `the process record is one no lake would take (nor any of its blocks): ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
+  }
+  return record;
 }

@@ -14,13 +14,16 @@ export const MAX_LAYOUT_FIELDS = 4096;
 /** Fields of all the layouts of one stream. */
 export const MAX_STREAM_FIELDS = 16_384;
 
+/** Bytes of one text of a process or stream record (a property's value, say). */
+export const MAX_METADATA_TEXT_BYTES = 256 * 1024;
+
 /** Processes and streams: a few dozen fields, properties, layouts of up to 4,096 fields. */
 const METADATA: CborLimits = {
   maxDepth: 8,
   maxItems: 200_000,
   maxArrayLength: MAX_LAYOUT_FIELDS,
   maxMapEntries: 1024,
-  maxTextBytes: 256 * 1024,
+  maxTextBytes: MAX_METADATA_TEXT_BYTES,
   maxKeyBytes: 1024,
   maxByteStringBytes: 64 * 1024,
 };
