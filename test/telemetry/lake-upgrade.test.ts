@@ -296,3 +296,67 @@ describe('a lake of schema version 4, opened by this dorsal', () => {
     }
   });
 });
+
+/**
+ * A database that is not a lake, named as one (another program's file or schema): refused before
+ * anything is made or changed in it, with an error that says so.
+ */
+describe('a database that holds no lake but tables of its own', () => {
+  it('SQLite: another program’s file as the lake’s is refused, nothing changed in it', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'lake.sqlite');
+      const other = new Database(file);
+      other.exec('CREATE TABLE processes (pid INTEGER); CREATE TABLE notes (text TEXT)');
+      other.close();
+      const lake = Lake.open({ data: dir });
+      await expect(lake.ready()).rejects.toThrow(
+        /lake\.sqlite is not a dorsal lake: it holds tables \(notes, processes\) and no dorsal_schema_version; nothing was changed in it/,
+      );
+      await lake.close();
+      const after = new Database(file, { readonly: true });
+      try {
+        expect(
+          after.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all(),
+        ).toEqual([{ name: 'notes' }, { name: 'processes' }]);
+        expect(after.pragma('journal_mode', { simple: true })).toBe('delete');
+      } finally {
+        after.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('PostgreSQL: a schema holding a table named as the lake’s is refused, nothing made in it', async () => {
+    const schema = uniqueSchema();
+    const name = new URL(schema.url).searchParams.get('schema') as string;
+    const blobs = tempDir();
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      await client.query(`CREATE SCHEMA "${name}"`);
+      await client.query(`CREATE TABLE "${name}".streams (id INTEGER)`);
+      await client.query(`CREATE TABLE "${name}".users (id INTEGER)`);
+      const lake = Lake.open({ db: schema.url, blobs: blobs.dir });
+      await expect(lake.ready()).rejects.toThrow(
+        /is not a dorsal lake: it holds tables named as the lake's \(streams\) and no dorsal_schema_version; nothing was changed in it/,
+      );
+      await lake.close();
+      const { rows } = await client.query(
+        'SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1',
+        [name],
+      );
+      expect(rows).toEqual([{ tablename: 'streams' }, { tablename: 'users' }]);
+      // Tables of other names are no clash: a lake is made beside them.
+      await client.query(`DROP TABLE "${name}".streams`);
+      const beside = Lake.open({ db: schema.url, blobs: blobs.dir });
+      await beside.ready();
+      await beside.close();
+    } finally {
+      await client.end();
+      await schema.drop();
+      blobs.cleanup();
+    }
+  });
+});

@@ -31,7 +31,7 @@ import {
   toProcessRow,
   toStreamRow,
 } from './rows.js';
-import { MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE } from './schema.js';
+import { LAKE_TABLES, MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE } from './schema.js';
 import {
   type ApiKeyRow,
   type BlockFilter,
@@ -576,6 +576,17 @@ export class PostgresMetadataStore implements MetadataStore {
       await unbounded('SET LOCAL statement_timeout = 0');
       await unbounded('SELECT pg_advisory_xact_lock(hashtext($1))', [`dorsal-migrate:${this.schema}`]);
       if (this.create) {
+        // A schema holding tables of the lake's names but no lake is another program's: refused
+        // (its `processes` would be taken for the lake's, or the migration fail on it).
+        const { rows: clashing } = await unbounded<{ name: string }>(
+          'SELECT tablename AS name FROM pg_tables WHERE schemaname = $1 AND tablename = ANY($2) AND NOT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $3) ORDER BY tablename',
+          [this.schema, [...LAKE_TABLES], VERSION_TABLE],
+        );
+        if (clashing.length > 0) {
+          throw new LakeConfigError(
+            `schema "${this.schema}" of ${this.where} is not a dorsal lake: it holds tables named as the lake's (${clashing.map((r) => r.name).join(', ')}) and no ${VERSION_TABLE}; nothing was changed in it`,
+          );
+        }
         await unbounded(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
         await unbounded(
           `CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL)`,

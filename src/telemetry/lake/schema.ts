@@ -131,3 +131,9 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The tables the migrations create, by name. */
+export const LAKE_TABLES: readonly string[] = MIGRATIONS.flat().flatMap((sql) => {
+  const name = /^\s*CREATE TABLE (\w+)/.exec(sql)?.[1];
+  return name === undefined ? [] : [name];
+});

@@ -393,6 +393,8 @@ export class SqliteMetadataStore implements MetadataStore {
       // No wait in SQLite's busy handler (better-sqlite3's default is 5 s), which sleeps on the
       // event loop: `run` waits instead.
       db = new Database(this.path, { timeout: 0 });
+      // Before anything is changed in it (its journal mode included).
+      refuseForeignDatabase(db, this.path);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       migrate(db);
@@ -424,6 +426,23 @@ export class SqliteMetadataStore implements MetadataStore {
       throw asLakeError(`opening the SQLite lake at ${this.path}`, error);
     }
   }
+}
+
+/**
+ * Refuses a database file that holds tables but no lake (another program's SQLite file named as
+ * the lake): nothing is created in it. A lake's file is its own: no other table belongs there.
+ */
+function refuseForeignDatabase(db: Database.Database, path: string): void {
+  const tables = db
+    .prepare<[], { name: string }>(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )
+    .all()
+    .map((row) => row.name);
+  if (tables.length === 0 || tables.includes(VERSION_TABLE)) return;
+  throw new LakeConfigError(
+    `${path} is not a dorsal lake: it holds tables (${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}) and no ${VERSION_TABLE}; nothing was changed in it`,
+  );
 }
 
 /** Applies missing migrations in one IMMEDIATE transaction, so two processes cannot both apply one. */
