@@ -1,11 +1,12 @@
+import { readdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { type IngestionServer, IngestionService, startIngestionServer } from '../../src/ingestion.js';
 import { Lake } from '../../src/lake.js';
-import { type DropEvent, TelemetrySink } from '../../src/sink.js';
-import { type Block, encodeBlock } from '../../src/wire.js';
+import { type DropEvent, SinkSendError, type SinkTransport, TelemetrySink } from '../../src/sink.js';
+import { type Block, decodeBlock, encodeBlock } from '../../src/wire.js';
 import { runCompiledChild } from '../helpers/child.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { freePort } from './http-helpers.js';
@@ -373,5 +374,73 @@ describe('telemetry sink', () => {
     } finally {
       await new Promise((resolve) => peer.close(resolve));
     }
+  });
+
+  it('sends, counts and removes no spooled block once its close is over: it stays for the next sink', async () => {
+    const spool = { dir: join(dir, 'closed-spool') };
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    // A transport (a stand-in for the network) that is down, then holds block sends until `open`.
+    let up = false;
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const held: Promise<void>[] = [];
+    const stored: string[] = [];
+    const transport: SinkTransport = {
+      async send(kind, bytes) {
+        if (!up) throw new SinkSendError('down', true);
+        if (kind === 'block') {
+          const send = gate.then(() => {
+            stored.push(decodeBlock(bytes).blockId);
+          });
+          held.push(send);
+          await send;
+        }
+      },
+      async close() {},
+    };
+    const spooling = new TelemetrySink({ target: transport, process, spool, maxAttempts: 1, backoff: FAST });
+    spooling.addStream(stream);
+    const blocks = [1, 2, 3, 4].map((seed) => makeBlock(stream, 8, seed).block);
+    for (const block of blocks) spooling.push(block);
+    expect(await spooling.close({ timeoutMs: 2000 })).toMatchObject({ spooled: 4, droppedTotal: 0 });
+
+    up = true;
+    let closed = false;
+    const late: string[] = [];
+    const sending = new TelemetrySink({
+      target: transport,
+      process,
+      spool,
+      backoff: FAST,
+      onSent: (id) => {
+        if (closed) late.push(id);
+      },
+    });
+    await vi.waitFor(() => expect(held.length).toBeGreaterThan(0), { timeout: 10_000, interval: 5 });
+    const stats = await sending.close({ timeoutMs: 200 });
+    closed = true;
+    open();
+    await Promise.all(held);
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(stats.sent).toBe(0);
+    expect(late).toEqual([]);
+    expect(sending.stats.sent).toBe(0);
+
+    // The next sink on the directory sends every block (those stored already again: harmless).
+    const next = new TelemetrySink({ target: transport, process, spool, backoff: FAST });
+    expect(await next.close({ timeoutMs: 10_000 })).toMatchObject({
+      sent: 4,
+      spoolBlocks: 0,
+      droppedTotal: 0,
+    });
+    expect(new Set(stored)).toEqual(new Set(blocks.map((b) => b.blockId)));
+    // The records those blocks needed are kept until a sink opens the emptied spool.
+    const records = () => readdirSync(join(spool.dir, 'meta')).filter((n) => /^(process|stream)-/.test(n));
+    expect(records().length).toBeGreaterThan(0);
+    await new TelemetrySink({ target: transport, process: makeProcess(), spool }).close({ timeoutMs: 1000 });
+    expect(records()).toEqual([]);
   });
 });

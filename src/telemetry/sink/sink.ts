@@ -364,10 +364,15 @@ export class TelemetrySink {
   private async run(memoryEntry: Entry | undefined): Promise<void> {
     const entry = memoryEntry ?? (await this.takeFromSpool());
     if (entry === undefined) return;
+    // A spooled block taken, or answered, once the close has begun is left in the spool, as it
+    // was, for the next sink on the directory (which owns it then): not sent, counted nor removed
+    // by a sink whose stats are out already (sending a stored block again is harmless).
+    if (this.closed && entry.spoolName !== undefined) return;
     const delivery = this.deliverer.deliver(entry);
     entry.delivery = delivery;
     const { outcome, error } = await delivery;
     entry.delivery = undefined;
+    if (this.closed && entry.spoolName !== undefined) return;
     if (outcome === 'sent') {
       this.counters.sent += 1;
       this.options.onSent?.(entry.blockId);

@@ -51,6 +51,15 @@ export class Spool {
       spool.bytes += size;
       spool.pending.push(name);
     }
+    // With no block and no drop report left, no process or stream record is needed any more:
+    // deleted, or every outage would leave its runs' records for good. (Only here, before this
+    // sink writes any: a sweep later could take the records of a block being spooled.)
+    const meta = await readdir(join(dir, 'meta'));
+    if (names.length === 0 && !meta.some((n) => n.startsWith('drops-'))) {
+      for (const name of meta) {
+        if (/^(process|stream)-.*\.cbor$/.test(name)) await unlink(join(dir, 'meta', name)).catch(() => {});
+      }
+    }
     return spool;
   }
 
