@@ -92,22 +92,28 @@ export class SourceReader {
    * stop), is read to the end. So a stream that never pauses keeps its newest `behind` records
    * unread until it does, or until the stop: 64 ms of it at 1,000 msg/s, 64 µs at 1 M.
    */
-  copy(cut: (block: RawBlock, transfer: ArrayBuffer) => void, nowMs: number, all = false): number {
+  copy(
+    cut: (block: RawBlock, transfer: ArrayBuffer) => void,
+    nowMs: number,
+    all = false,
+    until = Number.POSITIVE_INFINITY,
+  ): number {
     const consumer = this.consumer;
     const slot = this.slot;
     const recordWords = this.recordWords;
-    const head = consumer.sequence + consumer.lag;
+    const head = this.head();
     if (head !== this.lastHead) {
       this.lastHead = head;
       this.headMovedMs = nowMs;
     }
-    const limit = all || nowMs - this.headMovedMs >= STILL_MS ? head : head - this.behind;
+    // `all` (the stop) reads to the end, or to `until`: what was published when the stop began.
+    const limit = all ? until : nowMs - this.headMovedMs >= STILL_MS ? head : head - this.behind;
     let copied = 0;
     for (;;) {
       if (this.at + recordWords > this.capacityWords) this.cut(cut);
       const at = this.at;
       slot.at = at + HEADER_WORDS;
-      if ((!all && consumer.sequence >= limit) || !consumer.poll(slot)) break;
+      if (consumer.sequence >= limit || !consumer.poll(slot)) break;
       const f64 = this.f64;
       const index = at >> 1;
       f64[index] = consumer.sequence - 1;
@@ -144,6 +150,16 @@ export class SourceReader {
     ) {
       this.cut(cut);
     }
+  }
+
+  /** The next sequence this reader reads. */
+  get sequence(): number {
+    return this.consumer.sequence;
+  }
+
+  /** The sequence after the last one published (what the reader would reach, read to the end). */
+  head(): number {
+    return this.consumer.sequence + this.consumer.lag;
   }
 
   /** Milliseconds until the writer of the slot this reader waits at is taken for dead (Infinity: none). */
@@ -223,28 +239,36 @@ export function attachSource(source: PersistSource): SeqlockQueue<object, object
 }
 
 /**
- * The stop's passes: every reader to its head. A slot that a writer left claimed when it died (a
- * thread of a multi-producer stream terminated mid-write) stops its reader until the queue's
- * poison timeout takes the writer for dead; that time is waited out, so that what follows the
- * slot is read, and the slot counted lost, rather than left unread and uncounted. Returns how many
- * records the passes copied, and how many times they slept waiting for such a writer.
+ * The stop's passes: every reader to the head its source had when they began (a thread that
+ * writes on, the main thread of a `shipInstrumentation` say, is not followed: what it writes after
+ * goes to the lake as lost, counted by the settlement). A slot before that head that a writer
+ * left claimed when it died (a thread of a multi-producer stream terminated mid-write) stops its
+ * reader until the queue's poison timeout takes the writer for dead; that time is waited out, so
+ * that what follows the slot is read, and the slot counted lost, rather than left unread and
+ * uncounted. A live writer in the middle of a write past that head is not waited for (it made
+ * every pass sleep a poison timeout, without end while it logged on). Returns how many records
+ * the passes copied, and how many times they slept waiting for such a writer.
  */
 export function drainAtStop(
   readers: readonly SourceReader[],
   cut: (block: RawBlock, transfer: ArrayBuffer) => void,
 ): { copied: number; waits: number } {
   const nap = new Int32Array(new SharedArrayBuffer(4));
+  const targets = readers.map((reader) => reader.head());
   let copied = 0;
   let waits = 0;
   for (;;) {
     let n = 0;
     do {
       n = 0;
-      for (const reader of readers) n += reader.copy(cut, Date.now(), true);
+      for (let i = 0; i < readers.length; i++) n += readers[i]!.copy(cut, Date.now(), true, targets[i]);
       copied += n;
     } while (n > 0);
     let stalled = Number.POSITIVE_INFINITY;
-    for (const reader of readers) stalled = Math.min(stalled, reader.stallRemainingMs());
+    for (let i = 0; i < readers.length; i++) {
+      const reader = readers[i]!;
+      if (reader.sequence < targets[i]!) stalled = Math.min(stalled, reader.stallRemainingMs());
+    }
     if (stalled === Number.POSITIVE_INFINITY) return { copied, waits };
     // A timed sleep on a private word: nothing notifies it.
     Atomics.wait(nap, 0, 0, stalled + 1);
