@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineSpine, logger, type PersistReport, System, type SystemReport } from '../../src/index.js';
-import { readPersisted } from '../../src/persist.js';
+import { persistedLogs, readPersisted } from '../../src/persist.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
@@ -239,6 +239,20 @@ describe('the persister’s report against its lake', () => {
         lakeRecords: published,
       });
     }
+    // The death in the main thread's log, carried to the lake by the thread started after it.
+    const lake = Lake.open({ data: dir });
+    try {
+      const main = (await readPersisted(lake, persist.processId)).find(
+        (d) => d.stream.tags.includes('log') && d.stream.properties.thread === 'main',
+      )!;
+      const deaths = persistedLogs(main).filter((e) => e.message === "the persister's thread died");
+      expect(deaths.map((e) => [e.level, e.target, e.properties.restarted, e.properties.restarts])).toEqual([
+        ['warn', 'dorsal.persister', true, 1],
+      ]);
+      expect(deaths[0]!.properties.error).toMatch(/persister's thread exited with code 1/);
+    } finally {
+      await lake.close();
+    }
   }, 60_000);
 
   it('the persister’s thread dies after its rings of 16 slots were lapped: the next one counts on from its losses', async () => {
@@ -318,10 +332,22 @@ describe('the persister’s report against its lake', () => {
     const system = new System(spine, { persist: { data: dir } });
     system.spawn(fixture('feed'), { args: { count: 4000, perLoop: 10 } });
     system.spawn(fixture('strategy'));
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => {
+      if ((warning as Error & { code?: string }).code === 'DORSAL_PERSISTER_DEAD') warnings.push(warning);
+    };
+    process.on('warning', onWarning);
     await system.start();
     await until(() => system.spine.queue(0).stats().published >= 500, 'ticks');
     for (let i = 0; i < 3; i++) await killPersister(system, true);
+    expect(warnings).toEqual([]);
     await killPersister(system, false);
+    // Said when persisting ends, not only in the stop's report.
+    await until(() => warnings.length === 1, "the process warning of the persister's end");
+    process.off('warning', onWarning);
+    expect(warnings[0]!.message).toMatch(
+      /the persister's thread died \(.*exited with code 1\): nothing more of this run reaches the lake/,
+    );
     await until(() => system.spine.queue(1).stats().published === 8000, 'every order');
     const report = await system.stop();
     const persist = report.persist as PersistReport;

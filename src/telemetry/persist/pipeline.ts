@@ -7,6 +7,7 @@ import type { SpineDescriptor } from '../../spine/index.js';
 import type { IngestionService } from '../ingestion/service.js';
 import {
   createThreadBuffers,
+  logger,
   releaseThreadBuffers,
   StringTableReader,
   type ThreadBuffersDescriptor,
@@ -100,6 +101,9 @@ const BACKLOG_BYTES = 256 * 1024 * 1024;
 
 /** Copying threads started again after one died, at most, in a run. */
 const MAX_RESTARTS = 3;
+
+/** The main thread's log of the persisting (what happened to the persister's threads). */
+const log = logger('dorsal.persister');
 
 /** A source as a (re)started thread reads it: from where the blocks received so far end. */
 function resumed(source: Source): PersistSource {
@@ -356,6 +360,20 @@ export class PersistPipeline {
         }
       } else {
         this.failure ??= cause;
+      }
+      // Said where it is seen: in the main thread's log (which the next thread carries to the
+      // lake), and, once persisting has ended for good mid-run, as a process warning.
+      const restarted = this.failure === undefined;
+      log.warn("the persister's thread died", {
+        error: messageOf(cause),
+        restarted,
+        restarts: this.restarts.length,
+      });
+      if (!restarted && !this.stopping) {
+        process.emitWarning(
+          `the persister's thread died (${messageOf(this.failure)}): nothing more of this run reaches the lake; its stop report counts what was lost`,
+          { code: 'DORSAL_PERSISTER_DEAD' },
+        );
       }
       died(cause);
     });
