@@ -127,7 +127,7 @@ describe("the persister's reader of a source", () => {
     const queue = SeqlockQueue.create(Tick, { capacity: 1024, poisonTimeoutMs: 50 });
     // Blocks of two records: the stop cuts one as it goes, and the writer claims the next slot then.
     const reader = readerOf(queue, Tick, 't', 64);
-    const producer = queue.producer();
+    const producer = queue.claimingProducer();
     for (let n = 0; n < 10; n++) producer.publish({ t: n, n });
     const blocks: RawBlock[] = [];
     const { copied, waits } = drainAtStop([reader], (block) => {
