@@ -12,7 +12,8 @@ import { Layout } from '../queues/layout.js';
  * ```
  * byte 0   COUNT (u32, messages)  ·  4 bytes unused
  * byte 8   message 0: +0 STREAM (u16, index into the playlist's streams) · +8 AT (f64, ns
- *          since the first message) · +16 its fields, in its layout (a multiple of 8 bytes)
+ *          since the first message it paces; see `feedPlaylist`) · +16 its fields, in its
+ *          layout (a multiple of 8 bytes)
  *          message 1 …
  * ```
  */

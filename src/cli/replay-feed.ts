@@ -1,8 +1,9 @@
 import { LayoutError } from '../errors.js';
 import type { ByteRing } from '../queues/byte-ring.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
+import { printable } from './format.js';
 import { ChunkWriter, smallestChunk } from './replay-chunk.js';
-import { playOrderPages, publishTimeOf, rowValue } from './replay-pages.js';
+import { playOrderPages, playTimeOf, rowValue } from './replay-pages.js';
 import type { Playlist } from './replay-recording.js';
 import { CliError } from './source.js';
 
@@ -29,7 +30,7 @@ export function chunkBytesFor(playlist: Playlist, ring: ByteRing): number {
   if (size > ring.maxRecord) {
     const widest = playlist.layouts.reduce((a, b) => (b.size > a.size ? b : a));
     throw new CliError(
-      `a message of stream '${playlist.streams[playlist.layouts.indexOf(widest)]}' takes ${widest.size} bytes: more than the replay's ring of ${ring.capacity} bytes holds`,
+      `a message of stream '${printable(playlist.streams[playlist.layouts.indexOf(widest)]!)}' takes ${widest.size} bytes: more than the replay's ring of ${ring.capacity} bytes holds`,
     );
   }
   return Math.ceil(size / 8) * 8;
@@ -59,7 +60,14 @@ export async function feedPlaylist(
   const fields = playlist.layouts.map((l) => l.describe().fields);
   const chunk = new ChunkWriter(playlist.layouts, chunkBytes);
   let written = 0;
+  // The pacing: each message's play time since the first finite one. A play time is -inf before
+  // its stream's first finite publish time (a damaged recording): due at once.
   let first: number | undefined;
+  const pacing = (t: number): number => {
+    if (!Number.isFinite(t)) return 0;
+    first ??= t;
+    return t - first;
+  };
   const send = async (): Promise<boolean> => {
     const bytes = chunk.filled();
     while (!ring.tryWrite(bytes)) {
@@ -74,7 +82,7 @@ export async function feedPlaylist(
   const read = (page: ReturnType<typeof pages.next>) =>
     page.catch((error: unknown) => {
       throw new CliError(
-        `reading the ingress messages of process ${playlist.process} failed: ${messageOf(error)}`,
+        `reading the ingress messages of process ${playlist.process} failed: ${printable(messageOf(error))}`,
       );
     });
   try {
@@ -87,8 +95,7 @@ export async function feedPlaylist(
       coming.catch(() => {});
       for (const row of page.value) {
         const stream = Number(row[1]);
-        const t = publishTimeOf(row);
-        first ??= t;
+        const at = pacing(playTimeOf(row));
         if (written + chunk.count >= playlist.total) {
           throw new CliError(
             `process ${playlist.process}'s ingress streams hold more messages than the ${playlist.total} counted`,
@@ -97,13 +104,13 @@ export async function feedPlaylist(
         let value: object;
         try {
           value = rowValue(fields[stream]!, row);
-          if (chunk.add(stream, t - first, value)) continue;
+          if (chunk.add(stream, at, value)) continue;
           if (!(await send())) return written;
-          chunk.add(stream, t - first, value);
+          chunk.add(stream, at, value);
         } catch (error) {
           if (!(error instanceof LayoutError)) throw error;
           throw new CliError(
-            `${playlist.streams[stream]} #${String(row[2])} of process ${playlist.process} does not fit the replayed layout: ${error.message}`,
+            `${printable(playlist.streams[stream]!)} #${String(row[2])} of process ${playlist.process} does not fit the replayed layout: ${printable(error.message)}`,
           );
         }
       }

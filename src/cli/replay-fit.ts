@@ -3,7 +3,7 @@ import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { streamTableName } from '../telemetry/analytics/source-tables.js';
 import { quoteIdentifier } from '../telemetry/analytics/sql.js';
 import { parseList } from '../telemetry/analytics/views.js';
-import { count } from './format.js';
+import { count, printable } from './format.js';
 import { nameList, type Playlist, recordedColumn } from './replay-recording.js';
 import { CliError, type ProcessSummary } from './source.js';
 
@@ -125,9 +125,11 @@ export async function refuseUnfitFields(
       const unfit = Number(row[1 + 3 * i] ?? 0);
       if (unfit === 0) continue;
       const value = row[3 + 3 * i];
-      const shown = value === null || value === undefined ? 'NULL' : `'${String(value).slice(0, 40)}'`;
+      // Recorded text (a feed's outside data, the recording's names) reaches a terminal escaped.
+      const shown =
+        value === null || value === undefined ? 'NULL' : `'${printable(String(value).slice(0, 40))}'`;
       throw new CliError(
-        `field '${replayed.name}' of stream '${stream}' is ${typeText(replayed)} in ${module}, ${typeText(recorded)} in process ${playlist.process}: ${count(unfit)} of its ${count(Number(row[0]))} recorded values do not fit (the first: ${stream} #${String(row[2 + 3 * i])}, ${shown}); nothing was replayed`,
+        `field '${printable(replayed.name)}' of stream '${printable(stream)}' is ${typeText(replayed)} in ${printable(module)}, ${typeText(recorded)} in process ${playlist.process}: ${count(unfit)} of its ${count(Number(row[0]))} recorded values do not fit (the first: ${printable(stream)} #${String(row[2 + 3 * i])}, ${shown}); nothing was replayed`,
       );
     }
   }

@@ -18,6 +18,8 @@ import {
   parseFields,
   type ReplayDiff,
 } from './replay-diff.js';
+import { playTimeOf } from './replay-pages.js';
+import { inPlayOrder } from './replay-recording.js';
 import type { PlacedRuns } from './replay-tree.js';
 
 /** A recorded message at its place in the tree (see `PlacedRuns` for what a place is). */
@@ -120,7 +122,7 @@ export async function readPlacedRun(
       analytics,
       process,
       (after, limit) =>
-        `SELECT seq, actor, parent_stream, parent_seq, publish_t, fields::VARCHAR FROM messages WHERE stream = ${quoteLiteral(stream)} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
+        `SELECT seq, actor, parent_stream, parent_seq, publish_t::VARCHAR, fields::VARCHAR FROM messages WHERE stream = ${quoteLiteral(stream)} AND seq > ${after} ORDER BY seq LIMIT ${limit}`,
     );
     for await (const rows of pages) {
       for (const r of rows) {
@@ -130,7 +132,8 @@ export async function readPlacedRun(
           actor: r[1] === null ? null : String(r[1]),
           step: shared.has(stream) ? `${stream}@${r[1] === null ? '?' : String(r[1])}` : stream,
           parentKey: r[2] === null ? null : `${String(r[2])}#${Number(r[3])}`,
-          publishT: Number(r[4]),
+          // As text: exact through a server's JSON answer, where a NaN or ±inf would be null (0).
+          publishT: playTimeOf([r[4]]),
           fields: String(r[5]),
           parent: undefined,
           root: '',
@@ -144,7 +147,11 @@ export async function readPlacedRun(
   return placeMessages(places, byStream, new Set(ingress));
 }
 
-/** Places messages (each stream's in sequence order) in their trees. */
+/**
+ * Places messages (each stream's in sequence order) in their trees. Ingress messages are numbered
+ * per stream in sequence order, and ranked in the order the player plays them (see
+ * `playOrderSql`), as `placedSql` does.
+ */
 function placeMessages(
   places: PlaceTable,
   byStream: ReadonlyMap<string, readonly Draft[]>,
@@ -193,8 +200,32 @@ function placeMessages(
       messages.set(d.place, d as PlacedMessage);
     }
   }
-  roots.sort((a, b) => a.publishT - b.publishT || a.stream.localeCompare(b.stream) || a.seq - b.seq);
-  return { messages, rootOrder: new Map(roots.map((r, i) => [r.root, i])) };
+  return { messages, rootOrder: new Map(inPlayOrderOfRoots(roots).map((r, i) => [r.root, i])) };
+}
+
+/**
+ * Ingress roots (each stream's in sequence order) in the player's order: by play time (the
+ * greatest finite publish time of their stream so far, -inf before the first), then stream (as
+ * the playlist sorts them), then seq.
+ */
+function inPlayOrderOfRoots(roots: readonly Draft[]): Draft[] {
+  const streamRank = new Map(inPlayOrder(new Set(roots.map((r) => r.stream))).map((s, i) => [s, i]));
+  const playTime = new Map<Draft, number>();
+  const latest = new Map<string, number>();
+  for (const r of roots) {
+    let t = latest.get(r.stream) ?? Number.NEGATIVE_INFINITY;
+    if (Number.isFinite(r.publishT) && r.publishT > t) t = r.publishT;
+    latest.set(r.stream, t);
+    playTime.set(r, t);
+  }
+  // Play times are never NaN, but two -inf differ by NaN: compared, not subtracted.
+  const compare = (x: number, y: number) => (x < y ? -1 : x > y ? 1 : 0);
+  return [...roots].sort(
+    (a, b) =>
+      compare(playTime.get(a)!, playTime.get(b)!) ||
+      streamRank.get(a.stream)! - streamRank.get(b.stream)! ||
+      a.seq - b.seq,
+  );
 }
 
 /** The messages from a message's root down to it. */

@@ -4,14 +4,19 @@ import { PAGE } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { streamTableName } from '../telemetry/analytics/source-tables.js';
 import { quoteIdentifier } from '../telemetry/analytics/sql.js';
+import { printable } from './format.js';
 import { nameList, type Playlist, recordedColumn } from './replay-recording.js';
 
-/** Where a page of the play order ends: the last message's publish time, stream (index) and seq. */
-export interface PlayKey {
-  /** A DOUBLE in the stream tables (ns on the recording's clock), read from its text: exact, NaN and ±inf too. */
-  readonly t: number;
-  readonly s: number;
-  readonly q: number;
+/**
+ * How far the play order has got, stream by stream (by index in the playlist's streams): the
+ * messages played so far are a prefix of each stream in sequence order (see `playOrderSql`), so a
+ * stream's position is its last message played and the play time it had.
+ */
+export interface PlayPosition {
+  /** Per stream: the seq of its last message played; undefined while none was. */
+  readonly seqs: readonly (number | undefined)[];
+  /** Per stream: the play time of its last message played (see `playOrderSql`); -inf while none was. */
+  readonly times: readonly number[];
 }
 
 /**
@@ -72,21 +77,38 @@ export function fieldValue(field: FieldDescription, value: unknown): unknown {
       if (text !== undefined && DECIMAL.test(text)) return Number(text);
   }
   throw new LayoutError(
-    `field '${field.name}' is ${field.type === 'bytes' ? 'bytes' : /^[if]/.test(field.type) ? `an ${field.type}` : `a ${field.type}`} in the replayed layout: the recorded ${text === undefined ? 'NULL' : `'${text.length > 40 ? `${text.slice(0, 40)}…` : text}'`} is none`,
+    `field '${printable(field.name)}' is ${field.type === 'bytes' ? 'bytes' : /^[if]/.test(field.type) ? `an ${field.type}` : `a ${field.type}`} in the replayed layout: the recorded ${text === undefined ? 'NULL' : `'${printable(text.length > 40 ? `${text.slice(0, 40)}…` : text)}'`} is none`,
   );
 }
 
+/** SQL for a double, from its shortest text (exact; NaN and ±Infinity too), not a DECIMAL's rounding. */
+function double(t: number): string {
+  return `'${t}'::DOUBLE`;
+}
+
 /**
- * One page of the playlist in play order: publish time, then stream (its index in the sorted
- * streams), then seq, merged across the streams' tables, after `after` (from the start when
- * undefined), at most `limit` messages. A row: `t`, `s`, `q`, then the stream's
- * fields as text, in its layout's order (NULL in the columns its layout has not). Each stream's
- * condition is the keyset's, rewritten for its constant `s`, so that each table is read from
- * the page's start only.
+ * One page of the playlist in play order, after `after` (from the start when undefined), at most
+ * `limit` messages. A row: `t` (its play time, as text), `s` (its stream's index in the
+ * playlist's streams), `q` (its seq), then the stream's fields as text, in its layout's order
+ * (NULL in the columns its layout has not).
+ *
+ * The play order keeps each stream in sequence order, the order its consumers read it in and the
+ * order its messages are numbered in when a replay is compared with its recording (replay-tree.ts,
+ * replay-memory.ts), and merges the streams by time: a message's play time is the greatest finite
+ * publish time of its stream's messages up to it (-inf before the first). Publish times alone
+ * would not do: on a stream several actors produce, a message stamped before another may be
+ * claimed after it (a higher seq), and played by publish time it would take the other's number in
+ * the replay, and every message between them (and its tree) would be compared with a neighbour's.
+ * Nor would a time that is not a number (a damaged recording): it never sorts among the others.
+ * The play time never goes back within a stream, so the merge is a sort by (play time, stream,
+ * seq), and the messages of a stream that are played next follow its `after.seqs` position: each
+ * stream's table is read from there, in seq order, `limit` rows at most. `before` (a finite time)
+ * keeps the messages whose play time is earlier: a stream's messages before the first whose own
+ * publish time reaches it.
  */
 export function playOrderSql(
   playlist: Playlist,
-  after: PlayKey | undefined,
+  after: PlayPosition | undefined,
   limit: number,
   before?: number,
 ): string {
@@ -97,38 +119,55 @@ export function playOrderSql(
       const field = fields[i];
       return `${field === undefined ? 'NULL::VARCHAR' : selectField(field, recordedColumn(playlist, s, field.name))} AS c${i}`;
     });
-    // The shortest text that reads back as the same double (NaN, Infinity too), read as a double
-    // (not as a DECIMAL, whose conversion may round to a neighbour).
-    const t = `'${after?.t}'::DOUBLE`;
-    // `publish_t >= t` first, alone: a range the scan can prune row groups by (the OR cannot).
-    const since =
-      after === undefined
+    const table = quoteIdentifier(streamTableName(name));
+    const mine = `actor IN ${nameList(playlist.actors)}`;
+    const last = after?.seqs[s];
+    const since = last === undefined ? '' : ` AND seq > ${last}`;
+    // The first message of the stream (from `since`) whose own time reaches `before`: its play
+    // time does, and so does every later one's. `publish_t >= t`: a range the scan can prune row
+    // groups by.
+    const until =
+      before === undefined
         ? ''
-        : s > after.s
-          ? ` AND publish_t >= ${t}`
-          : s === after.s
-            ? ` AND publish_t >= ${t} AND (publish_t > ${t} OR (publish_t = ${t} AND seq > ${after.q}))`
-            : ` AND publish_t > ${t}`;
-    const until = before === undefined ? '' : ` AND publish_t < '${before}'::DOUBLE`;
-    return `SELECT * FROM (SELECT publish_t AS t, ${s} AS s, seq AS q${columns.map((c) => `, ${c}`).join('')} FROM ${quoteIdentifier(streamTableName(name))} WHERE actor IN ${nameList(playlist.actors)}${since}${until} ORDER BY publish_t, seq LIMIT ${limit})`;
+        : ` AND coalesce(seq < (SELECT min(seq) FROM ${table} WHERE ${mine}${since} AND publish_t >= ${double(before)} AND isfinite(publish_t)), true)`;
+    const playTime = `greatest(${double(after?.times[s] ?? Number.NEGATIVE_INFINITY)}, coalesce(max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (ORDER BY q ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), '-inf'::DOUBLE))`;
+    const values = Array.from({ length: widest }, (_, i) => `, c${i}`).join('');
+    return `SELECT ${playTime} AS t, s, q${values} FROM (SELECT publish_t, ${s} AS s, seq AS q${columns.map((c) => `, ${c}`).join('')} FROM ${table} WHERE ${mine}${since}${until} ORDER BY seq LIMIT ${limit})`;
   });
   const values = Array.from({ length: widest }, (_, i) => `, c${i}`).join('');
-  // The time as text (see `publishTimeOf`), ordered as the double it is.
+  // The time as text (see `playTimeOf`), ordered as the double it is.
   return `SELECT t::VARCHAR AS t_text, s, q${values} FROM (${branches.join(' UNION ALL ')}) ORDER BY t, s, q LIMIT ${limit}`;
 }
 
-/**
- * A page's row's publish time: selected as DuckDB's text of the double, exact for every double;
- * a number would not be through a server, whose JSON answer turns a NaN or ±inf into null (read
- * as 0: the next page started over from the first positive time, and the paging went round).
- */
-export function publishTimeOf(row: readonly unknown[]): number {
-  return fieldValue({ name: 'publish_t', type: 'f64', offset: 0 }, row[0]) as number;
+/** A double selected as DuckDB's text of it, back as the double it is (NaN and ±inf too). */
+function doubleOf(text: unknown): number {
+  return fieldValue({ name: 'publish_t', type: 'f64', offset: 0 }, text) as number;
 }
 
-/** The key of a page's row (see `playOrderSql`). */
-export function playKeyOf(row: readonly unknown[]): PlayKey {
-  return { t: publishTimeOf(row), s: Number(row[1]), q: Number(row[2]) };
+/**
+ * A page's row's play time (see `playOrderSql`): selected as DuckDB's text of the double, exact
+ * for every double; a number would not be through a server, whose JSON answer turns a NaN or ±inf
+ * into null (read as 0).
+ */
+export function playTimeOf(row: readonly unknown[]): number {
+  return doubleOf(row[0]);
+}
+
+/** Where the play order stands after `rows` (a page), from `after`. */
+function advance(
+  after: PlayPosition | undefined,
+  streams: number,
+  rows: readonly (readonly unknown[])[],
+): PlayPosition {
+  const seqs = after === undefined ? new Array<number | undefined>(streams).fill(undefined) : [...after.seqs];
+  const times =
+    after === undefined ? new Array<number>(streams).fill(Number.NEGATIVE_INFINITY) : [...after.times];
+  for (const row of rows) {
+    const s = Number(row[1]);
+    seqs[s] = Number(row[2]);
+    times[s] = playTimeOf(row);
+  }
+  return { seqs, times };
 }
 
 /**
@@ -139,15 +178,14 @@ export function playKeyOf(row: readonly unknown[]): PlayKey {
  * step-th of its sorted times, asked once: `windowEnds`), and each window is read in keyset pages
  * bounded by its end: a page's query sorts the rows of its window only. Keyset pages alone sort
  * every row after their start, and reading a recording cost the square of its length (4 M
- * messages: 65 s of queries against ~10). The last window has no end: the infinite and NaN times
- * sort last.
+ * messages: 65 s of queries against ~10). The last window has no end.
  */
 export async function* playOrderPages(
   analytics: AnalyticsQuestions,
   playlist: Playlist,
   page = PAGE,
 ): AsyncGenerator<readonly (readonly unknown[])[]> {
-  let after: PlayKey | undefined;
+  let after: PlayPosition | undefined;
   for (const before of [...(await windowEnds(analytics, playlist, page)), undefined]) {
     for (;;) {
       const { rows, truncated } = await analytics.query(playOrderSql(playlist, after, page, before), {
@@ -155,9 +193,8 @@ export async function* playOrderPages(
         maxRows: page,
       });
       if (rows.length > 0) yield rows;
-      const last = rows.at(-1);
-      if (last !== undefined) after = playKeyOf(last);
-      if (last === undefined || (!truncated && rows.length < page)) break;
+      if (rows.length > 0) after = advance(after, playlist.streams.length, rows);
+      if (rows.length === 0 || (!truncated && rows.length < page)) break;
     }
   }
 }
@@ -189,13 +226,13 @@ async function windowEnds(
   );
   // The step from the real count (not the playlist's): `windows` ends at most, whatever it says.
   const step = `greatest(1, ceil(count(*) OVER () / ${windows}))::BIGINT`;
-  // As text: exact through a server's JSON answer, as the pages' keys are (see `publishTimeOf`).
+  // As text: exact through a server's JSON answer, as the pages' times are (see `playTimeOf`).
   const { rows } = await analytics.query(
     `SELECT list(publish_t::VARCHAR ORDER BY publish_t) FROM (SELECT publish_t FROM (${branches.join(' UNION ALL ')}) QUALIFY row_number() OVER (ORDER BY publish_t) % ${step} = 0)`,
     { process: playlist.process, maxRows: 1 },
   );
   const ends = (rows[0]?.[0] ?? []) as readonly unknown[];
-  const times = ends.map((text) => publishTimeOf([text]));
+  const times = ends.map(doubleOf);
   // A window of one instant's messages (ties) is read whole: the same end twice adds nothing.
   return times.filter((t, i) => i === 0 || t > times[i - 1]!);
 }
@@ -208,4 +245,21 @@ export function rowValue(
   const value: Record<string, unknown> = {};
   for (let i = 0; i < fields.length; i++) value[fields[i]!.name] = fieldValue(fields[i]!, row[i + 3]);
   return value;
+}
+
+/**
+ * How many of the playlist's messages have a publish time that is not a number (NaN or ±inf: a
+ * damaged recording). They are played all the same, each when its stream's order comes to it,
+ * unpaced (see `playOrderSql`); the replay says how many.
+ */
+export async function countUntimed(analytics: AnalyticsQuestions, playlist: Playlist): Promise<number> {
+  const branches = playlist.streams.map(
+    (name) =>
+      `SELECT count(*) AS n FROM ${quoteIdentifier(streamTableName(name))} WHERE actor IN ${nameList(playlist.actors)} AND coalesce(NOT isfinite(publish_t), true)`,
+  );
+  const { rows } = await analytics.query(`SELECT sum(n)::DOUBLE FROM (${branches.join(' UNION ALL ')})`, {
+    process: playlist.process,
+    maxRows: 1,
+  });
+  return Number(rows[0]?.[0] ?? 0);
 }

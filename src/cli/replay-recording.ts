@@ -6,6 +6,7 @@ import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { fieldColumnName, fieldColumnNames } from '../telemetry/analytics/source-tables.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { parseList } from '../telemetry/analytics/views.js';
+import { printable } from './format.js';
 import { CliError, type ProcessSummary } from './source.js';
 
 /** A recorded actor, as the process's `dorsal.actors` property lists it. */
@@ -57,6 +58,15 @@ export async function countByStream(
 }
 
 /**
+ * Ingress streams in the order a replay breaks ties of play time in (see `playOrderSql`), and
+ * so the order its diff ranks ingress messages in (replay-tree.ts, replay-memory.ts): by name, as
+ * JavaScript sorts strings.
+ */
+export function inPlayOrder(streams: Iterable<string>): string[] {
+  return [...streams].sort();
+}
+
+/**
  * What a replay plays, checked against the recording before anything runs: the streams the
  * recorded ingress actors published (sorted: the order ties on publish time are broken in), each
  * with the replayed spine's layout of it, and how many messages there are in all.
@@ -95,7 +105,7 @@ export function playlistOf(
   definition: SystemDefinition,
   module: string,
 ): Playlist {
-  const streams = [...counts.keys()].sort();
+  const streams = inPlayOrder(counts.keys());
   const recorded = new Map(
     parseList<{ name: string; layout?: { fields?: FieldDescription[] } }>(
       process.properties['dorsal.spine'],
@@ -109,14 +119,14 @@ export function playlistOf(
     const spec = definition.spine.streams[name];
     if (spec === undefined) {
       throw new CliError(
-        `${module} has no stream '${name}', which the ingress actors of process ${process.processId} published`,
+        `${printable(module)} has no stream '${printable(name)}', which the ingress actors of process ${process.processId} published`,
       );
     }
     const fields = spec.message.describe().fields;
     const missing = fields.find((f) => recorded.has(name) && !recorded.get(name)!.has(f.name));
     if (missing !== undefined) {
       throw new CliError(
-        `stream '${name}' of ${module} has a field '${missing.name}' that process ${process.processId} did not record`,
+        `stream '${printable(name)}' of ${printable(module)} has a field '${printable(missing.name)}' that process ${process.processId} did not record`,
       );
     }
     return spec.message as Layout;

@@ -11,6 +11,7 @@ import {
   printable,
   red,
   table,
+  yellow,
 } from './format.js';
 import type { Divergence, DivergentMessage, ReplayDiff } from './replay-diff.js';
 
@@ -82,8 +83,11 @@ function describe(d: Divergence, n: number): string {
   return lines.join('\n');
 }
 
-/** The diff as text: a table per stream, then the verdict and the first divergences. */
-export function diffText(diff: ReplayDiff): string {
+/**
+ * The diff as text: a table per stream, then the verdict and the first divergences. `incomplete`:
+ * what the recording lost, said just before the verdict (see `incompleteNote`).
+ */
+export function diffText(diff: ReplayDiff, incomplete?: string): string {
   const lines = [
     bold('the replay against the recording, message by message at the same place in the tree'),
     table(
@@ -98,6 +102,7 @@ export function diffText(diff: ReplayDiff): string {
     ),
     '',
   ];
+  if (incomplete !== undefined) lines.push(yellow(incomplete));
   if (diff.diverged === 0) {
     lines.push(green('no divergence: the replay produced what was recorded'));
     return lines.join('\n');

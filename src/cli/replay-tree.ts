@@ -1,4 +1,5 @@
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
+import { inPlayOrder } from './replay-recording.js';
 
 /**
  * Where a recorded message stands in its tree, computed by the analytics (DuckDB) for two runs at
@@ -42,7 +43,10 @@ function ingressSql(runs: Pick<PlacedRuns, 'recorded' | 'replayed' | 'ingress'>)
 /**
  * `WITH RECURSIVE m AS (…), k AS (…)`: every message of both runs with its step and whether it
  * is ingress (`m`), then its role (0 ingress, 1 no parent in the lake, 2 a child) and its index
- * among its siblings (`k`).
+ * among its siblings (`k`). Ingress messages are numbered per stream in sequence order, the order
+ * the player plays each stream in (see `playOrderSql`): so the n-th of a stream in the replay is
+ * the n-th of the recording, even where a recorded multi-producer stream's publish times
+ * disagree with its sequence.
  */
 function rolesSql(runs: PlacedRuns): string {
   const r = quoteLiteral(runs.recorded);
@@ -88,13 +92,14 @@ SELECT coalesce(max(depth), 0) FROM d`;
  * role (0 ingress, 1 no parent in the lake, 2 a child) and index among its siblings; `placed`
  * (`p` the process, `stream`, `seq`, `actor`, `fields` as JSON text, `place`, `root`, and `path`:
  * per step below the root the stream's rank in `streams` then the index, what divergences sort
- * by); `roots`, each run's ingress roots with their rank in publication order (all ingress
- * streams together).
+ * by); `roots`, each run's ingress roots with their rank in the order a replay plays them (all
+ * ingress streams together).
  */
 export function placedSql(runs: PlacedRuns): string {
-  // Roots published at the same time sort by stream as JavaScript's localeCompare does (DuckDB's
-  // ORDER BY compares bytes: 'B' before 'a').
-  const byLocale = textList([...runs.streams].sort((a, b) => a.localeCompare(b)));
+  // Roots rank in the player's order (see `playOrderSql`): each ingress stream in sequence order,
+  // merged by play time (the greatest finite publish time of the stream so far), ties by stream
+  // as the playlist sorts them, given as a list (DuckDB's ORDER BY compares bytes).
+  const byPlayOrder = textList(inPlayOrder(runs.streams));
   const rootPlace = `CASE WHEN role = 0 THEN stream || ':' || idx ELSE '~' || step || ':' || idx END`;
   return `${rolesSql(runs)},
 placed AS (
@@ -106,9 +111,13 @@ placed AS (
   FROM k c JOIN placed a ON c.role = 2 AND c.p = a.p AND c.parent_stream = a.stream AND c.parent_seq = a.seq
 ),
 roots AS (
-  SELECT p, stream, seq, stream || ':' || idx AS root,
-    row_number() OVER (PARTITION BY p ORDER BY publish_t, list_position(${byLocale}, stream), seq) - 1 AS rank
-  FROM k WHERE role = 0
+  SELECT p, stream, seq, root,
+    row_number() OVER (PARTITION BY p ORDER BY play_t, list_position(${byPlayOrder}, stream), seq) - 1 AS rank
+  FROM (
+    SELECT p, stream, seq, stream || ':' || idx AS root,
+      coalesce(max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (PARTITION BY p, stream ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), '-inf'::DOUBLE) AS play_t
+    FROM k WHERE role = 0
+  )
 )`;
 }
 

@@ -4,12 +4,14 @@ import { ByteRing } from '../queues/byte-ring.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { recordDiff, type StoredDiff } from '../telemetry/persist/replay-diff.js';
 import { formatRfc3339Ns, type ProcessInfo } from '../telemetry/wire/index.js';
-import { bold, count, dim, printJson } from './format.js';
+import { bold, count, counted, dim, printable, printJson, yellow } from './format.js';
 import { integer } from './options.js';
 import { compareInLake, type ReplayDiff } from './replay-diff.js';
 import { chunkBytesFor, feedPlaylist, RING_BYTES } from './replay-feed.js';
 import { refuseUnfitFields } from './replay-fit.js';
+import { incompleteNote, lossLines, type RecordingLoss, recordingLosses } from './replay-losses.js';
 import { compareInMemory } from './replay-memory.js';
+import { countUntimed } from './replay-pages.js';
 import type { PlayerArgs } from './replay-player.js';
 import { countByStream, ingressActorsOf, type Playlist, playlistOf } from './replay-recording.js';
 import { diffText } from './replay-text.js';
@@ -60,6 +62,10 @@ interface Plan {
   readonly actors: readonly string[];
   /** The messages to play: which streams, how many; read from the recording as they are played. */
   readonly playlist: Playlist;
+  /** How many of them have a recorded time that is not a number: played unpaced. */
+  readonly untimed: number;
+  /** What the recorded run lost of its spine's streams: the replay and its diff cannot tell it. */
+  readonly lost: readonly RecordingLoss[];
 }
 
 /** The newest process that is not a replay (undefined when there is none: `resolveProcess` says so). */
@@ -94,7 +100,7 @@ async function refuseUnreadable(source: Source, processId: string): Promise<void
   const [blocks, records, error] = rows[0] ?? [0, 0, null];
   if (Number(blocks) === 0) return;
   throw new CliError(
-    `process ${processId} cannot be replayed whole: ${count(Number(blocks))} of its blocks do not read (${count(Number(records))} records), e.g. ${String(error)}`,
+    `process ${processId} cannot be replayed whole: ${count(Number(blocks))} of its blocks do not read (${count(Number(records))} records), e.g. ${printable(String(error))}`,
   );
 }
 
@@ -128,7 +134,7 @@ async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
   const actors = ingressActorsOf(recorded, definition);
   if (actors.length === 0) {
     throw new CliError(
-      `process ${recorded.processId} does not say which of its actors are ingress, and none runs a module ${module} marks ingress: give --system MODULE`,
+      `process ${recorded.processId} does not say which of its actors are ingress, and none runs a module ${printable(module)} marks ingress: give --system MODULE`,
     );
   }
   await refuseUnreadable(source, recorded.processId);
@@ -136,12 +142,15 @@ async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
   const counts = await countByStream(source.analytics, recorded.processId, actors);
   if ([...counts.values()].every((n) => n === 0)) {
     throw new CliError(
-      `process ${recorded.processId} recorded no ingress message: its ingress actors (${actors.join(', ')}) published nothing`,
+      `process ${recorded.processId} recorded no ingress message: its ingress actors (${actors.map(printable).join(', ')}) published nothing`,
     );
   }
   const playlist = playlistOf(recorded, actors, counts, definition, module);
   await refuseUnfitFields(source.analytics, recorded, playlist, module);
-  return { recorded, module, url, definition, actors, playlist };
+  const untimed = await countUntimed(source.analytics, playlist);
+  const spine = new Set(streamsOf(recorded).map((s) => s.name));
+  const lost = await recordingLosses(source.analytics, recorded.processId, spine);
+  return { recorded, module, url, definition, actors, playlist, untimed, lost };
 }
 
 /**
@@ -213,9 +222,9 @@ async function play(
   if (failure !== undefined || progress() < total || replay === undefined) {
     const why =
       failure !== undefined
-        ? `: ${failure instanceof Error ? failure.message : String(failure)}`
+        ? `: ${printable(failure instanceof Error ? failure.message : String(failure))}`
         : crash !== undefined
-          ? `: ${crash.message.split('\n')[0]}`
+          ? `: ${printable(crash.message.split('\n')[0]!)}`
           : signal.aborted
             ? ': interrupted'
             : '';
@@ -233,7 +242,7 @@ async function play(
   // Everything played, and then the system crashed (a message still on its way): no replay to trust.
   if (crash !== undefined) {
     throw new CliError(
-      `the replayed system crashed after all ${total} messages were played: ${crash.message.split('\n')[0]}`,
+      `the replayed system crashed after all ${total} messages were played: ${printable(crash.message.split('\n')[0]!)}`,
     );
   }
   return { replay, lost: persistTotals(report).lost };
@@ -358,7 +367,7 @@ async function keepDiff(options: ReplayOptions, replay: string, stored: StoredDi
     }
   } catch (error) {
     throw new CliError(
-      `the diff of replay ${replay} could not be kept in the lake: ${error instanceof Error ? error.message : String(error)}`,
+      `the diff of replay ${replay} could not be kept in the lake: ${printable(error instanceof Error ? error.message : String(error))}`,
     );
   }
 }
@@ -371,6 +380,11 @@ function streamsOf(process: ProcessSummary): { name: string; multiProducer?: boo
   } catch {
     return [];
   }
+}
+
+/** Said of a recording's messages whose time is not a number (see `countUntimed`). */
+function untimedLine(untimed: number): string {
+  return `${counted(untimed, 'ingress message has', 'ingress messages have')} a recorded time that is not a number (NaN or infinite; the recording is damaged there): each is played in its stream's order, unpaced`;
 }
 
 /** `dorsal replay`: plays a recorded process's ingress messages into a fresh run; with `--diff`, compares. */
@@ -420,9 +434,13 @@ Examples:
       const speedText = options.speed === 0 ? 'max' : String(options.speed);
       release = listenForStop(() => interrupt.abort());
       if (!options.json) {
+        // What the recording lacks, and what it cannot pace, before it plays: what comes of it
+        // (a diff's divergences, a pacing) is not taken for the system's.
+        for (const line of lossLines(planned.lost, planned.playlist.streams)) console.log(yellow(line));
+        if (planned.untimed > 0) console.log(yellow(untimedLine(planned.untimed)));
         console.log(
           dim(
-            `replaying ${count(total)} ingress messages of process ${planned.recorded.processId} into ${planned.module} at speed ${speedText}`,
+            `replaying ${count(total)} ingress messages of process ${planned.recorded.processId} into ${printable(planned.module)} at speed ${speedText}`,
           ),
         );
       }
@@ -444,13 +462,16 @@ Examples:
         speed: speedText,
         played: total,
         lost,
+        untimed: planned.untimed,
+        recordingLost: planned.lost,
         ...(result === undefined ? {} : { diff: result }),
       });
     } else {
       console.log(
         `${bold('recorded as process')} ${replay} ${dim(`(a replay of ${planned.recorded.processId})`)}${lost > 0 ? ` · ${count(lost)} lost by the persister` : ''}`,
       );
-      if (result !== undefined) console.log(`\n${diffText(result)}`);
+      const incomplete = planned.lost.length > 0 ? incompleteNote(planned.lost) : undefined;
+      if (result !== undefined) console.log(`\n${diffText(result, incomplete)}`);
     }
     // Printed first: a diff that cannot be kept is still seen (and the command fails).
     if (result !== undefined) {

@@ -6,9 +6,22 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { BlockRow } from '../../src/telemetry/lake/types.js';
+import {
+  compressPart,
+  decodePayloadBlob,
+  decompressPart,
+  encodePayloadBlob,
+} from '../../src/telemetry/wire/payload.js';
 import { compiled, literally } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
-import { firstBlockIn, runDorsal, spawnDorsal, startDorsalServe } from './cli-helpers.js';
+import {
+  type DorsalRun,
+  finished,
+  firstBlockIn,
+  runDorsal,
+  spawnDorsal,
+  startDorsalServe,
+} from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
 
 /**
@@ -21,6 +34,8 @@ const FIXTURES = 'test/fixtures/replay';
 /** The system module's URL, as a process run by the compiled `dorsal` records it. */
 const SYSTEM_URL = pathToFileURL(compiled(SYSTEM)).href;
 const STREAMS = ['ticks', 'books', 'orders', 'acks'];
+/** Two ingress feeds into one multi-producer ticks stream, 300 ticks each (see the module). */
+const TWO_FEEDS = `${FIXTURES}/two-feeds.system.ts`;
 
 interface StreamComparison {
   stream: string;
@@ -41,6 +56,8 @@ interface ReplayJson {
   speed: string;
   played: number;
   lost: number;
+  untimed: number;
+  recordingLost: { stream: string; countedBy: string; consumer: string; lost: number }[];
   diff?: {
     diverged: number;
     streams: StreamComparison[];
@@ -156,6 +173,86 @@ async function keptDiff(
       fields: JSON.parse(String(fields)) as unknown,
     })),
   };
+}
+
+/** The little-endian bytes of a float64. */
+function f64(value: number): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeDoubleLE(value);
+  return bytes;
+}
+
+/** Each message of `stream` in a process: its publish time, by seq (exact, through its text). */
+async function publishTimes(dir: string, process: string, stream: string): Promise<number[]> {
+  const rows = await query(dir, process, `SELECT publish_t::VARCHAR FROM stream_${stream} ORDER BY seq`);
+  return rows.map(([t]) =>
+    Number(
+      String(t)
+        .replace(/^inf$/, 'Infinity')
+        .replace(/^-inf$/, '-Infinity'),
+    ),
+  );
+}
+
+/**
+ * Rewrites, in the blocks of message stream `stream` in the lake at `dir`, the publish time of
+ * ingress messages (`times`: from their recorded time to the new one), as a damaged recording or
+ * a producer's early stamp has it. An ingress message's origin_t and publish_t are the same time,
+ * side by side in its envelope: that pair is what is looked for. The partitions made of the
+ * blocks are dropped, to be made again from them.
+ */
+async function rewritePublishTimes(
+  dir: string,
+  stream: string,
+  times: ReadonlyMap<number, number>,
+): Promise<void> {
+  const lake = Lake.open({ data: dir });
+  let rewritten = 0;
+  try {
+    const lakeStream = (await lake.streams()).find(
+      (s) => s.tags.includes('messages') && s.properties.name === stream,
+    )!;
+    for (const block of await lake.blocks({ streamId: lakeStream.streamId })) {
+      const parts = decodePayloadBlob(await lake.readBlob(block));
+      const objects = Buffer.from(decompressPart(parts.objects, 'objects'));
+      let changed = false;
+      for (const [from, to] of times) {
+        const at = objects.indexOf(Buffer.concat([f64(from), f64(from)]));
+        if (at < 0) continue;
+        f64(to).copy(objects, at + 8);
+        changed = true;
+        rewritten++;
+      }
+      if (changed) {
+        await lake.blobs.replace(
+          block.blobPath,
+          encodePayloadBlob({ dependencies: parts.dependencies, objects: compressPart(objects) }),
+        );
+      }
+    }
+  } finally {
+    await lake.close();
+  }
+  expect(rewritten).toBe(times.size);
+  rmSync(join(dir, 'views'), { recursive: true, force: true });
+  rmSync(join(dir, 'analytics'), { recursive: true, force: true });
+}
+
+/** Runs `dorsal ARGS…`, killed after `ms` if it has not ended by then: a hang fails, it does not hold the tests. */
+async function runDorsalWithin(args: readonly string[], ms: number): Promise<DorsalRun> {
+  const child = spawnDorsal(args);
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  try {
+    return await finished(child);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The newest recorded process in the lake at `dir`. */
+async function newestProcess(dir: string): Promise<string> {
+  const listing = await runDorsal(['processes', '--data', dir, '--json']);
+  return (JSON.parse(listing.stdout) as { processId: string }[])[0]!.processId;
 }
 
 /** The divergences a replay printed, as the lake keeps them. */
@@ -886,4 +983,147 @@ describe('dorsal replay of other recordings', () => {
       cleanup();
     }
   }, 120_000);
+
+  it('a recording whose publish times are not all numbers (-inf first, a NaN, +inf) plays at speed 1 to its end, paced by the others, and says how many it played unpaced (it hung for good)', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-untimed-');
+    try {
+      const run = await runDorsal(['run', TWO_FEEDS, '--seconds', '1', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      const recorded = await newestProcess(dir);
+      const times = await publishTimes(dir, recorded, 'ticks');
+      expect(times.length).toBe(600);
+      await rewritePublishTimes(
+        dir,
+        'ticks',
+        new Map([
+          [times[0]!, Number.NEGATIVE_INFINITY],
+          [times[10]!, Number.NaN],
+          [times[20]!, Number.POSITIVE_INFINITY],
+        ]),
+      );
+      const { code, stdout, stderr } = await runDorsalWithin(
+        ['replay', '--speed', '1', '--diff', '--data', dir, '--json'],
+        60_000,
+      );
+      expect(code, `${stdout}${stderr}`).toBe(0);
+      const json = JSON.parse(stdout) as ReplayJson;
+      expect([json.played, json.untimed, json.diff!.diverged]).toEqual([600, 3, 0]);
+      // Paced by the finite times (a first one at -inf did not put the others out of reach, nor
+      // a NaN drop the pacing): the replay lasts about as long as the recording.
+      const finite = times.filter((_, seq) => ![0, 10, 20].includes(seq));
+      const recordedSpan = Math.max(...finite) - Math.min(...finite);
+      const replayed = await publishTimes(dir, json.replay, 'ticks');
+      const replayedSpan = Math.max(...replayed) - Math.min(...replayed);
+      expect(replayedSpan).toBeGreaterThan(recordedSpan * 0.9);
+      expect(replayedSpan).toBeLessThan(recordedSpan * 1.5 + 500e6);
+      // Said in one line, before it plays.
+      const text = await runDorsalWithin(['replay', '--speed', 'max', '--data', dir], 60_000);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout).toMatch(
+        /^3 ingress messages have a recorded time that is not a number \(NaN or infinite; the recording is damaged there\): each is played in its stream's order, unpaced\nreplaying 600 ingress messages /m,
+      );
+    } finally {
+      cleanup();
+    }
+  }, 180_000);
+
+  it('two ingress actors on one multi-producer stream, a tick stamped before ticks claimed ahead of it: played in seq order, no false divergence', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-stamped-');
+    try {
+      const run = await runDorsal(['run', TWO_FEEDS, '--seconds', '1', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      const recorded = await newestProcess(dir);
+      const times = await publishTimes(dir, recorded, 'ticks');
+      // Stamped, then claimed after three ticks of either feed: its time is before theirs. (Two
+      // feeds make such ticks now and then; this one is made for sure.)
+      expect(times[97]!).toBeLessThan(times[100]!);
+      await rewritePublishTimes(dir, 'ticks', new Map([[times[100]!, times[97]! - 1]]));
+      const [[back]] = (await query(
+        dir,
+        recorded,
+        'SELECT count(*) FILTER (WHERE back)::INTEGER FROM (SELECT publish_t < max(publish_t) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS back FROM stream_ticks)',
+      )) as [[number]];
+      expect(back).toBeGreaterThanOrEqual(1);
+      const { code, json, stderr } = await replay(['--speed', 'max', '--diff', '--data', dir]);
+      expect(json.diff?.divergences, stderr).toEqual([]);
+      expect(code, stderr).toBe(0);
+      const byStream = Object.fromEntries(json.diff!.streams.map((s) => [s.stream, s.matched]));
+      expect([byStream.ticks, byStream.orders]).toEqual([600, 1200]);
+      // Each tick holds, in the replay, what the recording's of the same seq holds.
+      const ns = 'SELECT n FROM stream_ticks ORDER BY seq';
+      expect(await query(dir, json.replay, ns)).toEqual(await query(dir, recorded, ns));
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+
+  it('a recording that lost messages (an actor lapped, its persister maybe) says so before it plays, a line per stream, and next to the verdict', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-lapped-');
+    try {
+      const run = await runDorsal(['run', `${FIXTURES}/lapped.system.ts`, '--seconds', '1', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      const recorded = await newestProcess(dir);
+      const losses = (await query(
+        dir,
+        recorded,
+        "SELECT consumer, counted_by, (lost + dropped)::INTEGER FROM losses WHERE stream = 'ticks' AND lost + dropped > 0 ORDER BY ALL",
+      )) as [string, string, number][];
+      const lapped = losses.find(([consumer, by]) => consumer === 'laggard' && by === 'actor')?.[2];
+      expect(lapped).toBeGreaterThan(0);
+      const missing = losses.find(([, by]) => by === 'persister')?.[2];
+      // The laggard replayed takes no time: the replay is not slowed by it.
+      const args = ['replay', '--system', `${FIXTURES}/lapped-quick.system.ts`, '--speed', 'max', '--diff'];
+      const { code, stdout, stderr } = await runDorsal([...args, '--data', dir]);
+      expect(code, `${stdout}${stderr}`).toBe(0);
+      const said = [
+        `laggard lost ${lapped!.toLocaleString('en-US')} messages of ticks in the recorded run (lapped): it handled none of them, and the replay may`,
+        ...(missing === undefined
+          ? []
+          : [
+              `the recording lacks ${missing.toLocaleString('en-US')} messages of ticks, lost by its persister: the replay cannot play them`,
+            ]),
+      ];
+      const lines = stdout.split('\n');
+      const replaying = lines.findIndex((l) => l.startsWith('replaying '));
+      expect(lines.slice(0, replaying).sort()).toEqual(said.sort());
+      expect(stdout).toMatch(
+        /^the recording is incomplete \([\d,]+ messages lost, said above\): divergences may come from what it lost, not from the system\nno divergence: the replay produced what was recorded$/m,
+      );
+      const { json } = await replay([...args.slice(1), '--data', dir]);
+      expect(json.recordingLost).toContainEqual({
+        stream: 'ticks',
+        countedBy: 'actor',
+        consumer: 'laggard',
+        lost: lapped,
+      });
+    } finally {
+      cleanup();
+    }
+  }, 120_000);
+
+  it('recorded text in its errors (a value the replayed layout does not take) reaches the terminal escaped, not as escape sequences', async () => {
+    const { dir, cleanup } = tempDir('dorsal-replay-escapes-');
+    try {
+      const run = await runDorsal(['run', `${FIXTURES}/noted.system.ts`, '--seconds', '0.5', '--data', dir]);
+      expect(run.code, run.stderr).toBe(0);
+      const { code, stderr } = await runDorsal([
+        'replay',
+        '--system',
+        `${FIXTURES}/noted-narrow.system.ts`,
+        '--speed',
+        'max',
+        '--data',
+        dir,
+      ]);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toContain(
+        String.raw`50 of its 50 recorded values do not fit (the first: notes #0, '\u001b]0;PWNED\u0007\u001b[2J\u001b[31mFGD'); nothing was replayed`,
+      );
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what must not be printed
+      expect(stderr.trimEnd()).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    } finally {
+      cleanup();
+    }
+  }, 90_000);
 });

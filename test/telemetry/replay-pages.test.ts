@@ -1,6 +1,6 @@
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { describe, expect, it } from 'vitest';
-import { fieldValue, playOrderPages, publishTimeOf } from '../../src/cli/replay-pages.js';
+import { fieldValue, playOrderPages, playTimeOf } from '../../src/cli/replay-pages.js';
 import { LayoutError } from '../../src/errors.js';
 import { defineMessage } from '../../src/index.js';
 import type { FieldDescription } from '../../src/queues/field-types.js';
@@ -76,8 +76,12 @@ function answering(
   } as never;
 }
 
-describe('playOrderPages: the play order (publish time, stream, seq) in keyset pages', () => {
-  /** Two stream tables with ties within and across streams, -0 and a negative time, ±inf and NaNs. */
+describe('playOrderPages: the play order (play time, stream, seq) in keyset pages', () => {
+  /**
+   * Two stream tables with ties within and across streams, -0 and a negative time, ±inf and NaNs,
+   * times that go back within a stream (as two producers of one stream may stamp them), and a
+   * stream whose first time is not a number.
+   */
   async function lake(): Promise<DuckDBConnection> {
     const db = await DuckDBInstance.create(':memory:');
     const c = await db.connect();
@@ -87,11 +91,13 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
       ('inf'::DOUBLE, 8, 'feed', 8), ('nan'::DOUBLE, 9, 'feed', 9), ('nan'::DOUBLE, 10, 'feed', 10),
       (1::DOUBLE, 11, 'other', 11)) t(publish_t, seq, actor, v)`);
     await c.run(`CREATE TABLE stream_beta AS SELECT * FROM (VALUES
-      (0::DOUBLE, 0, 'feed', 100), (7::DOUBLE, 1, 'feed', 101), (7::DOUBLE, 2, 'feed', 102),
+      ('nan'::DOUBLE, 0, 'feed', 100), (7::DOUBLE, 1, 'feed', 101), (7::DOUBLE, 2, 'feed', 102),
       ('-inf'::DOUBLE, 3, 'feed', 103), ('nan'::DOUBLE, 4, 'feed', 104)) t(publish_t, seq, actor, v)`);
     return c;
   }
-  const EXPECTED = '1:3 0:0 0:1 0:2 0:3 1:0 0:4 0:5 0:6 1:1 1:2 0:7 0:8 0:9 0:10 1:4'.split(' ');
+  // Each stream in seq order, merged by play time: the greatest finite time of the stream so far
+  // (-inf before the first), whatever its own (beta #3 at -inf plays after beta #2 at 7).
+  const EXPECTED = '1:0 0:0 0:1 0:2 0:3 0:4 0:5 0:6 1:1 1:2 1:3 1:4 0:7 0:8 0:9 0:10'.split(' ');
 
   it('every message once, in order, whatever the server row limit (1 to all) and through JSON (where NaN and inf are null)', async () => {
     const c = await lake();
@@ -114,15 +120,15 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
         for await (const page of playOrderPages(analytics, playlist)) {
           for (const row of page) {
             played.push(`${row[1]}:${row[2]}`);
-            times.push(publishTimeOf(row));
+            times.push(playTimeOf(row));
           }
         }
         expect(played, `limit ${limit}, json ${json}`).toEqual(EXPECTED);
         expect(times.slice(0, 2)).toEqual([-Infinity, -5]);
         // (A -0 comes back as 0 or -0, as DuckDB's sort has it: equal doubles, the order holds.)
         expect(times[3]).toBe(0);
-        expect(times[12]).toBe(Infinity);
-        expect(times.slice(13).every(Number.isNaN)).toBe(true);
+        expect(times.slice(5, 12)).toEqual(new Array(7).fill(7));
+        expect(times.slice(12)).toEqual(new Array(4).fill(1e300));
       }
     }
   });
@@ -168,12 +174,12 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
     await pages.return(undefined);
     // 2,000 windows of 500 rows: the first page is the first window's, cut at its end (the
     // 500th time: 499 rows before it).
-    expect(queries[1]).toContain(`publish_t < '499002'::DOUBLE`);
+    expect(queries[1]).toContain(`publish_t >= '499002'::DOUBLE`);
     expect(first.value).toHaveLength(499);
     expect(queries[0]).not.toContain('quantile');
   });
 
-  it('reads a window of publish times per page, each holding a few pages at most, whatever the bursts and gaps (keyset pages alone sorted every row after their start)', async () => {
+  it('reads each stream from where it stands, a page at most per query, in windows of play time, whatever the bursts and gaps (keyset pages alone sorted every row after their start)', async () => {
     const db = await DuckDBInstance.create(':memory:');
     const c = await db.connect();
     // 2,000 messages a ms apart, then a gap of 10 s, a burst of 600 at one instant, 400 more.
@@ -195,25 +201,26 @@ describe('playOrderPages: the play order (publish time, stream, seq) in keyset p
     };
     const page = 50;
     for (const limit of [page, 20]) {
-      const windows: number[] = [];
+      const ends = new Set<string>();
+      const pages: string[] = [];
       const analytics = answering(c, limit, false, (sql) => {
-        const from = /publish_t >= '([^']+)'::DOUBLE/.exec(sql)?.[1];
-        const until = /publish_t < '([^']+)'::DOUBLE/.exec(sql)?.[1];
-        if (from !== undefined && until !== undefined) {
-          windows.push(times.filter((t) => t >= Number(from) && t < Number(until)).length);
-        }
+        if (!sql.includes('ORDER BY seq LIMIT')) return;
+        pages.push(sql);
+        const end = /publish_t >= '([^']+)'::DOUBLE/.exec(sql)?.[1];
+        if (end !== undefined) ends.add(end);
       });
       const played: number[] = [];
       for await (const rows of playOrderPages(analytics, playlist, page)) {
         for (const row of rows) played.push(Number(row[2]));
       }
       expect(played, `limit ${limit}`).toEqual(times.map((_, i) => i));
-      // Windows most of the way; none much wider than a page, but for the burst at one instant.
-      // Every query but the last window's is bounded, and sorts a page's worth of rows at most,
-      // but for the 600 published at one instant, which no time cuts.
-      expect(windows.length).toBeGreaterThan(times.length / limit - 10);
-      expect(windows.filter((n) => n > 2 * page && n < 600)).toEqual([]);
-      expect(windows.filter((n) => n >= 600).length).toBeLessThanOrEqual(600 / limit + 2);
+      // Every page's query reads the stream from the seq it stands at, a page of it at most (no
+      // sort of the rows after it), bounded by its window's end but in the last window.
+      expect(pages.slice(1).every((sql) => /seq > \d+/.test(sql))).toBe(true);
+      expect(pages.every((sql) => sql.includes(`ORDER BY seq LIMIT ${page})`))).toBe(true);
+      // Windows most of the way, but for the burst at one instant, which no time cuts.
+      expect(ends.size).toBeGreaterThan((times.length - 600) / (page * 0.8) - 10);
+      expect(pages.length).toBeLessThan(times.length / limit + ends.size + 10);
     }
   });
 });

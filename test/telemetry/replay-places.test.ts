@@ -3,7 +3,7 @@
  * both runs joined in DuckDB) and the one in memory (for trees too deep for it), on random trees
  * that a real run seldom makes: messages whose parent is not in the lake, ingress messages with a
  * parent, shared streams and null actors, streams one run lacks, gaps in sequences, ties in time,
- * names with quotes, slashes and colons, a row limit of 3 (paging). Both read a real DuckDB
+ * times that go back or are no number, names with quotes, slashes and colons, a row limit of 3 (paging). Both read a real DuckDB
  * table shaped as the analytics' `messages` view, through the one call they make
  * (`query` with a process scope and a row limit): crafting such trees through a System is not
  * possible, and what is compared is the placing, not the lake.
@@ -102,8 +102,17 @@ function randomRuns(): { rows: Row[]; runs: PlacedRuns } {
         pseq = 999;
       }
       t += random() < 0.2 ? 0 : 1;
+      // Now and then a time earlier than the one before (two producers of a stream stamp, then
+      // claim), or no number at all (a damaged recording): ingress roots rank in play order.
+      const odd = random();
+      const stamped =
+        odd < 0.1
+          ? t - 1 - Math.floor(random() * 3)
+          : odd < 0.14
+            ? pick([Number.NaN, Infinity, -Infinity])
+            : t;
       const fields = JSON.stringify({ v: Math.floor(random() * 2), w: 'x' });
-      mine.push({ p, stream, seq, actor: pick(actors), ps, pseq, t, fields });
+      mine.push({ p, stream, seq, actor: pick(actors), ps, pseq, t: stamped, fields });
     }
     rows.push(...mine);
   }
