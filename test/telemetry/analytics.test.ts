@@ -352,6 +352,95 @@ describe('analytics over a persisted run', () => {
     await expect(analytics.query('EXPLAIN DELETE FROM blocks')).rejects.toThrow(/only SELECT.*DELETE/);
   });
 
+  it('refuses an empty query, or one of comments alone, as empty', async () => {
+    for (const sql of ['', '  ;  ', '-- nothing', '/* a /* nested */ comment */', '-- one\n/* two */ ;']) {
+      const error = await analytics.query(sql).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, sql).toBeInstanceOf(QueryRefusedError);
+      expect((error as Error).message, sql).toMatch(/^the query is empty/);
+    }
+    // A comment before a statement is no empty query, nor an unterminated one.
+    expect((await analytics.query('-- the answer\nSELECT 42')).rows).toEqual([[42]]);
+    await expect(analytics.query('/* not ended')).rejects.toThrow(/does not parse/);
+  });
+
+  it("refuses what shows the server's paths and settings: catalogs, current_setting, internal tables", async () => {
+    const refusals: [string, RegExp][] = [
+      ["SELECT current_setting('temp_directory')", /current_setting\('temp_directory'\)/],
+      ["SELECT current_setting('allowed_directories')", /current_setting/],
+      ["SELECT current_setting(lower('SECRET_DIRECTORY'))", /current_setting\(…\)/],
+      ['SELECT * FROM duckdb_settings()', /table function 'duckdb_settings'/],
+      ['SELECT * FROM duckdb_extensions()', /table function 'duckdb_extensions'/],
+      ['SELECT * FROM duckdb_databases()', /table function 'duckdb_databases'/],
+      ['SELECT * FROM duckdb_temporary_files()', /table function 'duckdb_temporary_files'/],
+      ['SELECT sql FROM duckdb_views()', /table function 'duckdb_views'/],
+      ['SELECT * FROM pragma_database_size()', /table function 'pragma_database_size'/],
+      ['SELECT * FROM pragma_platform()', /table function 'pragma_platform'/],
+      ['SELECT file FROM _instrumented_files', /table '_instrumented_files', which is not one of/],
+      ['SUMMARIZE _instrumented_files', /table '_instrumented_files'/],
+      ['SELECT view_definition FROM information_schema.views', /table 'views'/],
+      ['SELECT * FROM pg_settings', /table 'pg_settings'/],
+      ['SELECT sql FROM sqlite_master', /table 'sqlite_master'/],
+      ['SELECT sql FROM duckdb_views', /table 'duckdb_views'/],
+      ["SELECT write_log('x')", /function 'write_log'/],
+    ];
+    for (const [sql, reason] of refusals) {
+      const error = await analytics.query(sql).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, sql).toBeInstanceOf(QueryRefusedError);
+      expect((error as Error).message, sql).toMatch(reason);
+      expect((error as Error).message, sql).not.toContain(dir);
+    }
+    // What the analytics document stays a query's: every table, the name tables, the catalogs of
+    // what a query can name, and the settings that name no directory.
+    for (const table of [
+      'processes',
+      'streams',
+      'blocks',
+      'messages',
+      'stream_ticks',
+      'timings',
+      'timing_records',
+      'log_entries',
+      'measures',
+      'thread_spans',
+      'losses',
+      'run_counts',
+      'actor_counts',
+      'timing_reads',
+      'unreadable_blocks',
+      'replay_diffs',
+      'replay_diff_streams',
+      'replay_divergences',
+      '_actors',
+      '_stream_names',
+    ]) {
+      expect((await analytics.query(`SELECT count(*) FROM ${table}`)).rows, table).toHaveLength(1);
+    }
+    const settings = await analytics.query(
+      "SELECT current_setting('memory_limit') IS NOT NULL, current_setting('threads') > 0, count(*) > 0 FROM duckdb_columns() WHERE table_name = 'messages'",
+    );
+    expect(settings.rows).toEqual([[true, true, true]]);
+  });
+
+  it('refuses CTEs that, inlined, would bind tens of thousands of tables (an exponential binding)', async () => {
+    // Each level names the one before twice: 2^21 tables bound, minutes without the refusal (past
+    // any time limit: DuckDB checks its interrupt too seldom in such a binding).
+    let sql = 'WITH a0 AS NOT MATERIALIZED (SELECT 1 AS x)';
+    for (let i = 1; i <= 20; i++) {
+      sql += `, a${i} AS NOT MATERIALIZED (SELECT * FROM a${i - 1} UNION ALL SELECT * FROM a${i - 1})`;
+    }
+    sql += ' SELECT count(*) FROM a20';
+    await expect(analytics.query(sql)).rejects.toThrow(/inlined, name more than 16384 tables/);
+    // A few levels are a query's.
+    const few = sql.replace(/, a3 AS[\s\S]*$/, ' SELECT count(*) FROM a2');
+    expect((await analytics.query(few)).rows.map((r) => r.map(Number))).toEqual([[4]]);
+  }, 60_000);
+
   it('stops a query at its time limit and cuts rows at the row limit', async () => {
     await expect(
       analytics.query('SELECT count(*) FROM range(100000000000) a, range(10) b', { timeoutMs: 50 }),
@@ -428,11 +517,8 @@ describe('analytics over a persisted run', () => {
       memoryLimit: '256MB',
     });
     try {
-      const { rows } = await limited.query(
-        "SELECT current_setting('memory_limit'), current_setting('temp_directory')",
-      );
+      const { rows } = await limited.query("SELECT current_setting('memory_limit')");
       expect(String(rows[0]![0])).toMatch(/^244\.1 MiB$/);
-      expect(String(rows[0]![1]).startsWith(join(dir, 'analytics-limited', 'spill'))).toBe(true);
       expect(existsSync(left)).toBe(false);
       expect(existsSync(elsewhere)).toBe(true);
       // A sort larger than the limit spills and completes.
@@ -440,6 +526,9 @@ describe('analytics over a persisted run', () => {
         'SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) AS h FROM range(6000000) t(i) ORDER BY h)',
       );
       expect(n(sorted.rows[0]![0])).toBe(6_000_000);
+      // It spilled into its own directory (which no query may read: it names the host and the process).
+      const spill = readdirSync(join(dir, 'analytics-limited', 'spill'));
+      expect(spill.some((name) => name.startsWith(`${host}-${process.pid}-`))).toBe(true);
     } finally {
       await limited.close();
     }

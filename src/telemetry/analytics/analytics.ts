@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { DuckDBConnection, DuckDBInstance, Json } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance, DuckDBPreparedStatement, Json } from '@duckdb/node-api';
 import { makeDirectoriesSync } from '../../directories.js';
 import type { DorsalError } from '../../errors.js';
 import { LakeNotFoundError, ServerBusyError } from '../errors.js';
@@ -18,6 +18,7 @@ import { GoneProcessSweep } from './gone-processes.js';
 import {
   checkBound,
   messageOf,
+  type ParsedQuery,
   QueryCancelledError,
   QueryNotReadyError,
   QueryRefusedError,
@@ -32,6 +33,7 @@ import {
   materialize,
   type PartitionStore,
 } from './partitions.js';
+import { PrepareTurns, preparesAtOnce } from './prepare-turns.js';
 import {
   checkMemoryLimit,
   checkScopeLimits,
@@ -167,7 +169,19 @@ const MAX_LOOKS = 32;
  */
 const MIN_RELOOK_MS = 100;
 
-/** A connection whose views answer one scope, kept while the lake has nothing new for it. */
+/**
+ * How often a prepare its query stopped waiting for is interrupted again until it ends (see
+ * `Analytics.prepare`).
+ */
+const REINTERRUPT_MS = 50;
+
+/** A query stopped while it waited for its turn to prepare (see `PrepareTurns`): it began no SQL. */
+class PrepareTurnMissed extends Error {
+  constructor(cause: unknown) {
+    super(messageOf(cause), { cause });
+  }
+}
+
 /** Views that could not be made on a new connection (`cause`: why): the query may look again. */
 class ViewsNotMadeError extends Error {
   constructor(cause: unknown) {
@@ -175,6 +189,7 @@ class ViewsNotMadeError extends Error {
   }
 }
 
+/** A connection whose views answer one scope, kept while the lake has nothing new for it. */
 interface Session {
   readonly connection: DuckDBConnection;
   /** What the views were made of: when it changes, the views are made again. */
@@ -203,6 +218,8 @@ export class Analytics extends AnalyticsQuestions {
   private readonly queryDb: DuckDBInstance;
   /** The first fence's parse of each query text asked lately (see `ParseCache`). */
   private readonly parses: ParseCache;
+  /** Prepares at once on `queryDb`, each holding one of libuv's threads (see `PrepareTurns`). */
+  private readonly prepares = new PrepareTurns(preparesAtOnce());
   private readonly maxRows: number;
   private readonly maxBytes: number;
   private readonly timeoutMs: number;
@@ -317,18 +334,18 @@ export class Analytics extends AnalyticsQuestions {
     const window = resolveWindow(scope);
     const processes = scopeProcesses(scope);
     checkScopeLimits(scope);
-    // Refused before anything is decoded for it.
-    const parsed = await this.parses.parse(sql);
-    // A query of the lake's own tables alone decodes nothing.
-    const partitions = [...parsed.tables].some((table) => !METADATA_TABLES.has(table));
-    const key = `${processes?.join(',') ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}|${partitions}`;
-    let decoded = 0;
     const limit: QueryLimit = {
       timeoutMs: scope.timeoutMs ?? this.timeoutMs,
       began,
       whole: scope.timeLimit === 'whole',
       sqlBegan: undefined,
     };
+    // Refused before anything is decoded for it.
+    const parsed = await this.parse(sql, scope, limit);
+    // A query of the lake's own tables alone decodes nothing.
+    const partitions = [...parsed.tables].some((table) => !METADATA_TABLES.has(table));
+    const key = `${processes?.join(',') ?? '*'}|${window.beginNs ?? ''}|${window.endNs ?? ''}|${partitions}`;
+    let decoded = 0;
     for (let attempt = 0; ; attempt++) {
       limit.sqlBegan = undefined;
       const { view, decodedBlocks, look } = await this.within(
@@ -342,7 +359,8 @@ export class Analytics extends AnalyticsQuestions {
       decoded += decodedBlocks;
       // Until its SQL begins, the query waits for its turn on its scope's connection.
       const run = this.within(
-        () => this.inSession(key, view, (connection) => this.run(connection, sql, scope, limit)),
+        () =>
+          this.inSession(key, view, (connection, linger) => this.run(connection, sql, scope, limit, linger)),
         scope,
         limit,
         () => limit.sqlBegan === undefined,
@@ -434,6 +452,36 @@ export class Analytics extends AnalyticsQuestions {
   }
 
   /**
+   * The first fence (`ParseCache`), within the query's time limit (counted from its start) and
+   * its signal: a parse takes a millisecond, but waits for one of libuv's threads, which the
+   * server's file I/O and every DuckDB call share. Past the limit, a `QueryNotReadyError` (the
+   * server was busy: ask again), the parse going on for no one.
+   */
+  private async parse(sql: string, scope: QueryScope, limit: QueryLimit): Promise<ParsedQuery> {
+    const signal = scope.signal;
+    if (aborted(signal)) throw cancelled();
+    const stop = new AbortController();
+    const timer = setTimeout(
+      () => stop.abort(),
+      Math.max(0, limit.began + limit.timeoutMs - performance.now()),
+    );
+    const cancel = () => stop.abort();
+    signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      return await this.parses.parse(sql, stop.signal);
+    } catch (error) {
+      if (!(error instanceof QueryCancelledError) || !stop.signal.aborted) throw error;
+      if (aborted(signal)) throw cancelled();
+      throw new QueryNotReadyError(
+        `the query's time limit of ${limit.timeoutMs} ms passed before it was parsed (the server's threads were busy); ask again in a moment`,
+      );
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', cancel);
+    }
+  }
+
+  /**
    * Waits for `work` while `waiting()` holds (then the work bounds itself), until the scope's
    * signal aborts (a `QueryCancelledError`) or, for a query bounded whole, its time limit passes (a
    * `QueryNotReadyError` saying `late()`). The work goes on either way, for the queries after this
@@ -481,25 +529,20 @@ export class Analytics extends AnalyticsQuestions {
     sql: string,
     scope: QueryScope,
     limit: QueryLimit,
+    linger: (work: Promise<unknown>) => void,
   ): Promise<Omit<QueryResult, 'decodedBlocks' | 'unreadable' | 'unreadableBlocks'>> {
     const signal = scope.signal;
     // Its turn came after it stopped waiting for it (see `within`): nothing more is done for it.
     if (signal?.aborted === true) throw cancelled();
-    const prepared = await checkBound(connection, sql);
-    // Let go of once its result stream is made (as `connection.stream` does), or not run.
-    let held = true;
-    const release = () => {
-      if (held) prepared.destroySync();
-      held = false;
-    };
     const { timeoutMs, whole } = limit;
     const before = performance.now() - limit.began;
     if (whole && before >= timeoutMs) {
-      release();
       throw new QueryNotReadyError(
         `the query's time limit of ${timeoutMs} ms passed before its SQL could begin; ask again in a moment`,
       );
     }
+    // Its SQL begins with its binding, which can take longer than anything after it (CTEs inlined
+    // at every reference): the time limit and the signal bound it as they bound the rest.
     limit.sqlBegan = before;
     const maxRows = scope.maxRows ?? this.maxRows;
     // Bounding the whole query, the limit counts from its start: reading the lake for it, and
@@ -513,16 +556,27 @@ export class Analytics extends AnalyticsQuestions {
           )
         : new QueryTimeoutError(`the query ran past its time limit of ${timeoutMs} ms`);
     let timedOut = false;
+    // Ends its wait for a turn to prepare, and its wait for the prepare, at the limit or the signal.
+    const stop = new AbortController();
     const timer = setTimeout(() => {
       timedOut = true;
+      stop.abort();
       connection.interrupt();
     }, left);
     // Its client gone (or its server stopping): DuckDB stops the SQL rather than finish it for no one.
-    const cancel = () => connection.interrupt();
+    const cancel = () => {
+      stop.abort();
+      connection.interrupt();
+    };
     signal?.addEventListener('abort', cancel, { once: true });
+    let prepared: DuckDBPreparedStatement | undefined;
+    // Let go of once its result stream is made (as `connection.stream` does), or not run.
+    const release = () => {
+      prepared?.destroySync();
+      prepared = undefined;
+    };
     try {
-      // Aborted while its bound was checked, before the listener was there.
-      if (aborted(signal)) throw cancelled();
+      prepared = await this.prepare(connection, sql, stop.signal, linger);
       // Chunk by chunk (2048 rows), each row made into JavaScript values only when its turn
       // comes, so that an answer is cut at its row or byte limit before the rest is made (a row
       // may hold a string of any size: a whole chunk of them made at once exhausted the heap).
@@ -555,6 +609,11 @@ export class Analytics extends AnalyticsQuestions {
         truncated,
       };
     } catch (error) {
+      if (timedOut && error instanceof PrepareTurnMissed) {
+        throw new QueryNotReadyError(
+          `the query's time limit of ${timeoutMs} ms passed while it waited for its turn to be prepared (other queries' statements were being prepared); ask again in a moment`,
+        );
+      }
       if (timedOut) throw timeoutError();
       if (aborted(signal)) throw cancelled();
       if (error instanceof QueryRefusedError) throw error;
@@ -567,6 +626,54 @@ export class Analytics extends AnalyticsQuestions {
   }
 
   /**
+   * `sql` prepared on `connection` (`checkBound`) in a turn of `prepares`, or a rejection as soon
+   * as `stop` aborts (the caller interrupts the connection then): DuckDB checks its interrupt
+   * seldom in some bindings, so the query is answered at its limit, not when the binding heeds the
+   * interrupt. A prepare that goes on keeps its turn, and `linger` is told of it (the connection is
+   * not the next query's until it ends); what it prepares then is let go of.
+   */
+  private async prepare(
+    connection: DuckDBConnection,
+    sql: string,
+    stop: AbortSignal,
+    linger: (work: Promise<unknown>) => void,
+  ): Promise<DuckDBPreparedStatement> {
+    let done: () => void;
+    try {
+      done = await this.prepares.acquire(stop);
+    } catch (error) {
+      throw new PrepareTurnMissed(error);
+    }
+    const preparing = checkBound(connection, sql).finally(done);
+    return new Promise<DuckDBPreparedStatement>((resolve, reject) => {
+      const abandon = () => {
+        // An interrupt that came before DuckDB began the statement is forgotten when it begins:
+        // told again until the prepare ends.
+        const again = setInterval(() => connection.interrupt(), REINTERRUPT_MS);
+        linger(
+          preparing
+            .then((prepared) => prepared.destroySync())
+            .catch(() => {})
+            .finally(() => clearInterval(again)),
+        );
+        reject(new QueryCancelledError('stopped while its statement was prepared'));
+      };
+      if (stop.aborted) return abandon();
+      stop.addEventListener('abort', abandon, { once: true });
+      preparing.then(
+        (prepared) => {
+          stop.removeEventListener('abort', abandon);
+          resolve(prepared);
+        },
+        (error: unknown) => {
+          stop.removeEventListener('abort', abandon);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /**
    * Runs `work` on the scope's connection, after the queries queued on it; the connection's views
    * are made again when what they are made of changed. `work` is queued in the same turn as the
    * session is found or made: a session replaced or evicted is closed once its tail is done, and
@@ -575,11 +682,14 @@ export class Analytics extends AnalyticsQuestions {
   private async inSession<T>(
     key: string,
     view: LakeView,
-    work: (connection: DuckDBConnection) => Promise<T>,
+    work: (connection: DuckDBConnection, linger: (work: Promise<unknown>) => void) => Promise<T>,
   ): Promise<T> {
     const queue = (session: Session): Promise<T> => {
-      const run = session.tail.then(() => work(session.connection));
-      session.tail = run.catch(() => {});
+      // What `work` left running on the connection when it ended (a prepare past its interrupt):
+      // the next query's turn waits for it too, as does closing the connection.
+      const lingering: Promise<unknown>[] = [];
+      const run = session.tail.then(() => work(session.connection, (w) => lingering.push(w)));
+      session.tail = run.catch(() => {}).then(() => Promise.allSettled(lingering));
       return run;
     };
     let session = this.sessions.get(key);

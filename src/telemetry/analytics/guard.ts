@@ -92,13 +92,16 @@ const EXPLAIN_TYPE = 4;
  * disagree).
  */
 export async function parseOne(connection: DuckDBConnection, sql: string): Promise<ParsedQuery> {
-  if (typeof sql !== 'string' || sql.trim().length === 0) throw new QueryRefusedError('the query is empty');
+  if (typeof sql !== 'string' || isEmptyQuery(sql)) throw emptyQuery();
   let statements: Awaited<ReturnType<DuckDBConnection['extractStatements']>>;
   try {
     statements = await connection.extractStatements(sql);
   } catch (error) {
     throw new QueryRefusedError(`the query does not parse: ${messageOf(error)}`, { cause: error });
   }
+  // A text of comments and semicolons alone holds no statement (DuckDB's node binding threw
+  // 'Error in native callback' for it, which said nothing of why).
+  if (statements.count === 0) throw emptyQuery();
   if (statements.count !== 1) {
     throw new QueryRefusedError(`one statement per query, got ${statements.count}`);
   }
@@ -116,8 +119,8 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
   }
   const tables = new Set<string>();
   const named = new Set<string>();
-  /** The common table expressions a query defines: a name of theirs may hold a dot. */
-  const ctes = new Set<string>();
+  /** The common table expressions a query defines, by name (lower case), with their bodies. */
+  const ctes = new Map<string, unknown[]>();
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) {
       for (const item of node) walk(item);
@@ -127,30 +130,166 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
         named.add(entry.table_name);
         tables.add(entry.table_name.toLowerCase());
       }
-      const map = (entry.cte_map as { map?: unknown } | undefined)?.map;
-      if (Array.isArray(map)) {
-        for (const cte of map) {
-          const key = (cte as { key?: unknown } | null)?.key;
-          if (typeof key === 'string') ctes.add(key.toLowerCase());
-        }
+      for (const [name, body] of cteEntries(entry)) {
+        const bodies = ctes.get(name);
+        if (bodies === undefined) ctes.set(name, [body]);
+        else bodies.push(body);
       }
       if (entry.type === 'TABLE_FUNCTION') refuseTableFunction(entry.function);
+      if (entry.class === 'FUNCTION') refuseFunction(entry);
       for (const value of Object.values(entry)) walk(value);
     }
   };
   walk(parse);
   // A name a CTE defines is let through if a dot is its only file-like character (`"a.b"`): one
   // with a path's or a glob's (`"/x/*.parquet"`) could name the file outside the CTE's scope.
-  for (const name of named) refuseFileAsTable(name, ctes.has(name.toLowerCase()));
+  for (const name of named) {
+    const cte = ctes.has(name.toLowerCase());
+    refuseFileAsTable(name, cte);
+    if (!cte) refuseHiddenTable(name);
+  }
+  refuseInlinedBlowUp(parse, ctes);
   return { tables };
 }
 
+/** The common table expressions a parsed node defines: their names (lower case) and bodies. */
+function* cteEntries(entry: Record<string, unknown>): Generator<[string, unknown]> {
+  const map = (entry.cte_map as { map?: unknown } | undefined)?.map;
+  if (!Array.isArray(map)) return;
+  for (const cte of map) {
+    const { key, value } = (cte ?? {}) as { key?: unknown; value?: unknown };
+    if (typeof key === 'string') yield [key.toLowerCase(), value];
+  }
+}
+
 /**
- * The table functions a query may call: generators, and the engine's read-only catalogs. Others
- * are refused, however deep in the query: DuckDB's `enable_logging`, `enable_profiling`,
+ * Tables a query may name (besides its own common table expressions): the views and tables
+ * `createViews` makes, and `stream_<name>`, one per spine stream. Another is refused by name: the
+ * engine's own catalogs as tables (`information_schema.views`, `pg_settings`, `sqlite_master`,
+ * `duckdb_views`…) show the views' SQL, which names the partitions' files, or the engine's
+ * settings, and the internal `_instrumented_files` holds those files' paths. `_actors` and
+ * `_stream_names` hold what records name, and the analytics' own questions join them.
+ */
+const TABLES = new Set([
+  'processes',
+  'streams',
+  'blocks',
+  'messages',
+  'timings',
+  'timing_records',
+  'log_entries',
+  'measures',
+  'thread_spans',
+  'losses',
+  'run_counts',
+  'actor_counts',
+  'timing_reads',
+  'unreadable_blocks',
+  'replay_diffs',
+  'replay_diff_streams',
+  'replay_divergences',
+  '_actors',
+  '_stream_names',
+]);
+
+function refuseHiddenTable(name: string): void {
+  const lower = name.toLowerCase();
+  if (TABLES.has(lower) || lower.startsWith('stream_')) return;
+  throw new QueryRefusedError(
+    `the query names the table '${name.length > 80 ? `${name.slice(0, 79)}…` : name}', which is not one of the analytics' tables: ${[...TABLES].join(', ')} and stream_<name>`,
+  );
+}
+
+/**
+ * Scalar functions a query may not call: what they show is the server's (`getenv`, where DuckDB
+ * has it: its environment), or what they do changes the engine (`write_log`). `current_setting`
+ * shows only the settings of `SETTINGS`, named as a constant: the others name the server's
+ * directories (the cache, the spill directory with its host and process id, the home directory).
+ */
+const REFUSED_FUNCTIONS = new Set(['getenv', 'write_log']);
+/** Settings `current_setting` may show: how much DuckDB may hold and use, and how it shows times. */
+const SETTINGS = new Set(['memory_limit', 'max_memory', 'threads', 'worker_threads', 'timezone', 'calendar']);
+
+function refuseFunction(entry: Record<string, unknown>): void {
+  const name = entry.function_name;
+  if (typeof name !== 'string') return;
+  const lower = name.toLowerCase();
+  if (lower === 'current_setting') {
+    const [setting, ...rest] = Array.isArray(entry.children) ? (entry.children as unknown[]) : [];
+    const value = (setting as { class?: unknown; value?: { value?: unknown } } | undefined)?.value?.value;
+    const constant = (setting as { class?: unknown } | undefined)?.class === 'CONSTANT';
+    if (rest.length === 0 && constant && typeof value === 'string' && SETTINGS.has(value.toLowerCase()))
+      return;
+    throw new QueryRefusedError(
+      `the query calls current_setting(${constant && typeof value === 'string' ? `'${value.slice(0, 80)}'` : '…'}): a query may read only ${[...SETTINGS].join(', ')}, each named as a constant (the others name the server's directories)`,
+    );
+  }
+  if (!REFUSED_FUNCTIONS.has(lower)) return;
+  throw new QueryRefusedError(
+    `the query calls the function '${name}', which shows the server's environment or changes the engine: ${[...REFUSED_FUNCTIONS].join(', ')} are refused`,
+  );
+}
+
+/**
+ * The most table references a query may make, its common table expressions inlined. A CTE that
+ * DuckDB inlines (`NOT MATERIALIZED`; the parse does not say which) is bound again at each of its
+ * references, so CTEs that each name the one before twice bind 2^n tables: 1.2 KB of SQL bound for
+ * minutes, holding one of libuv's threads (which the server's file I/O shares) past any time
+ * limit, as DuckDB checks its interrupt ever more seldom in such a binding (measured, DuckDB
+ * 1.5: 2^17 references heeded an interrupt 0.2 s late, 2^19 2.4 s, 2^21 12 s). This many bind
+ * for a few seconds over the views (1 s of `SELECT 1`), and heed the interrupt within a few
+ * hundred ms, so the query's time limit bounds them; a query written by hand names a few dozen.
+ */
+export const MAX_INLINED_TABLES = 16_384;
+
+function refuseInlinedBlowUp(parse: unknown, ctes: ReadonlyMap<string, readonly unknown[]>): void {
+  if (ctes.size === 0) return;
+  const weights = new Map<string, number>();
+  /** References of `node`, each CTE's counted as its body's (the largest of a name's, if several). */
+  const weigh = (node: unknown): number => {
+    if (Array.isArray(node)) return node.reduce((n: number, item) => n + weigh(item), 0);
+    if (typeof node !== 'object' || node === null) return 0;
+    const entry = node as Record<string, unknown>;
+    let weight = 0;
+    if (entry.type === 'BASE_TABLE' && typeof entry.table_name === 'string') {
+      const name = entry.table_name.toLowerCase();
+      const bodies = entry.schema_name === '' ? ctes.get(name) : undefined;
+      if (bodies === undefined) weight = 1;
+      else {
+        // Itself and what its body names, bound again here if DuckDB inlines it.
+        let known = weights.get(name);
+        if (known === undefined) {
+          // A recursive CTE names itself: that reference counts once.
+          weights.set(name, 1);
+          known = 1 + Math.max(...bodies.map(weigh));
+          weights.set(name, known);
+        }
+        weight = known;
+      }
+    }
+    for (const [key, value] of Object.entries(entry)) {
+      // A CTE's body counts where it is referenced.
+      if (key !== 'cte_map') weight += weigh(value);
+      if (weight > MAX_INLINED_TABLES) break;
+    }
+    return Math.min(weight, MAX_INLINED_TABLES + 1);
+  };
+  // The CTEs no reference reaches are bound once each at most: as many as the text writes.
+  if (weigh(parse) <= MAX_INLINED_TABLES) return;
+  throw new QueryRefusedError(
+    `the query's common table expressions, inlined, name more than ${MAX_INLINED_TABLES} tables (CTEs that each name the one before several times): binding it would take too long; materialize them, or name fewer`,
+  );
+}
+
+/**
+ * The table functions a query may call: generators, and the engine's catalogs of what a query
+ * can name (tables, columns, functions, types, schemas, keywords, constraints). Others are
+ * refused, however deep in the query: DuckDB's `enable_logging`, `enable_profiling`,
  * `checkpoint`, `query` and the like change the engine for every query, or run SQL of their own
- * (logging to a directory the engine may not write aborted the whole server), and the files a
- * query reads are the views'.
+ * (logging to a directory the engine may not write aborted the whole server); the files a query
+ * reads are the views'; and the other catalogs show the server's paths and settings
+ * (`duckdb_settings`, `duckdb_extensions`, `duckdb_databases`, `duckdb_temporary_files`,
+ * `duckdb_views`, whose SQL names the partitions' files, `duckdb_secrets`, `pragma_…`).
  */
 const TABLE_FUNCTIONS = new Set([
   'range',
@@ -159,9 +298,14 @@ const TABLE_FUNCTIONS = new Set([
   'json_each',
   'json_tree',
   'pragma_table_info',
+  'duckdb_tables',
+  'duckdb_columns',
+  'duckdb_functions',
+  'duckdb_types',
+  'duckdb_schemas',
+  'duckdb_keywords',
+  'duckdb_constraints',
 ]);
-/** Catalogs (`duckdb_…`) left out: what they show is not the analytics' to give. */
-const HIDDEN_CATALOGS = new Set(['duckdb_secrets', 'duckdb_logs', 'duckdb_log_contexts']);
 
 /**
  * Characters of a file's path, a glob or a URL, which no view's name holds: DuckDB reads a table
@@ -183,9 +327,9 @@ function refuseTableFunction(call: unknown): void {
       ? (call as { function_name?: unknown }).function_name
       : undefined;
   const lower = typeof name === 'string' ? name.toLowerCase() : '';
-  if (TABLE_FUNCTIONS.has(lower) || (lower.startsWith('duckdb_') && !HIDDEN_CATALOGS.has(lower))) return;
+  if (TABLE_FUNCTIONS.has(lower)) return;
   throw new QueryRefusedError(
-    `the query calls the table function ${typeof name === 'string' ? `'${name}'` : '(unnamed)'}: a query may call ${[...TABLE_FUNCTIONS].join(', ')} and the duckdb_… catalogs, and reads files only through the views`,
+    `the query calls the table function ${typeof name === 'string' ? `'${name}'` : '(unnamed)'}: a query may call ${[...TABLE_FUNCTIONS].join(', ')} only (the others read files, change the engine, or show the server's paths and settings)`,
   );
 }
 
@@ -220,6 +364,41 @@ export async function checkBound(
 
 /** `EXPLAIN` not followed by `ANALYZE` (which would run the statement), at the start of a query. */
 const EXPLAIN = /^\s*EXPLAIN\s+(?!ANALY[SZ]E\b)/i;
+
+function emptyQuery(): QueryRefusedError {
+  return new QueryRefusedError('the query is empty (it holds no statement, only comments or nothing)');
+}
+
+/**
+ * Whether `sql` holds nothing but white space, semicolons and comments (`-- …`, and `/* … *\/`,
+ * nested as DuckDB nests them). Only decides the refusal's words: a text this finds not empty is
+ * parsed by DuckDB, which says what it holds.
+ */
+export function isEmptyQuery(sql: string): boolean {
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i]!;
+    if (c === ';' || /\s/.test(c)) i++;
+    else if (sql.startsWith('--', i)) {
+      const end = sql.indexOf('\n', i);
+      i = end < 0 ? sql.length : end + 1;
+    } else if (sql.startsWith('/*', i)) {
+      let depth = 0;
+      do {
+        if (sql.startsWith('/*', i)) {
+          depth++;
+          i += 2;
+        } else if (sql.startsWith('*/', i)) {
+          depth--;
+          i += 2;
+        } else i++;
+      } while (depth > 0 && i < sql.length);
+      // Unterminated: DuckDB's refusal says so.
+      if (depth > 0) return false;
+    } else return false;
+  }
+  return true;
+}
 
 function readOnly(what: string): QueryRefusedError {
   return new QueryRefusedError(`the analytics are read-only: only SELECT is answered, got ${what}`);

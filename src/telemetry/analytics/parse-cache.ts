@@ -1,4 +1,5 @@
-import type { DuckDBInstance } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { untilAborted } from './deadline.js';
 import { type ParsedQuery, parseOne } from './guard.js';
 
 /** Query texts whose parse is kept, at most: a page or a client repeats a few queries. */
@@ -21,7 +22,13 @@ export class ParseCache {
     this.db = db;
   }
 
-  async parse(sql: string): Promise<ParsedQuery> {
+  /**
+   * The parse of `sql`, or a `QueryCancelledError` as soon as `signal` aborts (its query's time
+   * limit, its client gone): connecting and parsing wait for one of libuv's threads, which a
+   * server's file I/O and every DuckDB call share. The parse is interrupted then; what goes on of
+   * it (a connection under way) ends for no one, and its connection is closed.
+   */
+  async parse(sql: string, signal: AbortSignal): Promise<ParsedQuery> {
     const known = typeof sql === 'string' ? this.kept.get(sql) : undefined;
     if (known !== undefined) {
       // The most recently asked, last.
@@ -29,13 +36,21 @@ export class ParseCache {
       this.kept.set(sql, known);
       return known;
     }
-    const parser = await this.db.connect();
-    let parsed: ParsedQuery;
+    const connecting = this.db.connect();
+    let parser: DuckDBConnection;
     try {
-      parsed = await parseOne(parser, sql);
-    } finally {
-      parser.closeSync();
+      parser = await untilAborted(connecting, signal);
+    } catch (error) {
+      connecting.then((c) => c.closeSync()).catch(() => {});
+      throw error;
     }
+    const interrupt = () => parser.interrupt();
+    signal.addEventListener('abort', interrupt, { once: true });
+    const parsing = parseOne(parser, sql).finally(() => {
+      signal.removeEventListener('abort', interrupt);
+      parser.closeSync();
+    });
+    const parsed = await untilAborted(parsing, signal);
     if (sql.length <= LONGEST) {
       this.kept.set(sql, parsed);
       if (this.kept.size > KEPT) this.kept.delete(this.kept.keys().next().value!);
