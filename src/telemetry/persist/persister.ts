@@ -7,6 +7,7 @@ import type {
   SystemCounts,
 } from '../../actors/index.js';
 import { TimingRecord, Tracking } from '../../spine/index.js';
+import { MAX_METADATA_TEXT_BYTES } from '../wire/index.js';
 import { checkPersistOptions } from './options.js';
 import { PersistPipeline } from './pipeline.js';
 import { storedCountsOf } from './run-counts.js';
@@ -71,14 +72,7 @@ export class Persister implements SystemAttachment {
         // The user's first: dorsal's own properties describe the run, and replay and the views
         // read them (a `dorsal.spine` of the user's left the streams unnamed).
         ...this.options.properties,
-        'dorsal.spine': JSON.stringify(
-          this.host!.spine.names.map((name, i) => ({
-            name,
-            capacity: this.host!.spine.queue(i).capacity,
-            multiProducer: this.host!.spine.queue(i).multiProducer,
-            layout: this.host!.spine.queue(i).layout.describe(),
-          })),
-        ),
+        'dorsal.spine': spineDescription(this.host!.spine),
         'dorsal.actors': JSON.stringify(
           actors.map((a) => ({ id: a.id, name: a.name, module: a.module, thread: a.thread })),
         ),
@@ -122,4 +116,22 @@ export class Persister implements SystemAttachment {
       return !final && onThread.some((a) => a.name === undefined) ? undefined : onThread;
     });
   }
+}
+
+/**
+ * The spine's streams for the run's process (`dorsal.spine`): name, capacity, whether several
+ * actors produce it, and its message layout. A spine too wide for the lake's 256 KiB a property
+ * (some 55 bytes a field: thousands of fields) is described without its layouts, which its
+ * streams' records hold all the same (replay then checks a recorded field by its column).
+ */
+function spineDescription(spine: AttachmentHost['spine']): string {
+  const streams = spine.names.map((name, i) => ({
+    name,
+    capacity: spine.queue(i).capacity,
+    multiProducer: spine.queue(i).multiProducer,
+    layout: spine.queue(i).layout.describe(),
+  }));
+  const whole = JSON.stringify(streams);
+  if (Buffer.byteLength(whole) <= MAX_METADATA_TEXT_BYTES) return whole;
+  return JSON.stringify(streams.map(({ layout: _layout, ...stream }) => stream));
 }
