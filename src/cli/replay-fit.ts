@@ -2,9 +2,8 @@ import type { FieldDescription } from '../queues/field-types.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { streamTableName } from '../telemetry/analytics/source-tables.js';
 import { quoteIdentifier } from '../telemetry/analytics/sql.js';
-import { parseList } from '../telemetry/analytics/views.js';
 import { count, printable } from './format.js';
-import { nameList, type Playlist, recordedColumn } from './replay-recording.js';
+import { nameList, type Playlist, recordedColumn, recordedLayouts } from './replay-recording.js';
 import { CliError, type ProcessSummary } from './source.js';
 
 /** The integer types' ranges (what the layouts' codecs take). */
@@ -98,9 +97,7 @@ export async function refuseUnfitFields(
   module: string,
 ): Promise<void> {
   const recordedStreams = new Map(
-    parseList<{ name: string; layout?: { fields?: FieldDescription[] } }>(
-      process.properties['dorsal.spine'],
-    ).map((s) => [s.name, new Map((s.layout?.fields ?? []).map((f) => [f.name, f]))]),
+    recordedLayouts(process).map((s) => [s.name, new Map(s.layout.fields.map((f) => [f.name, f]))]),
   );
   for (const [s, stream] of playlist.streams.entries()) {
     const recordedFields = recordedStreams.get(stream);

@@ -88,6 +88,21 @@ export interface Playlist {
   readonly total: number;
 }
 
+/**
+ * The recorded spine's streams whose layout its `dorsal.spine` holds: a spine too wide for a
+ * process property is described without layouts (see the persister), and its fields are then
+ * taken as the replayed layout names them.
+ */
+export function recordedLayouts(
+  process: ProcessSummary,
+): { name: string; layout: { fields: FieldDescription[] } }[] {
+  return parseList<{ name: string; layout?: { fields?: FieldDescription[] } }>(
+    process.properties['dorsal.spine'],
+  ).filter((s): s is { name: string; layout: { fields: FieldDescription[] } } =>
+    Array.isArray(s?.layout?.fields),
+  );
+}
+
 /** The column of the recording's table that field `field` of stream `s` of the playlist is read from. */
 export function recordedColumn(playlist: Playlist, s: number, field: string): string {
   return playlist.columns?.[s]?.get(field) ?? fieldColumnName(field);
@@ -107,10 +122,8 @@ export function playlistOf(
 ): Playlist {
   const streams = inPlayOrder(counts.keys());
   const recorded = new Map(
-    parseList<{ name: string; layout?: { fields?: FieldDescription[] } }>(
-      process.properties['dorsal.spine'],
-    ).map((s) => {
-      const names = (s.layout?.fields ?? []).map((f) => String(f.name));
+    recordedLayouts(process).map((s) => {
+      const names = s.layout.fields.map((f) => String(f.name));
       const columns = fieldColumnNames(names);
       return [s.name, new Map(names.map((name, i) => [name, columns[i]!]))];
     }),
@@ -131,15 +144,14 @@ export function playlistOf(
     }
     return spec.message as Layout;
   });
-  const columns = streams.map(
-    (name, s) =>
-      new Map(
-        layouts[s]!.describe().fields.map((f) => [
-          f.name,
-          recorded.get(name)?.get(f.name) ?? fieldColumnName(f.name),
-        ]),
-      ),
-  );
+  // A stream whose recorded layout is not described (a spine too wide) is taken to have the
+  // replayed layout's fields: their columns are named as the recording named them then.
+  const columns = streams.map((name, s) => {
+    const names = layouts[s]!.describe().fields.map((f) => f.name);
+    const own =
+      recorded.get(name) ?? new Map(fieldColumnNames(names).map((column, i) => [names[i]!, column]));
+    return new Map(names.map((n) => [n, own.get(n) ?? fieldColumnName(n)]));
+  });
   const total = [...counts.values()].reduce((n, c) => n + c, 0);
   return { process: process.processId, actors, streams, layouts, columns, total };
 }

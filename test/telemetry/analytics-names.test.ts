@@ -185,6 +185,14 @@ it('replays each field from its own column, and compares fields that hold a doub
     'field_seq_2',
   ]);
   expect(playOrderSql(playlist, undefined, 10)).toContain('"field_seq_2"');
+  // A spine too wide for its description's property is described without layouts: its fields
+  // are taken as the replayed layout names them, none refused as not recorded.
+  const described = { ...recorded, properties: { 'dorsal.spine': JSON.stringify([{ name: 'm' }]) } };
+  const unlaid = playlistOf(described, ['feed'], new Map([['m', 1]]), definition, 'system.js');
+  expect([recordedColumn(unlaid, 0, 'seq'), recordedColumn(unlaid, 0, 'field_seq')]).toEqual([
+    'field_seq',
+    'field_seq_2',
+  ]);
   // DuckDB writes such a double bare in JSON: the fields compare all the same, one by one.
   expect(fieldDifferences('{"price":NaN,"n":1}', '{"price":NaN,"n":2}')).toEqual([
     { field: 'n', recorded: 1, replayed: 2 },
