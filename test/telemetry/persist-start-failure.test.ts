@@ -11,7 +11,8 @@ import {
   System,
   ThreadBuffersReader,
 } from '../../src/index.js';
-import { shipInstrumentation } from '../../src/persist.js';
+import { persistedLogs, readPersisted, shipInstrumentation } from '../../src/persist.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
 import { PersistPipeline } from '../../src/telemetry/persist/pipeline.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
@@ -144,5 +145,42 @@ describe('the persister’s thread dies at its start', () => {
     // Else each entry it took stays taken for the queue's life: a System's stop waits for it to
     // catch up, and the main thread's queues run out of entries after a few such starts.
     expect(readers()).toEqual(before);
+  }, 60_000);
+
+  it('a start that failed terminates its thread: no death is logged, nor warned of', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      logger('app').info('before');
+      // A property no lake would take: refused after the thread started, which the abort ends.
+      await expect(
+        shipInstrumentation({ data: dir, properties: { big: 'x'.repeat(300 * 1024) } }),
+      ).rejects.toThrow(/no lake would store/);
+      const shipping = await shipInstrumentation({ data: dir });
+      logger('app').info('after');
+      await shipping.stop();
+      const lake = Lake.open({ data: dir });
+      try {
+        const main = (await readPersisted(lake, shipping.processId)).find(
+          (d) => d.stream.tags.includes('log') && d.stream.properties.thread === 'main',
+        )!;
+        // (The main thread's log holds this file's earlier tests too: a thread that died at its start.)
+        const messages = persistedLogs(main).map((e) => e.message);
+        const between = messages.slice(messages.lastIndexOf('before'), messages.lastIndexOf('after') + 1);
+        expect(between[0]).toBe('before');
+        expect(between.at(-1)).toBe('after');
+        expect(between).not.toContain("the persister's thread died");
+      } finally {
+        await lake.close();
+      }
+      expect(
+        warnings.filter((w) => (w as Error & { code?: string }).code === 'DORSAL_PERSISTER_DEAD'),
+      ).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   }, 60_000);
 });

@@ -447,6 +447,14 @@ describe('the persister', () => {
       /the process property 'notes' takes 300000 bytes, over the 262144 a lake takes/,
     );
     await big.stop();
+    // Each of them under that, all together over what an ingestion server takes in a record.
+    const many = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`notes_${i}`, 'x'.repeat(250_000)]));
+    const heavy = new System(spine, { persist: { data: dir, properties: many } });
+    heavy.spawn(fixture('idle'), { args: { name: 'idle' } });
+    await expect(heavy.start()).rejects.toThrow(
+      /the process record takes \d+ bytes, over the 1048576 an ingestion server takes by default/,
+    );
+    await heavy.stop();
     cleanup();
   }, 60_000);
 

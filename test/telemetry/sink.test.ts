@@ -376,6 +376,24 @@ describe('telemetry sink', () => {
     }
   });
 
+  it('keeps as the last block error only a block’s final failure, not an attempt a retry mended', async () => {
+    let attempts = 0;
+    const transport: SinkTransport = {
+      async send(kind) {
+        if (kind === 'block' && attempts++ === 0) throw new SinkSendError('connect ECONNRESET', true);
+      },
+      async close() {},
+    };
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({ target: transport, process, backoff: FAST });
+    sink.addStream(stream);
+    sink.push(makeBlock(stream, 8, 1).block);
+    const stats = await sink.close({ timeoutMs: 5000 });
+    expect(stats).toMatchObject({ sent: 1, retries: 1, lastError: 'connect ECONNRESET' });
+    expect(stats.lastBlockError).toBeUndefined();
+  });
+
   it('sends, counts and removes no spooled block once its close is over: it stays for the next sink', async () => {
     const spool = { dir: join(dir, 'closed-spool') };
     const process = makeProcess();

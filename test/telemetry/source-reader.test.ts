@@ -26,6 +26,7 @@ function readerOf(
   layout: Layout<object>,
   time: string,
   blockBytes = 1024 * 1024,
+  own = false,
 ): SourceReader {
   return new SourceReader(
     {
@@ -36,6 +37,7 @@ function readerOf(
       buffer: queue.buffer,
       from: 0,
       timeIndex: timeIndexOf([layout.describe()], 0, time),
+      ...(own ? { own } : {}),
     },
     blockBytes,
   );
@@ -140,6 +142,21 @@ describe("the persister's reader of a source", () => {
     // Everything published before the stop, nothing counted lost: the claimed slot is after it.
     expect(blocks.at(-1)?.coverage).toMatchObject({ endSeq: 10, lostTotal: 0, poisonedTotal: 0 });
     producer.commit();
+  });
+
+  it('at the stop, what the persister thread writes itself meanwhile (its warnings) is read to its end; another thread’s, to where it stood', () => {
+    for (const own of [false, true]) {
+      const queue = SeqlockQueue.create(Tick, { capacity: 1024 });
+      const reader = readerOf(queue, Tick, 't', 64, own);
+      const producer = queue.producer();
+      for (let n = 0; n < 10; n++) producer.publish({ t: n, n });
+      let cuts = 0;
+      const { copied } = drainAtStop([reader], () => {
+        // Written in a cut, as the persister logs a loss a block shows.
+        if (cuts++ === 0) for (let n = 10; n < 15; n++) producer.publish({ t: n, n });
+      });
+      expect(copied, own ? 'own' : 'another thread').toBe(own ? 15 : 10);
+    }
   });
 
   it('at the stop, a slot a dead writer left claimed is waited out: what follows is read, the slot counted lost', async () => {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HostNotAllowedError, UnsupportedMediaTypeError } from '../errors.js';
 import { KeyGate } from '../keys/key-gate.js';
 import { loopbackHostAllowed } from '../keys/loopback.js';
+import { DEFAULT_RECORD_BODY_LIMIT } from '../wire/index.js';
 import { type BodyRules, readBody } from './body.js';
 import { ByteBudget } from './byte-budget.js';
 import type { IngestionService, InsertResult } from './service.js';
@@ -135,8 +136,7 @@ export interface ExtraRoute {
 
 /** Default body limit: 100 MiB. */
 export const DEFAULT_BODY_LIMIT = 100 * 1024 * 1024;
-/** Default body limit of a process or stream record: 1 MiB. */
-export const DEFAULT_RECORD_BODY_LIMIT = 1024 * 1024;
+export { DEFAULT_RECORD_BODY_LIMIT };
 /** Default stall timeout: 10 s. */
 export const DEFAULT_STALL_TIMEOUT_MS = 10_000;
 /** Default bytes of large bodies held at once: 256 MiB. */

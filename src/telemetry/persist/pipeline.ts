@@ -175,6 +175,8 @@ export class PersistPipeline {
   /** The latest end of a block handed to the sink, in ticks of the process's clock. */
   private lastEndTicks = 0;
   private failure?: unknown;
+  /** `abort` terminated the thread (a start that failed). */
+  private aborted = false;
   /** Why each thread that was started again died. */
   private readonly restarts: string[] = [];
   private stopping = false;
@@ -236,7 +238,8 @@ export class PersistPipeline {
     const number = this.threads.size;
     this.threads.set(descriptor.strings, number);
     const strings = StringTableReader.attach(descriptor.strings);
-    for (const source of threadSources(descriptor, number, from)) {
+    for (const threadSource of threadSources(descriptor, number, from)) {
+      const source = descriptor === this.own ? { ...threadSource, own: true } : threadSource;
       const describe = (processId: string, final: boolean) => {
         const named = actors?.(final);
         if (actors !== undefined && named === undefined) return undefined;
@@ -362,13 +365,15 @@ export class PersistPipeline {
         this.failure ??= cause;
       }
       // Said where it is seen: in the main thread's log (which the next thread carries to the
-      // lake), and, once persisting has ended for good mid-run, as a process warning.
+      // lake), and, once persisting has ended for good mid-run, as a process warning. Not a
+      // thread `abort` terminated (a start that failed): that is no death.
       const restarted = this.failure === undefined;
-      log.warn("the persister's thread died", {
-        error: messageOf(cause),
-        restarted,
-        restarts: this.restarts.length,
-      });
+      if (!this.aborted)
+        log.warn("the persister's thread died", {
+          error: messageOf(cause),
+          restarted,
+          restarts: this.restarts.length,
+        });
       if (!restarted && !this.stopping) {
         process.emitWarning(
           `the persister's thread died (${messageOf(this.failure)}): nothing more of this run reaches the lake; its stop report counts what was lost`,
@@ -509,8 +514,9 @@ export class PersistPipeline {
 
   /** Gives back whatever was started, fast (a start that failed). */
   async abort(): Promise<void> {
-    // A thread terminated here is not one that died: it is not started again.
+    // A thread terminated here is not one that died: it is not started again, nor logged.
     this.stopping = true;
+    this.aborted = true;
     await this.worker?.terminate();
     await this.sink?.close({ timeoutMs: 0 });
     await this.service?.lake.close();

@@ -31,6 +31,11 @@ export interface PersistSource {
   readonly timeIndex: number;
   /** An instrumentation queue: its thread's string table, whose drop counters its blocks carry. */
   readonly drops?: InstrumentationSourceDrops;
+  /**
+   * The persister thread's own instrumentation: at the stop it is read to its end, wherever that
+   * is (the thread writes there itself, between the stop's passes), not to where it stood.
+   */
+  readonly own?: boolean;
 }
 
 /** Where an instrumentation source's drops at the source are counted. */

@@ -48,10 +48,16 @@ export class SourceReader {
   /** Wall clock (ms) of the last cut (or the start). */
   private lastCutMs = Date.now();
 
+  /** The persister thread's own instrumentation (see `PersistSource.own`). */
+  readonly own: boolean;
+  private readonly queue: SeqlockQueue<object, object | null>;
+
   /** `owner`: the tag the consumer's entry is marked with (see `persisterOwner`). */
   constructor(source: PersistSource, blockBytes: number, owner?: number) {
     this.key = source.key;
+    this.own = source.own === true;
     const queue = attachSource(source);
+    this.queue = queue;
     this.recordWords = HEADER_WORDS + queue.rawWords;
     this.behind = Math.min(Math.floor(4096 / queue.stride), queue.capacity >> 2);
     this.capacityWords = Math.max(1, Math.floor(blockBytes / 4 / this.recordWords)) * this.recordWords;
@@ -157,9 +163,20 @@ export class SourceReader {
     return this.consumer.sequence;
   }
 
-  /** The sequence after the last one published (what the reader would reach, read to the end). */
+  /** The sequence after the last one published, as the producer's count says (a hint: see `stopTarget`). */
   head(): number {
     return this.consumer.sequence + this.consumer.lag;
+  }
+
+  /**
+   * Where the stop reads to: the messages published now, read from the slots' versions (SC
+   * loads), not from the producer's plain count, which the language lets this thread see stale
+   * (it would stop short and count what was published as lost). A slot a writer is writing is
+   * not counted; a multi-producer queue counts its claims. The persister's own sources: to
+   * their end, however far (it writes them itself).
+   */
+  stopTarget(): number {
+    return this.own ? Number.POSITIVE_INFINITY : this.queue.settledPublished();
   }
 
   /** Milliseconds until the writer of the slot this reader waits at is taken for dead (Infinity: none). */
@@ -254,7 +271,7 @@ export function drainAtStop(
   cut: (block: RawBlock, transfer: ArrayBuffer) => void,
 ): { copied: number; waits: number } {
   const nap = new Int32Array(new SharedArrayBuffer(4));
-  const targets = readers.map((reader) => reader.head());
+  const targets = readers.map((reader) => reader.stopTarget());
   let copied = 0;
   let waits = 0;
   for (;;) {

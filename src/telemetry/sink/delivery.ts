@@ -88,7 +88,7 @@ export class Deliverer {
         return { outcome: 'sent' };
       } catch (thrown) {
         const error = thrown instanceof SinkSendError ? thrown : new SinkSendError(String(thrown), true);
-        this.counters.blockFailed(error.message);
+        this.counters.lastError = error.message;
         if (!error.retryable) {
           // The lake lost the process or stream (say, a fresh data directory): send them again.
           if (!resentRecords && error.serverCode !== undefined && UNKNOWN_REFERENCE.has(error.serverCode)) {
@@ -97,9 +97,12 @@ export class Deliverer {
             this.stored.delete(block.streamId);
             continue;
           }
+          // Why a block finally failed (an attempt retried fine is no reason: not kept).
+          this.counters.blockFailed(error.message);
           return { outcome: 'rejected', error: error.message };
         }
         if (attempt + 1 >= this.options.maxAttempts || this.options.closed()) {
+          this.counters.blockFailed(error.message);
           return { outcome: 'unavailable', error: error.message };
         }
         this.counters.retries += 1;

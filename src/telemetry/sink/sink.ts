@@ -2,6 +2,7 @@ import { ConfigError, DorsalError } from '../../errors.js';
 import type { IngestionService } from '../ingestion/service.js';
 import {
   type Block,
+  DEFAULT_RECORD_BODY_LIMIT,
   decodeBlock,
   decodeProcessInfo,
   encodeBlock,
@@ -513,6 +514,11 @@ function checkedProcessRecord(process: ProcessInfo): Uint8Array {
     }
   }
   const record = encodeProcessInfo(process);
+  if (record.length > DEFAULT_RECORD_BODY_LIMIT) {
+    throw new ConfigError(
+      `the process record takes ${record.length} bytes, over the ${DEFAULT_RECORD_BODY_LIMIT} an ingestion server takes by default: no server would store the process, nor any of its blocks (its properties are too large)`,
+    );
+  }
   try {
     decodeProcessInfo(record);
   } catch (error) {

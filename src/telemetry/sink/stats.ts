@@ -56,8 +56,9 @@ export interface SinkStats {
   /** The last error of any kind: a block's, a drop report's, the spool's. */
   readonly lastError?: string;
   /**
-   * Why the last send of a block failed: the server's answer or the network's error (what failed
-   * after it, a drop report, the close's deadline, does not hide it).
+   * Why the last block that failed its sends (every attempt, or refused) failed: the server's
+   * answer or the network's error (what failed after it, a drop report, the close's deadline,
+   * does not hide it; an attempt that a retry mended is not kept).
    */
   readonly lastBlockError?: string;
 }
@@ -72,7 +73,7 @@ export class SinkCounters {
   lastError: string | undefined;
   lastBlockError: string | undefined;
 
-  /** Notes why a block's send failed. */
+  /** Notes why a block's sends failed for good (or for now: the server down). */
   blockFailed(error: string): void {
     this.lastError = error;
     this.lastBlockError = error;

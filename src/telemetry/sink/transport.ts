@@ -1,5 +1,6 @@
 import { Agent, type ClientRequest, type IncomingMessage, type RequestOptions, request } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { ConfigError, DorsalError } from '../../errors.js';
 import type { IngestionService } from '../ingestion/service.js';
 import { answerFor } from '../ingestion/status.js';
@@ -44,8 +45,9 @@ export interface HttpTransportOptions {
    */
   readonly key?: string;
   /**
-   * For an `https:` URL, certificates (PEM) to trust besides Node's own: a private CA's (Node's
-   * `NODE_EXTRA_CA_CERTS` does the same for the whole process).
+   * For an `https:` URL, certificates (PEM) to trust besides Node's bundled roots: a private
+   * CA's. Node's `NODE_EXTRA_CA_CERTS` does the same for the whole process; its certificates are
+   * not added to these (given `ca`, Node trusts the `ca` alone: the bundled roots are added here).
    */
   readonly ca?: string | readonly string[];
 }
@@ -90,7 +92,7 @@ export class HttpTransport implements SinkTransport {
     }
     const maxSockets = options.maxSockets ?? 4;
     if (this.url.protocol === 'https:') {
-      const ca = options.ca === undefined ? undefined : [options.ca].flat();
+      const ca = options.ca === undefined ? undefined : [...rootCertificates, ...[options.ca].flat()];
       this.agent = new HttpsAgent({ keepAlive: true, maxSockets, ...(ca === undefined ? {} : { ca }) });
       this.request = httpsRequest;
     } else if (this.url.protocol === 'http:') {

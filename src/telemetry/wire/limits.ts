@@ -14,6 +14,12 @@ export const MAX_LAYOUT_FIELDS = 4096;
 /** Fields of all the layouts of one stream. */
 export const MAX_STREAM_FIELDS = 16_384;
 
+/**
+ * Bytes of a process or stream record an ingestion server takes by default (its
+ * `recordBodyLimit`): a sink refuses to make a process record larger (see `TelemetrySink`).
+ */
+export const DEFAULT_RECORD_BODY_LIMIT = 1024 * 1024;
+
 /** Bytes of one text of a process or stream record (a property's value, say). */
 export const MAX_METADATA_TEXT_BYTES = 256 * 1024;
 
