@@ -152,7 +152,7 @@ describe('the sink over HTTP', () => {
       expect(refusal).toBeInstanceOf(SinkSendError);
       expect(refusal).toMatchObject({ retryable: true, status: 200 });
       expect(String((refusal as Error).message)).toContain(
-        "answered 200 without ingestion's acknowledgement (is it a dorsal ingestion server?): <html>",
+        `answered 200 without ingestion's acknowledgement (is it a dorsal ingestion server?): "<html>`,
       );
       const sink = new TelemetrySink({ target: url, process, backoff: FAST, maxAttempts: 2 });
       sink.addStream(stream);

@@ -146,7 +146,7 @@ export class HttpTransport implements SinkTransport {
                 if (acknowledges(text)) return resolve();
                 return reject(
                   new SinkSendError(
-                    `${target.origin} answered ${status} without ingestion's acknowledgement (is it a dorsal ingestion server?): ${text.slice(0, 80)}`,
+                    `${target.origin} answered ${status} without ingestion's acknowledgement (is it a dorsal ingestion server?): ${JSON.stringify(text.slice(0, 80))}`,
                     true,
                     status,
                   ),
