@@ -119,6 +119,8 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
   }
   const tables = new Set<string>();
   const named = new Set<string>();
+  /** Names referenced with a schema or a catalog (`main.x`, `pg_catalog.x`): never a CTE's. */
+  const qualified = new Set<string>();
   /** The common table expressions a query defines, by name (lower case), with their bodies. */
   const ctes = new Map<string, unknown[]>();
   const walk = (node: unknown): void => {
@@ -127,7 +129,8 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
     } else if (typeof node === 'object' && node !== null) {
       const entry = node as Record<string, unknown>;
       if (entry.type === 'BASE_TABLE' && typeof entry.table_name === 'string') {
-        named.add(entry.table_name);
+        if (isQualified(entry)) qualified.add(entry.table_name);
+        else named.add(entry.table_name);
         tables.add(entry.table_name.toLowerCase());
       }
       for (const [name, body] of cteEntries(entry)) {
@@ -148,8 +151,20 @@ export async function parseOne(connection: DuckDBConnection, sql: string): Promi
     refuseFileAsTable(name, cte);
     if (!cte) refuseHiddenTable(name);
   }
+  // A CTE of the same name does not let a qualified reference through: `WITH pg_settings AS
+  // (…) SELECT … FROM pg_catalog.pg_settings` reads the catalog, not the CTE.
+  for (const name of qualified) {
+    refuseFileAsTable(name, false);
+    refuseHiddenTable(name);
+  }
   refuseInlinedBlowUp(parse, ctes);
   return { tables };
+}
+
+/** Whether a table reference names a schema or a catalog: then it is never a CTE's. */
+function isQualified(entry: Record<string, unknown>): boolean {
+  const given = (value: unknown) => typeof value === 'string' && value !== '';
+  return given(entry.schema_name) || given(entry.catalog_name);
 }
 
 /** The common table expressions a parsed node defines: their names (lower case) and bodies. */
@@ -236,11 +251,13 @@ function refuseFunction(entry: Record<string, unknown>): void {
  * references, so CTEs that each name the one before twice bind 2^n tables: 1.2 KB of SQL bound for
  * minutes, holding one of libuv's threads (which the server's file I/O shares) past any time
  * limit, as DuckDB checks its interrupt ever more seldom in such a binding (measured, DuckDB
- * 1.5: 2^17 references heeded an interrupt 0.2 s late, 2^19 2.4 s, 2^21 12 s). This many bind
- * for a few seconds over the views (1 s of `SELECT 1`), and heed the interrupt within a few
- * hundred ms, so the query's time limit bounds them; a query written by hand names a few dozen.
+ * 1.5: 2^17 references heeded an interrupt 0.2 s late, 2^19 2.4 s, 2^21 12 s); a reference to a
+ * view binds every view under it (`messages`: a view per stream), and 2^13 references of
+ * `messages` bound for minutes, heeding no interrupt. 256 bind over `messages` in about a second
+ * and heed the interrupt at once, so the query's time limit bounds them; a query written by hand
+ * names a few dozen (dorsal's own, about 60).
  */
-export const MAX_INLINED_TABLES = 16_384;
+export const MAX_INLINED_TABLES = 256;
 
 function refuseInlinedBlowUp(parse: unknown, ctes: ReadonlyMap<string, readonly unknown[]>): void {
   if (ctes.size === 0) return;
@@ -253,7 +270,7 @@ function refuseInlinedBlowUp(parse: unknown, ctes: ReadonlyMap<string, readonly 
     let weight = 0;
     if (entry.type === 'BASE_TABLE' && typeof entry.table_name === 'string') {
       const name = entry.table_name.toLowerCase();
-      const bodies = entry.schema_name === '' ? ctes.get(name) : undefined;
+      const bodies = isQualified(entry) ? undefined : ctes.get(name);
       if (bodies === undefined) weight = 1;
       else {
         // Itself and what its body names, bound again here if DuckDB inlines it.
