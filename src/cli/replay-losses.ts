@@ -56,8 +56,20 @@ export function lossLines(lost: readonly RecordingLoss[], ingress: readonly stri
   });
 }
 
-/** Said next to a diff's verdict when the recording lost messages. */
+/**
+ * Said next to a diff's verdict when the recorded run lost messages: the recording is incomplete
+ * only for what its persister lost; what its actors lost (lapped) is in the recording, handled by
+ * none of them. Each counted apart: the same message may be lost by both.
+ */
 export function incompleteNote(lost: readonly RecordingLoss[]): string {
-  const n = lost.reduce((sum, l) => sum + l.lost, 0);
-  return `the recording is incomplete (${count(n)} messages lost, said above): divergences may come from what it lost, not from the system`;
+  const sum = (by: RecordingLoss['countedBy']) =>
+    lost.filter((l) => l.countedBy === by).reduce((n, l) => n + l.lost, 0);
+  const [persister, actors] = [sum('persister'), sum('actor')];
+  const said = [
+    ...(persister > 0
+      ? [`the recording is incomplete (its persister lost ${count(persister)} messages)`]
+      : []),
+    ...(actors > 0 ? [`the recorded run's actors lost ${count(actors)} messages (lapped)`] : []),
+  ];
+  return `${said.join(', and ')}, said above: divergences may come from what was lost, not from the system`;
 }

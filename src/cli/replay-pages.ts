@@ -102,15 +102,14 @@ function double(t: number): string {
  * Nor would a time that is not a number (a damaged recording): it never sorts among the others.
  * The play time never goes back within a stream, so the merge is a sort by (play time, stream,
  * seq), and the messages of a stream that are played next follow its `after.seqs` position: each
- * stream's table is read from there, in seq order, `limit` rows at most. `before` (a finite time)
- * keeps the messages whose play time is earlier: a stream's messages before the first whose own
- * publish time reaches it.
+ * stream's table is read from there, in seq order, `limit` rows at most. `cuts` (a window's end,
+ * see `windowCuts`) keeps each stream's messages before the seq it gives, if it gives one.
  */
 export function playOrderSql(
   playlist: Playlist,
   after: PlayPosition | undefined,
   limit: number,
-  before?: number,
+  cuts?: readonly (number | undefined)[],
 ): string {
   const widest = Math.max(0, ...playlist.layouts.map((l) => l.describe().fields.length));
   const branches = playlist.streams.map((name, s) => {
@@ -123,13 +122,10 @@ export function playOrderSql(
     const mine = `actor IN ${nameList(playlist.actors)}`;
     const last = after?.seqs[s];
     const since = last === undefined ? '' : ` AND seq > ${last}`;
-    // The first message of the stream (from `since`) whose own time reaches `before`: its play
-    // time does, and so does every later one's. `publish_t >= t`: a range the scan can prune row
-    // groups by.
-    const until =
-      before === undefined
-        ? ''
-        : ` AND coalesce(seq < (SELECT min(seq) FROM ${table} WHERE ${mine}${since} AND publish_t >= ${double(before)} AND isfinite(publish_t)), true)`;
+    // The window's end, as the first seq of the stream past it (see `windowCutsSql`): a constant,
+    // which the scan prunes row groups by.
+    const cut = cuts?.[s];
+    const until = cut === undefined ? '' : ` AND seq < ${cut}`;
     const playTime = `greatest(${double(after?.times[s] ?? Number.NEGATIVE_INFINITY)}, coalesce(max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (ORDER BY q ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), '-inf'::DOUBLE))`;
     const values = Array.from({ length: widest }, (_, i) => `, c${i}`).join('');
     return `SELECT ${playTime} AS t, s, q${values} FROM (SELECT publish_t, ${s} AS s, seq AS q${columns.map((c) => `, ${c}`).join('')} FROM ${table} WHERE ${mine}${since}${until} ORDER BY seq LIMIT ${limit})`;
@@ -174,11 +170,13 @@ function advance(
  * The playlist's messages in play order, a page (one query) at a time; rows as `playOrderSql`
  * selects them. A server's row limit makes pages shorter, never cuts any.
  *
- * The play order is cut into windows of publish time that hold 4/5 of a page each (every
- * step-th of its sorted times, asked once: `windowEnds`), and each window is read in keyset pages
- * bounded by its end: a page's query sorts the rows of its window only. Keyset pages alone sort
- * every row after their start, and reading a recording cost the square of its length (4 M
- * messages: 65 s of queries against ~10). The last window has no end.
+ * The play order is cut into windows that hold 4/5 of a page each (every step-th message of
+ * the play order, asked once: `windowEnds`), where each stream ends asked once for every window
+ * (`windowCuts`), and each window is read in keyset pages bounded by its ends as constant seqs:
+ * a page's query reads the rows of its window only. Keyset pages alone sort every row after
+ * their start, and a bound asked at each page scans them: either way reading a recording cost
+ * the square of its length (4 M messages: 65 s of queries against ~10; 8 M: 77 s against 20).
+ * The last window has no end.
  */
 export async function* playOrderPages(
   analytics: AnalyticsQuestions,
@@ -186,9 +184,12 @@ export async function* playOrderPages(
   page = PAGE,
 ): AsyncGenerator<readonly (readonly unknown[])[]> {
   let after: PlayPosition | undefined;
-  for (const before of [...(await windowEnds(analytics, playlist, page)), undefined]) {
+  const ends = await windowEnds(analytics, playlist, page);
+  const windows = await windowCuts(analytics, playlist, ends);
+  // The last window has no end.
+  for (const cuts of [...windows, undefined]) {
     for (;;) {
-      const { rows, truncated } = await analytics.query(playOrderSql(playlist, after, page, before), {
+      const { rows, truncated } = await analytics.query(playOrderSql(playlist, after, page, cuts), {
         process: playlist.process,
         maxRows: page,
       });
@@ -197,6 +198,66 @@ export async function* playOrderPages(
       if (rows.length === 0 || (!truncated && rows.length < page)) break;
     }
   }
+}
+
+/**
+ * Each finite play time of stream `s` of the playlist (`play_t`: the greatest finite publish
+ * time of the stream up to the message, see `playOrderSql`) with the message's `seq`.
+ */
+function playTimesSql(playlist: Playlist, s: number): string {
+  const table = quoteIdentifier(streamTableName(playlist.streams[s]!));
+  return `SELECT seq, max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS play_t FROM ${table} WHERE actor IN ${nameList(playlist.actors)} QUALIFY play_t IS NOT NULL`;
+}
+
+/**
+ * Where each window ends in each stream (`cuts[window][stream]`): the first seq whose play time
+ * reaches the window's end (a play time never goes back, so the window holds the stream's
+ * messages before it), undefined where none does (the rest of the stream is in the window).
+ * Asked once for every window: asked at each page, it scanned the rest of the recording every
+ * time (the square of its length).
+ */
+async function windowCuts(
+  analytics: AnalyticsQuestions,
+  playlist: Playlist,
+  ends: readonly WindowEnd[],
+): Promise<(number | undefined)[][]> {
+  if (ends.length === 0) return [];
+  const list = (values: readonly string[]) => `unnest([${values.join(', ')}])`;
+  const endRows = `SELECT ${list(ends.map((e) => double(e.t)))} AS time, ${list(ends.map((e) => String(e.s)))} AS stream, ${list(ends.map((e) => String(e.q)))}::BIGINT AS seq, 0 AS kind, unnest(range(${ends.length})) AS i`;
+  // One sort of the ends among the messages per stream, in the play order (play time, stream,
+  // seq): each message takes the index `w` of the last end at or before it (an end sorts before
+  // the message it names), and the first seq of each `w` is where window `w` - 1 ends. (An ASOF
+  // join of 2,000 ends took 13 s over 1 M messages; this, 0.2 s.)
+  const branches = playlist.streams.map(
+    (_, s) =>
+      `SELECT ${s} AS s, w, min(seq)::DOUBLE AS seq FROM (SELECT seq, kind, max(i) OVER (ORDER BY time, stream, seq, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS w FROM (${endRows} UNION ALL SELECT play_t, ${s}, seq, 1, NULL FROM (${playTimesSql(playlist, s)}))) WHERE kind = 1 AND w IS NOT NULL GROUP BY w`,
+  );
+  // One row (a list, whatever rows a server answers at once).
+  const { rows } = await analytics.query(
+    `SELECT list([s, w, seq] ORDER BY s, w) FROM (${branches.join(' UNION ALL ')})`,
+    { process: playlist.process, maxRows: 1 },
+  );
+  const firstOf = playlist.streams.map(() => new Map<number, number>());
+  for (const triple of (rows[0]?.[0] ?? []) as readonly (readonly unknown[])[]) {
+    firstOf[Number(triple[0])]?.set(Number(triple[1]), Number(triple[2]));
+  }
+  // Window w ends at the first seq of the first index from w + 1 on that has messages.
+  const cuts = ends.map(() => playlist.streams.map((): number | undefined => undefined));
+  for (let s = 0; s < playlist.streams.length; s++) {
+    let next: number | undefined;
+    for (let w = ends.length - 1; w >= 0; w--) {
+      next = firstOf[s]!.get(w) ?? next;
+      cuts[w]![s] = next;
+    }
+  }
+  return cuts;
+}
+
+/** Where a window ends in the play order: the play time, stream (index) and seq of its first message past it. */
+interface WindowEnd {
+  readonly t: number;
+  readonly s: number;
+  readonly q: number;
 }
 
 /** Windows asked for at most: the query of their ends answers one list of as many times. */
@@ -216,25 +277,25 @@ async function windowEnds(
   analytics: AnalyticsQuestions,
   playlist: Playlist,
   page: number,
-): Promise<number[]> {
+): Promise<WindowEnd[]> {
   // 4/5 of a page each: a window of a whole page would take a second query for what is left of it.
   const windows = Math.min(MAX_WINDOWS, Math.ceil(playlist.total / (page * 0.8)));
   if (windows < 2) return [];
+  // Ends in the play order itself (see `playOrderSql`), so that each window holds its share of
+  // the messages whatever the times do: ties (a burst at one instant) and an early time far
+  // ahead (every later message's play time) are cut by stream and seq.
   const branches = playlist.streams.map(
-    (name) =>
-      `SELECT publish_t FROM ${quoteIdentifier(streamTableName(name))} WHERE actor IN ${nameList(playlist.actors)} AND isfinite(publish_t)`,
+    (_, s) => `SELECT play_t, ${s} AS s, seq FROM (${playTimesSql(playlist, s)})`,
   );
   // The step from the real count (not the playlist's): `windows` ends at most, whatever it says.
   const step = `greatest(1, ceil(count(*) OVER () / ${windows}))::BIGINT`;
   // As text: exact through a server's JSON answer, as the pages' times are (see `playTimeOf`).
   const { rows } = await analytics.query(
-    `SELECT list(publish_t::VARCHAR ORDER BY publish_t) FROM (SELECT publish_t FROM (${branches.join(' UNION ALL ')}) QUALIFY row_number() OVER (ORDER BY publish_t) % ${step} = 0)`,
+    `SELECT list([play_t::VARCHAR, s::VARCHAR, seq::VARCHAR] ORDER BY play_t, s, seq) FROM (SELECT play_t, s, seq FROM (${branches.join(' UNION ALL ')}) QUALIFY row_number() OVER (ORDER BY play_t, s, seq) % ${step} = 0)`,
     { process: playlist.process, maxRows: 1 },
   );
-  const ends = (rows[0]?.[0] ?? []) as readonly unknown[];
-  const times = ends.map(doubleOf);
-  // A window of one instant's messages (ties) is read whole: the same end twice adds nothing.
-  return times.filter((t, i) => i === 0 || t > times[i - 1]!);
+  const ends = (rows[0]?.[0] ?? []) as readonly (readonly unknown[])[];
+  return ends.map(([t, s, q]) => ({ t: doubleOf(t), s: Number(s), q: Number(q) }));
 }
 
 /** A row's message: its stream's fields, as its layout takes them. */

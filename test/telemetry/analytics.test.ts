@@ -386,10 +386,7 @@ describe('analytics over a persisted run', () => {
       ['SELECT sql FROM duckdb_views', /table 'duckdb_views'/],
       ["SELECT write_log('x')", /function 'write_log'/],
       // A CTE named as the hidden table lets no qualified reference through.
-      [
-        'WITH pg_settings AS (SELECT 1) SELECT * FROM pg_catalog.pg_settings',
-        /table 'pg_settings'/,
-      ],
+      ['WITH pg_settings AS (SELECT 1) SELECT * FROM pg_catalog.pg_settings', /table 'pg_settings'/],
       [
         'WITH _instrumented_files AS (SELECT 1) SELECT * FROM temp.main._instrumented_files',
         /table '_instrumented_files'/,

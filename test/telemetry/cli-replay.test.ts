@@ -1087,7 +1087,9 @@ describe('dorsal replay of other recordings', () => {
       const replaying = lines.findIndex((l) => l.startsWith('replaying '));
       expect(lines.slice(0, replaying).sort()).toEqual(said.sort());
       expect(stdout).toMatch(
-        /^the recording is incomplete \([\d,]+ messages lost, said above\): divergences may come from what it lost, not from the system\nno divergence: the replay produced what was recorded$/m,
+        missing === undefined
+          ? /^the recorded run's actors lost [\d,]+ messages \(lapped\), said above: divergences may come from what was lost, not from the system\nno divergence: the replay produced what was recorded$/m
+          : /^the recording is incomplete \(its persister lost [\d,]+ messages\), and the recorded run's actors lost [\d,]+ messages \(lapped\), said above: divergences may come from what was lost, not from the system\nno divergence: the replay produced what was recorded$/m,
       );
       const { json } = await replay([...args.slice(1), '--data', dir]);
       expect(json.recordingLost).toContainEqual({
