@@ -170,9 +170,9 @@ function advance(
  * The playlist's messages in play order, a page (one query) at a time; rows as `playOrderSql`
  * selects them. A server's row limit makes pages shorter, never cuts any.
  *
- * The play order is cut into windows that hold 4/5 of a page each (every step-th message of
- * the play order, asked once: `windowEnds`), where each stream ends asked once for every window
- * (`windowCuts`), and each window is read in keyset pages bounded by its ends as constant seqs:
+ * The play order is cut into windows that hold 4/5 of a page each, where each stream ends asked
+ * once for every window (`windowCuts`), and each window is read in keyset pages bounded by its
+ * ends as constant seqs:
  * a page's query reads the rows of its window only. Keyset pages alone sort every row after
  * their start, and a bound asked at each page scans them: either way reading a recording cost
  * the square of its length (4 M messages: 65 s of queries against ~10; 8 M: 77 s against 20).
@@ -184,8 +184,7 @@ export async function* playOrderPages(
   page = PAGE,
 ): AsyncGenerator<readonly (readonly unknown[])[]> {
   let after: PlayPosition | undefined;
-  const ends = await windowEnds(analytics, playlist, page);
-  const windows = await windowCuts(analytics, playlist, ends);
+  const windows = await windowCuts(analytics, playlist, page);
   // The last window has no end.
   for (const cuts of [...windows, undefined]) {
     for (;;) {
@@ -209,93 +208,55 @@ function playTimesSql(playlist: Playlist, s: number): string {
   return `SELECT seq, max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS play_t FROM ${table} WHERE actor IN ${nameList(playlist.actors)} QUALIFY play_t IS NOT NULL`;
 }
 
-/**
- * Where each window ends in each stream (`cuts[window][stream]`): the first seq whose play time
- * reaches the window's end (a play time never goes back, so the window holds the stream's
- * messages before it), undefined where none does (the rest of the stream is in the window).
- * Asked once for every window: asked at each page, it scanned the rest of the recording every
- * time (the square of its length).
- */
-async function windowCuts(
-  analytics: AnalyticsQuestions,
-  playlist: Playlist,
-  ends: readonly WindowEnd[],
-): Promise<(number | undefined)[][]> {
-  if (ends.length === 0) return [];
-  const list = (values: readonly string[]) => `unnest([${values.join(', ')}])`;
-  const endRows = `SELECT ${list(ends.map((e) => double(e.t)))} AS time, ${list(ends.map((e) => String(e.s)))} AS stream, ${list(ends.map((e) => String(e.q)))}::BIGINT AS seq, 0 AS kind, unnest(range(${ends.length})) AS i`;
-  // One sort of the ends among the messages per stream, in the play order (play time, stream,
-  // seq): each message takes the index `w` of the last end at or before it (an end sorts before
-  // the message it names), and the first seq of each `w` is where window `w` - 1 ends. (An ASOF
-  // join of 2,000 ends took 13 s over 1 M messages; this, 0.2 s.)
-  const branches = playlist.streams.map(
-    (_, s) =>
-      `SELECT ${s} AS s, w, min(seq)::DOUBLE AS seq FROM (SELECT seq, kind, max(i) OVER (ORDER BY time, stream, seq, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS w FROM (${endRows} UNION ALL SELECT play_t, ${s}, seq, 1, NULL FROM (${playTimesSql(playlist, s)}))) WHERE kind = 1 AND w IS NOT NULL GROUP BY w`,
-  );
-  // One row (a list, whatever rows a server answers at once).
-  const { rows } = await analytics.query(
-    `SELECT list([s, w, seq] ORDER BY s, w) FROM (${branches.join(' UNION ALL ')})`,
-    { process: playlist.process, maxRows: 1 },
-  );
-  const firstOf = playlist.streams.map(() => new Map<number, number>());
-  for (const triple of (rows[0]?.[0] ?? []) as readonly (readonly unknown[])[]) {
-    firstOf[Number(triple[0])]?.set(Number(triple[1]), Number(triple[2]));
-  }
-  // Window w ends at the first seq of the first index from w + 1 on that has messages.
-  const cuts = ends.map(() => playlist.streams.map((): number | undefined => undefined));
-  for (let s = 0; s < playlist.streams.length; s++) {
-    let next: number | undefined;
-    for (let w = ends.length - 1; w >= 0; w--) {
-      next = firstOf[s]!.get(w) ?? next;
-      cuts[w]![s] = next;
-    }
-  }
-  return cuts;
-}
-
-/** Where a window ends in the play order: the play time, stream (index) and seq of its first message past it. */
-interface WindowEnd {
-  readonly t: number;
-  readonly s: number;
-  readonly q: number;
-}
-
 /** Windows asked for at most: the query of their ends answers one list of as many times. */
 const MAX_WINDOWS = 2000;
 
 /**
- * Where the play order's windows end: finite publish times (distinct, ascending) that cut it into
- * parts of about `page` messages, from one query (the time of every `step`th finite time, in
- * order). None for a recording of a page or less.
- *
- * One sort of the recording's times, not `quantile_disc` with a list of fractions: that one
- * cost its rows times its fractions (2 M rows, 2,000 fractions: 25 s, the sort 0.2 s; 20 M rows,
- * 500 fractions: 58 s, past a query's 30 s, the sort 1.5 s), and holds every time in memory
- * outside DuckDB's memory limit, where a sort spills.
+ * The play order cut into windows of 4/5 of a page each (`windowCuts`), and where each window
+ * ends in each stream (`cuts[window][stream]`): the first seq of the stream in a later window
+ * (a play time never goes back, so the window holds the stream's messages before it), undefined
+ * where none is (the rest of the stream is in the window). One query, one sort of the play
+ * order, whatever the number of windows and streams: the ends are not sent back as literals
+ * (2,000 ends over a few streams passed a server's 64 KiB of SQL), nor asked at each page (a
+ * bound asked at each page scanned the rest of the recording every time). Messages before their
+ * stream's first finite time have no play time yet: they come first, before every cut.
  */
-async function windowEnds(
+async function windowCuts(
   analytics: AnalyticsQuestions,
   playlist: Playlist,
   page: number,
-): Promise<WindowEnd[]> {
+): Promise<(number | undefined)[][]> {
   // 4/5 of a page each: a window of a whole page would take a second query for what is left of it.
   const windows = Math.min(MAX_WINDOWS, Math.ceil(playlist.total / (page * 0.8)));
   if (windows < 2) return [];
-  // Ends in the play order itself (see `playOrderSql`), so that each window holds its share of
-  // the messages whatever the times do: ties (a burst at one instant) and an early time far
-  // ahead (every later message's play time) are cut by stream and seq.
   const branches = playlist.streams.map(
     (_, s) => `SELECT play_t, ${s} AS s, seq FROM (${playTimesSql(playlist, s)})`,
   );
-  // The step from the real count (not the playlist's): `windows` ends at most, whatever it says.
+  // The step from the real count (not the playlist's): `windows` windows at most, whatever it says.
   const step = `greatest(1, ceil(count(*) OVER () / ${windows}))::BIGINT`;
-  // As text: exact through a server's JSON answer, as the pages' times are (see `playTimeOf`).
   const { rows } = await analytics.query(
-    `SELECT list([play_t::VARCHAR, s::VARCHAR, seq::VARCHAR] ORDER BY play_t, s, seq) FROM (SELECT play_t, s, seq FROM (${branches.join(' UNION ALL ')}) QUALIFY row_number() OVER (ORDER BY play_t, s, seq) % ${step} = 0)`,
+    `SELECT list([s, w, seq] ORDER BY s, w) FROM (SELECT s, w, min(seq)::DOUBLE AS seq FROM (SELECT s, seq, (row_number() OVER (ORDER BY play_t, s, seq) - 1) // ${step} AS w FROM (${branches.join(' UNION ALL ')})) GROUP BY s, w)`,
     { process: playlist.process, maxRows: 1 },
   );
-  const ends = (rows[0]?.[0] ?? []) as readonly (readonly unknown[])[];
-  return ends.map(([t, s, q]) => ({ t: doubleOf(t), s: Number(s), q: Number(q) }));
+  const firstOf = playlist.streams.map(() => new Map<number, number>());
+  let last = -1;
+  for (const triple of (rows[0]?.[0] ?? []) as readonly (readonly unknown[])[]) {
+    const w = Number(triple[1]);
+    firstOf[Number(triple[0])]?.set(w, Number(triple[2]));
+    last = Math.max(last, w);
+  }
+  // Window w ends where window w + 1 (or the first later one with messages of the stream) begins.
+  const cuts = Array.from({ length: Math.max(0, last) }, () =>
+    playlist.streams.map((): number | undefined => undefined),
+  );
+  for (let s = 0; s < playlist.streams.length; s++) {
+    let next: number | undefined;
+    for (let w = last; w >= 1; w--) {
+      next = firstOf[s]!.get(w) ?? next;
+      cuts[w - 1]![s] = next;
+    }
+  }
+  return cuts;
 }
 
 /** A row's message: its stream's fields, as its layout takes them. */
