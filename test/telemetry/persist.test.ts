@@ -447,14 +447,19 @@ describe('the persister', () => {
       /the process property 'notes' takes 300000 bytes, over the 262144 a lake takes/,
     );
     await big.stop();
-    // Each of them under that, all together over what an ingestion server takes in a record.
+    // Each of them under that, all together over what an ingestion server takes in a record:
+    // refused for a server, taken by the embedded lake, which has no such limit.
     const many = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`notes_${i}`, 'x'.repeat(250_000)]));
-    const heavy = new System(spine, { persist: { data: dir, properties: many } });
+    const heavy = new System(spine, { persist: { url: 'http://127.0.0.1:1', properties: many } });
     heavy.spawn(fixture('idle'), { args: { name: 'idle' } });
     await expect(heavy.start()).rejects.toThrow(
       /the process record takes \d+ bytes, over the 1048576 an ingestion server takes by default/,
     );
     await heavy.stop();
+    const embedded = new System(spine, { persist: { data: dir, properties: many } });
+    embedded.spawn(fixture('idle'), { args: { name: 'idle' } });
+    await embedded.start();
+    expect(((await embedded.stop()).persist as PersistReport).flushed).toBe(true);
     cleanup();
   }, 60_000);
 

@@ -124,7 +124,7 @@ export class TelemetrySink {
           : new InProcessTransport(target);
     this.maxBufferBytes = options.maxBufferBytes ?? 64 * 1024 * 1024;
     this.maxInFlight = options.maxInFlight ?? 3;
-    const processRecord = checkedProcessRecord(options.process);
+    const processRecord = checkedProcessRecord(options.process, this.transport instanceof HttpTransport);
     this.records.set(options.process.processId.toLowerCase(), { kind: 'process', bytes: processRecord });
     this.deliverer = new Deliverer(this.transport, this.records, this.counters, {
       maxAttempts: options.maxAttempts ?? 4,
@@ -502,9 +502,11 @@ function isTransport(target: IngestionService | SinkTransport): target is SinkTr
 
 /**
  * The process record, refused now if no lake would take it (every block and drop report of the
- * process would be refused after it: the whole run lost); a property too long is named.
+ * process would be refused after it: the whole run lost); a property too long is named. Sent
+ * over HTTP, one larger than a server takes by default is refused too (a server given a larger
+ * `recordBodyLimit` would take it: no sink knows that).
  */
-function checkedProcessRecord(process: ProcessInfo): Uint8Array {
+function checkedProcessRecord(process: ProcessInfo, overHttp: boolean): Uint8Array {
   for (const [name, value] of Object.entries(process.properties)) {
     const bytes = Buffer.byteLength(value);
     if (bytes > MAX_METADATA_TEXT_BYTES) {
@@ -514,7 +516,7 @@ function checkedProcessRecord(process: ProcessInfo): Uint8Array {
     }
   }
   const record = encodeProcessInfo(process);
-  if (record.length > DEFAULT_RECORD_BODY_LIMIT) {
+  if (overHttp && record.length > DEFAULT_RECORD_BODY_LIMIT) {
     throw new ConfigError(
       `the process record takes ${record.length} bytes, over the ${DEFAULT_RECORD_BODY_LIMIT} an ingestion server takes by default: no server would store the process, nor any of its blocks (its properties are too large)`,
     );
