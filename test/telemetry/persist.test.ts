@@ -463,6 +463,22 @@ describe('the persister', () => {
     cleanup();
   }, 60_000);
 
+  it('refuses at start to persist a message wider than a lake takes in a layout (4,096 fields): its stream persisted nothing', async () => {
+    const { dir, cleanup } = tempDir();
+    const fields = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`f${i}`, 'u8' as const]));
+    const wide = defineSpine({
+      fills: { message: Fill, capacity: 16 },
+      huge: { message: defineMessage('Huge', fields), capacity: 16 },
+    });
+    const system = new System(wide, { persist: { data: dir } });
+    system.spawn(fixture('idle'), { args: { name: 'idle' } });
+    await expect(system.start()).rejects.toThrow(
+      /stream 'huge' has a message of 5000 fields, over the 4096 a lake takes in a layout/,
+    );
+    await system.stop();
+    cleanup();
+  }, 60_000);
+
   it('refuses a persist option of the wrong shape when the system is made, naming it', () => {
     const bad = [
       [{ dat: './x' }, /unknown System option 'persist.dat' \(did you mean 'persist.data'\?\)/],

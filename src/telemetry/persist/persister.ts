@@ -6,8 +6,9 @@ import type {
   SystemAttachment,
   SystemCounts,
 } from '../../actors/index.js';
+import { ConfigError } from '../../errors.js';
 import { TimingRecord, Tracking } from '../../spine/index.js';
-import { MAX_METADATA_TEXT_BYTES } from '../wire/index.js';
+import { MAX_LAYOUT_FIELDS, MAX_METADATA_TEXT_BYTES } from '../wire/index.js';
 import { checkPersistOptions } from './options.js';
 import { PersistPipeline } from './pipeline.js';
 import { storedCountsOf } from './run-counts.js';
@@ -31,6 +32,16 @@ export class Persister implements SystemAttachment {
   async start(host: AttachmentHost): Promise<void> {
     this.host = host;
     const spine = host.spine;
+    // A layout no lake takes would have every block of its stream refused (counted lost): said
+    // now, before anything runs, rather than as a stream that persisted nothing.
+    spine.names.forEach((name, index) => {
+      const fields = spine.queue(index).layout.describe().fields.length;
+      if (fields > MAX_LAYOUT_FIELDS) {
+        throw new ConfigError(
+          `stream '${name}' has a message of ${fields} fields, over the ${MAX_LAYOUT_FIELDS} a lake takes in a layout: it cannot be persisted (split the message, or run without persist)`,
+        );
+      }
+    });
     const pipeline = new PersistPipeline(this.options, spine.control.clockBaseNs, spine.clock.now());
     this.pipeline = pipeline;
     await pipeline.openLake();

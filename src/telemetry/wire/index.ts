@@ -13,7 +13,7 @@ export {
   encodeStreamInfo,
 } from './codec.js';
 export { validateLayout } from './layouts.js';
-export { DEFAULT_RECORD_BODY_LIMIT, MAX_METADATA_TEXT_BYTES } from './limits.js';
+export { DEFAULT_RECORD_BODY_LIMIT, MAX_LAYOUT_FIELDS, MAX_METADATA_TEXT_BYTES } from './limits.js';
 export {
   checkPayloadSizes,
   compressPart,
