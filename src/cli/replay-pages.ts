@@ -81,6 +81,15 @@ export function fieldValue(field: FieldDescription, value: unknown): unknown {
   );
 }
 
+/**
+ * SQL of a message's play time (see `playOrderSql`): the greatest finite publish time of its
+ * stream up to it, NULL before the first; over rows ordered by `order` (its stream's sequence),
+ * in windows of `partition` when rows of several streams are together.
+ */
+export function playTimeSql(order: string, partition?: string): string {
+  return `max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (${partition === undefined ? '' : `PARTITION BY ${partition} `}ORDER BY ${order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`;
+}
+
 /** SQL for a double, from its shortest text (exact; NaN and ±Infinity too), not a DECIMAL's rounding. */
 function double(t: number): string {
   return `'${t}'::DOUBLE`;
@@ -122,11 +131,11 @@ export function playOrderSql(
     const mine = `actor IN ${nameList(playlist.actors)}`;
     const last = after?.seqs[s];
     const since = last === undefined ? '' : ` AND seq > ${last}`;
-    // The window's end, as the first seq of the stream past it (see `windowCutsSql`): a constant,
+    // The window's end, as the first seq of the stream past it (see `windowCuts`): a constant,
     // which the scan prunes row groups by.
     const cut = cuts?.[s];
     const until = cut === undefined ? '' : ` AND seq < ${cut}`;
-    const playTime = `greatest(${double(after?.times[s] ?? Number.NEGATIVE_INFINITY)}, coalesce(max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (ORDER BY q ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), '-inf'::DOUBLE))`;
+    const playTime = `greatest(${double(after?.times[s] ?? Number.NEGATIVE_INFINITY)}, coalesce(${playTimeSql('q')}, '-inf'::DOUBLE))`;
     const values = Array.from({ length: widest }, (_, i) => `, c${i}`).join('');
     return `SELECT ${playTime} AS t, s, q${values} FROM (SELECT publish_t, ${s} AS s, seq AS q${columns.map((c) => `, ${c}`).join('')} FROM ${table} WHERE ${mine}${since}${until} ORDER BY seq LIMIT ${limit})`;
   });
@@ -172,11 +181,10 @@ function advance(
  *
  * The play order is cut into windows that hold 4/5 of a page each, where each stream ends asked
  * once for every window (`windowCuts`), and each window is read in keyset pages bounded by its
- * ends as constant seqs:
- * a page's query reads the rows of its window only. Keyset pages alone sort every row after
- * their start, and a bound asked at each page scans them: either way reading a recording cost
- * the square of its length (4 M messages: 65 s of queries against ~10; 8 M: 77 s against 20).
- * The last window has no end.
+ * ends as constant seqs: a page's query reads the rows of its window only. Keyset pages alone
+ * sort every row after their start, and a bound asked at each page scans them: either way reading
+ * a recording cost the square of its length (4 M messages: 65 s of queries against ~10; 8 M: 77 s
+ * against 20). The last window has no end.
  */
 export async function* playOrderPages(
   analytics: AnalyticsQuestions,
@@ -205,10 +213,10 @@ export async function* playOrderPages(
  */
 function playTimesSql(playlist: Playlist, s: number): string {
   const table = quoteIdentifier(streamTableName(playlist.streams[s]!));
-  return `SELECT seq, max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS play_t FROM ${table} WHERE actor IN ${nameList(playlist.actors)} QUALIFY play_t IS NOT NULL`;
+  return `SELECT seq, ${playTimeSql('seq')} AS play_t FROM ${table} WHERE actor IN ${nameList(playlist.actors)} QUALIFY play_t IS NOT NULL`;
 }
 
-/** Windows asked for at most: the query of their ends answers one list of as many times. */
+/** Windows asked for at most: the query of their cuts answers one list of a cut per stream and window. */
 const MAX_WINDOWS = 2000;
 
 /**

@@ -1,4 +1,5 @@
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
+import { playTimeSql } from './replay-pages.js';
 import { inPlayOrder } from './replay-recording.js';
 
 /**
@@ -115,7 +116,7 @@ roots AS (
     row_number() OVER (PARTITION BY p ORDER BY play_t, list_position(${byPlayOrder}, stream), seq) - 1 AS rank
   FROM (
     SELECT p, stream, seq, stream || ':' || idx AS root,
-      coalesce(max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (PARTITION BY p, stream ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), '-inf'::DOUBLE) AS play_t
+      coalesce(${playTimeSql('seq', 'p, stream')}, '-inf'::DOUBLE) AS play_t
     FROM k WHERE role = 0
   )
 )`;

@@ -13,6 +13,7 @@ import { DIVERGENCES_TAG, parseStoredDiff } from '../persist/replay-diff.js';
 import { COUNTS_TAG, parseStoredCounts } from '../persist/run-counts.js';
 import { checkAnalyticsOptions } from './analytics-options.js';
 import { checkAnalyticsCacheDir } from './cache-dir.js';
+import { untilAborted } from './deadline.js';
 import type { EtlPool } from './etl-pool.js';
 import { GoneProcessSweep } from './gone-processes.js';
 import {
@@ -645,32 +646,21 @@ export class Analytics extends AnalyticsQuestions {
       throw new PrepareTurnMissed(error);
     }
     const preparing = checkBound(connection, sql).finally(done);
-    return new Promise<DuckDBPreparedStatement>((resolve, reject) => {
-      const abandon = () => {
-        // An interrupt that came before DuckDB began the statement is forgotten when it begins:
-        // told again until the prepare ends.
-        const again = setInterval(() => connection.interrupt(), REINTERRUPT_MS);
-        linger(
-          preparing
-            .then((prepared) => prepared.destroySync())
-            .catch(() => {})
-            .finally(() => clearInterval(again)),
-        );
-        reject(new QueryCancelledError('stopped while its statement was prepared'));
-      };
-      if (stop.aborted) return abandon();
-      stop.addEventListener('abort', abandon, { once: true });
-      preparing.then(
-        (prepared) => {
-          stop.removeEventListener('abort', abandon);
-          resolve(prepared);
-        },
-        (error: unknown) => {
-          stop.removeEventListener('abort', abandon);
-          reject(error);
-        },
+    try {
+      return await untilAborted(preparing, stop);
+    } catch (error) {
+      if (!(error instanceof QueryCancelledError && stop.aborted)) throw error;
+      // An interrupt that came before DuckDB began the statement is forgotten when it begins:
+      // told again until the prepare ends.
+      const again = setInterval(() => connection.interrupt(), REINTERRUPT_MS);
+      linger(
+        preparing
+          .then((prepared) => prepared.destroySync())
+          .catch(() => {})
+          .finally(() => clearInterval(again)),
       );
-    });
+      throw new QueryCancelledError('stopped while its statement was prepared');
+    }
   }
 
   /**

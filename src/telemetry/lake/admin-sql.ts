@@ -37,9 +37,12 @@ export function adminSql(p: (i: number) => string) {
     insertStreamSweep: `INSERT INTO stream_sweeps (directory, since) VALUES (${p(1)}, ${p(2)}) ON CONFLICT DO NOTHING`,
     listStreamSweeps: `SELECT directory FROM stream_sweeps ORDER BY since, directory LIMIT ${p(1)}`,
     forgetStreamSweep: `DELETE FROM stream_sweeps WHERE directory = ${p(1)}`,
-    countStreams: 'SELECT COUNT(*) AS n FROM streams',
-    /** The id of the stream at a rank in id order (through the primary key's index). */
-    streamIdAt: `SELECT stream_id FROM streams ORDER BY stream_id LIMIT 1 OFFSET ${p(1)}`,
+    /**
+     * Up to `n` stream ids spread evenly by rank in id order (every id when there are fewer):
+     * rank r is taken when r·n mod count < n, which `n` ranks of every `count` are. Parameters:
+     * n, n.
+     */
+    sampleStreamIds: `SELECT stream_id FROM (SELECT stream_id, row_number() OVER (ORDER BY stream_id) - 1 AS r, COUNT(*) OVER () AS c FROM streams) ranked WHERE (r * ${p(1)}) % c < ${p(2)} ORDER BY stream_id`,
     /** The last id of the next window of streams: the `LIMIT` ids after the cursor, in id order. */
     streamWindowEnd: `SELECT MAX(stream_id) AS last FROM (SELECT stream_id FROM streams WHERE stream_id > ${p(1)} ORDER BY stream_id LIMIT ${p(2)}) w`,
     /** Parameters: the window (after, last], the cutoff. */
@@ -134,11 +137,4 @@ export function toDropReportRow(row: RawRow): DropReportRow {
     total: Number(row.total),
     insertTime: String(row.insert_time),
   };
-}
-
-/** `n` ranks spread evenly over `count` rows (all of them when there are fewer), ascending. */
-export function spreadRanks(count: number, n: number): number[] {
-  const ranks = new Set<number>();
-  for (let i = 0; i < Math.min(n, count); i++) ranks.add(Math.floor((i * count) / Math.min(n, count)));
-  return [...ranks];
 }

@@ -9,7 +9,6 @@ import {
   dropParams,
   partitionGarbage,
   partitionParams,
-  spreadRanks,
   toApiKeyRow,
   toDropReportRow,
   toPartitionRow,
@@ -305,14 +304,9 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async sampleStreamIds(n: number): Promise<string[]> {
-    const what = 'sampling streams';
-    const count = Number((await this.query(what, SQL.countStreams, [])).rows[0]?.n ?? 0);
-    const ids: string[] = [];
-    for (const rank of spreadRanks(count, n)) {
-      const [row] = (await this.query(what, SQL.streamIdAt, [rank])).rows;
-      if (row !== undefined) ids.push(String(row.stream_id));
-    }
-    return ids;
+    return (await this.query('sampling streams', SQL.sampleStreamIds, [n, n])).rows.map((row) =>
+      String(row.stream_id),
+    );
   }
 
   async listBlocks(filter: BlockFilter = {}): Promise<BlockRow[]> {

@@ -2,7 +2,7 @@ import { ConfigError } from '../../errors.js';
 import { LakeConfigError } from '../errors.js';
 import { formatRfc3339Ns } from '../wire/index.js';
 import type { Lake } from './lake.js';
-import type { BlockRow, WindowDeletion } from './types.js';
+import { type BlockRow, streamBlobDirectory, type WindowDeletion } from './types.js';
 
 /** Options of a retention pass. */
 export interface RetentionOptions {
@@ -199,11 +199,6 @@ async function deleteOrphans(lake: Lake, directory: string, batch: number, ageMs
   return orphans.length;
 }
 
-/** Where a block's stream keeps its payloads: `blobs/{process}/{stream}/`. */
-function streamDirectory(block: BlockRow): string {
-  return block.blobPath.slice(0, block.blobPath.lastIndexOf('/') + 1);
-}
-
 /**
  * Refuses a blob store that holds none of the lake's payloads: a `--blobs` or `--data` naming
  * another directory or bucket than the lake's (another lake's included). Retention would delete
@@ -218,7 +213,8 @@ async function checkBlobStore(lake: Lake): Promise<void> {
   for (const streamId of await lake.metadata.sampleStreamIds(8)) {
     const [block] = await lake.metadata.listBlocks({ streamId, limit: 1 });
     if (block === undefined) continue;
-    if ((await lake.blobs.listUnder(streamDirectory(block), 1)).length > 0) return;
+    if ((await lake.blobs.listUnder(streamBlobDirectory(block.processId, block.streamId), 1)).length > 0)
+      return;
     sampled.push(block);
   }
   const still: BlockRow[] = [];

@@ -9,7 +9,6 @@ import {
   dropParams,
   partitionGarbage,
   partitionParams,
-  spreadRanks,
   toApiKeyRow,
   toDropReportRow,
   toPartitionRow,
@@ -154,14 +153,9 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async sampleStreamIds(n: number): Promise<string[]> {
-    const what = 'sampling streams';
-    const count = Number((await this.all(what, SQL.countStreams, []))[0]?.n ?? 0);
-    const ids: string[] = [];
-    for (const rank of spreadRanks(count, n)) {
-      const [row] = await this.all(what, SQL.streamIdAt, [rank]);
-      if (row !== undefined) ids.push(String(row.stream_id));
-    }
-    return ids;
+    return (await this.all('sampling streams', SQL.sampleStreamIds, [n, n])).map((row) =>
+      String(row.stream_id),
+    );
   }
 
   async listBlocks(filter: BlockFilter = {}): Promise<BlockRow[]> {
