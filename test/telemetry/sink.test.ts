@@ -376,6 +376,44 @@ describe('telemetry sink', () => {
     }
   });
 
+  it('set aside after a long outage: the next block is tried at once, not after the backoff the outage grew', async () => {
+    // A transport (a stand-in for the network) that is down until `up`, counting block probes.
+    let up = false;
+    let probes = 0;
+    const sent: string[] = [];
+    const transport: SinkTransport = {
+      async send(kind, bytes) {
+        if (kind !== 'block') return;
+        if (!up) {
+          probes++;
+          throw new SinkSendError('down', true);
+        }
+        sent.push(decodeBlock(bytes).blockId);
+      },
+      async close() {},
+    };
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    // One attempt per block: each failure is a probe of a down server, the backoff doubling from
+    // 10 ms. After the seventh, the probe waits 0.64 s to 1.28 s.
+    const sink = new TelemetrySink({
+      target: transport,
+      process,
+      maxAttempts: 1,
+      backoff: { initialMs: 10, maxMs: 60_000 },
+    });
+    sink.addStream(stream);
+    sink.push(makeBlock(stream, 8, 1).block);
+    await vi.waitFor(() => expect(probes).toBe(7), { timeout: 10_000, interval: 1 });
+    // The server is back; the caller sets the rest aside and pushes its last block, with 0.3 s left.
+    up = true;
+    sink.setAsideQueued();
+    const last = makeBlock(stream, 8, 2).block;
+    sink.push(last);
+    await sink.close({ timeoutMs: 300 });
+    expect(sent).toContain(last.blockId);
+  });
+
   it('keeps as the last block error only a block’s final failure, not an attempt a retry mended', async () => {
     let attempts = 0;
     const transport: SinkTransport = {

@@ -108,6 +108,8 @@ export class TelemetrySink {
    * unavailable queues behind the blocks pushed after.
    */
   private asideSet = false;
+  /** Probes waiting out a backoff while the server is down: `setAsideQueued` ends their wait. */
+  private readonly backingOff = new Set<() => void>();
   private closing: Promise<void> | undefined;
 
   constructor(options: SinkOptions) {
@@ -223,6 +225,7 @@ export class TelemetrySink {
   setAsideQueued(): void {
     // A block in flight now that comes back unavailable goes behind what is pushed next.
     this.asideSet = true;
+    for (const wake of this.backingOff) wake();
     for (const entry of this.queue.splice(0)) this.setAside(entry, 'not sent before the flush deadline');
   }
 
@@ -409,8 +412,25 @@ export class TelemetrySink {
     if (outcome === 'unavailable') {
       this.down = true;
       this.downProbes += 1;
-      await sleep(this.deliverer.backoff(this.downProbes));
+      // Once blocks are set aside, what the caller pushes next is its account of the run, before
+      // its deadline: the next probe waits a first backoff, not one grown while the server was
+      // down (up to `maxMs`: the deadline passed before it was tried).
+      if (!this.asideSet) await this.backOff(this.deliverer.backoff(this.downProbes));
+      if (this.asideSet) await sleep(this.deliverer.backoff(0));
     }
+  }
+
+  /** Waits `ms`, or until `setAsideQueued`. */
+  private backOff(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.backingOff.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms).unref();
+      this.backingOff.add(wake);
+    });
   }
 
   /** The oldest spooled block; one that no longer decodes is deleted and counted as rejected. */
