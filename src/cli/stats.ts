@@ -86,8 +86,12 @@ export async function statsTable(
 
 /** One consumer's losses of one stream, as a line under the table. */
 function lossLine(l: LossRow): string {
+  const among = [
+    l.poisoned > 0 ? `${count(l.poisoned)} poisoned` : '',
+    l.unrecorded > 0 ? `${count(l.unrecorded)} neither in the lake nor counted in it` : '',
+  ].filter((part) => part !== '');
   const what = [
-    l.lost > 0 ? `${count(l.lost)} lost${l.poisoned > 0 ? ` (${count(l.poisoned)} poisoned)` : ''}` : '',
+    l.lost > 0 ? `${count(l.lost)} lost${among.length > 0 ? ` (${among.join(', ')})` : ''}` : '',
     l.dropped > 0 ? `${count(l.dropped)} dropped at the source` : '',
   ].filter((part) => part !== '');
   const who = l.countedBy === 'persister' ? 'the persister (missing from the lake)' : printable(l.consumer);

@@ -335,6 +335,8 @@ export interface LossRow {
   readonly lost: number;
   readonly poisoned: number;
   readonly dropped: number;
+  /** Of `lost`, records neither in the lake nor counted lost in it (see the `losses` view). */
+  readonly unrecorded: number;
 }
 
 /** The streams of the process that lost anything: a trace of them misses slices and arrows. */
@@ -342,16 +344,17 @@ export async function losses(analytics: AnalyticsQuestions, process: string): Pr
   const rows = await allRows(
     analytics,
     { process },
-    `SELECT stream, consumer, counted_by, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE FROM losses
+    `SELECT stream, consumer, counted_by, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE, unrecorded::DOUBLE FROM losses
      WHERE lost + poisoned + dropped > 0 ORDER BY ALL`,
   );
-  return rows.map(([stream, consumer, countedBy, lost, poisoned, dropped]) => ({
+  return rows.map(([stream, consumer, countedBy, lost, poisoned, dropped, unrecorded]) => ({
     stream: String(stream),
     consumer: String(consumer),
     countedBy: String(countedBy),
     lost: Number(lost),
     poisoned: Number(poisoned),
     dropped: Number(dropped),
+    unrecorded: Number(unrecorded),
   }));
 }
 

@@ -188,6 +188,7 @@ describe('dorsal report, opened in Chromium', () => {
         lost: lapped,
         poisoned: 0,
         dropped: 0,
+        unrecorded: 0,
       });
       const text = await runDorsal(['stats', '--data', lossy.dir]);
       expect(text.stdout).toContain(`ticks: ${lapped!.toLocaleString('en-US')} lost by laggard`);

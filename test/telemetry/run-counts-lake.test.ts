@@ -15,6 +15,7 @@ import {
 } from '../../src/telemetry/persist/run-counts.js';
 import { TelemetrySink } from '../../src/telemetry/sink/sink.js';
 import { compressPart, formatRfc3339Ns, type ProcessInfo } from '../../src/telemetry/wire/index.js';
+import { runDorsal } from './cli-helpers.js';
 import { makeProcess, tempDir } from './fixtures.js';
 
 /** A run's counts kept in a real embedded lake (as the persister writes them at a stop), read back by the analytics. */
@@ -53,6 +54,30 @@ const COUNTS: StoredCounts = {
   refused: 4,
   drained: false,
   terminated: ['actor-2'],
+  // The persister's account of two streams: neither has a block in this lake (its records and
+  // coverage never came), so what it does not count lost is unrecorded.
+  persisted: [
+    {
+      streamId: '7f1c7a52-3a8e-4f4e-9d0c-2b1f6f0d9e11',
+      tags: ['messages'],
+      name: 'ticks',
+      from: 0,
+      end: 500,
+      lost: 20,
+      poisoned: 1,
+      dropped: 0,
+    },
+    {
+      streamId: '0d5c2f6e-8a41-4b7e-a1f3-6c9e2d4b7a80',
+      tags: ['log'],
+      name: "o'brien",
+      from: 10,
+      end: 10,
+      lost: 0,
+      poisoned: 0,
+      dropped: 3,
+    },
+  ],
 };
 
 /** Every file under `dir`, depth first. */
@@ -134,18 +159,41 @@ describe("a run's counts in the lake", () => {
         ['watcher', 2, 'feed', 0, 7, 0, 0],
         ['watcher', 2, "o'brien", 1, 390, 10, 6],
       ]);
-      // A consumer's losses, beside the persister's (none here: no block of records): the
-      // producer-only row is no consumer's.
+      // A consumer's losses, beside the persister's (from its account alone: no block of
+      // records, its 480 uncounted records unrecorded): the producer-only row is no consumer's.
       expect(
         await rows(
-          'SELECT stream, consumer, counted_by, lost::INTEGER, poisoned::INTEGER, dropped::INTEGER FROM losses ORDER BY ALL',
+          'SELECT stream, consumer, counted_by, lost::INTEGER, poisoned::INTEGER, dropped::INTEGER, unrecorded::INTEGER FROM losses ORDER BY ALL',
           run.processId,
         ),
       ).toEqual([
-        ['ticks', "o'brien", 'actor', 97, 2, 0],
-        ['timings:feed', 'watcher', 'observer', 0, 0, 0],
-        ["timings:o'brien", 'watcher', 'observer', 10, 0, 0],
+        ["log:o'brien", 'persister', 'persister', 0, 0, 3, 0],
+        ['ticks', "o'brien", 'actor', 97, 2, 0, 0],
+        ['ticks', 'persister', 'persister', 500, 1, 0, 480],
+        ['timings:feed', 'watcher', 'observer', 0, 0, 0, 0],
+        ["timings:o'brien", 'watcher', 'observer', 10, 0, 0, 0],
       ]);
+      expect(
+        await rows(
+          'SELECT name, from_seq::INTEGER, end_seq::INTEGER, lost::INTEGER FROM persister_accounts ORDER BY name',
+          run.processId,
+        ),
+      ).toEqual([
+        ["o'brien", 10, 10, 0],
+        ['ticks', 0, 500, 20],
+      ]);
+      // Within a time window, the losses are its blocks' coverage: the run's account is not a window's.
+      const { rows: windowed } = await analytics.query(
+        "SELECT count(*)::INTEGER FROM losses WHERE counted_by = 'persister'",
+        { process: run.processId, begin: '2000-01-01T00:00:00Z' },
+      );
+      expect(windowed).toEqual([[0]]);
+      // `dorsal stats` says which of the persister's losses the lake lacks the account of.
+      const stats = await runDorsal(['stats', '--data', dir, '--process', run.processId]);
+      expect(stats.stderr).toBe('');
+      expect(stats.stdout).toContain(
+        'ticks: 500 lost (1 poisoned, 480 neither in the lake nor counted in it) by the persister (missing from the lake)',
+      );
       const [unreadable] = await rows('SELECT refused, error FROM run_counts', broken.processId);
       expect(unreadable![0]).toBeNull();
       expect(String(unreadable![1])).toMatch(/^block [0-9a-f-]+: a counts block holds no run counts$/);
@@ -199,6 +247,13 @@ describe("a run's counts in the lake", () => {
       { ...COUNTS, streams: [{ ...COUNTS.streams[0]!, actorId: 2 ** 31 }] },
       { ...COUNTS, timings: [{ ...COUNTS.timings[0]!, observerId: 65_536 }] },
       { ...COUNTS, terminated: [{ x: 1 }, 5, null] },
+      // A persister's account that is none: not a list, a stream ending before it began, tags
+      // that are not strings, a negative loss.
+      { ...COUNTS, persisted: {} },
+      { ...COUNTS, persisted: [{ ...COUNTS.persisted![0]!, end: 0, from: 5 }] },
+      { ...COUNTS, persisted: [{ ...COUNTS.persisted![0]!, tags: [1] }] },
+      { ...COUNTS, persisted: [{ ...COUNTS.persisted![0]!, lost: -1 }] },
+      { ...COUNTS, persisted: [{ ...COUNTS.persisted![0]!, name: undefined }] },
     ]) {
       expect(() => parseStoredCounts(bytes(bad))).toThrow(/^a counts block holds no run counts$/);
     }

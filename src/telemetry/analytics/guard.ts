@@ -199,6 +199,7 @@ const TABLES = new Set([
   'run_counts',
   'actor_counts',
   'timing_reads',
+  'persister_accounts',
   'unreadable_blocks',
   'replay_diffs',
   'replay_diff_streams',

@@ -3,7 +3,7 @@ import type { BlockRow, ProcessRow, StreamRow } from '../lake/types.js';
 import { RecordProperty } from '../persist/records.js';
 import type { StoredDiff } from '../persist/replay-diff.js';
 import type { StoredCounts } from '../persist/run-counts.js';
-import { MAX_EPOCH_NS, MIN_EPOCH_NS, rfc3339ToEpochNs } from '../wire/index.js';
+import { MAX_EPOCH_NS, MIN_EPOCH_NS, rfc3339ToEpochNs, streamName } from '../wire/index.js';
 import { appendedTable, type Cell } from './appended-table.js';
 import { messageOf } from './guard.js';
 import type { Materialized } from './partitions.js';
@@ -109,7 +109,9 @@ async function createDiffTables(
  * The tables of the runs' counts (see `persist/run-counts.ts`): `run_counts` (one row per run:
  * ingress refused at the stop, whether it drained, the threads terminated, or why its block did
  * not read), `actor_counts` (per actor × stream: handled, skipped, lost, poisoned, failed,
- * produced, unread) and `timing_reads` (per observer × actor: timing records read, lost and unread). Runs go in
+ * produced, unread), `timing_reads` (per observer × actor: timing records read, lost and unread) and
+ * `persister_accounts` (per lake stream the persister persisted: the sequences it was to persist,
+ * `from_seq` to `end_seq`, and of them lost, poisoned; events dropped at the source). Runs go in
  * by batches, each in a transaction; should some run's counts not make tables (the parser
  * refuses what it knows of), its batch goes in run by run, so that they are that run's `error`
  * and every other block's rows are there all the same.
@@ -128,12 +130,19 @@ async function createCountsTables(
   await run(
     'CREATE TEMP TABLE timing_reads (process_id VARCHAR, observer VARCHAR, observer_id INTEGER, actor VARCHAR, actor_id INTEGER, handled BIGINT, lost BIGINT, unread BIGINT)',
   );
+  await run(
+    'CREATE TEMP TABLE persister_accounts (process_id VARCHAR, stream_id VARCHAR, tags JSON, name VARCHAR, from_seq BIGINT, end_seq BIGINT, lost BIGINT, poisoned BIGINT, dropped BIGINT)',
+  );
   const rowsOf = (row: DocumentRow<StoredCounts>) => {
     const p = text(row.processId);
     if (!('document' in row))
-      return { runs: [`(${p}, NULL, NULL, NULL, ${text(row.error)})`], actors: [], reads: [] };
+      return { runs: [`(${p}, NULL, NULL, NULL, ${text(row.error)})`], actors: [], reads: [], accounts: [] };
     const c = row.document;
     return {
+      accounts: (c.persisted ?? []).map(
+        (a) =>
+          `(${p}, ${text(a.streamId)}, ${text(JSON.stringify(a.tags))}, ${text(a.name)}, ${num(a.from)}, ${num(a.end)}, ${num(a.lost)}, ${num(a.poisoned)}, ${num(a.dropped)})`,
+      ),
       runs: [`(${p}, ${num(c.refused)}, ${c.drained === true}, ${text(JSON.stringify(c.terminated))}, NULL)`],
       actors: c.streams.map(
         (s) =>
@@ -154,6 +163,7 @@ async function createCountsTables(
         ['actor_counts', made.flatMap((m) => m.actors)],
         ['timing_reads', made.flatMap((m) => m.reads)],
         ['run_counts', made.flatMap((m) => m.runs)],
+        ['persister_accounts', made.flatMap((m) => m.accounts)],
       ] as const) {
         if (values.length > 0) await run(`INSERT INTO ${table} VALUES ${values.join(', ')}`);
       }
@@ -188,7 +198,13 @@ async function createCountsTables(
   };
   for (const row of counts) {
     batch.push(row);
-    batchRows += 'document' in row ? 1 + row.document.streams.length + row.document.timings.length : 1;
+    batchRows +=
+      'document' in row
+        ? 1 +
+          row.document.streams.length +
+          row.document.timings.length +
+          (row.document.persisted?.length ?? 0)
+        : 1;
     if (batchRows >= COUNTS_BATCH_ROWS) await flush();
   }
   if (batch.length > 0) await flush();
@@ -208,7 +224,7 @@ const COUNTS_BATCH_ROWS = 1000;
  * of their actor and stream (`_actors`, `_stream_names` name them); `losses` (the persister's
  * and every actor's); the replays' diffs, `replay_diffs`, `replay_diff_streams`,
  * `replay_divergences` (see `createDiffTables`); the runs' counts, `run_counts`, `actor_counts`,
- * `timing_reads` (see `createCountsTables`); `unreadable_blocks`, the blocks whose records are
+ * `timing_reads`, `persister_accounts` (see `createCountsTables`); `unreadable_blocks`, the blocks whose records are
  * left out because their blob is missing or damaged (`object_count` records each, and why).
  */
 export async function createViews(connection: DuckDBConnection, inputs: ViewInputs): Promise<void> {
@@ -240,7 +256,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
       s.processId,
       JSON.stringify(s.tags),
       JSON.stringify(s.properties),
-      s.properties.name ?? s.properties.actor ?? s.properties.thread ?? '',
+      streamName(s),
     ]),
   );
   await appendedTable(
@@ -310,7 +326,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
   }
   const files = (view: string) => inputs.materialized.flatMap((m) => m.files.get(view) ?? []);
   /** The `stream` column: each process's spelling of the name. */
-  const streamName = (names: ReadonlyMap<string, string>) => {
+  const nameOfStream = (names: ReadonlyMap<string, string>) => {
     const spellings = new Set(names.values());
     if (spellings.size === 1) return text([...spellings][0]!);
     return `CASE r.process_id ${[...names].map(([process, name]) => `WHEN ${text(process)} THEN ${text(name)}`).join(' ')} END`;
@@ -321,7 +337,7 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     fields: readonly string[],
     asText: ReadonlySet<string> = new Set(),
   ) =>
-    `SELECT r.process_id, ${streamName(names)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(${sinceEpoch('r.publish_t')}) AS publish_time${fields.map((f) => (asText.has(f) ? `, r.${id(f)}::VARCHAR AS ${id(f)}` : `, r.${id(f)}`)).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition(sinceEpoch('r.publish_t'), window)}`;
+    `SELECT r.process_id, ${nameOfStream(names)} AS stream, r.seq::BIGINT AS seq, r.origin_t, r.publish_t, a.actor, ps.stream AS parent_stream, CASE WHEN r.parent_stream_id = ${NO_PARENT} THEN NULL ELSE r.parent_seq::BIGINT END AS parent_seq, make_timestamp_ns(${sinceEpoch('r.publish_t')}) AS publish_time${fields.map((f) => (asText.has(f) ? `, r.${id(f)}::VARCHAR AS ${id(f)}` : `, r.${id(f)}`)).join('')} FROM ${parquet(paths)} r LEFT JOIN _actors a ON a.process_id = r.process_id AND a.actor_id = r.actor_id LEFT JOIN _stream_names ps ON ps.process_id = r.process_id AND ps.stream_id = r.parent_stream_id LEFT JOIN processes p ON p.process_id = r.process_id WHERE ${windowCondition(sinceEpoch('r.publish_t'), window)}`;
   // Keyed by each field's own name, not its column's (`seq`, not `field_seq`); a JSON object,
   // not a struct, whose keys DuckDB would tell apart regardless of case.
   const asMessages = (fields: readonly string[], keys: ReadonlyMap<string, string>, from: string) => {
@@ -457,15 +473,27 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     }`,
   );
   const coverageFiles = files('block_coverage');
-  // The persister's losses, per lake stream, from its blocks' coverage; then every actor's, per
-  // stream it consumed and per timing queue it observed, from the run's counts. `counted_by` says
-  // which (an actor may be named 'persister').
+  const coverage =
+    coverageFiles.length > 0
+      ? `SELECT process_id, lower(stream_id) AS stream_id, max(lost_total)::BIGINT AS lost, max(poisoned_total)::BIGINT AS poisoned, max(coalesce(dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles, true)} GROUP BY ALL`
+      : 'SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream_id, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped WHERE false';
+  // The persister's account of the whole run, kept at its stop: not within a time window (a
+  // window's losses are its blocks' coverage). What it was to persist, less what it counted
+  // lost, less the records the lake holds, is `unrecorded`: blocks lost on their way with the
+  // coverage that would have said so (or deleted by retention since).
+  const accounts = windowed
+    ? 'SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream_id, NULL::JSON AS tags, NULL::VARCHAR AS name, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped, NULL::BIGINT AS unrecorded WHERE false'
+    : 'SELECT a.process_id, lower(a.stream_id) AS stream_id, a.tags, a.name, a.lost, a.poisoned, a.dropped, greatest(0, a.end_seq - a.from_seq - a.lost - coalesce(b.stored, 0))::BIGINT AS unrecorded FROM persister_accounts a LEFT JOIN (SELECT process_id, lower(stream_id) AS stream_id, sum(object_count) AS stored FROM blocks GROUP BY ALL) b ON b.process_id = a.process_id AND b.stream_id = lower(a.stream_id)';
+  // A stream is named as the lake has it, else as the account does (its record may not have come).
+  const [tags, name] = ['coalesce(s.tags, a.tags)::VARCHAR[]', 'coalesce(s.name, a.name, k.stream_id)'];
+  const label = `CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(${tags}, '${tag}') THEN '${tag}:' || ${name}`).join(' ')} ELSE ${name} END`;
+  // The persister's losses, per lake stream, from its blocks' coverage and its account at the
+  // stop (the greater of each: an account the lake got is the whole run's, a stream's last
+  // coverage may not have arrived); then every actor's, per stream it consumed and per timing
+  // queue it observed, from the run's counts. `counted_by` says which (an actor may be named
+  // 'persister'). The persister's `lost` counts its `unrecorded` too: records missing from the lake.
   await run(
-    `CREATE TEMP VIEW losses AS ${
-      coverageFiles.length > 0
-        ? `SELECT c.process_id, CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(s.tags::VARCHAR[], '${tag}') THEN '${tag}:' || s.name`).join(' ')} ELSE s.name END AS stream, 'persister' AS consumer, 'persister' AS counted_by, max(c.lost_total)::BIGINT AS lost, max(c.poisoned_total)::BIGINT AS poisoned, max(coalesce(c.dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles, true)} c JOIN streams s ON s.stream_id = c.stream_id GROUP BY c.process_id, c.stream_id, s.tags, s.name`
-        : "SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream, 'persister' AS consumer, 'persister' AS counted_by, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped WHERE false"
-    } UNION ALL SELECT process_id, stream, actor, 'actor', lost, poisoned, 0::BIGINT FROM actor_counts WHERE handled + skipped + lost + failed > 0 UNION ALL SELECT process_id, 'timings:' || actor, observer, 'observer', lost, 0::BIGINT, 0::BIGINT FROM timing_reads`,
+    `CREATE TEMP VIEW losses AS WITH c AS (${coverage}), a AS (${accounts}) SELECT k.process_id, ${label} AS stream, 'persister' AS consumer, 'persister' AS counted_by, (greatest(c.lost, a.lost) + coalesce(a.unrecorded, 0))::BIGINT AS lost, greatest(c.poisoned, a.poisoned)::BIGINT AS poisoned, greatest(c.dropped, a.dropped)::BIGINT AS dropped, coalesce(a.unrecorded, 0)::BIGINT AS unrecorded FROM (SELECT process_id, stream_id FROM c UNION SELECT process_id, stream_id FROM a) k LEFT JOIN c ON c.process_id = k.process_id AND c.stream_id = k.stream_id LEFT JOIN a ON a.process_id = k.process_id AND a.stream_id = k.stream_id LEFT JOIN streams s ON s.process_id = k.process_id AND lower(s.stream_id) = k.stream_id UNION ALL SELECT process_id, stream, actor, 'actor', lost, poisoned, 0::BIGINT, 0::BIGINT FROM actor_counts WHERE handled + skipped + lost + failed > 0 UNION ALL SELECT process_id, 'timings:' || actor, observer, 'observer', lost, 0::BIGINT, 0::BIGINT, 0::BIGINT FROM timing_reads`,
   );
   await createInstrumentationViews(connection, inputs, window);
 }

@@ -21,6 +21,7 @@ import {
   formatRfc3339Ns,
   type ProcessInfo,
   type StreamInfo,
+  streamName,
 } from '../wire/index.js';
 import { documentBlock } from './documents.js';
 import {
@@ -31,7 +32,7 @@ import {
 } from './instrumentation-sources.js';
 import type { FromPersister, PersistSource, RawBlock, ToPersister } from './protocol.js';
 import { RecordProperty } from './records.js';
-import { countsStreamInfo, type StoredCounts } from './run-counts.js';
+import { countsStreamInfo, type StoredCounts, type StoredPersisted } from './run-counts.js';
 import { attachSource, persisterOwner } from './source-reader.js';
 import { type InstrumentedThread, instrumentationStream } from './streams.js';
 
@@ -466,23 +467,32 @@ export class PersistPipeline {
     const deadline = Date.now() + this.flushTimeoutMs;
     const reserve = Math.min(this.flushTimeoutMs / 2, 3000);
     if ((await this.sink?.flush(this.flushTimeoutMs - reserve)) === false) this.sink?.setAsideQueued();
-    for (const source of this.sources.values()) this.settle(source);
+    const accounts = [...this.sources.values()].flatMap((source) => {
+      const account = this.settle(source);
+      return account === undefined ? [] : [[source, account] as const];
+    });
+    // The run's counts first, with the persister's account of every stream: it says all that the
+    // coverage blocks below say, so that a lake that gets it and not them (the sink sends several
+    // at once, through a server that fails now and then) still learns of every loss.
+    const empty = this.blocks === 0;
+    if (counts !== undefined && this.sink !== undefined) {
+      const stream = countsStreamInfo(this.processInfo!.processId);
+      this.sink.addStream(stream);
+      const persisted = [...this.sources.values()].flatMap((s) => this.persistedAccount(s));
+      const rows = counts.streams.length + counts.timings.length + persisted.length;
+      // Timed at the end of the last block: keeping the counts does not stretch the run's span.
+      const at = this.epochOfZero + BigInt(this.lastEndTicks);
+      this.sink.push(documentBlock(this.processInfo!, stream, { ...counts, persisted }, rows, at));
+      this.blocks++;
+    }
+    for (const [source, block] of accounts) this.ship(source, block);
     // A run that published nothing at all is still recorded: its process, and each stream with
     // one block of coverage alone (nothing published, nothing lost).
-    if (this.blocks === 0) {
+    if (empty) {
       for (const source of this.sources.values()) {
         if (source.stream === undefined || source.last !== undefined) continue;
         this.ship(source, coverageBlock(source, { firstSeq: 0, endSeq: 0, lostTotal: 0, poisonedTotal: 0 }));
       }
-    }
-    if (counts !== undefined && this.sink !== undefined) {
-      const stream = countsStreamInfo(this.processInfo!.processId);
-      this.sink.addStream(stream);
-      const rows = counts.streams.length + counts.timings.length;
-      // Timed at the end of the last block: keeping the counts does not stretch the run's span.
-      const at = this.epochOfZero + BigInt(this.lastEndTicks);
-      this.sink.push(documentBlock(this.processInfo!, stream, counts, rows, at));
-      this.blocks++;
     }
     await Promise.all([...this.compressing]);
     const stats = await this.sink?.close({ timeoutMs: Math.max(0, deadline - Date.now()) });
@@ -535,9 +545,9 @@ export class PersistPipeline {
    * A source's account at the stop: the records published that the thread never read (written
    * after its last pass, or everything it had not cut into a block when it died) are lost. What
    * no block carried to the lake yet (those, blocks the sink dropped, the thread's drops at the
-   * source since its last block) goes in one more block, of coverage alone.
+   * source since its last block) goes in one more block, of coverage alone: returned, to ship.
    */
-  private settle(source: Source): void {
+  private settle(source: Source): RawBlock | undefined {
     const last = source.last;
     const endSeq = last?.coverage.endSeq ?? source.source.from;
     const unread = Math.max(0, attachSource(source.source).stats().published - endSeq);
@@ -551,9 +561,28 @@ export class PersistPipeline {
     source.settled = settled;
     source.settledDrops = drops;
     const dropsMoved = drops !== undefined && dropsTotal(drops) !== dropsTotal(last?.sourceDrops);
-    if (unread === 0 && !dropsMoved && (last === undefined || last.dropped === source.dropped)) return;
+    if (unread === 0 && !dropsMoved && (last === undefined || last.dropped === source.dropped))
+      return undefined;
     if (source.stream === undefined) this.tryRegister(source, true);
-    if (source.stream !== undefined) this.ship(source, coverageBlock(source, settled, drops));
+    return source.stream === undefined ? undefined : coverageBlock(source, settled, drops);
+  }
+
+  /** A settled source's account for the run's counts (none for a stream the lake never had). */
+  private persistedAccount(source: Source): StoredPersisted[] {
+    const settled = source.settled;
+    if (source.stream === undefined || settled === undefined) return [];
+    return [
+      {
+        streamId: source.stream.streamId,
+        tags: [...source.stream.tags],
+        name: streamName(source.stream),
+        from: source.source.from,
+        end: settled.endSeq,
+        lost: settled.lostTotal + source.dropped,
+        poisoned: settled.poisonedTotal,
+        dropped: source.settledDrops === undefined ? 0 : dropsTotal(source.settledDrops),
+      },
+    ];
   }
 
   private received(block: RawBlock): void {

@@ -59,6 +59,27 @@ export interface StoredTimingRead {
   readonly unread?: number;
 }
 
+/**
+ * The persister's own account of one lake stream at the stop: the sequences it was to persist
+ * (`from` to `end`: from where it attached to the head the stop settled on) and how many of them
+ * it counted lost (lapped, poisoned, dropped by the sink or the backlog, or never read). The lake
+ * holds the rest, unless blocks were lost on their way with the coverage that would have said so
+ * (a stop through a failing server): the analytics count those `unrecorded` (see `losses`).
+ */
+export interface StoredPersisted {
+  /** The lake stream's id, tags and name (see `streamName`): its record may not reach the lake. */
+  readonly streamId: string;
+  readonly tags: readonly string[];
+  readonly name: string;
+  readonly from: number;
+  readonly end: number;
+  /** Of `end - from`, counted lost (its blocks' coverage says as much, when it reached the lake). */
+  readonly lost: number;
+  readonly poisoned: number;
+  /** Instrumentation events dropped at the source (never in the ring: not among `end - from`). */
+  readonly dropped: number;
+}
+
 /** A run's counts, as stored. */
 export interface StoredCounts {
   /** Rows with something counted only. */
@@ -70,6 +91,11 @@ export interface StoredCounts {
   readonly drained: boolean;
   /** Threads that did not exit in time: their actors' counts are as of their last commit (timing reads missing). */
   readonly terminated: readonly string[];
+  /**
+   * The persister's account of each stream it persisted, written with the counts at the stop.
+   * Absent from the counts of runs made before it was kept.
+   */
+  readonly persisted?: readonly StoredPersisted[];
 }
 
 /** What the system counted, as the lake keeps it. */
@@ -156,11 +182,28 @@ export function parseStoredCounts(objects: Uint8Array): StoredCounts {
         isCount(t.handled) &&
         isCount(t.lost) &&
         (t.unread === undefined || isCount(t.unread)),
+    ) ||
+    !(
+      counts.persisted === undefined ||
+      (Array.isArray(counts.persisted) &&
+        counts.persisted.every(
+          (p: Partial<StoredPersisted>) =>
+            typeof p?.streamId === 'string' &&
+            Array.isArray(p.tags) &&
+            p.tags.every((t) => typeof t === 'string') &&
+            typeof p.name === 'string' &&
+            isCount(p.from) &&
+            isCount(p.end) &&
+            p.end >= p.from &&
+            isCount(p.lost) &&
+            isCount(p.poisoned) &&
+            isCount(p.dropped),
+        ))
     )
   ) {
     throw new Error('a counts block holds no run counts');
   }
-  if (counts.streams.length + counts.timings.length > MAX_COUNTS_ROWS) {
+  if (counts.streams.length + counts.timings.length + (counts.persisted?.length ?? 0) > MAX_COUNTS_ROWS) {
     throw new Error(`a counts block holds more than ${MAX_COUNTS_ROWS} rows`);
   }
   return counts as StoredCounts;

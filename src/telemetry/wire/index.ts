@@ -52,5 +52,6 @@ export {
   type ProcessInfo,
   type StreamInfo,
   type StreamTag,
+  streamName,
   WIRE_FORMAT_VERSION,
 } from './types.js';

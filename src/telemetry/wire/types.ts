@@ -56,6 +56,11 @@ export interface StreamInfo {
   readonly properties: Readonly<Record<string, string>>;
 }
 
+/** What a stream is called: its `name`, else its actor's, else its thread's (`streams.name`). */
+export function streamName(stream: Pick<StreamInfo, 'properties'>): string {
+  return stream.properties.name ?? stream.properties.actor ?? stream.properties.thread ?? '';
+}
+
 /** A block's two byte parts, each lz4-compressed (block format, size-prepended). */
 export interface BlockPayload {
   readonly dependencies: Uint8Array;
