@@ -7,7 +7,9 @@ import {
   decodeProcessInfo,
   decodeStreamInfo,
   encodeBlock,
+  encodeProcessInfo,
   encodeStreamInfo,
+  validateProcessInfo,
   WireFormatError,
 } from '../../src/wire.js';
 import { makeBlock, makeProcess, makeStream } from './fixtures.js';
@@ -224,6 +226,27 @@ describe('strict CBOR decoding of the wire format', () => {
         cbor({ ...stream, formatVersion: 1, kind: 'stream', objectsLayouts: [wideLayout(4096)] }),
       ).objectsLayouts[0]?.fields,
     ).toHaveLength(4096);
+  });
+
+  it('refuses text a database column cannot hold as sent: U+0000, a lone surrogate', () => {
+    // Over CBOR: PostgreSQL's text refuses U+0000 (the record was answered 503, retried for ever).
+    expect(() => decodeProcessInfo(encodeProcessInfo({ ...process, exe: 'a\u0000b' }))).toThrow(
+      /^process: field "exe" must be text without U\+0000, got "a\\u0000b"$/,
+    );
+    expect(() => decodeProcessInfo(encodeProcessInfo({ ...process, host: '\u0000' }))).toThrow(
+      WireFormatError,
+    );
+    // In-process (cbor-x makes U+FFFD of one over the wire): stored as U+FFFD, the same record
+    // sent again clashed with itself.
+    expect(() => validateProcessInfo({ ...process, username: 'x\ud800' })).toThrow(
+      /^process: field "username" must be well-formed Unicode \(no lone surrogate\)/,
+    );
+    // A pair is a character like any other; U+0000 in a property is JSON's to carry.
+    const fine = { ...process, exe: 'run \u{1F600}', properties: { note: 'a\u0000b' } };
+    expect(validateProcessInfo(fine)).toMatchObject({
+      exe: 'run \u{1F600}',
+      properties: { note: 'a\u0000b' },
+    });
   });
 
   it('keeps error messages short whatever the client sent', () => {

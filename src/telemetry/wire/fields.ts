@@ -53,11 +53,20 @@ function fail(what: string, key: string, expected: string, value: unknown): neve
   throw new WireFormatError(`${what}: field "${key}" must be ${expected}, got ${show(value)}`);
 }
 
-/** A string field (`maxLength` in UTF-16 code units). */
+/** A lone surrogate (in `u` mode a pair is one code point, not in `Cs`). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * A string field (`maxLength` in UTF-16 code units), text a database column holds: no U+0000
+ * (PostgreSQL's text refuses it: the record was retried for ever as a lake down) and no lone
+ * surrogate (stored as U+FFFD, the same record sent again clashed with itself).
+ */
 export function readString(obj: WireObject, key: string, what: string, maxLength = 65_536): string {
   const value = present(obj, key, what);
   if (typeof value !== 'string') fail(what, key, 'a string', value);
   if (value.length > maxLength) fail(what, key, `a string of at most ${maxLength} characters`, value);
+  if (value.includes('\u0000')) fail(what, key, 'text without U+0000', value);
+  if (LONE_SURROGATE.test(value)) fail(what, key, 'well-formed Unicode (no lone surrogate)', value);
   return value;
 }
 
