@@ -46,6 +46,20 @@ export function checkOptionNames(
   }
 }
 
+/**
+ * Option `name`'s value, `fallback` when not given: a positive number (`integer`: a whole one), or
+ * a `ConfigError` naming it. A limit given as `NaN` compared false with everything: no limit at all.
+ */
+export function positiveOption(name: string, value: unknown, fallback: number, integer = true): number {
+  const n = value ?? fallback;
+  if (typeof n !== 'number' || !(n > 0) || !Number.isFinite(n) || (integer && !Number.isSafeInteger(n))) {
+    throw new ConfigError(
+      `option '${name}' must be a positive ${integer ? 'whole ' : ''}number, got ${show(value)}`,
+    );
+  }
+  return n;
+}
+
 function show(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'string' ? JSON.stringify(value) : String(value);

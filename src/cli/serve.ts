@@ -24,6 +24,7 @@ import {
 import { DEFAULT_ANSWER_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS } from '../telemetry/ingestion/write-chunks.js';
 import { isLakeDown } from '../telemetry/lake/down.js';
 import { Lake } from '../telemetry/lake/lake.js';
+import { localLakeDirectories } from '../telemetry/lake/open.js';
 import type { RetentionReport } from '../telemetry/lake/retention.js';
 import { viewRoutes } from '../telemetry/views/routes.js';
 import { DEFAULT_MAX_BLOCK_BYTES, DEFAULT_MAX_COMPRESSION_RATIO } from '../telemetry/wire/index.js';
@@ -172,7 +173,8 @@ export function serveCommand(): Command {
       memorySize,
     )
     .action(async (options: ServeOptions) => {
-      const lake = Lake.open(lakeLocation(options));
+      const location = lakeLocation(options);
+      const lake = Lake.open(location);
       const analytics = options.role !== 'ingestion';
       const cacheDir = analyticsCacheDir(options);
       try {
@@ -232,13 +234,9 @@ export function serveCommand(): Command {
               }),
           onInternalError: (error) => console.error('dorsal ingestion: internal error:', error),
           // Its own directories, the longest first (the cache may lie in the lake's directory).
-          hiddenPaths: [
-            cacheDir,
-            options.data,
-            ...(options.blobs === undefined || options.blobs.includes('://') ? [] : [options.blobs]),
-          ]
-            .map((dir) => resolve(dir))
-            .sort((a, b) => b.length - a.length),
+          hiddenPaths: [resolve(cacheDir), ...localLakeDirectories(location)].sort(
+            (a, b) => b.length - a.length,
+          ),
           onLakeUnavailable: (error) =>
             console.error(
               `dorsal: the lake is unavailable: ${error instanceof Error ? error.message : String(error)}`,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -210,6 +211,26 @@ describe('binding beyond loopback', () => {
     await expect(
       startIngestionServer({ host: '0.0.0.0', port: 0, lake: { data: join(dir, 'open') } }),
     ).rejects.toThrow(InsecureBindError);
+  }, 60_000);
+
+  it('a port already taken: the start fails and closes the lake it opened to check its keys', async () => {
+    const lakes = ['first', 'second'].map((name) => join(dir, `taken-${name}`));
+    for (const data of lakes) {
+      const lake = Lake.open({ data });
+      await createApiKey(lake.metadata, 'remote');
+      await lake.close();
+    }
+    const first = await startIngestionServer({ host: '0.0.0.0', port: 0, lake: { data: lakes[0]! } });
+    try {
+      await expect(
+        startIngestionServer({ host: '0.0.0.0', port: first.port, lake: { data: lakes[1]! } }),
+      ).rejects.toThrow(/EADDRINUSE/);
+      // Closed: SQLite removes a lake's write-ahead log when its last connection closes.
+      expect(existsSync(join(lakes[1]!, 'lake.sqlite-wal'))).toBe(false);
+      expect(existsSync(join(lakes[0]!, 'lake.sqlite-wal'))).toBe(true);
+    } finally {
+      await first.close();
+    }
   }, 60_000);
 
   it('is allowed with --insecure, and then any Host is answered', async () => {

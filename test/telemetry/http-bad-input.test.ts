@@ -1,5 +1,7 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { encode } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
@@ -238,7 +240,83 @@ describe('ingestion over HTTP: bad input', () => {
   });
 });
 
+describe('limits given as options', () => {
+  it('are refused with a clear error unless positive numbers (NaN turned a limit off)', async () => {
+    const { dir, cleanup } = tempDir('dorsal-limits-');
+    try {
+      for (const [name, value] of [
+        ['recordBodyLimit', Number.NaN],
+        ['bodyLimit', 0],
+        ['largeBodyBudgetBytes', -1],
+        ['maxBlockBytes', Number.NaN],
+        ['maxCompressionRatio', Number.POSITIVE_INFINITY],
+        ['cacheSize', 1.5],
+      ] as const) {
+        await expect(startIngestionServer({ port: 0, lake: { data: dir }, [name]: value })).rejects.toThrow(
+          new RegExp(`^option '${name}' must be a positive (whole )?number, got ${String(value)}$`),
+        );
+      }
+      // A ratio need not be whole.
+      const server = await startIngestionServer({ port: 0, lake: { data: dir }, maxCompressionRatio: 2.5 });
+      await server.close();
+    } finally {
+      cleanup();
+    }
+  });
+});
+
 describe('an error answered to a client', () => {
+  it("shows no lake's configuration (its file, its database's host) to a client: a 500, said to the server", async () => {
+    const { dir, cleanup } = tempDir('dorsal-foreign-');
+    // Another program's SQLite file where the lake's should be.
+    const db = new Database(join(dir, 'lake.sqlite'));
+    db.exec('CREATE TABLE customers (id INTEGER)');
+    db.close();
+    const internal: unknown[] = [];
+    const server = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      onInternalError: (error) => internal.push(error),
+    });
+    try {
+      for (const answer of [
+        await get(server.url, '/ready'),
+        await post(server.url, 'process', encodeProcessInfo(makeProcess())),
+      ]) {
+        expect(answer.status).toBe(500);
+        expect(answer.body.error).toEqual({
+          code: 'DORSAL_INTERNAL',
+          message: 'internal error while handling the request',
+        });
+      }
+      expect(String(internal[0])).toMatch(/lake\.sqlite is not a dorsal lake/);
+    } finally {
+      await server.close();
+      cleanup();
+    }
+  });
+
+  it("hides the lake's directories by default: a blob store's error names them", async () => {
+    const { dir, cleanup } = tempDir('dorsal-blob-error-');
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    // A file where the process's blob directory goes: every block of it fails to be written.
+    mkdirSync(join(dir, 'blobs'));
+    writeFileSync(join(dir, 'blobs', process.processId), 'not a directory');
+    const server = await startIngestionServer({ port: 0, lake: { data: dir } });
+    try {
+      await post(server.url, 'process', encodeProcessInfo(process));
+      await post(server.url, 'stream', encodeStreamInfo(stream));
+      const answer = await post(server.url, 'block', encodeBlock(makeBlock(stream, 8).block));
+      expect(answer.status).toBe(503);
+      expect(answer.body.error?.message).toMatch(/ENOTDIR/);
+      expect(answer.body.error?.message).not.toContain(dir);
+    } finally {
+      await server.close();
+      cleanup();
+    }
+  });
+
   it("says … for the server's own directories (DuckDB's messages quote the files they read)", async () => {
     const { dir, cleanup } = tempDir('dorsal-hidden-');
     const cache = join(dir, 'analytics');

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LakeNotFoundError } from '../../src/telemetry/errors.js';
+import { LakeNotFoundError, UnknownProcessError } from '../../src/telemetry/errors.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import { applyRetention } from '../../src/telemetry/lake/retention.js';
@@ -139,6 +139,38 @@ describe('retention', () => {
     const { block } = makeBlock(seeded.oldStream, 8, 77);
     expect(await again.ingestBlock(block)).toEqual({ inserted: true });
     await again.close();
+  }, 60_000);
+
+  it('a drop report of a process retention deleted since ingestion knew it: refused as an unknown process, not kept for a process that is gone', async () => {
+    const data = join(dir, 'gone-process');
+    const { proc } = await storedLake(data, 1);
+    const service = new IngestionService({ data });
+    try {
+      // Known to this service (as a sink's earlier requests made it), then deleted with its run.
+      await service.ingestProcess(proc);
+      const age = sqliteAge(data);
+      await age('processes', [proc.processId]);
+      const lake = Lake.open({ data });
+      try {
+        await applyRetention(lake, { days: 0, pauseMs: 0 });
+        expect(await lake.metadata.findProcess(proc.processId)).toBeUndefined();
+      } finally {
+        await lake.close();
+      }
+      const report = {
+        reportId: randomUUID(),
+        processId: proc.processId,
+        time: nowRfc3339Ns(),
+        counts: { shutdown: 2 },
+      };
+      await expect(service.ingestDrops(report)).rejects.toThrow(UnknownProcessError);
+      expect(await service.lake.metadata.listDropReports(proc.processId)).toEqual([]);
+      // Sent again after its process (as a sink does on that answer): kept.
+      await service.ingestProcess(proc);
+      expect(await service.ingestDrops(report)).toEqual({ inserted: true });
+    } finally {
+      await service.close();
+    }
   }, 60_000);
 
   it('`dorsal retention --days N` keeps everything for a period longer than the epoch, and refuses a negative one', async () => {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { positiveOption } from '../../options.js';
 import { HostNotAllowedError, UnsupportedMediaTypeError } from '../errors.js';
 import { KeyGate } from '../keys/key-gate.js';
 import { loopbackHostAllowed } from '../keys/loopback.js';
@@ -170,6 +171,26 @@ interface Answer {
   readonly stream?: { readonly contentType: string; readonly chunks: AsyncIterable<string> };
 }
 
+/** The body limits of the options, defaults filled in; a `ConfigError` for one that is no positive whole number. */
+export function checkBodyLimits(options: IngestionRoutesOptions): {
+  bodyLimit: number;
+  recordBodyLimit: number;
+  largeBodyBudgetBytes: number;
+} {
+  const bodyLimit = positiveOption('bodyLimit', options.bodyLimit, DEFAULT_BODY_LIMIT);
+  return {
+    bodyLimit,
+    recordBodyLimit: Math.min(
+      bodyLimit,
+      positiveOption('recordBodyLimit', options.recordBodyLimit, DEFAULT_RECORD_BODY_LIMIT),
+    ),
+    largeBodyBudgetBytes: Math.max(
+      positiveOption('largeBodyBudgetBytes', options.largeBodyBudgetBytes, DEFAULT_LARGE_BODY_BUDGET_BYTES),
+      bodyLimit,
+    ),
+  };
+}
+
 /**
  * The HTTP routes of the ingestion service as a request listener for `http.createServer`:
  * `POST /ingestion/insert_process|insert_stream|insert_block|insert_drops` (CBOR bodies), `GET /health`,
@@ -180,15 +201,13 @@ export function ingestionRoutes(
   service: IngestionService,
   options: IngestionRoutesOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const { bodyLimit, recordBodyLimit, largeBodyBudgetBytes } = checkBodyLimits(options);
   const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-  const largeBodies = new ByteBudget(
-    Math.max(options.largeBodyBudgetBytes ?? DEFAULT_LARGE_BODY_BUDGET_BYTES, bodyLimit),
-  );
+  const largeBodies = new ByteBudget(largeBodyBudgetBytes);
   const rules = {
     block: { limit: bodyLimit, stallMs, largeBodies },
     record: {
-      limit: Math.min(bodyLimit, options.recordBodyLimit ?? DEFAULT_RECORD_BODY_LIMIT),
+      limit: recordBodyLimit,
       stallMs,
       largeBodies,
     },

@@ -4,9 +4,14 @@ import type { AddressInfo, Socket } from 'node:net';
 import { InsecureBindError } from '../errors.js';
 import { isLoopbackHost } from '../keys/loopback.js';
 import { Lake } from '../lake/lake.js';
-import type { LakeLocation } from '../lake/open.js';
+import { type LakeLocation, localLakeDirectories } from '../lake/open.js';
 import { type RetentionReport, scheduleRetention } from '../lake/retention.js';
-import { DEFAULT_STALL_TIMEOUT_MS, type IngestionRoutesOptions, ingestionRoutes } from './http.js';
+import {
+  checkBodyLimits,
+  DEFAULT_STALL_TIMEOUT_MS,
+  type IngestionRoutesOptions,
+  ingestionRoutes,
+} from './http.js';
 import { type IngestionOptions, IngestionService } from './service.js';
 import { checkAnswerTimeout, checkWriteTimeout } from './write-chunks.js';
 
@@ -76,6 +81,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
   // Checked before the lake is opened: a bad value leaves nothing open.
   checkWriteTimeout(options.writeTimeoutMs);
   checkAnswerTimeout(options.answerTimeoutMs);
+  checkBodyLimits(options);
   const service = new IngestionService(options.lake ?? {}, options);
   const loopback = isLoopbackHost(host.replace(/^\[|\]$/g, ''));
   if (!loopback && options.insecure !== true) {
@@ -105,19 +111,31 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       ...options,
       loopbackHostsOnly: options.loopbackHostsOnly ?? loopback,
       signal: stopping.signal,
+      // The lake's own directories are not shown to clients (a blob store's error names them).
+      hiddenPaths:
+        options.hiddenPaths ??
+        (options.lake instanceof Lake ? [] : localLakeDirectories(options.lake)).sort(
+          (a, b) => b.length - a.length,
+        ),
     }),
   );
   server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   capPerAddress(server, options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
   const unused = trackUnusedSockets(server);
   server.on('clientError', answerClientError);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 8081, host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 8081, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // The port taken, say: the lake it opened is closed again (one it was given stays open).
+    if (!(options.lake instanceof Lake)) await service.close();
+    throw error;
+  }
   const retention =
     options.retentionDays === undefined
       ? undefined

@@ -1,3 +1,4 @@
+import { positiveOption } from '../../options.js';
 import {
   answeredCode,
   asLakeError,
@@ -81,12 +82,18 @@ export class IngestionService {
   private readonly knownStreams = new Map<string, StreamRow>();
 
   constructor(lake: Lake | LakeLocation, options: IngestionOptions = {}) {
-    this.lake = lake instanceof Lake ? lake : Lake.open(lake);
+    // Checked before the lake is opened: a bad value leaves nothing open.
     this.limits = {
-      maxBlockBytes: options.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES,
-      maxCompressionRatio: options.maxCompressionRatio ?? DEFAULT_MAX_COMPRESSION_RATIO,
+      maxBlockBytes: positiveOption('maxBlockBytes', options.maxBlockBytes, DEFAULT_MAX_BLOCK_BYTES),
+      maxCompressionRatio: positiveOption(
+        'maxCompressionRatio',
+        options.maxCompressionRatio,
+        DEFAULT_MAX_COMPRESSION_RATIO,
+        false,
+      ),
     };
-    this.cacheSize = options.cacheSize ?? 10_000;
+    this.cacheSize = positiveOption('cacheSize', options.cacheSize, 10_000);
+    this.lake = lake instanceof Lake ? lake : Lake.open(lake);
   }
 
   /** Decodes and stores a CBOR process record. */
@@ -185,7 +192,11 @@ export class IngestionService {
   private async storeDrops(report: DropReport): Promise<InsertResult> {
     await this.requireProcess(report.processId);
     // Not told to the lake object: no look at the lake reads drop reports.
-    return { inserted: await this.lake.metadata.insertDropReport(report) };
+    if (await this.lake.metadata.insertDropReport(report)) return { inserted: true };
+    // Held already, or its process is gone (retention, since it was known): the sink sends it again.
+    if ((await this.lake.metadata.findProcess(report.processId)) !== undefined) return { inserted: false };
+    this.knownProcesses.delete(report.processId);
+    throw new UnknownProcessError(report.processId);
   }
 
   private async requireProcess(processId: string): Promise<void> {

@@ -43,10 +43,14 @@ function bounded(message: string): string {
   return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE - 1)}…` : message;
 }
 
-/** Maps any thrown value to its HTTP answer; an unexpected error is a 500 without its details. */
+/**
+ * Maps any thrown value to its HTTP answer; an unexpected error, or one of dorsal's that is no
+ * answer to a client (a lake's configuration, naming its files or its database's host), is a 500
+ * without its details: the server's `onInternalError` has them.
+ */
 export function answerFor(error: unknown): ErrorAnswer {
-  if (error instanceof DorsalError) {
-    const status = STATUS_BY_CODE[error.code] ?? 500;
+  const status = error instanceof DorsalError ? STATUS_BY_CODE[error.code] : undefined;
+  if (error instanceof DorsalError && status !== undefined) {
     const message = bounded(error.message);
     return { status, body: { error: { code: error.code, message } }, retry: status === 503 };
   }

@@ -26,7 +26,8 @@ export function adminSql(p: (i: number) => string) {
     /** Parameters: the time, then the name. */
     revokeApiKey: `UPDATE api_keys SET revoked_time = COALESCE(revoked_time, ${p(1)}) WHERE name = ${p(2)}`,
     countApiKeys: 'SELECT COUNT(*) AS n FROM api_keys',
-    insertDropReport: `INSERT INTO sink_drops (${DROP_COLUMNS}) VALUES (${[1, 2, 3, 4, 5, 6].map(p).join(', ')}) ON CONFLICT DO NOTHING`,
+    /** Inserted only while its process is there (retention may have deleted it since it was known). */
+    insertDropReport: `INSERT INTO sink_drops (${DROP_COLUMNS}) SELECT ${[1, 2, 3, 4].map((i) => `CAST(${p(i)} AS TEXT)`).join(', ')}, CAST(${p(5)} AS BIGINT), CAST(${p(6)} AS TEXT) WHERE EXISTS (SELECT 1 FROM processes WHERE process_id = ${p(7)}) ON CONFLICT DO NOTHING`,
     listDropReports: `SELECT ${DROP_COLUMNS} FROM sink_drops ORDER BY time, report_id`,
     listProcessDropReports: `SELECT ${DROP_COLUMNS} FROM sink_drops WHERE process_id = ${p(1)} ORDER BY time, report_id`,
     /** The oldest block rows, deleted; returns their blob paths. */
@@ -65,10 +66,18 @@ export function adminSql(p: (i: number) => string) {
   };
 }
 
-/** Parameters of an insert into `sink_drops`, in column order. */
+/** Parameters of an insert into `sink_drops`: in column order, then its process's id (see `insertDropReport`). */
 export function dropParams(report: DropReport, insertTime: string): unknown[] {
   const total = Object.values(report.counts).reduce((sum, n) => sum + n, 0);
-  return [report.reportId, report.processId, report.time, JSON.stringify(report.counts), total, insertTime];
+  return [
+    report.reportId,
+    report.processId,
+    report.time,
+    JSON.stringify(report.counts),
+    total,
+    insertTime,
+    report.processId,
+  ];
 }
 
 /** Parameters of an insert into `partitions`, in column order. */

@@ -1,4 +1,4 @@
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LakeConfigError } from '../errors.js';
 import { type DirectoryBlobOptions, DirectoryBlobStore } from './directory-blobs.js';
@@ -72,6 +72,28 @@ export function openMetadataStore(location: LakeLocation = {}): MetadataStore {
   const file = sqliteFileOf(location);
   if (file !== undefined) return new SqliteMetadataStore(file);
   return new PostgresMetadataStore(location.db!, location.postgres);
+}
+
+/**
+ * The local directories a location's lake lies in (its data directory, its SQLite file's, its
+ * blob directory's), resolved: what an answer to a client should not show. A URL that names no
+ * local file adds nothing (nor does one that is no lake's: opening it says why).
+ */
+export function localLakeDirectories(location: LakeLocation = {}): string[] {
+  const dirs = [resolve(location.data ?? DEFAULT_DATA_DIR)];
+  try {
+    const file = sqliteFileOf(location);
+    if (file !== undefined) dirs.push(dirname(file));
+  } catch {}
+  const blobs = location.blobs;
+  const scheme = blobs === undefined ? undefined : SCHEME.exec(blobs)?.[1]?.toLowerCase();
+  if (blobs !== undefined && (scheme === undefined || scheme.length === 1)) dirs.push(resolve(blobs));
+  if (blobs !== undefined && scheme === 'file') {
+    try {
+      dirs.push(localPath(blobs, scheme));
+    } catch {}
+  }
+  return [...new Set(dirs)];
 }
 
 /** Chooses the blob store for a location. */
