@@ -1,7 +1,8 @@
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { type IngestionServer, IngestionService, startIngestionServer } from '../../src/ingestion.js';
 import { Lake } from '../../src/lake.js';
@@ -412,6 +413,56 @@ describe('telemetry sink', () => {
     sink.push(last);
     await sink.close({ timeoutMs: 300 });
     expect(sent).toContain(last.blockId);
+  });
+
+  it('set aside while the server stays down: the backoff grows again from its first step, it does not probe flat out', async () => {
+    let probes = 0;
+    const transport: SinkTransport = {
+      async send(kind) {
+        if (kind !== 'block') return;
+        probes++;
+        throw new SinkSendError('down', true);
+      },
+      async close() {},
+    };
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({
+      target: transport,
+      process,
+      maxAttempts: 1,
+      backoff: { initialMs: 10, maxMs: 60_000 },
+    });
+    sink.addStream(stream);
+    sink.push(makeBlock(stream, 8, 1).block);
+    await vi.waitFor(() => expect(probes).toBe(3), { timeout: 10_000, interval: 1 });
+    sink.setAsideQueued();
+    for (let seed = 2; seed < 7; seed++) sink.push(makeBlock(stream, 8, seed).block);
+    const before = probes;
+    // A second of a server still down: a backoff doubling from 10 ms probes it about eight times
+    // (a slower machine fewer); held at its first step, it probed about a hundred times.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(probes - before).toBeLessThan(20);
+    expect(probes - before).toBeGreaterThan(0);
+    await sink.close({ timeoutMs: 0 });
+  });
+
+  it('in-process into a lake that is none: the lake’s own words in its last error, not an internal error', async () => {
+    const data = join(dir, 'foreign');
+    mkdirSync(data);
+    const db = new Database(join(data, 'lake.sqlite'));
+    db.exec('CREATE TABLE customers (id INTEGER)');
+    db.close();
+    const service = new IngestionService({ data });
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({ target: service, process, maxAttempts: 1, backoff: FAST });
+    sink.addStream(stream);
+    sink.push(makeBlock(stream, 8, 1).block);
+    const stats = await sink.close({ timeoutMs: 1000 });
+    await service.close();
+    expect(stats.sent).toBe(0);
+    expect(stats.lastBlockError).toMatch(/lake\.sqlite is not a dorsal lake: it holds tables \(customers\)/);
   });
 
   it('keeps as the last block error only a block’s final failure, not an attempt a retry mended', async () => {

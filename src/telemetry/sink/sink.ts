@@ -12,7 +12,7 @@ import {
   type ProcessInfo,
   type StreamInfo,
 } from '../wire/index.js';
-import { Deliverer, type EncodedRecord, type Outcome, sleep, within } from './delivery.js';
+import { Deliverer, type EncodedRecord, type Outcome, within } from './delivery.js';
 import { SinkDropReports } from './sink-drop-reports.js';
 import { Spool } from './spool.js';
 import { type DropEvent, type DropReason, SinkCounters, type SinkStats } from './stats.js';
@@ -225,6 +225,10 @@ export class TelemetrySink {
   setAsideQueued(): void {
     // A block in flight now that comes back unavailable goes behind what is pushed next.
     this.asideSet = true;
+    // What the caller pushes next is its last word, before its deadline: the probe waiting out a
+    // backoff grown while the server was down (up to `maxMs`) goes now, and the backoff grows
+    // again from its first step.
+    this.downProbes = 0;
     for (const wake of this.backingOff) wake();
     for (const entry of this.queue.splice(0)) this.setAside(entry, 'not sent before the flush deadline');
   }
@@ -412,11 +416,7 @@ export class TelemetrySink {
     if (outcome === 'unavailable') {
       this.down = true;
       this.downProbes += 1;
-      // Once blocks are set aside, what the caller pushes next is its account of the run, before
-      // its deadline: the next probe waits a first backoff, not one grown while the server was
-      // down (up to `maxMs`: the deadline passed before it was tried).
-      if (!this.asideSet) await this.backOff(this.deliverer.backoff(this.downProbes));
-      if (this.asideSet) await sleep(this.deliverer.backoff(0));
+      await this.backOff(this.deliverer.backoff(this.downProbes));
     }
   }
 
