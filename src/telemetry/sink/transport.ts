@@ -235,11 +235,14 @@ export class InProcessTransport implements SinkTransport {
       else await this.insertBlock(bytes);
     } catch (error) {
       const answer = answerFor(error);
+      // In-process there is no client to keep the lake's details from: an error HTTP would answer
+      // as an internal one (a lake's configuration) keeps its own message and code.
+      const own = answer.status === 500 && error instanceof DorsalError;
       throw new SinkSendError(
-        answer.body.error.message,
+        own ? error.message : answer.body.error.message,
         retryable(answer.status),
         answer.status,
-        answer.body.error.code,
+        own ? error.code : answer.body.error.code,
       );
     }
   }
