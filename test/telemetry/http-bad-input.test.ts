@@ -1,12 +1,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { encode } from 'cbor-x';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
 import { Lake } from '../../src/lake.js';
 import { QueryRefusedError } from '../../src/telemetry/analytics/guard.js';
+import { localLakeDirectories } from '../../src/telemetry/lake/open.js';
 import {
   type Block,
   compressPart,
@@ -294,6 +295,18 @@ describe('an error answered to a client', () => {
       await server.close();
       cleanup();
     }
+  });
+
+  it("names the lake's directories as error messages do (a file: URL's trailing slash left out)", () => {
+    expect(localLakeDirectories({ data: '/srv/lake', blobs: 'file:///srv/blobs/' })).toEqual([
+      '/srv/lake',
+      '/srv/blobs',
+    ]);
+    expect(localLakeDirectories({ data: 'rel', db: '/var/db/lake.sqlite', blobs: 'rel-blobs/' })).toEqual([
+      resolve('rel'),
+      '/var/db',
+      resolve('rel-blobs'),
+    ]);
   });
 
   it("hides the lake's directories by default: a blob store's error names them", async () => {

@@ -93,7 +93,8 @@ export function localLakeDirectories(location: LakeLocation = {}): string[] {
       dirs.push(localPath(blobs, scheme));
     } catch {}
   }
-  return [...new Set(dirs)];
+  // Resolved again: a `file:` URL keeps its trailing slash, which error messages do not.
+  return [...new Set(dirs.map((dir) => resolve(dir)))];
 }
 
 /** Chooses the blob store for a location. */
