@@ -16,11 +16,13 @@ import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { LakeLocation } from '../../src/telemetry/lake/open.js';
+import { applyRetention } from '../../src/telemetry/lake/retention.js';
 import { decodeBlock, decodeStreamInfo } from '../../src/telemetry/wire/index.js';
 import { Fill, Order, spine, Tick } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from './fixtures.js';
+import { sqliteAge } from './lake-age.js';
 
 const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 const cleanups: (() => void)[] = [];
@@ -601,6 +603,44 @@ describe('the persister’s report against its lake', () => {
       proxy.close();
       await server.close();
     }
+  }, 60_000);
+
+  it('retention deleting a run’s oldest blocks: nothing of the rest is taken for unrecorded', async () => {
+    const dir = lakeDir();
+    const system = new System(spine, { persist: { data: dir, blockMs: 5 } });
+    system.spawn(fixture('feed'), { args: { count: 3000, perLoop: 10 } });
+    system.spawn(fixture('strategy'));
+    await system.start();
+    await until(() => system.spine.queue(1).stats().published === 6000, 'every order');
+    const report = await system.stop();
+    const persist = report.persist as PersistReport;
+    // The oldest half of every stream's blocks, as retention finds them once they are old.
+    const lake = Lake.open({ data: dir });
+    let deleted = 0;
+    try {
+      const old: string[] = [];
+      for (const stream of await lake.streams({ processId: persist.processId })) {
+        const blocks = (await lake.blocks({ streamId: stream.streamId })).sort(
+          (x, y) => x.beginTicks - y.beginTicks,
+        );
+        old.push(...blocks.slice(0, Math.floor(blocks.length / 2)).map((b) => b.blockId));
+      }
+      await sqliteAge(dir)('blocks', old);
+      deleted = (await applyRetention(lake, { days: 1, pauseMs: 0 })).blocks;
+    } finally {
+      await lake.close();
+    }
+    expect(deleted).toBeGreaterThan(0);
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    const { rows } = await analytics
+      .query(
+        "SELECT stream, unrecorded::DOUBLE FROM losses WHERE counted_by = 'persister' AND unrecorded > 0",
+        {
+          process: persist.processId,
+        },
+      )
+      .finally(() => analytics.close());
+    expect(rows).toEqual([]);
   }, 60_000);
 
   it('the server gone mid-run: what the report says persisted is what the lake holds', async () => {

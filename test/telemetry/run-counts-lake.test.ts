@@ -257,6 +257,12 @@ describe("a run's counts in the lake", () => {
     ]) {
       expect(() => parseStoredCounts(bytes(bad))).toThrow(/^a counts block holds no run counts$/);
     }
+    // The persister's accounts take no room from the actors' rows.
+    const full = {
+      ...COUNTS,
+      streams: Array(MAX_COUNTS_ROWS - COUNTS.timings.length).fill(COUNTS.streams[0]),
+    };
+    expect(parseStoredCounts(bytes(full)).streams).toHaveLength(full.streams.length);
     const many = { ...COUNTS, streams: Array(MAX_COUNTS_ROWS).fill(COUNTS.streams[0]) };
     expect(() => parseStoredCounts(bytes(many))).toThrow(/^a counts block holds more than 10000 rows$/);
     expect(() => parseStoredCounts(new TextEncoder().encode('{not json'))).toThrow(SyntaxError);
