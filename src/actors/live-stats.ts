@@ -46,7 +46,13 @@ export default class LiveStats extends Actor {
 
   constructor(args?: { periodMs?: number }) {
     super();
-    const periodMs = args?.periodMs ?? 1000;
+    const periodMs: unknown = args?.periodMs ?? 1000;
+    // 0 printed on every round; a negative one or a string failed naming idleTimeoutMs instead.
+    if (!(typeof periodMs === 'number' && periodMs > 0)) {
+      throw new TypeError(
+        `live-stats: periodMs must be a number of ms above 0, got ${typeof periodMs === 'string' ? `'${periodMs}'` : String(periodMs)}`,
+      );
+    }
     this.periodNs = periodMs * 1e6;
     this.idleTimeoutMs = Math.min(periodMs, 100);
   }

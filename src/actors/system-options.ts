@@ -160,7 +160,7 @@ export interface PersistOptions {
 }
 
 /** The longest timer Node keeps (a longer one fires at once, with a warning). */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** Refuses `drainTimeoutMs` and `exitTimeoutMs` that are not a number of ms a timer can wait. */
 export function checkStopTimeouts(options: SystemOptions): void {

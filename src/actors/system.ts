@@ -34,6 +34,7 @@ import {
   checkInstrumentationCapacities,
   checkSpawnOptions,
   checkStopTimeouts,
+  MAX_TIMEOUT_MS,
   RUN_OPTIONS,
   type RunOptions,
   SPINE_OPTIONS,
@@ -81,6 +82,11 @@ interface ThreadState {
   terminatedBy?: 'stop' | 'abort';
   /** Resolves `start`'s wait for this thread to have the actors' names. */
   namesReceived?: () => void;
+  /**
+   * Where its current incarnation's consumers began: a restart resumes from there what the
+   * crashed incarnation never opened (see `resumeAt`).
+   */
+  start?: AdapterStart;
   /** Whether its current incarnation reported what its actors did (at its exit or its crash). */
   reported?: boolean;
   /** Whether its current incarnation's actors all ran `onInit` (none ran a loop before). */
@@ -124,8 +130,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private wakeOnCrash?: () => void;
   /** Threads a stop terminated because their start hung (see `startEnded`). */
   private readonly terminatedAtStart: string[] = [];
-  /** Ends the wait of a `run()` under way: a `stop()` was asked. */
-  private onStopAsked?: () => void;
+  private askStop?: () => void;
+  /**
+   * Resolved by the first `stop()` after the start began: ends the wait of every `run()` under
+   * way (of one still starting too), not only of the last one called.
+   */
+  private readonly stopAsked = new Promise<void>((resolve) => {
+    this.askStop = resolve;
+  });
   private readonly crashed = new Promise<void>((resolve) => {
     this.wakeOnCrash = resolve;
   });
@@ -225,7 +237,11 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     return name;
   }
 
-  /** Starts every spawned actor; resolves once all ran `onInit` and the system is running. */
+  /**
+   * Starts every spawned actor; resolves once all ran `onInit` and the system is running. Rejects,
+   * leaving nothing running, if an actor fails to load or crashes first, or a thread ends first
+   * (a `stop()` that ran out of patience with the start terminates them).
+   */
   start(): Promise<void> {
     if (this.state !== 'created')
       return Promise.reject(new SystemStateError(`cannot start: the system is ${this.state}`));
@@ -262,6 +278,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       [...this.threads.values()].map(
         (t) =>
           new Promise<void>((resolve) => {
+            // Dead or crashed since its onInit returned (a timer of its that threw, a rejection,
+            // process.exit): its end already went by, before there was a wait to end. It would
+            // never answer: the start fails below with its crash.
+            if (t.ended || t.status !== 'running') {
+              resolve();
+              return;
+            }
             t.namesReceived = resolve;
             t.worker?.postMessage({ type: 'names', names: this.names(), ack: true } satisfies ToWorker);
           }),
@@ -271,6 +294,18 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     if (failure !== undefined) {
       await this.abort();
       throw failure;
+    }
+    // A stop that ran out of patience with this start terminated the threads while they were
+    // given the names (one had not answered): no crash, but nothing is left to run.
+    const byStop = this.terminatedAtStart.length > 0;
+    const ended = byStop
+      ? this.terminatedAtStart
+      : [...this.threads.values()].filter((t) => t.ended).map((t) => t.name);
+    if (ended.length > 0) {
+      await this.abort();
+      throw new SystemStateError(
+        `the start did not complete: thread${ended.length > 1 ? 's' : ''} ${ended.map((name) => `'${name}'`).join(', ')} ${byStop ? 'terminated by the stop' : 'ended'} before every thread had the actors' names`,
+      );
     }
     try {
       for (const attachment of this.attachments.values()) attachment.actorsNamed(this.attachedActors());
@@ -293,19 +328,12 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         `run needs { seconds } as a finite number of seconds ≥ 0, got ${String(seconds)}`,
       );
     }
-    // Listened for from before the start: a stop asked while it is under way ends the run too.
-    let stopAsked: (() => void) | undefined;
-    const asked = new Promise<void>((r) => (stopAsked = r));
-    this.onStopAsked = stopAsked;
     await this.start();
-    let timer: NodeJS.Timeout | undefined;
-    // The time, a crash that no restart heals, or a `stop()` of the caller's: whichever comes first.
-    await Promise.race([
-      new Promise<void>((r) => (timer = setTimeout(r, seconds * 1000))),
-      this.crashed,
-      asked,
-    ]);
-    clearTimeout(timer);
+    // The time, a crash that no restart heals, or a `stop()` of the caller's (asked while the
+    // start was under way too): whichever comes first.
+    const time = sleepLong(seconds * 1000);
+    await Promise.race([time.done, this.crashed, this.stopAsked]);
+    time.cancel();
     const report = await this.stop();
     if (this.fatal !== undefined) throw this.fatal;
     return report;
@@ -313,10 +341,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
   /**
    * Graceful stop: new ingress is refused, consumers drain, then every thread leaves its loop,
-   * runs `onExit` and ends. Threads that do not end in time are terminated (and reported).
+   * runs `onExit` and ends. Threads that do not end in time are terminated (and reported). Before
+   * `start()`, it rejects and is not kept: the system can still be started, then stopped.
    */
   stop(): Promise<SystemReport> {
-    this.onStopAsked?.();
+    if (this.state === 'created')
+      return Promise.reject(new SystemStateError('cannot stop: the system was never started'));
+    this.askStop?.();
     this.stopping ??= this.shutdown();
     return this.stopping;
   }
@@ -337,7 +368,6 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   }
 
   private async shutdown(): Promise<SystemReport> {
-    if (this.state === 'created') throw new SystemStateError('cannot stop: the system was never started');
     // A stop asked while start() is under way waits for it: the attachments (the persister) and
     // the threads it launches are all there to be stopped, and it cannot set RUNNING after the stop.
     if (this.state === 'starting') await this.startEnded(this.options.exitTimeoutMs ?? 5000);
@@ -450,6 +480,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       instrumentation: thread.buffers,
     });
     thread.worker = worker;
+    thread.start = start;
     // A restarted thread gets a new worker: events of the old one are no longer ours.
     const current = () => thread.worker === worker;
     let settle: { resolve: () => void; reject: (e: unknown) => void } | undefined;
@@ -553,7 +584,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       this.state === 'running' || (this.state === 'stopping' && this.spine.control.phase === Phase.DRAINING);
     if (restartable && positions !== undefined && thread.actors.length === 1 && only!.restartsLeft > 0) {
       only!.restartsLeft--;
-      void this.restart(thread, only!, positions);
+      void this.restart(thread, only!, resumeAt(thread.start, positions));
       return;
     }
     this.fail(crash);
@@ -588,7 +619,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       // A crash of the new incarnation went through onCrash already (restarted again, or failed);
       // anything else (its module no longer loads) fails the system here.
       if (!(error instanceof ActorCrashedError) && thread.terminatedBy === undefined) {
-        this.fail(new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined));
+        const crash = new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined);
+        // Listed with the crashes, as every failure of the run is.
+        this.crashes.push(crash);
+        this.fail(crash);
       }
     } finally {
       thread.restarting--;
@@ -614,7 +648,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
     const inTime = await Promise.race([settled, late]);
     clearTimeout(timer);
-    if (inTime) return;
+    // The start may have completed as the time ran out: its threads run, and are stopped as such.
+    if (inTime || this.state !== 'starting') return;
     // Terminated by the stop, not crashed: the start fails saying so, the stop names them.
     await Promise.all(
       [...this.threads.values()].map((t) => {
@@ -784,6 +819,41 @@ function committedReads(entry: ConsumerStats): { handled: number; lost: number }
   const ahead = entry.began + entry.received + entry.lost - entry.position;
   const handled = Math.min(read, Math.max(0, ahead > 0 ? entry.received - 1 : entry.received));
   return { handled, lost: read - handled };
+}
+
+/**
+ * Where a restart resumes: where the crashed incarnation's consumers were, and for a stream or a
+ * timing queue it never opened (it crashed on a stream its round reads first), where it would
+ * have begun itself. Its report says null, or leaves the queue out, for those: taken as they are,
+ * a stream would start at the head (what was published since it began skipped, counted nowhere)
+ * and a timing queue at its first record (what an earlier incarnation read, counted twice). An
+ * incarnation spawned at the head begins at the head: so does its restart.
+ */
+function resumeAt(began: AdapterStart | undefined, positions: AdapterPositions): AdapterPositions {
+  if (began === undefined || began === 'head') return positions;
+  return {
+    ...positions,
+    streams: positions.streams.map((at, i) => at ?? began.streams[i] ?? null),
+    timings: { ...began.timings, ...positions.timings },
+  };
+}
+
+/**
+ * Resolves after `ms`, waited in timers no longer than Node keeps (a longer one fires at once):
+ * `run({ seconds })` of more than 24.8 days waits them all. `cancel` clears the one under way.
+ */
+function sleepLong(ms: number): { readonly done: Promise<void>; readonly cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  let left = ms;
+  const done = new Promise<void>((resolve) => {
+    const step = () => {
+      const wait = Math.min(left, MAX_TIMEOUT_MS);
+      left -= wait;
+      timer = setTimeout(left > 0 ? step : resolve, wait);
+    };
+    step();
+  });
+  return { done, cancel: () => clearTimeout(timer) };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -55,6 +55,11 @@ async function load(spine: Spine, assignment: ActorAssignment): Promise<RunningA
   if (typeof actor.name !== 'string' || actor.name.length === 0) {
     throw new TypeError('the actor has no name (declare `readonly name = "…"`)');
   }
+  // Refused here, once: found missing by its first round, it crashed the thread, and a restart
+  // crashed the same way, as many times as its restarts allow.
+  if (typeof actor.loopBody !== 'function') {
+    throw new TypeError(`actor '${actor.name}' has no loopBody method (the thread calls it over and over)`);
+  }
   // NaN would make its thread park for ever; a negative one time every park out at once.
   const idle: unknown = actor.idleTimeoutMs;
   if (!(typeof idle === 'number' && idle >= 0)) {
