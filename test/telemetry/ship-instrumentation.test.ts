@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, createThreadBuffers, type PersistReport } from '../../src/index.js';
 import {
@@ -7,6 +8,7 @@ import {
   readPersisted,
   shipInstrumentation,
 } from '../../src/persist.js';
+import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import { runCompiledChild } from '../helpers/child.js';
 import { tempDir } from './fixtures.js';
@@ -109,6 +111,21 @@ describe('a plain process ships its own instrumentation', () => {
       expect([main.lost, main.covered]).toEqual([5, 8]);
     } finally {
       await lake.close();
+    }
+    // The persister's account of the stream is in the lake too (the stop's counts, of no actor).
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      const { rows } = await analytics.query(
+        "SELECT a.from_seq::INTEGER, a.end_seq::INTEGER, a.lost::INTEGER, l.unrecorded::INTEGER FROM persister_accounts a JOIN losses l ON l.stream = 'log:main' AND l.counted_by = 'persister' WHERE a.name = 'main' AND list_contains(a.tags::VARCHAR[], 'log')",
+        { process: processId },
+      );
+      expect(rows).toEqual([[0, 8, 5, 0]]);
+      const runs = await analytics.query('SELECT drained, refused::INTEGER FROM run_counts', {
+        process: processId,
+      });
+      expect(runs.rows).toEqual([[true, 0]]);
+    } finally {
+      await analytics.close();
     }
   }, 60_000);
 

@@ -9,6 +9,7 @@ import {
 } from '../instrumentation/index.js';
 import { checkPersistValues, PERSIST_OPTIONS } from './options.js';
 import { PersistPipeline } from './pipeline.js';
+import type { StoredCounts } from './run-counts.js';
 
 /** Where and how a plain process ships its instrumentation: a System's persist options, and more. */
 export interface ShipInstrumentationOptions extends PersistOptions {
@@ -81,11 +82,15 @@ export async function shipInstrumentation(
       pipeline.addThread(ThreadBuffersReader.attach(buffers).descriptor, 'oldest');
     },
     stop: () => {
-      stopped ??= pipeline.stop();
+      // Counts of no actor: the lake gets the persister's account of every stream all the same.
+      stopped ??= pipeline.stop(NO_ACTORS);
       return stopped;
     },
   };
 }
+
+/** The run's counts of a process that ships instrumentation alone: no actor counted anything. */
+const NO_ACTORS: StoredCounts = { streams: [], timings: [], refused: 0, drained: true, terminated: [] };
 
 function checkThreads(value: unknown): ThreadBuffersDescriptor[] {
   if (value === undefined) return [];
