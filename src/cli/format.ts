@@ -24,7 +24,9 @@ const NUMERIC = /^(?:[-+]?[\d,]*\.?\d+(?: [nµm]?s)?|—)$/;
  * A table: a header row and rows, columns padded; numbers (and durations) right-aligned. The rows'
  * cells are recorded text (a process's exe, an actor's or a stream's name), printed `printable`.
  */
-export function table(header: readonly string[], cells: readonly (readonly string[])[]): string {
+export function table(headings: readonly string[], cells: readonly (readonly string[])[]): string {
+  // Headings too may be recorded text (a query's column names quote its data).
+  const header = headings.map(printable);
   const rows = cells.map((r) => r.map(printable));
   // A loop, not Math.max(...rows): spread, a few hundred thousand rows overflowed the stack.
   const widths = header.map((h, i) => {
@@ -65,7 +67,9 @@ export function sparkline(counts: readonly number[]): string {
 /** Fields of a message, abridged to `max` characters: `{symbol: ACME, bid: 100.01, …}`. */
 export function abridge(fields: Readonly<Record<string, unknown>>, max = 60): string {
   const parts = Object.entries(fields).map(
-    ([k, v]) => `${printable(k)}: ${typeof v === 'number' ? +v.toPrecision(6) : printable(String(v))}`,
+    // An integer exactly (a count, an id: 1039399 is no 1039400); a fraction to 6 digits.
+    ([k, v]) =>
+      `${printable(k)}: ${typeof v === 'number' ? (Number.isInteger(v) ? String(v) : +v.toPrecision(6)) : printable(String(v))}`,
   );
   let text = `{${parts.join(', ')}}`;
   if (text.length > max) text = `${text.slice(0, max - 2)}…}`;

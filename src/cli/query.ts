@@ -56,24 +56,28 @@ Example:
         maxRows: options.maxRows,
       });
       const format = options.format ?? (options.json ? 'json' : 'table');
+      const rows = `${result.rows.length} row${result.rows.length === 1 ? '' : 's'}`;
+      const cut = !result.truncated
+        ? ''
+        : result.rows.length === options.maxRows
+          ? ` (cut at --max-rows ${options.maxRows})`
+          : " (cut at the server's row limit, or at the answer's byte limit)";
       if (format === 'json') printJson(result);
-      else if (format === 'csv') process.stdout.write(toCsv(result));
-      else {
+      else if (format === 'csv') {
+        // CSV has no room to say it (stdout stays CSV alone): a cut answer is said on stderr, once
+        // the CSV is written (a reader that stopped reading ends the command quietly, dorsal.ts).
+        await new Promise<void>((resolve) =>
+          process.stdout.write(toCsv(result), (error) => (error ? undefined : resolve())),
+        );
+        if (result.truncated) console.error(`dorsal: ${rows}${cut}: the answer has more`);
+      } else {
         console.log(
           table(
             result.columns.map((c) => c.name),
             result.rows.map((r) => r.map(cell)),
           ),
         );
-        console.error(
-          `${result.rows.length} row${result.rows.length === 1 ? '' : 's'}${
-            !result.truncated
-              ? ''
-              : result.rows.length === options.maxRows
-                ? ` (cut at --max-rows ${options.maxRows})`
-                : " (cut at the server's row limit, or at the answer's byte limit)"
-          }`,
-        );
+        console.error(`${rows}${cut}`);
       }
     });
   });

@@ -8,9 +8,11 @@ import {
   refuseOutputInLake,
   resolveProcess,
   type SourceOptions,
+  sayUnreadableCounts,
   withSource,
   withSourceOptions,
 } from './source.js';
+import { untimedLine } from './stats.js';
 
 interface ReportOptions extends SourceOptions {
   readonly output: string;
@@ -62,7 +64,11 @@ export function reportCommand(): Command {
     if (options.output !== STDOUT) refuseOutputInLake(options, options.output);
     await withSource(options, async (source) => {
       const process = await resolveProcess(source, options.process);
+      // Counts that did not read leave the lost column blank: said (the report says it too).
+      await sayUnreadableCounts(source.analytics, process.processId, options.strict === true);
       const data = await gatherReport(source.analytics, process.processId);
+      // Said as `stats` says it: the report says it too, at its top.
+      if (data.untimed > 0) console.error(untimedLine(data.untimed));
       const html = renderReport(data);
       await writeReport(options.output, html);
       const messages = data.topology.produced.reduce((n, e) => n + e.count, 0);

@@ -7,6 +7,7 @@ import { checkMemoryLimit, type QueryFunction } from '../telemetry/analytics/que
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { LakeNotFoundError } from '../telemetry/errors.js';
+import { printable } from './format.js';
 import { oncePerReason } from './once-per-reason.js';
 
 /** Where a command reads recorded runs: the embedded lake or a server, and which process. */
@@ -179,6 +180,35 @@ export function sayingUnreadable(
     }
     return result;
   };
+}
+
+/**
+ * Says on stderr, as `sayingUnreadable` says unreadable blocks, when the counts a run kept at its
+ * stop (`run_counts`) did not read (a blob missing or damaged): what its actors counted lost is
+ * then missing from what a command prints, not zero. `strict`: a `CliError` instead, after it is
+ * said. A run without counts (still running, or killed) is no such case: it has no row.
+ */
+export async function sayUnreadableCounts(
+  analytics: AnalyticsQuestions,
+  processId: string,
+  strict = false,
+  write: (text: string) => void = (text) => process.stderr.write(text),
+): Promise<readonly string[]> {
+  const { rows } = await analytics.query(
+    'SELECT error FROM run_counts WHERE error IS NOT NULL ORDER BY error',
+    { process: processId, maxRows: 5 },
+  );
+  const errors = rows.map((r) => String(r[0]));
+  if (errors.length === 0) return errors;
+  write(
+    `dorsal: the run's counts (what its actors counted lost, kept at its stop) did not read, and are left out of what follows:\n${errors.map((e) => `  ${printable(e)}`).join('\n')}\n`,
+  );
+  if (strict) {
+    throw new CliError(
+      "--strict: the run's counts did not read; nothing is answered without them (without --strict, dorsal query 'SELECT * FROM run_counts' shows why)",
+    );
+  }
+  return errors;
 }
 
 /** What the embedded lake keeps in its directory: its database (and SQLite's files beside it), its blobs, partitions and analytics cache. */

@@ -1,8 +1,14 @@
 import { Command, Option } from 'commander';
 import { allRows } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions, PercentileRow } from '../telemetry/analytics/questions.js';
-import { count, dim, duration, printable, printJson, sparkline, table } from './format.js';
-import { resolveProcess, type SourceOptions, withSource, withSourceOptions } from './source.js';
+import { count, counted, dim, duration, printable, printJson, sparkline, table } from './format.js';
+import {
+  resolveProcess,
+  type SourceOptions,
+  sayUnreadableCounts,
+  withSource,
+  withSourceOptions,
+} from './source.js';
 import { type LossRow, losses } from './trace-queries.js';
 
 interface StatsOptions extends SourceOptions {
@@ -25,7 +31,7 @@ async function histograms(
     analytics,
     { process },
     `SELECT ${group} AS g, least(${LAST_BUCKET}, greatest(${FIRST_BUCKET}, floor(log10(greatest(latency_ns, 1)) * 2)))::INTEGER AS b, count(*)::DOUBLE
-     FROM timings GROUP BY ALL ORDER BY g, b`,
+     FROM timings WHERE isfinite(latency_ns) GROUP BY ALL ORDER BY g, b`,
     Number.POSITIVE_INFINITY,
     100_000,
   );
@@ -84,6 +90,11 @@ export async function statsTable(
   return { rows, text };
 }
 
+/** What `stats` and `report` say on stderr of timing records they left out (`untimedTimings`). */
+export function untimedLine(untimed: number): string {
+  return `dorsal: left out ${counted(untimed, 'timing record', 'timing records')} whose time is not a number (NaN or infinite): the recording is damaged there`;
+}
+
 /** One consumer's losses of one stream, as a line under the table. */
 function lossLine(l: LossRow): string {
   const among = [
@@ -110,11 +121,16 @@ export function statsCommand(): Command {
   ).action(async (options: StatsOptions) => {
     await withSource(options, async (source) => {
       const process = await resolveProcess(source, options.process);
+      // Counts that did not read would leave the loss lines out silently: said first.
+      await sayUnreadableCounts(source.analytics, process.processId, options.strict === true);
       const by = options.by === undefined ? (['actor', 'stream'] as const) : ([options.by] as const);
       const { rows, text } = await statsTable(source.analytics, process.processId, by);
       // A consumer that lost messages handled fewer than were published: said beside the table.
       const lost = await losses(source.analytics, process.processId);
-      if (options.json) return printJson({ process: process.processId, rows, losses: lost });
+      // Records whose times are no number are in no row: said, not dropped silently.
+      const untimed = await source.analytics.untimedTimings({ process: process.processId });
+      if (untimed > 0) console.error(untimedLine(untimed));
+      if (options.json) return printJson({ process: process.processId, rows, losses: lost, untimed });
       if (rows.length === 0) console.log(dim(`process ${process.processId} recorded no timing`));
       else {
         console.log(

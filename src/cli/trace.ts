@@ -6,6 +6,7 @@ import {
   refuseOutputInLake,
   resolveProcess,
   type SourceOptions,
+  sayUnreadableCounts,
   withSource,
   withSourceOptions,
 } from './source.js';
@@ -86,6 +87,8 @@ export function traceCommand(): Command {
     if (!toStdout(options.output)) refuseOutputInLake(options, options.output);
     await withSource(options, async (source) => {
       const recorded = await resolveProcess(source, options.process);
+      // Counts that did not read would leave the actors' loss lines out silently: said first.
+      await sayUnreadableCounts(source.analytics, recorded.processId, options.strict === true);
       const startNs = await processStartNs(source.analytics, recorded.processId);
       const window: TraceWindow = {
         ...(options.begin === undefined ? {} : { beginNs: sinceStart(options.begin, startNs) }),

@@ -18,6 +18,8 @@ function emptyReport(overrides: Partial<ReportData> = {}): ReportData {
       originalInLake: true,
     },
     unreadable: { blocks: 0, records: 0, errors: [] },
+    untimed: 0,
+    countsErrors: [],
     time: { beginNs: 0, endNs: 1, bucketNs: 1_000_000, buckets: 1 },
     topology: { actors: [], streams: [], produced: [], consumed: [], persister: [] },
     latency: [],

@@ -128,6 +128,9 @@ export abstract class AnalyticsQuestions {
       `max((${processing})::BIGINT) AS pmax`,
     ];
     const order = keys.length > 0 ? ` ORDER BY ${keys.join(', ')}` : '';
+    // A record whose time is no number (a damaged recording) has no latency: it would fail the
+    // casts, and come first or last in every order. `untimedTimings` counts those left out.
+    const timed = ` WHERE ${TIMED}`;
     let sql: string;
     if (options.process !== undefined) {
       // One process: grouped by its actors' and streams' ids over the records alone, the names
@@ -138,10 +141,10 @@ export abstract class AnalyticsQuestions {
         keys.includes('stream') ? ' LEFT JOIN _stream_names s USING (process_id, stream_id)' : '',
       ].join('');
       const names = keys.map((k) => (k === 'actor' ? 'a.actor' : 's.stream'));
-      sql = `WITH g AS (SELECT ${['process_id', ...ids, ...aggregates('end_t - origin_t', 'end_t - start_t')].join(', ')} FROM timing_records GROUP BY ALL) SELECT ${[...names, 'n', 'lq', 'lmax', 'pq', 'pmax'].join(', ')} FROM g${joins}${order}`;
+      sql = `WITH g AS (SELECT ${['process_id', ...ids, ...aggregates('end_t - origin_t', 'end_t - start_t')].join(', ')} FROM timing_records${timed} GROUP BY ALL) SELECT ${[...names, 'n', 'lq', 'lmax', 'pq', 'pmax'].join(', ')} FROM g${joins}${order}`;
     } else {
       const group = keys.length > 0 ? ` GROUP BY ${keys.join(', ')}` : '';
-      sql = `SELECT ${[...keys, ...aggregates('latency_ns', 'processing_ns')].join(', ')} FROM timings${group}${order}`;
+      sql = `SELECT ${[...keys, ...aggregates('latency_ns', 'processing_ns')].join(', ')} FROM timings${timed}${group}${order}`;
     }
     // Whole, page after page, however few rows a server answers at once.
     const rows = await allRows(this, scopeOf(options), sql, Number.POSITIVE_INFINITY, 100_000);
@@ -166,6 +169,24 @@ export abstract class AnalyticsQuestions {
           processing: percentiles(pq, pmax),
         };
       });
+  }
+
+  /**
+   * Timing records of a process whose start, end or origin is no number (NaN or infinite: a
+   * damaged recording): the questions that aggregate times leave them out, and this says how many.
+   */
+  async untimedTimings(
+    options: Pick<QueryScope, 'begin' | 'end' | 'timeoutMs' | 'timeLimit' | 'signal'> & {
+      readonly process: string;
+    },
+  ): Promise<number> {
+    const process = checkProcess(options.process);
+    const { rows } = await this.query(`SELECT count(*)::DOUBLE FROM timing_records WHERE NOT (${TIMED})`, {
+      ...scopeOf(options),
+      process,
+      maxRows: 1,
+    });
+    return Number(rows[0]?.[0] ?? 0);
   }
 
   /** The whole tree a message belongs to, from its ingress root down, joined by parent ids. */
@@ -221,11 +242,13 @@ export abstract class AnalyticsQuestions {
     }
     const scope = { ...scopeOf(options), process };
     const slowest = async (among: string): Promise<{ trees: MessageTree[]; origins: string[] }> => {
-      // The n slowest, page after page if a server answers fewer at once (ties broken by origin).
+      // The n slowest, page after page if a server answers fewer at once (ties broken by origin);
+      // by the records whose times are numbers: NaN sorts first, and would rank a damaged tree
+      // the slowest.
       const worst = await allRows(
         this,
         scope,
-        `SELECT origin_t::VARCHAR, max(end_t - origin_t) AS worst FROM timing_records${among} GROUP BY origin_t ORDER BY worst DESC, origin_t`,
+        `SELECT origin_t::VARCHAR, max(end_t - origin_t) AS worst FROM timing_records WHERE ${TIMED}${among} GROUP BY origin_t ORDER BY worst DESC, origin_t`,
         n,
       );
       const origins = worst.map((row) => String(row[0]));
@@ -243,7 +266,7 @@ export abstract class AnalyticsQuestions {
       // Some of the slowest origins made no tree: ranked again among those with messages (left
       // out before the grouping, by a join filter on the scan; not the first time, as it costs
       // about twice as much when every record has its messages).
-      ({ trees, origins } = await slowest(' WHERE origin_t IN (SELECT origin_t FROM messages)'));
+      ({ trees, origins } = await slowest(' AND origin_t IN (SELECT origin_t FROM messages)'));
     }
     const byOrigin = new Map<number, MessageTree[]>();
     for (const tree of trees) byOrigin.set(tree.originT, [...(byOrigin.get(tree.originT) ?? []), tree]);
@@ -298,6 +321,9 @@ interface Draft {
   handled: Handling[];
   children: Draft[];
 }
+
+/** The condition that a timing record's times are numbers (see `untimedTimings`). */
+const TIMED = 'isfinite(start_t) AND isfinite(end_t) AND isfinite(origin_t)';
 
 /** Levels of a tree kept at most (see `TreeNode.cut`). */
 export const MAX_TREE_DEPTH = 256;
@@ -395,8 +421,11 @@ function assembleTrees(
     for (let at = stack.pop(); at !== undefined; at = stack.pop()) {
       const { draft, parentPublishT, depth, into } = at;
       nodes++;
-      latencyNs = Math.max(latencyNs, draft.publishT - draft.originT);
-      for (const h of draft.handled) latencyNs = Math.max(latencyNs, h.latencyNs);
+      if (Number.isFinite(draft.publishT - draft.originT))
+        latencyNs = Math.max(latencyNs, draft.publishT - draft.originT);
+      // A handling whose end is no number (a damaged record) is drawn, but measures nothing.
+      for (const h of draft.handled)
+        if (Number.isFinite(h.latencyNs)) latencyNs = Math.max(latencyNs, h.latencyNs);
       draft.children.sort(
         (a, b) => a.publishT - b.publishT || a.stream.localeCompare(b.stream) || a.seq - b.seq,
       );

@@ -1,4 +1,4 @@
-import { colour, count, duration, esc, short } from './format.js';
+import { colour, count, duration, esc, seconds as secondsText, short } from './format.js';
 import { BUCKETS_PER_DECADE, type LatencyDistribution, type TimeSeries } from './report-data.js';
 
 const W = 560;
@@ -88,7 +88,7 @@ export function timeChart(series: readonly TimeSeries[], options: TimeChartOptio
   for (const fraction of [0, 0.25, 0.5, 0.75, 1]) {
     const at = M.left + fraction * plotW;
     parts.push(
-      `<text class="tick" x="${at}" y="${H - 10}" text-anchor="middle">${esc(`${(fraction * seconds).toPrecision(3)} s`)}</text>`,
+      `<text class="tick" x="${at}" y="${H - 10}" text-anchor="middle">${esc(secondsText(fraction * seconds))}</text>`,
     );
   }
   series.forEach((s, i) => {

@@ -11,6 +11,11 @@ export interface LiveSample {
   readonly second: number | null;
   /** The same second, RFC 3339 (UTC). */
   readonly time: string | null;
+  /**
+   * True once the process has ended (the lake holds the counts it keeps at its stop): its
+   * numbers change no more, and it is sampled no more.
+   */
+  readonly ended: boolean;
   /** Messages published in that second, per stream. */
   readonly rates: readonly { readonly stream: string; readonly perSecond: number }[];
   /** Messages handled in that second, per actor × stream, with their latency since the origin. */
@@ -25,32 +30,65 @@ export interface LiveSample {
 }
 
 /**
+ * How far before the start of its newest timing block a sample reads a process's records, in ns:
+ * the second shown ends in or after that block (whose records end after its start), and starts at
+ * most 2 s before its newest record; the rest is margin.
+ */
+const SAMPLE_REACH_NS = 3e9;
+
+/**
  * The last whole second of a process in the lake: the second before the one holding its newest
  * handler end. Blocks reach the lake about once a second per stream (`PersistOptions.blockMs`),
  * so the newest second is usually still partial; the one before it has its blocks.
+ *
+ * It reads the last few seconds of records only: the lake's blocks (its metadata, not their
+ * records) say where the newest timings are, and every scan of records is bounded below by a
+ * constant on `end_t` or `publish_t`, which the Parquet statistics let DuckDB skip the rest by. A
+ * sample over all of a long run's records took seconds, each second, holding a query slot.
  */
 export async function sampleLive(
   analytics: AnalyticsQuestions,
   processId: string,
   limits: ReportLimits = {},
 ): Promise<LiveSample> {
-  const second = '(SELECT epoch_ns(max(end_time)) // 1000000000 - 1 FROM timings)';
+  const scope = { process: processId, ...limits };
+  const [head] = (
+    await analytics.query(
+      `SELECT p.start_ns::VARCHAR,
+        (SELECT epoch_ns(max(b.begin_time)) FROM blocks b JOIN streams s ON s.stream_id = b.stream_id
+          WHERE b.process_id = p.process_id AND list_contains(s.tags::VARCHAR[], 'timings'))::VARCHAR,
+        (SELECT count(*) FROM run_counts c WHERE c.process_id = p.process_id)::DOUBLE
+       FROM processes p`,
+      { ...scope, maxRows: 1 },
+    )
+  ).rows;
+  const ended = Number(head?.[2] ?? 0) > 0;
+  const none: LiveSample = { second: null, time: null, ended, rates: [], latency: [] };
+  if (head?.[0] === null || head?.[0] === undefined || head[1] === null || head[1] === undefined) return none;
+  const startNs = BigInt(String(head[0]));
+  // Process-clock ns (records' times are since the process's start) from which records are read.
+  const from = Number(BigInt(String(head[1])) - startNs) - SAMPLE_REACH_NS;
+  const start = `${startNs}::DOUBLE`;
   const { rows } = await analytics.query(
-    `WITH s AS (SELECT ${second} AS sec)
-     SELECT 'rate' AS kind, m.stream, NULL AS actor, count(*)::DOUBLE AS n, NULL::DOUBLE AS p50, NULL::DOUBLE AS p99, NULL::DOUBLE AS mx, any_value(s.sec)::DOUBLE AS at
-       FROM messages m, s WHERE epoch_ns(m.publish_time) // 1000000000 = s.sec GROUP BY m.stream
+    `WITH s AS (
+       SELECT floor((${start} + max(end_t)) / 1e9) - 1 AS sec FROM timing_records
+       WHERE end_t >= ${from} AND isfinite(end_t)),
+     b AS (SELECT sec, sec * 1e9 - ${start} AS lo, (sec + 1) * 1e9 - ${start} AS hi FROM s)
+     SELECT 'rate' AS kind, m.stream, NULL AS actor, count(*)::DOUBLE AS n, NULL::DOUBLE AS p50, NULL::DOUBLE AS p99, NULL::DOUBLE AS mx, any_value(b.sec)::DOUBLE AS at
+       FROM messages m, b WHERE m.publish_t >= ${from} AND m.publish_t >= b.lo AND m.publish_t < b.hi GROUP BY m.stream
      UNION ALL
-     SELECT 'latency', t.stream, t.actor, count(*)::DOUBLE, quantile_disc(t.latency_ns, 0.5), quantile_disc(t.latency_ns, 0.99), max(t.latency_ns), any_value(s.sec)::DOUBLE
-       FROM timings t, s WHERE epoch_ns(t.end_time) // 1000000000 = s.sec GROUP BY t.actor, t.stream
+     SELECT 'latency', t.stream, t.actor, count(*)::DOUBLE, quantile_disc(t.latency_ns, 0.5), quantile_disc(t.latency_ns, 0.99), max(t.latency_ns), any_value(b.sec)::DOUBLE
+       FROM timings t, b WHERE t.end_t >= ${from} AND t.end_t >= b.lo AND t.end_t < b.hi AND isfinite(t.latency_ns) GROUP BY t.actor, t.stream
      UNION ALL
-     SELECT 'second', NULL, NULL, NULL, NULL, NULL, NULL, sec::DOUBLE FROM s`,
-    { process: processId, maxRows: 10_000, ...limits },
+     SELECT 'second', NULL, NULL, NULL, NULL, NULL, NULL, sec::DOUBLE FROM b`,
+    { ...scope, maxRows: 10_000 },
   );
   const at = rows.find((r) => r[0] === 'second')?.[7];
   const secondOf = at === null || at === undefined ? null : Number(at);
   return {
     second: secondOf,
     time: secondOf === null ? null : new Date(secondOf * 1000).toISOString().replace('.000Z', 'Z'),
+    ended,
     rates: rows
       .filter((r) => r[0] === 'rate')
       .map((r) => ({ stream: String(r[1]), perSecond: Number(r[3]) }))
@@ -116,12 +154,13 @@ export class LiveSamples {
     if (this.closed) return Promise.reject(notStarted());
     const now = performance.now();
     const known = this.latest.get(processId);
-    // Reused while it runs (one at a time per process, however slow), or if taken less than an
-    // interval ago; never once stopped (its last watcher left): it is failing.
+    // Reused while it runs (one at a time per process, however slow), if taken less than an
+    // interval ago, or for ever once the process has ended (its numbers change no more); never
+    // once stopped (its last watcher left): it is failing.
     if (
       known !== undefined &&
       !known.stop.signal.aborted &&
-      (!known.settled || now - known.at < this.intervalMs * 0.9)
+      (!known.settled || known.ended || now - known.at < this.intervalMs * 0.9)
     ) {
       return known.sample;
     }
@@ -136,13 +175,14 @@ export class LiveSamples {
         ? ask(stop.signal)
         : withinDeadline(this.sampleTimeoutMs, stop.signal, ask);
     const sample = this.slots === undefined ? bounded() : inSlot(this.slots, stop.signal, bounded);
-    const sampled: Sampled = { at: now, sample, stop, settled: false };
+    const sampled: Sampled = { at: now, sample, stop, settled: false, ended: false };
     // Newest last: the first entry is the least recently sampled process.
     this.latest.delete(processId);
     this.latest.set(processId, sampled);
     sample.then(
-      () => {
+      (taken) => {
         sampled.settled = true;
+        sampled.ended = taken.ended;
       },
       () => {
         sampled.settled = true;
@@ -160,8 +200,9 @@ export class LiveSamples {
 
   /**
    * Server-sent events for one watcher: an `event: sample` with the sample as JSON at once, then
-   * every interval, until `signal` aborts. A failed sample is sent as `event: problem` and the
-   * stream goes on.
+   * every interval, until `signal` aborts, or the process has ended: its last sample is then
+   * followed by `event: ended`, and the stream ends (a page closes its `EventSource` on it). A
+   * failed sample is sent as `event: problem` and the stream goes on.
    */
   async *events(processId: string, signal: AbortSignal): AsyncGenerator<string> {
     this.watchers.set(processId, (this.watchers.get(processId) ?? 0) + 1);
@@ -172,6 +213,10 @@ export class LiveSamples {
           // A watcher that leaves stops waiting at once (and, the last one, stops the sample).
           const sample = await untilAborted(this.sample(processId), signal);
           yield `event: sample\ndata: ${JSON.stringify(sample)}\n\n`;
+          if (sample.ended) {
+            yield `event: ended\ndata: ${JSON.stringify({ second: sample.second, time: sample.time })}\n\n`;
+            return;
+          }
         } catch (error) {
           if (signal.aborted) return;
           // What dorsal says of it (timed out, not ready, busy); a refused query's text, or any
@@ -214,6 +259,8 @@ interface Sampled {
   readonly sample: Promise<LiveSample>;
   readonly stop: AbortController;
   settled: boolean;
+  /** The sample says the process has ended: it is kept, not taken again. */
+  ended: boolean;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,4 +1,5 @@
 /** The style and the script every view page carries inline: a page needs no other file. */
+import { duration } from './format.js';
 
 export const STYLE = `
 :root { font: 14px/1.4 system-ui, sans-serif; color: #222; background: #fafafa; }
@@ -48,7 +49,8 @@ export const SCRIPT = `
   }
   const live = document.body.getAttribute('data-live');
   if (!live) return;
-  const fmtNs = (ns) => !(ns >= 0) ? '—' : ns < 1e3 ? Math.round(ns) + ' ns' : ns < 1e6 ? (ns / 1e3).toPrecision(3) + ' µs' : ns < 1e9 ? (ns / 1e6).toPrecision(3) + ' ms' : (ns / 1e9).toPrecision(3) + ' s';
+  // The server's own \`duration\` (its source: self-contained), so that both write a time alike.
+  const fmtNs = (ns) => !(ns >= 0) ? '—' : (${duration.toString()})(ns);
   const fmtN = (n) => Math.round(n).toLocaleString('en-US');
   const status = document.querySelector('[data-live-status]');
   const rates = document.querySelector('[data-live-rates]');
@@ -90,6 +92,15 @@ export const SCRIPT = `
     line('p99', '.p99');
     chart.setAttribute('data-samples', String(history.length));
   };
-  events.addEventListener('error', () => { status.textContent = 'disconnected; retrying…'; });
+  // The process has ended: its last second stays shown, and the browser does not reconnect.
+  let ended = false;
+  events.addEventListener('ended', (event) => {
+    ended = true;
+    events.close();
+    const last = JSON.parse(event.data);
+    status.textContent = 'the process has ended' + (last.time ? ': second ' + last.time + ' was its last' : '');
+    document.body.setAttribute('data-live-ended', 'true');
+  });
+  events.addEventListener('error', () => { if (!ended) status.textContent = 'disconnected; retrying…'; });
 })();
 `;

@@ -115,6 +115,16 @@ export interface ReportData {
     /** Why, for the first few. */
     readonly errors: readonly string[];
   };
+  /**
+   * Timing records whose start, end or origin is no number (NaN or infinite: a damaged
+   * recording): in none of the latency figures.
+   */
+  readonly untimed: number;
+  /**
+   * Why the run's counts did not read (a blob missing or damaged), if they did not: what its
+   * actors counted lost (`ConsumedEdge.lapped`) is then unknown, not none.
+   */
+  readonly countsErrors: readonly string[];
   /** The run's time axis: process-clock ns of its first and last message, and the bucket width. */
   readonly time: {
     readonly beginNs: number;
@@ -205,6 +215,8 @@ export async function gatherReport(
     logRows,
     spanRows,
     unreadableRows,
+    untimed,
+    countsErrorRows,
   ] = await Promise.all([
     readProcess(analytics, processId, limits, divergences),
     ask(
@@ -220,7 +232,7 @@ export async function gatherReport(
     ),
     analytics.percentiles({ process: processId, ...options }),
     ask(
-      `SELECT actor, stream, floor(log10(greatest(latency_ns, 1)) * ${BUCKETS_PER_DECADE})::INTEGER AS b, count(*)::DOUBLE FROM timings GROUP BY ALL ORDER BY actor, stream, b`,
+      `SELECT actor, stream, floor(log10(greatest(latency_ns, 1)) * ${BUCKETS_PER_DECADE})::INTEGER AS b, count(*)::DOUBLE FROM timings WHERE isfinite(latency_ns) GROUP BY ALL ORDER BY actor, stream, b`,
     ),
     analytics.slowestTrees({ process: processId, n: SLOWEST_TREES, ...options }),
     ask(
@@ -238,6 +250,8 @@ export async function gatherReport(
       'SELECT count(*) OVER ()::DOUBLE, (sum(object_count) OVER ())::DOUBLE, error FROM unreadable_blocks ORDER BY block_id, error',
       MAX_UNREADABLE_SHOWN,
     ),
+    analytics.untimedTimings({ process: processId, ...limits }),
+    ask('SELECT error FROM run_counts WHERE error IS NOT NULL ORDER BY error', MAX_UNREADABLE_SHOWN),
   ]);
 
   const first = num(span?.[0]);
@@ -299,6 +313,8 @@ export async function gatherReport(
       records: num(unreadableRows[0]?.[1] ?? 0),
       errors: unreadableRows.map((r) => str(r[2])),
     },
+    untimed,
+    countsErrors: countsErrorRows.map((r) => str(r[0])),
     time: { beginNs, endNs, bucketNs, buckets },
     topology: {
       actors: [...new Set([...produced, ...consumed].map((e) => e.actor))].sort(),

@@ -62,6 +62,16 @@ function header(data: ReportData, options: ReportPageOptions): string {
       `<p class="warning" data-unreadable-blocks="${unreadable.blocks}">${count(unreadable.blocks)} block${unreadable.blocks === 1 ? '' : 's'} of this run did not read (a blob missing or damaged): ${count(unreadable.records)} records are in none of the figures below. ${unreadable.errors.map((e) => `<code>${esc(e)}</code>`).join(' ')}${unreadable.blocks > unreadable.errors.length ? ' … (<code>SELECT * FROM unreadable_blocks</code> lists them all)' : ''}</p>`,
     );
   }
+  if (data.countsErrors.length > 0) {
+    lines.push(
+      `<p class="warning" data-counts-unreadable="${data.countsErrors.length}">The run's counts (what its actors counted lost, kept at its stop) did not read: the lost column below is unknown, not none. ${data.countsErrors.map((e) => `<code>${esc(e)}</code>`).join(' ')}</p>`,
+    );
+  }
+  if (data.untimed > 0) {
+    lines.push(
+      `<p class="warning" data-untimed="${data.untimed}">${count(data.untimed)} timing record${data.untimed === 1 ? '' : 's'} of this run ${data.untimed === 1 ? 'has' : 'have'} a time that is not a number (NaN or infinite: the recording is damaged there): ${data.untimed === 1 ? 'it is' : 'they are'} in none of the latency figures below.</p>`,
+    );
+  }
   if (p.replayOf !== undefined) {
     const original =
       options.processHref !== undefined && p.originalInLake

@@ -1,0 +1,76 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import type { QueryFunction } from '../../src/telemetry/analytics/query.js';
+import { sampleLive } from '../../src/telemetry/views/live.js';
+import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { tempDir } from './fixtures.js';
+
+const SYSTEM = 'examples/market/system.ts';
+
+/** The live view's samples of a recorded run: its last second, read from its last seconds alone. */
+describe('live samples of a recorded process', () => {
+  const { dir, cleanup } = tempDir('dorsal-live-samples-');
+  let processId: string;
+
+  beforeAll(async () => {
+    // Longer than the seconds a sample reads.
+    const run = await runDorsal(['run', SYSTEM, '--seconds', '5', '--data', dir, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    processId = (JSON.parse(run.stdout) as { process: string }).process;
+  }, 120_000);
+  afterAll(cleanup);
+
+  it("a sample's numbers are its second's, and every scan of records is bounded by a time the engine can prune on", async () => {
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      // The real analytics, each SQL it is asked noted.
+      const asked: string[] = [];
+      const query: QueryFunction = (sql, scope) => {
+        asked.push(sql);
+        return analytics.query(sql, scope);
+      };
+      const sample = await sampleLive(Object.create(analytics, { query: { value: query } }), processId);
+      expect(sample.second).not.toBeNull();
+      expect(sample.ended).toBe(true);
+      // The same second's numbers, over every record.
+      const scope = { process: processId };
+      const rates = await analytics.query(
+        `SELECT stream, count(*)::DOUBLE FROM messages WHERE epoch_ns(publish_time) // 1000000000 = ${sample.second} GROUP BY ALL ORDER BY ALL`,
+        scope,
+      );
+      expect(sample.rates.map((r) => [r.stream, r.perSecond])).toEqual(rates.rows);
+      const handled = await analytics.query(
+        `SELECT actor, stream, count(*)::DOUBLE FROM timings WHERE epoch_ns(end_time) // 1000000000 = ${sample.second} GROUP BY ALL ORDER BY ALL`,
+        scope,
+      );
+      expect(sample.latency.map((r) => [r.actor, r.stream, r.count])).toEqual(handled.rows);
+      // The plan of the SQL that reads records: its scans of them filter on the records' times
+      // (a filter pushed into the Parquet scan, written without spaces, unlike a join's
+      // condition), from a few seconds before the end of this longer run: the engine skips the rest.
+      const records = asked.filter((sql) => /\bmessages\b/.test(sql));
+      expect(records).toHaveLength(1);
+      const plan = String((await analytics.query(`EXPLAIN ${records[0]}`, scope)).rows[0]?.[1]);
+      expect(plan).toMatch(/end_t>=[0-9]/);
+      expect(plan).toContain('publish_t>');
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
+
+  it('/live of an ended process sends its last sample, says it ended, and ends the stream', async () => {
+    const served = await startDorsalServe(['--port', '0', '--data', dir]);
+    try {
+      // A stream that never ends fails here, not by hanging the suite.
+      const answer = await fetch(`${served.url}/live?process=${processId}`, {
+        signal: AbortSignal.timeout(30_000),
+      });
+      expect(answer.status).toBe(200);
+      const text = await answer.text();
+      const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+      expect(events).toEqual(['sample', 'ended']);
+    } finally {
+      await served.stop();
+    }
+  }, 60_000);
+});
