@@ -1,3 +1,4 @@
+import { QueryRefusedError } from '../telemetry/analytics/guard.js';
 import { allRows } from '../telemetry/analytics/paged.js';
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
@@ -341,12 +342,19 @@ export interface LossRow {
 
 /** The streams of the process that lost anything: a trace of them misses slices and arrows. */
 export async function losses(analytics: AnalyticsQuestions, process: string): Promise<LossRow[]> {
-  const rows = await allRows(
-    analytics,
-    { process },
-    `SELECT stream, consumer, counted_by, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE, unrecorded::DOUBLE FROM losses
-     WHERE lost + poisoned + dropped > 0 ORDER BY ALL`,
-  );
+  const ask = (unrecorded: string) =>
+    allRows(
+      analytics,
+      { process },
+      `SELECT stream, consumer, counted_by, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE, ${unrecorded} FROM losses
+       WHERE lost + poisoned + dropped > 0 ORDER BY ALL`,
+    );
+  const rows = await ask('unrecorded::DOUBLE').catch((error: unknown) => {
+    // A server of an earlier dorsal has no such column: none of its losses is counted so.
+    if (error instanceof QueryRefusedError && /"unrecorded" not found/.test(error.message))
+      return ask('0::DOUBLE');
+    throw error;
+  });
   return rows.map(([stream, consumer, countedBy, lost, poisoned, dropped, unrecorded]) => ({
     stream: String(stream),
     consumer: String(consumer),
