@@ -73,4 +73,30 @@ describe('live samples of a recorded process', () => {
       await served.stop();
     }
   }, 60_000);
+
+  it('a process not in the lake: /live answers 404 (no problem a second for ever), / the picker saying so; the start of an id is taken', async () => {
+    const served = await startDorsalServe(['--port', '0', '--data', dir]);
+    try {
+      const unknown = 'ffffffff-ffff-4fff-8fff-ffffffffffff';
+      const live = await fetch(`${served.url}/live?process=${unknown}`, {
+        signal: AbortSignal.timeout(30_000),
+      });
+      expect(live.status).toBe(404);
+      expect(((await live.json()) as { error: { code: string } }).error.code).toBe('DORSAL_LAKE_NOT_FOUND');
+      const page = await fetch(`${served.url}/?process=${unknown}`, { signal: AbortSignal.timeout(30_000) });
+      expect(page.status).toBe(404);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      const html = await page.text();
+      expect(html).toContain(`No process ${unknown} in this lake.`);
+      expect(html).toContain(processId);
+      // The start of an id, as the CLI takes it.
+      const byPrefix = await fetch(`${served.url}/?process=${processId.slice(0, 8)}`, {
+        signal: AbortSignal.timeout(60_000),
+      });
+      expect(byPrefix.status).toBe(200);
+      expect(await byPrefix.text()).toContain(`/live?process=${processId}`);
+    } finally {
+      await served.stop();
+    }
+  }, 90_000);
 });

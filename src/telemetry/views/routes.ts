@@ -11,6 +11,7 @@ import {
   QuerySlots,
 } from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
+import { LakeNotFoundError } from '../errors.js';
 import type { ExtraRoute, RouteAnswer, RouteRequest } from '../ingestion/http.js';
 import { esc } from './format.js';
 import { LiveSamples } from './live.js';
@@ -102,11 +103,20 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
       replayOf: r[3] === null || r[3] === undefined ? null : String(r[3]),
     }));
   };
-  /** The process a request names, or the newest `list` gives (undefined: the lake holds none). */
-  const chosen = async (request: RouteRequest, list: () => Promise<readonly PickedProcess[]>) => {
+  /**
+   * The process a request names, or the newest `list` gives (undefined: the lake holds none).
+   * `prefix`: the start of an id, as the CLI takes it, names the one process of `list` it starts.
+   */
+  const chosen = async (
+    request: RouteRequest,
+    list: () => Promise<readonly PickedProcess[]>,
+    prefix = false,
+  ) => {
     const wanted = request.query.get('process');
-    if (wanted !== null && wanted !== '') return wanted;
-    return (await list())[0]?.processId;
+    if (wanted === null || wanted === '') return (await list())[0]?.processId;
+    if (!prefix) return wanted;
+    const starting = (await list()).filter((p) => p.processId.startsWith(wanted.toLowerCase()));
+    return starting.length === 1 ? starting[0]!.processId : wanted;
   };
   const get = (path: string, handle: ExtraRoute['handle']): ExtraRoute => ({
     method: 'GET',
@@ -121,12 +131,28 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
     get('/', (_body, request) =>
       page(request, async (limits) => {
         const processes = await listed(limits);
-        const processId = await chosen(request, async () => processes);
+        const processId = await chosen(request, async () => processes, true);
         const picker = processPicker(processes, processId, href);
         if (processId === undefined) {
           return { status: 200, contentType: HTML, body: htmlPage('dorsal', `<h1>dorsal</h1>${picker}`) };
         }
-        const data = await gatherReport(await analytics(limits), processId, limits);
+        const data = await gatherReport(await analytics(limits), processId, limits).catch(
+          (error: unknown) => {
+            if (error instanceof LakeNotFoundError) return undefined;
+            throw error;
+          },
+        );
+        // Not in the lake: the picker, saying so (a page, not the API's JSON).
+        if (data === undefined) {
+          return {
+            status: 404,
+            contentType: HTML,
+            body: htmlPage(
+              'dorsal',
+              `<h1>dorsal</h1><p>No process ${esc(processId)} in this lake.</p>${picker}`,
+            ),
+          };
+        }
         const body = renderReport(data, {
           processHref: href,
           before: picker,
@@ -153,6 +179,11 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
           ),
         );
         if (processId === undefined) throw new QueryRefusedError('this lake holds no recorded process');
+        // A process not in the lake is answered 404 (an EventSource then stops), not streamed a
+        // problem a second for ever; any other failure is the stream's to say.
+        await samples.sample(processId).catch((error: unknown) => {
+          if (error instanceof LakeNotFoundError) throw error;
+        });
         return {
           status: 200,
           contentType: 'text/event-stream; charset=utf-8',
