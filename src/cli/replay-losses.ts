@@ -32,8 +32,10 @@ export async function recordingLosses(
 ): Promise<RecordingLoss[]> {
   const rows = await losses(analytics, process);
   return rows.flatMap((l): RecordingLoss[] => {
-    if (l.countedBy === 'persister' && streams.has(l.stream) && l.lost + l.dropped > 0) {
-      return [{ stream: l.stream, countedBy: 'persister', consumer: l.consumer, lost: l.lost + l.dropped }];
+    // What the lake holds of neither is missing from the recording too.
+    const missing = l.lost + l.dropped + l.unrecorded;
+    if (l.countedBy === 'persister' && streams.has(l.stream) && missing > 0) {
+      return [{ stream: l.stream, countedBy: 'persister', consumer: l.consumer, lost: missing }];
     }
     if (l.countedBy === 'actor' && l.lost > 0) {
       return [{ stream: l.stream, countedBy: 'actor', consumer: l.consumer, lost: l.lost }];

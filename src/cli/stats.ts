@@ -97,13 +97,12 @@ export function untimedLine(untimed: number): string {
 
 /** One consumer's losses of one stream, as a line under the table. */
 function lossLine(l: LossRow): string {
-  const among = [
-    l.poisoned > 0 ? `${count(l.poisoned)} poisoned` : '',
-    l.unrecorded > 0 ? `${count(l.unrecorded)} neither in the lake nor counted in it` : '',
-  ].filter((part) => part !== '');
   const what = [
-    l.lost > 0 ? `${count(l.lost)} lost${among.length > 0 ? ` (${among.join(', ')})` : ''}` : '',
+    l.lost > 0 ? `${count(l.lost)} lost${l.poisoned > 0 ? ` (${count(l.poisoned)} poisoned)` : ''}` : '',
     l.dropped > 0 ? `${count(l.dropped)} dropped at the source` : '',
+    l.unrecorded > 0
+      ? `${count(l.unrecorded)} neither in the lake nor counted lost (lost on their way with their count, or deleted by retention)`
+      : '',
   ].filter((part) => part !== '');
   const who = l.countedBy === 'persister' ? 'the persister (missing from the lake)' : printable(l.consumer);
   return `${printable(l.stream)}: ${what.join(', ')} by ${who}`;

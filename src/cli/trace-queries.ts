@@ -336,7 +336,7 @@ export interface LossRow {
   readonly lost: number;
   readonly poisoned: number;
   readonly dropped: number;
-  /** Of `lost`, records neither in the lake nor counted lost in it (see the `losses` view). */
+  /** Apart from `lost`: records neither in the lake nor counted lost in it (see the `losses` view). */
   readonly unrecorded: number;
 }
 
@@ -346,8 +346,8 @@ export async function losses(analytics: AnalyticsQuestions, process: string): Pr
     allRows(
       analytics,
       { process },
-      `SELECT stream, consumer, counted_by, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE, ${unrecorded} FROM losses
-       WHERE lost + poisoned + dropped > 0 ORDER BY ALL`,
+      `SELECT stream, consumer, counted_by, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE, ${unrecorded} AS u FROM losses
+       WHERE lost + poisoned + dropped + ${unrecorded} > 0 ORDER BY ALL`,
     );
   const rows = await ask('unrecorded::DOUBLE').catch((error: unknown) => {
     // A server of an earlier dorsal has no such column: none of its losses is counted so.

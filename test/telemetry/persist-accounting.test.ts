@@ -597,7 +597,8 @@ describe('the persister’s report against its lake', () => {
         .finally(() => analytics.close());
       const said = new Map(losses.map((r) => [String(r[0]), [Number(r[1]), Number(r[2])]]));
       const messages = persist.sources.filter((x) => x.kind === 'messages');
-      for (const s of messages) expect(said.get(s.name)?.[0], s.name).toBe(s.lost);
+      // Counted lost, and what the lake holds of neither: together, what the report lost.
+      for (const s of messages) expect(said.get(s.name)![0]! + said.get(s.name)![1]!, s.name).toBe(s.lost);
       expect(messages.reduce((n, s) => n + said.get(s.name)![1]!, 0)).toBeGreaterThan(0);
     } finally {
       proxy.close();
@@ -605,7 +606,19 @@ describe('the persister’s report against its lake', () => {
     }
   }, 60_000);
 
-  it('retention deleting a run’s oldest blocks: nothing of the rest is taken for unrecorded', async () => {
+  it('a run that publishes nothing, on a stream that held messages before its start: nothing lost, nothing unrecorded', async () => {
+    const dir = lakeDir();
+    const system = new System(spine, { persist: { data: dir } });
+    const producer = system.spine.queue(0).producer();
+    for (let i = 0; i < 5; i++) producer.publish({ n: i, price: 1 });
+    producer.close();
+    system.spawn(fixture('idle'), { args: { name: 'idle' } });
+    await system.start();
+    const report = await system.stop();
+    expect(await analyticsDisagreements(report, dir)).toEqual([]);
+  }, 60_000);
+
+  it('retention deleting a run’s oldest blocks, of one stream every block: unrecorded, not lost, and exactly those', async () => {
     const dir = lakeDir();
     const system = new System(spine, { persist: { data: dir, blockMs: 5 } });
     system.spawn(fixture('feed'), { args: { count: 3000, perLoop: 10 } });
@@ -614,33 +627,42 @@ describe('the persister’s report against its lake', () => {
     await until(() => system.spine.queue(1).stats().published === 6000, 'every order');
     const report = await system.stop();
     const persist = report.persist as PersistReport;
-    // The oldest half of every stream's blocks, as retention finds them once they are old.
+    // The oldest half of each message stream's blocks, and every block of orders, as retention
+    // finds them once they are old (the counts, kept at the stop, stay).
     const lake = Lake.open({ data: dir });
-    let deleted = 0;
+    const deleted = new Map<string, number>();
     try {
       const old: string[] = [];
       for (const stream of await lake.streams({ processId: persist.processId })) {
+        if (!stream.tags.includes('messages')) continue;
         const blocks = (await lake.blocks({ streamId: stream.streamId })).sort(
           (x, y) => x.beginTicks - y.beginTicks,
         );
-        old.push(...blocks.slice(0, Math.floor(blocks.length / 2)).map((b) => b.blockId));
+        const all = stream.properties.name === 'orders';
+        const aged = blocks.slice(0, all ? blocks.length : Math.floor(blocks.length / 2));
+        old.push(...aged.map((b) => b.blockId));
+        deleted.set(
+          String(stream.properties.name),
+          aged.reduce((n, b) => n + b.objectCount, 0),
+        );
       }
       await sqliteAge(dir)('blocks', old);
-      deleted = (await applyRetention(lake, { days: 1, pauseMs: 0 })).blocks;
+      expect((await applyRetention(lake, { days: 1, pauseMs: 0 })).blocks).toBe(old.length);
     } finally {
       await lake.close();
     }
-    expect(deleted).toBeGreaterThan(0);
+    expect(deleted.get('ticks')).toBeGreaterThan(0);
+    expect(deleted.get('orders')).toBe(6000);
     const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
     const { rows } = await analytics
       .query(
-        "SELECT stream, unrecorded::DOUBLE FROM losses WHERE counted_by = 'persister' AND unrecorded > 0",
-        {
-          process: persist.processId,
-        },
+        "SELECT stream, lost::DOUBLE, unrecorded::DOUBLE FROM losses WHERE counted_by = 'persister' AND stream IN ('ticks', 'orders') ORDER BY stream",
+        { process: persist.processId },
       )
       .finally(() => analytics.close());
-    expect(rows).toEqual([]);
+    // Not lost (the run lost nothing): not in the lake, as many as retention deleted.
+    const expected = [...deleted].map(([name, n]) => [name, 0, n]);
+    expect(rows).toEqual(expected.sort((a, b) => String(a[0]).localeCompare(String(b[0]))));
   }, 60_000);
 
   it('the server gone mid-run: what the report says persisted is what the lake holds', async () => {

@@ -160,7 +160,7 @@ describe("a run's counts in the lake", () => {
         ['watcher', 2, "o'brien", 1, 390, 10, 6],
       ]);
       // A consumer's losses, beside the persister's (from its account alone: no block of
-      // records, its 480 uncounted records unrecorded): the producer-only row is no consumer's.
+      // records, so 480 of its records are unrecorded): the producer-only row is no consumer's.
       expect(
         await rows(
           'SELECT stream, consumer, counted_by, lost::INTEGER, poisoned::INTEGER, dropped::INTEGER, unrecorded::INTEGER FROM losses ORDER BY ALL',
@@ -169,7 +169,7 @@ describe("a run's counts in the lake", () => {
       ).toEqual([
         ["log:o'brien", 'persister', 'persister', 0, 0, 3, 0],
         ['ticks', "o'brien", 'actor', 97, 2, 0, 0],
-        ['ticks', 'persister', 'persister', 500, 1, 0, 480],
+        ['ticks', 'persister', 'persister', 20, 1, 0, 480],
         ['timings:feed', 'watcher', 'observer', 0, 0, 0, 0],
         ["timings:o'brien", 'watcher', 'observer', 10, 0, 0, 0],
       ]);
@@ -192,7 +192,7 @@ describe("a run's counts in the lake", () => {
       const stats = await runDorsal(['stats', '--data', dir, '--process', run.processId]);
       expect(stats.stderr).toBe('');
       expect(stats.stdout).toContain(
-        'ticks: 500 lost (1 poisoned, 480 neither in the lake nor counted in it) by the persister (missing from the lake)',
+        'ticks: 20 lost (1 poisoned), 480 neither in the lake nor counted lost (lost on their way with their count, or deleted by retention) by the persister (missing from the lake)',
       );
       const [unreadable] = await rows('SELECT refused, error FROM run_counts', broken.processId);
       expect(unreadable![0]).toBeNull();

@@ -473,30 +473,27 @@ export async function createViews(connection: DuckDBConnection, inputs: ViewInpu
     }`,
   );
   const coverageFiles = files('block_coverage');
-  // Per lake stream: the greatest totals, and where its earliest block in the lake begins with the
-  // losses before it (its total less those within its span: the records it did not hold).
   const coverage =
     coverageFiles.length > 0
-      ? `SELECT process_id, lower(stream_id) AS stream_id, max(lost_total)::BIGINT AS lost, max(poisoned_total)::BIGINT AS poisoned, max(coalesce(dropped_total, 0))::BIGINT AS dropped, min(first_seq)::BIGINT AS first_seq, arg_min(lost_total - (end_seq - first_seq - object_count), first_seq)::BIGINT AS lost_before FROM ${parquet(coverageFiles, true)} GROUP BY ALL`
-      : 'SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream_id, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped, NULL::BIGINT AS first_seq, NULL::BIGINT AS lost_before WHERE false';
+      ? `SELECT process_id, lower(stream_id) AS stream_id, max(lost_total)::BIGINT AS lost, max(poisoned_total)::BIGINT AS poisoned, max(coalesce(dropped_total, 0))::BIGINT AS dropped FROM ${parquet(coverageFiles, true)} GROUP BY ALL`
+      : 'SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream_id, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped WHERE false';
   // The persister's account of the whole run, kept at its stop: not within a time window (a
-  // window's losses are its blocks' coverage). What it was to persist from where the lake's
-  // blocks of the stream begin (retention deletes the oldest), less what it counted lost of
-  // those, less the records the lake holds, is `unrecorded`: blocks lost on their way with the
-  // coverage that would have said so.
+  // window's losses are its blocks' coverage). What it was to persist, less what it counted
+  // lost, less the records the lake holds, is `unrecorded`: blocks lost on their way with the
+  // coverage that would have said so, or deleted by retention since (the lake cannot tell which).
   const accounts = windowed
     ? 'SELECT NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream_id, NULL::JSON AS tags, NULL::VARCHAR AS name, NULL::BIGINT AS lost, NULL::BIGINT AS poisoned, NULL::BIGINT AS dropped, NULL::BIGINT AS unrecorded WHERE false'
-    : 'SELECT a.process_id, lower(a.stream_id) AS stream_id, a.tags, a.name, a.lost, a.poisoned, a.dropped, greatest(0, a.end_seq - coalesce(c.first_seq, a.from_seq) - (a.lost - coalesce(c.lost_before, 0)) - coalesce(b.stored, 0))::BIGINT AS unrecorded FROM persister_accounts a LEFT JOIN c ON c.process_id = a.process_id AND c.stream_id = lower(a.stream_id) LEFT JOIN (SELECT process_id, lower(stream_id) AS stream_id, sum(object_count) AS stored FROM blocks GROUP BY ALL) b ON b.process_id = a.process_id AND b.stream_id = lower(a.stream_id)';
+    : 'SELECT a.process_id, lower(a.stream_id) AS stream_id, a.tags, a.name, a.lost, a.poisoned, a.dropped, greatest(0, a.end_seq - a.from_seq - a.lost - coalesce(b.stored, 0))::BIGINT AS unrecorded FROM persister_accounts a LEFT JOIN (SELECT process_id, lower(stream_id) AS stream_id, sum(object_count) AS stored FROM blocks GROUP BY ALL) b ON b.process_id = a.process_id AND b.stream_id = lower(a.stream_id)';
   // A stream is named as the lake has it, else as the account does (its record may not have come).
   const [tags, name] = ['coalesce(s.tags, a.tags)::VARCHAR[]', 'coalesce(s.name, a.name, k.stream_id)'];
   const label = `CASE ${['timings', 'log', 'metrics', 'spans'].map((tag) => `WHEN list_contains(${tags}, '${tag}') THEN '${tag}:' || ${name}`).join(' ')} ELSE ${name} END`;
   // The persister's losses, per lake stream, from its blocks' coverage and its account at the
   // stop (the greater of each: an account the lake got is the whole run's, a stream's last
-  // coverage may not have arrived); then every actor's, per stream it consumed and per timing
-  // queue it observed, from the run's counts. `counted_by` says which (an actor may be named
-  // 'persister'). The persister's `lost` counts its `unrecorded` too: records missing from the lake.
+  // coverage may not have arrived), and what the lake holds of neither (`unrecorded`, apart: it
+  // may be retention's doing); then every actor's, per stream it consumed and per timing queue it
+  // observed, from the run's counts. `counted_by` says which (an actor may be named 'persister').
   await run(
-    `CREATE TEMP VIEW losses AS WITH c AS (${coverage}), a AS (${accounts}) SELECT k.process_id, ${label} AS stream, 'persister' AS consumer, 'persister' AS counted_by, (greatest(c.lost, a.lost) + coalesce(a.unrecorded, 0))::BIGINT AS lost, greatest(c.poisoned, a.poisoned)::BIGINT AS poisoned, greatest(c.dropped, a.dropped)::BIGINT AS dropped, coalesce(a.unrecorded, 0)::BIGINT AS unrecorded FROM (SELECT process_id, stream_id FROM c UNION SELECT process_id, stream_id FROM a) k LEFT JOIN c ON c.process_id = k.process_id AND c.stream_id = k.stream_id LEFT JOIN a ON a.process_id = k.process_id AND a.stream_id = k.stream_id LEFT JOIN streams s ON s.process_id = k.process_id AND lower(s.stream_id) = k.stream_id UNION ALL SELECT process_id, stream, actor, 'actor', lost, poisoned, 0::BIGINT, 0::BIGINT FROM actor_counts WHERE handled + skipped + lost + failed > 0 UNION ALL SELECT process_id, 'timings:' || actor, observer, 'observer', lost, 0::BIGINT, 0::BIGINT, 0::BIGINT FROM timing_reads`,
+    `CREATE TEMP VIEW losses AS WITH c AS (${coverage}), a AS (${accounts}) SELECT k.process_id, ${label} AS stream, 'persister' AS consumer, 'persister' AS counted_by, greatest(c.lost, a.lost)::BIGINT AS lost, greatest(c.poisoned, a.poisoned)::BIGINT AS poisoned, greatest(c.dropped, a.dropped)::BIGINT AS dropped, coalesce(a.unrecorded, 0)::BIGINT AS unrecorded FROM (SELECT process_id, stream_id FROM c UNION SELECT process_id, stream_id FROM a) k LEFT JOIN c ON c.process_id = k.process_id AND c.stream_id = k.stream_id LEFT JOIN a ON a.process_id = k.process_id AND a.stream_id = k.stream_id LEFT JOIN streams s ON s.process_id = k.process_id AND lower(s.stream_id) = k.stream_id UNION ALL SELECT process_id, stream, actor, 'actor', lost, poisoned, 0::BIGINT, 0::BIGINT FROM actor_counts WHERE handled + skipped + lost + failed > 0 UNION ALL SELECT process_id, 'timings:' || actor, observer, 'observer', lost, 0::BIGINT, 0::BIGINT, 0::BIGINT FROM timing_reads`,
   );
   await createInstrumentationViews(connection, inputs, window);
 }

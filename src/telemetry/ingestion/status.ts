@@ -39,7 +39,8 @@ export interface ErrorAnswer {
  */
 export const MAX_ERROR_MESSAGE = 1024;
 
-function bounded(message: string): string {
+/** `message`, cut to `MAX_ERROR_MESSAGE`. */
+export function bounded(message: string): string {
   return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE - 1)}…` : message;
 }
 

@@ -3,7 +3,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { ConfigError, DorsalError } from '../../errors.js';
 import type { IngestionService } from '../ingestion/service.js';
-import { answerFor } from '../ingestion/status.js';
+import { answerFor, bounded } from '../ingestion/status.js';
 import { checkApiKey } from './api-key.js';
 
 /** The kinds of records a sink sends. */
@@ -239,7 +239,7 @@ export class InProcessTransport implements SinkTransport {
       // as an internal one (a lake's configuration) keeps its own message and code.
       const own = answer.status === 500 && error instanceof DorsalError;
       throw new SinkSendError(
-        own ? error.message : answer.body.error.message,
+        own ? bounded(error.message) : answer.body.error.message,
         retryable(answer.status),
         answer.status,
         own ? error.code : answer.body.error.code,
