@@ -47,10 +47,11 @@ export default class LiveStats extends Actor {
   constructor(args?: { periodMs?: number }) {
     super();
     const periodMs: unknown = args?.periodMs ?? 1000;
-    // 0 printed on every round; a negative one or a string failed naming idleTimeoutMs instead.
-    if (!(typeof periodMs === 'number' && periodMs > 0)) {
+    // 0 (or a nanosecond) printed on every round; a negative one or a string failed naming
+    // idleTimeoutMs instead; Infinity printed never.
+    if (!(typeof periodMs === 'number' && periodMs >= 1 && Number.isFinite(periodMs))) {
       throw new TypeError(
-        `live-stats: periodMs must be a number of ms above 0, got ${typeof periodMs === 'string' ? `'${periodMs}'` : String(periodMs)}`,
+        `live-stats: periodMs must be a finite number of ms of at least 1, got ${typeof periodMs === 'string' ? `'${periodMs}'` : String(periodMs)}`,
       );
     }
     this.periodNs = periodMs * 1e6;

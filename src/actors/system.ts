@@ -649,7 +649,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const inTime = await Promise.race([settled, late]);
     clearTimeout(timer);
     // The start may have completed as the time ran out: its threads run, and are stopped as such.
-    if (inTime || this.state !== 'starting') return;
+    // One that failed and is giving its threads back (stopped already) is waited for, as one
+    // still under way: a thread it has not ended yet is terminated, and named.
+    if (inTime || this.state === 'running') return;
     // Terminated by the stop, not crashed: the start fails saying so, the stop names them.
     await Promise.all(
       [...this.threads.values()].map((t) => {

@@ -73,6 +73,20 @@ describe('a thread that ends between its onInit and the names', () => {
 });
 
 describe('stop() and run()', () => {
+  it('a stop asked while a failed start gives its threads back: it waits for that, and names the thread it terminated', async () => {
+    // The start fails at 200 ms; its other thread is blocked in native code for 3 s, past the
+    // stop's exit timeout (1 s), so that giving the threads back is still under way then.
+    const system = new System(spine, { exitTimeoutMs: 1000 });
+    system.spawn(fixture('throw-init-later'), { args: { ms: 200 }, thread: 'fails' });
+    system.spawn(fixture('native-block-init'), { args: { seconds: 3 }, thread: 'blocked' });
+    const start = watch(system.start());
+    const report = await system.stop();
+    expect(start.settled).toBe(true);
+    expect(start.error).toBeInstanceOf(ActorCrashedError);
+    expect(system.liveThreads).toEqual([]);
+    expect(report.terminated).toEqual(['blocked']);
+  }, 30_000);
+
   it('stop() before start() rejects and is not kept: the system then starts, and stops with a report', async () => {
     const system = new System(spine);
     system.spawn(fixture('feed'), { args: { count: 10 } });
