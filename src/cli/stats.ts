@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { allRows } from '../telemetry/analytics/paged.js';
-import type { AnalyticsQuestions, PercentileRow } from '../telemetry/analytics/questions.js';
+import { type AnalyticsQuestions, type PercentileRow, TIMED } from '../telemetry/analytics/questions.js';
 import { count, counted, dim, duration, printable, printJson, sparkline, table } from './format.js';
 import {
   resolveProcess,
@@ -31,7 +31,7 @@ async function histograms(
     analytics,
     { process },
     `SELECT ${group} AS g, least(${LAST_BUCKET}, greatest(${FIRST_BUCKET}, floor(log10(greatest(latency_ns, 1)) * 2)))::INTEGER AS b, count(*)::DOUBLE
-     FROM timings WHERE isfinite(latency_ns) GROUP BY ALL ORDER BY g, b`,
+     FROM timings WHERE ${TIMED} GROUP BY ALL ORDER BY g, b`,
     Number.POSITIVE_INFINITY,
     100_000,
   );
@@ -92,7 +92,7 @@ export async function statsTable(
 
 /** What `stats` and `report` say on stderr of timing records they left out (`untimedTimings`). */
 export function untimedLine(untimed: number): string {
-  return `dorsal: left out ${counted(untimed, 'timing record', 'timing records')} whose time is not a number (NaN or infinite): the recording is damaged there`;
+  return `dorsal: left out ${counted(untimed, 'timing record', 'timing records')} whose time is no time (NaN, infinite, or more than a century from the start): the recording is damaged there`;
 }
 
 /** One consumer's losses of one stream, as a line under the table. */

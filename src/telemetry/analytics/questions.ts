@@ -172,8 +172,8 @@ export abstract class AnalyticsQuestions {
   }
 
   /**
-   * Timing records of a process whose start, end or origin is no number (NaN or infinite: a
-   * damaged recording): the questions that aggregate times leave them out, and this says how many.
+   * Timing records of a process whose start, end or origin is no time (NaN, infinite, or further
+   * than 127 years from the process's start: a damaged recording): the questions that aggregate times leave them out, and this says how many.
    */
   async untimedTimings(
     options: Pick<QueryScope, 'begin' | 'end' | 'timeoutMs' | 'timeLimit' | 'signal'> & {
@@ -322,8 +322,15 @@ interface Draft {
   children: Draft[];
 }
 
-/** The condition that a timing record's times are numbers (see `untimedTimings`). */
-const TIMED = 'isfinite(start_t) AND isfinite(end_t) AND isfinite(origin_t)';
+/**
+ * A time a record can hold, in ns since its process's start: a number, within ±4e18 ns (127
+ * years), so that the difference of two is a BIGINT. Another is a damaged recording's (1e19 failed
+ * the percentiles' casts as NaN did).
+ */
+export const timed = (column: string): string => `(isfinite(${column}) AND abs(${column}) < 4e18)`;
+
+/** The condition that a timing record's times are times (see `timed`, `untimedTimings`). */
+export const TIMED = `${timed('start_t')} AND ${timed('end_t')} AND ${timed('origin_t')}`;
 
 /** Levels of a tree kept at most (see `TreeNode.cut`). */
 export const MAX_TREE_DEPTH = 256;

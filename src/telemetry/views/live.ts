@@ -2,7 +2,7 @@ import { DorsalError } from '../../errors.js';
 import { untilAborted, withinDeadline } from '../analytics/deadline.js';
 import { QueryRefusedError } from '../analytics/guard.js';
 import { inSlot, notStarted, type QuerySlots } from '../analytics/query-slots.js';
-import type { AnalyticsQuestions } from '../analytics/questions.js';
+import { type AnalyticsQuestions, TIMED, timed } from '../analytics/questions.js';
 import type { ReportLimits } from './report-data.js';
 
 /** One second of a running process, as the live view shows it. */
@@ -55,7 +55,7 @@ export async function sampleLive(
   const [head] = (
     await analytics.query(
       `SELECT p.start_ns::VARCHAR,
-        (SELECT epoch_ns(max(b.begin_time)) FROM blocks b JOIN streams s ON s.stream_id = b.stream_id
+        (SELECT max(b.begin_ticks) FROM blocks b JOIN streams s ON s.stream_id = b.stream_id
           WHERE b.process_id = p.process_id AND list_contains(s.tags::VARCHAR[], 'timings'))::VARCHAR,
         (SELECT count(*) FROM run_counts c WHERE c.process_id = p.process_id)::DOUBLE
        FROM processes p`,
@@ -66,19 +66,22 @@ export async function sampleLive(
   const none: LiveSample = { second: null, time: null, ended, rates: [], latency: [] };
   if (head?.[0] === null || head?.[0] === undefined || head[1] === null || head[1] === undefined) return none;
   const startNs = BigInt(String(head[0]));
-  // Process-clock ns (records' times are since the process's start) from which records are read.
-  const from = Number(BigInt(String(head[1])) - startNs) - SAMPLE_REACH_NS;
-  const start = `${startNs}::DOUBLE`;
+  // Process-clock ns (records' times, and blocks' ticks, are since the process's start; a dorsal
+  // process's clock ticks in ns) from which records are read.
+  const from = Number(head[1]) - SAMPLE_REACH_NS;
+  // Seconds and their bounds in whole ns: a start_ns as a DOUBLE is 256 ns coarse, and moved
+  // records near a second's edge into the next.
+  const start = `${startNs}::BIGINT`;
   const { rows } = await analytics.query(
     `WITH s AS (
-       SELECT floor((${start} + max(end_t)) / 1e9) - 1 AS sec FROM timing_records
-       WHERE end_t >= ${from} AND isfinite(end_t)),
-     b AS (SELECT sec, sec * 1e9 - ${start} AS lo, (sec + 1) * 1e9 - ${start} AS hi FROM s)
+       SELECT (${start} + max(end_t)::BIGINT) // 1000000000 - 1 AS sec FROM timing_records
+       WHERE end_t >= ${from} AND ${timed('end_t')}),
+     b AS (SELECT sec, sec * 1000000000 - ${start} AS lo, (sec + 1) * 1000000000 - ${start} AS hi FROM s)
      SELECT 'rate' AS kind, m.stream, NULL AS actor, count(*)::DOUBLE AS n, NULL::DOUBLE AS p50, NULL::DOUBLE AS p99, NULL::DOUBLE AS mx, any_value(b.sec)::DOUBLE AS at
        FROM messages m, b WHERE m.publish_t >= ${from} AND m.publish_t >= b.lo AND m.publish_t < b.hi GROUP BY m.stream
      UNION ALL
      SELECT 'latency', t.stream, t.actor, count(*)::DOUBLE, quantile_disc(t.latency_ns, 0.5), quantile_disc(t.latency_ns, 0.99), max(t.latency_ns), any_value(b.sec)::DOUBLE
-       FROM timings t, b WHERE t.end_t >= ${from} AND t.end_t >= b.lo AND t.end_t < b.hi AND isfinite(t.latency_ns) GROUP BY t.actor, t.stream
+       FROM timings t, b WHERE t.end_t >= ${from} AND t.end_t >= b.lo AND t.end_t < b.hi AND ${TIMED} GROUP BY t.actor, t.stream
      UNION ALL
      SELECT 'second', NULL, NULL, NULL, NULL, NULL, NULL, sec::DOUBLE FROM b`,
     { ...scope, maxRows: 10_000 },

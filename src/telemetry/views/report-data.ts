@@ -1,6 +1,11 @@
 import { allRows, uncut } from '../analytics/paged.js';
 import type { QueryScope } from '../analytics/query.js';
-import type { AnalyticsQuestions, MessageTree, PercentileRow } from '../analytics/questions.js';
+import {
+  type AnalyticsQuestions,
+  type MessageTree,
+  type PercentileRow,
+  TIMED,
+} from '../analytics/questions.js';
 import { quoteLiteral } from '../analytics/sql.js';
 import type { StoredDiffStream, StoredDivergence } from '../persist/replay-diff.js';
 
@@ -232,7 +237,7 @@ export async function gatherReport(
     ),
     analytics.percentiles({ process: processId, ...options }),
     ask(
-      `SELECT actor, stream, floor(log10(greatest(latency_ns, 1)) * ${BUCKETS_PER_DECADE})::INTEGER AS b, count(*)::DOUBLE FROM timings WHERE isfinite(latency_ns) GROUP BY ALL ORDER BY actor, stream, b`,
+      `SELECT actor, stream, floor(log10(greatest(latency_ns, 1)) * ${BUCKETS_PER_DECADE})::INTEGER AS b, count(*)::DOUBLE FROM timings WHERE ${TIMED} GROUP BY ALL ORDER BY actor, stream, b`,
     ),
     analytics.slowestTrees({ process: processId, n: SLOWEST_TREES, ...options }),
     ask(
