@@ -135,7 +135,7 @@ export const analyticsBench: BenchSection = {
             median(duck) / 1000,
             's',
             {
-              baseline: 'the same on SQLite',
+              baseline: 'the same on SQLite (window functions)',
               ratio: median(lite) / median(duck),
               target: '≤ 0.5 s',
               met: median(duck) <= 500,
@@ -172,7 +172,7 @@ export const analyticsBench: BenchSection = {
             median(tree),
             'ms',
             {
-              baseline: 'one message by stream and seq',
+              baseline: 'one message by stream and seq (p50 of 30)',
               ratio: median(tree) / median(one),
               target: '≤ 50 ms',
               met: median(tree) <= 50,

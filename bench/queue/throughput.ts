@@ -147,7 +147,15 @@ export async function throughputRows(quick: boolean): Promise<BenchRow[]> {
   const f = medianBy(flat, (s) => s.published);
   const flatNote = `${runsNote} of ${plan.dorsal.toLocaleString('en-US')} messages, ring of ${CAPACITY}`;
   const published = target(
-    against(row('dorsal publish rate, 1 consumer, flat out', M(f.published), 'M msg/s', flatNote), ringRow),
+    against(
+      row(
+        'dorsal publish rate, 1 consumer, flat out (lossy: a lapped consumer skips)',
+        M(f.published),
+        'M msg/s',
+        flatNote,
+      ),
+      ringRow,
+    ),
     '≥ 15 M msg/s',
     f.published >= 15e6,
   );

@@ -5,9 +5,10 @@
  * with no dorsal queue, spine or actor code. Each hop is a ring of slots and a head word: the
  * writer copies the message plainly, then publishes it with an SC store of the head; the
  * reader's SC load of the head synchronizes-with that store, so the copy it then reads is whole.
- * Both threads spin between messages, as the tracked actors' adaptive wait does when each has a
- * core. Whatever else runs on the machine takes its share from both alike: the ratio of the
- * tracked pipeline to this floor is what dorsal adds.
+ * Both threads spin between messages for ever (the tracked actors' adaptive wait spins 200 µs
+ * while each thread has a core, then parks; between two messages 50 µs apart it spins). Whatever
+ * else runs on the machine takes its share from both alike: the ratio of the tracked pipeline to
+ * this floor is what dorsal adds.
  *
  * `tracked`: the same floor with dorsal's tracking written out by hand on it, and nothing else
  * of dorsal: each message carries its envelope (origin time, publish time, parent), a relay
