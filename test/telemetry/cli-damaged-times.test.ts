@@ -1,29 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Analytics } from '../../src/telemetry/analytics/analytics.js';
-import { LocalPartitionStore } from '../../src/telemetry/analytics/local-partitions.js';
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import {
-  compressPart,
-  decodePayloadBlob,
-  decompressPart,
-  encodePayloadBlob,
-} from '../../src/telemetry/wire/payload.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { damageHandlerTimes } from './damaged-times.js';
 import { tempDir } from './fixtures.js';
 
 const TICKS = 40;
 /** The end times the damage makes no time: NaN, infinite, 1e19 ns (it failed the casts as NaN did). */
 const DAMAGE = [Number.NaN, Number.POSITIVE_INFINITY, 1e19];
-
-/** The little-endian bytes of a float64. */
-function f64(value: number): Buffer {
-  const bytes = Buffer.alloc(8);
-  bytes.writeDoubleLE(value);
-  return bytes;
-}
 
 /**
  * A recorded run two of whose handler calls end at no number (NaN, ∞), as a client could send
@@ -36,42 +21,8 @@ describe('the read side of a recording whose times are damaged', () => {
 
   beforeAll(async () => {
     await runPersistedPipeline({ data: dir, blockBytes: 2048 }, TICKS);
-    // Some handler calls' times, read with partitions kept out of the lake (the damage below
-    // would not reach partitions already made).
-    const probe = await Analytics.open({
-      lake: { data: dir },
-      cacheDir: join(dir, 'probe'),
-      partitions: new LocalPartitionStore(join(dir, 'probe', 'partitions')),
-    });
-    const calls = (
-      await probe.query(
-        `SELECT start_t, end_t FROM timings ORDER BY start_t LIMIT ${DAMAGE.length} OFFSET 10`,
-      )
-    ).rows.map((r) => [Number(r[0]), Number(r[1])] as const);
-    timings = Number((await probe.query('SELECT count(*) FROM timings')).rows[0]![0]);
-    await probe.close();
-    const lake = Lake.open({ data: dir });
-    let damaged = 0;
-    for (const block of await lake.blocks()) {
-      const parts = decodePayloadBlob(await lake.readBlob(block));
-      const objects = Buffer.from(decompressPart(parts.objects, 'objects'));
-      let changed = false;
-      for (const [i, [start, end]] of calls.entries()) {
-        // A record's start and end lie side by side: the end becomes no number.
-        const at = objects.indexOf(Buffer.concat([f64(start), f64(end)]));
-        if (at < 0) continue;
-        f64(DAMAGE[i]!).copy(objects, at + 8);
-        changed = true;
-        damaged++;
-      }
-      if (changed) {
-        await lake.blobs.replace(
-          block.blobPath,
-          encodePayloadBlob({ dependencies: parts.dependencies, objects: compressPart(objects) }),
-        );
-      }
-    }
-    await lake.close();
+    let damaged: number;
+    ({ damaged, timings } = await damageHandlerTimes(dir, 'end', DAMAGE));
     expect(damaged).toBe(DAMAGE.length);
   }, 120_000);
   afterAll(cleanup);

@@ -4,28 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handlerSlice } from '../../src/cli/chrome-trace.js';
 import { exportTrace } from '../../src/cli/trace-export.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
-import { LocalPartitionStore } from '../../src/telemetry/analytics/local-partitions.js';
-import { Lake } from '../../src/telemetry/lake/lake.js';
-import {
-  compressPart,
-  decodePayloadBlob,
-  decompressPart,
-  encodePayloadBlob,
-} from '../../src/telemetry/wire/payload.js';
 import { runPersistedPipeline } from './analytics-checks.js';
 import { runDorsal } from './cli-helpers.js';
+import { damageHandlerTimes } from './damaged-times.js';
 import { tempDir } from './fixtures.js';
 
 const TICKS = 40;
 /** Handler calls whose start time the damage makes NaN. */
 const DAMAGED = 6;
-
-/** The little-endian bytes of a float64. */
-function f64(value: number): Buffer {
-  const bytes = Buffer.alloc(8);
-  bytes.writeDoubleLE(value);
-  return bytes;
-}
 
 describe('dorsal trace of a damaged recording', () => {
   const { dir, cleanup } = tempDir('dorsal-trace-damaged-');
@@ -33,41 +19,8 @@ describe('dorsal trace of a damaged recording', () => {
 
   beforeAll(async () => {
     await runPersistedPipeline({ data: dir, blockBytes: 2048 }, TICKS);
-    // Some handler calls' start times, read with partitions kept out of the lake (the damage
-    // below would not reach partitions already made).
-    const probe = await Analytics.open({
-      lake: { data: dir },
-      cacheDir: join(dir, 'probe'),
-      partitions: new LocalPartitionStore(join(dir, 'probe', 'partitions')),
-    });
-    const calls = (
-      await probe.query(`SELECT start_t, end_t FROM timings ORDER BY start_t LIMIT ${DAMAGED} OFFSET 10`)
-    ).rows.map((r) => [Number(r[0]), Number(r[1])] as const);
-    timings = Number((await probe.query('SELECT count(*) FROM timings')).rows[0]![0]);
-    await probe.close();
-    // The damage: those start times become NaN in the stored blocks (as a client could send them).
-    const lake = Lake.open({ data: dir });
-    let damaged = 0;
-    for (const block of await lake.blocks()) {
-      const parts = decodePayloadBlob(await lake.readBlob(block));
-      const objects = Buffer.from(decompressPart(parts.objects, 'objects'));
-      let changed = false;
-      for (const [start, end] of calls) {
-        // A call's start is the previous call's end: the pair of them is the record's.
-        const at = objects.indexOf(Buffer.concat([f64(start), f64(end)]));
-        if (at < 0) continue;
-        f64(Number.NaN).copy(objects, at);
-        changed = true;
-        damaged++;
-      }
-      if (changed) {
-        await lake.blobs.replace(
-          block.blobPath,
-          encodePayloadBlob({ dependencies: parts.dependencies, objects: compressPart(objects) }),
-        );
-      }
-    }
-    await lake.close();
+    let damaged: number;
+    ({ damaged, timings } = await damageHandlerTimes(dir, 'start', Array(DAMAGED).fill(Number.NaN)));
     expect(damaged).toBe(DAMAGED);
   }, 120_000);
   afterAll(cleanup);

@@ -102,6 +102,40 @@ function disagreements(
 }
 
 /**
+ * A proxy on loopback in front of `upstream`: each request's body is read whole, then `hold`
+ * says what to do with it: a number of ms to wait before forwarding it, or an answer of its own
+ * (a status, sent after `afterMs`). Returns its URL and a way to close it.
+ */
+async function proxy(
+  upstream: string,
+  hold: (url: string, body: Buffer) => number | { status: number; afterMs: number },
+): Promise<{ url: string; close: () => void }> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const decided = hold(req.url ?? '/', body);
+      if (typeof decided !== 'number') {
+        setTimeout(() => res.writeHead(decided.status).end(), decided.afterMs);
+        return;
+      }
+      setTimeout(() => {
+        const up = request(`${upstream}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        });
+        up.on('error', () => res.writeHead(502).end());
+        up.end(body);
+      }, decided);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+}
+
+/**
  * The sources whose persister's losses in the analytics (lost, dropped, unrecorded) are not the
  * report's (lost, dropped, none unrecorded: every block the report counts persisted is stored).
  */
@@ -496,24 +530,9 @@ describe('the persister’s report against its lake', () => {
     const server = await startIngestionServer({ port: 0, lake: { data: dir } });
     // In front of it, a proxy that, once slow, holds every request 200 ms.
     let delayMs = 0;
-    const proxy = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () =>
-        setTimeout(() => {
-          const up = request(`${server.url}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
-            res.writeHead(r.statusCode ?? 502, r.headers);
-            r.pipe(res);
-          });
-          up.on('error', () => res.writeHead(502).end());
-          up.end(Buffer.concat(chunks));
-        }, delayMs),
-      );
-    });
-    proxy.listen(0, '127.0.0.1');
-    await once(proxy, 'listening');
+    const front = await proxy(server.url, () => delayMs);
     try {
-      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const url = front.url;
       const system = new System(spine, { persist: { url, blockMs: 20, flushTimeoutMs: 4000 } });
       system.spawn(fixture('feed'), { args: { count: 0, perLoop: 20 } });
       system.spawn(fixture('strategy'));
@@ -529,7 +548,7 @@ describe('the persister’s report against its lake', () => {
       expect(rows.find((r) => r.source === 'messages:ticks')!.reportLost).toBeGreaterThan(0);
       expect(disagreements(rows, { everyBlockStored: false })).toEqual([]);
     } finally {
-      proxy.close();
+      front.close();
       await server.close();
     }
   }, 60_000);
@@ -543,36 +562,19 @@ describe('the persister’s report against its lake', () => {
     // was made: the sink drops them at its close, losses that no block the lake holds says.
     let failing = false;
     let failed = 0;
-    const proxy = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        if (
-          failing &&
-          req.url === '/ingestion/insert_block' &&
-          !countsStreams.has(decodeBlock(body).streamId)
-        ) {
-          failed++;
-          setTimeout(() => res.writeHead(503).end(), 2500);
-          return;
-        }
-        if (req.url === '/ingestion/insert_stream' && decodeStreamInfo(body).tags.includes('counts')) {
-          countsStreams.add(decodeStreamInfo(body).streamId);
-        }
-        const up = request(`${server.url}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
-          res.writeHead(r.statusCode ?? 502, r.headers);
-          r.pipe(res);
-        });
-        up.on('error', () => res.writeHead(502).end());
-        up.end(body);
-      });
-    });
     const countsStreams = new Set<string>();
-    proxy.listen(0, '127.0.0.1');
-    await once(proxy, 'listening');
+    const front = await proxy(server.url, (url, body) => {
+      if (failing && url === '/ingestion/insert_block' && !countsStreams.has(decodeBlock(body).streamId)) {
+        failed++;
+        return { status: 503, afterMs: 2500 };
+      }
+      if (url === '/ingestion/insert_stream' && decodeStreamInfo(body).tags.includes('counts')) {
+        countsStreams.add(decodeStreamInfo(body).streamId);
+      }
+      return 0;
+    });
     try {
-      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const url = front.url;
       const system = new System(spine, { persist: { url, blockMs: 20, flushTimeoutMs: 4000 } });
       system.spawn(fixture('feed'), { args: { count: 0, perLoop: 20 } });
       system.spawn(fixture('strategy'));
@@ -601,7 +603,7 @@ describe('the persister’s report against its lake', () => {
       for (const s of messages) expect(said.get(s.name)![0]! + said.get(s.name)![1]!, s.name).toBe(s.lost);
       expect(messages.reduce((n, s) => n + said.get(s.name)![1]!, 0)).toBeGreaterThan(0);
     } finally {
-      proxy.close();
+      front.close();
       await server.close();
     }
   }, 60_000);
