@@ -1,6 +1,6 @@
-import { QueryRefusedError } from '../telemetry/analytics/guard.js';
+import { withUnrecorded } from '../telemetry/analytics/compat.js';
 import { allRows } from '../telemetry/analytics/paged.js';
-import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
+import { type AnalyticsQuestions, isTime, timed } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import type { TraceWindow } from './trace-window.js';
 
@@ -36,9 +36,10 @@ function double(n: number): string {
  */
 function kept(column: string, window: TraceWindow, cutoffNs: number | null): string {
   const ns = `floor(${column} + 0.5)`;
-  // A time that is no number (NaN, ±∞: a damaged recording) has no place on a timeline, and
-  // would break the paging's order (NaN equals nothing in JS): `countEvents` counts such events.
-  const terms = [`isfinite(${column})`];
+  // A time that is no time (NaN, ±∞, or further than `timed` takes: a damaged recording) has no
+  // place on a timeline, and would break the paging's order (NaN equals nothing in JS):
+  // `countEvents` counts such events.
+  const terms = [timed(column)];
   if (window.beginNs !== undefined) terms.push(`${ns} >= ${double(window.beginNs)}`);
   if (window.endNs !== undefined) terms.push(`${ns} < ${double(window.endNs)}`);
   if (cutoffNs !== null) terms.push(`${column} < ${double(cutoffNs)}`);
@@ -50,7 +51,7 @@ export function isKept(t: number, scope: Pick<TraceScope, 'window' | 'cutoffNs'>
   const { beginNs, endNs } = scope.window;
   const ns = Math.round(t);
   return (
-    Number.isFinite(t) &&
+    isTime(t) &&
     (beginNs === undefined || ns >= beginNs) &&
     (endNs === undefined || ns < endNs) &&
     (scope.cutoffNs === null || t < scope.cutoffNs)
@@ -107,7 +108,7 @@ export async function countEvents(
   }
   const untimed = await analytics.query(
     `SELECT count(*)::DOUBLE FROM (${EVENT_TIMES.map(([, view, column]) => `SELECT ${column} AS t FROM ${view}`).join(' UNION ALL ')})
-     WHERE NOT isfinite(t)`,
+     WHERE NOT ${timed('t')}`,
     { process, maxRows: 1 },
   );
   return { inWindow, kept: keptCounts, cutoffNs, untimed: Number(untimed.rows[0]?.[0] ?? 0) };
@@ -349,12 +350,7 @@ export async function losses(analytics: AnalyticsQuestions, process: string): Pr
       `SELECT stream, consumer, counted_by, lost::DOUBLE, poisoned::DOUBLE, dropped::DOUBLE, ${unrecorded} AS u FROM losses
        WHERE lost + poisoned + dropped + ${unrecorded} > 0 ORDER BY ALL`,
     );
-  const rows = await ask('unrecorded::DOUBLE').catch((error: unknown) => {
-    // A server of an earlier dorsal has no such column: none of its losses is counted so.
-    if (error instanceof QueryRefusedError && /"unrecorded" not found/.test(error.message))
-      return ask('0::DOUBLE');
-    throw error;
-  });
+  const rows = await withUnrecorded(ask);
   return rows.map(([stream, consumer, countedBy, lost, poisoned, dropped, unrecorded]) => ({
     stream: String(stream),
     consumer: String(consumer),

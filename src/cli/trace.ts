@@ -36,9 +36,9 @@ function describe(summary: TraceSummary): string {
     beginNs === undefined && endNs === undefined
       ? 'the whole process'
       : `${beginNs === undefined ? 'its start' : offset(beginNs)} to ${endNs === undefined ? 'its end' : offset(endNs)}`;
-  // `lost` counts the poisoned already.
+  // `lost` counts the poisoned already; what the lake holds of neither is missing too.
   const missing = summary.losses.filter((l) => l.countedBy === 'persister');
-  const lost = missing.reduce((n, l) => n + l.lost + l.dropped, 0);
+  const lost = missing.reduce((n, l) => n + l.lost + l.dropped + l.unrecorded, 0);
   const lapped = summary.losses.filter((l) => l.countedBy !== 'persister');
   return [
     `wrote ${toStdout(summary.file) ? 'the trace to stdout' : summary.file}: ${counted(w.handler_calls, 'handler call', 'handler calls')}, ${counted(w.flow_arrows, 'flow arrow', 'flow arrows')}, ${counted(w.spans, 'span', 'spans')}, ${counted(w.log_entries, 'log entry', 'log entries')}, ${counted(w.counter_samples, 'counter sample', 'counter samples')}`,
@@ -111,7 +111,7 @@ export function traceCommand(): Command {
       }
       if (summary.untimed > 0) {
         console.error(
-          `dorsal: left out ${count(summary.untimed)} events whose time is not a number (NaN or infinite): the recording is damaged there`,
+          `dorsal: left out ${count(summary.untimed)} events whose time is no time (NaN, infinite, or more than a century from the start): the recording is damaged there`,
         );
       }
       // With the trace on stdout, what is said of it goes to stderr.

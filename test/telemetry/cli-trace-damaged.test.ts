@@ -10,7 +10,7 @@ import { damageHandlerTimes } from './damaged-times.js';
 import { tempDir } from './fixtures.js';
 
 const TICKS = 40;
-/** Handler calls whose start time the damage makes NaN. */
+/** Handler calls whose start time the damage makes no time (NaN; the last 1e19 ns). */
 const DAMAGED = 6;
 
 describe('dorsal trace of a damaged recording', () => {
@@ -20,7 +20,10 @@ describe('dorsal trace of a damaged recording', () => {
   beforeAll(async () => {
     await runPersistedPipeline({ data: dir, blockBytes: 2048 }, TICKS);
     let damaged: number;
-    ({ damaged, timings } = await damageHandlerTimes(dir, 'start', Array(DAMAGED).fill(Number.NaN)));
+    ({ damaged, timings } = await damageHandlerTimes(dir, 'start', [
+      ...Array(DAMAGED - 1).fill(Number.NaN),
+      1e19,
+    ]));
     expect(damaged).toBe(DAMAGED);
   }, 120_000);
   afterAll(cleanup);
@@ -65,7 +68,7 @@ describe('dorsal trace of a damaged recording', () => {
     const run = await runDorsal(['trace', '--data', dir, '-o', output]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr.trim()).toBe(
-      `dorsal: left out ${DAMAGED} events whose time is not a number (NaN or infinite): the recording is damaged there`,
+      `dorsal: left out ${DAMAGED} events whose time is no time (NaN, infinite, or more than a century from the start): the recording is damaged there`,
     );
     const trace = JSON.parse(readFileSync(output, 'utf8')) as { metadata: Record<string, unknown> };
     expect(trace.metadata['dorsal-untimed']).toBe(DAMAGED);

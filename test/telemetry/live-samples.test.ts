@@ -1,10 +1,13 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { LocalPartitionStore } from '../../src/telemetry/analytics/local-partitions.js';
 import type { QueryFunction } from '../../src/telemetry/analytics/query.js';
+import { IngestionService } from '../../src/telemetry/ingestion/service.js';
 import { sampleLive } from '../../src/telemetry/views/live.js';
 import { runDorsal, startDorsalServe } from './cli-helpers.js';
-import { tempDir } from './fixtures.js';
+import { damageHandlerTimes } from './damaged-times.js';
+import { makeProcess, tempDir } from './fixtures.js';
 
 const SYSTEM = 'examples/market/system.ts';
 
@@ -75,6 +78,12 @@ describe('live samples of a recorded process', () => {
   }, 60_000);
 
   it('a process not in the lake: /live answers 404 (no problem a second for ever), / the picker saying so; the start of an id is taken', async () => {
+    // Two processes whose ids start alike.
+    const service = new IngestionService({ data: dir });
+    for (const last of ['1', '2']) {
+      await service.ingestProcess(makeProcess({ processId: `abcdef01-0000-4000-8000-00000000000${last}` }));
+    }
+    await service.close();
     const served = await startDorsalServe(['--port', '0', '--data', dir]);
     try {
       const unknown = 'ffffffff-ffff-4fff-8fff-ffffffffffff';
@@ -95,8 +104,48 @@ describe('live samples of a recorded process', () => {
       });
       expect(byPrefix.status).toBe(200);
       expect(await byPrefix.text()).toContain(`/live?process=${processId}`);
+      // A whole id in capitals is the same id.
+      const upper = await fetch(`${served.url}/?process=${processId.toUpperCase()}`, {
+        signal: AbortSignal.timeout(60_000),
+      });
+      expect(upper.status).toBe(200);
+      // The start of two processes' ids: the picker, saying so.
+      const several = await fetch(`${served.url}/?process=abcdef01`, { signal: AbortSignal.timeout(60_000) });
+      expect(several.status).toBe(404);
+      expect(await several.text()).toContain(
+        'abcdef01 starts the ids of several processes: give more of its id.',
+      );
     } finally {
       await served.stop();
     }
   }, 90_000);
+});
+
+describe('live samples of a recording one of whose times lies far ahead (damaged)', () => {
+  const { dir, cleanup } = tempDir('dorsal-live-damaged-');
+  afterAll(cleanup);
+
+  it('keep the second its blocks end in, not one with nothing in it', async () => {
+    const run = await runDorsal(['run', SYSTEM, '--seconds', '2', '--data', dir, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const processId = (JSON.parse(run.stdout) as { process: string }).process;
+    // 3.9e18 ns after the start: within what a time may be (`timed`), a century ahead of the rest.
+    const { damaged } = await damageHandlerTimes(dir, 'end', [3.9e18]);
+    expect(damaged).toBe(1);
+    // Partitions made anew (those `dorsal run` made hold the records as they were).
+    const analytics = await Analytics.open({
+      lake: { data: dir },
+      cacheDir: join(dir, 'fresh'),
+      partitions: new LocalPartitionStore(join(dir, 'fresh', 'partitions')),
+    });
+    try {
+      const sample = await sampleLive(analytics, processId);
+      const [start] = (await analytics.query('SELECT start_ns FROM processes', { process: processId })).rows;
+      // Within the run's few seconds, with the records of that second.
+      expect(sample.second! - Number(BigInt(String(start![0])) / 1_000_000_000n)).toBeLessThan(60);
+      expect(sample.latency.length).toBeGreaterThan(0);
+    } finally {
+      await analytics.close();
+    }
+  }, 120_000);
 });

@@ -81,7 +81,7 @@ describe('the report page', () => {
           streams: [HOSTILE],
           produced: [{ actor: HOSTILE, stream: HOSTILE, count: 3 }],
           consumed: [{ actor: HOSTILE, stream: HOSTILE, count: 3, gaps: 1, firstSeq: 0, lapped: 4 }],
-          persister: [{ stream: HOSTILE, lost: 2, dropped: 0 }],
+          persister: [{ stream: HOSTILE, lost: 2, dropped: 0, unrecorded: 0 }],
         },
         instrumentation: {
           levels: [{ level: HOSTILE, count: 1 }],
@@ -192,13 +192,15 @@ describe('the report page', () => {
           ],
           consumed: [],
           persister: [
-            { stream: 'log', lost: 3, dropped: 1 },
-            { stream: 'log', lost: 5, dropped: 0 },
+            { stream: 'log', lost: 3, dropped: 1, unrecorded: 0 },
+            { stream: 'log', lost: 5, dropped: 0, unrecorded: 2 },
           ],
         },
       }),
     );
-    expect(html).toContain('persister lost 9');
+    // Neither in the lake nor counted lost: missing all the same, and said apart.
+    expect(html).toContain('persister lost 11');
+    expect(html).toContain('and 2 are neither in the lake nor counted lost');
   });
 
   it('cuts time into buckets of 1, 2 or 5 × 10^k ns, at least a millisecond', () => {

@@ -194,6 +194,18 @@ describe("a run's counts in the lake", () => {
       expect(stats.stdout).toContain(
         'ticks: 20 lost (1 poisoned), 480 neither in the lake nor counted lost (lost on their way with their count, or deleted by retention) by the persister (missing from the lake)',
       );
+      // `dorsal trace` counts them missing from the recording.
+      const trace = await runDorsal([
+        'trace',
+        '--data',
+        dir,
+        '--process',
+        run.processId,
+        '-o',
+        join(dir, 'trace.json'),
+      ]);
+      expect(trace.stderr).toBe('');
+      expect(trace.stdout).toContain("the recording lost 503 messages or events (log:o'brien, ticks)");
       const [unreadable] = await rows('SELECT refused, error FROM run_counts', broken.processId);
       expect(unreadable![0]).toBeNull();
       expect(String(unreadable![1])).toMatch(/^block [0-9a-f-]+: a counts block holds no run counts$/);

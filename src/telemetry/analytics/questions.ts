@@ -327,7 +327,14 @@ interface Draft {
  * years), so that the difference of two is a BIGINT. Another is a damaged recording's (1e19 failed
  * the percentiles' casts as NaN did).
  */
-export const timed = (column: string): string => `(isfinite(${column}) AND abs(${column}) < 4e18)`;
+export const timed = (column: string): string =>
+  `(isfinite(${column}) AND abs(${column}) < ${TIME_BOUND_NS})`;
+
+/** How far from its process's start a time may lie, in ns (see `timed`). */
+export const TIME_BOUND_NS = 4e18;
+
+/** `timed` for a time read back. */
+export const isTime = (t: number): boolean => Number.isFinite(t) && Math.abs(t) < TIME_BOUND_NS;
 
 /** The condition that a timing record's times are times (see `timed`, `untimedTimings`). */
 export const TIMED = `${timed('start_t')} AND ${timed('end_t')} AND ${timed('origin_t')}`;

@@ -57,25 +57,30 @@ export async function sampleLive(
       `SELECT p.start_ns::VARCHAR,
         (SELECT max(b.begin_ticks) FROM blocks b JOIN streams s ON s.stream_id = b.stream_id
           WHERE b.process_id = p.process_id AND list_contains(s.tags::VARCHAR[], 'timings'))::VARCHAR,
+        (SELECT max(b.end_ticks) FROM blocks b JOIN streams s ON s.stream_id = b.stream_id
+          WHERE b.process_id = p.process_id AND list_contains(s.tags::VARCHAR[], 'timings'))::VARCHAR,
         (SELECT count(*) FROM run_counts c WHERE c.process_id = p.process_id)::DOUBLE
        FROM processes p`,
       { ...scope, maxRows: 1 },
     )
   ).rows;
-  const ended = Number(head?.[2] ?? 0) > 0;
+  const ended = Number(head?.[3] ?? 0) > 0;
   const none: LiveSample = { second: null, time: null, ended, rates: [], latency: [] };
   if (head?.[0] === null || head?.[0] === undefined || head[1] === null || head[1] === undefined) return none;
   const startNs = BigInt(String(head[0]));
   // Process-clock ns (records' times, and blocks' ticks, are since the process's start; a dorsal
   // process's clock ticks in ns) from which records are read.
   const from = Number(head[1]) - SAMPLE_REACH_NS;
+  // And up to where its newest timing block ends (a second past it): a damaged record's time far
+  // ahead would make the second one with nothing in it, for good.
+  const to = Number(head[2] ?? head[1]) + 1e9;
   // Seconds and their bounds in whole ns: a start_ns as a DOUBLE is 256 ns coarse, and moved
   // records near a second's edge into the next.
   const start = `${startNs}::BIGINT`;
   const { rows } = await analytics.query(
     `WITH s AS (
        SELECT (${start} + max(end_t)::BIGINT) // 1000000000 - 1 AS sec FROM timing_records
-       WHERE end_t >= ${from} AND ${timed('end_t')}),
+       WHERE end_t >= ${from} AND end_t <= ${to} AND ${timed('end_t')}),
      b AS (SELECT sec, sec * 1000000000 - ${start} AS lo, (sec + 1) * 1000000000 - ${start} AS hi FROM s)
      SELECT 'rate' AS kind, m.stream, NULL AS actor, count(*)::DOUBLE AS n, NULL::DOUBLE AS p50, NULL::DOUBLE AS p99, NULL::DOUBLE AS mx, any_value(b.sec)::DOUBLE AS at
        FROM messages m, b WHERE m.publish_t >= ${from} AND m.publish_t >= b.lo AND m.publish_t < b.hi GROUP BY m.stream

@@ -1,3 +1,4 @@
+import { withUnrecorded } from '../analytics/compat.js';
 import { allRows, uncut } from '../analytics/paged.js';
 import type { QueryScope } from '../analytics/query.js';
 import {
@@ -74,6 +75,8 @@ export interface PersisterLoss {
   readonly stream: string;
   readonly lost: number;
   readonly dropped: number;
+  /** Neither in the lake nor counted lost (see the `losses` view). */
+  readonly unrecorded: number;
 }
 
 /** Latency of one actor × stream: its percentiles and its log-scale histogram. */
@@ -232,8 +235,10 @@ export async function gatherReport(
       'SELECT actor, stream, count(*)::DOUBLE, (max(seq) - min(seq) + 1 - count(DISTINCT seq))::DOUBLE, min(seq)::DOUBLE FROM timings GROUP BY ALL ORDER BY ALL',
     ),
     ask('SELECT actor, stream, lost::DOUBLE FROM actor_counts ORDER BY ALL'),
-    ask(
-      "SELECT stream, lost::DOUBLE, dropped::DOUBLE FROM losses WHERE counted_by = 'persister' ORDER BY ALL",
+    withUnrecorded((unrecorded) =>
+      ask(
+        `SELECT stream, lost::DOUBLE, dropped::DOUBLE, ${unrecorded} FROM losses WHERE counted_by = 'persister' ORDER BY ALL`,
+      ),
     ),
     analytics.percentiles({ process: processId, ...options }),
     ask(
@@ -294,7 +299,7 @@ export async function gatherReport(
     }),
   );
   const persister = persisterRows.map(
-    (r): PersisterLoss => ({ stream: str(r[0]), lost: num(r[1]), dropped: num(r[2]) }),
+    (r): PersisterLoss => ({ stream: str(r[0]), lost: num(r[1]), dropped: num(r[2]), unrecorded: num(r[3]) }),
   );
   const histograms = grouped(histogramRows, (r) => `${str(r[0])}\u0000${str(r[1])}`);
   const latency = percentiles.map(

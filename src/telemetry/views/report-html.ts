@@ -159,7 +159,7 @@ function topology(data: ReportData): string {
       e.lapped === null ? '' : count(e.lapped),
     ]),
   ];
-  const lost = data.topology.persister.filter((l) => l.lost + l.dropped > 0);
+  const lost = data.topology.persister.filter((l) => l.lost + l.dropped + l.unrecorded > 0);
   return `${topologySvg(data)}
 <table data-table="edges"><thead><tr><th>actor</th><th class="text"></th><th class="text">stream</th><th>messages</th><th>mean /s</th><th>skipped</th><th>lost</th></tr></thead><tbody>${rows
     .map((r) => `<tr>${r.map((c, i) => `<td${i < 3 ? ' class="text"' : ''}>${esc(c)}</td>`).join('')}</tr>`)
@@ -167,7 +167,7 @@ function topology(data: ReportData): string {
 <p class="note">Skipped: sequences missing between the first and last an actor handled (the actor was lapped, or its timing records were lost). Lost: what the actor's own consumer counted as lost, lapped or poisoned (kept in the lake at the run's stop). ${
     lost.length === 0
       ? 'The persister lost nothing.'
-      : `The persister lost ${lost.map((l) => `${count(l.lost + l.dropped)} of ${esc(l.stream)}`).join(', ')}.`
+      : `The persister lost ${lost.map((l) => `${count(l.lost + l.dropped)} of ${esc(l.stream)}${l.unrecorded > 0 ? ` (and ${count(l.unrecorded)} are neither in the lake nor counted lost: lost on their way with their count, or deleted by retention)` : ''}`).join(', ')}.`
   }</p>`;
 }
 

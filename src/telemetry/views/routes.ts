@@ -11,6 +11,7 @@ import {
   QuerySlots,
 } from '../analytics/query-slots.js';
 import type { AnalyticsQuestions } from '../analytics/questions.js';
+import { quoteLiteral } from '../analytics/sql.js';
 import { LakeNotFoundError } from '../errors.js';
 import type { ExtraRoute, RouteAnswer, RouteRequest } from '../ingestion/http.js';
 import { esc } from './format.js';
@@ -103,20 +104,19 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
       replayOf: r[3] === null || r[3] === undefined ? null : String(r[3]),
     }));
   };
-  /**
-   * The process a request names, or the newest `list` gives (undefined: the lake holds none).
-   * `prefix`: the start of an id, as the CLI takes it, names the one process of `list` it starts.
-   */
-  const chosen = async (
-    request: RouteRequest,
-    list: () => Promise<readonly PickedProcess[]>,
-    prefix = false,
-  ) => {
+  /** The processes whose id starts with `start` (two at most: one, or more than one). */
+  const starting = async (start: string, limits: Limits): Promise<string[]> => {
+    const { rows } = await (await analytics(limits)).query(
+      `SELECT process_id FROM processes WHERE starts_with(process_id, ${quoteLiteral(start.toLowerCase())}) ORDER BY process_id LIMIT 2`,
+      { maxRows: 2, ...limits },
+    );
+    return rows.map((r) => String(r[0]));
+  };
+  /** The process a request names, or the newest `list` gives (undefined: the lake holds none). */
+  const chosen = async (request: RouteRequest, list: () => Promise<readonly PickedProcess[]>) => {
     const wanted = request.query.get('process');
     if (wanted === null || wanted === '') return (await list())[0]?.processId;
-    if (!prefix) return wanted;
-    const starting = (await list()).filter((p) => p.processId.startsWith(wanted.toLowerCase()));
-    return starting.length === 1 ? starting[0]!.processId : wanted;
+    return wanted;
   };
   const get = (path: string, handle: ExtraRoute['handle']): ExtraRoute => ({
     method: 'GET',
@@ -131,10 +131,28 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
     get('/', (_body, request) =>
       page(request, async (limits) => {
         const processes = await listed(limits);
-        const processId = await chosen(request, async () => processes, true);
+        const wanted = await chosen(request, async () => processes);
+        // The start of an id names the one process it starts, as the CLI takes it.
+        const found = wanted === undefined || UUID.test(wanted) ? [] : await starting(wanted, limits);
+        const processId =
+          found.length === 1
+            ? found[0]
+            : wanted !== undefined && UUID.test(wanted)
+              ? wanted.toLowerCase()
+              : wanted;
         const picker = processPicker(processes, processId, href);
         if (processId === undefined) {
           return { status: 200, contentType: HTML, body: htmlPage('dorsal', `<h1>dorsal</h1>${picker}`) };
+        }
+        if (found.length > 1) {
+          return {
+            status: 404,
+            contentType: HTML,
+            body: htmlPage(
+              'dorsal',
+              `<h1>dorsal</h1><p>${esc(processId)} starts the ids of several processes: give more of its id.</p>${picker}`,
+            ),
+          };
         }
         const data = await gatherReport(await analytics(limits), processId, limits).catch(
           (error: unknown) => {
@@ -180,10 +198,16 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
         );
         if (processId === undefined) throw new QueryRefusedError('this lake holds no recorded process');
         // A process not in the lake is answered 404 (an EventSource then stops), not streamed a
-        // problem a second for ever; any other failure is the stream's to say.
-        await samples.sample(processId).catch((error: unknown) => {
-          if (error instanceof LakeNotFoundError) throw error;
-        });
+        // problem a second for ever: looked up in the request's slot and time, as the list is. A
+        // lake that cannot say now (busy, opening) leaves it to the stream's samples.
+        const known = await inSlot(slots, request.signal, () =>
+          withinDeadline(pageTimeoutMs, request.signal, (signal) =>
+            starting(processId, { timeoutMs, signal }),
+          ),
+        ).catch(() => undefined);
+        if (known !== undefined && !known.includes(processId.toLowerCase())) {
+          throw new LakeNotFoundError(`no process ${processId} in the lake`);
+        }
         return {
           status: 200,
           contentType: 'text/event-stream; charset=utf-8',
@@ -200,6 +224,9 @@ function checkedMs(name: string, ms: number): number {
   if (!isTimerMs(ms)) throw new ConfigError(`view option '${name}' must be ${TIMER_MS_RANGE}, got ${ms}`);
   return ms;
 }
+
+/** A whole process id (any case). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Seconds after which a refused page asks again. */
 const PAGE_RETRY_SECONDS = 5;

@@ -78,7 +78,9 @@ export function topologySvg(data: ReportData): string {
   }
   // Summed by name: two threads' streams may share one (an actor named as the main thread).
   const lostOf = new Map<string, number>();
-  for (const p of persister) lostOf.set(p.stream, (lostOf.get(p.stream) ?? 0) + p.lost + p.dropped);
+  // What the lake holds of neither is missing from the picture too.
+  for (const p of persister)
+    lostOf.set(p.stream, (lostOf.get(p.stream) ?? 0) + p.lost + p.dropped + p.unrecorded);
   const parts = [
     `<svg class="topology" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" data-chart="topology" data-nodes="${nodes.size}" role="img" aria-label="topology">`,
     '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#888"/></marker></defs>',
