@@ -107,7 +107,8 @@ export const persistBench: BenchSection = {
         );
         break;
       }
-      kept = { ...result, asked: 3 * perStream };
+      // The highest rate read: past the pipeline thread's limit a higher asked one reads no more.
+      if (kept === undefined || result.rate > kept.rate) kept = { ...result, asked: 3 * perStream };
     }
     const rate = kept?.rate ?? 0;
     rows.unshift(
@@ -150,7 +151,7 @@ export const persistBench: BenchSection = {
           ratio: median.ratio,
           target: 'on ÷ off ≤ 1.1',
           met: median.ratio <= 1.1,
-          note: `the median of ${pairs.length} off/on pairs taken in turn (ratios ${ratios}); at 20k msg/s, where the persister idles between blocks; p99 off ${(median.off.p99 / 1e3).toFixed(2)} µs, on ${(median.on.p99 / 1e3).toFixed(2)} µs`,
+          note: `the median of ${pairs.length} off/on pair${pairs.length === 1 ? '' : 's'} taken in turn (ratios ${ratios}); at 20k msg/s, where the persister idles between blocks; p99 off ${(median.off.p99 / 1e3).toFixed(2)} µs, on ${(median.on.p99 / 1e3).toFixed(2)} µs`,
         },
       ),
     );
