@@ -581,6 +581,7 @@ function deploymentRows(
     ),
     row(`${name}: tracked p99 ÷ tracked p50`, tracked.p99 / tracked.p50, '×', { note: spread }),
     ...latencyRows(`${name}, tracked actors (busy-spin wait, as the floor's)`, floor.spinning.tracked, {
+      baseline: 'a floor run right after it: end-to-end p50',
       ratio: floor.spinning.tracked.p50 / floor.spinning.floor.p50,
       note: `÷ a floor run right after it (${(floor.spinning.floor.p50 / 1e3).toFixed(2)} µs; p99 ${(floor.spinning.tracked.p99 / floor.spinning.floor.p99).toFixed(2)}×), one pair: what the wait strategy is of the gap`,
     }),

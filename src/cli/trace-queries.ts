@@ -58,13 +58,19 @@ export function isKept(t: number, scope: Pick<TraceScope, 'window' | 'cutoffNs'>
   );
 }
 
-/** The time column of each kind's view. */
-const EVENT_TIMES: readonly [EventKind, string, string][] = [
-  ['handler_calls', 'timings', 'start_t'],
-  ['spans', 'thread_spans', 'begin_ns'],
-  ['log_entries', 'log_entries', 'time_ns'],
-  ['counter_samples', 'measures', 'time_ns'],
+/**
+ * The time column of each kind's view, and what else must be a time for an event to be placed: a
+ * handler call's end and origin too (a slice of 1e16 µs, or none to measure latency by).
+ */
+const EVENT_TIMES: readonly [EventKind, string, string, string][] = [
+  ['handler_calls', 'timings', 'start_t', `${timed('end_t')} AND ${timed('origin_t')}`],
+  ['spans', 'thread_spans', 'begin_ns', 'true'],
+  ['log_entries', 'log_entries', 'time_ns', 'true'],
+  ['counter_samples', 'measures', 'time_ns', 'true'],
 ];
+
+/** `EVENT_TIMES`' other times of handler calls. */
+const CALL_TIMED = EVENT_TIMES[0]![3];
 
 /** How many events of each kind the window holds, and how many a trace of at most `limit` keeps. */
 export interface EventCounts {
@@ -72,7 +78,7 @@ export interface EventCounts {
   readonly kept: Readonly<Record<EventKind, number>>;
   /** The time from which events are left out to keep to the limit (null: none is). */
   readonly cutoffNs: number | null;
-  /** Events of the process whose time is no number (NaN or infinite): no trace can place them. */
+  /** Events of the process whose times are no time (see `timed`): no trace can place them. */
   readonly untimed: number;
 }
 
@@ -87,8 +93,8 @@ export async function countEvents(
   limit: number,
 ): Promise<EventCounts> {
   const events = EVENT_TIMES.map(
-    ([kind, view, column]) =>
-      `SELECT '${kind}' AS kind, ${column} AS t FROM ${view} WHERE ${kept(column, window, null)}`,
+    ([kind, view, column, also]) =>
+      `SELECT '${kind}' AS kind, ${column} AS t FROM ${view} WHERE ${kept(column, window, null)} AND ${also}`,
   ).join(' UNION ALL ');
   const rows = await allRows(
     analytics,
@@ -107,8 +113,8 @@ export async function countEvents(
     if (cut !== null) cutoffNs = Number(cut);
   }
   const untimed = await analytics.query(
-    `SELECT count(*)::DOUBLE FROM (${EVENT_TIMES.map(([, view, column]) => `SELECT ${column} AS t FROM ${view}`).join(' UNION ALL ')})
-     WHERE NOT ${timed('t')}`,
+    `SELECT count(*)::DOUBLE FROM (${EVENT_TIMES.map(([, view, column, also]) => `SELECT ${timed(column)} AND ${also} AS placed FROM ${view}`).join(' UNION ALL ')})
+     WHERE NOT placed`,
     { process, maxRows: 1 },
   );
   return { inWindow, kept: keptCounts, cutoffNs, untimed: Number(untimed.rows[0]?.[0] ?? 0) };
@@ -200,7 +206,7 @@ export async function* handlerCalls(scope: TraceScope): AsyncGenerator<HandlerCa
     'start_t',
     (after, page) => `WITH page AS (
         SELECT start_t, actor, stream, seq, end_t, origin_t, publish_t FROM timings
-        WHERE ${kept('start_t', scope.window, scope.cutoffNs)} AND ${after} ${page})
+        WHERE ${kept('start_t', scope.window, scope.cutoffNs)} AND ${CALL_TIMED} AND ${after} ${page})
       SELECT c.start_t, c.actor, c.stream, c.seq::DOUBLE, c.end_t, c.origin_t, c.publish_t,
         m.parent_stream, m.parent_seq::DOUBLE, p.actor, p.start_t, p.end_t
       FROM page c
@@ -254,7 +260,7 @@ export async function* spans(scope: TraceScope): AsyncGenerator<SpanRow> {
       name: String(r[4]),
       depth: Number(r[5]),
       // An end that is no number (a damaged recording) is drawn as no end.
-      endNs: r[6] === null || !Number.isFinite(Number(r[6])) ? null : Number(r[6]),
+      endNs: r[6] === null || !isTime(Number(r[6])) ? null : Number(r[6]),
       async: r[7] === true,
       closedByParent: r[8] === true,
     };

@@ -10,7 +10,7 @@ import { damageHandlerTimes } from './damaged-times.js';
 import { tempDir } from './fixtures.js';
 
 const TICKS = 40;
-/** Handler calls whose start time the damage makes no time (NaN; the last 1e19 ns). */
+/** Handler calls whose start or end the damage makes no time (NaN, 1e19 ns). */
 const DAMAGED = 6;
 
 describe('dorsal trace of a damaged recording', () => {
@@ -21,10 +21,12 @@ describe('dorsal trace of a damaged recording', () => {
     await runPersistedPipeline({ data: dir, blockBytes: 2048 }, TICKS);
     let damaged: number;
     ({ damaged, timings } = await damageHandlerTimes(dir, 'start', [
-      ...Array(DAMAGED - 1).fill(Number.NaN),
+      ...Array(DAMAGED - 2).fill(Number.NaN),
       1e19,
     ]));
-    expect(damaged).toBe(DAMAGED);
+    // And one whose end is no time: no slice of 1e16 µs.
+    const ends = await damageHandlerTimes(dir, 'end', [1e19], 30);
+    expect(damaged + ends.damaged).toBe(DAMAGED);
   }, 120_000);
   afterAll(cleanup);
 

@@ -18,7 +18,7 @@ function f64(value: number): Buffer {
 
 /**
  * Damages a recorded run's timing records in its stored blocks, as a client could send them: the
- * handler calls from the 11th on (by start time), one per value of `values`, get that value as
+ * handler calls from the one after `from` on (by start time), one per value of `values`, get that value as
  * their `field` time. Returns how many records were rewritten and how many the run holds. Read
  * with partitions kept out of the lake: the damage would not reach partitions already made.
  */
@@ -26,6 +26,7 @@ export async function damageHandlerTimes(
   dir: string,
   field: 'start' | 'end',
   values: readonly number[],
+  from = 10,
 ): Promise<{ damaged: number; timings: number }> {
   const probe = await Analytics.open({
     lake: { data: dir },
@@ -33,7 +34,9 @@ export async function damageHandlerTimes(
     partitions: new LocalPartitionStore(join(dir, 'probe', 'partitions')),
   });
   const calls = (
-    await probe.query(`SELECT start_t, end_t FROM timings ORDER BY start_t LIMIT ${values.length} OFFSET 10`)
+    await probe.query(
+      `SELECT start_t, end_t FROM timings ORDER BY start_t LIMIT ${values.length} OFFSET ${from}`,
+    )
   ).rows.map((r) => [Number(r[0]), Number(r[1])] as const);
   const timings = Number((await probe.query('SELECT count(*) FROM timings')).rows[0]![0]);
   await probe.close();

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { LocalPartitionStore } from '../../src/telemetry/analytics/local-partitions.js';
@@ -132,6 +133,12 @@ describe('live samples of a recording one of whose times lies far ahead (damaged
     // 3.9e18 ns after the start: within what a time may be (`timed`), a century ahead of the rest.
     const { damaged } = await damageHandlerTimes(dir, 'end', [3.9e18]);
     expect(damaged).toBe(1);
+    // As the persister would have stamped its block: ending at that time too.
+    const db = new Database(join(dir, 'lake.sqlite'));
+    db.prepare(
+      'UPDATE blocks SET end_ticks = 3900000000000000000 WHERE block_id = (SELECT block_id FROM blocks ORDER BY end_ticks DESC LIMIT 1)',
+    ).run();
+    db.close();
     // Partitions made anew (those `dorsal run` made hold the records as they were).
     const analytics = await Analytics.open({
       lake: { data: dir },

@@ -200,7 +200,7 @@ describe('the report page', () => {
     );
     // Neither in the lake nor counted lost: missing all the same, and said apart.
     expect(html).toContain('persister lost 11');
-    expect(html).toContain('and 2 are neither in the lake nor counted lost');
+    expect(html).toContain('log: 5 lost, 2 neither in the lake nor counted lost');
   });
 
   it('cuts time into buckets of 1, 2 or 5 × 10^k ns, at least a millisecond', () => {

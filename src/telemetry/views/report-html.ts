@@ -167,7 +167,19 @@ function topology(data: ReportData): string {
 <p class="note">Skipped: sequences missing between the first and last an actor handled (the actor was lapped, or its timing records were lost). Lost: what the actor's own consumer counted as lost, lapped or poisoned (kept in the lake at the run's stop). ${
     lost.length === 0
       ? 'The persister lost nothing.'
-      : `The persister lost ${lost.map((l) => `${count(l.lost + l.dropped)} of ${esc(l.stream)}${l.unrecorded > 0 ? ` (and ${count(l.unrecorded)} are neither in the lake nor counted lost: lost on their way with their count, or deleted by retention)` : ''}`).join(', ')}.`
+      : `Of what the persister was to record, ${lost
+          .map(
+            (l) =>
+              `${esc(l.stream)}: ${[
+                l.lost + l.dropped > 0 ? `${count(l.lost + l.dropped)} lost` : '',
+                l.unrecorded > 0
+                  ? `${count(l.unrecorded)} neither in the lake nor counted lost (lost on their way with their count, or deleted by retention)`
+                  : '',
+              ]
+                .filter((part) => part !== '')
+                .join(', ')}`,
+          )
+          .join('; ')}.`
   }</p>`;
 }
 

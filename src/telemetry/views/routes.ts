@@ -198,16 +198,17 @@ export function viewRoutes(options: ViewRoutesOptions): ExtraRoute[] {
         );
         if (processId === undefined) throw new QueryRefusedError('this lake holds no recorded process');
         // A process not in the lake is answered 404 (an EventSource then stops), not streamed a
-        // problem a second for ever: looked up in the request's slot and time, as the list is. A
-        // lake that cannot say now (busy, opening) leaves it to the stream's samples.
-        const known = await inSlot(slots, request.signal, () =>
-          withinDeadline(pageTimeoutMs, request.signal, (signal) =>
-            starting(processId, { timeoutMs, signal }),
-          ),
-        ).catch(() => undefined);
-        if (known !== undefined && !known.includes(processId.toLowerCase())) {
-          throw new LakeNotFoundError(`no process ${processId} in the lake`);
-        }
+        // problem a second for ever: asked of the process itself (the lake's list is looked at once
+        // a second: a process just come would be missed), in the request's slot and time. A lake
+        // that cannot say now (busy, opening) leaves it to the stream's samples.
+        const unknown = await inSlot(slots, request.signal, () =>
+          withinDeadline(pageTimeoutMs, request.signal, async (signal) => {
+            const scope = { process: processId, maxRows: 1, timeoutMs, signal };
+            await (await analytics({ timeoutMs, signal })).query('SELECT 1 FROM processes', scope);
+            return false;
+          }),
+        ).catch((error: unknown) => error instanceof LakeNotFoundError);
+        if (unknown) throw new LakeNotFoundError(`no process ${processId} in the lake`);
         return {
           status: 200,
           contentType: 'text/event-stream; charset=utf-8',
