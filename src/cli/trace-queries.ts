@@ -134,7 +134,7 @@ export async function trackSources(scope: TraceScope): Promise<TrackSource[]> {
     scope.analytics,
     { process: scope.process },
     `SELECT actor, thread, min(t) AS first FROM (
-       SELECT actor, NULL::VARCHAR AS thread, start_t AS t FROM timings WHERE ${kept('start_t', window, cutoffNs)}
+       SELECT actor, NULL::VARCHAR AS thread, start_t AS t FROM timings WHERE ${kept('start_t', window, cutoffNs)} AND ${CALL_TIMED}
        UNION ALL SELECT actor, thread, begin_ns FROM thread_spans WHERE ${kept('begin_ns', window, cutoffNs)}
        UNION ALL SELECT actor, thread, time_ns FROM log_entries WHERE ${kept('time_ns', window, cutoffNs)}
        UNION ALL SELECT actor, thread, time_ns FROM measures WHERE ${kept('time_ns', window, cutoffNs)}
@@ -212,6 +212,7 @@ export async function* handlerCalls(scope: TraceScope): AsyncGenerator<HandlerCa
       FROM page c
       LEFT JOIN messages m ON m.stream = c.stream AND m.seq = c.seq
       LEFT JOIN timings p ON p.actor = m.actor AND p.stream = m.parent_stream AND p.seq = m.parent_seq
+        AND ${timed('p.end_t')} AND ${timed('p.origin_t')}
       ORDER BY ALL`,
   );
   for await (const r of rows) {

@@ -58,6 +58,18 @@ describe('dorsal trace of a damaged recording', () => {
         const keys = slices.map((e) => `${e.tid}/${e.name}/${(e.args as { seq: number }).seq}`);
         expect(new Set(keys).size, `pages of ${pageRows}`).toBe(keys.length);
         expect(written.written.handler_calls, `pages of ${pageRows}`).toBe(timings - DAMAGED);
+        // Every arrow starts in a slice the trace holds (not in a damaged call's, left out).
+        const orphans = events.filter(
+          (e) =>
+            e.ph === 's' &&
+            !slices.some(
+              (x) =>
+                x.tid === e.tid &&
+                (x.ts as number) <= (e.ts as number) &&
+                (e.ts as number) <= (x.ts as number) + (x.dur as number),
+            ),
+        );
+        expect(orphans, `pages of ${pageRows}`).toEqual([]);
         expect(written.untimed).toBe(DAMAGED);
       }
     } finally {

@@ -70,10 +70,11 @@ export async function sampleLive(
   const startNs = BigInt(String(head[0]));
   // Process-clock ns (records' times, and blocks' ticks, are since the process's start; a dorsal
   // process's clock ticks in ns) from which records are read.
-  // Up to where its newest timing block ends, and no further than now (a minute of clocks'
-  // drift past it): a damaged time far ahead, in a record or in its block's ticks, would make the
-  // second one with nothing in it, for good.
-  const now = Number(BigInt(Date.now()) * 1_000_000n - startNs) + 60e9;
+  // Up to where its newest timing block ends, and no further than now (a day past it: the
+  // process's start is its own clock's, which may be ahead of this server's): a damaged time a
+  // century ahead, in a record or in its block's ticks, would make the second one with nothing in
+  // it, for good.
+  const now = Number(BigInt(Date.now()) * 1_000_000n - startNs) + 86_400e9;
   const from = Math.min(Number(head[1]), now) - SAMPLE_REACH_NS;
   const to = Math.min(Number(head[2] ?? head[1]) + 1e9, now);
   // Seconds and their bounds in whole ns: a start_ns as a DOUBLE is 256 ns coarse, and moved
