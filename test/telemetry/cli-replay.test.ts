@@ -6,12 +6,6 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import type { BlockRow } from '../../src/telemetry/lake/types.js';
-import {
-  compressPart,
-  decodePayloadBlob,
-  decompressPart,
-  encodePayloadBlob,
-} from '../../src/telemetry/wire/payload.js';
 import { compiled, literally } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
 import {
@@ -22,6 +16,7 @@ import {
   spawnDorsal,
   startDorsalServe,
 } from './cli-helpers.js';
+import { f64, patchRecords } from './damaged-times.js';
 import { tempDir } from './fixtures.js';
 
 /**
@@ -175,13 +170,6 @@ async function keptDiff(
   };
 }
 
-/** The little-endian bytes of a float64. */
-function f64(value: number): Buffer {
-  const bytes = Buffer.alloc(8);
-  bytes.writeDoubleLE(value);
-  return bytes;
-}
-
 /** Each message of `stream` in a process: its publish time, by seq (exact, through its text). */
 async function publishTimes(dir: string, process: string, stream: string): Promise<number[]> {
   const rows = await query(dir, process, `SELECT publish_t::VARCHAR FROM stream_${stream} ORDER BY seq`);
@@ -212,24 +200,16 @@ async function rewritePublishTimes(
     const lakeStream = (await lake.streams()).find(
       (s) => s.tags.includes('messages') && s.properties.name === stream,
     )!;
-    for (const block of await lake.blocks({ streamId: lakeStream.streamId })) {
-      const parts = decodePayloadBlob(await lake.readBlob(block));
-      const objects = Buffer.from(decompressPart(parts.objects, 'objects'));
-      let changed = false;
+    rewritten = await patchRecords(lake, await lake.blocks({ streamId: lakeStream.streamId }), (objects) => {
+      let patched = 0;
       for (const [from, to] of times) {
         const at = objects.indexOf(Buffer.concat([f64(from), f64(from)]));
         if (at < 0) continue;
         f64(to).copy(objects, at + 8);
-        changed = true;
-        rewritten++;
+        patched++;
       }
-      if (changed) {
-        await lake.blobs.replace(
-          block.blobPath,
-          encodePayloadBlob({ dependencies: parts.dependencies, objects: compressPart(objects) }),
-        );
-      }
-    }
+      return patched;
+    });
   } finally {
     await lake.close();
   }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { LocalPartitionStore } from '../../src/telemetry/analytics/local-partitions.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
+import type { BlockRow } from '../../src/telemetry/lake/types.js';
 import {
   compressPart,
   decodePayloadBlob,
@@ -10,7 +11,7 @@ import {
 } from '../../src/telemetry/wire/payload.js';
 
 /** The little-endian bytes of a float64. */
-function f64(value: number): Buffer {
+export function f64(value: number): Buffer {
   const bytes = Buffer.alloc(8);
   bytes.writeDoubleLE(value);
   return bytes;
@@ -43,27 +44,44 @@ export async function damageHandlerTimes(
   const lake = Lake.open({ data: dir });
   let damaged = 0;
   try {
-    for (const block of await lake.blocks()) {
-      const parts = decodePayloadBlob(await lake.readBlob(block));
-      const objects = Buffer.from(decompressPart(parts.objects, 'objects'));
-      let changed = false;
+    damaged = await patchRecords(lake, await lake.blocks(), (objects) => {
+      let patched = 0;
       for (const [i, [start, end]] of calls.entries()) {
         // A record's start and end lie side by side.
         const at = objects.indexOf(Buffer.concat([f64(start), f64(end)]));
         if (at < 0) continue;
         f64(values[i]!).copy(objects, field === 'start' ? at : at + 8);
-        changed = true;
-        damaged++;
+        patched++;
       }
-      if (changed) {
-        await lake.blobs.replace(
-          block.blobPath,
-          encodePayloadBlob({ dependencies: parts.dependencies, objects: compressPart(objects) }),
-        );
-      }
-    }
+      return patched;
+    });
   } finally {
     await lake.close();
   }
   return { damaged, timings };
+}
+
+/**
+ * Rewrites the records of `blocks` in their blobs, as a damaged recording has them: `patch` changes
+ * a block's objects part in place and says how many records it changed (a block it changed none
+ * of is left as it was). Returns how many it changed in all.
+ */
+export async function patchRecords(
+  lake: Lake,
+  blocks: readonly BlockRow[],
+  patch: (objects: Buffer) => number,
+): Promise<number> {
+  let patched = 0;
+  for (const block of blocks) {
+    const parts = decodePayloadBlob(await lake.readBlob(block));
+    const objects = Buffer.from(decompressPart(parts.objects, 'objects'));
+    const changed = patch(objects);
+    if (changed === 0) continue;
+    patched += changed;
+    await lake.blobs.replace(
+      block.blobPath,
+      encodePayloadBlob({ dependencies: parts.dependencies, objects: compressPart(objects) }),
+    );
+  }
+  return patched;
 }

@@ -220,7 +220,9 @@ export class TelemetrySink {
    * Sets aside every block still waiting to be sent (not those in flight) as `close` does at its
    * deadline: into the spool, or dropped (counted `shutdown`). For a caller that keeps the end of
    * its deadline for blocks of its own (the persister's account of a run: what the lake did not
-   * get of it must be told in blocks that come after, and are not stuck behind, the rest).
+   * get of it must be told in blocks that come after, and are not stuck behind, the rest). A
+   * probe of a down server waiting out its backoff goes at once, the backoff growing again from
+   * its first step.
    */
   setAsideQueued(): void {
     // A block in flight now that comes back unavailable goes behind what is pushed next.
