@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logger, metric, System, span } from '../../src/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
+import { gatherReport } from '../../src/telemetry/views/report-data.js';
+import { renderReport } from '../../src/telemetry/views/report-html.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
@@ -114,6 +116,22 @@ describe('instrumentation in the analytics: log_entries, measures, thread_spans'
       process: processId,
     });
     expect(main.rows).toEqual([['main', TICKS, 'ticks']]);
+  });
+
+  it('plots a metric two actors measure under one name as two series in the report, each with its own values', async () => {
+    const report = await gatherReport(analytics, processId);
+    const price = report.instrumentation.metrics.filter((m) => m.name === 'price');
+    expect(price.map((m) => [m.source, m.unit, m.count])).toEqual([
+      ['alpha', 'usd', TICKS],
+      ['beta', 'usd', TICKS],
+    ]);
+    const main = report.instrumentation.metrics.filter((m) => m.name === 'main.ticks');
+    expect(main.map((m) => [m.source, m.count])).toEqual([['main', 1]]);
+    // Each series holds its own actor's values: the greatest of the buckets is the greatest price.
+    for (const m of price) expect(Math.max(...m.max.filter((v) => !Number.isNaN(v)))).toBe(106);
+    const html = renderReport(report);
+    expect(html).toContain('data-metric="price" data-source="alpha"');
+    expect(html).toContain('data-metric="price" data-source="beta"');
   });
 
   it("puts every event on the process's clock and calendar, and counts instrumentation losses", async () => {

@@ -98,6 +98,11 @@ export interface TimeSeries {
 export interface MetricSeries {
   readonly name: string;
   readonly unit: string;
+  /**
+   * Who measured it: the actor (or actors) on the measuring thread, else the thread; a metric of
+   * one name measured by two actors is two series, not one that mixes their values.
+   */
+  readonly source: string;
   readonly count: number;
   readonly mean: readonly number[];
   readonly min: readonly number[];
@@ -280,7 +285,7 @@ export async function gatherReport(
       `SELECT actor || ' ← ' || stream, ${bucketOf('end_t')} AS b, sum(gap)::DOUBLE FROM (SELECT actor, stream, end_t, seq - lag(seq) OVER (PARTITION BY actor, stream ORDER BY seq) - 1 AS gap FROM timings) WHERE gap > 0 AND ${inRange('end_t')} GROUP BY ALL ORDER BY ALL`,
     ),
     ask(
-      `SELECT name, coalesce(unit, ''), ${bucketOf('time_ns')} AS b, avg(value), min(value), max(value), count(*)::DOUBLE FROM measures WHERE ${inRange('time_ns')} GROUP BY ALL ORDER BY ALL`,
+      `SELECT name, coalesce(unit, ''), ${bucketOf('time_ns')} AS b, avg(value), min(value), max(value), count(*)::DOUBLE, coalesce(actor, thread, '') AS source FROM measures WHERE ${inRange('time_ns')} GROUP BY ALL ORDER BY 1, 2, 8, 3`,
     ),
   ]);
 
@@ -313,7 +318,9 @@ export async function gatherReport(
     }),
   );
   const perSecond = 1e9 / bucketNs;
-  const metrics = [...grouped(measureRows, (r) => `${str(r[0])}\u0000${str(r[1])}`).values()]
+  const metrics = [
+    ...grouped(measureRows, (r) => `${str(r[0])}\u0000${str(r[1])}\u0000${str(r[7])}`).values(),
+  ]
     .slice(0, MAX_METRICS)
     .map((rows) => metricSeries(rows, buckets));
   return {
@@ -359,7 +366,7 @@ export async function gatherReport(
   };
 }
 
-/** Rows `[name, unit, bucket, mean, min, max, count]` of one metric as its plot. */
+/** Rows `[name, unit, bucket, mean, min, max, count, source]` of one metric as its plot. */
 function metricSeries(rows: readonly Row[], buckets: number): MetricSeries {
   const mean = new Array<number>(buckets).fill(Number.NaN);
   const min = new Array<number>(buckets).fill(Number.NaN);
@@ -373,7 +380,15 @@ function metricSeries(rows: readonly Row[], buckets: number): MetricSeries {
     max[b] = num(r[5]);
     count += num(r[6]);
   }
-  return { name: str(rows[0]?.[0]), unit: str(rows[0]?.[1]), count, mean, min, max };
+  return {
+    name: str(rows[0]?.[0]),
+    unit: str(rows[0]?.[1]),
+    source: str(rows[0]?.[7]),
+    count,
+    mean,
+    min,
+    max,
+  };
 }
 
 /** Divergences a report lists at most: the first, in the order the diff found them. */

@@ -242,14 +242,14 @@ function instrumentation(data: ReportData): string {
       : `<div class="grid2">${metrics
           .map(
             (m) =>
-              `<figure data-metric="${esc(m.name)}">${timeChart(
+              `<figure data-metric="${esc(m.name)}" data-source="${esc(m.source)}">${timeChart(
                 [
                   { name: 'mean', values: m.mean },
                   { name: 'min', values: m.min },
                   { name: 'max', values: m.max },
                 ],
-                { chart: `metric:${m.name}`, bucketNs: data.time.bucketNs },
-              )}<figcaption>${esc(m.name)}${m.unit ? ` (${esc(m.unit)})` : ''}: ${count(m.count)} measures</figcaption></figure>`,
+                { chart: `metric:${m.name}:${m.source}`, bucketNs: data.time.bucketNs },
+              )}<figcaption>${esc(m.name)}${m.unit ? ` (${esc(m.unit)})` : ''}${m.source ? ` by ${esc(m.source)}` : ''}: ${count(m.count)} measures</figcaption></figure>`,
           )
           .join('')}</div>`,
   );
