@@ -51,8 +51,19 @@ export async function finished(child: ChildProcess): Promise<DorsalRun> {
 export async function startDorsalServe(
   args: readonly string[],
   env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; url: string; stop: () => Promise<number | null> }> {
-  const child = spawnDorsal(['serve', ...args], env);
+): Promise<ServedDorsal> {
+  return served(spawnDorsal(['serve', ...args], env));
+}
+
+/** A running `dorsal serve`: its process, where it listens, and how to stop it (its exit code). */
+export interface ServedDorsal {
+  readonly child: ChildProcess;
+  readonly url: string;
+  stop(): Promise<number | null>;
+}
+
+/** A spawned `dorsal serve`, once it says where it listens. */
+export async function served(child: ChildProcess): Promise<ServedDorsal> {
   let out = '';
   let err = '';
   child.stderr?.on('data', (chunk: Buffer) => {

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import { createApiKey, Lake, revokeApiKey } from '../../src/lake.js';
 import { HttpTransport, TelemetrySink } from '../../src/sink.js';
 import type { ExtraRoute } from '../../src/telemetry/ingestion/http.js';
 import { encodeBlock, encodeProcessInfo, encodeStreamInfo } from '../../src/wire.js';
-import { runDorsal, startDorsalServe } from './cli-helpers.js';
+import { DORSAL_BIN, finished, runDorsal, served, startDorsalServe } from './cli-helpers.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 
 /** A request with any headers (fetch will not send a `Host` of our choosing). */
@@ -211,6 +212,40 @@ describe('binding beyond loopback', () => {
     await expect(
       startIngestionServer({ host: '0.0.0.0', port: 0, lake: { data: join(dir, 'open') } }),
     ).rejects.toThrow(InsecureBindError);
+  }, 60_000);
+
+  it('is judged by the address a name resolves to: a .localhost name the hosts file maps elsewhere is no loopback', async () => {
+    // A hosts file of the test's own, in a mount namespace of the child's (root on these machines).
+    const hosts = join(dir, 'hosts');
+    writeFileSync(hosts, '127.0.0.1 localhost\n198.51.100.7 lake.localhost\n127.0.0.2 near.localhost\n');
+    const serveWithHosts = (host: string) =>
+      spawn(
+        'unshare',
+        [
+          '-m',
+          'sh',
+          '-c',
+          'mount --bind "$0" /etc/hosts && exec "$@"',
+          hosts,
+          process.execPath,
+          DORSAL_BIN,
+          'serve',
+          '--host',
+          host,
+          '--port',
+          '0',
+          '--data',
+          join(dir, 'named'),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DORSAL_KEY: '' } },
+      );
+    const far = await finished(serveWithHosts('lake.localhost'));
+    expect(far.stderr).toContain('dorsal: refusing to listen on lake.localhost: the lake has no API key');
+    expect(far.code).toBe(1);
+    // A name that resolves to loopback listens there, with no key.
+    const near = await served(serveWithHosts('near.localhost'));
+    expect(near.url).toMatch(/^http:\/\/near\.localhost:\d+$/);
+    expect(await near.stop()).toBe(0);
   }, 60_000);
 
   it('a port already taken: the start fails and closes the lake it opened to check its keys', async () => {

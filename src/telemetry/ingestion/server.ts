@@ -1,3 +1,4 @@
+import { lookup } from 'node:dns/promises';
 import { setMaxListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -82,8 +83,12 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
   checkWriteTimeout(options.writeTimeoutMs);
   checkAnswerTimeout(options.answerTimeoutMs);
   checkBodyLimits(options);
+  // Loopback or not is what the name resolves to, not what it looks like: `lake.localhost` that
+  // the hosts file maps to a public address is no loopback. The server listens on that address,
+  // as Node's listen would resolve the name itself.
+  const { address } = await lookup(host.replace(/^\[|\]$/g, ''));
+  const loopback = isLoopbackHost(address);
   const service = new IngestionService(options.lake ?? {}, options);
-  const loopback = isLoopbackHost(host.replace(/^\[|\]$/g, ''));
   if (!loopback && options.insecure !== true) {
     try {
       await service.lake.metadata.ready();
@@ -126,7 +131,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(options.port ?? 8081, host, () => {
+      server.listen(options.port ?? 8081, address, () => {
         server.off('error', reject);
         resolve();
       });
