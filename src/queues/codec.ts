@@ -322,6 +322,22 @@ function emitString(f: FieldDescription, code: CodecSource) {
   );
 }
 
+/** A lone surrogate (in `u` mode a pair is one code point, not in `Cs`). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * `s` as it reads back from UTF-8: itself, or with each lone surrogate as U+FFFD (what
+ * `Buffer.write` stores). A name kept as UTF-8 and looked up by its JS string is looked up by this.
+ */
+export function asUtf8(s: string): string {
+  return hasLoneSurrogate(s) ? Buffer.from(s, 'utf8').toString('utf8') : s;
+}
+
+/** Whether `s` holds a lone surrogate: text no UTF-8 (nor a database column) keeps as it is. */
+export function hasLoneSurrogate(s: string): boolean {
+  return LONE_SURROGATE.test(s);
+}
+
 /** UTF-8 byte length of a string, as Buffer.byteLength counts it (a lone surrogate is 3 bytes). */
 export function utf8Length(s: string): number {
   let n = 0;

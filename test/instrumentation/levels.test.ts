@@ -1,6 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createThreadBuffers, levelOf, setLevel, type ThreadBuffersDescriptor } from '../../src/index.js';
+import { StringInterner, StringTable } from '../../src/telemetry/instrumentation/string-table.js';
 import { collect, run, startCollector, startEmitter, stop, stopCollector } from './threads.js';
 
 describe('levels per target, decided at the call site, set from any thread', () => {
@@ -82,6 +83,33 @@ describe('levels per target, decided at the call site, set from any thread', () 
     } finally {
       setLevel('*', 'info');
     }
+  });
+
+  it('a target whose name holds a lone surrogate gets its level, and setting it again takes no new slot', async () => {
+    const odd = 'odd\ud800';
+    for (let i = 0; i < 300; i++) setLevel(odd, 'debug');
+    expect(levelOf(odd)).toBe('debug');
+    await run(emitter, 'debugs', { tag: odd, count: 2 });
+    // Stored as UTF-8 stores it: the lone surrogate as U+FFFD.
+    expect((await read()).logs.map((l) => [l.level, l.target])).toEqual([
+      ['debug', 'odd\ufffd'],
+      ['debug', 'odd\ufffd'],
+    ]);
+    // The table is not full: 300 sets of one name took one slot.
+    setLevel('after-odd', 'trace');
+    expect(levelOf('after-odd')).toBe('trace');
+  });
+
+  it('a string with a lone surrogate keeps its id when a restarted thread takes the table over', () => {
+    const buffer = StringTable.createBuffer(0);
+    const first = StringInterner.claim(buffer, 1);
+    const id = first.intern('tmpl\udc00');
+    first.close();
+    const second = StringInterner.claim(buffer, 2);
+    expect(second.intern('tmpl\udc00')).toBe(id);
+    expect(second.intern('tmpl\ufffd')).toBe(id);
+    expect(second.size).toBe(first.size);
+    second.close();
   });
 
   it('an unknown level is refused with a ConfigError naming the known ones', () => {

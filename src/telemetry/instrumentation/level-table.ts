@@ -1,5 +1,5 @@
 import { ConfigError } from '../../errors.js';
-import { utf8Length } from '../../queues/codec.js';
+import { asUtf8, utf8Length } from '../../queues/codec.js';
 import { MAX_STRING_BYTES } from './events.js';
 import { DEFAULT_THRESHOLD } from './levels.js';
 
@@ -96,7 +96,9 @@ export class LevelTable {
    * default), or slot 0, the default's, when the table is full, the name too long, or the lock
    * not had in time.
    */
-  slotOf(target: string): number {
+  slotOf(name: string): number {
+    // As its slot stores it: a lone surrogate is U+FFFD there (the raw name never matched its slot).
+    const target = asUtf8(name);
     const seen = this.count();
     const found = this.find(target, 1, seen);
     if (found > 0 || utf8Length(target) > MAX_STRING_BYTES) return Math.max(found, 0);
@@ -109,7 +111,8 @@ export class LevelTable {
   }
 
   /** Sets `target`'s threshold, or the default's (`*`): targets that were not set follow it. */
-  set(target: string, threshold: number): void {
+  set(name: string, threshold: number): void {
+    const target = asUtf8(name);
     if (target !== '*' && utf8Length(target) > MAX_STRING_BYTES) {
       throw new ConfigError(
         `a target name has at most ${MAX_STRING_BYTES} UTF-8 bytes: '${target.slice(0, 40)}…'`,
@@ -145,7 +148,7 @@ export class LevelTable {
 
   /** The threshold `target` has now (the default's if it has no slot). */
   threshold(target: string): number {
-    const slot = target === '*' ? 0 : Math.max(this.find(target, 1, this.count()), 0);
+    const slot = target === '*' ? 0 : Math.max(this.find(asUtf8(target), 1, this.count()), 0);
     // SC load: the latest threshold set.
     return Atomics.load(this.thresholds, slot);
   }

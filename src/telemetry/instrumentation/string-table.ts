@@ -1,5 +1,5 @@
 import { ConfigError } from '../../errors.js';
-import { utf8Length } from '../../queues/codec.js';
+import { asUtf8, utf8Length } from '../../queues/codec.js';
 import { MAX_STRING_BYTES } from './events.js';
 
 /**
@@ -268,6 +268,16 @@ export class StringInterner extends StringTable {
   private add(text: string): number {
     const id = this.published;
     if (id >= this.maxStrings || typeof text !== 'string') return -1;
+    // A lone surrogate is stored as U+FFFD, and a table taken over (a restart) knows the string by
+    // what it stored: one id for both spellings, not a second copy.
+    const stored = asUtf8(text);
+    if (stored !== text) {
+      const known = this.ids.get(stored);
+      if (known !== undefined) {
+        this.ids.set(text, known);
+        return known;
+      }
+    }
     const start = this.ends[id - 1]!;
     const length = utf8Length(text);
     if (length > MAX_STRING_BYTES || start + length > this.maxBytes) return -1;
@@ -278,6 +288,7 @@ export class StringInterner extends StringTable {
     Atomics.store(this.i32, H.COUNT, id + 1);
     this.published = id + 1;
     this.ids.set(text, id);
+    this.ids.set(stored, id);
     return id;
   }
 }

@@ -1,3 +1,4 @@
+import { hasLoneSurrogate } from '../../queues/codec.js';
 import { WireFormatError } from '../errors.js';
 import { normalizeRfc3339 } from './time.js';
 
@@ -53,9 +54,6 @@ function fail(what: string, key: string, expected: string, value: unknown): neve
   throw new WireFormatError(`${what}: field "${key}" must be ${expected}, got ${show(value)}`);
 }
 
-/** A lone surrogate (in `u` mode a pair is one code point, not in `Cs`). */
-const LONE_SURROGATE = /\p{Cs}/u;
-
 /**
  * A string field (`maxLength` in UTF-16 code units), text a database column holds: no U+0000
  * (PostgreSQL's text refuses it: the record was retried for ever as a lake down) and no lone
@@ -66,7 +64,7 @@ export function readString(obj: WireObject, key: string, what: string, maxLength
   if (typeof value !== 'string') fail(what, key, 'a string', value);
   if (value.length > maxLength) fail(what, key, `a string of at most ${maxLength} characters`, value);
   if (value.includes('\u0000')) fail(what, key, 'text without U+0000', value);
-  if (LONE_SURROGATE.test(value)) fail(what, key, 'well-formed Unicode (no lone surrogate)', value);
+  if (hasLoneSurrogate(value)) fail(what, key, 'well-formed Unicode (no lone surrogate)', value);
   return value;
 }
 
