@@ -246,6 +246,41 @@ describe('the persister’s report against its lake', () => {
     expect(rows.reduce((n, r) => n + r.reportLost, 0)).toBeGreaterThan(0);
   }, 60_000);
 
+  it('blocks cut while the actors load (their streams not yet in the lake) are held within backlogBytes too: the rest dropped and counted', async () => {
+    const dir = lakeDir();
+    const [backlogBytes, blockBytes, count] = [1 << 20, 64 * 1024, 1_000_000];
+    const system = new System(spine, { persist: { data: dir, blockBytes, backlogBytes } });
+    system.spawn(fixture('init-logger'), { args: { count } });
+    // The blocks waiting for their stream, through private fields on purpose: nothing public shows them.
+    let peak = 0;
+    const sample = setInterval(() => {
+      const persister = Reflect.get(system, 'attachments').get('persist') as object | undefined;
+      const pipeline = Reflect.get(persister ?? {}, 'pipeline') as object | undefined;
+      const sources = Reflect.get(pipeline ?? {}, 'sources') as Map<string, { waiting: { bytes: number }[] }>;
+      let held = 0;
+      for (const source of sources?.values() ?? []) for (const block of source.waiting) held += block.bytes;
+      peak = Math.max(peak, held);
+    }, 2);
+    try {
+      await system.start();
+    } finally {
+      clearInterval(sample);
+    }
+    const report = await system.stop();
+    expect((report.persist as PersistReport).flushed).toBe(true);
+    // The case is the one meant: blocks waited for the start's end, and more came than the backlog holds.
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(backlogBytes + blockBytes);
+    const rows = await reportAndLake(report, { data: dir });
+    expect(disagreements(rows)).toEqual([]);
+    // The loader's thread: the log source with the most records (the others log a line or none).
+    const [row] = rows
+      .filter((r) => r.source.startsWith('log:'))
+      .sort((a, b) => b.reportPersisted + b.reportLost - (a.reportPersisted + a.reportLost));
+    expect(row!.reportPersisted + row!.reportLost).toBe(count);
+    expect(row!.reportLost).toBeGreaterThan(0);
+  }, 60_000);
+
   /** The persister's pipeline, through private fields on purpose: nothing public kills its thread. */
   const pipelineOf = (system: object) =>
     Reflect.get(Reflect.get(system, 'attachments').get('persist') as object, 'pipeline') as object;

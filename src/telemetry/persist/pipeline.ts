@@ -169,6 +169,8 @@ export class PersistPipeline {
   private readonly threads = new Map<SharedArrayBuffer, number>();
   private readonly compressing = new Set<Promise<void>>();
   private backlogBytes = 0;
+  /** Raw bytes of the blocks waiting for their stream (see `hold`): held, as the backlog is. */
+  private waitingBytes = 0;
   /** Which source, and how many records, each block handed to the sink and not yet settled holds (for its drops). */
   private readonly shipped = new Map<string, { readonly source: Source; readonly count: number }>();
   private stopped?: Promise<void>;
@@ -538,7 +540,10 @@ export class PersistPipeline {
     if (stream === undefined) return;
     source.stream = stream;
     this.sink.addStream(stream);
-    for (const block of source.waiting.splice(0)) this.ship(source, block);
+    for (const block of source.waiting.splice(0)) {
+      this.waitingBytes -= block.bytes;
+      this.ship(source, block);
+    }
   }
 
   /**
@@ -593,8 +598,39 @@ export class PersistPipeline {
     source.received += block.count;
     source.read = block.coverage;
     if (source.stream === undefined) this.tryRegister(source, false);
-    if (source.stream === undefined) source.waiting.push(block);
+    if (source.stream === undefined) this.hold(source, block);
     else this.ship(source, block);
+  }
+
+  /**
+   * Keeps a block until its stream can be registered (a System's actors are named, and their
+   * streams described, once every `onInit` has returned), within `backlogBytes` as shipping is:
+   * past it, the block's records are dropped and counted, and its coverage alone waits, merged
+   * with a coverage alone that waits before it. An actor that logs through a long `onInit` held
+   * every block until the start's end (gigabytes), most of them then dropped anyway.
+   */
+  private hold(source: Source, block: RawBlock): void {
+    if (block.count === 0 || this.roomFor(block.bytes)) {
+      this.waitingBytes += block.bytes;
+      source.waiting.push(block);
+      return;
+    }
+    source.dropped += block.count;
+    const last = source.waiting.at(-1);
+    const merged = last !== undefined && last.count === 0;
+    if (merged) source.waiting.pop();
+    const coverage = merged ? { ...block.coverage, firstSeq: last.coverage.firstSeq } : block.coverage;
+    source.waiting.push(coverageBlock(source, coverage, block.dropped));
+  }
+
+  /**
+   * Whether a block of `bytes` raw bytes may be held on top of the backlog and the waiting blocks
+   * (`backlogBytes`). A block that finds nothing held may, whatever its size: a backlog smaller
+   * than a block dropped every full one.
+   */
+  private roomFor(bytes: number): boolean {
+    const held = this.backlogBytes + this.waitingBytes;
+    return held === 0 || held + bytes <= this.maxBacklogBytes;
   }
 
   /** An instrumentation source's drops at the source, counted from the persister's attach. */
@@ -607,14 +643,12 @@ export class PersistPipeline {
   /**
    * Compresses a block's parts on libuv's pool, then hands the block to the sink. Its coverage
    * counts, beside the thread's losses, the records of this source's blocks that never reached
-   * the lake so far. With more raw bytes waiting than `backlogBytes`, the block's records are
-   * dropped and counted, and its coverage alone goes on: the lake learns of the loss at once. A
-   * block that finds nothing waiting goes on whatever its size: a backlog smaller than a block
-   * dropped every full one.
+   * the lake so far. Without room for it (`roomFor`), the block's records are dropped and
+   * counted, and its coverage alone goes on: the lake learns of the loss at once.
    */
   private ship(source: Source, block: RawBlock): void {
     let raw = block;
-    if (raw.count > 0 && this.backlogBytes > 0 && this.backlogBytes + raw.bytes > this.maxBacklogBytes) {
+    if (raw.count > 0 && !this.roomFor(raw.bytes)) {
       source.dropped += raw.count;
       raw = coverageBlock(source, raw.coverage, raw.dropped);
     }
