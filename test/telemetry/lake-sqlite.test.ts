@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IngestionService } from '../../src/ingestion.js';
 import { blobPath, Lake, SqliteMetadataStore } from '../../src/lake.js';
+import { LakeUnavailableError } from '../../src/telemetry/errors.js';
 import { encodePayloadBlob } from '../../src/telemetry/wire/index.js';
 import { makeBlock, makeProcess, makeStream, tempDir } from './fixtures.js';
 import { blockRowGroupSuite, lakeSuite } from './lake-suite.js';
@@ -23,6 +24,30 @@ blockRowGroupSuite('SQLite', async () => {
     refusal: /inserting a block: NOT NULL constraint failed: blocks\.begin_time/,
     cleanup: async () => cleanup(),
   };
+});
+
+describe('SQLite lake closed', () => {
+  const { dir, cleanup } = tempDir();
+  afterAll(cleanup);
+
+  it('answers a call after close with LakeUnavailableError, and opens the file no more', async () => {
+    const lake = Lake.open({ data: dir });
+    const process = makeProcess();
+    await lake.metadata.insertProcess(process);
+    await lake.close();
+    const openFiles = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dir, 'lake.sqlite'));
+        } catch {
+          return false;
+        }
+      }).length;
+    expect(openFiles()).toBe(0);
+    await expect(lake.processes()).rejects.toThrow(LakeUnavailableError);
+    await expect(lake.processes()).rejects.toThrow('the SQLite lake was closed');
+    expect(openFiles()).toBe(0);
+  });
 });
 
 describe('SQLite + directory lake after a crash', () => {

@@ -378,9 +378,13 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
-  /** Opens the file and migrates on first use; a failure is retried on the next call. */
+  /**
+   * Opens the file and migrates on first use; a failure is retried on the next call. Not once
+   * closed: a call after `close` opened the file again, and nothing closed it.
+   */
   private open(): Prepared {
     if (this.prepared !== undefined) return this.prepared;
+    if (this.closes > 0) throw new LakeUnavailableError('the SQLite lake was closed');
     let db: Database.Database | undefined;
     try {
       makeDirectoriesSync(dirname(this.path));
