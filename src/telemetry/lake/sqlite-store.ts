@@ -205,15 +205,13 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deleteBlocksBefore(cutoff: string, limit: number): Promise<string[]> {
     return this.run('deleting old blocks', (p) =>
-      p.db
-        .transaction(() => {
-          const rows = p.db.prepare<unknown[], RawRow>(SQL.deleteOldBlocks).all(cutoff, limit);
-          const insert = p.db.prepare(SQL.insertGarbage);
-          const since = nowRfc3339Ns();
-          for (const row of rows) insert.run(String(row.path), String(row.block_id), since);
-          return rows.map((row) => String(row.path));
-        })
-        .immediate(),
+      durably(p.db, () => {
+        const rows = p.db.prepare<unknown[], RawRow>(SQL.deleteOldBlocks).all(cutoff, limit);
+        const insert = p.db.prepare(SQL.insertGarbage);
+        const since = nowRfc3339Ns();
+        for (const row of rows) insert.run(String(row.path), String(row.block_id), since);
+        return rows.map((row) => String(row.path));
+      }),
     );
   }
 
@@ -256,18 +254,16 @@ export class SqliteMetadataStore implements MetadataStore {
     if (end === null || end === undefined) return { deleted: 0, last: undefined };
     const last = String(end);
     const deleted = await this.run(what, (p) =>
-      p.db
-        .transaction(() => {
-          const gone = p.db
-            .prepare<unknown[], RawRow>(`${SQL.deleteEmptyStreams} RETURNING process_id, stream_id`)
-            .all(after, last, cutoff);
-          const record = p.db.prepare(SQL.insertStreamSweep);
-          const since = nowRfc3339Ns();
-          for (const row of gone)
-            record.run(streamBlobDirectory(String(row.process_id), String(row.stream_id)), since);
-          return gone.length;
-        })
-        .immediate(),
+      durably(p.db, () => {
+        const gone = p.db
+          .prepare<unknown[], RawRow>(`${SQL.deleteEmptyStreams} RETURNING process_id, stream_id`)
+          .all(after, last, cutoff);
+        const record = p.db.prepare(SQL.insertStreamSweep);
+        const since = nowRfc3339Ns();
+        for (const row of gone)
+          record.run(streamBlobDirectory(String(row.process_id), String(row.stream_id)), since);
+        return gone.length;
+      }),
     );
     return { deleted, last };
   }
@@ -310,15 +306,13 @@ export class SqliteMetadataStore implements MetadataStore {
   /** Deletes partition rows and records their paths as garbage, in one transaction. */
   private deletePartitionRows(what: string, remove: (p: Prepared) => RawRow[]): Promise<string[]> {
     return this.run(what, (p) =>
-      p.db
-        .transaction(() => {
-          const garbage = partitionGarbage(remove(p));
-          const insert = p.db.prepare(SQL.insertGarbage);
-          const since = nowRfc3339Ns();
-          for (const { path, id } of garbage) insert.run(path, id, since);
-          return garbage.map((g) => g.path);
-        })
-        .immediate(),
+      durably(p.db, () => {
+        const garbage = partitionGarbage(remove(p));
+        const insert = p.db.prepare(SQL.insertGarbage);
+        const since = nowRfc3339Ns();
+        for (const { path, id } of garbage) insert.run(path, id, since);
+        return garbage.map((g) => g.path);
+      }),
     );
   }
 
@@ -465,4 +459,20 @@ function migrate(db: Database.Database): void {
     }
   });
   apply.immediate();
+}
+
+/**
+ * `fn` in an immediate transaction whose commit is on disk when it returns. The lake runs with
+ * `synchronous = NORMAL` (a commit may be lost to a power cut, never corrupted): right for rows
+ * inserted after their blob is durable, not for deletions whose blobs are deleted next. Such a
+ * deletion lost after its blobs went would bring back rows without blobs; under FULL, WAL mode
+ * syncs the log at the commit.
+ */
+function durably<T>(db: Database.Database, fn: () => T): T {
+  db.pragma('synchronous = FULL');
+  try {
+    return db.transaction(fn).immediate();
+  } finally {
+    db.pragma('synchronous = NORMAL');
+  }
 }
