@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -227,6 +227,24 @@ describe('DirectorySyncs', () => {
       mkdirSync(gone);
       await syncs.sync(gone, mark);
       expect(syncs.completed).toBe(1);
+    } finally {
+      await syncs.close();
+    }
+  });
+
+  it('syncs a directory by its path each time: one removed by retention is not synced through what was opened before', async () => {
+    const syncs = new DirectorySyncs();
+    const stream = join(dir, 'stream');
+    try {
+      mkdirSync(stream);
+      await syncs.sync(stream, syncs.mark());
+      rmdirSync(stream);
+      // A handle kept from the first sync synced the removed directory, and said a name made
+      // in the one made again was durable.
+      await expect(syncs.sync(stream, syncs.mark())).rejects.toThrow(/ENOENT/);
+      mkdirSync(stream);
+      await syncs.sync(stream, syncs.mark());
+      expect(syncs.completed).toBe(2);
     } finally {
       await syncs.close();
     }

@@ -1,9 +1,7 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 
 /** One directory's sync state. */
 interface DirectoryState {
-  /** The directory, opened once for all its syncs. */
-  handle: Promise<FileHandle> | undefined;
   /** The highest generation of a sync of this directory that completed. */
   done: number;
   /** The sync started last, while it runs. */
@@ -12,8 +10,8 @@ interface DirectoryState {
   running: number;
 }
 
-/** Directories whose handles stay open; beyond that, idle ones are closed (and reopened when needed). */
-const MAX_OPEN = 64;
+/** Directories whose state is kept; beyond that, idle ones are forgotten (and made anew when needed). */
+const MAX_KEPT = 64;
 
 /**
  * Group commit of directory syncs. A new name in a directory is durable once the directory is
@@ -25,6 +23,10 @@ const MAX_OPEN = 64;
  *
  * Generations are one sequence for all directories, so a directory whose state was dropped and
  * made again can never count an old mark as covered.
+ *
+ * Each sync opens the directory by its path: a handle kept open would outlive the directory's
+ * removal (retention's, perhaps in another process) and sync the unlinked one, not the one made
+ * again under that name, whose new entries would then be counted durable and were not.
  */
 export class DirectorySyncs {
   private generation = 0;
@@ -53,27 +55,22 @@ export class DirectorySyncs {
     return synced;
   }
 
-  /** Closes the directory handles (after the syncs under way). */
+  /** Waits for the syncs under way. */
   async close(): Promise<void> {
     const states = [...this.states.values()];
     this.states.clear();
     await Promise.allSettled(states.map((s) => s.latest?.synced));
-    await Promise.allSettled(states.map(async (s) => (await s.handle)?.close()));
   }
 
   private async run(state: DirectoryState, dir: string, generation: number): Promise<void> {
     state.running += 1;
     try {
-      state.handle ??= open(dir, 'r');
-      let handle: FileHandle;
+      const handle = await open(dir, 'r');
       try {
-        handle = await state.handle;
-      } catch (error) {
-        // Opened afresh next time: the directory may be made meanwhile.
-        state.handle = undefined;
-        throw error;
+        await handle.sync();
+      } finally {
+        await handle.close();
       }
-      await handle.sync();
       if (generation > state.done) state.done = generation;
       this.syncs += 1;
     } finally {
@@ -85,20 +82,19 @@ export class DirectorySyncs {
   private state(dir: string): DirectoryState {
     let state = this.states.get(dir);
     if (state === undefined) {
-      if (this.states.size >= MAX_OPEN) this.closeIdle();
-      state = { handle: undefined, done: 0, latest: null, running: 0 };
+      if (this.states.size >= MAX_KEPT) this.forgetIdle();
+      state = { done: 0, latest: null, running: 0 };
       this.states.set(dir, state);
     }
     return state;
   }
 
-  /** Drops the idle directories opened longest ago (a Map iterates in insertion order). */
-  private closeIdle(): void {
+  /** Drops the idle directories seen longest ago (a Map iterates in insertion order). */
+  private forgetIdle(): void {
     for (const [dir, state] of this.states) {
-      if (this.states.size < MAX_OPEN / 2) return;
+      if (this.states.size < MAX_KEPT / 2) return;
       if (state.running > 0) continue;
       this.states.delete(dir);
-      void state.handle?.then((h) => h.close()).catch(() => undefined);
     }
   }
 }
