@@ -53,8 +53,10 @@ const ifMissing = (error: NodeJS.ErrnoException): void => {
 const ifMissingOrNotEmpty = (error: NodeJS.ErrnoException): void => {
   if (error.code !== 'ENOENT' && error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
 };
-const isMissingDirectory = (error: unknown): boolean =>
-  (error as NodeJS.ErrnoException).code === 'ENOENT' && (error as NodeJS.ErrnoException).syscall === 'open';
+/** A directory removed under a write: at its `open`, or while it was being made (`mkdir`, `stat`). */
+const isMissingDirectory = (error: unknown): boolean => (error as NodeJS.ErrnoException).code === 'ENOENT';
+/** Tries of a blob write whose directories retention keeps removing under it. */
+const CREATE_TRIES = 8;
 
 /**
  * Blobs as files under a root directory (`{root}/blobs/{process}/{stream}/{block}.{suffix}`). A write
@@ -110,13 +112,16 @@ export class DirectoryBlobStore implements BlobStore {
 
   putIfAbsent(path: string, bytes: Uint8Array): Promise<BlobWriteOutcome> {
     return this.write(path, async (final) => {
-      try {
-        return await this.create(final, bytes);
-      } catch (error) {
-        // Retention (perhaps in another process) removed the directory since it was made here.
-        if (!isMissingDirectory(error)) throw error;
-        this.dirs.delete(dirname(final));
-        return this.create(final, bytes);
+      for (let tries = 1; ; tries++) {
+        try {
+          return await this.create(final, bytes);
+        } catch (error) {
+          // Retention (perhaps in another process) removed the stream's or the process's
+          // directory since it was made here, or while it was being made: made again.
+          if (!isMissingDirectory(error) || tries >= CREATE_TRIES) throw error;
+          this.dirs.delete(dirname(final));
+          this.dirs.delete(dirname(dirname(final)));
+        }
       }
     });
   }
