@@ -404,7 +404,7 @@ export class Consumer<M, E = null> implements WaitCondition {
       return this.emptyOrClaimed(claimCheckEvery);
     // Our lap (mod 2^32) being written: its epoch may not be stored yet.
     if (version === this.writing) return this.stuck(this.stall.timeoutMs);
-    if (version === ABANDONED_VERSION && this.multi) return ABANDONED;
+    if (version === ABANDONED_VERSION && this.multi) return this.claimed() ? ABANDONED : EMPTY;
     const exact = this.core.seq.exactOf(version, epoch, this.seq & this.core.seq.mask);
     if (exact > this.next) return LATER;
     if (exact === this.next) return version & 1 ? this.stuck(this.stall.timeoutMs) : READY;
@@ -447,12 +447,22 @@ export class Consumer<M, E = null> implements WaitCondition {
   }
 
   /**
+   * Whether our sequence was handed to a producer (exactly: the claim counter widened by the
+   * queue). An abandoned slot's sequence is skipped only then: skipped sooner, it was counted
+   * lost before any producer reached it, and with every slot abandoned `poll` never returned.
+   */
+  private claimed(): boolean {
+    return this.core.published() > this.next;
+  }
+
+  /**
    * The slot holds something other than our message: jump forward after a lap, or skip a message
    * whose writer timed out. Returns false if, looked at closely, there is nothing to do yet.
    */
   private recover(): boolean {
     const exact = this.slotSequence();
     if (this.multi && this.slotVersion === ABANDONED_VERSION) {
+      if (!this.claimed()) return false;
       this.skipPoisoned();
       return true;
     }

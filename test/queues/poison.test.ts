@@ -197,6 +197,45 @@ describe('a slot whose writer died half way', () => {
     expect(consumer.received + consumer.lost).toBe(17);
   });
 
+  it('multi-producer, every slot abandoned: publish drops, and poll returns, having skipped only the sequences producers claimed', async () => {
+    const capacity = 4;
+    const queue = SeqlockQueue.create(Numbered, { capacity, multiProducer: true, poisonTimeoutMs: TIMEOUT });
+    const consumer = queue.consumer();
+    for (let slot = 0; slot < capacity; slot++) await dieMidWrite('multi', queue.buffer, 0);
+    const producer = queue.producer();
+    // Every slot half written: abandoned in turn, then every claim finds its slot abandoned.
+    expect(producer.publish(numbered(9))).toBe(-1);
+    const claimed = queue.stats().published;
+    expect(claimed).toBeGreaterThan(capacity);
+    // A poll skipped unclaimed sequences for ever (it never returned); now it stops at the claims.
+    expect(consumer.poll(Numbered.create())).toBe(false);
+    expect(consumer).toMatchObject({ sequence: claimed, received: 0, lost: claimed });
+    expect(consumer.poll(Numbered.create())).toBe(false);
+    expect(consumer.lost).toBe(claimed);
+  });
+
+  it('multi-producer, a slot abandoned: a consumer at the head skips its sequence only once a producer claimed it', async () => {
+    const capacity = 4;
+    const queue = SeqlockQueue.create(Numbered, { capacity, multiProducer: true, poisonTimeoutMs: TIMEOUT });
+    const consumer = queue.consumer();
+    await dieMidWrite('multi', queue.buffer, 0);
+    const producer = queue.producer();
+    for (let n = 1; n < 4; n++) producer.publish(numbered(n));
+    // Sequence 4 finds slot 0 half written: abandoned, and it goes in as sequence 5.
+    expect(producer.publish(numbered(4))).toBe(5);
+    const seen = await pollUntil(consumer, () => consumer.sequence === 6, 'the head');
+    expect(consumer.received + consumer.lost).toBe(queue.stats().published);
+    // At the head, before slot 0 comes round again (sequence 8): nothing more is counted.
+    expect(consumer.poll(Numbered.create())).toBe(false);
+    producer.publish(numbered(6));
+    producer.publish(numbered(7));
+    seen.push(...(await pollUntil(consumer, () => consumer.sequence === 8, 'two more')));
+    expect(consumer.poll(Numbered.create())).toBe(false);
+    expect(consumer.sequence).toBe(8);
+    expect(consumer.received + consumer.lost).toBe(queue.stats().published);
+    expect(seen).toContain(7);
+  });
+
   it('multi-producer, a producer paused half way for longer than the timeout: no message ever mixes with its late stores', async () => {
     const capacity = 8;
     const queue = SeqlockQueue.create(Numbered, { capacity, multiProducer: true, poisonTimeoutMs: TIMEOUT });
