@@ -26,7 +26,10 @@ export function adminSql(p: (i: number) => string) {
     /** Parameters: the time, then the name. */
     revokeApiKey: `UPDATE api_keys SET revoked_time = COALESCE(revoked_time, ${p(1)}) WHERE name = ${p(2)}`,
     countApiKeys: 'SELECT COUNT(*) AS n FROM api_keys',
-    /** Inserted only while its process is there (retention may have deleted it since it was known). */
+    /**
+     * Inserted only while its process is there (retention may have deleted it since it was known).
+     * SQLite's: one writer at a time; PostgreSQL's also locks the process row (see its store).
+     */
     insertDropReport: `INSERT INTO sink_drops (${DROP_COLUMNS}) SELECT ${[1, 2, 3, 4].map((i) => `CAST(${p(i)} AS TEXT)`).join(', ')}, CAST(${p(5)} AS BIGINT), CAST(${p(6)} AS TEXT) WHERE EXISTS (SELECT 1 FROM processes WHERE process_id = ${p(7)}) ON CONFLICT DO NOTHING`,
     listDropReports: `SELECT ${DROP_COLUMNS} FROM sink_drops ORDER BY time, report_id`,
     listProcessDropReports: `SELECT ${DROP_COLUMNS} FROM sink_drops WHERE process_id = ${p(1)} ORDER BY time, report_id`,
@@ -49,7 +52,12 @@ export function adminSql(p: (i: number) => string) {
     /** Parameters: the window (after, last], the cutoff. */
     deleteEmptyStreams: `DELETE FROM streams WHERE stream_id > ${p(1)} AND stream_id <= ${p(2)} AND insert_time < ${p(3)} AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.stream_id = streams.stream_id)`,
     processWindowEnd: `SELECT MAX(process_id) AS last FROM (SELECT process_id FROM processes WHERE process_id > ${p(1)} ORDER BY process_id LIMIT ${p(2)}) w`,
-    deleteEmptyProcesses: `DELETE FROM processes WHERE process_id > ${p(1)} AND process_id <= ${p(2)} AND insert_time < ${p(3)} AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.process_id = processes.process_id)`,
+    /**
+     * Parameters: the window (after, last], the cutoff (named once each, in a row of their own). A
+     * process's drop reports refer to it as its streams do: it is kept while one newer than the
+     * cutoff is there (retention deletes the older ones first).
+     */
+    deleteEmptyProcesses: `DELETE FROM processes WHERE process_id IN (SELECT pr.process_id FROM (SELECT CAST(${p(1)} AS TEXT) AS lower, CAST(${p(2)} AS TEXT) AS upper, CAST(${p(3)} AS TEXT) AS cutoff) w JOIN processes pr ON pr.process_id > w.lower AND pr.process_id <= w.upper AND pr.insert_time < w.cutoff WHERE NOT EXISTS (SELECT 1 FROM streams s WHERE s.process_id = pr.process_id) AND NOT EXISTS (SELECT 1 FROM sink_drops d WHERE d.process_id = pr.process_id AND d.insert_time >= w.cutoff))`,
     deleteDropReports: `DELETE FROM sink_drops WHERE report_id IN (SELECT report_id FROM sink_drops WHERE insert_time < ${p(1)} LIMIT ${p(2)})`,
     insertPartition: `INSERT INTO partitions (${PARTITION_COLUMNS}) VALUES (${Array.from({ length: 13 }, (_, i) => p(i + 1)).join(', ')}) ON CONFLICT DO NOTHING`,
     listPartitions: `SELECT ${PARTITION_COLUMNS} FROM partitions WHERE process_id = ${p(1)} ORDER BY insert_time, partition_id`,
@@ -66,9 +74,13 @@ export function adminSql(p: (i: number) => string) {
   };
 }
 
-/** Parameters of an insert into `sink_drops`: in column order, then its process's id (see `insertDropReport`). */
+/**
+ * Parameters of an insert into `sink_drops`: in column order, then its process's id (see
+ * `insertDropReport`). The total is summed and bound as a BigInt: counts may each reach 2^53 - 1,
+ * so their sum may not be a safe JS number; 16 of them (the wire's most) fit the BIGINT column.
+ */
 export function dropParams(report: DropReport, insertTime: string): unknown[] {
-  const total = Object.values(report.counts).reduce((sum, n) => sum + n, 0);
+  const total = Object.values(report.counts).reduce((sum, n) => sum + BigInt(n), 0n);
   return [
     report.reportId,
     report.processId,

@@ -6,6 +6,7 @@ import type { BlockHeader, DropReport, ProcessInfo, StreamInfo } from '../wire/i
 import { nowRfc3339Ns } from '../wire/index.js';
 import {
   adminSql,
+  DROP_COLUMNS,
   dropParams,
   partitionGarbage,
   partitionParams,
@@ -91,7 +92,10 @@ const BLOB_PATH_PARAM = BLOCK_COLUMN_COUNT - 1;
  * `INSERT … ON CONFLICT DO NOTHING` of `rows` block rows, numbered $1, $2, … in column order,
  * each inserted only if its stream has a row under its process. `FOR KEY SHARE` holds that stream
  * row until the insert commits: retention, which locks a stream `FOR UPDATE SKIP LOCKED` before it
- * deletes it, leaves it; had retention locked it first, the insert waits and finds it gone.
+ * deletes it, leaves it; had retention locked it first, the insert waits and finds it gone. Rows
+ * go in in block id order, whatever order they arrived in: two servers inserting the same blocks
+ * then wait on each other's unique-index entries in one order, never crosswise (a deadlock, which
+ * fails one group with 503 where its blocks were only "already there").
  */
 function insertSql(rows: number): string {
   const values = Array.from(
@@ -102,6 +106,7 @@ function insertSql(rows: number): string {
   return `INSERT INTO blocks (${BLOCK_COLUMNS})
 SELECT v.* FROM (VALUES ${values.join(',')}) AS v (${BLOCK_COLUMNS})
 JOIN streams s ON s.stream_id = v.stream_id AND s.process_id = v.process_id
+ORDER BY v.block_id
 FOR KEY SHARE OF s
 ON CONFLICT DO NOTHING`;
 }
@@ -112,23 +117,35 @@ SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text FROM
 WHERE p.process_id = $2 FOR KEY SHARE
 ON CONFLICT DO NOTHING`;
 
+/**
+ * The drop report insert, only while its process has a row (held as the stream insert holds its
+ * process: retention cannot delete the process under a report it has not seen).
+ */
+const INSERT_DROP_REPORT = `INSERT INTO sink_drops (${DROP_COLUMNS})
+SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::text FROM processes p
+WHERE p.process_id = $7 FOR KEY SHARE
+ON CONFLICT DO NOTHING`;
+
 /** A table whose rows retention deletes once no row refers to them, and what would refer to one. */
 interface EmptyRowsSql {
   readonly table: 'streams' | 'processes';
   readonly id: 'stream_id' | 'process_id';
-  /** The rows that would refer to one of the table's rows. */
-  readonly referring: string;
+  /** The rows that would refer to one of the table's rows (`t`), given the cutoff's placeholder. */
+  readonly referring: (cutoff: string) => string;
 }
 
 const EMPTY_STREAMS: EmptyRowsSql = {
   table: 'streams',
   id: 'stream_id',
-  referring: 'SELECT 1 FROM blocks b WHERE b.stream_id = t.stream_id',
+  referring: () => 'SELECT 1 FROM blocks b WHERE b.stream_id = t.stream_id',
 };
 const EMPTY_PROCESSES: EmptyRowsSql = {
   table: 'processes',
   id: 'process_id',
-  referring: 'SELECT 1 FROM streams s WHERE s.process_id = t.process_id',
+  // A process's drop reports refer to it as its streams do: it is kept while one newer than the
+  // cutoff is there (retention deletes the older ones first).
+  referring: (cutoff) =>
+    `SELECT 1 FROM streams s WHERE s.process_id = t.process_id UNION ALL SELECT 1 FROM sink_drops d WHERE d.process_id = t.process_id AND d.insert_time >= ${cutoff}`,
 };
 
 /** Options of the PostgreSQL store beyond its URL. */
@@ -342,7 +359,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async insertDropReport(report: DropReport): Promise<boolean> {
     const params = dropParams(report, nowRfc3339Ns());
-    return (await this.query('storing a drop report', SQL.insertDropReport, params)).rowCount === 1;
+    return (await this.query('storing a drop report', INSERT_DROP_REPORT, params)).rowCount === 1;
   }
 
   async listDropReports(processId?: string): Promise<DropReportRow[]> {
@@ -506,14 +523,14 @@ export class PostgresMetadataStore implements MetadataStore {
     const returning = table === 'streams' ? 'process_id, stream_id' : id;
     const gone = await this.transaction(what, async (client) => {
       const locked = await client.query<RawRow>(
-        `SELECT ${id} FROM ${table} t WHERE ${id} > $1 AND ${id} <= $2 AND insert_time < $3 AND NOT EXISTS (${referring}) FOR UPDATE SKIP LOCKED`,
+        `SELECT ${id} FROM ${table} t WHERE ${id} > $1 AND ${id} <= $2 AND insert_time < $3 AND NOT EXISTS (${referring('$3')}) FOR UPDATE SKIP LOCKED`,
         [after, last, cutoff],
       );
       if (locked.rows.length === 0) return [];
       const deleted = (
         await client.query<RawRow>(
-          `DELETE FROM ${table} t WHERE ${id} = ANY($1) AND NOT EXISTS (${referring}) RETURNING ${returning}`,
-          [locked.rows.map((row) => String(row[id]))],
+          `DELETE FROM ${table} t WHERE ${id} = ANY($1) AND insert_time < $2 AND NOT EXISTS (${referring('$2')}) RETURNING ${returning}`,
+          [locked.rows.map((row) => String(row[id])), cutoff],
         )
       ).rows;
       if (deleted.length > 0) await record?.(client, deleted);

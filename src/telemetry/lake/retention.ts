@@ -164,17 +164,19 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     if (directories.length > 0) await metadata.forgetStreamSweeps(directories);
     return directories.length;
   });
+  // Old drop reports before the processes they refer to (a process with a newer one stays): a
+  // pass stopped between the two leaves no report of a process it deleted.
+  await repeat(async () => {
+    const n = await metadata.deleteDropReportsBefore(cutoff, batch);
+    report.dropReports += n;
+    return n;
+  });
   await sweep(
     (after) => metadata.deleteEmptyProcessesBefore(cutoff, batch, after),
     (n) => {
       report.processes += n;
     },
   );
-  await repeat(async () => {
-    const n = await metadata.deleteDropReportsBefore(cutoff, batch);
-    report.dropReports += n;
-    return n;
-  });
   return report;
 }
 

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import type * as S3 from '@aws-sdk/client-s3';
 import { isTimerMs, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { asLakeError, LakeConfigError, LakeNotFoundError, LakeUnavailableError } from '../errors.js';
-import { decodedPath, parseLakeUrl } from './lake-url.js';
+import { decodedPath, parseLakeUrl, redact } from './lake-url.js';
 import { BLOB_DIRECTORY, BLOB_PATH, type BlobStore, type BlobWriteOutcome } from './types.js';
 
 /** Options of the S3 blob store; URL query parameters of the same names override them. */
@@ -49,6 +49,36 @@ function timeoutOption(name: string, value: number | undefined, fallback: number
   return value;
 }
 
+/**
+ * A region as the SDK takes it, one DNS label (it refuses others at every request, which would be
+ * taken for a store that is down): `us-east-1`, or a compatible store's own (`auto`, `garage`).
+ */
+const REGION = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+
+/** `region`, or a `LakeConfigError` naming it. */
+function regionOption(region: string): string {
+  if (!REGION.test(region))
+    throw new LakeConfigError(
+      `S3 option 'region' must be a region name (letters, digits and '-'), got ${JSON.stringify(region)}`,
+    );
+  return region;
+}
+
+/** `endpoint`, an http(s) URL, or a `LakeConfigError` naming it. */
+function endpointOption(endpoint: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    // Refused below.
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    throw new LakeConfigError(
+      `S3 option 'endpoint' must be an http:// or https:// URL, got ${redact(endpoint)}`,
+    );
+  return endpoint;
+}
+
 const statusOf = (error: unknown): number | undefined =>
   sdk !== undefined && error instanceof sdk.S3ServiceException ? error.$metadata.httpStatusCode : undefined;
 
@@ -70,7 +100,7 @@ export class S3BlobStore implements BlobStore {
     this.prefix = prefix.replace(/^\/+|\/+$/g, '');
     this.conditional = options.conditionalWrites ?? true;
     const config: S3.S3ClientConfig = {
-      region: options.region ?? 'us-east-1',
+      region: regionOption(options.region ?? 'us-east-1'),
       maxAttempts: options.maxAttempts ?? 2,
       forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
       // Checksums only where the API requires them: many S3-compatible stores reject the newer
@@ -82,9 +112,14 @@ export class S3BlobStore implements BlobStore {
         socketTimeout: timeoutOption('idleTimeoutMs', options.idleTimeoutMs, 30_000),
       },
     };
-    if (options.endpoint !== undefined) config.endpoint = options.endpoint;
+    if (options.endpoint !== undefined) config.endpoint = endpointOption(options.endpoint);
     if (options.credentials !== undefined) config.credentials = { ...options.credentials };
-    this.client = new (loadSdk().S3Client)(config);
+    try {
+      this.client = new (loadSdk().S3Client)(config);
+    } catch (error) {
+      // What the SDK refuses in its configuration is the configuration's fault, not a crash.
+      throw new LakeConfigError(`S3 bucket ${bucket}: ${(error as Error).message}`);
+    }
   }
 
   /** Parses `s3://bucket/prefix?endpoint=…&region=…&forcePathStyle=true&conditionalWrites=false&idleTimeoutMs=30000`. */
@@ -94,7 +129,15 @@ export class S3BlobStore implements BlobStore {
       throw new LakeConfigError(`not an S3 URL (s3://bucket/prefix): ${JSON.stringify(url)}`);
     }
     const q = parsed.searchParams;
-    const flag = (name: string): boolean | undefined => (q.has(name) ? q.get(name) !== 'false' : undefined);
+    // `true` or `false`, nothing else: a `False` or a `0` taken for true turned an option on.
+    const flag = (name: string): boolean | undefined => {
+      const value = q.get(name);
+      if (value === null) return undefined;
+      if (value === 'true' || value === 'false') return value === 'true';
+      throw new LakeConfigError(
+        `S3 URL option '${name}' must be true or false, got ${JSON.stringify(value)}`,
+      );
+    };
     return new S3BlobStore(parsed.hostname, decodedPath(parsed, 'S3'), {
       ...options,
       ...(q.has('endpoint') ? { endpoint: q.get('endpoint') as string } : {}),
