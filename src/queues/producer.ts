@@ -433,11 +433,28 @@ export class MultiProducer<M, E = null> extends ProducerBase<M, E> implements Qu
     writing: number,
     seen: number,
   ): number {
+    this.stall.begin(seq);
+    try {
+      return this.waitForSlot(versionIndex, seq, previous, writing, seen);
+    } finally {
+      // The wait is over: forgotten, or the next stall at this sequence mod 2^32 (2^32 claims
+      // later) inherited its clock and took a live writer for dead at once.
+      this.stall.clear();
+    }
+  }
+
+  /** `claimSlot`'s wait, timed by `stall` from the call's start. */
+  private waitForSlot(
+    versionIndex: number,
+    seq: number,
+    previous: number,
+    writing: number,
+    seen: number,
+  ): number {
     const i32 = this.i32;
     const math = this.core.seq;
     const done = math.doneVersion(seq);
     let replaced = seen;
-    this.stall.begin(seq);
     for (let spins = 0; ; spins++) {
       if (replaced === previous) return replaced;
       if (replaced === ABANDONED_VERSION) return CLAIM_AGAIN;

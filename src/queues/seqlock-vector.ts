@@ -150,7 +150,8 @@ export class SeqlockVector<M extends object> {
     const i32 = this.i32;
     // SC load: the current version; odd means another writer is mid-write.
     let version = Atomics.load(i32, versionIndex);
-    for (let spins = 0; ; spins++) {
+    let spins = 0;
+    for (; ; spins++) {
       if ((version & 1) === 0) {
         // SC compare-exchange to odd: exactly one writer owns the key until it stores even. As
         // a read-modify-write it reads from the last reader's re-check (an RMW), which thereby
@@ -162,6 +163,8 @@ export class SeqlockVector<M extends object> {
       // SC load, again.
       version = Atomics.load(i32, versionIndex);
     }
+    // A wait is over: forgotten (the same key and version come back after 2^31 writes of it).
+    if (spins > 1000) this.stall.clear();
     this.codec.write(versionIndex * 4 + V.VALUE_BYTE, value);
     // Plain store inside the odd window, as the value's: no longer "emptied by a reset" (see `reset`).
     i32[versionIndex + EMPTIED] = 0;
@@ -287,7 +290,11 @@ export class SeqlockVectorReader<M extends object> {
         // Otherwise an SC read-modify-write that writes back what it reads: the next writer's
         // claim (an RMW) reads from it and synchronizes-with it, so the copy read none of its stores.
         const after = V8_X86_ORDERING ? Atomics.load(i32, versionIndex) : Atomics.add(i32, versionIndex, 0);
-        if (after === before) return !emptied;
+        if (after === before) {
+          // A wait is over: forgotten (the same key and version come back after 2^31 writes of it).
+          if (spins > 1000) this.stall.clear();
+          return !emptied;
+        }
       } else if (spins > 1000) {
         waitForWriter(this.stall, this.vector.layout.name, index, before);
       }

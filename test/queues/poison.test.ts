@@ -11,6 +11,7 @@ import {
   type WaitStrategy,
 } from '../../src/index.js';
 import { QueueHeader } from '../../src/queues/queue-header.js';
+import { epochOf, SequenceMath } from '../../src/queues/sequence.js';
 import { Numbered, numbered } from '../fixtures/dying-writer.js';
 import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
@@ -236,6 +237,47 @@ describe('a slot whose writer died half way', () => {
     expect(seen).toContain(7);
   });
 
+  it('multi-producer: a wait for a slow writer is forgotten once over, so the same sequence mod 2^32 is waited for in full again', async () => {
+    const capacity = 4;
+    const poisonTimeoutMs = 1000;
+    const queue = SeqlockQueue.create(Numbered, { capacity, multiProducer: true, poisonTimeoutMs });
+    const events: string[] = [];
+    const producer = queue.producer({ onPoisoned: (e) => events.push(`${e.what}:${e.sequence}`) });
+    /** A writer claims the next sequence and sleeps 100 ms mid-write; the last of `capacity` publishes waits for it. */
+    const stallOnce = async () => {
+      const writer = start(stoppedWriter, {
+        role: 'stopped-writer',
+        kind: 'multi',
+        buffer: queue.buffer,
+        before: 0,
+        mode: 'pause',
+        pauseMs: 100,
+      });
+      const resumed = messageOfType<{ type: 'resumed'; result: number }>(writer, 'resumed');
+      await messageOfType(writer, 'paused');
+      for (let n = 0; n < capacity; n++) expect(producer.publish(numbered(n))).not.toBe(-1);
+      expect((await resumed).result).not.toBe(-1);
+    };
+    await stallOnce();
+    // Longer than the timeout since that wait began, and 2^32 claims on: the slots as the lap
+    // before 2^32 left them (four billion real claims would take minutes).
+    await new Promise((resolve) => setTimeout(resolve, poisonTimeoutMs + 100));
+    const i32 = new Int32Array(queue.buffer);
+    const math = new SequenceMath(capacity);
+    const slotsByte =
+      QueueHeader.CONSUMERS_BYTE + i32[QueueHeader.MAX_CONSUMERS]! * QueueHeader.CONSUMER_ENTRY_BYTES;
+    for (let exact = 2 ** 32 - capacity; exact < 2 ** 32; exact++) {
+      const versionIndex = (slotsByte + (exact % capacity) * queue.stride) >> 2;
+      i32[versionIndex] = math.doneVersion(exact >>> 0);
+      i32[versionIndex + 1] = epochOf(exact);
+    }
+    Atomics.store(i32, QueueHeader.CLAIM, 0);
+    new Float64Array(queue.buffer)[QueueHeader.CLAIMED_F64] = 2 ** 32;
+    // The same sequences mod 2^32 stall again: the writer, alive, is waited for, not abandoned.
+    await stallOnce();
+    expect(events).toEqual([]);
+  });
+
   it('multi-producer, a producer paused half way for longer than the timeout: no message ever mixes with its late stores', async () => {
     const capacity = 8;
     const queue = SeqlockQueue.create(Numbered, { capacity, multiProducer: true, poisonTimeoutMs: TIMEOUT });
@@ -340,6 +382,34 @@ describe('a slot whose writer died half way', () => {
     expect(reader.read(0, out)).toBe(true);
     expect(out).toEqual(numbered(42));
     expect(vector.reset(0)).toBe(false);
+  });
+
+  it('SeqlockVector: a wait for a slow writer is forgotten once over, so the same key and version are waited for in full again', async () => {
+    const poisonTimeoutMs = 1000;
+    const vector = SeqlockVector.create(Numbered, { length: 1, poisonTimeoutMs });
+    const reader = vector.reader();
+    const out = Numbered.create();
+    /** A writer writes key 0 once, then sleeps 100 ms in the middle of its next write of it: read meanwhile. */
+    const stallOnce = async () => {
+      const writer = start(stoppedWriter, {
+        role: 'stopped-writer',
+        kind: 'vector',
+        buffer: vector.buffer,
+        before: 0,
+        mode: 'pause',
+        pauseMs: 100,
+      });
+      const resumed = messageOfType<{ type: 'resumed'; result: string }>(writer, 'resumed');
+      await messageOfType(writer, 'paused');
+      expect(reader.read(0, out)).toBe(true);
+      expect(out.check).toBe(out.n * 3 + 1);
+      expect((await resumed).result).toBe('written');
+    };
+    await stallOnce();
+    await new Promise((resolve) => setTimeout(resolve, poisonTimeoutMs + 100));
+    // 2^31 writes of the key on: its version where the wrap brings the same versions back.
+    Atomics.store(new Int32Array(vector.buffer), vector.versionIndex(0), -2);
+    await stallOnce();
   });
 
   it('SeqlockVector: a reset never takes a key back to a version it had: a reader paused across it reads a whole value', () => {
