@@ -92,6 +92,7 @@ export class QueueCore {
     if (options === null || typeof options !== 'object') {
       throw new ConfigError('queue options must be an object like { capacity: 4096 }');
     }
+    checkLayouts(layout, options.envelope);
     const seq = new SequenceMath(options.capacity);
     if (options.multiProducer && seq.capacity < 4) {
       // Below 4 slots every 32-bit version is some lap's: none is left to mark an abandoned slot.
@@ -134,6 +135,7 @@ export class QueueCore {
 
   /** Opens an existing queue buffer, checking that it was made for `layout`. */
   static attach(layout: Layout<object>, buffer: SharedArrayBuffer, options: AttachOptions = {}): QueueCore {
+    checkLayouts(layout, options.envelope);
     if (!(buffer instanceof SharedArrayBuffer)) {
       throw new ConfigError(`SeqlockQueue.attach(${layout.name}) needs the queue's SharedArrayBuffer`);
     }
@@ -262,4 +264,22 @@ export class QueueCore {
 function preTouch(buffer: SharedArrayBuffer): void {
   const bytes = new Uint8Array(buffer);
   for (let at = 0; at < bytes.length; at += 4096) bytes[at] = 0;
+}
+
+/**
+ * The message layout and the envelope, as `defineMessage` makes them: anything else failed at the
+ * first publish or poll with a TypeError naming neither (`envelope.bind is not a function`).
+ */
+function checkLayouts(layout: unknown, envelope: unknown): void {
+  const isLayout = (value: unknown) =>
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Layout<object>).bind === 'function' &&
+    Number.isInteger((value as Layout<object>).size);
+  if (!isLayout(layout))
+    throw new ConfigError(`a queue's message layout must be made by defineMessage, got ${typeof layout}`);
+  if (envelope !== undefined && envelope !== null && !isLayout(envelope))
+    throw new ConfigError(
+      `a queue's envelope must be a layout made by defineMessage, got ${typeof envelope}`,
+    );
 }

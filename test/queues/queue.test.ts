@@ -142,6 +142,20 @@ describe('SeqlockQueue in one thread', () => {
     expect(() => queue.consumer()).toThrow(/already has 1 consumers/);
   });
 
+  it('refuses a message layout or an envelope that defineMessage did not make, at create and attach', () => {
+    const notALayout = { name: 'Fake', size: 8 } as unknown as typeof Seq;
+    expect(() => SeqlockQueue.create(notALayout, { capacity: 8 })).toThrow(
+      /message layout must be made by defineMessage, got object/,
+    );
+    expect(() => SeqlockQueue.create(Seq, { capacity: 8, envelope: {} as unknown as typeof Other })).toThrow(
+      /envelope must be a layout made by defineMessage, got object/,
+    );
+    const queue = SeqlockQueue.create(Seq, { capacity: 8 });
+    expect(() =>
+      SeqlockQueue.attach(Seq, queue.buffer, { envelope: 'x' as unknown as typeof Other }),
+    ).toThrow(ConfigError);
+  });
+
   it('refuses a poison timeout no timer can wait by, naming it', () => {
     for (const poisonTimeoutMs of [0, -1, 0.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
       expect(() => SeqlockQueue.create(Seq, { capacity: 8, poisonTimeoutMs })).toThrow(
