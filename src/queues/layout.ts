@@ -1,6 +1,7 @@
 import { LayoutError } from '../errors.js';
 import { type BoundCodec, type BufferViews, compileCodec } from './codec.js';
 import {
+  describe as describeValue,
   type FieldDescription,
   type FieldSpecs,
   type FieldTypeName,
@@ -166,7 +167,18 @@ function validateDescription(d: LayoutDescription): LayoutDescription {
   const seen = new Set<string>();
   const used = new Uint8Array(d.size);
   for (const f of d.fields) {
-    const { type, bytes } = normalizeField(name, String(f?.name), f?.bytes === undefined ? f?.type : f);
+    if (f === null || typeof f !== 'object') {
+      throw new LayoutError(
+        `layout '${name}': a field must be { name, type, offset }, got ${describeValue(f)}`,
+      );
+    }
+    // Not String(f.name): ['a'] would pass as 'a', and the duplicate check below miss it.
+    if (typeof f.name !== 'string') {
+      throw new LayoutError(
+        `layout '${name}': a field's name must be a string, got ${describeValue(f.name)}`,
+      );
+    }
+    const { type, bytes } = normalizeField(name, f.name, f.bytes === undefined ? f.type : f);
     const { size, align } = fieldFootprint(type as FieldTypeName, bytes);
     if (seen.has(f.name)) throw new LayoutError(`layout '${name}': field '${f.name}' appears twice`);
     seen.add(f.name);

@@ -101,8 +101,9 @@ export class BusySpinWaitStrategy implements WaitStrategy {
 }
 
 /**
- * Spins `spins` times, then gives the core away in short naps (`napMs`, an `Atomics.wait` on a
- * private word: Node has no thread yield). Wakes within about a nap without any notify.
+ * Spins `spins` times (or until the timeout), then gives the core away in short naps (`napMs`, an
+ * `Atomics.wait` on a private word: Node has no thread yield). Wakes within about a nap without
+ * any notify.
  */
 export class SpinThenYieldWaitStrategy implements WaitStrategy {
   readonly name = 'spin-then-yield';
@@ -117,9 +118,20 @@ export class SpinThenYieldWaitStrategy implements WaitStrategy {
     this.now = clockOf(options);
   }
 
-  wait(condition: WaitCondition, _parker: Parker, timeoutMs: number): boolean {
-    for (let i = 0; i < this.spins; i++) if (condition.ready()) return true;
-    const deadline = deadlineOf(this.now, timeoutOf(timeoutMs));
+  wait(condition: WaitCondition, _parker: Parker, waitMs: number): boolean {
+    const timeoutMs = timeoutOf(waitMs);
+    const timed = timeoutMs !== Number.POSITIVE_INFINITY;
+    // Read at the first clock check: a message found in the first spins costs no clock read.
+    let deadline = Number.NaN;
+    for (let i = 1; i <= this.spins; i++) {
+      if (condition.ready()) return true;
+      if (timed && i % CLOCK_CHECK_EVERY === 0) {
+        const now = this.now();
+        if (Number.isNaN(deadline)) deadline = now + timeoutMs;
+        if (now >= deadline) return condition.ready();
+      }
+    }
+    if (Number.isNaN(deadline)) deadline = deadlineOf(this.now, timeoutMs);
     for (;;) {
       if (condition.ready()) return true;
       const left = deadline - this.now();

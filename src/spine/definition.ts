@@ -2,6 +2,7 @@ import { ConfigError } from '../errors.js';
 import { checkOptionNames, type OptionNames } from '../options.js';
 import { Layout } from '../queues/index.js';
 import { SequenceMath } from '../queues/sequence.js';
+import { isTimerMs, TIMER_MS_RANGE } from '../timer-ms.js';
 import { MAX_STREAMS } from './tracking.js';
 
 /** One stream of a spine: its message layout and ring capacity (a power of two). */
@@ -86,6 +87,7 @@ export function defineSpine<const S extends StreamSpecs>(streams: S): SpineDefin
       );
     }
     checkCapacity(spec.capacity, `stream '${name}'`);
+    checkPoisonTimeout(spec.poisonTimeoutMs, `stream '${name}': 'poisonTimeoutMs'`);
   }
   return new SpineDefinition(streams);
 }
@@ -100,4 +102,13 @@ export function checkCapacity(capacity: number, what: string): void {
   } catch (error) {
     throw new ConfigError(`${what}: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/**
+ * The queue's own check of a poison timeout (when one is set), run before any queue is made, so
+ * that the error names the option (`what`: "stream 'ticks': 'poisonTimeoutMs'").
+ */
+export function checkPoisonTimeout(ms: unknown, what: string): void {
+  if (ms !== undefined && !isTimerMs(ms))
+    throw new ConfigError(`${what} must be ${TIMER_MS_RANGE}, got ${String(ms)}`);
 }

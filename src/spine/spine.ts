@@ -3,7 +3,7 @@ import { Layout, type LayoutDescription, type QueueOptions, SeqlockQueue } from 
 import { DEFAULT_MAX_CONSUMERS } from '../queues/queue-header.js';
 import { Clock } from './clock.js';
 import { SpineControl } from './control.js';
-import { checkCapacity, type SpineDefinition, type StreamSpecs } from './definition.js';
+import { checkCapacity, checkPoisonTimeout, type SpineDefinition, type StreamSpecs } from './definition.js';
 import { TimingRecord, Tracking } from './tracking.js';
 
 /** A stream queue: user messages with the tracking envelope. */
@@ -77,8 +77,12 @@ export class Spine {
       throw new ConfigError('a spine is made with defineSpine({ streamName: { message, capacity } })');
     }
     const names = definition.names;
+    // Checked before any queue is made, naming the option (another copy of dorsal's defineSpine
+    // may not have checked the streams').
+    checkPoisonTimeout(options.poisonTimeoutMs, "spine option 'poisonTimeoutMs'");
     const queues = names.map((name) => {
       const spec = definition.streams[name]!;
+      checkPoisonTimeout(spec.poisonTimeoutMs, `stream '${name}': 'poisonTimeoutMs'`);
       return SeqlockQueue.create<object, Tracking>(spec.message, {
         capacity: spec.capacity,
         multiProducer: spec.multiProducer ?? false,

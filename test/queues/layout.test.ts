@@ -284,6 +284,34 @@ describe('layouts as data', () => {
       }),
     ).toThrow(/field 'b'/);
   });
+
+  it('a description whose field names are not strings is refused, not read as their String()', () => {
+    // Both named ['a']: each passed as 'a', and both decoded into o.a.
+    const twice = () =>
+      Layout.fromDescription({
+        name: 'Twice',
+        size: 16,
+        fields: [
+          { name: ['a'] as never, type: 'f64', offset: 0 },
+          { name: ['a'] as never, type: 'f64', offset: 8 },
+        ],
+      });
+    expect(twice).toThrow(LayoutError);
+    expect(twice).toThrow("layout 'Twice': a field's name must be a string, got an array");
+    expect(() => Layout.fromDescription({ name: 'Null', size: 8, fields: [null as never] })).toThrow(
+      "layout 'Null': a field must be { name, type, offset }, got null",
+    );
+    expect(() =>
+      Layout.fromDescription({
+        name: 'Same',
+        size: 16,
+        fields: [
+          { name: 'a', type: 'f64', offset: 0 },
+          { name: 'a', type: 'f64', offset: 8 },
+        ],
+      }),
+    ).toThrow("layout 'Same': field 'a' appears twice");
+  });
 });
 
 describe('the check before a publish (fast path and explanation agree)', () => {

@@ -182,6 +182,25 @@ describe('how long each strategy spins before it parks (for waiters that spin on
     expect(() => new AdaptiveWaitStrategy({ freeCoreSpinMicros: Number.NaN })).toThrow(/finite/);
   });
 
+  it('spin-then-yield ends its spins at the timeout, reading the clock once per many checks', () => {
+    // A clock that moves 1 ms a read, and a message that comes after a million checks: a wait of
+    // 1 ms gives up long before it, not after spinning all its spins (it found the message).
+    let reads = 0;
+    const now = () => ++reads;
+    let checks = 0;
+    const late = { ready: () => ++checks > 1_000_000 };
+    const strategy = new SpinThenYieldWaitStrategy({ spins: 1e9, now });
+    expect(strategy.wait(late, parker(), 1)).toBe(false);
+    expect(checks).toBeLessThan(1000);
+    expect(reads).toBe(2);
+    // A message found while spinning costs no clock read, nor does a wait without a timeout.
+    reads = 0;
+    checks = 0;
+    expect(strategy.wait({ ready: () => true }, parker(), 1)).toBe(true);
+    expect(strategy.wait({ ready: () => ++checks > 100_000 }, parker(), Number.POSITIVE_INFINITY)).toBe(true);
+    expect(reads).toBe(0);
+  });
+
   it('parkUntil returns at once when the condition holds, and false at a deadline passed', () => {
     let checks = 0;
     const now = () => 1000;

@@ -5,6 +5,8 @@ import {
   ConfigError,
   defineMessage,
   defineSpine,
+  Spine,
+  SpineDefinition,
   System,
 } from '../../src/index.js';
 import type { Recorded } from '../fixtures/actors/recorder.js';
@@ -381,5 +383,26 @@ describe('bad spine definitions get a clear error naming the culprit', () => {
     );
     expect(() => defineSpine({ 'bad-name': { message: M, capacity: 8 } })).toThrow(ConfigError);
     expect(() => defineSpine({})).toThrow(/at least one stream/);
+  });
+  it('a poison timeout no timer can wait, refused by defineSpine naming the stream', () => {
+    for (const bad of [0, 'x', 1.5, 2 ** 31]) {
+      const define = () =>
+        defineSpine({
+          ticks: { message: M, capacity: 8 },
+          orders: { message: M, capacity: 8, poisonTimeoutMs: bad as number },
+        });
+      expect(define).toThrow(ConfigError);
+      expect(define).toThrow(
+        `stream 'orders': 'poisonTimeoutMs' must be an integer from 1 to 2147483647 (ms), got ${bad}`,
+      );
+    }
+    expect(defineSpine({ ticks: { message: M, capacity: 8, poisonTimeoutMs: 1 } }).names).toEqual(['ticks']);
+    // Spine.create names it too: the spine's option, and a stream of a definition not checked.
+    const one = defineSpine({ ticks: { message: M, capacity: 8 } });
+    expect(() => Spine.create(one, { poisonTimeoutMs: 0 })).toThrow(
+      "spine option 'poisonTimeoutMs' must be an integer from 1 to 2147483647 (ms), got 0",
+    );
+    const unchecked = new SpineDefinition({ ticks: { message: M, capacity: 8, poisonTimeoutMs: 0 } });
+    expect(() => Spine.create(unchecked)).toThrow("stream 'ticks': 'poisonTimeoutMs' must be");
   });
 });
