@@ -1,5 +1,6 @@
 import type { Spine } from '../spine/index.js';
 import type {
+  InstrumentationDrops,
   InstrumentationStreamName,
   ThreadBuffersDescriptor,
 } from '../telemetry/instrumentation/index.js';
@@ -18,8 +19,14 @@ export interface AttachedActor {
   readonly instrumentation: ThreadBuffersDescriptor;
 }
 
-/** Where each queue of a thread's instrumentation buffers stood: what comes after is the run's. */
-export type InstrumentationPositions = Readonly<Record<InstrumentationStreamName, number>>;
+/**
+ * Where each queue of a thread's instrumentation buffers stood: what comes after is the run's.
+ * `dropsBefore`: what the thread had dropped at the source by then (else read when the persister
+ * attaches, and drops in between are counted nowhere).
+ */
+export type InstrumentationPositions = Readonly<Record<InstrumentationStreamName, number>> & {
+  readonly dropsBefore?: Readonly<Record<InstrumentationStreamName, InstrumentationDrops>>;
+};
 
 /** What the system offers an attachment. */
 export interface AttachmentHost {

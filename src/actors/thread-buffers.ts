@@ -39,6 +39,11 @@ export function systemThreadBuffers(
       logs: reader.logs.stats().published,
       metrics: reader.metrics.stats().published,
       spans: reader.spans.stats().published,
+      dropsBefore: {
+        logs: reader.droppedOf('logs'),
+        metrics: reader.droppedOf('metrics'),
+        spans: reader.droppedOf('spans'),
+      },
     },
   };
 }

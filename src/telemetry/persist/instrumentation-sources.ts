@@ -39,7 +39,11 @@ export function threadSources(
       buffer: descriptor[name],
       from: start,
       timeIndex: timeIndexOf([layout.describe()], 0, 't'),
-      drops: { strings: descriptor.strings, kind: name, before: reader.droppedOf(name) },
+      drops: {
+        strings: descriptor.strings,
+        kind: name,
+        before: (from !== 'oldest' ? from.dropsBefore?.[name] : undefined) ?? reader.droppedOf(name),
+      },
     };
   });
 }
