@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -283,6 +283,25 @@ describe('retention', () => {
       });
       await expect(lake.blobs.get(orphan!)).rejects.toThrow(LakeNotFoundError);
       expect((await lake.blobs.get(fresh!)).length).toBe(3);
+    } finally {
+      await lake.close();
+    }
+  });
+
+  it('deletes the temporary files of replaces a crash cut short, written over an hour before', async () => {
+    const data = join(dir, 'temporary');
+    await storedLake(data, 1);
+    const lake = Lake.open({ data });
+    try {
+      const tmp = join(data, 'tmp');
+      mkdirSync(tmp, { recursive: true });
+      const [old, fresh, other] = [`${randomUUID()}.tmp`, `${randomUUID()}.tmp`, 'notes.txt'];
+      for (const name of [old, fresh, other]) writeFileSync(join(tmp, name), 'half a partition');
+      const twoHoursAgo = new Date(Date.now() - 7_200_000);
+      for (const name of [old, other]) utimesSync(join(tmp, name), twoHoursAgo, twoHoursAgo);
+      // Kept: a replace under way writes there now; a file of another name is no lake's.
+      expect(await applyRetention(lake, { days: 1, pauseMs: 0 })).toMatchObject({ blocks: 0, blobs: 1 });
+      expect(readdirSync(tmp).sort()).toEqual([fresh, other].sort());
     } finally {
       await lake.close();
     }

@@ -55,6 +55,8 @@ const ifMissingOrNotEmpty = (error: NodeJS.ErrnoException): void => {
 };
 /** A directory removed under a write: at its `open`, or while it was being made (`mkdir`, `stat`). */
 const isMissingDirectory = (error: unknown): boolean => (error as NodeJS.ErrnoException).code === 'ENOENT';
+/** The name of a temporary file of `replace` (see `overwrite`). */
+const TEMPORARY = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
 /** Tries of a blob write whose directories retention keeps removing under it. */
 const CREATE_TRIES = 8;
 
@@ -184,6 +186,28 @@ export class DirectoryBlobStore implements BlobStore {
       }
     } catch (error) {
       throw asLakeError(`deleting blobs under ${this.root}`, error);
+    }
+  }
+
+  async sweepTemporary(before: number): Promise<number> {
+    const tmp = join(this.root, 'tmp');
+    try {
+      let swept = 0;
+      for (const name of await readdir(tmp)) {
+        if (!TEMPORARY.test(name)) continue;
+        const file = join(tmp, name);
+        const modified = await stat(file).then(
+          (stats) => stats.mtimeMs,
+          () => Number.POSITIVE_INFINITY,
+        );
+        if (!(modified < before)) continue;
+        await unlink(file).catch(ifMissing);
+        swept++;
+      }
+      return swept;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw asLakeError(`sweeping temporary files under ${this.root}`, error);
     }
   }
 

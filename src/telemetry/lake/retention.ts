@@ -19,7 +19,7 @@ export interface RetentionOptions {
   /**
    * How long ago a blob must have been written for retention to take it for an orphan when it
    * deletes its stream (no row names it), in ms (default 1 h): a block's row goes in within its
-   * request, whose statements time out in seconds.
+   * request, whose statements time out in seconds. The same for a temporary file a crash left.
    */
   readonly orphanAgeMs?: number;
 }
@@ -164,6 +164,8 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     if (directories.length > 0) await metadata.forgetStreamSweeps(directories);
     return directories.length;
   });
+  // What writes cut short by a crash left aside (a directory store's temporary files).
+  report.blobs += (await lake.blobs.sweepTemporary?.(Date.now() - orphanAgeMs)) ?? 0;
   // Old drop reports before the processes they refer to (a process with a newer one stays): a
   // pass stopped between the two leaves no report of a process it deleted.
   await repeat(async () => {

@@ -228,6 +228,12 @@ export interface BlobStore {
    * leaves empty. Only for blobs no block row points at: rows are deleted first.
    */
   delete(paths: readonly string[]): Promise<void>;
+  /**
+   * Deletes what writes that never finished left aside (a directory store's temporary files of
+   * `replace`, cut short by a crash) last written before `before` (ms since the epoch); returns
+   * how many. A store that leaves nothing aside has none.
+   */
+  sweepTemporary?(before: number): Promise<number>;
   close(): Promise<void>;
 }
 
