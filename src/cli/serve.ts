@@ -254,7 +254,6 @@ export function serveCommand(): Command {
       const serving = { ingestion: 'ingestion', analytics: 'analytics', all: 'ingestion and analytics' }[
         options.role
       ];
-      console.log(`dorsal ${serving} listening on ${server.url}`);
       const stop = (): void => {
         server
           .close()
@@ -264,8 +263,11 @@ export function serveCommand(): Command {
             () => process.exit(1),
           );
       };
+      // Before the line a supervisor waits for: a SIGTERM right after it killed the process
+      // outright (the first signal listener takes a while to install), its lake not closed.
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      console.log(`dorsal ${serving} listening on ${server.url}`);
     });
 }
 
