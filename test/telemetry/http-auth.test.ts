@@ -217,7 +217,10 @@ describe('binding beyond loopback', () => {
   it('is judged by the address a name resolves to: a .localhost name the hosts file maps elsewhere is no loopback', async () => {
     // A hosts file of the test's own, in a mount namespace of the child's (root on these machines).
     const hosts = join(dir, 'hosts');
-    writeFileSync(hosts, '127.0.0.1 localhost\n198.51.100.7 lake.localhost\n127.0.0.2 near.localhost\n');
+    writeFileSync(
+      hosts,
+      '127.0.0.1 localhost\n198.51.100.7 lake.localhost\n127.0.0.2 near.localhost\n127.0.0.3 vm\n',
+    );
     const serveWithHosts = (host: string) =>
       spawn(
         'unshare',
@@ -246,7 +249,34 @@ describe('binding beyond loopback', () => {
     const near = await served(serveWithHosts('near.localhost'));
     expect(near.url).toMatch(/^http:\/\/near\.localhost:\d+$/);
     expect(await near.stop()).toBe(0);
+    // A name of no loopback look (the machine's own, in its hosts file) that resolves to
+    // loopback: no key needed, and requests to the URL it reports (Host: vm) are answered;
+    // another name's (a page's, by DNS rebinding) are not.
+    const vm = await served(serveWithHosts('vm'));
+    try {
+      const port = new URL(vm.url).port;
+      expect(vm.url).toBe(`http://vm:${port}`);
+      const at = `http://127.0.0.3:${port}`;
+      expect((await call(at, '/health', { host: `vm:${port}` })).status).toBe(200);
+      expect((await call(at, '/health', { host: `VM.:${port}` })).status).toBe(200);
+      expect((await call(at, '/health', { host: `rebound.example:${port}` })).status).toBe(403);
+    } finally {
+      expect(await vm.stop()).toBe(0);
+    }
   }, 60_000);
+
+  it('an empty host listens on every interface (a key needed); a bracketed IPv6 one reports a URL that works', async () => {
+    await expect(
+      startIngestionServer({ host: '', port: 0, lake: { data: join(dir, 'open') } }),
+    ).rejects.toThrow(InsecureBindError);
+    const server = await startIngestionServer({ host: '[::1]', port: 0, lake: { data: join(dir, 'v6') } });
+    try {
+      expect(server.url).toBe(`http://[::1]:${server.port}`);
+      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
 
   it('a port already taken: the start fails and closes the lake it opened to check its keys', async () => {
     const lakes = ['first', 'second'].map((name) => join(dir, `taken-${name}`));

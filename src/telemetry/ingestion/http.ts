@@ -60,6 +60,11 @@ export interface IngestionRoutesOptions {
    * listening on loopback, against DNS rebinding (`startIngestionServer` sets it then).
    */
   readonly loopbackHostsOnly?: boolean;
+  /**
+   * With `loopbackHostsOnly`, names a `Host` may also be (lower case, no trailing dot): the name
+   * the server listens on when it resolves to loopback (`startIngestionServer` sets it then).
+   */
+  readonly loopbackNames?: readonly string[];
   /** How long the lake's answers about API keys are trusted (default 1000 ms). */
   readonly keyCacheMs?: number;
   /** Seconds announced in `Retry-After` when the lake is unavailable (default 1). */
@@ -220,6 +225,7 @@ export function ingestionRoutes(
       options.onLakeUnavailable?.(error),
     ),
     loopbackHostsOnly: options.loopbackHostsOnly === true,
+    loopbackNames: options.loopbackNames ?? [],
     ingest: options.ingest !== false,
   };
   const extra = new Map((options.routes ?? []).map((r) => [r.path, r]));
@@ -259,6 +265,7 @@ export function ingestionRoutes(
 interface Guard {
   readonly keys: KeyGate;
   readonly loopbackHostsOnly: boolean;
+  readonly loopbackNames: readonly string[];
   readonly ingest: boolean;
 }
 
@@ -270,7 +277,7 @@ async function route(
   extra: ReadonlyMap<string, ExtraRoute>,
   signal: AbortSignal,
 ): Promise<Answer> {
-  if (guard.loopbackHostsOnly && !loopbackHostAllowed(req.headers.host)) {
+  if (guard.loopbackHostsOnly && !loopbackHostAllowed(req.headers.host, guard.loopbackNames)) {
     throw new HostNotAllowedError(req.headers.host ?? '');
   }
   const url = req.url ?? '/';

@@ -86,8 +86,10 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
   // Loopback or not is what the name resolves to, not what it looks like: `lake.localhost` that
   // the hosts file maps to a public address is no loopback. The server listens on that address,
   // as Node's listen would resolve the name itself.
-  const { address } = await lookup(host.replace(/^\[|\]$/g, ''));
-  const loopback = isLoopbackHost(address);
+  // No name (''): every interface, as Node's listen takes it.
+  const name = host.replace(/^\[|\]$/g, '');
+  const address = name === '' ? undefined : (await lookup(name)).address;
+  const loopback = address !== undefined && isLoopbackHost(address);
   const service = new IngestionService(options.lake ?? {}, options);
   if (!loopback && options.insecure !== true) {
     try {
@@ -115,6 +117,8 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
     ingestionRoutes(service, {
       ...options,
       loopbackHostsOnly: options.loopbackHostsOnly ?? loopback,
+      // Requests to the URL it reports carry that name: answered (it resolves to loopback here).
+      loopbackNames: options.loopbackNames ?? (loopback ? [name.toLowerCase().replace(/\.$/, '')] : []),
       signal: stopping.signal,
       // The lake's own directories are not shown to clients (a blob store's error names them).
       hiddenPaths:
@@ -151,7 +155,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
           onError: (error) => options.onInternalError?.(error),
         });
   const { port } = server.address() as AddressInfo;
-  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const urlHost = name.includes(':') ? `[${name}]` : name;
   return {
     url: `http://${urlHost}:${port}`,
     port,

@@ -28,11 +28,15 @@ export function hostOfHeader(header: string): string | undefined {
 }
 
 /**
- * Whether a loopback server may answer a request with this `Host` header. A request without one
- * (HTTP/1.0) passes: browsers always send it.
+ * Whether a loopback server may answer a request with this `Host` header: a loopback name or
+ * address, or one of `names` (the name it was told to listen on, which resolves to loopback
+ * here: a page elsewhere cannot make a browser send it). A request without one (HTTP/1.0)
+ * passes: browsers always send it.
  */
-export function loopbackHostAllowed(header: string | undefined): boolean {
+export function loopbackHostAllowed(header: string | undefined, names: readonly string[] = []): boolean {
   if (header === undefined) return true;
   const host = hostOfHeader(header);
-  return host !== undefined && isLoopbackHost(host);
+  if (host === undefined) return false;
+  const name = host.toLowerCase().replace(/\.$/, '');
+  return isLoopbackHost(host) || names.includes(name);
 }
