@@ -110,6 +110,15 @@ describe('levels per target, decided at the call site, set from any thread', () 
     expect(second.intern('tmpl\ufffd')).toBe(id);
     expect(second.size).toBe(first.size);
     second.close();
+    // So in a table that is full.
+    const full = StringTable.createBuffer(0, { maxStrings: 2 });
+    const writer = StringInterner.claim(full, 3);
+    const kept = writer.intern('tmpl\udc00');
+    expect(writer.intern('another')).toBe(-1);
+    writer.close();
+    const restarted = StringInterner.claim(full, 4);
+    expect(restarted.intern('tmpl\udc00')).toBe(kept);
+    restarted.close();
   });
 
   it('an unknown level is refused with a ConfigError naming the known ones', () => {

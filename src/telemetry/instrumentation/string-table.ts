@@ -266,10 +266,9 @@ export class StringInterner extends StringTable {
   }
 
   private add(text: string): number {
-    const id = this.published;
-    if (id >= this.maxStrings || typeof text !== 'string') return -1;
+    if (typeof text !== 'string') return -1;
     // A lone surrogate is stored as U+FFFD, and a table taken over (a restart) knows the string by
-    // what it stored: one id for both spellings, not a second copy.
+    // what it stored: one id for both spellings, not a second copy (found in a full table too).
     const stored = asUtf8(text);
     if (stored !== text) {
       const known = this.ids.get(stored);
@@ -278,6 +277,8 @@ export class StringInterner extends StringTable {
         return known;
       }
     }
+    const id = this.published;
+    if (id >= this.maxStrings) return -1;
     const start = this.ends[id - 1]!;
     const length = utf8Length(text);
     if (length > MAX_STRING_BYTES || start + length > this.maxBytes) return -1;
