@@ -61,6 +61,24 @@ async function pauseMidWrite(kind: Kind, buffer: SharedArrayBuffer, before: numb
   };
 }
 
+/**
+ * A writer that sleeps `pauseMs` in the middle of its write, then finishes it: resolves once it
+ * sleeps, with what became of its write (a sequence, -1, or 'written').
+ */
+async function sleepMidWrite(kind: Kind, buffer: SharedArrayBuffer, pauseMs: number) {
+  const writer = start(stoppedWriter, {
+    role: 'stopped-writer',
+    kind,
+    buffer,
+    before: 0,
+    mode: 'pause',
+    pauseMs,
+  });
+  const resumed = messageOfType<{ type: 'resumed'; result: number | string }>(writer, 'resumed');
+  await messageOfType(writer, 'paused');
+  return resumed;
+}
+
 /** Polls `consumer` until `condition` holds (bounded), checking each message is whole, and collecting their n. */
 async function pollUntil(
   consumer: { poll(out: Numbered): boolean },
@@ -245,16 +263,7 @@ describe('a slot whose writer died half way', () => {
     const producer = queue.producer({ onPoisoned: (e) => events.push(`${e.what}:${e.sequence}`) });
     /** A writer claims the next sequence and sleeps 100 ms mid-write; the last of `capacity` publishes waits for it. */
     const stallOnce = async () => {
-      const writer = start(stoppedWriter, {
-        role: 'stopped-writer',
-        kind: 'multi',
-        buffer: queue.buffer,
-        before: 0,
-        mode: 'pause',
-        pauseMs: 100,
-      });
-      const resumed = messageOfType<{ type: 'resumed'; result: number }>(writer, 'resumed');
-      await messageOfType(writer, 'paused');
+      const resumed = await sleepMidWrite('multi', queue.buffer, 100);
       for (let n = 0; n < capacity; n++) expect(producer.publish(numbered(n))).not.toBe(-1);
       expect((await resumed).result).not.toBe(-1);
     };
@@ -391,16 +400,7 @@ describe('a slot whose writer died half way', () => {
     const out = Numbered.create();
     /** A writer writes key 0 once, then sleeps 100 ms in the middle of its next write of it: read meanwhile. */
     const stallOnce = async () => {
-      const writer = start(stoppedWriter, {
-        role: 'stopped-writer',
-        kind: 'vector',
-        buffer: vector.buffer,
-        before: 0,
-        mode: 'pause',
-        pauseMs: 100,
-      });
-      const resumed = messageOfType<{ type: 'resumed'; result: string }>(writer, 'resumed');
-      await messageOfType(writer, 'paused');
+      const resumed = await sleepMidWrite('vector', vector.buffer, 100);
       expect(reader.read(0, out)).toBe(true);
       expect(out.check).toBe(out.n * 3 + 1);
       expect((await resumed).result).toBe('written');
