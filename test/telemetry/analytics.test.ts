@@ -21,6 +21,7 @@ import { lakeCacheDir } from '../../src/telemetry/analytics/lake-cache-dir.js';
 import type { MessageTree, TreeNode } from '../../src/telemetry/analytics/questions.js';
 import { LakeConfigError, LakeNotFoundError } from '../../src/telemetry/errors.js';
 import { IngestionService } from '../../src/telemetry/ingestion/service.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
 import { partitionBlobPaths } from '../../src/telemetry/lake/types.js';
 import { gatherReport } from '../../src/telemetry/views/report-data.js';
 import { encodeProcessInfo, encodeStreamInfo, formatRfc3339Ns } from '../../src/telemetry/wire/index.js';
@@ -69,6 +70,26 @@ describe('analytics over a persisted run', () => {
       ['orders', 2 * TICKS],
       ['ticks', TICKS],
     ]);
+  });
+
+  it('answers the same from a cache under folders named like columns (key=value: no Hive partitioning of the path)', async () => {
+    const questions = [
+      'SELECT process_id, count(*), sum(price), min(seq), max(seq) FROM stream_ticks GROUP BY ALL',
+      'SELECT process_id, stream, count(*), min(seq), max(seq) FROM messages GROUP BY ALL ORDER BY ALL',
+      'SELECT process_id, count(*), sum(latency_ns) FROM timings GROUP BY ALL',
+      'SELECT process_id, counted_by, sum(lost) FROM losses GROUP BY ALL ORDER BY ALL',
+    ];
+    const expected = await Promise.all(questions.map(async (q) => (await analytics.query(q)).rows));
+    expect(expected[0]![0]![0]).toBe(processId);
+    const odd = await Analytics.open({
+      lake: { data: dir },
+      cacheDir: join(dir, 'price=1', 'seq=7', 'process_id=abc', 'cache'),
+    });
+    try {
+      for (const [i, q] of questions.entries()) expect((await odd.query(q)).rows, q).toEqual(expected[i]);
+    } finally {
+      await odd.close();
+    }
   });
 
   it('holds one timing row per handler call, each in order: origin ≤ publish ≤ start ≤ end', async () => {
@@ -583,8 +604,10 @@ describe('partitions, cached and rebuilt', () => {
       await analytics.close();
 
       // The partitions are in the lake: their rows in its database, their files in its blobs.
-      const processId = (await analytics.lake.processes())[0]!.processId;
-      const rows = await analytics.lake.metadata.listPartitions(processId);
+      const lake = Lake.open({ data: dir });
+      const processId = (await lake.processes())[0]!.processId;
+      const rows = await lake.metadata.listPartitions(processId);
+      await lake.close();
       expect(rows.map((r) => r.view).sort()).toEqual([
         'stream_fills',
         'stream_orders',

@@ -538,7 +538,7 @@ async function createInstrumentationViews(
   const events = (view: string, columns: string, empty: string) => {
     const paths = of(view);
     if (paths.length === 0) return `SELECT ${empty} WHERE false`;
-    return `SELECT r.process_id, f.stream_id, f.thread, f.actor, r.t + f.offset_ns AS time_ns, make_timestamp_ns(${sinceEpoch('r.t + f.offset_ns')}) AS time, ${columns} FROM read_parquet([${paths.map(text).join(', ')}], hive_partitioning = true, union_by_name = true, filename = true) r JOIN _instrumented_files f ON f.file = r.filename LEFT JOIN processes p ON p.process_id = r.process_id`;
+    return `SELECT r.process_id, f.stream_id, f.thread, f.actor, r.t + f.offset_ns AS time_ns, make_timestamp_ns(${sinceEpoch('r.t + f.offset_ns')}) AS time, ${columns} FROM (SELECT *, ${processOfFile('filename')} AS process_id FROM read_parquet([${paths.map(text).join(', ')}], hive_partitioning = false, union_by_name = true, filename = true)) r JOIN _instrumented_files f ON f.file = r.filename LEFT JOIN processes p ON p.process_id = r.process_id`;
   };
   const common =
     'NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream_id, NULL::VARCHAR AS thread, NULL::VARCHAR AS actor, NULL::DOUBLE AS time_ns, NULL::TIMESTAMP_NS AS time';
@@ -629,5 +629,17 @@ export function parseList<T>(json: string | undefined): T[] {
 function parquet(paths: readonly string[], union = false): string {
   const processes = new Set(paths.map((path) => /process_id=([^/\\]+)/.exec(path)?.[1]));
   const byName = union || processes.size > 1 ? ', union_by_name = true' : '';
-  return `read_parquet([${paths.map(text).join(', ')}], hive_partitioning = true${byName})`;
+  return `(SELECT * EXCLUDE (${FILE_COLUMN}), ${processOfFile(FILE_COLUMN)} AS process_id FROM read_parquet([${paths.map(text).join(', ')}], hive_partitioning = false, filename = '${FILE_COLUMN}'${byName}))`;
+}
+
+/**
+ * The column a partition file's path is read into. Not DuckDB's Hive partitioning: it makes a
+ * column of every `key=value` folder of the path, the cache directory's own included (a cache
+ * under `runs/price=1/` gave every tick a price of 1), over the file's column of that name.
+ */
+const FILE_COLUMN = '_dorsal_partition_file';
+
+/** The process id of a partition file: its folder's, `…/process_id=ID/file.parquet`. */
+function processOfFile(column: string): string {
+  return `regexp_extract(${column}, 'process_id=([^/\\\\]+)[/\\\\][^/\\\\]*$', 1)`;
 }
