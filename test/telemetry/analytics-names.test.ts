@@ -143,6 +143,46 @@ it("keeps each run's own field names in `fields` where one column holds two runs
   }
 }, 60_000);
 
+it('reads a stream whose layout has a field of no name (as a writer other than a spine may describe it) as field_', async () => {
+  const { dir, cleanup } = tempDir('dorsal-field-names-');
+  try {
+    // A layout no spine makes (its fields are JavaScript names): described to the lake with a
+    // field of no name, which ingestion takes.
+    const real = Layout.fromDescription({
+      name: 'Tick',
+      size: 16,
+      fields: [
+        { name: 'x', type: 'f64', offset: 0 },
+        { name: 'n', type: 'i32', offset: 8 },
+      ],
+    });
+    const described = real.describe();
+    const ticksLayout = Object.create(real, {
+      describe: {
+        value: () => ({
+          ...described,
+          fields: described.fields.map((f) => (f.name === 'x' ? { ...f, name: '' } : f)),
+        }),
+      },
+    }) as typeof real;
+    const run = await writeBenchRun({ data: dir }, 10, 0, undefined, { ticksLayout });
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics') });
+    try {
+      const typed = await analytics.query('SELECT seq, field_, n FROM stream_ticks WHERE seq = 3', {
+        process: run.processId,
+      });
+      expect(typed.rows.map((r) => r.map(String))).toEqual([['3', 'NaN', '3']]);
+      // Nor does it fail the questions of every process that never read that stream.
+      const timings = await analytics.query('SELECT count(*) FROM timings', { allProcesses: true });
+      expect(timings.rows.length).toBe(1);
+    } finally {
+      await analytics.close();
+    }
+  } finally {
+    cleanup();
+  }
+}, 60_000);
+
 it("names the columns of fields that SQL would take for one name apart from every field's own", () => {
   expect(fieldColumnNames(['price', 'PRICE', 'PRICE_2'])).toEqual(['price', 'PRICE_3', 'PRICE_2']);
   expect(fieldColumnNames(['seq', 'field_seq', 'Seq'])).toEqual(['field_seq', 'field_seq_2', 'field_Seq_3']);

@@ -171,10 +171,11 @@ export function streamTableName(stream: string): string {
 
 /**
  * The column a message field becomes: its name, or `field_<name>` where it would clash with the
- * envelope's (in any case: SQL's names ignore it).
+ * envelope's (in any case: SQL's names ignore it) or is empty (a writer other than a spine may
+ * describe one: the identifier "" failed every query over its process).
  */
 export function fieldColumnName(field: string): string {
-  return RESERVED.has(foldCase(field)) ? `field_${field}` : field;
+  return field === '' || RESERVED.has(foldCase(field)) ? `field_${field}` : field;
 }
 
 /**
