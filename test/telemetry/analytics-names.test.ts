@@ -173,7 +173,7 @@ it('reads a stream whose layout has a field of no name (as a writer other than a
       });
       expect(typed.rows.map((r) => r.map(String))).toEqual([['3', 'NaN', '3']]);
       // Nor does it fail the questions of every process that never read that stream.
-      const timings = await analytics.query('SELECT count(*) FROM timings', { allProcesses: true });
+      const timings = await analytics.query('SELECT count(*) FROM timings');
       expect(timings.rows.length).toBe(1);
     } finally {
       await analytics.close();
