@@ -214,8 +214,33 @@ describe('records a client could send that no query may fail on', () => {
       expect(result.unreadableBlocks.map((b) => b.error)).toEqual([
         expect.stringMatching(
           new RegExp(
-            `its records take ${swollen.length} bytes, more than its ${block.objectCount} records of`,
+            `its records take ${swollen.length} bytes, not those of its ${block.objectCount} records of`,
           ),
+        ),
+      ]);
+    } finally {
+      await analytics.close();
+    }
+  }, 60_000);
+
+  it('a block whose records take fewer bytes than it counts is listed unreadable, not read short', async () => {
+    // Half its records, the same count: the records it lacks were in no table and no count.
+    const short = objects.slice(0, (objects.length / block.objectCount) * Math.floor(block.objectCount / 2));
+    const service = new IngestionService({ data: dir });
+    let lying: string;
+    try {
+      lying = await sendCopy(service, short);
+    } finally {
+      await service.close();
+    }
+    const analytics = await Analytics.open({ lake: { data: dir }, cacheDir: join(dir, 'analytics-short') });
+    try {
+      const result = await analytics.query('SELECT count(*)::INTEGER FROM messages', { process: lying });
+      expect(result.rows).toEqual([[0]]);
+      expect(result.unreadable).toEqual({ blocks: 1, records: block.objectCount });
+      expect(result.unreadableBlocks.map((b) => b.error)).toEqual([
+        expect.stringMatching(
+          new RegExp(`its records take ${short.length} bytes, not those of its ${block.objectCount} records`),
         ),
       ]);
     } finally {

@@ -204,13 +204,14 @@ export async function materialize(
     }
     try {
       const { payload } = await lake.readBlock(row);
-      // More bytes than the records it counts: what its batch holds is sized by that count (a
-      // client's block of "1 record" and 8 MiB, 60 of them, held 1.5 GB at once).
-      const most = row.objectCount * recordBytes;
-      if (payload.objects.byteLength > most) {
+      // Bytes other than the records it counts: more, and what its batch holds is sized by that
+      // count (a client's block of "1 record" and 8 MiB, 60 of them, held 1.5 GB at once); fewer,
+      // and the records it lacks were in no table and no count.
+      const expected = row.objectCount * recordBytes;
+      if (payload.objects.byteLength !== expected) {
         leaveOut(
           row,
-          `its records take ${payload.objects.byteLength} bytes, more than its ${row.objectCount} records of ${recordBytes} bytes (${most})`,
+          `its records take ${payload.objects.byteLength} bytes, not those of its ${row.objectCount} records of ${recordBytes} bytes (${expected})`,
         );
         return undefined;
       }
