@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -9,11 +10,13 @@ import {
   statSync,
   symlinkSync,
   truncateSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeBenchRun } from '../../bench/analytics/data.js';
 import { defineMessage, defineSpine, System, type SystemReport } from '../../src/index.js';
 import { Analytics } from '../../src/telemetry/analytics/analytics.js';
 import { QueryRefusedError, QueryTimeoutError } from '../../src/telemetry/analytics/guard.js';
@@ -566,6 +569,43 @@ describe('analytics over a persisted run', () => {
       ).rejects.toThrow(/'memoryLimit' must be a size from 64MiB to 1024TiB such as '1GB'/);
     }
   }, 120_000);
+
+  it("makes partitions in a scratch directory of its own, removed at its close; a killed one's is removed at the next open", async () => {
+    const child = spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' });
+    const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
+    const cacheDir = join(dir, 'analytics-scratch');
+    const scratch = join(cacheDir, 'scratch');
+    // What a kill -9 mid-partition left, another machine's (a shared disk), and loose files of an
+    // earlier version: one long over, one maybe still being written.
+    const left = join(scratch, `${host}-${child.pid}-0badf00d`);
+    const elsewhere = join(scratch, `not-${host}-${child.pid}-0badf00d`);
+    for (const d of [left, elsewhere]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(left, `${randomUUID()}.parquet`), 'half a partition');
+    const [old, recent] = [
+      join(scratch, `${randomUUID()}.parquet`),
+      join(scratch, `${randomUUID()}.parquet`),
+    ];
+    for (const file of [old, recent]) writeFileSync(file, 'half a partition');
+    const twoHoursAgo = new Date(Date.now() - 7_200_000);
+    utimesSync(old, twoHoursAgo, twoHoursAgo);
+    // A lake of its own: the suite's already holds its partitions, and nothing would be made.
+    const data = join(dir, 'scratch-lake');
+    await writeBenchRun({ data }, 10, 0);
+    const own = await Analytics.open({ lake: { data }, cacheDir });
+    try {
+      expect([left, old].filter(existsSync)).toEqual([]);
+      expect([elsewhere, recent].filter(existsSync)).toEqual([elsewhere, recent]);
+      // Its partitions made (nothing decoded by the earlier ones in this cache dir), in its own.
+      const { decodedBlocks } = await own.query('SELECT count(*) FROM stream_ticks');
+      expect(decodedBlocks).toBeGreaterThan(0);
+      expect(readdirSync(scratch).filter((name) => name.startsWith(`${host}-${process.pid}-`))).toHaveLength(
+        1,
+      );
+    } finally {
+      await own.close();
+    }
+    expect(readdirSync(scratch).filter((name) => name.startsWith(`${host}-${process.pid}-`))).toEqual([]);
+  }, 60_000);
 
   it('refuses an unknown process with a clear error', async () => {
     await expect(analytics.query('SELECT 1', { process: 'no-such-process' })).rejects.toThrow(

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance, DuckDBPreparedStatement, Json } from '@duckdb/node-api';
@@ -265,7 +265,8 @@ export class Analytics extends AnalyticsQuestions {
     this.lake = lake;
     this.ownsLake = ownsLake;
     this.store = store;
-    this.scratch = join(options.cacheDir, 'scratch');
+    // Its own directory, as its spill's: a kill -9 mid-partition left files no one removed.
+    this.scratch = join(options.cacheDir, 'scratch', ownDirectoryName());
     this.pool = pool;
     this.queryDb = queryDb;
     this.parses = new ParseCache(queryDb);
@@ -305,10 +306,11 @@ export class Analytics extends AnalyticsQuestions {
     // Queries: no file outside the partitions is readable, and nothing can change that. DuckDB
     // loads here, not when the module is imported (RemoteAnalytics needs none of it).
     const { DuckDBInstance } = await import('@duckdb/node-api');
-    sweepSpill(join(cache, 'spill'));
+    sweepGone(join(cache, 'spill'));
+    sweepGone(join(cache, 'scratch'));
     const queryDb = await DuckDBInstance.create(':memory:', {
       // Its own directory: two analytics over one cache dir (a server and a CLI) spill apart.
-      temp_directory: join(cache, 'spill', `${spillHost()}-${process.pid}-${randomUUID().slice(0, 8)}`),
+      temp_directory: join(cache, 'spill', ownDirectoryName()),
       ...(memoryLimit === undefined ? {} : { memory_limit: memoryLimit }),
     });
     const setup = await queryDb.connect();
@@ -449,6 +451,7 @@ export class Analytics extends AnalyticsQuestions {
     await this.goneProcesses.close();
     await this.pool.close();
     this.queryDb.closeSync();
+    rmSync(this.scratch, { recursive: true, force: true });
     if (this.ownsLake) await this.lake.close();
   }
 
@@ -1009,20 +1012,35 @@ function escapedSize(text: string): number {
   return size;
 }
 
+/** A directory of this analytics' own, under `spill` or `scratch`: `<host>-<pid>-<id>`. */
+function ownDirectoryName(): string {
+  return `${spillHost()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Files an earlier version left loose in `scratch` are swept once this old (its writes are long over). */
+const LOOSE_FILE_AGE_MS = 3_600_000;
+
 /**
- * Removes what analytics of processes that are gone left in `dir` (a query's spill files, under
- * `<pid>-<id>`): a clean close removes its own, a killed process's stay. A directory of a live
- * process (this one's, another's on this machine) is left alone.
+ * Removes what analytics of processes that are gone left in `dir` (a query's spill files, a
+ * partition's scratch files, under `<host>-<pid>-<id>`): a clean close removes its own, a killed
+ * process's stay. A directory of a live process (this one's, another's on this machine) is left
+ * alone; a file left loose there (by an earlier version) once over an hour old.
  */
-function sweepSpill(dir: string): void {
+function sweepGone(dir: string): void {
   // Only this host's: a cache dir on a shared disk may hold another machine's live ones.
   const mine = `${spillHost()}-`;
   try {
-    for (const entry of readdirSync(dir)) {
-      if (!entry.startsWith(mine)) continue;
-      const pid = Number(/^(\d+)-/.exec(entry.slice(mine.length))?.[1]);
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isFile()) {
+        const modified = statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
+        if (Date.now() - modified > LOOSE_FILE_AGE_MS) rmSync(path, { force: true });
+        continue;
+      }
+      if (!entry.isDirectory() || !entry.name.startsWith(mine)) continue;
+      const pid = Number(/^(\d+)-/.exec(entry.name.slice(mine.length))?.[1]);
       if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
-      rmSync(join(dir, entry), { recursive: true, force: true });
+      rmSync(path, { recursive: true, force: true });
     }
   } catch {
     // Best effort: what cannot be removed now is tried again at the next open.
