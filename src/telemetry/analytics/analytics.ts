@@ -377,12 +377,16 @@ export class Analytics extends AnalyticsQuestions {
         return { ...(await run), decodedBlocks: decoded, unreadable, unreadableBlocks };
       } catch (error) {
         // A partition file gone or damaged since the last look (no query can name a file of its
-        // own: external access is off), found by the query or by its views being made: look at
-        // the lake again, which rebuilds it, once.
+        // own: external access is off), found by the query or by its views being made (DuckDB's
+        // IO error, or a refusal): look at the lake again, which rebuilds it. Another analytics
+        // sharing the cache dir may merge partitions away again meanwhile: a few times.
         const failed = error instanceof ViewsNotMadeError ? error.cause : error;
+        const gone = /No such file|No files found|Cannot open file/.test(messageOf(failed));
         if (
-          attempt > 0 ||
-          !(error instanceof QueryRefusedError || error instanceof ViewsNotMadeError) ||
+          attempt + 1 >= (gone ? PARTITION_LOOKS : 2) ||
+          failed instanceof QueryTimeoutError ||
+          failed instanceof QueryNotReadyError ||
+          failed instanceof QueryCancelledError ||
           !messageOf(failed).includes('.parquet')
         )
           throw failed;
@@ -1011,6 +1015,13 @@ function escapedSize(text: string): number {
   }
   return size;
 }
+
+/**
+ * Looks at the lake a query takes, at most, while a partition file it reads is gone when it reads
+ * it (see `query`: another analytics merged it away meanwhile, again and again on a busy lake);
+ * within its time limit. A file there but damaged is looked for once more only.
+ */
+const PARTITION_LOOKS = 16;
 
 /** A directory of this analytics' own, under `spill` or `scratch`: `<host>-<pid>-<id>`. */
 function ownDirectoryName(): string {
