@@ -158,6 +158,17 @@ function shown(stream: unknown, seq: unknown, actor: unknown, fields: unknown): 
  * with their chains, never a run. `runs.streams` orders the summary and breaks ties between
  * siblings of different streams.
  */
+
+/**
+ * A message's fields as one value that does not depend on their order: `[key, value]` pairs by
+ * key. The `messages` view writes a process's fields in its layout's order (by offset): a replay
+ * whose layout widened a field (i8 to i16) moved it, and its text differed from the recording's
+ * where every value matched. JSON pointers reach any key (dots, quotes, none); a double that is
+ * no number (bare NaN, which DuckDB's JSON reads) compares as its text.
+ */
+function canonicalFields(json: string): string {
+  return `list_transform(list_sort(json_keys(${json})), k -> [k, json_extract(${json}, '/' || replace(replace(k, '~', '~0'), '/', '~1'))::VARCHAR])`;
+}
 export async function compareInLake(
   analytics: AnalyticsQuestions,
   runs: PlacedRuns,
@@ -175,7 +186,7 @@ j AS (
     a.seq AS a_seq, a.actor AS a_actor, a.fields AS a_fields,
     b.seq AS b_seq, b.actor AS b_actor, b.fields AS b_fields,
     CASE WHEN b.seq IS NULL THEN 'only-recorded' WHEN a.seq IS NULL THEN 'only-replayed'
-      WHEN a.fields IS DISTINCT FROM b.fields THEN 'differs' END AS kind
+      WHEN a.fields IS DISTINCT FROM b.fields AND ${canonicalFields('a.fields')} IS DISTINCT FROM ${canonicalFields('b.fields')} THEN 'differs' END AS kind
   FROM a FULL OUTER JOIN b ON a.place = b.place
 )`;
   // In pages too: a server's row limit may be lower than the streams.

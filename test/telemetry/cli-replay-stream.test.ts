@@ -197,6 +197,30 @@ describe('dorsal replay streams its playlist through a ring much smaller than it
     expect(played).toBe(TOTAL);
     expect(await fieldsOf(dir, replay)).toEqual(recordedFields);
   }, 120_000);
+
+  it('--diff of a replay whose retyped layout moved fields (by their offsets) matches every message whose values are the same', async () => {
+    const { stdout, stderr } = await runDorsal([
+      'replay',
+      '--system',
+      `${FIXTURES}/narrowed.system.ts`,
+      '--speed',
+      'max',
+      '--diff',
+      '--data',
+      dir,
+      '--json',
+    ]);
+    const { diff } = JSON.parse(stdout) as {
+      diff: { streams: { stream: string; matched: number; differing: number }[] };
+    };
+    // Alpha's n, a u32 narrowed to a u16, moved in its layout: the fields' texts differed in their
+    // order alone, and every message was counted as differing. (Beta's n, widened to an f64, reads
+    // 0.0 where 0 was recorded: a difference of type the diff shows.)
+    expect(
+      diff.streams.find((s) => s.stream === 'alpha'),
+      stderr,
+    ).toMatchObject({ matched: 3600, differing: 0 });
+  }, 120_000);
 });
 
 describe('dorsal replay streams its playlist from a server, a page at a time', () => {
