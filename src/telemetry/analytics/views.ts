@@ -538,7 +538,7 @@ async function createInstrumentationViews(
   const events = (view: string, columns: string, empty: string) => {
     const paths = of(view);
     if (paths.length === 0) return `SELECT ${empty} WHERE false`;
-    return `SELECT r.process_id, f.stream_id, f.thread, f.actor, r.t + f.offset_ns AS time_ns, make_timestamp_ns(${sinceEpoch('r.t + f.offset_ns')}) AS time, ${columns} FROM (SELECT *, ${processOfFile('filename')} AS process_id FROM read_parquet([${paths.map(text).join(', ')}], hive_partitioning = false, union_by_name = true, filename = true)) r JOIN _instrumented_files f ON f.file = r.filename LEFT JOIN processes p ON p.process_id = r.process_id`;
+    return `SELECT r.process_id, f.stream_id, f.thread, f.actor, r.t + f.offset_ns AS time_ns, make_timestamp_ns(${sinceEpoch('r.t + f.offset_ns')}) AS time, ${columns} FROM ${processBranches(paths, (files) => `read_parquet(${files}, hive_partitioning = false, union_by_name = true, filename = true)`)} r JOIN _instrumented_files f ON f.file = r.filename LEFT JOIN processes p ON p.process_id = r.process_id`;
   };
   const common =
     'NULL::VARCHAR AS process_id, NULL::VARCHAR AS stream_id, NULL::VARCHAR AS thread, NULL::VARCHAR AS actor, NULL::DOUBLE AS time_ns, NULL::TIMESTAMP_NS AS time';
@@ -620,26 +620,36 @@ export function parseList<T>(json: string | undefined): T[] {
 }
 
 /**
- * Parquet files as one table. Files of one process share their columns (one layout per stream),
- * so their schema is read from one of them; files of several processes may differ (a layout
- * changed between runs) and are unioned by column name, which reads every file's schema each
- * time a query is planned (tens of ms over a few dozen files). `union`: always (the blocks'
- * coverage, whose files gained a column once).
+ * Parquet files as one table (see `processBranches`). Files of one process share their columns
+ * (one layout per stream), so their schema is read from one of them. `union`: unioned by name
+ * within a process too (the blocks' coverage, whose files gained a column once).
  */
 function parquet(paths: readonly string[], union = false): string {
-  const processes = new Set(paths.map((path) => /process_id=([^/\\]+)/.exec(path)?.[1]));
-  const byName = union || processes.size > 1 ? ', union_by_name = true' : '';
-  return `(SELECT * EXCLUDE (${FILE_COLUMN}), ${processOfFile(FILE_COLUMN)} AS process_id FROM read_parquet([${paths.map(text).join(', ')}], hive_partitioning = false, filename = '${FILE_COLUMN}'${byName}))`;
+  return processBranches(
+    paths,
+    (files) => `read_parquet(${files}, hive_partitioning = false${union ? ', union_by_name = true' : ''})`,
+  );
 }
 
 /**
- * The column a partition file's path is read into. Not DuckDB's Hive partitioning: it makes a
- * column of every `key=value` folder of the path, the cache directory's own included (a cache
- * under `runs/price=1/` gave every tick a price of 1), over the file's column of that name.
+ * Partition files as one table with their process's id, one `read_parquet` per process: a
+ * filter on `process_id` then drops the other processes' branches (their files are not opened),
+ * as DuckDB's Hive partitioning did. Not that: it makes a column of every `key=value` folder of
+ * the path, the cache directory's own included (a cache under `runs/price=1/` answered every
+ * tick's price as 1), over the file's own column of that name. Files of one process share their
+ * columns (one layout per stream); processes are unioned by name (a layout changed between runs).
  */
-const FILE_COLUMN = '_dorsal_partition_file';
-
-/** The process id of a partition file: its folder's, `…/process_id=ID/file.parquet`. */
-function processOfFile(column: string): string {
-  return `regexp_extract(${column}, 'process_id=([^/\\\\]+)[/\\\\][^/\\\\]*$', 1)`;
+function processBranches(paths: readonly string[], read: (files: string) => string): string {
+  const byProcess = new Map<string, string[]>();
+  for (const path of paths) {
+    // The folder a file is in: `…/process_id=ID/file.parquet`, whatever the folders above are named.
+    const id = /process_id=([^/\\]+)[/\\][^/\\]*$/.exec(path)?.[1] ?? '';
+    const files = byProcess.get(id);
+    if (files === undefined) byProcess.set(id, [path]);
+    else files.push(path);
+  }
+  const branches = [...byProcess].map(
+    ([id, files]) => `SELECT *, ${text(id)} AS process_id FROM ${read(`[${files.map(text).join(', ')}]`)}`,
+  );
+  return `(${branches.join(' UNION ALL BY NAME ')})`;
 }
