@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, normalize } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance, DuckDBPreparedStatement, Json } from '@duckdb/node-api';
 import { makeDirectoriesSync } from '../../directories.js';
 import type { DorsalError } from '../../errors.js';
@@ -215,6 +215,8 @@ export class Analytics extends AnalyticsQuestions {
   private readonly ownsLake: boolean;
   private readonly store: PartitionStore;
   private readonly scratch: string;
+  /** Where its partitions' copies are: a query's error naming a file there is the cache's. */
+  private readonly cacheDir: string;
   private readonly pool: EtlPool;
   private readonly queryDb: DuckDBInstance;
   /** The first fence's parse of each query text asked lately (see `ParseCache`). */
@@ -265,6 +267,7 @@ export class Analytics extends AnalyticsQuestions {
     this.lake = lake;
     this.ownsLake = ownsLake;
     this.store = store;
+    this.cacheDir = normalize(options.cacheDir);
     // Its own directory, as its spill's: a kill -9 mid-partition left files no one removed.
     this.scratch = join(options.cacheDir, 'scratch', ownDirectoryName());
     this.pool = pool;
@@ -380,14 +383,18 @@ export class Analytics extends AnalyticsQuestions {
         // own: external access is off), found by the query or by its views being made (DuckDB's
         // IO error, or a refusal): look at the lake again, which rebuilds it. Another analytics
         // sharing the cache dir may merge partitions away again meanwhile: a few times.
+        // A file of this cache dir's, named by DuckDB: not a user's data that says as much.
         const failed = error instanceof ViewsNotMadeError ? error.cause : error;
-        const gone = /No such file|No files found|Cannot open file/.test(messageOf(failed));
+        const message = messageOf(failed);
+        const ours = message.includes('.parquet') && message.includes(this.cacheDir);
+        const gone = ours && /No such file|No files found|Cannot open file/.test(message);
         if (
           attempt + 1 >= (gone ? PARTITION_LOOKS : 2) ||
+          performance.now() - began >= limit.timeoutMs ||
           failed instanceof QueryTimeoutError ||
           failed instanceof QueryNotReadyError ||
           failed instanceof QueryCancelledError ||
-          !messageOf(failed).includes('.parquet')
+          !ours
         )
           throw failed;
         // Not a newer look of the scope, under way for other queries.
