@@ -19,7 +19,7 @@ export interface RetentionOptions {
   /**
    * How long ago a blob must have been written for retention to take it for an orphan when it
    * deletes its stream (no row names it), in ms (default 1 h): a block's row goes in within its
-   * request, whose statements time out in seconds. The same for a temporary file a crash left.
+   * request, whose statements time out in seconds. A temporary file a crash left: at least 1 h.
    */
   readonly orphanAgeMs?: number;
 }
@@ -164,8 +164,10 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     if (directories.length > 0) await metadata.forgetStreamSweeps(directories);
     return directories.length;
   });
-  // What writes cut short by a crash left aside (a directory store's temporary files).
-  report.blobs += (await lake.blobs.sweepTemporary?.(Date.now() - orphanAgeMs)) ?? 0;
+  // What writes cut short by a crash left aside (a directory store's temporary files): an hour
+  // old at least, whatever orphanAgeMs says (0 deleted the files of replaces under way).
+  report.blobs +=
+    (await lake.blobs.sweepTemporary?.(Date.now() - Math.max(orphanAgeMs, TEMPORARY_AGE_MS))) ?? 0;
   // Old drop reports before the processes they refer to (a process with a newer one stays): a
   // pass stopped between the two leaves no report of a process it deleted.
   await repeat(async () => {
@@ -181,6 +183,9 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   );
   return report;
 }
+
+/** How old a temporary file of a write must be, at least, for retention to take it for a crash's. */
+const TEMPORARY_AGE_MS = 3_600_000;
 
 /** Blobs of one deleted stream's directory looked at, at most (one listing). */
 const ORPHANS_AT_MOST = 100_000;
