@@ -269,6 +269,18 @@ describe('binding beyond loopback', () => {
     await expect(
       startIngestionServer({ host: '', port: 0, lake: { data: join(dir, 'open') } }),
     ).rejects.toThrow(InsecureBindError);
+    const every = await startIngestionServer({
+      host: '',
+      port: 0,
+      lake: { data: join(dir, 'open') },
+      insecure: true,
+    });
+    try {
+      expect(every.url).toBe(`http://localhost:${every.port}`);
+      expect((await fetch(`${every.url}/health`)).status).toBe(200);
+    } finally {
+      await every.close();
+    }
     const server = await startIngestionServer({ host: '[::1]', port: 0, lake: { data: join(dir, 'v6') } });
     try {
       expect(server.url).toBe(`http://[::1]:${server.port}`);

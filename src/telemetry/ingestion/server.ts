@@ -155,7 +155,8 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
           onError: (error) => options.onInternalError?.(error),
         });
   const { port } = server.address() as AddressInfo;
-  const urlHost = name.includes(':') ? `[${name}]` : name;
+  // Every interface (no name): reached here as localhost.
+  const urlHost = name === '' ? 'localhost' : name.includes(':') ? `[${name}]` : name;
   return {
     url: `http://${urlHost}:${port}`,
     port,
