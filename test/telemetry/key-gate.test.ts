@@ -68,7 +68,7 @@ describe('KeyGate', () => {
       await expect(gate.check(`Bearer ${key}`)).rejects.toMatchObject({ code: 'DORSAL_KEY_REVOKED' });
       await breakLake([served, admin], data);
       // The client, not known yet, hears that the lake is unavailable; what failed (here the
-      // SQLite file's path) goes to the operator, once for the outage.
+      // SQLite store closed under it, naming its file) goes to the operator, once for the outage.
       const unavailable = {
         code: 'DORSAL_LAKE_UNAVAILABLE',
         message: 'the lake cannot check API keys now: retry later',

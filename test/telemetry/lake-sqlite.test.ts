@@ -45,7 +45,9 @@ describe('SQLite lake closed', () => {
       }).length;
     expect(openFiles()).toBe(0);
     await expect(lake.processes()).rejects.toThrow(LakeUnavailableError);
-    await expect(lake.processes()).rejects.toThrow('the SQLite lake was closed');
+    await expect(lake.processes()).rejects.toThrow(
+      `SQLite lake ${join(dir, 'lake.sqlite')}: the store was closed`,
+    );
     expect(openFiles()).toBe(0);
   });
 });

@@ -378,7 +378,7 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private open(): Prepared {
     if (this.prepared !== undefined) return this.prepared;
-    if (this.closes > 0) throw new LakeUnavailableError('the SQLite lake was closed');
+    if (this.closes > 0) throw new LakeUnavailableError(`SQLite lake ${this.path}: the store was closed`);
     let db: Database.Database | undefined;
     try {
       makeDirectoriesSync(dirname(this.path));
