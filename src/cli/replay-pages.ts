@@ -133,8 +133,12 @@ export function playOrderSql(
     const since = last === undefined ? '' : ` AND seq > ${last}`;
     // The window's end, as the first seq of the stream past it (see `windowCuts`): a constant,
     // which the scan prunes row groups by.
-    const cut = cuts?.[s];
-    const until = cut === undefined ? '' : ` AND seq < ${cut}`;
+    // And the stream's end where the recording went on past its counts (see `Playlist.ends`).
+    const cut = Math.min(
+      cuts?.[s] ?? Number.POSITIVE_INFINITY,
+      playlist.ends?.[s] ?? Number.POSITIVE_INFINITY,
+    );
+    const until = cut === Number.POSITIVE_INFINITY ? '' : ` AND seq < ${cut}`;
     const playTime = `greatest(${double(after?.times[s] ?? Number.NEGATIVE_INFINITY)}, coalesce(${playTimeSql('q')}, '-inf'::DOUBLE))`;
     const values = Array.from({ length: widest }, (_, i) => `, c${i}`).join('');
     return `SELECT ${playTime} AS t, s, q${values} FROM (SELECT publish_t, ${s} AS s, seq AS q${columns.map((c) => `, ${c}`).join('')} FROM ${table} WHERE ${mine}${since}${until} ORDER BY seq LIMIT ${limit})`;

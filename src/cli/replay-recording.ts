@@ -86,6 +86,26 @@ export interface Playlist {
   readonly columns?: readonly ReadonlyMap<string, string>[];
   /** Messages to play, from the counts (what the progress bar and the runner's end go by). */
   readonly total: number;
+  /**
+   * Per stream: the first seq past what is played (a recording still under way goes on past the
+   * counts: what it records from then on is not played). Absent: the stream's whole recording.
+   */
+  readonly ends?: readonly number[];
+}
+
+/** Per ingress stream of `actors`: the first seq past the messages the recording holds now. */
+export async function endsByStream(
+  analytics: AnalyticsQuestions,
+  process: string,
+  actors: readonly string[],
+): Promise<Map<string, number>> {
+  if (actors.length === 0) return new Map();
+  const rows = await allRows(
+    analytics,
+    { process },
+    `SELECT stream, (max(seq) + 1)::DOUBLE FROM messages WHERE actor IN ${nameList(actors)} GROUP BY stream ORDER BY stream`,
+  );
+  return new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
 }
 
 /**

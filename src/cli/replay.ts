@@ -13,7 +13,13 @@ import { incompleteNote, lossLines, type RecordingLoss, recordingLosses } from '
 import { compareInMemory } from './replay-memory.js';
 import { countUntimed } from './replay-pages.js';
 import type { PlayerArgs } from './replay-player.js';
-import { countByStream, ingressActorsOf, type Playlist, playlistOf } from './replay-recording.js';
+import {
+  countByStream,
+  endsByStream,
+  ingressActorsOf,
+  type Playlist,
+  playlistOf,
+} from './replay-recording.js';
 import { diffText } from './replay-text.js';
 import { depthSql, MAX_LAKE_DEPTH, type PlacedRuns } from './replay-tree.js';
 import { loadSystemModule, persistTotals, runSystem } from './run.js';
@@ -64,6 +70,8 @@ interface Plan {
   readonly playlist: Playlist;
   /** How many of them have a recorded time that is not a number: played unpaced. */
   readonly untimed: number;
+  /** The recording has not ended (still running, or killed): see `plan`. */
+  readonly unended: boolean;
   /** What the recorded run lost of its spine's streams: the replay and its diff cannot tell it. */
   readonly lost: readonly RecordingLoss[];
 }
@@ -110,12 +118,17 @@ async function refuseUnreadable(source: Source, processId: string): Promise<void
  * said recorded and not replayed, and those not flushed yet replayed and not recorded; killed, it
  * lacks what was never flushed. Either way the diff would blame the system for the recording.
  */
-async function refuseUnended(source: Source, processId: string): Promise<void> {
+/** Whether the lake holds the counts a process keeps at its stop: it ended (not running, not killed). */
+async function ended(source: Source, processId: string): Promise<boolean> {
   const { rows } = await source.analytics.query('SELECT count(*)::DOUBLE FROM run_counts', {
     process: processId,
     maxRows: 1,
   });
-  if (Number(rows[0]?.[0] ?? 0) > 0) return;
+  return Number(rows[0]?.[0] ?? 0) > 0;
+}
+
+async function refuseUnended(source: Source, processId: string): Promise<void> {
+  if (await ended(source, processId)) return;
   throw new CliError(
     `process ${processId} has not ended (the lake holds no counts of its stop: it is still running, or it was killed): a diff would count what it has not recorded as divergences; replay it without --diff, or diff it once it has stopped`,
   );
@@ -139,18 +152,24 @@ async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
   }
   await refuseUnreadable(source, recorded.processId);
   if (options.diff) await refuseUnended(source, recorded.processId);
+  // Not ended: still recording (what it records from now on is not played), or killed (its last
+  // messages, and what it lost, never reached the lake): said before it plays.
+  const unended = !(await ended(source, recorded.processId));
   const counts = await countByStream(source.analytics, recorded.processId, actors);
   if ([...counts.values()].every((n) => n === 0)) {
     throw new CliError(
       `process ${recorded.processId} recorded no ingress message: its ingress actors (${actors.map(printable).join(', ')}) published nothing`,
     );
   }
-  const playlist = playlistOf(recorded, actors, counts, definition, module);
+  const listed = playlistOf(recorded, actors, counts, definition, module);
+  const ends = unended ? await endsByStream(source.analytics, recorded.processId, actors) : undefined;
+  const playlist =
+    ends === undefined ? listed : { ...listed, ends: listed.streams.map((s) => ends.get(s) ?? 0) };
   await refuseUnfitFields(source.analytics, recorded, playlist, module);
   const untimed = await countUntimed(source.analytics, playlist);
   const spine = new Set(streamsOf(recorded).map((s) => s.name));
   const lost = await recordingLosses(source.analytics, recorded.processId, spine);
-  return { recorded, module, url, definition, actors, playlist, untimed, lost };
+  return { recorded, module, url, definition, actors, playlist, untimed, lost, unended };
 }
 
 /**
@@ -383,6 +402,10 @@ function streamsOf(process: ProcessSummary): { name: string; multiProducer?: boo
 }
 
 /** Said of a recording's messages whose time is not a number (see `countUntimed`). */
+function unendedLine(processId: string): string {
+  return `process ${processId} has not ended (the lake holds no counts of its stop): it is still running, and what it records from now on is not played, or it was killed, and what it published last and what it lost may not be in the lake`;
+}
+
 function untimedLine(untimed: number): string {
   return `${counted(untimed, 'ingress message has', 'ingress messages have')} a recorded time that is not a number (NaN or infinite; the recording is damaged there): each is played in its stream's order, unpaced`;
 }
@@ -438,6 +461,7 @@ Examples:
         // (a diff's divergences, a pacing) is not taken for the system's.
         for (const line of lossLines(planned.lost, planned.playlist.streams)) console.log(yellow(line));
         if (planned.untimed > 0) console.log(yellow(untimedLine(planned.untimed)));
+        if (planned.unended) console.log(yellow(unendedLine(planned.recorded.processId)));
         console.log(
           dim(
             `replaying ${count(total)} ingress messages of process ${planned.recorded.processId} into ${printable(planned.module)} at speed ${speedText}`,
@@ -464,6 +488,7 @@ Examples:
         lost,
         untimed: planned.untimed,
         recordingLost: planned.lost,
+        recordingEnded: !planned.unended,
         ...(result === undefined ? {} : { diff: result }),
       });
     } else {

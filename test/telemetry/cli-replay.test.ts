@@ -518,8 +518,21 @@ describe('dorsal replay of other recordings', () => {
       const child = spawnDorsal(['run', SYSTEM, '--seconds', '600', '--data', dir]);
       const exited = once(child, 'exit');
       await firstBlockIn(dir);
+      // Still recording: played as far as the lake held it when the replay began, said so. (The
+      // pages read on into what it recorded meanwhile, and the replay failed past its counts.)
+      const live = await runDorsal(['replay', '--speed', 'max', '--data', dir, '--json']);
+      expect(live.code, live.stderr).toBe(0);
+      const played = JSON.parse(live.stdout) as { played: number; recordingEnded: boolean };
+      expect(played.recordingEnded).toBe(false);
+      expect(played.played).toBeGreaterThan(0);
       child.kill('SIGKILL');
       await exited;
+      // Killed: replayed with the same words, not as a whole recording.
+      const killed = await runDorsal(['replay', '--speed', 'max', '--data', dir]);
+      expect(killed.code, killed.stderr).toBe(0);
+      expect(killed.stdout).toMatch(
+        /process \S+ has not ended \(the lake holds no counts of its stop\): it is still running, and what it records from now on is not played, or it was killed/,
+      );
       const { code, stderr } = await runDorsal(['replay', '--diff', '--speed', 'max', '--data', dir]);
       expect(code).toBe(1);
       expect(stderr).toMatch(
