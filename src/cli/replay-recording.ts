@@ -42,19 +42,22 @@ export function nameList(names: readonly string[]): string {
   return `(${names.map(quoteLiteral).join(', ')})`;
 }
 
-/** How many messages each stream holds from the given actors, in one process. */
-export async function countByStream(
+/**
+ * Per stream the given actors published into, in one process: how many messages the recording
+ * holds now, and the first seq past them (see `Playlist.ends`).
+ */
+export async function ingressByStream(
   analytics: AnalyticsQuestions,
   process: string,
   actors: readonly string[],
-): Promise<Map<string, number>> {
+): Promise<Map<string, { readonly count: number; readonly end: number }>> {
   if (actors.length === 0) return new Map();
   const rows = await allRows(
     analytics,
     { process },
-    `SELECT stream, count(*)::DOUBLE FROM messages WHERE actor IN ${nameList(actors)} GROUP BY stream ORDER BY stream`,
+    `SELECT stream, count(*)::DOUBLE, (max(seq) + 1)::DOUBLE FROM messages WHERE actor IN ${nameList(actors)} GROUP BY stream ORDER BY stream`,
   );
-  return new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
+  return new Map(rows.map((r) => [String(r[0]), { count: Number(r[1]), end: Number(r[2]) }]));
 }
 
 /**
@@ -91,21 +94,6 @@ export interface Playlist {
    * counts: what it records from then on is not played). Absent: the stream's whole recording.
    */
   readonly ends?: readonly number[];
-}
-
-/** Per ingress stream of `actors`: the first seq past the messages the recording holds now. */
-export async function endsByStream(
-  analytics: AnalyticsQuestions,
-  process: string,
-  actors: readonly string[],
-): Promise<Map<string, number>> {
-  if (actors.length === 0) return new Map();
-  const rows = await allRows(
-    analytics,
-    { process },
-    `SELECT stream, (max(seq) + 1)::DOUBLE FROM messages WHERE actor IN ${nameList(actors)} GROUP BY stream ORDER BY stream`,
-  );
-  return new Map(rows.map((r) => [String(r[0]), Number(r[1])]));
 }
 
 /**

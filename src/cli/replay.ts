@@ -13,13 +13,7 @@ import { incompleteNote, lossLines, type RecordingLoss, recordingLosses } from '
 import { compareInMemory } from './replay-memory.js';
 import { countUntimed } from './replay-pages.js';
 import type { PlayerArgs } from './replay-player.js';
-import {
-  countByStream,
-  endsByStream,
-  ingressActorsOf,
-  type Playlist,
-  playlistOf,
-} from './replay-recording.js';
+import { ingressActorsOf, ingressByStream, type Playlist, playlistOf } from './replay-recording.js';
 import { diffText } from './replay-text.js';
 import { depthSql, MAX_LAKE_DEPTH, type PlacedRuns } from './replay-tree.js';
 import { loadSystemModule, persistTotals, runSystem } from './run.js';
@@ -155,16 +149,17 @@ async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
   // Not ended: still recording (what it records from now on is not played), or killed (its last
   // messages, and what it lost, never reached the lake): said before it plays.
   const unended = !(await ended(source, recorded.processId));
-  const counts = await countByStream(source.analytics, recorded.processId, actors);
+  const ingress = await ingressByStream(source.analytics, recorded.processId, actors);
+  const counts = new Map([...ingress].map(([stream, { count }]) => [stream, count]));
   if ([...counts.values()].every((n) => n === 0)) {
     throw new CliError(
       `process ${recorded.processId} recorded no ingress message: its ingress actors (${actors.map(printable).join(', ')}) published nothing`,
     );
   }
   const listed = playlistOf(recorded, actors, counts, definition, module);
-  const ends = unended ? await endsByStream(source.analytics, recorded.processId, actors) : undefined;
-  const playlist =
-    ends === undefined ? listed : { ...listed, ends: listed.streams.map((s) => ends.get(s) ?? 0) };
+  const playlist = unended
+    ? { ...listed, ends: listed.streams.map((s) => ingress.get(s)?.end ?? 0) }
+    : listed;
   await refuseUnfitFields(source.analytics, recorded, playlist, module);
   const untimed = await countUntimed(source.analytics, playlist);
   const spine = new Set(streamsOf(recorded).map((s) => s.name));
