@@ -106,12 +106,6 @@ async function refuseUnreadable(source: Source, processId: string): Promise<void
   );
 }
 
-/**
- * Refuses to diff against a recording whose run has not ended (the lake holds no counts of its
- * stop, which the persister writes last): still running, its messages after the plan would be
- * said recorded and not replayed, and those not flushed yet replayed and not recorded; killed, it
- * lacks what was never flushed. Either way the diff would blame the system for the recording.
- */
 /** Whether the lake holds the counts a process keeps at its stop: it ended (not running, not killed). */
 async function ended(source: Source, processId: string): Promise<boolean> {
   const { rows } = await source.analytics.query('SELECT count(*)::DOUBLE FROM run_counts', {
@@ -121,9 +115,14 @@ async function ended(source: Source, processId: string): Promise<boolean> {
   return Number(rows[0]?.[0] ?? 0) > 0;
 }
 
-async function refuseUnended(source: Source, processId: string): Promise<void> {
-  if (await ended(source, processId)) return;
-  throw new CliError(
+/**
+ * The refusal to diff against a recording whose run has not ended (the lake holds no counts of
+ * its stop, which the persister writes last): still running, its messages after the plan would be
+ * said recorded and not replayed, and those not flushed yet replayed and not recorded; killed, it
+ * lacks what was never flushed. Either way the diff would blame the system for the recording.
+ */
+function unendedRefusal(processId: string): CliError {
+  return new CliError(
     `process ${processId} has not ended (the lake holds no counts of its stop: it is still running, or it was killed): a diff would count what it has not recorded as divergences; replay it without --diff, or diff it once it has stopped`,
   );
 }
@@ -145,10 +144,10 @@ async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
     );
   }
   await refuseUnreadable(source, recorded.processId);
-  if (options.diff) await refuseUnended(source, recorded.processId);
   // Not ended: still recording (what it records from now on is not played), or killed (its last
-  // messages, and what it lost, never reached the lake): said before it plays.
+  // messages, and what it lost, never reached the lake): refused a diff, else said before it plays.
   const unended = !(await ended(source, recorded.processId));
+  if (unended && options.diff) throw unendedRefusal(recorded.processId);
   const ingress = await ingressByStream(source.analytics, recorded.processId, actors);
   const counts = new Map([...ingress].map(([stream, { count }]) => [stream, count]));
   if ([...counts.values()].every((n) => n === 0)) {
@@ -396,11 +395,12 @@ function streamsOf(process: ProcessSummary): { name: string; multiProducer?: boo
   }
 }
 
-/** Said of a recording's messages whose time is not a number (see `countUntimed`). */
+/** Said of a recording that has not ended (see `plan`). */
 function unendedLine(processId: string): string {
   return `process ${processId} has not ended (the lake holds no counts of its stop): it is still running, and what it records from now on is not played, or it was killed, and what it published last and what it lost may not be in the lake`;
 }
 
+/** Said of a recording's messages whose time is not a number (see `countUntimed`). */
 function untimedLine(untimed: number): string {
   return `${counted(untimed, 'ingress message has', 'ingress messages have')} a recorded time that is not a number (NaN or infinite; the recording is damaged there): each is played in its stream's order, unpaced`;
 }
