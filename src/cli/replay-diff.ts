@@ -152,14 +152,6 @@ function shown(stream: unknown, seq: unknown, actor: unknown, fields: unknown): 
 }
 
 /**
- * Compares a replay with its recording, message by message at the same place in the tree
- * (see `placedSql`): fields compared, times and sequence numbers not. The analytics place and
- * join both runs; this process holds the per-stream counts and the first `limit` divergences
- * with their chains, never a run. `runs.streams` orders the summary and breaks ties between
- * siblings of different streams.
- */
-
-/**
  * A message's fields as one value that does not depend on their order: `[key, value]` pairs by
  * key. The `messages` view writes a process's fields in its layout's order (by offset): a replay
  * whose layout widened a field (i8 to i16) moved it, and its text differed from the recording's
@@ -169,6 +161,15 @@ function shown(stream: unknown, seq: unknown, actor: unknown, fields: unknown): 
 function canonicalFields(json: string): string {
   return `list_transform(list_sort(json_keys(${json})), k -> [k, json_extract(${json}, '/' || replace(replace(k, '~', '~0'), '/', '~1'))::VARCHAR])`;
 }
+
+/**
+ * Compares a replay with its recording, message by message at the same place in the tree
+ * (see `placedSql`): fields compared, times and sequence numbers not. The analytics place and
+ * join both runs; this process holds the per-stream counts and the first `limit` divergences
+ * with their chains, never a run. `runs.streams` orders the summary and breaks ties between
+ * siblings of different streams.
+ */
+
 export async function compareInLake(
   analytics: AnalyticsQuestions,
   runs: PlacedRuns,

@@ -61,7 +61,7 @@ export interface IngestionRoutesOptions {
    */
   readonly loopbackHostsOnly?: boolean;
   /**
-   * With `loopbackHostsOnly`, names a `Host` may also be (lower case, no trailing dot): the name
+   * With `loopbackHostsOnly`, names a `Host` may also be (as `hostName` writes them): the name
    * the server listens on when it resolves to loopback (`startIngestionServer` sets it then).
    */
   readonly loopbackNames?: readonly string[];

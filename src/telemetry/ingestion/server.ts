@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { InsecureBindError } from '../errors.js';
-import { isLoopbackHost } from '../keys/loopback.js';
+import { hostName, isLoopbackHost } from '../keys/loopback.js';
 import { Lake } from '../lake/lake.js';
 import { type LakeLocation, localLakeDirectories } from '../lake/open.js';
 import { type RetentionReport, scheduleRetention } from '../lake/retention.js';
@@ -118,7 +118,7 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
       ...options,
       loopbackHostsOnly: options.loopbackHostsOnly ?? loopback,
       // Requests to the URL it reports carry that name: answered (it resolves to loopback here).
-      loopbackNames: options.loopbackNames ?? (loopback ? [name.toLowerCase().replace(/\.$/, '')] : []),
+      loopbackNames: options.loopbackNames ?? (loopback ? [hostName(name)] : []),
       signal: stopping.signal,
       // The lake's own directories are not shown to clients (a blob store's error names them).
       hiddenPaths:

@@ -6,9 +6,14 @@ import { isIPv4, isIPv6 } from 'node:net';
  * 127.0.0.1, and its requests carry that name in `Host`. Answering only loopback hosts stops it.
  */
 
+/** A host name as names compare: lower case, without the root's trailing dot. */
+export function hostName(host: string): string {
+  return host.toLowerCase().replace(/\.$/, '');
+}
+
 /** `localhost` (and `*.localhost`, which browsers resolve to loopback themselves), 127.0.0.0/8, ::1. */
 export function isLoopbackHost(host: string): boolean {
-  const name = host.toLowerCase().replace(/\.$/, '');
+  const name = hostName(host);
   if (name === 'localhost' || name.endsWith('.localhost')) return true;
   if (isIPv4(name)) return name.startsWith('127.');
   if (isIPv6(name)) return name === '::1' || /^::ffff:127\.\d+\.\d+\.\d+$/.test(name);
@@ -36,7 +41,5 @@ export function hostOfHeader(header: string): string | undefined {
 export function loopbackHostAllowed(header: string | undefined, names: readonly string[] = []): boolean {
   if (header === undefined) return true;
   const host = hostOfHeader(header);
-  if (host === undefined) return false;
-  const name = host.toLowerCase().replace(/\.$/, '');
-  return isLoopbackHost(host) || names.includes(name);
+  return host !== undefined && (isLoopbackHost(host) || names.includes(hostName(host)));
 }

@@ -122,7 +122,6 @@ export class DirectoryBlobStore implements BlobStore {
           // directory since it was made here, or while it was being made: made again.
           if (!isMissingDirectory(error) || tries >= CREATE_TRIES) throw error;
           this.dirs.delete(dirname(final));
-          this.dirs.delete(dirname(dirname(final)));
         }
       }
     });

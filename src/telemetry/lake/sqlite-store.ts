@@ -77,8 +77,8 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly kind = 'sqlite';
   readonly path: string;
   private prepared: Prepared | undefined;
-  /** Times `close` ran: a call that waited for a lock across one gives up. */
-  private closes = 0;
+  /** `close` ran: no call opens the file again (one that waited for a lock across it gives up). */
+  private closed = false;
   /** Block rows that arrive together share one transaction (one WAL commit). */
   private readonly blockRows = new RowGroups<unknown[]>({
     group: async (rows) =>
@@ -319,7 +319,7 @@ export class SqliteMetadataStore implements MetadataStore {
   async close(): Promise<void> {
     await this.blockRows.flush();
     // A call waiting for a lock, woken after this, gives up instead of opening the file again.
-    this.closes++;
+    this.closed = true;
     this.prepared?.db.close();
     this.prepared = undefined;
   }
@@ -356,7 +356,6 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private async run<T>(what: string, fn: (p: Prepared) => T): Promise<T> {
     const deadline = performance.now() + BUSY_WAIT_MS;
-    const closes = this.closes;
     for (let pause = 1; ; pause = Math.min(2 * pause, 50)) {
       try {
         return fn(this.open());
@@ -365,7 +364,7 @@ export class SqliteMetadataStore implements MetadataStore {
           throw asLakeError(`SQLite lake ${what}`, error);
       }
       await new Promise((resolve) => setTimeout(resolve, pause));
-      if (this.closes !== closes)
+      if (this.closed)
         throw new LakeUnavailableError(
           `SQLite lake ${what}: the store was closed while this waited for a lock`,
         );
@@ -378,7 +377,7 @@ export class SqliteMetadataStore implements MetadataStore {
    */
   private open(): Prepared {
     if (this.prepared !== undefined) return this.prepared;
-    if (this.closes > 0) throw new LakeUnavailableError(`SQLite lake ${this.path}: the store was closed`);
+    if (this.closed) throw new LakeUnavailableError(`SQLite lake ${this.path}: the store was closed`);
     let db: Database.Database | undefined;
     try {
       makeDirectoriesSync(dirname(this.path));

@@ -100,7 +100,8 @@ export interface MetricSeries {
   readonly unit: string;
   /**
    * Who measured it: the actor (or actors) on the measuring thread, else the thread; a metric of
-   * one name measured by two actors is two series, not one that mixes their values.
+   * one name measured on two threads is two series, not one that mixes their values (two actors
+   * sharing a thread are one: an event does not say which of them took it).
    */
   readonly source: string;
   readonly count: number;
