@@ -385,12 +385,13 @@ describe('the persister’s report against its lake', () => {
       await until(() => received() > before + 100, 'more records');
       await killPersister(system, true);
     }
-    // The fourth thread dies as the stop reaches it: what it never cut is lost.
+    // The fourth thread dies as the stop reaches it: what it never cut is lost. Killed before the
+    // stop is posted to it (posted after, a quick drain sometimes ended it whole first).
     const last = threadOf(system);
     const post = last.postMessage.bind(last);
     last.postMessage = (message: { type: string }) => {
-      post(message);
-      if (message.type === 'stop') void last.terminate();
+      if (message.type === 'stop') void last.terminate().then(() => post(message));
+      else post(message);
     };
     const report = await system.stop();
     const persist = report.persist as PersistReport;
