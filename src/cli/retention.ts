@@ -1,12 +1,16 @@
 import { Command } from 'commander';
 import { Lake } from '../telemetry/lake/lake.js';
 import { applyRetention, type RetentionReport } from '../telemetry/lake/retention.js';
-import { counted } from './format.js';
+import { counted, printable } from './format.js';
 import { atLeast, existingLakeLocation, integer, type LakeOptions, withLakeOptions } from './options.js';
 
-/** One line for a retention pass. */
+/** One line for a retention pass, and what it kept (blobs the store would not delete). */
 export function describeRetention(report: RetentionReport): string {
-  return `retention: deleted ${counted(report.blocks, 'block', 'blocks')}, ${counted(report.blobs, 'blob', 'blobs')}, ${counted(report.streams, 'stream', 'streams')}, ${counted(report.processes, 'process', 'processes')}, ${counted(report.dropReports, 'drop report', 'drop reports')}, ${counted(report.partitions, 'partition', 'partitions')} inserted before ${report.cutoff}`;
+  const kept =
+    report.blobsKept === 0
+      ? ''
+      : `; kept ${counted(report.blobsKept, 'blob', 'blobs')} the blob store would not delete, for the next pass to try again: ${printable(report.keptBecause ?? '')}`;
+  return `retention: deleted ${counted(report.blocks, 'block', 'blocks')}, ${counted(report.blobs, 'blob', 'blobs')}, ${counted(report.streams, 'stream', 'streams')}, ${counted(report.processes, 'process', 'processes')}, ${counted(report.dropReports, 'drop report', 'drop reports')}, ${counted(report.partitions, 'partition', 'partitions')} inserted before ${report.cutoff}${kept}`;
 }
 
 interface RetentionCliOptions extends LakeOptions {
@@ -42,6 +46,8 @@ export function retentionCommand(): Command {
             : {}),
         });
         console.log(describeRetention(report));
+        // The pass went on without them, but the lake still holds what it was asked to delete.
+        if (report.blobsKept > 0) process.exitCode = 1;
       } finally {
         await lake.close();
       }

@@ -377,6 +377,47 @@ describe('retention', () => {
     }
   });
 
+  it('goes on past a blob the store will not delete (a directory in the way): kept for the next pass, said, and `dorsal retention` exits 1', async () => {
+    const data = join(dir, 'in-the-way');
+    const { proc } = await storedLake(data, 6);
+    const other = await storedLake(data, 2);
+    let stuck: string;
+    const lake = Lake.open({ data });
+    try {
+      // The first block's payload replaced by a directory: unlinking it fails (EISDIR) while the
+      // store answers, every pass.
+      stuck = (await lake.metadata.listBlocks({ processId: proc.processId }))[0]!.blobPath;
+      rmSync(join(data, stuck));
+      mkdirSync(join(data, stuck));
+      writeFileSync(join(data, stuck, 'inside'), 'x');
+      const report = await applyRetention(lake, { days: 0, pauseMs: 0 });
+      // Everything else went: both processes' rows and the other blobs.
+      expect(report).toMatchObject({ blocks: 8, blobs: 7, streams: 2, processes: 2, blobsKept: 1 });
+      expect(report.keptBecause).toMatch(/EISDIR/);
+      expect(await lake.metadata.listBlocks({})).toEqual([]);
+      expect(await lake.metadata.listGarbage(10)).toEqual([stuck]);
+      expect(existsSync(join(data, 'blobs', other.proc.processId))).toBe(false);
+      // The next pass tries it again (and says so again), and stops at nothing.
+      expect(await applyRetention(lake, { days: 0, pauseMs: 0 })).toMatchObject({ blobs: 0, blobsKept: 1 });
+    } finally {
+      await lake.close();
+    }
+    const run = await runDorsal(['retention', '--days', '0', '--data', data, '--pause-ms', '0']);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toMatch(
+      /^retention: deleted 0 blocks, 0 blobs, .*; kept 1 blob the blob store would not delete, for the next pass to try again: .*EISDIR/,
+    );
+    // Out of the way, it goes at the next pass.
+    rmSync(join(data, stuck), { recursive: true });
+    const again = Lake.open({ data });
+    try {
+      expect(await applyRetention(again, { days: 0, pauseMs: 0 })).toMatchObject({ blobs: 1, blobsKept: 0 });
+      expect(await again.metadata.listGarbage(10)).toEqual([]);
+    } finally {
+      await again.close();
+    }
+  }, 60_000);
+
   it('deletes the same from PostgreSQL + S3', async () => {
     const { url, drop } = uniqueSchema();
     const s3 = await startS3();

@@ -39,6 +39,14 @@ export interface RetentionReport {
    * they held; their files are counted in `blobs`.
    */
   partitions: number;
+  /**
+   * Blobs the store would not delete, while it answered otherwise (a file in the way that is a
+   * directory, a bucket's object lock): their rows are deleted, the pass went on without them,
+   * and they stay recorded for the next pass to try again. 0 unless something is wrong.
+   */
+  blobsKept: number;
+  /** Why the first of them was kept (the store's own words); absent while `blobsKept` is 0. */
+  keptBecause?: string;
 }
 
 const DAY_MS = 86_400_000;
@@ -62,7 +70,9 @@ const DAY_MS = 86_400_000;
  * Batches are small and paced: on ext4, creating files right after many deletions is slow (the
  * kernel scans the freshly freed inodes), and ingestion goes on meanwhile. Streams and processes
  * are looked at a window of ids at a time, so that a batch costs the same however many old ones
- * are still in use; a window that deleted nothing is not followed by a pause.
+ * are still in use; a window that deleted nothing is not followed by a pause. A blob the store
+ * refuses to delete while it answers otherwise stays recorded and is passed over (`blobsKept`):
+ * one path in the way stops no pass, and the next pass tries it again.
  *
  * @example
  * const report = await applyRetention(lake, { days: 90 });
@@ -87,6 +97,7 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     processes: 0,
     dropReports: 0,
     partitions: 0,
+    blobsKept: 0,
   };
   const { metadata, blobs } = lake;
   await metadata.ready();
@@ -122,16 +133,55 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
       if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   };
+  /** Garbage paths and swept directories this pass could not finish: passed over when listed again. */
+  const kept = new Set<string>();
+  /**
+   * Deletes blobs; resolves to those deleted. A store that refuses some while it answers (one
+   * path in the way stops no pass for good) keeps them, counted in the report; one that does
+   * not answer stops the pass, as every other failure does.
+   */
+  const deleteEach = async (paths: readonly string[]): Promise<readonly string[]> => {
+    try {
+      await blobs.delete(paths);
+      return paths;
+    } catch (error) {
+      options.signal?.throwIfAborted();
+      try {
+        await blobs.ping();
+      } catch {
+        throw error;
+      }
+      const deleted: string[] = [];
+      for (const path of paths) {
+        options.signal?.throwIfAborted();
+        try {
+          await blobs.delete([path]);
+          deleted.push(path);
+        } catch (refusal) {
+          kept.add(path);
+          report.blobsKept++;
+          report.keptBecause ??= refusal instanceof Error ? refusal.message : String(refusal);
+        }
+      }
+      return deleted;
+    }
+  };
+  /** Deletes garbage blobs and forgets those deleted; resolves to how many paths were dealt with. */
   const deleteBlobs = async (paths: readonly string[]): Promise<number> => {
     if (paths.length === 0) return 0;
-    await blobs.delete(paths);
-    await metadata.forgetGarbage(paths);
-    report.blobs += paths.length;
+    const deleted = await deleteEach(paths);
+    if (deleted.length > 0) await metadata.forgetGarbage(deleted);
+    report.blobs += deleted.length;
     return paths.length;
   };
+  /** Up to `batch` of what `list` lists that this pass has not kept (it lists as many more). */
+  const listNotKept = async (list: (limit: number) => Promise<string[]>): Promise<string[]> =>
+    kept.size >= KEPT_AT_MOST
+      ? []
+      : (await list(batch + kept.size)).filter((p) => !kept.has(p)).slice(0, batch);
 
   // What an earlier pass left (it stopped between its row deletions and its blob deletions).
-  await repeat(async () => deleteBlobs(await metadata.listGarbage(batch)));
+  await repeat(async () => deleteBlobs(await listNotKept((n) => metadata.listGarbage(n))));
   await repeat(async () => {
     const paths = await metadata.deleteBlocksBefore(cutoff, batch);
     report.blocks += paths.length;
@@ -155,13 +205,22 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   );
   // The directories of the streams deleted, by this pass or by an earlier one stopped before it
   // swept them (recorded with each stream's deletion).
+  // A directory with an orphan the store kept stays recorded, for the next pass.
   await repeat(async () => {
-    const directories = await metadata.listStreamSweeps(batch);
+    const directories = await listNotKept((n) => metadata.listStreamSweeps(n));
+    const swept: string[] = [];
     for (const directory of directories) {
       options.signal?.throwIfAborted();
-      report.blobs += await deleteOrphans(lake, directory, batch, orphanAgeMs);
+      const orphans = await findOrphans(lake, directory, orphanAgeMs);
+      let deleted = 0;
+      for (let i = 0; i < orphans.length; i += batch) {
+        deleted += (await deleteEach(orphans.slice(i, i + batch))).length;
+      }
+      report.blobs += deleted;
+      if (deleted === orphans.length) swept.push(directory);
+      else kept.add(directory);
     }
-    if (directories.length > 0) await metadata.forgetStreamSweeps(directories);
+    if (swept.length > 0) await metadata.forgetStreamSweeps(swept);
     return directories.length;
   });
   // What writes cut short by a crash left aside (a directory store's temporary files): an hour
@@ -191,21 +250,25 @@ const TEMPORARY_AGE_MS = 3_600_000;
 const ORPHANS_AT_MOST = 100_000;
 
 /**
- * Deletes what the directory of a stream retention deleted still holds, written over `ageMs` ago
- * (an hour by default) and named by no block row: a blob a crash left before its row, or one
- * whose row's fate a lost connection hid, which nothing else would ever delete. Not a blob
- * written since (a sink that sends the stream again at once writes there anew), nor one a row
- * names. Returns how many.
+ * Garbage paths and swept directories a pass keeps (the store refused to delete them) before it
+ * stops looking at what earlier passes left: each listing lists as many more.
  */
-async function deleteOrphans(lake: Lake, directory: string, batch: number, ageMs: number): Promise<number> {
+const KEPT_AT_MOST = 10_000;
+
+/**
+ * What the directory of a stream retention deleted still holds, written over `ageMs` ago (an
+ * hour by default) and named by no block row: a blob a crash left before its row, or one whose
+ * row's fate a lost connection hid, which nothing else would ever delete. Not a blob written
+ * since (a sink that sends the stream again at once writes there anew), nor one a row names.
+ */
+async function findOrphans(lake: Lake, directory: string, ageMs: number): Promise<string[]> {
   const paths = await lake.blobs.listUnder(directory, ORPHANS_AT_MOST, Date.now() - ageMs);
   const orphans: string[] = [];
   for (const path of paths) {
     const blockId = path.slice(directory.length).split('.')[0]!;
     if ((await lake.metadata.findBlock(blockId))?.blobPath !== path) orphans.push(path);
   }
-  for (let i = 0; i < orphans.length; i += batch) await lake.blobs.delete(orphans.slice(i, i + batch));
-  return orphans.length;
+  return orphans;
 }
 
 /**
