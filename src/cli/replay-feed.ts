@@ -61,7 +61,7 @@ export async function feedPlaylist(
   const chunk = new ChunkWriter(playlist.layouts, chunkBytes);
   let written = 0;
   // The pacing: each message's play time since the first finite one. A play time is -inf before
-  // its stream's first finite publish time (a damaged recording): due at once.
+  // its stream's first timed publish time (a damaged recording, see `TimeSpan`): due at once.
   let first: number | undefined;
   const pacing = (t: number): number => {
     if (!Number.isFinite(t)) return 0;

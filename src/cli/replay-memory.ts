@@ -20,6 +20,7 @@ import {
 } from './replay-diff.js';
 import { playTimeOf } from './replay-pages.js';
 import { inPlayOrder } from './replay-recording.js';
+import { ANY_TIME_SPAN, isTimed, type TimeSpan } from './replay-span.js';
 import type { PlacedRuns } from './replay-tree.js';
 
 /** A recorded message at its place in the tree (see `PlacedRuns` for what a place is). */
@@ -104,7 +105,7 @@ interface Draft {
 /**
  * Reads every message of `streams` in one process (in pages, so that a server's row limit cuts
  * nothing) and places each in its tree; `ingress` names the actors whose messages are roots,
- * `shared` the streams several actors may produce.
+ * `shared` the streams several actors may produce, `span` the times that pace the roots' order.
  */
 export async function readPlacedRun(
   analytics: AnalyticsQuestions,
@@ -113,6 +114,7 @@ export async function readPlacedRun(
   streams: readonly string[],
   ingress: readonly string[],
   shared: ReadonlySet<string>,
+  span: TimeSpan = ANY_TIME_SPAN,
 ): Promise<PlacedRun> {
   const byStream = new Map<string, Draft[]>();
   for (const stream of streams) {
@@ -144,7 +146,7 @@ export async function readPlacedRun(
     }
     byStream.set(stream, drafts);
   }
-  return placeMessages(places, byStream, new Set(ingress));
+  return placeMessages(places, byStream, new Set(ingress), span);
 }
 
 /**
@@ -156,6 +158,7 @@ function placeMessages(
   places: PlaceTable,
   byStream: ReadonlyMap<string, readonly Draft[]>,
   ingress: ReadonlySet<string>,
+  span: TimeSpan,
 ): PlacedRun {
   const byKey = new Map<string, Draft>();
   for (const drafts of byStream.values()) for (const d of drafts) byKey.set(`${d.stream}#${d.seq}`, d);
@@ -200,21 +203,21 @@ function placeMessages(
       messages.set(d.place, d as PlacedMessage);
     }
   }
-  return { messages, rootOrder: new Map(inPlayOrderOfRoots(roots).map((r, i) => [r.root, i])) };
+  return { messages, rootOrder: new Map(inPlayOrderOfRoots(roots, span).map((r, i) => [r.root, i])) };
 }
 
 /**
  * Ingress roots (each stream's in sequence order) in the player's order: by play time (the
- * greatest finite publish time of their stream so far, -inf before the first), then stream (as
- * the playlist sorts them), then seq.
+ * greatest timed publish time of their stream so far, within `span`, -inf before the first),
+ * then stream (as the playlist sorts them), then seq.
  */
-function inPlayOrderOfRoots(roots: readonly Draft[]): Draft[] {
+function inPlayOrderOfRoots(roots: readonly Draft[], span: TimeSpan): Draft[] {
   const streamRank = new Map(inPlayOrder(new Set(roots.map((r) => r.stream))).map((s, i) => [s, i]));
   const playTime = new Map<Draft, number>();
   const latest = new Map<string, number>();
   for (const r of roots) {
     let t = latest.get(r.stream) ?? Number.NEGATIVE_INFINITY;
-    if (Number.isFinite(r.publishT) && r.publishT > t) t = r.publishT;
+    if (isTimed(r.publishT, span) && r.publishT > t) t = r.publishT;
     latest.set(r.stream, t);
     playTime.set(r, t);
   }
@@ -406,6 +409,7 @@ export async function compareInMemory(
     runs.streams,
     runs.ingress.recorded,
     runs.shared,
+    runs.spans?.recorded,
   );
   const after = await readPlacedRun(
     analytics,
@@ -414,6 +418,7 @@ export async function compareInMemory(
     runs.streams,
     runs.ingress.replayed,
     runs.shared,
+    runs.spans?.replayed,
   );
   return compareRuns(places, before, after, runs.streams, limit);
 }

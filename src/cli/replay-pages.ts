@@ -6,6 +6,7 @@ import { streamTableName } from '../telemetry/analytics/source-tables.js';
 import { quoteIdentifier } from '../telemetry/analytics/sql.js';
 import { printable } from './format.js';
 import { nameList, type Playlist, recordedColumn } from './replay-recording.js';
+import { ANY_TIME_SPAN, timedSql } from './replay-span.js';
 
 /**
  * How far the play order has got, stream by stream (by index in the playlist's streams): the
@@ -82,12 +83,18 @@ export function fieldValue(field: FieldDescription, value: unknown): unknown {
 }
 
 /**
- * SQL of a message's play time (see `playOrderSql`): the greatest finite publish time of its
- * stream up to it, NULL before the first; over rows ordered by `order` (its stream's sequence),
- * in windows of `partition` when rows of several streams are together.
+ * SQL of a message's play time (see `playOrderSql`): the greatest timed publish time of its
+ * stream up to it (`timed`, a condition on the row: finite and within its recording's span, see
+ * `TimeSpan`), NULL before the first; over rows ordered by `order` (its stream's sequence), in
+ * windows of `partition` when rows of several streams are together.
  */
-export function playTimeSql(order: string, partition?: string): string {
-  return `max(CASE WHEN isfinite(publish_t) THEN publish_t END) OVER (${partition === undefined ? '' : `PARTITION BY ${partition} `}ORDER BY ${order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`;
+export function playTimeSql(order: string, timed: string, partition?: string): string {
+  return `max(CASE WHEN ${timed} THEN publish_t END) OVER (${partition === undefined ? '' : `PARTITION BY ${partition} `}ORDER BY ${order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`;
+}
+
+/** The condition on a playlist's rows that their publish time paces them (see `TimeSpan`). */
+function timedOf(playlist: Playlist): string {
+  return timedSql(playlist.span ?? ANY_TIME_SPAN);
 }
 
 /** SQL for a double, from its shortest text (exact; NaN and ±Infinity too), not a DECIMAL's rounding. */
@@ -103,8 +110,9 @@ function double(t: number): string {
  *
  * The play order keeps each stream in sequence order, the order its consumers read it in and the
  * order its messages are numbered in when a replay is compared with its recording (replay-tree.ts,
- * replay-memory.ts), and merges the streams by time: a message's play time is the greatest finite
- * publish time of its stream's messages up to it (-inf before the first). Publish times alone
+ * replay-memory.ts), and merges the streams by time: a message's play time is the greatest timed
+ * publish time of its stream's messages up to it (-inf before the first; within the recording's
+ * span, see `TimeSpan`). Publish times alone
  * would not do: on a stream several actors produce, a message stamped before another may be
  * claimed after it (a higher seq), and played by publish time it would take the other's number in
  * the replay, and every message between them (and its tree) would be compared with a neighbour's.
@@ -139,7 +147,7 @@ export function playOrderSql(
       playlist.ends?.[s] ?? Number.POSITIVE_INFINITY,
     );
     const until = cut === Number.POSITIVE_INFINITY ? '' : ` AND seq < ${cut}`;
-    const playTime = `greatest(${double(after?.times[s] ?? Number.NEGATIVE_INFINITY)}, coalesce(${playTimeSql('q')}, '-inf'::DOUBLE))`;
+    const playTime = `greatest(${double(after?.times[s] ?? Number.NEGATIVE_INFINITY)}, coalesce(${playTimeSql('q', timedOf(playlist))}, '-inf'::DOUBLE))`;
     const values = Array.from({ length: widest }, (_, i) => `, c${i}`).join('');
     return `SELECT ${playTime} AS t, s, q${values} FROM (SELECT publish_t, ${s} AS s, seq AS q${columns.map((c) => `, ${c}`).join('')} FROM ${table} WHERE ${mine}${since}${until} ORDER BY seq LIMIT ${limit})`;
   });
@@ -217,7 +225,7 @@ export async function* playOrderPages(
  */
 function playTimesSql(playlist: Playlist, s: number): string {
   const table = quoteIdentifier(streamTableName(playlist.streams[s]!));
-  return `SELECT seq, ${playTimeSql('seq')} AS play_t FROM ${table} WHERE actor IN ${nameList(playlist.actors)} QUALIFY play_t IS NOT NULL`;
+  return `SELECT seq, ${playTimeSql('seq', timedOf(playlist))} AS play_t FROM ${table} WHERE actor IN ${nameList(playlist.actors)} QUALIFY play_t IS NOT NULL`;
 }
 
 /** Windows asked for at most: the query of their cuts answers one list of a cut per stream and window. */
@@ -282,14 +290,15 @@ export function rowValue(
 }
 
 /**
- * How many of the playlist's messages have a publish time that is not a number (NaN or ±inf: a
- * damaged recording). They are played all the same, each when its stream's order comes to it,
- * unpaced (see `playOrderSql`); the replay says how many.
+ * How many of the playlist's messages have a publish time that is not a number (NaN or ±inf), or
+ * one outside the recording's span (see `TimeSpan`): a damaged recording. They are played all the
+ * same, each when its stream's order comes to it, unpaced (see `playOrderSql`); the replay says
+ * how many.
  */
 export async function countUntimed(analytics: AnalyticsQuestions, playlist: Playlist): Promise<number> {
   const branches = playlist.streams.map(
     (name) =>
-      `SELECT count(*) AS n FROM ${quoteIdentifier(streamTableName(name))} WHERE actor IN ${nameList(playlist.actors)} AND coalesce(NOT isfinite(publish_t), true)`,
+      `SELECT count(*) AS n FROM ${quoteIdentifier(streamTableName(name))} WHERE actor IN ${nameList(playlist.actors)} AND NOT ${timedOf(playlist)}`,
   );
   const { rows } = await analytics.query(`SELECT sum(n)::DOUBLE FROM (${branches.join(' UNION ALL ')})`, {
     process: playlist.process,

@@ -7,6 +7,7 @@ import { fieldColumnName, fieldColumnNames } from '../telemetry/analytics/source
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { parseList } from '../telemetry/analytics/views.js';
 import { printable } from './format.js';
+import type { TimeSpan } from './replay-span.js';
 import { CliError, type ProcessSummary } from './source.js';
 
 /** A recorded actor, as the process's `dorsal.actors` property lists it. */
@@ -94,6 +95,8 @@ export interface Playlist {
    * counts: what it records from then on is not played). Absent: the stream's whole recording.
    */
   readonly ends?: readonly number[];
+  /** The recording's span: a publish time outside it paces nothing (see `TimeSpan`). Absent: any finite time paces. */
+  readonly span?: TimeSpan;
 }
 
 /**

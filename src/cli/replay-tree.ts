@@ -1,6 +1,7 @@
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { playTimeSql } from './replay-pages.js';
 import { inPlayOrder } from './replay-recording.js';
+import { ANY_TIME_SPAN, type TimeSpan, timedSql } from './replay-span.js';
 
 /**
  * Where a recorded message stands in its tree, computed by the analytics (DuckDB) for two runs at
@@ -25,6 +26,8 @@ export interface PlacedRuns {
   readonly ingress: { readonly recorded: readonly string[]; readonly replayed: readonly string[] };
   /** The streams several actors may produce. */
   readonly shared: ReadonlySet<string>;
+  /** Each run's span: a publish time outside it paces nothing (see `TimeSpan`). Absent: any finite time. */
+  readonly spans?: { readonly recorded: TimeSpan; readonly replayed: TimeSpan };
 }
 
 export function textList(values: Iterable<string>): string {
@@ -98,9 +101,11 @@ SELECT coalesce(max(depth), 0) FROM d`;
  */
 export function placedSql(runs: PlacedRuns): string {
   // Roots rank in the player's order (see `playOrderSql`): each ingress stream in sequence order,
-  // merged by play time (the greatest finite publish time of the stream so far), ties by stream
+  // merged by play time (the greatest timed publish time of the stream so far), ties by stream
   // as the playlist sorts them, given as a list (DuckDB's ORDER BY compares bytes).
   const byPlayOrder = textList(inPlayOrder(runs.streams));
+  const spans = runs.spans ?? { recorded: ANY_TIME_SPAN, replayed: ANY_TIME_SPAN };
+  const timed = `CASE WHEN p = ${quoteLiteral(runs.recorded)} THEN ${timedSql(spans.recorded)} ELSE ${timedSql(spans.replayed)} END`;
   const rootPlace = `CASE WHEN role = 0 THEN stream || ':' || idx ELSE '~' || step || ':' || idx END`;
   return `${rolesSql(runs)},
 placed AS (
@@ -116,7 +121,7 @@ roots AS (
     row_number() OVER (PARTITION BY p ORDER BY play_t, list_position(${byPlayOrder}, stream), seq) - 1 AS rank
   FROM (
     SELECT p, stream, seq, stream || ':' || idx AS root,
-      coalesce(${playTimeSql('seq', 'p, stream')}, '-inf'::DOUBLE) AS play_t
+      coalesce(${playTimeSql('seq', timed, 'p, stream')}, '-inf'::DOUBLE) AS play_t
     FROM k WHERE role = 0
   )
 )`;

@@ -14,6 +14,7 @@ import { compareInMemory } from './replay-memory.js';
 import { countUntimed } from './replay-pages.js';
 import type { PlayerArgs } from './replay-player.js';
 import { ingressActorsOf, ingressByStream, type Playlist, playlistOf } from './replay-recording.js';
+import { recordedSpan } from './replay-span.js';
 import { diffText } from './replay-text.js';
 import { depthSql, MAX_LAKE_DEPTH, type PlacedRuns } from './replay-tree.js';
 import { loadSystemModule, persistTotals, runSystem } from './run.js';
@@ -155,7 +156,10 @@ async function plan(source: Source, options: ReplayOptions): Promise<Plan> {
       `process ${recorded.processId} recorded no ingress message: its ingress actors (${actors.map(printable).join(', ')}) published nothing`,
     );
   }
-  const listed = playlistOf(recorded, actors, counts, definition, module);
+  const listed = {
+    ...playlistOf(recorded, actors, counts, definition, module),
+    span: await recordedSpan(source.analytics, recorded.processId),
+  };
   const playlist = unended
     ? { ...listed, ends: listed.streams.map((s) => ingress.get(s)?.end ?? 0) }
     : listed;
@@ -289,6 +293,10 @@ async function diff(options: ReplayOptions, planned: Plan, replay: string): Prom
       streams,
       ingress: { recorded: planned.actors, replayed: ingressActorsOf(replayed) },
       shared,
+      spans: {
+        recorded: planned.playlist.span ?? (await recordedSpan(source.analytics, planned.recorded.processId)),
+        replayed: await recordedSpan(source.analytics, replay),
+      },
     };
     // Placed by the analytics, unless a tree is too deep for its recursive placing.
     const { rows } = await source.analytics.query(depthSql(runs), {
@@ -402,7 +410,7 @@ function unendedLine(processId: string): string {
 
 /** Said of a recording's messages whose time is not a number (see `countUntimed`). */
 function untimedLine(untimed: number): string {
-  return `${counted(untimed, 'ingress message has', 'ingress messages have')} a recorded time that is not a number (NaN or infinite; the recording is damaged there): each is played in its stream's order, unpaced`;
+  return `${counted(untimed, 'ingress message has', 'ingress messages have')} a recorded time that is not a number (NaN or infinite) or lies outside the times of the recording's blocks (the recording is damaged there): each is played in its stream's order, unpaced`;
 }
 
 /** `dorsal replay`: plays a recorded process's ingress messages into a fresh run; with `--diff`, compares. */

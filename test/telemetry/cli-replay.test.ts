@@ -29,6 +29,8 @@ const FIXTURES = 'test/fixtures/replay';
 /** The system module's URL, as a process run by the compiled `dorsal` records it. */
 const SYSTEM_URL = pathToFileURL(compiled(SYSTEM)).href;
 const STREAMS = ['ticks', 'books', 'orders', 'acks'];
+/** A day in ns, the unit of recorded times. */
+const DAY_NS = 86_400e9;
 /** Two ingress feeds into one multi-producer ticks stream, 300 ticks each (see the module). */
 const TWO_FEEDS = `${FIXTURES}/two-feeds.system.ts`;
 
@@ -977,7 +979,7 @@ describe('dorsal replay of other recordings', () => {
     }
   }, 120_000);
 
-  it('a recording whose publish times are not all numbers (-inf first, a NaN, +inf) plays at speed 1 to its end, paced by the others, and says how many it played unpaced (it hung for good)', async () => {
+  it('a recording whose publish times are not all numbers (-inf first, a NaN, +inf) or lie days outside its blocks plays at speed 1 to its end, paced by the others, and says how many it played unpaced (it hung for good, or waited days)', async () => {
     const { dir, cleanup } = tempDir('dorsal-replay-untimed-');
     try {
       const run = await runDorsal(['run', TWO_FEEDS, '--seconds', '1', '--data', dir]);
@@ -990,8 +992,12 @@ describe('dorsal replay of other recordings', () => {
         'ticks',
         new Map([
           [times[0]!, Number.NEGATIVE_INFINITY],
+          // The first finite time, days before the process began: the others were due days later.
+          [times[1]!, -2.8 * DAY_NS],
           [times[10]!, Number.NaN],
           [times[20]!, Number.POSITIVE_INFINITY],
+          // Days after the run ended: the messages after it waited for it.
+          [times[30]!, times[30]! + 2.8 * DAY_NS],
         ]),
       );
       const { code, stdout, stderr } = await runDorsalWithin(
@@ -1000,10 +1006,10 @@ describe('dorsal replay of other recordings', () => {
       );
       expect(code, `${stdout}${stderr}`).toBe(0);
       const json = JSON.parse(stdout) as ReplayJson;
-      expect([json.played, json.untimed, json.diff!.diverged]).toEqual([600, 3, 0]);
+      expect([json.played, json.untimed, json.diff!.diverged]).toEqual([600, 5, 0]);
       // Paced by the finite times (a first one at -inf did not put the others out of reach, nor
       // a NaN drop the pacing): the replay lasts about as long as the recording.
-      const finite = times.filter((_, seq) => ![0, 10, 20].includes(seq));
+      const finite = times.filter((_, seq) => ![0, 1, 10, 20, 30].includes(seq));
       const recordedSpan = Math.max(...finite) - Math.min(...finite);
       const replayed = await publishTimes(dir, json.replay, 'ticks');
       const replayedSpan = Math.max(...replayed) - Math.min(...replayed);
@@ -1013,7 +1019,7 @@ describe('dorsal replay of other recordings', () => {
       const text = await runDorsalWithin(['replay', '--speed', 'max', '--data', dir], 60_000);
       expect(text.code, text.stderr).toBe(0);
       expect(text.stdout).toMatch(
-        /^3 ingress messages have a recorded time that is not a number \(NaN or infinite; the recording is damaged there\): each is played in its stream's order, unpaced\nreplaying 600 ingress messages /m,
+        /^5 ingress messages have a recorded time that is not a number \(NaN or infinite\) or lies outside the times of the recording's blocks \(the recording is damaged there\): each is played in its stream's order, unpaced\nreplaying 600 ingress messages /m,
       );
     } finally {
       cleanup();
