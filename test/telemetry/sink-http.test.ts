@@ -166,6 +166,42 @@ describe('the sink over HTTP', () => {
     }
   }, 30_000);
 
+  it('ends a request whose answer trickles in at its timeout: the whole request, not the socket’s idle time', async () => {
+    const answers = new Set<ReturnType<typeof setInterval>>();
+    const trickle = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // A byte every 100 ms, never the end: the socket is never idle for the timeout.
+        const timer = setInterval(() => res.write(' '), 100);
+        answers.add(timer);
+        res.on('close', () => clearInterval(timer));
+      });
+    });
+    trickle.listen(0, '127.0.0.1');
+    await once(trickle, 'listening');
+    try {
+      const transport = new HttpTransport(`http://127.0.0.1:${(trickle.address() as AddressInfo).port}`, {
+        timeoutMs: 500,
+      });
+      const refusal = await transport.send('process', new Uint8Array([1])).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await transport.close();
+      expect(refusal).toBeInstanceOf(SinkSendError);
+      expect(refusal).toMatchObject({ retryable: true });
+      expect(String((refusal as Error).message)).toMatch(/no whole answer within 500 ms/);
+      expect(() => new HttpTransport('http://127.0.0.1:1', { timeoutMs: Number.NaN })).toThrow(
+        /timeoutMs must be a number of ms from 1 to \d+, got NaN/,
+      );
+    } finally {
+      for (const timer of answers) clearInterval(timer);
+      trickle.closeAllConnections();
+      trickle.close();
+    }
+  }, 30_000);
+
   it('says in the report why blocks were not delivered: the network’s error, not the drop reports’ bookkeeping', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const system = new System(spine, { persist: { url, flushTimeoutMs: 500 } });

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -180,6 +181,96 @@ describe('telemetry sink', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('keeps its blocks (spooled) at a URL whose server is not ingestion (a page’s 404, a redirect): the URL fixed, a later sink sends them', async () => {
+    const data = join(dir, 'not-ingestion');
+    const spoolDir = join(dir, 'spool-not-ingestion');
+    const statuses = [404, 400, 301];
+    let requests = 0;
+    const page = createServer((_req, res) => {
+      const status = statuses[requests++ % statuses.length]!;
+      res.writeHead(status, {
+        'content-type': 'text/html',
+        ...(status === 301 ? { location: 'https://x/' } : {}),
+      });
+      res.end('<h1>Not here</h1>');
+    });
+    page.listen(0, '127.0.0.1');
+    await once(page, 'listening');
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const blocks = Array.from({ length: 5 }, (_, i) => makeBlock(stream, 64, i + 1).block);
+    try {
+      const sink = new TelemetrySink({
+        target: `http://127.0.0.1:${(page.address() as AddressInfo).port}`,
+        process,
+        backoff: FAST,
+        maxAttempts: 3,
+        spool: { dir: spoolDir },
+      });
+      sink.addStream(stream);
+      for (const block of blocks) sink.push(block);
+      const stats = await sink.close({ timeoutMs: 1000 });
+      // Refused for good, they were dropped (rejected) and so was the report of their drops.
+      expect(stats).toMatchObject({ pushed: 5, sent: 0, spoolBlocks: 5, droppedTotal: 0 });
+      expect(stats.lastError).toMatch(
+        /answered (404|400|301) without an ingestion error \(is it a dorsal ingestion server\?\): "<h1>Not here/,
+      );
+      expect(requests).toBeGreaterThan(0);
+    } finally {
+      page.close();
+    }
+    const server = await startIngestionServer({ port: 0, lake: { data } });
+    try {
+      const later = new TelemetrySink({
+        target: server.url,
+        process: makeProcess(),
+        spool: { dir: spoolDir },
+      });
+      expect(await later.flush(30_000)).toBe(true);
+      expect(await later.close()).toMatchObject({ sent: 5, droppedTotal: 0 });
+      expect(await storedIds(data, process.processId)).toEqual(blocks.map((b) => b.blockId).sort());
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a deadline that is not a number (flush(NaN) froze the process), and ids that are not UUIDs (a block id named a file outside the spool)', async () => {
+    const spoolDir = join(dir, 'spool-bad-input');
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({
+      target: `http://127.0.0.1:${await freePort()}`,
+      process,
+      backoff: FAST,
+      spool: { dir: spoolDir },
+    });
+    sink.addStream(stream);
+    sink.push(makeBlock(stream, 16, 1).block);
+    await expect(sink.flush(Number.NaN)).rejects.toThrow(
+      /sink\.flush: the timeout must be a number of ms, got NaN/,
+    );
+    await expect(sink.close({ timeoutMs: Number.NaN })).rejects.toThrow(
+      /sink\.close: the timeout must be a number of ms, got NaN/,
+    );
+    const escaping = { ...makeBlock(stream, 16, 2).block, blockId: 'x/../../../escaped' };
+    expect(() => sink.push(escaping)).toThrow(
+      /a block's blockId must be a UUID, got "x\/\.\.\/\.\.\/\.\.\/escaped"/,
+    );
+    expect(() => sink.push({ ...makeBlock(stream, 16, 3).block, processId: '../p' })).toThrow(
+      /a block's processId must be a UUID/,
+    );
+    expect(() => sink.addStream({ ...makeStream(process.processId), streamId: '../s' })).toThrow(
+      /the stream record is one no lake would take .*streamId/,
+    );
+    // The refusals counted nothing, and the sink still closes (its block spooled).
+    expect(await sink.close({ timeoutMs: 300 })).toMatchObject({
+      pushed: 1,
+      spoolBlocks: 1,
+      droppedTotal: 0,
+    });
+    expect(readdirSync(dir).filter((name) => name.includes('escaped'))).toEqual([]);
   });
 
   it("counts a spooled block an earlier run's, when the sink that sends it finds it refused", async () => {

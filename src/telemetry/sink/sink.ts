@@ -5,9 +5,11 @@ import {
   DEFAULT_RECORD_BODY_LIMIT,
   decodeBlock,
   decodeProcessInfo,
+  decodeStreamInfo,
   encodeBlock,
   encodeProcessInfo,
   encodeStreamInfo,
+  isUuid,
   MAX_METADATA_TEXT_BYTES,
   type ProcessInfo,
   type StreamInfo,
@@ -146,14 +148,33 @@ export class TelemetrySink {
 
   /** Registers a stream; it is sent before its first block. */
   addStream(stream: StreamInfo): void {
-    this.records.set(stream.streamId.toLowerCase(), { kind: 'stream', bytes: encodeStreamInfo(stream) });
+    const bytes = encodeStreamInfo(stream);
+    try {
+      // Its id names its file in the spool: a lake's UUID, not a path.
+      decodeStreamInfo(bytes);
+    } catch (error) {
+      throw new ConfigError(
+        `the stream record is one no lake would take (nor any of its blocks): ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+    this.records.set(stream.streamId.toLowerCase(), { kind: 'stream', bytes });
   }
 
   /**
    * Queues a block. Returns false if it was dropped (counted). Throws only for a block of a stream
-   * that was never registered with `addStream` — a setup error.
+   * that was never registered with `addStream`, or whose block or process id is not a UUID — a
+   * setup error (its id names its file in the spool: `../x` was written outside it, and lost).
    */
   push(block: Block): boolean {
+    for (const key of ['blockId', 'processId'] as const) {
+      if (!isUuid(block[key])) {
+        throw new DorsalError(
+          'DORSAL_SINK_BAD_BLOCK',
+          `a block's ${key} must be a UUID, got ${JSON.stringify(String(block[key]).slice(0, 80))}`,
+        );
+      }
+    }
     const streamId = block.streamId.toLowerCase();
     if (this.records.get(streamId)?.kind !== 'stream') {
       throw new DorsalError(
@@ -206,6 +227,7 @@ export class TelemetrySink {
 
   /** Waits until nothing is buffered, in flight or (while the server is up) spooled; false on timeout. */
   async flush(timeoutMs: number): Promise<boolean> {
+    checkTimeout('flush', timeoutMs);
     const deadline = Date.now() + timeoutMs;
     await this.spool;
     while (!this.drained()) {
@@ -254,6 +276,7 @@ export class TelemetrySink {
     // A second call (a shutdown hook beside the program's own close) waits for the first one to
     // end, with its deadline: it returned at once, before the blocks in flight were settled, the
     // drops reported and the transport closed.
+    if (this.closing === undefined) checkTimeout('close', options.timeoutMs ?? 5000);
     this.closing ??= this.shutDown(options.timeoutMs ?? 5000);
     await this.closing;
     return this.stats;
@@ -528,6 +551,16 @@ function isTransport(target: IngestionService | SinkTransport): target is SinkTr
  * over HTTP, one larger than a server takes by default is refused too (a server given a larger
  * `recordBodyLimit` would take it: no sink knows that).
  */
+/**
+ * A deadline in ms must be a number: NaN compared false with everything, and `flush` spun without
+ * ever yielding to the event loop (the process froze, its memory growing).
+ */
+function checkTimeout(method: string, timeoutMs: unknown): void {
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs)) {
+    throw new ConfigError(`sink.${method}: the timeout must be a number of ms, got ${String(timeoutMs)}`);
+  }
+}
+
 function checkedProcessRecord(process: ProcessInfo, overHttp: boolean): Uint8Array {
   for (const [name, value] of Object.entries(process.properties)) {
     const bytes = Buffer.byteLength(value);

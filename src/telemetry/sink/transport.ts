@@ -11,8 +11,10 @@ export type RecordKind = 'process' | 'stream' | 'block' | 'drops';
 
 /**
  * A failed send. `retryable` is true for network errors, timeouts, 5xx, 408, 429, 401 and 403
- * (the same request may succeed later, once the server is back or its key fixed), false for other
- * 4xx (it never will). `code` is the server's error code when it gave one.
+ * (the same request may succeed later, once the server is back or its key fixed), and for any
+ * answer that is not ingestion's (a web server or a proxy at the URL: the URL is fixed, not the
+ * record); false for ingestion's other 4xx (it never will). `code` is the server's error code
+ * when it gave one.
  */
 export class SinkSendError extends DorsalError {
   readonly retryable: boolean;
@@ -35,7 +37,10 @@ export interface SinkTransport {
 
 /** Options of the HTTP transport. */
 export interface HttpTransportOptions {
-  /** Per-request timeout (default 10 s). */
+  /**
+   * Per-request timeout (default 10 s): the whole request, from its start to the answer's last
+   * byte (an answer that trickles in holds no request past it).
+   */
   readonly timeoutMs?: number;
   /** Sockets kept open (default 4). */
   readonly maxSockets?: number;
@@ -104,6 +109,11 @@ export class HttpTransport implements SinkTransport {
       );
     }
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    if (!(Number.isFinite(this.timeoutMs) && this.timeoutMs >= 1 && this.timeoutMs <= 2 ** 31 - 1)) {
+      throw new ConfigError(
+        `the transport's timeoutMs must be a number of ms from 1 to ${2 ** 31 - 1}, got ${String(options.timeoutMs)}`,
+      );
+    }
     const key = options.key ?? process.env.DORSAL_KEY;
     if (key !== undefined) checkApiKey(key, options.key === undefined ? 'DORSAL_KEY' : 'the sink');
     this.authorization = key === undefined || key === '' ? undefined : `Bearer ${key}`;
@@ -153,6 +163,18 @@ export class HttpTransport implements SinkTransport {
                 );
               }
               const { code, message } = parseError(text);
+              // Ingestion says each refusal in JSON with its DORSAL_ code. Anything else (a page's
+              // 404, a proxy's 400 or 502, a redirect to https) is not ingestion's word on the
+              // record: refused for good, it dropped every block and then their drop report.
+              if (code?.startsWith('DORSAL_') !== true) {
+                return reject(
+                  new SinkSendError(
+                    `${target.origin} answered ${status} without an ingestion error (is it a dorsal ingestion server?): ${JSON.stringify(text.slice(0, 80))}`,
+                    true,
+                    status,
+                  ),
+                );
+              }
               reject(
                 new SinkSendError(
                   `ingestion answered ${status}: ${message}`,
@@ -174,6 +196,13 @@ export class HttpTransport implements SinkTransport {
         );
         return;
       }
+      // `timeout` is the socket's idle time; this is the request's whole time (a byte now and
+      // then held a request, its slot and its socket for good, and a flush never ended).
+      const whole = setTimeout(
+        () => req.destroy(new Error(`no whole answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+      req.on('close', () => clearTimeout(whole));
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
       req.on('error', (error) =>
         reject(new SinkSendError(`sending ${kind} to ${target.origin}: ${error.message}`, true)),

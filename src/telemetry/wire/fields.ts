@@ -68,10 +68,15 @@ export function readString(obj: WireObject, key: string, what: string, maxLength
   return value;
 }
 
+/** Whether a value is a UUID, in the spelling a lake takes (either case). */
+export function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value);
+}
+
 /** A UUID field, returned in lowercase so that one id has one spelling in the lake. */
 export function readUuid(obj: WireObject, key: string, what: string): string {
   const value = present(obj, key, what);
-  if (typeof value !== 'string' || !UUID.test(value)) fail(what, key, 'a UUID', value);
+  if (!isUuid(value)) fail(what, key, 'a UUID', value);
   return value.toLowerCase();
 }
 

@@ -12,6 +12,7 @@ export {
   encodeProcessInfo,
   encodeStreamInfo,
 } from './codec.js';
+export { isUuid } from './fields.js';
 export { validateLayout } from './layouts.js';
 export { DEFAULT_RECORD_BODY_LIMIT, MAX_LAYOUT_FIELDS, MAX_METADATA_TEXT_BYTES } from './limits.js';
 export {
