@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, DorsalError } from '../../errors.js';
+import { isTimerMs, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { LakeNotFoundError } from '../errors.js';
 import { QueryCancelledError, QueryNotReadyError, QueryRefusedError, QueryTimeoutError } from './guard.js';
-import type { QueryFunction, QueryResult, QueryScope } from './query.js';
+import type { QueryFunction, QueryResult, QueryScope, UnreadableBlock } from './query.js';
 import { AnalyticsQuestions } from './questions.js';
 
 /** Options of `RemoteAnalytics`. */
@@ -21,10 +22,19 @@ export interface RemoteAnalyticsOptions {
   readonly retryForMs?: number;
   /** Told before each such wait: the server's refusal, and how long the wait is (ms). */
   readonly onRetry?: (refusal: DorsalError, waitMs: number) => void;
+  /**
+   * Each try's whole time, from the request to its answer's last byte, in ms (default 300 000: a
+   * server's default limits, its query's turn and run and its answer's writing, fit well within).
+   * Past it the try ends with a `DorsalError` `DORSAL_REMOTE_TIMEOUT`: a server that accepts and
+   * never answers, or answers a byte now and then, held a query for good.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** The refusals a server asks to retry later that a query asks again (see `retryForMs`). */
 const RETRIED = new Set(['DORSAL_BUSY', 'DORSAL_QUERY_NOT_READY']);
+/** Each try's whole time by default, in ms (see `timeoutMs`). */
+const DEFAULT_TIMEOUT_MS = 300_000;
 /** Bounds of a wait between tries, in ms, whatever `Retry-After` says. */
 const MIN_RETRY_WAIT_MS = 1000;
 const MAX_RETRY_WAIT_MS = 30_000;
@@ -45,9 +55,17 @@ export class RemoteAnalytics extends AnalyticsQuestions {
   private readonly key: string | undefined;
   private readonly retryForMs: number;
   private readonly onRetry: ((refusal: DorsalError, waitMs: number) => void) | undefined;
+  private readonly timeoutMs: number;
 
   constructor(options: RemoteAnalyticsOptions) {
     super();
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!isTimerMs(timeoutMs)) {
+      throw new ConfigError(
+        `RemoteAnalytics option 'timeoutMs' must be ${TIMER_MS_RANGE}, got ${String(options.timeoutMs)}`,
+      );
+    }
+    this.timeoutMs = timeoutMs;
     const retryForMs = options.retryForMs ?? 600_000;
     if (!(typeof retryForMs === 'number' && retryForMs >= 0 && retryForMs <= 2 ** 31 - 1)) {
       throw new ConfigError(
@@ -85,34 +103,64 @@ export class RemoteAnalytics extends AnalyticsQuestions {
     // The signal is this side's: it aborts the request (the server then stops the query). The
     // time limit's reach is the server's to say: its queries are bounded whole.
     const { signal, timeLimit: _timeLimit, ...sent } = scope;
-    let response: Response;
+    // The try's own deadline, and the caller's signal: either ends the request and its answer.
+    const ended = new AbortController();
+    const timer = setTimeout(() => ended.abort(), this.timeoutMs);
+    const stop = () => ended.abort();
+    if (signal?.aborted === true) stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    /** The error a request or its answer failed with, as this side tells it. */
+    const failure = (error: unknown): unknown => {
+      if (signal?.aborted === true) return stopped();
+      if (ended.signal.aborted || isFetchTimeout(error)) return this.timedOut();
+      return error;
+    };
     try {
-      response = await fetch(this.endpoint, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          ...(this.key === undefined ? {} : { authorization: `Bearer ${this.key}` }),
-        },
-        body: JSON.stringify({ sql, ...sent, begin: time(scope.begin), end: time(scope.end) }),
-        ...(signal === undefined ? {} : { signal }),
-      });
-    } catch (error) {
-      if (signal?.aborted === true) throw stopped();
-      throw error;
+      let response: Response;
+      try {
+        response = await fetch(this.endpoint, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            ...(this.key === undefined ? {} : { authorization: `Bearer ${this.key}` }),
+          },
+          body: JSON.stringify({ sql, ...sent, begin: time(scope.begin), end: time(scope.end) }),
+          signal: ended.signal,
+        });
+      } catch (error) {
+        throw failure(error);
+      }
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (error) {
+        const told = failure(error);
+        if (told !== error) throw told;
+        // The answer began and did not end: the server cut it (see `writeChunks`). Not a server
+        // that cannot be reached, which is what fetch's own TypeError would otherwise be read as.
+        throw new DorsalError(
+          'DORSAL_REMOTE',
+          `the server cut its answer (${response.status}) before its end: it was read too slowly for the server's --write-timeout or --answer-timeout, or the server failed while writing it (${error instanceof Error ? error.message : String(error)}); retry, or ask for fewer rows`,
+          { cause: error },
+        );
+      }
+      return this.answer(response, text);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', stop);
     }
-    let text: string;
-    try {
-      text = await response.text();
-    } catch (error) {
-      if (signal?.aborted === true) throw stopped();
-      // The answer began and did not end: the server cut it (see `writeChunks`). Not a server
-      // that cannot be reached, which is what fetch's own TypeError would otherwise be read as.
-      throw new DorsalError(
-        'DORSAL_REMOTE',
-        `the server cut its answer (${response.status}) before its end: it was read too slowly for the server's --write-timeout or --answer-timeout, or the server failed while writing it (${error instanceof Error ? error.message : String(error)}); retry, or ask for fewer rows`,
-        { cause: error },
-      );
-    }
+  }
+
+  /** The try that outlived `timeoutMs`. */
+  private timedOut(): DorsalError {
+    return new DorsalError(
+      'DORSAL_REMOTE_TIMEOUT',
+      `no whole answer from ${new URL(this.endpoint).origin} within ${this.timeoutMs} ms: a server that does not answer (is it a dorsal serve?), or a query or an answer slower than that (a longer timeout: RemoteAnalytics' timeoutMs)`,
+    );
+  }
+
+  /** A whole answer: the query's result, a refusal to retry later, or the error it is. */
+  private answer(response: Response, text: string): QueryResult | LaterRefusal {
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -182,11 +230,32 @@ function stopped(): QueryCancelledError {
 /** A `POST /analytics/query` answer, as far as its readers rely on it. */
 function isQueryResult(body: unknown): body is QueryResult {
   if (typeof body !== 'object' || body === null) return false;
-  const { columns, rows } = body as Partial<QueryResult>;
+  const { columns, rows, unreadableBlocks } = body as Partial<QueryResult>;
   return (
     Array.isArray(columns) &&
     columns.every((c) => typeof c === 'object' && c !== null && typeof c.name === 'string') &&
     Array.isArray(rows) &&
-    rows.every((r) => Array.isArray(r))
+    rows.every((r) => Array.isArray(r)) &&
+    // A server of an older dorsal lists none; one that lists them lists blocks (a null in the
+    // list failed as a TypeError, told as a server that cannot be reached).
+    (unreadableBlocks === undefined ||
+      (Array.isArray(unreadableBlocks) && unreadableBlocks.every(isUnreadableBlock)))
   );
+}
+
+function isUnreadableBlock(block: unknown): boolean {
+  if (typeof block !== 'object' || block === null) return false;
+  const { processId, streamId, blockId, objectCount, error } = block as Partial<UnreadableBlock>;
+  return (
+    [processId, streamId, blockId, error].every((text) => typeof text === 'string') &&
+    typeof objectCount === 'number' &&
+    Number.isSafeInteger(objectCount) &&
+    objectCount >= 0
+  );
+}
+
+/** Whether fetch failed on undici's own timeouts (a longer `timeoutMs` than its 300 s). */
+function isFetchTimeout(error: unknown): boolean {
+  const code = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
 }
