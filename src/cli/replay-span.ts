@@ -1,4 +1,4 @@
-import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
+import { type AnalyticsQuestions, BLOCK_SPAN_SQL } from '../telemetry/analytics/questions.js';
 
 /**
  * The publish times a process's messages can have, in ns since its start: from the earliest
@@ -16,18 +16,12 @@ export interface TimeSpan {
 /** Every finite time: a process whose blocks say no time. */
 export const ANY_TIME_SPAN: TimeSpan = { lo: Number.NEGATIVE_INFINITY, hi: Number.POSITIVE_INFINITY };
 
-/** Room at each end of a span, in ns: a block's ticks are rounded to a whole ns. */
-const SLACK_NS = 1e6;
-
-/** The span of a process's times (see `TimeSpan`). */
+/** The span of a process's times (see `TimeSpan`, `BLOCK_SPAN_SQL`). */
 export async function recordedSpan(analytics: AnalyticsQuestions, processId: string): Promise<TimeSpan> {
-  const { rows } = await analytics.query(
-    'SELECT min(begin_ticks)::DOUBLE, max(end_ticks)::DOUBLE FROM blocks',
-    { process: processId, maxRows: 1 },
-  );
+  const { rows } = await analytics.query(BLOCK_SPAN_SQL, { process: processId, maxRows: 1 });
   const [lo, hi] = [rows[0]?.[0], rows[0]?.[1]];
   if (typeof lo !== 'number' || typeof hi !== 'number' || !(lo <= hi)) return ANY_TIME_SPAN;
-  return { lo: lo - SLACK_NS, hi: hi + SLACK_NS };
+  return { lo, hi };
 }
 
 /** SQL for a double, from its shortest text (exact; ±Infinity too), not a DECIMAL's rounding. */

@@ -20,7 +20,8 @@ function emptyReport(overrides: Partial<ReportData> = {}): ReportData {
     unreadable: { blocks: 0, records: 0, errors: [] },
     untimed: 0,
     countsErrors: [],
-    time: { beginNs: 0, endNs: 1, bucketNs: 1_000_000, buckets: 1 },
+    time: { beginNs: 0, endNs: 1, bucketNs: 1_000_000, buckets: 1, spanned: false },
+    offAxis: 0,
     topology: { actors: [], streams: [], produced: [], consumed: [], persister: [] },
     latency: [],
     throughput: [],
@@ -201,6 +202,30 @@ describe('the report page', () => {
     // Neither in the lake nor counted lost: missing all the same, and said apart.
     expect(html).toContain('persister lost 11');
     expect(html).toContain('log: 5 lost, 2 neither in the lake nor counted lost');
+  });
+
+  it('tells no rate of a run of one time (one message over 1 ns was 1 G/s), and one over a second as it is', () => {
+    const topology = {
+      actors: ['feed'],
+      streams: ['ticks'],
+      produced: [{ actor: 'feed', stream: 'ticks', count: 1 }],
+      consumed: [],
+      persister: [],
+    };
+    const once = renderReport(emptyReport({ topology }));
+    expect(once).toContain('1 messages at one time');
+    expect(once).toMatch(
+      /<td[^>]*>feed<\/td><td[^>]*>publishes<\/td><td[^>]*>ticks<\/td><td[^>]*>1<\/td><td[^>]*>—<\/td>/,
+    );
+    expect(once).not.toContain('1.00G');
+    const spanned = renderReport(
+      emptyReport({
+        topology: { ...topology, produced: [{ actor: 'feed', stream: 'ticks', count: 2000 }] },
+        time: { beginNs: 0, endNs: 2e9, bucketNs: 1e9, buckets: 2, spanned: true },
+      }),
+    );
+    expect(spanned).toContain('2,000 messages over');
+    expect(spanned).toMatch(/<td[^>]*>ticks<\/td><td[^>]*>2,000<\/td><td[^>]*>1000<\/td>/);
   });
 
   it('cuts time into buckets of 1, 2 or 5 × 10^k ns, at least a millisecond', () => {

@@ -333,6 +333,15 @@ export const timed = (column: string): string =>
 /** How far from its process's start a time may lie, in ns (see `timed`). */
 export const TIME_BOUND_NS = 4e18;
 
+/**
+ * SQL of one row, `lo` and `hi`: the times a process's records can hold, those of its blocks
+ * (a record is made before the persister reads it, and its block ends after its last record),
+ * give or take a millisecond (a block's ticks are rounded to whole ns). A record's time outside
+ * them is a damaged recording's, even one `timed` takes. NULLs for a process with no block.
+ */
+export const BLOCK_SPAN_SQL =
+  'SELECT min(begin_ticks)::DOUBLE - 1e6 AS lo, max(end_ticks)::DOUBLE + 1e6 AS hi FROM blocks';
+
 /** `timed` for a time read back. */
 export const isTime = (t: number): boolean => Number.isFinite(t) && Math.abs(t) < TIME_BOUND_NS;
 

@@ -3,6 +3,7 @@ import { allRows, uncut } from '../analytics/paged.js';
 import type { QueryScope } from '../analytics/query.js';
 import {
   type AnalyticsQuestions,
+  BLOCK_SPAN_SQL,
   type MessageTree,
   type PercentileRow,
   TIMED,
@@ -139,13 +140,24 @@ export interface ReportData {
    * actors counted lost (`ConsumedEdge.lapped`) is then unknown, not none.
    */
   readonly countsErrors: readonly string[];
-  /** The run's time axis: process-clock ns of its first and last message, and the bucket width. */
+  /**
+   * The run's time axis: process-clock ns of its first and last message or measure within its
+   * blocks' times (see `offAxis`), and the bucket width. `spanned` is false when they are one
+   * time (a run of one message): no rate can be told then.
+   */
   readonly time: {
     readonly beginNs: number;
     readonly endNs: number;
     readonly bucketNs: number;
     readonly buckets: number;
+    readonly spanned: boolean;
   };
+  /**
+   * Messages whose publish time lies outside the times of the run's blocks, or is no number (a
+   * damaged recording): one such time decided the axis (and every rate) on its own, 1e17 ns
+   * putting 20,000 ticks/s at 0.0002/s. They are in none of the figures over time.
+   */
+  readonly offAxis: number;
   readonly topology: {
     readonly actors: readonly string[];
     readonly streams: readonly string[];
@@ -233,8 +245,12 @@ export async function gatherReport(
     countsErrorRows,
   ] = await Promise.all([
     readProcess(analytics, processId, limits, divergences),
+    // Within the blocks' times (see `BLOCK_SPAN_SQL`), and how many messages lie elsewhere.
     ask(
-      'SELECT min(lo), max(hi) FROM (SELECT min(publish_t) AS lo, max(publish_t) AS hi FROM messages UNION ALL SELECT min(time_ns), max(time_ns) FROM measures)',
+      `WITH s AS (${BLOCK_SPAN_SQL})
+       SELECT (SELECT min(t) FROM (SELECT publish_t AS t FROM messages UNION ALL SELECT time_ns FROM measures), s WHERE t BETWEEN s.lo AND s.hi AND isfinite(t)),
+         (SELECT max(t) FROM (SELECT publish_t AS t FROM messages UNION ALL SELECT time_ns FROM measures), s WHERE t BETWEEN s.lo AND s.hi AND isfinite(t)),
+         (SELECT count(*)::DOUBLE FROM messages, s WHERE NOT coalesce(isfinite(publish_t) AND publish_t BETWEEN s.lo AND s.hi, false))`,
     ),
     ask('SELECT actor, stream, count(*)::DOUBLE FROM messages GROUP BY ALL ORDER BY ALL'),
     ask(
@@ -273,7 +289,8 @@ export async function gatherReport(
   const first = num(span?.[0]);
   const beginNs = Number.isFinite(first) ? first : 0;
   const last = num(span?.[1]);
-  const endNs = Number.isFinite(last) ? Math.max(last, beginNs + 1) : beginNs + 1;
+  const spanned = Number.isFinite(last) && last > beginNs;
+  const endNs = spanned ? last : beginNs + 1;
   const bucketNs = niceBucket((endNs - beginNs) / MAX_TIME_BUCKETS);
   const buckets = Math.max(1, Math.ceil((endNs - beginNs + 1) / bucketNs));
   const bucketOf = (column: string) => `floor((${column} - ${beginNs}) / ${bucketNs})::INTEGER`;
@@ -333,7 +350,8 @@ export async function gatherReport(
     },
     untimed,
     countsErrors: countsErrorRows.map((r) => str(r[0])),
-    time: { beginNs, endNs, bucketNs, buckets },
+    time: { beginNs, endNs, bucketNs, buckets, spanned },
+    offAxis: num(span?.[2] ?? 0),
     topology: {
       actors: [...new Set([...produced, ...consumed].map((e) => e.actor))].sort(),
       streams: [...new Set([...produced, ...consumed].map((e) => e.stream))].sort(),

@@ -53,8 +53,9 @@ function header(data: ReportData, options: ReportPageOptions): string {
   const p = data.process;
   const seconds = (data.time.endNs - data.time.beginNs) / 1e9;
   const messages = data.topology.produced.reduce((n, e) => n + e.count, 0);
+  const over = data.time.spanned ? `over ${esc(duration(seconds * 1e9))}` : 'at one time';
   const lines = [
-    `<p class="dim">${esc(p.exe)} · started ${esc(p.startTime)} · ${count(messages)} messages over ${esc(duration(seconds * 1e9))}${p.properties['dorsal.system'] ? ` · system <code>${esc(p.properties['dorsal.system'])}</code>` : ''}</p>`,
+    `<p class="dim">${esc(p.exe)} · started ${esc(p.startTime)} · ${count(messages)} messages ${over}${p.properties['dorsal.system'] ? ` · system <code>${esc(p.properties['dorsal.system'])}</code>` : ''}</p>`,
   ];
   const { unreadable } = data;
   if (unreadable.blocks > 0) {
@@ -70,6 +71,11 @@ function header(data: ReportData, options: ReportPageOptions): string {
   if (data.untimed > 0) {
     lines.push(
       `<p class="warning" data-untimed="${data.untimed}">${count(data.untimed)} timing record${data.untimed === 1 ? '' : 's'} of this run ${data.untimed === 1 ? 'has' : 'have'} a time that is not a number (NaN or infinite: the recording is damaged there): ${data.untimed === 1 ? 'it is' : 'they are'} in none of the latency figures below.</p>`,
+    );
+  }
+  if (data.offAxis > 0) {
+    lines.push(
+      `<p class="warning" data-off-axis="${data.offAxis}">${count(data.offAxis)} message${data.offAxis === 1 ? '' : 's'} of this run ${data.offAxis === 1 ? 'has' : 'have'} a publish time outside the times of its blocks, or one that is not a number (the recording is damaged there): ${data.offAxis === 1 ? 'it is' : 'they are'} in none of the figures over time.</p>`,
     );
   }
   if (p.replayOf !== undefined) {
@@ -138,23 +144,17 @@ function liveSection(): string {
 function topology(data: ReportData): string {
   const { produced, consumed } = data.topology;
   if (produced.length + consumed.length === 0) return '<p class="note">No message recorded.</p>';
-  const seconds = Math.max((data.time.endNs - data.time.beginNs) / 1e9, 1e-9);
+  const seconds = (data.time.endNs - data.time.beginNs) / 1e9;
+  // A run of one time tells no rate (one message over the axis' 1 ns was 1 G/s).
+  const rate = (n: number) => (data.time.spanned ? short(n / seconds) : '—');
   const rows = [
-    ...produced.map((e) => [
-      e.actor,
-      'publishes',
-      e.stream,
-      count(e.count),
-      short(e.count / seconds),
-      '',
-      '',
-    ]),
+    ...produced.map((e) => [e.actor, 'publishes', e.stream, count(e.count), rate(e.count), '', '']),
     ...consumed.map((e) => [
       e.actor,
       'handles',
       e.stream,
       count(e.count),
-      short(e.count / seconds),
+      rate(e.count),
       count(e.gaps),
       e.lapped === null ? '' : count(e.lapped),
     ]),

@@ -17,14 +17,17 @@ interface Node {
 
 /**
  * The system as a graph: actors (boxes) publish to streams (pills) that actors consume. Each edge
- * carries its message count and mean rate over the run (`data-count`, `data-rate`), and a
+ * carries its message count and mean rate over the run (`data-count`, `data-rate`: none for a run of one time), and a
  * consuming edge the sequences its actor skipped (`data-lost`, red when not 0) and what its
  * consumer counted as lost (`data-lapped`, when the run's counts are in the lake). A stream the
  * persister lost records of says so under its name.
  */
 export function topologySvg(data: ReportData): string {
   const { produced, consumed, persister } = data.topology;
-  const seconds = Math.max((data.time.endNs - data.time.beginNs) / 1e9, 1e-9);
+  const seconds = (data.time.endNs - data.time.beginNs) / 1e9;
+  // A run of one time tells no rate: the edge says its count instead (one message was 1 G/s).
+  const label = (n: number) => (data.time.spanned ? `${short(n / seconds)}/s` : `${count(n)} msg`);
+  const rate = (n: number) => (data.time.spanned ? ` data-rate="${(n / seconds).toFixed(3)}"` : '');
   const nodes = new Map<string, Node>();
   const node = (kind: Node['kind'], name: string): Node => {
     const id = `${kind}:${name}`;
@@ -97,7 +100,7 @@ export function topologySvg(data: ReportData): string {
         ? ` (the persister lost ${count(timingsLost)} of ${to.name}'s timing records: some of these are those)`
         : '';
     parts.push(
-      `<g class="edge${lost > 0 ? ' lossy' : ''}" data-from="${esc(from.id)}" data-to="${esc(to.id)}" data-count="${n}" data-rate="${(n / seconds).toFixed(3)}" data-lost="${lost}"${firstSeq === undefined ? '' : ` data-first-seq="${firstSeq}"`}${lapped === undefined || lapped === null ? '' : ` data-lapped="${lapped}"`}><path d="M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}" marker-end="url(#arrow)"/><text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 - 5}" text-anchor="middle">${esc(`${short(n / seconds)}/s`)}</text>${lost > 0 ? `<text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 + 13}" text-anchor="middle">${esc(`${count(lost)} skipped`)}</text>` : ''}<title>${esc(`${from.name} → ${to.name}: ${count(n)} messages${lost > 0 ? `, ${count(lost)} sequences skipped${why}` : ''}${lapped ? `, ${count(lapped)} lost by ${to.name}'s consumer` : ''}`)}</title></g>`,
+      `<g class="edge${lost > 0 ? ' lossy' : ''}" data-from="${esc(from.id)}" data-to="${esc(to.id)}" data-count="${n}"${rate(n)} data-lost="${lost}"${firstSeq === undefined ? '' : ` data-first-seq="${firstSeq}"`}${lapped === undefined || lapped === null ? '' : ` data-lapped="${lapped}"`}><path d="M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}" marker-end="url(#arrow)"/><text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 - 5}" text-anchor="middle">${esc(label(n))}</text>${lost > 0 ? `<text x="${(x1 + x2) / 2}" y="${(y1 + y2) / 2 + 13}" text-anchor="middle">${esc(`${count(lost)} skipped`)}</text>` : ''}<title>${esc(`${from.name} → ${to.name}: ${count(n)} messages${lost > 0 ? `, ${count(lost)} sequences skipped${why}` : ''}${lapped ? `, ${count(lapped)} lost by ${to.name}'s consumer` : ''}`)}</title></g>`,
     );
   };
   for (const e of produced) edge(node('actor', e.actor), node('stream', e.stream), e.count, 0);
