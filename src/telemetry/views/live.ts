@@ -39,7 +39,8 @@ const SAMPLE_REACH_NS = 3e9;
 /**
  * The last whole second of a process in the lake: the second before the one holding its newest
  * handler end. Blocks reach the lake about once a second per stream (`PersistOptions.blockMs`),
- * so the newest second is usually still partial; the one before it has its blocks.
+ * so the newest second is usually still partial; the one before it has its blocks. Of an ended
+ * process whose handler ends all lie in its newest second, that second (the one before is empty).
  *
  * It reads the last few seconds of records only: the lake's blocks (its metadata, not their
  * records) say where the newest timings are, and every scan of records is bounded below by a
@@ -80,9 +81,16 @@ export async function sampleLive(
   // Seconds and their bounds in whole ns: a start_ns as a DOUBLE is 256 ns coarse, and moved
   // records near a second's edge into the next.
   const start = `${startNs}::BIGINT`;
+  // The second before the newest one; of an ended process whose records all end in its newest
+  // second (a run shorter than one), that second: the one before had nothing in it, for good.
+  const newest = `(${start} + max(end_t)::BIGINT) // 1000000000`;
+  const oldest = `(${start} + min(end_t)::BIGINT) // 1000000000`;
+  const sec = ended
+    ? `CASE WHEN ${oldest} < ${newest} THEN ${newest} - 1 ELSE ${newest} END`
+    : `${newest} - 1`;
   const { rows } = await analytics.query(
     `WITH s AS (
-       SELECT (${start} + max(end_t)::BIGINT) // 1000000000 - 1 AS sec FROM timing_records
+       SELECT ${sec} AS sec FROM timing_records
        WHERE end_t >= ${from} AND end_t <= ${to} AND ${timed('end_t')}),
      b AS (SELECT sec, sec * 1000000000 - ${start} AS lo, (sec + 1) * 1000000000 - ${start} AS hi FROM s)
      SELECT 'rate' AS kind, m.stream, NULL AS actor, count(*)::DOUBLE AS n, NULL::DOUBLE AS p50, NULL::DOUBLE AS p99, NULL::DOUBLE AS mx, any_value(b.sec)::DOUBLE AS at

@@ -98,7 +98,7 @@ export const SCRIPT = `
     ended = true;
     events.close();
     const last = JSON.parse(event.data);
-    status.textContent = 'the process has ended' + (last.time ? ': second ' + last.time + ' was its last whole one' : '');
+    status.textContent = 'the process has ended' + (last.time ? ': second ' + last.time + ' is the last one shown' : '');
     document.body.setAttribute('data-live-ended', 'true');
   });
   events.addEventListener('error', () => { if (!ended) status.textContent = 'disconnected; retrying…'; });
