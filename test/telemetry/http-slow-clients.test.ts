@@ -202,6 +202,59 @@ describe('ingestion over HTTP: slow and many clients', () => {
     }
   });
 
+  it('caps the inserts under way, those of clients gone included: more get 503 and Retry-After before their body is read', async () => {
+    const capped = await startIngestionServer({
+      port: 0,
+      lake: { data: dir },
+      stallTimeoutMs: PATIENT_STALL_MS,
+      maxInserts: 2,
+    });
+    const held = [0, 1].map(() => {
+      const bytes = encodeBlock(makeBlock(stream, 4000).block);
+      const conn = rawConnection(capped.port, head(bytes.length));
+      // Half the body, then a little now and then: under way, never stalled.
+      let at = Math.floor(bytes.length / 2);
+      conn.socket.write(bytes.subarray(0, at));
+      const feeding = setInterval(() => {
+        if (at >= bytes.length - 1024) return;
+        conn.socket.write(bytes.subarray(at, at + 1024));
+        at += 1024;
+      }, 100);
+      return { conn, bytes, feeding, rest: () => bytes.subarray(at) };
+    });
+    try {
+      // Once both are under way, a third insert is refused (a record too), and the server still answers.
+      let refused: Awaited<ReturnType<typeof post>> | undefined;
+      await until(async () => {
+        const answer = await post(capped.url, 'block', encodeBlock(makeBlock(stream, 10).block));
+        if (answer.status === 503) refused = answer;
+        return refused !== undefined;
+      }, 'a refusal');
+      expect(refused!.body.error?.code).toBe('DORSAL_BUSY');
+      expect(refused!.body.error?.message).toMatch(/as many requests as it takes at once \(2\)/);
+      expect(refused!.headers.get('retry-after')).toBe('1');
+      expect((await post(capped.url, 'stream', encodeStreamInfo(stream))).status).toBe(503);
+      expect((await get(capped.url, '/health')).status).toBe(200);
+      // The two end and are stored; then inserts go in again.
+      for (const h of held) {
+        clearInterval(h.feeding);
+        h.conn.socket.write(h.rest());
+        // Its side closed once answered: a client that half-closes first is not answered.
+        await until(() => h.conn.socket.bytesRead > 0, 'the answer');
+        h.conn.socket.end();
+        const text = await h.conn.answer;
+        expect(parseRaw(text), text).toEqual({ status: 200, body: { inserted: true } });
+      }
+      expect((await post(capped.url, 'block', encodeBlock(makeBlock(stream, 10).block))).status).toBe(200);
+    } finally {
+      for (const h of held) {
+        clearInterval(h.feeding);
+        h.conn.socket.destroy();
+      }
+      await capped.close();
+    }
+  });
+
   it('caps open connections, and serves again once they close', async () => {
     // Connections that start a request and stall: each is held until its headers time out, or
     // closed at once, unanswered, when 16 are open (the test's own keep-alive ones included).

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { positiveOption } from '../../options.js';
-import { HostNotAllowedError, UnsupportedMediaTypeError } from '../errors.js';
+import { HostNotAllowedError, ServerBusyError, UnsupportedMediaTypeError } from '../errors.js';
 import { KeyGate } from '../keys/key-gate.js';
 import { loopbackHostAllowed } from '../keys/loopback.js';
 import { DEFAULT_RECORD_BODY_LIMIT } from '../wire/index.js';
@@ -43,6 +43,14 @@ export interface IngestionRoutesOptions {
    * least `bodyLimit`); a large body that does not fit gets 503 with `Retry-After`.
    */
   readonly largeBodyBudgetBytes?: number;
+  /**
+   * Inserts under way at most, from the start of their body to the lake's answer, those whose
+   * client has gone included (default 512, `startIngestionServer`'s connections at most); more
+   * get 503 with `Retry-After` before their body is read. An insert goes on when its client hangs
+   * up (its block may be stored already), holding its body: against a slow lake, clients that
+   * post, hang up and post again held a gigabyte past the connection cap.
+   */
+  readonly maxInserts?: number;
   /**
    * An answer written in chunks (a query's, an event stream) is written as its client takes it:
    * a client that takes none of what was written for this many ms (the socket's buffer does not
@@ -147,6 +155,8 @@ export { DEFAULT_RECORD_BODY_LIMIT };
 export const DEFAULT_STALL_TIMEOUT_MS = 10_000;
 /** Default bytes of large bodies held at once: 256 MiB. */
 export const DEFAULT_LARGE_BODY_BUDGET_BYTES = 256 * 1024 * 1024;
+/** Default inserts under way at most (see `maxInserts`): a server's default connections. */
+export const DEFAULT_MAX_INSERTS = 512;
 
 type Insert = (service: IngestionService, body: Uint8Array) => Promise<InsertResult>;
 
@@ -229,6 +239,10 @@ export function ingestionRoutes(
     ingest: options.ingest !== false,
   };
   const extra = new Map((options.routes ?? []).map((r) => [r.path, r]));
+  const inserts: InsertCount = {
+    max: positiveOption('maxInserts', options.maxInserts, DEFAULT_MAX_INSERTS),
+    underWay: 0,
+  };
   return (req, res) => {
     const gone = new AbortController();
     const stop = () => gone.abort();
@@ -238,7 +252,7 @@ export function ingestionRoutes(
     if (options.signal?.aborted === true) stop();
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const challenge = extra.get(path)?.browser === true ? 'Basic realm="dorsal", charset="UTF-8"' : undefined;
-    route(service, req, rules, guard, extra, gone.signal)
+    route(service, req, rules, guard, extra, gone.signal, inserts)
       .catch((error: unknown): Answer => {
         const answer = answerFor(error);
         if (answer.status === 500) options.onInternalError?.(error);
@@ -261,6 +275,12 @@ export function ingestionRoutes(
   };
 }
 
+/** Inserts under way (see `IngestionRoutesOptions.maxInserts`). */
+interface InsertCount {
+  readonly max: number;
+  underWay: number;
+}
+
 /** What every request passes before its route: its `Host`, then (except `/health`) its key. */
 interface Guard {
   readonly keys: KeyGate;
@@ -276,6 +296,7 @@ async function route(
   guard: Guard,
   extra: ReadonlyMap<string, ExtraRoute>,
   signal: AbortSignal,
+  inserts: InsertCount,
 ): Promise<Answer> {
   if (guard.loopbackHostsOnly && !loopbackHostAllowed(req.headers.host, guard.loopbackNames)) {
     throw new HostNotAllowedError(req.headers.host ?? '');
@@ -297,11 +318,21 @@ async function route(
     const type = req.headers['content-type'];
     if (type?.split(';')[0]?.trim().toLowerCase() !== 'application/cbor')
       throw new UnsupportedMediaTypeError(type);
-    const body = await readBody(req, insert.block ? rules.block : rules.record);
+    if (inserts.underWay >= inserts.max) {
+      throw new ServerBusyError(
+        `the server is storing as many requests as it takes at once (${inserts.max}); retry this one later`,
+      );
+    }
+    inserts.underWay++;
     try {
-      return { status: 200, body: await insert.insert(service, body.bytes) };
+      const body = await readBody(req, insert.block ? rules.block : rules.record);
+      try {
+        return { status: 200, body: await insert.insert(service, body.bytes) };
+      } finally {
+        body.release();
+      }
     } finally {
-      body.release();
+      inserts.underWay--;
     }
   }
   const other = extra.get(path);

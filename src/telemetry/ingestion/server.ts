@@ -116,6 +116,8 @@ export async function startIngestionServer(options: IngestionServerOptions = {})
     },
     ingestionRoutes(service, {
       ...options,
+      // Those whose client has gone included: no more than the connections it takes.
+      maxInserts: options.maxInserts ?? options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       loopbackHostsOnly: options.loopbackHostsOnly ?? loopback,
       // Requests to the URL it reports carry that name: answered (it resolves to loopback here).
       loopbackNames: options.loopbackNames ?? (loopback ? [hostName(name)] : []),
