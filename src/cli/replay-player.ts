@@ -20,7 +20,7 @@ export interface PlayerArgs {
   readonly chunkBytes: number;
   /** 1: the recorded pacing; 10: ten times faster; 0: as fast as the streams take. */
   readonly speed: number;
-  /** One Int32 the player keeps at the count of messages played (read by the runner). */
+  /** One BigInt64 the player keeps at the count of messages played (read by the runner). */
   readonly played: SharedArrayBuffer;
 }
 
@@ -58,7 +58,7 @@ export default class ReplayPlayer extends Actor {
   private readonly speed: number;
   private readonly ring: ByteRing;
   private readonly chunk: ChunkReader;
-  private readonly played: Int32Array;
+  private readonly played: BigInt64Array;
   /** Messages published so far. */
   private next = 0;
   private start = Number.NaN;
@@ -71,7 +71,7 @@ export default class ReplayPlayer extends Actor {
     this.speed = args.speed;
     this.ring = ByteRing.attach(args.ring);
     this.chunk = new ChunkReader(args.layouts, args.chunkBytes);
-    this.played = new Int32Array(args.played);
+    this.played = new BigInt64Array(args.played);
   }
 
   loopBody(adapter: SpineAdapter): void {
@@ -97,7 +97,7 @@ export default class ReplayPlayer extends Actor {
     }
     // SC store: the runner's Atomics.load reads a whole count; the messages counted are
     // already published (their queues order their own slots).
-    Atomics.store(this.played, 0, this.next);
+    Atomics.store(this.played, 0, BigInt(this.next));
   }
 
   /** True while a reader that moves lags too far behind. */

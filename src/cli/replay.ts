@@ -43,12 +43,18 @@ interface ReplayOptions extends SourceOptions {
 /** The player's module, beside this one (TypeScript when run from the sources). */
 const PLAYER = new URL(`./replay-player${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
-/** `1` (the recorded pacing), `10` (ten times faster), any factor > 0, or `max` (0). */
+/** Factors of the recorded pacing a replay takes: a thousand times slower to a million times faster. */
+const SPEEDS = { least: 1e-3, most: 1e6 };
+
+/** `1` (the recorded pacing), `10` (ten times faster), a factor within `SPEEDS`, or `max` (0). */
 function speed(value: string): number {
   if (value === 'max') return 0;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
-    throw new InvalidArgumentError('expected 1 (as recorded), 10 (ten times faster), another factor, or max');
+  if (value.trim() === '' || !(n >= SPEEDS.least && n <= SPEEDS.most)) {
+    // 1e-300 was taken: a second of the recording would have been played over 1e292 years.
+    throw new InvalidArgumentError(
+      `expected 1 (as recorded), 10 (ten times faster), another factor from ${SPEEDS.least} to ${SPEEDS.most}, or max`,
+    );
   }
   return n;
 }
@@ -185,8 +191,9 @@ async function play(
   const total = playlist.total;
   const ring = ByteRing.create(options.ringBytes);
   const chunkBytes = chunkBytesFor(playlist, ring);
-  const played = new SharedArrayBuffer(4);
-  const count = new Int32Array(played);
+  // A 64-bit count: an Int32 one turned negative past 2^31 messages, and the run never ended.
+  const played = new SharedArrayBuffer(8);
+  const count = new BigInt64Array(played);
   const args: PlayerArgs = {
     streams: playlist.streams,
     layouts: playlist.layouts.map((l) => l.describe()),
@@ -206,7 +213,7 @@ async function play(
     },
   );
   // SC load: the count the player stored last, whole.
-  const progress = () => Atomics.load(count, 0);
+  const progress = () => Number(Atomics.load(count, 0));
   const ticker = bar === undefined ? undefined : setInterval(() => bar.update(progress()), 100);
   let report: Awaited<ReturnType<typeof runSystem>>;
   try {

@@ -495,6 +495,12 @@ describe('dorsal replay of a recorded run', () => {
       ],
       [['--system', 'no/such/system.ts'], /^dorsal: no system module at no\/such\/system\.ts/],
       [['--speed', 'fast'], /argument 'fast' is invalid. expected 1 \(as recorded\), 10/],
+      // A second played over 1e292 years, and a factor no clock tells from max.
+      [
+        ['--speed', '1e-300'],
+        /argument '1e-300' is invalid. .*another factor from 0\.001 to 1000000, or max/,
+      ],
+      [['--speed', '1e9'], /argument '1e9' is invalid/],
     ];
     for (const [args, message] of failures) {
       const which = args[0] === '--process' ? [] : ['--process', recorded];
