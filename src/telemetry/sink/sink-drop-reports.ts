@@ -9,13 +9,18 @@ import { SinkSendError } from './transport.js';
  * A sink's drop reports: counted as blocks are dropped, sent after the process record through the
  * sink's deliverer, kept in the spool (with the process record they need) when the sink closes
  * before the lake took them, and sent by the next sink on that spool. A report the lake refuses
- * for good leaves the spool too: sending it again would not help.
+ * for good leaves the spool too: sending it again would not help. What the spool has no room for
+ * is counted (`unreportedDrops`), not lost silently.
  */
 export class SinkDropReports {
   private readonly reporter: DropReporter;
   private spool: Spool | undefined;
   /** Drops waiting for their block's answer before they are reported, by that wait. */
   private readonly waiting = new Map<Promise<void>, { reason: DropReason; processId?: string }>();
+  /** This sink's reports handed to the transport: one may have reached the lake, and may not change. */
+  private readonly attempted = new Set<string>();
+  /** The spool file of a kept report, by its id, once `markSent` renamed it. */
+  private readonly spoolNames = new Map<string, string>();
 
   constructor(
     private readonly processId: string,
@@ -90,23 +95,48 @@ export class SinkDropReports {
       await within(this.reporter.flush(), Math.max(end - Date.now(), timeoutMs / 2));
     const left = this.reporter.stop();
     if (left.length === 0) return;
+    let unkept = 0;
+    let why = 'no spool to keep the count';
     if (spool !== undefined) {
-      try {
-        // The next sink on the spool may be of another process: it sends this one's record first.
-        await spool.putMeta(this.processId, 'process', this.processRecord);
-        for (const report of left) await spool.putReport(report.reportId, report.bytes);
-        return;
-      } catch (error) {
-        this.counters.lastError = `drop reports could not be kept in the spool: ${String(error)}`;
+      why = `the spool of ${spool.maxBytes} bytes has no room left for it`;
+      const process = { id: this.processId, kind: 'process' as const, bytes: this.processRecord };
+      for (const report of left) {
+        try {
+          // The next sink on the spool may be of another process: it sends this one's record
+          // first. (A report of another process's blocks, spooled by an earlier run, has its
+          // record there already.) One this sink never sent is added to a kept one of its
+          // process: one file per process, not one per run.
+          const sent = this.attempted.has(report.reportId);
+          if (
+            await spool.keepReport(
+              report.bytes,
+              sent,
+              report.processId === this.processId ? process : undefined,
+            )
+          )
+            continue;
+        } catch (error) {
+          why = `the spool could not keep it: ${String(error)}`;
+        }
+        unkept += report.total;
       }
-    }
-    const total = left.reduce((sum, r) => sum + r.total, 0);
-    this.counters.lastError = `${total} dropped blocks were not reported to the lake (${spool === undefined ? 'no spool to keep the count' : 'the spool could not keep the count'})`;
+    } else unkept = left.reduce((sum, r) => sum + r.total, 0);
+    if (unkept === 0) return;
+    // Not silently: the lake will not know of these drops, the program can.
+    this.counters.unreportedDrops += unkept;
+    this.counters.lastError = `${unkept} dropped blocks were not reported to the lake (${why})`;
   }
 
   /** Sends a report: true once stored, false if refused for good; rejects to be retried. */
   private async send(report: PendingReport): Promise<boolean> {
+    let spoolName = report.spoolName;
     try {
+      if (spoolName === undefined) this.attempted.add(report.reportId);
+      else if (this.spool !== undefined) {
+        // Marked before it is sent: from now on, no run adds counts to it.
+        spoolName = await this.spool.markSent(this.spoolNames.get(report.reportId) ?? spoolName);
+        this.spoolNames.set(report.reportId, spoolName);
+      }
       await this.deliverer.deliverReport(report.processId, report.bytes);
     } catch (error) {
       const sendError = error instanceof SinkSendError ? error : new SinkSendError(String(error), true);
@@ -115,10 +145,10 @@ export class SinkDropReports {
         throw sendError;
       }
       this.counters.lastError = `drop report ${report.reportId} (${report.total} drops) refused for good: ${sendError.message}`;
-      if (report.spoolName !== undefined) await this.spool?.removeReport(report.spoolName);
+      if (spoolName !== undefined) await this.spool?.removeReport(spoolName);
       return false;
     }
-    if (report.spoolName !== undefined) await this.spool?.removeReport(report.spoolName);
+    if (spoolName !== undefined) await this.spool?.removeReport(spoolName);
     return true;
   }
 }

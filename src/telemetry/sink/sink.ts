@@ -16,7 +16,7 @@ import {
 } from '../wire/index.js';
 import { Deliverer, type EncodedRecord, type Outcome, within } from './delivery.js';
 import { SinkDropReports } from './sink-drop-reports.js';
-import { Spool } from './spool.js';
+import { Spool, spooledBlockId } from './spool.js';
 import { type DropEvent, type DropReason, SinkCounters, type SinkStats } from './stats.js';
 import { HttpTransport, InProcessTransport, type SinkTransport } from './transport.js';
 
@@ -219,6 +219,7 @@ export class TelemetrySink {
       spoolBlocks: this.spoolReady?.count ?? 0,
       spoolBytes: this.spoolReady?.size ?? 0,
       reportedDrops: this.reports.reported,
+      unreportedDrops: c.unreportedDrops,
       serverDown: this.down,
       ...(c.lastError === undefined ? {} : { lastError: c.lastError }),
       ...(c.lastBlockError === undefined ? {} : { lastBlockError: c.lastBlockError }),
@@ -474,7 +475,7 @@ export class TelemetrySink {
       };
     } catch (error) {
       await spool.remove(taken.name);
-      const blockId = taken.name.replace(/\.cbor$/, '');
+      const blockId = spooledBlockId(taken.name);
       this.drop(
         'rejected',
         { blockId, processId: '', streamId: '', bytes: taken.bytes },
@@ -488,14 +489,14 @@ export class TelemetrySink {
     const write = (async () => {
       const spool = await this.spool;
       if (spool === undefined) return this.spoolDrop(entry, this.counters.lastError);
-      for (const id of [entry.processId, entry.streamId]) {
+      // Its records go in with it, and only with it: a run none of whose blocks fits leaves none.
+      const records = [entry.processId, entry.streamId].flatMap((id) => {
         const record = this.records.get(id);
-        if (record !== undefined) await spool.putMeta(id, record.kind, record.bytes);
-      }
-      if (!spool.fits(entry.bytes.length)) {
+        return record === undefined ? [] : [{ id, ...record }];
+      });
+      if (!(await spool.put(entry, records))) {
         return this.spoolDrop(entry, `spool of ${spool.maxBytes} bytes is full`);
       }
-      await spool.put(entry.blockId, entry.bytes);
       this.counters.spooled += 1;
     })().catch((error: unknown) => {
       this.spoolDrop(entry, `spool write failed: ${error instanceof Error ? error.message : String(error)}`);

@@ -43,14 +43,26 @@ export interface SinkStats {
   readonly buffered: number;
   readonly bufferedBytes: number;
   readonly inFlight: number;
-  /** Blocks and bytes in the spool directory. */
+  /** Blocks in the spool directory. */
   readonly spoolBlocks: number;
+  /**
+   * Bytes in the spool directory, within its `maxBytes`: the blocks, the process and stream
+   * records they need and the drop reports kept.
+   */
   readonly spoolBytes: number;
   /**
    * Dropped blocks whose count reached the lake (`insert_drops`). What is left when the sink
-   * closes is kept in the spool for a later run, if there is one.
+   * closes is kept in the spool for a later run, if there is one with room for it (if not, it
+   * is counted in `unreportedDrops`).
    */
   readonly reportedDrops: number;
+  /**
+   * Dropped blocks whose count the sink could neither report to the lake before `close` was over
+   * nor keep for a later run (no spool, one with no room left for the report and its process
+   * record, or one that could not be written): the lake may never know of them (a report whose
+   * answer never came may have reached it). Said in `lastError` too.
+   */
+  readonly unreportedDrops: number;
   /** True after a block failed every attempt, until a send succeeds again. */
   readonly serverDown: boolean;
   /** The last error of any kind: a block's, a drop report's, the spool's. */
@@ -69,6 +81,7 @@ export class SinkCounters {
   sent = 0;
   spooled = 0;
   retries = 0;
+  unreportedDrops = 0;
   readonly dropped: Record<DropReason, number> = { bufferFull: 0, spoolFull: 0, rejected: 0, shutdown: 0 };
   lastError: string | undefined;
   lastBlockError: string | undefined;
