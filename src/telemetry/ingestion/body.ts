@@ -46,6 +46,9 @@ export function readBody(req: IncomingMessage, rules: BodyRules): Promise<Body> 
   if (declared > LARGE_BODY_BYTES && !largeBodies.hasRoom(declared - LARGE_BODY_BYTES)) {
     return Promise.reject(busy(declared));
   }
+  // Gone before it was read (its client hung up while its key was checked): its 'close' has
+  // fired already, and nothing else would settle the read (a body of 0 bytes never stalls).
+  if (req.destroyed && !req.complete) return Promise.reject(abandoned());
   const releases: Release[] = [];
   const releaseAll: Release = () => {
     for (const release of releases.splice(0)) release();
@@ -86,7 +89,9 @@ export function readBody(req: IncomingMessage, rules: BodyRules): Promise<Body> 
     };
     const timer = setInterval(() => {
       const left = Number.isNaN(declared) ? MIN_PROGRESS_BYTES : declared - atLastCheck;
-      if (size - atLastCheck < Math.min(MIN_PROGRESS_BYTES, left)) {
+      // Everything declared came (or nothing was) and still no end within a window: stalled too.
+      const want = Math.min(MIN_PROGRESS_BYTES, left);
+      if (want <= 0 || size - atLastCheck < want) {
         stop(
           new RequestTimeoutError(
             `request body stalled: ${size - atLastCheck} bytes in the last ${stallMs} ms, ${size} in all; a body must bring ${MIN_PROGRESS_BYTES} bytes or its end every ${stallMs} ms`,
@@ -106,11 +111,15 @@ export function readBody(req: IncomingMessage, rules: BodyRules): Promise<Body> 
     // A client that goes away mid-body ('aborted', or its socket reset): nothing to answer, but the
     // promise must settle, and as the client's doing: not an error of the server's to log.
     const aborted = () => {
-      if (!req.complete) stop(new WireFormatError('request body aborted by the client'));
+      if (!req.complete) stop(abandoned());
     };
     req.once('error', (error) => (req.complete ? stop(error) : aborted()));
     req.once('close', aborted);
   });
+}
+
+function abandoned(): WireFormatError {
+  return new WireFormatError('request body aborted by the client');
 }
 
 function busy(size: number): ServerBusyError {
