@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
@@ -10,7 +11,7 @@ import { ConfigError, type PersistReport, System } from '../../src/index.js';
 import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
 import { Lake } from '../../src/lake.js';
 import { HttpTransport, SinkSendError, TelemetrySink } from '../../src/sink.js';
-import { encodeBlock } from '../../src/wire.js';
+import { compressPart, encodeBlock } from '../../src/wire.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
@@ -199,6 +200,56 @@ describe('the sink over HTTP', () => {
       for (const timer of answers) clearInterval(timer);
       trickle.closeAllConnections();
       trickle.close();
+    }
+  }, 30_000);
+
+  it('drops a block a proxy refuses for its size (413 in HTML) as rejected, and sends the others: it held every block behind it', async () => {
+    // A proxy in front of ingestion with a body limit of 100 kB: larger requests get its page.
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (body.length > 100_000) {
+          res.writeHead(413, { 'content-type': 'text/html' });
+          res.end('<html><body><h1>413 Request Entity Too Large</h1></body></html>');
+          return;
+        }
+        const forward = request(
+          new URL(req.url ?? '/', ingestion.url),
+          { method: req.method, headers: req.headers },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        forward.on('error', () => res.destroy());
+        forward.end(body);
+      });
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    try {
+      const process = makeProcess();
+      const stream = makeStream(process.processId);
+      const sink = new TelemetrySink({
+        target: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+        process,
+        backoff: FAST,
+        maxAttempts: 2,
+      });
+      sink.addStream(stream);
+      // Incompressible records: the block's body is as large as they are.
+      const one = makeBlock(stream, 1).block;
+      const large = { ...one, payload: { ...one.payload, objects: compressPart(randomBytes(200_000)) } };
+      sink.push(large);
+      for (let i = 0; i < 20; i++) sink.push(makeBlock(stream, 10, i + 2).block);
+      const stats = await sink.close({ timeoutMs: 10_000 });
+      expect(stats).toMatchObject({ pushed: 21, sent: 20, dropped: { rejected: 1 }, droppedTotal: 1 });
+      expect(stats.lastBlockError).toMatch(/answered 413/);
+      expect((await blocksOf(stream.streamId)).map((b) => b.blockId)).not.toContain(large.blockId);
+    } finally {
+      proxy.close();
     }
   }, 30_000);
 

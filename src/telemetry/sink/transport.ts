@@ -13,7 +13,8 @@ export type RecordKind = 'process' | 'stream' | 'block' | 'drops';
  * A failed send. `retryable` is true for network errors, timeouts, 5xx, 408, 429, 401 and 403
  * (the same request may succeed later, once the server is back or its key fixed), and for any
  * answer that is not ingestion's (a web server or a proxy at the URL: the URL is fixed, not the
- * record); false for ingestion's other 4xx (it never will). `code` is the server's error code
+ * record) but a refusal of the request's size (413, 414, 431); false for those and for
+ * ingestion's other 4xx (it never will). `code` is the server's error code
  * when it gave one.
  */
 export class SinkSendError extends DorsalError {
@@ -38,8 +39,9 @@ export interface SinkTransport {
 /** Options of the HTTP transport. */
 export interface HttpTransportOptions {
   /**
-   * Per-request timeout (default 10 s): the whole request, from its start to the answer's last
-   * byte (an answer that trickles in holds no request past it).
+   * Per-request timeout (default 10 s): no byte sent or received for that long ends a request,
+   * and its answer must be whole within that long of the request's end (an answer that trickles
+   * in holds no request past it).
    */
   readonly timeoutMs?: number;
   /** Sockets kept open (default 4). */
@@ -66,6 +68,9 @@ const MAX_ANSWER_BYTES = 64 * 1024;
  * revoked is fixed by an operator, not by the blocks, which wait (spooled) instead of being
  * dropped.
  */
+/** Statuses that refuse a request for its size (body, URL, headers), whoever answers them. */
+const TOO_LARGE = new Set([413, 414, 431]);
+
 const retryable = (status: number): boolean =>
   status >= 500 || status === 408 || status === 429 || status === 401 || status === 403;
 
@@ -165,8 +170,10 @@ export class HttpTransport implements SinkTransport {
               const { code, message } = parseError(text);
               // Ingestion says each refusal in JSON with its DORSAL_ code. Anything else (a page's
               // 404, a proxy's 400 or 502, a redirect to https) is not ingestion's word on the
-              // record: refused for good, it dropped every block and then their drop report.
-              if (code?.startsWith('DORSAL_') !== true) {
+              // record: refused for good, it dropped every block and then their drop report. But
+              // a proxy's refusal of this request's size is this record's: retried, the block
+              // was every probe of a server taken for down, and held every block behind it.
+              if (code?.startsWith('DORSAL_') !== true && !TOO_LARGE.has(status)) {
                 return reject(
                   new SinkSendError(
                     `${target.origin} answered ${status} without an ingestion error (is it a dorsal ingestion server?): ${JSON.stringify(text.slice(0, 80))}`,
@@ -196,12 +203,17 @@ export class HttpTransport implements SinkTransport {
         );
         return;
       }
-      // `timeout` is the socket's idle time; this is the request's whole time (a byte now and
-      // then held a request, its slot and its socket for good, and a flush never ended).
-      const whole = setTimeout(
-        () => req.destroy(new Error(`no whole answer within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
-      );
+      // `timeout` is the socket's idle time, the upload's bound (a large block on a slow link
+      // takes what it takes, while it moves); from the body's end, this bounds the answer whole
+      // (a byte now and then held a request, its slot and its socket for good, and a flush never
+      // ended).
+      let whole: NodeJS.Timeout | undefined;
+      req.on('finish', () => {
+        whole = setTimeout(
+          () => req.destroy(new Error(`no whole answer within ${this.timeoutMs} ms of the request's end`)),
+          this.timeoutMs,
+        );
+      });
       req.on('close', () => clearTimeout(whole));
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
       req.on('error', (error) =>
