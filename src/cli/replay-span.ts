@@ -2,10 +2,10 @@ import { type AnalyticsQuestions, BLOCK_SPAN_SQL } from '../telemetry/analytics/
 
 /**
  * The publish times a process's messages can have, in ns since its start: from the earliest
- * begin to the latest end of its blocks, as its rows in the lake's metadata say. A message is
- * published before the persister reads it, and a block ends after its last record, so every
- * recorded time lies within; one outside it (as one that is not a number) is damaged, in the
- * block's payload. Played by it, a time a few days late made a replay at speed 1 wait days for
+ * begin to the latest end of its blocks of records, as its rows in the lake's metadata say (see
+ * `BLOCK_SPAN_SQL`). The persister stamps each block with its records' first and last times, so
+ * every recorded time lies within; one outside it (as one that is not a number) is damaged, in
+ * the block's payload. Played by it, a time a few days late made a replay at speed 1 wait days for
  * the next message, and a first time near 0 of a process started long after, as long for each.
  */
 export interface TimeSpan {

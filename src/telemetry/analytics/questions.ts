@@ -334,13 +334,15 @@ export const timed = (column: string): string =>
 export const TIME_BOUND_NS = 4e18;
 
 /**
- * SQL of one row, `lo` and `hi`: the times a process's records can hold, those of its blocks
- * (a record is made before the persister reads it, and its block ends after its last record),
- * give or take a millisecond (a block's ticks are rounded to whole ns). A record's time outside
- * them is a damaged recording's, even one `timed` takes. NULLs for a process with no block.
+ * SQL of one row, `lo` and `hi`: the times a process's records can hold, those of its blocks of
+ * records (the persister stamps a block with its records' first and last times), give or take a
+ * millisecond (a block's ticks are rounded to whole ns); a block of no record, stamped 0, says
+ * nothing. A record's time outside them is one a block's payload holds and its header does not
+ * (a payload damaged since it was written), even one `timed` takes; a time the recorder itself
+ * took wrong is in its block's header too, and within. NULLs for a process with no record.
  */
 export const BLOCK_SPAN_SQL =
-  'SELECT min(begin_ticks)::DOUBLE - 1e6 AS lo, max(end_ticks)::DOUBLE + 1e6 AS hi FROM blocks';
+  'SELECT min(begin_ticks)::DOUBLE - 1e6 AS lo, max(end_ticks)::DOUBLE + 1e6 AS hi FROM blocks WHERE object_count > 0';
 
 /** `timed` for a time read back. */
 export const isTime = (t: number): boolean => Number.isFinite(t) && Math.abs(t) < TIME_BOUND_NS;

@@ -40,7 +40,8 @@ const SAMPLE_REACH_NS = 3e9;
  * The last whole second of a process in the lake: the second before the one holding its newest
  * handler end. Blocks reach the lake about once a second per stream (`PersistOptions.blockMs`),
  * so the newest second is usually still partial; the one before it has its blocks. Of an ended
- * process whose handler ends all lie in its newest second, that second (the one before is empty).
+ * process with no handler end in the second before its newest, the newest (the one before stays
+ * empty).
  *
  * It reads the last few seconds of records only: the lake's blocks (its metadata, not their
  * records) say where the newest timings are, and every scan of records is bounded below by a
@@ -81,17 +82,16 @@ export async function sampleLive(
   // Seconds and their bounds in whole ns: a start_ns as a DOUBLE is 256 ns coarse, and moved
   // records near a second's edge into the next.
   const start = `${startNs}::BIGINT`;
-  // The second before the newest one; of an ended process whose records all end in its newest
-  // second (a run shorter than one), that second: the one before had nothing in it, for good.
-  const newest = `(${start} + max(end_t)::BIGINT) // 1000000000`;
-  const oldest = `(${start} + min(end_t)::BIGINT) // 1000000000`;
-  const sec = ended
-    ? `CASE WHEN ${oldest} < ${newest} THEN ${newest} - 1 ELSE ${newest} END`
-    : `${newest} - 1`;
+  // The second before the newest one; of an ended process with no record in that second (a run
+  // shorter than one, or one that paused before its end), the newest: the one before has nothing
+  // in it, for good.
+  const before = `w.newest * 1000000000 - ${start}`;
+  const emptyBefore = `NOT EXISTS (SELECT 1 FROM timing_records t WHERE t.end_t >= ${from} AND t.end_t >= ${before} - 1000000000 AND t.end_t < ${before} AND ${timed('t.end_t')})`;
+  const sec = ended ? `CASE WHEN ${emptyBefore} THEN w.newest ELSE w.newest - 1 END` : 'w.newest - 1';
   const { rows } = await analytics.query(
     `WITH s AS (
-       SELECT ${sec} AS sec FROM timing_records
-       WHERE end_t >= ${from} AND end_t <= ${to} AND ${timed('end_t')}),
+       SELECT ${sec} AS sec FROM (SELECT (${start} + max(end_t)::BIGINT) // 1000000000 AS newest FROM timing_records
+       WHERE end_t >= ${from} AND end_t <= ${to} AND ${timed('end_t')}) w),
      b AS (SELECT sec, sec * 1000000000 - ${start} AS lo, (sec + 1) * 1000000000 - ${start} AS hi FROM s)
      SELECT 'rate' AS kind, m.stream, NULL AS actor, count(*)::DOUBLE AS n, NULL::DOUBLE AS p50, NULL::DOUBLE AS p99, NULL::DOUBLE AS mx, any_value(b.sec)::DOUBLE AS at
        FROM messages m, b WHERE m.publish_t >= ${from} AND m.publish_t >= b.lo AND m.publish_t < b.hi GROUP BY m.stream
