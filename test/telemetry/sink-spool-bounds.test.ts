@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startIngestionServer } from '../../src/telemetry/ingestion/server.js';
@@ -125,6 +125,69 @@ describe('the spool within maxBytes, records and drop reports included', () => {
       expect(await later.flush(30_000)).toBe(true);
       await later.close();
       expect(await dropsInLake(data, [process.processId])).toBe(stats.droppedTotal);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('counts the blocks dropped while it closes, or after, as unreported: in the lake or in that count, every drop', async () => {
+    const spool = join(dir, 'closing');
+    const data = join(dir, 'closing-lake');
+    const port = await freePort();
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({
+      target: `http://127.0.0.1:${port}`,
+      process,
+      maxAttempts: 1,
+      backoff: FAST,
+      spool: { dir: spool, maxBytes: 1 << 20 },
+    });
+    sink.addStream(stream);
+    // A producer that goes on pushing while the sink closes (a close on SIGTERM), and a while after.
+    let producing = true;
+    let seed = 1;
+    const producer = (async () => {
+      while (producing) {
+        sink.push(makeBlock(stream, 4, seed++).block);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    await sink.close({ timeoutMs: 200 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    producing = false;
+    await producer;
+    const after = sink.stats;
+    expect(after.dropped.shutdown).toBeGreaterThan(0);
+    expect(after.unreportedDrops).toBeGreaterThan(0);
+    const server = await startIngestionServer({ port, lake: { data } });
+    try {
+      const later = new TelemetrySink({ target: server.url, process: makeProcess(), spool: { dir: spool } });
+      expect(await later.flush(30_000)).toBe(true);
+      await later.close();
+      // Those pushed after close made its last reports were in none: 1,119 of 3,363 in a review's run.
+      expect((await dropsInLake(data, [process.processId])) + after.unreportedDrops).toBe(after.droppedTotal);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('counts as unreported the drops of a report the lake refuses for good (it was deleted, said only in lastError)', async () => {
+    const spool = join(dir, 'refused');
+    const data = join(dir, 'refused-lake');
+    const port = await freePort();
+    const { process } = await runDown(`http://127.0.0.1:${port}`, spool, 1 << 20, makeProcess(), 1);
+    // The process record of the spooled block gone (a hand's doing): the lake takes neither the
+    // block nor, then, the report of its drop.
+    for (const name of metaFiles(spool, `process-${process.processId}`)) rmSync(join(spool, 'meta', name));
+    const server = await startIngestionServer({ port, lake: { data } });
+    try {
+      const later = new TelemetrySink({ target: server.url, process: makeProcess(), spool: { dir: spool } });
+      await later.flush(30_000);
+      const stats = await later.close({ timeoutMs: 5000 });
+      expect(stats.dropped.rejected).toBe(1);
+      expect(stats.unreportedDrops).toBe(1);
+      expect(await dropsInLake(data, [process.processId])).toBe(0);
     } finally {
       await server.close();
     }

@@ -21,6 +21,8 @@ export class SinkDropReports {
   private readonly attempted = new Set<string>();
   /** The spool file of a kept report, by its id, once `markSent` renamed it. */
   private readonly spoolNames = new Map<string, string>();
+  /** True once `finish` made the last reports: a drop counted later is in none. */
+  private reportsMade = false;
 
   constructor(
     private readonly processId: string,
@@ -41,9 +43,18 @@ export class SinkDropReports {
     return this.reporter.reported;
   }
 
-  /** Counts a dropped block, of `processId` (default: this sink's process). */
+  /**
+   * Counts a dropped block, of `processId` (default: this sink's process). One dropped once the
+   * reports are made for the last time (a block pushed while the sink closes, or after) is counted
+   * unreported: the reporter took it in no report, and the lake never heard of it.
+   */
   note(reason: DropReason, processId?: string): void {
-    this.reporter.note(reason, processId);
+    if (!this.reportsMade) {
+      this.reporter.note(reason, processId);
+      return;
+    }
+    this.counters.unreportedDrops += 1;
+    this.counters.lastError = `${this.counters.unreportedDrops} dropped blocks were not reported to the lake (dropped while the sink closed, or after)`;
   }
 
   /**
@@ -53,7 +64,7 @@ export class SinkDropReports {
    */
   noteUnlessSent(reason: DropReason, sent: Promise<boolean>, processId?: string): void {
     const waiting: Promise<void> = sent.then((stored) => {
-      if (this.waiting.delete(waiting) && !stored) this.reporter.note(reason, processId);
+      if (this.waiting.delete(waiting) && !stored) this.note(reason, processId);
     });
     this.waiting.set(waiting, { reason, processId });
   }
@@ -94,6 +105,7 @@ export class SinkDropReports {
     if (this.reporter.outstanding > 0)
       await within(this.reporter.flush(), Math.max(end - Date.now(), timeoutMs / 2));
     const left = this.reporter.stop();
+    this.reportsMade = true;
     if (left.length === 0) return;
     let unkept = 0;
     let why = 'no spool to keep the count';
@@ -144,6 +156,8 @@ export class SinkDropReports {
         this.counters.lastError = `drop report: ${sendError.message}`;
         throw sendError;
       }
+      // The lake will not take this count: said and counted, not deleted with its report alone.
+      this.counters.unreportedDrops += report.total;
       this.counters.lastError = `drop report ${report.reportId} (${report.total} drops) refused for good: ${sendError.message}`;
       if (spoolName !== undefined) await this.spool?.removeReport(spoolName);
       return false;

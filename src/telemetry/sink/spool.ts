@@ -298,7 +298,9 @@ export class Spool {
     this.bytes += block.bytes.length;
     this.sizes.set(name, block.bytes.length);
     try {
-      await Promise.all(writes);
+      // Every record write settled before a failure is told: none goes on after the sink closed.
+      const failed = (await Promise.allSettled(writes)).find((w) => w.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
       const path = join(this.dir, 'blocks', name);
       await writeFile(`${path}.tmp`, block.bytes);
       await rename(`${path}.tmp`, path);

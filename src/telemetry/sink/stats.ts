@@ -59,8 +59,10 @@ export interface SinkStats {
   /**
    * Dropped blocks whose count the sink could neither report to the lake before `close` was over
    * nor keep for a later run (no spool, one with no room left for the report and its process
-   * record, or one that could not be written): the lake may never know of them (a report whose
-   * answer never came may have reached it). Said in `lastError` too.
+   * record, or one that could not be written), those dropped once `close` made its last reports
+   * (pushed while it closed, or after), and those of a report the lake refused for good: the lake
+   * may never know of them (a report whose answer never came may have reached it). Said in
+   * `lastError` too.
    */
   readonly unreportedDrops: number;
   /** True after a block failed every attempt, until a send succeeds again. */
