@@ -44,7 +44,7 @@ describe('RemoteAnalytics against a server that misbehaves', () => {
     expect(error).toBeInstanceOf(DorsalError);
     expect(error).toMatchObject({ code: 'DORSAL_REMOTE_TIMEOUT' });
     expect(String((error as Error).message)).toMatch(
-      /^no whole answer from http:\/\/127\.0\.0\.1:\d+ within 300 ms: a server that does not answer \(is it a dorsal serve\?\)/,
+      /^no whole answer from http:\/\/127\.0\.0\.1:\d+ within \d+ ms: a server that does not answer \(is it a dorsal serve\?\)/,
     );
   });
 

@@ -24,7 +24,8 @@ export interface RemoteAnalyticsOptions {
   readonly onRetry?: (refusal: DorsalError, waitMs: number) => void;
   /**
    * Each try's whole time, from the request to its answer's last byte, in ms (default 300 000: a
-   * server's default limits, its query's turn and run and its answer's writing, fit well within).
+   * server's default limits, its query's turn and run and its answer's writing, fit well within;
+   * Node's HTTP client waits 300 s at most for an answer's head, whatever this says).
    * Past it the try ends with a `DorsalError` `DORSAL_REMOTE_TIMEOUT`: a server that accepts and
    * never answers, or answers a byte now and then, held a query for good.
    */
@@ -104,6 +105,7 @@ export class RemoteAnalytics extends AnalyticsQuestions {
     // time limit's reach is the server's to say: its queries are bounded whole.
     const { signal, timeLimit: _timeLimit, ...sent } = scope;
     // The try's own deadline, and the caller's signal: either ends the request and its answer.
+    const began = performance.now();
     const ended = new AbortController();
     const timer = setTimeout(() => ended.abort(), this.timeoutMs);
     const stop = () => ended.abort();
@@ -112,7 +114,7 @@ export class RemoteAnalytics extends AnalyticsQuestions {
     /** The error a request or its answer failed with, as this side tells it. */
     const failure = (error: unknown): unknown => {
       if (signal?.aborted === true) return stopped();
-      if (ended.signal.aborted || isFetchTimeout(error)) return this.timedOut();
+      if (ended.signal.aborted || isFetchTimeout(error)) return this.timedOut(performance.now() - began);
       return error;
     };
     try {
@@ -151,11 +153,18 @@ export class RemoteAnalytics extends AnalyticsQuestions {
     }
   }
 
-  /** The try that outlived `timeoutMs`. */
-  private timedOut(): DorsalError {
+  /**
+   * The try that outlived `timeoutMs`, or Node's HTTP client's own limits (300 s for the answer's
+   * head, and between two pieces of it): said with the time it took, not a limit it did not reach.
+   */
+  private timedOut(tookMs: number): DorsalError {
+    const own =
+      tookMs < this.timeoutMs - 1
+        ? ` (Node's HTTP client's own limit: a longer timeoutMs does not help past it)`
+        : '';
     return new DorsalError(
       'DORSAL_REMOTE_TIMEOUT',
-      `no whole answer from ${new URL(this.endpoint).origin} within ${this.timeoutMs} ms: a server that does not answer (is it a dorsal serve?), or a query or an answer slower than that (a longer timeout: RemoteAnalytics' timeoutMs)`,
+      `no whole answer from ${new URL(this.endpoint).origin} within ${Math.round(tookMs)} ms${own}: a server that does not answer (is it a dorsal serve?), or a query or an answer slower than that (a longer timeout: RemoteAnalytics' timeoutMs)`,
     );
   }
 

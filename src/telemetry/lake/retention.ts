@@ -133,8 +133,10 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
       if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   };
-  /** Garbage paths and swept directories this pass could not finish: passed over when listed again. */
+  /** Garbage paths this pass could not delete: passed over when listed again. */
   const kept = new Set<string>();
+  /** Swept directories this pass could not empty: the same (apart: a cap reached by one stops no other). */
+  const keptDirectories = new Set<string>();
   /**
    * Deletes blobs; resolves to those deleted. A store that refuses some while it answers (one
    * path in the way stops no pass for good) keeps them, counted in the report; one that does
@@ -175,13 +177,16 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
     return paths.length;
   };
   /** Up to `batch` of what `list` lists that this pass has not kept (it lists as many more). */
-  const listNotKept = async (list: (limit: number) => Promise<string[]>): Promise<string[]> =>
-    kept.size >= KEPT_AT_MOST
+  const listNotKept = async (
+    list: (limit: number) => Promise<string[]>,
+    passed: ReadonlySet<string>,
+  ): Promise<string[]> =>
+    passed.size >= KEPT_AT_MOST
       ? []
-      : (await list(batch + kept.size)).filter((p) => !kept.has(p)).slice(0, batch);
+      : (await list(batch + passed.size)).filter((p) => !passed.has(p)).slice(0, batch);
 
   // What an earlier pass left (it stopped between its row deletions and its blob deletions).
-  await repeat(async () => deleteBlobs(await listNotKept((n) => metadata.listGarbage(n))));
+  await repeat(async () => deleteBlobs(await listNotKept((n) => metadata.listGarbage(n), kept)));
   await repeat(async () => {
     const paths = await metadata.deleteBlocksBefore(cutoff, batch);
     report.blocks += paths.length;
@@ -207,7 +212,7 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
   // swept them (recorded with each stream's deletion).
   // A directory with an orphan the store kept stays recorded, for the next pass.
   await repeat(async () => {
-    const directories = await listNotKept((n) => metadata.listStreamSweeps(n));
+    const directories = await listNotKept((n) => metadata.listStreamSweeps(n), keptDirectories);
     const swept: string[] = [];
     for (const directory of directories) {
       options.signal?.throwIfAborted();
@@ -218,7 +223,7 @@ export async function applyRetention(lake: Lake, options: RetentionOptions): Pro
       }
       report.blobs += deleted;
       if (deleted === orphans.length) swept.push(directory);
-      else kept.add(directory);
+      else keptDirectories.add(directory);
     }
     if (swept.length > 0) await metadata.forgetStreamSweeps(swept);
     return directories.length;
