@@ -67,13 +67,28 @@ export function sparkline(counts: readonly number[]): string {
 /** Fields of a message, abridged to `max` characters: `{symbol: ACME, bid: 100.01, …}`. */
 export function abridge(fields: Readonly<Record<string, unknown>>, max = 60): string {
   const parts = Object.entries(fields).map(
-    // An integer exactly (a count, an id: 1039399 is no 1039400); a fraction to 6 digits.
+    // An integer exactly (a count, an id: 1039399 is no 1039400); a fraction as `fraction` has it.
     ([k, v]) =>
-      `${printable(k)}: ${typeof v === 'number' ? (Number.isInteger(v) ? String(v) : +v.toPrecision(6)) : printable(String(v))}`,
+      `${printable(k)}: ${typeof v === 'number' ? (Number.isInteger(v) ? String(v) : fraction(v)) : printable(String(v))}`,
   );
   let text = `{${parts.join(', ')}}`;
   if (text.length > max) text = `${text.slice(0, max - 2)}…}`;
   return text;
+}
+
+/**
+ * A number that is no integer, short: to 6 significant digits, but its integer part whole
+ * (123456789.5 is 123456789.5, not 123457000) and always with a point or an exponent (12345.99999
+ * is 12346.0, not 12346): rounded to 6 digits, a fraction read as an exact integer.
+ */
+function fraction(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const whole = String(Math.trunc(Math.abs(v)));
+  const digits = Math.max(6, whole === '0' ? 0 : whole.length + 1);
+  // Trailing zeros of the fraction dropped, one kept: 2.50000 is 2.5, 2.00000 is 2.0.
+  const [mantissa = '', exponent] = v.toPrecision(digits).split('e');
+  const short = mantissa.includes('.') ? mantissa.replace(/0+$/, '').replace(/\.$/, '.0') : mantissa;
+  return exponent === undefined ? short : `${short}e${exponent}`;
 }
 
 /**

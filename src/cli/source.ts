@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { isAbsolute, join, relative, sep } from 'node:path';
+import { existsSync, lstatSync, readlinkSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { realPathOf } from '../directories.js';
 import { DorsalError } from '../errors.js';
@@ -7,6 +7,7 @@ import { checkMemoryLimit, type QueryFunction } from '../telemetry/analytics/que
 import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { LakeNotFoundError } from '../telemetry/errors.js';
+import { checkApiKey } from '../telemetry/sink/api-key.js';
 import { printable } from './format.js';
 import { oncePerReason } from './once-per-reason.js';
 
@@ -103,6 +104,11 @@ export async function openSource(options: SourceOptions): Promise<Source> {
     } catch {
       throw new CliError(`--url ${options.url} is not a URL: give http://host:port`);
     }
+    // Refused here, in one line: fetch would refuse each request with its own TypeError.
+    if (url.username !== '' || url.password !== '') {
+      throw new CliError(`--url ${url.origin}: give the key with --key (or DORSAL_KEY), not in the URL`);
+    }
+    if (options.key) checkApiKey(options.key, '--key (or DORSAL_KEY)');
     // A busy server, or one still reading the lake for the query, is asked again; said once per reason.
     const tell = oncePerReason((code) =>
       process.stderr.write(`dorsal: ${retryReason(code)}: asking again\n`),
@@ -113,16 +119,12 @@ export async function openSource(options: SourceOptions): Promise<Source> {
       onRetry: (refusal) => tell(refusal.code),
     });
     const query = remote.query;
-    // A server that cannot be reached is said so, once, in words.
+    // A request that failed is said so, once, in words; any other TypeError is no such failure.
     const reachable: typeof query = async (sql, scope) => {
       try {
         return await query(sql, scope);
       } catch (error) {
-        if (error instanceof TypeError) {
-          throw new CliError(
-            `cannot reach ${url.origin}: is \`dorsal serve\` running there? (${error.message})`,
-          );
-        }
+        if (error instanceof TypeError) throw remoteFailure(url.origin, error);
         throw error;
       }
     };
@@ -217,13 +219,20 @@ const LAKE_ENTRIES = /^(?:lake\.sqlite(?:-.*)?|blobs|views|analytics|tmp)$/;
 /**
  * Refuses an output file (`-o`) that is one of the embedded lake's own files, or in one of its
  * directories (`lake.sqlite`, `blobs/…`, `views/…`, `analytics/…`, `tmp/…`), or the lake's
- * directory itself: written there, it would replace what the lake holds. Links are followed, so
- * that a link to such a file is refused too. Another file in the lake's directory is fine.
- * Nothing to check with `--url`.
+ * directory itself: written there, it would replace what the lake holds. Links are followed as a
+ * write follows them (`writtenPath`), so that a link to such a file is refused too, also one to a
+ * file not made yet. Another file in the lake's directory is fine. Nothing to check with `--url`.
  */
 export function refuseOutputInLake(options: SourceOptions, output: string): void {
   if (options.url !== undefined && options.url !== '') return;
-  const inside = relative(realPathOf(options.data), realPathOf(output));
+  let target: string;
+  try {
+    target = writtenPath(output);
+  } catch {
+    // Links that never end (ELOOP): no write lands anywhere, and the writer says why.
+    return;
+  }
+  const inside = relative(realPathOf(options.data), target);
   if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) return;
   const first = inside.split(sep)[0] ?? '';
   if (inside === '' || LAKE_ENTRIES.test(first)) {
@@ -231,6 +240,30 @@ export function refuseOutputInLake(options: SourceOptions, output: string): void
       `-o ${output} is ${inside === '' ? 'the lake' : `the lake's own ${first}`} in ${options.data}: write it elsewhere`,
     );
   }
+}
+
+/** Symbolic links followed at most to the file an output is written at (as the kernel's ELOOP, 40). */
+const MAX_LINKS = 40;
+
+/**
+ * The real path of the file a write to `path` lands in: its links followed, also to a file not
+ * made yet (a link, or a chain of them, to nothing names the file at its end, which a write makes
+ * there). `realpath` alone cannot resolve a link to nothing, and would give the link's own path.
+ * Throws an error with code `ELOOP` past `MAX_LINKS` links.
+ */
+export function writtenPath(path: string): string {
+  let file = path;
+  for (let hops = 0; hops < MAX_LINKS; hops++) {
+    let link: ReturnType<typeof lstatSync> | undefined;
+    try {
+      link = lstatSync(file);
+    } catch {}
+    if (link?.isSymbolicLink() !== true) return realPathOf(file);
+    // Relative to the directory the link is in, as the kernel reads it: its real path, since a
+    // `..` in the link climbs out of where the directory really is.
+    file = resolve(realPathOf(dirname(file)), readlinkSync(file));
+  }
+  throw Object.assign(new Error(`${path}: too many symbolic links`), { code: 'ELOOP' });
 }
 
 /** A recorded process as the commands describe it. */
@@ -326,4 +359,46 @@ function retryReason(code: string): string {
   return code === 'DORSAL_QUERY_NOT_READY'
     ? 'the server is still reading the lake for the query (decoding blocks no query read before)'
     : 'the server is busy (as many queries, or as much reading of the lake, as it takes at once)';
+}
+
+/**
+ * Codes of a connection that was never made (a refusal, a name that does not resolve, a network
+ * or host out of reach, a connect that timed out): the server cannot be reached.
+ */
+const UNREACHED = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ETIMEDOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * A TypeError of asking `origin` as a `CliError` that says what went wrong. fetch fails with
+ * `TypeError('fetch failed')` whose `cause` is the network's error (undici's: an `Error` with a
+ * system code, `ECONNREFUSED`, or its own, `UND_ERR_SOCKET`): "cannot reach" only when the
+ * connection was never made. Any other TypeError came of reading the answer, or of what was to be
+ * sent: not the server's absence.
+ */
+export function remoteFailure(origin: string, error: TypeError): CliError {
+  const cause: unknown = error.cause;
+  if (error.message === 'fetch failed' && cause instanceof Error) {
+    // A connection to a host of several addresses fails with an AggregateError of each try's.
+    const tries: NodeJS.ErrnoException[] = cause instanceof AggregateError ? cause.errors : [];
+    const codes = [(cause as NodeJS.ErrnoException).code, ...tries.map((e) => e.code)];
+    const why = cause.message || tries[0]?.message || codes.find((c) => c !== undefined) || 'no reason given';
+    // fetch itself connects to no port of the Fetch standard's "bad ports" (port 1, 25, …).
+    if (cause.message === 'bad port' || codes.some((c) => c !== undefined && UNREACHED.has(c))) {
+      return new CliError(`cannot reach ${origin}: is \`dorsal serve\` running there? (${why})`);
+    }
+    return new CliError(`the request to ${origin} failed before its answer (${why})`);
+  }
+  return new CliError(
+    `the answer of ${origin} could not be read (${error.message}): is it a \`dorsal serve\` of this dorsal's version?`,
+  );
 }

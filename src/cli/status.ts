@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
+import { checkApiKey } from '../telemetry/sink/api-key.js';
 import { keyOption } from './options.js';
-import { CliError } from './source.js';
+import { CliError, remoteFailure } from './source.js';
 
 /**
  * `dorsal status --url URL`: asks a server whether it is ready (`GET /ready`: it answers, and
@@ -19,6 +20,7 @@ export function statusCommand(): Command {
         throw new CliError(`--url ${options.url} is not a URL: give http://host:port`);
       }
       const url = new URL('ready', base);
+      if (options.key) checkApiKey(options.key, '--key (or DORSAL_KEY)');
       const headers: Record<string, string> =
         options.key === undefined || options.key === '' ? {} : { authorization: `Bearer ${options.key}` };
       let res: Response;
@@ -27,8 +29,14 @@ export function statusCommand(): Command {
         res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
         text = (await res.text()).slice(0, 4096);
       } catch (error) {
-        const why = (error as Error).name === 'TimeoutError' ? 'no answer within 10 s' : withCause(error);
-        console.error(`${options.url}: cannot reach it: is \`dorsal serve\` running there? (${why})`);
+        // Said as the other commands say it: "cannot reach" only when no connection was made.
+        console.error(
+          (error as Error).name === 'TimeoutError'
+            ? `${options.url}: no answer within 10 s: is \`dorsal serve\` running there?`
+            : error instanceof TypeError
+              ? remoteFailure(base.origin, error).message
+              : `${options.url}: ${withCause(error)}`,
+        );
         process.exitCode = 1;
         return;
       }

@@ -1,14 +1,10 @@
 import { rmSync } from 'node:fs';
-import { type FileHandle, lstat, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
 import type { TraceEvent } from './chrome-trace.js';
-import { CliError } from './source.js';
+import { CliError, writtenPath } from './source.js';
 
 /** Text gathered before one write to the file. */
 const CHUNK_CHARS = 1 << 20;
-
-/** Symbolic links followed at most to the file a trace is made at (as the kernel's ELOOP, 40). */
-const MAX_LINKS = 40;
 
 /** The output path that means standard output. */
 export const STDOUT = '-';
@@ -116,19 +112,14 @@ async function outputTarget(path: string): Promise<{ file: string; inPlace: bool
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw cannotWrite(path, error);
   });
-  if (found !== undefined) {
-    if (!found.isFile() && !found.isDirectory()) return { file: path, inPlace: true };
-    return { file: await realpath(path), inPlace: false };
+  if (found !== undefined && !found.isFile() && !found.isDirectory()) return { file: path, inPlace: true };
+  // A file, or nothing there, or a link (or a chain of them) to nothing yet: the file at its end
+  // is made, and every link stays. The same path as `refuseOutputInLake` checked.
+  try {
+    return { file: writtenPath(path), inPlace: false };
+  } catch (error) {
+    throw cannotWrite(path, error);
   }
-  // Nothing there, or a link (or a chain of them) to nothing yet: the file at its end is made,
-  // and every link stays.
-  let file = path;
-  for (let hops = 0; hops < MAX_LINKS; hops++) {
-    const link = await lstat(file).catch(() => undefined);
-    if (link?.isSymbolicLink() !== true) return { file, inPlace: false };
-    file = resolve(dirname(file), await readlink(file));
-  }
-  throw cannotWrite(path, Object.assign(new Error('too many symbolic links'), { code: 'ELOOP' }));
 }
 
 /**

@@ -1,7 +1,9 @@
+import { DorsalError } from '../errors.js';
 import { withUnrecorded } from '../telemetry/analytics/compat.js';
 import { allRows } from '../telemetry/analytics/paged.js';
 import { type AnalyticsQuestions, isTime, timed } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
+import { printable } from './format.js';
 import type { TraceWindow } from './trace-window.js';
 
 /**
@@ -372,7 +374,16 @@ export async function losses(analytics: AnalyticsQuestions, process: string): Pr
 /** The process's start, in nanoseconds since the epoch. */
 export async function processStartNs(analytics: AnalyticsQuestions, process: string): Promise<bigint> {
   const { rows } = await analytics.query('SELECT start_ns::VARCHAR FROM processes', { process, maxRows: 1 });
-  return BigInt(String(rows[0]?.[0] ?? '0'));
+  const start = rows[0]?.[0] ?? '0';
+  // The lake's own answer is always digits; a server's that is not (a proxy's, another program's)
+  // is said, not a SyntaxError of BigInt's with its stack.
+  if (typeof start !== 'string' || !/^-?\d{1,20}$/.test(start)) {
+    throw new DorsalError(
+      'DORSAL_REMOTE',
+      `the process's start (start_ns) was answered as ${printable(JSON.stringify(start) ?? String(start)).slice(0, 80)}, not a whole number of ns: that is not what a dorsal serve answers`,
+    );
+  }
+  return BigInt(start);
 }
 
 function parseObject(value: unknown): Record<string, unknown> {

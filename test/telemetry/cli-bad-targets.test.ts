@@ -219,7 +219,10 @@ describe('dorsal given a target that is not what it should be', () => {
         web.url,
         /: 404 not as dorsal serve does \(text\/html: "<!DOCTYPE html> <html> <body> <p>Not Found<\/p>.*"\): is it a dorsal server\?$/m,
       ],
-      [closed.url, /cannot reach it: is `dorsal serve` running there\? \(fetch failed/],
+      [
+        closed.url,
+        /cannot reach http:\/\/127\.0\.0\.1:\d+: is `dorsal serve` running there\? \(connect ECONNREFUSED/,
+      ],
       ['not a url', /--url not a url is not a URL/],
     ] as const) {
       const { code, stdout, stderr } = await runDorsal(['status', '--url', url]);
