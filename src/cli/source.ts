@@ -8,6 +8,7 @@ import type { AnalyticsQuestions } from '../telemetry/analytics/questions.js';
 import { quoteLiteral } from '../telemetry/analytics/sql.js';
 import { LakeNotFoundError } from '../telemetry/errors.js';
 import { checkApiKey } from '../telemetry/sink/api-key.js';
+import { isTimerMs, TIMER_MS_RANGE } from '../timer-ms.js';
 import { printable } from './format.js';
 import { oncePerReason } from './once-per-reason.js';
 
@@ -22,6 +23,8 @@ export interface SourceOptions {
   readonly queryMemory?: string;
   /** Fail, rather than answer without them, when blocks of the lake do not read. */
   readonly strict?: boolean;
+  /** With `--url`, each query's whole time at most, in ms (see `RemoteAnalyticsOptions.timeoutMs`). */
+  readonly timeout?: number;
 }
 
 /** A command's failure that the user can act on: one line, exit 1. */
@@ -51,6 +54,19 @@ export function withSourceOptions(command: Command, withProcess = true, records 
       ).env('DORSAL_URL'),
     )
     .addOption(new Option('--key <key>', "the server's API key").env('DORSAL_KEY'))
+    .addOption(
+      new Option(
+        '--timeout <ms>',
+        "with --url, each query's time at most, from its request to its answer's end (a server that does not answer holds no command for good)",
+      )
+        .env('DORSAL_TIMEOUT')
+        .default(300_000)
+        .argParser((value) => {
+          const ms = Number(value);
+          if (!isTimerMs(ms)) throw new InvalidArgumentError(`expected ${TIMER_MS_RANGE}`);
+          return ms;
+        }),
+    )
     .addOption(
       new Option(
         '--query-memory <size>',
@@ -117,6 +133,7 @@ export async function openSource(options: SourceOptions): Promise<Source> {
       url: url.toString(),
       ...(options.key ? { key: options.key } : {}),
       onRetry: (refusal) => tell(refusal.code),
+      ...(options.timeout === undefined ? {} : { timeoutMs: options.timeout }),
     });
     const query = remote.query;
     // A request that failed is said so, once, in words; any other TypeError is no such failure.

@@ -46,6 +46,20 @@ describe('a command through --url says what went wrong', () => {
     );
   }, 30_000);
 
+  it('a server that takes the request and never answers: --timeout ends the command, and says so (it waited 5 min, then said unreachable)', async () => {
+    const silent = await fakeServer((request) => request.resume());
+    servers.push(silent.server);
+    const { code, stderr } = await runDorsal(['processes', '--url', silent.url, '--timeout', '500']);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(
+      /^dorsal: no whole answer from http:\/\/127\.0\.0\.1:\d+ within \d+ ms: a server that does not answer .*the CLI's --timeout\) \(DORSAL_REMOTE_TIMEOUT\)\n$/,
+    );
+    silent.server.closeAllConnections();
+    const zero = await runDorsal(['processes', '--url', silent.url, '--timeout', '0']);
+    expect(zero.code).not.toBe(0);
+    expect(zero.stderr).toMatch(/--timeout <ms>' argument '0' is invalid/);
+  }, 30_000);
+
   it('a connection cut before the answer: the server was reached, and the request failed', async () => {
     const server = createNetServer((socket) => socket.on('data', () => socket.destroy()));
     server.listen(0, '127.0.0.1');

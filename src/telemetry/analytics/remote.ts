@@ -164,7 +164,7 @@ export class RemoteAnalytics extends AnalyticsQuestions {
         : '';
     return new DorsalError(
       'DORSAL_REMOTE_TIMEOUT',
-      `no whole answer from ${new URL(this.endpoint).origin} within ${Math.round(tookMs)} ms${own}: a server that does not answer (is it a dorsal serve?), or a query or an answer slower than that (a longer timeout: RemoteAnalytics' timeoutMs)`,
+      `no whole answer from ${new URL(this.endpoint).origin} within ${Math.round(tookMs)} ms${own}: a server that does not answer (is it a dorsal serve?), or a query or an answer slower than that (a longer timeout: RemoteAnalytics' timeoutMs, the CLI's --timeout)`,
     );
   }
 
