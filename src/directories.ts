@@ -60,14 +60,18 @@ function missingLevels(path: string, there: (path: string) => boolean): string[]
 
 /**
  * `path` absolute with its links resolved; for one not made yet, its nearest existing parent's
- * resolved and the rest as written: two names of one file compare equal.
+ * resolved and the rest as written: two names of one file compare equal. A `..` is the kernel's
+ * (the parent of where a link leads), not the text's: `a/../x`, `a` a link, is by `a`'s target
+ * (resolved first, `..` cancelled `a` as text, and named another directory than a write finds).
  */
 export function realPathOf(path: string): string {
   try {
-    return realpathSync(path);
+    // The native one: Node's own resolves the text first (`a/..` to `.`), the C library's by the
+    // file system, each link before the `..` after it, as the kernel does.
+    return realpathSync.native(path);
   } catch {
-    const absolute = resolve(path);
-    const parent = dirname(absolute);
-    return parent === absolute ? absolute : join(realPathOf(parent), basename(absolute));
+    // The parent as written (`dirname` keeps `a/..`), which `realpath` resolves as the kernel does.
+    const parent = dirname(path);
+    return parent === path ? resolve(path) : join(realPathOf(parent), basename(path));
   }
 }

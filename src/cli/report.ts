@@ -1,10 +1,8 @@
-import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { gatherReport } from '../telemetry/views/report-data.js';
 import { renderReport } from '../telemetry/views/report-html.js';
 import { count } from './format.js';
 import {
-  CliError,
   refuseOutputInLake,
   resolveProcess,
   type SourceOptions,
@@ -13,13 +11,11 @@ import {
   withSourceOptions,
 } from './source.js';
 import { untimedLine } from './stats.js';
+import { STDOUT, writeWhole } from './trace-file.js';
 
 interface ReportOptions extends SourceOptions {
   readonly output: string;
 }
-
-/** The output path that means standard output (as for `dorsal trace`). */
-const STDOUT = '-';
 
 /**
  * Writes the report to `path`, or to stdout for `-` (resolved once it is written: the command says
@@ -33,14 +29,7 @@ async function writeReport(path: string, html: string): Promise<void> {
     );
     return;
   }
-  try {
-    writeFileSync(path, html);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new CliError(
-      `cannot write ${path} (${code ?? String(error)}): give -o a file in a directory you can write`,
-    );
-  }
+  await writeWhole(path, Buffer.from(html, 'utf8'));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { realPathOf } from '../directories.js';
 import { DorsalError } from '../errors.js';
@@ -269,6 +269,11 @@ const MAX_LINKS = 40;
  * Throws an error with code `ELOOP` past `MAX_LINKS` links.
  */
 export function writtenPath(path: string): string {
+  // A directory's name (`link/`): a write there fails, and no link on the way is followed for it
+  // (`lstat` of `link/` follows the link, and the link itself was taken for the file).
+  if (path.endsWith('/') || path.endsWith(sep)) {
+    throw Object.assign(new Error(`${path}: names a directory, not a file`), { code: 'EISDIR' });
+  }
   let file = path;
   for (let hops = 0; hops < MAX_LINKS; hops++) {
     let link: ReturnType<typeof lstatSync> | undefined;
@@ -277,8 +282,10 @@ export function writtenPath(path: string): string {
     } catch {}
     if (link?.isSymbolicLink() !== true) return realPathOf(file);
     // Relative to the directory the link is in, as the kernel reads it: its real path, since a
-    // `..` in the link climbs out of where the directory really is.
-    file = resolve(realPathOf(dirname(file)), readlinkSync(file));
+    // `..` in the link climbs out of where the directory really is; and joined as text, not
+    // resolved, so that a `..` after a link in the target is the kernel's too (see `realPathOf`).
+    const target = readlinkSync(file);
+    file = isAbsolute(target) ? target : `${realPathOf(dirname(file))}${sep}${target}`;
   }
   throw Object.assign(new Error(`${path}: too many symbolic links`), { code: 'ELOOP' });
 }

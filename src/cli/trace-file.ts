@@ -167,6 +167,23 @@ async function fileOutput(path: string): Promise<TraceOutput> {
   };
 }
 
+/**
+ * Writes `bytes` to `path` whole, as a trace file is written: beside the file it names (links
+ * followed), then renamed onto it; a FIFO or a device written as it is. A failure leaves nothing
+ * half written, and a hard link to another file (the lake's database, by a backup's `cp -al`) has
+ * its name replaced, not that file's bytes. A `CliError` with the system's reason if it cannot.
+ */
+export async function writeWhole(path: string, bytes: Buffer): Promise<void> {
+  const output = await fileOutput(path);
+  try {
+    await output.write(bytes);
+  } catch (error) {
+    await output.abandon();
+    throw cannotWrite(path, error);
+  }
+  await output.finish();
+}
+
 /** Writes all of `bytes` to `handle` (a write may take part of them). */
 async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
   for (let at = 0; at < bytes.length; ) {

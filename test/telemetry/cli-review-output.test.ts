@@ -1,14 +1,9 @@
-import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { System } from '../../src/index.js';
-import { spine } from '../fixtures/actors/spine.js';
-import { compiledUrl } from '../helpers/compiled.js';
-import { until } from '../helpers/until.js';
+import { runPersistedPipeline } from './analytics-checks.js';
 import { runDorsal } from './cli-helpers.js';
 import { tempDir } from './fixtures.js';
-
-const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
 /**
  * `-o` through a link to a file not made yet: the write makes the file the link names, so the
@@ -21,13 +16,7 @@ describe('trace and report -o through a link to nothing yet', () => {
   const lake = join(dir, 'lake');
 
   beforeAll(async () => {
-    const system = new System(spine, { persist: { data: lake } });
-    system.spawn(fixture('feed'), { args: { count: 10, perLoop: 10 } });
-    system.spawn(fixture('strategy'));
-    system.spawn(fixture('gateway'));
-    await system.start();
-    await until(() => system.spine.queue(2).stats().published === 20, 'every fill');
-    await system.stop();
+    await runPersistedPipeline({ data: lake }, 10);
   }, 120_000);
   afterAll(cleanup);
 
@@ -63,5 +52,53 @@ describe('trace and report -o through a link to nothing yet', () => {
     const trace = await runDorsal(['trace', '--data', lake, '-o', join(dir, 'to-trace.json')]);
     expect(trace.code, trace.stderr).toBe(0);
     expect(readdirSync(join(dir, 'out')).sort()).toEqual(['report.html', 'trace.json']);
+  }, 60_000);
+  it('follows a `..` after a link as the kernel does (a link’s target, then its parent): into the lake, refused', async () => {
+    mkdirSync(join(lake, 'views', 'sub'), { recursive: true });
+    const work = join(dir, 'work');
+    mkdirSync(work);
+    symlinkSync(join(lake, 'views', 'sub'), join(work, 'a'));
+    symlinkSync('a/../evil2.html', join(work, 'dangling'));
+    // As written: `join` would take `a/..` away as text.
+    for (const output of ['a/../evil1.html', 'dangling', 'a/../../lake.sqlite-journal'].map(
+      (o) => `${work}/${o}`,
+    )) {
+      const { code, stderr } = await runDorsal(['report', '--data', lake, '-o', output]);
+      expect(code, `${output}: ${stderr}`).toBe(1);
+      expect(stderr).toMatch(/is the lake's own (views|lake\.sqlite-journal) in /);
+    }
+    expect(readdirSync(join(lake, 'views')).filter((f) => f.startsWith('evil'))).toEqual([]);
+    // Outside the lake, the trace lands where the kernel puts it: by the link's target's parent.
+    mkdirSync(join(dir, 'real', 'proj'), { recursive: true });
+    symlinkSync(join(dir, 'real', 'proj'), join(work, 'proj'));
+    const trace = await runDorsal(['trace', '--data', lake, '-o', `${work}/proj/../trace.json`]);
+    expect(trace.code, trace.stderr).toBe(0);
+    expect(existsSync(join(dir, 'real', 'trace.json'))).toBe(true);
+    expect(existsSync(join(work, 'trace.json'))).toBe(false);
+  }, 60_000);
+
+  it('writes no -o named as a directory (`link/`), and leaves the link a link', async () => {
+    symlinkSync(join(dir, 'nowhere.json'), join(dir, 'slash-link'));
+    for (const command of ['trace', 'report']) {
+      const { code, stderr } = await runDorsal([
+        command,
+        '--data',
+        lake,
+        '-o',
+        `${join(dir, 'slash-link')}/`,
+      ]);
+      expect(code, stderr).toBe(1);
+      expect(stderr).toMatch(/cannot write .*slash-link\/ \((EISDIR|ENOENT|ENOTDIR)\)/);
+    }
+    expect(lstatSync(join(dir, 'slash-link')).isSymbolicLink()).toBe(true);
+  }, 60_000);
+
+  it('replaces a hard link to the lake’s database by the report, not the database’s bytes', async () => {
+    const before = readFileSync(join(lake, 'lake.sqlite'));
+    linkSync(join(lake, 'lake.sqlite'), join(dir, 'hard.sqlite'));
+    const report = await runDorsal(['report', '--data', lake, '-o', join(dir, 'hard.sqlite')]);
+    expect(report.code, report.stderr).toBe(0);
+    expect(readFileSync(join(lake, 'lake.sqlite')).equals(before)).toBe(true);
+    expect(readFileSync(join(dir, 'hard.sqlite'), 'utf8')).toMatch(/^<!doctype html>/);
   }, 60_000);
 });
