@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, type PersistReport, System } from '../../src/index.js';
 import { type IngestionServer, startIngestionServer } from '../../src/ingestion.js';
 import { Lake } from '../../src/lake.js';
-import { HttpTransport, SinkSendError, TelemetrySink } from '../../src/sink.js';
+import { HttpTransport, SinkSendError, type SinkTransport, TelemetrySink } from '../../src/sink.js';
 import { compressPart, encodeBlock } from '../../src/wire.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
@@ -251,6 +251,32 @@ describe('the sink over HTTP', () => {
     } finally {
       proxy.close();
     }
+  }, 30_000);
+
+  it('counts a drop report refused for good once, when the refusal comes after close gave it up', async () => {
+    // A transport of the program's own (the sink takes one): it refuses every block, and the drop
+    // report for good, but only after close has given the report up and counted it unreported.
+    const transport: SinkTransport = {
+      async send(kind) {
+        if (kind === 'block') throw new SinkSendError('no', false, 400, 'DORSAL_WIRE_FORMAT');
+        if (kind === 'drops') {
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+          throw new SinkSendError('gone', false, 422, 'DORSAL_UNKNOWN_PROCESS');
+        }
+      },
+      async close() {},
+    };
+    const process = makeProcess();
+    const stream = makeStream(process.processId);
+    const sink = new TelemetrySink({ target: transport, process, backoff: FAST });
+    sink.addStream(stream);
+    for (let i = 0; i < 3; i++) sink.push(makeBlock(stream, 4, i + 1).block);
+    await until(() => sink.stats.dropped.rejected === 3, 'the blocks refused');
+    const stats = await sink.close({ timeoutMs: 500 });
+    expect(stats.unreportedDrops).toBe(3);
+    // The refusal lands after: the same three, not counted again.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(sink.stats.unreportedDrops).toBe(3);
   }, 30_000);
 
   it('says in the report why blocks were not delivered: the network’s error, not the drop reports’ bookkeeping', async () => {

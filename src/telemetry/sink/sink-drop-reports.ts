@@ -23,6 +23,11 @@ export class SinkDropReports {
   private readonly spoolNames = new Map<string, string>();
   /** True once `finish` made the last reports: a drop counted later is in none. */
   private reportsMade = false;
+  /**
+   * Reports `finish` kept in the spool or counted unreported, while one of them may still be on
+   * its way: a refusal that comes after is theirs to tell, not counted again.
+   */
+  private readonly handedBack = new Set<string>();
 
   constructor(
     private readonly processId: string,
@@ -106,6 +111,7 @@ export class SinkDropReports {
       await within(this.reporter.flush(), Math.max(end - Date.now(), timeoutMs / 2));
     const left = this.reporter.stop();
     this.reportsMade = true;
+    for (const report of left) this.handedBack.add(report.reportId);
     if (left.length === 0) return;
     let unkept = 0;
     let why = 'no spool to keep the count';
@@ -157,7 +163,7 @@ export class SinkDropReports {
         throw sendError;
       }
       // The lake will not take this count: said and counted, not deleted with its report alone.
-      this.counters.unreportedDrops += report.total;
+      if (!this.handedBack.has(report.reportId)) this.counters.unreportedDrops += report.total;
       this.counters.lastError = `drop report ${report.reportId} (${report.total} drops) refused for good: ${sendError.message}`;
       if (spoolName !== undefined) await this.spool?.removeReport(spoolName);
       return false;

@@ -13,7 +13,7 @@ export type RecordKind = 'process' | 'stream' | 'block' | 'drops';
  * A failed send. `retryable` is true for network errors, timeouts, 5xx, 408, 429, 401 and 403
  * (the same request may succeed later, once the server is back or its key fixed), and for any
  * answer that is not ingestion's (a web server or a proxy at the URL: the URL is fixed, not the
- * record) but a refusal of the request's size (413, 414, 431); false for those and for
+ * record) but a refusal of the request's body for its size (413); false for that and for
  * ingestion's other 4xx (it never will). `code` is the server's error code
  * when it gave one.
  */
@@ -68,8 +68,12 @@ const MAX_ANSWER_BYTES = 64 * 1024;
  * revoked is fixed by an operator, not by the blocks, which wait (spooled) instead of being
  * dropped.
  */
-/** Statuses that refuse a request for its size (body, URL, headers), whoever answers them. */
-const TOO_LARGE = new Set([413, 414, 431]);
+/**
+ * Statuses that refuse a request for its body's size, whoever answers them: the body is what
+ * differs from one request to the next (a URL's or the headers' size, 414 or 431, is every
+ * request's, and refuses the URL, not a record).
+ */
+const TOO_LARGE = new Set([413]);
 
 const retryable = (status: number): boolean =>
   status >= 500 || status === 408 || status === 429 || status === 401 || status === 403;
