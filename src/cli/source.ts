@@ -1,5 +1,5 @@
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { realPathOf } from '../directories.js';
 import { DorsalError } from '../errors.js';
@@ -269,9 +269,10 @@ const MAX_LINKS = 40;
  * Throws an error with code `ELOOP` past `MAX_LINKS` links.
  */
 export function writtenPath(path: string): string {
-  // A directory's name (`link/`): a write there fails, and no link on the way is followed for it
-  // (`lstat` of `link/` follows the link, and the link itself was taken for the file).
-  if (path.endsWith('/') || path.endsWith(sep)) {
+  // A directory's name (`link/`, `x/.`, `x/..`): a write there fails, and no link on the way is
+  // followed for it (`lstat` of `link/` follows the link, and the link itself was taken for the file).
+  const last = basename(path);
+  if (path.endsWith('/') || path.endsWith(sep) || last === '' || last === '.' || last === '..') {
     throw Object.assign(new Error(`${path}: names a directory, not a file`), { code: 'EISDIR' });
   }
   let file = path;

@@ -112,7 +112,11 @@ async function outputTarget(path: string): Promise<{ file: string; inPlace: bool
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw cannotWrite(path, error);
   });
-  if (found !== undefined && !found.isFile() && !found.isDirectory()) return { file: path, inPlace: true };
+  // A directory: refused before anything is written (the rename onto it failed once all was).
+  if (found?.isDirectory() === true) {
+    throw cannotWrite(path, Object.assign(new Error('a directory'), { code: 'EISDIR' }));
+  }
+  if (found !== undefined && !found.isFile()) return { file: path, inPlace: true };
   // A file, or nothing there, or a link (or a chain of them) to nothing yet: the file at its end
   // is made, and every link stays. The same path as `refuseOutputInLake` checked.
   try {
@@ -177,11 +181,12 @@ export async function writeWhole(path: string, bytes: Buffer): Promise<void> {
   const output = await fileOutput(path);
   try {
     await output.write(bytes);
+    await output.finish();
   } catch (error) {
+    // Its partial file too, when the rename onto the target fails (another user's file in /tmp).
     await output.abandon();
-    throw cannotWrite(path, error);
+    throw error instanceof CliError ? error : cannotWrite(path, error);
   }
-  await output.finish();
 }
 
 /** Writes all of `bytes` to `handle` (a write may take part of them). */

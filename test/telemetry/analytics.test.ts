@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeBenchRun } from '../../bench/analytics/data.js';
 import { defineMessage, defineSpine, System, type SystemReport } from '../../src/index.js';
@@ -699,7 +699,11 @@ describe('partitions, cached and rebuilt', () => {
       // A cache that is the lake's blob directory (or a link to it) is refused: there its copies
       // would be the lake's own partition files, and a sweep of stale copies would remove them.
       symlinkSync(dir, `${dir}-link`);
-      for (const cache of [dir, `${dir}-link`]) {
+      // And one named through a link and `..` as the cache joins it (as text: `${dir}-away/..`
+      // is `dir`'s parent, wherever the link `-away` leads).
+      mkdirSync(`${dir}-elsewhere/deep`, { recursive: true });
+      symlinkSync(`${dir}-elsewhere/deep`, `${dir}-away`);
+      for (const cache of [dir, `${dir}-link`, `${dir}-away/../${basename(dir)}`]) {
         await expect(Analytics.open({ lake: { data: dir }, cacheDir: cache })).rejects.toThrow(
           LakeConfigError,
         );
@@ -707,6 +711,8 @@ describe('partitions, cached and rebuilt', () => {
       for (const row of kept) expect(existsSync(join(dir, partitionBlobPaths(row).data))).toBe(true);
     } finally {
       rmSync(`${dir}-link`, { force: true });
+      rmSync(`${dir}-away`, { force: true });
+      rmSync(`${dir}-elsewhere`, { recursive: true, force: true });
       cleanup();
     }
   }, 120_000);

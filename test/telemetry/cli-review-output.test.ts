@@ -93,6 +93,23 @@ describe('trace and report -o through a link to nothing yet', () => {
     expect(lstatSync(join(dir, 'slash-link')).isSymbolicLink()).toBe(true);
   }, 60_000);
 
+  it('writes no -o that names a directory, and leaves no partial file: `x/.`, `x/..`, an existing directory', async () => {
+    const t = join(dir, 'dots');
+    mkdirSync(join(t, 'adir'), { recursive: true });
+    symlinkSync(join(t, 'nowhere.html'), join(t, 'dot-link'));
+    for (const command of ['report', 'trace']) {
+      for (const output of [`${t}/newdir/.`, `${t}/dot-link/.`, `${t}/gone/..`, join(t, 'adir')]) {
+        const { code, stderr } = await runDorsal([command, '--data', lake, '-o', output]);
+        expect(code, `${command} -o ${output}: ${stderr}`).toBe(1);
+        expect(stderr).toMatch(/^dorsal: cannot write .* \((EISDIR|ENOENT)\)/);
+      }
+    }
+    // Nothing made: no file named as the directory, no partial file, the link still a link.
+    expect(readdirSync(t).sort()).toEqual(['adir', 'dot-link']);
+    expect(readdirSync(join(t, 'adir'))).toEqual([]);
+    expect(lstatSync(join(t, 'dot-link')).isSymbolicLink()).toBe(true);
+  }, 120_000);
+
   it('replaces a hard link to the lake’s database by the report, not the database’s bytes', async () => {
     const before = readFileSync(join(lake, 'lake.sqlite'));
     linkSync(join(lake, 'lake.sqlite'), join(dir, 'hard.sqlite'));

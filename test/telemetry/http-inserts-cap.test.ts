@@ -30,7 +30,8 @@ describe('inserts under way, of clients gone while their key was checked', () =>
       lake: { db: schema.url, blobs: join(dir, 'blobs') },
       maxInserts: 1,
       keyCacheMs: 1,
-      stallTimeoutMs: 300,
+      // Longer than the test waits: a request kept until its body stalls keeps its place.
+      stallTimeoutMs: 60_000,
     });
     const locker = new pg.Client({ connectionString: POSTGRES_URL });
     await locker.connect();
@@ -46,7 +47,8 @@ describe('inserts under way, of clients gone while their key was checked', () =>
       await sleep(20);
       const gone = rawConnection(
         server.port,
-        'POST /ingestion/insert_block HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/cbor\r\ncontent-length: 0\r\n\r\n',
+        // Its whole body with its head: the request is complete before its key is checked.
+        'POST /ingestion/insert_block HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/cbor\r\ncontent-length: 3\r\n\r\nabc',
       );
       // Its key check under way (waiting for the lock), the client goes.
       await until(async () => {

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { realPathOf } from '../../directories.js';
 import { LakeConfigError } from '../errors.js';
 import { DirectoryBlobStore } from '../lake/directory-blobs.js';
@@ -13,7 +13,9 @@ import type { Lake } from '../lake/lake.js';
 export function checkAnalyticsCacheDir(lake: Lake, cacheDir: string): void {
   const blobs = lake.blobs;
   if (!(blobs instanceof DirectoryBlobStore)) return;
-  if (realPathOf(cacheDir) !== realPathOf(blobs.root)) return;
+  // As the cache uses them: joined as text (`path.join` takes `a/..` away whatever `a` is), then
+  // resolved (a `..` after a link, read by the kernel, named another directory than its writes).
+  if (realPathOf(resolve(cacheDir)) !== realPathOf(resolve(blobs.root))) return;
   throw new LakeConfigError(
     `the analytics cache directory ${cacheDir} is the lake's blob directory, whose partition files the cache would take as its copies and remove: give the analytics a directory of their own (${join(cacheDir, 'analytics')}, say)`,
   );

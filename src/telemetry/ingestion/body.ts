@@ -48,7 +48,8 @@ export function readBody(req: IncomingMessage, rules: BodyRules): Promise<Body> 
   }
   // Gone before it was read (its client hung up while its key was checked): its 'close' has
   // fired already, and nothing else would settle the read (a body of 0 bytes never stalls).
-  if (req.destroyed && !req.complete) return Promise.reject(abandoned());
+  // (Complete or not: a destroyed stream hands over none of the body it had buffered.)
+  if (req.destroyed && !req.readableEnded) return Promise.reject(abandoned());
   const releases: Release[] = [];
   const releaseAll: Release = () => {
     for (const release of releases.splice(0)) release();
