@@ -14,8 +14,7 @@ export type RecordKind = 'process' | 'stream' | 'block' | 'drops';
  * (the same request may succeed later, once the server is back or its key fixed), and for any
  * answer that is not ingestion's (a web server or a proxy at the URL: the URL is fixed, not the
  * record) but a refusal of the request's body for its size (413); false for that and for
- * ingestion's other 4xx (it never will). `code` is the server's error code
- * when it gave one.
+ * ingestion's other 4xx (it never will). `code` is the server's error code when it gave one.
  */
 export class SinkSendError extends DorsalError {
   readonly retryable: boolean;
@@ -63,18 +62,18 @@ export interface HttpTransportOptions {
 const MAX_ANSWER_BYTES = 64 * 1024;
 
 /**
- * Statuses worth retrying: 5xx, 429, 408 (the server gave up waiting for this request's bytes: a
- * stall on the way, not a fault of the block), and 401/403 — a key that is missing, wrong or
- * revoked is fixed by an operator, not by the blocks, which wait (spooled) instead of being
- * dropped.
- */
-/**
  * Statuses that refuse a request for its body's size, whoever answers them: the body is what
  * differs from one request to the next (a URL's or the headers' size, 414 or 431, is every
  * request's, and refuses the URL, not a record).
  */
 const TOO_LARGE = new Set([413]);
 
+/**
+ * Statuses worth retrying: 5xx, 429, 408 (the server gave up waiting for this request's bytes: a
+ * stall on the way, not a fault of the block), and 401/403 — a key that is missing, wrong or
+ * revoked is fixed by an operator, not by the blocks, which wait (spooled) instead of being
+ * dropped.
+ */
 const retryable = (status: number): boolean =>
   status >= 500 || status === 408 || status === 429 || status === 401 || status === 403;
 
