@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, normalize } from 'node:path';
+import { join, normalize, resolve } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance, DuckDBPreparedStatement, Json } from '@duckdb/node-api';
 import { makeDirectoriesSync } from '../../directories.js';
 import type { DorsalError } from '../../errors.js';
@@ -291,8 +291,11 @@ export class Analytics extends AnalyticsQuestions {
     };
   }
 
-  static async open(options: AnalyticsOptions): Promise<Analytics> {
-    checkAnalyticsOptions(options);
+  static async open(given: AnalyticsOptions): Promise<Analytics> {
+    checkAnalyticsOptions(given);
+    // One spelling of the cache for everything: joined paths lose a `..` as text, and DuckDB's
+    // allowed directory had it as given (`c/link/../x`: every query failed, its files elsewhere).
+    const options = { ...given, cacheDir: resolve(given.cacheDir) };
     const memoryLimit = options.memoryLimit === undefined ? undefined : checkMemoryLimit(options.memoryLimit);
     const ownsLake = !(options.lake instanceof Lake);
     const lake = options.lake instanceof Lake ? options.lake : Lake.open(options.lake);
