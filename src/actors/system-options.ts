@@ -146,6 +146,12 @@ export interface PersistOptions {
    */
   readonly flushTimeoutMs?: number;
   /**
+   * With `url`: a request to the server ends when no byte moves for this long, or when its answer
+   * is not whole this long after its body went, in ms (default 10 000); it is then tried again.
+   * Raise it for large blocks over a slow link (a block's upload is one request).
+   */
+  readonly requestTimeoutMs?: number;
+  /**
    * Bytes of records waiting for compression, at most (default 256 MiB): the memory the
    * persister may hold when compression or the lake cannot keep up. Past it, a block's records
    * are dropped and counted lost, in the report and in the lake; a block that finds nothing

@@ -493,6 +493,8 @@ describe('the persister', () => {
       [{ data: './x', blockBytes: 64 * 1024 * 1024 }, /'blockBytes' must be at most 33554432/],
       [{ data: './x', blockBytes: -1 }, /'blockBytes' must be a positive number/],
       [{ data: './x', backlogBytes: Number.NaN }, /'backlogBytes' must be a positive number/],
+      [{ url: 'http://127.0.0.1:1', requestTimeoutMs: 0 }, /'requestTimeoutMs' must be an integer from 1/],
+      [{ url: 'http://127.0.0.1:1', requestTimeoutMs: 2 ** 31 }, /'requestTimeoutMs' must be an integer/],
       ['./dorsal-data', /must be an object/],
     ] as const;
     for (const [persist, message] of bad) {

@@ -253,6 +253,54 @@ describe('the sink over HTTP', () => {
     }
   }, 30_000);
 
+  it('takes requestTimeoutMs for its requests: a server slower than it is tried again, one within it is not', async () => {
+    // A stand-in server that takes every record and acknowledges it a second later.
+    const slow = createServer((req, res) => {
+      req.resume();
+      req.on('end', () =>
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{"inserted":true}');
+        }, 1000),
+      );
+    });
+    slow.listen(0, '127.0.0.1');
+    await once(slow, 'listening');
+    try {
+      const target = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+      const send = async (requestTimeoutMs?: number) => {
+        const process = makeProcess();
+        const stream = makeStream(process.processId);
+        const sink = new TelemetrySink({
+          target,
+          process,
+          backoff: FAST,
+          maxAttempts: 1,
+          ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }),
+        });
+        sink.addStream(stream);
+        sink.push(makeBlock(stream, 4, 1).block);
+        return sink.close({ timeoutMs: 3000 });
+      };
+      const short = await send(300);
+      expect(short.sent).toBe(0);
+      expect(short.lastBlockError).toMatch(/no (whole )?answer within 300 ms/);
+      expect(await send()).toMatchObject({ sent: 1, droppedTotal: 0 });
+      // The persister's sink takes it too.
+      const system = new System(spine, {
+        persist: { url: target, requestTimeoutMs: 300, flushTimeoutMs: 1500 },
+      });
+      system.spawn(fixtureUrl('feed'), { args: { count: 10, perLoop: 10 } });
+      await system.start();
+      await until(() => system.spine.queue(0).stats().published === 10, 'every tick');
+      const persist = (await system.stop()).persist as PersistReport;
+      expect(persist.deliveryError).toMatch(/no (whole )?answer within 300 ms/);
+    } finally {
+      slow.closeAllConnections();
+      slow.close();
+    }
+  }, 30_000);
+
   it('counts a drop report refused for good once, when the refusal comes after close gave it up', async () => {
     // A transport of the program's own (the sink takes one): it refuses every block, and the drop
     // report for good, but only after close has given the report up and counted it unreported.

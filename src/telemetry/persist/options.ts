@@ -1,6 +1,7 @@
 import type { PersistOptions } from '../../actors/index.js';
 import { ConfigError } from '../../errors.js';
 import { checkOptionNames, type OptionNames } from '../../options.js';
+import { isTimerMs, TIMER_MS_RANGE } from '../../timer-ms.js';
 import { checkApiKey } from '../sink/api-key.js';
 import { DEFAULT_MAX_BLOCK_BYTES } from '../wire/limits.js';
 
@@ -15,6 +16,7 @@ export const PERSIST_OPTIONS = {
   blockBytes: true,
   blockMs: true,
   flushTimeoutMs: true,
+  requestTimeoutMs: true,
   backlogBytes: true,
   properties: true,
 } as const satisfies OptionNames<PersistOptions>;
@@ -56,6 +58,12 @@ export function checkPersistValues(options: Readonly<Record<string, unknown>>): 
     if (n !== undefined && !(typeof n === 'number' && Number.isFinite(n) && n > 0)) {
       throw new ConfigError(`persist option '${name}' must be a positive number, got ${String(n)}`);
     }
+  }
+  const { requestTimeoutMs } = options;
+  if (requestTimeoutMs !== undefined && !isTimerMs(requestTimeoutMs)) {
+    throw new ConfigError(
+      `persist option 'requestTimeoutMs' must be ${TIMER_MS_RANGE}, got ${String(requestTimeoutMs)}`,
+    );
   }
   // Each source holds a buffer of a block's size; a block's records and its dependencies (its
   // coverage, its strings) together a lake takes up to DEFAULT_MAX_BLOCK_BYTES: the records at

@@ -420,6 +420,9 @@ export class PersistPipeline {
       target: this.service === undefined ? this.options.url! : new OwnBlocksTransport(this.service),
       process: this.processInfo,
       ...(this.options.key === undefined ? {} : { key: this.options.key }),
+      ...(this.options.requestTimeoutMs === undefined
+        ? {}
+        : { requestTimeoutMs: this.options.requestTimeoutMs }),
       // A dropped block's records are lost: the next block of its source says so in the lake.
       onDrop: (event) => {
         const shipped = this.shipped.get(event.blockId);

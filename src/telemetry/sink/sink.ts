@@ -26,6 +26,11 @@ export interface SinkOptions {
   readonly target: string | IngestionService | SinkTransport;
   /** The API key for an HTTP target (default: the `DORSAL_KEY` environment variable). */
   readonly key?: string;
+  /**
+   * For an HTTP target, a request's timeout in ms (default 10 000; see
+   * `HttpTransportOptions.timeoutMs`): raise it for large blocks over a slow link.
+   */
+  readonly requestTimeoutMs?: number;
   /** The process whose blocks this sink sends; sent first, never dropped. */
   readonly process: ProcessInfo;
   /** Bytes of encoded blocks kept in memory (default 64 MiB). */
@@ -122,6 +127,7 @@ export class TelemetrySink {
         ? new HttpTransport(target, {
             maxSockets: options.maxInFlight ?? 3,
             ...(options.key === undefined ? {} : { key: options.key }),
+            ...(options.requestTimeoutMs === undefined ? {} : { timeoutMs: options.requestTimeoutMs }),
           })
         : isTransport(target)
           ? target
