@@ -6,7 +6,7 @@ import { streamTableName } from '../telemetry/analytics/source-tables.js';
 import { quoteIdentifier } from '../telemetry/analytics/sql.js';
 import { printable } from './format.js';
 import { nameList, type Playlist, recordedColumn } from './replay-recording.js';
-import { ANY_TIME_SPAN, timedSql } from './replay-span.js';
+import { ANY_TIME_SPAN, double, timedSql } from './replay-span.js';
 
 /**
  * How far the play order has got, stream by stream (by index in the playlist's streams): the
@@ -95,11 +95,6 @@ export function playTimeSql(order: string, timed: string, partition?: string): s
 /** The condition on a playlist's rows that their publish time paces them (see `TimeSpan`). */
 function timedOf(playlist: Playlist): string {
   return timedSql(playlist.span ?? ANY_TIME_SPAN);
-}
-
-/** SQL for a double, from its shortest text (exact; NaN and ±Infinity too), not a DECIMAL's rounding. */
-function double(t: number): string {
-  return `'${t}'::DOUBLE`;
 }
 
 /**

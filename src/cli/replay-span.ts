@@ -24,8 +24,8 @@ export async function recordedSpan(analytics: AnalyticsQuestions, processId: str
   return { lo, hi };
 }
 
-/** SQL for a double, from its shortest text (exact; ±Infinity too), not a DECIMAL's rounding. */
-function double(t: number): string {
+/** SQL for a double, from its shortest text (exact; NaN and ±Infinity too), not a DECIMAL's rounding. */
+export function double(t: number): string {
   return `'${t}'::DOUBLE`;
 }
 

@@ -155,15 +155,8 @@ export class TelemetrySink {
   /** Registers a stream; it is sent before its first block. */
   addStream(stream: StreamInfo): void {
     const bytes = encodeStreamInfo(stream);
-    try {
-      // Its id names its file in the spool: a lake's UUID, not a path.
-      decodeStreamInfo(bytes);
-    } catch (error) {
-      throw new ConfigError(
-        `the stream record is one no lake would take (nor any of its blocks): ${error instanceof Error ? error.message : String(error)}`,
-        { cause: error },
-      );
-    }
+    // Its id names its file in the spool: a lake's UUID, not a path.
+    checkLakeTakes('stream', bytes, decodeStreamInfo);
     this.records.set(stream.streamId.toLowerCase(), { kind: 'stream', bytes });
   }
 
@@ -583,13 +576,18 @@ function checkedProcessRecord(process: ProcessInfo, overHttp: boolean): Uint8Arr
       `the process record takes ${record.length} bytes, over the ${DEFAULT_RECORD_BODY_LIMIT} an ingestion server takes by default: no server would store the process, nor any of its blocks (its properties are too large)`,
     );
   }
+  checkLakeTakes('process', record, decodeProcessInfo);
+  return record;
+}
+
+/** Refuses a record (`what`: process, stream) that `decode`, as a lake decodes it, refuses. */
+function checkLakeTakes(what: string, bytes: Uint8Array, decode: (bytes: Uint8Array) => unknown): void {
   try {
-    decodeProcessInfo(record);
+    decode(bytes);
   } catch (error) {
     throw new ConfigError(
-      `the process record is one no lake would take (nor any of its blocks): ${error instanceof Error ? error.message : String(error)}`,
+      `the ${what} record is one no lake would take (nor any of its blocks): ${error instanceof Error ? error.message : String(error)}`,
       { cause: error },
     );
   }
-  return record;
 }

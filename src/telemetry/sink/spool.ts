@@ -41,18 +41,16 @@ interface KeptReport {
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
 /** `{time}-{sequence}-{processId}-{streamId}-{blockId}.cbor`: the records a block needs, by name. */
 const BLOCK_NAME = new RegExp(`^\\d+-\\d+-(${UUID})-(${UUID})-(?:${UUID})\\.cbor$`);
-
-/** The block id a spooled block's file name says (its name without `.cbor` if it says none). */
-export function spooledBlockId(name: string): string {
-  return (
-    /(?:^|-)([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\.cbor$/.exec(
-      name,
-    )?.[1] ?? name.replace(/\.cbor$/, '')
-  );
-}
+/** The block id at the end of a spooled block's name, as this version and the one before named it. */
+const BLOCK_ID = new RegExp(`(?:^|-)(${UUID})\\.cbor$`);
 const RECORD_NAME = /^(process|stream)-(.*)\.cbor$/;
 const REPORT_NAME = /^drops-.*\.cbor$/;
 const UNSENT = /\.unsent\.cbor$/;
+
+/** The block id a spooled block's file name says (its name without `.cbor` if it says none). */
+export function spooledBlockId(name: string): string {
+  return BLOCK_ID.exec(name)?.[1] ?? name.replace(/\.cbor$/, '');
+}
 
 /**
  * A directory of encoded blocks waiting for ingestion to come back, plus the process and stream

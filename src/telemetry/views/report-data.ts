@@ -247,10 +247,9 @@ export async function gatherReport(
     readProcess(analytics, processId, limits, divergences),
     // Within the blocks' times (see `BLOCK_SPAN_SQL`), and how many messages lie elsewhere.
     ask(
-      `WITH s AS (${BLOCK_SPAN_SQL})
-       SELECT (SELECT min(t) FROM (SELECT publish_t AS t FROM messages UNION ALL SELECT time_ns FROM measures), s WHERE t BETWEEN s.lo AND s.hi AND isfinite(t)),
-         (SELECT max(t) FROM (SELECT publish_t AS t FROM messages UNION ALL SELECT time_ns FROM measures), s WHERE t BETWEEN s.lo AND s.hi AND isfinite(t)),
-         (SELECT count(*)::DOUBLE FROM messages, s WHERE NOT coalesce(isfinite(publish_t) AND publish_t BETWEEN s.lo AND s.hi, false))`,
+      `WITH s AS (${BLOCK_SPAN_SQL}),
+         t AS (SELECT min(t) AS lo, max(t) AS hi FROM (SELECT publish_t AS t FROM messages UNION ALL SELECT time_ns FROM measures), s WHERE t BETWEEN s.lo AND s.hi AND isfinite(t))
+       SELECT t.lo, t.hi, (SELECT count(*)::DOUBLE FROM messages, s WHERE NOT coalesce(isfinite(publish_t) AND publish_t BETWEEN s.lo AND s.hi, false)) FROM t`,
     ),
     ask('SELECT actor, stream, count(*)::DOUBLE FROM messages GROUP BY ALL ORDER BY ALL'),
     ask(
