@@ -72,8 +72,11 @@ describe('System lifecycle', () => {
 
   it('a crashing actor is reported with its name, stream and stack; the system stops and no thread is left', async () => {
     const system = new System(spine);
-    system.spawn(fixture('feed'), { args: { count: 10 } });
-    system.spawn(fixture('crasher'));
+    // The crasher reads once the feed has published all ten: it leaves seven unread, whatever
+    // the threads' pace (read as they came, the feed could have published three when it crashed).
+    const published = new SharedArrayBuffer(4);
+    system.spawn(fixture('feed'), { args: { count: 10, done: published } });
+    system.spawn(fixture('crasher'), { args: { after: published } });
     system.spawn(fixture('strategy'));
     const failure = await system.run({ seconds: 30 }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ActorCrashedError);
