@@ -17,7 +17,7 @@ import { ingressActorsOf, ingressByStream, type Playlist, playlistOf } from './r
 import { recordedSpan } from './replay-span.js';
 import { diffText } from './replay-text.js';
 import { depthSql, MAX_LAKE_DEPTH, type PlacedRuns } from './replay-tree.js';
-import { loadSystemModule, persistTotals, runSystem } from './run.js';
+import { loadSystemModule, persistTarget, persistTotals, runSystem } from './run.js';
 import {
   CliError,
   openSource,
@@ -219,9 +219,7 @@ async function play(
   try {
     report = await runSystem(plan.definition, {
       seconds: Number.POSITIVE_INFINITY,
-      persist: options.url
-        ? { url: options.url, ...(options.key ? { key: options.key } : {}) }
-        : { data: options.data },
+      persist: persistTarget(options),
       properties: {
         'dorsal.system': plan.url.href,
         'dorsal.replay_of': plan.recorded.processId,

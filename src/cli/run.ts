@@ -60,7 +60,9 @@ export async function loadSystemModule(
 /** What a run needs besides its definition. */
 export interface RunSystemOptions {
   readonly seconds: number;
-  readonly persist: { readonly data: string } | { readonly url: string; readonly key?: string };
+  readonly persist: ({ readonly data: string } | { readonly url: string; readonly key?: string }) & {
+    readonly flushTimeoutMs?: number;
+  };
   /** More properties of the recorded process. */
   readonly properties?: Readonly<Record<string, string>>;
   /** Actors to leave out (a replay leaves out the ingress ones) and actors to add (its player, an ingress one). */
@@ -294,11 +296,12 @@ function crashLine(failure: Error): string {
   return `${failure.message.split('\n')[0]} — the system stopped there`;
 }
 
-/** The persister target of a command's options. */
-function persistTarget(options: SourceOptions): RunSystemOptions['persist'] {
+/** The persister target of a recording command's options, and its stop's wait for the last blocks. */
+export function persistTarget(options: SourceOptions): RunSystemOptions['persist'] {
+  const flush = options.flushTimeout === undefined ? {} : { flushTimeoutMs: options.flushTimeout };
   return options.url
-    ? { url: options.url, ...(options.key ? { key: options.key } : {}) }
-    : { data: options.data };
+    ? { url: options.url, ...(options.key ? { key: options.key } : {}), ...flush }
+    : { data: options.data, ...flush };
 }
 
 /** `dorsal run MODULE`: runs a system module with the persister on, then says what it saw. */

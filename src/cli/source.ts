@@ -25,6 +25,8 @@ export interface SourceOptions {
   readonly strict?: boolean;
   /** With `--url`, each query's whole time at most, in ms (see `RemoteAnalyticsOptions.timeoutMs`). */
   readonly timeout?: number;
+  /** A recording command's stop: the wait for its last blocks at most, in ms (`flushTimeoutMs`). */
+  readonly flushTimeout?: number;
 }
 
 /** A command's failure that the user can act on: one line, exit 1. */
@@ -61,11 +63,7 @@ export function withSourceOptions(command: Command, withProcess = true, records 
       )
         .env('DORSAL_TIMEOUT')
         .default(300_000)
-        .argParser((value) => {
-          const ms = Number(value);
-          if (!isTimerMs(ms)) throw new InvalidArgumentError(`expected ${TIMER_MS_RANGE}`);
-          return ms;
-        }),
+        .argParser(timerMs),
     )
     .addOption(
       new Option(
@@ -75,12 +73,13 @@ export function withSourceOptions(command: Command, withProcess = true, records 
         .env('DORSAL_QUERY_MEMORY')
         .argParser(memorySize),
     )
-    .option('--json', 'print JSON for scripts instead of tables', false)
-    .option(
-      '--strict',
-      'fail (exit 1) rather than answer without the records of blocks that do not read (a blob missing or damaged)',
-      false,
-    );
+    .option('--json', 'print JSON for scripts instead of tables', false);
+  if (records) withFlushTimeout(command);
+  command.option(
+    '--strict',
+    'fail (exit 1) rather than answer without the records of blocks that do not read (a blob missing or damaged)',
+    false,
+  );
   // One lake: --data and --url both given is a mistake to say, not a guess to make (--url won,
   // and an explicit --data was ignored). On the command line, either beats its variable.
   command.hook('preAction', (self) => {
@@ -100,6 +99,23 @@ export function withSourceOptions(command: Command, withProcess = true, records 
       return id;
     });
   return command;
+}
+
+/** Adds `--flush-timeout` to a command that records a run: its stop's wait for the last blocks. */
+export function withFlushTimeout(command: Command): Command {
+  return command.addOption(
+    new Option(
+      '--flush-timeout <ms>',
+      'at the stop, how long at most to wait for the last blocks to reach the lake or the server, 10000 by default (the summary says when some did not)',
+    ).argParser(timerMs),
+  );
+}
+
+/** An option's value in ms, as a timer takes it. */
+function timerMs(value: string): number {
+  const ms = Number(value);
+  if (!isTimerMs(ms)) throw new InvalidArgumentError(`expected ${TIMER_MS_RANGE}`);
+  return ms;
 }
 
 /** The analytics a command asks, embedded or remote, and how to let them go. */

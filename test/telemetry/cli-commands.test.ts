@@ -197,6 +197,14 @@ describe('the dorsal command on a recorded run', () => {
       [['run', 'no/such/system.js', '--data', dir], /^dorsal: no system module at no\/such\/system\.js/],
       [['run', 'examples/market/spine.ts', '--data', dir], /must export default defineSystem/],
       [
+        ['run', SYSTEM, '--data', dir, '--flush-timeout', '0'],
+        /option '--flush-timeout <ms>' argument '0' is invalid\. expected an integer from 1 to/,
+      ],
+      [
+        ['replay', '--data', dir, '--flush-timeout', '1.5'],
+        /option '--flush-timeout <ms>' argument '1\.5' is invalid\. expected an integer from 1 to/,
+      ],
+      [
         ['serve', '--data', dir, '--analytics-cache', dir, '--port', '0'],
         /^dorsal: the analytics cache directory .* is the lake's blob directory/,
       ],
@@ -443,7 +451,17 @@ describe('the dorsal command through a server', () => {
     const { dir, cleanup } = tempDir('dorsal-cli-gone-');
     const serve = await startDorsalServe(['--port', '0', '--data', dir]);
     try {
-      const child = spawnDorsal(['run', SYSTEM, '--seconds', '3', '--url', serve.url]);
+      // The stop waits a second for its last blocks, not the 10 s by default.
+      const child = spawnDorsal([
+        'run',
+        SYSTEM,
+        '--seconds',
+        '3',
+        '--url',
+        serve.url,
+        '--flush-timeout',
+        '1000',
+      ]);
       let stdout = '';
       let stderr = '';
       child.stdout?.on('data', (chunk: Buffer) => {
