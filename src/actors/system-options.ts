@@ -36,6 +36,12 @@ export interface SystemOptions {
   /** How long `stop` waits for threads to exit before terminating them, in ms. Default 5000. */
   readonly exitTimeoutMs?: number;
   /**
+   * How long `start` waits for every actor's `onInit` to return (and its thread to answer), in
+   * ms; past it, the threads not started are terminated and `start` fails naming them, so that a
+   * start (and `run`) always settles. Default 60000.
+   */
+  readonly startTimeoutMs?: number;
+  /**
    * Slots of each instrumentation queue of every thread the system makes buffers for (its actor
    * threads, and the thread that makes it if that has none yet), powers of two. Defaults: 4096
    * logs, 4096 metrics, 8192 span events. A thread that records faster than the persister reads
@@ -58,6 +64,7 @@ export const SYSTEM_OPTIONS = {
   spine: true,
   drainTimeoutMs: true,
   exitTimeoutMs: true,
+  startTimeoutMs: true,
   persist: true,
   instrumentation: true,
 } as const satisfies OptionNames<SystemOptions>;
@@ -168,9 +175,9 @@ export interface PersistOptions {
 /** The longest timer Node keeps (a longer one fires at once, with a warning). */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
-/** Refuses `drainTimeoutMs` and `exitTimeoutMs` that are not a number of ms a timer can wait. */
+/** Refuses `drainTimeoutMs`, `exitTimeoutMs` and `startTimeoutMs` that are not a number of ms a timer can wait. */
 export function checkStopTimeouts(options: SystemOptions): void {
-  for (const name of ['drainTimeoutMs', 'exitTimeoutMs'] as const) {
+  for (const name of ['drainTimeoutMs', 'exitTimeoutMs', 'startTimeoutMs'] as const) {
     const value = options[name];
     if (value === undefined) continue;
     if (!(typeof value === 'number' && value >= 0 && value <= MAX_TIMEOUT_MS)) {

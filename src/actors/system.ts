@@ -79,7 +79,7 @@ interface ThreadState {
    * Terminated by the system itself: by the stop (which names it in `terminated`), or by the abort
    * of a start that failed. Its exit is no crash.
    */
-  terminatedBy?: 'stop' | 'abort';
+  terminatedBy?: 'stop' | 'abort' | 'start timeout';
   /** Resolves `start`'s wait for this thread to have the actors' names. */
   namesReceived?: () => void;
   /**
@@ -131,6 +131,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   /** Threads a stop terminated because their start hung (see `startEnded`). */
   private readonly terminatedAtStart: string[] = [];
   private askStop?: () => void;
+  /** The launch of the last actor spawned after the start, while under way (see `launchLate`). */
+  private lateLaunches: Promise<void> | undefined;
   /**
    * Resolved by the first `stop()` after the start began: ends the wait of every `run()` under
    * way (of one still starting too), not only of the last one called.
@@ -225,9 +227,40 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         if (t.status === 'running' || t.status === 'starting') t.worker?.postMessage(message);
       }
     }
-    const ready = this.state === 'running' ? this.launch(thread, 'head') : Promise.resolve();
+    const ready = this.state === 'running' ? this.launchLate(thread) : Promise.resolve();
     ready.catch(() => {});
     return { id: entry.id, ready };
+  }
+
+  /**
+   * Launches a thread spawned after the start once those spawned before it have started: each
+   * begins knowing the names of the actors before it, so that a second actor of a name is refused
+   * (two launched at once each missed the other's) and an observer labels every actor it reads.
+   * The first launches at once; one queued behind another is coming up (busy for a stop) from
+   * now, and one that a stop overtakes is never launched (its `ready` rejects).
+   */
+  private launchLate(thread: ThreadState): Promise<void> {
+    thread.status = 'starting';
+    const before = this.lateLaunches;
+    const launched =
+      before === undefined
+        ? this.launch(thread, 'head')
+        : before.then(() => {
+            if (this.state !== 'running') {
+              thread.status = 'pending';
+              throw new SystemStateError('cannot spawn: the system stopped before the actor could start');
+            }
+            return this.launch(thread, 'head');
+          });
+    const settled = launched.then(
+      () => {},
+      () => {},
+    );
+    this.lateLaunches = settled;
+    void settled.then(() => {
+      if (this.lateLaunches === settled) this.lateLaunches = undefined;
+    });
+    return launched;
   }
 
   /** `actor-ID`, or if a thread of the user's took that name, `actor-ID-2`, … : a thread of its own. */
@@ -252,7 +285,37 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     return this.starting;
   }
 
+  /**
+   * `startEveryone`, bounded by `startTimeoutMs`: past it, the threads whose `onInit` has not
+   * returned, or which have not answered the actors' names, are terminated (which fails the start
+   * under way), and the start fails naming them.
+   */
   private async startAll(): Promise<void> {
+    const timeoutMs = this.options.startTimeoutMs ?? 60_000;
+    let late: string[] | undefined;
+    const timer = setTimeout(() => {
+      late = [];
+      for (const t of this.threads.values()) {
+        if (t.worker === undefined || t.ended || (t.status !== 'starting' && t.namesReceived === undefined))
+          continue;
+        late.push(t.name);
+        t.terminatedBy = 'start timeout';
+        void t.worker.terminate();
+      }
+    }, timeoutMs);
+    try {
+      await this.startEveryone();
+    } catch (error) {
+      if (late === undefined || late.length === 0) throw error;
+      throw new SystemStateError(
+        `the start did not complete within startTimeoutMs (${timeoutMs} ms): thread${late.length > 1 ? 's' : ''} ${late.map((name) => `'${name}'`).join(', ')} had not started (an onInit that does not return?) and ${late.length > 1 ? 'were' : 'was'} terminated`,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async startEveryone(): Promise<void> {
     // Consumers created before any actor runs start where the streams are now: nothing
     // published after the start is missed, even by an actor whose first loop comes late.
     const startAt: AdapterPositions = {
@@ -285,7 +348,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
               resolve();
               return;
             }
-            t.namesReceived = resolve;
+            t.namesReceived = () => {
+              t.namesReceived = undefined;
+              resolve();
+            };
             t.worker?.postMessage({ type: 'names', names: this.names(), ack: true } satisfies ToWorker);
           }),
       ),
@@ -378,8 +444,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     control.setPhase(Phase.DRAINING);
     const drained = await this.quiet(this.options.drainTimeoutMs ?? 3000);
     control.setPhase(Phase.EXITING);
-    const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
-    if (terminated.length > 0) this.countDeadClaims();
+    const exited = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
+    const terminated = exited.named;
+    // A thread ended mid-claim (an event of a timer of its, even after it reported) left a hole.
+    if (exited.any) this.countDeadClaims();
     // Every thread has ended: nothing is published any more, what is left unread is final.
     const end: RunEnd = {
       streams: this.spine.names.map((_, i) => {
@@ -676,6 +744,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         return threads.every((t) => t.status !== 'running' || this.spine.control.isIdle(t.index));
       },
       timeoutMs,
+      // A worker dead without giving back its consumers (an error outside any handler,
+      // `process.exit`) and not restarted: what they lag by is its unread, not work to wait for.
+      () =>
+        new Set(
+          [...this.threads.values()]
+            .filter((t) => t.ended && t.restarting === 0)
+            .flatMap((t) => t.actors.map((a) => actorConsumerOwner(a.id))),
+        ),
     );
   }
 
@@ -760,9 +836,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     }
   }
 
-  /** Waits for every thread to end; terminates and names those that do not in time. */
-  private async untilExited(timeoutMs: number): Promise<string[]> {
-    const terminated: string[] = [];
+  /**
+   * Waits for every thread to end; terminates those that do not in time, and names those of them
+   * that had not reported (`any`: whether it terminated any thread at all).
+   */
+  private async untilExited(timeoutMs: number): Promise<{ named: string[]; any: boolean }> {
+    const named: string[] = [];
+    let any = false;
     await Promise.all(
       [...this.threads.values()].map(async (t) => {
         if (t.worker === undefined) return;
@@ -771,14 +851,18 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         const outcome = await Promise.race([t.exit!.then(() => 'exited' as const), late]);
         clearTimeout(timer);
         if (outcome === 'late') {
-          terminated.push(t.name);
-          // Named in the report as terminated: its exit (code 1) must not fail the run as a crash.
+          any = true;
+          // One that ran onExit and reported, kept alive by a timer or a socket of its actors, is
+          // ended as its grace would have (EXITED_GRACE_MS, longer than a short exitTimeoutMs):
+          // not named. Any other is named in the report as terminated: its exit (code 1) must
+          // not fail the run as a crash.
+          if (t.status !== 'exited') named.push(t.name);
           t.terminatedBy = 'stop';
           await t.worker.terminate();
         }
       }),
     );
-    return terminated;
+    return { named, any };
   }
 
   /** Stops whatever started, after a failed start. */
@@ -801,7 +885,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
   private broadcastNames(): void {
     const message: ToWorker = { type: 'names', names: this.names() };
-    for (const t of this.threads.values()) if (t.status === 'running') t.worker?.postMessage(message);
+    // Threads coming up too (a restart, launched with the names of its launch).
+    for (const t of this.threads.values()) {
+      if (t.status === 'running' || t.status === 'starting') t.worker?.postMessage(message);
+    }
   }
 }
 

@@ -121,6 +121,8 @@ async function main(): Promise<void> {
       await running.actor.onExit(running.adapter);
     }
   } catch (error) {
+    // Busy until the system hears of the crash: its consumers, given back below, show no lag.
+    activity.failing();
     const culprit = thread.current ?? actors[0]!;
     const stream = stage === 'run' ? culprit.adapter.currentStream : undefined;
     const positions = culprit.adapter.positions();

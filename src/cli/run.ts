@@ -116,17 +116,28 @@ export async function runSystem(
   // listener only from the start on, or only until the stop, would leave it to Node's default,
   // which kills the process with nothing flushed).
   let interrupted = false;
+  // One while the actors start stops them too: an onInit that does not return would otherwise
+  // hold the run until the start's own timeout.
+  let starting = true;
+  const stopStart = () => {
+    if (starting) system.stop().catch(() => {});
+  };
   const release =
     options.signal === undefined
       ? listenForStop(() => {
           interrupted = true;
+          stopStart();
         })
       : () => {};
+  options.signal?.addEventListener('abort', stopStart, { once: true });
   try {
     await system.start();
   } catch (error) {
     release();
     throw error;
+  } finally {
+    starting = false;
+    options.signal?.removeEventListener('abort', stopStart);
   }
   const started = performance.now();
   const queues = system.spine.names.map((_, i) => system.spine.queue(i));

@@ -27,6 +27,18 @@ export class ThreadActivity {
     this.control.setIdle(this.worker, true);
   }
 
+  /**
+   * Before a drain that the actor's code ended by throwing commits, and before a crashed thread
+   * gives back its consumers: the throw may end the thread, a crash the system has not heard of
+   * yet. Committed, or given back, its consumers show no lag; without this word a stop could take
+   * the thread for quiet and go on before the crash is known (and restarted: see `quiet`). An
+   * actor that catches the throw and goes on rests again after its next idle round.
+   */
+  failing(): void {
+    this.resting = false;
+    this.control.setIdle(this.worker, false);
+  }
+
   /** Before an ingress message reads the phase. */
   busy(): void {
     if (!this.resting) return;

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { ActorCrashedError, ConfigError, System, SystemStateError } from '../../src/index.js';
+import { spine } from '../fixtures/actors/spine.js';
+import { compiledUrl } from '../helpers/compiled.js';
+import { until } from '../helpers/until.js';
+
+const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
+
+describe('a start and a stop at their edges', () => {
+  it('a crash in the stop’s drain is restarted even when its thread is slow to report it (the stop took it for quiet, and failed the run)', async () => {
+    const go = new SharedArrayBuffer(4);
+    const entered = new SharedArrayBuffer(4);
+    const done = new SharedArrayBuffer(4);
+    const system = new System(spine, { drainTimeoutMs: 20_000 });
+    // Thread 0: reads ticks only, so its idle word is set once it has rested and stays so.
+    system.spawn(fixture('held-crasher'), { args: { go, entered, throwAt: 10, holdMs: 300 }, restarts: 1 });
+    await system.start();
+    await until(() => system.spine.control.isIdle(0), 'the crasher’s thread at rest');
+    system.spawn(fixture('feed'), { args: { count: 10, done } });
+    await until(() => Atomics.load(new Int32Array(done), 0) === 1, 'every tick published');
+    await until(() => Atomics.load(new Int32Array(entered), 0) === 1, 'the first tick held');
+    // The stop drains from here: the crasher handles the other nine, throws on the tenth, and its
+    // thread says so 300 ms later, with its consumer committed past every tick meanwhile.
+    const stopping = system.stop();
+    Atomics.store(new Int32Array(go), 0, 1);
+    Atomics.notify(new Int32Array(go), 0);
+    const report = await stopping;
+    expect(report.failure).toBeUndefined();
+    expect(report.crashes.map((c) => c.message)).toEqual([
+      expect.stringMatching(/actor 'held-crasher' crashed while handling stream 'ticks': boom at tick 10/),
+    ]);
+    expect(report.actors.find((a) => a.name === 'held-crasher')!.streams[0]).toMatchObject({
+      handled: 9,
+      failed: 1,
+      unread: 0,
+    });
+    expect(report.drained).toBe(true);
+    expect(system.liveThreads).toEqual([]);
+  }, 60_000);
+
+  it('a stop after a thread died without giving back its consumer does not wait for that consumer to read', async () => {
+    // A drain timeout past the test's: waiting on the dead consumer's lag would never end in time.
+    const system = new System(spine, { drainTimeoutMs: 600_000 });
+    system.spawn(fixture('exits-in-handler'));
+    system.spawn(fixture('feed'), { args: { count: 10 } });
+    const failure = await system.run({ seconds: 600 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ActorCrashedError);
+    expect(String(failure)).toMatch(/actor 'exits-in-handler' crashed: thread exited with code 3/);
+    const report = await system.stop();
+    expect(report.drained).toBe(false);
+    const ticks = report.actors.find((a) => a.name === 'exits-in-handler')!.streams[0]!;
+    const published = report.streams.find((s) => s.stream === 'ticks')!.published;
+    expect(ticks.handled + ticks.failed + ticks.lost + ticks.skipped + ticks.unread).toBe(published);
+    expect(ticks.unread).toBeGreaterThan(0);
+    expect(system.liveThreads).toEqual([]);
+  }, 60_000);
+
+  it('a thread that reported and left a timer open is not named terminated, with an exit timeout shorter than its grace', async () => {
+    const system = new System(spine, { exitTimeoutMs: 100 });
+    system.spawn(fixture('feed'), { args: { count: 5 } });
+    system.spawn(fixture('timer-left-open'));
+    await system.start();
+    await until(() => system.spine.queue(0).stats().published === 5, 'the ticks');
+    const report = await system.stop();
+    expect(report.terminated).toEqual([]);
+    expect(report.actors.find((a) => a.name === 'timer-left-open')!.streams[0]).toMatchObject({
+      handled: 5,
+      unread: 0,
+    });
+    expect(system.liveThreads).toEqual([]);
+  });
+
+  it('run() settles when an onInit never returns: the start fails past startTimeoutMs, naming the thread', async () => {
+    const system = new System(spine, { startTimeoutMs: 500 });
+    system.spawn(fixture('feed'), { args: { count: 5 } });
+    system.spawn(fixture('hang-init'), { thread: 'hung' });
+    const failure = await system.run({ seconds: 0.1 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(SystemStateError);
+    expect(String(failure)).toMatch(
+      /the start did not complete within startTimeoutMs \(500 ms\): thread 'hung' had not started \(an onInit that does not return\?\) and was terminated/,
+    );
+    expect(system.liveThreads).toEqual([]);
+    expect((await system.stop()).actors).toEqual([]);
+  }, 60_000);
+
+  it('refuses a startTimeoutMs that is not a number of ms, naming it', () => {
+    for (const startTimeoutMs of [-1, Number.NaN, '5' as unknown as number, 2 ** 31]) {
+      expect(() => new System(spine, { startTimeoutMs })).toThrow(ConfigError);
+      expect(() => new System(spine, { startTimeoutMs })).toThrow(
+        /System option 'startTimeoutMs' must be a number of ms/,
+      );
+    }
+  });
+
+  it('two actors of one name spawned after the start at once: the second is refused, the first runs', async () => {
+    const system = new System(spine);
+    system.spawn(fixture('idle'), { args: { name: 'first' } });
+    await system.start();
+    const a = system.spawn(fixture('idle'), { args: { name: 'twin' } });
+    const b = system.spawn(fixture('idle'), { args: { name: 'twin' } });
+    const settled = await Promise.allSettled([a.ready, b.ready]);
+    expect(settled[0].status).toBe('fulfilled');
+    expect(settled[1]).toMatchObject({ status: 'rejected' });
+    expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/two actors are named 'twin'/);
+    const report = await system.stop();
+    expect(report.actors.filter((x) => x.name === 'twin')).toHaveLength(1);
+    expect(system.liveThreads).toEqual([]);
+  });
+});
