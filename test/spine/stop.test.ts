@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defineSpine, SpineAdapter, System, type SystemOptions, SystemStateError } from '../../src/index.js';
+import { actorConsumerOwner } from '../../src/spine/actor-figures.js';
 import { Fill, Order, spine, type TestSpine, Tick } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
@@ -459,13 +460,24 @@ describe('what a stop counts past where a reader stopped', () => {
 
   it('an observer that stopped reading: the timing records it left are counted unread, or lost where they were written over', async () => {
     const system = new System(spine, { drainTimeoutMs: 200, spine: { timingCapacity: 16 } });
-    system.spawn(fixture('timing-observer'), { args: { readUntil: 10 } });
+    const stopped = new SharedArrayBuffer(4);
+    system.spawn(fixture('timing-observer'), { args: { readUntil: 10, stopped } });
     system.spawn(fixture('strategy'));
     // Paced, until the stop refuses its ticks: the observer reads the first records as they come.
     system.spawn(fixture('feed'), { args: { count: 0, perLoop: 1 } });
     await system.start();
     const strategy = () => system.spine.timingQueue(1)!;
-    await until(() => strategy().stats().published >= 300, "the strategy's first 300 timing records");
+    // Once it stopped reading, and more than the ring holds came after where it stopped: the ring
+    // holds 16 it did not read, whatever the threads' pace (waiting for a count of records alone,
+    // it could still be reading when the stop came, and read the last 16).
+    await until(() => Atomics.load(new Int32Array(stopped), 0) === 1, 'the observer stopped reading');
+    const observer = strategy()
+      .stats()
+      .consumers.find((c) => c.owner === actorConsumerOwner(0))!;
+    await until(
+      () => strategy().stats().published >= Math.max(300, observer.position + 32),
+      'records past where the observer stopped',
+    );
     const report = await system.stop();
     const published = strategy().settledPublished();
     // The observer ran on and exited when told: its report says where its reader stopped.

@@ -14,6 +14,10 @@ describe('a stopping server', () => {
     const answered = new Promise<void>((resolve) => {
       release = resolve;
     });
+    let routed = (): void => {};
+    const inRoute = new Promise<void>((resolve) => {
+      routed = resolve;
+    });
     const server = await startIngestionServer({
       port: 0,
       lake: { data: dir },
@@ -24,6 +28,7 @@ describe('a stopping server', () => {
           mediaType: 'application/octet-stream',
           bodyLimit: 0,
           handle: async () => {
+            routed();
             await answered;
             return { status: 200, contentType: 'text/plain', body: 'ok' };
           },
@@ -36,7 +41,7 @@ describe('a stopping server', () => {
       const [socket] = (await once(request, 'socket')) as [Socket];
       const response = once(request, 'response') as Promise<[http.IncomingMessage]>;
       // The request is in its route when the server begins to stop.
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await inRoute;
       const closing = server.close();
       release();
       const [res] = await response;
