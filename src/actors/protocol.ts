@@ -42,6 +42,8 @@ export interface ErrorInfo {
 }
 
 export type FromWorker =
+  /** Its actors' modules loaded and constructed, their names checked: before any `onInit`. */
+  | { readonly type: 'loaded'; readonly actors: readonly { id: number; name: string }[] }
   | { readonly type: 'initialized'; readonly actors: readonly { id: number; name: string }[] }
   | { readonly type: 'init-failed'; readonly module: string; readonly error: ErrorInfo }
   | {

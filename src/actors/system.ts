@@ -68,6 +68,8 @@ interface ThreadState {
   status: 'pending' | 'starting' | 'running' | 'exited' | 'crashed';
   report?: readonly WorkerActorReport[];
   initialized?: Promise<void>;
+  /** Resolves once its current incarnation's actors are loaded and named, or it failed or ended first. */
+  loaded?: Promise<void>;
   exit?: Promise<void>;
   ended?: boolean;
   /**
@@ -131,6 +133,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   /** Threads a stop terminated because their start hung (see `startEnded`). */
   private readonly terminatedAtStart: string[] = [];
   private askStop?: () => void;
+  /** Whether the system terminated a thread of its own accord (which may have left a claim open). */
+  private terminatedSome = false;
+  /** While the attachments start: gives their start up (see `startAttachmentsOrGiveUp`); true if it did. */
+  private giveUpAttaching?: (why: 'timeout' | 'stop') => boolean;
   /** The launch of the last actor spawned after the start, while under way (see `launchLate`). */
   private lateLaunches: Promise<void> | undefined;
   /**
@@ -233,8 +239,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   }
 
   /**
-   * Launches a thread spawned after the start once those spawned before it have started: each
-   * begins knowing the names of the actors before it, so that a second actor of a name is refused
+   * Launches a thread spawned after the start once the actors of those spawned before it are
+   * loaded and named (their onInit may still run): each begins knowing the names of the actors
+   * before it, so that a second actor of a name is refused
    * (two launched at once each missed the other's) and an observer labels every actor it reads.
    * The first launches at once; one queued behind another is coming up (busy for a stop) from
    * now, and one that a stop overtakes is never launched (its `ready` rejects).
@@ -252,10 +259,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
             }
             return this.launch(thread, 'head');
           });
-    const settled = launched.then(
+    // The next waits for this one's actors to be loaded and named, not for their onInit (one that
+    // never returns would hold every later spawn).
+    const named = launched.then(
       () => {},
       () => {},
     );
+    const settled =
+      before === undefined ? thread.loaded! : Promise.race([named, before.then(() => thread.loaded)]);
     this.lateLaunches = settled;
     void settled.then(() => {
       if (this.lateLaunches === settled) this.lateLaunches = undefined;
@@ -287,31 +298,65 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
   /**
    * `startEveryone`, bounded by `startTimeoutMs`: past it, the threads whose `onInit` has not
-   * returned, or which have not answered the actors' names, are terminated (which fails the start
-   * under way), and the start fails naming them.
+   * returned, or which have not answered the actors' names, are terminated, or the attachments'
+   * start still under way (a lake that does not answer) is given up (its attachment aborted), which
+   * fails the start under way, and the start fails saying which. A start already failing (the
+   * abort has begun: the state is no longer 'starting') or ended by a stop says why it did.
    */
   private async startAll(): Promise<void> {
     const timeoutMs = this.options.startTimeoutMs ?? 60_000;
-    let late: string[] | undefined;
+    const late: string[] = [];
+    let attachmentsLate = false;
     const timer = setTimeout(() => {
-      late = [];
+      if (this.state !== 'starting') return;
       for (const t of this.threads.values()) {
-        if (t.worker === undefined || t.ended || (t.status !== 'starting' && t.namesReceived === undefined))
-          continue;
+        if (t.worker === undefined || t.ended || t.terminatedBy !== undefined) continue;
+        if (t.status !== 'starting' && t.namesReceived === undefined) continue;
         late.push(t.name);
         t.terminatedBy = 'start timeout';
         void t.worker.terminate();
       }
+      attachmentsLate = this.giveUpAttaching?.('timeout') === true;
     }, timeoutMs);
     try {
       await this.startEveryone();
     } catch (error) {
-      if (late === undefined || late.length === 0) throw error;
+      if (late.length === 0 && !attachmentsLate) throw error;
+      const threads = `thread${late.length > 1 ? 's' : ''} ${late.map((name) => `'${name}'`).join(', ')} had not started (an onInit that does not return?) and ${late.length > 1 ? 'were' : 'was'} terminated`;
       throw new SystemStateError(
-        `the start did not complete within startTimeoutMs (${timeoutMs} ms): thread${late.length > 1 ? 's' : ''} ${late.map((name) => `'${name}'`).join(', ')} had not started (an onInit that does not return?) and ${late.length > 1 ? 'were' : 'was'} terminated`,
+        `the start did not complete within startTimeoutMs (${timeoutMs} ms): ${attachmentsLate ? `the ${[...this.attachments.keys()].join(', ')} attachment had not started (a lake that does not answer?) and was given up` : threads}`,
       );
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Starts the attachments (the persister), unless given up first (`giveUpAttaching`: by the
+   * start's timeout, or by a stop that ran out of patience with the start): then it throws, and
+   * the abort that follows aborts them.
+   */
+  private async startAttachmentsOrGiveUp(startAt: readonly number[]): Promise<void> {
+    let givenUp: (why: 'timeout' | 'stop') => void = () => {};
+    const giveUp = new Promise<'timeout' | 'stop'>((resolve) => (givenUp = resolve));
+    this.giveUpAttaching = (why) => {
+      givenUp(why);
+      return true;
+    };
+    try {
+      const started = this.startAttachments(startAt);
+      // Given up, it may settle long after, or never: nobody waits for it then.
+      started.catch(() => {});
+      const outcome = await Promise.race([started.then(() => undefined), giveUp]);
+      if (outcome !== undefined) {
+        throw new SystemStateError(
+          outcome === 'stop'
+            ? 'the start was ended by the stop while its attachments were starting'
+            : 'the start timed out while its attachments were starting',
+        );
+      }
+    } finally {
+      this.giveUpAttaching = undefined;
     }
   }
 
@@ -323,7 +368,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     };
     try {
       // Attachments (the persister) first: their consumers exist before any actor can publish.
-      await this.startAttachments(startAt.streams as number[]);
+      await this.startAttachmentsOrGiveUp(startAt.streams as number[]);
       await Promise.all([...this.threads.values()].map((t) => this.launch(t, startAt)));
       const byName = new Map<string, number>();
       for (const a of this.actors) {
@@ -444,10 +489,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     control.setPhase(Phase.DRAINING);
     const drained = await this.quiet(this.options.drainTimeoutMs ?? 3000);
     control.setPhase(Phase.EXITING);
-    const exited = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
-    const terminated = exited.named;
+    const terminated = await this.untilExited(this.options.exitTimeoutMs ?? 5000);
     // A thread ended mid-claim (an event of a timer of its, even after it reported) left a hole.
-    if (exited.any) this.countDeadClaims();
+    if (this.terminatedSome) this.countDeadClaims();
     // Every thread has ended: nothing is published any more, what is left unread is final.
     const end: RunEnd = {
       streams: this.spine.names.map((_, i) => {
@@ -553,11 +597,17 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const current = () => thread.worker === worker;
     let settle: { resolve: () => void; reject: (e: unknown) => void } | undefined;
     thread.initialized = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    let loaded: () => void = () => {};
+    thread.loaded = new Promise<void>((resolve) => {
+      loaded = resolve;
+      thread.initialized!.then(resolve, resolve);
+    });
     thread.ended = false;
     thread.reported = false;
     thread.ran = false;
     thread.exit = new Promise<void>((resolve) =>
       worker.once('exit', () => {
+        loaded();
         if (current()) {
           thread.ended = true;
           // A thread terminated, or dead before it could count itself out, holds no core.
@@ -569,7 +619,12 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     );
     worker.on('message', (message: FromWorker) => {
       if (!current()) return;
-      if (message.type === 'initialized') {
+      if (message.type === 'loaded') {
+        for (const { id, name } of message.actors) this.actors[id]!.name = name;
+        // Threads coming up meanwhile (late spawns, restarts) learn the names before their actors run.
+        if (this.state === 'running') this.broadcastNames();
+        loaded();
+      } else if (message.type === 'initialized') {
         for (const { id, name } of message.actors) this.actors[id]!.name = name;
         if (this.state === 'running') {
           this.broadcastNames();
@@ -601,7 +656,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         // Its actors ran onExit and reported: a timer or a socket of theirs still open keeps the
         // thread alive, not their work. Ended after a grace, not named as terminated by the stop.
         setTimeout(() => {
-          if (current() && !thread.ended) void worker.terminate();
+          if (!current() || thread.ended) return;
+          this.terminatedSome = true;
+          void worker.terminate();
         }, EXITED_GRACE_MS).unref();
       }
     });
@@ -648,8 +705,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     this.crashes.push(crash);
     const [only] = thread.actors;
     // While a stop drains too: the new incarnation drains what the crash left (see `restart`).
-    const restartable =
-      this.state === 'running' || (this.state === 'stopping' && this.spine.control.phase === Phase.DRAINING);
+    // Past the drain (the stop took the thread for quiet just before it threw, in a loopBody
+    // after its drains committed, or its crash was still on its way), the restart is not made,
+    // and the crash fails nothing: the stop, not the actor, kept it from healing.
+    const restartable = this.state === 'running' || this.state === 'stopping';
     if (restartable && positions !== undefined && thread.actors.length === 1 && only!.restartsLeft > 0) {
       only!.restartsLeft--;
       void this.restart(thread, only!, resumeAt(thread.start, positions));
@@ -666,7 +725,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     thread.restarting++;
     const ended = await Promise.race([thread.exit!.then(() => true), sleep(1000).then(() => false)]);
     // A crashed worker kept alive by a timer or a socket of the actor's is ended here.
-    if (!ended) await thread.worker?.terminate();
+    if (!ended) {
+      this.terminatedSome = true;
+      await thread.worker?.terminate();
+    }
     // The dead worker may not have given back its timing queue's producer role, nor its
     // instrumentation buffers: the new one records on where it stopped.
     this.spine.timingQueue(actor.id)?.releaseProducer();
@@ -720,6 +782,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     // One that failed and is giving its threads back (stopped already) is waited for, as one
     // still under way: a thread it has not ended yet is terminated, and named.
     if (inTime || this.state === 'running') return;
+    // An attachment's start still under way (a lake that does not answer) is given up: aborted.
+    this.giveUpAttaching?.('stop');
     // Terminated by the stop, not crashed: the start fails saying so, the stop names them.
     await Promise.all(
       [...this.threads.values()].map((t) => {
@@ -838,11 +902,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
 
   /**
    * Waits for every thread to end; terminates those that do not in time, and names those of them
-   * that had not reported (`any`: whether it terminated any thread at all).
+   * that had not reported.
    */
-  private async untilExited(timeoutMs: number): Promise<{ named: string[]; any: boolean }> {
+  private async untilExited(timeoutMs: number): Promise<string[]> {
     const named: string[] = [];
-    let any = false;
     await Promise.all(
       [...this.threads.values()].map(async (t) => {
         if (t.worker === undefined) return;
@@ -851,7 +914,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         const outcome = await Promise.race([t.exit!.then(() => 'exited' as const), late]);
         clearTimeout(timer);
         if (outcome === 'late') {
-          any = true;
+          this.terminatedSome = true;
           // One that ran onExit and reported, kept alive by a timer or a socket of its actors, is
           // ended as its grace would have (EXITED_GRACE_MS, longer than a short exitTimeoutMs):
           // not named. Any other is named in the report as terminated: its exit (code 1) must
@@ -862,7 +925,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         }
       }),
     );
-    return { named, any };
+    return named;
   }
 
   /** Stops whatever started, after a failed start. */

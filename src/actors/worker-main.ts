@@ -103,6 +103,7 @@ async function main(): Promise<void> {
       return;
     }
   }
+  post({ type: 'loaded', actors: actors.map((a) => ({ id: a.id, name: a.actor.name })) });
   const thread = new ActorThread(spine, data.worker, actors, data.wait, activity);
   let stage: 'init' | 'run' | 'exit' = 'init';
   try {

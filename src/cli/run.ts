@@ -131,7 +131,10 @@ export async function runSystem(
       : () => {};
   options.signal?.addEventListener('abort', stopStart, { once: true });
   try {
-    await system.start();
+    const started = system.start();
+    // Aborted before it listened (a replay interrupted while it prepared): no event comes.
+    if (options.signal?.aborted === true) stopStart();
+    await started;
   } catch (error) {
     release();
     throw error;

@@ -555,7 +555,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
     } catch (error) {
       // The message was read, and neither handled nor skipped: counted as failed.
       this.drainFailed = 1;
-      this.activity?.failing();
       this.endDrain();
       throw error;
     }
@@ -618,7 +617,6 @@ export class SpineAdapter<D = SpineDefinition> implements SpineProducers<D> {
       this.inHandler = false;
       this.failed = index;
       this.drainFailed = 1;
-      this.activity?.failing();
       this.endDrain();
       throw error;
     }

@@ -28,11 +28,9 @@ export class ThreadActivity {
   }
 
   /**
-   * Before a drain that the actor's code ended by throwing commits, and before a crashed thread
-   * gives back its consumers: the throw may end the thread, a crash the system has not heard of
-   * yet. Committed, or given back, its consumers show no lag; without this word a stop could take
-   * the thread for quiet and go on before the crash is known (and restarted: see `quiet`). An
-   * actor that catches the throw and goes on rests again after its next idle round.
+   * Before a crashed thread gives back its consumers: given back, they show no lag, and without
+   * this word a stop could take the thread for quiet and go on before it hears of the crash
+   * (too late to restart it, and what it left unread by the new incarnation, so left unread).
    */
   failing(): void {
     this.resting = false;

@@ -1,8 +1,12 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ActorCrashedError, ConfigError, System, SystemStateError } from '../../src/index.js';
+import { Lake } from '../../src/telemetry/lake/lake.js';
 import { spine } from '../fixtures/actors/spine.js';
 import { compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
+import { tempDir } from '../telemetry/fixtures.js';
 
 const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
 
@@ -35,6 +39,49 @@ describe('a start and a stop at their edges', () => {
       unread: 0,
     });
     expect(report.drained).toBe(true);
+    expect(system.liveThreads).toEqual([]);
+  }, 60_000);
+
+  it('a loopBody that throws after its drains committed, as the stop ends the drain: listed, and with restarts left no failure', async () => {
+    const go = new SharedArrayBuffer(4);
+    const entered = new SharedArrayBuffer(4);
+    const done = new SharedArrayBuffer(4);
+    const system = new System(spine, { drainTimeoutMs: 20_000 });
+    system.spawn(fixture('held-crasher'), {
+      args: { go, entered, throwAt: 10, holdMs: 300, inLoopBody: true },
+      restarts: 1,
+    });
+    await system.start();
+    await until(() => system.spine.control.isIdle(0), 'the crasher’s thread at rest');
+    system.spawn(fixture('feed'), { args: { count: 10, done } });
+    await until(() => Atomics.load(new Int32Array(done), 0) === 1, 'every tick published');
+    await until(() => Atomics.load(new Int32Array(entered), 0) === 1, 'the first tick held');
+    const stopping = system.stop();
+    Atomics.store(new Int32Array(go), 0, 1);
+    Atomics.notify(new Int32Array(go), 0);
+    const report = await stopping;
+    expect(report.failure).toBeUndefined();
+    expect(report.crashes.map((c) => c.message)).toEqual([expect.stringMatching(/boom after tick 10/)]);
+    expect(report.actors.find((a) => a.name === 'held-crasher')!.streams[0]).toMatchObject({
+      handled: 10,
+      failed: 0,
+      unread: 0,
+    });
+    expect(report.drained).toBe(true);
+    expect(system.liveThreads).toEqual([]);
+  }, 60_000);
+
+  it('an actor spawned after the start behind one whose onInit never returns still comes up', async () => {
+    const system = new System(spine, { exitTimeoutMs: 300, drainTimeoutMs: 100 });
+    system.spawn(fixture('idle'), { args: { name: 'first' } });
+    await system.start();
+    const hung = system.spawn(fixture('hang-init'), { thread: 'hung' });
+    hung.ready.catch(() => {});
+    const next = system.spawn(fixture('idle'), { args: { name: 'next' } });
+    await next.ready;
+    const report = await system.stop();
+    expect(report.actors.map((a) => a.name)).toContain('next');
+    expect(report.terminated).toEqual(['hung']);
     expect(system.liveThreads).toEqual([]);
   }, 60_000);
 
@@ -81,6 +128,43 @@ describe('a start and a stop at their edges', () => {
     );
     expect(system.liveThreads).toEqual([]);
     expect((await system.stop()).actors).toEqual([]);
+  }, 60_000);
+
+  it('a start past startTimeoutMs while the persister still opens its lake fails saying so, and leaves nothing running', async () => {
+    const { dir, cleanup } = tempDir('dorsal-start-timeout-');
+    const lake = Lake.open({ data: dir });
+    await lake.ready();
+    await lake.close();
+    // Another process holds the lake's database: its persister waits on it (5 s, then fails).
+    const locker = new Database(join(dir, 'lake.sqlite'));
+    try {
+      locker.pragma('locking_mode = EXCLUSIVE');
+      locker.exec('BEGIN EXCLUSIVE');
+      const system = new System(spine, { startTimeoutMs: 1000, persist: { data: dir } });
+      system.spawn(fixture('feed'), { args: { count: 5 } });
+      const failure = await system.start().catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(SystemStateError);
+      expect(String(failure)).toMatch(
+        /the start did not complete within startTimeoutMs \(1000 ms\): the persist attachment had not started \(a lake that does not answer\?\) and was given up/,
+      );
+      expect(system.liveThreads).toEqual([]);
+      expect((await system.stop()).actors).toEqual([]);
+    } finally {
+      locker.exec('COMMIT');
+      locker.close();
+      cleanup();
+    }
+  }, 60_000);
+
+  it('a start that fails while another thread is still starting says why it failed, not that it timed out', async () => {
+    const system = new System(spine, { startTimeoutMs: 500 });
+    system.spawn(fixture('throw-init-later'), { args: { ms: 100 } });
+    // Blocked in native code for 2 s: the abort's terminate waits for it, past the start's time.
+    system.spawn(fixture('native-block-init'), { args: { seconds: 2 } });
+    const failure = await system.start().catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ActorCrashedError);
+    expect(String(failure)).toMatch(/actor 'throw-init-later' crashed.*onInit failed late/);
+    expect(system.liveThreads).toEqual([]);
   }, 60_000);
 
   it('refuses a startTimeoutMs that is not a number of ms, naming it', () => {

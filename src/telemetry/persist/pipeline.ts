@@ -205,6 +205,8 @@ export class PersistPipeline {
       import('../ingestion/service.js'),
       import('../lake/lake.js'),
     ]);
+    // Aborted meanwhile (a start given up): no lake is opened that nothing would close.
+    if (this.aborted) throw new Error("the persister's start was given up");
     this.service = new IngestionService(Lake.open({ data: this.options.data }));
     await this.service.lake.ready();
   }
@@ -269,6 +271,8 @@ export class PersistPipeline {
 
   /** Starts the copying thread; resolves once it has attached to every source. */
   start(spine?: { readonly descriptor: SpineDescriptor; readonly worker: number }): Promise<void> {
+    // Aborted while its lake opened (a start given up): no thread is started that nothing would end.
+    if (this.aborted) return Promise.reject(new Error("the persister's start was given up"));
     this.spine = spine;
     return this.launch();
   }
