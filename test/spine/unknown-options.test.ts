@@ -22,7 +22,7 @@ describe('an unknown option is a ConfigError naming it', () => {
     const misspelt = configError(() => new System(spine, { drainTimeout: 100 } as never));
     expect(misspelt.code).toBe('DORSAL_CONFIG');
     expect(misspelt.message).toMatch(
-      /unknown System option 'drainTimeout' \(did you mean 'drainTimeoutMs'\?\); known: spine, drainTimeoutMs, exitTimeoutMs, persist/,
+      /unknown System option 'drainTimeout' \(did you mean 'drainTimeoutMs'\?\); known: spine, drainTimeoutMs, exitTimeoutMs, startTimeoutMs, persist/,
     );
     expect(configError(() => new System(spine, { persits: { data: 'x' } } as never)).message).toMatch(
       /'persits' \(did you mean 'persist'\?\)/,
@@ -32,7 +32,7 @@ describe('an unknown option is a ConfigError naming it', () => {
     );
     // Nothing near enough: no guess, still the name and the list.
     expect(configError(() => new System(spine, { verbose: true } as never)).message).toBe(
-      "unknown System option 'verbose'; known: spine, drainTimeoutMs, exitTimeoutMs, persist, instrumentation",
+      "unknown System option 'verbose'; known: spine, drainTimeoutMs, exitTimeoutMs, startTimeoutMs, persist, instrumentation",
     );
     expect(configError(() => new System(spine, { spine: 4 } as never)).message).toBe(
       "System option 'spine' must be an object, got 4",
