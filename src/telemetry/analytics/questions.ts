@@ -365,6 +365,8 @@ function assembleTrees(
 ): MessageTree[] {
   const key = (stream: unknown, seq: unknown) => `${String(stream)}#${Number(seq)}`;
   const drafts = new Map<string, Draft>();
+  /** Handler calls whose times are not all times (`TIMED`): drawn, but they measure nothing. */
+  const untimed = new WeakSet<object>();
   for (const [
     stream,
     seq,
@@ -393,13 +395,15 @@ function assembleTrees(
     const draft = drafts.get(key(stream, seq));
     if (draft === undefined) continue;
     const origin = Number(originT);
-    draft.handled.push({
+    const call = {
       actor: String(actor),
       startNs: Number(startT) - origin,
       endNs: Number(endT) - origin,
       latencyNs: Number(endT) - origin,
       processingNs: Number(endT) - Number(startT),
-    });
+    };
+    if (!(isTime(origin) && isTime(Number(startT)) && isTime(Number(endT)))) untimed.add(call);
+    draft.handled.push(call);
   }
   const roots: Draft[] = [];
   for (const draft of drafts.values()) {
@@ -446,11 +450,11 @@ function assembleTrees(
     for (let at = stack.pop(); at !== undefined; at = stack.pop()) {
       const { draft, parentPublishT, depth, into } = at;
       nodes++;
-      if (Number.isFinite(draft.publishT - draft.originT))
+      // A time that is no time (a damaged record: NaN, infinite, or past `TIME_BOUND_NS`, as
+      // `TIMED` tells in the queries that ranked the tree) is drawn, but measures nothing.
+      if (isTime(draft.publishT) && isTime(draft.originT))
         latencyNs = Math.max(latencyNs, draft.publishT - draft.originT);
-      // A handling whose end is no number (a damaged record) is drawn, but measures nothing.
-      for (const h of draft.handled)
-        if (Number.isFinite(h.latencyNs)) latencyNs = Math.max(latencyNs, h.latencyNs);
+      for (const h of draft.handled) if (!untimed.has(h)) latencyNs = Math.max(latencyNs, h.latencyNs);
       draft.children.sort(
         (a, b) => a.publishT - b.publishT || a.stream.localeCompare(b.stream) || a.seq - b.seq,
       );
