@@ -173,6 +173,8 @@ export async function openSource(options: SourceOptions): Promise<Source> {
   const analytics = await Analytics.open({
     lake: { data: options.data },
     cacheDir: join(options.data, 'analytics'),
+    // Blocks decoded here: a command asks and ends, and a decoding thread cost it more than it gave.
+    etlThreads: 0,
     ...(options.queryMemory === undefined ? {} : { memoryLimit: options.queryMemory }),
   });
   Object.defineProperty(analytics, 'query', {

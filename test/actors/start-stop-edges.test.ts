@@ -157,10 +157,12 @@ describe('a start and a stop at their edges', () => {
   }, 60_000);
 
   it('a start that fails while another thread is still starting says why it failed, not that it timed out', async () => {
-    const system = new System(spine, { startTimeoutMs: 500 });
-    system.spawn(fixture('throw-init-later'), { args: { ms: 100 } });
-    // Blocked in native code for 2 s: the abort's terminate waits for it, past the start's time.
-    system.spawn(fixture('native-block-init'), { args: { seconds: 2 } });
+    // The crash once the other thread is blocked in native code, past the start's time: the
+    // abort's terminate waits for it while the start's timer fires.
+    const blocking = new SharedArrayBuffer(4);
+    const system = new System(spine, { startTimeoutMs: 3000 });
+    system.spawn(fixture('throw-init-later'), { args: { ms: 0, after: blocking } });
+    system.spawn(fixture('native-block-init'), { args: { seconds: 5, blocking } });
     const failure = await system.start().catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ActorCrashedError);
     expect(String(failure)).toMatch(/actor 'throw-init-later' crashed.*onInit failed late/);

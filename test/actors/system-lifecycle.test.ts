@@ -74,11 +74,13 @@ describe('a thread that ends between its onInit and the names', () => {
 
 describe('stop() and run()', () => {
   it('a stop asked while a failed start gives its threads back: it waits for that, and names the thread it terminated', async () => {
-    // The start fails at 200 ms; its other thread is blocked in native code for 3 s, past the
-    // stop's exit timeout (1 s), so that giving the threads back is still under way then.
+    // The start fails once its other thread is blocked in native code for 3 s, past the stop's
+    // exit timeout (1 s), so that giving the threads back is still under way then (failing at a
+    // set time, it could fail before that thread was blocked, and give it back at once).
+    const blocking = new SharedArrayBuffer(4);
     const system = new System(spine, { exitTimeoutMs: 1000 });
-    system.spawn(fixture('throw-init-later'), { args: { ms: 200 }, thread: 'fails' });
-    system.spawn(fixture('native-block-init'), { args: { seconds: 3 }, thread: 'blocked' });
+    system.spawn(fixture('throw-init-later'), { args: { ms: 0, after: blocking }, thread: 'fails' });
+    system.spawn(fixture('native-block-init'), { args: { seconds: 3, blocking }, thread: 'blocked' });
     const start = watch(system.start());
     const report = await system.stop();
     expect(start.settled).toBe(true);

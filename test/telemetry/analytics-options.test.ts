@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Analytics, analyticsQueryRoute } from '../../src/analytics.js';
 import { viewRoutes } from '../../src/telemetry/views/routes.js';
+import { runPersistedPipeline } from './analytics-checks.js';
 import { tempDir } from './fixtures.js';
 
 describe('Analytics.open options', () => {
@@ -16,7 +17,8 @@ describe('Analytics.open options', () => {
     ['maxBytes', 2 ** 40],
     ['timeoutMs', -1],
     ['timeoutMs', Number.NaN],
-    ['etlThreads', 0],
+    ['etlThreads', -1],
+    ['etlThreads', 1.5],
     ['freshnessMs', -5],
     ['unreadableRetryMs', Number.POSITIVE_INFINITY],
     ['goneProcessSweepMs', Number.NaN],
@@ -47,6 +49,32 @@ describe('Analytics.open options', () => {
       `view option '${name}' must be an integer from 1 to 2147483647 (ms), got ${value}`,
     );
   });
+
+  it('etlThreads 0 decodes in the thread that asks, into the same tables as a decoding thread', async () => {
+    const data = join(dir, 'inline-lake');
+    await runPersistedPipeline({ data }, 50);
+    const answers: (readonly (readonly unknown[])[])[] = [];
+    for (const etlThreads of [0, 1]) {
+      const analytics = await Analytics.open({
+        lake: { data },
+        cacheDir: join(dir, `inline-${etlThreads}`),
+        etlThreads,
+      });
+      try {
+        answers.push(
+          (
+            await analytics.query(
+              'SELECT stream, count(*)::INTEGER, sum(seq)::BIGINT::VARCHAR FROM messages GROUP BY 1 UNION ALL SELECT actor, count(*)::INTEGER, sum(end_t - start_t)::VARCHAR FROM timings GROUP BY 1 ORDER BY 1',
+            )
+          ).rows,
+        );
+      } finally {
+        await analytics.close();
+      }
+    }
+    expect(answers[0]!.length).toBeGreaterThan(3);
+    expect(answers[0]).toEqual(answers[1]);
+  }, 60_000);
 
   it('refuses a cache directory that is not a path', async () => {
     await expect(Analytics.open({ lake: { data: join(dir, 'lake') }, cacheDir: '' })).rejects.toThrow(

@@ -8,7 +8,7 @@ const BOUNDS = {
   // A client reads an answer as one JavaScript string, which holds 512 Mi characters at most.
   maxBytes: { min: 1024, max: 256 * 1024 * 1024, whole: true },
   timeoutMs: { min: 1, max: 3_600_000, whole: true },
-  etlThreads: { min: 1, max: 64, whole: true },
+  etlThreads: { min: 0, max: 64, whole: true },
   freshnessMs: { min: 0, max: 3_600_000, whole: false },
   unreadableRetryMs: { min: 0, max: MAX_TIMER_MS, whole: false },
   goneProcessSweepMs: { min: 0, max: MAX_TIMER_MS, whole: false },

@@ -14,7 +14,7 @@ import { COUNTS_TAG, parseStoredCounts } from '../persist/run-counts.js';
 import { checkAnalyticsOptions } from './analytics-options.js';
 import { checkAnalyticsCacheDir } from './cache-dir.js';
 import { untilAborted } from './deadline.js';
-import type { EtlPool } from './etl-pool.js';
+import type { PartitionWriter } from './etl-pool.js';
 import { GoneProcessSweep } from './gone-processes.js';
 import {
   checkBound,
@@ -65,7 +65,11 @@ export interface AnalyticsOptions {
   readonly maxBytes?: number;
   /** How long a query may run, in ms (default 30 000). */
   readonly timeoutMs?: number;
-  /** Threads that decode blocks into partitions (default 1). */
+  /**
+   * Threads that decode blocks into partitions (default 1); 0: the thread that asks decodes them,
+   * on its event loop (no thread started, no second DuckDB loaded: sooner for a command line that
+   * asks once, as `dorsal`'s do; a server keeps threads, to answer other requests meanwhile).
+   */
   readonly etlThreads?: number;
   /**
    * The memory the query database holds at most, in DuckDB's terms (`'1GB'`, `'512MiB'`; default
@@ -217,7 +221,7 @@ export class Analytics extends AnalyticsQuestions {
   private readonly scratch: string;
   /** Where its partitions' copies are: a query's error naming a file there is the cache's. */
   private readonly cacheDir: string;
-  private readonly pool: EtlPool;
+  private readonly pool: PartitionWriter;
   private readonly queryDb: DuckDBInstance;
   /** The first fence's parse of each query text asked lately (see `ParseCache`). */
   private readonly parses: ParseCache;
@@ -259,7 +263,7 @@ export class Analytics extends AnalyticsQuestions {
     lake: Lake,
     ownsLake: boolean,
     store: PartitionStore,
-    pool: EtlPool,
+    pool: PartitionWriter,
     queryDb: DuckDBInstance,
     options: AnalyticsOptions,
   ) {
@@ -327,8 +331,12 @@ export class Analytics extends AnalyticsQuestions {
     await setup.run('SET lock_configuration = true');
     setup.closeSync();
     // Loaded here, as DuckDB is: importing the analytics loads neither.
-    const { EtlPool } = await import('./etl-pool.js');
-    return new Analytics(lake, ownsLake, store, new EtlPool(options.etlThreads ?? 1), queryDb, options);
+    const threads = options.etlThreads ?? 1;
+    const writer =
+      threads === 0
+        ? new (await import('./etl-inline.js')).InlineEtl()
+        : new (await import('./etl-pool.js')).EtlPool(threads);
+    return new Analytics(lake, ownsLake, store, writer, queryDb, options);
   }
 
   /**

@@ -2,11 +2,19 @@ import { Piscina } from 'piscina';
 import { isTypeScriptModule } from '../../module-worker.js';
 import type { EtlTask, PartitionTaskResult } from './etl-worker.js';
 
+/** What writes partitions: a pool of threads (`EtlPool`), or the thread that asks (`InlineEtl`). */
+export interface PartitionWriter {
+  /** Partitions written at once (one more is read meanwhile). */
+  readonly threads: number;
+  run(task: EtlTask): Promise<PartitionTaskResult>;
+  close(): Promise<void>;
+}
+
 /**
  * The threads that write partitions (piscina): decoding blocks into Parquet takes seconds for
  * millions of records, which the thread answering queries must not spend.
  */
-export class EtlPool {
+export class EtlPool implements PartitionWriter {
   private readonly pool: Piscina<EtlTask, PartitionTaskResult>;
 
   constructor(threads: number) {

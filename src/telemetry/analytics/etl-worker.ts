@@ -56,7 +56,11 @@ let connection: Promise<DuckDBConnection> | undefined;
  */
 export default async function writePartitionTask(task: EtlTask): Promise<PartitionTaskResult> {
   connection ??= DuckDBInstance.create(':memory:').then((db) => db.connect());
-  const etl = await connection;
+  return runEtlTask(await connection, task);
+}
+
+/** Writes a partition's files with `etl` (a DuckDB of the writer's own, in memory). */
+export async function runEtlTask(etl: DuckDBConnection, task: EtlTask): Promise<PartitionTaskResult> {
   if (task.kind === 'merge') return mergePartitions(etl, task);
   const { rows, coverage, rejected } = await writePartition(etl, task.source, task.blocks, task.dataPath);
   if (rejected.length > 0) return { rows: 0, coverage: [], rejected };

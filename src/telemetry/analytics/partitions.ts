@@ -7,7 +7,7 @@ import type { Lake } from '../lake/lake.js';
 import { type BlockRow, type PartitionRow, partitionBlobPaths, type StreamRow } from '../lake/types.js';
 import { formatRfc3339Ns, nowRfc3339Ns } from '../wire/index.js';
 import type { BlockParts, RejectedBlock } from './etl.js';
-import type { EtlPool } from './etl-pool.js';
+import type { PartitionWriter } from './etl-pool.js';
 import type { SweptLake } from './gone-processes.js';
 import type { TimeWindow, UnreadableBlock } from './query.js';
 import type { RetryLater } from './retry-later.js';
@@ -131,7 +131,7 @@ interface LivePartition {
 export async function materialize(
   lake: Lake,
   store: PartitionStore,
-  pool: EtlPool,
+  pool: PartitionWriter,
   scratch: string,
   processId: string,
   window: TimeWindow = {},
@@ -477,7 +477,7 @@ async function localFilesOf(store: PartitionStore, row: PartitionRow): Promise<P
  */
 async function mergePartitionFiles(
   store: PartitionStore,
-  pool: EtlPool,
+  pool: PartitionWriter,
   scratch: string,
   processId: string,
   stream: StreamRow,
@@ -516,7 +516,7 @@ async function mergePartitionFiles(
  */
 async function writePartitionFiles(
   store: PartitionStore,
-  pool: EtlPool,
+  pool: PartitionWriter,
   scratch: string,
   processId: string,
   stream: StreamRow,
