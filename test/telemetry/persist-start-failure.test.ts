@@ -118,33 +118,43 @@ describe('the persister’s thread dies at its start', () => {
     ).toBeGreaterThanOrEqual(20);
   }, 60_000);
   it('the thread killed while it attaches, before it said which entries it took: they are given back all the same', async () => {
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
     const main = currentThreadBuffers();
-    const pipeline = new PersistPipeline({ data: dir }, main.clockBaseNs, 0);
-    await pipeline.openLake();
-    pipeline.addThread(main, 'oldest');
-    // Many sources: the thread attaches for a while, and says which entries it took at the end.
-    const threads = Array.from({ length: 60 }, (_, i) => createThreadBuffers({ name: `t${i}` }));
-    for (const buffers of threads) pipeline.addThread(buffers, 'oldest');
-    const queues = [main, ...threads].flatMap((buffers) =>
-      (['logs', 'metrics', 'spans'] as const).map((q) => ThreadBuffersReader.attach(buffers).queue(q)),
-    );
-    const readers = () => queues.map((q) => q.stats().consumers.length);
-    const before = readers();
-    const started = pipeline.start();
-    // Read through the private field on purpose: nothing public kills the thread.
-    const worker = Reflect.get(pipeline, 'worker') as Worker;
-    // Killed once it took its first entry (the main thread's logs), mid-way through the others.
-    const deadline = Date.now() + 30_000;
-    while (readers()[0] === before[0] && Date.now() < deadline) {}
-    expect(readers()[0]).toBe(before[0]! + 1);
-    await worker.terminate();
-    await expect(started).rejects.toThrow(/exited/);
-    await pipeline.abort();
-    // Else each entry it took stays taken for the queue's life: a System's stop waits for it to
-    // catch up, and the main thread's queues run out of entries after a few such starts.
-    expect(readers()).toEqual(before);
+    // Tried again, a few times at most, when the thread attached to everything before the kill
+    // took effect (this thread held back between its look and the kill: not the case tested).
+    for (let attempt = 1; ; attempt++) {
+      const { dir, cleanup } = tempDir();
+      cleanups.push(cleanup);
+      const pipeline = new PersistPipeline({ data: dir }, main.clockBaseNs, 0);
+      await pipeline.openLake();
+      pipeline.addThread(main, 'oldest');
+      // Many sources: the thread attaches for a while, and says which entries it took at the end.
+      const threads = Array.from({ length: 60 }, (_, i) => createThreadBuffers({ name: `t${i}` }));
+      for (const buffers of threads) pipeline.addThread(buffers, 'oldest');
+      const queues = [main, ...threads].flatMap((buffers) =>
+        (['logs', 'metrics', 'spans'] as const).map((q) => ThreadBuffersReader.attach(buffers).queue(q)),
+      );
+      const readers = () => queues.map((q) => q.stats().consumers.length);
+      const before = readers();
+      const started = pipeline.start();
+      // Read through the private field on purpose: nothing public kills the thread.
+      const worker = Reflect.get(pipeline, 'worker') as Worker;
+      // Killed once it took its first entry (the main thread's logs), mid-way through the others.
+      const deadline = Date.now() + 30_000;
+      while (readers()[0] === before[0] && Date.now() < deadline) {}
+      expect(readers()[0]).toBe(before[0]! + 1);
+      await worker.terminate();
+      const outcome = await started.then(
+        () => 'attached',
+        (error: unknown) => error,
+      );
+      await pipeline.abort();
+      if (outcome === 'attached' && attempt < 5) continue;
+      expect(String(outcome)).toMatch(/exited/);
+      // Else each entry it took stays taken for the queue's life: a System's stop waits for it to
+      // catch up, and the main thread's queues run out of entries after a few such starts.
+      expect(readers()).toEqual(before);
+      break;
+    }
   }, 60_000);
 
   it('a start that failed terminates its thread: no death is logged, nor warned of', async () => {
