@@ -251,13 +251,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const before = this.lateLaunches;
     const launched =
       before === undefined
-        ? this.launch(thread, 'head')
+        ? this.launchBounded(thread)
         : before.then(() => {
             if (this.state !== 'running') {
               thread.status = 'pending';
               throw new SystemStateError('cannot spawn: the system stopped before the actor could start');
             }
-            return this.launch(thread, 'head');
+            return this.launchBounded(thread);
           });
     // The next waits for this one's actors to be loaded and named, not for their onInit (one that
     // never returns would hold every later spawn).
@@ -271,6 +271,28 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     void settled.then(() => {
       if (this.lateLaunches === settled) this.lateLaunches = undefined;
     });
+    return launched;
+  }
+
+  /**
+   * Launches a thread spawned after the start, as `start` launches its threads, within
+   * `startTimeoutMs`: one whose actors have not run `onInit` by then (a module whose top-level
+   * await never settles, an `onInit` that never returns) is terminated, its `ready` rejects, and
+   * those spawned after it come up.
+   */
+  private launchBounded(thread: ThreadState): Promise<void> {
+    const launched = this.launch(thread, 'head');
+    const worker = thread.worker;
+    const timer = setTimeout(() => {
+      if (thread.worker !== worker || thread.ended || thread.status !== 'starting') return;
+      // Ended by a stop already (which names it).
+      if (thread.terminatedBy !== undefined) return;
+      thread.terminatedBy = 'start timeout';
+      this.terminatedSome = true;
+      void worker?.terminate();
+    }, this.options.startTimeoutMs ?? 60_000);
+    const settled = () => clearTimeout(timer);
+    launched.then(settled, settled);
     return launched;
   }
 
@@ -324,7 +346,7 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       if (late.length === 0 && !attachmentsLate) throw error;
       const threads = `thread${late.length > 1 ? 's' : ''} ${late.map((name) => `'${name}'`).join(', ')} had not started (an onInit that does not return?) and ${late.length > 1 ? 'were' : 'was'} terminated`;
       throw new SystemStateError(
-        `the start did not complete within startTimeoutMs (${timeoutMs} ms): ${attachmentsLate ? `the ${[...this.attachments.keys()].join(', ')} attachment had not started (a lake that does not answer?) and was given up` : threads}`,
+        `the start did not complete within startTimeoutMs (${timeoutMs} ms): ${attachmentsLate ? `the ${this.attachmentNames().join(', ')} attachment had not started (a lake that does not answer?) and was given up` : threads}`,
       );
     } finally {
       clearTimeout(timer);
@@ -339,12 +361,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private async startAttachmentsOrGiveUp(startAt: readonly number[]): Promise<void> {
     let givenUp: (why: 'timeout' | 'stop') => void = () => {};
     const giveUp = new Promise<'timeout' | 'stop'>((resolve) => (givenUp = resolve));
+    const loading = new AbortController();
     this.giveUpAttaching = (why) => {
+      loading.abort();
       givenUp(why);
       return true;
     };
     try {
-      const started = this.startAttachments(startAt);
+      const started = this.startAttachments(startAt, loading.signal);
       // Given up, it may settle long after, or never: nobody waits for it then.
       started.catch(() => {});
       const outcome = await Promise.race([started.then(() => undefined), giveUp]);
@@ -548,12 +572,13 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   }
 
   /** Starts the attachment of every registered option the system was given (the persister). */
-  private async startAttachments(startAt: readonly number[]): Promise<void> {
+  private async startAttachments(startAt: readonly number[], signal?: AbortSignal): Promise<void> {
     const options = this.options as Record<string, unknown>;
-    for (const name of Object.keys(options)) {
-      const handler = systemOptionHandler(name);
-      if (handler === undefined || options[name] === undefined) continue;
-      const attachment = (await handler.load())(options[name]);
+    for (const name of this.attachmentNames()) {
+      const make = await systemOptionHandler(name)!.load();
+      // Given up while its module loaded: nothing is made that the abort would not end.
+      signal?.throwIfAborted();
+      const attachment = make(options[name]);
       this.attachments.set(name, attachment);
       await attachment.start({
         spine: this.spine,
@@ -563,6 +588,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         instrumentation: this.ownBuffers,
       });
     }
+  }
+
+  /** The options the system was given that attach something (the persister's `persist`). */
+  private attachmentNames(): string[] {
+    const options = this.options as Record<string, unknown>;
+    return Object.keys(options).filter(
+      (name) => systemOptionHandler(name) !== undefined && options[name] !== undefined,
+    );
   }
 
   private attachedActors(): AttachedActor[] {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -10,8 +11,9 @@ import {
 } from '../../src/index.js';
 import { Lake } from '../../src/telemetry/lake/lake.js';
 import { spine } from '../fixtures/actors/spine.js';
-import { compiledUrl } from '../helpers/compiled.js';
+import { compiled, compiledUrl } from '../helpers/compiled.js';
 import { until } from '../helpers/until.js';
+import { finished } from '../telemetry/cli-helpers.js';
 import { tempDir } from '../telemetry/fixtures.js';
 
 const fixture = (name: string) => compiledUrl(`../fixtures/actors/${name}.ts`, import.meta.url);
@@ -140,6 +142,41 @@ describe('a start and a stop at their edges', () => {
       locker.close();
       cleanup();
     }
+  }, 60_000);
+
+  it('a start given up while the persister’s module still loads leaves nothing of the persister running: the process ends', async () => {
+    const { dir, cleanup } = tempDir('dorsal-give-up-start-');
+    try {
+      const child = spawn(process.execPath, [compiled('test/fixtures/systems/give-up-start.ts'), dir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      // Ended by itself, well before this kill (started after the abort, the persister's thread
+      // held it for good).
+      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const { code, stdout, stderr } = await finished(child);
+      clearTimeout(kill);
+      expect(code, stderr).toBe(0);
+      expect(stdout).toMatch(
+        /the start did not complete within startTimeoutMs \(1 ms\): the persist attachment had not started/,
+      );
+    } finally {
+      cleanup();
+    }
+  }, 30_000);
+
+  it('an actor spawned after the start whose module never finishes loading is ended past startTimeoutMs, and those after it come up', async () => {
+    const system = new System(spine, { startTimeoutMs: 500 });
+    system.spawn(fixture('idle'), { args: { name: 'first' } });
+    await system.start();
+    const hung = system.spawn(fixture('hang-load'), { thread: 'hung' });
+    const next = system.spawn(fixture('idle'), { args: { name: 'next' } });
+    await next.ready;
+    await expect(hung.ready).rejects.toThrow(
+      /thread 'hung' was terminated by the start timeout before it started/,
+    );
+    const report = await system.stop();
+    expect(report.actors.map((a) => a.name)).toContain('next');
+    expect(system.liveThreads).toEqual([]);
   }, 60_000);
 
   it('a start that fails while another thread is still starting says why it failed, not that it timed out', async () => {
