@@ -29,8 +29,8 @@ export class ThreadActivity {
 
   /**
    * Before a crashed thread gives back its consumers: given back, they show no lag, and without
-   * this word a stop could take the thread for quiet and go on before it hears of the crash
-   * (too late to restart it, and what it left unread by the new incarnation, so left unread).
+   * this word a stop could take the thread for quiet and go on before it hears of the crash:
+   * too late to restart it, and what it left unread would stay unread.
    */
   failing(): void {
     this.resting = false;
