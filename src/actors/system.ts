@@ -285,8 +285,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     const worker = thread.worker;
     const timer = setTimeout(() => {
       if (thread.worker !== worker || thread.ended || thread.status !== 'starting') return;
-      // Ended by a stop already (which names it).
-      if (thread.terminatedBy !== undefined) return;
+      // Ended by a stop already, or left to the stop under way, which ends and names it.
+      if (thread.terminatedBy !== undefined || this.state !== 'running') return;
       thread.terminatedBy = 'start timeout';
       this.terminatedSome = true;
       void worker?.terminate();
@@ -652,6 +652,10 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     );
     worker.on('message', (message: FromWorker) => {
       if (!current()) return;
+      // Terminated by the system (a start's timeout, a stop, an abort) while these were on their
+      // way: it did not start, whatever they say (its `ready` rejects at its exit).
+      if ((message.type === 'loaded' || message.type === 'initialized') && thread.terminatedBy !== undefined)
+        return;
       if (message.type === 'loaded') {
         for (const { id, name } of message.actors) this.actors[id]!.name = name;
         // Threads coming up meanwhile (late spawns, restarts) learn the names before their actors run.
@@ -706,7 +710,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       if (!current() || thread.status === 'exited' || thread.status === 'crashed') return;
       if (thread.terminatedBy !== undefined) {
         // No crash, but a thread terminated before its onInit returned never starts: whoever
-        // awaits it (a late spawn's `ready`, a restart) learns so instead of waiting forever.
+        // awaits it (a late spawn's `ready`, a restart) learns so instead of waiting forever, and
+        // its actors' names are free again (it is in no report: a respawn of it was refused).
+        if (thread.ran !== true) for (const actor of thread.actors) actor.name = undefined;
         settle?.reject(
           new SystemStateError(
             `thread '${thread.name}' was terminated by the ${thread.terminatedBy} before it started`,
@@ -837,7 +843,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       () => {
         const threads = [...this.threads.values()];
         // A thread coming up (a restart, a late spawn) has work to drain once it runs.
-        if (threads.some((t) => t.restarting > 0 || t.status === 'starting')) return false;
+        // (One whose worker ended before it started, terminated, has nothing to drain.)
+        if (threads.some((t) => t.restarting > 0 || (t.status === 'starting' && t.ended !== true)))
+          return false;
         return threads.every((t) => t.status !== 'running' || this.spine.control.isIdle(t.index));
       },
       timeoutMs,

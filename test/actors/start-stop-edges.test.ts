@@ -165,7 +165,8 @@ describe('a start and a stop at their edges', () => {
   }, 30_000);
 
   it('an actor spawned after the start whose module never finishes loading is ended past startTimeoutMs, and those after it come up', async () => {
-    const system = new System(spine, { startTimeoutMs: 500 });
+    // A drain timeout past the test's: a stop that took the ended thread for one coming up waited it out.
+    const system = new System(spine, { startTimeoutMs: 500, drainTimeoutMs: 600_000 });
     system.spawn(fixture('idle'), { args: { name: 'first' } });
     await system.start();
     const hung = system.spawn(fixture('hang-load'), { thread: 'hung' });
@@ -175,7 +176,22 @@ describe('a start and a stop at their edges', () => {
       /thread 'hung' was terminated by the start timeout before it started/,
     );
     const report = await system.stop();
+    expect(report.drained).toBe(true);
     expect(report.actors.map((a) => a.name)).toContain('next');
+    expect(system.liveThreads).toEqual([]);
+  }, 60_000);
+
+  it('the name of an actor spawned after the start and ended past startTimeoutMs is free again', async () => {
+    const system = new System(spine, { startTimeoutMs: 500 });
+    system.spawn(fixture('idle'), { args: { name: 'first' } });
+    await system.start();
+    const hung = system.spawn(fixture('hang-init'), { thread: 'hung' });
+    await expect(hung.ready).rejects.toThrow(/terminated by the start timeout before it started/);
+    // Its module loaded and named it: the name stayed taken (a second of the name, refused).
+    const again = system.spawn(fixture('idle'), { args: { name: 'hang-init' } });
+    await again.ready;
+    const report = await system.stop();
+    expect(report.actors.map((a) => a.name)).toEqual(['first', 'hang-init']);
     expect(system.liveThreads).toEqual([]);
   }, 60_000);
 
