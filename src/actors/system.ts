@@ -275,13 +275,14 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   }
 
   /**
-   * Launches a thread spawned after the start, as `start` launches its threads, within
-   * `startTimeoutMs`: one whose actors have not run `onInit` by then (a module whose top-level
-   * await never settles, an `onInit` that never returns) is terminated, its `ready` rejects, and
-   * those spawned after it come up.
+   * Launches a thread spawned after the start, or a restart, as `start` launches its threads,
+   * within `startTimeoutMs`: one whose actors have not run `onInit` by then (a module whose
+   * top-level await never settles, an `onInit` that never returns) is terminated: a late spawn's
+   * `ready` rejects and those spawned after it come up; a restart fails the run. One that a stop
+   * finds still starting is the stop's to end and name.
    */
-  private launchBounded(thread: ThreadState): Promise<void> {
-    const launched = this.launch(thread, 'head');
+  private launchBounded(thread: ThreadState, start: AdapterStart = 'head'): Promise<void> {
+    const launched = this.launch(thread, start);
     const worker = thread.worker;
     const timer = setTimeout(() => {
       if (thread.worker !== worker || thread.ended || thread.status !== 'starting') return;
@@ -712,7 +713,9 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         // No crash, but a thread terminated before its onInit returned never starts: whoever
         // awaits it (a late spawn's `ready`, a restart) learns so instead of waiting forever, and
         // its actors' names are free again (it is in no report: a respawn of it was refused).
-        if (thread.ran !== true) for (const actor of thread.actors) actor.name = undefined;
+        // (A restart's actors ran before: theirs stay, with their reports.)
+        if (thread.ran !== true && thread.earlier.length === 0)
+          for (const actor of thread.actors) actor.name = undefined;
         settle?.reject(
           new SystemStateError(
             `thread '${thread.name}' was terminated by the ${thread.terminatedBy} before it started`,
@@ -783,12 +786,16 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
       return;
     }
     try {
-      await this.launch(thread, positions);
+      await this.launchBounded(thread, positions);
     } catch (error) {
       // A crash of the new incarnation went through onCrash already (restarted again, or failed);
-      // anything else (its module no longer loads) fails the system here.
-      if (!(error instanceof ActorCrashedError) && thread.terminatedBy === undefined) {
-        const crash = new ActorCrashedError(actor.name ?? thread.name, undefined, String(error), undefined);
+      // anything else (its module no longer loads, it did not start in time) fails the system here.
+      const timedOut = thread.terminatedBy === 'start timeout';
+      if (!(error instanceof ActorCrashedError) && (thread.terminatedBy === undefined || timedOut)) {
+        const why = timedOut
+          ? `its restart did not start within startTimeoutMs (${this.options.startTimeoutMs ?? 60_000} ms) and was terminated`
+          : String(error);
+        const crash = new ActorCrashedError(actor.name ?? thread.name, undefined, why, undefined);
         // Listed with the crashes, as every failure of the run is.
         this.crashes.push(crash);
         this.fail(crash);

@@ -181,6 +181,21 @@ describe('a start and a stop at their edges', () => {
     expect(system.liveThreads).toEqual([]);
   }, 60_000);
 
+  it('a restart whose onInit never returns fails the run past startTimeoutMs (it ran on, the actor down)', async () => {
+    const incarnations = new SharedArrayBuffer(4);
+    const system = new System(spine, { startTimeoutMs: 500 });
+    system.spawn(fixture('crash-then-hang'), { args: { incarnations }, restarts: 1, thread: 'again' });
+    system.spawn(fixture('feed'), { args: { count: 5 } });
+    const failure = await system.run({ seconds: 600 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ActorCrashedError);
+    expect(String(failure)).toMatch(
+      /actor 'crash-then-hang' crashed: its restart did not start within startTimeoutMs \(500 ms\) and was terminated/,
+    );
+    const report = await system.stop();
+    expect(report.crashes).toHaveLength(2);
+    expect(system.liveThreads).toEqual([]);
+  }, 60_000);
+
   it('the name of an actor spawned after the start and ended past startTimeoutMs is free again', async () => {
     const system = new System(spine, { startTimeoutMs: 500 });
     system.spawn(fixture('idle'), { args: { name: 'first' } });
