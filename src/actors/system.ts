@@ -135,8 +135,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
   private askStop?: () => void;
   /** Whether the system terminated a thread of its own accord (which may have left a claim open). */
   private terminatedSome = false;
-  /** While the attachments start: gives their start up (see `startAttachmentsOrGiveUp`); true if it did. */
-  private giveUpAttaching?: (why: 'timeout' | 'stop') => boolean;
+  /** While the attachments start: gives their start up (see `startAttachmentsOrGiveUp`). */
+  private giveUpAttaching?: (why: 'timeout' | 'stop') => void;
   /** The launch of the last actor spawned after the start, while under way (see `launchLate`). */
   private lateLaunches: Promise<void> | undefined;
   /**
@@ -260,13 +260,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
             return this.launchBounded(thread);
           });
     // The next waits for this one's actors to be loaded and named, not for their onInit (one that
-    // never returns would hold every later spawn).
-    const named = launched.then(
-      () => {},
-      () => {},
-    );
-    const settled =
-      before === undefined ? thread.loaded! : Promise.race([named, before.then(() => thread.loaded)]);
+    // never returns would hold every later spawn); for nothing if a stop kept it from launching.
+    const settled = (before ?? Promise.resolve()).then(() => thread.loaded);
     this.lateLaunches = settled;
     void settled.then(() => {
       if (this.lateLaunches === settled) this.lateLaunches = undefined;
@@ -339,7 +334,8 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
         t.terminatedBy = 'start timeout';
         void t.worker.terminate();
       }
-      attachmentsLate = this.giveUpAttaching?.('timeout') === true;
+      attachmentsLate = this.giveUpAttaching !== undefined;
+      this.giveUpAttaching?.('timeout');
     }, timeoutMs);
     try {
       await this.startEveryone();
@@ -366,7 +362,6 @@ export class System<D extends SpineDefinition<StreamSpecs>> {
     this.giveUpAttaching = (why) => {
       loading.abort();
       givenUp(why);
-      return true;
     };
     try {
       const started = this.startAttachments(startAt, loading.signal);
